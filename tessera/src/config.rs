@@ -1,0 +1,1 @@
+pub const DEFAULT_LIFETIME_SECS: u64 = 31 * 24 * 3600;

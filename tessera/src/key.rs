@@ -1,0 +1,128 @@
+//! Secret keys: redacted in `Debug`, checked for strength, generated from the OS.
+
+use std::fmt;
+
+use rand::RngCore as _;
+
+/// Keys shorter than this many bytes are considered weak.
+pub const MIN_STRONG_KEY_LEN: usize = 32;
+
+/// Keys that appear in tutorials and examples; an attacker tries these first.
+const WELL_KNOWN_KEYS: &[&str] = &[
+    "your_secret_key",
+    "xyz",
+    "supersecretkey",
+    "This is a pretend secret key.",
+    "dev",
+    "dev-secret-key",
+    "development key",
+    "secret",
+    "secret_key",
+    "secret-key",
+    "super secret key",
+    "changeme",
+    "change-me",
+    "replace-me",
+    "mysecretkey",
+    "my_secret_key",
+    "SECRET_KEY",
+    "default",
+];
+
+/// A secret key used to sign (or encrypt) session cookies.
+///
+/// `Debug` never shows the key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretKey(Vec<u8>);
+
+impl SecretKey {
+    /// A key from raw bytes. Flask uses the UTF-8 bytes of a string key.
+    pub fn new(bytes: impl Into<Vec<u8>>) -> Self {
+        Self(bytes.into())
+    }
+
+    /// A fresh key of 32 random bytes from the OS, written as 64 hex digits
+    /// so it can be pasted into an environment variable.
+    pub fn generate() -> Self {
+        let mut bytes = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut bytes);
+        Self(hex(&bytes).into_bytes())
+    }
+
+    /// The key's bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// Why this key is weak, if it is: too short or a well-known example.
+    pub fn weakness(&self) -> Option<String> {
+        let well_known = WELL_KNOWN_KEYS
+            .iter()
+            .any(|known| known.as_bytes().eq_ignore_ascii_case(&self.0));
+        if well_known {
+            Some("it is a well-known example key".to_owned())
+        } else if self.0.len() < MIN_STRONG_KEY_LEN {
+            Some(format!(
+                "it is {} bytes long; use at least {MIN_STRONG_KEY_LEN} random bytes",
+                self.0.len()
+            ))
+        } else {
+            None
+        }
+    }
+}
+
+impl fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretKey(<redacted>)")
+    }
+}
+
+impl From<&str> for SecretKey {
+    fn from(value: &str) -> Self {
+        Self::new(value.as_bytes())
+    }
+}
+
+impl From<String> for SecretKey {
+    fn from(value: String) -> Self {
+        Self::new(value.into_bytes())
+    }
+}
+
+impl From<&[u8]> for SecretKey {
+    fn from(value: &[u8]) -> Self {
+        Self::new(value)
+    }
+}
+
+impl From<Vec<u8>> for SecretKey {
+    fn from(value: Vec<u8>) -> Self {
+        Self::new(value)
+    }
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_is_redacted() {
+        let key = SecretKey::from("hunter2-hunter2-hunter2-hunter2-hunter2");
+        assert!(!format!("{key:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn weak_keys_are_found() {
+        assert!(SecretKey::from("This is a pretend secret key.").weakness().is_some());
+        assert!(SecretKey::from("SUPERSECRETKEY").weakness().is_some());
+        assert!(SecretKey::from("short").weakness().is_some());
+        assert!(SecretKey::generate().weakness().is_none());
+        assert_ne!(SecretKey::generate(), SecretKey::generate());
+        assert_eq!(SecretKey::generate().as_bytes().len(), 64);
+    }
+}

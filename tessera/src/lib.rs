@@ -1,0 +1,6 @@
+mod codec;
+mod key;
+mod signing;
+mod tagged;
+mod value;
+pub mod config;

@@ -1,0 +1,217 @@
+//! itsdangerous' `TimestampSigner` as Flask configures it: HMAC-SHA1 with a
+//! key derived from each secret key and a salt, and a timestamp in the value.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
+use base64::engine::DecodePaddingMode;
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use sha1::Sha1;
+
+use crate::key::SecretKey;
+
+type HmacSha1 = Hmac<Sha1>;
+
+/// URL-safe base64 without padding, as itsdangerous writes it; reading is as
+/// lenient as Python's about padding and trailing bits.
+pub(crate) const B64: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::URL_SAFE,
+    GeneralPurposeConfig::new()
+        .with_encode_padding(false)
+        .with_decode_padding_mode(DecodePaddingMode::Indifferent)
+        .with_decode_allow_trailing_bits(true),
+);
+
+/// Why a signed value was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SignatureError {
+    /// The value has no signature or timestamp, or they are not base64.
+    #[error("malformed: {0}")]
+    Malformed(&'static str),
+    /// No key produced this signature.
+    #[error("bad signature")]
+    BadSignature,
+    /// The signature is older than the maximum age.
+    #[error("expired: signed {age} s ago, max age is {max_age} s")]
+    Expired {
+        /// Seconds since signing.
+        age: u64,
+        /// The allowed age in seconds.
+        max_age: u64,
+    },
+    /// The timestamp lies in the future.
+    #[error("timestamp is {0} s in the future")]
+    FutureTimestamp(u64),
+}
+
+/// Signs with the current key and verifies with it and the fallbacks.
+#[derive(Clone)]
+pub(crate) struct Signer {
+    /// Pre-keyed MACs, current key first, then fallbacks newest first.
+    macs: Vec<HmacSha1>,
+}
+
+impl std::fmt::Debug for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Signer")
+            .field("keys", &self.macs.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Signer {
+    /// `fallbacks` are in Flask's `SECRET_KEY_FALLBACKS` order (oldest first).
+    pub(crate) fn new(current: &SecretKey, fallbacks: &[SecretKey], salt: &[u8]) -> Self {
+        let macs = std::iter::once(current)
+            .chain(fallbacks.iter().rev())
+            .map(|key| {
+                let derived = derive_key(key.as_bytes(), salt);
+                HmacSha1::new_from_slice(&derived).expect("HMAC takes a key of any length")
+            })
+            .collect();
+        Self { macs }
+    }
+
+    /// `payload.timestamp.signature`, signed with the current key.
+    pub(crate) fn sign(&self, payload: &str, now: SystemTime) -> String {
+        let mut out = String::with_capacity(payload.len() + 40);
+        out.push_str(payload);
+        out.push('.');
+        B64.encode_string(timestamp_bytes(unix_seconds(now)), &mut out);
+        let mut mac = self.macs[0].clone();
+        mac.update(out.as_bytes());
+        let tag = mac.finalize().into_bytes();
+        out.push('.');
+        B64.encode_string(tag, &mut out);
+        out
+    }
+
+    /// Checks the signature and age; returns the payload and when it was signed.
+    pub(crate) fn verify<'a>(
+        &self,
+        signed: &'a str,
+        max_age: Duration,
+        now: SystemTime,
+    ) -> Result<(&'a str, u64), SignatureError> {
+        let (value, signature) = signed
+            .rsplit_once('.')
+            .ok_or(SignatureError::Malformed("no signature"))?;
+        let signature = B64
+            .decode(signature)
+            .map_err(|_| SignatureError::Malformed("signature is not base64"))?;
+        let valid = self.macs.iter().any(|mac| {
+            let mut mac = mac.clone();
+            mac.update(value.as_bytes());
+            // verify_slice compares in constant time.
+            mac.verify_slice(&signature).is_ok()
+        });
+        if !valid {
+            return Err(SignatureError::BadSignature);
+        }
+        let (payload, timestamp) = value
+            .rsplit_once('.')
+            .ok_or(SignatureError::Malformed("no timestamp"))?;
+        let timestamp = decode_timestamp(timestamp)?;
+        let now = unix_seconds(now);
+        if timestamp > now {
+            return Err(SignatureError::FutureTimestamp(timestamp - now));
+        }
+        let age = now - timestamp;
+        if age > max_age.as_secs() {
+            return Err(SignatureError::Expired {
+                age,
+                max_age: max_age.as_secs(),
+            });
+        }
+        Ok((payload, timestamp))
+    }
+}
+
+/// `HMAC-SHA1(key = secret, msg = salt)`, itsdangerous' "hmac" key derivation.
+pub(crate) fn derive_key(secret: &[u8], salt: &[u8]) -> [u8; 20] {
+    let mut mac = HmacSha1::new_from_slice(secret).expect("HMAC takes a key of any length");
+    mac.update(salt);
+    mac.finalize().into_bytes().into()
+}
+
+pub(crate) fn unix_seconds(when: SystemTime) -> u64 {
+    when.duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs())
+}
+
+/// Big-endian with leading zero bytes stripped, as itsdangerous' `int_to_bytes`.
+fn timestamp_bytes(seconds: u64) -> Vec<u8> {
+    let bytes = seconds.to_be_bytes();
+    let first = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len());
+    bytes[first..].to_vec()
+}
+
+fn decode_timestamp(text: &str) -> Result<u64, SignatureError> {
+    let bytes = B64
+        .decode(text)
+        .map_err(|_| SignatureError::Malformed("timestamp is not base64"))?;
+    // Python would take any length; more than 8 bytes is far in the future.
+    if bytes.len() > 8 {
+        return Err(SignatureError::FutureTimestamp(u64::MAX));
+    }
+    Ok(bytes.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(seconds: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(seconds)
+    }
+
+    #[test]
+    fn derived_key_matches_flask() {
+        assert_eq!(
+            crate::key::hex(&derive_key(b"dev-secret-key", b"cookie-session")),
+            "71009d16d198ed703005b52dd74858969d57a0be"
+        );
+    }
+
+    #[test]
+    fn timestamp_encoding_matches_itsdangerous() {
+        let signer = Signer::new(&"k".into(), &[], b"cookie-session");
+        let signed = signer.sign("p", at(1_700_000_000));
+        assert!(signed.starts_with("p.ZVPxAA."), "{signed}");
+    }
+
+    #[test]
+    fn verifies_current_then_fallbacks_and_checks_age() {
+        let old = Signer::new(&"old".into(), &[], b"s");
+        let new = Signer::new(&"new".into(), &["older".into(), "old".into()], b"s");
+        let signed = old.sign("payload", at(1000));
+        assert_eq!(new.verify(&signed, Duration::from_secs(10), at(1005)), Ok(("payload", 1000)));
+        assert_eq!(
+            new.verify(&signed, Duration::from_secs(10), at(1011)),
+            Err(SignatureError::Expired { age: 11, max_age: 10 })
+        );
+        assert_eq!(
+            new.verify(&signed, Duration::from_secs(10), at(999)),
+            Err(SignatureError::FutureTimestamp(1))
+        );
+        let stranger = Signer::new(&"stranger".into(), &[], b"s");
+        assert_eq!(
+            stranger.verify(&signed, Duration::from_secs(10), at(1005)),
+            Err(SignatureError::BadSignature)
+        );
+        let other_salt = Signer::new(&"old".into(), &[], b"t");
+        assert_eq!(
+            other_salt.verify(&signed, Duration::from_secs(10), at(1005)),
+            Err(SignatureError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn malformed_values_are_refused() {
+        let signer = Signer::new(&"k".into(), &[], b"s");
+        for bad in ["", "abc", "a.b", "a.b.!!!", "..", "a.b.c.d"] {
+            assert!(signer.verify(bad, Duration::from_secs(10), at(5)).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,568 @@
+//! Flask's tagged JSON (`flask/json/tag.py`), read and written byte-for-byte.
+//!
+//! The writer reproduces `json.dumps(tag(value), sort_keys=True,
+//! separators=(",", ":"), ensure_ascii=True)`. The reader is a small strict
+//! JSON parser rather than serde_json because it must keep number text
+//! exactly (Python integers have no size limit), accept Python's `NaN` and
+//! `Infinity`, see object keys in document order (Flask's `" di"` untagging
+//! takes the *first* key) and bound nesting depth on hostile input.
+
+use std::fmt::Write as _;
+
+use base64::Engine as _;
+use time::format_description::FormatItem;
+use time::macros::format_description;
+use time::{OffsetDateTime, PrimitiveDateTime};
+
+use crate::value::{Map, Number, Value};
+
+/// How deeply arrays and objects may nest before input is refused.
+pub const MAX_DEPTH: usize = 128;
+
+const TAG_DICT: &str = " di";
+const TAG_TUPLE: &str = " t";
+const TAG_BYTES: &str = " b";
+const TAG_MARKUP: &str = " m";
+const TAG_UUID: &str = " u";
+const TAG_DATETIME: &str = " d";
+const TAGS: [&str; 6] = [
+    TAG_DICT,
+    TAG_TUPLE,
+    TAG_BYTES,
+    TAG_MARKUP,
+    TAG_UUID,
+    TAG_DATETIME,
+];
+
+const HTTP_DATE: &[FormatItem<'static>] = format_description!(
+    "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+);
+
+/// Why tagged JSON could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid tagged JSON at byte {offset}: {reason}")]
+pub struct ParseError {
+    /// Byte offset in the input where the problem was found.
+    pub offset: usize,
+    /// What was wrong.
+    pub reason: &'static str,
+}
+
+/// Writes a value as Flask's tagged JSON.
+pub fn to_string(value: &Value) -> String {
+    let mut out = String::new();
+    write_value(&mut out, value);
+    out
+}
+
+/// Writes a session's map as Flask's tagged JSON.
+pub fn map_to_string(map: &Map) -> String {
+    let mut out = String::new();
+    write_dict(&mut out, map);
+    out
+}
+
+fn write_value(out: &mut String, value: &Value) {
+    match value {
+        Value::Null => out.push_str("null"),
+        Value::Bool(true) => out.push_str("true"),
+        Value::Bool(false) => out.push_str("false"),
+        Value::Number(n) => out.push_str(n.as_str()),
+        Value::String(s) => write_string(out, s),
+        Value::List(items) => write_array(out, items),
+        Value::Dict(map) => write_dict(out, map),
+        Value::Tuple(items) => {
+            write_tag_open(out, TAG_TUPLE);
+            write_array(out, items);
+            out.push('}');
+        }
+        Value::Bytes(bytes) => {
+            write_tag_open(out, TAG_BYTES);
+            out.push('"');
+            out.push_str(&base64::engine::general_purpose::STANDARD.encode(bytes));
+            out.push_str("\"}");
+        }
+        Value::Markup(html) => {
+            write_tag_open(out, TAG_MARKUP);
+            write_string(out, html);
+            out.push('}');
+        }
+        Value::Uuid(uuid) => {
+            write_tag_open(out, TAG_UUID);
+            out.push('"');
+            out.push_str(uuid.simple().encode_lower(&mut uuid::Uuid::encode_buffer()));
+            out.push_str("\"}");
+        }
+        Value::DateTime(when) => {
+            write_tag_open(out, TAG_DATETIME);
+            out.push('"');
+            out.push_str(&http_date(*when));
+            out.push_str("\"}");
+        }
+    }
+}
+
+fn write_tag_open(out: &mut String, tag: &str) {
+    out.push_str("{\"");
+    out.push_str(tag);
+    out.push_str("\":");
+}
+
+fn write_array(out: &mut String, items: &[Value]) {
+    out.push('[');
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write_value(out, item);
+    }
+    out.push(']');
+}
+
+fn write_dict(out: &mut String, map: &Map) {
+    // A one-key dict whose key is itself a tag would be read back as that
+    // tag, so Flask escapes it as {" di": {"<key>__": value}}.
+    if map.len() == 1 {
+        if let Some((key, value)) = map.iter().next() {
+            if TAGS.contains(&key.as_str()) {
+                write_tag_open(out, TAG_DICT);
+                out.push('{');
+                write_string(out, &format!("{key}__"));
+                out.push(':');
+                write_value(out, value);
+                out.push_str("}}");
+                return;
+            }
+        }
+    }
+    out.push('{');
+    for (i, (key, value)) in map.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write_string(out, key);
+        out.push(':');
+        write_value(out, value);
+    }
+    out.push('}');
+}
+
+/// Python's `ensure_ascii` escaping: everything outside printable ASCII is
+/// `\uXXXX` with lowercase hex, astral characters as surrogate pairs.
+fn write_string(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            ' '..='~' => out.push(c),
+            _ => {
+                let mut units = [0u16; 2];
+                for unit in c.encode_utf16(&mut units) {
+                    let _ = write!(out, "\\u{unit:04x}");
+                }
+            }
+        }
+    }
+    out.push('"');
+}
+
+/// An HTTP date, as Werkzeug's `http_date` writes it.
+pub(crate) fn http_date(when: OffsetDateTime) -> String {
+    when.to_offset(time::UtcOffset::UTC)
+        .format(HTTP_DATE)
+        .unwrap_or_default()
+}
+
+fn parse_http_date(text: &str) -> Option<OffsetDateTime> {
+    PrimitiveDateTime::parse(text, HTTP_DATE)
+        .ok()
+        .map(PrimitiveDateTime::assume_utc)
+}
+
+/// Reads Flask's tagged JSON into a value, untagging as Flask does.
+pub fn from_str(text: &str) -> Result<Value, ParseError> {
+    let mut parser = Parser {
+        bytes: text.as_bytes(),
+        pos: 0,
+    };
+    parser.skip_whitespace();
+    let value = parser.parse_value(0)?;
+    parser.skip_whitespace();
+    if parser.pos != parser.bytes.len() {
+        return Err(parser.error("trailing characters"));
+    }
+    Ok(value)
+}
+
+struct Parser<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl Parser<'_> {
+    fn error(&self, reason: &'static str) -> ParseError {
+        ParseError {
+            offset: self.pos,
+            reason,
+        }
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.pos).copied()
+    }
+
+    fn skip_whitespace(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            self.pos += 1;
+        }
+    }
+
+    fn expect_literal(&mut self, literal: &str) -> bool {
+        if self.bytes[self.pos..].starts_with(literal.as_bytes()) {
+            self.pos += literal.len();
+            true
+        } else {
+            false
+        }
+    }
+
+    fn parse_value(&mut self, depth: usize) -> Result<Value, ParseError> {
+        match self.peek() {
+            None => Err(self.error("unexpected end of input")),
+            Some(b'{') => self.parse_object(depth + 1),
+            Some(b'[') => Ok(Value::List(self.parse_array(depth + 1)?)),
+            Some(b'"') => Ok(Value::String(self.parse_string()?)),
+            Some(b't') if self.expect_literal("true") => Ok(Value::Bool(true)),
+            Some(b'f') if self.expect_literal("false") => Ok(Value::Bool(false)),
+            Some(b'n') if self.expect_literal("null") => Ok(Value::Null),
+            Some(b'N') if self.expect_literal("NaN") => {
+                Ok(Value::Number(Number::from_validated("NaN".into())))
+            }
+            Some(b'I') if self.expect_literal("Infinity") => {
+                Ok(Value::Number(Number::from_validated("Infinity".into())))
+            }
+            Some(b'-') if self.bytes[self.pos..].starts_with(b"-Infinity") => {
+                self.pos += "-Infinity".len();
+                Ok(Value::Number(Number::from_validated("-Infinity".into())))
+            }
+            Some(b'-' | b'0'..=b'9') => self.parse_number(),
+            Some(_) => Err(self.error("unexpected character")),
+        }
+    }
+
+    fn parse_number(&mut self) -> Result<Value, ParseError> {
+        let start = self.pos;
+        if self.peek() == Some(b'-') {
+            self.pos += 1;
+        }
+        match self.peek() {
+            Some(b'0') => self.pos += 1,
+            Some(b'1'..=b'9') => self.skip_digits(),
+            _ => return Err(self.error("invalid number")),
+        }
+        if self.peek() == Some(b'.') {
+            self.pos += 1;
+            if !matches!(self.peek(), Some(b'0'..=b'9')) {
+                return Err(self.error("invalid number"));
+            }
+            self.skip_digits();
+        }
+        if matches!(self.peek(), Some(b'e' | b'E')) {
+            self.pos += 1;
+            if matches!(self.peek(), Some(b'+' | b'-')) {
+                self.pos += 1;
+            }
+            if !matches!(self.peek(), Some(b'0'..=b'9')) {
+                return Err(self.error("invalid number"));
+            }
+            self.skip_digits();
+        }
+        let text = std::str::from_utf8(&self.bytes[start..self.pos])
+            .map_err(|_| self.error("invalid number"))?;
+        Ok(Value::Number(Number::from_validated(text.to_owned())))
+    }
+
+    fn skip_digits(&mut self) {
+        while matches!(self.peek(), Some(b'0'..=b'9')) {
+            self.pos += 1;
+        }
+    }
+
+    fn parse_string(&mut self) -> Result<String, ParseError> {
+        self.pos += 1; // opening quote
+        let mut out = String::new();
+        loop {
+            let run_start = self.pos;
+            while let Some(b) = self.peek() {
+                if b == b'"' || b == b'\\' || b < 0x20 {
+                    break;
+                }
+                self.pos += 1;
+            }
+            let run = std::str::from_utf8(&self.bytes[run_start..self.pos])
+                .map_err(|_| self.error("invalid UTF-8 in string"))?;
+            out.push_str(run);
+            match self.peek() {
+                Some(b'"') => {
+                    self.pos += 1;
+                    return Ok(out);
+                }
+                Some(b'\\') => {
+                    self.pos += 1;
+                    self.parse_escape(&mut out)?;
+                }
+                Some(_) => return Err(self.error("control character in string")),
+                None => return Err(self.error("unterminated string")),
+            }
+        }
+    }
+
+    fn parse_escape(&mut self, out: &mut String) -> Result<(), ParseError> {
+        let Some(b) = self.peek() else {
+            return Err(self.error("unterminated escape"));
+        };
+        self.pos += 1;
+        let c = match b {
+            b'"' => '"',
+            b'\\' => '\\',
+            b'/' => '/',
+            b'b' => '\u{8}',
+            b'f' => '\u{c}',
+            b'n' => '\n',
+            b'r' => '\r',
+            b't' => '\t',
+            b'u' => {
+                let unit = self.parse_hex4()?;
+                if (0xd800..0xdc00).contains(&unit) {
+                    if !self.bytes[self.pos..].starts_with(b"\\u") {
+                        return Err(self.error("lone surrogate in string"));
+                    }
+                    self.pos += 2;
+                    let low = self.parse_hex4()?;
+                    if !(0xdc00..0xe000).contains(&low) {
+                        return Err(self.error("lone surrogate in string"));
+                    }
+                    let code = 0x10000 + ((u32::from(unit) - 0xd800) << 10) + (u32::from(low) - 0xdc00);
+                    char::from_u32(code).ok_or_else(|| self.error("invalid code point"))?
+                } else {
+                    char::from_u32(u32::from(unit))
+                        .ok_or_else(|| self.error("lone surrogate in string"))?
+                }
+            }
+            _ => return Err(self.error("invalid escape")),
+        };
+        out.push(c);
+        Ok(())
+    }
+
+    fn parse_hex4(&mut self) -> Result<u16, ParseError> {
+        let hex = self
+            .bytes
+            .get(self.pos..self.pos + 4)
+            .ok_or_else(|| self.error("truncated \\u escape"))?;
+        let hex = std::str::from_utf8(hex).map_err(|_| self.error("invalid \\u escape"))?;
+        let unit = u16::from_str_radix(hex, 16).map_err(|_| self.error("invalid \\u escape"))?;
+        self.pos += 4;
+        Ok(unit)
+    }
+
+    fn enter(&self, depth: usize) -> Result<(), ParseError> {
+        if depth > MAX_DEPTH {
+            Err(self.error("nesting too deep"))
+        } else {
+            Ok(())
+        }
+    }
+
+    fn parse_array(&mut self, depth: usize) -> Result<Vec<Value>, ParseError> {
+        self.enter(depth)?;
+        self.pos += 1;
+        let mut items = Vec::new();
+        self.skip_whitespace();
+        if self.peek() == Some(b']') {
+            self.pos += 1;
+            return Ok(items);
+        }
+        loop {
+            self.skip_whitespace();
+            items.push(self.parse_value(depth)?);
+            self.skip_whitespace();
+            match self.peek() {
+                Some(b',') => self.pos += 1,
+                Some(b']') => {
+                    self.pos += 1;
+                    return Ok(items);
+                }
+                _ => return Err(self.error("expected ',' or ']'")),
+            }
+        }
+    }
+
+    fn parse_object(&mut self, depth: usize) -> Result<Value, ParseError> {
+        self.enter(depth)?;
+        let start = self.pos;
+        self.pos += 1;
+        // Document order matters for untagging, so collect pairs first.
+        let mut pairs: Vec<(String, Value)> = Vec::new();
+        self.skip_whitespace();
+        if self.peek() == Some(b'}') {
+            self.pos += 1;
+            return Ok(Value::Dict(Map::new()));
+        }
+        loop {
+            self.skip_whitespace();
+            if self.peek() != Some(b'"') {
+                return Err(self.error("expected a string key"));
+            }
+            let key = self.parse_string()?;
+            self.skip_whitespace();
+            if self.peek() != Some(b':') {
+                return Err(self.error("expected ':'"));
+            }
+            self.pos += 1;
+            self.skip_whitespace();
+            let value = self.parse_value(depth)?;
+            pairs.push((key, value));
+            self.skip_whitespace();
+            match self.peek() {
+                Some(b',') => self.pos += 1,
+                Some(b'}') => {
+                    self.pos += 1;
+                    break;
+                }
+                _ => return Err(self.error("expected ',' or '}'")),
+            }
+        }
+        untag(pairs).map_err(|reason| ParseError {
+            offset: start,
+            reason,
+        })
+    }
+}
+
+/// Builds a dict from its pairs, then converts it if it is a tag, exactly as
+/// Flask's `_untag_scan` does (children first, then the dict itself).
+fn untag(mut pairs: Vec<(String, Value)>) -> Result<Value, &'static str> {
+    if pairs.len() == 1 {
+        if let Some(tag) = TAGS.iter().find(|tag| **tag == pairs[0].0) {
+            let (_, value) = pairs.remove(0);
+            return untag_value(tag, value);
+        }
+    }
+    // Python keeps the last value of a repeated key; so does a map insert.
+    Ok(Value::Dict(pairs.into_iter().collect()))
+}
+
+fn untag_value(tag: &str, value: Value) -> Result<Value, &'static str> {
+    match tag {
+        TAG_DICT => {
+            // Flask keeps the first key, minus its last two characters ("__").
+            let Value::Dict(inner) = value else {
+                return Err("' di' tag must hold an object");
+            };
+            let Some((key, value)) = inner.into_iter().next() else {
+                return Err("' di' tag must hold one key");
+            };
+            let mut chars = key.chars();
+            chars.next_back();
+            chars.next_back();
+            Ok(Value::Dict(Map::from([(chars.as_str().to_owned(), value)])))
+        }
+        TAG_TUPLE => match value {
+            Value::List(items) => Ok(Value::Tuple(items)),
+            _ => Err("' t' tag must hold an array"),
+        },
+        TAG_BYTES => match value {
+            Value::String(text) => base64::engine::general_purpose::STANDARD
+                .decode(text)
+                .map(Value::Bytes)
+                .map_err(|_| "' b' tag must hold base64"),
+            _ => Err("' b' tag must hold a string"),
+        },
+        TAG_MARKUP => match value {
+            Value::String(html) => Ok(Value::Markup(html)),
+            _ => Err("' m' tag must hold a string"),
+        },
+        TAG_UUID => match value {
+            Value::String(text) => uuid::Uuid::parse_str(&text)
+                .map(Value::Uuid)
+                .map_err(|_| "' u' tag must hold a UUID"),
+            _ => Err("' u' tag must hold a string"),
+        },
+        // Werkzeug's parse_date gives None for a date it cannot read.
+        TAG_DATETIME => match value {
+            Value::String(text) => Ok(parse_http_date(&text).map_or(Value::Null, Value::DateTime)),
+            _ => Err("' d' tag must hold a string"),
+        },
+        _ => Err("unknown tag"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(text: &str) {
+        let value = from_str(text).expect("parses");
+        assert_eq!(to_string(&value), text);
+    }
+
+    #[test]
+    fn writes_sorted_compact_ascii() {
+        let value = from_str(r#"{"user_id": 42, "name": "alice"}"#).expect("parses");
+        assert_eq!(to_string(&value), r#"{"name":"alice","user_id":42}"#);
+        let s = Value::from("é中🎯\u{7f}\u{0}\"\\/\n");
+        assert_eq!(
+            to_string(&s),
+            r#""\u00e9\u4e2d\ud83c\udfaf\u007f\u0000\"\\/\n""#
+        );
+    }
+
+    #[test]
+    fn tags_round_trip() {
+        round_trip(r#"{" t":[1,"a",{" t":[]}]}"#);
+        round_trip(r#"{" b":"/wA="}"#);
+        round_trip(r#"{" m":"<b>hi</b>"}"#);
+        round_trip(r#"{" u":"12345678123456781234567812345678"}"#);
+        round_trip(r#"{" d":"Tue, 02 Jan 2024 03:04:05 GMT"}"#);
+        round_trip(r#"{"x":{" di":{" t__":[1,2]}}}"#);
+        round_trip(r#"{" t":1,"other":2}"#);
+        round_trip(r#"[18446744073709551621,-1180591620717411303424,1e+16,NaN,-Infinity]"#);
+    }
+
+    #[test]
+    fn escaped_dict_reads_as_user_dict() {
+        let value = from_str(r#"{" di":{" t__":[1,2]}}"#).expect("parses");
+        let map = value.as_dict().expect("a dict");
+        assert_eq!(map.len(), 1);
+        assert_eq!(
+            map.get(" t"),
+            Some(&Value::List(vec![1.into(), 2.into()]))
+        );
+    }
+
+    #[test]
+    fn refuses_malformed_and_deep_input() {
+        for bad in [
+            "", "{", "[1,]", "{\"a\"}", "\"\\ud800\"", "\"\u{1}\"", "01x", "{\" t\":1}",
+            "{\" b\":\"!!\"}", "{\" di\":{}}", "tru", "1 2",
+        ] {
+            assert!(from_str(bad).is_err(), "{bad:?} should be refused");
+        }
+        let deep = "[".repeat(MAX_DEPTH + 1) + &"]".repeat(MAX_DEPTH + 1);
+        assert_eq!(from_str(&deep).map_err(|e| e.reason), Err("nesting too deep"));
+        let ok = "[".repeat(MAX_DEPTH) + &"]".repeat(MAX_DEPTH);
+        assert!(from_str(&ok).is_ok());
+    }
+
+    #[test]
+    fn unreadable_date_becomes_none_like_werkzeug() {
+        assert_eq!(from_str(r#"{" d":"yesterday"}"#), Ok(Value::Null));
+    }
+}
