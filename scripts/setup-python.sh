@@ -20,10 +20,27 @@ python_bin="$venv/bin/python"
 
 want_hash="$(sha256sum "$requirements" | cut -d' ' -f1)"
 
-if [[ -x "$python_bin" && -f "$stamp" && "$(cat "$stamp")" == "$want_hash" ]] \
-    && "$python_bin" -c 'import flask' 2>/dev/null; then
+venv_is_current() {
+    [[ -x "$python_bin" && -f "$stamp" && "$(cat "$stamp")" == "$want_hash" ]] \
+        && "$python_bin" -c 'import flask' 2>/dev/null
+}
+
+if venv_is_current; then
     echo "$python_bin"
     exit 0
+fi
+
+# Several tests may call this script at once: serialize the (re)build so one
+# run does not delete a venv another is installing into. The lock file lives
+# outside the work tree, one per checkout.
+if command -v flock >/dev/null 2>&1; then
+    lock="${TMPDIR:-/tmp}/tessera-setup-python-$(printf '%s' "$repo_root" | sha256sum | cut -c1-16).lock"
+    exec 9>"$lock"
+    flock 9
+    if venv_is_current; then  # built by whoever held the lock before us
+        echo "$python_bin"
+        exit 0
+    fi
 fi
 
 host_python="${PYTHON:-python3}"

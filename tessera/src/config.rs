@@ -1,1 +1,630 @@
+//! Session configuration with Flask's names and defaults.
+//!
+//! Build it in code with [`SessionConfig::builder`], or read the same names
+//! Flask uses from the environment with [`SessionConfig::from_env`]:
+//!
+//! ```
+//! use std::time::Duration;
+//! use tessera::{SameSite, SessionConfig};
+//!
+//! let config = SessionConfig::builder()
+//!     .secret_key("a long random key from `tessera key generate` ........")
+//!     .permanent_session_lifetime(Duration::from_secs(3600))
+//!     .cookie_same_site(SameSite::Lax)
+//!     .build()?;
+//! assert_eq!(config.cookie_name(), "session");
+//! # Ok::<(), tessera::ConfigError>(())
+//! ```
+//!
+//! | name | default | meaning |
+//! |---|---|---|
+//! | `SECRET_KEY` | required | signs cookies |
+//! | `SECRET_KEY_FALLBACKS` | none | older keys still accepted (comma-separated) |
+//! | `PERMANENT_SESSION_LIFETIME` | 2678400 (31 days) | seconds; permanent cookies' lifetime and every cookie's max age |
+//! | `SESSION_COOKIE_NAME` | `session` | |
+//! | `SESSION_COOKIE_DOMAIN` | none | host-only cookie |
+//! | `SESSION_COOKIE_PATH` | `/` | |
+//! | `SESSION_COOKIE_HTTPONLY` | true | |
+//! | `SESSION_COOKIE_SECURE` | false | |
+//! | `SESSION_COOKIE_SAMESITE` | none | `Strict`, `Lax` or `None` |
+//! | `SESSION_COOKIE_PARTITIONED` | false | implies `Secure` |
+//! | `SESSION_REFRESH_EACH_REQUEST` | true | re-send permanent cookies on every request |
+//! | `MAX_COOKIE_SIZE` | 4093 | bytes of `Set-Cookie`; 0 disables the check |
+//! | `SESSION_TYPE` | `cookie` | where sessions live |
+//! | `TESSERA_REQUIRE_STRONG_SECRET_KEY` | false | refuse weak keys instead of warning |
+//! | `TESSERA_REFUSE_OVERSIZED_COOKIES` | false | answer 500 instead of sending an oversized cookie |
+//! | `TESSERA_MAX_PAYLOAD_SIZE` | 1048576 | bound on a decoded (inflated) cookie payload |
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::codec::{CookieCodec, DEFAULT_MAX_PAYLOAD_SIZE, DEFAULT_SALT};
+use crate::key::SecretKey;
+
+/// Flask's default `PERMANENT_SESSION_LIFETIME`: 31 days.
 pub const DEFAULT_LIFETIME_SECS: u64 = 31 * 24 * 3600;
+/// Flask's (Werkzeug's) default `MAX_COOKIE_SIZE`.
+pub const DEFAULT_MAX_COOKIE_SIZE: usize = 4093;
+
+/// The `SameSite` attribute of the session cookie.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SameSite {
+    /// Sent only with same-site requests.
+    Strict,
+    /// Sent with same-site requests and top-level navigations.
+    Lax,
+    /// Sent with every request; browsers require `Secure` with it.
+    None,
+}
+
+impl FromStr for SameSite {
+    type Err = ();
+
+    /// Case-insensitive, as Werkzeug title-cases the value.
+    fn from_str(s: &str) -> Result<Self, ()> {
+        match s.to_ascii_lowercase().as_str() {
+            "strict" => Ok(SameSite::Strict),
+            "lax" => Ok(SameSite::Lax),
+            "none" => Ok(SameSite::None),
+            _ => Err(()),
+        }
+    }
+}
+
+impl fmt::Display for SameSite {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SameSite::Strict => "Strict",
+            SameSite::Lax => "Lax",
+            SameSite::None => "None",
+        })
+    }
+}
+
+/// Where session data lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum SessionType {
+    /// In the cookie itself, signed (Flask's default).
+    #[default]
+    Cookie,
+}
+
+impl SessionType {
+    /// Every accepted `SESSION_TYPE` value.
+    pub const NAMES: &'static [&'static str] = &["cookie"];
+}
+
+impl FromStr for SessionType {
+    type Err = ();
+
+    fn from_str(s: &str) -> Result<Self, ()> {
+        match s.to_ascii_lowercase().as_str() {
+            "cookie" | "securecookie" => Ok(SessionType::Cookie),
+            _ => Err(()),
+        }
+    }
+}
+
+impl fmt::Display for SessionType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SessionType::Cookie => "cookie",
+        })
+    }
+}
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// No `SECRET_KEY` was given.
+    #[error("SECRET_KEY is not set: sessions need a secret key to sign cookies (generate one with `tessera key generate`)")]
+    MissingSecretKey,
+    /// The key is weak and strong keys are required.
+    #[error("SECRET_KEY is weak ({reason}) and TESSERA_REQUIRE_STRONG_SECRET_KEY is on (generate one with `tessera key generate`)")]
+    WeakSecretKey {
+        /// Why the key is weak.
+        reason: String,
+    },
+    /// A setting has a value outside what it accepts.
+    #[error("invalid {name}={value:?}: expected {expected}")]
+    InvalidValue {
+        /// The setting's name, as in Flask.
+        name: &'static str,
+        /// The value that was given.
+        value: String,
+        /// What would have been accepted.
+        expected: String,
+    },
+}
+
+/// Everything the session layer needs to know. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    pub(crate) secret_key: SecretKey,
+    pub(crate) secret_key_fallbacks: Vec<SecretKey>,
+    pub(crate) permanent_session_lifetime: Duration,
+    pub(crate) cookie_name: String,
+    pub(crate) cookie_domain: Option<String>,
+    pub(crate) cookie_path: String,
+    pub(crate) cookie_http_only: bool,
+    pub(crate) cookie_secure: bool,
+    pub(crate) cookie_same_site: Option<SameSite>,
+    pub(crate) cookie_partitioned: bool,
+    pub(crate) refresh_each_request: bool,
+    pub(crate) max_cookie_size: usize,
+    pub(crate) session_type: SessionType,
+    pub(crate) salt: String,
+    pub(crate) refuse_oversized_cookies: bool,
+    pub(crate) max_payload_size: usize,
+}
+
+impl SessionConfig {
+    /// A builder with Flask's defaults.
+    pub fn builder() -> SessionConfigBuilder {
+        SessionConfigBuilder::default()
+    }
+
+    /// Reads Flask's names from the process environment and builds.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        SessionConfigBuilder::from_env()?.build()
+    }
+
+    /// The codec this configuration signs and verifies cookies with.
+    pub fn cookie_codec(&self) -> CookieCodec {
+        CookieCodec::with_salt(&self.secret_key, &self.secret_key_fallbacks, &self.salt)
+            .max_age(self.permanent_session_lifetime)
+            .max_payload_size(self.max_payload_size)
+    }
+
+    /// `PERMANENT_SESSION_LIFETIME`.
+    pub fn permanent_session_lifetime(&self) -> Duration {
+        self.permanent_session_lifetime
+    }
+
+    /// `SESSION_COOKIE_NAME`.
+    pub fn cookie_name(&self) -> &str {
+        &self.cookie_name
+    }
+
+    /// `SESSION_COOKIE_DOMAIN`.
+    pub fn cookie_domain(&self) -> Option<&str> {
+        self.cookie_domain.as_deref()
+    }
+
+    /// `SESSION_COOKIE_PATH`.
+    pub fn cookie_path(&self) -> &str {
+        &self.cookie_path
+    }
+
+    /// `SESSION_COOKIE_HTTPONLY`.
+    pub fn cookie_http_only(&self) -> bool {
+        self.cookie_http_only
+    }
+
+    /// `SESSION_COOKIE_SECURE`, or `true` when the cookie is partitioned.
+    pub fn cookie_secure(&self) -> bool {
+        self.cookie_secure || self.cookie_partitioned
+    }
+
+    /// `SESSION_COOKIE_SAMESITE`.
+    pub fn cookie_same_site(&self) -> Option<SameSite> {
+        self.cookie_same_site
+    }
+
+    /// `SESSION_COOKIE_PARTITIONED`.
+    pub fn cookie_partitioned(&self) -> bool {
+        self.cookie_partitioned
+    }
+
+    /// `SESSION_REFRESH_EACH_REQUEST`.
+    pub fn refresh_each_request(&self) -> bool {
+        self.refresh_each_request
+    }
+
+    /// `MAX_COOKIE_SIZE` (0: unchecked).
+    pub fn max_cookie_size(&self) -> usize {
+        self.max_cookie_size
+    }
+
+    /// `SESSION_TYPE`.
+    pub fn session_type(&self) -> SessionType {
+        self.session_type
+    }
+}
+
+/// Builds a [`SessionConfig`]; every method consumes and returns the builder.
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct SessionConfigBuilder {
+    secret_key: Option<SecretKey>,
+    secret_key_fallbacks: Vec<SecretKey>,
+    permanent_session_lifetime: Duration,
+    cookie_name: String,
+    cookie_domain: Option<String>,
+    cookie_path: String,
+    cookie_http_only: bool,
+    cookie_secure: bool,
+    cookie_same_site: Option<SameSite>,
+    cookie_partitioned: bool,
+    refresh_each_request: bool,
+    max_cookie_size: usize,
+    session_type: SessionType,
+    salt: String,
+    require_strong_secret_key: bool,
+    refuse_oversized_cookies: bool,
+    max_payload_size: usize,
+}
+
+impl Default for SessionConfigBuilder {
+    fn default() -> Self {
+        Self {
+            secret_key: None,
+            secret_key_fallbacks: Vec::new(),
+            permanent_session_lifetime: Duration::from_secs(DEFAULT_LIFETIME_SECS),
+            cookie_name: "session".to_owned(),
+            cookie_domain: None,
+            cookie_path: "/".to_owned(),
+            cookie_http_only: true,
+            cookie_secure: false,
+            cookie_same_site: None,
+            cookie_partitioned: false,
+            refresh_each_request: true,
+            max_cookie_size: DEFAULT_MAX_COOKIE_SIZE,
+            session_type: SessionType::Cookie,
+            salt: DEFAULT_SALT.to_owned(),
+            require_strong_secret_key: false,
+            refuse_oversized_cookies: false,
+            max_payload_size: DEFAULT_MAX_PAYLOAD_SIZE,
+        }
+    }
+}
+
+impl SessionConfigBuilder {
+    /// Flask's defaults overridden by the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::default().with_vars(std::env::vars())
+    }
+
+    /// Flask's names read from `vars` (for example the environment);
+    /// unknown names are ignored and empty values count as unset.
+    pub fn with_vars<K, V>(mut self, vars: impl IntoIterator<Item = (K, V)>) -> Result<Self, ConfigError>
+    where
+        K: AsRef<str>,
+        V: Into<String>,
+    {
+        for (name, value) in vars {
+            let value: String = value.into();
+            if value.trim().is_empty() {
+                continue;
+            }
+            self = self.apply_var(name.as_ref(), value)?;
+        }
+        Ok(self)
+    }
+
+    fn apply_var(self, name: &str, value: String) -> Result<Self, ConfigError> {
+        Ok(match name {
+            "SECRET_KEY" => self.secret_key(value),
+            "SECRET_KEY_FALLBACKS" => {
+                let keys = value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|key| !key.is_empty())
+                    .map(SecretKey::from);
+                self.secret_key_fallbacks(keys)
+            }
+            "PERMANENT_SESSION_LIFETIME" => {
+                let seconds = parse_var::<u64>("PERMANENT_SESSION_LIFETIME", &value, "a whole number of seconds")?;
+                self.permanent_session_lifetime(Duration::from_secs(seconds))
+            }
+            "SESSION_COOKIE_NAME" => self.cookie_name(value),
+            "SESSION_COOKIE_DOMAIN" => self.cookie_domain(value),
+            "SESSION_COOKIE_PATH" => self.cookie_path(value),
+            "SESSION_COOKIE_HTTPONLY" => self.cookie_http_only(parse_bool("SESSION_COOKIE_HTTPONLY", &value)?),
+            "SESSION_COOKIE_SECURE" => self.cookie_secure(parse_bool("SESSION_COOKIE_SECURE", &value)?),
+            "SESSION_COOKIE_PARTITIONED" => {
+                self.cookie_partitioned(parse_bool("SESSION_COOKIE_PARTITIONED", &value)?)
+            }
+            "SESSION_COOKIE_SAMESITE" => {
+                let same_site = parse_var("SESSION_COOKIE_SAMESITE", &value, "Strict, Lax or None")?;
+                self.cookie_same_site(same_site)
+            }
+            "SESSION_REFRESH_EACH_REQUEST" => {
+                self.refresh_each_request(parse_bool("SESSION_REFRESH_EACH_REQUEST", &value)?)
+            }
+            "MAX_COOKIE_SIZE" => self.max_cookie_size(parse_var("MAX_COOKIE_SIZE", &value, "a number of bytes")?),
+            "SESSION_TYPE" => {
+                let expected = format!("one of {}", SessionType::NAMES.join(", "));
+                self.session_type(parse_var("SESSION_TYPE", &value, &expected)?)
+            }
+            "TESSERA_REQUIRE_STRONG_SECRET_KEY" => {
+                self.require_strong_secret_key(parse_bool("TESSERA_REQUIRE_STRONG_SECRET_KEY", &value)?)
+            }
+            "TESSERA_REFUSE_OVERSIZED_COOKIES" => {
+                self.refuse_oversized_cookies(parse_bool("TESSERA_REFUSE_OVERSIZED_COOKIES", &value)?)
+            }
+            "TESSERA_MAX_PAYLOAD_SIZE" => {
+                self.max_payload_size(parse_var("TESSERA_MAX_PAYLOAD_SIZE", &value, "a number of bytes")?)
+            }
+            _ => self,
+        })
+    }
+
+    /// `SECRET_KEY`: signs new cookies. Required.
+    pub fn secret_key(mut self, key: impl Into<SecretKey>) -> Self {
+        self.secret_key = Some(key.into());
+        self
+    }
+
+    /// `SECRET_KEY_FALLBACKS`: older keys still accepted, oldest first.
+    pub fn secret_key_fallbacks<K: Into<SecretKey>>(mut self, keys: impl IntoIterator<Item = K>) -> Self {
+        self.secret_key_fallbacks = keys.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// `PERMANENT_SESSION_LIFETIME`: how long a permanent cookie lives, and
+    /// the max age of every cookie's signature. Whole seconds count.
+    pub fn permanent_session_lifetime(mut self, lifetime: Duration) -> Self {
+        self.permanent_session_lifetime = lifetime;
+        self
+    }
+
+    /// `SESSION_COOKIE_NAME`.
+    pub fn cookie_name(mut self, name: impl Into<String>) -> Self {
+        self.cookie_name = name.into();
+        self
+    }
+
+    /// `SESSION_COOKIE_DOMAIN`; unset means a host-only cookie.
+    pub fn cookie_domain(mut self, domain: impl Into<String>) -> Self {
+        self.cookie_domain = Some(domain.into());
+        self
+    }
+
+    /// `SESSION_COOKIE_PATH`.
+    pub fn cookie_path(mut self, path: impl Into<String>) -> Self {
+        self.cookie_path = path.into();
+        self
+    }
+
+    /// `SESSION_COOKIE_HTTPONLY`.
+    pub fn cookie_http_only(mut self, http_only: bool) -> Self {
+        self.cookie_http_only = http_only;
+        self
+    }
+
+    /// `SESSION_COOKIE_SECURE`.
+    pub fn cookie_secure(mut self, secure: bool) -> Self {
+        self.cookie_secure = secure;
+        self
+    }
+
+    /// `SESSION_COOKIE_SAMESITE`.
+    pub fn cookie_same_site(mut self, same_site: SameSite) -> Self {
+        self.cookie_same_site = Some(same_site);
+        self
+    }
+
+    /// `SESSION_COOKIE_PARTITIONED` (CHIPS); implies `Secure`.
+    pub fn cookie_partitioned(mut self, partitioned: bool) -> Self {
+        self.cookie_partitioned = partitioned;
+        self
+    }
+
+    /// `SESSION_REFRESH_EACH_REQUEST`: re-send permanent sessions' cookies on
+    /// every request so their expiry slides.
+    pub fn refresh_each_request(mut self, refresh: bool) -> Self {
+        self.refresh_each_request = refresh;
+        self
+    }
+
+    /// `MAX_COOKIE_SIZE`: a larger `Set-Cookie` is logged as an error (or
+    /// refused, see [`refuse_oversized_cookies`](Self::refuse_oversized_cookies)). 0 disables the check.
+    pub fn max_cookie_size(mut self, bytes: usize) -> Self {
+        self.max_cookie_size = bytes;
+        self
+    }
+
+    /// `SESSION_TYPE`.
+    pub fn session_type(mut self, session_type: SessionType) -> Self {
+        self.session_type = session_type;
+        self
+    }
+
+    /// The signing salt; Flask's is `cookie-session`.
+    pub fn salt(mut self, salt: impl Into<String>) -> Self {
+        self.salt = salt.into();
+        self
+    }
+
+    /// Refuse to build with a weak secret key instead of logging a warning.
+    pub fn require_strong_secret_key(mut self, require: bool) -> Self {
+        self.require_strong_secret_key = require;
+        self
+    }
+
+    /// Answer `500 Internal Server Error` rather than send a cookie over
+    /// `MAX_COOKIE_SIZE` that browsers would drop. Off: log an error and send it.
+    pub fn refuse_oversized_cookies(mut self, refuse: bool) -> Self {
+        self.refuse_oversized_cookies = refuse;
+        self
+    }
+
+    /// The bound on a cookie's decoded payload after inflating (default 1 MiB).
+    pub fn max_payload_size(mut self, bytes: usize) -> Self {
+        self.max_payload_size = bytes;
+        self
+    }
+
+    /// Checks the configuration; logs a warning for a weak key (or refuses
+    /// it when strong keys are required).
+    pub fn build(self) -> Result<SessionConfig, ConfigError> {
+        let secret_key = self.secret_key.ok_or(ConfigError::MissingSecretKey)?;
+        if let Some(reason) = secret_key.weakness() {
+            if self.require_strong_secret_key {
+                return Err(ConfigError::WeakSecretKey { reason });
+            }
+            tracing::warn!("SECRET_KEY is weak: {reason}; anyone who guesses it can forge sessions");
+        }
+        validate_cookie_name(&self.cookie_name)?;
+        if !self.cookie_path.starts_with('/') || self.cookie_path.contains(';') {
+            return Err(invalid("SESSION_COOKIE_PATH", &self.cookie_path, "a path starting with '/' and without ';'"));
+        }
+        if let Some(domain) = &self.cookie_domain {
+            if domain.contains([';', ' ', ',']) {
+                return Err(invalid("SESSION_COOKIE_DOMAIN", domain, "a domain name"));
+            }
+        }
+        if self.permanent_session_lifetime.as_secs() == 0 {
+            return Err(invalid(
+                "PERMANENT_SESSION_LIFETIME",
+                &format!("{:?}", self.permanent_session_lifetime),
+                "at least one second",
+            ));
+        }
+        Ok(SessionConfig {
+            secret_key,
+            secret_key_fallbacks: self.secret_key_fallbacks,
+            permanent_session_lifetime: Duration::from_secs(self.permanent_session_lifetime.as_secs()),
+            cookie_name: self.cookie_name,
+            cookie_domain: self.cookie_domain,
+            cookie_path: self.cookie_path,
+            cookie_http_only: self.cookie_http_only,
+            cookie_secure: self.cookie_secure,
+            cookie_same_site: self.cookie_same_site,
+            cookie_partitioned: self.cookie_partitioned,
+            refresh_each_request: self.refresh_each_request,
+            max_cookie_size: self.max_cookie_size,
+            session_type: self.session_type,
+            salt: self.salt,
+            refuse_oversized_cookies: self.refuse_oversized_cookies,
+            max_payload_size: self.max_payload_size,
+        })
+    }
+}
+
+fn invalid(name: &'static str, value: &str, expected: &str) -> ConfigError {
+    ConfigError::InvalidValue {
+        name,
+        value: value.to_owned(),
+        expected: expected.to_owned(),
+    }
+}
+
+fn parse_var<T: FromStr>(name: &'static str, value: &str, expected: &str) -> Result<T, ConfigError> {
+    value.trim().parse().map_err(|_| invalid(name, value, expected))
+}
+
+fn parse_bool(name: &'static str, value: &str) -> Result<bool, ConfigError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" => Ok(true),
+        "false" | "0" => Ok(false),
+        _ => Err(invalid(name, value, "true, false, 1 or 0")),
+    }
+}
+
+/// A cookie name is an RFC 6265 token: visible ASCII without separators.
+fn validate_cookie_name(name: &str) -> Result<(), ConfigError> {
+    let valid = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b));
+    if valid {
+        Ok(())
+    } else {
+        Err(invalid("SESSION_COOKIE_NAME", name, "a cookie name token (letters, digits, - _ . ! etc.)"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = "0123456789abcdef0123456789abcdef-test";
+
+    #[test]
+    fn defaults_are_flasks() {
+        let config = SessionConfig::builder().secret_key(KEY).build().expect("valid");
+        assert_eq!(config.permanent_session_lifetime(), Duration::from_secs(2_678_400));
+        assert_eq!(config.cookie_name(), "session");
+        assert_eq!(config.cookie_domain(), None);
+        assert_eq!(config.cookie_path(), "/");
+        assert!(config.cookie_http_only());
+        assert!(!config.cookie_secure());
+        assert_eq!(config.cookie_same_site(), None);
+        assert!(!config.cookie_partitioned());
+        assert!(config.refresh_each_request());
+        assert_eq!(config.max_cookie_size(), 4093);
+        assert_eq!(config.session_type(), SessionType::Cookie);
+    }
+
+    #[test]
+    fn reads_flask_names() {
+        let vars = [
+            ("SECRET_KEY", KEY),
+            ("SECRET_KEY_FALLBACKS", "old-one, old-two"),
+            ("PERMANENT_SESSION_LIFETIME", "60"),
+            ("SESSION_COOKIE_NAME", "sid"),
+            ("SESSION_COOKIE_DOMAIN", "example.com"),
+            ("SESSION_COOKIE_PATH", "/app"),
+            ("SESSION_COOKIE_HTTPONLY", "false"),
+            ("SESSION_COOKIE_SECURE", "1"),
+            ("SESSION_COOKIE_SAMESITE", "lax"),
+            ("SESSION_COOKIE_PARTITIONED", "0"),
+            ("SESSION_REFRESH_EACH_REQUEST", "False"),
+            ("MAX_COOKIE_SIZE", "1000"),
+            ("SESSION_TYPE", "cookie"),
+            ("UNRELATED", "whatever"),
+        ];
+        let config = SessionConfigBuilder::default()
+            .with_vars(vars)
+            .and_then(SessionConfigBuilder::build)
+            .expect("valid");
+        assert_eq!(config.secret_key_fallbacks, vec![SecretKey::from("old-one"), SecretKey::from("old-two")]);
+        assert_eq!(config.permanent_session_lifetime(), Duration::from_secs(60));
+        assert_eq!(config.cookie_name(), "sid");
+        assert_eq!(config.cookie_domain(), Some("example.com"));
+        assert_eq!(config.cookie_path(), "/app");
+        assert!(!config.cookie_http_only());
+        assert!(config.cookie_secure());
+        assert_eq!(config.cookie_same_site(), Some(SameSite::Lax));
+        assert!(!config.refresh_each_request());
+        assert_eq!(config.max_cookie_size(), 1000);
+    }
+
+    #[test]
+    fn invalid_values_name_the_setting() {
+        for (name, value) in [
+            ("SESSION_COOKIE_SAMESITE", "invalid"),
+            ("SESSION_COOKIE_SECURE", "yes please"),
+            ("PERMANENT_SESSION_LIFETIME", "31 days"),
+            ("MAX_COOKIE_SIZE", "-1"),
+            ("SESSION_TYPE", "mongodb"),
+        ] {
+            let err = SessionConfigBuilder::default()
+                .with_vars([(name, value)])
+                .expect_err("refused");
+            let message = err.to_string();
+            assert!(message.contains(name) && message.contains(value), "{message}");
+        }
+        let err = SessionConfig::builder().build().expect_err("no key");
+        assert!(matches!(err, ConfigError::MissingSecretKey));
+        let err = SessionConfig::builder().secret_key(KEY).cookie_name("a b").build();
+        assert!(err.is_err());
+    }
+
+    #[test]
+    fn weak_keys_warn_or_refuse() {
+        assert!(SessionConfig::builder().secret_key("supersecretkey").build().is_ok());
+        let err = SessionConfig::builder()
+            .secret_key("supersecretkey")
+            .require_strong_secret_key(true)
+            .build()
+            .expect_err("refused");
+        assert!(err.to_string().contains("well-known"), "{err}");
+        assert!(SessionConfig::builder().secret_key(KEY).require_strong_secret_key(true).build().is_ok());
+    }
+}

@@ -5,7 +5,7 @@ use std::fmt;
 use rand::RngCore as _;
 
 /// Keys shorter than this many bytes are considered weak.
-pub const MIN_STRONG_KEY_LEN: usize = 32;
+pub(crate) const MIN_STRONG_KEY_LEN: usize = 32;
 
 /// Keys that appear in tutorials and examples; an attacker tries these first.
 const WELL_KNOWN_KEYS: &[&str] = &[

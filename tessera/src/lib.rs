@@ -1,6 +1,61 @@
+//! Flask's sessions for Rust web services.
+//!
+//! Tessera gives tower and axum services the `session` Flask users know: a
+//! dict-like, typed per-visitor store with Flask's semantics (permanent
+//! sessions, lifetime, refresh, `modified`/`accessed`, flash messages),
+//! configured with Flask's names and defaults, in signed cookies that are
+//! **byte-compatible with Flask's**: a Rust service and a Flask app sharing a
+//! `SECRET_KEY` accept each other's sessions.
+//!
+//! ```no_run
+//! use axum::{routing::get, Router};
+//! use tessera::{Session, SessionConfig, SessionLayer};
+//!
+//! async fn set_session(session: Session) -> &'static str {
+//!     session.insert("username", "your_username").ok();
+//!     "Session data set."
+//! }
+//!
+//! async fn get_session(session: Session) -> String {
+//!     match session.get::<String>("username").ok().flatten() {
+//!         Some(name) => format!("Welcome, {name}!"),
+//!         None => "No session data found.".to_owned(),
+//!     }
+//! }
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = SessionConfig::builder()
+//!     .secret_key(std::env::var("SECRET_KEY")?)
+//!     .build()?;
+//! let app = Router::new()
+//!     .route("/set_session", get(set_session))
+//!     .route("/get_session", get(get_session))
+//!     .layer(tessera::SessionLayer::new(config));
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:5000").await?;
+//! axum::serve(listener, app).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Hostile cookies (tampered, expired, malformed, oversized, zlib bombs,
+//! signed non-objects) never fail a request: they give an empty session.
+
 mod codec;
-mod key;
-mod signing;
-mod tagged;
-mod value;
 pub mod config;
+#[cfg(feature = "axum")]
+mod extract;
+mod key;
+mod layer;
+mod session;
+mod signing;
+pub mod tagged;
+mod value;
+
+pub use codec::{decode_unverified, CookieCodec, DecodeError, Decoded, DEFAULT_MAX_PAYLOAD_SIZE, DEFAULT_SALT};
+pub use config::{ConfigError, SameSite, SessionConfig, SessionConfigBuilder, SessionType};
+#[cfg(feature = "axum")]
+pub use extract::SessionRejection;
+pub use key::SecretKey;
+pub use layer::{ResponseFuture, SessionLayer, SessionService};
+pub use session::{Flash, Session, SessionError, DEFAULT_FLASH_CATEGORY, FLASHES_KEY, PERMANENT_KEY};
+pub use signing::SignatureError;
+pub use value::{Map, Number, Value};

@@ -1,0 +1,469 @@
+//! The per-request session: a dict-like handle with Flask's semantics.
+
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::value::{Map, Value};
+
+/// The key Flask keeps `session.permanent` under.
+pub const PERMANENT_KEY: &str = "_permanent";
+/// The key Flask keeps flash messages under.
+pub const FLASHES_KEY: &str = "_flashes";
+/// Flask's default flash category.
+pub const DEFAULT_FLASH_CATEGORY: &str = "message";
+
+/// A typed read or write of a session value failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// The stored value does not have the requested type.
+    #[error("session key {key:?} does not hold the requested type")]
+    Deserialize {
+        /// The key that was read.
+        key: String,
+        /// Why serde refused it.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The value could not be turned into session data.
+    #[error("value for session key {key:?} cannot be stored")]
+    Serialize {
+        /// The key that was written.
+        key: String,
+        /// Why serde refused it.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// A flash message: shown once, on a later request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Flash {
+    /// The category, `"message"` unless another was given.
+    pub category: String,
+    /// The message; a string or `Markup` when written by Flask.
+    pub message: Value,
+}
+
+impl Flash {
+    /// The message as text: strings and `Markup` as they are, anything else
+    /// as tagged JSON.
+    pub fn text(&self) -> String {
+        self.message
+            .as_str()
+            .map_or_else(|| self.message.to_tagged_json(), str::to_owned)
+    }
+}
+
+/// The current visitor's session.
+///
+/// A cheap handle (clone it freely) to state shared by everything that handles
+/// one request; the [`SessionLayer`](crate::SessionLayer) saves it when the
+/// response is ready. Reading marks the session *accessed* (the response then
+/// varies by cookie); writing marks it *modified* (the cookie is sent again).
+///
+/// ```
+/// # fn demo(session: tessera::Session) -> Result<(), tessera::SessionError> {
+/// session.insert("username", "alice")?;
+/// let visits: u64 = session.get("visits")?.unwrap_or(0);
+/// session.insert("visits", visits + 1)?;
+/// session.set_permanent(true);
+/// session.flash("Welcome back!");
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Session {
+    state: Arc<Mutex<State>>,
+}
+
+#[derive(Default)]
+struct State {
+    data: Map,
+    new: bool,
+    modified: bool,
+    accessed: bool,
+    signed_at: Option<u64>,
+    /// Flashes popped by this request, returned again by later calls in it
+    /// (as Flask caches them on the request context).
+    taken_flashes: Option<Vec<Flash>>,
+}
+
+impl Session {
+    /// A session holding `data`; `new` is true when the visitor brought no
+    /// valid session.
+    pub fn new(data: Map, new: bool) -> Self {
+        Self {
+            state: Arc::new(Mutex::new(State {
+                data,
+                new,
+                ..State::default()
+            })),
+        }
+    }
+
+    pub(crate) fn loaded(data: Map, signed_at: Option<u64>) -> Self {
+        let session = Self::new(data, signed_at.is_none());
+        session.lock().signed_at = signed_at;
+        session
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic elsewhere while holding the lock leaves the data consistent
+        // (every mutation is a single map operation), so carry on.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn read<R>(&self, f: impl FnOnce(&Map) -> R) -> R {
+        let mut state = self.lock();
+        state.accessed = true;
+        f(&state.data)
+    }
+
+    fn write<R>(&self, f: impl FnOnce(&mut Map) -> R) -> R {
+        let mut state = self.lock();
+        state.accessed = true;
+        state.modified = true;
+        f(&mut state.data)
+    }
+
+    /// The value under `key`, deserialized into `T`; `Ok(None)` when absent.
+    ///
+    /// Tagged values are seen through plain JSON: tuples as arrays, bytes as
+    /// arrays of numbers, UUIDs and datetimes (RFC 3339) as strings. Use
+    /// [`get_value`](Self::get_value) to see the tagged value itself.
+    pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, SessionError> {
+        let Some(json) = self.read(|data| data.get(key).map(Value::to_json)) else {
+            return Ok(None);
+        };
+        serde_json::from_value(json)
+            .map(Some)
+            .map_err(|source| SessionError::Deserialize {
+                key: key.to_owned(),
+                source,
+            })
+    }
+
+    /// The value under `key` as Flask stored it.
+    pub fn get_value(&self, key: &str) -> Option<Value> {
+        self.read(|data| data.get(key).cloned())
+    }
+
+    /// Stores `value` under `key` through serde (lists, dicts, numbers,
+    /// strings, booleans, null). Use [`insert_value`](Self::insert_value) for
+    /// tuples, bytes, `Markup`, UUIDs and datetimes.
+    pub fn insert<T: Serialize>(&self, key: impl Into<String>, value: T) -> Result<(), SessionError> {
+        let key = key.into();
+        let json = serde_json::to_value(value).map_err(|source| SessionError::Serialize {
+            key: key.clone(),
+            source,
+        })?;
+        self.insert_value(key, Value::from_json(json));
+        Ok(())
+    }
+
+    /// Stores a session value under `key`; returns the previous one.
+    pub fn insert_value(&self, key: impl Into<String>, value: impl Into<Value>) -> Option<Value> {
+        let (key, value) = (key.into(), value.into());
+        self.write(|data| data.insert(key, value))
+    }
+
+    /// Removes `key` and returns its value (Flask's `session.pop(key, None)`).
+    /// Only removing a key that exists marks the session modified.
+    pub fn remove(&self, key: &str) -> Option<Value> {
+        let mut state = self.lock();
+        let removed = state.data.remove(key);
+        if removed.is_some() {
+            state.accessed = true;
+            state.modified = true;
+        }
+        removed
+    }
+
+    /// Removes `key` and deserializes its value into `T`.
+    pub fn pop<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, SessionError> {
+        let Some(value) = self.remove(key) else {
+            return Ok(None);
+        };
+        serde_json::from_value(value.to_json())
+            .map(Some)
+            .map_err(|source| SessionError::Deserialize {
+                key: key.to_owned(),
+                source,
+            })
+    }
+
+    /// Returns the value under `key`, first storing `default` if it is absent
+    /// (Flask's `setdefault`; only storing marks the session modified).
+    pub fn setdefault(&self, key: &str, default: impl Into<Value>) -> Value {
+        let mut state = self.lock();
+        state.accessed = true;
+        if let Some(existing) = state.data.get(key) {
+            return existing.clone();
+        }
+        state.modified = true;
+        let default = default.into();
+        state.data.insert(key.to_owned(), default.clone());
+        default
+    }
+
+    /// Removes everything, and so ends the session: the response deletes the
+    /// cookie. Always marks the session modified, even when already empty.
+    pub fn clear(&self) {
+        self.write(Map::clear);
+    }
+
+    /// Changes the data in place; marks the session modified. Use this for
+    /// nested changes, which Flask cannot detect by itself.
+    pub fn update<R>(&self, f: impl FnOnce(&mut Map) -> R) -> R {
+        self.write(f)
+    }
+
+    /// Whether `key` is present.
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.read(|data| data.contains_key(key))
+    }
+
+    /// The keys, in the order Flask writes them.
+    pub fn keys(&self) -> Vec<String> {
+        self.read(|data| data.keys().cloned().collect())
+    }
+
+    /// How many keys the session holds (`_permanent` and `_flashes` included).
+    pub fn len(&self) -> usize {
+        self.read(Map::len)
+    }
+
+    /// Whether the session holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.read(Map::is_empty)
+    }
+
+    /// A copy of all the data.
+    pub fn to_map(&self) -> Map {
+        self.read(Map::clone)
+    }
+
+    /// Whether the session outlives the browser (`session.permanent`).
+    pub fn permanent(&self) -> bool {
+        self.read(|data| data.get(PERMANENT_KEY).and_then(Value::as_bool).unwrap_or(false))
+    }
+
+    /// Makes the session permanent (it lasts `PERMANENT_SESSION_LIFETIME`) or
+    /// a browser session. Marks it modified.
+    pub fn set_permanent(&self, permanent: bool) {
+        self.write(|data| data.insert(PERMANENT_KEY.to_owned(), Value::Bool(permanent)));
+    }
+
+    /// True when the visitor brought no valid session.
+    pub fn is_new(&self) -> bool {
+        self.lock().new
+    }
+
+    /// True once anything was written (Flask's `session.modified`).
+    pub fn is_modified(&self) -> bool {
+        self.lock().modified
+    }
+
+    /// True once anything was read or written (Flask's `session.accessed`).
+    pub fn is_accessed(&self) -> bool {
+        self.lock().accessed
+    }
+
+    /// Marks the session modified so it is saved (Flask's `session.modified = True`).
+    pub fn mark_modified(&self) {
+        let mut state = self.lock();
+        state.modified = true;
+        state.accessed = true;
+    }
+
+    /// When the cookie this session came from was signed (Unix seconds).
+    pub fn signed_at(&self) -> Option<u64> {
+        self.lock().signed_at
+    }
+
+    /// Adds a flash message in the default category `"message"`.
+    pub fn flash(&self, message: impl Into<Value>) {
+        self.flash_with_category(DEFAULT_FLASH_CATEGORY, message);
+    }
+
+    /// Adds a flash message in `category`, stored as Flask stores it: a
+    /// `(category, message)` tuple appended to `_flashes`.
+    pub fn flash_with_category(&self, category: &str, message: impl Into<Value>) {
+        let entry = Value::Tuple(vec![category.into(), message.into()]);
+        self.write(|data| match data.get_mut(FLASHES_KEY) {
+            Some(Value::List(items)) => items.push(entry),
+            _ => {
+                data.insert(FLASHES_KEY.to_owned(), Value::List(vec![entry]));
+            }
+        });
+    }
+
+    /// Takes every flash message (Flask's `get_flashed_messages(with_categories=True)`):
+    /// they leave the session, and later calls in the same request see them again.
+    pub fn take_flashes(&self) -> Vec<Flash> {
+        let mut state = self.lock();
+        state.accessed = true;
+        if let Some(taken) = &state.taken_flashes {
+            return taken.clone();
+        }
+        let taken = match state.data.remove(FLASHES_KEY) {
+            Some(value) => {
+                state.modified = true;
+                parse_flashes(&value)
+            }
+            None => Vec::new(),
+        };
+        state.taken_flashes = Some(taken.clone());
+        taken
+    }
+
+    /// Takes the flash messages and keeps those in `categories`
+    /// (Flask's `category_filter`; all are removed from the session).
+    pub fn take_flashes_in(&self, categories: &[&str]) -> Vec<Flash> {
+        let mut flashes = self.take_flashes();
+        flashes.retain(|flash| categories.contains(&flash.category.as_str()));
+        flashes
+    }
+
+    /// What the layer needs to save: data, `modified`, `accessed`.
+    pub(crate) fn save_state(&self) -> (Map, bool, bool) {
+        let state = self.lock();
+        (state.data.clone(), state.modified, state.accessed)
+    }
+}
+
+/// Flask writes tuples; msgpack-backed stores turn them into lists.
+fn parse_flashes(value: &Value) -> Vec<Flash> {
+    value
+        .as_slice()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|item| match item.as_slice()? {
+            [category, message] => Some(Flash {
+                category: category.as_str()?.to_owned(),
+                message: message.clone(),
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.lock();
+        f.debug_struct("Session")
+            .field("keys", &state.data.keys().collect::<Vec<_>>())
+            .field("new", &state.new)
+            .field("modified", &state.modified)
+            .field("accessed", &state.accessed)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fresh() -> Session {
+        Session::new(Map::new(), true)
+    }
+
+    #[test]
+    fn reads_mark_accessed_only() {
+        for read in [
+            (|s: &Session| {
+                let _ = s.get_value("a"))) as fn(&Session;
+            },
+            |s| {
+                let _ = s.contains_key("a");
+            },
+            |s| {
+                let _ = s.len();
+            },
+            |s| {
+                let _ = s.is_empty();
+            },
+            |s| {
+                let _ = s.keys();
+            },
+            |s| {
+                let _ = s.permanent();
+            },
+            |s| {
+                let _ = s.get::<String>("a");
+            },
+        ] {
+            let session = fresh();
+            read(&session);
+            assert!(session.is_accessed());
+            assert!(!session.is_modified());
+        }
+    }
+
+    #[test]
+    fn writes_mark_modified() {
+        for write in [
+            (|s: &Session| {
+                let _ = s.insert("a", 1))) as fn(&Session;
+            },
+            |s| s.clear(),
+            |s| s.set_permanent(false),
+            |s| {
+                let _ = s.setdefault("missing", 1);
+            },
+            |s| s.flash("hi"),
+            |s| s.mark_modified(),
+        ] {
+            let session = fresh();
+            write(&session);
+            assert!(session.is_modified() && session.is_accessed());
+        }
+    }
+
+    #[test]
+    fn pop_and_setdefault_only_modify_when_they_change_something() {
+        let session = Session::new(Map::from([("a".to_owned(), 1.into())]), false);
+        assert_eq!(session.remove("missing"), None);
+        assert!(!session.is_modified());
+        assert_eq!(session.setdefault("a", 2), Value::from(1));
+        assert!(!session.is_modified());
+        assert_eq!(session.pop::<i64>("a").expect("an int"), Some(1));
+        assert!(session.is_modified());
+    }
+
+    #[test]
+    fn typed_access() {
+        let session = fresh();
+        session.insert("cart", vec!["apple", "pear"]).expect("stores");
+        let cart: Vec<String> = session.get("cart").expect("a list").expect("present");
+        assert_eq!(cart, ["apple", "pear"]);
+        assert!(session.get::<u32>("cart").is_err());
+        let id = uuid::Uuid::from_u128(7);
+        session.insert_value("id", id);
+        assert_eq!(session.get_value("id").and_then(|v| v.as_uuid()), Some(id));
+        assert_eq!(
+            session.get::<String>("id").expect("a string"),
+            Some("00000000-0000-0000-0000-000000000007".to_owned())
+        );
+    }
+
+    #[test]
+    fn flashes_follow_flask() {
+        let session = fresh();
+        session.flash("one");
+        session.flash_with_category("error", "two");
+        assert_eq!(
+            session.get_value(FLASHES_KEY).map(|v| v.to_tagged_json()),
+            Some(r#"[{" t":["message","one"]},{" t":["error","two"]}]"#.to_owned())
+        );
+        let errors = session.take_flashes_in(&["error"]);
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].text(), "two");
+        // Taken once per request: the session no longer holds them, but the
+        // request still sees them.
+        assert!(!session.contains_key(FLASHES_KEY));
+        assert_eq!(session.take_flashes().len(), 2);
+    }
+}
