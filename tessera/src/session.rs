@@ -374,8 +374,8 @@ mod tests {
     fn reads_mark_accessed_only() {
         for read in [
             (|s: &Session| {
-                let _ = s.get_value("a"))) as fn(&Session;
-            },
+                let _ = s.get_value("a");
+            }) as fn(&Session),
             |s| {
                 let _ = s.contains_key("a");
             },
