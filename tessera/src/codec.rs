@@ -160,7 +160,8 @@ fn decode_payload(payload: &str, limit: usize) -> Result<Map, DecodeError> {
         }
         bytes
     };
-    let json = std::str::from_utf8(&json).map_err(|_| DecodeError::Malformed("payload is not UTF-8"))?;
+    let json =
+        std::str::from_utf8(&json).map_err(|_| DecodeError::Malformed("payload is not UTF-8"))?;
     match tagged::from_str(json)? {
         Value::Dict(map) => Ok(map),
         _ => Err(DecodeError::NotAnObject),
@@ -192,7 +193,10 @@ mod tests {
     }
 
     fn alice() -> Map {
-        Map::from([("user_id".to_owned(), 42.into()), ("name".to_owned(), "alice".into())])
+        Map::from([
+            ("user_id".to_owned(), 42.into()),
+            ("name".to_owned(), "alice".into()),
+        ])
     }
 
     #[test]
@@ -217,7 +221,10 @@ mod tests {
         assert!(cookie.len() < 200);
         assert_eq!(codec.decode(&cookie, at(10)).expect("decodes").data, big);
         assert!(!codec.encode(&alice(), at(10)).starts_with('.'));
-        assert_eq!(decode_unverified(&cookie, 1 << 20).expect("decodes").data, big);
+        assert_eq!(
+            decode_unverified(&cookie, 1 << 20).expect("decodes").data,
+            big
+        );
     }
 
     #[test]
@@ -230,7 +237,12 @@ mod tests {
         let cookie = signer.sign(&bomb, at(10));
         let codec = CookieCodec::new(&"k".into(), &[]);
         let result = codec.decode(&cookie, at(10));
-        assert!(matches!(result, Err(DecodeError::TooLarge { limit: DEFAULT_MAX_PAYLOAD_SIZE })));
+        assert!(matches!(
+            result,
+            Err(DecodeError::TooLarge {
+                limit: DEFAULT_MAX_PAYLOAD_SIZE
+            })
+        ));
     }
 
     #[test]
@@ -245,6 +257,9 @@ mod tests {
             );
         }
         let cookie = signer.sign(&B64.encode("{nope"), at(10));
-        assert!(matches!(codec.decode(&cookie, at(10)), Err(DecodeError::Json(_))));
+        assert!(matches!(
+            codec.decode(&cookie, at(10)),
+            Err(DecodeError::Json(_))
+        ));
     }
 }

@@ -290,7 +290,10 @@ impl SessionConfigBuilder {
 
     /// Flask's names read from `vars` (for example the environment);
     /// unknown names are ignored and empty values count as unset.
-    pub fn with_vars<K, V>(mut self, vars: impl IntoIterator<Item = (K, V)>) -> Result<Self, ConfigError>
+    pub fn with_vars<K, V>(
+        mut self,
+        vars: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<Self, ConfigError>
     where
         K: AsRef<str>,
         V: Into<String>,
@@ -317,38 +320,51 @@ impl SessionConfigBuilder {
                 self.secret_key_fallbacks(keys)
             }
             "PERMANENT_SESSION_LIFETIME" => {
-                let seconds = parse_var::<u64>("PERMANENT_SESSION_LIFETIME", &value, "a whole number of seconds")?;
+                let seconds = parse_var::<u64>(
+                    "PERMANENT_SESSION_LIFETIME",
+                    &value,
+                    "a whole number of seconds",
+                )?;
                 self.permanent_session_lifetime(Duration::from_secs(seconds))
             }
             "SESSION_COOKIE_NAME" => self.cookie_name(value),
             "SESSION_COOKIE_DOMAIN" => self.cookie_domain(value),
             "SESSION_COOKIE_PATH" => self.cookie_path(value),
-            "SESSION_COOKIE_HTTPONLY" => self.cookie_http_only(parse_bool("SESSION_COOKIE_HTTPONLY", &value)?),
-            "SESSION_COOKIE_SECURE" => self.cookie_secure(parse_bool("SESSION_COOKIE_SECURE", &value)?),
+            "SESSION_COOKIE_HTTPONLY" => {
+                self.cookie_http_only(parse_bool("SESSION_COOKIE_HTTPONLY", &value)?)
+            }
+            "SESSION_COOKIE_SECURE" => {
+                self.cookie_secure(parse_bool("SESSION_COOKIE_SECURE", &value)?)
+            }
             "SESSION_COOKIE_PARTITIONED" => {
                 self.cookie_partitioned(parse_bool("SESSION_COOKIE_PARTITIONED", &value)?)
             }
             "SESSION_COOKIE_SAMESITE" => {
-                let same_site = parse_var("SESSION_COOKIE_SAMESITE", &value, "Strict, Lax or None")?;
+                let same_site =
+                    parse_var("SESSION_COOKIE_SAMESITE", &value, "Strict, Lax or None")?;
                 self.cookie_same_site(same_site)
             }
             "SESSION_REFRESH_EACH_REQUEST" => {
                 self.refresh_each_request(parse_bool("SESSION_REFRESH_EACH_REQUEST", &value)?)
             }
-            "MAX_COOKIE_SIZE" => self.max_cookie_size(parse_var("MAX_COOKIE_SIZE", &value, "a number of bytes")?),
+            "MAX_COOKIE_SIZE" => {
+                self.max_cookie_size(parse_var("MAX_COOKIE_SIZE", &value, "a number of bytes")?)
+            }
             "SESSION_TYPE" => {
                 let expected = format!("one of {}", SessionType::NAMES.join(", "));
                 self.session_type(parse_var("SESSION_TYPE", &value, &expected)?)
             }
-            "TESSERA_REQUIRE_STRONG_SECRET_KEY" => {
-                self.require_strong_secret_key(parse_bool("TESSERA_REQUIRE_STRONG_SECRET_KEY", &value)?)
-            }
-            "TESSERA_REFUSE_OVERSIZED_COOKIES" => {
-                self.refuse_oversized_cookies(parse_bool("TESSERA_REFUSE_OVERSIZED_COOKIES", &value)?)
-            }
-            "TESSERA_MAX_PAYLOAD_SIZE" => {
-                self.max_payload_size(parse_var("TESSERA_MAX_PAYLOAD_SIZE", &value, "a number of bytes")?)
-            }
+            "TESSERA_REQUIRE_STRONG_SECRET_KEY" => self.require_strong_secret_key(parse_bool(
+                "TESSERA_REQUIRE_STRONG_SECRET_KEY",
+                &value,
+            )?),
+            "TESSERA_REFUSE_OVERSIZED_COOKIES" => self
+                .refuse_oversized_cookies(parse_bool("TESSERA_REFUSE_OVERSIZED_COOKIES", &value)?),
+            "TESSERA_MAX_PAYLOAD_SIZE" => self.max_payload_size(parse_var(
+                "TESSERA_MAX_PAYLOAD_SIZE",
+                &value,
+                "a number of bytes",
+            )?),
             _ => self,
         })
     }
@@ -360,7 +376,10 @@ impl SessionConfigBuilder {
     }
 
     /// `SECRET_KEY_FALLBACKS`: older keys still accepted, oldest first.
-    pub fn secret_key_fallbacks<K: Into<SecretKey>>(mut self, keys: impl IntoIterator<Item = K>) -> Self {
+    pub fn secret_key_fallbacks<K: Into<SecretKey>>(
+        mut self,
+        keys: impl IntoIterator<Item = K>,
+    ) -> Self {
         self.secret_key_fallbacks = keys.into_iter().map(Into::into).collect();
         self
     }
@@ -467,11 +486,17 @@ impl SessionConfigBuilder {
             if self.require_strong_secret_key {
                 return Err(ConfigError::WeakSecretKey { reason });
             }
-            tracing::warn!("SECRET_KEY is weak: {reason}; anyone who guesses it can forge sessions");
+            tracing::warn!(
+                "SECRET_KEY is weak: {reason}; anyone who guesses it can forge sessions"
+            );
         }
         validate_cookie_name(&self.cookie_name)?;
         if !self.cookie_path.starts_with('/') || self.cookie_path.contains(';') {
-            return Err(invalid("SESSION_COOKIE_PATH", &self.cookie_path, "a path starting with '/' and without ';'"));
+            return Err(invalid(
+                "SESSION_COOKIE_PATH",
+                &self.cookie_path,
+                "a path starting with '/' and without ';'",
+            ));
         }
         if let Some(domain) = &self.cookie_domain {
             if domain.contains([';', ' ', ',']) {
@@ -488,7 +513,9 @@ impl SessionConfigBuilder {
         Ok(SessionConfig {
             secret_key,
             secret_key_fallbacks: self.secret_key_fallbacks,
-            permanent_session_lifetime: Duration::from_secs(self.permanent_session_lifetime.as_secs()),
+            permanent_session_lifetime: Duration::from_secs(
+                self.permanent_session_lifetime.as_secs(),
+            ),
             cookie_name: self.cookie_name,
             cookie_domain: self.cookie_domain,
             cookie_path: self.cookie_path,
@@ -514,8 +541,15 @@ fn invalid(name: &'static str, value: &str, expected: &str) -> ConfigError {
     }
 }
 
-fn parse_var<T: FromStr>(name: &'static str, value: &str, expected: &str) -> Result<T, ConfigError> {
-    value.trim().parse().map_err(|_| invalid(name, value, expected))
+fn parse_var<T: FromStr>(
+    name: &'static str,
+    value: &str,
+    expected: &str,
+) -> Result<T, ConfigError> {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| invalid(name, value, expected))
 }
 
 fn parse_bool(name: &'static str, value: &str) -> Result<bool, ConfigError> {
@@ -535,7 +569,11 @@ fn validate_cookie_name(name: &str) -> Result<(), ConfigError> {
     if valid {
         Ok(())
     } else {
-        Err(invalid("SESSION_COOKIE_NAME", name, "a cookie name token (letters, digits, - _ . ! etc.)"))
+        Err(invalid(
+            "SESSION_COOKIE_NAME",
+            name,
+            "a cookie name token (letters, digits, - _ . ! etc.)",
+        ))
     }
 }
 
@@ -547,8 +585,14 @@ mod tests {
 
     #[test]
     fn defaults_are_flasks() {
-        let config = SessionConfig::builder().secret_key(KEY).build().expect("valid");
-        assert_eq!(config.permanent_session_lifetime(), Duration::from_secs(2_678_400));
+        let config = SessionConfig::builder()
+            .secret_key(KEY)
+            .build()
+            .expect("valid");
+        assert_eq!(
+            config.permanent_session_lifetime(),
+            Duration::from_secs(2_678_400)
+        );
         assert_eq!(config.cookie_name(), "session");
         assert_eq!(config.cookie_domain(), None);
         assert_eq!(config.cookie_path(), "/");
@@ -583,7 +627,10 @@ mod tests {
             .with_vars(vars)
             .and_then(SessionConfigBuilder::build)
             .expect("valid");
-        assert_eq!(config.secret_key_fallbacks, vec![SecretKey::from("old-one"), SecretKey::from("old-two")]);
+        assert_eq!(
+            config.secret_key_fallbacks,
+            vec![SecretKey::from("old-one"), SecretKey::from("old-two")]
+        );
         assert_eq!(config.permanent_session_lifetime(), Duration::from_secs(60));
         assert_eq!(config.cookie_name(), "sid");
         assert_eq!(config.cookie_domain(), Some("example.com"));
@@ -608,23 +655,36 @@ mod tests {
                 .with_vars([(name, value)])
                 .expect_err("refused");
             let message = err.to_string();
-            assert!(message.contains(name) && message.contains(value), "{message}");
+            assert!(
+                message.contains(name) && message.contains(value),
+                "{message}"
+            );
         }
         let err = SessionConfig::builder().build().expect_err("no key");
         assert!(matches!(err, ConfigError::MissingSecretKey));
-        let err = SessionConfig::builder().secret_key(KEY).cookie_name("a b").build();
+        let err = SessionConfig::builder()
+            .secret_key(KEY)
+            .cookie_name("a b")
+            .build();
         assert!(err.is_err());
     }
 
     #[test]
     fn weak_keys_warn_or_refuse() {
-        assert!(SessionConfig::builder().secret_key("supersecretkey").build().is_ok());
+        assert!(SessionConfig::builder()
+            .secret_key("supersecretkey")
+            .build()
+            .is_ok());
         let err = SessionConfig::builder()
             .secret_key("supersecretkey")
             .require_strong_secret_key(true)
             .build()
             .expect_err("refused");
         assert!(err.to_string().contains("well-known"), "{err}");
-        assert!(SessionConfig::builder().secret_key(KEY).require_strong_secret_key(true).build().is_ok());
+        assert!(SessionConfig::builder()
+            .secret_key(KEY)
+            .require_strong_secret_key(true)
+            .build()
+            .is_ok());
     }
 }

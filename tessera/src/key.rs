@@ -118,7 +118,9 @@ mod tests {
 
     #[test]
     fn weak_keys_are_found() {
-        assert!(SecretKey::from("This is a pretend secret key.").weakness().is_some());
+        assert!(SecretKey::from("This is a pretend secret key.")
+            .weakness()
+            .is_some());
         assert!(SecretKey::from("SUPERSECRETKEY").weakness().is_some());
         assert!(SecretKey::from("short").weakness().is_some());
         assert!(SecretKey::generate().weakness().is_none());

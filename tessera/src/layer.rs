@@ -131,7 +131,10 @@ where
         let this = self.project();
         let mut response = ready!(this.inner.poll(cx))?;
         if let Some(session) = this.session.take() {
-            if let Err(oversized) = this.shared.save(&session, response.headers_mut(), SystemTime::now()) {
+            if let Err(oversized) =
+                this.shared
+                    .save(&session, response.headers_mut(), SystemTime::now())
+            {
                 tracing::error!("{oversized}; answering 500 because oversized cookies are refused");
                 let mut refused = Response::new(B::default());
                 *refused.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
@@ -164,14 +167,21 @@ impl Shared {
         for value in cookie_values(headers, &self.config.cookie_name) {
             match self.codec.decode(value, now) {
                 Ok(decoded) => return Session::loaded(decoded.data, decoded.signed_at),
-                Err(reason) => tracing::debug!(%reason, "session cookie refused; starting an empty session"),
+                Err(reason) => {
+                    tracing::debug!(%reason, "session cookie refused; starting an empty session")
+                }
             }
         }
         Session::loaded(Default::default(), None)
     }
 
     /// Flask's `save_session`.
-    fn save(&self, session: &Session, headers: &mut HeaderMap, now: SystemTime) -> Result<(), OversizedCookie> {
+    fn save(
+        &self,
+        session: &Session,
+        headers: &mut HeaderMap,
+        now: SystemTime,
+    ) -> Result<(), OversizedCookie> {
         let config = &self.config;
         let (data, modified, accessed) = session.save_state();
         if accessed {
@@ -192,7 +202,8 @@ impl Shared {
         if !(modified || (permanent && config.refresh_each_request)) {
             return Ok(());
         }
-        let expires = permanent.then(|| OffsetDateTime::from(now) + config.permanent_session_lifetime);
+        let expires =
+            permanent.then(|| OffsetDateTime::from(now) + config.permanent_session_lifetime);
         let value = self.codec.encode(&data, now);
         let header = self.cookie(&value, expires).build().to_string();
         if config.max_cookie_size > 0 && header.len() > config.max_cookie_size {
@@ -211,7 +222,11 @@ impl Shared {
         Ok(())
     }
 
-    fn cookie<'c>(&'c self, value: &'c str, expires: Option<OffsetDateTime>) -> cookie::CookieBuilder<'c> {
+    fn cookie<'c>(
+        &'c self,
+        value: &'c str,
+        expires: Option<OffsetDateTime>,
+    ) -> cookie::CookieBuilder<'c> {
         let config = &self.config;
         let mut builder = Cookie::build((config.cookie_name.as_str(), value))
             .path(config.cookie_path.as_str())
@@ -314,14 +329,23 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(VARY, HeaderValue::from_static("accept, COOKIE"));
         add_vary_cookie(&mut headers);
-        assert_eq!(headers.get(VARY).map(|v| v.as_bytes()), Some(&b"accept, COOKIE"[..]));
+        assert_eq!(
+            headers.get(VARY).map(|v| v.as_bytes()),
+            Some(&b"accept, COOKIE"[..])
+        );
     }
 
     #[test]
     fn finds_every_cookie_with_the_name() {
         let mut headers = HeaderMap::new();
-        headers.append(COOKIE, HeaderValue::from_static("a=1; session=x; sessionx=no"));
+        headers.append(
+            COOKIE,
+            HeaderValue::from_static("a=1; session=x; sessionx=no"),
+        );
         headers.append(COOKIE, HeaderValue::from_static("session=\"y\";b=2"));
-        assert_eq!(cookie_values(&headers, "session").collect::<Vec<_>>(), ["x", "y"]);
+        assert_eq!(
+            cookie_values(&headers, "session").collect::<Vec<_>>(),
+            ["x", "y"]
+        );
     }
 }

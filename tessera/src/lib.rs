@@ -50,12 +50,16 @@ mod signing;
 pub mod tagged;
 mod value;
 
-pub use codec::{decode_unverified, CookieCodec, DecodeError, Decoded, DEFAULT_MAX_PAYLOAD_SIZE, DEFAULT_SALT};
+pub use codec::{
+    decode_unverified, CookieCodec, DecodeError, Decoded, DEFAULT_MAX_PAYLOAD_SIZE, DEFAULT_SALT,
+};
 pub use config::{ConfigError, SameSite, SessionConfig, SessionConfigBuilder, SessionType};
 #[cfg(feature = "axum")]
 pub use extract::SessionRejection;
 pub use key::SecretKey;
 pub use layer::{ResponseFuture, SessionLayer, SessionService};
-pub use session::{Flash, Session, SessionError, DEFAULT_FLASH_CATEGORY, FLASHES_KEY, PERMANENT_KEY};
+pub use session::{
+    Flash, Session, SessionError, DEFAULT_FLASH_CATEGORY, FLASHES_KEY, PERMANENT_KEY,
+};
 pub use signing::SignatureError;
 pub use value::{Map, Number, Value};

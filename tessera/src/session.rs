@@ -153,7 +153,11 @@ impl Session {
     /// Stores `value` under `key` through serde (lists, dicts, numbers,
     /// strings, booleans, null). Use [`insert_value`](Self::insert_value) for
     /// tuples, bytes, `Markup`, UUIDs and datetimes.
-    pub fn insert<T: Serialize>(&self, key: impl Into<String>, value: T) -> Result<(), SessionError> {
+    pub fn insert<T: Serialize>(
+        &self,
+        key: impl Into<String>,
+        value: T,
+    ) -> Result<(), SessionError> {
         let key = key.into();
         let json = serde_json::to_value(value).map_err(|source| SessionError::Serialize {
             key: key.clone(),
@@ -247,7 +251,11 @@ impl Session {
 
     /// Whether the session outlives the browser (`session.permanent`).
     pub fn permanent(&self) -> bool {
-        self.read(|data| data.get(PERMANENT_KEY).and_then(Value::as_bool).unwrap_or(false))
+        self.read(|data| {
+            data.get(PERMANENT_KEY)
+                .and_then(Value::as_bool)
+                .unwrap_or(false)
+        })
     }
 
     /// Makes the session permanent (it lasts `PERMANENT_SESSION_LIFETIME`) or
@@ -406,8 +414,8 @@ mod tests {
     fn writes_mark_modified() {
         for write in [
             (|s: &Session| {
-                let _ = s.insert("a", 1))) as fn(&Session;
-            },
+                let _ = s.insert("a", 1);
+            }) as fn(&Session),
             |s| s.clear(),
             |s| s.set_permanent(false),
             |s| {
@@ -436,7 +444,9 @@ mod tests {
     #[test]
     fn typed_access() {
         let session = fresh();
-        session.insert("cart", vec!["apple", "pear"]).expect("stores");
+        session
+            .insert("cart", vec!["apple", "pear"])
+            .expect("stores");
         let cart: Vec<String> = session.get("cart").expect("a list").expect("present");
         assert_eq!(cart, ["apple", "pear"]);
         assert!(session.get::<u32>("cart").is_err());

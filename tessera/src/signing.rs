@@ -186,10 +186,16 @@ mod tests {
         let old = Signer::new(&"old".into(), &[], b"s");
         let new = Signer::new(&"new".into(), &["older".into(), "old".into()], b"s");
         let signed = old.sign("payload", at(1000));
-        assert_eq!(new.verify(&signed, Duration::from_secs(10), at(1005)), Ok(("payload", 1000)));
+        assert_eq!(
+            new.verify(&signed, Duration::from_secs(10), at(1005)),
+            Ok(("payload", 1000))
+        );
         assert_eq!(
             new.verify(&signed, Duration::from_secs(10), at(1011)),
-            Err(SignatureError::Expired { age: 11, max_age: 10 })
+            Err(SignatureError::Expired {
+                age: 11,
+                max_age: 10
+            })
         );
         assert_eq!(
             new.verify(&signed, Duration::from_secs(10), at(999)),
@@ -211,7 +217,10 @@ mod tests {
     fn malformed_values_are_refused() {
         let signer = Signer::new(&"k".into(), &[], b"s");
         for bad in ["", "abc", "a.b", "a.b.!!!", "..", "a.b.c.d"] {
-            assert!(signer.verify(bad, Duration::from_secs(10), at(5)).is_err(), "{bad}");
+            assert!(
+                signer.verify(bad, Duration::from_secs(10), at(5)).is_err(),
+                "{bad}"
+            );
         }
     }
 }

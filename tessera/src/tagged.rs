@@ -348,7 +348,8 @@ impl Parser<'_> {
                     if !(0xdc00..0xe000).contains(&low) {
                         return Err(self.error("lone surrogate in string"));
                     }
-                    let code = 0x10000 + ((u32::from(unit) - 0xd800) << 10) + (u32::from(low) - 0xdc00);
+                    let code =
+                        0x10000 + ((u32::from(unit) - 0xd800) << 10) + (u32::from(low) - 0xdc00);
                     char::from_u32(code).ok_or_else(|| self.error("invalid code point"))?
                 } else {
                     char::from_u32(u32::from(unit))
@@ -541,22 +542,32 @@ mod tests {
         let value = from_str(r#"{" di":{" t__":[1,2]}}"#).expect("parses");
         let map = value.as_dict().expect("a dict");
         assert_eq!(map.len(), 1);
-        assert_eq!(
-            map.get(" t"),
-            Some(&Value::List(vec![1.into(), 2.into()]))
-        );
+        assert_eq!(map.get(" t"), Some(&Value::List(vec![1.into(), 2.into()])));
     }
 
     #[test]
     fn refuses_malformed_and_deep_input() {
         for bad in [
-            "", "{", "[1,]", "{\"a\"}", "\"\\ud800\"", "\"\u{1}\"", "01x", "{\" t\":1}",
-            "{\" b\":\"!!\"}", "{\" di\":{}}", "tru", "1 2",
+            "",
+            "{",
+            "[1,]",
+            "{\"a\"}",
+            "\"\\ud800\"",
+            "\"\u{1}\"",
+            "01x",
+            "{\" t\":1}",
+            "{\" b\":\"!!\"}",
+            "{\" di\":{}}",
+            "tru",
+            "1 2",
         ] {
             assert!(from_str(bad).is_err(), "{bad:?} should be refused");
         }
         let deep = "[".repeat(MAX_DEPTH + 1) + &"]".repeat(MAX_DEPTH + 1);
-        assert_eq!(from_str(&deep).map_err(|e| e.reason), Err("nesting too deep"));
+        assert_eq!(
+            from_str(&deep).map_err(|e| e.reason),
+            Err("nesting too deep")
+        );
         let ok = "[".repeat(MAX_DEPTH) + &"]".repeat(MAX_DEPTH);
         assert!(from_str(&ok).is_ok());
     }
