@@ -174,12 +174,12 @@ impl Session {
     }
 
     /// Removes `key` and returns its value (Flask's `session.pop(key, None)`).
-    /// Only removing a key that exists marks the session modified.
+    /// Marks the session accessed; only removing a key that exists marks it modified.
     pub fn remove(&self, key: &str) -> Option<Value> {
         let mut state = self.lock();
+        state.accessed = true;
         let removed = state.data.remove(key);
         if removed.is_some() {
-            state.accessed = true;
             state.modified = true;
         }
         removed
