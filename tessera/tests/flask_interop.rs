@@ -1,0 +1,242 @@
+//! Cookies against real Flask (installed into `.venv` by
+//! `scripts/setup-python.sh`, which this test runs itself).
+//!
+//! Flask signs every kind of session it can hold; tessera must read each one
+//! to the same data and write it back byte-for-byte, and Flask must load
+//! every cookie tessera writes.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value as Json;
+use tessera::{tagged, CookieCodec, DecodeError, Map, SecretKey, SignatureError, Value};
+
+const KEY: &str = "interop-secret-key-0123456789abcdef";
+const OLD_KEY: &str = "interop-old-key-0123456789abcdef";
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The venv's python, set up once per test binary.
+fn python() -> &'static Path {
+    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
+    PYTHON.get_or_init(|| {
+        let output = Command::new("bash")
+            .arg(repo_root().join("scripts/setup-python.sh"))
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("run scripts/setup-python.sh");
+        assert!(output.status.success(), "scripts/setup-python.sh failed");
+        PathBuf::from(String::from_utf8(output.stdout).expect("utf-8").trim())
+    })
+}
+
+/// Runs `interop/flask_tool.py ARGS` and returns its JSON lines.
+fn flask_tool(args: &[&str], stdin: Option<&str>) -> Vec<Json> {
+    let mut child = Command::new(python())
+        .arg(repo_root().join("interop/flask_tool.py"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start flask_tool.py");
+    let mut input = child.stdin.take().expect("stdin");
+    input.write_all(stdin.unwrap_or("").as_bytes()).expect("write stdin");
+    drop(input);
+    let output = child.wait_with_output().expect("flask_tool.py runs");
+    assert!(output.status.success(), "flask_tool.py {args:?} failed");
+    String::from_utf8(output.stdout)
+        .expect("utf-8")
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("JSON line"))
+        .collect()
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).expect("after 1970").as_secs()
+}
+
+fn at(seconds: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(seconds)
+}
+
+fn str_field<'a>(json: &'a Json, field: &str) -> &'a str {
+    json[field].as_str().unwrap_or_else(|| panic!("{field} in {json}"))
+}
+
+/// Flask loads `cookie` and returns (tagged JSON, permanent, empty).
+fn flask_load(cookie: &str, extra: &[&str]) -> (String, bool, bool) {
+    let mut args = vec!["load", "--secret-key", KEY];
+    args.extend_from_slice(extra);
+    args.push(cookie);
+    let result = flask_tool(&args, None).remove(0);
+    assert_eq!(result["ok"], Json::Bool(true), "Flask failed to load {cookie}: {result}");
+    (
+        str_field(&result, "tagged_json").to_owned(),
+        result["permanent"].as_bool().expect("permanent"),
+        result["empty"].as_bool().expect("empty"),
+    )
+}
+
+#[test]
+fn flask_cookies_decode_to_the_same_data_and_reencode_identically() {
+    let signed_at = unix_now() - 100;
+    let timestamp = signed_at.to_string();
+    let cases = flask_tool(&["cases", "--secret-key", KEY, "--timestamp", &timestamp], None);
+    assert!(cases.len() >= 30, "expected the full case list, got {}", cases.len());
+    let codec = CookieCodec::new(&KEY.into(), &[]);
+    let mut compressed_cases = 0;
+    for case in &cases {
+        let name = str_field(case, "name");
+        let cookie = str_field(case, "cookie");
+        let flask_json = str_field(case, "tagged_json");
+        let decoded = codec
+            .decode(cookie, SystemTime::now())
+            .unwrap_or_else(|e| panic!("{name}: tessera refused Flask's cookie: {e}"));
+        assert_eq!(decoded.signed_at, Some(signed_at), "{name}");
+        assert_eq!(tagged::map_to_string(&decoded.data), flask_json, "{name}: re-encoded JSON differs");
+        // The same data parsed straight from Flask's JSON is the same value.
+        assert_eq!(
+            tagged::from_str(flask_json).expect("parses"),
+            Value::Dict(decoded.data.clone()),
+            "{name}"
+        );
+        if case["compressed"] == Json::Bool(true) {
+            compressed_cases += 1;
+        } else {
+            // Uncompressed cookies are byte-identical, signature included.
+            assert_eq!(codec.encode(&decoded.data, at(signed_at)), cookie, "{name}: cookie differs");
+        }
+    }
+    assert!(compressed_cases >= 3, "the case list must exercise compression");
+}
+
+#[test]
+fn flask_loads_every_cookie_tessera_writes() {
+    let cases = flask_tool(&["cases", "--secret-key", KEY], None);
+    let codec = CookieCodec::new(&KEY.into(), &[]);
+    for case in &cases {
+        let name = str_field(case, "name");
+        let expected = str_field(case, "tagged_json");
+        let data = match tagged::from_str(expected).expect("parses") {
+            Value::Dict(map) => map,
+            other => panic!("{name}: not a dict: {other:?}"),
+        };
+        if data.is_empty() {
+            continue;
+        }
+        let cookie = codec.encode(&data, SystemTime::now());
+        let (loaded, permanent, _) = flask_load(&cookie, &[]);
+        assert_eq!(loaded, expected, "{name}: Flask read something else");
+        assert_eq!(permanent, data.contains_key("_permanent"), "{name}");
+    }
+}
+
+#[test]
+fn values_built_in_rust_load_in_flask_as_the_same_python_values() {
+    let mut data = Map::new();
+    data.insert("tuple".into(), Value::tuple([1.into(), "two".into(), 3.5.into()]));
+    data.insert("bytes".into(), Value::bytes(b"\xff\x00\xfb\xef\xbe".to_vec()));
+    data.insert("markup".into(), Value::markup("<b>hi</b>"));
+    data.insert("uuid".into(), uuid::Uuid::from_u128(0x1234_5678_1234_5678_1234_5678_1234_5678).into());
+    data.insert(
+        "when".into(),
+        time::macros::datetime!(2024-01-02 03:04:05 UTC).into(),
+    );
+    data.insert("escape".into(), Value::Dict(Map::from([(" t".to_owned(), Value::from(1))])));
+    data.insert("unicode".into(), "café 中文 🎯 \u{7f}\u{0}".into());
+    data.insert("floats".into(), Value::List(vec![0.1.into(), 1e16.into(), 1e-5.into(), (-0.0).into(), 2.0.into()]));
+    data.insert("big".into(), Value::from(u64::MAX));
+    data.insert("neg".into(), Value::from(i64::MIN));
+    data.insert("_permanent".into(), true.into());
+    data.insert(
+        "_flashes".into(),
+        Value::List(vec![Value::tuple(["message".into(), "Hi".into()])]),
+    );
+    let ours = tagged::map_to_string(&data);
+
+    // Flask re-emits our JSON byte for byte: it reads the same Python values.
+    let round = flask_tool(&["roundtrip"], Some(&ours)).remove(0);
+    assert_eq!(str_field(&round, "tagged_json"), ours);
+
+    let cookie = CookieCodec::new(&KEY.into(), &[]).encode(&data, SystemTime::now());
+    let (loaded, permanent, _) = flask_load(&cookie, &[]);
+    assert_eq!(loaded, ours);
+    assert!(permanent);
+
+    // And Flask's own signature of that JSON is what tessera produces.
+    let timestamp = (unix_now() - 5).to_string();
+    let signed = flask_tool(&["sign", "--secret-key", KEY, "--timestamp", &timestamp], Some(&ours)).remove(0);
+    let flask_cookie = str_field(&signed, "cookie");
+    let decoded = CookieCodec::new(&KEY.into(), &[]).decode(flask_cookie, SystemTime::now()).expect("decodes");
+    assert_eq!(decoded.data, data);
+}
+
+#[test]
+fn fallback_keys_interoperate_both_ways() {
+    // Flask signs with an old key that is now a fallback.
+    let cases = flask_tool(
+        &["cases", "--secret-key", KEY, "--fallback-key", OLD_KEY, "--sign-with-fallback", OLD_KEY],
+        None,
+    );
+    let alice = cases.iter().find(|c| c["name"] == "alice").expect("alice case");
+    let cookie = str_field(alice, "cookie");
+    let rotated = CookieCodec::new(&KEY.into(), &[SecretKey::from(OLD_KEY)]);
+    let decoded = rotated.decode(cookie, SystemTime::now()).expect("fallback verifies");
+    assert_eq!(tagged::map_to_string(&decoded.data), r#"{"name":"alice","user_id":42}"#);
+    let strict = CookieCodec::new(&KEY.into(), &[]);
+    assert!(matches!(
+        strict.decode(cookie, SystemTime::now()),
+        Err(DecodeError::Signature(SignatureError::BadSignature))
+    ));
+
+    // tessera signs with the old key; Flask with the new key and the old one
+    // as a fallback loads it, and without the fallback does not.
+    let old = CookieCodec::new(&OLD_KEY.into(), &[]);
+    let cookie = old.encode(&decoded.data, SystemTime::now());
+    let (loaded, _, _) = flask_load(&cookie, &["--fallback-key", OLD_KEY]);
+    assert_eq!(loaded, r#"{"name":"alice","user_id":42}"#);
+    let (_, _, empty) = flask_load(&cookie, &[]);
+    assert!(empty, "Flask without the fallback must refuse");
+}
+
+#[test]
+fn expiry_and_future_timestamps_agree_with_flask() {
+    let data = Map::from([("k".to_owned(), Value::from("v"))]);
+    let now = unix_now();
+    let lifetime = 60u64;
+    let codec = CookieCodec::new(&KEY.into(), &[]).max_age(Duration::from_secs(lifetime));
+    for (signed_at, accepted) in [(now - 30, true), (now - 61, false), (now + 30, false), (now - 60, true)] {
+        let cookie = codec.encode(&data, at(signed_at));
+        let ours = codec.decode(&cookie, at(now)).is_ok();
+        let (_, _, empty) = flask_load(
+            &cookie,
+            &["--lifetime", &lifetime.to_string(), "--now", &now.to_string()],
+        );
+        assert_eq!(ours, accepted, "tessera, signed {} s ago", now as i64 - signed_at as i64);
+        assert_eq!(!empty, accepted, "Flask, signed {} s ago", now as i64 - signed_at as i64);
+    }
+}
+
+#[test]
+fn tampered_cookies_are_refused_by_both() {
+    let data = Map::from([("user_id".to_owned(), Value::from(1))]);
+    let cookie = CookieCodec::new(&KEY.into(), &[]).encode(&data, SystemTime::now());
+    // Change the payload to claim another user, keeping the old signature.
+    let forged_payload = base64_url(r#"{"user_id":2}"#);
+    let rest = cookie.split_once('.').expect("payload").1;
+    let forged = format!("{forged_payload}.{rest}");
+    let (_, _, empty) = flask_load(&forged, &[]);
+    assert!(empty);
+    assert!(CookieCodec::new(&KEY.into(), &[]).decode(&forged, SystemTime::now()).is_err());
+}
+
+fn base64_url(text: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
+}
