@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine: installs what the tests need,
+# then runs formatting, lints, docs and every test (unit, layer, CLI, demo,
+# and interop against real Flask).
+#
+#   scripts/test.sh
+#
+# Needs cargo (rustup) and python3 with venv; everything else is fetched from
+# crates.io and PyPI on the first run.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+for tool in cargo python3; do
+    if ! command -v "$tool" >/dev/null 2>&1; then
+        echo "test.sh: '$tool' is required but not installed" >&2
+        exit 1
+    fi
+done
+
+step "Python venv with Flask for the interop tests"
+python="$(scripts/setup-python.sh)"
+"$python" -c 'import importlib.metadata as m; print("Flask", m.version("flask"), "/ itsdangerous", m.version("itsdangerous"))'
+
+step "cargo fmt --check"
+cargo fmt --all --check
+
+step "cargo clippy (all targets, all features, warnings are errors)"
+cargo clippy --workspace --all-targets --all-features --quiet -- -D warnings
+
+step "cargo test (all features)"
+cargo test --workspace --all-features
+
+step "cargo doc (warnings are errors)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --all-features --no-deps --quiet
+
+step "all checks passed"
