@@ -150,6 +150,21 @@ impl Session {
         self.read(|data| data.get(key).cloned())
     }
 
+    /// The bytes under `key`, if it holds a `bytes` value.
+    pub fn get_bytes(&self, key: &str) -> Option<Vec<u8>> {
+        self.read(|data| data.get(key).and_then(Value::as_bytes).map(<[u8]>::to_vec))
+    }
+
+    /// The UUID under `key`, if it holds a `UUID` value.
+    pub fn get_uuid(&self, key: &str) -> Option<uuid::Uuid> {
+        self.read(|data| data.get(key).and_then(Value::as_uuid))
+    }
+
+    /// The instant under `key`, if it holds a `datetime` value.
+    pub fn get_datetime(&self, key: &str) -> Option<time::OffsetDateTime> {
+        self.read(|data| data.get(key).and_then(Value::as_datetime))
+    }
+
     /// Stores `value` under `key` through serde (lists, dicts, numbers,
     /// strings, booleans, null). Use [`insert_value`](Self::insert_value) for
     /// tuples, bytes, `Markup`, UUIDs and datetimes.
@@ -453,6 +468,15 @@ mod tests {
         let id = uuid::Uuid::from_u128(7);
         session.insert_value("id", id);
         assert_eq!(session.get_value("id").and_then(|v| v.as_uuid()), Some(id));
+        assert_eq!(session.get_uuid("id"), Some(id));
+        assert_eq!(session.get::<uuid::Uuid>("id").expect("a uuid string"), Some(id));
+        session.insert_value("raw", Value::bytes(vec![0xff, 0]));
+        assert_eq!(session.get_bytes("raw"), Some(vec![0xff, 0]));
+        assert_eq!(session.get::<Vec<u8>>("raw").expect("bytes as numbers"), Some(vec![0xff, 0]));
+        let when = time::macros::datetime!(2024-01-02 03:04:05 UTC);
+        session.insert_value("when", when);
+        assert_eq!(session.get_datetime("when"), Some(when));
+        assert_eq!(session.get_bytes("when"), None);
         assert_eq!(
             session.get::<String>("id").expect("a string"),
             Some("00000000-0000-0000-0000-000000000007".to_owned())
