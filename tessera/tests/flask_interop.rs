@@ -6,34 +6,19 @@
 //! every cookie tessera writes.
 
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value as Json;
 use tessera::{tagged, CookieCodec, DecodeError, Map, SecretKey, SignatureError, Value};
 
+#[path = "../../interop/support.rs"]
+mod support;
+
+use support::{python, repo_root};
+
 const KEY: &str = "interop-secret-key-0123456789abcdef";
 const OLD_KEY: &str = "interop-old-key-0123456789abcdef";
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// The venv's python, set up once per test binary.
-fn python() -> &'static Path {
-    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
-    PYTHON.get_or_init(|| {
-        let output = Command::new("bash")
-            .arg(repo_root().join("scripts/setup-python.sh"))
-            .stderr(Stdio::inherit())
-            .output()
-            .expect("run scripts/setup-python.sh");
-        assert!(output.status.success(), "scripts/setup-python.sh failed");
-        PathBuf::from(String::from_utf8(output.stdout).expect("utf-8").trim())
-    })
-}
 
 /// Runs `interop/flask_tool.py ARGS` and returns its JSON lines.
 fn flask_tool(args: &[&str], stdin: Option<&str>) -> Vec<Json> {
