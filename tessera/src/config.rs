@@ -35,6 +35,7 @@
 //! | `TESSERA_REFUSE_OVERSIZED_COOKIES` | false | answer 500 instead of sending an oversized cookie |
 //! | `TESSERA_MAX_PAYLOAD_SIZE` | 1048576 | bound on a decoded (inflated) cookie payload |
 
+use std::ffi::OsString;
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
@@ -285,7 +286,36 @@ impl Default for SessionConfigBuilder {
 impl SessionConfigBuilder {
     /// Flask's defaults overridden by the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
-        Self::default().with_vars(std::env::vars())
+        Self::default().with_vars_os(std::env::vars_os())
+    }
+
+    /// Like [`with_vars`](Self::with_vars) for OS strings, as
+    /// `std::env::vars_os` gives them: a variable that is not valid UTF-8 is
+    /// an error if it is one of the settings and is skipped otherwise.
+    pub fn with_vars_os(
+        self,
+        vars: impl IntoIterator<Item = (OsString, OsString)>,
+    ) -> Result<Self, ConfigError> {
+        let mut utf8 = Vec::new();
+        for (name, value) in vars {
+            let Ok(name) = name.into_string() else {
+                continue;
+            };
+            match value.into_string() {
+                Ok(value) => utf8.push((name, value)),
+                Err(value) => {
+                    if let Some(setting) = SETTINGS.iter().copied().find(|s| *s == name) {
+                        return Err(invalid(setting, &value.to_string_lossy(), "valid UTF-8"));
+                    }
+                }
+            }
+        }
+        self.with_vars(utf8)
+    }
+
+    /// Whether a `SECRET_KEY` has been given.
+    pub fn has_secret_key(&self) -> bool {
+        self.secret_key.is_some()
     }
 
     /// Flask's names read from `vars` (for example the environment);
@@ -533,6 +563,26 @@ impl SessionConfigBuilder {
     }
 }
 
+/// Every environment variable the configuration reads.
+const SETTINGS: &[&str] = &[
+    "SECRET_KEY",
+    "SECRET_KEY_FALLBACKS",
+    "PERMANENT_SESSION_LIFETIME",
+    "SESSION_COOKIE_NAME",
+    "SESSION_COOKIE_DOMAIN",
+    "SESSION_COOKIE_PATH",
+    "SESSION_COOKIE_HTTPONLY",
+    "SESSION_COOKIE_SECURE",
+    "SESSION_COOKIE_SAMESITE",
+    "SESSION_COOKIE_PARTITIONED",
+    "SESSION_REFRESH_EACH_REQUEST",
+    "MAX_COOKIE_SIZE",
+    "SESSION_TYPE",
+    "TESSERA_REQUIRE_STRONG_SECRET_KEY",
+    "TESSERA_REFUSE_OVERSIZED_COOKIES",
+    "TESSERA_MAX_PAYLOAD_SIZE",
+];
+
 fn invalid(name: &'static str, value: &str, expected: &str) -> ConfigError {
     ConfigError::InvalidValue {
         name,
@@ -667,6 +717,28 @@ mod tests {
             .cookie_name("a b")
             .build();
         assert!(err.is_err());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn non_utf8_variables() {
+        use std::os::unix::ffi::OsStringExt as _;
+        let vars = vec![
+            (OsString::from("SECRET_KEY"), OsString::from(KEY)),
+            (OsString::from("UNRELATED"), OsString::from_vec(vec![0xff])),
+        ];
+        let builder = SessionConfigBuilder::default()
+            .with_vars_os(vars)
+            .expect("unrelated is skipped");
+        assert!(builder.has_secret_key());
+        let vars = vec![(
+            OsString::from("SESSION_COOKIE_NAME"),
+            OsString::from_vec(vec![0xff]),
+        )];
+        let err = SessionConfigBuilder::default()
+            .with_vars_os(vars)
+            .expect_err("a setting");
+        assert!(err.to_string().contains("SESSION_COOKIE_NAME"), "{err}");
     }
 
     #[test]

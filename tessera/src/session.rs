@@ -469,10 +469,16 @@ mod tests {
         session.insert_value("id", id);
         assert_eq!(session.get_value("id").and_then(|v| v.as_uuid()), Some(id));
         assert_eq!(session.get_uuid("id"), Some(id));
-        assert_eq!(session.get::<uuid::Uuid>("id").expect("a uuid string"), Some(id));
+        assert_eq!(
+            session.get::<uuid::Uuid>("id").expect("a uuid string"),
+            Some(id)
+        );
         session.insert_value("raw", Value::bytes(vec![0xff, 0]));
         assert_eq!(session.get_bytes("raw"), Some(vec![0xff, 0]));
-        assert_eq!(session.get::<Vec<u8>>("raw").expect("bytes as numbers"), Some(vec![0xff, 0]));
+        assert_eq!(
+            session.get::<Vec<u8>>("raw").expect("bytes as numbers"),
+            Some(vec![0xff, 0])
+        );
         let when = time::macros::datetime!(2024-01-02 03:04:05 UTC);
         session.insert_value("when", when);
         assert_eq!(session.get_datetime("when"), Some(when));

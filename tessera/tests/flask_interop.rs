@@ -31,7 +31,9 @@ fn flask_tool(args: &[&str], stdin: Option<&str>) -> Vec<Json> {
         .spawn()
         .expect("start flask_tool.py");
     let mut input = child.stdin.take().expect("stdin");
-    input.write_all(stdin.unwrap_or("").as_bytes()).expect("write stdin");
+    input
+        .write_all(stdin.unwrap_or("").as_bytes())
+        .expect("write stdin");
     drop(input);
     let output = child.wait_with_output().expect("flask_tool.py runs");
     assert!(output.status.success(), "flask_tool.py {args:?} failed");
@@ -43,7 +45,10 @@ fn flask_tool(args: &[&str], stdin: Option<&str>) -> Vec<Json> {
 }
 
 fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).expect("after 1970").as_secs()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs()
 }
 
 fn at(seconds: u64) -> SystemTime {
@@ -51,7 +56,9 @@ fn at(seconds: u64) -> SystemTime {
 }
 
 fn str_field<'a>(json: &'a Json, field: &str) -> &'a str {
-    json[field].as_str().unwrap_or_else(|| panic!("{field} in {json}"))
+    json[field]
+        .as_str()
+        .unwrap_or_else(|| panic!("{field} in {json}"))
 }
 
 /// Flask loads `cookie` and returns (tagged JSON, permanent, empty).
@@ -60,7 +67,11 @@ fn flask_load(cookie: &str, extra: &[&str]) -> (String, bool, bool) {
     args.extend_from_slice(extra);
     args.push(cookie);
     let result = flask_tool(&args, None).remove(0);
-    assert_eq!(result["ok"], Json::Bool(true), "Flask failed to load {cookie}: {result}");
+    assert_eq!(
+        result["ok"],
+        Json::Bool(true),
+        "Flask failed to load {cookie}: {result}"
+    );
     (
         str_field(&result, "tagged_json").to_owned(),
         result["permanent"].as_bool().expect("permanent"),
@@ -72,8 +83,15 @@ fn flask_load(cookie: &str, extra: &[&str]) -> (String, bool, bool) {
 fn flask_cookies_decode_to_the_same_data_and_reencode_identically() {
     let signed_at = unix_now() - 100;
     let timestamp = signed_at.to_string();
-    let cases = flask_tool(&["cases", "--secret-key", KEY, "--timestamp", &timestamp], None);
-    assert!(cases.len() >= 30, "expected the full case list, got {}", cases.len());
+    let cases = flask_tool(
+        &["cases", "--secret-key", KEY, "--timestamp", &timestamp],
+        None,
+    );
+    assert!(
+        cases.len() >= 30,
+        "expected the full case list, got {}",
+        cases.len()
+    );
     let codec = CookieCodec::new(&KEY.into(), &[]);
     let mut compressed_cases = 0;
     for case in &cases {
@@ -84,7 +102,11 @@ fn flask_cookies_decode_to_the_same_data_and_reencode_identically() {
             .decode(cookie, SystemTime::now())
             .unwrap_or_else(|e| panic!("{name}: tessera refused Flask's cookie: {e}"));
         assert_eq!(decoded.signed_at, Some(signed_at), "{name}");
-        assert_eq!(tagged::map_to_string(&decoded.data), flask_json, "{name}: re-encoded JSON differs");
+        assert_eq!(
+            tagged::map_to_string(&decoded.data),
+            flask_json,
+            "{name}: re-encoded JSON differs"
+        );
         // The same data parsed straight from Flask's JSON is the same value.
         assert_eq!(
             tagged::from_str(flask_json).expect("parses"),
@@ -95,10 +117,17 @@ fn flask_cookies_decode_to_the_same_data_and_reencode_identically() {
             compressed_cases += 1;
         } else {
             // Uncompressed cookies are byte-identical, signature included.
-            assert_eq!(codec.encode(&decoded.data, at(signed_at)), cookie, "{name}: cookie differs");
+            assert_eq!(
+                codec.encode(&decoded.data, at(signed_at)),
+                cookie,
+                "{name}: cookie differs"
+            );
         }
     }
-    assert!(compressed_cases >= 3, "the case list must exercise compression");
+    assert!(
+        compressed_cases >= 3,
+        "the case list must exercise compression"
+    );
 }
 
 #[test]
@@ -125,17 +154,38 @@ fn flask_loads_every_cookie_tessera_writes() {
 #[test]
 fn values_built_in_rust_load_in_flask_as_the_same_python_values() {
     let mut data = Map::new();
-    data.insert("tuple".into(), Value::tuple([1.into(), "two".into(), 3.5.into()]));
-    data.insert("bytes".into(), Value::bytes(b"\xff\x00\xfb\xef\xbe".to_vec()));
+    data.insert(
+        "tuple".into(),
+        Value::tuple([1.into(), "two".into(), 3.5.into()]),
+    );
+    data.insert(
+        "bytes".into(),
+        Value::bytes(b"\xff\x00\xfb\xef\xbe".to_vec()),
+    );
     data.insert("markup".into(), Value::markup("<b>hi</b>"));
-    data.insert("uuid".into(), uuid::Uuid::from_u128(0x1234_5678_1234_5678_1234_5678_1234_5678).into());
+    data.insert(
+        "uuid".into(),
+        uuid::Uuid::from_u128(0x1234_5678_1234_5678_1234_5678_1234_5678).into(),
+    );
     data.insert(
         "when".into(),
         time::macros::datetime!(2024-01-02 03:04:05 UTC).into(),
     );
-    data.insert("escape".into(), Value::Dict(Map::from([(" t".to_owned(), Value::from(1))])));
+    data.insert(
+        "escape".into(),
+        Value::Dict(Map::from([(" t".to_owned(), Value::from(1))])),
+    );
     data.insert("unicode".into(), "café 中文 🎯 \u{7f}\u{0}".into());
-    data.insert("floats".into(), Value::List(vec![0.1.into(), 1e16.into(), 1e-5.into(), (-0.0).into(), 2.0.into()]));
+    data.insert(
+        "floats".into(),
+        Value::List(vec![
+            0.1.into(),
+            1e16.into(),
+            1e-5.into(),
+            (-0.0).into(),
+            2.0.into(),
+        ]),
+    );
     data.insert("big".into(), Value::from(u64::MAX));
     data.insert("neg".into(), Value::from(i64::MIN));
     data.insert("_permanent".into(), true.into());
@@ -156,9 +206,15 @@ fn values_built_in_rust_load_in_flask_as_the_same_python_values() {
 
     // And Flask's own signature of that JSON is what tessera produces.
     let timestamp = (unix_now() - 5).to_string();
-    let signed = flask_tool(&["sign", "--secret-key", KEY, "--timestamp", &timestamp], Some(&ours)).remove(0);
+    let signed = flask_tool(
+        &["sign", "--secret-key", KEY, "--timestamp", &timestamp],
+        Some(&ours),
+    )
+    .remove(0);
     let flask_cookie = str_field(&signed, "cookie");
-    let decoded = CookieCodec::new(&KEY.into(), &[]).decode(flask_cookie, SystemTime::now()).expect("decodes");
+    let decoded = CookieCodec::new(&KEY.into(), &[])
+        .decode(flask_cookie, SystemTime::now())
+        .expect("decodes");
     assert_eq!(decoded.data, data);
 }
 
@@ -166,14 +222,30 @@ fn values_built_in_rust_load_in_flask_as_the_same_python_values() {
 fn fallback_keys_interoperate_both_ways() {
     // Flask signs with an old key that is now a fallback.
     let cases = flask_tool(
-        &["cases", "--secret-key", KEY, "--fallback-key", OLD_KEY, "--sign-with-fallback", OLD_KEY],
+        &[
+            "cases",
+            "--secret-key",
+            KEY,
+            "--fallback-key",
+            OLD_KEY,
+            "--sign-with-fallback",
+            OLD_KEY,
+        ],
         None,
     );
-    let alice = cases.iter().find(|c| c["name"] == "alice").expect("alice case");
+    let alice = cases
+        .iter()
+        .find(|c| c["name"] == "alice")
+        .expect("alice case");
     let cookie = str_field(alice, "cookie");
     let rotated = CookieCodec::new(&KEY.into(), &[SecretKey::from(OLD_KEY)]);
-    let decoded = rotated.decode(cookie, SystemTime::now()).expect("fallback verifies");
-    assert_eq!(tagged::map_to_string(&decoded.data), r#"{"name":"alice","user_id":42}"#);
+    let decoded = rotated
+        .decode(cookie, SystemTime::now())
+        .expect("fallback verifies");
+    assert_eq!(
+        tagged::map_to_string(&decoded.data),
+        r#"{"name":"alice","user_id":42}"#
+    );
     let strict = CookieCodec::new(&KEY.into(), &[]);
     assert!(matches!(
         strict.decode(cookie, SystemTime::now()),
@@ -196,15 +268,35 @@ fn expiry_and_future_timestamps_agree_with_flask() {
     let now = unix_now();
     let lifetime = 60u64;
     let codec = CookieCodec::new(&KEY.into(), &[]).max_age(Duration::from_secs(lifetime));
-    for (signed_at, accepted) in [(now - 30, true), (now - 61, false), (now + 30, false), (now - 60, true)] {
+    for (signed_at, accepted) in [
+        (now - 30, true),
+        (now - 61, false),
+        (now + 30, false),
+        (now - 60, true),
+    ] {
         let cookie = codec.encode(&data, at(signed_at));
         let ours = codec.decode(&cookie, at(now)).is_ok();
         let (_, _, empty) = flask_load(
             &cookie,
-            &["--lifetime", &lifetime.to_string(), "--now", &now.to_string()],
+            &[
+                "--lifetime",
+                &lifetime.to_string(),
+                "--now",
+                &now.to_string(),
+            ],
         );
-        assert_eq!(ours, accepted, "tessera, signed {} s ago", now as i64 - signed_at as i64);
-        assert_eq!(!empty, accepted, "Flask, signed {} s ago", now as i64 - signed_at as i64);
+        assert_eq!(
+            ours,
+            accepted,
+            "tessera, signed {} s ago",
+            now as i64 - signed_at as i64
+        );
+        assert_eq!(
+            !empty,
+            accepted,
+            "Flask, signed {} s ago",
+            now as i64 - signed_at as i64
+        );
     }
 }
 
@@ -218,7 +310,9 @@ fn tampered_cookies_are_refused_by_both() {
     let forged = format!("{forged_payload}.{rest}");
     let (_, _, empty) = flask_load(&forged, &[]);
     assert!(empty);
-    assert!(CookieCodec::new(&KEY.into(), &[]).decode(&forged, SystemTime::now()).is_err());
+    assert!(CookieCodec::new(&KEY.into(), &[])
+        .decode(&forged, SystemTime::now())
+        .is_err());
 }
 
 fn base64_url(text: &str) -> String {

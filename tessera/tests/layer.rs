@@ -10,8 +10,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use tessera::{
-    ConfigError, CookieCodec, Map, SameSite, SecretKey, Session, SessionConfig, SessionConfigBuilder, SessionLayer,
-    Value,
+    ConfigError, CookieCodec, Map, SameSite, SecretKey, Session, SessionConfig,
+    SessionConfigBuilder, SessionLayer, Value,
 };
 use time::OffsetDateTime;
 use tower::ServiceExt;
@@ -131,7 +131,9 @@ async fn post_body(app: &Router, uri: &str, cookie: Option<&str>, body: &str) ->
 }
 
 async fn text(response: Response) -> String {
-    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.expect("body");
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .expect("body");
     String::from_utf8(bytes.to_vec()).expect("utf-8")
 }
 
@@ -151,7 +153,11 @@ fn cookie_pair(response: &Response) -> String {
 }
 
 fn attributes(set_cookie: &str) -> Vec<String> {
-    set_cookie.split(';').skip(1).map(|a| a.trim().to_ascii_lowercase()).collect()
+    set_cookie
+        .split(';')
+        .skip(1)
+        .map(|a| a.trim().to_ascii_lowercase())
+        .collect()
 }
 
 fn vary(headers: &HeaderMap) -> Vec<String> {
@@ -170,7 +176,11 @@ fn expires(set_cookie: &str) -> Option<OffsetDateTime> {
     let format = time::macros::format_description!(
         "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
     );
-    Some(time::PrimitiveDateTime::parse(value, format).expect("http date").assume_utc())
+    Some(
+        time::PrimitiveDateTime::parse(value, format)
+            .expect("http date")
+            .assume_utc(),
+    )
 }
 
 /// test_session_accessed + test_session_vary_cookie: reads add `Vary: Cookie`,
@@ -184,10 +194,22 @@ async fn vary_cookie_follows_access() {
         assert!(vary(response.headers()).is_empty(), "{route}");
         assert!(set_cookies(response.headers()).is_empty(), "{route}");
     }
-    for route in ["/get", "/contains", "/len", "/keys", "/permanent", "/setdefault", "/pop"] {
+    for route in [
+        "/get",
+        "/contains",
+        "/len",
+        "/keys",
+        "/permanent",
+        "/setdefault",
+        "/pop",
+    ] {
         for cookie in [None, Some(with_value.as_str())] {
             let response = send(&app, "GET", route, cookie).await;
-            assert_eq!(vary(response.headers()), ["Cookie"], "{route} with {cookie:?}");
+            assert_eq!(
+                vary(response.headers()),
+                ["Cookie"],
+                "{route} with {cookie:?}"
+            );
         }
     }
     let response = send(&app, "GET", "/vary_accept", Some(&with_value)).await;
@@ -201,9 +223,19 @@ async fn vary_cookie_follows_access() {
 async fn only_writes_send_a_cookie() {
     let app = app(config().build().expect("config"));
     let cookie = cookie_pair(&post_body(&app, "/set", None, "v").await);
-    for route in ["/get", "/contains", "/len", "/keys", "/permanent", "/pop_missing"] {
+    for route in [
+        "/get",
+        "/contains",
+        "/len",
+        "/keys",
+        "/permanent",
+        "/pop_missing",
+    ] {
         let response = send(&app, "GET", route, Some(&cookie)).await;
-        assert!(set_cookies(response.headers()).is_empty(), "{route} must not set a cookie");
+        assert!(
+            set_cookies(response.headers()).is_empty(),
+            "{route} must not set a cookie"
+        );
     }
     // setdefault of an existing key does not modify; of a missing key it does.
     let response = send(&app, "GET", "/setdefault", Some(&cookie)).await;
@@ -234,29 +266,39 @@ async fn cookie_path_setting() {
     let app = app(config().cookie_path("/foo").build().expect("config"));
     let response = post_body(&app, "/set", None, "x").await;
     let cookie = &set_cookies(response.headers())[0];
-    assert!(attributes(cookie).contains(&"path=/foo".to_owned()), "{cookie}");
+    assert!(
+        attributes(cookie).contains(&"path=/foo".to_owned()),
+        "{cookie}"
+    );
 }
 
 /// test_session_using_session_settings: every attribute on the cookie and on
 /// its deletion.
 #[tokio::test]
 async fn cookie_attributes_follow_settings() {
-    let app = app(
-        config()
-            .cookie_domain("example.com")
-            .cookie_secure(true)
-            .cookie_http_only(false)
-            .cookie_same_site(SameSite::Lax)
-            .cookie_path("/")
-            .cookie_partitioned(true)
-            .build()
-            .expect("config"),
-    );
+    let app = app(config()
+        .cookie_domain("example.com")
+        .cookie_secure(true)
+        .cookie_http_only(false)
+        .cookie_same_site(SameSite::Lax)
+        .cookie_path("/")
+        .cookie_partitioned(true)
+        .build()
+        .expect("config"));
     let response = send(&app, "GET", "/set_permanent", None).await;
     let cookie = &set_cookies(response.headers())[0];
     let attrs = attributes(cookie);
-    for expected in ["domain=example.com", "path=/", "secure", "samesite=lax", "partitioned"] {
-        assert!(attrs.contains(&expected.to_owned()), "{expected} missing in {cookie}");
+    for expected in [
+        "domain=example.com",
+        "path=/",
+        "secure",
+        "samesite=lax",
+        "partitioned",
+    ] {
+        assert!(
+            attrs.contains(&expected.to_owned()),
+            "{expected} missing in {cookie}"
+        );
     }
     assert!(!attrs.contains(&"httponly".to_owned()), "{cookie}");
     assert!(expires(cookie).is_some());
@@ -265,8 +307,18 @@ async fn cookie_attributes_follow_settings() {
     let response = send(&app, "GET", "/clear", Some(&pair)).await;
     let deletion = &set_cookies(response.headers())[0];
     let attrs = attributes(deletion);
-    for expected in ["domain=example.com", "path=/", "secure", "samesite=lax", "partitioned", "max-age=0"] {
-        assert!(attrs.contains(&expected.to_owned()), "{expected} missing in {deletion}");
+    for expected in [
+        "domain=example.com",
+        "path=/",
+        "secure",
+        "samesite=lax",
+        "partitioned",
+        "max-age=0",
+    ] {
+        assert!(
+            attrs.contains(&expected.to_owned()),
+            "{expected} missing in {deletion}"
+        );
     }
     assert!(!attrs.contains(&"httponly".to_owned()), "{deletion}");
 }
@@ -285,11 +337,21 @@ async fn default_cookie_attributes_match_flask() {
 /// test_session_using_samesite_attribute.
 #[tokio::test]
 async fn samesite_values() {
-    for (same_site, expected) in [(SameSite::None, "none"), (SameSite::Strict, "strict"), (SameSite::Lax, "lax")] {
-        let app = app(config().cookie_same_site(same_site).build().expect("config"));
+    for (same_site, expected) in [
+        (SameSite::None, "none"),
+        (SameSite::Strict, "strict"),
+        (SameSite::Lax, "lax"),
+    ] {
+        let app = app(config()
+            .cookie_same_site(same_site)
+            .build()
+            .expect("config"));
         let response = post_body(&app, "/set", None, "x").await;
         let cookie = &set_cookies(response.headers())[0];
-        assert!(attributes(cookie).contains(&format!("samesite={expected}")), "{cookie}");
+        assert!(
+            attributes(cookie).contains(&format!("samesite={expected}")),
+            "{cookie}"
+        );
     }
     let err = SessionConfigBuilder::default()
         .with_vars([("SESSION_COOKIE_SAMESITE", "invalid")])
@@ -301,25 +363,38 @@ async fn samesite_values() {
 /// new cookies are signed with the new key.
 #[tokio::test]
 async fn secret_key_fallbacks() {
-    let old = app(SessionConfig::builder().secret_key("old-key-0123456789abcdef0123456789").build().expect("config"));
+    let old = app(SessionConfig::builder()
+        .secret_key("old-key-0123456789abcdef0123456789")
+        .build()
+        .expect("config"));
     let cookie = cookie_pair(&post_body(&old, "/set", None, "from-old").await);
 
-    let rotated = app(
-        SessionConfig::builder()
-            .secret_key("new-key-0123456789abcdef0123456789")
-            .secret_key_fallbacks(["older-key", "old-key-0123456789abcdef0123456789"])
-            .build()
-            .expect("config"),
-    );
+    let rotated = app(SessionConfig::builder()
+        .secret_key("new-key-0123456789abcdef0123456789")
+        .secret_key_fallbacks(["older-key", "old-key-0123456789abcdef0123456789"])
+        .build()
+        .expect("config"));
     let response = send(&rotated, "GET", "/get", Some(&cookie)).await;
     assert_eq!(text(response).await, "Some(\"from-old\")");
 
     let resigned = cookie_pair(&post_body(&rotated, "/set", Some(&cookie), "from-new").await);
-    let fresh = app(SessionConfig::builder().secret_key("new-key-0123456789abcdef0123456789").build().expect("config"));
-    assert_eq!(text(send(&fresh, "GET", "/get", Some(&resigned)).await).await, "Some(\"from-new\")");
+    let fresh = app(SessionConfig::builder()
+        .secret_key("new-key-0123456789abcdef0123456789")
+        .build()
+        .expect("config"));
+    assert_eq!(
+        text(send(&fresh, "GET", "/get", Some(&resigned)).await).await,
+        "Some(\"from-new\")"
+    );
 
-    let no_fallback = app(SessionConfig::builder().secret_key("new-key-0123456789abcdef0123456789").build().expect("config"));
-    assert_eq!(text(send(&no_fallback, "GET", "/get", Some(&cookie)).await).await, "None");
+    let no_fallback = app(SessionConfig::builder()
+        .secret_key("new-key-0123456789abcdef0123456789")
+        .build()
+        .expect("config"));
+    assert_eq!(
+        text(send(&no_fallback, "GET", "/get", Some(&cookie)).await).await,
+        "None"
+    );
 }
 
 /// test_session_expiration: permanent cookies expire after the lifetime;
@@ -327,16 +402,25 @@ async fn secret_key_fallbacks() {
 #[tokio::test]
 async fn permanent_expiration() {
     let lifetime = Duration::from_secs(3600);
-    let app = app(config().permanent_session_lifetime(lifetime).build().expect("config"));
+    let app = app(config()
+        .permanent_session_lifetime(lifetime)
+        .build()
+        .expect("config"));
     let before = OffsetDateTime::now_utc();
     let response = send(&app, "GET", "/set_permanent", None).await;
     let cookie = set_cookies(response.headers()).remove(0);
     let expiry = expires(&cookie).expect("permanent cookies expire");
     let expected = before + lifetime;
-    assert!((expiry - expected).whole_seconds().abs() <= 2, "{expiry} vs {expected}");
+    assert!(
+        (expiry - expected).whole_seconds().abs() <= 2,
+        "{expiry} vs {expected}"
+    );
 
     let pair = cookie.split(';').next().expect("pair").to_owned();
-    assert_eq!(text(send(&app, "GET", "/permanent", Some(&pair)).await).await, "true");
+    assert_eq!(
+        text(send(&app, "GET", "/permanent", Some(&pair)).await).await,
+        "true"
+    );
 
     let response = send(&app, "GET", "/set_not_permanent", Some(&pair)).await;
     let cookie = set_cookies(response.headers()).remove(0);
@@ -349,7 +433,10 @@ async fn permanent_expiration() {
 #[tokio::test]
 async fn old_and_future_cookies_are_refused() {
     let lifetime = Duration::from_secs(60);
-    let app = app(config().permanent_session_lifetime(lifetime).build().expect("config"));
+    let app = app(config()
+        .permanent_session_lifetime(lifetime)
+        .build()
+        .expect("config"));
     let codec = CookieCodec::new(&SecretKey::from(KEY), &[]).max_age(lifetime);
     let data = Map::from([("value".to_owned(), Value::from("stale"))]);
     let now = SystemTime::now();
@@ -370,11 +457,21 @@ async fn old_and_future_cookies_are_refused() {
 /// and non-permanent sessions, on requests that only read.
 #[tokio::test]
 async fn refresh_each_request() {
-    for (refresh, permanent, expect_cookie_on_read) in
-        [(true, true, true), (true, false, false), (false, true, false), (false, false, false)]
-    {
-        let app = app(config().refresh_each_request(refresh).build().expect("config"));
-        let route = if permanent { "/set_permanent" } else { "/set_not_permanent" };
+    for (refresh, permanent, expect_cookie_on_read) in [
+        (true, true, true),
+        (true, false, false),
+        (false, true, false),
+        (false, false, false),
+    ] {
+        let app = app(config()
+            .refresh_each_request(refresh)
+            .build()
+            .expect("config"));
+        let route = if permanent {
+            "/set_permanent"
+        } else {
+            "/set_not_permanent"
+        };
         let setup = send(&app, "GET", "/set_permanent", None).await;
         let mut cookie = cookie_pair(&setup);
         if !permanent {
@@ -411,7 +508,10 @@ async fn writes_after_the_handler_are_saved() {
         response
     }
     let app = Router::new()
-        .route("/", get(|s: Session| async move { format!("{:?}", s.get::<i64>("after").ok().flatten()) }))
+        .route(
+            "/",
+            get(|s: Session| async move { format!("{:?}", s.get::<i64>("after").ok().flatten()) }),
+        )
         .layer(middleware::from_fn(after_request))
         .layer(SessionLayer::new(config().build().expect("config")));
     let first = send(&app, "GET", "/", None).await;
@@ -436,10 +536,14 @@ async fn special_types_round_trip() {
                 s.insert_value("u", id);
                 s.insert_value("d", now);
                 s.insert_value(" t", Value::from("tag-like key"));
-                s.insert("nested", serde_json::json!({"x": {" t": [1, 2]}})).ok();
+                s.insert("nested", serde_json::json!({"x": {" t": [1, 2]}}))
+                    .ok();
             }),
         )
-        .route("/get", get(|s: Session| async move { tessera::tagged::map_to_string(&s.to_map()) }))
+        .route(
+            "/get",
+            get(|s: Session| async move { tessera::tagged::map_to_string(&s.to_map()) }),
+        )
         .layer(SessionLayer::new(config().build().expect("config")));
     let cookie = cookie_pair(&send(&app, "GET", "/set", None).await);
     let body = text(send(&app, "GET", "/get", Some(&cookie)).await).await;
@@ -458,7 +562,10 @@ async fn flashes() {
     // Taking the only content deletes the cookie.
     let deleted = set_cookies(response.headers());
     assert!(deleted[0].starts_with("session=;"), "{deleted:?}");
-    assert_eq!(text(response).await, "message:Zap,error:Zip,warning:<em>Zop</em> | errors=1");
+    assert_eq!(
+        text(response).await,
+        "message:Zap,error:Zip,warning:<em>Zop</em> | errors=1"
+    );
     let empty = text(send(&app, "GET", "/flashes", None).await).await;
     assert_eq!(empty, " | errors=0");
 }
@@ -489,7 +596,10 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogBuffer {
 #[tokio::test(flavor = "current_thread")]
 async fn oversized_cookie_is_logged_or_refused() {
     let logs = LogBuffer::default();
-    let subscriber = tracing_subscriber::fmt().with_writer(logs.clone()).with_ansi(false).finish();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(logs.clone())
+        .with_ansi(false)
+        .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
 
     // Random-looking data does not compress below the limit.
@@ -511,7 +621,10 @@ async fn oversized_cookie_is_logged_or_refused() {
     assert!(size > 4093);
     let logged = String::from_utf8(logs.0.lock().expect("lock").clone()).expect("utf-8");
     assert!(logged.contains("ERROR"), "{logged}");
-    assert!(logged.contains(&format!("{size} bytes")), "log must name the size {size}: {logged}");
+    assert!(
+        logged.contains(&format!("{size} bytes")),
+        "log must name the size {size}: {logged}"
+    );
 
     let strict = app_refusing();
     let response = post_body(&strict, "/set", None, &big).await;
@@ -524,13 +637,20 @@ async fn oversized_cookie_is_logged_or_refused() {
     assert_eq!(set_cookies(response.headers()).len(), 1);
 
     // MAX_COOKIE_SIZE = 0 disables the check.
-    let unchecked = app(config().max_cookie_size(0).refuse_oversized_cookies(true).build().expect("config"));
+    let unchecked = app(config()
+        .max_cookie_size(0)
+        .refuse_oversized_cookies(true)
+        .build()
+        .expect("config"));
     let response = post_body(&unchecked, "/set", None, &big).await;
     assert_eq!(response.status(), StatusCode::OK);
 }
 
 fn app_refusing() -> Router {
-    app(config().refuse_oversized_cookies(true).build().expect("config"))
+    app(config()
+        .refuse_oversized_cookies(true)
+        .build()
+        .expect("config"))
 }
 
 /// Hostile cookies never fail a request: they give an empty session and no
@@ -557,8 +677,13 @@ async fn hostile_cookies_give_an_empty_session() {
         ";;;=;session==".to_owned(),
     ];
     for cookie in &cases {
-        let Ok(header) = HeaderValue::from_str(cookie) else { continue };
-        let request = Request::get("/get").header(header::COOKIE, header).body(Body::empty()).expect("request");
+        let Ok(header) = HeaderValue::from_str(cookie) else {
+            continue;
+        };
+        let request = Request::get("/get")
+            .header(header::COOKIE, header)
+            .body(Body::empty())
+            .expect("request");
         let response = app.clone().oneshot(request).await.expect("infallible");
         assert_eq!(response.status(), StatusCode::OK, "{cookie:.60}");
         assert!(set_cookies(response.headers()).is_empty(), "{cookie:.60}");
@@ -566,7 +691,10 @@ async fn hostile_cookies_give_an_empty_session() {
     }
     // Non-UTF-8 header bytes too.
     let request = Request::get("/get")
-        .header(header::COOKIE, HeaderValue::from_bytes(b"session=\xff\xfe").expect("opaque bytes"))
+        .header(
+            header::COOKIE,
+            HeaderValue::from_bytes(b"session=\xff\xfe").expect("opaque bytes"),
+        )
         .body(Body::empty())
         .expect("request");
     let response = app.clone().oneshot(request).await.expect("infallible");
@@ -580,7 +708,10 @@ async fn a_bad_duplicate_cookie_does_not_hide_the_good_one() {
     let app = app(config().build().expect("config"));
     let good = cookie_pair(&post_body(&app, "/set", None, "mine").await);
     let header = format!("session=forged.value.sig; {good}");
-    assert_eq!(text(send(&app, "GET", "/get", Some(&header)).await).await, "Some(\"mine\")");
+    assert_eq!(
+        text(send(&app, "GET", "/get", Some(&header)).await).await,
+        "Some(\"mine\")"
+    );
 }
 
 /// Other cookies and other Set-Cookie headers from the app are left alone.
@@ -594,7 +725,9 @@ async fn other_cookies_are_untouched() {
                 ([(header::SET_COOKIE, "theme=dark; Path=/")], "").into_response()
             }),
         )
-        .layer(SessionLayer::new(config().cookie_name("sid").build().expect("config")));
+        .layer(SessionLayer::new(
+            config().cookie_name("sid").build().expect("config"),
+        ));
     let response = send(&app, "GET", "/", Some("session=whatever; theme=light")).await;
     let cookies = set_cookies(response.headers());
     assert_eq!(cookies.len(), 2, "{cookies:?}");

@@ -1,0 +1,164 @@
+//! The `tessera-demo` command: flags, logging, listening, graceful shutdown.
+
+use std::io::{self, IsTerminal as _, Write as _};
+use std::path::PathBuf;
+
+use clap::Parser;
+use tessera::SessionType;
+use tokio::net::TcpListener;
+
+use crate::secret::{self, KeySource, SetupError};
+
+/// The `tessera-demo` command line.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "tessera-demo",
+    version,
+    about = "Serve the Flask session tutorials' examples with tessera's Flask-compatible sessions",
+    long_about = "Serve the Flask session tutorials' examples with tessera's Flask-compatible \
+        sessions.\n\nOpen the printed URL: the page at / links to every example (set, get and \
+        delete session data, log in and out, a pet name in a permanent session) and shows what \
+        the session holds. Sessions are configured from the environment with Flask's names.",
+    after_help = environment_help()
+)]
+pub struct Cli {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// Port to listen on; 0 picks a free one (see the printed URL).
+    #[arg(long, default_value_t = 5000)]
+    pub port: u16,
+    /// Where the generated secret key is kept when SECRET_KEY is not set
+    /// (created with mode 0600, reused on the next start).
+    #[arg(long, value_name = "PATH", default_value = "tessera-demo.key")]
+    pub key_file: PathBuf,
+}
+
+fn environment_help() -> String {
+    let width = secret::ENVIRONMENT
+        .iter()
+        .map(|(name, _)| name.len())
+        .max()
+        .unwrap_or(0);
+    let mut help = String::from("Environment (Flask's config names; empty counts as unset):\n");
+    for (name, meaning) in secret::ENVIRONMENT {
+        help.push_str(&format!("  {name:<width$}  {meaning}"));
+        if *name == "SESSION_TYPE" {
+            help.push_str(&format!("; one of: {}", SessionType::NAMES.join(", ")));
+        }
+        help.push('\n');
+    }
+    help.push_str(
+        "\nWithout SECRET_KEY a strong key is generated once and kept in --key-file, so sessions \
+         survive restarts.\nOn start the command prints `tessera-demo listening on http://HOST:PORT`.",
+    );
+    help
+}
+
+/// Why the demo stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The configuration or key file is unusable.
+    #[error(transparent)]
+    Setup(#[from] SetupError),
+    /// The address could not be bound.
+    #[error("cannot listen on {host}:{port}: {source}")]
+    Bind {
+        /// `--host`.
+        host: String,
+        /// `--port`.
+        port: u16,
+        /// Why.
+        source: io::Error,
+    },
+    /// The server failed.
+    #[error("server error: {0}")]
+    Serve(#[from] io::Error),
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`).
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(io::stderr)
+        .with_ansi(io::stderr().is_terminal())
+        .init();
+}
+
+/// Configures, listens, prints the URL and serves until Ctrl-C or SIGTERM.
+pub async fn run(cli: Cli) -> Result<(), RunError> {
+    let (config, source) = secret::config_from_env(&cli.key_file)?;
+    match &source {
+        KeySource::Environment => tracing::info!("using SECRET_KEY from the environment"),
+        KeySource::Generated(path) => say(&format!(
+            "tessera-demo: SECRET_KEY is not set, so a new random secret key was generated and \
+             saved to {} (readable by you only). It will be reused on the next start, so \
+             sessions survive restarts. Set SECRET_KEY to use your own key.",
+            path.display()
+        )),
+        KeySource::Reused(path) => say(&format!(
+            "tessera-demo: SECRET_KEY is not set; using the secret key saved in {}.",
+            path.display()
+        )),
+    }
+
+    let listener = TcpListener::bind((cli.host.as_str(), cli.port))
+        .await
+        .map_err(|source| RunError::Bind {
+            host: cli.host.clone(),
+            port: cli.port,
+            source,
+        })?;
+    let address = listener.local_addr()?;
+    tracing::info!(
+        session_type = %config.session_type(),
+        cookie = config.cookie_name(),
+        "serving the Flask session tutorials"
+    );
+    say(&format!("tessera-demo listening on http://{address}"));
+
+    axum::serve(listener, crate::build_app(config))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// A line on stdout, flushed at once (scripts and tests wait for it).
+fn say(line: &str) {
+    let mut stdout = io::stdout().lock();
+    let _ = writeln!(stdout, "{line}");
+    let _ = stdout.flush();
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            tracing::error!("cannot listen for Ctrl-C: {err}");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut sigterm) => {
+                sigterm.recv().await;
+            }
+            Err(err) => {
+                tracing::error!("cannot listen for SIGTERM: {err}");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}

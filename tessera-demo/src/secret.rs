@@ -1,0 +1,298 @@
+//! The session configuration from the environment, and the secret key file
+//! used when `SECRET_KEY` is not set.
+//!
+//! Without `SECRET_KEY` the demo generates a strong key once, keeps it in a
+//! file only its owner can read (mode `0600`), and reads it back on every
+//! later start, so restarts keep everyone's sessions.
+
+use std::ffi::OsString;
+use std::fs::{self, OpenOptions};
+use std::io::{self, Write as _};
+use std::path::{Path, PathBuf};
+
+use tessera::{ConfigError, SecretKey, SessionConfig, SessionConfigBuilder};
+
+/// Where the secret key came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    /// `SECRET_KEY` from the environment.
+    Environment,
+    /// Freshly generated and saved to this file.
+    Generated(PathBuf),
+    /// Read from this file, saved by an earlier start.
+    Reused(PathBuf),
+}
+
+/// Why the demo cannot start with this configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// A Flask setting has a bad value.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The key file could not be read or written.
+    #[error("secret key file {}: {source}", path.display())]
+    KeyFile {
+        /// The key file.
+        path: PathBuf,
+        /// What went wrong.
+        source: io::Error,
+    },
+    /// The key file exists but holds no key.
+    #[error(
+        "secret key file {} is empty or not text; delete it to generate a new key, or set SECRET_KEY",
+        .0.display()
+    )]
+    BadKeyFile(PathBuf),
+}
+
+/// Flask's session settings (and tessera's) that the demo reads from the
+/// environment, with what they mean; shown by `--help`.
+pub const ENVIRONMENT: &[(&str, &str)] = &[
+    (
+        "SECRET_KEY",
+        "signs session cookies; unset: a generated key kept in --key-file",
+    ),
+    (
+        "SECRET_KEY_FALLBACKS",
+        "older keys still accepted, comma-separated, oldest first",
+    ),
+    (
+        "PERMANENT_SESSION_LIFETIME",
+        "seconds a permanent session lasts (default 2678400, 31 days)",
+    ),
+    ("SESSION_COOKIE_NAME", "the cookie's name (default session)"),
+    (
+        "SESSION_COOKIE_DOMAIN",
+        "the cookie's Domain (default: host-only)",
+    ),
+    ("SESSION_COOKIE_PATH", "the cookie's Path (default /)"),
+    ("SESSION_COOKIE_HTTPONLY", "true or false (default true)"),
+    ("SESSION_COOKIE_SECURE", "true or false (default false)"),
+    (
+        "SESSION_COOKIE_SAMESITE",
+        "Strict, Lax or None (default: unset)",
+    ),
+    (
+        "SESSION_COOKIE_PARTITIONED",
+        "true or false (default false; implies Secure)",
+    ),
+    (
+        "SESSION_REFRESH_EACH_REQUEST",
+        "re-send permanent sessions' cookies on every request (default true)",
+    ),
+    (
+        "MAX_COOKIE_SIZE",
+        "warn about Set-Cookie headers over this many bytes (default 4093)",
+    ),
+    ("SESSION_TYPE", "where sessions live (default cookie)"),
+    (
+        "TESSERA_REQUIRE_STRONG_SECRET_KEY",
+        "refuse to start with a weak SECRET_KEY instead of warning",
+    ),
+    (
+        "TESSERA_REFUSE_OVERSIZED_COOKIES",
+        "answer 500 instead of sending a cookie over MAX_COOKIE_SIZE",
+    ),
+    (
+        "TESSERA_MAX_PAYLOAD_SIZE",
+        "bound on a cookie's inflated payload in bytes (default 1048576)",
+    ),
+    ("RUST_LOG", "log filter, e.g. debug (default info)"),
+];
+
+/// The session configuration from the process environment; without
+/// `SECRET_KEY`, the key in `key_file` (created if missing).
+pub fn config_from_env(key_file: &Path) -> Result<(SessionConfig, KeySource), SetupError> {
+    config_from_vars(std::env::vars_os(), key_file)
+}
+
+/// [`config_from_env`] with the variables given (for example a test's).
+///
+/// Unlike `std::env::vars`, a variable that is not UTF-8 does not panic: it
+/// is an error when it is one of the settings and ignored otherwise.
+pub fn config_from_vars(
+    vars: impl IntoIterator<Item = (OsString, OsString)>,
+    key_file: &Path,
+) -> Result<(SessionConfig, KeySource), SetupError> {
+    let mut builder = SessionConfigBuilder::default().with_vars_os(vars)?;
+    let has_key = builder.has_secret_key();
+    let source = if has_key {
+        KeySource::Environment
+    } else {
+        let (key, source) = load_or_create_key(key_file)?;
+        builder = builder.secret_key(key);
+        source
+    };
+    Ok((builder.build()?, source))
+}
+
+/// Reads the key saved in `path`, or generates one and saves it there,
+/// readable by its owner only.
+pub fn load_or_create_key(path: &Path) -> Result<(SecretKey, KeySource), SetupError> {
+    let shown = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+    let key_file_error = |source| SetupError::KeyFile {
+        path: shown.clone(),
+        source,
+    };
+    match create_owner_only(path) {
+        Ok(mut file) => {
+            let key = SecretKey::generate();
+            file.write_all(key.as_bytes())
+                .and_then(|()| file.write_all(b"\n"))
+                .and_then(|()| file.sync_all())
+                .map_err(key_file_error)?;
+            Ok((key, KeySource::Generated(shown)))
+        }
+        Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
+            let text = fs::read(path).map_err(key_file_error)?;
+            let key = std::str::from_utf8(&text)
+                .map(str::trim)
+                .ok()
+                .filter(|key| !key.is_empty())
+                .ok_or_else(|| SetupError::BadKeyFile(shown.clone()))?;
+            warn_if_readable_by_others(path, &shown);
+            Ok((SecretKey::from(key), KeySource::Reused(shown)))
+        }
+        Err(err) => Err(key_file_error(err)),
+    }
+}
+
+/// Creates `path`, failing if it exists, with mode 0600 on Unix.
+fn create_owner_only(path: &Path) -> io::Result<fs::File> {
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+        options.mode(0o600);
+        let file = options.open(path)?;
+        // The umask can only remove bits; make sure it is exactly 0600.
+        file.set_permissions(fs::Permissions::from_mode(0o600))?;
+        Ok(file)
+    }
+    #[cfg(not(unix))]
+    {
+        options.open(path)
+    }
+}
+
+fn warn_if_readable_by_others(path: &Path, shown: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        if let Ok(metadata) = fs::metadata(path) {
+            let mode = metadata.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                tracing::warn!(
+                    "secret key file {} has mode {mode:o}: others may read it; run chmod 600 on it",
+                    shown.display()
+                );
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (path, shown);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("tessera-demo-unit-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).expect("temp dir");
+        dir
+    }
+
+    fn os(pairs: &[(&str, &str)]) -> Vec<(OsString, OsString)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (OsString::from(k), OsString::from(v)))
+            .collect()
+    }
+
+    #[test]
+    fn generates_then_reuses_the_key_file() {
+        let dir = temp_dir("reuse");
+        let path = dir.join("demo.key");
+        let (first, source) = load_or_create_key(&path).expect("created");
+        assert!(matches!(source, KeySource::Generated(_)));
+        assert!(first.weakness().is_none());
+        let (second, source) = load_or_create_key(&path).expect("read back");
+        assert!(matches!(source, KeySource::Reused(_)));
+        assert_eq!(first, second);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = fs::metadata(&path).expect("exists").permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn an_empty_key_file_is_an_error_not_overwritten() {
+        let dir = temp_dir("empty");
+        let path = dir.join("demo.key");
+        fs::write(&path, "  \n").expect("written");
+        assert!(matches!(
+            load_or_create_key(&path),
+            Err(SetupError::BadKeyFile(_))
+        ));
+        assert_eq!(fs::read(&path).expect("still there"), b"  \n");
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn secret_key_from_the_environment_wins() {
+        let dir = temp_dir("env");
+        let path = dir.join("demo.key");
+        let vars = os(&[
+            ("SECRET_KEY", "an-environment-key-that-is-long-enough-0123"),
+            ("PERMANENT_SESSION_LIFETIME", "60"),
+        ]);
+        let (config, source) = config_from_vars(vars, &path).expect("valid");
+        assert_eq!(source, KeySource::Environment);
+        assert_eq!(config.permanent_session_lifetime().as_secs(), 60);
+        assert!(!path.exists(), "no key file without need");
+
+        let (_, source) = config_from_vars(os(&[("SECRET_KEY", " ")]), &path).expect("valid");
+        assert!(matches!(source, KeySource::Generated(_)));
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn bad_settings_are_errors() {
+        let path = Path::new("never-created.key");
+        let err = config_from_vars(
+            os(&[
+                ("SECRET_KEY", "k"),
+                ("SESSION_COOKIE_SAMESITE", "sometimes"),
+            ]),
+            path,
+        )
+        .expect_err("refused");
+        assert!(err.to_string().contains("SESSION_COOKIE_SAMESITE"), "{err}");
+        #[cfg(unix)]
+        {
+            use std::os::unix::ffi::OsStringExt as _;
+            let vars = vec![
+                (OsString::from("SECRET_KEY"), OsString::from("k")),
+                (OsString::from("UNRELATED"), OsString::from_vec(vec![0xff])),
+            ];
+            assert!(config_from_vars(vars, path).is_ok());
+            let vars = vec![(OsString::from("SECRET_KEY"), OsString::from_vec(vec![0xff]))];
+            assert!(matches!(
+                config_from_vars(vars, path),
+                Err(SetupError::Config(ConfigError::InvalidValue {
+                    name: "SECRET_KEY",
+                    ..
+                }))
+            ));
+        }
+    }
+}

@@ -1,0 +1,408 @@
+//! Every seed route, walked through in-process with a cookie jar.
+
+mod common;
+
+use std::time::SystemTime;
+
+use axum::body::Body;
+use axum::http::{header, Request, StatusCode};
+use common::{has_expires, serve, test_config, Browser, TEST_KEY};
+use http_body_util::BodyExt as _;
+use tessera::{CookieCodec, Map, SecretKey, Value};
+use tower::ServiceExt as _;
+
+/// One request straight into the router, no sockets.
+async fn oneshot(request: Request<Body>) -> (StatusCode, axum::http::HeaderMap, String) {
+    let response = tessera_demo::build_app(test_config())
+        .oneshot(request)
+        .await
+        .expect("the router answers");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("a body")
+        .to_bytes();
+    let body = String::from_utf8(bytes.to_vec()).expect("UTF-8 body");
+    (status, headers, body)
+}
+
+fn get_with_cookie(path: &str, cookie: &str) -> Request<Body> {
+    Request::get(path)
+        .header(header::COOKIE, cookie)
+        .body(Body::empty())
+        .expect("a request")
+}
+
+/// A cookie signed with the test key, as Flask would write it.
+fn signed_cookie(data: &[(&str, Value)]) -> String {
+    let map: Map = data
+        .iter()
+        .map(|(key, value)| ((*key).to_owned(), value.clone()))
+        .collect();
+    CookieCodec::new(&SecretKey::from(TEST_KEY), &[]).encode(&map, SystemTime::now())
+}
+
+#[tokio::test]
+async fn seed_000_set_get_delete() {
+    let mut browser = Browser::new(serve(test_config()).await);
+
+    let reply = browser.get("/get_session").await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.body, "No session data found.");
+    assert!(reply.set_cookies().is_empty());
+
+    let reply = browser.get("/set_session").await;
+    assert_eq!(reply.body, "Session data set.");
+    let cookie = reply.session_cookie();
+    assert!(cookie.starts_with("session="), "{cookie}");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("Path=/"),
+        "{cookie}"
+    );
+    assert!(!has_expires(&cookie), "a browser session: {cookie}");
+
+    let reply = browser.get("/get_session").await;
+    assert_eq!(reply.body, "Welcome, your_username!");
+    assert!(reply.set_cookies().is_empty(), "reading does not re-send");
+
+    let reply = browser.get("/delete_session").await;
+    assert_eq!(reply.body, "Session data deleted.");
+    let removal = reply.session_cookie();
+    assert!(removal.starts_with("session=;"), "{removal}");
+    assert!(removal.contains("Max-Age=0"), "{removal}");
+    assert!(browser.cookies.is_empty());
+
+    assert_eq!(
+        browser.get("/get_session").await.body,
+        "No session data found."
+    );
+    let reply = browser.get("/delete_session").await;
+    assert_eq!(reply.body, "Session data deleted.");
+    assert!(reply.set_cookies().is_empty(), "nothing to delete");
+}
+
+#[tokio::test]
+async fn seed_001_setsession_getsession_popsession() {
+    let mut browser = Browser::new(serve(test_config()).await);
+
+    assert_eq!(browser.get("/getsession").await.body, "Welcome Anonymous");
+    let reply = browser.get("/setsession").await;
+    assert_eq!(reply.body, "The session has been Set");
+    assert!(!has_expires(&reply.session_cookie()));
+    assert_eq!(browser.get("/getsession").await.body, "Welcome Admin");
+    // seed 000 and seed 001 use different keys ("username" / "Username").
+    assert_eq!(
+        browser.get("/get_session").await.body,
+        "No session data found."
+    );
+    let reply = browser.get("/popsession").await;
+    assert_eq!(reply.body, "Session Deleted");
+    assert!(reply.session_cookie().contains("Max-Age=0"));
+    assert_eq!(browser.get("/getsession").await.body, "Welcome Anonymous");
+}
+
+#[tokio::test]
+async fn seed_002_login_and_logout() {
+    let mut browser = Browser::new(serve(test_config()).await);
+
+    let page = browser.get("/").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("You are not logged in"));
+    assert!(page.set_cookies().is_empty());
+
+    let reply = browser.post_form("/login", &[("username", "alice")]).await;
+    reply.assert_redirect_home();
+    assert!(!has_expires(&reply.session_cookie()));
+
+    let page = browser.get("/").await;
+    assert!(page
+        .body
+        .contains("<p class=\"status\">Logged in as alice</p>"));
+    assert!(page
+        .body
+        .contains("class=\"flash-message\">Logged in as alice</li>"));
+    // The flash was shown once; the login stays.
+    let page = browser.get("/").await;
+    assert_eq!(page.body.matches("Logged in as alice").count(), 1);
+    assert!(!page.body.contains("flash-message"));
+
+    let reply = browser.get("/logout").await;
+    reply.assert_redirect_home();
+    let page = browser.get("/").await;
+    assert!(page.body.contains("You are not logged in"));
+    assert!(page.body.contains(">Logged out</li>"));
+}
+
+#[tokio::test]
+async fn login_without_a_username_is_a_bad_request() {
+    let base = serve(test_config()).await;
+    let mut browser = Browser::new(base.clone());
+    for form in [
+        &[][..],
+        &[("username", "")][..],
+        &[("username", "   ")][..],
+        &[("user", "alice")][..],
+        &[("username", "alice"), ("username", "bob")][..],
+    ] {
+        let reply = browser.post_form("/login", form).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{form:?}");
+        assert!(reply.body.contains("username"), "{form:?}: {}", reply.body);
+        assert!(reply.set_cookies().is_empty(), "{form:?}");
+    }
+    let too_long = "x".repeat(10_000);
+    let reply = browser
+        .post_form("/login", &[("username", too_long.as_str())])
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+
+    // Not a form at all.
+    let client = reqwest::Client::new();
+    let reply = client
+        .post(format!("{base}/login"))
+        .header("content-type", "application/json")
+        .body(r#"{"username":"alice"}"#)
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(reply.status(), StatusCode::BAD_REQUEST);
+    let reply = client
+        .post(format!("{base}/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(vec![b'u', b'=', 0xff, 0xfe])
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(reply.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(browser.get("/").await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn seed_003_pet_name_form() {
+    let mut browser = Browser::new(serve(test_config()).await);
+
+    let form = browser.get("/petname").await;
+    assert_eq!(form.status, StatusCode::OK);
+    let content_type = form.headers.get(header::CONTENT_TYPE).expect("typed");
+    assert!(content_type
+        .to_str()
+        .expect("ASCII")
+        .starts_with("text/html"));
+    assert!(form.body.contains("<form method=\"POST\""), "{}", form.body);
+    assert!(form.body.contains("type=\"text\" name=\"pet\""));
+    assert!(form.body.contains("type=\"checkbox\" name=\"remember\""));
+    assert!(form.set_cookies().is_empty(), "GET /petname sets no cookie");
+    assert!(
+        form.headers.get(header::VARY).is_none(),
+        "GET /petname does not even read the session"
+    );
+
+    let page = browser.get("/").await;
+    assert!(page.body.contains("I do not know your pet's name."));
+
+    let reply = browser.post_form("/petname", &[("pet", "Rex")]).await;
+    reply.assert_redirect_home();
+    let cookie = reply.session_cookie();
+    assert!(!has_expires(&cookie), "no remember, no Expires: {cookie}");
+
+    // With a (non-permanent) session, the form still leaves it alone.
+    let form = browser.get("/petname").await;
+    assert!(form.set_cookies().is_empty());
+
+    let page = browser.get("/").await;
+    assert!(page.body.contains("Your pet's name is Rex."));
+    assert!(page.body.contains(">Pet name saved</li>"));
+    assert!(page.body.contains("when the browser closes"));
+}
+
+#[tokio::test]
+async fn remember_makes_the_session_permanent() {
+    let mut browser = Browser::new(serve(test_config()).await);
+
+    let reply = browser
+        .post_form("/petname", &[("pet", "Rex"), ("remember", "on")])
+        .await;
+    reply.assert_redirect_home();
+    let cookie = reply.session_cookie();
+    assert!(has_expires(&cookie), "remember gives Expires: {cookie}");
+
+    let page = browser.get("/").await;
+    assert!(page.body.contains("Your pet's name is Rex."));
+    assert!(page.body.contains("<dt>Permanent</dt><dd>yes</dd>"));
+    assert!(!page.body.contains("when the browser closes"));
+    assert!(
+        has_expires(&page.session_cookie()),
+        "refreshed each request"
+    );
+    assert!(page.body.contains("&quot;_permanent&quot;:true"));
+
+    // Flask's `request.form.get('pet')`: an empty name is stored and means "unknown".
+    let reply = browser.post_form("/petname", &[("pet", "")]).await;
+    reply.assert_redirect_home();
+    let page = browser.get("/").await;
+    assert!(page.body.contains("I do not know your pet's name."));
+}
+
+#[tokio::test]
+async fn user_strings_are_escaped() {
+    let mut browser = Browser::new(serve(test_config()).await);
+    let evil = "<script>alert(\"x\")</script>";
+    browser
+        .post_form("/login", &[("username", evil)])
+        .await
+        .assert_redirect_home();
+    browser
+        .post_form("/petname", &[("pet", "<b>Rex</b> & 'Co'")])
+        .await
+        .assert_redirect_home();
+
+    let page = browser.get("/").await;
+    assert!(!page.body.contains("<script"), "{}", page.body);
+    assert!(!page.body.contains("<b>"));
+    assert!(page
+        .body
+        .contains("Logged in as &lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;"));
+    assert!(page
+        .body
+        .contains("Your pet's name is &lt;b&gt;Rex&lt;/b&gt; &amp; &#39;Co&#39;."));
+    let csp = page
+        .headers
+        .get(header::CONTENT_SECURITY_POLICY)
+        .expect("a CSP");
+    assert!(csp.to_str().expect("ASCII").contains("default-src 'none'"));
+}
+
+#[tokio::test]
+async fn page_shows_the_session() {
+    let mut browser = Browser::new(serve(test_config()).await);
+
+    let page = browser.get("/").await;
+    assert!(page
+        .body
+        .contains("<dt>SESSION_TYPE</dt><dd><code>cookie</code></dd>"));
+    assert!(page.body.contains("<dt>New</dt><dd>yes</dd>"));
+    assert!(page.body.contains("The session is empty."));
+    assert!(page.body.contains("no valid session cookie"));
+    for path in [
+        "/set_session",
+        "/get_session",
+        "/delete_session",
+        "/setsession",
+        "/getsession",
+        "/popsession",
+        "/logout",
+        "/petname",
+    ] {
+        assert!(page.body.contains(&format!("href=\"{path}\"")), "{path}");
+    }
+    assert!(page.body.contains("action=\"/login\""));
+    assert!(page.body.contains("action=\"/petname\""));
+
+    browser.get("/set_session").await;
+    let page = browser.get("/").await;
+    assert!(page.body.contains("<dt>New</dt><dd>no</dd>"));
+    assert!(page.body.contains("<dt>Permanent</dt><dd>no</dd>"));
+    assert!(page
+        .body
+        .contains("<pre>{&quot;username&quot;:&quot;your_username&quot;}</pre>"));
+    assert!(page
+        .body
+        .contains("<td><code>username</code></td><td><code>&quot;your_username&quot;</code></td>"));
+    assert!(page.body.contains("UTC"), "signed at");
+    assert!(page.body.contains("when the browser closes"));
+    assert!(page.body.contains("Logged in as your_username"));
+}
+
+#[tokio::test]
+async fn bad_cookies_give_an_empty_session_never_an_error() {
+    let valid = signed_cookie(&[("username", Value::from("alice"))]);
+    let (status, _, body) = oneshot(get_with_cookie("/", &format!("session={valid}"))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        body.contains("Logged in as alice"),
+        "the valid cookie works"
+    );
+
+    let mut tampered = valid.clone().into_bytes();
+    tampered[3] ^= 1;
+    let tampered = String::from_utf8(tampered).expect("ASCII");
+    let other_key = CookieCodec::new(&SecretKey::from("some-other-key-0123456789abcdef-xyz"), &[])
+        .encode(
+            &Map::from([("username".to_owned(), Value::from("mallory"))]),
+            SystemTime::now(),
+        );
+    let (payload, signature) = valid.rsplit_once('.').expect("signed");
+    let cookies = [
+        "session=garbage".to_owned(),
+        "session=".to_owned(),
+        "session=...".to_owned(),
+        format!("session={tampered}"),
+        format!("session={other_key}"),
+        format!("session={payload}"),
+        format!("session={payload}.{}", signature.to_uppercase()),
+        "session=.eJzLSM3JyVcozy_KSQEAGgQEXQ.ZVPxAA.AAAAAAAAAAAAAAAAAAAAAAAAAAA".to_owned(),
+        format!("session=\"{}\"", "A".repeat(5000)),
+        "session=%ff%fe; other=1".to_owned(),
+    ];
+    for cookie in &cookies {
+        for (path, expected) in [
+            ("/", "You are not logged in"),
+            ("/get_session", "No session data found."),
+            ("/getsession", "Welcome Anonymous"),
+        ] {
+            let (status, headers, body) = oneshot(get_with_cookie(path, cookie)).await;
+            assert_eq!(status, StatusCode::OK, "{path} with {cookie}");
+            assert!(body.contains(expected), "{path} with {cookie}: {body}");
+            assert!(
+                headers.get(header::SET_COOKIE).is_none(),
+                "{path} with {cookie}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn values_written_by_other_apps_are_shown() {
+    // A Flask app sharing the key may store any type under these keys.
+    let cookie = signed_cookie(&[
+        ("username", Value::from(42.0)),
+        (
+            "Username",
+            Value::tuple([Value::from("a"), Value::from(true)]),
+        ),
+        ("pet_name", Value::Null),
+    ]);
+    let cookie = format!("session={cookie}");
+    let (status, _, body) = oneshot(get_with_cookie("/", &cookie)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("Logged in as 42.0"), "{body}");
+    assert!(body.contains("I do not know your pet's name."));
+    assert!(
+        body.contains("{&quot; t&quot;:[&quot;a&quot;,true]}"),
+        "{body}"
+    );
+    let (_, _, body) = oneshot(get_with_cookie("/get_session", &cookie)).await;
+    assert_eq!(body, "Welcome, 42.0!");
+    let (_, _, body) = oneshot(get_with_cookie("/getsession", &cookie)).await;
+    assert_eq!(body, r#"Welcome {" t":["a",true]}"#);
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods() {
+    let (status, _, _) = oneshot(
+        Request::get("/nowhere")
+            .body(Body::empty())
+            .expect("a request"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _, _) = oneshot(
+        Request::get("/login")
+            .body(Body::empty())
+            .expect("a request"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+}
