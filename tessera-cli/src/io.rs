@@ -1,0 +1,47 @@
+//! Reading stdin and writing stdout/stderr without panicking.
+
+use std::io::{self, Read as _, Write as _};
+
+use crate::error::{Error, Result};
+
+/// Input larger than this on stdin is refused (a cookie is a few KiB; a
+/// session to sign is rarely more than a few hundred).
+const MAX_STDIN: u64 = 64 * 1024 * 1024;
+
+/// All of stdin as UTF-8 text; `what` names it in error messages.
+pub(crate) fn read_stdin(what: &str) -> Result<String> {
+    let mut bytes = Vec::new();
+    io::stdin()
+        .lock()
+        .take(MAX_STDIN + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|err| Error::new(format_args!("reading {what} from stdin: {err}")))?;
+    if bytes.len() as u64 > MAX_STDIN {
+        return Err(Error::new(format_args!(
+            "reading {what} from stdin: more than {MAX_STDIN} bytes"
+        )));
+    }
+    String::from_utf8(bytes)
+        .map_err(|_| Error::new(format_args!("reading {what} from stdin: not valid UTF-8")))
+}
+
+/// Writes `line` and a newline to stdout.
+pub(crate) fn print_line(line: &str) -> Result<()> {
+    let mut stdout = io::stdout().lock();
+    writeln!(stdout, "{line}")
+        .and_then(|()| stdout.flush())
+        .map_err(|err| match err.kind() {
+            io::ErrorKind::BrokenPipe => Error::BrokenPipe,
+            _ => Error::new(format_args!("writing to stdout: {err}")),
+        })
+}
+
+/// `warning: …` on stderr; a failure to write it is ignored.
+pub(crate) fn warn(message: &str) {
+    let _ = writeln!(io::stderr().lock(), "warning: {message}");
+}
+
+/// `error: …` on stderr, one line.
+pub(crate) fn report_error(err: &Error) {
+    let _ = writeln!(io::stderr().lock(), "error: {err}");
+}

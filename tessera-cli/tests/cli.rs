@@ -1,0 +1,551 @@
+//! Runs the real `tessera` binary.
+
+use std::io::Write as _;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, SystemTime};
+
+use tessera::{CookieCodec, Map, Value};
+
+/// The worked example from Flask: key `dev-secret-key`, signed at 1700000000.
+const EXAMPLE_KEY: &str = "dev-secret-key";
+const EXAMPLE_COOKIE: &str =
+    "eyJuYW1lIjoiYWxpY2UiLCJ1c2VyX2lkIjo0Mn0.ZVPxAA.oBF4FsEPGc1aqRIni6RktBSluqI";
+const EXAMPLE_JSON: &str = r#"{"name":"alice","user_id":42}"#;
+/// Large enough to accept the example cookie for centuries.
+const HUGE_MAX_AGE: &str = "9999999999";
+
+const KEY: &str = "0123456789abcdef0123456789abcdef-cli-test";
+const OLD_KEY: &str = "fedcba9876543210fedcba9876543210-cli-old";
+
+struct Run {
+    status: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn success(&self) -> bool {
+        self.status == Some(0)
+    }
+
+    /// The single stdout line, checking there is exactly one.
+    fn line(&self) -> &str {
+        let lines: Vec<&str> = self.stdout.lines().collect();
+        assert_eq!(
+            lines.len(),
+            1,
+            "expected one stdout line: {:?}",
+            self.stdout
+        );
+        lines[0]
+    }
+
+    /// Checks a refusal: exit 1, nothing on stdout, one `error: ` line on
+    /// stderr; returns that line.
+    fn refusal(&self) -> &str {
+        assert_eq!(
+            self.status,
+            Some(1),
+            "expected exit 1, stderr: {:?}",
+            self.stderr
+        );
+        assert!(!self.stderr.contains("panicked"), "{:?}", self.stderr);
+        assert!(self.stdout.is_empty(), "stdout: {:?}", self.stdout);
+        let lines: Vec<&str> = self.stderr.lines().collect();
+        assert_eq!(
+            lines.len(),
+            1,
+            "expected one stderr line: {:?}",
+            self.stderr
+        );
+        assert!(lines[0].starts_with("error: "), "{:?}", lines[0]);
+        lines[0]
+    }
+}
+
+/// Runs `tessera args…` with `stdin`, a clean key environment plus `env`.
+fn run_with(args: &[&str], stdin: &str, env: &[(&str, &str)]) -> Run {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tessera"));
+    command
+        .args(args)
+        .env_remove("SECRET_KEY")
+        .env_remove("SECRET_KEY_FALLBACKS")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let mut child = command.spawn().expect("the tessera binary runs");
+    let mut pipe = child.stdin.take().expect("stdin is piped");
+    // The command may exit before reading stdin; a write error is then fine.
+    let _ = pipe.write_all(stdin.as_bytes());
+    drop(pipe);
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = child
+        .wait_with_output()
+        .expect("the tessera binary finishes");
+    Run {
+        status: status.code(),
+        stdout: String::from_utf8(stdout).expect("stdout is UTF-8"),
+        stderr: String::from_utf8(stderr).expect("stderr is UTF-8"),
+    }
+}
+
+fn run(args: &[&str]) -> Run {
+    run_with(args, "", &[])
+}
+
+fn sign(key: &str, json: &str) -> String {
+    let out = run_with(&["cookie", "sign", "--secret-key", key], json, &[]);
+    assert!(out.success(), "sign failed: {:?}", out.stderr);
+    out.line().to_owned()
+}
+
+fn decode(key: &str, cookie: &str) -> Run {
+    run(&["cookie", "decode", "--secret-key", key, cookie])
+}
+
+#[test]
+fn worked_example_is_expired_with_the_default_max_age() {
+    let out = decode(EXAMPLE_KEY, EXAMPLE_COOKIE);
+    let reason = out.refusal();
+    assert!(reason.starts_with("error: expired: "), "{reason}");
+    assert!(reason.contains("max age is 2678400 s"), "{reason}");
+}
+
+#[test]
+fn worked_example_decodes_with_a_large_max_age() {
+    let out = run(&[
+        "cookie",
+        "decode",
+        "--secret-key",
+        EXAMPLE_KEY,
+        "--max-age",
+        HUGE_MAX_AGE,
+        EXAMPLE_COOKIE,
+    ]);
+    assert!(out.success(), "{:?}", out.stderr);
+    assert_eq!(out.line(), EXAMPLE_JSON);
+    assert!(out.stderr.is_empty(), "{:?}", out.stderr);
+}
+
+#[test]
+fn pasted_prefix_and_stdin_are_accepted() {
+    let prefixed = format!("session={EXAMPLE_COOKIE}");
+    let args = [
+        "cookie",
+        "decode",
+        "--secret-key",
+        EXAMPLE_KEY,
+        "--max-age",
+        HUGE_MAX_AGE,
+    ];
+    let out = run(&[&args[..], &[prefixed.as_str()]].concat());
+    assert!(out.success(), "{:?}", out.stderr);
+    assert_eq!(out.line(), EXAMPLE_JSON);
+
+    let out = run_with(
+        &[&args[..], &["-"]].concat(),
+        &format!("session={EXAMPLE_COOKIE}; Path=/; HttpOnly\n"),
+        &[],
+    );
+    assert!(out.success(), "{:?}", out.stderr);
+    assert_eq!(out.line(), EXAMPLE_JSON);
+}
+
+#[test]
+fn sign_then_decode_round_trips() {
+    // Inputs are written in Flask's form (sorted keys), so the output is equal.
+    for json in [
+        r#"{"name":"alice","user_id":42}"#,
+        r#"{"a":{" t":[1,2]}}"#,
+        r#"{"_flashes":[{" t":["message","Hi"]}],"_permanent":true}"#,
+        r#"{"raw":{" b":"/wA="}}"#,
+        r#"{"u":{" u":"12345678123456781234567812345678"},"when":{" d":"Tue, 02 Jan 2024 03:04:05 GMT"}}"#,
+        r#"{"escaped":{" di":{" t__":[1]}},"html":{" m":"<b>hi</b>"}}"#,
+        r#"{"big":123456789012345678901234567890,"f":1.5,"n":null}"#,
+        // Long enough to be compressed.
+        &format!(r#"{{"text":"{}"}}"#, "abc".repeat(500)),
+    ] {
+        let cookie = sign(KEY, json);
+        let out = decode(KEY, &cookie);
+        assert!(out.success(), "{json}: {:?}", out.stderr);
+        assert_eq!(out.line(), json);
+    }
+    let compressed = sign(KEY, &format!(r#"{{"text":"{}"}}"#, "abc".repeat(500)));
+    assert!(compressed.starts_with('.'), "{compressed}");
+}
+
+#[test]
+fn unicode_is_written_as_flask_writes_it() {
+    let cookie = sign(KEY, "{\"name\": \"Zoë 😀\", \"city\":\"Zürich\"}");
+    let out = decode(KEY, &cookie);
+    assert!(out.success(), "{:?}", out.stderr);
+    assert_eq!(
+        out.line(),
+        r#"{"city":"Z\u00fcrich","name":"Zo\u00eb \ud83d\ude00"}"#
+    );
+}
+
+#[test]
+fn sign_matches_the_library_byte_for_byte() {
+    let cookie = sign(KEY, EXAMPLE_JSON);
+    let payload = cookie.split('.').next().expect("a payload");
+    let data = Map::from([
+        ("name".to_owned(), Value::from("alice")),
+        ("user_id".to_owned(), Value::from(42)),
+    ]);
+    let expected = CookieCodec::new(&KEY.into(), &[]).encode(&data, SystemTime::now());
+    assert!(expected.starts_with(&format!("{payload}.")), "{expected}");
+}
+
+#[test]
+fn a_salt_must_match() {
+    let out = run_with(
+        &[
+            "cookie",
+            "sign",
+            "--secret-key",
+            KEY,
+            "--salt",
+            "flask-session",
+        ],
+        "{}",
+        &[],
+    );
+    assert!(out.success(), "{:?}", out.stderr);
+    let cookie = out.line().to_owned();
+    assert!(decode(KEY, &cookie).refusal().contains("bad signature"));
+    let out = run(&[
+        "cookie",
+        "decode",
+        "--secret-key",
+        KEY,
+        "--salt",
+        "flask-session",
+        &cookie,
+    ]);
+    assert!(out.success(), "{:?}", out.stderr);
+    assert_eq!(out.line(), "{}");
+}
+
+#[test]
+fn bad_signature_is_refused() {
+    let cookie = sign(KEY, EXAMPLE_JSON);
+    let reason = decode(OLD_KEY, &cookie).refusal().to_owned();
+    assert_eq!(reason, "error: bad signature");
+
+    // A payload changed under the original signature.
+    let mut parts: Vec<&str> = cookie.split('.').collect();
+    parts[0] = "eyJuYW1lIjoibWFsbG9yeSIsInVzZXJfaWQiOjF9";
+    let tampered = parts.join(".");
+    assert_eq!(decode(KEY, &tampered).refusal(), "error: bad signature");
+}
+
+#[test]
+fn a_fallback_key_is_accepted() {
+    let cookie = sign(OLD_KEY, EXAMPLE_JSON);
+    let out = run(&[
+        "cookie",
+        "decode",
+        "--secret-key",
+        KEY,
+        "--fallback-key",
+        "some-older-key",
+        "--fallback-key",
+        OLD_KEY,
+        &cookie,
+    ]);
+    assert!(out.success(), "{:?}", out.stderr);
+    assert_eq!(out.line(), EXAMPLE_JSON);
+
+    let fallbacks = format!("some-older-key, {OLD_KEY}");
+    let out = run_with(
+        &["cookie", "decode", "--secret-key", KEY, &cookie],
+        "",
+        &[("SECRET_KEY_FALLBACKS", &fallbacks)],
+    );
+    assert!(out.success(), "{:?}", out.stderr);
+    assert_eq!(out.line(), EXAMPLE_JSON);
+
+    // --fallback-key replaces SECRET_KEY_FALLBACKS.
+    let out = run_with(
+        &[
+            "cookie",
+            "decode",
+            "--secret-key",
+            KEY,
+            "--fallback-key",
+            "another",
+            &cookie,
+        ],
+        "",
+        &[("SECRET_KEY_FALLBACKS", &fallbacks)],
+    );
+    assert_eq!(out.refusal(), "error: bad signature");
+}
+
+#[test]
+fn secret_key_comes_from_the_environment() {
+    let cookie = sign(KEY, EXAMPLE_JSON);
+    let out = run_with(&["cookie", "decode", &cookie], "", &[("SECRET_KEY", KEY)]);
+    assert!(out.success(), "{:?}", out.stderr);
+    assert_eq!(out.line(), EXAMPLE_JSON);
+    assert!(
+        out.stderr.is_empty(),
+        "verified: no warning {:?}",
+        out.stderr
+    );
+
+    // The flag wins over the variable.
+    let out = run_with(
+        &["cookie", "decode", "--secret-key", KEY, &cookie],
+        "",
+        &[("SECRET_KEY", OLD_KEY)],
+    );
+    assert!(out.success(), "{:?}", out.stderr);
+    let out = run_with(
+        &["cookie", "decode", "--secret-key", OLD_KEY, &cookie],
+        "",
+        &[("SECRET_KEY", KEY)],
+    );
+    assert_eq!(out.refusal(), "error: bad signature");
+
+    // Signing reads it too.
+    let out = run_with(&["cookie", "sign"], "{\"a\":1}", &[("SECRET_KEY", KEY)]);
+    assert!(out.success(), "{:?}", out.stderr);
+    let out = decode(KEY, out.line());
+    assert_eq!(out.line(), r#"{"a":1}"#);
+}
+
+#[test]
+fn malformed_cookies_are_refused() {
+    for cookie in [
+        "garbage",
+        "not.base64!.sig",
+        "@@@.ZVPxAA.oBF4FsEPGc1aqRIni6RktBSluqI",
+        ".",
+        "",
+        "session=",
+    ] {
+        let out = decode(KEY, cookie);
+        let reason = out.refusal();
+        assert!(
+            reason.starts_with("error: malformed: ") || reason == "error: bad signature",
+            "{cookie:?}: {reason}"
+        );
+    }
+    assert!(decode(KEY, "garbage")
+        .refusal()
+        .starts_with("error: malformed: "));
+}
+
+#[test]
+fn signed_garbage_payload_is_malformed() {
+    // A correctly signed payload that is not JSON.
+    let codec = CookieCodec::new(&KEY.into(), &[]);
+    let valid = codec.encode(&Map::new(), SystemTime::now());
+    let (_, rest) = valid.split_once('.').expect("a signed cookie");
+    let timestamp = rest.split('.').next().expect("a timestamp");
+    let cookie = sign_raw(&format!("bm9wZQ.{timestamp}"));
+    let reason = decode(KEY, &cookie).refusal().to_owned();
+    assert!(reason.starts_with("error: malformed: "), "{reason}");
+}
+
+/// Signs `value` (`payload.timestamp`) as itsdangerous does, for payloads the
+/// codec would never produce.
+fn sign_raw(value: &str) -> String {
+    use hmac::{Hmac, Mac};
+    use sha1::Sha1;
+    let mut derive = Hmac::<Sha1>::new_from_slice(KEY.as_bytes()).expect("any key length");
+    derive.update(tessera::DEFAULT_SALT.as_bytes());
+    let derived = derive.finalize().into_bytes();
+    let mut mac = Hmac::<Sha1>::new_from_slice(&derived).expect("any key length");
+    mac.update(value.as_bytes());
+    let signature = mac.finalize().into_bytes();
+    format!("{value}.{}", b64(&signature))
+}
+
+/// URL-safe base64 without padding.
+fn b64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, b)| acc | u32::from(*b) << (16 - 8 * i));
+        for i in 0..=chunk.len() {
+            out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
+        }
+    }
+    out
+}
+
+#[test]
+fn signed_non_objects_are_refused() {
+    let codec = CookieCodec::new(&KEY.into(), &[]);
+    let valid = codec.encode(&Map::new(), SystemTime::now());
+    let timestamp = valid.split('.').nth(1).expect("a timestamp");
+    for json in ["[1,2]", "42", "\"s\"", "null", r#"{" t":[1]}"#] {
+        let cookie = sign_raw(&format!("{}.{timestamp}", b64(json.as_bytes())));
+        let reason = decode(KEY, &cookie).refusal().to_owned();
+        assert!(
+            reason.starts_with("error: not an object: "),
+            "{json}: {reason}"
+        );
+    }
+}
+
+#[test]
+fn future_timestamps_are_refused() {
+    let codec = CookieCodec::new(&KEY.into(), &[]);
+    let later = SystemTime::now() + Duration::from_secs(3600);
+    let cookie = codec.encode(&Map::new(), later);
+    let reason = decode(KEY, &cookie).refusal().to_owned();
+    assert!(reason.starts_with("error: timestamp is "), "{reason}");
+    assert!(reason.ends_with(" s in the future"), "{reason}");
+}
+
+#[test]
+fn oversized_payloads_are_refused() {
+    let cookie = sign(KEY, &format!(r#"{{"text":"{}"}}"#, "abc".repeat(500)));
+    let out = run(&[
+        "cookie",
+        "decode",
+        "--secret-key",
+        KEY,
+        "--max-payload-size",
+        "100",
+        &cookie,
+    ]);
+    assert!(out.refusal().starts_with("error: too large: "));
+    let out = run(&["cookie", "decode", "--max-payload-size", "100", &cookie]);
+    assert!(out.refusal().starts_with("error: too large: "));
+}
+
+#[test]
+fn without_a_key_decoding_is_unverified() {
+    let out = run(&["cookie", "decode", EXAMPLE_COOKIE]);
+    assert!(out.success(), "{:?}", out.stderr);
+    assert_eq!(out.line(), EXAMPLE_JSON);
+    assert!(out.stderr.contains("UNVERIFIED"), "{:?}", out.stderr);
+    assert!(out.stderr.contains("signature was not checked"));
+
+    // Even a forged signature decodes, still with the warning.
+    let forged = EXAMPLE_COOKIE.replace("oBF4", "xxxx");
+    let out = run(&["cookie", "decode", &forged]);
+    assert_eq!(out.line(), EXAMPLE_JSON);
+    assert!(out.stderr.contains("UNVERIFIED"));
+
+    // An empty SECRET_KEY counts as unset.
+    let out = run_with(
+        &["cookie", "decode", EXAMPLE_COOKIE],
+        "",
+        &[("SECRET_KEY", "")],
+    );
+    assert_eq!(out.line(), EXAMPLE_JSON);
+    assert!(out.stderr.contains("UNVERIFIED"));
+
+    assert!(run(&["cookie", "decode", "garbage"])
+        .refusal()
+        .starts_with("error: malformed: "));
+}
+
+#[test]
+fn sign_refuses_what_is_not_an_object() {
+    for (json, expected) in [
+        ("[1, 2]", "error: not an object: "),
+        ("42", "error: not an object: "),
+        (r#"{" t": [1, 2]}"#, "error: not an object: "),
+        ("{nope", "error: invalid JSON on stdin: "),
+        ("", "error: invalid JSON on stdin: "),
+        ("{} {}", "error: invalid JSON on stdin: "),
+    ] {
+        let out = run_with(&["cookie", "sign", "--secret-key", KEY], json, &[]);
+        let reason = out.refusal();
+        assert!(reason.starts_with(expected), "{json:?}: {reason}");
+    }
+    let out = run_with(&["cookie", "sign", "--secret-key", ""], "{}", &[]);
+    assert!(out.refusal().contains("secret key is empty"));
+}
+
+#[test]
+fn sign_warns_about_weak_keys_on_stderr_only() {
+    let out = run_with(
+        &["cookie", "sign", "--secret-key", EXAMPLE_KEY],
+        EXAMPLE_JSON,
+        &[],
+    );
+    assert!(out.success());
+    assert!(out.stderr.contains("weak"), "{:?}", out.stderr);
+    let cookie = out.line();
+    assert!(cookie.starts_with("eyJuYW1lIjoiYWxpY2UiLCJ1c2VyX2lkIjo0Mn0."));
+    let out = run_with(&["cookie", "sign", "--secret-key", KEY], EXAMPLE_JSON, &[]);
+    assert!(out.stderr.is_empty(), "{:?}", out.stderr);
+}
+
+#[test]
+fn key_generate_prints_a_fresh_key() {
+    let first = run(&["key", "generate"]);
+    let second = run(&["key", "generate"]);
+    for out in [&first, &second] {
+        assert!(out.success());
+        assert!(out.stderr.is_empty());
+        assert_eq!(out.stdout.len(), 65, "{:?}", out.stdout);
+        let key = out.line();
+        assert_eq!(key.len(), 64);
+        assert!(key
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+    }
+    assert_ne!(first.stdout, second.stdout);
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    for args in [
+        &["cookie", "sign"][..],
+        &["cookie", "decode"],
+        &["cookie", "frobnicate"],
+        &["cookie", "decode", "--max-age", "soon", "x.y.z"],
+        &["nope"],
+        &[],
+    ] {
+        let out = run(args);
+        assert_eq!(out.status, Some(2), "{args:?}: {:?}", out.stderr);
+        assert!(!out.stderr.contains("panicked"));
+    }
+}
+
+#[test]
+fn help_explains_keys_and_examples() {
+    let out = run(&["cookie", "decode", "--help"]);
+    assert!(out.success());
+    for needle in [
+        "SECRET_KEY",
+        "SECRET_KEY_FALLBACKS",
+        "UNVERIFIED",
+        "--max-age",
+        "2678400",
+        "Example",
+    ] {
+        assert!(out.stdout.contains(needle), "{needle} missing");
+    }
+    // Key values from the environment are never shown.
+    let out = run_with(&["cookie", "decode", "--help"], "", &[("SECRET_KEY", KEY)]);
+    assert!(!out.stdout.contains(KEY));
+    for args in [
+        &["--help"][..],
+        &["cookie", "sign", "--help"],
+        &["key", "--help"],
+    ] {
+        let out = run(args);
+        assert!(out.success(), "{args:?}");
+        assert!(out.stdout.contains("Example"), "{args:?}");
+    }
+}
