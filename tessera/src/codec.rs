@@ -2,13 +2,11 @@
 //! `SecureCookieSessionInterface`: tagged JSON, zlib when it helps, URL-safe
 //! base64, then an itsdangerous timestamp signature.
 
-use std::io::{Read as _, Write as _};
+use std::cell::RefCell;
 use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
-use flate2::read::ZlibDecoder;
-use flate2::write::ZlibEncoder;
-use flate2::Compression;
+use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 
 use crate::key::SecretKey;
 use crate::signing::{SignatureError, Signer, B64};
@@ -122,22 +120,40 @@ pub fn decode_unverified(cookie: &str, max_payload_size: usize) -> Result<Decode
     })
 }
 
+thread_local! {
+    // A zlib stream allocates a few hundred KiB of state; building one per
+    // cookie dominated encoding, so each thread keeps one and resets it.
+    static COMPRESSOR: RefCell<Compress> = RefCell::new(Compress::new(Compression::default(), true));
+    static DECOMPRESSOR: RefCell<Decompress> = RefCell::new(Decompress::new(true));
+}
+
 /// Tagged JSON to payload text: zlib only when it saves at least two bytes,
 /// marked by a leading '.'.
 fn encode_payload(json: &str) -> String {
-    let mut encoder = ZlibEncoder::new(Vec::new(), Compression::default());
-    let compressed = encoder
-        .write_all(json.as_bytes())
-        .and_then(|()| encoder.finish())
-        .ok();
-    match compressed {
-        Some(compressed) if compressed.len() + 1 < json.len() => {
+    match compress_if_smaller(json.as_bytes()) {
+        Some(compressed) => {
             let mut out = String::from(".");
             B64.encode_string(compressed, &mut out);
             out
         }
-        _ => B64.encode(json),
+        None => B64.encode(json),
     }
+}
+
+/// The zlib form of `data` (default level, as Python's `zlib.compress`) if it
+/// is at least two bytes shorter; otherwise `None`, found without producing
+/// more output than that.
+fn compress_if_smaller(data: &[u8]) -> Option<Vec<u8>> {
+    let limit = data.len().checked_sub(2)?;
+    COMPRESSOR.with(|compressor| {
+        let mut compressor = compressor.borrow_mut();
+        compressor.reset();
+        // compress_vec writes only into spare capacity, so the stream stops
+        // at the limit if the result would not be small enough.
+        let mut out = Vec::with_capacity(limit);
+        let status = compressor.compress_vec(data, &mut out, FlushCompress::Finish).ok()?;
+        (status == Status::StreamEnd && out.len() <= limit).then_some(out)
+    })
 }
 
 fn decode_payload(payload: &str, limit: usize) -> Result<Map, DecodeError> {
@@ -171,20 +187,40 @@ fn decode_payload(payload: &str, limit: usize) -> Result<Map, DecodeError> {
 /// Inflates zlib data, stopping as soon as the output passes `limit`, so a
 /// zlib bomb costs at most `limit` bytes and the time to produce them.
 fn inflate_bounded(bytes: &[u8], limit: usize) -> Result<Vec<u8>, DecodeError> {
-    let mut out = Vec::new();
-    let read = ZlibDecoder::new(bytes)
-        .take(limit as u64 + 1)
-        .read_to_end(&mut out)
-        .map_err(|_| DecodeError::Malformed("payload is not valid zlib data"))?;
-    if read > limit {
-        return Err(DecodeError::TooLarge { limit });
-    }
-    Ok(out)
+    const MALFORMED: DecodeError = DecodeError::Malformed("payload is not valid zlib data");
+    DECOMPRESSOR.with(|decompressor| {
+        let mut decompressor = decompressor.borrow_mut();
+        decompressor.reset(true);
+        let ceiling = limit.saturating_add(1);
+        let mut out = Vec::with_capacity(bytes.len().saturating_mul(4).clamp(64, ceiling));
+        loop {
+            let consumed = usize::try_from(decompressor.total_in()).map_err(|_| MALFORMED)?;
+            let produced = out.len();
+            let status = decompressor
+                .decompress_vec(&bytes[consumed..], &mut out, FlushDecompress::None)
+                .map_err(|_| MALFORMED)?;
+            if out.len() > limit {
+                return Err(DecodeError::TooLarge { limit });
+            }
+            if status == Status::StreamEnd {
+                return Ok(out);
+            }
+            if out.len() == out.capacity() {
+                out.reserve_exact(out.capacity().min(ceiling - out.len()).max(1));
+            } else if decompressor.total_in() as usize == consumed && out.len() == produced {
+                // No progress with room to write: the stream is truncated.
+                return Err(MALFORMED);
+            }
+        }
+    })
 }
 
 #[cfg(test)]
 mod tests {
+    use std::io::Write as _;
     use std::time::UNIX_EPOCH;
+
+    use flate2::write::ZlibEncoder;
 
     use super::*;
 
@@ -243,6 +279,29 @@ mod tests {
                 limit: DEFAULT_MAX_PAYLOAD_SIZE
             })
         ));
+    }
+
+    #[test]
+    fn inflate_handles_truncation_and_limits() {
+        let json = format!("{{\"a\":\"{}\"}}", "xy".repeat(5000));
+        let compressed = compress_if_smaller(json.as_bytes()).expect("compressible");
+        assert_eq!(inflate_bounded(&compressed, 1 << 20).expect("inflates"), json.as_bytes());
+        assert!(matches!(
+            inflate_bounded(&compressed, json.len() - 1),
+            Err(DecodeError::TooLarge { .. })
+        ));
+        assert_eq!(inflate_bounded(&compressed, json.len()).expect("fits exactly"), json.as_bytes());
+        for cut in [0, 1, 2, compressed.len() / 2, compressed.len() - 1] {
+            assert!(
+                matches!(inflate_bounded(&compressed[..cut], 1 << 20), Err(DecodeError::Malformed(_))),
+                "truncated at {cut}"
+            );
+        }
+        assert!(inflate_bounded(b"not zlib at all", 1 << 20).is_err());
+        // The same thread-local stream is reused correctly after an error.
+        assert_eq!(inflate_bounded(&compressed, 1 << 20).expect("inflates"), json.as_bytes());
+        assert_eq!(compress_if_smaller(b"ab"), None);
+        assert_eq!(compress_if_smaller(b""), None);
     }
 
     #[test]
