@@ -8,9 +8,6 @@ use tessera::{tagged, CookieCodec, SecretKey, Value};
 use crate::error::{Error, Result};
 use crate::io;
 
-/// Flask's `PERMANENT_SESSION_LIFETIME` default: 31 days.
-const DEFAULT_MAX_AGE_SECS: u64 = 31 * 24 * 60 * 60;
-
 /// The environment variable holding fallback keys, comma-separated.
 const FALLBACKS_VAR: &str = "SECRET_KEY_FALLBACKS";
 
@@ -66,7 +63,7 @@ pub(crate) struct DecodeArgs {
     fallback_keys: Vec<String>,
 
     /// Refuse cookies signed longer ago than this (Flask's PERMANENT_SESSION_LIFETIME).
-    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_MAX_AGE_SECS)]
+    #[arg(long, value_name = "SECONDS", default_value_t = tessera::config::DEFAULT_LIFETIME_SECS)]
     max_age: u64,
 
     /// The signing salt.
@@ -112,16 +109,15 @@ fn decode(args: DecodeArgs) -> Result<()> {
     }
     let decoded = match args.secret_key.filter(|key| !key.is_empty()) {
         Some(secret_key) => {
-            let fallbacks = if args.fallback_keys.is_empty() {
+            let fallbacks: Vec<SecretKey> = if args.fallback_keys.is_empty() {
                 fallbacks_from_env()?
             } else {
                 args.fallback_keys
+                    .into_iter()
+                    .filter(|key| !key.is_empty())
+                    .map(SecretKey::from)
+                    .collect()
             };
-            let fallbacks: Vec<SecretKey> = fallbacks
-                .iter()
-                .filter(|key| !key.is_empty())
-                .map(|key| key.as_str().into())
-                .collect();
             CookieCodec::with_salt(&secret_key.as_str().into(), &fallbacks, &args.salt)
                 .max_age(Duration::from_secs(args.max_age))
                 .max_payload_size(args.max_payload_size)
@@ -166,16 +162,10 @@ fn sign(args: SignArgs) -> Result<()> {
     io::print_line(&cookie)
 }
 
-/// `SECRET_KEY_FALLBACKS` split as the library's config reads it: at commas,
-/// trimmed, empty entries dropped.
-fn fallbacks_from_env() -> Result<Vec<String>> {
+/// `SECRET_KEY_FALLBACKS`, split as the library's configuration splits it.
+fn fallbacks_from_env() -> Result<Vec<SecretKey>> {
     match std::env::var(FALLBACKS_VAR) {
-        Ok(value) => Ok(value
-            .split(',')
-            .map(str::trim)
-            .filter(|key| !key.is_empty())
-            .map(str::to_owned)
-            .collect()),
+        Ok(value) => Ok(tessera::config::parse_fallback_keys(&value)),
         Err(std::env::VarError::NotPresent) => Ok(Vec::new()),
         Err(std::env::VarError::NotUnicode(_)) => Err(Error::new(format_args!(
             "{FALLBACKS_VAR} is not valid UTF-8"
@@ -192,7 +182,7 @@ fn clean_cookie(input: &str) -> &str {
         cookie = before.trim_end();
     }
     if let Some((name, value)) = cookie.split_once('=') {
-        if is_cookie_name(name.trim()) {
+        if tessera::config::is_valid_cookie_name(name.trim()) {
             cookie = value.trim_start();
         }
     }
@@ -200,13 +190,6 @@ fn clean_cookie(input: &str) -> &str {
         .strip_prefix('"')
         .and_then(|c| c.strip_suffix('"'))
         .unwrap_or(cookie)
-}
-
-fn is_cookie_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b))
 }
 
 fn kind(value: &Value) -> &'static str {

@@ -151,7 +151,9 @@ fn compress_if_smaller(data: &[u8]) -> Option<Vec<u8>> {
         // compress_vec writes only into spare capacity, so the stream stops
         // at the limit if the result would not be small enough.
         let mut out = Vec::with_capacity(limit);
-        let status = compressor.compress_vec(data, &mut out, FlushCompress::Finish).ok()?;
+        let status = compressor
+            .compress_vec(data, &mut out, FlushCompress::Finish)
+            .ok()?;
         (status == Status::StreamEnd && out.len() <= limit).then_some(out)
     })
 }
@@ -285,21 +287,33 @@ mod tests {
     fn inflate_handles_truncation_and_limits() {
         let json = format!("{{\"a\":\"{}\"}}", "xy".repeat(5000));
         let compressed = compress_if_smaller(json.as_bytes()).expect("compressible");
-        assert_eq!(inflate_bounded(&compressed, 1 << 20).expect("inflates"), json.as_bytes());
+        assert_eq!(
+            inflate_bounded(&compressed, 1 << 20).expect("inflates"),
+            json.as_bytes()
+        );
         assert!(matches!(
             inflate_bounded(&compressed, json.len() - 1),
             Err(DecodeError::TooLarge { .. })
         ));
-        assert_eq!(inflate_bounded(&compressed, json.len()).expect("fits exactly"), json.as_bytes());
+        assert_eq!(
+            inflate_bounded(&compressed, json.len()).expect("fits exactly"),
+            json.as_bytes()
+        );
         for cut in [0, 1, 2, compressed.len() / 2, compressed.len() - 1] {
             assert!(
-                matches!(inflate_bounded(&compressed[..cut], 1 << 20), Err(DecodeError::Malformed(_))),
+                matches!(
+                    inflate_bounded(&compressed[..cut], 1 << 20),
+                    Err(DecodeError::Malformed(_))
+                ),
                 "truncated at {cut}"
             );
         }
         assert!(inflate_bounded(b"not zlib at all", 1 << 20).is_err());
         // The same thread-local stream is reused correctly after an error.
-        assert_eq!(inflate_bounded(&compressed, 1 << 20).expect("inflates"), json.as_bytes());
+        assert_eq!(
+            inflate_bounded(&compressed, 1 << 20).expect("inflates"),
+            json.as_bytes()
+        );
         assert_eq!(compress_if_smaller(b"ab"), None);
         assert_eq!(compress_if_smaller(b""), None);
     }

@@ -341,14 +341,7 @@ impl SessionConfigBuilder {
     fn apply_var(self, name: &str, value: String) -> Result<Self, ConfigError> {
         Ok(match name {
             "SECRET_KEY" => self.secret_key(value),
-            "SECRET_KEY_FALLBACKS" => {
-                let keys = value
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|key| !key.is_empty())
-                    .map(SecretKey::from);
-                self.secret_key_fallbacks(keys)
-            }
+            "SECRET_KEY_FALLBACKS" => self.secret_key_fallbacks(parse_fallback_keys(&value)),
             "PERMANENT_SESSION_LIFETIME" => {
                 let seconds = parse_var::<u64>(
                     "PERMANENT_SESSION_LIFETIME",
@@ -583,6 +576,17 @@ const SETTINGS: &[&str] = &[
     "TESSERA_MAX_PAYLOAD_SIZE",
 ];
 
+/// `SECRET_KEY_FALLBACKS` as written in the environment: comma-separated,
+/// oldest first; whitespace around each key and empty entries are dropped.
+pub fn parse_fallback_keys(value: &str) -> Vec<SecretKey> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|key| !key.is_empty())
+        .map(SecretKey::from)
+        .collect()
+}
+
 fn invalid(name: &'static str, value: &str, expected: &str) -> ConfigError {
     ConfigError::InvalidValue {
         name,
@@ -610,13 +614,17 @@ fn parse_bool(name: &'static str, value: &str) -> Result<bool, ConfigError> {
     }
 }
 
-/// A cookie name is an RFC 6265 token: visible ASCII without separators.
-fn validate_cookie_name(name: &str) -> Result<(), ConfigError> {
-    let valid = !name.is_empty()
+/// Whether `name` can be a cookie name: an RFC 6265 token, visible ASCII
+/// without separators.
+pub fn is_valid_cookie_name(name: &str) -> bool {
+    !name.is_empty()
         && name
             .bytes()
-            .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b));
-    if valid {
+            .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b))
+}
+
+fn validate_cookie_name(name: &str) -> Result<(), ConfigError> {
+    if is_valid_cookie_name(name) {
         Ok(())
     } else {
         Err(invalid(

@@ -116,7 +116,11 @@ fn flask_cookies_decode_to_the_same_data_and_reencode_identically() {
         let ours = codec.encode(&decoded.data, at(signed_at));
         // Same compression decision as Flask (compressed bytes themselves
         // differ between zlib builds, so only the decision is compared).
-        assert_eq!(ours.starts_with('.'), cookie.starts_with('.'), "{name}: compression decision differs");
+        assert_eq!(
+            ours.starts_with('.'),
+            cookie.starts_with('.'),
+            "{name}: compression decision differs"
+        );
         if case["compressed"] == Json::Bool(true) {
             compressed_cases += 1;
         } else {
