@@ -48,7 +48,7 @@ cargo bench -p tessera --bench codec --no-run >&2
 
 echo "bench-codec: running cargo bench -p tessera --bench codec (malloc keeps memory)" >&2
 # Old results must not be reported if a benchmark disappears.
-rm -rf "$CRITERION_HOME/encode" "$CRITERION_HOME/decode" "$CRITERION_HOME/hmac_sha1"
+rm -rf "$CRITERION_HOME/encode" "$CRITERION_HOME/decode" "$CRITERION_HOME/hmac_sha1" "$CRITERION_HOME/hostile"
 GLIBC_TUNABLES="$malloc_kept" TESSERA_BENCH_DUMP_DIR="$work/sessions" \
     cargo bench -p tessera --bench codec 2>&1 | tee "$work/cargo.log" >&2
 
@@ -175,15 +175,14 @@ w("")
 w("Figures are medians in nanoseconds per operation: criterion's median for Rust,")
 w(f"the median of {py['repeats']} `timeit` repeats for Python. Lower is better.")
 w("")
-w("**malloc.** Every encode tries zlib, and a zlib compressor needs a few hundred")
-w("KB of state. With glibc's default dynamic thresholds, whether that memory stays")
-w("in the heap between calls or goes back to the kernel (to be faulted in again)")
-w("depends on the process's history, which made the same benchmark swing between")
-w("about 12 µs and 72 µs per 100 B encode. So the main figures (both languages) are")
-w("taken with glibc's thresholds fixed high, *memory kept*, the steady state of a")
-w("busy server; the *memory returned* column repeats tessera's encode and decode")
-w("with the thresholds fixed at glibc's static defaults (128 KiB), where every")
-w("compressor is a fresh `mmap`: the worst case.")
+w("**malloc.** Every encode tries zlib, and a zlib stream needs a few hundred KB")
+w("of state. Allocating it per call made the figures depend on whether glibc kept")
+w("that memory in the heap or returned it to the kernel (one 100 B encode measured")
+w("12 µs or 72 µs depending on the process's history). tessera now keeps one zlib")
+w("stream per thread and resets it, so its figures no longer depend on malloc; the")
+w("*memory returned* column (glibc thresholds fixed at their static defaults,")
+w("128 KiB) stays as the check. The main figures, both languages, are taken with")
+w("glibc's thresholds fixed high (*memory kept*), the steady state of a busy server.")
 w("")
 w("## Absolute cost (ns per operation)")
 w("")
@@ -222,6 +221,20 @@ w("The HMAC floor ratios are against the Rust floor. Nearly all of tessera's cos
 w("above the floor is zlib: deflate on every encode (also when the result is not")
 w("used, as for the 100 B session, exactly as Flask does) and inflate on decoding a")
 w("compressed cookie; parsing the tagged JSON comes next.")
+w("")
+
+w("## Hostile input (ns per refused cookie)")
+w("")
+w("Each is refused and gives an empty session. The zlib bomb is signed with the")
+w("real key (as a leaked key or a peer sharing it could make): it would inflate to")
+w("8 MiB, and decoding stops at the 1 MiB payload bound.")
+w("")
+w("| cookie | tessera |")
+w("|---|---:|")
+for case, label in (("zlib_bomb_8MiB", "signed zlib bomb, 8 MiB inflated"),
+                    ("tampered_4KiB", "4 KiB session, one byte changed"),
+                    ("garbage_4KB", "4,000 bytes of garbage")):
+    w(f"| {label} | {ns(median_ns(criterion, 'hostile', case))} |")
 w("")
 
 (repo / "BENCHMARKS.md").write_text("\n".join(out))

@@ -10,6 +10,10 @@
 //!   with the derived key, set up anew each time, as the Python script's
 //!   `hmac.new(derived_key, json_bytes, sha1).digest()`: the floor set by the MAC.
 //!
+//! - `hostile/<case>`: refusing hostile cookies: a correctly signed 8 MiB zlib
+//!   bomb (stopped at the 1 MiB payload bound), a tampered 4 KiB cookie and
+//!   random garbage.
+//!
 //! `scripts/bench-codec.sh` runs this and the Python script and writes
 //! BENCHMARKS.md. The sessions' sizes are printed as `session …` lines, and
 //! with `TESSERA_BENCH_DUMP_DIR` set each session's tagged JSON is written to
@@ -307,9 +311,57 @@ fn codec(c: &mut Criterion) {
         });
     }
     group.finish();
+
+    let mut group = c.benchmark_group("hostile");
+    let (_, big) = &sessions[2];
+    let mut tampered = codec.encode(big, SystemTime::now()).into_bytes();
+    tampered[10] ^= 1;
+    let tampered = String::from_utf8(tampered).expect("ascii");
+    let bomb = signed_zlib_bomb(&derived, 8 << 20);
+    let garbage = "x".repeat(4000);
+    for (case, cookie) in [
+        ("zlib_bomb_8MiB", &bomb),
+        ("tampered_4KiB", &tampered),
+        ("garbage_4KB", &garbage),
+    ] {
+        assert!(
+            codec.decode(cookie, SystemTime::now()).is_err(),
+            "{case} must be refused"
+        );
+        group.bench_with_input(BenchmarkId::from_parameter(case), cookie, |b, cookie| {
+            b.iter(|| codec.decode(black_box(cookie), SystemTime::now()));
+        });
+    }
+    group.finish();
 }
 
-/// 9 benchmarks of about 4 s each: under a minute in all, after the build.
+/// A cookie signed with the real key whose payload inflates to `size` bytes
+/// of JSON: what a leaked key or a hostile peer sharing the key could send.
+fn signed_zlib_bomb(derived: &[u8; 20], size: usize) -> String {
+    use base64::Engine as _;
+    use std::io::Write as _;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let mut encoder = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+    encoder.write_all(b"{\"a\":\"").expect("compresses");
+    let chunk = vec![b'a'; 1 << 16];
+    for _ in 0..size / chunk.len() {
+        encoder.write_all(&chunk).expect("compresses");
+    }
+    encoder.write_all(b"\"}").expect("compresses");
+    let payload = format!(".{}", b64.encode(encoder.finish().expect("compresses")));
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs();
+    let timestamp = now.to_be_bytes();
+    let first = timestamp.iter().position(|b| *b != 0).unwrap_or(7);
+    let value = format!("{payload}.{}", b64.encode(&timestamp[first..]));
+    let mut mac = Hmac::<Sha1>::new_from_slice(derived).expect("any key length");
+    mac.update(value.as_bytes());
+    format!("{value}.{}", b64.encode(mac.finalize().into_bytes()))
+}
+
+/// 12 benchmarks of about 4 s each: under a minute in all, after the build.
 fn config() -> Criterion {
     Criterion::default()
         .warm_up_time(Duration::from_secs(1))

@@ -743,3 +743,42 @@ async fn extractor_without_layer_is_a_clear_error() {
     assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
     assert!(text(response).await.contains("SessionLayer"));
 }
+
+/// A weak SECRET_KEY logs a warning at startup; a strong one does not.
+#[test]
+fn weak_secret_key_logs_a_warning() {
+    let logs = LogBuffer::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(logs.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let logged = || String::from_utf8(logs.0.lock().expect("lock").clone()).expect("utf-8");
+
+    SessionConfig::builder()
+        .secret_key(KEY)
+        .build()
+        .expect("config");
+    assert_eq!(logged(), "", "a strong key logs nothing");
+
+    SessionConfig::builder()
+        .secret_key("supersecretkey")
+        .build()
+        .expect("config");
+    let warning = logged();
+    assert!(warning.contains("WARN"), "{warning}");
+    assert!(
+        warning.contains("SECRET_KEY is weak") && warning.contains("well-known"),
+        "{warning}"
+    );
+    assert!(
+        !warning.contains("supersecretkey"),
+        "the key itself is never logged: {warning}"
+    );
+
+    SessionConfig::builder()
+        .secret_key("short")
+        .build()
+        .expect("config");
+    assert!(logged().contains("5 bytes long"), "{}", logged());
+}
