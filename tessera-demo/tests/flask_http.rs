@@ -17,10 +17,12 @@ mod support;
 
 const KEY: &str = "shared-login-secret-key-0123456789abcdef";
 
-/// A server process, killed when dropped.
+/// A server process, killed when dropped (and its working directory, if it
+/// was given one, removed).
 struct Server {
     child: Child,
     url: String,
+    scratch_dir: Option<PathBuf>,
 }
 
 impl Server {
@@ -49,7 +51,11 @@ impl Server {
         let url = rx
             .recv_timeout(Duration::from_secs(60))
             .expect("the server announces its URL within a minute");
-        Self { child, url }
+        Self {
+            child,
+            url,
+            scratch_dir: None,
+        }
     }
 
     fn url(&self, path: &str) -> String {
@@ -61,6 +67,9 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(dir) = &self.scratch_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 
@@ -80,8 +89,10 @@ fn demo() -> Server {
     command
         .args(["--host", "127.0.0.1", "--port", "0"])
         .env("SESSION_TYPE", "cookie")
-        .current_dir(dir);
-    Server::start(command)
+        .current_dir(&dir);
+    let mut server = Server::start(command);
+    server.scratch_dir = Some(dir);
+    server
 }
 
 /// A one-cookie browser: sends the session cookie, follows Set-Cookie.
