@@ -47,6 +47,7 @@ mod key;
 mod layer;
 mod session;
 mod signing;
+pub mod store;
 pub mod tagged;
 mod value;
 

@@ -276,6 +276,24 @@ impl Value {
         }
     }
 
+    /// The Python type's name, for error messages.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::Null => "None",
+            Value::Bool(_) => "a bool",
+            Value::Number(n) if n.is_integer() => "an int",
+            Value::Number(_) => "a float",
+            Value::String(_) => "a str",
+            Value::List(_) => "a list",
+            Value::Dict(_) => "a dict",
+            Value::Tuple(_) => "a tuple",
+            Value::Bytes(_) => "bytes",
+            Value::Markup(_) => "Markup",
+            Value::Uuid(_) => "a UUID",
+            Value::DateTime(_) => "a datetime",
+        }
+    }
+
     /// Whether this is `None`.
     pub fn is_null(&self) -> bool {
         matches!(self, Value::Null)

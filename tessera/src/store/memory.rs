@@ -1,0 +1,236 @@
+//! Sessions in process memory: for tests, development and single-process apps.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use super::{append_in_map, integer_for_increment, Changes, Record, SessionId, SessionInfo, SessionStore, StoreError};
+use crate::value::Value;
+
+/// The default bound on stored sessions.
+pub const DEFAULT_MAX_SESSIONS: usize = 100_000;
+
+/// A [`SessionStore`] in a `HashMap`, bounded in size.
+///
+/// When full, expired sessions are purged first; if none are, the session
+/// closest to expiry is evicted, so memory stays bounded under any load.
+/// Everything is lost when the process exits.
+#[derive(Debug)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+    max_sessions: usize,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    records: HashMap<SessionId, Record>,
+    /// Ids removed recently, so none is handed out again. Bounded by
+    /// forgetting the oldest once it holds as many as the session bound.
+    retired: HashSet<SessionId>,
+    retired_order: VecDeque<SessionId>,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new(DEFAULT_MAX_SESSIONS)
+    }
+}
+
+impl MemoryStore {
+    /// A store holding at most `max_sessions` sessions.
+    pub fn new(max_sessions: usize) -> Self {
+        Self {
+            inner: Mutex::new(Inner::default()),
+            max_sessions: max_sessions.max(1),
+        }
+    }
+
+    /// How many records are held, live or not yet purged.
+    pub fn len(&self) -> usize {
+        self.lock().records.len()
+    }
+
+    /// Whether no records are held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // Every operation leaves the map consistent, even if it panicked.
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Inner {
+    fn live_mut(&mut self, id: &SessionId, now: u64) -> Option<&mut Record> {
+        self.records.get_mut(id).filter(|record| record.is_live(now))
+    }
+
+    fn retire(&mut self, id: SessionId, bound: usize) {
+        if self.retired.insert(id.clone()) {
+            self.retired_order.push_back(id);
+        }
+        while self.retired_order.len() > bound {
+            if let Some(oldest) = self.retired_order.pop_front() {
+                self.retired.remove(&oldest);
+            }
+        }
+    }
+
+    fn is_taken(&self, id: &SessionId) -> bool {
+        self.records.contains_key(id) || self.retired.contains(id)
+    }
+
+    fn make_room(&mut self, now: u64, max: usize) {
+        if self.records.len() < max {
+            return;
+        }
+        self.records.retain(|_, record| record.is_live(now));
+        while self.records.len() >= max {
+            let soonest = self
+                .records
+                .iter()
+                .min_by_key(|(_, record)| record.expires_at)
+                .map(|(id, _)| id.clone());
+            match soonest {
+                Some(id) => {
+                    tracing::warn!(session = ?id, "memory session store is full; evicting the session closest to expiry");
+                    self.records.remove(&id);
+                }
+                None => break,
+            }
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl SessionStore for MemoryStore {
+    async fn load(&self, id: &SessionId, now: u64) -> Result<Option<Record>, StoreError> {
+        Ok(self.lock().live_mut(id, now).map(|record| record.clone()))
+    }
+
+    async fn create(&self, id: &SessionId, record: &Record) -> Result<bool, StoreError> {
+        let mut inner = self.lock();
+        if inner.is_taken(id) {
+            return Ok(false);
+        }
+        inner.make_room(record.created_at, self.max_sessions);
+        inner.records.insert(id.clone(), record.clone());
+        Ok(true)
+    }
+
+    async fn update(&self, id: &SessionId, changes: &Changes, now: u64) -> Result<bool, StoreError> {
+        let mut inner = self.lock();
+        match inner.live_mut(id, now) {
+            Some(record) => {
+                changes.apply_to(record);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    async fn delete(&self, id: &SessionId) -> Result<bool, StoreError> {
+        let mut inner = self.lock();
+        let existed = inner.records.remove(id).is_some();
+        if existed {
+            inner.retire(id.clone(), self.max_sessions);
+        }
+        Ok(existed)
+    }
+
+    async fn cycle_id(&self, old: &SessionId, new: &SessionId, now: u64) -> Result<bool, StoreError> {
+        let mut inner = self.lock();
+        if inner.is_taken(new) || inner.live_mut(old, now).is_none() {
+            return Ok(false);
+        }
+        let Some(record) = inner.records.remove(old) else {
+            return Ok(false);
+        };
+        inner.records.insert(new.clone(), record);
+        inner.retire(old.clone(), self.max_sessions);
+        Ok(true)
+    }
+
+    async fn increment(&self, id: &SessionId, key: &str, by: i64, now: u64) -> Result<Option<i64>, StoreError> {
+        let mut inner = self.lock();
+        let Some(record) = inner.live_mut(id, now) else {
+            return Ok(None);
+        };
+        let current = integer_for_increment(key, record.data.get(key))?;
+        let next = current.checked_add(by).ok_or_else(|| StoreError::WrongType {
+            key: key.to_owned(),
+            expected: "an integer that does not overflow",
+            found: "an int at the edge of its range",
+        })?;
+        record.data.insert(key.to_owned(), Value::from(next));
+        Ok(Some(next))
+    }
+
+    async fn append(&self, id: &SessionId, key: &str, value: &Value, now: u64) -> Result<Option<usize>, StoreError> {
+        let mut inner = self.lock();
+        let Some(record) = inner.live_mut(id, now) else {
+            return Ok(None);
+        };
+        append_in_map(&mut record.data, key, value).map(Some)
+    }
+
+    async fn list(
+        &self,
+        user_id: Option<&str>,
+        after: Option<&SessionId>,
+        limit: usize,
+        now: u64,
+    ) -> Result<Vec<SessionInfo>, StoreError> {
+        let inner = self.lock();
+        let matching: BTreeMap<&SessionId, &Record> = inner
+            .records
+            .iter()
+            .filter(|(id, record)| {
+                record.is_live(now)
+                    && user_id.is_none_or(|user| record.user_id.as_deref() == Some(user))
+                    && after.is_none_or(|after| *id > after)
+            })
+            .collect();
+        Ok(matching
+            .into_iter()
+            .take(limit)
+            .map(|(id, record)| SessionInfo {
+                id: id.clone(),
+                user_id: record.user_id.clone(),
+                created_at: record.created_at,
+                expires_at: record.expires_at,
+                absolute_expires_at: record.absolute_expires_at,
+            })
+            .collect())
+    }
+
+    async fn delete_user(&self, user_id: &str) -> Result<u64, StoreError> {
+        let mut inner = self.lock();
+        let ids: Vec<SessionId> = inner
+            .records
+            .iter()
+            .filter(|(_, record)| record.user_id.as_deref() == Some(user_id))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in &ids {
+            inner.records.remove(id);
+            inner.retire(id.clone(), self.max_sessions);
+        }
+        Ok(ids.len() as u64)
+    }
+
+    async fn purge_expired(&self, now: u64, batch: usize) -> Result<u64, StoreError> {
+        let mut inner = self.lock();
+        let expired: Vec<SessionId> = inner
+            .records
+            .iter()
+            .filter(|(_, record)| !record.is_live(now))
+            .map(|(id, _)| id.clone())
+            .take(batch)
+            .collect();
+        for id in &expired {
+            inner.records.remove(id);
+        }
+        Ok(expired.len() as u64)
+    }
+}

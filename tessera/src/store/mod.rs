@@ -1,0 +1,286 @@
+//! Server-side session storage: the one seam every backend implements.
+//!
+//! In server-side mode the cookie holds only a [`SessionId`]; the data lives
+//! in a [`SessionStore`]. Stores merge changes **key by key**, so two requests
+//! on one session that write different keys both persist, and offer atomic
+//! [`increment`](SessionStore::increment) and [`append`](SessionStore::append)
+//! for read-modify-write of one key (a counter, a cart).
+//!
+//! Times are Unix seconds. A record is live while `now < expires_at` (the
+//! sliding idle expiry) and, if set, `now < absolute_expires_at` (counted from
+//! creation, never extended). Stores never return a record that is not live.
+
+use std::fmt;
+
+use base64::Engine as _;
+use rand::RngCore as _;
+
+use crate::value::{Map, Value};
+
+pub mod memory;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
+
+pub use memory::MemoryStore;
+#[cfg(feature = "sqlite")]
+pub use sqlite::SqliteStore;
+
+/// A session id: 32 bytes from the OS CSPRNG in URL-safe base64 without
+/// padding (43 characters), the same form as Flask-Session's
+/// `secrets.token_urlsafe(32)`.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionId(String);
+
+impl SessionId {
+    /// A fresh id with 256 bits of entropy.
+    pub fn generate() -> Self {
+        let mut bytes = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut bytes);
+        Self(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+    }
+
+    /// An id as presented by a client: URL-safe base64 carrying at least 128
+    /// bits (22 to 128 characters). Anything else is not an id.
+    pub fn parse(text: &str) -> Option<Self> {
+        let valid = (22..=128).contains(&text.len())
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        valid.then(|| Self(text.to_owned()))
+    }
+
+    /// The id's text, as it appears in the cookie and the store.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// A short, non-secret label for logs and "your devices" pages: the first
+    /// characters of the id's SHA-1, which do not reveal the id itself.
+    pub fn fingerprint(&self) -> String {
+        use sha1::Digest as _;
+        let digest = sha1::Sha1::digest(self.0.as_bytes());
+        crate::key::hex(&digest[..6])
+    }
+}
+
+/// Ids are credentials: `Debug` shows only the fingerprint.
+impl fmt::Debug for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SessionId(#{})", self.fingerprint())
+    }
+}
+
+/// One stored session.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    /// The session's contents.
+    pub data: Map,
+    /// The user the session belongs to, for listing and "log out everywhere".
+    pub user_id: Option<String>,
+    /// When the session was created.
+    pub created_at: u64,
+    /// When it expires unless used again (sliding).
+    pub expires_at: u64,
+    /// When it expires whatever happens (counted from creation).
+    pub absolute_expires_at: Option<u64>,
+}
+
+impl Record {
+    /// Whether the record may still be used at `now`.
+    pub fn is_live(&self, now: u64) -> bool {
+        now < self.expires_at && self.absolute_expires_at.is_none_or(|at| now < at)
+    }
+}
+
+/// What a request changed, applied to the stored record key by key.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Changes {
+    /// Every key was removed first (`session.clear()`).
+    pub cleared: bool,
+    /// Keys written, with their new values.
+    pub set: Map,
+    /// Keys removed.
+    pub removed: Vec<String>,
+    /// A new idle expiry.
+    pub expires_at: Option<u64>,
+    /// A new owner (`Some(None)` removes it).
+    pub user_id: Option<Option<String>>,
+}
+
+impl Changes {
+    /// Whether applying these changes would change nothing.
+    pub fn is_empty(&self) -> bool {
+        !self.cleared
+            && self.set.is_empty()
+            && self.removed.is_empty()
+            && self.expires_at.is_none()
+            && self.user_id.is_none()
+    }
+
+    /// Applies the changes to a record in memory (the reference semantics
+    /// every store reproduces).
+    pub fn apply_to(&self, record: &mut Record) {
+        if self.cleared {
+            record.data.clear();
+        }
+        for key in &self.removed {
+            record.data.remove(key);
+        }
+        for (key, value) in &self.set {
+            record.data.insert(key.clone(), value.clone());
+        }
+        if let Some(expires_at) = self.expires_at {
+            record.expires_at = expires_at;
+        }
+        if let Some(user_id) = &self.user_id {
+            record.user_id.clone_from(user_id);
+        }
+    }
+}
+
+/// A stored session as listed: everything but the data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionInfo {
+    /// The session's id.
+    pub id: SessionId,
+    /// Its owner.
+    pub user_id: Option<String>,
+    /// When it was created.
+    pub created_at: u64,
+    /// When it expires unless used.
+    pub expires_at: u64,
+    /// When it expires whatever happens.
+    pub absolute_expires_at: Option<u64>,
+}
+
+/// A store operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The store could not be reached or failed; the request should be
+    /// answered with 503 and retried later.
+    #[error("session store unavailable: {0}")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// An atomic operation found a value of the wrong type under its key.
+    #[error("session key {key:?} holds {found}, not {expected}")]
+    WrongType {
+        /// The key.
+        key: String,
+        /// What the operation needs.
+        expected: &'static str,
+        /// What the key holds.
+        found: &'static str,
+    },
+    /// Stored data could not be read back.
+    #[error("stored session data is corrupt: {0}")]
+    Corrupt(String),
+    /// The store's location is not usable (bad URL, missing feature).
+    #[error("invalid session store configuration: {0}")]
+    Config(String),
+}
+
+impl StoreError {
+    /// Wraps a backend error as [`StoreError::Unavailable`].
+    pub fn unavailable(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Unavailable(Box::new(error))
+    }
+}
+
+/// Where server-side sessions live. Implemented by [`MemoryStore`] and, with
+/// the `sqlite` feature, [`SqliteStore`]; the shared conformance suite in
+/// `tests/store_conformance.rs` is the contract.
+#[async_trait::async_trait]
+pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
+    /// The live record under `id`, or `None` if absent or expired.
+    async fn load(&self, id: &SessionId, now: u64) -> Result<Option<Record>, StoreError>;
+
+    /// Inserts a new record. Returns `false`, changing nothing, if `id` is
+    /// already taken, live or expired, so ids are never reused.
+    async fn create(&self, id: &SessionId, record: &Record) -> Result<bool, StoreError>;
+
+    /// Applies `changes` to the live record key by key, atomically. Returns
+    /// `false` if there is no live record (revoked, expired).
+    async fn update(&self, id: &SessionId, changes: &Changes, now: u64) -> Result<bool, StoreError>;
+
+    /// Deletes the record. Returns whether there was one.
+    async fn delete(&self, id: &SessionId) -> Result<bool, StoreError>;
+
+    /// Moves the live record to the unused id `new` and deletes `old`, as one
+    /// atomic step. Returns `false` if `old` is not live or `new` is taken.
+    async fn cycle_id(&self, old: &SessionId, new: &SessionId, now: u64) -> Result<bool, StoreError>;
+
+    /// Atomically adds `by` to the integer under `key` (absent counts as 0)
+    /// and returns the new value; `None` if there is no live record.
+    async fn increment(&self, id: &SessionId, key: &str, by: i64, now: u64) -> Result<Option<i64>, StoreError>;
+
+    /// Atomically appends `value` to the list under `key` (absent counts as
+    /// empty) and returns the new length; `None` if there is no live record.
+    async fn append(&self, id: &SessionId, key: &str, value: &Value, now: u64) -> Result<Option<usize>, StoreError>;
+
+    /// Live sessions, in id order, after `after`, at most `limit`; only those
+    /// of `user_id` if given.
+    async fn list(
+        &self,
+        user_id: Option<&str>,
+        after: Option<&SessionId>,
+        limit: usize,
+        now: u64,
+    ) -> Result<Vec<SessionInfo>, StoreError>;
+
+    /// Deletes every session of `user_id` ("log out everywhere"); returns how many.
+    async fn delete_user(&self, user_id: &str) -> Result<u64, StoreError>;
+
+    /// Deletes at most `batch` records that are no longer live; returns how
+    /// many. Sweepers call it until it returns less than `batch`.
+    async fn purge_expired(&self, now: u64, batch: usize) -> Result<u64, StoreError>;
+}
+
+/// The integer an atomic increment starts from, or why it cannot.
+pub(crate) fn integer_for_increment(key: &str, current: Option<&Value>) -> Result<i64, StoreError> {
+    match current {
+        None | Some(Value::Null) => Ok(0),
+        Some(value) => value.as_i64().ok_or_else(|| StoreError::WrongType {
+            key: key.to_owned(),
+            expected: "an integer",
+            found: value.type_name(),
+        }),
+    }
+}
+
+/// Appends to the list under `key` in `data`, as every store's `append` does.
+pub(crate) fn append_in_map(data: &mut Map, key: &str, value: &Value) -> Result<usize, StoreError> {
+    match data.get_mut(key) {
+        None | Some(Value::Null) => {
+            data.insert(key.to_owned(), Value::List(vec![value.clone()]));
+            Ok(1)
+        }
+        Some(Value::List(items)) => {
+            items.push(value.clone());
+            Ok(items.len())
+        }
+        Some(other) => Err(StoreError::WrongType {
+            key: key.to_owned(),
+            expected: "a list",
+            found: other.type_name(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_long_random_and_validated() {
+        let a = SessionId::generate();
+        let b = SessionId::generate();
+        assert_ne!(a, b);
+        assert_eq!(a.as_str().len(), 43);
+        assert_eq!(SessionId::parse(a.as_str()), Some(a.clone()));
+        for bad in ["", "short", "has space in it and is long enough", "a.b.c.d.e.f.g.h.i.j.k.l.m", &"x".repeat(129)] {
+            assert_eq!(SessionId::parse(bad), None, "{bad}");
+        }
+        assert!(!format!("{a:?}").contains(a.as_str()));
+        assert_eq!(a.fingerprint().len(), 12);
+    }
+}
