@@ -3,7 +3,10 @@
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use super::{append_in_map, integer_for_increment, Changes, Record, SessionId, SessionInfo, SessionStore, StoreError};
+use super::{
+    append_in_map, integer_for_increment, Changes, Record, SessionId, SessionInfo, SessionStore,
+    StoreError,
+};
 use crate::value::Value;
 
 /// The default bound on stored sessions.
@@ -62,7 +65,9 @@ impl MemoryStore {
 
 impl Inner {
     fn live_mut(&mut self, id: &SessionId, now: u64) -> Option<&mut Record> {
-        self.records.get_mut(id).filter(|record| record.is_live(now))
+        self.records
+            .get_mut(id)
+            .filter(|record| record.is_live(now))
     }
 
     fn retire(&mut self, id: SessionId, bound: usize) {
@@ -118,7 +123,12 @@ impl SessionStore for MemoryStore {
         Ok(true)
     }
 
-    async fn update(&self, id: &SessionId, changes: &Changes, now: u64) -> Result<bool, StoreError> {
+    async fn update(
+        &self,
+        id: &SessionId,
+        changes: &Changes,
+        now: u64,
+    ) -> Result<bool, StoreError> {
         let mut inner = self.lock();
         match inner.live_mut(id, now) {
             Some(record) => {
@@ -138,7 +148,12 @@ impl SessionStore for MemoryStore {
         Ok(existed)
     }
 
-    async fn cycle_id(&self, old: &SessionId, new: &SessionId, now: u64) -> Result<bool, StoreError> {
+    async fn cycle_id(
+        &self,
+        old: &SessionId,
+        new: &SessionId,
+        now: u64,
+    ) -> Result<bool, StoreError> {
         let mut inner = self.lock();
         if inner.is_taken(new) || inner.live_mut(old, now).is_none() {
             return Ok(false);
@@ -151,22 +166,36 @@ impl SessionStore for MemoryStore {
         Ok(true)
     }
 
-    async fn increment(&self, id: &SessionId, key: &str, by: i64, now: u64) -> Result<Option<i64>, StoreError> {
+    async fn increment(
+        &self,
+        id: &SessionId,
+        key: &str,
+        by: i64,
+        now: u64,
+    ) -> Result<Option<i64>, StoreError> {
         let mut inner = self.lock();
         let Some(record) = inner.live_mut(id, now) else {
             return Ok(None);
         };
         let current = integer_for_increment(key, record.data.get(key))?;
-        let next = current.checked_add(by).ok_or_else(|| StoreError::WrongType {
-            key: key.to_owned(),
-            expected: "an integer that does not overflow",
-            found: "an int at the edge of its range",
-        })?;
+        let next = current
+            .checked_add(by)
+            .ok_or_else(|| StoreError::WrongType {
+                key: key.to_owned(),
+                expected: "an integer that does not overflow",
+                found: "an int at the edge of its range",
+            })?;
         record.data.insert(key.to_owned(), Value::from(next));
         Ok(Some(next))
     }
 
-    async fn append(&self, id: &SessionId, key: &str, value: &Value, now: u64) -> Result<Option<usize>, StoreError> {
+    async fn append(
+        &self,
+        id: &SessionId,
+        key: &str,
+        value: &Value,
+        now: u64,
+    ) -> Result<Option<usize>, StoreError> {
         let mut inner = self.lock();
         let Some(record) = inner.live_mut(id, now) else {
             return Ok(None);

@@ -18,12 +18,8 @@ use rand::RngCore as _;
 use crate::value::{Map, Value};
 
 pub mod memory;
-#[cfg(feature = "sqlite")]
-pub mod sqlite;
 
 pub use memory::MemoryStore;
-#[cfg(feature = "sqlite")]
-pub use sqlite::SqliteStore;
 
 /// A session id: 32 bytes from the OS CSPRNG in URL-safe base64 without
 /// padding (43 characters), the same form as Flask-Session's
@@ -186,9 +182,8 @@ impl StoreError {
     }
 }
 
-/// Where server-side sessions live. Implemented by [`MemoryStore`] and, with
-/// the `sqlite` feature, [`SqliteStore`]; the shared conformance suite in
-/// `tests/store_conformance.rs` is the contract.
+/// Where server-side sessions live. Implemented by [`MemoryStore`]; the
+/// shared conformance suite in `tests/store_conformance.rs` is the contract.
 #[async_trait::async_trait]
 pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
     /// The live record under `id`, or `None` if absent or expired.
@@ -200,22 +195,40 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
 
     /// Applies `changes` to the live record key by key, atomically. Returns
     /// `false` if there is no live record (revoked, expired).
-    async fn update(&self, id: &SessionId, changes: &Changes, now: u64) -> Result<bool, StoreError>;
+    async fn update(&self, id: &SessionId, changes: &Changes, now: u64)
+        -> Result<bool, StoreError>;
 
     /// Deletes the record. Returns whether there was one.
     async fn delete(&self, id: &SessionId) -> Result<bool, StoreError>;
 
     /// Moves the live record to the unused id `new` and deletes `old`, as one
     /// atomic step. Returns `false` if `old` is not live or `new` is taken.
-    async fn cycle_id(&self, old: &SessionId, new: &SessionId, now: u64) -> Result<bool, StoreError>;
+    async fn cycle_id(
+        &self,
+        old: &SessionId,
+        new: &SessionId,
+        now: u64,
+    ) -> Result<bool, StoreError>;
 
     /// Atomically adds `by` to the integer under `key` (absent counts as 0)
     /// and returns the new value; `None` if there is no live record.
-    async fn increment(&self, id: &SessionId, key: &str, by: i64, now: u64) -> Result<Option<i64>, StoreError>;
+    async fn increment(
+        &self,
+        id: &SessionId,
+        key: &str,
+        by: i64,
+        now: u64,
+    ) -> Result<Option<i64>, StoreError>;
 
     /// Atomically appends `value` to the list under `key` (absent counts as
     /// empty) and returns the new length; `None` if there is no live record.
-    async fn append(&self, id: &SessionId, key: &str, value: &Value, now: u64) -> Result<Option<usize>, StoreError>;
+    async fn append(
+        &self,
+        id: &SessionId,
+        key: &str,
+        value: &Value,
+        now: u64,
+    ) -> Result<Option<usize>, StoreError>;
 
     /// Live sessions, in id order, after `after`, at most `limit`; only those
     /// of `user_id` if given.
@@ -277,7 +290,13 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(a.as_str().len(), 43);
         assert_eq!(SessionId::parse(a.as_str()), Some(a.clone()));
-        for bad in ["", "short", "has space in it and is long enough", "a.b.c.d.e.f.g.h.i.j.k.l.m", &"x".repeat(129)] {
+        for bad in [
+            "",
+            "short",
+            "has space in it and is long enough",
+            "a.b.c.d.e.f.g.h.i.j.k.l.m",
+            &"x".repeat(129),
+        ] {
             assert_eq!(SessionId::parse(bad), None, "{bad}");
         }
         assert!(!format!("{a:?}").contains(a.as_str()));
