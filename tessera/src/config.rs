@@ -30,13 +30,20 @@
 //! | `SESSION_COOKIE_PARTITIONED` | false | implies `Secure` |
 //! | `SESSION_REFRESH_EACH_REQUEST` | true | re-send permanent cookies on every request |
 //! | `MAX_COOKIE_SIZE` | 4093 | bytes of `Set-Cookie`; 0 disables the check |
-//! | `SESSION_TYPE` | `cookie` | where sessions live |
+//! | `SESSION_TYPE` | `cookie` | `cookie`, `memory` or `sqlite` (feature `sqlite`) |
+//! | `SESSION_STORE_URL` | `sqlite://tessera-sessions.db` | `sqlite:///abs/path.db` or `sqlite://relative.db` |
+//! | `SESSION_PERMANENT` | true | server-side: new sessions are permanent |
+//! | `SESSION_USE_SIGNER` | false | server-side: sign the id in the cookie (Flask-Session's format) |
+//! | `TESSERA_SESSION_ABSOLUTE_LIFETIME` | 0 (none) | server-side: seconds from creation after which a session ends |
+//! | `TESSERA_MEMORY_STORE_MAX_SESSIONS` | 100000 | bound on the memory store |
+//! | `TESSERA_SWEEP_INTERVAL` | 60 | seconds between sweeps of expired server-side sessions |
 //! | `TESSERA_REQUIRE_STRONG_SECRET_KEY` | false | refuse weak keys instead of warning |
 //! | `TESSERA_REFUSE_OVERSIZED_COOKIES` | false | answer 500 instead of sending an oversized cookie |
 //! | `TESSERA_MAX_PAYLOAD_SIZE` | 1048576 | bound on a decoded (inflated) cookie payload |
 
 use std::ffi::OsString;
 use std::fmt;
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -90,11 +97,20 @@ pub enum SessionType {
     /// In the cookie itself, signed (Flask's default).
     #[default]
     Cookie,
+    /// Server-side, in this process's memory (lost on restart).
+    Memory,
+    /// Server-side, in an SQLite file (needs the `sqlite` feature).
+    Sqlite,
 }
 
 impl SessionType {
     /// Every accepted `SESSION_TYPE` value.
-    pub const NAMES: &'static [&'static str] = &["cookie"];
+    pub const NAMES: &'static [&'static str] = &["cookie", "memory", "sqlite"];
+
+    /// Whether the cookie holds only an id and the data lives in a store.
+    pub fn is_server_side(self) -> bool {
+        self != SessionType::Cookie
+    }
 }
 
 impl FromStr for SessionType {
@@ -103,6 +119,8 @@ impl FromStr for SessionType {
     fn from_str(s: &str) -> Result<Self, ()> {
         match s.to_ascii_lowercase().as_str() {
             "cookie" | "securecookie" => Ok(SessionType::Cookie),
+            "memory" => Ok(SessionType::Memory),
+            "sqlite" => Ok(SessionType::Sqlite),
             _ => Err(()),
         }
     }
@@ -112,8 +130,21 @@ impl fmt::Display for SessionType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             SessionType::Cookie => "cookie",
+            SessionType::Memory => "memory",
+            SessionType::Sqlite => "sqlite",
         })
     }
+}
+
+/// Where the SQLite store keeps its file when `SESSION_STORE_URL` is unset.
+pub const DEFAULT_SQLITE_FILE: &str = "tessera-sessions.db";
+
+/// The file named by an SQLite `SESSION_STORE_URL`: `sqlite:///abs/path.db`
+/// (absolute) or `sqlite://relative.db` (relative to the working directory).
+pub fn sqlite_path_from_url(url: &str) -> Option<PathBuf> {
+    let rest = url.strip_prefix("sqlite://")?;
+    let path = rest.split(['?', '#']).next().unwrap_or_default();
+    (!path.is_empty() && path != "/").then(|| PathBuf::from(path))
 }
 
 /// A configuration that cannot be used.
@@ -160,6 +191,12 @@ pub struct SessionConfig {
     pub(crate) salt: String,
     pub(crate) refuse_oversized_cookies: bool,
     pub(crate) max_payload_size: usize,
+    pub(crate) store_url: Option<String>,
+    pub(crate) session_permanent: bool,
+    pub(crate) use_signer: bool,
+    pub(crate) absolute_lifetime: Option<Duration>,
+    pub(crate) memory_max_sessions: usize,
+    pub(crate) sweep_interval: Duration,
 }
 
 impl SessionConfig {
@@ -234,6 +271,41 @@ impl SessionConfig {
     pub fn session_type(&self) -> SessionType {
         self.session_type
     }
+
+    /// `SESSION_STORE_URL`, as given.
+    pub fn store_url(&self) -> Option<&str> {
+        self.store_url.as_deref()
+    }
+
+    /// The SQLite file for `SESSION_TYPE=sqlite`: from `SESSION_STORE_URL`,
+    /// or [`DEFAULT_SQLITE_FILE`] in the working directory.
+    pub fn sqlite_path(&self) -> PathBuf {
+        self.store_url
+            .as_deref()
+            .and_then(sqlite_path_from_url)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_SQLITE_FILE))
+    }
+
+    /// `SESSION_PERMANENT` (server-side sessions): new sessions are permanent.
+    pub fn session_permanent(&self) -> bool {
+        self.session_permanent
+    }
+
+    /// `SESSION_USE_SIGNER` (server-side sessions): the id in the cookie is signed.
+    pub fn use_signer(&self) -> bool {
+        self.use_signer
+    }
+
+    /// `TESSERA_SESSION_ABSOLUTE_LIFETIME`: server-side sessions end this
+    /// long after creation, however active.
+    pub fn absolute_lifetime(&self) -> Option<Duration> {
+        self.absolute_lifetime
+    }
+
+    /// How often expired server-side sessions are swept.
+    pub fn sweep_interval(&self) -> Duration {
+        self.sweep_interval
+    }
 }
 
 /// Builds a [`SessionConfig`]; every method consumes and returns the builder.
@@ -257,6 +329,12 @@ pub struct SessionConfigBuilder {
     require_strong_secret_key: bool,
     refuse_oversized_cookies: bool,
     max_payload_size: usize,
+    store_url: Option<String>,
+    session_permanent: bool,
+    use_signer: bool,
+    absolute_lifetime: Option<Duration>,
+    memory_max_sessions: usize,
+    sweep_interval: Duration,
 }
 
 impl Default for SessionConfigBuilder {
@@ -279,6 +357,12 @@ impl Default for SessionConfigBuilder {
             require_strong_secret_key: false,
             refuse_oversized_cookies: false,
             max_payload_size: DEFAULT_MAX_PAYLOAD_SIZE,
+            store_url: None,
+            session_permanent: true,
+            use_signer: false,
+            absolute_lifetime: None,
+            memory_max_sessions: crate::store::memory::DEFAULT_MAX_SESSIONS,
+            sweep_interval: Duration::from_secs(60),
         }
     }
 }
@@ -383,6 +467,30 @@ impl SessionConfigBuilder {
             )?),
             "TESSERA_REFUSE_OVERSIZED_COOKIES" => self
                 .refuse_oversized_cookies(parse_bool("TESSERA_REFUSE_OVERSIZED_COOKIES", &value)?),
+            "SESSION_STORE_URL" => self.store_url(value),
+            "SESSION_PERMANENT" => self.session_permanent(parse_bool("SESSION_PERMANENT", &value)?),
+            "SESSION_USE_SIGNER" => self.use_signer(parse_bool("SESSION_USE_SIGNER", &value)?),
+            "TESSERA_SESSION_ABSOLUTE_LIFETIME" => {
+                let seconds: u64 = parse_var(
+                    "TESSERA_SESSION_ABSOLUTE_LIFETIME",
+                    &value,
+                    "a whole number of seconds (0: none)",
+                )?;
+                self.absolute_lifetime((seconds > 0).then(|| Duration::from_secs(seconds)))
+            }
+            "TESSERA_MEMORY_STORE_MAX_SESSIONS" => self.memory_max_sessions(parse_var(
+                "TESSERA_MEMORY_STORE_MAX_SESSIONS",
+                &value,
+                "a number of sessions",
+            )?),
+            "TESSERA_SWEEP_INTERVAL" => {
+                let seconds: u64 = parse_var(
+                    "TESSERA_SWEEP_INTERVAL",
+                    &value,
+                    "a whole number of seconds",
+                )?;
+                self.sweep_interval(Duration::from_secs(seconds))
+            }
             "TESSERA_MAX_PAYLOAD_SIZE" => self.max_payload_size(parse_var(
                 "TESSERA_MAX_PAYLOAD_SIZE",
                 &value,
@@ -501,6 +609,47 @@ impl SessionConfigBuilder {
         self
     }
 
+    /// `SESSION_STORE_URL`: where a server-side store lives, for example
+    /// `sqlite:///var/lib/app/sessions.db` or `sqlite://sessions.db`.
+    pub fn store_url(mut self, url: impl Into<String>) -> Self {
+        self.store_url = Some(url.into());
+        self
+    }
+
+    /// `SESSION_PERMANENT` (server-side sessions, default true as in
+    /// Flask-Session): new sessions are permanent.
+    pub fn session_permanent(mut self, permanent: bool) -> Self {
+        self.session_permanent = permanent;
+        self
+    }
+
+    /// `SESSION_USE_SIGNER` (server-side sessions): sign the id in the cookie
+    /// as Flask-Session does (`sid.signature`, salt `flask-session`).
+    pub fn use_signer(mut self, sign: bool) -> Self {
+        self.use_signer = sign;
+        self
+    }
+
+    /// End server-side sessions this long after creation, however active
+    /// (`TESSERA_SESSION_ABSOLUTE_LIFETIME`; `None`, the default: no bound
+    /// but the idle lifetime).
+    pub fn absolute_lifetime(mut self, lifetime: Option<Duration>) -> Self {
+        self.absolute_lifetime = lifetime;
+        self
+    }
+
+    /// The most sessions the memory store keeps (`TESSERA_MEMORY_STORE_MAX_SESSIONS`).
+    pub fn memory_max_sessions(mut self, max: usize) -> Self {
+        self.memory_max_sessions = max;
+        self
+    }
+
+    /// How often expired server-side sessions are swept (`TESSERA_SWEEP_INTERVAL`, default 60 s).
+    pub fn sweep_interval(mut self, interval: Duration) -> Self {
+        self.sweep_interval = interval;
+        self
+    }
+
     /// Checks the configuration; logs a warning for a weak key (or refuses
     /// it when strong keys are required).
     pub fn build(self) -> Result<SessionConfig, ConfigError> {
@@ -533,6 +682,31 @@ impl SessionConfigBuilder {
                 "at least one second",
             ));
         }
+        if self.session_type == SessionType::Sqlite {
+            if !cfg!(feature = "sqlite") {
+                return Err(invalid(
+                    "SESSION_TYPE",
+                    "sqlite",
+                    "a type this build supports: tessera was built without its `sqlite` feature",
+                ));
+            }
+            if let Some(url) = &self.store_url {
+                if sqlite_path_from_url(url).is_none() {
+                    return Err(invalid(
+                        "SESSION_STORE_URL",
+                        url,
+                        "sqlite:///absolute/path.db or sqlite://relative/path.db",
+                    ));
+                }
+            }
+        }
+        if self.sweep_interval.is_zero() {
+            return Err(invalid(
+                "TESSERA_SWEEP_INTERVAL",
+                "0",
+                "at least one second",
+            ));
+        }
         Ok(SessionConfig {
             secret_key,
             secret_key_fallbacks: self.secret_key_fallbacks,
@@ -552,6 +726,12 @@ impl SessionConfigBuilder {
             salt: self.salt,
             refuse_oversized_cookies: self.refuse_oversized_cookies,
             max_payload_size: self.max_payload_size,
+            store_url: self.store_url,
+            session_permanent: self.session_permanent,
+            use_signer: self.use_signer,
+            absolute_lifetime: self.absolute_lifetime,
+            memory_max_sessions: self.memory_max_sessions,
+            sweep_interval: self.sweep_interval,
         })
     }
 }
@@ -574,6 +754,12 @@ const SETTINGS: &[&str] = &[
     "TESSERA_REQUIRE_STRONG_SECRET_KEY",
     "TESSERA_REFUSE_OVERSIZED_COOKIES",
     "TESSERA_MAX_PAYLOAD_SIZE",
+    "SESSION_STORE_URL",
+    "SESSION_PERMANENT",
+    "SESSION_USE_SIGNER",
+    "TESSERA_SESSION_ABSOLUTE_LIFETIME",
+    "TESSERA_MEMORY_STORE_MAX_SESSIONS",
+    "TESSERA_SWEEP_INTERVAL",
 ];
 
 /// `SECRET_KEY_FALLBACKS` as written in the environment: comma-separated,

@@ -14,23 +14,43 @@ pub enum SessionRejection {
     /// The route is not wrapped in a [`SessionLayer`](crate::SessionLayer).
     #[error("no session on this request: wrap the router in tessera::SessionLayer")]
     MissingLayer,
+    /// The server-side store could not load the session.
+    #[error("the session store is unavailable; try again shortly")]
+    StoreUnavailable,
 }
 
 impl IntoResponse for SessionRejection {
     fn into_response(self) -> Response {
-        tracing::error!("{self}");
-        (StatusCode::INTERNAL_SERVER_ERROR, self.to_string()).into_response()
+        match self {
+            SessionRejection::MissingLayer => {
+                tracing::error!("{self}");
+                (StatusCode::INTERNAL_SERVER_ERROR, self.to_string()).into_response()
+            }
+            SessionRejection::StoreUnavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(http::header::RETRY_AFTER, "1")],
+                self.to_string(),
+            )
+                .into_response(),
+        }
     }
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Session {
     type Rejection = SessionRejection;
 
+    /// Server-side, this is where the session is loaded: a handler that does
+    /// not take a `Session` costs no store call.
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        parts
+        let session = parts
             .extensions
             .get::<Session>()
             .cloned()
-            .ok_or(SessionRejection::MissingLayer)
+            .ok_or(SessionRejection::MissingLayer)?;
+        session.load().await.map_err(|error| {
+            tracing::error!(%error, "could not load the session; answering 503");
+            SessionRejection::StoreUnavailable
+        })?;
+        Ok(session)
     }
 }

@@ -23,9 +23,9 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, Weak};
 use std::task::{ready, Context, Poll};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cookie::Cookie;
 use http::header::{COOKIE, SET_COOKIE, VARY};
@@ -36,9 +36,18 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::codec::CookieCodec;
-use crate::config::{SameSite, SessionConfig};
+use crate::config::{SameSite, SessionConfig, SessionType};
+use crate::server::{CookieAction, ServerSettings, ServerState};
 use crate::session::{Session, PERMANENT_KEY};
+use crate::signing::Signer;
+use crate::store::{MemoryStore, SessionId, SessionStore};
 use crate::value::Value;
+
+/// Flask-Session's salt for signed session ids.
+const ID_SALT: &str = "flask-session";
+/// Expired records deleted per sweep statement: small enough that a sweep
+/// never holds a store's write lock for long.
+const SWEEP_BATCH: usize = 1000;
 
 /// Adds a [`Session`] to every request's extensions and saves it afterwards.
 #[derive(Debug, Clone)]
@@ -47,17 +56,80 @@ pub struct SessionLayer {
 }
 
 impl SessionLayer {
-    /// A layer for this configuration.
+    /// A layer for this configuration: signed cookies for `SESSION_TYPE=cookie`,
+    /// otherwise server-side sessions in the store it names. Stores are
+    /// opened lazily, so this never fails: a store that cannot be reached
+    /// makes requests that use the session answer 503 until it can.
     pub fn new(config: SessionConfig) -> Self {
-        let codec = config.cookie_codec();
+        let store: Option<Arc<dyn SessionStore>> = match config.session_type {
+            SessionType::Cookie => None,
+            SessionType::Memory => Some(Arc::new(MemoryStore::new(config.memory_max_sessions))),
+            #[cfg(feature = "sqlite")]
+            SessionType::Sqlite => Some(Arc::new(crate::store::SqliteStore::new(
+                config.sqlite_path(),
+            ))),
+            #[cfg(not(feature = "sqlite"))]
+            SessionType::Sqlite => {
+                // SessionConfigBuilder::build refuses this; a config built
+                // otherwise falls back to memory rather than failing requests.
+                tracing::error!(
+                    "SESSION_TYPE=sqlite needs tessera's `sqlite` feature; using the memory store"
+                );
+                Some(Arc::new(MemoryStore::new(config.memory_max_sessions)))
+            }
+        };
+        match store {
+            Some(store) => Self::with_store(config, store),
+            None => Self::from_backend(config, None),
+        }
+    }
+
+    /// Server-side sessions in `store`, whatever `SESSION_TYPE` says.
+    pub fn with_store(config: SessionConfig, store: Arc<dyn SessionStore>) -> Self {
+        let settings = ServerSettings {
+            store,
+            idle_secs: config.permanent_session_lifetime.as_secs(),
+            absolute_secs: config.absolute_lifetime.map(|lifetime| lifetime.as_secs()),
+            refresh_each_request: config.refresh_each_request,
+            session_permanent: config.session_permanent,
+        };
+        Self::from_backend(config, Some(Arc::new(settings)))
+    }
+
+    fn from_backend(config: SessionConfig, server: Option<Arc<ServerSettings>>) -> Self {
+        let backend = match server {
+            None => Backend::Cookie(config.cookie_codec()),
+            Some(settings) => Backend::Server {
+                id_signer: config.use_signer.then(|| {
+                    Signer::new(
+                        &config.secret_key,
+                        &config.secret_key_fallbacks,
+                        ID_SALT.as_bytes(),
+                    )
+                }),
+                settings,
+            },
+        };
         Self {
-            shared: Arc::new(Shared { config, codec }),
+            shared: Arc::new(Shared {
+                config,
+                backend,
+                sweeper: OnceLock::new(),
+            }),
         }
     }
 
     /// The configuration this layer uses.
     pub fn config(&self) -> &SessionConfig {
         &self.shared.config
+    }
+
+    /// The server-side store, if sessions are server-side.
+    pub fn store(&self) -> Option<Arc<dyn SessionStore>> {
+        match &self.shared.backend {
+            Backend::Cookie(_) => None,
+            Backend::Server { settings, .. } => Some(settings.store.clone()),
+        }
     }
 }
 
@@ -82,54 +154,80 @@ pub struct SessionService<S> {
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for SessionService<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
-    ResBody: Default,
+    ResBody: Default + Send + 'static,
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Future>;
+    type Future = ResponseFuture<S::Future, ResBody>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
+        self.shared.start_sweeper();
         let session = self.shared.open(request.headers(), SystemTime::now());
         request.extensions_mut().insert(session.clone());
         ResponseFuture {
             inner: self.inner.call(request),
             session: Some(session),
             shared: self.shared.clone(),
+            saving: None,
         }
     }
 }
 
+/// A server-side save in progress.
+type Saving<B> = Pin<Box<dyn Future<Output = Response<B>> + Send>>;
+
 pin_project! {
     /// Saves the session once the inner service has produced its response,
     /// so writes made anywhere inside the layer are kept.
-    pub struct ResponseFuture<F> {
+    pub struct ResponseFuture<F, B> {
         #[pin]
         inner: F,
         session: Option<Session>,
         shared: Arc<Shared>,
+        saving: Option<Saving<B>>,
     }
 }
 
-impl<F> std::fmt::Debug for ResponseFuture<F> {
+impl<F, B> std::fmt::Debug for ResponseFuture<F, B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ResponseFuture").finish_non_exhaustive()
     }
 }
 
-impl<F, B, E> Future for ResponseFuture<F>
+impl<F, B, E> Future for ResponseFuture<F, B>
 where
     F: Future<Output = Result<Response<B>, E>>,
-    B: Default,
+    B: Default + Send + 'static,
 {
     type Output = Result<Response<B>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
+        if let Some(saving) = this.saving.as_mut() {
+            let response = ready!(saving.as_mut().poll(cx));
+            *this.saving = None;
+            return Poll::Ready(Ok(response));
+        }
         let mut response = ready!(this.inner.poll(cx))?;
+        if let (Some(session), Backend::Server { .. }) =
+            (this.session.as_ref(), &this.shared.backend)
+        {
+            let session = session.clone();
+            *this.session = None;
+            let mut saving: Saving<B> =
+                Box::pin(save_server(this.shared.clone(), session, response));
+            return match saving.as_mut().poll(cx) {
+                Poll::Ready(response) => Poll::Ready(Ok(response)),
+                Poll::Pending => {
+                    *this.saving = Some(saving);
+                    Poll::Pending
+                }
+            };
+        }
         if let Some(session) = this.session.take() {
             if let Err(oversized) =
                 this.shared
@@ -154,18 +252,162 @@ pub(crate) struct OversizedCookie {
     limit: usize,
 }
 
+/// Where sessions live.
+#[derive(Debug)]
+enum Backend {
+    /// Signed cookies holding the data.
+    Cookie(CookieCodec),
+    /// Cookies holding an id (signed with Flask-Session's scheme if
+    /// `SESSION_USE_SIGNER`), data in a store.
+    Server {
+        settings: Arc<ServerSettings>,
+        id_signer: Option<Signer>,
+    },
+}
+
 #[derive(Debug)]
 struct Shared {
     config: SessionConfig,
-    codec: CookieCodec,
+    backend: Backend,
+    sweeper: OnceLock<()>,
+}
+
+/// Answers the response once a server-side session is saved, or 503 if the
+/// store failed: a write that was not stored is never acknowledged.
+async fn save_server<B: Default>(
+    shared: Arc<Shared>,
+    session: Session,
+    mut response: Response<B>,
+) -> Response<B> {
+    match crate::server::save(&session).await {
+        Ok((action, accessed)) => {
+            let headers = response.headers_mut();
+            if accessed {
+                add_vary_cookie(headers);
+            }
+            match action {
+                CookieAction::Keep => {}
+                CookieAction::Set { id, expires_at } => {
+                    let value = shared.id_cookie_value(&id);
+                    let expires = expires_at
+                        .map(|at| OffsetDateTime::from(UNIX_EPOCH + Duration::from_secs(at)));
+                    append_set_cookie(headers, &shared.cookie(&value, expires).build().to_string());
+                    add_vary_cookie(headers);
+                }
+                CookieAction::Delete => {
+                    append_set_cookie(headers, &shared.removal_cookie());
+                    add_vary_cookie(headers);
+                }
+            }
+            response
+        }
+        Err(error) => {
+            tracing::error!(%error, "could not save the session; answering 503");
+            store_unavailable_response()
+        }
+    }
+}
+
+/// `503 Service Unavailable` with `Retry-After`, for a store that failed.
+pub(crate) fn store_unavailable_response<B: Default>() -> Response<B> {
+    let mut response = Response::new(B::default());
+    *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    response
+        .headers_mut()
+        .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
+}
+
+/// Deletes expired records in bounded batches, forever, until the store is
+/// dropped. Each batch is a short statement, so requests are never stalled.
+async fn sweep(store: Weak<dyn SessionStore>, interval: Duration) {
+    loop {
+        tokio::time::sleep(interval).await;
+        let Some(store) = store.upgrade() else { return };
+        let mut purged = 0u64;
+        loop {
+            let now = crate::server::unix_now();
+            match store.purge_expired(now, SWEEP_BATCH).await {
+                Ok(count) => {
+                    purged += count;
+                    if count < SWEEP_BATCH as u64 {
+                        break;
+                    }
+                    tokio::task::yield_now().await;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "sweeping expired sessions failed; will retry");
+                    break;
+                }
+            }
+        }
+        if purged > 0 {
+            tracing::debug!(purged, "swept expired sessions");
+        }
+    }
 }
 
 impl Shared {
+    fn start_sweeper(&self) {
+        let Backend::Server { settings, .. } = &self.backend else {
+            return;
+        };
+        self.sweeper
+            .get_or_init(|| match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => {
+                    runtime.spawn(sweep(
+                        Arc::downgrade(&settings.store),
+                        self.config.sweep_interval,
+                    ));
+                }
+                Err(_) => tracing::warn!("no tokio runtime: expired sessions are not swept"),
+            });
+    }
+
+    fn id_cookie_value(&self, id: &SessionId) -> String {
+        match &self.backend {
+            Backend::Server {
+                id_signer: Some(signer),
+                ..
+            } => signer.sign_untimed(id.as_str()),
+            _ => id.as_str().to_owned(),
+        }
+    }
+
+    fn removal_cookie(&self) -> String {
+        self.cookie("", Some(OffsetDateTime::UNIX_EPOCH))
+            .max_age(cookie::time::Duration::ZERO)
+            .build()
+            .to_string()
+    }
+
     /// Flask's `open_session`: the first cookie of our name that verifies,
-    /// else a new empty session.
+    /// else a new empty session. Server-side, the store is not asked yet.
     fn open(&self, headers: &HeaderMap, now: SystemTime) -> Session {
+        let codec = match &self.backend {
+            Backend::Cookie(codec) => codec,
+            Backend::Server {
+                settings,
+                id_signer,
+            } => {
+                let mut had_cookie = false;
+                let incoming = cookie_values(headers, &self.config.cookie_name).find_map(|value| {
+                    had_cookie = true;
+                    let id = match id_signer {
+                        Some(signer) => signer.verify_untimed(value)?,
+                        None => value,
+                    };
+                    SessionId::parse(id)
+                });
+                return Session::server_side(ServerState::new(
+                    settings.clone(),
+                    incoming,
+                    had_cookie,
+                ));
+            }
+        };
         for value in cookie_values(headers, &self.config.cookie_name) {
-            match self.codec.decode(value, now) {
+            match codec.decode(value, now) {
                 Ok(decoded) => return Session::loaded(decoded.data, decoded.signed_at),
                 Err(reason) => {
                     tracing::debug!(%reason, "session cookie refused; starting an empty session")
@@ -189,11 +431,7 @@ impl Shared {
         }
         if data.is_empty() {
             if modified {
-                let removal = self
-                    .cookie("", Some(OffsetDateTime::UNIX_EPOCH))
-                    .max_age(cookie::time::Duration::ZERO)
-                    .build();
-                append_set_cookie(headers, &removal.to_string());
+                append_set_cookie(headers, &self.removal_cookie());
                 add_vary_cookie(headers);
             }
             return Ok(());
@@ -202,9 +440,12 @@ impl Shared {
         if !(modified || (permanent && config.refresh_each_request)) {
             return Ok(());
         }
+        let Backend::Cookie(codec) = &self.backend else {
+            return Ok(());
+        };
         let expires =
             permanent.then(|| OffsetDateTime::from(now) + config.permanent_session_lifetime);
-        let value = self.codec.encode(&data, now);
+        let value = codec.encode(&data, now);
         let header = self.cookie(&value, expires).build().to_string();
         if config.max_cookie_size > 0 && header.len() > config.max_cookie_size {
             let oversized = OversizedCookie {

@@ -45,6 +45,7 @@ pub mod config;
 mod extract;
 mod key;
 mod layer;
+mod server;
 mod session;
 mod signing;
 pub mod store;
@@ -63,4 +64,5 @@ pub use session::{
     Flash, Session, SessionError, DEFAULT_FLASH_CATEGORY, FLASHES_KEY, PERMANENT_KEY,
 };
 pub use signing::SignatureError;
+pub use store::{Changes, MemoryStore, Record, SessionId, SessionInfo, SessionStore, StoreError};
 pub use value::{Map, Number, Value};

@@ -1,11 +1,14 @@
 //! The per-request session: a dict-like handle with Flask's semantics.
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::server::ServerState;
+use crate::store::StoreError;
 use crate::value::{Map, Value};
 
 /// The key Flask keeps `session.permanent` under.
@@ -27,6 +30,16 @@ pub enum SessionError {
         #[source]
         source: serde_json::Error,
     },
+    /// The session store failed; answer 503 and let the client retry.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The session was revoked (logged out, possibly from another device)
+    /// while this request was using it.
+    #[error("the session was revoked")]
+    Revoked,
+    /// The operation needs server-side sessions (`SESSION_TYPE` other than `cookie`).
+    #[error("{0} needs server-side sessions; SESSION_TYPE is cookie")]
+    NotServerSide(&'static str),
     /// The value could not be turned into session data.
     #[error("value for session key {key:?} cannot be stored")]
     Serialize {
@@ -79,15 +92,33 @@ pub struct Session {
 }
 
 #[derive(Default)]
-struct State {
-    data: Map,
-    new: bool,
-    modified: bool,
-    accessed: bool,
-    signed_at: Option<u64>,
+pub(crate) struct State {
+    pub(crate) data: Map,
+    pub(crate) new: bool,
+    pub(crate) modified: bool,
+    pub(crate) accessed: bool,
+    pub(crate) signed_at: Option<u64>,
     /// Flashes popped by this request, returned again by later calls in it
     /// (as Flask caches them on the request context).
     taken_flashes: Option<Vec<Flash>>,
+    /// Keys written or removed since the last save: a server-side store
+    /// merges exactly these, so concurrent requests writing other keys are
+    /// not overwritten.
+    pub(crate) touched: BTreeSet<String>,
+    /// Every key was removed (`clear`) since the last save.
+    pub(crate) cleared: bool,
+    /// Present for server-side sessions.
+    pub(crate) server: Option<ServerState>,
+}
+
+impl State {
+    pub(crate) fn touch(&mut self, key: &str) {
+        self.accessed = true;
+        self.modified = true;
+        if !self.touched.contains(key) {
+            self.touched.insert(key.to_owned());
+        }
+    }
 }
 
 impl Session {
@@ -109,7 +140,15 @@ impl Session {
         session
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
+    /// A server-side session not loaded yet: the store is asked only when the
+    /// session is first used.
+    pub(crate) fn server_side(server: ServerState) -> Self {
+        let session = Self::new(Map::new(), true);
+        session.lock().server = Some(server);
+        session
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
         // A panic elsewhere while holding the lock leaves the data consistent
         // (every mutation is a single map operation), so carry on.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
@@ -121,10 +160,9 @@ impl Session {
         f(&state.data)
     }
 
-    fn write<R>(&self, f: impl FnOnce(&mut Map) -> R) -> R {
+    fn write_key<R>(&self, key: &str, f: impl FnOnce(&mut Map) -> R) -> R {
         let mut state = self.lock();
-        state.accessed = true;
-        state.modified = true;
+        state.touch(key);
         f(&mut state.data)
     }
 
@@ -185,7 +223,7 @@ impl Session {
     /// Stores a session value under `key`; returns the previous one.
     pub fn insert_value(&self, key: impl Into<String>, value: impl Into<Value>) -> Option<Value> {
         let (key, value) = (key.into(), value.into());
-        self.write(|data| data.insert(key, value))
+        self.write_key(&key.clone(), |data| data.insert(key, value))
     }
 
     /// Removes `key` and returns its value (Flask's `session.pop(key, None)`).
@@ -195,7 +233,7 @@ impl Session {
         state.accessed = true;
         let removed = state.data.remove(key);
         if removed.is_some() {
-            state.modified = true;
+            state.touch(key);
         }
         removed
     }
@@ -221,7 +259,7 @@ impl Session {
         if let Some(existing) = state.data.get(key) {
             return existing.clone();
         }
-        state.modified = true;
+        state.touch(key);
         let default = default.into();
         state.data.insert(key.to_owned(), default.clone());
         default
@@ -230,13 +268,34 @@ impl Session {
     /// Removes everything, and so ends the session: the response deletes the
     /// cookie. Always marks the session modified, even when already empty.
     pub fn clear(&self) {
-        self.write(Map::clear);
+        let mut state = self.lock();
+        state.accessed = true;
+        state.modified = true;
+        state.cleared = true;
+        state.touched.clear();
+        state.data.clear();
     }
 
     /// Changes the data in place; marks the session modified. Use this for
     /// nested changes, which Flask cannot detect by itself.
     pub fn update<R>(&self, f: impl FnOnce(&mut Map) -> R) -> R {
-        self.write(f)
+        let mut state = self.lock();
+        let before = state.data.clone();
+        let result = f(&mut state.data);
+        // Only the keys that changed are saved, so a server-side store keeps
+        // what concurrent requests wrote to the others.
+        let changed: Vec<String> = before
+            .keys()
+            .chain(state.data.keys())
+            .filter(|key| before.get(*key) != state.data.get(*key))
+            .cloned()
+            .collect();
+        state.accessed = true;
+        state.modified = true;
+        for key in changed {
+            state.touch(&key);
+        }
+        result
     }
 
     /// Whether `key` is present.
@@ -276,7 +335,9 @@ impl Session {
     /// Makes the session permanent (it lasts `PERMANENT_SESSION_LIFETIME`) or
     /// a browser session. Marks it modified.
     pub fn set_permanent(&self, permanent: bool) {
-        self.write(|data| data.insert(PERMANENT_KEY.to_owned(), Value::Bool(permanent)));
+        self.write_key(PERMANENT_KEY, |data| {
+            data.insert(PERMANENT_KEY.to_owned(), Value::Bool(permanent))
+        });
     }
 
     /// True when the visitor brought no valid session.
@@ -295,10 +356,13 @@ impl Session {
     }
 
     /// Marks the session modified so it is saved (Flask's `session.modified = True`).
+    /// Server-side, every key is written again.
     pub fn mark_modified(&self) {
         let mut state = self.lock();
         state.modified = true;
         state.accessed = true;
+        let keys: Vec<String> = state.data.keys().cloned().collect();
+        state.touched.extend(keys);
     }
 
     /// When the cookie this session came from was signed (Unix seconds).
@@ -315,7 +379,7 @@ impl Session {
     /// `(category, message)` tuple appended to `_flashes`.
     pub fn flash_with_category(&self, category: &str, message: impl Into<Value>) {
         let entry = Value::Tuple(vec![category.into(), message.into()]);
-        self.write(|data| match data.get_mut(FLASHES_KEY) {
+        self.write_key(FLASHES_KEY, |data| match data.get_mut(FLASHES_KEY) {
             Some(Value::List(items)) => items.push(entry),
             _ => {
                 data.insert(FLASHES_KEY.to_owned(), Value::List(vec![entry]));
@@ -333,7 +397,7 @@ impl Session {
         }
         let taken = match state.data.remove(FLASHES_KEY) {
             Some(value) => {
-                state.modified = true;
+                state.touch(FLASHES_KEY);
                 parse_flashes(&value)
             }
             None => Vec::new(),

@@ -128,6 +128,34 @@ impl Signer {
     }
 }
 
+impl Signer {
+    /// `value.signature` without a timestamp: itsdangerous' plain `Signer`,
+    /// which Flask-Session uses for signed session ids.
+    pub(crate) fn sign_untimed(&self, value: &str) -> String {
+        let mut mac = self.macs[0].clone();
+        mac.update(value.as_bytes());
+        let mut out = String::with_capacity(value.len() + 28);
+        out.push_str(value);
+        out.push('.');
+        B64.encode_string(mac.finalize().into_bytes(), &mut out);
+        out
+    }
+
+    /// The value of `value.signature` if any key made the signature.
+    pub(crate) fn verify_untimed<'a>(&self, signed: &'a str) -> Option<&'a str> {
+        let (value, signature) = signed.rsplit_once('.')?;
+        let signature = B64.decode(signature).ok()?;
+        self.macs
+            .iter()
+            .any(|mac| {
+                let mut mac = mac.clone();
+                mac.update(value.as_bytes());
+                mac.verify_slice(&signature).is_ok()
+            })
+            .then_some(value)
+    }
+}
+
 /// `HMAC-SHA1(key = secret, msg = salt)`, itsdangerous' "hmac" key derivation.
 pub(crate) fn derive_key(secret: &[u8], salt: &[u8]) -> [u8; 20] {
     let mut mac = HmacSha1::new_from_slice(secret).expect("HMAC takes a key of any length");
@@ -211,6 +239,17 @@ mod tests {
             other_salt.verify(&signed, Duration::from_secs(10), at(1005)),
             Err(SignatureError::BadSignature)
         );
+    }
+
+    #[test]
+    fn untimed_signatures() {
+        let signer = Signer::new(&"new".into(), &["old".into()], b"flask-session");
+        let old = Signer::new(&"old".into(), &[], b"flask-session");
+        let signed = old.sign_untimed("sid123");
+        assert_eq!(signer.verify_untimed(&signed), Some("sid123"));
+        assert_eq!(signer.verify_untimed("sid123.AAAA"), None);
+        assert_eq!(signer.verify_untimed("sid123"), None);
+        assert_eq!(signed.split_once('.').map(|(_, sig)| sig.len()), Some(27));
     }
 
     #[test]

@@ -1,0 +1,589 @@
+//! Server-side sessions: the cookie holds an id, the data lives in a store.
+//!
+//! A session is loaded from the store only when first used, changes are
+//! merged into the store key by key when the response is ready, and expiry
+//! slides without writing on every request: the record's expiry is moved
+//! only when a change is saved or when it has fallen behind by a refresh
+//! granularity (a tenth of the lifetime, at most a day).
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use crate::session::{Session, SessionError, State, PERMANENT_KEY};
+use crate::store::{Changes, Record, SessionId, SessionInfo, SessionStore, StoreError};
+use crate::value::{Map, Value};
+
+/// How many times a fresh id is drawn before giving up (a collision of
+/// 256-bit random ids means the random source is broken).
+const ID_ATTEMPTS: usize = 4;
+
+/// The configuration server-side sessions need, shared by every request.
+#[derive(Debug)]
+pub(crate) struct ServerSettings {
+    pub(crate) store: Arc<dyn SessionStore>,
+    /// Idle lifetime: `PERMANENT_SESSION_LIFETIME`, for every record.
+    pub(crate) idle_secs: u64,
+    /// Absolute lifetime from creation, if any.
+    pub(crate) absolute_secs: Option<u64>,
+    pub(crate) refresh_each_request: bool,
+    /// `SESSION_PERMANENT`: new sessions are permanent.
+    pub(crate) session_permanent: bool,
+}
+
+impl ServerSettings {
+    /// How far a record's expiry may fall behind before a read-only request
+    /// moves it: a tenth of the lifetime, between one second and one day.
+    fn refresh_granularity(&self) -> u64 {
+        (self.idle_secs / 10).clamp(1, 86_400)
+    }
+}
+
+/// The stored record's timestamps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RecordTimes {
+    pub(crate) created_at: u64,
+    pub(crate) expires_at: u64,
+    pub(crate) absolute_expires_at: Option<u64>,
+}
+
+/// Per-request server-side state of a [`Session`].
+#[derive(Debug)]
+pub(crate) struct ServerState {
+    pub(crate) settings: Arc<ServerSettings>,
+    /// The id the client presented, before it is looked up.
+    incoming: Option<SessionId>,
+    loaded: bool,
+    /// The id of the live record this session is saved to.
+    pub(crate) id: Option<SessionId>,
+    pub(crate) times: Option<RecordTimes>,
+    user_id: Option<String>,
+    user_changed: bool,
+    /// The client must be sent the (new) id.
+    pub(crate) id_changed: bool,
+    /// The record's expiry moved in this request.
+    pub(crate) expiry_moved: bool,
+    /// `_permanent` was written in this request.
+    pub(crate) permanence_changed: bool,
+    /// The record was deleted in this request: the cookie must go.
+    pub(crate) revoked: bool,
+    /// The client sent a session cookie.
+    pub(crate) had_cookie: bool,
+}
+
+impl ServerState {
+    pub(crate) fn new(
+        settings: Arc<ServerSettings>,
+        incoming: Option<SessionId>,
+        had_cookie: bool,
+    ) -> Self {
+        Self {
+            settings,
+            incoming,
+            loaded: false,
+            id: None,
+            times: None,
+            user_id: None,
+            user_changed: false,
+            id_changed: false,
+            expiry_moved: false,
+            permanence_changed: false,
+            revoked: false,
+            had_cookie,
+        }
+    }
+
+    pub(crate) fn is_loaded(&self) -> bool {
+        self.loaded
+    }
+}
+
+pub(crate) fn unix_now() -> u64 {
+    crate::signing::unix_seconds(SystemTime::now())
+}
+
+/// A session with anything but `_permanent` in it is worth storing.
+fn has_content(data: &Map) -> bool {
+    data.keys().any(|key| key != PERMANENT_KEY)
+}
+
+/// The store work one flush needs, decided under the lock.
+enum Plan {
+    Nothing,
+    Create { record: Record },
+    Update { id: SessionId, changes: Changes },
+    Delete { id: SessionId },
+}
+
+impl Session {
+    fn server_settings(&self) -> Option<Arc<ServerSettings>> {
+        self.lock()
+            .server
+            .as_ref()
+            .map(|server| server.settings.clone())
+    }
+
+    /// Loads a server-side session from its store; a no-op for cookie
+    /// sessions and for sessions already loaded. The `Session` extractor
+    /// calls this, so handlers never need to; middleware that takes the
+    /// session from the request's extensions must call it before reading.
+    pub async fn load(&self) -> Result<(), StoreError> {
+        let (settings, incoming) = {
+            let state = self.lock();
+            match &state.server {
+                Some(server) if !server.loaded => {
+                    (server.settings.clone(), server.incoming.clone())
+                }
+                _ => return Ok(()),
+            }
+        };
+        let now = unix_now();
+        let record = match &incoming {
+            Some(id) => settings.store.load(id, now).await?,
+            None => None,
+        };
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        let Some(server) = state.server.as_mut() else {
+            return Ok(());
+        };
+        if server.loaded {
+            return Ok(());
+        }
+        server.loaded = true;
+        match record {
+            Some(record) => {
+                // Writes made before loading win over what was stored.
+                let mut data = if state.cleared {
+                    Map::new()
+                } else {
+                    record.data
+                };
+                for key in &state.touched {
+                    match state.data.get(key) {
+                        Some(value) => data.insert(key.clone(), value.clone()),
+                        None => data.remove(key),
+                    };
+                }
+                state.data = data;
+                state.new = false;
+                server.id = incoming;
+                server.user_id = record.user_id;
+                server.times = Some(RecordTimes {
+                    created_at: record.created_at,
+                    expires_at: record.expires_at,
+                    absolute_expires_at: record.absolute_expires_at,
+                });
+            }
+            None => {
+                state.new = true;
+                if server.settings.session_permanent
+                    && !state.touched.contains(PERMANENT_KEY)
+                    && !state.cleared
+                {
+                    state
+                        .data
+                        .insert(PERMANENT_KEY.to_owned(), Value::Bool(true));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes this request's changes to the store: creates the record (if
+    /// there is something to store, or `create` is set), merges changed keys
+    /// into it, moves its expiry when due, or deletes it when the session was
+    /// emptied.
+    pub(crate) async fn flush(&self, now: u64, create: bool) -> Result<(), StoreError> {
+        let Some(settings) = self.server_settings() else {
+            return Ok(());
+        };
+        for _ in 0..ID_ATTEMPTS {
+            let plan = self.plan_flush(&settings, now, create);
+            match plan {
+                Plan::Nothing => return Ok(()),
+                Plan::Create { record } => {
+                    let id = SessionId::generate();
+                    if settings.store.create(&id, &record).await? {
+                        let mut state = self.lock();
+                        if let Some(server) = state.server.as_mut() {
+                            server.id = Some(id);
+                            server.id_changed = true;
+                            server.expiry_moved = true;
+                            server.times = Some(RecordTimes {
+                                created_at: record.created_at,
+                                expires_at: record.expires_at,
+                                absolute_expires_at: record.absolute_expires_at,
+                            });
+                        }
+                        return Ok(());
+                    }
+                    // The id was taken: put the changes back and draw again.
+                    self.restore_changes(&record.data);
+                }
+                Plan::Update { id, changes } => {
+                    let applied = settings.store.update(&id, &changes, now).await?;
+                    let mut state = self.lock();
+                    if let Some(server) = state.server.as_mut() {
+                        if applied {
+                            if let (Some(times), Some(expires_at)) =
+                                (server.times.as_mut(), changes.expires_at)
+                            {
+                                times.expires_at = expires_at;
+                                server.expiry_moved = true;
+                            }
+                        } else {
+                            // Revoked elsewhere (or expired) meanwhile: never resurrect it.
+                            server.id = None;
+                            server.revoked = true;
+                        }
+                    }
+                    return Ok(());
+                }
+                Plan::Delete { id } => {
+                    settings.store.delete(&id).await?;
+                    let mut state = self.lock();
+                    if let Some(server) = state.server.as_mut() {
+                        server.id = None;
+                        server.revoked = true;
+                    }
+                    return Ok(());
+                }
+            }
+        }
+        Err(StoreError::Corrupt(
+            "could not draw an unused session id".to_owned(),
+        ))
+    }
+
+    /// Decides the store work and takes the pending changes out of the state.
+    fn plan_flush(&self, settings: &ServerSettings, now: u64, create: bool) -> Plan {
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        let Some(server) = state.server.as_mut() else {
+            return Plan::Nothing;
+        };
+        if !server.loaded || server.revoked {
+            return Plan::Nothing;
+        }
+        let touched = std::mem::take(&mut state.touched);
+        let cleared = std::mem::take(&mut state.cleared);
+        if touched.contains(PERMANENT_KEY) || cleared {
+            server.permanence_changed = true;
+        }
+        let user_changed = std::mem::take(&mut server.user_changed);
+        let data_changed = cleared || !touched.is_empty();
+        match (&server.id, server.times) {
+            (Some(id), Some(times)) => {
+                if data_changed && !has_content(&state.data) {
+                    return Plan::Delete { id: id.clone() };
+                }
+                let behind = (now + settings.idle_secs).saturating_sub(times.expires_at);
+                let refresh_due =
+                    settings.refresh_each_request && behind >= settings.refresh_granularity();
+                let expires_at = (data_changed || user_changed || refresh_due)
+                    .then_some(now + settings.idle_secs);
+                let mut changes = Changes {
+                    cleared,
+                    expires_at,
+                    user_id: user_changed.then(|| server.user_id.clone()),
+                    ..Changes::default()
+                };
+                for key in touched {
+                    match state.data.get(&key) {
+                        Some(value) => {
+                            changes.set.insert(key, value.clone());
+                        }
+                        None => changes.removed.push(key),
+                    }
+                }
+                if changes.is_empty() {
+                    Plan::Nothing
+                } else {
+                    Plan::Update {
+                        id: id.clone(),
+                        changes,
+                    }
+                }
+            }
+            _ => {
+                if !(create || (data_changed && has_content(&state.data))) {
+                    return Plan::Nothing;
+                }
+                Plan::Create {
+                    record: Record {
+                        data: state.data.clone(),
+                        user_id: server.user_id.clone(),
+                        created_at: now,
+                        expires_at: now + settings.idle_secs,
+                        absolute_expires_at: settings.absolute_secs.map(|secs| now + secs),
+                    },
+                }
+            }
+        }
+    }
+
+    /// After a failed create, marks the data as unsaved again.
+    fn restore_changes(&self, data: &Map) {
+        let mut state = self.lock();
+        state.touched.extend(data.keys().cloned());
+    }
+
+    /// The session's id, once it has a stored record (server-side only).
+    pub fn id(&self) -> Option<SessionId> {
+        self.lock()
+            .server
+            .as_ref()
+            .and_then(|server| server.id.clone())
+    }
+
+    /// The user this session belongs to (server-side only).
+    pub fn user_id(&self) -> Option<String> {
+        self.lock()
+            .server
+            .as_ref()
+            .and_then(|server| server.user_id.clone())
+    }
+
+    /// Ties the session to a user, so it can be listed among the user's
+    /// sessions and ended by [`log_out_everywhere`](Self::log_out_everywhere).
+    /// Call it with [`cycle_id`](Self::cycle_id) on login. Ignored by cookie
+    /// sessions, which cannot be listed or revoked.
+    pub fn set_user_id(&self, user_id: Option<&str>) {
+        let mut state = self.lock();
+        state.accessed = true;
+        if let Some(server) = state.server.as_mut() {
+            server.user_id = user_id.map(str::to_owned);
+            server.user_changed = true;
+        }
+    }
+
+    /// Gives the session a fresh id and kills the old one, atomically, keeping
+    /// the data: call it on login so an id planted before login (session
+    /// fixation) is worthless. Cookie sessions need nothing: they have no id.
+    pub async fn cycle_id(&self) -> Result<(), SessionError> {
+        let Some(settings) = self.server_settings() else {
+            return Ok(());
+        };
+        self.load().await?;
+        let now = unix_now();
+        for _ in 0..ID_ATTEMPTS {
+            let Some(old) = self.id() else {
+                // Not stored yet: it will get a fresh id when saved.
+                return Ok(());
+            };
+            let new = SessionId::generate();
+            if settings.store.cycle_id(&old, &new, now).await? {
+                let mut state = self.lock();
+                state.accessed = true;
+                if let Some(server) = state.server.as_mut() {
+                    server.id = Some(new);
+                    server.id_changed = true;
+                }
+                return Ok(());
+            }
+            if settings.store.load(&old, now).await?.is_none() {
+                self.mark_revoked();
+                return Err(SessionError::Revoked);
+            }
+        }
+        Err(StoreError::Corrupt("could not draw an unused session id".to_owned()).into())
+    }
+
+    fn mark_revoked(&self) {
+        let mut state = self.lock();
+        state.accessed = true;
+        if let Some(server) = state.server.as_mut() {
+            server.id = None;
+            server.revoked = true;
+        }
+    }
+
+    /// Atomically adds `by` to the integer under `key` (absent counts as 0)
+    /// and returns the new value. Server-side, concurrent requests never lose
+    /// an increment; a cookie session can only do this within one request.
+    pub async fn increment(&self, key: &str, by: i64) -> Result<i64, SessionError> {
+        let Some(settings) = self.server_settings() else {
+            let current = crate::store::integer_for_increment(key, self.get_value(key).as_ref())?;
+            let next = current.checked_add(by).ok_or(StoreError::WrongType {
+                key: key.to_owned(),
+                expected: "an integer that does not overflow",
+                found: "an int at the edge of its range",
+            })?;
+            self.insert_value(key, next);
+            return Ok(next);
+        };
+        let (id, now) = self.stored_id().await?;
+        let next = settings.store.increment(&id, key, by, now).await?;
+        self.apply_atomic(key, next.map(Value::from))?;
+        next.ok_or(SessionError::Revoked)
+    }
+
+    /// Atomically appends `value` to the list under `key` (absent counts as
+    /// empty) and returns the new length; server-side, concurrent appends are
+    /// all kept.
+    pub async fn append(&self, key: &str, value: impl Into<Value>) -> Result<usize, SessionError> {
+        let value = value.into();
+        let Some(settings) = self.server_settings() else {
+            let mut state = self.lock();
+            state.touch(key);
+            return Ok(crate::store::append_in_map(&mut state.data, key, &value)?);
+        };
+        let (id, now) = self.stored_id().await?;
+        let length = settings.store.append(&id, key, &value, now).await?;
+        if length.is_some() {
+            // Read the list back so this request sees what others appended.
+            let record = settings.store.load(&id, now).await?;
+            self.apply_atomic(key, record.and_then(|record| record.data.get(key).cloned()))?;
+        } else {
+            self.apply_atomic(key, None)?;
+        }
+        length.ok_or(SessionError::Revoked)
+    }
+
+    /// The stored record's id, creating the record (with everything written
+    /// so far) if there is none yet.
+    async fn stored_id(&self) -> Result<(SessionId, u64), SessionError> {
+        self.load().await?;
+        let now = unix_now();
+        self.flush(now, true).await?;
+        self.id().map(|id| (id, now)).ok_or(SessionError::Revoked)
+    }
+
+    /// Shows an atomic operation's result in this request's view of the data
+    /// without scheduling a write of it.
+    fn apply_atomic(&self, key: &str, value: Option<Value>) -> Result<(), SessionError> {
+        match value {
+            Some(value) => {
+                let mut state = self.lock();
+                state.accessed = true;
+                state.modified = true;
+                state.data.insert(key.to_owned(), value);
+                Ok(())
+            }
+            None => {
+                self.mark_revoked();
+                Err(SessionError::Revoked)
+            }
+        }
+    }
+
+    /// Ends this session now: the record is deleted, so a copy of the cookie
+    /// is worthless at once, and the response deletes the cookie.
+    pub async fn destroy(&self) -> Result<(), SessionError> {
+        self.clear();
+        let Some(settings) = self.server_settings() else {
+            return Ok(());
+        };
+        self.load().await?;
+        if let Some(id) = self.id() {
+            settings.store.delete(&id).await?;
+        }
+        self.mark_revoked();
+        let mut state = self.lock();
+        state.touched.clear();
+        state.cleared = false;
+        Ok(())
+    }
+
+    /// Every live session of this session's user (for a "your devices" page).
+    pub async fn user_sessions(&self) -> Result<Vec<SessionInfo>, SessionError> {
+        let settings = self
+            .server_settings()
+            .ok_or(SessionError::NotServerSide("listing a user's sessions"))?;
+        self.load().await?;
+        let Some(user_id) = self.user_id() else {
+            return Ok(Vec::new());
+        };
+        let now = unix_now();
+        let mut sessions = Vec::new();
+        loop {
+            let page = settings
+                .store
+                .list(
+                    Some(&user_id),
+                    sessions.last().map(|s: &SessionInfo| &s.id),
+                    500,
+                    now,
+                )
+                .await?;
+            let done = page.len() < 500;
+            sessions.extend(page);
+            if done {
+                return Ok(sessions);
+            }
+        }
+    }
+
+    /// Ends every session of this session's user, this one included ("log
+    /// out everywhere"); returns how many were ended. Without a user, ends
+    /// just this session.
+    pub async fn log_out_everywhere(&self) -> Result<u64, SessionError> {
+        let settings = self
+            .server_settings()
+            .ok_or(SessionError::NotServerSide("log out everywhere"))?;
+        self.load().await?;
+        let ended = match self.user_id() {
+            Some(user_id) => settings.store.delete_user(&user_id).await?,
+            None => u64::from(self.id().is_some()),
+        };
+        self.destroy().await?;
+        Ok(ended)
+    }
+}
+
+/// What the response must say about the cookie after a server-side save.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum CookieAction {
+    Keep,
+    Set {
+        id: SessionId,
+        expires_at: Option<u64>,
+    },
+    Delete,
+}
+
+/// Saves a server-side session at the end of a request and says what the
+/// cookie should become. A session never loaded costs nothing.
+pub(crate) async fn save(session: &Session) -> Result<(CookieAction, bool), StoreError> {
+    let loaded = session
+        .lock()
+        .server
+        .as_ref()
+        .is_some_and(ServerState::is_loaded);
+    if !loaded {
+        return Ok((CookieAction::Keep, session.is_accessed()));
+    }
+    session.flush(unix_now(), false).await?;
+    let state = session.lock();
+    Ok((cookie_action(&state), state.accessed))
+}
+
+fn cookie_action(state: &State) -> CookieAction {
+    let Some(server) = &state.server else {
+        return CookieAction::Keep;
+    };
+    if server.revoked {
+        return if server.had_cookie || server.id_changed {
+            CookieAction::Delete
+        } else {
+            CookieAction::Keep
+        };
+    }
+    let (Some(id), Some(times)) = (&server.id, server.times) else {
+        return CookieAction::Keep;
+    };
+    let permanent = state.data.get(PERMANENT_KEY).and_then(Value::as_bool) == Some(true);
+    let send = server.id_changed || server.permanence_changed || (permanent && server.expiry_moved);
+    if !send {
+        return CookieAction::Keep;
+    }
+    let expires_at = permanent.then(|| {
+        times
+            .absolute_expires_at
+            .map_or(times.expires_at, |absolute| absolute.min(times.expires_at))
+    });
+    CookieAction::Set {
+        id: id.clone(),
+        expires_at,
+    }
+}
