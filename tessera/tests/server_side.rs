@@ -1,0 +1,690 @@
+//! Server-side sessions through the layer: lazy loading, per-key merging,
+//! atomic operations, revocation, fixation, expiry and store failure.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{header, HeaderMap, Request, StatusCode};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use tessera::{
+    Changes, MemoryStore, Record, Session, SessionConfig, SessionConfigBuilder, SessionId,
+    SessionInfo, SessionLayer, SessionStore, StoreError, Value,
+};
+use tower::ServiceExt;
+
+const KEY: &str = "server-side-test-secret-key-0123456789";
+
+/// Counts every call, delegating to a memory store; can be switched off to
+/// act like a store that is down.
+#[derive(Debug, Default)]
+struct CountingStore {
+    inner: MemoryStore,
+    loads: AtomicUsize,
+    writes: AtomicUsize,
+    down: AtomicBool,
+}
+
+impl CountingStore {
+    fn calls(&self) -> (usize, usize) {
+        (
+            self.loads.load(Ordering::SeqCst),
+            self.writes.load(Ordering::SeqCst),
+        )
+    }
+
+    fn check(&self) -> Result<(), StoreError> {
+        if self.down.load(Ordering::SeqCst) {
+            Err(StoreError::unavailable(std::io::Error::other(
+                "store is down",
+            )))
+        } else {
+            Ok(())
+        }
+    }
+
+    fn wrote(&self) -> Result<(), StoreError> {
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        self.check()
+    }
+}
+
+#[async_trait::async_trait]
+impl SessionStore for CountingStore {
+    async fn load(&self, id: &SessionId, now: u64) -> Result<Option<Record>, StoreError> {
+        self.loads.fetch_add(1, Ordering::SeqCst);
+        self.check()?;
+        self.inner.load(id, now).await
+    }
+    async fn create(&self, id: &SessionId, record: &Record) -> Result<bool, StoreError> {
+        self.wrote()?;
+        self.inner.create(id, record).await
+    }
+    async fn update(
+        &self,
+        id: &SessionId,
+        changes: &Changes,
+        now: u64,
+    ) -> Result<bool, StoreError> {
+        self.wrote()?;
+        self.inner.update(id, changes, now).await
+    }
+    async fn delete(&self, id: &SessionId) -> Result<bool, StoreError> {
+        self.wrote()?;
+        self.inner.delete(id).await
+    }
+    async fn cycle_id(
+        &self,
+        old: &SessionId,
+        new: &SessionId,
+        now: u64,
+    ) -> Result<bool, StoreError> {
+        self.wrote()?;
+        self.inner.cycle_id(old, new, now).await
+    }
+    async fn increment(
+        &self,
+        id: &SessionId,
+        key: &str,
+        by: i64,
+        now: u64,
+    ) -> Result<Option<i64>, StoreError> {
+        self.wrote()?;
+        self.inner.increment(id, key, by, now).await
+    }
+    async fn append(
+        &self,
+        id: &SessionId,
+        key: &str,
+        value: &Value,
+        now: u64,
+    ) -> Result<Option<usize>, StoreError> {
+        self.wrote()?;
+        self.inner.append(id, key, value, now).await
+    }
+    async fn list(
+        &self,
+        user_id: Option<&str>,
+        after: Option<&SessionId>,
+        limit: usize,
+        now: u64,
+    ) -> Result<Vec<SessionInfo>, StoreError> {
+        self.loads.fetch_add(1, Ordering::SeqCst);
+        self.check()?;
+        self.inner.list(user_id, after, limit, now).await
+    }
+    async fn delete_user(&self, user_id: &str) -> Result<u64, StoreError> {
+        self.wrote()?;
+        self.inner.delete_user(user_id).await
+    }
+    async fn purge_expired(&self, now: u64, batch: usize) -> Result<u64, StoreError> {
+        self.inner.purge_expired(now, batch).await
+    }
+}
+
+fn config() -> SessionConfigBuilder {
+    SessionConfig::builder().secret_key(KEY)
+}
+
+fn app(config: SessionConfig, store: Arc<CountingStore>) -> Router {
+    Router::new()
+        .route("/untouched", get(|| async { "nothing" }))
+        .route(
+            "/get/{key}",
+            get(
+                |s: Session, axum::extract::Path(key): axum::extract::Path<String>| async move {
+                    s.get_value(&key)
+                        .map_or("None".to_owned(), |v| v.to_tagged_json())
+                },
+            ),
+        )
+        .route(
+            "/set/{key}",
+            post(
+                |s: Session,
+                 axum::extract::Path(key): axum::extract::Path<String>,
+                 body: String| async move {
+                    s.insert_value(key, body);
+                    "ok"
+                },
+            ),
+        )
+        .route(
+            "/incr",
+            post(|s: Session| async move {
+                match s.increment("visits", 1).await {
+                    Ok(n) => (StatusCode::OK, n.to_string()),
+                    Err(e) => (StatusCode::CONFLICT, e.to_string()),
+                }
+            }),
+        )
+        .route(
+            "/cart",
+            post(|s: Session, item: String| async move {
+                s.append("cart", item)
+                    .await
+                    .map(|n| n.to_string())
+                    .unwrap_or_else(|e| e.to_string())
+            }),
+        )
+        .route(
+            "/login/{user}",
+            post(
+                |s: Session, axum::extract::Path(user): axum::extract::Path<String>| async move {
+                    s.cycle_id().await.ok();
+                    s.set_user_id(Some(&user));
+                    s.insert_value("username", user);
+                    "logged in"
+                },
+            ),
+        )
+        .route(
+            "/logout",
+            post(|s: Session| async move {
+                s.clear();
+                "logged out"
+            }),
+        )
+        .route(
+            "/logout-everywhere",
+            post(|s: Session| async move {
+                s.log_out_everywhere()
+                    .await
+                    .map(|n| n.to_string())
+                    .unwrap_or_default()
+            }),
+        )
+        .route(
+            "/devices",
+            get(|s: Session| async move {
+                s.user_sessions()
+                    .await
+                    .map(|l| l.len().to_string())
+                    .unwrap_or_default()
+            }),
+        )
+        .route(
+            "/permanent/{on}",
+            post(
+                |s: Session, axum::extract::Path(on): axum::extract::Path<bool>| async move {
+                    s.set_permanent(on);
+                    ""
+                },
+            ),
+        )
+        .layer(SessionLayer::with_store(config, store))
+}
+
+async fn send(app: &Router, method: &str, uri: &str, cookie: Option<&str>, body: &str) -> Response {
+    let mut request = Request::builder().method(method).uri(uri);
+    if let Some(cookie) = cookie {
+        request = request.header(header::COOKIE, cookie);
+    }
+    app.clone()
+        .oneshot(request.body(Body::from(body.to_owned())).expect("request"))
+        .await
+        .expect("infallible")
+}
+
+async fn text(response: Response) -> String {
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .expect("body");
+    String::from_utf8(bytes.to_vec()).expect("utf-8")
+}
+
+fn set_cookies(headers: &HeaderMap) -> Vec<String> {
+    headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().expect("ascii").to_owned())
+        .collect()
+}
+
+/// `session=<id>` from the only Set-Cookie.
+fn cookie_pair(response: &Response) -> String {
+    let cookies = set_cookies(response.headers());
+    assert_eq!(cookies.len(), 1, "expected one Set-Cookie: {cookies:?}");
+    cookies[0].split(';').next().expect("pair").to_owned()
+}
+
+fn setup() -> (Router, Arc<CountingStore>) {
+    let store = Arc::new(CountingStore::default());
+    (app(config().build().expect("config"), store.clone()), store)
+}
+
+#[tokio::test]
+async fn the_cookie_holds_only_a_random_id_and_the_data_lives_in_the_store() {
+    let (app, store) = setup();
+    let response = send(&app, "POST", "/set/username", None, "alice").await;
+    let cookie = cookie_pair(&response);
+    let id = cookie.trim_start_matches("session=");
+    assert_eq!(id.len(), 43, "256-bit URL-safe id: {id}");
+    assert!(!cookie.contains("alice"));
+    let record = store
+        .inner
+        .load(&SessionId::parse(id).expect("an id"), tessera_now())
+        .await
+        .expect("loads")
+        .expect("stored");
+    assert_eq!(record.data.get("username"), Some(&Value::from("alice")));
+    // SESSION_PERMANENT defaults to true, as in Flask-Session.
+    assert_eq!(record.data.get("_permanent"), Some(&Value::Bool(true)));
+    let attrs = set_cookies(response.headers())[0].to_ascii_lowercase();
+    assert!(attrs.contains("expires="), "{attrs}");
+    assert!(attrs.contains("httponly"), "{attrs}");
+    assert_eq!(
+        text(send(&app, "GET", "/get/username", Some(&cookie), "").await).await,
+        "\"alice\""
+    );
+}
+
+fn tessera_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs()
+}
+
+#[tokio::test]
+async fn lazy_untouched_requests_cost_nothing_and_reads_cost_one_load() {
+    let (app, store) = setup();
+    let cookie = cookie_pair(&send(&app, "POST", "/set/a", None, "1").await);
+    let before = store.calls();
+    let response = send(&app, "GET", "/untouched", Some(&cookie), "").await;
+    assert!(set_cookies(response.headers()).is_empty());
+    assert_eq!(
+        store.calls(),
+        before,
+        "no store call for a request that never takes the session"
+    );
+
+    let response = send(&app, "GET", "/get/a", Some(&cookie), "").await;
+    assert!(
+        set_cookies(response.headers()).is_empty(),
+        "a read sends no cookie"
+    );
+    assert_eq!(
+        store.calls(),
+        (before.0 + 1, before.1),
+        "one load, no write"
+    );
+
+    // A new visitor reading an empty session creates nothing.
+    let response = send(&app, "GET", "/get/a", None, "").await;
+    assert!(set_cookies(response.headers()).is_empty());
+    assert_eq!(store.calls().1, before.1);
+    assert_eq!(store.inner.len(), 1);
+}
+
+#[tokio::test]
+async fn unknown_ids_are_never_adopted() {
+    let (app, store) = setup();
+    let planted = SessionId::generate();
+    let cookie = format!("session={}", planted.as_str());
+    let response = send(&app, "POST", "/set/a", Some(&cookie), "1").await;
+    let issued = cookie_pair(&response);
+    assert_ne!(issued, cookie, "a fresh id, not the one presented");
+    assert!(store
+        .inner
+        .load(&planted, tessera_now())
+        .await
+        .expect("loads")
+        .is_none());
+    for garbage in [
+        "session=short",
+        "session=../../etc/passwd",
+        "session=a.b.c",
+        "session=",
+    ] {
+        let response = send(&app, "GET", "/get/a", Some(garbage), "").await;
+        assert_eq!(response.status(), StatusCode::OK, "{garbage}");
+        assert_eq!(text(response).await, "None");
+    }
+}
+
+#[tokio::test]
+async fn concurrent_requests_writing_different_keys_all_persist() {
+    let (app, _store) = setup();
+    let cookie = cookie_pair(&send(&app, "POST", "/set/first", None, "x").await);
+    let tasks: Vec<_> = (0..100)
+        .map(|i| {
+            let (app, cookie) = (app.clone(), cookie.clone());
+            tokio::spawn(async move {
+                send(
+                    &app,
+                    "POST",
+                    &format!("/set/k{i}"),
+                    Some(&cookie),
+                    &i.to_string(),
+                )
+                .await
+            })
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(task.await.expect("task").status(), StatusCode::OK);
+    }
+    for i in 0..100 {
+        let value = text(send(&app, "GET", &format!("/get/k{i}"), Some(&cookie), "").await).await;
+        assert_eq!(value, format!("\"{i}\""), "key k{i} was lost");
+    }
+}
+
+#[tokio::test]
+async fn atomic_increments_and_appends_lose_nothing() {
+    let (app, _store) = setup();
+    let cookie = cookie_pair(&send(&app, "POST", "/incr", None, "").await);
+    let tasks: Vec<_> = (0..99)
+        .map(|_| {
+            let (app, cookie) = (app.clone(), cookie.clone());
+            tokio::spawn(async move { send(&app, "POST", "/incr", Some(&cookie), "").await })
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(task.await.expect("task").status(), StatusCode::OK);
+    }
+    assert_eq!(
+        text(send(&app, "GET", "/get/visits", Some(&cookie), "").await).await,
+        "100"
+    );
+
+    let tasks: Vec<_> = (0..50)
+        .map(|i| {
+            let (app, cookie) = (app.clone(), cookie.clone());
+            tokio::spawn(async move {
+                send(&app, "POST", "/cart", Some(&cookie), &format!("item{i}")).await
+            })
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(task.await.expect("task").status(), StatusCode::OK);
+    }
+    let cart = text(send(&app, "GET", "/get/cart", Some(&cookie), "").await).await;
+    let cart = tessera::tagged::from_str(&cart).expect("a list");
+    assert_eq!(cart.as_slice().map(<[Value]>::len), Some(50));
+}
+
+#[tokio::test]
+async fn the_first_increment_of_a_new_visitor_creates_the_session() {
+    let (app, _store) = setup();
+    let response = send(&app, "POST", "/incr", None, "").await;
+    let cookie = cookie_pair(&response);
+    assert_eq!(text(response).await, "1");
+    assert_eq!(
+        text(send(&app, "POST", "/incr", Some(&cookie), "").await).await,
+        "2"
+    );
+}
+
+#[tokio::test]
+async fn logout_kills_copied_cookies_at_once() {
+    let (app, store) = setup();
+    let cookie = cookie_pair(&send(&app, "POST", "/set/username", None, "alice").await);
+    let copy = cookie.clone();
+    let response = send(&app, "POST", "/logout", Some(&cookie), "").await;
+    let deleted = set_cookies(response.headers());
+    assert!(deleted[0].starts_with("session=;"), "{deleted:?}");
+    assert_eq!(
+        text(send(&app, "GET", "/get/username", Some(&copy), "").await).await,
+        "None"
+    );
+    assert!(store.inner.is_empty());
+}
+
+#[tokio::test]
+async fn login_cycles_the_id_so_a_fixated_id_is_worthless() {
+    let (app, _store) = setup();
+    // The attacker's session, planted in the victim's browser.
+    let fixated = cookie_pair(&send(&app, "POST", "/set/theme", None, "dark").await);
+    let response = send(&app, "POST", "/login/victim", Some(&fixated), "").await;
+    let after_login = cookie_pair(&response);
+    assert_ne!(after_login, fixated);
+    assert_eq!(
+        text(send(&app, "GET", "/get/username", Some(&after_login), "").await).await,
+        "\"victim\""
+    );
+    assert_eq!(
+        text(send(&app, "GET", "/get/theme", Some(&after_login), "").await).await,
+        "\"dark\""
+    );
+    assert_eq!(
+        text(send(&app, "GET", "/get/username", Some(&fixated), "").await).await,
+        "None"
+    );
+}
+
+#[tokio::test]
+async fn log_out_everywhere_ends_every_session_of_the_user() {
+    let (app, _store) = setup();
+    let laptop = cookie_pair(&send(&app, "POST", "/login/alice", None, "").await);
+    let phone = cookie_pair(&send(&app, "POST", "/login/alice", None, "").await);
+    let other_user = cookie_pair(&send(&app, "POST", "/login/bob", None, "").await);
+    assert_eq!(
+        text(send(&app, "GET", "/devices", Some(&laptop), "").await).await,
+        "2"
+    );
+    let response = send(&app, "POST", "/logout-everywhere", Some(&phone), "").await;
+    assert!(set_cookies(response.headers())[0].starts_with("session=;"));
+    assert_eq!(text(response).await, "2");
+    assert_eq!(
+        text(send(&app, "GET", "/get/username", Some(&laptop), "").await).await,
+        "None"
+    );
+    assert_eq!(
+        text(send(&app, "GET", "/get/username", Some(&phone), "").await).await,
+        "None"
+    );
+    assert_eq!(
+        text(send(&app, "GET", "/get/username", Some(&other_user), "").await).await,
+        "\"bob\""
+    );
+}
+
+#[tokio::test]
+async fn a_write_to_a_revoked_session_does_not_resurrect_it() {
+    let (app, _store) = setup();
+    let laptop = cookie_pair(&send(&app, "POST", "/login/alice", None, "").await);
+    let phone = cookie_pair(&send(&app, "POST", "/login/alice", None, "").await);
+    send(&app, "POST", "/logout-everywhere", Some(&phone), "").await;
+    let response = send(&app, "POST", "/set/theme", Some(&laptop), "dark").await;
+    // The laptop's id is unknown now: it gets a fresh, anonymous session.
+    let fresh = cookie_pair(&response);
+    assert_ne!(fresh, laptop);
+    assert_eq!(
+        text(send(&app, "GET", "/get/username", Some(&fresh), "").await).await,
+        "None"
+    );
+}
+
+#[tokio::test]
+async fn refresh_does_not_write_on_every_request() {
+    let (app, store) = setup();
+    let cookie = cookie_pair(&send(&app, "POST", "/set/a", None, "1").await);
+    let writes = store.calls().1;
+    for _ in 0..20 {
+        let response = send(&app, "GET", "/get/a", Some(&cookie), "").await;
+        assert!(set_cookies(response.headers()).is_empty());
+    }
+    assert_eq!(
+        store.calls().1,
+        writes,
+        "31-day lifetime, just refreshed: nothing due"
+    );
+}
+
+/// Times are whole Unix seconds, so an expiry can come up to a second early;
+/// the waits below leave that margin.
+#[tokio::test]
+async fn idle_and_absolute_expiry() {
+    // Idle: a 3 s lifetime that use slides forward.
+    let store = Arc::new(CountingStore::default());
+    let app = app(
+        config()
+            .permanent_session_lifetime(Duration::from_secs(3))
+            .build()
+            .expect("config"),
+        store.clone(),
+    );
+    let cookie = cookie_pair(&send(&app, "POST", "/set/a", None, "1").await);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        text(send(&app, "GET", "/get/a", Some(&cookie), "").await).await,
+        "\"1\""
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Past the first expiry (at most 3 s after creation): alive only because it slid.
+    assert_eq!(
+        text(send(&app, "GET", "/get/a", Some(&cookie), "").await).await,
+        "\"1\"",
+        "slid"
+    );
+    tokio::time::sleep(Duration::from_millis(4100)).await;
+    assert_eq!(
+        text(send(&app, "GET", "/get/a", Some(&cookie), "").await).await,
+        "None",
+        "idle expiry"
+    );
+
+    // Absolute: 2 s after creation, however active.
+    let store = Arc::new(CountingStore::default());
+    let app = app_with(
+        config()
+            .absolute_lifetime(Some(Duration::from_secs(2)))
+            .build()
+            .expect("config"),
+        store,
+    );
+    let cookie = cookie_pair(&send(&app, "POST", "/set/a", None, "1").await);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(
+        text(send(&app, "GET", "/get/a", Some(&cookie), "").await).await,
+        "\"1\""
+    );
+    send(&app, "POST", "/set/b", Some(&cookie), "x").await;
+    tokio::time::sleep(Duration::from_millis(1400)).await;
+    assert_eq!(
+        text(send(&app, "GET", "/get/a", Some(&cookie), "").await).await,
+        "None",
+        "absolute expiry"
+    );
+}
+
+fn app_with(config: SessionConfig, store: Arc<CountingStore>) -> Router {
+    app(config, store)
+}
+
+#[tokio::test]
+async fn browser_session_cookies_have_no_expires_but_the_record_does() {
+    let store = Arc::new(CountingStore::default());
+    let app = app(
+        config().session_permanent(false).build().expect("config"),
+        store.clone(),
+    );
+    let response = send(&app, "POST", "/set/a", None, "1").await;
+    let cookie = &set_cookies(response.headers())[0];
+    assert!(!cookie.to_ascii_lowercase().contains("expires"), "{cookie}");
+    let id = cookie
+        .split(';')
+        .next()
+        .expect("pair")
+        .trim_start_matches("session=");
+    let record = store
+        .inner
+        .load(&SessionId::parse(id).expect("id"), tessera_now())
+        .await
+        .expect("ok")
+        .expect("stored");
+    assert!(
+        record.expires_at > tessera_now(),
+        "the record still expires"
+    );
+    // Making it permanent sends the cookie again, now with Expires.
+    let pair = format!("session={id}");
+    let response = send(&app, "POST", "/permanent/true", Some(&pair), "").await;
+    assert!(set_cookies(response.headers())[0]
+        .to_ascii_lowercase()
+        .contains("expires="));
+}
+
+#[tokio::test]
+async fn signed_ids_use_flask_sessions_format() {
+    let store = Arc::new(CountingStore::default());
+    let app = app(config().use_signer(true).build().expect("config"), store);
+    let cookie = cookie_pair(&send(&app, "POST", "/set/a", None, "1").await);
+    let value = cookie.trim_start_matches("session=");
+    let (id, signature) = value.split_once('.').expect("sid.signature");
+    assert_eq!((id.len(), signature.len()), (43, 27));
+    assert_eq!(
+        text(send(&app, "GET", "/get/a", Some(&cookie), "").await).await,
+        "\"1\""
+    );
+    let forged = format!("session={id}.{}", "A".repeat(27));
+    assert_eq!(
+        text(send(&app, "GET", "/get/a", Some(&forged), "").await).await,
+        "None"
+    );
+    let unsigned = format!("session={id}");
+    assert_eq!(
+        text(send(&app, "GET", "/get/a", Some(&unsigned), "").await).await,
+        "None"
+    );
+}
+
+#[tokio::test]
+async fn a_store_that_is_down_gives_503_only_where_the_session_is_needed() {
+    let (app, store) = setup();
+    let cookie = cookie_pair(&send(&app, "POST", "/set/a", None, "1").await);
+    store.down.store(true, Ordering::SeqCst);
+    let response = send(&app, "GET", "/untouched", Some(&cookie), "").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    for (method, uri) in [("GET", "/get/a"), ("POST", "/set/b"), ("POST", "/incr")] {
+        let response = send(&app, method, uri, Some(&cookie), "2").await;
+        assert_eq!(
+            response.status(),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{method} {uri}"
+        );
+        assert!(response.headers().contains_key(header::RETRY_AFTER));
+    }
+    store.down.store(false, Ordering::SeqCst);
+    assert_eq!(
+        text(send(&app, "GET", "/get/a", Some(&cookie), "").await).await,
+        "\"1\""
+    );
+    assert_eq!(
+        text(send(&app, "GET", "/get/b", Some(&cookie), "").await).await,
+        "None",
+        "the refused write was not kept"
+    );
+}
+
+#[tokio::test]
+async fn session_type_memory_from_the_environment() {
+    let config = SessionConfigBuilder::default()
+        .with_vars([("SECRET_KEY", KEY), ("SESSION_TYPE", "memory")])
+        .and_then(SessionConfigBuilder::build)
+        .expect("config");
+    let layer = SessionLayer::new(config);
+    assert!(layer.store().is_some());
+    let app = Router::new()
+        .route(
+            "/",
+            post(|s: Session| async move {
+                s.increment("n", 1)
+                    .await
+                    .map(|n| n.to_string())
+                    .unwrap_or_default()
+            }),
+        )
+        .layer(layer);
+    let first = send(&app, "POST", "/", None, "").await;
+    let cookie = cookie_pair(&first);
+    assert_eq!(
+        text(send(&app, "POST", "/", Some(&cookie), "").await).await,
+        "2"
+    );
+}
