@@ -208,6 +208,7 @@ impl Session {
                         if let Some(server) = state.server.as_mut() {
                             server.id = Some(id);
                             server.id_changed = true;
+                            server.revoked = false;
                             server.expiry_moved = true;
                             server.times = Some(RecordTimes {
                                 created_at: record.created_at,
@@ -222,30 +223,25 @@ impl Session {
                 }
                 Plan::Update { id, changes } => {
                     let applied = settings.store.update(&id, &changes, now).await?;
+                    if !applied {
+                        // Revoked elsewhere (or expired) meanwhile: never resurrect it.
+                        self.mark_revoked();
+                        return Ok(());
+                    }
                     let mut state = self.lock();
                     if let Some(server) = state.server.as_mut() {
-                        if applied {
-                            if let (Some(times), Some(expires_at)) =
-                                (server.times.as_mut(), changes.expires_at)
-                            {
-                                times.expires_at = expires_at;
-                                server.expiry_moved = true;
-                            }
-                        } else {
-                            // Revoked elsewhere (or expired) meanwhile: never resurrect it.
-                            server.id = None;
-                            server.revoked = true;
+                        if let (Some(times), Some(expires_at)) =
+                            (server.times.as_mut(), changes.expires_at)
+                        {
+                            times.expires_at = expires_at;
+                            server.expiry_moved = true;
                         }
                     }
                     return Ok(());
                 }
                 Plan::Delete { id } => {
                     settings.store.delete(&id).await?;
-                    let mut state = self.lock();
-                    if let Some(server) = state.server.as_mut() {
-                        server.id = None;
-                        server.revoked = true;
-                    }
+                    self.mark_revoked();
                     return Ok(());
                 }
             }
@@ -262,7 +258,7 @@ impl Session {
         let Some(server) = state.server.as_mut() else {
             return Plan::Nothing;
         };
-        if !server.loaded || server.revoked {
+        if !server.loaded {
             return Plan::Nothing;
         }
         let touched = std::mem::take(&mut state.touched);
@@ -389,12 +385,28 @@ impl Session {
         Err(StoreError::Corrupt("could not draw an unused session id".to_owned()).into())
     }
 
+    /// The stored session is gone: from now on this is a fresh, empty,
+    /// anonymous session (nothing of the revoked one may resurface), which is
+    /// stored under a new id only if something is written to it.
     fn mark_revoked(&self) {
-        let mut state = self.lock();
+        let mut guard = self.lock();
+        let state = &mut *guard;
         state.accessed = true;
-        if let Some(server) = state.server.as_mut() {
-            server.id = None;
-            server.revoked = true;
+        let Some(server) = state.server.as_mut() else {
+            return;
+        };
+        server.id = None;
+        server.times = None;
+        server.user_id = None;
+        server.user_changed = false;
+        server.revoked = true;
+        state.data.clear();
+        state.touched.clear();
+        state.cleared = false;
+        if server.settings.session_permanent {
+            state
+                .data
+                .insert(PERMANENT_KEY.to_owned(), Value::Bool(true));
         }
     }
 
@@ -479,9 +491,6 @@ impl Session {
             settings.store.delete(&id).await?;
         }
         self.mark_revoked();
-        let mut state = self.lock();
-        state.touched.clear();
-        state.cleared = false;
         Ok(())
     }
 
@@ -562,7 +571,7 @@ fn cookie_action(state: &State) -> CookieAction {
     let Some(server) = &state.server else {
         return CookieAction::Keep;
     };
-    if server.revoked {
+    if server.revoked && server.id.is_none() {
         return if server.had_cookie || server.id_changed {
             CookieAction::Delete
         } else {

@@ -189,6 +189,14 @@ fn app(config: SessionConfig, store: Arc<CountingStore>) -> Router {
             }),
         )
         .route(
+            "/logout-and-flash",
+            post(|s: Session| async move {
+                s.destroy().await.ok();
+                s.flash("Logged out");
+                "bye"
+            }),
+        )
+        .route(
             "/logout-everywhere",
             post(|s: Session| async move {
                 s.log_out_everywhere()
@@ -433,6 +441,28 @@ async fn logout_kills_copied_cookies_at_once() {
         "None"
     );
     assert!(store.inner.is_empty());
+}
+
+#[tokio::test]
+async fn a_session_destroyed_then_written_starts_afresh() {
+    let (app, _store) = setup();
+    let cookie = cookie_pair(&send(&app, "POST", "/login/alice", None, "").await);
+    let response = send(&app, "POST", "/logout-and-flash", Some(&cookie), "").await;
+    let fresh = cookie_pair(&response);
+    assert_ne!(fresh, cookie, "a new id for the new, anonymous session");
+    assert!(!fresh.ends_with('='), "not a deletion: {fresh}");
+    assert_eq!(
+        text(send(&app, "GET", "/get/_flashes", Some(&fresh), "").await).await,
+        r#"[{" t":["message","Logged out"]}]"#
+    );
+    assert_eq!(
+        text(send(&app, "GET", "/get/username", Some(&fresh), "").await).await,
+        "None"
+    );
+    assert_eq!(
+        text(send(&app, "GET", "/get/username", Some(&cookie), "").await).await,
+        "None"
+    );
 }
 
 #[tokio::test]
