@@ -30,10 +30,15 @@ pub(crate) fn print_line(line: &str) -> Result<()> {
     let mut stdout = io::stdout().lock();
     writeln!(stdout, "{line}")
         .and_then(|()| stdout.flush())
-        .map_err(|err| match err.kind() {
-            io::ErrorKind::BrokenPipe => Error::BrokenPipe,
-            _ => Error::new(format_args!("writing to stdout: {err}")),
-        })
+        .map_err(stdout_error)
+}
+
+/// The error for a failed write to stdout: a closed pipe is not reported.
+pub(crate) fn stdout_error(err: io::Error) -> Error {
+    match err.kind() {
+        io::ErrorKind::BrokenPipe => Error::BrokenPipe,
+        _ => Error::new(format_args!("writing to stdout: {err}")),
+    }
 }
 
 /// `warning: …` on stderr; a failure to write it is ignored.

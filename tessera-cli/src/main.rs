@@ -1,4 +1,5 @@
-//! `tessera`: inspect and sign Flask-compatible session cookies, generate keys.
+//! `tessera`: inspect and sign Flask-compatible session cookies, generate keys,
+//! manage server-side sessions.
 
 use std::process::ExitCode;
 
@@ -8,22 +9,26 @@ mod cookie;
 mod error;
 mod io;
 mod key;
+mod sessions;
 
 use error::Error;
 
-/// Inspect and sign Flask session cookies, and generate secret keys.
+/// Inspect and sign Flask session cookies, generate secret keys, manage server-side sessions.
 #[derive(Debug, Parser)]
 #[command(
     name = "tessera",
     version,
-    long_about = "Inspect and sign Flask session cookies, and generate secret keys.\n\n\
+    long_about = "Inspect and sign Flask session cookies, generate secret keys, and list, \
+        inspect and revoke the sessions of a server-side store.\n\n\
         Cookies are read and written exactly as Flask (itsdangerous) does, so a cookie \
         from a Flask app can be checked here and a cookie signed here is accepted by Flask \
         when both use the same SECRET_KEY.",
     after_help = "Examples:\n  \
         tessera cookie decode --secret-key \"$SECRET_KEY\" 'eyJ1c2VyX2lkIjo0Mn0.ZVPxAA.…'\n  \
         echo '{\"user_id\": 42}' | tessera cookie sign --secret-key \"$SECRET_KEY\"\n  \
-        tessera key generate"
+        tessera key generate\n  \
+        tessera sessions list --store sqlite:///var/lib/app/sessions.db\n  \
+        tessera sessions revoke-user --store sqlite:///var/lib/app/sessions.db alice"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -46,6 +51,13 @@ enum Command {
         after_help = "Example:\n  export SECRET_KEY=\"$(tessera key generate)\""
     )]
     Key(key::KeyCommand),
+    /// List, inspect and revoke server-side sessions (--store URL or SESSION_STORE_URL).
+    #[command(
+        subcommand,
+        long_about = sessions::long_about(),
+        after_help = sessions::AFTER_HELP
+    )]
+    Sessions(sessions::SessionsCommand),
 }
 
 fn main() -> ExitCode {
@@ -54,6 +66,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Cookie(command) => cookie::run(command),
         Command::Key(command) => key::run(command),
+        Command::Sessions(command) => sessions::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

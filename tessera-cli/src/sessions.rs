@@ -1,0 +1,606 @@
+//! `tessera sessions …`: list, inspect and revoke server-side sessions.
+
+use std::borrow::Cow;
+use std::io::{self, BufWriter, IsTerminal as _, Write};
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use clap::{Args, Subcommand};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
+use tessera::store::{Record, SessionId, SessionInfo, SessionStore, SqliteStore, StoreError};
+use tessera::tagged;
+
+use crate::error::{Error, Result};
+use crate::io::{print_line, stdout_error};
+
+/// Sessions fetched by one `list` query, or purged by one `purge_expired`
+/// call, unless `--batch` says otherwise.
+const DEFAULT_BATCH: u32 = 1000;
+
+/// What `--store` accepts, for error messages.
+const SUPPORTED: &str = "sqlite:///absolute/path.db or sqlite://relative/path.db";
+/// What it will accept.
+const PLANNED: &str = "redis:// and postgres:// are planned";
+
+/// How the URL of a store is given.
+const STORE_HELP: &str = "Every command takes the store's URL from --store or, failing that, \
+    from SESSION_STORE_URL (the variable the application reads): \
+    sqlite:///absolute/path.db or sqlite://path/relative/to/the/current/directory.db. \
+    The database must exist: it is never created here.";
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum SessionsCommand {
+    /// List live sessions in id order: id, user, created, expires.
+    #[command(
+        long_about = "List the live sessions (not expired, not revoked) in id order, one \
+            per line: the id, the user (- for none), when the session was created and when \
+            it expires unless used again (the earlier of its idle and absolute expiry), \
+            tab-separated, times in RFC 3339 UTC. Control characters and backslashes in \
+            user ids are escaped.\n\n\
+            With --json: a JSON array of objects {id, user_id, created_at, expires_at, \
+            absolute_expires_at}, times in Unix seconds, user_id and absolute_expires_at \
+            null when unset. The listing is streamed page by page, however many sessions \
+            there are; a spinner on stderr counts them when stderr is a terminal.",
+        after_help = "Examples:\n  \
+            tessera sessions list --store sqlite:///var/lib/app/sessions.db\n  \
+            tessera sessions list --user alice --json --store sqlite://sessions.db\n  \
+            SESSION_STORE_URL=sqlite://sessions.db tessera sessions list | wc -l"
+    )]
+    List(ListArgs),
+    /// Show one live session: its owner, times and data.
+    #[command(
+        long_about = "Show one live session: its id, user, creation time, idle expiry \
+            (extended while the session is used), absolute expiry, and its data on one \
+            line of Flask tagged JSON (the JSON Flask would sign: sorted keys, ASCII only, \
+            tuples as {\" t\": [...]}, bytes as {\" b\": \"base64\"}, ...).\n\n\
+            With --json: an object {id, user_id, created_at, expires_at, \
+            absolute_expires_at, data}, times in Unix seconds, data the tagged JSON object \
+            as is (which, as in Flask, may hold NaN or Infinity).\n\n\
+            An unknown, expired or revoked id exits with status 1.",
+        after_help = "Examples:\n  \
+            tessera sessions show --store sqlite://sessions.db 'Q2hlY2sgdGhlIGNvb2tpZSBpbiB5b3VyIGJyb3dzZXI'\n  \
+            tessera sessions show --json \"$ID\" | jq .data"
+    )]
+    Show(ShowArgs),
+    /// Revoke (delete) one session, live or expired.
+    #[command(
+        long_about = "Delete one session: its next request starts a new, empty session. \
+            Prints `revoked`; an id the store does not have exits with status 1.",
+        after_help = "Example:\n  \
+            tessera sessions revoke --store sqlite:///var/lib/app/sessions.db \"$ID\""
+    )]
+    Revoke(RevokeArgs),
+    /// Revoke every session of one user ("log out everywhere").
+    #[command(
+        long_about = "Delete every session of one user, live or expired (\"log out \
+            everywhere\"), and print how many there were; 0 is not an error. With --json: \
+            {\"revoked\": N}.",
+        after_help = "Example:\n  \
+            tessera sessions revoke-user --store sqlite:///var/lib/app/sessions.db alice"
+    )]
+    RevokeUser(RevokeUserArgs),
+    /// Delete the sessions that have expired, and print how many.
+    #[command(
+        long_about = "Delete every session that is no longer live (past its idle or its \
+            absolute expiry), a batch at a time so that the application's requests are \
+            never held up for long, and print how many were deleted. With --json: \
+            {\"purged\": N}. A progress counter on stderr shows the work when stderr is a \
+            terminal. Applications with a server-side store also purge periodically by \
+            themselves; this is for a store whose application is stopped, or a cron job.",
+        after_help = "Examples:\n  \
+            tessera sessions purge-expired --store sqlite:///var/lib/app/sessions.db\n  \
+            tessera sessions purge-expired --batch 10000 --json"
+    )]
+    PurgeExpired(PurgeArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct StoreArgs {
+    /// The session store: sqlite:///absolute/path.db or sqlite://relative/path.db.
+    #[arg(
+        long = "store",
+        value_name = "URL",
+        env = "SESSION_STORE_URL",
+        // Future stores' URLs carry passwords.
+        hide_env_values = true
+    )]
+    url: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ListArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Only this user's sessions.
+    #[arg(long, value_name = "USER")]
+    user: Option<String>,
+    /// Print a JSON array instead of lines.
+    #[arg(long)]
+    json: bool,
+    /// Sessions fetched per query.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_BATCH,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    batch: u32,
+    /// No progress counter on stderr, even on a terminal.
+    #[arg(long)]
+    no_progress: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ShowArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Print a JSON object instead of lines.
+    #[arg(long)]
+    json: bool,
+    /// The session id (as in the cookie, without a signature).
+    #[arg(value_name = "ID")]
+    id: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RevokeArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Print {"revoked": 1} instead of `revoked`.
+    #[arg(long)]
+    json: bool,
+    /// The session id (as in the cookie, without a signature).
+    #[arg(value_name = "ID")]
+    id: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RevokeUserArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Print {"revoked": N} instead of N.
+    #[arg(long)]
+    json: bool,
+    /// The user whose sessions are revoked.
+    #[arg(value_name = "USER")]
+    user: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PurgeArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Print {"purged": N} instead of N.
+    #[arg(long)]
+    json: bool,
+    /// Sessions deleted per transaction.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_BATCH,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    batch: u32,
+    /// No progress counter on stderr, even on a terminal.
+    #[arg(long)]
+    no_progress: bool,
+}
+
+/// Appended to the `sessions` command's help.
+pub(crate) const AFTER_HELP: &str = "Examples:\n  \
+    export SESSION_STORE_URL=sqlite:///var/lib/app/sessions.db\n  \
+    tessera sessions list --user alice\n  \
+    tessera sessions show \"$ID\"\n  \
+    tessera sessions revoke \"$ID\"\n  \
+    tessera sessions revoke-user alice\n  \
+    tessera sessions purge-expired";
+
+/// The long help of the `sessions` command.
+pub(crate) fn long_about() -> String {
+    format!(
+        "List, inspect and revoke the sessions of a server-side store (SESSION_TYPE=sqlite).\n\n\
+         {STORE_HELP}\n\n\
+         Every command prints its result on stdout (add --json for JSON) and, on failure, \
+         one `error: …` line on stderr with exit status 1."
+    )
+}
+
+pub(crate) fn run(command: SessionsCommand) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|err| Error::new(format_args!("starting the async runtime: {err}")))?;
+    runtime.block_on(async {
+        let url = match &command {
+            SessionsCommand::List(args) => &args.store.url,
+            SessionsCommand::Show(args) => &args.store.url,
+            SessionsCommand::Revoke(args) => &args.store.url,
+            SessionsCommand::RevokeUser(args) => &args.store.url,
+            SessionsCommand::PurgeExpired(args) => &args.store.url,
+        };
+        let store = Store::open(url).await?;
+        let result = match command {
+            SessionsCommand::List(args) => list(store.get(), args).await,
+            SessionsCommand::Show(args) => show(store.get(), args).await,
+            SessionsCommand::Revoke(args) => revoke(store.get(), args).await,
+            SessionsCommand::RevokeUser(args) => revoke_user(store.get(), args).await,
+            SessionsCommand::PurgeExpired(args) => purge_expired(store.get(), args).await,
+        };
+        store.close().await;
+        result
+    })
+}
+
+/// An open store of one of the supported kinds.
+enum Store {
+    Sqlite(SqliteStore),
+}
+
+impl Store {
+    /// Opens the store at `url`, which must already exist.
+    async fn open(url: &str) -> Result<Self> {
+        let url = url.trim();
+        if url.is_empty() {
+            return Err(Error::new(format_args!(
+                "no session store given: pass --store URL or set SESSION_STORE_URL \
+                 (supported: {SUPPORTED})"
+            )));
+        }
+        let scheme = url
+            .split_once(':')
+            .map(|(scheme, _)| scheme.to_ascii_lowercase());
+        match scheme.as_deref() {
+            Some("sqlite") => {
+                let store = SqliteStore::from_url(url).map_err(store_error)?;
+                ensure_file(store.path())?;
+                // Opened now, so that a bad file is reported as such.
+                let store = SqliteStore::open(store.path()).await.map_err(store_error)?;
+                Ok(Self::Sqlite(store))
+            }
+            // The scheme only: other stores' URLs carry passwords.
+            Some(scheme @ ("redis" | "rediss" | "postgres" | "postgresql")) => {
+                Err(Error::new(format_args!(
+                    "{scheme}:// session stores are not supported yet; supported: {SUPPORTED}"
+                )))
+            }
+            Some(scheme) if is_scheme(scheme) => Err(Error::new(format_args!(
+                "unsupported session store URL scheme {scheme}://; supported: {SUPPORTED} \
+                 ({PLANNED})"
+            ))),
+            _ => Err(Error::new(format_args!(
+                "the session store must be given as a URL; supported: {SUPPORTED} ({PLANNED})"
+            ))),
+        }
+    }
+
+    fn get(&self) -> &dyn SessionStore {
+        match self {
+            Self::Sqlite(store) => store,
+        }
+    }
+
+    /// Closes the connections, so that SQLite folds its log into the file.
+    async fn close(self) {
+        match self {
+            Self::Sqlite(store) => store.close().await,
+        }
+    }
+}
+
+/// Whether `text` is a URL scheme (RFC 3986: a letter, then letters,
+/// digits, `+`, `-` or `.`).
+fn is_scheme(text: &str) -> bool {
+    let mut chars = text.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+}
+
+/// Refuses a database file that does not exist, rather than create an empty
+/// store and report that it holds no sessions.
+fn ensure_file(path: &Path) -> Result<()> {
+    let missing = |why: &dyn std::fmt::Display| {
+        Err(Error::new(format_args!(
+            "no session store at {}: {why}",
+            path.display()
+        )))
+    };
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_dir() => missing(&"it is a directory"),
+        Ok(_) => Ok(()),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => missing(
+            &"the file does not exist (the application creates it when it first uses the store)",
+        ),
+        Err(err) => missing(&err),
+    }
+}
+
+fn store_error(err: StoreError) -> Error {
+    Error::new(err)
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs())
+}
+
+fn parse_id(text: &str) -> Result<SessionId> {
+    let text = text.trim();
+    if let Some(id) = SessionId::parse(text) {
+        return Ok(id);
+    }
+    // A signed cookie value (SESSION_USE_SIGNER) is `id.signature`.
+    if let Some((id, _)) = text.split_once('.') {
+        if SessionId::parse(id).is_some() {
+            return Err(Error::new(
+                "not a session id: this looks like a signed cookie value; pass the part \
+                 before the first '.'",
+            ));
+        }
+    }
+    Err(Error::new(
+        "not a session id: expected 22 to 128 characters of URL-safe base64",
+    ))
+}
+
+async fn list(store: &dyn SessionStore, args: ListArgs) -> Result<()> {
+    let now = now();
+    let batch = args.batch as usize;
+    let user = args.user.as_deref();
+    let progress = Progress::new(!args.no_progress, "sessions");
+    let mut out = BufWriter::new(io::stdout().lock());
+    let mut after: Option<SessionId> = None;
+    let mut count: u64 = 0;
+    loop {
+        let page = store
+            .list(user, after.as_ref(), batch, now)
+            .await
+            .map_err(store_error)?;
+        progress
+            .suspend(|| {
+                for info in &page {
+                    if args.json {
+                        out.write_all(if count == 0 { b"[\n" } else { b",\n" })?;
+                        serde_json::to_writer(&mut out, &SessionJson::from(info))?;
+                    } else {
+                        write_plain_line(&mut out, info)?;
+                    }
+                    count += 1;
+                }
+                // A page at a time, so that a slow store still shows progress.
+                out.flush()
+            })
+            .map_err(stdout_error)?;
+        progress.set(count);
+        if page.len() < batch {
+            break;
+        }
+        after = page.last().map(|info| info.id.clone());
+    }
+    if args.json {
+        out.write_all(if count == 0 { b"[]\n" } else { b"\n]\n" })
+            .and_then(|()| out.flush())
+            .map_err(stdout_error)?;
+    }
+    Ok(())
+}
+
+fn write_plain_line(out: &mut impl Write, info: &SessionInfo) -> io::Result<()> {
+    let expires = info
+        .absolute_expires_at
+        .map_or(info.expires_at, |at| at.min(info.expires_at));
+    writeln!(
+        out,
+        "{}\t{}\t{}\t{}",
+        info.id.as_str(),
+        info.user_id.as_deref().map_or(Cow::Borrowed("-"), plain),
+        rfc3339(info.created_at),
+        rfc3339(expires),
+    )
+}
+
+/// A session in `list --json` and, with its data, `show --json`.
+#[derive(Debug, Serialize)]
+struct SessionJson<'a> {
+    id: &'a str,
+    user_id: Option<&'a str>,
+    created_at: u64,
+    expires_at: u64,
+    absolute_expires_at: Option<u64>,
+}
+
+impl<'a> From<&'a SessionInfo> for SessionJson<'a> {
+    fn from(info: &'a SessionInfo) -> Self {
+        Self {
+            id: info.id.as_str(),
+            user_id: info.user_id.as_deref(),
+            created_at: info.created_at,
+            expires_at: info.expires_at,
+            absolute_expires_at: info.absolute_expires_at,
+        }
+    }
+}
+
+async fn show(store: &dyn SessionStore, args: ShowArgs) -> Result<()> {
+    let id = parse_id(&args.id)?;
+    let record = store
+        .load(&id, now())
+        .await
+        .map_err(store_error)?
+        .ok_or_else(|| Error::new("no live session with that id"))?;
+    let data = tagged::map_to_string(&record.data);
+    if args.json {
+        print_line(&show_json(&id, &record, &data)?)
+    } else {
+        let absolute = record
+            .absolute_expires_at
+            .map_or_else(|| "none".to_owned(), rfc3339);
+        let user = record.user_id.as_deref().map_or(Cow::Borrowed("-"), plain);
+        print_line(&format!(
+            "id:               {}\n\
+             user:             {user}\n\
+             created:          {}\n\
+             expires:          {}\n\
+             absolute expiry:  {absolute}\n\
+             data:             {data}",
+            id.as_str(),
+            rfc3339(record.created_at),
+            rfc3339(record.expires_at),
+        ))
+    }
+}
+
+/// The `show --json` object: the session's fields, then `data` as the
+/// tagged JSON exactly as written, which serde_json could not carry through
+/// unchanged (Python's NaN, integers of any size, ASCII escapes).
+fn show_json(id: &SessionId, record: &Record, data: &str) -> Result<String> {
+    let fields = SessionJson {
+        id: id.as_str(),
+        user_id: record.user_id.as_deref(),
+        created_at: record.created_at,
+        expires_at: record.expires_at,
+        absolute_expires_at: record.absolute_expires_at,
+    };
+    let mut json = serde_json::to_string(&fields)
+        .map_err(|err| Error::new(format_args!("writing JSON: {err}")))?;
+    // A struct always serializes to an object: `{…}`.
+    if json.pop() != Some('}') {
+        return Err(Error::new("writing JSON: the session is not an object"));
+    }
+    json.push_str(",\"data\":");
+    json.push_str(data);
+    json.push('}');
+    Ok(json)
+}
+
+async fn revoke(store: &dyn SessionStore, args: RevokeArgs) -> Result<()> {
+    let id = parse_id(&args.id)?;
+    if !store.delete(&id).await.map_err(store_error)? {
+        return Err(Error::new("no session with that id"));
+    }
+    if args.json {
+        print_line(r#"{"revoked":1}"#)
+    } else {
+        print_line("revoked")
+    }
+}
+
+async fn revoke_user(store: &dyn SessionStore, args: RevokeUserArgs) -> Result<()> {
+    if args.user.is_empty() {
+        return Err(Error::new("the user is empty"));
+    }
+    let revoked = store.delete_user(&args.user).await.map_err(store_error)?;
+    if args.json {
+        print_line(&serde_json::json!({ "revoked": revoked }).to_string())
+    } else {
+        print_line(&revoked.to_string())
+    }
+}
+
+async fn purge_expired(store: &dyn SessionStore, args: PurgeArgs) -> Result<()> {
+    // One instant throughout, so the loop ends even while sessions expire.
+    let now = now();
+    let batch = args.batch as usize;
+    let progress = Progress::new(!args.no_progress, "expired sessions purged");
+    let mut purged: u64 = 0;
+    loop {
+        let deleted = store.purge_expired(now, batch).await.map_err(store_error)?;
+        purged += deleted;
+        progress.set(purged);
+        if deleted < u64::from(args.batch) {
+            break;
+        }
+    }
+    drop(progress);
+    if args.json {
+        print_line(&serde_json::json!({ "purged": purged }).to_string())
+    } else {
+        print_line(&purged.to_string())
+    }
+}
+
+/// A spinner with a count on stderr, drawn only when stderr is a terminal
+/// and cleared when dropped, so that pipes and logs never see it.
+struct Progress(ProgressBar);
+
+impl Progress {
+    fn new(enabled: bool, what: &'static str) -> Self {
+        if !enabled || !io::stderr().is_terminal() {
+            return Self(ProgressBar::hidden());
+        }
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+        let style = ProgressStyle::with_template("{spinner} {human_pos} {msg} ({elapsed})")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner());
+        bar.set_style(style);
+        bar.set_message(what);
+        bar.enable_steady_tick(Duration::from_millis(100));
+        Self(bar)
+    }
+
+    fn set(&self, count: u64) {
+        self.0.set_position(count);
+    }
+
+    /// Runs `f` with the spinner off the screen, for output to the terminal.
+    fn suspend<R>(&self, f: impl FnOnce() -> R) -> R {
+        self.0.suspend(f)
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.0.finish_and_clear();
+    }
+}
+
+/// Unix seconds as RFC 3339 UTC (`2023-11-14T22:13:20Z`); times beyond the
+/// year 9999 as `@` and the seconds.
+fn rfc3339(seconds: u64) -> String {
+    i64::try_from(seconds)
+        .ok()
+        .and_then(|seconds| time::OffsetDateTime::from_unix_timestamp(seconds).ok())
+        .and_then(|at| {
+            at.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| format!("@{seconds}"))
+}
+
+/// `text` with control characters and backslashes escaped, so that a user id
+/// cannot break the line or column structure of plain output.
+fn plain(text: &str) -> Cow<'_, str> {
+    let escape = |c: char| c.is_control() || c == '\\';
+    if !text.chars().any(escape) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if escape(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_rfc3339_utc() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
+        assert_eq!(rfc3339(u64::MAX), format!("@{}", u64::MAX));
+    }
+
+    #[test]
+    fn user_ids_cannot_break_lines() {
+        assert_eq!(plain("alice"), "alice");
+        assert_eq!(plain("émile"), "émile");
+        assert_eq!(plain("a\tb\nc\\d"), "a\\tb\\nc\\\\d");
+    }
+
+    #[test]
+    fn schemes() {
+        assert!(is_scheme("sqlite"));
+        assert!(is_scheme("postgres+tls"));
+        assert!(!is_scheme(""));
+        assert!(!is_scheme("/var/lib"));
+        assert!(!is_scheme("1abc"));
+    }
+}

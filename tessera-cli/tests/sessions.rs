@@ -1,0 +1,680 @@
+//! Runs the real `tessera sessions …` against real SQLite files, filled
+//! through the library's `SqliteStore`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tessera::store::{Record, SessionId, SessionStore as _, SqliteStore};
+use tessera::{tagged, Map, Value};
+
+struct Run {
+    status: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    /// Checks success with a clean stderr; returns stdout's lines.
+    fn lines(&self) -> Vec<&str> {
+        assert_eq!(self.status, Some(0), "stderr: {:?}", self.stderr);
+        assert!(self.stderr.is_empty(), "stderr: {:?}", self.stderr);
+        self.stdout.lines().collect()
+    }
+
+    /// The single stdout line of a success.
+    fn line(&self) -> &str {
+        let lines = self.lines();
+        assert_eq!(lines.len(), 1, "expected one line: {:?}", self.stdout);
+        lines[0]
+    }
+
+    /// Stdout of a success, as JSON.
+    fn json(&self) -> serde_json::Value {
+        self.lines();
+        serde_json::from_str(&self.stdout).expect("stdout is JSON")
+    }
+
+    /// Checks a refusal: exit 1, nothing on stdout, one `error: ` line on
+    /// stderr; returns that line.
+    fn refusal(&self) -> &str {
+        assert_eq!(
+            self.status,
+            Some(1),
+            "expected exit 1, stderr: {:?}",
+            self.stderr
+        );
+        assert!(!self.stderr.contains("panicked"), "{:?}", self.stderr);
+        assert!(self.stdout.is_empty(), "stdout: {:?}", self.stdout);
+        let lines: Vec<&str> = self.stderr.lines().collect();
+        assert_eq!(
+            lines.len(),
+            1,
+            "expected one stderr line: {:?}",
+            self.stderr
+        );
+        assert!(lines[0].starts_with("error: "), "{:?}", lines[0]);
+        lines[0]
+    }
+}
+
+/// Runs `tessera args…` in `dir` without SESSION_STORE_URL unless in `env`.
+fn run_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tessera"));
+    command
+        .args(args)
+        .current_dir(dir)
+        .env_remove("SESSION_STORE_URL")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = command.output().expect("the tessera binary runs");
+    Run {
+        status: status.code(),
+        stdout: String::from_utf8(stdout).expect("stdout is UTF-8"),
+        stderr: String::from_utf8(stderr).expect("stderr is UTF-8"),
+    }
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs()
+}
+
+fn rfc3339(seconds: u64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(i64::try_from(seconds).expect("in range"))
+        .expect("in range")
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("formats")
+}
+
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime")
+        .block_on(future)
+}
+
+/// A fresh directory for one test, removed when the test passes.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> Self {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("sessions-{name}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("a temporary directory");
+        Self(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+/// A SQLite store filled through the library.
+struct Store {
+    dir: TempDir,
+    /// `sqlite:///…/sessions.db`.
+    url: String,
+    sessions: Vec<(SessionId, Record)>,
+}
+
+impl Store {
+    fn new(name: &str, sessions: Vec<(SessionId, Record)>) -> Self {
+        let dir = TempDir::new(name);
+        let path = dir.0.join("sessions.db");
+        block_on(async {
+            let store = SqliteStore::open(&path).await.expect("the store opens");
+            for (id, record) in &sessions {
+                assert!(store.create(id, record).await.expect("create"));
+            }
+            store.close().await;
+        });
+        let url = format!("sqlite://{}", path.display());
+        assert!(url.starts_with("sqlite:///"), "{url}");
+        Self { dir, url, sessions }
+    }
+
+    fn run(&self, args: &[&str]) -> Run {
+        let mut all = args.to_vec();
+        all.extend(["--store", &self.url]);
+        run_in(&self.dir.0, &all, &[])
+    }
+
+    /// The live sessions, in id order, of `user` if given.
+    fn live(&self, user: Option<&str>) -> Vec<&(SessionId, Record)> {
+        let now = now();
+        let mut live: Vec<_> = self
+            .sessions
+            .iter()
+            .filter(|(_, record)| record.is_live(now))
+            .filter(|(_, record)| user.is_none() || record.user_id.as_deref() == user)
+            .collect();
+        live.sort_by(|a, b| a.0.cmp(&b.0));
+        live
+    }
+
+    fn find(&self, pick: impl Fn(&Record) -> bool) -> &(SessionId, Record) {
+        self.sessions
+            .iter()
+            .find(|(_, record)| pick(record))
+            .expect("such a session")
+    }
+}
+
+fn record(user: Option<&str>, created_at: u64, expires_at: u64, absolute: Option<u64>) -> Record {
+    Record {
+        data: Map::new(),
+        user_id: user.map(str::to_owned),
+        created_at,
+        expires_at,
+        absolute_expires_at: absolute,
+    }
+}
+
+/// Alice: three live sessions (one with data, one with an absolute expiry)
+/// and two dead ones (idle and absolute expiry); Bob: one live, one expired;
+/// one live anonymous session.
+fn two_users(name: &str) -> Store {
+    let now = now();
+    let mut data = Map::new();
+    data.insert("user_id".into(), Value::from(42));
+    data.insert("name".into(), Value::from("Zoë"));
+    data.insert(
+        "_flashes".into(),
+        Value::List(vec![Value::tuple([
+            Value::from("message"),
+            Value::from("Hi"),
+        ])]),
+    );
+    data.insert("raw".into(), Value::bytes(b"\x00\xff".to_vec()));
+    let mut with_data = record(Some("alice"), now - 100, now + 3600, None);
+    with_data.data = data;
+    let sessions = [
+        with_data,
+        record(Some("alice"), now - 50, now + 7200, Some(now + 1800)),
+        record(Some("alice"), now, now + 60, None),
+        record(Some("alice"), now - 7200, now - 60, None),
+        record(Some("alice"), now - 7200, now + 3600, Some(now - 1)),
+        record(Some("bob"), now - 10, now + 3600, Some(now + 86_400)),
+        record(Some("bob"), now - 7200, now - 1, None),
+        record(None, now - 5, now + 600, None),
+    ];
+    Store::new(
+        name,
+        sessions
+            .into_iter()
+            .map(|record| (SessionId::generate(), record))
+            .collect(),
+    )
+}
+
+#[test]
+fn list_prints_live_sessions_in_id_order() {
+    let store = two_users("list-plain");
+    let out = store.run(&["sessions", "list"]);
+    let lines = out.lines();
+    let live = store.live(None);
+    assert_eq!(live.len(), 5);
+    assert_eq!(lines.len(), 5, "{lines:?}");
+    for (line, (id, record)) in lines.iter().zip(&live) {
+        let fields: Vec<&str> = line.split('\t').collect();
+        let expires = record
+            .absolute_expires_at
+            .map_or(record.expires_at, |at| at.min(record.expires_at));
+        assert_eq!(
+            fields,
+            [
+                id.as_str(),
+                record.user_id.as_deref().unwrap_or("-"),
+                &rfc3339(record.created_at),
+                &rfc3339(expires),
+            ]
+        );
+    }
+    for (id, record) in &store.sessions {
+        let listed = out.stdout.contains(id.as_str());
+        assert_eq!(listed, record.is_live(now()), "{record:?}");
+    }
+}
+
+#[test]
+fn list_filters_by_user() {
+    let store = two_users("list-user");
+    for user in ["alice", "bob"] {
+        let out = store.run(&["sessions", "list", "--user", user]);
+        let ids: Vec<&str> = out
+            .lines()
+            .iter()
+            .map(|line| line.split('\t').next().expect("an id"))
+            .collect();
+        let expected: Vec<&str> = store
+            .live(Some(user))
+            .iter()
+            .map(|(id, _)| id.as_str())
+            .collect();
+        assert_eq!(ids, expected, "{user}");
+        assert!(out.lines().iter().all(|line| line.contains(user)));
+    }
+    let out = store.run(&["sessions", "list", "--user", "nobody"]);
+    assert!(out.lines().is_empty());
+    let out = store.run(&["sessions", "list", "--user", "nobody", "--json"]);
+    assert_eq!(out.json(), serde_json::json!([]));
+}
+
+#[test]
+fn list_json_is_an_array_of_sessions() {
+    let store = two_users("list-json");
+    let out = store.run(&["sessions", "list", "--json"]);
+    let expected: Vec<serde_json::Value> = store
+        .live(None)
+        .iter()
+        .map(|(id, record)| {
+            serde_json::json!({
+                "id": id.as_str(),
+                "user_id": record.user_id,
+                "created_at": record.created_at,
+                "expires_at": record.expires_at,
+                "absolute_expires_at": record.absolute_expires_at,
+            })
+        })
+        .collect();
+    assert_eq!(out.json(), serde_json::Value::Array(expected));
+    // The id comes first in each object.
+    assert!(out
+        .stdout
+        .lines()
+        .nth(1)
+        .expect("a session")
+        .starts_with("{\"id\":"));
+
+    let out = store.run(&["sessions", "list", "--json", "--user", "bob"]);
+    let json = out.json();
+    let sessions = json.as_array().expect("an array");
+    assert_eq!(sessions.len(), 1);
+    assert_eq!(sessions[0]["user_id"], "bob");
+}
+
+#[test]
+fn show_prints_the_record_and_its_tagged_data() {
+    let store = two_users("show");
+    let (id, record) = store.find(|record| !record.data.is_empty());
+    let out = store.run(&["sessions", "show", id.as_str()]);
+    let fields: Vec<(&str, &str)> = out
+        .lines()
+        .into_iter()
+        .map(|line| {
+            let (name, value) = line.split_once(": ").expect("name: value");
+            (name, value.trim_start())
+        })
+        .collect();
+    let data = tagged::map_to_string(&record.data);
+    assert!(data.contains(r#"{" t":["message","Hi"]}"#), "{data}");
+    assert!(data.contains(r#""Zo\u00eb""#), "{data}");
+    assert_eq!(
+        fields,
+        [
+            ("id", id.as_str()),
+            ("user", "alice"),
+            ("created", &rfc3339(record.created_at)),
+            ("expires", &rfc3339(record.expires_at)),
+            ("absolute expiry", "none"),
+            ("data", &data),
+        ]
+    );
+
+    let out = store.run(&["sessions", "show", "--json", id.as_str()]);
+    assert_eq!(
+        out.json(),
+        serde_json::json!({
+            "id": id.as_str(),
+            "user_id": "alice",
+            "created_at": record.created_at,
+            "expires_at": record.expires_at,
+            "absolute_expires_at": null,
+            "data": serde_json::from_str::<serde_json::Value>(&data).expect("JSON"),
+        })
+    );
+    // The tagged JSON exactly as Flask writes it, ASCII escapes included.
+    assert!(out.stdout.contains(&format!("\"data\":{data}}}")));
+
+    let (id, record) = store.find(|record| {
+        record.absolute_expires_at.is_some()
+            && record.is_live(now())
+            && record.user_id.as_deref() == Some("alice")
+    });
+    let out = store.run(&["sessions", "show", id.as_str()]);
+    let absolute = rfc3339(record.absolute_expires_at.expect("set"));
+    assert!(out
+        .lines()
+        .contains(&format!("absolute expiry:  {absolute}").as_str()));
+    assert!(
+        out.stdout.ends_with("data:             {}\n"),
+        "{:?}",
+        out.stdout
+    );
+}
+
+#[test]
+fn show_refuses_unknown_expired_and_malformed_ids() {
+    let store = two_users("show-unknown");
+    let unknown = SessionId::generate();
+    let (expired, _) = store.find(|record| !record.is_live(now()));
+    for id in [unknown.as_str(), expired.as_str()] {
+        for json in [false, true] {
+            let mut args = vec!["sessions", "show", id];
+            if json {
+                args.push("--json");
+            }
+            assert_eq!(
+                store.run(&args).refusal(),
+                "error: no live session with that id"
+            );
+        }
+    }
+    let reason = store
+        .run(&["sessions", "show", "not an id"])
+        .refusal()
+        .to_owned();
+    assert!(reason.starts_with("error: not a session id"), "{reason}");
+    let signed = format!("{}.c2lnbmF0dXJl", unknown.as_str());
+    let reason = store
+        .run(&["sessions", "show", &signed])
+        .refusal()
+        .to_owned();
+    assert!(reason.contains("signed cookie"), "{reason}");
+}
+
+#[test]
+fn revoke_deletes_one_session() {
+    let store = two_users("revoke");
+    let live = store.live(Some("alice"));
+    let (id, _) = live[0];
+    assert_eq!(
+        store.run(&["sessions", "revoke", id.as_str()]).line(),
+        "revoked"
+    );
+    assert_eq!(
+        store.run(&["sessions", "show", id.as_str()]).refusal(),
+        "error: no live session with that id"
+    );
+    let reason = store
+        .run(&["sessions", "revoke", id.as_str()])
+        .refusal()
+        .to_owned();
+    assert_eq!(reason, "error: no session with that id");
+    let out = store.run(&["sessions", "list"]);
+    assert_eq!(out.lines().len(), 4);
+    assert!(!out.stdout.contains(id.as_str()));
+
+    let (other, _) = live[1];
+    let out = store.run(&["sessions", "revoke", "--json", other.as_str()]);
+    assert_eq!(out.json(), serde_json::json!({"revoked": 1}));
+    let reason = store
+        .run(&["sessions", "revoke", SessionId::generate().as_str()])
+        .refusal()
+        .to_owned();
+    assert_eq!(reason, "error: no session with that id");
+}
+
+#[test]
+fn revoke_user_deletes_all_of_one_users_sessions() {
+    let store = two_users("revoke-user");
+    let bob_before = store.run(&["sessions", "list", "--user", "bob"]).stdout;
+    // Three live sessions and two expired ones.
+    assert_eq!(store.run(&["sessions", "revoke-user", "alice"]).line(), "5");
+    assert!(store
+        .run(&["sessions", "list", "--user", "alice"])
+        .lines()
+        .is_empty());
+    assert_eq!(
+        store.run(&["sessions", "list", "--user", "bob"]).stdout,
+        bob_before
+    );
+    assert_eq!(store.run(&["sessions", "list"]).lines().len(), 2);
+    let out = store.run(&["sessions", "revoke-user", "alice", "--json"]);
+    assert_eq!(out.json(), serde_json::json!({"revoked": 0}));
+    let out = store.run(&["sessions", "revoke-user", "bob", "--json"]);
+    assert_eq!(out.json(), serde_json::json!({"revoked": 2}));
+}
+
+#[test]
+fn purge_expired_deletes_only_dead_sessions() {
+    let store = two_users("purge");
+    let before = store.run(&["sessions", "list", "--json"]).stdout;
+    // Three dead sessions, two at a time.
+    let out = store.run(&["sessions", "purge-expired", "--batch", "2"]);
+    assert_eq!(out.line(), "3");
+    assert_eq!(store.run(&["sessions", "list", "--json"]).stdout, before);
+    let out = store.run(&["sessions", "purge-expired", "--json"]);
+    assert_eq!(out.json(), serde_json::json!({"purged": 0}));
+    // The dead ones are gone, not just hidden: revoking one finds nothing.
+    let (expired, _) = store.find(|record| !record.is_live(now()));
+    store
+        .run(&["sessions", "revoke", expired.as_str()])
+        .refusal();
+}
+
+#[test]
+fn purge_expired_json() {
+    let store = two_users("purge-json");
+    let out = store.run(&["sessions", "purge-expired", "--json", "--batch", "1"]);
+    assert_eq!(out.json(), serde_json::json!({"purged": 3}));
+}
+
+#[test]
+fn many_sessions_are_paged_through() {
+    let now = now();
+    let users = ["alice", "bob", "carol"];
+    let sessions: Vec<(SessionId, Record)> = (0..4500u64)
+        .map(|i| {
+            let user = users[(i % 3) as usize];
+            // A thousand of Alice's sessions are expired.
+            let expires_at = if i % 3 == 0 && i % 9 != 0 {
+                now - 1
+            } else {
+                now + 3600
+            };
+            let record = record(Some(user), now - i, expires_at, None);
+            (SessionId::generate(), record)
+        })
+        .collect();
+    let store = Store::new("many", sessions);
+    let expected: Vec<String> = store
+        .live(None)
+        .iter()
+        .map(|(id, _)| id.as_str().to_owned())
+        .collect();
+    assert_eq!(expected.len(), 3500);
+
+    for batch in ["1000", "7", "3500"] {
+        let out = store.run(&["sessions", "list", "--batch", batch]);
+        let ids: Vec<&str> = out
+            .lines()
+            .iter()
+            .map(|line| line.split('\t').next().expect("an id"))
+            .collect();
+        assert_eq!(ids, expected, "batch {batch}");
+    }
+    let json = store.run(&["sessions", "list", "--json"]).json();
+    let ids: Vec<&str> = json
+        .as_array()
+        .expect("an array")
+        .iter()
+        .map(|session| session["id"].as_str().expect("an id"))
+        .collect();
+    assert_eq!(ids, expected);
+    let out = store.run(&["sessions", "list", "--user", "alice"]);
+    assert_eq!(out.lines().len(), store.live(Some("alice")).len());
+
+    let out = store.run(&["sessions", "purge-expired"]);
+    assert_eq!(out.line(), "1000");
+    let out = store.run(&["sessions", "list"]);
+    assert_eq!(out.lines().len(), 3500);
+}
+
+#[test]
+fn a_missing_database_is_not_created() {
+    let dir = TempDir::new("missing");
+    let path = dir.0.join("absent").join("sessions.db");
+    let url = format!("sqlite://{}", path.display());
+    for command in ["list", "purge-expired"] {
+        let out = run_in(&dir.0, &["sessions", command, "--store", &url], &[]);
+        let reason = out.refusal();
+        assert!(
+            reason.starts_with("error: no session store at "),
+            "{reason}"
+        );
+        assert!(reason.contains("sessions.db"), "{reason}");
+    }
+    // Relative to the current directory.
+    let out = run_in(
+        &dir.0,
+        &["sessions", "list", "--store", "sqlite://x.db"],
+        &[],
+    );
+    assert!(out.refusal().contains("no session store at"));
+    assert!(!path.exists());
+    assert!(!dir.0.join("absent").exists());
+    assert!(!dir.0.join("x.db").exists());
+    // A directory is no database either.
+    let url = format!("sqlite://{}", dir.0.display());
+    let out = run_in(&dir.0, &["sessions", "list", "--store", &url], &[]);
+    assert!(out.refusal().contains("no session store at"));
+}
+
+#[test]
+fn bad_urls_are_refused_with_the_supported_ones() {
+    let dir = TempDir::new("bad-url");
+    for (url, says) in [
+        (
+            "mysql://db/sessions",
+            "unsupported session store URL scheme mysql://",
+        ),
+        (
+            "redis://:hunter2@cache:6379/0",
+            "redis:// session stores are not supported yet",
+        ),
+        (
+            "postgres://app@db/app",
+            "postgres:// session stores are not supported yet",
+        ),
+        ("sessions.db", "must be given as a URL"),
+        ("sqlite://", "names no file"),
+        ("sqlite:///", "names no file"),
+        (" ", "no session store given"),
+    ] {
+        let out = run_in(&dir.0, &["sessions", "list", "--store", url], &[]);
+        let reason = out.refusal();
+        assert!(reason.contains(says), "{url}: {reason}");
+        assert!(reason.contains("sqlite://"), "{url}: {reason}");
+        assert!(!reason.contains("hunter2"), "{reason}");
+    }
+    let out = run_in(
+        &dir.0,
+        &["sessions", "list", "--store", "sqlite://s.db?mode=ro"],
+        &[],
+    );
+    out.refusal();
+    // A file that is no SQLite database: one line, exit 1.
+    std::fs::write(
+        dir.0.join("junk.db"),
+        "this is not a database, it is text".repeat(200),
+    )
+    .expect("written");
+    let out = run_in(
+        &dir.0,
+        &["sessions", "list", "--store", "sqlite://junk.db"],
+        &[],
+    );
+    let reason = out.refusal();
+    assert!(reason.contains("junk.db"), "{reason}");
+    // No --store and no SESSION_STORE_URL: a usage error.
+    let out = run_in(&dir.0, &["sessions", "list"], &[]);
+    assert_eq!(out.status, Some(2), "{:?}", out.stderr);
+    assert!(out.stderr.contains("--store"), "{:?}", out.stderr);
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let dir = TempDir::new("usage");
+    let env = [("SESSION_STORE_URL", "sqlite://absent.db")];
+    for args in [
+        &["sessions"][..],
+        &["sessions", "frobnicate"],
+        &["sessions", "show"],
+        &["sessions", "revoke"],
+        &["sessions", "revoke-user"],
+        &["sessions", "list", "--batch", "0"],
+        &["sessions", "purge-expired", "--batch", "0"],
+        &["sessions", "purge-expired", "--batch", "many"],
+    ] {
+        let out = run_in(&dir.0, args, &env);
+        assert_eq!(out.status, Some(2), "{args:?}: {:?}", out.stderr);
+        assert!(!out.stderr.contains("panicked"));
+    }
+    assert!(!dir.0.join("absent.db").exists());
+}
+
+#[test]
+fn the_store_comes_from_session_store_url() {
+    let store = two_users("env");
+    let expected = store.run(&["sessions", "list"]).stdout;
+    let env = [("SESSION_STORE_URL", store.url.as_str())];
+    let out = run_in(&store.dir.0, &["sessions", "list"], &env);
+    assert_eq!(out.lines().len(), 5);
+    assert_eq!(out.stdout, expected);
+    // Relative to the current directory.
+    let out = run_in(
+        &store.dir.0,
+        &["sessions", "list"],
+        &[("SESSION_STORE_URL", "sqlite://sessions.db")],
+    );
+    assert_eq!(out.stdout, expected);
+    // --store wins.
+    let out = run_in(
+        &store.dir.0,
+        &["sessions", "list", "--store", "sqlite://elsewhere.db"],
+        &env,
+    );
+    assert!(out.refusal().contains("elsewhere.db"));
+}
+
+#[test]
+fn help_has_examples() {
+    let dir = TempDir::new("help");
+    for args in [
+        &["sessions", "--help"][..],
+        &["sessions", "list", "--help"],
+        &["sessions", "show", "--help"],
+        &["sessions", "revoke", "--help"],
+        &["sessions", "revoke-user", "--help"],
+        &["sessions", "purge-expired", "--help"],
+    ] {
+        let out = run_in(
+            &dir.0,
+            args,
+            &[("SESSION_STORE_URL", "redis://:hunter2@h/0")],
+        );
+        assert_eq!(out.status, Some(0), "{args:?}");
+        assert!(out.stdout.contains("Example"), "{args:?}");
+        assert!(out.stdout.contains("sqlite://"), "{args:?}");
+        assert!(!out.stdout.contains("hunter2"), "{args:?}");
+    }
+    let out = run_in(&dir.0, &["--help"], &[]);
+    assert!(out.stdout.contains("sessions"));
+}
