@@ -4,7 +4,7 @@ use std::io::{self, IsTerminal as _, Write as _};
 use std::path::PathBuf;
 
 use clap::Parser;
-use tessera::SessionType;
+use tessera::{SessionConfig, SessionType};
 use tokio::net::TcpListener;
 
 use crate::secret::{self, KeySource, SetupError};
@@ -18,7 +18,10 @@ use crate::secret::{self, KeySource, SetupError};
     long_about = "Serve the Flask session tutorials' examples with tessera's Flask-compatible \
         sessions.\n\nOpen the printed URL: the page at / links to every example (set, get and \
         delete session data, log in and out, a pet name in a permanent session) and shows what \
-        the session holds. Sessions are configured from the environment with Flask's names.",
+        the session holds, plus a JSON API, an atomic visit counter and cart, and a \
+        \"your sessions\" page with \"log out everywhere\". Sessions are configured from the \
+        environment with Flask's names; by default they are kept server-side in an SQLite \
+        file beside --key-file (SESSION_TYPE=cookie gives Flask's signed cookies).",
     after_help = environment_help()
 )]
 pub struct Cli {
@@ -29,7 +32,9 @@ pub struct Cli {
     #[arg(long, default_value_t = 5000)]
     pub port: u16,
     /// Where the generated secret key is kept when SECRET_KEY is not set
-    /// (created with mode 0600, reused on the next start).
+    /// (created with mode 0600, reused on the next start). SQLite sessions
+    /// go in tessera-demo-sessions.db in the same directory unless
+    /// SESSION_STORE_URL is set.
     #[arg(long, value_name = "PATH", default_value = "tessera-demo.key")]
     pub key_file: PathBuf,
 }
@@ -50,7 +55,9 @@ fn environment_help() -> String {
     }
     help.push_str(
         "\nWithout SECRET_KEY a strong key is generated once and kept in --key-file, so sessions \
-         survive restarts.\nOn start the command prints `tessera-demo listening on http://HOST:PORT`.",
+         survive restarts.\nWithout SESSION_TYPE sessions are kept server-side in SQLite, in \
+         tessera-demo-sessions.db beside --key-file.\nOn start the command prints where sessions \
+         are kept, then `tessera-demo listening on http://HOST:PORT`.",
     );
     help
 }
@@ -103,6 +110,7 @@ pub async fn run(cli: Cli) -> Result<(), RunError> {
             path.display()
         )),
     }
+    say(&sessions_notice(&config));
 
     let listener = TcpListener::bind((cli.host.as_str(), cli.port))
         .await
@@ -112,8 +120,11 @@ pub async fn run(cli: Cli) -> Result<(), RunError> {
             source,
         })?;
     let address = listener.local_addr()?;
+    let sessions_file = (config.session_type() == SessionType::Sqlite)
+        .then(|| config.sqlite_path().display().to_string());
     tracing::info!(
         session_type = %config.session_type(),
+        sessions_file,
         cookie = config.cookie_name(),
         "serving the Flask session tutorials"
     );
@@ -124,6 +135,32 @@ pub async fn run(cli: Cli) -> Result<(), RunError> {
         .await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Where sessions are kept, as the start-up notice says it.
+pub fn sessions_notice(config: &SessionConfig) -> String {
+    match config.session_type() {
+        SessionType::Sqlite => {
+            let path = config.sqlite_path();
+            let path = std::path::absolute(&path).unwrap_or(path);
+            format!(
+                "tessera-demo: SESSION_TYPE=sqlite: sessions are kept server-side in the SQLite \
+                 file {} and survive restarts.",
+                path.display()
+            )
+        }
+        SessionType::Memory => {
+            "tessera-demo: SESSION_TYPE=memory: sessions are kept server-side in this process's \
+             memory and end when it stops."
+                .to_owned()
+        }
+        other => {
+            format!(
+                "tessera-demo: SESSION_TYPE={other}: sessions are kept in signed cookies, which \
+                 Flask reads with the same SECRET_KEY."
+            )
+        }
+    }
 }
 
 /// A line on stdout, flushed at once (scripts and tests wait for it).

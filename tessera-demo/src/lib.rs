@@ -1,5 +1,6 @@
 //! The tessera demo: one axum app serving the examples of four Flask session
-//! tutorials, with sessions stored the way Flask stores them.
+//! tutorials, with sessions in Flask's signed cookies (`SESSION_TYPE=cookie`)
+//! or server-side (`memory`, or `sqlite`: the binary's default).
 //!
 //! [`build_app`] builds the router from a [`SessionConfig`], so tests can run
 //! it in-process; [`cli::run`] is what the `tessera-demo` binary does
@@ -11,26 +12,38 @@
 //! | `GET /` | 002, 003 | the page: login and pet name status, forms, the session's contents |
 //! | `GET /set_session`, `/get_session`, `/delete_session` | 000 | `session["username"]` |
 //! | `GET /setsession`, `/getsession`, `/popsession` | 001 | `session["Username"]` |
-//! | `POST /login`, `GET /logout` | 002 | log in with a form field `username`, log out |
+//! | `POST /login`, `GET /logout` | 002 | log in with a form field `username` (server-side: a fresh id, tied to the user), log out (server-side: the session ends) |
 //! | `GET /petname`, `POST /petname` | 003 | a form for `pet` (and `remember`: a permanent session) |
+//! | `GET /api/session` | | the session as a JSON object |
+//! | `PUT /api/session/{key}`, `DELETE /api/session/{key}` | | set a key to the JSON body, remove a key |
+//! | `POST /visits` | | atomic `visits += 1`; answers the count |
+//! | `POST /cart` | | atomic append of the form field `item` to `cart`; answers the cart as JSON |
+//! | `GET /sessions` | | the logged-in user's sessions (server-side only) |
+//! | `POST /sessions/logout-everywhere` | | ends every session of the user (server-side only; `409` with cookies) |
+//!
+//! A session store that fails makes these routes answer `503` with
+//! `Retry-After`, never `500`.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use axum::extract::Request;
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::Router;
-use tessera::{SessionConfig, SessionLayer, SessionType};
+use tessera::{CookieCodec, Session, SessionConfig, SessionLayer, SessionType};
 
+mod api;
 pub mod cli;
+mod devices;
 mod page;
+mod respond;
 pub mod secret;
 mod seeds;
 
-/// What the page shows about the configuration.
+/// What the handlers need to know about the configuration.
 #[derive(Debug, Clone)]
 pub(crate) struct AppState {
     pub(crate) info: Arc<ConfigInfo>,
@@ -42,6 +55,24 @@ pub(crate) struct ConfigInfo {
     pub(crate) lifetime: Duration,
     pub(crate) refresh_each_request: bool,
     pub(crate) cookie_name: String,
+    /// Cookie sessions only: the codec and `MAX_COOKIE_SIZE`, to refuse a
+    /// write that would make the cookie too large for browsers to keep.
+    pub(crate) cookie_limit: Option<(CookieCodec, usize)>,
+}
+
+/// Bytes a session `Set-Cookie` spends besides name and value (`Path`,
+/// `Expires`, `HttpOnly`, `SameSite` and the separators), rounded up.
+const COOKIE_ATTRIBUTES_BYTES: usize = 100;
+
+impl ConfigInfo {
+    /// In cookie mode, the size of the `Set-Cookie` the session would need
+    /// now if that is over `MAX_COOKIE_SIZE` (browsers drop such cookies).
+    pub(crate) fn cookie_overflow(&self, session: &Session) -> Option<usize> {
+        let (codec, limit) = self.cookie_limit.as_ref()?;
+        let value = codec.encode(&session.to_map(), SystemTime::now());
+        let size = self.cookie_name.len() + 1 + value.len() + COOKIE_ATTRIBUTES_BYTES;
+        (*limit > 0 && size > *limit).then_some(size)
+    }
 }
 
 /// The demo's router, with every route wrapped in a [`SessionLayer`] for `config`.
@@ -52,6 +83,8 @@ pub fn build_app(config: SessionConfig) -> Router {
             lifetime: config.permanent_session_lifetime(),
             refresh_each_request: config.refresh_each_request(),
             cookie_name: config.cookie_name().to_owned(),
+            cookie_limit: (!config.session_type().is_server_side())
+                .then(|| (config.cookie_codec(), config.max_cookie_size())),
         }),
     };
     Router::new()
@@ -69,6 +102,17 @@ pub fn build_app(config: SessionConfig) -> Router {
         .route("/logout", get(seeds::logout))
         // Seed 003: Introduction to sessions.
         .route("/petname", get(page::petname_form).post(seeds::petname))
+        // The session as JSON; atomic counter and cart.
+        .route("/api/session", get(api::show))
+        .route("/api/session/{key}", put(api::put).delete(api::delete))
+        .route("/visits", post(api::visit))
+        .route("/cart", post(api::add_to_cart))
+        // Server-side sessions: "your sessions", log out everywhere.
+        .route("/sessions", get(devices::list))
+        .route(
+            "/sessions/logout-everywhere",
+            post(devices::logout_everywhere),
+        )
         .fallback(not_found)
         .with_state(state)
         .layer(SessionLayer::new(config))

@@ -1,5 +1,6 @@
 //! The HTML pages: `/` (status, forms for every example, the session's
-//! contents) and seed 003's `GET /petname` form.
+//! contents) and seed 003's `GET /petname` form, and what the other pages
+//! share.
 //!
 //! Every string that comes from a visitor or a cookie goes through [`escape`].
 
@@ -15,7 +16,7 @@ use time::macros::format_description;
 use time::OffsetDateTime;
 
 use crate::seeds::value_text;
-use crate::AppState;
+use crate::{AppState, ConfigInfo};
 
 /// No scripts, no external anything: inline styles and same-origin forms only.
 const CSP: &str =
@@ -59,6 +60,8 @@ pub(crate) async fn index(State(state): State<AppState>, session: Session) -> Re
     write_login(&mut body, username.as_ref());
     write_pet(&mut body, pet_name.as_ref());
     write_examples(&mut body);
+    write_counter_and_cart(&mut body, &session);
+    write_api(&mut body);
     write_session_panel(&mut body, &state, &session, SystemTime::now());
     html_response(page("tessera demo", &body))
 }
@@ -76,11 +79,11 @@ pub(crate) async fn petname_form() -> Response {
     html_response(page("Pet name · tessera demo", body))
 }
 
-fn html_response(html: String) -> Response {
+pub(crate) fn html_response(html: String) -> Response {
     ([(header::CONTENT_SECURITY_POLICY, CSP)], Html(html)).into_response()
 }
 
-fn page(title: &str, body: &str) -> String {
+pub(crate) fn page(title: &str, body: &str) -> String {
     format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
@@ -124,7 +127,8 @@ fn write_login(out: &mut String, username: Option<&Value>) {
         "<form method=\"post\" action=\"/login\">\
          <input type=\"text\" name=\"username\" placeholder=\"username\" aria-label=\"Username\" required>\
          <button type=\"submit\">Log in</button></form>\
-         <p><a href=\"/logout\">Log out</a></p></section>\n",
+         <p><a href=\"/logout\">Log out</a> · <a href=\"/sessions\">Your sessions</a> \
+         (every browser you are logged in from, and \"log out everywhere\")</p></section>\n",
     );
 }
 
@@ -166,8 +170,56 @@ fn write_examples(out: &mut String) {
     );
 }
 
+fn write_counter_and_cart(out: &mut String, session: &Session) {
+    let visits = session
+        .get_value("visits")
+        .map_or_else(|| "0".to_owned(), |visits| value_text(&visits));
+    let cart = session.get_value("cart");
+    let _ = write!(
+        out,
+        "<section><h2>Visits and cart <small>atomic server-side</small></h2>\
+         <p class=\"muted\">Server-side, parallel requests never lose a visit or an item \
+         (<code>session.increment</code>, <code>session.append</code>). Both answer plain \
+         text or JSON; come back here to see the session change.</p>\
+         <p class=\"status\">Visits counted: {}</p>\
+         <form method=\"post\" action=\"/visits\"><button type=\"submit\">Count a visit</button></form>",
+        escape(&visits)
+    );
+    match cart
+        .as_ref()
+        .and_then(Value::as_slice)
+        .filter(|items| !items.is_empty())
+    {
+        Some(items) => {
+            out.push_str("<p class=\"status\">Your cart:</p><ul class=\"cart\">");
+            for item in items {
+                let _ = write!(out, "<li>{}</li>", escape(&value_text(item)));
+            }
+            out.push_str("</ul>");
+        }
+        None => out.push_str("<p class=\"status\">Your cart is empty.</p>"),
+    }
+    out.push_str(
+        "<form method=\"post\" action=\"/cart\">\
+         <input type=\"text\" name=\"item\" placeholder=\"item\" aria-label=\"Cart item\" required>\
+         <button type=\"submit\">Add to cart</button></form></section>\n",
+    );
+}
+
+fn write_api(out: &mut String) {
+    out.push_str(
+        "<section><h2>The session as JSON</h2><ul class=\"links\">\
+         <li><a href=\"/api/session\">GET /api/session</a>: every key, as plain JSON</li>\
+         <li><code>PUT /api/session/{key}</code> with a JSON body: sets the key, \
+         e.g. <code>curl -X PUT -b cookies -c cookies -d '\"dark\"' …/api/session/theme</code></li>\
+         <li><code>DELETE /api/session/{key}</code>: removes the key</li>\
+         </ul></section>\n",
+    );
+}
+
 fn write_session_panel(out: &mut String, state: &AppState, session: &Session, now: SystemTime) {
     let info = &state.info;
+    let server_side = info.session_type.is_server_side();
     let data = session.to_map();
     let permanent = session.permanent();
     let now_secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
@@ -186,11 +238,91 @@ fn write_session_panel(out: &mut String, state: &AppState, session: &Session, no
         format!("<code>{}</code>", escape(&info.cookie_name)),
     );
     row(
+        "Session id",
+        match (server_side, session.id()) {
+            (true, Some(id)) => format!(
+                "<code>#{}</code> (a fingerprint: the cookie holds the id itself, the data \
+                 lives in the store)",
+                escape(&id.fingerprint())
+            ),
+            (true, None) => "none yet: nothing is stored for this browser".to_owned(),
+            (false, _) => "none: the signed cookie holds the data itself".to_owned(),
+        },
+    );
+    row(
         "PERMANENT_SESSION_LIFETIME",
         format!("{lifetime} s ({})", human_duration(info.lifetime)),
     );
     row("New", yes_no(session.is_new()).to_owned());
     row("Permanent", yes_no(permanent).to_owned());
+    if server_side {
+        row(
+            "User",
+            session.user_id().map_or_else(
+                || "none (logging in ties the session to a user)".to_owned(),
+                |user| escape(&user),
+            ),
+        );
+        let unused = human_duration(info.lifetime);
+        row(
+            "Expires",
+            if permanent {
+                format!("{unused} after it was last used")
+            } else {
+                format!("when the browser closes, or {unused} after it was last used")
+            },
+        );
+    } else {
+        write_cookie_rows(
+            &mut row,
+            session,
+            permanent,
+            data.is_empty(),
+            info,
+            now_secs,
+        );
+    }
+    out.push_str("</dl>");
+
+    if data.is_empty() {
+        out.push_str("<p class=\"muted\">The session is empty.</p>");
+    } else {
+        out.push_str(
+            "<table><thead><tr><th>key</th><th>value (tagged JSON)</th></tr></thead><tbody>",
+        );
+        for (key, value) in &data {
+            let _ = write!(
+                out,
+                "<tr><td><code>{}</code></td><td><code>{}</code></td></tr>",
+                escape(key),
+                escape(&value.to_tagged_json())
+            );
+        }
+        out.push_str("</tbody></table>");
+    }
+    let _ = writeln!(
+        out,
+        "<p class=\"muted\">As Flask's tagged JSON ({}):</p><pre>{}</pre></section>",
+        if server_side {
+            "what the store keeps"
+        } else {
+            "the signed cookie's payload"
+        },
+        escape(&tessera::tagged::map_to_string(&data))
+    );
+}
+
+/// What only a cookie session can tell: when it was signed, and whether this
+/// response sends a new cookie.
+fn write_cookie_rows(
+    row: &mut impl FnMut(&str, String),
+    session: &Session,
+    permanent: bool,
+    empty: bool,
+    info: &ConfigInfo,
+    now_secs: u64,
+) {
+    let lifetime = info.lifetime.as_secs();
     row(
         "Signed",
         match session.signed_at() {
@@ -225,7 +357,7 @@ fn write_session_panel(out: &mut String, state: &AppState, session: &Session, no
     );
     row(
         "This response",
-        match (data.is_empty(), session.is_modified(), resent) {
+        match (empty, session.is_modified(), resent) {
             (true, true, _) => "deletes the cookie (the session is now empty)",
             (true, false, _) => "sends no cookie (the session is empty)",
             (false, true, _) => "sends a new cookie (the session changed)",
@@ -233,29 +365,6 @@ fn write_session_panel(out: &mut String, state: &AppState, session: &Session, no
             (false, false, false) => "sends no cookie (nothing changed)",
         }
         .to_owned(),
-    );
-    out.push_str("</dl>");
-
-    if data.is_empty() {
-        out.push_str("<p class=\"muted\">The session is empty.</p>");
-    } else {
-        out.push_str(
-            "<table><thead><tr><th>key</th><th>value (tagged JSON)</th></tr></thead><tbody>",
-        );
-        for (key, value) in &data {
-            let _ = write!(
-                out,
-                "<tr><td><code>{}</code></td><td><code>{}</code></td></tr>",
-                escape(key),
-                escape(&value.to_tagged_json())
-            );
-        }
-        out.push_str("</tbody></table>");
-    }
-    let _ = writeln!(
-        out,
-        "<p class=\"muted\">As Flask's tagged JSON (the signed cookie's payload):</p><pre>{}</pre></section>",
-        escape(&tessera::tagged::map_to_string(&data))
     );
 }
 
@@ -301,7 +410,7 @@ const DATE_FORMAT: &[BorrowedFormatItem<'static>] =
     format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
 
 /// Unix seconds as a UTC date and time.
-fn format_unix(secs: u64) -> String {
+pub(crate) fn format_unix(secs: u64) -> String {
     i64::try_from(secs)
         .ok()
         .and_then(|secs| OffsetDateTime::from_unix_timestamp(secs).ok())

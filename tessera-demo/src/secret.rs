@@ -4,13 +4,25 @@
 //! Without `SECRET_KEY` the demo generates a strong key once, keeps it in a
 //! file only its owner can read (mode `0600`), and reads it back on every
 //! later start, so restarts keep everyone's sessions.
+//!
+//! Unlike Flask, the demo keeps sessions server-side by default: without
+//! `SESSION_TYPE` it uses `sqlite`, in [`SESSIONS_FILE`] beside the key file
+//! unless `SESSION_STORE_URL` names another file.
 
 use std::ffi::OsString;
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
 
-use tessera::{ConfigError, SecretKey, SessionConfig, SessionConfigBuilder};
+use tessera::config::sqlite_path_from_url;
+use tessera::{ConfigError, SecretKey, SessionConfig, SessionConfigBuilder, SessionType};
+
+/// The demo's `SESSION_TYPE` when the variable is unset.
+pub const DEFAULT_SESSION_TYPE: SessionType = SessionType::Sqlite;
+
+/// The SQLite file the demo keeps sessions in, in the key file's directory,
+/// when `SESSION_STORE_URL` is unset.
+pub const SESSIONS_FILE: &str = "tessera-demo-sessions.db";
 
 /// Where the secret key came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +55,14 @@ pub enum SetupError {
         .0.display()
     )]
     BadKeyFile(PathBuf),
+    /// The default sessions file's path cannot be written as a `SESSION_STORE_URL`.
+    #[error(
+        "the sessions file {} cannot be named in a SESSION_STORE_URL (its path is not UTF-8 or \
+         contains '?' or '#'); set SESSION_STORE_URL=sqlite:///path/to/sessions.db, or \
+         SESSION_TYPE=memory or cookie",
+        .0.display()
+    )]
+    SessionsFile(PathBuf),
 }
 
 /// Flask's session settings (and tessera's) that the demo reads from the
@@ -84,7 +104,27 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
         "MAX_COOKIE_SIZE",
         "warn about Set-Cookie headers over this many bytes (default 4093)",
     ),
-    ("SESSION_TYPE", "where sessions live (default cookie)"),
+    (
+        "SESSION_TYPE",
+        "where sessions live (default sqlite, unlike Flask's cookie)",
+    ),
+    (
+        "SESSION_STORE_URL",
+        "sqlite:///absolute/path.db or sqlite://relative/path.db \
+         (default: tessera-demo-sessions.db beside --key-file)",
+    ),
+    (
+        "SESSION_PERMANENT",
+        "server-side: new sessions are permanent (default true)",
+    ),
+    (
+        "SESSION_USE_SIGNER",
+        "server-side: sign the session id in the cookie (default false)",
+    ),
+    (
+        "TESSERA_SESSION_ABSOLUTE_LIFETIME",
+        "server-side: seconds after which a session ends however active (default 0: none)",
+    ),
     (
         "TESSERA_REQUIRE_STRONG_SECRET_KEY",
         "refuse to start with a weak SECRET_KEY instead of warning",
@@ -101,7 +141,9 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
 ];
 
 /// The session configuration from the process environment; without
-/// `SECRET_KEY`, the key in `key_file` (created if missing).
+/// `SECRET_KEY`, the key in `key_file` (created if missing); without
+/// `SESSION_TYPE`, SQLite sessions in [`SESSIONS_FILE`] beside `key_file`
+/// (unless `SESSION_STORE_URL` is set).
 pub fn config_from_env(key_file: &Path) -> Result<(SessionConfig, KeySource), SetupError> {
     config_from_vars(std::env::vars_os(), key_file)
 }
@@ -114,7 +156,26 @@ pub fn config_from_vars(
     vars: impl IntoIterator<Item = (OsString, OsString)>,
     key_file: &Path,
 ) -> Result<(SessionConfig, KeySource), SetupError> {
-    let mut builder = SessionConfigBuilder::default().with_vars_os(vars)?;
+    let vars: Vec<(OsString, OsString)> = vars.into_iter().collect();
+    // As the library does, an empty (or blank) variable counts as unset.
+    let value_of = |name: &str| {
+        vars.iter()
+            .rev()
+            .find(|(key, value)| key == name && !value.to_string_lossy().trim().is_empty())
+            .map(|(_, value)| value.to_string_lossy().into_owned())
+    };
+    let session_type = match value_of("SESSION_TYPE") {
+        // An invalid value is refused by `with_vars_os` below.
+        Some(value) => value.trim().parse().unwrap_or(SessionType::Cookie),
+        None => DEFAULT_SESSION_TYPE,
+    };
+    let sets_store_url = value_of("SESSION_STORE_URL").is_some();
+    let mut builder = SessionConfigBuilder::default()
+        .session_type(DEFAULT_SESSION_TYPE)
+        .with_vars_os(vars)?;
+    if session_type == SessionType::Sqlite && !sets_store_url {
+        builder = builder.store_url(default_store_url(key_file)?);
+    }
     let has_key = builder.has_secret_key();
     let source = if has_key {
         KeySource::Environment
@@ -124,6 +185,19 @@ pub fn config_from_vars(
         source
     };
     Ok((builder.build()?, source))
+}
+
+/// The `SESSION_STORE_URL` of [`SESSIONS_FILE`] in `key_file`'s directory.
+pub fn default_store_url(key_file: &Path) -> Result<String, SetupError> {
+    let key_file = std::path::absolute(key_file).unwrap_or_else(|_| key_file.to_owned());
+    let file = key_file.parent().map_or_else(
+        || PathBuf::from(SESSIONS_FILE),
+        |dir| dir.join(SESSIONS_FILE),
+    );
+    file.to_str()
+        .map(|path| format!("sqlite://{path}"))
+        .filter(|url| sqlite_path_from_url(url).as_deref() == Some(file.as_path()))
+        .ok_or(SetupError::SessionsFile(file))
 }
 
 /// Reads the key saved in `path`, or generates one and saves it there,
@@ -263,6 +337,64 @@ mod tests {
         let (_, source) = config_from_vars(os(&[("SECRET_KEY", " ")]), &path).expect("valid");
         assert!(matches!(source, KeySource::Generated(_)));
         let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn sessions_default_to_sqlite_beside_the_key_file() {
+        let dir = temp_dir("default-type");
+        let path = dir.join("demo.key");
+        let key = ("SECRET_KEY", "an-environment-key-that-is-long-enough-0123");
+        let (config, _) = config_from_vars(os(&[key]), &path).expect("valid");
+        assert_eq!(config.session_type(), SessionType::Sqlite);
+        assert_eq!(config.sqlite_path(), dir.join(SESSIONS_FILE));
+
+        // Blank counts as unset, as for every setting.
+        let (config, _) =
+            config_from_vars(os(&[key, ("SESSION_TYPE", " ")]), &path).expect("valid");
+        assert_eq!(config.session_type(), SessionType::Sqlite);
+
+        let (config, _) =
+            config_from_vars(os(&[key, ("SESSION_TYPE", "sqlite")]), &path).expect("valid");
+        assert_eq!(config.sqlite_path(), dir.join(SESSIONS_FILE));
+
+        // A relative key file: the sessions file is in the same directory.
+        let (config, _) =
+            config_from_vars(os(&[key]), Path::new("some-dir/demo.key")).expect("valid");
+        let expected = std::path::absolute("some-dir").expect("absolute");
+        assert_eq!(config.sqlite_path(), expected.join(SESSIONS_FILE));
+
+        for (value, expected) in [
+            ("cookie", SessionType::Cookie),
+            ("memory", SessionType::Memory),
+            (" Memory ", SessionType::Memory),
+        ] {
+            let (config, _) =
+                config_from_vars(os(&[key, ("SESSION_TYPE", value)]), &path).expect("valid");
+            assert_eq!(config.session_type(), expected, "{value:?}");
+            assert_eq!(config.store_url(), None, "{value:?}");
+        }
+
+        let (config, _) = config_from_vars(
+            os(&[
+                key,
+                ("SESSION_TYPE", "sqlite"),
+                ("SESSION_STORE_URL", "sqlite://elsewhere/sessions.db"),
+            ]),
+            &path,
+        )
+        .expect("valid");
+        assert_eq!(config.sqlite_path(), Path::new("elsewhere/sessions.db"));
+        let err =
+            config_from_vars(os(&[key, ("SESSION_TYPE", "mongodb")]), &path).expect_err("refused");
+        assert!(err.to_string().contains("SESSION_TYPE"), "{err}");
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_sessions_path_no_url_can_name_is_a_clear_error() {
+        let err = default_store_url(Path::new("odd?dir/demo.key")).expect_err("refused");
+        assert!(matches!(err, SetupError::SessionsFile(_)), "{err}");
+        assert!(err.to_string().contains("SESSION_STORE_URL"), "{err}");
     }
 
     #[test]

@@ -4,15 +4,14 @@
 //! redirect; bad form input is a `400 Bad Request`, never a panic.
 
 use axum::extract::rejection::FormRejection;
-use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::extract::State;
+use axum::response::Response;
 use axum::Form;
 use serde::Deserialize;
-use tessera::{Session, Value};
+use tessera::{Session, SessionError, Value};
 
-/// Longest accepted `username` or `pet`, in characters: the session must
-/// still fit in a cookie (`MAX_COOKIE_SIZE`, 4093 bytes by default).
-pub(crate) const MAX_FIELD_CHARS: usize = 256;
+use crate::respond::{bad_form, bad_request, check_length, redirect_home, session_failure};
+use crate::AppState;
 
 /// A session value as the seeds' f-strings show it: strings as they are,
 /// anything else (written by some other app sharing the key) as tagged JSON.
@@ -74,6 +73,10 @@ pub(crate) struct LoginForm {
 }
 
 /// `session['username'] = request.form['username']`, then back to `/`.
+///
+/// Server-side, the session first gets a fresh id (an id planted before
+/// login, session fixation, is worthless afterwards) and is tied to the user,
+/// so it is listed on `/sessions` and ended by "log out everywhere".
 pub(crate) async fn login(
     session: Session,
     form: Result<Form<LoginForm>, FormRejection>,
@@ -90,18 +93,34 @@ pub(crate) async fn login(
     if let Err(message) = check_length("username", &username) {
         return bad_request(&message);
     }
+    match session.cycle_id().await {
+        // Revoked: the session ended meanwhile; the login starts a fresh one.
+        Ok(()) | Err(SessionError::Revoked) => {}
+        Err(error) => return session_failure(&error),
+    }
+    session.set_user_id(Some(&username));
     session.flash(format!("Logged in as {username}"));
     session.insert_value("username", username);
     redirect_home()
 }
 
 /// `session.pop('username', None)`, then back to `/`.
-pub(crate) async fn logout(session: Session) -> Response {
-    if session.remove("username").is_some() {
-        session.flash("Logged out");
-    } else {
-        session.flash("You were not logged in");
+///
+/// Server-side, logging out ends the whole session in the store, so a copy of
+/// the cookie is worthless at once; the flash then starts a fresh, anonymous
+/// session.
+pub(crate) async fn logout(State(state): State<AppState>, session: Session) -> Response {
+    let logged_in = session.remove("username").is_some() || session.user_id().is_some();
+    if logged_in && state.info.session_type.is_server_side() {
+        if let Err(error) = session.destroy().await {
+            return session_failure(&error);
+        }
     }
+    session.flash(if logged_in {
+        "Logged out"
+    } else {
+        "You were not logged in"
+    });
     redirect_home()
 }
 
@@ -142,33 +161,4 @@ pub(crate) async fn petname(
         session.flash("Remembered: this session is now permanent");
     }
     redirect_home()
-}
-
-// ---- helpers
-
-/// Flask's `redirect('/')`: `302 Found`.
-fn redirect_home() -> Response {
-    (StatusCode::FOUND, [(header::LOCATION, "/")]).into_response()
-}
-
-fn bad_request(message: &str) -> Response {
-    (StatusCode::BAD_REQUEST, format!("Bad Request: {message}\n")).into_response()
-}
-
-fn bad_form(rejection: &FormRejection) -> Response {
-    bad_request(&format!(
-        "expected an application/x-www-form-urlencoded form ({})",
-        rejection.body_text()
-    ))
-}
-
-fn check_length(field: &str, value: &str) -> Result<(), String> {
-    let chars = value.chars().count();
-    if chars > MAX_FIELD_CHARS {
-        Err(format!(
-            "`{field}` is {chars} characters long; at most {MAX_FIELD_CHARS} fit in a session cookie."
-        ))
-    } else {
-        Ok(())
-    }
 }

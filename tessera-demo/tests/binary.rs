@@ -1,41 +1,34 @@
-//! The real `tessera-demo` binary: key file, restarts, graceful shutdown.
+//! The real `tessera-demo` binary: key file, sessions file, restarts,
+//! graceful shutdown.
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use common::Browser;
+use common::{Browser, TempDir};
+use reqwest::StatusCode;
 use tokio::io::{AsyncBufReadExt as _, BufReader, Lines};
 use tokio::process::{Child, ChildStdout, Command};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_tessera-demo");
 const LISTENING: &str = "tessera-demo listening on ";
 const STARTUP: Duration = Duration::from_secs(30);
+const SESSIONS_FILE: &str = "tessera-demo-sessions.db";
 
-/// A fresh, empty directory under the system's temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let path = std::env::temp_dir().join(format!(
-            "tessera-demo-{name}-{}-{nanos}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&path).expect("a temp dir");
-        Self(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+/// Session settings the tests' environment might carry, removed so the
+/// demo's defaults apply unless a test sets them.
+const SESSION_VARS: &[&str] = &[
+    "SECRET_KEY",
+    "SECRET_KEY_FALLBACKS",
+    "SESSION_TYPE",
+    "SESSION_STORE_URL",
+    "SESSION_PERMANENT",
+    "SESSION_USE_SIGNER",
+    "SESSION_COOKIE_NAME",
+    "PERMANENT_SESSION_LIFETIME",
+];
 
 /// A running demo, killed if the test fails before stopping it.
 struct Demo {
@@ -47,20 +40,29 @@ struct Demo {
 }
 
 async fn start(dir: &Path, secret_key: Option<&str>) -> Demo {
+    let env: Vec<(&str, &str)> = secret_key
+        .map(|key| ("SECRET_KEY", key))
+        .into_iter()
+        .collect();
+    start_with(dir, &[], &env).await
+}
+
+/// Starts the demo in `dir` with extra arguments and environment variables.
+async fn start_with(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Demo {
     let mut command = Command::new(BINARY);
     command
         .args(["--port", "0"])
+        .args(args)
         .current_dir(dir)
-        .env_remove("SECRET_KEY")
-        .env_remove("SECRET_KEY_FALLBACKS")
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .kill_on_drop(true);
-    if let Some(key) = secret_key {
-        command.env("SECRET_KEY", key);
+    for name in SESSION_VARS {
+        command.env_remove(name);
     }
+    command.envs(env.iter().copied());
     let mut child = command.spawn().expect("the demo starts");
     let stdout = child.stdout.take().expect("piped stdout");
     let mut lines = BufReader::new(stdout).lines();
@@ -115,6 +117,9 @@ async fn generated_key_is_kept_and_sessions_survive_a_restart() {
     let notice = demo.preamble.join("\n");
     assert!(notice.contains("generated"), "{notice}");
     assert!(notice.contains("tessera-demo.key"), "{notice}");
+    // Sessions are server-side by default, in SQLite beside the key file.
+    assert!(notice.contains("SESSION_TYPE=sqlite"), "{notice}");
+    assert!(notice.contains(SESSIONS_FILE), "{notice}");
 
     let key = std::fs::read_to_string(&key_file).expect("the key file exists");
     let key = key.trim();
@@ -135,7 +140,18 @@ async fn generated_key_is_kept_and_sessions_survive_a_restart() {
         .post_form("/login", &[("username", "alice")])
         .await
         .assert_redirect_home();
-    assert!(browser.get("/").await.body.contains("Logged in as alice"));
+    let page = browser.get("/").await;
+    assert!(page.body.contains("Logged in as alice"));
+    assert!(page
+        .body
+        .contains("<dt>SESSION_TYPE</dt><dd><code>sqlite</code></dd>"));
+    let id = browser.session().expect("a session cookie").to_owned();
+    assert_eq!(id.len(), 43, "the cookie holds only an id: {id}");
+    assert!(!id.contains('.'), "not a signed cookie: {id}");
+    assert!(
+        dir.0.join(SESSIONS_FILE).is_file(),
+        "the sessions file is beside the key file"
+    );
     demo.stop().await;
 
     let demo = start(&dir.0, None).await;
@@ -156,16 +172,97 @@ async fn generated_key_is_kept_and_sessions_survive_a_restart() {
         page.body
     );
     assert_eq!(browser.get("/get_session").await.body, "Welcome, alice!");
+    // Still the same stored session, listed for its user.
+    let sessions = browser.get("/sessions").await;
+    assert!(sessions.body.contains("this device"), "{}", sessions.body);
+    assert_eq!(browser.session(), Some(id.as_str()));
     demo.stop().await;
+}
+
+#[tokio::test]
+async fn the_sessions_file_goes_beside_the_key_file() {
+    let dir = TempDir::new("beside-key");
+    let keys = dir.0.join("keys");
+    std::fs::create_dir_all(&keys).expect("a key directory");
+    let demo = start_with(&dir.0, &["--key-file", "keys/demo.key"], &[]).await;
+    let notice = demo.preamble.join("\n");
+    let shown = std::path::absolute(keys.join(SESSIONS_FILE)).expect("absolute");
+    assert!(
+        notice.contains(&shown.display().to_string()),
+        "the notice names the file: {notice}"
+    );
+    let mut browser = Browser::new(demo.url.clone());
+    assert_eq!(browser.post("/visits").await.body, "1");
+    assert_eq!(browser.post("/visits").await.body, "2");
+    assert!(keys.join("demo.key").is_file());
+    assert!(keys.join(SESSIONS_FILE).is_file());
+    assert!(
+        !dir.0.join(SESSIONS_FILE).exists(),
+        "not in the working directory"
+    );
+    demo.stop().await;
+
+    // SESSION_STORE_URL wins.
+    let elsewhere = dir.0.join("elsewhere.db");
+    let url = common::sqlite_url(&elsewhere);
+    let demo = start_with(
+        &dir.0,
+        &["--key-file", "keys/demo.key"],
+        &[("SESSION_STORE_URL", url.as_str())],
+    )
+    .await;
+    let mut browser = Browser::new(demo.url.clone());
+    assert_eq!(browser.post("/visits").await.body, "1");
+    assert!(elsewhere.is_file());
+    demo.stop().await;
+}
+
+#[tokio::test]
+async fn cookie_and_memory_modes_still_work_and_write_no_sessions_file() {
+    for (mode, survives) in [("cookie", true), ("memory", false)] {
+        let dir = TempDir::new(&format!("mode-{mode}"));
+        let demo = start_with(&dir.0, &[], &[("SESSION_TYPE", mode)]).await;
+        let notice = demo.preamble.join("\n");
+        assert!(notice.contains(&format!("SESSION_TYPE={mode}")), "{notice}");
+        let mut browser = Browser::new(demo.url.clone());
+        browser
+            .post_form("/login", &[("username", "alice")])
+            .await
+            .assert_redirect_home();
+        let page = browser.get("/").await;
+        assert!(page.body.contains("Logged in as alice"), "{mode}");
+        assert!(page.body.contains(&format!(
+            "<dt>SESSION_TYPE</dt><dd><code>{mode}</code></dd>"
+        )));
+        let cart = browser.post_form("/cart", &[("item", "apple")]).await;
+        assert_eq!(cart.status, StatusCode::OK, "{mode}: {}", cart.body);
+        assert_eq!(cart.json(), serde_json::json!(["apple"]));
+        demo.stop().await;
+        assert!(!dir.0.join(SESSIONS_FILE).exists(), "{mode}");
+
+        // A cookie session survives a restart (same key file); a memory one does not.
+        let demo = start_with(&dir.0, &[], &[("SESSION_TYPE", mode)]).await;
+        browser.base = demo.url.clone();
+        let page = browser.get("/").await;
+        assert_eq!(
+            page.body.contains("Logged in as alice"),
+            survives,
+            "{mode}: {}",
+            page.body
+        );
+        demo.stop().await;
+    }
 }
 
 #[tokio::test]
 async fn secret_key_from_the_environment_needs_no_key_file() {
     let dir = TempDir::new("env-key");
     let demo = start(&dir.0, Some("an-environment-secret-key-0123456789abcdef")).await;
+    // Nothing to say about keys: only where sessions are kept.
+    assert_eq!(demo.preamble.len(), 1, "{:?}", demo.preamble);
     assert!(
-        demo.preamble.is_empty(),
-        "nothing to say about keys: {:?}",
+        demo.preamble[0].contains("SESSION_TYPE=sqlite"),
+        "{:?}",
         demo.preamble
     );
     assert!(!dir.0.join("tessera-demo.key").exists());
@@ -195,6 +292,8 @@ async fn help_explains_the_environment() {
         "PERMANENT_SESSION_LIFETIME",
         "SESSION_COOKIE_SAMESITE",
         "SESSION_TYPE",
+        "SESSION_STORE_URL",
+        "tessera-demo-sessions.db",
         "RUST_LOG",
     ] {
         assert!(help.contains(word), "{word} in {help}");

@@ -1,21 +1,106 @@
-//! Shared test helpers: a test configuration, the app on a local port, and a
-//! tiny browser with a cookie jar that shows every `Set-Cookie` it gets.
+//! Shared test helpers: test configurations for every `SESSION_TYPE`, the
+//! app on a local port, temporary directories, and a tiny browser with a
+//! cookie jar that shows every `Set-Cookie` it gets.
 
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use reqwest::header::{HeaderMap, COOKIE, SET_COOKIE};
+use reqwest::header::{HeaderMap, CONTENT_TYPE, COOKIE, SET_COOKIE};
 use reqwest::StatusCode;
-use tessera::SessionConfig;
+use tessera::{SessionConfig, SessionType};
 
 pub(crate) const TEST_KEY: &str = "tessera-demo-test-key-0123456789abcdef0123456789";
 
+/// Cookie sessions (the library's default, as in Flask).
 pub(crate) fn test_config() -> SessionConfig {
     SessionConfig::builder()
         .secret_key(TEST_KEY)
         .build()
         .expect("a valid test configuration")
+}
+
+/// Where sessions live in a test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    Cookie,
+    Memory,
+    Sqlite,
+}
+
+impl Mode {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Mode::Cookie => "cookie",
+            Mode::Memory => "memory",
+            Mode::Sqlite => "sqlite",
+        }
+    }
+}
+
+/// The demo served in one mode; an SQLite file lives in `dir`, removed on drop.
+#[derive(Debug)]
+pub(crate) struct Served {
+    pub(crate) base: String,
+    pub(crate) dir: Option<TempDir>,
+}
+
+/// The test configuration for `mode`; SQLite in `sessions.db` under `dir`.
+pub(crate) fn config_for(mode: Mode, dir: Option<&Path>) -> SessionConfig {
+    let builder = SessionConfig::builder().secret_key(TEST_KEY);
+    let builder = match mode {
+        Mode::Cookie => builder.session_type(SessionType::Cookie),
+        Mode::Memory => builder.session_type(SessionType::Memory),
+        Mode::Sqlite => {
+            let file = dir.expect("a directory for SQLite").join("sessions.db");
+            builder
+                .session_type(SessionType::Sqlite)
+                .store_url(sqlite_url(&file))
+        }
+    };
+    builder.build().expect("a valid test configuration")
+}
+
+/// `SESSION_STORE_URL` for an absolute path.
+pub(crate) fn sqlite_url(file: &Path) -> String {
+    let file = file.to_str().expect("a UTF-8 temp path");
+    format!("sqlite://{file}")
+}
+
+/// Serves the demo in `mode` (SQLite in a fresh temp dir).
+pub(crate) async fn serve_mode(mode: Mode, name: &str) -> Served {
+    let dir = (mode == Mode::Sqlite).then(|| TempDir::new(name));
+    let config = config_for(mode, dir.as_ref().map(|dir| dir.0.as_path()));
+    Served {
+        base: serve(config).await,
+        dir,
+    }
+}
+
+/// A fresh, empty directory under the system's temp dir, removed on drop.
+#[derive(Debug)]
+pub(crate) struct TempDir(pub(crate) PathBuf);
+
+impl TempDir {
+    pub(crate) fn new(name: &str) -> Self {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let path = std::env::temp_dir().join(format!(
+            "tessera-demo-{name}-{}-{nanos}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&path).expect("a temp dir");
+        Self(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// Serves `tessera_demo::build_app(config)` on 127.0.0.1 and returns its base URL.
@@ -54,6 +139,17 @@ impl Reply {
         let cookies = self.set_cookies();
         assert_eq!(cookies.len(), 1, "expected one Set-Cookie: {cookies:?}");
         cookies[0].clone()
+    }
+
+    /// The body parsed as JSON, after checking the content type says so.
+    pub(crate) fn json(&self) -> serde_json::Value {
+        let content_type = self
+            .headers
+            .get(CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default();
+        assert_eq!(content_type, "application/json", "{}", self.body);
+        serde_json::from_str(&self.body).expect("a JSON body")
     }
 
     pub(crate) fn location(&self) -> Option<&str> {
@@ -100,6 +196,37 @@ impl Browser {
     pub(crate) async fn post_form(&mut self, path: &str, form: &[(&str, &str)]) -> Reply {
         let request = self.client.post(format!("{}{path}", self.base)).form(form);
         self.send(request).await
+    }
+
+    pub(crate) async fn post(&mut self, path: &str) -> Reply {
+        let request = self.client.post(format!("{}{path}", self.base));
+        self.send(request).await
+    }
+
+    pub(crate) async fn put_json(&mut self, path: &str, json: &str) -> Reply {
+        let request = self
+            .client
+            .put(format!("{}{path}", self.base))
+            .header(CONTENT_TYPE, "application/json")
+            .body(json.to_owned());
+        self.send(request).await
+    }
+
+    pub(crate) async fn delete(&mut self, path: &str) -> Reply {
+        let request = self.client.delete(format!("{}{path}", self.base));
+        self.send(request).await
+    }
+
+    /// The session cookie's value, if the browser holds one.
+    pub(crate) fn session(&self) -> Option<&str> {
+        self.cookies.get("session").map(String::as_str)
+    }
+
+    /// Another browser holding a copy of this one's cookies.
+    pub(crate) fn copy(&self) -> Self {
+        let mut copy = Self::new(self.base.clone());
+        copy.cookies = self.cookies.clone();
+        copy
     }
 
     pub(crate) async fn send(&mut self, mut request: reqwest::RequestBuilder) -> Reply {

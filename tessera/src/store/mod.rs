@@ -18,8 +18,12 @@ use rand::RngCore as _;
 use crate::value::{Map, Value};
 
 pub mod memory;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
 
 pub use memory::MemoryStore;
+#[cfg(feature = "sqlite")]
+pub use sqlite::SqliteStore;
 
 /// A session id: 32 bytes from the OS CSPRNG in URL-safe base64 without
 /// padding (43 characters), the same form as Flask-Session's
@@ -182,7 +186,8 @@ impl StoreError {
     }
 }
 
-/// Where server-side sessions live. Implemented by [`MemoryStore`]; the
+/// Where server-side sessions live. Implemented by [`MemoryStore`] and, with
+/// the `sqlite` feature, `SqliteStore`; the
 /// shared conformance suite in `tests/store_conformance.rs` is the contract.
 #[async_trait::async_trait]
 pub trait SessionStore: Send + Sync + fmt::Debug + 'static {

@@ -1,0 +1,176 @@
+//! The session as JSON, and the atomic counter and cart: the same routes in
+//! every `SESSION_TYPE`.
+//!
+//! Server-side, requests sharing one session that write different keys all
+//! persist (the store merges changes key by key), and `POST /visits` and
+//! `POST /cart` use the store's atomic increment and append, so parallel
+//! requests lose nothing. A cookie session can only offer that within one
+//! request: parallel requests each send back their own cookie and the last
+//! one wins, as in Flask.
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, FormRejection, PathRejection};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::{Form, Json};
+use serde::Deserialize;
+use tessera::{Session, Value};
+
+use crate::respond::{bad_form, bad_request, check_length, session_failure};
+use crate::AppState;
+
+/// The largest JSON body `PUT /api/session/{key}` accepts, in bytes.
+pub(crate) const MAX_JSON_BYTES: usize = 16 * 1024;
+
+/// `GET /api/session`: every key, as plain JSON (tuples as arrays, bytes as
+/// arrays of numbers, UUIDs and datetimes as strings).
+pub(crate) async fn show(session: Session) -> Response {
+    Json(Value::Dict(session.to_map()).to_json()).into_response()
+}
+
+/// `PUT /api/session/{key}`: the JSON body becomes the key's value; answers
+/// the value as stored.
+pub(crate) async fn put(
+    State(state): State<AppState>,
+    session: Session,
+    key: Result<Path<String>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let key = match checked_key(key) {
+        Ok(key) => key,
+        Err(message) => return bad_request(&message),
+    };
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => {
+            return (
+                rejection.status(),
+                format!("could not read the body: {}\n", rejection.body_text()),
+            )
+                .into_response()
+        }
+    };
+    if body.len() > MAX_JSON_BYTES {
+        return (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "Payload Too Large: the JSON value is {} bytes; at most {MAX_JSON_BYTES} are accepted.\n",
+                body.len()
+            ),
+        )
+            .into_response();
+    }
+    let json: serde_json::Value = match serde_json::from_slice(&body) {
+        Ok(json) => json,
+        Err(error) => {
+            return bad_request(&format!(
+                "the body must be one JSON value, such as \"dark\", 42, [1, 2] or {{\"a\": true}} \
+                 ({error})"
+            ))
+        }
+    };
+    let previous = session.get_value(&key);
+    if let Err(error) = session.insert(key.clone(), json) {
+        return session_failure(&error);
+    }
+    if let Some(size) = state.info.cookie_overflow(&session) {
+        match previous {
+            Some(previous) => session.insert_value(key, previous),
+            None => session.remove(&key),
+        };
+        return too_large_for_a_cookie(size);
+    }
+    let stored = session
+        .get_value(&key)
+        .map_or(serde_json::Value::Null, |value| value.to_json());
+    Json(stored).into_response()
+}
+
+/// `DELETE /api/session/{key}`: `204 No Content`, whether or not it was there.
+pub(crate) async fn delete(session: Session, key: Result<Path<String>, PathRejection>) -> Response {
+    match checked_key(key) {
+        Ok(key) => {
+            session.remove(&key);
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(message) => bad_request(&message),
+    }
+}
+
+/// `413`: in cookie mode, the write would make the cookie larger than
+/// browsers keep; it was undone.
+fn too_large_for_a_cookie(size: usize) -> Response {
+    (
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!(
+            "Payload Too Large: the session cookie would be about {size} bytes, over \
+             MAX_COOKIE_SIZE, and browsers drop such cookies; nothing was changed. Server-side \
+             sessions (SESSION_TYPE=sqlite or memory) hold much more.\n"
+        ),
+    )
+        .into_response()
+}
+
+/// The key from the path, or why it is refused.
+fn checked_key(key: Result<Path<String>, PathRejection>) -> Result<String, String> {
+    let Path(key) = key.map_err(|rejection| {
+        format!(
+            "the key in /api/session/{{key}} must be UTF-8 text ({})",
+            rejection.body_text()
+        )
+    })?;
+    if key.is_empty() {
+        return Err("the key in /api/session/{key} is empty.".to_owned());
+    }
+    check_length("key", &key)?;
+    Ok(key)
+}
+
+/// `POST /visits`: adds one to `visits`, atomically; answers the new count.
+pub(crate) async fn visit(session: Session) -> Response {
+    match session.increment("visits", 1).await {
+        Ok(visits) => visits.to_string().into_response(),
+        Err(error) => session_failure(&error),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct CartForm {
+    item: Option<String>,
+}
+
+/// `POST /cart` with a form field `item`: appends it to `cart`, atomically;
+/// answers the whole cart as a JSON array.
+pub(crate) async fn add_to_cart(
+    State(state): State<AppState>,
+    session: Session,
+    form: Result<Form<CartForm>, FormRejection>,
+) -> Response {
+    let item = match form {
+        Ok(Form(CartForm { item })) => item.unwrap_or_default(),
+        Err(rejection) => return bad_form(&rejection),
+    };
+    if item.trim().is_empty() {
+        return bad_request("the cart form needs a non-empty `item` field, e.g. item=apple.");
+    }
+    if let Err(message) = check_length("item", &item) {
+        return bad_request(&message);
+    }
+    if let Err(error) = session.append("cart", item).await {
+        return session_failure(&error);
+    }
+    if let Some(size) = state.info.cookie_overflow(&session) {
+        session.update(|data| {
+            if let Some(Value::List(items)) = data.get_mut("cart") {
+                items.pop();
+            }
+        });
+        return too_large_for_a_cookie(size);
+    }
+    let cart = session.get_value("cart").map_or_else(
+        || serde_json::Value::Array(Vec::new()),
+        |cart| cart.to_json(),
+    );
+    Json(cart).into_response()
+}

@@ -1,0 +1,77 @@
+//! Responses every handler shares: redirects, clear `400`s, and session
+//! failures mapped to the status a client can act on (never a `500`).
+
+use axum::extract::rejection::FormRejection;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use tessera::{SessionError, StoreError};
+
+/// Longest accepted `username`, `pet`, cart `item` or API key, in
+/// characters: in cookie mode the session must still fit in a cookie
+/// (`MAX_COOKIE_SIZE`, 4093 bytes by default).
+pub(crate) const MAX_FIELD_CHARS: usize = 256;
+
+/// Flask's `redirect('/')`: `302 Found`.
+pub(crate) fn redirect_home() -> Response {
+    (StatusCode::FOUND, [(header::LOCATION, "/")]).into_response()
+}
+
+pub(crate) fn bad_request(message: &str) -> Response {
+    (StatusCode::BAD_REQUEST, format!("Bad Request: {message}\n")).into_response()
+}
+
+pub(crate) fn bad_form(rejection: &FormRejection) -> Response {
+    bad_request(&format!(
+        "expected an application/x-www-form-urlencoded form ({})",
+        rejection.body_text()
+    ))
+}
+
+pub(crate) fn conflict(message: &str) -> Response {
+    (StatusCode::CONFLICT, format!("Conflict: {message}\n")).into_response()
+}
+
+pub(crate) fn check_length(field: &str, value: &str) -> Result<(), String> {
+    let chars = value.chars().count();
+    if chars > MAX_FIELD_CHARS {
+        Err(format!(
+            "`{field}` is {chars} characters long; at most {MAX_FIELD_CHARS} fit in a session cookie."
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// A session operation that failed, as the client should see it:
+///
+/// - the store is down or failed: `503 Service Unavailable` with
+///   `Retry-After`, as the library's extractor answers;
+/// - a key holds the wrong type for an atomic operation (say `visits` set to
+///   a string through the API), or the session was ended by another request
+///   meanwhile, or the operation needs server-side sessions: `409 Conflict`
+///   saying so;
+/// - a value that cannot be stored or read as asked: `400 Bad Request`.
+pub(crate) fn session_failure(error: &SessionError) -> Response {
+    match error {
+        SessionError::Store(StoreError::WrongType { .. }) => conflict(&error.to_string()),
+        SessionError::Store(store) => {
+            tracing::error!(error = %store, "session store failed; answering 503");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(header::RETRY_AFTER, "1")],
+                "Service Unavailable: the session store is unavailable; try again shortly.\n",
+            )
+                .into_response()
+        }
+        SessionError::Revoked => conflict(
+            "your session was ended (logged out, perhaps from another device) while this \
+             request was using it; reload the page to start a new one.",
+        ),
+        SessionError::NotServerSide(_) => conflict(&format!(
+            "{error}. Start the demo with SESSION_TYPE=sqlite (its default) or memory."
+        )),
+        SessionError::Deserialize { .. } | SessionError::Serialize { .. } => {
+            bad_request(&error.to_string())
+        }
+    }
+}

@@ -1,0 +1,505 @@
+//! The routes added for server-side sessions, in every `SESSION_TYPE`: the
+//! JSON API, the atomic counter and cart, "your sessions", "log out
+//! everywhere", and `503` when the store fails.
+
+mod common;
+
+use common::{config_for, serve, serve_mode, sqlite_url, Browser, Mode, TempDir, TEST_KEY};
+use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
+use reqwest::StatusCode;
+use serde_json::json;
+use tessera::{SessionConfig, SessionId, SessionType};
+
+const SERVER_SIDE: [Mode; 2] = [Mode::Memory, Mode::Sqlite];
+const ALL: [Mode; 3] = [Mode::Cookie, Mode::Memory, Mode::Sqlite];
+
+/// The fingerprint `/sessions` and `/` show for a browser's session.
+fn fingerprint(browser: &Browser) -> String {
+    let id = browser.session().expect("a session cookie");
+    SessionId::parse(id).expect("an id").fingerprint()
+}
+
+#[tokio::test]
+async fn json_api_sets_shows_and_removes_keys() {
+    for mode in ALL {
+        let served = serve_mode(mode, "json-api").await;
+        let mut browser = Browser::new(served.base.clone());
+
+        let reply = browser.get("/api/session").await;
+        assert_eq!(reply.status, StatusCode::OK, "{mode:?}");
+        let empty = reply.json();
+        assert!(empty.is_object(), "{mode:?}: {empty}");
+        assert!(empty.get("theme").is_none());
+        assert!(
+            reply.set_cookies().is_empty(),
+            "{mode:?}: reading stores nothing"
+        );
+
+        let reply = browser.put_json("/api/session/theme", r#""dark""#).await;
+        assert_eq!(reply.status, StatusCode::OK, "{mode:?}: {}", reply.body);
+        assert_eq!(reply.json(), json!("dark"));
+        assert!(browser.session().is_some(), "{mode:?}: a session now");
+
+        let prefs = json!({"sizes": [1, 2.5, null], "dense": true, "name": "café"});
+        let reply = browser
+            .put_json("/api/session/prefs", &prefs.to_string())
+            .await;
+        assert_eq!(reply.json(), prefs, "{mode:?}");
+        let reply = browser.put_json("/api/session/count", " 42 ").await;
+        assert_eq!(reply.json(), json!(42), "{mode:?}");
+
+        let all = browser.get("/api/session").await.json();
+        assert_eq!(all["theme"], json!("dark"), "{mode:?}: {all}");
+        assert_eq!(all["prefs"], prefs, "{mode:?}: {all}");
+        assert_eq!(all["count"], json!(42), "{mode:?}: {all}");
+        if mode != Mode::Cookie {
+            assert_eq!(all["_permanent"], json!(true), "SESSION_PERMANENT: {all}");
+        }
+
+        // Invalid JSON is a clear 400 and changes nothing.
+        for bad in ["{nope", "", "dark", "[1,", "1 2"] {
+            let reply = browser.put_json("/api/session/theme", bad).await;
+            assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{mode:?}: {bad:?}");
+            assert!(reply.body.contains("JSON"), "{mode:?}: {}", reply.body);
+        }
+        let reply = browser
+            .put_json(&format!("/api/session/{}", "k".repeat(300)), "1")
+            .await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{mode:?}");
+        let reply = browser.put_json("/api/session/%FF", "1").await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{mode:?}");
+        let huge = format!("\"{}\"", "x".repeat(20_000));
+        let reply = browser.put_json("/api/session/huge", &huge).await;
+        assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE, "{mode:?}");
+        assert_eq!(
+            browser.get("/api/session").await.json()["theme"],
+            json!("dark")
+        );
+
+        let reply = browser.delete("/api/session/theme").await;
+        assert_eq!(reply.status, StatusCode::NO_CONTENT, "{mode:?}");
+        assert!(reply.body.is_empty());
+        let all = browser.get("/api/session").await.json();
+        assert!(all.get("theme").is_none(), "{mode:?}: {all}");
+        assert_eq!(all["prefs"], prefs);
+        let reply = browser.delete("/api/session/never-there").await;
+        assert_eq!(reply.status, StatusCode::NO_CONTENT, "{mode:?}");
+
+        // The seed routes see what the API wrote.
+        browser.put_json("/api/session/username", r#""api""#).await;
+        assert_eq!(browser.get("/get_session").await.body, "Welcome, api!");
+        drop(served);
+    }
+}
+
+#[tokio::test]
+async fn visits_and_cart_count_and_collect() {
+    for mode in ALL {
+        let served = serve_mode(mode, "visits-cart").await;
+        let mut browser = Browser::new(served.base.clone());
+
+        let reply = browser.post("/visits").await;
+        assert_eq!(reply.status, StatusCode::OK, "{mode:?}: {}", reply.body);
+        assert_eq!(reply.body, "1");
+        let content_type = reply.headers.get(CONTENT_TYPE).expect("typed");
+        assert!(content_type
+            .to_str()
+            .expect("ASCII")
+            .starts_with("text/plain"));
+        assert_eq!(browser.post("/visits").await.body, "2", "{mode:?}");
+
+        let reply = browser.post_form("/cart", &[("item", "apple")]).await;
+        assert_eq!(reply.status, StatusCode::OK, "{mode:?}: {}", reply.body);
+        assert_eq!(reply.json(), json!(["apple"]));
+        let reply = browser
+            .post_form("/cart", &[("item", "pear & <fig>")])
+            .await;
+        assert_eq!(reply.json(), json!(["apple", "pear & <fig>"]), "{mode:?}");
+
+        let too_long = "x".repeat(300);
+        for form in [
+            &[][..],
+            &[("item", "")][..],
+            &[("item", "  ")][..],
+            &[("thing", "apple")][..],
+            &[("item", too_long.as_str())][..],
+        ] {
+            let reply = browser.post_form("/cart", form).await;
+            assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{mode:?}: {form:?}");
+            assert!(reply.body.contains("item"), "{mode:?}: {}", reply.body);
+        }
+
+        let page = browser.get("/").await;
+        assert!(page.body.contains("Visits counted: 2"), "{mode:?}");
+        assert!(page.body.contains("<li>apple</li>"), "{mode:?}");
+        assert!(
+            page.body.contains("<li>pear &amp; &lt;fig&gt;</li>"),
+            "{mode:?}"
+        );
+        for form in [
+            "action=\"/visits\"",
+            "action=\"/cart\"",
+            "href=\"/sessions\"",
+        ] {
+            assert!(page.body.contains(form), "{mode:?}: {form}");
+        }
+        assert!(page.body.contains("href=\"/api/session\""));
+
+        // A key of the wrong type is a conflict, not a server error.
+        browser.put_json("/api/session/visits", r#""many""#).await;
+        let reply = browser.post("/visits").await;
+        assert_eq!(
+            reply.status,
+            StatusCode::CONFLICT,
+            "{mode:?}: {}",
+            reply.body
+        );
+        assert!(reply.body.contains("visits"), "{}", reply.body);
+        browser.put_json("/api/session/cart", "5").await;
+        let reply = browser.post_form("/cart", &[("item", "apple")]).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::CONFLICT,
+            "{mode:?}: {}",
+            reply.body
+        );
+        drop(served);
+    }
+}
+
+#[tokio::test]
+async fn the_first_visit_of_a_new_visitor_starts_a_session() {
+    for mode in SERVER_SIDE {
+        let served = serve_mode(mode, "first-visit").await;
+        let mut browser = Browser::new(served.base.clone());
+        assert_eq!(browser.post("/visits").await.body, "1");
+        assert!(browser.session().is_some(), "{mode:?}");
+        assert_eq!(browser.post("/visits").await.body, "2", "{mode:?}");
+        let mut other = Browser::new(served.base.clone());
+        assert_eq!(other.post("/visits").await.body, "1", "{mode:?}: separate");
+        drop(served);
+    }
+}
+
+#[tokio::test]
+async fn sessions_page_lists_the_users_sessions() {
+    for mode in SERVER_SIDE {
+        let served = serve_mode(mode, "sessions-page").await;
+        let mut laptop = Browser::new(served.base.clone());
+
+        let page = laptop.get("/sessions").await;
+        assert_eq!(page.status, StatusCode::OK, "{mode:?}");
+        assert!(page.body.contains("You are not logged in"), "{}", page.body);
+        assert!(page.body.contains("href=\"/\""));
+
+        laptop
+            .post_form("/login", &[("username", "alice")])
+            .await
+            .assert_redirect_home();
+        let mut phone = Browser::new(served.base.clone());
+        phone
+            .post_form("/login", &[("username", "alice")])
+            .await
+            .assert_redirect_home();
+        let mut bob = Browser::new(served.base.clone());
+        bob.post_form("/login", &[("username", "bob")])
+            .await
+            .assert_redirect_home();
+
+        let page = laptop.get("/sessions").await;
+        assert_eq!(page.status, StatusCode::OK, "{mode:?}");
+        let content_type = page.headers.get(CONTENT_TYPE).expect("typed");
+        assert!(content_type
+            .to_str()
+            .expect("ASCII")
+            .starts_with("text/html"));
+        assert!(
+            page.body.contains("alice has 2 live sessions"),
+            "{}",
+            page.body
+        );
+        let (laptop_fp, phone_fp) = (fingerprint(&laptop), fingerprint(&phone));
+        assert!(
+            page.body.contains(&format!("#{laptop_fp}")),
+            "{}",
+            page.body
+        );
+        assert!(page.body.contains(&format!("#{phone_fp}")), "{}", page.body);
+        assert!(!page.body.contains(&format!("#{}", fingerprint(&bob))));
+        // Never the ids themselves: they are the credentials.
+        for browser in [&laptop, &phone, &bob] {
+            assert!(!page.body.contains(browser.session().expect("an id")));
+        }
+        assert_eq!(page.body.matches("this device").count(), 1);
+        let this_row = page
+            .body
+            .split("<tr>")
+            .find(|row| row.contains("this device"))
+            .expect("a row for this device");
+        assert!(this_row.contains(&laptop_fp), "{this_row}");
+        assert!(page.body.contains("UTC"), "created and expiry times");
+        assert!(page
+            .body
+            .contains("<form method=\"post\" action=\"/sessions/logout-everywhere\">"));
+
+        // The page at / shows the same fingerprint.
+        let home = laptop.get("/").await;
+        assert!(
+            home.body.contains(&format!("<code>#{laptop_fp}</code>")),
+            "{}",
+            home.body
+        );
+        assert!(home.body.contains(&format!(
+            "<dt>SESSION_TYPE</dt><dd><code>{}</code></dd>",
+            mode.name()
+        )));
+        assert!(
+            home.body.contains("<dt>User</dt><dd>alice</dd>"),
+            "{}",
+            home.body
+        );
+        drop(served);
+    }
+}
+
+#[tokio::test]
+async fn log_out_everywhere_ends_every_session_of_the_user() {
+    for mode in SERVER_SIDE {
+        let served = serve_mode(mode, "everywhere").await;
+        let mut laptop = Browser::new(served.base.clone());
+        let mut phone = Browser::new(served.base.clone());
+        let mut bob = Browser::new(served.base.clone());
+        for (browser, user) in [
+            (&mut laptop, "alice"),
+            (&mut phone, "alice"),
+            (&mut bob, "bob"),
+        ] {
+            browser
+                .post_form("/login", &[("username", user)])
+                .await
+                .assert_redirect_home();
+        }
+
+        let reply = phone.post("/sessions/logout-everywhere").await;
+        reply.assert_redirect_home();
+        let page = phone.get("/").await;
+        assert!(page.body.contains("You are not logged in"), "{mode:?}");
+        assert!(
+            page.body
+                .contains("Logged out everywhere: 2 sessions ended"),
+            "{mode:?}: {}",
+            page.body
+        );
+        assert!(laptop.get("/").await.body.contains("You are not logged in"));
+        assert!(laptop
+            .get("/sessions")
+            .await
+            .body
+            .contains("You are not logged in"));
+        assert!(
+            bob.get("/").await.body.contains("Logged in as bob"),
+            "{mode:?}"
+        );
+
+        // Without a user it ends just this session.
+        let mut anonymous = Browser::new(served.base.clone());
+        anonymous.post("/visits").await;
+        anonymous
+            .post("/sessions/logout-everywhere")
+            .await
+            .assert_redirect_home();
+        let page = anonymous.get("/").await;
+        assert!(page.body.contains("1 session ended"), "{}", page.body);
+        assert!(page.body.contains("Visits counted: 0"), "{}", page.body);
+        drop(served);
+    }
+}
+
+#[tokio::test]
+async fn server_only_routes_say_so_in_cookie_mode() {
+    let served = serve_mode(Mode::Cookie, "cookie-mode").await;
+    let mut browser = Browser::new(served.base.clone());
+
+    let page = browser.get("/sessions").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body
+            .contains("Listing your sessions needs server-side sessions"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("SESSION_TYPE=cookie"));
+
+    browser
+        .post_form("/login", &[("username", "alice")])
+        .await
+        .assert_redirect_home();
+    let page = browser.get("/sessions").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("needs server-side sessions"));
+
+    let reply = browser.post("/sessions/logout-everywhere").await;
+    assert_eq!(reply.status, StatusCode::CONFLICT);
+    assert!(
+        reply.body.contains("server-side sessions"),
+        "{}",
+        reply.body
+    );
+    assert!(reply.body.contains("SESSION_TYPE=cookie"), "{}", reply.body);
+    assert!(reply.set_cookies().is_empty());
+    assert!(browser.get("/").await.body.contains("Logged in as alice"));
+
+    // The panel explains that a cookie session has no id.
+    let page = browser.get("/").await;
+    assert!(page
+        .body
+        .contains("<dt>Session id</dt><dd>none: the signed cookie holds the data itself</dd>"));
+    // Logging out keeps the seed's behaviour: only `username` goes.
+    browser.post_form("/cart", &[("item", "apple")]).await;
+    browser.get("/logout").await.assert_redirect_home();
+    let page = browser.get("/").await;
+    assert!(page.body.contains("You are not logged in"));
+    assert!(page.body.contains(">Logged out</li>"));
+    assert!(page.body.contains("<li>apple</li>"), "{}", page.body);
+}
+
+/// Text that does not compress: `n` pseudo-random letters and digits.
+fn incompressible(n: usize, seed: u64) -> String {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    let mut state = seed | 1;
+    (0..n)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            char::from(ALPHABET[(state % ALPHABET.len() as u64) as usize])
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn cookie_mode_refuses_writes_that_would_not_fit_in_a_cookie() {
+    let big = format!("\"{}\"", incompressible(5000, 7));
+    for mode in ALL {
+        let served = serve_mode(mode, "cookie-size").await;
+        let mut browser = Browser::new(served.base.clone());
+        browser.put_json("/api/session/theme", r#""dark""#).await;
+        let reply = browser.put_json("/api/session/theme", &big).await;
+        if mode == Mode::Cookie {
+            assert_eq!(
+                reply.status,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "{}",
+                reply.body
+            );
+            assert!(reply.body.contains("MAX_COOKIE_SIZE"), "{}", reply.body);
+            let all = browser.get("/api/session").await.json();
+            assert_eq!(all["theme"], json!("dark"), "nothing changed: {all}");
+        } else {
+            assert_eq!(reply.status, StatusCode::OK, "{mode:?}: the store holds it");
+        }
+
+        // Items of the longest accepted length, until the cookie is full.
+        let mut added = 0;
+        for i in 0..40 {
+            let item = incompressible(256, i + 1);
+            let reply = browser.post_form("/cart", &[("item", item.as_str())]).await;
+            if reply.status == StatusCode::PAYLOAD_TOO_LARGE {
+                break;
+            }
+            assert_eq!(reply.status, StatusCode::OK, "{mode:?}: {}", reply.body);
+            added += 1;
+        }
+        let cart = browser.get("/api/session").await.json()["cart"].clone();
+        let kept = cart.as_array().map_or(0, Vec::len);
+        assert_eq!(kept, added, "{mode:?}: a refused item is not kept");
+        if mode == Mode::Cookie {
+            assert!((5..40).contains(&added), "{added} items fit in a cookie");
+        } else {
+            assert_eq!(added, 40, "{mode:?}");
+        }
+        drop(served);
+    }
+}
+
+#[tokio::test]
+async fn a_failing_store_answers_503_never_500() {
+    let dir = TempDir::new("store-down");
+    // A file where the database's directory should be: SQLite cannot open it.
+    let blocker = dir.0.join("blocker");
+    std::fs::write(&blocker, "not a directory").expect("a file");
+    let config = SessionConfig::builder()
+        .secret_key(TEST_KEY)
+        .session_type(SessionType::Sqlite)
+        .store_url(sqlite_url(&blocker.join("sessions.db")))
+        .build()
+        .expect("valid: stores open lazily");
+    let base = serve(config).await;
+
+    let mut anonymous = Browser::new(base.clone());
+    let page = anonymous.get("/").await;
+    assert_eq!(page.status, StatusCode::OK, "no cookie, no store call");
+    let mut copied = Browser::new(base.clone());
+    copied.cookies.insert(
+        "session".to_owned(),
+        SessionId::generate().as_str().to_owned(),
+    );
+
+    let mut checks = Vec::new();
+    checks.push(("POST /visits", anonymous.post("/visits").await));
+    checks.push((
+        "POST /cart",
+        anonymous.post_form("/cart", &[("item", "apple")]).await,
+    ));
+    checks.push((
+        "PUT /api/session/k",
+        anonymous.put_json("/api/session/k", "1").await,
+    ));
+    checks.push((
+        "POST /login",
+        anonymous
+            .post_form("/login", &[("username", "alice")])
+            .await,
+    ));
+    for (name, reply) in [
+        ("GET / with a cookie", copied.get("/").await),
+        ("GET /api/session", copied.get("/api/session").await),
+        (
+            "DELETE /api/session/k",
+            copied.delete("/api/session/k").await,
+        ),
+        ("GET /sessions", copied.get("/sessions").await),
+        ("GET /logout", copied.get("/logout").await),
+        (
+            "POST /sessions/logout-everywhere",
+            copied.post("/sessions/logout-everywhere").await,
+        ),
+        (
+            "POST /login with a cookie",
+            copied.post_form("/login", &[("username", "alice")]).await,
+        ),
+    ] {
+        checks.push((name, reply));
+    }
+    for (name, reply) in checks {
+        assert_eq!(
+            reply.status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{name}: {}",
+            reply.body
+        );
+        assert!(reply.headers.get(RETRY_AFTER).is_some(), "{name}");
+    }
+}
+
+#[test]
+fn test_configs_are_what_they_say() {
+    let dir = TempDir::new("configs");
+    assert_eq!(
+        config_for(Mode::Memory, None).session_type(),
+        SessionType::Memory
+    );
+    let sqlite = config_for(Mode::Sqlite, Some(&dir.0));
+    assert_eq!(sqlite.session_type(), SessionType::Sqlite);
+    assert_eq!(sqlite.sqlite_path(), dir.0.join("sessions.db"));
+}

@@ -1,0 +1,129 @@
+//! Server-side sessions end when the user says so, over HTTP: a copied
+//! cookie dies at logout, "log out everywhere" reaches other devices at once,
+//! and a session id obtained before login (fixation) is worthless after it.
+
+mod common;
+
+use common::{serve_mode, Browser, Mode};
+use serde_json::json;
+
+const SERVER_SIDE: [Mode; 2] = [Mode::Memory, Mode::Sqlite];
+
+#[tokio::test]
+async fn a_copied_cookie_is_dead_after_logout() {
+    for mode in SERVER_SIDE {
+        let served = serve_mode(mode, "copied-cookie").await;
+        let mut browser = Browser::new(served.base.clone());
+        browser
+            .post_form("/login", &[("username", "alice")])
+            .await
+            .assert_redirect_home();
+        browser.post_form("/cart", &[("item", "apple")]).await;
+        let mut stolen = browser.copy();
+        assert!(stolen.get("/").await.body.contains("Logged in as alice"));
+
+        let reply = browser.get("/logout").await;
+        reply.assert_redirect_home();
+        let page = browser.get("/").await;
+        assert!(page.body.contains("You are not logged in"), "{mode:?}");
+        assert!(page.body.contains(">Logged out</li>"), "{mode:?}");
+        assert!(
+            page.body.contains("Your cart is empty."),
+            "the session ended"
+        );
+        assert_ne!(browser.session(), stolen.session(), "a fresh session");
+
+        let page = stolen.get("/").await;
+        assert!(
+            page.body.contains("You are not logged in"),
+            "{mode:?}: the copy is dead: {}",
+            page.body
+        );
+        assert!(page.body.contains("Your cart is empty."), "{mode:?}");
+        assert_eq!(
+            stolen.get("/get_session").await.body,
+            "No session data found."
+        );
+        // Writing through the dead copy starts a new, anonymous session.
+        stolen.put_json("/api/session/theme", r#""dark""#).await;
+        let all = stolen.get("/api/session").await.json();
+        assert!(all.get("username").is_none(), "{mode:?}: {all}");
+        assert!(all.get("cart").is_none(), "{mode:?}: {all}");
+        drop(served);
+    }
+}
+
+#[tokio::test]
+async fn log_out_everywhere_reaches_the_other_device_at_once() {
+    for mode in SERVER_SIDE {
+        let served = serve_mode(mode, "other-device").await;
+        let mut laptop = Browser::new(served.base.clone());
+        let mut phone = Browser::new(served.base.clone());
+        for browser in [&mut laptop, &mut phone] {
+            browser
+                .post_form("/login", &[("username", "alice")])
+                .await
+                .assert_redirect_home();
+        }
+        assert!(phone.get("/").await.body.contains("Logged in as alice"));
+
+        laptop
+            .post("/sessions/logout-everywhere")
+            .await
+            .assert_redirect_home();
+
+        let page = phone.get("/").await;
+        assert!(
+            page.body.contains("You are not logged in"),
+            "{mode:?}: {}",
+            page.body
+        );
+        assert_eq!(
+            phone.get("/get_session").await.body,
+            "No session data found."
+        );
+        assert!(laptop.get("/").await.body.contains("You are not logged in"));
+        drop(served);
+    }
+}
+
+#[tokio::test]
+async fn a_cookie_from_before_login_is_not_valid_after_it() {
+    for mode in SERVER_SIDE {
+        let served = serve_mode(mode, "fixation").await;
+        let mut victim = Browser::new(served.base.clone());
+        // An anonymous session, as an attacker would plant in the victim's browser.
+        victim.put_json("/api/session/theme", r#""dark""#).await;
+        let planted = victim.copy();
+        let before = victim.session().expect("a session").to_owned();
+
+        let reply = victim.post_form("/login", &[("username", "victim")]).await;
+        reply.assert_redirect_home();
+        let after = victim.session().expect("still a session").to_owned();
+        assert_ne!(after, before, "{mode:?}: login sends a new session id");
+        assert!(
+            reply.set_cookies().iter().any(|c| c.contains(&after)),
+            "{mode:?}: the login response carries the new id"
+        );
+
+        let all = victim.get("/api/session").await.json();
+        assert_eq!(all["username"], json!("victim"), "{mode:?}: {all}");
+        assert_eq!(all["theme"], json!("dark"), "{mode:?}: data is kept");
+
+        let mut attacker = planted;
+        let page = attacker.get("/").await;
+        assert!(
+            page.body.contains("You are not logged in"),
+            "{mode:?}: the planted id is anonymous: {}",
+            page.body
+        );
+        let all = attacker.get("/api/session").await.json();
+        assert!(all.get("username").is_none(), "{mode:?}: {all}");
+        assert!(attacker
+            .get("/sessions")
+            .await
+            .body
+            .contains("You are not logged in"));
+        drop(served);
+    }
+}

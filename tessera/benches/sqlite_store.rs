@@ -1,0 +1,233 @@
+//! SQLite store latency at 10k and 1M stored sessions, and the cost of
+//! sweeping 1M expired records (with request latency measured meanwhile).
+//!
+//! Run with `cargo bench -p tessera --features sqlite --bench sqlite_store`;
+//! `scripts/bench-store.sh` runs it and writes the results into
+//! BENCHMARKS.md. Prints one JSON object on stdout; progress on stderr.
+//!
+//! Sessions are bulk-inserted with plain SQL in large transactions (the
+//! store's own `create` commits each one, which would make filling 1M rows
+//! take minutes); every measured operation goes through `SqliteStore`.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{Connection, SqliteConnection};
+use tessera::store::{Changes, SessionId, SessionStore, SqliteStore};
+use tessera::{Map, Value};
+
+const SAMPLES: usize = 20_000;
+const NOW: u64 = 2_000_000_000;
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index].as_secs_f64() * 1e6
+}
+
+fn summary(mut samples: Vec<Duration>) -> serde_json::Value {
+    samples.sort();
+    serde_json::json!({
+        "samples": samples.len(),
+        "p50_us": percentile(&samples, 0.50),
+        "p99_us": percentile(&samples, 0.99),
+        "max_us": percentile(&samples, 1.0),
+    })
+}
+
+/// A session id derived from a number, so the bench can pick random live ones.
+fn id(n: usize) -> SessionId {
+    SessionId::parse(&format!("bench{n:0>38}")).expect("a valid id")
+}
+
+/// Inserts `count` sessions numbered from `first`, each with three keys,
+/// expiring at `expires_at`.
+async fn bulk_insert(path: &Path, first: usize, count: usize, expires_at: u64) {
+    let options = SqliteConnectOptions::new().filename(path);
+    let mut conn = SqliteConnection::connect_with(&options)
+        .await
+        .expect("connect");
+    let mut done = 0;
+    while done < count {
+        let batch = (count - done).min(20_000);
+        let mut tx = conn.begin().await.expect("begin");
+        for n in first + done..first + done + batch {
+            let sid = id(n);
+            sqlx::query("INSERT INTO tessera_sessions (id, user_id, created_at, expires_at, absolute_expires_at) VALUES (?, ?, ?, ?, NULL)")
+                .bind(sid.as_str())
+                .bind(format!("user{}", n % 1000))
+                .bind((NOW - 100) as i64)
+                .bind(expires_at as i64)
+                .execute(&mut *tx)
+                .await
+                .expect("insert session");
+            for (key, value) in [
+                ("_permanent", "true".to_owned()),
+                ("user_id", n.to_string()),
+                ("theme", "\"dark\"".to_owned()),
+            ] {
+                sqlx::query(
+                    "INSERT INTO tessera_session_values (session_id, key, value) VALUES (?, ?, ?)",
+                )
+                .bind(sid.as_str())
+                .bind(key)
+                .bind(value)
+                .execute(&mut *tx)
+                .await
+                .expect("insert value");
+            }
+        }
+        tx.commit().await.expect("commit");
+        done += batch;
+    }
+}
+
+/// A cheap deterministic pseudo-random sequence (xorshift).
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n as u64) as usize
+    }
+}
+
+async fn latency_at(dir: &Path, stored: usize) -> serde_json::Value {
+    let path = dir.join(format!("latency-{stored}.db"));
+    let store = SqliteStore::open(&path).await.expect("open");
+    eprintln!("bench-store: inserting {stored} sessions");
+    let started = Instant::now();
+    bulk_insert(&path, 0, stored, NOW + 3600).await;
+    eprintln!(
+        "bench-store: inserted in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    // Warm the page cache the way a running server's would be.
+    for _ in 0..2000 {
+        let _ = store.load(&id(rng.below(stored)), NOW).await;
+    }
+    let mut loads = Vec::with_capacity(SAMPLES);
+    for _ in 0..SAMPLES {
+        let sid = id(rng.below(stored));
+        let t = Instant::now();
+        let record = store.load(&sid, NOW).await.expect("load");
+        loads.push(t.elapsed());
+        assert!(record.is_some());
+    }
+    let mut saves = Vec::with_capacity(SAMPLES);
+    for i in 0..SAMPLES {
+        let sid = id(rng.below(stored));
+        let changes = Changes {
+            set: Map::from([("visits".to_owned(), Value::from(i))]),
+            expires_at: Some(NOW + 7200),
+            ..Changes::default()
+        };
+        let t = Instant::now();
+        let applied = store.update(&sid, &changes, NOW).await.expect("update");
+        saves.push(t.elapsed());
+        assert!(applied);
+    }
+    store.close().await;
+    let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0)
+        + std::fs::metadata(path.with_extension("db-wal"))
+            .map(|m| m.len())
+            .unwrap_or(0);
+    let _ = std::fs::remove_file(&path);
+    serde_json::json!({
+        "stored": stored,
+        "load": summary(loads),
+        "save": summary(saves),
+        "file_bytes_per_session": bytes as f64 / stored as f64,
+    })
+}
+
+async fn sweep(dir: &Path, expired: usize, live: usize) -> serde_json::Value {
+    let path = dir.join("sweep.db");
+    let store = Arc::new(SqliteStore::open(&path).await.expect("open"));
+    eprintln!("bench-store: inserting {expired} expired and {live} live sessions");
+    bulk_insert(&path, 0, live, NOW + 3600).await;
+    bulk_insert(&path, live, expired, NOW - 10).await;
+
+    // Request latency with no sweep, then during the sweep.
+    let baseline = load_for(&store, live, Duration::from_secs(3), None).await;
+    let running = Arc::new(AtomicBool::new(true));
+    let loader = {
+        let (store, running) = (store.clone(), running.clone());
+        tokio::spawn(async move {
+            load_for(&store, live, Duration::from_secs(3600), Some(running)).await
+        })
+    };
+    let started = Instant::now();
+    let mut purged = 0;
+    loop {
+        let count = store.purge_expired(NOW, 1000).await.expect("purge");
+        purged += count;
+        if count < 1000 {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    let sweep_secs = started.elapsed().as_secs_f64();
+    running.store(false, Ordering::SeqCst);
+    let during = loader.await.expect("loader");
+    assert_eq!(purged as usize, expired);
+    store.close().await;
+    let _ = std::fs::remove_file(&path);
+    serde_json::json!({
+        "expired": expired,
+        "live": live,
+        "sweep_seconds": sweep_secs,
+        "batch": 1000,
+        "load_without_sweep": baseline,
+        "load_during_sweep": during,
+    })
+}
+
+/// Loads random live sessions until `deadline` passes or `running` is cleared.
+async fn load_for(
+    store: &SqliteStore,
+    live: usize,
+    deadline: Duration,
+    running: Option<Arc<AtomicBool>>,
+) -> serde_json::Value {
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let mut samples = Vec::new();
+    let started = Instant::now();
+    while started.elapsed() < deadline && running.as_ref().is_none_or(|r| r.load(Ordering::SeqCst))
+    {
+        let sid = id(rng.below(live));
+        let t = Instant::now();
+        let record = store.load(&sid, NOW).await.expect("load");
+        samples.push(t.elapsed());
+        assert!(record.is_some());
+        tokio::task::yield_now().await;
+    }
+    summary(samples)
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    if std::env::args().any(|arg| arg == "--list") {
+        return; // `cargo bench -- --list` from other tooling
+    }
+    let large: usize = std::env::var("TESSERA_BENCH_LARGE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let dir: PathBuf =
+        std::env::temp_dir().join(format!("tessera-bench-store-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let small = latency_at(&dir, 10_000).await;
+    let big = latency_at(&dir, large).await;
+    let sweep = sweep(&dir, large, 10_000).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    println!(
+        "{}",
+        serde_json::json!({ "latency": [small, big], "sweep": sweep })
+    );
+}

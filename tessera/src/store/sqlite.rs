@@ -1,0 +1,784 @@
+//! Sessions in a SQLite database file, through sqlx (feature `sqlite`).
+//!
+//! One file holds every session: a row per session in `tessera_sessions` and
+//! a row per key in `tessera_session_values`, each value as Flask's tagged
+//! JSON. Because values are rows, [`update`](SessionStore::update) writes only
+//! the keys a request changed, so two requests on one session that write
+//! different keys both persist; [`increment`](SessionStore::increment) and
+//! [`append`](SessionStore::append) are read-modify-writes under SQLite's
+//! write lock, so concurrent ones never lose an update.
+//!
+//! [`SqliteStore::new`] is synchronous and touches nothing: the first
+//! operation creates the file and its directory, opens a small connection pool
+//! and creates or migrates the schema. If that fails (a read-only directory, a
+//! locked file) the operation returns [`StoreError::Unavailable`] and the next
+//! one tries again, so a store configured before its volume is mounted
+//! recovers by itself.
+//!
+//! ```no_run
+//! use tessera::store::{Record, SessionId, SessionStore, SqliteStore};
+//!
+//! # async fn run() -> Result<(), tessera::store::StoreError> {
+//! // Nothing is opened yet; `SqliteStore::open` would open it now.
+//! let store = SqliteStore::from_url("sqlite:///var/lib/myapp/sessions.db")?;
+//!
+//! let id = SessionId::generate();
+//! let now = 1_700_000_000;
+//! let record = Record {
+//!     data: Default::default(),
+//!     user_id: Some("alice".to_owned()),
+//!     created_at: now,
+//!     expires_at: now + 3600,
+//!     absolute_expires_at: Some(now + 86_400),
+//! };
+//! assert!(store.create(&id, &record).await?);
+//! assert_eq!(store.increment(&id, "visits", 1, now).await?, Some(1));
+//!
+//! // A sweeper, from time to time:
+//! while store.purge_expired(now, 1000).await? == 1000 {}
+//! # Ok(()) }
+//! ```
+//!
+//! The database runs in WAL mode, so readers never wait for the writer and
+//! several processes on one machine can share the file (not over a network
+//! file system, where SQLite's locking is unreliable). The schema version is
+//! kept in `PRAGMA user_version`; newer versions of tessera migrate older
+//! files forward and refuse files from a newer version.
+//!
+//! SQLite integers are signed 64-bit: times beyond `i64::MAX` seconds (some
+//! 292 billion years away) are stored as `i64::MAX`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteRow, SqliteSynchronous,
+};
+use sqlx::{Executor as _, Row as _, Sqlite, Transaction};
+use tokio::sync::OnceCell;
+
+use super::{
+    append_in_map, integer_for_increment, Changes, Record, SessionId, SessionInfo, SessionStore,
+    StoreError,
+};
+use crate::tagged;
+use crate::value::{Map, Value};
+
+/// SQLite has one writer at a time, so more connections only help readers;
+/// a few keep reads flowing while a write holds the lock.
+const MAX_CONNECTIONS: u32 = 4;
+
+/// How long a statement waits for another connection's (or process's) write
+/// lock before failing with `SQLITE_BUSY`. Writes here are short, so reaching
+/// it means the file is wedged, not merely busy.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long an operation waits for a free connection: a little longer than
+/// the busy timeout, so that a slow writer is reported as such.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Schema steps, in order: step `n` takes `user_version` from `n` to `n + 1`.
+/// Released steps never change; later versions append steps.
+const MIGRATIONS: &[&str] = &[
+    // 1: sessions, and their values one row per key so writes merge per key.
+    "CREATE TABLE tessera_sessions (
+        id TEXT PRIMARY KEY,
+        user_id TEXT,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        absolute_expires_at INTEGER
+    );
+    CREATE INDEX tessera_sessions_expires_at ON tessera_sessions (expires_at);
+    CREATE INDEX tessera_sessions_absolute_expires_at ON tessera_sessions (absolute_expires_at);
+    CREATE INDEX tessera_sessions_user_id ON tessera_sessions (user_id);
+    CREATE TABLE tessera_session_values (
+        session_id TEXT NOT NULL REFERENCES tessera_sessions (id) ON DELETE CASCADE,
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (session_id, key)
+    ) WITHOUT ROWID;",
+];
+
+// The queries whose plans matter as the tables grow, named so that the tests
+// can check SQLite answers them from an index rather than a scan.
+
+/// A live session and its values, in one statement so in one snapshot.
+const LOAD: &str = "
+    SELECT s.user_id, s.created_at, s.expires_at, s.absolute_expires_at, v.key, v.value
+    FROM tessera_sessions AS s
+    LEFT JOIN tessera_session_values AS v ON v.session_id = s.id
+    WHERE s.id = ?1
+      AND s.expires_at > ?2
+      AND (s.absolute_expires_at IS NULL OR s.absolute_expires_at > ?2)";
+
+/// A page of one user's live sessions.
+const LIST_BY_USER: &str = "
+    SELECT id, user_id, created_at, expires_at, absolute_expires_at
+    FROM tessera_sessions
+    WHERE user_id = ?1 AND id > ?2
+      AND expires_at > ?3
+      AND (absolute_expires_at IS NULL OR absolute_expires_at > ?3)
+    ORDER BY id LIMIT ?4";
+
+/// A page of all live sessions.
+const LIST_ALL: &str = "
+    SELECT id, user_id, created_at, expires_at, absolute_expires_at
+    FROM tessera_sessions
+    WHERE id > ?1
+      AND expires_at > ?2
+      AND (absolute_expires_at IS NULL OR absolute_expires_at > ?2)
+    ORDER BY id LIMIT ?3";
+
+/// At most a batch of dead sessions; their values go by the cascade. Bounded,
+/// so a sweeper never holds the write lock for long; the OR is answered from
+/// the two expiry indexes.
+const PURGE: &str = "
+    DELETE FROM tessera_sessions WHERE id IN (
+        SELECT id FROM tessera_sessions
+        WHERE expires_at <= ?1 OR absolute_expires_at <= ?1
+        LIMIT ?2
+    )";
+
+/// A [`SessionStore`] in a SQLite database file.
+///
+/// Cheap to construct; see the [module documentation](self) for when the
+/// file is opened and how the schema is managed.
+#[derive(Debug)]
+pub struct SqliteStore {
+    path: PathBuf,
+    pool: OnceCell<SqlitePool>,
+}
+
+/// Opening the database failed; says which file, since sqlx does not.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot open the SQLite session store {path}: {source}")]
+struct OpenError {
+    path: String,
+    #[source]
+    source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl SqliteStore {
+    /// The schema version this library creates and expects, as found in the
+    /// file's `PRAGMA user_version`.
+    pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
+    /// A store in the file at `path`, created with its directory if missing.
+    /// Nothing is opened until the first operation.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            pool: OnceCell::new(),
+        }
+    }
+
+    /// A store in the file at `path`, opened and migrated now, so that a bad
+    /// path is reported at once rather than by the first request.
+    pub async fn open(path: impl Into<PathBuf>) -> Result<Self, StoreError> {
+        let store = Self::new(path);
+        store.pool().await?;
+        Ok(store)
+    }
+
+    /// A store from a URL: `sqlite:///abs/path.db` for an absolute path or
+    /// `sqlite://relative/path.db` for one relative to the current directory
+    /// (resolved now, so a later change of directory does not move it).
+    /// Nothing is opened until the first operation.
+    pub fn from_url(url: &str) -> Result<Self, StoreError> {
+        let refuse = |why: &str| {
+            StoreError::Config(format!(
+                "{url:?} is not a SQLite session store URL: {why}; expected \
+                 sqlite:///absolute/path.db or sqlite://relative/path.db"
+            ))
+        };
+        let Some(rest) = url.strip_prefix("sqlite://") else {
+            return Err(refuse("it does not start with sqlite://"));
+        };
+        if rest.contains(['?', '#']) {
+            // sqlx and SQLAlchemy read these as options; silently taking them
+            // as part of the file name would surprise either way.
+            return Err(refuse("query strings and fragments are not supported"));
+        }
+        let path = Path::new(rest);
+        if rest.is_empty() || rest.ends_with('/') || path.file_name().is_none() {
+            return Err(refuse("it names no file"));
+        }
+        if rest.starts_with(":memory:") {
+            return Err(refuse("in-memory databases are not supported"));
+        }
+        let path = if path.is_absolute() {
+            path.to_owned()
+        } else {
+            let cwd = std::env::current_dir().map_err(|error| {
+                StoreError::Config(format!(
+                    "cannot resolve the relative SQLite path in {url:?}: {error}"
+                ))
+            })?;
+            cwd.join(path)
+        };
+        Ok(Self::new(path))
+    }
+
+    /// The database file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Closes the connections, waiting for them to finish, which checkpoints
+    /// the write-ahead log into the database file: for graceful shutdown.
+    /// Operations after this fail with [`StoreError::Unavailable`]. Does
+    /// nothing if the store was never used.
+    pub async fn close(&self) {
+        if let Some(pool) = self.pool.get() {
+            pool.close().await;
+        }
+    }
+
+    /// The pool, opening it first if needed. `get_or_try_init` keeps only
+    /// a success, so after a failure the next operation tries again.
+    async fn pool(&self) -> Result<&SqlitePool, StoreError> {
+        self.pool
+            .get_or_try_init(|| connect(&self.path))
+            .await
+            .map_err(|error| match error {
+                OpenFailure::Config(message) => {
+                    StoreError::Config(format!("{message} ({})", self.path.display()))
+                }
+                OpenFailure::Other(source) => StoreError::Unavailable(Box::new(OpenError {
+                    path: self.path.display().to_string(),
+                    source,
+                })),
+            })
+    }
+
+    /// A transaction holding the write lock from its start. A deferred
+    /// transaction that reads before it writes cannot upgrade once another
+    /// connection has committed in between (`SQLITE_BUSY_SNAPSHOT`, which the
+    /// busy timeout does not retry); `BEGIN IMMEDIATE` waits for the lock
+    /// instead, which is also what serializes read-modify-writes.
+    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
+        self.pool()
+            .await?
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(db)
+    }
+
+    /// Runs `change` on the value under `key` of the live record `id` and
+    /// stores what it returns, under the write lock throughout.
+    async fn read_modify_write<T>(
+        &self,
+        id: &SessionId,
+        key: &str,
+        now: u64,
+        change: impl FnOnce(Option<Value>) -> Result<(Value, T), StoreError>,
+    ) -> Result<Option<T>, StoreError> {
+        let mut tx = self.begin_write().await?;
+        if !is_live(&mut tx, id, now).await? {
+            tx.rollback().await.map_err(db)?;
+            return Ok(None);
+        }
+        let current: Option<String> = sqlx::query_scalar(
+            "SELECT value FROM tessera_session_values WHERE session_id = ?1 AND key = ?2",
+        )
+        .bind(id.as_str())
+        .bind(key)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db)?;
+        let current = current.map(|text| parse_value(key, &text)).transpose()?;
+        // An error here drops `tx`, which rolls back: nothing was written.
+        let (next, result) = change(current)?;
+        put_value(&mut tx, id, key, &next).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(Some(result))
+    }
+}
+
+/// Why opening failed: configuration problems are reported as such, the rest
+/// as unavailability.
+enum OpenFailure {
+    Config(String),
+    Other(Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl From<sqlx::Error> for OpenFailure {
+    fn from(error: sqlx::Error) -> Self {
+        Self::Other(Box::new(error))
+    }
+}
+
+async fn connect(path: &Path) -> Result<SqlitePool, OpenFailure> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        // Once per store and cheap when the directory exists, so a blocking
+        // call is fine here (tessera's tokio is built without `fs`).
+        std::fs::create_dir_all(parent).map_err(|error| OpenFailure::Other(Box::new(error)))?;
+    }
+    let options = SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        // Readers do not block the writer nor it them; with WAL, NORMAL is
+        // durable across application crashes and consistent across power
+        // loss, which is the right trade for sessions.
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        // Deleting a session deletes its values through the cascade.
+        .foreign_keys(true)
+        .busy_timeout(BUSY_TIMEOUT);
+    let pool = SqlitePoolOptions::new()
+        .max_connections(MAX_CONNECTIONS)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .connect_with(options)
+        .await?;
+    if let Err(error) = migrate(&pool).await {
+        pool.close().await;
+        return Err(error);
+    }
+    Ok(pool)
+}
+
+/// Brings the schema to [`SqliteStore::SCHEMA_VERSION`].
+async fn migrate(pool: &SqlitePool) -> Result<(), OpenFailure> {
+    // Under the write lock, so processes starting together take turns and
+    // the second finds the schema already there.
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let found: i64 = sqlx::query_scalar("PRAGMA user_version")
+        .fetch_one(&mut *tx)
+        .await?;
+    let known = i64::from(SqliteStore::SCHEMA_VERSION);
+    if !(0..=known).contains(&found) {
+        return Err(OpenFailure::Config(format!(
+            "the SQLite session database has schema version {found}, but this version of \
+             tessera knows versions up to {known}: upgrade tessera or use another file"
+        )));
+    }
+    let done = usize::try_from(found).unwrap_or(MIGRATIONS.len());
+    if done == MIGRATIONS.len() {
+        tx.rollback().await?;
+        return Ok(());
+    }
+    for step in &MIGRATIONS[done..] {
+        // Through `Executor` (a boxed `Send` future): `RawSql::execute`'s
+        // generic future trips rustc's higher-ranked `Send` check.
+        (&mut *tx).execute(sqlx::raw_sql(step)).await?;
+    }
+    // PRAGMA takes no parameters; the value is our own constant.
+    let set_version = format!("PRAGMA user_version = {known}");
+    (&mut *tx).execute(sqlx::raw_sql(&set_version)).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+fn db(error: sqlx::Error) -> StoreError {
+    StoreError::unavailable(error)
+}
+
+fn sql_time(seconds: u64) -> i64 {
+    i64::try_from(seconds).unwrap_or(i64::MAX)
+}
+
+fn time_from_sql(seconds: i64, column: &str) -> Result<u64, StoreError> {
+    u64::try_from(seconds).map_err(|_| {
+        StoreError::Corrupt(format!("negative {column} {seconds} in a stored session"))
+    })
+}
+
+fn sql_count(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn parse_value(key: &str, text: &str) -> Result<Value, StoreError> {
+    tagged::from_str(text)
+        .map_err(|error| StoreError::Corrupt(format!("the value under {key:?}: {error}")))
+}
+
+fn parse_id(text: &str) -> Result<SessionId, StoreError> {
+    SessionId::parse(text)
+        .ok_or_else(|| StoreError::Corrupt("a stored session id is malformed".to_owned()))
+}
+
+async fn is_live(
+    conn: &mut SqliteConnection,
+    id: &SessionId,
+    now: u64,
+) -> Result<bool, StoreError> {
+    let found: Option<i64> = sqlx::query_scalar(
+        "SELECT 1 FROM tessera_sessions WHERE id = ?1
+         AND expires_at > ?2 AND (absolute_expires_at IS NULL OR absolute_expires_at > ?2)",
+    )
+    .bind(id.as_str())
+    .bind(sql_time(now))
+    .fetch_optional(conn)
+    .await
+    .map_err(db)?;
+    Ok(found.is_some())
+}
+
+async fn put_value(
+    conn: &mut SqliteConnection,
+    id: &SessionId,
+    key: &str,
+    value: &Value,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO tessera_session_values (session_id, key, value) VALUES (?1, ?2, ?3)
+         ON CONFLICT (session_id, key) DO UPDATE SET value = excluded.value",
+    )
+    .bind(id.as_str())
+    .bind(key)
+    .bind(tagged::to_string(value))
+    .execute(conn)
+    .await
+    .map_err(db)?;
+    Ok(())
+}
+
+fn session_info(row: &SqliteRow) -> Result<SessionInfo, StoreError> {
+    let id: String = row.try_get("id").map_err(db)?;
+    let absolute: Option<i64> = row.try_get("absolute_expires_at").map_err(db)?;
+    Ok(SessionInfo {
+        id: parse_id(&id)?,
+        user_id: row.try_get("user_id").map_err(db)?,
+        created_at: time_from_sql(row.try_get("created_at").map_err(db)?, "created_at")?,
+        expires_at: time_from_sql(row.try_get("expires_at").map_err(db)?, "expires_at")?,
+        absolute_expires_at: absolute
+            .map(|at| time_from_sql(at, "absolute_expires_at"))
+            .transpose()?,
+    })
+}
+
+#[async_trait::async_trait]
+impl SessionStore for SqliteStore {
+    async fn load(&self, id: &SessionId, now: u64) -> Result<Option<Record>, StoreError> {
+        // One statement reads one snapshot: the values always belong to the
+        // session row they come with, even while a writer commits.
+        let rows = sqlx::query(LOAD)
+            .bind(id.as_str())
+            .bind(sql_time(now))
+            .fetch_all(self.pool().await?)
+            .await
+            .map_err(db)?;
+        let Some(first) = rows.first() else {
+            return Ok(None);
+        };
+        let absolute: Option<i64> = first.try_get("absolute_expires_at").map_err(db)?;
+        let mut record = Record {
+            data: Map::new(),
+            user_id: first.try_get("user_id").map_err(db)?,
+            created_at: time_from_sql(first.try_get("created_at").map_err(db)?, "created_at")?,
+            expires_at: time_from_sql(first.try_get("expires_at").map_err(db)?, "expires_at")?,
+            absolute_expires_at: absolute
+                .map(|at| time_from_sql(at, "absolute_expires_at"))
+                .transpose()?,
+        };
+        for row in &rows {
+            let key: Option<String> = row.try_get("key").map_err(db)?;
+            let text: Option<String> = row.try_get("value").map_err(db)?;
+            // A session without values comes back as one row of NULLs.
+            if let (Some(key), Some(text)) = (key, text) {
+                let value = parse_value(&key, &text)?;
+                record.data.insert(key, value);
+            }
+        }
+        Ok(Some(record))
+    }
+
+    async fn create(&self, id: &SessionId, record: &Record) -> Result<bool, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO tessera_sessions
+                 (id, user_id, created_at, expires_at, absolute_expires_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(id.as_str())
+        .bind(record.user_id.as_deref())
+        .bind(sql_time(record.created_at))
+        .bind(sql_time(record.expires_at))
+        .bind(record.absolute_expires_at.map(sql_time))
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?
+        .rows_affected();
+        if inserted == 0 {
+            tx.rollback().await.map_err(db)?;
+            return Ok(false);
+        }
+        for (key, value) in &record.data {
+            put_value(&mut tx, id, key, value).await?;
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(true)
+    }
+
+    async fn update(
+        &self,
+        id: &SessionId,
+        changes: &Changes,
+        now: u64,
+    ) -> Result<bool, StoreError> {
+        if changes.is_empty() {
+            // Nothing to write: answer without taking the write lock.
+            let mut conn = self.pool().await?.acquire().await.map_err(db)?;
+            return is_live(&mut conn, id, now).await;
+        }
+        let mut tx = self.begin_write().await?;
+        if !is_live(&mut tx, id, now).await? {
+            tx.rollback().await.map_err(db)?;
+            return Ok(false);
+        }
+        // The order of `Changes::apply_to`: clear, remove, set, then the
+        // session's own columns.
+        if changes.cleared {
+            sqlx::query("DELETE FROM tessera_session_values WHERE session_id = ?1")
+                .bind(id.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+        } else {
+            for key in &changes.removed {
+                sqlx::query(
+                    "DELETE FROM tessera_session_values WHERE session_id = ?1 AND key = ?2",
+                )
+                .bind(id.as_str())
+                .bind(key)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            }
+        }
+        for (key, value) in &changes.set {
+            put_value(&mut tx, id, key, value).await?;
+        }
+        if let Some(expires_at) = changes.expires_at {
+            sqlx::query("UPDATE tessera_sessions SET expires_at = ?2 WHERE id = ?1")
+                .bind(id.as_str())
+                .bind(sql_time(expires_at))
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+        }
+        if let Some(user_id) = &changes.user_id {
+            sqlx::query("UPDATE tessera_sessions SET user_id = ?2 WHERE id = ?1")
+                .bind(id.as_str())
+                .bind(user_id.as_deref())
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(true)
+    }
+
+    async fn delete(&self, id: &SessionId) -> Result<bool, StoreError> {
+        let deleted = sqlx::query("DELETE FROM tessera_sessions WHERE id = ?1")
+            .bind(id.as_str())
+            .execute(self.pool().await?)
+            .await
+            .map_err(db)?
+            .rows_affected();
+        Ok(deleted > 0)
+    }
+
+    async fn cycle_id(
+        &self,
+        old: &SessionId,
+        new: &SessionId,
+        now: u64,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.begin_write().await?;
+        // Copies the row only if `old` is live, and only if `new` is unused
+        // (by any row, expired or not): one statement answers both questions.
+        let copied = sqlx::query(
+            "INSERT INTO tessera_sessions
+                 (id, user_id, created_at, expires_at, absolute_expires_at)
+             SELECT ?1, user_id, created_at, expires_at, absolute_expires_at
+             FROM tessera_sessions
+             WHERE id = ?2
+               AND expires_at > ?3
+               AND (absolute_expires_at IS NULL OR absolute_expires_at > ?3)
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(new.as_str())
+        .bind(old.as_str())
+        .bind(sql_time(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?
+        .rows_affected();
+        if copied == 0 {
+            tx.rollback().await.map_err(db)?;
+            return Ok(false);
+        }
+        sqlx::query("UPDATE tessera_session_values SET session_id = ?1 WHERE session_id = ?2")
+            .bind(new.as_str())
+            .bind(old.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        sqlx::query("DELETE FROM tessera_sessions WHERE id = ?1")
+            .bind(old.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(true)
+    }
+
+    async fn increment(
+        &self,
+        id: &SessionId,
+        key: &str,
+        by: i64,
+        now: u64,
+    ) -> Result<Option<i64>, StoreError> {
+        self.read_modify_write(id, key, now, |current| {
+            let next = integer_for_increment(key, current.as_ref())?
+                .checked_add(by)
+                // The same error as `MemoryStore`'s.
+                .ok_or_else(|| StoreError::WrongType {
+                    key: key.to_owned(),
+                    expected: "an integer that does not overflow",
+                    found: "an int at the edge of its range",
+                })?;
+            Ok((Value::from(next), next))
+        })
+        .await
+    }
+
+    async fn append(
+        &self,
+        id: &SessionId,
+        key: &str,
+        value: &Value,
+        now: u64,
+    ) -> Result<Option<usize>, StoreError> {
+        self.read_modify_write(id, key, now, |current| {
+            // Through the shared helper, so the rules (absent or None start
+            // a list, anything but a list is refused) are `MemoryStore`'s.
+            let mut data = Map::new();
+            if let Some(current) = current {
+                data.insert(key.to_owned(), current);
+            }
+            let len = append_in_map(&mut data, key, value)?;
+            let list = data.remove(key).ok_or_else(|| {
+                StoreError::Corrupt(format!("appending to {key:?} produced no list"))
+            })?;
+            Ok((list, len))
+        })
+        .await
+    }
+
+    async fn list(
+        &self,
+        user_id: Option<&str>,
+        after: Option<&SessionId>,
+        limit: usize,
+        now: u64,
+    ) -> Result<Vec<SessionInfo>, StoreError> {
+        // Every id sorts after "", so paging from the start needs no second
+        // query shape; TEXT compares bytewise, as `SessionId`'s `Ord` does.
+        let after = after.map_or("", SessionId::as_str);
+        let pool = self.pool().await?;
+        let rows = match user_id {
+            Some(user_id) => {
+                sqlx::query(LIST_BY_USER)
+                    .bind(user_id)
+                    .bind(after)
+                    .bind(sql_time(now))
+                    .bind(sql_count(limit))
+                    .fetch_all(pool)
+                    .await
+            }
+            None => {
+                sqlx::query(LIST_ALL)
+                    .bind(after)
+                    .bind(sql_time(now))
+                    .bind(sql_count(limit))
+                    .fetch_all(pool)
+                    .await
+            }
+        }
+        .map_err(db)?;
+        rows.iter().map(session_info).collect()
+    }
+
+    async fn delete_user(&self, user_id: &str) -> Result<u64, StoreError> {
+        let deleted = sqlx::query("DELETE FROM tessera_sessions WHERE user_id = ?1")
+            .bind(user_id)
+            .execute(self.pool().await?)
+            .await
+            .map_err(db)?
+            .rows_affected();
+        Ok(deleted)
+    }
+
+    async fn purge_expired(&self, now: u64, batch: usize) -> Result<u64, StoreError> {
+        if batch == 0 {
+            return Ok(0);
+        }
+        let purged = sqlx::query(PURGE)
+            .bind(sql_time(now))
+            .bind(sql_count(batch))
+            .execute(self.pool().await?)
+            .await
+            .map_err(db)?
+            .rows_affected();
+        Ok(purged)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The plan SQLite picks for `sql`, one line per step.
+    async fn plan(pool: &SqlitePool, sql: &str) -> Vec<String> {
+        let rows = sqlx::query(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .fetch_all(pool)
+            .await
+            .expect("explain");
+        rows.iter()
+            .map(|row| row.try_get::<String, _>("detail").expect("detail"))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn queries_are_answered_from_indexes() {
+        let dir = std::env::temp_dir().join(format!("tessera-sqlite-plans-{}", std::process::id()));
+        let store = SqliteStore::open(dir.join("sessions.db"))
+            .await
+            .expect("open");
+        let pool = store.pool().await.expect("pool");
+        for (sql, wanted) in [
+            (
+                LOAD,
+                &["sqlite_autoindex_tessera_sessions_1", "PRIMARY KEY"][..],
+            ),
+            (LIST_BY_USER, &["tessera_sessions_user_id"]),
+            (LIST_ALL, &["sqlite_autoindex_tessera_sessions_1"]),
+            (
+                PURGE,
+                &[
+                    "tessera_sessions_expires_at",
+                    "tessera_sessions_absolute_expires_at",
+                ],
+            ),
+        ] {
+            let plan = plan(pool, sql).await;
+            assert!(
+                !plan.iter().any(|step| step.starts_with("SCAN ")),
+                "a table scan in {sql}: {plan:#?}"
+            );
+            for index in wanted {
+                assert!(
+                    plan.iter().any(|step| step.contains(index)),
+                    "{index} unused in {sql}: {plan:#?}"
+                );
+            }
+        }
+        store.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

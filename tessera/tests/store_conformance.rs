@@ -1,0 +1,1471 @@
+//! The contract every [`SessionStore`] meets, written once and run against
+//! each store.
+//!
+//! The cases are plain async functions taking the store; `conformance!`
+//! instantiates every one of them as a test for a store, so adding a store is
+//! one line giving its name and an async constructor:
+//!
+//! ```ignore
+//! conformance!(redis, redis_fixture);
+//! ```
+//!
+//! Every case uses fresh random ids and explicit times around [`NOW`], never
+//! the clock, so cases are independent of each other and of the machine.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use tessera::store::{
+    Changes, MemoryStore, Record, SessionId, SessionInfo, SessionStore, StoreError,
+};
+use tessera::{tagged, Map, Number, Value};
+
+/// The "current time" of every case, in Unix seconds.
+const NOW: u64 = 1_000_000;
+const HOUR: u64 = 3600;
+
+/// A store under test, and whatever must outlive it (a temporary directory,
+/// a key prefix to drop).
+struct Fixture {
+    store: Arc<dyn SessionStore>,
+    _guard: Option<Box<dyn Send>>,
+}
+
+impl Fixture {
+    fn new(store: impl SessionStore) -> Self {
+        Self {
+            store: Arc::new(store),
+            _guard: None,
+        }
+    }
+
+    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
+    fn with_guard(store: impl SessionStore, guard: impl Send + 'static) -> Self {
+        Self {
+            store: Arc::new(store),
+            _guard: Some(Box::new(guard)),
+        }
+    }
+}
+
+/// Runs every case against the store made by `$make`, an async constructor
+/// returning a [`Fixture`], as tests in a module named `$name`.
+macro_rules! conformance {
+    ($name:ident, $make:expr) => {
+        conformance!(@cases $name, $make;
+            round_trip_every_value_kind,
+            create_refuses_a_taken_id,
+            update_merges_key_by_key,
+            update_applies_cleared_then_removed_then_set,
+            concurrent_updates_of_different_keys_all_persist,
+            concurrent_increments_lose_nothing,
+            concurrent_appends_lose_nothing,
+            increment_rules,
+            append_rules,
+            delete_removes_the_record,
+            cycle_id_moves_the_record,
+            idle_expiry,
+            absolute_expiry_is_independent_of_idle_expiry,
+            list_filters_pages_and_skips_expired,
+            delete_user_removes_only_that_users_sessions,
+            purge_expired_removes_only_dead_records_in_batches,
+            expired_records_are_never_returned_before_purge,
+        );
+    };
+    (@cases $name:ident, $make:expr; $($case:ident),* $(,)?) => {
+        mod $name {
+            use super::*;
+            $(
+                // Several worker threads, so concurrent cases really race.
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    let fixture: Fixture = ($make)().await;
+                    super::$case(Arc::clone(&fixture.store)).await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(memory, || async { Fixture::new(MemoryStore::default()) });
+
+#[cfg(feature = "sqlite")]
+conformance!(sqlite, sqlite_fixture);
+
+#[cfg(feature = "sqlite")]
+async fn sqlite_fixture() -> Fixture {
+    let dir = TempDir::new("conformance");
+    let store = tessera::store::SqliteStore::new(dir.path().join("sessions.db"));
+    Fixture::with_guard(store, dir)
+}
+
+/// A directory of its own under the system's temporary directory, removed
+/// when dropped.
+#[cfg(feature = "sqlite")]
+struct TempDir(std::path::PathBuf);
+
+#[cfg(feature = "sqlite")]
+impl TempDir {
+    fn new(label: &str) -> Self {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_nanos());
+        let path = std::env::temp_dir().join(format!(
+            "tessera-{label}-{}-{}-{nanos}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&path).expect("create a temporary directory");
+        Self(path)
+    }
+
+    fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+#[cfg(feature = "sqlite")]
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Helpers
+
+fn map<const N: usize>(entries: [(&str, Value); N]) -> Map {
+    entries
+        .into_iter()
+        .map(|(key, value)| (key.to_owned(), value))
+        .collect()
+}
+
+fn live_record(data: Map, user_id: Option<&str>) -> Record {
+    Record {
+        data,
+        user_id: user_id.map(str::to_owned),
+        created_at: NOW - 60,
+        expires_at: NOW + HOUR,
+        absolute_expires_at: None,
+    }
+}
+
+/// A record whose idle expiry is `NOW`: already dead at `NOW`.
+fn expired_record(data: Map, user_id: Option<&str>) -> Record {
+    Record {
+        expires_at: NOW,
+        ..live_record(data, user_id)
+    }
+}
+
+fn float(value: f64) -> Value {
+    Value::Number(Number::from_f64(value))
+}
+
+fn parsed(text: &str) -> Value {
+    tagged::from_str(text).expect("valid tagged JSON")
+}
+
+async fn create(store: &dyn SessionStore, record: &Record) -> SessionId {
+    let id = SessionId::generate();
+    assert!(store.create(&id, record).await.expect("create"));
+    id
+}
+
+async fn load(store: &dyn SessionStore, id: &SessionId, now: u64) -> Option<Record> {
+    store.load(id, now).await.expect("load")
+}
+
+async fn load_live(store: &dyn SessionStore, id: &SessionId) -> Record {
+    load(store, id, NOW).await.expect("a live record")
+}
+
+fn info(id: &SessionId, record: &Record) -> SessionInfo {
+    SessionInfo {
+        id: id.clone(),
+        user_id: record.user_id.clone(),
+        created_at: record.created_at,
+        expires_at: record.expires_at,
+        absolute_expires_at: record.absolute_expires_at,
+    }
+}
+
+fn is_wrong_type<T: std::fmt::Debug>(result: &Result<T, StoreError>, expected_key: &str) -> bool {
+    matches!(result, Err(StoreError::WrongType { key, .. }) if key == expected_key)
+}
+
+/// Applies `changes` through the store and through the reference semantics,
+/// and checks they agree.
+async fn update_like_reference(
+    store: &dyn SessionStore,
+    id: &SessionId,
+    expected: &mut Record,
+    changes: Changes,
+) {
+    assert!(store.update(id, &changes, NOW).await.expect("update"));
+    changes.apply_to(expected);
+    assert_eq!(&load_live(store, id).await, expected, "after {changes:?}");
+}
+
+fn every_value_kind() -> Map {
+    map([
+        ("null", Value::Null),
+        ("true", Value::Bool(true)),
+        ("false", Value::Bool(false)),
+        ("int", Value::from(42)),
+        ("negative", Value::from(-7)),
+        ("zero", Value::from(0)),
+        ("i64_max", Value::from(i64::MAX)),
+        ("big", Value::from(2u128.pow(64) + 5)),
+        ("big_negative", parsed("-123456789012345678901234567890")),
+        ("float", float(0.1)),
+        ("float_whole", parsed("1.0")),
+        ("float_tiny", float(-1.5e-7)),
+        ("float_huge", float(1e300)),
+        ("float_negative_zero", float(-0.0)),
+        ("nan", float(f64::NAN)),
+        ("infinity", float(f64::INFINITY)),
+        ("negative_infinity", float(f64::NEG_INFINITY)),
+        (
+            "string",
+            Value::from("h\u{e9}llo \u{2713} \u{1f980} \"q\" \\ \n\t\u{0} \u{2028} \u{10ffff}"),
+        ),
+        ("empty_string", Value::from("")),
+        (
+            "list",
+            Value::List(vec![
+                Value::from(1),
+                Value::from("two"),
+                Value::Null,
+                Value::List(vec![]),
+            ]),
+        ),
+        ("empty_list", Value::List(vec![])),
+        (
+            "dict",
+            Value::Dict(map([
+                ("a", Value::from(1)),
+                (
+                    "nested",
+                    Value::Dict(map([("b", Value::List(vec![true.into()]))])),
+                ),
+            ])),
+        ),
+        // Keys that look like Flask's tags must come back as plain keys.
+        (
+            "tag_like_key",
+            Value::Dict(map([(" t", Value::List(vec![1.into(), 2.into()]))])),
+        ),
+        ("di_key", Value::Dict(map([(" di", Value::from("x"))]))),
+        ("empty_dict", Value::Dict(Map::new())),
+        (
+            "tuple",
+            Value::tuple([Value::from("message"), Value::from("hi")]),
+        ),
+        ("empty_tuple", Value::tuple([])),
+        (
+            "_flashes",
+            Value::List(vec![Value::tuple([
+                Value::from("error"),
+                Value::from("oops"),
+            ])]),
+        ),
+        ("bytes", Value::bytes((0..=255u8).collect::<Vec<u8>>())),
+        ("empty_bytes", Value::bytes(Vec::new())),
+        ("markup", Value::markup("<b>bold</b> &amp; \u{e9}")),
+        (
+            "uuid",
+            Value::Uuid(uuid::Uuid::from_u128(
+                0x1234_5678_1234_5678_1234_5678_1234_5678,
+            )),
+        ),
+        (
+            "datetime",
+            Value::DateTime(time::macros::datetime!(2024-03-05 12:34:56 UTC)),
+        ),
+        (
+            "unicode key \u{43a}\u{43b}\u{44e}\u{447} \u{1f511}",
+            Value::from(1),
+        ),
+        ("", Value::from("the empty key")),
+        ("quote'key\"", Value::from("sql-ish ' \" ; --")),
+    ])
+}
+
+// ---------------------------------------------------------------------------
+// Cases
+
+async fn round_trip_every_value_kind(store: Arc<dyn SessionStore>) {
+    let store = &*store;
+    let data = every_value_kind();
+    let record = Record {
+        data: data.clone(),
+        user_id: Some("alice \u{1f980}".to_owned()),
+        created_at: NOW - 10,
+        expires_at: NOW + HOUR,
+        absolute_expires_at: Some(NOW + 24 * HOUR),
+    };
+    let id = create(store, &record).await;
+    let loaded = load_live(store, &id).await;
+    assert_eq!(loaded, record);
+    assert_eq!(
+        tagged::map_to_string(&loaded.data),
+        tagged::map_to_string(&data)
+    );
+    for (key, value) in &data {
+        assert_eq!(
+            tagged::to_string(&loaded.data[key]),
+            tagged::to_string(value),
+            "{key:?}"
+        );
+    }
+    assert!(
+        matches!(&loaded.data["big"], Value::Number(n) if n.as_str() == "18446744073709551621")
+    );
+    assert!(matches!(&loaded.data["tuple"], Value::Tuple(items) if items.len() == 2));
+    assert!(matches!(&loaded.data["bytes"], Value::Bytes(bytes) if bytes.len() == 256));
+
+    // No values, no owner, no absolute expiry.
+    let bare = live_record(Map::new(), None);
+    let bare_id = create(store, &bare).await;
+    assert_eq!(load_live(store, &bare_id).await, bare);
+
+    // Values written by update and the atomic operations round trip too.
+    let changes = Changes {
+        set: data.clone(),
+        ..Changes::default()
+    };
+    assert!(store.update(&bare_id, &changes, NOW).await.expect("update"));
+    for (key, value) in &data {
+        assert_eq!(
+            store
+                .append(&bare_id, "appended", value, NOW)
+                .await
+                .expect("append"),
+            Some(data.keys().position(|k| k == key).expect("key") + 1)
+        );
+    }
+    let loaded = load_live(store, &bare_id).await;
+    assert_eq!(
+        loaded.data["appended"],
+        Value::List(data.values().cloned().collect())
+    );
+    let mut expected = data.clone();
+    expected.insert("appended".to_owned(), loaded.data["appended"].clone());
+    assert_eq!(loaded.data, expected);
+}
+
+async fn create_refuses_a_taken_id(store: Arc<dyn SessionStore>) {
+    let store = &*store;
+    let first = live_record(map([("a", Value::from(1))]), Some("alice"));
+    let id = create(store, &first).await;
+    let second = live_record(map([("b", Value::from(2))]), Some("bob"));
+    assert!(!store.create(&id, &second).await.expect("create"));
+    assert_eq!(load_live(store, &id).await, first);
+
+    // An expired record not yet purged still holds its id.
+    let expired = expired_record(map([("old", Value::from(1))]), None);
+    let expired_id = create(store, &expired).await;
+    assert!(!store.create(&expired_id, &second).await.expect("create"));
+    assert_eq!(load(store, &expired_id, NOW).await, None);
+    assert_eq!(load(store, &expired_id, NOW - 1).await, Some(expired));
+}
+
+async fn update_merges_key_by_key(store: Arc<dyn SessionStore>) {
+    let store = &*store;
+    let mut expected = live_record(
+        map([("a", 1.into()), ("b", 2.into()), ("c", 3.into())]),
+        Some("alice"),
+    );
+    let id = create(store, &expected).await;
+
+    // Set a, remove b, keep c, add d.
+    update_like_reference(
+        store,
+        &id,
+        &mut expected,
+        Changes {
+            set: map([("a", 10.into()), ("d", "new".into())]),
+            removed: vec!["b".to_owned()],
+            ..Changes::default()
+        },
+    )
+    .await;
+    assert_eq!(
+        expected.data,
+        map([("a", 10.into()), ("c", 3.into()), ("d", "new".into())])
+    );
+
+    // A request that writes only one key leaves every other key alone.
+    update_like_reference(
+        store,
+        &id,
+        &mut expected,
+        Changes {
+            set: map([("e", Value::tuple([1.into()]))]),
+            ..Changes::default()
+        },
+    )
+    .await;
+    assert_eq!(expected.data.len(), 4);
+
+    // Removing an absent key is not an error.
+    update_like_reference(
+        store,
+        &id,
+        &mut expected,
+        Changes {
+            removed: vec!["absent".to_owned()],
+            ..Changes::default()
+        },
+    )
+    .await;
+
+    // The session's own columns.
+    update_like_reference(
+        store,
+        &id,
+        &mut expected,
+        Changes {
+            expires_at: Some(NOW + 2 * HOUR),
+            user_id: Some(Some("bob".to_owned())),
+            ..Changes::default()
+        },
+    )
+    .await;
+    assert_eq!(expected.user_id.as_deref(), Some("bob"));
+    update_like_reference(
+        store,
+        &id,
+        &mut expected,
+        Changes {
+            user_id: Some(None),
+            ..Changes::default()
+        },
+    )
+    .await;
+    assert_eq!(expected.user_id, None);
+
+    // Nothing to change: still reports that the record is live.
+    update_like_reference(store, &id, &mut expected, Changes::default()).await;
+
+    // No record: false.
+    let changes = Changes {
+        set: map([("x", 1.into())]),
+        ..Changes::default()
+    };
+    let missing = SessionId::generate();
+    assert!(!store.update(&missing, &changes, NOW).await.expect("update"));
+    assert!(!store
+        .update(&missing, &Changes::default(), NOW)
+        .await
+        .expect("update"));
+    assert_eq!(load(store, &missing, NOW).await, None);
+}
+
+async fn update_applies_cleared_then_removed_then_set(store: Arc<dyn SessionStore>) {
+    let store = &*store;
+    let mut expected = live_record(map([("a", 1.into()), ("b", 2.into())]), None);
+    let id = create(store, &expected).await;
+
+    // Removed and set in one request: the set wins, as in `apply_to`.
+    update_like_reference(
+        store,
+        &id,
+        &mut expected,
+        Changes {
+            set: map([("a", 100.into())]),
+            removed: vec!["a".to_owned()],
+            ..Changes::default()
+        },
+    )
+    .await;
+    assert_eq!(expected.data["a"], Value::from(100));
+
+    // Cleared, removed and set: only what was set survives.
+    update_like_reference(
+        store,
+        &id,
+        &mut expected,
+        Changes {
+            cleared: true,
+            set: map([("fresh", 1.into())]),
+            removed: vec!["fresh".to_owned(), "b".to_owned()],
+            ..Changes::default()
+        },
+    )
+    .await;
+    assert_eq!(expected.data, map([("fresh", 1.into())]));
+
+    // Cleared alone leaves a live, empty session.
+    update_like_reference(
+        store,
+        &id,
+        &mut expected,
+        Changes {
+            cleared: true,
+            ..Changes::default()
+        },
+    )
+    .await;
+    assert!(expected.data.is_empty());
+}
+
+async fn concurrent_updates_of_different_keys_all_persist(store: Arc<dyn SessionStore>) {
+    let id = create(&*store, &live_record(map([("base", 0.into())]), None)).await;
+    let tasks: Vec<_> = (0..50)
+        .map(|i| {
+            let store = Arc::clone(&store);
+            let id = id.clone();
+            tokio::spawn(async move {
+                let changes = Changes {
+                    set: map([(&format!("key{i}"), Value::from(i))]),
+                    ..Changes::default()
+                };
+                store.update(&id, &changes, NOW).await
+            })
+        })
+        .collect();
+    for task in tasks {
+        assert!(task.await.expect("task").expect("update"));
+    }
+    let data = load_live(&*store, &id).await.data;
+    assert_eq!(data.len(), 51);
+    assert_eq!(data["base"], Value::from(0));
+    for i in 0..50 {
+        assert_eq!(data[&format!("key{i}")], Value::from(i), "key{i}");
+    }
+}
+
+async fn concurrent_increments_lose_nothing(store: Arc<dyn SessionStore>) {
+    let id = create(&*store, &live_record(Map::new(), None)).await;
+    // 25 tasks, 4 increments each.
+    let tasks: Vec<_> = (0..25)
+        .map(|_| {
+            let store = Arc::clone(&store);
+            let id = id.clone();
+            tokio::spawn(async move {
+                let mut seen = Vec::new();
+                for _ in 0..4 {
+                    let value = store.increment(&id, "count", 1, NOW).await;
+                    seen.push(value.expect("increment").expect("live"));
+                }
+                seen
+            })
+        })
+        .collect();
+    let mut seen = Vec::new();
+    for task in tasks {
+        seen.extend(task.await.expect("task"));
+    }
+    // Each increment saw a different total: none was lost or repeated.
+    seen.sort_unstable();
+    assert_eq!(seen, (1..=100).collect::<Vec<i64>>());
+    assert_eq!(
+        load_live(&*store, &id).await.data["count"],
+        Value::from(100)
+    );
+}
+
+async fn concurrent_appends_lose_nothing(store: Arc<dyn SessionStore>) {
+    let id = create(&*store, &live_record(map([("other", 1.into())]), None)).await;
+    let tasks: Vec<_> = (0..50)
+        .map(|i| {
+            let store = Arc::clone(&store);
+            let id = id.clone();
+            tokio::spawn(async move { store.append(&id, "cart", &Value::from(i), NOW).await })
+        })
+        .collect();
+    let mut lengths = Vec::new();
+    for task in tasks {
+        lengths.push(task.await.expect("task").expect("append").expect("live"));
+    }
+    lengths.sort_unstable();
+    assert_eq!(lengths, (1..=50).collect::<Vec<usize>>());
+    let data = load_live(&*store, &id).await.data;
+    let items: BTreeSet<i64> = data["cart"]
+        .as_slice()
+        .expect("a list")
+        .iter()
+        .map(|item| item.as_i64().expect("an int"))
+        .collect();
+    assert_eq!(items, (0..50).collect::<BTreeSet<i64>>());
+    assert_eq!(data["other"], Value::from(1));
+}
+
+async fn increment_rules(store: Arc<dyn SessionStore>) {
+    let store = &*store;
+    let data = map([
+        ("nothing", Value::Null),
+        ("int", 41.into()),
+        ("string", "7".into()),
+        ("float", float(1.5)),
+        ("whole_float", parsed("2.0")),
+        ("big", Value::from(2u128.pow(64) + 5)),
+        ("list", Value::List(vec![])),
+        ("bool", true.into()),
+        ("max", i64::MAX.into()),
+        ("min", i64::MIN.into()),
+    ]);
+    let id = create(store, &live_record(data.clone(), None)).await;
+    let increment = |key: &'static str, by: i64| {
+        let id = id.clone();
+        async move { store.increment(&id, key, by, NOW).await }
+    };
+
+    assert_eq!(increment("absent", 5).await.expect("increment"), Some(5));
+    assert_eq!(increment("absent", -7).await.expect("increment"), Some(-2));
+    assert_eq!(increment("nothing", 1).await.expect("increment"), Some(1));
+    assert_eq!(increment("int", 1).await.expect("increment"), Some(42));
+    assert_eq!(increment("int", 0).await.expect("increment"), Some(42));
+
+    for key in ["string", "float", "whole_float", "big", "list", "bool"] {
+        assert!(is_wrong_type(&increment(key, 1).await, key), "{key}");
+    }
+    // Overflow is refused rather than wrapped.
+    assert!(is_wrong_type(&increment("max", 1).await, "max"));
+    assert!(is_wrong_type(&increment("min", -1).await, "min"));
+
+    let loaded = load_live(store, &id).await.data;
+    assert_eq!(loaded["absent"], Value::from(-2));
+    assert_eq!(loaded["nothing"], Value::from(1));
+    assert_eq!(loaded["int"], Value::from(42));
+    // A refused increment changes nothing.
+    for key in [
+        "string",
+        "float",
+        "whole_float",
+        "big",
+        "list",
+        "bool",
+        "max",
+        "min",
+    ] {
+        assert_eq!(loaded[key], data[key], "{key}");
+    }
+
+    // No live record: None, and nothing is written.
+    let missing = SessionId::generate();
+    assert_eq!(
+        store
+            .increment(&missing, "n", 1, NOW)
+            .await
+            .expect("increment"),
+        None
+    );
+    assert_eq!(load(store, &missing, NOW).await, None);
+    let expired = create(store, &expired_record(Map::new(), None)).await;
+    assert_eq!(
+        store
+            .increment(&expired, "n", 1, NOW)
+            .await
+            .expect("increment"),
+        None
+    );
+    assert_eq!(
+        load(store, &expired, NOW - 1).await.expect("stored").data,
+        Map::new()
+    );
+}
+
+async fn append_rules(store: Arc<dyn SessionStore>) {
+    let store = &*store;
+    let data = map([
+        ("nothing", Value::Null),
+        ("list", Value::List(vec![1.into(), 2.into()])),
+        ("string", "abc".into()),
+        ("tuple", Value::tuple([1.into()])),
+        ("dict", Value::Dict(Map::new())),
+        ("int", 3.into()),
+    ]);
+    let id = create(store, &live_record(data.clone(), None)).await;
+    let item = Value::tuple([Value::from("error"), Value::bytes(b"\x00\xff".to_vec())]);
+    let append = |key: &'static str| {
+        let id = id.clone();
+        let item = item.clone();
+        async move { store.append(&id, key, &item, NOW).await }
+    };
+
+    assert_eq!(append("absent").await.expect("append"), Some(1));
+    assert_eq!(append("absent").await.expect("append"), Some(2));
+    assert_eq!(append("nothing").await.expect("append"), Some(1));
+    assert_eq!(append("list").await.expect("append"), Some(3));
+    for key in ["string", "tuple", "dict", "int"] {
+        assert!(is_wrong_type(&append(key).await, key), "{key}");
+    }
+
+    let loaded = load_live(store, &id).await.data;
+    assert_eq!(
+        loaded["absent"],
+        Value::List(vec![item.clone(), item.clone()])
+    );
+    assert_eq!(loaded["nothing"], Value::List(vec![item.clone()]));
+    assert_eq!(
+        loaded["list"],
+        Value::List(vec![1.into(), 2.into(), item.clone()])
+    );
+    for key in ["string", "tuple", "dict", "int"] {
+        assert_eq!(loaded[key], data[key], "{key}");
+    }
+
+    let missing = SessionId::generate();
+    assert_eq!(
+        store
+            .append(&missing, "l", &item, NOW)
+            .await
+            .expect("append"),
+        None
+    );
+    assert_eq!(load(store, &missing, NOW).await, None);
+    let expired = create(store, &expired_record(Map::new(), None)).await;
+    assert_eq!(
+        store
+            .append(&expired, "l", &item, NOW)
+            .await
+            .expect("append"),
+        None
+    );
+    assert_eq!(
+        load(store, &expired, NOW - 1).await.expect("stored").data,
+        Map::new()
+    );
+}
+
+async fn delete_removes_the_record(store: Arc<dyn SessionStore>) {
+    let store = &*store;
+    let keep = live_record(map([("k", 1.into())]), Some("alice"));
+    let keep_id = create(store, &keep).await;
+    let id = create(store, &live_record(map([("a", 1.into())]), Some("alice"))).await;
+
+    assert!(store.delete(&id).await.expect("delete"));
+    assert_eq!(load(store, &id, NOW).await, None);
+    assert!(!store.delete(&id).await.expect("delete"));
+    assert!(!store.delete(&SessionId::generate()).await.expect("delete"));
+    assert!(!store
+        .update(
+            &id,
+            &Changes {
+                set: map([("a", 2.into())]),
+                ..Changes::default()
+            },
+            NOW
+        )
+        .await
+        .expect("update"));
+    assert_eq!(
+        store.increment(&id, "a", 1, NOW).await.expect("increment"),
+        None
+    );
+
+    // An expired record is still there to delete.
+    let expired = create(store, &expired_record(Map::new(), None)).await;
+    assert!(store.delete(&expired).await.expect("delete"));
+    assert_eq!(load(store, &expired, NOW - 1).await, None);
+
+    assert_eq!(load_live(store, &keep_id).await, keep);
+    assert_eq!(
+        store.list(None, None, 10, NOW).await.expect("list"),
+        vec![info(&keep_id, &keep)]
+    );
+}
+
+async fn cycle_id_moves_the_record(store: Arc<dyn SessionStore>) {
+    let store = &*store;
+    let record = Record {
+        absolute_expires_at: Some(NOW + 2 * HOUR),
+        ..live_record(every_value_kind(), Some("alice"))
+    };
+    let old = create(store, &record).await;
+    let new = SessionId::generate();
+    assert!(store.cycle_id(&old, &new, NOW).await.expect("cycle"));
+    assert_eq!(load(store, &old, NOW).await, None);
+    assert_eq!(load_live(store, &new).await, record);
+    assert!(!store.delete(&old).await.expect("delete"));
+    assert_eq!(
+        store.increment(&old, "n", 1, NOW).await.expect("increment"),
+        None
+    );
+    assert_eq!(
+        store.increment(&new, "n", 1, NOW).await.expect("increment"),
+        Some(1)
+    );
+    assert_eq!(
+        store
+            .list(Some("alice"), None, 10, NOW)
+            .await
+            .expect("list"),
+        vec![info(&new, &record)]
+    );
+
+    // The new id taken by a live record: nothing changes.
+    let a_record = live_record(map([("a", 1.into())]), None);
+    let b_record = live_record(map([("b", 2.into())]), None);
+    let a = create(store, &a_record).await;
+    let b = create(store, &b_record).await;
+    assert!(!store.cycle_id(&a, &b, NOW).await.expect("cycle"));
+    assert_eq!(load_live(store, &a).await, a_record);
+    assert_eq!(load_live(store, &b).await, b_record);
+
+    // ... or by an expired one.
+    let dead = expired_record(map([("dead", 1.into())]), None);
+    let dead_id = create(store, &dead).await;
+    assert!(!store.cycle_id(&a, &dead_id, NOW).await.expect("cycle"));
+    assert_eq!(load_live(store, &a).await, a_record);
+    assert_eq!(load(store, &dead_id, NOW - 1).await, Some(dead));
+
+    // Onto itself.
+    assert!(!store.cycle_id(&a, &a, NOW).await.expect("cycle"));
+    assert_eq!(load_live(store, &a).await, a_record);
+
+    // An expired or missing old record: false, and the new id stays unused.
+    let unused = SessionId::generate();
+    assert!(!store.cycle_id(&dead_id, &unused, NOW).await.expect("cycle"));
+    assert!(!store
+        .cycle_id(&SessionId::generate(), &unused, NOW)
+        .await
+        .expect("cycle"));
+    assert_eq!(load(store, &unused, NOW - 1).await, None);
+    assert!(store.create(&unused, &a_record).await.expect("create"));
+}
+
+async fn idle_expiry(store: Arc<dyn SessionStore>) {
+    let store = &*store;
+    let record = Record {
+        expires_at: NOW + 10,
+        ..live_record(map([("a", 1.into())]), None)
+    };
+    let id = create(store, &record).await;
+    assert_eq!(load(store, &id, NOW + 9).await, Some(record.clone()));
+    assert_eq!(load(store, &id, NOW + 10).await, None);
+    assert_eq!(load(store, &id, NOW + 11).await, None);
+
+    // Too late to write or extend.
+    let late = Changes {
+        set: map([("x", 1.into())]),
+        expires_at: Some(NOW + HOUR),
+        ..Changes::default()
+    };
+    assert!(!store.update(&id, &late, NOW + 10).await.expect("update"));
+    assert!(!store
+        .update(&id, &Changes::default(), NOW + 10)
+        .await
+        .expect("update"));
+    assert_eq!(load(store, &id, NOW + 9).await, Some(record.clone()));
+    assert_eq!(load(store, &id, NOW + 10).await, None);
+
+    // In time, the idle expiry slides.
+    let extend = Changes {
+        expires_at: Some(NOW + 20),
+        ..Changes::default()
+    };
+    assert!(store.update(&id, &extend, NOW + 9).await.expect("update"));
+    assert!(load(store, &id, NOW + 19).await.is_some());
+    assert_eq!(load(store, &id, NOW + 20).await, None);
+}
+
+async fn absolute_expiry_is_independent_of_idle_expiry(store: Arc<dyn SessionStore>) {
+    let store = &*store;
+    let record = Record {
+        expires_at: NOW + HOUR,
+        absolute_expires_at: Some(NOW + 100),
+        ..live_record(map([("a", 1.into())]), Some("alice"))
+    };
+    let id = create(store, &record).await;
+    assert_eq!(load(store, &id, NOW + 99).await, Some(record.clone()));
+    assert_eq!(load(store, &id, NOW + 100).await, None);
+
+    // Extending the idle expiry does not push back the absolute one.
+    let extend = Changes {
+        expires_at: Some(NOW + 10 * HOUR),
+        ..Changes::default()
+    };
+    assert!(store.update(&id, &extend, NOW + 50).await.expect("update"));
+    assert!(load(store, &id, NOW + 99).await.is_some());
+    assert_eq!(load(store, &id, NOW + 100).await, None);
+    assert!(!store.update(&id, &extend, NOW + 100).await.expect("update"));
+    assert_eq!(
+        store
+            .increment(&id, "n", 1, NOW + 100)
+            .await
+            .expect("increment"),
+        None
+    );
+    assert_eq!(
+        store
+            .append(&id, "l", &Value::Null, NOW + 100)
+            .await
+            .expect("append"),
+        None
+    );
+    assert!(!store
+        .cycle_id(&id, &SessionId::generate(), NOW + 100)
+        .await
+        .expect("cycle"));
+    assert!(store
+        .list(Some("alice"), None, 10, NOW + 100)
+        .await
+        .expect("list")
+        .is_empty());
+
+    // The other way round: the idle expiry ends a session long before its
+    // absolute expiry.
+    let idle = Record {
+        expires_at: NOW + 10,
+        absolute_expires_at: Some(NOW + HOUR),
+        ..live_record(Map::new(), None)
+    };
+    let idle_id = create(store, &idle).await;
+    assert!(load(store, &idle_id, NOW + 9).await.is_some());
+    assert_eq!(load(store, &idle_id, NOW + 10).await, None);
+}
+
+async fn list_filters_pages_and_skips_expired(store: Arc<dyn SessionStore>) {
+    let store = &*store;
+    let mut live = Vec::new();
+    for (user, count) in [(Some("alice"), 3), (Some("bob"), 2), (None, 2)] {
+        for i in 0..count {
+            let record = Record {
+                // Different times, so the fields are checked, not assumed.
+                created_at: NOW - 100 + i,
+                expires_at: NOW + HOUR + i,
+                absolute_expires_at: (i % 2 == 0).then_some(NOW + 2 * HOUR),
+                ..live_record(map([("i", i.into())]), user)
+            };
+            let id = create(store, &record).await;
+            live.push((id, record));
+        }
+    }
+    // Not listed: idle-expired, absolutely expired.
+    create(store, &expired_record(Map::new(), Some("alice"))).await;
+    let absolutely_expired = Record {
+        absolute_expires_at: Some(NOW),
+        ..live_record(Map::new(), Some("alice"))
+    };
+    create(store, &absolutely_expired).await;
+
+    let mut all: Vec<SessionInfo> = live.iter().map(|(id, r)| info(id, r)).collect();
+    all.sort_by(|a, b| a.id.cmp(&b.id));
+    let of = |user: &str| -> Vec<SessionInfo> {
+        all.iter()
+            .filter(|s| s.user_id.as_deref() == Some(user))
+            .cloned()
+            .collect()
+    };
+
+    assert_eq!(store.list(None, None, 100, NOW).await.expect("list"), all);
+    assert_eq!(
+        store
+            .list(Some("alice"), None, 100, NOW)
+            .await
+            .expect("list"),
+        of("alice")
+    );
+    assert_eq!(
+        store.list(Some("bob"), None, 100, NOW).await.expect("list"),
+        of("bob")
+    );
+    assert!(store
+        .list(Some("nobody"), None, 100, NOW)
+        .await
+        .expect("list")
+        .is_empty());
+    assert!(store
+        .list(None, None, 0, NOW)
+        .await
+        .expect("list")
+        .is_empty());
+
+    // Paging: each page starts after the last id of the one before.
+    for (user, page_size, expected) in [
+        (None, 2, all.clone()),
+        (None, 1, all.clone()),
+        (None, 7, all.clone()),
+        (Some("alice"), 2, of("alice")),
+        (Some("alice"), 1, of("alice")),
+    ] {
+        let mut pages = Vec::new();
+        let mut after: Option<SessionId> = None;
+        // Bounded, so a store that repeats its last item fails, not hangs.
+        for _ in 0..=all.len() {
+            let page = store
+                .list(user, after.as_ref(), page_size, NOW)
+                .await
+                .expect("list");
+            assert!(page.len() <= page_size);
+            let Some(last) = page.last() else { break };
+            after = Some(last.id.clone());
+            pages.extend(page);
+        }
+        assert_eq!(pages, expected, "{user:?} by {page_size}");
+    }
+
+    // `after` need not be a stored id.
+    let middle = &all[3].id;
+    let after = SessionId::parse(&format!("{}-", middle.as_str())).expect("an id");
+    assert_eq!(
+        store
+            .list(None, Some(&after), 100, NOW)
+            .await
+            .expect("list"),
+        all[4..].to_vec()
+    );
+
+    // Later, the sessions that expired in between are gone from the list.
+    let later = NOW + HOUR + 1;
+    let still_live: Vec<SessionInfo> = all
+        .iter()
+        .filter(|s| later < s.expires_at && s.absolute_expires_at.is_none_or(|at| later < at))
+        .cloned()
+        .collect();
+    assert!(still_live.len() < all.len());
+    assert_eq!(
+        store.list(None, None, 100, later).await.expect("list"),
+        still_live
+    );
+}
+
+async fn delete_user_removes_only_that_users_sessions(store: Arc<dyn SessionStore>) {
+    let store = &*store;
+    let mut alice = Vec::new();
+    for _ in 0..2 {
+        alice.push(create(store, &live_record(map([("a", 1.into())]), Some("alice"))).await);
+    }
+    // Expired but not purged: still alice's, still deleted and counted.
+    alice.push(create(store, &expired_record(Map::new(), Some("alice"))).await);
+    let bob_record = live_record(map([("b", 1.into())]), Some("bob"));
+    let bob = create(store, &bob_record).await;
+    let anonymous_record = live_record(Map::new(), None);
+    let anonymous = create(store, &anonymous_record).await;
+
+    assert_eq!(store.delete_user("alice").await.expect("delete_user"), 3);
+    for id in &alice {
+        assert_eq!(load(store, id, NOW - 1).await, None);
+    }
+    assert_eq!(load_live(store, &bob).await, bob_record);
+    assert_eq!(load_live(store, &anonymous).await, anonymous_record);
+    assert!(store
+        .list(Some("alice"), None, 10, NOW)
+        .await
+        .expect("list")
+        .is_empty());
+    assert_eq!(
+        store.list(None, None, 10, NOW).await.expect("list").len(),
+        2
+    );
+    assert_eq!(store.delete_user("alice").await.expect("delete_user"), 0);
+    assert_eq!(store.delete_user("nobody").await.expect("delete_user"), 0);
+    assert_eq!(store.delete_user("").await.expect("delete_user"), 0);
+}
+
+async fn purge_expired_removes_only_dead_records_in_batches(store: Arc<dyn SessionStore>) {
+    let store = &*store;
+    let mut dead = Vec::new();
+    for i in 0..5 {
+        // Idle-expired, at or before NOW.
+        let record = Record {
+            expires_at: NOW - i,
+            ..live_record(map([("d", 1.into())]), Some("alice"))
+        };
+        dead.push(create(store, &record).await);
+    }
+    for i in 0..3 {
+        // Absolutely expired, though their idle expiry is ahead.
+        let record = Record {
+            absolute_expires_at: Some(NOW - i),
+            ..live_record(map([("d", 1.into())]), None)
+        };
+        dead.push(create(store, &record).await);
+    }
+    let mut live = Vec::new();
+    for i in 0..4 {
+        let record = Record {
+            // The first expires one second after NOW: live at NOW.
+            expires_at: NOW + 1 + i,
+            absolute_expires_at: (i % 2 == 0).then_some(NOW + 1),
+            ..live_record(map([("l", i.into())]), Some("bob"))
+        };
+        let id = create(store, &record).await;
+        live.push((id, record));
+    }
+
+    assert_eq!(store.purge_expired(NOW, 0).await.expect("purge"), 0);
+    assert_eq!(store.purge_expired(NOW, 3).await.expect("purge"), 3);
+    assert_eq!(store.purge_expired(NOW, 3).await.expect("purge"), 3);
+    assert_eq!(store.purge_expired(NOW, 3).await.expect("purge"), 2);
+    assert_eq!(store.purge_expired(NOW, 3).await.expect("purge"), 0);
+
+    for (id, record) in &live {
+        assert_eq!(&load_live(store, id).await, record);
+    }
+    // The dead records are really gone: their ids are free again.
+    let replacement = live_record(Map::new(), None);
+    for id in &dead {
+        assert_eq!(load(store, id, 0).await, None);
+        assert!(store.create(id, &replacement).await.expect("create"));
+    }
+    assert_eq!(store.delete_user("alice").await.expect("delete_user"), 0);
+
+    // Later, the live ones die too and a large batch drains them at once.
+    assert_eq!(store.purge_expired(NOW + 1, 100).await.expect("purge"), 2);
+    assert_eq!(
+        store.purge_expired(NOW + HOUR, 100).await.expect("purge"),
+        2 + dead.len() as u64
+    );
+    assert!(store
+        .list(None, None, 100, 0)
+        .await
+        .expect("list")
+        .is_empty());
+}
+
+async fn expired_records_are_never_returned_before_purge(store: Arc<dyn SessionStore>) {
+    let store = &*store;
+    let idle = create(
+        store,
+        &expired_record(map([("a", 1.into())]), Some("carol")),
+    )
+    .await;
+    let absolute = create(
+        store,
+        &Record {
+            absolute_expires_at: Some(NOW),
+            ..live_record(map([("a", 1.into())]), Some("carol"))
+        },
+    )
+    .await;
+    for id in [&idle, &absolute] {
+        assert_eq!(load(store, id, NOW).await, None);
+        assert_eq!(load(store, id, NOW + HOUR).await, None);
+        // Stored all the same: visible before their expiry.
+        assert!(load(store, id, NOW - 1).await.is_some());
+    }
+    assert!(store
+        .list(Some("carol"), None, 10, NOW)
+        .await
+        .expect("list")
+        .is_empty());
+    assert!(store
+        .list(None, None, 10, NOW)
+        .await
+        .expect("list")
+        .is_empty());
+    assert_eq!(store.purge_expired(NOW, 10).await.expect("purge"), 2);
+}
+
+// ---------------------------------------------------------------------------
+// SQLite only: the file itself.
+
+#[cfg(feature = "sqlite")]
+mod sqlite_file {
+    use std::path::Path;
+
+    use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
+    use sqlx::Connection as _;
+    use tessera::store::SqliteStore;
+
+    use super::*;
+
+    /// A connection of the test's own, to look at what the store wrote.
+    async fn inspect(path: &Path) -> SqliteConnection {
+        SqliteConnection::connect_with(&SqliteConnectOptions::new().filename(path))
+            .await
+            .expect("open the database to inspect it")
+    }
+
+    async fn scalar<T>(conn: &mut SqliteConnection, sql: &'static str) -> T
+    where
+        T: Send + Unpin + for<'r> sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
+    {
+        sqlx::query_scalar(sql)
+            .fetch_one(conn)
+            .await
+            .expect("query")
+    }
+
+    #[tokio::test]
+    async fn the_file_is_created_on_first_use_in_wal_mode() {
+        let dir = TempDir::new("sqlite-lazy");
+        let path = dir.path().join("nested").join("deeper").join("sessions.db");
+        let store = SqliteStore::new(&path);
+        assert_eq!(store.path(), path);
+        assert!(
+            !dir.path().join("nested").exists(),
+            "new() touched the disk"
+        );
+        let from_url = SqliteStore::from_url(&format!("sqlite://{}", path.display())).expect("url");
+        assert_eq!(from_url.path(), path);
+        assert!(
+            !dir.path().join("nested").exists(),
+            "from_url() touched the disk"
+        );
+
+        assert_eq!(load(&store, &SessionId::generate(), NOW).await, None);
+        assert!(path.is_file());
+
+        let mut conn = inspect(&path).await;
+        let mode: String = scalar(&mut conn, "PRAGMA journal_mode").await;
+        assert_eq!(mode, "wal");
+        let version: i64 = scalar(&mut conn, "PRAGMA user_version").await;
+        assert_eq!(version, i64::from(SqliteStore::SCHEMA_VERSION));
+        assert_eq!(SqliteStore::SCHEMA_VERSION, 1);
+        let objects: Vec<String> = sqlx::query_scalar(
+            "SELECT name FROM sqlite_master WHERE name LIKE 'tessera%' ORDER BY name",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .expect("query");
+        assert_eq!(
+            objects,
+            [
+                "tessera_session_values",
+                "tessera_sessions",
+                "tessera_sessions_absolute_expires_at",
+                "tessera_sessions_expires_at",
+                "tessera_sessions_user_id",
+            ]
+        );
+        conn.close().await.expect("close");
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn data_persists_across_instances() {
+        let dir = TempDir::new("sqlite-reopen");
+        let path = dir.path().join("sessions.db");
+        let record = live_record(every_value_kind(), Some("alice"));
+
+        let first = SqliteStore::open(&path).await.expect("open");
+        let id = create(&first, &record).await;
+        assert_eq!(
+            first
+                .increment(&id, "visits", 1, NOW)
+                .await
+                .expect("increment"),
+            Some(1)
+        );
+        first.close().await;
+        assert!(matches!(
+            first.load(&id, NOW).await,
+            Err(StoreError::Unavailable(_))
+        ));
+
+        // Reopening finds the schema in place and the data intact.
+        let second = SqliteStore::open(&path).await.expect("reopen");
+        let mut expected = record.clone();
+        expected.data.insert("visits".to_owned(), 1.into());
+        assert_eq!(load_live(&second, &id).await, expected);
+
+        // Two stores on one file (as two processes would be) see each
+        // other's writes.
+        let third = SqliteStore::new(&path);
+        assert_eq!(
+            third
+                .increment(&id, "visits", 1, NOW)
+                .await
+                .expect("increment"),
+            Some(2)
+        );
+        assert_eq!(
+            second
+                .increment(&id, "visits", 1, NOW)
+                .await
+                .expect("increment"),
+            Some(3)
+        );
+        assert_eq!(load_live(&third, &id).await.data["visits"], Value::from(3));
+
+        let mut conn = inspect(&path).await;
+        let version: i64 = scalar(&mut conn, "PRAGMA user_version").await;
+        assert_eq!(version, i64::from(SqliteStore::SCHEMA_VERSION));
+        conn.close().await.expect("close");
+        second.close().await;
+        third.close().await;
+    }
+
+    #[tokio::test]
+    async fn a_failed_open_is_retried_by_the_next_operation() {
+        let dir = TempDir::new("sqlite-retry");
+        // A file where the store's directory should be.
+        let blocker = dir.path().join("blocker");
+        std::fs::write(&blocker, b"not a directory").expect("write");
+        let path = blocker.join("sessions.db");
+
+        assert!(matches!(
+            SqliteStore::open(&path).await,
+            Err(StoreError::Unavailable(_))
+        ));
+        let store = SqliteStore::new(&path);
+        let error = store
+            .load(&SessionId::generate(), NOW)
+            .await
+            .expect_err("no directory");
+        assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
+        assert!(
+            error.to_string().contains("sessions.db"),
+            "the message names the file: {error}"
+        );
+
+        std::fs::remove_file(&blocker).expect("remove");
+        let id = create(&store, &live_record(Map::new(), None)).await;
+        assert!(load(&store, &id, NOW).await.is_some());
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn a_newer_schema_is_refused() {
+        let dir = TempDir::new("sqlite-newer");
+        let path = dir.path().join("sessions.db");
+        SqliteStore::open(&path).await.expect("open").close().await;
+        let mut conn = inspect(&path).await;
+        sqlx::query("PRAGMA user_version = 99")
+            .execute(&mut conn)
+            .await
+            .expect("set version");
+        conn.close().await.expect("close");
+
+        let error = SqliteStore::open(&path).await.expect_err("refused");
+        assert!(
+            matches!(&error, StoreError::Config(message) if message.contains("99")),
+            "{error}"
+        );
+    }
+
+    async fn values_of(conn: &mut SqliteConnection, id: &SessionId) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM tessera_session_values WHERE session_id = ?1")
+            .bind(id.as_str())
+            .fetch_one(conn)
+            .await
+            .expect("count")
+    }
+
+    #[tokio::test]
+    async fn values_are_tagged_json_one_row_per_key_and_go_with_their_session() {
+        let dir = TempDir::new("sqlite-rows");
+        let path = dir.path().join("sessions.db");
+        let store = SqliteStore::open(&path).await.expect("open");
+        let data = map([
+            ("t", Value::tuple([1.into(), "x".into()])),
+            ("n", Value::from(2u128.pow(64) + 5)),
+        ]);
+        let id = create(&store, &live_record(data, Some("alice"))).await;
+        let mut conn = inspect(&path).await;
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT key, value FROM tessera_session_values WHERE session_id = ?1 ORDER BY key",
+        )
+        .bind(id.as_str())
+        .fetch_all(&mut conn)
+        .await
+        .expect("query");
+        assert_eq!(
+            rows,
+            [
+                ("n".to_owned(), "18446744073709551621".to_owned()),
+                ("t".to_owned(), r#"{" t":[1,"x"]}"#.to_owned()),
+            ]
+        );
+
+        // Cycling moves the values; deleting, purging and deleting a user
+        // leave none behind.
+        let new = SessionId::generate();
+        assert!(store.cycle_id(&id, &new, NOW).await.expect("cycle"));
+        let other = create(&store, &live_record(map([("o", 1.into())]), None)).await;
+        let dead = create(&store, &expired_record(map([("d", 1.into())]), None)).await;
+        assert_eq!(values_of(&mut conn, &id).await, 0);
+        assert_eq!(values_of(&mut conn, &new).await, 2);
+        assert_eq!(store.delete_user("alice").await.expect("delete_user"), 1);
+        assert_eq!(values_of(&mut conn, &new).await, 0);
+        assert_eq!(store.purge_expired(NOW, 10).await.expect("purge"), 1);
+        assert_eq!(values_of(&mut conn, &dead).await, 0);
+        assert!(store.delete(&other).await.expect("delete"));
+        let total: i64 = scalar(&mut conn, "SELECT count(*) FROM tessera_session_values").await;
+        assert_eq!(total, 0);
+        conn.close().await.expect("close");
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn unreadable_values_are_reported_as_corrupt() {
+        let dir = TempDir::new("sqlite-corrupt");
+        let path = dir.path().join("sessions.db");
+        let store = SqliteStore::open(&path).await.expect("open");
+        let id = create(&store, &live_record(map([("bad", 1.into())]), None)).await;
+        let mut conn = inspect(&path).await;
+        sqlx::query("UPDATE tessera_session_values SET value = '{not json' WHERE key = 'bad'")
+            .execute(&mut conn)
+            .await
+            .expect("corrupt it");
+        conn.close().await.expect("close");
+
+        assert!(matches!(
+            store.load(&id, NOW).await,
+            Err(StoreError::Corrupt(_))
+        ));
+        assert!(matches!(
+            store.increment(&id, "bad", 1, NOW).await,
+            Err(StoreError::Corrupt(_))
+        ));
+        assert!(matches!(
+            store.append(&id, "bad", &Value::Null, NOW).await,
+            Err(StoreError::Corrupt(_))
+        ));
+        // The other keys are still writable, and a write repairs the key.
+        let repair = Changes {
+            set: map([("bad", 5.into())]),
+            ..Changes::default()
+        };
+        assert!(store.update(&id, &repair, NOW).await.expect("update"));
+        assert_eq!(
+            store
+                .increment(&id, "bad", 1, NOW)
+                .await
+                .expect("increment"),
+            Some(6)
+        );
+        store.close().await;
+    }
+
+    #[test]
+    fn from_url_takes_absolute_and_relative_paths_and_refuses_the_rest() {
+        let absolute = std::env::temp_dir().join("tessera-url-test").join("s.db");
+        let store =
+            SqliteStore::from_url(&format!("sqlite://{}", absolute.display())).expect("absolute");
+        assert_eq!(store.path(), absolute);
+        assert!(store.path().is_absolute());
+
+        let store = SqliteStore::from_url("sqlite://relative/dir/s.db").expect("relative");
+        let cwd = std::env::current_dir().expect("cwd");
+        assert_eq!(store.path(), cwd.join("relative").join("dir").join("s.db"));
+        let store = SqliteStore::from_url("sqlite://s.db").expect("relative");
+        assert_eq!(store.path(), cwd.join("s.db"));
+
+        for bad in [
+            "",
+            "s.db",
+            "sqlite:",
+            "sqlite:s.db",
+            "sqlite:/s.db",
+            "sqlite://",
+            "sqlite:///",
+            "sqlite://dir/",
+            "sqlite://..",
+            "sqlite::memory:",
+            "sqlite://:memory:",
+            "sqlite://s.db?mode=ro",
+            "sqlite://s.db#x",
+            "postgres://localhost/sessions",
+            "redis://localhost",
+            "file:///s.db",
+            "SQLITE:///s.db",
+        ] {
+            match SqliteStore::from_url(bad) {
+                Err(StoreError::Config(message)) => {
+                    assert!(message.contains("sqlite://"), "{bad:?}: {message}");
+                }
+                other => panic!("{bad:?} was accepted: {other:?}"),
+            }
+        }
+    }
+}
