@@ -237,6 +237,14 @@ for case, label in (("zlib_bomb_8MiB", "signed zlib bomb, 8 MiB inflated"),
     w(f"| {label} | {ns(median_ns(criterion, 'hostile', case))} |")
 w("")
 
-(repo / "BENCHMARKS.md").write_text("\n".join(out))
+# Keep the sections other scripts write (scripts/bench-store.sh).
+target = repo / "BENCHMARKS.md"
+text = "\n".join(out)
+if target.exists():
+    import re
+    kept = re.search(r"<!-- store:begin -->.*?<!-- store:end -->", target.read_text(), flags=re.S)
+    if kept:
+        text = text.rstrip("\n") + "\n\n" + kept.group(0) + "\n"
+target.write_text(text)
 print("bench-codec: wrote BENCHMARKS.md", file=sys.stderr)
 PYTHON

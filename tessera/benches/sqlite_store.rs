@@ -43,44 +43,46 @@ fn id(n: usize) -> SessionId {
 }
 
 /// Inserts `count` sessions numbered from `first`, each with three keys,
-/// expiring at `expires_at`.
+/// expiring at `expires_at`: multi-row statements in large transactions.
 async fn bulk_insert(path: &Path, first: usize, count: usize, expires_at: u64) {
+    const PER_STATEMENT: usize = 100;
     let options = SqliteConnectOptions::new().filename(path);
     let mut conn = SqliteConnection::connect_with(&options)
         .await
         .expect("connect");
-    let mut done = 0;
-    while done < count {
-        let batch = (count - done).min(20_000);
+    let ids: Vec<usize> = (first..first + count).collect();
+    for transaction in ids.chunks(20_000) {
         let mut tx = conn.begin().await.expect("begin");
-        for n in first + done..first + done + batch {
-            let sid = id(n);
-            sqlx::query("INSERT INTO tessera_sessions (id, user_id, created_at, expires_at, absolute_expires_at) VALUES (?, ?, ?, ?, NULL)")
-                .bind(sid.as_str())
-                .bind(format!("user{}", n % 1000))
-                .bind((NOW - 100) as i64)
-                .bind(expires_at as i64)
-                .execute(&mut *tx)
-                .await
-                .expect("insert session");
-            for (key, value) in [
-                ("_permanent", "true".to_owned()),
-                ("user_id", n.to_string()),
-                ("theme", "\"dark\"".to_owned()),
-            ] {
-                sqlx::query(
-                    "INSERT INTO tessera_session_values (session_id, key, value) VALUES (?, ?, ?)",
-                )
-                .bind(sid.as_str())
-                .bind(key)
-                .bind(value)
-                .execute(&mut *tx)
-                .await
-                .expect("insert value");
+        for chunk in transaction.chunks(PER_STATEMENT) {
+            let sessions = vec!["(?, ?, ?, ?, NULL)"; chunk.len()].join(", ");
+            let sessions_sql = format!(
+                "INSERT INTO tessera_sessions (id, user_id, created_at, expires_at, absolute_expires_at) VALUES {sessions}"
+            );
+            let mut insert = sqlx::query(&sessions_sql);
+            let sql_values = vec!["(?, ?, ?)"; chunk.len() * 3].join(", ");
+            let values_sql = format!(
+                "INSERT INTO tessera_session_values (session_id, key, value) VALUES {sql_values}"
+            );
+            let mut values = sqlx::query(&values_sql);
+            for &n in chunk {
+                let sid = id(n);
+                insert = insert
+                    .bind(sid.as_str().to_owned())
+                    .bind(format!("user{}", n % 1000))
+                    .bind((NOW - 100) as i64)
+                    .bind(expires_at as i64);
+                for (key, value) in [
+                    ("_permanent", "true".to_owned()),
+                    ("user_id", n.to_string()),
+                    ("theme", "\"dark\"".to_owned()),
+                ] {
+                    values = values.bind(sid.as_str().to_owned()).bind(key).bind(value);
+                }
             }
+            insert.execute(&mut *tx).await.expect("insert sessions");
+            values.execute(&mut *tx).await.expect("insert values");
         }
         tx.commit().await.expect("commit");
-        done += batch;
     }
 }
 
