@@ -247,7 +247,9 @@ impl Store {
                 let store = SqliteStore::from_url(url).map_err(store_error)?;
                 ensure_file(store.path())?;
                 // Opened now, so that a bad file is reported as such.
-                let store = SqliteStore::open(store.path()).await.map_err(store_error)?;
+                let store = SqliteStore::open_existing(store.path())
+                    .await
+                    .map_err(store_error)?;
                 Ok(Self::Sqlite(store))
             }
             // The scheme only: other stores' URLs carry passwords.

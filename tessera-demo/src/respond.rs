@@ -4,7 +4,7 @@
 use axum::extract::rejection::FormRejection;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use tessera::{SessionError, StoreError};
+use tessera::SessionError;
 
 /// Longest accepted `username`, `pet`, cart `item` or API key, in
 /// characters: in cookie mode the session must still fit in a cookie
@@ -53,7 +53,7 @@ pub(crate) fn check_length(field: &str, value: &str) -> Result<(), String> {
 /// - a value that cannot be stored or read as asked: `400 Bad Request`.
 pub(crate) fn session_failure(error: &SessionError) -> Response {
     match error {
-        SessionError::Store(StoreError::WrongType { .. }) => conflict(&error.to_string()),
+        SessionError::WrongType { .. } => conflict(&error.to_string()),
         SessionError::Store(store) => {
             tracing::error!(error = %store, "session store failed; answering 503");
             (

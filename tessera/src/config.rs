@@ -142,9 +142,28 @@ pub const DEFAULT_SQLITE_FILE: &str = "tessera-sessions.db";
 /// The file named by an SQLite `SESSION_STORE_URL`: `sqlite:///abs/path.db`
 /// (absolute) or `sqlite://relative.db` (relative to the working directory).
 pub fn sqlite_path_from_url(url: &str) -> Option<PathBuf> {
-    let rest = url.strip_prefix("sqlite://")?;
-    let path = rest.split(['?', '#']).next().unwrap_or_default();
-    (!path.is_empty() && path != "/").then(|| PathBuf::from(path))
+    parse_sqlite_url(url).ok()
+}
+
+/// The one reading of SQLite store URLs, shared by the configuration and
+/// `SqliteStore::from_url`: the path, or why the URL names none.
+pub(crate) fn parse_sqlite_url(url: &str) -> Result<PathBuf, &'static str> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .ok_or("it does not start with sqlite://")?;
+    if rest.contains(['?', '#']) {
+        // sqlx and SQLAlchemy read these as options; taking them as part of
+        // the file name would surprise either way.
+        return Err("query strings and fragments are not supported");
+    }
+    if rest.starts_with(":memory:") {
+        return Err("in-memory databases are not supported");
+    }
+    let path = std::path::Path::new(rest);
+    if rest.is_empty() || rest.ends_with('/') || path.file_name().is_none() {
+        return Err("it names no file");
+    }
+    Ok(path.to_owned())
 }
 
 /// A configuration that cannot be used.
@@ -691,11 +710,13 @@ impl SessionConfigBuilder {
                 ));
             }
             if let Some(url) = &self.store_url {
-                if sqlite_path_from_url(url).is_none() {
+                if let Err(reason) = parse_sqlite_url(url) {
                     return Err(invalid(
                         "SESSION_STORE_URL",
                         url,
-                        "sqlite:///absolute/path.db or sqlite://relative/path.db",
+                        &format!(
+                            "sqlite:///absolute/path.db or sqlite://relative/path.db ({reason})"
+                        ),
                     ));
                 }
             }

@@ -32,7 +32,18 @@ pub enum SessionError {
     },
     /// The session store failed; answer 503 and let the client retry.
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(StoreError),
+    /// An atomic operation found a value of the wrong type under its key: a
+    /// problem with the data (answer 409 or 400), not with the store.
+    #[error("session key {key:?} holds {found}, not {expected}")]
+    WrongType {
+        /// The key.
+        key: String,
+        /// What the operation needs.
+        expected: &'static str,
+        /// What the key holds.
+        found: &'static str,
+    },
     /// The session was revoked (logged out, possibly from another device)
     /// while this request was using it.
     #[error("the session was revoked")]
@@ -49,6 +60,23 @@ pub enum SessionError {
         #[source]
         source: serde_json::Error,
     },
+}
+
+impl From<StoreError> for SessionError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::WrongType {
+                key,
+                expected,
+                found,
+            } => SessionError::WrongType {
+                key,
+                expected,
+                found,
+            },
+            other => SessionError::Store(other),
+        }
+    }
 }
 
 /// A flash message: shown once, on a later request.

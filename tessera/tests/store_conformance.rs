@@ -1186,6 +1186,52 @@ mod sqlite_file {
     }
 
     #[tokio::test]
+    async fn open_existing_never_creates_or_migrates() {
+        let dir = TempDir::new("sqlite-existing");
+        let missing = dir.path().join("absent").join("sessions.db");
+        let err = SqliteStore::open_existing(&missing)
+            .await
+            .expect_err("no such file");
+        assert!(matches!(err, StoreError::Unavailable(_)), "{err}");
+        assert!(
+            !missing.parent().expect("parent").exists(),
+            "no directory created"
+        );
+
+        // Someone else's (here: empty) database is refused and left as it was.
+        let foreign = dir.path().join("foreign.db");
+        std::fs::write(&foreign, b"").expect("an empty file");
+        let err = SqliteStore::open_existing(&foreign)
+            .await
+            .expect_err("not a session store");
+        assert!(
+            err.to_string().contains("not a tessera session store"),
+            "{err}"
+        );
+        assert_eq!(
+            std::fs::metadata(&foreign).expect("still there").len(),
+            0,
+            "untouched"
+        );
+
+        let real = dir.path().join("sessions.db");
+        SqliteStore::open(&real)
+            .await
+            .expect("create")
+            .close()
+            .await;
+        let store = SqliteStore::open_existing(&real)
+            .await
+            .expect("a real store opens");
+        assert!(store
+            .load(&SessionId::generate(), 1)
+            .await
+            .expect("usable")
+            .is_none());
+        store.close().await;
+    }
+
+    #[tokio::test]
     async fn the_file_is_created_on_first_use_in_wal_mode() {
         let dir = TempDir::new("sqlite-lazy");
         let path = dir.path().join("nested").join("deeper").join("sessions.db");

@@ -147,7 +147,10 @@ const PURGE: &str = "
 #[derive(Debug)]
 pub struct SqliteStore {
     path: PathBuf,
-    pool: OnceCell<SqlitePool>,
+    pool: OnceCell<Pools>,
+    /// Open only a file that already holds the current schema; never create
+    /// or migrate anything (for administration tools).
+    existing_only: bool,
 }
 
 /// Opening the database failed; says which file, since sqlx does not.
@@ -170,7 +173,20 @@ impl SqliteStore {
         Self {
             path: path.into(),
             pool: OnceCell::new(),
+            existing_only: false,
         }
+    }
+
+    /// An existing store, opened now: the file must exist and hold this
+    /// version's schema. Nothing is created or migrated, so pointing an
+    /// administration tool at the wrong file changes nothing.
+    pub async fn open_existing(path: impl Into<PathBuf>) -> Result<Self, StoreError> {
+        let store = Self {
+            existing_only: true,
+            ..Self::new(path)
+        };
+        store.pool().await?;
+        Ok(store)
     }
 
     /// A store in the file at `path`, opened and migrated now, so that a bad
@@ -192,23 +208,9 @@ impl SqliteStore {
                  sqlite:///absolute/path.db or sqlite://relative/path.db"
             ))
         };
-        let Some(rest) = url.strip_prefix("sqlite://") else {
-            return Err(refuse("it does not start with sqlite://"));
-        };
-        if rest.contains(['?', '#']) {
-            // sqlx and SQLAlchemy read these as options; silently taking them
-            // as part of the file name would surprise either way.
-            return Err(refuse("query strings and fragments are not supported"));
-        }
-        let path = Path::new(rest);
-        if rest.is_empty() || rest.ends_with('/') || path.file_name().is_none() {
-            return Err(refuse("it names no file"));
-        }
-        if rest.starts_with(":memory:") {
-            return Err(refuse("in-memory databases are not supported"));
-        }
+        let path = crate::config::parse_sqlite_url(url).map_err(refuse)?;
         let path = if path.is_absolute() {
-            path.to_owned()
+            path
         } else {
             let cwd = std::env::current_dir().map_err(|error| {
                 StoreError::Config(format!(
@@ -230,16 +232,17 @@ impl SqliteStore {
     /// Operations after this fail with [`StoreError::Unavailable`]. Does
     /// nothing if the store was never used.
     pub async fn close(&self) {
-        if let Some(pool) = self.pool.get() {
-            pool.close().await;
+        if let Some(pools) = self.pool.get() {
+            pools.read.close().await;
+            pools.write.close().await;
         }
     }
 
     /// The pool, opening it first if needed. `get_or_try_init` keeps only
     /// a success, so after a failure the next operation tries again.
-    async fn pool(&self) -> Result<&SqlitePool, StoreError> {
+    async fn pools(&self) -> Result<&Pools, StoreError> {
         self.pool
-            .get_or_try_init(|| connect(&self.path))
+            .get_or_try_init(|| connect_pools(&self.path, self.existing_only))
             .await
             .map_err(|error| match error {
                 OpenFailure::Config(message) => {
@@ -252,13 +255,26 @@ impl SqliteStore {
             })
     }
 
+    /// Connections for reading, several at once (WAL readers do not block).
+    async fn pool(&self) -> Result<&SqlitePool, StoreError> {
+        Ok(&self.pools().await?.read)
+    }
+
+    /// The one connection this process writes through. SQLite admits one
+    /// writer at a time; queueing writers here, fairly and without blocking
+    /// a thread, beats having them poll SQLite's busy handler, whose sleeps
+    /// made the tail latency of contended writes tens of milliseconds.
+    async fn writer(&self) -> Result<&SqlitePool, StoreError> {
+        Ok(&self.pools().await?.write)
+    }
+
     /// A transaction holding the write lock from its start. A deferred
     /// transaction that reads before it writes cannot upgrade once another
     /// connection has committed in between (`SQLITE_BUSY_SNAPSHOT`, which the
     /// busy timeout does not retry); `BEGIN IMMEDIATE` waits for the lock
     /// instead, which is also what serializes read-modify-writes.
     async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
-        self.pool()
+        self.writer()
             .await?
             .begin_with("BEGIN IMMEDIATE")
             .await
@@ -309,15 +325,44 @@ impl From<sqlx::Error> for OpenFailure {
     }
 }
 
-async fn connect(path: &Path) -> Result<SqlitePool, OpenFailure> {
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+/// The read pool and the single-connection write pool over one file.
+#[derive(Debug)]
+struct Pools {
+    read: SqlitePool,
+    write: SqlitePool,
+}
+
+async fn connect_pools(path: &Path, existing_only: bool) -> Result<Pools, OpenFailure> {
+    if existing_only {
+        ensure_sqlite_file(path)?;
+    }
+    // The writer first: it creates, checks or migrates the file.
+    let write = connect(path, existing_only, 1).await?;
+    match connect(path, true, MAX_CONNECTIONS).await {
+        Ok(read) => Ok(Pools { read, write }),
+        Err(error) => {
+            write.close().await;
+            Err(error)
+        }
+    }
+}
+
+async fn connect(
+    path: &Path,
+    existing_only: bool,
+    connections: u32,
+) -> Result<SqlitePool, OpenFailure> {
+    if let Some(parent) = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty() && !existing_only)
+    {
         // Once per store and cheap when the directory exists, so a blocking
         // call is fine here (tessera's tokio is built without `fs`).
         std::fs::create_dir_all(parent).map_err(|error| OpenFailure::Other(Box::new(error)))?;
     }
     let options = SqliteConnectOptions::new()
         .filename(path)
-        .create_if_missing(true)
+        .create_if_missing(!existing_only)
         // Readers do not block the writer nor it them; with WAL, NORMAL is
         // durable across application crashes and consistent across power
         // loss, which is the right trade for sessions.
@@ -327,19 +372,64 @@ async fn connect(path: &Path) -> Result<SqlitePool, OpenFailure> {
         .foreign_keys(true)
         .busy_timeout(BUSY_TIMEOUT);
     let pool = SqlitePoolOptions::new()
-        .max_connections(MAX_CONNECTIONS)
+        .max_connections(connections)
         .acquire_timeout(ACQUIRE_TIMEOUT)
         .connect_with(options)
         .await?;
-    if let Err(error) = migrate(&pool).await {
+    let prepared = if existing_only {
+        check_schema(&pool).await
+    } else {
+        migrate(&pool).await
+    };
+    if let Err(error) = prepared {
         pool.close().await;
         return Err(error);
     }
     Ok(pool)
 }
 
+/// Refuses, without opening it, a file that is not an SQLite database at all
+/// (opening one with sqlx would already write to it: WAL mode is set on
+/// connect). Blocking, but one small read once per store.
+fn ensure_sqlite_file(path: &Path) -> Result<(), OpenFailure> {
+    use std::io::Read as _;
+    let mut magic = [0u8; 16];
+    let mut file =
+        std::fs::File::open(path).map_err(|error| OpenFailure::Other(Box::new(error)))?;
+    match file.read_exact(&mut magic) {
+        Ok(()) if &magic == b"SQLite format 3\0" => Ok(()),
+        _ => Err(OpenFailure::Config(
+            "not a tessera session store (the file is not an SQLite database)".to_owned(),
+        )),
+    }
+}
+
+async fn schema_version(pool: &SqlitePool) -> Result<i64, OpenFailure> {
+    Ok(sqlx::query_scalar("PRAGMA user_version")
+        .fetch_one(pool)
+        .await?)
+}
+
+/// Refuses a file that does not hold exactly this version's schema.
+async fn check_schema(pool: &SqlitePool) -> Result<(), OpenFailure> {
+    let found = schema_version(pool).await?;
+    let known = i64::from(SqliteStore::SCHEMA_VERSION);
+    if found == known {
+        Ok(())
+    } else {
+        Err(OpenFailure::Config(format!(
+            "not a tessera session store of schema version {known} (the file has version {found})"
+        )))
+    }
+}
+
 /// Brings the schema to [`SqliteStore::SCHEMA_VERSION`].
 async fn migrate(pool: &SqlitePool) -> Result<(), OpenFailure> {
+    // Current already (the usual case): no write lock, so a reader that may
+    // not write to the file can still open it.
+    if schema_version(pool).await? == i64::from(SqliteStore::SCHEMA_VERSION) {
+        return Ok(());
+    }
     // Under the write lock, so processes starting together take turns and
     // the second finds the schema already there.
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
@@ -574,7 +664,7 @@ impl SessionStore for SqliteStore {
     async fn delete(&self, id: &SessionId) -> Result<bool, StoreError> {
         let deleted = sqlx::query("DELETE FROM tessera_sessions WHERE id = ?1")
             .bind(id.as_str())
-            .execute(self.pool().await?)
+            .execute(self.writer().await?)
             .await
             .map_err(db)?
             .rows_affected();
@@ -707,7 +797,7 @@ impl SessionStore for SqliteStore {
     async fn delete_user(&self, user_id: &str) -> Result<u64, StoreError> {
         let deleted = sqlx::query("DELETE FROM tessera_sessions WHERE user_id = ?1")
             .bind(user_id)
-            .execute(self.pool().await?)
+            .execute(self.writer().await?)
             .await
             .map_err(db)?
             .rows_affected();
@@ -721,7 +811,7 @@ impl SessionStore for SqliteStore {
         let purged = sqlx::query(PURGE)
             .bind(sql_time(now))
             .bind(sql_count(batch))
-            .execute(self.pool().await?)
+            .execute(self.writer().await?)
             .await
             .map_err(db)?
             .rows_affected();
