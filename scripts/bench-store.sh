@@ -112,13 +112,14 @@ w("### Sweeping expired sessions")
 w("")
 w(f"{sweep['expired']:,} expired records beside {sweep['live']:,} live ones, deleted in batches of "
   f"{sweep['batch']} (`purge_expired`, as the background sweeper does): **{sweep['sweep_seconds']:.1f} s** in all. "
-  "Loads of live sessions ran at the same time:")
+  "Loads and saves of live sessions ran at the same time, one after the other in one task:")
 w("")
-w("| loads | samples | p50 µs | p99 µs | max µs |")
-w("|---|---:|---:|---:|---:|")
-for label, key in (("without a sweep", "load_without_sweep"), ("during the sweep", "load_during_sweep")):
-    r = sweep[key]
-    w(f"| {label} | {r['samples']:,} | {r['p50_us']:.0f} | {r['p99_us']:.0f} | {r['max_us']:.0f} |")
+w("| while | operation | samples | p50 µs | p99 µs | max µs |")
+w("|---|---|---:|---:|---:|---:|")
+for label, key in (("no sweep runs", "load_without_sweep"), ("the sweep runs", "load_during_sweep")):
+    for op in ("load", "save"):
+        r = sweep[key][op]
+        w(f"| {label} | {op} | {r['samples']:,} | {r['p50_us']:.0f} | {r['p99_us']:.0f} | {r['max_us']:.0f} |")
 w("")
 w("### The demo over HTTP (wrk, 1 thread, 16 connections, 8 s, one session; median of 2 interleaved rounds)")
 w("")

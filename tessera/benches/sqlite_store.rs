@@ -20,6 +20,8 @@ use tessera::store::{Changes, SessionId, SessionStore, SqliteStore};
 use tessera::{Map, Value};
 
 const SAMPLES: usize = 20_000;
+/// The background sweeper's batch (`tessera::layer`'s `SWEEP_BATCH`).
+const SWEEP_BATCH: usize = 250;
 const NOW: u64 = 2_000_000_000;
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
@@ -167,9 +169,9 @@ async fn sweep(dir: &Path, expired: usize, live: usize) -> serde_json::Value {
     let started = Instant::now();
     let mut purged = 0;
     loop {
-        let count = store.purge_expired(NOW, 1000).await.expect("purge");
+        let count = store.purge_expired(NOW, SWEEP_BATCH).await.expect("purge");
         purged += count;
-        if count < 1000 {
+        if count < SWEEP_BATCH as u64 {
             break;
         }
         tokio::task::yield_now().await;
@@ -184,13 +186,14 @@ async fn sweep(dir: &Path, expired: usize, live: usize) -> serde_json::Value {
         "expired": expired,
         "live": live,
         "sweep_seconds": sweep_secs,
-        "batch": 1000,
+        "batch": SWEEP_BATCH,
         "load_without_sweep": baseline,
         "load_during_sweep": during,
     })
 }
 
-/// Loads random live sessions until `deadline` passes or `running` is cleared.
+/// Loads and saves random live sessions until `deadline` passes or
+/// `running` is cleared; returns the latencies of each.
 async fn load_for(
     store: &SqliteStore,
     live: usize,
@@ -198,18 +201,25 @@ async fn load_for(
     running: Option<Arc<AtomicBool>>,
 ) -> serde_json::Value {
     let mut rng = Rng(0x2545_f491_4f6c_dd1d);
-    let mut samples = Vec::new();
+    let (mut loads, mut saves) = (Vec::new(), Vec::new());
     let started = Instant::now();
     while started.elapsed() < deadline && running.as_ref().is_none_or(|r| r.load(Ordering::SeqCst))
     {
         let sid = id(rng.below(live));
         let t = Instant::now();
         let record = store.load(&sid, NOW).await.expect("load");
-        samples.push(t.elapsed());
+        loads.push(t.elapsed());
         assert!(record.is_some());
+        let changes = Changes {
+            set: Map::from([("seen".to_owned(), Value::from(loads.len()))]),
+            ..Changes::default()
+        };
+        let t = Instant::now();
+        assert!(store.update(&sid, &changes, NOW).await.expect("update"));
+        saves.push(t.elapsed());
         tokio::task::yield_now().await;
     }
-    summary(samples)
+    serde_json::json!({ "load": summary(loads), "save": summary(saves) })
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]

@@ -45,9 +45,9 @@ use crate::value::Value;
 
 /// Flask-Session's salt for signed session ids.
 const ID_SALT: &str = "flask-session";
-/// Expired records deleted per sweep statement: small enough that a sweep
-/// never holds a store's write lock for long.
-const SWEEP_BATCH: usize = 1000;
+/// Expired records deleted per sweep statement: small enough that a write
+/// queued behind one batch waits a few milliseconds at most.
+pub(crate) const SWEEP_BATCH: usize = 250;
 
 /// Adds a [`Session`] to every request's extensions and saves it afterwards.
 #[derive(Debug, Clone)]
