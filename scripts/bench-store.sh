@@ -111,7 +111,8 @@ sweep = store["sweep"]
 w("### Sweeping expired sessions")
 w("")
 w(f"{sweep['expired']:,} expired records beside {sweep['live']:,} live ones, deleted in batches of "
-  f"{sweep['batch']} (`purge_expired`, as the background sweeper does): **{sweep['sweep_seconds']:.1f} s** in all. "
+  f"{sweep['batch']} with {sweep['pause_ms']} ms pauses (`purge_expired`, as the background sweeper does): "
+  f"**{sweep['sweep_seconds']:.1f} s** in all. "
   "Loads and saves of live sessions ran at the same time, one after the other in one task:")
 w("")
 w("| while | operation | samples | p50 µs | p99 µs | max µs |")

@@ -20,8 +20,10 @@ use tessera::store::{Changes, SessionId, SessionStore, SqliteStore};
 use tessera::{Map, Value};
 
 const SAMPLES: usize = 20_000;
-/// The background sweeper's batch (`tessera::layer`'s `SWEEP_BATCH`).
-const SWEEP_BATCH: usize = 250;
+/// The background sweeper's batch and pause (`SWEEP_BATCH`, `SWEEP_PAUSE` in
+/// `tessera/src/layer.rs`).
+const SWEEP_BATCH: usize = 64;
+const SWEEP_PAUSE: Duration = Duration::from_millis(2);
 const NOW: u64 = 2_000_000_000;
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
@@ -174,7 +176,7 @@ async fn sweep(dir: &Path, expired: usize, live: usize) -> serde_json::Value {
         if count < SWEEP_BATCH as u64 {
             break;
         }
-        tokio::task::yield_now().await;
+        tokio::time::sleep(SWEEP_PAUSE).await;
     }
     let sweep_secs = started.elapsed().as_secs_f64();
     running.store(false, Ordering::SeqCst);
@@ -187,6 +189,7 @@ async fn sweep(dir: &Path, expired: usize, live: usize) -> serde_json::Value {
         "live": live,
         "sweep_seconds": sweep_secs,
         "batch": SWEEP_BATCH,
+        "pause_ms": SWEEP_PAUSE.as_millis() as u64,
         "load_without_sweep": baseline,
         "load_during_sweep": during,
     })

@@ -47,7 +47,10 @@ use crate::value::Value;
 const ID_SALT: &str = "flask-session";
 /// Expired records deleted per sweep statement: small enough that a write
 /// queued behind one batch waits a few milliseconds at most.
-pub(crate) const SWEEP_BATCH: usize = 250;
+const SWEEP_BATCH: usize = 64;
+/// The pause between sweep batches, in which queued writes get the store's
+/// write lock: sweeping is background work and may take its time.
+const SWEEP_PAUSE: Duration = Duration::from_millis(2);
 
 /// Adds a [`Session`] to every request's extensions and saves it afterwards.
 #[derive(Debug, Clone)]
@@ -333,7 +336,7 @@ async fn sweep(store: Weak<dyn SessionStore>, interval: Duration) {
                     if count < SWEEP_BATCH as u64 {
                         break;
                     }
-                    tokio::task::yield_now().await;
+                    tokio::time::sleep(SWEEP_PAUSE).await;
                 }
                 Err(error) => {
                     tracing::warn!(%error, "sweeping expired sessions failed; will retry");
