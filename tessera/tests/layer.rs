@@ -16,6 +16,10 @@ use tessera::{
 use time::OffsetDateTime;
 use tower::ServiceExt;
 
+mod common;
+
+use common::{cookie_pair, set_cookies, text};
+
 const KEY: &str = "layer-test-secret-key-0123456789abcdef";
 
 fn config() -> SessionConfigBuilder {
@@ -109,47 +113,11 @@ fn app(config: SessionConfig) -> Router {
 }
 
 async fn send(app: &Router, method: &str, uri: &str, cookie: Option<&str>) -> Response {
-    let mut request = Request::builder().method(method).uri(uri);
-    if let Some(cookie) = cookie {
-        request = request.header(header::COOKIE, cookie);
-    }
-    app.clone()
-        .oneshot(request.body(Body::empty()).expect("request"))
-        .await
-        .expect("infallible")
+    common::request(app, method, uri, cookie, "").await
 }
 
 async fn post_body(app: &Router, uri: &str, cookie: Option<&str>, body: &str) -> Response {
-    let mut request = Request::post(uri);
-    if let Some(cookie) = cookie {
-        request = request.header(header::COOKIE, cookie);
-    }
-    app.clone()
-        .oneshot(request.body(Body::from(body.to_owned())).expect("request"))
-        .await
-        .expect("infallible")
-}
-
-async fn text(response: Response) -> String {
-    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
-        .await
-        .expect("body");
-    String::from_utf8(bytes.to_vec()).expect("utf-8")
-}
-
-fn set_cookies(headers: &HeaderMap) -> Vec<String> {
-    headers
-        .get_all(header::SET_COOKIE)
-        .iter()
-        .map(|v| v.to_str().expect("ascii").to_owned())
-        .collect()
-}
-
-/// The `name=value` part of the only `Set-Cookie`, ready for a `Cookie` header.
-fn cookie_pair(response: &Response) -> String {
-    let cookies = set_cookies(response.headers());
-    assert_eq!(cookies.len(), 1, "expected one Set-Cookie: {cookies:?}");
-    cookies[0].split(';').next().expect("pair").to_owned()
+    common::request(app, "POST", uri, cookie, body).await
 }
 
 fn attributes(set_cookie: &str) -> Vec<String> {

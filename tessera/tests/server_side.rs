@@ -5,16 +5,17 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::http::{header, HeaderMap, Request, StatusCode};
-use axum::response::Response;
+use axum::http::{header, StatusCode};
 use axum::routing::{get, post};
 use axum::Router;
 use tessera::{
     Changes, MemoryStore, Record, Session, SessionConfig, SessionConfigBuilder, SessionId,
     SessionInfo, SessionLayer, SessionStore, StoreError, Value,
 };
-use tower::ServiceExt;
+
+mod common;
+
+use common::{cookie_pair, request as send, set_cookies, text};
 
 const KEY: &str = "server-side-test-secret-key-0123456789";
 
@@ -224,39 +225,6 @@ fn app(config: SessionConfig, store: Arc<CountingStore>) -> Router {
             ),
         )
         .layer(SessionLayer::with_store(config, store))
-}
-
-async fn send(app: &Router, method: &str, uri: &str, cookie: Option<&str>, body: &str) -> Response {
-    let mut request = Request::builder().method(method).uri(uri);
-    if let Some(cookie) = cookie {
-        request = request.header(header::COOKIE, cookie);
-    }
-    app.clone()
-        .oneshot(request.body(Body::from(body.to_owned())).expect("request"))
-        .await
-        .expect("infallible")
-}
-
-async fn text(response: Response) -> String {
-    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
-        .await
-        .expect("body");
-    String::from_utf8(bytes.to_vec()).expect("utf-8")
-}
-
-fn set_cookies(headers: &HeaderMap) -> Vec<String> {
-    headers
-        .get_all(header::SET_COOKIE)
-        .iter()
-        .map(|v| v.to_str().expect("ascii").to_owned())
-        .collect()
-}
-
-/// `session=<id>` from the only Set-Cookie.
-fn cookie_pair(response: &Response) -> String {
-    let cookies = set_cookies(response.headers());
-    assert_eq!(cookies.len(), 1, "expected one Set-Cookie: {cookies:?}");
-    cookies[0].split(';').next().expect("pair").to_owned()
 }
 
 fn setup() -> (Router, Arc<CountingStore>) {
