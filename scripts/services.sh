@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Starts throwaway Redis and PostgreSQL servers on 127.0.0.1 for the tests,
+# in a temporary directory, and prints the environment that points the tests
+# at them. Installs Debian's redis-server (and PostgreSQL, if missing) first.
+#
+#   eval "$(scripts/services.sh start)"    # exports TESSERA_TEST_REDIS_URL, ...
+#   scripts/services.sh stop "$TESSERA_SERVICES_DIR"
+#
+# PostgreSQL refuses to run as root, so the cluster belongs to the system
+# user `postgres` (created by Debian's package) when run as root.
+set -euo pipefail
+
+log() { echo "services: $*" >&2; }
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+apt_install() {
+    if [[ $(id -u) -ne 0 ]]; then
+        log "need root to apt-get install $*; install them and retry"
+        exit 1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -qq "$@" >/dev/null 2>&1 \
+        || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq "$@" >/dev/null; }
+}
+
+pg_bin() {
+    local dir
+    for dir in /usr/lib/postgresql/*/bin; do
+        [[ -x "$dir/pg_ctl" ]] && { echo "$dir"; return; }
+    done
+}
+
+start() {
+    command -v redis-server >/dev/null 2>&1 || { log "installing redis-server"; apt_install redis-server; }
+    [[ -n "$(pg_bin)" ]] || { log "installing postgresql"; apt_install postgresql; }
+    local bin dir redis_port pg_port as_pg=()
+    bin="$(pg_bin)"
+    dir="$(mktemp -d "${TMPDIR:-/tmp}/tessera-services.XXXXXX")"
+    chmod 755 "$dir"
+
+    redis_port="$(free_port)"
+    redis-server --bind 127.0.0.1 --port "$redis_port" --dir "$dir" --save "" --appendonly no \
+        --daemonize yes --pidfile "$dir/redis.pid" --logfile "$dir/redis.log"
+
+    if [[ $(id -u) -eq 0 ]]; then
+        as_pg=(runuser -u postgres --)
+        mkdir -p "$dir/pg" && chown postgres "$dir/pg"
+    else
+        mkdir -p "$dir/pg"
+    fi
+    pg_port="$(free_port)"
+    "${as_pg[@]}" "$bin/initdb" -D "$dir/pg/data" -U tessera --auth=trust -E UTF8 >"$dir/initdb.log" 2>&1
+    "${as_pg[@]}" "$bin/pg_ctl" -D "$dir/pg/data" -l "$dir/pg/postgres.log" -w \
+        -o "-c listen_addresses=127.0.0.1 -c port=$pg_port -c unix_socket_directories='$dir/pg' -c fsync=off" \
+        start >/dev/null
+    "${as_pg[@]}" "$bin/createdb" -h 127.0.0.1 -p "$pg_port" -U tessera tessera
+
+    for _ in $(seq 50); do
+        redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break
+        sleep 0.1
+    done
+    log "redis on 127.0.0.1:$redis_port, postgres on 127.0.0.1:$pg_port, in $dir"
+    echo "export TESSERA_SERVICES_DIR='$dir'"
+    echo "export TESSERA_TEST_REDIS_URL='redis://127.0.0.1:$redis_port/0'"
+    echo "export TESSERA_TEST_POSTGRES_URL='postgres://tessera@127.0.0.1:$pg_port/tessera'"
+}
+
+stop() {
+    local dir="${1:?usage: services.sh stop DIR}" bin as_pg=()
+    bin="$(pg_bin)"
+    [[ $(id -u) -eq 0 ]] && as_pg=(runuser -u postgres --)
+    if [[ -f "$dir/redis.pid" ]]; then
+        kill "$(cat "$dir/redis.pid")" 2>/dev/null || true
+    fi
+    if [[ -d "$dir/pg/data" && -n "$bin" ]]; then
+        "${as_pg[@]}" "$bin/pg_ctl" -D "$dir/pg/data" -m immediate stop >/dev/null 2>&1 || true
+    fi
+    rm -rf "$dir"
+}
+
+case "${1:-}" in
+    start) start ;;
+    stop) shift; stop "$@" ;;
+    *) echo "usage: scripts/services.sh start | stop DIR" >&2; exit 2 ;;
+esac
