@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The whole test suite, from a fresh machine: installs what the tests need,
-# then runs formatting, lints, docs and every test (unit, layer, CLI, demo,
-# and interop against real Flask).
+# The whole test suite, from a fresh machine: installs what the tests need
+# (a Python venv with Flask, Debian's redis-server; PostgreSQL if missing),
+# starts throwaway Redis and PostgreSQL servers on 127.0.0.1, then runs
+# formatting, lints, docs and every test (unit, layer, CLI, demo, every store,
+# and interop against real Flask). The servers are stopped at the end.
 #
 #   scripts/test.sh
 #
@@ -29,6 +31,10 @@ cargo fmt --all --check
 
 step "cargo clippy (all targets, all features, warnings are errors)"
 cargo clippy --workspace --all-targets --all-features --quiet -- -D warnings
+
+step "Redis and PostgreSQL on loopback for the store tests"
+eval "$(scripts/services.sh start)"
+trap 'scripts/services.sh stop "$TESSERA_SERVICES_DIR"' EXIT
 
 step "cargo test (all features)"
 cargo test --workspace --all-features

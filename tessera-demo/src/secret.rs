@@ -106,12 +106,15 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
     ),
     (
         "SESSION_TYPE",
-        "where sessions live (default sqlite, unlike Flask's cookie)",
+        "where sessions live: cookie, memory, sqlite, redis or postgres \
+         (default sqlite, unlike Flask's cookie)",
     ),
     (
         "SESSION_STORE_URL",
         "sqlite:///absolute/path.db or sqlite://relative/path.db \
-         (default: tessera-demo-sessions.db beside --key-file)",
+         (default: tessera-demo-sessions.db beside --key-file), \
+         redis://host:port/db (default redis://127.0.0.1:6379/0), \
+         postgres://user@host:port/db (default postgres://localhost/tessera)",
     ),
     (
         "SESSION_PERMANENT",

@@ -146,3 +146,13 @@ async fn hundred_parallel_clients_on_one_memory_session() {
 async fn hundred_parallel_clients_on_one_sqlite_session() {
     hundred_clients_on_one_session(Mode::Sqlite).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hundred_parallel_clients_on_one_postgres_session() {
+    hundred_clients_on_one_session(Mode::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hundred_parallel_clients_on_one_redis_session() {
+    hundred_clients_on_one_session(Mode::Redis).await;
+}

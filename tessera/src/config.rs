@@ -30,7 +30,7 @@
 //! | `SESSION_COOKIE_PARTITIONED` | false | implies `Secure` |
 //! | `SESSION_REFRESH_EACH_REQUEST` | true | re-send permanent cookies on every request |
 //! | `MAX_COOKIE_SIZE` | 4093 | bytes of `Set-Cookie`; 0 disables the check |
-//! | `SESSION_TYPE` | `cookie` | `cookie`, `memory` or `sqlite` (feature `sqlite`) |
+//! | `SESSION_TYPE` | `cookie` | `cookie`, `memory`, `sqlite`, `redis` or `postgres` (each store a cargo feature) |
 //! | `SESSION_STORE_URL` | `sqlite://tessera-sessions.db` | `sqlite:///abs/path.db` or `sqlite://relative.db` |
 //! | `SESSION_PERMANENT` | true | server-side: new sessions are permanent |
 //! | `SESSION_USE_SIGNER` | false | server-side: sign the id in the cookie (Flask-Session's format) |
@@ -101,11 +101,15 @@ pub enum SessionType {
     Memory,
     /// Server-side, in an SQLite file (needs the `sqlite` feature).
     Sqlite,
+    /// Server-side, in Redis (needs the `redis` feature).
+    Redis,
+    /// Server-side, in PostgreSQL (needs the `postgres` feature).
+    Postgres,
 }
 
 impl SessionType {
     /// Every accepted `SESSION_TYPE` value.
-    pub const NAMES: &'static [&'static str] = &["cookie", "memory", "sqlite"];
+    pub const NAMES: &'static [&'static str] = &["cookie", "memory", "sqlite", "redis", "postgres"];
 
     /// Whether the cookie holds only an id and the data lives in a store.
     pub fn is_server_side(self) -> bool {
@@ -121,6 +125,8 @@ impl FromStr for SessionType {
             "cookie" | "securecookie" => Ok(SessionType::Cookie),
             "memory" => Ok(SessionType::Memory),
             "sqlite" => Ok(SessionType::Sqlite),
+            "redis" => Ok(SessionType::Redis),
+            "postgres" | "postgresql" => Ok(SessionType::Postgres),
             _ => Err(()),
         }
     }
@@ -132,6 +138,8 @@ impl fmt::Display for SessionType {
             SessionType::Cookie => "cookie",
             SessionType::Memory => "memory",
             SessionType::Sqlite => "sqlite",
+            SessionType::Redis => "redis",
+            SessionType::Postgres => "postgres",
         })
     }
 }
@@ -303,6 +311,15 @@ impl SessionConfig {
             .as_deref()
             .and_then(sqlite_path_from_url)
             .unwrap_or_else(|| PathBuf::from(DEFAULT_SQLITE_FILE))
+    }
+
+    /// The URL of a Redis or PostgreSQL store: `SESSION_STORE_URL`, or
+    /// `redis://127.0.0.1:6379/0` (Flask-Session's default) and
+    /// `postgres://localhost/tessera`.
+    pub fn network_store_url(&self) -> String {
+        self.store_url
+            .clone()
+            .unwrap_or_else(|| default_store_url(self.session_type))
     }
 
     /// `SESSION_PERMANENT` (server-side sessions): new sessions are permanent.
@@ -672,6 +689,7 @@ impl SessionConfigBuilder {
     /// Checks the configuration; logs a warning for a weak key (or refuses
     /// it when strong keys are required).
     pub fn build(self) -> Result<SessionConfig, ConfigError> {
+        self.check_network_store()?;
         let secret_key = self.secret_key.ok_or(ConfigError::MissingSecretKey)?;
         if let Some(reason) = secret_key.weakness() {
             if self.require_strong_secret_key {
@@ -792,6 +810,74 @@ pub fn parse_fallback_keys(value: &str) -> Vec<SecretKey> {
         .filter(|key| !key.is_empty())
         .map(SecretKey::from)
         .collect()
+}
+
+impl SessionConfigBuilder {
+    /// Redis and PostgreSQL need their feature and a parsable URL; nothing
+    /// connects yet.
+    fn check_network_store(&self) -> Result<(), ConfigError> {
+        let feature_built = match self.session_type {
+            SessionType::Redis => cfg!(feature = "redis"),
+            SessionType::Postgres => cfg!(feature = "postgres"),
+            _ => return Ok(()),
+        };
+        if !feature_built {
+            let name = self.session_type.to_string();
+            return Err(invalid(
+                "SESSION_TYPE",
+                &name,
+                &format!(
+                    "a type this build supports: tessera was built without its `{name}` feature"
+                ),
+            ));
+        }
+        let url = self.network_store_url();
+        let parsed: Result<(), String> = match self.session_type {
+            #[cfg(feature = "redis")]
+            SessionType::Redis => crate::store::RedisStore::new(&url)
+                .map(drop)
+                .map_err(|error| error.to_string()),
+            #[cfg(feature = "postgres")]
+            SessionType::Postgres => crate::store::PostgresStore::new(&url)
+                .map(drop)
+                .map_err(|error| error.to_string()),
+            _ => Ok(()),
+        };
+        parsed.map_err(|reason| invalid("SESSION_STORE_URL", &redact_password(&url), &reason))
+    }
+
+    fn network_store_url(&self) -> String {
+        self.store_url
+            .clone()
+            .unwrap_or_else(|| default_store_url(self.session_type))
+    }
+}
+
+/// A URL with any password replaced by `***`, for messages and logs.
+fn redact_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
+            let password = if userinfo.contains(':') { ":***" } else { "" };
+            format!(
+                "{scheme}://{user}{password}@{host}{}",
+                &rest[authority_end..]
+            )
+        }
+        None => url.to_owned(),
+    }
+}
+
+/// Flask-Session's default for Redis; PostgreSQL's default local database.
+fn default_store_url(session_type: SessionType) -> String {
+    match session_type {
+        SessionType::Postgres => "postgres://localhost/tessera".to_owned(),
+        _ => "redis://127.0.0.1:6379/0".to_owned(),
+    }
 }
 
 fn invalid(name: &'static str, value: &str, expected: &str) -> ConfigError {
@@ -954,6 +1040,49 @@ mod tests {
             .with_vars_os(vars)
             .expect_err("a setting");
         assert!(err.to_string().contains("SESSION_COOKIE_NAME"), "{err}");
+    }
+
+    #[test]
+    fn passwords_are_redacted_from_messages() {
+        assert_eq!(
+            redact_password("postgres://app:hunter2@db:5432/x"),
+            "postgres://app:***@db:5432/x"
+        );
+        assert_eq!(
+            redact_password("redis://:hunter2@cache/0"),
+            "redis://:***@cache/0"
+        );
+        assert_eq!(
+            redact_password("redis://cache:6379/0"),
+            "redis://cache:6379/0"
+        );
+        assert_eq!(
+            redact_password("postgres://app@db/x"),
+            "postgres://app@db/x"
+        );
+    }
+
+    #[test]
+    fn network_stores_are_checked_at_startup() {
+        for (session_type, feature_built) in [
+            ("redis", cfg!(feature = "redis")),
+            ("postgres", cfg!(feature = "postgres")),
+        ] {
+            let err = SessionConfigBuilder::default()
+                .with_vars([
+                    ("SECRET_KEY", KEY),
+                    ("SESSION_TYPE", session_type),
+                    ("SESSION_STORE_URL", "mysql://somewhere/else"),
+                ])
+                .and_then(SessionConfigBuilder::build)
+                .expect_err("refused");
+            let message = err.to_string();
+            if feature_built {
+                assert!(message.contains("SESSION_STORE_URL"), "{message}");
+            } else {
+                assert!(message.contains("feature"), "{message}");
+            }
+        }
     }
 
     #[test]

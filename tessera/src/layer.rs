@@ -71,6 +71,23 @@ impl SessionLayer {
             SessionType::Sqlite => Some(Arc::new(crate::store::SqliteStore::new(
                 config.sqlite_path(),
             ))),
+            #[cfg(feature = "redis")]
+            SessionType::Redis => Some(network_store(crate::store::RedisStore::new(
+                &config.network_store_url(),
+            ))),
+            #[cfg(feature = "postgres")]
+            SessionType::Postgres => Some(network_store(crate::store::PostgresStore::new(
+                &config.network_store_url(),
+            ))),
+            #[cfg(not(all(feature = "redis", feature = "postgres")))]
+            #[allow(unreachable_patterns)]
+            SessionType::Redis | SessionType::Postgres => {
+                tracing::error!(
+                    "SESSION_TYPE={} needs tessera's feature of that name; using the memory store",
+                    config.session_type
+                );
+                Some(Arc::new(MemoryStore::new(config.memory_max_sessions)))
+            }
             #[cfg(not(feature = "sqlite"))]
             SessionType::Sqlite => {
                 // SessionConfigBuilder::build refuses this; a config built
@@ -176,6 +193,23 @@ where
             session: Some(session),
             shared: self.shared.clone(),
             saving: None,
+        }
+    }
+}
+
+/// A network store from its URL. `SessionConfigBuilder::build` has checked
+/// the URL; should it still be refused, every request that needs the session
+/// answers 503 and the reason is logged, rather than sessions silently going
+/// elsewhere.
+#[cfg(any(feature = "redis", feature = "postgres"))]
+fn network_store<S: SessionStore>(
+    store: Result<S, crate::store::StoreError>,
+) -> Arc<dyn SessionStore> {
+    match store {
+        Ok(store) => Arc::new(store),
+        Err(error) => {
+            tracing::error!(%error, "the session store cannot be used");
+            Arc::new(crate::store::UnusableStore(error.to_string()))
         }
     }
 }

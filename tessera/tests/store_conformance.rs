@@ -99,6 +99,136 @@ async fn sqlite_fixture() -> Fixture {
     Fixture::with_guard(store, dir)
 }
 
+#[cfg(feature = "postgres")]
+conformance!(postgres, postgres_fixture);
+
+/// A store in a schema of its own on the server `TESSERA_TEST_POSTGRES_URL`
+/// names, so cases running at once see only their own sessions; the schema
+/// is dropped afterwards.
+#[cfg(feature = "postgres")]
+async fn postgres_fixture() -> Fixture {
+    let (url, schema) = postgres_schema::fresh_schema("conformance");
+    let store = tessera::store::PostgresStore::new(&url)
+        .expect("a PostgreSQL URL")
+        .with_schema(&schema)
+        .expect("a schema name");
+    Fixture::with_guard(store, postgres_schema::DropSchema { url, schema })
+}
+
+#[cfg(feature = "postgres")]
+mod postgres_schema {
+    use sqlx::Connection as _;
+
+    /// The test server's URL and an unused schema name; fails, rather than
+    /// skips, when no server was started.
+    pub(crate) fn fresh_schema(label: &str) -> (String, String) {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let url = std::env::var("TESSERA_TEST_POSTGRES_URL").unwrap_or_else(|_| {
+            panic!(
+                "TESSERA_TEST_POSTGRES_URL is not set: start the servers with \
+                 `eval \"$(scripts/services.sh start)\"` or run scripts/test.sh"
+            )
+        });
+        let schema = format!(
+            "tessera_{label}_{}_{}_{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed),
+            tessera::store::SessionId::generate().fingerprint()
+        );
+        (url, schema)
+    }
+
+    /// Drops the schema when dropped, from a thread of its own since `Drop`
+    /// cannot wait for a future on the test's runtime.
+    pub(crate) struct DropSchema {
+        pub(crate) url: String,
+        pub(crate) schema: String,
+    }
+
+    impl Drop for DropSchema {
+        fn drop(&mut self) {
+            let url = self.url.clone();
+            let sql = format!(
+                "SET lock_timeout = '10s'; DROP SCHEMA IF EXISTS {} CASCADE",
+                self.schema
+            );
+            let dropped = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .ok()?;
+                runtime.block_on(async {
+                    let mut conn = sqlx::PgConnection::connect(&url).await.ok()?;
+                    let done = sqlx::raw_sql(&sql).execute(&mut conn).await.ok();
+                    let _ = conn.close().await;
+                    done
+                })
+            })
+            .join();
+            // Best effort: a leftover schema on a throwaway server harms
+            // nothing, and panicking in `drop` would hide the test's result.
+            if !matches!(dropped, Ok(Some(_))) {
+                eprintln!("could not drop the test schema {}", self.schema);
+            }
+        }
+    }
+}
+
+#[cfg(feature = "redis")]
+conformance!(redis, redis_fixture);
+
+/// A store under a key prefix of its own on the server
+/// `TESSERA_TEST_REDIS_URL` names, so cases running at once see only their
+/// own sessions; its keys are deleted afterwards. Fails, rather than skips,
+/// when no server was started.
+#[cfg(feature = "redis")]
+async fn redis_fixture() -> Fixture {
+    let url = std::env::var("TESSERA_TEST_REDIS_URL").unwrap_or_else(|_| {
+        panic!(
+            "TESSERA_TEST_REDIS_URL is not set: start the servers with \
+             `eval \"$(scripts/services.sh start)\"` or run scripts/test.sh"
+        )
+    });
+    let prefix = format!("test-{}:", SessionId::generate().fingerprint());
+    let store = tessera::store::RedisStore::new(&url)
+        .expect("a Redis URL")
+        .with_prefix(&prefix);
+    Fixture::with_guard(store, DropRedisKeys { url, prefix })
+}
+
+/// Deletes a test's keys when dropped, from a thread of its own with a
+/// blocking connection since `Drop` cannot wait for a future.
+#[cfg(feature = "redis")]
+struct DropRedisKeys {
+    url: String,
+    prefix: String,
+}
+
+#[cfg(feature = "redis")]
+impl Drop for DropRedisKeys {
+    fn drop(&mut self) {
+        let url = self.url.clone();
+        let pattern = format!("{}*", self.prefix);
+        // `::redis`: the cases' module `redis` shadows the crate here.
+        let dropped = std::thread::spawn(move || -> ::redis::RedisResult<()> {
+            let mut conn = ::redis::Client::open(url)?.get_connection()?;
+            // KEYS is fine on a throwaway test server.
+            let keys: Vec<String> = ::redis::cmd("KEYS").arg(&pattern).query(&mut conn)?;
+            if !keys.is_empty() {
+                ::redis::cmd("DEL").arg(keys).exec(&mut conn)?;
+            }
+            Ok(())
+        })
+        .join();
+        // Best effort: the keys expire anyway, and panicking in `drop` would
+        // hide the test's result.
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("could not delete the test keys under {}", self.prefix);
+        }
+    }
+}
+
 /// A directory of its own under the system's temporary directory, removed
 /// when dropped.
 #[cfg(feature = "sqlite")]

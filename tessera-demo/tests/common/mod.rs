@@ -28,6 +28,10 @@ pub(crate) enum Mode {
     Cookie,
     Memory,
     Sqlite,
+    /// The server `scripts/services.sh` starts (`TESSERA_TEST_POSTGRES_URL`).
+    Postgres,
+    /// The server `scripts/services.sh` starts (`TESSERA_TEST_REDIS_URL`).
+    Redis,
 }
 
 impl Mode {
@@ -36,6 +40,8 @@ impl Mode {
             Mode::Cookie => "cookie",
             Mode::Memory => "memory",
             Mode::Sqlite => "sqlite",
+            Mode::Postgres => "postgres",
+            Mode::Redis => "redis",
         }
     }
 }
@@ -59,8 +65,21 @@ pub(crate) fn config_for(mode: Mode, dir: Option<&Path>) -> SessionConfig {
                 .session_type(SessionType::Sqlite)
                 .store_url(sqlite_url(&file))
         }
+        Mode::Postgres => builder
+            .session_type(SessionType::Postgres)
+            .store_url(server_url("TESSERA_TEST_POSTGRES_URL")),
+        Mode::Redis => builder
+            .session_type(SessionType::Redis)
+            .store_url(server_url("TESSERA_TEST_REDIS_URL")),
     };
     builder.build().expect("a valid test configuration")
+}
+
+/// A test server's URL from the environment; without it the test fails.
+pub(crate) fn server_url(variable: &str) -> String {
+    std::env::var(variable).unwrap_or_else(|_| {
+        panic!("{variable} is not set: start the servers with `eval \"$(scripts/services.sh start)\"` or run scripts/test.sh")
+    })
 }
 
 /// `SESSION_STORE_URL` for an absolute path.

@@ -18,10 +18,18 @@ use rand::RngCore as _;
 use crate::value::{Map, Value};
 
 pub mod memory;
+#[cfg(feature = "postgres")]
+pub mod postgres;
+#[cfg(feature = "redis")]
+pub mod redis;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 
 pub use memory::MemoryStore;
+#[cfg(feature = "postgres")]
+pub use postgres::PostgresStore;
+#[cfg(feature = "redis")]
+pub use redis::RedisStore;
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
 
@@ -306,5 +314,72 @@ mod tests {
         }
         assert!(!format!("{a:?}").contains(a.as_str()));
         assert_eq!(a.fingerprint().len(), 12);
+    }
+}
+
+/// Stands in for a store whose configuration was refused: every operation
+/// fails with that reason, so requests that need the session answer 503 and
+/// say why in the log, instead of sessions silently going elsewhere.
+#[cfg(any(feature = "redis", feature = "postgres"))]
+#[derive(Debug)]
+pub(crate) struct UnusableStore(pub(crate) String);
+
+#[cfg(any(feature = "redis", feature = "postgres"))]
+impl UnusableStore {
+    fn refuse<T>(&self) -> Result<T, StoreError> {
+        Err(StoreError::Config(self.0.clone()))
+    }
+}
+
+#[cfg(any(feature = "redis", feature = "postgres"))]
+#[async_trait::async_trait]
+impl SessionStore for UnusableStore {
+    async fn load(&self, _: &SessionId, _: u64) -> Result<Option<Record>, StoreError> {
+        self.refuse()
+    }
+    async fn create(&self, _: &SessionId, _: &Record) -> Result<bool, StoreError> {
+        self.refuse()
+    }
+    async fn update(&self, _: &SessionId, _: &Changes, _: u64) -> Result<bool, StoreError> {
+        self.refuse()
+    }
+    async fn delete(&self, _: &SessionId) -> Result<bool, StoreError> {
+        self.refuse()
+    }
+    async fn cycle_id(&self, _: &SessionId, _: &SessionId, _: u64) -> Result<bool, StoreError> {
+        self.refuse()
+    }
+    async fn increment(
+        &self,
+        _: &SessionId,
+        _: &str,
+        _: i64,
+        _: u64,
+    ) -> Result<Option<i64>, StoreError> {
+        self.refuse()
+    }
+    async fn append(
+        &self,
+        _: &SessionId,
+        _: &str,
+        _: &Value,
+        _: u64,
+    ) -> Result<Option<usize>, StoreError> {
+        self.refuse()
+    }
+    async fn list(
+        &self,
+        _: Option<&str>,
+        _: Option<&SessionId>,
+        _: usize,
+        _: u64,
+    ) -> Result<Vec<SessionInfo>, StoreError> {
+        self.refuse()
+    }
+    async fn delete_user(&self, _: &str) -> Result<u64, StoreError> {
+        self.refuse()
+    }
+    async fn purge_expired(&self, _: u64, _: usize) -> Result<u64, StoreError> {
+        self.refuse()
     }
 }

@@ -1,0 +1,1427 @@
+//! Sessions in PostgreSQL, through sqlx (feature `postgres`).
+//!
+//! A row per session in `tessera_sessions` and a row per key in
+//! `tessera_session_values`, each value as Flask's tagged JSON in a `TEXT`
+//! column (not `jsonb`, which would reorder keys and normalise numbers: the
+//! exact bytes are kept). Because values are rows,
+//! [`update`](SessionStore::update) writes only the keys a request changed, in
+//! one statement, so two requests on one session that write different keys
+//! both persist; [`increment`](SessionStore::increment) and
+//! [`append`](SessionStore::append) are read-modify-writes under a lock on the
+//! session's row, so concurrent ones never lose an update.
+//!
+//! [`PostgresStore::new`] only parses the URL. The first operation opens a
+//! connection pool and creates or migrates the schema; if that fails (the
+//! server is down, a permission is missing) the operation returns
+//! [`StoreError::Unavailable`] and the next one tries again, so an application
+//! started before its database recovers by itself. Connections the server
+//! drops (a restart, `pg_terminate_backend`, a failover) are noticed when they
+//! are next taken from the pool and replaced.
+//!
+//! ```no_run
+//! use tessera::store::{PostgresStore, Record, SessionId, SessionStore};
+//!
+//! # async fn run() -> Result<(), tessera::store::StoreError> {
+//! // Nothing is connected yet; `connect` would connect and migrate now.
+//! let store = PostgresStore::new("postgres://app@db.internal/app")?.with_schema("sessions")?;
+//!
+//! let id = SessionId::generate();
+//! let now = 1_700_000_000;
+//! let record = Record {
+//!     data: Default::default(),
+//!     user_id: Some("alice".to_owned()),
+//!     created_at: now,
+//!     expires_at: now + 3600,
+//!     absolute_expires_at: Some(now + 86_400),
+//! };
+//! assert!(store.create(&id, &record).await?);
+//! assert_eq!(store.increment(&id, "visits", 1, now).await?, Some(1));
+//!
+//! // A sweeper, from time to time (any number of instances at once):
+//! while store.purge_expired(now, 1000).await? == 1000 {}
+//! # Ok(()) }
+//! ```
+//!
+//! # Schema
+//!
+//! The tables live in the schema given to [`PostgresStore::with_schema`]
+//! (created if missing), or else wherever the connection's `search_path`
+//! creates tables (usually `public`). The version is kept in
+//! `tessera_schema_migrations`, one row per applied step. Steps run in one
+//! transaction under an advisory lock, so application instances starting
+//! together take turns and the later ones find the work done; newer versions
+//! of tessera migrate older schemas forward and refuse newer ones. When the
+//! schema is current, opening needs no privilege beyond reading and writing
+//! the tables, so the application's role may be one that cannot create
+//! anything.
+//!
+//! Session ids sort bytewise (`COLLATE "C"`), as [`SessionId`]'s `Ord` does,
+//! whatever the database's collation, so [`list`](SessionStore::list) pages
+//! are stable. Times are `BIGINT` Unix seconds; times beyond `i64::MAX`
+//! seconds are stored as `i64::MAX`. PostgreSQL text cannot hold the NUL
+//! character, so a session key or user id containing one is refused by the
+//! server (values can: they are stored as JSON, which escapes it).
+
+use std::fmt;
+use std::str::FromStr as _;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
+use sqlx::{Executor as _, Row as _};
+
+use super::{
+    append_in_map, integer_for_increment, Changes, Record, SessionId, SessionInfo, SessionStore,
+    StoreError,
+};
+use crate::tagged;
+use crate::value::{Map, Value};
+
+/// Connections per store. Every operation is one or a few short statements,
+/// so a handful serves many concurrent requests; the server's own limit
+/// (100 by default) is shared by every instance of the application.
+const DEFAULT_MAX_CONNECTIONS: u32 = 10;
+
+/// How long an operation waits for a connection, including connecting while
+/// the server refuses connections (sqlx retries until then), before the
+/// store is reported unavailable and the request answered with 503.
+const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The first half of the advisory lock key that serializes migrations; the
+/// second half is a hash of the target schema's name, so stores in different
+/// schemas do not wait for each other. Arbitrary, but never to change.
+const MIGRATION_LOCK: i32 = 0x7E55_E7A0;
+
+/// Schema steps, in order: step `n` takes the schema from version `n` to
+/// `n + 1`. Released steps never change; later versions append steps.
+const MIGRATIONS: &[&str] = &[
+    // 1: sessions, and their values one row per key so writes merge per key.
+    // Ids compare bytewise (`COLLATE "C"`) so that paging by id matches
+    // `SessionId`'s order whatever the database's default collation.
+    r#"CREATE TABLE tessera_sessions (
+        id TEXT COLLATE "C" PRIMARY KEY,
+        user_id TEXT,
+        created_at BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL,
+        absolute_expires_at BIGINT
+    );
+    CREATE INDEX tessera_sessions_expires_at ON tessera_sessions (expires_at);
+    CREATE INDEX tessera_sessions_absolute_expires_at
+        ON tessera_sessions (absolute_expires_at);
+    CREATE INDEX tessera_sessions_user_id ON tessera_sessions (user_id, id);
+    CREATE TABLE tessera_session_values (
+        session_id TEXT COLLATE "C" NOT NULL
+            REFERENCES tessera_sessions (id) ON DELETE CASCADE,
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (session_id, key)
+    );"#,
+];
+
+/// The version table: one row per applied step.
+const CREATE_VERSION_TABLE: &str = "
+    CREATE TABLE IF NOT EXISTS tessera_schema_migrations (
+        version INTEGER PRIMARY KEY,
+        applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+    )";
+
+// The queries whose plans matter as the tables grow, named so that the tests
+// can check PostgreSQL answers them from an index.
+
+/// A live session and its values, in one statement so in one snapshot.
+const LOAD: &str = "
+    SELECT s.user_id, s.created_at, s.expires_at, s.absolute_expires_at, v.key, v.value
+    FROM tessera_sessions AS s
+    LEFT JOIN tessera_session_values AS v ON v.session_id = s.id
+    WHERE s.id = $1
+      AND s.expires_at > $2
+      AND (s.absolute_expires_at IS NULL OR s.absolute_expires_at > $2)";
+
+/// Whether a session is live, for an update that changes nothing.
+const IS_LIVE: &str = "
+    SELECT EXISTS (
+        SELECT 1 FROM tessera_sessions
+        WHERE id = $1
+          AND expires_at > $2
+          AND (absolute_expires_at IS NULL OR absolute_expires_at > $2)
+    )";
+
+/// A new session and its values in one statement: the values are inserted
+/// only if the session was (`ON CONFLICT DO NOTHING` leaves `created` empty
+/// when the id is taken, live or expired). The foreign key is checked at the
+/// end of the statement, when the session row is visible.
+const CREATE: &str = "
+    WITH created AS (
+        INSERT INTO tessera_sessions (id, user_id, created_at, expires_at, absolute_expires_at)
+        VALUES ($1, $2, $3, $4, $5)
+        ON CONFLICT (id) DO NOTHING
+        RETURNING id
+    ), inserted AS (
+        INSERT INTO tessera_session_values (session_id, key, value)
+        SELECT created.id, u.key, u.value
+        FROM created CROSS JOIN unnest($6::text[], $7::text[]) AS u (key, value)
+    )
+    SELECT EXISTS (SELECT 1 FROM created)";
+
+/// `Changes` applied in one statement, so atomically and in one round trip.
+///
+/// `live` finds the session if it is live and locks its row `FOR KEY SHARE`:
+/// that keeps a concurrent delete, purge or id change from removing it under
+/// us, yet does not make concurrent updates of one session wait for each
+/// other (only `touched` does, when a request moves the expiry or the owner).
+/// The order of `Changes::apply_to` (clear, remove, then set) is reproduced
+/// by never deleting a key that is set: every sub-statement of one statement
+/// sees the same snapshot, so the deletes and the upserts must touch disjoint
+/// rows. A key written by another request after this statement's snapshot
+/// survives a `cleared` here, as if that request had come second.
+///
+/// Parameters: $1 id, $2 now, $3 new expiry or NULL, $4 whether the owner
+/// changes, $5 the new owner, $6 cleared, $7 removed keys, $8 set keys,
+/// $9 their tagged JSON.
+const UPDATE: &str = "
+    WITH live AS (
+        SELECT id FROM tessera_sessions
+        WHERE id = $1
+          AND expires_at > $2
+          AND (absolute_expires_at IS NULL OR absolute_expires_at > $2)
+        FOR KEY SHARE
+    ), touched AS (
+        UPDATE tessera_sessions AS s
+        SET expires_at = COALESCE($3, s.expires_at),
+            user_id = CASE WHEN $4 THEN $5 ELSE s.user_id END
+        FROM live
+        WHERE s.id = live.id AND ($3 IS NOT NULL OR $4)
+    ), removed AS (
+        DELETE FROM tessera_session_values AS v
+        USING live
+        WHERE v.session_id = live.id
+          AND ($6 OR v.key = ANY ($7::text[]))
+          AND v.key <> ALL ($8::text[])
+    ), upserted AS (
+        INSERT INTO tessera_session_values (session_id, key, value)
+        SELECT live.id, u.key, u.value
+        FROM live CROSS JOIN unnest($8::text[], $9::text[]) AS u (key, value)
+        ON CONFLICT (session_id, key) DO UPDATE SET value = excluded.value
+    )
+    SELECT EXISTS (SELECT 1 FROM live)";
+
+/// The first step of a read-modify-write or an id change: the live session,
+/// locked `FOR UPDATE`, which waits for and then excludes every other writer
+/// of the session (updates hold `FOR KEY SHARE`, which this conflicts with).
+const LOCK_LIVE: &str = "
+    SELECT 1 FROM tessera_sessions
+    WHERE id = $1
+      AND expires_at > $2
+      AND (absolute_expires_at IS NULL OR absolute_expires_at > $2)
+    FOR UPDATE";
+
+/// Sets one key, whether or not it exists.
+const PUT_VALUE: &str = "
+    INSERT INTO tessera_session_values (session_id, key, value) VALUES ($1, $2, $3)
+    ON CONFLICT (session_id, key) DO UPDATE SET value = excluded.value";
+
+/// A page of one user's live sessions, from the (user_id, id) index.
+const LIST_BY_USER: &str = "
+    SELECT id, user_id, created_at, expires_at, absolute_expires_at
+    FROM tessera_sessions
+    WHERE user_id = $1 AND id > $2
+      AND expires_at > $3
+      AND (absolute_expires_at IS NULL OR absolute_expires_at > $3)
+    ORDER BY id LIMIT $4";
+
+/// A page of all live sessions, from the primary key.
+const LIST_ALL: &str = "
+    SELECT id, user_id, created_at, expires_at, absolute_expires_at
+    FROM tessera_sessions
+    WHERE id > $1
+      AND expires_at > $2
+      AND (absolute_expires_at IS NULL OR absolute_expires_at > $2)
+    ORDER BY id LIMIT $3";
+
+/// At most a batch of dead sessions; their values go by the cascade. The OR
+/// is answered from the two expiry indexes. `SKIP LOCKED` lets sweepers on
+/// several instances share the work instead of queueing behind each other,
+/// and passes over a session a request holds right now (it is live, or will
+/// be swept next time).
+const PURGE: &str = "
+    DELETE FROM tessera_sessions WHERE id IN (
+        SELECT id FROM tessera_sessions
+        WHERE expires_at <= $1 OR absolute_expires_at <= $1
+        LIMIT $2
+        FOR UPDATE SKIP LOCKED
+    )";
+
+/// A [`SessionStore`] in a PostgreSQL database.
+///
+/// Cheap to construct; see the [module documentation](self) for when it
+/// connects and how the schema is managed.
+pub struct PostgresStore {
+    options: PgConnectOptions,
+    schema: Option<String>,
+    max_connections: u32,
+    acquire_timeout: Duration,
+    /// Built on first use, then kept: sqlx replaces dead connections itself.
+    pool: OnceLock<PgPool>,
+    /// Whether the schema was found or made current. Not a `OnceCell` whose
+    /// initialisation would queue callers: while the server is down, each
+    /// waiting request would then wait for every attempt before its own.
+    ready: AtomicBool,
+}
+
+/// By hand: the connection options hold the password.
+impl fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("server", &self.server())
+            .field("schema", &self.schema)
+            .field("max_connections", &self.max_connections)
+            .field("ready", &self.ready.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+/// Connecting or migrating failed; says which server, since sqlx does not
+/// (never the URL itself, which may hold a password).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot open the PostgreSQL session store at {server}: {source}")]
+struct OpenError {
+    server: String,
+    #[source]
+    source: sqlx::Error,
+}
+
+impl PostgresStore {
+    /// The schema version this library creates and expects.
+    pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
+    /// A store at `url` (`postgres://user:password@host:port/database`, with
+    /// the query parameters libpq knows, such as `sslmode`). Only parses:
+    /// nothing is connected until the first operation.
+    pub fn new(url: &str) -> Result<Self, StoreError> {
+        let refuse = |why: &dyn fmt::Display| {
+            // The URL is not repeated: it may hold a password.
+            StoreError::Config(format!(
+                "not a PostgreSQL session store URL: {why}; expected \
+                 postgres://user:password@host:port/database"
+            ))
+        };
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(refuse(&"it does not start with postgres://"));
+        }
+        let options = PgConnectOptions::from_str(url).map_err(|error| refuse(&error))?;
+        Ok(Self {
+            options,
+            schema: None,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            acquire_timeout: DEFAULT_ACQUIRE_TIMEOUT,
+            pool: OnceLock::new(),
+            ready: AtomicBool::new(false),
+        })
+    }
+
+    /// Keeps the tables in the schema `name`, created on first use if
+    /// missing, instead of the connection's default. For one database shared
+    /// by several applications, or several stores side by side (tests). The
+    /// name is an unquoted identifier: lowercase ASCII letters, digits and
+    /// `_`, not starting with a digit, at most 63 bytes.
+    pub fn with_schema(mut self, name: &str) -> Result<Self, StoreError> {
+        let valid = (1..=63).contains(&name.len())
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            && !name.starts_with(|c: char| c.is_ascii_digit());
+        if !valid {
+            return Err(StoreError::Config(format!(
+                "{name:?} is not a usable PostgreSQL schema name: use lowercase ASCII \
+                 letters, digits and _, not starting with a digit, at most 63 bytes"
+            )));
+        }
+        // Every connection resolves the unqualified table names in the
+        // queries to this schema, so the queries stay constants.
+        self.options = self.options.options([("search_path", name)]);
+        self.schema = Some(name.to_owned());
+        Ok(self)
+    }
+
+    /// At most `n` connections (at least 1; 10 unless set).
+    pub fn with_max_connections(mut self, n: u32) -> Self {
+        self.max_connections = n.max(1);
+        self
+    }
+
+    /// How long an operation may wait for a connection, including for an
+    /// unreachable server, before failing with [`StoreError::Unavailable`]
+    /// (5 seconds unless set).
+    pub fn with_acquire_timeout(mut self, timeout: Duration) -> Self {
+        self.acquire_timeout = timeout;
+        self
+    }
+
+    /// The schema given to [`with_schema`](Self::with_schema), if any.
+    pub fn schema(&self) -> Option<&str> {
+        self.schema.as_deref()
+    }
+
+    /// Connects and creates or migrates the schema now, so that a wrong URL,
+    /// an unreachable server or a missing privilege is reported at startup
+    /// rather than by the first request. Optional: every operation does the
+    /// same when needed.
+    pub async fn connect(&self) -> Result<(), StoreError> {
+        self.pool().await.map(|_| ())
+    }
+
+    /// Closes the connections, waiting for queries in flight: for graceful
+    /// shutdown. Operations after this fail with
+    /// [`StoreError::Unavailable`]. Does nothing if the store was never used.
+    pub async fn close(&self) {
+        if let Some(pool) = self.pool.get() {
+            pool.close().await;
+        }
+    }
+
+    /// `host:port/database`, for messages: enough to tell which server,
+    /// nothing secret.
+    fn server(&self) -> String {
+        let options = &self.options;
+        let database = options.get_database().unwrap_or(options.get_username());
+        format!("{}:{}/{database}", options.get_host(), options.get_port())
+    }
+
+    /// The pool, the schema made current first if it was not yet. After a
+    /// failure the next operation tries again; concurrent first operations
+    /// each try, which the migration's advisory lock makes safe, so that
+    /// none waits for more than its own attempt.
+    async fn pool(&self) -> Result<&PgPool, StoreError> {
+        // Lazy, so that building the pool needs no server; it must happen
+        // inside the runtime (sqlx spawns its maintenance task), hence here
+        // and not in `new`. `test_before_acquire` (sqlx's default, kept)
+        // pings an idle connection before handing it out, which is what
+        // replaces the connections a server restart or `pg_terminate_backend`
+        // killed.
+        let pool = self.pool.get_or_init(|| {
+            PgPoolOptions::new()
+                .max_connections(self.max_connections)
+                .acquire_timeout(self.acquire_timeout)
+                .test_before_acquire(true)
+                .connect_lazy_with(self.options.clone())
+        });
+        if !self.ready.load(Ordering::Acquire) {
+            migrate(pool, self.schema.as_deref())
+                .await
+                .map_err(|error| match error {
+                    OpenFailure::Config(message) => {
+                        StoreError::Config(format!("{message} ({})", self.server()))
+                    }
+                    OpenFailure::Sql(source) => StoreError::Unavailable(Box::new(OpenError {
+                        server: self.server(),
+                        source,
+                    })),
+                })?;
+            self.ready.store(true, Ordering::Release);
+        }
+        Ok(pool)
+    }
+
+    /// Runs `change` on the value under `key` of the live record `id` and
+    /// stores what it returns, holding the session's row lock throughout.
+    async fn read_modify_write<T>(
+        &self,
+        id: &SessionId,
+        key: &str,
+        now: u64,
+        change: impl FnOnce(Option<Value>) -> Result<(Value, T), StoreError>,
+    ) -> Result<Option<T>, StoreError> {
+        let mut tx = self.pool().await?.begin().await.map_err(db)?;
+        let live: Option<i32> = sqlx::query_scalar(LOCK_LIVE)
+            .bind(id.as_str())
+            .bind(sql_time(now))
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?;
+        if live.is_none() {
+            tx.rollback().await.map_err(db)?;
+            return Ok(None);
+        }
+        // Read after the lock, in a statement of its own: in READ COMMITTED
+        // each statement sees what committed before it began, so this sees
+        // the previous holder's write. (Joined into the locking query, the
+        // value would come from the snapshot taken before the wait.)
+        let current: Option<String> = sqlx::query_scalar(
+            "SELECT value FROM tessera_session_values WHERE session_id = $1 AND key = $2",
+        )
+        .bind(id.as_str())
+        .bind(key)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db)?;
+        let current = current.map(|text| parse_value(key, &text)).transpose()?;
+        // An error here drops `tx`, which rolls back: nothing was written.
+        let (next, result) = change(current)?;
+        sqlx::query(PUT_VALUE)
+            .bind(id.as_str())
+            .bind(key)
+            .bind(tagged::to_string(&next))
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(Some(result))
+    }
+}
+
+/// Why opening failed: configuration problems are reported as such, the rest
+/// as unavailability.
+enum OpenFailure {
+    Config(String),
+    Sql(sqlx::Error),
+}
+
+impl From<sqlx::Error> for OpenFailure {
+    fn from(error: sqlx::Error) -> Self {
+        Self::Sql(error)
+    }
+}
+
+/// The schema version found, 0 if there are no tessera tables yet.
+async fn schema_version(conn: &mut PgConnection) -> Result<i64, sqlx::Error> {
+    // `to_regclass` resolves the name through the search path like the
+    // queries do, and answers NULL rather than failing when it is absent.
+    let exists: bool =
+        sqlx::query_scalar("SELECT to_regclass('tessera_schema_migrations') IS NOT NULL")
+            .fetch_one(&mut *conn)
+            .await?;
+    if !exists {
+        return Ok(0);
+    }
+    sqlx::query_scalar("SELECT COALESCE(max(version), 0)::BIGINT FROM tessera_schema_migrations")
+        .fetch_one(conn)
+        .await
+}
+
+fn newer_schema(found: i64) -> OpenFailure {
+    OpenFailure::Config(format!(
+        "the PostgreSQL session schema has version {found}, but this version of tessera \
+         knows versions up to {}: upgrade tessera or use another schema",
+        PostgresStore::SCHEMA_VERSION
+    ))
+}
+
+/// Brings the schema to [`PostgresStore::SCHEMA_VERSION`].
+async fn migrate(pool: &PgPool, schema: Option<&str>) -> Result<(), OpenFailure> {
+    let known = i64::from(PostgresStore::SCHEMA_VERSION);
+    let mut conn = pool.acquire().await?;
+    // Current already (the usual case): no lock and no DDL, so a role that
+    // may only read and write the tables can open the store.
+    let found = schema_version(&mut conn).await?;
+    if found == known {
+        return Ok(());
+    }
+    if found > known {
+        return Err(newer_schema(found));
+    }
+    // One transaction, holding an advisory lock until it ends: instances
+    // starting together take turns, and the later ones find the schema
+    // current. PostgreSQL's DDL is transactional, so a failed step leaves
+    // the schema as it was.
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext(COALESCE($2, current_schema(), '')))")
+        .bind(MIGRATION_LOCK)
+        .bind(schema)
+        .execute(&mut *tx)
+        .await?;
+    if let Some(schema) = schema {
+        // The name was checked to be a plain identifier in `with_schema`.
+        let create = format!("CREATE SCHEMA IF NOT EXISTS {schema}");
+        (&mut *tx).execute(sqlx::raw_sql(&create)).await?;
+    }
+    (&mut *tx)
+        .execute(sqlx::raw_sql(CREATE_VERSION_TABLE))
+        .await?;
+    let found = schema_version(&mut tx).await?;
+    if found > known {
+        return Err(newer_schema(found));
+    }
+    let done = usize::try_from(found).unwrap_or(MIGRATIONS.len());
+    for (step, sql) in MIGRATIONS.iter().enumerate().skip(done) {
+        // Through `Executor` (a boxed `Send` future): `RawSql::execute`'s
+        // generic future trips rustc's higher-ranked `Send` check.
+        (&mut *tx).execute(sqlx::raw_sql(sql)).await?;
+        let version = i32::try_from(step + 1).unwrap_or(i32::MAX);
+        sqlx::query("INSERT INTO tessera_schema_migrations (version) VALUES ($1)")
+            .bind(version)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+fn db(error: sqlx::Error) -> StoreError {
+    StoreError::unavailable(error)
+}
+
+fn sql_time(seconds: u64) -> i64 {
+    i64::try_from(seconds).unwrap_or(i64::MAX)
+}
+
+fn time_from_sql(seconds: i64, column: &str) -> Result<u64, StoreError> {
+    u64::try_from(seconds).map_err(|_| {
+        StoreError::Corrupt(format!("negative {column} {seconds} in a stored session"))
+    })
+}
+
+fn sql_count(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn parse_value(key: &str, text: &str) -> Result<Value, StoreError> {
+    tagged::from_str(text)
+        .map_err(|error| StoreError::Corrupt(format!("the value under {key:?}: {error}")))
+}
+
+fn parse_id(text: &str) -> Result<SessionId, StoreError> {
+    SessionId::parse(text)
+        .ok_or_else(|| StoreError::Corrupt("a stored session id is malformed".to_owned()))
+}
+
+/// Keys and their tagged JSON, as the two arrays `unnest` pairs up.
+fn key_value_arrays(data: &Map) -> (Vec<&str>, Vec<String>) {
+    data.iter()
+        .map(|(key, value)| (key.as_str(), tagged::to_string(value)))
+        .unzip()
+}
+
+fn optional_time(seconds: Option<i64>) -> Result<Option<u64>, StoreError> {
+    seconds
+        .map(|at| time_from_sql(at, "absolute_expires_at"))
+        .transpose()
+}
+
+fn session_info(row: &PgRow) -> Result<SessionInfo, StoreError> {
+    let id: String = row.try_get("id").map_err(db)?;
+    Ok(SessionInfo {
+        id: parse_id(&id)?,
+        user_id: row.try_get("user_id").map_err(db)?,
+        created_at: time_from_sql(row.try_get("created_at").map_err(db)?, "created_at")?,
+        expires_at: time_from_sql(row.try_get("expires_at").map_err(db)?, "expires_at")?,
+        absolute_expires_at: optional_time(row.try_get("absolute_expires_at").map_err(db)?)?,
+    })
+}
+
+#[async_trait::async_trait]
+impl SessionStore for PostgresStore {
+    async fn load(&self, id: &SessionId, now: u64) -> Result<Option<Record>, StoreError> {
+        // One statement reads one snapshot: the values always belong to the
+        // session row they come with, even while a writer commits.
+        let rows = sqlx::query(LOAD)
+            .bind(id.as_str())
+            .bind(sql_time(now))
+            .fetch_all(self.pool().await?)
+            .await
+            .map_err(db)?;
+        let Some(first) = rows.first() else {
+            return Ok(None);
+        };
+        let mut record = Record {
+            data: Map::new(),
+            user_id: first.try_get("user_id").map_err(db)?,
+            created_at: time_from_sql(first.try_get("created_at").map_err(db)?, "created_at")?,
+            expires_at: time_from_sql(first.try_get("expires_at").map_err(db)?, "expires_at")?,
+            absolute_expires_at: optional_time(first.try_get("absolute_expires_at").map_err(db)?)?,
+        };
+        for row in &rows {
+            let key: Option<String> = row.try_get("key").map_err(db)?;
+            let text: Option<String> = row.try_get("value").map_err(db)?;
+            // A session without values comes back as one row of NULLs.
+            if let (Some(key), Some(text)) = (key, text) {
+                let value = parse_value(&key, &text)?;
+                record.data.insert(key, value);
+            }
+        }
+        Ok(Some(record))
+    }
+
+    async fn create(&self, id: &SessionId, record: &Record) -> Result<bool, StoreError> {
+        let (keys, values) = key_value_arrays(&record.data);
+        sqlx::query_scalar(CREATE)
+            .bind(id.as_str())
+            .bind(record.user_id.as_deref())
+            .bind(sql_time(record.created_at))
+            .bind(sql_time(record.expires_at))
+            .bind(record.absolute_expires_at.map(sql_time))
+            .bind(keys)
+            .bind(values)
+            .fetch_one(self.pool().await?)
+            .await
+            .map_err(db)
+    }
+
+    async fn update(
+        &self,
+        id: &SessionId,
+        changes: &Changes,
+        now: u64,
+    ) -> Result<bool, StoreError> {
+        let pool = self.pool().await?;
+        if changes.is_empty() {
+            // Nothing to write: no lock either.
+            return sqlx::query_scalar(IS_LIVE)
+                .bind(id.as_str())
+                .bind(sql_time(now))
+                .fetch_one(pool)
+                .await
+                .map_err(db);
+        }
+        let (keys, values) = key_value_arrays(&changes.set);
+        let removed: Vec<&str> = changes.removed.iter().map(String::as_str).collect();
+        sqlx::query_scalar(UPDATE)
+            .bind(id.as_str())
+            .bind(sql_time(now))
+            .bind(changes.expires_at.map(sql_time))
+            .bind(changes.user_id.is_some())
+            .bind(changes.user_id.as_ref().and_then(Option::as_deref))
+            .bind(changes.cleared)
+            .bind(removed)
+            .bind(keys)
+            .bind(values)
+            .fetch_one(pool)
+            .await
+            .map_err(db)
+    }
+
+    async fn delete(&self, id: &SessionId) -> Result<bool, StoreError> {
+        let deleted = sqlx::query("DELETE FROM tessera_sessions WHERE id = $1")
+            .bind(id.as_str())
+            .execute(self.pool().await?)
+            .await
+            .map_err(db)?
+            .rows_affected();
+        Ok(deleted > 0)
+    }
+
+    async fn cycle_id(
+        &self,
+        old: &SessionId,
+        new: &SessionId,
+        now: u64,
+    ) -> Result<bool, StoreError> {
+        if old == new {
+            // `new` is taken, by `old` itself.
+            return Ok(false);
+        }
+        let mut tx = self.pool().await?.begin().await.map_err(db)?;
+        // Locks `old` first, so the writers of the session wait and then
+        // find it gone rather than write to a row about to be deleted.
+        let live: Option<i32> = sqlx::query_scalar(LOCK_LIVE)
+            .bind(old.as_str())
+            .bind(sql_time(now))
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?;
+        if live.is_none() {
+            tx.rollback().await.map_err(db)?;
+            return Ok(false);
+        }
+        // Copies the row only if `new` is unused by any row, expired or not;
+        // a concurrent insert of `new` makes this wait for it, then skip.
+        let copied = sqlx::query(
+            "INSERT INTO tessera_sessions
+                 (id, user_id, created_at, expires_at, absolute_expires_at)
+             SELECT $1, user_id, created_at, expires_at, absolute_expires_at
+             FROM tessera_sessions WHERE id = $2
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(new.as_str())
+        .bind(old.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?
+        .rows_affected();
+        if copied == 0 {
+            tx.rollback().await.map_err(db)?;
+            return Ok(false);
+        }
+        sqlx::query("UPDATE tessera_session_values SET session_id = $1 WHERE session_id = $2")
+            .bind(new.as_str())
+            .bind(old.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        sqlx::query("DELETE FROM tessera_sessions WHERE id = $1")
+            .bind(old.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(true)
+    }
+
+    async fn increment(
+        &self,
+        id: &SessionId,
+        key: &str,
+        by: i64,
+        now: u64,
+    ) -> Result<Option<i64>, StoreError> {
+        self.read_modify_write(id, key, now, |current| {
+            let next = integer_for_increment(key, current.as_ref())?
+                .checked_add(by)
+                // The same error as `MemoryStore`'s.
+                .ok_or_else(|| StoreError::WrongType {
+                    key: key.to_owned(),
+                    expected: "an integer that does not overflow",
+                    found: "an int at the edge of its range",
+                })?;
+            Ok((Value::from(next), next))
+        })
+        .await
+    }
+
+    async fn append(
+        &self,
+        id: &SessionId,
+        key: &str,
+        value: &Value,
+        now: u64,
+    ) -> Result<Option<usize>, StoreError> {
+        self.read_modify_write(id, key, now, |current| {
+            // Through the shared helper, so the rules (absent or None start
+            // a list, anything but a list is refused) are `MemoryStore`'s.
+            let mut data = Map::new();
+            if let Some(current) = current {
+                data.insert(key.to_owned(), current);
+            }
+            let len = append_in_map(&mut data, key, value)?;
+            let list = data.remove(key).ok_or_else(|| {
+                StoreError::Corrupt(format!("appending to {key:?} produced no list"))
+            })?;
+            Ok((list, len))
+        })
+        .await
+    }
+
+    async fn list(
+        &self,
+        user_id: Option<&str>,
+        after: Option<&SessionId>,
+        limit: usize,
+        now: u64,
+    ) -> Result<Vec<SessionInfo>, StoreError> {
+        // Every id sorts after "", so paging from the start needs no second
+        // query shape; ids compare bytewise (COLLATE "C"), as `SessionId`'s
+        // `Ord` does.
+        let after = after.map_or("", SessionId::as_str);
+        let pool = self.pool().await?;
+        let rows = match user_id {
+            Some(user_id) => {
+                sqlx::query(LIST_BY_USER)
+                    .bind(user_id)
+                    .bind(after)
+                    .bind(sql_time(now))
+                    .bind(sql_count(limit))
+                    .fetch_all(pool)
+                    .await
+            }
+            None => {
+                sqlx::query(LIST_ALL)
+                    .bind(after)
+                    .bind(sql_time(now))
+                    .bind(sql_count(limit))
+                    .fetch_all(pool)
+                    .await
+            }
+        }
+        .map_err(db)?;
+        rows.iter().map(session_info).collect()
+    }
+
+    async fn delete_user(&self, user_id: &str) -> Result<u64, StoreError> {
+        let deleted = sqlx::query("DELETE FROM tessera_sessions WHERE user_id = $1")
+            .bind(user_id)
+            .execute(self.pool().await?)
+            .await
+            .map_err(db)?
+            .rows_affected();
+        Ok(deleted)
+    }
+
+    async fn purge_expired(&self, now: u64, batch: usize) -> Result<u64, StoreError> {
+        if batch == 0 {
+            return Ok(0);
+        }
+        let purged = sqlx::query(PURGE)
+            .bind(sql_time(now))
+            .bind(sql_count(batch))
+            .execute(self.pool().await?)
+            .await
+            .map_err(db)?
+            .rows_affected();
+        Ok(purged)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlx::Connection as _;
+
+    use super::*;
+
+    const NOW: u64 = 1_000_000;
+
+    fn record(data: Map, user_id: Option<&str>, expires_at: u64) -> Record {
+        Record {
+            data,
+            user_id: user_id.map(str::to_owned),
+            created_at: NOW - 60,
+            expires_at,
+            absolute_expires_at: None,
+        }
+    }
+
+    fn one(key: &str, value: Value) -> Map {
+        std::iter::once((key.to_owned(), value)).collect()
+    }
+
+    /// The test server's URL; fails, rather than skips, without one.
+    fn server_url() -> String {
+        std::env::var("TESSERA_TEST_POSTGRES_URL").unwrap_or_else(|_| {
+            panic!(
+                "TESSERA_TEST_POSTGRES_URL is not set: start the servers with \
+                 `eval \"$(scripts/services.sh start)\"` or run scripts/test.sh"
+            )
+        })
+    }
+
+    /// A schema name no other test uses.
+    fn fresh_name(label: &str) -> String {
+        format!(
+            "tessera_unit_{label}_{}_{}",
+            std::process::id(),
+            SessionId::generate().fingerprint()
+        )
+    }
+
+    /// A store in a schema of its own, and the name of that schema.
+    fn fresh_store(label: &str) -> (PostgresStore, String) {
+        let schema = fresh_name(label);
+        let store = PostgresStore::new(&server_url())
+            .expect("url")
+            .with_schema(&schema)
+            .expect("schema");
+        (store, schema)
+    }
+
+    /// A connection of the test's own, to look at what a store wrote.
+    async fn inspect(schema: &str) -> PgConnection {
+        let mut conn = PgConnection::connect(&server_url())
+            .await
+            .expect("connect to inspect");
+        sqlx::raw_sql(&format!("SET search_path = {schema}"))
+            .execute(&mut conn)
+            .await
+            .expect("search_path");
+        conn
+    }
+
+    async fn drop_schema(store: PostgresStore, schema: &str) {
+        store.close().await;
+        let mut conn = inspect(schema).await;
+        sqlx::raw_sql(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+            .execute(&mut conn)
+            .await
+            .expect("drop the schema");
+        conn.close().await.expect("close");
+    }
+
+    #[test]
+    fn urls_and_schema_names_are_checked_and_debug_hides_the_password() {
+        for bad in [
+            "",
+            "localhost/db",
+            "redis://localhost",
+            "sqlite://s.db",
+            "postgres://localhost:notaport/db",
+        ] {
+            assert!(
+                matches!(PostgresStore::new(bad), Err(StoreError::Config(_))),
+                "{bad:?}"
+            );
+        }
+        let store =
+            PostgresStore::new("postgres://app:s3cret@db.example:6543/sessions").expect("a URL");
+        assert_eq!(store.schema(), None);
+        let shown = format!("{store:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains("db.example:6543/sessions"), "{shown}");
+        assert!(PostgresStore::new("postgresql://localhost/db").is_ok());
+
+        for good in ["s", "_x", "tessera_1", &"a".repeat(63)] {
+            let store = PostgresStore::new("postgres://localhost/db")
+                .expect("url")
+                .with_schema(good)
+                .expect(good);
+            assert_eq!(store.schema(), Some(good));
+        }
+        for bad in [
+            "",
+            "1abc",
+            "Upper",
+            "with space",
+            "semi;colon",
+            "quote\"",
+            "dash-ed",
+            &"a".repeat(64),
+        ] {
+            let result = PostgresStore::new("postgres://localhost/db")
+                .expect("url")
+                .with_schema(bad);
+            assert!(matches!(result, Err(StoreError::Config(_))), "{bad:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_schema_is_created_on_first_use_and_versioned() {
+        let (store, schema) = fresh_store("create");
+        assert!(format!("{store:?}").contains("ready: false"));
+        assert_eq!(
+            store.load(&SessionId::generate(), NOW).await.expect("load"),
+            None
+        );
+        assert!(format!("{store:?}").contains("ready: true"));
+
+        let mut conn = inspect(&schema).await;
+        let versions: Vec<i32> =
+            sqlx::query_scalar("SELECT version FROM tessera_schema_migrations ORDER BY version")
+                .fetch_all(&mut conn)
+                .await
+                .expect("versions");
+        assert_eq!(versions, [1]);
+        assert_eq!(PostgresStore::SCHEMA_VERSION, 1);
+        let objects: Vec<String> = sqlx::query_scalar(
+            "SELECT c.relname::TEXT FROM pg_class AS c
+             JOIN pg_namespace AS n ON n.oid = c.relnamespace
+             WHERE n.nspname = $1 ORDER BY c.relname",
+        )
+        .bind(&schema)
+        .fetch_all(&mut conn)
+        .await
+        .expect("objects");
+        assert_eq!(
+            objects,
+            [
+                "tessera_schema_migrations",
+                "tessera_schema_migrations_pkey",
+                "tessera_session_values",
+                "tessera_session_values_pkey",
+                "tessera_sessions",
+                "tessera_sessions_absolute_expires_at",
+                "tessera_sessions_expires_at",
+                "tessera_sessions_pkey",
+                "tessera_sessions_user_id",
+            ]
+        );
+
+        // A second store on the schema (another instance) finds it current
+        // and shares the data.
+        let id = SessionId::generate();
+        assert!(store
+            .create(&id, &record(Map::new(), None, NOW + 10))
+            .await
+            .expect("create"));
+        let second = PostgresStore::new(&server_url())
+            .expect("url")
+            .with_schema(&schema)
+            .expect("schema");
+        second.connect().await.expect("connect");
+        assert!(second.load(&id, NOW).await.expect("load").is_some());
+        second.close().await;
+
+        // A newer schema is refused, and the refusal is not remembered.
+        sqlx::query("INSERT INTO tessera_schema_migrations (version) VALUES (99)")
+            .execute(&mut conn)
+            .await
+            .expect("a newer version");
+        let third = PostgresStore::new(&server_url())
+            .expect("url")
+            .with_schema(&schema)
+            .expect("schema");
+        let error = third.connect().await.expect_err("refused");
+        assert!(
+            matches!(&error, StoreError::Config(message) if message.contains("99")),
+            "{error}"
+        );
+        sqlx::query("DELETE FROM tessera_schema_migrations WHERE version = 99")
+            .execute(&mut conn)
+            .await
+            .expect("back to the current version");
+        third.connect().await.expect("accepted now");
+        third.close().await;
+        conn.close().await.expect("close");
+        drop_schema(store, &schema).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn instances_starting_together_migrate_once() {
+        let schema = fresh_name("race");
+        let stores: Vec<_> = (0..8)
+            .map(|_| {
+                PostgresStore::new(&server_url())
+                    .expect("url")
+                    .with_schema(&schema)
+                    .expect("schema")
+                    .with_max_connections(2)
+            })
+            .map(std::sync::Arc::new)
+            .collect();
+        let tasks: Vec<_> = stores
+            .iter()
+            .map(|store| {
+                let store = std::sync::Arc::clone(store);
+                tokio::spawn(async move { store.connect().await })
+            })
+            .collect();
+        for task in tasks {
+            task.await.expect("task").expect("every instance connects");
+        }
+        let mut conn = inspect(&schema).await;
+        let versions: Vec<i32> =
+            sqlx::query_scalar("SELECT version FROM tessera_schema_migrations")
+                .fetch_all(&mut conn)
+                .await
+                .expect("versions");
+        assert_eq!(versions, [1]);
+        conn.close().await.expect("close");
+        for store in &stores {
+            store.close().await;
+        }
+        let store = PostgresStore::new(&server_url()).expect("url");
+        drop_schema(store, &schema).await;
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_server_is_unavailable_until_it_is_there() {
+        // A port nobody listens on: connections are refused.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free port")
+            .port();
+        let store = PostgresStore::new(&format!("postgres://tessera@127.0.0.1:{port}/tessera"))
+            .expect("url")
+            .with_acquire_timeout(Duration::from_millis(300));
+        let error = store
+            .load(&SessionId::generate(), NOW)
+            .await
+            .expect_err("nobody there");
+        assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
+        assert!(
+            error
+                .to_string()
+                .contains(&format!("127.0.0.1:{port}/tessera")),
+            "the message names the server: {error}"
+        );
+        // Requests arriving together fail together, after one timeout, not
+        // one after the other.
+        let store = std::sync::Arc::new(store);
+        let started = std::time::Instant::now();
+        let tasks: Vec<_> = (0..10)
+            .map(|_| {
+                let store = std::sync::Arc::clone(&store);
+                tokio::spawn(async move { store.load(&SessionId::generate(), NOW).await })
+            })
+            .collect();
+        for task in tasks {
+            assert!(matches!(
+                task.await.expect("task"),
+                Err(StoreError::Unavailable(_))
+            ));
+        }
+        assert!(
+            started.elapsed() < Duration::from_millis(2000),
+            "{:?}",
+            started.elapsed()
+        );
+
+        // A database that does not exist yet: refused at once, and the store
+        // works as soon as it does.
+        let database = fresh_name("db");
+        let mut admin = PgConnection::connect(&server_url()).await.expect("connect");
+        let options = PgConnectOptions::from_str(&server_url())
+            .expect("url")
+            .database(&database);
+        let store = PostgresStore {
+            options,
+            ..PostgresStore::new(&server_url()).expect("url")
+        };
+        let error = store
+            .load(&SessionId::generate(), NOW)
+            .await
+            .expect_err("no such database");
+        assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
+        sqlx::raw_sql(&format!("CREATE DATABASE {database}"))
+            .execute(&mut admin)
+            .await
+            .expect("create the database");
+        let id = SessionId::generate();
+        assert!(store
+            .create(&id, &record(Map::new(), None, NOW + 10))
+            .await
+            .expect("the next operation connects"));
+        store.close().await;
+        sqlx::raw_sql(&format!("DROP DATABASE {database} WITH (FORCE)"))
+            .execute(&mut admin)
+            .await
+            .expect("drop the database");
+        admin.close().await.expect("close");
+    }
+
+    #[tokio::test]
+    async fn connections_the_server_killed_are_replaced() {
+        let (store, schema) = fresh_store("terminate");
+        let application = fresh_name("app");
+        let store = PostgresStore {
+            options: store.options.clone().application_name(&application),
+            ..store
+        };
+        let id = SessionId::generate();
+        assert!(store
+            .create(&id, &record(Map::new(), None, NOW + 10))
+            .await
+            .expect("create"));
+        let mut admin = inspect(&schema).await;
+        for round in 1..=3 {
+            let killed: Vec<bool> = sqlx::query_scalar(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+            )
+            .bind(&application)
+            .fetch_all(&mut admin)
+            .await
+            .expect("terminate");
+            assert!(
+                !killed.is_empty() && killed.iter().all(|ok| *ok),
+                "{killed:?}"
+            );
+            // Give the backends a moment to go, as after a real restart.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            assert_eq!(
+                store
+                    .increment(&id, "n", 1, NOW)
+                    .await
+                    .expect("the next operation succeeds"),
+                Some(round)
+            );
+        }
+        admin.close().await.expect("close");
+        drop_schema(store, &schema).await;
+    }
+
+    #[tokio::test]
+    async fn values_are_tagged_json_one_row_per_key_and_go_with_their_session() {
+        let (store, schema) = fresh_store("rows");
+        let mut data = one("t", Value::tuple([1.into(), "x".into()]));
+        data.insert("n".to_owned(), Value::from(2u128.pow(64) + 5));
+        let id = SessionId::generate();
+        assert!(store
+            .create(&id, &record(data, Some("alice"), NOW + 10))
+            .await
+            .expect("create"));
+        let mut conn = inspect(&schema).await;
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT key, value FROM tessera_session_values WHERE session_id = $1 ORDER BY key",
+        )
+        .bind(id.as_str())
+        .fetch_all(&mut conn)
+        .await
+        .expect("query");
+        assert_eq!(
+            rows,
+            [
+                ("n".to_owned(), "18446744073709551621".to_owned()),
+                ("t".to_owned(), r#"{" t":[1,"x"]}"#.to_owned()),
+            ]
+        );
+
+        let count = |id: SessionId| {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT count(*) FROM tessera_session_values WHERE session_id = $1",
+            )
+            .bind(id.as_str().to_owned())
+        };
+        let new = SessionId::generate();
+        assert!(store.cycle_id(&id, &new, NOW).await.expect("cycle"));
+        assert_eq!(
+            count(id.clone()).fetch_one(&mut conn).await.expect("count"),
+            0
+        );
+        assert_eq!(
+            count(new.clone())
+                .fetch_one(&mut conn)
+                .await
+                .expect("count"),
+            2
+        );
+        assert_eq!(store.delete_user("alice").await.expect("delete_user"), 1);
+        assert_eq!(count(new).fetch_one(&mut conn).await.expect("count"), 0);
+        let total: i64 = sqlx::query_scalar("SELECT count(*) FROM tessera_session_values")
+            .fetch_one(&mut conn)
+            .await
+            .expect("count");
+        assert_eq!(total, 0);
+        conn.close().await.expect("close");
+        drop_schema(store, &schema).await;
+    }
+
+    #[tokio::test]
+    async fn unreadable_values_are_reported_as_corrupt() {
+        let (store, schema) = fresh_store("corrupt");
+        let id = SessionId::generate();
+        assert!(store
+            .create(&id, &record(one("bad", 1.into()), None, NOW + 10))
+            .await
+            .expect("create"));
+        let mut conn = inspect(&schema).await;
+        sqlx::query("UPDATE tessera_session_values SET value = '{not json' WHERE key = 'bad'")
+            .execute(&mut conn)
+            .await
+            .expect("corrupt it");
+        conn.close().await.expect("close");
+
+        assert!(matches!(
+            store.load(&id, NOW).await,
+            Err(StoreError::Corrupt(_))
+        ));
+        assert!(matches!(
+            store.increment(&id, "bad", 1, NOW).await,
+            Err(StoreError::Corrupt(_))
+        ));
+        let repair = Changes {
+            set: one("bad", 5.into()),
+            ..Changes::default()
+        };
+        assert!(store.update(&id, &repair, NOW).await.expect("update"));
+        assert_eq!(
+            store
+                .increment(&id, "bad", 1, NOW)
+                .await
+                .expect("increment"),
+            Some(6)
+        );
+        drop_schema(store, &schema).await;
+    }
+
+    #[tokio::test]
+    async fn sweepers_skip_rows_another_holds_instead_of_waiting() {
+        let (store, schema) = fresh_store("sweep");
+        let mut dead = Vec::new();
+        for _ in 0..4 {
+            let id = SessionId::generate();
+            assert!(store
+                .create(&id, &record(one("d", 1.into()), None, NOW))
+                .await
+                .expect("create"));
+            dead.push(id);
+        }
+        // Another instance's sweeper, in the middle of its batch.
+        let mut other = inspect(&schema).await;
+        let mut tx = other.begin().await.expect("begin");
+        sqlx::query("SELECT 1 FROM tessera_sessions WHERE id = ANY ($1) FOR UPDATE")
+            .bind(vec![dead[0].as_str(), dead[1].as_str()])
+            .execute(&mut *tx)
+            .await
+            .expect("lock two");
+        let purged = tokio::time::timeout(Duration::from_secs(5), store.purge_expired(NOW, 10))
+            .await
+            .expect("does not wait for the other sweeper")
+            .expect("purge");
+        assert_eq!(purged, 2);
+        tx.rollback().await.expect("rollback");
+        assert_eq!(store.purge_expired(NOW, 10).await.expect("purge"), 2);
+        other.close().await.expect("close");
+        drop_schema(store, &schema).await;
+    }
+
+    /// The plan PostgreSQL picks for `sql`, one line per step.
+    async fn plan(conn: &mut PgConnection, sql: &str) -> String {
+        let rows: Vec<String> = sqlx::raw_sql(&format!("EXPLAIN {sql}"))
+            .fetch_all(&mut *conn)
+            .await
+            .expect("explain")
+            .iter()
+            .map(|row| row.try_get::<String, _>(0).expect("a plan line"))
+            .collect();
+        rows.join("\n")
+    }
+
+    #[tokio::test]
+    async fn queries_are_answered_from_indexes() {
+        let (store, schema) = fresh_store("plans");
+        store.connect().await.expect("connect");
+        let mut conn = inspect(&schema).await;
+        // Tables this small are cheaper to scan; with scans off, a plan that
+        // still has one has no usable index.
+        sqlx::raw_sql("SET enable_seqscan = off")
+            .execute(&mut conn)
+            .await
+            .expect("set");
+        // Generic plans, as a prepared statement gets after a few runs.
+        sqlx::raw_sql("SET plan_cache_mode = force_generic_plan")
+            .execute(&mut conn)
+            .await
+            .expect("set");
+        // Each query prepared with the parameter types sqlx sends, and run
+        // with some arguments.
+        let cases: [(&str, &str, &str, &str, &[&str]); 4] = [
+            (
+                "load",
+                LOAD,
+                "(text, bigint)",
+                "('x', 1)",
+                &["tessera_sessions_pkey", "tessera_session_values_pkey"],
+            ),
+            (
+                "list_by_user",
+                LIST_BY_USER,
+                "(text, text, bigint, bigint)",
+                "('u', '', 1, 10)",
+                &["tessera_sessions_user_id"],
+            ),
+            (
+                "list_all",
+                LIST_ALL,
+                "(text, bigint, bigint)",
+                "('', 1, 10)",
+                &["tessera_sessions_pkey"],
+            ),
+            (
+                "purge",
+                PURGE,
+                "(bigint, bigint)",
+                "(1, 10)",
+                &[
+                    "tessera_sessions_expires_at",
+                    "tessera_sessions_absolute_expires_at",
+                ],
+            ),
+        ];
+        for (name, sql, types, args, wanted) in cases {
+            sqlx::raw_sql(&format!("PREPARE {name} {types} AS {sql}"))
+                .execute(&mut conn)
+                .await
+                .expect("prepare");
+            let plan = plan(&mut conn, &format!("EXECUTE {name} {args}")).await;
+            assert!(
+                !plan.contains("Seq Scan"),
+                "a table scan in {name}:\n{plan}"
+            );
+            for index in wanted {
+                assert!(plan.contains(index), "{index} unused in {name}:\n{plan}");
+            }
+            if name != "purge" {
+                // Ordered by the index: no sort step for the pages.
+                assert!(!plan.contains("Sort"), "a sort in {name}:\n{plan}");
+            }
+        }
+        conn.close().await.expect("close");
+        drop_schema(store, &schema).await;
+    }
+}

@@ -1,0 +1,1544 @@
+//! Sessions in Redis, through redis-rs (feature `redis`).
+//!
+//! # Layout
+//!
+//! With the default prefix `session:`, a store keeps:
+//!
+//! | key | type | holds |
+//! |-----|------|-------|
+//! | `session:{SID}` | hash | the session: one field per session key, plus its metadata |
+//! | `session:user:USER` | set | the ids of `USER`'s sessions |
+//! | `session:expiry` | sorted set | every session id, scored by when it dies |
+//!
+//! Each session key is one field of the session's hash, its value Flask's
+//! tagged JSON as written by [`tagged::to_string`], so a request that writes
+//! one key writes one field and two requests that write different keys both
+//! persist. The metadata lives in the same hash under field names starting
+//! with a NUL byte (`\0created`, `\0expires`, `\0absolute`, `\0user`); a
+//! session key that itself starts with NUL is stored with one more NUL in
+//! front, so the two can never collide. One hash rather than a second
+//! metadata key keeps a session one key: [`load`](SessionStore::load) is a
+//! single `HGETALL`, one TTL covers everything, and `RENAME` moves all of it.
+//!
+//! Redis drops a session by itself: its hash carries a TTL reaching to the
+//! earlier of its idle and absolute expiry. The TTL is counted from the
+//! caller's `now` (from `created_at` when creating), not set with `EXPIREAT`
+//! on Redis's clock, so a Redis server whose clock differs from the
+//! application's neither cuts sessions short nor keeps them around. Times are
+//! also checked on every read: a session is never returned once `now` reaches
+//! its expiry, even while Redis still has it.
+//!
+//! # Guarantees
+//!
+//! Every write is one Lua script (sent as `EVALSHA`), so it is atomic on the
+//! server and costs one round trip: [`create`](SessionStore::create) fails if
+//! the id is taken; [`update`](SessionStore::update) applies the request's
+//! changes only to a live session; [`increment`](SessionStore::increment) uses
+//! `HINCRBY`, exact over the whole `i64` range and refusing overflow;
+//! [`append`](SessionStore::append) splices the new item into the stored JSON
+//! array text; [`cycle_id`](SessionStore::cycle_id) renames the hash. The
+//! indexes are changed by the same scripts, so they always contain every
+//! session of a user and every session's expiry. A load is one `HGETALL`, a
+//! save one script.
+//!
+//! [`list`](SessionStore::list) for one user reads that user's set;
+//! `list(None)` reads every live id from the expiry index, so it costs
+//! O(sessions) per page and is meant for administration tools.
+//! [`purge_expired`](SessionStore::purge_expired) takes the ids whose expiry
+//! has passed from the expiry index, a batch at a time: it deletes sessions
+//! that are dead but still stored, and removes the index entries of those
+//! Redis already dropped (counting them too, so a sweeper keeps going while
+//! there are any). Set entries of dropped sessions are removed when their
+//! user's sessions are next listed or deleted; each user's set also carries
+//! a TTL at least as long as that of any session it lists, so it never goes
+//! before one of them and goes by itself once they all have. The expiry index
+//! costs one sorted-set entry per session, and is what keeps sweeps bounded.
+//!
+//! # Connections
+//!
+//! [`RedisStore::new`] only parses the URL. The first operation connects
+//! through a [`ConnectionManager`]: one multiplexed connection shared by every
+//! request, which reconnects by itself when the connection drops (a Redis
+//! restart, a failover, `CLIENT KILL`). An operation that cannot reach Redis
+//! fails with [`StoreError::Unavailable`] (a 503 for the request) and the next
+//! one tries again. A read that finds its connection dropped is repeated once
+//! on the new connection; a write is not, since it may have been applied.
+//!
+//! # Redis Cluster
+//!
+//! The store talks to one endpoint: a standalone server, a primary, or a
+//! cluster-aware proxy. Each session's id is a hash tag (`{SID}`), so
+//! everything about one session is in one slot. The scripts also touch the
+//! store's indexes (and `cycle_id` two sessions), which Cluster allows in one
+//! script only within one slot: on Cluster, give the prefix a hash tag of its
+//! own, such as `{sessions}:`, which puts all of the store's keys in one slot
+//! (hash tags are taken from the first braces of a key). A prefix should
+//! otherwise contain no braces.
+//!
+//! Times are Unix seconds; those beyond 2^53 (some 285 million years away)
+//! are stored as 2^53 − 1, since Lua numbers and sorted set scores are
+//! doubles.
+//!
+//! ```no_run
+//! use tessera::store::{Record, RedisStore, SessionId, SessionStore};
+//!
+//! # async fn run() -> Result<(), tessera::store::StoreError> {
+//! // Nothing is connected yet.
+//! let store = RedisStore::new("redis://127.0.0.1:6379/0")?.with_prefix("myapp:session:");
+//!
+//! let id = SessionId::generate();
+//! let now = 1_700_000_000;
+//! let record = Record {
+//!     data: Default::default(),
+//!     user_id: Some("alice".to_owned()),
+//!     created_at: now,
+//!     expires_at: now + 3600,
+//!     absolute_expires_at: Some(now + 86_400),
+//! };
+//! assert!(store.create(&id, &record).await?);
+//! assert_eq!(store.increment(&id, "visits", 1, now).await?, Some(1));
+//! # Ok(()) }
+//! ```
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use ::redis::{Client, Cmd, ErrorKind, FromRedisValue, Pipeline, RedisError, Script};
+use tokio::sync::OnceCell;
+
+use super::{
+    integer_for_increment, Changes, Record, SessionId, SessionInfo, SessionStore, StoreError,
+};
+use crate::tagged;
+use crate::value::{Map, Value};
+
+/// The prefix of every key, unless [`RedisStore::with_prefix`] says otherwise.
+pub const DEFAULT_PREFIX: &str = "session:";
+
+/// How long one attempt to connect may take. Redis answers a connect in
+/// well under a millisecond on a LAN; waiting longer only holds requests.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long a command may wait for its reply. Generous for one session, and
+/// room for the longer scripts (deleting all of a user's sessions).
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Connection attempts after the first before an operation gives up (and
+/// the next one starts over): enough to ride out a restart's refused
+/// connections, short enough that a request during an outage fails fast.
+const CONNECT_RETRIES: usize = 2;
+
+/// The largest time stored exactly: Lua numbers and scores are doubles.
+const MAX_TIME: u64 = (1 << 53) - 1;
+
+/// How many sessions `list` reads per round trip.
+const LIST_FETCH: usize = 200;
+
+// Metadata fields of the session hash; the Lua preamble uses the same names.
+const CREATED: &str = "\0created";
+const EXPIRES: &str = "\0expires";
+const ABSOLUTE: &str = "\0absolute";
+const USER: &str = "\0user";
+
+/// Shared by every script: the names above, how keys are formed from the
+/// prefix, and the rules for liveness and TTLs.
+const PREAMBLE: &str = r#"
+local CREATED, EXPIRES, ABSOLUTE, USER = '\0created', '\0expires', '\0absolute', '\0user'
+-- Arguments per HSET/HDEL call: unpack() is limited to a few thousand values.
+local CHUNK = 200
+-- A TTL of at least a second keeps a record written already dead visible
+-- (its id taken) until it is purged; one of at most a century stays within
+-- what PEXPIRE accepts.
+local MIN_TTL_MS, MAX_TTL_MS = 1000, 3153600000000
+
+local function session_key(prefix, sid) return prefix .. '{' .. sid .. '}' end
+local function user_key(prefix, user) return prefix .. 'user:' .. user end
+
+-- Metadata fields are NUL and a name; session keys starting with NUL are
+-- stored behind a second NUL.
+local function is_meta(field)
+  return string.byte(field, 1) == 0 and string.byte(field, 2) ~= 0
+end
+
+local function live(expires, absolute, now)
+  if not expires or now >= tonumber(expires) then return false end
+  return not absolute or now < tonumber(absolute)
+end
+
+-- The earlier of the two expiries, as stored (a string).
+local function deadline(expires, absolute)
+  if absolute and tonumber(absolute) < tonumber(expires) then return absolute end
+  return expires
+end
+
+local function ttl_ms(due, now)
+  local ms = (tonumber(due) - now) * 1000
+  if ms < MIN_TTL_MS then ms = MIN_TTL_MS end
+  if ms > MAX_TTL_MS then ms = MAX_TTL_MS end
+  return string.format('%d', ms)
+end
+
+-- Lengthens a key's TTL to at least `ms`, never shortens it.
+local function extend(key, ms)
+  if redis.call('PTTL', key) < tonumber(ms) then redis.call('PEXPIRE', key, ms) end
+end
+
+-- command(key, items[first..last]) in slices; `width` items per element.
+local function call_chunked(command, key, items, first, last, width)
+  local i = first
+  while i <= last do
+    local j = math.min(i + CHUNK * width - 1, last)
+    redis.call(command, key, unpack(items, i, j))
+    i = j + 1
+  end
+end
+"#;
+
+/// KEYS: session, expiry index. ARGV: prefix, id, created, expires,
+/// absolute or '', '1' if owned, owner, then field/value pairs.
+const CREATE: &str = r#"
+local key, index = KEYS[1], KEYS[2]
+if redis.call('EXISTS', key) == 1 then return 0 end
+local absolute = ARGV[5] ~= '' and ARGV[5] or false
+local meta = {CREATED, ARGV[3], EXPIRES, ARGV[4]}
+if absolute then meta[#meta + 1] = ABSOLUTE; meta[#meta + 1] = absolute end
+if ARGV[6] == '1' then meta[#meta + 1] = USER; meta[#meta + 1] = ARGV[7] end
+redis.call('HSET', key, unpack(meta))
+call_chunked('HSET', key, ARGV, 8, #ARGV, 2)
+local due = deadline(ARGV[4], absolute)
+local ms = ttl_ms(due, tonumber(ARGV[3]))
+redis.call('PEXPIRE', key, ms)
+redis.call('ZADD', index, due, ARGV[2])
+if ARGV[6] == '1' then
+  local owner = user_key(ARGV[1], ARGV[7])
+  redis.call('SADD', owner, ARGV[2])
+  extend(owner, ms)
+end
+return 1
+"#;
+
+/// KEYS: session, expiry index. ARGV: prefix, id, now, '1' if cleared,
+/// expires or '', owner change ('' none, '-' remove, '=' set), owner,
+/// n, n removed fields, then field/value pairs to set.
+const UPDATE: &str = r#"
+local key, index, prefix, sid = KEYS[1], KEYS[2], ARGV[1], ARGV[2]
+local now = tonumber(ARGV[3])
+local meta = redis.call('HMGET', key, EXPIRES, ABSOLUTE, USER)
+if not live(meta[1], meta[2], now) then return 0 end
+-- The order of Changes::apply_to: clear, remove, set, then the metadata.
+local removed = tonumber(ARGV[8])
+if ARGV[4] == '1' then
+  local data = {}
+  for _, field in ipairs(redis.call('HKEYS', key)) do
+    if not is_meta(field) then data[#data + 1] = field end
+  end
+  call_chunked('HDEL', key, data, 1, #data, 1)
+else
+  call_chunked('HDEL', key, ARGV, 9, 8 + removed, 1)
+end
+call_chunked('HSET', key, ARGV, 9 + removed, #ARGV, 2)
+local owner = meta[3]
+if ARGV[6] ~= '' then
+  local new_owner = ARGV[6] == '=' and ARGV[7] or false
+  if owner and owner ~= new_owner then redis.call('SREM', user_key(prefix, owner), sid) end
+  if new_owner then
+    redis.call('HSET', key, USER, new_owner)
+    redis.call('SADD', user_key(prefix, new_owner), sid)
+  else
+    redis.call('HDEL', key, USER)
+  end
+  owner = new_owner
+end
+if ARGV[5] ~= '' then
+  redis.call('HSET', key, EXPIRES, ARGV[5])
+  local due = deadline(ARGV[5], meta[2])
+  redis.call('PEXPIRE', key, ttl_ms(due, now))
+  redis.call('ZADD', index, due, sid)
+end
+-- The owner's set must outlive each of its sessions.
+if owner and (ARGV[5] ~= '' or ARGV[6] == '=') then
+  extend(user_key(prefix, owner), redis.call('PTTL', key))
+end
+return 1
+"#;
+
+/// KEYS: session, expiry index. ARGV: prefix, id.
+const DELETE: &str = r#"
+local owner = redis.call('HGET', KEYS[1], USER)
+if redis.call('DEL', KEYS[1]) == 0 then return 0 end
+redis.call('ZREM', KEYS[2], ARGV[2])
+if owner then redis.call('SREM', user_key(ARGV[1], owner), ARGV[2]) end
+return 1
+"#;
+
+/// KEYS: old session, new session, expiry index. ARGV: prefix, old id,
+/// new id, now.
+const CYCLE: &str = r#"
+local old, new, index = KEYS[1], KEYS[2], KEYS[3]
+if old == new or redis.call('EXISTS', new) == 1 then return 0 end
+local meta = redis.call('HMGET', old, EXPIRES, ABSOLUTE, USER)
+if not live(meta[1], meta[2], tonumber(ARGV[4])) then return 0 end
+-- RENAME keeps the TTL.
+redis.call('RENAME', old, new)
+redis.call('ZREM', index, ARGV[2])
+redis.call('ZADD', index, deadline(meta[1], meta[2]), ARGV[3])
+if meta[3] then
+  local owner = user_key(ARGV[1], meta[3])
+  redis.call('SREM', owner, ARGV[2])
+  redis.call('SADD', owner, ARGV[3])
+end
+return 1
+"#;
+
+/// KEYS: session. ARGV: now, field, by. Returns {1, new value}, {0} if no
+/// live session, {2} on overflow, {3, current} if not an integer.
+const INCREMENT: &str = r#"
+local key, field = KEYS[1], ARGV[2]
+local meta = redis.call('HMGET', key, EXPIRES, ABSOLUTE)
+if not live(meta[1], meta[2], tonumber(ARGV[1])) then return {0, false} end
+local current = redis.call('HGET', key, field)
+-- None counts as 0, and so does -0, which HINCRBY would refuse.
+if current == 'null' or current == '-0' then redis.call('HDEL', key, field) end
+-- A JSON integer in i64 range is exactly what HINCRBY accepts, and it does
+-- exact 64-bit arithmetic (Lua numbers would round past 2^53).
+local result = redis.pcall('HINCRBY', key, field, ARGV[3])
+if type(result) == 'table' and result.err then
+  if string.find(result.err, 'overflow', 1, true) then return {2, false} end
+  return {3, current}
+end
+-- Read back as text: a Lua number would round it.
+return {1, redis.call('HGET', key, field)}
+"#;
+
+/// KEYS: session. ARGV: now, field, item (tagged JSON). Returns {1, new
+/// length}, {0} if no live session, {3, current} if not a list, {4,
+/// current} if the stored list cannot be read.
+const APPEND: &str = r#"
+-- Top-level items of a non-empty compact JSON array, or nil if malformed.
+local function list_length(text)
+  local depth, commas, i = 0, 0, 1
+  while true do
+    local s = string.find(text, '[%[%]{}",]', i)
+    if not s then return nil end
+    local c = string.sub(text, s, s)
+    if c == '"' then
+      local j = s + 1
+      while true do
+        local e = string.find(text, '["\\]', j)
+        if not e then return nil end
+        if string.sub(text, e, e) == '\\' then j = e + 2 else j = e + 1; break end
+      end
+      i = j
+    else
+      if c == '[' or c == '{' then
+        depth = depth + 1
+      elseif c == ']' or c == '}' then
+        depth = depth - 1
+        if depth == 0 then
+          if s ~= #text then return nil end
+          return commas + 1
+        end
+      elseif depth == 1 then
+        commas = commas + 1
+      end
+      i = s + 1
+    end
+  end
+end
+
+local key, field, item = KEYS[1], ARGV[2], ARGV[3]
+local meta = redis.call('HMGET', key, EXPIRES, ABSOLUTE)
+if not live(meta[1], meta[2], tonumber(ARGV[1])) then return {0, false} end
+local current = redis.call('HGET', key, field)
+local updated, length
+if not current or current == 'null' or current == '[]' then
+  updated, length = '[' .. item .. ']', 1
+elseif string.sub(current, 1, 1) == '[' then
+  -- Only lists are JSON arrays in tagged JSON (tuples are {" t": [...]}).
+  local count = list_length(current)
+  if not count then return {4, current} end
+  updated, length = string.sub(current, 1, -2) .. ',' .. item .. ']', count + 1
+else
+  return {3, current}
+end
+redis.call('HSET', key, field, updated)
+return {1, tostring(length)}
+"#;
+
+/// KEYS: expiry index. ARGV: prefix, now, batch. Returns how many sessions
+/// (or index entries of sessions Redis dropped) were removed.
+const PURGE: &str = r#"
+local index, prefix = KEYS[1], ARGV[1]
+local now = tonumber(ARGV[2])
+local purged = 0
+for _, sid in ipairs(redis.call('ZRANGEBYSCORE', index, '-inf', ARGV[2], 'LIMIT', 0, ARGV[3])) do
+  local key = session_key(prefix, sid)
+  local meta = redis.call('HMGET', key, EXPIRES, ABSOLUTE, USER)
+  if not meta[1] then
+    -- Redis dropped it at its TTL: only the index entry is left.
+    redis.call('ZREM', index, sid)
+    purged = purged + 1
+  elseif live(meta[1], meta[2], now) then
+    -- The entry disagrees with the session (changed behind our back).
+    redis.call('ZADD', index, deadline(meta[1], meta[2]), sid)
+  else
+    redis.call('DEL', key)
+    redis.call('ZREM', index, sid)
+    if meta[3] then redis.call('SREM', user_key(prefix, meta[3]), sid) end
+    purged = purged + 1
+  end
+end
+return purged
+"#;
+
+/// KEYS: the user's set, expiry index. ARGV: prefix, user.
+const DELETE_USER: &str = r#"
+local owner_key, index, prefix, user = KEYS[1], KEYS[2], ARGV[1], ARGV[2]
+local deleted = 0
+for _, sid in ipairs(redis.call('SMEMBERS', owner_key)) do
+  local key = session_key(prefix, sid)
+  -- Members whose session is gone or changed owner are only dropped.
+  if redis.call('HGET', key, USER) == user then
+    redis.call('DEL', key)
+    redis.call('ZREM', index, sid)
+    deleted = deleted + 1
+  end
+end
+redis.call('DEL', owner_key)
+return deleted
+"#;
+
+/// KEYS: the user's set. ARGV: prefix, user, ids that looked stale. Checks
+/// again here, atomically, so that a session given to the user meanwhile
+/// keeps its entry.
+const PRUNE_USER: &str = r#"
+local removed = 0
+for i = 3, #ARGV do
+  if redis.call('HGET', session_key(ARGV[1], ARGV[i]), USER) ~= ARGV[2] then
+    removed = removed + redis.call('SREM', KEYS[1], ARGV[i])
+  end
+end
+return removed
+"#;
+
+/// The scripts, with their SHA-1s computed once.
+struct Scripts {
+    create: Script,
+    update: Script,
+    delete: Script,
+    cycle: Script,
+    increment: Script,
+    append: Script,
+    purge: Script,
+    delete_user: Script,
+    prune_user: Script,
+}
+
+static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| {
+    let script = |body: &str| Script::new(&format!("{PREAMBLE}{body}"));
+    Scripts {
+        create: script(CREATE),
+        update: script(UPDATE),
+        delete: script(DELETE),
+        cycle: script(CYCLE),
+        increment: script(INCREMENT),
+        append: script(APPEND),
+        purge: script(PURGE),
+        delete_user: script(DELETE_USER),
+        prune_user: script(PRUNE_USER),
+    }
+});
+
+/// A [`SessionStore`] in Redis.
+///
+/// Cheap to construct; see the [module documentation](self) for the layout,
+/// the guarantees and how connections are handled.
+pub struct RedisStore {
+    client: Client,
+    prefix: String,
+    connection: OnceCell<ConnectionManager>,
+}
+
+/// The URL may hold a password: show only where the server is.
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("address", &self.address())
+            .field("prefix", &self.prefix)
+            .field("connected", &self.connection.initialized())
+            .finish()
+    }
+}
+
+/// Connecting failed; says where to, since redis-rs does not always.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot connect to the Redis session store at {address}: {source}")]
+struct ConnectError {
+    address: String,
+    #[source]
+    source: RedisError,
+}
+
+impl RedisStore {
+    /// A store on the server at `url` (`redis://[:password@]host[:port][/db]`
+    /// or `redis+unix:///path`), with keys under [`DEFAULT_PREFIX`]. The URL
+    /// is checked now; nothing is connected until the first operation.
+    pub fn new(url: &str) -> Result<Self, StoreError> {
+        let client = Client::open(url).map_err(|error| {
+            StoreError::Config(format!(
+                "{} is not a usable Redis URL: {error}; expected \
+                 redis://[:password@]host[:port][/db]",
+                redact(url)
+            ))
+        })?;
+        Ok(Self {
+            client,
+            prefix: DEFAULT_PREFIX.to_owned(),
+            connection: OnceCell::new(),
+        })
+    }
+
+    /// Puts every key under `prefix` instead of [`DEFAULT_PREFIX`], so that
+    /// several applications (or tests) can share a server.
+    #[must_use]
+    pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// The prefix of every key.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    fn address(&self) -> String {
+        self.client.get_connection_info().addr().to_string()
+    }
+
+    /// The shared connection, connecting first if needed. `get_or_try_init`
+    /// keeps only a success, so after a failure the next operation tries
+    /// again; once connected, the manager reconnects by itself.
+    async fn connection(&self) -> Result<ConnectionManager, StoreError> {
+        let manager = self
+            .connection
+            .get_or_try_init(|| {
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(CONNECT_TIMEOUT))
+                    .set_response_timeout(Some(RESPONSE_TIMEOUT))
+                    .set_number_of_retries(CONNECT_RETRIES);
+                ConnectionManager::new_with_config(self.client.clone(), config)
+            })
+            .await
+            .map_err(|source| {
+                StoreError::unavailable(ConnectError {
+                    address: self.address(),
+                    source,
+                })
+            })?;
+        Ok(manager.clone())
+    }
+
+    /// Runs a read-only command, once more if the connection had dropped:
+    /// by then the manager is reconnecting, and a read is safe to repeat.
+    async fn read<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, StoreError> {
+        let mut conn = self.connection().await?;
+        match cmd.query_async(&mut conn).await {
+            Err(error) if is_dropped(&error) => cmd.query_async(&mut conn).await.map_err(failed),
+            result => result.map_err(failed),
+        }
+    }
+
+    /// [`read`](Self::read) for a pipeline of read-only commands.
+    async fn read_all<T: FromRedisValue>(&self, pipe: &Pipeline) -> Result<T, StoreError> {
+        let mut conn = self.connection().await?;
+        match pipe.query_async(&mut conn).await {
+            Err(error) if is_dropped(&error) => pipe.query_async(&mut conn).await.map_err(failed),
+            result => result.map_err(failed),
+        }
+    }
+
+    fn session_key(&self, id: &SessionId) -> String {
+        format!("{}{{{}}}", self.prefix, id.as_str())
+    }
+
+    fn user_key(&self, user: &str) -> String {
+        format!("{}user:{user}", self.prefix)
+    }
+
+    fn expiry_key(&self) -> String {
+        format!("{}expiry", self.prefix)
+    }
+
+    /// The metadata of the sessions `ids`, in one round trip.
+    async fn metadata(&self, ids: &[SessionId]) -> Result<Vec<Metadata>, StoreError> {
+        let mut pipe = ::redis::pipe();
+        for id in ids {
+            pipe.cmd("HMGET")
+                .arg(self.session_key(id))
+                .arg(&[CREATED, EXPIRES, ABSOLUTE, USER]);
+        }
+        let rows: Vec<MetadataRow> = self.read_all(&pipe).await?;
+        rows.into_iter().map(Metadata::parse).collect()
+    }
+}
+
+/// The metadata fields of one session as read, all absent if it is gone.
+type MetadataRow = (
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+/// A session's metadata, if it still exists.
+struct Metadata(Option<SessionInfoParts>);
+
+struct SessionInfoParts {
+    created_at: u64,
+    expires_at: u64,
+    absolute_expires_at: Option<u64>,
+    user_id: Option<String>,
+}
+
+impl Metadata {
+    fn parse((created, expires, absolute, user): MetadataRow) -> Result<Self, StoreError> {
+        let (Some(created), Some(expires)) = (created, expires) else {
+            return Ok(Self(None));
+        };
+        Ok(Self(Some(SessionInfoParts {
+            created_at: parse_time(&created, "created_at")?,
+            expires_at: parse_time(&expires, "expires_at")?,
+            absolute_expires_at: absolute
+                .map(|at| parse_time(&at, "absolute_expires_at"))
+                .transpose()?,
+            user_id: user,
+        })))
+    }
+}
+
+impl SessionInfoParts {
+    fn is_live(&self, now: u64) -> bool {
+        now < self.expires_at && self.absolute_expires_at.is_none_or(|at| now < at)
+    }
+}
+
+/// Whether the connection was lost, so that the manager reconnects.
+fn is_dropped(error: &RedisError) -> bool {
+    error.is_unrecoverable_error() || error.is_connection_dropped()
+}
+
+/// A failed command: unreadable replies are corrupt data, the rest is the
+/// server being unavailable.
+fn failed(error: RedisError) -> StoreError {
+    match error.kind() {
+        ErrorKind::Parse | ErrorKind::UnexpectedReturnType => {
+            StoreError::Corrupt(format!("unexpected reply from Redis: {error}"))
+        }
+        _ => StoreError::unavailable(error),
+    }
+}
+
+/// `url` with any password replaced, for error messages.
+fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "the URL".to_owned();
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..end].rfind('@') {
+        Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
+        None => url.to_owned(),
+    }
+}
+
+/// A time as stored: exact in a double.
+fn clamp(seconds: u64) -> u64 {
+    seconds.min(MAX_TIME)
+}
+
+fn parse_time(text: &str, field: &str) -> Result<u64, StoreError> {
+    text.parse().map_err(|_| {
+        StoreError::Corrupt(format!(
+            "the {field} of a stored session is not a time: {text:?}"
+        ))
+    })
+}
+
+fn parse_value(key: &str, text: &str) -> Result<Value, StoreError> {
+    tagged::from_str(text)
+        .map_err(|error| StoreError::Corrupt(format!("the value under {key:?}: {error}")))
+}
+
+fn parse_id(text: &str) -> Result<SessionId, StoreError> {
+    SessionId::parse(text)
+        .ok_or_else(|| StoreError::Corrupt("a stored session id is malformed".to_owned()))
+}
+
+/// The hash field of session key `key`: itself, or behind one more NUL if it
+/// starts with NUL, so that it cannot be taken for metadata.
+fn field_of(key: &str) -> Cow<'_, str> {
+    if key.starts_with('\0') {
+        Cow::Owned(format!("\0{key}"))
+    } else {
+        Cow::Borrowed(key)
+    }
+}
+
+/// The session key in hash field `field`, or `None` for metadata.
+fn key_of(field: &str) -> Option<&str> {
+    match field.strip_prefix('\0') {
+        Some(escaped) if escaped.starts_with('\0') => Some(escaped),
+        Some(_) => None,
+        None => Some(field),
+    }
+}
+
+/// A session's hash, as read by `HGETALL`, as a record.
+fn record_from_hash(mut hash: HashMap<String, String>) -> Result<Record, StoreError> {
+    let mut take = |name: &str| hash.remove(name);
+    let (created, expires, absolute, user) =
+        (take(CREATED), take(EXPIRES), take(ABSOLUTE), take(USER));
+    let missing = |field: &str| StoreError::Corrupt(format!("a stored session has no {field}"));
+    let mut data = Map::new();
+    for (field, text) in &hash {
+        if let Some(key) = key_of(field) {
+            data.insert(key.to_owned(), parse_value(key, text)?);
+        }
+    }
+    Ok(Record {
+        data,
+        user_id: user,
+        created_at: parse_time(&created.ok_or_else(|| missing("created_at"))?, "created_at")?,
+        expires_at: parse_time(&expires.ok_or_else(|| missing("expires_at"))?, "expires_at")?,
+        absolute_expires_at: absolute
+            .map(|at| parse_time(&at, "absolute_expires_at"))
+            .transpose()?,
+    })
+}
+
+/// A script's `{code, text}` reply.
+type Reply = (i64, Option<String>);
+
+/// The error for a value an atomic operation cannot work on, named from the
+/// stored text.
+fn wrong_type(key: &str, text: Option<String>, expected: &'static str) -> StoreError {
+    let Some(text) = text else {
+        return StoreError::Corrupt(format!("no value under {key:?} to report"));
+    };
+    match parse_value(key, &text) {
+        Ok(value) => StoreError::WrongType {
+            key: key.to_owned(),
+            expected,
+            found: value.type_name(),
+        },
+        Err(error) => error,
+    }
+}
+
+#[async_trait::async_trait]
+impl SessionStore for RedisStore {
+    async fn load(&self, id: &SessionId, now: u64) -> Result<Option<Record>, StoreError> {
+        // One command, so one consistent snapshot of the session.
+        let hash: HashMap<String, String> = self
+            .read(::redis::cmd("HGETALL").arg(self.session_key(id)))
+            .await?;
+        if hash.is_empty() {
+            return Ok(None);
+        }
+        let record = record_from_hash(hash)?;
+        Ok(record.is_live(clamp(now)).then_some(record))
+    }
+
+    async fn create(&self, id: &SessionId, record: &Record) -> Result<bool, StoreError> {
+        let mut call = SCRIPTS.create.prepare_invoke();
+        call.key(self.session_key(id))
+            .key(self.expiry_key())
+            .arg(&self.prefix)
+            .arg(id.as_str())
+            .arg(clamp(record.created_at))
+            .arg(clamp(record.expires_at))
+            .arg(
+                record
+                    .absolute_expires_at
+                    .map_or(String::new(), |at| clamp(at).to_string()),
+            )
+            .arg(if record.user_id.is_some() { "1" } else { "0" })
+            .arg(record.user_id.as_deref().unwrap_or(""));
+        for (key, value) in &record.data {
+            call.arg(&*field_of(key)).arg(tagged::to_string(value));
+        }
+        let mut conn = self.connection().await?;
+        let created: i64 = call.invoke_async(&mut conn).await.map_err(failed)?;
+        Ok(created == 1)
+    }
+
+    async fn update(
+        &self,
+        id: &SessionId,
+        changes: &Changes,
+        now: u64,
+    ) -> Result<bool, StoreError> {
+        let now = clamp(now);
+        if changes.is_empty() {
+            // Nothing to write: a read answers whether the session is live.
+            let row: (Option<String>, Option<String>) = self
+                .read(
+                    ::redis::cmd("HMGET")
+                        .arg(self.session_key(id))
+                        .arg(&[EXPIRES, ABSOLUTE]),
+                )
+                .await?;
+            let (Some(expires), absolute) = row else {
+                return Ok(false);
+            };
+            let expires_at = parse_time(&expires, "expires_at")?;
+            let absolute_expires_at = absolute
+                .map(|at| parse_time(&at, "absolute_expires_at"))
+                .transpose()?;
+            return Ok(now < expires_at && absolute_expires_at.is_none_or(|at| now < at));
+        }
+        let (owner_change, owner) = match &changes.user_id {
+            None => ("", ""),
+            Some(None) => ("-", ""),
+            Some(Some(user)) => ("=", user.as_str()),
+        };
+        let mut call = SCRIPTS.update.prepare_invoke();
+        call.key(self.session_key(id))
+            .key(self.expiry_key())
+            .arg(&self.prefix)
+            .arg(id.as_str())
+            .arg(now)
+            .arg(if changes.cleared { "1" } else { "0" })
+            .arg(
+                changes
+                    .expires_at
+                    .map_or(String::new(), |at| clamp(at).to_string()),
+            )
+            .arg(owner_change)
+            .arg(owner)
+            .arg(changes.removed.len());
+        for key in &changes.removed {
+            call.arg(&*field_of(key));
+        }
+        for (key, value) in &changes.set {
+            call.arg(&*field_of(key)).arg(tagged::to_string(value));
+        }
+        let mut conn = self.connection().await?;
+        let updated: i64 = call.invoke_async(&mut conn).await.map_err(failed)?;
+        Ok(updated == 1)
+    }
+
+    async fn delete(&self, id: &SessionId) -> Result<bool, StoreError> {
+        let mut call = SCRIPTS.delete.prepare_invoke();
+        call.key(self.session_key(id))
+            .key(self.expiry_key())
+            .arg(&self.prefix)
+            .arg(id.as_str());
+        let mut conn = self.connection().await?;
+        let deleted: i64 = call.invoke_async(&mut conn).await.map_err(failed)?;
+        Ok(deleted == 1)
+    }
+
+    async fn cycle_id(
+        &self,
+        old: &SessionId,
+        new: &SessionId,
+        now: u64,
+    ) -> Result<bool, StoreError> {
+        let mut call = SCRIPTS.cycle.prepare_invoke();
+        call.key(self.session_key(old))
+            .key(self.session_key(new))
+            .key(self.expiry_key())
+            .arg(&self.prefix)
+            .arg(old.as_str())
+            .arg(new.as_str())
+            .arg(clamp(now));
+        let mut conn = self.connection().await?;
+        let cycled: i64 = call.invoke_async(&mut conn).await.map_err(failed)?;
+        Ok(cycled == 1)
+    }
+
+    async fn increment(
+        &self,
+        id: &SessionId,
+        key: &str,
+        by: i64,
+        now: u64,
+    ) -> Result<Option<i64>, StoreError> {
+        let mut call = SCRIPTS.increment.prepare_invoke();
+        call.key(self.session_key(id))
+            .arg(clamp(now))
+            .arg(&*field_of(key))
+            .arg(by);
+        let mut conn = self.connection().await?;
+        let (code, text): Reply = call.invoke_async(&mut conn).await.map_err(failed)?;
+        match (code, text) {
+            (0, _) => Ok(None),
+            (1, Some(text)) => text
+                .parse()
+                .map(Some)
+                .map_err(|_| StoreError::Corrupt(format!("incrementing {key:?} stored {text:?}"))),
+            // The same error as `MemoryStore`'s.
+            (2, _) => Err(StoreError::WrongType {
+                key: key.to_owned(),
+                expected: "an integer that does not overflow",
+                found: "an int at the edge of its range",
+            }),
+            (3, Some(text)) => {
+                // Whatever Redis refused, the shared rule names the type; if
+                // it calls the value an integer, HINCRBY and tessera disagree
+                // on the text, which only a foreign writer can cause.
+                let value = parse_value(key, &text)?;
+                match integer_for_increment(key, Some(&value)) {
+                    Err(error) => Err(error),
+                    Ok(_) => Err(StoreError::Corrupt(format!(
+                        "the integer under {key:?} is not in canonical form: {text:?}"
+                    ))),
+                }
+            }
+            (code, _) => Err(StoreError::Corrupt(format!(
+                "unexpected reply {code} from the increment script"
+            ))),
+        }
+    }
+
+    async fn append(
+        &self,
+        id: &SessionId,
+        key: &str,
+        value: &Value,
+        now: u64,
+    ) -> Result<Option<usize>, StoreError> {
+        let mut call = SCRIPTS.append.prepare_invoke();
+        call.key(self.session_key(id))
+            .arg(clamp(now))
+            .arg(&*field_of(key))
+            .arg(tagged::to_string(value));
+        let mut conn = self.connection().await?;
+        let (code, text): Reply = call.invoke_async(&mut conn).await.map_err(failed)?;
+        match (code, text) {
+            (0, _) => Ok(None),
+            (1, Some(length)) => length.parse().map(Some).map_err(|_| {
+                StoreError::Corrupt(format!("appending to {key:?} reported {length:?}"))
+            }),
+            (3, text) => Err(wrong_type(key, text, "a list")),
+            (4, text) => Err(StoreError::Corrupt(format!(
+                "the list under {key:?} is not readable JSON: {}",
+                text.unwrap_or_default()
+            ))),
+            (code, _) => Err(StoreError::Corrupt(format!(
+                "unexpected reply {code} from the append script"
+            ))),
+        }
+    }
+
+    async fn list(
+        &self,
+        user_id: Option<&str>,
+        after: Option<&SessionId>,
+        limit: usize,
+        now: u64,
+    ) -> Result<Vec<SessionInfo>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let now = clamp(now);
+        // Every candidate id, then sorted here: neither a set nor the expiry
+        // index is in id order.
+        let members: Vec<String> = match user_id {
+            Some(user) => {
+                self.read(::redis::cmd("SMEMBERS").arg(self.user_key(user)))
+                    .await?
+            }
+            None => {
+                self.read(
+                    ::redis::cmd("ZRANGEBYSCORE")
+                        .arg(self.expiry_key())
+                        .arg(format!("({now}"))
+                        .arg("+inf"),
+                )
+                .await?
+            }
+        };
+        let mut ids = members
+            .iter()
+            .map(|member| parse_id(member))
+            .collect::<Result<Vec<_>, _>>()?;
+        ids.retain(|id| after.is_none_or(|after| id > after));
+        ids.sort_unstable();
+        ids.dedup();
+
+        let mut found = Vec::new();
+        let mut stale = Vec::new();
+        let mut rest = &ids[..];
+        while found.len() < limit && !rest.is_empty() {
+            let (chunk, tail) =
+                rest.split_at((limit - found.len()).min(LIST_FETCH).min(rest.len()));
+            rest = tail;
+            for (id, meta) in chunk.iter().zip(self.metadata(chunk).await?) {
+                let Some(parts) = meta.0 else {
+                    stale.push(id);
+                    continue;
+                };
+                if user_id.is_some() && parts.user_id.as_deref() != user_id {
+                    stale.push(id);
+                    continue;
+                }
+                if parts.is_live(now) {
+                    found.push(SessionInfo {
+                        id: id.clone(),
+                        user_id: parts.user_id,
+                        created_at: parts.created_at,
+                        expires_at: parts.expires_at,
+                        absolute_expires_at: parts.absolute_expires_at,
+                    });
+                }
+            }
+        }
+        if let (Some(user), false) = (user_id, stale.is_empty()) {
+            // Entries of sessions Redis dropped; the sweeper cleans the
+            // expiry index, this is where users' sets get cleaned. Best
+            // effort: the listing is right either way.
+            let mut call = SCRIPTS.prune_user.prepare_invoke();
+            call.key(self.user_key(user)).arg(&self.prefix).arg(user);
+            for id in stale {
+                call.arg(id.as_str());
+            }
+            let mut conn = self.connection().await?;
+            if let Err(error) = call.invoke_async::<i64>(&mut conn).await {
+                tracing::warn!(%error, "could not prune a user's Redis session index");
+            }
+        }
+        Ok(found)
+    }
+
+    async fn delete_user(&self, user_id: &str) -> Result<u64, StoreError> {
+        let mut call = SCRIPTS.delete_user.prepare_invoke();
+        call.key(self.user_key(user_id))
+            .key(self.expiry_key())
+            .arg(&self.prefix)
+            .arg(user_id);
+        let mut conn = self.connection().await?;
+        call.invoke_async(&mut conn).await.map_err(failed)
+    }
+
+    async fn purge_expired(&self, now: u64, batch: usize) -> Result<u64, StoreError> {
+        if batch == 0 {
+            return Ok(0);
+        }
+        let mut call = SCRIPTS.purge.prepare_invoke();
+        call.key(self.expiry_key())
+            .arg(&self.prefix)
+            .arg(clamp(now))
+            .arg(batch);
+        let mut conn = self.connection().await?;
+        call.invoke_async(&mut conn).await.map_err(failed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: u64 = 1_000_000;
+    const HOUR: u64 = 3600;
+
+    /// The test server's URL; fails, rather than skips, when none was started.
+    fn server_url() -> String {
+        std::env::var("TESSERA_TEST_REDIS_URL").unwrap_or_else(|_| {
+            panic!(
+                "TESSERA_TEST_REDIS_URL is not set: start the servers with \
+                 `eval \"$(scripts/services.sh start)\"` or run scripts/test.sh"
+            )
+        })
+    }
+
+    /// A store under a prefix of its own, so tests running at once never
+    /// see each other's keys (they expire, the server is throwaway).
+    fn test_store() -> RedisStore {
+        RedisStore::new(&server_url())
+            .expect("a Redis URL")
+            .with_prefix(format!("unit-{}:", SessionId::generate().fingerprint()))
+    }
+
+    fn record(data: Map, user: Option<&str>) -> Record {
+        Record {
+            data,
+            user_id: user.map(str::to_owned),
+            created_at: NOW - 60,
+            expires_at: NOW + HOUR,
+            absolute_expires_at: None,
+        }
+    }
+
+    async fn create(store: &RedisStore, record: &Record) -> SessionId {
+        let id = SessionId::generate();
+        assert!(store.create(&id, record).await.expect("create"));
+        id
+    }
+
+    /// Runs a raw command on the store's own connection.
+    async fn raw<T: FromRedisValue>(store: &RedisStore, cmd: &Cmd) -> T {
+        let mut conn = store.connection().await.expect("connect");
+        cmd.query_async(&mut conn).await.expect("command")
+    }
+
+    #[tokio::test]
+    async fn a_session_is_one_hash_with_native_ttl_and_indexes() {
+        let store = test_store();
+        let mut data = Map::new();
+        data.insert("n".to_owned(), Value::from(41));
+        data.insert("t".to_owned(), Value::tuple([1.into(), "x".into()]));
+        // Session keys that look like metadata stay session keys.
+        data.insert("\0user".to_owned(), Value::from("not the owner"));
+        data.insert("\0\0".to_owned(), Value::Null);
+        let record = record(data, Some("alice"));
+        let id = create(&store, &record).await;
+
+        let key = format!("{}{{{}}}", store.prefix(), id.as_str());
+        let mut hash: Vec<(String, String)> = raw(&store, ::redis::cmd("HGETALL").arg(&key)).await;
+        hash.sort();
+        let expected: Vec<(String, String)> = [
+            ("\0\0\0", "null"),
+            ("\0\0user", r#""not the owner""#),
+            ("\0created", "999940"),
+            ("\0expires", "1003600"),
+            ("\0user", "alice"),
+            ("n", "41"),
+            ("t", r#"{" t":[1,"x"]}"#),
+        ]
+        .iter()
+        .map(|(f, v)| ((*f).to_owned(), (*v).to_owned()))
+        .collect();
+        assert_eq!(hash, expected);
+        assert_eq!(
+            store.load(&id, NOW).await.expect("load"),
+            Some(record.clone())
+        );
+
+        // The TTL runs from `created_at` to the expiry: 3660 s.
+        let ttl: i64 = raw(&store, ::redis::cmd("PTTL").arg(&key)).await;
+        assert!((3_600_000..=3_660_000).contains(&ttl), "{ttl}");
+        let user_key = format!("{}user:alice", store.prefix());
+        let user_ttl: i64 = raw(&store, ::redis::cmd("PTTL").arg(&user_key)).await;
+        assert!(user_ttl >= ttl - 1000, "{user_ttl} < {ttl}");
+        let members: Vec<String> = raw(&store, ::redis::cmd("SMEMBERS").arg(&user_key)).await;
+        assert_eq!(members, [id.as_str()]);
+        let expiry_key = format!("{}expiry", store.prefix());
+        let score: u64 = raw(
+            &store,
+            ::redis::cmd("ZSCORE").arg(&expiry_key).arg(id.as_str()),
+        )
+        .await;
+        assert_eq!(score, NOW + HOUR);
+
+        // Sliding the expiry moves the TTL and the index; the absolute
+        // expiry caps both.
+        let changes = Changes {
+            expires_at: Some(NOW + 2 * HOUR),
+            ..Changes::default()
+        };
+        assert!(store.update(&id, &changes, NOW).await.expect("update"));
+        let ttl: i64 = raw(&store, ::redis::cmd("PTTL").arg(&key)).await;
+        assert!((7_190_000..=7_200_000).contains(&ttl), "{ttl}");
+        let score: u64 = raw(
+            &store,
+            ::redis::cmd("ZSCORE").arg(&expiry_key).arg(id.as_str()),
+        )
+        .await;
+        assert_eq!(score, NOW + 2 * HOUR);
+        let capped = Record {
+            absolute_expires_at: Some(NOW + 100),
+            ..record.clone()
+        };
+        let capped_id = create(&store, &capped).await;
+        let capped_key = format!("{}{{{}}}", store.prefix(), capped_id.as_str());
+        let ttl: i64 = raw(&store, ::redis::cmd("PTTL").arg(&capped_key)).await;
+        assert!((150_000..=160_000).contains(&ttl), "{ttl}");
+
+        // Changing the owner moves the id between the users' sets.
+        let changes = Changes {
+            user_id: Some(Some("bob".to_owned())),
+            ..Changes::default()
+        };
+        assert!(store.update(&id, &changes, NOW).await.expect("update"));
+        let members: Vec<String> = raw(&store, ::redis::cmd("SMEMBERS").arg(&user_key)).await;
+        assert_eq!(members, [capped_id.as_str()]);
+        let bob: Vec<String> = raw(
+            &store,
+            ::redis::cmd("SMEMBERS").arg(format!("{}user:bob", store.prefix())),
+        )
+        .await;
+        assert_eq!(bob, [id.as_str()]);
+
+        // Deleting leaves nothing of the session behind.
+        assert!(store.delete(&id).await.expect("delete"));
+        let exists: i64 = raw(&store, ::redis::cmd("EXISTS").arg(&key)).await;
+        assert_eq!(exists, 0);
+        let score: Option<u64> = raw(
+            &store,
+            ::redis::cmd("ZSCORE").arg(&expiry_key).arg(id.as_str()),
+        )
+        .await;
+        assert_eq!(score, None);
+        assert_eq!(store.delete_user("bob").await.expect("delete_user"), 0);
+    }
+
+    #[tokio::test]
+    async fn index_entries_of_sessions_redis_dropped_are_cleaned() {
+        let store = test_store();
+        let gone = create(&store, &record(Map::new(), Some("alice"))).await;
+        let kept = create(&store, &record(Map::new(), Some("alice"))).await;
+        // As if its TTL had run out.
+        let _: i64 = raw(&store, ::redis::cmd("DEL").arg(store.session_key(&gone))).await;
+
+        let listed = store
+            .list(Some("alice"), None, 10, NOW)
+            .await
+            .expect("list");
+        assert_eq!(listed.iter().map(|s| &s.id).collect::<Vec<_>>(), [&kept]);
+        let members: Vec<String> = raw(
+            &store,
+            ::redis::cmd("SMEMBERS").arg(store.user_key("alice")),
+        )
+        .await;
+        assert_eq!(members, [kept.as_str()], "listing pruned the set");
+
+        // Purging after the expiry removes the dropped session's index entry
+        // (counted) and the dead session itself.
+        assert_eq!(store.purge_expired(NOW + HOUR, 10).await.expect("purge"), 2);
+        let entries: i64 = raw(&store, ::redis::cmd("ZCARD").arg(store.expiry_key())).await;
+        assert_eq!(entries, 0);
+        let exists: i64 = raw(&store, ::redis::cmd("EXISTS").arg(store.user_key("alice"))).await;
+        assert_eq!(exists, 0);
+    }
+
+    #[tokio::test]
+    async fn reconnects_after_its_connection_is_killed() {
+        let store = test_store();
+        let id = create(&store, &record(Map::new(), None)).await;
+        let admin = RedisStore::new(&server_url()).expect("a Redis URL");
+        let kill = |store_id: i64| {
+            let admin = &admin;
+            async move {
+                let killed: i64 = raw(
+                    admin,
+                    ::redis::cmd("CLIENT").arg("KILL").arg("ID").arg(store_id),
+                )
+                .await;
+                assert_eq!(killed, 1);
+            }
+        };
+
+        // A read right after the kill is repeated on the new connection.
+        let first: i64 = raw(&store, &::redis::cmd("CLIENT").arg("ID").clone()).await;
+        kill(first).await;
+        assert!(store.load(&id, NOW).await.expect("load").is_some());
+        let second: i64 = raw(&store, &::redis::cmd("CLIENT").arg("ID").clone()).await;
+        assert_ne!(first, second, "a new connection");
+
+        // A write is not repeated (it may have been applied), so it may
+        // fail once; the next one succeeds.
+        kill(second).await;
+        let mut results = Vec::new();
+        for _ in 0..2 {
+            results.push(store.increment(&id, "n", 1, NOW).await);
+        }
+        assert!(
+            matches!(results[1], Ok(Some(_))),
+            "the second write after the kill: {results:?}"
+        );
+        for result in &results {
+            assert!(
+                matches!(result, Ok(Some(_)) | Err(StoreError::Unavailable(_))),
+                "{result:?}"
+            );
+        }
+        let applied = results.iter().filter(|r| r.is_ok()).count() as i64;
+        let stored = store.load(&id, NOW).await.expect("load").expect("live");
+        assert_eq!(stored.data["n"], Value::from(applied));
+    }
+
+    /// A `redis-server` of the test's own, killed when dropped.
+    struct OwnServer {
+        child: std::process::Child,
+        dir: std::path::PathBuf,
+    }
+
+    impl OwnServer {
+        /// Starts `redis-server` (on the PATH wherever scripts/services.sh
+        /// ran) on `port`, without persistence, and waits until it answers.
+        fn start(port: u16, dir: &std::path::Path) -> Self {
+            std::fs::create_dir_all(dir).expect("a directory for the server");
+            let child = std::process::Command::new("redis-server")
+                .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+                .args(["--save", "", "--appendonly", "no"])
+                .arg("--dir")
+                .arg(dir)
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap_or_else(|error| {
+                    panic!(
+                        "cannot run redis-server ({error}): install it, as \
+                         scripts/services.sh does"
+                    )
+                });
+            let server = Self {
+                child,
+                dir: dir.to_owned(),
+            };
+            for _ in 0..100 {
+                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return server;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            panic!("redis-server did not start on port {port}");
+        }
+
+        fn stop(mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    impl Drop for OwnServer {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    #[tokio::test]
+    async fn recovers_by_itself_when_the_server_restarts() {
+        // Its own server, since restarting the shared one would disturb the
+        // tests running beside this one; like every Redis test, it still
+        // insists on the test servers (whose setup installs redis-server).
+        let _shared = server_url();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free port")
+            .port();
+        let dir = std::env::temp_dir().join(format!(
+            "tessera-redis-restart-{}-{port}",
+            std::process::id()
+        ));
+        let server = OwnServer::start(port, &dir);
+        let store = RedisStore::new(&format!("redis://127.0.0.1:{port}/0")).expect("a Redis URL");
+        let id = create(&store, &record(Map::new(), None)).await;
+        assert_eq!(
+            store.increment(&id, "n", 1, NOW).await.expect("increment"),
+            Some(1)
+        );
+
+        server.stop();
+        let error = store.load(&id, NOW).await.expect_err("the server is down");
+        assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
+
+        // The restarted server has lost everything, scripts included: the
+        // first read reconnects, the first script call loads its script.
+        let _server = OwnServer::start(port, &dir);
+        assert_eq!(store.load(&id, NOW).await.expect("load"), None);
+        let id = create(&store, &record(Map::new(), None)).await;
+        assert_eq!(
+            store.increment(&id, "n", 1, NOW).await.expect("increment"),
+            Some(1)
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_server_is_unavailable_until_it_answers() {
+        // A port nothing listens on: bind one, note it, free it.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free port")
+            .port();
+        let store =
+            RedisStore::new(&format!("redis://:hunter2@127.0.0.1:{port}/0")).expect("a Redis URL");
+        for _ in 0..2 {
+            let error = store
+                .load(&SessionId::generate(), NOW)
+                .await
+                .expect_err("nothing listens");
+            assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
+            let message = error.to_string();
+            assert!(message.contains(&format!("127.0.0.1:{port}")), "{message}");
+            assert!(!message.contains("hunter2"), "{message}");
+        }
+        assert!(!format!("{store:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn urls_are_checked_up_front_without_revealing_passwords() {
+        for bad in [
+            "",
+            "localhost:6379",
+            "postgres://u:hunter2@localhost/db",
+            "redis://:hunter2@host:notaport/0",
+            "redis://:hunter2@host/notadb",
+        ] {
+            match RedisStore::new(bad) {
+                Err(StoreError::Config(message)) => {
+                    assert!(!message.contains("hunter2"), "{bad:?}: {message}");
+                    assert!(message.contains("redis://"), "{bad:?}: {message}");
+                }
+                other => panic!("{bad:?} was accepted: {other:?}"),
+            }
+        }
+        let store = RedisStore::new("redis://:hunter2@cache:6380/3").expect("valid");
+        assert_eq!(store.prefix(), DEFAULT_PREFIX);
+        let debug = format!("{:?}", store.with_prefix("app:"));
+        assert!(
+            debug.contains("cache:6380") && debug.contains("app:"),
+            "{debug}"
+        );
+        assert!(!debug.contains("hunter2"), "{debug}");
+        assert_eq!(redact("redis://u:p@h:1/0?x=@"), "redis://***@h:1/0?x=@");
+        assert_eq!(redact("redis://h/0"), "redis://h/0");
+    }
+
+    #[test]
+    fn session_keys_and_metadata_fields_never_collide() {
+        for key in ["", "a", "\0", "\0user", "\0\0x", "user", "x\0"] {
+            assert_eq!(key_of(&field_of(key)), Some(key), "{key:?}");
+        }
+        for meta in [CREATED, EXPIRES, ABSOLUTE, USER] {
+            assert_eq!(key_of(meta), None);
+        }
+    }
+
+    #[tokio::test]
+    async fn appends_count_items_of_any_shape() {
+        let store = test_store();
+        let tricky = [
+            Value::from("],[\"{"),
+            Value::from("\\"),
+            Value::from("\\\""),
+            Value::List(vec![Value::List(vec![]), Value::from(",")]),
+            Value::Dict(Map::from([("a,b".to_owned(), Value::List(vec![1.into()]))])),
+            Value::tuple([Value::from("]"), Value::bytes(vec![0, 255])]),
+            Value::Number(crate::value::Number::from_f64(f64::NAN)),
+            Value::Null,
+        ];
+        let id = create(&store, &record(Map::new(), None)).await;
+        for (i, item) in tricky.iter().enumerate() {
+            assert_eq!(
+                store.append(&id, "l", item, NOW).await.expect("append"),
+                Some(i + 1)
+            );
+        }
+        let loaded = store.load(&id, NOW).await.expect("load").expect("live");
+        assert_eq!(
+            tagged::to_string(&loaded.data["l"]),
+            tagged::to_string(&Value::List(tricky.to_vec()))
+        );
+    }
+
+    #[tokio::test]
+    async fn many_keys_and_odd_integers_fit_the_scripts() {
+        let store = test_store();
+        // Far more arguments than one Lua unpack() takes.
+        let data: Map = (0..10_000)
+            .map(|i| (format!("k{i}"), Value::from(i)))
+            .collect();
+        let id = create(&store, &record(data.clone(), None)).await;
+        assert_eq!(
+            store
+                .load(&id, NOW)
+                .await
+                .expect("load")
+                .expect("live")
+                .data,
+            data
+        );
+        let changes = Changes {
+            removed: data.keys().take(9_000).cloned().collect(),
+            set: (0..9_000)
+                .map(|i| (format!("new{i}"), Value::from(i)))
+                .collect(),
+            ..Changes::default()
+        };
+        assert!(store.update(&id, &changes, NOW).await.expect("update"));
+        let loaded = store.load(&id, NOW).await.expect("load").expect("live");
+        assert_eq!(loaded.data.len(), 10_000);
+        let cleared = Changes {
+            cleared: true,
+            ..Changes::default()
+        };
+        assert!(store.update(&id, &cleared, NOW).await.expect("update"));
+        let loaded = store.load(&id, NOW).await.expect("load").expect("live");
+        assert!(loaded.data.is_empty());
+
+        // "-0" is an integer to tessera, though not to HINCRBY.
+        let changes = Changes {
+            set: Map::from([("z".to_owned(), tagged::from_str("-0").expect("json"))]),
+            ..Changes::default()
+        };
+        assert!(store.update(&id, &changes, NOW).await.expect("update"));
+        assert_eq!(
+            store.increment(&id, "z", 5, NOW).await.expect("increment"),
+            Some(5)
+        );
+        // Exact at the edges of i64, where Lua numbers would round.
+        assert_eq!(
+            store
+                .increment(&id, "big", i64::MAX - 1, NOW)
+                .await
+                .expect("increment"),
+            Some(i64::MAX - 1)
+        );
+        assert_eq!(
+            store
+                .increment(&id, "big", 1, NOW)
+                .await
+                .expect("increment"),
+            Some(i64::MAX)
+        );
+        assert!(matches!(
+            store.increment(&id, "big", 1, NOW).await,
+            Err(StoreError::WrongType { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn unreadable_values_are_reported_as_corrupt() {
+        let store = test_store();
+        let id = create(&store, &record(Map::new(), None)).await;
+        let _: i64 = raw(
+            &store,
+            ::redis::cmd("HSET")
+                .arg(store.session_key(&id))
+                .arg("bad")
+                .arg("{not json"),
+        )
+        .await;
+        assert!(matches!(
+            store.load(&id, NOW).await,
+            Err(StoreError::Corrupt(_))
+        ));
+        assert!(matches!(
+            store.increment(&id, "bad", 1, NOW).await,
+            Err(StoreError::Corrupt(_))
+        ));
+        assert!(matches!(
+            store.append(&id, "bad", &Value::Null, NOW).await,
+            Err(StoreError::Corrupt(_))
+        ));
+        let _: i64 = raw(
+            &store,
+            ::redis::cmd("HSET")
+                .arg(store.session_key(&id))
+                .arg("bad")
+                .arg("[1,\"unterminated"),
+        )
+        .await;
+        assert!(matches!(
+            store.append(&id, "bad", &Value::Null, NOW).await,
+            Err(StoreError::Corrupt(_))
+        ));
+    }
+}
