@@ -32,6 +32,7 @@
 //! | `MAX_COOKIE_SIZE` | 4093 | bytes of `Set-Cookie`; 0 disables the check |
 //! | `SESSION_TYPE` | `cookie` | `cookie`, `memory`, `sqlite`, `redis` or `postgres` (each store a cargo feature) |
 //! | `SESSION_STORE_URL` | `sqlite://tessera-sessions.db` | `sqlite:///abs/path.db` or `sqlite://relative.db` |
+//! | `SESSION_KEY_PREFIX` | `session:` | Redis: the prefix of every key |
 //! | `SESSION_PERMANENT` | true | server-side: new sessions are permanent |
 //! | `SESSION_USE_SIGNER` | false | server-side: sign the id in the cookie (Flask-Session's format) |
 //! | `TESSERA_SESSION_ABSOLUTE_LIFETIME` | 0 (none) | server-side: seconds from creation after which a session ends |
@@ -219,6 +220,7 @@ pub struct SessionConfig {
     pub(crate) refuse_oversized_cookies: bool,
     pub(crate) max_payload_size: usize,
     pub(crate) store_url: Option<String>,
+    pub(crate) key_prefix: String,
     pub(crate) session_permanent: bool,
     pub(crate) use_signer: bool,
     pub(crate) absolute_lifetime: Option<Duration>,
@@ -322,6 +324,11 @@ impl SessionConfig {
             .unwrap_or_else(|| default_store_url(self.session_type))
     }
 
+    /// `SESSION_KEY_PREFIX` (Redis).
+    pub fn key_prefix(&self) -> &str {
+        &self.key_prefix
+    }
+
     /// `SESSION_PERMANENT` (server-side sessions): new sessions are permanent.
     pub fn session_permanent(&self) -> bool {
         self.session_permanent
@@ -366,6 +373,7 @@ pub struct SessionConfigBuilder {
     refuse_oversized_cookies: bool,
     max_payload_size: usize,
     store_url: Option<String>,
+    key_prefix: String,
     session_permanent: bool,
     use_signer: bool,
     absolute_lifetime: Option<Duration>,
@@ -394,6 +402,7 @@ impl Default for SessionConfigBuilder {
             refuse_oversized_cookies: false,
             max_payload_size: DEFAULT_MAX_PAYLOAD_SIZE,
             store_url: None,
+            key_prefix: "session:".to_owned(),
             session_permanent: true,
             use_signer: false,
             absolute_lifetime: None,
@@ -504,6 +513,7 @@ impl SessionConfigBuilder {
             "TESSERA_REFUSE_OVERSIZED_COOKIES" => self
                 .refuse_oversized_cookies(parse_bool("TESSERA_REFUSE_OVERSIZED_COOKIES", &value)?),
             "SESSION_STORE_URL" => self.store_url(value),
+            "SESSION_KEY_PREFIX" => self.key_prefix(value),
             "SESSION_PERMANENT" => self.session_permanent(parse_bool("SESSION_PERMANENT", &value)?),
             "SESSION_USE_SIGNER" => self.use_signer(parse_bool("SESSION_USE_SIGNER", &value)?),
             "TESSERA_SESSION_ABSOLUTE_LIFETIME" => {
@@ -652,6 +662,14 @@ impl SessionConfigBuilder {
         self
     }
 
+    /// `SESSION_KEY_PREFIX` (Redis): every key starts with it (default
+    /// `session:`, as in Flask-Session). For Redis Cluster, put a hash tag in
+    /// it, such as `{sessions}:`, so a store's keys share one slot.
+    pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.key_prefix = prefix.into();
+        self
+    }
+
     /// `SESSION_PERMANENT` (server-side sessions, default true as in
     /// Flask-Session): new sessions are permanent.
     pub fn session_permanent(mut self, permanent: bool) -> Self {
@@ -766,6 +784,7 @@ impl SessionConfigBuilder {
             refuse_oversized_cookies: self.refuse_oversized_cookies,
             max_payload_size: self.max_payload_size,
             store_url: self.store_url,
+            key_prefix: self.key_prefix,
             session_permanent: self.session_permanent,
             use_signer: self.use_signer,
             absolute_lifetime: self.absolute_lifetime,
@@ -794,6 +813,7 @@ const SETTINGS: &[&str] = &[
     "TESSERA_REFUSE_OVERSIZED_COOKIES",
     "TESSERA_MAX_PAYLOAD_SIZE",
     "SESSION_STORE_URL",
+    "SESSION_KEY_PREFIX",
     "SESSION_PERMANENT",
     "SESSION_USE_SIGNER",
     "TESSERA_SESSION_ABSOLUTE_LIFETIME",

@@ -72,9 +72,10 @@ impl SessionLayer {
                 config.sqlite_path(),
             ))),
             #[cfg(feature = "redis")]
-            SessionType::Redis => Some(network_store(crate::store::RedisStore::new(
-                &config.network_store_url(),
-            ))),
+            SessionType::Redis => Some(network_store(
+                crate::store::RedisStore::new(&config.network_store_url())
+                    .map(|store| store.with_prefix(config.key_prefix.as_str())),
+            )),
             #[cfg(feature = "postgres")]
             SessionType::Postgres => Some(network_store(crate::store::PostgresStore::new(
                 &config.network_store_url(),
