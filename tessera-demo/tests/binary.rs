@@ -315,3 +315,50 @@ async fn a_bad_setting_is_a_clear_error() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("SESSION_COOKIE_SAMESITE"), "{stderr}");
 }
+
+/// Two demo processes sharing one Redis, and separately one PostgreSQL: a
+/// login on one is seen by the other, and "log out everywhere" on one is
+/// enforced by the other at once.
+#[tokio::test]
+async fn two_instances_share_sessions_through_redis_and_postgres() {
+    for (session_type, variable) in [
+        ("redis", "TESSERA_TEST_REDIS_URL"),
+        ("postgres", "TESSERA_TEST_POSTGRES_URL"),
+    ] {
+        let url = common::server_url(variable);
+        let dirs = [TempDir::new("instance-a"), TempDir::new("instance-b")];
+        let env = [
+            ("SECRET_KEY", "two-instances-secret-key-0123456789abcdef"),
+            ("SESSION_TYPE", session_type),
+            ("SESSION_STORE_URL", url.as_str()),
+        ];
+        let a = start_with(&dirs[0].0, &[], &env).await;
+        let b = start_with(&dirs[1].0, &[], &env).await;
+        let user = format!("user-{}-{}", session_type, std::process::id());
+
+        let mut laptop = Browser::new(a.url.clone());
+        let login = laptop.post_form("/login", &[("username", &user)]).await;
+        assert_eq!(login.status, StatusCode::FOUND, "{session_type}");
+        laptop.base = b.url.clone();
+        let page = laptop.get("/").await;
+        assert!(
+            page.body.contains(&format!("Logged in as {user}")),
+            "{session_type}: B sees A's login"
+        );
+
+        let mut phone = Browser::new(b.url.clone());
+        phone.post_form("/login", &[("username", &user)]).await;
+        phone.base = a.url.clone();
+        let ended = phone.post("/sessions/logout-everywhere").await;
+        assert_eq!(ended.status, StatusCode::FOUND, "{session_type}");
+
+        // The laptop talks to B, which never saw the logout: logged out all the same.
+        let page = laptop.get("/").await;
+        assert!(
+            page.body.contains("You are not logged in"),
+            "{session_type}: revoked at once on B"
+        );
+        a.stop().await;
+        b.stop().await;
+    }
+}
