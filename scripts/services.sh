@@ -6,6 +6,12 @@
 #   eval "$(scripts/services.sh start)"    # exports TESSERA_TEST_REDIS_URL, ...
 #   scripts/services.sh stop "$TESSERA_SERVICES_DIR"
 #
+#   scripts/services.sh redis-stop DIR | redis-start DIR    # an outage and the recovery
+#   scripts/services.sh pg-stop DIR | pg-start DIR          # (used by the outage tests)
+#
+# Redis writes an append-only file synced on every write, so a restart keeps
+# every acknowledged write, as a production setup would.
+#
 # PostgreSQL refuses to run as root, so the cluster belongs to the system
 # user `postgres` (created by Debian's package) when run as root.
 set -euo pipefail
@@ -42,8 +48,8 @@ start() {
     chmod 755 "$dir"
 
     redis_port="$(free_port)"
-    redis-server --bind 127.0.0.1 --port "$redis_port" --dir "$dir" --save "" --appendonly no \
-        --daemonize yes --pidfile "$dir/redis.pid" --logfile "$dir/redis.log"
+    echo "$redis_port" > "$dir/redis.port"
+    redis_start "$dir"
 
     if [[ $(id -u) -eq 0 ]]; then
         as_pg=(runuser -u postgres --)
@@ -52,10 +58,9 @@ start() {
         mkdir -p "$dir/pg"
     fi
     pg_port="$(free_port)"
+    echo "$pg_port" > "$dir/pg.port"
     "${as_pg[@]}" "$bin/initdb" -D "$dir/pg/data" -U tessera --auth=trust -E UTF8 >"$dir/initdb.log" 2>&1
-    "${as_pg[@]}" "$bin/pg_ctl" -D "$dir/pg/data" -l "$dir/pg/postgres.log" -w \
-        -o "-c listen_addresses=127.0.0.1 -c port=$pg_port -c unix_socket_directories='$dir/pg' -c fsync=off" \
-        start >/dev/null
+    pg_start "$dir"
     "${as_pg[@]}" "$bin/createdb" -h 127.0.0.1 -p "$pg_port" -U tessera tessera
 
     for _ in $(seq 50); do
@@ -66,6 +71,44 @@ start() {
     echo "export TESSERA_SERVICES_DIR='$dir'"
     echo "export TESSERA_TEST_REDIS_URL='redis://127.0.0.1:$redis_port/0'"
     echo "export TESSERA_TEST_POSTGRES_URL='postgres://tessera@127.0.0.1:$pg_port/tessera'"
+}
+
+as_postgres() {
+    if [[ $(id -u) -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+redis_start() {
+    local dir="$1" port
+    port="$(cat "$dir/redis.port")"
+    redis-server --bind 127.0.0.1 --port "$port" --dir "$dir" --save "" \
+        --appendonly yes --appendfsync always \
+        --daemonize yes --pidfile "$dir/redis.pid" --logfile "$dir/redis.log"
+    for _ in $(seq 50); do
+        redis-cli -p "$port" ping >/dev/null 2>&1 && return
+        sleep 0.1
+    done
+}
+
+redis_stop() {
+    local dir="$1"
+    redis-cli -p "$(cat "$dir/redis.port")" shutdown nosave >/dev/null 2>&1 || true
+    for _ in $(seq 50); do
+        redis-cli -p "$(cat "$dir/redis.port")" ping >/dev/null 2>&1 || return 0
+        sleep 0.1
+    done
+}
+
+pg_start() {
+    local dir="$1" bin port
+    bin="$(pg_bin)"
+    port="$(cat "$dir/pg.port")"
+    as_postgres "$bin/pg_ctl" -D "$dir/pg/data" -l "$dir/pg/postgres.log" -w \
+        -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories='$dir/pg' -c fsync=off" \
+        start >/dev/null
+}
+
+pg_stop() {
+    as_postgres "$(pg_bin)/pg_ctl" -D "$1/pg/data" -m fast -w stop >/dev/null
 }
 
 stop() {
@@ -83,6 +126,10 @@ stop() {
 
 case "${1:-}" in
     start) start ;;
+    redis-stop) redis_stop "${2:?DIR}" ;;
+    redis-start) redis_start "${2:?DIR}" ;;
+    pg-stop) pg_stop "${2:?DIR}" ;;
+    pg-start) pg_start "${2:?DIR}" ;;
     stop) shift; stop "$@" ;;
-    *) echo "usage: scripts/services.sh start | stop DIR" >&2; exit 2 ;;
+    *) echo "usage: scripts/services.sh start | stop DIR | redis-stop DIR | redis-start DIR | pg-stop DIR | pg-start DIR" >&2; exit 2 ;;
 esac
