@@ -19,15 +19,15 @@ use crate::io::{print_line, stdout_error};
 const DEFAULT_BATCH: u32 = 1000;
 
 /// What `--store` accepts, for error messages.
-const SUPPORTED: &str = "sqlite:///absolute/path.db or sqlite://relative/path.db";
-/// What it will accept.
-const PLANNED: &str = "redis:// and postgres:// are planned";
+const SUPPORTED: &str = "sqlite:///absolute/path.db, sqlite://relative/path.db, \
+    redis://host:port/db or postgres://user@host:port/db";
 
 /// How the URL of a store is given.
 const STORE_HELP: &str = "Every command takes the store's URL from --store or, failing that, \
     from SESSION_STORE_URL (the variable the application reads): \
-    sqlite:///absolute/path.db or sqlite://path/relative/to/the/current/directory.db. \
-    The database must exist: it is never created here.";
+    sqlite:///absolute/path.db or sqlite://path/relative/to/the/current/directory.db \
+    (the file must exist: it is never created here), redis://host:port/db (keys under \
+    SESSION_KEY_PREFIX, default session:) or postgres://user:password@host:port/db.";
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum SessionsCommand {
@@ -227,6 +227,8 @@ pub(crate) fn run(command: SessionsCommand) -> Result<()> {
 /// An open store of one of the supported kinds.
 enum Store {
     Sqlite(SqliteStore),
+    Redis(tessera::store::RedisStore),
+    Postgres(tessera::store::PostgresStore),
 }
 
 impl Store {
@@ -252,18 +254,26 @@ impl Store {
                     .map_err(store_error)?;
                 Ok(Self::Sqlite(store))
             }
-            // The scheme only: other stores' URLs carry passwords.
-            Some(scheme @ ("redis" | "rediss" | "postgres" | "postgresql")) => {
-                Err(Error::new(format_args!(
-                    "{scheme}:// session stores are not supported yet; supported: {SUPPORTED}"
-                )))
+            Some("redis" | "rediss" | "redis+unix") => {
+                let prefix = std::env::var("SESSION_KEY_PREFIX")
+                    .unwrap_or_else(|_| tessera::store::redis::DEFAULT_PREFIX.to_owned());
+                let store = tessera::store::RedisStore::new(url)
+                    .map_err(store_error)?
+                    .with_prefix(prefix);
+                Ok(Self::Redis(store))
             }
+            Some("postgres" | "postgresql") => {
+                let store = tessera::store::PostgresStore::new(url).map_err(store_error)?;
+                // Connected now, so that an unreachable server is reported as such.
+                store.connect().await.map_err(store_error)?;
+                Ok(Self::Postgres(store))
+            }
+            // The scheme only: URLs can carry passwords.
             Some(scheme) if is_scheme(scheme) => Err(Error::new(format_args!(
-                "unsupported session store URL scheme {scheme}://; supported: {SUPPORTED} \
-                 ({PLANNED})"
+                "unsupported session store URL scheme {scheme}://; supported: {SUPPORTED}"
             ))),
             _ => Err(Error::new(format_args!(
-                "the session store must be given as a URL; supported: {SUPPORTED} ({PLANNED})"
+                "the session store must be given as a URL; supported: {SUPPORTED}"
             ))),
         }
     }
@@ -271,6 +281,8 @@ impl Store {
     fn get(&self) -> &dyn SessionStore {
         match self {
             Self::Sqlite(store) => store,
+            Self::Redis(store) => store,
+            Self::Postgres(store) => store,
         }
     }
 
@@ -278,6 +290,8 @@ impl Store {
     async fn close(self) {
         match self {
             Self::Sqlite(store) => store.close().await,
+            Self::Redis(_) => {}
+            Self::Postgres(store) => store.close().await,
         }
     }
 }

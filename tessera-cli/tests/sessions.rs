@@ -678,3 +678,93 @@ fn help_has_examples() {
     let out = run_in(&dir.0, &["--help"], &[]);
     assert!(out.stdout.contains("sessions"));
 }
+
+/// The same commands on Redis and PostgreSQL (the servers
+/// `scripts/services.sh` starts; the test fails without them).
+#[test]
+fn list_show_and_revoke_on_redis_and_postgres() {
+    use tessera::store::{PostgresStore, RedisStore, SessionId, SessionStore};
+    for variable in ["TESSERA_TEST_REDIS_URL", "TESSERA_TEST_POSTGRES_URL"] {
+        let url = std::env::var(variable).unwrap_or_else(|_| {
+            panic!("{variable} is not set: start the servers with `eval \"$(scripts/services.sh start)\"` or run scripts/test.sh")
+        });
+        let store: Box<dyn SessionStore> = if variable.contains("REDIS") {
+            Box::new(RedisStore::new(&url).expect("a redis URL"))
+        } else {
+            Box::new(PostgresStore::new(&url).expect("a postgres URL"))
+        };
+        let user = format!("cli-user-{}-{}", std::process::id(), variable.len());
+        let other = format!("{user}-other");
+        let now = now();
+        let mut ids: Vec<SessionId> = (0..3).map(|_| SessionId::generate()).collect();
+        ids.sort();
+        let other_id = SessionId::generate();
+        block_on(async {
+            for id in &ids {
+                assert!(store
+                    .create(id, &record(Some(&user), now, now + 3600, None))
+                    .await
+                    .expect("create"));
+            }
+            assert!(store
+                .create(&other_id, &record(Some(&other), now, now + 3600, None))
+                .await
+                .expect("create"));
+        });
+        let dir = std::env::temp_dir();
+        let listed = run_in(
+            &dir,
+            &["sessions", "list", "--user", &user, "--store", &url],
+            &[],
+        );
+        let listed: Vec<&str> = listed
+            .lines()
+            .iter()
+            .map(|line| line.split('\t').next().unwrap_or_default())
+            .collect();
+        assert_eq!(
+            listed,
+            ids.iter().map(SessionId::as_str).collect::<Vec<_>>(),
+            "{variable}"
+        );
+
+        let shown = run_in(
+            &dir,
+            &["sessions", "show", ids[0].as_str(), "--store", &url],
+            &[],
+        );
+        assert!(shown.stdout.contains(&user), "{variable}: {}", shown.stdout);
+        assert_eq!(
+            run_in(
+                &dir,
+                &["sessions", "revoke", ids[0].as_str(), "--store", &url],
+                &[]
+            )
+            .line(),
+            "revoked"
+        );
+        let gone = run_in(
+            &dir,
+            &["sessions", "show", ids[0].as_str(), "--store", &url],
+            &[],
+        );
+        assert_eq!(gone.status, Some(1), "{variable}");
+        assert_eq!(
+            run_in(
+                &dir,
+                &["sessions", "revoke-user", &user, "--store", &url],
+                &[]
+            )
+            .line(),
+            "2"
+        );
+        block_on(async {
+            assert!(store.load(&ids[1], now).await.expect("load").is_none());
+            assert!(
+                store.load(&other_id, now).await.expect("load").is_some(),
+                "{variable}: another user's session is untouched"
+            );
+            store.delete(&other_id).await.expect("clean up");
+        });
+    }
+}
