@@ -7,7 +7,9 @@ mod common;
 use common::{serve_mode, Browser, Mode};
 use serde_json::json;
 
-const SERVER_SIDE: [Mode; 2] = [Mode::Memory, Mode::Sqlite];
+/// Redis and PostgreSQL are the shared servers `scripts/services.sh` starts,
+/// so tests that act on a user by name use a name of their own.
+const SERVER_SIDE: [Mode; 4] = [Mode::Memory, Mode::Sqlite, Mode::Postgres, Mode::Redis];
 
 #[tokio::test]
 async fn a_copied_cookie_is_dead_after_logout() {
@@ -57,15 +59,20 @@ async fn a_copied_cookie_is_dead_after_logout() {
 async fn log_out_everywhere_reaches_the_other_device_at_once() {
     for mode in SERVER_SIDE {
         let served = serve_mode(mode, "other-device").await;
+        let user = format!("alice-{}-{}", mode.name(), std::process::id());
         let mut laptop = Browser::new(served.base.clone());
         let mut phone = Browser::new(served.base.clone());
         for browser in [&mut laptop, &mut phone] {
             browser
-                .post_form("/login", &[("username", "alice")])
+                .post_form("/login", &[("username", &user)])
                 .await
                 .assert_redirect_home();
         }
-        assert!(phone.get("/").await.body.contains("Logged in as alice"));
+        assert!(phone
+            .get("/")
+            .await
+            .body
+            .contains(&format!("Logged in as {user}")));
 
         laptop
             .post("/sessions/logout-everywhere")
