@@ -1,4 +1,5 @@
 //! Flask's own session tests (`tests/test_basic.py`), ported to the layer.
+#![cfg(feature = "axum")]
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};

@@ -1,6 +1,6 @@
 //! `SESSION_TYPE=redis` through the layer, against the server that
 //! `scripts/services.sh` starts (`TESSERA_TEST_REDIS_URL`).
-#![cfg(feature = "redis")]
+#![cfg(all(feature = "redis", feature = "axum"))]
 
 use axum::routing::post;
 use axum::Router;

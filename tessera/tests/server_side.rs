@@ -1,5 +1,6 @@
 //! Server-side sessions through the layer: lazy loading, per-key merging,
 //! atomic operations, revocation, fixation, expiry and store failure.
+#![cfg(feature = "axum")]
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;

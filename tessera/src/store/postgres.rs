@@ -62,6 +62,7 @@
 //! character, so a session key or user id containing one is refused by the
 //! server (values can: they are stored as JSON, which escapes it).
 
+use super::sql::{db, parse_id, parse_value, sql_count, sql_time, time_from_sql};
 use std::fmt;
 use std::str::FromStr as _;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -555,34 +556,6 @@ async fn migrate(pool: &PgPool, schema: Option<&str>) -> Result<(), OpenFailure>
     }
     tx.commit().await?;
     Ok(())
-}
-
-fn db(error: sqlx::Error) -> StoreError {
-    StoreError::unavailable(error)
-}
-
-fn sql_time(seconds: u64) -> i64 {
-    i64::try_from(seconds).unwrap_or(i64::MAX)
-}
-
-fn time_from_sql(seconds: i64, column: &str) -> Result<u64, StoreError> {
-    u64::try_from(seconds).map_err(|_| {
-        StoreError::Corrupt(format!("negative {column} {seconds} in a stored session"))
-    })
-}
-
-fn sql_count(n: usize) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
-}
-
-fn parse_value(key: &str, text: &str) -> Result<Value, StoreError> {
-    tagged::from_str(text)
-        .map_err(|error| StoreError::Corrupt(format!("the value under {key:?}: {error}")))
-}
-
-fn parse_id(text: &str) -> Result<SessionId, StoreError> {
-    SessionId::parse(text)
-        .ok_or_else(|| StoreError::Corrupt("a stored session id is malformed".to_owned()))
 }
 
 /// Keys and their tagged JSON, as the two arrays `unnest` pairs up.
