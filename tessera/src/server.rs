@@ -415,12 +415,7 @@ impl Session {
     /// an increment; a cookie session can only do this within one request.
     pub async fn increment(&self, key: &str, by: i64) -> Result<i64, SessionError> {
         let Some(settings) = self.server_settings() else {
-            let current = crate::store::integer_for_increment(key, self.get_value(key).as_ref())?;
-            let next = current.checked_add(by).ok_or(StoreError::WrongType {
-                key: key.to_owned(),
-                expected: "an integer that does not overflow",
-                found: "an int at the edge of its range",
-            })?;
+            let next = crate::store::incremented(key, self.get_value(key).as_ref(), by)?;
             self.insert_value(key, next);
             return Ok(next);
         };

@@ -4,8 +4,7 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use super::{
-    append_in_map, integer_for_increment, Changes, Record, SessionId, SessionInfo, SessionStore,
-    StoreError,
+    append_in_map, incremented, Changes, Record, SessionId, SessionInfo, SessionStore, StoreError,
 };
 use crate::value::Value;
 
@@ -177,14 +176,7 @@ impl SessionStore for MemoryStore {
         let Some(record) = inner.live_mut(id, now) else {
             return Ok(None);
         };
-        let current = integer_for_increment(key, record.data.get(key))?;
-        let next = current
-            .checked_add(by)
-            .ok_or_else(|| StoreError::WrongType {
-                key: key.to_owned(),
-                expected: "an integer that does not overflow",
-                found: "an int at the edge of its range",
-            })?;
+        let next = incremented(key, record.data.get(key), by)?;
         record.data.insert(key.to_owned(), Value::from(next));
         Ok(Some(next))
     }

@@ -275,6 +275,23 @@ pub(crate) fn integer_for_increment(key: &str, current: Option<&Value>) -> Resul
     }
 }
 
+/// The integer under `key` (absent counts as 0) plus `by`: what every
+/// store's `increment` stores, refusing a non-integer or an overflow.
+pub(crate) fn incremented(key: &str, current: Option<&Value>, by: i64) -> Result<i64, StoreError> {
+    integer_for_increment(key, current)?
+        .checked_add(by)
+        .ok_or_else(|| increment_overflow(key))
+}
+
+/// The error for an increment past the range of a 64-bit integer.
+pub(crate) fn increment_overflow(key: &str) -> StoreError {
+    StoreError::WrongType {
+        key: key.to_owned(),
+        expected: "an integer that does not overflow",
+        found: "an int at the edge of its range",
+    }
+}
+
 /// Appends to the list under `key` in `data`, as every store's `append` does.
 pub(crate) fn append_in_map(data: &mut Map, key: &str, value: &Value) -> Result<usize, StoreError> {
     match data.get_mut(key) {

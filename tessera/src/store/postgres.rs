@@ -73,8 +73,7 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRo
 use sqlx::{Executor as _, Row as _};
 
 use super::{
-    append_in_map, integer_for_increment, Changes, Record, SessionId, SessionInfo, SessionStore,
-    StoreError,
+    append_in_map, incremented, Changes, Record, SessionId, SessionInfo, SessionStore, StoreError,
 };
 use crate::tagged;
 use crate::value::{Map, Value};
@@ -738,14 +737,7 @@ impl SessionStore for PostgresStore {
         now: u64,
     ) -> Result<Option<i64>, StoreError> {
         self.read_modify_write(id, key, now, |current| {
-            let next = integer_for_increment(key, current.as_ref())?
-                .checked_add(by)
-                // The same error as `MemoryStore`'s.
-                .ok_or_else(|| StoreError::WrongType {
-                    key: key.to_owned(),
-                    expected: "an integer that does not overflow",
-                    found: "an int at the edge of its range",
-                })?;
+            let next = incremented(key, current.as_ref(), by)?;
             Ok((Value::from(next), next))
         })
         .await

@@ -881,12 +881,7 @@ impl SessionStore for RedisStore {
                 .parse()
                 .map(Some)
                 .map_err(|_| StoreError::Corrupt(format!("incrementing {key:?} stored {text:?}"))),
-            // The same error as `MemoryStore`'s.
-            (2, _) => Err(StoreError::WrongType {
-                key: key.to_owned(),
-                expected: "an integer that does not overflow",
-                found: "an int at the edge of its range",
-            }),
+            (2, _) => Err(super::increment_overflow(key)),
             (3, Some(text)) => {
                 // Whatever Redis refused, the shared rule names the type; if
                 // it calls the value an integer, HINCRBY and tessera disagree

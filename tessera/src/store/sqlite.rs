@@ -60,8 +60,7 @@ use sqlx::{Executor as _, Row as _, Sqlite, Transaction};
 use tokio::sync::OnceCell;
 
 use super::{
-    append_in_map, integer_for_increment, Changes, Record, SessionId, SessionInfo, SessionStore,
-    StoreError,
+    append_in_map, incremented, Changes, Record, SessionId, SessionInfo, SessionStore, StoreError,
 };
 use crate::tagged;
 use crate::value::{Map, Value};
@@ -697,14 +696,7 @@ impl SessionStore for SqliteStore {
         now: u64,
     ) -> Result<Option<i64>, StoreError> {
         self.read_modify_write(id, key, now, |current| {
-            let next = integer_for_increment(key, current.as_ref())?
-                .checked_add(by)
-                // The same error as `MemoryStore`'s.
-                .ok_or_else(|| StoreError::WrongType {
-                    key: key.to_owned(),
-                    expected: "an integer that does not overflow",
-                    found: "an int at the edge of its range",
-                })?;
+            let next = incremented(key, current.as_ref(), by)?;
             Ok((Value::from(next), next))
         })
         .await
