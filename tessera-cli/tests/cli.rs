@@ -1,9 +1,12 @@
 //! Runs the real `tessera` binary.
 
+mod common;
+
 use std::io::Write as _;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime};
 
+use common::Run;
 use tessera::{CookieCodec, Map, Value};
 
 /// The worked example from Flask: key `dev-secret-key`, signed at 1700000000.
@@ -16,12 +19,6 @@ const HUGE_MAX_AGE: &str = "9999999999";
 
 const KEY: &str = "0123456789abcdef0123456789abcdef-cli-test";
 const OLD_KEY: &str = "fedcba9876543210fedcba9876543210-cli-old";
-
-struct Run {
-    status: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
 
 impl Run {
     fn success(&self) -> bool {
@@ -37,28 +34,6 @@ impl Run {
             "expected one stdout line: {:?}",
             self.stdout
         );
-        lines[0]
-    }
-
-    /// Checks a refusal: exit 1, nothing on stdout, one `error: ` line on
-    /// stderr; returns that line.
-    fn refusal(&self) -> &str {
-        assert_eq!(
-            self.status,
-            Some(1),
-            "expected exit 1, stderr: {:?}",
-            self.stderr
-        );
-        assert!(!self.stderr.contains("panicked"), "{:?}", self.stderr);
-        assert!(self.stdout.is_empty(), "stdout: {:?}", self.stdout);
-        let lines: Vec<&str> = self.stderr.lines().collect();
-        assert_eq!(
-            lines.len(),
-            1,
-            "expected one stderr line: {:?}",
-            self.stderr
-        );
-        assert!(lines[0].starts_with("error: "), "{:?}", lines[0]);
         lines[0]
     }
 }
@@ -81,18 +56,11 @@ fn run_with(args: &[&str], stdin: &str, env: &[(&str, &str)]) -> Run {
     // The command may exit before reading stdin; a write error is then fine.
     let _ = pipe.write_all(stdin.as_bytes());
     drop(pipe);
-    let Output {
-        status,
-        stdout,
-        stderr,
-    } = child
-        .wait_with_output()
-        .expect("the tessera binary finishes");
-    Run {
-        status: status.code(),
-        stdout: String::from_utf8(stdout).expect("stdout is UTF-8"),
-        stderr: String::from_utf8(stderr).expect("stderr is UTF-8"),
-    }
+    Run::from(
+        child
+            .wait_with_output()
+            .expect("the tessera binary finishes"),
+    )
 }
 
 fn run(args: &[&str]) -> Run {

@@ -1,18 +1,15 @@
 //! Runs the real `tessera sessions …` against real SQLite files, filled
 //! through the library's `SqliteStore`.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use common::Run;
 use tessera::store::{Record, SessionId, SessionStore as _, SqliteStore};
 use tessera::{tagged, Map, Value};
-
-struct Run {
-    status: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
 
 impl Run {
     /// Checks success with a clean stderr; returns stdout's lines.
@@ -34,28 +31,6 @@ impl Run {
         self.lines();
         serde_json::from_str(&self.stdout).expect("stdout is JSON")
     }
-
-    /// Checks a refusal: exit 1, nothing on stdout, one `error: ` line on
-    /// stderr; returns that line.
-    fn refusal(&self) -> &str {
-        assert_eq!(
-            self.status,
-            Some(1),
-            "expected exit 1, stderr: {:?}",
-            self.stderr
-        );
-        assert!(!self.stderr.contains("panicked"), "{:?}", self.stderr);
-        assert!(self.stdout.is_empty(), "stdout: {:?}", self.stdout);
-        let lines: Vec<&str> = self.stderr.lines().collect();
-        assert_eq!(
-            lines.len(),
-            1,
-            "expected one stderr line: {:?}",
-            self.stderr
-        );
-        assert!(lines[0].starts_with("error: "), "{:?}", lines[0]);
-        lines[0]
-    }
 }
 
 /// Runs `tessera args…` in `dir` without SESSION_STORE_URL unless in `env`.
@@ -71,16 +46,7 @@ fn run_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
     for (name, value) in env {
         command.env(name, value);
     }
-    let Output {
-        status,
-        stdout,
-        stderr,
-    } = command.output().expect("the tessera binary runs");
-    Run {
-        status: status.code(),
-        stdout: String::from_utf8(stdout).expect("stdout is UTF-8"),
-        stderr: String::from_utf8(stderr).expect("stderr is UTF-8"),
-    }
+    Run::from(command.output().expect("the tessera binary runs"))
 }
 
 fn now() -> u64 {
