@@ -15,6 +15,12 @@ Environment:
                                parsed as JSON when possible), e.g.
                                FLASK_SESSION_COOKIE_SAMESITE=Lax,
                                FLASK_SESSION_COOKIE_SECURE=true
+  FLASK_SESSION_TYPE=redis     server-side sessions through Flask-Session, in
+                               the Redis at SESSION_REDIS_URL; Flask-Session's
+                               own settings come the same way, e.g.
+                               FLASK_SESSION_KEY_PREFIX=app:,
+                               FLASK_SESSION_SERIALIZATION_FORMAT=json,
+                               FLASK_SESSION_USE_SIGNER=true
 
 Once listening it prints ``ready http://HOST:PORT`` on stdout (``--port 0``
 picks a free port; read it from that line). Request logs go to stderr.
@@ -55,7 +61,15 @@ def create_app() -> Flask:
         app.config["PERMANENT_SESSION_LIFETIME"] = dt.timedelta(seconds=int(lifetime))
     app.config.from_prefixed_env()
 
-    tagged = app.session_interface.serializer  # Flask's TaggedJSONSerializer
+    # Flask's TaggedJSONSerializer, for the test helpers' JSON bodies, taken
+    # before Flask-Session replaces the session interface.
+    tagged = app.session_interface.serializer
+    if app.config.get("SESSION_TYPE") == "redis":
+        import redis
+        from flask_session import Session
+
+        app.config["SESSION_REDIS"] = redis.from_url(os.environ["SESSION_REDIS_URL"])
+        Session(app)
 
     # ---- seed 000: Flask Tutorials: Session Configuration
     @app.get("/set_session")

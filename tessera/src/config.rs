@@ -33,6 +33,7 @@
 //! | `SESSION_TYPE` | `cookie` | `cookie`, `memory`, `sqlite`, `redis` or `postgres` (each store a cargo feature) |
 //! | `SESSION_STORE_URL` | `sqlite://tessera-sessions.db` | `sqlite:///abs/path.db` or `sqlite://relative.db` |
 //! | `SESSION_KEY_PREFIX` | `session:` | Redis: the prefix of every key |
+//! | `SESSION_SERIALIZATION_FORMAT` | none | Redis: `msgpack` or `json` stores sessions in Flask-Session 0.8's layout, shared with a Flask app; unset, tessera's own layout (one hash per session, merged key by key in one round trip) |
 //! | `SESSION_PERMANENT` | true | server-side: new sessions are permanent |
 //! | `SESSION_USE_SIGNER` | false | server-side: sign the id in the cookie (Flask-Session's format) |
 //! | `TESSERA_SESSION_ABSOLUTE_LIFETIME` | 0 (none) | server-side: seconds from creation after which a session ends |
@@ -50,6 +51,7 @@ use std::time::Duration;
 
 use crate::codec::{CookieCodec, DEFAULT_MAX_PAYLOAD_SIZE, DEFAULT_SALT};
 use crate::key::SecretKey;
+use crate::store::flask_format::SerializationFormat;
 
 /// Flask's default `PERMANENT_SESSION_LIFETIME`: 31 days.
 pub const DEFAULT_LIFETIME_SECS: u64 = 31 * 24 * 3600;
@@ -221,6 +223,7 @@ pub struct SessionConfig {
     pub(crate) max_payload_size: usize,
     pub(crate) store_url: Option<String>,
     pub(crate) key_prefix: String,
+    pub(crate) serialization_format: Option<SerializationFormat>,
     pub(crate) session_permanent: bool,
     pub(crate) use_signer: bool,
     pub(crate) absolute_lifetime: Option<Duration>,
@@ -329,6 +332,12 @@ impl SessionConfig {
         &self.key_prefix
     }
 
+    /// `SESSION_SERIALIZATION_FORMAT` (Redis): `Some` when sessions are
+    /// stored in Flask-Session's layout, in that format.
+    pub fn serialization_format(&self) -> Option<SerializationFormat> {
+        self.serialization_format
+    }
+
     /// `SESSION_PERMANENT` (server-side sessions): new sessions are permanent.
     pub fn session_permanent(&self) -> bool {
         self.session_permanent
@@ -374,6 +383,7 @@ pub struct SessionConfigBuilder {
     max_payload_size: usize,
     store_url: Option<String>,
     key_prefix: String,
+    serialization_format: Option<SerializationFormat>,
     session_permanent: bool,
     use_signer: bool,
     absolute_lifetime: Option<Duration>,
@@ -403,6 +413,7 @@ impl Default for SessionConfigBuilder {
             max_payload_size: DEFAULT_MAX_PAYLOAD_SIZE,
             store_url: None,
             key_prefix: "session:".to_owned(),
+            serialization_format: None,
             session_permanent: true,
             use_signer: false,
             absolute_lifetime: None,
@@ -514,6 +525,11 @@ impl SessionConfigBuilder {
                 .refuse_oversized_cookies(parse_bool("TESSERA_REFUSE_OVERSIZED_COOKIES", &value)?),
             "SESSION_STORE_URL" => self.store_url(value),
             "SESSION_KEY_PREFIX" => self.key_prefix(value),
+            "SESSION_SERIALIZATION_FORMAT" => self.serialization_format(Some(parse_var(
+                "SESSION_SERIALIZATION_FORMAT",
+                &value,
+                "msgpack or json",
+            )?)),
             "SESSION_PERMANENT" => self.session_permanent(parse_bool("SESSION_PERMANENT", &value)?),
             "SESSION_USE_SIGNER" => self.use_signer(parse_bool("SESSION_USE_SIGNER", &value)?),
             "TESSERA_SESSION_ABSOLUTE_LIFETIME" => {
@@ -670,6 +686,16 @@ impl SessionConfigBuilder {
         self
     }
 
+    /// `SESSION_SERIALIZATION_FORMAT` (Redis): store sessions as Flask-Session
+    /// 0.8 does, one msgpack or JSON value per session, so that a Flask app
+    /// using Flask-Session shares them (see
+    /// [`FlaskSessionRedisStore`](crate::store::FlaskSessionRedisStore) for
+    /// what that costs). `None`, the default, keeps tessera's own layout.
+    pub fn serialization_format(mut self, format: Option<SerializationFormat>) -> Self {
+        self.serialization_format = format;
+        self
+    }
+
     /// `SESSION_PERMANENT` (server-side sessions, default true as in
     /// Flask-Session): new sessions are permanent.
     pub fn session_permanent(mut self, permanent: bool) -> Self {
@@ -757,6 +783,16 @@ impl SessionConfigBuilder {
                 }
             }
         }
+        if let (Some(format), false) = (
+            self.serialization_format,
+            self.session_type == SessionType::Redis,
+        ) {
+            return Err(invalid(
+                "SESSION_SERIALIZATION_FORMAT",
+                format.as_str(),
+                "unset: only SESSION_TYPE=redis can store sessions in Flask-Session's format",
+            ));
+        }
         if self.sweep_interval.is_zero() {
             return Err(invalid(
                 "TESSERA_SWEEP_INTERVAL",
@@ -785,6 +821,7 @@ impl SessionConfigBuilder {
             max_payload_size: self.max_payload_size,
             store_url: self.store_url,
             key_prefix: self.key_prefix,
+            serialization_format: self.serialization_format,
             session_permanent: self.session_permanent,
             use_signer: self.use_signer,
             absolute_lifetime: self.absolute_lifetime,
@@ -814,6 +851,7 @@ const SETTINGS: &[&str] = &[
     "TESSERA_MAX_PAYLOAD_SIZE",
     "SESSION_STORE_URL",
     "SESSION_KEY_PREFIX",
+    "SESSION_SERIALIZATION_FORMAT",
     "SESSION_PERMANENT",
     "SESSION_USE_SIGNER",
     "TESSERA_SESSION_ABSOLUTE_LIFETIME",

@@ -72,10 +72,16 @@ impl SessionLayer {
                 config.sqlite_path(),
             ))),
             #[cfg(feature = "redis")]
-            SessionType::Redis => Some(network_store(
-                crate::store::RedisStore::new(&config.network_store_url())
-                    .map(|store| store.with_prefix(config.key_prefix.as_str())),
-            )),
+            SessionType::Redis => Some(match config.serialization_format {
+                None => network_store(
+                    crate::store::RedisStore::new(&config.network_store_url())
+                        .map(|store| store.with_prefix(config.key_prefix.as_str())),
+                ),
+                Some(format) => network_store(
+                    crate::store::FlaskSessionRedisStore::new(&config.network_store_url(), format)
+                        .map(|store| store.with_prefix(config.key_prefix.as_str())),
+                ),
+            }),
             #[cfg(feature = "postgres")]
             SessionType::Postgres => Some(network_store(crate::store::PostgresStore::new(
                 &config.network_store_url(),
@@ -337,6 +343,14 @@ async fn save_server<B: Default>(
                     add_vary_cookie(headers);
                 }
             }
+            response
+        }
+        Err(error @ crate::store::StoreError::Unrepresentable(_)) => {
+            // The application stored something the format cannot hold:
+            // retrying cannot help, so this is the application's 500.
+            tracing::error!(%error, "could not save the session; answering 500");
+            let mut response = Response::new(B::default());
+            *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
             response
         }
         Err(error) => {

@@ -187,9 +187,20 @@ fn parse_http_date(text: &str) -> Option<OffsetDateTime> {
 
 /// Reads Flask's tagged JSON into a value, untagging as Flask does.
 pub fn from_str(text: &str) -> Result<Value, ParseError> {
+    parse(text, true)
+}
+
+/// Reads plain JSON, where a one-key object such as `{" t": [1]}` is just
+/// a dict: what Flask-Session's JSON serialization stores.
+pub(crate) fn from_str_plain(text: &str) -> Result<Value, ParseError> {
+    parse(text, false)
+}
+
+fn parse(text: &str, untag: bool) -> Result<Value, ParseError> {
     let mut parser = Parser {
         bytes: text.as_bytes(),
         pos: 0,
+        untag,
     };
     parser.skip_whitespace();
     let value = parser.parse_value(0)?;
@@ -203,6 +214,7 @@ pub fn from_str(text: &str) -> Result<Value, ParseError> {
 struct Parser<'a> {
     bytes: &'a [u8],
     pos: usize,
+    untag: bool,
 }
 
 impl Parser<'_> {
@@ -439,6 +451,10 @@ impl Parser<'_> {
                 }
                 _ => return Err(self.error("expected ',' or '}'")),
             }
+        }
+        if !self.untag {
+            // Python keeps the last value of a repeated key; so does a map insert.
+            return Ok(Value::Dict(pairs.into_iter().collect()));
         }
         untag(pairs).map_err(|reason| ParseError {
             offset: start,

@@ -15,6 +15,8 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+#[cfg(feature = "redis")]
+use tessera::store::flask_format::SerializationFormat;
 use tessera::store::{
     Changes, MemoryStore, Record, SessionId, SessionInfo, SessionStore, StoreError,
 };
@@ -24,10 +26,28 @@ use tessera::{tagged, Map, Number, Value};
 const NOW: u64 = 1_000_000;
 const HOUR: u64 = 3600;
 
+/// What a store gives back for a value it was given, or `None` if it cannot
+/// hold the value at all.
+type Keeps = fn(&Value) -> Option<Value>;
+
+/// Stores that keep Flask's tagged JSON give back every value as it was.
+fn keeps_everything(value: &Value) -> Option<Value> {
+    Some(value.clone())
+}
+
+/// `data` as a store that `keeps` them gives it back, without what it
+/// cannot hold.
+fn kept(keeps: Keeps, data: &Map) -> Map {
+    data.iter()
+        .filter_map(|(key, value)| Some((key.clone(), keeps(value)?)))
+        .collect()
+}
+
 /// A store under test, and whatever must outlive it (a temporary directory,
 /// a key prefix to drop).
 struct Fixture {
     store: Arc<dyn SessionStore>,
+    keeps: Keeps,
     _guard: Option<Box<dyn Send>>,
 }
 
@@ -35,6 +55,7 @@ impl Fixture {
     fn new(store: impl SessionStore) -> Self {
         Self {
             store: Arc::new(store),
+            keeps: keeps_everything,
             _guard: None,
         }
     }
@@ -43,17 +64,23 @@ impl Fixture {
     fn with_guard(store: impl SessionStore, guard: impl Send + 'static) -> Self {
         Self {
             store: Arc::new(store),
+            keeps: keeps_everything,
             _guard: Some(Box::new(guard)),
         }
     }
 }
 
 /// Runs every case against the store made by `$make`, an async constructor
-/// returning a [`Fixture`], as tests in a module named `$name`.
+/// returning a [`Fixture`], as tests in a module named `$name`. A store whose
+/// format holds fewer value kinds than Flask's tagged JSON names the case
+/// that checks what it does hold instead of `round_trip_every_value_kind`.
 macro_rules! conformance {
     ($name:ident, $make:expr) => {
+        conformance!($name, $make; round_trip_every_value_kind);
+    };
+    ($name:ident, $make:expr; $round_trip:ident) => {
         conformance!(@cases $name, $make;
-            round_trip_every_value_kind,
+            $round_trip,
             create_refuses_a_taken_id,
             update_merges_key_by_key,
             update_applies_cleared_then_removed_then_set,
@@ -80,7 +107,7 @@ macro_rules! conformance {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $case() {
                     let fixture: Fixture = ($make)().await;
-                    super::$case(Arc::clone(&fixture.store)).await;
+                    super::$case(Arc::clone(&fixture.store), fixture.keeps).await;
                 }
             )*
         }
@@ -195,6 +222,42 @@ async fn redis_fixture() -> Fixture {
         .expect("a Redis URL")
         .with_prefix(&prefix);
     Fixture::with_guard(store, DropRedisKeys { url, prefix })
+}
+
+#[cfg(feature = "redis")]
+conformance!(
+    flask_session_msgpack,
+    || flask_session_fixture(SerializationFormat::Msgpack);
+    round_trip_in_flask_session_msgpack
+);
+
+#[cfg(feature = "redis")]
+conformance!(
+    flask_session_json,
+    || flask_session_fixture(SerializationFormat::Json);
+    round_trip_in_flask_session_json
+);
+
+/// Like [`redis_fixture`], for the store in Flask-Session's layout.
+#[cfg(feature = "redis")]
+async fn flask_session_fixture(format: SerializationFormat) -> Fixture {
+    let url = std::env::var("TESSERA_TEST_REDIS_URL").unwrap_or_else(|_| {
+        panic!(
+            "TESSERA_TEST_REDIS_URL is not set: start the servers with \
+             `eval \"$(scripts/services.sh start)\"` or run scripts/test.sh"
+        )
+    });
+    let prefix = format!("test-{}:", SessionId::generate().fingerprint());
+    let store = tessera::store::FlaskSessionRedisStore::new(&url, format)
+        .expect("a Redis URL")
+        .with_prefix(&prefix);
+    Fixture {
+        keeps: match format {
+            SerializationFormat::Msgpack => flask_session_msgpack_keeps,
+            _ => flask_session_json_keeps,
+        },
+        ..Fixture::with_guard(store, DropRedisKeys { url, prefix })
+    }
 }
 
 /// Deletes a test's keys when dropped, from a thread of its own with a
@@ -331,12 +394,17 @@ fn is_wrong_type<T: std::fmt::Debug>(result: &Result<T, StoreError>, expected_ke
 /// and checks they agree.
 async fn update_like_reference(
     store: &dyn SessionStore,
+    keeps: Keeps,
     id: &SessionId,
     expected: &mut Record,
     changes: Changes,
 ) {
     assert!(store.update(id, &changes, NOW).await.expect("update"));
-    changes.apply_to(expected);
+    Changes {
+        set: kept(keeps, &changes.set),
+        ..changes.clone()
+    }
+    .apply_to(expected);
     assert_eq!(&load_live(store, id).await, expected, "after {changes:?}");
 }
 
@@ -428,7 +496,7 @@ fn every_value_kind() -> Map {
 // ---------------------------------------------------------------------------
 // Cases
 
-async fn round_trip_every_value_kind(store: Arc<dyn SessionStore>) {
+async fn round_trip_every_value_kind(store: Arc<dyn SessionStore>, _keeps: Keeps) {
     let store = &*store;
     let data = every_value_kind();
     let record = Record {
@@ -488,7 +556,169 @@ async fn round_trip_every_value_kind(store: Arc<dyn SessionStore>) {
     assert_eq!(loaded.data, expected);
 }
 
-async fn create_refuses_a_taken_id(store: Arc<dyn SessionStore>) {
+/// What Flask-Session's formats keep of a value: tuples become lists,
+/// `Markup` and UUIDs strings; JSON also turns bytes into base64 text,
+/// datetimes into RFC 3339 text and non-finite floats into null, as msgspec
+/// does.
+#[cfg(feature = "redis")]
+fn as_flask_session_keeps(value: &Value, format: SerializationFormat) -> Option<Value> {
+    use base64::Engine as _;
+    let json = format == SerializationFormat::Json;
+    Some(match value {
+        Value::Tuple(items) | Value::List(items) => Value::List(
+            items
+                .iter()
+                .map(|item| as_flask_session_keeps(item, format))
+                .collect::<Option<_>>()?,
+        ),
+        Value::Dict(entries) => Value::Dict(
+            entries
+                .iter()
+                .map(|(key, item)| Some((key.clone(), as_flask_session_keeps(item, format)?)))
+                .collect::<Option<_>>()?,
+        ),
+        // msgpack holds integers of at most 64 bits; JSON any integer.
+        Value::Number(number)
+            if !json
+                && number.is_integer()
+                && number.as_i64().is_none()
+                && number.as_u64().is_none() =>
+        {
+            return None
+        }
+        Value::Markup(text) => Value::String(text.clone()),
+        Value::Uuid(uuid) => Value::String(uuid.hyphenated().to_string()),
+        Value::Bytes(bytes) if json => {
+            Value::String(base64::engine::general_purpose::STANDARD.encode(bytes))
+        }
+        Value::DateTime(when) if json => Value::String(
+            when.format(&time::format_description::well_known::Rfc3339)
+                .expect("a formattable datetime"),
+        ),
+        Value::Number(number)
+            if json && number.as_f64().is_some_and(|f| !f.is_finite()) && !number.is_integer() =>
+        {
+            Value::Null
+        }
+        other => other.clone(),
+    })
+}
+
+#[cfg(feature = "redis")]
+fn flask_session_msgpack_keeps(value: &Value) -> Option<Value> {
+    as_flask_session_keeps(value, SerializationFormat::Msgpack)
+}
+
+#[cfg(feature = "redis")]
+fn flask_session_json_keeps(value: &Value) -> Option<Value> {
+    as_flask_session_keeps(value, SerializationFormat::Json)
+}
+
+/// Every value kind Flask-Session's format can hold comes back as it keeps
+/// it, through create, update and append; integers beyond 64 bits round
+/// trip in JSON and are refused in msgpack without changing the stored
+/// session.
+#[cfg(feature = "redis")]
+async fn round_trip_in_flask_session(store: Arc<dyn SessionStore>, format: SerializationFormat) {
+    let store = &*store;
+    let mut data = every_value_kind();
+    let big = data.remove("big").expect("big");
+    let big_negative = data.remove("big_negative").expect("big_negative");
+    let kept: Map = data
+        .iter()
+        .map(|(key, value)| {
+            let kept = as_flask_session_keeps(value, format).expect("representable");
+            (key.clone(), kept)
+        })
+        .collect();
+    let record = Record {
+        data: data.clone(),
+        user_id: Some("alice \u{1f980}".to_owned()),
+        created_at: NOW - 10,
+        expires_at: NOW + HOUR,
+        absolute_expires_at: Some(NOW + 24 * HOUR),
+    };
+    let id = create(store, &record).await;
+    let loaded = load_live(store, &id).await;
+    assert_eq!(
+        loaded,
+        Record {
+            data: kept.clone(),
+            ..record.clone()
+        }
+    );
+    // The largest integers the format holds survive exactly.
+    let edges = map([
+        ("u64_max", Value::from(u64::MAX)),
+        ("i64_min", Value::from(i64::MIN)),
+    ]);
+    let changes = Changes {
+        set: edges.clone(),
+        ..Changes::default()
+    };
+    assert!(store.update(&id, &changes, NOW).await.expect("update"));
+    let mut expected = kept.clone();
+    expected.extend(edges);
+    assert_eq!(load_live(store, &id).await.data, expected);
+
+    for too_big in [big, big_negative] {
+        if let Some(kept) = as_flask_session_keeps(&too_big, format) {
+            assert_eq!(format, SerializationFormat::Json);
+            let changes = Changes {
+                set: map([("n", too_big)]),
+                ..Changes::default()
+            };
+            assert!(store.update(&id, &changes, NOW).await.expect("update"));
+            expected.insert("n".to_owned(), kept);
+            assert_eq!(load_live(store, &id).await.data, expected);
+            continue;
+        }
+        assert_eq!(format, SerializationFormat::Msgpack);
+        let changes = Changes {
+            set: map([("n", too_big.clone())]),
+            ..Changes::default()
+        };
+        assert!(
+            matches!(
+                store.update(&id, &changes, NOW).await,
+                Err(StoreError::Unrepresentable(_))
+            ),
+            "{too_big:?}"
+        );
+        let mut with_big = record.clone();
+        with_big.data.insert("n".to_owned(), too_big);
+        assert!(matches!(
+            store.create(&SessionId::generate(), &with_big).await,
+            Err(StoreError::Unrepresentable(_))
+        ));
+    }
+    assert_eq!(load_live(store, &id).await.data, expected);
+
+    // Values written by append come back as the format keeps them too.
+    let bare_id = create(store, &live_record(Map::new(), None)).await;
+    for value in data.values() {
+        store
+            .append(&bare_id, "appended", value, NOW)
+            .await
+            .expect("append");
+    }
+    assert_eq!(
+        load_live(store, &bare_id).await.data["appended"],
+        Value::List(kept.values().cloned().collect())
+    );
+}
+
+#[cfg(feature = "redis")]
+async fn round_trip_in_flask_session_msgpack(store: Arc<dyn SessionStore>, _keeps: Keeps) {
+    round_trip_in_flask_session(store, SerializationFormat::Msgpack).await;
+}
+
+#[cfg(feature = "redis")]
+async fn round_trip_in_flask_session_json(store: Arc<dyn SessionStore>, _keeps: Keeps) {
+    round_trip_in_flask_session(store, SerializationFormat::Json).await;
+}
+
+async fn create_refuses_a_taken_id(store: Arc<dyn SessionStore>, _keeps: Keeps) {
     let store = &*store;
     let first = live_record(map([("a", Value::from(1))]), Some("alice"));
     let id = create(store, &first).await;
@@ -504,7 +734,7 @@ async fn create_refuses_a_taken_id(store: Arc<dyn SessionStore>) {
     assert_eq!(load(store, &expired_id, NOW - 1).await, Some(expired));
 }
 
-async fn update_merges_key_by_key(store: Arc<dyn SessionStore>) {
+async fn update_merges_key_by_key(store: Arc<dyn SessionStore>, keeps: Keeps) {
     let store = &*store;
     let mut expected = live_record(
         map([("a", 1.into()), ("b", 2.into()), ("c", 3.into())]),
@@ -515,6 +745,7 @@ async fn update_merges_key_by_key(store: Arc<dyn SessionStore>) {
     // Set a, remove b, keep c, add d.
     update_like_reference(
         store,
+        keeps,
         &id,
         &mut expected,
         Changes {
@@ -532,6 +763,7 @@ async fn update_merges_key_by_key(store: Arc<dyn SessionStore>) {
     // A request that writes only one key leaves every other key alone.
     update_like_reference(
         store,
+        keeps,
         &id,
         &mut expected,
         Changes {
@@ -545,6 +777,7 @@ async fn update_merges_key_by_key(store: Arc<dyn SessionStore>) {
     // Removing an absent key is not an error.
     update_like_reference(
         store,
+        keeps,
         &id,
         &mut expected,
         Changes {
@@ -557,6 +790,7 @@ async fn update_merges_key_by_key(store: Arc<dyn SessionStore>) {
     // The session's own columns.
     update_like_reference(
         store,
+        keeps,
         &id,
         &mut expected,
         Changes {
@@ -569,6 +803,7 @@ async fn update_merges_key_by_key(store: Arc<dyn SessionStore>) {
     assert_eq!(expected.user_id.as_deref(), Some("bob"));
     update_like_reference(
         store,
+        keeps,
         &id,
         &mut expected,
         Changes {
@@ -580,7 +815,7 @@ async fn update_merges_key_by_key(store: Arc<dyn SessionStore>) {
     assert_eq!(expected.user_id, None);
 
     // Nothing to change: still reports that the record is live.
-    update_like_reference(store, &id, &mut expected, Changes::default()).await;
+    update_like_reference(store, keeps, &id, &mut expected, Changes::default()).await;
 
     // No record: false.
     let changes = Changes {
@@ -596,7 +831,7 @@ async fn update_merges_key_by_key(store: Arc<dyn SessionStore>) {
     assert_eq!(load(store, &missing, NOW).await, None);
 }
 
-async fn update_applies_cleared_then_removed_then_set(store: Arc<dyn SessionStore>) {
+async fn update_applies_cleared_then_removed_then_set(store: Arc<dyn SessionStore>, keeps: Keeps) {
     let store = &*store;
     let mut expected = live_record(map([("a", 1.into()), ("b", 2.into())]), None);
     let id = create(store, &expected).await;
@@ -604,6 +839,7 @@ async fn update_applies_cleared_then_removed_then_set(store: Arc<dyn SessionStor
     // Removed and set in one request: the set wins, as in `apply_to`.
     update_like_reference(
         store,
+        keeps,
         &id,
         &mut expected,
         Changes {
@@ -618,6 +854,7 @@ async fn update_applies_cleared_then_removed_then_set(store: Arc<dyn SessionStor
     // Cleared, removed and set: only what was set survives.
     update_like_reference(
         store,
+        keeps,
         &id,
         &mut expected,
         Changes {
@@ -633,6 +870,7 @@ async fn update_applies_cleared_then_removed_then_set(store: Arc<dyn SessionStor
     // Cleared alone leaves a live, empty session.
     update_like_reference(
         store,
+        keeps,
         &id,
         &mut expected,
         Changes {
@@ -644,7 +882,10 @@ async fn update_applies_cleared_then_removed_then_set(store: Arc<dyn SessionStor
     assert!(expected.data.is_empty());
 }
 
-async fn concurrent_updates_of_different_keys_all_persist(store: Arc<dyn SessionStore>) {
+async fn concurrent_updates_of_different_keys_all_persist(
+    store: Arc<dyn SessionStore>,
+    _keeps: Keeps,
+) {
     let id = create(&*store, &live_record(map([("base", 0.into())]), None)).await;
     let tasks: Vec<_> = (0..50)
         .map(|i| {
@@ -670,7 +911,7 @@ async fn concurrent_updates_of_different_keys_all_persist(store: Arc<dyn Session
     }
 }
 
-async fn concurrent_increments_lose_nothing(store: Arc<dyn SessionStore>) {
+async fn concurrent_increments_lose_nothing(store: Arc<dyn SessionStore>, _keeps: Keeps) {
     let id = create(&*store, &live_record(Map::new(), None)).await;
     // 25 tasks, 4 increments each.
     let tasks: Vec<_> = (0..25)
@@ -700,7 +941,7 @@ async fn concurrent_increments_lose_nothing(store: Arc<dyn SessionStore>) {
     );
 }
 
-async fn concurrent_appends_lose_nothing(store: Arc<dyn SessionStore>) {
+async fn concurrent_appends_lose_nothing(store: Arc<dyn SessionStore>, _keeps: Keeps) {
     let id = create(&*store, &live_record(map([("other", 1.into())]), None)).await;
     let tasks: Vec<_> = (0..50)
         .map(|i| {
@@ -726,7 +967,7 @@ async fn concurrent_appends_lose_nothing(store: Arc<dyn SessionStore>) {
     assert_eq!(data["other"], Value::from(1));
 }
 
-async fn increment_rules(store: Arc<dyn SessionStore>) {
+async fn increment_rules(store: Arc<dyn SessionStore>, keeps: Keeps) {
     let store = &*store;
     let data = map([
         ("nothing", Value::Null),
@@ -740,6 +981,8 @@ async fn increment_rules(store: Arc<dyn SessionStore>) {
         ("max", i64::MAX.into()),
         ("min", i64::MIN.into()),
     ]);
+    // A store that cannot hold an integer beyond 64 bits is not asked to.
+    let data = kept(keeps, &data);
     let id = create(store, &live_record(data.clone(), None)).await;
     let increment = |key: &'static str, by: i64| {
         let id = id.clone();
@@ -753,6 +996,9 @@ async fn increment_rules(store: Arc<dyn SessionStore>) {
     assert_eq!(increment("int", 0).await.expect("increment"), Some(42));
 
     for key in ["string", "float", "whole_float", "big", "list", "bool"] {
+        if !data.contains_key(key) {
+            continue;
+        }
         assert!(is_wrong_type(&increment(key, 1).await, key), "{key}");
     }
     // Overflow is refused rather than wrapped.
@@ -774,7 +1020,7 @@ async fn increment_rules(store: Arc<dyn SessionStore>) {
         "max",
         "min",
     ] {
-        assert_eq!(loaded[key], data[key], "{key}");
+        assert_eq!(loaded.get(key), data.get(key), "{key}");
     }
 
     // No live record: None, and nothing is written.
@@ -801,7 +1047,7 @@ async fn increment_rules(store: Arc<dyn SessionStore>) {
     );
 }
 
-async fn append_rules(store: Arc<dyn SessionStore>) {
+async fn append_rules(store: Arc<dyn SessionStore>, keeps: Keeps) {
     let store = &*store;
     let data = map([
         ("nothing", Value::Null),
@@ -823,11 +1069,21 @@ async fn append_rules(store: Arc<dyn SessionStore>) {
     assert_eq!(append("absent").await.expect("append"), Some(2));
     assert_eq!(append("nothing").await.expect("append"), Some(1));
     assert_eq!(append("list").await.expect("append"), Some(3));
+    // A store that keeps tuples as lists (Flask-Session's formats) holds a
+    // list under "tuple", which takes the item like any list.
+    let tuple_kept_as_list = matches!(keeps(&data["tuple"]), Some(Value::List(_)));
+    if tuple_kept_as_list {
+        assert_eq!(append("tuple").await.expect("append"), Some(2));
+    }
     for key in ["string", "tuple", "dict", "int"] {
+        if key == "tuple" && tuple_kept_as_list {
+            continue;
+        }
         assert!(is_wrong_type(&append(key).await, key), "{key}");
     }
 
     let loaded = load_live(store, &id).await.data;
+    let item = keeps(&item).expect("representable");
     assert_eq!(
         loaded["absent"],
         Value::List(vec![item.clone(), item.clone()])
@@ -837,7 +1093,12 @@ async fn append_rules(store: Arc<dyn SessionStore>) {
         loaded["list"],
         Value::List(vec![1.into(), 2.into(), item.clone()])
     );
+    let data = kept(keeps, &data);
     for key in ["string", "tuple", "dict", "int"] {
+        if key == "tuple" && tuple_kept_as_list {
+            assert_eq!(loaded[key], Value::List(vec![1.into(), item.clone()]));
+            continue;
+        }
         assert_eq!(loaded[key], data[key], "{key}");
     }
 
@@ -864,7 +1125,7 @@ async fn append_rules(store: Arc<dyn SessionStore>) {
     );
 }
 
-async fn delete_removes_the_record(store: Arc<dyn SessionStore>) {
+async fn delete_removes_the_record(store: Arc<dyn SessionStore>, _keeps: Keeps) {
     let store = &*store;
     let keep = live_record(map([("k", 1.into())]), Some("alice"));
     let keep_id = create(store, &keep).await;
@@ -902,11 +1163,11 @@ async fn delete_removes_the_record(store: Arc<dyn SessionStore>) {
     );
 }
 
-async fn cycle_id_moves_the_record(store: Arc<dyn SessionStore>) {
+async fn cycle_id_moves_the_record(store: Arc<dyn SessionStore>, keeps: Keeps) {
     let store = &*store;
     let record = Record {
         absolute_expires_at: Some(NOW + 2 * HOUR),
-        ..live_record(every_value_kind(), Some("alice"))
+        ..live_record(kept(keeps, &every_value_kind()), Some("alice"))
     };
     let old = create(store, &record).await;
     let new = SessionId::generate();
@@ -961,7 +1222,7 @@ async fn cycle_id_moves_the_record(store: Arc<dyn SessionStore>) {
     assert!(store.create(&unused, &a_record).await.expect("create"));
 }
 
-async fn idle_expiry(store: Arc<dyn SessionStore>) {
+async fn idle_expiry(store: Arc<dyn SessionStore>, _keeps: Keeps) {
     let store = &*store;
     let record = Record {
         expires_at: NOW + 10,
@@ -996,7 +1257,10 @@ async fn idle_expiry(store: Arc<dyn SessionStore>) {
     assert_eq!(load(store, &id, NOW + 20).await, None);
 }
 
-async fn absolute_expiry_is_independent_of_idle_expiry(store: Arc<dyn SessionStore>) {
+async fn absolute_expiry_is_independent_of_idle_expiry(
+    store: Arc<dyn SessionStore>,
+    _keeps: Keeps,
+) {
     let store = &*store;
     let record = Record {
         expires_at: NOW + HOUR,
@@ -1052,7 +1316,7 @@ async fn absolute_expiry_is_independent_of_idle_expiry(store: Arc<dyn SessionSto
     assert_eq!(load(store, &idle_id, NOW + 10).await, None);
 }
 
-async fn list_filters_pages_and_skips_expired(store: Arc<dyn SessionStore>) {
+async fn list_filters_pages_and_skips_expired(store: Arc<dyn SessionStore>, _keeps: Keeps) {
     let store = &*store;
     let mut live = Vec::new();
     for (user, count) in [(Some("alice"), 3), (Some("bob"), 2), (None, 2)] {
@@ -1157,7 +1421,7 @@ async fn list_filters_pages_and_skips_expired(store: Arc<dyn SessionStore>) {
     );
 }
 
-async fn delete_user_removes_only_that_users_sessions(store: Arc<dyn SessionStore>) {
+async fn delete_user_removes_only_that_users_sessions(store: Arc<dyn SessionStore>, _keeps: Keeps) {
     let store = &*store;
     let mut alice = Vec::new();
     for _ in 0..2 {
@@ -1190,7 +1454,10 @@ async fn delete_user_removes_only_that_users_sessions(store: Arc<dyn SessionStor
     assert_eq!(store.delete_user("").await.expect("delete_user"), 0);
 }
 
-async fn purge_expired_removes_only_dead_records_in_batches(store: Arc<dyn SessionStore>) {
+async fn purge_expired_removes_only_dead_records_in_batches(
+    store: Arc<dyn SessionStore>,
+    _keeps: Keeps,
+) {
     let store = &*store;
     let mut dead = Vec::new();
     for i in 0..5 {
@@ -1251,7 +1518,10 @@ async fn purge_expired_removes_only_dead_records_in_batches(store: Arc<dyn Sessi
         .is_empty());
 }
 
-async fn expired_records_are_never_returned_before_purge(store: Arc<dyn SessionStore>) {
+async fn expired_records_are_never_returned_before_purge(
+    store: Arc<dyn SessionStore>,
+    _keeps: Keeps,
+) {
     let store = &*store;
     let idle = create(
         store,

@@ -17,6 +17,7 @@ use rand::RngCore as _;
 
 use crate::value::{Map, Value};
 
+pub mod flask_format;
 pub mod memory;
 #[cfg(feature = "postgres")]
 pub mod postgres;
@@ -31,7 +32,7 @@ pub use memory::MemoryStore;
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresStore;
 #[cfg(feature = "redis")]
-pub use redis::RedisStore;
+pub use redis::{FlaskSessionRedisStore, RedisStore};
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
 
@@ -184,6 +185,10 @@ pub enum StoreError {
     /// Stored data could not be read back.
     #[error("stored session data is corrupt: {0}")]
     Corrupt(String),
+    /// A value cannot be written in the store's format (for example an
+    /// integer beyond 64 bits in Flask-Session's msgpack).
+    #[error("session data cannot be stored in this format: {0}")]
+    Unrepresentable(String),
     /// The store's location is not usable (bad URL, missing feature).
     #[error("invalid session store configuration: {0}")]
     Config(String),

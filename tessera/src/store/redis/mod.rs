@@ -106,6 +106,10 @@ use std::fmt;
 use std::sync::LazyLock;
 use std::time::Duration;
 
+mod flask_session;
+
+pub use flask_session::FlaskSessionRedisStore;
+
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use ::redis::{Client, Cmd, ErrorKind, FromRedisValue, Pipeline, RedisError, Script};
 use tokio::sync::OnceCell;
@@ -136,7 +140,7 @@ const CONNECT_RETRIES: usize = 2;
 const MAX_TIME: u64 = (1 << 53) - 1;
 
 /// How many sessions `list` reads per round trip.
-const LIST_FETCH: usize = 200;
+pub(super) const LIST_FETCH: usize = 200;
 
 // Metadata fields of the session hash; the Lua preamble uses the same names.
 const CREATED: &str = "\0created";
@@ -146,7 +150,7 @@ const USER: &str = "\0user";
 
 /// Shared by every script: the names above, how keys are formed from the
 /// prefix, and the rules for liveness and TTLs.
-const PREAMBLE: &str = r#"
+pub(super) const PREAMBLE: &str = r#"
 local CREATED, EXPIRES, ABSOLUTE, USER = '\0created', '\0expires', '\0absolute', '\0user'
 -- Arguments per HSET/HDEL call: unpack() is limited to a few thousand values.
 local CHUNK = 200
@@ -426,7 +430,7 @@ return removed
 "#;
 
 /// The scripts, with their SHA-1s computed once.
-struct Scripts {
+pub(super) struct Scripts {
     create: Script,
     update: Script,
     delete: Script,
@@ -435,10 +439,10 @@ struct Scripts {
     append: Script,
     purge: Script,
     delete_user: Script,
-    prune_user: Script,
+    pub(super) prune_user: Script,
 }
 
-static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| {
+pub(super) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| {
     let script = |body: &str| Script::new(&format!("{PREAMBLE}{body}"));
     Scripts {
         create: script(CREATE),
@@ -458,18 +462,17 @@ static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| {
 /// Cheap to construct; see the [module documentation](self) for the layout,
 /// the guarantees and how connections are handled.
 pub struct RedisStore {
-    client: Client,
+    link: Link,
     prefix: String,
-    connection: OnceCell<ConnectionManager>,
 }
 
 /// The URL may hold a password: show only where the server is.
 impl fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisStore")
-            .field("address", &self.address())
+            .field("address", &self.link.address())
             .field("prefix", &self.prefix)
-            .field("connected", &self.connection.initialized())
+            .field("connected", &self.link.is_connected())
             .finish()
     }
 }
@@ -483,11 +486,16 @@ struct ConnectError {
     source: RedisError,
 }
 
-impl RedisStore {
-    /// A store on the server at `url` (`redis://[:password@]host[:port][/db]`
-    /// or `redis+unix:///path`), with keys under [`DEFAULT_PREFIX`]. The URL
-    /// is checked now; nothing is connected until the first operation.
-    pub fn new(url: &str) -> Result<Self, StoreError> {
+/// The way to one Redis server, shared by both of its store layouts: the
+/// client, and the one multiplexed connection made on first use.
+pub(super) struct Link {
+    client: Client,
+    connection: OnceCell<ConnectionManager>,
+}
+
+impl Link {
+    /// Checks `url`; connects nothing yet.
+    pub(super) fn open(url: &str) -> Result<Self, StoreError> {
         let client = Client::open(url).map_err(|error| {
             StoreError::Config(format!(
                 "{} is not a usable Redis URL: {error}; expected \
@@ -497,32 +505,23 @@ impl RedisStore {
         })?;
         Ok(Self {
             client,
-            prefix: DEFAULT_PREFIX.to_owned(),
             connection: OnceCell::new(),
         })
     }
 
-    /// Puts every key under `prefix` instead of [`DEFAULT_PREFIX`], so that
-    /// several applications (or tests) can share a server.
-    #[must_use]
-    pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.prefix = prefix.into();
-        self
-    }
-
-    /// The prefix of every key.
-    pub fn prefix(&self) -> &str {
-        &self.prefix
-    }
-
-    fn address(&self) -> String {
+    /// Where the server is, without any password.
+    pub(super) fn address(&self) -> String {
         self.client.get_connection_info().addr().to_string()
+    }
+
+    pub(super) fn is_connected(&self) -> bool {
+        self.connection.initialized()
     }
 
     /// The shared connection, connecting first if needed. `get_or_try_init`
     /// keeps only a success, so after a failure the next operation tries
     /// again; once connected, the manager reconnects by itself.
-    async fn connection(&self) -> Result<ConnectionManager, StoreError> {
+    pub(super) async fn connection(&self) -> Result<ConnectionManager, StoreError> {
         let manager = self
             .connection
             .get_or_try_init(|| {
@@ -544,7 +543,7 @@ impl RedisStore {
 
     /// Runs a read-only command, once more if the connection had dropped:
     /// by then the manager is reconnecting, and a read is safe to repeat.
-    async fn read<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, StoreError> {
+    pub(super) async fn read<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, StoreError> {
         let mut conn = self.connection().await?;
         match cmd.query_async(&mut conn).await {
             Err(error) if is_dropped(&error) => cmd.query_async(&mut conn).await.map_err(failed),
@@ -553,12 +552,50 @@ impl RedisStore {
     }
 
     /// [`read`](Self::read) for a pipeline of read-only commands.
-    async fn read_all<T: FromRedisValue>(&self, pipe: &Pipeline) -> Result<T, StoreError> {
+    pub(super) async fn read_all<T: FromRedisValue>(
+        &self,
+        pipe: &Pipeline,
+    ) -> Result<T, StoreError> {
         let mut conn = self.connection().await?;
         match pipe.query_async(&mut conn).await {
             Err(error) if is_dropped(&error) => pipe.query_async(&mut conn).await.map_err(failed),
             result => result.map_err(failed),
         }
+    }
+
+    /// Runs a script that may write: not repeated, since it may have been
+    /// applied before the connection dropped.
+    pub(super) async fn write<T: FromRedisValue>(
+        &self,
+        call: &::redis::ScriptInvocation<'_>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.connection().await?;
+        call.invoke_async(&mut conn).await.map_err(failed)
+    }
+}
+
+impl RedisStore {
+    /// A store on the server at `url` (`redis://[:password@]host[:port][/db]`
+    /// or `redis+unix:///path`), with keys under [`DEFAULT_PREFIX`]. The URL
+    /// is checked now; nothing is connected until the first operation.
+    pub fn new(url: &str) -> Result<Self, StoreError> {
+        Ok(Self {
+            link: Link::open(url)?,
+            prefix: DEFAULT_PREFIX.to_owned(),
+        })
+    }
+
+    /// Puts every key under `prefix` instead of [`DEFAULT_PREFIX`], so that
+    /// several applications (or tests) can share a server.
+    #[must_use]
+    pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// The prefix of every key.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
     }
 
     fn session_key(&self, id: &SessionId) -> String {
@@ -581,7 +618,7 @@ impl RedisStore {
                 .arg(self.session_key(id))
                 .arg(&[CREATED, EXPIRES, ABSOLUTE, USER]);
         }
-        let rows: Vec<MetadataRow> = self.read_all(&pipe).await?;
+        let rows: Vec<MetadataRow> = self.link.read_all(&pipe).await?;
         rows.into_iter().map(Metadata::parse).collect()
     }
 }
@@ -655,11 +692,11 @@ fn redact(url: &str) -> String {
 }
 
 /// A time as stored: exact in a double.
-fn clamp(seconds: u64) -> u64 {
+pub(super) fn clamp(seconds: u64) -> u64 {
     seconds.min(MAX_TIME)
 }
 
-fn parse_time(text: &str, field: &str) -> Result<u64, StoreError> {
+pub(super) fn parse_time(text: &str, field: &str) -> Result<u64, StoreError> {
     text.parse().map_err(|_| {
         StoreError::Corrupt(format!(
             "the {field} of a stored session is not a time: {text:?}"
@@ -672,7 +709,7 @@ fn parse_value(key: &str, text: &str) -> Result<Value, StoreError> {
         .map_err(|error| StoreError::Corrupt(format!("the value under {key:?}: {error}")))
 }
 
-fn parse_id(text: &str) -> Result<SessionId, StoreError> {
+pub(super) fn parse_id(text: &str) -> Result<SessionId, StoreError> {
     SessionId::parse(text)
         .ok_or_else(|| StoreError::Corrupt("a stored session id is malformed".to_owned()))
 }
@@ -743,6 +780,7 @@ impl SessionStore for RedisStore {
     async fn load(&self, id: &SessionId, now: u64) -> Result<Option<Record>, StoreError> {
         // One command, so one consistent snapshot of the session.
         let hash: HashMap<String, String> = self
+            .link
             .read(::redis::cmd("HGETALL").arg(self.session_key(id)))
             .await?;
         if hash.is_empty() {
@@ -770,8 +808,7 @@ impl SessionStore for RedisStore {
         for (key, value) in &record.data {
             call.arg(&*field_of(key)).arg(tagged::to_string(value));
         }
-        let mut conn = self.connection().await?;
-        let created: i64 = call.invoke_async(&mut conn).await.map_err(failed)?;
+        let created: i64 = self.link.write(&call).await?;
         Ok(created == 1)
     }
 
@@ -785,6 +822,7 @@ impl SessionStore for RedisStore {
         if changes.is_empty() {
             // Nothing to write: a read answers whether the session is live.
             let row: (Option<String>, Option<String>) = self
+                .link
                 .read(
                     ::redis::cmd("HMGET")
                         .arg(self.session_key(id))
@@ -826,8 +864,7 @@ impl SessionStore for RedisStore {
         for (key, value) in &changes.set {
             call.arg(&*field_of(key)).arg(tagged::to_string(value));
         }
-        let mut conn = self.connection().await?;
-        let updated: i64 = call.invoke_async(&mut conn).await.map_err(failed)?;
+        let updated: i64 = self.link.write(&call).await?;
         Ok(updated == 1)
     }
 
@@ -837,8 +874,7 @@ impl SessionStore for RedisStore {
             .key(self.expiry_key())
             .arg(&self.prefix)
             .arg(id.as_str());
-        let mut conn = self.connection().await?;
-        let deleted: i64 = call.invoke_async(&mut conn).await.map_err(failed)?;
+        let deleted: i64 = self.link.write(&call).await?;
         Ok(deleted == 1)
     }
 
@@ -856,8 +892,7 @@ impl SessionStore for RedisStore {
             .arg(old.as_str())
             .arg(new.as_str())
             .arg(clamp(now));
-        let mut conn = self.connection().await?;
-        let cycled: i64 = call.invoke_async(&mut conn).await.map_err(failed)?;
+        let cycled: i64 = self.link.write(&call).await?;
         Ok(cycled == 1)
     }
 
@@ -873,8 +908,7 @@ impl SessionStore for RedisStore {
             .arg(clamp(now))
             .arg(&*field_of(key))
             .arg(by);
-        let mut conn = self.connection().await?;
-        let (code, text): Reply = call.invoke_async(&mut conn).await.map_err(failed)?;
+        let (code, text): Reply = self.link.write(&call).await?;
         match (code, text) {
             (0, _) => Ok(None),
             (1, Some(text)) => text
@@ -912,8 +946,7 @@ impl SessionStore for RedisStore {
             .arg(clamp(now))
             .arg(&*field_of(key))
             .arg(tagged::to_string(value));
-        let mut conn = self.connection().await?;
-        let (code, text): Reply = call.invoke_async(&mut conn).await.map_err(failed)?;
+        let (code, text): Reply = self.link.write(&call).await?;
         match (code, text) {
             (0, _) => Ok(None),
             (1, Some(length)) => length.parse().map(Some).map_err(|_| {
@@ -945,17 +978,19 @@ impl SessionStore for RedisStore {
         // index is in id order.
         let members: Vec<String> = match user_id {
             Some(user) => {
-                self.read(::redis::cmd("SMEMBERS").arg(self.user_key(user)))
+                self.link
+                    .read(::redis::cmd("SMEMBERS").arg(self.user_key(user)))
                     .await?
             }
             None => {
-                self.read(
-                    ::redis::cmd("ZRANGEBYSCORE")
-                        .arg(self.expiry_key())
-                        .arg(format!("({now}"))
-                        .arg("+inf"),
-                )
-                .await?
+                self.link
+                    .read(
+                        ::redis::cmd("ZRANGEBYSCORE")
+                            .arg(self.expiry_key())
+                            .arg(format!("({now}"))
+                            .arg("+inf"),
+                    )
+                    .await?
             }
         };
         let mut ids = members
@@ -1002,8 +1037,7 @@ impl SessionStore for RedisStore {
             for id in stale {
                 call.arg(id.as_str());
             }
-            let mut conn = self.connection().await?;
-            if let Err(error) = call.invoke_async::<i64>(&mut conn).await {
+            if let Err(error) = self.link.write::<i64>(&call).await {
                 tracing::warn!(%error, "could not prune a user's Redis session index");
             }
         }
@@ -1016,8 +1050,7 @@ impl SessionStore for RedisStore {
             .key(self.expiry_key())
             .arg(&self.prefix)
             .arg(user_id);
-        let mut conn = self.connection().await?;
-        call.invoke_async(&mut conn).await.map_err(failed)
+        self.link.write(&call).await
     }
 
     async fn purge_expired(&self, now: u64, batch: usize) -> Result<u64, StoreError> {
@@ -1029,8 +1062,7 @@ impl SessionStore for RedisStore {
             .arg(&self.prefix)
             .arg(clamp(now))
             .arg(batch);
-        let mut conn = self.connection().await?;
-        call.invoke_async(&mut conn).await.map_err(failed)
+        self.link.write(&call).await
     }
 }
 
@@ -1077,7 +1109,7 @@ mod tests {
 
     /// Runs a raw command on the store's own connection.
     async fn raw<T: FromRedisValue>(store: &RedisStore, cmd: &Cmd) -> T {
-        let mut conn = store.connection().await.expect("connect");
+        let mut conn = store.link.connection().await.expect("connect");
         cmd.query_async(&mut conn).await.expect("command")
     }
 

@@ -1,0 +1,849 @@
+//! Sessions in Redis in Flask-Session 0.8's layout, so that a Flask app
+//! using Flask-Session and a tessera service share one login.
+//!
+//! # Layout
+//!
+//! With the default prefix `session:`:
+//!
+//! | key | type | holds | written by |
+//! |-----|------|-------|------------|
+//! | `session:SID` | string | the whole session, msgpack or JSON, with a TTL | Flask-Session and tessera |
+//! | `session:{SID}` | hash | tessera's metadata: created, expiries, owner | tessera |
+//! | `session:user:USER` | set | the ids of `USER`'s sessions | tessera |
+//! | `session:expiry` | sorted set | sessions tessera wrote, scored by when they die | tessera |
+//!
+//! The first key is exactly what Flask-Session reads and writes
+//! (`SET <prefix><sid> <data> EX <lifetime>`), in the
+//! [`SerializationFormat`] both sides are configured with; the cookie holds
+//! the bare id, or the id signed with salt `flask-session` when
+//! `SESSION_USE_SIGNER` is on, as Flask-Session does. Flask-Session ignores
+//! the other keys; they carry what it has no place for, so that "log out
+//! everywhere", absolute expiry and listing work for sessions tessera has
+//! written.
+//!
+//! # What differs from [`RedisStore`](super::RedisStore)
+//!
+//! - **A save is two round trips**, a read and a compare-and-set script,
+//!   because the session is one value that only the application can decode:
+//!   the script writes only if the value is still the one the changes were
+//!   applied to, and otherwise the save is applied again to what is there
+//!   now. Changes still merge key by key, and [`increment`] and [`append`]
+//!   stay atomic, among tessera instances. Flask-Session itself writes the
+//!   whole session without such a check, so a Flask request that saves at
+//!   the same time as a tessera request can still overwrite its keys.
+//! - **Values are limited to what the format holds.** Tuples come back as
+//!   lists, `Markup` and UUIDs as strings (Flask-Session's own limits);
+//!   integers must fit 64 bits; see [`flask_format`](crate::store::flask_format).
+//! - **Expiry follows whoever wrote last.** The key's TTL is the idle expiry,
+//!   as in Flask-Session. When tessera sets it, it remembers (on Redis's
+//!   clock) when it will run out; if the TTL no longer matches, Flask-Session
+//!   has written the session since, and its TTL counts. Absolute expiry is
+//!   enforced by tessera; Flask-Session knows nothing of it and extends the
+//!   TTL when it writes.
+//! - **Sessions created by Flask-Session** have no metadata until tessera
+//!   first writes them: no owner (so "log out everywhere" does not reach
+//!   them until then), and their creation time reads as the time they were
+//!   loaded. The metadata key lives twice as long as the session's TTL, so
+//!   a session that only Flask-Session keeps alive keeps its owner for one
+//!   more idle lifetime.
+//! - A value that neither format can read (for example an old Flask-Session
+//!   pickle) is treated as no session, with a warning, rather than failing
+//!   every request of that visitor; the value itself is left alone.
+//! - [`list`](SessionStore::list) without a user scans the prefix, so it
+//!   finds sessions Flask-Session created too; it costs O(keys in the
+//!   database) per page and is meant for administration tools.
+//!
+//! On Redis Cluster, give both applications a prefix with a hash tag, such
+//! as `{sessions}:`, so that all of these keys share one slot.
+//!
+//! [`increment`]: SessionStore::increment
+//! [`append`]: SessionStore::append
+//!
+//! ```no_run
+//! use tessera::store::flask_format::SerializationFormat;
+//! use tessera::store::FlaskSessionRedisStore;
+//!
+//! # fn run() -> Result<(), tessera::store::StoreError> {
+//! // What a Flask app configures with SESSION_TYPE = "redis" and the
+//! // default SESSION_SERIALIZATION_FORMAT = "msgpack".
+//! let store = FlaskSessionRedisStore::new("redis://127.0.0.1:6379/0", SerializationFormat::Msgpack)?;
+//! # Ok(()) }
+//! ```
+
+use std::fmt;
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use ::redis::Script;
+use rand::Rng as _;
+
+use super::{clamp, parse_id, parse_time, Link, DEFAULT_PREFIX, LIST_FETCH, PREAMBLE, SCRIPTS};
+use crate::store::flask_format::SerializationFormat;
+use crate::store::{
+    append_in_map, incremented, Changes, Record, SessionId, SessionInfo, SessionStore, StoreError,
+};
+use crate::value::{Map, Value};
+
+/// How often a save is applied again after other writers changed the
+/// session under it, before giving up. Each retry means another writer
+/// succeeded, so this only runs out under extreme contention on one session.
+const MAX_ATTEMPTS: u32 = 1000;
+
+/// Keys fetched per `SCAN` step when listing every session.
+const SCAN_COUNT: usize = 1000;
+
+/// What the scripts add to the shared preamble: where the value is, and how
+/// to tell whether tessera or another writer set its TTL last.
+const FLASK_PREAMBLE: &str = r#"
+local DEADLINE = '\0deadline'
+-- How far the TTL may be from the one this store set (on Redis's clock)
+-- before it counts as set by another writer.
+local SLACK_MS = 1500
+local MAX_TIME = 9007199254740991
+
+local function blob_key(prefix, sid) return prefix .. sid end
+
+local function clock_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- The session's times as this store reckons them, or nil if there is no
+-- session: {created, expires, absolute, owner, foreign}. `foreign` is 1 when
+-- another writer (Flask-Session) set the TTL last; the TTL is then the idle
+-- expiry.
+local function times(prefix, sid, now)
+  local pttl = redis.call('PTTL', blob_key(prefix, sid))
+  if pttl == -2 then return nil end
+  local meta = redis.call('HMGET', session_key(prefix, sid), CREATED, EXPIRES, ABSOLUTE, USER, DEADLINE)
+  local expires, foreign = meta[2], 0
+  if not (expires and meta[5] and pttl >= 0
+          and math.abs(clock_ms() + pttl - tonumber(meta[5])) <= SLACK_MS) then
+    foreign = 1
+    if pttl < 0 then
+      expires = string.format('%d', MAX_TIME)
+    else
+      expires = string.format('%d', math.min(now + math.ceil(pttl / 1000), MAX_TIME))
+    end
+  end
+  return {meta[1], expires, meta[3], meta[4], foreign}
+end
+
+-- Stores `value` with a TTL reaching to `due`, and remembers when that TTL
+-- runs out on Redis's clock. The metadata outlives the value by one TTL.
+local function set_blob(prefix, sid, value, due, now)
+  local ms = ttl_ms(due, now)
+  redis.call('SET', blob_key(prefix, sid), value, 'PX', ms)
+  local meta = session_key(prefix, sid)
+  redis.call('HSET', meta, DEADLINE, string.format('%d', clock_ms() + tonumber(ms)))
+  local meta_ms = math.min(2 * tonumber(ms), MAX_TTL_MS)
+  redis.call('PEXPIRE', meta, string.format('%d', meta_ms))
+  return meta_ms
+end
+
+local function forget(prefix, sid, index)
+  local meta = session_key(prefix, sid)
+  local owner = redis.call('HGET', meta, USER)
+  redis.call('DEL', meta)
+  redis.call('ZREM', index, sid)
+  if owner then redis.call('SREM', user_key(prefix, owner), sid) end
+end
+"#;
+
+/// ARGV: prefix, id, now. Returns {value, created, expires, absolute, owner}
+/// or nil.
+const LOAD: &str = r#"
+local t = times(ARGV[1], ARGV[2], tonumber(ARGV[3]))
+if not t then return false end
+return {redis.call('GET', blob_key(ARGV[1], ARGV[2])), t[1], t[2], t[3], t[4]}
+"#;
+
+/// KEYS: value, metadata, expiry index. ARGV: prefix, id, created,
+/// expires, absolute or '', '1' if owned, owner, value.
+const CREATE: &str = r#"
+local prefix, sid = ARGV[1], ARGV[2]
+if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+local absolute = ARGV[5] ~= '' and ARGV[5] or false
+local meta = {CREATED, ARGV[3], EXPIRES, ARGV[4]}
+if absolute then meta[#meta + 1] = ABSOLUTE; meta[#meta + 1] = absolute end
+if ARGV[6] == '1' then meta[#meta + 1] = USER; meta[#meta + 1] = ARGV[7] end
+redis.call('HSET', KEYS[2], unpack(meta))
+local due = deadline(ARGV[4], absolute)
+local meta_ms = set_blob(prefix, sid, ARGV[8], due, tonumber(ARGV[3]))
+redis.call('ZADD', KEYS[3], due, sid)
+if ARGV[6] == '1' then
+  local owner = user_key(prefix, ARGV[7])
+  redis.call('SADD', owner, sid)
+  extend(owner, meta_ms)
+end
+return 1
+"#;
+
+/// KEYS: value, metadata, expiry index. ARGV: prefix, id, now, SHA-1 of the
+/// value the changes were applied to, new value, expires or '', owner
+/// change ('' none, '-' remove, '=' set), owner. Returns 1 if written, 0 if
+/// there is no live session, 2 if the value changed meanwhile.
+const WRITE: &str = r#"
+local prefix, sid, now = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local t = times(prefix, sid, now)
+if not t or not live(t[2], t[3], now) then return 0 end
+if redis.sha1hex(redis.call('GET', KEYS[1])) ~= ARGV[4] then return 2 end
+local expires = ARGV[6]
+-- The first write after another writer's takes over the expiry, so that
+-- the metadata is authoritative again.
+if expires == '' and t[5] == 1 then expires = t[2] end
+local meta_ms
+if expires ~= '' then
+  redis.call('HSETNX', KEYS[2], CREATED, ARGV[3])
+  redis.call('HSET', KEYS[2], EXPIRES, expires)
+  local due = deadline(expires, t[3])
+  meta_ms = set_blob(prefix, sid, ARGV[5], due, now)
+  redis.call('ZADD', KEYS[3], due, sid)
+else
+  redis.call('SET', KEYS[1], ARGV[5], 'KEEPTTL')
+  meta_ms = redis.call('PTTL', KEYS[2])
+end
+if ARGV[7] ~= '' then
+  local owner, new_owner = t[4], ARGV[7] == '=' and ARGV[8] or false
+  if owner and owner ~= new_owner then redis.call('SREM', user_key(prefix, owner), sid) end
+  if new_owner then
+    redis.call('HSET', KEYS[2], USER, new_owner)
+    local owner_key = user_key(prefix, new_owner)
+    redis.call('SADD', owner_key, sid)
+    extend(owner_key, meta_ms)
+  else
+    redis.call('HDEL', KEYS[2], USER)
+  end
+elseif t[4] and expires ~= '' then
+  extend(user_key(prefix, t[4]), meta_ms)
+end
+return 1
+"#;
+
+/// KEYS: value, expiry index. ARGV: prefix, id.
+const DELETE: &str = r#"
+local existed = redis.call('DEL', KEYS[1])
+forget(ARGV[1], ARGV[2], KEYS[2])
+return existed
+"#;
+
+/// KEYS: old value, old metadata, new value, new metadata, expiry index.
+/// ARGV: prefix, old id, new id, now.
+const CYCLE: &str = r#"
+local prefix, old, new, now = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+if old == new or redis.call('EXISTS', KEYS[3]) == 1 or redis.call('EXISTS', KEYS[4]) == 1 then
+  return 0
+end
+local t = times(prefix, old, now)
+if not t or not live(t[2], t[3], now) then return 0 end
+-- RENAME keeps the TTLs, so the remembered deadline stays right.
+redis.call('RENAME', KEYS[1], KEYS[3])
+redis.call('ZREM', KEYS[5], old)
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  redis.call('RENAME', KEYS[2], KEYS[4])
+  redis.call('ZADD', KEYS[5], deadline(t[2], t[3]), new)
+end
+if t[4] then
+  local owner = user_key(prefix, t[4])
+  redis.call('SREM', owner, old)
+  redis.call('SADD', owner, new)
+end
+return 1
+"#;
+
+/// ARGV: prefix, now, ids. Returns per id {created, expires, absolute,
+/// owner} or nil.
+const INFO: &str = r#"
+local prefix, now = ARGV[1], tonumber(ARGV[2])
+local out = {}
+for i = 3, #ARGV do
+  local t = times(prefix, ARGV[i], now)
+  out[#out + 1] = t and {t[1], t[2], t[3], t[4]} or false
+end
+return out
+"#;
+
+/// KEYS: expiry index. ARGV: prefix, now, batch.
+const PURGE: &str = r#"
+local index, prefix, now = KEYS[1], ARGV[1], tonumber(ARGV[2])
+local purged = 0
+for _, sid in ipairs(redis.call('ZRANGEBYSCORE', index, '-inf', ARGV[2], 'LIMIT', 0, ARGV[3])) do
+  local t = times(prefix, sid, now)
+  if not t then
+    -- The value is gone (its TTL, or Flask-Session deleted it).
+    forget(prefix, sid, index)
+    purged = purged + 1
+  elseif live(t[2], t[3], now) then
+    -- Kept alive by another writer, or changed behind the index's back.
+    redis.call('ZADD', index, deadline(t[2], t[3]), sid)
+  else
+    redis.call('DEL', blob_key(prefix, sid))
+    forget(prefix, sid, index)
+    purged = purged + 1
+  end
+end
+return purged
+"#;
+
+/// KEYS: the user's set, expiry index. ARGV: prefix, user.
+const DELETE_USER: &str = r#"
+local owner_key, index, prefix, user = KEYS[1], KEYS[2], ARGV[1], ARGV[2]
+local deleted = 0
+for _, sid in ipairs(redis.call('SMEMBERS', owner_key)) do
+  local meta = session_key(prefix, sid)
+  if redis.call('HGET', meta, USER) == user then
+    deleted = deleted + redis.call('DEL', blob_key(prefix, sid))
+    redis.call('DEL', meta)
+    redis.call('ZREM', index, sid)
+  end
+end
+redis.call('DEL', owner_key)
+return deleted
+"#;
+
+struct FlaskScripts {
+    load: Script,
+    create: Script,
+    write: Script,
+    delete: Script,
+    cycle: Script,
+    info: Script,
+    purge: Script,
+    delete_user: Script,
+}
+
+static FLASK_SCRIPTS: LazyLock<FlaskScripts> = LazyLock::new(|| {
+    let script = |body: &str| Script::new(&format!("{PREAMBLE}{FLASK_PREAMBLE}{body}"));
+    FlaskScripts {
+        load: script(LOAD),
+        create: script(CREATE),
+        write: script(WRITE),
+        delete: script(DELETE),
+        cycle: script(CYCLE),
+        info: script(INFO),
+        purge: script(PURGE),
+        delete_user: script(DELETE_USER),
+    }
+});
+
+/// A [`SessionStore`] in Redis that shares its sessions with Flask-Session.
+///
+/// Cheap to construct; see the [module documentation](self) for the layout
+/// and how it differs from [`RedisStore`](super::RedisStore).
+pub struct FlaskSessionRedisStore {
+    link: Link,
+    prefix: String,
+    format: SerializationFormat,
+}
+
+/// The URL may hold a password: show only where the server is.
+impl fmt::Debug for FlaskSessionRedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FlaskSessionRedisStore")
+            .field("address", &self.link.address())
+            .field("prefix", &self.prefix)
+            .field("format", &self.format)
+            .field("connected", &self.link.is_connected())
+            .finish()
+    }
+}
+
+/// A session as read for a write: its value and whether it may be written.
+struct Snapshot {
+    value: Vec<u8>,
+    data: Option<Map>,
+    live: bool,
+}
+
+/// `LOAD`'s reply: value, created, expires, absolute, owner.
+type LoadReply = Option<(
+    Vec<u8>,
+    Option<String>,
+    String,
+    Option<String>,
+    Option<String>,
+)>;
+
+impl FlaskSessionRedisStore {
+    /// A store on the server at `url` (`redis://[:password@]host[:port][/db]`)
+    /// writing sessions in `format`, with keys under [`DEFAULT_PREFIX`]
+    /// (Flask-Session's default too). The URL is checked now; nothing is
+    /// connected until the first operation.
+    pub fn new(url: &str, format: SerializationFormat) -> Result<Self, StoreError> {
+        Ok(Self {
+            link: Link::open(url)?,
+            prefix: DEFAULT_PREFIX.to_owned(),
+            format,
+        })
+    }
+
+    /// Puts every key under `prefix` (Flask-Session's `SESSION_KEY_PREFIX`).
+    #[must_use]
+    pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// The prefix of every key.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The format sessions are written in.
+    pub fn format(&self) -> SerializationFormat {
+        self.format
+    }
+
+    fn value_key(&self, id: &SessionId) -> String {
+        format!("{}{}", self.prefix, id.as_str())
+    }
+
+    fn metadata_key(&self, id: &SessionId) -> String {
+        format!("{}{{{}}}", self.prefix, id.as_str())
+    }
+
+    fn user_key(&self, user: &str) -> String {
+        format!("{}user:{user}", self.prefix)
+    }
+
+    fn expiry_key(&self) -> String {
+        format!("{}expiry", self.prefix)
+    }
+
+    /// The session's data, or `None` (with a warning) if neither format can
+    /// read it: one unreadable value must not fail every request of its
+    /// visitor.
+    fn decode(&self, id: &SessionId, value: &[u8]) -> Option<Map> {
+        match self.format.decode(value) {
+            Ok(data) => Some(data),
+            Err(error) => {
+                tracing::warn!(
+                    session = %id.fingerprint(),
+                    %error,
+                    "ignoring a stored session that is neither msgpack nor JSON"
+                );
+                None
+            }
+        }
+    }
+
+    fn encode(&self, data: &Map) -> Result<Vec<u8>, StoreError> {
+        self.format
+            .encode(data)
+            .map_err(|error| StoreError::Unrepresentable(error.to_string()))
+    }
+
+    async fn fetch(
+        &self,
+        id: &SessionId,
+        now: u64,
+    ) -> Result<Option<(Vec<u8>, Record)>, StoreError> {
+        let mut call = FLASK_SCRIPTS.load.prepare_invoke();
+        call.arg(&self.prefix).arg(id.as_str()).arg(now);
+        let reply: LoadReply = self.link.write(&call).await?;
+        let Some((value, created, expires, absolute, user)) = reply else {
+            return Ok(None);
+        };
+        let record = Record {
+            data: Map::new(),
+            user_id: user,
+            created_at: created
+                .map(|at| parse_time(&at, "created_at"))
+                .transpose()?
+                .unwrap_or(now),
+            expires_at: parse_time(&expires, "expires_at")?,
+            absolute_expires_at: absolute
+                .map(|at| parse_time(&at, "absolute_expires_at"))
+                .transpose()?,
+        };
+        Ok(Some((value, record)))
+    }
+
+    async fn snapshot(&self, id: &SessionId, now: u64) -> Result<Option<Snapshot>, StoreError> {
+        let Some((value, record)) = self.fetch(id, now).await? else {
+            return Ok(None);
+        };
+        let data = self.decode(id, &value);
+        Ok(Some(Snapshot {
+            live: record.is_live(now) && data.is_some(),
+            value,
+            data,
+        }))
+    }
+
+    /// Applies `change` to the session's data and writes the result if no
+    /// one wrote meanwhile, else starts over from what is there now.
+    /// `None` if there is no live session.
+    async fn modify<T>(
+        &self,
+        id: &SessionId,
+        now: u64,
+        expires_at: Option<u64>,
+        owner: Option<&Option<String>>,
+        mut change: impl FnMut(&mut Map) -> Result<T, StoreError>,
+    ) -> Result<Option<T>, StoreError> {
+        let (owner_change, owner) = match owner {
+            None => ("", ""),
+            Some(None) => ("-", ""),
+            Some(Some(user)) => ("=", user.as_str()),
+        };
+        for attempt in 0..MAX_ATTEMPTS {
+            let Some(Snapshot {
+                value,
+                data: Some(mut data),
+                live: true,
+            }) = self.snapshot(id, now).await?
+            else {
+                return Ok(None);
+            };
+            let result = change(&mut data)?;
+            let mut call = FLASK_SCRIPTS.write.prepare_invoke();
+            call.key(self.value_key(id))
+                .key(self.metadata_key(id))
+                .key(self.expiry_key())
+                .arg(&self.prefix)
+                .arg(id.as_str())
+                .arg(now)
+                .arg(crate::key::hex(&sha1_of(&value)))
+                .arg(self.encode(&data)?)
+                .arg(expires_at.map_or(String::new(), |at| clamp(at).to_string()))
+                .arg(owner_change)
+                .arg(owner);
+            match self.link.write::<i64>(&call).await? {
+                1 => return Ok(Some(result)),
+                0 => return Ok(None),
+                _ => {
+                    // Another writer won; spread the retries out so that
+                    // many contenders don't collide again in lockstep.
+                    if attempt >= 2 {
+                        let micros =
+                            rand::thread_rng().gen_range(0..200 * u64::from(attempt.min(10)));
+                        tokio::time::sleep(Duration::from_micros(micros)).await;
+                    }
+                }
+            }
+        }
+        Err(StoreError::Unavailable(
+            format!("session kept changing under {MAX_ATTEMPTS} attempts to save it").into(),
+        ))
+    }
+
+    /// Every session id under the prefix, Flask-Session's included.
+    async fn scan_ids(&self) -> Result<Vec<SessionId>, StoreError> {
+        let pattern = format!("{}*", escape_glob(&self.prefix));
+        let mut cursor: u64 = 0;
+        let mut ids = Vec::new();
+        loop {
+            let (next, keys): (u64, Vec<String>) = self
+                .link
+                .read(
+                    ::redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(&pattern)
+                        .arg("COUNT")
+                        .arg(SCAN_COUNT)
+                        .arg("TYPE")
+                        .arg("string"),
+                )
+                .await?;
+            ids.extend(
+                keys.iter()
+                    .filter_map(|key| key.strip_prefix(&self.prefix))
+                    .filter_map(SessionId::parse),
+            );
+            if next == 0 {
+                return Ok(ids);
+            }
+            cursor = next;
+        }
+    }
+
+    async fn info(
+        &self,
+        ids: &[SessionId],
+        now: u64,
+    ) -> Result<Vec<Option<SessionInfo>>, StoreError> {
+        type InfoRow = Option<(Option<String>, String, Option<String>, Option<String>)>;
+        let mut call = FLASK_SCRIPTS.info.prepare_invoke();
+        call.arg(&self.prefix).arg(now);
+        for id in ids {
+            call.arg(id.as_str());
+        }
+        let rows: Vec<InfoRow> = self.link.write(&call).await?;
+        ids.iter()
+            .zip(rows)
+            .map(|(id, row)| {
+                let Some((created, expires, absolute, user)) = row else {
+                    return Ok(None);
+                };
+                Ok(Some(SessionInfo {
+                    id: id.clone(),
+                    user_id: user,
+                    created_at: created
+                        .map(|at| parse_time(&at, "created_at"))
+                        .transpose()?
+                        .unwrap_or(now),
+                    expires_at: parse_time(&expires, "expires_at")?,
+                    absolute_expires_at: absolute
+                        .map(|at| parse_time(&at, "absolute_expires_at"))
+                        .transpose()?,
+                }))
+            })
+            .collect()
+    }
+}
+
+fn sha1_of(bytes: &[u8]) -> [u8; 20] {
+    use sha1::Digest as _;
+    sha1::Sha1::digest(bytes).into()
+}
+
+/// `text` with Redis glob characters escaped, for a `MATCH` pattern.
+fn escape_glob(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
+}
+
+#[async_trait::async_trait]
+impl SessionStore for FlaskSessionRedisStore {
+    async fn load(&self, id: &SessionId, now: u64) -> Result<Option<Record>, StoreError> {
+        let now = clamp(now);
+        let Some((value, mut record)) = self.fetch(id, now).await? else {
+            return Ok(None);
+        };
+        if !record.is_live(now) {
+            return Ok(None);
+        }
+        let Some(data) = self.decode(id, &value) else {
+            return Ok(None);
+        };
+        record.data = data;
+        Ok(Some(record))
+    }
+
+    async fn create(&self, id: &SessionId, record: &Record) -> Result<bool, StoreError> {
+        let mut call = FLASK_SCRIPTS.create.prepare_invoke();
+        call.key(self.value_key(id))
+            .key(self.metadata_key(id))
+            .key(self.expiry_key())
+            .arg(&self.prefix)
+            .arg(id.as_str())
+            .arg(clamp(record.created_at))
+            .arg(clamp(record.expires_at))
+            .arg(
+                record
+                    .absolute_expires_at
+                    .map_or(String::new(), |at| clamp(at).to_string()),
+            )
+            .arg(if record.user_id.is_some() { "1" } else { "0" })
+            .arg(record.user_id.as_deref().unwrap_or(""))
+            .arg(self.encode(&record.data)?);
+        let created: i64 = self.link.write(&call).await?;
+        Ok(created == 1)
+    }
+
+    async fn update(
+        &self,
+        id: &SessionId,
+        changes: &Changes,
+        now: u64,
+    ) -> Result<bool, StoreError> {
+        let now = clamp(now);
+        if changes.is_empty() {
+            return Ok(self
+                .snapshot(id, now)
+                .await?
+                .is_some_and(|snapshot| snapshot.live));
+        }
+        let applied = self
+            .modify(
+                id,
+                now,
+                changes.expires_at,
+                changes.user_id.as_ref(),
+                |data| {
+                    let mut record = Record {
+                        data: std::mem::take(data),
+                        user_id: None,
+                        created_at: 0,
+                        expires_at: 0,
+                        absolute_expires_at: None,
+                    };
+                    Changes {
+                        cleared: changes.cleared,
+                        set: changes.set.clone(),
+                        removed: changes.removed.clone(),
+                        ..Changes::default()
+                    }
+                    .apply_to(&mut record);
+                    *data = record.data;
+                    Ok(())
+                },
+            )
+            .await?;
+        Ok(applied.is_some())
+    }
+
+    async fn delete(&self, id: &SessionId) -> Result<bool, StoreError> {
+        let mut call = FLASK_SCRIPTS.delete.prepare_invoke();
+        call.key(self.value_key(id))
+            .key(self.expiry_key())
+            .arg(&self.prefix)
+            .arg(id.as_str());
+        let deleted: i64 = self.link.write(&call).await?;
+        Ok(deleted == 1)
+    }
+
+    async fn cycle_id(
+        &self,
+        old: &SessionId,
+        new: &SessionId,
+        now: u64,
+    ) -> Result<bool, StoreError> {
+        let mut call = FLASK_SCRIPTS.cycle.prepare_invoke();
+        call.key(self.value_key(old))
+            .key(self.metadata_key(old))
+            .key(self.value_key(new))
+            .key(self.metadata_key(new))
+            .key(self.expiry_key())
+            .arg(&self.prefix)
+            .arg(old.as_str())
+            .arg(new.as_str())
+            .arg(clamp(now));
+        let cycled: i64 = self.link.write(&call).await?;
+        Ok(cycled == 1)
+    }
+
+    async fn increment(
+        &self,
+        id: &SessionId,
+        key: &str,
+        by: i64,
+        now: u64,
+    ) -> Result<Option<i64>, StoreError> {
+        self.modify(id, clamp(now), None, None, |data| {
+            let value = incremented(key, data.get(key), by)?;
+            data.insert(key.to_owned(), Value::from(value));
+            Ok(value)
+        })
+        .await
+    }
+
+    async fn append(
+        &self,
+        id: &SessionId,
+        key: &str,
+        value: &Value,
+        now: u64,
+    ) -> Result<Option<usize>, StoreError> {
+        self.modify(id, clamp(now), None, None, |data| {
+            append_in_map(data, key, value)
+        })
+        .await
+    }
+
+    async fn list(
+        &self,
+        user_id: Option<&str>,
+        after: Option<&SessionId>,
+        limit: usize,
+        now: u64,
+    ) -> Result<Vec<SessionInfo>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let now = clamp(now);
+        let mut ids = match user_id {
+            Some(user) => {
+                let members: Vec<String> = self
+                    .link
+                    .read(::redis::cmd("SMEMBERS").arg(self.user_key(user)))
+                    .await?;
+                members
+                    .iter()
+                    .map(|member| parse_id(member))
+                    .collect::<Result<Vec<_>, _>>()?
+            }
+            None => self.scan_ids().await?,
+        };
+        ids.retain(|id| after.is_none_or(|after| id > after));
+        ids.sort_unstable();
+        ids.dedup();
+
+        let mut found = Vec::new();
+        let mut stale = Vec::new();
+        let mut rest = &ids[..];
+        while found.len() < limit && !rest.is_empty() {
+            let (chunk, tail) =
+                rest.split_at((limit - found.len()).min(LIST_FETCH).min(rest.len()));
+            rest = tail;
+            for (id, info) in chunk.iter().zip(self.info(chunk, now).await?) {
+                let Some(info) = info else {
+                    stale.push(id);
+                    continue;
+                };
+                if user_id.is_some() && info.user_id.as_deref() != user_id {
+                    stale.push(id);
+                    continue;
+                }
+                let live =
+                    now < info.expires_at && info.absolute_expires_at.is_none_or(|at| now < at);
+                if live {
+                    found.push(info);
+                }
+            }
+        }
+        if let (Some(user), false) = (user_id, stale.is_empty()) {
+            // The same check as the hash layout's: the owner lives in the
+            // metadata hash, which is where that script looks.
+            let mut call = SCRIPTS.prune_user.prepare_invoke();
+            call.key(self.user_key(user)).arg(&self.prefix).arg(user);
+            for id in stale {
+                call.arg(id.as_str());
+            }
+            if let Err(error) = self.link.write::<i64>(&call).await {
+                tracing::warn!(%error, "could not prune a user's Redis session index");
+            }
+        }
+        Ok(found)
+    }
+
+    async fn delete_user(&self, user_id: &str) -> Result<u64, StoreError> {
+        let mut call = FLASK_SCRIPTS.delete_user.prepare_invoke();
+        call.key(self.user_key(user_id))
+            .key(self.expiry_key())
+            .arg(&self.prefix)
+            .arg(user_id);
+        self.link.write(&call).await
+    }
+
+    async fn purge_expired(&self, now: u64, batch: usize) -> Result<u64, StoreError> {
+        if batch == 0 {
+            return Ok(0);
+        }
+        let mut call = FLASK_SCRIPTS.purge.prepare_invoke();
+        call.key(self.expiry_key())
+            .arg(&self.prefix)
+            .arg(clamp(now))
+            .arg(batch);
+        self.link.write(&call).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glob_characters_in_the_prefix_are_escaped() {
+        assert_eq!(escape_glob("session:"), "session:");
+        assert_eq!(escape_glob("{a}*?[x]\\:"), "{a}\\*\\?\\[x\\]\\\\:");
+    }
+}
