@@ -27,7 +27,8 @@ const STORE_HELP: &str = "Every command takes the store's URL from --store or, f
     from SESSION_STORE_URL (the variable the application reads): \
     sqlite:///absolute/path.db or sqlite://path/relative/to/the/current/directory.db \
     (the file must exist: it is never created here), redis://host:port/db (keys under \
-    SESSION_KEY_PREFIX, default session:) or postgres://user:password@host:port/db.";
+    SESSION_KEY_PREFIX, default session:; in Flask-Session's layout when \
+    SESSION_SERIALIZATION_FORMAT is msgpack or json) or postgres://user:password@host:port/db.";
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum SessionsCommand {
@@ -228,6 +229,7 @@ pub(crate) fn run(command: SessionsCommand) -> Result<()> {
 enum Store {
     Sqlite(SqliteStore),
     Redis(tessera::store::RedisStore),
+    FlaskSessionRedis(tessera::store::FlaskSessionRedisStore),
     Postgres(tessera::store::PostgresStore),
 }
 
@@ -255,12 +257,26 @@ impl Store {
                 Ok(Self::Sqlite(store))
             }
             Some("redis" | "rediss" | "redis+unix") => {
+                // The application's own settings say which layout it uses.
                 let prefix = std::env::var("SESSION_KEY_PREFIX")
                     .unwrap_or_else(|_| tessera::store::redis::DEFAULT_PREFIX.to_owned());
-                let store = tessera::store::RedisStore::new(url)
-                    .map_err(store_error)?
-                    .with_prefix(prefix);
-                Ok(Self::Redis(store))
+                match std::env::var("SESSION_SERIALIZATION_FORMAT") {
+                    Ok(format) => {
+                        let format = format.parse().map_err(|error| {
+                            Error::new(format_args!("SESSION_SERIALIZATION_FORMAT: {error}"))
+                        })?;
+                        let store = tessera::store::FlaskSessionRedisStore::new(url, format)
+                            .map_err(store_error)?
+                            .with_prefix(prefix);
+                        Ok(Self::FlaskSessionRedis(store))
+                    }
+                    Err(_) => {
+                        let store = tessera::store::RedisStore::new(url)
+                            .map_err(store_error)?
+                            .with_prefix(prefix);
+                        Ok(Self::Redis(store))
+                    }
+                }
             }
             Some("postgres" | "postgresql") => {
                 let store = tessera::store::PostgresStore::new(url).map_err(store_error)?;
@@ -282,6 +298,7 @@ impl Store {
         match self {
             Self::Sqlite(store) => store,
             Self::Redis(store) => store,
+            Self::FlaskSessionRedis(store) => store,
             Self::Postgres(store) => store,
         }
     }
@@ -290,7 +307,7 @@ impl Store {
     async fn close(self) {
         match self {
             Self::Sqlite(store) => store.close().await,
-            Self::Redis(_) => {}
+            Self::Redis(_) | Self::FlaskSessionRedis(_) => {}
             Self::Postgres(store) => store.close().await,
         }
     }

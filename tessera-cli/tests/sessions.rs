@@ -40,6 +40,8 @@ fn run_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
         .args(args)
         .current_dir(dir)
         .env_remove("SESSION_STORE_URL")
+        .env_remove("SESSION_KEY_PREFIX")
+        .env_remove("SESSION_SERIALIZATION_FORMAT")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -648,20 +650,42 @@ fn help_has_examples() {
     assert!(out.stdout.contains("sessions"));
 }
 
-/// The same commands on Redis and PostgreSQL (the servers
-/// `scripts/services.sh` starts; the test fails without them).
+/// The same commands on Redis (in tessera's layout and in Flask-Session's,
+/// chosen by the application's own SESSION_SERIALIZATION_FORMAT) and
+/// PostgreSQL (the servers `scripts/services.sh` starts; the test fails
+/// without them).
 #[test]
 fn list_show_and_revoke_on_redis_and_postgres() {
-    use tessera::store::{PostgresStore, RedisStore, SessionId, SessionStore};
-    for variable in ["TESSERA_TEST_REDIS_URL", "TESSERA_TEST_POSTGRES_URL"] {
+    use tessera::store::flask_format::SerializationFormat;
+    use tessera::store::{
+        FlaskSessionRedisStore, PostgresStore, RedisStore, SessionId, SessionStore,
+    };
+    let flask_prefix = format!("cli-fs-{}:", std::process::id());
+    for (variable, format) in [
+        ("TESSERA_TEST_REDIS_URL", None),
+        ("TESSERA_TEST_REDIS_URL", Some("msgpack")),
+        ("TESSERA_TEST_POSTGRES_URL", None),
+    ] {
         let url = std::env::var(variable).unwrap_or_else(|_| {
             panic!("{variable} is not set: start the servers with `eval \"$(scripts/services.sh start)\"` or run scripts/test.sh")
         });
-        let store: Box<dyn SessionStore> = if variable.contains("REDIS") {
-            Box::new(RedisStore::new(&url).expect("a redis URL"))
-        } else {
-            Box::new(PostgresStore::new(&url).expect("a postgres URL"))
+        let store: Box<dyn SessionStore> = match (variable.contains("REDIS"), format) {
+            (true, None) => Box::new(RedisStore::new(&url).expect("a redis URL")),
+            (true, Some(_)) => Box::new(
+                FlaskSessionRedisStore::new(&url, SerializationFormat::Msgpack)
+                    .expect("a redis URL")
+                    .with_prefix(&flask_prefix),
+            ),
+            (false, _) => Box::new(PostgresStore::new(&url).expect("a postgres URL")),
         };
+        let env: Vec<(&str, &str)> = match format {
+            Some(format) => vec![
+                ("SESSION_SERIALIZATION_FORMAT", format),
+                ("SESSION_KEY_PREFIX", &flask_prefix),
+            ],
+            None => Vec::new(),
+        };
+        let variable = format!("{variable} {format:?}");
         let user = format!("cli-user-{}-{}", std::process::id(), variable.len());
         let other = format!("{user}-other");
         let now = now();
@@ -684,7 +708,7 @@ fn list_show_and_revoke_on_redis_and_postgres() {
         let listed = run_in(
             &dir,
             &["sessions", "list", "--user", &user, "--store", &url],
-            &[],
+            &env,
         );
         let listed: Vec<&str> = listed
             .lines()
@@ -700,14 +724,14 @@ fn list_show_and_revoke_on_redis_and_postgres() {
         let shown = run_in(
             &dir,
             &["sessions", "show", ids[0].as_str(), "--store", &url],
-            &[],
+            &env,
         );
         assert!(shown.stdout.contains(&user), "{variable}: {}", shown.stdout);
         assert_eq!(
             run_in(
                 &dir,
                 &["sessions", "revoke", ids[0].as_str(), "--store", &url],
-                &[]
+                &env
             )
             .line(),
             "revoked"
@@ -715,14 +739,14 @@ fn list_show_and_revoke_on_redis_and_postgres() {
         let gone = run_in(
             &dir,
             &["sessions", "show", ids[0].as_str(), "--store", &url],
-            &[],
+            &env,
         );
         assert_eq!(gone.status, Some(1), "{variable}");
         assert_eq!(
             run_in(
                 &dir,
                 &["sessions", "revoke-user", &user, "--store", &url],
-                &[]
+                &env
             )
             .line(),
             "2"

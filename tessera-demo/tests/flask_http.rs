@@ -4,6 +4,7 @@
 use std::io::{BufRead as _, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -73,22 +74,29 @@ impl Drop for Server {
     }
 }
 
-fn flask() -> Server {
+/// `interop/flask_app.py` with `env` added to its environment.
+fn flask(env: &[(&str, &str)]) -> Server {
     let mut command = Command::new(support::python());
     command
         .arg(support::repo_root().join("interop/flask_app.py"))
-        .args(["--host", "127.0.0.1", "--port", "0"]);
+        .args(["--host", "127.0.0.1", "--port", "0"])
+        .envs(env.iter().copied());
     Server::start(command)
 }
 
-fn demo() -> Server {
-    let dir: PathBuf =
-        std::env::temp_dir().join(format!("tessera-flask-http-{}", std::process::id()));
+/// The demo binary in a scratch directory of its own, configured by `env`.
+fn demo(env: &[(&str, &str)]) -> Server {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let dir: PathBuf = std::env::temp_dir().join(format!(
+        "tessera-flask-http-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let mut command = Command::new(env!("CARGO_BIN_EXE_tessera-demo"));
     command
         .args(["--host", "127.0.0.1", "--port", "0"])
-        .env("SESSION_TYPE", "cookie")
+        .envs(env.iter().copied())
         .current_dir(&dir);
     let mut server = Server::start(command);
     server.scratch_dir = Some(dir);
@@ -150,9 +158,80 @@ impl Browser {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_and_flask_share_sessions_over_http() {
-    let flask = flask();
-    let demo = demo();
+    let flask = flask(&[]);
+    let demo = demo(&[("SESSION_TYPE", "cookie")]);
+    logins_seed_routes_and_flashes_cross_over(&flask, &demo).await;
 
+    // A Flask session holding every tagged type keeps every key exactly as
+    // Flask wrote it when the demo changes one key.
+    let original = concat!(
+        r#"{"big":18446744073709551621,"bytes":{" b":"/wA="},"float":1e+16,"#,
+        r#""markup":{" m":"<b>hi</b>"},"nested":{"x":{" di":{" t__":[1,2]}}},"#,
+        r#""tuple":{" t":[1,"two",3.5]},"unicode":"caf\u00e9 \ud83c\udfaf","#,
+        r#""uuid":{" u":"12345678123456781234567812345678"},"#,
+        r#""when":{" d":"Tue, 02 Jan 2024 03:04:05 GMT"}}"#
+    );
+    let mut browser = Browser::new();
+    let before = flask_session_after_posting(&mut browser, &flask, original).await;
+    assert_eq!(before, original);
+    demo_changes_one_key_and_flask_sees_the_rest_unchanged(&mut browser, &flask, &demo, &before)
+        .await;
+
+    // A cookie signed with another key is ignored by both.
+    let mut browser = Browser::new();
+    browser.cookie = Some("eyJ1c2VybmFtZSI6ImV2ZSJ9.ZVPxAA.oBF4FsEPGc1aqRIni6RktBSluqI".to_owned());
+    assert!(browser
+        .get(demo.url("/"))
+        .await
+        .contains("You are not logged in"));
+    assert!(browser
+        .get(flask.url("/"))
+        .await
+        .contains("You are not logged in"));
+}
+
+/// Posts `tagged_json` to Flask's `/api/session` and returns the session as
+/// Flask then sees it, in tagged JSON.
+async fn flask_session_after_posting(
+    browser: &mut Browser,
+    flask: &Server,
+    tagged_json: &str,
+) -> String {
+    let request = browser
+        .client
+        .post(flask.url("/api/session"))
+        .header(CONTENT_TYPE, "application/json")
+        .body(tagged_json.to_owned());
+    let (status, _) = browser.send(request).await;
+    assert!(status.is_success(), "{status}");
+    browser.get(flask.url("/api/session")).await
+}
+
+/// The demo sets one key; Flask sees it and every other key as it was.
+async fn demo_changes_one_key_and_flask_sees_the_rest_unchanged(
+    browser: &mut Browser,
+    flask: &Server,
+    demo: &Server,
+    before: &str,
+) {
+    assert_eq!(
+        browser.get(demo.url("/setsession")).await,
+        "The session has been Set"
+    );
+    let mut expected = match tagged::from_str(before).expect("parses") {
+        Value::Dict(map) => map,
+        other => panic!("not a dict: {other:?}"),
+    };
+    expected.insert("Username".to_owned(), "Admin".into());
+    assert_eq!(
+        browser.get(flask.url("/api/session")).await,
+        tagged::map_to_string(&expected)
+    );
+}
+
+/// Logins in both directions, the tutorials' routes, "remember me" and a
+/// flash message, each crossing between Flask and the demo.
+async fn logins_seed_routes_and_flashes_cross_over(flask: &Server, demo: &Server) {
     // A login on Flask is a login on the demo.
     let mut browser = Browser::new();
     assert_eq!(
@@ -251,48 +330,149 @@ async fn demo_and_flask_share_sessions_over_http() {
         .await
         .contains("Hello from Flask"));
     assert_eq!(browser.get(flask.url("/flashes")).await.trim(), "[]");
+}
 
-    // A Flask session holding every tagged type keeps every key exactly as
-    // Flask wrote it when the demo changes one key.
-    let original = concat!(
-        r#"{"big":18446744073709551621,"bytes":{" b":"/wA="},"float":1e+16,"#,
-        r#""markup":{" m":"<b>hi</b>"},"nested":{"x":{" di":{" t__":[1,2]}}},"#,
-        r#""tuple":{" t":[1,"two",3.5]},"unicode":"caf\u00e9 \ud83c\udfaf","#,
-        r#""uuid":{" u":"12345678123456781234567812345678"},"#,
-        r#""when":{" d":"Tue, 02 Jan 2024 03:04:05 GMT"}}"#
-    );
-    let mut browser = Browser::new();
-    let request = browser
-        .client
-        .post(flask.url("/api/session"))
-        .header(CONTENT_TYPE, "application/json")
-        .body(original);
-    let (status, _) = browser.send(request).await;
-    assert!(status.is_success(), "{status}");
-    assert_eq!(browser.get(flask.url("/api/session")).await, original);
-    assert_eq!(
-        browser.get(demo.url("/setsession")).await,
-        "The session has been Set"
-    );
-    let mut expected = match tagged::from_str(original).expect("parses") {
-        Value::Dict(map) => map,
-        other => panic!("not a dict: {other:?}"),
-    };
-    expected.insert("Username".to_owned(), "Admin".into());
-    assert_eq!(
-        browser.get(flask.url("/api/session")).await,
-        tagged::map_to_string(&expected)
-    );
+/// The Redis server `scripts/services.sh` starts; fails, rather than skips,
+/// when none was started.
+fn redis_url() -> String {
+    std::env::var("TESSERA_TEST_REDIS_URL").unwrap_or_else(|_| {
+        panic!(
+            "TESSERA_TEST_REDIS_URL is not set: start the servers with \
+             `eval \"$(scripts/services.sh start)\"` or run scripts/test.sh"
+        )
+    })
+}
 
-    // A cookie signed with another key is ignored by both.
-    let mut browser = Browser::new();
-    browser.cookie = Some("eyJ1c2VybmFtZSI6ImV2ZSJ9.ZVPxAA.oBF4FsEPGc1aqRIni6RktBSluqI".to_owned());
-    assert!(browser
-        .get(demo.url("/"))
-        .await
-        .contains("You are not logged in"));
-    assert!(browser
-        .get(flask.url("/"))
-        .await
-        .contains("You are not logged in"));
+/// A real Flask app using Flask-Session 0.8 and the demo share server-side
+/// sessions in one Redis, in both of Flask-Session's formats, with the id
+/// cookie signed and unsigned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_and_flask_session_share_sessions_in_redis() {
+    let redis_url = redis_url();
+    for (format, signed) in [
+        ("msgpack", "false"),
+        ("msgpack", "true"),
+        ("json", "false"),
+        ("json", "true"),
+    ] {
+        let prefix = format!(
+            "fs-{format}-{signed}-{}-{}:",
+            std::process::id(),
+            tessera::store::SessionId::generate().fingerprint()
+        );
+        let flask = flask(&[
+            ("FLASK_SESSION_TYPE", "redis"),
+            ("SESSION_REDIS_URL", &redis_url),
+            ("FLASK_SESSION_KEY_PREFIX", &prefix),
+            ("FLASK_SESSION_SERIALIZATION_FORMAT", format),
+            ("FLASK_SESSION_USE_SIGNER", signed),
+        ]);
+        let demo = demo(&[
+            ("SESSION_TYPE", "redis"),
+            ("SESSION_STORE_URL", &redis_url),
+            ("SESSION_KEY_PREFIX", &prefix),
+            ("SESSION_SERIALIZATION_FORMAT", format),
+            ("SESSION_USE_SIGNER", signed),
+        ]);
+        logins_seed_routes_and_flashes_cross_over(&flask, &demo).await;
+
+        // What Flask-Session keeps of Python's types (tuples become lists,
+        // UUIDs strings; in JSON, bytes and datetimes strings too) is kept by
+        // the demo when it changes another key.
+        let mut browser = Browser::new();
+        let before = flask_session_after_posting(
+            &mut browser,
+            &flask,
+            concat!(
+                r#"{"bytes":{" b":"/wA="},"float":0.1,"n":18446744073709551615,"#,
+                r#""nested":{"a":[1,{"b":null}],"t":{" t":[1,"two"]}},"#,
+                r#""unicode":"caf\u00e9 \ud83c\udfaf","#,
+                r#""uuid":{" u":"12345678123456781234567812345678"},"#,
+                r#""when":{" d":"Tue, 02 Jan 2024 03:04:05 GMT"}}"#
+            ),
+        )
+        .await;
+        assert!(before.contains(r#""n":18446744073709551615"#), "{before}");
+        demo_changes_one_key_and_flask_sees_the_rest_unchanged(
+            &mut browser,
+            &flask,
+            &demo,
+            &before,
+        )
+        .await;
+
+        // The cookie is Flask-Session's: the bare 43-character id, or the id
+        // and its signature; the value lives under the shared prefix, with
+        // the lifetime as its TTL.
+        let cookie = browser.cookie.clone().expect("a session cookie");
+        let sid = match signed {
+            "true" => cookie.split_once('.').expect("a signed id").0,
+            _ => cookie.as_str(),
+        };
+        assert_eq!(sid.len(), 43, "{cookie}");
+        let mut redis = ::redis::Client::open(redis_url.as_str())
+            .and_then(|client| client.get_connection())
+            .expect("connect to Redis");
+        let ttl: i64 = ::redis::cmd("TTL")
+            .arg(format!("{prefix}{sid}"))
+            .query(&mut redis)
+            .expect("TTL");
+        assert!(
+            (31 * 24 * 3600 - 60..=31 * 24 * 3600).contains(&ttl),
+            "{ttl}"
+        );
+
+        // Logging in on the demo moves the session to a new id: the old
+        // cookie is dead on Flask too, the new one logged in on both.
+        let old_cookie = cookie.clone();
+        assert_eq!(
+            browser
+                .post_form(demo.url("/login"), &[("username", "carol")])
+                .await,
+            StatusCode::FOUND
+        );
+        assert_ne!(browser.cookie.as_deref(), Some(old_cookie.as_str()));
+        assert!(browser
+            .get(flask.url("/"))
+            .await
+            .contains("Logged in as carol"));
+        let mut stale = Browser::new();
+        stale.cookie = Some(old_cookie);
+        assert!(stale
+            .get(flask.url("/"))
+            .await
+            .contains("You are not logged in"));
+        assert!(stale
+            .get(demo.url("/"))
+            .await
+            .contains("You are not logged in"));
+
+        // A forged id (signed mode) or an unknown one is a fresh session on both.
+        let mut forged = Browser::new();
+        forged.cookie = Some(format!("{sid}.AAAAAAAAAAAAAAAAAAAAAAAAAAA"));
+        for server in [&demo, &flask] {
+            assert!(forged
+                .get(server.url("/"))
+                .await
+                .contains("You are not logged in"));
+        }
+
+        // Logging out on Flask ends the session on the demo.
+        browser.get(flask.url("/logout")).await;
+        assert!(browser
+            .get(demo.url("/"))
+            .await
+            .contains("You are not logged in"));
+
+        let keys: Vec<String> = ::redis::cmd("KEYS")
+            .arg(format!("{prefix}*"))
+            .query(&mut redis)
+            .expect("KEYS");
+        if !keys.is_empty() {
+            let _: () = ::redis::cmd("DEL")
+                .arg(keys)
+                .query(&mut redis)
+                .expect("DEL");
+        }
+    }
 }

@@ -440,7 +440,7 @@ impl FlaskSessionRedisStore {
     ) -> Result<Option<(Vec<u8>, Record)>, StoreError> {
         let mut call = FLASK_SCRIPTS.load.prepare_invoke();
         call.arg(&self.prefix).arg(id.as_str()).arg(now);
-        let reply: LoadReply = self.link.write(&call).await?;
+        let reply: LoadReply = self.link.read_script(&call).await?;
         let Some((value, created, expires, absolute, user)) = reply else {
             return Ok(None);
         };
@@ -570,7 +570,7 @@ impl FlaskSessionRedisStore {
         for id in ids {
             call.arg(id.as_str());
         }
-        let rows: Vec<InfoRow> = self.link.write(&call).await?;
+        let rows: Vec<InfoRow> = self.link.read_script(&call).await?;
         ids.iter()
             .zip(rows)
             .map(|(id, row)| {

@@ -563,6 +563,19 @@ impl Link {
         }
     }
 
+    /// Runs a script that only reads, once more if the connection had
+    /// dropped, as [`read`](Self::read) does.
+    pub(super) async fn read_script<T: FromRedisValue>(
+        &self,
+        call: &::redis::ScriptInvocation<'_>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.connection().await?;
+        match call.invoke_async(&mut conn).await {
+            Err(error) if is_dropped(&error) => call.invoke_async(&mut conn).await.map_err(failed),
+            result => result.map_err(failed),
+        }
+    }
+
     /// Runs a script that may write: not repeated, since it may have been
     /// applied before the connection dropped.
     pub(super) async fn write<T: FromRedisValue>(
