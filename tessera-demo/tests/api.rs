@@ -10,8 +10,26 @@ use reqwest::StatusCode;
 use serde_json::json;
 use tessera::{SessionConfig, SessionId, SessionType};
 
-const SERVER_SIDE: [Mode; 2] = [Mode::Memory, Mode::Sqlite];
-const ALL: [Mode; 3] = [Mode::Cookie, Mode::Memory, Mode::Sqlite];
+const SERVER_SIDE: [Mode; 5] = [
+    Mode::Memory,
+    Mode::Sqlite,
+    Mode::Postgres,
+    Mode::Redis,
+    Mode::FlaskSessionRedis,
+];
+const ALL: [Mode; 6] = [
+    Mode::Cookie,
+    Mode::Memory,
+    Mode::Sqlite,
+    Mode::Postgres,
+    Mode::Redis,
+    Mode::FlaskSessionRedis,
+];
+
+/// A user name no other test (or earlier run) on a shared server uses.
+fn unique_user(name: &str) -> String {
+    format!("{name}-{}", SessionId::generate().fingerprint())
+}
 
 /// The fingerprint `/sessions` and `/` show for a browser's session.
 fn fingerprint(browser: &Browser) -> String {
@@ -184,6 +202,7 @@ async fn the_first_visit_of_a_new_visitor_starts_a_session() {
 #[tokio::test]
 async fn sessions_page_lists_the_users_sessions() {
     for mode in SERVER_SIDE {
+        let (alice, bob_name) = (unique_user("alice"), unique_user("bob"));
         let served = serve_mode(mode, "sessions-page").await;
         let mut laptop = Browser::new(served.base.clone());
 
@@ -193,16 +212,16 @@ async fn sessions_page_lists_the_users_sessions() {
         assert!(page.body.contains("href=\"/\""));
 
         laptop
-            .post_form("/login", &[("username", "alice")])
+            .post_form("/login", &[("username", alice.as_str())])
             .await
             .assert_redirect_home();
         let mut phone = Browser::new(served.base.clone());
         phone
-            .post_form("/login", &[("username", "alice")])
+            .post_form("/login", &[("username", alice.as_str())])
             .await
             .assert_redirect_home();
         let mut bob = Browser::new(served.base.clone());
-        bob.post_form("/login", &[("username", "bob")])
+        bob.post_form("/login", &[("username", bob_name.as_str())])
             .await
             .assert_redirect_home();
 
@@ -214,7 +233,7 @@ async fn sessions_page_lists_the_users_sessions() {
             .expect("ASCII")
             .starts_with("text/html"));
         assert!(
-            page.body.contains("alice has 2 live sessions"),
+            page.body.contains(&format!("{alice} has 2 live sessions")),
             "{}",
             page.body
         );
@@ -254,7 +273,8 @@ async fn sessions_page_lists_the_users_sessions() {
             mode.name()
         )));
         assert!(
-            home.body.contains("<dt>User</dt><dd>alice</dd>"),
+            home.body
+                .contains(&format!("<dt>User</dt><dd>{alice}</dd>")),
             "{}",
             home.body
         );
@@ -265,14 +285,15 @@ async fn sessions_page_lists_the_users_sessions() {
 #[tokio::test]
 async fn log_out_everywhere_ends_every_session_of_the_user() {
     for mode in SERVER_SIDE {
+        let (alice, bob_name) = (unique_user("alice"), unique_user("bob"));
         let served = serve_mode(mode, "everywhere").await;
         let mut laptop = Browser::new(served.base.clone());
         let mut phone = Browser::new(served.base.clone());
         let mut bob = Browser::new(served.base.clone());
         for (browser, user) in [
-            (&mut laptop, "alice"),
-            (&mut phone, "alice"),
-            (&mut bob, "bob"),
+            (&mut laptop, alice.as_str()),
+            (&mut phone, alice.as_str()),
+            (&mut bob, bob_name.as_str()),
         ] {
             browser
                 .post_form("/login", &[("username", user)])
@@ -297,7 +318,10 @@ async fn log_out_everywhere_ends_every_session_of_the_user() {
             .body
             .contains("You are not logged in"));
         assert!(
-            bob.get("/").await.body.contains("Logged in as bob"),
+            bob.get("/")
+                .await
+                .body
+                .contains(&format!("Logged in as {bob_name}")),
             "{mode:?}"
         );
 

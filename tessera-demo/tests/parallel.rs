@@ -156,3 +156,8 @@ async fn hundred_parallel_clients_on_one_postgres_session() {
 async fn hundred_parallel_clients_on_one_redis_session() {
     hundred_clients_on_one_session(Mode::Redis).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hundred_parallel_clients_on_one_flask_session_redis_session() {
+    hundred_clients_on_one_session(Mode::FlaskSessionRedis).await;
+}

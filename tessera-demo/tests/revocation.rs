@@ -9,7 +9,13 @@ use serde_json::json;
 
 /// Redis and PostgreSQL are the shared servers `scripts/services.sh` starts,
 /// so tests that act on a user by name use a name of their own.
-const SERVER_SIDE: [Mode; 4] = [Mode::Memory, Mode::Sqlite, Mode::Postgres, Mode::Redis];
+const SERVER_SIDE: [Mode; 5] = [
+    Mode::Memory,
+    Mode::Sqlite,
+    Mode::Postgres,
+    Mode::Redis,
+    Mode::FlaskSessionRedis,
+];
 
 #[tokio::test]
 async fn a_copied_cookie_is_dead_after_logout() {

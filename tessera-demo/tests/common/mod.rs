@@ -10,6 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use reqwest::header::{HeaderMap, CONTENT_TYPE, COOKIE, SET_COOKIE};
 use reqwest::StatusCode;
+use tessera::store::flask_format::SerializationFormat;
 use tessera::{SessionConfig, SessionType};
 
 pub(crate) const TEST_KEY: &str = "tessera-demo-test-key-0123456789abcdef0123456789";
@@ -32,6 +33,9 @@ pub(crate) enum Mode {
     Postgres,
     /// The server `scripts/services.sh` starts (`TESSERA_TEST_REDIS_URL`).
     Redis,
+    /// The same Redis in Flask-Session's layout (msgpack), under a prefix of
+    /// its own: the two layouts never share one.
+    FlaskSessionRedis,
 }
 
 impl Mode {
@@ -42,6 +46,8 @@ impl Mode {
             Mode::Sqlite => "sqlite",
             Mode::Postgres => "postgres",
             Mode::Redis => "redis",
+            // Its SESSION_TYPE: the layout is a setting of the Redis store.
+            Mode::FlaskSessionRedis => "redis",
         }
     }
 }
@@ -71,6 +77,11 @@ pub(crate) fn config_for(mode: Mode, dir: Option<&Path>) -> SessionConfig {
         Mode::Redis => builder
             .session_type(SessionType::Redis)
             .store_url(server_url("TESSERA_TEST_REDIS_URL")),
+        Mode::FlaskSessionRedis => builder
+            .session_type(SessionType::Redis)
+            .store_url(server_url("TESSERA_TEST_REDIS_URL"))
+            .key_prefix("flask-session:")
+            .serialization_format(Some(SerializationFormat::Msgpack)),
     };
     builder.build().expect("a valid test configuration")
 }
