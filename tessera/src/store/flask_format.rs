@@ -30,12 +30,12 @@
 //! Reading is for data that may come from another application or from
 //! whoever reached the Redis server: it never panics, never allocates for a
 //! declared length the input cannot hold, and refuses nesting deeper than
-//! [`MAX_DEPTH`](crate::tagged::MAX_DEPTH) levels. msgpack map keys must be
+//! [`crate::tagged::MAX_DEPTH`] levels. msgpack map keys must be
 //! strings or integers (Python allows `int` keys; they are read as their
 //! decimal text, as JSON would write them); float32 values, which msgspec
 //! never writes, are read as the Python floats they widen to. Only extension
 //! type -1 (timestamps) is accepted, and pickle is never tried. JSON is read
-//! by the [`tagged`](crate::tagged) parser without untagging, so numbers keep
+//! by the [`crate::tagged`] parser without untagging, so numbers keep
 //! their text and Python's `NaN` and `Infinity` are accepted too.
 
 use std::fmt::Write as _;

@@ -106,7 +106,7 @@ use std::fmt;
 use std::sync::LazyLock;
 use std::time::Duration;
 
-mod flask_session;
+pub mod flask_session;
 
 pub use flask_session::FlaskSessionRedisStore;
 
