@@ -140,7 +140,8 @@ for mode in "${modes[@]}"; do
             sleep 0.5
             tail -n +"$((before + 1))" "$log" > "$work/count-$mode-$kind.txt"
         else
-            rcli monitor > "$work/count-$mode-$kind.txt" &
+            # redis-cli itself, not a function: $! must be the process to stop.
+            redis-cli -u "$redis_url" monitor > "$work/count-$mode-$kind.txt" &
             monitor=$!
             sleep 0.3
             count_requests "$a" "$b" "$kind"

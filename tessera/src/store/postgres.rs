@@ -209,6 +209,30 @@ const UPDATE: &str = "
 /// The first step of a read-modify-write or an id change: the live session,
 /// locked `FOR UPDATE`, which waits for and then excludes every other writer
 /// of the session (updates hold `FOR KEY SHARE`, which this conflicts with).
+/// The usual increment in one statement and one round trip: no value,
+/// `null` or an integer under the key of a live session, and no overflow.
+/// Anything else (no live session, another type, an overflow) returns no
+/// row, and the transaction of `read_modify_write` decides which, with the
+/// same rules as every other store. The session row is share-locked so that
+/// a concurrent delete waits, as the value row would otherwise have no
+/// session; an update of the value row waits for, then sees, the latest
+/// committed value, so concurrent increments never lose one.
+const INCREMENT_AT_ONCE: &str = r#"
+    INSERT INTO tessera_session_values AS v (session_id, key, value)
+    SELECT s.id, $2, $3::text FROM tessera_sessions AS s
+    WHERE s.id = $1
+      AND s.expires_at > $4
+      AND (s.absolute_expires_at IS NULL OR s.absolute_expires_at > $4)
+    FOR KEY SHARE
+    ON CONFLICT (session_id, key) DO UPDATE
+        SET value = CASE WHEN v.value = 'null' THEN $3::text
+                         ELSE (v.value::numeric + $3::numeric)::text END
+        WHERE v.value = 'null'
+           OR (v.value ~ '^-?[0-9]{1,19}$'
+               AND v.value::numeric + $3::numeric
+                   BETWEEN -9223372036854775808 AND 9223372036854775807)
+    RETURNING v.value"#;
+
 const LOCK_LIVE: &str = "
     SELECT 1 FROM tessera_sessions
     WHERE id = $1
@@ -736,6 +760,20 @@ impl SessionStore for PostgresStore {
         by: i64,
         now: u64,
     ) -> Result<Option<i64>, StoreError> {
+        let at_once: Option<String> = sqlx::query_scalar(INCREMENT_AT_ONCE)
+            .bind(id.as_str())
+            .bind(key)
+            .bind(by.to_string())
+            .bind(sql_time(now))
+            .fetch_optional(self.pool().await?)
+            .await
+            .map_err(db)?;
+        if let Some(text) = at_once {
+            return text
+                .parse()
+                .map(Some)
+                .map_err(|_| StoreError::Corrupt(format!("incrementing {key:?} stored {text:?}")));
+        }
         self.read_modify_write(id, key, now, |current| {
             let next = incremented(key, current.as_ref(), by)?;
             Ok((Value::from(next), next))
