@@ -110,9 +110,8 @@ for round in 1 2; do
 done
 
 # 2. Round trips per request.
-count_requests() { # a b kind
-    local a="$1" b="$2" kind="$3" cookie i port
-    cookie="$(new_session "$a")"
+count_requests() { # a b kind cookie
+    local a="$1" b="$2" kind="$3" cookie="$4" i port
     for i in $(seq 50); do
         port=$a; (( i % 2 )) && port=$b
         case "$kind" in
@@ -131,12 +130,13 @@ for mode in "${modes[@]}"; do
     start_demo "$mode" "$mode-count-a"; a=$port
     start_demo "$mode" "$mode-count-b"; b=$port
     # Warm up: connections made, scripts loaded, schema created.
-    count_requests "$a" "$b" write
+    cookie="$(new_session "$a")"
+    count_requests "$a" "$b" write "$cookie"
     for kind in read write new untouched; do
         if [[ "$mode" == postgres ]]; then
             log="$services_dir/pg/postgres.log"
             before="$(wc -l < "$log")"
-            count_requests "$a" "$b" "$kind"
+            count_requests "$a" "$b" "$kind" "$cookie"
             sleep 0.5
             tail -n +"$((before + 1))" "$log" > "$work/count-$mode-$kind.txt"
         else
@@ -144,7 +144,7 @@ for mode in "${modes[@]}"; do
             redis-cli -u "$redis_url" monitor > "$work/count-$mode-$kind.txt" &
             monitor=$!
             sleep 0.3
-            count_requests "$a" "$b" "$kind"
+            count_requests "$a" "$b" "$kind" "$cookie"
             sleep 0.3
             kill "$monitor"; wait "$monitor" 2>/dev/null || true
         fi
