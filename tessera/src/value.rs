@@ -153,15 +153,20 @@ pub(crate) fn python_float_repr(value: f64) -> String {
     if value.is_infinite() {
         return if value > 0.0 { "Infinity" } else { "-Infinity" }.to_owned();
     }
-    // `{:e}` gives the shortest round-tripping digits: "-1.2345e-7".
-    let sci = format!("{value:e}");
-    let (mantissa, exponent) = sci.split_once('e').unwrap_or((&sci, "0"));
-    let exponent: i32 = exponent.parse().unwrap_or(0);
-    let (sign, mantissa) = match mantissa.strip_prefix('-') {
-        Some(rest) => ("-", rest),
-        None => ("", mantissa),
+    let Some(Decimal {
+        negative,
+        digits,
+        exponent,
+    }) = Decimal::shortest(value)
+    else {
+        return if value.is_sign_negative() {
+            "-0.0"
+        } else {
+            "0.0"
+        }
+        .to_owned();
     };
-    let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
+    let sign = if negative { "-" } else { "" };
     if !(-4..16).contains(&exponent) {
         let (first, rest) = digits.split_at(1);
         let fraction = if rest.is_empty() {
@@ -185,6 +190,46 @@ pub(crate) fn python_float_repr(value: f64) -> String {
             let (int_part, frac_part) = digits.split_at(point);
             format!("{sign}{int_part}.{frac_part}")
         }
+    }
+}
+
+/// A finite float as its shortest round-tripping decimal digits.
+pub(crate) struct Decimal {
+    /// The sign (also of `-0.0`).
+    pub(crate) negative: bool,
+    /// The significant digits, without leading or trailing zeros.
+    pub(crate) digits: String,
+    /// The decimal exponent of the first digit.
+    pub(crate) exponent: i32,
+}
+
+impl Decimal {
+    /// `None` for zero (either sign), NaN and the infinities.
+    pub(crate) fn shortest(value: f64) -> Option<Self> {
+        // serde_json finds the digits with Ryu, which, like Python's repr,
+        // breaks a tie between two equally short candidates towards the even
+        // one; Rust's `{:e}` rounds it up (1680162312945338.25 would be
+        // ...338.3 where Python writes ...338.2).
+        let text = serde_json::Number::from_f64(value)?.to_string();
+        let (mantissa, exponent) = text.split_once('e').unwrap_or((&text, "0"));
+        let exponent: i32 = exponent.parse().unwrap_or(0);
+        let (negative, mantissa) = match mantissa.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, mantissa),
+        };
+        let (int_part, frac_part) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+        let all = format!("{int_part}{frac_part}");
+        let significant = all.trim_start_matches('0');
+        let digits = significant.trim_end_matches('0');
+        if digits.is_empty() {
+            return None;
+        }
+        let leading_zeros = (all.len() - significant.len()) as i32;
+        Some(Self {
+            negative,
+            digits: digits.to_owned(),
+            exponent: exponent + int_part.len() as i32 - 1 - leading_zeros,
+        })
     }
 }
 
@@ -493,6 +538,12 @@ mod tests {
             (f64::NEG_INFINITY, "-Infinity"),
             (5e-324, "5e-324"),
             (1.7976931348623157e308, "1.7976931348623157e+308"),
+            // A tie between two shortest candidates goes to the even digit.
+            (1680162312945338.25, "1680162312945338.2"),
+            (2014963079974199.25, "2014963079974199.2"),
+            (2014963079974199.75, "2014963079974199.8"),
+            (1234629799683152.25, "1234629799683152.2"),
+            (1234629799683152.75, "1234629799683152.8"),
         ];
         for (value, expected) in cases {
             assert_eq!(python_float_repr(value), expected, "repr of {value:e}");

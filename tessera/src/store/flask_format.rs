@@ -47,7 +47,7 @@ use rmp::Marker;
 use time::{OffsetDateTime, UtcOffset};
 
 use crate::tagged::{self, MAX_DEPTH};
-use crate::value::{Map, Number, Value};
+use crate::value::{Decimal, Map, Number, Value};
 
 /// Flask-Session's `SESSION_SERIALIZATION_FORMAT`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -736,33 +736,27 @@ mod json {
     /// `1e300`, `2.5e-7` (no `+`, no padding) otherwise. JSON has no NaN or
     /// infinity; msgspec writes `null`.
     pub(super) fn write_float(out: &mut String, value: f64) {
-        // serde_json finds the digits with Ryu, as msgspec does, which breaks
-        // a tie between two equally short and near candidates towards the
-        // even one; Rust's `{:e}` rounds it up (1680162312945338.25 would be
-        // ...338.3 where msgspec and Python write ...338.2).
-        let Some(number) = serde_json::Number::from_f64(value) else {
+        if !value.is_finite() {
             out.push_str("null");
             return;
-        };
-        let text = number.to_string();
-        let (mantissa, exponent) = text.split_once('e').unwrap_or((&text, "0"));
-        let exponent: i32 = exponent.parse().unwrap_or(0);
-        let (sign, mantissa) = match mantissa.strip_prefix('-') {
-            Some(rest) => ("-", rest),
-            None => ("", mantissa),
-        };
-        out.push_str(sign);
-        let (int_part, frac_part) = mantissa.split_once('.').unwrap_or((mantissa, ""));
-        let all = format!("{int_part}{frac_part}");
-        let significant = all.trim_start_matches('0');
-        let digits = significant.trim_end_matches('0');
-        if digits.is_empty() {
-            out.push_str("0.0");
-            return;
         }
-        // The decimal exponent of the first significant digit.
-        let leading_zeros = (all.len() - significant.len()) as i32;
-        let exponent = exponent + int_part.len() as i32 - 1 - leading_zeros;
+        let Some(Decimal {
+            negative,
+            digits,
+            exponent,
+        }) = Decimal::shortest(value)
+        else {
+            out.push_str(if value.is_sign_negative() {
+                "-0.0"
+            } else {
+                "0.0"
+            });
+            return;
+        };
+        if negative {
+            out.push('-');
+        }
+        let digits = digits.as_str();
         if !(-5..16).contains(&exponent) {
             let (first, rest) = digits.split_at(1);
             out.push_str(first);
