@@ -48,7 +48,8 @@ cargo bench -p tessera --bench codec --no-run >&2
 
 echo "bench-codec: running cargo bench -p tessera --bench codec (malloc keeps memory)" >&2
 # Old results must not be reported if a benchmark disappears.
-rm -rf "$CRITERION_HOME/encode" "$CRITERION_HOME/decode" "$CRITERION_HOME/hmac_sha1" "$CRITERION_HOME/hostile"
+rm -rf "$CRITERION_HOME/encode" "$CRITERION_HOME/decode" "$CRITERION_HOME/hmac_sha1" "$CRITERION_HOME/hostile" \
+    "$CRITERION_HOME/cookie_crate_encode" "$CRITERION_HOME/cookie_crate_decode"
 GLIBC_TUNABLES="$malloc_kept" TESSERA_BENCH_DUMP_DIR="$work/sessions" \
     cargo bench -p tessera --bench codec 2>&1 | tee "$work/cargo.log" >&2
 
@@ -119,12 +120,18 @@ rust = {
         "hmac": median_ns(criterion, "hmac_sha1", size),
         "encode_returned": median_ns(returned_home, "encode", size),
         "decode_returned": median_ns(returned_home, "decode", size),
+        "cookie_encode": median_ns(criterion, "cookie_crate_encode", size),
+        "cookie_decode": median_ns(criterion, "cookie_crate_decode", size),
     }
     for size in sizes
 }
 
 cookie_bytes = {}
+cookie_crate_bytes = {}
 for line in (work / "cargo.log").read_text().splitlines():
+    if line.startswith("cookie crate "):
+        label, _, fields = line[len("cookie crate "):].partition(": ")
+        cookie_crate_bytes[label] = fields.split("=", 1)[1]
     if line.startswith("session "):
         label, _, fields = line[len("session "):].partition(": ")
         cookie_bytes[label] = dict(field.split("=", 1) for field in fields.split())
@@ -167,6 +174,11 @@ w("  Flask: `get_signing_serializer(app).dumps(session)`.")
 w("- **decode**: cookie → session dict, with signature and age checks (31-day max")
 w("  age). tessera: `CookieCodec::decode`; Flask: `.loads(cookie, max_age=...)`.")
 w("  Both read the clock on every call, as a request does.")
+w("- **`cookie` crate**: the usual Rust way to the same end: `serde_json`, base64")
+w("  (JSON's quotes and commas are not allowed in a cookie value) and the `cookie`")
+w("  crate's signed jar (HMAC-SHA256). It has no timestamp, no max age and no")
+w("  compression, and it is not Flask-compatible; decoding verifies the signature")
+w("  and parses into a `serde_json::Value`.")
 w("- **HMAC floor**: `HMAC-SHA1(derived_key, json_bytes)` of the session's JSON")
 w("  alone, keyed anew per call (Rust: `hmac` + `sha1` crates; Python:")
 w("  `hmac.new(...).digest()`): the cost of the MAC itself, below which no signed")
@@ -186,33 +198,36 @@ w("glibc's thresholds fixed high (*memory kept*), the steady state of a busy ser
 w("")
 w("## Absolute cost (ns per operation)")
 w("")
-w("| session | JSON bytes | cookie bytes | compressed | operation | tessera | tessera, memory returned | HMAC floor (Rust) | itsdangerous | HMAC floor (Python) |")
-w("|---|---:|---:|:---:|---|---:|---:|---:|---:|---:|")
+w("| session | JSON bytes | cookie bytes | compressed | operation | tessera | tessera, memory returned | `cookie` crate + serde_json | HMAC floor (Rust) | itsdangerous | HMAC floor (Python) |")
+w("|---|---:|---:|:---:|---|---:|---:|---:|---:|---:|---:|")
 for size in sizes:
     p, r = by_size[size], rust[size]
     for op in ("encode", "decode"):
         w(
             f"| {size} | {p['json_bytes']:,} | {p['cookie_bytes']:,} | {'yes' if p['compressed'] else 'no'} "
-            f"| {op} | {ns(r[op])} | {ns(r[op + '_returned'])} | {ns(r['hmac'])} | {ns(p[op + '_ns'])} | {ns(p['hmac_ns'])} |"
+            f"| {op} | {ns(r[op])} | {ns(r[op + '_returned'])} | {ns(r['cookie_' + op])} | {ns(r['hmac'])} "
+            f"| {ns(p[op + '_ns'])} | {ns(p['hmac_ns'])} |"
         )
 w("")
 w("Cookie sizes are Flask's; tessera's agree except that compressed payloads may")
 w("differ by a few bytes between zlib builds:")
 w("")
-w("| session | tessera cookie bytes | Flask cookie bytes |")
-w("|---|---:|---:|")
+w("| session | tessera cookie bytes | Flask cookie bytes | `cookie` crate cookie bytes |")
+w("|---|---:|---:|---:|")
 for size in sizes:
     mine = cookie_bytes.get(size, {}).get("cookie_bytes", "?")
-    w(f"| {size} | {mine} | {by_size[size]['cookie_bytes']} |")
+    theirs = cookie_crate_bytes.get(size, "?")
+    w(f"| {size} | {mine} | {by_size[size]['cookie_bytes']} | {theirs} |")
 w("")
 w("## Ratios")
 w("")
-w("| session | tessera decode / HMAC floor | tessera encode / HMAC floor | itsdangerous / tessera, encode | itsdangerous / tessera, decode | itsdangerous / tessera, encode, memory returned |")
-w("|---|---:|---:|---:|---:|---:|")
+w("| session | tessera decode / HMAC floor | tessera encode / HMAC floor | `cookie` crate / tessera, encode | `cookie` crate / tessera, decode | itsdangerous / tessera, encode | itsdangerous / tessera, decode | itsdangerous / tessera, encode, memory returned |")
+w("|---|---:|---:|---:|---:|---:|---:|---:|")
 for size in sizes:
     p, r = by_size[size], rust[size]
     w(
         f"| {size} | {ratio(r['decode'] / r['hmac'])} | {ratio(r['encode'] / r['hmac'])} "
+        f"| {ratio(r['cookie_encode'] / r['encode'])} | {ratio(r['cookie_decode'] / r['decode'])} "
         f"| {ratio(p['encode_ns'] / r['encode'])} | {ratio(p['decode_ns'] / r['decode'])} "
         f"| {ratio(p['encode_ns'] / r['encode_returned'])} |"
     )
@@ -237,13 +252,13 @@ for case, label in (("zlib_bomb_8MiB", "signed zlib bomb, 8 MiB inflated"),
     w(f"| {label} | {ns(median_ns(criterion, 'hostile', case))} |")
 w("")
 
-# Keep the sections other scripts write (scripts/bench-store.sh).
+# Keep the sections other scripts write (between <!-- name:begin --> and
+# <!-- name:end --> markers), in their order.
 target = repo / "BENCHMARKS.md"
 text = "\n".join(out)
 if target.exists():
     import re
-    kept = re.search(r"<!-- store:begin -->.*?<!-- store:end -->", target.read_text(), flags=re.S)
-    if kept:
+    for kept in re.finditer(r"<!-- (\w+):begin -->.*?<!-- \1:end -->", target.read_text(), flags=re.S):
         text = text.rstrip("\n") + "\n\n" + kept.group(0) + "\n"
 target.write_text(text)
 print("bench-codec: wrote BENCHMARKS.md", file=sys.stderr)

@@ -10,6 +10,13 @@
 //!   with the derived key, set up anew each time, as the Python script's
 //!   `hmac.new(derived_key, json_bytes, sha1).digest()`: the floor set by the MAC.
 //!
+//! - `cookie_crate_encode/<size>`, `cookie_crate_decode/<size>`: the usual
+//!   Rust alternative for the same session: serde_json, base64 (a cookie
+//!   value cannot hold JSON's quotes and commas) and the `cookie` crate's
+//!   signed jar (HMAC-SHA256), with no timestamp, no max age and no
+//!   compression; decoding verifies the signature and parses the JSON into a
+//!   `serde_json::Value`.
+//!
 //! - `hostile/<case>`: refusing hostile cookies: a correctly signed 8 MiB zlib
 //!   bomb (stopped at the 1 MiB payload bound), a tampered 4 KiB cookie and
 //!   random garbage.
@@ -312,6 +319,8 @@ fn codec(c: &mut Criterion) {
     }
     group.finish();
 
+    cookie_crate(c, &sessions);
+
     let mut group = c.benchmark_group("hostile");
     let (_, big) = &sessions[2];
     let mut tampered = codec.encode(big, SystemTime::now()).into_bytes();
@@ -337,6 +346,51 @@ fn codec(c: &mut Criterion) {
 
 /// A cookie signed with the real key whose payload inflates to `size` bytes
 /// of JSON: what a leaked key or a hostile peer sharing the key could send.
+/// The `cookie` crate's signed jar with serde_json, for the same sessions.
+fn cookie_crate(c: &mut Criterion, sessions: &[(&'static str, Map)]) {
+    use base64::Engine as _;
+    use cookie::{Cookie, CookieJar, Key};
+
+    let key = Key::from(&[7u8; 64]);
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let encode = |json: &serde_json::Value| -> String {
+        let value = b64.encode(serde_json::to_vec(json).expect("serializes"));
+        let mut jar = CookieJar::new();
+        jar.signed_mut(&key).add(Cookie::new("session", value));
+        jar.get("session").expect("just added").value().to_owned()
+    };
+    let decode = |signed: &str| -> Option<serde_json::Value> {
+        let mut jar = CookieJar::new();
+        jar.add_original(Cookie::new("session", signed.to_owned()));
+        let verified = jar.signed(&key).get("session")?;
+        let bytes = b64.decode(verified.value()).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    };
+
+    let mut group = c.benchmark_group("cookie_crate_encode");
+    for (label, data) in sessions {
+        let json: serde_json::Value =
+            serde_json::from_str(&tagged::map_to_string(data)).expect("plain JSON");
+        assert_eq!(decode(&encode(&json)).as_ref(), Some(&json), "{label}");
+        println!("cookie crate {label}: cookie_bytes={}", encode(&json).len());
+        group.bench_with_input(BenchmarkId::from_parameter(label), &json, |b, json| {
+            b.iter(|| encode(black_box(json)));
+        });
+    }
+    group.finish();
+
+    let mut group = c.benchmark_group("cookie_crate_decode");
+    for (label, data) in sessions {
+        let json: serde_json::Value =
+            serde_json::from_str(&tagged::map_to_string(data)).expect("plain JSON");
+        let signed = encode(&json);
+        group.bench_with_input(BenchmarkId::from_parameter(label), &signed, |b, signed| {
+            b.iter(|| decode(black_box(signed)));
+        });
+    }
+    group.finish();
+}
+
 fn signed_zlib_bomb(derived: &[u8; 20], size: usize) -> String {
     use base64::Engine as _;
     use std::io::Write as _;
