@@ -21,7 +21,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
-use tessera::{SessionConfig, SessionId, SessionLayer, SessionStore as _, SessionType};
+use tessera::{SessionConfig, SessionId, SessionLayer, SessionType};
 
 use crate::targets::ServerKind;
 
