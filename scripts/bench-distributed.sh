@@ -261,7 +261,9 @@ for mode, label in modes:
 w("")
 w("Redis: commands received from clients (`MONITOR`), not counting those run inside scripts; a script call is one "
   "round trip. PostgreSQL: statements executed (`log_statement = all`); sqlx sends each statement's "
-  "parse, bind and execute in one round trip.")
+  "parse, bind and execute in one round trip. Not counted there: sqlx (0.8) also pings every connection when it "
+  "is given back to the pool, one more round trip per store operation that happens after the response is "
+  "sent, and the store pings a connection that sat unused for 10 ms or more before using it.")
 w("")
 w("### Bytes per stored session (`{\"_permanent\": true, \"visits\": 1}`)")
 w("")

@@ -1,1 +1,740 @@
-//! todo
+//! `tessera-bench http`: runs every target under wrk, round after round,
+//! and writes the Markdown report.
+//!
+//! For each round and each target (in [`targets::ALL`]'s fixed order, so
+//! rounds interleave), it starts the server on a free port, waits until the
+//! port accepts connections, creates one session with one request, runs
+//! `wrk -t1 -cC -dDs --latency -H "Cookie: <session>"`, asks for the counter
+//! once more, and stops the server.
+
+use std::fs::{self, File};
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use crate::client;
+use crate::report::{self, Check, Measured, Method, Report, Run};
+use crate::targets::{self, Launch, Store, Target};
+use crate::wrk;
+
+/// `tessera-bench http`'s options.
+#[derive(Debug, Clone, clap::Args)]
+pub struct HttpArgs {
+    /// Rounds: every target runs once per round, rounds interleaved.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..))]
+    pub rounds: u16,
+    /// Seconds of load per run.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..))]
+    pub duration: u32,
+    /// wrk's concurrent connections.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
+    pub connections: u32,
+    /// Worker threads of every server (tokio, actix workers, gunicorn -w).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..))]
+    pub threads: u16,
+    /// Write the report's section into this Markdown file (replacing the
+    /// section between `<!-- http:begin -->` and `<!-- http:end -->`, or
+    /// appending it); without it the report goes to stdout.
+    #[arg(long, value_name = "OUT.md")]
+    pub markdown: Option<PathBuf>,
+    /// Redis for the Redis targets (skipped without it), e.g.
+    /// redis://127.0.0.1:6379/0. Keys are written under prefixes of the
+    /// benchmark's own and deleted after each run.
+    #[arg(long, value_name = "URL")]
+    pub redis_url: Option<String>,
+    /// PostgreSQL for `tessera-postgres` (skipped without it).
+    #[arg(long, value_name = "URL")]
+    pub postgres_url: Option<String>,
+    /// The Python of the venv with Flask and gunicorn (default: .venv/bin/python
+    /// of the workspace, as scripts/setup-python.sh makes it).
+    #[arg(long, value_name = "PATH")]
+    pub python: Option<PathBuf>,
+    /// Run only these targets (comma-separated names).
+    #[arg(long, value_name = "NAME,NAME", value_delimiter = ',')]
+    pub only: Vec<String>,
+}
+
+/// Why the benchmark could not run at all.
+#[derive(Debug)]
+pub struct BenchError(pub String);
+
+impl std::fmt::Display for BenchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for BenchError {}
+
+fn fail(message: impl Into<String>) -> BenchError {
+    BenchError(message.into())
+}
+
+/// How long a server may take to accept connections.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// Pause after creating the session, before wrk: lets gunicorn's workers
+/// finish booting and every server settle, the same for all.
+const SETTLE: Duration = Duration::from_millis(500);
+/// Pause after wrk, before the counter check: requests still in flight when
+/// wrk stopped finish meanwhile.
+const DRAIN: Duration = Duration::from_millis(300);
+
+/// The workspace: the current directory if it holds `interop/`, else the
+/// one this crate was built in.
+fn workspace_root() -> PathBuf {
+    if let Ok(cwd) = std::env::current_dir() {
+        if cwd.join("interop/bench_flask_app.py").is_file() {
+            return cwd;
+        }
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+/// Everything a run needs besides the target.
+#[derive(Debug)]
+struct Setup {
+    args: HttpArgs,
+    bench_server: PathBuf,
+    gunicorn: Option<PathBuf>,
+    root: PathBuf,
+    log_dir: PathBuf,
+}
+
+/// Runs the benchmark; the report goes to `--markdown` or stdout.
+pub fn run(args: HttpArgs) -> Result<(), BenchError> {
+    let root = workspace_root();
+    let wrk_version = wrk_version()?;
+    let exe = std::env::current_exe()
+        .map_err(|error| fail(format!("cannot find this executable: {error}")))?;
+    let bench_server = exe.with_file_name(format!("bench-server{}", std::env::consts::EXE_SUFFIX));
+    if !bench_server.is_file() {
+        return Err(fail(format!(
+            "{} is missing: build it with `cargo build --release -p tessera-bench`",
+            bench_server.display()
+        )));
+    }
+    let python = args
+        .python
+        .clone()
+        .unwrap_or_else(|| root.join(".venv/bin/python"));
+    let gunicorn = python.with_file_name("gunicorn");
+    let gunicorn = gunicorn.is_file().then_some(gunicorn);
+
+    let selected: Vec<&'static Target> = if args.only.is_empty() {
+        targets::ALL.iter().collect()
+    } else {
+        let mut selected = Vec::new();
+        for name in &args.only {
+            let target = targets::find(name.trim()).ok_or_else(|| {
+                let names: Vec<&str> = targets::ALL.iter().map(|t| t.name).collect();
+                fail(format!(
+                    "unknown target {name:?}; the targets are: {}",
+                    names.join(", ")
+                ))
+            })?;
+            selected.push(target);
+        }
+        // Keep the fixed order whatever order --only named them in.
+        targets::ALL
+            .iter()
+            .filter(|target| selected.iter().any(|s| s.name == target.name))
+            .collect()
+    };
+
+    let mut skipped = Vec::new();
+    let mut runnable = Vec::new();
+    for target in selected {
+        let reason = match (target.store, target.launch) {
+            (Store::Redis, _) if args.redis_url.is_none() => {
+                Some("no --redis-url given".to_owned())
+            }
+            (Store::Postgres, _) if args.postgres_url.is_none() => {
+                Some("no --postgres-url given".to_owned())
+            }
+            (_, Launch::FlaskCookie | Launch::FlaskSessionRedis) if gunicorn.is_none() => {
+                Some(format!(
+                    "no gunicorn beside {} (run scripts/setup-python.sh, or pass --python)",
+                    python.display()
+                ))
+            }
+            _ => None,
+        };
+        match reason {
+            Some(reason) => {
+                eprintln!("tessera-bench: skipping {}: {reason}", target.name);
+                skipped.push((target.name, reason));
+            }
+            None => runnable.push(target),
+        }
+    }
+    if runnable.is_empty() {
+        return Err(fail("nothing to run"));
+    }
+
+    let log_dir = std::env::temp_dir().join(format!("tessera-bench-{}", std::process::id()));
+    fs::create_dir_all(&log_dir)
+        .map_err(|error| fail(format!("cannot create {}: {error}", log_dir.display())))?;
+    let machine = machine(&args, &wrk_version, gunicorn.as_deref(), &python, &root);
+    let setup = Setup {
+        args,
+        bench_server,
+        gunicorn,
+        root,
+        log_dir,
+    };
+
+    let rounds = usize::from(setup.args.rounds);
+    let mut runs = Vec::new();
+    for round in 1..=rounds {
+        for target in &runnable {
+            let outcome = run_one(&setup, target, round);
+            match &outcome {
+                Ok(measured) => {
+                    let check = Check::of(target.merge, measured, setup.args.connections);
+                    eprintln!(
+                        "[round {round}/{rounds}] {:<20} {:>9} req/s  p50 {:>7.2} ms  p99 {:>7.2} ms  non-2xx {}  socket errors {}  {}",
+                        target.name,
+                        report::thousands(measured.wrk.requests_per_sec.round() as u64),
+                        measured.wrk.p50_ms,
+                        measured.wrk.p99_ms,
+                        measured.wrk.non_2xx,
+                        measured.wrk.socket_errors.total(),
+                        check.describe()
+                    );
+                }
+                Err(error) => eprintln!(
+                    "[round {round}/{rounds}] {:<20} FAILED: {error}",
+                    target.name
+                ),
+            }
+            runs.push(Run {
+                target,
+                round,
+                outcome,
+            });
+        }
+    }
+    let _ = fs::remove_dir_all(&setup.log_dir);
+
+    let report = Report {
+        machine,
+        method: Method {
+            threads: setup.args.threads,
+            connections: setup.args.connections,
+            duration_secs: setup.args.duration,
+            rounds,
+            release: !cfg!(debug_assertions),
+        },
+        runs,
+        skipped,
+        date: today(),
+    };
+    let section = report.render();
+    match &setup.args.markdown {
+        Some(path) => {
+            let existing = match fs::read_to_string(path) {
+                Ok(text) => text,
+                Err(error) if error.kind() == io::ErrorKind::NotFound => String::new(),
+                Err(error) => return Err(fail(format!("cannot read {}: {error}", path.display()))),
+            };
+            fs::write(path, report::replace_section(&existing, &section))
+                .map_err(|error| fail(format!("cannot write {}: {error}", path.display())))?;
+            eprintln!("tessera-bench: wrote {}", path.display());
+        }
+        None => print!("{section}"),
+    }
+    Ok(())
+}
+
+/// wrk's version line, or why wrk cannot be used.
+fn wrk_version() -> Result<String, BenchError> {
+    match Command::new("wrk").arg("-v").output() {
+        Ok(output) => {
+            let text = String::from_utf8_lossy(&output.stdout).into_owned()
+                + &String::from_utf8_lossy(&output.stderr);
+            let line = text.lines().next().unwrap_or("wrk").to_owned();
+            Ok(line
+                .split(" Copyright")
+                .next()
+                .unwrap_or(&line)
+                .trim()
+                .to_owned())
+        }
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Err(fail(
+            "wrk is not installed (it is the load generator): apt-get install wrk",
+        )),
+        Err(error) => Err(fail(format!("cannot run wrk: {error}"))),
+    }
+}
+
+/// A port nobody listens on right now.
+fn free_port() -> Result<u16, String> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .map_err(|error| format!("cannot find a free port: {error}"))?;
+    listener
+        .local_addr()
+        .map(|address| address.port())
+        .map_err(|error| format!("cannot find a free port: {error}"))
+}
+
+/// A started server; stopped (and reaped) on drop.
+#[derive(Debug)]
+struct Server {
+    child: Child,
+    log: PathBuf,
+    /// gunicorn: stop with SIGTERM so the master stops its workers.
+    graceful: bool,
+    /// Already stopped and reaped (its pid may belong to another process now).
+    stopped: bool,
+}
+
+impl Server {
+    fn log_tail(&self) -> String {
+        let text = fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let tail = lines[lines.len().saturating_sub(8)..].join(" / ");
+        if tail.is_empty() {
+            "(no output)".to_owned()
+        } else {
+            tail
+        }
+    }
+
+    /// Waits until the port accepts connections, or the process exits.
+    fn wait_ready(&mut self, port: u16) -> Result<(), String> {
+        let started = Instant::now();
+        let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(format!("exited at start ({status}): {}", self.log_tail()));
+            }
+            if TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_ok() {
+                return Ok(());
+            }
+            if started.elapsed() > START_TIMEOUT {
+                return Err(format!(
+                    "not listening on port {port} after {START_TIMEOUT:?}: {}",
+                    self.log_tail()
+                ));
+            }
+            sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn stop(&mut self) {
+        if std::mem::replace(&mut self.stopped, true) {
+            return;
+        }
+        if self.graceful {
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.child.id().to_string()])
+                .stderr(Stdio::null())
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    return;
+                }
+                sleep(Duration::from_millis(50));
+            }
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A key prefix of this run's own.
+fn run_prefix(target: &Target, round: usize) -> String {
+    format!(
+        "tessera-bench:{}:{}:{round}:",
+        std::process::id(),
+        target.name
+    )
+}
+
+fn start(
+    setup: &Setup,
+    target: &Target,
+    port: u16,
+    prefix: &str,
+    scratch: &Path,
+) -> Result<Server, String> {
+    let log = setup.log_dir.join(format!("{}.log", target.name));
+    let file =
+        File::create(&log).map_err(|error| format!("cannot create {}: {error}", log.display()))?;
+    let file2 = file
+        .try_clone()
+        .map_err(|error| format!("cannot open the log: {error}"))?;
+    let threads = setup.args.threads.to_string();
+    let mut command;
+    let graceful;
+    match target.launch {
+        Launch::Rust(kind) => {
+            command = Command::new(&setup.bench_server);
+            command.args([
+                "--server",
+                kind.name(),
+                "--port",
+                &port.to_string(),
+                "--threads",
+                &threads,
+                "--key-prefix",
+                prefix,
+            ]);
+            let url = match target.store {
+                Store::Redis => setup.args.redis_url.clone(),
+                Store::Postgres => setup.args.postgres_url.clone(),
+                Store::Sqlite => {
+                    let file = scratch.join("sessions.db");
+                    let path = file
+                        .to_str()
+                        .ok_or_else(|| format!("{} is not UTF-8", file.display()))?;
+                    Some(format!("sqlite://{path}"))
+                }
+                Store::None | Store::Cookie | Store::Memory => None,
+            };
+            if let Some(url) = url {
+                command.args(["--store-url", &url]);
+            }
+            graceful = false;
+        }
+        Launch::FlaskCookie | Launch::FlaskSessionRedis => {
+            let gunicorn = setup
+                .gunicorn
+                .as_ref()
+                .ok_or_else(|| "gunicorn is not installed".to_owned())?;
+            command = Command::new(gunicorn);
+            command
+                .current_dir(&setup.root)
+                .args(["-w", &threads, "-b", &format!("127.0.0.1:{port}")])
+                .args(["--chdir", "interop", "bench_flask_app:app"])
+                .env("SECRET_KEY", crate::SECRET_KEY);
+            if target.launch == Launch::FlaskSessionRedis {
+                let url = setup.args.redis_url.clone().unwrap_or_default();
+                command
+                    .env("FLASK_SESSION_TYPE", "redis")
+                    .env("SESSION_REDIS_URL", url)
+                    .env("FLASK_SESSION_KEY_PREFIX", prefix);
+            }
+            graceful = true;
+        }
+    }
+    let child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(file))
+        .stderr(Stdio::from(file2))
+        .spawn()
+        .map_err(|error| format!("cannot start {}: {error}", target.name))?;
+    Ok(Server {
+        child,
+        log,
+        graceful,
+        stopped: false,
+    })
+}
+
+fn counter_of(response: &client::Response, when: &str) -> Result<u64, String> {
+    if response.status != 200 {
+        return Err(format!(
+            "{when}: status {} ({})",
+            response.status,
+            response.body.trim()
+        ));
+    }
+    response
+        .body
+        .trim()
+        .parse()
+        .map_err(|_| format!("{when}: the body {:?} is not a counter", response.body))
+}
+
+fn run_one(setup: &Setup, target: &Target, round: usize) -> Result<Measured, String> {
+    let port = free_port()?;
+    let prefix = run_prefix(target, round);
+    let scratch = setup.log_dir.join(format!("{}-{round}", target.name));
+    fs::create_dir_all(&scratch)
+        .map_err(|error| format!("cannot create {}: {error}", scratch.display()))?;
+    let result = (|| {
+        let mut server = start(setup, target, port, &prefix, &scratch)?;
+        server.wait_ready(port)?;
+        let created =
+            client::get(port, "").map_err(|error| format!("creating the session: {error}"))?;
+        let first_counter = counter_of(&created, "creating the session")?;
+        let cookie = created.cookie_header();
+        if cookie.is_empty() && target.merge != targets::Merge::None {
+            return Err("the first response set no cookie".to_owned());
+        }
+        sleep(SETTLE);
+
+        let url = format!("http://127.0.0.1:{port}/");
+        let mut wrk = Command::new("wrk");
+        wrk.args([
+            "-t1",
+            &format!("-c{}", setup.args.connections),
+            &format!("-d{}s", setup.args.duration),
+            "--latency",
+        ]);
+        if !cookie.is_empty() {
+            wrk.args(["-H", &format!("Cookie: {cookie}")]);
+        }
+        let output = wrk
+            .arg(&url)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|error| format!("cannot run wrk: {error}"))?;
+        let text = String::from_utf8_lossy(&output.stdout);
+        if !output.status.success() {
+            return Err(format!(
+                "wrk failed ({}): {} {}",
+                output.status,
+                text.trim(),
+                String::from_utf8_lossy(&output.stderr).trim()
+            ));
+        }
+        let wrk = wrk::parse(&text).map_err(|error| format!("{error}: {text}"))?;
+        if let Ok(Some(status)) = server.child.try_wait() {
+            return Err(format!(
+                "the server died under load ({status}): {}",
+                server.log_tail()
+            ));
+        }
+
+        sleep(DRAIN);
+        let last = client::get(port, &cookie)
+            .map_err(|error| format!("reading the counter back: {error}"))?;
+        let final_counter = counter_of(&last, "reading the counter back")?;
+        server.stop();
+        // tower-sessions' Redis store keys are bare session ids.
+        let extra_key = (target.name == "tower-redis")
+            .then(|| cookie.split_once('=').map(|(_, id)| id.to_owned()))
+            .flatten();
+        Ok((
+            Measured {
+                wrk,
+                first_counter,
+                final_counter,
+            },
+            extra_key,
+        ))
+    })();
+    let extra_key = result.as_ref().ok().and_then(|(_, key)| key.clone());
+    if target.store == Store::Redis {
+        if let Some(url) = &setup.args.redis_url {
+            if let Err(error) = redis_cleanup(url, &prefix, extra_key.as_deref()) {
+                eprintln!("tessera-bench: could not delete {prefix}* in Redis: {error}");
+            }
+        }
+    }
+    let _ = fs::remove_dir_all(&scratch);
+    result.map(|(measured, _)| measured)
+}
+
+/// Deletes the run's keys: everything under `prefix`, and `extra`.
+fn redis_cleanup(url: &str, prefix: &str, extra: Option<&str>) -> redis::RedisResult<()> {
+    let client = redis::Client::open(url)?;
+    let mut connection = client.get_connection_with_timeout(Duration::from_secs(5))?;
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(format!("{prefix}*"))
+            .arg("COUNT")
+            .arg(1000)
+            .query(&mut connection)?;
+        if !keys.is_empty() {
+            redis::cmd("DEL").arg(&keys).exec(&mut connection)?;
+        }
+        if next == 0 {
+            break;
+        }
+        cursor = next;
+    }
+    if let Some(key) = extra {
+        redis::cmd("DEL").arg(key).exec(&mut connection)?;
+    }
+    Ok(())
+}
+
+/// Today's date, UTC, as `YYYY-MM-DD`.
+fn today() -> String {
+    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
+    time::OffsetDateTime::now_utc()
+        .format(&format)
+        .unwrap_or_else(|_| "unknown date".to_owned())
+}
+
+fn command_line(program: &Path, args: &[&str]) -> Option<String> {
+    let output = Command::new(program).args(args).output().ok()?;
+    let text = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    (output.status.success() && !text.is_empty()).then_some(text)
+}
+
+/// What the report says about the machine and the software, all cheap.
+fn machine(
+    args: &HttpArgs,
+    wrk: &str,
+    gunicorn: Option<&Path>,
+    python: &Path,
+    root: &Path,
+) -> Vec<(String, String)> {
+    let mut lines = Vec::new();
+    let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|line| line.strip_prefix("model name"))
+        .and_then(|rest| rest.split_once(':'))
+        .map_or("unknown", |(_, model)| model.trim());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    lines.push((
+        "CPU".to_owned(),
+        format!("{model}, {cores} cores available"),
+    ));
+    if let Some(total) = fs::read_to_string("/proc/meminfo").ok().and_then(|text| {
+        text.lines()
+            .find_map(|line| line.strip_prefix("MemTotal:"))
+            .and_then(|rest| rest.split_whitespace().next()?.parse::<u64>().ok())
+    }) {
+        lines.push((
+            "Memory".to_owned(),
+            format!("{:.1} GiB", total as f64 / 1024.0 / 1024.0),
+        ));
+    }
+    if let Ok(kernel) = fs::read_to_string("/proc/sys/kernel/osrelease") {
+        lines.push(("Linux".to_owned(), kernel.trim().to_owned()));
+    }
+    lines.push(("Load generator".to_owned(), wrk.to_owned()));
+    if let Some(rustc) = command_line(Path::new("rustc"), &["--version"]) {
+        lines.push(("Rust (rustc on PATH)".to_owned(), rustc));
+    }
+    let crates = crate_versions(root);
+    if !crates.is_empty() {
+        lines.push(("Crates (Cargo.lock)".to_owned(), crates));
+    }
+    if let Some(gunicorn) = gunicorn {
+        let mut python_line = String::new();
+        if let Some(versions) = command_line(
+            python,
+            &[
+                "-c",
+                "import sys, importlib.metadata as m; print('Python', sys.version.split()[0], \
+                 '/ Flask', m.version('flask'), '/ Flask-Session', m.version('flask-session'), \
+                 '/ gunicorn', m.version('gunicorn'), '/ redis-py', m.version('redis'))",
+            ],
+        ) {
+            python_line = versions;
+        } else if let Some(version) = command_line(gunicorn, &["--version"]) {
+            python_line = version;
+        }
+        if !python_line.is_empty() {
+            lines.push(("Python side".to_owned(), python_line));
+        }
+    }
+    if let Some(url) = &args.redis_url {
+        lines.push(("Redis".to_owned(), redis_info(url)));
+    }
+    if let Some(url) = &args.postgres_url {
+        let info = command_line(
+            Path::new("psql"),
+            &[
+                url,
+                "-tA",
+                "-c",
+                "show server_version",
+                "-c",
+                "show fsync",
+                "-c",
+                "show synchronous_commit",
+            ],
+        )
+        .map(|text| {
+            let values: Vec<&str> = text.lines().collect();
+            match values.as_slice() {
+                [version, fsync, commit] => {
+                    format!("{version} (fsync={fsync}, synchronous_commit={commit}), same machine")
+                }
+                _ => text.replace('\n', " "),
+            }
+        })
+        .unwrap_or_else(|| "version unknown (no psql)".to_owned());
+        lines.push(("PostgreSQL".to_owned(), info));
+    }
+    lines
+}
+
+fn redis_info(url: &str) -> String {
+    let info = || -> redis::RedisResult<String> {
+        let client = redis::Client::open(url)?;
+        let mut connection = client.get_connection_with_timeout(Duration::from_secs(5))?;
+        let server: String = redis::cmd("INFO").arg("server").query(&mut connection)?;
+        let version = server
+            .lines()
+            .find_map(|line| line.strip_prefix("redis_version:"))
+            .unwrap_or("?")
+            .trim()
+            .to_owned();
+        let config = |name: &str, connection: &mut redis::Connection| {
+            redis::cmd("CONFIG")
+                .arg("GET")
+                .arg(name)
+                .query::<Vec<String>>(connection)
+                .ok()
+                .and_then(|pair| pair.get(1).cloned())
+                .unwrap_or_else(|| "?".to_owned())
+        };
+        let appendonly = config("appendonly", &mut connection);
+        let fsync = config("appendfsync", &mut connection);
+        Ok(format!(
+            "{version} (appendonly={appendonly}, appendfsync={fsync}), same machine"
+        ))
+    };
+    info().unwrap_or_else(|error| format!("unreachable for INFO: {error}"))
+}
+
+/// The versions of the benchmarked crates, as Cargo.lock pins them.
+fn crate_versions(root: &Path) -> String {
+    let Ok(lock) = fs::read_to_string(root.join("Cargo.lock")) else {
+        return String::new();
+    };
+    let wanted = [
+        "tessera",
+        "axum",
+        "tower-sessions",
+        "tower-sessions-sqlx-store",
+        "tower-sessions-redis-store",
+        "actix-web",
+        "actix-session",
+        "tokio",
+        "sqlx",
+        "redis",
+        "fred",
+    ];
+    let mut found: Vec<String> = Vec::new();
+    let mut name: Option<&str> = None;
+    for line in lock.lines() {
+        if let Some(value) = line.strip_prefix("name = ") {
+            name = Some(value.trim_matches('"'));
+        } else if let (Some(current), Some(value)) = (name, line.strip_prefix("version = ")) {
+            if wanted.contains(&current) {
+                found.push(format!("{current} {}", value.trim_matches('"')));
+            }
+            name = None;
+        }
+    }
+    found.sort_by_key(|entry| {
+        let crate_name = entry.split(' ').next().unwrap_or_default();
+        wanted.iter().position(|w| *w == crate_name)
+    });
+    found.join(", ")
+}

@@ -1,1 +1,756 @@
-//! todo
+//! The Markdown report of `tessera-bench http`, and replacing its section in
+//! an existing document.
+
+use std::fmt::Write as _;
+
+use crate::targets::{self, Family, Merge, Target};
+use crate::wrk::WrkResult;
+
+/// The line that opens the report's section.
+pub const BEGIN: &str = "<!-- http:begin -->";
+/// The line that closes it.
+pub const END: &str = "<!-- http:end -->";
+
+/// What one run of one target measured.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Measured {
+    /// wrk's numbers.
+    pub wrk: WrkResult,
+    /// The counter the session-creating request answered (1).
+    pub first_counter: u64,
+    /// The counter the check request after wrk answered.
+    pub final_counter: u64,
+}
+
+/// One run of one target: measured, or why not.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Run {
+    /// What ran.
+    pub target: &'static Target,
+    /// The round, from 1.
+    pub round: usize,
+    /// The numbers, or the error that stopped the run.
+    pub outcome: Result<Measured, String>,
+}
+
+/// How the runs were made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Method {
+    /// Worker threads of every server (tokio, actix workers, gunicorn workers).
+    pub threads: u16,
+    /// wrk's connections.
+    pub connections: u32,
+    /// Seconds per run.
+    pub duration_secs: u32,
+    /// Rounds.
+    pub rounds: usize,
+    /// Whether the binaries were built with optimizations.
+    pub release: bool,
+}
+
+/// The verdict of a run's counter check.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Check {
+    /// No session (a bare server).
+    NotApplicable,
+    /// A cookie session: the counter is where the one cookie sent had it.
+    Cookie {
+        /// The counter after the run.
+        final_counter: u64,
+    },
+    /// Atomic increments: every acknowledged request counted; `in_flight`
+    /// more were served but not counted by wrk when it stopped.
+    Exact {
+        /// Acknowledged (2xx) requests of the wrk run.
+        acknowledged: u64,
+        /// Increments the server made beyond those.
+        in_flight: u64,
+    },
+    /// Atomic increments expected, but the counter disagrees.
+    Mismatch {
+        /// Increments the server counted during the wrk run.
+        counted: u64,
+        /// Acknowledged (2xx) requests of the wrk run.
+        acknowledged: u64,
+    },
+    /// Read-modify-write sessions: increments lost to concurrent writers.
+    Lost {
+        /// Increments the server kept during the wrk run.
+        counted: u64,
+        /// Acknowledged (2xx) requests of the wrk run.
+        acknowledged: u64,
+    },
+}
+
+impl Check {
+    /// Checks `measured` for a target that merges as `merge`, with wrk's
+    /// `connections` (the most requests that can be in flight when wrk stops).
+    pub fn of(merge: Merge, measured: &Measured, connections: u32) -> Check {
+        // The session-creating request set `first_counter`, the check request
+        // added one: the rest are the wrk run's increments.
+        let counted = measured
+            .final_counter
+            .saturating_sub(measured.first_counter)
+            .saturating_sub(1);
+        let acknowledged = measured.wrk.acknowledged();
+        match merge {
+            Merge::None => Check::NotApplicable,
+            Merge::Cookie => Check::Cookie {
+                final_counter: measured.final_counter,
+            },
+            Merge::LastWriteWins => Check::Lost {
+                counted,
+                acknowledged,
+            },
+            Merge::Atomic => {
+                let slack = u64::from(connections) + measured.wrk.socket_errors.total();
+                if counted >= acknowledged && counted - acknowledged <= slack {
+                    Check::Exact {
+                        acknowledged,
+                        in_flight: counted - acknowledged,
+                    }
+                } else {
+                    Check::Mismatch {
+                        counted,
+                        acknowledged,
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether the check passed (only atomic stores can fail it).
+    pub fn passed(&self) -> bool {
+        !matches!(self, Check::Mismatch { .. })
+    }
+
+    /// The run's counter in one line.
+    pub fn describe(&self) -> String {
+        match *self {
+            Check::NotApplicable => "no session".to_owned(),
+            Check::Cookie { final_counter } => format!(
+                "counter {final_counter}: every request started from the same cookie (expected)"
+            ),
+            Check::Exact {
+                acknowledged,
+                in_flight,
+            } => format!(
+                "exact: {} acknowledged + {in_flight} in flight at wrk's stop",
+                thousands(acknowledged)
+            ),
+            Check::Mismatch {
+                counted,
+                acknowledged,
+            } => format!(
+                "MISMATCH: {} increments kept, {} acknowledged",
+                thousands(counted),
+                thousands(acknowledged)
+            ),
+            Check::Lost {
+                counted,
+                acknowledged,
+            } => format!(
+                "{} increments kept of {} acknowledged ({} lost)",
+                thousands(counted),
+                thousands(acknowledged),
+                percent(lost_fraction(counted, acknowledged))
+            ),
+        }
+    }
+}
+
+fn lost_fraction(counted: u64, acknowledged: u64) -> f64 {
+    if acknowledged == 0 {
+        return 0.0;
+    }
+    1.0 - (counted.min(acknowledged) as f64 / acknowledged as f64)
+}
+
+/// `1234567` as `1,234,567`.
+pub fn thousands(value: u64) -> String {
+    let digits = value.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (index, digit) in digits.chars().enumerate() {
+        if index > 0 && (digits.len() - index).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
+}
+
+fn percent(fraction: f64) -> String {
+    format!("{:.1}%", fraction * 100.0)
+}
+
+fn ms(value: f64) -> String {
+    if value < 10.0 {
+        format!("{value:.2}")
+    } else {
+        format!("{value:.1}")
+    }
+}
+
+fn ratio(value: f64) -> String {
+    if value >= 0.095 {
+        format!("{value:.2}×")
+    } else if value > 0.0 {
+        format!("{value:.3}× (1/{:.0})", 1.0 / value)
+    } else {
+        "—".to_owned()
+    }
+}
+
+/// The median (the mean of the middle two for an even count).
+pub fn median(values: &[f64]) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let middle = sorted.len() / 2;
+    Some(if sorted.len() % 2 == 1 {
+        sorted[middle]
+    } else {
+        (sorted[middle - 1] + sorted[middle]) / 2.0
+    })
+}
+
+/// One target's runs, summarised over the rounds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Summary {
+    /// The target.
+    pub target: &'static Target,
+    /// Runs that measured something.
+    pub measured: Vec<Measured>,
+    /// Errors of runs that did not.
+    pub failures: Vec<String>,
+    /// Median requests per second.
+    pub rps: Option<f64>,
+    /// Lowest and highest requests per second.
+    pub spread: Option<(f64, f64)>,
+    /// Median p50 latency, ms.
+    pub p50_ms: Option<f64>,
+    /// Median p99 latency, ms.
+    pub p99_ms: Option<f64>,
+}
+
+impl Summary {
+    fn of(target: &'static Target, runs: &[Run]) -> Summary {
+        let mut measured = Vec::new();
+        let mut failures = Vec::new();
+        for run in runs.iter().filter(|run| run.target.name == target.name) {
+            match &run.outcome {
+                Ok(m) => measured.push(*m),
+                Err(error) => failures.push(format!("round {}: {error}", run.round)),
+            }
+        }
+        let rates: Vec<f64> = measured.iter().map(|m| m.wrk.requests_per_sec).collect();
+        let p50: Vec<f64> = measured.iter().map(|m| m.wrk.p50_ms).collect();
+        let p99: Vec<f64> = measured.iter().map(|m| m.wrk.p99_ms).collect();
+        let spread = median(&rates).map(|_| {
+            let low = rates.iter().copied().fold(f64::INFINITY, f64::min);
+            let high = rates.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            (low, high)
+        });
+        Summary {
+            target,
+            rps: median(&rates),
+            spread,
+            p50_ms: median(&p50),
+            p99_ms: median(&p99),
+            measured,
+            failures,
+        }
+    }
+}
+
+/// Everything the report says, computed from the runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Report {
+    /// `(what, value)` lines about the machine and software.
+    pub machine: Vec<(String, String)>,
+    /// How the runs were made.
+    pub method: Method,
+    /// Every run, in the order made.
+    pub runs: Vec<Run>,
+    /// Targets not run, with why.
+    pub skipped: Vec<(&'static str, String)>,
+    /// When, as text (UTC).
+    pub date: String,
+}
+
+impl Report {
+    fn summary(&self, name: &str) -> Option<Summary> {
+        let target = targets::find(name)?;
+        let summary = Summary::of(target, &self.runs);
+        (!summary.measured.is_empty() || !summary.failures.is_empty()).then_some(summary)
+    }
+
+    fn median_rps(&self, name: &str) -> Option<f64> {
+        self.summary(name).and_then(|summary| summary.rps)
+    }
+
+    /// The Markdown section, from [`BEGIN`] to [`END`].
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let method = &self.method;
+        let _ = writeln!(out, "{BEGIN}");
+        let _ = writeln!(out, "## HTTP: tessera against peer session libraries\n");
+        let _ = writeln!(
+            out,
+            "Generated by `tessera-bench http` ({}), {}. Regenerate with \
+             `cargo build --release -p tessera-bench && target/release/tessera-bench http \
+             --markdown FILE --redis-url URL --postgres-url URL`.\n",
+            self.date,
+            if method.release {
+                "release build"
+            } else {
+                "**debug build: these numbers mean nothing, build with --release**"
+            }
+        );
+
+        let _ = writeln!(out, "### Machine\n");
+        for (what, value) in &self.machine {
+            let _ = writeln!(out, "- {what}: {value}");
+        }
+
+        let _ = writeln!(out, "\n### Method\n");
+        let _ = writeln!(
+            out,
+            "- Every server serves one route, the same everywhere: `GET /` reads the string \
+             `user` from the session (absent) and increments the integer `counter` in it, \
+             answering the new value as plain text. Bare servers have no session and increment \
+             a process-wide atomic counter. tessera's server-side stores use its atomic \
+             `Session::increment`; its cookie mode, tower-sessions, actix-session and Flask \
+             read `counter` and write it back."
+        );
+        let _ = writeln!(
+            out,
+            "- Threads: every server gets {t} worker threads: the tokio runtime's \
+             `worker_threads({t})`, actix-web's `workers({t})`, gunicorn's `-w {t}` sync \
+             workers (`interop/bench_flask_app.py`).",
+            t = method.threads
+        );
+        let _ = writeln!(
+            out,
+            "- Load: `wrk -t1 -c{c} -d{d}s --latency -H \"Cookie: <session>\"`, in its own \
+             process on the same machine (so the server shares the cores with wrk, and with \
+             Redis or PostgreSQL where used). All {c} connections send the cookie of one \
+             session, created by one request just before: the worst case for concurrent \
+             writes to one session.",
+            c = method.connections,
+            d = method.duration_secs
+        );
+        let _ = writeln!(
+            out,
+            "- {r} round(s), interleaved: each round starts every target once, in a fixed \
+             order (A B C … A B C …), each server freshly started and stopped after its run. \
+             Req/s is the median over rounds with the spread (lowest–highest); p50 and p99 are \
+             the medians of wrk's per-run percentiles.",
+            r = method.rounds
+        );
+        let _ = writeln!(
+            out,
+            "- Counter check: after wrk stops, one more request with the cookie answers the \
+             counter. Servers that merge increments atomically (tessera server-side) must have \
+             counted every acknowledged (2xx) request: final = 1 (create) + acknowledged + \
+             in flight + 1 (this request), where at most one request per connection (plus any \
+             timed out) was served but not acknowledged when wrk stopped. The others are \
+             reported, not failed: read-modify-write sessions lose concurrent increments, and \
+             cookie sessions always start from the cookie sent."
+        );
+        let _ = writeln!(
+            out,
+            "- Isolation: Redis targets use a key prefix of their own per run (tower-sessions' \
+             Redis store has none: its one session key is deleted after the run), deleted \
+             after the run; SQLite files live in a new temporary directory per run; tessera's \
+             PostgreSQL store creates its own tables."
+        );
+
+        let _ = writeln!(out, "\n### Results");
+        for family in Family::ALL {
+            let rows: Vec<Summary> = targets::ALL
+                .iter()
+                .filter(|target| target.family == family)
+                .filter_map(|target| self.summary(target.name))
+                .collect();
+            if rows.is_empty() {
+                continue;
+            }
+            let baseline = family.baseline();
+            let baseline_rps = self.median_rps(baseline);
+            let _ = writeln!(
+                out,
+                "\n#### {}\n\nRatios are to `{baseline}`{}.\n",
+                family.title(),
+                if baseline_rps.is_none() {
+                    " (not measured in this run)"
+                } else {
+                    ""
+                }
+            );
+            let _ = writeln!(
+                out,
+                "| target | store | req/s (median) | spread (min–max) | p50 ms | p99 ms | vs `{baseline}` | non-2xx | socket errors | counter check |"
+            );
+            let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|---:|---:|---|");
+            for row in rows {
+                out.push_str(&self.row(&row, baseline_rps));
+            }
+        }
+
+        let _ = writeln!(out, "\n### Targets\n");
+        for line in self.targets() {
+            let _ = writeln!(out, "- {line}");
+        }
+
+        let _ = writeln!(out, "\n### Counter checks, per run\n");
+        for run in &self.runs {
+            let line = match &run.outcome {
+                Ok(measured) => {
+                    let check = Check::of(run.target.merge, measured, method.connections);
+                    format!(
+                        "round {}, `{}`: final counter {}; {}",
+                        run.round,
+                        run.target.name,
+                        thousands(measured.final_counter),
+                        check.describe()
+                    )
+                }
+                Err(error) => format!(
+                    "round {}, `{}`: failed: {error}",
+                    run.round, run.target.name
+                ),
+            };
+            let _ = writeln!(out, "- {line}");
+        }
+
+        if !self.skipped.is_empty() {
+            let _ = writeln!(out, "\n### Skipped\n");
+            for (name, reason) in &self.skipped {
+                let _ = writeln!(out, "- `{name}`: {reason}");
+            }
+        }
+        let _ = writeln!(out, "{END}");
+        out
+    }
+
+    fn row(&self, row: &Summary, baseline_rps: Option<f64>) -> String {
+        let target = row.target;
+        let Some(rps) = row.rps else {
+            return format!(
+                "| `{}` | {} | failed: {} | | | | | | | |\n",
+                target.name,
+                target.store.label(),
+                row.failures.join("; ").replace('|', "\\|")
+            );
+        };
+        let (low, high) = row.spread.unwrap_or((rps, rps));
+        let vs = baseline_rps.map_or_else(|| "—".to_owned(), |base| ratio(rps / base));
+        let non_2xx: u64 = row.measured.iter().map(|m| m.wrk.non_2xx).sum();
+        let socket: u64 = row
+            .measured
+            .iter()
+            .map(|m| m.wrk.socket_errors.total())
+            .sum();
+        let checks: Vec<Check> = row
+            .measured
+            .iter()
+            .map(|m| Check::of(target.merge, m, self.method.connections))
+            .collect();
+        let mut check = match target.merge {
+            Merge::None => "—".to_owned(),
+            Merge::Cookie => "n/a: cookie (stays at the cookie's value)".to_owned(),
+            Merge::Atomic => {
+                let passed = checks.iter().filter(|check| check.passed()).count();
+                if passed == checks.len() {
+                    format!("exact in {passed}/{} runs", checks.len())
+                } else {
+                    format!(
+                        "**MISMATCH** in {}/{} runs",
+                        checks.len() - passed,
+                        checks.len()
+                    )
+                }
+            }
+            Merge::LastWriteWins => {
+                let lost: Vec<f64> = checks
+                    .iter()
+                    .filter_map(|check| match *check {
+                        Check::Lost {
+                            counted,
+                            acknowledged,
+                        } => Some(lost_fraction(counted, acknowledged)),
+                        _ => None,
+                    })
+                    .collect();
+                match median(&lost) {
+                    Some(fraction) => format!("{} of increments lost (median)", percent(fraction)),
+                    None => "—".to_owned(),
+                }
+            }
+        };
+        if !row.failures.is_empty() {
+            check.push_str(&format!("; {} run(s) failed", row.failures.len()));
+        }
+        format!(
+            "| `{}` | {} | {} | {}–{} | {} | {} | {} | {} | {} | {} |\n",
+            target.name,
+            target.store.label(),
+            thousands(rps.round() as u64),
+            thousands(low.round() as u64),
+            thousands(high.round() as u64),
+            row.p50_ms.map_or_else(String::new, ms),
+            row.p99_ms.map_or_else(String::new, ms),
+            vs,
+            thousands(non_2xx),
+            thousands(socket),
+            check
+        )
+    }
+
+    /// The goals, met or missed, computed from the medians.
+    pub fn targets(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        let rps = |name: &str| self.median_rps(name);
+        let missing = |a: &str, b: &str| {
+            let absent: Vec<&str> = [a, b]
+                .into_iter()
+                .filter(|name| rps(name).is_none())
+                .collect();
+            format!("not measured (no numbers for `{}`)", absent.join("`, `"))
+        };
+        let verdict = |met: bool| if met { "**met**" } else { "**missed**" };
+
+        let (cookie, bare) = ("tessera-cookie", "axum-bare");
+        lines.push(match (rps(cookie), rps(bare)) {
+            (Some(c), Some(b)) => {
+                let cost = 1.0 - c / b;
+                format!(
+                    "`{cookie}` vs `{bare}` (target: at most 10% lower throughput): {} vs {} \
+                     req/s, {} {}: {}",
+                    thousands(c.round() as u64),
+                    thousands(b.round() as u64),
+                    percent(cost.abs()),
+                    if cost >= 0.0 { "lower" } else { "higher" },
+                    verdict(cost <= 0.10)
+                )
+            }
+            _ => format!("`{cookie}` vs `{bare}`: {}", missing(cookie, bare)),
+        });
+        for (ours, theirs) in [
+            ("tessera-memory", "tower-memory"),
+            ("tessera-sqlite", "tower-sqlite"),
+            ("tessera-redis", "tower-redis"),
+        ] {
+            lines.push(match (rps(ours), rps(theirs)) {
+                (Some(a), Some(b)) => format!(
+                    "`{ours}` vs `{theirs}` (target ≥ 1.0×): {} vs {} req/s = {:.2}×: {}",
+                    thousands(a.round() as u64),
+                    thousands(b.round() as u64),
+                    a / b,
+                    verdict(a / b >= 1.0)
+                ),
+                _ => format!("`{ours}` vs `{theirs}`: {}", missing(ours, theirs)),
+            });
+        }
+        for (ours, theirs) in [
+            ("tessera-cookie", "flask-cookie"),
+            ("tessera-redis", "flask-session-redis"),
+        ] {
+            lines.push(match (rps(ours), rps(theirs)) {
+                (Some(a), Some(b)) => format!(
+                    "`{ours}` vs `{theirs}` (target ≥ 20×): {} vs {} req/s = {:.1}×: {}",
+                    thousands(a.round() as u64),
+                    thousands(b.round() as u64),
+                    a / b,
+                    verdict(a / b >= 20.0)
+                ),
+                _ => format!("`{ours}` vs `{theirs}`: {}", missing(ours, theirs)),
+            });
+        }
+        let mismatches: Vec<String> = self
+            .runs
+            .iter()
+            .filter_map(|run| {
+                let measured = run.outcome.as_ref().ok()?;
+                let check = Check::of(run.target.merge, measured, self.method.connections);
+                (!check.passed()).then(|| format!("round {} `{}`", run.round, run.target.name))
+            })
+            .collect();
+        lines.push(if mismatches.is_empty() {
+            "Atomic counters (tessera server-side) counted every acknowledged request in every \
+             run: **met**"
+                .to_owned()
+        } else {
+            format!(
+                "Atomic counters counted every acknowledged request: **missed** in {}",
+                mismatches.join(", ")
+            )
+        });
+        lines
+    }
+}
+
+/// `document` with its `BEGIN`…`END` section replaced by `section` (which
+/// should carry the markers itself), or with `section` appended if it has
+/// none.
+pub fn replace_section(document: &str, section: &str) -> String {
+    let section = section.trim_end();
+    if let Some(start) = document.find(BEGIN) {
+        if let Some(end) = document[start..].find(END) {
+            let end = start + end + END.len();
+            let mut out = String::with_capacity(document.len() + section.len());
+            out.push_str(&document[..start]);
+            out.push_str(section);
+            out.push_str(&document[end..]);
+            if !out.ends_with('\n') {
+                out.push('\n');
+            }
+            return out;
+        }
+    }
+    let mut out = document.trim_end().to_owned();
+    if !out.is_empty() {
+        out.push_str("\n\n");
+    }
+    out.push_str(section);
+    out.push('\n');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wrk::SocketErrors;
+
+    #[test]
+    fn replaces_an_existing_section_and_keeps_the_rest() {
+        let document =
+            format!("# Benchmarks\n\nintro\n\n{BEGIN}\nold numbers\n{END}\n\n## Later\ntext\n");
+        let section = format!("{BEGIN}\nnew numbers\n{END}\n");
+        let replaced = replace_section(&document, &section);
+        assert_eq!(
+            replaced,
+            format!("# Benchmarks\n\nintro\n\n{BEGIN}\nnew numbers\n{END}\n\n## Later\ntext\n")
+        );
+        // Idempotent.
+        assert_eq!(replace_section(&replaced, &section), replaced);
+    }
+
+    #[test]
+    fn appends_when_there_is_no_section() {
+        let section = format!("{BEGIN}\nnumbers\n{END}\n");
+        assert_eq!(
+            replace_section("# Benchmarks\n\nintro\n\n\n", &section),
+            format!("# Benchmarks\n\nintro\n\n{BEGIN}\nnumbers\n{END}\n")
+        );
+        assert_eq!(replace_section("", &section), section);
+        // A begin marker without an end is not a section: append.
+        let broken = format!("text\n{BEGIN}\nhalf\n");
+        assert!(replace_section(&broken, &section).ends_with(&section));
+    }
+
+    fn measured(requests: u64, non_2xx: u64, final_counter: u64) -> Measured {
+        Measured {
+            wrk: WrkResult {
+                requests,
+                requests_per_sec: requests as f64 / 2.0,
+                p50_ms: 0.2,
+                p99_ms: 1.0,
+                non_2xx,
+                socket_errors: SocketErrors::default(),
+            },
+            first_counter: 1,
+            final_counter,
+        }
+    }
+
+    #[test]
+    fn counter_checks() {
+        // 1000 acknowledged + 3 in flight + create + check.
+        let exact = Check::of(Merge::Atomic, &measured(1000, 0, 1005), 16);
+        assert_eq!(
+            exact,
+            Check::Exact {
+                acknowledged: 1000,
+                in_flight: 3
+            }
+        );
+        assert!(exact.passed());
+        let short = Check::of(Merge::Atomic, &measured(1000, 0, 990), 16);
+        assert!(!short.passed());
+        let too_many = Check::of(Merge::Atomic, &measured(1000, 0, 1100), 16);
+        assert!(!too_many.passed());
+        // 503s are not acknowledged.
+        let with_errors = Check::of(Merge::Atomic, &measured(1000, 10, 992), 16);
+        assert!(with_errors.passed());
+        let lost = Check::of(Merge::LastWriteWins, &measured(1000, 0, 102), 16);
+        assert_eq!(
+            lost,
+            Check::Lost {
+                counted: 100,
+                acknowledged: 1000
+            }
+        );
+        assert!(lost.describe().contains("90.0% lost"));
+        assert!(Check::of(Merge::Cookie, &measured(1000, 0, 2), 16).passed());
+    }
+
+    #[test]
+    fn numbers() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+        assert_eq!(median(&[3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), Some(2.5));
+        assert_eq!(median(&[]), None);
+        assert_eq!(ratio(0.5), "0.50×");
+        assert_eq!(ratio(0.02), "0.020× (1/50)");
+    }
+
+    #[test]
+    fn renders_a_report_with_targets() {
+        let run = |name: &str, round: usize, m: Measured| Run {
+            target: targets::find(name).expect("known target"),
+            round,
+            outcome: Ok(m),
+        };
+        let report = Report {
+            machine: vec![("CPU".to_owned(), "test".to_owned())],
+            method: Method {
+                threads: 2,
+                connections: 16,
+                duration_secs: 2,
+                rounds: 1,
+                release: true,
+            },
+            runs: vec![
+                run("axum-bare", 1, measured(200_000, 0, 200_010)),
+                run("tessera-cookie", 1, measured(190_000, 0, 2)),
+                run("tessera-memory", 1, measured(100_000, 0, 100_004)),
+                run("tower-memory", 1, measured(90_000, 0, 500)),
+                run("flask-cookie", 1, measured(4_000, 0, 2)),
+                Run {
+                    target: targets::find("tessera-redis").expect("known"),
+                    round: 1,
+                    outcome: Err("Redis went away".to_owned()),
+                },
+            ],
+            skipped: vec![("tessera-postgres", "no --postgres-url given".to_owned())],
+            date: "2026-01-01".to_owned(),
+        };
+        let text = report.render();
+        assert!(text.starts_with(BEGIN));
+        assert!(text.trim_end().ends_with(END));
+        assert!(text.contains("| `tessera-memory` | memory | 50,000 | 50,000–50,000 | 0.20 | 1.00 | 0.50× | 0 | 0 | exact in 1/1 runs |"));
+        assert!(text.contains("5.0% lower: **met**"));
+        assert!(text.contains("= 1.11×: **met**"));
+        assert!(text.contains("= 47.5×: **met**"));
+        assert!(text.contains("failed: round 1: Redis went away"));
+        assert!(text.contains("`tessera-postgres`: no --postgres-url given"));
+        assert!(text.contains("`tessera-sqlite` vs `tower-sqlite`: not measured"));
+    }
+}

@@ -394,21 +394,20 @@ mod actix {
                     let prefix = args.key_prefix.clone();
                     let builder = RedisSessionStore::builder(url)
                         .cache_keygen(move |key| format!("{prefix}{key}"));
-                    let store = match tokio::time::timeout(STORE_PROBE_TIMEOUT, builder.build())
-                        .await
-                    {
-                        Ok(Ok(store)) => store,
-                        Ok(Err(error)) => {
-                            return Err(fail(format!(
-                                "cannot connect to Redis at {url}: {error:#}"
-                            )))
-                        }
-                        Err(_) => {
-                            return Err(fail(format!(
-                                "Redis at {url} did not answer within {STORE_PROBE_TIMEOUT:?}"
-                            )))
-                        }
-                    };
+                    let store =
+                        match tokio::time::timeout(STORE_PROBE_TIMEOUT, builder.build()).await {
+                            Ok(Ok(store)) => store,
+                            Ok(Err(error)) => {
+                                return Err(fail(format!(
+                                    "cannot connect to Redis at {url}: {error:#}"
+                                )))
+                            }
+                            Err(_) => {
+                                return Err(fail(format!(
+                                    "Redis at {url} did not answer within {STORE_PROBE_TIMEOUT:?}"
+                                )))
+                            }
+                        };
                     let server = HttpServer::new(move || {
                         App::new()
                             .wrap(middleware(store.clone(), key.clone()))

@@ -70,7 +70,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
-use sqlx::{Executor as _, Row as _};
+use sqlx::{Connection as _, Executor as _, Row as _};
 
 use super::{
     append_in_map, incremented, Changes, Record, SessionId, SessionInfo, SessionStore, StoreError,
@@ -82,6 +82,12 @@ use crate::value::{Map, Value};
 /// so a handful serves many concurrent requests; the server's own limit
 /// (100 by default) is shared by every instance of the application.
 const DEFAULT_MAX_CONNECTIONS: u32 = 10;
+
+/// How long a pooled connection may sit unused before it is checked with a
+/// ping before use. Under load connections come back within microseconds
+/// and are used unchecked; a server restart is noticed by the first use of
+/// each connection after it.
+const PING_IF_IDLE_FOR: Duration = Duration::from_millis(10);
 
 /// How long an operation waits for a connection, including connecting while
 /// the server refuses connections (sqlx retries until then), before the
@@ -419,15 +425,25 @@ impl PostgresStore {
     async fn pool(&self) -> Result<&PgPool, StoreError> {
         // Lazy, so that building the pool needs no server; it must happen
         // inside the runtime (sqlx spawns its maintenance task), hence here
-        // and not in `new`. `test_before_acquire` (sqlx's default, kept)
-        // pings an idle connection before handing it out, which is what
-        // replaces the connections a server restart or `pg_terminate_backend`
-        // killed.
+        // and not in `new`. sqlx pings every connection it gets back, so a
+        // connection just used is known to be alive; one that sat idle is
+        // pinged before it is handed out, which replaces the connections a
+        // server restart or `pg_terminate_backend` killed meanwhile. Pinging
+        // on every acquire (sqlx's `test_before_acquire`) would cost a
+        // round trip per operation under load.
         let pool = self.pool.get_or_init(|| {
             PgPoolOptions::new()
                 .max_connections(self.max_connections)
                 .acquire_timeout(self.acquire_timeout)
-                .test_before_acquire(true)
+                .test_before_acquire(false)
+                .before_acquire(|conn, meta| {
+                    Box::pin(async move {
+                        if meta.idle_for >= PING_IF_IDLE_FOR {
+                            conn.ping().await?;
+                        }
+                        Ok(true)
+                    })
+                })
                 .connect_lazy_with(self.options.clone())
         });
         if !self.ready.load(Ordering::Acquire) {
