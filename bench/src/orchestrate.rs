@@ -179,6 +179,7 @@ pub fn run(args: HttpArgs) -> Result<(), BenchError> {
     let log_dir = std::env::temp_dir().join(format!("tessera-bench-{}", std::process::id()));
     fs::create_dir_all(&log_dir)
         .map_err(|error| fail(format!("cannot create {}: {error}", log_dir.display())))?;
+    let load_start = load_average();
     let machine = machine(&args, &wrk_version, gunicorn.as_deref(), &python, &root);
     let setup = Setup {
         args,
@@ -192,18 +193,26 @@ pub fn run(args: HttpArgs) -> Result<(), BenchError> {
     let mut runs = Vec::new();
     for round in 1..=rounds {
         for target in &runnable {
+            let load = load_average();
             let outcome = run_one(&setup, target, round);
             match &outcome {
                 Ok(measured) => {
                     let check = Check::of(target.merge, measured, setup.args.connections);
+                    for error in &measured.check_errors {
+                        eprintln!(
+                            "[round {round}/{rounds}] {:<20} check request failed: {error}",
+                            target.name
+                        );
+                    }
                     eprintln!(
-                        "[round {round}/{rounds}] {:<20} {:>9} req/s  p50 {:>7.2} ms  p99 {:>7.2} ms  non-2xx {}  socket errors {}  {}",
+                        "[round {round}/{rounds}] {:<20} {:>9} req/s  p50 {:>7.2} ms  p99 {:>7.2} ms  non-2xx {}  socket errors {}  load {:.2}  {}",
                         target.name,
                         report::thousands(measured.wrk.requests_per_sec.round() as u64),
                         measured.wrk.p50_ms,
                         measured.wrk.p99_ms,
                         measured.wrk.non_2xx,
                         measured.wrk.socket_errors.total(),
+                        load.unwrap_or(f64::NAN),
                         check.describe()
                     );
                 }
@@ -216,10 +225,20 @@ pub fn run(args: HttpArgs) -> Result<(), BenchError> {
                 target,
                 round,
                 outcome,
+                load,
             });
         }
     }
     let _ = fs::remove_dir_all(&setup.log_dir);
+    let mut machine = machine;
+    machine.push((
+        "Load average (1 min) at start and end".to_owned(),
+        format!(
+            "{} and {} (the server and wrk alone keep up to 3 threads busy)",
+            load_start.map_or_else(|| "?".to_owned(), |load| format!("{load:.2}")),
+            load_average().map_or_else(|| "?".to_owned(), |load| format!("{load:.2}"))
+        ),
+    ));
 
     let report = Report {
         machine,
@@ -511,9 +530,25 @@ fn run_one(setup: &Setup, target: &Target, round: usize) -> Result<Measured, Str
         }
 
         sleep(DRAIN);
-        let last = client::get(port, &cookie)
-            .map_err(|error| format!("reading the counter back: {error}"))?;
-        let final_counter = counter_of(&last, "reading the counter back")?;
+        // A store left broken by requests cut off at wrk's stop is a finding:
+        // record each failure, retry a few times for the counter.
+        let mut check_errors = Vec::new();
+        let mut final_counter = None;
+        for _ in 0..report::CHECK_ATTEMPTS {
+            let answer = client::get(port, &cookie)
+                .map_err(|error| format!("reading the counter back: {error}"))
+                .and_then(|last| counter_of(&last, "reading the counter back"));
+            match answer {
+                Ok(counter) => {
+                    final_counter = Some(counter);
+                    break;
+                }
+                Err(error) => {
+                    check_errors.push(error);
+                    sleep(Duration::from_millis(200));
+                }
+            }
+        }
         server.stop();
         // tower-sessions' Redis store keys are bare session ids.
         let extra_key = (target.name == "tower-redis")
@@ -524,6 +559,7 @@ fn run_one(setup: &Setup, target: &Target, round: usize) -> Result<Measured, Str
                 wrk,
                 first_counter,
                 final_counter,
+                check_errors,
             },
             extra_key,
         ))
@@ -565,6 +601,16 @@ fn redis_cleanup(url: &str, prefix: &str, extra: Option<&str>) -> redis::RedisRe
         redis::cmd("DEL").arg(key).exec(&mut connection)?;
     }
     Ok(())
+}
+
+/// The 1-minute load average.
+fn load_average() -> Option<f64> {
+    fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// Today's date, UTC, as `YYYY-MM-DD`.

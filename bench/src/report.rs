@@ -6,20 +6,27 @@ use std::fmt::Write as _;
 use crate::targets::{self, Family, Merge, Target};
 use crate::wrk::WrkResult;
 
+/// How many times the orchestrator sends the check request before giving up.
+pub const CHECK_ATTEMPTS: usize = 5;
+
 /// The line that opens the report's section.
 pub const BEGIN: &str = "<!-- http:begin -->";
 /// The line that closes it.
 pub const END: &str = "<!-- http:end -->";
 
 /// What one run of one target measured.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Measured {
     /// wrk's numbers.
     pub wrk: WrkResult,
     /// The counter the session-creating request answered (1).
     pub first_counter: u64,
-    /// The counter the check request after wrk answered.
-    pub final_counter: u64,
+    /// The counter the check request after wrk answered; `None` if every
+    /// attempt failed.
+    pub final_counter: Option<u64>,
+    /// Errors of check requests that failed (each is retried a few times):
+    /// a finding of its own, whatever the counter.
+    pub check_errors: Vec<String>,
 }
 
 /// One run of one target: measured, or why not.
@@ -31,6 +38,10 @@ pub struct Run {
     pub round: usize,
     /// The numbers, or the error that stopped the run.
     pub outcome: Result<Measured, String>,
+    /// The machine's 1-minute load average when the run started: the
+    /// benchmark's own processes add about 2-3, more means something else
+    /// was running (the machine may be shared).
+    pub load: Option<f64>,
 }
 
 /// How the runs were made.
@@ -73,6 +84,8 @@ pub enum Check {
         /// Acknowledged (2xx) requests of the wrk run.
         acknowledged: u64,
     },
+    /// Every check request failed: no counter to check.
+    Unanswered,
     /// Read-modify-write sessions: increments lost to concurrent writers.
     Lost {
         /// Increments the server kept during the wrk run.
@@ -86,18 +99,22 @@ impl Check {
     /// Checks `measured` for a target that merges as `merge`, with wrk's
     /// `connections` (the most requests that can be in flight when wrk stops).
     pub fn of(merge: Merge, measured: &Measured, connections: u32) -> Check {
+        let Some(final_counter) = measured.final_counter else {
+            return match merge {
+                Merge::None => Check::NotApplicable,
+                _ => Check::Unanswered,
+            };
+        };
         // The session-creating request set `first_counter`, the check request
-        // added one: the rest are the wrk run's increments.
-        let counted = measured
-            .final_counter
+        // added one (failed attempts store nothing): the rest are the wrk
+        // run's increments.
+        let counted = final_counter
             .saturating_sub(measured.first_counter)
             .saturating_sub(1);
         let acknowledged = measured.wrk.acknowledged();
         match merge {
             Merge::None => Check::NotApplicable,
-            Merge::Cookie => Check::Cookie {
-                final_counter: measured.final_counter,
-            },
+            Merge::Cookie => Check::Cookie { final_counter },
             Merge::LastWriteWins => Check::Lost {
                 counted,
                 acknowledged,
@@ -119,9 +136,10 @@ impl Check {
         }
     }
 
-    /// Whether the check passed (only atomic stores can fail it).
+    /// Whether the check passed: atomic stores can miscount, and any
+    /// target can fail to answer the check request.
     pub fn passed(&self) -> bool {
-        !matches!(self, Check::Mismatch { .. })
+        !matches!(self, Check::Mismatch { .. } | Check::Unanswered)
     }
 
     /// The run's counter in one line.
@@ -146,6 +164,7 @@ impl Check {
                 thousands(counted),
                 thousands(acknowledged)
             ),
+            Check::Unanswered => "UNANSWERED: every check request failed".to_owned(),
             Check::Lost {
                 counted,
                 acknowledged,
@@ -157,6 +176,10 @@ impl Check {
             ),
         }
     }
+}
+
+fn load(load: Option<f64>) -> String {
+    load.map_or_else(String::new, |load| format!(" (load {load:.2})"))
 }
 
 fn lost_fraction(counted: u64, acknowledged: u64) -> f64 {
@@ -241,7 +264,7 @@ impl Summary {
         let mut failures = Vec::new();
         for run in runs.iter().filter(|run| run.target.name == target.name) {
             match &run.outcome {
-                Ok(m) => measured.push(*m),
+                Ok(m) => measured.push(m.clone()),
                 Err(error) => failures.push(format!("round {}: {error}", run.round)),
             }
         }
@@ -367,6 +390,19 @@ impl Report {
              after the run; SQLite files live in a new temporary directory per run; tessera's \
              PostgreSQL store creates its own tables."
         );
+        let _ = writeln!(
+            out,
+            "- Durability: both SQLite stores run in WAL mode with synchronous=NORMAL (tessera's \
+             setting; tower-sessions' pool is given the same, sqlx's default would be FULL). \
+             Redis and PostgreSQL run as given (see Machine): with Redis' appendfsync=always \
+             every write waits for an fsync, which weighs on every Redis target alike and makes \
+             them sensitive to other disk I/O on the machine."
+        );
+        let _ = writeln!(
+            out,
+            "- Noise: the 1-minute load average is recorded at the start of every run (below); \
+             the server and wrk alone keep up to 3 threads busy (more with Redis or PostgreSQL), so much more than that means something else was running."
+        );
 
         let _ = writeln!(out, "\n### Results");
         for family in Family::ALL {
@@ -410,17 +446,30 @@ impl Report {
             let line = match &run.outcome {
                 Ok(measured) => {
                     let check = Check::of(run.target.merge, measured, method.connections);
-                    format!(
-                        "round {}, `{}`: final counter {}; {}",
+                    let mut line = format!(
+                        "round {}, `{}`{}: {} requests, final counter {}; {}",
                         run.round,
                         run.target.name,
-                        thousands(measured.final_counter),
+                        load(run.load),
+                        thousands(measured.wrk.requests),
+                        measured
+                            .final_counter
+                            .map_or_else(|| "none".to_owned(), thousands),
                         check.describe()
-                    )
+                    );
+                    if let Some(first) = measured.check_errors.first() {
+                        line.push_str(&format!(
+                            "; **{} check request(s) failed** (first: {first})",
+                            measured.check_errors.len()
+                        ));
+                    }
+                    line
                 }
                 Err(error) => format!(
-                    "round {}, `{}`: failed: {error}",
-                    run.round, run.target.name
+                    "round {}, `{}`{}: failed: {error}",
+                    run.round,
+                    run.target.name,
+                    load(run.load)
                 ),
             };
             let _ = writeln!(out, "- {line}");
@@ -463,16 +512,20 @@ impl Report {
             Merge::None => "—".to_owned(),
             Merge::Cookie => "n/a: cookie (stays at the cookie's value)".to_owned(),
             Merge::Atomic => {
-                let passed = checks.iter().filter(|check| check.passed()).count();
-                if passed == checks.len() {
-                    format!("exact in {passed}/{} runs", checks.len())
-                } else {
-                    format!(
-                        "**MISMATCH** in {}/{} runs",
-                        checks.len() - passed,
-                        checks.len()
-                    )
+                let total = checks.len();
+                let exact = checks
+                    .iter()
+                    .filter(|check| matches!(check, Check::Exact { .. }))
+                    .count();
+                let mismatched = checks
+                    .iter()
+                    .filter(|check| matches!(check, Check::Mismatch { .. }))
+                    .count();
+                let mut cell = format!("exact in {exact}/{total} runs");
+                if mismatched > 0 {
+                    cell.push_str(&format!("; **MISMATCH** in {mismatched}/{total}"));
                 }
+                cell
             }
             Merge::LastWriteWins => {
                 let lost: Vec<f64> = checks
@@ -491,6 +544,27 @@ impl Report {
                 }
             }
         };
+        let unanswered = checks
+            .iter()
+            .filter(|check| matches!(check, Check::Unanswered))
+            .count();
+        if unanswered > 0 {
+            check.push_str(&format!(
+                "; **no answer to the check** in {unanswered}/{} runs",
+                checks.len()
+            ));
+        }
+        let troubled = row
+            .measured
+            .iter()
+            .filter(|m| !m.check_errors.is_empty())
+            .count();
+        if troubled > 0 {
+            check.push_str(&format!(
+                "; **check request failed** (then retried) in {troubled}/{} runs, see below",
+                checks.len()
+            ));
+        }
         if !row.failures.is_empty() {
             check.push_str(&format!("; {} run(s) failed", row.failures.len()));
         }
@@ -570,25 +644,62 @@ impl Report {
                 _ => format!("`{ours}` vs `{theirs}`: {}", missing(ours, theirs)),
             });
         }
-        let mismatches: Vec<String> = self
-            .runs
-            .iter()
-            .filter_map(|run| {
-                let measured = run.outcome.as_ref().ok()?;
-                let check = Check::of(run.target.merge, measured, self.method.connections);
-                (!check.passed()).then(|| format!("round {} `{}`", run.round, run.target.name))
-            })
-            .collect();
-        lines.push(if mismatches.is_empty() {
-            "Atomic counters (tessera server-side) counted every acknowledged request in every \
-             run: **met**"
-                .to_owned()
-        } else {
+        let mut atomic_runs = 0;
+        let mut mismatches = Vec::new();
+        let mut unanswered = Vec::new();
+        let mut check_failures = Vec::new();
+        for run in &self.runs {
+            let Ok(measured) = &run.outcome else {
+                continue;
+            };
+            let at = format!("round {} `{}`", run.round, run.target.name);
+            if let Some(first) = measured.check_errors.first() {
+                check_failures.push(format!(
+                    "{at} ({} failed, first: {first}; {})",
+                    measured.check_errors.len(),
+                    if measured.final_counter.is_some() {
+                        "a retry answered"
+                    } else {
+                        "no retry answered"
+                    }
+                ));
+            }
+            if run.target.merge != Merge::Atomic {
+                continue;
+            }
+            atomic_runs += 1;
+            match Check::of(run.target.merge, measured, self.method.connections) {
+                Check::Mismatch { .. } => mismatches.push(at),
+                Check::Unanswered => unanswered.push(at),
+                _ => {}
+            }
+        }
+        lines.push(if atomic_runs == 0 {
+            "Atomic counters (tessera server-side): not measured".to_owned()
+        } else if mismatches.is_empty() && unanswered.is_empty() {
             format!(
-                "Atomic counters counted every acknowledged request: **missed** in {}",
-                mismatches.join(", ")
+                "Atomic counters (tessera server-side) counted every acknowledged request in all \
+                 {atomic_runs} runs: **met**"
             )
+        } else {
+            let mut line = "Atomic counters (tessera server-side) counted every acknowledged \
+                            request: **missed**"
+                .to_owned();
+            if !mismatches.is_empty() {
+                line.push_str(&format!("; miscounted in {}", mismatches.join(", ")));
+            }
+            if !unanswered.is_empty() {
+                line.push_str(&format!("; could not be read in {}", unanswered.join(", ")));
+            }
+            line
         });
+        if !check_failures.is_empty() {
+            lines.push(format!(
+                "The check request after wrk's stop (up to {} attempts) **failed** in: {}",
+                CHECK_ATTEMPTS,
+                check_failures.join("; ")
+            ));
+        }
         lines
     }
 }
@@ -663,7 +774,8 @@ mod tests {
                 socket_errors: SocketErrors::default(),
             },
             first_counter: 1,
-            final_counter,
+            final_counter: Some(final_counter),
+            check_errors: Vec::new(),
         }
     }
 
@@ -717,6 +829,7 @@ mod tests {
             target: targets::find(name).expect("known target"),
             round,
             outcome: Ok(m),
+            load: Some(2.5),
         };
         let report = Report {
             machine: vec![("CPU".to_owned(), "test".to_owned())],
@@ -737,9 +850,27 @@ mod tests {
                     target: targets::find("tessera-redis").expect("known"),
                     round: 1,
                     outcome: Err("Redis went away".to_owned()),
+                    load: None,
                 },
+                run(
+                    "tessera-sqlite",
+                    1,
+                    Measured {
+                        check_errors: vec!["status 503 (store unavailable)".to_owned()],
+                        ..measured(8_000, 0, 8_003)
+                    },
+                ),
+                run(
+                    "tessera-postgres",
+                    1,
+                    Measured {
+                        final_counter: None,
+                        check_errors: vec!["status 503".to_owned(); CHECK_ATTEMPTS],
+                        ..measured(8_000, 0, 0)
+                    },
+                ),
             ],
-            skipped: vec![("tessera-postgres", "no --postgres-url given".to_owned())],
+            skipped: vec![("tower-redis", "no --redis-url given".to_owned())],
             date: "2026-01-01".to_owned(),
         };
         let text = report.render();
@@ -750,7 +881,15 @@ mod tests {
         assert!(text.contains("= 1.11×: **met**"));
         assert!(text.contains("= 47.5×: **met**"));
         assert!(text.contains("failed: round 1: Redis went away"));
-        assert!(text.contains("`tessera-postgres`: no --postgres-url given"));
-        assert!(text.contains("`tessera-sqlite` vs `tower-sqlite`: not measured"));
+        assert!(text.contains("`tower-redis`: no --redis-url given"));
+        assert!(text.contains(
+            "`tessera-sqlite` vs `tower-sqlite`: not measured (no numbers for `tower-sqlite`)"
+        ));
+        assert!(text.contains("**missed**; could not be read in round 1 `tessera-postgres`"));
+        assert!(text.contains(
+            "**failed** in: round 1 `tessera-sqlite` (1 failed, first: status 503 (store \
+             unavailable); a retry answered); round 1 `tessera-postgres` (5 failed"
+        ));
+        assert!(text.contains("exact in 0/1 runs; **no answer to the check** in 1/1 runs"));
     }
 }

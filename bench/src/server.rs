@@ -206,16 +206,10 @@ async fn tessera_app(args: &ServerArgs) -> Result<Router, ServerError> {
         let id = SessionId::generate();
         match tokio::time::timeout(STORE_PROBE_TIMEOUT, store.load(&id, now)).await {
             Ok(Ok(_)) => {}
-            Ok(Err(error)) => {
-                return Err(fail(format!(
-                    "--server {}: the session store is unavailable: {error}",
-                    args.server
-                )))
-            }
+            Ok(Err(error)) => return Err(fail(format!("cannot reach the session store: {error}"))),
             Err(_) => {
                 return Err(fail(format!(
-                    "--server {}: the session store did not answer within {:?}",
-                    args.server, STORE_PROBE_TIMEOUT
+                    "the session store did not answer within {STORE_PROBE_TIMEOUT:?}"
                 )))
             }
         }
@@ -269,7 +263,9 @@ mod tower {
     use tower_sessions::{MemoryStore, SessionManagerLayer, SessionStore};
     use tower_sessions_redis_store::fred::prelude::{ClientLike as _, Config, Pool};
     use tower_sessions_redis_store::RedisStore;
-    use tower_sessions_sqlx_store::sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
+    use tower_sessions_sqlx_store::sqlx::sqlite::{
+        SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqliteSynchronous,
+    };
     use tower_sessions_sqlx_store::SqliteStore;
 
     pub(super) async fn app(args: &ServerArgs) -> Result<Router, ServerError> {
@@ -277,9 +273,14 @@ mod tower {
             ServerKind::TowerMemory => Ok(with_store(MemoryStore::default())),
             ServerKind::TowerSqlite => {
                 let url = sqlite_url(args, "tower.db")?;
+                // The durability tessera's SQLite store runs with (WAL,
+                // synchronous=NORMAL: no fsync per commit); sqlx's default
+                // would be synchronous=FULL.
                 let options = SqliteConnectOptions::from_str(&url)
                     .map_err(|error| fail(format!("bad SQLite URL {url}: {error}")))?
-                    .create_if_missing(true);
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal);
                 let pool = SqlitePool::connect_with(options)
                     .await
                     .map_err(|error| fail(format!("cannot open {url}: {error}")))?;
