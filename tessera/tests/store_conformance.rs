@@ -97,6 +97,7 @@ macro_rules! conformance {
             delete_user_removes_only_that_users_sessions,
             purge_expired_removes_only_dead_records_in_batches,
             expired_records_are_never_returned_before_purge,
+            cancelled_operations_leave_the_store_usable,
         );
     };
     (@cases $name:ident, $make:expr; $($case:ident),* $(,)?) => {
@@ -716,6 +717,73 @@ async fn round_trip_in_flask_session_msgpack(store: Arc<dyn SessionStore>, _keep
 #[cfg(feature = "redis")]
 async fn round_trip_in_flask_session_json(store: Arc<dyn SessionStore>, _keeps: Keeps) {
     round_trip_in_flask_session(store, SerializationFormat::Json).await;
+}
+
+/// A request the client gives up on drops its store operation wherever it
+/// is, in the middle of a transaction too; the store must stay usable, and
+/// what it reports afterwards must be consistent.
+async fn cancelled_operations_leave_the_store_usable(store: Arc<dyn SessionStore>, _keeps: Keeps) {
+    let id = create(&*store, &live_record(Map::new(), None)).await;
+    let mut delay = 0x2545_f491_u64;
+    for round in 0..300u64 {
+        delay ^= delay << 13;
+        delay ^= delay >> 7;
+        delay ^= delay << 17;
+        let budget = std::time::Duration::from_micros(delay % 400);
+        let store = Arc::clone(&store);
+        let id = id.clone();
+        let _ = tokio::time::timeout(budget, async move {
+            match round % 4 {
+                0 => store.increment(&id, "n", 1, NOW).await.map(drop),
+                1 => store
+                    .update(
+                        &id,
+                        &Changes {
+                            set: map([("k", Value::from(round))]),
+                            expires_at: Some(NOW + HOUR),
+                            ..Changes::default()
+                        },
+                        NOW,
+                    )
+                    .await
+                    .map(drop),
+                2 => store
+                    .append(&id, "l", &Value::from(round), NOW)
+                    .await
+                    .map(drop),
+                _ => store
+                    .create(&SessionId::generate(), &live_record(Map::new(), None))
+                    .await
+                    .map(drop),
+            }
+        })
+        .await;
+    }
+    // Operations that finish after their caller gave up may still land;
+    // wait for them, then every kind of operation must work.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let before = load_live(&*store, &id).await.data;
+    let n = before.get("n").and_then(Value::as_i64).unwrap_or(0);
+    assert_eq!(
+        store
+            .increment(&id, "n", 1, NOW)
+            .await
+            .expect("increment after cancellations"),
+        Some(n + 1)
+    );
+    let changes = Changes {
+        set: map([("after", Value::from(true))]),
+        ..Changes::default()
+    };
+    assert!(store
+        .update(&id, &changes, NOW)
+        .await
+        .expect("update after cancellations"));
+    create(&*store, &live_record(Map::new(), None)).await;
+    assert_eq!(
+        load_live(&*store, &id).await.data["after"],
+        Value::from(true)
+    );
 }
 
 async fn create_refuses_a_taken_id(store: Arc<dyn SessionStore>, _keeps: Keeps) {

@@ -62,7 +62,7 @@
 //! character, so a session key or user id containing one is refused by the
 //! server (values can: they are stored as JSON, which escapes it).
 
-use super::sql::{db, parse_id, parse_value, sql_count, sql_time, time_from_sql};
+use super::sql::{db, parse_id, parse_value, sql_count, sql_time, time_from_sql, to_completion};
 use std::fmt;
 use std::str::FromStr as _;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -465,48 +465,54 @@ impl PostgresStore {
 
     /// Runs `change` on the value under `key` of the live record `id` and
     /// stores what it returns, holding the session's row lock throughout.
-    async fn read_modify_write<T>(
+    async fn read_modify_write<T: Send + 'static>(
         &self,
         id: &SessionId,
         key: &str,
         now: u64,
-        change: impl FnOnce(Option<Value>) -> Result<(Value, T), StoreError>,
+        change: impl FnOnce(Option<Value>) -> Result<(Value, T), StoreError> + Send + 'static,
     ) -> Result<Option<T>, StoreError> {
-        let mut tx = self.pool().await?.begin().await.map_err(db)?;
-        let live: Option<i32> = sqlx::query_scalar(LOCK_LIVE)
+        let pool = self.pool().await?.clone();
+        let (id, key) = (id.clone(), key.to_owned());
+        to_completion(async move {
+            let (id, key) = (&id, key.as_str());
+            let mut tx = pool.begin().await.map_err(db)?;
+            let live: Option<i32> = sqlx::query_scalar(LOCK_LIVE)
+                .bind(id.as_str())
+                .bind(sql_time(now))
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db)?;
+            if live.is_none() {
+                tx.rollback().await.map_err(db)?;
+                return Ok(None);
+            }
+            // Read after the lock, in a statement of its own: in READ COMMITTED
+            // each statement sees what committed before it began, so this sees
+            // the previous holder's write. (Joined into the locking query, the
+            // value would come from the snapshot taken before the wait.)
+            let current: Option<String> = sqlx::query_scalar(
+                "SELECT value FROM tessera_session_values WHERE session_id = $1 AND key = $2",
+            )
             .bind(id.as_str())
-            .bind(sql_time(now))
+            .bind(key)
             .fetch_optional(&mut *tx)
             .await
             .map_err(db)?;
-        if live.is_none() {
-            tx.rollback().await.map_err(db)?;
-            return Ok(None);
-        }
-        // Read after the lock, in a statement of its own: in READ COMMITTED
-        // each statement sees what committed before it began, so this sees
-        // the previous holder's write. (Joined into the locking query, the
-        // value would come from the snapshot taken before the wait.)
-        let current: Option<String> = sqlx::query_scalar(
-            "SELECT value FROM tessera_session_values WHERE session_id = $1 AND key = $2",
-        )
-        .bind(id.as_str())
-        .bind(key)
-        .fetch_optional(&mut *tx)
+            let current = current.map(|text| parse_value(key, &text)).transpose()?;
+            // An error here drops `tx`, which rolls back: nothing was written.
+            let (next, result) = change(current)?;
+            sqlx::query(PUT_VALUE)
+                .bind(id.as_str())
+                .bind(key)
+                .bind(tagged::to_string(&next))
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            tx.commit().await.map_err(db)?;
+            Ok(Some(result))
+        })
         .await
-        .map_err(db)?;
-        let current = current.map(|text| parse_value(key, &text)).transpose()?;
-        // An error here drops `tx`, which rolls back: nothing was written.
-        let (next, result) = change(current)?;
-        sqlx::query(PUT_VALUE)
-            .bind(id.as_str())
-            .bind(key)
-            .bind(tagged::to_string(&next))
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        tx.commit().await.map_err(db)?;
-        Ok(Some(result))
     }
 }
 
@@ -722,51 +728,57 @@ impl SessionStore for PostgresStore {
             // `new` is taken, by `old` itself.
             return Ok(false);
         }
-        let mut tx = self.pool().await?.begin().await.map_err(db)?;
-        // Locks `old` first, so the writers of the session wait and then
-        // find it gone rather than write to a row about to be deleted.
-        let live: Option<i32> = sqlx::query_scalar(LOCK_LIVE)
-            .bind(old.as_str())
-            .bind(sql_time(now))
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db)?;
-        if live.is_none() {
-            tx.rollback().await.map_err(db)?;
-            return Ok(false);
-        }
-        // Copies the row only if `new` is unused by any row, expired or not;
-        // a concurrent insert of `new` makes this wait for it, then skip.
-        let copied = sqlx::query(
-            "INSERT INTO tessera_sessions
+        let pool = self.pool().await?.clone();
+        let (old, new) = (old.clone(), new.clone());
+        to_completion(async move {
+            let (old, new) = (&old, &new);
+            let mut tx = pool.begin().await.map_err(db)?;
+            // Locks `old` first, so the writers of the session wait and then
+            // find it gone rather than write to a row about to be deleted.
+            let live: Option<i32> = sqlx::query_scalar(LOCK_LIVE)
+                .bind(old.as_str())
+                .bind(sql_time(now))
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db)?;
+            if live.is_none() {
+                tx.rollback().await.map_err(db)?;
+                return Ok(false);
+            }
+            // Copies the row only if `new` is unused by any row, expired or not;
+            // a concurrent insert of `new` makes this wait for it, then skip.
+            let copied = sqlx::query(
+                "INSERT INTO tessera_sessions
                  (id, user_id, created_at, expires_at, absolute_expires_at)
              SELECT $1, user_id, created_at, expires_at, absolute_expires_at
              FROM tessera_sessions WHERE id = $2
              ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(new.as_str())
-        .bind(old.as_str())
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?
-        .rows_affected();
-        if copied == 0 {
-            tx.rollback().await.map_err(db)?;
-            return Ok(false);
-        }
-        sqlx::query("UPDATE tessera_session_values SET session_id = $1 WHERE session_id = $2")
+            )
             .bind(new.as_str())
             .bind(old.as_str())
             .execute(&mut *tx)
             .await
-            .map_err(db)?;
-        sqlx::query("DELETE FROM tessera_sessions WHERE id = $1")
-            .bind(old.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        tx.commit().await.map_err(db)?;
-        Ok(true)
+            .map_err(db)?
+            .rows_affected();
+            if copied == 0 {
+                tx.rollback().await.map_err(db)?;
+                return Ok(false);
+            }
+            sqlx::query("UPDATE tessera_session_values SET session_id = $1 WHERE session_id = $2")
+                .bind(new.as_str())
+                .bind(old.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            sqlx::query("DELETE FROM tessera_sessions WHERE id = $1")
+                .bind(old.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            tx.commit().await.map_err(db)?;
+            Ok(true)
+        })
+        .await
     }
 
     async fn increment(
@@ -790,7 +802,9 @@ impl SessionStore for PostgresStore {
                 .map(Some)
                 .map_err(|_| StoreError::Corrupt(format!("incrementing {key:?} stored {text:?}")));
         }
-        self.read_modify_write(id, key, now, |current| {
+        let name = key.to_owned();
+        self.read_modify_write(id, key, now, move |current| {
+            let key = name.as_str();
             let next = incremented(key, current.as_ref(), by)?;
             Ok((Value::from(next), next))
         })
@@ -804,7 +818,9 @@ impl SessionStore for PostgresStore {
         value: &Value,
         now: u64,
     ) -> Result<Option<usize>, StoreError> {
-        self.read_modify_write(id, key, now, |current| {
+        let (name, value) = (key.to_owned(), value.clone());
+        self.read_modify_write(id, key, now, move |current| {
+            let (key, value) = (name.as_str(), &value);
             // Through the shared helper, so the rules (absent or None start
             // a list, anything but a list is refused) are `MemoryStore`'s.
             let mut data = Map::new();

@@ -32,3 +32,15 @@ pub(super) fn time_from_sql(seconds: i64, column: &str) -> Result<u64, StoreErro
         StoreError::Corrupt(format!("negative {column} {seconds} in a stored session"))
     })
 }
+
+/// Runs a store operation in a task of its own and waits for it. Dropping
+/// the caller's future (a request whose client went away) then cannot stop
+/// a transaction between two statements, which would hand its connection
+/// back to the pool still inside the transaction and fail every later one.
+pub(super) async fn to_completion<T: Send + 'static>(
+    operation: impl std::future::Future<Output = Result<T, StoreError>> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::spawn(operation)
+        .await
+        .map_err(StoreError::unavailable)?
+}

@@ -48,7 +48,7 @@
 //! SQLite integers are signed 64-bit: times beyond `i64::MAX` seconds (some
 //! 292 billion years away) are stored as `i64::MAX`.
 
-use super::sql::{db, parse_id, parse_value, sql_count, sql_time, time_from_sql};
+use super::sql::{db, parse_id, parse_value, sql_count, sql_time, time_from_sql, to_completion};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -268,48 +268,50 @@ impl SqliteStore {
         Ok(&self.pools().await?.write)
     }
 
-    /// A transaction holding the write lock from its start. A deferred
-    /// transaction that reads before it writes cannot upgrade once another
-    /// connection has committed in between (`SQLITE_BUSY_SNAPSHOT`, which the
-    /// busy timeout does not retry); `BEGIN IMMEDIATE` waits for the lock
-    /// instead, which is also what serializes read-modify-writes.
-    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
-        self.writer()
-            .await?
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(db)
-    }
-
     /// Runs `change` on the value under `key` of the live record `id` and
     /// stores what it returns, under the write lock throughout.
-    async fn read_modify_write<T>(
+    async fn read_modify_write<T: Send + 'static>(
         &self,
         id: &SessionId,
         key: &str,
         now: u64,
-        change: impl FnOnce(Option<Value>) -> Result<(Value, T), StoreError>,
+        change: impl FnOnce(Option<Value>) -> Result<(Value, T), StoreError> + Send + 'static,
     ) -> Result<Option<T>, StoreError> {
-        let mut tx = self.begin_write().await?;
-        if !is_live(&mut tx, id, now).await? {
-            tx.rollback().await.map_err(db)?;
-            return Ok(None);
-        }
-        let current: Option<String> = sqlx::query_scalar(
-            "SELECT value FROM tessera_session_values WHERE session_id = ?1 AND key = ?2",
-        )
-        .bind(id.as_str())
-        .bind(key)
-        .fetch_optional(&mut *tx)
+        let writer = self.writer().await?.clone();
+        let (id, key) = (id.clone(), key.to_owned());
+        to_completion(async move {
+            let (id, key) = (&id, key.as_str());
+            let mut tx = begin_write(&writer).await?;
+            if !is_live(&mut tx, id, now).await? {
+                tx.rollback().await.map_err(db)?;
+                return Ok(None);
+            }
+            let current: Option<String> = sqlx::query_scalar(
+                "SELECT value FROM tessera_session_values WHERE session_id = ?1 AND key = ?2",
+            )
+            .bind(id.as_str())
+            .bind(key)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?;
+            let current = current.map(|text| parse_value(key, &text)).transpose()?;
+            // An error here drops `tx`, which rolls back: nothing was written.
+            let (next, result) = change(current)?;
+            put_value(&mut tx, id, key, &next).await?;
+            tx.commit().await.map_err(db)?;
+            Ok(Some(result))
+        })
         .await
-        .map_err(db)?;
-        let current = current.map(|text| parse_value(key, &text)).transpose()?;
-        // An error here drops `tx`, which rolls back: nothing was written.
-        let (next, result) = change(current)?;
-        put_value(&mut tx, id, key, &next).await?;
-        tx.commit().await.map_err(db)?;
-        Ok(Some(result))
     }
+}
+
+/// A transaction holding the write lock from its start. A deferred
+/// transaction that reads before it writes cannot upgrade once another
+/// connection has committed in between (`SQLITE_BUSY_SNAPSHOT`, which the
+/// busy timeout does not retry); `BEGIN IMMEDIATE` waits for the lock
+/// instead, which is also what serializes read-modify-writes.
+async fn begin_write(writer: &SqlitePool) -> Result<Transaction<'static, Sqlite>, StoreError> {
+    writer.begin_with("BEGIN IMMEDIATE").await.map_err(db)
 }
 
 /// Why opening failed: configuration problems are reported as such, the rest
@@ -374,6 +376,10 @@ async fn connect(
     let pool = SqlitePoolOptions::new()
         .max_connections(connections)
         .acquire_timeout(ACQUIRE_TIMEOUT)
+        // An in-process database has no connection a server could drop;
+        // checking each one before use would cost a trip to its worker
+        // thread per operation.
+        .test_before_acquire(false)
         .connect_with(options)
         .await?;
     let prepared = if existing_only {
@@ -547,31 +553,37 @@ impl SessionStore for SqliteStore {
     }
 
     async fn create(&self, id: &SessionId, record: &Record) -> Result<bool, StoreError> {
-        let mut tx = self.begin_write().await?;
-        let inserted = sqlx::query(
-            "INSERT INTO tessera_sessions
+        let writer = self.writer().await?.clone();
+        let (id, record) = (id.clone(), record.clone());
+        to_completion(async move {
+            let (id, record) = (&id, &record);
+            let mut tx = begin_write(&writer).await?;
+            let inserted = sqlx::query(
+                "INSERT INTO tessera_sessions
                  (id, user_id, created_at, expires_at, absolute_expires_at)
              VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(id.as_str())
-        .bind(record.user_id.as_deref())
-        .bind(sql_time(record.created_at))
-        .bind(sql_time(record.expires_at))
-        .bind(record.absolute_expires_at.map(sql_time))
-        .execute(&mut *tx)
+            )
+            .bind(id.as_str())
+            .bind(record.user_id.as_deref())
+            .bind(sql_time(record.created_at))
+            .bind(sql_time(record.expires_at))
+            .bind(record.absolute_expires_at.map(sql_time))
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?
+            .rows_affected();
+            if inserted == 0 {
+                tx.rollback().await.map_err(db)?;
+                return Ok(false);
+            }
+            for (key, value) in &record.data {
+                put_value(&mut tx, id, key, value).await?;
+            }
+            tx.commit().await.map_err(db)?;
+            Ok(true)
+        })
         .await
-        .map_err(db)?
-        .rows_affected();
-        if inserted == 0 {
-            tx.rollback().await.map_err(db)?;
-            return Ok(false);
-        }
-        for (key, value) in &record.data {
-            put_value(&mut tx, id, key, value).await?;
-        }
-        tx.commit().await.map_err(db)?;
-        Ok(true)
     }
 
     async fn update(
@@ -585,52 +597,58 @@ impl SessionStore for SqliteStore {
             let mut conn = self.pool().await?.acquire().await.map_err(db)?;
             return is_live(&mut conn, id, now).await;
         }
-        let mut tx = self.begin_write().await?;
-        if !is_live(&mut tx, id, now).await? {
-            tx.rollback().await.map_err(db)?;
-            return Ok(false);
-        }
-        // The order of `Changes::apply_to`: clear, remove, set, then the
-        // session's own columns.
-        if changes.cleared {
-            sqlx::query("DELETE FROM tessera_session_values WHERE session_id = ?1")
-                .bind(id.as_str())
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?;
-        } else {
-            for key in &changes.removed {
-                sqlx::query(
-                    "DELETE FROM tessera_session_values WHERE session_id = ?1 AND key = ?2",
-                )
-                .bind(id.as_str())
-                .bind(key)
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?;
+        let writer = self.writer().await?.clone();
+        let (id, changes) = (id.clone(), changes.clone());
+        to_completion(async move {
+            let (id, changes) = (&id, &changes);
+            let mut tx = begin_write(&writer).await?;
+            if !is_live(&mut tx, id, now).await? {
+                tx.rollback().await.map_err(db)?;
+                return Ok(false);
             }
-        }
-        for (key, value) in &changes.set {
-            put_value(&mut tx, id, key, value).await?;
-        }
-        if let Some(expires_at) = changes.expires_at {
-            sqlx::query("UPDATE tessera_sessions SET expires_at = ?2 WHERE id = ?1")
-                .bind(id.as_str())
-                .bind(sql_time(expires_at))
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?;
-        }
-        if let Some(user_id) = &changes.user_id {
-            sqlx::query("UPDATE tessera_sessions SET user_id = ?2 WHERE id = ?1")
-                .bind(id.as_str())
-                .bind(user_id.as_deref())
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?;
-        }
-        tx.commit().await.map_err(db)?;
-        Ok(true)
+            // The order of `Changes::apply_to`: clear, remove, set, then the
+            // session's own columns.
+            if changes.cleared {
+                sqlx::query("DELETE FROM tessera_session_values WHERE session_id = ?1")
+                    .bind(id.as_str())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?;
+            } else {
+                for key in &changes.removed {
+                    sqlx::query(
+                        "DELETE FROM tessera_session_values WHERE session_id = ?1 AND key = ?2",
+                    )
+                    .bind(id.as_str())
+                    .bind(key)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?;
+                }
+            }
+            for (key, value) in &changes.set {
+                put_value(&mut tx, id, key, value).await?;
+            }
+            if let Some(expires_at) = changes.expires_at {
+                sqlx::query("UPDATE tessera_sessions SET expires_at = ?2 WHERE id = ?1")
+                    .bind(id.as_str())
+                    .bind(sql_time(expires_at))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?;
+            }
+            if let Some(user_id) = &changes.user_id {
+                sqlx::query("UPDATE tessera_sessions SET user_id = ?2 WHERE id = ?1")
+                    .bind(id.as_str())
+                    .bind(user_id.as_deref())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?;
+            }
+            tx.commit().await.map_err(db)?;
+            Ok(true)
+        })
+        .await
     }
 
     async fn delete(&self, id: &SessionId) -> Result<bool, StoreError> {
@@ -649,11 +667,15 @@ impl SessionStore for SqliteStore {
         new: &SessionId,
         now: u64,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.begin_write().await?;
-        // Copies the row only if `old` is live, and only if `new` is unused
-        // (by any row, expired or not): one statement answers both questions.
-        let copied = sqlx::query(
-            "INSERT INTO tessera_sessions
+        let writer = self.writer().await?.clone();
+        let (old, new) = (old.clone(), new.clone());
+        to_completion(async move {
+            let (old, new) = (&old, &new);
+            let mut tx = begin_write(&writer).await?;
+            // Copies the row only if `old` is live, and only if `new` is unused
+            // (by any row, expired or not): one statement answers both questions.
+            let copied = sqlx::query(
+                "INSERT INTO tessera_sessions
                  (id, user_id, created_at, expires_at, absolute_expires_at)
              SELECT ?1, user_id, created_at, expires_at, absolute_expires_at
              FROM tessera_sessions
@@ -661,31 +683,33 @@ impl SessionStore for SqliteStore {
                AND expires_at > ?3
                AND (absolute_expires_at IS NULL OR absolute_expires_at > ?3)
              ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(new.as_str())
-        .bind(old.as_str())
-        .bind(sql_time(now))
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?
-        .rows_affected();
-        if copied == 0 {
-            tx.rollback().await.map_err(db)?;
-            return Ok(false);
-        }
-        sqlx::query("UPDATE tessera_session_values SET session_id = ?1 WHERE session_id = ?2")
+            )
             .bind(new.as_str())
             .bind(old.as_str())
+            .bind(sql_time(now))
             .execute(&mut *tx)
             .await
-            .map_err(db)?;
-        sqlx::query("DELETE FROM tessera_sessions WHERE id = ?1")
-            .bind(old.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        tx.commit().await.map_err(db)?;
-        Ok(true)
+            .map_err(db)?
+            .rows_affected();
+            if copied == 0 {
+                tx.rollback().await.map_err(db)?;
+                return Ok(false);
+            }
+            sqlx::query("UPDATE tessera_session_values SET session_id = ?1 WHERE session_id = ?2")
+                .bind(new.as_str())
+                .bind(old.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            sqlx::query("DELETE FROM tessera_sessions WHERE id = ?1")
+                .bind(old.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            tx.commit().await.map_err(db)?;
+            Ok(true)
+        })
+        .await
     }
 
     async fn increment(
@@ -695,7 +719,9 @@ impl SessionStore for SqliteStore {
         by: i64,
         now: u64,
     ) -> Result<Option<i64>, StoreError> {
-        self.read_modify_write(id, key, now, |current| {
+        let name = key.to_owned();
+        self.read_modify_write(id, key, now, move |current| {
+            let key = name.as_str();
             let next = incremented(key, current.as_ref(), by)?;
             Ok((Value::from(next), next))
         })
@@ -709,7 +735,9 @@ impl SessionStore for SqliteStore {
         value: &Value,
         now: u64,
     ) -> Result<Option<usize>, StoreError> {
-        self.read_modify_write(id, key, now, |current| {
+        let (name, value) = (key.to_owned(), value.clone());
+        self.read_modify_write(id, key, now, move |current| {
+            let (key, value) = (name.as_str(), &value);
             // Through the shared helper, so the rules (absent or None start
             // a list, anything but a list is refused) are `MemoryStore`'s.
             let mut data = Map::new();
