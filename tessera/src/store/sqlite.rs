@@ -122,6 +122,26 @@ const LIST_BY_USER: &str = "
     ORDER BY id LIMIT ?4";
 
 /// A page of all live sessions.
+/// The usual increment as one statement, atomic on its own: no value,
+/// `null` or a canonical integer under the key of a live session, and no
+/// overflow (checked against bounds computed from the step, since SQLite
+/// would turn an overflowing sum into a float). Anything else returns no
+/// row and the transaction of `read_modify_write` decides, with the rules
+/// every store shares.
+const INCREMENT_AT_ONCE: &str = "
+    INSERT INTO tessera_session_values (session_id, key, value)
+    SELECT s.id, ?2, ?3 FROM tessera_sessions AS s
+    WHERE s.id = ?1
+      AND s.expires_at > ?4
+      AND (s.absolute_expires_at IS NULL OR s.absolute_expires_at > ?4)
+    ON CONFLICT (session_id, key) DO UPDATE
+        SET value = CASE WHEN value = 'null' THEN ?3
+                         ELSE CAST(CAST(value AS INTEGER) + ?5 AS TEXT) END
+        WHERE value = 'null'
+           OR (value = CAST(CAST(value AS INTEGER) AS TEXT)
+               AND CAST(value AS INTEGER) BETWEEN ?6 AND ?7)
+    RETURNING value";
+
 const LIST_ALL: &str = "
     SELECT id, user_id, created_at, expires_at, absolute_expires_at
     FROM tessera_sessions
@@ -719,6 +739,29 @@ impl SessionStore for SqliteStore {
         by: i64,
         now: u64,
     ) -> Result<Option<i64>, StoreError> {
+        // The values the current one may hold for `+ by` not to overflow.
+        let (lowest, highest) = if by >= 0 {
+            (i64::MIN, i64::MAX - by)
+        } else {
+            (i64::MIN - by, i64::MAX)
+        };
+        let at_once: Option<String> = sqlx::query_scalar(INCREMENT_AT_ONCE)
+            .bind(id.as_str())
+            .bind(key)
+            .bind(by.to_string())
+            .bind(sql_time(now))
+            .bind(by)
+            .bind(lowest)
+            .bind(highest)
+            .fetch_optional(self.writer().await?)
+            .await
+            .map_err(db)?;
+        if let Some(text) = at_once {
+            return text
+                .parse()
+                .map(Some)
+                .map_err(|_| StoreError::Corrupt(format!("incrementing {key:?} stored {text:?}")));
+        }
         let name = key.to_owned();
         self.read_modify_write(id, key, now, move |current| {
             let key = name.as_str();
