@@ -75,7 +75,7 @@ pub(crate) struct DecodeArgs {
     max_payload_size: usize,
 
     /// The cookie value, or '-' to read it from stdin. A leading 'session=' is ignored.
-    #[arg(value_name = "COOKIE")]
+    #[arg(value_name = "COOKIE", allow_hyphen_values = true)]
     cookie: String,
 }
 

@@ -135,8 +135,9 @@ pub(crate) struct ShowArgs {
     /// Print a JSON object instead of lines.
     #[arg(long)]
     json: bool,
-    /// The session id (as in the cookie, without a signature).
-    #[arg(value_name = "ID")]
+    /// The session id (as in the cookie, without a signature). Ids may begin
+    /// with '-', so one is taken as the id even where it looks like an option.
+    #[arg(value_name = "ID", allow_hyphen_values = true)]
     id: String,
 }
 
@@ -147,8 +148,9 @@ pub(crate) struct RevokeArgs {
     /// Print {"revoked": 1} instead of `revoked`.
     #[arg(long)]
     json: bool,
-    /// The session id (as in the cookie, without a signature).
-    #[arg(value_name = "ID")]
+    /// The session id (as in the cookie, without a signature). Ids may begin
+    /// with '-', so one is taken as the id even where it looks like an option.
+    #[arg(value_name = "ID", allow_hyphen_values = true)]
     id: String,
 }
 
@@ -160,7 +162,7 @@ pub(crate) struct RevokeUserArgs {
     #[arg(long)]
     json: bool,
     /// The user whose sessions are revoked.
-    #[arg(value_name = "USER")]
+    #[arg(value_name = "USER", allow_hyphen_values = true)]
     user: String,
 }
 

@@ -191,6 +191,40 @@ fn two_users(name: &str) -> Store {
     )
 }
 
+/// A generated id begins with '-' one time in 64 and a user id may too: the
+/// commands take such values as the id or user, not as an unknown option.
+#[test]
+fn ids_and_users_that_begin_with_a_hyphen() {
+    let now = now();
+    let ids = [
+        "-dyHMCTGrZxkuCGcyazd2tNBuH3evj2QAMIK7UT8",
+        "--json-looking-but-an-id-0123456789",
+        "-h-a-session-id-not-the-help-flag",
+    ]
+    .map(|text| SessionId::parse(text).expect("a valid session id"));
+    let store = Store::new(
+        "hyphen",
+        ids.iter()
+            .map(|id| (id.clone(), record(Some("-dash"), now, now + 3600, None)))
+            .collect(),
+    );
+    for id in &ids {
+        let out = store.run(&["sessions", "show", id.as_str()]);
+        assert_eq!(
+            out.lines()[0].split_whitespace().collect::<Vec<_>>(),
+            ["id:", id.as_str()]
+        );
+        assert!(out.stdout.contains("-dash"), "{}", out.stdout);
+    }
+    assert_eq!(
+        store.run(&["sessions", "revoke", ids[0].as_str()]).line(),
+        "revoked"
+    );
+    assert_eq!(store.run(&["sessions", "revoke-user", "-dash"]).line(), "2");
+    let listed = store.run(&["sessions", "list"]);
+    assert!(listed.stdout.trim().is_empty(), "{}", listed.stdout);
+}
+
 #[test]
 fn list_prints_live_sessions_in_id_order() {
     let store = two_users("list-plain");
