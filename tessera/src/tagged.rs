@@ -319,13 +319,19 @@ impl Parser<'_> {
             }
             let run = std::str::from_utf8(&self.bytes[run_start..self.pos])
                 .map_err(|_| self.error("invalid UTF-8 in string"))?;
-            out.push_str(run);
             match self.peek() {
                 Some(b'"') => {
                     self.pos += 1;
+                    // Most strings have no escapes: one allocation of the
+                    // exact size, instead of growing a buffer run by run.
+                    if out.is_empty() {
+                        return Ok(run.to_owned());
+                    }
+                    out.push_str(run);
                     return Ok(out);
                 }
                 Some(b'\\') => {
+                    out.push_str(run);
                     self.pos += 1;
                     self.parse_escape(&mut out)?;
                 }
