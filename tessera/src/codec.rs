@@ -144,6 +144,9 @@ fn encode_payload(json: &str) -> String {
 /// is at least two bytes shorter; otherwise `None`, found without producing
 /// more output than that.
 fn compress_if_smaller(data: &[u8]) -> Option<Vec<u8>> {
+    if crate::deflate_bound::zlib_cannot_save_two_bytes(data) {
+        return None;
+    }
     let limit = data.len().checked_sub(2)?;
     COMPRESSOR.with(|compressor| {
         let mut compressor = compressor.borrow_mut();

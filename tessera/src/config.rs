@@ -221,7 +221,7 @@ pub struct SessionConfig {
     pub(crate) salt: String,
     pub(crate) refuse_oversized_cookies: bool,
     pub(crate) max_payload_size: usize,
-    pub(crate) store_url: Option<String>,
+    pub(crate) store_url: Option<StoreUrl>,
     pub(crate) key_prefix: String,
     pub(crate) serialization_format: Option<SerializationFormat>,
     pub(crate) session_permanent: bool,
@@ -323,8 +323,8 @@ impl SessionConfig {
     /// `postgres://localhost/tessera`.
     pub fn network_store_url(&self) -> String {
         self.store_url
-            .clone()
-            .unwrap_or_else(|| default_store_url(self.session_type))
+            .as_deref()
+            .map_or_else(|| default_store_url(self.session_type), str::to_owned)
     }
 
     /// `SESSION_KEY_PREFIX` (Redis).
@@ -381,7 +381,7 @@ pub struct SessionConfigBuilder {
     require_strong_secret_key: bool,
     refuse_oversized_cookies: bool,
     max_payload_size: usize,
-    store_url: Option<String>,
+    store_url: Option<StoreUrl>,
     key_prefix: String,
     serialization_format: Option<SerializationFormat>,
     session_permanent: bool,
@@ -674,7 +674,7 @@ impl SessionConfigBuilder {
     /// `SESSION_STORE_URL`: where a server-side store lives, for example
     /// `sqlite:///var/lib/app/sessions.db` or `sqlite://sessions.db`.
     pub fn store_url(mut self, url: impl Into<String>) -> Self {
-        self.store_url = Some(url.into());
+        self.store_url = Some(StoreUrl(url.into()));
         self
     }
 
@@ -906,8 +906,27 @@ impl SessionConfigBuilder {
 
     fn network_store_url(&self) -> String {
         self.store_url
-            .clone()
-            .unwrap_or_else(|| default_store_url(self.session_type))
+            .as_deref()
+            .map_or_else(|| default_store_url(self.session_type), str::to_owned)
+    }
+}
+
+/// `SESSION_STORE_URL`: `Debug` (of the configuration, the builder and the
+/// layer) shows it with any password replaced by `***`.
+#[derive(Clone)]
+pub(crate) struct StoreUrl(String);
+
+impl std::ops::Deref for StoreUrl {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for StoreUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&redact_password(&self.0), f)
     }
 }
 

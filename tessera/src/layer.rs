@@ -45,6 +45,13 @@ use crate::value::Value;
 
 /// Flask-Session's salt for signed session ids.
 const ID_SALT: &str = "flask-session";
+/// How many ids of one request are looked up at most. A browser sends
+/// several cookies of one name when they differ in path or domain, for
+/// example one planted by a sibling subdomain (cookie tossing) before the
+/// user's own: the first that names a live session is used, so a made-up or
+/// dead id does not hide the user's session. The bound keeps a request full
+/// of made-up ids from costing more than a few store calls.
+const MAX_PRESENTED_IDS: usize = 4;
 /// Expired records deleted per sweep statement: small enough that a write
 /// queued behind one batch waits a few milliseconds at most.
 const SWEEP_BATCH: usize = 64;
@@ -434,7 +441,9 @@ impl Shared {
     }
 
     /// Flask's `open_session`: the first cookie of our name that verifies,
-    /// else a new empty session. Server-side, the store is not asked yet.
+    /// else a new empty session. Server-side, the store is not asked yet:
+    /// the well-formed (and, with a signer, correctly signed) ids are kept in
+    /// order, and the first one naming a live session will be used.
     fn open(&self, headers: &HeaderMap, now: SystemTime) -> Session {
         let codec = match &self.backend {
             Backend::Cookie(codec) => codec,
@@ -443,17 +452,26 @@ impl Shared {
                 id_signer,
             } => {
                 let mut had_cookie = false;
-                let incoming = cookie_values(headers, &self.config.cookie_name).find_map(|value| {
+                let mut presented: Vec<SessionId> = Vec::new();
+                for value in cookie_values(headers, &self.config.cookie_name) {
                     had_cookie = true;
                     let id = match id_signer {
-                        Some(signer) => signer.verify_untimed(value)?,
-                        None => value,
+                        Some(signer) => signer.verify_untimed(value),
+                        None => Some(value),
                     };
-                    SessionId::parse(id)
-                });
+                    let Some(id) = id.and_then(SessionId::parse) else {
+                        continue;
+                    };
+                    if !presented.contains(&id) {
+                        presented.push(id);
+                    }
+                    if presented.len() == MAX_PRESENTED_IDS {
+                        break;
+                    }
+                }
                 return Session::server_side(ServerState::new(
                     settings.clone(),
-                    incoming,
+                    presented,
                     had_cookie,
                 ));
             }
@@ -550,8 +568,10 @@ fn cookie_values<'h>(headers: &'h HeaderMap, name: &'h str) -> impl Iterator<Ite
     headers
         .get_all(COOKIE)
         .iter()
-        .filter_map(|header| header.to_str().ok())
-        .flat_map(|header| header.split(';'))
+        // Pair by pair, not `to_str` on the header: browsers send other
+        // cookies' UTF-8 as it is, and that must not hide the session cookie.
+        .flat_map(|header| header.as_bytes().split(|byte| *byte == b';'))
+        .filter_map(|pair| std::str::from_utf8(pair).ok())
         .filter_map(move |pair| {
             let (key, value) = pair.split_once('=')?;
             (key.trim() == name).then(|| {
@@ -575,6 +595,10 @@ fn append_set_cookie(headers: &mut HeaderMap, cookie: &str) {
 
 /// Adds `Cookie` to `Vary` once, merging into whatever `Vary` already says.
 fn add_vary_cookie(headers: &mut HeaderMap) {
+    if !headers.contains_key(VARY) {
+        headers.insert(VARY, HeaderValue::from_static("Cookie"));
+        return;
+    }
     let existing: Vec<String> = headers
         .get_all(VARY)
         .iter()
@@ -636,6 +660,25 @@ mod tests {
             HeaderValue::from_static("a=1; session=x; sessionx=no"),
         );
         headers.append(COOKIE, HeaderValue::from_static("session=\"y\";b=2"));
+        assert_eq!(
+            cookie_values(&headers, "session").collect::<Vec<_>>(),
+            ["x", "y"]
+        );
+    }
+
+    #[test]
+    fn non_ascii_cookies_do_not_hide_the_session() {
+        // Found by fuzzing: one non-ASCII byte anywhere made the whole
+        // header unreadable, so a UTF-8 cookie set by a page logged users out.
+        let mut headers = HeaderMap::new();
+        headers.append(
+            COOKIE,
+            HeaderValue::from_bytes(b"name=Jos\xc3\xa9; session=x; raw=\xff").expect("obs-text"),
+        );
+        headers.append(
+            COOKIE,
+            HeaderValue::from_bytes(b"session=\xe9t\xe9; session=y").expect("obs-text"),
+        );
         assert_eq!(
             cookie_values(&headers, "session").collect::<Vec<_>>(),
             ["x", "y"]

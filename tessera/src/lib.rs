@@ -40,6 +40,7 @@
 //! signed non-objects) never fail a request: they give an empty session.
 
 mod codec;
+mod deflate_bound;
 pub mod config;
 #[cfg(feature = "axum")]
 mod extract;

@@ -50,8 +50,9 @@ pub(crate) struct RecordTimes {
 #[derive(Debug)]
 pub(crate) struct ServerState {
     pub(crate) settings: Arc<ServerSettings>,
-    /// The id the client presented, before it is looked up.
-    incoming: Option<SessionId>,
+    /// The ids the client presented, in order, before they are looked up:
+    /// the first one naming a live record is the session.
+    incoming: Vec<SessionId>,
     loaded: bool,
     /// The id of the live record this session is saved to.
     pub(crate) id: Option<SessionId>,
@@ -73,7 +74,7 @@ pub(crate) struct ServerState {
 impl ServerState {
     pub(crate) fn new(
         settings: Arc<ServerSettings>,
-        incoming: Option<SessionId>,
+        incoming: Vec<SessionId>,
         had_cookie: bool,
     ) -> Self {
         Self {
@@ -137,10 +138,13 @@ impl Session {
             }
         };
         let now = unix_now();
-        let record = match &incoming {
-            Some(id) => settings.store.load(id, now).await?,
-            None => None,
-        };
+        let mut found = None;
+        for id in incoming {
+            if let Some(record) = settings.store.load(&id, now).await? {
+                found = Some((id, record));
+                break;
+            }
+        }
         let mut guard = self.lock();
         let state = &mut *guard;
         let Some(server) = state.server.as_mut() else {
@@ -150,8 +154,8 @@ impl Session {
             return Ok(());
         }
         server.loaded = true;
-        match record {
-            Some(record) => {
+        match found {
+            Some((id, record)) => {
                 // Writes made before loading win over what was stored.
                 let mut data = if state.cleared {
                     Map::new()
@@ -166,7 +170,7 @@ impl Session {
                 }
                 state.data = data;
                 state.new = false;
-                server.id = incoming;
+                server.id = Some(id);
                 server.user_id = record.user_id;
                 server.times = Some(RecordTimes {
                     created_at: record.created_at,

@@ -471,15 +471,23 @@ impl Parser<'_> {
 
 /// Builds a dict from its pairs, then converts it if it is a tag, exactly as
 /// Flask's `_untag_scan` does (children first, then the dict itself).
-fn untag(mut pairs: Vec<(String, Value)>) -> Result<Value, &'static str> {
-    if pairs.len() == 1 {
-        if let Some(tag) = TAGS.iter().find(|tag| **tag == pairs[0].0) {
-            let (_, value) = pairs.remove(0);
-            return untag_value(tag, value);
+fn untag(pairs: Vec<(String, Value)>) -> Result<Value, &'static str> {
+    // Python keeps the last value of a repeated key; so does a map insert.
+    // The dict is built before the tag check, as in Python, so
+    // `{" t": [1], " t": [2]}` is the one-key dict `{" t": [2]}`: a tuple.
+    let mut map = Map::new();
+    for (key, value) in pairs {
+        map.insert(key, value);
+    }
+    if map.len() == 1 {
+        if let Some((key, value)) = map.pop_first() {
+            if let Some(tag) = TAGS.iter().find(|tag| **tag == key) {
+                return untag_value(tag, value);
+            }
+            map.insert(key, value);
         }
     }
-    // Python keeps the last value of a repeated key; so does a map insert.
-    Ok(Value::Dict(pairs.into_iter().collect()))
+    Ok(Value::Dict(map))
 }
 
 fn untag_value(tag: &str, value: Value) -> Result<Value, &'static str> {
@@ -592,6 +600,29 @@ mod tests {
         );
         let ok = "[".repeat(MAX_DEPTH) + &"]".repeat(MAX_DEPTH);
         assert!(from_str(&ok).is_ok());
+    }
+
+    #[test]
+    fn repeated_keys_are_untagged_like_python() {
+        // Found by fuzzing: the tag check looked at the pairs before they
+        // became a dict, so a repeated tag key made a one-key dict holding a
+        // tag name, which is written escaped one level deeper and so could
+        // exceed MAX_DEPTH when read back. Python's dict keeps the last value.
+        assert_eq!(
+            from_str(r#"{" t":[1]," t":[2]}"#),
+            Ok(Value::Tuple(vec![2.into()]))
+        );
+        assert!(from_str(r#"{" t":[1]," t":2}"#).is_err());
+        assert_eq!(
+            from_str(r#"{"a":1,"a":2,"b":3}"#),
+            Ok(Value::Dict(Map::from([
+                ("a".to_owned(), 2.into()),
+                ("b".to_owned(), 3.into())
+            ])))
+        );
+        let deep = "[".repeat(MAX_DEPTH - 2) + r#"{" t":0," t":[]}"# + &"]".repeat(MAX_DEPTH - 2);
+        let value = from_str(&deep).expect("parses");
+        assert_eq!(from_str(&to_string(&value)), Ok(value));
     }
 
     #[test]
