@@ -71,7 +71,7 @@
 //! ```
 
 use std::fmt;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use ::redis::Script;
@@ -334,6 +334,28 @@ pub struct FlaskSessionRedisStore {
     link: Link,
     prefix: String,
     format: SerializationFormat,
+    writers: Arc<WriterLocks>,
+}
+
+/// Writes to one session from this process take turns: read-modify-write
+/// attempts that would only collide and retry against each other (a page's
+/// parallel requests) queue here instead, leaving the compare-and-set to
+/// settle races with other processes. Sessions share a lock only when their
+/// ids fall in the same of these shards.
+struct WriterLocks([tokio::sync::Mutex<()>; WRITER_SHARDS]);
+
+const WRITER_SHARDS: usize = 64;
+
+impl WriterLocks {
+    fn new() -> Self {
+        Self(std::array::from_fn(|_| tokio::sync::Mutex::new(())))
+    }
+
+    fn of(&self, id: &SessionId) -> &tokio::sync::Mutex<()> {
+        use std::hash::{BuildHasher as _, BuildHasherDefault, DefaultHasher};
+        let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(id.as_str());
+        &self.0[(hash % WRITER_SHARDS as u64) as usize]
+    }
 }
 
 /// The URL may hold a password: show only where the server is.
@@ -374,6 +396,7 @@ impl FlaskSessionRedisStore {
             link: Link::open(url)?,
             prefix: DEFAULT_PREFIX.to_owned(),
             format,
+            writers: Arc::new(WriterLocks::new()),
         })
     }
 
@@ -487,6 +510,7 @@ impl FlaskSessionRedisStore {
             Some(None) => ("-", ""),
             Some(Some(user)) => ("=", user.as_str()),
         };
+        let _turn = self.writers.of(id).lock().await;
         for attempt in 0..MAX_ATTEMPTS {
             let Some(Snapshot {
                 value,
