@@ -40,8 +40,8 @@
 //! signed non-objects) never fail a request: they give an empty session.
 
 mod codec;
-mod deflate_bound;
 pub mod config;
+mod deflate_bound;
 #[cfg(feature = "axum")]
 mod extract;
 mod key;
