@@ -51,6 +51,12 @@ fi
 step "cargo test (all features)"
 cargo test --workspace --all-features
 
+step "soak: the demo under load, 15 s per mode (scripts/soak.sh; reuses the Redis above)"
+scripts/soak.sh 15
+
+step "fuzz: 10 s per libFuzzer target (scripts/fuzz.sh; longer runs: scripts/fuzz.sh 300)"
+scripts/fuzz.sh 10
+
 step "cargo doc (warnings are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --all-features --no-deps --quiet
 
