@@ -9,7 +9,7 @@ use base64::Engine as _;
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 
 use crate::key::SecretKey;
-use crate::signing::{SignatureError, Signer, B64};
+use crate::signing::{SignatureError, Signer, B64, SIGNATURE_SUFFIX_LEN};
 use crate::tagged::{self, ParseError};
 use crate::value::{Map, Value};
 
@@ -91,7 +91,7 @@ impl CookieCodec {
     /// The cookie value for `data`, signed at `now`.
     pub fn encode(&self, data: &Map, now: SystemTime) -> String {
         let payload = encode_payload(&tagged::map_to_string(data));
-        self.signer.sign(&payload, now)
+        self.signer.sign_in_place(payload, now)
     }
 
     /// Verifies and decodes a cookie value.
@@ -130,13 +130,20 @@ thread_local! {
 /// Tagged JSON to payload text: zlib only when it saves at least two bytes,
 /// marked by a leading '.'.
 fn encode_payload(json: &str) -> String {
+    // Room for the signature, which is appended to this string.
+    let capacity = |bytes: usize| 1 + bytes.div_ceil(3) * 4 + SIGNATURE_SUFFIX_LEN;
     match compress_if_smaller(json.as_bytes()) {
         Some(compressed) => {
-            let mut out = String::from(".");
+            let mut out = String::with_capacity(capacity(compressed.len()));
+            out.push('.');
             B64.encode_string(compressed, &mut out);
             out
         }
-        None => B64.encode(json),
+        None => {
+            let mut out = String::with_capacity(capacity(json.len()));
+            B64.encode_string(json, &mut out);
+            out
+        }
     }
 }
 

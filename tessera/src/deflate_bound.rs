@@ -52,9 +52,10 @@ pub(crate) fn zlib_cannot_save_two_bytes(data: &[u8]) -> bool {
     let coverable = coverable_positions(data);
 
     let mut fixed_bits: u64 = 3 + 7;
-    // The forced literals' distinct bytes and how often each occurs.
-    let mut symbols = [(0u8, 0u32); MAX_CHECKED];
-    let mut distinct = 0;
+    // How often each byte is a forced literal, and the distinct ones in order.
+    let mut counts = [0u8; 256];
+    let mut distinct = [0u8; MAX_CHECKED];
+    let mut distinct_len = 0;
     let mut run = 0u64;
     for (position, &byte) in data.iter().enumerate() {
         if coverable & (1 << position) != 0 {
@@ -64,16 +65,12 @@ pub(crate) fn zlib_cannot_save_two_bytes(data: &[u8]) -> bool {
         fixed_bits += run_cost(run);
         run = 0;
         fixed_bits += if byte < 144 { 8 } else { 9 };
-        match symbols[..distinct]
-            .iter_mut()
-            .find(|(seen, _)| *seen == byte)
-        {
-            Some((_, count)) => *count += 1,
-            None => {
-                symbols[distinct] = (byte, 1);
-                distinct += 1;
-            }
+        let count = &mut counts[usize::from(byte)];
+        if *count == 0 {
+            distinct[distinct_len] = byte;
+            distinct_len += 1;
         }
+        *count += 1;
     }
     fixed_bits += run_cost(run);
     if fixed_bits <= budget_bits {
@@ -81,8 +78,10 @@ pub(crate) fn zlib_cannot_save_two_bytes(data: &[u8]) -> bool {
     }
 
     // End-of-block occurs once.
-    let counts = symbols[..distinct].iter().map(|&(_, count)| count);
-    let dynamic_bits = 3 + 5 + 5 + 4 + 4 * 3 + 2 + entropy_bits(counts.chain([1]));
+    let literal_counts = distinct[..distinct_len]
+        .iter()
+        .map(|&byte| u32::from(counts[usize::from(byte)]));
+    let dynamic_bits = 3 + 5 + 5 + 4 + 4 * 3 + 2 + entropy_bits(literal_counts.chain([1]));
     let stored_bits = 8 * (n as u64 + 5);
     dynamic_bits.min(stored_bits) > budget_bits
 }
@@ -93,12 +92,18 @@ pub(crate) fn zlib_cannot_save_two_bytes(data: &[u8]) -> bool {
 fn coverable_positions(data: &[u8]) -> u64 {
     debug_assert!(data.len() <= 64);
     let mut grams = [0u32; 64];
+    // A 256-bit filter of the strings seen so far: most strings are new, and
+    // the filter says so without a search.
+    let mut seen = [0u64; 4];
     let mut repeats: u64 = 0;
     for (start, window) in data.windows(3).enumerate() {
         let gram = u32::from_le_bytes([window[0], window[1], window[2], 0]);
-        if grams[..start].contains(&gram) {
+        let slot = (gram.wrapping_mul(0x9e37_79b1) >> 24) as usize;
+        let (word, bit) = (slot >> 6, 1u64 << (slot & 63));
+        if seen[word] & bit != 0 && grams[..start].contains(&gram) {
             repeats |= 1 << start;
         }
+        seen[word] |= bit;
         grams[start] = gram;
     }
     // A repeated three-byte string at `start` covers bytes start..start+3.

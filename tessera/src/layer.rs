@@ -303,6 +303,12 @@ pub(crate) struct OversizedCookie {
     limit: usize,
 }
 
+/// What the response does to a cookie session's cookie.
+enum CookieWrite {
+    Remove,
+    Set { value: String, permanent: bool },
+}
+
 /// Where sessions live.
 #[derive(Debug)]
 enum Backend {
@@ -342,11 +348,11 @@ async fn save_server<B: Default>(
                     let value = shared.id_cookie_value(&id);
                     let expires = expires_at
                         .map(|at| OffsetDateTime::from(UNIX_EPOCH + Duration::from_secs(at)));
-                    append_set_cookie(headers, &shared.cookie(&value, expires).build().to_string());
+                    append_set_cookie(headers, cookie_header(shared.cookie(&value, expires)));
                     add_vary_cookie(headers);
                 }
                 CookieAction::Delete => {
-                    append_set_cookie(headers, &shared.removal_cookie());
+                    append_set_cookie(headers, shared.removal_cookie());
                     add_vary_cookie(headers);
                 }
             }
@@ -495,28 +501,40 @@ impl Shared {
         now: SystemTime,
     ) -> Result<(), OversizedCookie> {
         let config = &self.config;
-        let (data, modified, accessed) = session.save_state();
+        let (accessed, write) = session.with_save_state(|data, modified, accessed| {
+            let write = if data.is_empty() {
+                modified.then_some(CookieWrite::Remove)
+            } else {
+                let permanent = data.get(PERMANENT_KEY).and_then(Value::as_bool) == Some(true);
+                match &self.backend {
+                    Backend::Cookie(codec)
+                        if modified || (permanent && config.refresh_each_request) =>
+                    {
+                        Some(CookieWrite::Set {
+                            value: codec.encode(data, now),
+                            permanent,
+                        })
+                    }
+                    _ => None,
+                }
+            };
+            (accessed, write)
+        });
         if accessed {
             add_vary_cookie(headers);
         }
-        if data.is_empty() {
-            if modified {
-                append_set_cookie(headers, &self.removal_cookie());
+        let (value, permanent) = match write {
+            None => return Ok(()),
+            Some(CookieWrite::Remove) => {
+                append_set_cookie(headers, self.removal_cookie());
                 add_vary_cookie(headers);
+                return Ok(());
             }
-            return Ok(());
-        }
-        let permanent = data.get(PERMANENT_KEY).and_then(Value::as_bool) == Some(true);
-        if !(modified || (permanent && config.refresh_each_request)) {
-            return Ok(());
-        }
-        let Backend::Cookie(codec) = &self.backend else {
-            return Ok(());
+            Some(CookieWrite::Set { value, permanent }) => (value, permanent),
         };
         let expires =
             permanent.then(|| OffsetDateTime::from(now) + config.permanent_session_lifetime);
-        let value = codec.encode(&data, now);
-        let header = self.cookie(&value, expires).build().to_string();
+        let header = cookie_header(self.cookie(&value, expires));
         if config.max_cookie_size > 0 && header.len() > config.max_cookie_size {
             let oversized = OversizedCookie {
                 name: config.cookie_name.clone(),
@@ -528,7 +546,7 @@ impl Shared {
             }
             tracing::error!("{oversized}; browsers may silently ignore it and lose the session");
         }
-        append_set_cookie(headers, &header);
+        append_set_cookie(headers, header);
         add_vary_cookie(headers);
         Ok(())
     }
@@ -584,8 +602,18 @@ fn cookie_values<'h>(headers: &'h HeaderMap, name: &'h str) -> impl Iterator<Ite
         })
 }
 
-fn append_set_cookie(headers: &mut HeaderMap, cookie: &str) {
-    match HeaderValue::from_str(cookie) {
+/// The `Set-Cookie` value, written once into a string of the right size.
+fn cookie_header(cookie: cookie::CookieBuilder<'_>) -> String {
+    use std::fmt::Write as _;
+    let cookie = cookie.build();
+    let mut header = String::with_capacity(cookie.value().len() + 160);
+    let _ = write!(header, "{cookie}");
+    header
+}
+
+fn append_set_cookie(headers: &mut HeaderMap, cookie: String) {
+    // From the String itself: no copy.
+    match HeaderValue::try_from(cookie) {
         Ok(value) => {
             headers.append(SET_COOKIE, value);
         }

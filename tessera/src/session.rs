@@ -443,9 +443,11 @@ impl Session {
     }
 
     /// What the layer needs to save: data, `modified`, `accessed`.
-    pub(crate) fn save_state(&self) -> (Map, bool, bool) {
+    /// Runs `save` on the data, `modified` and `accessed`, without copying
+    /// the data.
+    pub(crate) fn with_save_state<R>(&self, save: impl FnOnce(&Map, bool, bool) -> R) -> R {
         let state = self.lock();
-        (state.data.clone(), state.modified, state.accessed)
+        save(&state.data, state.modified, state.accessed)
     }
 }
 

@@ -13,6 +13,10 @@ use crate::key::SecretKey;
 
 type HmacSha1 = Hmac<Sha1>;
 
+/// What signing appends to a payload: `.`, a timestamp of up to 8 base64
+/// characters, `.` and 27 characters of signature.
+pub(crate) const SIGNATURE_SUFFIX_LEN: usize = 1 + 8 + 1 + 27;
+
 /// URL-safe base64 without padding, as itsdangerous writes it; reading is as
 /// lenient as Python's about padding and trailing bits.
 pub(crate) const B64: GeneralPurpose = GeneralPurpose::new(
@@ -74,9 +78,17 @@ impl Signer {
     }
 
     /// `payload.timestamp.signature`, signed with the current key.
+    #[cfg(test)]
     pub(crate) fn sign(&self, payload: &str, now: SystemTime) -> String {
-        let mut out = String::with_capacity(payload.len() + 40);
+        let mut out = String::with_capacity(payload.len() + SIGNATURE_SUFFIX_LEN);
         out.push_str(payload);
+        self.sign_in_place(out, now)
+    }
+
+    /// `payload.timestamp.signature`, signed with the current key, appended
+    /// to `payload` itself (which should have room for
+    /// [`SIGNATURE_SUFFIX_LEN`] more bytes).
+    pub(crate) fn sign_in_place(&self, mut out: String, now: SystemTime) -> String {
         out.push('.');
         B64.encode_string(timestamp_bytes(unix_seconds(now)), &mut out);
         let mut mac = self.macs[0].clone();
@@ -97,14 +109,22 @@ impl Signer {
         let (value, signature) = signed
             .rsplit_once('.')
             .ok_or(SignatureError::Malformed("no signature"))?;
-        let signature = B64
-            .decode(signature)
-            .map_err(|_| SignatureError::Malformed("signature is not base64"))?;
+        // A SHA-1 tag is 20 bytes; anything longer cannot match.
+        let mut tag = [0u8; 32];
+        let signature = match B64.decode_slice(signature, &mut tag) {
+            Ok(len) => &tag[..len],
+            Err(base64::DecodeSliceError::OutputSliceTooSmall) => {
+                return Err(SignatureError::BadSignature)
+            }
+            Err(base64::DecodeSliceError::DecodeError(_)) => {
+                return Err(SignatureError::Malformed("signature is not base64"))
+            }
+        };
         let valid = self.macs.iter().any(|mac| {
             let mut mac = mac.clone();
             mac.update(value.as_bytes());
             // verify_slice compares in constant time.
-            mac.verify_slice(&signature).is_ok()
+            mac.verify_slice(signature).is_ok()
         });
         if !valid {
             return Err(SignatureError::BadSignature);

@@ -57,7 +57,8 @@ pub fn to_string(value: &Value) -> String {
 
 /// Writes a session's map as Flask's tagged JSON.
 pub fn map_to_string(map: &Map) -> String {
-    let mut out = String::new();
+    // Most sessions fit; growing a string from empty copies it several times.
+    let mut out = String::with_capacity(128);
     write_dict(&mut out, map);
     out
 }
