@@ -6,7 +6,6 @@
 #![cfg(feature = "axum")]
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 
@@ -19,15 +18,18 @@ use axum::Router;
 use base64::Engine as _;
 use hmac::Mac as _;
 use tessera::{
-    Changes, CookieCodec, DecodeError, Map, MemoryStore, Record, SecretKey, Session, SessionConfig,
-    SessionConfigBuilder, SessionError, SessionId, SessionInfo, SessionLayer, SessionStore,
-    SessionType, SignatureError, StoreError, Value,
+    CookieCodec, DecodeError, Map, MemoryStore, SecretKey, Session, SessionConfig,
+    SessionConfigBuilder, SessionError, SessionId, SessionLayer, SessionStore, SessionType,
+    SignatureError, Value,
 };
 use tower::ServiceExt;
 
 mod common;
+#[path = "common/counting_store.rs"]
+mod counting_store;
 
 use common::{cookie_pair, request as send, set_cookies, text};
+use counting_store::CountingStore;
 
 const KEY: &str = "security-test-current-key-0123456789abcdef";
 const OTHER_KEY: &str = "security-test-unrelated-key-0123456789abcdef";
@@ -59,82 +61,6 @@ fn all_modes() -> Vec<Mode> {
     let mut modes = vec![Mode::Cookie];
     modes.extend(server_modes());
     modes
-}
-
-/// A store that counts loads, so tests can bound the work one request causes.
-#[derive(Debug)]
-struct CountingStore {
-    inner: Arc<dyn SessionStore>,
-    loads: AtomicUsize,
-}
-
-impl CountingStore {
-    fn loads(&self) -> usize {
-        self.loads.load(Ordering::SeqCst)
-    }
-}
-
-#[async_trait::async_trait]
-impl SessionStore for CountingStore {
-    async fn load(&self, id: &SessionId, now: u64) -> Result<Option<Record>, StoreError> {
-        self.loads.fetch_add(1, Ordering::SeqCst);
-        self.inner.load(id, now).await
-    }
-    async fn create(&self, id: &SessionId, record: &Record) -> Result<bool, StoreError> {
-        self.inner.create(id, record).await
-    }
-    async fn update(
-        &self,
-        id: &SessionId,
-        changes: &Changes,
-        now: u64,
-    ) -> Result<bool, StoreError> {
-        self.inner.update(id, changes, now).await
-    }
-    async fn delete(&self, id: &SessionId) -> Result<bool, StoreError> {
-        self.inner.delete(id).await
-    }
-    async fn cycle_id(
-        &self,
-        old: &SessionId,
-        new: &SessionId,
-        now: u64,
-    ) -> Result<bool, StoreError> {
-        self.inner.cycle_id(old, new, now).await
-    }
-    async fn increment(
-        &self,
-        id: &SessionId,
-        key: &str,
-        by: i64,
-        now: u64,
-    ) -> Result<Option<i64>, StoreError> {
-        self.inner.increment(id, key, by, now).await
-    }
-    async fn append(
-        &self,
-        id: &SessionId,
-        key: &str,
-        value: &Value,
-        now: u64,
-    ) -> Result<Option<usize>, StoreError> {
-        self.inner.append(id, key, value, now).await
-    }
-    async fn list(
-        &self,
-        user_id: Option<&str>,
-        after: Option<&SessionId>,
-        limit: usize,
-        now: u64,
-    ) -> Result<Vec<SessionInfo>, StoreError> {
-        self.inner.list(user_id, after, limit, now).await
-    }
-    async fn delete_user(&self, user_id: &str) -> Result<u64, StoreError> {
-        self.inner.delete_user(user_id).await
-    }
-    async fn purge_expired(&self, now: u64, batch: usize) -> Result<u64, StoreError> {
-        self.inner.purge_expired(now, batch).await
-    }
 }
 
 /// The app in one mode, with what the tests look into.
@@ -182,12 +108,7 @@ fn fixture(
             dir.as_ref().expect("a directory").0.join("sessions.db"),
         ))),
     };
-    let store = inner.map(|inner| {
-        Arc::new(CountingStore {
-            inner,
-            loads: AtomicUsize::new(0),
-        })
-    });
+    let store = inner.map(|inner| Arc::new(CountingStore::new(inner)));
     let layer = match &store {
         None => SessionLayer::new(config.clone()),
         Some(store) => SessionLayer::with_store(config.clone(), store.clone()),
@@ -284,6 +205,7 @@ struct TempDir(std::path::PathBuf);
 #[cfg(feature = "sqlite")]
 impl TempDir {
     fn new(label: &str) -> Self {
+        use std::sync::atomic::{AtomicUsize, Ordering};
         static COUNTER: AtomicUsize = AtomicUsize::new(0);
         let path = std::env::temp_dir().join(format!(
             "tessera-{label}-{}-{}-{}",

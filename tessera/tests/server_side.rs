@@ -2,7 +2,7 @@
 //! atomic operations, revocation, fixation, expiry and store failure.
 #![cfg(feature = "axum")]
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,122 +10,21 @@ use axum::http::{header, StatusCode};
 use axum::routing::{get, post};
 use axum::Router;
 use tessera::{
-    Changes, MemoryStore, Record, Session, SessionConfig, SessionConfigBuilder, SessionId,
-    SessionInfo, SessionLayer, SessionStore, StoreError, Value,
+    MemoryStore, Session, SessionConfig, SessionConfigBuilder, SessionId, SessionLayer,
+    SessionStore, Value,
 };
 
 mod common;
+#[path = "common/counting_store.rs"]
+mod counting_store;
 
 use common::{cookie_pair, request as send, set_cookies, text};
+use counting_store::CountingStore as Counting;
+
+/// Counting calls in front of a memory store.
+type CountingStore = Counting<MemoryStore>;
 
 const KEY: &str = "server-side-test-secret-key-0123456789";
-
-/// Counts every call, delegating to a memory store; can be switched off to
-/// act like a store that is down.
-#[derive(Debug, Default)]
-struct CountingStore {
-    inner: MemoryStore,
-    loads: AtomicUsize,
-    writes: AtomicUsize,
-    down: AtomicBool,
-}
-
-impl CountingStore {
-    fn calls(&self) -> (usize, usize) {
-        (
-            self.loads.load(Ordering::SeqCst),
-            self.writes.load(Ordering::SeqCst),
-        )
-    }
-
-    fn check(&self) -> Result<(), StoreError> {
-        if self.down.load(Ordering::SeqCst) {
-            Err(StoreError::unavailable(std::io::Error::other(
-                "store is down",
-            )))
-        } else {
-            Ok(())
-        }
-    }
-
-    fn wrote(&self) -> Result<(), StoreError> {
-        self.writes.fetch_add(1, Ordering::SeqCst);
-        self.check()
-    }
-}
-
-#[async_trait::async_trait]
-impl SessionStore for CountingStore {
-    async fn load(&self, id: &SessionId, now: u64) -> Result<Option<Record>, StoreError> {
-        self.loads.fetch_add(1, Ordering::SeqCst);
-        self.check()?;
-        self.inner.load(id, now).await
-    }
-    async fn create(&self, id: &SessionId, record: &Record) -> Result<bool, StoreError> {
-        self.wrote()?;
-        self.inner.create(id, record).await
-    }
-    async fn update(
-        &self,
-        id: &SessionId,
-        changes: &Changes,
-        now: u64,
-    ) -> Result<bool, StoreError> {
-        self.wrote()?;
-        self.inner.update(id, changes, now).await
-    }
-    async fn delete(&self, id: &SessionId) -> Result<bool, StoreError> {
-        self.wrote()?;
-        self.inner.delete(id).await
-    }
-    async fn cycle_id(
-        &self,
-        old: &SessionId,
-        new: &SessionId,
-        now: u64,
-    ) -> Result<bool, StoreError> {
-        self.wrote()?;
-        self.inner.cycle_id(old, new, now).await
-    }
-    async fn increment(
-        &self,
-        id: &SessionId,
-        key: &str,
-        by: i64,
-        now: u64,
-    ) -> Result<Option<i64>, StoreError> {
-        self.wrote()?;
-        self.inner.increment(id, key, by, now).await
-    }
-    async fn append(
-        &self,
-        id: &SessionId,
-        key: &str,
-        value: &Value,
-        now: u64,
-    ) -> Result<Option<usize>, StoreError> {
-        self.wrote()?;
-        self.inner.append(id, key, value, now).await
-    }
-    async fn list(
-        &self,
-        user_id: Option<&str>,
-        after: Option<&SessionId>,
-        limit: usize,
-        now: u64,
-    ) -> Result<Vec<SessionInfo>, StoreError> {
-        self.loads.fetch_add(1, Ordering::SeqCst);
-        self.check()?;
-        self.inner.list(user_id, after, limit, now).await
-    }
-    async fn delete_user(&self, user_id: &str) -> Result<u64, StoreError> {
-        self.wrote()?;
-        self.inner.delete_user(user_id).await
-    }
-    async fn purge_expired(&self, now: u64, batch: usize) -> Result<u64, StoreError> {
-        self.inner.purge_expired(now, batch).await
-    }
-}
 
 fn config() -> SessionConfigBuilder {
     SessionConfig::builder().secret_key(KEY)

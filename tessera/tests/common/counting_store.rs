@@ -1,0 +1,141 @@
+//! A store for the layer tests that counts every call it delegates, and can
+//! be switched off to act like a store that is down.
+
+// Each test file that includes this uses a part of it.
+#![allow(dead_code)]
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use tessera::{
+    Changes, MemoryStore, Record, SessionId, SessionInfo, SessionStore, StoreError, Value,
+};
+
+#[derive(Debug)]
+pub(crate) struct CountingStore<S: ?Sized = dyn SessionStore> {
+    /// The store every call goes to.
+    pub(crate) inner: Arc<S>,
+    loads: AtomicUsize,
+    writes: AtomicUsize,
+    /// While set, every call but the sweep fails as if the store were down.
+    pub(crate) down: AtomicBool,
+}
+
+/// Counting in front of a memory store.
+impl Default for CountingStore<MemoryStore> {
+    fn default() -> Self {
+        Self::new(Arc::new(MemoryStore::default()))
+    }
+}
+
+impl<S: SessionStore + ?Sized> CountingStore<S> {
+    pub(crate) fn new(inner: Arc<S>) -> Self {
+        Self {
+            inner,
+            loads: AtomicUsize::new(0),
+            writes: AtomicUsize::new(0),
+            down: AtomicBool::new(false),
+        }
+    }
+
+    /// Reads (loads and listings) so far.
+    pub(crate) fn loads(&self) -> usize {
+        self.loads.load(Ordering::SeqCst)
+    }
+
+    /// Reads and writes so far.
+    pub(crate) fn calls(&self) -> (usize, usize) {
+        (self.loads(), self.writes.load(Ordering::SeqCst))
+    }
+
+    fn check(&self) -> Result<(), StoreError> {
+        if self.down.load(Ordering::SeqCst) {
+            Err(StoreError::unavailable(std::io::Error::other(
+                "store is down",
+            )))
+        } else {
+            Ok(())
+        }
+    }
+
+    fn read(&self) -> Result<(), StoreError> {
+        self.loads.fetch_add(1, Ordering::SeqCst);
+        self.check()
+    }
+
+    fn wrote(&self) -> Result<(), StoreError> {
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        self.check()
+    }
+}
+
+#[async_trait::async_trait]
+impl<S: SessionStore + ?Sized> SessionStore for CountingStore<S> {
+    async fn load(&self, id: &SessionId, now: u64) -> Result<Option<Record>, StoreError> {
+        self.read()?;
+        self.inner.load(id, now).await
+    }
+    async fn create(&self, id: &SessionId, record: &Record) -> Result<bool, StoreError> {
+        self.wrote()?;
+        self.inner.create(id, record).await
+    }
+    async fn update(
+        &self,
+        id: &SessionId,
+        changes: &Changes,
+        now: u64,
+    ) -> Result<bool, StoreError> {
+        self.wrote()?;
+        self.inner.update(id, changes, now).await
+    }
+    async fn delete(&self, id: &SessionId) -> Result<bool, StoreError> {
+        self.wrote()?;
+        self.inner.delete(id).await
+    }
+    async fn cycle_id(
+        &self,
+        old: &SessionId,
+        new: &SessionId,
+        now: u64,
+    ) -> Result<bool, StoreError> {
+        self.wrote()?;
+        self.inner.cycle_id(old, new, now).await
+    }
+    async fn increment(
+        &self,
+        id: &SessionId,
+        key: &str,
+        by: i64,
+        now: u64,
+    ) -> Result<Option<i64>, StoreError> {
+        self.wrote()?;
+        self.inner.increment(id, key, by, now).await
+    }
+    async fn append(
+        &self,
+        id: &SessionId,
+        key: &str,
+        value: &Value,
+        now: u64,
+    ) -> Result<Option<usize>, StoreError> {
+        self.wrote()?;
+        self.inner.append(id, key, value, now).await
+    }
+    async fn list(
+        &self,
+        user_id: Option<&str>,
+        after: Option<&SessionId>,
+        limit: usize,
+        now: u64,
+    ) -> Result<Vec<SessionInfo>, StoreError> {
+        self.read()?;
+        self.inner.list(user_id, after, limit, now).await
+    }
+    async fn delete_user(&self, user_id: &str) -> Result<u64, StoreError> {
+        self.wrote()?;
+        self.inner.delete_user(user_id).await
+    }
+    async fn purge_expired(&self, now: u64, batch: usize) -> Result<u64, StoreError> {
+        self.inner.purge_expired(now, batch).await
+    }
+}
