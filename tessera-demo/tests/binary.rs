@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{Browser, TempDir};
+use common::{Browser, TempDir, SESSION_VARS};
 use reqwest::StatusCode;
 use tokio::io::{AsyncBufReadExt as _, BufReader, Lines};
 use tokio::process::{Child, ChildStdout, Command};
@@ -16,19 +16,6 @@ const BINARY: &str = env!("CARGO_BIN_EXE_tessera-demo");
 const LISTENING: &str = "tessera-demo listening on ";
 const STARTUP: Duration = Duration::from_secs(30);
 const SESSIONS_FILE: &str = "tessera-demo-sessions.db";
-
-/// Session settings the tests' environment might carry, removed so the
-/// demo's defaults apply unless a test sets them.
-const SESSION_VARS: &[&str] = &[
-    "SECRET_KEY",
-    "SECRET_KEY_FALLBACKS",
-    "SESSION_TYPE",
-    "SESSION_STORE_URL",
-    "SESSION_PERMANENT",
-    "SESSION_USE_SIGNER",
-    "SESSION_COOKIE_NAME",
-    "PERMANENT_SESSION_LIFETIME",
-];
 
 /// A running demo, killed if the test fails before stopping it.
 struct Demo {

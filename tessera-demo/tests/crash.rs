@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{server_url, sqlite_url, TempDir};
+use common::{server_url, sqlite_url, TempDir, SESSION_VARS};
 use reqwest::header::{COOKIE, SET_COOKIE};
 use reqwest::StatusCode;
 use sqlx::{Connection as _, Row as _};
@@ -43,21 +43,6 @@ const ROUNDS: usize = 3;
 const WRITES_BEFORE_KILL: usize = 10;
 /// Bound on any wait: start-up, a request, the writers' progress.
 const TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Session settings the tests' environment might carry, removed so that only
-/// what a test sets applies.
-const SESSION_VARS: &[&str] = &[
-    "SECRET_KEY",
-    "SECRET_KEY_FALLBACKS",
-    "SESSION_TYPE",
-    "SESSION_STORE_URL",
-    "SESSION_PERMANENT",
-    "SESSION_USE_SIGNER",
-    "SESSION_COOKIE_NAME",
-    "SESSION_KEY_PREFIX",
-    "PERMANENT_SESSION_LIFETIME",
-    "TESSERA_SESSION_ABSOLUTE_LIFETIME",
-];
 
 #[derive(Debug, Clone)]
 enum Store {

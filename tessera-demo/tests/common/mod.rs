@@ -15,6 +15,21 @@ use tessera::{SessionConfig, SessionType};
 
 pub(crate) const TEST_KEY: &str = "tessera-demo-test-key-0123456789abcdef0123456789";
 
+/// Session settings the tests' environment might carry, removed from a demo
+/// process's environment so that only what a test sets applies.
+pub(crate) const SESSION_VARS: &[&str] = &[
+    "SECRET_KEY",
+    "SECRET_KEY_FALLBACKS",
+    "SESSION_TYPE",
+    "SESSION_STORE_URL",
+    "SESSION_PERMANENT",
+    "SESSION_USE_SIGNER",
+    "SESSION_COOKIE_NAME",
+    "SESSION_KEY_PREFIX",
+    "PERMANENT_SESSION_LIFETIME",
+    "TESSERA_SESSION_ABSOLUTE_LIFETIME",
+];
+
 /// Cookie sessions (the library's default, as in Flask).
 pub(crate) fn test_config() -> SessionConfig {
     SessionConfig::builder()
