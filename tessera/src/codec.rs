@@ -130,21 +130,15 @@ thread_local! {
 /// Tagged JSON to payload text: zlib only when it saves at least two bytes,
 /// marked by a leading '.'.
 fn encode_payload(json: &str) -> String {
-    // Room for the signature, which is appended to this string.
-    let capacity = |bytes: usize| 1 + bytes.div_ceil(3) * 4 + SIGNATURE_SUFFIX_LEN;
-    match compress_if_smaller(json.as_bytes()) {
-        Some(compressed) => {
-            let mut out = String::with_capacity(capacity(compressed.len()));
-            out.push('.');
-            B64.encode_string(compressed, &mut out);
-            out
-        }
-        None => {
-            let mut out = String::with_capacity(capacity(json.len()));
-            B64.encode_string(json, &mut out);
-            out
-        }
+    let compressed = compress_if_smaller(json.as_bytes());
+    let bytes = compressed.as_deref().unwrap_or(json.as_bytes());
+    // Room for the signature too, which is appended to this string.
+    let mut out = String::with_capacity(1 + bytes.len().div_ceil(3) * 4 + SIGNATURE_SUFFIX_LEN);
+    if compressed.is_some() {
+        out.push('.');
     }
+    B64.encode_string(bytes, &mut out);
+    out
 }
 
 /// The zlib form of `data` (default level, as Python's `zlib.compress`) if it

@@ -440,10 +440,10 @@ impl Shared {
     }
 
     fn removal_cookie(&self) -> String {
-        self.cookie("", Some(OffsetDateTime::UNIX_EPOCH))
-            .max_age(cookie::time::Duration::ZERO)
-            .build()
-            .to_string()
+        cookie_header(
+            self.cookie("", Some(OffsetDateTime::UNIX_EPOCH))
+                .max_age(cookie::time::Duration::ZERO),
+        )
     }
 
     /// Flask's `open_session`: the first cookie of our name that verifies,

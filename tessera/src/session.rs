@@ -442,9 +442,8 @@ impl Session {
         flashes
     }
 
-    /// What the layer needs to save: data, `modified`, `accessed`.
-    /// Runs `save` on the data, `modified` and `accessed`, without copying
-    /// the data.
+    /// Runs the layer's `save` on what it needs (data, `modified`,
+    /// `accessed`), without copying the data.
     pub(crate) fn with_save_state<R>(&self, save: impl FnOnce(&Map, bool, bool) -> R) -> R {
         let state = self.lock();
         save(&state.data, state.modified, state.accessed)
