@@ -298,24 +298,30 @@ end
 return 1
 "#;
 
-/// KEYS: session. ARGV: now, field, by. Returns {1, new value}, {0} if no
-/// live session, {2} on overflow, {3, current} if not an integer.
+/// KEYS: session. ARGV: now, field, by. Returns {1, value before} (nil
+/// for none) once incremented, {0} if no live session, {2} on overflow, {3,
+/// current} if not an integer.
 const INCREMENT: &str = r#"
 local key, field = KEYS[1], ARGV[2]
-local meta = redis.call('HMGET', key, EXPIRES, ABSOLUTE)
+-- One read for liveness and the current value: every call here is CPU on a
+-- server that all of the application's instances share.
+local meta = redis.call('HMGET', key, EXPIRES, ABSOLUTE, field)
 if not live(meta[1], meta[2], tonumber(ARGV[1])) then return {0, false} end
-local current = redis.call('HGET', key, field)
+local current = meta[3]
 -- None counts as 0, and so does -0, which HINCRBY would refuse.
-if current == 'null' or current == '-0' then redis.call('HDEL', key, field) end
+if current == 'null' or current == '-0' then
+  redis.call('HDEL', key, field)
+  current = false
+end
 -- A JSON integer in i64 range is exactly what HINCRBY accepts, and it does
--- exact 64-bit arithmetic (Lua numbers would round past 2^53).
+-- exact 64-bit arithmetic (Lua numbers would round past 2^53), so the
+-- caller adds `by` to the text returned here and gets the stored result.
 local result = redis.pcall('HINCRBY', key, field, ARGV[3])
 if type(result) == 'table' and result.err then
   if string.find(result.err, 'overflow', 1, true) then return {2, false} end
   return {3, current}
 end
--- Read back as text: a Lua number would round it.
-return {1, redis.call('HGET', key, field)}
+return {1, current}
 "#;
 
 /// KEYS: session. ARGV: now, field, item (tagged JSON). Returns {1, new
@@ -924,10 +930,20 @@ impl SessionStore for RedisStore {
         let (code, text): Reply = self.link.write(&call).await?;
         match (code, text) {
             (0, _) => Ok(None),
-            (1, Some(text)) => text
-                .parse()
-                .map(Some)
-                .map_err(|_| StoreError::Corrupt(format!("incrementing {key:?} stored {text:?}"))),
+            // HINCRBY took the text as an i64 and did not overflow, so the
+            // same sum here is what it stored.
+            (1, before) => {
+                let before = match before {
+                    None => 0,
+                    Some(text) => text.parse::<i64>().map_err(|_| {
+                        StoreError::Corrupt(format!("incrementing {key:?} found {text:?}"))
+                    })?,
+                };
+                before
+                    .checked_add(by)
+                    .map(Some)
+                    .ok_or_else(|| super::increment_overflow(key))
+            }
             (2, _) => Err(super::increment_overflow(key)),
             (3, Some(text)) => {
                 // Whatever Redis refused, the shared rule names the type; if
