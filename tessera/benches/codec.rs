@@ -21,6 +21,14 @@
 //!   bomb (stopped at the 1 MiB payload bound), a tampered 4 KiB cookie and
 //!   random garbage.
 //!
+//! - `encrypted_encode/<mode>/<size>`, `encrypted_decode/<mode>/<size>`: the
+//!   signed codec (`signed`, as `encode`/`decode` above, measured again in the
+//!   same run so the ratio is fair) against the encrypted one
+//!   (`SESSION_TYPE=encrypted`: XChaCha20-Poly1305, a nonce from the OS RNG per
+//!   cookie), without compression (`encrypted`, the default) and with it
+//!   (`encrypted_compressed`). The cookie sizes of the three are printed as
+//!   `encrypted …` lines. Run alone with `-- encrypted_`.
+//!
 //! `scripts/bench-codec.sh` runs this and the Python script and writes
 //! BENCHMARKS.md. The sessions' sizes are printed as `session …` lines, and
 //! with `TESSERA_BENCH_DUMP_DIR` set each session's tagged JSON is written to
@@ -320,6 +328,7 @@ fn codec(c: &mut Criterion) {
     group.finish();
 
     cookie_crate(c, &sessions);
+    encrypted(c, &key, &sessions);
 
     let mut group = c.benchmark_group("hostile");
     let (_, big) = &sessions[2];
@@ -340,6 +349,51 @@ fn codec(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::from_parameter(case), cookie, |b, cookie| {
             b.iter(|| codec.decode(black_box(cookie), SystemTime::now()));
         });
+    }
+    group.finish();
+}
+
+/// The signed codec against the encrypted one, compressed and not.
+fn encrypted(c: &mut Criterion, key: &SecretKey, sessions: &[(&'static str, Map)]) {
+    let codecs = [
+        ("signed", CookieCodec::new(key, &[])),
+        ("encrypted", CookieCodec::encrypted(key, &[], "session")),
+        (
+            "encrypted_compressed",
+            CookieCodec::encrypted(key, &[], "session").encrypted_compression(true),
+        ),
+    ];
+    for (label, data) in sessions {
+        let sizes: Vec<String> = codecs
+            .iter()
+            .map(|(mode, codec)| {
+                let cookie = codec.encode(data, SystemTime::now());
+                let decoded = codec.decode(&cookie, SystemTime::now()).expect("decodes");
+                assert_eq!(&decoded.data, data, "{mode} {label} round trips");
+                format!("{mode}_bytes={}", cookie.len())
+            })
+            .collect();
+        println!("encrypted {label}: {}", sizes.join(" "));
+    }
+
+    let mut group = c.benchmark_group("encrypted_encode");
+    for (label, data) in sessions {
+        for (mode, codec) in &codecs {
+            group.bench_with_input(BenchmarkId::new(*mode, label), data, |b, data| {
+                b.iter(|| codec.encode(black_box(data), SystemTime::now()));
+            });
+        }
+    }
+    group.finish();
+
+    let mut group = c.benchmark_group("encrypted_decode");
+    for (label, data) in sessions {
+        for (mode, codec) in &codecs {
+            let cookie = codec.encode(data, SystemTime::now());
+            group.bench_with_input(BenchmarkId::new(*mode, label), &cookie, |b, cookie| {
+                b.iter(|| codec.decode(black_box(cookie), SystemTime::now()));
+            });
+        }
     }
     group.finish();
 }
@@ -415,7 +469,8 @@ fn signed_zlib_bomb(derived: &[u8; 20], size: usize) -> String {
     format!("{value}.{}", b64.encode(mac.finalize().into_bytes()))
 }
 
-/// 12 benchmarks of about 4 s each: under a minute in all, after the build.
+/// 36 benchmarks of about 4 s each: two and a half minutes in all, after the
+/// build (`-- encrypted_` runs the 18 of the signed/encrypted comparison).
 fn config() -> Criterion {
     Criterion::default()
         .warm_up_time(Duration::from_secs(1))

@@ -1,6 +1,8 @@
-//! The signed session cookie, byte-compatible with Flask's
-//! `SecureCookieSessionInterface`: tagged JSON, zlib when it helps, URL-safe
-//! base64, then an itsdangerous timestamp signature.
+//! The session cookie. Signed (the default), it is byte-compatible with
+//! Flask's `SecureCookieSessionInterface`: tagged JSON, zlib when it helps,
+//! URL-safe base64, then an itsdangerous timestamp signature. Encrypted
+//! (`SESSION_TYPE=encrypted`), the same tagged JSON is sealed with
+//! XChaCha20-Poly1305; the format is described in `encrypted.rs`.
 
 use std::cell::RefCell;
 use std::time::{Duration, SystemTime};
@@ -8,6 +10,7 @@ use std::time::{Duration, SystemTime};
 use base64::Engine as _;
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 
+use crate::encrypted::CookieCipher;
 use crate::key::SecretKey;
 use crate::signing::{SignatureError, Signer, B64, SIGNATURE_SUFFIX_LEN};
 use crate::tagged::{self, ParseError};
@@ -40,6 +43,14 @@ pub enum DecodeError {
     /// The payload is valid JSON but not an object.
     #[error("not an object: the payload is valid JSON but not a JSON object")]
     NotAnObject,
+    /// No key authenticates this encrypted cookie under this cookie name: it
+    /// was sealed with another key or for another cookie name, or changed.
+    #[error("cannot decrypt: no key opens this cookie under this cookie name (sealed with another key or for another cookie name, or tampered with)")]
+    Decrypt,
+    /// The encrypted cookie's header byte names a format version or flags
+    /// this version of tessera does not write.
+    #[error("unknown format: encrypted cookie header byte {0:#04x} is not one this version reads")]
+    UnknownFormat(u8),
 }
 
 /// A session decoded from a cookie.
@@ -47,16 +58,24 @@ pub enum DecodeError {
 pub struct Decoded {
     /// The session's contents.
     pub data: Map,
-    /// When the cookie was signed, in Unix seconds (absent for unverified decoding).
+    /// When the cookie was signed (or sealed, for an encrypted cookie), in
+    /// Unix seconds (absent for unverified decoding).
     pub signed_at: Option<u64>,
 }
 
-/// Encodes and decodes Flask session cookies for one set of keys.
+/// Encodes and decodes session cookies for one set of keys: signed as Flask
+/// signs them ([`new`](Self::new)), or encrypted ([`encrypted`](Self::encrypted)).
 #[derive(Debug, Clone)]
 pub struct CookieCodec {
-    signer: Signer,
+    mode: Mode,
     max_age: Duration,
     max_payload_size: usize,
+}
+
+#[derive(Debug, Clone)]
+enum Mode {
+    Signed { signer: Signer },
+    Encrypted { cipher: CookieCipher },
 }
 
 impl CookieCodec {
@@ -68,40 +87,108 @@ impl CookieCodec {
 
     /// A codec with another salt (Flask-Session's signed ids use `flask-session`).
     pub fn with_salt(secret_key: &SecretKey, fallbacks: &[SecretKey], salt: &str) -> Self {
-        Self {
+        Self::with_mode(Mode::Signed {
             signer: Signer::new(secret_key, fallbacks, salt.as_bytes()),
+        })
+    }
+
+    /// An encrypting codec (`SESSION_TYPE=encrypted`): the session is sealed
+    /// with XChaCha20-Poly1305, so the visitor can neither read nor change it,
+    /// and the cookie is bound to `cookie_name`, which must be the name it is
+    /// sent under. The key is derived from `secret_key` with Flask's salt;
+    /// `fallbacks` (oldest first) still open older cookies. Not readable by
+    /// Flask. Compression is off; see [`encrypted_compression`](Self::encrypted_compression).
+    pub fn encrypted(secret_key: &SecretKey, fallbacks: &[SecretKey], cookie_name: &str) -> Self {
+        Self::encrypted_with_salt(secret_key, fallbacks, DEFAULT_SALT, cookie_name)
+    }
+
+    /// [`encrypted`](Self::encrypted) with another salt in the key derivation.
+    pub fn encrypted_with_salt(
+        secret_key: &SecretKey,
+        fallbacks: &[SecretKey],
+        salt: &str,
+        cookie_name: &str,
+    ) -> Self {
+        Self::with_mode(Mode::Encrypted {
+            cipher: CookieCipher::new(secret_key, fallbacks, salt.as_bytes(), cookie_name),
+        })
+    }
+
+    fn with_mode(mode: Mode) -> Self {
+        Self {
+            mode,
             max_age: Duration::from_secs(crate::config::DEFAULT_LIFETIME_SECS),
             max_payload_size: DEFAULT_MAX_PAYLOAD_SIZE,
         }
     }
 
-    /// Cookies signed longer ago than this are refused (Flask uses
+    /// Whether this codec encrypts (rather than signs) cookies.
+    pub fn is_encrypted(&self) -> bool {
+        matches!(self.mode, Mode::Encrypted { .. })
+    }
+
+    /// Encrypted cookies only: zlib-compress the session before sealing it
+    /// when that makes it smaller (`TESSERA_ENCRYPTED_COMPRESSION`). Off by
+    /// default. Signed cookies are always compressed as Flask does, and
+    /// compressed encrypted cookies are opened whatever this says.
+    ///
+    /// **Warning:** encryption hides the content but not the length. When a
+    /// session holds a secret (a CSRF token, an API key) beside data an
+    /// attacker can influence (a search term, a form field echoed into the
+    /// session), compressing lets the attacker guess the secret piece by
+    /// piece from how the cookie's length changes (the CRIME and BREACH
+    /// attacks). Enable it only for sessions that hold no such mix, for
+    /// example to fit a large session in a cookie.
+    pub fn encrypted_compression(mut self, enabled: bool) -> Self {
+        if let Mode::Encrypted { cipher } = self.mode {
+            self.mode = Mode::Encrypted {
+                cipher: cipher.compress(enabled),
+            };
+        }
+        self
+    }
+
+    /// Cookies signed (or sealed) longer ago than this are refused (Flask uses
     /// `PERMANENT_SESSION_LIFETIME`, for every session).
     pub fn max_age(mut self, max_age: Duration) -> Self {
         self.max_age = max_age;
         self
     }
 
-    /// Payloads larger than this after base64 decoding and inflating are refused.
+    /// Payloads larger than this after base64 decoding, decrypting and
+    /// inflating are refused.
     pub fn max_payload_size(mut self, bytes: usize) -> Self {
         self.max_payload_size = bytes;
         self
     }
 
-    /// The cookie value for `data`, signed at `now`.
+    /// The cookie value for `data`, signed (or sealed) at `now` with the current key.
     pub fn encode(&self, data: &Map, now: SystemTime) -> String {
-        let payload = encode_payload(&tagged::map_to_string(data));
-        self.signer.sign_in_place(payload, now)
+        match &self.mode {
+            Mode::Signed { signer } => {
+                let payload = encode_payload(&tagged::map_to_string(data));
+                signer.sign_in_place(payload, now)
+            }
+            Mode::Encrypted { cipher } => cipher.encode(data, now),
+        }
     }
 
-    /// Verifies and decodes a cookie value.
+    /// Verifies (or decrypts) and decodes a cookie value. Any error means
+    /// the cookie must be ignored.
     pub fn decode(&self, cookie: &str, now: SystemTime) -> Result<Decoded, DecodeError> {
-        let (payload, signed_at) = self.signer.verify(cookie, self.max_age, now)?;
-        let data = decode_payload(payload, self.max_payload_size)?;
-        Ok(Decoded {
-            data,
-            signed_at: Some(signed_at),
-        })
+        match &self.mode {
+            Mode::Signed { signer } => {
+                let (payload, signed_at) = signer.verify(cookie, self.max_age, now)?;
+                let data = decode_payload(payload, self.max_payload_size)?;
+                Ok(Decoded {
+                    data,
+                    signed_at: Some(signed_at),
+                })
+            }
+            Mode::Encrypted { cipher } => {
+                cipher.decode(cookie, self.max_age, self.max_payload_size, now)
+            }
+        }
     }
 }
 
@@ -144,7 +231,7 @@ fn encode_payload(json: &str) -> String {
 /// The zlib form of `data` (default level, as Python's `zlib.compress`) if it
 /// is at least two bytes shorter; otherwise `None`, found without producing
 /// more output than that.
-fn compress_if_smaller(data: &[u8]) -> Option<Vec<u8>> {
+pub(crate) fn compress_if_smaller(data: &[u8]) -> Option<Vec<u8>> {
     if crate::deflate_bound::zlib_cannot_save_two_bytes(data) {
         return None;
     }
@@ -182,8 +269,13 @@ fn decode_payload(payload: &str, limit: usize) -> Result<Map, DecodeError> {
         }
         bytes
     };
+    parse_session(&json)
+}
+
+/// A session from its tagged JSON, which must be an object.
+pub(crate) fn parse_session(json: &[u8]) -> Result<Map, DecodeError> {
     let json =
-        std::str::from_utf8(&json).map_err(|_| DecodeError::Malformed("payload is not UTF-8"))?;
+        std::str::from_utf8(json).map_err(|_| DecodeError::Malformed("payload is not UTF-8"))?;
     match tagged::from_str(json)? {
         Value::Dict(map) => Ok(map),
         _ => Err(DecodeError::NotAnObject),
@@ -192,7 +284,7 @@ fn decode_payload(payload: &str, limit: usize) -> Result<Map, DecodeError> {
 
 /// Inflates zlib data, stopping as soon as the output passes `limit`, so a
 /// zlib bomb costs at most `limit` bytes and the time to produce them.
-fn inflate_bounded(bytes: &[u8], limit: usize) -> Result<Vec<u8>, DecodeError> {
+pub(crate) fn inflate_bounded(bytes: &[u8], limit: usize) -> Result<Vec<u8>, DecodeError> {
     const MALFORMED: DecodeError = DecodeError::Malformed("payload is not valid zlib data");
     DECOMPRESSOR.with(|decompressor| {
         let mut decompressor = decompressor.borrow_mut();
@@ -226,6 +318,7 @@ mod tests {
     use std::io::Write as _;
     use std::time::UNIX_EPOCH;
 
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use flate2::write::ZlibEncoder;
 
     use super::*;
@@ -320,6 +413,294 @@ mod tests {
         );
         assert_eq!(compress_if_smaller(b"ab"), None);
         assert_eq!(compress_if_smaller(b""), None);
+    }
+
+    const KEY: &str = "encrypted-codec-test-key-0123456789abcdef";
+    const OLD_KEY: &str = "encrypted-codec-old-key-0123456789abcdef";
+
+    fn encrypted(key: &str) -> CookieCodec {
+        CookieCodec::encrypted(&key.into(), &[], "session")
+    }
+
+    fn raw_len(cookie: &str) -> usize {
+        URL_SAFE_NO_PAD.decode(cookie).expect("base64").len()
+    }
+
+    fn every_value_type() -> Map {
+        Map::from([
+            ("none".to_owned(), Value::Null),
+            ("yes".to_owned(), true.into()),
+            ("int".to_owned(), (-42).into()),
+            ("huge".to_owned(), Value::from(u128::MAX)),
+            ("float".to_owned(), 0.1.into()),
+            ("text".to_owned(), "Zoë 😀 \"quoted\" \\".into()),
+            (
+                "list".to_owned(),
+                Value::List(vec![1.into(), "two".into(), Value::Null]),
+            ),
+            (
+                "dict".to_owned(),
+                Value::Dict(Map::from([(" t".to_owned(), Value::tuple([1.into()]))])),
+            ),
+            (
+                "tuple".to_owned(),
+                Value::tuple([Value::from("message"), "Hi".into()]),
+            ),
+            ("bytes".to_owned(), Value::Bytes(vec![0, 1, 254, 255])),
+            ("markup".to_owned(), Value::markup("<em>hi</em>")),
+            (
+                "uuid".to_owned(),
+                Value::Uuid(uuid::Uuid::from_u128(
+                    0x1234_5678_9abc_def0_1234_5678_9abc_def0,
+                )),
+            ),
+            (
+                "when".to_owned(),
+                Value::DateTime(
+                    time::OffsetDateTime::from_unix_timestamp(1_700_000_000).expect("in range"),
+                ),
+            ),
+        ])
+    }
+
+    #[test]
+    fn encrypted_cookies_round_trip_every_value_type() {
+        let codec = encrypted(KEY);
+        assert!(codec.is_encrypted());
+        assert!(!CookieCodec::new(&KEY.into(), &[]).is_encrypted());
+        for data in [Map::new(), alice(), every_value_type()] {
+            let cookie = codec.encode(&data, at(1_700_000_000));
+            let decoded = codec.decode(&cookie, at(1_700_000_001)).expect("decodes");
+            assert_eq!(decoded.data, data);
+            assert_eq!(decoded.signed_at, Some(1_700_000_000));
+        }
+    }
+
+    #[test]
+    fn encrypted_cookies_hide_the_session() {
+        let codec = encrypted(KEY);
+        let cookie = codec.encode(&alice(), at(10));
+        let raw = URL_SAFE_NO_PAD.decode(&cookie).expect("base64");
+        // Needles long enough not to turn up in random bytes by chance.
+        for needle in ["alice", "user_id"] {
+            assert!(!cookie.contains(needle), "{cookie}");
+            assert!(
+                !raw.windows(needle.len()).any(|w| w == needle.as_bytes()),
+                "{needle} in the decoded cookie"
+            );
+        }
+        assert!(decode_unverified(&cookie, 1 << 20).is_err());
+    }
+
+    #[test]
+    fn any_changed_character_of_an_encrypted_cookie_is_refused() {
+        let codec = encrypted(KEY);
+        let cookie = codec.encode(&alice(), at(10));
+        let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_=.";
+        for index in 0..cookie.len() {
+            for &replacement in alphabet {
+                let mut bytes = cookie.clone().into_bytes();
+                if bytes[index] == replacement {
+                    continue;
+                }
+                bytes[index] = replacement;
+                let mutated = String::from_utf8(bytes).expect("ASCII");
+                assert!(
+                    codec.decode(&mutated, at(10)).is_err(),
+                    "{index}: {mutated} was accepted"
+                );
+            }
+        }
+        // Appending or removing characters too.
+        assert!(codec.decode(&format!("{cookie}A"), at(10)).is_err());
+        assert!(codec.decode(&cookie[..cookie.len() - 1], at(10)).is_err());
+    }
+
+    #[test]
+    fn encrypted_cookies_are_bound_to_the_key_and_the_cookie_name() {
+        let cookie = encrypted(KEY).encode(&alice(), at(10));
+        assert!(matches!(
+            encrypted(OLD_KEY).decode(&cookie, at(10)),
+            Err(DecodeError::Decrypt)
+        ));
+        let other_name = CookieCodec::encrypted(&KEY.into(), &[], "__Host-session");
+        assert!(matches!(
+            other_name.decode(&cookie, at(10)),
+            Err(DecodeError::Decrypt)
+        ));
+        let other_salt = CookieCodec::encrypted_with_salt(&KEY.into(), &[], "other", "session");
+        assert!(matches!(
+            other_salt.decode(&cookie, at(10)),
+            Err(DecodeError::Decrypt)
+        ));
+        // A signed cookie is not an encrypted one, and the other way round.
+        let signed = CookieCodec::new(&KEY.into(), &[]);
+        assert!(encrypted(KEY)
+            .decode(&signed.encode(&alice(), at(10)), at(10))
+            .is_err());
+        assert!(signed.decode(&cookie, at(10)).is_err());
+        let message = DecodeError::Decrypt.to_string();
+        assert!(message.starts_with("cannot decrypt: "), "{message}");
+    }
+
+    #[test]
+    fn fallback_keys_open_cookies_that_are_resealed_with_the_current_key() {
+        let old = encrypted(OLD_KEY).encode(&alice(), at(10));
+        let rotated = CookieCodec::encrypted(
+            &KEY.into(),
+            &["oldest-key".into(), OLD_KEY.into()],
+            "session",
+        );
+        let decoded = rotated.decode(&old, at(11)).expect("a fallback opens it");
+        assert_eq!(decoded.data, alice());
+        let resealed = rotated.encode(&decoded.data, at(11));
+        assert_eq!(
+            encrypted(KEY)
+                .decode(&resealed, at(11))
+                .expect("current key")
+                .data,
+            alice()
+        );
+        assert!(matches!(
+            encrypted(OLD_KEY).decode(&resealed, at(11)),
+            Err(DecodeError::Decrypt)
+        ));
+    }
+
+    #[test]
+    fn encrypted_cookies_expire_and_refuse_the_future() {
+        let codec = encrypted(KEY).max_age(Duration::from_secs(60));
+        let cookie = codec.encode(&alice(), at(1000));
+        assert!(codec.decode(&cookie, at(1060)).is_ok());
+        let expired = codec.decode(&cookie, at(1061)).expect_err("expired");
+        assert!(expired.to_string().starts_with("expired: "), "{expired}");
+        let future = codec.decode(&cookie, at(999)).expect_err("from the future");
+        assert_eq!(future.to_string(), "timestamp is 1 s in the future");
+    }
+
+    #[test]
+    fn encrypted_cookies_are_not_compressed_by_default() {
+        let codec = encrypted(KEY);
+        let sizes: Vec<(usize, usize)> = [0, 100, 1000, 3000]
+            .into_iter()
+            .map(|n| {
+                let data = Map::from([("a".to_owned(), "a".repeat(n).into())]);
+                let json = tagged::map_to_string(&data).len();
+                (json, raw_len(&codec.encode(&data, at(10))))
+            })
+            .collect();
+        for (json, raw) in sizes {
+            // Exactly the payload plus the fixed overhead, however repetitive.
+            assert_eq!(raw, json + crate::encrypted::OVERHEAD);
+        }
+        let cookie = codec.encode(
+            &Map::from([("a".to_owned(), "a".repeat(3000).into())]),
+            at(10),
+        );
+        assert!(cookie.len() > 4000, "{}", cookie.len());
+    }
+
+    #[test]
+    fn encrypted_compression_when_enabled() {
+        let compressing = encrypted(KEY).encrypted_compression(true);
+        let big = Map::from([("a".to_owned(), "a".repeat(3000).into())]);
+        let cookie = compressing.encode(&big, at(10));
+        assert!(cookie.len() < 200, "{}", cookie.len());
+        assert_eq!(URL_SAFE_NO_PAD.decode(&cookie).expect("base64")[0], 0x11);
+        assert_eq!(
+            compressing.decode(&cookie, at(10)).expect("opens").data,
+            big
+        );
+        // Opened even where compression is off, so it can be turned off.
+        assert_eq!(
+            encrypted(KEY).decode(&cookie, at(10)).expect("opens").data,
+            big
+        );
+        // Not compressed when it would not help.
+        let small = compressing.encode(&alice(), at(10));
+        assert_eq!(URL_SAFE_NO_PAD.decode(&small).expect("base64")[0], 0x10);
+        // No effect on a signed codec.
+        let signed = CookieCodec::new(&KEY.into(), &[]).encrypted_compression(false);
+        assert!(signed.encode(&big, at(10)).starts_with('.'));
+    }
+
+    #[test]
+    fn two_encodings_of_one_session_differ() {
+        let codec = encrypted(KEY);
+        let first = codec.encode(&alice(), at(10));
+        let second = codec.encode(&alice(), at(10));
+        assert_ne!(first, second);
+        assert_ne!(
+            URL_SAFE_NO_PAD.decode(&first).expect("base64")[1..25],
+            URL_SAFE_NO_PAD.decode(&second).expect("base64")[1..25],
+            "fresh nonces"
+        );
+        assert_eq!(codec.decode(&first, at(10)).expect("opens").data, alice());
+        assert_eq!(codec.decode(&second, at(10)).expect("opens").data, alice());
+    }
+
+    #[test]
+    fn oversized_and_garbage_encrypted_cookies_are_refused() {
+        let codec = encrypted(KEY);
+        let huge = "A".repeat(2 * DEFAULT_MAX_PAYLOAD_SIZE);
+        assert!(matches!(
+            codec.decode(&huge, at(10)),
+            Err(DecodeError::TooLarge { .. })
+        ));
+        for garbage in ["", "E", "garbage", "a.b.c", "!!!!", "E===", &"E".repeat(65)] {
+            let result = codec.decode(garbage, at(10));
+            assert!(
+                matches!(
+                    result,
+                    Err(DecodeError::Malformed(_) | DecodeError::Decrypt)
+                ),
+                "{garbage:?}: {result:?}"
+            );
+        }
+        // Padding is refused: one spelling per cookie.
+        let cookie = codec.encode(&alice(), at(10));
+        assert!(codec.decode(&cookie, at(10)).is_ok());
+        for padding in ["=", "=="] {
+            assert!(codec.decode(&format!("{cookie}{padding}"), at(10)).is_err());
+        }
+
+        // A payload over the bound, before and after inflating.
+        let big = Map::from([("a".to_owned(), "a".repeat(10_000).into())]);
+        let plain = codec.encode(&big, at(10));
+        assert!(matches!(
+            codec.clone().max_payload_size(1000).decode(&plain, at(10)),
+            Err(DecodeError::TooLarge { limit: 1000 })
+        ));
+        let compressed = encrypted(KEY)
+            .encrypted_compression(true)
+            .encode(&big, at(10));
+        assert!(compressed.len() < 1000);
+        assert!(matches!(
+            codec
+                .clone()
+                .max_payload_size(1000)
+                .decode(&compressed, at(10)),
+            Err(DecodeError::TooLarge { limit: 1000 })
+        ));
+        assert!(codec
+            .max_payload_size(10_010)
+            .decode(&compressed, at(10))
+            .is_ok());
+    }
+
+    #[test]
+    fn a_sealed_zlib_bomb_is_refused() {
+        let bomb = Map::from([("a".to_owned(), "a".repeat(8 * 1024 * 1024).into())]);
+        let cookie = encrypted(KEY)
+            .encrypted_compression(true)
+            .encode(&bomb, at(10));
+        assert!(cookie.len() < 16 * 1024, "{}", cookie.len());
+        assert!(matches!(
+            encrypted(KEY).decode(&cookie, at(10)),
+            Err(DecodeError::TooLarge {
+                limit: DEFAULT_MAX_PAYLOAD_SIZE
+            })
+        ));
     }
 
     #[test]

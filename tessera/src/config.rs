@@ -30,7 +30,7 @@
 //! | `SESSION_COOKIE_PARTITIONED` | false | implies `Secure` |
 //! | `SESSION_REFRESH_EACH_REQUEST` | true | re-send permanent cookies on every request |
 //! | `MAX_COOKIE_SIZE` | 4093 | bytes of `Set-Cookie`; 0 disables the check |
-//! | `SESSION_TYPE` | `cookie` | `cookie`, `memory`, `sqlite`, `redis` or `postgres` (each store a cargo feature) |
+//! | `SESSION_TYPE` | `cookie` | `cookie`, `encrypted`, `memory`, `sqlite`, `redis` or `postgres` (each store a cargo feature) |
 //! | `SESSION_STORE_URL` | `sqlite://tessera-sessions.db` | `sqlite:///abs/path.db` or `sqlite://relative.db` |
 //! | `SESSION_KEY_PREFIX` | `session:` | Redis: the prefix of every key |
 //! | `SESSION_SERIALIZATION_FORMAT` | none | Redis: `msgpack` or `json` stores sessions in Flask-Session 0.8's layout, shared with a Flask app; unset, tessera's own layout (one hash per session, merged key by key in one round trip) |
@@ -42,6 +42,7 @@
 //! | `TESSERA_REQUIRE_STRONG_SECRET_KEY` | false | refuse weak keys instead of warning |
 //! | `TESSERA_REFUSE_OVERSIZED_COOKIES` | false | answer 500 instead of sending an oversized cookie |
 //! | `TESSERA_MAX_PAYLOAD_SIZE` | 1048576 | bound on a decoded (inflated) cookie payload |
+//! | `TESSERA_ENCRYPTED_COMPRESSION` | false | `SESSION_TYPE=encrypted`: compress before sealing; leaks secrets by length beside attacker-influenced data (see [`SessionConfigBuilder::encrypted_compression`]) |
 
 use std::ffi::OsString;
 use std::fmt;
@@ -100,6 +101,9 @@ pub enum SessionType {
     /// In the cookie itself, signed (Flask's default).
     #[default]
     Cookie,
+    /// In the cookie itself, encrypted and authenticated (XChaCha20-Poly1305):
+    /// the visitor can neither read nor change it. Not readable by Flask.
+    EncryptedCookie,
     /// Server-side, in this process's memory (lost on restart).
     Memory,
     /// Server-side, in an SQLite file (needs the `sqlite` feature).
@@ -112,11 +116,18 @@ pub enum SessionType {
 
 impl SessionType {
     /// Every accepted `SESSION_TYPE` value.
-    pub const NAMES: &'static [&'static str] = &["cookie", "memory", "sqlite", "redis", "postgres"];
+    pub const NAMES: &'static [&'static str] = &[
+        "cookie",
+        "encrypted",
+        "memory",
+        "sqlite",
+        "redis",
+        "postgres",
+    ];
 
     /// Whether the cookie holds only an id and the data lives in a store.
     pub fn is_server_side(self) -> bool {
-        self != SessionType::Cookie
+        !matches!(self, SessionType::Cookie | SessionType::EncryptedCookie)
     }
 }
 
@@ -126,6 +137,7 @@ impl FromStr for SessionType {
     fn from_str(s: &str) -> Result<Self, ()> {
         match s.to_ascii_lowercase().as_str() {
             "cookie" | "securecookie" => Ok(SessionType::Cookie),
+            "encrypted" | "encryptedcookie" => Ok(SessionType::EncryptedCookie),
             "memory" => Ok(SessionType::Memory),
             "sqlite" => Ok(SessionType::Sqlite),
             "redis" => Ok(SessionType::Redis),
@@ -139,6 +151,7 @@ impl fmt::Display for SessionType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             SessionType::Cookie => "cookie",
+            SessionType::EncryptedCookie => "encrypted",
             SessionType::Memory => "memory",
             SessionType::Sqlite => "sqlite",
             SessionType::Redis => "redis",
@@ -221,6 +234,7 @@ pub struct SessionConfig {
     pub(crate) salt: String,
     pub(crate) refuse_oversized_cookies: bool,
     pub(crate) max_payload_size: usize,
+    pub(crate) encrypted_compression: bool,
     pub(crate) store_url: Option<StoreUrl>,
     pub(crate) key_prefix: String,
     pub(crate) serialization_format: Option<SerializationFormat>,
@@ -242,9 +256,21 @@ impl SessionConfig {
         SessionConfigBuilder::from_env()?.build()
     }
 
-    /// The codec this configuration signs and verifies cookies with.
+    /// The codec this configuration signs and verifies cookies with, or, with
+    /// `SESSION_TYPE=encrypted`, seals and opens them with (bound to
+    /// `SESSION_COOKIE_NAME`).
     pub fn cookie_codec(&self) -> CookieCodec {
-        CookieCodec::with_salt(&self.secret_key, &self.secret_key_fallbacks, &self.salt)
+        let codec = match self.session_type {
+            SessionType::EncryptedCookie => CookieCodec::encrypted_with_salt(
+                &self.secret_key,
+                &self.secret_key_fallbacks,
+                &self.salt,
+                &self.cookie_name,
+            )
+            .encrypted_compression(self.encrypted_compression),
+            _ => CookieCodec::with_salt(&self.secret_key, &self.secret_key_fallbacks, &self.salt),
+        };
+        codec
             .max_age(self.permanent_session_lifetime)
             .max_payload_size(self.max_payload_size)
     }
@@ -302,6 +328,13 @@ impl SessionConfig {
     /// `SESSION_TYPE`.
     pub fn session_type(&self) -> SessionType {
         self.session_type
+    }
+
+    /// `TESSERA_ENCRYPTED_COMPRESSION`: encrypted cookies are compressed
+    /// before sealing (off by default; see
+    /// [`SessionConfigBuilder::encrypted_compression`] for the risk).
+    pub fn encrypted_compression(&self) -> bool {
+        self.encrypted_compression
     }
 
     /// `SESSION_STORE_URL`, as given.
@@ -381,6 +414,7 @@ pub struct SessionConfigBuilder {
     require_strong_secret_key: bool,
     refuse_oversized_cookies: bool,
     max_payload_size: usize,
+    encrypted_compression: bool,
     store_url: Option<StoreUrl>,
     key_prefix: String,
     serialization_format: Option<SerializationFormat>,
@@ -411,6 +445,7 @@ impl Default for SessionConfigBuilder {
             require_strong_secret_key: false,
             refuse_oversized_cookies: false,
             max_payload_size: DEFAULT_MAX_PAYLOAD_SIZE,
+            encrypted_compression: false,
             store_url: None,
             key_prefix: "session:".to_owned(),
             serialization_format: None,
@@ -558,6 +593,9 @@ impl SessionConfigBuilder {
                 &value,
                 "a number of bytes",
             )?),
+            "TESSERA_ENCRYPTED_COMPRESSION" => {
+                self.encrypted_compression(parse_bool("TESSERA_ENCRYPTED_COMPRESSION", &value)?)
+            }
             _ => self,
         })
     }
@@ -668,6 +706,22 @@ impl SessionConfigBuilder {
     /// The bound on a cookie's decoded payload after inflating (default 1 MiB).
     pub fn max_payload_size(mut self, bytes: usize) -> Self {
         self.max_payload_size = bytes;
+        self
+    }
+
+    /// `TESSERA_ENCRYPTED_COMPRESSION` (`SESSION_TYPE=encrypted` only):
+    /// zlib-compress the session before sealing it when that makes it
+    /// smaller. Off by default; compressed cookies are opened either way, so
+    /// it can be turned off without logging anyone out.
+    ///
+    /// **Warning:** encryption hides the content, not the length. With
+    /// compression, a secret in the session (a CSRF token, an API key) beside
+    /// data an attacker can influence (a search term or form field stored in
+    /// the session) can be guessed piece by piece from how the cookie's
+    /// length changes, as in the CRIME and BREACH attacks. Enable it only for
+    /// sessions that hold no such mix.
+    pub fn encrypted_compression(mut self, compress: bool) -> Self {
+        self.encrypted_compression = compress;
         self
     }
 
@@ -819,6 +873,7 @@ impl SessionConfigBuilder {
             salt: self.salt,
             refuse_oversized_cookies: self.refuse_oversized_cookies,
             max_payload_size: self.max_payload_size,
+            encrypted_compression: self.encrypted_compression,
             store_url: self.store_url,
             key_prefix: self.key_prefix,
             serialization_format: self.serialization_format,
@@ -849,6 +904,7 @@ const SETTINGS: &[&str] = &[
     "TESSERA_REQUIRE_STRONG_SECRET_KEY",
     "TESSERA_REFUSE_OVERSIZED_COOKIES",
     "TESSERA_MAX_PAYLOAD_SIZE",
+    "TESSERA_ENCRYPTED_COMPRESSION",
     "SESSION_STORE_URL",
     "SESSION_KEY_PREFIX",
     "SESSION_SERIALIZATION_FORMAT",
@@ -1160,6 +1216,74 @@ mod tests {
                 assert!(message.contains("feature"), "{message}");
             }
         }
+    }
+
+    #[test]
+    fn encrypted_cookies_are_a_session_type() {
+        assert_eq!("encrypted".parse(), Ok(SessionType::EncryptedCookie));
+        assert_eq!(
+            " Encrypted ".trim().parse(),
+            Ok(SessionType::EncryptedCookie)
+        );
+        assert_eq!(SessionType::EncryptedCookie.to_string(), "encrypted");
+        assert!(SessionType::NAMES.contains(&"encrypted"));
+        assert!(!SessionType::EncryptedCookie.is_server_side());
+        assert!(!SessionType::Cookie.is_server_side());
+        assert!(SessionType::Memory.is_server_side());
+        for name in SessionType::NAMES {
+            let parsed: SessionType = name.parse().expect("every name parses");
+            assert_eq!(parsed.to_string(), *name);
+        }
+
+        let config = SessionConfigBuilder::default()
+            .with_vars([
+                ("SECRET_KEY", KEY),
+                ("SESSION_TYPE", "encrypted"),
+                ("SESSION_COOKIE_NAME", "sid"),
+            ])
+            .and_then(SessionConfigBuilder::build)
+            .expect("valid");
+        assert_eq!(config.session_type(), SessionType::EncryptedCookie);
+        assert!(!config.encrypted_compression());
+        let codec = config.cookie_codec();
+        assert!(codec.is_encrypted());
+        let data = crate::value::Map::from([("a".to_owned(), "a".repeat(500).into())]);
+        let now = std::time::SystemTime::now();
+        let cookie = codec.encode(&data, now);
+        assert!(cookie.len() > 500, "not compressed: {}", cookie.len());
+        assert_eq!(codec.decode(&cookie, now).expect("opens").data, data);
+        // Bound to SESSION_COOKIE_NAME.
+        let other_name = CookieCodec::encrypted(&KEY.into(), &[], "session");
+        assert!(other_name.decode(&cookie, now).is_err());
+        assert!(CookieCodec::encrypted(&KEY.into(), &[], "sid")
+            .decode(&cookie, now)
+            .is_ok());
+
+        let compressing = SessionConfigBuilder::default()
+            .with_vars([
+                ("SECRET_KEY", KEY),
+                ("SESSION_TYPE", "encrypted"),
+                ("TESSERA_ENCRYPTED_COMPRESSION", "true"),
+            ])
+            .and_then(SessionConfigBuilder::build)
+            .expect("valid");
+        assert!(compressing.encrypted_compression());
+        assert!(compressing.cookie_codec().encode(&data, now).len() < 200);
+        // The signed codec stays the signed codec.
+        let signed = SessionConfig::builder()
+            .secret_key(KEY)
+            .encrypted_compression(true)
+            .build()
+            .expect("valid");
+        assert!(!signed.cookie_codec().is_encrypted());
+
+        let err = SessionConfigBuilder::default()
+            .with_vars([("TESSERA_ENCRYPTED_COMPRESSION", "sometimes")])
+            .expect_err("refused");
+        assert!(
+            err.to_string().contains("TESSERA_ENCRYPTED_COMPRESSION"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -39,13 +39,18 @@
 //! Hostile cookies (tampered, expired, malformed, oversized, zlib bombs,
 //! signed non-objects) never fail a request: they give an empty session.
 
+#[cfg(feature = "actix")]
+pub mod actix;
 mod codec;
 pub mod config;
+mod core;
 mod deflate_bound;
+mod encrypted;
 #[cfg(feature = "axum")]
 mod extract;
 mod key;
 mod layer;
+mod rejection;
 mod server;
 mod session;
 mod signing;
@@ -57,10 +62,9 @@ pub use codec::{
     decode_unverified, CookieCodec, DecodeError, Decoded, DEFAULT_MAX_PAYLOAD_SIZE, DEFAULT_SALT,
 };
 pub use config::{ConfigError, SameSite, SessionConfig, SessionConfigBuilder, SessionType};
-#[cfg(feature = "axum")]
-pub use extract::SessionRejection;
 pub use key::SecretKey;
 pub use layer::{ResponseFuture, SessionLayer, SessionService};
+pub use rejection::SessionRejection;
 pub use session::{
     Flash, Session, SessionError, DEFAULT_FLASH_CATEGORY, FLASHES_KEY, PERMANENT_KEY,
 };

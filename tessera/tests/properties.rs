@@ -1,6 +1,7 @@
 //! Property tests: arbitrary sessions survive Flask's tagged JSON and the
-//! signed cookie unchanged, one-key dicts named like a tag stay dicts, and a
-//! cookie with any one byte changed is refused.
+//! signed and encrypted cookies unchanged, one-key dicts named like a tag stay
+//! dicts, a cookie with any one byte changed is refused, and no input makes
+//! decoding panic.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -24,6 +25,26 @@ fn at(seconds: u64) -> SystemTime {
 
 fn codec() -> CookieCodec {
     CookieCodec::new(&"property-test-secret-key-0123456789abcdef".into(), &[])
+}
+
+fn encrypted_codec(compress: bool) -> CookieCodec {
+    CookieCodec::encrypted(
+        &"property-test-secret-key-0123456789abcdef".into(),
+        &["property-test-old-key".into()],
+        "session",
+    )
+    .encrypted_compression(compress)
+}
+
+/// Cookie-like text: anything, text in the encrypted cookie's alphabet
+/// (starting with its header's `E` or not), or in the signed cookie's.
+fn cookie_text() -> impl Strategy<Value = String> {
+    prop_oneof![
+        any::<String>(),
+        "E[A-Za-z0-9_-]{0,300}",
+        "[A-Za-z0-9_=-]{0,300}",
+        "\\.?[A-Za-z0-9_-]{0,100}\\.[A-Za-z0-9_-]{0,8}\\.[A-Za-z0-9_-]{0,30}",
+    ]
 }
 
 /// Any characters: control characters, astral ones, quotes, backslashes.
@@ -185,6 +206,54 @@ proptest! {
         } else {
             prop_assert!(result.is_err(), "{} was accepted", mutated);
         }
+    }
+
+    #[test]
+    fn sessions_round_trip_through_the_encrypted_cookie(
+        map in session(),
+        age in 0..3600u64,
+        compress in any::<bool>(),
+    ) {
+        let encrypted = encrypted_codec(compress);
+        let cookie = encrypted.encode(&map, at(SIGNED_AT));
+        let decoded = encrypted.decode(&cookie, at(SIGNED_AT + age)).expect("decodes");
+        prop_assert_eq!(decoded.signed_at, Some(SIGNED_AT));
+        prop_assert_eq!(&decoded.data, &map);
+        // Compressed or not, any codec of the same keys opens it.
+        let other = encrypted_codec(!compress);
+        prop_assert_eq!(&other.decode(&cookie, at(SIGNED_AT)).expect("decodes").data, &map);
+        prop_assert!(codec().decode(&cookie, at(SIGNED_AT)).is_err());
+    }
+
+    /// Unlike a signed cookie's, every character of an encrypted cookie
+    /// counts: its base64 is decoded strictly.
+    #[test]
+    fn an_encrypted_cookie_with_one_byte_changed_is_refused(
+        map in session(),
+        compress in any::<bool>(),
+        index in any::<Index>(),
+        replacement in 0x21u8..0x7f,
+    ) {
+        let codec = encrypted_codec(compress);
+        let cookie = codec.encode(&map, at(SIGNED_AT));
+        let index = index.index(cookie.len());
+        let mut bytes = cookie.into_bytes();
+        prop_assume!(bytes[index] != replacement);
+        bytes[index] = replacement;
+        let mutated = String::from_utf8(bytes).expect("ASCII");
+        prop_assert!(codec.decode(&mutated, at(SIGNED_AT)).is_err(), "{} was accepted", mutated);
+    }
+
+    /// No text, however made, makes decoding panic; none opens as an
+    /// encrypted cookie.
+    #[test]
+    fn arbitrary_text_never_panics_in_decode(text in cookie_text()) {
+        for compress in [false, true] {
+            let result = encrypted_codec(compress).decode(&text, at(SIGNED_AT));
+            prop_assert!(result.is_err(), "{:?} opened", text);
+        }
+        let _ = codec().decode(&text, at(SIGNED_AT));
+        let _ = decode_unverified(&text, 1 << 20);
     }
 
     /// Floats are written as Python's `repr` writes them, which reads back

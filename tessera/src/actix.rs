@@ -1,0 +1,227 @@
+//! actix-web middleware and extractor (feature `actix`): the same sessions,
+//! configuration, response rules and stores as the tower layer, from the
+//! same core.
+//!
+//! Wrap the app in [`SessionMiddleware`] and take a [`Session`] in any
+//! handler. Server-side, the extractor is where the session is loaded, so a
+//! handler that does not take one costs no store call.
+//!
+//! ```no_run
+//! use actix_web::{web, App, HttpServer};
+//! use tessera::actix::SessionMiddleware;
+//! use tessera::{Session, SessionConfig};
+//!
+//! async fn counter(session: Session) -> String {
+//!     let visits: u64 = session.get("visits").ok().flatten().unwrap_or(0) + 1;
+//!     session.insert("visits", visits).ok();
+//!     format!("visit number {visits}")
+//! }
+//!
+//! #[actix_web::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let sessions = SessionMiddleware::new(SessionConfig::from_env()?);
+//!     HttpServer::new(move || {
+//!         App::new()
+//!             .wrap(sessions.clone())
+//!             .route("/", web::get().to(counter))
+//!     })
+//!     .bind(("127.0.0.1", 5000))?
+//!     .run()
+//!     .await?;
+//!     Ok(())
+//! }
+//! ```
+//!
+//! Build the middleware once, outside `HttpServer::new`'s closure, and clone
+//! it into each worker: the clones share one store, one connection pool and
+//! one sweeper.
+
+use std::future::{ready, Future, Ready};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{forward_ready, Payload, Service, ServiceRequest, ServiceResponse, Transform};
+use actix_web::http::header::{self, HeaderMap, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::{Error, FromRequest, HttpMessage as _, HttpRequest, HttpResponse, ResponseError};
+
+use crate::config::SessionConfig;
+use crate::core::{vary_with_cookie, Failure, Finish, SessionCore};
+use crate::rejection::{loaded, SessionRejection};
+use crate::session::Session;
+use crate::store::SessionStore;
+
+/// Opens a [`Session`] for every request and saves it into the response.
+#[derive(Debug, Clone)]
+pub struct SessionMiddleware {
+    core: Arc<SessionCore>,
+}
+
+impl SessionMiddleware {
+    /// Middleware for this configuration: signed cookies for
+    /// `SESSION_TYPE=cookie`, otherwise server-side sessions in the store it
+    /// names, opened lazily, exactly as [`SessionLayer::new`](crate::SessionLayer::new).
+    pub fn new(config: SessionConfig) -> Self {
+        Self {
+            core: Arc::new(SessionCore::new(config)),
+        }
+    }
+
+    /// Server-side sessions in `store`, whatever `SESSION_TYPE` says.
+    pub fn with_store(config: SessionConfig, store: Arc<dyn SessionStore>) -> Self {
+        Self {
+            core: Arc::new(SessionCore::with_store(config, store)),
+        }
+    }
+
+    /// The configuration this middleware uses.
+    pub fn config(&self) -> &SessionConfig {
+        self.core.config()
+    }
+
+    /// The server-side store, if sessions are server-side.
+    pub fn store(&self) -> Option<Arc<dyn SessionStore>> {
+        self.core.store()
+    }
+}
+
+impl<S, B> Transform<S, ServiceRequest> for SessionMiddleware
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<EitherBody<B>>;
+    type Error = Error;
+    type Transform = SessionMiddlewareService<S>;
+    type InitError = ();
+    type Future = Ready<Result<Self::Transform, Self::InitError>>;
+
+    fn new_transform(&self, service: S) -> Self::Future {
+        ready(Ok(SessionMiddlewareService {
+            service: Rc::new(service),
+            core: self.core.clone(),
+        }))
+    }
+}
+
+/// The service [`SessionMiddleware`] wraps around the app's.
+#[derive(Debug)]
+pub struct SessionMiddlewareService<S> {
+    service: Rc<S>,
+    core: Arc<SessionCore>,
+}
+
+/// The response of [`SessionMiddlewareService`], once the session is saved.
+pub type SessionResponseFuture<B> =
+    Pin<Box<dyn Future<Output = Result<ServiceResponse<EitherBody<B>>, Error>>>>;
+
+impl<S, B> Service<ServiceRequest> for SessionMiddlewareService<S>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<EitherBody<B>>;
+    type Error = Error;
+    type Future = SessionResponseFuture<B>;
+
+    forward_ready!(service);
+
+    fn call(&self, request: ServiceRequest) -> Self::Future {
+        let cookies = request.headers().get_all(header::COOKIE);
+        let session = self
+            .core
+            .open(cookies.map(HeaderValue::as_bytes), SystemTime::now());
+        request.extensions_mut().insert(session.clone());
+        let response = self.service.call(request);
+        let core = self.core.clone();
+        Box::pin(async move {
+            let response = response.await?;
+            let finish = if core.is_server_side() {
+                core.finish_server(&session).await
+            } else {
+                core.finish_cookie(&session, SystemTime::now())
+            };
+            Ok(apply(finish, response))
+        })
+    }
+}
+
+/// Puts what the core decided into the response.
+fn apply<B>(finish: Finish, mut response: ServiceResponse<B>) -> ServiceResponse<EitherBody<B>> {
+    match finish {
+        Finish::Respond {
+            set_cookie,
+            vary_cookie,
+        } => {
+            let headers = response.headers_mut();
+            if let Some(cookie) = set_cookie {
+                match HeaderValue::try_from(cookie) {
+                    Ok(value) => headers.append(header::SET_COOKIE, value),
+                    Err(_) => {
+                        tracing::error!("session cookie is not a valid header value; not sent")
+                    }
+                }
+            }
+            if vary_cookie {
+                add_vary_cookie(headers);
+            }
+            response.map_into_left_body()
+        }
+        Finish::Fail(failure) => {
+            let (request, _) = response.into_parts();
+            ServiceResponse::new(request, failure_response(failure)).map_into_right_body()
+        }
+    }
+}
+
+fn failure_response(failure: Failure) -> HttpResponse {
+    let status =
+        StatusCode::from_u16(failure.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = HttpResponse::new(status);
+    if let Some(retry_after) = failure.retry_after() {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static(retry_after));
+    }
+    response
+}
+
+fn add_vary_cookie(headers: &mut HeaderMap) {
+    let existing = headers.get_all(header::VARY).map(HeaderValue::as_bytes);
+    if let Some(merged) = vary_with_cookie(existing) {
+        if let Ok(value) = HeaderValue::try_from(merged) {
+            headers.insert(header::VARY, value);
+        }
+    }
+}
+
+impl ResponseError for SessionRejection {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.status().as_u16()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        self.log();
+        let mut response = HttpResponse::build(self.status_code());
+        if let Some(retry_after) = self.retry_after() {
+            response.insert_header((header::RETRY_AFTER, retry_after));
+        }
+        response.body(self.to_string())
+    }
+}
+
+/// The session of the request, loaded from the store if it is server-side.
+/// Rejects with a 500 when the app is not wrapped in [`SessionMiddleware`],
+/// and a 503 with `Retry-After` when the store cannot load it.
+impl FromRequest for Session {
+    type Error = SessionRejection;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(request: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        let session = request.extensions().get::<Session>().cloned();
+        Box::pin(loaded(session))
+    }
+}

@@ -1,0 +1,577 @@
+//! The session engine every web stack shares: Flask's `open_session` and
+//! `save_session` rules, the choice of store, the cookie's attributes and the
+//! background sweeper.
+//!
+//! It knows nothing of a framework's request and response types: it reads
+//! the raw `Cookie` header values and answers with a [`Finish`] that says
+//! what the response must carry. The tower layer and the actix-web
+//! middleware only translate headers, so both behave alike by construction.
+
+use std::sync::{Arc, OnceLock, Weak};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use cookie::Cookie;
+use time::OffsetDateTime;
+
+use crate::codec::CookieCodec;
+use crate::config::{SameSite, SessionConfig, SessionType};
+use crate::server::{CookieAction, ServerSettings, ServerState};
+use crate::session::{Session, PERMANENT_KEY};
+use crate::signing::Signer;
+use crate::store::{MemoryStore, SessionId, SessionStore, StoreError};
+use crate::value::Value;
+
+/// Flask-Session's salt for signed session ids.
+const ID_SALT: &str = "flask-session";
+/// How many ids of one request are looked up at most. A browser sends
+/// several cookies of one name when they differ in path or domain, for
+/// example one planted by a sibling subdomain (cookie tossing) before the
+/// user's own: the first that names a live session is used, so a made-up or
+/// dead id does not hide the user's session. The bound keeps a request full
+/// of made-up ids from costing more than a few store calls.
+const MAX_PRESENTED_IDS: usize = 4;
+/// Expired records deleted per sweep statement: small enough that a write
+/// queued behind one batch waits a few milliseconds at most.
+const SWEEP_BATCH: usize = 64;
+/// The pause between sweep batches, in which queued writes get the store's
+/// write lock: sweeping is background work and may take its time.
+const SWEEP_PAUSE: Duration = Duration::from_millis(2);
+
+/// What a response must carry once the session is saved.
+#[derive(Debug)]
+pub(crate) enum Finish {
+    /// Keep the application's response, adding these headers.
+    Respond {
+        /// A `Set-Cookie` value to append.
+        set_cookie: Option<String>,
+        /// Whether `Cookie` must be added to `Vary`.
+        vary_cookie: bool,
+    },
+    /// Replace the application's response: the session could not be saved,
+    /// and a write that was not kept is never acknowledged.
+    Fail(Failure),
+}
+
+/// Why the application's response was replaced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Failure {
+    /// The cookie is over `MAX_COOKIE_SIZE` and oversized cookies are refused,
+    /// or the store cannot represent what the application put in the
+    /// session: retrying cannot help, so this is the application's 500.
+    Internal,
+    /// The store failed: 503 with `Retry-After`.
+    StoreUnavailable,
+}
+
+impl Failure {
+    /// The status code to answer with.
+    pub(crate) fn status(self) -> u16 {
+        match self {
+            Failure::Internal => 500,
+            Failure::StoreUnavailable => 503,
+        }
+    }
+
+    /// The `Retry-After` value to send, if any.
+    pub(crate) fn retry_after(self) -> Option<&'static str> {
+        match self {
+            Failure::Internal => None,
+            Failure::StoreUnavailable => Some("1"),
+        }
+    }
+}
+
+/// A `Set-Cookie` larger than `MAX_COOKIE_SIZE`, with refusal configured.
+#[derive(Debug, thiserror::Error)]
+#[error("the {name:?} cookie is too large: {size} bytes, over MAX_COOKIE_SIZE of {limit} bytes")]
+struct OversizedCookie {
+    name: String,
+    size: usize,
+    limit: usize,
+}
+
+/// What the response does to a cookie session's cookie.
+enum CookieWrite {
+    Remove,
+    Set { value: String, permanent: bool },
+}
+
+/// Where sessions live.
+#[derive(Debug)]
+enum Backend {
+    /// Signed (or encrypted) cookies holding the data.
+    Cookie(CookieCodec),
+    /// Cookies holding an id (signed with Flask-Session's scheme if
+    /// `SESSION_USE_SIGNER`), data in a store.
+    Server {
+        settings: Arc<ServerSettings>,
+        id_signer: Option<Signer>,
+    },
+}
+
+/// One configuration's sessions: shared by every request of an application.
+#[derive(Debug)]
+pub(crate) struct SessionCore {
+    config: SessionConfig,
+    backend: Backend,
+    sweeper: OnceLock<()>,
+}
+
+impl SessionCore {
+    /// Signed cookies for `SESSION_TYPE=cookie`, otherwise server-side
+    /// sessions in the store it names. Stores are opened lazily, so this
+    /// never fails: a store that cannot be reached makes requests that use
+    /// the session answer 503 until it can.
+    pub(crate) fn new(config: SessionConfig) -> Self {
+        match store_for(&config) {
+            Some(store) => Self::with_store(config, store),
+            None => Self::from_backend(config, None),
+        }
+    }
+
+    /// Server-side sessions in `store`, whatever `SESSION_TYPE` says.
+    pub(crate) fn with_store(config: SessionConfig, store: Arc<dyn SessionStore>) -> Self {
+        let settings = ServerSettings {
+            store,
+            idle_secs: config.permanent_session_lifetime.as_secs(),
+            absolute_secs: config.absolute_lifetime.map(|lifetime| lifetime.as_secs()),
+            refresh_each_request: config.refresh_each_request,
+            session_permanent: config.session_permanent,
+        };
+        Self::from_backend(config, Some(Arc::new(settings)))
+    }
+
+    fn from_backend(config: SessionConfig, server: Option<Arc<ServerSettings>>) -> Self {
+        let backend = match server {
+            None => Backend::Cookie(config.cookie_codec()),
+            Some(settings) => Backend::Server {
+                id_signer: config.use_signer.then(|| {
+                    Signer::new(
+                        &config.secret_key,
+                        &config.secret_key_fallbacks,
+                        ID_SALT.as_bytes(),
+                    )
+                }),
+                settings,
+            },
+        };
+        Self {
+            config,
+            backend,
+            sweeper: OnceLock::new(),
+        }
+    }
+
+    pub(crate) fn config(&self) -> &SessionConfig {
+        &self.config
+    }
+
+    pub(crate) fn store(&self) -> Option<Arc<dyn SessionStore>> {
+        match &self.backend {
+            Backend::Cookie(_) => None,
+            Backend::Server { settings, .. } => Some(settings.store.clone()),
+        }
+    }
+
+    /// Whether saving needs the store, and so must be awaited.
+    pub(crate) fn is_server_side(&self) -> bool {
+        matches!(self.backend, Backend::Server { .. })
+    }
+
+    /// Flask's `open_session`, from the raw values of every `Cookie` header
+    /// in order: the first cookie of our name that verifies, else a new empty
+    /// session. Server-side, the store is not asked yet: the well-formed
+    /// (and, with a signer, correctly signed) ids are kept in order, and the
+    /// first one naming a live session will be used when the session is
+    /// loaded.
+    pub(crate) fn open<'h>(
+        &self,
+        cookie_headers: impl Iterator<Item = &'h [u8]>,
+        now: SystemTime,
+    ) -> Session {
+        self.start_sweeper();
+        let values = cookie_values(cookie_headers, &self.config.cookie_name);
+        let codec = match &self.backend {
+            Backend::Cookie(codec) => codec,
+            Backend::Server {
+                settings,
+                id_signer,
+            } => {
+                let mut had_cookie = false;
+                let mut presented: Vec<SessionId> = Vec::new();
+                for value in values {
+                    had_cookie = true;
+                    let id = match id_signer {
+                        Some(signer) => signer.verify_untimed(value),
+                        None => Some(value),
+                    };
+                    let Some(id) = id.and_then(SessionId::parse) else {
+                        continue;
+                    };
+                    if !presented.contains(&id) {
+                        presented.push(id);
+                    }
+                    if presented.len() == MAX_PRESENTED_IDS {
+                        break;
+                    }
+                }
+                return Session::server_side(ServerState::new(
+                    settings.clone(),
+                    presented,
+                    had_cookie,
+                ));
+            }
+        };
+        for value in values {
+            match codec.decode(value, now) {
+                Ok(decoded) => return Session::loaded(decoded.data, decoded.signed_at),
+                Err(reason) => {
+                    tracing::debug!(%reason, "session cookie refused; starting an empty session")
+                }
+            }
+        }
+        Session::loaded(Default::default(), None)
+    }
+
+    /// Flask's `save_session` for sessions in the cookie. Server-side
+    /// sessions go through [`finish_server`](Self::finish_server).
+    pub(crate) fn finish_cookie(&self, session: &Session, now: SystemTime) -> Finish {
+        let config = &self.config;
+        let (accessed, write) = session.with_save_state(|data, modified, accessed| {
+            let write = if data.is_empty() {
+                modified.then_some(CookieWrite::Remove)
+            } else {
+                let permanent = data.get(PERMANENT_KEY).and_then(Value::as_bool) == Some(true);
+                match &self.backend {
+                    Backend::Cookie(codec)
+                        if modified || (permanent && config.refresh_each_request) =>
+                    {
+                        Some(CookieWrite::Set {
+                            value: codec.encode(data, now),
+                            permanent,
+                        })
+                    }
+                    _ => None,
+                }
+            };
+            (accessed, write)
+        });
+        let (value, permanent) = match write {
+            None => {
+                return Finish::Respond {
+                    set_cookie: None,
+                    vary_cookie: accessed,
+                }
+            }
+            Some(CookieWrite::Remove) => {
+                return Finish::Respond {
+                    set_cookie: Some(self.removal_cookie()),
+                    vary_cookie: true,
+                }
+            }
+            Some(CookieWrite::Set { value, permanent }) => (value, permanent),
+        };
+        let expires =
+            permanent.then(|| OffsetDateTime::from(now) + config.permanent_session_lifetime);
+        let header = cookie_header(self.cookie(&value, expires));
+        if config.max_cookie_size > 0 && header.len() > config.max_cookie_size {
+            let oversized = OversizedCookie {
+                name: config.cookie_name.clone(),
+                size: header.len(),
+                limit: config.max_cookie_size,
+            };
+            if config.refuse_oversized_cookies {
+                tracing::error!("{oversized}; answering 500 because oversized cookies are refused");
+                return Finish::Fail(Failure::Internal);
+            }
+            tracing::error!("{oversized}; browsers may silently ignore it and lose the session");
+        }
+        Finish::Respond {
+            set_cookie: Some(header),
+            vary_cookie: true,
+        }
+    }
+
+    /// Saves a server-side session (a session never loaded costs nothing)
+    /// and says what the response must carry.
+    pub(crate) async fn finish_server(&self, session: &Session) -> Finish {
+        match crate::server::save(session).await {
+            Ok((action, accessed)) => match action {
+                CookieAction::Keep => Finish::Respond {
+                    set_cookie: None,
+                    vary_cookie: accessed,
+                },
+                CookieAction::Set { id, expires_at } => {
+                    let value = self.id_cookie_value(&id);
+                    let expires = expires_at
+                        .map(|at| OffsetDateTime::from(UNIX_EPOCH + Duration::from_secs(at)));
+                    Finish::Respond {
+                        set_cookie: Some(cookie_header(self.cookie(&value, expires))),
+                        vary_cookie: true,
+                    }
+                }
+                CookieAction::Delete => Finish::Respond {
+                    set_cookie: Some(self.removal_cookie()),
+                    vary_cookie: true,
+                },
+            },
+            Err(error @ StoreError::Unrepresentable(_)) => {
+                tracing::error!(%error, "could not save the session; answering 500");
+                Finish::Fail(Failure::Internal)
+            }
+            Err(error) => {
+                tracing::error!(%error, "could not save the session; answering 503");
+                Finish::Fail(Failure::StoreUnavailable)
+            }
+        }
+    }
+
+    fn start_sweeper(&self) {
+        let Backend::Server { settings, .. } = &self.backend else {
+            return;
+        };
+        self.sweeper
+            .get_or_init(|| match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => {
+                    runtime.spawn(sweep(
+                        Arc::downgrade(&settings.store),
+                        self.config.sweep_interval,
+                    ));
+                }
+                Err(_) => tracing::warn!("no tokio runtime: expired sessions are not swept"),
+            });
+    }
+
+    fn id_cookie_value(&self, id: &SessionId) -> String {
+        match &self.backend {
+            Backend::Server {
+                id_signer: Some(signer),
+                ..
+            } => signer.sign_untimed(id.as_str()),
+            _ => id.as_str().to_owned(),
+        }
+    }
+
+    fn removal_cookie(&self) -> String {
+        cookie_header(
+            self.cookie("", Some(OffsetDateTime::UNIX_EPOCH))
+                .max_age(cookie::time::Duration::ZERO),
+        )
+    }
+
+    fn cookie<'c>(
+        &'c self,
+        value: &'c str,
+        expires: Option<OffsetDateTime>,
+    ) -> cookie::CookieBuilder<'c> {
+        let config = &self.config;
+        let mut builder = Cookie::build((config.cookie_name.as_str(), value))
+            .path(config.cookie_path.as_str())
+            .http_only(config.cookie_http_only)
+            .secure(config.cookie_secure());
+        if let Some(domain) = &config.cookie_domain {
+            builder = builder.domain(domain.as_str());
+        }
+        if let Some(same_site) = config.cookie_same_site {
+            builder = builder.same_site(match same_site {
+                SameSite::Strict => cookie::SameSite::Strict,
+                SameSite::Lax => cookie::SameSite::Lax,
+                SameSite::None => cookie::SameSite::None,
+            });
+        }
+        if config.cookie_partitioned {
+            builder = builder.partitioned(true);
+        }
+        if let Some(expires) = expires {
+            builder = builder.expires(expires);
+        }
+        builder
+    }
+}
+
+/// The store `SESSION_TYPE` names, or `None` for sessions in the cookie.
+fn store_for(config: &SessionConfig) -> Option<Arc<dyn SessionStore>> {
+    match config.session_type {
+        SessionType::Cookie | SessionType::EncryptedCookie => None,
+        SessionType::Memory => Some(Arc::new(MemoryStore::new(config.memory_max_sessions))),
+        #[cfg(feature = "sqlite")]
+        SessionType::Sqlite => Some(Arc::new(crate::store::SqliteStore::new(
+            config.sqlite_path(),
+        ))),
+        #[cfg(feature = "redis")]
+        SessionType::Redis => Some(match config.serialization_format {
+            None => network_store(
+                crate::store::RedisStore::new(&config.network_store_url())
+                    .map(|store| store.with_prefix(config.key_prefix.as_str())),
+            ),
+            Some(format) => network_store(
+                crate::store::FlaskSessionRedisStore::new(&config.network_store_url(), format)
+                    .map(|store| store.with_prefix(config.key_prefix.as_str())),
+            ),
+        }),
+        #[cfg(feature = "postgres")]
+        SessionType::Postgres => Some(network_store(crate::store::PostgresStore::new(
+            &config.network_store_url(),
+        ))),
+        #[cfg(not(all(feature = "redis", feature = "postgres")))]
+        #[allow(unreachable_patterns)]
+        SessionType::Redis | SessionType::Postgres => {
+            tracing::error!(
+                "SESSION_TYPE={} needs tessera's feature of that name; using the memory store",
+                config.session_type
+            );
+            Some(Arc::new(MemoryStore::new(config.memory_max_sessions)))
+        }
+        #[cfg(not(feature = "sqlite"))]
+        SessionType::Sqlite => {
+            // SessionConfigBuilder::build refuses this; a config built
+            // otherwise falls back to memory rather than failing requests.
+            tracing::error!(
+                "SESSION_TYPE=sqlite needs tessera's `sqlite` feature; using the memory store"
+            );
+            Some(Arc::new(MemoryStore::new(config.memory_max_sessions)))
+        }
+    }
+}
+
+/// A network store from its URL. `SessionConfigBuilder::build` has checked
+/// the URL; should it still be refused, every request that needs the session
+/// answers 503 and the reason is logged, rather than sessions silently going
+/// elsewhere.
+#[cfg(any(feature = "redis", feature = "postgres"))]
+fn network_store<S: SessionStore>(store: Result<S, StoreError>) -> Arc<dyn SessionStore> {
+    match store {
+        Ok(store) => Arc::new(store),
+        Err(error) => {
+            tracing::error!(%error, "the session store cannot be used");
+            Arc::new(crate::store::UnusableStore(error.to_string()))
+        }
+    }
+}
+
+/// Deletes expired records in bounded batches, forever, until the store is
+/// dropped. Each batch is a short statement, so requests are never stalled.
+async fn sweep(store: Weak<dyn SessionStore>, interval: Duration) {
+    loop {
+        tokio::time::sleep(interval).await;
+        let Some(store) = store.upgrade() else { return };
+        let mut purged = 0u64;
+        loop {
+            let now = crate::server::unix_now();
+            match store.purge_expired(now, SWEEP_BATCH).await {
+                Ok(count) => {
+                    purged += count;
+                    if count < SWEEP_BATCH as u64 {
+                        break;
+                    }
+                    tokio::time::sleep(SWEEP_PAUSE).await;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "sweeping expired sessions failed; will retry");
+                    break;
+                }
+            }
+        }
+        if purged > 0 {
+            tracing::debug!(purged, "swept expired sessions");
+        }
+    }
+}
+
+/// Values of every cookie named `name`, across the raw values of every
+/// `Cookie` header, in order.
+fn cookie_values<'h, 'n, I>(
+    headers: I,
+    name: &'n str,
+) -> impl Iterator<Item = &'h str> + use<'h, 'n, I>
+where
+    I: Iterator<Item = &'h [u8]>,
+{
+    headers
+        // Pair by pair, not the header as one string: browsers send other
+        // cookies' UTF-8 as it is, and that must not hide the session cookie.
+        .flat_map(|header| header.split(|byte| *byte == b';'))
+        .filter_map(|pair| std::str::from_utf8(pair).ok())
+        .filter_map(move |pair| {
+            let (key, value) = pair.split_once('=')?;
+            (key.trim() == name).then(|| {
+                let value = value.trim();
+                value
+                    .strip_prefix('"')
+                    .and_then(|v| v.strip_suffix('"'))
+                    .unwrap_or(value)
+            })
+        })
+}
+
+/// The `Set-Cookie` value, written once into a string of the right size.
+fn cookie_header(cookie: cookie::CookieBuilder<'_>) -> String {
+    use std::fmt::Write as _;
+    let cookie = cookie.build();
+    let mut header = String::with_capacity(cookie.value().len() + 160);
+    let _ = write!(header, "{cookie}");
+    header
+}
+
+/// The `Vary` value that adds `Cookie` to the raw values of the response's
+/// `Vary` headers, or `None` if they already cover it (`Cookie` or `*`).
+pub(crate) fn vary_with_cookie<'h>(existing: impl Iterator<Item = &'h [u8]>) -> Option<String> {
+    let mut tokens: Vec<&str> = Vec::new();
+    for token in existing
+        .filter_map(|value| std::str::from_utf8(value).ok())
+        .flat_map(|value| value.split(','))
+        .map(str::trim)
+        .filter(|token| !token.is_empty())
+    {
+        if token == "*" || token.eq_ignore_ascii_case("cookie") {
+            return None;
+        }
+        tokens.push(token);
+    }
+    tokens.push("Cookie");
+    Some(tokens.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vary_is_merged_once() {
+        let none: [&[u8]; 0] = [];
+        assert_eq!(
+            vary_with_cookie(none.into_iter()).as_deref(),
+            Some("Cookie")
+        );
+        assert_eq!(vary_with_cookie([&b"Cookie"[..]].into_iter()), None);
+        assert_eq!(
+            vary_with_cookie([&b"Accept-Encoding"[..], b"Origin"].into_iter()).as_deref(),
+            Some("Accept-Encoding, Origin, Cookie")
+        );
+        assert_eq!(vary_with_cookie([&b"accept, COOKIE"[..]].into_iter()), None);
+        assert_eq!(vary_with_cookie([&b"*"[..]].into_iter()), None);
+    }
+
+    #[test]
+    fn finds_every_cookie_with_the_name() {
+        let headers: [&[u8]; 2] = [b"a=1; session=x; sessionx=no", b"session=\"y\";b=2"];
+        assert_eq!(
+            cookie_values(headers.into_iter(), "session").collect::<Vec<_>>(),
+            ["x", "y"]
+        );
+    }
+
+    #[test]
+    fn non_ascii_cookies_do_not_hide_the_session() {
+        // Found by fuzzing: one non-ASCII byte anywhere made the whole
+        // header unreadable, so a UTF-8 cookie set by a page logged users out.
+        let headers: [&[u8]; 2] = [
+            b"name=Jos\xc3\xa9; session=x; raw=\xff",
+            b"session=\xe9t\xe9; session=y",
+        ];
+        assert_eq!(
+            cookie_values(headers.into_iter(), "session").collect::<Vec<_>>(),
+            ["x", "y"]
+        );
+    }
+}

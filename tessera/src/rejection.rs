@@ -1,0 +1,57 @@
+//! Why a handler could not be given its [`Session`](crate::Session), for
+//! every framework's extractor.
+
+/// Why a [`Session`](crate::Session) could not be extracted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SessionRejection {
+    /// The route is not wrapped in tessera's middleware
+    /// ([`SessionLayer`](crate::SessionLayer), or `tessera::actix::SessionMiddleware`).
+    #[error(
+        "no session on this request: wrap the application in tessera::SessionLayer \
+         (tower, axum) or tessera::actix::SessionMiddleware (actix-web)"
+    )]
+    MissingLayer,
+    /// The server-side store could not load the session.
+    #[error("the session store is unavailable; try again shortly")]
+    StoreUnavailable,
+}
+
+impl SessionRejection {
+    /// The status code the rejection answers with.
+    pub fn status(&self) -> http::StatusCode {
+        match self {
+            SessionRejection::MissingLayer => http::StatusCode::INTERNAL_SERVER_ERROR,
+            SessionRejection::StoreUnavailable => http::StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The `Retry-After` value the rejection sends, if any.
+    pub fn retry_after(&self) -> Option<&'static str> {
+        match self {
+            SessionRejection::MissingLayer => None,
+            SessionRejection::StoreUnavailable => Some("1"),
+        }
+    }
+
+    /// Logs what the server operator must know, once per rejection.
+    pub(crate) fn log(&self) {
+        if *self == SessionRejection::MissingLayer {
+            tracing::error!("{self}");
+        }
+    }
+}
+
+/// The extractors' shared step: the session the middleware put on the
+/// request, loaded from the store if it is server-side. A handler that does
+/// not take a `Session` therefore costs no store call.
+pub(crate) async fn loaded(
+    session: Option<crate::Session>,
+) -> Result<crate::Session, SessionRejection> {
+    let session = session.ok_or(SessionRejection::MissingLayer)?;
+    session.load().await.map_err(|error| {
+        tracing::error!(%error, "could not load the session; answering 503");
+        SessionRejection::StoreUnavailable
+    })?;
+    Ok(session)
+}

@@ -1,0 +1,141 @@
+//! What is particular to actix-web: middleware inside tessera's, the
+//! extractor without the middleware, and a store that is down. The response
+//! rules themselves are in `stacks.rs`, run against every web stack.
+#![cfg(feature = "actix")]
+
+use std::sync::Arc;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::{header, StatusCode};
+use actix_web::middleware::{from_fn, Next};
+use actix_web::test::{call_service, init_service, read_body, TestRequest};
+use actix_web::{web, App, Error, HttpMessage as _};
+use tessera::actix::SessionMiddleware;
+use tessera::{Session, SessionConfig, SessionStore};
+
+const KEY: &str = "actix-test-secret-key-0123456789abcdef";
+
+fn config() -> SessionConfig {
+    SessionConfig::builder()
+        .secret_key(KEY)
+        .build()
+        .expect("config")
+}
+
+fn run<F: std::future::Future<Output = ()>>(test: F) {
+    actix_web::rt::System::new().block_on(test);
+}
+
+fn cookie_pair(response: &ServiceResponse<impl MessageBody>) -> String {
+    let cookies: Vec<_> = response.headers().get_all(header::SET_COOKIE).collect();
+    assert_eq!(cookies.len(), 1, "{cookies:?}");
+    let cookie = cookies[0].to_str().expect("ascii");
+    cookie.split(';').next().expect("pair").to_owned()
+}
+
+async fn count_after(
+    request: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let session = request.extensions().get::<Session>().cloned();
+    let response = next.call(request).await?;
+    if let Some(session) = session {
+        let count: i64 = session.get("after").ok().flatten().unwrap_or(0);
+        session.insert("after", count + 1).ok();
+    }
+    Ok(response)
+}
+
+/// test_session_stored_last: writes made after the handler, by middleware
+/// inside tessera's, are saved.
+#[test]
+fn writes_after_the_handler_are_saved() {
+    run(async {
+        let app = init_service(
+            App::new()
+                .wrap(from_fn(count_after))
+                .wrap(SessionMiddleware::new(config()))
+                .route(
+                    "/",
+                    web::get().to(|s: Session| async move {
+                        format!("{:?}", s.get::<i64>("after").ok().flatten())
+                    }),
+                ),
+        )
+        .await;
+        let first = call_service(&app, TestRequest::get().uri("/").to_request()).await;
+        let cookie = cookie_pair(&first);
+        assert_eq!(read_body(first).await, "None");
+        let second = call_service(
+            &app,
+            TestRequest::get()
+                .uri("/")
+                .insert_header((header::COOKIE, cookie))
+                .to_request(),
+        )
+        .await;
+        assert_eq!(read_body(second).await, "Some(1)");
+    });
+}
+
+/// Without the middleware the extractor rejects with a clear 500, not a panic.
+#[test]
+fn extractor_without_middleware_is_a_clear_error() {
+    run(async {
+        let app =
+            init_service(App::new().route("/", web::get().to(|_s: Session| async { "" }))).await;
+        let response = call_service(&app, TestRequest::get().uri("/").to_request()).await;
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = read_body(response).await;
+        let body = std::str::from_utf8(&body).expect("utf-8");
+        assert!(body.contains("SessionMiddleware"), "{body}");
+    });
+}
+
+/// A store that cannot be reached: 503 with Retry-After when the session is
+/// needed, nothing at all when it is not.
+#[cfg(feature = "redis")]
+#[test]
+fn an_unreachable_store_answers_503() {
+    run(async {
+        // Port 9 (discard) on loopback: nothing listens, connects are refused.
+        let store: Arc<dyn SessionStore> =
+            Arc::new(tessera::store::RedisStore::new("redis://127.0.0.1:9/0").expect("a URL"));
+        let app = init_service(
+            App::new()
+                .wrap(SessionMiddleware::with_store(config(), store))
+                .route("/untouched", web::get().to(|| async { "fine" }))
+                .route(
+                    "/counter",
+                    web::get().to(|s: Session| async move {
+                        s.increment("visits", 1)
+                            .await
+                            .map(|n| n.to_string())
+                            .unwrap_or_default()
+                    }),
+                ),
+        )
+        .await;
+        let response = call_service(&app, TestRequest::get().uri("/untouched").to_request()).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        // With a session id the extractor must load it: the store is asked.
+        let id = tessera::SessionId::generate();
+        let response = call_service(
+            &app,
+            TestRequest::get()
+                .uri("/counter")
+                .insert_header((header::COOKIE, format!("session={}", id.as_str())))
+                .to_request(),
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            response
+                .headers()
+                .get(header::RETRY_AFTER)
+                .map(|v| v.as_bytes()),
+            Some(&b"1"[..])
+        );
+    });
+}
