@@ -1,6 +1,6 @@
 //! Flask's sessions for Rust web services.
 //!
-//! Tessera gives tower and axum services the `session` Flask users know: a
+//! Tessera gives tower, axum and actix-web services the `session` Flask users know: a
 //! dict-like, typed per-visitor store with Flask's semantics (permanent
 //! sessions, lifetime, refresh, `modified`/`accessed`, flash messages),
 //! configured with Flask's names and defaults, in signed cookies that are
@@ -35,6 +35,11 @@
 //! axum::serve(listener, app).await?;
 //! # Ok(()) }
 //! ```
+//!
+//! The same sessions run on actix-web with the `actix` feature:
+//! wrap the app in `tessera::actix::SessionMiddleware` and take a
+//! [`Session`] in handlers. Both integrations are thin adapters over one core,
+//! so they follow the same rules.
 //!
 //! Hostile cookies (tampered, expired, malformed, oversized, zlib bombs,
 //! signed non-objects) never fail a request: they give an empty session.
