@@ -35,6 +35,7 @@ impl SessionRejection {
     }
 
     /// Logs what the server operator must know, once per rejection.
+    #[cfg(any(feature = "axum", feature = "actix"))]
     pub(crate) fn log(&self) {
         if *self == SessionRejection::MissingLayer {
             tracing::error!("{self}");
@@ -45,6 +46,7 @@ impl SessionRejection {
 /// The extractors' shared step: the session the middleware put on the
 /// request, loaded from the store if it is server-side. A handler that does
 /// not take a `Session` therefore costs no store call.
+#[cfg(any(feature = "axum", feature = "actix"))]
 pub(crate) async fn loaded(
     session: Option<crate::Session>,
 ) -> Result<crate::Session, SessionRejection> {

@@ -1,0 +1,392 @@
+//! The seed routes of the tessera demo (the Flask session tutorials'
+//! examples) on actix-web, with `tessera::actix::SessionMiddleware` and the
+//! `Session` extractor: the same texts, the same redirects and flashes, and
+//! the same cookies, which the axum demo and Flask accept when they share
+//! the `SECRET_KEY`.
+//!
+//! [`configure`] adds the routes to an app wrapped in the middleware; the
+//! binary (`src/main.rs`, which says how to run it) serves them.
+//!
+//! | route | seed | what it does |
+//! |---|---|---|
+//! | `GET /` | 002, 003 | login state, pet name and the flashed messages |
+//! | `GET /set_session`, `/get_session`, `/delete_session` | 000 | `session["username"]` |
+//! | `GET /setsession`, `/getsession`, `/popsession` | 001 | `session["Username"]` |
+//! | `POST /login`, `GET /logout` | 002 | log in with a form field `username` (server-side: a fresh id, tied to the user), log out (server-side: the session ends) |
+//! | `GET /petname`, `POST /petname` | 003 | a form for `pet` (and `remember`: a permanent session) |
+//!
+//! Bad form input answers `400 Bad Request` saying what is wrong; a session
+//! store that fails answers `503` with `Retry-After`.
+
+use std::fmt::Write as _;
+
+use actix_web::http::header;
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+use tessera::{Flash, Session, SessionError, Value};
+
+/// Longest accepted `username` or `pet`, in characters: in cookie mode the
+/// session must still fit in a cookie (`MAX_COOKIE_SIZE`, 4093 bytes by
+/// default).
+const MAX_FIELD_CHARS: usize = 256;
+
+/// No scripts and nothing external: the pages are text and same-origin forms.
+const CSP: &str = "default-src 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/// The routes. Wrap the app in `tessera::actix::SessionMiddleware`:
+///
+/// ```no_run
+/// use actix_web::App;
+/// use tessera::actix::SessionMiddleware;
+/// use tessera::SessionConfig;
+///
+/// # fn app() -> Result<(), tessera::ConfigError> {
+/// let sessions = SessionMiddleware::new(SessionConfig::from_env()?);
+/// let app = App::new()
+///     .wrap(sessions)
+///     .configure(tessera_example_actix_seeds::configure);
+/// # Ok(()) }
+/// ```
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    // Resources rather than `cfg.route`, whose method guard would make a
+    // wrong method a 404: the demo (and Flask) answer 405.
+    cfg.service(web::resource("/").get(index))
+        // Seed 000: Flask Tutorials: Session Configuration.
+        .service(web::resource("/set_session").get(set_session))
+        .service(web::resource("/get_session").get(get_session))
+        .service(web::resource("/delete_session").get(delete_session))
+        // Seed 001: Flask Sessions.
+        .service(web::resource("/setsession").get(setsession))
+        .service(web::resource("/getsession").get(getsession))
+        .service(web::resource("/popsession").get(popsession))
+        // Seed 002: Flask session object.
+        .service(web::resource("/login").post(login))
+        .service(web::resource("/logout").get(logout))
+        // Seed 003: Introduction to sessions.
+        .service(web::resource("/petname").get(petname_form).post(petname));
+}
+
+/// A session value as the seeds' f-strings show it: strings as they are,
+/// anything else (written by some other app sharing the key) as tagged JSON.
+fn value_text(value: &Value) -> String {
+    value
+        .as_str()
+        .map_or_else(|| value.to_tagged_json(), str::to_owned)
+}
+
+// ---- seed 000: Flask Tutorials: Session Configuration
+
+/// `session['username'] = 'your_username'`
+async fn set_session(session: Session) -> &'static str {
+    session.insert_value("username", "your_username");
+    "Session data set."
+}
+
+/// `f'Welcome, {session["username"]}!'` or `'No session data found.'`
+async fn get_session(session: Session) -> String {
+    match session.get_value("username") {
+        Some(username) => format!("Welcome, {}!", value_text(&username)),
+        None => "No session data found.".to_owned(),
+    }
+}
+
+/// `session.pop('username', None)`
+async fn delete_session(session: Session) -> &'static str {
+    session.remove("username");
+    "Session data deleted."
+}
+
+// ---- seed 001: Flask Sessions
+
+/// `session['Username'] = 'Admin'`
+async fn setsession(session: Session) -> &'static str {
+    session.insert_value("Username", "Admin");
+    "The session has been Set"
+}
+
+/// `f"Welcome {Username}"` or `"Welcome Anonymous"`
+async fn getsession(session: Session) -> String {
+    match session.get_value("Username") {
+        Some(username) => format!("Welcome {}", value_text(&username)),
+        None => "Welcome Anonymous".to_owned(),
+    }
+}
+
+/// `session.pop('Username', None)`
+async fn popsession(session: Session) -> &'static str {
+    session.remove("Username");
+    "Session Deleted"
+}
+
+// ---- seed 002: Flask session object
+
+#[derive(Debug, Deserialize)]
+struct LoginForm {
+    username: Option<String>,
+}
+
+/// `session['username'] = request.form['username']`, then back to `/`.
+///
+/// Server-side, the session first gets a fresh id (an id planted before
+/// login, session fixation, is worthless afterwards) and is tied to the user.
+async fn login(
+    session: Session,
+    form: Result<web::Form<LoginForm>, actix_web::Error>,
+) -> HttpResponse {
+    let username = match form {
+        Ok(form) => form.into_inner().username.unwrap_or_default(),
+        Err(error) => return bad_form(&error),
+    };
+    if username.trim().is_empty() {
+        return bad_request(
+            "The login form needs a non-empty `username` field, e.g. username=alice.",
+        );
+    }
+    if let Err(message) = check_length("username", &username) {
+        return bad_request(&message);
+    }
+    match session.cycle_id().await {
+        // Revoked: the session ended meanwhile; the login starts a fresh one.
+        Ok(()) | Err(SessionError::Revoked) => {}
+        Err(error) => return session_failure(&error),
+    }
+    session.set_user_id(Some(&username));
+    session.flash(format!("Logged in as {username}"));
+    session.insert_value("username", username);
+    redirect_home()
+}
+
+/// `session.pop('username', None)`, then back to `/`.
+///
+/// Server-side, logging out ends the whole session in the store, so a copy of
+/// the cookie is worthless at once; the flash then starts a fresh, anonymous
+/// session.
+async fn logout(session: Session) -> HttpResponse {
+    let logged_in = session.remove("username").is_some() || session.user_id().is_some();
+    // Only server-side sessions have an id, and a logged-in one is stored,
+    // so this tells the two apart without the app knowing SESSION_TYPE. A
+    // cookie session keeps its other keys, as in Flask.
+    if logged_in && session.id().is_some() {
+        if let Err(error) = session.destroy().await {
+            return session_failure(&error);
+        }
+    }
+    session.flash(if logged_in {
+        "Logged out"
+    } else {
+        "You were not logged in"
+    });
+    redirect_home()
+}
+
+// ---- seed 003: Introduction to sessions
+
+#[derive(Debug, Deserialize)]
+struct PetForm {
+    pet: Option<String>,
+    remember: Option<String>,
+}
+
+/// `GET /petname`: the tutorial's form. It does not touch the session, so it
+/// costs no store call.
+async fn petname_form() -> HttpResponse {
+    html(page(
+        "Pet name",
+        "<form method=\"post\" action=\"/petname\">\
+         <label>What is your pet's name? <input type=\"text\" name=\"pet\"></label>\n\
+         <label><input type=\"checkbox\" name=\"remember\"> Remember me \
+         (a permanent session)</label>\n\
+         <button type=\"submit\">Save</button></form>\n\
+         <p><a href=\"/\">Back</a></p>",
+    ))
+}
+
+/// `session['pet_name'] = request.form.get('pet')`; a `remember` field makes
+/// the session permanent (`session.permanent = True`). Then back to `/`.
+async fn petname(
+    session: Session,
+    form: Result<web::Form<PetForm>, actix_web::Error>,
+) -> HttpResponse {
+    let PetForm { pet, remember } = match form {
+        Ok(form) => form.into_inner(),
+        Err(error) => return bad_form(&error),
+    };
+    if let Some(pet) = &pet {
+        if let Err(message) = check_length("pet", pet) {
+            return bad_request(&message);
+        }
+    }
+    // As in Flask, a missing field stores None and an empty one "": both mean
+    // "I do not know your pet's name".
+    let known = pet.as_deref().is_some_and(|pet| !pet.is_empty());
+    session.insert_value("pet_name", pet.map_or(Value::Null, Value::String));
+    session.flash(if known {
+        "Pet name saved"
+    } else {
+        "Pet name cleared"
+    });
+    if remember.is_some() {
+        session.set_permanent(true);
+        session.flash("Remembered: this session is now permanent");
+    }
+    redirect_home()
+}
+
+// ---- the index page
+
+/// `GET /`: seed 002's and seed 003's index views, and the flashed messages
+/// (shown once: taking them removes them from the session).
+async fn index(session: Session) -> HttpResponse {
+    let flashes = session.take_flashes();
+    let username = session.get_value("username");
+    let pet_name = session.get_value("pet_name").filter(truthy);
+
+    let mut body = String::new();
+    write_flashes(&mut body, &flashes);
+    match username {
+        Some(name) => {
+            let _ = writeln!(
+                body,
+                "<p class=\"status\">Logged in as {}</p>",
+                escape(&value_text(&name))
+            );
+        }
+        None => body.push_str("<p class=\"status\">You are not logged in</p>\n"),
+    }
+    body.push_str(
+        "<form method=\"post\" action=\"/login\">\
+         <input type=\"text\" name=\"username\" aria-label=\"Username\" required> \
+         <button type=\"submit\">Log in</button></form>\n\
+         <p><a href=\"/logout\">Log out</a></p>\n",
+    );
+    match pet_name {
+        Some(pet) => {
+            let _ = writeln!(
+                body,
+                "<p class=\"status\">Your pet's name is {}.</p>",
+                escape(&value_text(&pet))
+            );
+        }
+        None => body.push_str("<p class=\"status\">I do not know your pet's name.</p>\n"),
+    }
+    body.push_str(
+        "<p><a href=\"/petname\">Tell me your pet's name</a></p>\n\
+         <p>Seed 000: <a href=\"/set_session\">/set_session</a> \
+         <a href=\"/get_session\">/get_session</a> \
+         <a href=\"/delete_session\">/delete_session</a></p>\n\
+         <p>Seed 001: <a href=\"/setsession\">/setsession</a> \
+         <a href=\"/getsession\">/getsession</a> \
+         <a href=\"/popsession\">/popsession</a></p>",
+    );
+    html(page("tessera on actix-web", &body))
+}
+
+fn write_flashes(out: &mut String, flashes: &[Flash]) {
+    if flashes.is_empty() {
+        return;
+    }
+    out.push_str("<ul class=\"flashes\">");
+    for flash in flashes {
+        let _ = write!(
+            out,
+            "<li class=\"flash-{}\">{}</li>",
+            escape(&flash.category),
+            escape(&flash.text())
+        );
+    }
+    out.push_str("</ul>\n");
+}
+
+/// Python's truthiness, for Flask's `{% if session.pet_name %}`.
+fn truthy(value: &Value) -> bool {
+    match value {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64().is_some_and(|n| n != 0.0),
+        Value::String(s) | Value::Markup(s) => !s.is_empty(),
+        Value::List(items) | Value::Tuple(items) => !items.is_empty(),
+        Value::Dict(map) => !map.is_empty(),
+        Value::Bytes(bytes) => !bytes.is_empty(),
+        _ => true,
+    }
+}
+
+fn page(title: &str, body: &str) -> String {
+    format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <title>{title}</title></head>\n<body>\n<h1>{title}</h1>\n{body}\n</body></html>\n",
+        title = escape(title),
+    )
+}
+
+/// Escapes text for HTML element content and quoted attribute values: every
+/// name and pet name comes from a visitor or a cookie.
+fn escape(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => escaped.push_str("&amp;"),
+            '<' => escaped.push_str("&lt;"),
+            '>' => escaped.push_str("&gt;"),
+            '"' => escaped.push_str("&quot;"),
+            '\'' => escaped.push_str("&#39;"),
+            c => escaped.push(c),
+        }
+    }
+    escaped
+}
+
+// ---- responses
+
+fn html(body: String) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .insert_header((header::CONTENT_SECURITY_POLICY, CSP))
+        .body(body)
+}
+
+/// Flask's `redirect('/')`: `302 Found`.
+fn redirect_home() -> HttpResponse {
+    HttpResponse::Found()
+        .insert_header((header::LOCATION, "/"))
+        .finish()
+}
+
+fn bad_request(message: &str) -> HttpResponse {
+    HttpResponse::BadRequest()
+        .content_type("text/plain; charset=utf-8")
+        .body(format!("Bad Request: {message}\n"))
+}
+
+fn bad_form(error: &actix_web::Error) -> HttpResponse {
+    bad_request(&format!(
+        "expected an application/x-www-form-urlencoded form ({error})"
+    ))
+}
+
+fn check_length(field: &str, value: &str) -> Result<(), String> {
+    let chars = value.chars().count();
+    if chars > MAX_FIELD_CHARS {
+        Err(format!(
+            "`{field}` is {chars} characters long; at most {MAX_FIELD_CHARS} fit in a session cookie."
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// A session operation that failed: the store (`503` with `Retry-After`, as
+/// the extractor answers, so the client retries), or the session's state,
+/// such as a session ended by another request meanwhile (`409`).
+fn session_failure(error: &SessionError) -> HttpResponse {
+    if let SessionError::Store(store) = error {
+        tracing::error!(error = %store, "session store failed; answering 503");
+        return HttpResponse::ServiceUnavailable()
+            .insert_header((header::RETRY_AFTER, "1"))
+            .content_type("text/plain; charset=utf-8")
+            .body("Service Unavailable: the session store is unavailable; try again shortly.\n");
+    }
+    HttpResponse::Conflict()
+        .content_type("text/plain; charset=utf-8")
+        .body(format!("Conflict: {error}\n"))
+}

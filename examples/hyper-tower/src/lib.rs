@@ -1,0 +1,143 @@
+//! tessera's [`SessionLayer`] on a plain hyper 1 server: no axum, no
+//! framework, just a [`tower::service_fn`] handler that takes the
+//! [`Session`] from the request's extensions.
+//!
+//! [`serve`] is the whole server. The binary reads the configuration and the
+//! port from the environment and calls it (see `src/main.rs` for how to run
+//! it); the tests call it on port 0.
+//!
+//! | route | answer |
+//! |---|---|
+//! | `GET /` | `visit number N`, counting the visitor's visits in the session |
+//! | `GET /logout` | `session cleared`; the response deletes the cookie |
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE, RETRY_AFTER};
+use hyper::server::conn::http1;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
+use tessera::{Session, SessionConfig, SessionError, SessionLayer};
+use tokio::net::TcpListener;
+use tower::{service_fn, Layer as _};
+
+/// Serves the two routes on `listener`, with sessions as `config` says,
+/// until the process ends.
+pub async fn serve(listener: TcpListener, config: SessionConfig) {
+    serve_with(listener, SessionLayer::new(config)).await;
+}
+
+/// [`serve`] with a layer built by the caller, such as
+/// [`SessionLayer::with_store`] for a store of one's own.
+pub async fn serve_with(listener: TcpListener, layer: SessionLayer) {
+    // One service for every connection: with server-side sessions, the
+    // connections share the layer's store.
+    let service = layer.layer(service_fn(handle));
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(error) => {
+                // Out of descriptors or memory: returning would end the
+                // server over a passing condition, and retrying at once
+                // would spin until connections close.
+                tracing::error!(%error, "could not accept a connection");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        let service = TowerToHyperService::new(service.clone());
+        tokio::spawn(async move {
+            if let Err(error) = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
+                // Clients hanging up mid-request are routine.
+                tracing::debug!(%error, "connection ended with an error");
+            }
+        });
+    }
+}
+
+enum Route {
+    Visit,
+    Logout,
+}
+
+async fn handle(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    // Routing first, so that unknown paths cost no store call.
+    let route = match (request.method(), request.uri().path()) {
+        (&Method::GET, "/") => Route::Visit,
+        (&Method::GET, "/logout") => Route::Logout,
+        (_, "/" | "/logout") => {
+            let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed\n");
+            response
+                .headers_mut()
+                .insert(ALLOW, HeaderValue::from_static("GET"));
+            return Ok(response);
+        }
+        _ => return Ok(text(StatusCode::NOT_FOUND, "Not Found\n")),
+    };
+    let Some(session) = request.extensions().get::<Session>().cloned() else {
+        tracing::error!("no session on the request: the service is not wrapped in SessionLayer");
+        return Ok(text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Internal Server Error\n",
+        ));
+    };
+    // Server-side, the layer has only read the id from the cookie; the data
+    // comes from the store here (axum's and actix-web's extractors do this
+    // for their handlers). Cookie sessions are loaded already.
+    if let Err(error) = session.load().await {
+        tracing::error!(%error, "could not load the session; answering 503");
+        return Ok(unavailable());
+    }
+    Ok(match route {
+        // Atomic in the store, so parallel requests of one visitor all count.
+        Route::Visit => match session.increment("visits", 1).await {
+            Ok(visits) => text(StatusCode::OK, format!("visit number {visits}")),
+            Err(error) => session_failure(&error),
+        },
+        Route::Logout => {
+            session.clear();
+            text(StatusCode::OK, "session cleared")
+        }
+    })
+}
+
+fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(body.into()));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+/// What tessera's extractors answer when the store fails: the client may
+/// retry, and no write is acknowledged that was not stored.
+fn unavailable() -> Response<Full<Bytes>> {
+    let mut response = text(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Service Unavailable: the session store is unavailable; try again shortly.\n",
+    );
+    response
+        .headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+    response
+}
+
+fn session_failure(error: &SessionError) -> Response<Full<Bytes>> {
+    if let SessionError::Store(store) = error {
+        tracing::error!(error = %store, "session store failed; answering 503");
+        return unavailable();
+    }
+    // `visits` holds something else (written by another app sharing the
+    // session), or another request ended the session meanwhile: a conflict
+    // with the session's data, not a server fault.
+    text(StatusCode::CONFLICT, format!("Conflict: {error}\n"))
+}
