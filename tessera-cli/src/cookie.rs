@@ -1,15 +1,19 @@
-//! `tessera cookie …`: decode, verify and sign Flask session cookies.
+//! `tessera cookie …`: decode, verify and sign Flask session cookies, and
+//! open and seal tessera's encrypted ones.
 
 use std::time::{Duration, SystemTime};
 
 use clap::{Args, Subcommand};
-use tessera::{tagged, CookieCodec, SecretKey, Value};
+use tessera::{tagged, CookieCodec, DecodeError, SecretKey, SignatureError, Value};
 
 use crate::error::{Error, Result};
 use crate::io;
 
 /// The environment variable holding fallback keys, comma-separated.
 const FALLBACKS_VAR: &str = "SECRET_KEY_FALLBACKS";
+
+/// The default `SESSION_COOKIE_NAME`, which an encrypted cookie is bound to.
+const DEFAULT_COOKIE_NAME: &str = "session";
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum CookieCommand {
@@ -27,14 +31,22 @@ pub(crate) enum CookieCommand {
             Keys: --secret-key wins over the SECRET_KEY environment variable; \
             --fallback-key (repeatable, oldest first) wins over SECRET_KEY_FALLBACKS \
             (comma-separated, oldest first, like Flask's SECRET_KEY_FALLBACKS). Each \
-            option falls back to its variable independently.",
+            option falls back to its variable independently.\n\n\
+            With --encrypted the cookie is one of tessera's encrypted cookies \
+            (SESSION_TYPE=encrypted): it is decrypted and authenticated with the key \
+            or a fallback, and its age checked, with the same reasons for refusal \
+            (plus \"cannot decrypt\" for another key, another cookie name or a changed \
+            cookie). Its contents cannot be read without the key, so --encrypted \
+            requires one. The cookie is bound to the name it is sent under: pass the \
+            app's SESSION_COOKIE_NAME as --cookie-name if it is not \"session\".",
         after_help = "Examples:\n  \
             tessera cookie decode --secret-key dev-secret-key --max-age 999999999 \\\n      \
             eyJuYW1lIjoiYWxpY2UiLCJ1c2VyX2lkIjo0Mn0.ZVPxAA.oBF4FsEPGc1aqRIni6RktBSluqI\n  \
             {\"name\":\"alice\",\"user_id\":42}\n\n  \
             SECRET_KEY=… tessera cookie decode 'session=eyJ…'   # a pasted 'session=' is fine\n  \
             pbpaste | tessera cookie decode -                 # read the cookie from stdin\n  \
-            tessera cookie decode 'eyJ…'                      # no key: UNVERIFIED contents"
+            tessera cookie decode 'eyJ…'                      # no key: UNVERIFIED contents\n  \
+            tessera cookie decode --encrypted --cookie-name __Host-session 'E…'   # SECRET_KEY from the environment"
     )]
     Decode(DecodeArgs),
     /// Sign a session (tagged JSON object on stdin) and print the cookie value.
@@ -43,34 +55,48 @@ pub(crate) enum CookieCommand {
             {\" t\": [...]} is a tuple, {\" b\": \"...\"} bytes, {\" u\": \"...\"} a UUID, \
             {\" d\": \"...\"} a datetime, {\" m\": \"...\"} Markup), sign it now with the \
             secret key exactly as Flask would, and print the cookie value on stdout.\n\n\
+            With --encrypted, seal it instead as tessera does with SESSION_TYPE=encrypted \
+            (XChaCha20-Poly1305, bound to --cookie-name, \"session\" by default): \
+            the result can only be read with the key. --compress compresses it first; \
+            off by default, because compressing secrets beside attacker-influenced data \
+            reveals them through the cookie's length (CRIME/BREACH).\n\n\
             --secret-key wins over the SECRET_KEY environment variable.",
-        after_help = "Example:\n  \
+        after_help = "Examples:\n  \
             echo '{\"user_id\": 42, \"_flashes\": [{\" t\": [\"message\", \"Hi\"]}]}' \\\n      \
-            | tessera cookie sign --secret-key \"$SECRET_KEY\""
+            | tessera cookie sign --secret-key \"$SECRET_KEY\"\n  \
+            echo '{\"user_id\": 42}' | tessera cookie sign --encrypted --secret-key \"$SECRET_KEY\""
     )]
     Sign(SignArgs),
 }
 
 #[derive(Debug, Args)]
 pub(crate) struct DecodeArgs {
-    /// The secret key (Flask's SECRET_KEY). Without one (or an empty one) the cookie is decoded UNVERIFIED.
+    /// The secret key (Flask's SECRET_KEY). Without one (or an empty one) a signed cookie is decoded UNVERIFIED.
     #[arg(long, value_name = "KEY", env = "SECRET_KEY", hide_env_values = true)]
     secret_key: Option<String>,
+
+    /// The cookie is encrypted (SESSION_TYPE=encrypted): decrypt it with the key, which is then required.
+    #[arg(long)]
+    encrypted: bool,
+
+    /// The name the encrypted cookie is sent under (SESSION_COOKIE_NAME): it is bound into the cookie.
+    #[arg(long, value_name = "NAME", default_value = DEFAULT_COOKIE_NAME, requires = "encrypted")]
+    cookie_name: String,
 
     /// An older key still accepted (repeatable, oldest first).
     /// Default: SECRET_KEY_FALLBACKS, comma-separated.
     #[arg(long = "fallback-key", value_name = "KEY")]
     fallback_keys: Vec<String>,
 
-    /// Refuse cookies signed longer ago than this (Flask's PERMANENT_SESSION_LIFETIME).
+    /// Refuse cookies signed (or sealed) longer ago than this (Flask's PERMANENT_SESSION_LIFETIME).
     #[arg(long, value_name = "SECONDS", default_value_t = tessera::config::DEFAULT_LIFETIME_SECS)]
     max_age: u64,
 
-    /// The signing salt.
+    /// The signing salt (for an encrypted cookie, the key derivation's salt).
     #[arg(long, value_name = "SALT", default_value = tessera::DEFAULT_SALT)]
     salt: String,
 
-    /// Refuse payloads larger than this after base64 decoding and inflating.
+    /// Refuse payloads larger than this after base64 decoding, decrypting and inflating.
     #[arg(long, value_name = "BYTES", default_value_t = tessera::DEFAULT_MAX_PAYLOAD_SIZE)]
     max_payload_size: usize,
 
@@ -85,9 +111,22 @@ pub(crate) struct SignArgs {
     #[arg(long, value_name = "KEY", env = "SECRET_KEY", hide_env_values = true)]
     secret_key: String,
 
-    /// The signing salt.
+    /// The signing salt (for an encrypted cookie, the key derivation's salt).
     #[arg(long, value_name = "SALT", default_value = tessera::DEFAULT_SALT)]
     salt: String,
+
+    /// Encrypt the session as SESSION_TYPE=encrypted does, instead of signing it.
+    #[arg(long)]
+    encrypted: bool,
+
+    /// The name the encrypted cookie will be sent under (SESSION_COOKIE_NAME): it is bound into the cookie.
+    #[arg(long, value_name = "NAME", default_value = DEFAULT_COOKIE_NAME, requires = "encrypted")]
+    cookie_name: String,
+
+    /// Compress the session before encrypting it (TESSERA_ENCRYPTED_COMPRESSION). Leaks secrets
+    /// stored beside attacker-influenced data through the cookie's length.
+    #[arg(long, requires = "encrypted")]
+    compress: bool,
 }
 
 pub(crate) fn run(command: CookieCommand) -> Result<()> {
@@ -118,13 +157,27 @@ fn decode(args: DecodeArgs) -> Result<()> {
                     .map(SecretKey::from)
                     .collect()
             };
-            CookieCodec::with_salt(&secret_key.as_str().into(), &fallbacks, &args.salt)
+            let key = SecretKey::from(secret_key);
+            let codec = if args.encrypted {
+                CookieCodec::encrypted_with_salt(&key, &fallbacks, &args.salt, &args.cookie_name)
+            } else {
+                CookieCodec::with_salt(&key, &fallbacks, &args.salt)
+            };
+            codec
                 .max_age(Duration::from_secs(args.max_age))
                 .max_payload_size(args.max_payload_size)
-                .decode(cookie, SystemTime::now())?
+                .decode(cookie, SystemTime::now())
+                .map_err(|err| refusal(err, cookie, args.encrypted))?
+        }
+        None if args.encrypted => {
+            return Err(Error::new(
+                "no secret key: an encrypted cookie cannot be read without its key; \
+                 pass --secret-key KEY or set SECRET_KEY",
+            ))
         }
         None => {
-            let decoded = tessera::decode_unverified(cookie, args.max_payload_size)?;
+            let decoded = tessera::decode_unverified(cookie, args.max_payload_size)
+                .map_err(|err| refusal(err, cookie, false))?;
             io::warn(
                 "UNVERIFIED: no secret key given (--secret-key or SECRET_KEY), so the \
                  signature was not checked; anyone can write these contents",
@@ -158,8 +211,31 @@ fn sign(args: SignArgs) -> Result<()> {
             "the secret key is weak: {reason}; anyone who guesses it can forge sessions"
         ));
     }
-    let cookie = CookieCodec::with_salt(&key, &[], &args.salt).encode(&data, SystemTime::now());
-    io::print_line(&cookie)
+    let codec = if args.encrypted {
+        CookieCodec::encrypted_with_salt(&key, &[], &args.salt, &args.cookie_name)
+            .encrypted_compression(args.compress)
+    } else {
+        CookieCodec::with_salt(&key, &[], &args.salt)
+    };
+    io::print_line(&codec.encode(&data, SystemTime::now()))
+}
+
+/// The reason a cookie was refused, with a hint when it looks like the other
+/// kind: signed cookies always hold dots, encrypted ones never do.
+fn refusal(err: DecodeError, cookie: &str, encrypted: bool) -> Error {
+    let malformed = matches!(
+        err,
+        DecodeError::Malformed(_) | DecodeError::Signature(SignatureError::Malformed(_))
+    );
+    match (malformed, encrypted, cookie.contains('.')) {
+        (true, true, true) => Error::new(format_args!(
+            "{err} (this looks like a signed cookie: drop --encrypted)"
+        )),
+        (true, false, false) => Error::new(format_args!(
+            "{err} (if this is an encrypted cookie, from SESSION_TYPE=encrypted, pass --encrypted and its key)"
+        )),
+        _ => Error::new(err),
+    }
 }
 
 /// `SECRET_KEY_FALLBACKS`, split as the library's configuration splits it.

@@ -22,10 +22,12 @@ use error::Error;
         inspect and revoke the sessions of a server-side store.\n\n\
         Cookies are read and written exactly as Flask (itsdangerous) does, so a cookie \
         from a Flask app can be checked here and a cookie signed here is accepted by Flask \
-        when both use the same SECRET_KEY.",
+        when both use the same SECRET_KEY. With --encrypted, tessera's encrypted cookies \
+        (SESSION_TYPE=encrypted) are opened and sealed instead; they need the key to be read.",
     after_help = "Examples:\n  \
         tessera cookie decode --secret-key \"$SECRET_KEY\" 'eyJ1c2VyX2lkIjo0Mn0.ZVPxAA.…'\n  \
         echo '{\"user_id\": 42}' | tessera cookie sign --secret-key \"$SECRET_KEY\"\n  \
+        tessera cookie decode --encrypted --secret-key \"$SECRET_KEY\" 'E…'\n  \
         tessera key generate\n  \
         tessera sessions list --store sqlite:///var/lib/app/sessions.db\n  \
         tessera sessions revoke-user --store sqlite:///var/lib/app/sessions.db alice"
@@ -37,12 +39,13 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Decode, verify and sign session cookies.
+    /// Decode, verify and sign session cookies; open and seal encrypted ones.
     #[command(
         subcommand,
         after_help = "Examples:\n  \
             tessera cookie decode --secret-key \"$SECRET_KEY\" 'session=eyJ…'\n  \
-            echo '{\"user_id\": 42}' | tessera cookie sign --secret-key \"$SECRET_KEY\""
+            echo '{\"user_id\": 42}' | tessera cookie sign --secret-key \"$SECRET_KEY\"\n  \
+            echo '{\"user_id\": 42}' | tessera cookie sign --encrypted --secret-key \"$SECRET_KEY\""
     )]
     Cookie(cookie::CookieCommand),
     /// Generate secret keys.

@@ -517,3 +517,238 @@ fn help_explains_keys_and_examples() {
         assert!(out.stdout.contains("Example"), "{args:?}");
     }
 }
+
+fn sign_encrypted(key: &str, json: &str, extra: &[&str]) -> String {
+    let args = [
+        &["cookie", "sign", "--encrypted", "--secret-key", key][..],
+        extra,
+    ]
+    .concat();
+    let out = run_with(&args, json, &[]);
+    assert!(out.success(), "sign --encrypted failed: {:?}", out.stderr);
+    out.line().to_owned()
+}
+
+fn decode_encrypted(key: &str, cookie: &str, extra: &[&str]) -> Run {
+    let args = [
+        &["cookie", "decode", "--encrypted", "--secret-key", key][..],
+        extra,
+        &[cookie],
+    ]
+    .concat();
+    run(&args)
+}
+
+#[test]
+fn encrypted_sign_then_decode_round_trips() {
+    let long = format!(r#"{{"text":"{}"}}"#, "abc".repeat(500));
+    for json in [
+        r#"{"name":"alice","user_id":42}"#,
+        r#"{"_flashes":[{" t":["message","Hi"]}],"_permanent":true}"#,
+        r#"{"raw":{" b":"/wA="}}"#,
+        r#"{"u":{" u":"12345678123456781234567812345678"},"when":{" d":"Tue, 02 Jan 2024 03:04:05 GMT"}}"#,
+        r#"{"big":123456789012345678901234567890,"f":1.5,"n":null}"#,
+        &long,
+    ] {
+        for extra in [&[][..], &["--compress"]] {
+            let cookie = sign_encrypted(KEY, json, extra);
+            assert!(cookie.starts_with('E'), "{cookie}");
+            assert!(!cookie.contains('.'), "{cookie}");
+            let out = decode_encrypted(KEY, &cookie, &[]);
+            assert!(out.success(), "{json}: {:?}", out.stderr);
+            assert_eq!(out.line(), json);
+            assert!(out.stderr.is_empty(), "{:?}", out.stderr);
+        }
+    }
+    // Not compressed unless asked for.
+    let plain = sign_encrypted(KEY, &long, &[]);
+    let compressed = sign_encrypted(KEY, &long, &["--compress"]);
+    assert!(plain.len() > long.len(), "{}", plain.len());
+    assert!(compressed.len() < 200, "{}", compressed.len());
+    // The contents are not in the cookie.
+    let cookie = sign_encrypted(KEY, r#"{"name":"alice-in-plain-sight"}"#, &[]);
+    assert!(!cookie.contains("alice"));
+    assert_ne!(
+        cookie,
+        sign_encrypted(KEY, r#"{"name":"alice-in-plain-sight"}"#, &[])
+    );
+}
+
+#[test]
+fn encrypted_decode_with_a_wrong_key_is_refused() {
+    let cookie = sign_encrypted(KEY, EXAMPLE_JSON, &[]);
+    let reason = decode_encrypted(OLD_KEY, &cookie, &[]).refusal().to_owned();
+    assert!(reason.starts_with("error: cannot decrypt: "), "{reason}");
+    // A changed character too.
+    let mut tampered = cookie.into_bytes();
+    let last = tampered.len() - 1;
+    tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).expect("ASCII");
+    let reason = decode_encrypted(KEY, &tampered, &[]).refusal().to_owned();
+    assert!(
+        reason.starts_with("error: cannot decrypt: ") || reason.starts_with("error: malformed: "),
+        "{reason}"
+    );
+}
+
+#[test]
+fn encrypted_cookie_name_must_match() {
+    let cookie = sign_encrypted(KEY, EXAMPLE_JSON, &["--cookie-name", "__Host-session"]);
+    let reason = decode_encrypted(KEY, &cookie, &[]).refusal().to_owned();
+    assert!(reason.starts_with("error: cannot decrypt: "), "{reason}");
+    let out = decode_encrypted(KEY, &cookie, &["--cookie-name", "__Host-session"]);
+    assert!(out.success(), "{:?}", out.stderr);
+    assert_eq!(out.line(), EXAMPLE_JSON);
+    // A pasted `name=` prefix is dropped as for signed cookies.
+    let pasted = format!("__Host-session={cookie}; Path=/; Secure");
+    let out = decode_encrypted(KEY, &pasted, &["--cookie-name", "__Host-session"]);
+    assert_eq!(out.line(), EXAMPLE_JSON);
+}
+
+#[test]
+fn encrypted_fallback_key_is_accepted() {
+    let cookie = sign_encrypted(OLD_KEY, EXAMPLE_JSON, &[]);
+    let out = decode_encrypted(
+        KEY,
+        &cookie,
+        &["--fallback-key", "older", "--fallback-key", OLD_KEY],
+    );
+    assert!(out.success(), "{:?}", out.stderr);
+    assert_eq!(out.line(), EXAMPLE_JSON);
+    let out = run_with(
+        &["cookie", "decode", "--encrypted", &cookie],
+        "",
+        &[("SECRET_KEY", KEY), ("SECRET_KEY_FALLBACKS", OLD_KEY)],
+    );
+    assert!(out.success(), "{:?}", out.stderr);
+    assert_eq!(out.line(), EXAMPLE_JSON);
+    let reason = decode_encrypted(KEY, &cookie, &[]).refusal().to_owned();
+    assert!(reason.starts_with("error: cannot decrypt: "), "{reason}");
+}
+
+#[test]
+fn encrypted_decode_needs_a_key() {
+    let cookie = sign_encrypted(KEY, EXAMPLE_JSON, &[]);
+    for env in [&[][..], &[("SECRET_KEY", "")]] {
+        let out = run_with(&["cookie", "decode", "--encrypted", &cookie], "", env);
+        let reason = out.refusal();
+        assert!(
+            reason.contains("cannot be read without its key"),
+            "{reason}"
+        );
+        assert!(reason.contains("--secret-key"), "{reason}");
+    }
+    // Without --encrypted and without a key, the hint names --encrypted.
+    let reason = run(&["cookie", "decode", &cookie]).refusal().to_owned();
+    assert!(reason.starts_with("error: malformed: "), "{reason}");
+    assert!(reason.contains("--encrypted"), "{reason}");
+    // With a key but without --encrypted, too.
+    let reason = decode(KEY, &cookie).refusal().to_owned();
+    assert!(reason.contains("--encrypted"), "{reason}");
+    // And a signed cookie given to --encrypted says so.
+    let signed = sign(KEY, EXAMPLE_JSON);
+    let reason = decode_encrypted(KEY, &signed, &[]).refusal().to_owned();
+    assert!(reason.contains("signed cookie"), "{reason}");
+}
+
+#[test]
+fn encrypted_age_and_size_limits_apply() {
+    let codec = CookieCodec::encrypted(&KEY.into(), &[], "session");
+    let future = codec.encode(&Map::new(), SystemTime::now() + Duration::from_secs(3600));
+    let reason = decode_encrypted(KEY, &future, &[]).refusal().to_owned();
+    assert!(reason.starts_with("error: timestamp is "), "{reason}");
+    let old = codec.encode(&Map::new(), SystemTime::now() - Duration::from_secs(120));
+    let reason = decode_encrypted(KEY, &old, &["--max-age", "60"])
+        .refusal()
+        .to_owned();
+    assert!(reason.starts_with("error: expired: "), "{reason}");
+    let big = sign_encrypted(
+        KEY,
+        &format!(r#"{{"text":"{}"}}"#, "abc".repeat(500)),
+        &["--compress"],
+    );
+    let reason = decode_encrypted(KEY, &big, &["--max-payload-size", "100"])
+        .refusal()
+        .to_owned();
+    assert!(reason.starts_with("error: too large: "), "{reason}");
+}
+
+#[test]
+fn a_cookie_sealed_by_the_cli_is_opened_by_the_library() {
+    let cookie = sign_encrypted(KEY, EXAMPLE_JSON, &["--cookie-name", "sid"]);
+    let expected = Map::from([
+        ("name".to_owned(), Value::from("alice")),
+        ("user_id".to_owned(), Value::from(42)),
+    ]);
+    let codec = CookieCodec::encrypted(&KEY.into(), &[], "sid");
+    assert_eq!(
+        codec
+            .decode(&cookie, SystemTime::now())
+            .expect("opens")
+            .data,
+        expected
+    );
+    // As the layer's configuration builds it, from the environment's names.
+    let config = tessera::SessionConfigBuilder::default()
+        .with_vars([
+            ("SECRET_KEY", KEY),
+            ("SESSION_TYPE", "encrypted"),
+            ("SESSION_COOKIE_NAME", "sid"),
+        ])
+        .and_then(tessera::SessionConfigBuilder::build)
+        .expect("config");
+    let decoded = config
+        .cookie_codec()
+        .decode(&cookie, SystemTime::now())
+        .expect("the layer's codec opens it");
+    assert_eq!(decoded.data, expected);
+    // And the other way round.
+    let sealed = config.cookie_codec().encode(&expected, SystemTime::now());
+    let out = decode_encrypted(KEY, &sealed, &["--cookie-name", "sid"]);
+    assert!(out.success(), "{:?}", out.stderr);
+    assert_eq!(out.line(), EXAMPLE_JSON);
+}
+
+#[test]
+fn encrypted_options_need_encrypted() {
+    for args in [
+        &["cookie", "sign", "--secret-key", KEY, "--compress"][..],
+        &[
+            "cookie",
+            "sign",
+            "--secret-key",
+            KEY,
+            "--cookie-name",
+            "sid",
+        ],
+        &[
+            "cookie",
+            "decode",
+            "--secret-key",
+            KEY,
+            "--cookie-name",
+            "sid",
+            "x",
+        ],
+    ] {
+        let out = run_with(args, "{}", &[]);
+        assert_eq!(out.status, Some(2), "{args:?}: {:?}", out.stderr);
+        assert!(out.stderr.contains("--encrypted"), "{:?}", out.stderr);
+    }
+    for (args, needles) in [
+        (
+            &["cookie", "decode", "--help"][..],
+            &["--encrypted", "--cookie-name", "cannot decrypt"][..],
+        ),
+        (
+            &["cookie", "sign", "--help"],
+            &["--encrypted", "--cookie-name", "--compress", "CRIME"],
+        ),
+    ] {
+        let out = run(args);
+        assert!(out.success());
+        for needle in needles {
+            assert!(out.stdout.contains(needle), "{args:?}: {needle} missing");
+        }
+    }
+}
