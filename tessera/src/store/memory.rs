@@ -1,6 +1,6 @@
 //! Sessions in process memory: for tests, development and single-process apps.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use super::{
@@ -25,6 +25,10 @@ pub struct MemoryStore {
 #[derive(Debug, Default)]
 struct Inner {
     records: HashMap<SessionId, Record>,
+    /// Every record by when it dies (the earlier of its two expiries), so
+    /// purging and eviction take the dead and the soonest to die without
+    /// scanning every session.
+    by_deadline: BTreeSet<(u64, SessionId)>,
     /// Ids removed recently, so none is handed out again. Bounded by
     /// forgetting the oldest once it holds as many as the session bound.
     retired: HashSet<SessionId>,
@@ -62,7 +66,47 @@ impl MemoryStore {
     }
 }
 
+/// When a record stops being live.
+fn deadline(record: &Record) -> u64 {
+    record
+        .absolute_expires_at
+        .map_or(record.expires_at, |absolute| {
+            absolute.min(record.expires_at)
+        })
+}
+
 impl Inner {
+    fn insert(&mut self, id: SessionId, record: Record) {
+        let due = deadline(&record);
+        if let Some(replaced) = self.records.insert(id.clone(), record) {
+            self.by_deadline.remove(&(deadline(&replaced), id.clone()));
+        }
+        self.by_deadline.insert((due, id));
+    }
+
+    fn remove(&mut self, id: &SessionId) -> Option<Record> {
+        let record = self.records.remove(id)?;
+        self.by_deadline.remove(&(deadline(&record), id.clone()));
+        Some(record)
+    }
+
+    /// Removes up to `batch` records dead at `now`; how many.
+    fn purge(&mut self, now: u64, batch: usize) -> usize {
+        let mut purged = 0;
+        while purged < batch {
+            let Some((due, id)) = self.by_deadline.first().cloned() else {
+                break;
+            };
+            if due > now {
+                break;
+            }
+            self.by_deadline.pop_first();
+            self.records.remove(&id);
+            purged += 1;
+        }
+        purged
+    }
+
     fn live_mut(&mut self, id: &SessionId, now: u64) -> Option<&mut Record> {
         self.records
             .get_mut(id)
@@ -88,20 +132,13 @@ impl Inner {
         if self.records.len() < max {
             return;
         }
-        self.records.retain(|_, record| record.is_live(now));
+        self.purge(now, usize::MAX);
         while self.records.len() >= max {
-            let soonest = self
-                .records
-                .iter()
-                .min_by_key(|(_, record)| record.expires_at)
-                .map(|(id, _)| id.clone());
-            match soonest {
-                Some(id) => {
-                    tracing::warn!(session = ?id, "memory session store is full; evicting the session closest to expiry");
-                    self.records.remove(&id);
-                }
-                None => break,
-            }
+            let Some((_, id)) = self.by_deadline.first().cloned() else {
+                break;
+            };
+            tracing::warn!(session = ?id, "memory session store is full; evicting the session closest to expiry");
+            self.remove(&id);
         }
     }
 }
@@ -118,7 +155,7 @@ impl SessionStore for MemoryStore {
             return Ok(false);
         }
         inner.make_room(record.created_at, self.max_sessions);
-        inner.records.insert(id.clone(), record.clone());
+        inner.insert(id.clone(), record.clone());
         Ok(true)
     }
 
@@ -129,18 +166,22 @@ impl SessionStore for MemoryStore {
         now: u64,
     ) -> Result<bool, StoreError> {
         let mut inner = self.lock();
-        match inner.live_mut(id, now) {
-            Some(record) => {
-                changes.apply_to(record);
-                Ok(true)
-            }
-            None => Ok(false),
+        let Some(record) = inner.live_mut(id, now) else {
+            return Ok(false);
+        };
+        let before = deadline(record);
+        changes.apply_to(record);
+        let after = deadline(record);
+        if after != before {
+            inner.by_deadline.remove(&(before, id.clone()));
+            inner.by_deadline.insert((after, id.clone()));
         }
+        Ok(true)
     }
 
     async fn delete(&self, id: &SessionId) -> Result<bool, StoreError> {
         let mut inner = self.lock();
-        let existed = inner.records.remove(id).is_some();
+        let existed = inner.remove(id).is_some();
         if existed {
             inner.retire(id.clone(), self.max_sessions);
         }
@@ -157,10 +198,10 @@ impl SessionStore for MemoryStore {
         if inner.is_taken(new) || inner.live_mut(old, now).is_none() {
             return Ok(false);
         }
-        let Some(record) = inner.records.remove(old) else {
+        let Some(record) = inner.remove(old) else {
             return Ok(false);
         };
-        inner.records.insert(new.clone(), record);
+        inner.insert(new.clone(), record);
         inner.retire(old.clone(), self.max_sessions);
         Ok(true)
     }
@@ -234,24 +275,85 @@ impl SessionStore for MemoryStore {
             .map(|(id, _)| id.clone())
             .collect();
         for id in &ids {
-            inner.records.remove(id);
+            inner.remove(id);
             inner.retire(id.clone(), self.max_sessions);
         }
         Ok(ids.len() as u64)
     }
 
     async fn purge_expired(&self, now: u64, batch: usize) -> Result<u64, StoreError> {
-        let mut inner = self.lock();
-        let expired: Vec<SessionId> = inner
-            .records
-            .iter()
-            .filter(|(_, record)| !record.is_live(now))
-            .map(|(id, _)| id.clone())
-            .take(batch)
-            .collect();
-        for id in &expired {
-            inner.records.remove(id);
+        Ok(self.lock().purge(now, batch) as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(expires_at: u64, absolute_expires_at: Option<u64>) -> Record {
+        Record {
+            data: Default::default(),
+            user_id: None,
+            created_at: 10,
+            expires_at,
+            absolute_expires_at,
         }
-        Ok(expired.len() as u64)
+    }
+
+    fn block_on<F: std::future::Future>(future: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a runtime")
+            .block_on(future)
+    }
+
+    /// The deadline index follows every change of expiry, so eviction takes
+    /// the session that dies soonest and purging finds exactly the dead.
+    #[test]
+    fn the_deadline_index_follows_every_change() {
+        block_on(async {
+            let store = MemoryStore::new(3);
+            let ids: Vec<SessionId> = (0..3).map(|_| SessionId::generate()).collect();
+            store
+                .create(&ids[0], &record(100, None))
+                .await
+                .expect("create");
+            store
+                .create(&ids[1], &record(300, Some(200)))
+                .await
+                .expect("create");
+            store
+                .create(&ids[2], &record(300, None))
+                .await
+                .expect("create");
+            // ids[0] now lives longest; ids[1] dies first (its absolute expiry).
+            let later = Changes {
+                expires_at: Some(400),
+                ..Changes::default()
+            };
+            assert!(store.update(&ids[0], &later, 50).await.expect("update"));
+
+            let newcomer = SessionId::generate();
+            store
+                .create(&newcomer, &record(500, None))
+                .await
+                .expect("create");
+            assert_eq!(store.len(), 3);
+            assert!(
+                store.load(&ids[1], 50).await.expect("load").is_none(),
+                "evicted"
+            );
+            assert!(store.load(&ids[0], 50).await.expect("load").is_some());
+
+            // At 350 only ids[2] (300) is dead; a cycled id keeps its deadline.
+            let cycled = SessionId::generate();
+            assert!(store.cycle_id(&ids[0], &cycled, 50).await.expect("cycle"));
+            assert_eq!(store.purge_expired(350, 10).await.expect("purge"), 1);
+            assert_eq!(store.len(), 2);
+            assert_eq!(store.purge_expired(450, 10).await.expect("purge"), 1);
+            assert!(store.load(&newcomer, 450).await.expect("load").is_some());
+            let indexed = store.lock().by_deadline.len();
+            assert_eq!(indexed, store.len());
+        });
     }
 }
