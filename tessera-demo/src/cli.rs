@@ -154,6 +154,10 @@ pub fn sessions_notice(config: &SessionConfig) -> String {
              memory and end when it stops."
                 .to_owned()
         }
+        SessionType::EncryptedCookie => "tessera-demo: SESSION_TYPE=encrypted: sessions are kept \
+             in encrypted cookies, which the browser can neither read nor change (Flask cannot \
+             read them either)."
+            .to_owned(),
         other => {
             format!(
                 "tessera-demo: SESSION_TYPE={other}: sessions are kept in signed cookies, which \

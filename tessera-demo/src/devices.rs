@@ -21,10 +21,11 @@ pub(crate) async fn list(State(state): State<AppState>, session: Session) -> Res
         return sessions_page(&format!(
             "<p class=\"status\">Listing your sessions needs server-side sessions.</p>\
              <p>This demo runs with <code>SESSION_TYPE={}</code>: your session lives only in \
-             your browser's signed cookie, so the server keeps no list of sessions and cannot \
+             your browser's {}, so the server keeps no list of sessions and cannot \
              end a copy of a cookie. Start the demo with <code>SESSION_TYPE=sqlite</code> (its \
              default) or <code>SESSION_TYPE=memory</code> to see them.</p>",
-            escape(&session_type.to_string())
+            escape(&session_type.to_string()),
+            crate::cookie_kind(session_type)
         ));
     }
     let Some(user) = session.user_id() else {

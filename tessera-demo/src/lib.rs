@@ -60,6 +60,14 @@ pub(crate) struct ConfigInfo {
     pub(crate) cookie_limit: Option<(CookieCodec, usize)>,
 }
 
+/// How the page names a cookie session's cookie.
+pub(crate) fn cookie_kind(session_type: SessionType) -> &'static str {
+    match session_type {
+        SessionType::EncryptedCookie => "encrypted cookie",
+        _ => "signed cookie",
+    }
+}
+
 /// Bytes a session `Set-Cookie` spends besides name and value (`Path`,
 /// `Expires`, `HttpOnly`, `SameSite` and the separators), rounded up.
 const COOKIE_ATTRIBUTES_BYTES: usize = 100;

@@ -220,6 +220,7 @@ fn write_api(out: &mut String) {
 fn write_session_panel(out: &mut String, state: &AppState, session: &Session, now: SystemTime) {
     let info = &state.info;
     let server_side = info.session_type.is_server_side();
+    let cookie_kind = crate::cookie_kind(info.session_type);
     let data = session.to_map();
     let permanent = session.permanent();
     let now_secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
@@ -246,7 +247,7 @@ fn write_session_panel(out: &mut String, state: &AppState, session: &Session, no
                 escape(&id.fingerprint())
             ),
             (true, None) => "none yet: nothing is stored for this browser".to_owned(),
-            (false, _) => "none: the signed cookie holds the data itself".to_owned(),
+            (false, _) => format!("none: the {cookie_kind} holds the data itself"),
         },
     );
     row(
@@ -304,9 +305,9 @@ fn write_session_panel(out: &mut String, state: &AppState, session: &Session, no
         out,
         "<p class=\"muted\">As Flask's tagged JSON ({}):</p><pre>{}</pre></section>",
         if server_side {
-            "what the store keeps"
+            "what the store keeps".to_owned()
         } else {
-            "the signed cookie's payload"
+            format!("the {cookie_kind}'s payload")
         },
         escape(&tessera::tagged::map_to_string(&data))
     );
