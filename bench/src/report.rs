@@ -617,6 +617,9 @@ impl Report {
             ("tessera-memory", "tower-memory"),
             ("tessera-sqlite", "tower-sqlite"),
             ("tessera-redis", "tower-redis"),
+            // The same stores on actix-web, against actix-session.
+            ("tessera-actix-cookie", "actix-cookie"),
+            ("tessera-actix-redis", "actix-redis"),
         ] {
             lines.push(match (rps(ours), rps(theirs)) {
                 (Some(a), Some(b)) => format!(

@@ -76,9 +76,11 @@ fn fail(message: impl Into<String>) -> ServerError {
 /// Serves until killed; returns only on a start-up (or server) error.
 pub fn run(args: ServerArgs) -> Result<(), ServerError> {
     match args.server {
-        ServerKind::ActixBare | ServerKind::ActixCookie | ServerKind::ActixRedis => {
-            actix::run(&args)
-        }
+        ServerKind::ActixBare
+        | ServerKind::ActixCookie
+        | ServerKind::ActixRedis
+        | ServerKind::TesseraActixCookie
+        | ServerKind::TesseraActixRedis => actix::run(&args),
         _ => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(usize::from(args.threads))
@@ -143,7 +145,11 @@ async fn serve_axum(args: &ServerArgs) -> Result<(), ServerError> {
         ServerKind::TowerMemory | ServerKind::TowerSqlite | ServerKind::TowerRedis => {
             tower::app(args).await?
         }
-        ServerKind::ActixBare | ServerKind::ActixCookie | ServerKind::ActixRedis => {
+        ServerKind::ActixBare
+        | ServerKind::ActixCookie
+        | ServerKind::ActixRedis
+        | ServerKind::TesseraActixCookie
+        | ServerKind::TesseraActixRedis => {
             return Err(fail("actix servers do not run on axum"));
         }
     };
@@ -164,12 +170,27 @@ async fn axum_bare() -> String {
     bare_increment()
 }
 
-/// The tessera servers: the layer built from a `SessionConfig`, as an
+/// The tessera servers on axum: the layer built from a `SessionConfig`, as an
 /// application would, and a probe of the store before listening.
 async fn tessera_app(args: &ServerArgs) -> Result<Router, ServerError> {
+    let (config, server_side) = tessera_config(args)?;
+    let layer = SessionLayer::new(config);
+    probe_store(layer.store()).await?;
+    let router = if server_side {
+        Router::new().route("/", get(tessera_server_side))
+    } else {
+        Router::new().route("/", get(tessera_cookie))
+    };
+    Ok(router.layer(layer))
+}
+
+/// The configuration of a tessera server, and whether it is server-side.
+fn tessera_config(args: &ServerArgs) -> Result<(SessionConfig, bool), ServerError> {
     let builder = SessionConfig::builder().secret_key(crate::SECRET_KEY);
     let (builder, server_side) = match args.server {
-        ServerKind::TesseraCookie => (builder.session_type(SessionType::Cookie), false),
+        ServerKind::TesseraCookie | ServerKind::TesseraActixCookie => {
+            (builder.session_type(SessionType::Cookie), false)
+        }
         ServerKind::TesseraMemory => (builder.session_type(SessionType::Memory), true),
         ServerKind::TesseraSqlite => (
             builder
@@ -177,7 +198,7 @@ async fn tessera_app(args: &ServerArgs) -> Result<Router, ServerError> {
                 .store_url(sqlite_url(args, "tessera.db")?),
             true,
         ),
-        ServerKind::TesseraRedis => (
+        ServerKind::TesseraRedis | ServerKind::TesseraActixRedis => (
             builder
                 .session_type(SessionType::Redis)
                 .store_url(required_url(args, "Redis")?)
@@ -195,31 +216,29 @@ async fn tessera_app(args: &ServerArgs) -> Result<Router, ServerError> {
     let config = builder
         .build()
         .map_err(|error| fail(format!("bad tessera configuration: {error}")))?;
-    let layer = SessionLayer::new(config);
-    if let Some(store) = layer.store() {
-        // Stores open lazily; a benchmark wants an unreachable one now.
-        // Loading an id that does not exist also creates SQL tables.
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|elapsed| elapsed.as_secs())
-            .unwrap_or(0);
-        let id = SessionId::generate();
-        match tokio::time::timeout(STORE_PROBE_TIMEOUT, store.load(&id, now)).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(error)) => return Err(fail(format!("cannot reach the session store: {error}"))),
-            Err(_) => {
-                return Err(fail(format!(
-                    "the session store did not answer within {STORE_PROBE_TIMEOUT:?}"
-                )))
-            }
-        }
-    }
-    let router = if server_side {
-        Router::new().route("/", get(tessera_server_side))
-    } else {
-        Router::new().route("/", get(tessera_cookie))
+    Ok((config, server_side))
+}
+
+/// Stores open lazily; a benchmark wants an unreachable one now. Loading an
+/// id that does not exist also creates SQL tables.
+async fn probe_store(
+    store: Option<std::sync::Arc<dyn tessera::SessionStore>>,
+) -> Result<(), ServerError> {
+    let Some(store) = store else {
+        return Ok(());
     };
-    Ok(router.layer(layer))
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_secs())
+        .unwrap_or(0);
+    let id = SessionId::generate();
+    match tokio::time::timeout(STORE_PROBE_TIMEOUT, store.load(&id, now)).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(error)) => Err(fail(format!("cannot reach the session store: {error}"))),
+        Err(_) => Err(fail(format!(
+            "the session store did not answer within {STORE_PROBE_TIMEOUT:?}"
+        ))),
+    }
 }
 
 type Answer = Result<String, (StatusCode, String)>;
@@ -416,9 +435,43 @@ mod actix {
                     });
                     serve!(server, workers, args.port)
                 }
+                ServerKind::TesseraActixCookie | ServerKind::TesseraActixRedis => {
+                    let (config, server_side) = tessera_config(args)?;
+                    let sessions = tessera::actix::SessionMiddleware::new(config);
+                    probe_store(sessions.store()).await?;
+                    let server = HttpServer::new(move || {
+                        let app = App::new().wrap(sessions.clone());
+                        if server_side {
+                            app.route("/", web::get().to(tessera_server_side_actix))
+                        } else {
+                            app.route("/", web::get().to(tessera_cookie_actix))
+                        }
+                    });
+                    serve!(server, workers, args.port)
+                }
                 other => Err(fail(format!("{other} is not an actix server"))),
             }
         })
+    }
+
+    async fn tessera_cookie_actix(session: tessera::Session) -> HttpResponse {
+        actix_answer(tessera_cookie(session).await)
+    }
+
+    async fn tessera_server_side_actix(session: tessera::Session) -> HttpResponse {
+        actix_answer(tessera_server_side(session).await)
+    }
+
+    /// The axum handlers' answer, as actix-web's response.
+    fn actix_answer(answer: Answer) -> HttpResponse {
+        match answer {
+            Ok(body) => HttpResponse::Ok().body(body),
+            Err((status, body)) => HttpResponse::build(
+                actix_web::http::StatusCode::from_u16(status.as_u16())
+                    .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR),
+            )
+            .body(body),
+        }
     }
 
     /// actix-session's defaults (a browser-session cookie named `id`,

@@ -30,6 +30,10 @@ pub enum ServerKind {
     ActixCookie,
     /// actix-web 4 + actix-session, `RedisSessionStore`.
     ActixRedis,
+    /// actix-web 4 + tessera's actix middleware, Flask's signed cookies.
+    TesseraActixCookie,
+    /// actix-web 4 + tessera's actix middleware, server-side in Redis.
+    TesseraActixRedis,
 }
 
 impl ServerKind {
@@ -48,6 +52,8 @@ impl ServerKind {
             Self::ActixBare => "actix-bare",
             Self::ActixCookie => "actix-cookie",
             Self::ActixRedis => "actix-redis",
+            Self::TesseraActixCookie => "tessera-actix-cookie",
+            Self::TesseraActixRedis => "tessera-actix-redis",
         }
     }
 
@@ -55,10 +61,12 @@ impl ServerKind {
     pub const fn store(self) -> Store {
         match self {
             Self::AxumBare | Self::ActixBare => Store::None,
-            Self::TesseraCookie | Self::ActixCookie => Store::Cookie,
+            Self::TesseraCookie | Self::ActixCookie | Self::TesseraActixCookie => Store::Cookie,
             Self::TesseraMemory | Self::TowerMemory => Store::Memory,
             Self::TesseraSqlite | Self::TowerSqlite => Store::Sqlite,
-            Self::TesseraRedis | Self::TowerRedis | Self::ActixRedis => Store::Redis,
+            Self::TesseraRedis | Self::TowerRedis | Self::ActixRedis | Self::TesseraActixRedis => {
+                Store::Redis
+            }
             Self::TesseraPostgres => Store::Postgres,
         }
     }
@@ -106,7 +114,7 @@ impl Store {
 pub enum Family {
     /// axum: bare, tessera and tower-sessions. Baseline `axum-bare`.
     Axum,
-    /// actix-web: bare and actix-session. Baseline `actix-bare`.
+    /// actix-web: bare, tessera and actix-session. Baseline `actix-bare`.
     Actix,
     /// Flask under gunicorn. Baseline `axum-bare`.
     Flask,
@@ -120,7 +128,7 @@ impl Family {
     pub fn title(self) -> &'static str {
         match self {
             Self::Axum => "axum 0.8: tessera and tower-sessions",
-            Self::Actix => "actix-web 4: actix-session",
+            Self::Actix => "actix-web 4: tessera and actix-session",
             Self::Flask => "Flask 3.1 under gunicorn (sync workers)",
         }
     }
@@ -188,7 +196,7 @@ const fn rust(kind: ServerKind, family: Family, merge: Merge) -> Target {
 
 /// Every target, in the fixed order each round runs them in. Same-backend
 /// pairs sit next to each other so they run close in time.
-pub const ALL: [Target; 14] = [
+pub const ALL: [Target; 16] = [
     rust(ServerKind::AxumBare, Family::Axum, Merge::None),
     rust(ServerKind::TesseraCookie, Family::Axum, Merge::Cookie),
     rust(ServerKind::TesseraMemory, Family::Axum, Merge::Atomic),
@@ -199,7 +207,9 @@ pub const ALL: [Target; 14] = [
     rust(ServerKind::TowerRedis, Family::Axum, Merge::LastWriteWins),
     rust(ServerKind::TesseraPostgres, Family::Axum, Merge::Atomic),
     rust(ServerKind::ActixBare, Family::Actix, Merge::None),
+    rust(ServerKind::TesseraActixCookie, Family::Actix, Merge::Cookie),
     rust(ServerKind::ActixCookie, Family::Actix, Merge::Cookie),
+    rust(ServerKind::TesseraActixRedis, Family::Actix, Merge::Atomic),
     rust(ServerKind::ActixRedis, Family::Actix, Merge::LastWriteWins),
     Target {
         name: "flask-cookie",
