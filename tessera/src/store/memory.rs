@@ -24,10 +24,9 @@ pub struct MemoryStore {
 
 #[derive(Debug, Default)]
 struct Inner {
-    records: HashMap<SessionId, Record>,
-    /// Every record by when it dies (the earlier of its two expiries), so
-    /// purging and eviction take the dead and the soonest to die without
-    /// scanning every session.
+    records: HashMap<SessionId, Stored>,
+    /// One entry per record, `(indexed, id)`, so purging and eviction take
+    /// the dead and the soonest to die without scanning every session.
     by_deadline: BTreeSet<(u64, SessionId)>,
     /// Ids removed recently, so none is handed out again. Bounded by
     /// forgetting the oldest once it holds as many as the session bound.
@@ -66,6 +65,16 @@ impl MemoryStore {
     }
 }
 
+/// A record and where the deadline index has it.
+#[derive(Debug)]
+struct Stored {
+    record: Record,
+    /// Never later than the record's deadline: a save that extends the
+    /// expiry, the usual case, leaves the index alone, and the entry is moved
+    /// only when it comes up (in a purge or an eviction) too early.
+    indexed: u64,
+}
+
 /// When a record stops being live.
 fn deadline(record: &Record) -> u64 {
     record
@@ -78,31 +87,70 @@ fn deadline(record: &Record) -> u64 {
 impl Inner {
     fn insert(&mut self, id: SessionId, record: Record) {
         let due = deadline(&record);
-        if let Some(replaced) = self.records.insert(id.clone(), record) {
-            self.by_deadline.remove(&(deadline(&replaced), id.clone()));
+        let stored = Stored {
+            record,
+            indexed: due,
+        };
+        if let Some(replaced) = self.records.insert(id.clone(), stored) {
+            self.by_deadline.remove(&(replaced.indexed, id.clone()));
         }
         self.by_deadline.insert((due, id));
     }
 
     fn remove(&mut self, id: &SessionId) -> Option<Record> {
-        let record = self.records.remove(id)?;
-        self.by_deadline.remove(&(deadline(&record), id.clone()));
-        Some(record)
+        let stored = self.records.remove(id)?;
+        self.by_deadline.remove(&(stored.indexed, id.clone()));
+        Some(stored.record)
+    }
+
+    /// Keeps the index entry of `id` no later than its deadline.
+    fn reindex_if_earlier(&mut self, id: &SessionId) {
+        let Some(stored) = self.records.get_mut(id) else {
+            return;
+        };
+        let due = deadline(&stored.record);
+        if due < stored.indexed {
+            self.by_deadline.remove(&(stored.indexed, id.clone()));
+            self.by_deadline.insert((due, id.clone()));
+            stored.indexed = due;
+        }
+    }
+
+    /// The index's first entry, moved to its record's deadline until it is
+    /// there: the record that dies soonest, and when. An entry is moved at
+    /// most once per extension of its session, when its old deadline comes
+    /// up, so the moves cost what updating the index on every save would,
+    /// but only for sessions still alive then, and never on the request path
+    /// of a save.
+    fn soonest(&mut self) -> Option<(u64, SessionId)> {
+        loop {
+            let (indexed, id) = self.by_deadline.first().cloned()?;
+            let Some(stored) = self.records.get_mut(&id) else {
+                // Cannot happen (every removal takes its entry); never loop on it.
+                self.by_deadline.pop_first();
+                continue;
+            };
+            let due = deadline(&stored.record);
+            if due == indexed {
+                return Some((due, id));
+            }
+            self.by_deadline.pop_first();
+            self.by_deadline.insert((due, id));
+            stored.indexed = due;
+        }
     }
 
     /// Removes up to `batch` records dead at `now`; how many.
     fn purge(&mut self, now: u64, batch: usize) -> usize {
         let mut purged = 0;
         while purged < batch {
-            let Some((due, id)) = self.by_deadline.first().cloned() else {
-                break;
-            };
-            if due > now {
-                break;
+            match self.soonest() {
+                Some((due, id)) if due <= now => {
+                    self.remove(&id);
+                    purged += 1;
+                }
+                _ => break,
             }
-            self.by_deadline.pop_first();
-            self.records.remove(&id);
-            purged += 1;
         }
         purged
     }
@@ -110,6 +158,7 @@ impl Inner {
     fn live_mut(&mut self, id: &SessionId, now: u64) -> Option<&mut Record> {
         self.records
             .get_mut(id)
+            .map(|stored| &mut stored.record)
             .filter(|record| record.is_live(now))
     }
 
@@ -134,7 +183,7 @@ impl Inner {
         }
         self.purge(now, usize::MAX);
         while self.records.len() >= max {
-            let Some((_, id)) = self.by_deadline.first().cloned() else {
+            let Some((_, id)) = self.soonest() else {
                 break;
             };
             tracing::warn!(session = ?id, "memory session store is full; evicting the session closest to expiry");
@@ -169,12 +218,10 @@ impl SessionStore for MemoryStore {
         let Some(record) = inner.live_mut(id, now) else {
             return Ok(false);
         };
-        let before = deadline(record);
+        let extends = changes.expires_at.is_none_or(|at| at >= record.expires_at);
         changes.apply_to(record);
-        let after = deadline(record);
-        if after != before {
-            inner.by_deadline.remove(&(before, id.clone()));
-            inner.by_deadline.insert((after, id.clone()));
+        if !extends {
+            inner.reindex_if_earlier(id);
         }
         Ok(true)
     }
@@ -247,6 +294,7 @@ impl SessionStore for MemoryStore {
         let matching: BTreeMap<&SessionId, &Record> = inner
             .records
             .iter()
+            .map(|(id, stored)| (id, &stored.record))
             .filter(|(id, record)| {
                 record.is_live(now)
                     && user_id.is_none_or(|user| record.user_id.as_deref() == Some(user))
@@ -271,7 +319,7 @@ impl SessionStore for MemoryStore {
         let ids: Vec<SessionId> = inner
             .records
             .iter()
-            .filter(|(_, record)| record.user_id.as_deref() == Some(user_id))
+            .filter(|(_, stored)| stored.record.user_id.as_deref() == Some(user_id))
             .map(|(id, _)| id.clone())
             .collect();
         for id in &ids {
@@ -354,6 +402,27 @@ mod tests {
             assert!(store.load(&newcomer, 450).await.expect("load").is_some());
             let indexed = store.lock().by_deadline.len();
             assert_eq!(indexed, store.len());
+        });
+    }
+
+    /// An expiry moved earlier is found by the purge at its new time.
+    #[test]
+    fn a_shortened_expiry_is_purged_on_time() {
+        block_on(async {
+            let store = MemoryStore::new(10);
+            let id = SessionId::generate();
+            store
+                .create(&id, &record(1000, None))
+                .await
+                .expect("create");
+            let sooner = Changes {
+                expires_at: Some(150),
+                ..Changes::default()
+            };
+            assert!(store.update(&id, &sooner, 50).await.expect("update"));
+            assert_eq!(store.purge_expired(149, 10).await.expect("purge"), 0);
+            assert_eq!(store.purge_expired(150, 10).await.expect("purge"), 1);
+            assert!(store.is_empty());
         });
     }
 }
