@@ -17,17 +17,19 @@
 //!     format!("visit number {visits}")
 //! }
 //!
-//! #[actix_web::main]
-//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! fn main() -> Result<(), Box<dyn std::error::Error>> {
 //!     let sessions = SessionMiddleware::new(SessionConfig::from_env()?);
-//!     HttpServer::new(move || {
-//!         App::new()
-//!             .wrap(sessions.clone())
-//!             .route("/", web::get().to(counter))
-//!     })
-//!     .bind(("127.0.0.1", 5000))?
-//!     .run()
-//!     .await?;
+//!     // Or `#[actix_web::main]` with actix-web's `macros` feature.
+//!     actix_web::rt::System::new().block_on(async move {
+//!         HttpServer::new(move || {
+//!             App::new()
+//!                 .wrap(sessions.clone())
+//!                 .route("/", web::get().to(counter))
+//!         })
+//!         .bind(("127.0.0.1", 5000))?
+//!         .run()
+//!         .await
+//!     })?;
 //!     Ok(())
 //! }
 //! ```
