@@ -199,6 +199,7 @@ pub(crate) fn from_str_plain(text: &str) -> Result<Value, ParseError> {
 
 fn parse(text: &str, untag: bool) -> Result<Value, ParseError> {
     let mut parser = Parser {
+        text,
         bytes: text.as_bytes(),
         pos: 0,
         untag,
@@ -213,6 +214,9 @@ fn parse(text: &str, untag: bool) -> Result<Value, ParseError> {
 }
 
 struct Parser<'a> {
+    /// Valid UTF-8 already; the parser splits it only next to ASCII bytes,
+    /// so every slice of it it takes is a whole string slice.
+    text: &'a str,
     bytes: &'a [u8],
     pos: usize,
     untag: bool,
@@ -296,8 +300,10 @@ impl Parser<'_> {
             }
             self.skip_digits();
         }
-        let text = std::str::from_utf8(&self.bytes[start..self.pos])
-            .map_err(|_| self.error("invalid number"))?;
+        let text = self
+            .text
+            .get(start..self.pos)
+            .ok_or_else(|| self.error("invalid number"))?;
         Ok(Value::Number(Number::from_validated(text.to_owned())))
     }
 
@@ -318,8 +324,10 @@ impl Parser<'_> {
                 }
                 self.pos += 1;
             }
-            let run = std::str::from_utf8(&self.bytes[run_start..self.pos])
-                .map_err(|_| self.error("invalid UTF-8 in string"))?;
+            let run = self
+                .text
+                .get(run_start..self.pos)
+                .ok_or_else(|| self.error("invalid UTF-8 in string"))?;
             match self.peek() {
                 Some(b'"') => {
                     self.pos += 1;
