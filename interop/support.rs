@@ -1,6 +1,8 @@
 //! Shared by the Rust interop tests (included with `#[path]`): finds the
-//! venv's python, creating the venv on first use.
+//! venv's python, creating the venv on first use, and runs
+//! `interop/flask_tool.py`.
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
@@ -22,4 +24,29 @@ pub(crate) fn python() -> &'static Path {
         assert!(output.status.success(), "scripts/setup-python.sh failed");
         PathBuf::from(String::from_utf8(output.stdout).expect("utf-8").trim())
     })
+}
+
+/// Runs `interop/flask_tool.py ARGS` with `stdin` and returns its JSON lines.
+#[allow(dead_code)] // Not every test that includes this file runs the tool.
+pub(crate) fn flask_tool(args: &[&str], stdin: Option<&str>) -> Vec<serde_json::Value> {
+    let mut child = Command::new(python())
+        .arg(repo_root().join("interop/flask_tool.py"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start flask_tool.py");
+    let mut input = child.stdin.take().expect("stdin");
+    input
+        .write_all(stdin.unwrap_or("").as_bytes())
+        .expect("write stdin");
+    drop(input);
+    let output = child.wait_with_output().expect("flask_tool.py runs");
+    assert!(output.status.success(), "flask_tool.py {args:?} failed");
+    String::from_utf8(output.stdout)
+        .expect("utf-8")
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("JSON line"))
+        .collect()
 }

@@ -4,7 +4,6 @@
 //! signed mode.
 #![cfg(feature = "axum")]
 
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use axum::body::Body;
@@ -21,8 +20,11 @@ use tessera::{
 use tower::ServiceExt;
 
 mod common;
+#[path = "common/logs.rs"]
+mod logs;
 
 use common::{cookie_pair, set_cookies, text};
+use logs::LogBuffer;
 
 const KEY: &str = "encrypted-layer-test-key-0123456789abcdef";
 const OLD_KEY: &str = "encrypted-layer-old-key-0123456789abcdef";
@@ -275,26 +277,6 @@ async fn hostile_cookies_give_an_empty_session() {
     assert_eq!(text(response).await, "Some(\"secret\")");
 }
 
-#[derive(Clone, Default)]
-struct LogBuffer(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for LogBuffer {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("lock").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogBuffer {
-    type Writer = LogBuffer;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
 /// As in signed mode: an oversized cookie is logged as an error naming its
 /// size and still sent, or refused with a 500. Without compression a
 /// repetitive session that a signed cookie squeezes into a few bytes takes
@@ -321,7 +303,7 @@ async fn oversized_cookie_is_logged_or_refused() {
     assert_eq!(cookies.len(), 1, "an oversized cookie is still sent");
     let size = cookies[0].len();
     assert!(size > 4093 + 1000, "{size}");
-    let logged = String::from_utf8(logs.0.lock().expect("lock").clone()).expect("utf-8");
+    let logged = logs.contents();
     assert!(logged.contains("ERROR"), "{logged}");
     assert!(logged.contains(&format!("{size} bytes")), "{logged}");
     assert!(!logged.contains(&big[..100]), "the session is never logged");

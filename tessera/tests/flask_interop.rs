@@ -5,8 +5,6 @@
 //! to the same data and write it back byte-for-byte, and Flask must load
 //! every cookie tessera writes.
 
-use std::io::Write as _;
-use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value as Json;
@@ -15,34 +13,10 @@ use tessera::{tagged, CookieCodec, DecodeError, Map, SecretKey, SignatureError, 
 #[path = "../../interop/support.rs"]
 mod support;
 
-use support::{python, repo_root};
+use support::flask_tool;
 
 const KEY: &str = "interop-secret-key-0123456789abcdef";
 const OLD_KEY: &str = "interop-old-key-0123456789abcdef";
-
-/// Runs `interop/flask_tool.py ARGS` and returns its JSON lines.
-fn flask_tool(args: &[&str], stdin: Option<&str>) -> Vec<Json> {
-    let mut child = Command::new(python())
-        .arg(repo_root().join("interop/flask_tool.py"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start flask_tool.py");
-    let mut input = child.stdin.take().expect("stdin");
-    input
-        .write_all(stdin.unwrap_or("").as_bytes())
-        .expect("write stdin");
-    drop(input);
-    let output = child.wait_with_output().expect("flask_tool.py runs");
-    assert!(output.status.success(), "flask_tool.py {args:?} failed");
-    String::from_utf8(output.stdout)
-        .expect("utf-8")
-        .lines()
-        .map(|line| serde_json::from_str(line).expect("JSON line"))
-        .collect()
-}
 
 fn unix_now() -> u64 {
     SystemTime::now()

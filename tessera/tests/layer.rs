@@ -4,8 +4,6 @@
 //! themselves are in `stacks.rs`, run against every web stack.
 #![cfg(feature = "axum")]
 
-use std::sync::{Arc, Mutex};
-
 use axum::body::Body;
 use axum::http::{header, HeaderValue, Request, StatusCode};
 use axum::middleware::{self, Next};
@@ -16,8 +14,11 @@ use tessera::{ConfigError, Session, SessionConfig, SessionConfigBuilder, Session
 use tower::ServiceExt;
 
 mod common;
+#[path = "common/logs.rs"]
+mod logs;
 
 use common::{cookie_pair, set_cookies, text};
+use logs::LogBuffer;
 
 const KEY: &str = "layer-test-secret-key-0123456789abcdef";
 
@@ -94,27 +95,6 @@ async fn writes_after_the_handler_are_saved() {
     assert_eq!(text(second).await, "Some(1)");
 }
 
-/// Collects log lines for assertions about what was logged.
-#[derive(Clone, Default)]
-struct LogBuffer(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for LogBuffer {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("lock").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogBuffer {
-    type Writer = LogBuffer;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
 /// test_max_cookie_size: an oversized cookie is logged as an error naming its
 /// size (and still sent), or refused with a 500 when configured.
 #[tokio::test(flavor = "current_thread")]
@@ -143,7 +123,7 @@ async fn oversized_cookie_is_logged_or_refused() {
     assert_eq!(cookies.len(), 1, "an oversized cookie is still sent");
     let size = cookies[0].len();
     assert!(size > 4093);
-    let logged = String::from_utf8(logs.0.lock().expect("lock").clone()).expect("utf-8");
+    let logged = logs.contents();
     assert!(logged.contains("ERROR"), "{logged}");
     assert!(
         logged.contains(&format!("{size} bytes")),
@@ -243,7 +223,7 @@ fn weak_secret_key_logs_a_warning() {
         .with_ansi(false)
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
-    let logged = || String::from_utf8(logs.0.lock().expect("lock").clone()).expect("utf-8");
+    let logged = || logs.contents();
 
     SessionConfig::builder()
         .secret_key(KEY)

@@ -6,7 +6,7 @@
 #![cfg(feature = "axum")]
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use axum::body::Body;
@@ -27,9 +27,12 @@ use tower::ServiceExt;
 mod common;
 #[path = "common/counting_store.rs"]
 mod counting_store;
+#[path = "common/logs.rs"]
+mod logs;
 
 use common::{cookie_pair, request as send, set_cookies, text};
 use counting_store::CountingStore;
+use logs::LogBuffer;
 
 const KEY: &str = "security-test-current-key-0123456789abcdef";
 const OTHER_KEY: &str = "security-test-unrelated-key-0123456789abcdef";
@@ -979,33 +982,6 @@ fn debug_output_never_shows_secrets() {
             .expect_err("a bad port");
         check("ConfigError", refused.to_string());
         check("ConfigError", format!("{refused:?}"));
-    }
-}
-
-/// Everything logged, by every test of this binary, at every level.
-#[derive(Clone, Default)]
-struct LogBuffer(Arc<Mutex<Vec<u8>>>);
-
-impl LogBuffer {
-    fn contents(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().expect("lock")).into_owned()
-    }
-}
-
-impl std::io::Write for LogBuffer {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("lock").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogBuffer {
-    type Writer = LogBuffer;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
     }
 }
 

@@ -683,34 +683,10 @@ async fn clear_revokes_copied_cookies(stack: Stack, mode: Mode) {
 
 /// Real Flask through `interop/flask_tool.py` (the Python of `.venv`).
 mod flask {
-    use std::io::Write as _;
-    use std::process::{Command, Stdio};
-
     use serde_json::Value as Json;
 
-    use super::support;
-
     pub(super) fn tool(args: &[&str], stdin: Option<&str>) -> Vec<Json> {
-        let mut child = Command::new(support::python())
-            .arg(support::repo_root().join("interop/flask_tool.py"))
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start flask_tool.py");
-        let mut input = child.stdin.take().expect("stdin");
-        input
-            .write_all(stdin.unwrap_or("").as_bytes())
-            .expect("write stdin");
-        drop(input);
-        let output = child.wait_with_output().expect("flask_tool.py runs");
-        assert!(output.status.success(), "flask_tool.py {args:?} failed");
-        String::from_utf8(output.stdout)
-            .expect("utf-8")
-            .lines()
-            .map(|line| serde_json::from_str(line).expect("JSON line"))
-            .collect()
+        super::support::flask_tool(args, stdin)
     }
 
     pub(super) fn field<'a>(json: &'a Json, name: &str) -> &'a str {
