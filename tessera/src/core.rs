@@ -118,8 +118,8 @@ pub(crate) struct SessionCore {
 }
 
 impl SessionCore {
-    /// Signed cookies for `SESSION_TYPE=cookie`, otherwise server-side
-    /// sessions in the store it names. Stores are opened lazily, so this
+    /// Signed cookies for `SESSION_TYPE=cookie`, encrypted ones for
+    /// `encrypted`, otherwise server-side sessions in the store it names. Stores are opened lazily, so this
     /// never fails: a store that cannot be reached makes requests that use
     /// the session answer 503 until it can.
     pub(crate) fn new(config: SessionConfig) -> Self {

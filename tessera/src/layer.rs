@@ -46,7 +46,8 @@ pub struct SessionLayer {
 
 impl SessionLayer {
     /// A layer for this configuration: signed cookies for `SESSION_TYPE=cookie`,
-    /// otherwise server-side sessions in the store it names. Stores are
+    /// encrypted ones for `encrypted`, otherwise server-side sessions in the
+    /// store it names. Stores are
     /// opened lazily, so this never fails: a store that cannot be reached
     /// makes requests that use the session answer 503 until it can.
     pub fn new(config: SessionConfig) -> Self {
