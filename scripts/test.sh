@@ -15,6 +15,12 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
+# A clean CI checkout builds everything once: incremental caches and full
+# debug info would only cost time and disk there (backtraces keep their lines).
+if [[ "${CI:-}" == "true" ]]; then
+    export CARGO_INCREMENTAL=0 CARGO_PROFILE_DEV_DEBUG=line-tables-only
+fi
+
 for tool in cargo python3; do
     if ! command -v "$tool" >/dev/null 2>&1; then
         echo "test.sh: '$tool' is required but not installed" >&2
