@@ -261,15 +261,23 @@ fn decode_payload(payload: &str, limit: usize) -> Result<Map, DecodeError> {
     let bytes = B64
         .decode(text)
         .map_err(|_| DecodeError::Malformed("payload is not base64"))?;
-    let json = if compressed {
-        inflate_bounded(&bytes, limit)?
-    } else {
-        if bytes.len() > limit {
-            return Err(DecodeError::TooLarge { limit });
-        }
-        bytes
-    };
-    parse_session(&json)
+    session_from_payload(&bytes, compressed, limit)
+}
+
+/// A session from a cookie's decoded payload, inflated first if
+/// `compressed`; either way no more than `limit` bytes of JSON are read.
+pub(crate) fn session_from_payload(
+    payload: &[u8],
+    compressed: bool,
+    limit: usize,
+) -> Result<Map, DecodeError> {
+    if compressed {
+        return parse_session(&inflate_bounded(payload, limit)?);
+    }
+    if payload.len() > limit {
+        return Err(DecodeError::TooLarge { limit });
+    }
+    parse_session(payload)
 }
 
 /// A session from its tagged JSON, which must be an object.

@@ -47,9 +47,9 @@ use hkdf::Hkdf;
 use rand::RngCore as _;
 use sha2::Sha256;
 
-use crate::codec::{compress_if_smaller, inflate_bounded, parse_session, DecodeError, Decoded};
+use crate::codec::{compress_if_smaller, session_from_payload, DecodeError, Decoded};
 use crate::key::SecretKey;
-use crate::signing::{unix_seconds, SignatureError};
+use crate::signing::{check_age, unix_seconds};
 use crate::tagged;
 use crate::value::Map;
 
@@ -191,16 +191,7 @@ impl CookieCipher {
         created.copy_from_slice(timestamp);
         let created = u64::from_be_bytes(created);
         check_age(created, max_age, now)?;
-        let data = if header & FLAG_COMPRESSED != 0 {
-            parse_session(&inflate_bounded(payload, max_payload_size)?)?
-        } else {
-            if payload.len() > max_payload_size {
-                return Err(DecodeError::TooLarge {
-                    limit: max_payload_size,
-                });
-            }
-            parse_session(payload)?
-        };
+        let data = session_from_payload(payload, header & FLAG_COMPRESSED != 0, max_payload_size)?;
         Ok(Decoded {
             data,
             signed_at: Some(created),
@@ -213,23 +204,6 @@ impl CookieCipher {
         aad.extend_from_slice(self.cookie_name.as_bytes());
         aad
     }
-}
-
-/// The same age rules as signed cookies: not from the future, not older than
-/// `max_age`.
-fn check_age(created: u64, max_age: Duration, now: SystemTime) -> Result<(), SignatureError> {
-    let now = unix_seconds(now);
-    if created > now {
-        return Err(SignatureError::FutureTimestamp(created - now));
-    }
-    let age = now - created;
-    if age > max_age.as_secs() {
-        return Err(SignatureError::Expired {
-            age,
-            max_age: max_age.as_secs(),
-        });
-    }
-    Ok(())
 }
 
 /// HKDF-SHA256 of the secret key, with the signing salt as HKDF salt.
@@ -247,6 +221,7 @@ mod tests {
 
     use super::*;
     use crate::codec::DEFAULT_MAX_PAYLOAD_SIZE;
+    use crate::signing::SignatureError;
 
     const MAX_AGE: Duration = Duration::from_secs(3600);
 

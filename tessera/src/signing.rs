@@ -133,19 +133,30 @@ impl Signer {
             .rsplit_once('.')
             .ok_or(SignatureError::Malformed("no timestamp"))?;
         let timestamp = decode_timestamp(timestamp)?;
-        let now = unix_seconds(now);
-        if timestamp > now {
-            return Err(SignatureError::FutureTimestamp(timestamp - now));
-        }
-        let age = now - timestamp;
-        if age > max_age.as_secs() {
-            return Err(SignatureError::Expired {
-                age,
-                max_age: max_age.as_secs(),
-            });
-        }
+        check_age(timestamp, max_age, now)?;
         Ok((payload, timestamp))
     }
+}
+
+/// The age rules every timed cookie follows, signed or encrypted: not from
+/// the future, not older than `max_age`.
+pub(crate) fn check_age(
+    created: u64,
+    max_age: Duration,
+    now: SystemTime,
+) -> Result<(), SignatureError> {
+    let now = unix_seconds(now);
+    if created > now {
+        return Err(SignatureError::FutureTimestamp(created - now));
+    }
+    let age = now - created;
+    if age > max_age.as_secs() {
+        return Err(SignatureError::Expired {
+            age,
+            max_age: max_age.as_secs(),
+        });
+    }
+    Ok(())
 }
 
 impl Signer {
