@@ -7,12 +7,12 @@
 use std::cell::RefCell;
 use std::time::{Duration, SystemTime};
 
-use base64::Engine as _;
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 
 use crate::encrypted::CookieCipher;
 use crate::key::SecretKey;
-use crate::signing::{SignatureError, Signer, B64, SIGNATURE_SUFFIX_LEN};
+use crate::scratch;
+use crate::signing::{decode_base64, encode_base64, SignatureError, Signer};
 use crate::tagged::{self, ParseError};
 use crate::value::{Map, Value};
 
@@ -165,11 +165,27 @@ impl CookieCodec {
     /// The cookie value for `data`, signed (or sealed) at `now` with the current key.
     pub fn encode(&self, data: &Map, now: SystemTime) -> String {
         match &self.mode {
-            Mode::Signed { signer } => {
-                let payload = encode_payload(&tagged::map_to_string(data));
-                signer.sign_in_place(payload, now)
-            }
+            Mode::Signed { .. } => scratch::with(&scratch::COOKIE, |out| {
+                self.encode_into(data, now, out);
+                out.as_str().to_owned()
+            }),
             Mode::Encrypted { cipher } => cipher.encode(data, now),
+        }
+    }
+
+    /// Appends the cookie value for `data`, as [`encode`](Self::encode)
+    /// returns it, to `out`.
+    pub(crate) fn encode_into(&self, data: &Map, now: SystemTime, out: &mut String) {
+        match &self.mode {
+            Mode::Signed { signer } => {
+                let start = out.len();
+                scratch::with(&scratch::JSON, |json| {
+                    tagged::write_dict(json, data);
+                    write_payload(json, out);
+                });
+                signer.sign_appended(out, start, now);
+            }
+            Mode::Encrypted { cipher } => out.push_str(&cipher.encode(data, now)),
         }
     }
 
@@ -214,18 +230,14 @@ thread_local! {
     static DECOMPRESSOR: RefCell<Decompress> = RefCell::new(Decompress::new(true));
 }
 
-/// Tagged JSON to payload text: zlib only when it saves at least two bytes,
-/// marked by a leading '.'.
-fn encode_payload(json: &str) -> String {
+/// Appends the payload text for tagged JSON: zlib only when it saves at
+/// least two bytes, marked by a leading '.'.
+fn write_payload(json: &str, out: &mut String) {
     let compressed = compress_if_smaller(json.as_bytes());
-    let bytes = compressed.as_deref().unwrap_or(json.as_bytes());
-    // Room for the signature too, which is appended to this string.
-    let mut out = String::with_capacity(1 + bytes.len().div_ceil(3) * 4 + SIGNATURE_SUFFIX_LEN);
     if compressed.is_some() {
         out.push('.');
     }
-    B64.encode_string(bytes, &mut out);
-    out
+    encode_base64(compressed.as_deref().unwrap_or(json.as_bytes()), out);
 }
 
 /// The zlib form of `data` (default level, as Python's `zlib.compress`) if it
@@ -258,10 +270,10 @@ fn decode_payload(payload: &str, limit: usize) -> Result<Map, DecodeError> {
     if text.len() / 4 * 3 > limit.saturating_add(3) {
         return Err(DecodeError::TooLarge { limit });
     }
-    let bytes = B64
-        .decode(text)
-        .map_err(|_| DecodeError::Malformed("payload is not base64"))?;
-    session_from_payload(&bytes, compressed, limit)
+    scratch::with(&scratch::PAYLOAD, |bytes| {
+        decode_base64(text, bytes).map_err(|_| DecodeError::Malformed("payload is not base64"))?;
+        session_from_payload(bytes, compressed, limit)
+    })
 }
 
 /// A session from a cookie's decoded payload, inflated first if
@@ -272,7 +284,10 @@ pub(crate) fn session_from_payload(
     limit: usize,
 ) -> Result<Map, DecodeError> {
     if compressed {
-        return parse_session(&inflate_bounded(payload, limit)?);
+        return scratch::with(&scratch::INFLATED, |json| {
+            inflate_bounded_into(payload, limit, json)?;
+            parse_session(json)
+        });
     }
     if payload.len() > limit {
         return Err(DecodeError::TooLarge { limit });
@@ -290,26 +305,34 @@ pub(crate) fn parse_session(json: &[u8]) -> Result<Map, DecodeError> {
     }
 }
 
-/// Inflates zlib data, stopping as soon as the output passes `limit`, so a
-/// zlib bomb costs at most `limit` bytes and the time to produce them.
+#[cfg(test)]
 pub(crate) fn inflate_bounded(bytes: &[u8], limit: usize) -> Result<Vec<u8>, DecodeError> {
+    let mut out = Vec::new();
+    inflate_bounded_into(bytes, limit, &mut out)?;
+    Ok(out)
+}
+
+/// Inflates zlib data into `out` (empty), stopping as soon as the output
+/// passes `limit`, so a zlib bomb costs at most `limit` bytes (or the
+/// buffer's capacity, if larger) and the time to produce them.
+fn inflate_bounded_into(bytes: &[u8], limit: usize, out: &mut Vec<u8>) -> Result<(), DecodeError> {
     const MALFORMED: DecodeError = DecodeError::Malformed("payload is not valid zlib data");
     DECOMPRESSOR.with(|decompressor| {
         let mut decompressor = decompressor.borrow_mut();
         decompressor.reset(true);
         let ceiling = limit.saturating_add(1);
-        let mut out = Vec::with_capacity(bytes.len().saturating_mul(4).clamp(64, ceiling));
+        out.reserve(bytes.len().saturating_mul(4).clamp(64, ceiling));
         loop {
             let consumed = usize::try_from(decompressor.total_in()).map_err(|_| MALFORMED)?;
             let produced = out.len();
             let status = decompressor
-                .decompress_vec(&bytes[consumed..], &mut out, FlushDecompress::None)
+                .decompress_vec(&bytes[consumed..], out, FlushDecompress::None)
                 .map_err(|_| MALFORMED)?;
             if out.len() > limit {
                 return Err(DecodeError::TooLarge { limit });
             }
             if status == Status::StreamEnd {
-                return Ok(out);
+                return Ok(());
             }
             if out.len() == out.capacity() {
                 out.reserve_exact(out.capacity().min(ceiling - out.len()).max(1));
@@ -323,6 +346,9 @@ pub(crate) fn inflate_bounded(bytes: &[u8], limit: usize) -> Result<Vec<u8>, Dec
 
 #[cfg(test)]
 mod tests {
+    use base64::Engine as _;
+
+    use crate::signing::B64;
     use std::io::Write as _;
     use std::time::UNIX_EPOCH;
 

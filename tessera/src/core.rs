@@ -15,10 +15,12 @@ use time::OffsetDateTime;
 
 use crate::codec::CookieCodec;
 use crate::config::{SameSite, SessionConfig, SessionType};
+use crate::scratch;
 use crate::server::{CookieAction, ServerSettings, ServerState};
 use crate::session::{Session, PERMANENT_KEY};
 use crate::signing::Signer;
 use crate::store::{MemoryStore, SessionId, SessionStore, StoreError};
+use crate::tagged::http_date;
 use crate::value::Value;
 
 /// Flask-Session's salt for signed session ids.
@@ -93,7 +95,8 @@ struct OversizedCookie {
 /// What the response does to a cookie session's cookie.
 enum CookieWrite {
     Remove,
-    Set { value: String, permanent: bool },
+    /// The whole `Set-Cookie` value.
+    Set(String),
 }
 
 /// Where sessions live.
@@ -115,6 +118,9 @@ pub(crate) struct SessionCore {
     config: SessionConfig,
     backend: Backend,
     sweeper: OnceLock<()>,
+    /// What follows `name=value` in every `Set-Cookie` that is not a
+    /// removal, up to the expiry: fixed by the configuration.
+    cookie_attributes: String,
 }
 
 impl SessionCore {
@@ -156,6 +162,7 @@ impl SessionCore {
             },
         };
         Self {
+            cookie_attributes: cookie_attributes(&config),
             config,
             backend,
             sweeper: OnceLock::new(),
@@ -246,17 +253,18 @@ impl SessionCore {
                     Backend::Cookie(codec)
                         if modified || (permanent && config.refresh_each_request) =>
                     {
-                        Some(CookieWrite::Set {
-                            value: codec.encode(data, now),
-                            permanent,
-                        })
+                        let expires = permanent
+                            .then(|| OffsetDateTime::from(now) + config.permanent_session_lifetime);
+                        Some(CookieWrite::Set(self.set_cookie(expires, |out| {
+                            codec.encode_into(data, now, out)
+                        })))
                     }
                     _ => None,
                 }
             };
             (accessed, write)
         });
-        let (value, permanent) = match write {
+        let header = match write {
             None => {
                 return Finish::Respond {
                     set_cookie: None,
@@ -269,11 +277,8 @@ impl SessionCore {
                     vary_cookie: true,
                 }
             }
-            Some(CookieWrite::Set { value, permanent }) => (value, permanent),
+            Some(CookieWrite::Set(header)) => header,
         };
-        let expires =
-            permanent.then(|| OffsetDateTime::from(now) + config.permanent_session_lifetime);
-        let header = cookie_header(self.cookie(&value, expires));
         if config.max_cookie_size > 0 && header.len() > config.max_cookie_size {
             let oversized = OversizedCookie {
                 name: config.cookie_name.clone(),
@@ -306,7 +311,7 @@ impl SessionCore {
                     let expires = expires_at
                         .map(|at| OffsetDateTime::from(UNIX_EPOCH + Duration::from_secs(at)));
                     Finish::Respond {
-                        set_cookie: Some(cookie_header(self.cookie(&value, expires))),
+                        set_cookie: Some(self.set_cookie(expires, |out| out.push_str(&value))),
                         vary_cookie: true,
                     }
                 }
@@ -359,34 +364,75 @@ impl SessionCore {
         )
     }
 
+    /// The `Set-Cookie` value for the session cookie whose value
+    /// `write_value` writes, as the cookie crate would write it: built in a
+    /// per-thread buffer and copied out once, at its exact size (so the
+    /// header takes the string without another allocation).
+    fn set_cookie(
+        &self,
+        expires: Option<OffsetDateTime>,
+        write_value: impl FnOnce(&mut String),
+    ) -> String {
+        scratch::with(&scratch::HEADER, |header| {
+            header.push_str(&self.config.cookie_name);
+            header.push('=');
+            write_value(header);
+            header.push_str(&self.cookie_attributes);
+            if let Some(expires) = expires {
+                header.push_str("; Expires=");
+                header.push_str(&http_date(expires));
+            }
+            header.as_str().to_owned()
+        })
+    }
+
     fn cookie<'c>(
         &'c self,
         value: &'c str,
         expires: Option<OffsetDateTime>,
     ) -> cookie::CookieBuilder<'c> {
-        let config = &self.config;
-        let mut builder = Cookie::build((config.cookie_name.as_str(), value))
-            .path(config.cookie_path.as_str())
-            .http_only(config.cookie_http_only)
-            .secure(config.cookie_secure());
-        if let Some(domain) = &config.cookie_domain {
-            builder = builder.domain(domain.as_str());
-        }
-        if let Some(same_site) = config.cookie_same_site {
-            builder = builder.same_site(match same_site {
-                SameSite::Strict => cookie::SameSite::Strict,
-                SameSite::Lax => cookie::SameSite::Lax,
-                SameSite::None => cookie::SameSite::None,
-            });
-        }
-        if config.cookie_partitioned {
-            builder = builder.partitioned(true);
-        }
-        if let Some(expires) = expires {
-            builder = builder.expires(expires);
-        }
-        builder
+        cookie_builder(&self.config, value, expires)
     }
+}
+
+/// The cookie crate's form of the session cookie: name, value, the
+/// configured attributes and the expiry.
+fn cookie_builder<'c>(
+    config: &'c SessionConfig,
+    value: &'c str,
+    expires: Option<OffsetDateTime>,
+) -> cookie::CookieBuilder<'c> {
+    let mut builder = Cookie::build((config.cookie_name.as_str(), value))
+        .path(config.cookie_path.as_str())
+        .http_only(config.cookie_http_only)
+        .secure(config.cookie_secure());
+    if let Some(domain) = &config.cookie_domain {
+        builder = builder.domain(domain.as_str());
+    }
+    if let Some(same_site) = config.cookie_same_site {
+        builder = builder.same_site(match same_site {
+            SameSite::Strict => cookie::SameSite::Strict,
+            SameSite::Lax => cookie::SameSite::Lax,
+            SameSite::None => cookie::SameSite::None,
+        });
+    }
+    if config.cookie_partitioned {
+        builder = builder.partitioned(true);
+    }
+    if let Some(expires) = expires {
+        builder = builder.expires(expires);
+    }
+    builder
+}
+
+/// What the cookie crate writes after `name=` for a cookie with an empty
+/// value and no expiry (the expiry comes last when there is one).
+fn cookie_attributes(config: &SessionConfig) -> String {
+    let header = cookie_header(cookie_builder(config, "", None));
+    header
+        .get(config.cookie_name.len() + 1..)
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// The store `SESSION_TYPE` names, or `None` for sessions in the cookie.
@@ -535,6 +581,50 @@ pub(crate) fn vary_with_cookie<'h>(existing: impl Iterator<Item = &'h [u8]>) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn set_cookie_is_what_the_cookie_crate_writes() {
+        use crate::config::SessionConfigBuilder;
+        type Configure = fn(SessionConfigBuilder) -> SessionConfigBuilder;
+        let configurations: [Configure; 7] = [
+            |builder| builder,
+            |builder| builder.cookie_name("sid").cookie_path("/app"),
+            |builder| builder.cookie_domain("example.com").cookie_secure(true),
+            |builder| builder.cookie_same_site(SameSite::None),
+            |builder| {
+                builder
+                    .cookie_same_site(SameSite::Strict)
+                    .cookie_http_only(false)
+            },
+            |builder| builder.cookie_partitioned(true),
+            |builder| {
+                builder
+                    .cookie_same_site(SameSite::Lax)
+                    .cookie_secure(true)
+                    .cookie_partitioned(true)
+                    .cookie_domain(".shop.example")
+            },
+        ];
+        let expiries = [
+            None,
+            Some(OffsetDateTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000)),
+            Some(OffsetDateTime::UNIX_EPOCH + Duration::from_secs(4_102_444_799)),
+        ];
+        for configure in configurations {
+            let config = configure(SessionConfig::builder().secret_key("k".repeat(32)))
+                .build()
+                .expect("a configuration");
+            let core = SessionCore::new(config.clone());
+            for expires in expiries {
+                for value in ["", "eyJhIjoxfQ.aw0vLA.UEGSX2KK3Xex0gQ6_CaRw7Tcpww", "a b"] {
+                    let expected = cookie_header(cookie_builder(&config, value, expires));
+                    let written = core.set_cookie(expires, |out| out.push_str(value));
+                    assert_eq!(written, expected);
+                    assert_eq!(written.capacity(), written.len(), "exact size");
+                }
+            }
+        }
+    }
 
     #[test]
     fn vary_is_merged_once() {

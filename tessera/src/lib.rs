@@ -56,6 +56,7 @@ mod extract;
 mod key;
 mod layer;
 mod rejection;
+mod scratch;
 mod server;
 mod session;
 mod signing;

@@ -143,7 +143,9 @@ impl State {
     pub(crate) fn touch(&mut self, key: &str) {
         self.accessed = true;
         self.modified = true;
-        if !self.touched.contains(key) {
+        // Only a server-side store merges changes key by key; a cookie is
+        // always written whole, so tracking its keys would only allocate.
+        if self.server.is_some() && !self.touched.contains(key) {
             self.touched.insert(key.to_owned());
         }
     }
@@ -251,7 +253,9 @@ impl Session {
     /// Stores a session value under `key`; returns the previous one.
     pub fn insert_value(&self, key: impl Into<String>, value: impl Into<Value>) -> Option<Value> {
         let (key, value) = (key.into(), value.into());
-        self.write_key(&key.clone(), |data| data.insert(key, value))
+        let mut state = self.lock();
+        state.touch(&key);
+        state.data.insert(key, value)
     }
 
     /// Removes `key` and returns its value (Flask's `session.pop(key, None)`).

@@ -13,10 +13,6 @@ use crate::key::SecretKey;
 
 type HmacSha1 = Hmac<Sha1>;
 
-/// What signing appends to a payload: `.`, a timestamp of up to 8 base64
-/// characters, `.` and 27 characters of signature.
-pub(crate) const SIGNATURE_SUFFIX_LEN: usize = 1 + 8 + 1 + 27;
-
 /// URL-safe base64 without padding, as itsdangerous writes it; reading is as
 /// lenient as Python's about padding and trailing bits.
 pub(crate) const B64: GeneralPurpose = GeneralPurpose::new(
@@ -26,6 +22,39 @@ pub(crate) const B64: GeneralPurpose = GeneralPurpose::new(
         .with_decode_padding_mode(DecodePaddingMode::Indifferent)
         .with_decode_allow_trailing_bits(true),
 );
+
+/// The same alphabet through a SIMD decoder and encoder, several times
+/// faster on a cookie. It accepts only canonical base64 (what every signer
+/// writes), so decoding tries it first and falls back to [`B64`], whose
+/// leniency decides what is accepted.
+const B64_FAST: base64_simd::Base64 = base64_simd::URL_SAFE_NO_PAD;
+
+/// Appends the bytes of URL-safe base64 `text` to `out`; on error `out` is
+/// as it was.
+pub(crate) fn decode_base64(text: &str, out: &mut Vec<u8>) -> Result<(), base64::DecodeError> {
+    if B64_FAST.decode_append(text, out).is_ok() {
+        return Ok(());
+    }
+    let len = out.len();
+    B64.decode_vec(text, out).inspect_err(|_| out.truncate(len))
+}
+
+/// Decodes canonical URL-safe base64 `text` into `out`, returning the
+/// length; `None` if it is not canonical or does not fit, for the caller to
+/// ask [`B64`].
+fn decode_canonical_base64(text: &str, out: &mut [u8]) -> Option<usize> {
+    let len = B64_FAST.decoded_length(text.as_bytes()).ok()?;
+    let out = out.get_mut(..len)?;
+    let decoded = B64_FAST
+        .decode(text.as_bytes(), base64_simd::Out::from_slice(out))
+        .ok()?;
+    Some(decoded.len())
+}
+
+/// Appends URL-safe base64 of `bytes` to `out`, without padding.
+pub(crate) fn encode_base64(bytes: &[u8], out: &mut String) {
+    B64_FAST.encode_append(bytes, out);
+}
 
 /// Why a signed value was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -80,23 +109,22 @@ impl Signer {
     /// `payload.timestamp.signature`, signed with the current key.
     #[cfg(test)]
     pub(crate) fn sign(&self, payload: &str, now: SystemTime) -> String {
-        let mut out = String::with_capacity(payload.len() + SIGNATURE_SUFFIX_LEN);
-        out.push_str(payload);
-        self.sign_in_place(out, now)
+        let mut out = payload.to_owned();
+        self.sign_appended(&mut out, 0, now);
+        out
     }
 
-    /// `payload.timestamp.signature`, signed with the current key, appended
-    /// to `payload` itself (which should have room for
-    /// [`SIGNATURE_SUFFIX_LEN`] more bytes).
-    pub(crate) fn sign_in_place(&self, mut out: String, now: SystemTime) -> String {
+    /// Signs the payload that `out` holds from `start` on with the current
+    /// key, appending `.timestamp.signature` to it.
+    pub(crate) fn sign_appended(&self, out: &mut String, start: usize, now: SystemTime) {
         out.push('.');
-        B64.encode_string(timestamp_bytes(unix_seconds(now)), &mut out);
+        let (timestamp, first) = timestamp_bytes(unix_seconds(now));
+        encode_base64(&timestamp[first..], out);
         let mut mac = self.macs[0].clone();
-        mac.update(out.as_bytes());
+        mac.update(&out.as_bytes()[start..]);
         let tag = mac.finalize().into_bytes();
         out.push('.');
-        B64.encode_string(tag, &mut out);
-        out
+        encode_base64(&tag, out);
     }
 
     /// Checks the signature and age; returns the payload and when it was signed.
@@ -111,7 +139,8 @@ impl Signer {
             .ok_or(SignatureError::Malformed("no signature"))?;
         // A SHA-1 tag is 20 bytes; anything longer cannot match.
         let mut tag = [0u8; 32];
-        let signature = match B64.decode_slice(signature, &mut tag) {
+        let canonical = decode_canonical_base64(signature, &mut tag);
+        let signature = match canonical.map_or_else(|| B64.decode_slice(signature, &mut tag), Ok) {
             Ok(len) => &tag[..len],
             Err(base64::DecodeSliceError::OutputSliceTooSmall) => {
                 return Err(SignatureError::BadSignature)
@@ -200,16 +229,27 @@ pub(crate) fn unix_seconds(when: SystemTime) -> u64 {
 }
 
 /// Big-endian with leading zero bytes stripped, as itsdangerous' `int_to_bytes`.
-fn timestamp_bytes(seconds: u64) -> Vec<u8> {
+fn timestamp_bytes(seconds: u64) -> ([u8; 8], usize) {
     let bytes = seconds.to_be_bytes();
     let first = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len());
-    bytes[first..].to_vec()
+    (bytes, first)
 }
 
 fn decode_timestamp(text: &str) -> Result<u64, SignatureError> {
-    let bytes = B64
-        .decode(text)
-        .map_err(|_| SignatureError::Malformed("timestamp is not base64"))?;
+    const NOT_BASE64: SignatureError = SignatureError::Malformed("timestamp is not base64");
+    // Every real timestamp fits on the stack; only hostile ones allocate.
+    let mut buffer = [0u8; 12];
+    let bytes: &[u8] = if text.len() <= 16 {
+        let len = match decode_canonical_base64(text, &mut buffer) {
+            Some(len) => len,
+            None => B64
+                .decode_slice(text, &mut buffer)
+                .map_err(|_| NOT_BASE64)?,
+        };
+        &buffer[..len]
+    } else {
+        &B64.decode(text).map_err(|_| NOT_BASE64)?
+    };
     // Python would take any length; more than 8 bytes is far in the future.
     if bytes.len() > 8 {
         return Err(SignatureError::FutureTimestamp(u64::MAX));
@@ -219,6 +259,8 @@ fn decode_timestamp(text: &str) -> Result<u64, SignatureError> {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     fn at(seconds: u64) -> SystemTime {
@@ -291,6 +333,51 @@ mod tests {
                 signer.verify(bad, Duration::from_secs(10), at(5)).is_err(),
                 "{bad}"
             );
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn fast_base64_reads_what_the_lenient_decoder_reads(
+            text in "[A-Za-z0-9_=+/.-]{0,48}",
+        ) {
+            let mut out = vec![7u8];
+            let fast = decode_base64(&text, &mut out).map(|()| out[1..].to_vec());
+            let lenient = B64.decode(&text);
+            prop_assert_eq!(fast.is_ok(), lenient.is_ok());
+            if let (Ok(fast), Ok(lenient)) = (fast, lenient) {
+                prop_assert_eq!(fast, lenient);
+            } else {
+                prop_assert_eq!(&out, &[7u8]);
+            }
+            let mut small = [0u8; 12];
+            let canonical = decode_canonical_base64(&text, &mut small);
+            if let Some(len) = canonical {
+                prop_assert_eq!(Ok(small[..len].to_vec()), B64.decode(&text).map_err(|_| ()));
+            }
+        }
+
+        #[test]
+        fn fast_base64_writes_what_itsdangerous_writes(
+            bytes in proptest::collection::vec(any::<u8>(), 0..300),
+        ) {
+            let mut text = String::from("prefix.");
+            encode_base64(&bytes, &mut text);
+            prop_assert_eq!(&text["prefix.".len()..], B64.encode(&bytes));
+            let mut back = Vec::new();
+            prop_assert!(decode_base64(&text["prefix.".len()..], &mut back).is_ok());
+            prop_assert_eq!(back, bytes);
+        }
+    }
+
+    #[test]
+    fn non_canonical_base64_is_still_read_as_python_reads_it() {
+        // "QQ" is canonical for b"A"; "QR" sets trailing bits Python ignores,
+        // and "QQ==" is padded: the SIMD decoder refuses both, the fallback reads them.
+        for text in ["QQ", "QR", "QQ==", "QQ="] {
+            let mut out = Vec::new();
+            assert!(decode_base64(text, &mut out).is_ok(), "{text}");
+            assert_eq!(out, b"A", "{text}");
         }
     }
 }

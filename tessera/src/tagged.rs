@@ -7,6 +7,7 @@
 //! `Infinity`, see object keys in document order (Flask's `" di"` untagging
 //! takes the *first* key) and bound nesting depth on hostile input.
 
+use std::cell::Cell;
 use std::fmt::Write as _;
 
 use base64::Engine as _;
@@ -120,7 +121,7 @@ fn write_array(out: &mut String, items: &[Value]) {
     out.push(']');
 }
 
-fn write_dict(out: &mut String, map: &Map) {
+pub(crate) fn write_dict(out: &mut String, map: &Map) {
     // A one-key dict whose key is itself a tag would be read back as that
     // tag, so Flask escapes it as {" di": {"<key>__": value}}.
     if map.len() == 1 {
@@ -203,15 +204,29 @@ fn parse(text: &str, untag: bool) -> Result<Value, ParseError> {
         bytes: text.as_bytes(),
         pos: 0,
         untag,
+        failure: Cell::new(None),
     };
-    parser.skip_whitespace();
-    let value = parser.parse_value(0)?;
-    parser.skip_whitespace();
-    if parser.pos != parser.bytes.len() {
-        return Err(parser.error("trailing characters"));
-    }
-    Ok(value)
+    let parsed = (|| {
+        parser.skip_whitespace();
+        let value = parser.parse_value(0)?;
+        parser.skip_whitespace();
+        if parser.pos != parser.bytes.len() {
+            return Err(parser.error("trailing characters"));
+        }
+        Ok(value)
+    })();
+    parsed.map_err(|Failed| {
+        parser.failure.take().unwrap_or(ParseError {
+            offset: parser.pos,
+            reason: "invalid JSON",
+        })
+    })
 }
+
+/// The parser failed; why and where is in `Parser::failure`. Keeping the
+/// error out of every `Result` keeps those as small as the value itself,
+/// and the parser moves a lot of them.
+struct Failed;
 
 struct Parser<'a> {
     /// Valid UTF-8 already; the parser splits it only next to ASCII bytes,
@@ -220,14 +235,17 @@ struct Parser<'a> {
     bytes: &'a [u8],
     pos: usize,
     untag: bool,
+    failure: Cell<Option<ParseError>>,
 }
 
 impl Parser<'_> {
-    fn error(&self, reason: &'static str) -> ParseError {
-        ParseError {
-            offset: self.pos,
-            reason,
-        }
+    fn error(&self, reason: &'static str) -> Failed {
+        self.error_at(self.pos, reason)
+    }
+
+    fn error_at(&self, offset: usize, reason: &'static str) -> Failed {
+        self.failure.set(Some(ParseError { offset, reason }));
+        Failed
     }
 
     fn peek(&self) -> Option<u8> {
@@ -249,7 +267,7 @@ impl Parser<'_> {
         }
     }
 
-    fn parse_value(&mut self, depth: usize) -> Result<Value, ParseError> {
+    fn parse_value(&mut self, depth: usize) -> Result<Value, Failed> {
         match self.peek() {
             None => Err(self.error("unexpected end of input")),
             Some(b'{') => self.parse_object(depth + 1),
@@ -259,21 +277,21 @@ impl Parser<'_> {
             Some(b'f') if self.expect_literal("false") => Ok(Value::Bool(false)),
             Some(b'n') if self.expect_literal("null") => Ok(Value::Null),
             Some(b'N') if self.expect_literal("NaN") => {
-                Ok(Value::Number(Number::from_validated("NaN".into())))
+                Ok(Value::Number(Number::from_validated("NaN")))
             }
             Some(b'I') if self.expect_literal("Infinity") => {
-                Ok(Value::Number(Number::from_validated("Infinity".into())))
+                Ok(Value::Number(Number::from_validated("Infinity")))
             }
             Some(b'-') if self.bytes[self.pos..].starts_with(b"-Infinity") => {
                 self.pos += "-Infinity".len();
-                Ok(Value::Number(Number::from_validated("-Infinity".into())))
+                Ok(Value::Number(Number::from_validated("-Infinity")))
             }
             Some(b'-' | b'0'..=b'9') => self.parse_number(),
             Some(_) => Err(self.error("unexpected character")),
         }
     }
 
-    fn parse_number(&mut self) -> Result<Value, ParseError> {
+    fn parse_number(&mut self) -> Result<Value, Failed> {
         let start = self.pos;
         if self.peek() == Some(b'-') {
             self.pos += 1;
@@ -304,7 +322,7 @@ impl Parser<'_> {
             .text
             .get(start..self.pos)
             .ok_or_else(|| self.error("invalid number"))?;
-        Ok(Value::Number(Number::from_validated(text.to_owned())))
+        Ok(Value::Number(Number::from_validated(text)))
     }
 
     fn skip_digits(&mut self) {
@@ -313,17 +331,12 @@ impl Parser<'_> {
         }
     }
 
-    fn parse_string(&mut self) -> Result<String, ParseError> {
+    fn parse_string(&mut self) -> Result<String, Failed> {
         self.pos += 1; // opening quote
         let mut out = String::new();
         loop {
             let run_start = self.pos;
-            while let Some(b) = self.peek() {
-                if b == b'"' || b == b'\\' || b < 0x20 {
-                    break;
-                }
-                self.pos += 1;
-            }
+            self.pos += plain_run_len(&self.bytes[self.pos..]);
             let run = self
                 .text
                 .get(run_start..self.pos)
@@ -350,7 +363,7 @@ impl Parser<'_> {
         }
     }
 
-    fn parse_escape(&mut self, out: &mut String) -> Result<(), ParseError> {
+    fn parse_escape(&mut self, out: &mut String) -> Result<(), Failed> {
         let Some(b) = self.peek() else {
             return Err(self.error("unterminated escape"));
         };
@@ -389,7 +402,7 @@ impl Parser<'_> {
         Ok(())
     }
 
-    fn parse_hex4(&mut self) -> Result<u16, ParseError> {
+    fn parse_hex4(&mut self) -> Result<u16, Failed> {
         let hex = self
             .bytes
             .get(self.pos..self.pos + 4)
@@ -400,7 +413,7 @@ impl Parser<'_> {
         Ok(unit)
     }
 
-    fn enter(&self, depth: usize) -> Result<(), ParseError> {
+    fn enter(&self, depth: usize) -> Result<(), Failed> {
         if depth > MAX_DEPTH {
             Err(self.error("nesting too deep"))
         } else {
@@ -408,7 +421,7 @@ impl Parser<'_> {
         }
     }
 
-    fn parse_array(&mut self, depth: usize) -> Result<Vec<Value>, ParseError> {
+    fn parse_array(&mut self, depth: usize) -> Result<Vec<Value>, Failed> {
         self.enter(depth)?;
         self.pos += 1;
         let mut items = Vec::new();
@@ -432,16 +445,19 @@ impl Parser<'_> {
         }
     }
 
-    fn parse_object(&mut self, depth: usize) -> Result<Value, ParseError> {
+    fn parse_object(&mut self, depth: usize) -> Result<Value, Failed> {
         self.enter(depth)?;
         let start = self.pos;
         self.pos += 1;
-        // Document order matters for untagging, so collect pairs first.
-        let mut pairs: Vec<(String, Value)> = Vec::new();
+        let mut map = Map::new();
+        // Where the last value read starts: untagging `{" di": {...}}` needs
+        // the inner object's first key in document order, which the map
+        // does not keep, so it is read again from there.
+        let mut value_start;
         self.skip_whitespace();
         if self.peek() == Some(b'}') {
             self.pos += 1;
-            return Ok(Value::Dict(Map::new()));
+            return Ok(Value::Dict(map));
         }
         loop {
             self.skip_whitespace();
@@ -455,8 +471,13 @@ impl Parser<'_> {
             }
             self.pos += 1;
             self.skip_whitespace();
+            value_start = self.pos;
             let value = self.parse_value(depth)?;
-            pairs.push((key, value));
+            // Python keeps the last value of a repeated key; so does a map
+            // insert. The dict is whole before the tag check, as in Python,
+            // so `{" t": [1], " t": [2]}` is the one-key dict `{" t": [2]}`:
+            // a tuple.
+            map.insert(key, value);
             self.skip_whitespace();
             match self.peek() {
                 Some(b',') => self.pos += 1,
@@ -467,53 +488,102 @@ impl Parser<'_> {
                 _ => return Err(self.error("expected ',' or '}'")),
             }
         }
-        if !self.untag {
-            // Python keeps the last value of a repeated key; so does a map insert.
-            return Ok(Value::Dict(pairs.into_iter().collect()));
+        if !self.untag || map.len() != 1 {
+            return Ok(Value::Dict(map));
         }
-        untag(pairs).map_err(|reason| ParseError {
-            offset: start,
-            reason,
-        })
+        self.untag(map, value_start)
+            .map_err(|reason| self.error_at(start, reason))
+    }
+
+    /// Converts a one-key dict that is a tag, exactly as Flask's
+    /// `_untag_scan` does (children first, then the dict itself);
+    /// `value_start` is where the tag's value starts in the text.
+    fn untag(&self, mut map: Map, value_start: usize) -> Result<Value, &'static str> {
+        let Some(entry) = map.first_entry() else {
+            return Ok(Value::Dict(map));
+        };
+        let Some(tag) = TAGS.iter().find(|tag| **tag == entry.key()) else {
+            return Ok(Value::Dict(map));
+        };
+        let value = entry.remove();
+        if *tag != TAG_DICT {
+            return untag_value(tag, value);
+        }
+        // Flask keeps the first key, minus its last two characters ("__").
+        let Value::Dict(mut inner) = value else {
+            return Err("' di' tag must hold an object");
+        };
+        let first_key = if inner.len() == 1 {
+            // Also what an inner object that was itself untagged left.
+            inner.pop_first()
+        } else {
+            self.first_key_at(value_start)
+                .and_then(|key| inner.remove_entry(&key))
+        };
+        let Some((key, value)) = first_key else {
+            return Err("' di' tag must hold one key");
+        };
+        let mut chars = key.chars();
+        chars.next_back();
+        chars.next_back();
+        Ok(Value::Dict(Map::from([(chars.as_str().to_owned(), value)])))
+    }
+
+    /// The first key of the object that starts at `position`, read again.
+    fn first_key_at(&self, position: usize) -> Option<String> {
+        let mut parser = Parser {
+            text: self.text,
+            bytes: self.bytes,
+            pos: position + 1,
+            untag: self.untag,
+            failure: Cell::new(None),
+        };
+        parser.skip_whitespace();
+        (parser.peek() == Some(b'"'))
+            .then(|| parser.parse_string().ok())
+            .flatten()
     }
 }
 
-/// Builds a dict from its pairs, then converts it if it is a tag, exactly as
-/// Flask's `_untag_scan` does (children first, then the dict itself).
-fn untag(pairs: Vec<(String, Value)>) -> Result<Value, &'static str> {
-    // Python keeps the last value of a repeated key; so does a map insert.
-    // The dict is built before the tag check, as in Python, so
-    // `{" t": [1], " t": [2]}` is the one-key dict `{" t": [2]}`: a tuple.
-    let mut map = Map::new();
-    for (key, value) in pairs {
-        map.insert(key, value);
-    }
-    if map.len() == 1 {
-        if let Some((key, value)) = map.pop_first() {
-            if let Some(tag) = TAGS.iter().find(|tag| **tag == key) {
-                return untag_value(tag, value);
-            }
-            map.insert(key, value);
+/// Whether a string byte ends a run of plain characters: the closing
+/// quote, an escape, or a control character JSON does not allow.
+fn ends_plain_run(byte: u8) -> bool {
+    byte == b'"' || byte == b'\\' || byte < 0x20
+}
+
+/// How many bytes at the start of `bytes` are plain string characters,
+/// eight at a time: session strings are mostly long runs (tokens, ids) and
+/// this scan was most of the parser's time.
+fn plain_run_len(bytes: &[u8]) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
+    // The classic "has a zero byte" test, applied to the word xor the
+    // quote, xor the backslash, and to "below 0x20". Borrows can flag bytes
+    // after the first real one, never before it, so the lowest flag is exact.
+    let zero_bytes = |word: u64| word.wrapping_sub(ONES) & !word & HIGH_BITS;
+    let mut offset = 0;
+    for chunk in bytes.chunks_exact(8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let word = u64::from_le_bytes(word);
+        let flagged = zero_bytes(word ^ (ONES * u64::from(b'"')))
+            | zero_bytes(word ^ (ONES * u64::from(b'\\')))
+            | (word.wrapping_sub(ONES * 0x20) & !word & HIGH_BITS);
+        if flagged != 0 {
+            return offset + (flagged.trailing_zeros() / 8) as usize;
         }
+        offset += 8;
     }
-    Ok(Value::Dict(map))
+    let rest = &bytes[offset..];
+    offset
+        + rest
+            .iter()
+            .position(|&byte| ends_plain_run(byte))
+            .unwrap_or(rest.len())
 }
 
 fn untag_value(tag: &str, value: Value) -> Result<Value, &'static str> {
     match tag {
-        TAG_DICT => {
-            // Flask keeps the first key, minus its last two characters ("__").
-            let Value::Dict(inner) = value else {
-                return Err("' di' tag must hold an object");
-            };
-            let Some((key, value)) = inner.into_iter().next() else {
-                return Err("' di' tag must hold one key");
-            };
-            let mut chars = key.chars();
-            chars.next_back();
-            chars.next_back();
-            Ok(Value::Dict(Map::from([(chars.as_str().to_owned(), value)])))
-        }
         TAG_TUPLE => match value {
             Value::List(items) => Ok(Value::Tuple(items)),
             _ => Err("' t' tag must hold an array"),
@@ -574,6 +644,45 @@ mod tests {
         round_trip(r#"{"x":{" di":{" t__":[1,2]}}}"#);
         round_trip(r#"{" t":1,"other":2}"#);
         round_trip(r#"[18446744073709551621,-1180591620717411303424,1e+16,NaN,-Infinity]"#);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_word_scan_finds_what_the_byte_scan_finds(
+            bytes in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::prelude::any::<u8>(),
+                    proptest::prelude::Just(b'"'),
+                    proptest::prelude::Just(b'\\'),
+                    0x1fu8..=0x21,
+                    0x7fu8..=0x81,
+                ],
+                0..40,
+            ),
+            plain_prefix in 0usize..24,
+        ) {
+            let mut input = vec![b'a'; plain_prefix];
+            input.extend(bytes);
+            let expected = input.iter().position(|&b| ends_plain_run(b)).unwrap_or(input.len());
+            proptest::prop_assert_eq!(plain_run_len(&input), expected);
+        }
+    }
+
+    #[test]
+    fn escaped_dict_keeps_its_first_key_in_document_order() {
+        // Flask's TagDict.to_python takes `next(iter(value))`: the first key
+        // as written, whatever the others are.
+        for (text, key, value) in [
+            (r#"{" di":{"b__":1,"a__":2}}"#, "b", 1),
+            (r#"{" di":{ "z__" : 3 , "a__":2}}"#, "z", 3),
+            (r#"{" di":{"b__":1,"a__":2,"b__":5}}"#, "b", 5),
+            (r#"{" di":{"x__":1}," di":{"q__":7,"p__":8}}"#, "q", 7),
+            (r#"{" di":{" di":{"a____":4}}}"#, "a", 4),
+        ] {
+            let parsed = from_str(text).expect("parses");
+            let expected = Value::Dict(Map::from([(key.to_owned(), Value::from(value))]));
+            assert_eq!(parsed, expected, "{text}");
+        }
     }
 
     #[test]

@@ -46,34 +46,104 @@ pub enum Value {
 
 /// A JSON number exactly as written: a Python `int` of any size or a `float`.
 #[derive(Clone, PartialEq, Eq, Hash)]
-pub struct Number(String);
+pub struct Number(NumberText);
+
+/// The longest number text kept inline: every 64-bit integer, and the
+/// floats sessions usually hold.
+const INLINE_NUMBER: usize = 22;
+
+/// A number's text. Counters and ids are read and written on every request,
+/// and text this short needs no heap allocation. The representation is
+/// canonical (inline exactly when short enough, unused bytes zero), so the
+/// derived comparisons compare the text.
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum NumberText {
+    Inline { len: u8, bytes: [u8; INLINE_NUMBER] },
+    Heap(Box<str>),
+}
+
+impl NumberText {
+    fn new(text: &str) -> Self {
+        match u8::try_from(text.len()) {
+            Ok(len) if text.len() <= INLINE_NUMBER => {
+                let mut bytes = [0; INLINE_NUMBER];
+                bytes[..text.len()].copy_from_slice(text.as_bytes());
+                NumberText::Inline { len, bytes }
+            }
+            _ => NumberText::Heap(text.into()),
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            // Always a whole &str copied in by `new`, so this cannot fail.
+            NumberText::Inline { len, bytes } => {
+                std::str::from_utf8(&bytes[..usize::from(*len)]).unwrap_or_default()
+            }
+            NumberText::Heap(text) => text,
+        }
+    }
+}
+
+/// Formats an integer on the stack.
+struct IntegerText {
+    bytes: [u8; 40],
+    len: usize,
+}
+
+impl fmt::Write for IntegerText {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        let end = self.len + text.len();
+        self.bytes
+            .get_mut(self.len..end)
+            .ok_or(fmt::Error)?
+            .copy_from_slice(text.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
 
 impl Number {
     /// Wraps number text that has already been validated as a JSON number
     /// (or one of Python's `NaN`, `Infinity`, `-Infinity`).
-    pub(crate) fn from_validated(text: String) -> Self {
-        Self(text)
+    pub(crate) fn from_validated(text: &str) -> Self {
+        Self(NumberText::new(text))
     }
 
     /// A number from a float, formatted the way Python's `repr(float)` does.
     pub fn from_f64(value: f64) -> Self {
-        Self(python_float_repr(value))
+        Self::from_validated(&python_float_repr(value))
+    }
+
+    fn from_integer(value: impl fmt::Display) -> Self {
+        use fmt::Write as _;
+        let mut text = IntegerText {
+            bytes: [0; 40],
+            len: 0,
+        };
+        // 40 bytes hold every integer up to 128 bits.
+        if write!(text, "{value}").is_err() {
+            return Self::from_validated(&value.to_string());
+        }
+        Self::from_validated(std::str::from_utf8(&text.bytes[..text.len]).unwrap_or_default())
     }
 
     /// The number's text as it appears in the JSON.
     pub fn as_str(&self) -> &str {
-        &self.0
+        self.0.as_str()
     }
 
     /// Whether the number is a Python `int` (no fraction, exponent or special value).
     pub fn is_integer(&self) -> bool {
-        self.0.bytes().all(|b| b.is_ascii_digit() || b == b'-')
+        self.as_str()
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b == b'-')
     }
 
     /// The value as `i64`, if it is an integer that fits.
     pub fn as_i64(&self) -> Option<i64> {
         if self.is_integer() {
-            self.0.parse().ok()
+            self.as_str().parse().ok()
         } else {
             None
         }
@@ -82,7 +152,7 @@ impl Number {
     /// The value as `u64`, if it is a non-negative integer that fits.
     pub fn as_u64(&self) -> Option<u64> {
         if self.is_integer() {
-            self.0.parse().ok()
+            self.as_str().parse().ok()
         } else {
             None
         }
@@ -90,7 +160,7 @@ impl Number {
 
     /// The value as `f64` (integers too, rounded; `NaN` and the infinities included).
     pub fn as_f64(&self) -> Option<f64> {
-        match self.0.as_str() {
+        match self.as_str() {
             "NaN" => Some(f64::NAN),
             "Infinity" => Some(f64::INFINITY),
             "-Infinity" => Some(f64::NEG_INFINITY),
@@ -101,13 +171,13 @@ impl Number {
 
 impl fmt::Debug for Number {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 
 impl fmt::Display for Number {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 
@@ -115,7 +185,7 @@ macro_rules! number_from_int {
     ($($ty:ty),*) => {$(
         impl From<$ty> for Number {
             fn from(value: $ty) -> Self {
-                Self(value.to_string())
+                Self::from_integer(value)
             }
         }
         impl From<$ty> for Value {
@@ -552,8 +622,34 @@ mod tests {
     }
 
     #[test]
+    fn numbers_keep_their_text_inline_or_not() {
+        for text in [
+            "0",
+            "-1",
+            "9223372036854775807",
+            "-9223372036854775808",
+            "18446744073709551615",
+            "1234567890123456789012",
+            "12345678901234567890123",
+            "-170141183460469231731687303715884105728",
+            "1.2345678901234567e-308",
+        ] {
+            let number = Number::from_validated(text);
+            assert_eq!(number.as_str(), text);
+            assert_eq!(number, Number::from_validated(text));
+            assert_eq!(number.to_string(), text);
+        }
+        assert_ne!(Number::from_validated("12"), Number::from_validated("1"));
+        assert_eq!(Number::from(i128::MIN).as_str(), i128::MIN.to_string());
+        assert_eq!(Number::from(u128::MAX).as_str(), u128::MAX.to_string());
+        assert_eq!(Number::from(u64::MAX).as_u64(), Some(u64::MAX));
+        // No bigger than the String it replaced.
+        assert!(std::mem::size_of::<Number>() <= std::mem::size_of::<String>());
+    }
+
+    #[test]
     fn numbers_read_back() {
-        let n = Number::from_validated("18446744073709551621".into());
+        let n = Number::from_validated("18446744073709551621");
         assert!(n.is_integer());
         assert_eq!(n.as_i64(), None);
         assert_eq!(n.as_u64(), None);

@@ -877,7 +877,7 @@ mod tests {
     }
 
     fn float(text: &str) -> Value {
-        Value::Number(Number::from_validated(text.to_owned()))
+        Value::Number(Number::from_validated(text))
     }
 
     fn json_text(format: SerializationFormat, data: &Map) -> String {
