@@ -332,7 +332,22 @@ impl Parser<'_> {
     }
 
     fn parse_string(&mut self) -> Result<String, Failed> {
-        self.pos += 1; // opening quote
+        let start = self.pos + 1; // after the opening quote
+        let end = start + plain_run_len(&self.bytes[start..]);
+        // Most strings have no escapes: one allocation of the exact size.
+        if self.bytes.get(end) == Some(&b'"') {
+            if let Some(text) = self.text.get(start..end) {
+                self.pos = end + 1;
+                return Ok(text.to_owned());
+            }
+        }
+        self.pos = start;
+        self.parse_escaped_string()
+    }
+
+    /// The rest of a string that holds escapes (or is malformed), run by run.
+    #[cold]
+    fn parse_escaped_string(&mut self) -> Result<String, Failed> {
         let mut out = String::new();
         loop {
             let run_start = self.pos;
@@ -341,19 +356,13 @@ impl Parser<'_> {
                 .text
                 .get(run_start..self.pos)
                 .ok_or_else(|| self.error("invalid UTF-8 in string"))?;
+            out.push_str(run);
             match self.peek() {
                 Some(b'"') => {
                     self.pos += 1;
-                    // Most strings have no escapes: one allocation of the
-                    // exact size, instead of growing a buffer run by run.
-                    if out.is_empty() {
-                        return Ok(run.to_owned());
-                    }
-                    out.push_str(run);
                     return Ok(out);
                 }
                 Some(b'\\') => {
-                    out.push_str(run);
                     self.pos += 1;
                     self.parse_escape(&mut out)?;
                 }
