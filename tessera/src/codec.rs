@@ -233,31 +233,44 @@ thread_local! {
 /// Appends the payload text for tagged JSON: zlib only when it saves at
 /// least two bytes, marked by a leading '.'.
 fn write_payload(json: &str, out: &mut String) {
-    let compressed = compress_if_smaller(json.as_bytes());
-    if compressed.is_some() {
-        out.push('.');
-    }
-    encode_base64(compressed.as_deref().unwrap_or(json.as_bytes()), out);
+    scratch::with(&scratch::COMPRESSED, |compressed| {
+        if compress_into_if_smaller(json.as_bytes(), compressed) {
+            out.push('.');
+            encode_base64(compressed, out);
+        } else {
+            encode_base64(json.as_bytes(), out);
+        }
+    });
 }
 
 /// The zlib form of `data` (default level, as Python's `zlib.compress`) if it
 /// is at least two bytes shorter; otherwise `None`, found without producing
 /// more output than that.
 pub(crate) fn compress_if_smaller(data: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    compress_into_if_smaller(data, &mut out).then_some(out)
+}
+
+/// [`compress_if_smaller`] into `out`, whose contents are replaced: true
+/// when `out` holds the smaller zlib form.
+fn compress_into_if_smaller(data: &[u8], out: &mut Vec<u8>) -> bool {
     if crate::deflate_bound::zlib_cannot_save_two_bytes(data) {
-        return None;
+        return false;
     }
-    let limit = data.len().checked_sub(2)?;
+    let Some(limit) = data.len().checked_sub(2) else {
+        return false;
+    };
     COMPRESSOR.with(|compressor| {
         let mut compressor = compressor.borrow_mut();
         compressor.reset();
-        // compress_vec writes only into spare capacity, so the stream stops
-        // at the limit if the result would not be small enough.
-        let mut out = Vec::with_capacity(limit);
-        let status = compressor
-            .compress_vec(data, &mut out, FlushCompress::Finish)
-            .ok()?;
-        (status == Status::StreamEnd && out.len() <= limit).then_some(out)
+        // The output ends at the limit, so the stream stops there if the
+        // result would not be small enough.
+        out.clear();
+        out.resize(limit, 0);
+        let status = compressor.compress(data, out, FlushCompress::Finish);
+        let written = usize::try_from(compressor.total_out()).unwrap_or(usize::MAX);
+        out.truncate(written);
+        matches!(status, Ok(Status::StreamEnd)) && written <= limit
     })
 }
 

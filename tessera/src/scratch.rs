@@ -48,6 +48,8 @@ thread_local! {
     pub(crate) static COOKIE: Buffer<String> = const { RefCell::new(String::new()) };
     /// A session's tagged JSON before it is compressed or encoded.
     pub(crate) static JSON: Buffer<String> = const { RefCell::new(String::new()) };
+    /// A session's JSON after zlib, when that is shorter.
+    pub(crate) static COMPRESSED: Buffer<Vec<u8>> = const { RefCell::new(Vec::new()) };
     /// A cookie's payload after base64 decoding.
     pub(crate) static PAYLOAD: Buffer<Vec<u8>> = const { RefCell::new(Vec::new()) };
     /// A compressed payload after inflating.

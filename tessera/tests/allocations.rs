@@ -1,0 +1,140 @@
+//! Heap allocations on the cookie path, counted rather than timed: a count
+//! does not depend on the machine, so it can guard what the benchmarks
+//! measured. One test function, because the counters are process-wide and
+//! tests running in parallel would add to them.
+#![cfg(feature = "axum")]
+
+use std::alloc::System;
+use std::time::SystemTime;
+
+use axum::body::Body;
+use axum::http::{header, Request};
+use axum::routing::get;
+use axum::Router;
+use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
+use tessera::{CookieCodec, Map, SecretKey, Session, SessionConfig, SessionLayer, Value};
+use tower::Service as _;
+
+#[global_allocator]
+static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+
+/// Requests or operations per measurement; the counts are averaged over them.
+const RUNS: usize = 200;
+
+/// `tessera-bench http`'s route: read one key, increment another.
+async fn counter(session: Session) -> String {
+    let _user: Option<String> = session.get("user").ok().flatten();
+    let counter: u64 = session.get("counter").ok().flatten().unwrap_or(0) + 1;
+    session.insert("counter", counter).ok();
+    counter.to_string()
+}
+
+async fn bare() -> String {
+    "1".to_owned()
+}
+
+fn request(cookie: Option<&str>) -> Request<Body> {
+    let mut request = Request::builder().uri("/");
+    if let Some(cookie) = cookie {
+        request = request.header(header::COOKIE, cookie);
+    }
+    request.body(Body::empty()).expect("a request")
+}
+
+/// Allocations per call of `run`, after a few calls to warm up (lazily built
+/// statics, per-thread buffers).
+fn allocations_per_call(mut run: impl FnMut()) -> f64 {
+    for _ in 0..10 {
+        run();
+    }
+    let region = Region::new(GLOBAL);
+    for _ in 0..RUNS {
+        run();
+    }
+    region.change().allocations as f64 / RUNS as f64
+}
+
+fn session_100b() -> Map {
+    Map::from([
+        ("_fresh".to_owned(), Value::from(true)),
+        ("_user_id".to_owned(), Value::from("42")),
+        (
+            "csrf_token".to_owned(),
+            Value::from("Jq3vX9kTz0bWmR7cLs2YhN5uFe8GdPa1oKiE4wVxBtQ"),
+        ),
+        ("theme".to_owned(), Value::from("dark")),
+    ])
+}
+
+#[test]
+fn the_cookie_path_allocates_little() {
+    // Encoding allocates the cookie it returns and nothing else (the JSON
+    // and base64 are written in per-thread buffers; zlib is not run for a
+    // session it cannot shrink).
+    let codec = CookieCodec::new(&SecretKey::from("allocation-test-secret-key"), &[]);
+    let session = session_100b();
+    let encode = allocations_per_call(|| {
+        std::hint::black_box(codec.encode(&session, SystemTime::now()));
+    });
+    assert_eq!(encode, 1.0, "allocations per encode");
+
+    // Decoding allocates what the session holds: its map's node, four keys
+    // and three strings (`true` needs none), eight in all. Before the
+    // per-thread buffers, the stack-decoded timestamp and the parser
+    // inserting into the map directly it was eleven.
+    let cookie = codec.encode(&session, SystemTime::now());
+    let decode = allocations_per_call(|| {
+        let decoded = codec.decode(&cookie, SystemTime::now()).expect("decodes");
+        assert_eq!(decoded.data.len(), 4);
+    });
+    assert_eq!(decode, 8.0, "allocations per decode");
+
+    // A whole request through the layer, against the same router without
+    // it. Ten when this was written: the session's state, its place in the
+    // request's extensions, the key and the node of the map read from the
+    // cookie, the key `insert` takes, the `Set-Cookie` value; the response's
+    // header map growing for `Set-Cookie` and `Vary`; and the two boxes axum
+    // makes for any layer on a route. Twenty-five before the cookie path's
+    // buffers were reused; a little room is left for dependency updates.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a runtime");
+    let config = SessionConfig::builder()
+        .secret_key("allocation-test-secret-key")
+        .build()
+        .expect("a configuration");
+    let mut with_sessions = Router::new()
+        .route("/", get(counter))
+        .layer(SessionLayer::new(config));
+    let mut without = Router::new().route("/", get(bare));
+    let first = runtime
+        .block_on(with_sessions.call(request(None)))
+        .expect("a response");
+    let cookie = first
+        .headers()
+        .get(header::SET_COOKIE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .expect("a session cookie")
+        .to_owned();
+    // The requests are built before counting: only serving them counts.
+    let mut requests: Vec<_> = (0..RUNS + 10).map(|_| request(None)).collect();
+    let bare = allocations_per_call(|| {
+        let request = requests.pop().expect("a request");
+        let response = runtime.block_on(without.call(request));
+        assert!(response.is_ok());
+    });
+    let mut requests: Vec<_> = (0..RUNS + 10).map(|_| request(Some(&cookie))).collect();
+    let sessions = allocations_per_call(|| {
+        let request = requests.pop().expect("a request");
+        let response = runtime
+            .block_on(with_sessions.call(request))
+            .expect("a response");
+        assert!(response.headers().contains_key(header::SET_COOKIE));
+    });
+    let added = sessions - bare;
+    assert!(
+        added <= 12.0,
+        "the session layer adds {added} allocations per request ({sessions} against {bare})"
+    );
+}
