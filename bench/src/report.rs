@@ -314,6 +314,39 @@ impl Report {
         self.summary(name).and_then(|summary| summary.rps)
     }
 
+    /// `a`'s requests per second over `b`'s, round by round (within a round
+    /// the two ran seconds apart): the median, lowest and highest. Steadier
+    /// than the ratio of the medians when the machine's speed drifts
+    /// between rounds, as a shared machine's does.
+    fn per_round_ratio(&self, a: &str, b: &str) -> Option<(f64, f64, f64)> {
+        let rate = |name: &str, round: usize| {
+            self.runs
+                .iter()
+                .find(|run| run.target.name == name && run.round == round)
+                .and_then(|run| run.outcome.as_ref().ok())
+                .map(|measured| measured.wrk.requests_per_sec)
+        };
+        let ratios: Vec<f64> = (1..=self.method.rounds)
+            .filter_map(|round| Some(rate(a, round)? / rate(b, round)?))
+            .filter(|ratio| ratio.is_finite())
+            .collect();
+        let middle = median(&ratios)?;
+        let low = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+        let high = ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        Some((middle, low, high))
+    }
+
+    /// " (per round: …)" for a target line, or nothing with fewer than two
+    /// rounds measured.
+    fn per_round_note(&self, a: &str, b: &str, decimals: usize) -> String {
+        match self.per_round_ratio(a, b) {
+            Some((middle, low, high)) if self.method.rounds > 1 => format!(
+                " (per round: median {middle:.decimals$}×, {low:.decimals$}–{high:.decimals$}×)"
+            ),
+            _ => String::new(),
+        }
+    }
+
     /// The Markdown section, from [`BEGIN`] to [`END`].
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -370,7 +403,9 @@ impl Report {
             "- {r} round(s), interleaved: each round starts every target once, in a fixed \
              order (A B C … A B C …), each server freshly started and stopped after its run. \
              Req/s is the median over rounds with the spread (lowest–highest); p50 and p99 are \
-             the medians of wrk's per-run percentiles.",
+             the medians of wrk's per-run percentiles. Targets compare those medians, and also \
+             give the ratio round by round (the two runs seconds apart), whose median holds \
+             better when the machine's speed drifts between rounds.",
             r = method.rounds
         );
         let _ = writeln!(
@@ -603,11 +638,12 @@ impl Report {
                 let cost = 1.0 - c / b;
                 format!(
                     "`{cookie}` vs `{bare}` (target: at most 10% lower throughput): {} vs {} \
-                     req/s, {} {}: {}",
+                     req/s, {} {}{}: {}",
                     thousands(c.round() as u64),
                     thousands(b.round() as u64),
                     percent(cost.abs()),
                     if cost >= 0.0 { "lower" } else { "higher" },
+                    self.per_round_note(cookie, bare, 2),
                     verdict(cost <= 0.10)
                 )
             }
@@ -623,10 +659,11 @@ impl Report {
         ] {
             lines.push(match (rps(ours), rps(theirs)) {
                 (Some(a), Some(b)) => format!(
-                    "`{ours}` vs `{theirs}` (target ≥ 1.0×): {} vs {} req/s = {:.2}×: {}",
+                    "`{ours}` vs `{theirs}` (target ≥ 1.0×): {} vs {} req/s = {:.2}×{}: {}",
                     thousands(a.round() as u64),
                     thousands(b.round() as u64),
                     a / b,
+                    self.per_round_note(ours, theirs, 2),
                     verdict(a / b >= 1.0)
                 ),
                 _ => format!("`{ours}` vs `{theirs}`: {}", missing(ours, theirs)),
@@ -638,10 +675,11 @@ impl Report {
         ] {
             lines.push(match (rps(ours), rps(theirs)) {
                 (Some(a), Some(b)) => format!(
-                    "`{ours}` vs `{theirs}` (target ≥ 20×): {} vs {} req/s = {:.1}×: {}",
+                    "`{ours}` vs `{theirs}` (target ≥ 20×): {} vs {} req/s = {:.1}×{}: {}",
                     thousands(a.round() as u64),
                     thousands(b.round() as u64),
                     a / b,
+                    self.per_round_note(ours, theirs, 1),
                     verdict(a / b >= 20.0)
                 ),
                 _ => format!("`{ours}` vs `{theirs}`: {}", missing(ours, theirs)),
@@ -824,6 +862,52 @@ mod tests {
         assert_eq!(median(&[]), None);
         assert_eq!(ratio(0.5), "0.50×");
         assert_eq!(ratio(0.02), "0.020× (1/50)");
+    }
+
+    #[test]
+    fn ratios_are_also_taken_round_by_round() {
+        let run = |name: &str, round: usize, requests: u64| Run {
+            target: targets::find(name).expect("known target"),
+            round,
+            outcome: Ok(measured(requests, 0, 2)),
+            load: Some(2.5),
+        };
+        // The machine is twice as fast in round 2: the medians of each
+        // target pair different rounds, the per-round ratios do not.
+        let report = Report {
+            machine: Vec::new(),
+            method: Method {
+                threads: 2,
+                connections: 16,
+                duration_secs: 2,
+                rounds: 3,
+                release: true,
+            },
+            runs: vec![
+                run("axum-bare", 1, 100_000),
+                run("tessera-cookie", 1, 80_000),
+                run("axum-bare", 2, 200_000),
+                run("tessera-cookie", 2, 180_000),
+                run("axum-bare", 3, 110_000),
+                run("tessera-cookie", 3, 77_000),
+            ],
+            skipped: Vec::new(),
+            date: "2026-01-01".to_owned(),
+        };
+        let (middle, low, high) = report
+            .per_round_ratio("tessera-cookie", "axum-bare")
+            .expect("three rounds");
+        assert!((middle - 0.8).abs() < 1e-9, "{middle}");
+        assert!((low - 0.7).abs() < 1e-9, "{low}");
+        assert!((high - 0.9).abs() < 1e-9, "{high}");
+        assert!(report
+            .targets()
+            .iter()
+            .any(|line| line.contains("27.3% lower (per round: median 0.80×, 0.70–0.90×)")));
+        assert_eq!(
+            report.per_round_ratio("tessera-cookie", "tower-memory"),
+            None
+        );
     }
 
     #[test]
