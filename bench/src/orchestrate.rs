@@ -43,10 +43,10 @@ pub struct HttpArgs {
     /// Redis for the Redis targets (skipped without it), e.g.
     /// redis://127.0.0.1:6379/0. Keys are written under prefixes of the
     /// benchmark's own and deleted after each run.
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", value_parser = non_empty_url)]
     pub redis_url: Option<String>,
     /// PostgreSQL for `tessera-postgres` (skipped without it).
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", value_parser = non_empty_url)]
     pub postgres_url: Option<String>,
     /// The Python of the venv with Flask and gunicorn (default: .venv/bin/python
     /// of the workspace, as scripts/setup-python.sh makes it).
@@ -55,6 +55,16 @@ pub struct HttpArgs {
     /// Run only these targets (comma-separated names).
     #[arg(long, value_name = "NAME,NAME", value_delimiter = ',')]
     pub only: Vec<String>,
+}
+
+/// A store URL as given, refused when blank: an unset variable in
+/// `--redis-url "$URL"` would otherwise fail every run of those targets.
+fn non_empty_url(text: &str) -> Result<String, String> {
+    if text.trim().is_empty() {
+        Err("the URL is empty; leave the option out to skip its targets".to_owned())
+    } else {
+        Ok(text.to_owned())
+    }
 }
 
 /// Why the benchmark could not run at all.
@@ -783,4 +793,19 @@ fn crate_versions(root: &Path) -> String {
         wanted.iter().position(|w| *w == crate_name)
     });
     found.join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blank_store_urls_are_refused() {
+        assert!(non_empty_url("").is_err());
+        assert!(non_empty_url("  ").is_err());
+        assert_eq!(
+            non_empty_url("redis://127.0.0.1:6379/0").as_deref(),
+            Ok("redis://127.0.0.1:6379/0")
+        );
+    }
 }
