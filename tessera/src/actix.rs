@@ -65,8 +65,8 @@ pub struct SessionMiddleware {
 impl SessionMiddleware {
     /// Middleware for this configuration: signed cookies for
     /// `SESSION_TYPE=cookie`, encrypted ones for `encrypted`, otherwise
-    /// server-side sessions in the store it
-    /// names, opened lazily, exactly as [`SessionLayer::new`](crate::SessionLayer::new).
+    /// server-side sessions in the store it names, opened lazily, exactly as
+    /// [`SessionLayer::new`](crate::SessionLayer::new).
     pub fn new(config: SessionConfig) -> Self {
         Self {
             core: Arc::new(SessionCore::new(config)),

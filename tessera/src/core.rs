@@ -125,9 +125,9 @@ pub(crate) struct SessionCore {
 
 impl SessionCore {
     /// Signed cookies for `SESSION_TYPE=cookie`, encrypted ones for
-    /// `encrypted`, otherwise server-side sessions in the store it names. Stores are opened lazily, so this
-    /// never fails: a store that cannot be reached makes requests that use
-    /// the session answer 503 until it can.
+    /// `encrypted`, otherwise server-side sessions in the store it names.
+    /// Stores are opened lazily, so this never fails: a store that cannot be
+    /// reached makes requests that use the session answer 503 until it can.
     pub(crate) fn new(config: SessionConfig) -> Self {
         match store_for(&config) {
             Some(store) => Self::with_store(config, store),
@@ -359,7 +359,7 @@ impl SessionCore {
 
     fn removal_cookie(&self) -> String {
         cookie_header(
-            self.cookie("", Some(OffsetDateTime::UNIX_EPOCH))
+            cookie_builder(&self.config, "", Some(OffsetDateTime::UNIX_EPOCH))
                 .max_age(cookie::time::Duration::ZERO),
         )
     }
@@ -384,14 +384,6 @@ impl SessionCore {
             }
             header.as_str().to_owned()
         })
-    }
-
-    fn cookie<'c>(
-        &'c self,
-        value: &'c str,
-        expires: Option<OffsetDateTime>,
-    ) -> cookie::CookieBuilder<'c> {
-        cookie_builder(&self.config, value, expires)
     }
 }
 

@@ -47,9 +47,9 @@ pub struct SessionLayer {
 impl SessionLayer {
     /// A layer for this configuration: signed cookies for `SESSION_TYPE=cookie`,
     /// encrypted ones for `encrypted`, otherwise server-side sessions in the
-    /// store it names. Stores are
-    /// opened lazily, so this never fails: a store that cannot be reached
-    /// makes requests that use the session answer 503 until it can.
+    /// store it names. Stores are opened lazily, so this never fails: a store
+    /// that cannot be reached makes requests that use the session answer 503
+    /// until it can.
     pub fn new(config: SessionConfig) -> Self {
         Self {
             core: Arc::new(SessionCore::new(config)),

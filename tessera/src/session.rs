@@ -129,9 +129,10 @@ pub(crate) struct State {
     /// Flashes popped by this request, returned again by later calls in it
     /// (as Flask caches them on the request context).
     taken_flashes: Option<Vec<Flash>>,
-    /// Keys written or removed since the last save: a server-side store
-    /// merges exactly these, so concurrent requests writing other keys are
-    /// not overwritten.
+    /// Keys written or removed since the last save, for server-side
+    /// sessions only: their store merges exactly these, so concurrent
+    /// requests writing other keys are not overwritten. A cookie is always
+    /// written whole.
     pub(crate) touched: BTreeSet<String>,
     /// Every key was removed (`clear`) since the last save.
     pub(crate) cleared: bool,
@@ -143,8 +144,6 @@ impl State {
     pub(crate) fn touch(&mut self, key: &str) {
         self.accessed = true;
         self.modified = true;
-        // Only a server-side store merges changes key by key; a cookie is
-        // always written whole, so tracking its keys would only allocate.
         if self.server.is_some() && !self.touched.contains(key) {
             self.touched.insert(key.to_owned());
         }
@@ -393,8 +392,10 @@ impl Session {
         let mut state = self.lock();
         state.modified = true;
         state.accessed = true;
-        let keys: Vec<String> = state.data.keys().cloned().collect();
-        state.touched.extend(keys);
+        if state.server.is_some() {
+            let keys: Vec<String> = state.data.keys().cloned().collect();
+            state.touched.extend(keys);
+        }
     }
 
     /// When the cookie this session came from was signed (Unix seconds).

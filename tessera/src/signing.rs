@@ -39,6 +39,15 @@ pub(crate) fn decode_base64(text: &str, out: &mut Vec<u8>) -> Result<(), base64:
     B64.decode_vec(text, out).inspect_err(|_| out.truncate(len))
 }
 
+/// Decodes URL-safe base64 `text` into `out`, returning the length:
+/// canonical input through the SIMD decoder, anything else through [`B64`].
+fn decode_base64_slice(text: &str, out: &mut [u8]) -> Result<usize, base64::DecodeSliceError> {
+    match decode_canonical_base64(text, out) {
+        Some(len) => Ok(len),
+        None => B64.decode_slice(text, out),
+    }
+}
+
 /// Decodes canonical URL-safe base64 `text` into `out`, returning the
 /// length; `None` if it is not canonical or does not fit, for the caller to
 /// ask [`B64`].
@@ -139,8 +148,7 @@ impl Signer {
             .ok_or(SignatureError::Malformed("no signature"))?;
         // A SHA-1 tag is 20 bytes; anything longer cannot match.
         let mut tag = [0u8; 32];
-        let canonical = decode_canonical_base64(signature, &mut tag);
-        let signature = match canonical.map_or_else(|| B64.decode_slice(signature, &mut tag), Ok) {
+        let signature = match decode_base64_slice(signature, &mut tag) {
             Ok(len) => &tag[..len],
             Err(base64::DecodeSliceError::OutputSliceTooSmall) => {
                 return Err(SignatureError::BadSignature)
@@ -149,13 +157,7 @@ impl Signer {
                 return Err(SignatureError::Malformed("signature is not base64"))
             }
         };
-        let valid = self.macs.iter().any(|mac| {
-            let mut mac = mac.clone();
-            mac.update(value.as_bytes());
-            // verify_slice compares in constant time.
-            mac.verify_slice(signature).is_ok()
-        });
-        if !valid {
+        if !self.any_key_signed(value, signature) {
             return Err(SignatureError::BadSignature);
         }
         let (payload, timestamp) = value
@@ -197,22 +199,27 @@ impl Signer {
         let mut out = String::with_capacity(value.len() + 28);
         out.push_str(value);
         out.push('.');
-        B64.encode_string(mac.finalize().into_bytes(), &mut out);
+        encode_base64(&mac.finalize().into_bytes(), &mut out);
         out
     }
 
     /// The value of `value.signature` if any key made the signature.
     pub(crate) fn verify_untimed<'a>(&self, signed: &'a str) -> Option<&'a str> {
         let (value, signature) = signed.rsplit_once('.')?;
-        let signature = B64.decode(signature).ok()?;
-        self.macs
-            .iter()
-            .any(|mac| {
-                let mut mac = mac.clone();
-                mac.update(value.as_bytes());
-                mac.verify_slice(&signature).is_ok()
-            })
-            .then_some(value)
+        // A SHA-1 tag is 20 bytes; anything longer cannot match.
+        let mut tag = [0u8; 32];
+        let len = decode_base64_slice(signature, &mut tag).ok()?;
+        self.any_key_signed(value, &tag[..len]).then_some(value)
+    }
+
+    /// Whether the current key or a fallback made `signature` for `value`,
+    /// compared in constant time.
+    fn any_key_signed(&self, value: &str, signature: &[u8]) -> bool {
+        self.macs.iter().any(|mac| {
+            let mut mac = mac.clone();
+            mac.update(value.as_bytes());
+            mac.verify_slice(signature).is_ok()
+        })
     }
 }
 
@@ -240,12 +247,7 @@ fn decode_timestamp(text: &str) -> Result<u64, SignatureError> {
     // Every real timestamp fits on the stack; only hostile ones allocate.
     let mut buffer = [0u8; 12];
     let bytes: &[u8] = if text.len() <= 16 {
-        let len = match decode_canonical_base64(text, &mut buffer) {
-            Some(len) => len,
-            None => B64
-                .decode_slice(text, &mut buffer)
-                .map_err(|_| NOT_BASE64)?,
-        };
+        let len = decode_base64_slice(text, &mut buffer).map_err(|_| NOT_BASE64)?;
         &buffer[..len]
     } else {
         &B64.decode(text).map_err(|_| NOT_BASE64)?

@@ -199,13 +199,7 @@ pub(crate) fn from_str_plain(text: &str) -> Result<Value, ParseError> {
 }
 
 fn parse(text: &str, untag: bool) -> Result<Value, ParseError> {
-    let mut parser = Parser {
-        text,
-        bytes: text.as_bytes(),
-        pos: 0,
-        untag,
-        failure: Cell::new(None),
-    };
+    let mut parser = Parser::at(text, 0, untag);
     let parsed = (|| {
         parser.skip_whitespace();
         let value = parser.parse_value(0)?;
@@ -238,7 +232,17 @@ struct Parser<'a> {
     failure: Cell<Option<ParseError>>,
 }
 
-impl Parser<'_> {
+impl<'a> Parser<'a> {
+    fn at(text: &'a str, pos: usize, untag: bool) -> Self {
+        Parser {
+            text,
+            bytes: text.as_bytes(),
+            pos,
+            untag,
+            failure: Cell::new(None),
+        }
+    }
+
     fn error(&self, reason: &'static str) -> Failed {
         self.error_at(self.pos, reason)
     }
@@ -540,13 +544,7 @@ impl Parser<'_> {
 
     /// The first key of the object that starts at `position`, read again.
     fn first_key_at(&self, position: usize) -> Option<String> {
-        let mut parser = Parser {
-            text: self.text,
-            bytes: self.bytes,
-            pos: position + 1,
-            untag: self.untag,
-            failure: Cell::new(None),
-        };
+        let mut parser = Parser::at(self.text, position + 1, self.untag);
         parser.skip_whitespace();
         (parser.peek() == Some(b'"'))
             .then(|| parser.parse_string().ok())

@@ -75,18 +75,9 @@ struct Stored {
     indexed: u64,
 }
 
-/// When a record stops being live.
-fn deadline(record: &Record) -> u64 {
-    record
-        .absolute_expires_at
-        .map_or(record.expires_at, |absolute| {
-            absolute.min(record.expires_at)
-        })
-}
-
 impl Inner {
     fn insert(&mut self, id: SessionId, record: Record) {
-        let due = deadline(&record);
+        let due = record.deadline();
         let stored = Stored {
             record,
             indexed: due,
@@ -108,7 +99,7 @@ impl Inner {
         let Some(stored) = self.records.get_mut(id) else {
             return;
         };
-        let due = deadline(&stored.record);
+        let due = stored.record.deadline();
         if due < stored.indexed {
             self.by_deadline.remove(&(stored.indexed, id.clone()));
             self.by_deadline.insert((due, id.clone()));
@@ -130,7 +121,7 @@ impl Inner {
                 self.by_deadline.pop_first();
                 continue;
             };
-            let due = deadline(&stored.record);
+            let due = stored.record.deadline();
             if due == indexed {
                 return Some((due, id));
             }

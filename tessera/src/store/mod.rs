@@ -99,7 +99,13 @@ pub struct Record {
 impl Record {
     /// Whether the record may still be used at `now`.
     pub fn is_live(&self, now: u64) -> bool {
-        now < self.expires_at && self.absolute_expires_at.is_none_or(|at| now < at)
+        now < self.deadline()
+    }
+
+    /// When the record stops being live: the earlier of its two expiries.
+    pub(crate) fn deadline(&self) -> u64 {
+        self.absolute_expires_at
+            .map_or(self.expires_at, |absolute| absolute.min(self.expires_at))
     }
 }
 
