@@ -8,30 +8,18 @@
 
 use std::hint::black_box;
 
-use axum::body::Body;
 use axum::{routing::get, Router};
 use criterion::{criterion_group, criterion_main, Criterion};
-use http::Request;
-use tessera::{Session, SessionConfig, SessionLayer, SessionType};
+use tessera::{SessionConfig, SessionType};
 use tower::Service as _;
 
-async fn counter(session: Session) -> String {
-    let _user: Option<String> = session.get("user").ok().flatten();
-    let counter: u64 = session.get("counter").ok().flatten().unwrap_or(0) + 1;
-    session.insert("counter", counter).ok();
-    counter.to_string()
-}
+#[path = "../tests/common/counter_route.rs"]
+mod counter_route;
+
+use counter_route::request;
 
 async fn bare() -> &'static str {
     "1"
-}
-
-fn request(cookie: Option<&str>) -> Request<Body> {
-    let mut request = Request::builder().uri("/");
-    if let Some(cookie) = cookie {
-        request = request.header(http::header::COOKIE, cookie);
-    }
-    request.body(Body::empty()).expect("a request")
 }
 
 fn layer(c: &mut Criterion) {
@@ -43,22 +31,9 @@ fn layer(c: &mut Criterion) {
         .session_type(SessionType::Cookie)
         .build()
         .expect("a configuration");
-    let mut with_sessions = Router::new()
-        .route("/", get(counter))
-        .layer(SessionLayer::new(config));
-    let mut without = Router::new().route("/", get(bare));
-
     // The cookie a first visit gets, sent back on every measured request.
-    let first = runtime
-        .block_on(with_sessions.call(request(None)))
-        .expect("a response");
-    let cookie = first
-        .headers()
-        .get(http::header::SET_COOKIE)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.split(';').next())
-        .expect("a session cookie")
-        .to_owned();
+    let (mut with_sessions, cookie) = counter_route::with_sessions(&runtime, config);
+    let mut without = Router::new().route("/", get(bare));
 
     let mut group = c.benchmark_group("request");
     group.bench_function("axum_bare", |b| {

@@ -7,13 +7,17 @@
 use std::alloc::System;
 use std::time::SystemTime;
 
-use axum::body::Body;
-use axum::http::{header, Request};
+use axum::http::header;
 use axum::routing::get;
 use axum::Router;
 use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
-use tessera::{CookieCodec, Map, SecretKey, Session, SessionConfig, SessionLayer, Value};
+use tessera::{CookieCodec, Map, SecretKey, SessionConfig, Value};
 use tower::Service as _;
+
+#[path = "common/counter_route.rs"]
+mod counter_route;
+
+use counter_route::request;
 
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
@@ -21,24 +25,9 @@ static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 /// Requests or operations per measurement; the counts are averaged over them.
 const RUNS: usize = 200;
 
-/// `tessera-bench http`'s route: read one key, increment another.
-async fn counter(session: Session) -> String {
-    let _user: Option<String> = session.get("user").ok().flatten();
-    let counter: u64 = session.get("counter").ok().flatten().unwrap_or(0) + 1;
-    session.insert("counter", counter).ok();
-    counter.to_string()
-}
-
+/// The same answer as `counter_route::counter`'s, without a session.
 async fn bare() -> String {
     "1".to_owned()
-}
-
-fn request(cookie: Option<&str>) -> Request<Body> {
-    let mut request = Request::builder().uri("/");
-    if let Some(cookie) = cookie {
-        request = request.header(header::COOKIE, cookie);
-    }
-    request.body(Body::empty()).expect("a request")
 }
 
 /// Allocations per call of `run`, after a few calls to warm up (lazily built
@@ -103,20 +92,8 @@ fn the_cookie_path_allocates_little() {
         .secret_key("allocation-test-secret-key")
         .build()
         .expect("a configuration");
-    let mut with_sessions = Router::new()
-        .route("/", get(counter))
-        .layer(SessionLayer::new(config));
+    let (mut with_sessions, cookie) = counter_route::with_sessions(&runtime, config);
     let mut without = Router::new().route("/", get(bare));
-    let first = runtime
-        .block_on(with_sessions.call(request(None)))
-        .expect("a response");
-    let cookie = first
-        .headers()
-        .get(header::SET_COOKIE)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.split(';').next())
-        .expect("a session cookie")
-        .to_owned();
     // The requests are built before counting: only serving them counts.
     let mut requests: Vec<_> = (0..RUNS + 10).map(|_| request(None)).collect();
     let bare = allocations_per_call(|| {
