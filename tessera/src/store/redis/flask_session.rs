@@ -77,7 +77,10 @@ use std::time::Duration;
 use ::redis::Script;
 use rand::Rng as _;
 
-use super::{clamp, parse_id, parse_time, Link, DEFAULT_PREFIX, LIST_FETCH, PREAMBLE, SCRIPTS};
+use super::{
+    clamp, lua_source, parse_id, parse_time, Link, LuaHelper, DEFAULT_PREFIX, LIST_FETCH,
+    LUA_CONSTANTS, LUA_HELPERS, SCRIPTS,
+};
 use crate::store::flask_format::SerializationFormat;
 use crate::store::{
     append_in_map, incremented, Changes, Record, SessionId, SessionInfo, SessionStore, StoreError,
@@ -92,22 +95,34 @@ const MAX_ATTEMPTS: u32 = 1000;
 /// Keys fetched per `SCAN` step when listing every session.
 const SCAN_COUNT: usize = 1000;
 
-/// What the scripts add to the shared preamble: where the value is, and how
-/// to tell whether tessera or another writer set its TTL last.
-const FLASK_PREAMBLE: &str = r#"
+/// What the scripts add to the shared constants: where the value is, and
+/// how to tell whether tessera or another writer set its TTL last.
+const FLASK_LUA_CONSTANTS: &str = r#"
 local DEADLINE = '\0deadline'
 -- How far the TTL may be from the one this store set (on Redis's clock)
 -- before it counts as set by another writer.
 local SLACK_MS = 1500
 local MAX_TIME = 9007199254740991
+"#;
 
-local function blob_key(prefix, sid) return prefix .. sid end
-
+/// The helpers the scripts of this layout add to the shared ones.
+const FLASK_LUA_HELPERS: &[LuaHelper] = &[
+    LuaHelper {
+        name: "blob_key",
+        code: "local function blob_key(prefix, sid) return prefix .. sid end\n",
+    },
+    LuaHelper {
+        name: "clock_ms",
+        code: r#"
 local function clock_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
-
+"#,
+    },
+    LuaHelper {
+        name: "times",
+        code: r#"
 -- The session's times as this store reckons them, or nil if there is no
 -- session: {created, expires, absolute, owner, foreign}. `foreign` is 1 when
 -- another writer (Flask-Session) set the TTL last; the TTL is then the idle
@@ -128,7 +143,11 @@ local function times(prefix, sid, now)
   end
   return {meta[1], expires, meta[3], meta[4], foreign}
 end
-
+"#,
+    },
+    LuaHelper {
+        name: "set_blob",
+        code: r#"
 -- Stores `value` with a TTL reaching to `due`, and remembers when that TTL
 -- runs out on Redis's clock. The metadata outlives the value by one TTL.
 local function set_blob(prefix, sid, value, due, now)
@@ -140,7 +159,11 @@ local function set_blob(prefix, sid, value, due, now)
   redis.call('PEXPIRE', meta, string.format('%d', meta_ms))
   return meta_ms
 end
-
+"#,
+    },
+    LuaHelper {
+        name: "forget",
+        code: r#"
 local function forget(prefix, sid, index)
   local meta = session_key(prefix, sid)
   local owner = redis.call('HGET', meta, USER)
@@ -148,8 +171,9 @@ local function forget(prefix, sid, index)
   redis.call('ZREM', index, sid)
   if owner then redis.call('SREM', user_key(prefix, owner), sid) end
 end
-"#;
-
+"#,
+    },
+];
 /// ARGV: prefix, id, now. Returns {value, created, expires, absolute, owner}
 /// or nil.
 const LOAD: &str = r#"
@@ -313,7 +337,13 @@ struct FlaskScripts {
 }
 
 static FLASK_SCRIPTS: LazyLock<FlaskScripts> = LazyLock::new(|| {
-    let script = |body: &str| Script::new(&format!("{PREAMBLE}{FLASK_PREAMBLE}{body}"));
+    let script = |body: &str| {
+        Script::new(&lua_source(
+            &[LUA_CONSTANTS, FLASK_LUA_CONSTANTS],
+            &[LUA_HELPERS, FLASK_LUA_HELPERS],
+            body,
+        ))
+    };
     FlaskScripts {
         load: script(LOAD),
         create: script(CREATE),
@@ -864,6 +894,23 @@ impl SessionStore for FlaskSessionRedisStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scripts_carry_only_the_helpers_they_call() {
+        super::super::tests::assert_scripts_define_exactly_the_helpers_they_call(
+            &[LUA_CONSTANTS, FLASK_LUA_CONSTANTS],
+            &[LUA_HELPERS, FLASK_LUA_HELPERS],
+            &[LOAD, CREATE, WRITE, DELETE, CYCLE, INFO, PURGE, DELETE_USER],
+        );
+        // Through set_blob: ttl_ms, a helper of the shared set.
+        let write = lua_source(
+            &[LUA_CONSTANTS, FLASK_LUA_CONSTANTS],
+            &[LUA_HELPERS, FLASK_LUA_HELPERS],
+            WRITE,
+        );
+        assert!(write.contains("local function set_blob("), "{write}");
+        assert!(write.contains("local function ttl_ms("), "{write}");
+    }
 
     #[test]
     fn glob_characters_in_the_prefix_are_escaped() {

@@ -148,9 +148,9 @@ const EXPIRES: &str = "\0expires";
 const ABSOLUTE: &str = "\0absolute";
 const USER: &str = "\0user";
 
-/// Shared by every script: the names above, how keys are formed from the
-/// prefix, and the rules for liveness and TTLs.
-pub(super) const PREAMBLE: &str = r#"
+/// Shared by every script: the names above and the limits on TTLs. Plain
+/// values, so every script starts with them.
+pub(super) const LUA_CONSTANTS: &str = r#"
 local CREATED, EXPIRES, ABSOLUTE, USER = '\0created', '\0expires', '\0absolute', '\0user'
 -- Arguments per HSET/HDEL call: unpack() is limited to a few thousand values.
 local CHUNK = 200
@@ -158,39 +158,78 @@ local CHUNK = 200
 -- (its id taken) until it is purged; one of at most a century stays within
 -- what PEXPIRE accepts.
 local MIN_TTL_MS, MAX_TTL_MS = 1000, 3153600000000
+"#;
 
-local function session_key(prefix, sid) return prefix .. '{' .. sid .. '}' end
-local function user_key(prefix, user) return prefix .. 'user:' .. user end
+/// A Lua function some of the scripts share.
+pub(super) struct LuaHelper {
+    name: &'static str,
+    code: &'static str,
+}
 
+/// How keys are formed from the prefix, and the rules for liveness and
+/// TTLs. A script gets only the helpers it calls: each one defined is a
+/// closure made on every call, and a script is run once per request.
+pub(super) const LUA_HELPERS: &[LuaHelper] = &[
+    LuaHelper {
+        name: "session_key",
+        code: "local function session_key(prefix, sid) return prefix .. '{' .. sid .. '}' end\n",
+    },
+    LuaHelper {
+        name: "user_key",
+        code: "local function user_key(prefix, user) return prefix .. 'user:' .. user end\n",
+    },
+    LuaHelper {
+        name: "is_meta",
+        code: r#"
 -- Metadata fields are NUL and a name; session keys starting with NUL are
 -- stored behind a second NUL.
 local function is_meta(field)
   return string.byte(field, 1) == 0 and string.byte(field, 2) ~= 0
 end
-
+"#,
+    },
+    LuaHelper {
+        name: "live",
+        code: r#"
 local function live(expires, absolute, now)
   if not expires or now >= tonumber(expires) then return false end
   return not absolute or now < tonumber(absolute)
 end
-
+"#,
+    },
+    LuaHelper {
+        name: "deadline",
+        code: r#"
 -- The earlier of the two expiries, as stored (a string).
 local function deadline(expires, absolute)
   if absolute and tonumber(absolute) < tonumber(expires) then return absolute end
   return expires
 end
-
+"#,
+    },
+    LuaHelper {
+        name: "ttl_ms",
+        code: r#"
 local function ttl_ms(due, now)
   local ms = (tonumber(due) - now) * 1000
   if ms < MIN_TTL_MS then ms = MIN_TTL_MS end
   if ms > MAX_TTL_MS then ms = MAX_TTL_MS end
   return string.format('%d', ms)
 end
-
+"#,
+    },
+    LuaHelper {
+        name: "extend",
+        code: r#"
 -- Lengthens a key's TTL to at least `ms`, never shortens it.
 local function extend(key, ms)
   if redis.call('PTTL', key) < tonumber(ms) then redis.call('PEXPIRE', key, ms) end
 end
-
+"#,
+    },
+    LuaHelper {
+        name: "call_chunked",
+        code: r#"
 -- command(key, items[first..last]) in slices; `width` items per element.
 local function call_chunked(command, key, items, first, last, width)
   local i = first
@@ -200,7 +239,45 @@ local function call_chunked(command, key, items, first, last, width)
     i = j + 1
   end
 end
-"#;
+"#,
+    },
+];
+
+/// A script's source: `constants`, then the helpers of `helpers` that
+/// `body` calls, directly or through another helper, in their order (a
+/// helper calls only helpers listed before it), then `body`.
+pub(super) fn lua_source(constants: &[&str], helpers: &[&[LuaHelper]], body: &str) -> String {
+    let helpers: Vec<&LuaHelper> = helpers.iter().flat_map(|group| group.iter()).collect();
+    let mut needed = vec![false; helpers.len()];
+    for index in (0..helpers.len()).rev() {
+        let name = helpers[index].name;
+        needed[index] = calls(body, name)
+            || helpers[index + 1..]
+                .iter()
+                .zip(&needed[index + 1..])
+                .any(|(later, &used)| used && calls(later.code, name));
+    }
+    let mut source = constants.concat();
+    for (helper, used) in helpers.iter().zip(needed) {
+        if used {
+            source.push_str(helper.code);
+        }
+    }
+    source.push_str(body);
+    source
+}
+
+/// Whether Lua `code` calls function `name`: `name(` not preceded by a
+/// character that would make it part of a longer name.
+fn calls(code: &str, name: &str) -> bool {
+    code.match_indices(name).any(|(at, _)| {
+        code[at + name.len()..].starts_with('(')
+            && !code[..at]
+                .chars()
+                .next_back()
+                .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == ':')
+    })
+}
 
 /// KEYS: session, expiry index. ARGV: prefix, id, created, expires,
 /// absolute or '', '1' if owned, owner, then field/value pairs.
@@ -449,7 +526,7 @@ pub(super) struct Scripts {
 }
 
 pub(super) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| {
-    let script = |body: &str| Script::new(&format!("{PREAMBLE}{body}"));
+    let script = |body: &str| Script::new(&lua_source(&[LUA_CONSTANTS], &[LUA_HELPERS], body));
     Scripts {
         create: script(CREATE),
         update: script(UPDATE),
@@ -1101,6 +1178,72 @@ mod tests {
 
     const NOW: u64 = 1_000_000;
     const HOUR: u64 = 3600;
+
+    /// Every helper a script's source calls is defined in it (Redis would
+    /// refuse the script at its first call otherwise), and none it does not
+    /// call.
+    pub(super) fn assert_scripts_define_exactly_the_helpers_they_call(
+        constants: &[&str],
+        helpers: &[&[LuaHelper]],
+        bodies: &[&str],
+    ) {
+        for body in bodies {
+            let source = lua_source(constants, helpers, body);
+            for helper in helpers.iter().flat_map(|group| group.iter()) {
+                let definition = format!("local function {}(", helper.name);
+                let defined = source.contains(&definition);
+                let called = calls(&source.replace(&definition, ""), helper.name);
+                assert_eq!(defined, called, "{} in\n{source}", helper.name);
+            }
+        }
+    }
+
+    #[test]
+    fn scripts_carry_only_the_helpers_they_call() {
+        assert_scripts_define_exactly_the_helpers_they_call(
+            &[LUA_CONSTANTS],
+            &[LUA_HELPERS],
+            &[
+                CREATE,
+                UPDATE,
+                DELETE,
+                CYCLE,
+                INCREMENT,
+                APPEND,
+                PURGE,
+                DELETE_USER,
+                PRUNE_USER,
+            ],
+        );
+        // The script run on every counted request: one helper.
+        let increment = lua_source(&[LUA_CONSTANTS], &[LUA_HELPERS], INCREMENT);
+        assert_eq!(increment.matches("local function").count(), 1);
+        assert!(increment.contains("local function live("));
+        let update = lua_source(&[LUA_CONSTANTS], &[LUA_HELPERS], UPDATE);
+        for helper in [
+            "live",
+            "deadline",
+            "ttl_ms",
+            "extend",
+            "user_key",
+            "call_chunked",
+            "is_meta",
+        ] {
+            assert!(
+                update.contains(&format!("local function {helper}(")),
+                "{helper}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_call_is_told_from_a_longer_name() {
+        assert!(calls("if live(a) then", "live"));
+        assert!(calls("x=live(a)", "live"));
+        assert!(!calls("if is_live(a) then", "live"));
+        assert!(!calls("os.times(a)", "times"));
+        assert!(!calls("local live = 1", "live"));
+    }
 
     /// The test server's URL; fails, rather than skips, when none was started.
     fn server_url() -> String {
