@@ -122,6 +122,8 @@ rust = {
         "decode_returned": median_ns(returned_home, "decode", size),
         "cookie_encode": median_ns(criterion, "cookie_crate_encode", size),
         "cookie_decode": median_ns(criterion, "cookie_crate_decode", size),
+        "parse_only": median_ns(criterion, "parse_only", size),
+        "serde_json_value": median_ns(criterion, "serde_json_value", size),
     }
     for size in sizes
 }
@@ -230,6 +232,20 @@ for size in sizes:
         f"| {ratio(r['cookie_encode'] / r['encode'])} | {ratio(r['cookie_decode'] / r['decode'])} "
         f"| {ratio(p['encode_ns'] / r['encode'])} | {ratio(p['decode_ns'] / r['decode'])} "
         f"| {ratio(p['encode_ns'] / r['encode_returned'])} |"
+    )
+w("")
+w("What decoding spends building the session: the tagged JSON parsed into the")
+w("session's map and dropped again (`parse_only`: no MAC, base64 or clock), and")
+w("serde_json parsing the same text into its own `Value`, for scale. The map is")
+w("`BTreeMap<String, Value>`, so every key and string is an allocation of its own:")
+w("")
+w("| session | tessera decode | parse only | serde_json `Value` | HMAC floor | parse only / HMAC floor |")
+w("|---|---:|---:|---:|---:|---:|")
+for size in sizes:
+    r = rust[size]
+    w(
+        f"| {size} | {ns(r['decode'])} | {ns(r['parse_only'])} | {ns(r['serde_json_value'])} "
+        f"| {ns(r['hmac'])} | {ratio(r['parse_only'] / r['hmac'])} |"
     )
 w("")
 w("The HMAC floor ratios are against the Rust floor. Encoding these sessions is")

@@ -10,6 +10,11 @@
 //!   with the derived key, set up anew each time, as the Python script's
 //!   `hmac.new(derived_key, json_bytes, sha1).digest()`: the floor set by the MAC.
 //!
+//! - `parse_only/<size>`: the session's tagged JSON parsed into a map (and
+//!   dropped), without MAC, base64 or clock: what decoding spends building the
+//!   session; `serde_json_value/<size>`: serde_json parsing the same text into
+//!   its own `Value`, for scale.
+//!
 //! - `cookie_crate_encode/<size>`, `cookie_crate_decode/<size>`: the usual
 //!   Rust alternative for the same session: serde_json, base64 (a cookie
 //!   value cannot hold JSON's quotes and commas) and the `cookie` crate's
@@ -323,6 +328,26 @@ fn codec(c: &mut Criterion) {
                 mac.update(black_box(json));
                 mac.finalize().into_bytes()
             });
+        });
+    }
+    group.finish();
+
+    // What decoding spends on building the session, apart from the MAC:
+    // the tagged JSON parsed into the map (and the map dropped, as `decode`
+    // is measured), and serde_json's own `Value` from the same text.
+    let mut group = c.benchmark_group("parse_only");
+    for (label, data) in &sessions {
+        let json = tagged::map_to_string(data);
+        group.bench_with_input(BenchmarkId::from_parameter(label), &json, |b, json| {
+            b.iter(|| tagged::from_str(black_box(json)));
+        });
+    }
+    group.finish();
+    let mut group = c.benchmark_group("serde_json_value");
+    for (label, data) in &sessions {
+        let json = tagged::map_to_string(data);
+        group.bench_with_input(BenchmarkId::from_parameter(label), &json, |b, json| {
+            b.iter(|| serde_json::from_str::<serde_json::Value>(black_box(json)));
         });
     }
     group.finish();

@@ -142,7 +142,7 @@ const MAX_TIME: u64 = (1 << 53) - 1;
 /// How many sessions `list` reads per round trip.
 pub(super) const LIST_FETCH: usize = 200;
 
-// Metadata fields of the session hash; the Lua preamble uses the same names.
+// Metadata fields of the session hash; `LUA_CONSTANTS` names them the same.
 const CREATED: &str = "\0created";
 const EXPIRES: &str = "\0expires";
 const ABSOLUTE: &str = "\0absolute";
