@@ -507,6 +507,12 @@ fn run_one(setup: &Setup, target: &Target, round: usize) -> Result<Measured, Str
         sleep(SETTLE);
 
         let url = format!("http://127.0.0.1:{port}/");
+        let server_pid = server.child.id();
+        let redis_url = (target.store == Store::Redis)
+            .then_some(setup.args.redis_url.as_deref())
+            .flatten();
+        let server_cpu_before = process_tree_cpu_seconds(server_pid);
+        let redis_cpu_before = redis_url.and_then(redis_cpu_seconds);
         let mut wrk = Command::new("wrk");
         wrk.args([
             "-t1",
@@ -531,7 +537,15 @@ fn run_one(setup: &Setup, target: &Target, round: usize) -> Result<Measured, Str
                 String::from_utf8_lossy(&output.stderr).trim()
             ));
         }
+        let server_cpu_after = process_tree_cpu_seconds(server_pid);
+        let redis_cpu_after = redis_url.and_then(redis_cpu_seconds);
         let wrk = wrk::parse(&text).map_err(|error| format!("{error}: {text}"))?;
+        let per_request = |before: Option<f64>, after: Option<f64>| {
+            let spent = after? - before?;
+            (wrk.requests > 0 && spent >= 0.0).then(|| spent * 1e6 / wrk.requests as f64)
+        };
+        let server_cpu_us = per_request(server_cpu_before, server_cpu_after);
+        let redis_cpu_us = per_request(redis_cpu_before, redis_cpu_after);
         if let Ok(Some(status)) = server.child.try_wait() {
             return Err(format!(
                 "the server died under load ({status}): {}",
@@ -570,6 +584,8 @@ fn run_one(setup: &Setup, target: &Target, round: usize) -> Result<Measured, Str
                 first_counter,
                 final_counter,
                 check_errors,
+                server_cpu_us,
+                redis_cpu_us,
             },
             extra_key,
         ))
@@ -584,6 +600,67 @@ fn run_one(setup: &Setup, target: &Target, round: usize) -> Result<Measured, Str
     }
     let _ = fs::remove_dir_all(&scratch);
     result.map(|(measured, _)| measured)
+}
+
+/// CPU time (user and system, seconds) of process `pid` and all of its
+/// descendants (gunicorn's workers), from `/proc`; `None` where unreadable.
+fn process_tree_cpu_seconds(pid: u32) -> Option<f64> {
+    let ticks_per_second = *CLOCK_TICKS;
+    let root = pid;
+    let mut pending = vec![pid];
+    let mut ticks = 0u64;
+    while let Some(pid) = pending.pop() {
+        let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            // A descendant may have exited since its parent listed it.
+            if pid == root {
+                return None;
+            }
+            continue;
+        };
+        // The command name (field 2) may hold spaces; fields count from its ')'.
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        // utime and stime are fields 14 and 15: 12 and 13 after the name.
+        let user: u64 = fields.get(11)?.parse().ok()?;
+        let system: u64 = fields.get(12)?.parse().ok()?;
+        ticks += user + system;
+        let tasks = fs::read_dir(format!("/proc/{pid}/task"));
+        for task in tasks.into_iter().flatten().flatten() {
+            let children = fs::read_to_string(task.path().join("children")).unwrap_or_default();
+            pending.extend(
+                children
+                    .split_whitespace()
+                    .filter_map(|child| child.parse::<u32>().ok()),
+            );
+        }
+    }
+    Some(ticks as f64 / ticks_per_second)
+}
+
+/// The kernel's clock ticks per second, in which `/proc/PID/stat` counts CPU
+/// time (100 on every common Linux; `getconf` says for sure).
+static CLOCK_TICKS: std::sync::LazyLock<f64> = std::sync::LazyLock::new(|| {
+    command_line(Path::new("getconf"), &["CLK_TCK"])
+        .and_then(|text| text.trim().parse::<f64>().ok())
+        .filter(|ticks| *ticks > 0.0)
+        .unwrap_or(100.0)
+});
+
+/// The Redis server's CPU time so far (user and system, seconds), from
+/// `INFO cpu`.
+fn redis_cpu_seconds(url: &str) -> Option<f64> {
+    let client = redis::Client::open(url).ok()?;
+    let mut connection = client
+        .get_connection_with_timeout(Duration::from_secs(5))
+        .ok()?;
+    let info: String = redis::cmd("INFO").arg("cpu").query(&mut connection).ok()?;
+    let field = |name: &str| -> Option<f64> {
+        info.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))?
+            .trim()
+            .parse()
+            .ok()
+    };
+    Some(field("used_cpu_user")? + field("used_cpu_sys")?)
 }
 
 /// Deletes the run's keys: everything under `prefix`, and `extra`.
@@ -798,6 +875,20 @@ fn crate_versions(root: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_cpu_of_a_process_tree_is_read_from_proc() {
+        let before = process_tree_cpu_seconds(std::process::id()).expect("readable");
+        // Busy for a while: ten clock ticks at least.
+        let started = Instant::now();
+        let mut spin = 0u64;
+        while started.elapsed() < Duration::from_millis(200) {
+            spin = std::hint::black_box(spin.wrapping_add(1));
+        }
+        let after = process_tree_cpu_seconds(std::process::id()).expect("readable");
+        assert!(after - before >= 0.1, "{before} → {after}");
+        assert_eq!(process_tree_cpu_seconds(u32::MAX), None);
+    }
 
     #[test]
     fn blank_store_urls_are_refused() {

@@ -27,6 +27,11 @@ pub struct Measured {
     /// Errors of check requests that failed (each is retried a few times):
     /// a finding of its own, whatever the counter.
     pub check_errors: Vec<String>,
+    /// CPU time (user and system) the server's processes spent while wrk
+    /// ran, per request wrk completed, in µs; `None` if it could not be read.
+    pub server_cpu_us: Option<f64>,
+    /// The same for the Redis server (from `INFO cpu`), for Redis targets.
+    pub redis_cpu_us: Option<f64>,
 }
 
 /// One run of one target: measured, or why not.
@@ -256,6 +261,10 @@ pub struct Summary {
     pub p50_ms: Option<f64>,
     /// Median p99 latency, ms.
     pub p99_ms: Option<f64>,
+    /// Median CPU of the server per request, µs.
+    pub server_cpu_us: Option<f64>,
+    /// Median CPU of the Redis server per request, µs.
+    pub redis_cpu_us: Option<f64>,
 }
 
 impl Summary {
@@ -276,12 +285,16 @@ impl Summary {
             let high = rates.iter().copied().fold(f64::NEG_INFINITY, f64::max);
             (low, high)
         });
+        let server_cpu: Vec<f64> = measured.iter().filter_map(|m| m.server_cpu_us).collect();
+        let redis_cpu: Vec<f64> = measured.iter().filter_map(|m| m.redis_cpu_us).collect();
         Summary {
             target,
             rps: median(&rates),
             spread,
             p50_ms: median(&p50),
             p99_ms: median(&p99),
+            server_cpu_us: median(&server_cpu),
+            redis_cpu_us: median(&redis_cpu),
             measured,
             failures,
         }
@@ -471,6 +484,8 @@ impl Report {
             }
         }
 
+        out.push_str(&self.cpu_section());
+
         let _ = writeln!(out, "\n### Targets\n");
         for line in self.targets() {
             let _ = writeln!(out, "- {line}");
@@ -517,6 +532,39 @@ impl Report {
             }
         }
         let _ = writeln!(out, "{END}");
+        out
+    }
+
+    /// CPU per request: where a lower throughput comes from (the server's
+    /// own work, or the Redis server's), whatever share wrk took.
+    fn cpu_section(&self) -> String {
+        let rows: Vec<Summary> = targets::ALL
+            .iter()
+            .filter_map(|target| self.summary(target.name))
+            .filter(|summary| summary.server_cpu_us.is_some() || summary.redis_cpu_us.is_some())
+            .collect();
+        if rows.is_empty() {
+            return String::new();
+        }
+        let mut out = String::from(
+            "\n### CPU per request\n\n\
+             CPU time (user and system) spent while wrk ran, divided by the requests \
+             it completed; the median over rounds. The server's is read from \
+             `/proc/PID/stat` of its processes (gunicorn's master and workers \
+             together), Redis' from `INFO cpu`. wrk's own share is in neither.\n\n\
+             | target | server CPU µs/request | Redis CPU µs/request |\n|---|---:|---:|\n",
+        );
+        let micros =
+            |value: Option<f64>| value.map_or_else(|| "—".to_owned(), |us| format!("{us:.1}"));
+        for row in rows {
+            let _ = writeln!(
+                out,
+                "| `{}` | {} | {} |",
+                row.target.name,
+                micros(row.server_cpu_us),
+                micros(row.redis_cpu_us)
+            );
+        }
         out
     }
 
@@ -817,6 +865,8 @@ mod tests {
             first_counter: 1,
             final_counter: Some(final_counter),
             check_errors: Vec::new(),
+            server_cpu_us: Some(requests as f64 / 1000.0),
+            redis_cpu_us: None,
         }
     }
 
@@ -978,5 +1028,8 @@ mod tests {
              unavailable); a retry answered); round 1 `tessera-postgres` (5 failed"
         ));
         assert!(text.contains("exact in 0/1 runs; **no answer to the check** in 1/1 runs"));
+        // `measured(100_000, ..)` says 100 µs of server CPU per request.
+        assert!(text.contains("| `tessera-memory` | 100.0 | — |"), "{text}");
+        assert!(text.contains("### CPU per request"));
     }
 }
