@@ -5,7 +5,9 @@
 //! rounds interleave), it starts the server on a free port, waits until the
 //! port accepts connections, creates one session with one request, runs
 //! `wrk -t1 -cC -dDs --latency -H "Cookie: <session>"`, asks for the counter
-//! once more, and stops the server.
+//! once more, and stops the server. Around wrk it reads the CPU time the
+//! server's processes (from `/proc`) and, for Redis targets, the Redis server
+//! (`INFO cpu`) spent, for the report's CPU per request.
 
 use std::fs::{self, File};
 use std::io;
