@@ -647,13 +647,16 @@ static CLOCK_TICKS: std::sync::LazyLock<f64> = std::sync::LazyLock::new(|| {
         .unwrap_or(100.0)
 });
 
+/// A connection of the benchmark's own to the Redis under test, for
+/// reading its state and cleaning up; not one the servers use.
+fn redis_connection(url: &str) -> redis::RedisResult<redis::Connection> {
+    redis::Client::open(url)?.get_connection_with_timeout(Duration::from_secs(5))
+}
+
 /// The Redis server's CPU time so far (user and system, seconds), from
 /// `INFO cpu`.
 fn redis_cpu_seconds(url: &str) -> Option<f64> {
-    let client = redis::Client::open(url).ok()?;
-    let mut connection = client
-        .get_connection_with_timeout(Duration::from_secs(5))
-        .ok()?;
+    let mut connection = redis_connection(url).ok()?;
     let info: String = redis::cmd("INFO").arg("cpu").query(&mut connection).ok()?;
     let field = |name: &str| -> Option<f64> {
         info.lines()
@@ -667,8 +670,7 @@ fn redis_cpu_seconds(url: &str) -> Option<f64> {
 
 /// Deletes the run's keys: everything under `prefix`, and `extra`.
 fn redis_cleanup(url: &str, prefix: &str, extra: Option<&str>) -> redis::RedisResult<()> {
-    let client = redis::Client::open(url)?;
-    let mut connection = client.get_connection_with_timeout(Duration::from_secs(5))?;
+    let mut connection = redis_connection(url)?;
     let mut cursor: u64 = 0;
     loop {
         let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
@@ -810,8 +812,7 @@ fn machine(
 
 fn redis_info(url: &str) -> String {
     let info = || -> redis::RedisResult<String> {
-        let client = redis::Client::open(url)?;
-        let mut connection = client.get_connection_with_timeout(Duration::from_secs(5))?;
+        let mut connection = redis_connection(url)?;
         let server: String = redis::cmd("INFO").arg("server").query(&mut connection)?;
         let version = server
             .lines()
