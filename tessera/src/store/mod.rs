@@ -104,9 +104,13 @@ impl Record {
 
     /// When the record stops being live: the earlier of its two expiries.
     pub(crate) fn deadline(&self) -> u64 {
-        self.absolute_expires_at
-            .map_or(self.expires_at, |absolute| absolute.min(self.expires_at))
+        deadline(self.expires_at, self.absolute_expires_at)
     }
+}
+
+/// When a session with these expiries stops being live: the earlier one.
+pub(crate) fn deadline(expires_at: u64, absolute_expires_at: Option<u64>) -> u64 {
+    absolute_expires_at.map_or(expires_at, |absolute| absolute.min(expires_at))
 }
 
 /// What a request changed, applied to the stored record key by key.

@@ -83,7 +83,8 @@ use super::{
 };
 use crate::store::flask_format::SerializationFormat;
 use crate::store::{
-    append_in_map, incremented, Changes, Record, SessionId, SessionInfo, SessionStore, StoreError,
+    append_in_map, deadline, incremented, Changes, Record, SessionId, SessionInfo, SessionStore,
+    StoreError,
 };
 use crate::value::{Map, Value};
 
@@ -847,9 +848,7 @@ impl SessionStore for FlaskSessionRedisStore {
                     stale.push(id);
                     continue;
                 }
-                let live =
-                    now < info.expires_at && info.absolute_expires_at.is_none_or(|at| now < at);
-                if live {
+                if now < deadline(info.expires_at, info.absolute_expires_at) {
                     found.push(info);
                 }
             }

@@ -755,7 +755,7 @@ impl Metadata {
 
 impl SessionInfoParts {
     fn is_live(&self, now: u64) -> bool {
-        now < self.expires_at && self.absolute_expires_at.is_none_or(|at| now < at)
+        now < super::deadline(self.expires_at, self.absolute_expires_at)
     }
 }
 
@@ -932,7 +932,7 @@ impl SessionStore for RedisStore {
             let absolute_expires_at = absolute
                 .map(|at| parse_time(&at, "absolute_expires_at"))
                 .transpose()?;
-            return Ok(now < expires_at && absolute_expires_at.is_none_or(|at| now < at));
+            return Ok(now < super::deadline(expires_at, absolute_expires_at));
         }
         let (owner_change, owner) = match &changes.user_id {
             None => ("", ""),
