@@ -24,7 +24,9 @@
 //!
 //! - `hostile/<case>`: refusing hostile cookies: a correctly signed 8 MiB zlib
 //!   bomb (stopped at the 1 MiB payload bound), a tampered 4 KiB cookie and
-//!   random garbage.
+//!   random garbage; and reading a correctly signed session of 50,000 keys
+//!   (about 0.8 MiB of JSON) in sorted order and reversed, which must cost
+//!   about the same.
 //!
 //! - `encrypted_encode/<mode>/<size>`, `encrypted_decode/<mode>/<size>`: the
 //!   signed codec (`signed`, as `encode`/`decode` above, measured again in the
@@ -375,6 +377,17 @@ fn codec(c: &mut Criterion) {
             b.iter(|| codec.decode(black_box(cookie), SystemTime::now()));
         });
     }
+    // Accepted, but as many keys as the payload bound allows, in the order
+    // Flask writes them and reversed: reading the reversed one must not
+    // cost a shift of the map per key.
+    for (case, descending) in [("ascending_keys_50k", false), ("descending_keys_50k", true)] {
+        let cookie = signed_json(&derived, &many_keys(50_000, descending));
+        let decoded = codec.decode(&cookie, SystemTime::now()).expect("decodes");
+        assert_eq!(decoded.data.len(), 50_000, "{case}");
+        group.bench_with_input(BenchmarkId::from_parameter(case), &cookie, |b, cookie| {
+            b.iter(|| codec.decode(black_box(cookie), SystemTime::now()));
+        });
+    }
     group.finish();
 }
 
@@ -471,9 +484,7 @@ fn cookie_crate(c: &mut Criterion, sessions: &[(&'static str, Map)]) {
 }
 
 fn signed_zlib_bomb(derived: &[u8; 20], size: usize) -> String {
-    use base64::Engine as _;
     use std::io::Write as _;
-    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let mut encoder = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
     encoder.write_all(b"{\"a\":\"").expect("compresses");
     let chunk = vec![b'a'; 1 << 16];
@@ -481,7 +492,22 @@ fn signed_zlib_bomb(derived: &[u8; 20], size: usize) -> String {
         encoder.write_all(&chunk).expect("compresses");
     }
     encoder.write_all(b"\"}").expect("compresses");
-    let payload = format!(".{}", b64.encode(encoder.finish().expect("compresses")));
+    signed_zlib(derived, &encoder.finish().expect("compresses"))
+}
+
+/// A correctly signed cookie for tagged JSON `json`, compressed.
+fn signed_json(derived: &[u8; 20], json: &str) -> String {
+    use std::io::Write as _;
+    let mut encoder = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(json.as_bytes()).expect("compresses");
+    signed_zlib(derived, &encoder.finish().expect("compresses"))
+}
+
+/// A correctly signed cookie whose payload is the zlib stream `zlib`.
+fn signed_zlib(derived: &[u8; 20], zlib: &[u8]) -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let payload = format!(".{}", b64.encode(zlib));
     let now = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .expect("after 1970")
@@ -492,6 +518,18 @@ fn signed_zlib_bomb(derived: &[u8; 20], size: usize) -> String {
     let mut mac = Hmac::<Sha1>::new_from_slice(derived).expect("any key length");
     mac.update(value.as_bytes());
     format!("{value}.{}", b64.encode(mac.finalize().into_bytes()))
+}
+
+/// Tagged JSON of one object with `count` integer keys, in ascending or
+/// descending order.
+fn many_keys(count: usize, descending: bool) -> String {
+    let entries: Vec<String> = (0..count).map(|i| format!("\"k{i:06}\":{i}")).collect();
+    let ordered: Vec<&str> = if descending {
+        entries.iter().rev().map(String::as_str).collect()
+    } else {
+        entries.iter().map(String::as_str).collect()
+    };
+    format!("{{{}}}", ordered.join(","))
 }
 
 /// 36 benchmarks of about 4 s each: two and a half minutes in all, after the

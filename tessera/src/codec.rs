@@ -11,10 +11,11 @@ use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, 
 
 use crate::encrypted::CookieCipher;
 use crate::key::SecretKey;
+use crate::map::Map;
 use crate::scratch;
 use crate::signing::{decode_base64, encode_base64, SignatureError, Signer};
 use crate::tagged::{self, ParseError};
-use crate::value::{Map, Value};
+use crate::value::Value;
 
 /// Flask's salt for session cookies.
 pub const DEFAULT_SALT: &str = "cookie-session";

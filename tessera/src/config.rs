@@ -1247,7 +1247,7 @@ mod tests {
         assert!(!config.encrypted_compression());
         let codec = config.cookie_codec();
         assert!(codec.is_encrypted());
-        let data = crate::value::Map::from([("a".to_owned(), "a".repeat(500).into())]);
+        let data = crate::Map::from([("a".to_owned(), "a".repeat(500).into())]);
         let now = std::time::SystemTime::now();
         let cookie = codec.encode(&data, now);
         assert!(cookie.len() > 500, "not compressed: {}", cookie.len());

@@ -49,9 +49,9 @@ use sha2::Sha256;
 
 use crate::codec::{compress_if_smaller, session_from_payload, DecodeError, Decoded};
 use crate::key::SecretKey;
+use crate::map::Map;
 use crate::signing::{check_age, unix_seconds};
 use crate::tagged;
-use crate::value::Map;
 
 /// HKDF info: separates this key from any other use of `SECRET_KEY`, and from
 /// a later format's key.

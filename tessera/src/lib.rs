@@ -55,6 +55,7 @@ mod encrypted;
 mod extract;
 mod key;
 mod layer;
+pub mod map;
 mod rejection;
 mod scratch;
 mod server;
@@ -70,10 +71,11 @@ pub use codec::{
 pub use config::{ConfigError, SameSite, SessionConfig, SessionConfigBuilder, SessionType};
 pub use key::SecretKey;
 pub use layer::{ResponseFuture, SessionLayer, SessionService};
+pub use map::Map;
 pub use rejection::SessionRejection;
 pub use session::{
     Flash, Session, SessionError, DEFAULT_FLASH_CATEGORY, FLASHES_KEY, PERMANENT_KEY,
 };
 pub use signing::SignatureError;
 pub use store::{Changes, MemoryStore, Record, SessionId, SessionInfo, SessionStore, StoreError};
-pub use value::{Map, Number, Value};
+pub use value::{Number, Value};

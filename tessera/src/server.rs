@@ -9,9 +9,10 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use crate::map::Map;
 use crate::session::{Session, SessionError, State, PERMANENT_KEY};
 use crate::store::{Changes, Record, SessionId, SessionInfo, SessionStore, StoreError};
-use crate::value::{Map, Value};
+use crate::value::Value;
 
 /// How many times a fresh id is drawn before giving up (a collision of
 /// 256-bit random ids means the random source is broken).

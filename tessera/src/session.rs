@@ -7,9 +7,10 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::map::Map;
 use crate::server::ServerState;
 use crate::store::StoreError;
-use crate::value::{Map, Value};
+use crate::value::Value;
 
 /// The key Flask keeps `session.permanent` under.
 pub const PERMANENT_KEY: &str = "_permanent";
@@ -318,7 +319,7 @@ impl Session {
         let changed: Vec<String> = before
             .keys()
             .chain(state.data.keys())
-            .filter(|key| before.get(*key) != state.data.get(*key))
+            .filter(|key| before.get(key) != state.data.get(key))
             .cloned()
             .collect();
         state.accessed = true;

@@ -6,15 +6,13 @@
 //! changed in one key and written back with every other key byte-for-byte as
 //! Flask wrote it.
 
-use std::collections::BTreeMap;
 use std::fmt;
 
 use base64::Engine as _;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-/// A session's contents: keys in code-point order, the order Flask writes them.
-pub type Map = BTreeMap<String, Value>;
+use crate::map::Map;
 
 /// One value in a Flask session.
 #[derive(Clone, PartialEq)]

@@ -67,8 +67,8 @@ fn the_cookie_path_allocates_little() {
     });
     assert_eq!(encode, 1.0, "allocations per encode");
 
-    // Decoding allocates what the session holds: its map's node, four keys
-    // and three strings (`true` needs none), eight in all. Before the
+    // Decoding allocates what the session holds: its map's entries, four
+    // keys and three strings (`true` needs none), eight in all. Before the
     // per-thread buffers, the stack-decoded timestamp and the parser
     // inserting into the map directly it was eleven.
     let cookie = codec.encode(&session, SystemTime::now());

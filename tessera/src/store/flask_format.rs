@@ -46,8 +46,9 @@ use rmp::encode::ByteBuf;
 use rmp::Marker;
 use time::{OffsetDateTime, UtcOffset};
 
+use crate::map::Map;
 use crate::tagged::{self, MAX_DEPTH};
-use crate::value::{Decimal, Map, Number, Value};
+use crate::value::{Decimal, Number, Value};
 
 /// Flask-Session's `SESSION_SERIALIZATION_FORMAT`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

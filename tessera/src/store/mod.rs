@@ -15,7 +15,8 @@ use std::fmt;
 use base64::Engine as _;
 use rand::RngCore as _;
 
-use crate::value::{Map, Value};
+use crate::map::Map;
+use crate::value::Value;
 
 pub mod flask_format;
 pub mod memory;

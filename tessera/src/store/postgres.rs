@@ -75,8 +75,9 @@ use sqlx::{Connection as _, Executor as _, Row as _};
 use super::{
     append_in_map, incremented, Changes, Record, SessionId, SessionInfo, SessionStore, StoreError,
 };
+use crate::map::Map;
 use crate::tagged;
-use crate::value::{Map, Value};
+use crate::value::Value;
 
 /// Connections per store. Every operation is one or a few short statements,
 /// so a handful serves many concurrent requests; the server's own limit

@@ -62,8 +62,9 @@ use tokio::sync::OnceCell;
 use super::{
     append_in_map, incremented, Changes, Record, SessionId, SessionInfo, SessionStore, StoreError,
 };
+use crate::map::Map;
 use crate::tagged;
-use crate::value::{Map, Value};
+use crate::value::Value;
 
 /// SQLite has one writer at a time, so more connections only help readers;
 /// a few keep reads flowing while a write holds the lock.

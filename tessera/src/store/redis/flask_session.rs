@@ -81,12 +81,13 @@ use super::{
     clamp, lua_source, parse_id, parse_time, Link, LuaHelper, DEFAULT_PREFIX, LIST_FETCH,
     LUA_CONSTANTS, LUA_HELPERS, SCRIPTS,
 };
+use crate::map::Map;
 use crate::store::flask_format::SerializationFormat;
 use crate::store::{
     append_in_map, deadline, incremented, Changes, Record, SessionId, SessionInfo, SessionStore,
     StoreError,
 };
-use crate::value::{Map, Value};
+use crate::value::Value;
 
 /// How often a save is applied again after other writers changed the
 /// session under it, before giving up. Each retry means another writer

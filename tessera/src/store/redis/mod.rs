@@ -117,8 +117,9 @@ use tokio::sync::OnceCell;
 use super::{
     integer_for_increment, Changes, Record, SessionId, SessionInfo, SessionStore, StoreError,
 };
+use crate::map::Map;
 use crate::tagged;
-use crate::value::{Map, Value};
+use crate::value::Value;
 
 /// The prefix of every key, unless [`RedisStore::with_prefix`] says otherwise.
 pub const DEFAULT_PREFIX: &str = "session:";

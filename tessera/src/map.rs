@@ -1,0 +1,533 @@
+//! [`Map`], a session's dict: string keys in sorted order, as Flask writes
+//! them (`sort_keys=True`).
+//!
+//! A session holds a handful of keys and is built, read and dropped on every
+//! request, so the map is a sorted vector rather than a tree: reading a
+//! cookie pushes its keys in the order they arrive (already sorted, when
+//! Flask or tessera wrote them) with no per-key search, node allocation or
+//! rebalancing, and lookups are a binary search over contiguous entries.
+//! Inserting a new key shifts the keys after it, which is cheap at session
+//! sizes; building a large map from an iterator sorts once instead, so even
+//! hostile input with many keys costs `O(n log n)`.
+//!
+//! ```
+//! use tessera::{Map, Value};
+//!
+//! let mut map = Map::new();
+//! map.insert("theme".to_owned(), Value::from("dark"));
+//! map.insert("_user_id".to_owned(), Value::from("42"));
+//! assert_eq!(map.get("theme").and_then(Value::as_str), Some("dark"));
+//! // Keys iterate in sorted order, as they are written to the cookie.
+//! assert_eq!(map.keys().collect::<Vec<_>>(), ["_user_id", "theme"]);
+//! ```
+
+use std::borrow::Cow;
+use std::fmt;
+use std::iter::FusedIterator;
+use std::ops::Index;
+
+use crate::value::Value;
+
+/// A Flask session's dict: string keys in sorted order, each with a [`Value`].
+///
+/// The API follows `BTreeMap<String, Value>`'s, which it replaced; see the
+/// [module docs](crate::map) for why it is a sorted vector.
+#[derive(Clone, Default, PartialEq)]
+pub struct Map {
+    /// Sorted by key, each key once.
+    entries: Vec<(String, Value)>,
+}
+
+impl Map {
+    /// An empty map; allocates nothing until the first insert.
+    pub const fn new() -> Self {
+        Self {
+            entries: Vec::new(),
+        }
+    }
+
+    /// An empty map with room for `capacity` keys.
+    pub fn with_capacity(capacity: usize) -> Self {
+        Self {
+            entries: Vec::with_capacity(capacity),
+        }
+    }
+
+    /// A map of `entries` in any order; of keys given more than once, the
+    /// last value wins, as in a Python dict literal or repeated inserts.
+    fn from_unsorted(mut entries: Vec<(String, Value)>) -> Self {
+        if !is_strictly_sorted(&entries) {
+            // Stable, so equal keys stay in the order given and the last of
+            // each run is the one to keep.
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            entries.dedup_by(|later, kept| {
+                let repeated = later.0 == kept.0;
+                if repeated {
+                    std::mem::swap(&mut later.1, &mut kept.1);
+                }
+                repeated
+            });
+        }
+        Self { entries }
+    }
+
+    /// Appends an entry read from a document, its value written in place by
+    /// `fill` (see `tagged`'s parser for why), without a search. Returns
+    /// whether the key sorts after the previous one, as it does in what
+    /// Flask or tessera wrote; if any does not, the reader calls
+    /// [`restore_order`](Self::restore_order) once all are read, so that
+    /// hostile input with many keys out of order costs one sort rather than
+    /// one shift per key. On error the entry is left with whatever `fill`
+    /// wrote.
+    pub(crate) fn push_read_with<E>(
+        &mut self,
+        key: Cow<'_, str>,
+        fill: impl FnOnce(&mut Value) -> Result<(), E>,
+    ) -> Result<bool, E> {
+        let in_order = self
+            .entries
+            .last()
+            .is_none_or(|(last, _)| last.as_str() < &*key);
+        self.entries.push((key.into_owned(), Value::Null));
+        if let Some((_, slot)) = self.entries.last_mut() {
+            fill(slot)?;
+        }
+        Ok(in_order)
+    }
+
+    /// Sorts entries appended out of order by
+    /// [`push_read_with`](Self::push_read_with); of repeated keys, the last
+    /// value read wins.
+    pub(crate) fn restore_order(&mut self) {
+        *self = Self::from_unsorted(std::mem::take(&mut self.entries));
+    }
+
+    #[cfg(test)]
+    fn push_read(&mut self, key: String, value: Value) {
+        let pushed: Result<bool, std::convert::Infallible> =
+            self.push_read_with(key.into(), |slot| {
+                *slot = value;
+                Ok(())
+            });
+        if pushed != Ok(true) {
+            self.restore_order();
+        }
+    }
+
+    /// How many keys the map holds.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether the map holds no keys.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Removes every key, keeping the allocation.
+    pub fn clear(&mut self) {
+        self.entries.clear();
+    }
+
+    fn position(&self, key: &str) -> Result<usize, usize> {
+        self.entries
+            .binary_search_by(|(probe, _)| probe.as_str().cmp(key))
+    }
+
+    /// The value for `key`.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        let index = self.position(key).ok()?;
+        Some(&self.entries[index].1)
+    }
+
+    /// The value for `key`, to change in place.
+    pub fn get_mut(&mut self, key: &str) -> Option<&mut Value> {
+        let index = self.position(key).ok()?;
+        Some(&mut self.entries[index].1)
+    }
+
+    /// The stored key and value for `key`.
+    pub fn get_key_value(&self, key: &str) -> Option<(&String, &Value)> {
+        let index = self.position(key).ok()?;
+        let (key, value) = &self.entries[index];
+        Some((key, value))
+    }
+
+    /// Whether the map holds `key`.
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.position(key).is_ok()
+    }
+
+    /// Sets `key` to `value`, returning the value it replaced.
+    pub fn insert(&mut self, key: String, value: Value) -> Option<Value> {
+        match self.position(&key) {
+            Ok(index) => Some(std::mem::replace(&mut self.entries[index].1, value)),
+            Err(index) => {
+                self.entries.insert(index, (key, value));
+                None
+            }
+        }
+    }
+
+    /// Removes `key`, returning its value.
+    pub fn remove(&mut self, key: &str) -> Option<Value> {
+        self.remove_entry(key).map(|(_, value)| value)
+    }
+
+    /// Removes `key`, returning the stored key and its value.
+    pub fn remove_entry(&mut self, key: &str) -> Option<(String, Value)> {
+        let index = self.position(key).ok()?;
+        Some(self.entries.remove(index))
+    }
+
+    /// Removes and returns the entry with the smallest key.
+    pub fn pop_first(&mut self) -> Option<(String, Value)> {
+        (!self.entries.is_empty()).then(|| self.entries.remove(0))
+    }
+
+    /// Keeps only the entries for which `keep` returns true.
+    pub fn retain(&mut self, mut keep: impl FnMut(&String, &mut Value) -> bool) {
+        self.entries.retain_mut(|(key, value)| keep(key, value));
+    }
+
+    /// Moves every entry of `other` into this map, leaving `other` empty;
+    /// where both hold a key, `other`'s value wins.
+    pub fn append(&mut self, other: &mut Map) {
+        let other = std::mem::take(&mut other.entries);
+        if self.entries.is_empty() {
+            self.entries = other;
+        } else {
+            self.extend(other);
+        }
+    }
+
+    /// The entries in key order.
+    pub fn iter(&self) -> Iter<'_> {
+        Iter(self.entries.iter())
+    }
+
+    /// The entries in key order, with values to change in place.
+    pub fn iter_mut(&mut self) -> IterMut<'_> {
+        IterMut(self.entries.iter_mut())
+    }
+
+    /// The keys in order.
+    pub fn keys(&self) -> impl DoubleEndedIterator<Item = &String> + ExactSizeIterator + '_ {
+        self.entries.iter().map(|(key, _)| key)
+    }
+
+    /// The values in key order.
+    pub fn values(&self) -> impl DoubleEndedIterator<Item = &Value> + ExactSizeIterator + '_ {
+        self.entries.iter().map(|(_, value)| value)
+    }
+
+    /// The values in key order, to change in place.
+    pub fn values_mut(
+        &mut self,
+    ) -> impl DoubleEndedIterator<Item = &mut Value> + ExactSizeIterator + '_ {
+        self.entries.iter_mut().map(|(_, value)| value)
+    }
+}
+
+fn is_strictly_sorted(entries: &[(String, Value)]) -> bool {
+    entries.windows(2).all(|pair| pair[0].0 < pair[1].0)
+}
+
+impl fmt::Debug for Map {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+impl Index<&str> for Map {
+    type Output = Value;
+
+    /// # Panics
+    ///
+    /// If the map does not hold `key`.
+    fn index(&self, key: &str) -> &Value {
+        self.get(key)
+            .unwrap_or_else(|| panic!("no key {key:?} in the map"))
+    }
+}
+
+impl FromIterator<(String, Value)> for Map {
+    fn from_iter<I: IntoIterator<Item = (String, Value)>>(entries: I) -> Self {
+        Self::from_unsorted(entries.into_iter().collect())
+    }
+}
+
+impl<'a> FromIterator<(&'a str, Value)> for Map {
+    fn from_iter<I: IntoIterator<Item = (&'a str, Value)>>(entries: I) -> Self {
+        entries
+            .into_iter()
+            .map(|(key, value)| (key.to_owned(), value))
+            .collect()
+    }
+}
+
+impl<const N: usize> From<[(String, Value); N]> for Map {
+    fn from(entries: [(String, Value); N]) -> Self {
+        entries.into_iter().collect()
+    }
+}
+
+impl<const N: usize> From<[(&str, Value); N]> for Map {
+    fn from(entries: [(&str, Value); N]) -> Self {
+        entries.into_iter().collect()
+    }
+}
+
+impl Extend<(String, Value)> for Map {
+    fn extend<I: IntoIterator<Item = (String, Value)>>(&mut self, entries: I) {
+        let entries = entries.into_iter();
+        let (lower, _) = entries.size_hint();
+        // One insert at a time shifts the tail each time; past a few keys,
+        // appending everything and sorting once is cheaper.
+        if lower <= 4 {
+            for (key, value) in entries {
+                self.insert(key, value);
+            }
+        } else {
+            let mut all = std::mem::take(&mut self.entries);
+            all.extend(entries);
+            *self = Self::from_unsorted(all);
+        }
+    }
+}
+
+/// The entries of a [`Map`] in key order, from [`Map::iter`].
+#[derive(Debug, Clone)]
+pub struct Iter<'a>(std::slice::Iter<'a, (String, Value)>);
+
+impl<'a> Iterator for Iter<'a> {
+    type Item = (&'a String, &'a Value);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.0.next().map(|(key, value)| (key, value))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.0.size_hint()
+    }
+}
+
+impl DoubleEndedIterator for Iter<'_> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        self.0.next_back().map(|(key, value)| (key, value))
+    }
+}
+
+impl ExactSizeIterator for Iter<'_> {}
+impl FusedIterator for Iter<'_> {}
+
+/// The entries of a [`Map`] in key order with mutable values, from
+/// [`Map::iter_mut`].
+#[derive(Debug)]
+pub struct IterMut<'a>(std::slice::IterMut<'a, (String, Value)>);
+
+impl<'a> Iterator for IterMut<'a> {
+    type Item = (&'a String, &'a mut Value);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.0.next().map(|(key, value)| (&*key, value))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.0.size_hint()
+    }
+}
+
+impl DoubleEndedIterator for IterMut<'_> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        self.0.next_back().map(|(key, value)| (&*key, value))
+    }
+}
+
+impl ExactSizeIterator for IterMut<'_> {}
+impl FusedIterator for IterMut<'_> {}
+
+/// The entries of a [`Map`] in key order, by value.
+#[derive(Debug)]
+pub struct IntoIter(std::vec::IntoIter<(String, Value)>);
+
+impl Iterator for IntoIter {
+    type Item = (String, Value);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.0.next()
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.0.size_hint()
+    }
+}
+
+impl DoubleEndedIterator for IntoIter {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        self.0.next_back()
+    }
+}
+
+impl ExactSizeIterator for IntoIter {}
+impl FusedIterator for IntoIter {}
+
+impl IntoIterator for Map {
+    type Item = (String, Value);
+    type IntoIter = IntoIter;
+
+    fn into_iter(self) -> IntoIter {
+        IntoIter(self.entries.into_iter())
+    }
+}
+
+impl<'a> IntoIterator for &'a Map {
+    type Item = (&'a String, &'a Value);
+    type IntoIter = Iter<'a>;
+
+    fn into_iter(self) -> Iter<'a> {
+        self.iter()
+    }
+}
+
+impl<'a> IntoIterator for &'a mut Map {
+    type Item = (&'a String, &'a mut Value);
+    type IntoIter = IterMut<'a>;
+
+    fn into_iter(self) -> IterMut<'a> {
+        self.iter_mut()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    #[test]
+    fn keys_stay_sorted_and_unique() {
+        let mut map = Map::new();
+        for key in ["b", "a", "c", "a"] {
+            map.insert(key.to_owned(), Value::from(key));
+        }
+        assert_eq!(map.keys().collect::<Vec<_>>(), ["a", "b", "c"]);
+        assert_eq!(map.len(), 3);
+        assert_eq!(map.remove("b"), Some(Value::from("b")));
+        assert_eq!(map.remove("b"), None);
+        assert_eq!(map.pop_first(), Some(("a".to_owned(), Value::from("a"))));
+        assert_eq!(format!("{map:?}"), r#"{"c": "c"}"#);
+    }
+
+    #[test]
+    fn the_last_of_repeated_keys_wins() {
+        let map = Map::from([
+            ("x", Value::from(1.0)),
+            ("a", Value::Null),
+            ("x", Value::from(2.0)),
+        ]);
+        assert_eq!(map.len(), 2);
+        assert_eq!(map["x"], Value::from(2.0));
+
+        let mut read = Map::new();
+        read.push_read("a".to_owned(), Value::from(1.0));
+        read.push_read("a".to_owned(), Value::from(2.0));
+        read.push_read("0".to_owned(), Value::Null);
+        assert_eq!(read.keys().collect::<Vec<_>>(), ["0", "a"]);
+        assert_eq!(read["a"], Value::from(2.0));
+    }
+
+    #[test]
+    fn append_lets_the_other_map_win() {
+        let mut map = Map::from([("a", Value::from(1.0)), ("b", Value::from(1.0))]);
+        let mut other = Map::from([("b", Value::from(2.0)), ("c", Value::from(2.0))]);
+        map.append(&mut other);
+        assert!(other.is_empty());
+        assert_eq!(
+            map,
+            Map::from([
+                ("a", Value::from(1.0)),
+                ("b", Value::from(2.0)),
+                ("c", Value::from(2.0)),
+            ])
+        );
+    }
+
+    #[derive(Debug, Clone)]
+    enum Operation {
+        Insert(String, i64),
+        Remove(String),
+        Extend(Vec<(String, i64)>),
+        Retain(i64),
+        Read(Vec<(String, i64)>),
+    }
+
+    fn key() -> impl Strategy<Value = String> {
+        // Few distinct keys, so operations often meet an existing one.
+        "[a-e]{0,2}"
+    }
+
+    fn operation() -> impl Strategy<Value = Operation> {
+        prop_oneof![
+            (key(), any::<i64>()).prop_map(|(k, v)| Operation::Insert(k, v)),
+            key().prop_map(Operation::Remove),
+            prop::collection::vec((key(), any::<i64>()), 0..12).prop_map(Operation::Extend),
+            any::<i64>().prop_map(Operation::Retain),
+            prop::collection::vec((key(), any::<i64>()), 0..12).prop_map(Operation::Read),
+        ]
+    }
+
+    proptest! {
+        /// Every operation leaves the map as a `BTreeMap` would be: the
+        /// same entries in the same order.
+        #[test]
+        fn behaves_as_a_btree_map(operations in prop::collection::vec(operation(), 0..40)) {
+            let mut map = Map::new();
+            let mut model: BTreeMap<String, Value> = BTreeMap::new();
+            for operation in operations {
+                match operation {
+                    Operation::Insert(key, n) => {
+                        prop_assert_eq!(
+                            map.insert(key.clone(), n.into()),
+                            model.insert(key, n.into())
+                        );
+                    }
+                    Operation::Remove(key) => {
+                        prop_assert_eq!(map.remove(&key), model.remove(&key));
+                    }
+                    Operation::Extend(entries) => {
+                        let entries: Vec<(String, Value)> =
+                            entries.into_iter().map(|(k, n)| (k, n.into())).collect();
+                        map.extend(entries.clone());
+                        model.extend(entries);
+                    }
+                    Operation::Retain(pivot) => {
+                        let keep = |_: &String, value: &mut Value| {
+                            value.as_i64().is_some_and(|n| n < pivot)
+                        };
+                        map.retain(keep);
+                        model.retain(keep);
+                    }
+                    Operation::Read(entries) => {
+                        let mut read = Map::new();
+                        let mut expected = BTreeMap::new();
+                        for (key, n) in entries {
+                            read.push_read(key.clone(), n.into());
+                            expected.insert(key, Value::from(n));
+                        }
+                        prop_assert!(read.iter().eq(expected.iter()));
+                        map = read;
+                        model = expected;
+                    }
+                }
+                prop_assert!(map.iter().eq(model.iter()));
+                for key in ["", "a", "ab", "e"] {
+                    prop_assert_eq!(map.get(key), model.get(key));
+                }
+            }
+            let collected: Map = model.clone().into_iter().rev().collect();
+            prop_assert!(collected.iter().eq(model.iter()));
+        }
+    }
+}
