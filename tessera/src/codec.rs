@@ -13,7 +13,7 @@ use crate::encrypted::CookieCipher;
 use crate::key::SecretKey;
 use crate::map::Map;
 use crate::scratch;
-use crate::signing::{decode_base64, encode_base64, SignatureError, Signer};
+use crate::signing::{decode_base64, decode_base64_slice, encode_base64, SignatureError, Signer};
 use crate::tagged::{self, ParseError};
 use crate::value::Value;
 
@@ -284,11 +284,22 @@ fn decode_payload(payload: &str, limit: usize) -> Result<Map, DecodeError> {
     if text.len() / 4 * 3 > limit.saturating_add(3) {
         return Err(DecodeError::TooLarge { limit });
     }
+    const NOT_BASE64: DecodeError = DecodeError::Malformed("payload is not base64");
+    // A typical session's payload fits on the stack, which is cheaper to
+    // reach than the per-thread buffer larger ones use.
+    if text.len() <= SMALL_PAYLOAD / 3 * 4 {
+        let mut bytes = [0u8; SMALL_PAYLOAD];
+        let len = decode_base64_slice(text, &mut bytes).map_err(|_| NOT_BASE64)?;
+        return session_from_payload(&bytes[..len], compressed, limit);
+    }
     scratch::with(&scratch::PAYLOAD, |bytes| {
-        decode_base64(text, bytes).map_err(|_| DecodeError::Malformed("payload is not base64"))?;
+        decode_base64(text, bytes).map_err(|_| NOT_BASE64)?;
         session_from_payload(bytes, compressed, limit)
     })
 }
+
+/// The largest payload, in bytes, decoded on the stack.
+const SMALL_PAYLOAD: usize = 256;
 
 /// A session from a cookie's decoded payload, inflated first if
 /// `compressed`; either way no more than `limit` bytes of JSON are read.
