@@ -279,20 +279,13 @@ impl<const N: usize> From<[(&str, Value); N]> for Map {
 }
 
 impl Extend<(String, Value)> for Map {
+    /// Where a key is already in the map, the new value wins. Appends
+    /// everything and sorts once (a sort that finds the two sorted runs),
+    /// rather than shifting the map for each new key.
     fn extend<I: IntoIterator<Item = (String, Value)>>(&mut self, entries: I) {
-        let entries = entries.into_iter();
-        let (lower, _) = entries.size_hint();
-        // One insert at a time shifts the tail each time; past a few keys,
-        // appending everything and sorting once is cheaper.
-        if lower <= 4 {
-            for (key, value) in entries {
-                self.insert(key, value);
-            }
-        } else {
-            let mut all = std::mem::take(&mut self.entries);
-            all.extend(entries);
-            *self = Self::from_unsorted(all);
-        }
+        let mut all = std::mem::take(&mut self.entries);
+        all.extend(entries);
+        *self = Self::from_unsorted(all);
     }
 }
 

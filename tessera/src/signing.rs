@@ -170,12 +170,21 @@ impl Signer {
     }
 }
 
-/// `text.rsplit_once('.')` by a plain backward scan: the dot is a few bytes
-/// from the end (before a signature or a timestamp), where the vectorised
-/// search of `rsplit_once` spends more on setting up than on searching.
+/// `text.rsplit_once('.')`. The dot is a few bytes from the end (before a
+/// signature or a timestamp), where the vectorised search of `rsplit_once`
+/// spends more on setting up than on searching, so the last bytes are
+/// scanned plainly first; a value without a dot near its end (garbage) still
+/// gets the vectorised search.
 fn split_at_last_dot(text: &str) -> Option<(&str, &str)> {
-    let dot = text.bytes().rposition(|byte| byte == b'.')?;
-    Some((text.get(..dot)?, text.get(dot + 1..)?))
+    const NEAR_END: usize = 32;
+    let tail = text.len().saturating_sub(NEAR_END);
+    match text.as_bytes()[tail..]
+        .iter()
+        .rposition(|&byte| byte == b'.')
+    {
+        Some(dot) => Some((text.get(..tail + dot)?, text.get(tail + dot + 1..)?)),
+        None => text.rsplit_once('.'),
+    }
 }
 
 /// The age rules every timed cookie follows, signed or encrypted: not from
@@ -348,6 +357,13 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn the_last_dot_is_found_as_rsplit_once_finds_it(
+            text in "([a-z.]{0,40}|[a-zé.\\u{10000}]{0,40}|[a-z]{0,80}\\.[a-z]{20,80})",
+        ) {
+            prop_assert_eq!(split_at_last_dot(&text), text.rsplit_once('.'));
+        }
+
         #[test]
         fn fast_base64_reads_what_the_lenient_decoder_reads(
             text in "[A-Za-z0-9_=+/.-]{0,48}",
