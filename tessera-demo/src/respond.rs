@@ -73,5 +73,8 @@ pub(crate) fn session_failure(error: &SessionError) -> Response {
         SessionError::Deserialize { .. } | SessionError::Serialize { .. } => {
             bad_request(&error.to_string())
         }
+        // A kind of failure added after this demo was written: say what it
+        // is rather than guess at a status.
+        _ => bad_request(&error.to_string()),
     }
 }

@@ -25,6 +25,7 @@ pub const DEFAULT_MAX_PAYLOAD_SIZE: usize = 1024 * 1024;
 
 /// Why a cookie was refused. Every variant means "start an empty session".
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum DecodeError {
     /// The signature or timestamp is missing, wrong or out of date.
     #[error(transparent)]

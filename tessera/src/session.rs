@@ -21,6 +21,7 @@ pub const DEFAULT_FLASH_CATEGORY: &str = "message";
 
 /// A typed read or write of a session value failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SessionError {
     /// The stored value does not have the requested type.
     #[error("session key {key:?} does not hold the requested type")]

@@ -70,6 +70,7 @@ pub(crate) fn encode_base64(bytes: &[u8], out: &mut String) {
 
 /// Why a signed value was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum SignatureError {
     /// The value has no signature or timestamp, or they are not base64.
     #[error("malformed: {0}")]
