@@ -82,6 +82,7 @@ macro_rules! conformance {
         conformance!(@cases $name, $make;
             $round_trip,
             create_refuses_a_taken_id,
+            many_keys_round_trip_in_order,
             update_merges_key_by_key,
             update_applies_cleared_then_removed_then_set,
             concurrent_updates_of_different_keys_all_persist,
@@ -800,6 +801,31 @@ async fn create_refuses_a_taken_id(store: Arc<dyn SessionStore>, _keeps: Keeps) 
     assert!(!store.create(&expired_id, &second).await.expect("create"));
     assert_eq!(load(store, &expired_id, NOW).await, None);
     assert_eq!(load(store, &expired_id, NOW - 1).await, Some(expired));
+}
+
+/// A session of thousands of keys: stores return them in whatever order
+/// their rows, hash fields or serialized dict hold, and the loaded map must
+/// still be the same, in key order.
+async fn many_keys_round_trip_in_order(store: Arc<dyn SessionStore>, _keeps: Keeps) {
+    let store = &*store;
+    let data: Map = (0..3000)
+        .rev()
+        .map(|i| (format!("k{:04}", (i * 7919) % 3000), Value::from(i)))
+        .collect();
+    assert_eq!(data.len(), 3000);
+    let mut expected = live_record(data.clone(), None);
+    let id = create(store, &expected).await;
+    let loaded = load_live(store, &id).await.data;
+    assert_eq!(loaded, data);
+    assert!(loaded.keys().zip(loaded.keys().skip(1)).all(|(a, b)| a < b));
+
+    let mut changes = Changes::default();
+    changes.set.insert("k0000".to_owned(), Value::from("first"));
+    changes.set.insert("zz".to_owned(), Value::from("last"));
+    changes.removed.push("k1500".to_owned());
+    assert!(store.update(&id, &changes, NOW).await.expect("update"));
+    changes.apply_to(&mut expected);
+    assert_eq!(load_live(store, &id).await.data, expected.data);
 }
 
 async fn update_merges_key_by_key(store: Arc<dyn SessionStore>, keeps: Keeps) {

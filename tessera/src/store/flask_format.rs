@@ -538,13 +538,15 @@ mod msgpack {
                 return Err(self.error(format!("nested more than {MAX_DEPTH} levels")));
             }
             let len = self.count(len, 2, "a map", "entries")?;
-            let mut map = Map::new();
+            // Python's dict order is insertion order, not sorted: collected
+            // and sorted once, rather than inserted one by one. Python keeps
+            // the last value of a repeated key; so does the collected map.
+            let mut entries = Vec::with_capacity(len.min(1024));
             for _ in 0..len {
                 let key = self.key()?;
-                // Python keeps the last value of a repeated key; so does a map insert.
-                map.insert(key, self.value(depth)?);
+                entries.push((key, self.value(depth)?));
             }
-            Ok(map)
+            Ok(entries.into_iter().collect())
         }
 
         fn key(&mut self) -> Result<String, FormatError> {

@@ -148,9 +148,11 @@ impl Changes {
         for key in &self.removed {
             record.data.remove(key);
         }
-        for (key, value) in &self.set {
-            record.data.insert(key.clone(), value.clone());
-        }
+        record.data.extend(
+            self.set
+                .iter()
+                .map(|(key, value)| (key.clone(), value.clone())),
+        );
         if let Some(expires_at) = self.expires_at {
             record.expires_at = expires_at;
         }

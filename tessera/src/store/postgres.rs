@@ -649,15 +649,18 @@ impl SessionStore for PostgresStore {
             expires_at: time_from_sql(first.try_get("expires_at").map_err(db)?, "expires_at")?,
             absolute_expires_at: optional_time(first.try_get("absolute_expires_at").map_err(db)?)?,
         };
+        // Rows come in no particular order: collected, then sorted once.
+        let mut entries = Vec::with_capacity(rows.len());
         for row in &rows {
             let key: Option<String> = row.try_get("key").map_err(db)?;
             let text: Option<String> = row.try_get("value").map_err(db)?;
             // A session without values comes back as one row of NULLs.
             if let (Some(key), Some(text)) = (key, text) {
                 let value = parse_value(&key, &text)?;
-                record.data.insert(key, value);
+                entries.push((key, value));
             }
         }
+        record.data = entries.into_iter().collect();
         Ok(Some(record))
     }
 

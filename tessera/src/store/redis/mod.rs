@@ -836,12 +836,12 @@ fn record_from_hash(mut hash: HashMap<String, String>) -> Result<Record, StoreEr
     let (created, expires, absolute, user) =
         (take(CREATED), take(EXPIRES), take(ABSOLUTE), take(USER));
     let missing = |field: &str| StoreError::Corrupt(format!("a stored session has no {field}"));
-    let mut data = Map::new();
-    for (field, text) in &hash {
-        if let Some(key) = key_of(field) {
-            data.insert(key.to_owned(), parse_value(key, text)?);
-        }
-    }
+    // A hash's fields come in no particular order: collected, then sorted once.
+    let data = hash
+        .iter()
+        .filter_map(|(field, text)| Some((key_of(field)?, text)))
+        .map(|(key, text)| Ok((key.to_owned(), parse_value(key, text)?)))
+        .collect::<Result<Map, StoreError>>()?;
     Ok(Record {
         data,
         user_id: user,
