@@ -180,6 +180,31 @@ impl Map {
         Some(self.entries.remove(index))
     }
 
+    /// The place of `key` in the map, to read, insert or change in one
+    /// lookup:
+    ///
+    /// ```
+    /// use tessera::{Map, Value};
+    ///
+    /// let mut map = Map::new();
+    /// map.entry("cart").or_insert_with(|| Value::List(Vec::new()));
+    /// if let Some(Value::List(items)) = map.get_mut("cart") {
+    ///     items.push(Value::from("apple"));
+    /// }
+    /// assert_eq!(map["cart"].as_slice().map(<[Value]>::len), Some(1));
+    /// ```
+    pub fn entry(&mut self, key: impl Into<String>) -> Entry<'_> {
+        let key = key.into();
+        match self.position(&key) {
+            Ok(index) => Entry::Occupied(OccupiedEntry { map: self, index }),
+            Err(index) => Entry::Vacant(VacantEntry {
+                map: self,
+                key,
+                index,
+            }),
+        }
+    }
+
     /// Removes and returns the entry with the smallest key.
     pub fn pop_first(&mut self) -> Option<(String, Value)> {
         (!self.entries.is_empty()).then(|| self.entries.remove(0))
@@ -286,6 +311,120 @@ impl Extend<(String, Value)> for Map {
         let mut all = std::mem::take(&mut self.entries);
         all.extend(entries);
         *self = Self::from_unsorted(all);
+    }
+}
+
+/// A key's place in a [`Map`], from [`Map::entry`].
+#[derive(Debug)]
+pub enum Entry<'a> {
+    /// The map does not hold the key.
+    Vacant(VacantEntry<'a>),
+    /// The map holds the key.
+    Occupied(OccupiedEntry<'a>),
+}
+
+impl<'a> Entry<'a> {
+    /// The key.
+    pub fn key(&self) -> &str {
+        match self {
+            Entry::Vacant(entry) => entry.key(),
+            Entry::Occupied(entry) => entry.key(),
+        }
+    }
+
+    /// The value, inserting `default` first if there is none.
+    pub fn or_insert(self, default: Value) -> &'a mut Value {
+        self.or_insert_with(|| default)
+    }
+
+    /// The value, inserting what `default` returns first if there is none.
+    pub fn or_insert_with(self, default: impl FnOnce() -> Value) -> &'a mut Value {
+        match self {
+            Entry::Vacant(entry) => entry.insert(default()),
+            Entry::Occupied(entry) => entry.into_mut(),
+        }
+    }
+
+    /// Calls `change` on the value if there is one.
+    #[must_use]
+    pub fn and_modify(mut self, change: impl FnOnce(&mut Value)) -> Self {
+        if let Entry::Occupied(entry) = &mut self {
+            change(entry.get_mut());
+        }
+        self
+    }
+}
+
+/// The place of a key the [`Map`] does not hold.
+#[derive(Debug)]
+pub struct VacantEntry<'a> {
+    map: &'a mut Map,
+    key: String,
+    /// Where the key goes to keep the keys sorted.
+    index: usize,
+}
+
+impl<'a> VacantEntry<'a> {
+    /// The key.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The key, given back.
+    pub fn into_key(self) -> String {
+        self.key
+    }
+
+    /// Inserts `value` under the key, returning it in its place.
+    pub fn insert(self, value: Value) -> &'a mut Value {
+        let entries = &mut self.map.entries;
+        entries.insert(self.index, (self.key, value));
+        &mut entries[self.index].1
+    }
+}
+
+/// The place of a key the [`Map`] holds.
+#[derive(Debug)]
+pub struct OccupiedEntry<'a> {
+    map: &'a mut Map,
+    /// Where the key is; valid for as long as the entry borrows the map.
+    index: usize,
+}
+
+impl<'a> OccupiedEntry<'a> {
+    /// The key.
+    pub fn key(&self) -> &str {
+        &self.map.entries[self.index].0
+    }
+
+    /// The value.
+    pub fn get(&self) -> &Value {
+        &self.map.entries[self.index].1
+    }
+
+    /// The value, to change in place.
+    pub fn get_mut(&mut self) -> &mut Value {
+        &mut self.map.entries[self.index].1
+    }
+
+    /// The value, to change in place, for as long as the map was borrowed.
+    pub fn into_mut(self) -> &'a mut Value {
+        &mut self.map.entries[self.index].1
+    }
+
+    /// Replaces the value, returning the one it replaced.
+    pub fn insert(&mut self, value: Value) -> Value {
+        std::mem::replace(self.get_mut(), value)
+    }
+
+    /// Removes the entry, returning its value.
+    pub fn remove(self) -> Value {
+        self.remove_entry().1
+    }
+
+    /// Removes the entry, returning its key and value.
+    pub fn remove_entry(self) -> (String, Value) {
+        self.map.entries.remove(self.index)
     }
 }
 
@@ -414,6 +553,31 @@ mod tests {
     }
 
     #[test]
+    fn entries_read_insert_and_change_in_one_lookup() {
+        let mut map = Map::new();
+        let increment = |value: &mut Value| {
+            *value = Value::from(value.as_i64().map_or(0, |n| n + 1));
+        };
+        for _ in 0..3 {
+            map.entry("visits")
+                .and_modify(increment)
+                .or_insert(Value::from(1));
+        }
+        assert_eq!(map["visits"], Value::from(3));
+        // Asking for an entry inserts nothing.
+        assert_eq!(map.entry("b").key(), "b");
+        assert!(!map.contains_key("b"));
+        map.entry("a").or_insert_with(|| Value::from("first"));
+        assert_eq!(map.keys().collect::<Vec<_>>(), ["a", "visits"]);
+        let Entry::Occupied(mut entry) = map.entry("a") else {
+            panic!("a is in the map");
+        };
+        assert_eq!(entry.insert(Value::Null), Value::from("first"));
+        assert_eq!(entry.remove_entry(), ("a".to_owned(), Value::Null));
+        assert_eq!(map.len(), 1);
+    }
+
+    #[test]
     fn the_last_of_repeated_keys_wins() {
         let map = Map::from([
             ("x", Value::from(1.0)),
@@ -454,6 +618,7 @@ mod tests {
         Extend(Vec<(String, i64)>),
         Retain(i64),
         Read(Vec<(String, i64)>),
+        Entry(String, i64),
     }
 
     fn key() -> impl Strategy<Value = String> {
@@ -468,6 +633,7 @@ mod tests {
             prop::collection::vec((key(), any::<i64>()), 0..12).prop_map(Operation::Extend),
             any::<i64>().prop_map(Operation::Retain),
             prop::collection::vec((key(), any::<i64>()), 0..12).prop_map(Operation::Read),
+            (key(), any::<i64>()).prop_map(|(k, v)| Operation::Entry(k, v)),
         ]
     }
 
@@ -501,6 +667,41 @@ mod tests {
                         };
                         map.retain(keep);
                         model.retain(keep);
+                    }
+                    Operation::Entry(key, n) => {
+                        // Inserts when absent, else doubles odd values and
+                        // removes even ones, through each entry API.
+                        let change = |value: &mut Value| {
+                            if let Some(old) = value.as_i64() {
+                                *value = Value::from(old.wrapping_mul(2));
+                            }
+                        };
+                        let odd = |value: &Value| value.as_i64().is_some_and(|v| v % 2 != 0);
+                        match map.entry(key.clone()) {
+                            Entry::Occupied(entry) if odd(entry.get()) => {
+                                change(entry.into_mut());
+                            }
+                            Entry::Occupied(entry) => {
+                                prop_assert_eq!(entry.key(), key.as_str());
+                                entry.remove();
+                            }
+                            Entry::Vacant(entry) => {
+                                entry.insert(n.into());
+                            }
+                        }
+                        match model.entry(key) {
+                            std::collections::btree_map::Entry::Occupied(entry)
+                                if odd(entry.get()) =>
+                            {
+                                change(entry.into_mut());
+                            }
+                            std::collections::btree_map::Entry::Occupied(entry) => {
+                                entry.remove();
+                            }
+                            std::collections::btree_map::Entry::Vacant(entry) => {
+                                entry.insert(n.into());
+                            }
+                        }
                     }
                     Operation::Read(entries) => {
                         let mut read = Map::new();

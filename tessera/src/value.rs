@@ -83,24 +83,6 @@ impl NumberText {
     }
 }
 
-/// Formats an integer on the stack.
-struct IntegerText {
-    bytes: [u8; 40],
-    len: usize,
-}
-
-impl fmt::Write for IntegerText {
-    fn write_str(&mut self, text: &str) -> fmt::Result {
-        let end = self.len + text.len();
-        self.bytes
-            .get_mut(self.len..end)
-            .ok_or(fmt::Error)?
-            .copy_from_slice(text.as_bytes());
-        self.len = end;
-        Ok(())
-    }
-}
-
 impl Number {
     /// Wraps number text that has already been validated as a JSON number
     /// (or one of Python's `NaN`, `Infinity`, `-Infinity`).
@@ -113,17 +95,10 @@ impl Number {
         Self::from_validated(&python_float_repr(value))
     }
 
-    fn from_integer(value: impl fmt::Display) -> Self {
-        use fmt::Write as _;
-        let mut text = IntegerText {
-            bytes: [0; 40],
-            len: 0,
-        };
-        // 40 bytes hold every integer up to 128 bits.
-        if write!(text, "{value}").is_err() {
-            return Self::from_validated(&value.to_string());
-        }
-        Self::from_validated(std::str::from_utf8(&text.bytes[..text.len]).unwrap_or_default())
+    /// Formatted on the stack by `itoa`: a counter is written on every
+    /// request that changes it, and `core::fmt` took several times as long.
+    fn from_integer(value: impl itoa::Integer) -> Self {
+        Self::from_validated(itoa::Buffer::new().format(value))
     }
 
     /// The number's text as it appears in the JSON.
