@@ -95,8 +95,9 @@ impl Number {
         Self::from_validated(&python_float_repr(value))
     }
 
-    /// Formatted on the stack by `itoa`: a counter is written on every
-    /// request that changes it, and `core::fmt` took several times as long.
+    /// Formatted on the stack by `itoa`, which does only this, without
+    /// `core::fmt`'s machinery: a counter is written on every request that
+    /// changes it.
     fn from_integer(value: impl itoa::Integer) -> Self {
         Self::from_validated(itoa::Buffer::new().format(value))
     }
