@@ -532,7 +532,7 @@ fn many_keys(count: usize, descending: bool) -> String {
     format!("{{{}}}", ordered.join(","))
 }
 
-/// 36 benchmarks of about 4 s each: two and a half minutes in all, after the
+/// 44 benchmarks of about 4 s each: about three minutes in all, after the
 /// build (`-- encrypted_` runs the 18 of the signed/encrypted comparison).
 fn config() -> Criterion {
     Criterion::default()
