@@ -62,7 +62,9 @@
 //! character, so a session key or user id containing one is refused by the
 //! server (values can: they are stored as JSON, which escapes it).
 
-use super::sql::{db, parse_id, parse_value, sql_count, sql_time, time_from_sql, to_completion};
+use super::sql::{
+    data_from_rows, db, parse_id, parse_value, sql_count, sql_time, time_from_sql, to_completion,
+};
 use std::fmt;
 use std::str::FromStr as _;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -649,18 +651,7 @@ impl SessionStore for PostgresStore {
             expires_at: time_from_sql(first.try_get("expires_at").map_err(db)?, "expires_at")?,
             absolute_expires_at: optional_time(first.try_get("absolute_expires_at").map_err(db)?)?,
         };
-        // Rows come in no particular order: collected, then sorted once.
-        let mut entries = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let key: Option<String> = row.try_get("key").map_err(db)?;
-            let text: Option<String> = row.try_get("value").map_err(db)?;
-            // A session without values comes back as one row of NULLs.
-            if let (Some(key), Some(text)) = (key, text) {
-                let value = parse_value(&key, &text)?;
-                entries.push((key, value));
-            }
-        }
-        record.data = entries.into_iter().collect();
+        record.data = data_from_rows(&rows)?;
         Ok(Some(record))
     }
 

@@ -1,7 +1,10 @@
 //! Helpers shared by the SQL stores (SQLite and PostgreSQL): the same
 //! conversions between the store's types and SQL columns.
 
+use sqlx::{ColumnIndex, Decode, Row, Type};
+
 use super::{SessionId, StoreError};
+use crate::map::Map;
 use crate::tagged;
 use crate::value::Value;
 
@@ -17,6 +20,27 @@ pub(super) fn parse_id(text: &str) -> Result<SessionId, StoreError> {
 pub(super) fn parse_value(key: &str, text: &str) -> Result<Value, StoreError> {
     tagged::from_str(text)
         .map_err(|error| StoreError::Corrupt(format!("the value under {key:?}: {error}")))
+}
+
+/// A session's data from its value rows (`key`, `value` columns). Rows come
+/// in no particular order: collected, then sorted once. A session without
+/// values comes back as one row of NULLs.
+pub(super) fn data_from_rows<R>(rows: &[R]) -> Result<Map, StoreError>
+where
+    R: Row,
+    for<'r> Option<String>: Decode<'r, R::Database> + Type<R::Database>,
+    &'static str: ColumnIndex<R>,
+{
+    let mut entries = Vec::with_capacity(rows.len());
+    for row in rows {
+        let key: Option<String> = row.try_get("key").map_err(db)?;
+        let text: Option<String> = row.try_get("value").map_err(db)?;
+        if let (Some(key), Some(text)) = (key, text) {
+            let value = parse_value(&key, &text)?;
+            entries.push((key, value));
+        }
+    }
+    Ok(entries.into_iter().collect())
 }
 
 pub(super) fn sql_count(n: usize) -> i64 {

@@ -48,7 +48,9 @@
 //! SQLite integers are signed 64-bit: times beyond `i64::MAX` seconds (some
 //! 292 billion years away) are stored as `i64::MAX`.
 
-use super::sql::{db, parse_id, parse_value, sql_count, sql_time, time_from_sql, to_completion};
+use super::sql::{
+    data_from_rows, db, parse_id, parse_value, sql_count, sql_time, time_from_sql, to_completion,
+};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -561,18 +563,7 @@ impl SessionStore for SqliteStore {
                 .map(|at| time_from_sql(at, "absolute_expires_at"))
                 .transpose()?,
         };
-        // Rows come in no particular order: collected, then sorted once.
-        let mut entries = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let key: Option<String> = row.try_get("key").map_err(db)?;
-            let text: Option<String> = row.try_get("value").map_err(db)?;
-            // A session without values comes back as one row of NULLs.
-            if let (Some(key), Some(text)) = (key, text) {
-                let value = parse_value(&key, &text)?;
-                entries.push((key, value));
-            }
-        }
-        record.data = entries.into_iter().collect();
+        record.data = data_from_rows(&rows)?;
         Ok(Some(record))
     }
 
