@@ -95,9 +95,9 @@ impl Map {
         Ok(in_order)
     }
 
-    /// Sorts entries appended out of order by
-    /// [`push_read_with`](Self::push_read_with); of repeated keys, the last
-    /// value read wins.
+    /// Sorts entries appended out of order (by
+    /// [`push_read_with`](Self::push_read_with) or `extend`); of repeated
+    /// keys, the last one appended wins.
     pub(crate) fn restore_order(&mut self) {
         *self = Self::from_unsorted(std::mem::take(&mut self.entries));
     }
@@ -308,9 +308,8 @@ impl Extend<(String, Value)> for Map {
     /// everything and sorts once (a sort that finds the two sorted runs),
     /// rather than shifting the map for each new key.
     fn extend<I: IntoIterator<Item = (String, Value)>>(&mut self, entries: I) {
-        let mut all = std::mem::take(&mut self.entries);
-        all.extend(entries);
-        *self = Self::from_unsorted(all);
+        self.entries.extend(entries);
+        self.restore_order();
     }
 }
 
