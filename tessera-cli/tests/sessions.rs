@@ -65,12 +65,13 @@ fn rfc3339(seconds: u64) -> String {
         .expect("formats")
 }
 
-fn block_on<F: std::future::Future>(future: F) -> F::Output {
+/// A runtime for one test. A store's connections belong to the runtime that
+/// made them, so a test that uses one store twice keeps one runtime.
+fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("a runtime")
-        .block_on(future)
 }
 
 /// A fresh directory for one test, removed when the test passes.
@@ -105,7 +106,7 @@ impl Store {
     fn new(name: &str, sessions: Vec<(SessionId, Record)>) -> Self {
         let dir = TempDir::new(name);
         let path = dir.0.join("sessions.db");
-        block_on(async {
+        runtime().block_on(async {
             let store = SqliteStore::open(&path).await.expect("the store opens");
             for (id, record) in &sessions {
                 assert!(store.create(id, record).await.expect("create"));
@@ -695,6 +696,7 @@ fn list_show_and_revoke_on_redis_and_postgres() {
         FlaskSessionRedisStore, PostgresStore, RedisStore, SessionId, SessionStore,
     };
     let flask_prefix = format!("cli-fs-{}:", std::process::id());
+    let runtime = runtime();
     for (variable, format) in [
         ("TESSERA_TEST_REDIS_URL", None),
         ("TESSERA_TEST_REDIS_URL", Some("msgpack")),
@@ -726,7 +728,7 @@ fn list_show_and_revoke_on_redis_and_postgres() {
         let mut ids: Vec<SessionId> = (0..3).map(|_| SessionId::generate()).collect();
         ids.sort();
         let other_id = SessionId::generate();
-        block_on(async {
+        runtime.block_on(async {
             for id in &ids {
                 assert!(store
                     .create(id, &record(Some(&user), now, now + 3600, None))
@@ -785,7 +787,7 @@ fn list_show_and_revoke_on_redis_and_postgres() {
             .line(),
             "2"
         );
-        block_on(async {
+        runtime.block_on(async {
             assert!(store.load(&ids[1], now).await.expect("load").is_none());
             assert!(
                 store.load(&other_id, now).await.expect("load").is_some(),

@@ -63,6 +63,9 @@
 //! fails with [`StoreError::Unavailable`] (a 503 for the request) and the next
 //! one tries again. A read that finds its connection dropped is repeated once
 //! on the new connection; a write is not, since it may have been applied.
+//! The connection runs on the Tokio runtime of that first operation, so use
+//! one store within one runtime (a test that makes a runtime per step should
+//! make a store per step too).
 //!
 //! # Redis Cluster
 //!
