@@ -26,6 +26,7 @@ set -euo pipefail
 script_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo_root="$(cd "$script_dir/.." && pwd)"
 cd "$repo_root"
+source scripts/demo-port.sh
 work="$(mktemp -d)"
 pids=()
 services_dir=""
@@ -60,7 +61,6 @@ LUA
 # start_demo MODE LABEL: starts one instance; its port is left in $port.
 start_demo() {
     local mode="$1" label="$2" dir
-    port=$((20000 + RANDOM % 10000))
     dir="$work/$label"
     mkdir -p "$dir"
     local env=(SECRET_KEY="bench-secret-key-0123456789abcdef0123456789" RUST_LOG=warn)
@@ -70,9 +70,9 @@ start_demo() {
                              SESSION_SERIALIZATION_FORMAT=msgpack) ;;
         postgres) env+=(SESSION_TYPE=postgres SESSION_STORE_URL="$pg_url") ;;
     esac
-    (cd "$dir" && exec env "${env[@]}" "$demo" --port "$port" > "$dir/out" 2>&1) &
+    (cd "$dir" && exec env "${env[@]}" "$demo" --host 127.0.0.1 --port 0 > "$dir/out" 2>&1) &
     pids+=($!)
-    for _ in $(seq 100); do grep -q "listening" "$dir/out" 2>/dev/null && break; sleep 0.1; done
+    port="$(demo_port "$!" "$dir/out")"
 }
 
 stop_demos() {
@@ -201,6 +201,8 @@ modes = [("redis", "redis"), ("flask-session", "redis, Flask-Session layout (msg
 
 def wrk(path):
     text = path.read_text()
+    if "Requests/sec:" not in text:
+        sys.exit(f"wrk did not finish a run ({path.name}):\n{text}")
     requests = int(re.search(r"(\d+) requests in", text).group(1))
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
     p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", text)

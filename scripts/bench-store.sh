@@ -17,6 +17,7 @@ set -euo pipefail
 script_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo_root="$(cd "$script_dir/.." && pwd)"
 cd "$repo_root"
+source scripts/demo-port.sh
 work="$(mktemp -d)"
 demo_pid=""
 cleanup() {
@@ -43,12 +44,12 @@ wrk.method = "POST"
 LUA
 
 run_mode() { # mode round
-    local mode="$1" round="$2" dir="$work/$1-$2" port=$((18000 + RANDOM % 2000))
+    local mode="$1" round="$2" dir="$work/$1-$2" port
     mkdir -p "$dir"
     (cd "$dir" && SECRET_KEY="bench-secret-key-0123456789abcdef0123456789" SESSION_TYPE="$mode" RUST_LOG=warn \
-        "$demo" --port "$port" > "$dir/out" 2>&1) &
+        exec "$demo" --host 127.0.0.1 --port 0 > "$dir/out" 2>&1) &
     demo_pid=$!
-    for _ in $(seq 100); do grep -q "listening" "$dir/out" 2>/dev/null && break; sleep 0.1; done
+    port="$(demo_port "$demo_pid" "$dir/out")"
     local cookie
     cookie="$(curl -s -D - -o /dev/null -X POST "http://127.0.0.1:$port/visits" | tr -d '\r' \
         | sed -n 's/^[Ss]et-[Cc]ookie: \(session=[^;]*\).*/\1/p' | head -1)"
@@ -79,6 +80,8 @@ store = json.loads((work / "store.json").read_text())
 
 def wrk(path):
     text = path.read_text()
+    if "Requests/sec:" not in text:
+        sys.exit(f"wrk did not finish a run ({path.name}):\n{text}")
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
     p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", text)
     scale = {"us": 1e-3, "ms": 1.0, "s": 1e3}[p99.group(2)]

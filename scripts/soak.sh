@@ -57,6 +57,7 @@ fd_growth=16
 script_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo_root="$(cd "$script_dir/.." && pwd)"
 cd "$repo_root"
+source scripts/demo-port.sh
 work="$(mktemp -d "${TMPDIR:-/tmp}/tessera-soak.XXXXXX")"
 demo_pid=""
 wrk_pid=""
@@ -202,14 +203,8 @@ run_mode() { # mode
     esac
     (cd "$dir" && exec env "${env[@]}" "$demo" --host 127.0.0.1 --port 0 > "$dir/out" 2> "$dir/err") &
     demo_pid=$!
-    for _ in $(seq 300); do
-        port="$(sed -n 's|^tessera-demo listening on http://127.0.0.1:\([0-9]*\)$|\1|p' "$dir/out" 2>/dev/null)"
-        [[ -n "$port" ]] && break
-        kill -0 "$demo_pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if [[ -z "$port" ]]; then
-        log "$mode: the demo did not start"; cat "$dir/err" >&2; return 1
+    if ! port="$(demo_port "$demo_pid" "$dir/out" "$dir/err")"; then
+        log "$mode: the demo did not start"; return 1
     fi
     log "$mode: $seconds s of load on port $port (warm-up $warmup s, samples every $interval s)"
 
