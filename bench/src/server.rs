@@ -18,7 +18,7 @@ use std::str::FromStr as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::routing::get;
 use axum::Router;
 use tessera::{SessionConfig, SessionId, SessionLayer, SessionType};
@@ -137,6 +137,7 @@ fn bare_increment() -> String {
 async fn serve_axum(args: &ServerArgs) -> Result<(), ServerError> {
     let app = match args.server {
         ServerKind::AxumBare => Router::new().route("/", get(axum_bare)),
+        ServerKind::AxumHeaders => Router::new().route("/", get(axum_headers)),
         ServerKind::TesseraCookie
         | ServerKind::TesseraMemory
         | ServerKind::TesseraSqlite
@@ -168,6 +169,24 @@ async fn serve_axum(args: &ServerArgs) -> Result<(), ServerError> {
 
 async fn axum_bare() -> String {
     bare_increment()
+}
+
+/// A `Set-Cookie` as long as the one `tessera-cookie` answers with (a one-digit
+/// counter, a timestamp, the signature), which comes back in every request.
+const FIXED_SET_COOKIE: &str =
+    "session=eyJjb3VudGVyIjoyfQ.aw2-7w.H7d4z4oZF1XQxNRAU3aeKY-hjWQ; HttpOnly; Path=/";
+
+async fn axum_headers() -> ([(header::HeaderName, HeaderValue); 2], String) {
+    (
+        [
+            (
+                header::SET_COOKIE,
+                HeaderValue::from_static(FIXED_SET_COOKIE),
+            ),
+            (header::VARY, HeaderValue::from_static("Cookie")),
+        ],
+        bare_increment(),
+    )
 }
 
 /// The tessera servers on axum: the layer built from a `SessionConfig`, as an

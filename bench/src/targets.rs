@@ -8,6 +8,11 @@ use std::fmt;
 pub enum ServerKind {
     /// axum 0.8 without sessions: the baseline of the axum family.
     AxumBare,
+    /// axum without sessions that still carries a session's bytes: it gets
+    /// a `Cookie` header and answers with a `Set-Cookie` of the length
+    /// tessera's cookie sessions send, and `Vary: Cookie`, both fixed. What
+    /// any cookie session costs over HTTP before doing any session work.
+    AxumHeaders,
     /// axum + tessera, Flask's signed cookies.
     TesseraCookie,
     /// axum + tessera, server-side in this process's memory.
@@ -41,6 +46,7 @@ impl ServerKind {
     pub const fn name(self) -> &'static str {
         match self {
             Self::AxumBare => "axum-bare",
+            Self::AxumHeaders => "axum-headers",
             Self::TesseraCookie => "tessera-cookie",
             Self::TesseraMemory => "tessera-memory",
             Self::TesseraSqlite => "tessera-sqlite",
@@ -60,7 +66,7 @@ impl ServerKind {
     /// The external store this server needs a URL for, if any.
     pub const fn store(self) -> Store {
         match self {
-            Self::AxumBare | Self::ActixBare => Store::None,
+            Self::AxumBare | Self::AxumHeaders | Self::ActixBare => Store::None,
             Self::TesseraCookie | Self::ActixCookie | Self::TesseraActixCookie => Store::Cookie,
             Self::TesseraMemory | Self::TowerMemory => Store::Memory,
             Self::TesseraSqlite | Self::TowerSqlite => Store::Sqlite,
@@ -196,8 +202,9 @@ const fn rust(kind: ServerKind, family: Family, merge: Merge) -> Target {
 
 /// Every target, in the fixed order each round runs them in. Same-backend
 /// pairs sit next to each other so they run close in time.
-pub const ALL: [Target; 16] = [
+pub const ALL: [Target; 17] = [
     rust(ServerKind::AxumBare, Family::Axum, Merge::None),
+    rust(ServerKind::AxumHeaders, Family::Axum, Merge::None),
     rust(ServerKind::TesseraCookie, Family::Axum, Merge::Cookie),
     rust(ServerKind::TesseraMemory, Family::Axum, Merge::Atomic),
     rust(ServerKind::TowerMemory, Family::Axum, Merge::LastWriteWins),
