@@ -8,7 +8,8 @@
 #    floor, the `cookie` crate's signed jar with serde_json, and itsdangerous
 #    (writes the top of the file and keeps every marked section below).
 # 2. `tessera-bench http` (the `bench` workspace member): the same route on
-#    bare axum and bare actix-web, tessera in every SESSION_TYPE,
+#    bare axum and bare actix-web, bare axum carrying a cookie session's
+#    headers (axum-headers), tessera in every SESSION_TYPE,
 #    tower-sessions, actix-session, and Flask under gunicorn, interleaved.
 # 3. scripts/bench-store.sh: SQLite at 10k and 1M sessions, its sweep, and
 #    the demo in cookie, memory and sqlite modes.
