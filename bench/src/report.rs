@@ -685,7 +685,8 @@ impl Report {
         let verdict = |met: bool| if met { "**met**" } else { "**missed**" };
 
         let (cookie, bare) = ("tessera-cookie", "axum-bare");
-        lines.push(match (rps(cookie), rps(bare)) {
+        let cookie_and_bare = (rps(cookie), rps(bare));
+        lines.push(match cookie_and_bare {
             (Some(c), Some(b)) => {
                 let cost = 1.0 - c / b;
                 format!(
@@ -704,7 +705,7 @@ impl Report {
         // Not a target of its own: the part of the cookie target that no
         // cookie session can avoid, and the part that is tessera's work.
         let headers = "axum-headers";
-        if let (Some(c), Some(h), Some(b)) = (rps(cookie), rps(headers), rps(bare)) {
+        if let ((Some(c), Some(b)), Some(h)) = (cookie_and_bare, rps(headers)) {
             lines.push(format!(
                 "split of the cookie target (no target of its own): the headers alone, \
                  `{headers}` vs `{bare}`, {:.2}×{}; the session work alone, `{cookie}` vs \
