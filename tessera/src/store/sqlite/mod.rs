@@ -52,14 +52,16 @@ use super::sql::{
     data_from_rows, db, parse_id, parse_value, sql_count, sql_time, time_from_sql, to_completion,
 };
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteRow, SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteRow, SqliteSynchronous,
 };
-use sqlx::{Executor as _, Row as _, Sqlite, Transaction};
+use sqlx::{Connection as _, Executor as _, Row as _, Sqlite, Transaction};
 use tokio::sync::OnceCell;
+
+use self::connections::{Connections, Lease};
 
 use super::{
     append_in_map, incremented, Changes, Record, SessionId, SessionInfo, SessionStore, StoreError,
@@ -67,6 +69,8 @@ use super::{
 use crate::map::Map;
 use crate::tagged;
 use crate::value::Value;
+
+mod connections;
 
 /// SQLite has one writer at a time, so more connections only help readers;
 /// a few keep reads flowing while a write holds the lock.
@@ -208,7 +212,7 @@ impl SqliteStore {
             existing_only: true,
             ..Self::new(path)
         };
-        store.pool().await?;
+        store.pools().await?;
         Ok(store)
     }
 
@@ -216,7 +220,7 @@ impl SqliteStore {
     /// path is reported at once rather than by the first request.
     pub async fn open(path: impl Into<PathBuf>) -> Result<Self, StoreError> {
         let store = Self::new(path);
-        store.pool().await?;
+        store.pools().await?;
         Ok(store)
     }
 
@@ -278,17 +282,18 @@ impl SqliteStore {
             })
     }
 
-    /// Connections for reading, several at once (WAL readers do not block).
-    async fn pool(&self) -> Result<&SqlitePool, StoreError> {
-        Ok(&self.pools().await?.read)
+    /// A connection for reading; several are lent at once (WAL readers do
+    /// not block).
+    async fn reader(&self) -> Result<Lease, StoreError> {
+        lease(&self.pools().await?.read).await
     }
 
     /// The one connection this process writes through. SQLite admits one
     /// writer at a time; queueing writers here, fairly and without blocking
     /// a thread, beats having them poll SQLite's busy handler, whose sleeps
     /// made the tail latency of contended writes tens of milliseconds.
-    async fn writer(&self) -> Result<&SqlitePool, StoreError> {
-        Ok(&self.pools().await?.write)
+    async fn writer(&self) -> Result<Lease, StoreError> {
+        lease(&self.pools().await?.write).await
     }
 
     /// Runs `change` on the value under `key` of the live record `id` and
@@ -300,11 +305,11 @@ impl SqliteStore {
         now: u64,
         change: impl FnOnce(Option<Value>) -> Result<(Value, T), StoreError> + Send + 'static,
     ) -> Result<Option<T>, StoreError> {
-        let writer = self.writer().await?.clone();
+        let mut writer = self.writer().await?;
         let (id, key) = (id.clone(), key.to_owned());
         to_completion(async move {
             let (id, key) = (&id, key.as_str());
-            let mut tx = begin_write(&writer).await?;
+            let mut tx = begin_write(&mut writer).await?;
             if !is_live(&mut tx, id, now).await? {
                 tx.rollback().await.map_err(db)?;
                 return Ok(None);
@@ -333,8 +338,12 @@ impl SqliteStore {
 /// connection has committed in between (`SQLITE_BUSY_SNAPSHOT`, which the
 /// busy timeout does not retry); `BEGIN IMMEDIATE` waits for the lock
 /// instead, which is also what serializes read-modify-writes.
-async fn begin_write(writer: &SqlitePool) -> Result<Transaction<'static, Sqlite>, StoreError> {
+async fn begin_write(writer: &mut SqliteConnection) -> Result<Transaction<'_, Sqlite>, StoreError> {
     writer.begin_with("BEGIN IMMEDIATE").await.map_err(db)
+}
+
+async fn lease(connections: &Arc<Connections>) -> Result<Lease, StoreError> {
+    connections.acquire().await.map_err(StoreError::unavailable)
 }
 
 /// Why opening failed: configuration problems are reported as such, the rest
@@ -350,11 +359,11 @@ impl From<sqlx::Error> for OpenFailure {
     }
 }
 
-/// The read pool and the single-connection write pool over one file.
+/// The read connections and the single write connection to one file.
 #[derive(Debug)]
 struct Pools {
-    read: SqlitePool,
-    write: SqlitePool,
+    read: Arc<Connections>,
+    write: Arc<Connections>,
 }
 
 async fn connect_pools(path: &Path, existing_only: bool) -> Result<Pools, OpenFailure> {
@@ -376,7 +385,7 @@ async fn connect(
     path: &Path,
     existing_only: bool,
     connections: u32,
-) -> Result<SqlitePool, OpenFailure> {
+) -> Result<Arc<Connections>, OpenFailure> {
     if let Some(parent) = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty() && !existing_only)
@@ -396,19 +405,11 @@ async fn connect(
         // Deleting a session deletes its values through the cascade.
         .foreign_keys(true)
         .busy_timeout(BUSY_TIMEOUT);
-    let pool = SqlitePoolOptions::new()
-        .max_connections(connections)
-        .acquire_timeout(ACQUIRE_TIMEOUT)
-        // An in-process database has no connection a server could drop;
-        // checking each one before use would cost a trip to its worker
-        // thread per operation.
-        .test_before_acquire(false)
-        .connect_with(options)
-        .await?;
-    let prepared = if existing_only {
-        check_schema(&pool).await
-    } else {
-        migrate(&pool).await
+    let pool = Connections::new(options, connections, ACQUIRE_TIMEOUT);
+    let prepared = match pool.acquire().await {
+        Ok(mut conn) if existing_only => check_schema(&mut conn).await,
+        Ok(mut conn) => migrate(&mut conn).await,
+        Err(error) => Err(OpenFailure::Other(Box::new(error))),
     };
     if let Err(error) = prepared {
         pool.close().await;
@@ -433,15 +434,15 @@ fn ensure_sqlite_file(path: &Path) -> Result<(), OpenFailure> {
     }
 }
 
-async fn schema_version(pool: &SqlitePool) -> Result<i64, OpenFailure> {
+async fn schema_version(conn: &mut SqliteConnection) -> Result<i64, OpenFailure> {
     Ok(sqlx::query_scalar("PRAGMA user_version")
-        .fetch_one(pool)
+        .fetch_one(conn)
         .await?)
 }
 
 /// Refuses a file that does not hold exactly this version's schema.
-async fn check_schema(pool: &SqlitePool) -> Result<(), OpenFailure> {
-    let found = schema_version(pool).await?;
+async fn check_schema(conn: &mut SqliteConnection) -> Result<(), OpenFailure> {
+    let found = schema_version(conn).await?;
     let known = i64::from(SqliteStore::SCHEMA_VERSION);
     if found == known {
         Ok(())
@@ -453,15 +454,15 @@ async fn check_schema(pool: &SqlitePool) -> Result<(), OpenFailure> {
 }
 
 /// Brings the schema to [`SqliteStore::SCHEMA_VERSION`].
-async fn migrate(pool: &SqlitePool) -> Result<(), OpenFailure> {
+async fn migrate(conn: &mut SqliteConnection) -> Result<(), OpenFailure> {
     // Current already (the usual case): no write lock, so a reader that may
     // not write to the file can still open it.
-    if schema_version(pool).await? == i64::from(SqliteStore::SCHEMA_VERSION) {
+    if schema_version(conn).await? == i64::from(SqliteStore::SCHEMA_VERSION) {
         return Ok(());
     }
     // Under the write lock, so processes starting together take turns and
     // the second finds the schema already there.
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
     let found: i64 = sqlx::query_scalar("PRAGMA user_version")
         .fetch_one(&mut *tx)
         .await?;
@@ -547,7 +548,7 @@ impl SessionStore for SqliteStore {
         let rows = sqlx::query(LOAD)
             .bind(id.as_str())
             .bind(sql_time(now))
-            .fetch_all(self.pool().await?)
+            .fetch_all(&mut *self.reader().await?)
             .await
             .map_err(db)?;
         let Some(first) = rows.first() else {
@@ -568,11 +569,11 @@ impl SessionStore for SqliteStore {
     }
 
     async fn create(&self, id: &SessionId, record: &Record) -> Result<bool, StoreError> {
-        let writer = self.writer().await?.clone();
+        let mut writer = self.writer().await?;
         let (id, record) = (id.clone(), record.clone());
         to_completion(async move {
             let (id, record) = (&id, &record);
-            let mut tx = begin_write(&writer).await?;
+            let mut tx = begin_write(&mut writer).await?;
             let inserted = sqlx::query(
                 "INSERT INTO tessera_sessions
                  (id, user_id, created_at, expires_at, absolute_expires_at)
@@ -609,14 +610,13 @@ impl SessionStore for SqliteStore {
     ) -> Result<bool, StoreError> {
         if changes.is_empty() {
             // Nothing to write: answer without taking the write lock.
-            let mut conn = self.pool().await?.acquire().await.map_err(db)?;
-            return is_live(&mut conn, id, now).await;
+            return is_live(&mut *self.reader().await?, id, now).await;
         }
-        let writer = self.writer().await?.clone();
+        let mut writer = self.writer().await?;
         let (id, changes) = (id.clone(), changes.clone());
         to_completion(async move {
             let (id, changes) = (&id, &changes);
-            let mut tx = begin_write(&writer).await?;
+            let mut tx = begin_write(&mut writer).await?;
             if !is_live(&mut tx, id, now).await? {
                 tx.rollback().await.map_err(db)?;
                 return Ok(false);
@@ -669,7 +669,7 @@ impl SessionStore for SqliteStore {
     async fn delete(&self, id: &SessionId) -> Result<bool, StoreError> {
         let deleted = sqlx::query("DELETE FROM tessera_sessions WHERE id = ?1")
             .bind(id.as_str())
-            .execute(self.writer().await?)
+            .execute(&mut *self.writer().await?)
             .await
             .map_err(db)?
             .rows_affected();
@@ -682,11 +682,11 @@ impl SessionStore for SqliteStore {
         new: &SessionId,
         now: u64,
     ) -> Result<bool, StoreError> {
-        let writer = self.writer().await?.clone();
+        let mut writer = self.writer().await?;
         let (old, new) = (old.clone(), new.clone());
         to_completion(async move {
             let (old, new) = (&old, &new);
-            let mut tx = begin_write(&writer).await?;
+            let mut tx = begin_write(&mut writer).await?;
             // Copies the row only if `old` is live, and only if `new` is unused
             // (by any row, expired or not): one statement answers both questions.
             let copied = sqlx::query(
@@ -748,7 +748,7 @@ impl SessionStore for SqliteStore {
             .bind(by)
             .bind(lowest)
             .bind(highest)
-            .fetch_optional(self.writer().await?)
+            .fetch_optional(&mut *self.writer().await?)
             .await
             .map_err(db)?;
         if let Some(text) = at_once {
@@ -801,7 +801,7 @@ impl SessionStore for SqliteStore {
         // Every id sorts after "", so paging from the start needs no second
         // query shape; TEXT compares bytewise, as `SessionId`'s `Ord` does.
         let after = after.map_or("", SessionId::as_str);
-        let pool = self.pool().await?;
+        let mut conn = self.reader().await?;
         let rows = match user_id {
             Some(user_id) => {
                 sqlx::query(LIST_BY_USER)
@@ -809,7 +809,7 @@ impl SessionStore for SqliteStore {
                     .bind(after)
                     .bind(sql_time(now))
                     .bind(sql_count(limit))
-                    .fetch_all(pool)
+                    .fetch_all(&mut *conn)
                     .await
             }
             None => {
@@ -817,7 +817,7 @@ impl SessionStore for SqliteStore {
                     .bind(after)
                     .bind(sql_time(now))
                     .bind(sql_count(limit))
-                    .fetch_all(pool)
+                    .fetch_all(&mut *conn)
                     .await
             }
         }
@@ -828,7 +828,7 @@ impl SessionStore for SqliteStore {
     async fn delete_user(&self, user_id: &str) -> Result<u64, StoreError> {
         let deleted = sqlx::query("DELETE FROM tessera_sessions WHERE user_id = ?1")
             .bind(user_id)
-            .execute(self.writer().await?)
+            .execute(&mut *self.writer().await?)
             .await
             .map_err(db)?
             .rows_affected();
@@ -842,7 +842,7 @@ impl SessionStore for SqliteStore {
         let purged = sqlx::query(PURGE)
             .bind(sql_time(now))
             .bind(sql_count(batch))
-            .execute(self.writer().await?)
+            .execute(&mut *self.writer().await?)
             .await
             .map_err(db)?
             .rows_affected();
@@ -855,9 +855,9 @@ mod tests {
     use super::*;
 
     /// The plan SQLite picks for `sql`, one line per step.
-    async fn plan(pool: &SqlitePool, sql: &str) -> Vec<String> {
+    async fn plan(conn: &mut SqliteConnection, sql: &str) -> Vec<String> {
         let rows = sqlx::query(&format!("EXPLAIN QUERY PLAN {sql}"))
-            .fetch_all(pool)
+            .fetch_all(conn)
             .await
             .expect("explain");
         rows.iter()
@@ -871,7 +871,7 @@ mod tests {
         let store = SqliteStore::open(dir.join("sessions.db"))
             .await
             .expect("open");
-        let pool = store.pool().await.expect("pool");
+        let mut conn = store.reader().await.expect("reader");
         for (sql, wanted) in [
             (
                 LOAD,
@@ -887,7 +887,7 @@ mod tests {
                 ],
             ),
         ] {
-            let plan = plan(pool, sql).await;
+            let plan = plan(&mut conn, sql).await;
             assert!(
                 !plan.iter().any(|step| step.starts_with("SCAN ")),
                 "a table scan in {sql}: {plan:#?}"
@@ -899,6 +899,7 @@ mod tests {
                 );
             }
         }
+        drop(conn);
         store.close().await;
         let _ = std::fs::remove_dir_all(&dir);
     }
