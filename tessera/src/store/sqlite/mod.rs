@@ -174,7 +174,7 @@ const PURGE: &str = "
 #[derive(Debug)]
 pub struct SqliteStore {
     path: PathBuf,
-    pool: OnceCell<Pools>,
+    connections: OnceCell<ReadWrite>,
     /// Open only a file that already holds the current schema; never create
     /// or migrate anything (for administration tools).
     existing_only: bool,
@@ -199,7 +199,7 @@ impl SqliteStore {
     pub fn new(path: impl Into<PathBuf>) -> Self {
         Self {
             path: path.into(),
-            pool: OnceCell::new(),
+            connections: OnceCell::new(),
             existing_only: false,
         }
     }
@@ -212,7 +212,7 @@ impl SqliteStore {
             existing_only: true,
             ..Self::new(path)
         };
-        store.pools().await?;
+        store.connections().await?;
         Ok(store)
     }
 
@@ -220,7 +220,7 @@ impl SqliteStore {
     /// path is reported at once rather than by the first request.
     pub async fn open(path: impl Into<PathBuf>) -> Result<Self, StoreError> {
         let store = Self::new(path);
-        store.pools().await?;
+        store.connections().await?;
         Ok(store)
     }
 
@@ -259,17 +259,17 @@ impl SqliteStore {
     /// Operations after this fail with [`StoreError::Unavailable`]. Does
     /// nothing if the store was never used.
     pub async fn close(&self) {
-        if let Some(pools) = self.pool.get() {
-            pools.read.close().await;
-            pools.write.close().await;
+        if let Some(opened) = self.connections.get() {
+            opened.read.close().await;
+            opened.write.close().await;
         }
     }
 
-    /// The pool, opening it first if needed. `get_or_try_init` keeps only
+    /// The connections, opening them first if needed. `get_or_try_init` keeps only
     /// a success, so after a failure the next operation tries again.
-    async fn pools(&self) -> Result<&Pools, StoreError> {
-        self.pool
-            .get_or_try_init(|| connect_pools(&self.path, self.existing_only))
+    async fn connections(&self) -> Result<&ReadWrite, StoreError> {
+        self.connections
+            .get_or_try_init(|| connect_both(&self.path, self.existing_only))
             .await
             .map_err(|error| match error {
                 OpenFailure::Config(message) => {
@@ -285,7 +285,7 @@ impl SqliteStore {
     /// A connection for reading; several are lent at once (WAL readers do
     /// not block).
     async fn reader(&self) -> Result<Lease, StoreError> {
-        lease(&self.pools().await?.read).await
+        lease(&self.connections().await?.read).await
     }
 
     /// The one connection this process writes through. SQLite admits one
@@ -293,7 +293,7 @@ impl SqliteStore {
     /// a thread, beats having them poll SQLite's busy handler, whose sleeps
     /// made the tail latency of contended writes tens of milliseconds.
     async fn writer(&self) -> Result<Lease, StoreError> {
-        lease(&self.pools().await?.write).await
+        lease(&self.connections().await?.write).await
     }
 
     /// Runs `change` on the value under `key` of the live record `id` and
@@ -361,19 +361,19 @@ impl From<sqlx::Error> for OpenFailure {
 
 /// The read connections and the single write connection to one file.
 #[derive(Debug)]
-struct Pools {
+struct ReadWrite {
     read: Arc<Connections>,
     write: Arc<Connections>,
 }
 
-async fn connect_pools(path: &Path, existing_only: bool) -> Result<Pools, OpenFailure> {
+async fn connect_both(path: &Path, existing_only: bool) -> Result<ReadWrite, OpenFailure> {
     if existing_only {
         ensure_sqlite_file(path)?;
     }
     // The writer first: it creates, checks or migrates the file.
     let write = connect(path, existing_only, 1).await?;
     match connect(path, true, MAX_CONNECTIONS).await {
-        Ok(read) => Ok(Pools { read, write }),
+        Ok(read) => Ok(ReadWrite { read, write }),
         Err(error) => {
             write.close().await;
             Err(error)
@@ -384,7 +384,7 @@ async fn connect_pools(path: &Path, existing_only: bool) -> Result<Pools, OpenFa
 async fn connect(
     path: &Path,
     existing_only: bool,
-    connections: u32,
+    max_connections: u32,
 ) -> Result<Arc<Connections>, OpenFailure> {
     if let Some(parent) = path
         .parent()
@@ -405,17 +405,17 @@ async fn connect(
         // Deleting a session deletes its values through the cascade.
         .foreign_keys(true)
         .busy_timeout(BUSY_TIMEOUT);
-    let pool = Connections::new(options, connections, ACQUIRE_TIMEOUT);
-    let prepared = match pool.acquire().await {
+    let opened = Connections::new(options, max_connections, ACQUIRE_TIMEOUT);
+    let prepared = match opened.acquire().await {
         Ok(mut conn) if existing_only => check_schema(&mut conn).await,
         Ok(mut conn) => migrate(&mut conn).await,
         Err(error) => Err(OpenFailure::Other(Box::new(error))),
     };
     if let Err(error) = prepared {
-        pool.close().await;
+        opened.close().await;
         return Err(error);
     }
-    Ok(pool)
+    Ok(opened)
 }
 
 /// Refuses, without opening it, a file that is not an SQLite database at all
