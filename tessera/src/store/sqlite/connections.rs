@@ -3,9 +3,9 @@
 //! sqlx's pool pings every connection it takes back: a round trip to the
 //! connection's worker thread, in a task of its own, meant to catch network
 //! connections that broke mid-statement. An in-process database has no such
-//! failure, yet paid for the ping twice per request (the read and the write),
-//! and with a single writer connection every write waited for the ping of
-//! the one before. Here a connection goes straight back to the idle list
+//! failure, yet paid for a ping after every operation (a request that reads
+//! and increments its session made two), and with a single writer
+//! connection every write waited for the ping of the one before. Here a connection goes straight back to the idle list
 //! when its lease is dropped.
 //!
 //! A connection whose lease was dropped mid-statement is safe to lend again:
