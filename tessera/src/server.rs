@@ -326,7 +326,7 @@ impl Session {
     /// After a failed create, marks the data as unsaved again.
     fn restore_changes(&self, data: &Map) {
         let mut state = self.lock();
-        state.touched.extend(data.keys().cloned());
+        state.touched.extend(data.keys().map(str::to_owned));
     }
 
     /// The session's id, once it has a stored record (server-side only).

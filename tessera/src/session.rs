@@ -321,7 +321,7 @@ impl Session {
             .keys()
             .chain(state.data.keys())
             .filter(|key| before.get(key) != state.data.get(key))
-            .cloned()
+            .map(str::to_owned)
             .collect();
         state.accessed = true;
         state.modified = true;
@@ -338,7 +338,7 @@ impl Session {
 
     /// The keys, in the order Flask writes them.
     pub fn keys(&self) -> Vec<String> {
-        self.read(|data| data.keys().cloned().collect())
+        self.read(|data| data.keys().map(str::to_owned).collect())
     }
 
     /// How many keys the session holds (`_permanent` and `_flashes` included).
@@ -395,7 +395,7 @@ impl Session {
         state.modified = true;
         state.accessed = true;
         if state.server.is_some() {
-            let keys: Vec<String> = state.data.keys().cloned().collect();
+            let keys: Vec<String> = state.data.keys().map(str::to_owned).collect();
             state.touched.extend(keys);
         }
     }

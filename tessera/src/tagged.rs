@@ -128,7 +128,7 @@ pub(crate) fn write_dict(out: &mut String, map: &Map) {
     // tag, so Flask escapes it as {" di": {"<key>__": value}}.
     if map.len() == 1 {
         if let Some((key, value)) = map.iter().next() {
-            if TAGS.contains(&key.as_str()) {
+            if TAGS.contains(&key) {
                 write_tag_open(out, TAG_DICT);
                 out.push('{');
                 write_string(out, &format!("{key}__"));

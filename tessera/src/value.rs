@@ -406,9 +406,11 @@ impl Value {
             Value::List(items) | Value::Tuple(items) => {
                 Json::Array(items.iter().map(Value::to_json).collect())
             }
-            Value::Dict(map) => {
-                Json::Object(map.iter().map(|(k, v)| (k.clone(), v.to_json())).collect())
-            }
+            Value::Dict(map) => Json::Object(
+                map.iter()
+                    .map(|(k, v)| (k.to_owned(), v.to_json()))
+                    .collect(),
+            ),
             Value::Bytes(bytes) => Json::Array(bytes.iter().map(|b| Json::from(*b)).collect()),
             Value::Uuid(u) => Json::String(u.hyphenated().to_string()),
             Value::DateTime(d) => Json::String(

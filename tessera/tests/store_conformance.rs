@@ -39,7 +39,7 @@ fn keeps_everything(value: &Value) -> Option<Value> {
 /// cannot hold.
 fn kept(keeps: Keeps, data: &Map) -> Map {
     data.iter()
-        .filter_map(|(key, value)| Some((key.clone(), keeps(value)?)))
+        .filter_map(|(key, value)| Some((key, keeps(value)?)))
         .collect()
 }
 
@@ -576,7 +576,7 @@ fn as_flask_session_keeps(value: &Value, format: SerializationFormat) -> Option<
         Value::Dict(entries) => Value::Dict(
             entries
                 .iter()
-                .map(|(key, item)| Some((key.clone(), as_flask_session_keeps(item, format)?)))
+                .map(|(key, item)| Some((key, as_flask_session_keeps(item, format)?)))
                 .collect::<Option<_>>()?,
         ),
         // msgpack holds integers of at most 64 bits; JSON any integer.
@@ -630,7 +630,7 @@ async fn round_trip_in_flask_session(store: Arc<dyn SessionStore>, format: Seria
         .iter()
         .map(|(key, value)| {
             let kept = as_flask_session_keeps(value, format).expect("representable");
-            (key.clone(), kept)
+            (key, kept)
         })
         .collect();
     let record = Record {

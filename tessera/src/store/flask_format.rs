@@ -1520,11 +1520,9 @@ mod tests {
             Value::Tuple(items) | Value::List(items) => {
                 Value::List(items.iter().map(as_msgpack_reads).collect())
             }
-            Value::Dict(map) => Value::Dict(
-                map.iter()
-                    .map(|(k, v)| (k.clone(), as_msgpack_reads(v)))
-                    .collect(),
-            ),
+            Value::Dict(map) => {
+                Value::Dict(map.iter().map(|(k, v)| (k, as_msgpack_reads(v))).collect())
+            }
             Value::Markup(s) => Value::String(s.clone()),
             Value::Uuid(u) => Value::String(u.hyphenated().to_string()),
             other => other.clone(),
@@ -1541,11 +1539,9 @@ mod tests {
             Value::Tuple(items) | Value::List(items) => {
                 Value::List(items.iter().map(as_json_reads).collect())
             }
-            Value::Dict(map) => Value::Dict(
-                map.iter()
-                    .map(|(k, v)| (k.clone(), as_json_reads(v)))
-                    .collect(),
-            ),
+            Value::Dict(map) => {
+                Value::Dict(map.iter().map(|(k, v)| (k, as_json_reads(v))).collect())
+            }
             Value::Bytes(b) => Value::String(base64::engine::general_purpose::STANDARD.encode(b)),
             Value::Markup(s) => Value::String(s.clone()),
             Value::Uuid(u) => Value::String(u.hyphenated().to_string()),

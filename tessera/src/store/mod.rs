@@ -151,7 +151,7 @@ impl Changes {
         record.data.extend(
             self.set
                 .iter()
-                .map(|(key, value)| (key.clone(), value.clone())),
+                .map(|(key, value)| (key.to_owned(), value.clone())),
         );
         if let Some(expires_at) = self.expires_at {
             record.expires_at = expires_at;

@@ -609,7 +609,7 @@ async fn migrate(pool: &PgPool, schema: Option<&str>) -> Result<(), OpenFailure>
 /// Keys and their tagged JSON, as the two arrays `unnest` pairs up.
 fn key_value_arrays(data: &Map) -> (Vec<&str>, Vec<String>) {
     data.iter()
-        .map(|(key, value)| (key.as_str(), tagged::to_string(value)))
+        .map(|(key, value)| (key, tagged::to_string(value)))
         .unzip()
 }
 

@@ -1682,7 +1682,7 @@ mod tests {
             data
         );
         let changes = Changes {
-            removed: data.keys().take(9_000).cloned().collect(),
+            removed: data.keys().take(9_000).map(str::to_owned).collect(),
             set: (0..9_000)
                 .map(|i| (format!("new{i}"), Value::from(i)))
                 .collect(),
