@@ -191,21 +191,54 @@ impl CookieCodec {
         }
     }
 
+    /// Appends the cookie value for a session read unchanged from a signed
+    /// cookie whose payload (as [`decode_keeping_payload`] returns it) is
+    /// `payload`, signed at `now` with the current key: the payload is what
+    /// encoding the same data gives again, so only the timestamp and the
+    /// signature are new. Returns false, appending nothing, for an encrypted
+    /// codec, whose cookies carry no payload to reuse.
+    ///
+    /// [`decode_keeping_payload`]: Self::decode_keeping_payload
+    pub(crate) fn resign_into(&self, payload: &str, now: SystemTime, out: &mut String) -> bool {
+        match &self.mode {
+            Mode::Signed { signer } => {
+                let start = out.len();
+                out.push_str(payload);
+                signer.sign_appended(out, start, now);
+                true
+            }
+            Mode::Encrypted { .. } => false,
+        }
+    }
+
     /// Verifies (or decrypts) and decodes a cookie value. Any error means
     /// the cookie must be ignored.
     pub fn decode(&self, cookie: &str, now: SystemTime) -> Result<Decoded, DecodeError> {
+        self.decode_keeping_payload(cookie, now)
+            .map(|(decoded, _)| decoded)
+    }
+
+    /// [`decode`](Self::decode), also returning a signed cookie's payload
+    /// (the part before the timestamp), for
+    /// [`resign_into`](Self::resign_into); `None` for an encrypted cookie.
+    pub(crate) fn decode_keeping_payload<'a>(
+        &self,
+        cookie: &'a str,
+        now: SystemTime,
+    ) -> Result<(Decoded, Option<&'a str>), DecodeError> {
         match &self.mode {
             Mode::Signed { signer } => {
                 let (payload, signed_at) = signer.verify(cookie, self.max_age, now)?;
                 let data = decode_payload(payload, self.max_payload_size)?;
-                Ok(Decoded {
+                let decoded = Decoded {
                     data,
                     signed_at: Some(signed_at),
-                })
+                };
+                Ok((decoded, Some(payload)))
             }
-            Mode::Encrypted { cipher } => {
-                cipher.decode(cookie, self.max_age, self.max_payload_size, now)
-            }
+            Mode::Encrypted { cipher } => cipher
+                .decode(cookie, self.max_age, self.max_payload_size, now)
+                .map(|decoded| (decoded, None)),
         }
     }
 }

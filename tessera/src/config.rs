@@ -665,7 +665,10 @@ impl SessionConfigBuilder {
     }
 
     /// `SESSION_REFRESH_EACH_REQUEST`: re-send permanent sessions' cookies on
-    /// every request so their expiry slides.
+    /// every request so their expiry slides. A signed cookie whose session
+    /// the request did not change is sent back with the payload it came
+    /// with and a new timestamp and signature, without encoding the session
+    /// again.
     pub fn refresh_each_request(mut self, refresh: bool) -> Self {
         self.refresh_each_request = refresh;
         self

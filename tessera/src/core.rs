@@ -15,6 +15,7 @@ use time::OffsetDateTime;
 
 use crate::codec::CookieCodec;
 use crate::config::{SameSite, SessionConfig, SessionType};
+use crate::map::Map;
 use crate::scratch;
 use crate::server::{CookieAction, ServerSettings, ServerState};
 use crate::session::{Session, PERMANENT_KEY};
@@ -230,25 +231,32 @@ impl SessionCore {
             }
         };
         for value in values {
-            match codec.decode(value, now) {
-                Ok(decoded) => return Session::loaded(decoded.data, decoded.signed_at),
+            match codec.decode_keeping_payload(value, now) {
+                Ok((decoded, payload)) => {
+                    // Only a session the response signs again even when
+                    // unchanged needs its payload kept.
+                    let payload = payload
+                        .filter(|_| self.config.refresh_each_request && is_permanent(&decoded.data))
+                        .map(Box::from);
+                    return Session::loaded(decoded.data, decoded.signed_at, payload);
+                }
                 Err(reason) => {
                     tracing::debug!(%reason, "session cookie refused; starting an empty session")
                 }
             }
         }
-        Session::loaded(Default::default(), None)
+        Session::loaded(Default::default(), None, None)
     }
 
     /// Flask's `save_session` for sessions in the cookie. Server-side
     /// sessions go through [`finish_server`](Self::finish_server).
     pub(crate) fn finish_cookie(&self, session: &Session, now: SystemTime) -> Finish {
         let config = &self.config;
-        let (accessed, write) = session.with_save_state(|data, modified, accessed| {
+        let (accessed, write) = session.with_save_state(|data, modified, accessed, payload| {
             let write = if data.is_empty() {
                 modified.then_some(CookieWrite::Remove)
             } else {
-                let permanent = data.get(PERMANENT_KEY).and_then(Value::as_bool) == Some(true);
+                let permanent = is_permanent(data);
                 match &self.backend {
                     Backend::Cookie(codec)
                         if modified || (permanent && config.refresh_each_request) =>
@@ -256,7 +264,12 @@ impl SessionCore {
                         let expires = permanent
                             .then(|| OffsetDateTime::from(now) + config.permanent_session_lifetime);
                         Some(CookieWrite::Set(self.set_cookie(expires, |out| {
-                            codec.encode_into(data, now, out)
+                            let unchanged = payload.filter(|_| !modified);
+                            if !unchanged
+                                .is_some_and(|payload| codec.resign_into(payload, now, out))
+                            {
+                                codec.encode_into(data, now, out);
+                            }
                         })))
                     }
                     _ => None,
@@ -385,6 +398,12 @@ impl SessionCore {
             header.as_str().to_owned()
         })
     }
+}
+
+/// Whether `data` asks to outlive the browser session (Flask's
+/// `session.permanent`).
+fn is_permanent(data: &Map) -> bool {
+    data.get(PERMANENT_KEY).and_then(Value::as_bool) == Some(true)
 }
 
 /// The cookie crate's form of the session cookie: name, value, the
@@ -616,6 +635,65 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The `Set-Cookie` value `finish_cookie` answers for `session`.
+    fn set_cookie_value(core: &SessionCore, session: &Session, now: SystemTime) -> String {
+        let Finish::Respond {
+            set_cookie: Some(header),
+            ..
+        } = core.finish_cookie(session, now)
+        else {
+            panic!("a cookie is set");
+        };
+        let value = header.strip_prefix("session=").expect("the session cookie");
+        value.split(';').next().expect("a value").to_owned()
+    }
+
+    #[test]
+    fn an_unchanged_permanent_session_is_signed_again_not_encoded() {
+        // A payload tessera would not write (spaces, keys out of order) but
+        // any holder of a key may have, signed with the old key of a
+        // rotation an hour ago.
+        let config = SessionConfig::builder()
+            .secret_key("new-key")
+            .secret_key_fallbacks(["old-key"])
+            .build()
+            .expect("a configuration");
+        let core = SessionCore::new(config);
+        let mut payload = String::new();
+        crate::signing::encode_base64(br#"{"user": "alice", "_permanent": true}"#, &mut payload);
+        let old = Signer::new(
+            &"old-key".into(),
+            &[],
+            crate::codec::DEFAULT_SALT.as_bytes(),
+        );
+        let cookie = format!(
+            "session={}",
+            old.sign(&payload, SystemTime::now() - Duration::from_secs(3600))
+        );
+        let now = SystemTime::now();
+        let session = core.open([cookie.as_bytes()].into_iter(), now);
+        assert_eq!(session.get_value("user"), Some(Value::from("alice")));
+
+        // Kept byte for byte, signed with the current key at `now`.
+        let refreshed = set_cookie_value(&core, &session, now);
+        assert!(refreshed.starts_with(&format!("{payload}.")), "{refreshed}");
+        let current = CookieCodec::new(&"new-key".into(), &[]);
+        let decoded = current
+            .decode(&refreshed, now)
+            .expect("signed with the current key");
+        assert_eq!(decoded.signed_at, Some(crate::signing::unix_seconds(now)));
+        assert_eq!(decoded.data, session.to_map());
+
+        // Once changed, the session is encoded as tessera writes it.
+        session.mark_modified();
+        let written = set_cookie_value(&core, &session, now);
+        assert!(!written.starts_with(&format!("{payload}.")), "{written}");
+        assert_eq!(
+            current.decode(&written, now).expect("valid").data,
+            session.to_map()
+        );
     }
 
     #[test]

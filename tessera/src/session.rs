@@ -128,6 +128,12 @@ pub(crate) struct State {
     pub(crate) modified: bool,
     pub(crate) accessed: bool,
     pub(crate) signed_at: Option<u64>,
+    /// The payload of the signed cookie the session was read from, kept
+    /// when the response will sign it again even if nothing changes (a
+    /// permanent session refreshed on every request): while the session is
+    /// not modified, re-signing it costs a MAC instead of encoding the
+    /// session again (JSON, zlib and base64).
+    pub(crate) cookie_payload: Option<Box<str>>,
     /// Flashes popped by this request, returned again by later calls in it
     /// (as Flask caches them on the request context).
     taken_flashes: Option<Vec<Flash>>,
@@ -165,10 +171,20 @@ impl Session {
         }
     }
 
-    pub(crate) fn loaded(data: Map, signed_at: Option<u64>) -> Self {
-        let session = Self::new(data, signed_at.is_none());
-        session.lock().signed_at = signed_at;
-        session
+    pub(crate) fn loaded(
+        data: Map,
+        signed_at: Option<u64>,
+        cookie_payload: Option<Box<str>>,
+    ) -> Self {
+        Self {
+            state: Arc::new(Mutex::new(State {
+                data,
+                new: signed_at.is_none(),
+                signed_at,
+                cookie_payload,
+                ..State::default()
+            })),
+        }
     }
 
     /// A server-side session not loaded yet: the store is asked only when the
@@ -450,10 +466,19 @@ impl Session {
     }
 
     /// Runs the layer's `save` on what it needs (data, `modified`,
-    /// `accessed`), without copying the data.
-    pub(crate) fn with_save_state<R>(&self, save: impl FnOnce(&Map, bool, bool) -> R) -> R {
+    /// `accessed`, the cookie payload kept to sign again), without copying
+    /// the data.
+    pub(crate) fn with_save_state<R>(
+        &self,
+        save: impl FnOnce(&Map, bool, bool, Option<&str>) -> R,
+    ) -> R {
         let state = self.lock();
-        save(&state.data, state.modified, state.accessed)
+        save(
+            &state.data,
+            state.modified,
+            state.accessed,
+            state.cookie_payload.as_deref(),
+        )
     }
 }
 

@@ -451,6 +451,72 @@ async fn refresh_each_request(stack: Stack, mode: Mode) {
     }
 }
 
+/// The payload of a signed cookie value: what comes before its timestamp
+/// and signature.
+fn payload_of(value: &str) -> &str {
+    value
+        .rsplitn(3, '.')
+        .nth(2)
+        .expect("payload.timestamp.signature")
+}
+
+/// A permanent session that a request only reads is sent again with a new
+/// timestamp, and with the same data; a signed cookie keeps the very payload
+/// it came with (re-signed rather than encoded again). A change is encoded
+/// anew.
+async fn refreshed_sessions_keep_their_payload(stack: Stack, mode: Mode) {
+    let app = app(stack, mode, config()).await;
+    let codec = cookie_codec(mode);
+    let small = Map::from([
+        ("_permanent", Value::from(true)),
+        ("user", Value::from("alice")),
+    ]);
+    let mut large = small.clone();
+    // Compressible, so the payload is zlib's ('.' first).
+    large.insert("notes".to_owned(), Value::from("lorem ipsum ".repeat(60)));
+    for data in [small, large] {
+        let hour_ago = SystemTime::now() - Duration::from_secs(3600);
+        let sent = codec.encode(&data, hour_ago);
+        let response = app.get("/get", Some(&format!("session={sent}"))).await;
+        assert_eq!(response.body, "None");
+        let refreshed = response.cookie_pair();
+        let refreshed = refreshed.trim_start_matches("session=");
+        let decoded = codec
+            .decode(refreshed, SystemTime::now())
+            .expect("the refreshed cookie verifies");
+        assert_eq!(decoded.data, data);
+        let signed_at = decoded.signed_at.expect("signed");
+        let minute_ago = SystemTime::now() - Duration::from_secs(60);
+        assert!(
+            signed_at
+                >= minute_ago
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .expect("after 1970")
+                    .as_secs()
+        );
+        if mode == Mode::Signed {
+            assert_eq!(payload_of(refreshed), payload_of(&sent));
+            assert_eq!(
+                payload_of(&sent).starts_with('.'),
+                data.contains_key("notes"),
+                "the large session's payload is compressed, the small one's is not"
+            );
+        }
+
+        let response = app
+            .post("/set", Some(&format!("session={refreshed}")), "changed")
+            .await;
+        let written = response.cookie_pair();
+        let written = written.trim_start_matches("session=");
+        let mut expected = data.clone();
+        expected.insert("value".to_owned(), Value::from("changed"));
+        let decoded = codec
+            .decode(written, SystemTime::now())
+            .expect("the changed cookie verifies");
+        assert_eq!(decoded.data, expected);
+    }
+}
+
 /// test_session_special_types: tagged values survive the round trip.
 async fn special_types_round_trip(stack: Stack, mode: Mode) {
     let now = OffsetDateTime::from_unix_timestamp(1_704_164_645).expect("time");
@@ -627,8 +693,24 @@ async fn flask_cookies_over_http(stack: Stack, mode: Mode) {
             continue;
         }
         let cookie = format!("session={}", flask::field(case, "cookie"));
-        let dumped = app.get("/dump", Some(&cookie)).await.body;
-        assert_eq!(dumped, expected, "{name}: the server read something else");
+        let response = app.get("/dump", Some(&cookie)).await;
+        assert_eq!(
+            response.body, expected,
+            "{name}: the server read something else"
+        );
+        if expected.contains(r#""_permanent":true"#) {
+            // Refreshed unchanged: Flask's own payload, signed again, which
+            // Flask reads as before.
+            let refreshed = response.cookie_pair();
+            let refreshed = refreshed.trim_start_matches("session=");
+            assert_eq!(
+                payload_of(refreshed),
+                payload_of(flask::field(case, "cookie")),
+                "{name}"
+            );
+            let (loaded, permanent) = flask::load(KEY, refreshed);
+            assert_eq!((loaded.as_str(), permanent), (expected, true), "{name}");
+        }
 
         // A write keeps every other key exactly as Flask wrote it.
         let response = app.get("/setdefault", Some(&cookie)).await;
@@ -753,6 +835,7 @@ macro_rules! cookie_sessions {
             permanent_expiration,
             old_and_future_cookies_are_refused,
             refresh_each_request,
+            refreshed_sessions_keep_their_payload,
             oversized_cookie_is_sent_or_refused,
             $($extra),*
         );
