@@ -193,10 +193,10 @@ impl CookieCodec {
 
     /// Appends the cookie value for a session read unchanged from a signed
     /// cookie whose payload (as [`decode_keeping_payload`] returns it) is
-    /// `payload`, signed at `now` with the current key: the payload is what
-    /// encoding the same data gives again, so only the timestamp and the
-    /// signature are new. Returns false, appending nothing, for an encrypted
-    /// codec, whose cookies carry no payload to reuse.
+    /// `payload`, signed at `now` with the current key: the payload already
+    /// holds the session's data, so only the timestamp and the signature are
+    /// new. Returns false, appending nothing, for an encrypted codec, whose
+    /// cookies carry no payload to reuse.
     ///
     /// [`decode_keeping_payload`]: Self::decode_keeping_payload
     pub(crate) fn resign_into(&self, payload: &str, now: SystemTime, out: &mut String) -> bool {
