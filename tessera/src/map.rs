@@ -43,8 +43,10 @@ type Key = CompactString;
 
 /// A Flask session's dict: string keys in sorted order, each with a [`Value`].
 ///
-/// The API follows `BTreeMap<String, Value>`'s, which it replaced; see the
-/// [module docs](crate::map) for why it is a sorted vector.
+/// The API follows `BTreeMap<String, Value>`'s, which it replaced, except
+/// that borrowed keys are `&str` (owned ones are `String`); see the
+/// [module docs](crate::map) for why it is a sorted vector and how it keeps
+/// its keys.
 #[derive(Clone, Default, PartialEq)]
 pub struct Map {
     /// Sorted by key, each key once.
