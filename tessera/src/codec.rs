@@ -412,13 +412,9 @@ fn inflate_bounded_into(bytes: &[u8], limit: usize, out: &mut Vec<u8>) -> Result
                     room = room.saturating_mul(4).min(ceiling);
                 }
                 Err(DecompressionError::InsufficientSpace) => {
-                    out.clear();
-                    return Err(DecodeError::TooLarge { limit });
+                    return Err(DecodeError::TooLarge { limit })
                 }
-                Err(DecompressionError::BadData) => {
-                    out.clear();
-                    return Err(MALFORMED);
-                }
+                Err(DecompressionError::BadData) => return Err(MALFORMED),
             }
         }
     })

@@ -103,11 +103,8 @@ impl Map {
             .entries
             .last()
             .is_none_or(|(last, _)| last.as_str() < &*key);
-        let key = match key {
-            Cow::Borrowed(key) => Key::from(key),
-            Cow::Owned(key) => Key::from(key),
-        };
-        self.entries.push((key, Value::Null));
+        // An owned key longer than 24 bytes keeps its allocation.
+        self.entries.push((Key::from(key), Value::Null));
         if let Some((_, slot)) = self.entries.last_mut() {
             fill(slot)?;
         }
