@@ -444,6 +444,22 @@ impl FlaskSessionRedisStore {
         &self.prefix
     }
 
+    /// Opens up to `count` connections (at least one) instead of one per CPU
+    /// core (at most 8); operations take turns on them, as
+    /// [`RedisStore::with_connections`](super::RedisStore::with_connections)
+    /// describes.
+    #[must_use]
+    pub fn with_connections(mut self, count: usize) -> Self {
+        self.link.set_connections(count);
+        self
+    }
+
+    /// How many connections operations take turns on (each is opened when
+    /// first needed).
+    pub fn connections(&self) -> usize {
+        self.link.connections()
+    }
+
     /// The format sessions are written in.
     pub fn format(&self) -> SerializationFormat {
         self.format
