@@ -444,18 +444,18 @@ impl FlaskSessionRedisStore {
         &self.prefix
     }
 
-    /// Opens up to `count` connections (at least one) instead of one per CPU
-    /// core (at most 8); operations take turns on them, as
-    /// [`RedisStore::with_connections`](super::RedisStore::with_connections)
-    /// describes.
+    /// Uses up to `count` connections (at least one) instead of one per CPU
+    /// core (at most 8), each opened when first needed, shared as
+    /// [`RedisStore`](super::RedisStore)'s are (see
+    /// [Connections](super#connections)).
     #[must_use]
     pub fn with_connections(mut self, count: usize) -> Self {
         self.link.set_connections(count);
         self
     }
 
-    /// How many connections operations take turns on (each is opened when
-    /// first needed).
+    /// How many connections operations share (each opened when first
+    /// needed).
     pub fn connections(&self) -> usize {
         self.link.connections()
     }

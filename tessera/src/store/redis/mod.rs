@@ -56,17 +56,23 @@
 //!
 //! # Connections
 //!
-//! [`RedisStore::new`] only parses the URL. Operations take turns over a few
-//! multiplexed connections, each a [`ConnectionManager`] made by the first
-//! operation that needs it, which reconnects by itself when its connection
-//! drops (a Redis restart, a failover, `CLIENT KILL`). There is one per CPU
-//! core, up to 8 (see [`with_connections`](RedisStore::with_connections)).
-//! Under concurrent load one connection is a queue of its own: on two cores,
-//! the HTTP benchmark's requests (one load, one increment) went 9% slower
-//! through one connection than through two. Many more connections than cores
-//! cost Redis more system calls per command, as it then reads and answers
-//! each connection's commands one by one: eight connections on two cores were
-//! 22% slower than two.
+//! [`RedisStore::new`] only parses the URL. Operations use a few multiplexed
+//! connections, each a [`ConnectionManager`] made by the first operation that
+//! needs it, which reconnects by itself when its connection drops (a Redis
+//! restart, a failover, `CLIENT KILL`). There is one per CPU core, up to 8
+//! (see [`with_connections`](RedisStore::with_connections)). On a
+//! multi-threaded Tokio runtime operations take them in turn. Under
+//! concurrent load one connection is a queue of its own: on two cores, the
+//! HTTP benchmark's route (one load and one increment per request) ran at
+//! 0.89× tower-sessions' throughput through one connection and at 1.01×
+//! through two taken in turn (medians of 12 and 16 interleaved rounds), while
+//! eight connections ran at 0.78×: Redis then reads and answers the
+//! connections' commands a few at a time, at more system calls per command.
+//! On a single-threaded runtime (each actix-web worker runs one), each thread
+//! keeps to one connection, the one made on its runtime, whose task runs on
+//! that same thread: taking turns there sent half of the commands through
+//! another worker's thread, at 0.85× actix-session's throughput against 0.89×
+//! for one connection per thread.
 //!
 //! An operation that cannot reach Redis fails with [`StoreError::Unavailable`]
 //! (a 503 for the request) and the next one tries again. A read that finds
@@ -125,6 +131,7 @@ pub use flask_session::FlaskSessionRedisStore;
 
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use ::redis::{Client, Cmd, ErrorKind, FromRedisValue, Pipeline, RedisError, Script};
+use tokio::runtime::RuntimeFlavor;
 use tokio::sync::OnceCell;
 
 use super::{
@@ -576,6 +583,18 @@ impl fmt::Debug for RedisStore {
     }
 }
 
+/// This thread's place in line for connections: threads take connections in
+/// the order they first ask for one. Keeping a thread on one connection keeps
+/// a single-threaded runtime's requests (an actix-web worker's) on the
+/// connection it made, whose task runs on that same thread.
+fn thread_turn() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static TURN: usize = NEXT.fetch_add(1, Ordering::Relaxed);
+    }
+    TURN.with(|turn| *turn)
+}
+
 /// `count` connection slots (at least one), none connected yet.
 fn unconnected(count: usize) -> Box<[OnceCell<ConnectionManager>]> {
     (0..count.max(1)).map(|_| OnceCell::new()).collect()
@@ -639,13 +658,20 @@ impl Link {
         self.connections.iter().any(OnceCell::initialized)
     }
 
-    /// The next connection in turn, connecting first if needed.
-    /// `get_or_try_init` keeps only a success, so after a failure the next
-    /// operation on it tries again; once connected, the manager reconnects by
-    /// itself.
+    /// The connection to use now, connecting first if needed: the next in
+    /// turn on a multi-threaded runtime, this thread's own on a
+    /// single-threaded one. `get_or_try_init` keeps only a success, so after
+    /// a failure the next operation on it tries again; once connected, the
+    /// manager reconnects by itself.
     pub(super) async fn connection(&self) -> Result<ConnectionManager, StoreError> {
-        let turn = self.next.fetch_add(1, Ordering::Relaxed) % self.connections.len();
-        let manager = self.connections[turn]
+        let single_threaded = tokio::runtime::Handle::try_current()
+            .is_ok_and(|runtime| runtime.runtime_flavor() == RuntimeFlavor::CurrentThread);
+        let turn = if single_threaded {
+            thread_turn()
+        } else {
+            self.next.fetch_add(1, Ordering::Relaxed)
+        };
+        let manager = self.connections[turn % self.connections.len()]
             .get_or_try_init(|| {
                 let config = ConnectionManagerConfig::new()
                     .set_connection_timeout(Some(CONNECT_TIMEOUT))
@@ -733,17 +759,17 @@ impl RedisStore {
         &self.prefix
     }
 
-    /// Opens up to `count` connections (at least one) instead of one per CPU
-    /// core (at most 8); operations take turns on them. See
-    /// [Connections](self#connections).
+    /// Uses up to `count` connections (at least one) instead of one per CPU
+    /// core (at most 8), each opened when first needed; see
+    /// [Connections](self#connections) for how operations share them.
     #[must_use]
     pub fn with_connections(mut self, count: usize) -> Self {
         self.link.set_connections(count);
         self
     }
 
-    /// How many connections operations take turns on (each is opened when
-    /// first needed).
+    /// How many connections operations share (each opened when first
+    /// needed).
     pub fn connections(&self) -> usize {
         self.link.connections()
     }
@@ -1490,7 +1516,7 @@ mod tests {
         assert_eq!(exists, 0);
     }
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn operations_take_turns_on_its_connections() {
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
         assert_eq!(
@@ -1522,6 +1548,22 @@ mod tests {
             let loaded = store.load(&id, NOW).await.expect("load").expect("live");
             assert_eq!(loaded.data["n"], Value::from(by));
         }
+    }
+
+    #[tokio::test]
+    async fn a_single_threaded_runtime_keeps_to_one_connection() {
+        let store = test_store().with_connections(3);
+        let client_id = ::redis::cmd("CLIENT").arg("ID").clone();
+        let first: i64 = raw(&store, &client_id).await;
+        for _ in 0..5 {
+            assert_eq!(raw::<i64>(&store, &client_id).await, first);
+        }
+        let id = create(&store, &record(Map::new(), None)).await;
+        assert_eq!(
+            store.increment(&id, "n", 2, NOW).await.expect("increment"),
+            Some(2)
+        );
+        assert_eq!(raw::<i64>(&store, &client_id).await, first);
     }
 
     #[tokio::test]
