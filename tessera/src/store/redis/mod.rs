@@ -583,23 +583,6 @@ impl fmt::Debug for RedisStore {
     }
 }
 
-/// This thread's place in line for connections: threads take connections in
-/// the order they first ask for one. Keeping a thread on one connection keeps
-/// a single-threaded runtime's requests (an actix-web worker's) on the
-/// connection it made, whose task runs on that same thread.
-fn thread_turn() -> usize {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    thread_local! {
-        static TURN: usize = NEXT.fetch_add(1, Ordering::Relaxed);
-    }
-    TURN.with(|turn| *turn)
-}
-
-/// `count` connection slots (at least one), none connected yet.
-fn unconnected(count: usize) -> Box<[OnceCell<ConnectionManager>]> {
-    (0..count.max(1)).map(|_| OnceCell::new()).collect()
-}
-
 /// Connecting failed; says where to, since redis-rs does not always.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot connect to the Redis session store at {address}: {source}")]
@@ -614,8 +597,8 @@ struct ConnectError {
 const MAX_DEFAULT_CONNECTIONS: usize = 8;
 
 /// The way to one Redis server, shared by both of its store layouts: the
-/// client, and the multiplexed connections operations take turns on, each
-/// made on first use.
+/// client, and the multiplexed connections operations share, each made on
+/// first use.
 pub(super) struct Link {
     client: Client,
     connections: Box<[OnceCell<ConnectionManager>]>,
@@ -733,6 +716,23 @@ impl Link {
         let mut conn = self.connection().await?;
         call.invoke_async(&mut conn).await.map_err(failed)
     }
+}
+
+/// `count` connection slots (at least one), none connected yet.
+fn unconnected(count: usize) -> Box<[OnceCell<ConnectionManager>]> {
+    (0..count.max(1)).map(|_| OnceCell::new()).collect()
+}
+
+/// This thread's place in line for connections: threads take connections in
+/// the order they first ask for one. Keeping a thread on one connection keeps
+/// a single-threaded runtime's requests (an actix-web worker's) on the
+/// connection it made, whose task runs on that same thread.
+fn thread_turn() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static TURN: usize = NEXT.fetch_add(1, Ordering::Relaxed);
+    }
+    TURN.with(|turn| *turn)
 }
 
 impl RedisStore {
