@@ -50,6 +50,7 @@ mod codec;
 pub mod config;
 mod core;
 mod deflate_bound;
+mod email_date;
 mod encrypted;
 #[cfg(feature = "axum")]
 mod extract;

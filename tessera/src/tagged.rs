@@ -14,7 +14,7 @@ use std::fmt::Write as _;
 use base64::Engine as _;
 use time::format_description::FormatItem;
 use time::macros::format_description;
-use time::{OffsetDateTime, PrimitiveDateTime};
+use time::OffsetDateTime;
 
 use crate::map::Map;
 use crate::value::{Number, Value};
@@ -181,12 +181,6 @@ pub(crate) fn http_date(when: OffsetDateTime) -> String {
     when.to_offset(time::UtcOffset::UTC)
         .format(HTTP_DATE)
         .unwrap_or_default()
-}
-
-fn parse_http_date(text: &str) -> Option<OffsetDateTime> {
-    PrimitiveDateTime::parse(text, HTTP_DATE)
-        .ok()
-        .map(PrimitiveDateTime::assume_utc)
 }
 
 /// Reads Flask's tagged JSON into a value, untagging as Flask does.
@@ -638,7 +632,9 @@ fn untag_value(tag: &str, value: Value) -> Result<Value, &'static str> {
         },
         // Werkzeug's parse_date gives None for a date it cannot read.
         TAG_DATETIME => match value {
-            Value::String(text) => Ok(parse_http_date(&text).map_or(Value::Null, Value::DateTime)),
+            Value::String(text) => {
+                Ok(crate::email_date::parse(&text).map_or(Value::Null, Value::DateTime))
+            }
             _ => Err("' d' tag must hold a string"),
         },
         _ => Err("unknown tag"),
