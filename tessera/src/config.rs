@@ -20,7 +20,7 @@
 //! |---|---|---|
 //! | `SECRET_KEY` | required | signs cookies |
 //! | `SECRET_KEY_FALLBACKS` | none | older keys still accepted (comma-separated) |
-//! | `PERMANENT_SESSION_LIFETIME` | 2678400 (31 days) | seconds; permanent cookies' lifetime and every cookie's max age |
+//! | `PERMANENT_SESSION_LIFETIME` | 2678400 (31 days) | seconds, at most 3153600000 (36500 days); permanent cookies' lifetime and every cookie's max age |
 //! | `SESSION_COOKIE_NAME` | `session` | |
 //! | `SESSION_COOKIE_DOMAIN` | none | host-only cookie |
 //! | `SESSION_COOKIE_PATH` | `/` | |
@@ -36,7 +36,7 @@
 //! | `SESSION_SERIALIZATION_FORMAT` | none | Redis: `msgpack` or `json` stores sessions in Flask-Session 0.8's layout, shared with a Flask app; unset, tessera's own layout (one hash per session, merged key by key in one round trip) |
 //! | `SESSION_PERMANENT` | true | server-side: new sessions are permanent |
 //! | `SESSION_USE_SIGNER` | false | server-side: sign the id in the cookie (Flask-Session's format) |
-//! | `TESSERA_SESSION_ABSOLUTE_LIFETIME` | 0 (none) | server-side: seconds from creation after which a session ends |
+//! | `TESSERA_SESSION_ABSOLUTE_LIFETIME` | 0 (none) | server-side: seconds (at most 36500 days) from creation after which a session ends |
 //! | `TESSERA_MEMORY_STORE_MAX_SESSIONS` | 100000 | bound on the memory store |
 //! | `TESSERA_SWEEP_INTERVAL` | 60 | seconds between sweeps of expired server-side sessions |
 //! | `TESSERA_REQUIRE_STRONG_SECRET_KEY` | false | refuse weak keys instead of warning |
@@ -58,6 +58,11 @@ use crate::store::flask_format::SerializationFormat;
 pub const DEFAULT_LIFETIME_SECS: u64 = 31 * 24 * 3600;
 /// Flask's (Werkzeug's) default `MAX_COOKIE_SIZE`.
 pub const DEFAULT_MAX_COOKIE_SIZE: usize = 4093;
+/// The longest `PERMANENT_SESSION_LIFETIME` (and absolute lifetime) accepted:
+/// 36,500 days. Expiry dates stay far inside what cookies, Python's
+/// `datetime` and every store can hold, so a long lifetime fails at startup
+/// rather than on the first request that saves a session.
+pub const MAX_LIFETIME_SECS: u64 = 36_500 * 24 * 3600;
 
 /// The `SameSite` attribute of the session cookie.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -518,11 +523,8 @@ impl SessionConfigBuilder {
             "SECRET_KEY" => self.secret_key(value),
             "SECRET_KEY_FALLBACKS" => self.secret_key_fallbacks(parse_fallback_keys(&value)),
             "PERMANENT_SESSION_LIFETIME" => {
-                let seconds = parse_var::<u64>(
-                    "PERMANENT_SESSION_LIFETIME",
-                    &value,
-                    "a whole number of seconds",
-                )?;
+                let seconds =
+                    parse_var::<u64>("PERMANENT_SESSION_LIFETIME", &value, LIFETIME_EXPECTED)?;
                 self.permanent_session_lifetime(Duration::from_secs(seconds))
             }
             "SESSION_COOKIE_NAME" => self.cookie_name(value),
@@ -571,7 +573,7 @@ impl SessionConfigBuilder {
                 let seconds: u64 = parse_var(
                     "TESSERA_SESSION_ABSOLUTE_LIFETIME",
                     &value,
-                    "a whole number of seconds (0: none)",
+                    "0 (none) or a whole number of seconds, at most 3153600000 (36500 days)",
                 )?;
                 self.absolute_lifetime((seconds > 0).then(|| Duration::from_secs(seconds)))
             }
@@ -616,7 +618,8 @@ impl SessionConfigBuilder {
     }
 
     /// `PERMANENT_SESSION_LIFETIME`: how long a permanent cookie lives, and
-    /// the max age of every cookie's signature. Whole seconds count.
+    /// the max age of every cookie's signature. Whole seconds count, from
+    /// one to [`MAX_LIFETIME_SECS`]; [`build`](Self::build) refuses others.
     pub fn permanent_session_lifetime(mut self, lifetime: Duration) -> Self {
         self.permanent_session_lifetime = lifetime;
         self
@@ -769,7 +772,7 @@ impl SessionConfigBuilder {
 
     /// End server-side sessions this long after creation, however active
     /// (`TESSERA_SESSION_ABSOLUTE_LIFETIME`; `None`, the default: no bound
-    /// but the idle lifetime).
+    /// but the idle lifetime). From one second to [`MAX_LIFETIME_SECS`].
     pub fn absolute_lifetime(mut self, lifetime: Option<Duration>) -> Self {
         self.absolute_lifetime = lifetime;
         self
@@ -813,12 +816,12 @@ impl SessionConfigBuilder {
                 return Err(invalid("SESSION_COOKIE_DOMAIN", domain, "a domain name"));
             }
         }
-        if self.permanent_session_lifetime.as_secs() == 0 {
-            return Err(invalid(
-                "PERMANENT_SESSION_LIFETIME",
-                &format!("{:?}", self.permanent_session_lifetime),
-                "at least one second",
-            ));
+        check_lifetime(
+            "PERMANENT_SESSION_LIFETIME",
+            self.permanent_session_lifetime,
+        )?;
+        if let Some(lifetime) = self.absolute_lifetime {
+            check_lifetime("TESSERA_SESSION_ABSOLUTE_LIFETIME", lifetime)?;
         }
         if self.session_type == SessionType::Sqlite {
             if !cfg!(feature = "sqlite") {
@@ -1016,6 +1019,21 @@ fn default_store_url(session_type: SessionType) -> String {
     }
 }
 
+const LIFETIME_EXPECTED: &str = "a whole number of seconds, from 1 to 3153600000 (36500 days)";
+
+/// At least a second (whole seconds count) and at most [`MAX_LIFETIME_SECS`].
+fn check_lifetime(name: &'static str, lifetime: Duration) -> Result<(), ConfigError> {
+    if (1..=MAX_LIFETIME_SECS).contains(&lifetime.as_secs()) {
+        return Ok(());
+    }
+    let value = if lifetime.subsec_nanos() == 0 {
+        lifetime.as_secs().to_string()
+    } else {
+        format!("{lifetime:?}")
+    };
+    Err(invalid(name, &value, LIFETIME_EXPECTED))
+}
+
 fn invalid(name: &'static str, value: &str, expected: &str) -> ConfigError {
     ConfigError::InvalidValue {
         name,
@@ -1176,6 +1194,58 @@ mod tests {
             .with_vars_os(vars)
             .expect_err("a setting");
         assert!(err.to_string().contains("SESSION_COOKIE_NAME"), "{err}");
+    }
+
+    #[test]
+    fn lifetimes_are_bounded_at_startup() {
+        let build = |name: &str, value: &str| {
+            SessionConfigBuilder::default()
+                .with_vars([("SECRET_KEY", KEY), (name, value)])
+                .and_then(SessionConfigBuilder::build)
+        };
+        let longest = MAX_LIFETIME_SECS.to_string();
+        for name in [
+            "PERMANENT_SESSION_LIFETIME",
+            "TESSERA_SESSION_ABSOLUTE_LIFETIME",
+        ] {
+            build(name, &longest).expect("the longest lifetime");
+            for value in [
+                (MAX_LIFETIME_SECS + 1).to_string(),
+                "252000000000".to_owned(),
+                u64::MAX.to_string(),
+                "99999999999999999999".to_owned(),
+                "-1".to_owned(),
+            ] {
+                let message = build(name, &value).expect_err(&value).to_string();
+                assert!(
+                    message.contains(name) && message.contains(&value),
+                    "{message}"
+                );
+                assert!(message.contains("36500 days"), "{message}");
+            }
+        }
+        let message = build("PERMANENT_SESSION_LIFETIME", "0")
+            .expect_err("zero")
+            .to_string();
+        assert!(message.contains("\"0\""), "{message}");
+        // The builder's durations are checked the same way.
+        for lifetime in [
+            Duration::ZERO,
+            Duration::from_millis(500),
+            Duration::from_secs(MAX_LIFETIME_SECS + 1),
+            Duration::MAX,
+        ] {
+            SessionConfig::builder()
+                .secret_key(KEY)
+                .permanent_session_lifetime(lifetime)
+                .build()
+                .expect_err("out of range");
+            SessionConfig::builder()
+                .secret_key(KEY)
+                .absolute_lifetime(Some(lifetime))
+                .build()
+                .expect_err("out of range");
+        }
     }
 
     #[test]

@@ -68,6 +68,59 @@ fn invalid_samesite_is_refused() {
     assert!(err.to_string().contains("SESSION_COOKIE_SAMESITE"), "{err}");
 }
 
+/// The longest lifetime the configuration accepts is usable: a permanent
+/// session saved with it gets its expiry, in every session type built in
+/// (a longer one is refused at startup, see the configuration's tests).
+#[tokio::test]
+async fn the_longest_lifetime_serves_requests() {
+    let longest = std::time::Duration::from_secs(tessera::config::MAX_LIFETIME_SECS);
+    for session_type in [
+        tessera::SessionType::Cookie,
+        tessera::SessionType::EncryptedCookie,
+        tessera::SessionType::Memory,
+    ] {
+        let config = config()
+            .session_type(session_type)
+            .permanent_session_lifetime(longest)
+            .absolute_lifetime(Some(longest))
+            .build()
+            .expect("the longest lifetime is accepted");
+        let app = Router::new()
+            .route(
+                "/set",
+                post(|s: Session, body: String| async move {
+                    s.set_permanent(true);
+                    s.insert("value", body).ok();
+                    "value set"
+                }),
+            )
+            .route(
+                "/get",
+                get(|s: Session| async move {
+                    format!("{:?}", s.get::<String>("value").ok().flatten())
+                }),
+            )
+            .layer(SessionLayer::new(config));
+        let response = post_body(&app, "/set", None, "kept").await;
+        assert_eq!(response.status(), StatusCode::OK, "{session_type:?}");
+        let headers = set_cookies(response.headers());
+        assert_eq!(headers.len(), 1, "{session_type:?}: {headers:?}");
+        let expires = headers[0]
+            .split("; ")
+            .find_map(|attribute| attribute.strip_prefix("Expires="))
+            .unwrap_or_else(|| panic!("{session_type:?}: no Expires in {headers:?}"));
+        let year: i32 = expires
+            .split(' ')
+            .nth(3)
+            .and_then(|y| y.parse().ok())
+            .expect("a year");
+        assert!(year >= 2120, "{session_type:?}: {expires}");
+        let cookie = cookie_pair(&response);
+        let response = send(&app, "GET", "/get", Some(&cookie)).await;
+        assert_eq!(text(response).await, "Some(\"kept\")", "{session_type:?}");
+    }
+}
+
 /// test_session_stored_last: writes made after the handler, by middleware
 /// inside the layer, are saved.
 #[tokio::test]
