@@ -4,7 +4,7 @@
 use std::time::{Duration, SystemTime};
 
 use clap::{Args, Subcommand};
-use tessera::{tagged, CookieCodec, DecodeError, SecretKey, SignatureError, Value};
+use tessera::{tagged, CookieCodec, DecodeError, Map, Number, SecretKey, SignatureError, Value};
 
 use crate::error::{Error, Result};
 use crate::io;
@@ -26,8 +26,10 @@ pub(crate) enum CookieCommand {
             signature, expired, malformed, too large, not an object, timestamp in the \
             future) exits with status 1 and a one-line reason on stderr.\n\n\
             Without a secret key (no --secret-key and no SECRET_KEY) the payload is \
-            decoded WITHOUT checking the signature and a warning says so: anyone can \
-            read a Flask session cookie, only the key proves who wrote it.\n\n\
+            decoded WITHOUT checking the signature or the age and a warning says so: \
+            anyone can read a Flask session cookie, only the key proves who wrote it. \
+            An empty key, or fallback keys without a key, is an error, never a reason \
+            to skip verification.\n\n\
             Keys: --secret-key wins over the SECRET_KEY environment variable; \
             --fallback-key (repeatable, oldest first) wins over SECRET_KEY_FALLBACKS \
             (comma-separated, oldest first, like Flask's SECRET_KEY_FALLBACKS). Each \
@@ -71,7 +73,8 @@ pub(crate) enum CookieCommand {
 
 #[derive(Debug, Args)]
 pub(crate) struct DecodeArgs {
-    /// The secret key (Flask's SECRET_KEY). Without one (or an empty one) a signed cookie is decoded UNVERIFIED.
+    /// The secret key (Flask's SECRET_KEY). Without one a signed cookie is decoded UNVERIFIED;
+    /// an empty one is an error.
     #[arg(long, value_name = "KEY", env = "SECRET_KEY", hide_env_values = true)]
     secret_key: Option<String>,
 
@@ -146,17 +149,27 @@ fn decode(args: DecodeArgs) -> Result<()> {
     if cookie.is_empty() {
         return Err(Error::new("malformed: the cookie is empty"));
     }
-    let decoded = match args.secret_key.filter(|key| !key.is_empty()) {
+    let fallbacks: Vec<SecretKey> = if args.fallback_keys.is_empty() {
+        fallbacks_from_env()?
+    } else {
+        args.fallback_keys
+            .into_iter()
+            .filter(|key| !key.is_empty())
+            .map(SecretKey::from)
+            .collect()
+    };
+    // A script that passes an unset variable as the key must not get
+    // unverified contents with status 0: only the absence of every key
+    // means "read it without checking".
+    let decoded = match args.secret_key {
+        Some(secret_key) if secret_key.is_empty() => {
+            return Err(Error::new(
+                "the secret key is empty: pass the app's SECRET_KEY with --secret-key, \
+                 or give no key at all (neither --secret-key nor SECRET_KEY) to read \
+                 the contents unverified",
+            ))
+        }
         Some(secret_key) => {
-            let fallbacks: Vec<SecretKey> = if args.fallback_keys.is_empty() {
-                fallbacks_from_env()?
-            } else {
-                args.fallback_keys
-                    .into_iter()
-                    .filter(|key| !key.is_empty())
-                    .map(SecretKey::from)
-                    .collect()
-            };
             let key = SecretKey::from(secret_key);
             let codec = if args.encrypted {
                 CookieCodec::encrypted_with_salt(&key, &fallbacks, &args.salt, &args.cookie_name)
@@ -175,12 +188,19 @@ fn decode(args: DecodeArgs) -> Result<()> {
                  pass --secret-key KEY or set SECRET_KEY",
             ))
         }
+        None if !fallbacks.is_empty() => {
+            return Err(Error::new(
+                "fallback keys given without a secret key: pass the app's SECRET_KEY \
+                 too (--secret-key or SECRET_KEY); with no key at all the contents are \
+                 read unverified",
+            ))
+        }
         None => {
             let decoded = tessera::decode_unverified(cookie, args.max_payload_size)
                 .map_err(|err| refusal(err, cookie, false))?;
             io::warn(
-                "UNVERIFIED: no secret key given (--secret-key or SECRET_KEY), so the \
-                 signature was not checked; anyone can write these contents",
+                "UNVERIFIED: no secret key given (--secret-key or SECRET_KEY), so neither \
+                 the signature nor the age was checked; anyone can write these contents",
             );
             decoded
         }
@@ -195,7 +215,7 @@ fn sign(args: SignArgs) -> Result<()> {
         ));
     }
     let input = io::read_stdin("the session")?;
-    let data = match tagged::from_str(&input) {
+    let mut data = match tagged::from_str(&input) {
         Ok(Value::Dict(map)) => map,
         Ok(other) => {
             return Err(Error::new(format_args!(
@@ -205,6 +225,15 @@ fn sign(args: SignArgs) -> Result<()> {
         }
         Err(err) => return Err(Error::new(format_args!("invalid JSON on stdin: {err}"))),
     };
+    as_python_reads_it(&mut data)?;
+    let json_len = tagged::map_to_string(&data).len();
+    if json_len > tessera::DEFAULT_MAX_PAYLOAD_SIZE {
+        return Err(Error::new(format_args!(
+            "too large: the session is {json_len} bytes of JSON, and tessera refuses \
+             sessions over {} bytes when it reads them",
+            tessera::DEFAULT_MAX_PAYLOAD_SIZE
+        )));
+    }
     let key = SecretKey::from(args.secret_key);
     if let Some(reason) = key.weakness() {
         io::warn(&format!(
@@ -217,8 +246,80 @@ fn sign(args: SignArgs) -> Result<()> {
     } else {
         CookieCodec::with_salt(&key, &[], &args.salt)
     };
-    io::print_line(&codec.encode(&data, SystemTime::now()))
+    let cookie = codec.encode(&data, SystemTime::now());
+    let cookie_name = if args.encrypted {
+        args.cookie_name.as_str()
+    } else {
+        DEFAULT_COOKIE_NAME
+    };
+    // Werkzeug's check (and tessera's MAX_COOKIE_SIZE) counts the whole
+    // Set-Cookie value; the name and value alone are a lower bound.
+    let set_cookie_len = cookie_name.len() + 1 + cookie.len();
+    if set_cookie_len > tessera::config::DEFAULT_MAX_COOKIE_SIZE {
+        io::warn(&format!(
+            "the cookie is too large: {set_cookie_len} bytes with its name, over the \
+             {} of MAX_COOKIE_SIZE; browsers may silently ignore it, and Flask warns \
+             when it sets one",
+            tessera::config::DEFAULT_MAX_COOKIE_SIZE
+        ));
+    }
+    io::print_line(&cookie)
 }
+
+/// Rewrites the numbers of a session read from the user's JSON as Python's
+/// `json.loads` and then `json.dumps` would write them (`1E5` is `100000.0`,
+/// `-0` is `0`, `1e400` is `Infinity`), so that the cookie is the one Flask
+/// would sign for the same data. An integer Python refuses to read (more than
+/// 4300 digits) is an error: Flask would refuse the cookie.
+fn as_python_reads_it(data: &mut Map) -> Result<()> {
+    fn number(number: &Number) -> Result<Option<Number>> {
+        let text = number.as_str();
+        if matches!(text, "NaN" | "Infinity" | "-Infinity") {
+            return Ok(None);
+        }
+        if number.is_integer() {
+            let digits = text.trim_start_matches('-');
+            if digits.len() > PYTHON_MAX_INT_DIGITS {
+                return Err(Error::new(format_args!(
+                    "an integer of {} digits: Python reads at most {PYTHON_MAX_INT_DIGITS}, \
+                     so Flask would refuse this session",
+                    digits.len()
+                )));
+            }
+            return Ok((text == "-0").then(|| Number::from(0)));
+        }
+        // Rust's parse rounds correctly, as Python's float() does.
+        let value: f64 = text
+            .parse()
+            .map_err(|_| Error::new(format_args!("invalid JSON on stdin: bad number {text}")))?;
+        let rewritten = Number::from_f64(value);
+        Ok((rewritten.as_str() != text).then_some(rewritten))
+    }
+    fn rewrite(value: &mut Value) -> Result<()> {
+        match value {
+            Value::Number(n) => {
+                if let Some(rewritten) = number(n)? {
+                    *n = rewritten;
+                }
+            }
+            Value::List(items) | Value::Tuple(items) => {
+                for item in items {
+                    rewrite(item)?;
+                }
+            }
+            Value::Dict(map) => as_python_reads_it(map)?,
+            _ => {}
+        }
+        Ok(())
+    }
+    for item in data.values_mut() {
+        rewrite(item)?;
+    }
+    Ok(())
+}
+
+/// Python's default `sys.get_int_max_str_digits()`.
+const PYTHON_MAX_INT_DIGITS: usize = 4300;
 
 /// The reason a cookie was refused, with a hint when it looks like the other
 /// kind: signed cookies always hold dots, encrypted ones never do.

@@ -402,7 +402,9 @@ fn without_a_key_decoding_is_unverified() {
     assert!(out.success(), "{:?}", out.stderr);
     assert_eq!(out.line(), EXAMPLE_JSON);
     assert!(out.stderr.contains("UNVERIFIED"), "{:?}", out.stderr);
-    assert!(out.stderr.contains("signature was not checked"));
+    assert!(out
+        .stderr
+        .contains("neither the signature nor the age was checked"));
 
     // Even a forged signature decodes, still with the warning.
     let forged = EXAMPLE_COOKIE.replace("oBF4", "xxxx");
@@ -410,14 +412,40 @@ fn without_a_key_decoding_is_unverified() {
     assert_eq!(out.line(), EXAMPLE_JSON);
     assert!(out.stderr.contains("UNVERIFIED"));
 
-    // An empty SECRET_KEY counts as unset.
-    let out = run_with(
-        &["cookie", "decode", EXAMPLE_COOKIE],
-        "",
-        &[("SECRET_KEY", "")],
-    );
-    assert_eq!(out.line(), EXAMPLE_JSON);
-    assert!(out.stderr.contains("UNVERIFIED"));
+    // An empty key (a script's unset variable) is an error, not a reason to
+    // skip verification; so are fallback keys without a key.
+    let forged_argument = ["cookie", "decode", forged.as_str()];
+    for (args, env) in [
+        (&forged_argument[..], &[("SECRET_KEY", "")][..]),
+        (
+            &["cookie", "decode", "--secret-key", "", &forged][..],
+            &[("SECRET_KEY", KEY)][..],
+        ),
+    ] {
+        let out = run_with(args, "", env);
+        assert!(out.stdout.is_empty(), "{:?}", out.stdout);
+        assert!(
+            out.refusal().starts_with("error: the secret key is empty"),
+            "{:?}",
+            out.stderr
+        );
+    }
+    for (args, env) in [
+        (&forged_argument[..], &[("SECRET_KEY_FALLBACKS", KEY)][..]),
+        (
+            &["cookie", "decode", "--fallback-key", KEY, &forged][..],
+            &[][..],
+        ),
+    ] {
+        let out = run_with(args, "", env);
+        assert!(out.stdout.is_empty(), "{:?}", out.stdout);
+        assert!(
+            out.refusal()
+                .starts_with("error: fallback keys given without a secret key"),
+            "{:?}",
+            out.stderr
+        );
+    }
 
     assert!(run(&["cookie", "decode", "garbage"])
         .refusal()
@@ -440,6 +468,82 @@ fn sign_refuses_what_is_not_an_object() {
     }
     let out = run_with(&["cookie", "sign", "--secret-key", ""], "{}", &[]);
     assert!(out.refusal().contains("secret key is empty"));
+}
+
+/// Numbers typed in any JSON form are signed as Flask would sign the same
+/// data: as Python's `json.loads` reads them and `json.dumps` writes them
+/// (the expected line is what Flask 3.1's tagged serializer writes for the
+/// input).
+#[test]
+fn sign_writes_numbers_as_python_does() {
+    let input = r#"{"a": 1e300, "b": 1E5, "c": 1.50, "d": -0, "e": 0e0, "f": 2.0e0,
+        "g": 100000000000000000000000.0, "h": [1e400, -1e-400, {"x": [5e-324]}],
+        "i": {" t": [1.0e1]}, "j": 12345678901234567890123, "k": NaN, "l": -0.0}"#;
+    let cookie = sign(KEY, input);
+    let out = decode(KEY, &cookie);
+    assert!(out.success(), "{:?}", out.stderr);
+    assert_eq!(
+        out.line(),
+        r#"{"a":1e+300,"b":100000.0,"c":1.5,"d":0,"e":0.0,"f":2.0,"g":1e+23,"h":[Infinity,-0.0,{"x":[5e-324]}],"i":{" t":[10.0]},"j":12345678901234567890123,"k":NaN,"l":-0.0}"#
+    );
+    // Python refuses integers of more than 4300 digits, so Flask would
+    // refuse the cookie: signing one is an error.
+    let longest = format!(r#"{{"n": {}}}"#, "9".repeat(4300));
+    sign(KEY, &longest);
+    let too_long = format!(r#"{{"n": -{}}}"#, "9".repeat(4301));
+    let out = run_with(&["cookie", "sign", "--secret-key", KEY], &too_long, &[]);
+    assert!(
+        out.refusal()
+            .starts_with("error: an integer of 4301 digits"),
+        "{:?}",
+        out.stderr
+    );
+}
+
+/// A cookie over MAX_COOKIE_SIZE is signed with a warning (as Flask warns);
+/// a session tessera would refuse to read is not signed.
+#[test]
+fn sign_warns_about_large_cookies_and_refuses_what_cannot_be_read() {
+    // Letters from xorshift: zlib cannot shrink them below the limit.
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let random_text: String = (0..8000)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            char::from(b'a' + (state % 26) as u8)
+        })
+        .collect();
+    let out = run_with(
+        &["cookie", "sign", "--secret-key", KEY],
+        &format!(r#"{{"a": "{random_text}"}}"#),
+        &[],
+    );
+    assert!(out.success(), "{:?}", out.stderr);
+    assert!(out.line().len() > 4093);
+    assert!(
+        out.stderr.contains("the cookie is too large"),
+        "{:?}",
+        out.stderr
+    );
+    let out = run_with(
+        &["cookie", "sign", "--secret-key", KEY],
+        r#"{"a": "small"}"#,
+        &[],
+    );
+    assert!(out.success() && out.stderr.is_empty(), "{:?}", out.stderr);
+
+    let huge = format!(
+        r#"{{"a": "{}"}}"#,
+        "x".repeat(tessera::DEFAULT_MAX_PAYLOAD_SIZE)
+    );
+    let out = run_with(&["cookie", "sign", "--secret-key", KEY], &huge, &[]);
+    assert!(out.stdout.is_empty());
+    assert!(
+        out.refusal().starts_with("error: too large: "),
+        "{:?}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -629,15 +733,23 @@ fn encrypted_fallback_key_is_accepted() {
 #[test]
 fn encrypted_decode_needs_a_key() {
     let cookie = sign_encrypted(KEY, EXAMPLE_JSON, &[]);
-    for env in [&[][..], &[("SECRET_KEY", "")]] {
-        let out = run_with(&["cookie", "decode", "--encrypted", &cookie], "", env);
-        let reason = out.refusal();
-        assert!(
-            reason.contains("cannot be read without its key"),
-            "{reason}"
-        );
-        assert!(reason.contains("--secret-key"), "{reason}");
-    }
+    let out = run(&["cookie", "decode", "--encrypted", &cookie]);
+    let reason = out.refusal();
+    assert!(
+        reason.contains("cannot be read without its key"),
+        "{reason}"
+    );
+    assert!(reason.contains("--secret-key"), "{reason}");
+    let out = run_with(
+        &["cookie", "decode", "--encrypted", &cookie],
+        "",
+        &[("SECRET_KEY", "")],
+    );
+    assert!(
+        out.refusal().contains("secret key is empty"),
+        "{:?}",
+        out.stderr
+    );
     // Without --encrypted and without a key, the hint names --encrypted.
     let reason = run(&["cookie", "decode", &cookie]).refusal().to_owned();
     assert!(reason.starts_with("error: malformed: "), "{reason}");

@@ -271,9 +271,10 @@ fn decode_timestamp(text: &str) -> Result<u64, SignatureError> {
     } else {
         &B64.decode(text).map_err(|_| NOT_BASE64)?
     };
-    // Python would take any length; more than 8 bytes is far in the future.
+    // itsdangerous calls a timestamp this long malformed (it would lie far
+    // beyond the year 9999).
     if bytes.len() > 8 {
-        return Err(SignatureError::FutureTimestamp(u64::MAX));
+        return Err(SignatureError::Malformed("timestamp out of range"));
     }
     Ok(bytes.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b)))
 }
@@ -332,6 +333,19 @@ mod tests {
         assert_eq!(
             other_salt.verify(&signed, Duration::from_secs(10), at(1005)),
             Err(SignatureError::BadSignature)
+        );
+    }
+
+    /// A timestamp of more than 8 bytes, correctly signed, is malformed, as
+    /// itsdangerous says ("Malformed timestamp"), not a date in the future.
+    #[test]
+    fn overlong_timestamps_are_malformed() {
+        let signer = Signer::new(&"k".into(), &[], b"s");
+        let unsigned = format!("payload.{}", B64.encode([1u8, 0, 0, 0, 0, 0, 0, 0, 0]));
+        let signed = signer.sign_untimed(&unsigned);
+        assert_eq!(
+            signer.verify(&signed, Duration::from_secs(10), at(1000)),
+            Err(SignatureError::Malformed("timestamp out of range"))
         );
     }
 
