@@ -15,7 +15,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Form, Json};
 use serde::Deserialize;
-use tessera::{Session, Value};
+use tessera::{Map, Session, Value};
 
 use crate::respond::{bad_form, bad_request, check_length, session_failure};
 use crate::AppState;
@@ -70,16 +70,12 @@ pub(crate) async fn put(
             ))
         }
     };
-    let previous = session.get_value(&key);
+    let before = session.to_map();
     if let Err(error) = session.insert(key.clone(), json) {
         return session_failure(&error);
     }
-    if let Some(size) = state.info.cookie_overflow(&session) {
-        match previous {
-            Some(previous) => session.insert_value(key, previous),
-            None => session.remove(&key),
-        };
-        return too_large_for_a_cookie(size);
+    if let Some(too_large) = undo_if_too_large(&state, &session, before) {
+        return too_large;
     }
     let stored = session
         .get_value(&key)
@@ -96,6 +92,20 @@ pub(crate) async fn delete(session: Session, key: Result<Path<String>, PathRejec
         }
         Err(message) => bad_request(&message),
     }
+}
+
+/// In cookie mode, when the writes made since `before` was taken would make
+/// the cookie larger than browsers keep: puts `before` back and answers
+/// `413`, so that the visitor keeps a working session rather than a cookie
+/// the browser drops.
+pub(crate) fn undo_if_too_large(
+    state: &AppState,
+    session: &Session,
+    before: Map,
+) -> Option<Response> {
+    let size = state.info.cookie_overflow(session)?;
+    session.update(|data| *data = before);
+    Some(too_large_for_a_cookie(size))
 }
 
 /// `413`: in cookie mode, the write would make the cookie larger than
@@ -157,16 +167,12 @@ pub(crate) async fn add_to_cart(
     if let Err(message) = check_length("item", &item) {
         return bad_request(&message);
     }
+    let before = session.to_map();
     if let Err(error) = session.append("cart", item).await {
         return session_failure(&error);
     }
-    if let Some(size) = state.info.cookie_overflow(&session) {
-        session.update(|data| {
-            if let Some(Value::List(items)) = data.get_mut("cart") {
-                items.pop();
-            }
-        });
-        return too_large_for_a_cookie(size);
+    if let Some(too_large) = undo_if_too_large(&state, &session, before) {
+        return too_large;
     }
     let cart = session.get_value("cart").map_or_else(
         || serde_json::Value::Array(Vec::new()),

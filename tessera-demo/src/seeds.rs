@@ -10,6 +10,7 @@ use axum::Form;
 use serde::Deserialize;
 use tessera::{Session, SessionError, Value};
 
+use crate::api::undo_if_too_large;
 use crate::respond::{bad_form, bad_request, check_length, redirect_home, session_failure};
 use crate::AppState;
 
@@ -78,6 +79,7 @@ pub(crate) struct LoginForm {
 /// login, session fixation, is worthless afterwards) and is tied to the user,
 /// so it is listed on `/sessions` and ended by "log out everywhere".
 pub(crate) async fn login(
+    State(state): State<AppState>,
     session: Session,
     form: Result<Form<LoginForm>, FormRejection>,
 ) -> Response {
@@ -98,9 +100,13 @@ pub(crate) async fn login(
         Ok(()) | Err(SessionError::Revoked) => {}
         Err(error) => return session_failure(&error),
     }
+    let before = session.to_map();
     session.set_user_id(Some(&username));
     session.flash(format!("Logged in as {username}"));
     session.insert_value("username", username);
+    if let Some(too_large) = undo_if_too_large(&state, &session, before) {
+        return too_large;
+    }
     redirect_home()
 }
 
@@ -135,6 +141,7 @@ pub(crate) struct PetForm {
 /// `session['pet_name'] = request.form.get('pet')`; a `remember` field makes
 /// the session permanent (`session.permanent = True`). Then back to `/`.
 pub(crate) async fn petname(
+    State(state): State<AppState>,
     session: Session,
     form: Result<Form<PetForm>, FormRejection>,
 ) -> Response {
@@ -150,6 +157,7 @@ pub(crate) async fn petname(
     // As in Flask, a missing field stores None and an empty one "": both mean
     // "I do not know your pet's name".
     let known = pet.as_deref().is_some_and(|pet| !pet.is_empty());
+    let before = session.to_map();
     session.insert_value("pet_name", pet.map_or(Value::Null, Value::String));
     session.flash(if known {
         "Pet name saved"
@@ -159,6 +167,9 @@ pub(crate) async fn petname(
     if remember.is_some() {
         session.set_permanent(true);
         session.flash("Remembered: this session is now permanent");
+    }
+    if let Some(too_large) = undo_if_too_large(&state, &session, before) {
+        return too_large;
     }
     redirect_home()
 }

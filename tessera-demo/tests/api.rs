@@ -442,6 +442,31 @@ async fn cookie_mode_refuses_writes_that_would_not_fit_in_a_cookie() {
         } else {
             assert_eq!(added, 40, "{mode:?}");
         }
+
+        // The tutorials' forms write the session too: with the cookie full,
+        // logging in or naming a pet is refused the same way, not answered
+        // with a cookie the browser would drop (losing cart and login).
+        let name = incompressible(256, 99);
+        let pet = incompressible(256, 98);
+        for (path, fields) in [
+            ("/login", vec![("username", name.as_str())]),
+            ("/petname", vec![("pet", pet.as_str()), ("remember", "1")]),
+        ] {
+            let before = browser.get("/api/session").await.json();
+            let reply = browser.post_form(path, &fields).await;
+            if mode == Mode::Cookie {
+                assert_eq!(
+                    reply.status,
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "{path}: {}",
+                    reply.body
+                );
+                let after = browser.get("/api/session").await.json();
+                assert_eq!(after, before, "{path}: nothing changed");
+            } else {
+                assert_eq!(reply.status, StatusCode::FOUND, "{mode:?} {path}");
+            }
+        }
         drop(served);
     }
 }
