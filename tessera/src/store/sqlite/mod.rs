@@ -394,6 +394,9 @@ async fn connect(
         // call is fine here (tessera's tokio is built without `fs`).
         std::fs::create_dir_all(parent).map_err(|error| OpenFailure::Other(Box::new(error)))?;
     }
+    if !existing_only {
+        create_private(path).map_err(|error| OpenFailure::Other(Box::new(error)))?;
+    }
     let options = SqliteConnectOptions::new()
         .filename(path)
         .create_if_missing(!existing_only)
@@ -416,6 +419,22 @@ async fn connect(
         return Err(error);
     }
     Ok(opened)
+}
+
+/// Creates the database file, if it does not exist yet, readable and
+/// writable by its owner only: it holds session ids, which are as good as
+/// the visitors' logins. SQLite gives its `-wal` and `-shm` files the same
+/// permissions. An existing file keeps the permissions it has.
+fn create_private(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(error) => Err(error),
+    }
 }
 
 /// Refuses, without opening it, a file that is not an SQLite database at all
@@ -900,6 +919,41 @@ mod tests {
             }
         }
         drop(conn);
+        store.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_new_database_is_private_to_its_owner() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = std::env::temp_dir().join(format!("tessera-sqlite-mode-{}", std::process::id()));
+        let path = dir.join("sessions.db");
+        let store = SqliteStore::open(&path).await.expect("open");
+        let record = Record {
+            data: Map::from([("k", Value::from(1))]),
+            user_id: None,
+            created_at: 1,
+            expires_at: u64::MAX / 4,
+            absolute_expires_at: None,
+        };
+        store
+            .create(&SessionId::generate(), &record)
+            .await
+            .expect("a write, so the WAL exists");
+        for file in ["sessions.db", "sessions.db-wal", "sessions.db-shm"] {
+            let mode = std::fs::metadata(dir.join(file))
+                .expect(file)
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{file}: {mode:o}");
+        }
+        store.close().await;
+        // A file that exists keeps its permissions.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+        let store = SqliteStore::open(&path).await.expect("reopen");
+        let mode = std::fs::metadata(&path).expect("db").permissions().mode();
+        assert_eq!(mode & 0o777, 0o640);
         store.close().await;
         let _ = std::fs::remove_dir_all(&dir);
     }
