@@ -419,8 +419,9 @@ def cmd_set_cookie_headers(args: argparse.Namespace) -> int:
                 "vary": resp.headers.get("Vary"),
             }
 
-    # Pretty-printed: this is reference data meant to be read by people.
-    sys.stdout.write(json.dumps(out, indent=2, ensure_ascii=True) + "\n")
+    # One line, as every subcommand answers (pipe it to `python -m json.tool`
+    # to read it).
+    emit(out)
     return 0
 
 

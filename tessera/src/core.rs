@@ -10,7 +10,6 @@
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use cookie::Cookie;
 use time::OffsetDateTime;
 
 use crate::codec::CookieCodec;
@@ -119,9 +118,9 @@ pub(crate) struct SessionCore {
     config: SessionConfig,
     backend: Backend,
     sweeper: OnceLock<()>,
-    /// What follows `name=value` in every `Set-Cookie` that is not a
-    /// removal, up to the expiry: fixed by the configuration.
-    cookie_attributes: String,
+    /// The attributes around the expiry in every `Set-Cookie`: fixed by the
+    /// configuration.
+    cookie_attributes: CookieAttributes,
 }
 
 impl SessionCore {
@@ -163,7 +162,7 @@ impl SessionCore {
             },
         };
         Self {
-            cookie_attributes: cookie_attributes(&config),
+            cookie_attributes: CookieAttributes::new(&config),
             config,
             backend,
             sweeper: OnceLock::new(),
@@ -370,17 +369,20 @@ impl SessionCore {
         }
     }
 
+    /// Flask's `delete_cookie`: an empty value, expired at the epoch.
     fn removal_cookie(&self) -> String {
-        cookie_header(
-            cookie_builder(&self.config, "", Some(OffsetDateTime::UNIX_EPOCH))
-                .max_age(cookie::time::Duration::ZERO),
+        let attributes = &self.cookie_attributes;
+        format!(
+            "{}={}; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0{}",
+            self.config.cookie_name, attributes.before_expiry, attributes.after_expiry
         )
     }
 
     /// The `Set-Cookie` value for the session cookie whose value
-    /// `write_value` writes, as the cookie crate would write it: built in a
-    /// per-thread buffer and copied out once, at its exact size (so the
-    /// header takes the string without another allocation).
+    /// `write_value` writes, byte for byte as Flask (Werkzeug's
+    /// `dump_cookie`) writes it: built in a per-thread buffer and copied out
+    /// once, at its exact size (so the header takes the string without
+    /// another allocation).
     fn set_cookie(
         &self,
         expires: Option<OffsetDateTime>,
@@ -390,11 +392,12 @@ impl SessionCore {
             header.push_str(&self.config.cookie_name);
             header.push('=');
             write_value(header);
-            header.push_str(&self.cookie_attributes);
+            header.push_str(&self.cookie_attributes.before_expiry);
             if let Some(expires) = expires {
                 header.push_str("; Expires=");
                 header.push_str(&http_date(expires));
             }
+            header.push_str(&self.cookie_attributes.after_expiry);
             header.as_str().to_owned()
         })
     }
@@ -406,44 +409,69 @@ fn is_permanent(data: &Map) -> bool {
     data.get(PERMANENT_KEY).and_then(Value::as_bool) == Some(true)
 }
 
-/// The cookie crate's form of the session cookie: name, value, the
-/// configured attributes and the expiry.
-fn cookie_builder<'c>(
-    config: &'c SessionConfig,
-    value: &'c str,
-    expires: Option<OffsetDateTime>,
-) -> cookie::CookieBuilder<'c> {
-    let mut builder = Cookie::build((config.cookie_name.as_str(), value))
-        .path(config.cookie_path.as_str())
-        .http_only(config.cookie_http_only)
-        .secure(config.cookie_secure());
-    if let Some(domain) = &config.cookie_domain {
-        builder = builder.domain(domain.as_str());
-    }
-    if let Some(same_site) = config.cookie_same_site {
-        builder = builder.same_site(match same_site {
-            SameSite::Strict => cookie::SameSite::Strict,
-            SameSite::Lax => cookie::SameSite::Lax,
-            SameSite::None => cookie::SameSite::None,
-        });
-    }
-    if config.cookie_partitioned {
-        builder = builder.partitioned(true);
-    }
-    if let Some(expires) = expires {
-        builder = builder.expires(expires);
-    }
-    builder
+/// The attributes of the session cookie in the order Werkzeug's
+/// `dump_cookie` writes them: `Domain`, then `Expires` and `Max-Age` (which
+/// vary per response), then `Secure`, `HttpOnly`, `Path`, `SameSite` and
+/// `Partitioned`.
+#[derive(Debug)]
+struct CookieAttributes {
+    /// `; Domain=…`, or nothing.
+    before_expiry: String,
+    /// `; Secure; HttpOnly; Path=…; SameSite=…; Partitioned`, as configured.
+    after_expiry: String,
 }
 
-/// What the cookie crate writes after `name=` for a cookie with an empty
-/// value and no expiry (the expiry comes last when there is one).
-fn cookie_attributes(config: &SessionConfig) -> String {
-    let header = cookie_header(cookie_builder(config, "", None));
-    header
-        .get(config.cookie_name.len() + 1..)
-        .unwrap_or_default()
-        .to_owned()
+impl CookieAttributes {
+    fn new(config: &SessionConfig) -> Self {
+        let mut before_expiry = String::new();
+        if let Some(domain) = &config.cookie_domain {
+            // Werkzeug drops a port and leading dots.
+            let host = domain.split(':').next().unwrap_or_default();
+            let host = host.trim_start_matches('.');
+            if !host.is_empty() {
+                before_expiry.push_str("; Domain=");
+                before_expiry.push_str(host);
+            }
+        }
+        let mut after_expiry = String::new();
+        if config.cookie_secure() {
+            after_expiry.push_str("; Secure");
+        }
+        if config.cookie_http_only {
+            after_expiry.push_str("; HttpOnly");
+        }
+        after_expiry.push_str("; Path=");
+        after_expiry.push_str(&quote_path(&config.cookie_path));
+        if let Some(same_site) = config.cookie_same_site {
+            after_expiry.push_str(match same_site {
+                SameSite::Strict => "; SameSite=Strict",
+                SameSite::Lax => "; SameSite=Lax",
+                SameSite::None => "; SameSite=None",
+            });
+        }
+        if config.cookie_partitioned {
+            after_expiry.push_str("; Partitioned");
+        }
+        Self {
+            before_expiry,
+            after_expiry,
+        }
+    }
+}
+
+/// Werkzeug's quoting of the cookie path: Python's `urllib.parse.quote` with
+/// `%!$&'()*+,/:=@` kept as they are.
+fn quote_path(path: &str) -> String {
+    use std::fmt::Write as _;
+    let mut quoted = String::with_capacity(path.len());
+    for byte in path.bytes() {
+        if byte.is_ascii_alphanumeric() || b"_.-~%!$&'()*+,/:=@".contains(&byte) {
+            quoted.push(char::from(byte));
+        } else {
+            let _ = write!(quoted, "%{byte:02X}");
+        }
+    }
+    quoted
 }
 
 /// The store `SESSION_TYPE` names, or `None` for sessions in the cookie.
@@ -561,15 +589,6 @@ where
         })
 }
 
-/// The `Set-Cookie` value, written once into a string of the right size.
-fn cookie_header(cookie: cookie::CookieBuilder<'_>) -> String {
-    use std::fmt::Write as _;
-    let cookie = cookie.build();
-    let mut header = String::with_capacity(cookie.value().len() + 160);
-    let _ = write!(header, "{cookie}");
-    header
-}
-
 /// The `Vary` value that adds `Cookie` to the raw values of the response's
 /// `Vary` headers, or `None` if they already cover it (`Cookie` or `*`).
 pub(crate) fn vary_with_cookie<'h>(existing: impl Iterator<Item = &'h [u8]>) -> Option<String> {
@@ -593,47 +612,76 @@ pub(crate) fn vary_with_cookie<'h>(existing: impl Iterator<Item = &'h [u8]>) -> 
 mod tests {
     use super::*;
 
+    /// Each configuration's cookie, expiring cookie and removal, as
+    /// Werkzeug 3.1's `dump_cookie` writes them (the strings are its output).
     #[test]
-    fn set_cookie_is_what_the_cookie_crate_writes() {
+    fn set_cookie_is_what_werkzeug_writes() {
         use crate::config::SessionConfigBuilder;
         type Configure = fn(SessionConfigBuilder) -> SessionConfigBuilder;
-        let configurations: [Configure; 7] = [
-            |builder| builder,
-            |builder| builder.cookie_name("sid").cookie_path("/app"),
-            |builder| builder.cookie_domain("example.com").cookie_secure(true),
-            |builder| builder.cookie_same_site(SameSite::None),
-            |builder| {
-                builder
-                    .cookie_same_site(SameSite::Strict)
-                    .cookie_http_only(false)
-            },
-            |builder| builder.cookie_partitioned(true),
-            |builder| {
-                builder
-                    .cookie_same_site(SameSite::Lax)
-                    .cookie_secure(true)
-                    .cookie_partitioned(true)
-                    .cookie_domain(".shop.example")
-            },
+        let value = "eyJhIjoxfQ.aw0vLA.UEGSX2KK3Xex0gQ6_CaRw7Tcpww";
+        let expires = OffsetDateTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let cases: [(Configure, [&str; 3]); 8] = [
+            (|builder| builder, [
+                "session=V; HttpOnly; Path=/",
+                "session=V; Expires=Tue, 14 Nov 2023 22:13:20 GMT; HttpOnly; Path=/",
+                "session=; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0; HttpOnly; Path=/",
+            ]),
+            (|builder| builder.cookie_name("sid").cookie_path("/app"), [
+                "sid=V; HttpOnly; Path=/app",
+                "sid=V; Expires=Tue, 14 Nov 2023 22:13:20 GMT; HttpOnly; Path=/app",
+                "sid=; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0; HttpOnly; Path=/app",
+            ]),
+            (|builder| builder.cookie_domain("example.com").cookie_secure(true), [
+                "session=V; Domain=example.com; Secure; HttpOnly; Path=/",
+                "session=V; Domain=example.com; Expires=Tue, 14 Nov 2023 22:13:20 GMT; Secure; HttpOnly; Path=/",
+                "session=; Domain=example.com; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0; Secure; HttpOnly; Path=/",
+            ]),
+            (|builder| builder.cookie_same_site(SameSite::None), [
+                "session=V; HttpOnly; Path=/; SameSite=None",
+                "session=V; Expires=Tue, 14 Nov 2023 22:13:20 GMT; HttpOnly; Path=/; SameSite=None",
+                "session=; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0; HttpOnly; Path=/; SameSite=None",
+            ]),
+            (|builder| builder.cookie_same_site(SameSite::Strict).cookie_http_only(false), [
+                "session=V; Path=/; SameSite=Strict",
+                "session=V; Expires=Tue, 14 Nov 2023 22:13:20 GMT; Path=/; SameSite=Strict",
+                "session=; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0; Path=/; SameSite=Strict",
+            ]),
+            (|builder| builder.cookie_partitioned(true), [
+                "session=V; Secure; HttpOnly; Path=/; Partitioned",
+                "session=V; Expires=Tue, 14 Nov 2023 22:13:20 GMT; Secure; HttpOnly; Path=/; Partitioned",
+                "session=; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0; Secure; HttpOnly; Path=/; Partitioned",
+            ]),
+            (
+                |builder| {
+                    builder
+                        .cookie_same_site(SameSite::Lax)
+                        .cookie_secure(true)
+                        .cookie_partitioned(true)
+                        .cookie_domain(".shop.example")
+                },
+                [
+                    "session=V; Domain=shop.example; Secure; HttpOnly; Path=/; SameSite=Lax; Partitioned",
+                    "session=V; Domain=shop.example; Expires=Tue, 14 Nov 2023 22:13:20 GMT; Secure; HttpOnly; Path=/; SameSite=Lax; Partitioned",
+                    "session=; Domain=shop.example; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0; Secure; HttpOnly; Path=/; SameSite=Lax; Partitioned",
+                ],
+            ),
+            (|builder| builder.cookie_domain("example.com:8080").cookie_path("/a b/\u{fc}~"), [
+                "session=V; Domain=example.com; HttpOnly; Path=/a%20b/%C3%BC~",
+                "session=V; Domain=example.com; Expires=Tue, 14 Nov 2023 22:13:20 GMT; HttpOnly; Path=/a%20b/%C3%BC~",
+                "session=; Domain=example.com; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0; HttpOnly; Path=/a%20b/%C3%BC~",
+            ]),
         ];
-        let expiries = [
-            None,
-            Some(OffsetDateTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000)),
-            Some(OffsetDateTime::UNIX_EPOCH + Duration::from_secs(4_102_444_799)),
-        ];
-        for configure in configurations {
+        for (configure, [plain, expiring, removal]) in cases {
             let config = configure(SessionConfig::builder().secret_key("k".repeat(32)))
                 .build()
                 .expect("a configuration");
-            let core = SessionCore::new(config.clone());
-            for expires in expiries {
-                for value in ["", "eyJhIjoxfQ.aw0vLA.UEGSX2KK3Xex0gQ6_CaRw7Tcpww", "a b"] {
-                    let expected = cookie_header(cookie_builder(&config, value, expires));
-                    let written = core.set_cookie(expires, |out| out.push_str(value));
-                    assert_eq!(written, expected);
-                    assert_eq!(written.capacity(), written.len(), "exact size");
-                }
-            }
+            let core = SessionCore::new(config);
+            let written = core.set_cookie(None, |out| out.push_str(value));
+            assert_eq!(written, plain.replace('V', value));
+            assert_eq!(written.capacity(), written.len(), "exact size");
+            let written = core.set_cookie(Some(expires), |out| out.push_str(value));
+            assert_eq!(written, expiring.replace('V', value));
+            assert_eq!(core.removal_cookie(), removal);
         }
     }
 

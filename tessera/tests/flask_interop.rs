@@ -226,6 +226,7 @@ fn tagged_dates_in_every_form_are_read_as_flask_reads_them() {
         "02 Jan 69 03:04:05",
         "02 Jan 68 03:04:05 -0000",
         "Mon, 01 Jan 0001 00:30:00 +0100",
+        "Thu, 31 Dec 0099 23:59:59 GMT",
         "01 Mar 2024 00:00:00 +2359",
         "29 Feb 2023 00:00:00 GMT",
         "Tue, 02 Jan 2024 24:00:00 GMT",
@@ -257,6 +258,118 @@ fn tagged_dates_in_every_form_are_read_as_flask_reads_them() {
         .filter(|value| value.is_null())
         .count();
     assert_eq!(nulls, 6, "{ours}");
+}
+
+/// `Set-Cookie` and `Vary` as Flask sends them, for every cookie option and
+/// every kind of response (set, set permanent, clear, read, untouched, with
+/// and without a cookie): tessera's headers are the same bytes, but for the
+/// signature and the expiry date, which depend on the clock.
+#[test]
+fn set_cookie_headers_are_flasks_byte_for_byte() {
+    use axum::routing::get;
+    use tower::ServiceExt as _;
+
+    /// The header with its cookie value and a non-epoch expiry masked.
+    fn masked(set_cookie: &str) -> String {
+        set_cookie
+            .split("; ")
+            .enumerate()
+            .map(|(index, part)| match (index, part.split_once('=')) {
+                (0, Some((name, value))) if !value.is_empty() => format!("{name}=<value>"),
+                (_, Some(("Expires", date))) if !date.starts_with("Thu, 01 Jan 1970") => {
+                    "Expires=<date>".to_owned()
+                }
+                _ => part.to_owned(),
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    let timestamp = (unix_now() - 5).to_string();
+    let reference = flask_tool(&["set-cookie-headers", "--timestamp", &timestamp], None).remove(0);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a runtime");
+    let scenarios = reference.as_object().expect("scenarios");
+    assert!(scenarios.len() >= 30, "{}", scenarios.len());
+    for (name, scenario) in scenarios {
+        let mut vars = vec![("SECRET_KEY".to_owned(), "k".to_owned())];
+        for (setting, value) in scenario["config"].as_object().expect("config") {
+            let value = match value {
+                Json::Bool(flag) => flag.to_string(),
+                Json::String(text) => text.clone(),
+                other => panic!("{name}: {setting} = {other}"),
+            };
+            vars.push((setting.clone(), value));
+        }
+        let config = tessera::SessionConfigBuilder::default()
+            .with_vars(vars)
+            .and_then(tessera::SessionConfigBuilder::build)
+            .unwrap_or_else(|error| panic!("{name}: {error}"));
+        let app = axum::Router::new()
+            .route(
+                "/set",
+                get(|s: tessera::Session| async move {
+                    s.insert("key", "value").ok();
+                    "ok"
+                }),
+            )
+            .route(
+                "/set_permanent",
+                get(|s: tessera::Session| async move {
+                    s.set_permanent(true);
+                    s.insert("key", "value").ok();
+                    "ok"
+                }),
+            )
+            .route(
+                "/clear",
+                get(|s: tessera::Session| async move {
+                    s.clear();
+                    "ok"
+                }),
+            )
+            .route(
+                "/read",
+                get(|s: tessera::Session| async move {
+                    format!("{:?}", s.get::<String>("key").ok().flatten())
+                }),
+            )
+            .route("/untouched", get(|| async { "ok" }))
+            .layer(tessera::SessionLayer::new(config));
+        let path = str_field(scenario, "request")
+            .strip_prefix("GET ")
+            .expect("a GET");
+        let mut request = http::Request::get(path);
+        if let Some(cookie) = scenario["request_cookie"].as_str() {
+            request = request.header(http::header::COOKIE, cookie);
+        }
+        let request = request.body(axum::body::Body::empty()).expect("a request");
+        let response = runtime.block_on(app.oneshot(request)).expect("a response");
+        assert_eq!(
+            u64::from(response.status().as_u16()),
+            scenario["status"].as_u64().expect("status"),
+            "{name}"
+        );
+        let ours: Vec<String> = response
+            .headers()
+            .get_all(http::header::SET_COOKIE)
+            .iter()
+            .map(|value| masked(value.to_str().expect("ASCII")))
+            .collect();
+        let flasks: Vec<String> = scenario["set_cookie"]
+            .as_array()
+            .expect("set_cookie")
+            .iter()
+            .map(|value| masked(value.as_str().expect("a header")))
+            .collect();
+        assert_eq!(ours, flasks, "{name}");
+        let vary = response
+            .headers()
+            .get(http::header::VARY)
+            .map(|value| value.to_str().expect("ASCII").to_owned());
+        assert_eq!(vary.as_deref(), scenario["vary"].as_str(), "{name}");
+    }
 }
 
 #[test]

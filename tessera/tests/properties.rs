@@ -84,8 +84,11 @@ fn leaf() -> impl Strategy<Value = Value> {
         vec(any::<u8>(), 0..12).prop_map(Value::Bytes),
         text().prop_map(Value::Markup),
         any::<u128>().prop_map(|n| Value::Uuid(uuid::Uuid::from_u128(n))),
-        // Years 1 to 9999, whole seconds, as Werkzeug's HTTP dates hold them.
-        (-62_135_596_800i64..=253_402_300_799).prop_map(|seconds| Value::DateTime(
+        // Years 100 to 9999, whole seconds, as Werkzeug's HTTP dates hold
+        // them. Flask reads a year below 100 back as a two-digit year (0099
+        // is 1999), and so does tessera: such dates do not round-trip in
+        // Flask either.
+        (-59_011_459_200i64..=253_402_300_799).prop_map(|seconds| Value::DateTime(
             OffsetDateTime::from_unix_timestamp(seconds).expect("in range")
         )),
     ]
