@@ -286,7 +286,8 @@ def cmd_load(args: argparse.Namespace) -> int:
         emit({
             "ok": True,
             "tagged_json": tagged_serializer(app).dumps(dict(sess)),
-            "permanent": sess.permanent,
+            # Flask tests it for truth (get_expiration_time), whatever it holds.
+            "permanent": bool(sess.permanent),
             "empty": len(sess) == 0,
         })
     return 0

@@ -406,7 +406,7 @@ impl SessionCore {
 /// Whether `data` asks to outlive the browser session (Flask's
 /// `session.permanent`).
 fn is_permanent(data: &Map) -> bool {
-    data.get(PERMANENT_KEY).and_then(Value::as_bool) == Some(true)
+    data.get(PERMANENT_KEY).is_some_and(Value::is_truthy)
 }
 
 /// The attributes of the session cookie in the order Werkzeug's

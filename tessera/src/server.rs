@@ -581,7 +581,7 @@ fn cookie_action(state: &State) -> CookieAction {
     let (Some(id), Some(times)) = (&server.id, server.times) else {
         return CookieAction::Keep;
     };
-    let permanent = state.data.get(PERMANENT_KEY).and_then(Value::as_bool) == Some(true);
+    let permanent = state.data.get(PERMANENT_KEY).is_some_and(Value::is_truthy);
     let send = server.id_changed || server.permanence_changed || (permanent && server.expiry_moved);
     if !send {
         return CookieAction::Keep;

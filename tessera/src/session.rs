@@ -374,11 +374,7 @@ impl Session {
 
     /// Whether the session outlives the browser (`session.permanent`).
     pub fn permanent(&self) -> bool {
-        self.read(|data| {
-            data.get(PERMANENT_KEY)
-                .and_then(Value::as_bool)
-                .unwrap_or(false)
-        })
+        self.read(|data| data.get(PERMANENT_KEY).is_some_and(Value::is_truthy))
     }
 
     /// Makes the session permanent (it lasts `PERMANENT_SESSION_LIFETIME`) or

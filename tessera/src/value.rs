@@ -325,6 +325,26 @@ impl Value {
         }
     }
 
+    /// Python's `bool(value)`: false for `None`, `False`, zero, and empty
+    /// strings, bytes, lists, tuples and dicts; true otherwise (`NaN`
+    /// included). Flask tests `session.permanent` this way.
+    pub fn is_truthy(&self) -> bool {
+        match self {
+            Value::Null => false,
+            Value::Bool(b) => *b,
+            Value::Number(n) => match n.as_f64() {
+                Some(value) => value != 0.0 || value.is_nan(),
+                // An integer too long for a float is not zero.
+                None => true,
+            },
+            Value::String(s) | Value::Markup(s) => !s.is_empty(),
+            Value::Bytes(b) => !b.is_empty(),
+            Value::List(items) | Value::Tuple(items) => !items.is_empty(),
+            Value::Dict(map) => !map.is_empty(),
+            Value::Uuid(_) | Value::DateTime(_) => true,
+        }
+    }
+
     /// The bytes of a `bytes` value.
     pub fn as_bytes(&self) -> Option<&[u8]> {
         match self {

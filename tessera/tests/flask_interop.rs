@@ -372,6 +372,41 @@ fn set_cookie_headers_are_flasks_byte_for_byte() {
     }
 }
 
+/// `session.permanent` is Python's truth of `_permanent`, whatever it holds
+/// (Flask only ever writes a bool, other code may write anything).
+#[test]
+fn permanent_is_the_truth_of_the_value_as_in_flask() {
+    let codec = CookieCodec::new(&KEY.into(), &[]);
+    for json in [
+        "true",
+        "false",
+        "1",
+        "0",
+        "-0.0",
+        "0.5",
+        "NaN",
+        "\"yes\"",
+        "\"\"",
+        "null",
+        "[]",
+        "[0]",
+        "{}",
+        r#"{" t":[]}"#,
+        r#"{" t":[0]}"#,
+        r#"{" b":""}"#,
+        "12345678901234567890123",
+    ] {
+        let value = tagged::from_str(json).expect("tagged JSON");
+        let data = Map::from([
+            ("_permanent".to_owned(), value.clone()),
+            ("k".to_owned(), Value::from(1)),
+        ]);
+        let cookie = codec.encode(&data, SystemTime::now());
+        let (_, permanent, _) = flask_load(&cookie, &[]);
+        assert_eq!(value.is_truthy(), permanent, "_permanent = {json}");
+    }
+}
+
 #[test]
 fn fallback_keys_interoperate_both_ways() {
     // Flask signs with an old key that is now a fallback.
