@@ -9,15 +9,15 @@
 //! one wins, as in Flask.
 
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, FormRejection, PathRejection};
-use axum::extract::{Path, State};
+use axum::extract::rejection::{BytesRejection, PathRejection, RawFormRejection};
+use axum::extract::{Path, RawForm, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::{Form, Json};
+use axum::Json;
 use serde::Deserialize;
 use tessera::{Map, Session, Value};
 
-use crate::respond::{bad_form, bad_request, check_length, session_failure};
+use crate::respond::{bad_request, check_length, form_fields, session_failure};
 use crate::AppState;
 
 /// The largest JSON body `PUT /api/session/{key}` accepts, in bytes.
@@ -155,11 +155,11 @@ pub(crate) struct CartForm {
 pub(crate) async fn add_to_cart(
     State(state): State<AppState>,
     session: Session,
-    form: Result<Form<CartForm>, FormRejection>,
+    form: Result<RawForm, RawFormRejection>,
 ) -> Response {
-    let item = match form {
-        Ok(Form(CartForm { item })) => item.unwrap_or_default(),
-        Err(rejection) => return bad_form(&rejection),
+    let item = match form_fields(form) {
+        Ok(CartForm { item }) => item.unwrap_or_default(),
+        Err(response) => return response,
     };
     if item.trim().is_empty() {
         return bad_request("the cart form needs a non-empty `item` field, e.g. item=apple.");

@@ -1,9 +1,11 @@
 //! Responses every handler shares: redirects, clear `400`s, and session
 //! failures mapped to the status a client can act on (never a `500`).
 
-use axum::extract::rejection::FormRejection;
+use axum::extract::rejection::RawFormRejection;
+use axum::extract::RawForm;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
 use tessera::SessionError;
 
 /// Longest accepted `username`, `pet`, cart `item` or API key, in
@@ -20,11 +22,35 @@ pub(crate) fn bad_request(message: &str) -> Response {
     (StatusCode::BAD_REQUEST, format!("Bad Request: {message}\n")).into_response()
 }
 
-pub(crate) fn bad_form(rejection: &FormRejection) -> Response {
-    bad_request(&format!(
-        "expected an application/x-www-form-urlencoded form ({})",
-        rejection.body_text()
-    ))
+/// The fields of a form as Flask's `request.form[name]` reads them: the
+/// first value of a repeated field wins. A body too large to read is a
+/// `413`; anything else that is not a form is a `400`, as in Flask (its
+/// `request.form` is then empty).
+pub(crate) fn form_fields<T: DeserializeOwned>(
+    form: Result<RawForm, RawFormRejection>,
+) -> Result<T, Response> {
+    let RawForm(body) = form.map_err(|rejection| {
+        let status = match rejection.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => StatusCode::PAYLOAD_TOO_LARGE,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        (
+            status,
+            format!(
+                "expected an application/x-www-form-urlencoded form ({})\n",
+                rejection.body_text()
+            ),
+        )
+            .into_response()
+    })?;
+    let mut fields = serde_json::Map::new();
+    for (name, value) in form_urlencoded::parse(&body) {
+        fields
+            .entry(name.into_owned())
+            .or_insert_with(|| serde_json::Value::String(value.into_owned()));
+    }
+    serde_json::from_value(serde_json::Value::Object(fields))
+        .map_err(|error| bad_request(&format!("unexpected form fields ({error})")))
 }
 
 pub(crate) fn conflict(message: &str) -> Response {

@@ -98,7 +98,9 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
     ),
     (
         "SESSION_REFRESH_EACH_REQUEST",
-        "re-send permanent sessions' cookies on every request (default true)",
+        "slide permanent sessions' expiry as they are used (default true): a signed or \
+         encrypted cookie is re-sent on every request; server-side, the cookie is re-sent \
+         when the stored expiry moves, once it has fallen behind by a tenth of the lifetime",
     ),
     (
         "MAX_COOKIE_SIZE",

@@ -3,15 +3,15 @@
 //! Every handler takes the request's [`Session`] and answers plain text or a
 //! redirect; bad form input is a `400 Bad Request`, never a panic.
 
-use axum::extract::rejection::FormRejection;
+use axum::extract::rejection::RawFormRejection;
+use axum::extract::RawForm;
 use axum::extract::State;
 use axum::response::Response;
-use axum::Form;
 use serde::Deserialize;
 use tessera::{Session, SessionError, Value};
 
 use crate::api::undo_if_too_large;
-use crate::respond::{bad_form, bad_request, check_length, redirect_home, session_failure};
+use crate::respond::{bad_request, check_length, form_fields, redirect_home, session_failure};
 use crate::AppState;
 
 /// A session value as the seeds' f-strings show it: strings as they are,
@@ -81,11 +81,11 @@ pub(crate) struct LoginForm {
 pub(crate) async fn login(
     State(state): State<AppState>,
     session: Session,
-    form: Result<Form<LoginForm>, FormRejection>,
+    form: Result<RawForm, RawFormRejection>,
 ) -> Response {
-    let username = match form {
-        Ok(Form(LoginForm { username })) => username.unwrap_or_default(),
-        Err(rejection) => return bad_form(&rejection),
+    let username = match form_fields(form) {
+        Ok(LoginForm { username }) => username.unwrap_or_default(),
+        Err(response) => return response,
     };
     if username.trim().is_empty() {
         return bad_request(
@@ -143,11 +143,11 @@ pub(crate) struct PetForm {
 pub(crate) async fn petname(
     State(state): State<AppState>,
     session: Session,
-    form: Result<Form<PetForm>, FormRejection>,
+    form: Result<RawForm, RawFormRejection>,
 ) -> Response {
-    let PetForm { pet, remember } = match form {
-        Ok(Form(form)) => form,
-        Err(rejection) => return bad_form(&rejection),
+    let PetForm { pet, remember } = match form_fields(form) {
+        Ok(form) => form,
+        Err(response) => return response,
     };
     if let Some(pet) = &pet {
         if let Err(message) = check_length("pet", pet) {

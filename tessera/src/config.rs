@@ -28,7 +28,7 @@
 //! | `SESSION_COOKIE_SECURE` | false | |
 //! | `SESSION_COOKIE_SAMESITE` | none | `Strict`, `Lax` or `None` |
 //! | `SESSION_COOKIE_PARTITIONED` | false | implies `Secure` |
-//! | `SESSION_REFRESH_EACH_REQUEST` | true | re-send permanent cookies on every request |
+//! | `SESSION_REFRESH_EACH_REQUEST` | true | re-send permanent cookies on every request (server-side: when the stored expiry moves) |
 //! | `MAX_COOKIE_SIZE` | 4093 | bytes of `Set-Cookie`; 0 disables the check |
 //! | `SESSION_TYPE` | `cookie` | `cookie`, `encrypted`, `memory`, `sqlite`, `redis` or `postgres` (each store a cargo feature) |
 //! | `SESSION_STORE_URL` | `sqlite://tessera-sessions.db` | `sqlite:///abs/path.db` or `sqlite://relative.db` |

@@ -287,8 +287,11 @@ pub(crate) fn integer_for_increment(key: &str, current: Option<&Value>) -> Resul
         None | Some(Value::Null) => Ok(0),
         Some(value) => value.as_i64().ok_or_else(|| StoreError::WrongType {
             key: key.to_owned(),
-            expected: "an integer",
-            found: value.type_name(),
+            expected: "an integer within 64 bits",
+            found: match value {
+                Value::Number(n) if n.is_integer() => "an int beyond 64 bits",
+                other => other.type_name(),
+            },
         }),
     }
 }
@@ -305,8 +308,8 @@ pub(crate) fn incremented(key: &str, current: Option<&Value>, by: i64) -> Result
 pub(crate) fn increment_overflow(key: &str) -> StoreError {
     StoreError::WrongType {
         key: key.to_owned(),
-        expected: "an integer that does not overflow",
-        found: "an int at the edge of its range",
+        expected: "an integer the increment keeps within 64 bits",
+        found: "an int too close to the 64-bit limit",
     }
 }
 
