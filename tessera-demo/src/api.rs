@@ -159,7 +159,7 @@ pub(crate) async fn add_to_cart(
 ) -> Response {
     let item = match form_fields(form) {
         Ok(CartForm { item }) => item.unwrap_or_default(),
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     if item.trim().is_empty() {
         return bad_request("the cart form needs a non-empty `item` field, e.g. item=apple.");

@@ -28,20 +28,22 @@ pub(crate) fn bad_request(message: &str) -> Response {
 /// `request.form` is then empty).
 pub(crate) fn form_fields<T: DeserializeOwned>(
     form: Result<RawForm, RawFormRejection>,
-) -> Result<T, Response> {
+) -> Result<T, Box<Response>> {
     let RawForm(body) = form.map_err(|rejection| {
         let status = match rejection.status() {
             StatusCode::PAYLOAD_TOO_LARGE => StatusCode::PAYLOAD_TOO_LARGE,
             _ => StatusCode::BAD_REQUEST,
         };
-        (
-            status,
-            format!(
-                "expected an application/x-www-form-urlencoded form ({})\n",
-                rejection.body_text()
-            ),
+        Box::new(
+            (
+                status,
+                format!(
+                    "expected an application/x-www-form-urlencoded form ({})\n",
+                    rejection.body_text()
+                ),
+            )
+                .into_response(),
         )
-            .into_response()
     })?;
     let mut fields = serde_json::Map::new();
     for (name, value) in form_urlencoded::parse(&body) {
@@ -50,7 +52,7 @@ pub(crate) fn form_fields<T: DeserializeOwned>(
             .or_insert_with(|| serde_json::Value::String(value.into_owned()));
     }
     serde_json::from_value(serde_json::Value::Object(fields))
-        .map_err(|error| bad_request(&format!("unexpected form fields ({error})")))
+        .map_err(|error| Box::new(bad_request(&format!("unexpected form fields ({error})"))))
 }
 
 pub(crate) fn conflict(message: &str) -> Response {

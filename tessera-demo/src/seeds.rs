@@ -85,7 +85,7 @@ pub(crate) async fn login(
 ) -> Response {
     let username = match form_fields(form) {
         Ok(LoginForm { username }) => username.unwrap_or_default(),
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     if username.trim().is_empty() {
         return bad_request(
@@ -147,7 +147,7 @@ pub(crate) async fn petname(
 ) -> Response {
     let PetForm { pet, remember } = match form_fields(form) {
         Ok(form) => form,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     if let Some(pet) = &pet {
         if let Err(message) = check_length("pet", pet) {
