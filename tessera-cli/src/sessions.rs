@@ -28,7 +28,8 @@ const STORE_HELP: &str = "Every command takes the store's URL from --store or, f
     sqlite:///absolute/path.db or sqlite://path/relative/to/the/current/directory.db \
     (the file must exist: it is never created here), redis://host:port/db (keys under \
     SESSION_KEY_PREFIX, default session:; in Flask-Session's layout when \
-    SESSION_SERIALIZATION_FORMAT is msgpack or json) or postgres://user:password@host:port/db.";
+    SESSION_SERIALIZATION_FORMAT is msgpack or json, and refused when the sessions found under \
+    the prefix are in the other layout) or postgres://user:password@host:port/db.";
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum SessionsCommand {
@@ -45,6 +46,7 @@ pub(crate) enum SessionsCommand {
             there are; a spinner on stderr counts them when stderr is a terminal.",
         after_help = "Examples:\n  \
             tessera sessions list --store sqlite:///var/lib/app/sessions.db\n  \
+            SESSION_SERIALIZATION_FORMAT=msgpack tessera sessions list --store redis://127.0.0.1:6379/0\n  \
             tessera sessions list --user alice --json --store sqlite://sessions.db\n  \
             SESSION_STORE_URL=sqlite://sessions.db tessera sessions list | wc -l"
     )]
@@ -98,7 +100,8 @@ pub(crate) enum SessionsCommand {
 
 #[derive(Debug, Args)]
 pub(crate) struct StoreArgs {
-    /// The session store: sqlite:///absolute/path.db or sqlite://relative/path.db.
+    /// The session store: sqlite:///absolute/path.db, sqlite://relative/path.db,
+    /// redis://host:port/db or postgres://user@host:port/db.
     #[arg(
         long = "store",
         value_name = "URL",
@@ -194,7 +197,8 @@ pub(crate) const AFTER_HELP: &str = "Examples:\n  \
 /// The long help of the `sessions` command.
 pub(crate) fn long_about() -> String {
     format!(
-        "List, inspect and revoke the sessions of a server-side store (SESSION_TYPE=sqlite).\n\n\
+        "List, inspect and revoke the sessions of a server-side store (SESSION_TYPE=sqlite, \
+         redis or postgres).\n\n\
          {STORE_HELP}\n\n\
          Every command prints its result on stdout (add --json for JSON) and, on failure, \
          one `error: …` line on stderr with exit status 1."
@@ -259,24 +263,50 @@ impl Store {
                 Ok(Self::Sqlite(store))
             }
             Some("redis" | "rediss" | "redis+unix") => {
-                // The application's own settings say which layout it uses.
-                let prefix = std::env::var("SESSION_KEY_PREFIX")
-                    .unwrap_or_else(|_| tessera::store::redis::DEFAULT_PREFIX.to_owned());
-                match std::env::var("SESSION_SERIALIZATION_FORMAT") {
-                    Ok(format) => {
+                use tessera::store::redis::Layout;
+                // The application's own settings say which layout it uses;
+                // empty ones count as unset, as in the application.
+                let setting = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+                let prefix = setting("SESSION_KEY_PREFIX")
+                    .unwrap_or_else(|| tessera::store::redis::DEFAULT_PREFIX.to_owned());
+                // Acting on the other layout would report sessions without
+                // their data, and "revoke" one while its data lives on.
+                let mismatch = |found: Layout| {
+                    let hint = match found {
+                        Layout::FlaskSession => {
+                            "Flask-Session's layout: set SESSION_SERIALIZATION_FORMAT to the \
+                             application's (msgpack or json)"
+                        }
+                        Layout::Tessera => {
+                            "tessera's own layout: unset SESSION_SERIALIZATION_FORMAT, as the \
+                             application has it"
+                        }
+                    };
+                    Error::new(format_args!(
+                        "the sessions under the key prefix {prefix:?} are in {hint}"
+                    ))
+                };
+                match setting("SESSION_SERIALIZATION_FORMAT") {
+                    Some(format) => {
                         let format = format.parse().map_err(|error| {
                             Error::new(format_args!("SESSION_SERIALIZATION_FORMAT: {error}"))
                         })?;
                         let store = tessera::store::FlaskSessionRedisStore::new(url, format)
                             .map_err(store_error)?
-                            .with_prefix(prefix);
-                        Ok(Self::FlaskSessionRedis(store))
+                            .with_prefix(prefix.clone());
+                        match store.sample_layout().await.map_err(store_error)? {
+                            Some(Layout::Tessera) => Err(mismatch(Layout::Tessera)),
+                            _ => Ok(Self::FlaskSessionRedis(store)),
+                        }
                     }
-                    Err(_) => {
+                    None => {
                         let store = tessera::store::RedisStore::new(url)
                             .map_err(store_error)?
-                            .with_prefix(prefix);
-                        Ok(Self::Redis(store))
+                            .with_prefix(prefix.clone());
+                        match store.sample_layout().await.map_err(store_error)? {
+                            Some(Layout::FlaskSession) => Err(mismatch(Layout::FlaskSession)),
+                            _ => Ok(Self::Redis(store)),
+                        }
                     }
                 }
             }

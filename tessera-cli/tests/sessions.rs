@@ -797,3 +797,76 @@ fn list_show_and_revoke_on_redis_and_postgres() {
         });
     }
 }
+
+/// On Redis the layout comes from the application's settings; pointed at a
+/// prefix whose sessions are in the other layout, every command refuses,
+/// rather than list sessions without their data or "revoke" one whose data
+/// lives on.
+#[test]
+fn redis_commands_refuse_the_other_layout() {
+    use tessera::store::flask_format::SerializationFormat;
+    use tessera::store::{FlaskSessionRedisStore, RedisStore, SessionId, SessionStore};
+    let url = std::env::var("TESSERA_TEST_REDIS_URL").unwrap_or_else(|_| {
+        panic!("TESSERA_TEST_REDIS_URL is not set: start the servers with `eval \"$(scripts/services.sh start)\"` or run scripts/test.sh")
+    });
+    let tessera_prefix = format!("cli-layout-t-{}:", SessionId::generate().fingerprint());
+    let flask_prefix = format!("cli-layout-f-{}:", SessionId::generate().fingerprint());
+    let now = now();
+    let mut data = Map::new();
+    data.insert("username".to_owned(), tessera::Value::from("alice"));
+    let record = Record {
+        data,
+        ..record(Some("alice"), now, now + 3600, None)
+    };
+    let tessera_id = SessionId::generate();
+    let flask_id = SessionId::generate();
+    runtime().block_on(async {
+        let ours = RedisStore::new(&url)
+            .expect("a redis URL")
+            .with_prefix(&tessera_prefix);
+        assert!(ours.create(&tessera_id, &record).await.expect("create"));
+        let theirs = FlaskSessionRedisStore::new(&url, SerializationFormat::Msgpack)
+            .expect("a redis URL")
+            .with_prefix(&flask_prefix);
+        assert!(theirs.create(&flask_id, &record).await.expect("create"));
+    });
+    let dir = std::env::temp_dir();
+    for (prefix, id, format, found) in [
+        (&flask_prefix, &flask_id, None, "Flask-Session's layout"),
+        (
+            &tessera_prefix,
+            &tessera_id,
+            Some("msgpack"),
+            "tessera's own layout",
+        ),
+    ] {
+        let mut env = vec![("SESSION_KEY_PREFIX", prefix.as_str())];
+        if let Some(format) = format {
+            env.push(("SESSION_SERIALIZATION_FORMAT", format));
+        }
+        for args in [
+            &["sessions", "list", "--store", &url][..],
+            &["sessions", "show", id.as_str(), "--store", &url][..],
+            &["sessions", "revoke", id.as_str(), "--store", &url][..],
+        ] {
+            let out = run_in(&dir, args, &env);
+            assert_eq!(out.status, Some(1), "{args:?}: {:?}", out.stdout);
+            assert!(out.stdout.is_empty(), "{args:?}: {:?}", out.stdout);
+            assert!(out.stderr.contains(found), "{args:?}: {:?}", out.stderr);
+        }
+        // With the application's settings, the session is there, and an
+        // empty SESSION_SERIALIZATION_FORMAT counts as unset.
+        let mut env = vec![("SESSION_KEY_PREFIX", prefix.as_str())];
+        env.push((
+            "SESSION_SERIALIZATION_FORMAT",
+            if format.is_some() { "" } else { "msgpack" },
+        ));
+        let out = run_in(
+            &dir,
+            &["sessions", "show", id.as_str(), "--store", &url],
+            &env,
+        );
+        assert_eq!(out.status, Some(0), "{:?}", out.stderr);
+        assert!(out.stdout.contains("alice"), "{:?}", out.stdout);
+    }
+}

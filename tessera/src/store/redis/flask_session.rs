@@ -78,7 +78,7 @@ use ::redis::Script;
 use rand::Rng as _;
 
 use super::{
-    clamp, lua_source, parse_id, parse_time, Link, LuaHelper, DEFAULT_PREFIX, LIST_FETCH,
+    clamp, lua_source, parse_id, parse_time, Layout, Link, LuaHelper, DEFAULT_PREFIX, LIST_FETCH,
     LUA_CONSTANTS, LUA_HELPERS, SCRIPTS,
 };
 use crate::map::Map;
@@ -479,6 +479,15 @@ impl FlaskSessionRedisStore {
 
     fn expiry_key(&self) -> String {
         format!("{}expiry", self.prefix)
+    }
+
+    /// The layout the sessions already under this store's prefix are in,
+    /// judged from a few of them: [`Layout::Tessera`] means an application
+    /// keeps tessera's own layout there, which this store does not read.
+    /// `None` when there is nothing to judge from. See
+    /// [`RedisStore::sample_layout`](super::RedisStore::sample_layout).
+    pub async fn sample_layout(&self) -> Result<Option<Layout>, StoreError> {
+        self.link.sample_layout(&self.prefix).await
     }
 
     /// The session's data, or `None` (with a warning) if neither format can

@@ -718,6 +718,47 @@ impl Link {
     }
 }
 
+/// Which of the two layouts the sessions under a prefix are stored in, as
+/// far as a sample of them shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// tessera's own: one hash per session, holding its keys.
+    Tessera,
+    /// Flask-Session's: the serialized session under `prefix + id`, beside
+    /// a metadata hash ([`FlaskSessionRedisStore`]).
+    FlaskSession,
+}
+
+/// Reads up to 16 sessions of the expiry index. Read-only.
+const SAMPLE_LAYOUT: &str = r#"
+local prefix = ARGV[1]
+for _, sid in ipairs(redis.call('ZRANGE', KEYS[1], 0, 15)) do
+  if redis.call('TYPE', prefix .. sid).ok == 'string' then return 'flask-session' end
+  for _, field in ipairs(redis.call('HKEYS', prefix .. '{' .. sid .. '}')) do
+    -- Metadata fields are NUL and a name; every other field is a session key.
+    if string.byte(field, 1) ~= 0 or string.byte(field, 2) == 0 then return 'tessera' end
+  end
+end
+return ''
+"#;
+
+impl Link {
+    /// The layout of the sessions under `prefix`, from a sample of its expiry
+    /// index; `None` when the sample shows neither (no sessions yet, or only
+    /// ones without data).
+    pub(super) async fn sample_layout(&self, prefix: &str) -> Result<Option<Layout>, StoreError> {
+        static SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(SAMPLE_LAYOUT));
+        let mut call = SCRIPT.prepare_invoke();
+        call.key(format!("{prefix}expiry")).arg(prefix);
+        let found: String = self.read_script(&call).await?;
+        Ok(match found.as_str() {
+            "tessera" => Some(Layout::Tessera),
+            "flask-session" => Some(Layout::FlaskSession),
+            _ => None,
+        })
+    }
+}
+
 /// `count` connection slots (at least one), none connected yet.
 fn unconnected(count: usize) -> Box<[OnceCell<ConnectionManager>]> {
     (0..count.max(1)).map(|_| OnceCell::new()).collect()
@@ -784,6 +825,16 @@ impl RedisStore {
 
     fn expiry_key(&self) -> String {
         format!("{}expiry", self.prefix)
+    }
+
+    /// The layout the sessions already under this store's prefix are in,
+    /// judged from a few of them: [`Layout::FlaskSession`] means another
+    /// application keeps Flask-Session's layout there, which this store does
+    /// not read, and acting on it (say, revoking a session) would miss the
+    /// session's data. `None` when there is nothing to judge from. For tools
+    /// that are pointed at a prefix and must not act on the wrong layout.
+    pub async fn sample_layout(&self) -> Result<Option<Layout>, StoreError> {
+        self.link.sample_layout(&self.prefix).await
     }
 
     /// The metadata of the sessions `ids`, in one round trip.
@@ -1854,6 +1905,47 @@ mod tests {
             store.increment(&id, "big", 1, NOW).await,
             Err(StoreError::WrongType { .. })
         ));
+    }
+
+    /// Each store tells which layout the sessions under its prefix are in,
+    /// whichever layout it reads itself.
+    #[tokio::test]
+    async fn the_layout_under_a_prefix_is_recognised() {
+        use crate::store::flask_format::SerializationFormat;
+        let flask_beside = |store: &RedisStore| {
+            FlaskSessionRedisStore::new(&server_url(), SerializationFormat::Msgpack)
+                .expect("a Redis URL")
+                .with_prefix(store.prefix())
+        };
+        let ours = test_store();
+        let theirs = flask_beside(&ours);
+        assert_eq!(ours.sample_layout().await.expect("sampled"), None);
+        assert_eq!(theirs.sample_layout().await.expect("sampled"), None);
+        create(&ours, &record(Map::from([("k", Value::from(1))]), None)).await;
+        assert_eq!(
+            ours.sample_layout().await.expect("sampled"),
+            Some(Layout::Tessera)
+        );
+        assert_eq!(
+            theirs.sample_layout().await.expect("sampled"),
+            Some(Layout::Tessera)
+        );
+
+        let ours = test_store();
+        let theirs = flask_beside(&ours);
+        let data = Map::from([("k", Value::from(1))]);
+        assert!(theirs
+            .create(&SessionId::generate(), &record(data, Some("alice")))
+            .await
+            .expect("created"));
+        assert_eq!(
+            ours.sample_layout().await.expect("sampled"),
+            Some(Layout::FlaskSession)
+        );
+        assert_eq!(
+            theirs.sample_layout().await.expect("sampled"),
+            Some(Layout::FlaskSession)
+        );
     }
 
     #[tokio::test]
