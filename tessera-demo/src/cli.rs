@@ -158,6 +158,23 @@ pub fn sessions_notice(config: &SessionConfig) -> String {
              in encrypted cookies, which the browser can neither read nor change (Flask cannot \
              read them either)."
             .to_owned(),
+        SessionType::Redis => match config.serialization_format() {
+            Some(format) => format!(
+                "tessera-demo: SESSION_TYPE=redis: sessions are kept server-side in Redis, in \
+                 Flask-Session's layout ({}) under the key prefix {:?}, shared with a Flask app \
+                 that uses the same settings.",
+                format.as_str(),
+                config.key_prefix()
+            ),
+            None => format!(
+                "tessera-demo: SESSION_TYPE=redis: sessions are kept server-side in Redis, \
+                 under the key prefix {:?}, and shared by every instance that uses it.",
+                config.key_prefix()
+            ),
+        },
+        SessionType::Postgres => "tessera-demo: SESSION_TYPE=postgres: sessions are kept \
+             server-side in PostgreSQL, shared by every instance that uses the database."
+            .to_owned(),
         other => {
             format!(
                 "tessera-demo: SESSION_TYPE={other}: sessions are kept in signed cookies, which \
@@ -202,4 +219,41 @@ async fn shutdown_signal() {
         () = terminate => {}
     }
     tracing::info!("shutting down: finishing requests in flight");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tessera::store::flask_format::SerializationFormat;
+
+    #[test]
+    fn the_notice_names_where_sessions_are_kept() {
+        let config = |session_type, format| {
+            SessionConfig::builder()
+                .secret_key("k".repeat(32))
+                .session_type(session_type)
+                .serialization_format(format)
+                .build()
+                .expect("a configuration")
+        };
+        for (session_type, format, expected) in [
+            (SessionType::Cookie, None, "signed cookies"),
+            (SessionType::EncryptedCookie, None, "encrypted cookies"),
+            (SessionType::Memory, None, "memory"),
+            (
+                SessionType::Redis,
+                None,
+                "in Redis, under the key prefix \"session:\"",
+            ),
+            (
+                SessionType::Redis,
+                Some(SerializationFormat::Msgpack),
+                "Flask-Session's layout (msgpack)",
+            ),
+            (SessionType::Postgres, None, "PostgreSQL"),
+        ] {
+            let notice = sessions_notice(&config(session_type, format));
+            assert!(notice.contains(expected), "{notice}");
+        }
+    }
 }

@@ -78,7 +78,7 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
     ),
     (
         "PERMANENT_SESSION_LIFETIME",
-        "seconds a permanent session lasts (default 2678400, 31 days)",
+        "seconds a permanent session lasts (default 2678400, 31 days; at most 36500 days)",
     ),
     ("SESSION_COOKIE_NAME", "the cookie's name (default session)"),
     (
@@ -117,6 +117,15 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
          (default: tessera-demo-sessions.db beside --key-file), \
          redis://host:port/db (default redis://127.0.0.1:6379/0), \
          postgres://user@host:port/db (default postgres://localhost/tessera)",
+    ),
+    (
+        "SESSION_KEY_PREFIX",
+        "redis: the prefix of every key (default session:)",
+    ),
+    (
+        "SESSION_SERIALIZATION_FORMAT",
+        "redis: msgpack or json keeps sessions in Flask-Session's layout, shared with a \
+         Flask app (default: unset, tessera's own layout)",
     ),
     (
         "SESSION_PERMANENT",
