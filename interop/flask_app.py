@@ -29,6 +29,7 @@ picks a free port; read it from that line). Request logs go to stderr.
 from __future__ import annotations
 
 import argparse
+import ast
 import datetime as dt
 import json
 import os
@@ -160,6 +161,20 @@ def create_app() -> Flask:
             return Response("body must be a JSON object\n", status=400, mimetype="text/plain")
         session.update(data)
         return Response(tagged.dumps(dict(session)), mimetype="application/json")
+
+    @app.post("/api/session/literal")
+    def api_session_literal():
+        # Values JSON cannot carry, such as dicts with int or bool keys, as a
+        # Python literal (ast.literal_eval evaluates nothing else).
+        data = ast.literal_eval(request.get_data(as_text=True))
+        if not isinstance(data, dict):
+            return Response("body must be a dict literal\n", status=400, mimetype="text/plain")
+        session.update(data)
+        return Response(repr(dict(session)), mimetype="text/plain")
+
+    @app.get("/api/session/repr/<key>")
+    def api_session_repr(key: str):
+        return Response(repr(session.get(key)), mimetype="text/plain")
 
     @app.post("/flash")
     def post_flash():

@@ -401,6 +401,45 @@ async fn demo_and_flask_session_share_sessions_in_redis() {
         )
         .await;
 
+        // Dict keys msgpack holds and JSON cannot (int, bool, None, float,
+        // bytes): the demo reads them as JSON would write them, and writes
+        // them back exactly as they were when it changes another key.
+        if format == "msgpack" {
+            let request = browser.client.post(flask.url("/api/session/literal")).body(
+                "{'intkey': {1: 'a', -5: 'b'}, 'flags': {True: 1, None: 2, 1.5: 3, b'k': 4}}",
+            );
+            let (status, body) = browser.send(request).await;
+            assert!(status.is_success(), "{status}: {body}");
+            let seen = browser.get(demo.url("/api/session")).await;
+            let seen: serde_json::Value = serde_json::from_str(&seen).expect("JSON");
+            assert_eq!(
+                seen["intkey"],
+                serde_json::json!({"1": "a", "-5": "b"}),
+                "{seen}"
+            );
+            assert_eq!(
+                seen["flags"],
+                serde_json::json!({"true": 1, "null": 2, "1.5": 3, "k": 4}),
+                "{seen}"
+            );
+            assert_eq!(
+                browser.get(demo.url("/setsession")).await,
+                "The session has been Set"
+            );
+            assert_eq!(
+                browser.get(flask.url("/api/session/repr/intkey")).await,
+                "{1: 'a', -5: 'b'}"
+            );
+            assert_eq!(
+                browser.get(flask.url("/api/session/repr/flags")).await,
+                "{True: 1, None: 2, 1.5: 3, b'k': 4}"
+            );
+            assert_eq!(
+                browser.get(flask.url("/api/session/repr/Username")).await,
+                "'Admin'"
+            );
+        }
+
         // The cookie is Flask-Session's: the bare 43-character id, or the id
         // and its signature; the value lives under the shared prefix, with
         // the lifetime as its TTL.

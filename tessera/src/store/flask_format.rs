@@ -30,9 +30,13 @@
 //! Reading is for data that may come from another application or from
 //! whoever reached the Redis server: it never panics, never allocates for a
 //! declared length the input cannot hold, and refuses nesting deeper than
-//! [`crate::tagged::MAX_DEPTH`] levels. msgpack map keys must be
-//! strings or integers (Python allows `int` keys; they are read as their
-//! decimal text, as JSON would write them); float32 values, which msgspec
+//! [`crate::tagged::MAX_DEPTH`] levels. msgpack map keys that are not
+//! strings (Python allows `int`, `float`, `bool`, `None` and `bytes` keys)
+//! are read as the text JSON would write for them (`1` is `"1"`, `True` is
+//! `"true"`, `None` is `"null"`, UTF-8 bytes their text), and a top-level
+//! entry a write does not change is written back byte for byte
+//! ([`SerializationFormat::encode_keeping`], what the store's writes use),
+//! so such keys survive in the values tessera leaves alone; float32 values, which msgspec
 //! never writes, are read as the Python floats they widen to. Only extension
 //! type -1 (timestamps) is accepted, and pickle is never tried. JSON is read
 //! by the [`crate::tagged`] parser without untagging, so numbers keep
@@ -100,6 +104,23 @@ impl SerializationFormat {
             msgpack: Box::new(msgpack),
             json: Box::new(json),
         })
+    }
+
+    /// [`encode`](Self::encode), but every top-level entry whose value is
+    /// what `original` (the stored bytes `data` was read from) holds is
+    /// copied from those bytes as it is. A value read only approximately
+    /// (a dict whose keys are not all str, read with str keys) thus goes
+    /// back exactly as Flask-Session wrote it when the request did not
+    /// change it. JSON holds nothing approximate: it is encoded anew.
+    pub(crate) fn encode_keeping(
+        self,
+        data: &Map,
+        original: &[u8],
+    ) -> Result<Vec<u8>, FormatError> {
+        match self {
+            Self::Msgpack => msgpack::encode_keeping(data, original),
+            Self::Json => json::encode(data),
+        }
     }
 
     fn decode_only(self, bytes: &[u8]) -> Result<Map, FormatError> {
@@ -209,6 +230,71 @@ mod msgpack {
         let mut out = ByteBuf::new();
         write_map(&mut out, data, 1)?;
         Ok(out.into_vec())
+    }
+
+    pub(super) fn encode_keeping(data: &Map, original: &[u8]) -> Result<Vec<u8>, FormatError> {
+        let Ok(entries) = top_level_entries(original) else {
+            return encode(data);
+        };
+        // A key read twice (say 1 and "1") cannot be matched to one entry.
+        let mut by_key: std::collections::HashMap<&str, Option<&Entry>> =
+            std::collections::HashMap::with_capacity(entries.len());
+        for entry in &entries {
+            by_key
+                .entry(entry.key.as_str())
+                .and_modify(|found| *found = None)
+                .or_insert(Some(entry));
+        }
+        let mut out = ByteBuf::new();
+        let Ok(_) = rmp::encode::write_map_len(&mut out, length(data.len(), "a dict")?);
+        for (key, value) in data {
+            match by_key.get(key) {
+                Some(Some(entry)) if entry.value == *value => {
+                    out.as_mut_vec()
+                        .extend_from_slice(&original[entry.span.clone()]);
+                }
+                _ => {
+                    write_str(&mut out, key)?;
+                    write_value(&mut out, value, 1)?;
+                }
+            }
+        }
+        Ok(out.into_vec())
+    }
+
+    /// One top-level entry of a stored session: its key as read, where the
+    /// entry (key and value) lies in the bytes, and its value as read.
+    struct Entry {
+        key: String,
+        span: std::ops::Range<usize>,
+        value: Value,
+    }
+
+    fn top_level_entries(bytes: &[u8]) -> Result<Vec<Entry>, FormatError> {
+        let mut reader = Reader {
+            input: bytes,
+            rest: bytes,
+        };
+        let marker = reader.marker()?;
+        let Some(len) = reader.map_len(marker)? else {
+            return Err(reader.error_at(0, "the session is not a map"));
+        };
+        let len = reader.count(len, 2, "a map", "entries")?;
+        let mut entries = Vec::with_capacity(len.min(1024));
+        for _ in 0..len {
+            let start = reader.offset();
+            let key = reader.key()?;
+            let value = reader.value(1)?;
+            entries.push(Entry {
+                key,
+                span: start..reader.offset(),
+                value,
+            });
+        }
+        if !reader.rest.is_empty() {
+            return Err(reader.error("trailing bytes after the session"));
+        }
+        Ok(entries)
     }
 
     /// A length in a msgpack header, which holds at most 32 bits.
@@ -555,14 +641,43 @@ mod msgpack {
             if let Some(len) = self.str_len(marker)? {
                 return self.string(len);
             }
-            // A Python dict may have int keys; JSON would write them as text.
+            // A Python dict may have keys of other types: each is read as
+            // the text JSON would write for it (1 is "1", True is "true",
+            // None is "null", 1.5 is "1.5"). An entry the request does not
+            // change is written back as it was (`encode_keeping`).
             if let Some(n) = self.int(marker)? {
                 return Ok(n.as_str().to_owned());
             }
-            Err(self.error_at(
-                start,
-                format!("a map key must be a str or an int, not {}", kind(marker)),
-            ))
+            match marker {
+                Marker::Null => Ok("null".to_owned()),
+                Marker::True => Ok("true".to_owned()),
+                Marker::False => Ok("false".to_owned()),
+                Marker::F32 => {
+                    let float = f32::from_be_bytes(self.take_array()?);
+                    Ok(Number::from_f64(f64::from(float)).as_str().to_owned())
+                }
+                Marker::F64 => {
+                    let float = f64::from_be_bytes(self.take_array()?);
+                    Ok(Number::from_f64(float).as_str().to_owned())
+                }
+                Marker::Bin8 | Marker::Bin16 | Marker::Bin32 => {
+                    let len = match marker {
+                        Marker::Bin8 => self.u8()?.into(),
+                        Marker::Bin16 => self.u16()?.into(),
+                        _ => self.u32()?,
+                    };
+                    let len = self.count(len, 1, "a bin", "bytes")?;
+                    String::from_utf8(self.take(len)?.to_vec())
+                        .map_err(|_| self.error_at(start, "a bytes map key that is not UTF-8"))
+                }
+                _ => Err(self.error_at(
+                    start,
+                    format!(
+                        "a map key must be a str, an int, a float, a bool, None or bytes, not {}",
+                        kind(marker)
+                    ),
+                )),
+            }
         }
 
         fn ext(&mut self, len: u32, start: usize) -> Result<Value, FormatError> {
@@ -1375,10 +1490,8 @@ mod tests {
             ("", "truncated"),
             ("8000", "trailing bytes"),
             ("81a161c1", "0xc1"),
-            ("81cb3ff000000000000000", "not a float"),
-            ("81c000", "not nil"),
             ("81910100", "not an array"),
-            ("81c4016100", "not a bin"),
+            ("81c401ff00", "bytes map key that is not UTF-8"),
         ] {
             let message = refuse(&unhex(blob));
             assert!(message.contains(reason), "{blob}: {message}");
@@ -1402,6 +1515,59 @@ mod tests {
                 ("-129", float("0.10000000149011612")),
                 ("256", 9223372036854775808u64.into()),
             ])
+        );
+    }
+
+    /// Keys Python allows besides str are read as the text JSON would write
+    /// for them; entries a write leaves alone go back byte for byte (the
+    /// blobs are msgspec's, as Flask-Session writes them).
+    #[test]
+    fn msgpack_keys_of_every_type_survive_writes_that_leave_them() {
+        // {'intkey': {1: 'a', -5: 'b'}, 'flags': {True: 1, None: 2, 1.5: 3, b'k': 4}, 'n': 1}
+        let stored = unhex(
+            "83a6696e746b65798201a161fba162a5666c61677384c301c002cb3ff800000000000003c4016b04a16e01",
+        );
+        let mut data = MSGPACK.decode(&stored).expect("read");
+        assert_eq!(
+            data,
+            map([
+                (
+                    "intkey",
+                    Value::Dict(map([("1", "a".into()), ("-5", "b".into())]))
+                ),
+                (
+                    "flags",
+                    Value::Dict(map([
+                        ("true", 1.into()),
+                        ("null", 2.into()),
+                        ("1.5", 3.into()),
+                        ("k", 4.into()),
+                    ])),
+                ),
+                ("n", 1.into()),
+            ])
+        );
+        data.insert("n".to_owned(), 2.into());
+        data.insert("new".to_owned(), "x".into());
+        // msgspec's encoding of {'flags': {...}, 'intkey': {...}, 'n': 2, 'new': 'x'}.
+        assert_eq!(
+            hex(&MSGPACK.encode_keeping(&data, &stored).expect("written")),
+            "84a5666c61677384c301c002cb3ff800000000000003c4016b04a6696e746b65798201a161fba162a16e02a36e6577a178"
+        );
+        // A changed entry is written anew, with str keys.
+        data.insert(
+            "intkey".to_owned(),
+            Value::Dict(map([("1", "changed".into())])),
+        );
+        let written = MSGPACK.encode_keeping(&data, &stored).expect("written");
+        assert_eq!(MSGPACK.decode(&written).expect("read"), data);
+        assert!(!hex(&written).contains("8201a161"));
+        // Stored bytes that are not msgpack (JSON, say) give a plain encoding.
+        assert_eq!(
+            MSGPACK
+                .encode_keeping(&data, b"{\"n\": 1}")
+                .expect("written"),
+            MSGPACK.encode(&data).expect("written")
         );
     }
 

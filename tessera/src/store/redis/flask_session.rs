@@ -586,7 +586,11 @@ impl FlaskSessionRedisStore {
                 .arg(id.as_str())
                 .arg(now)
                 .arg(crate::key::hex(&sha1_of(&value)))
-                .arg(self.encode(&data)?)
+                .arg(
+                    self.format
+                        .encode_keeping(&data, &value)
+                        .map_err(|error| StoreError::Unrepresentable(error.to_string()))?,
+                )
                 .arg(expires_at.map_or(String::new(), |at| clamp(at).to_string()))
                 .arg(owner_change)
                 .arg(owner);
