@@ -82,9 +82,10 @@ pub(crate) struct DecodeArgs {
     #[arg(long)]
     encrypted: bool,
 
-    /// The name the encrypted cookie is sent under (SESSION_COOKIE_NAME): it is bound into the cookie.
-    #[arg(long, value_name = "NAME", default_value = DEFAULT_COOKIE_NAME, requires = "encrypted")]
-    cookie_name: String,
+    /// The name the encrypted cookie is sent under (SESSION_COOKIE_NAME): it is bound into the
+    /// cookie. Default: the name pasted with the cookie (NAME=value), else "session".
+    #[arg(long, value_name = "NAME", requires = "encrypted")]
+    cookie_name: Option<String>,
 
     /// An older key still accepted (repeatable, oldest first).
     /// Default: SECRET_KEY_FALLBACKS, comma-separated.
@@ -103,7 +104,8 @@ pub(crate) struct DecodeArgs {
     #[arg(long, value_name = "BYTES", default_value_t = tessera::DEFAULT_MAX_PAYLOAD_SIZE)]
     max_payload_size: usize,
 
-    /// The cookie value, or '-' to read it from stdin. A leading 'session=' is ignored.
+    /// The cookie value, or '-' to read it from stdin. A pasted 'session=value', 'Cookie: …' or
+    /// 'Set-Cookie: …' header is fine: the session cookie is taken from it.
     #[arg(value_name = "COOKIE", allow_hyphen_values = true)]
     cookie: String,
 }
@@ -145,7 +147,13 @@ fn decode(args: DecodeArgs) -> Result<()> {
     } else {
         args.cookie
     };
-    let cookie = clean_cookie(&input);
+    let wanted_name = args.cookie_name.as_deref().unwrap_or(DEFAULT_COOKIE_NAME);
+    let (pasted_name, cookie) = clean_cookie(&input, wanted_name);
+    let cookie_name = args
+        .cookie_name
+        .as_deref()
+        .or(pasted_name)
+        .unwrap_or(DEFAULT_COOKIE_NAME);
     if cookie.is_empty() {
         return Err(Error::new("malformed: the cookie is empty"));
     }
@@ -172,7 +180,7 @@ fn decode(args: DecodeArgs) -> Result<()> {
         Some(secret_key) => {
             let key = SecretKey::from(secret_key);
             let codec = if args.encrypted {
-                CookieCodec::encrypted_with_salt(&key, &fallbacks, &args.salt, &args.cookie_name)
+                CookieCodec::encrypted_with_salt(&key, &fallbacks, &args.salt, cookie_name)
             } else {
                 CookieCodec::with_salt(&key, &fallbacks, &args.salt)
             };
@@ -350,23 +358,43 @@ fn fallbacks_from_env() -> Result<Vec<SecretKey>> {
     }
 }
 
-/// The cookie value from what was pasted: surrounding whitespace and quotes,
-/// a `session=` (or any `name=`) prefix and trailing `; Path=/…` attributes
-/// are dropped. A cookie value itself never contains `=`, `;` or spaces.
-fn clean_cookie(input: &str) -> &str {
-    let mut cookie = input.trim();
-    if let Some((before, _)) = cookie.split_once(';') {
-        cookie = before.trim_end();
-    }
-    if let Some((name, value)) = cookie.split_once('=') {
-        if tessera::config::is_valid_cookie_name(name.trim()) {
-            cookie = value.trim_start();
+/// The cookie's name, if one was pasted, and its value, from what was pasted:
+/// a bare value, `name=value`, a `Cookie:` header (the pair named
+/// `wanted_name`, else the first) or a `Set-Cookie:` header (its first
+/// pair, without the attributes). Surrounding whitespace and quotes are
+/// dropped. A cookie value itself never contains `=`, `;` or spaces.
+fn clean_cookie<'a>(input: &'a str, wanted_name: &str) -> (Option<&'a str>, &'a str) {
+    let mut text = input.trim();
+    let mut header = None;
+    for prefix in ["cookie:", "set-cookie:"] {
+        if text
+            .get(..prefix.len())
+            .is_some_and(|start| start.eq_ignore_ascii_case(prefix))
+        {
+            header = Some(prefix);
+            text = text[prefix.len()..].trim_start();
         }
     }
-    cookie
+    let pairs = text.split(';').map(str::trim);
+    let split = |pair: &'a str| match pair.split_once('=') {
+        Some((name, value)) if tessera::config::is_valid_cookie_name(name.trim()) => {
+            (Some(name.trim()), value.trim())
+        }
+        _ => (None, pair),
+    };
+    let (name, value) = match header {
+        Some("cookie:") => pairs
+            .clone()
+            .map(split)
+            .find(|(name, _)| *name == Some(wanted_name))
+            .unwrap_or_else(|| split(pairs.clone().next().unwrap_or_default())),
+        _ => split(text.split(';').next().unwrap_or_default().trim()),
+    };
+    let value = value
         .strip_prefix('"')
-        .and_then(|c| c.strip_suffix('"'))
-        .unwrap_or(cookie)
+        .and_then(|v| v.strip_suffix('"'))
+        .unwrap_or(value);
+    (name, value)
 }
 
 fn kind(value: &Value) -> &'static str {
@@ -391,17 +419,40 @@ mod tests {
 
     #[test]
     fn pasted_cookies_are_cleaned() {
-        for pasted in [
-            "abc.def.ghi",
-            "  abc.def.ghi\n",
-            "session=abc.def.ghi",
-            "session = abc.def.ghi",
-            "session=abc.def.ghi; Path=/; HttpOnly",
-            "\"abc.def.ghi\"",
-            "session=\"abc.def.ghi\"",
+        for (pasted, name) in [
+            ("abc.def.ghi", None),
+            ("  abc.def.ghi\n", None),
+            ("\"abc.def.ghi\"", None),
+            ("session=abc.def.ghi", Some("session")),
+            ("session = abc.def.ghi", Some("session")),
+            ("session=abc.def.ghi; Path=/; HttpOnly", Some("session")),
+            ("session=\"abc.def.ghi\"", Some("session")),
+            ("Cookie: session=abc.def.ghi", Some("session")),
+            ("cookie: theme=dark; session=abc.def.ghi; lang=fr", Some("session")),
+            (
+                "Set-Cookie: session=abc.def.ghi; Expires=Tue, 14 Nov 2023 22:13:20 GMT; HttpOnly; Path=/",
+                Some("session"),
+            ),
+            ("__Host-s=abc.def.ghi", Some("__Host-s")),
         ] {
-            assert_eq!(clean_cookie(pasted), "abc.def.ghi", "{pasted:?}");
+            assert_eq!(
+                clean_cookie(pasted, "session"),
+                (name, "abc.def.ghi"),
+                "{pasted:?}"
+            );
         }
-        assert_eq!(clean_cookie(".eJw.def.ghi"), ".eJw.def.ghi");
+        assert_eq!(
+            clean_cookie(".eJw.def.ghi", "session"),
+            (None, ".eJw.def.ghi")
+        );
+        // A Cookie header without the wanted name: its first pair.
+        assert_eq!(
+            clean_cookie("Cookie: sid=abc.def.ghi; theme=dark", "session"),
+            (Some("sid"), "abc.def.ghi")
+        );
+        assert_eq!(
+            clean_cookie("Cookie: a=1; sid=abc.def.ghi", "sid"),
+            (Some("sid"), "abc.def.ghi")
+        );
     }
 }

@@ -864,3 +864,33 @@ fn encrypted_options_need_encrypted() {
         }
     }
 }
+
+/// A cookie can be pasted as its header: the session cookie is taken from a
+/// `Cookie:` or `Set-Cookie:` line, and an encrypted cookie pasted with its
+/// name is opened under that name.
+#[test]
+fn cookies_pasted_as_headers_decode() {
+    let signed = sign(KEY, EXAMPLE_JSON);
+    for pasted in [
+        format!("Cookie: theme=dark; session={signed}; lang=fr"),
+        format!("Set-Cookie: session={signed}; HttpOnly; Path=/"),
+        format!("session=\"{signed}\""),
+    ] {
+        let out = decode(KEY, &pasted);
+        assert!(out.success(), "{pasted}: {:?}", out.stderr);
+        assert_eq!(out.line(), EXAMPLE_JSON);
+    }
+    let sealed = sign_encrypted(KEY, EXAMPLE_JSON, &["--cookie-name", "__Host-s"]);
+    let out = decode_encrypted(KEY, &format!("__Host-s={sealed}"), &[]);
+    assert!(out.success(), "{:?}", out.stderr);
+    assert_eq!(out.line(), EXAMPLE_JSON);
+    // An explicit --cookie-name still wins over the pasted one.
+    let reason = decode_encrypted(
+        KEY,
+        &format!("__Host-s={sealed}"),
+        &["--cookie-name", "other"],
+    )
+    .refusal()
+    .to_owned();
+    assert!(reason.starts_with("error: cannot decrypt"), "{reason}");
+}
