@@ -3,8 +3,6 @@
 //! rules themselves are in `stacks.rs`, run against every web stack.
 #![cfg(feature = "actix")]
 
-use std::sync::Arc;
-
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::{header, StatusCode};
@@ -12,7 +10,7 @@ use actix_web::middleware::{from_fn, Next};
 use actix_web::test::{call_service, init_service, read_body, TestRequest};
 use actix_web::{web, App, Error, HttpMessage as _};
 use tessera::actix::SessionMiddleware;
-use tessera::{Session, SessionConfig, SessionStore};
+use tessera::{Session, SessionConfig};
 
 const KEY: &str = "actix-test-secret-key-0123456789abcdef";
 
@@ -98,6 +96,8 @@ fn extractor_without_middleware_is_a_clear_error() {
 #[cfg(feature = "redis")]
 #[test]
 fn an_unreachable_store_answers_503() {
+    use std::sync::Arc;
+    use tessera::SessionStore;
     run(async {
         // Port 9 (discard) on loopback: nothing listens, connects are refused.
         let store: Arc<dyn SessionStore> =

@@ -264,6 +264,7 @@ fn tagged_dates_in_every_form_are_read_as_flask_reads_them() {
 /// every kind of response (set, set permanent, clear, read, untouched, with
 /// and without a cookie): tessera's headers are the same bytes, but for the
 /// signature and the expiry date, which depend on the clock.
+#[cfg(feature = "axum")]
 #[test]
 fn set_cookie_headers_are_flasks_byte_for_byte() {
     use axum::routing::get;

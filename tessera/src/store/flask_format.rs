@@ -112,6 +112,7 @@ impl SerializationFormat {
     /// (a dict whose keys are not all str, read with str keys) thus goes
     /// back exactly as Flask-Session wrote it when the request did not
     /// change it. JSON holds nothing approximate: it is encoded anew.
+    #[cfg(feature = "redis")]
     pub(crate) fn encode_keeping(
         self,
         data: &Map,
@@ -232,6 +233,7 @@ mod msgpack {
         Ok(out.into_vec())
     }
 
+    #[cfg(feature = "redis")]
     pub(super) fn encode_keeping(data: &Map, original: &[u8]) -> Result<Vec<u8>, FormatError> {
         let Ok(entries) = top_level_entries(original) else {
             return encode(data);
@@ -264,12 +266,14 @@ mod msgpack {
 
     /// One top-level entry of a stored session: its key as read, where the
     /// entry (key and value) lies in the bytes, and its value as read.
+    #[cfg(feature = "redis")]
     struct Entry {
         key: String,
         span: std::ops::Range<usize>,
         value: Value,
     }
 
+    #[cfg(feature = "redis")]
     fn top_level_entries(bytes: &[u8]) -> Result<Vec<Entry>, FormatError> {
         let mut reader = Reader {
             input: bytes,
@@ -1521,6 +1525,7 @@ mod tests {
     /// Keys Python allows besides str are read as the text JSON would write
     /// for them; entries a write leaves alone go back byte for byte (the
     /// blobs are msgspec's, as Flask-Session writes them).
+    #[cfg(feature = "redis")]
     #[test]
     fn msgpack_keys_of_every_type_survive_writes_that_leave_them() {
         // {'intkey': {1: 'a', -5: 'b'}, 'flags': {True: 1, None: 2, 1.5: 3, b'k': 4}, 'n': 1}
