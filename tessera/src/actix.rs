@@ -57,6 +57,11 @@ use crate::session::Session;
 use crate::store::SessionStore;
 
 /// Opens a [`Session`] for every request and saves it into the response.
+///
+/// A request that already carries a `Session` (from another
+/// `SessionMiddleware` further out, say around a scope that has its own)
+/// passes through untouched: the outer middleware's session is the one used
+/// and saved, once.
 #[derive(Debug, Clone)]
 pub struct SessionMiddleware {
     core: Arc<SessionCore>,
@@ -133,6 +138,12 @@ where
     forward_ready!(service);
 
     fn call(&self, request: ServiceRequest) -> Self::Future {
+        // An outer middleware's session is the one used and saved (see
+        // `SessionMiddleware`): saving it twice would send two cookies.
+        if request.extensions().get::<Session>().is_some() {
+            let response = self.service.call(request);
+            return Box::pin(async move { Ok(response.await?.map_into_left_body()) });
+        }
         let cookies = request.headers().get_all(header::COOKIE);
         let session = self
             .core

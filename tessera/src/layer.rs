@@ -20,6 +20,12 @@
 //! axum::serve(listener, app).await?;
 //! # Ok(()) }
 //! ```
+//!
+//! A request that already carries a [`Session`] (a `SessionLayer` further
+//! out, say around a router another one is nested in) passes through this
+//! layer untouched: the outer layer's session is the one the handlers see
+//! and the one saved, once. Two layers saving one request would send two
+//! `Set-Cookie` headers, and the browser would keep whichever came last.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -106,6 +112,14 @@ where
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
+        if request.extensions().get::<Session>().is_some() {
+            return ResponseFuture {
+                inner: self.inner.call(request),
+                session: None,
+                core: self.core.clone(),
+                saving: None,
+            };
+        }
         let cookies = request.headers().get_all(COOKIE).iter();
         let session = self
             .core

@@ -77,6 +77,63 @@ fn writes_after_the_handler_are_saved() {
     });
 }
 
+/// A scope with its own middleware inside the app's: the outer session is
+/// used and saved once, so the scope's write is kept.
+#[test]
+fn nested_middleware_saves_the_session_once() {
+    async fn set_inner(s: Session) -> &'static str {
+        s.set_permanent(true);
+        s.insert("inner", 1).ok();
+        "set"
+    }
+    async fn set_outer(s: Session) -> &'static str {
+        s.set_permanent(true);
+        s.insert("outer", 1).ok();
+        "set"
+    }
+    run(async {
+        let app = init_service(
+            App::new()
+                .wrap(SessionMiddleware::new(config()))
+                .service(
+                    web::scope("/nested")
+                        .wrap(SessionMiddleware::new(config()))
+                        .route("/set", web::post().to(set_inner)),
+                )
+                .route("/set", web::post().to(set_outer))
+                .route(
+                    "/get",
+                    web::get().to(|s: Session| async move {
+                        let outer: Option<i64> = s.get("outer").ok().flatten();
+                        let inner: Option<i64> = s.get("inner").ok().flatten();
+                        format!("{outer:?} {inner:?}")
+                    }),
+                ),
+        )
+        .await;
+        let first = call_service(&app, TestRequest::post().uri("/set").to_request()).await;
+        let cookie = cookie_pair(&first);
+        let nested = call_service(
+            &app,
+            TestRequest::post()
+                .uri("/nested/set")
+                .insert_header((header::COOKIE, cookie))
+                .to_request(),
+        )
+        .await;
+        let cookie = cookie_pair(&nested);
+        let read = call_service(
+            &app,
+            TestRequest::get()
+                .uri("/get")
+                .insert_header((header::COOKIE, cookie))
+                .to_request(),
+        )
+        .await;
+        assert_eq!(read_body(read).await, "Some(1) Some(1)");
+    });
+}
+
 /// Without the middleware the extractor rejects with a clear 500, not a panic.
 #[test]
 fn extractor_without_middleware_is_a_clear_error() {

@@ -121,6 +121,51 @@ async fn the_longest_lifetime_serves_requests() {
     }
 }
 
+/// A router nested in another, each with a session layer: the outer one's
+/// session is used and saved once, so the inner route's write is kept (two
+/// saves would send two cookies, and the stale one would win), and in
+/// memory mode the inner layer's own store does not make the session new.
+#[tokio::test]
+async fn nested_layers_save_the_session_once() {
+    for session_type in [tessera::SessionType::Cookie, tessera::SessionType::Memory] {
+        let config = config().session_type(session_type).build().expect("config");
+        let set = |key: &'static str| {
+            post(move |s: Session| async move {
+                s.set_permanent(true);
+                let n: i64 = s.get(key).ok().flatten().unwrap_or(0);
+                s.insert(key, n + 1).ok();
+                "set"
+            })
+        };
+        let nested = Router::new()
+            .route("/set", set("inner"))
+            .layer(SessionLayer::new(config.clone()));
+        let app = Router::new()
+            .nest("/nested", nested)
+            .route("/set", set("outer"))
+            .route(
+                "/get",
+                get(|s: Session| async move {
+                    let outer: Option<i64> = s.get("outer").ok().flatten();
+                    let inner: Option<i64> = s.get("inner").ok().flatten();
+                    format!("{outer:?} {inner:?}")
+                }),
+            )
+            .layer(SessionLayer::new(config));
+        let response = send(&app, "POST", "/set", None).await;
+        let cookie = cookie_pair(&response);
+        let response = send(&app, "POST", "/nested/set", Some(&cookie)).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let cookies = set_cookies(response.headers());
+        assert!(cookies.len() <= 1, "{session_type:?}: {cookies:?}");
+        let cookie = cookies.first().map_or(cookie, |header| {
+            header.split(';').next().unwrap_or_default().to_owned()
+        });
+        let response = send(&app, "GET", "/get", Some(&cookie)).await;
+        assert_eq!(text(response).await, "Some(1) Some(1)", "{session_type:?}");
+    }
+}
+
 /// test_session_stored_last: writes made after the handler, by middleware
 /// inside the layer, are saved.
 #[tokio::test]
