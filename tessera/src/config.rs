@@ -196,7 +196,10 @@ pub(crate) fn parse_sqlite_url(url: &str) -> Result<PathBuf, &'static str> {
 }
 
 /// A configuration that cannot be used.
-#[derive(Debug, thiserror::Error)]
+///
+/// Its `Debug` is its message, so that `main` returning
+/// `Result<(), Box<dyn Error>>` shows what to fix, not a struct dump.
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
     /// No `SECRET_KEY` was given.
@@ -218,6 +221,12 @@ pub enum ConfigError {
         /// What would have been accepted.
         expected: String,
     },
+}
+
+impl fmt::Debug for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
 }
 
 /// Everything the session layer needs to know. Cheap to clone.
@@ -485,7 +494,13 @@ impl SessionConfigBuilder {
                 Ok(value) => utf8.push((name, value)),
                 Err(value) => {
                     if let Some(setting) = SETTINGS.iter().copied().find(|s| *s == name) {
-                        return Err(invalid(setting, &value.to_string_lossy(), "valid UTF-8"));
+                        // Keys never appear in messages (they end up in logs).
+                        let shown = match setting {
+                            "SECRET_KEY" | "SECRET_KEY_FALLBACKS" => "<redacted>".to_owned(),
+                            "SESSION_STORE_URL" => redact_password(&value.to_string_lossy()),
+                            _ => value.to_string_lossy().into_owned(),
+                        };
+                        return Err(invalid(setting, &shown, "valid UTF-8"));
                     }
                 }
             }
@@ -1194,6 +1209,18 @@ mod tests {
             .with_vars_os(vars)
             .expect_err("a setting");
         assert!(err.to_string().contains("SESSION_COOKIE_NAME"), "{err}");
+        // A key is named, never shown, even when it cannot be read.
+        for name in ["SECRET_KEY", "SECRET_KEY_FALLBACKS"] {
+            let mut value = b"do-not-leak-".to_vec();
+            value.push(0xff);
+            let err = SessionConfigBuilder::default()
+                .with_vars_os([(OsString::from(name), OsString::from_vec(value))])
+                .expect_err("not UTF-8");
+            let message = err.to_string();
+            assert!(message.contains(name), "{message}");
+            assert!(!message.contains("do-not-leak"), "{message}");
+            assert!(!format!("{err:?}").contains("do-not-leak"), "{err:?}");
+        }
     }
 
     #[test]

@@ -330,16 +330,21 @@ impl Session {
     }
 
     /// The session's id, once it has a stored record (server-side only).
+    /// Counts as an access: a response that shows it depends on the cookie
+    /// (`Vary: Cookie`).
     pub fn id(&self) -> Option<SessionId> {
-        self.lock()
-            .server
-            .as_ref()
-            .and_then(|server| server.id.clone())
+        let mut state = self.lock();
+        state.accessed = true;
+        state.server.as_ref().and_then(|server| server.id.clone())
     }
 
-    /// The user this session belongs to (server-side only).
+    /// The user this session belongs to (server-side only). Counts as an
+    /// access, as [`id`](Self::id) does; so does
+    /// [`user_sessions`](Self::user_sessions), which reads it.
     pub fn user_id(&self) -> Option<String> {
-        self.lock()
+        let mut state = self.lock();
+        state.accessed = true;
+        state
             .server
             .as_ref()
             .and_then(|server| server.user_id.clone())
