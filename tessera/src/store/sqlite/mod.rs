@@ -180,6 +180,18 @@ pub struct SqliteStore {
     existing_only: bool,
 }
 
+/// The file the store opened is no longer at its path: deleted (with its
+/// directory, say) or replaced. Writing on would go into a file nobody can
+/// open again, so the store stops until the application restarts.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the SQLite session store {path} was removed or replaced while in use; \
+     restart the application to open it again"
+)]
+struct FileGone {
+    path: String,
+}
+
 /// Opening the database failed; says which file, since sqlx does not.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot open the SQLite session store {path}: {source}")]
@@ -285,7 +297,7 @@ impl SqliteStore {
     /// A connection for reading; several are lent at once (WAL readers do
     /// not block).
     async fn reader(&self) -> Result<Lease, StoreError> {
-        lease(&self.connections().await?.read).await
+        lease(&self.open_file().await?.read).await
     }
 
     /// The one connection this process writes through. SQLite admits one
@@ -293,7 +305,19 @@ impl SqliteStore {
     /// a thread, beats having them poll SQLite's busy handler, whose sleeps
     /// made the tail latency of contended writes tens of milliseconds.
     async fn writer(&self) -> Result<Lease, StoreError> {
-        lease(&self.connections().await?.write).await
+        lease(&self.open_file().await?.write).await
+    }
+
+    /// The connections, once the file at the path is checked to be the one
+    /// they have open (a `stat`, far cheaper than any statement).
+    async fn open_file(&self) -> Result<&ReadWrite, StoreError> {
+        let connections = self.connections().await?;
+        if connections.file.is_some() && file_id(&self.path) != connections.file {
+            return Err(StoreError::Unavailable(Box::new(FileGone {
+                path: self.path.display().to_string(),
+            })));
+        }
+        Ok(connections)
     }
 
     /// Runs `change` on the value under `key` of the live record `id` and
@@ -364,6 +388,24 @@ impl From<sqlx::Error> for OpenFailure {
 struct ReadWrite {
     read: Arc<Connections>,
     write: Arc<Connections>,
+    /// Which file they have open, where the system says (Unix).
+    file: Option<(u64, u64)>,
+}
+
+/// The device and inode of the file at `path`, if there is one.
+fn file_id(path: &Path) -> Option<(u64, u64)> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        std::fs::metadata(path)
+            .ok()
+            .map(|metadata| (metadata.dev(), metadata.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
+    }
 }
 
 async fn connect_both(path: &Path, existing_only: bool) -> Result<ReadWrite, OpenFailure> {
@@ -373,7 +415,11 @@ async fn connect_both(path: &Path, existing_only: bool) -> Result<ReadWrite, Ope
     // The writer first: it creates, checks or migrates the file.
     let write = connect(path, existing_only, 1).await?;
     match connect(path, true, MAX_CONNECTIONS).await {
-        Ok(read) => Ok(ReadWrite { read, write }),
+        Ok(read) => Ok(ReadWrite {
+            read,
+            write,
+            file: file_id(path),
+        }),
         Err(error) => {
             write.close().await;
             Err(error)
@@ -921,6 +967,58 @@ mod tests {
         drop(conn);
         store.close().await;
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A store whose file is deleted (with its directory) or replaced while
+    /// in use stops, rather than go on writing into a file nobody can open
+    /// again; reopened, it uses the file that is there.
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_file_removed_or_replaced_in_use_stops_the_store() {
+        let record = Record {
+            data: Map::from([("k", Value::from(1))]),
+            user_id: None,
+            created_at: 1,
+            expires_at: u64::MAX / 4,
+            absolute_expires_at: None,
+        };
+        for replace in [false, true] {
+            let dir = std::env::temp_dir().join(format!(
+                "tessera-sqlite-gone-{}-{replace}",
+                std::process::id()
+            ));
+            let path = dir.join("sessions.db");
+            let store = SqliteStore::open(&path).await.expect("open");
+            let id = SessionId::generate();
+            assert!(store.create(&id, &record).await.expect("create"));
+            if replace {
+                std::fs::rename(&path, dir.join("old.db")).expect("moved away");
+                std::fs::write(&path, b"").expect("another file");
+            } else {
+                std::fs::remove_dir_all(&dir).expect("removed");
+            }
+            for result in [
+                store.load(&id, 2).await.map(|_| ()),
+                store
+                    .create(&SessionId::generate(), &record)
+                    .await
+                    .map(|_| ()),
+                store.delete(&id).await.map(|_| ()),
+            ] {
+                match result {
+                    Err(StoreError::Unavailable(error)) => {
+                        assert!(error.to_string().contains("removed or replaced"), "{error}")
+                    }
+                    other => panic!("replace={replace}: {other:?}"),
+                }
+            }
+            store.close().await;
+            let reopened = SqliteStore::open(&path).await.expect("reopen");
+            assert_eq!(reopened.load(&id, 2).await.expect("load"), None);
+            assert!(reopened.create(&id, &record).await.expect("create"));
+            reopened.close().await;
+            let _ = std::fs::remove_dir_all(&dir);
+        }
     }
 
     #[cfg(unix)]
