@@ -413,6 +413,9 @@ async fn connect_both(path: &Path, existing_only: bool) -> Result<ReadWrite, Ope
         ensure_sqlite_file(path)?;
     }
     // The writer first: it creates, checks or migrates the file.
+    if existing_only {
+        ensure_writable(path)?;
+    }
     let write = connect(path, existing_only, 1).await?;
     match connect(path, true, MAX_CONNECTIONS).await {
         Ok(read) => Ok(ReadWrite {
@@ -442,6 +445,7 @@ async fn connect(
     }
     if !existing_only {
         create_private(path).map_err(|error| OpenFailure::Other(Box::new(error)))?;
+        ensure_writable(path)?;
     }
     let options = SqliteConnectOptions::new()
         .filename(path)
@@ -481,6 +485,34 @@ fn create_private(path: &Path) -> std::io::Result<()> {
         Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
         Err(error) => Err(error),
     }
+}
+
+/// Refuses a database that this process may not write. SQLite opens a
+/// write-protected file read-only without saying so, and a connection
+/// opened that way refuses every write for as long as it lives: the store
+/// would answer every write with an error even after the file became
+/// writable again. Checked before the write connection is opened, so the
+/// store reports the file as not writable, and opens once it is.
+fn ensure_writable(path: &Path) -> Result<(), OpenFailure> {
+    let mut files = vec![path.to_owned()];
+    for suffix in ["-wal", "-shm"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        files.push(PathBuf::from(name));
+    }
+    for file in files {
+        match std::fs::OpenOptions::new().write(true).open(&file) {
+            Ok(_) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound && file != path => {}
+            Err(error) => {
+                return Err(OpenFailure::Other(Box::new(std::io::Error::new(
+                    error.kind(),
+                    format!("{} is not writable: {error}", file.display()),
+                ))))
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Refuses, without opening it, a file that is not an SQLite database at all
@@ -1019,6 +1051,104 @@ mod tests {
             reopened.close().await;
             let _ = std::fs::remove_dir_all(&dir);
         }
+    }
+
+    /// A database that cannot be written when the store opens it (made
+    /// read-only by an operator, say) makes operations fail, and once it is
+    /// writable again the store opens and works, with no restart. Run as an
+    /// unprivileged user, since permissions do not bind root: as root, this
+    /// test runs itself again through `setpriv` as `nobody`.
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_write_protected_file_works_again_once_writable() {
+        use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+        let dir = std::env::temp_dir().join(format!("tessera-sqlite-ro-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a directory");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+        let root = std::fs::metadata("/proc/self").expect("/proc").uid() == 0;
+        if root {
+            let status = std::process::Command::new("setpriv")
+                .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+                .arg(std::env::current_exe().expect("this test binary"))
+                .args([
+                    "--exact",
+                    "store::sqlite::tests::write_protected_scenario",
+                    "--ignored",
+                    "--nocapture",
+                ])
+                .env("TESSERA_WRITE_PROTECT_DIR", &dir)
+                .status()
+                .expect("setpriv (util-linux) runs the scenario as nobody");
+            assert!(status.success(), "the scenario as nobody: {status}");
+        } else {
+            write_protected(&dir).await;
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Run by the test above as an unprivileged user.
+    #[cfg(unix)]
+    #[tokio::test]
+    #[ignore = "run as an unprivileged user by a_write_protected_file_works_again_once_writable"]
+    async fn write_protected_scenario() {
+        let dir = std::env::var_os("TESSERA_WRITE_PROTECT_DIR").expect("the directory to use");
+        write_protected(Path::new(&dir)).await;
+    }
+
+    #[cfg(unix)]
+    async fn write_protected(parent: &Path) {
+        use std::os::unix::fs::PermissionsExt as _;
+        // A directory of this user's own, whose permissions it may change.
+        let dir = &parent.join("store");
+        std::fs::create_dir_all(dir).expect("a directory");
+        let path = dir.join("sessions.db");
+        let record = Record {
+            data: Map::from([("k", Value::from(1))]),
+            user_id: None,
+            created_at: 1,
+            expires_at: u64::MAX / 4,
+            absolute_expires_at: None,
+        };
+        let store = SqliteStore::open(&path).await.expect("open");
+        let id = SessionId::generate();
+        assert!(store.create(&id, &record).await.expect("create"));
+        // The files as an application that stopped without closing the
+        // store leaves them: with its WAL and shared memory, which let
+        // SQLite open the database read-only once they are protected.
+        let files = ["sessions.db", "sessions.db-wal", "sessions.db-shm"];
+        let copies: Vec<Vec<u8>> = files
+            .iter()
+            .map(|file| std::fs::read(dir.join(file)).expect(file))
+            .collect();
+        store.close().await;
+        for (file, bytes) in files.iter().zip(&copies) {
+            std::fs::write(dir.join(file), bytes).expect(file);
+        }
+        let mode = |mode| std::fs::Permissions::from_mode(mode);
+        for file in ["sessions.db", "sessions.db-wal", "sessions.db-shm"] {
+            let _ = std::fs::set_permissions(dir.join(file), mode(0o444));
+        }
+        std::fs::set_permissions(dir, mode(0o555)).expect("chmod");
+
+        // Started while the file is read-only: operations fail, clearly.
+        let store = SqliteStore::new(&path);
+        match store.create(&SessionId::generate(), &record).await {
+            Err(StoreError::Unavailable(error)) => {
+                assert!(error.to_string().contains("not writable"), "{error}")
+            }
+            other => panic!("{other:?}"),
+        }
+        // Writable again: the same store works, with no restart.
+        std::fs::set_permissions(dir, mode(0o755)).expect("chmod");
+        for file in ["sessions.db", "sessions.db-wal", "sessions.db-shm"] {
+            let _ = std::fs::set_permissions(dir.join(file), mode(0o600));
+        }
+        assert!(store
+            .create(&SessionId::generate(), &record)
+            .await
+            .expect("writes work again"));
+        assert!(store.load(&id, 2).await.expect("load").is_some());
+        store.close().await;
     }
 
     #[cfg(unix)]
