@@ -1067,9 +1067,15 @@ mod tests {
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).expect("chmod");
         let root = std::fs::metadata("/proc/self").expect("/proc").uid() == 0;
         if root {
+            // A copy of this test binary where `nobody` may run it, wherever
+            // the checkout is (a home directory may be closed to others).
+            let copy = dir.join("tests");
+            std::fs::copy(std::env::current_exe().expect("this test binary"), &copy)
+                .expect("a copy of the test binary");
+            std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).expect("chmod");
             let status = std::process::Command::new("setpriv")
                 .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-                .arg(std::env::current_exe().expect("this test binary"))
+                .arg(&copy)
                 .args([
                     "--exact",
                     "store::sqlite::tests::write_protected_scenario",
