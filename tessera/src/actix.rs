@@ -53,7 +53,7 @@ use actix_web::{Error, FromRequest, HttpMessage as _, HttpRequest, HttpResponse,
 use crate::config::SessionConfig;
 use crate::core::{vary_with_cookie, Failure, Finish, SessionCore};
 use crate::rejection::{loaded, SessionRejection};
-use crate::session::Session;
+use crate::session::{Session, SessionError};
 use crate::store::SessionStore;
 
 /// Opens a [`Session`] for every request and saves it into the response.
@@ -194,13 +194,19 @@ fn apply<B>(finish: Finish, mut response: ServiceResponse<B>) -> ServiceResponse
 fn failure_response(failure: Failure) -> HttpResponse {
     let status =
         StatusCode::from_u16(failure.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut response = HttpResponse::new(status);
+    let mut response = HttpResponse::build(status);
     if let Some(retry_after) = failure.retry_after() {
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static(retry_after));
+        response.insert_header((header::RETRY_AFTER, retry_after));
     }
+    let text = match failure {
+        Failure::StoreUnavailable => {
+            "Service Unavailable: the session store is unavailable; try again shortly.\n"
+        }
+        Failure::Internal => "Internal Server Error: the session could not be saved.\n",
+    };
     response
+        .content_type("text/plain; charset=utf-8")
+        .body(text)
 }
 
 fn add_vary_cookie(headers: &mut HeaderMap) {
@@ -223,7 +229,29 @@ impl ResponseError for SessionRejection {
         if let Some(retry_after) = self.retry_after() {
             response.insert_header((header::RETRY_AFTER, retry_after));
         }
-        response.body(self.to_string())
+        response
+            .content_type("text/plain; charset=utf-8")
+            .body(self.to_string())
+    }
+}
+
+/// Lets handlers use `?` on session operations in functions returning
+/// `actix_web::Result`: see [`SessionError::status`] for the status each
+/// answers.
+impl ResponseError for SessionError {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.status().as_u16()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        self.log();
+        let mut response = HttpResponse::build(self.status_code());
+        if let Some(retry_after) = self.retry_after() {
+            response.insert_header((header::RETRY_AFTER, retry_after));
+        }
+        response
+            .content_type("text/plain; charset=utf-8")
+            .body(self.client_message())
     }
 }
 

@@ -5,12 +5,28 @@ use axum_core::response::{IntoResponse, Response};
 use http::request::Parts;
 
 use crate::rejection::{loaded, SessionRejection};
-use crate::session::Session;
+use crate::session::{Session, SessionError};
 
 impl IntoResponse for SessionRejection {
     fn into_response(self) -> Response {
         self.log();
         let mut response = (self.status(), self.to_string()).into_response();
+        if let Some(retry_after) = self.retry_after() {
+            response.headers_mut().insert(
+                http::header::RETRY_AFTER,
+                http::HeaderValue::from_static(retry_after),
+            );
+        }
+        response
+    }
+}
+
+/// Lets handlers return `Result<_, SessionError>` and use `?` on session
+/// operations: see [`SessionError::status`] for the status each answers.
+impl IntoResponse for SessionError {
+    fn into_response(self) -> Response {
+        self.log();
+        let mut response = (self.status(), self.client_message()).into_response();
         if let Some(retry_after) = self.retry_after() {
             response.headers_mut().insert(
                 http::header::RETRY_AFTER,

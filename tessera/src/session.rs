@@ -64,6 +64,52 @@ pub enum SessionError {
     },
 }
 
+impl SessionError {
+    /// The status a handler should answer with, which the axum
+    /// (`IntoResponse`) and actix-web (`ResponseError`) conversions use:
+    /// 503 when the store is unavailable (retrying may help), 409 when the
+    /// data or the session's state stands in the way (a value of the wrong
+    /// type for an atomic operation, a session revoked meanwhile), and 500
+    /// for the rest, which only a change to the application can fix.
+    pub fn status(&self) -> http::StatusCode {
+        match self {
+            SessionError::Store(StoreError::Unavailable(_)) => {
+                http::StatusCode::SERVICE_UNAVAILABLE
+            }
+            SessionError::WrongType { .. } | SessionError::Revoked => http::StatusCode::CONFLICT,
+            _ => http::StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The `Retry-After` value to send with [`status`](Self::status), if any.
+    pub fn retry_after(&self) -> Option<&'static str> {
+        matches!(self, SessionError::Store(StoreError::Unavailable(_))).then_some("1")
+    }
+
+    /// What the client is told: the message for a 409, which is about its
+    /// own session; a generic text otherwise (the error itself, which may
+    /// name the store's address, goes to the log).
+    #[cfg(any(feature = "axum", feature = "actix"))]
+    pub(crate) fn client_message(&self) -> String {
+        match self.status() {
+            http::StatusCode::CONFLICT => format!("Conflict: {self}\n"),
+            http::StatusCode::SERVICE_UNAVAILABLE => {
+                "Service Unavailable: the session store is unavailable; try again shortly.\n"
+                    .to_owned()
+            }
+            _ => "Internal Server Error\n".to_owned(),
+        }
+    }
+
+    /// Logs a server-side failure once, as the conversions answer it.
+    #[cfg(any(feature = "axum", feature = "actix"))]
+    pub(crate) fn log(&self) {
+        if self.status().is_server_error() {
+            tracing::error!(error = %self, "session operation failed; answering {}", self.status());
+        }
+    }
+}
+
 impl From<StoreError> for SessionError {
     fn from(error: StoreError) -> Self {
         match error {

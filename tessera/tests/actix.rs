@@ -134,6 +134,58 @@ fn nested_middleware_saves_the_session_once() {
     });
 }
 
+/// Handlers returning `actix_web::Result` can use `?` on session operations:
+/// a value of the wrong type for an atomic operation answers 409 with the
+/// reason, in plain text.
+#[test]
+fn session_errors_are_responses() {
+    async fn set(s: Session) -> actix_web::Result<&'static str> {
+        s.insert("n", "text")?;
+        Ok("set")
+    }
+    async fn count(s: Session) -> actix_web::Result<String> {
+        Ok(s.increment("n", 1).await?.to_string())
+    }
+    run(async {
+        let config = SessionConfig::builder()
+            .secret_key(KEY)
+            .session_type(tessera::SessionType::Memory)
+            .build()
+            .expect("config");
+        let app = init_service(
+            App::new()
+                .wrap(SessionMiddleware::new(config))
+                .route("/set", web::post().to(set))
+                .route("/count", web::post().to(count)),
+        )
+        .await;
+        let first = call_service(&app, TestRequest::post().uri("/set").to_request()).await;
+        let cookie = cookie_pair(&first);
+        let response = call_service(
+            &app,
+            TestRequest::post()
+                .uri("/count")
+                .insert_header((header::COOKIE, cookie))
+                .to_request(),
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::CONFLICT);
+        assert_eq!(
+            response
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .map(|v| v.as_bytes()),
+            Some(&b"text/plain; charset=utf-8"[..])
+        );
+        let body = read_body(response).await;
+        let body = std::str::from_utf8(&body).expect("utf-8");
+        assert!(
+            body.starts_with("Conflict: session key \"n\" holds a str"),
+            "{body}"
+        );
+    });
+}
+
 /// Without the middleware the extractor rejects with a clear 500, not a panic.
 #[test]
 fn extractor_without_middleware_is_a_clear_error() {

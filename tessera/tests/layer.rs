@@ -166,6 +166,89 @@ async fn nested_layers_save_the_session_once() {
     }
 }
 
+/// Handlers can return `Result<_, SessionError>` and use `?`: the README's
+/// login handler, as written there, and the status each error answers with.
+#[tokio::test]
+async fn session_errors_are_responses() {
+    async fn login(
+        session: Session,
+        username: String,
+    ) -> Result<&'static str, tessera::SessionError> {
+        session.cycle_id().await?; // fixation defence
+        session.set_user_id(Some(&username)); // for "your devices" and "log out everywhere"
+        session.insert("username", username)?;
+        Ok("welcome")
+    }
+    async fn count(session: Session) -> Result<String, tessera::SessionError> {
+        Ok(session.increment("n", 1).await?.to_string())
+    }
+    async fn devices(session: Session) -> Result<String, tessera::SessionError> {
+        Ok(session.user_sessions().await?.len().to_string())
+    }
+    async fn wrong(session: Session) -> Result<String, tessera::SessionError> {
+        let n: Option<i64> = session.get("username")?;
+        Ok(format!("{n:?}"))
+    }
+    for session_type in [tessera::SessionType::Memory, tessera::SessionType::Cookie] {
+        let app = Router::new()
+            .route("/login", post(login))
+            .route("/count", post(count))
+            .route("/wrong", get(wrong))
+            .route("/devices", get(devices))
+            .layer(SessionLayer::new(
+                config().session_type(session_type).build().expect("config"),
+            ));
+        let response = post_body(&app, "/login", None, "alice").await;
+        assert_eq!(response.status(), StatusCode::OK, "{session_type:?}");
+        let cookie = cookie_pair(&response);
+        assert_eq!(text(response).await, "welcome");
+
+        // A value of another type than asked: the application's error, 500,
+        // with a generic body.
+        let response = send(&app, "GET", "/wrong", Some(&cookie)).await;
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(text(response).await, "Internal Server Error\n");
+
+        let response = send(&app, "POST", "/count", Some(&cookie)).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(text(response).await, "1");
+        let response = send(&app, "GET", "/devices", Some(&cookie)).await;
+        match session_type {
+            tessera::SessionType::Memory => {
+                assert_eq!(response.status(), StatusCode::OK);
+                assert_eq!(text(response).await, "1");
+            }
+            // Listing sessions needs server-side sessions: the application's
+            // mistake, a 500.
+            _ => assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR),
+        }
+    }
+    // An atomic operation on a value of the wrong type: 409, with the reason.
+    let app = Router::new()
+        .route(
+            "/set",
+            post(|s: Session| async move {
+                s.insert("n", "text").ok();
+                "set"
+            }),
+        )
+        .route("/count", post(count))
+        .layer(SessionLayer::new(
+            config()
+                .session_type(tessera::SessionType::Memory)
+                .build()
+                .expect("config"),
+        ));
+    let cookie = cookie_pair(&send(&app, "POST", "/set", None).await);
+    let response = send(&app, "POST", "/count", Some(&cookie)).await;
+    assert_eq!(response.status(), StatusCode::CONFLICT);
+    let body = text(response).await;
+    assert!(
+        body.starts_with("Conflict: session key \"n\" holds a str"),
+        "{body}"
+    );
+}
+
 /// test_session_stored_last: writes made after the handler, by middleware
 /// inside the layer, are saved.
 #[tokio::test]
