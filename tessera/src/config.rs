@@ -41,7 +41,7 @@
 //! | `TESSERA_SWEEP_INTERVAL` | 60 | seconds between sweeps of expired server-side sessions |
 //! | `TESSERA_REQUIRE_STRONG_SECRET_KEY` | false | refuse weak keys instead of warning |
 //! | `TESSERA_REFUSE_OVERSIZED_COOKIES` | false | answer 500 instead of sending an oversized cookie |
-//! | `TESSERA_MAX_PAYLOAD_SIZE` | 1048576 | bound on a decoded (inflated) cookie payload |
+//! | `TESSERA_MAX_PAYLOAD_SIZE` | 1048576 | bound on a decoded (inflated) cookie payload; at least 4096 |
 //! | `TESSERA_ENCRYPTED_COMPRESSION` | false | `SESSION_TYPE=encrypted`: compress before sealing; leaks secrets by length beside attacker-influenced data (see [`SessionConfigBuilder::encrypted_compression`]) |
 
 use std::ffi::OsString;
@@ -58,6 +58,9 @@ use crate::store::flask_format::SerializationFormat;
 pub const DEFAULT_LIFETIME_SECS: u64 = 31 * 24 * 3600;
 /// Flask's (Werkzeug's) default `MAX_COOKIE_SIZE`.
 pub const DEFAULT_MAX_COOKIE_SIZE: usize = 4093;
+/// The smallest `TESSERA_MAX_PAYLOAD_SIZE` accepted: below it, ordinary
+/// sessions would be written but refused when read back.
+const MIN_PAYLOAD_SIZE: usize = 4096;
 /// The longest `PERMANENT_SESSION_LIFETIME` (and absolute lifetime) accepted:
 /// 36,500 days. Expiry dates stay far inside what cookies, Python's
 /// `datetime` and every store can hold, so a long lifetime fails at startup
@@ -868,6 +871,22 @@ impl SessionConfigBuilder {
                 "unset: only SESSION_TYPE=redis can store sessions in Flask-Session's format",
             ));
         }
+        if self.max_payload_size < MIN_PAYLOAD_SIZE {
+            return Err(invalid(
+                "TESSERA_MAX_PAYLOAD_SIZE",
+                &self.max_payload_size.to_string(),
+                "at least 4096 bytes: sessions larger than this would be written but never read back",
+            ));
+        }
+        if self.cookie_same_site == Some(SameSite::None)
+            && !self.cookie_secure
+            && !self.cookie_partitioned
+        {
+            tracing::warn!(
+                "SESSION_COOKIE_SAMESITE=None without SESSION_COOKIE_SECURE=true: browsers \
+                 refuse such cookies, so sessions will not last"
+            );
+        }
         if self.sweep_interval.is_zero() {
             return Err(invalid(
                 "TESSERA_SWEEP_INTERVAL",
@@ -1220,6 +1239,23 @@ mod tests {
             assert!(message.contains(name), "{message}");
             assert!(!message.contains("do-not-leak"), "{message}");
             assert!(!format!("{err:?}").contains("do-not-leak"), "{err:?}");
+        }
+    }
+
+    #[test]
+    fn payload_bound_is_at_least_4096() {
+        let build = |value: &str| {
+            SessionConfigBuilder::default()
+                .with_vars([("SECRET_KEY", KEY), ("TESSERA_MAX_PAYLOAD_SIZE", value)])
+                .and_then(SessionConfigBuilder::build)
+        };
+        build("4096").expect("the smallest bound");
+        for value in ["0", "100", "4095"] {
+            let message = build(value).expect_err(value).to_string();
+            assert!(
+                message.contains("TESSERA_MAX_PAYLOAD_SIZE") && message.contains("at least 4096"),
+                "{message}"
+            );
         }
     }
 

@@ -287,9 +287,9 @@ pub(crate) fn integer_for_increment(key: &str, current: Option<&Value>) -> Resul
         None | Some(Value::Null) => Ok(0),
         Some(value) => value.as_i64().ok_or_else(|| StoreError::WrongType {
             key: key.to_owned(),
-            expected: "an integer within 64 bits",
+            expected: "an integer within the signed 64-bit range",
             found: match value {
-                Value::Number(n) if n.is_integer() => "an int beyond 64 bits",
+                Value::Number(n) if n.is_integer() => "an int outside the signed 64-bit range",
                 other => other.type_name(),
             },
         }),
@@ -308,8 +308,8 @@ pub(crate) fn incremented(key: &str, current: Option<&Value>, by: i64) -> Result
 pub(crate) fn increment_overflow(key: &str) -> StoreError {
     StoreError::WrongType {
         key: key.to_owned(),
-        expected: "an integer the increment keeps within 64 bits",
-        found: "an int too close to the 64-bit limit",
+        expected: "an integer the increment keeps within the signed 64-bit range",
+        found: "an int too close to the end of the signed 64-bit range",
     }
 }
 
