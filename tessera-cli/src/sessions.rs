@@ -109,7 +109,7 @@ pub(crate) struct StoreArgs {
         // Future stores' URLs carry passwords.
         hide_env_values = true
     )]
-    url: String,
+    url: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -217,6 +217,18 @@ pub(crate) fn run(command: SessionsCommand) -> Result<()> {
             SessionsCommand::Revoke(args) => &args.store.url,
             SessionsCommand::RevokeUser(args) => &args.store.url,
             SessionsCommand::PurgeExpired(args) => &args.store.url,
+        };
+        // A usage error (status 2, as clap's own), saying where the URL may
+        // come from.
+        let Some(url) = url.as_deref() else {
+            clap::Error::raw(
+                clap::error::ErrorKind::MissingRequiredArgument,
+                format!(
+                    "no session store given: pass --store URL or set SESSION_STORE_URL, the \
+                     variable the application reads; supported: {SUPPORTED}\n"
+                ),
+            )
+            .exit()
         };
         let store = Store::open(url).await?;
         let result = match command {

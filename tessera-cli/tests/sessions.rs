@@ -609,10 +609,11 @@ fn bad_urls_are_refused_with_the_supported_ones() {
     );
     let reason = out.refusal();
     assert!(reason.contains("junk.db"), "{reason}");
-    // No --store and no SESSION_STORE_URL: a usage error.
+    // No --store and no SESSION_STORE_URL: a usage error naming both.
     let out = run_in(&dir.0, &["sessions", "list"], &[]);
     assert_eq!(out.status, Some(2), "{:?}", out.stderr);
     assert!(out.stderr.contains("--store"), "{:?}", out.stderr);
+    assert!(out.stderr.contains("SESSION_STORE_URL"), "{:?}", out.stderr);
 }
 
 #[test]
