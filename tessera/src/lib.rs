@@ -65,6 +65,7 @@ mod signing;
 pub mod store;
 pub mod tagged;
 mod value;
+mod value_serde;
 
 pub use codec::{
     decode_unverified, CookieCodec, DecodeError, Decoded, DEFAULT_MAX_PAYLOAD_SIZE, DEFAULT_SALT,

@@ -261,15 +261,15 @@ impl Session {
 
     /// The value under `key`, deserialized into `T`; `Ok(None)` when absent.
     ///
-    /// Tagged values are seen through plain JSON: tuples as arrays, bytes as
-    /// arrays of numbers, UUIDs and datetimes (RFC 3339) as strings. Use
+    /// Tagged values are seen as plain data: tuples as sequences, bytes as
+    /// sequences of numbers (or bytes, to `serde_bytes`), UUIDs and
+    /// datetimes (RFC 3339) as strings. Numbers keep their exact value:
+    /// Python's `NaN` and infinities read as `f64`, integers beyond 64 bits
+    /// as `u128`/`i128` (or the nearest `f64`). Use
     /// [`get_value`](Self::get_value) to see the tagged value itself.
     pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, SessionError> {
-        let Some(json) = self.read(|data| data.get(key).map(Value::to_json)) else {
-            return Ok(None);
-        };
-        serde_json::from_value(json)
-            .map(Some)
+        self.read(|data| data.get(key).map(crate::value_serde::from_value::<T>))
+            .transpose()
             .map_err(|source| SessionError::Deserialize {
                 key: key.to_owned(),
                 source,
@@ -296,20 +296,23 @@ impl Session {
         self.read(|data| data.get(key).and_then(Value::as_datetime))
     }
 
-    /// Stores `value` under `key` through serde (lists, dicts, numbers,
-    /// strings, booleans, null). Use [`insert_value`](Self::insert_value) for
-    /// tuples, bytes, `Markup`, UUIDs and datetimes.
+    /// Stores `value` under `key` through serde, shaped as serde_json
+    /// shapes it (structs and maps are dicts, sequences lists, `None`
+    /// `None`), with numbers exactly as given: `f64::NAN` is Python's `NaN`,
+    /// a `u128` an int. Use [`insert_value`](Self::insert_value) for tuples,
+    /// `Markup`, UUIDs and datetimes.
     pub fn insert<T: Serialize>(
         &self,
         key: impl Into<String>,
         value: T,
     ) -> Result<(), SessionError> {
         let key = key.into();
-        let json = serde_json::to_value(value).map_err(|source| SessionError::Serialize {
-            key: key.clone(),
-            source,
-        })?;
-        self.insert_value(key, Value::from_json(json));
+        let value =
+            crate::value_serde::to_value(&value).map_err(|source| SessionError::Serialize {
+                key: key.clone(),
+                source,
+            })?;
+        self.insert_value(key, value);
         Ok(())
     }
 
@@ -338,7 +341,7 @@ impl Session {
         let Some(value) = self.remove(key) else {
             return Ok(None);
         };
-        serde_json::from_value(value.to_json())
+        crate::value_serde::from_value(&value)
             .map(Some)
             .map_err(|source| SessionError::Deserialize {
                 key: key.to_owned(),
