@@ -39,7 +39,7 @@
 //! | `TESSERA_SESSION_ABSOLUTE_LIFETIME` | 0 (none) | server-side: seconds (at most 36500 days) from creation after which a session ends |
 //! | `TESSERA_MEMORY_STORE_MAX_SESSIONS` | 100000 | bound on the memory store |
 //! | `TESSERA_SWEEP_INTERVAL` | 60 | seconds between sweeps of expired server-side sessions |
-//! | `TESSERA_REQUIRE_STRONG_SECRET_KEY` | false | refuse weak keys instead of warning |
+//! | `TESSERA_REQUIRE_STRONG_SECRET_KEY` | false | refuse weak keys (the key and every fallback) instead of warning |
 //! | `TESSERA_REFUSE_OVERSIZED_COOKIES` | false | answer 500 instead of sending an oversized cookie |
 //! | `TESSERA_MAX_PAYLOAD_SIZE` | 1048576 | bound on a decoded (inflated) cookie payload; at least 4096 |
 //! | `TESSERA_ENCRYPTED_COMPRESSION` | false | `SESSION_TYPE=encrypted`: compress before sealing; leaks secrets by length beside attacker-influenced data (see [`SessionConfigBuilder::encrypted_compression`]) |
@@ -211,6 +211,15 @@ pub enum ConfigError {
     /// The key is weak and strong keys are required.
     #[error("SECRET_KEY is weak ({reason}) and TESSERA_REQUIRE_STRONG_SECRET_KEY is on (generate one with `tessera key generate`)")]
     WeakSecretKey {
+        /// Why the key is weak.
+        reason: String,
+    },
+    /// A key of `SECRET_KEY_FALLBACKS` is weak and strong keys are required:
+    /// cookies it signed are still accepted, so guessing it forges sessions.
+    #[error("key {position} of SECRET_KEY_FALLBACKS (counting from 1, oldest first) is weak ({reason}) and TESSERA_REQUIRE_STRONG_SECRET_KEY is on: while it is accepted, anyone who guesses it can forge sessions")]
+    WeakFallbackKey {
+        /// Its place in the list, from 1.
+        position: usize,
         /// Why the key is weak.
         reason: String,
     },
@@ -820,6 +829,19 @@ impl SessionConfigBuilder {
             tracing::warn!(
                 "SECRET_KEY is weak: {reason}; anyone who guesses it can forge sessions"
             );
+        }
+        // Fallbacks verify cookies as the key does: a weak one is as weak.
+        for (index, key) in self.secret_key_fallbacks.iter().enumerate() {
+            if let Some(reason) = key.weakness() {
+                let position = index + 1;
+                if self.require_strong_secret_key {
+                    return Err(ConfigError::WeakFallbackKey { position, reason });
+                }
+                tracing::warn!(
+                    "key {position} of SECRET_KEY_FALLBACKS is weak: {reason}; while it is \
+                     accepted, anyone who guesses it can forge sessions"
+                );
+            }
         }
         validate_cookie_name(&self.cookie_name)?;
         if !self.cookie_path.starts_with('/') || self.cookie_path.contains(';') {

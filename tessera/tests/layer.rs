@@ -433,3 +433,49 @@ fn weak_secret_key_logs_a_warning() {
         .expect("config");
     assert!(logged().contains("5 bytes long"), "{}", logged());
 }
+
+/// A fallback key verifies cookies as the key does: a weak one is warned
+/// about, or refused when strong keys are required, like a weak key.
+#[test]
+fn weak_fallback_keys_are_treated_as_weak_keys() {
+    let logs = LogBuffer::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(logs.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let strong_old = "an-older-but-strong-key-0123456789abcdef";
+    SessionConfig::builder()
+        .secret_key(KEY)
+        .secret_key_fallbacks([strong_old])
+        .build()
+        .expect("config");
+    assert_eq!(logs.contents(), "", "strong fallbacks log nothing");
+
+    SessionConfig::builder()
+        .secret_key(KEY)
+        .secret_key_fallbacks([strong_old, "supersecretkey"])
+        .build()
+        .expect("config");
+    let warning = logs.contents();
+    assert!(
+        warning.contains("WARN") && warning.contains("key 2 of SECRET_KEY_FALLBACKS is weak"),
+        "{warning}"
+    );
+    assert!(!warning.contains("supersecretkey"), "{warning}");
+
+    let error = SessionConfigBuilder::default()
+        .with_vars([
+            ("SECRET_KEY", KEY),
+            ("SECRET_KEY_FALLBACKS", "supersecretkey"),
+            ("TESSERA_REQUIRE_STRONG_SECRET_KEY", "true"),
+        ])
+        .and_then(SessionConfigBuilder::build)
+        .expect_err("refused");
+    assert!(matches!(
+        error,
+        ConfigError::WeakFallbackKey { position: 1, .. }
+    ));
+    assert!(!error.to_string().contains("supersecretkey"), "{error}");
+}
