@@ -82,9 +82,9 @@ pub(crate) struct DecodeArgs {
     #[arg(long)]
     encrypted: bool,
 
-    /// The name the encrypted cookie is sent under (SESSION_COOKIE_NAME): it is bound into the
-    /// cookie. Default: the name pasted with the cookie (NAME=value), else "session".
-    #[arg(long, value_name = "NAME", requires = "encrypted")]
+    /// The cookie's name (SESSION_COOKIE_NAME): picks it out of a pasted Cookie header, and an
+    /// encrypted cookie is bound to it. Default: the name pasted with the cookie, else "session".
+    #[arg(long, value_name = "NAME")]
     cookie_name: Option<String>,
 
     /// An older key still accepted (repeatable, oldest first).
@@ -148,21 +148,20 @@ fn decode(args: DecodeArgs) -> Result<()> {
         args.cookie
     };
     let wanted_name = args.cookie_name.as_deref().unwrap_or(DEFAULT_COOKIE_NAME);
-    let (pasted_name, cookie) = clean_cookie(&input, wanted_name);
+    let (pasted_name, candidates) = pasted_cookies(&input, wanted_name)?;
     let cookie_name = args
         .cookie_name
         .as_deref()
         .or(pasted_name)
         .unwrap_or(DEFAULT_COOKIE_NAME);
-    if cookie.is_empty() {
-        return Err(Error::new("malformed: the cookie is empty"));
+    if args.fallback_keys.iter().any(String::is_empty) {
+        return Err(Error::new("a --fallback-key is empty"));
     }
     let fallbacks: Vec<SecretKey> = if args.fallback_keys.is_empty() {
         fallbacks_from_env()?
     } else {
         args.fallback_keys
             .into_iter()
-            .filter(|key| !key.is_empty())
             .map(SecretKey::from)
             .collect()
     };
@@ -171,11 +170,14 @@ fn decode(args: DecodeArgs) -> Result<()> {
     // means "read it without checking".
     let decoded = match args.secret_key {
         Some(secret_key) if secret_key.is_empty() => {
-            return Err(Error::new(
+            return Err(Error::new(if args.encrypted {
+                "the secret key is empty: pass the app's SECRET_KEY with --secret-key \
+                 (an encrypted cookie cannot be read without it)"
+            } else {
                 "the secret key is empty: pass the app's SECRET_KEY with --secret-key, \
                  or give no key at all (neither --secret-key nor SECRET_KEY) to read \
-                 the contents unverified",
-            ))
+                 the contents unverified"
+            }))
         }
         Some(secret_key) => {
             let key = SecretKey::from(secret_key);
@@ -183,12 +185,29 @@ fn decode(args: DecodeArgs) -> Result<()> {
                 CookieCodec::encrypted_with_salt(&key, &fallbacks, &args.salt, cookie_name)
             } else {
                 CookieCodec::with_salt(&key, &fallbacks, &args.salt)
-            };
-            codec
-                .max_age(Duration::from_secs(args.max_age))
-                .max_payload_size(args.max_payload_size)
-                .decode(cookie, SystemTime::now())
-                .map_err(|err| refusal(err, cookie, args.encrypted))?
+            }
+            .max_age(Duration::from_secs(args.max_age))
+            .max_payload_size(args.max_payload_size);
+            // As the server does with several cookies of one name: the
+            // first that verifies; else why the first was refused.
+            let mut first_refusal = None;
+            let mut found = None;
+            for cookie in &candidates {
+                match codec.decode(cookie, SystemTime::now()) {
+                    Ok(decoded) => {
+                        found = Some(decoded);
+                        break;
+                    }
+                    Err(err) => {
+                        first_refusal.get_or_insert_with(|| refusal(err, cookie, args.encrypted));
+                    }
+                }
+            }
+            match (found, first_refusal) {
+                (Some(decoded), _) => decoded,
+                (None, Some(refusal)) => return Err(refusal),
+                (None, None) => return Err(Error::new("malformed: the cookie is empty")),
+            }
         }
         None if args.encrypted => {
             return Err(Error::new(
@@ -204,6 +223,7 @@ fn decode(args: DecodeArgs) -> Result<()> {
             ))
         }
         None => {
+            let cookie = candidates[0];
             let decoded = tessera::decode_unverified(cookie, args.max_payload_size)
                 .map_err(|err| refusal(err, cookie, false))?;
             io::warn(
@@ -240,6 +260,12 @@ fn sign(args: SignArgs) -> Result<()> {
             "too large: the session is {json_len} bytes of JSON, and tessera refuses \
              sessions over {} bytes when it reads them",
             tessera::DEFAULT_MAX_PAYLOAD_SIZE
+        )));
+    }
+    if args.encrypted && !tessera::config::is_valid_cookie_name(&args.cookie_name) {
+        return Err(Error::new(format_args!(
+            "--cookie-name {:?} is not a cookie name a browser would send back",
+            args.cookie_name
         )));
     }
     let key = SecretKey::from(args.secret_key);
@@ -358,43 +384,82 @@ fn fallbacks_from_env() -> Result<Vec<SecretKey>> {
     }
 }
 
-/// The cookie's name, if one was pasted, and its value, from what was pasted:
-/// a bare value, `name=value`, a `Cookie:` header (the pair named
-/// `wanted_name`, else the first) or a `Set-Cookie:` header (its first
-/// pair, without the attributes). Surrounding whitespace and quotes are
-/// dropped. A cookie value itself never contains `=`, `;` or spaces.
-fn clean_cookie<'a>(input: &'a str, wanted_name: &str) -> (Option<&'a str>, &'a str) {
+/// The cookie's name, if one was pasted, and the values to try, from what
+/// was pasted: a bare value, `name=value`, a `Cookie:` header (every cookie
+/// named `wanted_name`, in order) or a `Set-Cookie:` header (its cookie,
+/// without the attributes). Surrounding whitespace and quotes are dropped.
+/// A cookie value itself never contains `=`, `;` or spaces.
+fn pasted_cookies<'a>(
+    input: &'a str,
+    wanted_name: &str,
+) -> Result<(Option<&'a str>, Vec<&'a str>)> {
     let mut text = input.trim();
-    let mut header = None;
-    for prefix in ["cookie:", "set-cookie:"] {
+    let mut cookie_header = false;
+    for (prefix, is_cookie_header) in [("cookie:", true), ("set-cookie:", false)] {
         if text
             .get(..prefix.len())
             .is_some_and(|start| start.eq_ignore_ascii_case(prefix))
         {
-            header = Some(prefix);
+            cookie_header = is_cookie_header;
             text = text[prefix.len()..].trim_start();
         }
     }
-    let pairs = text.split(';').map(str::trim);
-    let split = |pair: &'a str| match pair.split_once('=') {
+    let (name, value) = if cookie_header {
+        let pairs: Vec<(Option<&str>, &str)> = text
+            .split(';')
+            .map(|pair| split_pair(pair.trim()))
+            .collect();
+        let values: Vec<&str> = pairs
+            .iter()
+            .filter(|(name, _)| *name == Some(wanted_name))
+            .map(|(_, value)| unquote(value))
+            .collect();
+        if values.is_empty() {
+            let names: Vec<&str> = pairs.iter().filter_map(|(name, _)| *name).collect();
+            return Err(Error::new(format_args!(
+                "no cookie named {wanted_name:?} in the pasted Cookie header (it has {}); \
+                 pass the session cookie's name with --cookie-name",
+                if names.is_empty() {
+                    "none".to_owned()
+                } else {
+                    names.join(", ")
+                }
+            )));
+        }
+        return Ok((Some(pairs_name(&pairs, wanted_name)), values));
+    } else {
+        split_pair(text.split(';').next().unwrap_or_default().trim())
+    };
+    let value = unquote(value);
+    if value.is_empty() {
+        return Err(Error::new("malformed: the cookie is empty"));
+    }
+    Ok((name, vec![value]))
+}
+
+/// The pasted name equal to `wanted` (borrowed from the input).
+fn pairs_name<'a>(pairs: &[(Option<&'a str>, &'a str)], wanted: &str) -> &'a str {
+    pairs
+        .iter()
+        .find_map(|(name, _)| name.filter(|name| *name == wanted))
+        .unwrap_or_default()
+}
+
+/// `name=value`, when what comes before `=` is a cookie name.
+fn split_pair(pair: &str) -> (Option<&str>, &str) {
+    match pair.split_once('=') {
         Some((name, value)) if tessera::config::is_valid_cookie_name(name.trim()) => {
             (Some(name.trim()), value.trim())
         }
         _ => (None, pair),
-    };
-    let (name, value) = match header {
-        Some("cookie:") => pairs
-            .clone()
-            .map(split)
-            .find(|(name, _)| *name == Some(wanted_name))
-            .unwrap_or_else(|| split(pairs.clone().next().unwrap_or_default())),
-        _ => split(text.split(';').next().unwrap_or_default().trim()),
-    };
-    let value = value
+    }
+}
+
+fn unquote(value: &str) -> &str {
+    value
         .strip_prefix('"')
         .and_then(|v| v.strip_suffix('"'))
-        .unwrap_or(value);
-    (name, value)
+        .unwrap_or(value)
 }
 
 fn kind(value: &Value) -> &'static str {
@@ -419,7 +484,10 @@ mod tests {
 
     #[test]
     fn pasted_cookies_are_cleaned() {
-        for (pasted, name) in [
+        fn pasted<'a>(text: &'a str, wanted: &str) -> (Option<&'a str>, Vec<&'a str>) {
+            pasted_cookies(text, wanted).expect(text)
+        }
+        for (text, name) in [
             ("abc.def.ghi", None),
             ("  abc.def.ghi\n", None),
             ("\"abc.def.ghi\"", None),
@@ -435,24 +503,30 @@ mod tests {
             ),
             ("__Host-s=abc.def.ghi", Some("__Host-s")),
         ] {
-            assert_eq!(
-                clean_cookie(pasted, "session"),
-                (name, "abc.def.ghi"),
-                "{pasted:?}"
-            );
+            assert_eq!(pasted(text, "session"), (name, vec!["abc.def.ghi"]), "{text:?}");
         }
         assert_eq!(
-            clean_cookie(".eJw.def.ghi", "session"),
-            (None, ".eJw.def.ghi")
+            pasted(".eJw.def.ghi", "session"),
+            (None, vec![".eJw.def.ghi"])
         );
-        // A Cookie header without the wanted name: its first pair.
+        // Every cookie of the wanted name, in order: the first that verifies
+        // is used, as the server does.
         assert_eq!(
-            clean_cookie("Cookie: sid=abc.def.ghi; theme=dark", "session"),
-            (Some("sid"), "abc.def.ghi")
+            pasted("Cookie: session=junk; a=1; session=abc.def.ghi", "session"),
+            (Some("session"), vec!["junk", "abc.def.ghi"])
         );
         assert_eq!(
-            clean_cookie("Cookie: a=1; sid=abc.def.ghi", "sid"),
-            (Some("sid"), "abc.def.ghi")
+            pasted("Cookie: a=1; sid=abc.def.ghi", "sid"),
+            (Some("sid"), vec!["abc.def.ghi"])
         );
+        // A Cookie header without the wanted name is an error naming those it has.
+        let error = pasted_cookies("Cookie: _ga=GA1; sid=abc.def.ghi", "session")
+            .expect_err("no session cookie")
+            .to_string();
+        assert!(
+            error.contains("_ga, sid") && error.contains("--cookie-name"),
+            "{error}"
+        );
+        assert!(pasted_cookies("session=", "session").is_err());
     }
 }

@@ -833,15 +833,6 @@ fn encrypted_options_need_encrypted() {
             "--cookie-name",
             "sid",
         ],
-        &[
-            "cookie",
-            "decode",
-            "--secret-key",
-            KEY,
-            "--cookie-name",
-            "sid",
-            "x",
-        ],
     ] {
         let out = run_with(args, "{}", &[]);
         assert_eq!(out.status, Some(2), "{args:?}: {:?}", out.stderr);
@@ -884,6 +875,55 @@ fn cookies_pasted_as_headers_decode() {
     let out = decode_encrypted(KEY, &format!("__Host-s={sealed}"), &[]);
     assert!(out.success(), "{:?}", out.stderr);
     assert_eq!(out.line(), EXAMPLE_JSON);
+    // A signed cookie of another name is picked out with --cookie-name; a
+    // junk cookie of the same name before it does not hide it.
+    let header = format!("Cookie: _ga=GA1.1.123; __Host-session=junk; __Host-session={signed}");
+    let out = run(&[
+        "cookie",
+        "decode",
+        "--secret-key",
+        KEY,
+        "--cookie-name",
+        "__Host-session",
+        &header,
+    ]);
+    assert!(out.success(), "{:?}", out.stderr);
+    assert_eq!(out.line(), EXAMPLE_JSON);
+    let reason = decode(KEY, &header).refusal().to_owned();
+    assert!(
+        reason.contains("no cookie named \"session\"") && reason.contains("_ga, __Host-session"),
+        "{reason}"
+    );
+    let reason = run(&[
+        "cookie",
+        "decode",
+        "--secret-key",
+        KEY,
+        "--fallback-key",
+        "",
+        &signed,
+    ])
+    .refusal()
+    .to_owned();
+    assert!(reason.contains("--fallback-key is empty"), "{reason}");
+    let out = run_with(
+        &[
+            "cookie",
+            "sign",
+            "--encrypted",
+            "--secret-key",
+            KEY,
+            "--cookie-name",
+            "a b;c",
+        ],
+        EXAMPLE_JSON,
+        &[],
+    );
+    assert!(
+        out.refusal().contains("not a cookie name"),
+        "{:?}",
+        out.stderr
+    );
     // An explicit --cookie-name still wins over the pasted one.
     let reason = decode_encrypted(
         KEY,

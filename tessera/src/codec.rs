@@ -48,7 +48,7 @@ pub enum DecodeError {
     NotAnObject,
     /// No key authenticates this encrypted cookie under this cookie name: it
     /// was sealed with another key or for another cookie name, or changed.
-    #[error("cannot decrypt: no key opens this cookie under this cookie name (sealed with another key or for another cookie name, or tampered with)")]
+    #[error("cannot decrypt: no key opens this cookie under this cookie name (sealed with another key, salt or cookie name, or tampered with)")]
     Decrypt,
     /// The encrypted cookie's header byte names a format version or flags
     /// this version of tessera does not write.
