@@ -33,7 +33,8 @@
 //! [`crate::tagged::MAX_DEPTH`] levels. msgpack map keys that are not
 //! strings (Python allows `int`, `float`, `bool`, `None` and `bytes` keys)
 //! are read as the text JSON would write for them (`1` is `"1"`, `True` is
-//! `"true"`, `None` is `"null"`, UTF-8 bytes their text), and a top-level
+//! `"true"`, `None` is `"null"`, bytes their text, with replacement
+//! characters where they are not UTF-8), and a top-level
 //! entry a write does not change is written back byte for byte
 //! ([`SerializationFormat::encode_keeping`], what the store's writes use),
 //! so such keys survive in the values tessera leaves alone; float32 values, which msgspec
@@ -671,8 +672,9 @@ mod msgpack {
                         _ => self.u32()?,
                     };
                     let len = self.count(len, 1, "a bin", "bytes")?;
-                    String::from_utf8(self.take(len)?.to_vec())
-                        .map_err(|_| self.error_at(start, "a bytes map key that is not UTF-8"))
+                    // Bytes that are not UTF-8 read with replacement
+                    // characters: the entry is still written back as it was.
+                    Ok(String::from_utf8_lossy(self.take(len)?).into_owned())
                 }
                 _ => Err(self.error_at(
                     start,
@@ -1495,7 +1497,6 @@ mod tests {
             ("8000", "trailing bytes"),
             ("81a161c1", "0xc1"),
             ("81910100", "not an array"),
-            ("81c401ff00", "bytes map key that is not UTF-8"),
         ] {
             let message = refuse(&unhex(blob));
             assert!(message.contains(reason), "{blob}: {message}");
@@ -1567,6 +1568,19 @@ mod tests {
         let written = MSGPACK.encode_keeping(&data, &stored).expect("written");
         assert_eq!(MSGPACK.decode(&written).expect("read"), data);
         assert!(!hex(&written).contains("8201a161"));
+        // A bytes key that is not UTF-8 reads with a replacement character,
+        // and goes back as it was: {'v': {b'\xff\x00': 'x'}, 'n': 1}.
+        let stored = unhex("82a17681c402ff00a178a16e01");
+        let mut data = MSGPACK.decode(&stored).expect("read");
+        assert_eq!(
+            data.get("v"),
+            Some(&Value::Dict(map([("\u{fffd}\u{0}", "x".into())])))
+        );
+        data.insert("n".to_owned(), 2.into());
+        assert_eq!(
+            hex(&MSGPACK.encode_keeping(&data, &stored).expect("written")),
+            "82a16e02a17681c402ff00a178"
+        );
         // Stored bytes that are not msgpack (JSON, say) give a plain encoding.
         assert_eq!(
             MSGPACK

@@ -685,7 +685,7 @@ fn sha1_of(bytes: &[u8]) -> [u8; 20] {
 }
 
 /// `text` with Redis glob characters escaped, for a `MATCH` pattern.
-fn escape_glob(text: &str) -> String {
+pub(super) fn escape_glob(text: &str) -> String {
     let mut escaped = String::with_capacity(text.len());
     for c in text.chars() {
         if matches!(c, '*' | '?' | '[' | ']' | '\\') {

@@ -729,6 +729,9 @@ pub enum Layout {
     FlaskSession,
 }
 
+/// How many `SCAN` calls [`Link::sample_layout`] makes at most.
+const SAMPLE_SCAN_ROUNDS: usize = 10;
+
 /// Reads up to 16 sessions of the expiry index. Read-only.
 const SAMPLE_LAYOUT: &str = r#"
 local prefix = ARGV[1]
@@ -744,18 +747,43 @@ return ''
 
 impl Link {
     /// The layout of the sessions under `prefix`, from a sample of its expiry
-    /// index; `None` when the sample shows neither (no sessions yet, or only
-    /// ones without data).
+    /// index, or, when that is empty, from a few rounds of `SCAN` for the
+    /// values Flask-Session keeps (a prefix only Flask-Session has written
+    /// to has no index); `None` when neither shows anything.
     pub(super) async fn sample_layout(&self, prefix: &str) -> Result<Option<Layout>, StoreError> {
         static SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(SAMPLE_LAYOUT));
         let mut call = SCRIPT.prepare_invoke();
         call.key(format!("{prefix}expiry")).arg(prefix);
         let found: String = self.read_script(&call).await?;
-        Ok(match found.as_str() {
-            "tessera" => Some(Layout::Tessera),
-            "flask-session" => Some(Layout::FlaskSession),
-            _ => None,
-        })
+        match found.as_str() {
+            "tessera" => return Ok(Some(Layout::Tessera)),
+            "flask-session" => return Ok(Some(Layout::FlaskSession)),
+            _ => {}
+        }
+        let pattern = format!("{}*", flask_session::escape_glob(prefix));
+        let mut cursor: u64 = 0;
+        for _ in 0..SAMPLE_SCAN_ROUNDS {
+            let (next, keys): (u64, Vec<String>) = self
+                .read(
+                    ::redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(&pattern)
+                        .arg("COUNT")
+                        .arg(1000)
+                        .arg("TYPE")
+                        .arg("string"),
+                )
+                .await?;
+            if !keys.is_empty() {
+                return Ok(Some(Layout::FlaskSession));
+            }
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        Ok(None)
     }
 }
 
@@ -1944,6 +1972,26 @@ mod tests {
         );
         assert_eq!(
             theirs.sample_layout().await.expect("sampled"),
+            Some(Layout::FlaskSession)
+        );
+
+        // A prefix only Flask-Session wrote to: one value, no index.
+        let ours = test_store();
+        let _: () = raw(
+            &ours,
+            ::redis::cmd("SET")
+                .arg(format!(
+                    "{}{}",
+                    ours.prefix(),
+                    SessionId::generate().as_str()
+                ))
+                .arg(b"\x81\xa1k\x01".as_slice())
+                .arg("EX")
+                .arg(60),
+        )
+        .await;
+        assert_eq!(
+            ours.sample_layout().await.expect("sampled"),
             Some(Layout::FlaskSession)
         );
     }
