@@ -855,6 +855,16 @@ impl SessionConfigBuilder {
             if domain.contains([';', ' ', ',']) {
                 return Err(invalid("SESSION_COOKIE_DOMAIN", domain, "a domain name"));
             }
+            // Werkzeug sends an internationalised domain in its IDNA form;
+            // a header cannot carry the raw characters.
+            if !domain.is_ascii() {
+                return Err(invalid(
+                    "SESSION_COOKIE_DOMAIN",
+                    domain,
+                    "a domain name in ASCII: write an internationalised one in its IDNA \
+                     (punycode) form, e.g. xn--bcher-kva.de for bücher.de, as Flask sends it",
+                ));
+            }
         }
         check_lifetime(
             "PERMANENT_SESSION_LIFETIME",
@@ -1262,6 +1272,18 @@ mod tests {
             assert!(!message.contains("do-not-leak"), "{message}");
             assert!(!format!("{err:?}").contains("do-not-leak"), "{err:?}");
         }
+    }
+
+    #[test]
+    fn cookie_domains_are_ascii() {
+        let build = |domain: &str| {
+            SessionConfigBuilder::default()
+                .with_vars([("SECRET_KEY", KEY), ("SESSION_COOKIE_DOMAIN", domain)])
+                .and_then(SessionConfigBuilder::build)
+        };
+        build("xn--bcher-kva.de").expect("the IDNA form");
+        let message = build("bücher.de").expect_err("not ASCII").to_string();
+        assert!(message.contains("xn--bcher-kva.de"), "{message}");
     }
 
     #[test]

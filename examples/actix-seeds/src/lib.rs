@@ -49,21 +49,56 @@ const CSP: &str = "default-src 'none'; form-action 'self'; frame-ancestors 'none
 /// ```
 pub fn configure(cfg: &mut web::ServiceConfig) {
     // Resources rather than `cfg.route`, whose method guard would make a
-    // wrong method a 404: the demo (and Flask) answer 405.
-    cfg.service(web::resource("/").get(index))
+    // wrong method a 404: the demo (and Flask) answer 405. Every GET route
+    // answers HEAD too, as Flask's and axum's do (actix sends no body).
+    cfg.service(web::resource("/").get(index).head(index))
         // Seed 000: Flask Tutorials: Session Configuration.
-        .service(web::resource("/set_session").get(set_session))
-        .service(web::resource("/get_session").get(get_session))
-        .service(web::resource("/delete_session").get(delete_session))
+        .service(
+            web::resource("/set_session")
+                .get(set_session)
+                .head(set_session),
+        )
+        .service(
+            web::resource("/get_session")
+                .get(get_session)
+                .head(get_session),
+        )
+        .service(
+            web::resource("/delete_session")
+                .get(delete_session)
+                .head(delete_session),
+        )
         // Seed 001: Flask Sessions.
-        .service(web::resource("/setsession").get(setsession))
-        .service(web::resource("/getsession").get(getsession))
-        .service(web::resource("/popsession").get(popsession))
+        .service(
+            web::resource("/setsession")
+                .get(setsession)
+                .head(setsession),
+        )
+        .service(
+            web::resource("/getsession")
+                .get(getsession)
+                .head(getsession),
+        )
+        .service(
+            web::resource("/popsession")
+                .get(popsession)
+                .head(popsession),
+        )
         // Seed 002: Flask session object.
         .service(web::resource("/login").post(login))
-        .service(web::resource("/logout").get(logout))
+        .service(web::resource("/logout").get(logout).head(logout))
         // Seed 003: Introduction to sessions.
-        .service(web::resource("/petname").get(petname_form).post(petname));
+        .service(
+            web::resource("/petname")
+                .get(petname_form)
+                .head(petname_form)
+                .post(petname),
+        )
+        .default_service(web::to(|| async {
+            HttpResponse::NotFound()
+                .content_type("text/plain; charset=utf-8")
+                .body("Not Found")
+        }));
 }
 
 /// A session value as the seeds' f-strings show it: strings as they are,

@@ -513,9 +513,22 @@ async fn unknown_routes_and_methods() {
     let mut jar = Jar::default();
     let reply = send(&app, &mut jar, get("/nowhere")).await;
     assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    assert_eq!(reply.body, "Not Found");
     let reply = send(&app, &mut jar, get("/login")).await;
     assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED);
     assert!(jar.0.is_empty());
+    // HEAD is answered wherever GET is, as Flask and the axum demo do.
+    for path in ["/", "/get_session", "/petname"] {
+        let reply = send(
+            &app,
+            &mut jar,
+            TestRequest::default()
+                .method(actix_web::http::Method::HEAD)
+                .uri(path),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::OK, "HEAD {path}");
+    }
 }
 
 /// `GET path` on the axum demo with the same configuration, in-process.
