@@ -58,6 +58,8 @@ pub(crate) struct ConfigInfo {
     /// Cookie sessions only: the codec and `MAX_COOKIE_SIZE`, to refuse a
     /// write that would make the cookie too large for browsers to keep.
     pub(crate) cookie_limit: Option<(CookieCodec, usize)>,
+    /// Bytes a session `Set-Cookie` spends on attributes besides `Expires`.
+    pub(crate) attribute_bytes: usize,
 }
 
 /// How the page names a cookie session's cookie.
@@ -68,9 +70,41 @@ pub(crate) fn cookie_kind(session_type: SessionType) -> &'static str {
     }
 }
 
-/// Bytes a session `Set-Cookie` spends besides name and value (`Path`,
-/// `Expires`, `HttpOnly`, `SameSite` and the separators), rounded up.
-const COOKIE_ATTRIBUTES_BYTES: usize = 100;
+/// `; Expires=` and an HTTP date, which a permanent session's cookie adds.
+const EXPIRES_BYTES: usize = "; Expires=Tue, 14 Nov 2023 22:13:20 GMT".len();
+
+/// The bytes of the attributes the layer writes after a session cookie's
+/// value, `Expires` aside, as Werkzeug writes them (the path quoted).
+fn attribute_bytes(config: &SessionConfig) -> usize {
+    let quoted_path: usize = config
+        .cookie_path()
+        .bytes()
+        .map(|byte| {
+            if byte.is_ascii_alphanumeric() || b"_.-~%!$&'()*+,/:=@".contains(&byte) {
+                1
+            } else {
+                3
+            }
+        })
+        .sum();
+    let mut bytes = "; Path=".len() + quoted_path;
+    if let Some(domain) = config.cookie_domain() {
+        bytes += "; Domain=".len() + domain.len();
+    }
+    if config.cookie_secure() {
+        bytes += "; Secure".len();
+    }
+    if config.cookie_http_only() {
+        bytes += "; HttpOnly".len();
+    }
+    if let Some(same_site) = config.cookie_same_site() {
+        bytes += "; SameSite=".len() + same_site.to_string().len();
+    }
+    if config.cookie_partitioned() {
+        bytes += "; Partitioned".len();
+    }
+    bytes
+}
 
 impl ConfigInfo {
     /// In cookie mode, the size of the `Set-Cookie` the session would need
@@ -78,7 +112,12 @@ impl ConfigInfo {
     pub(crate) fn cookie_overflow(&self, session: &Session) -> Option<usize> {
         let (codec, limit) = self.cookie_limit.as_ref()?;
         let value = codec.encode(&session.to_map(), SystemTime::now());
-        let size = self.cookie_name.len() + 1 + value.len() + COOKIE_ATTRIBUTES_BYTES;
+        let expires = if session.permanent() {
+            EXPIRES_BYTES
+        } else {
+            0
+        };
+        let size = self.cookie_name.len() + 1 + value.len() + self.attribute_bytes + expires;
         (*limit > 0 && size > *limit).then_some(size)
     }
 }
@@ -93,6 +132,7 @@ pub fn build_app(config: SessionConfig) -> Router {
             cookie_name: config.cookie_name().to_owned(),
             cookie_limit: (!config.session_type().is_server_side())
                 .then(|| (config.cookie_codec(), config.max_cookie_size())),
+            attribute_bytes: attribute_bytes(&config),
         }),
     };
     Router::new()
@@ -138,4 +178,79 @@ async fn log_request(request: Request, next: Next) -> Response {
     let response = next.run(request).await;
     tracing::info!(%method, %path, status = response.status().as_u16(), "request");
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::{header, Request};
+    use tessera::SameSite;
+    use tower::ServiceExt as _;
+
+    use super::*;
+
+    /// The size the cookie-mode routes check against is the size the layer
+    /// sends: every attribute counted, `Expires` for a permanent session.
+    #[tokio::test]
+    async fn the_cookie_size_estimate_is_exact() {
+        for configure in [
+            (|builder: tessera::SessionConfigBuilder| builder) as fn(_) -> _,
+            |builder| {
+                builder
+                    .cookie_domain("example.com")
+                    .cookie_path("/a b/é")
+                    .cookie_same_site(SameSite::Lax)
+                    .cookie_partitioned(true)
+                    .cookie_name("__Host-s")
+            },
+            |builder| {
+                builder
+                    .cookie_http_only(false)
+                    .cookie_same_site(SameSite::None)
+                    .cookie_secure(true)
+            },
+        ] {
+            let config = configure(
+                SessionConfig::builder()
+                    .secret_key("a-test-key-that-is-long-enough-0123456789")
+                    .session_type(SessionType::Cookie),
+            )
+            .build()
+            .expect("config");
+            let name = config.cookie_name().to_owned();
+            let attributes = attribute_bytes(&config);
+            for (request, permanent) in [
+                (Request::get("/setsession").body(Body::empty()), false),
+                (
+                    Request::post("/petname")
+                        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                        .body(Body::from("pet=Rex&remember=on")),
+                    true,
+                ),
+            ] {
+                let response = build_app(config.clone())
+                    .oneshot(request.expect("a request"))
+                    .await
+                    .expect("a response");
+                let set_cookie = response
+                    .headers()
+                    .get(header::SET_COOKIE)
+                    .expect("a cookie")
+                    .to_str()
+                    .expect("ASCII");
+                let value = set_cookie
+                    .split(';')
+                    .next()
+                    .and_then(|pair| pair.split_once('='))
+                    .expect("name=value")
+                    .1;
+                let expires = if permanent { EXPIRES_BYTES } else { 0 };
+                assert_eq!(
+                    set_cookie.len(),
+                    name.len() + 1 + value.len() + attributes + expires,
+                    "{set_cookie}"
+                );
+            }
+        }
+    }
 }

@@ -89,8 +89,9 @@ pub(crate) fn page(title: &str, body: &str) -> String {
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <title>{title}</title><style>{STYLE}</style></head>\n<body><main>\
          <h1>tessera demo</h1>\
-         <p class=\"lead\">Four Flask session tutorials, served by Rust with sessions \
-         Flask itself can read.</p>\n{body}\n</main></body></html>\n",
+         <p class=\"lead\">Four Flask session tutorials, served by Rust with Flask's \
+         session rules (and, with SESSION_TYPE=cookie, cookies Flask itself can \
+         read).</p>\n{body}\n</main></body></html>\n",
         title = escape(title),
     )
 }

@@ -70,7 +70,8 @@ pub enum SetupError {
 pub const ENVIRONMENT: &[(&str, &str)] = &[
     (
         "SECRET_KEY",
-        "signs session cookies; unset: a generated key kept in --key-file",
+        "signs (SESSION_TYPE=encrypted: encrypts) session cookies, and signs ids with \
+         SESSION_USE_SIGNER; unset: a generated key kept in --key-file",
     ),
     (
         "SECRET_KEY_FALLBACKS",
@@ -108,8 +109,8 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
     ),
     (
         "SESSION_TYPE",
-        "where sessions live: cookie, memory, sqlite, redis or postgres \
-         (default sqlite, unlike Flask's cookie)",
+        "where sessions live: cookie, encrypted (cookies only the key opens), memory, \
+         sqlite, redis or postgres (default sqlite, unlike Flask's cookie)",
     ),
     (
         "SESSION_STORE_URL",
@@ -149,7 +150,12 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
     ),
     (
         "TESSERA_MAX_PAYLOAD_SIZE",
-        "bound on a cookie's inflated payload in bytes (default 1048576)",
+        "bound on a cookie's inflated payload in bytes (default 1048576, at least 4096)",
+    ),
+    (
+        "TESSERA_ENCRYPTED_COMPRESSION",
+        "SESSION_TYPE=encrypted: compress before encrypting (default false: the length of \
+         compressed secrets beside attacker-influenced data gives them away)",
     ),
     ("RUST_LOG", "log filter, e.g. debug (default info)"),
 ];
