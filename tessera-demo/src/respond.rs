@@ -30,20 +30,21 @@ pub(crate) fn form_fields<T: DeserializeOwned>(
     form: Result<RawForm, RawFormRejection>,
 ) -> Result<T, Box<Response>> {
     let RawForm(body) = form.map_err(|rejection| {
-        let status = match rejection.status() {
-            StatusCode::PAYLOAD_TOO_LARGE => StatusCode::PAYLOAD_TOO_LARGE,
-            _ => StatusCode::BAD_REQUEST,
-        };
-        Box::new(
+        let response = if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             (
-                status,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "Payload Too Large: the form is larger than this server reads.\n".to_owned(),
+            )
+        } else {
+            (
+                StatusCode::BAD_REQUEST,
                 format!(
-                    "expected an application/x-www-form-urlencoded form ({})\n",
+                    "Bad Request: expected an application/x-www-form-urlencoded form ({})\n",
                     rejection.body_text()
                 ),
             )
-                .into_response(),
-        )
+        };
+        Box::new(response.into_response())
     })?;
     let mut fields = serde_json::Map::new();
     for (name, value) in form_urlencoded::parse(&body) {

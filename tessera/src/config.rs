@@ -600,7 +600,7 @@ impl SessionConfigBuilder {
                 let seconds: u64 = parse_var(
                     "TESSERA_SESSION_ABSOLUTE_LIFETIME",
                     &value,
-                    "0 (none) or a whole number of seconds, at most 3153600000 (36500 days)",
+                    ABSOLUTE_LIFETIME_EXPECTED,
                 )?;
                 self.absolute_lifetime((seconds > 0).then(|| Duration::from_secs(seconds)))
             }
@@ -869,9 +869,14 @@ impl SessionConfigBuilder {
         check_lifetime(
             "PERMANENT_SESSION_LIFETIME",
             self.permanent_session_lifetime,
+            LIFETIME_EXPECTED,
         )?;
         if let Some(lifetime) = self.absolute_lifetime {
-            check_lifetime("TESSERA_SESSION_ABSOLUTE_LIFETIME", lifetime)?;
+            check_lifetime(
+                "TESSERA_SESSION_ABSOLUTE_LIFETIME",
+                lifetime,
+                ABSOLUTE_LIFETIME_EXPECTED,
+            )?;
         }
         if self.session_type == SessionType::Sqlite {
             if !cfg!(feature = "sqlite") {
@@ -1022,11 +1027,11 @@ impl SessionConfigBuilder {
             #[cfg(feature = "redis")]
             SessionType::Redis => crate::store::RedisStore::new(&url)
                 .map(drop)
-                .map_err(|error| error.to_string()),
+                .map_err(store_config_reason),
             #[cfg(feature = "postgres")]
             SessionType::Postgres => crate::store::PostgresStore::new(&url)
                 .map(drop)
-                .map_err(|error| error.to_string()),
+                .map_err(store_config_reason),
             _ => Ok(()),
         };
         parsed.map_err(|reason| invalid("SESSION_STORE_URL", &redact_password(&url), &reason))
@@ -1086,9 +1091,15 @@ fn default_store_url(session_type: SessionType) -> String {
 }
 
 const LIFETIME_EXPECTED: &str = "a whole number of seconds, from 1 to 3153600000 (36500 days)";
+const ABSOLUTE_LIFETIME_EXPECTED: &str =
+    "0 (none) or a whole number of seconds, at most 3153600000 (36500 days)";
 
 /// At least a second (whole seconds count) and at most [`MAX_LIFETIME_SECS`].
-fn check_lifetime(name: &'static str, lifetime: Duration) -> Result<(), ConfigError> {
+fn check_lifetime(
+    name: &'static str,
+    lifetime: Duration,
+    expected: &str,
+) -> Result<(), ConfigError> {
     if (1..=MAX_LIFETIME_SECS).contains(&lifetime.as_secs()) {
         return Ok(());
     }
@@ -1097,7 +1108,17 @@ fn check_lifetime(name: &'static str, lifetime: Duration) -> Result<(), ConfigEr
     } else {
         format!("{lifetime:?}")
     };
-    Err(invalid(name, &value, LIFETIME_EXPECTED))
+    Err(invalid(name, &value, expected))
+}
+
+/// What a store refused in its URL, without the "invalid configuration"
+/// wrapper (the message says "expected …" already).
+#[cfg(any(feature = "redis", feature = "postgres"))]
+fn store_config_reason(error: crate::store::StoreError) -> String {
+    match error {
+        crate::store::StoreError::Config(reason) => reason,
+        other => other.to_string(),
+    }
 }
 
 fn invalid(name: &'static str, value: &str, expected: &str) -> ConfigError {

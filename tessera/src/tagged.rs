@@ -632,6 +632,8 @@ fn untag_value(tag: &str, value: Value) -> Result<Value, &'static str> {
         },
         // Werkzeug's parse_date gives None for a date it cannot read.
         TAG_DATETIME => match value {
+            // Werkzeug's parse_date(None) is None too.
+            Value::Null => Ok(Value::Null),
             Value::String(text) => {
                 Ok(crate::email_date::parse(&text).map_or(Value::Null, Value::DateTime))
             }
