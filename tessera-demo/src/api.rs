@@ -24,9 +24,10 @@ use crate::AppState;
 pub(crate) const MAX_JSON_BYTES: usize = 16 * 1024;
 
 /// `GET /api/session`: every key, as plain JSON (tuples as arrays, bytes as
-/// arrays of numbers, UUIDs and datetimes as strings).
+/// arrays of numbers, UUIDs and datetimes as strings), numbers exactly as
+/// stored (Python's `NaN` and infinities, which JSON lacks, as `null`).
 pub(crate) async fn show(session: Session) -> Response {
-    Json(Value::Dict(session.to_map()).to_json()).into_response()
+    Json(Value::Dict(session.to_map())).into_response()
 }
 
 /// `PUT /api/session/{key}`: the JSON body becomes the key's value; answers
@@ -61,8 +62,13 @@ pub(crate) async fn put(
         )
             .into_response();
     }
-    let json: serde_json::Value = match serde_json::from_slice(&body) {
-        Ok(json) => json,
+    // Read as Flask reads a session: numbers exactly as written (any size
+    // of integer), and tagged values ({" t": [...]} a tuple, ...) too.
+    let parsed = std::str::from_utf8(&body)
+        .map_err(|error| error.to_string())
+        .and_then(|text| tessera::tagged::from_str(text).map_err(|error| error.to_string()));
+    let value = match parsed {
+        Ok(value) => value,
         Err(error) => {
             return bad_request(&format!(
                 "the body must be one JSON value, such as \"dark\", 42, [1, 2] or {{\"a\": true}} \
@@ -71,16 +77,11 @@ pub(crate) async fn put(
         }
     };
     let before = session.to_map();
-    if let Err(error) = session.insert(key.clone(), json) {
-        return session_failure(&error);
-    }
+    session.insert_value(key.clone(), value);
     if let Some(too_large) = undo_if_too_large(&state, &session, before) {
         return too_large;
     }
-    let stored = session
-        .get_value(&key)
-        .map_or(serde_json::Value::Null, |value| value.to_json());
-    Json(stored).into_response()
+    Json(session.get_value(&key).unwrap_or(Value::Null)).into_response()
 }
 
 /// `DELETE /api/session/{key}`: `204 No Content`, whether or not it was there.
@@ -174,9 +175,5 @@ pub(crate) async fn add_to_cart(
     if let Some(too_large) = undo_if_too_large(&state, &session, before) {
         return too_large;
     }
-    let cart = session.get_value("cart").map_or_else(
-        || serde_json::Value::Array(Vec::new()),
-        |cart| cart.to_json(),
-    );
-    Json(cart).into_response()
+    Json(session.get_value("cart").unwrap_or(Value::List(Vec::new()))).into_response()
 }

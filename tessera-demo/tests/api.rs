@@ -552,3 +552,32 @@ fn test_configs_are_what_they_say() {
     assert_eq!(sqlite.session_type(), SessionType::Sqlite);
     assert_eq!(sqlite.sqlite_path(), dir.0.join("sessions.db"));
 }
+
+/// Numbers go in and come out exactly as written, as Flask keeps them:
+/// integers of any size, floats to the last digit.
+#[tokio::test]
+async fn the_json_api_keeps_numbers_exact() {
+    let served = serve_mode(Mode::Cookie, "exact-numbers").await;
+    let mut browser = Browser::new(served.base.clone());
+    for (sent, stored) in [
+        (
+            "123456789012345678901234567890",
+            "123456789012345678901234567890",
+        ),
+        ("1.5e-300", "1.5e-300"),
+        // The float Python reads (…68e16, not the …66e16 of an inexact parse).
+        ("12345678901234567.0", "1.2345678901234568e+16"),
+        ("[1, 18446744073709551616]", "[1,18446744073709551616]"),
+    ] {
+        let reply = browser.put_json("/api/session/n", sent).await;
+        assert_eq!(reply.status, StatusCode::OK, "{sent}: {}", reply.body);
+        assert_eq!(reply.body, stored, "{sent}");
+        let all = browser.get("/api/session").await;
+        assert!(
+            all.body.contains(&format!("\"n\":{stored}")),
+            "{}",
+            all.body
+        );
+    }
+    drop(served);
+}
