@@ -12,6 +12,9 @@ use crate::io;
 /// The environment variable holding fallback keys, comma-separated.
 const FALLBACKS_VAR: &str = "SECRET_KEY_FALLBACKS";
 
+/// What Flask's default configuration writes after a session cookie's value.
+const DEFAULT_ATTRIBUTES: &str = "; HttpOnly; Path=/";
+
 /// The default `SESSION_COOKIE_NAME`, which an encrypted cookie is bound to.
 const DEFAULT_COOKIE_NAME: &str = "session";
 
@@ -287,11 +290,13 @@ fn sign(args: SignArgs) -> Result<()> {
         DEFAULT_COOKIE_NAME
     };
     // Werkzeug's check (and tessera's MAX_COOKIE_SIZE) counts the whole
-    // Set-Cookie value; the name and value alone are a lower bound.
-    let set_cookie_len = cookie_name.len() + 1 + cookie.len();
+    // Set-Cookie value: with Flask's default attributes here (more
+    // attributes only make it longer).
+    let set_cookie_len = cookie_name.len() + 1 + cookie.len() + DEFAULT_ATTRIBUTES.len();
     if set_cookie_len > tessera::config::DEFAULT_MAX_COOKIE_SIZE {
         io::warn(&format!(
-            "the cookie is too large: {set_cookie_len} bytes with its name, over the \
+            "the cookie is too large: {set_cookie_len} bytes with its name and Flask's \
+             default attributes, over the \
              {} of MAX_COOKIE_SIZE; browsers may silently ignore it, and Flask warns \
              when it sets one",
             tessera::config::DEFAULT_MAX_COOKIE_SIZE
