@@ -36,7 +36,7 @@
 //! `"true"`, `None` is `"null"`, bytes their text, with replacement
 //! characters where they are not UTF-8), and a top-level
 //! entry a write does not change is written back byte for byte
-//! ([`SerializationFormat::encode_keeping`], what the store's writes use),
+//! (what the store's writes do),
 //! so such keys survive in the values tessera leaves alone; float32 values, which msgspec
 //! never writes, are read as the Python floats they widen to. Only extension
 //! type -1 (timestamps) is accepted, and pickle is never tried. JSON is read
