@@ -194,19 +194,13 @@ fn apply<B>(finish: Finish, mut response: ServiceResponse<B>) -> ServiceResponse
 fn failure_response(failure: Failure) -> HttpResponse {
     let status =
         StatusCode::from_u16(failure.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut response = HttpResponse::build(status);
-    if let Some(retry_after) = failure.retry_after() {
-        response.insert_header((header::RETRY_AFTER, retry_after));
-    }
     let text = match failure {
         Failure::StoreUnavailable => {
             "Service Unavailable: the session store is unavailable; try again shortly.\n"
         }
         Failure::Internal => "Internal Server Error: the session could not be saved.\n",
     };
-    response
-        .content_type("text/plain; charset=utf-8")
-        .body(text)
+    text_response(status, failure.retry_after(), text.to_owned())
 }
 
 fn add_vary_cookie(headers: &mut HeaderMap) {
@@ -225,13 +219,7 @@ impl ResponseError for SessionRejection {
 
     fn error_response(&self) -> HttpResponse {
         self.log();
-        let mut response = HttpResponse::build(self.status_code());
-        if let Some(retry_after) = self.retry_after() {
-            response.insert_header((header::RETRY_AFTER, retry_after));
-        }
-        response
-            .content_type("text/plain; charset=utf-8")
-            .body(self.to_string())
+        text_response(self.status_code(), self.retry_after(), self.to_string())
     }
 }
 
@@ -245,14 +233,27 @@ impl ResponseError for SessionError {
 
     fn error_response(&self) -> HttpResponse {
         self.log();
-        let mut response = HttpResponse::build(self.status_code());
-        if let Some(retry_after) = self.retry_after() {
-            response.insert_header((header::RETRY_AFTER, retry_after));
-        }
-        response
-            .content_type("text/plain; charset=utf-8")
-            .body(self.client_message())
+        text_response(
+            self.status_code(),
+            self.retry_after(),
+            self.client_message(),
+        )
     }
+}
+
+/// A plain-text response, with `Retry-After` if given.
+fn text_response(
+    status: StatusCode,
+    retry_after: Option<&'static str>,
+    body: String,
+) -> HttpResponse {
+    let mut response = HttpResponse::build(status);
+    if let Some(retry_after) = retry_after {
+        response.insert_header((header::RETRY_AFTER, retry_after));
+    }
+    response
+        .content_type("text/plain; charset=utf-8")
+        .body(body)
 }
 
 /// The session of the request, loaded from the store if it is server-side.

@@ -10,14 +10,7 @@ use crate::session::{Session, SessionError};
 impl IntoResponse for SessionRejection {
     fn into_response(self) -> Response {
         self.log();
-        let mut response = (self.status(), self.to_string()).into_response();
-        if let Some(retry_after) = self.retry_after() {
-            response.headers_mut().insert(
-                http::header::RETRY_AFTER,
-                http::HeaderValue::from_static(retry_after),
-            );
-        }
-        response
+        text_response(self.status(), self.retry_after(), self.to_string())
     }
 }
 
@@ -26,15 +19,24 @@ impl IntoResponse for SessionRejection {
 impl IntoResponse for SessionError {
     fn into_response(self) -> Response {
         self.log();
-        let mut response = (self.status(), self.client_message()).into_response();
-        if let Some(retry_after) = self.retry_after() {
-            response.headers_mut().insert(
-                http::header::RETRY_AFTER,
-                http::HeaderValue::from_static(retry_after),
-            );
-        }
-        response
+        text_response(self.status(), self.retry_after(), self.client_message())
     }
+}
+
+/// A plain-text response, with `Retry-After` if given.
+fn text_response(
+    status: http::StatusCode,
+    retry_after: Option<&'static str>,
+    body: String,
+) -> Response {
+    let mut response = (status, body).into_response();
+    if let Some(retry_after) = retry_after {
+        response.headers_mut().insert(
+            http::header::RETRY_AFTER,
+            http::HeaderValue::from_static(retry_after),
+        );
+    }
+    response
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Session {

@@ -575,13 +575,7 @@ mod msgpack {
                     Value::Number(Number::from_f64(f64::from_be_bytes(self.take_array()?)))
                 }
                 Marker::Bin8 | Marker::Bin16 | Marker::Bin32 => {
-                    let len = match marker {
-                        Marker::Bin8 => self.u8()?.into(),
-                        Marker::Bin16 => self.u16()?.into(),
-                        _ => self.u32()?,
-                    };
-                    let len = self.count(len, 1, "a bin", "bytes")?;
-                    Value::Bytes(self.take(len)?.to_vec())
+                    Value::Bytes(self.bin(marker)?.to_vec())
                 }
                 Marker::FixArray(_) | Marker::Array16 | Marker::Array32 => {
                     let len = match marker {
@@ -610,6 +604,17 @@ mod msgpack {
                 }
                 _ => return Err(self.error_at(start, "invalid marker byte 0xc1")),
             })
+        }
+
+        /// The bytes of a bin whose marker was just read.
+        fn bin(&mut self, marker: Marker) -> Result<&'a [u8], FormatError> {
+            let len = match marker {
+                Marker::Bin8 => self.u8()?.into(),
+                Marker::Bin16 => self.u16()?.into(),
+                _ => self.u32()?,
+            };
+            let len = self.count(len, 1, "a bin", "bytes")?;
+            self.take(len)
         }
 
         fn array(&mut self, len: u32, depth: usize) -> Result<Vec<Value>, FormatError> {
@@ -666,15 +671,9 @@ mod msgpack {
                     Ok(Number::from_f64(float).as_str().to_owned())
                 }
                 Marker::Bin8 | Marker::Bin16 | Marker::Bin32 => {
-                    let len = match marker {
-                        Marker::Bin8 => self.u8()?.into(),
-                        Marker::Bin16 => self.u16()?.into(),
-                        _ => self.u32()?,
-                    };
-                    let len = self.count(len, 1, "a bin", "bytes")?;
                     // Bytes that are not UTF-8 read with replacement
                     // characters: the entry is still written back as it was.
-                    Ok(String::from_utf8_lossy(self.take(len)?).into_owned())
+                    Ok(String::from_utf8_lossy(self.bin(marker)?).into_owned())
                 }
                 _ => Err(self.error_at(
                     start,

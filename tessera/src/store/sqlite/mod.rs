@@ -1001,19 +1001,24 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    /// A session with one key that lives for ages.
+    fn live_record() -> Record {
+        Record {
+            data: Map::from([("k", Value::from(1))]),
+            user_id: None,
+            created_at: 1,
+            expires_at: u64::MAX / 4,
+            absolute_expires_at: None,
+        }
+    }
+
     /// A store whose file is deleted (with its directory) or replaced while
     /// in use stops, rather than go on writing into a file nobody can open
     /// again; reopened, it uses the file that is there.
     #[cfg(unix)]
     #[tokio::test]
     async fn a_file_removed_or_replaced_in_use_stops_the_store() {
-        let record = Record {
-            data: Map::from([("k", Value::from(1))]),
-            user_id: None,
-            created_at: 1,
-            expires_at: u64::MAX / 4,
-            absolute_expires_at: None,
-        };
+        let record = live_record();
         for replace in [false, true] {
             let dir = std::env::temp_dir().join(format!(
                 "tessera-sqlite-gone-{}-{replace}",
@@ -1108,13 +1113,7 @@ mod tests {
         let dir = &parent.join("store");
         std::fs::create_dir_all(dir).expect("a directory");
         let path = dir.join("sessions.db");
-        let record = Record {
-            data: Map::from([("k", Value::from(1))]),
-            user_id: None,
-            created_at: 1,
-            expires_at: u64::MAX / 4,
-            absolute_expires_at: None,
-        };
+        let record = live_record();
         let store = SqliteStore::open(&path).await.expect("open");
         let id = SessionId::generate();
         assert!(store.create(&id, &record).await.expect("create"));
@@ -1164,13 +1163,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("tessera-sqlite-mode-{}", std::process::id()));
         let path = dir.join("sessions.db");
         let store = SqliteStore::open(&path).await.expect("open");
-        let record = Record {
-            data: Map::from([("k", Value::from(1))]),
-            user_id: None,
-            created_at: 1,
-            expires_at: u64::MAX / 4,
-            absolute_expires_at: None,
-        };
+        let record = live_record();
         store
             .create(&SessionId::generate(), &record)
             .await
