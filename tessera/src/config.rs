@@ -1065,6 +1065,7 @@ impl fmt::Debug for StoreUrl {
 
 /// A URL with any password replaced by `***`, for messages and logs.
 fn redact_password(url: &str) -> String {
+    let url = &redact_query_secrets(url);
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
@@ -1080,6 +1081,38 @@ fn redact_password(url: &str) -> String {
         }
         None => url.to_owned(),
     }
+}
+
+/// `url` with the values of query parameters that carry secrets
+/// (`password=`, `pass=`, `secret…`, `…token…`, as PostgreSQL and Redis URLs
+/// may) replaced by `***`.
+pub(crate) fn redact_query_secrets(url: &str) -> String {
+    let Some((base, query)) = url.split_once('?') else {
+        return url.to_owned();
+    };
+    let (query, fragment) = query
+        .split_once('#')
+        .map_or((query, None), |(q, f)| (q, Some(f)));
+    let parameters: Vec<String> = query
+        .split('&')
+        .map(|parameter| match parameter.split_once('=') {
+            Some((name, _))
+                if {
+                    let name = name.to_ascii_lowercase();
+                    name.contains("pass") || name.contains("secret") || name.contains("token")
+                } =>
+            {
+                format!("{name}=***")
+            }
+            _ => parameter.to_owned(),
+        })
+        .collect();
+    let mut redacted = format!("{base}?{}", parameters.join("&"));
+    if let Some(fragment) = fragment {
+        redacted.push('#');
+        redacted.push_str(fragment);
+    }
+    redacted
 }
 
 /// Flask-Session's default for Redis; PostgreSQL's default local database.
@@ -1393,6 +1426,16 @@ mod tests {
         assert_eq!(
             redact_password("postgres://app@db/x"),
             "postgres://app@db/x"
+        );
+        // Passwords in the query string too, as PostgreSQL and redis+unix
+        // URLs may carry them.
+        assert_eq!(
+            redact_password("postgres://u@host/db?sslmode=disable&password=S3CRET"),
+            "postgres://u@host/db?sslmode=disable&password=***"
+        );
+        assert_eq!(
+            redact_password("redis+unix:///tmp/r.sock?db=1&pass=S3CRET#x"),
+            "redis+unix:///tmp/r.sock?db=1&pass=***#x"
         );
     }
 

@@ -20,7 +20,7 @@ use crate::server::{CookieAction, ServerSettings, ServerState};
 use crate::session::{Session, PERMANENT_KEY};
 use crate::signing::Signer;
 use crate::store::{MemoryStore, SessionId, SessionStore, StoreError};
-use crate::tagged::http_date;
+use crate::tagged::{self, http_date};
 use crate::value::Value;
 
 /// Flask-Session's salt for signed session ids.
@@ -97,6 +97,8 @@ enum CookieWrite {
     Remove,
     /// The whole `Set-Cookie` value.
     Set(String),
+    /// Nested too deeply to be read back: not sent.
+    TooDeep,
 }
 
 /// Where sessions live.
@@ -257,6 +259,12 @@ impl SessionCore {
             } else {
                 let permanent = is_permanent(data);
                 match &self.backend {
+                    // A session nested deeper than the reader accepts would
+                    // be sent, then refused on the next request: the whole
+                    // session lost, login included. Refused here instead.
+                    Backend::Cookie(_) if modified && tagged::nests_deeper_than_readable(data) => {
+                        Some(CookieWrite::TooDeep)
+                    }
                     Backend::Cookie(codec)
                         if modified || (permanent && config.refresh_each_request) =>
                     {
@@ -288,6 +296,14 @@ impl SessionCore {
                     set_cookie: Some(self.removal_cookie()),
                     vary_cookie: true,
                 }
+            }
+            Some(CookieWrite::TooDeep) => {
+                tracing::error!(
+                    "the session nests deeper than {} levels, which no cookie read accepts; \
+                     answering 500 and keeping the cookie the browser has",
+                    tagged::MAX_DEPTH
+                );
+                return Finish::Fail(Failure::Internal);
             }
             Some(CookieWrite::Set(header)) => header,
         };

@@ -58,6 +58,32 @@ pub fn to_string(value: &Value) -> String {
     out
 }
 
+/// Whether `map`, written as tagged JSON, nests deeper than [`MAX_DEPTH`],
+/// so that reading it back would be refused. Counts levels as the reader
+/// does: every object and array, a tag's object included. Stops early: a
+/// flat session costs one look at each value.
+pub(crate) fn nests_deeper_than_readable(map: &Map) -> bool {
+    fn dict_deeper(map: &Map, room: usize) -> bool {
+        // A one-key dict whose key is a tag is written inside {" di": …}.
+        let escaped = map.len() == 1 && map.keys().next().is_some_and(|key| TAGS.contains(&key));
+        let needed = 1 + usize::from(escaped);
+        room < needed || map.values().any(|value| value_deeper(value, room - needed))
+    }
+    fn items_deeper(items: &[Value], room: usize, needed: usize) -> bool {
+        room < needed || items.iter().any(|item| value_deeper(item, room - needed))
+    }
+    fn value_deeper(value: &Value, room: usize) -> bool {
+        match value {
+            Value::List(items) => items_deeper(items, room, 1),
+            Value::Tuple(items) => items_deeper(items, room, 2),
+            Value::Dict(map) => dict_deeper(map, room),
+            Value::Bytes(_) | Value::Markup(_) | Value::Uuid(_) | Value::DateTime(_) => room < 1,
+            Value::Null | Value::Bool(_) | Value::Number(_) | Value::String(_) => false,
+        }
+    }
+    dict_deeper(map, MAX_DEPTH)
+}
+
 /// Writes a session's map as Flask's tagged JSON.
 pub fn map_to_string(map: &Map) -> String {
     // Most sessions fit; growing a string from empty copies it several times.
@@ -661,6 +687,40 @@ mod tests {
             to_string(&s),
             r#""\u00e9\u4e2d\ud83c\udfaf\u007f\u0000\"\\/\n""#
         );
+    }
+
+    /// The writer's depth check agrees with the reader, for every kind of
+    /// nesting, right at the bound.
+    #[test]
+    fn the_depth_check_agrees_with_the_reader() {
+        fn nest(levels: usize, wrap: fn(Value) -> Value) -> Map {
+            let mut value = Value::from(1);
+            for _ in 0..levels {
+                value = wrap(value);
+            }
+            Map::from([("k".to_owned(), value)])
+        }
+        let wraps: [fn(Value) -> Value; 5] = [
+            |v| Value::List(vec![v]),
+            |v| Value::Tuple(vec![v]),
+            |v| Value::Dict(Map::from([("a".to_owned(), v)])),
+            |v| Value::Dict(Map::from([(" t".to_owned(), v)])),
+            |v| Value::List(vec![Value::from(0), v, Value::bytes(vec![1])]),
+        ];
+        for wrap in wraps {
+            for levels in 0..200 {
+                let map = nest(levels, wrap);
+                let readable = from_str(&map_to_string(&map)).is_ok();
+                assert_eq!(
+                    nests_deeper_than_readable(&map),
+                    !readable,
+                    "{levels} levels of {:?}",
+                    wrap(Value::Null)
+                );
+            }
+        }
+        let leafy = Map::from([("b".to_owned(), Value::bytes(vec![1]))]);
+        assert!(!nests_deeper_than_readable(&leafy));
     }
 
     #[test]

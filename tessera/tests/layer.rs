@@ -249,6 +249,63 @@ async fn session_errors_are_responses() {
     );
 }
 
+/// A session nested deeper than any cookie read accepts is not sent (the
+/// next request would have lost the whole session): a 500, and the cookie
+/// the browser has still works.
+#[tokio::test]
+async fn a_session_too_deep_to_read_back_is_not_sent() {
+    for session_type in [
+        tessera::SessionType::Cookie,
+        tessera::SessionType::EncryptedCookie,
+    ] {
+        let app = Router::new()
+            .route(
+                "/login",
+                post(|s: Session| async move {
+                    s.insert("user", "alice").ok();
+                    "in"
+                }),
+            )
+            .route(
+                "/deep/{levels}",
+                post(
+                    |s: Session, axum::extract::Path(levels): axum::extract::Path<usize>| async move {
+                        let mut value = tessera::Value::from(1);
+                        for _ in 0..levels {
+                            value = tessera::Value::List(vec![value]);
+                        }
+                        s.insert_value("deep", value);
+                        "set"
+                    },
+                ),
+            )
+            .route(
+                "/user",
+                get(|s: Session| async move { format!("{:?}", s.get::<String>("user").ok().flatten()) }),
+            )
+            .layer(SessionLayer::new(
+                config().session_type(session_type).build().expect("config"),
+            ));
+        let cookie = cookie_pair(&send(&app, "POST", "/login", None).await);
+        // 127 lists inside the session's dict: 128 levels, still readable.
+        let response = send(&app, "POST", "/deep/127", Some(&cookie)).await;
+        assert_eq!(response.status(), StatusCode::OK, "{session_type:?}");
+        let deeper = cookie_pair(&response);
+        let response = send(&app, "GET", "/user", Some(&deeper)).await;
+        assert_eq!(text(response).await, "Some(\"alice\")", "{session_type:?}");
+        // One more: not sent.
+        let response = send(&app, "POST", "/deep/128", Some(&cookie)).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "{session_type:?}"
+        );
+        assert!(set_cookies(response.headers()).is_empty());
+        let response = send(&app, "GET", "/user", Some(&cookie)).await;
+        assert_eq!(text(response).await, "Some(\"alice\")", "{session_type:?}");
+    }
+}
+
 /// test_session_stored_last: writes made after the handler, by middleware
 /// inside the layer, are saved.
 #[tokio::test]

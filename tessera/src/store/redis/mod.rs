@@ -936,6 +936,7 @@ fn failed(error: RedisError) -> StoreError {
 
 /// `url` with any password replaced, for error messages.
 fn redact(url: &str) -> String {
+    let url = &crate::config::redact_query_secrets(url);
     let Some((scheme, rest)) = url.split_once("://") else {
         return "the URL".to_owned();
     };
