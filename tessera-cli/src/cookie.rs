@@ -308,23 +308,15 @@ fn sign(args: SignArgs) -> Result<()> {
 /// Rewrites the numbers of a session read from the user's JSON as Python's
 /// `json.loads` and then `json.dumps` would write them (`1E5` is `100000.0`,
 /// `-0` is `0`, `1e400` is `Infinity`), so that the cookie is the one Flask
-/// would sign for the same data. An integer Python refuses to read (more than
-/// 4300 digits) is an error: Flask would refuse the cookie.
+/// would sign for the same data.
 fn as_python_reads_it(data: &mut Map) -> Result<()> {
     fn number(number: &Number) -> Result<Option<Number>> {
         let text = number.as_str();
         if matches!(text, "NaN" | "Infinity" | "-Infinity") {
             return Ok(None);
         }
+        // (The parser has refused an integer Python cannot read already.)
         if number.is_integer() {
-            let digits = text.trim_start_matches('-');
-            if digits.len() > PYTHON_MAX_INT_DIGITS {
-                return Err(Error::new(format_args!(
-                    "an integer of {} digits: Python reads at most {PYTHON_MAX_INT_DIGITS}, \
-                     so Flask would refuse this session",
-                    digits.len()
-                )));
-            }
             return Ok((text == "-0").then(|| Number::from(0)));
         }
         // Rust's parse rounds correctly, as Python's float() does.
@@ -356,9 +348,6 @@ fn as_python_reads_it(data: &mut Map) -> Result<()> {
     }
     Ok(())
 }
-
-/// Python's default `sys.get_int_max_str_digits()`.
-const PYTHON_MAX_INT_DIGITS: usize = 4300;
 
 /// The reason a cookie was refused, with a hint when it looks like the other
 /// kind: signed cookies always hold dots, encrypted ones never do.

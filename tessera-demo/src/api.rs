@@ -25,7 +25,8 @@ pub(crate) const MAX_JSON_BYTES: usize = 16 * 1024;
 
 /// `GET /api/session`: every key, as plain JSON (tuples as arrays, bytes as
 /// arrays of numbers, UUIDs and datetimes as strings), numbers exactly as
-/// stored (Python's `NaN` and infinities, which JSON lacks, as `null`).
+/// stored up to 128-bit integers (beyond, the nearest float; Python's `NaN`
+/// and infinities, which JSON lacks, as `null`).
 pub(crate) async fn show(session: Session) -> Response {
     Json(Value::Dict(session.to_map())).into_response()
 }

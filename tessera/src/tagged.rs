@@ -84,6 +84,9 @@ pub(crate) fn nests_deeper_than_readable(map: &Map) -> bool {
     dict_deeper(map, MAX_DEPTH)
 }
 
+/// The longest integer Python reads by default (`sys.get_int_max_str_digits`).
+const PYTHON_MAX_INT_DIGITS: usize = 4300;
+
 /// Writes a session's map as Flask's tagged JSON.
 pub fn map_to_string(map: &Map) -> String {
     // Most sessions fit; growing a string from empty copies it several times.
@@ -332,10 +335,18 @@ impl<'a> Parser<'a> {
         if self.peek() == Some(b'-') {
             self.pos += 1;
         }
+        let digits_start = self.pos;
         match self.peek() {
             Some(b'0') => self.pos += 1,
             Some(b'1'..=b'9') => self.skip_digits(),
             _ => return Err(self.error("invalid number")),
+        }
+        // Python refuses to read longer integers (sys.get_int_max_str_digits),
+        // so Flask would refuse the session: so does this.
+        if self.pos - digits_start > PYTHON_MAX_INT_DIGITS
+            && !matches!(self.peek(), Some(b'.' | b'e' | b'E'))
+        {
+            return Err(self.error("an integer of more than 4300 digits, which Python refuses"));
         }
         if self.peek() == Some(b'.') {
             self.pos += 1;
@@ -687,6 +698,19 @@ mod tests {
             to_string(&s),
             r#""\u00e9\u4e2d\ud83c\udfaf\u007f\u0000\"\\/\n""#
         );
+    }
+
+    /// Integers as long as Python reads them, and no longer (floats are
+    /// not bounded).
+    #[test]
+    fn integers_beyond_python_s_limit_are_refused() {
+        let longest = "9".repeat(4300);
+        assert!(from_str(&longest).is_ok());
+        assert!(from_str(&format!("-{longest}")).is_ok());
+        let error = from_str(&format!("[1,{longest}9]")).expect_err("too long");
+        assert!(error.reason.contains("4300 digits"), "{error}");
+        assert!(from_str(&format!("{longest}9.0")).is_ok());
+        assert!(from_str(&format!("{longest}9e0")).is_ok());
     }
 
     /// The writer's depth check agrees with the reader, for every kind of
