@@ -226,9 +226,18 @@ fn decode(args: DecodeArgs) -> Result<()> {
             ))
         }
         None => {
-            let cookie = candidates[0];
-            let decoded = tessera::decode_unverified(cookie, args.max_payload_size)
-                .map_err(|err| refusal(err, cookie, false))?;
+            // The first that decodes, as with a key; else why the first did not.
+            let mut results = candidates.iter().map(|cookie| {
+                tessera::decode_unverified(cookie, args.max_payload_size)
+                    .map_err(|err| refusal(err, cookie, false))
+            });
+            let first = results
+                .next()
+                .unwrap_or_else(|| Err(Error::new("malformed: the cookie is empty")));
+            let decoded = match first {
+                Ok(decoded) => decoded,
+                Err(first_refusal) => results.find_map(Result::ok).ok_or(first_refusal)?,
+            };
             io::warn(
                 "UNVERIFIED: no secret key given (--secret-key or SECRET_KEY), so neither \
                  the signature nor the age was checked; anyone can write these contents",

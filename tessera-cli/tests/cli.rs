@@ -889,6 +889,11 @@ fn cookies_pasted_as_headers_decode() {
     ]);
     assert!(out.success(), "{:?}", out.stderr);
     assert_eq!(out.line(), EXAMPLE_JSON);
+    // Without a key too (unverified).
+    let junk_first = format!("Cookie: session=junk; session={signed}");
+    let out = run(&["cookie", "decode", &junk_first]);
+    assert!(out.success(), "{:?}", out.stderr);
+    assert_eq!(out.line(), EXAMPLE_JSON);
     let reason = decode(KEY, &header).refusal().to_owned();
     assert!(
         reason.contains("no cookie named \"session\"") && reason.contains("_ga, __Host-session"),

@@ -890,7 +890,7 @@ impl SessionConfigBuilder {
                 if let Err(reason) = parse_sqlite_url(url) {
                     return Err(invalid(
                         "SESSION_STORE_URL",
-                        url,
+                        &redact_password(url),
                         &format!(
                             "sqlite:///absolute/path.db or sqlite://relative/path.db ({reason})"
                         ),
@@ -1064,10 +1064,18 @@ impl fmt::Debug for StoreUrl {
 }
 
 /// A URL with any password replaced by `***`, for messages and logs.
-fn redact_password(url: &str) -> String {
+pub(crate) fn redact_password(url: &str) -> String {
     let url = &redact_query_secrets(url);
     let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
+        // PostgreSQL's keyword form: `host=… password=…`.
+        return url
+            .split(' ')
+            .map(|word| match word.split_once('=') {
+                Some((name, _)) if is_secret_name(name) => format!("{name}=***"),
+                _ => word.to_owned(),
+            })
+            .collect::<Vec<_>>()
+            .join(" ");
     };
     let authority_end = rest.find('/').unwrap_or(rest.len());
     match rest[..authority_end].rsplit_once('@') {
@@ -1096,14 +1104,7 @@ pub(crate) fn redact_query_secrets(url: &str) -> String {
     let parameters: Vec<String> = query
         .split('&')
         .map(|parameter| match parameter.split_once('=') {
-            Some((name, _))
-                if {
-                    let name = name.to_ascii_lowercase();
-                    name.contains("pass") || name.contains("secret") || name.contains("token")
-                } =>
-            {
-                format!("{name}=***")
-            }
+            Some((name, _)) if is_secret_name(name) => format!("{name}=***"),
             _ => parameter.to_owned(),
         })
         .collect();
@@ -1113,6 +1114,12 @@ pub(crate) fn redact_query_secrets(url: &str) -> String {
         redacted.push_str(fragment);
     }
     redacted
+}
+
+/// Whether a URL parameter of this name carries a secret.
+pub(crate) fn is_secret_name(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    name.contains("pass") || name.contains("secret") || name.contains("token")
 }
 
 /// Flask-Session's default for Redis; PostgreSQL's default local database.
@@ -1436,6 +1443,14 @@ mod tests {
         assert_eq!(
             redact_password("redis+unix:///tmp/r.sock?db=1&pass=S3CRET#x"),
             "redis+unix:///tmp/r.sock?db=1&pass=***#x"
+        );
+        assert_eq!(
+            redact_password("host=db port=5432 user=u password=S3CRET"),
+            "host=db port=5432 user=u password=***"
+        );
+        assert_eq!(
+            redact_password("sqlite:///tmp/x.db?password=S3CRET"),
+            "sqlite:///tmp/x.db?password=***"
         );
     }
 

@@ -243,8 +243,9 @@ impl SqliteStore {
     pub fn from_url(url: &str) -> Result<Self, StoreError> {
         let refuse = |why: &str| {
             StoreError::Config(format!(
-                "{url:?} is not a SQLite session store URL: {why}; expected \
-                 sqlite:///absolute/path.db or sqlite://relative/path.db"
+                "{:?} is not a SQLite session store URL: {why}; expected \
+                 sqlite:///absolute/path.db or sqlite://relative/path.db",
+                crate::config::redact_password(url)
             ))
         };
         let path = crate::config::parse_sqlite_url(url).map_err(refuse)?;
