@@ -94,9 +94,6 @@ use crate::value::Value;
 /// succeeded, so this only runs out under extreme contention on one session.
 const MAX_ATTEMPTS: u32 = 1000;
 
-/// Keys fetched per `SCAN` step when listing every session.
-const SCAN_COUNT: usize = 1000;
-
 /// What the scripts add to the shared constants: where the value is, and
 /// how to tell whether tessera or another writer set its TTL last.
 const FLASK_LUA_CONSTANTS: &str = r#"
@@ -615,23 +612,10 @@ impl FlaskSessionRedisStore {
 
     /// Every session id under the prefix, Flask-Session's included.
     async fn scan_ids(&self) -> Result<Vec<SessionId>, StoreError> {
-        let pattern = format!("{}*", escape_glob(&self.prefix));
         let mut cursor: u64 = 0;
         let mut ids = Vec::new();
         loop {
-            let (next, keys): (u64, Vec<String>) = self
-                .link
-                .read(
-                    ::redis::cmd("SCAN")
-                        .arg(cursor)
-                        .arg("MATCH")
-                        .arg(&pattern)
-                        .arg("COUNT")
-                        .arg(SCAN_COUNT)
-                        .arg("TYPE")
-                        .arg("string"),
-                )
-                .await?;
+            let (next, keys) = self.link.scan_values(&self.prefix, cursor).await?;
             ids.extend(
                 keys.iter()
                     .filter_map(|key| key.strip_prefix(&self.prefix))

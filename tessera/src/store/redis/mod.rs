@@ -760,21 +760,9 @@ impl Link {
             "flask-session" => return Ok(Some(Layout::FlaskSession)),
             _ => {}
         }
-        let pattern = format!("{}*", flask_session::escape_glob(prefix));
         let mut cursor: u64 = 0;
         for _ in 0..SAMPLE_SCAN_ROUNDS {
-            let (next, keys): (u64, Vec<String>) = self
-                .read(
-                    ::redis::cmd("SCAN")
-                        .arg(cursor)
-                        .arg("MATCH")
-                        .arg(&pattern)
-                        .arg("COUNT")
-                        .arg(1000)
-                        .arg("TYPE")
-                        .arg("string"),
-                )
-                .await?;
+            let (next, keys) = self.scan_values(prefix, cursor).await?;
             if !keys.is_empty() {
                 return Ok(Some(Layout::FlaskSession));
             }
@@ -785,7 +773,32 @@ impl Link {
         }
         Ok(None)
     }
+
+    /// One round of `SCAN` for the string values under `prefix` (where
+    /// Flask-Session keeps sessions): the keys found, and the cursor to go
+    /// on from, 0 once done.
+    pub(super) async fn scan_values(
+        &self,
+        prefix: &str,
+        cursor: u64,
+    ) -> Result<(u64, Vec<String>), StoreError> {
+        let pattern = format!("{}*", flask_session::escape_glob(prefix));
+        self.read(
+            ::redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(pattern)
+                .arg("COUNT")
+                .arg(SCAN_COUNT)
+                .arg("TYPE")
+                .arg("string"),
+        )
+        .await
+    }
 }
+
+/// Keys `SCAN` looks at per call.
+const SCAN_COUNT: usize = 1000;
 
 /// `count` connection slots (at least one), none connected yet.
 fn unconnected(count: usize) -> Box<[OnceCell<ConnectionManager>]> {
