@@ -283,12 +283,7 @@ async fn hostile_cookies_give_an_empty_session() {
 /// its full size.
 #[tokio::test(flavor = "current_thread")]
 async fn oversized_cookie_is_logged_or_refused() {
-    let logs = LogBuffer::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(logs.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (logs, _guard) = LogBuffer::capture();
 
     let big = "a".repeat(5000);
     let signed = build(SessionConfig::builder().secret_key(KEY));

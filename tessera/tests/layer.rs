@@ -337,12 +337,7 @@ async fn writes_after_the_handler_are_saved() {
 /// size (and still sent), or refused with a 500 when configured.
 #[tokio::test(flavor = "current_thread")]
 async fn oversized_cookie_is_logged_or_refused() {
-    let logs = LogBuffer::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(logs.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (logs, _guard) = LogBuffer::capture();
 
     // Random-looking data does not compress below the limit.
     let mut state = 0x2545_f491_4f6c_dd1d_u64;
@@ -455,12 +450,7 @@ async fn extractor_without_layer_is_a_clear_error() {
 /// A weak SECRET_KEY logs a warning at startup; a strong one does not.
 #[test]
 fn weak_secret_key_logs_a_warning() {
-    let logs = LogBuffer::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(logs.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (logs, _guard) = LogBuffer::capture();
     let logged = || logs.contents();
 
     SessionConfig::builder()
@@ -495,12 +485,7 @@ fn weak_secret_key_logs_a_warning() {
 /// about, or refused when strong keys are required, like a weak key.
 #[test]
 fn weak_fallback_keys_are_treated_as_weak_keys() {
-    let logs = LogBuffer::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(logs.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (logs, _guard) = LogBuffer::capture();
 
     let strong_old = "an-older-but-strong-key-0123456789abcdef";
     SessionConfig::builder()

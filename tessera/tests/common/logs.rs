@@ -8,6 +8,18 @@ use std::sync::{Arc, Mutex};
 pub(crate) struct LogBuffer(Arc<Mutex<Vec<u8>>>);
 
 impl LogBuffer {
+    /// A buffer that gets what this thread logs until the guard is dropped.
+    #[allow(dead_code)] // security.rs captures process-wide instead.
+    pub(crate) fn capture() -> (Self, tracing::subscriber::DefaultGuard) {
+        let logs = Self::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(logs.clone())
+            .with_ansi(false)
+            .finish();
+        let guard = tracing::subscriber::set_default(subscriber);
+        (logs, guard)
+    }
+
     /// Everything written so far.
     pub(crate) fn contents(&self) -> String {
         String::from_utf8_lossy(&self.0.lock().expect("lock")).into_owned()
