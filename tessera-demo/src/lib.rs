@@ -55,11 +55,10 @@ pub(crate) struct ConfigInfo {
     pub(crate) lifetime: Duration,
     pub(crate) refresh_each_request: bool,
     pub(crate) cookie_name: String,
-    /// Cookie sessions only: the codec and `MAX_COOKIE_SIZE`, to refuse a
-    /// write that would make the cookie too large for browsers to keep.
-    pub(crate) cookie_limit: Option<(CookieCodec, usize)>,
-    /// Bytes a session `Set-Cookie` spends on attributes besides `Expires`.
-    pub(crate) attribute_bytes: usize,
+    /// Cookie sessions only: the codec and the configuration, to refuse a
+    /// write that would make the cookie larger than `MAX_COOKIE_SIZE`
+    /// (browsers drop such cookies).
+    pub(crate) cookie_limit: Option<(CookieCodec, SessionConfig)>,
 }
 
 /// How the page names a cookie session's cookie.
@@ -70,55 +69,15 @@ pub(crate) fn cookie_kind(session_type: SessionType) -> &'static str {
     }
 }
 
-/// `; Expires=` and an HTTP date, which a permanent session's cookie adds.
-const EXPIRES_BYTES: usize = "; Expires=Tue, 14 Nov 2023 22:13:20 GMT".len();
-
-/// The bytes of the attributes the layer writes after a session cookie's
-/// value, `Expires` aside, as Werkzeug writes them (the path quoted).
-fn attribute_bytes(config: &SessionConfig) -> usize {
-    let quoted_path: usize = config
-        .cookie_path()
-        .bytes()
-        .map(|byte| {
-            if byte.is_ascii_alphanumeric() || b"_.-~%!$&'()*+,/:=@".contains(&byte) {
-                1
-            } else {
-                3
-            }
-        })
-        .sum();
-    let mut bytes = "; Path=".len() + quoted_path;
-    if let Some(domain) = config.cookie_domain() {
-        bytes += "; Domain=".len() + domain.len();
-    }
-    if config.cookie_secure() {
-        bytes += "; Secure".len();
-    }
-    if config.cookie_http_only() {
-        bytes += "; HttpOnly".len();
-    }
-    if let Some(same_site) = config.cookie_same_site() {
-        bytes += "; SameSite=".len() + same_site.to_string().len();
-    }
-    if config.cookie_partitioned() {
-        bytes += "; Partitioned".len();
-    }
-    bytes
-}
-
 impl ConfigInfo {
     /// In cookie mode, the size of the `Set-Cookie` the session would need
     /// now if that is over `MAX_COOKIE_SIZE` (browsers drop such cookies).
     pub(crate) fn cookie_overflow(&self, session: &Session) -> Option<usize> {
-        let (codec, limit) = self.cookie_limit.as_ref()?;
+        let (codec, config) = self.cookie_limit.as_ref()?;
         let value = codec.encode(&session.to_map(), SystemTime::now());
-        let expires = if session.permanent() {
-            EXPIRES_BYTES
-        } else {
-            0
-        };
-        let size = self.cookie_name.len() + 1 + value.len() + self.attribute_bytes + expires;
-        (*limit > 0 && size > *limit).then_some(size)
+        let size = config.set_cookie_len(value.len(), session.permanent());
+        let limit = config.max_cookie_size();
+        (limit > 0 && size > limit).then_some(size)
     }
 }
 
@@ -131,8 +90,7 @@ pub fn build_app(config: SessionConfig) -> Router {
             refresh_each_request: config.refresh_each_request(),
             cookie_name: config.cookie_name().to_owned(),
             cookie_limit: (!config.session_type().is_server_side())
-                .then(|| (config.cookie_codec(), config.max_cookie_size())),
-            attribute_bytes: attribute_bytes(&config),
+                .then(|| (config.cookie_codec(), config.clone())),
         }),
     };
     Router::new()
@@ -217,8 +175,6 @@ mod tests {
             )
             .build()
             .expect("config");
-            let name = config.cookie_name().to_owned();
-            let attributes = attribute_bytes(&config);
             for (request, permanent) in [
                 (Request::get("/setsession").body(Body::empty()), false),
                 (
@@ -244,10 +200,9 @@ mod tests {
                     .and_then(|pair| pair.split_once('='))
                     .expect("name=value")
                     .1;
-                let expires = if permanent { EXPIRES_BYTES } else { 0 };
                 assert_eq!(
                     set_cookie.len(),
-                    name.len() + 1 + value.len() + attributes + expires,
+                    config.set_cookie_len(value.len(), permanent),
                     "{set_cookie}"
                 );
             }

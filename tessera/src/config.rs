@@ -351,6 +351,14 @@ impl SessionConfig {
         self.max_cookie_size
     }
 
+    /// The length of the `Set-Cookie` value the layer sends for a cookie
+    /// value of `value_len` bytes, with `Expires` when `permanent`: what
+    /// `MAX_COOKIE_SIZE` is checked against, so that an application can
+    /// refuse a write before it makes the cookie too large.
+    pub fn set_cookie_len(&self, value_len: usize, permanent: bool) -> usize {
+        crate::core::set_cookie_len(self, value_len, permanent)
+    }
+
     /// `SESSION_TYPE`.
     pub fn session_type(&self) -> SessionType {
         self.session_type

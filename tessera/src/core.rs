@@ -437,6 +437,21 @@ struct CookieAttributes {
     after_expiry: String,
 }
 
+/// `; Expires=` and an HTTP date: what a permanent session's cookie adds.
+const EXPIRES_LEN: usize = "; Expires=Tue, 14 Nov 2023 22:13:20 GMT".len();
+
+/// The length of the `Set-Cookie` value [`SessionCore::set_cookie`] writes
+/// for a value of `value_len` bytes.
+pub(crate) fn set_cookie_len(config: &SessionConfig, value_len: usize, permanent: bool) -> usize {
+    let attributes = CookieAttributes::new(config);
+    config.cookie_name.len()
+        + 1
+        + value_len
+        + attributes.before_expiry.len()
+        + if permanent { EXPIRES_LEN } else { 0 }
+        + attributes.after_expiry.len()
+}
+
 impl CookieAttributes {
     fn new(config: &SessionConfig) -> Self {
         let mut before_expiry = String::new();
@@ -695,8 +710,16 @@ mod tests {
             let written = core.set_cookie(None, |out| out.push_str(value));
             assert_eq!(written, plain.replace('V', value));
             assert_eq!(written.capacity(), written.len(), "exact size");
+            assert_eq!(
+                set_cookie_len(core.config(), value.len(), false),
+                plain.replace('V', value).len()
+            );
             let written = core.set_cookie(Some(expires), |out| out.push_str(value));
             assert_eq!(written, expiring.replace('V', value));
+            assert_eq!(
+                set_cookie_len(core.config(), value.len(), true),
+                written.len()
+            );
             assert_eq!(core.removal_cookie(), removal);
         }
     }
