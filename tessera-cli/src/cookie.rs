@@ -407,17 +407,19 @@ fn pasted_cookies<'a>(
             text = text[prefix.len()..].trim_start();
         }
     }
-    let (name, value) = if cookie_header {
-        let pairs: Vec<(Option<&str>, &str)> = text
+    if cookie_header {
+        let pairs: Vec<(Option<&'a str>, &'a str)> = text
             .split(';')
             .map(|pair| split_pair(pair.trim()))
             .collect();
-        let values: Vec<&str> = pairs
+        let named: Vec<(&'a str, &'a str)> = pairs
             .iter()
-            .filter(|(name, _)| *name == Some(wanted_name))
-            .map(|(_, value)| unquote(value))
+            .filter_map(|&(name, value)| {
+                name.filter(|name| *name == wanted_name)
+                    .map(|name| (name, unquote(value)))
+            })
             .collect();
-        if values.is_empty() {
+        let Some(&(name, _)) = named.first() else {
             let names: Vec<&str> = pairs.iter().filter_map(|(name, _)| *name).collect();
             return Err(Error::new(format_args!(
                 "no cookie named {wanted_name:?} in the pasted Cookie header (it has {}); \
@@ -428,24 +430,18 @@ fn pasted_cookies<'a>(
                     names.join(", ")
                 }
             )));
-        }
-        return Ok((Some(pairs_name(&pairs, wanted_name)), values));
-    } else {
-        split_pair(text.split(';').next().unwrap_or_default().trim())
-    };
+        };
+        return Ok((
+            Some(name),
+            named.into_iter().map(|(_, value)| value).collect(),
+        ));
+    }
+    let (name, value) = split_pair(text.split(';').next().unwrap_or_default().trim());
     let value = unquote(value);
     if value.is_empty() {
         return Err(Error::new("malformed: the cookie is empty"));
     }
     Ok((name, vec![value]))
-}
-
-/// The pasted name equal to `wanted` (borrowed from the input).
-fn pairs_name<'a>(pairs: &[(Option<&'a str>, &'a str)], wanted: &str) -> &'a str {
-    pairs
-        .iter()
-        .find_map(|(name, _)| name.filter(|name| *name == wanted))
-        .unwrap_or_default()
 }
 
 /// `name=value`, when what comes before `=` is a cookie name.
