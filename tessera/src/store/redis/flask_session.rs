@@ -441,18 +441,20 @@ impl FlaskSessionRedisStore {
         &self.prefix
     }
 
-    /// Uses up to `count` connections (at least one) instead of one per CPU
-    /// core (at most 8), each opened when first needed, shared as
-    /// [`RedisStore`](super::RedisStore)'s are (see
-    /// [Connections](super#connections)).
+    /// Uses `count` connections (at least one), each opened when first
+    /// needed, shared as [`RedisStore`](super::RedisStore)'s are (see
+    /// [`RedisStore::with_connections`](super::RedisStore::with_connections)
+    /// and [Connections](super#connections)).
     #[must_use]
     pub fn with_connections(mut self, count: usize) -> Self {
         self.link.set_connections(count);
         self
     }
 
-    /// How many connections operations share (each opened when first
-    /// needed).
+    /// The most connections operations use (each opened when first needed):
+    /// single-threaded runtimes keep one each among them; a multi-threaded
+    /// runtime uses the first alone unless
+    /// [`with_connections`](Self::with_connections) was called.
     pub fn connections(&self) -> usize {
         self.link.connections()
     }

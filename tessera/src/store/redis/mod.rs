@@ -56,23 +56,35 @@
 //!
 //! # Connections
 //!
-//! [`RedisStore::new`] only parses the URL. Operations use a few multiplexed
+//! [`RedisStore::new`] only parses the URL. Operations use multiplexed
 //! connections, each a [`ConnectionManager`] made by the first operation that
 //! needs it, which reconnects by itself when its connection drops (a Redis
-//! restart, a failover, `CLIENT KILL`). There is one per CPU core, up to 8
-//! (see [`with_connections`](RedisStore::with_connections)). On a
-//! multi-threaded Tokio runtime operations take them in turn. Under
-//! concurrent load one connection is a queue of its own: on two cores, the
-//! HTTP benchmark's route (one load and one increment per request) ran at
-//! 0.89× tower-sessions' throughput through one connection and at 1.01×
-//! through two taken in turn (medians of 12 and 16 interleaved rounds), while
-//! eight connections ran at 0.78×: Redis then reads and answers the
-//! connections' commands a few at a time, at more system calls per command.
+//! restart, a failover, `CLIENT KILL`).
+//!
+//! On a multi-threaded Tokio runtime (axum's) every operation goes through
+//! one connection. Commands of concurrent requests then reach Redis together
+//! and are read and answered a batch at a time, which spends the least of
+//! Redis' CPU per command, and Redis' CPU is what all of an application's
+//! instances share. Measured on two cores with the HTTP benchmark's route
+//! (one load and one increment per request, 16 concurrent clients), against
+//! two connections taken in turn, the previous default: Redis CPU per request
+//! 12.3 µs against 16.9 µs and throughput 1.14× on a Redis with its default
+//! persistence (no AOF), 24.0 µs against 27.6 µs and 0.95× on one that syncs
+//! its AOF on every write (`appendfsync always`), where waiting on the disk
+//! leaves room for a second connection (medians of 5 interleaved rounds; see
+//! BENCHMARKS.md). [`with_connections`](RedisStore::with_connections) sets
+//! another number, which operations then take in turn; with `appendfsync
+//! always`, eight ran at 0.78× tower-sessions' throughput where two ran at
+//! 1.01×, Redis then reading the connections' commands a few at a time, at
+//! more system calls per command.
+//!
 //! On a single-threaded runtime (each actix-web worker runs one), each thread
-//! keeps to one connection, the one made on its runtime, whose task runs on
-//! that same thread: taking turns there sent half of the commands through
-//! another worker's thread, at 0.85× actix-session's throughput against 0.89×
-//! for one connection per thread.
+//! keeps to one connection of its own, up to one per CPU core (at most 8) or
+//! the number set: the connection made on its runtime, whose task runs on that
+//! same thread. Sharing one connection there sends the other workers'
+//! commands through the thread of the worker that made it, and taking turns
+//! sent half of the commands through another worker's thread (0.85×
+//! actix-session's throughput against 0.89× for one connection per thread).
 //!
 //! An operation that cannot reach Redis fails with [`StoreError::Unavailable`]
 //! (a 503 for the request) and the next one tries again. A read that finds
@@ -592,8 +604,8 @@ struct ConnectError {
     source: RedisError,
 }
 
-/// How many connections a store opens unless told otherwise: one per CPU
-/// core, at most this many.
+/// How many connections a store opens at most unless told otherwise: one
+/// per CPU core for single-threaded runtimes, up to this many.
 const MAX_DEFAULT_CONNECTIONS: usize = 8;
 
 /// The way to one Redis server, shared by both of its store layouts: the
@@ -602,6 +614,9 @@ const MAX_DEFAULT_CONNECTIONS: usize = 8;
 pub(super) struct Link {
     client: Client,
     connections: Box<[OnceCell<ConnectionManager>]>,
+    /// How many of them a multi-threaded runtime's operations take turns
+    /// on: the first only, unless told otherwise.
+    taking_turns: usize,
     next: AtomicUsize,
 }
 
@@ -619,6 +634,7 @@ impl Link {
         Ok(Self {
             client,
             connections: unconnected(cores.min(MAX_DEFAULT_CONNECTIONS)),
+            taking_turns: 1,
             next: AtomicUsize::new(0),
         })
     }
@@ -626,6 +642,7 @@ impl Link {
     /// Opens `count` connections (at least one) instead, as they are needed.
     pub(super) fn set_connections(&mut self, count: usize) {
         self.connections = unconnected(count);
+        self.taking_turns = self.connections.len();
     }
 
     pub(super) fn connections(&self) -> usize {
@@ -649,12 +666,12 @@ impl Link {
     pub(super) async fn connection(&self) -> Result<ConnectionManager, StoreError> {
         let single_threaded = tokio::runtime::Handle::try_current()
             .is_ok_and(|runtime| runtime.runtime_flavor() == RuntimeFlavor::CurrentThread);
-        let turn = if single_threaded {
-            thread_turn()
+        let slot = if single_threaded {
+            thread_turn() % self.connections.len()
         } else {
-            self.next.fetch_add(1, Ordering::Relaxed)
+            self.next.fetch_add(1, Ordering::Relaxed) % self.taking_turns
         };
-        let manager = self.connections[turn % self.connections.len()]
+        let manager = self.connections[slot]
             .get_or_try_init(|| {
                 let config = ConnectionManagerConfig::new()
                     .set_connection_timeout(Some(CONNECT_TIMEOUT))
@@ -841,17 +858,21 @@ impl RedisStore {
         &self.prefix
     }
 
-    /// Uses up to `count` connections (at least one) instead of one per CPU
-    /// core (at most 8), each opened when first needed; see
-    /// [Connections](self#connections) for how operations share them.
+    /// Uses `count` connections (at least one), each opened when first
+    /// needed: operations on a multi-threaded runtime take them in turn
+    /// instead of sharing one, and single-threaded runtimes keep one each
+    /// among them instead of one each up to one per CPU core (at most 8).
+    /// See [Connections](self#connections) for what that costs.
     #[must_use]
     pub fn with_connections(mut self, count: usize) -> Self {
         self.link.set_connections(count);
         self
     }
 
-    /// How many connections operations share (each opened when first
-    /// needed).
+    /// The most connections operations use (each opened when first needed):
+    /// single-threaded runtimes keep one each among them; a multi-threaded
+    /// runtime uses the first alone unless
+    /// [`with_connections`](Self::with_connections) was called.
     pub fn connections(&self) -> usize {
         self.link.connections()
     }
@@ -1610,12 +1631,26 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn operations_take_turns_on_its_connections() {
+    async fn a_multi_threaded_runtime_shares_one_connection_unless_told() {
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
-        assert_eq!(
-            test_store().connections(),
-            cores.min(MAX_DEFAULT_CONNECTIONS)
-        );
+        let store = test_store();
+        assert_eq!(store.connections(), cores.min(MAX_DEFAULT_CONNECTIONS));
+        let client_id = ::redis::cmd("CLIENT").arg("ID").clone();
+        // From tasks that may run on either worker thread.
+        let mut tasks = tokio::task::JoinSet::new();
+        let store = std::sync::Arc::new(store);
+        for _ in 0..16 {
+            let store = std::sync::Arc::clone(&store);
+            let client_id = client_id.clone();
+            tasks.spawn(async move { raw::<i64>(&store, &client_id).await });
+        }
+        let mut ids = tasks.join_all().await;
+        ids.dedup();
+        assert_eq!(ids.len(), 1, "one connection: {ids:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn operations_take_turns_on_the_connections_set() {
         assert_eq!(test_store().with_connections(0).connections(), 1);
 
         let store = test_store().with_connections(3);
