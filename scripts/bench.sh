@@ -47,7 +47,9 @@ cargo build -q --release -p tessera-bench
 (
     services_dir=""
     trap '[[ -n "$services_dir" ]] && scripts/services.sh stop "$services_dir" >/dev/null 2>&1' EXIT
-    eval "$(scripts/services.sh start)"
+    # Redis as most deployments run it: its default persistence, no
+    # append-only file synced on every write (the tests' setting).
+    eval "$(TESSERA_REDIS_PERSISTENCE=default scripts/services.sh start)"
     services_dir="$TESSERA_SERVICES_DIR"
     target/release/tessera-bench http "${http_args[@]}" \
         --redis-url "$TESSERA_TEST_REDIS_URL" --postgres-url "$TESSERA_TEST_POSTGRES_URL" \

@@ -10,7 +10,9 @@
 #   scripts/services.sh pg-stop DIR | pg-start DIR          # (used by the outage tests)
 #
 # Redis writes an append-only file synced on every write, so a restart keeps
-# every acknowledged write, as a production setup would.
+# every acknowledged write. With TESSERA_REDIS_PERSISTENCE=default it runs
+# with Redis' own defaults instead (snapshots now and then, no append-only
+# file), as most deployments run it; scripts/bench.sh benchmarks on that.
 #
 # PostgreSQL refuses to run as root, so the cluster belongs to the system
 # user `postgres` (created by Debian's package) when run as root.
@@ -49,6 +51,10 @@ start() {
 
     redis_port="$(free_port)"
     echo "$redis_port" > "$dir/redis.port"
+    case "${TESSERA_REDIS_PERSISTENCE:-always}" in
+        always | default) echo "${TESSERA_REDIS_PERSISTENCE:-always}" > "$dir/redis.persistence" ;;
+        *) log "TESSERA_REDIS_PERSISTENCE must be always or default"; exit 2 ;;
+    esac
     redis_start "$dir"
 
     if [[ $(id -u) -eq 0 ]]; then
@@ -80,8 +86,9 @@ as_postgres() {
 redis_start() {
     local dir="$1" port
     port="$(cat "$dir/redis.port")"
-    redis-server --bind 127.0.0.1 --port "$port" --dir "$dir" --save "" \
-        --appendonly yes --appendfsync always \
+    local persistence=(--save "" --appendonly yes --appendfsync always)
+    [[ "$(cat "$dir/redis.persistence" 2>/dev/null)" == default ]] && persistence=()
+    redis-server --bind 127.0.0.1 --port "$port" --dir "$dir" "${persistence[@]}" \
         --daemonize yes --pidfile "$dir/redis.pid" --logfile "$dir/redis.log"
     for _ in $(seq 50); do
         redis-cli -p "$port" ping >/dev/null 2>&1 && return

@@ -446,9 +446,11 @@ impl Report {
             out,
             "- Durability: both SQLite stores run in WAL mode with synchronous=NORMAL (tessera's \
              setting; tower-sessions' pool is given the same, sqlx's default would be FULL). \
-             Redis and PostgreSQL run as given (see Machine): with Redis' appendfsync=always \
-             every write waits for an fsync, which weighs on every Redis target alike and makes \
-             them sensitive to other disk I/O on the machine."
+             Redis and PostgreSQL run as given (see Machine). `scripts/bench.sh` runs Redis \
+             with its default persistence (snapshots, no append-only file), as most deployments \
+             do; with appendfsync=always every write would wait for an fsync, which weighs on \
+             every Redis target alike and leaves room for more connections (BENCHMARKS.md's \
+             hand-written part measures both)."
         );
         let _ = writeln!(
             out,
