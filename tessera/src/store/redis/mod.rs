@@ -70,9 +70,9 @@
 //! two connections taken in turn, the previous default: Redis CPU per request
 //! 12.3 µs against 16.9 µs and throughput 1.14× on a Redis that writes
 //! nothing to disk, 24.0 µs against 27.6 µs and 0.95× on one that syncs its
-//! append-only file on every write (`appendfsync always`), where waiting on
-//! the disk leaves room for a second connection (medians of 5 interleaved
-//! rounds; see BENCHMARKS.md). [`with_connections`](RedisStore::with_connections) sets
+//! append-only file on every write (`appendfsync always`), where two
+//! connections do better (medians of 5 interleaved rounds; see
+//! BENCHMARKS.md). [`with_connections`](RedisStore::with_connections) sets
 //! another number, which operations then take in turn; with `appendfsync
 //! always`, eight ran at 0.78× tower-sessions' throughput where two ran at
 //! 1.01×, Redis then reading the connections' commands a few at a time, at
