@@ -87,9 +87,15 @@
 //! actix-session's throughput against 0.89× for one connection per thread).
 //!
 //! An operation that cannot reach Redis fails with [`StoreError::Unavailable`]
-//! (a 503 for the request) and the next one tries again. A read that finds
-//! its connection dropped is repeated once on the new connection; a write is
-//! not, since it may have been applied. The connections run on the Tokio
+//! (a 503 for the request). An attempt to connect that fails is the answer
+//! for every operation waiting on it and for those in the second after it;
+//! the next one then tries again, so requests during an outage fail
+//! together rather than one attempt after another. A read that finds its
+//! connection dropped is repeated once on the new connection; a write is
+//! not, since it may have been applied, but a write on a connection that sat
+//! unused for 10 ms goes after a `PING` that is, so a connection closed
+//! while quiet (a restart, Redis' `timeout`, a proxy's idle limit) costs no
+//! write. The connections run on the Tokio
 //! runtime of the operation that made them, so use one store within one
 //! runtime (a test that makes a runtime per step should make a store per step
 //! too).
@@ -133,9 +139,9 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::LazyLock;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{LazyLock, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 pub mod flask_session;
 
@@ -168,6 +174,21 @@ const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// the next one starts over): enough to ride out a restart's refused
 /// connections, short enough that a request during an outage fails fast.
 const CONNECT_RETRIES: usize = 2;
+
+/// How long after a failed attempt to connect operations that need a
+/// connection fail at once with its error instead of trying again (the
+/// `Retry-After` a request gets then). Without it, requests arriving during
+/// an outage would queue behind each other's attempts, each waiting for all
+/// the attempts before it.
+const CONNECT_FAILURE_HOLD: Duration = Duration::from_secs(1);
+
+/// How long a connection may sit unused before a write on it is preceded by
+/// a `PING`, as the PostgreSQL store pings a connection that sat idle. A
+/// connection closed meanwhile (a Redis restart, its `timeout` setting, a
+/// proxy's idle limit) fails the first command sent on it, and a write that
+/// fails cannot be repeated, since it may have been applied; a ping can be,
+/// once the manager has reconnected.
+const QUIET_BEFORE_WRITE: Duration = Duration::from_millis(10);
 
 /// The largest time stored exactly: Lua numbers and scores are doubles.
 const MAX_TIME: u64 = (1 << 53) - 1;
@@ -613,11 +634,39 @@ const MAX_DEFAULT_CONNECTIONS: usize = 8;
 /// first use.
 pub(super) struct Link {
     client: Client,
-    connections: Box<[OnceCell<ConnectionManager>]>,
+    connections: Box<[Slot]>,
     /// How many of them a multi-threaded runtime's operations take turns
     /// on: the first only, unless told otherwise.
     taking_turns: usize,
     next: AtomicUsize,
+    /// The last failed attempt to connect, while it is recent.
+    connect_failure: Mutex<Option<(Instant, RedisError)>>,
+}
+
+/// One of a store's connections, made on first use.
+struct Slot {
+    manager: OnceCell<ConnectionManager>,
+    /// When a command last got its answer on it, in milliseconds of
+    /// [`since_start`].
+    answered_at_ms: AtomicU64,
+}
+
+impl Slot {
+    fn answered(&self) {
+        self.answered_at_ms
+            .store(since_start().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    fn quiet_for(&self) -> Duration {
+        let answered_at = Duration::from_millis(self.answered_at_ms.load(Ordering::Relaxed));
+        since_start().saturating_sub(answered_at)
+    }
+}
+
+/// Time since the first call, a clock for [`Slot::answered_at_ms`].
+fn since_start() -> Duration {
+    static START: LazyLock<Instant> = LazyLock::new(Instant::now);
+    START.elapsed()
 }
 
 impl Link {
@@ -636,6 +685,7 @@ impl Link {
             connections: unconnected(cores.min(MAX_DEFAULT_CONNECTIONS)),
             taking_turns: 1,
             next: AtomicUsize::new(0),
+            connect_failure: Mutex::new(None),
         })
     }
 
@@ -655,30 +705,34 @@ impl Link {
     }
 
     pub(super) fn is_connected(&self) -> bool {
-        self.connections.iter().any(OnceCell::initialized)
+        self.connections
+            .iter()
+            .any(|slot| slot.manager.initialized())
     }
 
-    /// The connection to use now, connecting first if needed: the next in
-    /// turn on a multi-threaded runtime, this thread's own on a
-    /// single-threaded one. `get_or_try_init` keeps only a success, so after
-    /// a failure the next operation on it tries again; once connected, the
-    /// manager reconnects by itself.
+    /// The connection to use now, connecting first if needed.
+    #[cfg(test)]
     pub(super) async fn connection(&self) -> Result<ConnectionManager, StoreError> {
+        Ok(self.slot_connection().await?.0)
+    }
+
+    /// The connection to use now and its slot: the next in turn on a
+    /// multi-threaded runtime, this thread's own on a single-threaded one.
+    /// `get_or_try_init` keeps only a success, so after a failure an
+    /// operation tries again (once [`CONNECT_FAILURE_HOLD`] has passed);
+    /// once connected, the manager reconnects by itself.
+    async fn slot_connection(&self) -> Result<(ConnectionManager, &Slot), StoreError> {
         let single_threaded = tokio::runtime::Handle::try_current()
             .is_ok_and(|runtime| runtime.runtime_flavor() == RuntimeFlavor::CurrentThread);
-        let slot = if single_threaded {
+        let index = if single_threaded {
             thread_turn() % self.connections.len()
         } else {
             self.next.fetch_add(1, Ordering::Relaxed) % self.taking_turns
         };
-        let manager = self.connections[slot]
-            .get_or_try_init(|| {
-                let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(CONNECT_TIMEOUT))
-                    .set_response_timeout(Some(RESPONSE_TIMEOUT))
-                    .set_number_of_retries(CONNECT_RETRIES);
-                ConnectionManager::new_with_config(self.client.clone(), config)
-            })
+        let slot = &self.connections[index];
+        let manager = slot
+            .manager
+            .get_or_try_init(|| self.connect())
             .await
             .map_err(|source| {
                 StoreError::unavailable(ConnectError {
@@ -686,17 +740,52 @@ impl Link {
                     source,
                 })
             })?;
-        Ok(manager.clone())
+        Ok((manager.clone(), slot))
+    }
+
+    async fn connect(&self) -> Result<ConnectionManager, RedisError> {
+        if let Some(error) = self.recent_connect_failure() {
+            return Err(error);
+        }
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_response_timeout(Some(RESPONSE_TIMEOUT))
+            .set_number_of_retries(CONNECT_RETRIES);
+        let connected = ConnectionManager::new_with_config(self.client.clone(), config).await;
+        if let Err(error) = &connected {
+            *self
+                .connect_failure
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Some((Instant::now(), error.clone()));
+        }
+        connected
+    }
+
+    /// The error of the last attempt to connect if it failed within
+    /// [`CONNECT_FAILURE_HOLD`].
+    fn recent_connect_failure(&self) -> Option<RedisError> {
+        let mut failure = self
+            .connect_failure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match &*failure {
+            Some((at, error)) if at.elapsed() < CONNECT_FAILURE_HOLD => Some(error.clone()),
+            _ => {
+                *failure = None;
+                None
+            }
+        }
     }
 
     /// Runs a read-only command, once more if the connection had dropped:
     /// by then the manager is reconnecting, and a read is safe to repeat.
     pub(super) async fn read<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, StoreError> {
-        let mut conn = self.connection().await?;
-        match cmd.query_async(&mut conn).await {
-            Err(error) if is_dropped(&error) => cmd.query_async(&mut conn).await.map_err(failed),
-            result => result.map_err(failed),
-        }
+        let (mut conn, slot) = self.slot_connection().await?;
+        let answer = match cmd.query_async(&mut conn).await {
+            Err(error) if is_dropped(&error) => cmd.query_async(&mut conn).await,
+            result => result,
+        };
+        answered(slot, answer)
     }
 
     /// [`read`](Self::read) for a pipeline of read-only commands.
@@ -704,11 +793,12 @@ impl Link {
         &self,
         pipe: &Pipeline,
     ) -> Result<T, StoreError> {
-        let mut conn = self.connection().await?;
-        match pipe.query_async(&mut conn).await {
-            Err(error) if is_dropped(&error) => pipe.query_async(&mut conn).await.map_err(failed),
-            result => result.map_err(failed),
-        }
+        let (mut conn, slot) = self.slot_connection().await?;
+        let answer = match pipe.query_async(&mut conn).await {
+            Err(error) if is_dropped(&error) => pipe.query_async(&mut conn).await,
+            result => result,
+        };
+        answered(slot, answer)
     }
 
     /// Runs a script that only reads, once more if the connection had
@@ -717,22 +807,41 @@ impl Link {
         &self,
         call: &::redis::ScriptInvocation<'_>,
     ) -> Result<T, StoreError> {
-        let mut conn = self.connection().await?;
-        match call.invoke_async(&mut conn).await {
-            Err(error) if is_dropped(&error) => call.invoke_async(&mut conn).await.map_err(failed),
-            result => result.map_err(failed),
-        }
+        let (mut conn, slot) = self.slot_connection().await?;
+        let answer = match call.invoke_async(&mut conn).await {
+            Err(error) if is_dropped(&error) => call.invoke_async(&mut conn).await,
+            result => result,
+        };
+        answered(slot, answer)
     }
 
     /// Runs a script that may write: not repeated, since it may have been
-    /// applied before the connection dropped.
+    /// applied before the connection dropped. On a connection that sat
+    /// unused for [`QUIET_BEFORE_WRITE`], a `PING` (repeated once if the
+    /// connection had dropped) goes first.
     pub(super) async fn write<T: FromRedisValue>(
         &self,
         call: &::redis::ScriptInvocation<'_>,
     ) -> Result<T, StoreError> {
-        let mut conn = self.connection().await?;
-        call.invoke_async(&mut conn).await.map_err(failed)
+        let (mut conn, slot) = self.slot_connection().await?;
+        if slot.quiet_for() >= QUIET_BEFORE_WRITE {
+            let ping = ::redis::cmd("PING");
+            let pong = match ping.query_async::<()>(&mut conn).await {
+                Err(error) if is_dropped(&error) => ping.query_async::<()>(&mut conn).await,
+                result => result,
+            };
+            pong.map_err(failed)?;
+        }
+        answered(slot, call.invoke_async(&mut conn).await)
     }
+}
+
+/// A command's result, noting on its connection that an answer came.
+fn answered<T>(slot: &Slot, answer: Result<T, RedisError>) -> Result<T, StoreError> {
+    if answer.is_ok() {
+        slot.answered();
+    }
+    answer.map_err(failed)
 }
 
 /// Which of the two layouts the sessions under a prefix are stored in, as
@@ -818,8 +927,13 @@ impl Link {
 const SCAN_COUNT: usize = 1000;
 
 /// `count` connection slots (at least one), none connected yet.
-fn unconnected(count: usize) -> Box<[OnceCell<ConnectionManager>]> {
-    (0..count.max(1)).map(|_| OnceCell::new()).collect()
+fn unconnected(count: usize) -> Box<[Slot]> {
+    (0..count.max(1))
+        .map(|_| Slot {
+            manager: OnceCell::new(),
+            answered_at_ms: AtomicU64::new(0),
+        })
+        .collect()
 }
 
 /// This thread's place in line for connections: threads take connections in
@@ -1740,6 +1854,61 @@ mod tests {
         let applied = results.iter().filter(|r| r.is_ok()).count() as i64;
         let stored = store.load(&id, NOW).await.expect("load").expect("live");
         assert_eq!(stored.data["n"], Value::from(applied));
+
+        // On a connection that sat unused, a write goes after a ping, so a
+        // connection closed meanwhile (a restart, Redis' `timeout`, a
+        // proxy's idle limit) costs no write.
+        let third: i64 = raw(&store, &::redis::cmd("CLIENT").arg("ID").clone()).await;
+        kill(third).await;
+        tokio::time::sleep(QUIET_BEFORE_WRITE * 2).await;
+        assert_eq!(
+            store.increment(&id, "n", 1, NOW).await.expect("increment"),
+            Some(applied + 1)
+        );
+    }
+
+    /// Operations during an outage fail together: those waiting for a
+    /// connection while an attempt to connect fails take its error instead
+    /// of each trying in turn.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn requests_during_an_outage_do_not_queue_behind_each_other_s_attempts() {
+        // A server that accepts connections and closes them at once.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+        let port = listener.local_addr().expect("its address").port();
+        let accepted = std::sync::Arc::new(AtomicUsize::new(0));
+        {
+            let accepted = std::sync::Arc::clone(&accepted);
+            std::thread::spawn(move || {
+                for stream in listener.incoming() {
+                    accepted.fetch_add(1, Ordering::SeqCst);
+                    drop(stream);
+                }
+            });
+        }
+        let store = std::sync::Arc::new(
+            RedisStore::new(&format!("redis://127.0.0.1:{port}/0")).expect("a Redis URL"),
+        );
+        let mut loads = tokio::task::JoinSet::new();
+        for _ in 0..8 {
+            let store = std::sync::Arc::clone(&store);
+            loads.spawn(async move { store.load(&SessionId::generate(), NOW).await });
+        }
+        for result in loads.join_all().await {
+            assert!(
+                matches!(result, Err(StoreError::Unavailable(_))),
+                "{result:?}"
+            );
+        }
+        let attempts = accepted.load(Ordering::SeqCst);
+        assert!(
+            attempts <= 1 + CONNECT_RETRIES,
+            "one attempt (with its retries) for all: {attempts} connections"
+        );
+
+        // Once the hold has passed, the next operation tries again.
+        tokio::time::sleep(CONNECT_FAILURE_HOLD).await;
+        assert!(store.load(&SessionId::generate(), NOW).await.is_err());
+        assert!(accepted.load(Ordering::SeqCst) > attempts, "tried again");
     }
 
     /// A `redis-server` of the test's own, killed when dropped.
