@@ -195,9 +195,7 @@ fn failure_response(failure: Failure) -> HttpResponse {
     let status =
         StatusCode::from_u16(failure.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let text = match failure {
-        Failure::StoreUnavailable => {
-            "Service Unavailable: the session store is unavailable; try again shortly.\n"
-        }
+        Failure::StoreUnavailable => crate::rejection::STORE_UNAVAILABLE_BODY,
         Failure::Internal => "Internal Server Error: the session could not be saved.\n",
     };
     text_response(status, failure.retry_after(), text.to_owned())
@@ -219,7 +217,11 @@ impl ResponseError for SessionRejection {
 
     fn error_response(&self) -> HttpResponse {
         self.log();
-        text_response(self.status_code(), self.retry_after(), self.to_string())
+        text_response(
+            self.status_code(),
+            self.retry_after(),
+            self.client_message(),
+        )
     }
 }
 

@@ -10,7 +10,7 @@ use crate::session::{Session, SessionError};
 impl IntoResponse for SessionRejection {
     fn into_response(self) -> Response {
         self.log();
-        text_response(self.status(), self.retry_after(), self.to_string())
+        text_response(self.status(), self.retry_after(), self.client_message())
     }
 }
 

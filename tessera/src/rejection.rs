@@ -17,7 +17,24 @@ pub enum SessionRejection {
     StoreUnavailable,
 }
 
+/// What a client is told when the session store is unavailable, the same
+/// from the extractors, the error conversions and the middleware.
+#[cfg(any(feature = "axum", feature = "actix"))]
+pub(crate) const STORE_UNAVAILABLE_BODY: &str =
+    "Service Unavailable: the session store is unavailable; try again shortly.\n";
+
 impl SessionRejection {
+    /// What the client is told: the store's outage in the words every
+    /// other 503 of tessera's uses; a missing layer as the error itself, for
+    /// the developer who forgot it.
+    #[cfg(any(feature = "axum", feature = "actix"))]
+    pub(crate) fn client_message(&self) -> String {
+        match self {
+            SessionRejection::StoreUnavailable => STORE_UNAVAILABLE_BODY.to_owned(),
+            SessionRejection::MissingLayer => self.to_string(),
+        }
+    }
+
     /// The status code the rejection answers with.
     pub fn status(&self) -> http::StatusCode {
         match self {

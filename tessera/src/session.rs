@@ -94,8 +94,7 @@ impl SessionError {
         match self.status() {
             http::StatusCode::CONFLICT => format!("Conflict: {self}\n"),
             http::StatusCode::SERVICE_UNAVAILABLE => {
-                "Service Unavailable: the session store is unavailable; try again shortly.\n"
-                    .to_owned()
+                crate::rejection::STORE_UNAVAILABLE_BODY.to_owned()
             }
             _ => "Internal Server Error\n".to_owned(),
         }

@@ -246,5 +246,9 @@ fn an_unreachable_store_answers_503() {
                 .map(|v| v.as_bytes()),
             Some(&b"1"[..])
         );
+        assert_eq!(
+            read_body(response).await,
+            "Service Unavailable: the session store is unavailable; try again shortly.\n"
+        );
     });
 }

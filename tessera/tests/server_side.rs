@@ -553,6 +553,12 @@ async fn a_store_that_is_down_gives_503_only_where_the_session_is_needed() {
             "{method} {uri}"
         );
         assert!(response.headers().contains_key(header::RETRY_AFTER));
+        // The same words as every other 503 of tessera's.
+        assert_eq!(
+            text(response).await,
+            "Service Unavailable: the session store is unavailable; try again shortly.\n",
+            "{method} {uri}"
+        );
     }
     store.down.store(false, Ordering::SeqCst);
     assert_eq!(
