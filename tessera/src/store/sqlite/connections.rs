@@ -72,7 +72,7 @@ impl Connections {
                 .map_err(|_| LeaseError::Closed)?;
         let idle = self.idle().pop();
         let connection = match idle {
-            Some(connection) => connection,
+            Some(connection) => self.usable(connection).await?,
             None => self.options.connect().await?,
         };
         Ok(Lease {
@@ -95,6 +95,30 @@ impl Connections {
             // it is gone already, which is what closing wants.
             let _ = connection.close().await;
         }
+    }
+
+    /// `connection`, or a new one in its place if it is stuck in a
+    /// transaction. A transaction dropped midway has queued its rollback,
+    /// which its worker runs before anything sent after it; still in a
+    /// transaction once that has run means the rollback failed: SQLite had
+    /// rolled back by itself, as it does when a `COMMIT` fails on a full disk
+    /// or an I/O error, and sqlx, which counts transactions apart from
+    /// SQLite, would refuse every later `BEGIN` on this connection.
+    async fn usable(
+        &self,
+        mut connection: SqliteConnection,
+    ) -> Result<SqliteConnection, sqlx::Error> {
+        if !connection.is_in_transaction() {
+            return Ok(connection);
+        }
+        // Runs after the queued rollback.
+        let _ = connection.ping().await;
+        if !connection.is_in_transaction() {
+            return Ok(connection);
+        }
+        // Closing rolls back whatever SQLite may still hold open.
+        let _ = connection.close().await;
+        self.options.connect().await
     }
 
     fn idle(&self) -> std::sync::MutexGuard<'_, Vec<SqliteConnection>> {
@@ -218,6 +242,29 @@ mod tests {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .expect("begin again");
+        tx.commit().await.expect("commit");
+    }
+
+    #[tokio::test]
+    async fn a_connection_whose_rollback_failed_is_replaced() {
+        let connections = Connections::new(in_memory(), 1, Duration::from_secs(5));
+        let mut lease = connections.acquire().await.expect("lease");
+        {
+            let mut tx = lease.begin_with("BEGIN IMMEDIATE").await.expect("begin");
+            // SQLite's transaction ends behind sqlx's back, as when a failed
+            // COMMIT rolls back by itself: the rollback sqlx queues when the
+            // transaction is dropped then fails.
+            sqlx::query("ROLLBACK")
+                .execute(&mut *tx)
+                .await
+                .expect("rollback");
+        }
+        drop(lease);
+        let mut next = connections.acquire().await.expect("next");
+        let tx = next
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .expect("a transaction begins on the connection lent next");
         tx.commit().await.expect("commit");
     }
 

@@ -838,7 +838,10 @@ impl SessionStore for SqliteStore {
         } else {
             (i64::MIN - by, i64::MAX)
         };
-        let at_once: Option<String> = sqlx::query_scalar(INCREMENT_AT_ONCE)
+        // All rows rather than the first: the statement commits as it ends,
+        // after its row came, and only a statement run to its end reports a
+        // commit that failed (a full disk) instead of a value never stored.
+        let at_once: Vec<String> = sqlx::query_scalar(INCREMENT_AT_ONCE)
             .bind(id.as_str())
             .bind(key)
             .bind(by.to_string())
@@ -846,10 +849,10 @@ impl SessionStore for SqliteStore {
             .bind(by)
             .bind(lowest)
             .bind(highest)
-            .fetch_optional(&mut *self.writer().await?)
+            .fetch_all(&mut *self.writer().await?)
             .await
             .map_err(db)?;
-        if let Some(text) = at_once {
+        if let Some(text) = at_once.into_iter().next() {
             return text
                 .parse()
                 .map(Some)
@@ -1057,6 +1060,60 @@ mod tests {
             reopened.close().await;
             let _ = std::fs::remove_dir_all(&dir);
         }
+    }
+
+    /// An increment whose commit fails (here a deferred foreign key that a
+    /// trigger breaks, as a full disk would fail it) is an error, not the
+    /// value it would have stored; once the commit can succeed again, the
+    /// next one counts from the value actually stored.
+    #[tokio::test]
+    async fn an_increment_whose_commit_fails_is_an_error() {
+        let dir = std::env::temp_dir().join(format!(
+            "tessera-sqlite-commit-fails-{}",
+            std::process::id()
+        ));
+        let store = SqliteStore::open(dir.join("sessions.db"))
+            .await
+            .expect("open");
+        let id = SessionId::generate();
+        assert!(store.create(&id, &live_record()).await.expect("create"));
+        assert_eq!(
+            store.increment(&id, "n", 3, 2).await.expect("increment"),
+            Some(3)
+        );
+        {
+            let mut writer = store.writer().await.expect("writer");
+            for statement in [
+                "CREATE TABLE parent (id INTEGER PRIMARY KEY)",
+                "CREATE TABLE child (parent_id INTEGER \
+                 REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED)",
+                "CREATE TRIGGER fails_at_commit AFTER UPDATE ON tessera_session_values \
+                 BEGIN INSERT INTO child VALUES (42); END",
+            ] {
+                sqlx::query(statement)
+                    .execute(&mut *writer)
+                    .await
+                    .expect(statement);
+            }
+        }
+        let failed = store.increment(&id, "n", 1, 2).await;
+        assert!(
+            matches!(failed, Err(StoreError::Unavailable(_))),
+            "{failed:?}"
+        );
+        let stored = store.load(&id, 2).await.expect("load").expect("live");
+        assert_eq!(stored.data["n"], Value::from(3));
+
+        sqlx::query("DROP TRIGGER fails_at_commit")
+            .execute(&mut *store.writer().await.expect("writer"))
+            .await
+            .expect("drop the trigger");
+        assert_eq!(
+            store.increment(&id, "n", 1, 2).await.expect("increment"),
+            Some(4)
+        );
+        store.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// A database that cannot be written when the store opens it (made
