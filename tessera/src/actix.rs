@@ -184,9 +184,20 @@ fn apply<B>(finish: Finish, mut response: ServiceResponse<B>) -> ServiceResponse
             }
             response.map_into_left_body()
         }
-        Finish::Fail(failure) => {
+        Finish::Fail {
+            failure,
+            set_cookie,
+        } => {
             let (request, _) = response.into_parts();
-            ServiceResponse::new(request, failure_response(failure)).map_into_right_body()
+            let mut failed = failure_response(failure);
+            if let Some(cookie) = set_cookie {
+                let headers = failed.headers_mut();
+                if let Ok(value) = HeaderValue::try_from(cookie) {
+                    headers.append(header::SET_COOKIE, value);
+                }
+                add_vary_cookie(headers);
+            }
+            ServiceResponse::new(request, failed).map_into_right_body()
         }
     }
 }

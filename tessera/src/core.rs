@@ -51,7 +51,14 @@ pub(crate) enum Finish {
     },
     /// Replace the application's response: the session could not be saved,
     /// and a write that was not kept is never acknowledged.
-    Fail(Failure),
+    Fail {
+        failure: Failure,
+        /// A `Set-Cookie` value for what the store holds already: the new id
+        /// of a `cycle_id` (a login) done before the save failed, without
+        /// which the visitor would lose the session it moved, or the removal
+        /// of a session ended before it.
+        set_cookie: Option<String>,
+    },
 }
 
 /// Why the application's response was replaced.
@@ -303,7 +310,10 @@ impl SessionCore {
                      answering 500 and keeping the cookie the browser has",
                     tagged::MAX_DEPTH
                 );
-                return Finish::Fail(Failure::Internal);
+                return Finish::Fail {
+                    failure: Failure::Internal,
+                    set_cookie: None,
+                };
             }
             Some(CookieWrite::Set(header)) => header,
         };
@@ -315,7 +325,10 @@ impl SessionCore {
             };
             if config.refuse_oversized_cookies {
                 tracing::error!("{oversized}; answering 500 because oversized cookies are refused");
-                return Finish::Fail(Failure::Internal);
+                return Finish::Fail {
+                    failure: Failure::Internal,
+                    set_cookie: None,
+                };
             }
             tracing::error!("{oversized}; browsers may silently ignore it and lose the session");
         }
@@ -329,33 +342,43 @@ impl SessionCore {
     /// and says what the response must carry.
     pub(crate) async fn finish_server(&self, session: &Session) -> Finish {
         match crate::server::save(session).await {
-            Ok((action, accessed)) => match action {
-                CookieAction::Keep => Finish::Respond {
+            Ok((action, accessed)) => match self.id_cookie(action) {
+                None => Finish::Respond {
                     set_cookie: None,
                     vary_cookie: accessed,
                 },
-                CookieAction::Set { id, expires_at } => {
-                    let value = self.id_cookie_value(&id);
-                    let expires = expires_at
-                        .map(|at| OffsetDateTime::from(UNIX_EPOCH + Duration::from_secs(at)));
-                    Finish::Respond {
-                        set_cookie: Some(self.set_cookie(expires, |out| out.push_str(&value))),
-                        vary_cookie: true,
-                    }
-                }
-                CookieAction::Delete => Finish::Respond {
-                    set_cookie: Some(self.removal_cookie()),
+                set_cookie => Finish::Respond {
+                    set_cookie,
                     vary_cookie: true,
                 },
             },
-            Err(error @ StoreError::Unrepresentable(_)) => {
-                tracing::error!(%error, "could not save the session; answering 500");
-                Finish::Fail(Failure::Internal)
-            }
             Err(error) => {
-                tracing::error!(%error, "could not save the session; answering 503");
-                Finish::Fail(Failure::StoreUnavailable)
+                let failure = if matches!(error, StoreError::Unrepresentable(_)) {
+                    tracing::error!(%error, "could not save the session; answering 500");
+                    Failure::Internal
+                } else {
+                    tracing::error!(%error, "could not save the session; answering 503");
+                    Failure::StoreUnavailable
+                };
+                Finish::Fail {
+                    failure,
+                    set_cookie: self.id_cookie(crate::server::committed_cookie_action(session)),
+                }
             }
+        }
+    }
+
+    /// The `Set-Cookie` value `action` asks for, if any.
+    fn id_cookie(&self, action: CookieAction) -> Option<String> {
+        match action {
+            CookieAction::Keep => None,
+            CookieAction::Set { id, expires_at } => {
+                let value = self.id_cookie_value(&id);
+                let expires =
+                    expires_at.map(|at| OffsetDateTime::from(UNIX_EPOCH + Duration::from_secs(at)));
+                Some(self.set_cookie(expires, |out| out.push_str(&value)))
+            }
+            CookieAction::Delete => Some(self.removal_cookie()),
         }
     }
 

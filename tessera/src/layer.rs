@@ -216,7 +216,20 @@ fn apply<B: Default>(finish: Finish, mut response: Response<B>) -> Response<B> {
             }
             response
         }
-        Finish::Fail(failure) => failure_response(failure),
+        Finish::Fail {
+            failure,
+            set_cookie,
+        } => {
+            let mut response = failure_response(failure);
+            if let Some(cookie) = set_cookie {
+                let headers = response.headers_mut();
+                if let Ok(value) = HeaderValue::try_from(cookie) {
+                    headers.append(SET_COOKIE, value);
+                }
+                add_vary_cookie(headers);
+            }
+            response
+        }
     }
 }
 

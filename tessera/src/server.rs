@@ -572,6 +572,19 @@ pub(crate) async fn save(session: &Session) -> Result<(CookieAction, bool), Stor
     Ok((cookie_action(&state), state.accessed))
 }
 
+/// The cookie a response must still carry when saving failed: only what
+/// was written to the store before the save, an id moved by `cycle_id` or a
+/// session ended by `destroy`.
+pub(crate) fn committed_cookie_action(session: &Session) -> CookieAction {
+    let state = session.lock();
+    match &state.server {
+        Some(server) if server.id_changed || (server.revoked && server.id.is_none()) => {
+            cookie_action(&state)
+        }
+        _ => CookieAction::Keep,
+    }
+}
+
 fn cookie_action(state: &State) -> CookieAction {
     let Some(server) = &state.server else {
         return CookieAction::Keep;

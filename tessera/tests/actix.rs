@@ -12,6 +12,9 @@ use actix_web::{web, App, Error, HttpMessage as _};
 use tessera::actix::SessionMiddleware;
 use tessera::{Session, SessionConfig};
 
+#[path = "common/counting_store.rs"]
+mod counting_store;
+
 const KEY: &str = "actix-test-secret-key-0123456789abcdef";
 
 fn config() -> SessionConfig {
@@ -250,5 +253,74 @@ fn an_unreachable_store_answers_503() {
             read_body(response).await,
             "Service Unavailable: the session store is unavailable; try again shortly.\n"
         );
+    });
+}
+
+/// A login whose save fails after `cycle_id` moved the session answers 503
+/// and still hands over the new id, under which the store keeps the session.
+#[test]
+fn a_login_whose_save_fails_still_hands_over_the_new_id() {
+    use std::sync::atomic::Ordering;
+    use std::sync::Arc;
+    type Store = counting_store::CountingStore<tessera::MemoryStore>;
+
+    async fn login(s: Session, store: web::Data<Store>) -> &'static str {
+        s.cycle_id().await.expect("cycled");
+        s.insert("username", "alice").expect("insert");
+        store.down.store(true, Ordering::SeqCst);
+        "logged in"
+    }
+    run(async {
+        let store = Arc::new(Store::default());
+        let app = init_service(
+            App::new()
+                .wrap(SessionMiddleware::with_store(config(), store.clone()))
+                .app_data(web::Data::from(store.clone()))
+                .route(
+                    "/set",
+                    web::post().to(|s: Session| async move {
+                        s.insert("cart", "apple").expect("insert");
+                        "ok"
+                    }),
+                )
+                .route("/login", web::post().to(login))
+                .route(
+                    "/get/{key}",
+                    web::get().to(|s: Session, key: web::Path<String>| async move {
+                        format!("{:?}", s.get::<String>(&key).ok().flatten())
+                    }),
+                ),
+        )
+        .await;
+        let set = call_service(&app, TestRequest::post().uri("/set").to_request()).await;
+        let before = cookie_pair(&set);
+        let response = call_service(
+            &app,
+            TestRequest::post()
+                .uri("/login")
+                .insert_header((header::COOKIE, before.clone()))
+                .to_request(),
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let after = cookie_pair(&response);
+        assert_ne!(after, before, "the new id");
+
+        store.down.store(false, Ordering::SeqCst);
+        for (cookie, key, expected) in [
+            (&after, "cart", "Some(\"apple\")"),
+            (&after, "username", "None"),
+            (&before, "cart", "None"),
+        ] {
+            let response = call_service(
+                &app,
+                TestRequest::get()
+                    .uri(&format!("/get/{key}"))
+                    .insert_header((header::COOKIE, cookie.clone()))
+                    .to_request(),
+            )
+            .await;
+            assert_eq!(read_body(response).await, expected, "{cookie} {key}");
+        }
     });
 }

@@ -572,6 +572,77 @@ async fn a_store_that_is_down_gives_503_only_where_the_session_is_needed() {
     );
 }
 
+/// A login whose save fails after `cycle_id` moved the session answers 503
+/// and still hands over the new id: the store holds the session under it
+/// already, and without it the visitor would have lost everything.
+#[tokio::test]
+async fn a_login_whose_save_fails_still_hands_over_the_new_id() {
+    let store = Arc::new(CountingStore::default());
+    let login = {
+        let store = store.clone();
+        move |s: Session| async move {
+            s.cycle_id().await.expect("cycled");
+            s.insert_value("username", "alice");
+            // Down before the save at the end of the request.
+            store.down.store(true, Ordering::SeqCst);
+            "logged in"
+        }
+    };
+    let app = Router::new()
+        .route(
+            "/get/{key}",
+            get(
+                |s: Session, axum::extract::Path(key): axum::extract::Path<String>| async move {
+                    s.get_value(&key)
+                        .map_or("None".to_owned(), |v| v.to_tagged_json())
+                },
+            ),
+        )
+        .route(
+            "/set/{key}",
+            post(
+                |s: Session,
+                 axum::extract::Path(key): axum::extract::Path<String>,
+                 body: String| async move {
+                    s.insert_value(key, body);
+                    "ok"
+                },
+            ),
+        )
+        .route("/login", post(login))
+        .layer(SessionLayer::with_store(
+            config().build().expect("config"),
+            store.clone(),
+        ));
+    let before = cookie_pair(&send(&app, "POST", "/set/cart", None, "apple").await);
+
+    let response = send(&app, "POST", "/login", Some(&before), "").await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let after = cookie_pair(&response);
+    assert_ne!(after, before, "the new id");
+    assert!(response.headers()[header::VARY]
+        .to_str()
+        .expect("text")
+        .contains("Cookie"));
+
+    store.down.store(false, Ordering::SeqCst);
+    assert_eq!(
+        text(send(&app, "GET", "/get/cart", Some(&after), "").await).await,
+        "\"apple\"",
+        "the session moved to the new id"
+    );
+    assert_eq!(
+        text(send(&app, "GET", "/get/username", Some(&after), "").await).await,
+        "None",
+        "the write the 503 refused was not kept"
+    );
+    assert_eq!(
+        text(send(&app, "GET", "/get/cart", Some(&before), "").await).await,
+        "None",
+        "the old id is dead"
+    );
+}
+
 #[tokio::test]
 async fn session_type_memory_from_the_environment() {
     let config = SessionConfigBuilder::default()
