@@ -15,8 +15,13 @@
 //! server is down, a permission is missing) the operation returns
 //! [`StoreError::Unavailable`] and the next one tries again, so an application
 //! started before its database recovers by itself. Connections the server
-//! drops (a restart, `pg_terminate_backend`, a failover) are noticed when they
-//! are next taken from the pool and replaced.
+//! drops (a restart, `pg_terminate_backend`, a failover) are noticed when
+//! they are next taken from the pool after sitting unused for 10 ms and
+//! replaced (under load, by the operation that finds one dead, which fails).
+//! Connections opened while the database was read-only (a primary demoted
+//! to a standby, `default_transaction_read_only`) stay read-only: once a
+//! write is refused for that, every connection opened before is replaced,
+//! so writes work again as soon as the database takes them.
 //!
 //! ```no_run
 //! use tessera::store::{PostgresStore, Record, SessionId, SessionStore};
@@ -63,13 +68,13 @@
 //! server (values can: they are stored as JSON, which escapes it).
 
 use super::sql::{
-    data_from_rows, db, parse_id, parse_value, sql_count, sql_time, time_from_sql, to_completion,
+    data_from_rows, parse_id, parse_value, sql_count, sql_time, time_from_sql, to_completion,
 };
 use std::fmt;
 use std::str::FromStr as _;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::OnceLock;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{LazyLock, OnceLock};
+use std::time::{Duration, Instant};
 
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Connection as _, Executor as _, Row as _};
@@ -91,6 +96,45 @@ const DEFAULT_MAX_CONNECTIONS: u32 = 10;
 /// and are used unchecked; a server restart is noticed by the first use of
 /// each connection after it.
 const PING_IF_IDLE_FOR: Duration = Duration::from_millis(10);
+
+/// When a statement was last refused as a write in a read-only transaction
+/// (SQLSTATE 25006), in milliseconds since [`START`] plus one; 0 for never.
+/// A database set read-only (`default_transaction_read_only`, or a primary
+/// demoted to a standby in a failover) makes every connection opened
+/// meanwhile read-only for its whole life, long after the database is
+/// writable again. So connections opened before such a refusal are closed
+/// instead of used again, and their replacements get the setting of now.
+static READ_ONLY_SEEN: AtomicU64 = AtomicU64::new(0);
+
+/// The clock of [`READ_ONLY_SEEN`].
+static START: LazyLock<Instant> = LazyLock::new(Instant::now);
+
+fn millis_since_start() -> u64 {
+    u64::try_from(START.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Whether a connection `age` old was opened before the last refusal of a
+/// write as read-only.
+fn opened_before_read_only_seen(age: Duration) -> bool {
+    let seen = READ_ONLY_SEEN.load(Ordering::Relaxed);
+    if seen == 0 {
+        return false;
+    }
+    let age = u64::try_from(age.as_millis()).unwrap_or(u64::MAX);
+    millis_since_start().saturating_sub(age) < seen
+}
+
+/// A database error as a store error, noting a refusal as read-only.
+fn db(error: sqlx::Error) -> StoreError {
+    let read_only = error
+        .as_database_error()
+        .and_then(|database| database.code())
+        .is_some_and(|code| code == "25006");
+    if read_only {
+        READ_ONLY_SEEN.store(millis_since_start() + 1, Ordering::Relaxed);
+    }
+    super::sql::db(error)
+}
 
 /// How long an operation waits for a connection, including connecting while
 /// the server refuses connections (sqlx retries until then), before the
@@ -455,11 +499,17 @@ impl PostgresStore {
                 .test_before_acquire(false)
                 .before_acquire(|conn, meta| {
                     Box::pin(async move {
+                        if opened_before_read_only_seen(meta.age) {
+                            return Ok(false);
+                        }
                         if meta.idle_for >= PING_IF_IDLE_FOR {
                             conn.ping().await?;
                         }
                         Ok(true)
                     })
+                })
+                .after_release(|_, meta| {
+                    Box::pin(async move { Ok(!opened_before_read_only_seen(meta.age)) })
                 })
                 .connect_lazy_with(self.options.clone())
         });
@@ -1217,6 +1267,77 @@ mod tests {
             .create(&id, &record(Map::new(), None, NOW + 10))
             .await
             .expect("the next operation connects"));
+        store.close().await;
+        sqlx::raw_sql(&format!("DROP DATABASE {database} WITH (FORCE)"))
+            .execute(&mut admin)
+            .await
+            .expect("drop the database");
+        admin.close().await.expect("close");
+    }
+
+    /// Connections opened while the database was read-only stay read-only;
+    /// once a write is refused for it, they are replaced, so the store
+    /// writes again as soon as the database does, without a restart.
+    #[tokio::test]
+    async fn writes_work_again_once_a_read_only_database_is_writable() {
+        let database = fresh_name("ro");
+        let mut admin = PgConnection::connect(&server_url()).await.expect("connect");
+        sqlx::raw_sql(&format!("CREATE DATABASE {database}"))
+            .execute(&mut admin)
+            .await
+            .expect("create the database");
+        let store = PostgresStore {
+            options: PgConnectOptions::from_str(&server_url())
+                .expect("url")
+                .database(&database),
+            ..PostgresStore::new(&server_url())
+                .expect("url")
+                .with_max_connections(2)
+        };
+        let fresh = record(Map::new(), None, NOW + 10);
+        let create = || {
+            let (store, fresh) = (&store, &fresh);
+            async move { store.create(&SessionId::generate(), fresh).await }
+        };
+        assert!(create().await.expect("create"));
+
+        sqlx::raw_sql(&format!(
+            "ALTER DATABASE {database} SET default_transaction_read_only = on"
+        ))
+        .execute(&mut admin)
+        .await
+        .expect("read-only");
+        // The store's connections reconnect, and get the setting.
+        sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1")
+            .bind(&database)
+            .execute(&mut admin)
+            .await
+            .expect("terminate");
+        tokio::time::sleep(PING_IF_IDLE_FOR * 5).await;
+        let mut refused = None;
+        for _ in 0..5 {
+            match create().await {
+                Err(error) if error.to_string().contains("read-only") => {
+                    refused = Some(error);
+                    break;
+                }
+                _ => tokio::time::sleep(PING_IF_IDLE_FOR * 5).await,
+            }
+        }
+        assert!(refused.is_some(), "a write refused while read-only");
+
+        sqlx::raw_sql(&format!(
+            "ALTER DATABASE {database} RESET default_transaction_read_only"
+        ))
+        .execute(&mut admin)
+        .await
+        .expect("writable");
+        for attempt in 0..3 {
+            assert!(
+                create().await.expect("a write once writable again"),
+                "attempt {attempt}"
+            );
+        }
         store.close().await;
         sqlx::raw_sql(&format!("DROP DATABASE {database} WITH (FORCE)"))
             .execute(&mut admin)
