@@ -30,29 +30,27 @@ fn config() -> SessionConfigBuilder {
     SessionConfig::builder().secret_key(KEY)
 }
 
+/// The value under the path's key as tagged JSON, or `None`.
+async fn get_key(s: Session, axum::extract::Path(key): axum::extract::Path<String>) -> String {
+    s.get_value(&key)
+        .map_or("None".to_owned(), |v| v.to_tagged_json())
+}
+
+/// Stores the body under the path's key.
+async fn set_key(
+    s: Session,
+    axum::extract::Path(key): axum::extract::Path<String>,
+    body: String,
+) -> &'static str {
+    s.insert_value(key, body);
+    "ok"
+}
+
 fn app(config: SessionConfig, store: Arc<CountingStore>) -> Router {
     Router::new()
         .route("/untouched", get(|| async { "nothing" }))
-        .route(
-            "/get/{key}",
-            get(
-                |s: Session, axum::extract::Path(key): axum::extract::Path<String>| async move {
-                    s.get_value(&key)
-                        .map_or("None".to_owned(), |v| v.to_tagged_json())
-                },
-            ),
-        )
-        .route(
-            "/set/{key}",
-            post(
-                |s: Session,
-                 axum::extract::Path(key): axum::extract::Path<String>,
-                 body: String| async move {
-                    s.insert_value(key, body);
-                    "ok"
-                },
-            ),
-        )
+        .route("/get/{key}", get(get_key))
+        .route("/set/{key}", post(set_key))
         .route(
             "/incr",
             post(|s: Session| async move {
@@ -589,26 +587,8 @@ async fn a_login_whose_save_fails_still_hands_over_the_new_id() {
         }
     };
     let app = Router::new()
-        .route(
-            "/get/{key}",
-            get(
-                |s: Session, axum::extract::Path(key): axum::extract::Path<String>| async move {
-                    s.get_value(&key)
-                        .map_or("None".to_owned(), |v| v.to_tagged_json())
-                },
-            ),
-        )
-        .route(
-            "/set/{key}",
-            post(
-                |s: Session,
-                 axum::extract::Path(key): axum::extract::Path<String>,
-                 body: String| async move {
-                    s.insert_value(key, body);
-                    "ok"
-                },
-            ),
-        )
+        .route("/get/{key}", get(get_key))
+        .route("/set/{key}", post(set_key))
         .route("/login", post(login))
         .layer(SessionLayer::with_store(
             config().build().expect("config"),

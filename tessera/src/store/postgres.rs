@@ -1268,6 +1268,11 @@ mod tests {
             .await
             .expect("the next operation connects"));
         store.close().await;
+        drop_database(admin, &database).await;
+    }
+
+    /// Drops a database a test made, and closes the test's connection.
+    async fn drop_database(mut admin: PgConnection, database: &str) {
         sqlx::raw_sql(&format!("DROP DATABASE {database} WITH (FORCE)"))
             .execute(&mut admin)
             .await
@@ -1339,11 +1344,7 @@ mod tests {
             );
         }
         store.close().await;
-        sqlx::raw_sql(&format!("DROP DATABASE {database} WITH (FORCE)"))
-            .execute(&mut admin)
-            .await
-            .expect("drop the database");
-        admin.close().await.expect("close");
+        drop_database(admin, &database).await;
     }
 
     #[tokio::test]
