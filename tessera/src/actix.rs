@@ -170,18 +170,7 @@ fn apply<B>(finish: Finish, mut response: ServiceResponse<B>) -> ServiceResponse
             set_cookie,
             vary_cookie,
         } => {
-            let headers = response.headers_mut();
-            if let Some(cookie) = set_cookie {
-                match HeaderValue::try_from(cookie) {
-                    Ok(value) => headers.append(header::SET_COOKIE, value),
-                    Err(_) => {
-                        tracing::error!("session cookie is not a valid header value; not sent")
-                    }
-                }
-            }
-            if vary_cookie {
-                add_vary_cookie(headers);
-            }
+            add_session_headers(response.headers_mut(), set_cookie, vary_cookie);
             response.map_into_left_body()
         }
         Finish::Fail {
@@ -190,15 +179,23 @@ fn apply<B>(finish: Finish, mut response: ServiceResponse<B>) -> ServiceResponse
         } => {
             let (request, _) = response.into_parts();
             let mut failed = failure_response(failure);
-            if let Some(cookie) = set_cookie {
-                let headers = failed.headers_mut();
-                if let Ok(value) = HeaderValue::try_from(cookie) {
-                    headers.append(header::SET_COOKIE, value);
-                }
-                add_vary_cookie(headers);
-            }
+            let vary_cookie = set_cookie.is_some();
+            add_session_headers(failed.headers_mut(), set_cookie, vary_cookie);
             ServiceResponse::new(request, failed).map_into_right_body()
         }
+    }
+}
+
+/// Appends the session's `Set-Cookie`, if any, and `Cookie` to `Vary` if asked.
+fn add_session_headers(headers: &mut HeaderMap, set_cookie: Option<String>, vary_cookie: bool) {
+    if let Some(cookie) = set_cookie {
+        match HeaderValue::try_from(cookie) {
+            Ok(value) => headers.append(header::SET_COOKIE, value),
+            Err(_) => tracing::error!("session cookie is not a valid header value; not sent"),
+        }
+    }
+    if vary_cookie {
+        add_vary_cookie(headers);
     }
 }
 

@@ -199,21 +199,7 @@ fn apply<B: Default>(finish: Finish, mut response: Response<B>) -> Response<B> {
             set_cookie,
             vary_cookie,
         } => {
-            let headers = response.headers_mut();
-            if let Some(cookie) = set_cookie {
-                // From the String itself: no copy.
-                match HeaderValue::try_from(cookie) {
-                    Ok(value) => {
-                        headers.append(SET_COOKIE, value);
-                    }
-                    Err(_) => {
-                        tracing::error!("session cookie is not a valid header value; not sent")
-                    }
-                }
-            }
-            if vary_cookie {
-                add_vary_cookie(headers);
-            }
+            add_session_headers(response.headers_mut(), set_cookie, vary_cookie);
             response
         }
         Finish::Fail {
@@ -221,15 +207,26 @@ fn apply<B: Default>(finish: Finish, mut response: Response<B>) -> Response<B> {
             set_cookie,
         } => {
             let mut response = failure_response(failure);
-            if let Some(cookie) = set_cookie {
-                let headers = response.headers_mut();
-                if let Ok(value) = HeaderValue::try_from(cookie) {
-                    headers.append(SET_COOKIE, value);
-                }
-                add_vary_cookie(headers);
-            }
+            let vary_cookie = set_cookie.is_some();
+            add_session_headers(response.headers_mut(), set_cookie, vary_cookie);
             response
         }
+    }
+}
+
+/// Appends the session's `Set-Cookie`, if any, and `Cookie` to `Vary` if asked.
+fn add_session_headers(headers: &mut HeaderMap, set_cookie: Option<String>, vary_cookie: bool) {
+    if let Some(cookie) = set_cookie {
+        // From the String itself: no copy.
+        match HeaderValue::try_from(cookie) {
+            Ok(value) => {
+                headers.append(SET_COOKIE, value);
+            }
+            Err(_) => tracing::error!("session cookie is not a valid header value; not sent"),
+        }
+    }
+    if vary_cookie {
+        add_vary_cookie(headers);
     }
 }
 
