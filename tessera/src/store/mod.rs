@@ -281,6 +281,15 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
     async fn purge_expired(&self, now: u64, batch: usize) -> Result<u64, StoreError>;
 }
 
+/// Milliseconds on a monotonic clock that starts at the first call, for
+/// keeping when something last happened in an atomic.
+#[cfg(any(feature = "redis", feature = "postgres"))]
+pub(crate) fn monotonic_millis() -> u64 {
+    static START: std::sync::LazyLock<std::time::Instant> =
+        std::sync::LazyLock::new(std::time::Instant::now);
+    u64::try_from(START.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
 /// The integer an atomic increment starts from, or why it cannot.
 pub(crate) fn integer_for_increment(key: &str, current: Option<&Value>) -> Result<i64, StoreError> {
     match current {

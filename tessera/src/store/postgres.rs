@@ -73,8 +73,8 @@ use super::sql::{
 use std::fmt;
 use std::str::FromStr as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{LazyLock, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::OnceLock;
+use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Connection as _, Executor as _, Row as _};
@@ -98,20 +98,14 @@ const DEFAULT_MAX_CONNECTIONS: u32 = 10;
 const PING_IF_IDLE_FOR: Duration = Duration::from_millis(10);
 
 /// When a statement was last refused as a write in a read-only transaction
-/// (SQLSTATE 25006), in milliseconds since [`START`] plus one; 0 for never.
+/// (SQLSTATE 25006), in [`monotonic_millis`](super::monotonic_millis) plus
+/// one; 0 for never.
 /// A database set read-only (`default_transaction_read_only`, or a primary
 /// demoted to a standby in a failover) makes every connection opened
 /// meanwhile read-only for its whole life, long after the database is
 /// writable again. So connections opened before such a refusal are closed
 /// instead of used again, and their replacements get the setting of now.
 static READ_ONLY_SEEN: AtomicU64 = AtomicU64::new(0);
-
-/// The clock of [`READ_ONLY_SEEN`].
-static START: LazyLock<Instant> = LazyLock::new(Instant::now);
-
-fn millis_since_start() -> u64 {
-    u64::try_from(START.elapsed().as_millis()).unwrap_or(u64::MAX)
-}
 
 /// Whether a connection `age` old was opened before the last refusal of a
 /// write as read-only.
@@ -121,7 +115,7 @@ fn opened_before_read_only_seen(age: Duration) -> bool {
         return false;
     }
     let age = u64::try_from(age.as_millis()).unwrap_or(u64::MAX);
-    millis_since_start().saturating_sub(age) < seen
+    super::monotonic_millis().saturating_sub(age) < seen
 }
 
 /// A database error as a store error, noting a refusal as read-only.
@@ -131,7 +125,7 @@ fn db(error: sqlx::Error) -> StoreError {
         .and_then(|database| database.code())
         .is_some_and(|code| code == "25006");
     if read_only {
-        READ_ONLY_SEEN.store(millis_since_start() + 1, Ordering::Relaxed);
+        READ_ONLY_SEEN.store(super::monotonic_millis() + 1, Ordering::Relaxed);
     }
     super::sql::db(error)
 }

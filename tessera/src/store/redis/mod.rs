@@ -647,26 +647,20 @@ pub(super) struct Link {
 struct Slot {
     manager: OnceCell<ConnectionManager>,
     /// When a command last got its answer on it, in milliseconds of
-    /// [`since_start`].
+    /// [`monotonic_millis`](super::monotonic_millis).
     answered_at_ms: AtomicU64,
 }
 
 impl Slot {
     fn answered(&self) {
         self.answered_at_ms
-            .store(since_start().as_millis() as u64, Ordering::Relaxed);
+            .store(super::monotonic_millis(), Ordering::Relaxed);
     }
 
     fn quiet_for(&self) -> Duration {
-        let answered_at = Duration::from_millis(self.answered_at_ms.load(Ordering::Relaxed));
-        since_start().saturating_sub(answered_at)
+        let answered_at = self.answered_at_ms.load(Ordering::Relaxed);
+        Duration::from_millis(super::monotonic_millis().saturating_sub(answered_at))
     }
-}
-
-/// Time since the first call, a clock for [`Slot::answered_at_ms`].
-fn since_start() -> Duration {
-    static START: LazyLock<Instant> = LazyLock::new(Instant::now);
-    START.elapsed()
 }
 
 impl Link {
@@ -781,11 +775,7 @@ impl Link {
     /// by then the manager is reconnecting, and a read is safe to repeat.
     pub(super) async fn read<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, StoreError> {
         let (mut conn, slot) = self.slot_connection().await?;
-        let answer = match cmd.query_async(&mut conn).await {
-            Err(error) if is_dropped(&error) => cmd.query_async(&mut conn).await,
-            result => result,
-        };
-        answered(slot, answer)
+        answered(slot, query_once_more_if_dropped(&mut conn, cmd).await)
     }
 
     /// [`read`](Self::read) for a pipeline of read-only commands.
@@ -825,14 +815,23 @@ impl Link {
     ) -> Result<T, StoreError> {
         let (mut conn, slot) = self.slot_connection().await?;
         if slot.quiet_for() >= QUIET_BEFORE_WRITE {
-            let ping = ::redis::cmd("PING");
-            let pong = match ping.query_async::<()>(&mut conn).await {
-                Err(error) if is_dropped(&error) => ping.query_async::<()>(&mut conn).await,
-                result => result,
-            };
-            pong.map_err(failed)?;
+            query_once_more_if_dropped::<()>(&mut conn, &::redis::cmd("PING"))
+                .await
+                .map_err(failed)?;
         }
         answered(slot, call.invoke_async(&mut conn).await)
+    }
+}
+
+/// `cmd`'s answer, asked once more if the connection had dropped: by then
+/// the manager is reconnecting. Only for commands safe to repeat.
+async fn query_once_more_if_dropped<T: FromRedisValue>(
+    conn: &mut ConnectionManager,
+    cmd: &Cmd,
+) -> Result<T, RedisError> {
+    match cmd.query_async(conn).await {
+        Err(error) if is_dropped(&error) => cmd.query_async(conn).await,
+        result => result,
     }
 }
 
