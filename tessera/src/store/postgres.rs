@@ -120,6 +120,9 @@ fn opened_before_read_only_seen(age: Duration) -> bool {
 
 /// A database error as a store error, noting a refusal as read-only.
 fn db(error: sqlx::Error) -> StoreError {
+    if matches!(error, sqlx::Error::PoolTimedOut) {
+        return StoreError::unavailable(NoConnection(error));
+    }
     let read_only = error
         .as_database_error()
         .and_then(|database| database.code())
@@ -352,6 +355,17 @@ impl fmt::Debug for PostgresStore {
     }
 }
 
+/// sqlx's "pool timed out" names neither the cause nor what to check: sqlx
+/// keeps trying while the server refuses connections or is starting up, and
+/// reports only that the time ran out.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "no connection within the acquire timeout: the server refused connections \
+     (is it running, on this host and port?) or was starting up, or every pooled \
+     connection stayed busy ({0})"
+)]
+struct NoConnection(#[source] sqlx::Error);
+
 /// Connecting or migrating failed; says which server, since sqlx does not
 /// (never the URL itself, which may hold a password).
 #[derive(Debug, thiserror::Error)]
@@ -359,7 +373,7 @@ impl fmt::Debug for PostgresStore {
 struct OpenError {
     server: String,
     #[source]
-    source: sqlx::Error,
+    source: Box<dyn std::error::Error + Send + Sync>,
 }
 
 impl PostgresStore {
@@ -514,9 +528,15 @@ impl PostgresStore {
                     OpenFailure::Config(message) => {
                         StoreError::Config(format!("{message} ({})", self.server()))
                     }
+                    OpenFailure::Sql(sqlx::Error::PoolTimedOut) => {
+                        StoreError::Unavailable(Box::new(OpenError {
+                            server: self.server(),
+                            source: Box::new(NoConnection(sqlx::Error::PoolTimedOut)),
+                        }))
+                    }
                     OpenFailure::Sql(source) => StoreError::Unavailable(Box::new(OpenError {
                         server: self.server(),
-                        source,
+                        source: Box::new(source),
                     })),
                 })?;
             self.ready.store(true, Ordering::Release);
@@ -1213,6 +1233,10 @@ mod tests {
                 .to_string()
                 .contains(&format!("127.0.0.1:{port}/tessera")),
             "the message names the server: {error}"
+        );
+        assert!(
+            error.to_string().contains("refused connections"),
+            "the message says what to check, not only that time ran out: {error}"
         );
         // Requests arriving together fail together, after one timeout, not
         // one after the other.
