@@ -138,6 +138,13 @@ fn db(error: sqlx::Error) -> StoreError {
 /// store is reported unavailable and the request answered with 503.
 const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long a session operation may take in all, waiting for a connection
+/// included, before the request is answered with 503. sqlx has no timeout
+/// of its own: a server that stopped answering (a network partition, a
+/// frozen host) or a lock held elsewhere would hold requests for as long as
+/// it lasted, a partition for the kernel's retransmissions (many minutes).
+const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// The first half of the advisory lock key that serializes migrations; the
 /// second half is a hash of the target schema's name, so stores in different
 /// schemas do not wait for each other. Arbitrary, but never to change.
@@ -335,6 +342,7 @@ pub struct PostgresStore {
     schema: Option<String>,
     max_connections: u32,
     acquire_timeout: Duration,
+    operation_timeout: Duration,
     /// Built on first use, then kept: sqlx replaces dead connections itself.
     pool: OnceLock<PgPool>,
     /// Whether the schema was found or made current. Not a `OnceCell` whose
@@ -365,6 +373,17 @@ impl fmt::Debug for PostgresStore {
      connection stayed busy ({0})"
 )]
 struct NoConnection(#[source] sqlx::Error);
+
+/// An operation outlived [`PostgresStore::with_operation_timeout`].
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "PostgreSQL at {server} did not complete the operation within {after:?}: the server \
+     or the network stalled, or a lock held elsewhere kept it waiting"
+)]
+struct Stalled {
+    server: String,
+    after: Duration,
+}
 
 /// Connecting or migrating failed; says which server, since sqlx does not
 /// (never the URL itself, which may hold a password).
@@ -414,6 +433,7 @@ impl PostgresStore {
             schema: None,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             acquire_timeout: DEFAULT_ACQUIRE_TIMEOUT,
+            operation_timeout: DEFAULT_OPERATION_TIMEOUT,
             pool: OnceLock::new(),
             ready: AtomicBool::new(false),
         })
@@ -454,6 +474,18 @@ impl PostgresStore {
     /// (5 seconds unless set).
     pub fn with_acquire_timeout(mut self, timeout: Duration) -> Self {
         self.acquire_timeout = timeout;
+        self
+    }
+
+    /// How long one session operation may take in all, including the wait
+    /// for a connection, before failing with [`StoreError::Unavailable`] (10
+    /// seconds unless set): a stalled server or network, or a lock held by
+    /// another client, then costs a 503 instead of holding the request. A
+    /// write cut short this way may still complete on the server, as after
+    /// any lost reply; it is never acknowledged. Listing sessions, deleting
+    /// expired ones and creating the schema are not bounded.
+    pub fn with_operation_timeout(mut self, timeout: Duration) -> Self {
+        self.operation_timeout = timeout;
         self
     }
 
@@ -544,6 +576,23 @@ impl PostgresStore {
         Ok(pool)
     }
 
+    /// Runs a session operation, failing it as unavailable when it outlives
+    /// the operation timeout. Operations that run in a task of their own
+    /// (`to_completion`) go on to their end: only the wait is cut short.
+    async fn bounded<T>(
+        &self,
+        operation: impl std::future::Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        tokio::time::timeout(self.operation_timeout, operation)
+            .await
+            .unwrap_or_else(|_| {
+                Err(StoreError::unavailable(Stalled {
+                    server: self.server(),
+                    after: self.operation_timeout,
+                }))
+            })
+    }
+
     /// Runs `change` on the value under `key` of the live record `id` and
     /// stores what it returns, holding the session's row lock throughout.
     async fn read_modify_write<T: Send + 'static>(
@@ -555,7 +604,7 @@ impl PostgresStore {
     ) -> Result<Option<T>, StoreError> {
         let pool = self.pool().await?.clone();
         let (id, key) = (id.clone(), key.to_owned());
-        to_completion(async move {
+        self.bounded(to_completion(async move {
             let (id, key) = (&id, key.as_str());
             let mut tx = pool.begin().await.map_err(db)?;
             let live: Option<i32> = sqlx::query_scalar(LOCK_LIVE)
@@ -592,7 +641,7 @@ impl PostgresStore {
                 .map_err(db)?;
             tx.commit().await.map_err(db)?;
             Ok(Some(result))
-        })
+        }))
         .await
     }
 }
@@ -713,12 +762,17 @@ impl SessionStore for PostgresStore {
     async fn load(&self, id: &SessionId, now: u64) -> Result<Option<Record>, StoreError> {
         // One statement reads one snapshot: the values always belong to the
         // session row they come with, even while a writer commits.
-        let rows = sqlx::query(LOAD)
-            .bind(id.as_str())
-            .bind(sql_time(now))
-            .fetch_all(self.pool().await?)
-            .await
-            .map_err(db)?;
+        let pool = self.pool().await?;
+        let rows = self
+            .bounded(async {
+                sqlx::query(LOAD)
+                    .bind(id.as_str())
+                    .bind(sql_time(now))
+                    .fetch_all(pool)
+                    .await
+                    .map_err(db)
+            })
+            .await?;
         let Some(first) = rows.first() else {
             return Ok(None);
         };
@@ -735,17 +789,21 @@ impl SessionStore for PostgresStore {
 
     async fn create(&self, id: &SessionId, record: &Record) -> Result<bool, StoreError> {
         let (keys, values) = key_value_arrays(&record.data);
-        sqlx::query_scalar(CREATE)
-            .bind(id.as_str())
-            .bind(record.user_id.as_deref())
-            .bind(sql_time(record.created_at))
-            .bind(sql_time(record.expires_at))
-            .bind(record.absolute_expires_at.map(sql_time))
-            .bind(keys)
-            .bind(values)
-            .fetch_one(self.pool().await?)
-            .await
-            .map_err(db)
+        let pool = self.pool().await?;
+        self.bounded(async {
+            sqlx::query_scalar(CREATE)
+                .bind(id.as_str())
+                .bind(record.user_id.as_deref())
+                .bind(sql_time(record.created_at))
+                .bind(sql_time(record.expires_at))
+                .bind(record.absolute_expires_at.map(sql_time))
+                .bind(keys)
+                .bind(values)
+                .fetch_one(pool)
+                .await
+                .map_err(db)
+        })
+        .await
     }
 
     async fn update(
@@ -757,36 +815,48 @@ impl SessionStore for PostgresStore {
         let pool = self.pool().await?;
         if changes.is_empty() {
             // Nothing to write: no lock either.
-            return sqlx::query_scalar(IS_LIVE)
-                .bind(id.as_str())
-                .bind(sql_time(now))
-                .fetch_one(pool)
-                .await
-                .map_err(db);
+            return self
+                .bounded(async {
+                    sqlx::query_scalar(IS_LIVE)
+                        .bind(id.as_str())
+                        .bind(sql_time(now))
+                        .fetch_one(pool)
+                        .await
+                        .map_err(db)
+                })
+                .await;
         }
         let (keys, values) = key_value_arrays(&changes.set);
         let removed: Vec<&str> = changes.removed.iter().map(String::as_str).collect();
-        sqlx::query_scalar(UPDATE)
-            .bind(id.as_str())
-            .bind(sql_time(now))
-            .bind(changes.expires_at.map(sql_time))
-            .bind(changes.user_id.is_some())
-            .bind(changes.user_id.as_ref().and_then(Option::as_deref))
-            .bind(changes.cleared)
-            .bind(removed)
-            .bind(keys)
-            .bind(values)
-            .fetch_one(pool)
-            .await
-            .map_err(db)
+        self.bounded(async {
+            sqlx::query_scalar(UPDATE)
+                .bind(id.as_str())
+                .bind(sql_time(now))
+                .bind(changes.expires_at.map(sql_time))
+                .bind(changes.user_id.is_some())
+                .bind(changes.user_id.as_ref().and_then(Option::as_deref))
+                .bind(changes.cleared)
+                .bind(removed)
+                .bind(keys)
+                .bind(values)
+                .fetch_one(pool)
+                .await
+                .map_err(db)
+        })
+        .await
     }
 
     async fn delete(&self, id: &SessionId) -> Result<bool, StoreError> {
-        let deleted = sqlx::query("DELETE FROM tessera_sessions WHERE id = $1")
-            .bind(id.as_str())
-            .execute(self.pool().await?)
-            .await
-            .map_err(db)?
+        let pool = self.pool().await?;
+        let deleted = self
+            .bounded(async {
+                sqlx::query("DELETE FROM tessera_sessions WHERE id = $1")
+                    .bind(id.as_str())
+                    .execute(pool)
+                    .await
+                    .map_err(db)
+            })
+            .await?
             .rows_affected();
         Ok(deleted > 0)
     }
@@ -803,7 +873,7 @@ impl SessionStore for PostgresStore {
         }
         let pool = self.pool().await?.clone();
         let (old, new) = (old.clone(), new.clone());
-        to_completion(async move {
+        self.bounded(to_completion(async move {
             let (old, new) = (&old, &new);
             let mut tx = pool.begin().await.map_err(db)?;
             // Locks `old` first, so the writers of the session wait and then
@@ -850,7 +920,7 @@ impl SessionStore for PostgresStore {
                 .map_err(db)?;
             tx.commit().await.map_err(db)?;
             Ok(true)
-        })
+        }))
         .await
     }
 
@@ -861,14 +931,19 @@ impl SessionStore for PostgresStore {
         by: i64,
         now: u64,
     ) -> Result<Option<i64>, StoreError> {
-        let at_once: Option<String> = sqlx::query_scalar(INCREMENT_AT_ONCE)
-            .bind(id.as_str())
-            .bind(key)
-            .bind(by.to_string())
-            .bind(sql_time(now))
-            .fetch_optional(self.pool().await?)
-            .await
-            .map_err(db)?;
+        let pool = self.pool().await?;
+        let at_once: Option<String> = self
+            .bounded(async {
+                sqlx::query_scalar(INCREMENT_AT_ONCE)
+                    .bind(id.as_str())
+                    .bind(key)
+                    .bind(by.to_string())
+                    .bind(sql_time(now))
+                    .fetch_optional(pool)
+                    .await
+                    .map_err(db)
+            })
+            .await?;
         if let Some(text) = at_once {
             return text
                 .parse()
@@ -945,11 +1020,16 @@ impl SessionStore for PostgresStore {
     }
 
     async fn delete_user(&self, user_id: &str) -> Result<u64, StoreError> {
-        let deleted = sqlx::query("DELETE FROM tessera_sessions WHERE user_id = $1")
-            .bind(user_id)
-            .execute(self.pool().await?)
-            .await
-            .map_err(db)?
+        let pool = self.pool().await?;
+        let deleted = self
+            .bounded(async {
+                sqlx::query("DELETE FROM tessera_sessions WHERE user_id = $1")
+                    .bind(user_id)
+                    .execute(pool)
+                    .await
+                    .map_err(db)
+            })
+            .await?
             .rows_affected();
         Ok(deleted)
     }
@@ -1210,6 +1290,57 @@ mod tests {
             store.close().await;
         }
         let store = PostgresStore::new(&server_url()).expect("url");
+        drop_schema(store, &schema).await;
+    }
+
+    #[tokio::test]
+    async fn a_lock_held_elsewhere_costs_a_503_instead_of_holding_the_request() {
+        let (store, schema) = fresh_store("stall");
+        let store = store.with_operation_timeout(Duration::from_millis(400));
+        let id = SessionId::generate();
+        assert!(store
+            .create(&id, &record(one("n", Value::from(1)), None, NOW + 100))
+            .await
+            .expect("create"));
+        let mut holder = inspect(&schema).await;
+        sqlx::raw_sql("BEGIN; LOCK TABLE tessera_sessions IN ACCESS EXCLUSIVE MODE")
+            .execute(&mut holder)
+            .await
+            .expect("lock");
+
+        let started = std::time::Instant::now();
+        let stalled = [
+            store.load(&id, NOW).await.map(|_| ()),
+            store.increment(&id, "n", 1, NOW).await.map(|_| ()),
+            store.append(&id, "l", &Value::from(1), NOW).await.map(|_| ()),
+        ];
+        for outcome in stalled {
+            let error = outcome.expect_err("the table is locked");
+            assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
+            assert!(
+                error.to_string().contains("did not complete the operation"),
+                "{error}"
+            );
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "{:?}",
+            started.elapsed()
+        );
+
+        sqlx::raw_sql("ROLLBACK")
+            .execute(&mut holder)
+            .await
+            .expect("release");
+        // Served again at once. The increment cut short was already sent, so
+        // it may have landed once the lock was gone, as after a lost reply.
+        let counted = store
+            .increment(&id, "n", 1, NOW)
+            .await
+            .expect("increment")
+            .expect("live");
+        assert!(counted == 2 || counted == 3, "{counted}");
+        holder.close().await.expect("close");
         drop_schema(store, &schema).await;
     }
 
