@@ -97,6 +97,12 @@ impl ServerState {
     pub(crate) fn is_loaded(&self) -> bool {
         self.loaded
     }
+
+    /// The session no longer belongs to its user (`clear`).
+    pub(crate) fn forget_user(&mut self) {
+        self.user_changed |= self.user_id.is_some();
+        self.user_id = None;
+    }
 }
 
 pub(crate) fn unix_now() -> u64 {
@@ -111,9 +117,21 @@ fn has_content(data: &Map) -> bool {
 /// The store work one flush needs, decided under the lock.
 enum Plan {
     Nothing,
-    Create { record: Record },
-    Update { id: SessionId, changes: Changes },
-    Delete { id: SessionId },
+    Create {
+        record: Record,
+    },
+    Update {
+        id: SessionId,
+        changes: Changes,
+    },
+    Delete {
+        id: SessionId,
+    },
+    /// Cleared, then written to: the old record goes, as after a bare
+    /// `clear`, and the new content gets a record of its own.
+    Replace {
+        id: SessionId,
+    },
 }
 
 impl Session {
@@ -249,6 +267,21 @@ impl Session {
                     self.mark_revoked();
                     return Ok(());
                 }
+                Plan::Replace { id } => {
+                    settings.store.delete(&id).await?;
+                    let mut guard = self.lock();
+                    let state = &mut *guard;
+                    if let Some(server) = state.server.as_mut() {
+                        server.id = None;
+                        server.times = None;
+                        // Until the new record exists, a failed save must
+                        // still delete the client's cookie.
+                        server.revoked = true;
+                    }
+                    let keys: Vec<String> = state.data.keys().map(str::to_owned).collect();
+                    state.touched.extend(keys);
+                    // The next round creates it.
+                }
             }
         }
         Err(StoreError::Corrupt(
@@ -277,6 +310,9 @@ impl Session {
             (Some(id), Some(times)) => {
                 if data_changed && !has_content(&state.data) {
                     return Plan::Delete { id: id.clone() };
+                }
+                if cleared {
+                    return Plan::Replace { id: id.clone() };
                 }
                 let behind = (now + settings.idle_secs).saturating_sub(times.expires_at);
                 let refresh_due =

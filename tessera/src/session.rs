@@ -364,13 +364,28 @@ impl Session {
 
     /// Removes everything, and so ends the session: the response deletes the
     /// cookie. Always marks the session modified, even when already empty.
+    ///
+    /// Server-side, the stored record is deleted when the response is
+    /// written, so a copy of the cookie is dead at once; whatever is written
+    /// after `clear` in the same request (a "you have been logged out"
+    /// flash) goes to a new record under a new id. As with Flask-Session,
+    /// the session keeps `_permanent`; it no longer belongs to a user
+    /// ([`set_user_id`](Self::set_user_id) again to give it one).
     pub fn clear(&self) {
-        let mut state = self.lock();
+        let mut guard = self.lock();
+        let state = &mut *guard;
         state.accessed = true;
         state.modified = true;
         state.cleared = true;
         state.touched.clear();
+        let permanent = state.data.remove(PERMANENT_KEY);
         state.data.clear();
+        if let Some(server) = state.server.as_mut() {
+            server.forget_user();
+            if let Some(permanent) = permanent {
+                state.data.insert(PERMANENT_KEY.to_owned(), permanent);
+            }
+        }
     }
 
     /// Changes the data in place; marks the session modified. Use this for

@@ -96,6 +96,15 @@ fn app(config: SessionConfig, store: Arc<CountingStore>) -> Router {
             }),
         )
         .route(
+            // Flask's usual logout: clear, then say so.
+            "/logout-by-clear-and-flash",
+            post(|s: Session| async move {
+                s.clear();
+                s.flash("Logged out");
+                format!("{:?}", s.user_id())
+            }),
+        )
+        .route(
             "/logout-everywhere",
             post(|s: Session| async move {
                 s.log_out_everywhere()
@@ -328,6 +337,56 @@ async fn a_session_destroyed_then_written_starts_afresh() {
     assert_eq!(
         text(send(&app, "GET", "/get/username", Some(&cookie), "").await).await,
         "None"
+    );
+}
+
+#[tokio::test]
+async fn a_session_cleared_then_written_moves_to_a_new_id_and_leaves_its_user() {
+    let (app, _store) = setup();
+    let laptop = cookie_pair(&send(&app, "POST", "/login/alice", None, "").await);
+    let phone = cookie_pair(&send(&app, "POST", "/login/alice", None, "").await);
+    let permanent = text(send(&app, "GET", "/get/_permanent", Some(&laptop), "").await).await;
+    let response = send(
+        &app,
+        "POST",
+        "/logout-by-clear-and-flash",
+        Some(&laptop),
+        "",
+    )
+    .await;
+    let fresh = cookie_pair(&response);
+    assert_eq!(text(response).await, "None", "no longer alice's");
+    assert_ne!(
+        fresh, laptop,
+        "a new id for what was written after the clear"
+    );
+    assert!(!fresh.ends_with('='), "not a deletion: {fresh}");
+    assert_eq!(
+        text(send(&app, "GET", "/get/_flashes", Some(&fresh), "").await).await,
+        r#"[{" t":["message","Logged out"]}]"#
+    );
+    assert_eq!(
+        text(send(&app, "GET", "/get/username", Some(&fresh), "").await).await,
+        "None"
+    );
+    // As with Flask-Session, clearing keeps the session's permanence.
+    assert_eq!(
+        text(send(&app, "GET", "/get/_permanent", Some(&fresh), "").await).await,
+        permanent
+    );
+    // A copy of the old cookie is dead, flash and all.
+    assert_eq!(
+        text(send(&app, "GET", "/get/username", Some(&laptop), "").await).await,
+        "None"
+    );
+    assert_eq!(
+        text(send(&app, "GET", "/get/_flashes", Some(&laptop), "").await).await,
+        "None"
+    );
+    // And alice's other device lists only itself.
+    assert_eq!(
+        text(send(&app, "GET", "/devices", Some(&phone), "").await).await,
+        "1"
     );
 }
 

@@ -1312,7 +1312,10 @@ mod tests {
         let stalled = [
             store.load(&id, NOW).await.map(|_| ()),
             store.increment(&id, "n", 1, NOW).await.map(|_| ()),
-            store.append(&id, "l", &Value::from(1), NOW).await.map(|_| ()),
+            store
+                .append(&id, "l", &Value::from(1), NOW)
+                .await
+                .map(|_| ()),
         ];
         for outcome in stalled {
             let error = outcome.expect_err("the table is locked");
