@@ -110,9 +110,10 @@ impl SerializationFormat {
     /// [`encode`](Self::encode), but every top-level entry whose value is
     /// what `original` (the stored bytes `data` was read from) holds is
     /// copied from those bytes as it is. A value read only approximately
-    /// (a dict whose keys are not all str, read with str keys) thus goes
-    /// back exactly as Flask-Session wrote it when the request did not
-    /// change it. JSON holds nothing approximate: it is encoded anew.
+    /// thus goes back exactly as Flask-Session wrote it when the request
+    /// did not change it: in msgpack a dict whose keys are not all str (read
+    /// with str keys), in either format the order of a nested dict's keys
+    /// (Python's insertion order; a [`Map`] keeps key order).
     #[cfg(feature = "redis")]
     pub(crate) fn encode_keeping(
         self,
@@ -121,7 +122,7 @@ impl SerializationFormat {
     ) -> Result<Vec<u8>, FormatError> {
         match self {
             Self::Msgpack => msgpack::encode_keeping(data, original),
-            Self::Json => json::encode(data),
+            Self::Json => json::encode_keeping(data, original),
         }
     }
 
@@ -760,6 +761,152 @@ mod json {
         let mut out = String::new();
         write_object(&mut out, data, 1)?;
         Ok(out.into_bytes())
+    }
+
+    #[cfg(feature = "redis")]
+    pub(super) fn encode_keeping(data: &Map, original: &[u8]) -> Result<Vec<u8>, FormatError> {
+        let Some((text, entries)) = std::str::from_utf8(original)
+            .ok()
+            .and_then(|text| Some((text, top_level_entries(text)?)))
+        else {
+            return encode(data);
+        };
+        // A key written twice cannot be matched to one entry.
+        let mut by_key: std::collections::HashMap<String, Option<&Entry>> =
+            std::collections::HashMap::with_capacity(entries.len());
+        for entry in &entries {
+            let Ok(Value::String(key)) = tagged::from_str_plain(&text[entry.key.clone()]) else {
+                return encode(data);
+            };
+            by_key
+                .entry(key)
+                .and_modify(|found| *found = None)
+                .or_insert(Some(entry));
+        }
+        let unchanged = |entry: &Entry, value: &Value| {
+            tagged::from_str_plain(&text[entry.value.clone()]).is_ok_and(|mut stored| {
+                as_python_float(&mut stored);
+                stored == *value
+            })
+        };
+        let mut out = String::with_capacity(original.len());
+        out.push('{');
+        for (i, (key, value)) in data.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            match by_key.get(key) {
+                Some(Some(entry)) if unchanged(entry, value) => {
+                    out.push_str(&text[entry.key.start..entry.value.end]);
+                }
+                _ => {
+                    write_string(&mut out, key);
+                    out.push(':');
+                    write_value(&mut out, value, 1)?;
+                }
+            }
+        }
+        out.push('}');
+        Ok(out.into_bytes())
+    }
+
+    /// Where one top-level entry of a stored JSON object lies: its key (a
+    /// JSON string, quotes included) and its value.
+    #[cfg(feature = "redis")]
+    struct Entry {
+        key: std::ops::Range<usize>,
+        value: std::ops::Range<usize>,
+    }
+
+    /// The entries of the JSON object `text`, found by skipping over
+    /// strings and brackets; `None` where it is not an object of that shape
+    /// (the caller then encodes anew). Whether the values are valid JSON is
+    /// for the parser to say.
+    #[cfg(feature = "redis")]
+    fn top_level_entries(text: &str) -> Option<Vec<Entry>> {
+        let bytes = text.as_bytes();
+        let skip_space = |mut at: usize| {
+            while bytes.get(at).is_some_and(|b| b" \t\r\n".contains(b)) {
+                at += 1;
+            }
+            at
+        };
+        // The end of the string starting at `at` (its opening quote).
+        let skip_string = |mut at: usize| {
+            at += 1;
+            loop {
+                match bytes.get(at)? {
+                    b'"' => return Some(at + 1),
+                    b'\\' => at += 2,
+                    _ => at += 1,
+                }
+            }
+        };
+        // The end of the value starting at `at`.
+        let skip_value = |start: usize| match *bytes.get(start)? {
+            b'"' => skip_string(start),
+            b'{' | b'[' => {
+                let (mut at, mut depth) = (start, 0usize);
+                loop {
+                    match *bytes.get(at)? {
+                        b'"' => {
+                            at = skip_string(at)?;
+                            continue;
+                        }
+                        b'{' | b'[' => depth += 1,
+                        b'}' | b']' => {
+                            depth -= 1;
+                            if depth == 0 {
+                                return Some(at + 1);
+                            }
+                        }
+                        _ => {}
+                    }
+                    at += 1;
+                }
+            }
+            _ => {
+                let mut at = start;
+                while bytes.get(at).is_some_and(|b| !b",}] \t\r\n".contains(b)) {
+                    at += 1;
+                }
+                Some(at)
+            }
+        };
+        let mut at = skip_space(0);
+        if bytes.get(at) != Some(&b'{') {
+            return None;
+        }
+        at = skip_space(at + 1);
+        let mut entries = Vec::new();
+        if bytes.get(at) == Some(&b'}') {
+            return (skip_space(at + 1) == bytes.len()).then_some(entries);
+        }
+        loop {
+            if bytes.get(at) != Some(&b'"') {
+                return None;
+            }
+            let key_end = skip_string(at)?;
+            let colon = skip_space(key_end);
+            if bytes.get(colon) != Some(&b':') {
+                return None;
+            }
+            let value_start = skip_space(colon + 1);
+            let value_end = skip_value(value_start)?;
+            if value_end == value_start {
+                return None;
+            }
+            entries.push(Entry {
+                key: at..key_end,
+                value: value_start..value_end,
+            });
+            at = skip_space(value_end);
+            match bytes.get(at)? {
+                b',' => at = skip_space(at + 1),
+                b'}' => return (skip_space(at + 1) == bytes.len()).then_some(entries),
+                _ => return None,
+            }
+        }
     }
 
     fn write_object(out: &mut String, map: &Map, depth: usize) -> Result<(), FormatError> {
@@ -1520,6 +1667,41 @@ mod tests {
                 ("256", 9223372036854775808u64.into()),
             ])
         );
+    }
+
+    /// In JSON too, entries a write leaves alone go back byte for byte, so
+    /// a nested dict keeps Python's insertion order.
+    #[cfg(feature = "redis")]
+    #[test]
+    fn json_entries_a_write_leaves_alone_go_back_as_stored() {
+        let stored = br#"{"cart":{"zebra":1,"apple":2},"n":1,"when": {"z":[1,{"b":2,"a":"}]\"x"}]}, "f":1E+300}"#;
+        let mut data = JSON.decode(stored).expect("read");
+        data.insert("n".to_owned(), 2.into());
+        data.insert("new".to_owned(), "x".into());
+        let written = JSON.encode_keeping(&data, stored).expect("written");
+        assert_eq!(
+            String::from_utf8(written.clone()).expect("text"),
+            r#"{"cart":{"zebra":1,"apple":2},"f":1E+300,"n":2,"new":"x","when": {"z":[1,{"b":2,"a":"}]\"x"}]}}"#
+        );
+        assert_eq!(JSON.decode(&written).expect("read"), data);
+        // A changed entry is written anew.
+        data.insert("cart".to_owned(), Value::Dict(map([("zebra", 1.into())])));
+        let written = JSON.encode_keeping(&data, stored).expect("written");
+        assert!(
+            String::from_utf8(written.clone())
+                .expect("text")
+                .starts_with(r#"{"cart":{"zebra":1},"f":1E+300,"#),
+            "{written:?}"
+        );
+        assert_eq!(JSON.decode(&written).expect("read"), data);
+        // Stored bytes that are not a JSON object (msgpack, say), or one
+        // with a key written twice, give a plain encoding.
+        for original in [&b"\x81\xa1n\x01"[..], br#"{"n":1,"n":1}"#, b"{\"n\":1"] {
+            assert_eq!(
+                JSON.encode_keeping(&data, original).expect("written"),
+                JSON.encode(&data).expect("written")
+            );
+        }
     }
 
     /// Keys Python allows besides str are read as the text JSON would write
