@@ -29,7 +29,8 @@ const STORE_HELP: &str = "Every command takes the store's URL from --store or, f
     (the file must exist: it is never created here), redis://host:port/db (keys under \
     SESSION_KEY_PREFIX, default session:; in Flask-Session's layout when \
     SESSION_SERIALIZATION_FORMAT is msgpack or json, and refused when the sessions found under \
-    the prefix are in the other layout) or postgres://user:password@host:port/db.";
+    the prefix are in the other layout) or postgres://user:password@host:port/db (the \
+    application's tables must be there: they are never created here).";
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum SessionsCommand {
@@ -323,9 +324,13 @@ impl Store {
                 }
             }
             Some("postgres" | "postgresql") => {
-                let store = tessera::store::PostgresStore::new(url).map_err(store_error)?;
-                // Connected now, so that an unreachable server is reported as such.
-                store.connect().await.map_err(store_error)?;
+                // Connected now, so that an unreachable server is reported as
+                // such; a database without the tables is refused, not given them.
+                let store = tessera::store::PostgresStore::new(url)
+                    .map_err(store_error)?
+                    .open_existing()
+                    .await
+                    .map_err(store_error)?;
                 Ok(Self::Postgres(store))
             }
             // The scheme only: URLs can carry passwords.

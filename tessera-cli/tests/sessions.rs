@@ -799,6 +799,67 @@ fn list_show_and_revoke_on_redis_and_postgres() {
     }
 }
 
+/// Pointed at a PostgreSQL database without tessera's tables (a wrong
+/// database name), every command refuses and creates nothing, as with a
+/// SQLite file that is not a store.
+#[test]
+fn a_postgres_database_without_the_tables_is_refused_and_left_alone() {
+    use sqlx::{Connection as _, Executor as _};
+    let url = std::env::var("TESSERA_TEST_POSTGRES_URL").unwrap_or_else(|_| {
+        panic!("TESSERA_TEST_POSTGRES_URL is not set: start the servers with `eval \"$(scripts/services.sh start)\"` or run scripts/test.sh")
+    });
+    let database = format!("cli_other_app_{}", std::process::id());
+    let (base, _) = url.rsplit_once('/').expect("a database in the URL");
+    let other_url = format!("{base}/{database}");
+    let runtime = runtime();
+    let tables_in_other = || {
+        runtime.block_on(async {
+            let mut conn = sqlx::PgConnection::connect(&other_url)
+                .await
+                .expect("connect");
+            let count: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_tables WHERE tablename LIKE 'tessera%'",
+            )
+            .fetch_one(&mut conn)
+            .await
+            .expect("count");
+            conn.close().await.expect("close");
+            count
+        })
+    };
+    runtime.block_on(async {
+        let mut admin = sqlx::PgConnection::connect(&url).await.expect("connect");
+        admin
+            .execute(format!("CREATE DATABASE {database}").as_str())
+            .await
+            .expect("create the database");
+        admin.close().await.expect("close");
+    });
+    let dir = std::env::temp_dir();
+    for args in [
+        &["sessions", "list"][..],
+        &["sessions", "purge-expired"],
+        &["sessions", "revoke-user", "alice"],
+    ] {
+        let args = [args, &["--store", &other_url]].concat();
+        let out = run_in(&dir, &args, &[]);
+        let reason = out.refusal();
+        assert!(
+            reason.contains("no tessera session tables"),
+            "{args:?}: {reason}"
+        );
+        assert_eq!(tables_in_other(), 0, "{args:?} created tables");
+    }
+    runtime.block_on(async {
+        let mut admin = sqlx::PgConnection::connect(&url).await.expect("connect");
+        admin
+            .execute(format!("DROP DATABASE {database}").as_str())
+            .await
+            .expect("drop the database");
+        admin.close().await.expect("close");
+    });
+}
+
 /// On Redis the layout comes from the application's settings; pointed at a
 /// prefix whose sessions are in the other layout, every command refuses,
 /// rather than list sessions without their data or "revoke" one whose data

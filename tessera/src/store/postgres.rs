@@ -343,6 +343,9 @@ pub struct PostgresStore {
     max_connections: u32,
     acquire_timeout: Duration,
     operation_timeout: Duration,
+    /// Refuse a database without this version's schema instead of creating
+    /// or migrating it (administration tools).
+    existing_only: bool,
     /// Built on first use, then kept: sqlx replaces dead connections itself.
     pool: OnceLock<PgPool>,
     /// Whether the schema was found or made current. Not a `OnceCell` whose
@@ -434,6 +437,7 @@ impl PostgresStore {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             acquire_timeout: DEFAULT_ACQUIRE_TIMEOUT,
             operation_timeout: DEFAULT_OPERATION_TIMEOUT,
+            existing_only: false,
             pool: OnceLock::new(),
             ready: AtomicBool::new(false),
         })
@@ -502,6 +506,16 @@ impl PostgresStore {
         self.pool().await.map(|_| ())
     }
 
+    /// An existing store, connected now: the database (in the schema of
+    /// [`with_schema`](Self::with_schema), if given) must hold this version's
+    /// tables. Nothing is created or migrated, so pointing an administration
+    /// tool at the wrong database changes nothing.
+    pub async fn open_existing(mut self) -> Result<Self, StoreError> {
+        self.existing_only = true;
+        self.connect().await?;
+        Ok(self)
+    }
+
     /// Closes the connections, waiting for queries in flight: for graceful
     /// shutdown. Operations after this fail with
     /// [`StoreError::Unavailable`]. Does nothing if the store was never used.
@@ -554,7 +568,7 @@ impl PostgresStore {
                 .connect_lazy_with(self.options.clone())
         });
         if !self.ready.load(Ordering::Acquire) {
-            migrate(pool, self.schema.as_deref())
+            migrate(pool, self.schema.as_deref(), self.existing_only)
                 .await
                 .map_err(|error| match error {
                     OpenFailure::Config(message) => {
@@ -684,7 +698,11 @@ fn newer_schema(found: i64) -> OpenFailure {
 }
 
 /// Brings the schema to [`PostgresStore::SCHEMA_VERSION`].
-async fn migrate(pool: &PgPool, schema: Option<&str>) -> Result<(), OpenFailure> {
+async fn migrate(
+    pool: &PgPool,
+    schema: Option<&str>,
+    existing_only: bool,
+) -> Result<(), OpenFailure> {
     let known = i64::from(PostgresStore::SCHEMA_VERSION);
     let mut conn = pool.acquire().await?;
     // Current already (the usual case): no lock and no DDL, so a role that
@@ -692,6 +710,14 @@ async fn migrate(pool: &PgPool, schema: Option<&str>) -> Result<(), OpenFailure>
     let found = schema_version(&mut conn).await?;
     if found == known {
         return Ok(());
+    }
+    if existing_only {
+        let place = schema.map_or(String::new(), |name| format!(" in schema {name}"));
+        return Err(OpenFailure::Config(if found == 0 {
+            format!("no tessera session tables{place}: not a session store, or the application has not created them yet")
+        } else {
+            format!("not a tessera session store of schema version {known} (it has version {found}{place})")
+        }));
     }
     if found > known {
         return Err(newer_schema(found));
