@@ -51,7 +51,8 @@
 //!   every request of that visitor; the value itself is left alone.
 //! - [`list`](SessionStore::list) without a user scans the prefix, so it
 //!   finds sessions Flask-Session created too; it costs O(keys in the
-//!   database) per page and is meant for administration tools.
+//!   database) for the first page, whose ids the next ones page through
+//!   (as in tessera's layout), and is meant for administration tools.
 //!
 //! On Redis Cluster, give both applications a prefix with a hash tag, such
 //! as `{sessions}:`, so that all of these keys share one slot.
@@ -364,6 +365,7 @@ pub struct FlaskSessionRedisStore {
     prefix: String,
     format: SerializationFormat,
     writers: Arc<WriterLocks>,
+    listing: super::ListingSnapshot,
 }
 
 /// Writes to one session from this process take turns: read-modify-write
@@ -426,6 +428,7 @@ impl FlaskSessionRedisStore {
             prefix: DEFAULT_PREFIX.to_owned(),
             format,
             writers: Arc::new(WriterLocks::new()),
+            listing: super::ListingSnapshot::default(),
         })
     }
 
@@ -831,26 +834,27 @@ impl SessionStore for FlaskSessionRedisStore {
             return Ok(Vec::new());
         }
         let now = clamp(now);
-        let mut ids = match user_id {
+        let (ids, start) = match user_id {
             Some(user) => {
                 let members: Vec<String> = self
                     .link
                     .read(::redis::cmd("SMEMBERS").arg(self.user_key(user)))
                     .await?;
-                members
+                let mut ids = members
                     .iter()
                     .map(|member| parse_id(member))
-                    .collect::<Result<Vec<_>, _>>()?
+                    .collect::<Result<Vec<_>, _>>()?;
+                ids.sort_unstable();
+                ids.dedup();
+                let start = after.map_or(0, |after| ids.partition_point(|id| id <= after));
+                (Arc::<[SessionId]>::from(ids), start)
             }
-            None => self.scan_ids().await?,
+            None => self.listing.ids_after(after, self.scan_ids()).await?,
         };
-        ids.retain(|id| after.is_none_or(|after| id > after));
-        ids.sort_unstable();
-        ids.dedup();
 
         let mut found = Vec::new();
         let mut stale = Vec::new();
-        let mut rest = &ids[..];
+        let mut rest = &ids[start..];
         while found.len() < limit && !rest.is_empty() {
             let (chunk, tail) =
                 rest.split_at((limit - found.len()).min(LIST_FETCH).min(rest.len()));

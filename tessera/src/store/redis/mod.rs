@@ -42,8 +42,11 @@
 //! save one script.
 //!
 //! [`list`](SessionStore::list) for one user reads that user's set;
-//! `list(None)` reads every live id from the expiry index, so it costs
-//! O(sessions) per page and is meant for administration tools.
+//! `list(None)` reads every live id from the expiry index, O(sessions), for
+//! its first page; the pages after it (within a minute) page through those
+//! ids, so a whole listing costs O(sessions), and a session created after
+//! the first page may be missed, as with `SCAN`. It is meant for
+//! administration tools.
 //! [`purge_expired`](SessionStore::purge_expired) takes the ids whose expiry
 //! has passed from the expiry index, a batch at a time: it deletes sessions
 //! that are dead but still stored, and removes the index entries of those
@@ -140,7 +143,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{LazyLock, Mutex, PoisonError};
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 pub mod flask_session;
@@ -195,6 +198,56 @@ const MAX_TIME: u64 = (1 << 53) - 1;
 
 /// How many sessions `list` reads per round trip.
 pub(super) const LIST_FETCH: usize = 200;
+
+/// How long the ids read for the first page of a whole-store listing serve
+/// its next pages.
+const LISTING_REUSED_FOR: Duration = Duration::from_secs(60);
+
+/// The sorted ids of the last whole-store listing. Finding every id costs
+/// O(sessions) (the whole expiry index, or a scan of the keyspace), and
+/// nothing in Redis is in id order: read again for every page, a listing of
+/// n sessions would cost O(n² / page size) (20 minutes for a million). So
+/// the first page reads them, and the pages after it (within
+/// [`LISTING_REUSED_FOR`]) page through that snapshot; each page still reads
+/// every session it shows, so revoked and expired ones are left out, but
+/// sessions created after the first page may be missed, as with `SCAN`.
+#[derive(Default)]
+pub(super) struct ListingSnapshot(Mutex<Option<(Instant, Arc<[SessionId]>)>>);
+
+impl ListingSnapshot {
+    /// The ids that follow `after` in id order: from the snapshot when this
+    /// continues a listing, otherwise from `read_all` (then sorted and kept).
+    pub(super) async fn ids_after(
+        &self,
+        after: Option<&SessionId>,
+        read_all: impl std::future::Future<Output = Result<Vec<SessionId>, StoreError>>,
+    ) -> Result<(Arc<[SessionId]>, usize), StoreError> {
+        let kept = match after {
+            Some(_) => self
+                .0
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .as_ref()
+                .filter(|(taken, _)| taken.elapsed() < LISTING_REUSED_FOR)
+                .map(|(_, ids)| Arc::clone(ids)),
+            None => None,
+        };
+        let ids = match kept {
+            Some(ids) => ids,
+            None => {
+                let mut ids = read_all.await?;
+                ids.sort_unstable();
+                ids.dedup();
+                let ids: Arc<[SessionId]> = ids.into();
+                *self.0.lock().unwrap_or_else(PoisonError::into_inner) =
+                    Some((Instant::now(), Arc::clone(&ids)));
+                ids
+            }
+        };
+        let start = after.map_or(0, |after| ids.partition_point(|id| id <= after));
+        Ok((ids, start))
+    }
+}
 
 // Metadata fields of the session hash; `LUA_CONSTANTS` names them the same.
 const CREATED: &str = "\0created";
@@ -603,6 +656,7 @@ pub(super) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| {
 pub struct RedisStore {
     link: Link,
     prefix: String,
+    listing: ListingSnapshot,
 }
 
 /// The URL may hold a password: show only where the server is.
@@ -955,6 +1009,7 @@ impl RedisStore {
         Ok(Self {
             link: Link::open(url)?,
             prefix: DEFAULT_PREFIX.to_owned(),
+            listing: ListingSnapshot::default(),
         })
     }
 
@@ -1410,34 +1465,37 @@ impl SessionStore for RedisStore {
         let now = clamp(now);
         // Every candidate id, then sorted here: neither a set nor the expiry
         // index is in id order.
-        let members: Vec<String> = match user_id {
-            Some(user) => {
-                self.link
-                    .read(::redis::cmd("SMEMBERS").arg(self.user_key(user)))
-                    .await?
-            }
-            None => {
-                self.link
-                    .read(
-                        ::redis::cmd("ZRANGEBYSCORE")
-                            .arg(self.expiry_key())
-                            .arg(format!("({now}"))
-                            .arg("+inf"),
-                    )
-                    .await?
+        let read_ids = |command: &::redis::Cmd| {
+            let command = command.clone();
+            async move {
+                let members: Vec<String> = self.link.read(&command).await?;
+                members
+                    .iter()
+                    .map(|member| parse_id(member))
+                    .collect::<Result<Vec<_>, _>>()
             }
         };
-        let mut ids = members
-            .iter()
-            .map(|member| parse_id(member))
-            .collect::<Result<Vec<_>, _>>()?;
-        ids.retain(|id| after.is_none_or(|after| id > after));
-        ids.sort_unstable();
-        ids.dedup();
+        let (ids, start) = match user_id {
+            Some(user) => {
+                let mut ids = read_ids(::redis::cmd("SMEMBERS").arg(self.user_key(user))).await?;
+                ids.sort_unstable();
+                ids.dedup();
+                let start = after.map_or(0, |after| ids.partition_point(|id| id <= after));
+                (Arc::from(ids), start)
+            }
+            None => {
+                let all_live = ::redis::cmd("ZRANGEBYSCORE")
+                    .arg(self.expiry_key())
+                    .arg(format!("({now}"))
+                    .arg("+inf")
+                    .clone();
+                self.listing.ids_after(after, read_ids(&all_live)).await?
+            }
+        };
 
         let mut found = Vec::new();
         let mut stale = Vec::new();
-        let mut rest = &ids[..];
+        let mut rest = &ids[start..];
         while found.len() < limit && !rest.is_empty() {
             let (chunk, tail) =
                 rest.split_at((limit - found.len()).min(LIST_FETCH).min(rest.len()));
@@ -1958,6 +2016,77 @@ mod tests {
             let _ = self.child.kill();
             let _ = self.child.wait();
             let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    /// How often the server ran `command` (`INFO commandstats`).
+    async fn calls_of(store: &RedisStore, command: &str) -> u64 {
+        let info: String = raw(store, ::redis::cmd("INFO").arg("commandstats")).await;
+        info.lines()
+            .find_map(|line| line.strip_prefix(&format!("cmdstat_{command}:calls=")))
+            .and_then(|rest| rest.split(',').next())
+            .map_or(0, |calls| calls.parse().expect("a count"))
+    }
+
+    #[tokio::test]
+    async fn a_whole_store_listing_reads_every_id_once_not_once_a_page() {
+        // Its own server, so that the command counts are this test's.
+        let _shared = server_url();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free port")
+            .port();
+        let dir = std::env::temp_dir().join(format!(
+            "tessera-redis-listing-{}-{port}",
+            std::process::id()
+        ));
+        let _server = OwnServer::start(port, &dir);
+        let url = format!("redis://127.0.0.1:{port}/0");
+        let store = RedisStore::new(&url).expect("a Redis URL");
+        let flask = FlaskSessionRedisStore::new(
+            &url,
+            crate::store::flask_format::SerializationFormat::Msgpack,
+        )
+        .expect("a Redis URL")
+        .with_prefix("flask:");
+        let mut ids = Vec::new();
+        for _ in 0..40 {
+            ids.push(create(&store, &record(Map::new(), None)).await);
+            let id = SessionId::generate();
+            assert!(flask
+                .create(&id, &record(Map::new(), None))
+                .await
+                .expect("create"));
+        }
+        ids.sort();
+        let stores: [(&dyn SessionStore, &str); 2] = [(&store, "zrangebyscore"), (&flask, "scan")];
+        for (listed_store, reads_every_id) in stores {
+            let before = calls_of(&store, reads_every_id).await;
+            let mut listed = Vec::new();
+            let mut pages = 0;
+            loop {
+                let page = listed_store
+                    .list(None, listed.last(), 4, NOW)
+                    .await
+                    .expect("list");
+                pages += 1;
+                listed.extend(page.iter().map(|info| info.id.clone()));
+                if page.len() < 4 {
+                    break;
+                }
+            }
+            assert_eq!(listed.len(), 40, "{reads_every_id}");
+            assert!(listed.windows(2).all(|w| w[0] < w[1]), "in id order");
+            if reads_every_id == "zrangebyscore" {
+                assert_eq!(listed, ids);
+            }
+            let reads = calls_of(&store, reads_every_id).await - before;
+            assert!(pages >= 10);
+            // SCAN reads the keyspace in a few calls, once.
+            assert!(
+                (1..=3).contains(&reads),
+                "{reads_every_id}: {reads} calls for {pages} pages"
+            );
         }
     }
 
