@@ -255,7 +255,7 @@ fn sign(args: SignArgs) -> Result<()> {
         ));
     }
     let input = io::read_stdin("the session")?;
-    let mut data = match tagged::from_str(&input) {
+    let mut data = match tagged::from_str_strict(&input) {
         Ok(Value::Dict(map)) => map,
         Ok(other) => {
             return Err(Error::new(format_args!(

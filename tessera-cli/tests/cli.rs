@@ -461,6 +461,15 @@ fn sign_refuses_what_is_not_an_object() {
         ("{nope", "error: invalid JSON on stdin: "),
         ("", "error: invalid JSON on stdin: "),
         ("{} {}", "error: invalid JSON on stdin: "),
+        // Flask would read these dates as None: signing them would lose them.
+        (
+            r#"{"a": {" d": "2024-01-01T00:00:00Z"}}"#,
+            "error: invalid JSON on stdin: ",
+        ),
+        (
+            r#"{"a": {" d": "yesterday"}}"#,
+            "error: invalid JSON on stdin: ",
+        ),
     ] {
         let out = run_with(&["cookie", "sign", "--secret-key", KEY], json, &[]);
         let reason = out.refusal();

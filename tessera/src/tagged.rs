@@ -214,17 +214,26 @@ pub(crate) fn http_date(when: OffsetDateTime) -> String {
 
 /// Reads Flask's tagged JSON into a value, untagging as Flask does.
 pub fn from_str(text: &str) -> Result<Value, ParseError> {
-    parse(text, true)
+    parse(text, true, false)
+}
+
+/// [`from_str`] for writing sessions rather than reading them: a `" d"`
+/// tag whose text is not an HTTP date (`Tue, 02 Jan 2024 03:04:05 GMT`) is
+/// an error, where Flask (and [`from_str`]) read it as `None`, which would
+/// silently sign a `null` instead of the date meant.
+pub fn from_str_strict(text: &str) -> Result<Value, ParseError> {
+    parse(text, true, true)
 }
 
 /// Reads plain JSON, where a one-key object such as `{" t": [1]}` is just
 /// a dict: what Flask-Session's JSON serialization stores.
 pub(crate) fn from_str_plain(text: &str) -> Result<Value, ParseError> {
-    parse(text, false)
+    parse(text, false, false)
 }
 
-fn parse(text: &str, untag: bool) -> Result<Value, ParseError> {
+fn parse(text: &str, untag: bool, strict_dates: bool) -> Result<Value, ParseError> {
     let mut parser = Parser::at(text, 0, untag);
+    parser.strict_dates = strict_dates;
     let parsed = (|| {
         parser.skip_whitespace();
         let mut value = Value::Null;
@@ -255,6 +264,8 @@ struct Parser<'a> {
     bytes: &'a [u8],
     pos: usize,
     untag: bool,
+    /// An unreadable `" d"` date is an error, not `None`.
+    strict_dates: bool,
     failure: Cell<Option<ParseError>>,
 }
 
@@ -265,6 +276,7 @@ impl<'a> Parser<'a> {
             bytes: text.as_bytes(),
             pos,
             untag,
+            strict_dates: false,
             failure: Cell::new(None),
         }
     }
@@ -575,7 +587,7 @@ impl<'a> Parser<'a> {
             return Ok(Value::Dict(map));
         };
         if *tag != TAG_DICT {
-            return untag_value(tag, value);
+            return untag_value(tag, value, self.strict_dates);
         }
         // Flask keeps the first key, minus its last two characters ("__").
         let Value::Dict(mut inner) = value else {
@@ -600,6 +612,7 @@ impl<'a> Parser<'a> {
     /// The first key of the object that starts at `position`, read again.
     fn first_key_at(&self, position: usize) -> Option<String> {
         let mut parser = Parser::at(self.text, position + 1, self.untag);
+        parser.strict_dates = self.strict_dates;
         parser.skip_whitespace();
         (parser.peek() == Some(b'"'))
             .then(|| parser.parse_string().ok().map(Cow::into_owned))
@@ -644,7 +657,7 @@ fn plain_run_len(bytes: &[u8]) -> usize {
             .unwrap_or(rest.len())
 }
 
-fn untag_value(tag: &str, value: Value) -> Result<Value, &'static str> {
+fn untag_value(tag: &str, value: Value, strict_dates: bool) -> Result<Value, &'static str> {
     match tag {
         TAG_TUPLE => match value {
             Value::List(items) => Ok(Value::Tuple(items)),
@@ -671,9 +684,12 @@ fn untag_value(tag: &str, value: Value) -> Result<Value, &'static str> {
         TAG_DATETIME => match value {
             // Werkzeug's parse_date(None) is None too.
             Value::Null => Ok(Value::Null),
-            Value::String(text) => {
-                Ok(crate::email_date::parse(&text).map_or(Value::Null, Value::DateTime))
-            }
+            Value::String(text) => match crate::email_date::parse(&text) {
+                Some(when) => Ok(Value::DateTime(when)),
+                None if strict_dates => Err("' d' tag must hold an HTTP date, such as \
+                     \"Tue, 02 Jan 2024 03:04:05 GMT\""),
+                None => Ok(Value::Null),
+            },
             _ => Err("' d' tag must hold a string"),
         },
         _ => Err("unknown tag"),
@@ -892,5 +908,22 @@ mod tests {
     #[test]
     fn unreadable_date_becomes_none_like_werkzeug() {
         assert_eq!(from_str(r#"{" d":"yesterday"}"#), Ok(Value::Null));
+    }
+
+    #[test]
+    fn writing_refuses_an_unreadable_date() {
+        for text in [
+            r#"{" d":"yesterday"}"#,
+            r#"{"a":[{"b":{" d":"2024-01-01T00:00:00Z"}}]}"#,
+        ] {
+            let error = from_str_strict(text).expect_err(text);
+            assert!(error.reason.contains("HTTP date"), "{error}");
+        }
+        let date = r#"{"a":{" d":"Tue, 02 Jan 2024 03:04:05 GMT"}}"#;
+        assert_eq!(from_str_strict(date), from_str(date));
+        assert!(matches!(
+            from_str_strict(date),
+            Ok(Value::Dict(map)) if matches!(map.get("a"), Some(Value::DateTime(_)))
+        ));
     }
 }
