@@ -108,7 +108,8 @@ pub(crate) struct DecodeArgs {
     max_payload_size: usize,
 
     /// The cookie value, or '-' to read it from stdin. A pasted 'session=value', 'Cookie: …' or
-    /// 'Set-Cookie: …' header is fine: the session cookie is taken from it.
+    /// 'Set-Cookie: …' header, or a Cookie header's value ('a=1; session=value') is fine: the
+    /// session cookie is taken from it.
     #[arg(value_name = "COOKIE", allow_hyphen_values = true)]
     cookie: String,
 }
@@ -398,14 +399,27 @@ fn pasted_cookies<'a>(
 ) -> Result<(Option<&'a str>, Vec<&'a str>)> {
     let mut text = input.trim();
     let mut cookie_header = false;
+    let mut prefixed = false;
     for (prefix, is_cookie_header) in [("cookie:", true), ("set-cookie:", false)] {
         if text
             .get(..prefix.len())
             .is_some_and(|start| start.eq_ignore_ascii_case(prefix))
         {
             cookie_header = is_cookie_header;
+            prefixed = true;
             text = text[prefix.len()..].trim_start();
         }
+    }
+    // A Cookie header's value pasted without "Cookie:" (as the browser's
+    // developer tools or document.cookie show it): a pair after the first
+    // carries the session cookie's name, which no Set-Cookie attribute does.
+    if !prefixed
+        && text
+            .split(';')
+            .skip(1)
+            .any(|pair| split_pair(pair.trim()).0 == Some(wanted_name))
+    {
+        cookie_header = true;
     }
     if cookie_header {
         let pairs: Vec<(Option<&'a str>, &'a str)> = text
@@ -516,6 +530,20 @@ mod tests {
         );
         assert_eq!(
             pasted("Cookie: a=1; sid=abc.def.ghi", "sid"),
+            (Some("sid"), vec!["abc.def.ghi"])
+        );
+        // The same without "Cookie:", as developer tools and document.cookie
+        // show it.
+        assert_eq!(
+            pasted("foo=bar; session=abc.def.ghi", "session"),
+            (Some("session"), vec!["abc.def.ghi"])
+        );
+        assert_eq!(
+            pasted("session=junk; a=1; session=abc.def.ghi", "session"),
+            (Some("session"), vec!["junk", "abc.def.ghi"])
+        );
+        assert_eq!(
+            pasted("_ga=GA1; sid=abc.def.ghi", "sid"),
             (Some("sid"), vec!["abc.def.ghi"])
         );
         // A Cookie header without the wanted name is an error naming those it has.
