@@ -202,7 +202,8 @@ pub(crate) fn long_about() -> String {
          redis or postgres).\n\n\
          {STORE_HELP}\n\n\
          Every command prints its result on stdout (add --json for JSON) and, on failure, \
-         one `error: …` line on stderr with exit status 1."
+         one `error: …` line on stderr with exit status 1; usage errors (an unknown option, \
+         no store URL given) exit with status 2."
     )
 }
 
@@ -630,6 +631,8 @@ impl Drop for Progress {
 
 /// Unix seconds as RFC 3339 UTC (`2023-11-14T22:13:20Z`); times beyond the
 /// year 9999 as `@` and the seconds.
+/// A time as RFC 3339, or `never` past the year 9999 (a Redis key without a
+/// time to live, say).
 fn rfc3339(seconds: u64) -> String {
     i64::try_from(seconds)
         .ok()
@@ -638,7 +641,7 @@ fn rfc3339(seconds: u64) -> String {
             at.format(&time::format_description::well_known::Rfc3339)
                 .ok()
         })
-        .unwrap_or_else(|| format!("@{seconds}"))
+        .unwrap_or_else(|| "never".to_owned())
 }
 
 /// `text` with control characters and backslashes escaped, so that a user id
@@ -667,7 +670,10 @@ mod tests {
     fn times_are_rfc3339_utc() {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
-        assert_eq!(rfc3339(u64::MAX), format!("@{}", u64::MAX));
+        assert_eq!(rfc3339(253_402_300_799), "9999-12-31T23:59:59Z");
+        // What the Redis stores report for a key without a time to live.
+        assert_eq!(rfc3339((1 << 53) - 1), "never");
+        assert_eq!(rfc3339(u64::MAX), "never");
     }
 
     #[test]
