@@ -212,7 +212,9 @@ pub(crate) fn http_date(when: OffsetDateTime) -> String {
         .unwrap_or_default()
 }
 
-/// Reads Flask's tagged JSON into a value, untagging as Flask does.
+/// Reads Flask's tagged JSON into a value, untagging as Flask does. A lone
+/// UTF-16 surrogate (`"\ud800"`, which a Python string can hold and a Rust
+/// one cannot) reads as U+FFFD, so that the rest of the session survives.
 pub fn from_str(text: &str) -> Result<Value, ParseError> {
     parse(text, true, false)
 }
@@ -220,7 +222,8 @@ pub fn from_str(text: &str) -> Result<Value, ParseError> {
 /// [`from_str`] for writing sessions rather than reading them: a `" d"`
 /// tag whose text is not an HTTP date (`Tue, 02 Jan 2024 03:04:05 GMT`) is
 /// an error, where Flask (and [`from_str`]) read it as `None`, which would
-/// silently sign a `null` instead of the date meant.
+/// silently sign a `null` instead of the date meant; so is a lone UTF-16
+/// surrogate (`"\ud800"`), which [`from_str`] reads as U+FFFD.
 pub fn from_str_strict(text: &str) -> Result<Value, ParseError> {
     parse(text, true, true)
 }
@@ -231,9 +234,9 @@ pub(crate) fn from_str_plain(text: &str) -> Result<Value, ParseError> {
     parse(text, false, false)
 }
 
-fn parse(text: &str, untag: bool, strict_dates: bool) -> Result<Value, ParseError> {
+fn parse(text: &str, untag: bool, strict: bool) -> Result<Value, ParseError> {
     let mut parser = Parser::at(text, 0, untag);
-    parser.strict_dates = strict_dates;
+    parser.strict = strict;
     let parsed = (|| {
         parser.skip_whitespace();
         let mut value = Value::Null;
@@ -264,8 +267,9 @@ struct Parser<'a> {
     bytes: &'a [u8],
     pos: usize,
     untag: bool,
-    /// An unreadable `" d"` date is an error, not `None`.
-    strict_dates: bool,
+    /// For writing: an unreadable `" d"` date is an error, not `None`, and
+    /// a lone surrogate one, not U+FFFD.
+    strict: bool,
     failure: Cell<Option<ParseError>>,
 }
 
@@ -276,7 +280,7 @@ impl<'a> Parser<'a> {
             bytes: text.as_bytes(),
             pos,
             untag,
-            strict_dates: false,
+            strict: false,
             failure: Cell::new(None),
         }
     }
@@ -448,21 +452,38 @@ impl<'a> Parser<'a> {
             b't' => '\t',
             b'u' => {
                 let unit = self.parse_hex4()?;
-                if (0xd800..0xdc00).contains(&unit) {
-                    if !self.bytes[self.pos..].starts_with(b"\\u") {
+                let low = (0xd800..0xdc00).contains(&unit).then(|| {
+                    let after = self.pos;
+                    self.bytes[after..]
+                        .starts_with(b"\\u")
+                        .then(|| {
+                            self.pos += 2;
+                            self.parse_hex4().ok()
+                        })
+                        .flatten()
+                        .filter(|low| (0xdc00..0xe000).contains(low))
+                        .or_else(|| {
+                            // Not a pair: the next escape is read on its own.
+                            self.pos = after;
+                            None
+                        })
+                });
+                match (low, char::from_u32(u32::from(unit))) {
+                    (Some(Some(low)), _) => {
+                        let code = 0x10000
+                            + ((u32::from(unit) - 0xd800) << 10)
+                            + (u32::from(low) - 0xdc00);
+                        char::from_u32(code).ok_or_else(|| self.error("invalid code point"))?
+                    }
+                    (None, Some(c)) => c,
+                    // A lone surrogate: Python's strings hold one, Rust's
+                    // cannot. Reading it as U+FFFD keeps the rest of the
+                    // session (a login), where refusing would lose it all;
+                    // writing sessions (`strict`) refuses it instead.
+                    _ if self.strict => {
                         return Err(self.error("lone surrogate in string"));
                     }
-                    self.pos += 2;
-                    let low = self.parse_hex4()?;
-                    if !(0xdc00..0xe000).contains(&low) {
-                        return Err(self.error("lone surrogate in string"));
-                    }
-                    let code =
-                        0x10000 + ((u32::from(unit) - 0xd800) << 10) + (u32::from(low) - 0xdc00);
-                    char::from_u32(code).ok_or_else(|| self.error("invalid code point"))?
-                } else {
-                    char::from_u32(u32::from(unit))
-                        .ok_or_else(|| self.error("lone surrogate in string"))?
+                    _ => char::REPLACEMENT_CHARACTER,
                 }
             }
             _ => return Err(self.error("invalid escape")),
@@ -587,7 +608,7 @@ impl<'a> Parser<'a> {
             return Ok(Value::Dict(map));
         };
         if *tag != TAG_DICT {
-            return untag_value(tag, value, self.strict_dates);
+            return untag_value(tag, value, self.strict);
         }
         // Flask keeps the first key, minus its last two characters ("__").
         let Value::Dict(mut inner) = value else {
@@ -612,7 +633,7 @@ impl<'a> Parser<'a> {
     /// The first key of the object that starts at `position`, read again.
     fn first_key_at(&self, position: usize) -> Option<String> {
         let mut parser = Parser::at(self.text, position + 1, self.untag);
-        parser.strict_dates = self.strict_dates;
+        parser.strict = self.strict;
         parser.skip_whitespace();
         (parser.peek() == Some(b'"'))
             .then(|| parser.parse_string().ok().map(Cow::into_owned))
@@ -657,7 +678,7 @@ fn plain_run_len(bytes: &[u8]) -> usize {
             .unwrap_or(rest.len())
 }
 
-fn untag_value(tag: &str, value: Value, strict_dates: bool) -> Result<Value, &'static str> {
+fn untag_value(tag: &str, value: Value, strict: bool) -> Result<Value, &'static str> {
     match tag {
         TAG_TUPLE => match value {
             Value::List(items) => Ok(Value::Tuple(items)),
@@ -686,7 +707,7 @@ fn untag_value(tag: &str, value: Value, strict_dates: bool) -> Result<Value, &'s
             Value::Null => Ok(Value::Null),
             Value::String(text) => match crate::email_date::parse(&text) {
                 Some(when) => Ok(Value::DateTime(when)),
-                None if strict_dates => Err("' d' tag must hold an HTTP date, such as \
+                None if strict => Err("' d' tag must hold an HTTP date, such as \
                      \"Tue, 02 Jan 2024 03:04:05 GMT\""),
                 None => Ok(Value::Null),
             },
@@ -829,7 +850,6 @@ mod tests {
             "{",
             "[1,]",
             "{\"a\"}",
-            "\"\\ud800\"",
             "\"\u{1}\"",
             "01x",
             "{\" t\":1}",
@@ -908,6 +928,29 @@ mod tests {
     #[test]
     fn unreadable_date_becomes_none_like_werkzeug() {
         assert_eq!(from_str(r#"{" d":"yesterday"}"#), Ok(Value::Null));
+    }
+
+    #[test]
+    fn lone_surrogates_read_as_replacement_characters() {
+        for (text, read) in [
+            r#""a\ud800b""#,
+            r#""\udc00""#,
+            r#""\ud800\u0041""#,
+            r#""\ud800\ud800\udc00""#,
+            r#""\ud800""#,
+        ]
+        .into_iter()
+        .zip([
+            "a\u{fffd}b",
+            "\u{fffd}",
+            "\u{fffd}A",
+            "\u{fffd}\u{10000}",
+            "\u{fffd}",
+        ]) {
+            assert_eq!(from_str(text), Ok(Value::from(read)), "{text}");
+            assert!(from_str_strict(text).is_err(), "{text}");
+        }
+        assert_eq!(from_str(r#""\ud83c\udfaf""#), Ok(Value::from("\u{1f3af}")));
     }
 
     #[test]

@@ -410,6 +410,26 @@ fn permanent_is_the_truth_of_the_value_as_in_flask() {
     }
 }
 
+/// A Python string may hold a lone surrogate, which Flask writes as
+/// `\ud800`; a Rust string cannot. The session still loads (the surrogate
+/// as U+FFFD), so the login in it survives.
+#[test]
+fn a_lone_surrogate_from_flask_keeps_the_rest_of_the_session() {
+    let signed = flask_tool(
+        &["sign", "--secret-key", KEY],
+        Some(r#"{"user_id": 7, "s": "a\ud800b"}"#),
+    )
+    .remove(0);
+    let cookie = str_field(&signed, "cookie");
+    let (loaded, _, _) = flask_load(cookie, &[]);
+    assert_eq!(loaded, r#"{"s":"a\ud800b","user_id":7}"#, "Flask reads it");
+    let decoded = CookieCodec::new(&KEY.into(), &[])
+        .decode(cookie, SystemTime::now())
+        .expect("tessera reads it too");
+    assert_eq!(decoded.data.get("user_id"), Some(&Value::from(7)));
+    assert_eq!(decoded.data.get("s"), Some(&Value::from("a\u{fffd}b")));
+}
+
 #[test]
 fn fallback_keys_interoperate_both_ways() {
     // Flask signs with an old key that is now a fallback.
