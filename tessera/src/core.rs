@@ -215,15 +215,22 @@ impl SessionCore {
             } => {
                 let mut had_cookie = false;
                 let mut presented: Vec<SessionId> = Vec::new();
+                let mut signed_with_old_key = Vec::new();
                 for value in values {
                     had_cookie = true;
-                    let id = match id_signer {
-                        Some(signer) => signer.verify_untimed(value),
-                        None => Some(value),
+                    let (id, current_key) = match id_signer {
+                        Some(signer) => match signer.verify_untimed(value) {
+                            Some((id, current_key)) => (id, current_key),
+                            None => continue,
+                        },
+                        None => (value, true),
                     };
-                    let Some(id) = id.and_then(SessionId::parse) else {
+                    let Some(id) = SessionId::parse(id) else {
                         continue;
                     };
+                    if !current_key {
+                        signed_with_old_key.push(id.clone());
+                    }
                     if !presented.contains(&id) {
                         presented.push(id);
                     }
@@ -231,11 +238,10 @@ impl SessionCore {
                         break;
                     }
                 }
-                return Session::server_side(ServerState::new(
-                    settings.clone(),
-                    presented,
-                    had_cookie,
-                ));
+                return Session::server_side(
+                    ServerState::new(settings.clone(), presented, had_cookie)
+                        .signed_with_old_key(signed_with_old_key),
+                );
             }
         };
         for value in values {

@@ -70,6 +70,10 @@ pub(crate) struct ServerState {
     pub(crate) revoked: bool,
     /// The client sent a session cookie.
     pub(crate) had_cookie: bool,
+    /// Presented ids whose signature a fallback key made
+    /// (`SECRET_KEY_FALLBACKS`): the one in use is signed again with the
+    /// current key, since Flask-Session checks only that one.
+    signed_with_old_key: Vec<SessionId>,
 }
 
 impl ServerState {
@@ -91,7 +95,13 @@ impl ServerState {
             permanence_changed: false,
             revoked: false,
             had_cookie,
+            signed_with_old_key: Vec::new(),
         }
+    }
+
+    pub(crate) fn signed_with_old_key(mut self, ids: Vec<SessionId>) -> Self {
+        self.signed_with_old_key = ids;
+        self
     }
 
     pub(crate) fn is_loaded(&self) -> bool {
@@ -175,6 +185,9 @@ impl Session {
         server.loaded = true;
         match found {
             Some((id, record)) => {
+                if server.signed_with_old_key.contains(&id) {
+                    server.id_changed = true;
+                }
                 // Writes made before loading win over what was stored.
                 let mut data = if state.cleared {
                     Map::new()

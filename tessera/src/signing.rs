@@ -222,19 +222,27 @@ impl Signer {
         out
     }
 
-    /// The value of `value.signature` if any key made the signature.
-    pub(crate) fn verify_untimed<'a>(&self, signed: &'a str) -> Option<&'a str> {
+    /// The value of `value.signature` if any key made the signature, and
+    /// whether that was the current key.
+    pub(crate) fn verify_untimed<'a>(&self, signed: &'a str) -> Option<(&'a str, bool)> {
         let (value, signature) = split_at_last_dot(signed)?;
         // A SHA-1 tag is 20 bytes; anything longer cannot match.
         let mut tag = [0u8; 32];
         let len = decode_base64_slice(signature, &mut tag).ok()?;
-        self.any_key_signed(value, &tag[..len]).then_some(value)
+        self.signing_key(value, &tag[..len])
+            .map(|key| (value, key == 0))
     }
 
     /// Whether the current key or a fallback made `signature` for `value`,
     /// compared in constant time.
     fn any_key_signed(&self, value: &str, signature: &[u8]) -> bool {
-        self.macs.iter().any(|mac| {
+        self.signing_key(value, signature).is_some()
+    }
+
+    /// Which key made `signature` for `value`: 0 for the current one, then
+    /// the fallbacks in order.
+    fn signing_key(&self, value: &str, signature: &[u8]) -> Option<usize> {
+        self.macs.iter().position(|mac| {
             let mut mac = mac.clone();
             mac.update(value.as_bytes());
             mac.verify_slice(signature).is_ok()
@@ -354,7 +362,7 @@ mod tests {
         let signer = Signer::new(&"new".into(), &["old".into()], b"flask-session");
         let old = Signer::new(&"old".into(), &[], b"flask-session");
         let signed = old.sign_untimed("sid123");
-        assert_eq!(signer.verify_untimed(&signed), Some("sid123"));
+        assert_eq!(signer.verify_untimed(&signed), Some(("sid123", true)));
         assert_eq!(signer.verify_untimed("sid123.AAAA"), None);
         assert_eq!(signer.verify_untimed("sid123"), None);
         assert_eq!(signed.split_once('.').map(|(_, sig)| sig.len()), Some(27));

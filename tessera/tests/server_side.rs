@@ -595,6 +595,63 @@ async fn signed_ids_use_flask_sessions_format() {
     );
 }
 
+/// During a key rotation an id signed with a fallback key is accepted, and
+/// the response signs it again with the current key: Flask-Session checks
+/// only the current key, so a Flask app sharing the store accepts it then.
+#[tokio::test]
+async fn an_id_signed_with_a_fallback_key_is_signed_again_with_the_current_one() {
+    const OLD: &str = "the-previous-secret-key-0123456789abcdef";
+    let store = Arc::new(CountingStore::default());
+    let before = app(
+        SessionConfig::builder()
+            .secret_key(OLD)
+            .use_signer(true)
+            .build()
+            .expect("config"),
+        store.clone(),
+    );
+    let rotated = app(
+        config()
+            .secret_key_fallbacks([OLD])
+            .use_signer(true)
+            .build()
+            .expect("config"),
+        store.clone(),
+    );
+    let old_cookie = cookie_pair(&send(&before, "POST", "/set/a", None, "1").await);
+    let response = send(&rotated, "GET", "/get/a", Some(&old_cookie), "").await;
+    let resigned = cookie_pair(&response);
+    assert_eq!(text(response).await, "\"1\"", "accepted");
+    let id = |cookie: &str| cookie.split_once('.').expect("sid.signature").0.to_owned();
+    assert_eq!(id(&resigned), id(&old_cookie), "the same session");
+    assert_ne!(resigned, old_cookie, "signed with the current key");
+    // Only the current key made the new signature; once signed with it, the
+    // cookie is not sent again.
+    assert_eq!(
+        text(
+            send(
+                &app(
+                    config().use_signer(true).build().expect("config"),
+                    store.clone()
+                ),
+                "GET",
+                "/get/a",
+                Some(&resigned),
+                ""
+            )
+            .await
+        )
+        .await,
+        "\"1\""
+    );
+    let again = send(&rotated, "GET", "/get/a", Some(&resigned), "").await;
+    assert!(
+        set_cookies(again.headers()).is_empty(),
+        "{:?}",
+        set_cookies(again.headers())
+    );
+}
+
 #[tokio::test]
 async fn a_store_that_is_down_gives_503_only_where_the_session_is_needed() {
     let (app, store) = setup();
