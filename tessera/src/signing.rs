@@ -362,7 +362,12 @@ mod tests {
         let signer = Signer::new(&"new".into(), &["old".into()], b"flask-session");
         let old = Signer::new(&"old".into(), &[], b"flask-session");
         let signed = old.sign_untimed("sid123");
-        assert_eq!(signer.verify_untimed(&signed), Some(("sid123", true)));
+        // Accepted, and known to be a fallback's.
+        assert_eq!(signer.verify_untimed(&signed), Some(("sid123", false)));
+        assert_eq!(
+            signer.verify_untimed(&signer.sign_untimed("sid123")),
+            Some(("sid123", true))
+        );
         assert_eq!(signer.verify_untimed("sid123.AAAA"), None);
         assert_eq!(signer.verify_untimed("sid123"), None);
         assert_eq!(signed.split_once('.').map(|(_, sig)| sig.len()), Some(27));
