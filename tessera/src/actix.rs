@@ -205,6 +205,7 @@ fn failure_response(failure: Failure) -> HttpResponse {
     let text = match failure {
         Failure::StoreUnavailable => crate::rejection::STORE_UNAVAILABLE_BODY,
         Failure::Internal => "Internal Server Error: the session could not be saved.\n",
+        Failure::SessionEnded => crate::rejection::SESSION_ENDED_BODY,
     };
     text_response(status, failure.retry_after(), text.to_owned())
 }

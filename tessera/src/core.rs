@@ -70,6 +70,10 @@ pub(crate) enum Failure {
     Internal,
     /// The store failed: 503 with `Retry-After`.
     StoreUnavailable,
+    /// The session ended (logged out, revoked, expired) while the request
+    /// was using it, so what the request wrote to it was not saved: 409, as
+    /// the atomic operations answer the same race.
+    SessionEnded,
 }
 
 impl Failure {
@@ -78,13 +82,14 @@ impl Failure {
         match self {
             Failure::Internal => 500,
             Failure::StoreUnavailable => 503,
+            Failure::SessionEnded => 409,
         }
     }
 
     /// The `Retry-After` value to send, if any.
     pub(crate) fn retry_after(self) -> Option<&'static str> {
         match self {
-            Failure::Internal => None,
+            Failure::Internal | Failure::SessionEnded => None,
             Failure::StoreUnavailable => Some("1"),
         }
     }
@@ -348,7 +353,21 @@ impl SessionCore {
     /// and says what the response must carry.
     pub(crate) async fn finish_server(&self, session: &Session) -> Finish {
         match crate::server::save(session).await {
-            Ok((action, accessed)) => match self.id_cookie(action) {
+            Ok(saved) if saved.writes_lost => {
+                tracing::info!(
+                    "the session ended while a request wrote to it; answering 409, \
+                     its writes were not saved"
+                );
+                Finish::Fail {
+                    failure: Failure::SessionEnded,
+                    set_cookie: self.id_cookie(saved.cookie),
+                }
+            }
+            Ok(crate::server::Saved {
+                cookie: action,
+                accessed,
+                ..
+            }) => match self.id_cookie(action) {
                 None => Finish::Respond {
                     set_cookie: None,
                     vary_cookie: accessed,

@@ -23,6 +23,12 @@ pub enum SessionRejection {
 pub(crate) const STORE_UNAVAILABLE_BODY: &str =
     "Service Unavailable: the session store is unavailable; try again shortly.\n";
 
+/// What a client is told when its session ended (a logout elsewhere, an
+/// expiry) while its request wrote to it, so that nothing was saved.
+#[cfg(any(feature = "axum", feature = "actix"))]
+pub(crate) const SESSION_ENDED_BODY: &str = "Conflict: the session ended (logged out or \
+    expired) while this request was using it; what it changed was not saved.\n";
+
 impl SessionRejection {
     /// What the client is told: the store's outage in the words every
     /// other 503 of tessera's uses; a missing layer as the error itself, for

@@ -70,6 +70,9 @@ pub(crate) struct ServerState {
     pub(crate) revoked: bool,
     /// The client sent a session cookie.
     pub(crate) had_cookie: bool,
+    /// A save found the record gone (revoked, expired) and so did not store
+    /// what the request wrote; the request has not been told yet.
+    writes_lost: bool,
     /// Presented ids whose signature a fallback key made
     /// (`SECRET_KEY_FALLBACKS`): the one in use is signed again with the
     /// current key, since Flask-Session checks only that one.
@@ -95,6 +98,7 @@ impl ServerState {
             permanence_changed: false,
             revoked: false,
             had_cookie,
+            writes_lost: false,
             signed_with_old_key: Vec::new(),
         }
     }
@@ -262,6 +266,13 @@ impl Session {
                     if !applied {
                         // Revoked elsewhere (or expired) meanwhile: never resurrect it.
                         self.mark_revoked();
+                        let wrote = changes.cleared
+                            || !changes.set.is_empty()
+                            || !changes.removed.is_empty()
+                            || changes.user_id.is_some();
+                        if let Some(server) = self.lock().server.as_mut() {
+                            server.writes_lost |= wrote;
+                        }
                         return Ok(());
                     }
                     let mut state = self.lock();
@@ -512,7 +523,14 @@ impl Session {
         self.load().await?;
         let now = unix_now();
         self.flush(now, true).await?;
-        self.id().map(|id| (id, now)).ok_or(SessionError::Revoked)
+        let id = self.id();
+        if id.is_none() {
+            // The caller is told, with the error below.
+            if let Some(server) = self.lock().server.as_mut() {
+                server.writes_lost = false;
+            }
+        }
+        id.map(|id| (id, now)).ok_or(SessionError::Revoked)
     }
 
     /// Shows an atomic operation's result in this request's view of the data
@@ -607,18 +625,41 @@ pub(crate) enum CookieAction {
 
 /// Saves a server-side session at the end of a request and says what the
 /// cookie should become. A session never loaded costs nothing.
-pub(crate) async fn save(session: &Session) -> Result<(CookieAction, bool), StoreError> {
+/// What saving a server-side session at the end of a request did.
+pub(crate) struct Saved {
+    /// What to do with the cookie.
+    pub(crate) cookie: CookieAction,
+    /// Whether the response depends on the cookie (`Vary`).
+    pub(crate) accessed: bool,
+    /// The session ended (revoked, expired) while the request used it, so
+    /// what the request wrote to it was not stored: not to be acknowledged.
+    pub(crate) writes_lost: bool,
+}
+
+pub(crate) async fn save(session: &Session) -> Result<Saved, StoreError> {
     let loaded = session
         .lock()
         .server
         .as_ref()
         .is_some_and(ServerState::is_loaded);
     if !loaded {
-        return Ok((CookieAction::Keep, session.is_accessed()));
+        return Ok(Saved {
+            cookie: CookieAction::Keep,
+            accessed: session.is_accessed(),
+            writes_lost: false,
+        });
     }
     session.flush(unix_now(), false).await?;
-    let state = session.lock();
-    Ok((cookie_action(&state), state.accessed))
+    let mut state = session.lock();
+    let writes_lost = state
+        .server
+        .as_mut()
+        .is_some_and(|server| std::mem::take(&mut server.writes_lost));
+    Ok(Saved {
+        cookie: cookie_action(&state),
+        accessed: state.accessed,
+        writes_lost,
+    })
 }
 
 /// The cookie a response must still carry when saving failed: only what

@@ -461,6 +461,42 @@ async fn a_write_to_a_revoked_session_does_not_resurrect_it() {
     );
 }
 
+/// A request that writes to a session which ends while it runs (a logout
+/// elsewhere, an expiry) is not told its write was kept: 409 and the
+/// removal cookie, never the handler's 200, and nothing comes back.
+#[tokio::test]
+async fn a_write_to_a_session_that_ends_meanwhile_is_answered_409() {
+    let store = Arc::new(CountingStore::default());
+    let write_while_logged_out_elsewhere = {
+        let store = store.clone();
+        move |s: Session, body: String| async move {
+            s.insert_value("late", body);
+            // Another request of the same user logs out meanwhile.
+            let id = s.id().expect("a stored session");
+            assert!(store.delete(&id).await.expect("delete"));
+            "stored"
+        }
+    };
+    let app = Router::new()
+        .route("/get/{key}", get(get_key))
+        .route("/set/{key}", post(set_key))
+        .route("/late", post(write_while_logged_out_elsewhere))
+        .layer(SessionLayer::with_store(
+            config().build().expect("config"),
+            store.clone(),
+        ));
+    let cookie = cookie_pair(&send(&app, "POST", "/set/username", None, "alice").await);
+    let response = send(&app, "POST", "/late", Some(&cookie), "x").await;
+    assert_eq!(response.status(), StatusCode::CONFLICT);
+    let removal = set_cookies(response.headers());
+    assert!(removal[0].starts_with("session=;"), "{removal:?}");
+    assert_eq!(
+        text(send(&app, "GET", "/get/late", Some(&cookie), "").await).await,
+        "None"
+    );
+    assert!(store.inner.is_empty(), "nothing resurrected");
+}
+
 #[tokio::test]
 async fn refresh_does_not_write_on_every_request() {
     let (app, store) = setup();
