@@ -24,8 +24,9 @@ pub(crate) const STORE_UNAVAILABLE_BODY: &str =
     "Service Unavailable: the session store is unavailable; try again shortly.\n";
 
 /// What a client is told when its session ended (a logout elsewhere, an
-/// expiry) while its request wrote to it, so that nothing was saved.
-#[cfg(any(feature = "axum", feature = "actix"))]
+/// expiry) while its request wrote to it, so that nothing was saved (the
+/// tower layer's responses have a body type of the application's).
+#[cfg(feature = "actix")]
 pub(crate) const SESSION_ENDED_BODY: &str = "Conflict: the session ended (logged out or \
     expired) while this request was using it; what it changed was not saved.\n";
 
