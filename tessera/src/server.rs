@@ -37,6 +37,20 @@ impl ServerSettings {
     fn refresh_granularity(&self) -> u64 {
         (self.idle_secs / 10).clamp(1, 86_400)
     }
+
+    /// The idle expiry of a record used at `now`. Times are whole seconds
+    /// (truncated) and a record is live while the time is before its
+    /// expiry, so the one second more makes every record last at least its
+    /// whole lifetime, and less than a second more, as Flask's cookies do;
+    /// without it, a record written late in a second lost most of a second.
+    fn idle_expiry(&self, now: u64) -> u64 {
+        now + self.idle_secs + 1
+    }
+
+    /// The absolute expiry of a record created at `now`, counted the same way.
+    fn absolute_expiry(&self, now: u64) -> Option<u64> {
+        self.absolute_secs.map(|secs| now + secs + 1)
+    }
 }
 
 /// The stored record's timestamps.
@@ -338,11 +352,11 @@ impl Session {
                 if cleared {
                     return Plan::Replace { id: id.clone() };
                 }
-                let behind = (now + settings.idle_secs).saturating_sub(times.expires_at);
+                let behind = settings.idle_expiry(now).saturating_sub(times.expires_at);
                 let refresh_due =
                     settings.refresh_each_request && behind >= settings.refresh_granularity();
                 let expires_at = (data_changed || user_changed || refresh_due)
-                    .then_some(now + settings.idle_secs);
+                    .then(|| settings.idle_expiry(now));
                 let mut changes = Changes {
                     cleared,
                     expires_at,
@@ -375,8 +389,8 @@ impl Session {
                         data: state.data.clone(),
                         user_id: server.user_id.clone(),
                         created_at: now,
-                        expires_at: now + settings.idle_secs,
-                        absolute_expires_at: settings.absolute_secs.map(|secs| now + secs),
+                        expires_at: settings.idle_expiry(now),
+                        absolute_expires_at: settings.absolute_expiry(now),
                     },
                 }
             }

@@ -562,12 +562,44 @@ async fn idle_and_absolute_expiry() {
         "\"1\""
     );
     send(&app, "POST", "/set/b", Some(&cookie), "x").await;
-    tokio::time::sleep(Duration::from_millis(1400)).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(
+        text(send(&app, "GET", "/get/a", Some(&cookie), "").await).await,
+        "\"1\"",
+        "alive for the whole lifetime"
+    );
+    // Times are whole seconds: a lifetime lasts at least its length and
+    // less than a second more.
+    tokio::time::sleep(Duration::from_millis(1300)).await;
     assert_eq!(
         text(send(&app, "GET", "/get/a", Some(&cookie), "").await).await,
         "None",
         "absolute expiry"
     );
+}
+
+/// A session written late in a second still lasts its whole lifetime (it
+/// lost most of that second when expiries counted from the truncated time).
+#[tokio::test]
+async fn a_session_lasts_its_whole_lifetime_wherever_in_a_second_it_starts() {
+    let store = Arc::new(CountingStore::default());
+    let app = app(
+        config()
+            .permanent_session_lifetime(Duration::from_secs(2))
+            .build()
+            .expect("config"),
+        store,
+    );
+    // Start at 0.9 s past a whole second.
+    let fraction = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .subsec_millis();
+    tokio::time::sleep(Duration::from_millis(u64::from((1900 - fraction) % 1000))).await;
+    let cookie = cookie_pair(&send(&app, "POST", "/set/a", None, "1").await);
+    tokio::time::sleep(Duration::from_millis(1900)).await;
+    let response = send(&app, "GET", "/get/a", Some(&cookie), "").await;
+    assert_eq!(text(response).await, "\"1\"", "alive 1.9 s into 2 s");
 }
 
 fn app_with(config: SessionConfig, store: Arc<CountingStore>) -> Router {
