@@ -616,6 +616,7 @@ impl PostgresStore {
         now: u64,
         change: impl FnOnce(Option<Value>) -> Result<(Value, T), StoreError> + Send + 'static,
     ) -> Result<Option<T>, StoreError> {
+        storable_text(key, "a session key")?;
         let pool = self.pool().await?.clone();
         let (id, key) = (id.clone(), key.to_owned());
         self.bounded(to_completion(async move {
@@ -760,10 +761,27 @@ async fn migrate(
 }
 
 /// Keys and their tagged JSON, as the two arrays `unnest` pairs up.
-fn key_value_arrays(data: &Map) -> (Vec<&str>, Vec<String>) {
-    data.iter()
+fn key_value_arrays(data: &Map) -> Result<(Vec<&str>, Vec<String>), StoreError> {
+    for key in data.keys() {
+        storable_text(key, "a session key")?;
+    }
+    Ok(data
+        .iter()
         .map(|(key, value)| (key, tagged::to_string(value)))
-        .unzip()
+        .unzip())
+}
+
+/// PostgreSQL's text cannot hold U+0000, which a key or a user id may:
+/// refused as what this store cannot represent, not sent to be refused as a
+/// failed statement, which would read as an outage (a 503 to retry). Values
+/// are stored as tagged JSON, which writes it as `\u0000`.
+fn storable_text(text: &str, what: &str) -> Result<(), StoreError> {
+    if text.contains('\0') {
+        return Err(StoreError::Unrepresentable(format!(
+            "{what} contains a NUL character, which PostgreSQL text cannot hold"
+        )));
+    }
+    Ok(())
 }
 
 fn optional_time(seconds: Option<i64>) -> Result<Option<u64>, StoreError> {
@@ -814,7 +832,10 @@ impl SessionStore for PostgresStore {
     }
 
     async fn create(&self, id: &SessionId, record: &Record) -> Result<bool, StoreError> {
-        let (keys, values) = key_value_arrays(&record.data);
+        let (keys, values) = key_value_arrays(&record.data)?;
+        if let Some(user_id) = &record.user_id {
+            storable_text(user_id, "the user id")?;
+        }
         let pool = self.pool().await?;
         self.bounded(async {
             sqlx::query_scalar(CREATE)
@@ -852,8 +873,17 @@ impl SessionStore for PostgresStore {
                 })
                 .await;
         }
-        let (keys, values) = key_value_arrays(&changes.set);
-        let removed: Vec<&str> = changes.removed.iter().map(String::as_str).collect();
+        let (keys, values) = key_value_arrays(&changes.set)?;
+        if let Some(Some(user_id)) = &changes.user_id {
+            storable_text(user_id, "the user id")?;
+        }
+        // A key PostgreSQL cannot hold is not there to remove.
+        let removed: Vec<&str> = changes
+            .removed
+            .iter()
+            .map(String::as_str)
+            .filter(|key| !key.contains('\0'))
+            .collect();
         self.bounded(async {
             sqlx::query_scalar(UPDATE)
                 .bind(id.as_str())
@@ -957,6 +987,7 @@ impl SessionStore for PostgresStore {
         by: i64,
         now: u64,
     ) -> Result<Option<i64>, StoreError> {
+        storable_text(key, "a session key")?;
         let pool = self.pool().await?;
         let at_once: Option<String> = self
             .bounded(async {
@@ -1017,6 +1048,9 @@ impl SessionStore for PostgresStore {
         limit: usize,
         now: u64,
     ) -> Result<Vec<SessionInfo>, StoreError> {
+        if user_id.is_some_and(|user| user.contains('\0')) {
+            return Ok(Vec::new());
+        }
         // Every id sorts after "", so paging from the start needs no second
         // query shape; ids compare bytewise (COLLATE "C"), as `SessionId`'s
         // `Ord` does.
@@ -1046,6 +1080,10 @@ impl SessionStore for PostgresStore {
     }
 
     async fn delete_user(&self, user_id: &str) -> Result<u64, StoreError> {
+        if user_id.contains('\0') {
+            // No stored session can belong to it.
+            return Ok(0);
+        }
         let pool = self.pool().await?;
         let deleted = self
             .bounded(async {
@@ -1316,6 +1354,60 @@ mod tests {
             store.close().await;
         }
         let store = PostgresStore::new(&server_url()).expect("url");
+        drop_schema(store, &schema).await;
+    }
+
+    #[tokio::test]
+    async fn a_nul_in_a_key_or_user_is_unrepresentable_not_an_outage() {
+        let (store, schema) = fresh_store("nul");
+        fn unrepresentable<T>(result: Result<T, StoreError>) -> bool {
+            matches!(result, Err(StoreError::Unrepresentable(_)))
+        }
+        let id = SessionId::generate();
+        assert!(unrepresentable(
+            store
+                .create(&id, &record(one("a\0b", Value::from(1)), None, NOW + 100))
+                .await
+        ));
+        assert!(unrepresentable(
+            store
+                .create(&id, &record(Map::new(), Some("al\0ice"), NOW + 100))
+                .await
+        ));
+        assert!(store
+            .create(&id, &record(one("n", Value::from("a\0b")), None, NOW + 100))
+            .await
+            .expect("a NUL in a value is fine"));
+        let set = Changes {
+            set: one("a\0b", Value::from(1)),
+            ..Changes::default()
+        };
+        assert!(unrepresentable(store.update(&id, &set, NOW).await));
+        let removed = Changes {
+            removed: vec!["a\0b".to_owned()],
+            ..Changes::default()
+        };
+        assert!(store
+            .update(&id, &removed, NOW)
+            .await
+            .expect("nothing to remove"));
+        assert!(unrepresentable(
+            store.increment(&id, "a\0b", 1, NOW).await.map(|_| ())
+        ));
+        assert!(unrepresentable(
+            store
+                .append(&id, "a\0b", &Value::from(1), NOW)
+                .await
+                .map(|_| ())
+        ));
+        assert!(store
+            .list(Some("al\0ice"), None, 10, NOW)
+            .await
+            .expect("list")
+            .is_empty());
+        assert_eq!(store.delete_user("al\0ice").await.expect("delete"), 0);
+        let loaded = store.load(&id, NOW).await.expect("load").expect("live");
+        assert_eq!(loaded.data.get("n"), Some(&Value::from("a\0b")));
         drop_schema(store, &schema).await;
     }
 
