@@ -77,12 +77,27 @@ pub(crate) async fn put(
             ))
         }
     };
+    if nests_too_deep_for_a_session(&value) {
+        return bad_request(&format!(
+            "the value nests more than {} levels deep; inside the session, which adds one, \
+             it could not be read back.",
+            tessera::tagged::MAX_DEPTH - 1
+        ));
+    }
     let before = session.to_map();
     session.insert_value(key.clone(), value);
     if let Some(too_large) = undo_if_too_large(&state, &session, before) {
         return too_large;
     }
     Json(session.get_value(&key).unwrap_or(Value::Null)).into_response()
+}
+
+/// Whether `value`, put in a session (one level more), would nest deeper than
+/// a session is read: the cookie could not be sent, nor the session read
+/// back from a store that keeps it whole.
+fn nests_too_deep_for_a_session(value: &Value) -> bool {
+    let session = Value::Dict(Map::from([("k", value.clone())]));
+    tessera::tagged::from_str(&tessera::tagged::to_string(&session)).is_err()
 }
 
 /// `DELETE /api/session/{key}`: `204 No Content`, whether or not it was there.
@@ -140,9 +155,15 @@ fn checked_key(key: Result<Path<String>, PathRejection>) -> Result<String, Strin
 }
 
 /// `POST /visits`: adds one to `visits`, atomically; answers the new count.
-pub(crate) async fn visit(session: Session) -> Response {
+pub(crate) async fn visit(State(state): State<AppState>, session: Session) -> Response {
+    let before = session.to_map();
     match session.increment("visits", 1).await {
-        Ok(visits) => visits.to_string().into_response(),
+        Ok(visits) => {
+            if let Some(too_large) = undo_if_too_large(&state, &session, before) {
+                return too_large;
+            }
+            visits.to_string().into_response()
+        }
         Err(error) => session_failure(&error),
     }
 }

@@ -60,9 +60,15 @@ pub(crate) fn conflict(message: &str) -> Response {
     (StatusCode::CONFLICT, format!("Conflict: {message}\n")).into_response()
 }
 
+/// A `username`, `pet`, cart `item` or API key must fit in a session cookie,
+/// and hold no NUL character, which PostgreSQL cannot store in a key or a
+/// user id (refused here in every mode, so the demo behaves the same on
+/// every store).
 pub(crate) fn check_length(field: &str, value: &str) -> Result<(), String> {
     let chars = value.chars().count();
-    if chars > MAX_FIELD_CHARS {
+    if value.contains('\0') {
+        Err(format!("`{field}` contains a NUL character."))
+    } else if chars > MAX_FIELD_CHARS {
         Err(format!(
             "`{field}` is {chars} characters long; at most {MAX_FIELD_CHARS} fit in a session cookie."
         ))

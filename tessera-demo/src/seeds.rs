@@ -122,11 +122,22 @@ pub(crate) async fn logout(State(state): State<AppState>, session: Session) -> R
             return session_failure(&error);
         }
     }
+    let before = session.to_map();
     session.flash(if logged_in {
         "Logged out"
     } else {
         "You were not logged in"
     });
+    // In cookie mode a session filled up to the cookie limit has no room for
+    // the message: the logout goes without it, and if even that is too large
+    // for browsers (which would drop the cookie and keep the old one,
+    // logged in), without the rest of the session too.
+    if state.info.cookie_overflow(&session).is_some() {
+        session.update(|data| *data = before);
+        if logged_in && state.info.cookie_overflow(&session).is_some() {
+            session.clear();
+        }
+    }
     redirect_home()
 }
 

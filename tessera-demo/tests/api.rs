@@ -471,6 +471,102 @@ async fn cookie_mode_refuses_writes_that_would_not_fit_in_a_cookie() {
     }
 }
 
+/// With the cookie session filled to the limit, a visit that would not fit
+/// is refused like any other write, and logging out still logs out: without
+/// its "Logged out" message, never with a cookie the browser would drop
+/// (keeping the old one, logged in).
+#[tokio::test]
+async fn a_full_cookie_session_still_logs_out_and_refuses_a_visit_that_does_not_fit() {
+    let served = serve_mode(Mode::Cookie, "full-cookie").await;
+    let limit = 4093;
+    {
+        let mut browser = Browser::new(served.base.clone());
+        browser.post_form("/login", &[("username", "alice")]).await;
+        // The page shows, and so removes, the login message.
+        browser.get("/").await;
+        // Fill with values of shrinking size until nothing more fits.
+        let mut size = 1024;
+        let mut n = 0;
+        while size > 0 {
+            let value = format!("\"{}\"", incompressible(size, n + 1));
+            let reply = browser
+                .put_json(&format!("/api/session/k{n}"), &value)
+                .await;
+            if reply.status == StatusCode::PAYLOAD_TOO_LARGE {
+                size /= 2;
+            } else {
+                assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+                n += 1;
+            }
+        }
+        let before = browser.get("/api/session").await.json();
+        assert_eq!(before["username"], json!("alice"));
+        let cookie_len = |reply: &common::Reply| {
+            reply
+                .set_cookies()
+                .iter()
+                .map(String::len)
+                .max()
+                .unwrap_or(0)
+        };
+        // A visit adds `,"visits":1`, more than a one-character value took.
+        let reply = browser.post("/visits").await;
+        assert_eq!(
+            reply.status,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "{}",
+            reply.body
+        );
+        assert_eq!(browser.get("/api/session").await.json(), before);
+        let reply = browser.get("/logout").await;
+        reply.assert_redirect_home();
+        assert!(cookie_len(&reply) <= limit, "{} bytes", cookie_len(&reply));
+        let after = browser.get("/api/session").await.json();
+        assert!(after.get("username").is_none(), "logged out: {after}");
+    }
+}
+
+/// A value nested as deep as a session can be read is refused when the
+/// session would add one level more; NUL characters are refused in keys.
+#[tokio::test]
+async fn the_api_refuses_values_too_deep_for_a_session_and_keys_with_nul() {
+    for mode in [Mode::Cookie, Mode::Sqlite, Mode::FlaskSessionRedis] {
+        let served = serve_mode(mode, "deep").await;
+        let mut browser = Browser::new(served.base.clone());
+        let nested = |levels: usize| "[".repeat(levels) + &"]".repeat(levels);
+        let reply = browser.put_json("/api/session/deep", &nested(127)).await;
+        assert_eq!(reply.status, StatusCode::OK, "{mode:?}: {}", reply.body);
+        let reply = browser.put_json("/api/session/deep", &nested(128)).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::BAD_REQUEST,
+            "{mode:?}: {}",
+            reply.body
+        );
+        assert!(reply.body.contains("127 levels"), "{}", reply.body);
+        let reply = browser.put_json("/api/session/a%00b", "1").await;
+        assert_eq!(
+            reply.status,
+            StatusCode::BAD_REQUEST,
+            "{mode:?}: {}",
+            reply.body
+        );
+        let reply = browser.post_form("/login", &[("username", "a\0b")]).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::BAD_REQUEST,
+            "{mode:?}: {}",
+            reply.body
+        );
+        // The session still reads, with the 127 levels.
+        let all = browser.get("/api/session").await;
+        assert_eq!(all.status, StatusCode::OK, "{mode:?}");
+        // (Deeper than serde_json reads by default: compared as text.)
+        assert!(all.body.contains(&nested(127)), "{mode:?}: {}", all.body);
+        drop(served);
+    }
+}
+
 #[tokio::test]
 async fn a_failing_store_answers_503_never_500() {
     let dir = TempDir::new("store-down");
