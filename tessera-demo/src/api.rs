@@ -9,15 +9,15 @@
 //! one wins, as in Flask.
 
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, PathRejection, RawFormRejection};
-use axum::extract::{Path, RawForm, State};
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use tessera::{Map, Session, Value};
 
-use crate::respond::{bad_request, check_length, form_fields, session_failure};
+use crate::respond::{bad_request, check_length, form_fields, session_failure, FormBody};
 use crate::AppState;
 
 /// The largest JSON body `PUT /api/session/{key}` accepts, in bytes.
@@ -178,7 +178,7 @@ pub(crate) struct CartForm {
 pub(crate) async fn add_to_cart(
     State(state): State<AppState>,
     session: Session,
-    form: Result<RawForm, RawFormRejection>,
+    form: FormBody,
 ) -> Response {
     let item = match form_fields(form) {
         Ok(CartForm { item }) => item.unwrap_or_default(),

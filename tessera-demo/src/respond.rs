@@ -1,8 +1,10 @@
 //! Responses every handler shares: redirects, clear `400`s, and session
 //! failures mapped to the status a client can act on (never a `500`).
 
+use std::convert::Infallible;
+
 use axum::extract::rejection::RawFormRejection;
-use axum::extract::RawForm;
+use axum::extract::{FromRequest, Multipart, RawForm, Request};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
@@ -22,35 +24,110 @@ pub(crate) fn bad_request(message: &str) -> Response {
     (StatusCode::BAD_REQUEST, format!("Bad Request: {message}\n")).into_response()
 }
 
-/// The fields of a form as Flask's `request.form[name]` reads them: the
-/// first value of a repeated field wins. A body too large to read is a
-/// `413`; anything else that is not a form is a `400`, as in Flask (its
-/// `request.form` is then empty).
-pub(crate) fn form_fields<T: DeserializeOwned>(
-    form: Result<RawForm, RawFormRejection>,
-) -> Result<T, Box<Response>> {
-    let RawForm(body) = form.map_err(|rejection| {
-        let response = if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "Payload Too Large: the form is larger than this server reads.\n".to_owned(),
-            )
+/// A request's form fields, in order, as Flask's `request.form` has them:
+/// from an `application/x-www-form-urlencoded` body, or a
+/// `multipart/form-data` one (`curl -F`, a form with that `enctype`), whose
+/// file parts are Flask's `request.files`, not fields. Any other body gives
+/// no fields, as in Flask. A body too large to read is a `413`, a malformed
+/// one a `400`.
+pub(crate) struct FormBody(Result<Vec<(String, String)>, Box<Response>>);
+
+impl<S: Send + Sync> FromRequest<S> for FormBody {
+    type Rejection = Infallible;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Infallible> {
+        let multipart = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .is_some_and(|value| {
+                value
+                    .trim_start()
+                    .to_ascii_lowercase()
+                    .starts_with("multipart/form-data")
+            });
+        let fields = if multipart {
+            multipart_fields(Multipart::from_request(request, state).await).await
         } else {
-            (
-                StatusCode::BAD_REQUEST,
-                format!(
-                    "Bad Request: expected an application/x-www-form-urlencoded form ({})\n",
-                    rejection.body_text()
-                ),
-            )
+            urlencoded_fields(RawForm::from_request(request, state).await)
         };
-        Box::new(response.into_response())
-    })?;
+        Ok(Self(fields))
+    }
+}
+
+fn too_large() -> Box<Response> {
+    Box::new(
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "Payload Too Large: the form is larger than this server reads.\n",
+        )
+            .into_response(),
+    )
+}
+
+fn urlencoded_fields(
+    form: Result<RawForm, RawFormRejection>,
+) -> Result<Vec<(String, String)>, Box<Response>> {
+    let body = match form {
+        Ok(RawForm(body)) => body,
+        Err(RawFormRejection::InvalidFormContentType(_)) => return Ok(Vec::new()),
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return Err(too_large())
+        }
+        Err(rejection) => {
+            return Err(Box::new(bad_request(&format!(
+                "the form could not be read ({})",
+                rejection.body_text()
+            ))))
+        }
+    };
+    Ok(form_urlencoded::parse(&body).into_owned().collect())
+}
+
+async fn multipart_fields(
+    form: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Result<Vec<(String, String)>, Box<Response>> {
+    let refused = |status: StatusCode, text: String| {
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            too_large()
+        } else {
+            Box::new(bad_request(&format!(
+                "the multipart form could not be read ({text})"
+            )))
+        }
+    };
+    let mut form = form.map_err(|rejection| refused(rejection.status(), rejection.body_text()))?;
+    let mut fields = Vec::new();
+    loop {
+        let field = form
+            .next_field()
+            .await
+            .map_err(|error| refused(error.status(), error.body_text()))?;
+        let Some(field) = field else {
+            return Ok(fields);
+        };
+        let Some(name) = field.name().map(str::to_owned) else {
+            continue;
+        };
+        if field.file_name().is_some() {
+            continue;
+        }
+        let value = field
+            .text()
+            .await
+            .map_err(|error| refused(error.status(), error.body_text()))?;
+        fields.push((name, value));
+    }
+}
+
+/// The fields of a form as Flask's `request.form[name]` reads them: the
+/// first value of a repeated field wins.
+pub(crate) fn form_fields<T: DeserializeOwned>(form: FormBody) -> Result<T, Box<Response>> {
     let mut fields = serde_json::Map::new();
-    for (name, value) in form_urlencoded::parse(&body) {
+    for (name, value) in form.0? {
         fields
-            .entry(name.into_owned())
-            .or_insert_with(|| serde_json::Value::String(value.into_owned()));
+            .entry(name)
+            .or_insert_with(|| serde_json::Value::String(value));
     }
     serde_json::from_value(serde_json::Value::Object(fields))
         .map_err(|error| Box::new(bad_request(&format!("unexpected form fields ({error})"))))

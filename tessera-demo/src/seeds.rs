@@ -3,15 +3,15 @@
 //! Every handler takes the request's [`Session`] and answers plain text or a
 //! redirect; bad form input is a `400 Bad Request`, never a panic.
 
-use axum::extract::rejection::RawFormRejection;
-use axum::extract::RawForm;
 use axum::extract::State;
 use axum::response::Response;
 use serde::Deserialize;
 use tessera::{Session, SessionError, Value};
 
 use crate::api::undo_if_too_large;
-use crate::respond::{bad_request, check_length, form_fields, redirect_home, session_failure};
+use crate::respond::{
+    bad_request, check_length, form_fields, redirect_home, session_failure, FormBody,
+};
 use crate::AppState;
 
 /// A session value as the seeds' f-strings show it: strings as they are,
@@ -81,7 +81,7 @@ pub(crate) struct LoginForm {
 pub(crate) async fn login(
     State(state): State<AppState>,
     session: Session,
-    form: Result<RawForm, RawFormRejection>,
+    form: FormBody,
 ) -> Response {
     let username = match form_fields(form) {
         Ok(LoginForm { username }) => username.unwrap_or_default(),
@@ -154,7 +154,7 @@ pub(crate) struct PetForm {
 pub(crate) async fn petname(
     State(state): State<AppState>,
     session: Session,
-    form: Result<RawForm, RawFormRejection>,
+    form: FormBody,
 ) -> Response {
     let PetForm { pet, remember } = match form_fields(form) {
         Ok(form) => form,

@@ -205,6 +205,96 @@ async fn the_first_of_repeated_form_fields_counts() {
     );
 }
 
+/// Flask's `request.form` reads multipart forms too (`curl -F`, a form
+/// with `enctype="multipart/form-data"`), without their file parts; a body
+/// that is no form has no fields.
+#[tokio::test]
+async fn multipart_forms_count_and_other_bodies_have_no_fields() {
+    let base = serve(test_config()).await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("a client");
+    let multipart = |parts: &[(&str, Option<&str>, &str)]| {
+        let mut body = String::new();
+        for (name, file_name, value) in parts {
+            body.push_str("--XyZ\r\n");
+            match file_name {
+                Some(file) => body.push_str(&format!(
+                    "Content-Disposition: form-data; name=\"{name}\"; filename=\"{file}\"\r\n\
+                     Content-Type: text/plain\r\n\r\n"
+                )),
+                None => body.push_str(&format!(
+                    "Content-Disposition: form-data; name=\"{name}\"\r\n\r\n"
+                )),
+            }
+            body.push_str(value);
+            body.push_str("\r\n");
+        }
+        body.push_str("--XyZ--\r\n");
+        body
+    };
+    let post = |path: &str, content_type: &str, body: String| {
+        client
+            .post(format!("{base}{path}"))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+    };
+    let form_type = "multipart/form-data; boundary=XyZ";
+    let reply = post(
+        "/login",
+        form_type,
+        multipart(&[("username", None, "alice")]),
+    )
+    .await
+    .expect("answered");
+    assert_eq!(reply.status(), StatusCode::FOUND);
+    let cookie = reply
+        .headers()
+        .get(header::SET_COOKIE)
+        .expect("a session")
+        .to_str()
+        .expect("text")
+        .split(';')
+        .next()
+        .expect("name=value")
+        .to_owned();
+    let page = client
+        .get(format!("{base}/"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .expect("answered")
+        .text()
+        .await
+        .expect("a page");
+    assert!(page.contains("Logged in as alice"), "{page}");
+    // A file is not a field (Flask's request.files).
+    let reply = post(
+        "/login",
+        form_type,
+        multipart(&[("username", Some("name.txt"), "mallory")]),
+    )
+    .await
+    .expect("answered");
+    assert_eq!(reply.status(), StatusCode::BAD_REQUEST);
+    let reply = post("/login", form_type, "--XyZ\r\nbroken".to_owned())
+        .await
+        .expect("answered");
+    assert_eq!(reply.status(), StatusCode::BAD_REQUEST);
+    // No form: Flask's request.form.get("pet") is None, which the pet form
+    // stores (and says so).
+    let reply = post(
+        "/petname",
+        "application/json",
+        r#"{"pet": "Rex"}"#.to_owned(),
+    )
+    .await
+    .expect("answered");
+    assert_eq!(reply.status(), StatusCode::FOUND);
+}
+
 #[tokio::test]
 async fn seed_003_pet_name_form() {
     let mut browser = Browser::new(serve(test_config()).await);
