@@ -134,6 +134,22 @@ fn app(config: SessionConfig, store: Arc<CountingStore>) -> Router {
         .layer(SessionLayer::with_store(config, store))
 }
 
+/// The get and set routes, and `route` at `path`, over `store`.
+fn get_set_and(
+    store: Arc<CountingStore>,
+    path: &str,
+    route: axum::routing::MethodRouter,
+) -> Router {
+    Router::new()
+        .route("/get/{key}", get(get_key))
+        .route("/set/{key}", post(set_key))
+        .route(path, route)
+        .layer(SessionLayer::with_store(
+            config().build().expect("config"),
+            store,
+        ))
+}
+
 fn setup() -> (Router, Arc<CountingStore>) {
     let store = Arc::new(CountingStore::default());
     (app(config().build().expect("config"), store.clone()), store)
@@ -477,14 +493,11 @@ async fn a_write_to_a_session_that_ends_meanwhile_is_answered_409() {
             "stored"
         }
     };
-    let app = Router::new()
-        .route("/get/{key}", get(get_key))
-        .route("/set/{key}", post(set_key))
-        .route("/late", post(write_while_logged_out_elsewhere))
-        .layer(SessionLayer::with_store(
-            config().build().expect("config"),
-            store.clone(),
-        ));
+    let app = get_set_and(
+        store.clone(),
+        "/late",
+        post(write_while_logged_out_elsewhere),
+    );
     let cookie = cookie_pair(&send(&app, "POST", "/set/username", None, "alice").await);
     let response = send(&app, "POST", "/late", Some(&cookie), "x").await;
     assert_eq!(response.status(), StatusCode::CONFLICT);
@@ -770,14 +783,7 @@ async fn a_login_whose_save_fails_still_hands_over_the_new_id() {
             "logged in"
         }
     };
-    let app = Router::new()
-        .route("/get/{key}", get(get_key))
-        .route("/set/{key}", post(set_key))
-        .route("/login", post(login))
-        .layer(SessionLayer::with_store(
-            config().build().expect("config"),
-            store.clone(),
-        ));
+    let app = get_set_and(store.clone(), "/login", post(login));
     let before = cookie_pair(&send(&app, "POST", "/set/cart", None, "apple").await);
 
     let response = send(&app, "POST", "/login", Some(&before), "").await;

@@ -1975,6 +1975,22 @@ mod tests {
     }
 
     impl OwnServer {
+        /// A server of the test's own on a free port, in a directory named
+        /// after `label`. Like every Redis test, it still insists on the
+        /// test servers (whose setup installs redis-server).
+        fn on_a_free_port(label: &str) -> (Self, u16, std::path::PathBuf) {
+            let _shared = server_url();
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|listener| listener.local_addr())
+                .expect("a free port")
+                .port();
+            let dir = std::env::temp_dir().join(format!(
+                "tessera-redis-{label}-{}-{port}",
+                std::process::id()
+            ));
+            (Self::start(port, &dir), port, dir)
+        }
+
         /// Starts `redis-server` (on the PATH wherever scripts/services.sh
         /// ran) on `port`, without persistence, and waits until it answers.
         fn start(port: u16, dir: &std::path::Path) -> Self {
@@ -2031,16 +2047,7 @@ mod tests {
     #[tokio::test]
     async fn a_whole_store_listing_reads_every_id_once_not_once_a_page() {
         // Its own server, so that the command counts are this test's.
-        let _shared = server_url();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .expect("a free port")
-            .port();
-        let dir = std::env::temp_dir().join(format!(
-            "tessera-redis-listing-{}-{port}",
-            std::process::id()
-        ));
-        let _server = OwnServer::start(port, &dir);
+        let (_server, port, _) = OwnServer::on_a_free_port("listing");
         let url = format!("redis://127.0.0.1:{port}/0");
         let store = RedisStore::new(&url).expect("a Redis URL");
         let flask = FlaskSessionRedisStore::new(
@@ -2093,18 +2100,8 @@ mod tests {
     #[tokio::test]
     async fn recovers_by_itself_when_the_server_restarts() {
         // Its own server, since restarting the shared one would disturb the
-        // tests running beside this one; like every Redis test, it still
-        // insists on the test servers (whose setup installs redis-server).
-        let _shared = server_url();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .expect("a free port")
-            .port();
-        let dir = std::env::temp_dir().join(format!(
-            "tessera-redis-restart-{}-{port}",
-            std::process::id()
-        ));
-        let server = OwnServer::start(port, &dir);
+        // tests running beside this one.
+        let (server, port, dir) = OwnServer::on_a_free_port("restart");
         let store = RedisStore::new(&format!("redis://127.0.0.1:{port}/0")).expect("a Redis URL");
         let id = create(&store, &record(Map::new(), None)).await;
         assert_eq!(
