@@ -629,10 +629,8 @@ impl Drop for Progress {
     }
 }
 
-/// Unix seconds as RFC 3339 UTC (`2023-11-14T22:13:20Z`); times beyond the
-/// year 9999 as `@` and the seconds.
-/// A time as RFC 3339, or `never` past the year 9999 (a Redis key without a
-/// time to live, say).
+/// Unix seconds as RFC 3339 UTC (`2023-11-14T22:13:20Z`), or `never` past
+/// the year 9999 (a Redis key without a time to live, say).
 fn rfc3339(seconds: u64) -> String {
     i64::try_from(seconds)
         .ok()

@@ -637,8 +637,6 @@ pub(crate) enum CookieAction {
     Delete,
 }
 
-/// Saves a server-side session at the end of a request and says what the
-/// cookie should become. A session never loaded costs nothing.
 /// What saving a server-side session at the end of a request did.
 pub(crate) struct Saved {
     /// What to do with the cookie.
@@ -650,6 +648,8 @@ pub(crate) struct Saved {
     pub(crate) writes_lost: bool,
 }
 
+/// Saves a server-side session at the end of a request and says what the
+/// cookie should become. A session never loaded costs nothing.
 pub(crate) async fn save(session: &Session) -> Result<Saved, StoreError> {
     let loaded = session
         .lock()

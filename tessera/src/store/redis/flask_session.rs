@@ -840,14 +840,11 @@ impl SessionStore for FlaskSessionRedisStore {
                     .link
                     .read(::redis::cmd("SMEMBERS").arg(self.user_key(user)))
                     .await?;
-                let mut ids = members
+                let ids = members
                     .iter()
                     .map(|member| parse_id(member))
                     .collect::<Result<Vec<_>, _>>()?;
-                ids.sort_unstable();
-                ids.dedup();
-                let start = after.map_or(0, |after| ids.partition_point(|id| id <= after));
-                (Arc::<[SessionId]>::from(ids), start)
+                super::sorted_after(ids, after)
             }
             None => self.listing.ids_after(after, self.scan_ids()).await?,
         };

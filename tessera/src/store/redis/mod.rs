@@ -232,21 +232,30 @@ impl ListingSnapshot {
                 .map(|(_, ids)| Arc::clone(ids)),
             None => None,
         };
-        let ids = match kept {
-            Some(ids) => ids,
-            None => {
-                let mut ids = read_all.await?;
-                ids.sort_unstable();
-                ids.dedup();
-                let ids: Arc<[SessionId]> = ids.into();
-                *self.0.lock().unwrap_or_else(PoisonError::into_inner) =
-                    Some((Instant::now(), Arc::clone(&ids)));
-                ids
-            }
-        };
-        let start = after.map_or(0, |after| ids.partition_point(|id| id <= after));
+        if let Some(ids) = kept {
+            let start = start_after(&ids, after);
+            return Ok((ids, start));
+        }
+        let (ids, start) = sorted_after(read_all.await?, after);
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) =
+            Some((Instant::now(), Arc::clone(&ids)));
         Ok((ids, start))
     }
+}
+
+/// `ids` in id order without repeats, and where those after `after` start.
+pub(super) fn sorted_after(
+    mut ids: Vec<SessionId>,
+    after: Option<&SessionId>,
+) -> (Arc<[SessionId]>, usize) {
+    ids.sort_unstable();
+    ids.dedup();
+    let start = start_after(&ids, after);
+    (ids.into(), start)
+}
+
+fn start_after(sorted: &[SessionId], after: Option<&SessionId>) -> usize {
+    after.map_or(0, |after| sorted.partition_point(|id| id <= after))
 }
 
 // Metadata fields of the session hash; `LUA_CONSTANTS` names them the same.
@@ -1476,13 +1485,10 @@ impl SessionStore for RedisStore {
             }
         };
         let (ids, start) = match user_id {
-            Some(user) => {
-                let mut ids = read_ids(::redis::cmd("SMEMBERS").arg(self.user_key(user))).await?;
-                ids.sort_unstable();
-                ids.dedup();
-                let start = after.map_or(0, |after| ids.partition_point(|id| id <= after));
-                (Arc::from(ids), start)
-            }
+            Some(user) => sorted_after(
+                read_ids(::redis::cmd("SMEMBERS").arg(self.user_key(user))).await?,
+                after,
+            ),
             None => {
                 let all_live = ::redis::cmd("ZRANGEBYSCORE")
                     .arg(self.expiry_key())
