@@ -84,6 +84,8 @@ pub(crate) struct ServerState {
     pub(crate) revoked: bool,
     /// The client sent a session cookie.
     pub(crate) had_cookie: bool,
+    /// `mark_modified` asked for the expiry to move.
+    refresh_forced: bool,
     /// A save found the record gone (revoked, expired) and so did not store
     /// what the request wrote; the request has not been told yet.
     writes_lost: bool,
@@ -112,6 +114,7 @@ impl ServerState {
             permanence_changed: false,
             revoked: false,
             had_cookie,
+            refresh_forced: false,
             writes_lost: false,
             signed_with_old_key: Vec::new(),
         }
@@ -124,6 +127,12 @@ impl ServerState {
 
     pub(crate) fn is_loaded(&self) -> bool {
         self.loaded
+    }
+
+    /// The record's expiry is to move at the end of the request, as after a
+    /// write (`mark_modified`).
+    pub(crate) fn force_refresh(&mut self) {
+        self.refresh_forced = true;
     }
 
     /// The session no longer belongs to its user (`clear`).
@@ -343,6 +352,7 @@ impl Session {
             server.permanence_changed = true;
         }
         let user_changed = std::mem::take(&mut server.user_changed);
+        let refresh_forced = std::mem::take(&mut server.refresh_forced);
         let data_changed = cleared || !touched.is_empty();
         match (&server.id, server.times) {
             (Some(id), Some(times)) => {
@@ -355,7 +365,7 @@ impl Session {
                 let behind = settings.idle_expiry(now).saturating_sub(times.expires_at);
                 let refresh_due =
                     settings.refresh_each_request && behind >= settings.refresh_granularity();
-                let expires_at = (data_changed || user_changed || refresh_due)
+                let expires_at = (data_changed || user_changed || refresh_due || refresh_forced)
                     .then(|| settings.idle_expiry(now));
                 let mut changes = Changes {
                     cleared,

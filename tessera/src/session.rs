@@ -335,17 +335,14 @@ impl Session {
         removed
     }
 
-    /// Removes `key` and deserializes its value into `T`.
+    /// Removes `key` and deserializes its value into `T`. A value that is
+    /// not a `T` is an error and stays in the session.
     pub fn pop<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, SessionError> {
-        let Some(value) = self.remove(key) else {
+        let Some(found) = self.get::<T>(key)? else {
             return Ok(None);
         };
-        crate::value_serde::from_value(&value)
-            .map(Some)
-            .map_err(|source| SessionError::Deserialize {
-                key: key.to_owned(),
-                source,
-            })
+        self.remove(key);
+        Ok(Some(found))
     }
 
     /// Returns the value under `key`, first storing `default` if it is absent
@@ -464,14 +461,18 @@ impl Session {
     }
 
     /// Marks the session modified so it is saved (Flask's `session.modified = True`).
-    /// Server-side, every key is written again.
+    ///
+    /// Server-side, every write already saves its key (and [`update`](Self::update)
+    /// the keys it changed), so this moves the stored session's expiry and
+    /// sends a permanent session's cookie again, without writing the values
+    /// back: written back, this request's copies would undo what concurrent
+    /// requests wrote meanwhile (an [`increment`](Self::increment), say).
     pub fn mark_modified(&self) {
         let mut state = self.lock();
         state.modified = true;
         state.accessed = true;
-        if state.server.is_some() {
-            let keys: Vec<String> = state.data.keys().map(str::to_owned).collect();
-            state.touched.extend(keys);
+        if let Some(server) = state.server.as_mut() {
+            server.force_refresh();
         }
     }
 
@@ -627,6 +628,22 @@ mod tests {
             write(&session);
             assert!(session.is_modified() && session.is_accessed());
         }
+    }
+
+    #[test]
+    fn a_pop_of_the_wrong_type_leaves_the_value() {
+        let session = Session::new(Map::from([("n".to_owned(), "five".into())]), false);
+        assert!(matches!(
+            session.pop::<i64>("n"),
+            Err(SessionError::Deserialize { .. })
+        ));
+        assert_eq!(session.get_value("n"), Some(Value::from("five")));
+        assert!(!session.is_modified());
+        assert_eq!(
+            session.pop::<String>("n").expect("a string"),
+            Some("five".to_owned())
+        );
+        assert_eq!(session.get_value("n"), None);
     }
 
     #[test]

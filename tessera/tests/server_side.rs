@@ -105,6 +105,16 @@ fn app(config: SessionConfig, store: Arc<CountingStore>) -> Router {
             }),
         )
         .route(
+            // Flask's `session.modified = True`, while other requests run.
+            "/mark-modified-slowly",
+            post(|s: Session| async move {
+                // Past the next whole second, so that the expiry moves.
+                tokio::time::sleep(Duration::from_millis(1100)).await;
+                s.mark_modified();
+                "marked"
+            }),
+        )
+        .route(
             "/logout-everywhere",
             post(|s: Session| async move {
                 s.log_out_everywhere()
@@ -305,6 +315,48 @@ async fn atomic_increments_and_appends_lose_nothing() {
     let cart = text(send(&app, "GET", "/get/cart", Some(&cookie), "").await).await;
     let cart = tessera::tagged::from_str(&cart).expect("a list");
     assert_eq!(cart.as_slice().map(<[Value]>::len), Some(50));
+}
+
+/// `mark_modified` saves the session (its expiry moves) without writing
+/// back this request's copies of the values, which would undo what
+/// concurrent requests wrote meanwhile.
+#[tokio::test]
+async fn mark_modified_does_not_undo_concurrent_increments() {
+    let (app, store) = setup();
+    let cookie = cookie_pair(&send(&app, "POST", "/incr", None, "").await);
+    let id = SessionId::parse(cookie.trim_start_matches("session=")).expect("an id");
+    let expiry = || async {
+        store
+            .load(&id, tessera_now())
+            .await
+            .expect("load")
+            .expect("live")
+            .expires_at
+    };
+    let before = expiry().await;
+    let marking = {
+        let (app, cookie) = (app.clone(), cookie.clone());
+        tokio::spawn(
+            async move { send(&app, "POST", "/mark-modified-slowly", Some(&cookie), "").await },
+        )
+    };
+    // Let it load the session, then count while it waits.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    for _ in 0..10 {
+        assert_eq!(
+            send(&app, "POST", "/incr", Some(&cookie), "")
+                .await
+                .status(),
+            StatusCode::OK
+        );
+    }
+    assert_eq!(marking.await.expect("task").status(), StatusCode::OK);
+    assert_eq!(
+        text(send(&app, "GET", "/get/visits", Some(&cookie), "").await).await,
+        "11"
+    );
+    // Increments leave the expiry alone; the marked save moved it.
+    assert!(expiry().await > before, "saved");
 }
 
 #[tokio::test]
