@@ -223,6 +223,17 @@ pub enum ConfigError {
         /// Why the key is weak.
         reason: String,
     },
+    /// Settings that do not go together.
+    #[error("{0}")]
+    Inconsistent(String),
+    /// The store's URL (`SESSION_STORE_URL`) is not one its store accepts.
+    #[error("invalid SESSION_STORE_URL={value:?}: {reason}")]
+    InvalidStoreUrl {
+        /// The URL, its password replaced.
+        value: String,
+        /// What the store said, naming what it expects.
+        reason: String,
+    },
     /// A setting has a value outside what it accepts.
     #[error("invalid {name}={value:?}: expected {expected}")]
     InvalidValue {
@@ -444,6 +455,8 @@ pub struct SessionConfigBuilder {
     refresh_each_request: bool,
     max_cookie_size: usize,
     session_type: SessionType,
+    /// Whether `SESSION_TYPE` was given, rather than left at its default.
+    session_type_given: bool,
     salt: String,
     require_strong_secret_key: bool,
     refuse_oversized_cookies: bool,
@@ -475,6 +488,7 @@ impl Default for SessionConfigBuilder {
             refresh_each_request: true,
             max_cookie_size: DEFAULT_MAX_COOKIE_SIZE,
             session_type: SessionType::Cookie,
+            session_type_given: false,
             salt: DEFAULT_SALT.to_owned(),
             require_strong_secret_key: false,
             refuse_oversized_cookies: false,
@@ -612,11 +626,21 @@ impl SessionConfigBuilder {
                 )?;
                 self.absolute_lifetime((seconds > 0).then(|| Duration::from_secs(seconds)))
             }
-            "TESSERA_MEMORY_STORE_MAX_SESSIONS" => self.memory_max_sessions(parse_var(
-                "TESSERA_MEMORY_STORE_MAX_SESSIONS",
-                &value,
-                "a number of sessions",
-            )?),
+            "TESSERA_MEMORY_STORE_MAX_SESSIONS" => {
+                let sessions: usize = parse_var(
+                    "TESSERA_MEMORY_STORE_MAX_SESSIONS",
+                    &value,
+                    "a number of sessions, at least 1",
+                )?;
+                if sessions == 0 {
+                    return Err(invalid(
+                        "TESSERA_MEMORY_STORE_MAX_SESSIONS",
+                        &value,
+                        "a number of sessions, at least 1",
+                    ));
+                }
+                self.memory_max_sessions(sessions)
+            }
             "TESSERA_SWEEP_INTERVAL" => {
                 let seconds: u64 = parse_var(
                     "TESSERA_SWEEP_INTERVAL",
@@ -722,6 +746,7 @@ impl SessionConfigBuilder {
     /// `SESSION_TYPE`.
     pub fn session_type(mut self, session_type: SessionType) -> Self {
         self.session_type = session_type;
+        self.session_type_given = true;
         self
     }
 
@@ -906,6 +931,27 @@ impl SessionConfigBuilder {
                 }
             }
         }
+        if self.store_url.is_some() {
+            if !self.session_type_given {
+                // Flask's default, cookies, would silently ignore the store.
+                return Err(ConfigError::Inconsistent(
+                    "SESSION_STORE_URL is set but SESSION_TYPE is not: set SESSION_TYPE to the \
+                     store's type (sqlite, redis or postgres), or to cookie to keep sessions in \
+                     cookies and not use the store"
+                        .to_owned(),
+                ));
+            }
+            if !matches!(
+                self.session_type,
+                SessionType::Sqlite | SessionType::Redis | SessionType::Postgres
+            ) {
+                tracing::warn!(
+                    session_type = %self.session_type,
+                    "SESSION_STORE_URL is set, but SESSION_TYPE keeps sessions elsewhere: \
+                     the URL is not used"
+                );
+            }
+        }
         if let (Some(format), false) = (
             self.serialization_format,
             self.session_type == SessionType::Redis,
@@ -1042,7 +1088,10 @@ impl SessionConfigBuilder {
                 .map_err(store_config_reason),
             _ => Ok(()),
         };
-        parsed.map_err(|reason| invalid("SESSION_STORE_URL", &redact_password(&url), &reason))
+        parsed.map_err(|reason| ConfigError::InvalidStoreUrl {
+            value: redact_password(&url),
+            reason,
+        })
     }
 
     fn network_store_url(&self) -> String {
@@ -1307,6 +1356,45 @@ mod tests {
             .cookie_name("a b")
             .build();
         assert!(err.is_err());
+    }
+
+    #[test]
+    fn settings_that_cannot_work_are_refused_with_what_to_do() {
+        let build = |vars: &[(&str, &str)]| {
+            SessionConfigBuilder::default()
+                .with_vars(vars.iter().copied().chain([("SECRET_KEY", KEY)]))
+                .and_then(SessionConfigBuilder::build)
+        };
+        // A store, but no type: Flask's default (cookies) would ignore it.
+        let error =
+            build(&[("SESSION_STORE_URL", "sqlite://sessions.db")]).expect_err("no SESSION_TYPE");
+        assert!(matches!(error, ConfigError::Inconsistent(_)), "{error}");
+        assert!(error.to_string().contains("SESSION_TYPE"), "{error}");
+        assert!(build(&[
+            ("SESSION_STORE_URL", "sqlite://sessions.db"),
+            ("SESSION_TYPE", "sqlite")
+        ])
+        .is_ok());
+        assert!(build(&[
+            ("SESSION_STORE_URL", "sqlite://sessions.db"),
+            ("SESSION_TYPE", "cookie")
+        ])
+        .is_ok());
+        let error = build(&[("TESSERA_MEMORY_STORE_MAX_SESSIONS", "0")]).expect_err("zero");
+        assert!(error.to_string().contains("at least 1"), "{error}");
+        #[cfg(feature = "postgres")]
+        {
+            let error = build(&[
+                ("SESSION_TYPE", "postgres"),
+                ("SESSION_STORE_URL", "http://x"),
+            ])
+            .expect_err("not a PostgreSQL URL");
+            assert_eq!(
+                error.to_string(),
+                "invalid SESSION_STORE_URL=\"http://x\": not a PostgreSQL session store URL: it \
+                 does not start with postgres://; expected postgres://user:password@host:port/database"
+            );
+        }
     }
 
     #[cfg(unix)]
