@@ -415,8 +415,19 @@ impl Session {
 
     /// The session's id, once it has a stored record (server-side only).
     /// Counts as an access: a response that shows it depends on the cookie
-    /// (`Vary: Cookie`).
+    /// (`Vary: Cookie`). `None` after [`clear`](Self::clear): that record is
+    /// deleted at the end of the request, and what is written after the
+    /// clear gets a new id then.
     pub fn id(&self) -> Option<SessionId> {
+        if self.lock().cleared {
+            return None;
+        }
+        self.record_id()
+    }
+
+    /// The id of the stored record this request loaded or created, cleared
+    /// or not.
+    fn record_id(&self) -> Option<SessionId> {
         let mut state = self.lock();
         state.accessed = true;
         state.server.as_ref().and_then(|server| server.id.clone())
@@ -583,7 +594,7 @@ impl Session {
             return Ok(());
         };
         self.load().await?;
-        if let Some(id) = self.id() {
+        if let Some(id) = self.record_id() {
             settings.store.delete(&id).await?;
         }
         self.mark_revoked();
@@ -629,7 +640,7 @@ impl Session {
         self.load().await?;
         let ended = match self.user_id() {
             Some(user_id) => settings.store.delete_user(&user_id).await?,
-            None => u64::from(self.id().is_some()),
+            None => u64::from(self.record_id().is_some()),
         };
         self.destroy().await?;
         Ok(ended)

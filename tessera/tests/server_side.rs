@@ -101,7 +101,8 @@ fn app(config: SessionConfig, store: Arc<CountingStore>) -> Router {
             post(|s: Session| async move {
                 s.clear();
                 s.flash("Logged out");
-                format!("{:?}", s.user_id())
+                // Neither the old id (deleted at the end) nor a new one yet.
+                format!("{:?} {:?}", s.user_id(), s.id())
             }),
         )
         .route(
@@ -423,7 +424,11 @@ async fn a_session_cleared_then_written_moves_to_a_new_id_and_leaves_its_user() 
     )
     .await;
     let fresh = cookie_pair(&response);
-    assert_eq!(text(response).await, "None", "no longer alice's");
+    assert_eq!(
+        text(response).await,
+        "None None",
+        "no longer alice's, and no id until saved"
+    );
     assert_ne!(
         fresh, laptop,
         "a new id for what was written after the clear"
