@@ -178,18 +178,28 @@ impl CookieCodec {
 
     /// Appends the cookie value for `data`, as [`encode`](Self::encode)
     /// returns it, to `out`.
-    pub(crate) fn encode_into(&self, data: &Map, now: SystemTime, out: &mut String) {
-        match &self.mode {
+    /// Returns whether the cookie can be read back: whether the session's
+    /// JSON is within the payload size this codec reads (compressed, a far
+    /// larger session fits in a cookie).
+    pub(crate) fn encode_into(&self, data: &Map, now: SystemTime, out: &mut String) -> bool {
+        let json_len = match &self.mode {
             Mode::Signed { signer } => {
                 let start = out.len();
-                scratch::with(&scratch::JSON, |json| {
+                let json_len = scratch::with(&scratch::JSON, |json| {
                     tagged::write_dict(json, data);
                     write_payload(json, out);
+                    json.len()
                 });
                 signer.sign_appended(out, start, now);
+                json_len
             }
-            Mode::Encrypted { cipher } => out.push_str(&cipher.encode(data, now)),
-        }
+            Mode::Encrypted { cipher } => {
+                let (cookie, json_len) = cipher.encode_measured(data, now);
+                out.push_str(&cookie);
+                json_len
+            }
+        };
+        json_len <= self.max_payload_size
     }
 
     /// Appends the cookie value for a session read unchanged from a signed

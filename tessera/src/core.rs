@@ -111,6 +111,9 @@ enum CookieWrite {
     Set(String),
     /// Nested too deeply to be read back: not sent.
     TooDeep,
+    /// Larger than a cookie read accepts (`TESSERA_MAX_PAYLOAD_SIZE`) once
+    /// inflated: not sent.
+    TooLarge,
 }
 
 /// Where sessions live.
@@ -288,14 +291,20 @@ impl SessionCore {
                     {
                         let expires = permanent
                             .then(|| OffsetDateTime::from(now) + config.permanent_session_lifetime);
-                        Some(CookieWrite::Set(self.set_cookie(expires, |out| {
+                        let mut readable = true;
+                        let header = self.set_cookie(expires, |out| {
                             let unchanged = payload.filter(|_| !modified);
                             if !unchanged
                                 .is_some_and(|payload| codec.resign_into(payload, now, out))
                             {
-                                codec.encode_into(data, now, out);
+                                readable = codec.encode_into(data, now, out);
                             }
-                        })))
+                        });
+                        Some(if readable {
+                            CookieWrite::Set(header)
+                        } else {
+                            CookieWrite::TooLarge
+                        })
                     }
                     _ => None,
                 }
@@ -320,6 +329,18 @@ impl SessionCore {
                     "the session nests deeper than {} levels, which no cookie read accepts; \
                      answering 500 and keeping the cookie the browser has",
                     tagged::MAX_DEPTH
+                );
+                return Finish::Fail {
+                    failure: Failure::Internal,
+                    set_cookie: None,
+                };
+            }
+            Some(CookieWrite::TooLarge) => {
+                tracing::error!(
+                    "the session is larger than the {} bytes of JSON a cookie read accepts \
+                     (TESSERA_MAX_PAYLOAD_SIZE); answering 500 and keeping the cookie the \
+                     browser has",
+                    config.max_payload_size
                 );
                 return Finish::Fail {
                     failure: Failure::Internal,

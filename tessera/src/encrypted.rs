@@ -116,6 +116,11 @@ impl CookieCipher {
 
     /// The cookie value for `data`, sealed at `now` with the current key.
     pub(crate) fn encode(&self, data: &Map, now: SystemTime) -> String {
+        self.encode_measured(data, now).0
+    }
+
+    /// [`encode`](Self::encode), and the length of the session's JSON.
+    pub(crate) fn encode_measured(&self, data: &Map, now: SystemTime) -> (String, usize) {
         let json = tagged::map_to_string(data);
         let compressed = if self.compress {
             compress_if_smaller(json.as_bytes())
@@ -142,7 +147,7 @@ impl CookieCipher {
             // Only a message beyond 256 GiB can fail.
             .expect("a session cookie is far below XChaCha20's message limit");
         sealed.extend_from_slice(&tag);
-        URL_SAFE_NO_PAD.encode(sealed)
+        (URL_SAFE_NO_PAD.encode(sealed), json.len())
     }
 
     /// Opens a cookie value: checks its format, authenticates and decrypts it

@@ -306,6 +306,62 @@ async fn a_session_too_deep_to_read_back_is_not_sent() {
     }
 }
 
+/// A session whose JSON is larger than a cookie read accepts
+/// (`TESSERA_MAX_PAYLOAD_SIZE`, 1 MiB) fits in a cookie once compressed, but
+/// would be refused on the next request: a 500, and the cookie the browser
+/// has still works.
+#[tokio::test]
+async fn a_session_too_large_to_read_back_is_not_sent() {
+    for session_type in [
+        tessera::SessionType::Cookie,
+        tessera::SessionType::EncryptedCookie,
+    ] {
+        let app = Router::new()
+            .route(
+                "/login",
+                post(|s: Session| async move {
+                    s.insert("user", "alice").ok();
+                    "in"
+                }),
+            )
+            .route(
+                "/big/{bytes}",
+                post(
+                    |s: Session, axum::extract::Path(bytes): axum::extract::Path<usize>| async move {
+                        s.insert("big", "x".repeat(bytes)).ok();
+                        "set"
+                    },
+                ),
+            )
+            .route(
+                "/user",
+                get(|s: Session| async move { format!("{:?}", s.get::<String>("user").ok().flatten()) }),
+            )
+            .layer(SessionLayer::new(
+                config()
+                    .session_type(session_type)
+                    .encrypted_compression(true)
+                    .build()
+                    .expect("config"),
+            ));
+        let cookie = cookie_pair(&send(&app, "POST", "/login", None).await);
+        let response = send(&app, "POST", "/big/500000", Some(&cookie)).await;
+        assert_eq!(response.status(), StatusCode::OK, "{session_type:?}");
+        let big = cookie_pair(&response);
+        let response = send(&app, "GET", "/user", Some(&big)).await;
+        assert_eq!(text(response).await, "Some(\"alice\")", "{session_type:?}");
+        let response = send(&app, "POST", "/big/2000000", Some(&cookie)).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "{session_type:?}"
+        );
+        assert!(set_cookies(response.headers()).is_empty());
+        let response = send(&app, "GET", "/user", Some(&cookie)).await;
+        assert_eq!(text(response).await, "Some(\"alice\")", "{session_type:?}");
+    }
+}
+
 /// test_session_stored_last: writes made after the handler, by middleware
 /// inside the layer, are saved.
 #[tokio::test]
