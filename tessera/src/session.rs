@@ -104,7 +104,17 @@ impl SessionError {
     #[cfg(any(feature = "axum", feature = "actix"))]
     pub(crate) fn log(&self) {
         if self.status().is_server_error() {
-            tracing::error!(error = %self, "session operation failed; answering {}", self.status());
+            // With its causes: for a type error, what serde said is the point.
+            let mut message = self.to_string();
+            let mut source = std::error::Error::source(self);
+            while let Some(cause) = source {
+                let cause_text = cause.to_string();
+                if !message.contains(&cause_text) {
+                    message = format!("{message}: {cause_text}");
+                }
+                source = cause.source();
+            }
+            tracing::error!(error = %message, "session operation failed; answering {}", self.status());
         }
     }
 }

@@ -362,6 +362,37 @@ async fn a_session_too_large_to_read_back_is_not_sent() {
     }
 }
 
+/// A typed read of the wrong type answered 500 through `?` logs why serde
+/// refused it, not only that it did.
+#[tokio::test(flavor = "current_thread")]
+async fn a_type_error_is_logged_with_serdes_reason() {
+    let (logs, _guard) = LogBuffer::capture();
+    let app = Router::new()
+        .route(
+            "/set",
+            post(|s: Session| async move {
+                s.insert("n", "five").ok();
+                "set"
+            }),
+        )
+        .route(
+            "/n",
+            get(|s: Session| async move {
+                let n: Option<i64> = s.get("n")?;
+                Ok::<_, tessera::SessionError>(format!("{n:?}"))
+            }),
+        )
+        .layer(SessionLayer::new(config().build().expect("config")));
+    let cookie = cookie_pair(&send(&app, "POST", "/set", None).await);
+    let response = send(&app, "GET", "/n", Some(&cookie)).await;
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let logged = logs.contents();
+    assert!(
+        logged.contains("does not hold the requested type: invalid type: string"),
+        "{logged}"
+    );
+}
+
 /// test_session_stored_last: writes made after the handler, by middleware
 /// inside the layer, are saved.
 #[tokio::test]
