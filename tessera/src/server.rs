@@ -532,7 +532,8 @@ impl Session {
 
     /// Atomically appends `value` to the list under `key` (absent counts as
     /// empty) and returns the new length; server-side, concurrent appends are
-    /// all kept.
+    /// all kept. Any `Serialize` item goes in through
+    /// [`Value::from_serialize`].
     pub async fn append(&self, key: &str, value: impl Into<Value>) -> Result<usize, SessionError> {
         let value = value.into();
         let Some(settings) = self.server_settings() else {

@@ -356,7 +356,9 @@ impl Session {
     }
 
     /// Returns the value under `key`, first storing `default` if it is absent
-    /// (Flask's `setdefault`; only storing marks the session modified).
+    /// (Flask's `setdefault`; only storing marks the session modified). Any
+    /// `Serialize` default goes in through [`Value::from_serialize`], and
+    /// [`get`](Self::get) reads it back typed.
     pub fn setdefault(&self, key: &str, default: impl Into<Value>) -> Value {
         let mut state = self.lock();
         state.accessed = true;

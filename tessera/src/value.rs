@@ -408,6 +408,28 @@ impl Value {
         matches!(self, Value::Null)
     }
 
+    /// Any `Serialize` value as a session value, as
+    /// [`Session::insert`](crate::Session::insert) stores it: for the methods
+    /// that take a `Value` ([`append`](crate::Session::append),
+    /// [`setdefault`](crate::Session::setdefault),
+    /// [`flash`](crate::Session::flash)).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), serde_json::Error> {
+    /// #[derive(serde::Serialize)]
+    /// struct Item { sku: String, qty: u32 }
+    ///
+    /// let item = tessera::Value::from_serialize(&Item { sku: "A-1".into(), qty: 2 })?;
+    /// assert_eq!(item.to_tagged_json(), r#"{"qty":2,"sku":"A-1"}"#);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn from_serialize<T: serde::Serialize + ?Sized>(
+        value: &T,
+    ) -> Result<Self, serde_json::Error> {
+        crate::value_serde::to_value(value)
+    }
+
     /// This value as Flask's tagged JSON, compact and ASCII-escaped.
     pub fn to_tagged_json(&self) -> String {
         crate::tagged::to_string(self)
