@@ -70,9 +70,10 @@ pub(crate) enum Failure {
     Internal,
     /// The store failed: 503 with `Retry-After`.
     StoreUnavailable,
-    /// The session ended (logged out, revoked, expired) while the request
-    /// was using it, so what the request wrote to it was not saved: 409, as
-    /// the atomic operations answer the same race.
+    /// The session ended (logged out, revoked, expired) or moved to a new
+    /// id (a concurrent login) while the request was using it, so what the
+    /// request wrote to it was not saved: 409, as the atomic operations
+    /// answer the same race.
     SessionEnded,
 }
 

@@ -28,7 +28,8 @@ pub(crate) const STORE_UNAVAILABLE_BODY: &str =
 /// tower layer's responses have a body type of the application's).
 #[cfg(feature = "actix")]
 pub(crate) const SESSION_ENDED_BODY: &str = "Conflict: the session ended (logged out or \
-    expired) while this request was using it; what it changed was not saved.\n";
+    expired) or moved to a new id (a login) while this request was using it; what it changed \
+    was not saved.\n";
 
 impl SessionRejection {
     /// What the client is told: the store's outage in the words every

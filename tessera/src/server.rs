@@ -86,6 +86,8 @@ pub(crate) struct ServerState {
     pub(crate) had_cookie: bool,
     /// `mark_modified` asked for the expiry to move.
     refresh_forced: bool,
+    /// The record went away while this request used it (`mark_vanished`).
+    vanished: bool,
     /// A save found the record gone (revoked, expired) and so did not store
     /// what the request wrote; the request has not been told yet.
     writes_lost: bool,
@@ -115,6 +117,7 @@ impl ServerState {
             revoked: false,
             had_cookie,
             refresh_forced: false,
+            vanished: false,
             writes_lost: false,
             signed_with_old_key: Vec::new(),
         }
@@ -288,7 +291,7 @@ impl Session {
                     let applied = settings.store.update(&id, &changes, now).await?;
                     if !applied {
                         // Revoked elsewhere (or expired) meanwhile: never resurrect it.
-                        self.mark_revoked();
+                        self.mark_vanished();
                         let wrote = changes.cleared
                             || !changes.set.is_empty()
                             || !changes.removed.is_empty()
@@ -483,11 +486,24 @@ impl Session {
                 return Ok(());
             }
             if settings.store.load(&old, now).await?.is_none() {
-                self.mark_revoked();
+                self.mark_vanished();
                 return Err(SessionError::Revoked);
             }
         }
         Err(StoreError::Corrupt("could not draw an unused session id".to_owned()).into())
+    }
+
+    /// The stored session went away while this request used it: revoked or
+    /// expired, or moved to a new id by a concurrent login (`cycle_id`),
+    /// whose response gave the browser the new id. So, unlike after this
+    /// request's own `destroy`, the response leaves the browser's cookie
+    /// alone: deleting it would log that login out again, and a dead id
+    /// finds nothing on the next request anyway.
+    fn mark_vanished(&self) {
+        self.mark_revoked();
+        if let Some(server) = self.lock().server.as_mut() {
+            server.vanished = true;
+        }
     }
 
     /// The stored session is gone: from now on this is a fresh, empty,
@@ -505,6 +521,7 @@ impl Session {
         server.user_id = None;
         server.user_changed = false;
         server.revoked = true;
+        server.vanished = false;
         state.data.clear();
         state.touched.clear();
         state.cleared = false;
@@ -581,7 +598,7 @@ impl Session {
                 Ok(())
             }
             None => {
-                self.mark_revoked();
+                self.mark_vanished();
                 Err(SessionError::Revoked)
             }
         }
@@ -716,7 +733,7 @@ fn cookie_action(state: &State) -> CookieAction {
         return CookieAction::Keep;
     };
     if server.revoked && server.id.is_none() {
-        return if server.had_cookie || server.id_changed {
+        return if (server.had_cookie && !server.vanished) || server.id_changed {
             CookieAction::Delete
         } else {
             CookieAction::Keep

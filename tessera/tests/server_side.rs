@@ -558,13 +558,64 @@ async fn a_write_to_a_session_that_ends_meanwhile_is_answered_409() {
     let cookie = cookie_pair(&send(&app, "POST", "/set/username", None, "alice").await);
     let response = send(&app, "POST", "/late", Some(&cookie), "x").await;
     assert_eq!(response.status(), StatusCode::CONFLICT);
-    let removal = set_cookies(response.headers());
-    assert!(removal[0].starts_with("session=;"), "{removal:?}");
+    // The browser's cookie is left alone: the dead id finds nothing next.
+    assert!(set_cookies(response.headers()).is_empty());
     assert_eq!(
         text(send(&app, "GET", "/get/late", Some(&cookie), "").await).await,
         "None"
     );
     assert!(store.inner.is_empty(), "nothing resurrected");
+}
+
+/// A request in flight while another one logs in (moving the session to a
+/// new id) cannot save what it wrote to the old id: 409, and no cookie at
+/// all, since the login's response gave the browser the new id and deleting
+/// the cookie would log it out again.
+#[tokio::test]
+async fn a_request_racing_a_login_leaves_the_new_cookie_alone() {
+    let store = Arc::new(CountingStore::default());
+    let write_while_logging_in_elsewhere = {
+        let store = store.clone();
+        move |s: Session, body: String| async move {
+            s.insert_value("late", body);
+            // The login request moves the session meanwhile.
+            let old = s.id().expect("a stored session");
+            let new = SessionId::generate();
+            assert!(store
+                .cycle_id(&old, &new, tessera_now())
+                .await
+                .expect("cycle"));
+            new.as_str().to_owned()
+        }
+    };
+    let app = get_set_and(
+        store.clone(),
+        "/late",
+        post(write_while_logging_in_elsewhere),
+    );
+    let cookie = cookie_pair(&send(&app, "POST", "/set/username", None, "alice").await);
+    let response = send(&app, "POST", "/late", Some(&cookie), "x").await;
+    assert_eq!(response.status(), StatusCode::CONFLICT);
+    assert!(
+        set_cookies(response.headers()).is_empty(),
+        "{:?}",
+        set_cookies(response.headers())
+    );
+    // The moved session is intact under the new id, without the lost write.
+    let moved = store
+        .list(None, None, 10, tessera_now())
+        .await
+        .expect("list");
+    assert_eq!(moved.len(), 1);
+    let new_cookie = format!("session={}", moved[0].id.as_str());
+    assert_eq!(
+        text(send(&app, "GET", "/get/username", Some(&new_cookie), "").await).await,
+        "\"alice\""
+    );
+    assert_eq!(
+        text(send(&app, "GET", "/get/late", Some(&new_cookie), "").await).await,
+        "None"
+    );
 }
 
 #[tokio::test]
