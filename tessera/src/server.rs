@@ -315,7 +315,11 @@ impl Session {
                 Plan::Delete { id } => {
                     settings.store.delete(&id).await?;
                     self.mark_revoked();
-                    return Ok(());
+                    if !create {
+                        return Ok(());
+                    }
+                    // An atomic operation after `clear`: it needs a record,
+                    // a new one (the next round creates it).
                 }
                 Plan::Replace { id } => {
                     settings.store.delete(&id).await?;

@@ -116,6 +116,16 @@ fn app(config: SessionConfig, store: Arc<CountingStore>) -> Router {
             }),
         )
         .route(
+            "/clear-then-count",
+            post(|s: Session| async move {
+                s.clear();
+                match s.increment("visits", 1).await {
+                    Ok(n) => (StatusCode::OK, n.to_string()),
+                    Err(e) => (StatusCode::CONFLICT, e.to_string()),
+                }
+            }),
+        )
+        .route(
             "/logout-everywhere",
             post(|s: Session| async move {
                 s.log_out_everywhere()
@@ -460,6 +470,32 @@ async fn a_session_cleared_then_written_moves_to_a_new_id_and_leaves_its_user() 
     assert_eq!(
         text(send(&app, "GET", "/devices", Some(&phone), "").await).await,
         "1"
+    );
+}
+
+/// An atomic operation after `clear()` starts the new session's record
+/// rather than failing on the old one `clear` is ending.
+#[tokio::test]
+async fn an_increment_after_clear_counts_in_a_new_session() {
+    let (app, _store) = setup();
+    let old = cookie_pair(&send(&app, "POST", "/login/alice", None, "").await);
+    send(&app, "POST", "/incr", Some(&old), "").await;
+    let response = send(&app, "POST", "/clear-then-count", Some(&old), "").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let fresh = cookie_pair(&response);
+    assert_eq!(text(response).await, "1");
+    assert_ne!(fresh, old);
+    assert_eq!(
+        text(send(&app, "GET", "/get/visits", Some(&fresh), "").await).await,
+        "1"
+    );
+    assert_eq!(
+        text(send(&app, "GET", "/get/username", Some(&fresh), "").await).await,
+        "None"
+    );
+    assert_eq!(
+        text(send(&app, "GET", "/get/visits", Some(&old), "").await).await,
+        "None"
     );
 }
 
