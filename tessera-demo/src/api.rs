@@ -17,7 +17,9 @@ use axum::Json;
 use serde::Deserialize;
 use tessera::{Map, Session, Value};
 
-use crate::respond::{bad_request, check_length, form_fields, session_failure, FormBody};
+use crate::respond::{
+    bad_request, check_length, check_name, form_fields, session_failure, FormBody,
+};
 use crate::AppState;
 
 /// The largest JSON body `PUT /api/session/{key}` accepts, in bytes.
@@ -150,7 +152,7 @@ fn checked_key(key: Result<Path<String>, PathRejection>) -> Result<String, Strin
     if key.is_empty() {
         return Err("the key in /api/session/{key} is empty.".to_owned());
     }
-    check_length("key", &key)?;
+    check_name("key", &key)?;
     Ok(key)
 }
 

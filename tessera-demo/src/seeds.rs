@@ -4,13 +4,13 @@
 //! redirect; bad form input is a `400 Bad Request`, never a panic.
 
 use axum::extract::State;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use tessera::{Session, SessionError, Value};
 
 use crate::api::undo_if_too_large;
 use crate::respond::{
-    bad_request, check_length, form_fields, redirect_home, session_failure, FormBody,
+    bad_request, check_length, check_name, form_fields, redirect_home, session_failure, FormBody,
 };
 use crate::AppState;
 
@@ -25,9 +25,13 @@ pub(crate) fn value_text(value: &Value) -> String {
 // ---- seed 000: Flask Tutorials: Session Configuration
 
 /// `session['username'] = 'your_username'`
-pub(crate) async fn set_session(session: Session) -> &'static str {
+pub(crate) async fn set_session(State(state): State<AppState>, session: Session) -> Response {
+    let before = session.to_map();
     session.insert_value("username", "your_username");
-    "Session data set."
+    if let Some(too_large) = undo_if_too_large(&state, &session, before) {
+        return too_large;
+    }
+    "Session data set.".into_response()
 }
 
 /// `f'Welcome, {session["username"]}!'` or `'No session data found.'`
@@ -47,9 +51,13 @@ pub(crate) async fn delete_session(session: Session) -> &'static str {
 // ---- seed 001: Flask Sessions
 
 /// `session['Username'] = 'Admin'`
-pub(crate) async fn setsession(session: Session) -> &'static str {
+pub(crate) async fn setsession(State(state): State<AppState>, session: Session) -> Response {
+    let before = session.to_map();
     session.insert_value("Username", "Admin");
-    "The session has been Set"
+    if let Some(too_large) = undo_if_too_large(&state, &session, before) {
+        return too_large;
+    }
+    "The session has been Set".into_response()
 }
 
 /// `f"Welcome {Username}"` or `"Welcome Anonymous"`
@@ -92,7 +100,7 @@ pub(crate) async fn login(
             "The login form needs a non-empty `username` field, e.g. username=alice.",
         );
     }
-    if let Err(message) = check_length("username", &username) {
+    if let Err(message) = check_name("username", &username) {
         return bad_request(&message);
     }
     match session.cycle_id().await {

@@ -518,6 +518,17 @@ async fn a_full_cookie_session_still_logs_out_and_refuses_a_visit_that_does_not_
             reply.body
         );
         assert_eq!(browser.get("/api/session").await.json(), before);
+        // So do the tutorials' own writes.
+        for path in ["/set_session", "/setsession"] {
+            let reply = browser.get(path).await;
+            assert_eq!(
+                reply.status,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "{path}: {}",
+                reply.body
+            );
+        }
+        assert_eq!(browser.get("/api/session").await.json(), before);
         let reply = browser.get("/logout").await;
         reply.assert_redirect_home();
         assert!(cookie_len(&reply) <= limit, "{} bytes", cookie_len(&reply));
@@ -558,6 +569,9 @@ async fn the_api_refuses_values_too_deep_for_a_session_and_keys_with_nul() {
             "{mode:?}: {}",
             reply.body
         );
+        // In values, NUL is fine everywhere.
+        let reply = browser.post_form("/cart", &[("item", "a\0b")]).await;
+        assert_eq!(reply.status, StatusCode::OK, "{mode:?}: {}", reply.body);
         // The session still reads, with the 127 levels.
         let all = browser.get("/api/session").await;
         assert_eq!(all.status, StatusCode::OK, "{mode:?}");
