@@ -412,14 +412,15 @@ fn pasted_cookies<'a>(
     }
     // A Cookie header's value pasted without "Cookie:" (as the browser's
     // developer tools or document.cookie show it): a pair after the first
-    // carries the session cookie's name, which no Set-Cookie attribute does.
-    if !prefixed
-        && text
-            .split(';')
-            .skip(1)
-            .any(|pair| split_pair(pair.trim()).0 == Some(wanted_name))
-    {
-        cookie_header = true;
+    // carries the session cookie's name, which no Set-Cookie attribute does,
+    // or the first pair is another cookie and every part is a pair (a
+    // Set-Cookie value has attributes such as HttpOnly without a value).
+    if !prefixed && text.contains(';') {
+        let mut pairs = text.split(';').map(|pair| split_pair(pair.trim()).0);
+        let first = pairs.next().flatten();
+        let rest: Vec<Option<&str>> = pairs.collect();
+        cookie_header = rest.contains(&Some(wanted_name))
+            || (first.is_some_and(|name| name != wanted_name) && rest.iter().all(Option::is_some));
     }
     if cookie_header {
         let pairs: Vec<(Option<&'a str>, &'a str)> = text
@@ -544,6 +545,16 @@ mod tests {
         );
         assert_eq!(
             pasted("_ga=GA1; sid=abc.def.ghi", "sid"),
+            (Some("sid"), vec!["abc.def.ghi"])
+        );
+        // Cookies, none of them the session's: said so.
+        let error = pasted_cookies("foo=bar; baz=qux", "session")
+            .expect_err("no session cookie")
+            .to_string();
+        assert!(error.contains("foo, baz"), "{error}");
+        // A Set-Cookie value of another name is still taken as the cookie.
+        assert_eq!(
+            pasted("sid=abc.def.ghi; Path=/; HttpOnly", "session"),
             (Some("sid"), vec!["abc.def.ghi"])
         );
         // A Cookie header without the wanted name is an error naming those it has.

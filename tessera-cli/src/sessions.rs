@@ -43,7 +43,8 @@ pub(crate) enum SessionsCommand {
             user ids are escaped.\n\n\
             With --json: a JSON array of objects {id, user_id, created_at, expires_at, \
             absolute_expires_at}, times in Unix seconds, user_id and absolute_expires_at \
-            null when unset. The listing is streamed page by page, however many sessions \
+            null when unset, expires_at null for a session that never expires (a Redis key \
+            without a time to live; never in the plain listing). The listing is streamed page by page, however many sessions \
             there are; a spinner on stderr counts them when stderr is a terminal.",
         after_help = "Examples:\n  \
             tessera sessions list --store sqlite:///var/lib/app/sessions.db\n  \
@@ -59,8 +60,8 @@ pub(crate) enum SessionsCommand {
             line of Flask tagged JSON (the JSON Flask would sign: sorted keys, ASCII only, \
             tuples as {\" t\": [...]}, bytes as {\" b\": \"base64\"}, ...).\n\n\
             With --json: an object {id, user_id, created_at, expires_at, \
-            absolute_expires_at, data}, times in Unix seconds, data the tagged JSON object \
-            as is (which, as in Flask, may hold NaN or Infinity).\n\n\
+            absolute_expires_at, data}, times in Unix seconds (expires_at null for never), \
+            data the tagged JSON object as is (which, as in Flask, may hold NaN or Infinity).\n\n\
             An unknown, expired or revoked id exits with status 1.",
         after_help = "Examples:\n  \
             tessera sessions show --store sqlite://sessions.db 'Q2hlY2sgdGhlIGNvb2tpZSBpbiB5b3VyIGJyb3dzZXI'\n  \
@@ -481,9 +482,19 @@ struct SessionJson<'a> {
     id: &'a str,
     user_id: Option<&'a str>,
     created_at: u64,
-    expires_at: u64,
+    /// `null` for never (a Redis key without a time to live).
+    expires_at: Option<u64>,
     absolute_expires_at: Option<u64>,
 }
+
+/// Unix seconds, or `None` past the year 9999: what the stores report for
+/// a session without expiry.
+fn unless_never(seconds: u64) -> Option<u64> {
+    (seconds <= LAST_SECOND_OF_9999).then_some(seconds)
+}
+
+/// 9999-12-31T23:59:59Z.
+const LAST_SECOND_OF_9999: u64 = 253_402_300_799;
 
 impl<'a> From<&'a SessionInfo> for SessionJson<'a> {
     fn from(info: &'a SessionInfo) -> Self {
@@ -491,7 +502,7 @@ impl<'a> From<&'a SessionInfo> for SessionJson<'a> {
             id: info.id.as_str(),
             user_id: info.user_id.as_deref(),
             created_at: info.created_at,
-            expires_at: info.expires_at,
+            expires_at: unless_never(info.expires_at),
             absolute_expires_at: info.absolute_expires_at,
         }
     }
@@ -534,7 +545,7 @@ fn show_json(id: &SessionId, record: &Record, data: &str) -> Result<String> {
         id: id.as_str(),
         user_id: record.user_id.as_deref(),
         created_at: record.created_at,
-        expires_at: record.expires_at,
+        expires_at: unless_never(record.expires_at),
         absolute_expires_at: record.absolute_expires_at,
     };
     let mut json = serde_json::to_string(&fields)
@@ -672,6 +683,8 @@ mod tests {
         // What the Redis stores report for a key without a time to live.
         assert_eq!(rfc3339((1 << 53) - 1), "never");
         assert_eq!(rfc3339(u64::MAX), "never");
+        assert_eq!(unless_never(253_402_300_799), Some(253_402_300_799));
+        assert_eq!(unless_never((1 << 53) - 1), None);
     }
 
     #[test]
