@@ -249,6 +249,31 @@ async fn session_errors_are_responses() {
     );
 }
 
+/// `POST /login` (stores `user`), `GET /user` (shows it) and `route` at
+/// `path`, under a layer configured by `config`.
+fn login_user_and(
+    path: &str,
+    route: axum::routing::MethodRouter,
+    config: tessera::SessionConfigBuilder,
+) -> Router {
+    Router::new()
+        .route(
+            "/login",
+            post(|s: Session| async move {
+                s.insert("user", "alice").ok();
+                "in"
+            }),
+        )
+        .route(path, route)
+        .route(
+            "/user",
+            get(
+                |s: Session| async move { format!("{:?}", s.get::<String>("user").ok().flatten()) },
+            ),
+        )
+        .layer(SessionLayer::new(config.build().expect("config")))
+}
+
 /// A session nested deeper than any cookie read accepts is not sent (the
 /// next request would have lost the whole session): a 500, and the cookie
 /// the browser has still works.
@@ -258,34 +283,20 @@ async fn a_session_too_deep_to_read_back_is_not_sent() {
         tessera::SessionType::Cookie,
         tessera::SessionType::EncryptedCookie,
     ] {
-        let app = Router::new()
-            .route(
-                "/login",
-                post(|s: Session| async move {
-                    s.insert("user", "alice").ok();
-                    "in"
-                }),
-            )
-            .route(
-                "/deep/{levels}",
-                post(
-                    |s: Session, axum::extract::Path(levels): axum::extract::Path<usize>| async move {
-                        let mut value = tessera::Value::from(1);
-                        for _ in 0..levels {
-                            value = tessera::Value::List(vec![value]);
-                        }
-                        s.insert_value("deep", value);
-                        "set"
-                    },
-                ),
-            )
-            .route(
-                "/user",
-                get(|s: Session| async move { format!("{:?}", s.get::<String>("user").ok().flatten()) }),
-            )
-            .layer(SessionLayer::new(
-                config().session_type(session_type).build().expect("config"),
-            ));
+        let app = login_user_and(
+            "/deep/{levels}",
+            post(
+                |s: Session, axum::extract::Path(levels): axum::extract::Path<usize>| async move {
+                    let mut value = tessera::Value::from(1);
+                    for _ in 0..levels {
+                        value = tessera::Value::List(vec![value]);
+                    }
+                    s.insert_value("deep", value);
+                    "set"
+                },
+            ),
+            config().session_type(session_type),
+        );
         let cookie = cookie_pair(&send(&app, "POST", "/login", None).await);
         // 127 lists inside the session's dict: 128 levels, still readable.
         let response = send(&app, "POST", "/deep/127", Some(&cookie)).await;
@@ -316,34 +327,18 @@ async fn a_session_too_large_to_read_back_is_not_sent() {
         tessera::SessionType::Cookie,
         tessera::SessionType::EncryptedCookie,
     ] {
-        let app = Router::new()
-            .route(
-                "/login",
-                post(|s: Session| async move {
-                    s.insert("user", "alice").ok();
-                    "in"
-                }),
-            )
-            .route(
-                "/big/{bytes}",
-                post(
-                    |s: Session, axum::extract::Path(bytes): axum::extract::Path<usize>| async move {
-                        s.insert("big", "x".repeat(bytes)).ok();
-                        "set"
-                    },
-                ),
-            )
-            .route(
-                "/user",
-                get(|s: Session| async move { format!("{:?}", s.get::<String>("user").ok().flatten()) }),
-            )
-            .layer(SessionLayer::new(
-                config()
-                    .session_type(session_type)
-                    .encrypted_compression(true)
-                    .build()
-                    .expect("config"),
-            ));
+        let app = login_user_and(
+            "/big/{bytes}",
+            post(
+                |s: Session, axum::extract::Path(bytes): axum::extract::Path<usize>| async move {
+                    s.insert("big", "x".repeat(bytes)).ok();
+                    "set"
+                },
+            ),
+            config()
+                .session_type(session_type)
+                .encrypted_compression(true),
+        );
         let cookie = cookie_pair(&send(&app, "POST", "/login", None).await);
         let response = send(&app, "POST", "/big/500000", Some(&cookie)).await;
         assert_eq!(response.status(), StatusCode::OK, "{session_type:?}");

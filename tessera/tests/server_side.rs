@@ -171,6 +171,11 @@ fn get_set_and(
         ))
 }
 
+/// The value under `key` in the session of `cookie`, as `/get/{key}` shows it.
+async fn read(app: &Router, key: &str, cookie: &str) -> String {
+    text(send(app, "GET", &format!("/get/{key}"), Some(cookie), "").await).await
+}
+
 fn setup() -> (Router, Arc<CountingStore>) {
     let store = Arc::new(CountingStore::default());
     (app(config().build().expect("config"), store.clone()), store)
@@ -196,10 +201,7 @@ async fn the_cookie_holds_only_a_random_id_and_the_data_lives_in_the_store() {
     let attrs = set_cookies(response.headers())[0].to_ascii_lowercase();
     assert!(attrs.contains("expires="), "{attrs}");
     assert!(attrs.contains("httponly"), "{attrs}");
-    assert_eq!(
-        text(send(&app, "GET", "/get/username", Some(&cookie), "").await).await,
-        "\"alice\""
-    );
+    assert_eq!(read(&app, "username", &cookie).await, "\"alice\"");
 }
 
 fn tessera_now() -> u64 {
@@ -307,10 +309,7 @@ async fn atomic_increments_and_appends_lose_nothing() {
     for task in tasks {
         assert_eq!(task.await.expect("task").status(), StatusCode::OK);
     }
-    assert_eq!(
-        text(send(&app, "GET", "/get/visits", Some(&cookie), "").await).await,
-        "100"
-    );
+    assert_eq!(read(&app, "visits", &cookie).await, "100");
 
     let tasks: Vec<_> = (0..50)
         .map(|i| {
@@ -323,7 +322,7 @@ async fn atomic_increments_and_appends_lose_nothing() {
     for task in tasks {
         assert_eq!(task.await.expect("task").status(), StatusCode::OK);
     }
-    let cart = text(send(&app, "GET", "/get/cart", Some(&cookie), "").await).await;
+    let cart = read(&app, "cart", &cookie).await;
     let cart = tessera::tagged::from_str(&cart).expect("a list");
     assert_eq!(cart.as_slice().map(<[Value]>::len), Some(50));
 }
@@ -362,10 +361,7 @@ async fn mark_modified_does_not_undo_concurrent_increments() {
         );
     }
     assert_eq!(marking.await.expect("task").status(), StatusCode::OK);
-    assert_eq!(
-        text(send(&app, "GET", "/get/visits", Some(&cookie), "").await).await,
-        "11"
-    );
+    assert_eq!(read(&app, "visits", &cookie).await, "11");
     // Increments leave the expiry alone; the marked save moved it.
     assert!(expiry().await > before, "saved");
 }
@@ -390,10 +386,7 @@ async fn logout_kills_copied_cookies_at_once() {
     let response = send(&app, "POST", "/logout", Some(&cookie), "").await;
     let deleted = set_cookies(response.headers());
     assert!(deleted[0].starts_with("session=;"), "{deleted:?}");
-    assert_eq!(
-        text(send(&app, "GET", "/get/username", Some(&copy), "").await).await,
-        "None"
-    );
+    assert_eq!(read(&app, "username", &copy).await, "None");
     assert!(store.inner.is_empty());
 }
 
@@ -406,17 +399,11 @@ async fn a_session_destroyed_then_written_starts_afresh() {
     assert_ne!(fresh, cookie, "a new id for the new, anonymous session");
     assert!(!fresh.ends_with('='), "not a deletion: {fresh}");
     assert_eq!(
-        text(send(&app, "GET", "/get/_flashes", Some(&fresh), "").await).await,
+        read(&app, "_flashes", &fresh).await,
         r#"[{" t":["message","Logged out"]}]"#
     );
-    assert_eq!(
-        text(send(&app, "GET", "/get/username", Some(&fresh), "").await).await,
-        "None"
-    );
-    assert_eq!(
-        text(send(&app, "GET", "/get/username", Some(&cookie), "").await).await,
-        "None"
-    );
+    assert_eq!(read(&app, "username", &fresh).await, "None");
+    assert_eq!(read(&app, "username", &cookie).await, "None");
 }
 
 #[tokio::test]
@@ -424,7 +411,7 @@ async fn a_session_cleared_then_written_moves_to_a_new_id_and_leaves_its_user() 
     let (app, _store) = setup();
     let laptop = cookie_pair(&send(&app, "POST", "/login/alice", None, "").await);
     let phone = cookie_pair(&send(&app, "POST", "/login/alice", None, "").await);
-    let permanent = text(send(&app, "GET", "/get/_permanent", Some(&laptop), "").await).await;
+    let permanent = read(&app, "_permanent", &laptop).await;
     let response = send(
         &app,
         "POST",
@@ -445,27 +432,15 @@ async fn a_session_cleared_then_written_moves_to_a_new_id_and_leaves_its_user() 
     );
     assert!(!fresh.ends_with('='), "not a deletion: {fresh}");
     assert_eq!(
-        text(send(&app, "GET", "/get/_flashes", Some(&fresh), "").await).await,
+        read(&app, "_flashes", &fresh).await,
         r#"[{" t":["message","Logged out"]}]"#
     );
-    assert_eq!(
-        text(send(&app, "GET", "/get/username", Some(&fresh), "").await).await,
-        "None"
-    );
+    assert_eq!(read(&app, "username", &fresh).await, "None");
     // As with Flask-Session, clearing keeps the session's permanence.
-    assert_eq!(
-        text(send(&app, "GET", "/get/_permanent", Some(&fresh), "").await).await,
-        permanent
-    );
+    assert_eq!(read(&app, "_permanent", &fresh).await, permanent);
     // A copy of the old cookie is dead, flash and all.
-    assert_eq!(
-        text(send(&app, "GET", "/get/username", Some(&laptop), "").await).await,
-        "None"
-    );
-    assert_eq!(
-        text(send(&app, "GET", "/get/_flashes", Some(&laptop), "").await).await,
-        "None"
-    );
+    assert_eq!(read(&app, "username", &laptop).await, "None");
+    assert_eq!(read(&app, "_flashes", &laptop).await, "None");
     // And alice's other device lists only itself.
     assert_eq!(
         text(send(&app, "GET", "/devices", Some(&phone), "").await).await,
@@ -485,18 +460,9 @@ async fn an_increment_after_clear_counts_in_a_new_session() {
     let fresh = cookie_pair(&response);
     assert_eq!(text(response).await, "1");
     assert_ne!(fresh, old);
-    assert_eq!(
-        text(send(&app, "GET", "/get/visits", Some(&fresh), "").await).await,
-        "1"
-    );
-    assert_eq!(
-        text(send(&app, "GET", "/get/username", Some(&fresh), "").await).await,
-        "None"
-    );
-    assert_eq!(
-        text(send(&app, "GET", "/get/visits", Some(&old), "").await).await,
-        "None"
-    );
+    assert_eq!(read(&app, "visits", &fresh).await, "1");
+    assert_eq!(read(&app, "username", &fresh).await, "None");
+    assert_eq!(read(&app, "visits", &old).await, "None");
 }
 
 #[tokio::test]
@@ -507,18 +473,9 @@ async fn login_cycles_the_id_so_a_fixated_id_is_worthless() {
     let response = send(&app, "POST", "/login/victim", Some(&fixated), "").await;
     let after_login = cookie_pair(&response);
     assert_ne!(after_login, fixated);
-    assert_eq!(
-        text(send(&app, "GET", "/get/username", Some(&after_login), "").await).await,
-        "\"victim\""
-    );
-    assert_eq!(
-        text(send(&app, "GET", "/get/theme", Some(&after_login), "").await).await,
-        "\"dark\""
-    );
-    assert_eq!(
-        text(send(&app, "GET", "/get/username", Some(&fixated), "").await).await,
-        "None"
-    );
+    assert_eq!(read(&app, "username", &after_login).await, "\"victim\"");
+    assert_eq!(read(&app, "theme", &after_login).await, "\"dark\"");
+    assert_eq!(read(&app, "username", &fixated).await, "None");
 }
 
 #[tokio::test]
@@ -540,18 +497,9 @@ async fn log_out_everywhere_ends_every_session_of_the_user() {
     let response = send(&app, "POST", "/logout-everywhere", Some(&phone), "").await;
     assert!(set_cookies(response.headers())[0].starts_with("session=;"));
     assert_eq!(text(response).await, "2");
-    assert_eq!(
-        text(send(&app, "GET", "/get/username", Some(&laptop), "").await).await,
-        "None"
-    );
-    assert_eq!(
-        text(send(&app, "GET", "/get/username", Some(&phone), "").await).await,
-        "None"
-    );
-    assert_eq!(
-        text(send(&app, "GET", "/get/username", Some(&other_user), "").await).await,
-        "\"bob\""
-    );
+    assert_eq!(read(&app, "username", &laptop).await, "None");
+    assert_eq!(read(&app, "username", &phone).await, "None");
+    assert_eq!(read(&app, "username", &other_user).await, "\"bob\"");
 }
 
 #[tokio::test]
@@ -564,10 +512,7 @@ async fn a_write_to_a_revoked_session_does_not_resurrect_it() {
     // The laptop's id is unknown now: it gets a fresh, anonymous session.
     let fresh = cookie_pair(&response);
     assert_ne!(fresh, laptop);
-    assert_eq!(
-        text(send(&app, "GET", "/get/username", Some(&fresh), "").await).await,
-        "None"
-    );
+    assert_eq!(read(&app, "username", &fresh).await, "None");
 }
 
 /// A request that writes to a session which ends while it runs (a logout
@@ -596,10 +541,7 @@ async fn a_write_to_a_session_that_ends_meanwhile_is_answered_409() {
     assert_eq!(response.status(), StatusCode::CONFLICT);
     // The browser's cookie is left alone: the dead id finds nothing next.
     assert!(set_cookies(response.headers()).is_empty());
-    assert_eq!(
-        text(send(&app, "GET", "/get/late", Some(&cookie), "").await).await,
-        "None"
-    );
+    assert_eq!(read(&app, "late", &cookie).await, "None");
     assert!(store.inner.is_empty(), "nothing resurrected");
 }
 
@@ -644,14 +586,8 @@ async fn a_request_racing_a_login_leaves_the_new_cookie_alone() {
         .expect("list");
     assert_eq!(moved.len(), 1);
     let new_cookie = format!("session={}", moved[0].id.as_str());
-    assert_eq!(
-        text(send(&app, "GET", "/get/username", Some(&new_cookie), "").await).await,
-        "\"alice\""
-    );
-    assert_eq!(
-        text(send(&app, "GET", "/get/late", Some(&new_cookie), "").await).await,
-        "None"
-    );
+    assert_eq!(read(&app, "username", &new_cookie).await, "\"alice\"");
+    assert_eq!(read(&app, "late", &new_cookie).await, "None");
 }
 
 #[tokio::test]
@@ -685,23 +621,12 @@ async fn idle_and_absolute_expiry() {
     );
     let cookie = cookie_pair(&send(&app, "POST", "/set/a", None, "1").await);
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(
-        text(send(&app, "GET", "/get/a", Some(&cookie), "").await).await,
-        "\"1\""
-    );
+    assert_eq!(read(&app, "a", &cookie).await, "\"1\"");
     tokio::time::sleep(Duration::from_millis(1500)).await;
     // Past the first expiry (at most 3 s after creation): alive only because it slid.
-    assert_eq!(
-        text(send(&app, "GET", "/get/a", Some(&cookie), "").await).await,
-        "\"1\"",
-        "slid"
-    );
+    assert_eq!(read(&app, "a", &cookie).await, "\"1\"", "slid");
     tokio::time::sleep(Duration::from_millis(4100)).await;
-    assert_eq!(
-        text(send(&app, "GET", "/get/a", Some(&cookie), "").await).await,
-        "None",
-        "idle expiry"
-    );
+    assert_eq!(read(&app, "a", &cookie).await, "None", "idle expiry");
 
     // Absolute: 2 s after creation, however active.
     let store = Arc::new(CountingStore::default());
@@ -714,25 +639,18 @@ async fn idle_and_absolute_expiry() {
     );
     let cookie = cookie_pair(&send(&app, "POST", "/set/a", None, "1").await);
     tokio::time::sleep(Duration::from_millis(800)).await;
-    assert_eq!(
-        text(send(&app, "GET", "/get/a", Some(&cookie), "").await).await,
-        "\"1\""
-    );
+    assert_eq!(read(&app, "a", &cookie).await, "\"1\"");
     send(&app, "POST", "/set/b", Some(&cookie), "x").await;
     tokio::time::sleep(Duration::from_millis(1000)).await;
     assert_eq!(
-        text(send(&app, "GET", "/get/a", Some(&cookie), "").await).await,
+        read(&app, "a", &cookie).await,
         "\"1\"",
         "alive for the whole lifetime"
     );
     // Times are whole seconds: a lifetime lasts at least its length and
     // less than a second more.
     tokio::time::sleep(Duration::from_millis(1300)).await;
-    assert_eq!(
-        text(send(&app, "GET", "/get/a", Some(&cookie), "").await).await,
-        "None",
-        "absolute expiry"
-    );
+    assert_eq!(read(&app, "a", &cookie).await, "None", "absolute expiry");
 }
 
 /// A session written late in a second still lasts its whole lifetime (it
@@ -804,20 +722,11 @@ async fn signed_ids_use_flask_sessions_format() {
     let value = cookie.trim_start_matches("session=");
     let (id, signature) = value.split_once('.').expect("sid.signature");
     assert_eq!((id.len(), signature.len()), (43, 27));
-    assert_eq!(
-        text(send(&app, "GET", "/get/a", Some(&cookie), "").await).await,
-        "\"1\""
-    );
+    assert_eq!(read(&app, "a", &cookie).await, "\"1\"");
     let forged = format!("session={id}.{}", "A".repeat(27));
-    assert_eq!(
-        text(send(&app, "GET", "/get/a", Some(&forged), "").await).await,
-        "None"
-    );
+    assert_eq!(read(&app, "a", &forged).await, "None");
     let unsigned = format!("session={id}");
-    assert_eq!(
-        text(send(&app, "GET", "/get/a", Some(&unsigned), "").await).await,
-        "None"
-    );
+    assert_eq!(read(&app, "a", &unsigned).await, "None");
 }
 
 /// During a key rotation an id signed with a fallback key is accepted, and
@@ -900,12 +809,9 @@ async fn a_store_that_is_down_gives_503_only_where_the_session_is_needed() {
         );
     }
     store.down.store(false, Ordering::SeqCst);
+    assert_eq!(read(&app, "a", &cookie).await, "\"1\"");
     assert_eq!(
-        text(send(&app, "GET", "/get/a", Some(&cookie), "").await).await,
-        "\"1\""
-    );
-    assert_eq!(
-        text(send(&app, "GET", "/get/b", Some(&cookie), "").await).await,
+        read(&app, "b", &cookie).await,
         "None",
         "the refused write was not kept"
     );
@@ -941,17 +847,17 @@ async fn a_login_whose_save_fails_still_hands_over_the_new_id() {
 
     store.down.store(false, Ordering::SeqCst);
     assert_eq!(
-        text(send(&app, "GET", "/get/cart", Some(&after), "").await).await,
+        read(&app, "cart", &after).await,
         "\"apple\"",
         "the session moved to the new id"
     );
     assert_eq!(
-        text(send(&app, "GET", "/get/username", Some(&after), "").await).await,
+        read(&app, "username", &after).await,
         "None",
         "the write the 503 refused was not kept"
     );
     assert_eq!(
-        text(send(&app, "GET", "/get/cart", Some(&before), "").await).await,
+        read(&app, "cart", &before).await,
         "None",
         "the old id is dead"
     );
