@@ -122,7 +122,40 @@ pub fn build_app(config: SessionConfig) -> Router {
         .fallback(not_found)
         .with_state(state)
         .layer(SessionLayer::new(config))
+        .layer(middleware::map_response(explain_session_failures))
         .layer(middleware::from_fn(log_request))
+}
+
+/// The session layer answers a failed save with its status alone (a tower
+/// layer cannot write an application's body type): 409 when the session
+/// ended while the request wrote to it, 503 when the store failed, 500 when
+/// the session could not be stored. Says so, as every other error here does.
+async fn explain_session_failures(response: Response) -> Response {
+    use axum::body::HttpBody as _;
+    let explanation = match response.status() {
+        StatusCode::CONFLICT => {
+            "Conflict: your session ended (logged out, perhaps on another device, or \
+             expired) or moved to a new id (a login in another tab) while this request was \
+             using it; nothing it changed was saved. Reload and try again.\n"
+        }
+        StatusCode::SERVICE_UNAVAILABLE => {
+            "Service Unavailable: the session store is unavailable; try again shortly.\n"
+        }
+        StatusCode::INTERNAL_SERVER_ERROR => {
+            "Internal Server Error: the session could not be saved.\n"
+        }
+        _ => return response,
+    };
+    if response.body().size_hint().exact() != Some(0) {
+        return response;
+    }
+    let (mut parts, _) = response.into_parts();
+    parts.headers.insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(explanation))
 }
 
 async fn not_found() -> (StatusCode, &'static str) {
@@ -146,6 +179,46 @@ mod tests {
     use tower::ServiceExt as _;
 
     use super::*;
+
+    #[tokio::test]
+    async fn the_layers_bodiless_failures_are_explained_and_the_rest_left_alone() {
+        let bodiless = |status: StatusCode| {
+            let mut response = Response::new(Body::empty());
+            *response.status_mut() = status;
+            response
+        };
+        let text = |response: Response| async move {
+            let bytes = axum::body::to_bytes(response.into_body(), 1 << 16)
+                .await
+                .expect("a body");
+            String::from_utf8(bytes.to_vec()).expect("text")
+        };
+        let explained = explain_session_failures(bodiless(StatusCode::CONFLICT)).await;
+        assert_eq!(explained.status(), StatusCode::CONFLICT);
+        assert_eq!(
+            explained.headers()[header::CONTENT_TYPE],
+            "text/plain; charset=utf-8"
+        );
+        assert!(text(explained)
+            .await
+            .starts_with("Conflict: your session ended"));
+        assert!(
+            text(explain_session_failures(bodiless(StatusCode::SERVICE_UNAVAILABLE)).await)
+                .await
+                .contains("try again shortly")
+        );
+        // A handler's own 409 keeps its words; other statuses are untouched.
+        let own =
+            axum::response::IntoResponse::into_response((StatusCode::CONFLICT, "Conflict: mine\n"));
+        assert_eq!(
+            text(explain_session_failures(own).await).await,
+            "Conflict: mine\n"
+        );
+        assert_eq!(
+            text(explain_session_failures(bodiless(StatusCode::NO_CONTENT)).await).await,
+            ""
+        );
+    }
 
     /// The size the cookie-mode routes check against is the size the layer
     /// sends: every attribute counted, `Expires` for a permanent session.
