@@ -118,6 +118,19 @@ fn opened_before_read_only_seen(age: Duration) -> bool {
     super::monotonic_millis().saturating_sub(age) < seen
 }
 
+/// Whether `error` says the connection was gone before the statement ran
+/// on it: the server closed it (a restart, `pg_terminate_backend`: class
+/// 57P), or the socket is dead. A read can then run again on another.
+fn connection_lost(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_) => true,
+        _ => error
+            .as_database_error()
+            .and_then(|database| database.code())
+            .is_some_and(|code| code.starts_with("57P") || code.starts_with("08")),
+    }
+}
+
 /// A database error as a store error, noting a refusal as read-only.
 fn db(error: sqlx::Error) -> StoreError {
     if matches!(error, sqlx::Error::PoolTimedOut) {
@@ -343,6 +356,9 @@ pub struct PostgresStore {
     max_connections: u32,
     acquire_timeout: Duration,
     operation_timeout: Duration,
+    /// How long a pooled connection may sit unused before it is pinged
+    /// before use ([`PING_IF_IDLE_FOR`]; tests make it longer).
+    ping_if_idle_for: Duration,
     /// Refuse a database without this version's schema instead of creating
     /// or migrating it (administration tools).
     existing_only: bool,
@@ -438,6 +454,7 @@ impl PostgresStore {
             acquire_timeout: DEFAULT_ACQUIRE_TIMEOUT,
             operation_timeout: DEFAULT_OPERATION_TIMEOUT,
             existing_only: false,
+            ping_if_idle_for: PING_IF_IDLE_FOR,
             pool: OnceLock::new(),
             ready: AtomicBool::new(false),
         })
@@ -546,17 +563,18 @@ impl PostgresStore {
         // server restart or `pg_terminate_backend` killed meanwhile. Pinging
         // on every acquire (sqlx's `test_before_acquire`) would cost a
         // round trip per operation under load.
+        let ping_if_idle_for = self.ping_if_idle_for;
         let pool = self.pool.get_or_init(|| {
             PgPoolOptions::new()
                 .max_connections(self.max_connections)
                 .acquire_timeout(self.acquire_timeout)
                 .test_before_acquire(false)
-                .before_acquire(|conn, meta| {
+                .before_acquire(move |conn, meta| {
                     Box::pin(async move {
                         if opened_before_read_only_seen(meta.age) {
                             return Ok(false);
                         }
-                        if meta.idle_for >= PING_IF_IDLE_FOR {
+                        if meta.idle_for >= ping_if_idle_for {
                             conn.ping().await?;
                         }
                         Ok(true)
@@ -809,12 +827,21 @@ impl SessionStore for PostgresStore {
         let pool = self.pool().await?;
         let rows = self
             .bounded(async {
-                sqlx::query(LOAD)
-                    .bind(id.as_str())
-                    .bind(sql_time(now))
-                    .fetch_all(pool)
-                    .await
-                    .map_err(db)
+                // Connections a restart killed while in use (those idle for
+                // a moment are pinged first) fail at once: a read goes on to
+                // the next, each dead one being closed on its way back.
+                let mut attempts = self.max_connections;
+                loop {
+                    let rows = sqlx::query(LOAD)
+                        .bind(id.as_str())
+                        .bind(sql_time(now))
+                        .fetch_all(pool)
+                        .await;
+                    match rows {
+                        Err(error) if attempts > 0 && connection_lost(&error) => attempts -= 1,
+                        rows => break rows.map_err(db),
+                    }
+                }
             })
             .await?;
         let Some(first) = rows.first() else {
@@ -1652,6 +1679,42 @@ mod tests {
                     .expect("the next operation succeeds"),
                 Some(round)
             );
+        }
+        admin.close().await.expect("close");
+        drop_schema(store, &schema).await;
+    }
+
+    /// Under load, connections are used without a ping (a round trip per
+    /// operation otherwise): a restart kills them unnoticed, and the next
+    /// read on each fails. Reads try again on another connection.
+    #[tokio::test]
+    async fn a_read_on_a_connection_killed_in_use_is_tried_again() {
+        let (store, schema) = fresh_store("killed_in_use");
+        let application = fresh_name("app");
+        let store = PostgresStore {
+            options: store.options.clone().application_name(&application),
+            // As if every connection were in constant use: never pinged.
+            ping_if_idle_for: Duration::from_secs(3600),
+            ..store
+        };
+        let id = SessionId::generate();
+        assert!(store
+            .create(&id, &record(one("n", Value::from(1)), None, NOW + 10))
+            .await
+            .expect("create"));
+        let mut admin = inspect(&schema).await;
+        for _ in 0..3 {
+            let killed: Vec<bool> = sqlx::query_scalar(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+            )
+            .bind(&application)
+            .fetch_all(&mut admin)
+            .await
+            .expect("terminate");
+            assert!(!killed.is_empty(), "a pooled connection to kill");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let loaded = store.load(&id, NOW).await.expect("read again elsewhere");
+            assert_eq!(loaded.expect("live").data.get("n"), Some(&Value::from(1)));
         }
         admin.close().await.expect("close");
         drop_schema(store, &schema).await;
