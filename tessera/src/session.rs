@@ -46,8 +46,9 @@ pub enum SessionError {
         /// What the key holds.
         found: &'static str,
     },
-    /// The session was revoked (logged out, possibly from another device)
-    /// while this request was using it.
+    /// The session was revoked (logged out, possibly from another device),
+    /// expired, or moved to a new id by a concurrent login, while this
+    /// request was using it.
     #[error("the session was revoked")]
     Revoked,
     /// The operation needs server-side sessions (`SESSION_TYPE` other than `cookie`).
