@@ -70,13 +70,14 @@ enum Route {
 async fn handle(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     // Routing first, so that unknown paths cost no store call.
     let route = match (request.method(), request.uri().path()) {
-        (&Method::GET, "/") => Route::Visit,
-        (&Method::GET, "/logout") => Route::Logout,
+        // HEAD is GET without the body (hyper leaves it out), as HTTP asks.
+        (&Method::GET | &Method::HEAD, "/") => Route::Visit,
+        (&Method::GET | &Method::HEAD, "/logout") => Route::Logout,
         (_, "/" | "/logout") => {
             let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed\n");
             response
                 .headers_mut()
-                .insert(ALLOW, HeaderValue::from_static("GET"));
+                .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
             return Ok(response);
         }
         _ => return Ok(text(StatusCode::NOT_FOUND, "Not Found\n")),

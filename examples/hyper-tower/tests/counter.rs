@@ -221,6 +221,11 @@ async fn other_paths_and_methods_are_refused() {
     let reply = request(reqwest::Method::POST, &base, "/", None).await;
     assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED);
     assert!(reply.set_cookies.is_empty());
+    // HEAD is GET without the body.
+    let reply = request(reqwest::Method::HEAD, &base, "/", None).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.set_cookies.len(), 1);
+    assert_eq!(reply.body, "");
 }
 
 #[tokio::test]
