@@ -15,6 +15,10 @@ Output is JSON on stdout. Subcommands:
             Opens COOKIE exactly like Flask does for a request carrying it.
   sign      --secret-key K [--timestamp T]         (tagged JSON on stdin)
   roundtrip [--secret-key K]                       (tagged JSON on stdin)
+  variants  --secret-key K [--seed N] [--count N]
+            Cookies changed the ways a client, a proxy or another signer
+            might change them, each with Flask's verdict:
+            {"cookie", "ok", "empty", "tagged_json"} or {"cookie", "ok": false, "error"}.
   set-cookie-headers [--timestamp T]
             The Set-Cookie / Vary headers Flask sends in a set of scenarios.
 
@@ -35,6 +39,7 @@ from collections.abc import Iterator
 from importlib.metadata import version as _version
 from typing import Any
 
+import itsdangerous.encoding
 import itsdangerous.timed
 from flask import Flask, session
 from markupsafe import Markup
@@ -315,6 +320,109 @@ def cmd_roundtrip(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---- variants ----------------------------------------------------------------
+
+# Tag contents Flask never writes but reads, through Python's duck typing
+# (`tuple(value)`, `b64decode(value)`, `uuid.UUID(value)`), as another
+# signer sharing the key might write them; and text Python refuses.
+_RAW_PAYLOADS = [
+    '{"a":{" t":"ab"}}',
+    '{"a":{" t":""}}',
+    '{"a":{" b":"aGk==="}}',
+    '{"a":{" b":"aG k="}}',
+    '{"a":{" b":"=aGk="}}',
+    '{"a":{" b":"!!"}}',
+    '{"a":{" b":"aGk"}}',
+    '{"a":{" u":"1234-5678-1234-5678-1234-5678-1234-5678"}}',
+    '{"a":{" u":"{12345678123456781234567812345678}"}}',
+    '{"a":{" u":"urn:uuid:12345678-1234-5678-1234-567812345678"}}',
+    '{"a":{" u":"ABCDEF78123456781234567812345678"}}',
+    '{"a":{" u":"0x345678123456781234567812345678"}}',
+    '{"a":{" u":"1_345678123456781234567812345678"}}',
+    '{"a":{" u":"1__45678123456781234567812345678"}}',
+    '{"a":{" u":"1234567812345678123456781234567"}}',
+    '{"a":"\\u0041"}',
+    '{"a":"\\u+041"}',
+    '{"a":"\\u-041"}',
+    '{"a":"\\ud83d\\u+e00"}',
+]
+
+# Characters a client, a proxy or a hand-written signer could leave in a
+# cookie value without breaking the Cookie header (no space, '"' or ';').
+_INSERTS = "=+/-_!~*.,:@\\\u00e9"
+
+
+def _mutate(text: str, rng: Any) -> str:
+    op = rng.randrange(6)
+    if op == 0 or not text:
+        at = rng.randrange(len(text) + 1)
+        return text[:at] + rng.choice(_INSERTS) + text[at:]
+    if op == 1:
+        return text + "=" * rng.randrange(1, 5)
+    if op == 2:
+        return text.replace("-", "+").replace("_", "/")
+    if op == 3:
+        at = rng.randrange(len(text))
+        return text[:at] + text[at + 1:]
+    if op == 4:
+        return text + rng.choice(_INSERTS) * rng.randrange(1, 3)
+    at = rng.randrange(len(text))
+    return text[:at] + rng.choice(_INSERTS) + text[at + 1:]
+
+
+def _verdict(app: Flask, cookie: str) -> dict[str, Any]:
+    """What Flask makes of a request carrying `cookie`: as `cmd_load`."""
+    headers = {"Cookie": f"{COOKIE_NAME}={cookie}"}
+    request = app.test_request_context("/", headers=headers).request
+    try:
+        sess = app.session_interface.open_session(app, request)
+    except Exception as exc:  # noqa: BLE001 - Flask would answer 500
+        return {"cookie": cookie, "ok": False, "error": f"{type(exc).__name__}: {exc}"}
+    return {
+        "cookie": cookie,
+        "ok": True,
+        "empty": len(sess) == 0,
+        "tagged_json": tagged_serializer(app).dumps(dict(sess)),
+    }
+
+
+def cmd_variants(args: argparse.Namespace) -> int:
+    """Cookies Flask did not write but may receive, each with Flask's verdict:
+    random changes to the signature (no key needed), and to the timestamp or
+    the payload re-signed with the key (another signer's quirks), plus the
+    raw payloads above, signed."""
+    import random
+
+    rng = random.Random(args.seed)
+    app = make_app(args.secret_key)
+    with app.app_context():
+        serializer = signing_serializer(app)
+        signer = serializer.make_signer(serializer.salt)
+        sessions = [
+            {"user_id": 42},
+            {"cart": [1, 2, 3], "name": "\u00e9" * 40, "b": b"\x00\xff"},
+            {"text": "abc " * 200, "t": (1, "x")},
+        ]
+        bases = [serializer.dumps(data) for data in sessions]
+        for raw in _RAW_PAYLOADS:
+            emit(_verdict(app, signer.sign(itsdangerous.encoding.base64_encode(raw)).decode()))
+        for _ in range(args.count):
+            cookie = rng.choice(bases)
+            value, signature = cookie.rsplit(".", 1)
+            payload, timestamp = value.rsplit(".", 1)
+            part = rng.randrange(3)
+            if part == 0:
+                variant = f"{value}.{_mutate(signature, rng)}"
+            else:
+                if part == 1:
+                    value = f"{payload}.{_mutate(timestamp, rng)}"
+                else:
+                    value = f"{_mutate(payload, rng)}.{timestamp}"
+                variant = f"{value}.{signer.get_signature(value).decode()}"
+            emit(_verdict(app, variant))
+    return 0
+
+
 # ---- set-cookie-headers ----------------------------------------------------
 
 # Config variants: Flask defaults, then one SESSION_COOKIE_* option at a time,
@@ -467,6 +575,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("roundtrip", help="loads then dumps tagged JSON read from stdin")
     keys(sp, fallbacks=False, required=False)
     sp.set_defaults(func=cmd_roundtrip)
+
+    sp = sub.add_parser("variants", help="changed cookies and Flask's verdict on each")
+    keys(sp, fallbacks=False)
+    sp.add_argument("--seed", type=int, default=1)
+    sp.add_argument("--count", type=int, default=500)
+    sp.set_defaults(func=cmd_variants)
 
     sp = sub.add_parser("set-cookie-headers",
                         help="Set-Cookie and Vary headers Flask sends, by scenario")

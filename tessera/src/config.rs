@@ -1370,11 +1370,16 @@ mod tests {
             build(&[("SESSION_STORE_URL", "sqlite://sessions.db")]).expect_err("no SESSION_TYPE");
         assert!(matches!(error, ConfigError::Inconsistent(_)), "{error}");
         assert!(error.to_string().contains("SESSION_TYPE"), "{error}");
-        assert!(build(&[
+        let with_type = build(&[
             ("SESSION_STORE_URL", "sqlite://sessions.db"),
-            ("SESSION_TYPE", "sqlite")
-        ])
-        .is_ok());
+            ("SESSION_TYPE", "sqlite"),
+        ]);
+        if cfg!(feature = "sqlite") {
+            assert!(with_type.is_ok(), "{with_type:?}");
+        } else {
+            let error = with_type.expect_err("built without the sqlite feature");
+            assert!(error.to_string().contains("feature"), "{error}");
+        }
         assert!(build(&[
             ("SESSION_STORE_URL", "sqlite://sessions.db"),
             ("SESSION_TYPE", "cookie")

@@ -57,6 +57,7 @@ mod extract;
 mod key;
 mod layer;
 pub mod map;
+mod python_base64;
 mod rejection;
 mod scratch;
 mod server;

@@ -186,6 +186,8 @@ impl Session {
     /// sessions and for sessions already loaded. The `Session` extractor
     /// calls this, so handlers never need to; middleware that takes the
     /// session from the request's extensions must call it before reading.
+    /// (Writes need no load: what was written before it is merged over the
+    /// stored session, at the latest when the response is saved.)
     pub async fn load(&self) -> Result<(), StoreError> {
         let (settings, incoming) = {
             let state = self.lock();
@@ -692,14 +694,23 @@ pub(crate) struct Saved {
 }
 
 /// Saves a server-side session at the end of a request and says what the
-/// cookie should become. A session never loaded costs nothing.
+/// cookie should become. A session never used costs nothing.
 pub(crate) async fn save(session: &Session) -> Result<Saved, StoreError> {
-    let loaded = session
-        .lock()
-        .server
-        .as_ref()
-        .is_some_and(ServerState::is_loaded);
-    if !loaded {
+    let (loaded, written) = {
+        let state = session.lock();
+        let server = state.server.as_ref();
+        let written = !state.touched.is_empty()
+            || state.cleared
+            || server.is_some_and(|server| server.user_changed || server.refresh_forced);
+        (server.is_some_and(ServerState::is_loaded), written)
+    };
+    if !loaded && written {
+        // Written but never loaded: middleware that took the session from
+        // the request's extensions and wrote without `load`, for a handler
+        // that does not use it. Loading merges those writes over what is
+        // stored, as it would have at the first read.
+        session.load().await?;
+    } else if !loaded {
         return Ok(Saved {
             cookie: CookieAction::Keep,
             accessed: session.is_accessed(),

@@ -17,6 +17,7 @@ use time::macros::format_description;
 use time::OffsetDateTime;
 
 use crate::map::Map;
+use crate::python_base64::{self, Flavor};
 use crate::value::{Number, Value};
 
 /// How deeply arrays and objects may nest before input is refused.
@@ -497,8 +498,14 @@ impl<'a> Parser<'a> {
             .bytes
             .get(self.pos..self.pos + 4)
             .ok_or_else(|| self.error("truncated \\u escape"))?;
-        let hex = std::str::from_utf8(hex).map_err(|_| self.error("invalid \\u escape"))?;
-        let unit = u16::from_str_radix(hex, 16).map_err(|_| self.error("invalid \\u escape"))?;
+        // Four hex digits exactly: `from_str_radix` alone would also take a
+        // sign ("\\u+041"), which Python refuses.
+        if !hex.iter().all(u8::is_ascii_hexdigit) {
+            return Err(self.error("invalid \\u escape"));
+        }
+        let unit = hex
+            .iter()
+            .fold(0u16, |unit, digit| (unit << 4) | hex_digit_value(*digit));
         self.pos += 4;
         Ok(unit)
     }
@@ -678,17 +685,89 @@ fn plain_run_len(bytes: &[u8]) -> usize {
             .unwrap_or(rest.len())
 }
 
+/// Python's `uuid.UUID(text)`: `urn:` and `uuid:` removed wherever they
+/// are, braces stripped from both ends, hyphens removed anywhere, then 32
+/// characters read by `int(…, 16)` (ASCII only here: Python would also take
+/// other scripts' digits, which no UUID writer emits).
+fn python_uuid(text: &str) -> Option<uuid::Uuid> {
+    let text = text.replace("urn:", "").replace("uuid:", "");
+    let hex = text.trim_matches(['{', '}']).replace('-', "");
+    if hex.chars().count() != 32 {
+        return None;
+    }
+    python_hex_int(&hex).map(uuid::Uuid::from_u128)
+}
+
+/// Python's `int(text, 16)` for ASCII text: surrounding whitespace, a sign,
+/// a `0x` prefix, and single underscores between digits (or after the
+/// prefix). Negative values other than zero are `None`, as `UUID` refuses them.
+fn python_hex_int(text: &str) -> Option<u128> {
+    // Python's whitespace, ASCII part: \x1c to \x1f count too.
+    let text = text
+        .trim_matches(|c: char| c.is_ascii_whitespace() || matches!(c, '\x0b' | '\x1c'..='\x1f'));
+    let (negative, text) = match text.as_bytes().first() {
+        Some(b'-') => (true, &text[1..]),
+        Some(b'+') => (false, &text[1..]),
+        _ => (false, text),
+    };
+    let (prefixed, digits) = match text.get(..2) {
+        Some("0x" | "0X") => (true, &text[2..]),
+        _ => (false, text),
+    };
+    let mut value: u128 = 0;
+    let mut digit_seen = false;
+    let mut after_underscore = false;
+    for byte in digits.bytes() {
+        if byte == b'_' {
+            // One underscore at a time, between digits, or right after "0x".
+            if after_underscore || !(digit_seen || prefixed) {
+                return None;
+            }
+            after_underscore = true;
+            continue;
+        }
+        if !byte.is_ascii_hexdigit() {
+            return None;
+        }
+        value = value
+            .checked_mul(16)?
+            .checked_add(u128::from(hex_digit_value(byte)))?;
+        digit_seen = true;
+        after_underscore = false;
+    }
+    if !digit_seen || after_underscore || (negative && value != 0) {
+        return None;
+    }
+    Some(value)
+}
+
+fn hex_digit_value(digit: u8) -> u16 {
+    u16::from(match digit {
+        b'0'..=b'9' => digit - b'0',
+        b'a'..=b'f' => digit - b'a' + 10,
+        _ => digit - b'A' + 10,
+    })
+}
+
 fn untag_value(tag: &str, value: Value, strict: bool) -> Result<Value, &'static str> {
     match tag {
+        // Flask's `tuple(value)`: a string gives its characters.
         TAG_TUPLE => match value {
             Value::List(items) => Ok(Value::Tuple(items)),
+            Value::String(text) => Ok(Value::Tuple(
+                text.chars().map(|c| Value::String(c.to_string())).collect(),
+            )),
             _ => Err("' t' tag must hold an array"),
         },
+        // Flask's `b64decode(value)`, as lenient as Python's, but ASCII only.
         TAG_BYTES => match value {
-            Value::String(text) => base64::engine::general_purpose::STANDARD
-                .decode(text)
-                .map(Value::Bytes)
-                .map_err(|_| "' b' tag must hold base64"),
+            Value::String(text) if text.is_ascii() => {
+                let mut bytes = Vec::new();
+                python_base64::decode(text.as_bytes(), Flavor::Standard, &mut bytes)
+                    .map(|()| Value::Bytes(bytes))
+                    .map_err(|_| "' b' tag must hold base64")
+            }
+            Value::String(_) => Err("' b' tag must hold base64"),
             _ => Err("' b' tag must hold a string"),
         },
         TAG_MARKUP => match value {
@@ -696,9 +775,9 @@ fn untag_value(tag: &str, value: Value, strict: bool) -> Result<Value, &'static 
             _ => Err("' m' tag must hold a string"),
         },
         TAG_UUID => match value {
-            Value::String(text) => uuid::Uuid::parse_str(&text)
+            Value::String(text) => python_uuid(&text)
                 .map(Value::Uuid)
-                .map_err(|_| "' u' tag must hold a UUID"),
+                .ok_or("' u' tag must hold a UUID"),
             _ => Err("' u' tag must hold a string"),
         },
         // Werkzeug's parse_date gives None for a date it cannot read.
@@ -853,7 +932,7 @@ mod tests {
             "\"\u{1}\"",
             "01x",
             "{\" t\":1}",
-            "{\" b\":\"!!\"}",
+            "{\" b\":\"aGk\"}",
             "{\" di\":{}}",
             "tru",
             "1 2",
@@ -928,6 +1007,113 @@ mod tests {
     #[test]
     fn unreadable_date_becomes_none_like_werkzeug() {
         assert_eq!(from_str(r#"{" d":"yesterday"}"#), Ok(Value::Null));
+    }
+
+    #[test]
+    fn unicode_escapes_are_four_hex_digits_exactly() {
+        assert_eq!(from_str(r#""\u0041\u00e9""#), Ok(Value::from("Aé")));
+        assert_eq!(from_str(r#""\u00C9""#), Ok(Value::from("É")));
+        // `u16::from_str_radix` takes a sign; Python's JSON reader does not.
+        for bad in [
+            r#""\u+041""#,
+            r#""\u-041""#,
+            r#""\u 041""#,
+            r#""\u004""#,
+            r#""\ud83d\u+e00""#,
+        ] {
+            assert_eq!(
+                from_str(bad).map_err(|e| e.reason),
+                Err("invalid \\u escape"),
+                "{bad}"
+            );
+        }
+    }
+
+    /// Tag contents Flask reads although it never writes them: what
+    /// `tuple(value)`, `b64decode(value)` and `uuid.UUID(value)` accept
+    /// (each checked against CPython 3.11).
+    #[test]
+    fn tag_contents_are_read_as_python_reads_them() {
+        let tuple = |items: &[&str]| Value::Tuple(items.iter().map(|&s| Value::from(s)).collect());
+        assert_eq!(from_str(r#"{" t":"ab"}"#), Ok(tuple(&["a", "b"])));
+        assert_eq!(from_str(r#"{" t":""}"#), Ok(tuple(&[])));
+        for (text, bytes) in [
+            (r#"{" b":"aGk="}"#, &b"hi"[..]),
+            (r#"{" b":"aGk==="}"#, b"hi"),
+            (r#"{" b":"aG k="}"#, b"hi"),
+            (r#"{" b":"=aGk="}"#, b"hi"),
+            (r#"{" b":"!!"}"#, b""),
+        ] {
+            assert_eq!(from_str(text), Ok(Value::Bytes(bytes.to_vec())), "{text}");
+        }
+        for bad in [
+            r#"{" b":"aGk"}"#,
+            r#"{" b":"a"}"#,
+            r#"{" b":"aGké="}"#,
+            r#"{" b":"aGk\u00e9="}"#,
+        ] {
+            assert!(from_str(bad).is_err(), "{bad}");
+        }
+        let uuid = |hex: &str| Ok(Value::Uuid(uuid::Uuid::parse_str(hex).expect("a UUID")));
+        for (text, hex) in [
+            (
+                "12345678123456781234567812345678",
+                "12345678123456781234567812345678",
+            ),
+            (
+                "1234-5678-1234-5678-1234-5678-1234-5678",
+                "12345678123456781234567812345678",
+            ),
+            (
+                "{12345678123456781234567812345678}",
+                "12345678123456781234567812345678",
+            ),
+            (
+                "urn:uuid:12345678-1234-5678-1234-567812345678",
+                "12345678123456781234567812345678",
+            ),
+            (
+                "ABCDEF78123456781234567812345678",
+                "abcdef78123456781234567812345678",
+            ),
+            (
+                "0x345678123456781234567812345678",
+                "00345678123456781234567812345678",
+            ),
+            (
+                "+2345678123456781234567812345678",
+                "02345678123456781234567812345678",
+            ),
+            (
+                " 234567812345678123456781234567 ",
+                "00234567812345678123456781234567",
+            ),
+            (
+                "0x_45678123456781234567812345678",
+                "00045678123456781234567812345678",
+            ),
+            (
+                "1_345678123456781234567812345678",
+                "01345678123456781234567812345678",
+            ),
+        ] {
+            assert_eq!(
+                from_str(&format!(r#"{{" u":"{text}"}}"#)),
+                uuid(hex),
+                "{text}"
+            );
+        }
+        for bad in [
+            "1234567812345678123456781234567",
+            "123456781234567812345678123456789",
+            "1__45678123456781234567812345678",
+            "_2345678123456781234567812345678",
+            "2345678123456781234567812345678_",
+            "0x",
+            "g2345678123456781234567812345678",
+        ] {
+            assert!(from_str(&format!(r#"{{" u":"{bad}"}}"#)).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -531,3 +531,58 @@ fn base64_url(text: &str) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
 }
+
+/// Cookies Flask never writes but accepts: a signature in the other base64
+/// alphabet or with padding or stray characters (anyone can change those,
+/// no key needed), and timestamps, payloads and tag contents another signer
+/// sharing the key could write. tessera must accept exactly what Flask
+/// accepts, and read it to the same data; what Flask refuses, or fails on
+/// with a 500, tessera refuses.
+#[test]
+fn changed_cookies_are_accepted_exactly_when_flask_accepts_them() {
+    let codec = CookieCodec::new(&KEY.into(), &[]);
+    let mut accepted = 0;
+    let mut refused = 0;
+    for seed in ["1", "2"] {
+        for verdict in flask_tool(
+            &[
+                "variants",
+                "--secret-key",
+                KEY,
+                "--seed",
+                seed,
+                "--count",
+                "400",
+            ],
+            None,
+        ) {
+            let cookie = str_field(&verdict, "cookie");
+            let ours = codec.decode(cookie, SystemTime::now());
+            let flask_read =
+                verdict["ok"] == Json::Bool(true) && verdict["empty"] == Json::Bool(false);
+            if flask_read {
+                let decoded =
+                    ours.unwrap_or_else(|e| panic!("Flask reads {cookie}, tessera refuses: {e}"));
+                assert_eq!(
+                    tagged::map_to_string(&decoded.data),
+                    str_field(&verdict, "tagged_json"),
+                    "{cookie}"
+                );
+                accepted += 1;
+            } else {
+                assert!(
+                    ours.as_ref().is_err_and(|_| true)
+                        || ours.as_ref().is_ok_and(|d| d.data.is_empty()),
+                    "Flask refuses {cookie} ({verdict}), tessera reads {:?}",
+                    ours.map(|d| tagged::map_to_string(&d.data))
+                );
+                refused += 1;
+            }
+        }
+    }
+    // Both kinds must be well represented for the comparison to mean much.
+    assert!(
+        accepted >= 100 && refused >= 100,
+        "{accepted} accepted, {refused} refused"
+    );
+}

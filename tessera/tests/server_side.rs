@@ -242,6 +242,43 @@ async fn lazy_untouched_requests_cost_nothing_and_reads_cost_one_load() {
     assert_eq!(store.inner.len(), 1);
 }
 
+/// Middleware that stamps the session, taken from the request's
+/// extensions, without loading it (the handler after it never takes it).
+async fn stamp_without_loading(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let session = request
+        .extensions()
+        .get::<Session>()
+        .cloned()
+        .expect("inside the session layer");
+    session.insert_value("last_seen", 12345);
+    next.run(request).await
+}
+
+#[tokio::test]
+async fn writes_from_middleware_that_never_loads_are_saved() {
+    let store = Arc::new(CountingStore::default());
+    let stamped =
+        get(|| async { "stamped" }).layer(axum::middleware::from_fn(stamp_without_loading));
+    let app = get_set_and(store.clone(), "/stamp", stamped);
+    let cookie = cookie_pair(&send(&app, "POST", "/set/user", None, "alice").await);
+    let response = send(&app, "GET", "/stamp", Some(&cookie), "").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(read(&app, "last_seen", &cookie).await, "12345");
+    assert_eq!(
+        read(&app, "user", &cookie).await,
+        "\"alice\"",
+        "merged, not replaced"
+    );
+    // A new visitor gets a session holding the stamp.
+    let response = send(&app, "GET", "/stamp", None, "").await;
+    let cookie = cookie_pair(&response);
+    assert_eq!(read(&app, "last_seen", &cookie).await, "12345");
+    assert_eq!(store.inner.len(), 2);
+}
+
 #[tokio::test]
 async fn unknown_ids_are_never_adopted() {
     let (app, store) = setup();
