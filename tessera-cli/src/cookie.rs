@@ -451,7 +451,18 @@ fn pasted_cookies<'a>(
             named.into_iter().map(|(_, value)| value).collect(),
         ));
     }
-    let (name, value) = split_pair(text.split(';').next().unwrap_or_default().trim());
+    let first = text.split(';').next().unwrap_or_default().trim();
+    let (name, value) = match split_pair(first) {
+        // A bare signed cookie whose signature carries `=` (Flask reads
+        // padded base64): its dots are no cookie name's.
+        (Some(name), value)
+            if name != wanted_name
+                && (name.contains('.') || value.bytes().all(|byte| byte == b'=')) =>
+        {
+            (None, first)
+        }
+        pair => pair,
+    };
     let value = unquote(value);
     if value.is_empty() {
         return Err(Error::new("malformed: the cookie is empty"));
@@ -566,5 +577,17 @@ mod tests {
             "{error}"
         );
         assert!(pasted_cookies("session=", "session").is_err());
+        // A bare cookie whose signature is padded is no `name=value`.
+        for bare in [
+            "eyJhIjoxfQ.aw80hg.sig=",
+            "eyJhIjoxfQ.aw80hg.sig==",
+            ".eJyr.aw80hg.s=g",
+        ] {
+            assert_eq!(pasted(bare, "session"), (None, vec![bare]), "{bare}");
+        }
+        assert_eq!(
+            pasted("session=eyJhIjoxfQ.aw80hg.sig=", "session"),
+            (Some("session"), vec!["eyJhIjoxfQ.aw80hg.sig="])
+        );
     }
 }
