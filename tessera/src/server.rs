@@ -76,6 +76,8 @@ pub(crate) struct ServerState {
     user_changed: bool,
     /// The client must be sent the (new) id.
     pub(crate) id_changed: bool,
+    /// `cycle_id` asked for a new id, given when the response is saved.
+    cycle_pending: bool,
     /// The record's expiry moved in this request.
     pub(crate) expiry_moved: bool,
     /// `_permanent` was written in this request.
@@ -112,6 +114,7 @@ impl ServerState {
             user_id: None,
             user_changed: false,
             id_changed: false,
+            cycle_pending: false,
             expiry_moved: false,
             permanence_changed: false,
             revoked: false,
@@ -426,7 +429,8 @@ impl Session {
     /// Counts as an access: a response that shows it depends on the cookie
     /// (`Vary: Cookie`). `None` after [`clear`](Self::clear): that record is
     /// deleted at the end of the request, and what is written after the
-    /// clear gets a new id then.
+    /// clear gets a new id then. After [`cycle_id`](Self::cycle_id), still
+    /// the old id until the response is saved.
     pub fn id(&self) -> Option<SessionId> {
         if self.lock().cleared {
             return None;
@@ -470,21 +474,52 @@ impl Session {
     /// Gives the session a fresh id and kills the old one, atomically, keeping
     /// the data: call it on login so an id planted before login (session
     /// fixation) is worthless. Cookie sessions need nothing: they have no id.
+    ///
+    /// The move happens when the response is saved, with the request's
+    /// writes, so a request whose response is never made (a timeout or a
+    /// panic in a layer outside the session's, a client that went away)
+    /// leaves the session where it was, under the id the browser still has.
+    /// Until then [`id`](Self::id) is the old id. If the session ends
+    /// elsewhere first (logged out everywhere), the response is 409, as for
+    /// any write to a session that ended.
     pub async fn cycle_id(&self) -> Result<(), SessionError> {
-        let Some(settings) = self.server_settings() else {
+        if self.server_settings().is_none() {
             return Ok(());
-        };
+        }
         self.load().await?;
-        let now = unix_now();
-        for _ in 0..ID_ATTEMPTS {
-            let Some(old) = self.id() else {
-                // Not stored yet: it will get a fresh id when saved.
+        let mut state = self.lock();
+        state.accessed = true;
+        if let Some(server) = state.server.as_mut() {
+            // Not stored yet: it gets a fresh id when saved anyway.
+            server.cycle_pending = server.id.is_some();
+        }
+        Ok(())
+    }
+
+    /// Moves the record to a fresh id if `cycle_id` asked for it.
+    async fn cycle_if_pending(
+        &self,
+        settings: &ServerSettings,
+        now: u64,
+    ) -> Result<(), StoreError> {
+        let old = {
+            let mut guard = self.lock();
+            let state = &mut *guard;
+            let Some(server) = state.server.as_mut() else {
                 return Ok(());
             };
+            let pending = std::mem::take(&mut server.cycle_pending);
+            // After `clear`, the save deletes the record and stores what
+            // follows under a new id anyway.
+            match &server.id {
+                Some(id) if pending && !state.cleared => id.clone(),
+                _ => return Ok(()),
+            }
+        };
+        for _ in 0..ID_ATTEMPTS {
             let new = SessionId::generate();
             if settings.store.cycle_id(&old, &new, now).await? {
                 let mut state = self.lock();
-                state.accessed = true;
                 if let Some(server) = state.server.as_mut() {
                     server.id = Some(new);
                     server.id_changed = true;
@@ -492,11 +527,18 @@ impl Session {
                 return Ok(());
             }
             if settings.store.load(&old, now).await?.is_none() {
+                // Ended meanwhile: nothing to move, and nothing this
+                // request wrote is stored.
                 self.mark_vanished();
-                return Err(SessionError::Revoked);
+                if let Some(server) = self.lock().server.as_mut() {
+                    server.writes_lost = true;
+                }
+                return Ok(());
             }
         }
-        Err(StoreError::Corrupt("could not draw an unused session id".to_owned()).into())
+        Err(StoreError::Corrupt(
+            "could not draw an unused session id".to_owned(),
+        ))
     }
 
     /// The stored session went away while this request used it: revoked or
@@ -526,6 +568,7 @@ impl Session {
         server.times = None;
         server.user_id = None;
         server.user_changed = false;
+        server.cycle_pending = false;
         server.revoked = true;
         server.vanished = false;
         state.data.clear();
@@ -717,7 +760,11 @@ pub(crate) async fn save(session: &Session) -> Result<Saved, StoreError> {
             writes_lost: false,
         });
     }
-    session.flush(unix_now(), false).await?;
+    let now = unix_now();
+    if let Some(settings) = session.server_settings() {
+        session.cycle_if_pending(&settings, now).await?;
+    }
+    session.flush(now, false).await?;
     let mut state = session.lock();
     let writes_lost = state
         .server

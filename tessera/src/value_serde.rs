@@ -451,6 +451,30 @@ fn as_float(number: &Number) -> f64 {
     number.as_f64().unwrap_or(f64::NAN)
 }
 
+/// Integer targets of 64 bits or fewer: an integer beyond 64 bits (which
+/// Python writes) is refused as the integer it is, where `deserialize_any`
+/// would offer it as the nearest float and the message would say "floating
+/// point"; anything else as `deserialize_any` reads it.
+macro_rules! at_most_64_bits {
+    ($($method:ident),*) => {$(
+        fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+            match self.0 {
+                Value::Number(n) if n.is_integer() && !fits_64_bits(n) => {
+                    Err(<Error as de::Error>::invalid_value(
+                        de::Unexpected::Other("an integer beyond 64 bits"),
+                        &visitor,
+                    ))
+                }
+                _ => self.deserialize_any(visitor),
+            }
+        }
+    )*};
+}
+fn fits_64_bits(number: &Number) -> bool {
+    let text = number.as_str();
+    text.parse::<i64>().is_ok() || text.parse::<u64>().is_ok()
+}
+
 impl<'de> Deserializer<'de> for ValueDeserializer<'de> {
     type Error = Error;
 
@@ -552,8 +576,13 @@ impl<'de> Deserializer<'de> for ValueDeserializer<'de> {
         }
     }
 
+    at_most_64_bits! {
+        deserialize_i8, deserialize_i16, deserialize_i32, deserialize_i64,
+        deserialize_u8, deserialize_u16, deserialize_u32, deserialize_u64
+    }
+
     serde::forward_to_deserialize_any! {
-        bool i8 i16 i32 i64 u8 u16 u32 u64 char str string
+        bool char str string
         unit unit_struct seq tuple tuple_struct map struct identifier ignored_any
     }
 }
@@ -932,7 +961,16 @@ mod tests {
         let big = crate::tagged::from_str("1180591620717411303424").expect("2**70");
         assert_eq!(from_value::<u128>(&big).expect("a u128"), 1 << 70);
         assert_eq!(from_value::<f64>(&big).expect("a float"), 2f64.powi(70));
-        assert!(from_value::<u64>(&big).is_err());
+        // Refused as the integer it is, not as "floating point".
+        for error in [
+            from_value::<u64>(&big).expect_err("too big").to_string(),
+            from_value::<i64>(&big).expect_err("too big").to_string(),
+            from_value::<u8>(&big).expect_err("too big").to_string(),
+        ] {
+            assert!(error.contains("an integer beyond 64 bits"), "{error}");
+        }
+        let max = crate::tagged::from_str("18446744073709551615").expect("2**64-1");
+        assert_eq!(from_value::<u64>(&max).expect("fits"), u64::MAX);
         // serde_json's own Value takes what it can hold.
         let json: serde_json::Value = from_value(&big).expect("a JSON value");
         assert_eq!(json.as_f64(), Some(2f64.powi(70)));

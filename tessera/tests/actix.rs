@@ -256,8 +256,9 @@ fn an_unreachable_store_answers_503() {
     });
 }
 
-/// A login whose save fails after `cycle_id` moved the session answers 503
-/// and still hands over the new id, under which the store keeps the session.
+/// A login whose save fails after the session moved to its new id (the
+/// store went down between the move and the write) answers 503 and still
+/// hands over the new id, under which the store keeps the session.
 #[test]
 fn a_login_whose_save_fails_still_hands_over_the_new_id() {
     use std::sync::atomic::Ordering;
@@ -267,7 +268,7 @@ fn a_login_whose_save_fails_still_hands_over_the_new_id() {
     async fn login(s: Session, store: web::Data<Store>) -> &'static str {
         s.cycle_id().await.expect("cycled");
         s.insert("username", "alice").expect("insert");
-        store.down.store(true, Ordering::SeqCst);
+        store.updates_down.store(true, Ordering::SeqCst);
         "logged in"
     }
     run(async {
@@ -306,7 +307,7 @@ fn a_login_whose_save_fails_still_hands_over_the_new_id() {
         let after = cookie_pair(&response);
         assert_ne!(after, before, "the new id");
 
-        store.down.store(false, Ordering::SeqCst);
+        store.updates_down.store(false, Ordering::SeqCst);
         for (cookie, key, expected) in [
             (&after, "cart", "Some(\"apple\")"),
             (&after, "username", "None"),

@@ -854,9 +854,10 @@ async fn a_store_that_is_down_gives_503_only_where_the_session_is_needed() {
     );
 }
 
-/// A login whose save fails after `cycle_id` moved the session answers 503
-/// and still hands over the new id: the store holds the session under it
-/// already, and without it the visitor would have lost everything.
+/// A login whose save fails after the session moved to its new id (the
+/// store went down between the move and the write) answers 503 and still
+/// hands over the new id: the store holds the session under it already, and
+/// without it the visitor would have lost everything.
 #[tokio::test]
 async fn a_login_whose_save_fails_still_hands_over_the_new_id() {
     let store = Arc::new(CountingStore::default());
@@ -865,8 +866,8 @@ async fn a_login_whose_save_fails_still_hands_over_the_new_id() {
         move |s: Session| async move {
             s.cycle_id().await.expect("cycled");
             s.insert_value("username", "alice");
-            // Down before the save at the end of the request.
-            store.down.store(true, Ordering::SeqCst);
+            // Down for the write after the move, at the end of the request.
+            store.updates_down.store(true, Ordering::SeqCst);
             "logged in"
         }
     };
@@ -882,7 +883,7 @@ async fn a_login_whose_save_fails_still_hands_over_the_new_id() {
         .expect("text")
         .contains("Cookie"));
 
-    store.down.store(false, Ordering::SeqCst);
+    store.updates_down.store(false, Ordering::SeqCst);
     assert_eq!(
         read(&app, "cart", &after).await,
         "\"apple\"",
@@ -898,6 +899,111 @@ async fn a_login_whose_save_fails_still_hands_over_the_new_id() {
         "None",
         "the old id is dead"
     );
+}
+
+/// A login whose save fails before anything moved (the store is down at
+/// the end of the request) answers 503 and changes nothing: the browser
+/// keeps its cookie, and the session is still under it when the store is back.
+#[tokio::test]
+async fn a_login_whose_save_fails_before_the_move_leaves_the_session_where_it_was() {
+    let store = Arc::new(CountingStore::default());
+    let login = {
+        let store = store.clone();
+        move |s: Session| async move {
+            s.cycle_id().await.expect("cycle asked for");
+            s.insert_value("username", "alice");
+            store.down.store(true, Ordering::SeqCst);
+            "logged in"
+        }
+    };
+    let app = get_set_and(store.clone(), "/login", post(login));
+    let before = cookie_pair(&send(&app, "POST", "/set/cart", None, "apple").await);
+    let response = send(&app, "POST", "/login", Some(&before), "").await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        set_cookies(response.headers()).is_empty(),
+        "the cookie stays"
+    );
+    store.down.store(false, Ordering::SeqCst);
+    assert_eq!(read(&app, "cart", &before).await, "\"apple\"");
+    assert_eq!(read(&app, "username", &before).await, "None");
+    assert_eq!(store.inner.len(), 1);
+}
+
+/// A login whose response is never made (an outer timeout, a panic caught
+/// outside the session layer, a client that went away: the request's
+/// future is dropped after `cycle_id`) leaves the session under the id the
+/// browser has; before, the old id was already dead and the new one never
+/// reached the browser, so the visitor lost the session.
+#[tokio::test]
+async fn a_login_abandoned_after_cycle_id_leaves_the_session_where_it_was() {
+    let store = Arc::new(CountingStore::default());
+    let login = |s: Session| async move {
+        s.cycle_id().await.expect("cycle asked for");
+        s.insert_value("username", "alice");
+        std::future::pending::<()>().await;
+        "never"
+    };
+    let app = get_set_and(store.clone(), "/login", post(login));
+    let before = cookie_pair(&send(&app, "POST", "/set/cart", None, "apple").await);
+    let abandoned = tokio::time::timeout(
+        Duration::from_millis(200),
+        send(&app, "POST", "/login", Some(&before), ""),
+    )
+    .await;
+    assert!(abandoned.is_err(), "the login never answers");
+    assert_eq!(read(&app, "cart", &before).await, "\"apple\"");
+    assert_eq!(read(&app, "username", &before).await, "None");
+    assert_eq!(store.inner.len(), 1);
+    // The same login, answered, moves the session as before.
+    let app = get_set_and(
+        store.clone(),
+        "/login",
+        post(|s: Session| async move {
+            s.cycle_id().await.expect("cycle asked for");
+            let before_save = s.id().expect("stored");
+            s.insert_value("username", "alice");
+            before_save.as_str().to_owned()
+        }),
+    );
+    let response = send(&app, "POST", "/login", Some(&before), "").await;
+    let after = cookie_pair(&response);
+    assert_ne!(after, before);
+    assert_eq!(
+        text(response).await,
+        before.trim_start_matches("session="),
+        "the old id until the save"
+    );
+    assert_eq!(read(&app, "cart", &after).await, "\"apple\"");
+    assert_eq!(read(&app, "username", &after).await, "\"alice\"");
+    assert_eq!(
+        read(&app, "cart", &before).await,
+        "None",
+        "the old id is dead"
+    );
+}
+
+/// A login racing a logout elsewhere (the session ends between the login's
+/// `cycle_id` and its save) is refused with 409, storing nothing.
+#[tokio::test]
+async fn a_login_whose_session_ends_before_the_save_is_answered_409() {
+    let store = Arc::new(CountingStore::default());
+    let login = {
+        let store = store.clone();
+        move |s: Session| async move {
+            s.cycle_id().await.expect("cycle asked for");
+            s.insert_value("username", "alice");
+            let id = s.id().expect("stored");
+            store.inner.delete(&id).await.expect("deleted elsewhere");
+            "logged in"
+        }
+    };
+    let app = get_set_and(store.clone(), "/login", post(login));
+    let before = cookie_pair(&send(&app, "POST", "/set/cart", None, "apple").await);
+    let response = send(&app, "POST", "/login", Some(&before), "").await;
+    assert_eq!(response.status(), StatusCode::CONFLICT);
+    assert!(set_cookies(response.headers()).is_empty());
+    assert_eq!(store.inner.len(), 0, "nothing stored");
 }
 
 #[tokio::test]

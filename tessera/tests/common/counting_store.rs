@@ -19,6 +19,8 @@ pub(crate) struct CountingStore<S: ?Sized = dyn SessionStore> {
     writes: AtomicUsize,
     /// While set, every call but the sweep fails as if the store were down.
     pub(crate) down: AtomicBool,
+    /// While set, updates fail as if the store went down just before them.
+    pub(crate) updates_down: AtomicBool,
 }
 
 /// Counting in front of a memory store.
@@ -35,6 +37,7 @@ impl<S: SessionStore + ?Sized> CountingStore<S> {
             loads: AtomicUsize::new(0),
             writes: AtomicUsize::new(0),
             down: AtomicBool::new(false),
+            updates_down: AtomicBool::new(false),
         }
     }
 
@@ -86,6 +89,11 @@ impl<S: SessionStore + ?Sized> SessionStore for CountingStore<S> {
         now: u64,
     ) -> Result<bool, StoreError> {
         self.wrote()?;
+        if self.updates_down.load(Ordering::SeqCst) {
+            return Err(StoreError::unavailable(std::io::Error::other(
+                "store is down",
+            )));
+        }
         self.inner.update(id, changes, now).await
     }
     async fn delete(&self, id: &SessionId) -> Result<bool, StoreError> {
