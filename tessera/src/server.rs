@@ -204,10 +204,23 @@ impl Session {
         let now = unix_now();
         let mut found = None;
         for id in incoming {
-            if let Some(record) = settings.store.load(&id, now).await? {
-                found = Some((id, record));
-                break;
+            let Some(mut record) = settings.store.load(&id, now).await? else {
+                continue;
+            };
+            // An absolute lifetime set (or shortened) after the record was
+            // created holds for it too, counted from its creation.
+            if let Some(cap) = settings.absolute_expiry(record.created_at) {
+                if record.absolute_expires_at.is_none_or(|at| at > cap) {
+                    if now >= cap {
+                        // Over: ended for the lists and the CLI as well.
+                        settings.store.delete(&id).await?;
+                        continue;
+                    }
+                    record.absolute_expires_at = Some(cap);
+                }
             }
+            found = Some((id, record));
+            break;
         }
         let mut guard = self.lock();
         let state = &mut *guard;
@@ -377,7 +390,17 @@ impl Session {
                 let behind = settings.idle_expiry(now).saturating_sub(times.expires_at);
                 let refresh_due =
                     settings.refresh_each_request && behind >= settings.refresh_granularity();
-                let expires_at = (data_changed || user_changed || refresh_due || refresh_forced)
+                // Set under a longer PERMANENT_SESSION_LIFETIME than today's:
+                // brought in at its first use, as Flask-Session's next save
+                // does. (By more than the granularity, so that app servers
+                // whose clocks differ a little do not move it to and fro.)
+                let beyond = times.expires_at.saturating_sub(settings.idle_expiry(now));
+                let lifetime_shortened = beyond > settings.refresh_granularity();
+                let expires_at = (data_changed
+                    || user_changed
+                    || refresh_due
+                    || refresh_forced
+                    || lifetime_shortened)
                     .then(|| settings.idle_expiry(now));
                 let mut changes = Changes {
                     cleared,

@@ -692,6 +692,109 @@ async fn idle_and_absolute_expiry() {
 
 /// A session written late in a second still lasts its whole lifetime (it
 /// lost most of that second when expiries counted from the truncated time).
+/// A record stored directly, as an earlier configuration left it, and the
+/// cookie that names it.
+async fn stored_earlier(
+    store: &CountingStore,
+    created_ago: u64,
+    expires_in: u64,
+    absolute_expires_in: Option<u64>,
+) -> (SessionId, String) {
+    let now = tessera_now();
+    let id = SessionId::generate();
+    let record = tessera::Record {
+        data: tessera::Map::from([
+            ("a".to_owned(), Value::from("1")),
+            ("_permanent".to_owned(), Value::Bool(true)),
+        ]),
+        user_id: None,
+        created_at: now - created_ago,
+        expires_at: now + expires_in,
+        absolute_expires_at: absolute_expires_in.map(|secs| now + secs),
+    };
+    assert!(store.inner.create(&id, &record).await.expect("created"));
+    let cookie = format!("session={}", id.as_str());
+    (id, cookie)
+}
+
+/// Shortening PERMANENT_SESSION_LIFETIME reaches sessions stored under the
+/// longer one at their next use, a read included, as Flask-Session's next
+/// save does; before, a session only read kept its old expiry.
+#[tokio::test]
+async fn a_shortened_lifetime_reaches_stored_sessions_at_their_next_use() {
+    let store = Arc::new(CountingStore::default());
+    let (id, cookie) = stored_earlier(&store, 10, 10_000, None).await;
+    let app = app(
+        config()
+            .permanent_session_lifetime(Duration::from_secs(60))
+            .build()
+            .expect("config"),
+        store.clone(),
+    );
+    let response = send(&app, "GET", "/get/a", Some(&cookie), "").await;
+    assert_eq!(text(response).await, "\"1\"");
+    let record = store
+        .inner
+        .load(&id, tessera_now())
+        .await
+        .expect("loads")
+        .expect("live");
+    let now = tessera_now();
+    assert!(
+        (now + 60..=now + 62).contains(&record.expires_at),
+        "{} s from now",
+        record.expires_at - now
+    );
+    // Under the same lifetime again, a read writes nothing.
+    let before = store.calls();
+    read(&app, "a", &cookie).await;
+    assert_eq!(store.calls().1, before.1);
+}
+
+/// An absolute lifetime set after a session was created holds for it too,
+/// from its creation: over, it is ended (and deleted); within, it ends on
+/// time.
+#[tokio::test]
+async fn an_absolute_lifetime_set_later_holds_for_stored_sessions() {
+    let store = Arc::new(CountingStore::default());
+    let (over, over_cookie) = stored_earlier(&store, 100, 1_000, None).await;
+    let (within, within_cookie) = stored_earlier(&store, 10, 1_000, Some(5_000)).await;
+    let app = app(
+        config()
+            .absolute_lifetime(Some(Duration::from_secs(50)))
+            .build()
+            .expect("config"),
+        store.clone(),
+    );
+    assert_eq!(read(&app, "a", &over_cookie).await, "None");
+    assert!(
+        store
+            .inner
+            .load(&over, tessera_now())
+            .await
+            .expect("loads")
+            .is_none(),
+        "deleted"
+    );
+    assert_eq!(read(&app, "a", &within_cookie).await, "\"1\"");
+    // Its cookie, sent again, expires with the new deadline: 41 s from now.
+    let response = send(&app, "POST", "/set/b", Some(&within_cookie), "2").await;
+    let set_cookie = set_cookies(response.headers())[0].clone();
+    let expires = cookie::Cookie::parse(set_cookie)
+        .expect("a cookie")
+        .expires_datetime()
+        .expect("Expires")
+        .unix_timestamp();
+    let in_secs = expires - i64::try_from(tessera_now()).expect("a time");
+    assert!((39..=42).contains(&in_secs), "{in_secs} s");
+    assert!(store
+        .inner
+        .load(&within, tessera_now())
+        .await
+        .expect("loads")
+        .is_some());
+}
+
 #[tokio::test]
 async fn a_session_lasts_its_whole_lifetime_wherever_in_a_second_it_starts() {
     let store = Arc::new(CountingStore::default());
@@ -854,27 +957,56 @@ async fn a_store_that_is_down_gives_503_only_where_the_session_is_needed() {
     );
 }
 
+/// What happens between a login's `cycle_id` and the save at the end of
+/// its request.
+#[derive(Clone, Copy)]
+enum BeforeTheSave {
+    /// The store goes down for writes other than the move itself.
+    UpdatesFail,
+    /// The store goes down altogether.
+    StoreDown,
+    /// The session is ended elsewhere (a logout on another device).
+    SessionEnded,
+}
+
+/// A visitor with a cart logs in, and `before_the_save` happens during the
+/// login. Returns the app, the store, the cookie from before the login and
+/// the login's response.
+async fn login_while(
+    before_the_save: BeforeTheSave,
+) -> (Router, Arc<CountingStore>, String, axum::response::Response) {
+    let store = Arc::new(CountingStore::default());
+    let login = {
+        let store = store.clone();
+        move |s: Session| async move {
+            s.cycle_id().await.expect("cycle asked for");
+            s.insert_value("username", "alice");
+            match before_the_save {
+                BeforeTheSave::UpdatesFail => store.updates_down.store(true, Ordering::SeqCst),
+                BeforeTheSave::StoreDown => store.down.store(true, Ordering::SeqCst),
+                BeforeTheSave::SessionEnded => {
+                    let id = s.id().expect("stored");
+                    store.inner.delete(&id).await.expect("deleted elsewhere");
+                }
+            }
+            "logged in"
+        }
+    };
+    let app = get_set_and(store.clone(), "/login", post(login));
+    let before = cookie_pair(&send(&app, "POST", "/set/cart", None, "apple").await);
+    let response = send(&app, "POST", "/login", Some(&before), "").await;
+    store.updates_down.store(false, Ordering::SeqCst);
+    store.down.store(false, Ordering::SeqCst);
+    (app, store, before, response)
+}
+
 /// A login whose save fails after the session moved to its new id (the
 /// store went down between the move and the write) answers 503 and still
 /// hands over the new id: the store holds the session under it already, and
 /// without it the visitor would have lost everything.
 #[tokio::test]
 async fn a_login_whose_save_fails_still_hands_over_the_new_id() {
-    let store = Arc::new(CountingStore::default());
-    let login = {
-        let store = store.clone();
-        move |s: Session| async move {
-            s.cycle_id().await.expect("cycled");
-            s.insert_value("username", "alice");
-            // Down for the write after the move, at the end of the request.
-            store.updates_down.store(true, Ordering::SeqCst);
-            "logged in"
-        }
-    };
-    let app = get_set_and(store.clone(), "/login", post(login));
-    let before = cookie_pair(&send(&app, "POST", "/set/cart", None, "apple").await);
-
-    let response = send(&app, "POST", "/login", Some(&before), "").await;
+    let (app, _, before, response) = login_while(BeforeTheSave::UpdatesFail).await;
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     let after = cookie_pair(&response);
     assert_ne!(after, before, "the new id");
@@ -882,8 +1014,6 @@ async fn a_login_whose_save_fails_still_hands_over_the_new_id() {
         .to_str()
         .expect("text")
         .contains("Cookie"));
-
-    store.updates_down.store(false, Ordering::SeqCst);
     assert_eq!(
         read(&app, "cart", &after).await,
         "\"apple\"",
@@ -906,25 +1036,12 @@ async fn a_login_whose_save_fails_still_hands_over_the_new_id() {
 /// keeps its cookie, and the session is still under it when the store is back.
 #[tokio::test]
 async fn a_login_whose_save_fails_before_the_move_leaves_the_session_where_it_was() {
-    let store = Arc::new(CountingStore::default());
-    let login = {
-        let store = store.clone();
-        move |s: Session| async move {
-            s.cycle_id().await.expect("cycle asked for");
-            s.insert_value("username", "alice");
-            store.down.store(true, Ordering::SeqCst);
-            "logged in"
-        }
-    };
-    let app = get_set_and(store.clone(), "/login", post(login));
-    let before = cookie_pair(&send(&app, "POST", "/set/cart", None, "apple").await);
-    let response = send(&app, "POST", "/login", Some(&before), "").await;
+    let (app, store, before, response) = login_while(BeforeTheSave::StoreDown).await;
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(
         set_cookies(response.headers()).is_empty(),
         "the cookie stays"
     );
-    store.down.store(false, Ordering::SeqCst);
     assert_eq!(read(&app, "cart", &before).await, "\"apple\"");
     assert_eq!(read(&app, "username", &before).await, "None");
     assert_eq!(store.inner.len(), 1);
@@ -987,20 +1104,7 @@ async fn a_login_abandoned_after_cycle_id_leaves_the_session_where_it_was() {
 /// `cycle_id` and its save) is refused with 409, storing nothing.
 #[tokio::test]
 async fn a_login_whose_session_ends_before_the_save_is_answered_409() {
-    let store = Arc::new(CountingStore::default());
-    let login = {
-        let store = store.clone();
-        move |s: Session| async move {
-            s.cycle_id().await.expect("cycle asked for");
-            s.insert_value("username", "alice");
-            let id = s.id().expect("stored");
-            store.inner.delete(&id).await.expect("deleted elsewhere");
-            "logged in"
-        }
-    };
-    let app = get_set_and(store.clone(), "/login", post(login));
-    let before = cookie_pair(&send(&app, "POST", "/set/cart", None, "apple").await);
-    let response = send(&app, "POST", "/login", Some(&before), "").await;
+    let (_, store, _, response) = login_while(BeforeTheSave::SessionEnded).await;
     assert_eq!(response.status(), StatusCode::CONFLICT);
     assert!(set_cookies(response.headers()).is_empty());
     assert_eq!(store.inner.len(), 0, "nothing stored");
