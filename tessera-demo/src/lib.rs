@@ -53,6 +53,8 @@ pub(crate) struct AppState {
 pub(crate) struct ConfigInfo {
     pub(crate) session_type: SessionType,
     pub(crate) lifetime: Duration,
+    /// `TESSERA_SESSION_ABSOLUTE_LIFETIME`, server-side.
+    pub(crate) absolute_lifetime: Option<Duration>,
     pub(crate) refresh_each_request: bool,
     pub(crate) cookie_name: String,
     /// Cookie sessions only: the codec and the configuration, to refuse a
@@ -87,6 +89,7 @@ pub fn build_app(config: SessionConfig) -> Router {
         info: Arc::new(ConfigInfo {
             session_type: config.session_type(),
             lifetime: config.permanent_session_lifetime(),
+            absolute_lifetime: config.absolute_lifetime(),
             refresh_each_request: config.refresh_each_request(),
             cookie_name: config.cookie_name().to_owned(),
             cookie_limit: (!config.session_type().is_server_side())

@@ -266,14 +266,20 @@ fn write_session_panel(out: &mut String, state: &AppState, session: &Session, no
             ),
         );
         let unused = human_duration(info.lifetime);
-        row(
-            "Expires",
-            if permanent {
-                format!("{unused} after it was last used")
-            } else {
-                format!("when the browser closes, or {unused} after it was last used")
-            },
-        );
+        let mut expires = if permanent {
+            format!("{unused} after it was last used")
+        } else {
+            format!("when the browser closes, or {unused} after it was last used")
+        };
+        if let Some(absolute) = info.absolute_lifetime {
+            let _ = write!(
+                expires,
+                ", and at the latest {} after it was created \
+                 (TESSERA_SESSION_ABSOLUTE_LIFETIME), however active",
+                human_duration(absolute)
+            );
+        }
+        row("Expires", expires);
     } else {
         write_cookie_rows(
             &mut row,

@@ -8,7 +8,7 @@ use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use common::{has_expires, serve, test_config, Browser, TEST_KEY};
 use http_body_util::BodyExt as _;
-use tessera::{CookieCodec, Map, SecretKey, Value};
+use tessera::{CookieCodec, Map, SecretKey, SessionConfig, Value};
 use tower::ServiceExt as _;
 
 /// One request straight into the router, no sockets.
@@ -521,4 +521,32 @@ async fn unknown_routes_and_methods() {
     )
     .await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+}
+
+/// Server-side, the page's expiry names the absolute lifetime when one is set.
+#[tokio::test]
+async fn the_page_names_the_absolute_lifetime() {
+    let config = |absolute| {
+        SessionConfig::builder()
+            .secret_key(TEST_KEY)
+            .session_type(tessera::SessionType::Memory)
+            .absolute_lifetime(absolute)
+            .build()
+            .expect("a valid configuration")
+    };
+    let mut browser = Browser::new(serve(config(Some(std::time::Duration::from_secs(7200)))).await);
+    browser.get("/set_session").await;
+    let page = browser.get("/").await;
+    assert!(
+        page.body.contains(
+            "and at the latest 2 hours after it was created (TESSERA_SESSION_ABSOLUTE_LIFETIME)"
+        ),
+        "{}",
+        page.body
+    );
+    let mut browser = Browser::new(serve(config(None)).await);
+    browser.get("/set_session").await;
+    let page = browser.get("/").await;
+    assert!(page.body.contains("after it was last used"));
+    assert!(!page.body.contains("at the latest"));
 }
