@@ -19,6 +19,10 @@ Output is JSON on stdout. Subcommands:
             Cookies changed the ways a client, a proxy or another signer
             might change them, each with Flask's verdict:
             {"cookie", "ok", "empty", "tagged_json"} or {"cookie", "ok": false, "error"}.
+  cookie-headers --secret-key K [--seed N] [--count N]
+            Cookie headers carrying a valid session cookie among changes
+            clients and proxies make, each with the session Flask reads:
+            {"header", "tagged_json"}.
   set-cookie-headers [--timestamp T]
             The Set-Cookie / Vary headers Flask sends in a set of scenarios.
 
@@ -423,6 +427,56 @@ def cmd_variants(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_cookie_headers(args: argparse.Namespace) -> int:
+    """Cookie headers carrying a valid session cookie, changed the ways
+    clients and proxies change them (spaces, quotes, escapes, separators,
+    other cookies around it), each with the session Flask reads from it."""
+    import random
+
+    rng = random.Random(args.seed)
+    app = make_app(args.secret_key)
+    with app.app_context():
+        cookie = signing_serializer(app).dumps({"user_id": 42, "name": "\u00e9"})
+    noise = [" ", "\t", '"', "\\", ";", ",", "=", "\u00e9", "a"]
+    others = ["", "a=1; ", "theme=dark;", 'q="x y"; ', "x; ", "=v; ", "k=\u00e9; "]
+
+    def quoted(value: str) -> str:
+        # Quote it, escaping some characters as werkzeug's unslash reads them.
+        out = []
+        for c in value:
+            pick = rng.randrange(8)
+            if pick == 0:
+                out.append("\\" + c)
+            elif pick == 1 and ord(c) < 0x80:
+                out.append("\\%03o" % ord(c))
+            else:
+                out.append(c)
+        return '"' + "".join(out) + '"'
+
+    for _ in range(args.count):
+        value = cookie
+        kind = rng.randrange(5)
+        if kind == 0:
+            at = rng.randrange(len(value) + 1)
+            value = value[:at] + rng.choice(noise) + value[at:]
+        elif kind == 1:
+            value = quoted(value)
+        elif kind == 2:
+            value = rng.choice(['"', " ", "\t", ""]) + value + rng.choice(['"', " ", "\t", "", ";"])
+        name = rng.choice(["session", " session", "session ", "session\t"])
+        equals = rng.choice(["=", " =", "= ", " = "])
+        header = rng.choice(others) + name + equals + value + rng.choice(["", ";", "; b=2", ";c"])
+        emit({"header": header, **_verdict_for_header(app, header)})
+    return 0
+
+
+def _verdict_for_header(app: Flask, header: str) -> dict[str, Any]:
+    request = app.test_request_context("/", headers={"Cookie": header}).request
+    with app.app_context():
+        sess = app.session_interface.open_session(app, request)
+        return {"tagged_json": tagged_serializer(app).dumps(dict(sess))}
+
+
 # ---- set-cookie-headers ----------------------------------------------------
 
 # Config variants: Flask defaults, then one SESSION_COOKIE_* option at a time,
@@ -581,6 +635,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--seed", type=int, default=1)
     sp.add_argument("--count", type=int, default=500)
     sp.set_defaults(func=cmd_variants)
+
+    sp = sub.add_parser("cookie-headers", help="changed Cookie headers and the session Flask reads")
+    keys(sp, fallbacks=False)
+    sp.add_argument("--seed", type=int, default=1)
+    sp.add_argument("--count", type=int, default=500)
+    sp.set_defaults(func=cmd_cookie_headers)
 
     sp = sub.add_parser("set-cookie-headers",
                         help="Set-Cookie and Vary headers Flask sends, by scenario")

@@ -48,6 +48,7 @@
 pub mod actix;
 mod codec;
 pub mod config;
+mod cookie_header;
 mod core;
 mod deflate_bound;
 mod email_date;

@@ -586,3 +586,58 @@ fn changed_cookies_are_accepted_exactly_when_flask_accepts_them() {
         "{accepted} accepted, {refused} refused"
     );
 }
+
+/// Cookie headers as clients and proxies send them: spaces and tabs around
+/// the name and `=`, quoted values with werkzeug's backslash escapes, a
+/// stray space, quote or separator inside the value, other cookies around
+/// it. The session tessera reads from each header is the one Flask reads:
+/// the same data, or none where Flask sees no valid cookie.
+#[cfg(feature = "axum")]
+#[tokio::test]
+async fn cookie_headers_are_read_as_flask_reads_them() {
+    use axum::body::Body;
+    use axum::routing::get;
+    use http_body_util::BodyExt as _;
+    use tower::ServiceExt as _;
+
+    let config = tessera::SessionConfig::builder()
+        .secret_key(KEY)
+        .build()
+        .expect("config");
+    let app = axum::Router::new()
+        .route(
+            "/",
+            get(
+                |session: tessera::Session| async move { tagged::map_to_string(&session.to_map()) },
+            ),
+        )
+        .layer(tessera::SessionLayer::new(config));
+    let (mut read, mut empty) = (0, 0);
+    for verdict in flask_tool(
+        &["cookie-headers", "--secret-key", KEY, "--count", "600"],
+        None,
+    ) {
+        let header = str_field(&verdict, "header");
+        let request = axum::http::Request::get("/")
+            .header(axum::http::header::COOKIE, header)
+            .body(Body::empty())
+            .expect("a request");
+        let response = app.clone().oneshot(request).await.expect("answers");
+        assert_eq!(response.status(), axum::http::StatusCode::OK, "{header}");
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("a body")
+            .to_bytes();
+        let ours = String::from_utf8(body.to_vec()).expect("UTF-8");
+        let flasks = str_field(&verdict, "tagged_json");
+        assert_eq!(ours, flasks, "Cookie: {header}");
+        if flasks == "{}" {
+            empty += 1;
+        } else {
+            read += 1;
+        }
+    }
+    assert!(read >= 100 && empty >= 50, "{read} read, {empty} empty");
+}
