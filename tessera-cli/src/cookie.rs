@@ -453,11 +453,16 @@ fn pasted_cookies<'a>(
     }
     let first = text.split(';').next().unwrap_or_default().trim();
     let (name, value) = match split_pair(first) {
-        // A bare signed cookie whose signature carries `=` (Flask reads
-        // padded base64): its dots are no cookie name's.
+        // A bare signed cookie with `=` in it (Flask reads padded base64):
+        // in the signature, its dots are no cookie name's; in the payload,
+        // what follows is `=` or the rest of an uncompressed cookie
+        // (`.ts.sig`: a compressed value has three dots).
         (Some(name), value)
             if name != wanted_name
-                && (name.contains('.') || value.bytes().all(|byte| byte == b'=')) =>
+                && (name.contains('.')
+                    || value.is_empty()
+                    || value.starts_with('=')
+                    || (value.starts_with('.') && value.matches('.').count() == 2)) =>
         {
             (None, first)
         }
@@ -577,17 +582,25 @@ mod tests {
             "{error}"
         );
         assert!(pasted_cookies("session=", "session").is_err());
-        // A bare cookie whose signature is padded is no `name=value`.
+        // A bare cookie with padding is no `name=value`.
         for bare in [
             "eyJhIjoxfQ.aw80hg.sig=",
             "eyJhIjoxfQ.aw80hg.sig==",
             ".eJyr.aw80hg.s=g",
+            "eyJhIjoxfQ==.aw80hg.sig",
+            "eyJhIjoxfQ=.aw80hg.sig",
+            ".eJyr=.aw80hg.sig",
         ] {
             assert_eq!(pasted(bare, "session"), (None, vec![bare]), "{bare}");
         }
         assert_eq!(
             pasted("session=eyJhIjoxfQ.aw80hg.sig=", "session"),
             (Some("session"), vec!["eyJhIjoxfQ.aw80hg.sig="])
+        );
+        // A compressed cookie under another name is still `name=value`.
+        assert_eq!(
+            pasted("sid=.eJyr.aw80hg.sig", "session"),
+            (Some("sid"), vec![".eJyr.aw80hg.sig"])
         );
     }
 }
