@@ -470,6 +470,13 @@ macro_rules! at_most_64_bits {
         }
     )*};
 }
+fn beyond_128_bits(expected: &dyn de::Expected) -> Error {
+    <Error as de::Error>::invalid_value(
+        de::Unexpected::Other("an integer beyond 128 bits"),
+        expected,
+    )
+}
+
 fn fits_64_bits(number: &Number) -> bool {
     let text = number.as_str();
     text.parse::<i64>().is_ok() || text.parse::<u64>().is_ok()
@@ -504,7 +511,9 @@ impl<'de> Deserializer<'de> for ValueDeserializer<'de> {
         match self.0 {
             Value::Number(n) if n.is_integer() => match n.as_str().parse::<u128>() {
                 Ok(value) => visitor.visit_u128(value),
-                Err(_) => visit_number(n, visitor),
+                // A negative one that fits 64 bits gets serde's own message.
+                Err(_) if fits_64_bits(n) => visit_number(n, visitor),
+                Err(_) => Err(beyond_128_bits(&visitor)),
             },
             _ => self.deserialize_any(visitor),
         }
@@ -514,7 +523,7 @@ impl<'de> Deserializer<'de> for ValueDeserializer<'de> {
         match self.0 {
             Value::Number(n) if n.is_integer() => match n.as_str().parse::<i128>() {
                 Ok(value) => visitor.visit_i128(value),
-                Err(_) => visit_number(n, visitor),
+                Err(_) => Err(beyond_128_bits(&visitor)),
             },
             _ => self.deserialize_any(visitor),
         }
@@ -969,6 +978,18 @@ mod tests {
         ] {
             assert!(error.contains("an integer beyond 64 bits"), "{error}");
         }
+        let huge = crate::tagged::from_str(&"9".repeat(40)).expect("beyond 128 bits");
+        for error in [
+            from_value::<u128>(&huge).expect_err("too big").to_string(),
+            from_value::<i128>(&huge).expect_err("too big").to_string(),
+        ] {
+            assert!(error.contains("an integer beyond 128 bits"), "{error}");
+        }
+        let negative = crate::tagged::from_str("-5").expect("an int");
+        let error = from_value::<u128>(&negative)
+            .expect_err("negative")
+            .to_string();
+        assert!(error.contains("integer `-5`"), "{error}");
         let max = crate::tagged::from_str("18446744073709551615").expect("2**64-1");
         assert_eq!(from_value::<u64>(&max).expect("fits"), u64::MAX);
         // serde_json's own Value takes what it can hold.
