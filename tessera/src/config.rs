@@ -1122,30 +1122,75 @@ impl fmt::Debug for StoreUrl {
 
 /// A URL with any password replaced by `***`, for messages and logs.
 pub(crate) fn redact_password(url: &str) -> String {
-    let url = &redact_query_secrets(url);
     let Some((scheme, rest)) = url.split_once("://") else {
         // PostgreSQL's keyword form: `host=… password=…`.
-        return url
-            .split(' ')
-            .map(|word| match word.split_once('=') {
-                Some((name, _)) if is_secret_name(name) => format!("{name}=***"),
-                _ => word.to_owned(),
-            })
-            .collect::<Vec<_>>()
-            .join(" ");
+        return redact_keyword_secrets(url);
     };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    match rest[..authority_end].rsplit_once('@') {
+    // A password pasted without percent-encoding may hold `/`, `?` or `#`,
+    // so the authority is taken to end after the first `@`, at the first
+    // of those that follows it; the user information ends at the last `@`
+    // before that (a password may hold `@` too). Redacting too much (an
+    // `@` in a query) is harmless; too little is not.
+    let authority_end = rest.find('@').map_or_else(
+        || rest.find(['/', '?', '#']).unwrap_or(rest.len()),
+        |at| at + rest[at..].find(['/', '?', '#']).unwrap_or(rest.len() - at),
+    );
+    let (authority, after) = rest.split_at(authority_end);
+    let after = redact_query_secrets(after);
+    match authority.rsplit_once('@') {
         Some((userinfo, host)) => {
             let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
             let password = if userinfo.contains(':') { ":***" } else { "" };
-            format!(
-                "{scheme}://{user}{password}@{host}{}",
-                &rest[authority_end..]
-            )
+            format!("{scheme}://{user}{password}@{host}{after}")
         }
-        None => url.to_owned(),
+        None => format!("{scheme}://{authority}{after}"),
     }
+}
+
+/// PostgreSQL's keyword form (`host=db password='a b'`) with the values of
+/// secret keywords replaced by `***`; a quoted value (libpq's `'…'`, with
+/// `\'` and `\\` escapes) is replaced whole.
+fn redact_keyword_secrets(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while !rest.is_empty() {
+        let blanks = rest.len() - rest.trim_start().len();
+        out.push_str(&rest[..blanks]);
+        rest = &rest[blanks..];
+        let name_end = rest
+            .find(|c: char| c == '=' || c.is_whitespace())
+            .unwrap_or(rest.len());
+        let name = &rest[..name_end];
+        let after_name = &rest[name_end..];
+        let Some(value) = after_name.trim_start().strip_prefix('=') else {
+            out.push_str(name);
+            rest = after_name;
+            continue;
+        };
+        let value = value.trim_start();
+        let value_len = if let Some(quoted) = value.strip_prefix('\'') {
+            let mut escaped = false;
+            quoted
+                .char_indices()
+                .find(|&(_, c)| {
+                    let closes = c == '\'' && !escaped;
+                    escaped = c == '\\' && !escaped;
+                    closes
+                })
+                .map_or(value.len(), |(at, _)| at + 2)
+        } else {
+            value.find(char::is_whitespace).unwrap_or(value.len())
+        };
+        let whole = rest.len() - value.len() + value_len;
+        if is_secret_name(name) {
+            out.push_str(name);
+            out.push_str("=***");
+        } else {
+            out.push_str(&rest[..whole]);
+        }
+        rest = &rest[whole..];
+    }
+    out
 }
 
 /// `url` with the values of query parameters that carry secrets
@@ -1552,6 +1597,27 @@ mod tests {
         assert_eq!(
             redact_password("sqlite:///tmp/x.db?password=S3CRET"),
             "sqlite:///tmp/x.db?password=***"
+        );
+        // Passwords pasted without percent-encoding (base64 ones hold `/`).
+        for (url, redacted) in [
+            (
+                "redis://:Pa55/wordZ@127.0.0.1:6379/0",
+                "redis://:***@127.0.0.1:6379/0",
+            ),
+            ("redis://:Pa55?word@h:1/0", "redis://:***@h:1/0"),
+            ("redis://:Pa55#word@h:1/0", "redis://:***@h:1/0"),
+            (
+                "postgres://u:Pg/pa@ss@db:5432/x",
+                "postgres://u:***@db:5432/x",
+            ),
+            ("redis://u:p@h:1/0?x=@", "redis://u:***@h:1/0?x=@"),
+            ("redis://h/0?x=@", "redis://h/0?x=@"),
+        ] {
+            assert_eq!(redact_password(url), redacted, "{url}");
+        }
+        assert_eq!(
+            redact_password(r"host=db password='PW kw \' quoted 12' user=u passfile = /x"),
+            "host=db password=*** user=u passfile=***"
         );
     }
 

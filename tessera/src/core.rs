@@ -34,6 +34,11 @@ const ID_SALT: &str = "flask-session";
 /// dead id does not hide the user's session. The bound keeps a request full
 /// of made-up ids from costing more than a few store calls.
 const MAX_PRESENTED_IDS: usize = 4;
+
+/// How many signed cookies of the session's name are checked, at most:
+/// each costs a MAC per key, and a request could carry thousands. (Flask
+/// reads only the first; the ones after it are tried in case it is junk.)
+const MAX_SIGNED_COOKIES_TRIED: usize = 16;
 /// Expired records deleted per sweep statement: small enough that a write
 /// queued behind one batch waits a few milliseconds at most.
 const SWEEP_BATCH: usize = 64;
@@ -217,7 +222,14 @@ impl SessionCore {
         now: SystemTime,
     ) -> Session {
         self.start_sweeper();
-        let values = cookie_values(cookie_headers, &self.config.cookie_name);
+        // A value with a dot costs a MAC per key (a signature to check);
+        // one without is refused at once and does not count.
+        let mut signed_values = 0;
+        let values =
+            cookie_values(cookie_headers, &self.config.cookie_name).take_while(move |value| {
+                signed_values += usize::from(value.contains('.'));
+                signed_values <= MAX_SIGNED_COOKIES_TRIED
+            });
         let codec = match &self.backend {
             Backend::Cookie(codec) => codec,
             Backend::Server {

@@ -660,6 +660,13 @@ async fn cookie_tossing_in_cookie_mode() {
             .2,
         "\"victim\""
     );
+    // At most 16 signed cookies of the name are checked (each costs a MAC
+    // per key): the genuine one among them is found, one after them is not.
+    let junk = |count: usize| "session=garbage.aaaa.bbbb; ".repeat(count);
+    let within = format!("{}{victim}", junk(15));
+    assert_eq!(read(&fx.app, "value", &within).await.2, "\"victim\"");
+    let beyond = format!("{}{victim}", junk(16));
+    assert_eq!(read(&fx.app, "value", &beyond).await.2, "None");
 }
 
 /// Server-side: the first cookie that names a *live* session is used. An id
@@ -932,6 +939,37 @@ fn debug_output_never_shows_secrets() {
         format!("{config:?}").contains("db.internal"),
         "the URL is redacted, not dropped: {config:?}"
     );
+    // A password pasted without percent-encoding (base64 ones hold `/`):
+    // neither `Debug` nor the error that refuses the URL shows it.
+    let raw = "Pa55/kept?out#of@xyz";
+    for url in [
+        format!("redis://:{raw}@cache.internal:6379/0"),
+        format!("postgres://app:{raw}@db.internal:5432/sessions"),
+    ] {
+        let builder = SessionConfig::builder()
+            .secret_key(key)
+            .session_type(SessionType::Memory)
+            .store_url(url.clone());
+        let shown = format!("{builder:?}");
+        assert!(
+            !shown.contains("Pa55") && !shown.contains("kept"),
+            "{shown}"
+        );
+        for session_type in [SessionType::Redis, SessionType::Postgres] {
+            if let Err(error) = SessionConfig::builder()
+                .secret_key(key)
+                .session_type(session_type)
+                .store_url(url.clone())
+                .build()
+            {
+                let shown = error.to_string();
+                assert!(
+                    !shown.contains("Pa55") && !shown.contains("kept"),
+                    "{shown}"
+                );
+            }
+        }
+    }
 
     #[cfg(feature = "redis")]
     {

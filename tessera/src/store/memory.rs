@@ -15,14 +15,23 @@ pub const DEFAULT_MAX_SESSIONS: usize = 100_000;
 ///
 /// When full, expired sessions are purged first; if none are, the session
 /// closest to expiry is evicted, so memory stays bounded under any load.
-/// Everything is lost when the process exits.
-#[derive(Debug)]
+/// Everything is lost when the process exits. `Debug` shows how many
+/// sessions it holds, never what they hold.
 pub struct MemoryStore {
     inner: Mutex<Inner>,
     max_sessions: usize,
 }
 
-#[derive(Debug, Default)]
+impl std::fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryStore")
+            .field("sessions", &self.len())
+            .field("max_sessions", &self.max_sessions)
+            .finish()
+    }
+}
+
+#[derive(Default)]
 struct Inner {
     records: HashMap<SessionId, Stored>,
     /// One entry per record, `(indexed, id)`, so purging and eviction take
@@ -66,7 +75,6 @@ impl MemoryStore {
 }
 
 /// A record and where the deadline index has it.
-#[derive(Debug)]
 struct Stored {
     record: Record,
     /// Never later than the record's deadline: a save that extends the

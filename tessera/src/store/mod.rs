@@ -82,8 +82,10 @@ impl fmt::Debug for SessionId {
     }
 }
 
-/// One stored session.
-#[derive(Debug, Clone, PartialEq)]
+/// One stored session. `Debug` shows its keys, not their values, nor the
+/// user (as [`Session`](crate::Session)'s does), so that logging a record
+/// logs no one's data.
+#[derive(Clone, PartialEq)]
 pub struct Record {
     /// The session's contents.
     pub data: Map,
@@ -95,6 +97,18 @@ pub struct Record {
     pub expires_at: u64,
     /// When it expires whatever happens (counted from creation).
     pub absolute_expires_at: Option<u64>,
+}
+
+impl fmt::Debug for Record {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Record")
+            .field("keys", &self.data.keys().collect::<Vec<_>>())
+            .field("has_user", &self.user_id.is_some())
+            .field("created_at", &self.created_at)
+            .field("expires_at", &self.expires_at)
+            .field("absolute_expires_at", &self.absolute_expires_at)
+            .finish()
+    }
 }
 
 impl Record {
@@ -115,7 +129,8 @@ pub(crate) fn deadline(expires_at: u64, absolute_expires_at: Option<u64>) -> u64
 }
 
 /// What a request changed, applied to the stored record key by key.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// `Debug` shows the keys, not the values or the user, as [`Record`]'s does.
+#[derive(Clone, Default, PartialEq)]
 pub struct Changes {
     /// Every key was removed first (`session.clear()`).
     pub cleared: bool,
@@ -127,6 +142,18 @@ pub struct Changes {
     pub expires_at: Option<u64>,
     /// A new owner (`Some(None)` removes it).
     pub user_id: Option<Option<String>>,
+}
+
+impl fmt::Debug for Changes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Changes")
+            .field("cleared", &self.cleared)
+            .field("set", &self.set.keys().collect::<Vec<_>>())
+            .field("removed", &self.removed)
+            .field("expires_at", &self.expires_at)
+            .field("user_changed", &self.user_id.is_some())
+            .finish()
+    }
 }
 
 impl Changes {
@@ -343,6 +370,37 @@ pub(crate) fn append_in_map(data: &mut Map, key: &str, value: &Value) -> Result<
 
 #[cfg(test)]
 mod tests {
+    #[tokio::test]
+    async fn debug_shows_keys_not_values_or_users() {
+        use super::SessionStore as _;
+        let record = super::Record {
+            data: crate::Map::from([("card".to_owned(), crate::Value::from("4111 secret"))]),
+            user_id: Some("alice".to_owned()),
+            created_at: 1,
+            expires_at: 2,
+            absolute_expires_at: None,
+        };
+        let changes = super::Changes {
+            set: record.data.clone(),
+            user_id: Some(Some("alice".to_owned())),
+            ..super::Changes::default()
+        };
+        let store = super::MemoryStore::default();
+        let id = super::SessionId::generate();
+        assert!(store.create(&id, &record).await.expect("created"));
+        for shown in [
+            format!("{record:?}"),
+            format!("{changes:?}"),
+            format!("{store:?}"),
+        ] {
+            assert!(
+                !shown.contains("secret") && !shown.contains("alice"),
+                "{shown}"
+            );
+        }
+        assert!(format!("{record:?}").contains("card"));
+    }
+
     use super::*;
 
     #[test]

@@ -1147,15 +1147,7 @@ fn failed(error: RedisError) -> StoreError {
 
 /// `url` with any password replaced, for error messages.
 fn redact(url: &str) -> String {
-    let url = &crate::config::redact_query_secrets(url);
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return "the URL".to_owned();
-    };
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    match rest[..end].rfind('@') {
-        Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
-        None => url.to_owned(),
-    }
+    crate::config::redact_password(url)
 }
 
 /// A time as stored: exact in a double.
@@ -2177,7 +2169,7 @@ mod tests {
             "{debug}"
         );
         assert!(!debug.contains("hunter2"), "{debug}");
-        assert_eq!(redact("redis://u:p@h:1/0?x=@"), "redis://***@h:1/0?x=@");
+        assert_eq!(redact("redis://u:p@h:1/0?x=@"), "redis://u:***@h:1/0?x=@");
         assert_eq!(redact("redis://h/0"), "redis://h/0");
     }
 

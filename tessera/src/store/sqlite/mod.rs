@@ -442,7 +442,16 @@ async fn connect(
     {
         // Once per store and cheap when the directory exists, so a blocking
         // call is fine here (tessera's tokio is built without `fs`).
-        std::fs::create_dir_all(parent).map_err(|error| OpenFailure::Other(Box::new(error)))?;
+        // Directories it creates are the owner's only, whatever the umask:
+        // in one others can write, they could swap the database for one
+        // holding ids they know. Existing directories are left as they are.
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder
+            .create(parent)
+            .map_err(|error| OpenFailure::Other(Box::new(error)))?;
     }
     if !existing_only {
         create_private(path).map_err(|error| OpenFailure::Other(Box::new(error)))?;
@@ -1218,9 +1227,18 @@ mod tests {
     #[tokio::test]
     async fn a_new_database_is_private_to_its_owner() {
         use std::os::unix::fs::PermissionsExt as _;
-        let dir = std::env::temp_dir().join(format!("tessera-sqlite-mode-{}", std::process::id()));
+        let base = std::env::temp_dir().join(format!("tessera-sqlite-mode-{}", std::process::id()));
+        let dir = base.join("sub");
         let path = dir.join("sessions.db");
         let store = SqliteStore::open(&path).await.expect("open");
+        // The directories it created are the owner's only.
+        for created in [&base, &dir] {
+            let mode = std::fs::metadata(created)
+                .expect("a directory")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o700, "{}: {mode:o}", created.display());
+        }
         let record = live_record();
         store
             .create(&SessionId::generate(), &record)
@@ -1240,6 +1258,6 @@ mod tests {
         let mode = std::fs::metadata(&path).expect("db").permissions().mode();
         assert_eq!(mode & 0o777, 0o640);
         store.close().await;
-        let _ = std::fs::remove_dir_all(&dir);
+        let _ = std::fs::remove_dir_all(&base);
     }
 }
