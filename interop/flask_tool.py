@@ -22,7 +22,7 @@ Output is JSON on stdout. Subcommands:
   cookie-headers --secret-key K [--seed N] [--count N]
             Cookie headers carrying a valid session cookie among changes
             clients and proxies make, each with the session Flask reads:
-            {"header", "tagged_json"}.
+            {"header_hex", "tagged_json"}.
   set-cookie-headers [--timestamp T]
             The Set-Cookie / Vary headers Flask sends in a set of scenarios.
 
@@ -430,49 +430,64 @@ def cmd_variants(args: argparse.Namespace) -> int:
 def cmd_cookie_headers(args: argparse.Namespace) -> int:
     """Cookie headers carrying a valid session cookie, changed the ways
     clients and proxies change them (spaces, quotes, escapes, separators,
-    other cookies around it), each with the session Flask reads from it."""
+    bytes beyond ASCII, other cookies around it), each with the session
+    Flask reads from it. Headers are bytes (in hex), given to Flask as a WSGI
+    server gives them: each byte one Latin-1 character."""
     import random
 
     rng = random.Random(args.seed)
     app = make_app(args.secret_key)
     with app.app_context():
         cookie = signing_serializer(app).dumps({"user_id": 42, "name": "\u00e9"})
-    noise = [" ", "\t", '"', "\\", ";", ",", "=", "\u00e9", "a"]
-    others = ["", "a=1; ", "theme=dark;", 'q="x y"; ', "x; ", "=v; ", "k=\u00e9; "]
+    noise = [b" ", b"\t", b'"', b"\\", b";", b",", b"=", b"a", b"!",
+             "\u00e9".encode(), "\u20ac".encode(), b"\xe9", b"\xa0", b"\xff"]
+    others = [b"", b"a=1; ", b"theme=dark;", b'q="x y"; ', b"x; ", b"=v; ",
+              "k=\u00e9; ".encode(), b"raw=\xe9\xff; "]
 
-    def quoted(value: str) -> str:
+    def quoted(value: bytes) -> bytes:
         # Quote it, escaping some characters as werkzeug's unslash reads them.
         out = []
-        for c in value:
+        for byte in value:
             pick = rng.randrange(8)
             if pick == 0:
-                out.append("\\" + c)
-            elif pick == 1 and ord(c) < 0x80:
-                out.append("\\%03o" % ord(c))
+                out.append(b"\\" + bytes([byte]))
+            elif pick == 1:
+                out.append(b"\\%03o" % byte)
             else:
-                out.append(c)
-        return '"' + "".join(out) + '"'
+                out.append(bytes([byte]))
+        return b'"' + b"".join(out) + b'"'
 
     for _ in range(args.count):
-        value = cookie
-        kind = rng.randrange(5)
+        value = cookie.encode()
+        kind = rng.randrange(6)
         if kind == 0:
             at = rng.randrange(len(value) + 1)
             value = value[:at] + rng.choice(noise) + value[at:]
         elif kind == 1:
-            value = quoted(value)
+            # Into the signature, which anyone can change: one to three.
+            dot = value.rindex(b".") + 1
+            for _ in range(rng.randrange(1, 4)):
+                at = rng.randrange(dot, len(value) + 1)
+                value = value[:at] + rng.choice(noise) + value[at:]
         elif kind == 2:
-            value = rng.choice(['"', " ", "\t", ""]) + value + rng.choice(['"', " ", "\t", "", ";"])
-        name = rng.choice(["session", " session", "session ", "session\t"])
-        equals = rng.choice(["=", " =", "= ", " = "])
-        header = rng.choice(others) + name + equals + value + rng.choice(["", ";", "; b=2", ";c"])
-        emit({"header": header, **_verdict_for_header(app, header)})
+            value = quoted(value)
+        elif kind == 3:
+            value = rng.choice([b'"', b" ", b"\t", b""]) + value + rng.choice([b'"', b" ", b"\t", b"", b";"])
+        name = rng.choice([b"session", b" session", b"session ", b"session\t"])
+        equals = rng.choice([b"=", b" =", b"= ", b" = "])
+        header = rng.choice(others) + name + equals + value + rng.choice([b"", b";", b"; b=2", b";c"])
+        emit({"header_hex": header.hex(), **_verdict_for_header(app, header)})
     return 0
 
 
-def _verdict_for_header(app: Flask, header: str) -> dict[str, Any]:
-    request = app.test_request_context("/", headers={"Cookie": header}).request
-    with app.app_context():
+def _verdict_for_header(app: Flask, header: bytes) -> dict[str, Any]:
+    from werkzeug.test import create_environ
+
+    environ = create_environ("/")
+    environ["HTTP_COOKIE"] = header.decode("latin-1")
+    with app.request_context(environ):
+        from flask import request
+
         sess = app.session_interface.open_session(app, request)
         return {"tagged_json": tagged_serializer(app).dumps(dict(sess))}
 

@@ -589,8 +589,8 @@ fn changed_cookies_are_accepted_exactly_when_flask_accepts_them() {
 
 /// Cookie headers as clients and proxies send them: spaces and tabs around
 /// the name and `=`, quoted values with werkzeug's backslash escapes, a
-/// stray space, quote or separator inside the value, other cookies around
-/// it. The session tessera reads from each header is the one Flask reads:
+/// stray space, quote, separator or byte beyond ASCII (UTF-8 or not) inside
+/// the value, other cookies around it. The session tessera reads from each header is the one Flask reads:
 /// the same data, or none where Flask sees no valid cookie.
 #[cfg(feature = "axum")]
 #[tokio::test]
@@ -617,9 +617,15 @@ async fn cookie_headers_are_read_as_flask_reads_them() {
         &["cookie-headers", "--secret-key", KEY, "--count", "600"],
         None,
     ) {
-        let header = str_field(&verdict, "header");
+        let hex = str_field(&verdict, "header_hex");
+        let bytes: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|at| u8::from_str_radix(&hex[at..at + 2], 16).expect("hex"))
+            .collect();
+        let header = String::from_utf8_lossy(&bytes).into_owned();
+        let value = axum::http::HeaderValue::from_bytes(&bytes).expect("a header value");
         let request = axum::http::Request::get("/")
-            .header(axum::http::header::COOKIE, header)
+            .header(axum::http::header::COOKIE, value)
             .body(Body::empty())
             .expect("a request");
         let response = app.clone().oneshot(request).await.expect("answers");
