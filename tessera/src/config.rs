@@ -1126,25 +1126,36 @@ pub(crate) fn redact_password(url: &str) -> String {
         // PostgreSQL's keyword form: `host=… password=…`.
         return redact_keyword_secrets(url);
     };
-    // A password pasted without percent-encoding may hold `/`, `?` or `#`,
-    // so the authority is taken to end after the first `@`, at the first
-    // of those that follows it; the user information ends at the last `@`
-    // before that (a password may hold `@` too). Redacting too much (an
-    // `@` in a query) is harmless; too little is not.
-    let authority_end = rest.find('@').map_or_else(
-        || rest.find(['/', '?', '#']).unwrap_or(rest.len()),
-        |at| at + rest[at..].find(['/', '?', '#']).unwrap_or(rest.len() - at),
-    );
-    let (authority, after) = rest.split_at(authority_end);
-    let after = redact_query_secrets(after);
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => {
+    // The user information ends at the last `@`: a password pasted without
+    // percent-encoding may hold `@`, `/`, `?` or `#` (base64 ones hold `/`).
+    // An `@` in a path or query makes this hide more than the password,
+    // which is harmless; hiding less would not be.
+    match rest.rsplit_once('@') {
+        Some((userinfo, after)) => {
             let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
             let password = if userinfo.contains(':') { ":***" } else { "" };
-            format!("{scheme}://{user}{password}@{host}{after}")
+            format!(
+                "{scheme}://{user}{password}@{}",
+                redact_query_secrets(after)
+            )
         }
-        None => format!("{scheme}://{authority}{after}"),
+        None => format!("{scheme}://{}", redact_query_secrets(rest)),
     }
+}
+
+/// Why the user information of a store URL cannot be read unambiguously, if
+/// it cannot: an `@` after a `/`, `?` or `#` means a user name or password
+/// holding one of those without percent-encoding, which URL parsers split
+/// differently (a part of the password taken for the host or a parameter,
+/// and shown or logged as one). Checked before any parser sees the URL.
+pub(crate) fn ambiguous_userinfo(url: &str) -> Option<&'static str> {
+    let (_, rest) = url.split_once("://")?;
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    rest[authority_end..].contains('@').then_some(
+        "it has an `@` after a `/`, `?` or `#`: a user name or password holding \
+         `/`, `?`, `#` or `@` must be percent-encoded (`%2F`, `%3F`, `%23`, `%40`), \
+         and so must an `@` in the path or the query",
+    )
 }
 
 /// PostgreSQL's keyword form (`host=db password='a b'`) with the values of
@@ -1563,6 +1574,31 @@ mod tests {
     }
 
     #[test]
+    fn ambiguous_user_information_is_found_before_any_parser_sees_it() {
+        for url in [
+            "redis://:Pa55/wordZ@127.0.0.1:6379/0",
+            "redis://:Pa55@w/ord@h/0",
+            "redis://u:Pa55@w?ord@h/0",
+            "postgres://u:Pg?pass@h:5432/db?application_name=x",
+            "postgres://u:Pg#pass@h/db",
+            "redis://u:p@h:1/0?x=@",
+        ] {
+            assert!(ambiguous_userinfo(url).is_some(), "{url}");
+        }
+        for url in [
+            "redis://:Pa55%2FwordZ@127.0.0.1:6379/0",
+            "redis://:p@ss@h/0",
+            "postgres://u:p@h:5432/db?sslmode=disable",
+            "redis+unix:///tmp/r.sock?db=1",
+            "redis://h/0",
+            "sqlite:///tmp/x.db",
+            "host=db password=x",
+        ] {
+            assert!(ambiguous_userinfo(url).is_none(), "{url}");
+        }
+    }
+
+    #[test]
     fn passwords_are_redacted_from_messages() {
         assert_eq!(
             redact_password("postgres://app:hunter2@db:5432/x"),
@@ -1610,7 +1646,16 @@ mod tests {
                 "postgres://u:Pg/pa@ss@db:5432/x",
                 "postgres://u:***@db:5432/x",
             ),
-            ("redis://u:p@h:1/0?x=@", "redis://u:***@h:1/0?x=@"),
+            // An `@` in the query hides the rest: more than needed, never less.
+            ("redis://u:p@h:1/0?x=@", "redis://u:***@"),
+            (
+                "redis://:PW@w/Zq@127.0.0.1:6379/0",
+                "redis://:***@127.0.0.1:6379/0",
+            ),
+            (
+                "postgres://u:Pg?pa@x/y@db:5432/s?application_name=a",
+                "postgres://u:***@db:5432/s?application_name=a",
+            ),
             ("redis://h/0?x=@", "redis://h/0?x=@"),
         ] {
             assert_eq!(redact_password(url), redacted, "{url}");

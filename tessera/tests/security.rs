@@ -941,11 +941,20 @@ fn debug_output_never_shows_secrets() {
     );
     // A password pasted without percent-encoding (base64 ones hold `/`):
     // neither `Debug` nor the error that refuses the URL shows it.
-    let raw = "Pa55/kept?out#of@xyz";
-    for url in [
-        format!("redis://:{raw}@cache.internal:6379/0"),
-        format!("postgres://app:{raw}@db.internal:5432/sessions"),
-    ] {
+    let urls = [
+        "Pa55/kept?out#of@xyz",
+        "Pa55@w/kept@z",
+        "Pa55@w?kept@z",
+        "Pa55?kept",
+    ]
+    .into_iter()
+    .flat_map(|raw| {
+        [
+            format!("redis://:{raw}@cache.internal:6379/0"),
+            format!("postgres://app:{raw}@db.internal:5432/sessions?application_name=a"),
+        ]
+    });
+    for url in urls {
         let builder = SessionConfig::builder()
             .secret_key(key)
             .session_type(SessionType::Memory)

@@ -432,6 +432,9 @@ impl PostgresStore {
         if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
             return Err(refuse(&"it does not start with postgres://"));
         }
+        if let Some(why) = crate::config::ambiguous_userinfo(url) {
+            return Err(refuse(&why));
+        }
         // sqlx logs a parameter it does not know with its value: one that
         // carries a secret (sslpassword, say) would end up in the log.
         if let Some((_, query)) = url.split_once('?') {

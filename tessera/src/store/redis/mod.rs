@@ -729,6 +729,12 @@ impl Slot {
 impl Link {
     /// Checks `url`; connects nothing yet.
     pub(super) fn open(url: &str) -> Result<Self, StoreError> {
+        if let Some(why) = crate::config::ambiguous_userinfo(url) {
+            return Err(StoreError::Config(format!(
+                "{} is not a usable Redis URL: {why}",
+                redact(url)
+            )));
+        }
         let client = Client::open(url).map_err(|error| {
             StoreError::Config(format!(
                 "{} is not a usable Redis URL: {error}; expected \
@@ -2169,7 +2175,7 @@ mod tests {
             "{debug}"
         );
         assert!(!debug.contains("hunter2"), "{debug}");
-        assert_eq!(redact("redis://u:p@h:1/0?x=@"), "redis://u:***@h:1/0?x=@");
+        assert_eq!(redact("redis://u:p@h:1/0?x=@"), "redis://u:***@");
         assert_eq!(redact("redis://h/0"), "redis://h/0");
     }
 
