@@ -1122,25 +1122,38 @@ impl fmt::Debug for StoreUrl {
 
 /// A URL with any password replaced by `***`, for messages and logs.
 pub(crate) fn redact_password(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
+    if !url.contains("://") {
         // PostgreSQL's keyword form: `host=… password=…`.
         return redact_keyword_secrets(url);
+    }
+    // Query parameters first, over the whole URL: a `password=` value may
+    // hold an `@` too, which the step below would take for the end of the
+    // user information.
+    let url = redact_query_secrets(url);
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url;
     };
     // The user information ends at the last `@`: a password pasted without
     // percent-encoding may hold `@`, `/`, `?` or `#` (base64 ones hold `/`).
     // An `@` in a path or query makes this hide more than the password,
     // which is harmless; hiding less would not be.
-    match rest.rsplit_once('@') {
-        Some((userinfo, after)) => {
+    let (shown, after) = match rest.rsplit_once('@') {
+        // A clean user name is shown; anything else before the `@` is not
+        // one, and may hold a password's pieces.
+        Some((userinfo, after)) if !userinfo.contains(['/', '?', '#']) => {
             let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
             let password = if userinfo.contains(':') { ":***" } else { "" };
-            format!(
-                "{scheme}://{user}{password}@{}",
-                redact_query_secrets(after)
-            )
+            (format!("{user}{password}@"), after)
         }
-        None => format!("{scheme}://{}", redact_query_secrets(rest)),
-    }
+        Some((_, after)) => ("***@".to_owned(), after),
+        None => (String::new(), rest),
+    };
+    // A fragment means nothing to a store; one may be a password's tail.
+    let after = match after.split_once('#') {
+        Some((before, _)) => format!("{before}#***"),
+        None => after.to_owned(),
+    };
+    format!("{scheme}://{shown}{after}")
 }
 
 /// Why the user information of a store URL cannot be read unambiguously, if
@@ -1624,7 +1637,7 @@ mod tests {
         );
         assert_eq!(
             redact_password("redis+unix:///tmp/r.sock?db=1&pass=S3CRET#x"),
-            "redis+unix:///tmp/r.sock?db=1&pass=***#x"
+            "redis+unix:///tmp/r.sock?db=1&pass=***#***"
         );
         assert_eq!(
             redact_password("host=db port=5432 user=u password=S3CRET"),
@@ -1638,25 +1651,37 @@ mod tests {
         for (url, redacted) in [
             (
                 "redis://:Pa55/wordZ@127.0.0.1:6379/0",
-                "redis://:***@127.0.0.1:6379/0",
+                "redis://***@127.0.0.1:6379/0",
             ),
-            ("redis://:Pa55?word@h:1/0", "redis://:***@h:1/0"),
-            ("redis://:Pa55#word@h:1/0", "redis://:***@h:1/0"),
+            ("redis://:Pa55?word@h:1/0", "redis://***@h:1/0"),
+            ("redis://:Pa55#word@h:1/0", "redis://***@h:1/0"),
             (
                 "postgres://u:Pg/pa@ss@db:5432/x",
-                "postgres://u:***@db:5432/x",
+                "postgres://***@db:5432/x",
             ),
             // An `@` in the query hides the rest: more than needed, never less.
-            ("redis://u:p@h:1/0?x=@", "redis://u:***@"),
+            ("redis://u:p@h:1/0?x=@", "redis://***@"),
             (
                 "redis://:PW@w/Zq@127.0.0.1:6379/0",
-                "redis://:***@127.0.0.1:6379/0",
+                "redis://***@127.0.0.1:6379/0",
+            ),
+            (
+                "postgres://127.0.0.1/db?password=se@cret",
+                "postgres://127.0.0.1/db?password=***",
+            ),
+            (
+                "postgres://u:p@h/db?password=se@cret",
+                "postgres://u:***@h/db?password=***",
+            ),
+            (
+                "postgres:///db?user=u&password=se@cr/et",
+                "postgres:///db?user=u&password=***",
             ),
             (
                 "postgres://u:Pg?pa@x/y@db:5432/s?application_name=a",
-                "postgres://u:***@db:5432/s?application_name=a",
+                "postgres://***@db:5432/s?application_name=a",
             ),
-            ("redis://h/0?x=@", "redis://h/0?x=@"),
+            ("redis://h/0?x=@", "redis://***@"),
         ] {
             assert_eq!(redact_password(url), redacted, "{url}");
         }

@@ -952,6 +952,7 @@ fn debug_output_never_shows_secrets() {
         [
             format!("redis://:{raw}@cache.internal:6379/0"),
             format!("postgres://app:{raw}@db.internal:5432/sessions?application_name=a"),
+            format!("postgres://db.internal/sessions?user=app&password={raw}"),
         ]
     });
     for url in urls {

@@ -2175,7 +2175,7 @@ mod tests {
             "{debug}"
         );
         assert!(!debug.contains("hunter2"), "{debug}");
-        assert_eq!(redact("redis://u:p@h:1/0?x=@"), "redis://u:***@");
+        assert_eq!(redact("redis://u:p@h:1/0?x=@"), "redis://***@");
         assert_eq!(redact("redis://h/0"), "redis://h/0");
     }
 
