@@ -1156,13 +1156,28 @@ pub(crate) fn redact_password(url: &str) -> String {
     format!("{scheme}://{shown}{after}")
 }
 
-/// Why the user information of a store URL cannot be read unambiguously, if
-/// it cannot: an `@` after a `/`, `?` or `#` means a user name or password
-/// holding one of those without percent-encoding, which URL parsers split
-/// differently (a part of the password taken for the host or a parameter,
-/// and shown or logged as one). Checked before any parser sees the URL.
-pub(crate) fn ambiguous_userinfo(url: &str) -> Option<&'static str> {
+/// Why URL parsers would misread a store URL, if they would: a `%` that
+/// starts no escape, or an `@` after a `/`, `?` or `#` (a user name or
+/// password holding one of those without percent-encoding, which parsers
+/// split differently: a part of the password taken for the host or a
+/// parameter, and shown or logged as one). Checked before any parser sees
+/// the URL.
+pub(crate) fn store_url_misread(url: &str) -> Option<&'static str> {
     let (_, rest) = url.split_once("://")?;
+    // A `%` must start an escape: parsers keep a bare one as it is, so a
+    // host such as `%%%` was accepted, and failed at the first request.
+    let bytes = rest.as_bytes();
+    let bad_escape = bytes.iter().enumerate().any(|(at, &byte)| {
+        byte == b'%'
+            && !(bytes.get(at + 1).is_some_and(u8::is_ascii_hexdigit)
+                && bytes.get(at + 2).is_some_and(u8::is_ascii_hexdigit))
+    });
+    if bad_escape {
+        return Some(
+            "it has a `%` that starts no `%XX` escape: a `%` in a user name or \
+             password must be written `%25`",
+        );
+    }
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     rest[authority_end..].contains('@').then_some(
         "it has an `@` after a `/`, `?` or `#`: a user name or password holding \
@@ -1587,7 +1602,7 @@ mod tests {
     }
 
     #[test]
-    fn ambiguous_user_information_is_found_before_any_parser_sees_it() {
+    fn misread_store_urls_are_found_before_any_parser_sees_them() {
         for url in [
             "redis://:Pa55/wordZ@127.0.0.1:6379/0",
             "redis://:Pa55@w/ord@h/0",
@@ -1595,11 +1610,15 @@ mod tests {
             "postgres://u:Pg?pass@h:5432/db?application_name=x",
             "postgres://u:Pg#pass@h/db",
             "redis://u:p@h:1/0?x=@",
+            "postgres://%%%/db",
+            "redis://:50%off@h/0",
+            "redis://:p%2@h/0",
         ] {
-            assert!(ambiguous_userinfo(url).is_some(), "{url}");
+            assert!(store_url_misread(url).is_some(), "{url}");
         }
         for url in [
             "redis://:Pa55%2FwordZ@127.0.0.1:6379/0",
+            "redis://:50%25off@h/0",
             "redis://:p@ss@h/0",
             "postgres://u:p@h:5432/db?sslmode=disable",
             "redis+unix:///tmp/r.sock?db=1",
@@ -1607,7 +1626,7 @@ mod tests {
             "sqlite:///tmp/x.db",
             "host=db password=x",
         ] {
-            assert!(ambiguous_userinfo(url).is_none(), "{url}");
+            assert!(store_url_misread(url).is_none(), "{url}");
         }
     }
 

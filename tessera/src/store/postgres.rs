@@ -432,7 +432,7 @@ impl PostgresStore {
         if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
             return Err(refuse(&"it does not start with postgres://"));
         }
-        if let Some(why) = crate::config::ambiguous_userinfo(url) {
+        if let Some(why) = crate::config::store_url_misread(url) {
             return Err(refuse(&why));
         }
         // sqlx logs a parameter it does not know with its value: one that

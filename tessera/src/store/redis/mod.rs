@@ -729,7 +729,7 @@ impl Slot {
 impl Link {
     /// Checks `url`; connects nothing yet.
     pub(super) fn open(url: &str) -> Result<Self, StoreError> {
-        if let Some(why) = crate::config::ambiguous_userinfo(url) {
+        if let Some(why) = crate::config::store_url_misread(url) {
             return Err(StoreError::Config(format!(
                 "{} is not a usable Redis URL: {why}",
                 redact(url)
