@@ -1,6 +1,7 @@
 //! `tessera cookie …`: decode, verify and sign Flask session cookies, and
 //! open and seal tessera's encrypted ones.
 
+use std::borrow::Cow;
 use std::time::{Duration, SystemTime};
 
 use clap::{Args, Subcommand};
@@ -396,7 +397,7 @@ fn fallbacks_from_env() -> Result<Vec<SecretKey>> {
 fn pasted_cookies<'a>(
     input: &'a str,
     wanted_name: &str,
-) -> Result<(Option<&'a str>, Vec<&'a str>)> {
+) -> Result<(Option<&'a str>, Vec<Cow<'a, str>>)> {
     let mut text = input.trim();
     let mut cookie_header = false;
     let mut prefixed = false;
@@ -427,7 +428,7 @@ fn pasted_cookies<'a>(
             .split(';')
             .map(|pair| split_pair(pair.trim()))
             .collect();
-        let named: Vec<(&'a str, &'a str)> = pairs
+        let named: Vec<(&'a str, Cow<'a, str>)> = pairs
             .iter()
             .filter_map(|&(name, value)| {
                 name.filter(|name| *name == wanted_name)
@@ -485,11 +486,20 @@ fn split_pair(pair: &str) -> (Option<&str>, &str) {
     }
 }
 
-fn unquote(value: &str) -> &str {
-    value
-        .strip_prefix('"')
-        .and_then(|v| v.strip_suffix('"'))
-        .unwrap_or(value)
+/// A quoted value without its quotes and with its backslash escapes undone,
+/// as werkzeug (and so Flask) reads it from a Cookie header.
+fn unquote(value: &str) -> Cow<'_, str> {
+    let Some(inner) = value.strip_prefix('"').and_then(|v| v.strip_suffix('"')) else {
+        return Cow::Borrowed(value);
+    };
+    if !inner.contains('\\') {
+        return Cow::Borrowed(inner);
+    }
+    let pair = format!("v={value}");
+    match tessera::cookie_values(pair.as_bytes(), "v").next() {
+        Some(unescaped) => Cow::Owned(unescaped.into_owned()),
+        None => Cow::Borrowed(inner),
+    }
 }
 
 fn kind(value: &Value) -> &'static str {
@@ -514,8 +524,14 @@ mod tests {
 
     #[test]
     fn pasted_cookies_are_cleaned() {
+        // Values as `&str` (leaked: a test's few bytes) to compare with literals.
         fn pasted<'a>(text: &'a str, wanted: &str) -> (Option<&'a str>, Vec<&'a str>) {
-            pasted_cookies(text, wanted).expect(text)
+            let (name, values) = pasted_cookies(text, wanted).expect(text);
+            let values = values
+                .into_iter()
+                .map(|value| &*Box::leak(value.into_owned().into_boxed_str()))
+                .collect();
+            (name, values)
         }
         for (text, name) in [
             ("abc.def.ghi", None),
@@ -596,6 +612,15 @@ mod tests {
         assert_eq!(
             pasted("session=eyJhIjoxfQ.aw80hg.sig=", "session"),
             (Some("session"), vec!["eyJhIjoxfQ.aw80hg.sig="])
+        );
+        // Quoted values are unescaped as werkzeug unescapes them.
+        assert_eq!(
+            pasted(r#""abc\.def.g\hi""#, "session"),
+            (None, vec!["abc.def.ghi"])
+        );
+        assert_eq!(
+            pasted(r#"Cookie: a=1; session="abc\056def.ghi""#, "session"),
+            (Some("session"), vec!["abc.def.ghi"])
         );
         // A compressed cookie under another name is still `name=value`.
         assert_eq!(

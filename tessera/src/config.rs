@@ -1162,6 +1162,7 @@ pub(crate) fn redact_password(url: &str) -> String {
 /// split differently: a part of the password taken for the host or a
 /// parameter, and shown or logged as one). Checked before any parser sees
 /// the URL.
+#[cfg(any(feature = "redis", feature = "postgres"))]
 pub(crate) fn store_url_misread(url: &str) -> Option<&'static str> {
     let (_, rest) = url.split_once("://")?;
     // A `%` must start an escape: parsers keep a bare one as it is, so a
@@ -1601,6 +1602,7 @@ mod tests {
         }
     }
 
+    #[cfg(any(feature = "redis", feature = "postgres"))]
     #[test]
     fn misread_store_urls_are_found_before_any_parser_sees_them() {
         for url in [

@@ -6,11 +6,18 @@
 use std::borrow::Cow;
 
 /// The values of every cookie named `name` in one `Cookie` header, in
-/// order. Bytes beyond ASCII are read as Latin-1, one character each, as a
-/// WSGI server hands them to werkzeug: Flask then signs and decodes the
-/// value's UTF-8, in which each such byte counts twice, and so does
-/// tessera. (No cookie Flask writes holds one.)
-pub(crate) fn values_named<'h, 'n>(header: &'h [u8], name: &'n str) -> Values<'h, 'n> {
+/// order, read as Flask reads them: werkzeug 3.1.9's `parse_cookie` (blanks
+/// around names and `=` skipped, quoted values unescaped, a value with a
+/// space or a quote inside no cookie), with bytes beyond ASCII read as
+/// Latin-1, one character each, as a WSGI server hands them to werkzeug:
+/// Flask then signs and decodes the value's UTF-8, in which each such byte
+/// counts twice, and so does tessera. (No cookie Flask writes holds one.)
+///
+/// ```
+/// let values: Vec<_> = tessera::cookie_values(br#"a=1; session="x\.y"; session=z"#, "session").collect();
+/// assert_eq!(values, ["x.y", "z"]);
+/// ```
+pub fn cookie_values<'h, 'n>(header: &'h [u8], name: &'n str) -> CookieValues<'h, 'n> {
     let source = match std::str::from_utf8(header) {
         Ok(text) if text.is_ascii() => Source::Header(Pairs::new(text)),
         _ => {
@@ -22,13 +29,22 @@ pub(crate) fn values_named<'h, 'n>(header: &'h [u8], name: &'n str) -> Values<'h
             Source::Repaired(repaired.into_iter())
         }
     };
-    Values { name, source }
+    CookieValues { name, source }
 }
 
-/// The iterator [`values_named`] returns.
-pub(crate) struct Values<'h, 'n> {
+/// The iterator [`cookie_values`] returns. `Debug` shows the name only:
+/// the values are cookies.
+pub struct CookieValues<'h, 'n> {
     name: &'n str,
     source: Source<'h>,
+}
+
+impl std::fmt::Debug for CookieValues<'_, '_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CookieValues")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
 }
 
 enum Source<'h> {
@@ -38,7 +54,7 @@ enum Source<'h> {
     Repaired(std::vec::IntoIter<Cow<'h, str>>),
 }
 
-impl<'h> Iterator for Values<'h, '_> {
+impl<'h> Iterator for CookieValues<'h, '_> {
     type Item = Cow<'h, str>;
 
     fn next(&mut self) -> Option<Self::Item> {
@@ -225,7 +241,7 @@ mod tests {
     use super::*;
 
     fn all(header: &[u8], name: &str) -> Vec<String> {
-        values_named(header, name).map(Cow::into_owned).collect()
+        cookie_values(header, name).map(Cow::into_owned).collect()
     }
 
     /// Each expectation is what werkzeug 3.1's `parse_cookie` answers; the

@@ -687,7 +687,7 @@ fn cookie_values<'h, 'n, I>(
 where
     I: Iterator<Item = &'h [u8]>,
 {
-    headers.flat_map(move |header| cookie_header::values_named(header, name))
+    headers.flat_map(move |header| cookie_header::cookie_values(header, name))
 }
 
 /// The `Vary` value that adds `Cookie` to the raw values of the response's

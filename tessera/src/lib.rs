@@ -73,6 +73,7 @@ pub use codec::{
     decode_unverified, CookieCodec, DecodeError, Decoded, DEFAULT_MAX_PAYLOAD_SIZE, DEFAULT_SALT,
 };
 pub use config::{ConfigError, SameSite, SessionConfig, SessionConfigBuilder, SessionType};
+pub use cookie_header::{cookie_values, CookieValues};
 pub use key::SecretKey;
 pub use layer::{ResponseFuture, SessionLayer, SessionService};
 pub use map::Map;
