@@ -1206,6 +1206,18 @@ mod tests {
         conn
     }
 
+    /// Kills the server side of every connection of `application`, as a
+    /// restart would; whether each was killed.
+    async fn terminate_backends(admin: &mut PgConnection, application: &str) -> Vec<bool> {
+        sqlx::query_scalar(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+        )
+        .bind(application)
+        .fetch_all(admin)
+        .await
+        .expect("terminate")
+    }
+
     async fn drop_schema(store: PostgresStore, schema: &str) {
         store.close().await;
         let mut conn = inspect(schema).await;
@@ -1662,13 +1674,7 @@ mod tests {
             .expect("create"));
         let mut admin = inspect(&schema).await;
         for round in 1..=3 {
-            let killed: Vec<bool> = sqlx::query_scalar(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
-            )
-            .bind(&application)
-            .fetch_all(&mut admin)
-            .await
-            .expect("terminate");
+            let killed = terminate_backends(&mut admin, &application).await;
             assert!(
                 !killed.is_empty() && killed.iter().all(|ok| *ok),
                 "{killed:?}"
@@ -1707,13 +1713,7 @@ mod tests {
             .expect("create"));
         let mut admin = inspect(&schema).await;
         for _ in 0..3 {
-            let killed: Vec<bool> = sqlx::query_scalar(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
-            )
-            .bind(&application)
-            .fetch_all(&mut admin)
-            .await
-            .expect("terminate");
+            let killed = terminate_backends(&mut admin, &application).await;
             assert!(!killed.is_empty(), "a pooled connection to kill");
             tokio::time::sleep(Duration::from_millis(50)).await;
             let loaded = store.load(&id, NOW).await.expect("read again elsewhere");
