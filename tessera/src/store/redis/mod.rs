@@ -158,6 +158,7 @@ use tokio::sync::OnceCell;
 use super::{
     integer_for_increment, Changes, Record, SessionId, SessionInfo, SessionStore, StoreError,
 };
+use crate::config::redact_password;
 use crate::map::Map;
 use crate::tagged;
 use crate::value::Value;
@@ -732,14 +733,14 @@ impl Link {
         if let Some(why) = crate::config::store_url_misread(url) {
             return Err(StoreError::Config(format!(
                 "{} is not a usable Redis URL: {why}",
-                redact(url)
+                redact_password(url)
             )));
         }
         let client = Client::open(url).map_err(|error| {
             StoreError::Config(format!(
                 "{} is not a usable Redis URL: {error}; expected \
                  redis://[:password@]host[:port][/db]",
-                redact(url)
+                redact_password(url)
             ))
         })?;
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
@@ -1149,11 +1150,6 @@ fn failed(error: RedisError) -> StoreError {
         }
         _ => StoreError::unavailable(error),
     }
-}
-
-/// `url` with any password replaced, for error messages.
-fn redact(url: &str) -> String {
-    crate::config::redact_password(url)
 }
 
 /// A time as stored: exact in a double.
@@ -2175,8 +2171,8 @@ mod tests {
             "{debug}"
         );
         assert!(!debug.contains("hunter2"), "{debug}");
-        assert_eq!(redact("redis://u:p@h:1/0?x=@"), "redis://***@");
-        assert_eq!(redact("redis://h/0"), "redis://h/0");
+        assert_eq!(redact_password("redis://u:p@h:1/0?x=@"), "redis://***@");
+        assert_eq!(redact_password("redis://h/0"), "redis://h/0");
     }
 
     #[test]
