@@ -396,7 +396,7 @@ fn fallbacks_from_env() -> Result<Vec<SecretKey>> {
 /// A cookie value itself never contains `=`, `;` or spaces.
 fn pasted_cookies<'a>(
     input: &'a str,
-    wanted_name: &str,
+    wanted_name: &'a str,
 ) -> Result<(Option<&'a str>, Vec<Cow<'a, str>>)> {
     let mut text = input.trim();
     let mut cookie_header = false;
@@ -424,19 +424,15 @@ fn pasted_cookies<'a>(
             || (first.is_some_and(|name| name != wanted_name) && rest.iter().all(Option::is_some));
     }
     if cookie_header {
-        let pairs: Vec<(Option<&'a str>, &'a str)> = text
-            .split(';')
-            .map(|pair| split_pair(pair.trim()))
-            .collect();
-        let named: Vec<(&'a str, Cow<'a, str>)> = pairs
-            .iter()
-            .filter_map(|&(name, value)| {
-                name.filter(|name| *name == wanted_name)
-                    .map(|name| (name, unquote(value)))
-            })
-            .collect();
-        let Some(&(name, _)) = named.first() else {
-            let names: Vec<&str> = pairs.iter().filter_map(|(name, _)| *name).collect();
+        // Read as the server reads a Cookie header, so that what is found
+        // here is what the app would find.
+        let values: Vec<Cow<'a, str>> =
+            tessera::cookie_values(text.as_bytes(), wanted_name).collect();
+        if values.is_empty() {
+            let names: Vec<&str> = text
+                .split(';')
+                .filter_map(|pair| split_pair(pair.trim()).0)
+                .collect();
             return Err(Error::new(format_args!(
                 "no cookie named {wanted_name:?} in the pasted Cookie header (it has {}); \
                  pass the session cookie's name with --cookie-name",
@@ -446,11 +442,8 @@ fn pasted_cookies<'a>(
                     names.join(", ")
                 }
             )));
-        };
-        return Ok((
-            Some(name),
-            named.into_iter().map(|(_, value)| value).collect(),
-        ));
+        }
+        return Ok((Some(wanted_name), values));
     }
     let first = text.split(';').next().unwrap_or_default().trim();
     let (name, value) = match split_pair(first) {
@@ -525,7 +518,7 @@ mod tests {
     #[test]
     fn pasted_cookies_are_cleaned() {
         // Values as `&str` (leaked: a test's few bytes) to compare with literals.
-        fn pasted<'a>(text: &'a str, wanted: &str) -> (Option<&'a str>, Vec<&'a str>) {
+        fn pasted<'a>(text: &'a str, wanted: &'a str) -> (Option<&'a str>, Vec<&'a str>) {
             let (name, values) = pasted_cookies(text, wanted).expect(text);
             let values = values
                 .into_iter()
@@ -564,6 +557,15 @@ mod tests {
         assert_eq!(
             pasted("Cookie: a=1; sid=abc.def.ghi", "sid"),
             (Some("sid"), vec!["abc.def.ghi"])
+        );
+        // A pasted Cookie header is read as werkzeug reads it: a quoted
+        // value unescaped, a value with a blank inside no cookie at all.
+        assert_eq!(
+            pasted(
+                r#"Cookie: session="abc\056def.ghi"; session=x y.z; session=jkl.mno.pqr"#,
+                "session"
+            ),
+            (Some("session"), vec!["abc.def.ghi", "jkl.mno.pqr"])
         );
         // The same without "Cookie:", as developer tools and document.cookie
         // show it.
