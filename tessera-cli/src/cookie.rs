@@ -5,10 +5,11 @@ use std::borrow::Cow;
 use std::time::{Duration, SystemTime};
 
 use clap::{Args, Subcommand};
-use tessera::{tagged, CookieCodec, DecodeError, Map, Number, SecretKey, SignatureError, Value};
+use tessera::{tagged, CookieCodec, DecodeError, SecretKey, SignatureError, Value};
 
 use crate::error::{Error, Result};
 use crate::io;
+use crate::python;
 
 /// The environment variable holding fallback keys, comma-separated.
 const FALLBACKS_VAR: &str = "SECRET_KEY_FALLBACKS";
@@ -247,7 +248,11 @@ fn decode(args: DecodeArgs) -> Result<()> {
             decoded
         }
     };
-    io::print_line(&tagged::map_to_string(&decoded.data))
+    // As Flask's session holds it: `1E5` in a cookie another writer made is
+    // the float 100000.0 there.
+    let mut data = decoded.data;
+    python::as_python_reads_it(&mut data);
+    io::print_line(&tagged::map_to_string(&data))
 }
 
 fn sign(args: SignArgs) -> Result<()> {
@@ -267,7 +272,7 @@ fn sign(args: SignArgs) -> Result<()> {
         }
         Err(err) => return Err(Error::new(format_args!("invalid JSON on stdin: {err}"))),
     };
-    as_python_reads_it(&mut data)?;
+    python::as_python_reads_it(&mut data);
     let json_len = tagged::map_to_string(&data).len();
     if json_len > tessera::DEFAULT_MAX_PAYLOAD_SIZE {
         return Err(Error::new(format_args!(
@@ -314,50 +319,6 @@ fn sign(args: SignArgs) -> Result<()> {
         ));
     }
     io::print_line(&cookie)
-}
-
-/// Rewrites the numbers of a session read from the user's JSON as Python's
-/// `json.loads` and then `json.dumps` would write them (`1E5` is `100000.0`,
-/// `-0` is `0`, `1e400` is `Infinity`), so that the cookie is the one Flask
-/// would sign for the same data.
-fn as_python_reads_it(data: &mut Map) -> Result<()> {
-    fn number(number: &Number) -> Result<Option<Number>> {
-        let text = number.as_str();
-        if matches!(text, "NaN" | "Infinity" | "-Infinity") {
-            return Ok(None);
-        }
-        // (The parser has refused an integer Python cannot read already.)
-        if number.is_integer() {
-            return Ok((text == "-0").then(|| Number::from(0)));
-        }
-        // Rust's parse rounds correctly, as Python's float() does.
-        let value: f64 = text
-            .parse()
-            .map_err(|_| Error::new(format_args!("invalid JSON on stdin: bad number {text}")))?;
-        let rewritten = Number::from_f64(value);
-        Ok((rewritten.as_str() != text).then_some(rewritten))
-    }
-    fn rewrite(value: &mut Value) -> Result<()> {
-        match value {
-            Value::Number(n) => {
-                if let Some(rewritten) = number(n)? {
-                    *n = rewritten;
-                }
-            }
-            Value::List(items) | Value::Tuple(items) => {
-                for item in items {
-                    rewrite(item)?;
-                }
-            }
-            Value::Dict(map) => as_python_reads_it(map)?,
-            _ => {}
-        }
-        Ok(())
-    }
-    for item in data.values_mut() {
-        rewrite(item)?;
-    }
-    Ok(())
 }
 
 /// The reason a cookie was refused, with a hint when it looks like the other

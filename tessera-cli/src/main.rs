@@ -9,6 +9,7 @@ mod cookie;
 mod error;
 mod io;
 mod key;
+mod python;
 mod sessions;
 
 use error::Error;

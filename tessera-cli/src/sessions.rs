@@ -39,10 +39,13 @@ pub(crate) enum SessionsCommand {
         long_about = "List the live sessions (not expired, not revoked) in id order, one \
             per line: the id, the user (- for none), when the session was created and when \
             it expires unless used again (the earlier of its idle and absolute expiry), \
-            tab-separated, times in RFC 3339 UTC. Control characters and backslashes in \
-            user ids are escaped.\n\n\
+            tab-separated, times in RFC 3339 UTC. Control characters, invisible formatting \
+            characters (such as right-to-left overrides) and backslashes in user ids are \
+            escaped.\n\n\
             With --json: a JSON array of objects {id, user_id, created_at, expires_at, \
-            absolute_expires_at}, times in Unix seconds, user_id and absolute_expires_at \
+            absolute_expires_at}, times in Unix seconds, expires_at the idle expiry and \
+            absolute_expires_at the absolute one (the session ends at the earlier of the \
+            two, the time the plain listing shows), user_id and absolute_expires_at \
             null when unset, expires_at null for a session that never expires (a Redis key \
             without a time to live; never in the plain listing). The listing is streamed page by page, however many sessions \
             there are; a spinner on stderr counts them when stderr is a terminal.",
@@ -60,7 +63,8 @@ pub(crate) enum SessionsCommand {
             line of Flask tagged JSON (the JSON Flask would sign: sorted keys, ASCII only, \
             tuples as {\" t\": [...]}, bytes as {\" b\": \"base64\"}, ...).\n\n\
             With --json: an object {id, user_id, created_at, expires_at, \
-            absolute_expires_at, data}, times in Unix seconds (expires_at null for never), \
+            absolute_expires_at, data}, times in Unix seconds (expires_at the idle expiry, \
+            null for never; the session ends at the earlier of the two expiries), \
             data the tagged JSON object as is (which, as in Flask, may hold NaN or Infinity).\n\n\
             An unknown, expired or revoked id exits with status 1.",
         after_help = "Examples:\n  \
@@ -223,7 +227,7 @@ pub(crate) fn run(command: SessionsCommand) -> Result<()> {
         };
         // A usage error (status 2, as clap's own), saying where the URL may
         // come from.
-        let Some(url) = url.as_deref() else {
+        let Some(url) = url.as_deref().map(str::trim).filter(|url| !url.is_empty()) else {
             clap::Error::raw(
                 clap::error::ErrorKind::MissingRequiredArgument,
                 format!(
@@ -257,13 +261,6 @@ enum Store {
 impl Store {
     /// Opens the store at `url`, which must already exist.
     async fn open(url: &str) -> Result<Self> {
-        let url = url.trim();
-        if url.is_empty() {
-            return Err(Error::new(format_args!(
-                "no session store given: pass --store URL or set SESSION_STORE_URL \
-                 (supported: {SUPPORTED})"
-            )));
-        }
         let scheme = url
             .split_once(':')
             .map(|(scheme, _)| scheme.to_ascii_lowercase());
@@ -515,7 +512,9 @@ async fn show(store: &dyn SessionStore, args: ShowArgs) -> Result<()> {
         .await
         .map_err(store_error)?
         .ok_or_else(|| Error::new("no live session with that id"))?;
-    let data = tagged::map_to_string(&record.data);
+    let mut data = record.data.clone();
+    crate::python::as_python_reads_it(&mut data);
+    let data = tagged::map_to_string(&data);
     if args.json {
         print_line(&show_json(&id, &record, &data)?)
     } else {
@@ -654,9 +653,11 @@ fn rfc3339(seconds: u64) -> String {
 }
 
 /// `text` with control characters and backslashes escaped, so that a user id
-/// cannot break the line or column structure of plain output.
+/// cannot break the line or column structure of plain output, and with
+/// invisible formatting characters escaped, so that it cannot pass for
+/// another on a terminal (`eve\u{202e}nimda` shows as "eveadmin").
 fn plain(text: &str) -> Cow<'_, str> {
-    let escape = |c: char| c.is_control() || c == '\\';
+    let escape = |c: char| c.is_control() || c == '\\' || is_invisible_format(c);
     if !text.chars().any(escape) {
         return Cow::Borrowed(text);
     }
@@ -669,6 +670,29 @@ fn plain(text: &str) -> Cow<'_, str> {
         }
     }
     Cow::Owned(out)
+}
+
+/// Unicode's format characters (category Cf) and separators that change how
+/// the text around them is shown without showing themselves: bidirectional
+/// controls, zero-width characters, the byte order mark, the soft hyphen.
+fn is_invisible_format(c: char) -> bool {
+    matches!(
+        c,
+        '\u{ad}'
+            | '\u{600}'..='\u{605}'
+            | '\u{61c}'
+            | '\u{6dd}'
+            | '\u{70f}'
+            | '\u{180e}'
+            | '\u{200b}'..='\u{200f}'
+            | '\u{2028}'..='\u{202e}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206f}'
+            | '\u{feff}'
+            | '\u{fff9}'..='\u{fffb}'
+            | '\u{e0001}'
+            | '\u{e0020}'..='\u{e007f}'
+    )
 }
 
 #[cfg(test)]
@@ -692,6 +716,9 @@ mod tests {
         assert_eq!(plain("alice"), "alice");
         assert_eq!(plain("émile"), "émile");
         assert_eq!(plain("a\tb\nc\\d"), "a\\tb\\nc\\\\d");
+        assert_eq!(plain("eve\u{202e}nimda"), "eve\\u{202e}nimda");
+        assert_eq!(plain("a\u{200b}b\u{feff}"), "a\\u{200b}b\\u{feff}");
+        assert_eq!(plain("a\u{2028}b"), "a\\u{2028}b");
     }
 
     #[test]

@@ -369,6 +369,22 @@ fn signed_non_objects_are_refused() {
     }
 }
 
+/// A payload another writer made with numbers Python writes otherwise is
+/// shown as Flask holds it (`json.loads` makes `1E5` the float 100000.0).
+#[test]
+fn decode_shows_numbers_as_flask_reads_them() {
+    let codec = CookieCodec::new(&KEY.into(), &[]);
+    let valid = codec.encode(&Map::new(), SystemTime::now());
+    let (_, rest) = valid.split_once('.').expect("a signed cookie");
+    let timestamp = rest.split('.').next().expect("a timestamp");
+    let payload = br#"{"a":1E5,"b":[0.10,-0],"c":1e300,"d":7}"#;
+    let cookie = sign_raw(&format!("{}.{timestamp}", b64(payload)));
+    for out in [decode(KEY, &cookie), run(&["cookie", "decode", &cookie])] {
+        assert!(out.success(), "{:?}", out.stderr);
+        assert_eq!(out.line(), r#"{"a":100000.0,"b":[0.1,0],"c":1e+300,"d":7}"#);
+    }
+}
+
 #[test]
 fn future_timestamps_are_refused() {
     let codec = CookieCodec::new(&KEY.into(), &[]);
