@@ -818,7 +818,9 @@ fn cookie_action(state: &State) -> CookieAction {
         return CookieAction::Keep;
     };
     if server.revoked && server.id.is_none() {
-        return if (server.had_cookie && !server.vanished) || server.id_changed {
+        // A session that vanished leaves the cookie alone even after this
+        // request moved or created it (see `mark_vanished`).
+        return if !server.vanished && (server.had_cookie || server.id_changed) {
             CookieAction::Delete
         } else {
             CookieAction::Keep

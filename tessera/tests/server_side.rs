@@ -967,6 +967,9 @@ enum BeforeTheSave {
     StoreDown,
     /// The session is ended elsewhere (a logout on another device).
     SessionEnded,
+    /// The session is ended elsewhere just after the save moved it to its
+    /// new id, before the save's write.
+    SessionEndedAfterTheMove,
 }
 
 /// A visitor with a cart logs in, and `before_the_save` happens during the
@@ -988,6 +991,9 @@ async fn login_while(
                     let id = s.id().expect("stored");
                     store.inner.delete(&id).await.expect("deleted elsewhere");
                 }
+                BeforeTheSave::SessionEndedAfterTheMove => {
+                    store.ends_after_a_move.store(true, Ordering::SeqCst)
+                }
             }
             "logged in"
         }
@@ -997,6 +1003,7 @@ async fn login_while(
     let response = send(&app, "POST", "/login", Some(&before), "").await;
     store.updates_down.store(false, Ordering::SeqCst);
     store.down.store(false, Ordering::SeqCst);
+    store.ends_after_a_move.store(false, Ordering::SeqCst);
     (app, store, before, response)
 }
 
@@ -1108,6 +1115,23 @@ async fn a_login_whose_session_ends_before_the_save_is_answered_409() {
     assert_eq!(response.status(), StatusCode::CONFLICT);
     assert!(set_cookies(response.headers()).is_empty());
     assert_eq!(store.inner.len(), 0, "nothing stored");
+}
+
+/// The same when the session ends just after the save moved it: 409, and
+/// the browser's cookie is left alone (another tab may have been handed a
+/// new id by a login of its own meanwhile; deleting the cookie would log
+/// that one out too).
+#[tokio::test]
+async fn a_login_whose_session_ends_after_the_move_is_answered_409_and_leaves_the_cookie() {
+    let (app, store, before, response) = login_while(BeforeTheSave::SessionEndedAfterTheMove).await;
+    assert_eq!(response.status(), StatusCode::CONFLICT);
+    assert!(
+        set_cookies(response.headers()).is_empty(),
+        "{:?}",
+        set_cookies(response.headers())
+    );
+    assert_eq!(store.inner.len(), 0, "nothing stored");
+    assert_eq!(read(&app, "cart", &before).await, "None");
 }
 
 #[tokio::test]

@@ -21,6 +21,9 @@ pub(crate) struct CountingStore<S: ?Sized = dyn SessionStore> {
     pub(crate) down: AtomicBool,
     /// While set, updates fail as if the store went down just before them.
     pub(crate) updates_down: AtomicBool,
+    /// While set, a session moved by `cycle_id` ends right after the move,
+    /// as if logged out everywhere from another device at that moment.
+    pub(crate) ends_after_a_move: AtomicBool,
 }
 
 /// Counting in front of a memory store.
@@ -38,6 +41,7 @@ impl<S: SessionStore + ?Sized> CountingStore<S> {
             writes: AtomicUsize::new(0),
             down: AtomicBool::new(false),
             updates_down: AtomicBool::new(false),
+            ends_after_a_move: AtomicBool::new(false),
         }
     }
 
@@ -107,7 +111,11 @@ impl<S: SessionStore + ?Sized> SessionStore for CountingStore<S> {
         now: u64,
     ) -> Result<bool, StoreError> {
         self.wrote()?;
-        self.inner.cycle_id(old, new, now).await
+        let moved = self.inner.cycle_id(old, new, now).await?;
+        if moved && self.ends_after_a_move.load(Ordering::SeqCst) {
+            self.inner.delete(new).await?;
+        }
+        Ok(moved)
     }
     async fn increment(
         &self,
