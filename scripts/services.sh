@@ -16,6 +16,12 @@
 #
 # PostgreSQL refuses to run as root, so the cluster belongs to the system
 # user `postgres` (created by Debian's package) when run as root.
+#
+# Both also speak TLS, with a certificate for 127.0.0.1 from a throwaway CA
+# made here: Redis on a port of its own (TESSERA_TEST_REDIS_TLS_URL), PostgreSQL
+# on its usual one (TESSERA_TEST_POSTGRES_TLS_URL verifies the certificate).
+# SSL_CERT_FILE is set to the system's root certificates plus that CA, which
+# is how rustls (and OpenSSL) programs are told to trust another CA.
 set -euo pipefail
 
 log() { echo "services: $*" >&2; }
@@ -43,25 +49,30 @@ pg_bin() {
 
 start() {
     command -v redis-server >/dev/null 2>&1 || { log "installing redis-server"; apt_install redis-server; }
+    command -v openssl >/dev/null 2>&1 || { log "installing openssl"; apt_install openssl; }
     [[ -n "$(pg_bin)" ]] || { log "installing postgresql"; apt_install postgresql; }
     local bin dir redis_port pg_port as_pg=()
     bin="$(pg_bin)"
     dir="$(mktemp -d "${TMPDIR:-/tmp}/tessera-services.XXXXXX")"
     chmod 755 "$dir"
+    certificates "$dir/tls"
 
     redis_port="$(free_port)"
     echo "$redis_port" > "$dir/redis.port"
+    free_port > "$dir/redis.tls-port"
     case "${TESSERA_REDIS_PERSISTENCE:-always}" in
         always | default) echo "${TESSERA_REDIS_PERSISTENCE:-always}" > "$dir/redis.persistence" ;;
         *) log "TESSERA_REDIS_PERSISTENCE must be always or default"; exit 2 ;;
     esac
     redis_start "$dir"
 
+    mkdir -p "$dir/pg"
+    # PostgreSQL wants its key readable by its own user only.
+    cp "$dir/tls/server.pem" "$dir/tls/server.key" "$dir/pg/"
+    chmod 600 "$dir/pg/server.key"
     if [[ $(id -u) -eq 0 ]]; then
         as_pg=(runuser -u postgres --)
-        mkdir -p "$dir/pg" && chown postgres "$dir/pg"
-    else
-        mkdir -p "$dir/pg"
+        chown -R postgres "$dir/pg"
     fi
     pg_port="$(free_port)"
     echo "$pg_port" > "$dir/pg.port"
@@ -77,6 +88,28 @@ start() {
     echo "export TESSERA_SERVICES_DIR='$dir'"
     echo "export TESSERA_TEST_REDIS_URL='redis://127.0.0.1:$redis_port/0'"
     echo "export TESSERA_TEST_POSTGRES_URL='postgres://tessera@127.0.0.1:$pg_port/tessera'"
+    echo "export TESSERA_TEST_REDIS_TLS_URL='rediss://127.0.0.1:$(cat "$dir/redis.tls-port")/0'"
+    echo "export TESSERA_TEST_POSTGRES_TLS_URL='postgres://tessera@127.0.0.1:$pg_port/tessera?sslmode=verify-full&sslrootcert=$dir/tls/ca.pem'"
+    echo "export SSL_CERT_FILE='$dir/tls/bundle.pem'"
+}
+
+# A CA and a certificate it signed for 127.0.0.1 and localhost, valid for a
+# week, in DIR; bundle.pem is the system's root certificates and the CA.
+certificates() {
+    local dir="$1"
+    mkdir -p "$dir"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 7 \
+        -subj "/CN=tessera test CA" -keyout "$dir/ca.key" -out "$dir/ca.pem" >/dev/null 2>&1
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+        -subj "/CN=127.0.0.1" -keyout "$dir/server.key" -out "$dir/server.csr" >/dev/null 2>&1
+    printf '%s\n' "subjectAltName=IP:127.0.0.1,DNS:localhost" "basicConstraints=CA:FALSE" \
+        "keyUsage=digitalSignature" "extendedKeyUsage=serverAuth" > "$dir/server.ext"
+    openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" \
+        -CAcreateserial -days 7 -extfile "$dir/server.ext" -out "$dir/server.pem" >/dev/null 2>&1
+    local system=/etc/ssl/certs/ca-certificates.crt
+    { if [[ -n "${SSL_CERT_FILE:-}" && -f "$SSL_CERT_FILE" ]]; then cat "$SSL_CERT_FILE"
+      elif [[ -f "$system" ]]; then cat "$system"; fi
+      cat "$dir/ca.pem"; } > "$dir/bundle.pem"
 }
 
 as_postgres() {
@@ -89,6 +122,9 @@ redis_start() {
     local persistence=(--save "" --appendonly yes --appendfsync always)
     [[ "$(cat "$dir/redis.persistence" 2>/dev/null)" == default ]] && persistence=()
     redis-server --bind 127.0.0.1 --port "$port" --dir "$dir" "${persistence[@]}" \
+        --tls-port "$(cat "$dir/redis.tls-port")" --tls-auth-clients no \
+        --tls-cert-file "$dir/tls/server.pem" --tls-key-file "$dir/tls/server.key" \
+        --tls-ca-cert-file "$dir/tls/ca.pem" \
         --daemonize yes --pidfile "$dir/redis.pid" --logfile "$dir/redis.log"
     for _ in $(seq 50); do
         redis-cli -p "$port" ping >/dev/null 2>&1 && return
@@ -110,7 +146,7 @@ pg_start() {
     bin="$(pg_bin)"
     port="$(cat "$dir/pg.port")"
     as_postgres "$bin/pg_ctl" -D "$dir/pg/data" -l "$dir/pg/postgres.log" -w \
-        -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories='$dir/pg' -c fsync=off" \
+        -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories='$dir/pg' -c fsync=off -c ssl=on -c ssl_cert_file='$dir/pg/server.pem' -c ssl_key_file='$dir/pg/server.key'" \
         start >/dev/null
 }
 

@@ -20,7 +20,7 @@ const DEFAULT_BATCH: u32 = 1000;
 
 /// What `--store` accepts, for error messages.
 const SUPPORTED: &str = "sqlite:///absolute/path.db, sqlite://relative/path.db, \
-    redis://host:port/db or postgres://user@host:port/db";
+    redis://host:port/db (rediss:// for TLS) or postgres://user@host:port/db";
 
 /// How the URL of a store is given.
 const STORE_HELP: &str = "Every command takes the store's URL from --store or, failing that, \
@@ -30,7 +30,10 @@ const STORE_HELP: &str = "Every command takes the store's URL from --store or, f
     SESSION_KEY_PREFIX, default session:; in Flask-Session's layout when \
     SESSION_SERIALIZATION_FORMAT is msgpack or json, and refused when the sessions found under \
     the prefix are in the other layout) or postgres://user:password@host:port/db (the \
-    application's tables must be there: they are never created here).";
+    application's tables must be there: they are never created here). TLS: rediss://… for \
+    Redis, ?sslmode=verify-full (and &sslrootcert=ca.pem for a private CA) for PostgreSQL; \
+    certificates are checked against the system's root certificates, or the file \
+    SSL_CERT_FILE names.";
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum SessionsCommand {

@@ -696,8 +696,8 @@ fn help_has_examples() {
 
 /// The same commands on Redis (in tessera's layout and in Flask-Session's,
 /// chosen by the application's own SESSION_SERIALIZATION_FORMAT) and
-/// PostgreSQL (the servers `scripts/services.sh` starts; the test fails
-/// without them).
+/// PostgreSQL, in plain text and over TLS (the servers
+/// `scripts/services.sh` starts; the test fails without them).
 #[test]
 fn list_show_and_revoke_on_redis_and_postgres() {
     use tessera::store::flask_format::SerializationFormat;
@@ -710,6 +710,10 @@ fn list_show_and_revoke_on_redis_and_postgres() {
         ("TESSERA_TEST_REDIS_URL", None),
         ("TESSERA_TEST_REDIS_URL", Some("msgpack")),
         ("TESSERA_TEST_POSTGRES_URL", None),
+        // The same servers over TLS (rediss://, sslmode=verify-full).
+        ("TESSERA_TEST_REDIS_TLS_URL", None),
+        ("TESSERA_TEST_REDIS_TLS_URL", Some("msgpack")),
+        ("TESSERA_TEST_POSTGRES_TLS_URL", None),
     ] {
         let url = std::env::var(variable).unwrap_or_else(|_| {
             panic!("{variable} is not set: start the servers with `eval \"$(scripts/services.sh start)\"` or run scripts/test.sh")

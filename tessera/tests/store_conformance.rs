@@ -136,12 +136,37 @@ conformance!(postgres, postgres_fixture);
 /// is dropped afterwards.
 #[cfg(feature = "postgres")]
 async fn postgres_fixture() -> Fixture {
+    postgres_fixture_at("TESSERA_TEST_POSTGRES_URL").await
+}
+
+// The same server over TLS, its certificate verified
+// (`sslmode=verify-full`).
+#[cfg(all(feature = "postgres", feature = "tls"))]
+conformance!(postgres_tls, || postgres_fixture_at(
+    "TESSERA_TEST_POSTGRES_TLS_URL"
+));
+
+/// A store on the server the variable `url_var` names, in a fresh schema.
+#[cfg(feature = "postgres")]
+async fn postgres_fixture_at(url_var: &str) -> Fixture {
     let (url, schema) = postgres_schema::fresh_schema("conformance");
-    let store = tessera::store::PostgresStore::new(&url)
+    let store = tessera::store::PostgresStore::new(&test_server_url(url_var))
         .expect("a PostgreSQL URL")
         .with_schema(&schema)
         .expect("a schema name");
     Fixture::with_guard(store, postgres_schema::DropSchema { url, schema })
+}
+
+/// The URL of a test server the variable `name` gives; fails, rather than
+/// skips, when no server was started.
+#[cfg(any(feature = "postgres", feature = "redis"))]
+fn test_server_url(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!(
+            "{name} is not set: start the servers with \
+             `eval \"$(scripts/services.sh start)\"` or run scripts/test.sh"
+        )
+    })
 }
 
 #[cfg(feature = "postgres")]
@@ -153,12 +178,7 @@ mod postgres_schema {
     pub(crate) fn fresh_schema(label: &str) -> (String, String) {
         use std::sync::atomic::{AtomicU64, Ordering};
         static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let url = std::env::var("TESSERA_TEST_POSTGRES_URL").unwrap_or_else(|_| {
-            panic!(
-                "TESSERA_TEST_POSTGRES_URL is not set: start the servers with \
-                 `eval \"$(scripts/services.sh start)\"` or run scripts/test.sh"
-            )
-        });
+        let url = super::test_server_url("TESSERA_TEST_POSTGRES_URL");
         let schema = format!(
             "tessera_{label}_{}_{}_{}",
             std::process::id(),
@@ -213,16 +233,30 @@ conformance!(redis, redis_fixture);
 /// when no server was started.
 #[cfg(feature = "redis")]
 async fn redis_fixture() -> Fixture {
-    let url = std::env::var("TESSERA_TEST_REDIS_URL").unwrap_or_else(|_| {
-        panic!(
-            "TESSERA_TEST_REDIS_URL is not set: start the servers with \
-             `eval \"$(scripts/services.sh start)\"` or run scripts/test.sh"
-        )
-    });
+    redis_fixture_at("TESSERA_TEST_REDIS_URL").await
+}
+
+// The same server over TLS (`rediss://`), its certificate verified against
+// the roots `SSL_CERT_FILE` names.
+#[cfg(all(feature = "redis", feature = "tls"))]
+conformance!(redis_tls, || redis_fixture_at("TESSERA_TEST_REDIS_TLS_URL"));
+
+#[cfg(all(feature = "redis", feature = "tls"))]
+conformance!(
+    flask_session_msgpack_tls,
+    || flask_session_fixture_at(SerializationFormat::Msgpack, "TESSERA_TEST_REDIS_TLS_URL");
+    round_trip_in_flask_session_msgpack
+);
+
+/// A store on the server the variable `url_var` names, under a fresh
+/// prefix (its keys deleted afterwards through the plain-text port).
+#[cfg(feature = "redis")]
+async fn redis_fixture_at(url_var: &str) -> Fixture {
     let prefix = format!("test-{}:", SessionId::generate().fingerprint());
-    let store = tessera::store::RedisStore::new(&url)
+    let store = tessera::store::RedisStore::new(&test_server_url(url_var))
         .expect("a Redis URL")
         .with_prefix(&prefix);
+    let url = test_server_url("TESSERA_TEST_REDIS_URL");
     Fixture::with_guard(store, DropRedisKeys { url, prefix })
 }
 
@@ -243,14 +277,14 @@ conformance!(
 /// Like [`redis_fixture`], for the store in Flask-Session's layout.
 #[cfg(feature = "redis")]
 async fn flask_session_fixture(format: SerializationFormat) -> Fixture {
-    let url = std::env::var("TESSERA_TEST_REDIS_URL").unwrap_or_else(|_| {
-        panic!(
-            "TESSERA_TEST_REDIS_URL is not set: start the servers with \
-             `eval \"$(scripts/services.sh start)\"` or run scripts/test.sh"
-        )
-    });
+    flask_session_fixture_at(format, "TESSERA_TEST_REDIS_URL").await
+}
+
+#[cfg(feature = "redis")]
+async fn flask_session_fixture_at(format: SerializationFormat, url_var: &str) -> Fixture {
     let prefix = format!("test-{}:", SessionId::generate().fingerprint());
-    let store = tessera::store::FlaskSessionRedisStore::new(&url, format)
+    let url = test_server_url("TESSERA_TEST_REDIS_URL");
+    let store = tessera::store::FlaskSessionRedisStore::new(&test_server_url(url_var), format)
         .expect("a Redis URL")
         .with_prefix(&prefix);
     Fixture {

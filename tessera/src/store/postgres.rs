@@ -76,7 +76,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow, PgSslMode};
 use sqlx::{Connection as _, Executor as _, Row as _};
 
 use super::{
@@ -450,6 +450,16 @@ impl PostgresStore {
             }
         }
         let options = PgConnectOptions::from_str(url).map_err(|error| refuse(&error))?;
+        if !cfg!(feature = "tls")
+            && matches!(
+                options.get_ssl_mode(),
+                PgSslMode::Require | PgSslMode::VerifyCa | PgSslMode::VerifyFull
+            )
+        {
+            return Err(refuse(
+                &"its sslmode asks for TLS, which needs tessera's `tls` feature",
+            ));
+        }
         Ok(Self {
             options,
             schema: None,
@@ -1226,6 +1236,30 @@ mod tests {
             .await
             .expect("drop the schema");
         conn.close().await.expect("close");
+    }
+
+    /// An sslmode that insists on TLS needs the `tls` feature; the default
+    /// (`prefer`) and `disable` do not.
+    #[test]
+    fn tls_sslmodes_need_the_tls_feature() {
+        for mode in ["require", "verify-ca", "verify-full"] {
+            let url = format!("postgres://u:hunter2@db.example/app?sslmode={mode}");
+            match (PostgresStore::new(&url), cfg!(feature = "tls")) {
+                (Ok(_), true) => {}
+                (Err(StoreError::Config(message)), false) => {
+                    assert!(message.contains("`tls` feature"), "{message}");
+                    assert!(!message.contains("hunter2"), "{message}");
+                }
+                (other, _) => panic!("{url}: {other:?}"),
+            }
+        }
+        for url in [
+            "postgres://u@db.example/app",
+            "postgres://u@db.example/app?sslmode=disable",
+            "postgres://u@db.example/app?sslmode=prefer",
+        ] {
+            assert!(PostgresStore::new(url).is_ok(), "{url}");
+        }
     }
 
     #[test]

@@ -727,6 +727,25 @@ impl Slot {
     }
 }
 
+/// Whether `url` asks redis-rs for TLS.
+fn is_tls_url(url: &str) -> bool {
+    url.split_once("://").is_some_and(|(scheme, _)| {
+        scheme.eq_ignore_ascii_case("rediss") || scheme.eq_ignore_ascii_case("valkeys")
+    })
+}
+
+/// redis-rs builds its TLS configuration on rustls' process-wide crypto
+/// provider, and rustls panics when none was installed and more than one is
+/// compiled in (as happens when another crate of the application brings
+/// aws-lc-rs): ring is installed unless the application installed one.
+#[cfg(feature = "tls")]
+fn ensure_crypto_provider() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // Another thread may have installed one meanwhile: either is fine.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+}
+
 impl Link {
     /// Checks `url`; connects nothing yet.
     pub(super) fn open(url: &str) -> Result<Self, StoreError> {
@@ -736,10 +755,16 @@ impl Link {
                 redact_password(url)
             )));
         }
+        if !cfg!(feature = "tls") && is_tls_url(url) {
+            return Err(StoreError::Config(format!(
+                "{} asks for TLS, which needs tessera's `tls` feature",
+                redact_password(url)
+            )));
+        }
         let client = Client::open(url).map_err(|error| {
             StoreError::Config(format!(
                 "{} is not a usable Redis URL: {error}; expected \
-                 redis://[:password@]host[:port][/db]",
+                 redis://[:password@]host[:port][/db] or rediss://… for TLS",
                 redact_password(url)
             ))
         })?;
@@ -810,6 +835,13 @@ impl Link {
     async fn connect(&self) -> Result<ConnectionManager, RedisError> {
         if let Some(error) = self.recent_connect_failure() {
             return Err(error);
+        }
+        #[cfg(feature = "tls")]
+        if matches!(
+            self.client.get_connection_info().addr(),
+            ::redis::ConnectionAddr::TcpTls { .. }
+        ) {
+            ensure_crypto_provider();
         }
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
@@ -2144,6 +2176,46 @@ mod tests {
             assert!(!message.contains("hunter2"), "{message}");
         }
         assert!(!format!("{store:?}").contains("hunter2"));
+    }
+
+    /// `rediss://` is TLS: with the `tls` feature it is a store like any
+    /// other (the conformance suite runs over it), without it a clear refusal.
+    #[test]
+    fn tls_urls_need_the_tls_feature() {
+        for url in [
+            "rediss://:hunter2@cache.example:6380/0",
+            "REDISS://cache.example/0",
+        ] {
+            match (RedisStore::new(url), cfg!(feature = "tls")) {
+                (Ok(_), true) => {}
+                (Err(StoreError::Config(message)), false) => {
+                    assert!(message.contains("`tls` feature"), "{message}");
+                    assert!(!message.contains("hunter2"), "{message}");
+                }
+                (other, _) => panic!("{url}: {other:?}"),
+            }
+        }
+    }
+
+    /// A TLS client at a port that speaks plain text (which never answers
+    /// the handshake) fails like a store that does not answer: within the
+    /// connect timeouts and retries, not hanging.
+    #[cfg(feature = "tls")]
+    #[tokio::test]
+    async fn tls_to_a_plain_text_port_is_unavailable() {
+        let url = server_url().replacen("redis://", "rediss://", 1);
+        let store = RedisStore::new(&url).expect("a Redis URL");
+        let started = Instant::now();
+        let error = store
+            .load(&SessionId::generate(), NOW)
+            .await
+            .expect_err("no TLS there");
+        assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
+        assert!(
+            started.elapsed() < RESPONSE_TIMEOUT * 2,
+            "{:?}",
+            started.elapsed()
+        );
     }
 
     #[test]
