@@ -31,7 +31,7 @@
 //! | `SESSION_REFRESH_EACH_REQUEST` | true | re-send permanent cookies on every request (server-side: when the stored expiry moves) |
 //! | `MAX_COOKIE_SIZE` | 4093 | bytes of `Set-Cookie`; 0 disables the check |
 //! | `SESSION_TYPE` | `cookie` | `cookie`, `encrypted`, `memory`, `sqlite`, `redis` or `postgres` (each store a cargo feature) |
-//! | `SESSION_STORE_URL` | `sqlite://tessera-sessions.db` | `sqlite:///abs/path.db` or `sqlite://relative.db` |
+//! | `SESSION_STORE_URL` | per store | `sqlite:///abs/path.db` or `sqlite://relative.db` (default `sqlite://tessera-sessions.db`), `redis://host:port/db` (default `redis://127.0.0.1:6379/0`; `rediss://` for TLS, feature `tls`), `postgres://user:password@host:port/db` (default `postgres://localhost/tessera`; `sslmode` as libpq, TLS with the `tls` feature) |
 //! | `SESSION_KEY_PREFIX` | `session:` | Redis: the prefix of every key |
 //! | `SESSION_SERIALIZATION_FORMAT` | none | Redis: `msgpack` or `json` stores sessions in Flask-Session 0.8's layout, shared with a Flask app; unset, tessera's own layout (one hash per session, merged key by key in one round trip) |
 //! | `SESSION_PERMANENT` | true | server-side: new sessions are permanent |
