@@ -111,7 +111,8 @@ pub(crate) struct DecodeArgs {
 
     /// The cookie value, or '-' to read it from stdin. A pasted 'session=value', 'Cookie: …' or
     /// 'Set-Cookie: …' header, or a Cookie header's value ('a=1; session=value') is fine: the
-    /// session cookie is taken from it.
+    /// session cookie is taken from it, read as Flask reads a Cookie header. Several lines
+    /// (one Cookie line per cookie, as HTTP/2 sends them) are read one by one.
     #[arg(value_name = "COOKIE", allow_hyphen_values = true)]
     cookie: String,
 }
@@ -359,6 +360,33 @@ fn pasted_cookies<'a>(
     input: &'a str,
     wanted_name: &'a str,
 ) -> Result<(Option<&'a str>, Vec<Cow<'a, str>>)> {
+    // Several lines (HTTP/2 sends one Cookie line per cookie, as developer
+    // tools show them; or a few Set-Cookie lines): each is read on its own,
+    // and their cookies are tried in order.
+    let mut lines = input.lines().map(str::trim).filter(|line| !line.is_empty());
+    if let (Some(_), Some(_)) = (lines.next(), lines.next()) {
+        let mut found = Vec::new();
+        let mut first_refusal = None;
+        for line in input.lines().map(str::trim).filter(|line| !line.is_empty()) {
+            match pasted_cookies(line, wanted_name) {
+                Ok(cookies) => found.push(cookies),
+                Err(refusal) => {
+                    first_refusal.get_or_insert(refusal);
+                }
+            }
+        }
+        // Other cookies' Set-Cookie lines do not count once one line is the
+        // session cookie's.
+        if found.iter().any(|(name, _)| *name == Some(wanted_name)) {
+            found.retain(|(name, _)| name.is_none_or(|name| name == wanted_name));
+        }
+        let name = found.iter().find_map(|(name, _)| *name);
+        let values: Vec<Cow<'a, str>> = found.into_iter().flat_map(|(_, values)| values).collect();
+        return match first_refusal {
+            Some(refusal) if values.is_empty() => Err(refusal),
+            _ => Ok((name, values)),
+        };
+    }
     let mut text = input.trim();
     let mut cookie_header = false;
     let mut prefixed = false;
@@ -528,6 +556,19 @@ mod tests {
             ),
             (Some("session"), vec!["abc.def.ghi", "jkl.mno.pqr"])
         );
+        // Several lines, each read on its own.
+        assert_eq!(
+            pasted("Cookie: a=1\r\ncookie: session=abc.def.ghi\n", "session"),
+            (Some("session"), vec!["abc.def.ghi"])
+        );
+        assert_eq!(
+            pasted(
+                "Set-Cookie: session=abc.def.ghi; Path=/\nSet-Cookie: theme=dark\n\nsession=jkl.mno.pqr",
+                "session"
+            ),
+            (Some("session"), vec!["abc.def.ghi", "jkl.mno.pqr"])
+        );
+        assert!(pasted_cookies("Cookie: a=1\nCookie: b=2", "session").is_err());
         // The same without "Cookie:", as developer tools and document.cookie
         // show it.
         assert_eq!(

@@ -891,6 +891,9 @@ fn cookies_pasted_as_headers_decode() {
         format!("Cookie: theme=dark; session={signed}; lang=fr"),
         format!("Set-Cookie: session={signed}; HttpOnly; Path=/"),
         format!("session=\"{signed}\""),
+        // One Cookie line per cookie, as HTTP/2 sends them.
+        format!("Cookie: theme=dark\nCookie: session={signed}\n"),
+        format!("Set-Cookie: theme=dark; Path=/\r\nSet-Cookie: session={signed}; HttpOnly"),
     ] {
         let out = decode(KEY, &pasted);
         assert!(out.success(), "{pasted}: {:?}", out.stderr);
