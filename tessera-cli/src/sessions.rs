@@ -42,7 +42,9 @@ pub(crate) enum SessionsCommand {
         long_about = "List the live sessions (not expired, not revoked) in id order, one \
             per line: the id, the user (- for none), when the session was created and when \
             it expires unless used again (the earlier of its idle and absolute expiry), \
-            tab-separated, times in RFC 3339 UTC. Control characters, invisible formatting \
+            tab-separated, times in RFC 3339 UTC (a session only Flask-Session has written \
+            has no creation time: the time of the listing is shown). Control characters, \
+            invisible formatting \
             characters (such as right-to-left overrides) and backslashes in user ids are \
             escaped.\n\n\
             With --json: a JSON array of objects {id, user_id, created_at, expires_at, \
@@ -110,7 +112,7 @@ pub(crate) enum SessionsCommand {
 #[derive(Debug, Args)]
 pub(crate) struct StoreArgs {
     /// The session store: sqlite:///absolute/path.db, sqlite://relative/path.db,
-    /// redis://host:port/db or postgres://user@host:port/db.
+    /// redis://host:port/db (rediss:// for TLS) or postgres://user@host:port/db.
     #[arg(
         long = "store",
         value_name = "URL",
