@@ -762,8 +762,10 @@ impl SessionConfigBuilder {
         self
     }
 
-    /// Answer `500 Internal Server Error` rather than send a cookie over
-    /// `MAX_COOKIE_SIZE` that browsers would drop. Off: log an error and send it.
+    /// Answer `500 Internal Server Error` rather than send a changed session
+    /// in a cookie over `MAX_COOKIE_SIZE`, which browsers may drop; an
+    /// unchanged session's refresh is skipped instead (the browser keeps the
+    /// cookie it has), with a warning. Off: log an error and send it.
     pub fn refuse_oversized_cookies(mut self, refuse: bool) -> Self {
         self.refuse_oversized_cookies = refuse;
         self

@@ -289,43 +289,47 @@ impl SessionCore {
     /// sessions go through [`finish_server`](Self::finish_server).
     pub(crate) fn finish_cookie(&self, session: &Session, now: SystemTime) -> Finish {
         let config = &self.config;
-        let (accessed, write) = session.with_save_state(|data, modified, accessed, payload| {
-            let write = if data.is_empty() {
-                modified.then_some(CookieWrite::Remove)
-            } else {
-                let permanent = is_permanent(data);
-                match &self.backend {
-                    // A session nested deeper than the reader accepts would
-                    // be sent, then refused on the next request: the whole
-                    // session lost, login included. Refused here instead.
-                    Backend::Cookie(_) if modified && tagged::nests_deeper_than_readable(data) => {
-                        Some(CookieWrite::TooDeep)
+        let (accessed, modified, write) =
+            session.with_save_state(|data, modified, accessed, payload| {
+                let write = if data.is_empty() {
+                    modified.then_some(CookieWrite::Remove)
+                } else {
+                    let permanent = is_permanent(data);
+                    match &self.backend {
+                        // A session nested deeper than the reader accepts would
+                        // be sent, then refused on the next request: the whole
+                        // session lost, login included. Refused here instead.
+                        Backend::Cookie(_)
+                            if modified && tagged::nests_deeper_than_readable(data) =>
+                        {
+                            Some(CookieWrite::TooDeep)
+                        }
+                        Backend::Cookie(codec)
+                            if modified || (permanent && config.refresh_each_request) =>
+                        {
+                            let expires = permanent.then(|| {
+                                OffsetDateTime::from(now) + config.permanent_session_lifetime
+                            });
+                            let mut readable = true;
+                            let header = self.set_cookie(expires, |out| {
+                                let unchanged = payload.filter(|_| !modified);
+                                if !unchanged
+                                    .is_some_and(|payload| codec.resign_into(payload, now, out))
+                                {
+                                    readable = codec.encode_into(data, now, out);
+                                }
+                            });
+                            Some(if readable {
+                                CookieWrite::Set(header)
+                            } else {
+                                CookieWrite::TooLarge
+                            })
+                        }
+                        _ => None,
                     }
-                    Backend::Cookie(codec)
-                        if modified || (permanent && config.refresh_each_request) =>
-                    {
-                        let expires = permanent
-                            .then(|| OffsetDateTime::from(now) + config.permanent_session_lifetime);
-                        let mut readable = true;
-                        let header = self.set_cookie(expires, |out| {
-                            let unchanged = payload.filter(|_| !modified);
-                            if !unchanged
-                                .is_some_and(|payload| codec.resign_into(payload, now, out))
-                            {
-                                readable = codec.encode_into(data, now, out);
-                            }
-                        });
-                        Some(if readable {
-                            CookieWrite::Set(header)
-                        } else {
-                            CookieWrite::TooLarge
-                        })
-                    }
-                    _ => None,
-                }
-            };
-            (accessed, write)
-        });
+                };
+                (accessed, modified, write)
+            });
         let header = match write {
             None => {
                 return Finish::Respond {
@@ -370,6 +374,19 @@ impl SessionCore {
                 size: header.len(),
                 limit: config.max_cookie_size,
             };
+            if config.refuse_oversized_cookies && !modified {
+                // Only a refresh of the cookie the browser holds, which
+                // stays valid until it expires: refusing would fail every
+                // request of this visitor, whatever the route, until then.
+                tracing::warn!(
+                    "{oversized}; not refreshed, because oversized cookies are refused: \
+                     the browser keeps the cookie it has"
+                );
+                return Finish::Respond {
+                    set_cookie: None,
+                    vary_cookie: accessed,
+                };
+            }
             if config.refuse_oversized_cookies {
                 tracing::error!("{oversized}; answering 500 because oversized cookies are refused");
                 return Finish::Fail {

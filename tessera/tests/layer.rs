@@ -464,6 +464,84 @@ async fn oversized_cookie_is_logged_or_refused() {
     assert_eq!(response.status(), StatusCode::OK);
 }
 
+/// A permanent session's cookie that grew over `MAX_COOKIE_SIZE` elsewhere
+/// (a Flask app sharing the login, which only warns; or attributes added to
+/// the configuration since) is not refreshed when oversized cookies are
+/// refused: the visitor's requests are served, and the cookie they hold
+/// stays valid until it expires. Before, every request answered 500, even
+/// on routes without the session, until the cookie expired.
+#[tokio::test]
+async fn an_oversized_cookie_that_is_only_refreshed_is_not_refused() {
+    let (logs, _guard) = LogBuffer::capture();
+    for session_type in [
+        tessera::SessionType::Cookie,
+        tessera::SessionType::EncryptedCookie,
+    ] {
+        let routes = |config: SessionConfig| {
+            Router::new()
+                .route(
+                    "/set",
+                    post(|s: Session, body: String| async move {
+                        s.set_permanent(true);
+                        s.insert("value", body).ok();
+                        "value set"
+                    }),
+                )
+                .route(
+                    "/get",
+                    get(|s: Session| async move {
+                        format!("{:?}", s.get::<String>("value").ok().flatten())
+                    }),
+                )
+                .route("/none", get(|| async { "no session" }))
+                .layer(SessionLayer::new(config))
+        };
+        let roomy = routes(
+            config()
+                .session_type(session_type)
+                .max_cookie_size(8000)
+                .build()
+                .expect("config"),
+        );
+        let strict = routes(
+            config()
+                .session_type(session_type)
+                .refuse_oversized_cookies(true)
+                .build()
+                .expect("config"),
+        );
+        // Random-looking text: zlib cannot shrink it.
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let big: String = (0..3700)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                char::from(b'#' + (state % 90) as u8)
+            })
+            .collect();
+        let response = post_body(&roomy, "/set", None, &big).await;
+        let header_size = set_cookies(response.headers())[0].len();
+        assert!(header_size > 4093, "{session_type:?}: {header_size}");
+        let cookie = cookie_pair(&response);
+        for uri in ["/none", "/get"] {
+            let response = send(&strict, "GET", uri, Some(&cookie)).await;
+            assert_eq!(response.status(), StatusCode::OK, "{session_type:?} {uri}");
+            assert!(
+                set_cookies(response.headers()).is_empty(),
+                "{session_type:?} {uri}: not refreshed"
+            );
+        }
+        let response = send(&strict, "GET", "/get", Some(&cookie)).await;
+        assert_eq!(text(response).await, format!("Some({big:?})"));
+        // A change is still refused: it would be a new oversized cookie.
+        let response = post_body(&strict, "/set", Some(&cookie), &format!("{big}!")).await;
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+    let logged = logs.contents();
+    assert!(logged.contains("not refreshed"), "{logged}");
+}
+
 fn app_refusing() -> Router {
     app(config()
         .refuse_oversized_cookies(true)
