@@ -40,7 +40,7 @@
 //! | `TESSERA_MEMORY_STORE_MAX_SESSIONS` | 100000 | bound on the memory store |
 //! | `TESSERA_SWEEP_INTERVAL` | 60 | seconds between sweeps of expired server-side sessions |
 //! | `TESSERA_REQUIRE_STRONG_SECRET_KEY` | false | refuse weak keys (the key and every fallback) instead of warning |
-//! | `TESSERA_REFUSE_OVERSIZED_COOKIES` | false | answer 500 instead of sending an oversized cookie |
+//! | `TESSERA_REFUSE_OVERSIZED_COOKIES` | false | answer 500 instead of sending a changed session in an oversized cookie (an unchanged session's refresh is skipped instead) |
 //! | `TESSERA_MAX_PAYLOAD_SIZE` | 1048576 | bound on a decoded (inflated) cookie payload; at least 4096 |
 //! | `TESSERA_ENCRYPTED_COMPRESSION` | false | `SESSION_TYPE=encrypted`: compress before sealing; leaks secrets by length beside attacker-influenced data (see [`SessionConfigBuilder::encrypted_compression`]) |
 
