@@ -19,7 +19,8 @@
 #
 # Both also speak TLS, with a certificate for 127.0.0.1 from a throwaway CA
 # made here: Redis on a port of its own (TESSERA_TEST_REDIS_TLS_URL), PostgreSQL
-# on its usual one (TESSERA_TEST_POSTGRES_TLS_URL verifies the certificate).
+# on its usual one (TESSERA_TEST_POSTGRES_TLS_URL verifies the certificate;
+# TESSERA_TEST_POSTGRES_URL asks for plain text).
 # SSL_CERT_FILE is set to the system's root certificates plus that CA, which
 # is how rustls (and OpenSSL) programs are told to trust another CA.
 set -euo pipefail
@@ -87,7 +88,9 @@ start() {
     log "redis on 127.0.0.1:$redis_port, postgres on 127.0.0.1:$pg_port, in $dir"
     echo "export TESSERA_SERVICES_DIR='$dir'"
     echo "export TESSERA_TEST_REDIS_URL='redis://127.0.0.1:$redis_port/0'"
-    echo "export TESSERA_TEST_POSTGRES_URL='postgres://tessera@127.0.0.1:$pg_port/tessera'"
+    # Plain text, as before the server spoke TLS: the benchmarks stay
+    # comparable with earlier runs and with peers that have no TLS.
+    echo "export TESSERA_TEST_POSTGRES_URL='postgres://tessera@127.0.0.1:$pg_port/tessera?sslmode=disable'"
     echo "export TESSERA_TEST_REDIS_TLS_URL='rediss://127.0.0.1:$(cat "$dir/redis.tls-port")/0'"
     echo "export TESSERA_TEST_POSTGRES_TLS_URL='postgres://tessera@127.0.0.1:$pg_port/tessera?sslmode=verify-full&sslrootcert=$dir/tls/ca.pem'"
     echo "export SSL_CERT_FILE='$dir/tls/bundle.pem'"
