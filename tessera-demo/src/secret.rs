@@ -116,8 +116,11 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
         "SESSION_STORE_URL",
         "sqlite:///absolute/path.db or sqlite://relative/path.db \
          (default: tessera-demo-sessions.db beside --key-file), \
-         redis://host:port/db (default redis://127.0.0.1:6379/0), \
-         postgres://user@host:port/db (default postgres://localhost/tessera)",
+         redis://host:port/db (default redis://127.0.0.1:6379/0; rediss://… for TLS), \
+         postgres://user@host:port/db (default postgres://localhost/tessera; \
+         ?sslmode=verify-full for TLS with the certificate checked, &sslrootcert=ca.pem \
+         for a private CA); certificates are checked against the system's roots or \
+         the bundle SSL_CERT_FILE names",
     ),
     (
         "SESSION_KEY_PREFIX",

@@ -40,7 +40,7 @@
 //! | `TESSERA_MEMORY_STORE_MAX_SESSIONS` | 100000 | bound on the memory store |
 //! | `TESSERA_SWEEP_INTERVAL` | 60 | seconds between sweeps of expired server-side sessions |
 //! | `TESSERA_REQUIRE_STRONG_SECRET_KEY` | false | refuse weak keys (the key and every fallback) instead of warning |
-//! | `TESSERA_REFUSE_OVERSIZED_COOKIES` | false | answer 500 instead of sending a changed session in an oversized cookie (an unchanged session's refresh is skipped instead) |
+//! | `TESSERA_REFUSE_OVERSIZED_COOKIES` | false | answer 500 instead of sending an oversized cookie larger than the request's (an unchanged session's refresh is skipped instead) |
 //! | `TESSERA_MAX_PAYLOAD_SIZE` | 1048576 | bound on a decoded (inflated) cookie payload; at least 4096 |
 //! | `TESSERA_ENCRYPTED_COMPRESSION` | false | `SESSION_TYPE=encrypted`: compress before sealing; leaks secrets by length beside attacker-influenced data (see [`SessionConfigBuilder::encrypted_compression`]) |
 
@@ -762,10 +762,12 @@ impl SessionConfigBuilder {
         self
     }
 
-    /// Answer `500 Internal Server Error` rather than send a changed session
-    /// in a cookie over `MAX_COOKIE_SIZE`, which browsers may drop; an
-    /// unchanged session's refresh is skipped instead (the browser keeps the
-    /// cookie it has), with a warning. Off: log an error and send it.
+    /// Answer `500 Internal Server Error` rather than send a cookie over
+    /// `MAX_COOKIE_SIZE`, which browsers may drop, that is larger than the
+    /// one the request carried; an unchanged session's refresh is skipped
+    /// instead (the browser keeps the cookie it has), and a change that
+    /// leaves the cookie no larger is sent, each with a warning. Off: log
+    /// an error and send it.
     pub fn refuse_oversized_cookies(mut self, refuse: bool) -> Self {
         self.refuse_oversized_cookies = refuse;
         self

@@ -115,8 +115,8 @@ struct OversizedCookie {
 /// What the response does to a cookie session's cookie.
 enum CookieWrite {
     Remove,
-    /// The whole `Set-Cookie` value.
-    Set(String),
+    /// The whole `Set-Cookie` value, and the length of the cookie's value.
+    Set(String, usize),
     /// Nested too deeply to be read back: not sent.
     TooDeep,
     /// Larger than a cookie read accepts (`TESSERA_MAX_PAYLOAD_SIZE`) once
@@ -275,14 +275,14 @@ impl SessionCore {
                     let payload = payload
                         .filter(|_| self.config.refresh_each_request && is_permanent(&decoded.data))
                         .map(Box::from);
-                    return Session::loaded(decoded.data, decoded.signed_at, payload);
+                    return Session::loaded(decoded.data, decoded.signed_at, payload, value.len());
                 }
                 Err(reason) => {
                     tracing::debug!(%reason, "session cookie refused; starting an empty session")
                 }
             }
         }
-        Session::loaded(Default::default(), None, None)
+        Session::loaded(Default::default(), None, None, 0)
     }
 
     /// Flask's `save_session` for sessions in the cookie. Server-side
@@ -311,16 +311,19 @@ impl SessionCore {
                                 OffsetDateTime::from(now) + config.permanent_session_lifetime
                             });
                             let mut readable = true;
+                            let mut value_len = 0;
                             let header = self.set_cookie(expires, |out| {
+                                let start = out.len();
                                 let unchanged = payload.filter(|_| !modified);
                                 if !unchanged
                                     .is_some_and(|payload| codec.resign_into(payload, now, out))
                                 {
                                     readable = codec.encode_into(data, now, out);
                                 }
+                                value_len = out.len() - start;
                             });
                             Some(if readable {
-                                CookieWrite::Set(header)
+                                CookieWrite::Set(header, value_len)
                             } else {
                                 CookieWrite::TooLarge
                             })
@@ -366,8 +369,9 @@ impl SessionCore {
                     set_cookie: None,
                 };
             }
-            Some(CookieWrite::Set(header)) => header,
+            Some(CookieWrite::Set(header, value_len)) => (header, value_len),
         };
+        let (header, value_len) = header;
         if config.max_cookie_size > 0 && header.len() > config.max_cookie_size {
             let oversized = OversizedCookie {
                 name: config.cookie_name.clone(),
@@ -387,14 +391,25 @@ impl SessionCore {
                     vary_cookie: accessed,
                 };
             }
-            if config.refuse_oversized_cookies {
+            if config.refuse_oversized_cookies && value_len <= session.received_cookie_len() {
+                // No larger than the cookie the browser holds, which it kept
+                // (a flash taken from a cookie a Flask app made too large):
+                // refusing would keep the visitor on 500 until it expired.
+                tracing::warn!(
+                    "{oversized}; sent, because it is no larger than the cookie the browser \
+                     has, although oversized cookies are refused"
+                );
+            } else if config.refuse_oversized_cookies {
                 tracing::error!("{oversized}; answering 500 because oversized cookies are refused");
                 return Finish::Fail {
                     failure: Failure::Internal,
                     set_cookie: None,
                 };
+            } else {
+                tracing::error!(
+                    "{oversized}; browsers may silently ignore it and lose the session"
+                );
             }
-            tracing::error!("{oversized}; browsers may silently ignore it and lose the session");
         }
         Finish::Respond {
             set_cookie: Some(header),

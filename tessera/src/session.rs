@@ -190,6 +190,9 @@ pub(crate) struct State {
     /// not modified, re-signing it costs a MAC instead of encoding the
     /// session again (JSON, zlib and base64).
     pub(crate) cookie_payload: Option<Box<str>>,
+    /// The length of the cookie value the session was read from (0 for
+    /// none): the browser kept a cookie that large.
+    pub(crate) cookie_len: usize,
     /// Flashes popped by this request, returned again by later calls in it
     /// (as Flask caches them on the request context).
     taken_flashes: Option<Vec<Flash>>,
@@ -231,6 +234,7 @@ impl Session {
         data: Map,
         signed_at: Option<u64>,
         cookie_payload: Option<Box<str>>,
+        cookie_len: usize,
     ) -> Self {
         Self {
             state: Arc::new(Mutex::new(State {
@@ -238,6 +242,7 @@ impl Session {
                 new: signed_at.is_none(),
                 signed_at,
                 cookie_payload,
+                cookie_len,
                 ..State::default()
             })),
         }
@@ -552,6 +557,11 @@ impl Session {
             state.accessed,
             state.cookie_payload.as_deref(),
         )
+    }
+
+    /// The length of the cookie value the session was read from (0 for none).
+    pub(crate) fn received_cookie_len(&self) -> usize {
+        self.lock().cookie_len
     }
 }
 

@@ -449,16 +449,35 @@ impl PostgresStore {
                 }
             }
         }
-        let options = PgConnectOptions::from_str(url).map_err(|error| refuse(&error))?;
+        let mut options = PgConnectOptions::from_str(url).map_err(|error| refuse(&error))?;
+        let ssl_mode = options.get_ssl_mode();
         if !cfg!(feature = "tls")
             && matches!(
-                options.get_ssl_mode(),
+                ssl_mode,
                 PgSslMode::Require | PgSslMode::VerifyCa | PgSslMode::VerifyFull
             )
         {
-            return Err(refuse(
-                &"its sslmode asks for TLS, which needs tessera's `tls` feature",
+            return Err(StoreError::Config(
+                "the PostgreSQL URL's sslmode asks for TLS, which needs tessera's `tls` feature"
+                    .to_owned(),
             ));
+        }
+        let files = tls_files(url);
+        // Read at every new connection: a file that is not there would make
+        // every request fail later, with a message that does not name it.
+        for (parameter, path) in &files {
+            if let Err(error) = std::fs::File::open(path) {
+                return Err(StoreError::Config(format!(
+                    "the PostgreSQL URL's {parameter} file {path} cannot be read: {error}"
+                )));
+            }
+        }
+        // libpq checks the server's certificate against a root certificate
+        // given with sslmode=require, as verify-ca does; sqlx would only
+        // encrypt, and a URL copied from a libpq setup would verify nothing.
+        if matches!(ssl_mode, PgSslMode::Require) && files.iter().any(|(p, _)| *p == "sslrootcert")
+        {
+            options = options.ssl_mode(PgSslMode::VerifyCa);
         }
         Ok(Self {
             options,
@@ -719,6 +738,66 @@ async fn schema_version(conn: &mut PgConnection) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar("SELECT COALESCE(max(version), 0)::BIGINT FROM tessera_schema_migrations")
         .fetch_one(conn)
         .await
+}
+
+/// The certificate and key files a PostgreSQL URL names (as sqlx reads them:
+/// `sslrootcert`, `sslcert`, `sslkey` and their aliases, else libpq's
+/// `PGSSLROOTCERT`, `PGSSLCERT` and `PGSSLKEY`), as (libpq's parameter name,
+/// path). Inline PEM values are not files.
+fn tls_files(url: &str) -> Vec<(&'static str, String)> {
+    const NAMES: [(&str, &[&str], &str); 3] = [
+        (
+            "sslrootcert",
+            &["sslrootcert", "ssl-root-cert", "ssl-ca"],
+            "PGSSLROOTCERT",
+        ),
+        ("sslcert", &["sslcert", "ssl-cert"], "PGSSLCERT"),
+        ("sslkey", &["sslkey", "ssl-key"], "PGSSLKEY"),
+    ];
+    let query = url
+        .split_once('?')
+        .map_or("", |(_, query)| query.split('#').next().unwrap_or_default());
+    let pairs: Vec<(String, String)> = query
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(name, value)| (query_decode(name), query_decode(value)))
+        .collect();
+    NAMES
+        .iter()
+        .filter_map(|&(parameter, aliases, variable)| {
+            let value = pairs
+                .iter()
+                .rev()
+                .find(|(name, _)| aliases.contains(&name.as_str()))
+                .map(|(_, value)| value.clone())
+                .or_else(|| std::env::var(variable).ok())?;
+            (!value.starts_with("-----BEGIN")).then_some((parameter, value))
+        })
+        .collect()
+}
+
+/// A URL query's name or value decoded as sqlx (the `url` crate) decodes
+/// it: `+` is a blank, `%XX` a byte, anything else as it is.
+fn query_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |at: usize| bytes.get(at).and_then(|b| char::from(*b).to_digit(16));
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => match (hex(i + 1), hex(i + 2)) {
+                (Some(high), Some(low)) => {
+                    out.push((high * 16 + low) as u8);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            byte => out.push(byte),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn newer_schema(found: i64) -> OpenFailure {
@@ -1236,6 +1315,46 @@ mod tests {
             .await
             .expect("drop the schema");
         conn.close().await.expect("close");
+    }
+
+    /// Certificate files the URL names must be readable when the store is
+    /// made; a missing one is named. `sslmode=require` with a root
+    /// certificate verifies the server, as libpq does.
+    #[test]
+    fn tls_files_are_checked_up_front() {
+        let dir = std::env::temp_dir().join(format!("tessera-pg-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a directory");
+        let ca = dir.join("my ca.pem");
+        std::fs::write(&ca, "not read here").expect("a file");
+        let encoded = ca.display().to_string().replace(' ', "%20");
+        let found = tls_files(&format!(
+            "postgres://u@h/db?sslmode=require&ssl-root-cert={encoded}&sslkey=-----BEGIN%20KEY"
+        ));
+        assert_eq!(found, [("sslrootcert", ca.display().to_string())]);
+        if cfg!(feature = "tls") {
+            let store = PostgresStore::new(&format!(
+                "postgres://u@h/db?sslmode=require&sslrootcert={encoded}"
+            ))
+            .expect("a readable root certificate");
+            assert!(matches!(store.options.get_ssl_mode(), PgSslMode::VerifyCa));
+            let store = PostgresStore::new("postgres://u@h/db?sslmode=require").expect("valid");
+            assert!(matches!(store.options.get_ssl_mode(), PgSslMode::Require));
+        }
+        for parameter in ["sslrootcert", "sslcert", "sslkey"] {
+            let missing = dir.join("missing.pem").display().to_string();
+            match PostgresStore::new(&format!(
+                "postgres://u:hunter2@h/db?sslmode=prefer&{parameter}={missing}"
+            )) {
+                Err(StoreError::Config(message)) => {
+                    assert!(message.contains(parameter), "{message}");
+                    assert!(message.contains(&missing), "{message}");
+                    assert!(!message.contains("hunter2"), "{message}");
+                }
+                other => panic!("{parameter}: {other:?}"),
+            }
+        }
+        std::fs::remove_dir_all(&dir).ok();
+        assert_eq!(query_decode("a+b%2Fc%zz%4"), "a b/c%zz%4");
     }
 
     /// An sslmode that insists on TLS needs the `tls` feature; the default
