@@ -363,11 +363,18 @@ fn pasted_cookies<'a>(
     // Several lines (HTTP/2 sends one Cookie line per cookie, as developer
     // tools show them; or a few Set-Cookie lines): each is read on its own,
     // and their cookies are tried in order.
-    let mut lines = input.lines().map(str::trim).filter(|line| !line.is_empty());
+    let mut lines = input
+        .lines()
+        .map(|line| line.trim_matches(is_paste_blank))
+        .filter(|line| !line.is_empty());
     if let (Some(_), Some(_)) = (lines.next(), lines.next()) {
         let mut found = Vec::new();
         let mut first_refusal = None;
-        for line in input.lines().map(str::trim).filter(|line| !line.is_empty()) {
+        for line in input
+            .lines()
+            .map(|line| line.trim_matches(is_paste_blank))
+            .filter(|line| !line.is_empty())
+        {
             match pasted_cookies(line, wanted_name) {
                 Ok(cookies) => found.push(cookies),
                 Err(refusal) => {
@@ -387,7 +394,7 @@ fn pasted_cookies<'a>(
             _ => Ok((name, values)),
         };
     }
-    let mut text = input.trim();
+    let mut text = input.trim_matches(is_paste_blank);
     let mut cookie_header = false;
     let mut prefixed = false;
     for (prefix, is_cookie_header) in [("cookie:", true), ("set-cookie:", false)] {
@@ -397,7 +404,7 @@ fn pasted_cookies<'a>(
         {
             cookie_header = is_cookie_header;
             prefixed = true;
-            text = text[prefix.len()..].trim_start();
+            text = text[prefix.len()..].trim_start_matches(is_paste_blank);
         }
     }
     // A Cookie header's value pasted without "Cookie:" (as the browser's
@@ -456,6 +463,12 @@ fn pasted_cookies<'a>(
         return Err(Error::new("malformed: the cookie is empty"));
     }
     Ok((name, vec![value]))
+}
+
+/// What a paste adds around the text; other blanks belong to the header, and
+/// are read as werkzeug reads them.
+fn is_paste_blank(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\r' | '\n')
 }
 
 /// `name=value`, when what comes before `=` is a cookie name.

@@ -677,26 +677,38 @@ fn plain(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-/// Unicode's format characters (category Cf) and separators that change how
-/// the text around them is shown without showing themselves: bidirectional
-/// controls, zero-width characters, the byte order mark, the soft hyphen.
+/// Characters that change how the text around them is shown without showing
+/// themselves: Unicode's format characters (category Cf), its default
+/// ignorable code points (variation selectors, fillers, tags) and the line
+/// and paragraph separators.
 fn is_invisible_format(c: char) -> bool {
     matches!(
         c,
         '\u{ad}'
+            | '\u{34f}'
             | '\u{600}'..='\u{605}'
             | '\u{61c}'
             | '\u{6dd}'
             | '\u{70f}'
-            | '\u{180e}'
+            | '\u{890}'..='\u{891}'
+            | '\u{8e2}'
+            | '\u{115f}'..='\u{1160}'
+            | '\u{17b4}'..='\u{17b5}'
+            | '\u{180b}'..='\u{180f}'
             | '\u{200b}'..='\u{200f}'
             | '\u{2028}'..='\u{202e}'
-            | '\u{2060}'..='\u{2064}'
-            | '\u{2066}'..='\u{206f}'
+            | '\u{2060}'..='\u{206f}'
+            | '\u{3164}'
+            | '\u{fe00}'..='\u{fe0f}'
             | '\u{feff}'
-            | '\u{fff9}'..='\u{fffb}'
-            | '\u{e0001}'
-            | '\u{e0020}'..='\u{e007f}'
+            | '\u{ffa0}'
+            | '\u{fff0}'..='\u{fffb}'
+            | '\u{110bd}'
+            | '\u{110cd}'
+            | '\u{13430}'..='\u{1343f}'
+            | '\u{1bca0}'..='\u{1bca3}'
+            | '\u{1d173}'..='\u{1d17a}'
+            | '\u{e0000}'..='\u{e0fff}'
     )
 }
 
@@ -724,6 +736,24 @@ mod tests {
         assert_eq!(plain("eve\u{202e}nimda"), "eve\\u{202e}nimda");
         assert_eq!(plain("a\u{200b}b\u{feff}"), "a\\u{200b}b\\u{feff}");
         assert_eq!(plain("a\u{2028}b"), "a\\u{2028}b");
+        for invisible in [
+            '\u{34f}',
+            '\u{fe0f}',
+            '\u{3164}',
+            '\u{115f}',
+            '\u{17b4}',
+            '\u{1d173}',
+            '\u{1bca0}',
+            '\u{13430}',
+            '\u{890}',
+            '\u{8e2}',
+            '\u{110bd}',
+            '\u{e0041}',
+            '\u{e0100}',
+        ] {
+            let escaped = plain(&format!("alice{invisible}")).into_owned();
+            assert_eq!(escaped, format!("alice{}", invisible.escape_default()));
+        }
     }
 
     #[test]

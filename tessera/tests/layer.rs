@@ -550,7 +550,10 @@ async fn an_oversized_cookie_that_is_only_refreshed_is_not_refused() {
     }
     let logged = logs.contents();
     assert!(logged.contains("not refreshed"), "{logged}");
-    assert!(logged.contains("no larger than the cookie the browser"), "{logged}");
+    assert!(
+        logged.contains("no larger than the cookie the browser"),
+        "{logged}"
+    );
 }
 
 fn app_refusing() -> Router {
