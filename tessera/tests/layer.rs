@@ -43,6 +43,40 @@ fn app(config: SessionConfig) -> Router {
         .layer(SessionLayer::new(config))
 }
 
+/// `/set` makes the session permanent and stores the body, `/get` reads
+/// it, `/none` does not take the session.
+fn permanent_app(config: SessionConfig) -> Router {
+    Router::new()
+        .route(
+            "/set",
+            post(|s: Session, body: String| async move {
+                s.set_permanent(true);
+                s.insert("value", body).ok();
+                "value set"
+            }),
+        )
+        .route(
+            "/get",
+            get(|s: Session| async move { format!("{:?}", s.get::<String>("value").ok().flatten()) }),
+        )
+        .route("/none", get(|| async { "no session" }))
+        .layer(SessionLayer::new(config))
+}
+
+/// `len` random-looking printable characters (xorshift), which zlib cannot
+/// shrink much.
+fn incompressible(len: usize) -> String {
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            char::from(b'#' + (state % 90) as u8)
+        })
+        .collect()
+}
+
 async fn send(app: &Router, method: &str, uri: &str, cookie: Option<&str>) -> Response {
     common::request(app, method, uri, cookie, "").await
 }
@@ -85,22 +119,7 @@ async fn the_longest_lifetime_serves_requests() {
             .absolute_lifetime(Some(longest))
             .build()
             .expect("the longest lifetime is accepted");
-        let app = Router::new()
-            .route(
-                "/set",
-                post(|s: Session, body: String| async move {
-                    s.set_permanent(true);
-                    s.insert("value", body).ok();
-                    "value set"
-                }),
-            )
-            .route(
-                "/get",
-                get(|s: Session| async move {
-                    format!("{:?}", s.get::<String>("value").ok().flatten())
-                }),
-            )
-            .layer(SessionLayer::new(config));
+        let app = permanent_app(config);
         let response = post_body(&app, "/set", None, "kept").await;
         assert_eq!(response.status(), StatusCode::OK, "{session_type:?}");
         let headers = set_cookies(response.headers());
@@ -421,15 +440,7 @@ async fn oversized_cookie_is_logged_or_refused() {
     let (logs, _guard) = LogBuffer::capture();
 
     // Random-looking data does not compress below the limit.
-    let mut state = 0x2545_f491_4f6c_dd1d_u64;
-    let big: String = (0..6000)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            char::from(b'#' + (state % 90) as u8)
-        })
-        .collect();
+    let big = incompressible(6000);
     let lenient = app(config().build().expect("config"));
     let response = post_body(&lenient, "/set", None, &big).await;
     assert_eq!(response.status(), StatusCode::OK);
@@ -478,49 +489,21 @@ async fn an_oversized_cookie_that_is_only_refreshed_is_not_refused() {
         tessera::SessionType::Cookie,
         tessera::SessionType::EncryptedCookie,
     ] {
-        let routes = |config: SessionConfig| {
-            Router::new()
-                .route(
-                    "/set",
-                    post(|s: Session, body: String| async move {
-                        s.set_permanent(true);
-                        s.insert("value", body).ok();
-                        "value set"
-                    }),
-                )
-                .route(
-                    "/get",
-                    get(|s: Session| async move {
-                        format!("{:?}", s.get::<String>("value").ok().flatten())
-                    }),
-                )
-                .route("/none", get(|| async { "no session" }))
-                .layer(SessionLayer::new(config))
-        };
-        let roomy = routes(
+        let roomy = permanent_app(
             config()
                 .session_type(session_type)
                 .max_cookie_size(8000)
                 .build()
                 .expect("config"),
         );
-        let strict = routes(
+        let strict = permanent_app(
             config()
                 .session_type(session_type)
                 .refuse_oversized_cookies(true)
                 .build()
                 .expect("config"),
         );
-        // Random-looking text: zlib cannot shrink it.
-        let mut state = 0x2545_f491_4f6c_dd1d_u64;
-        let big: String = (0..3700)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                char::from(b'#' + (state % 90) as u8)
-            })
-            .collect();
+        let big = incompressible(3700);
         let response = post_body(&roomy, "/set", None, &big).await;
         let header_size = set_cookies(response.headers())[0].len();
         assert!(header_size > 4093, "{session_type:?}: {header_size}");
