@@ -333,7 +333,7 @@ impl SessionCore {
                 };
                 (accessed, modified, write)
             });
-        let header = match write {
+        let (header, value_len) = match write {
             None => {
                 return Finish::Respond {
                     set_cookie: None,
@@ -371,7 +371,6 @@ impl SessionCore {
             }
             Some(CookieWrite::Set(header, value_len)) => (header, value_len),
         };
-        let (header, value_len) = header;
         if config.max_cookie_size > 0 && header.len() > config.max_cookie_size {
             let oversized = OversizedCookie {
                 name: config.cookie_name.clone(),
