@@ -463,19 +463,19 @@ impl PostgresStore {
             ));
         }
         let files = tls_files(url);
-        // Read at every new connection: a file that is not there would make
-        // every request fail later, with a message that does not name it.
-        for (parameter, path) in &files {
-            if let Err(error) = std::fs::File::open(path) {
-                return Err(StoreError::Config(format!(
-                    "the PostgreSQL URL's {parameter} file {path} cannot be read: {error}"
-                )));
+        // Read at every new TLS connection: a file that is not there, or not
+        // PEM, would make every request fail later, with a message that does
+        // not name it. (Without TLS, as libpq, they are not used at all.)
+        if !matches!(ssl_mode, PgSslMode::Disable | PgSslMode::Allow) {
+            for file in &files {
+                file.check()?;
             }
         }
         // libpq checks the server's certificate against a root certificate
         // given with sslmode=require, as verify-ca does; sqlx would only
         // encrypt, and a URL copied from a libpq setup would verify nothing.
-        if matches!(ssl_mode, PgSslMode::Require) && files.iter().any(|(p, _)| *p == "sslrootcert")
+        if matches!(ssl_mode, PgSslMode::Require)
+            && files.iter().any(|file| file.parameter == "sslrootcert")
         {
             options = options.ssl_mode(PgSslMode::VerifyCa);
         }
@@ -740,11 +740,37 @@ async fn schema_version(conn: &mut PgConnection) -> Result<i64, sqlx::Error> {
         .await
 }
 
+/// A certificate or key file a PostgreSQL URL or libpq's environment names.
+#[derive(Debug, PartialEq)]
+struct TlsFile {
+    /// libpq's parameter name.
+    parameter: &'static str,
+    /// Where it was given: "the PostgreSQL URL's sslkey", "PGSSLKEY".
+    source: String,
+    path: String,
+}
+
+impl TlsFile {
+    /// Readable, and PEM (what sqlx reads); the path is named if not.
+    fn check(&self) -> Result<(), StoreError> {
+        let Self { source, path, .. } = self;
+        match std::fs::read(path) {
+            Err(error) => Err(StoreError::Config(format!(
+                "the {source} file {path} cannot be read: {error}"
+            ))),
+            Ok(pem) if !pem.windows(10).any(|w| w == b"-----BEGIN") => Err(StoreError::Config(
+                format!("the {source} file {path} holds no PEM certificate or key"),
+            )),
+            Ok(_) => Ok(()),
+        }
+    }
+}
+
 /// The certificate and key files a PostgreSQL URL names (as sqlx reads them:
 /// `sslrootcert`, `sslcert`, `sslkey` and their aliases, else libpq's
-/// `PGSSLROOTCERT`, `PGSSLCERT` and `PGSSLKEY`), as (libpq's parameter name,
-/// path). Inline PEM values are not files.
-fn tls_files(url: &str) -> Vec<(&'static str, String)> {
+/// `PGSSLROOTCERT`, `PGSSLCERT` and `PGSSLKEY`). Inline PEM values are not
+/// files (nor ever shown: a key is a secret).
+fn tls_files(url: &str) -> Vec<TlsFile> {
     const NAMES: [(&str, &[&str], &str); 3] = [
         (
             "sslrootcert",
@@ -765,13 +791,19 @@ fn tls_files(url: &str) -> Vec<(&'static str, String)> {
     NAMES
         .iter()
         .filter_map(|&(parameter, aliases, variable)| {
-            let value = pairs
+            let (source, path) = match pairs
                 .iter()
                 .rev()
                 .find(|(name, _)| aliases.contains(&name.as_str()))
-                .map(|(_, value)| value.clone())
-                .or_else(|| std::env::var(variable).ok())?;
-            (!value.starts_with("-----BEGIN")).then_some((parameter, value))
+            {
+                Some((_, value)) => (format!("PostgreSQL URL's {parameter}"), value.clone()),
+                None => (variable.to_owned(), std::env::var(variable).ok()?),
+            };
+            (!path.contains("-----BEGIN")).then_some(TlsFile {
+                parameter,
+                source,
+                path,
+            })
         })
         .collect()
 }
@@ -1325,12 +1357,21 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("tessera-pg-tls-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("a directory");
         let ca = dir.join("my ca.pem");
-        std::fs::write(&ca, "not read here").expect("a file");
+        std::fs::write(&ca, "-----BEGIN CERTIFICATE-----\n").expect("a file");
         let encoded = ca.display().to_string().replace(' ', "%20");
         let found = tls_files(&format!(
             "postgres://u@h/db?sslmode=require&ssl-root-cert={encoded}&sslkey=-----BEGIN%20KEY"
         ));
-        assert_eq!(found, [("sslrootcert", ca.display().to_string())]);
+        assert_eq!(
+            found,
+            [TlsFile {
+                parameter: "sslrootcert",
+                source: "PostgreSQL URL's sslrootcert".to_owned(),
+                path: ca.display().to_string(),
+            }]
+        );
+        // An inline key is never taken for a path, and so never shown.
+        assert!(tls_files("postgres://u@h/db?sslkey=%0A-----BEGIN%20PRIVATE%20KEY").is_empty());
         if cfg!(feature = "tls") {
             let store = PostgresStore::new(&format!(
                 "postgres://u@h/db?sslmode=require&sslrootcert={encoded}"
@@ -1340,18 +1381,33 @@ mod tests {
             let store = PostgresStore::new("postgres://u@h/db?sslmode=require").expect("valid");
             assert!(matches!(store.options.get_ssl_mode(), PgSslMode::Require));
         }
+        let not_pem = dir.join("not.pem");
+        std::fs::write(&not_pem, "hello").expect("a file");
         for parameter in ["sslrootcert", "sslcert", "sslkey"] {
-            let missing = dir.join("missing.pem").display().to_string();
-            match PostgresStore::new(&format!(
-                "postgres://u:hunter2@h/db?sslmode=prefer&{parameter}={missing}"
-            )) {
-                Err(StoreError::Config(message)) => {
-                    assert!(message.contains(parameter), "{message}");
-                    assert!(message.contains(&missing), "{message}");
-                    assert!(!message.contains("hunter2"), "{message}");
+            for (bad, says) in [
+                (dir.join("missing.pem"), "cannot be read"),
+                (dir.clone(), "cannot be read"),
+                (not_pem.clone(), "holds no PEM"),
+            ] {
+                let bad = bad.display().to_string();
+                match PostgresStore::new(&format!(
+                    "postgres://u:hunter2@h/db?sslmode=prefer&{parameter}={bad}"
+                )) {
+                    Err(StoreError::Config(message)) => {
+                        assert!(message.contains(parameter), "{message}");
+                        assert!(message.contains(&bad), "{message}");
+                        assert!(message.contains(says), "{message}");
+                        assert!(!message.contains("hunter2"), "{message}");
+                    }
+                    other => panic!("{parameter}: {other:?}"),
                 }
-                other => panic!("{parameter}: {other:?}"),
             }
+            // Without TLS, as libpq, the files are not used, nor checked.
+            let missing = dir.join("missing.pem").display().to_string();
+            PostgresStore::new(&format!(
+                "postgres://u@h/db?sslmode=disable&{parameter}={missing}"
+            ))
+            .expect("not checked without TLS");
         }
         std::fs::remove_dir_all(&dir).ok();
         assert_eq!(query_decode("a+b%2Fc%zz%4"), "a b/c%zz%4");
