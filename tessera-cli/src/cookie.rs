@@ -413,7 +413,9 @@ fn pasted_cookies<'a>(
     // or the first pair is another cookie and every part is a pair (a
     // Set-Cookie value has attributes such as HttpOnly without a value).
     if !prefixed && text.contains(';') {
-        let mut pairs = text.split(';').map(|pair| split_pair(pair.trim()).0);
+        let mut pairs = text
+            .split(';')
+            .map(|pair| split_pair(pair.trim_matches(is_paste_blank)).0);
         let first = pairs.next().flatten();
         let rest: Vec<Option<&str>> = pairs.collect();
         cookie_header = rest.contains(&Some(wanted_name))
@@ -427,7 +429,7 @@ fn pasted_cookies<'a>(
         if values.is_empty() {
             let names: Vec<&str> = text
                 .split(';')
-                .filter_map(|pair| split_pair(pair.trim()).0)
+                .filter_map(|pair| split_pair(pair.trim_matches(is_paste_blank)).0)
                 .collect();
             return Err(Error::new(format_args!(
                 "no cookie named {wanted_name:?} in the pasted Cookie header (it has {}); \
@@ -441,7 +443,11 @@ fn pasted_cookies<'a>(
         }
         return Ok((Some(wanted_name), values));
     }
-    let first = text.split(';').next().unwrap_or_default().trim();
+    let first = text
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim_matches(is_paste_blank);
     let (name, value) = match split_pair(first) {
         // A bare signed cookie with `=` in it (Flask reads padded base64):
         // in the signature, its dots are no cookie name's; in the payload,
@@ -474,8 +480,13 @@ fn is_paste_blank(c: char) -> bool {
 /// `name=value`, when what comes before `=` is a cookie name.
 fn split_pair(pair: &str) -> (Option<&str>, &str) {
     match pair.split_once('=') {
-        Some((name, value)) if tessera::config::is_valid_cookie_name(name.trim()) => {
-            (Some(name.trim()), value.trim())
+        Some((name, value))
+            if tessera::config::is_valid_cookie_name(name.trim_matches(is_paste_blank)) =>
+        {
+            (
+                Some(name.trim_matches(is_paste_blank)),
+                value.trim_matches(is_paste_blank),
+            )
         }
         _ => (None, pair),
     }
