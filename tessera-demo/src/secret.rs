@@ -144,12 +144,22 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
         "server-side: seconds after which a session ends however active (default 0: none)",
     ),
     (
+        "TESSERA_MEMORY_STORE_MAX_SESSIONS",
+        "SESSION_TYPE=memory: the most sessions kept; the one closest to expiry is evicted \
+         (default 100000)",
+    ),
+    (
+        "TESSERA_SWEEP_INTERVAL",
+        "server-side: seconds between sweeps of expired sessions (default 60)",
+    ),
+    (
         "TESSERA_REQUIRE_STRONG_SECRET_KEY",
         "refuse to start with a weak SECRET_KEY instead of warning",
     ),
     (
         "TESSERA_REFUSE_OVERSIZED_COOKIES",
-        "answer 500 instead of sending a cookie over MAX_COOKIE_SIZE",
+        "answer 500 instead of sending a cookie over MAX_COOKIE_SIZE larger than the request's \
+         (an unchanged session's refresh is skipped instead)",
     ),
     (
         "TESSERA_MAX_PAYLOAD_SIZE",

@@ -4,8 +4,10 @@
 //! handler takes the `Session` from the request's extensions, loads it
 //! (needed when sessions are server-side), and counts the visitor's visits.
 //!
-//! Run it from the workspace root (`SECRET_KEY` is required; any other
-//! setting of the README's configuration table is read as well):
+//! Run it from the workspace root (`SECRET_KEY` is required; the other
+//! settings of the README's configuration table are read as well, for the
+//! session types this example is built with: `cookie`, `encrypted` and
+//! `memory`, since it enables no store feature):
 //!
 //! ```sh
 //! export SECRET_KEY="$(cargo run -q -p tessera-cli -- key generate)"
