@@ -394,12 +394,16 @@ def cmd_variants(args: argparse.Namespace) -> int:
     """Cookies Flask did not write but may receive, each with Flask's verdict:
     random changes to the signature (no key needed), and to the timestamp or
     the payload re-signed with the key (another signer's quirks), plus the
-    raw payloads above, signed."""
+    raw payloads above, signed. Flask's clock is frozen for the whole run and
+    each verdict says when it was made (`now`), so that a timestamp changed
+    to a moment just ahead is judged at the same time on both sides."""
     import random
+    import time
 
     rng = random.Random(args.seed)
     app = make_app(args.secret_key)
-    with app.app_context():
+    now = int(time.time())
+    with app.app_context(), frozen_clock(now):
         serializer = signing_serializer(app)
         signer = serializer.make_signer(serializer.salt)
         sessions = [
@@ -409,7 +413,8 @@ def cmd_variants(args: argparse.Namespace) -> int:
         ]
         bases = [serializer.dumps(data) for data in sessions]
         for raw in _RAW_PAYLOADS:
-            emit(_verdict(app, signer.sign(itsdangerous.encoding.base64_encode(raw)).decode()))
+            cookie = signer.sign(itsdangerous.encoding.base64_encode(raw)).decode()
+            emit({**_verdict(app, cookie), "now": now})
         for _ in range(args.count):
             cookie = rng.choice(bases)
             value, signature = cookie.rsplit(".", 1)
@@ -423,7 +428,7 @@ def cmd_variants(args: argparse.Namespace) -> int:
                 else:
                     value = f"{_mutate(payload, rng)}.{timestamp}"
                 variant = f"{value}.{signer.get_signature(value).decode()}"
-            emit(_verdict(app, variant))
+            emit({**_verdict(app, variant), "now": now})
     return 0
 
 
