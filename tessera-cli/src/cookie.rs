@@ -354,7 +354,8 @@ fn fallbacks_from_env() -> Result<Vec<SecretKey>> {
 /// The cookie's name, if one was pasted, and the values to try, from what
 /// was pasted: a bare value, `name=value`, a `Cookie:` header (every cookie
 /// named `wanted_name`, in order) or a `Set-Cookie:` header (its cookie,
-/// without the attributes). Surrounding whitespace and quotes are dropped.
+/// without the attributes), on one line or several. The blanks a paste adds
+/// around them (space, tab, line ends) and quotes are dropped.
 /// A cookie value itself never contains `=`, `;` or spaces.
 fn pasted_cookies<'a>(
     input: &'a str,
@@ -363,18 +364,15 @@ fn pasted_cookies<'a>(
     // Several lines (HTTP/2 sends one Cookie line per cookie, as developer
     // tools show them; or a few Set-Cookie lines): each is read on its own,
     // and their cookies are tried in order.
-    let mut lines = input
+    let lines: Vec<&str> = input
         .lines()
         .map(|line| line.trim_matches(is_paste_blank))
-        .filter(|line| !line.is_empty());
-    if let (Some(_), Some(_)) = (lines.next(), lines.next()) {
+        .filter(|line| !line.is_empty())
+        .collect();
+    if lines.len() > 1 {
         let mut found = Vec::new();
         let mut first_refusal = None;
-        for line in input
-            .lines()
-            .map(|line| line.trim_matches(is_paste_blank))
-            .filter(|line| !line.is_empty())
-        {
+        for line in lines {
             match pasted_cookies(line, wanted_name) {
                 Ok(cookies) => found.push(cookies),
                 Err(refusal) => {
