@@ -14,8 +14,12 @@ use tessera::{ConfigError, Session, SessionConfig, SessionConfigBuilder, Session
 use tower::ServiceExt;
 
 mod common;
+#[path = "common/incompressible.rs"]
+mod incompressible;
 #[path = "common/logs.rs"]
 mod logs;
+
+use incompressible::incompressible;
 
 use common::{cookie_pair, set_cookies, text};
 use logs::LogBuffer;
@@ -61,20 +65,6 @@ fn permanent_app(config: SessionConfig) -> Router {
         )
         .route("/none", get(|| async { "no session" }))
         .layer(SessionLayer::new(config))
-}
-
-/// `len` random-looking printable characters (xorshift), which zlib cannot
-/// shrink much.
-fn incompressible(len: usize) -> String {
-    let mut state = 0x2545_f491_4f6c_dd1d_u64;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            char::from(b'#' + (state % 90) as u8)
-        })
-        .collect()
 }
 
 async fn send(app: &Router, method: &str, uri: &str, cookie: Option<&str>) -> Response {

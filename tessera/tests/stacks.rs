@@ -15,10 +15,14 @@ use tessera::{
 };
 use time::OffsetDateTime;
 
+#[path = "common/incompressible.rs"]
+mod incompressible;
 #[path = "common/stack.rs"]
 mod stack;
 #[path = "../../interop/support.rs"]
 mod support;
+
+use incompressible::incompressible;
 
 use stack::{serve, Answer, Mode, Reply, Route, Server, Stack};
 
@@ -563,19 +567,6 @@ async fn flashes(stack: Stack, mode: Mode) {
             "taken flashes are gone, even for a replayed cookie"
         );
     }
-}
-
-/// Random-looking text, which does not compress.
-fn incompressible(len: usize) -> String {
-    let mut state = 0x2545_f491_4f6c_dd1d_u64;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            char::from(b'#' + (state % 90) as u8)
-        })
-        .collect()
 }
 
 /// test_max_cookie_size: an oversized cookie is still sent (and logged), or
