@@ -477,16 +477,14 @@ fn is_paste_blank(c: char) -> bool {
 
 /// `name=value`, when what comes before `=` is a cookie name.
 fn split_pair(pair: &str) -> (Option<&str>, &str) {
-    match pair.split_once('=') {
-        Some((name, value))
-            if tessera::config::is_valid_cookie_name(name.trim_matches(is_paste_blank)) =>
-        {
-            (
-                Some(name.trim_matches(is_paste_blank)),
-                value.trim_matches(is_paste_blank),
-            )
-        }
-        _ => (None, pair),
+    let Some((name, value)) = pair.split_once('=') else {
+        return (None, pair);
+    };
+    let name = name.trim_matches(is_paste_blank);
+    if tessera::config::is_valid_cookie_name(name) {
+        (Some(name), value.trim_matches(is_paste_blank))
+    } else {
+        (None, pair)
     }
 }
 
