@@ -205,8 +205,9 @@ pub(crate) fn parse_sqlite_url(url: &str) -> Result<PathBuf, &'static str> {
 #[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
-    /// No `SECRET_KEY` was given.
-    #[error("SECRET_KEY is not set: sessions need a secret key to sign cookies (generate one with `tessera key generate`)")]
+    /// No `SECRET_KEY` was given, or an empty one (Flask has no sessions
+    /// then; an empty key would let anyone sign cookies).
+    #[error("SECRET_KEY is not set or empty: sessions need a secret key to sign cookies (generate one with `tessera key generate`)")]
     MissingSecretKey,
     /// The key is weak and strong keys are required.
     #[error("SECRET_KEY is weak ({reason}) and TESSERA_REQUIRE_STRONG_SECRET_KEY is on (generate one with `tessera key generate`)")]
@@ -222,6 +223,13 @@ pub enum ConfigError {
         position: usize,
         /// Why the key is weak.
         reason: String,
+    },
+    /// A key of `SECRET_KEY_FALLBACKS` is empty: cookies signed with an
+    /// empty key would be accepted, and anyone can make those.
+    #[error("key {position} of SECRET_KEY_FALLBACKS (counting from 1, oldest first) is empty: anyone can sign cookies with an empty key")]
+    EmptyFallbackKey {
+        /// Its place in the list, from 1.
+        position: usize,
     },
     /// Settings that do not go together.
     #[error("{0}")]
@@ -858,7 +866,10 @@ impl SessionConfigBuilder {
     /// it when strong keys are required).
     pub fn build(self) -> Result<SessionConfig, ConfigError> {
         self.check_network_store()?;
-        let secret_key = self.secret_key.ok_or(ConfigError::MissingSecretKey)?;
+        let secret_key = self
+            .secret_key
+            .filter(|key| !key.as_bytes().is_empty())
+            .ok_or(ConfigError::MissingSecretKey)?;
         if let Some(reason) = secret_key.weakness() {
             if self.require_strong_secret_key {
                 return Err(ConfigError::WeakSecretKey { reason });
@@ -869,8 +880,11 @@ impl SessionConfigBuilder {
         }
         // Fallbacks verify cookies as the key does: a weak one is as weak.
         for (index, key) in self.secret_key_fallbacks.iter().enumerate() {
+            let position = index + 1;
+            if key.as_bytes().is_empty() {
+                return Err(ConfigError::EmptyFallbackKey { position });
+            }
             if let Some(reason) = key.weakness() {
-                let position = index + 1;
                 if self.require_strong_secret_key {
                     return Err(ConfigError::WeakFallbackKey { position, reason });
                 }
@@ -1440,6 +1454,22 @@ mod tests {
         }
         let err = SessionConfig::builder().build().expect_err("no key");
         assert!(matches!(err, ConfigError::MissingSecretKey));
+        // Flask has no sessions with an empty key; with one anyone could sign.
+        let err = SessionConfig::builder()
+            .secret_key("")
+            .build()
+            .expect_err("empty key");
+        assert!(matches!(err, ConfigError::MissingSecretKey));
+        let err = SessionConfig::builder()
+            .secret_key(KEY)
+            .secret_key_fallbacks([KEY, ""])
+            .build()
+            .expect_err("empty fallback");
+        assert!(matches!(err, ConfigError::EmptyFallbackKey { position: 2 }));
+        assert!(
+            err.to_string().contains("key 2 of SECRET_KEY_FALLBACKS"),
+            "{err}"
+        );
         let err = SessionConfig::builder()
             .secret_key(KEY)
             .cookie_name("a b")
