@@ -229,6 +229,15 @@ impl CookieCodec {
             .map(|(decoded, _)| decoded)
     }
 
+    /// Whether checking `cookie` costs a MAC or a decryption per key: values
+    /// that cannot be a cookie of this codec's kind are refused before any.
+    pub(crate) fn checks_keys_for(&self, cookie: &str) -> bool {
+        match &self.mode {
+            Mode::Signed { .. } => cookie.contains('.'),
+            Mode::Encrypted { .. } => crate::encrypted::may_reach_the_keys(cookie),
+        }
+    }
+
     /// [`decode`](Self::decode), also returning a signed cookie's payload
     /// (the part before the timestamp), for
     /// [`resign_into`](Self::resign_into); `None` for an encrypted cookie.

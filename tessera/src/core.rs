@@ -35,10 +35,12 @@ const ID_SALT: &str = "flask-session";
 /// of made-up ids from costing more than a few store calls.
 const MAX_PRESENTED_IDS: usize = 4;
 
-/// How many signed cookies of the session's name are checked, at most:
-/// each costs a MAC per key, and a request could carry thousands. (Flask
-/// reads only the first; the ones after it are tried in case it is junk.)
-const MAX_SIGNED_COOKIES_TRIED: usize = 16;
+/// How many cookies of the session's name are checked with the keys, at
+/// most: each costs a MAC (or a decryption) per key, and a request could
+/// carry thousands. (Flask reads only the first; the ones after it are
+/// tried in case it is junk.) Values refused before any key is used do not
+/// count.
+const MAX_KEY_CHECKED_COOKIES: usize = 16;
 /// Expired records deleted per sweep statement: small enough that a write
 /// queued behind one batch waits a few milliseconds at most.
 const SWEEP_BATCH: usize = 64;
@@ -222,13 +224,11 @@ impl SessionCore {
         now: SystemTime,
     ) -> Session {
         self.start_sweeper();
-        // A value with a dot costs a MAC per key (a signature to check);
-        // one without is refused at once and does not count.
-        let mut signed_values = 0;
+        let mut key_checked = 0;
         let values =
             cookie_values(cookie_headers, &self.config.cookie_name).take_while(move |value| {
-                signed_values += usize::from(value.contains('.'));
-                signed_values <= MAX_SIGNED_COOKIES_TRIED
+                key_checked += usize::from(self.checks_keys_for(value));
+                key_checked <= MAX_KEY_CHECKED_COOKIES
             });
         let codec = match &self.backend {
             Backend::Cookie(codec) => codec,
@@ -283,6 +283,16 @@ impl SessionCore {
             }
         }
         Session::loaded(Default::default(), None, None, 0)
+    }
+
+    /// Whether reading a cookie value costs a MAC or a decryption per key.
+    /// Unsigned session ids cost none: the number of those looked up is
+    /// bounded by [`MAX_PRESENTED_IDS`] instead.
+    fn checks_keys_for(&self, value: &str) -> bool {
+        match &self.backend {
+            Backend::Cookie(codec) => codec.checks_keys_for(value),
+            Backend::Server { id_signer, .. } => id_signer.is_some() && value.contains('.'),
+        }
     }
 
     /// Flask's `save_session` for sessions in the cookie. Server-side

@@ -68,6 +68,14 @@ const TIMESTAMP_LEN: usize = 8;
 const TAG_LEN: usize = 16;
 /// Bytes a sealed cookie adds to its payload, before base64.
 pub(crate) const OVERHEAD: usize = HEADER_LEN + NONCE_LEN + TIMESTAMP_LEN + TAG_LEN;
+/// The base64 length of the smallest sealed cookie.
+const MIN_COOKIE_LEN: usize = (OVERHEAD * 4).div_ceil(3);
+
+/// Whether opening `cookie` could get as far as the keys: a shorter value
+/// cannot hold a sealed session and is refused before any.
+pub(crate) fn may_reach_the_keys(cookie: &str) -> bool {
+    cookie.len() >= MIN_COOKIE_LEN
+}
 
 /// Seals and opens session cookies for one cookie name and set of keys.
 #[derive(Clone)]

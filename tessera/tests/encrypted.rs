@@ -275,6 +275,21 @@ async fn hostile_cookies_give_an_empty_session() {
     let header = format!("session={flipped_body}; {good}");
     let response = send(&app, "GET", "/get", Some(&header), "").await;
     assert_eq!(text(response).await, "Some(\"secret\")");
+
+    // As with signed cookies, at most 16 values that reach the keys are
+    // opened (each costs a decryption per key), so a header of thousands
+    // costs no more than 16; values too short to be sealed are refused
+    // before any key and do not count.
+    let get = async |junk: &str, count: usize| {
+        let header = format!("{}{good}", format!("session={junk}; ").repeat(count));
+        text(send(&app, "GET", "/get", Some(&header), "").await).await
+    };
+    assert_eq!(get(&flipped_body, 15).await, "Some(\"secret\")");
+    assert_eq!(get(&flipped_body, 16).await, "None");
+    let shortest_sealed = "E".repeat(66);
+    assert_eq!(get(&shortest_sealed, 16).await, "None");
+    assert_eq!(get(&shortest_sealed[1..], 1000).await, "Some(\"secret\")");
+    assert_eq!(get("garbage", 1000).await, "Some(\"secret\")");
 }
 
 /// As in signed mode: an oversized cookie is logged as an error naming its

@@ -667,6 +667,9 @@ async fn cookie_tossing_in_cookie_mode() {
     assert_eq!(read(&fx.app, "value", &within).await.2, "\"victim\"");
     let beyond = format!("{}{victim}", junk(16));
     assert_eq!(read(&fx.app, "value", &beyond).await.2, "None");
+    // Values without a signature are refused before any MAC and do not count.
+    let unsigned = format!("{}{victim}", "session=garbage; ".repeat(1000));
+    assert_eq!(read(&fx.app, "value", &unsigned).await.2, "\"victim\"");
 }
 
 /// Server-side: the first cookie that names a *live* session is used. An id
@@ -713,6 +716,34 @@ async fn cookie_tossing_server_side() {
                 }
                 assert_eq!(read(&fx.app, "theme", &victim).await.2, "\"dark\"");
             }
+
+            // With the signer, at most 16 values carrying a signature are
+            // checked (each costs a MAC per key), as for cookie sessions;
+            // without it, checking an id costs nothing and dotted junk is
+            // skipped however much of it comes first.
+            let junk = |count: usize| format!("{}{victim}", "session=junk.sig; ".repeat(count));
+            assert_eq!(read(&fx.app, "username", &junk(15)).await.2, "\"victim\"");
+            let (count, expected) = if signed {
+                (16, "None")
+            } else {
+                (100, "\"victim\"")
+            };
+            assert_eq!(
+                read(&fx.app, "username", &junk(count)).await.2,
+                expected,
+                "{context}"
+            );
+            assert_eq!(
+                read(
+                    &fx.app,
+                    "username",
+                    &format!("{}{victim}", "session=junk; ".repeat(1000))
+                )
+                .await
+                .2,
+                "\"victim\"",
+                "{context}"
+            );
 
             let attacker = cookie_pair(&send(&fx.app, "POST", "/set/theme", None, "evil").await);
             let header = format!("{attacker}; {victim}");
