@@ -507,6 +507,9 @@ _HEADER_CONFIGS: dict[str, dict[str, Any]] = {
     "secure": {"SESSION_COOKIE_SECURE": True},
     "domain": {"SESSION_COOKIE_DOMAIN": "example.com"},
     "path": {"SESSION_COOKIE_PATH": "/app"},
+    # Unset, the cookie's path is APPLICATION_ROOT's; set, it wins.
+    "application_root": {"APPLICATION_ROOT": "/app"},
+    "application_root_and_path": {"APPLICATION_ROOT": "/app", "SESSION_COOKIE_PATH": "/"},
     "partitioned": {"SESSION_COOKIE_PARTITIONED": True},
     "all_options": {
         "SESSION_COOKIE_SAMESITE": "Lax",

@@ -86,7 +86,14 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
         "SESSION_COOKIE_DOMAIN",
         "the cookie's Domain (default: host-only)",
     ),
-    ("SESSION_COOKIE_PATH", "the cookie's Path (default /)"),
+    (
+        "SESSION_COOKIE_PATH",
+        "the cookie's Path (default: APPLICATION_ROOT)",
+    ),
+    (
+        "APPLICATION_ROOT",
+        "the cookie's Path when SESSION_COOKIE_PATH is unset (default /)",
+    ),
     ("SESSION_COOKIE_HTTPONLY", "true or false (default true)"),
     ("SESSION_COOKIE_SECURE", "true or false (default false)"),
     (

@@ -23,7 +23,8 @@
 //! | `PERMANENT_SESSION_LIFETIME` | 2678400 (31 days) | seconds, at most 3153600000 (36500 days); permanent cookies' lifetime and every cookie's max age |
 //! | `SESSION_COOKIE_NAME` | `session` | |
 //! | `SESSION_COOKIE_DOMAIN` | none | host-only cookie |
-//! | `SESSION_COOKIE_PATH` | `/` | |
+//! | `SESSION_COOKIE_PATH` | `APPLICATION_ROOT` | |
+//! | `APPLICATION_ROOT` | `/` | the cookie's path when `SESSION_COOKIE_PATH` is unset, as in Flask |
 //! | `SESSION_COOKIE_HTTPONLY` | true | |
 //! | `SESSION_COOKIE_SECURE` | false | |
 //! | `SESSION_COOKIE_SAMESITE` | none | `Strict`, `Lax` or `None` |
@@ -455,7 +456,9 @@ pub struct SessionConfigBuilder {
     permanent_session_lifetime: Duration,
     cookie_name: String,
     cookie_domain: Option<String>,
-    cookie_path: String,
+    /// `SESSION_COOKIE_PATH`; unset means `APPLICATION_ROOT`.
+    cookie_path: Option<String>,
+    application_root: String,
     cookie_http_only: bool,
     cookie_secure: bool,
     cookie_same_site: Option<SameSite>,
@@ -488,7 +491,8 @@ impl Default for SessionConfigBuilder {
             permanent_session_lifetime: Duration::from_secs(DEFAULT_LIFETIME_SECS),
             cookie_name: "session".to_owned(),
             cookie_domain: None,
-            cookie_path: "/".to_owned(),
+            cookie_path: None,
+            application_root: "/".to_owned(),
             cookie_http_only: true,
             cookie_secure: false,
             cookie_same_site: None,
@@ -587,6 +591,7 @@ impl SessionConfigBuilder {
             "SESSION_COOKIE_NAME" => self.cookie_name(value),
             "SESSION_COOKIE_DOMAIN" => self.cookie_domain(value),
             "SESSION_COOKIE_PATH" => self.cookie_path(value),
+            "APPLICATION_ROOT" => self.application_root(value),
             "SESSION_COOKIE_HTTPONLY" => {
                 self.cookie_http_only(parse_bool("SESSION_COOKIE_HTTPONLY", &value)?)
             }
@@ -704,9 +709,19 @@ impl SessionConfigBuilder {
         self
     }
 
-    /// `SESSION_COOKIE_PATH`.
+    /// `SESSION_COOKIE_PATH`. Unset (or empty, as in Flask), the cookie's
+    /// path is [`application_root`](Self::application_root).
     pub fn cookie_path(mut self, path: impl Into<String>) -> Self {
-        self.cookie_path = path.into();
+        self.cookie_path = Some(path.into()).filter(|path| !path.is_empty());
+        self
+    }
+
+    /// `APPLICATION_ROOT` (default `/`): the path the application is mounted
+    /// under, which Flask uses as the cookie's path when
+    /// `SESSION_COOKIE_PATH` is unset, so that two apps mounted under
+    /// different paths of one host keep their sessions apart.
+    pub fn application_root(mut self, root: impl Into<String>) -> Self {
+        self.application_root = root.into();
         self
     }
 
@@ -895,10 +910,14 @@ impl SessionConfigBuilder {
             }
         }
         validate_cookie_name(&self.cookie_name)?;
-        if !self.cookie_path.starts_with('/') || self.cookie_path.contains(';') {
+        let (path_setting, cookie_path) = match &self.cookie_path {
+            Some(path) => ("SESSION_COOKIE_PATH", path.clone()),
+            None => ("APPLICATION_ROOT", self.application_root.clone()),
+        };
+        if !cookie_path.starts_with('/') || cookie_path.contains(';') {
             return Err(invalid(
-                "SESSION_COOKIE_PATH",
-                &self.cookie_path,
+                path_setting,
+                &cookie_path,
                 "a path starting with '/' and without ';'",
             ));
         }
@@ -1011,7 +1030,7 @@ impl SessionConfigBuilder {
             ),
             cookie_name: self.cookie_name,
             cookie_domain: self.cookie_domain,
-            cookie_path: self.cookie_path,
+            cookie_path,
             cookie_http_only: self.cookie_http_only,
             cookie_secure: self.cookie_secure,
             cookie_same_site: self.cookie_same_site,
@@ -1043,6 +1062,7 @@ const SETTINGS: &[&str] = &[
     "SESSION_COOKIE_NAME",
     "SESSION_COOKIE_DOMAIN",
     "SESSION_COOKIE_PATH",
+    "APPLICATION_ROOT",
     "SESSION_COOKIE_HTTPONLY",
     "SESSION_COOKIE_SECURE",
     "SESSION_COOKIE_SAMESITE",
@@ -1454,6 +1474,40 @@ mod tests {
         }
         let err = SessionConfig::builder().build().expect_err("no key");
         assert!(matches!(err, ConfigError::MissingSecretKey));
+        // Flask's cookie path: SESSION_COOKIE_PATH, else APPLICATION_ROOT.
+        let path = |vars: &[(&str, &str)]| {
+            SessionConfigBuilder::default()
+                .with_vars([("SECRET_KEY", KEY)].iter().chain(vars).copied())
+                .and_then(SessionConfigBuilder::build)
+                .map(|config| config.cookie_path().to_owned())
+        };
+        assert_eq!(path(&[]).expect("valid"), "/");
+        assert_eq!(
+            path(&[("APPLICATION_ROOT", "/app")]).expect("valid"),
+            "/app"
+        );
+        let both = [("SESSION_COOKIE_PATH", "/"), ("APPLICATION_ROOT", "/app")];
+        assert_eq!(path(&both).expect("valid"), "/");
+        let both = [("APPLICATION_ROOT", "/app"), ("SESSION_COOKIE_PATH", "/x")];
+        assert_eq!(path(&both).expect("valid"), "/x");
+        let err = path(&[("APPLICATION_ROOT", "app")]).expect_err("no leading slash");
+        assert!(
+            err.to_string()
+                .starts_with("invalid APPLICATION_ROOT=\"app\""),
+            "{err}"
+        );
+        let config = SessionConfig::builder()
+            .secret_key(KEY)
+            .application_root("/app")
+            .cookie_path("")
+            .build()
+            .expect("valid");
+        assert_eq!(
+            config.cookie_path(),
+            "/app",
+            "an empty path is unset, as in Flask"
+        );
+
         // Flask has no sessions with an empty key; with one anyone could sign.
         let err = SessionConfig::builder()
             .secret_key("")
