@@ -418,7 +418,7 @@ fn parse_id(text: &str) -> Result<SessionId> {
         }
     }
     Err(Error::new(
-        "not a session id: expected 22 to 128 characters of URL-safe base64",
+        "not a session id: expected 22 to 256 characters of URL-safe base64",
     ))
 }
 

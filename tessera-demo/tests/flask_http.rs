@@ -402,11 +402,12 @@ async fn demo_and_flask_session_share_sessions_in_redis() {
         .await;
 
         // Dict keys msgpack holds and JSON cannot (int, bool, None, float,
-        // bytes): the demo reads them as JSON would write them, and writes
+        // bytes, tuples): the demo reads them as JSON would write them, and writes
         // them back exactly as they were when it changes another key.
         if format == "msgpack" {
             let request = browser.client.post(flask.url("/api/session/literal")).body(
-                "{'intkey': {1: 'a', -5: 'b'}, 'flags': {True: 1, None: 2, 1.5: 3, b'k': 4}}",
+                "{'intkey': {1: 'a', -5: 'b'}, 'flags': {True: 1, None: 2, 1.5: 3, b'k': 4}, \
+                 'tuplekey': {(1, 2): 'a', ('x', (True, None)): 'b'}}",
             );
             let (status, body) = browser.send(request).await;
             assert!(status.is_success(), "{status}: {body}");
@@ -423,6 +424,11 @@ async fn demo_and_flask_session_share_sessions_in_redis() {
                 "{seen}"
             );
             assert_eq!(
+                seen["tuplekey"],
+                serde_json::json!({"[1,2]": "a", "[\"x\",[true,null]]": "b"}),
+                "{seen}"
+            );
+            assert_eq!(
                 browser.get(demo.url("/setsession")).await,
                 "The session has been Set"
             );
@@ -433,6 +439,10 @@ async fn demo_and_flask_session_share_sessions_in_redis() {
             assert_eq!(
                 browser.get(flask.url("/api/session/repr/flags")).await,
                 "{True: 1, None: 2, 1.5: 3, b'k': 4}"
+            );
+            assert_eq!(
+                browser.get(flask.url("/api/session/repr/tuplekey")).await,
+                "{(1, 2): 'a', ('x', (True, None)): 'b'}"
             );
             assert_eq!(
                 browser.get(flask.url("/api/session/repr/Username")).await,

@@ -31,10 +31,11 @@
 //! whoever reached the Redis server: it never panics, never allocates for a
 //! declared length the input cannot hold, and refuses nesting deeper than
 //! [`crate::tagged::MAX_DEPTH`] levels. msgpack map keys that are not
-//! strings (Python allows `int`, `float`, `bool`, `None` and `bytes` keys)
-//! are read as the text JSON would write for them (`1` is `"1"`, `True` is
-//! `"true"`, `None` is `"null"`, bytes their text, with replacement
-//! characters where they are not UTF-8), and a top-level
+//! strings (Python allows `int`, `float`, `bool`, `None`, `bytes`, tuple and
+//! datetime keys) are read as the text JSON would write for them (`1` is
+//! `"1"`, `True` is `"true"`, `None` is `"null"`, bytes their text, with
+//! replacement characters where they are not UTF-8, a tuple its array
+//! `[1,2]`, a datetime its RFC 3339 text), and a top-level
 //! entry a write does not change is written back byte for byte
 //! (what the store's writes do),
 //! so such keys survive in the values tessera leaves alone; float32 values, which msgspec
@@ -289,7 +290,7 @@ mod msgpack {
         let mut entries = Vec::with_capacity(len.min(1024));
         for _ in 0..len {
             let start = reader.offset();
-            let key = reader.key()?;
+            let key = reader.key(1)?;
             let value = reader.value(1)?;
             entries.push(Entry {
                 key,
@@ -640,14 +641,15 @@ mod msgpack {
             // the last value of a repeated key; so does the collected map.
             let mut entries = Vec::with_capacity(len.min(1024));
             for _ in 0..len {
-                let key = self.key()?;
+                let key = self.key(depth)?;
                 entries.push((key, self.value(depth)?));
             }
             Ok(entries.into_iter().collect())
         }
 
-        fn key(&mut self) -> Result<String, FormatError> {
+        fn key(&mut self, depth: usize) -> Result<String, FormatError> {
             let start = self.offset();
+            let before = self.rest;
             let marker = self.marker()?;
             if let Some(len) = self.str_len(marker)? {
                 return self.string(len);
@@ -676,10 +678,32 @@ mod msgpack {
                     // characters: the entry is still written back as it was.
                     Ok(String::from_utf8_lossy(self.bin(marker)?).into_owned())
                 }
+                // Tuples (and frozensets, which msgspec also writes as
+                // arrays) and aware datetimes are keys too: a tuple reads as
+                // its JSON array, a datetime as its RFC 3339 text.
+                Marker::FixArray(_)
+                | Marker::Array16
+                | Marker::Array32
+                | Marker::FixExt1
+                | Marker::FixExt2
+                | Marker::FixExt4
+                | Marker::FixExt8
+                | Marker::FixExt16
+                | Marker::Ext8
+                | Marker::Ext16
+                | Marker::Ext32 => {
+                    self.rest = before;
+                    let mut text = String::new();
+                    match self.value(depth)? {
+                        Value::DateTime(when) => super::json::write_datetime(&mut text, when),
+                        other => super::json::write_value(&mut text, &other, depth)?,
+                    }
+                    Ok(text)
+                }
                 _ => Err(self.error_at(
                     start,
                     format!(
-                        "a map key must be a str, an int, a float, a bool, None or bytes, not {}",
+                        "a map key must be a str, an int, a float, a bool, None, bytes, a tuple or a datetime, not {}",
                         kind(marker)
                     ),
                 )),
@@ -926,7 +950,11 @@ mod json {
         Ok(())
     }
 
-    fn write_value(out: &mut String, value: &Value, depth: usize) -> Result<(), FormatError> {
+    pub(super) fn write_value(
+        out: &mut String,
+        value: &Value,
+        depth: usize,
+    ) -> Result<(), FormatError> {
         match value {
             Value::Null => out.push_str("null"),
             Value::Bool(true) => out.push_str("true"),
@@ -1642,7 +1670,7 @@ mod tests {
             ("", "truncated"),
             ("8000", "trailing bytes"),
             ("81a161c1", "0xc1"),
-            ("81910100", "not an array"),
+            ("8181010200", "not a map"), // a dict key (Python refuses those)
         ] {
             let message = refuse(&unhex(blob));
             assert!(message.contains(reason), "{blob}: {message}");
@@ -1762,6 +1790,44 @@ mod tests {
             hex(&MSGPACK.encode_keeping(&data, &stored).expect("written")),
             "82a16e02a17681c402ff00a178"
         );
+        // Tuple and datetime keys read as JSON's array and RFC 3339 text,
+        // and go back as they were: msgspec's encoding of
+        // {'seen': {(1, 2): 3, ('a', (True, None)): 4},
+        //  'when': {datetime(2024, 5, 1, 12, 0, 0, 250000, tzinfo=utc): 'x'},
+        //  (7, 'k'): 'top', 'n': 1}.
+        let stored = unhex(
+            "84a47365656e829201020392a16192c3c004a47768656e81d7ff3b9aca0066322ec0a1789207a16ba3746f70a16e01",
+        );
+        let mut data = MSGPACK.decode(&stored).expect("read");
+        assert_eq!(
+            data,
+            map([
+                (
+                    "seen",
+                    Value::Dict(map([
+                        ("[1,2]", 3.into()),
+                        ("[\"a\",[true,null]]", 4.into())
+                    ]))
+                ),
+                (
+                    "when",
+                    Value::Dict(map([("2024-05-01T12:00:00.250000Z", "x".into())]))
+                ),
+                ("[7,\"k\"]", "top".into()),
+                ("n", 1.into()),
+            ])
+        );
+        data.insert("n".to_owned(), 2.into());
+        let written = hex(&MSGPACK.encode_keeping(&data, &stored).expect("written"));
+        for untouched in [
+            "a47365656e829201020392a16192c3c004",
+            "a47768656e81d7ff3b9aca0066322ec0a178",
+            "9207a16ba3746f70",
+        ] {
+            assert!(written.contains(untouched), "{written}");
+        }
+        assert_eq!(MSGPACK.decode(&unhex(&written)).expect("read"), data);
+
         // Stored bytes that are not msgpack (JSON, say) give a plain encoding.
         assert_eq!(
             MSGPACK

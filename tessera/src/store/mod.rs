@@ -43,6 +43,11 @@ pub use sqlite::SqliteStore;
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SessionId(String);
 
+/// The shortest id looked up: 128 bits of URL-safe base64.
+const MIN_ID_LEN: usize = 22;
+/// The longest: what `secrets.token_urlsafe(192)` gives.
+const MAX_ID_LEN: usize = 256;
+
 impl SessionId {
     /// A fresh id with 256 bits of entropy.
     pub fn generate() -> Self {
@@ -52,9 +57,10 @@ impl SessionId {
     }
 
     /// An id as presented by a client: URL-safe base64 carrying at least 128
-    /// bits (22 to 128 characters). Anything else is not an id.
+    /// bits (22 to 256 characters: Flask-Session's `SESSION_ID_LENGTH` of 16
+    /// to 192 bytes). Anything else is not an id.
     pub fn parse(text: &str) -> Option<Self> {
-        let valid = (22..=128).contains(&text.len())
+        let valid = (MIN_ID_LEN..=MAX_ID_LEN).contains(&text.len())
             && text
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
@@ -410,12 +416,18 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(a.as_str().len(), 43);
         assert_eq!(SessionId::parse(a.as_str()), Some(a.clone()));
+        // Flask-Session's ids of SESSION_ID_LENGTH 16 to 192.
+        for len in [22, 134, 256] {
+            let id = "x".repeat(len);
+            assert_eq!(SessionId::parse(&id).map(|id| id.0), Some(id));
+        }
         for bad in [
             "",
             "short",
             "has space in it and is long enough",
             "a.b.c.d.e.f.g.h.i.j.k.l.m",
-            &"x".repeat(129),
+            &"x".repeat(21),
+            &"x".repeat(257),
         ] {
             assert_eq!(SessionId::parse(bad), None, "{bad}");
         }
