@@ -158,8 +158,21 @@ fn has_content(data: &Map) -> bool {
 }
 
 /// The store work one flush needs, decided under the lock.
+/// Refuses a value that, stored, would make its session unreadable.
+fn too_deep(key: &str) -> StoreError {
+    StoreError::Unrepresentable(format!(
+        "session key {key:?} would nest deeper than {} levels, which no session is read back with",
+        crate::tagged::MAX_DEPTH
+    ))
+}
+
 enum Plan {
     Nothing,
+    /// A changed value nests deeper than the store's reader accepts: stored,
+    /// it would make the session unreadable, so nothing is written.
+    TooDeep {
+        key: String,
+    },
     Create {
         record: Record,
     },
@@ -285,6 +298,7 @@ impl Session {
             let plan = self.plan_flush(&settings, now, create);
             match plan {
                 Plan::Nothing => return Ok(()),
+                Plan::TooDeep { key } => return Err(too_deep(&key)),
                 Plan::Create { record } => {
                     let id = SessionId::generate();
                     if settings.store.create(&id, &record).await? {
@@ -370,6 +384,17 @@ impl Session {
         };
         if !server.loaded {
             return Plan::Nothing;
+        }
+        // Checked before the changes are taken, so that a later save still
+        // has them (and refuses them again) rather than dropping them.
+        let too_deep = state.touched.iter().find(|key| {
+            state
+                .data
+                .get(key.as_str())
+                .is_some_and(crate::tagged::value_nests_deeper_than_readable)
+        });
+        if let Some(key) = too_deep {
+            return Plan::TooDeep { key: key.clone() };
         }
         let touched = std::mem::take(&mut state.touched);
         let cleared = std::mem::take(&mut state.cleared);
@@ -625,6 +650,9 @@ impl Session {
     /// [`Value::from_serialize`].
     pub async fn append(&self, key: &str, value: impl Into<Value>) -> Result<usize, SessionError> {
         let value = value.into();
+        if crate::tagged::list_item_nests_deeper_than_readable(&value) {
+            return Err(SessionError::Store(too_deep(key)));
+        }
         let Some(settings) = self.server_settings() else {
             let mut state = self.lock();
             state.touch(key);

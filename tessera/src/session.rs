@@ -322,8 +322,18 @@ impl Session {
         value: T,
     ) -> Result<(), SessionError> {
         let key = key.into();
-        let value =
-            crate::value_serde::to_value(&value).map_err(|source| SessionError::Serialize {
+        let value = crate::value_serde::to_value(&value)
+            .and_then(|value| {
+                if crate::tagged::value_nests_deeper_than_readable(&value) {
+                    Err(serde::ser::Error::custom(format_args!(
+                        "it nests deeper than {} levels, which no session is read back with",
+                        crate::tagged::MAX_DEPTH
+                    )))
+                } else {
+                    Ok(value)
+                }
+            })
+            .map_err(|source| SessionError::Serialize {
                 key: key.clone(),
                 source,
             })?;

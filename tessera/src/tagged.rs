@@ -64,25 +64,40 @@ pub fn to_string(value: &Value) -> String {
 /// does: every object and array, a tag's object included. Stops early: a
 /// flat session costs one look at each value.
 pub(crate) fn nests_deeper_than_readable(map: &Map) -> bool {
-    fn dict_deeper(map: &Map, room: usize) -> bool {
-        // A one-key dict whose key is a tag is written inside {" di": …}.
-        let escaped = map.len() == 1 && map.keys().next().is_some_and(|key| TAGS.contains(&key));
-        let needed = 1 + usize::from(escaped);
-        room < needed || map.values().any(|value| value_deeper(value, room - needed))
-    }
-    fn items_deeper(items: &[Value], room: usize, needed: usize) -> bool {
-        room < needed || items.iter().any(|item| value_deeper(item, room - needed))
-    }
-    fn value_deeper(value: &Value, room: usize) -> bool {
-        match value {
-            Value::List(items) => items_deeper(items, room, 1),
-            Value::Tuple(items) => items_deeper(items, room, 2),
-            Value::Dict(map) => dict_deeper(map, room),
-            Value::Bytes(_) | Value::Markup(_) | Value::Uuid(_) | Value::DateTime(_) => room < 1,
-            Value::Null | Value::Bool(_) | Value::Number(_) | Value::String(_) => false,
-        }
-    }
     dict_deeper(map, MAX_DEPTH)
+}
+
+/// Whether `value`, as a value of a session, nests deeper than a session
+/// can be read back with (the session's own dict is the first level), in
+/// a cookie or in any store.
+pub(crate) fn value_nests_deeper_than_readable(value: &Value) -> bool {
+    value_deeper(value, MAX_DEPTH - 1)
+}
+
+/// [`value_nests_deeper_than_readable`] for an item of a list in a session.
+pub(crate) fn list_item_nests_deeper_than_readable(value: &Value) -> bool {
+    value_deeper(value, MAX_DEPTH - 2)
+}
+
+fn dict_deeper(map: &Map, room: usize) -> bool {
+    // A one-key dict whose key is a tag is written inside {" di": …}.
+    let escaped = map.len() == 1 && map.keys().next().is_some_and(|key| TAGS.contains(&key));
+    let needed = 1 + usize::from(escaped);
+    room < needed || map.values().any(|value| value_deeper(value, room - needed))
+}
+
+fn items_deeper(items: &[Value], room: usize, needed: usize) -> bool {
+    room < needed || items.iter().any(|item| value_deeper(item, room - needed))
+}
+
+fn value_deeper(value: &Value, room: usize) -> bool {
+    match value {
+        Value::List(items) => items_deeper(items, room, 1),
+        Value::Tuple(items) => items_deeper(items, room, 2),
+        Value::Dict(map) => dict_deeper(map, room),
+        Value::Bytes(_) | Value::Markup(_) | Value::Uuid(_) | Value::DateTime(_) => room < 1,
+        Value::Null | Value::Bool(_) | Value::Number(_) | Value::String(_) => false,
+    }
 }
 
 /// The longest integer Python reads by default (`sys.get_int_max_str_digits`).

@@ -143,6 +143,31 @@ fn routes() -> Router {
                 },
             ),
         )
+        // `levels` lists around 1 under "deep", set by `insert`, by
+        // `insert_value` or appended to the list under "deep" by `append`.
+        .route(
+            "/deep/{how}/{levels}",
+            post(
+                |s: Session, Path((how, levels)): Path<(String, usize)>| async move {
+                    let mut value = Value::from(1);
+                    for _ in 0..levels {
+                        value = Value::List(vec![value]);
+                    }
+                    let result = match how.as_str() {
+                        "insert" => s.insert("deep", value),
+                        "insert_value" => {
+                            s.insert_value("deep", value);
+                            Ok(())
+                        }
+                        _ => s.append("deep", value).await.map(drop),
+                    };
+                    match result {
+                        Ok(()) => (StatusCode::OK, "set".to_owned()),
+                        Err(error) => (error.status(), format!("{error}: {error:?}")),
+                    }
+                },
+            ),
+        )
         // What a login handler does: a fresh id (server-side), then the user.
         .route(
             "/login/{user}",
@@ -599,6 +624,64 @@ fn session_ids_carry_256_random_bits() {
             deviation < 8.0 * 158.2,
             "bit {bit} is set in {count} of {N} ids"
         );
+    }
+}
+
+/// A value nested deeper than a session is read back with (128 levels, the
+/// session's dict the first) is refused before it is sent or stored, in
+/// every mode: stored, the whole session would be unreadable on the next
+/// request (server-side, every request of that visitor would fail until
+/// it expired). `insert` and `append` say so; a value set otherwise makes
+/// the response a 500. Either way the session stays as it was.
+#[tokio::test]
+async fn values_too_deep_to_read_back_are_refused() {
+    for mode in all_modes() {
+        let fx = fixture(mode, |b| b);
+        let login = send(&fx.app, "POST", "/login/alice", None, "").await;
+        let cookie = cookie_pair(&login);
+        let post = async |path: &str| {
+            let (status, cookies, body) =
+                parts(send(&fx.app, "POST", path, Some(&cookie), "").await).await;
+            // A cookie session's accepted write comes with its new cookie.
+            let cookie = cookies.first().map_or(cookie.clone(), |c| {
+                c.split(';').next().expect("pair").to_owned()
+            });
+            (status, cookie, body)
+        };
+        let still_alice = async |cookie: &str| {
+            assert_eq!(
+                read(&fx.app, "username", cookie).await.2,
+                "\"alice\"",
+                "{mode:?}"
+            );
+        };
+        // 127 lists in the value, 128 levels with the session's dict: readable.
+        for how in ["insert", "insert_value"] {
+            let (status, written, body) = post(&format!("/deep/{how}/127")).await;
+            assert_eq!(status, StatusCode::OK, "{mode:?} {how}: {body}");
+            still_alice(&written).await;
+            assert!(read(&fx.app, "deep", &written).await.2.starts_with("[[["));
+        }
+        let (status, _, body) = post("/deep/insert/128").await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{mode:?}");
+        assert!(
+            body.contains("nests deeper than 128 levels"),
+            "{mode:?}: {body}"
+        );
+        let (status, _, _) = post("/deep/insert_value/128").await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{mode:?}");
+        still_alice(&cookie).await;
+        // An appended item sits one level deeper, in the list.
+        let (status, written, body) = post("/deep/append/126").await;
+        assert_eq!(status, StatusCode::OK, "{mode:?}: {body}");
+        still_alice(&written).await;
+        let (status, _, body) = post("/deep/append/127").await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{mode:?}");
+        assert!(
+            body.contains("would nest deeper than 128 levels"),
+            "{mode:?}: {body}"
+        );
+        still_alice(&cookie).await;
     }
 }
 
