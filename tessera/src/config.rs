@@ -556,7 +556,9 @@ impl SessionConfigBuilder {
 
     /// Whether a `SECRET_KEY` has been given.
     pub fn has_secret_key(&self) -> bool {
-        self.secret_key.is_some()
+        self.secret_key
+            .as_ref()
+            .is_some_and(|key| !key.as_bytes().is_empty())
     }
 
     /// Flask's names read from `vars` (for example the environment);
@@ -1509,6 +1511,8 @@ mod tests {
         );
 
         // Flask has no sessions with an empty key; with one anyone could sign.
+        assert!(!SessionConfig::builder().secret_key("").has_secret_key());
+        assert!(SessionConfig::builder().secret_key(" ").has_secret_key());
         let err = SessionConfig::builder()
             .secret_key("")
             .build()

@@ -176,7 +176,19 @@ impl SessionCore {
 
     fn from_backend(config: SessionConfig, server: Option<Arc<ServerSettings>>) -> Self {
         let backend = match server {
-            None => Backend::Cookie(config.cookie_codec()),
+            None => {
+                if let Some(lifetime) = config.absolute_lifetime {
+                    // A bound the operator counts on: not ignored silently.
+                    tracing::warn!(
+                        seconds = lifetime.as_secs(),
+                        session_type = %config.session_type,
+                        "TESSERA_SESSION_ABSOLUTE_LIFETIME is ignored: a session in a cookie \
+                         cannot be ended by the server; only server-side sessions have an \
+                         absolute lifetime"
+                    );
+                }
+                Backend::Cookie(config.cookie_codec())
+            }
             Some(settings) => Backend::Server {
                 id_signer: config.use_signer.then(|| {
                     Signer::new(

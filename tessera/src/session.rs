@@ -51,8 +51,9 @@ pub enum SessionError {
     /// request was using it.
     #[error("the session was revoked")]
     Revoked,
-    /// The operation needs server-side sessions (`SESSION_TYPE` other than `cookie`).
-    #[error("{0} needs server-side sessions; SESSION_TYPE is cookie")]
+    /// The operation needs server-side sessions (`SESSION_TYPE` other than
+    /// `cookie` and `encrypted`).
+    #[error("{0} needs server-side sessions (SESSION_TYPE memory, sqlite, redis or postgres), not sessions kept in cookies")]
     NotServerSide(&'static str),
     /// The value could not be turned into session data.
     #[error("value for session key {key:?} cannot be stored")]

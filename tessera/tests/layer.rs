@@ -365,6 +365,34 @@ async fn a_session_too_large_to_read_back_is_not_sent() {
     }
 }
 
+/// An absolute lifetime cannot bound a session kept in a cookie: a layer
+/// for cookies says so when it is made, rather than ignore it silently.
+#[test]
+fn an_absolute_lifetime_for_cookie_sessions_is_reported_as_ignored() {
+    let (logs, _guard) = LogBuffer::capture();
+    let config = |session_type| {
+        config()
+            .session_type(session_type)
+            .absolute_lifetime(Some(std::time::Duration::from_secs(3600)))
+            .build()
+            .expect("config")
+    };
+    let ignored = "TESSERA_SESSION_ABSOLUTE_LIFETIME is ignored";
+    let _ = SessionLayer::new(config(tessera::SessionType::Memory));
+    assert!(!logs.contents().contains(ignored), "{}", logs.contents());
+    for session_type in [
+        tessera::SessionType::Cookie,
+        tessera::SessionType::EncryptedCookie,
+    ] {
+        let _ = SessionLayer::new(config(session_type));
+        let logged = logs.contents();
+        assert!(
+            logged.contains(ignored) && logged.contains(&format!("session_type={session_type}")),
+            "{logged}"
+        );
+    }
+}
+
 /// A typed read of the wrong type answered 500 through `?` logs why serde
 /// refused it, not only that it did.
 #[tokio::test(flavor = "current_thread")]
