@@ -38,6 +38,7 @@
 //! it into each worker: the clones share one store, one connection pool and
 //! one sweeper.
 
+use std::fmt;
 use std::future::{ready, Future, Ready};
 use std::pin::Pin;
 use std::rc::Rc;
@@ -152,13 +153,22 @@ where
         let response = self.service.call(request);
         let core = self.core.clone();
         Box::pin(async move {
-            let response = response.await?;
+            let response = response.await;
             let finish = if core.is_server_side() {
                 core.finish_server(&session).await
             } else {
                 core.finish_cookie(&session, SystemTime::now())
             };
-            Ok(apply(finish, response))
+            match response {
+                Ok(response) => Ok(apply(finish, response)),
+                // An inner middleware's error (a 401 after a "please log
+                // in" flash, say): actix makes its response only after every
+                // middleware has run, and the request that would make one
+                // here is gone. The session is saved all the same, as a
+                // Flask app's or an axum middleware's is, and its headers
+                // go into that response.
+                Err(error) => Err(SessionSavedWithError { error, finish }.into()),
+            }
         })
     }
 }
@@ -182,6 +192,60 @@ fn apply<B>(finish: Finish, mut response: ServiceResponse<B>) -> ServiceResponse
             let vary_cookie = set_cookie.is_some();
             add_session_headers(failed.headers_mut(), set_cookie, vary_cookie);
             ServiceResponse::new(request, failed).map_into_right_body()
+        }
+    }
+}
+
+/// An inner service's error, whose response gets the session's headers, or
+/// the session's own failure response if the save failed. Shows as the
+/// inner error does.
+struct SessionSavedWithError {
+    error: Error,
+    finish: Finish,
+}
+
+impl fmt::Debug for SessionSavedWithError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.error, f)
+    }
+}
+
+impl fmt::Display for SessionSavedWithError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.error, f)
+    }
+}
+
+impl ResponseError for SessionSavedWithError {
+    fn status_code(&self) -> StatusCode {
+        match &self.finish {
+            Finish::Respond { .. } => self.error.as_response_error().status_code(),
+            Finish::Fail { failure, .. } => failure_response(*failure).status(),
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        match &self.finish {
+            Finish::Respond {
+                set_cookie,
+                vary_cookie,
+            } => {
+                let mut response = self.error.error_response();
+                add_session_headers(response.headers_mut(), set_cookie.clone(), *vary_cookie);
+                response
+            }
+            Finish::Fail {
+                failure,
+                set_cookie,
+            } => {
+                let mut response = failure_response(*failure);
+                add_session_headers(
+                    response.headers_mut(),
+                    set_cookie.clone(),
+                    set_cookie.is_some(),
+                );
+                response
+            }
         }
     }
 }

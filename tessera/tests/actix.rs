@@ -7,7 +7,7 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::{header, StatusCode};
 use actix_web::middleware::{from_fn, Next};
-use actix_web::test::{call_service, init_service, read_body, TestRequest};
+use actix_web::test::{call_service, init_service, read_body, try_call_service, TestRequest};
 use actix_web::{web, App, Error, HttpMessage as _};
 use tessera::actix::SessionMiddleware;
 use tessera::{Session, SessionConfig};
@@ -77,6 +77,79 @@ fn writes_after_the_handler_are_saved() {
         )
         .await;
         assert_eq!(read_body(second).await, "Some(1)");
+    });
+}
+
+/// An inner middleware that writes to the session and then fails (an
+/// authentication check that flashes "please log in" before its 401): the
+/// error's response carries the session's cookie, and the write is kept,
+/// as for an error the handler returns.
+#[test]
+fn a_failing_inner_middleware_still_saves_the_session() {
+    async fn refuse(
+        request: ServiceRequest,
+        next: Next<impl MessageBody>,
+    ) -> Result<ServiceResponse<impl MessageBody>, Error> {
+        if request.path() == "/guarded" {
+            if let Some(session) = request.extensions().get::<Session>() {
+                session.flash("please log in");
+            }
+            return Err(actix_web::error::ErrorUnauthorized("log in first"));
+        }
+        next.call(request).await
+    }
+    run(async {
+        let app = init_service(
+            App::new()
+                .wrap(from_fn(refuse))
+                .wrap(SessionMiddleware::new(config()))
+                .route("/guarded", web::get().to(|| async { "secret" }))
+                .route(
+                    "/flashes",
+                    web::get().to(|s: Session| async move {
+                        let flashes: Vec<String> =
+                            s.take_flashes().iter().map(tessera::Flash::text).collect();
+                        flashes.join(",")
+                    }),
+                ),
+        )
+        .await;
+        // The error goes on to the server, which answers with its response.
+        let Err(error) =
+            try_call_service(&app, TestRequest::get().uri("/guarded").to_request()).await
+        else {
+            panic!("the middleware's error is passed on");
+        };
+        assert_eq!(
+            error.to_string(),
+            "log in first",
+            "shown as the inner error"
+        );
+        let refused = error.error_response();
+        assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+        let cookies: Vec<_> = refused.headers().get_all(header::SET_COOKIE).collect();
+        assert_eq!(cookies.len(), 1, "{cookies:?}");
+        let cookie = cookies[0]
+            .to_str()
+            .expect("ascii")
+            .split(';')
+            .next()
+            .expect("pair")
+            .to_owned();
+        assert_eq!(refused.headers().get(header::VARY).expect("Vary"), "Cookie");
+        let body = actix_web::body::to_bytes(refused.into_body())
+            .await
+            .expect("body");
+        assert_eq!(body, "log in first");
+        let flashes = call_service(
+            &app,
+            TestRequest::get()
+                .uri("/flashes")
+                .insert_header((header::COOKIE, cookie))
+                .to_request(),
+        )
+        .await;
+        assert_eq!(read_body(flashes).await, "please log in");
     });
 }
 
