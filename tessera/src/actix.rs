@@ -167,7 +167,13 @@ where
                 // here is gone. The session is saved all the same, as a
                 // Flask app's or an axum middleware's is, and its headers
                 // go into that response.
-                Err(error) => Err(SessionSavedWithError { error, finish }.into()),
+                Err(error) => match finish {
+                    Finish::Respond {
+                        set_cookie: None,
+                        vary_cookie: false,
+                    } => Err(error),
+                    finish => Err(SessionSavedWithError { error, finish }.into()),
+                },
             }
         })
     }

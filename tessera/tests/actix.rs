@@ -90,6 +90,9 @@ fn a_failing_inner_middleware_still_saves_the_session() {
         request: ServiceRequest,
         next: Next<impl MessageBody>,
     ) -> Result<ServiceResponse<impl MessageBody>, Error> {
+        if request.path() == "/plain" {
+            return Err(actix_web::error::ErrorForbidden("no"));
+        }
         if request.path() == "/guarded" {
             if let Some(session) = request.extensions().get::<Session>() {
                 session.flash("please log in");
@@ -114,6 +117,16 @@ fn a_failing_inner_middleware_still_saves_the_session() {
                 ),
         )
         .await;
+        // An error of a request that leaves the session alone is passed on
+        // as it is.
+        let Err(error) =
+            try_call_service(&app, TestRequest::get().uri("/plain").to_request()).await
+        else {
+            panic!("the middleware's error is passed on");
+        };
+        assert!(error
+            .as_error::<actix_web::error::InternalError<&str>>()
+            .is_some());
         // The error goes on to the server, which answers with its response.
         let Err(error) =
             try_call_service(&app, TestRequest::get().uri("/guarded").to_request()).await
