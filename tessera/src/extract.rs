@@ -1,6 +1,6 @@
 //! The axum extractor for [`Session`].
 
-use axum_core::extract::FromRequestParts;
+use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum_core::response::{IntoResponse, Response};
 use http::request::Parts;
 
@@ -46,5 +46,23 @@ impl<S: Send + Sync> FromRequestParts<S> for Session {
     /// not take a `Session` costs no store call.
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         loaded(parts.extensions.get::<Session>().cloned()).await
+    }
+}
+
+/// `Option<Session>`: `None` on a route the session layer does not cover,
+/// instead of the 500 that `Session` answers there. A store that cannot be
+/// reached is still a 503: a session that exists but cannot be loaded is
+/// not the same as none.
+impl<S: Send + Sync> OptionalFromRequestParts<S> for Session {
+    type Rejection = SessionRejection;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        match parts.extensions.get::<Session>().cloned() {
+            None => Ok(None),
+            session => loaded(session).await.map(Some),
+        }
     }
 }

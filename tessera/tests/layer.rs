@@ -621,6 +621,52 @@ async fn extractor_without_layer_is_a_clear_error() {
     assert!(text(response).await.contains("SessionLayer"));
 }
 
+/// `Option<Session>` is `None` where the layer does not reach, and the
+/// loaded session where it does (a route shared by both kinds of router).
+#[tokio::test]
+async fn an_optional_session_is_none_without_the_layer() {
+    async fn visits(session: Option<Session>) -> String {
+        match session {
+            None => "no sessions here".to_owned(),
+            Some(session) => {
+                let visits: u64 = session.get("visits").ok().flatten().unwrap_or(0) + 1;
+                session.insert("visits", visits).ok();
+                visits.to_string()
+            }
+        }
+    }
+    let bare: Router = Router::new().route("/", get(visits));
+    let response = send(&bare, "GET", "/", None).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(text(response).await, "no sessions here");
+
+    let layered = Router::new()
+        .route("/", get(visits))
+        .layer(SessionLayer::new(config().build().expect("config")));
+    let first = send(&layered, "GET", "/", None).await;
+    let cookie = cookie_pair(&first);
+    assert_eq!(text(first).await, "1");
+    let second = send(&layered, "GET", "/", Some(&cookie)).await;
+    assert_eq!(text(second).await, "2");
+
+    // A session that exists but cannot be loaded is not "no session".
+    #[cfg(feature = "redis")]
+    {
+        // Port 9 (discard) on loopback: nothing listens, connects are refused.
+        let store = tessera::store::RedisStore::new("redis://127.0.0.1:9/0").expect("a URL");
+        let down = Router::new()
+            .route("/", get(visits))
+            .layer(SessionLayer::with_store(
+                config().build().expect("config"),
+                std::sync::Arc::new(store),
+            ));
+        let id = tessera::SessionId::generate();
+        let cookie = format!("session={}", id.as_str());
+        let response = send(&down, "GET", "/", Some(&cookie)).await;
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    }
+}
+
 /// A weak SECRET_KEY logs a warning at startup; a strong one does not.
 #[test]
 fn weak_secret_key_logs_a_warning() {
