@@ -97,6 +97,8 @@ pub(crate) struct ServerState {
     /// (`SECRET_KEY_FALLBACKS`): the one in use is signed again with the
     /// current key, since Flask-Session checks only that one.
     signed_with_old_key: Vec<SessionId>,
+    /// The session was read before it was loaded (and the read was logged).
+    read_before_load: bool,
 }
 
 impl ServerState {
@@ -123,7 +125,16 @@ impl ServerState {
             vanished: false,
             writes_lost: false,
             signed_with_old_key: Vec::new(),
+            read_before_load: false,
         }
+    }
+
+    /// Whether a read now misses the stored session because nothing has
+    /// loaded it, though the client presented an id: true once per request.
+    pub(crate) fn first_read_before_load(&mut self) -> bool {
+        let first = !self.loaded && !self.incoming.is_empty() && !self.read_before_load;
+        self.read_before_load |= first;
+        first
     }
 
     pub(crate) fn signed_with_old_key(mut self, ids: Vec<SessionId>) -> Self {

@@ -209,6 +209,25 @@ pub(crate) struct State {
 }
 
 impl State {
+    /// Marks the session read. A server-side session read before it is
+    /// loaded reads as empty: middleware that took it from the request's
+    /// extensions and forgot `load()` would see every visitor as anonymous,
+    /// so that is logged.
+    fn note_read(&mut self) {
+        self.accessed = true;
+        if self
+            .server
+            .as_mut()
+            .is_some_and(ServerState::first_read_before_load)
+        {
+            tracing::warn!(
+                "a server-side session was read before it was loaded, so it read as empty; \
+                 middleware that takes the Session from the request's extensions must call \
+                 `session.load().await` first (the Session extractor does)"
+            );
+        }
+    }
+
     pub(crate) fn touch(&mut self, key: &str) {
         self.accessed = true;
         self.modified = true;
@@ -265,7 +284,7 @@ impl Session {
 
     fn read<R>(&self, f: impl FnOnce(&Map) -> R) -> R {
         let mut state = self.lock();
-        state.accessed = true;
+        state.note_read();
         f(&state.data)
     }
 
@@ -354,7 +373,7 @@ impl Session {
     /// Marks the session accessed; only removing a key that exists marks it modified.
     pub fn remove(&self, key: &str) -> Option<Value> {
         let mut state = self.lock();
-        state.accessed = true;
+        state.note_read();
         let removed = state.data.remove(key);
         if removed.is_some() {
             state.touch(key);
@@ -378,7 +397,7 @@ impl Session {
     /// [`get`](Self::get) reads it back typed.
     pub fn setdefault(&self, key: &str, default: impl Into<Value>) -> Value {
         let mut state = self.lock();
-        state.accessed = true;
+        state.note_read();
         if let Some(existing) = state.data.get(key) {
             return existing.clone();
         }
@@ -531,7 +550,7 @@ impl Session {
     /// they leave the session, and later calls in the same request see them again.
     pub fn take_flashes(&self) -> Vec<Flash> {
         let mut state = self.lock();
-        state.accessed = true;
+        state.note_read();
         if let Some(taken) = &state.taken_flashes {
             return taken.clone();
         }

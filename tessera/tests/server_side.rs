@@ -17,6 +17,8 @@ use tessera::{
 mod common;
 #[path = "common/counting_store.rs"]
 mod counting_store;
+#[path = "common/logs.rs"]
+mod logs;
 
 use common::{cookie_pair, request as send, set_cookies, text};
 use counting_store::CountingStore as Counting;
@@ -255,6 +257,57 @@ async fn stamp_without_loading(
         .expect("inside the session layer");
     session.insert_value("last_seen", 12345);
     next.run(request).await
+}
+
+/// Middleware that reads the session from the request's extensions, with
+/// or without loading it first (the query says which).
+async fn read_user(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let session = request
+        .extensions()
+        .get::<Session>()
+        .cloned()
+        .expect("inside the session layer");
+    if request.uri().query() == Some("load") {
+        session.load().await.expect("the store answers");
+    }
+    let user: Option<String> = session.get("user").expect("a string");
+    let _ = session.contains_key("user");
+    next.run(request).await;
+    axum::response::IntoResponse::into_response(format!("{user:?}"))
+}
+
+/// A session read before it is loaded reads as empty: that is logged (once
+/// per request) so that a middleware that forgot `load()` is found, and a
+/// read after `load()` sees the session and logs nothing.
+#[tokio::test(flavor = "current_thread")]
+async fn a_read_before_load_is_logged() {
+    let (logs, _guard) = logs::LogBuffer::capture();
+    let store = Arc::new(CountingStore::default());
+    let checked = get(|| async { "" }).layer(axum::middleware::from_fn(read_user));
+    let app = get_set_and(store, "/check", checked);
+    let cookie = cookie_pair(&send(&app, "POST", "/set/user", None, "alice").await);
+    let warning = "read before it was loaded";
+
+    let response = send(&app, "GET", "/check?load", Some(&cookie), "").await;
+    assert_eq!(text(response).await, "Some(\"alice\")");
+    assert!(!logs.contents().contains(warning), "{}", logs.contents());
+
+    let response = send(&app, "GET", "/check", Some(&cookie), "").await;
+    assert_eq!(text(response).await, "None");
+    assert_eq!(
+        logs.contents().matches(warning).count(),
+        1,
+        "{}",
+        logs.contents()
+    );
+
+    // Without a session cookie there is nothing to miss.
+    let response = send(&app, "GET", "/check", None, "").await;
+    assert_eq!(text(response).await, "None");
+    assert_eq!(logs.contents().matches(warning).count(), 1);
 }
 
 #[tokio::test]
