@@ -216,8 +216,18 @@ impl fmt::Debug for SessionSavedWithError {
     }
 }
 
+/// The inner error's message; when the save failed too, that failure first,
+/// since it is what the response says.
 impl fmt::Display for SessionSavedWithError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Finish::Fail { failure, .. } = &self.finish {
+            let failure = match failure {
+                Failure::StoreUnavailable => "the session store is unavailable",
+                Failure::Internal => "the session could not be saved",
+                Failure::SessionEnded => "the session ended while the request used it",
+            };
+            write!(f, "{failure}, after the request failed: ")?;
+        }
         fmt::Display::fmt(&self.error, f)
     }
 }

@@ -228,8 +228,23 @@ impl Session {
         let now = unix_now();
         let mut found = None;
         for id in incoming {
-            let Some(mut record) = settings.store.load(&id, now).await? else {
-                continue;
+            let mut record = match settings.store.load(&id, now).await {
+                Ok(Some(record)) => record,
+                Ok(None) => continue,
+                // Unreadable for good (a value written by something else, or
+                // by an older version without the depth check): answering
+                // 503 would fail every request of this visitor until the
+                // record expired. As in the Flask-Session layout, the
+                // session counts as absent; the record is left for a look.
+                Err(StoreError::Corrupt(reason)) => {
+                    tracing::error!(
+                        session = %id.fingerprint(),
+                        %reason,
+                        "stored session is unreadable; starting a new one"
+                    );
+                    continue;
+                }
+                Err(error) => return Err(error),
             };
             // An absolute lifetime set (or shortened) after the record was
             // created holds for it too, counted from its creation.
@@ -662,7 +677,10 @@ impl Session {
     pub async fn append(&self, key: &str, value: impl Into<Value>) -> Result<usize, SessionError> {
         let value = value.into();
         if crate::tagged::list_item_nests_deeper_than_readable(&value) {
-            return Err(SessionError::Store(too_deep(key)));
+            return Err(SessionError::Serialize {
+                key: key.to_owned(),
+                source: crate::session::too_deep(),
+            });
         }
         let Some(settings) = self.server_settings() else {
             let mut state = self.lock();

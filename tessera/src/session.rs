@@ -208,6 +208,14 @@ pub(crate) struct State {
     pub(crate) server: Option<ServerState>,
 }
 
+/// Why a value nested too deep is refused.
+pub(crate) fn too_deep() -> serde_json::Error {
+    serde::ser::Error::custom(format_args!(
+        "it would nest deeper than {} levels, which no session is read back with",
+        crate::tagged::MAX_DEPTH
+    ))
+}
+
 impl State {
     /// Marks the session read. A server-side session read before it is
     /// loaded reads as empty: middleware that took it from the request's
@@ -344,11 +352,8 @@ impl Session {
         let key = key.into();
         let value = crate::value_serde::to_value(&value)
             .and_then(|value| {
-                if crate::tagged::value_nests_deeper_than_readable(&value) {
-                    Err(serde::ser::Error::custom(format_args!(
-                        "it nests deeper than {} levels, which no session is read back with",
-                        crate::tagged::MAX_DEPTH
-                    )))
+                if crate::tagged::value_under_nests_deeper_than_readable(&key, &value) {
+                    Err(too_deep())
                 } else {
                     Ok(value)
                 }
@@ -629,6 +634,26 @@ mod tests {
 
     fn fresh() -> Session {
         Session::new(Map::new(), true)
+    }
+
+    /// A value under a tag's name sits one level deeper in a cookie when it
+    /// is the session's only key (`{" di": {" t": …}}`), so `insert` allows
+    /// it one level less.
+    #[test]
+    fn insert_refuses_what_could_not_be_read_back() {
+        let nested =
+            |levels: usize| (0..levels).fold(Value::from(1), |value, _| Value::List(vec![value]));
+        let session = fresh();
+        assert!(session.insert("deep", nested(127)).is_ok());
+        let error = session.insert("deeper", nested(128)).expect_err("too deep");
+        assert!(matches!(&error, SessionError::Serialize { key, .. } if key == "deeper"));
+        assert!(std::error::Error::source(&error)
+            .expect("a reason")
+            .to_string()
+            .contains("would nest deeper than 128 levels"));
+        assert!(session.insert(" t", nested(126)).is_ok());
+        assert!(session.insert(" t", nested(127)).is_err());
+        assert!(!session.contains_key("deeper"));
     }
 
     #[test]

@@ -74,6 +74,13 @@ pub(crate) fn value_nests_deeper_than_readable(value: &Value) -> bool {
     value_deeper(value, MAX_DEPTH - 1)
 }
 
+/// [`value_nests_deeper_than_readable`] for `value` under `key`: a session
+/// whose only key is a tag is written inside `{" di": …}`, one level more.
+pub(crate) fn value_under_nests_deeper_than_readable(key: &str, value: &Value) -> bool {
+    let escape = usize::from(TAGS.contains(&key));
+    value_deeper(value, MAX_DEPTH - 1 - escape)
+}
+
 /// [`value_nests_deeper_than_readable`] for an item of a list in a session.
 pub(crate) fn list_item_nests_deeper_than_readable(value: &Value) -> bool {
     value_deeper(value, MAX_DEPTH - 2)

@@ -166,6 +166,55 @@ fn a_failing_inner_middleware_still_saves_the_session() {
     });
 }
 
+/// An inner middleware's error when the session cannot be saved either:
+/// the store's 503 is the response, and the error says both.
+#[cfg(feature = "redis")]
+#[test]
+fn a_failing_inner_middleware_with_the_store_down_answers_503() {
+    use std::sync::Arc;
+    use tessera::SessionStore;
+    async fn refuse(
+        request: ServiceRequest,
+        _next: Next<impl MessageBody>,
+    ) -> Result<ServiceResponse<impl MessageBody>, Error> {
+        if let Some(session) = request.extensions().get::<Session>() {
+            session.flash("please log in");
+        }
+        Err::<ServiceResponse<String>, _>(actix_web::error::ErrorUnauthorized("log in first"))
+    }
+    run(async {
+        // Port 9 (discard) on loopback: nothing listens, connects are refused.
+        let store: Arc<dyn SessionStore> =
+            Arc::new(tessera::store::RedisStore::new("redis://127.0.0.1:9/0").expect("a URL"));
+        let app = init_service(
+            App::new()
+                .wrap(from_fn(refuse))
+                .wrap(SessionMiddleware::with_store(config(), store))
+                .route("/guarded", web::get().to(|| async { "secret" })),
+        )
+        .await;
+        let Err(error) =
+            try_call_service(&app, TestRequest::get().uri("/guarded").to_request()).await
+        else {
+            panic!("the middleware's error is passed on");
+        };
+        assert_eq!(
+            error.to_string(),
+            "the session store is unavailable, after the request failed: log in first"
+        );
+        let response = error.error_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            response
+                .headers()
+                .get(header::RETRY_AFTER)
+                .expect("Retry-After"),
+            "1"
+        );
+        assert!(response.headers().get(header::SET_COOKIE).is_none());
+    });
+}
+
 /// A scope with its own middleware inside the app's: the outer session is
 /// used and saved once, so the scope's write is kept.
 #[test]

@@ -665,7 +665,7 @@ async fn values_too_deep_to_read_back_are_refused() {
         let (status, _, body) = post("/deep/insert/128").await;
         assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{mode:?}");
         assert!(
-            body.contains("nests deeper than 128 levels"),
+            body.contains("would nest deeper than 128 levels"),
             "{mode:?}: {body}"
         );
         let (status, _, _) = post("/deep/insert_value/128").await;
@@ -683,6 +683,49 @@ async fn values_too_deep_to_read_back_are_refused() {
         );
         still_alice(&cookie).await;
     }
+}
+
+/// A stored record that cannot be read (a value too deep, written by an
+/// older version or by hand) makes its session count as absent, as in the
+/// Flask-Session layout: a new session, not a 503 on every request of that
+/// visitor until the record expires. The record itself is left alone.
+#[cfg(feature = "sqlite")]
+#[tokio::test]
+async fn an_unreadable_stored_session_counts_as_absent() {
+    use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
+    use sqlx::Connection as _;
+
+    let fx = fixture(Mode::Sqlite, |b| b);
+    let cookie = cookie_pair(&send(&fx.app, "POST", "/login/alice", None, "").await);
+    let path = fx._dir.as_ref().expect("a directory").0.join("sessions.db");
+    let mut conn = SqliteConnection::connect_with(&SqliteConnectOptions::new().filename(&path))
+        .await
+        .expect("open the database");
+    let deep = format!("{}1{}", "[".repeat(200), "]".repeat(200));
+    let changed = sqlx::query("UPDATE tessera_session_values SET value = ? WHERE key = 'username'")
+        .bind(&deep)
+        .execute(&mut conn)
+        .await
+        .expect("update")
+        .rows_affected();
+    assert_eq!(changed, 1);
+
+    let (status, cookies, body) = read(&fx.app, "username", &cookie).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, "None");
+    assert!(cookies.is_empty(), "a read writes nothing: {cookies:?}");
+    let response = send(&fx.app, "POST", "/login/bob", Some(&cookie), "").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let fresh = cookie_pair(&response);
+    assert_ne!(fresh, cookie);
+    assert_eq!(read(&fx.app, "username", &fresh).await.2, "\"bob\"");
+    let kept: String = sqlx::query_scalar(
+        "SELECT value FROM tessera_session_values WHERE key = 'username' AND value LIKE '[%'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .expect("the unreadable record is left alone");
+    assert_eq!(kept, deep);
 }
 
 // ---------------------------------------------------------------------------
