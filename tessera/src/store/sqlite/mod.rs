@@ -61,7 +61,7 @@ use sqlx::sqlite::{
 use sqlx::{Connection as _, Executor as _, Row as _, Sqlite, Transaction};
 use tokio::sync::OnceCell;
 
-use self::connections::{Connections, Lease};
+use self::connections::{Connections, Lease, LeaseError};
 
 use super::{
     append_in_map, incremented, Changes, Record, SessionId, SessionInfo, SessionStore, StoreError,
@@ -409,7 +409,42 @@ fn file_id(path: &Path) -> Option<(u64, u64)> {
     }
 }
 
+/// Opens the file, taking turns with other processes opening it too: SQLite
+/// does not wait for a lock held by another connection while a new file is
+/// switched to WAL, so instances starting together would otherwise fail at
+/// once with "database is locked". Waits as long as any statement would.
 async fn connect_both(path: &Path, existing_only: bool) -> Result<ReadWrite, OpenFailure> {
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    loop {
+        match connect_both_once(path, existing_only).await {
+            Err(failure) if is_busy(&failure) && std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            result => return result,
+        }
+    }
+}
+
+/// Whether opening failed only on another connection's lock (`SQLITE_BUSY`,
+/// or one of its extended codes).
+fn is_busy(failure: &OpenFailure) -> bool {
+    let OpenFailure::Other(error) = failure else {
+        return false;
+    };
+    let connecting = match error.downcast_ref::<LeaseError>() {
+        Some(LeaseError::Connect(error)) => Some(error),
+        _ => None,
+    };
+    error
+        .downcast_ref::<sqlx::Error>()
+        .or(connecting)
+        .and_then(sqlx::Error::as_database_error)
+        .and_then(|error| error.code())
+        .and_then(|code| code.parse::<i32>().ok())
+        .is_some_and(|code| code & 0xff == 5)
+}
+
+async fn connect_both_once(path: &Path, existing_only: bool) -> Result<ReadWrite, OpenFailure> {
     if existing_only {
         ensure_sqlite_file(path)?;
     }
@@ -1221,6 +1256,30 @@ mod tests {
             .expect("writes work again"));
         assert!(store.load(&id, 2).await.expect("load").is_some());
         store.close().await;
+    }
+
+    /// Instances starting together on a file that does not exist yet all
+    /// open it (taking turns at the journal-mode switch and the schema),
+    /// rather than one failing at once with "database is locked".
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn instances_opening_a_new_file_together_all_open_it() {
+        let dir =
+            std::env::temp_dir().join(format!("tessera-sqlite-together-{}", std::process::id()));
+        for round in 0..20 {
+            let path = dir.join(format!("sessions-{round}.db"));
+            let opens = (0..4).map(|_| {
+                let path = path.clone();
+                tokio::spawn(async move { SqliteStore::open(&path).await })
+            });
+            for open in opens.collect::<Vec<_>>() {
+                let store = open
+                    .await
+                    .expect("the task")
+                    .unwrap_or_else(|error| panic!("round {round}: {error}"));
+                store.close().await;
+            }
+        }
+        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[cfg(unix)]
