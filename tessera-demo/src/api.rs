@@ -79,7 +79,7 @@ pub(crate) async fn put(
             ))
         }
     };
-    if nests_too_deep_for_a_session(&value) {
+    if nests_too_deep_for_a_session(&key, &value) {
         return bad_request(&format!(
             "the value nests more than {} levels deep; inside the session, which adds one, \
              it could not be read back.",
@@ -94,11 +94,11 @@ pub(crate) async fn put(
     Json(session.get_value(&key).unwrap_or(Value::Null)).into_response()
 }
 
-/// Whether `value`, put in a session (one level more), would nest deeper than
-/// a session is read: the cookie could not be sent, nor the session read
-/// back from a store that keeps it whole.
-fn nests_too_deep_for_a_session(value: &Value) -> bool {
-    let session = Value::Dict(Map::from([("k", value.clone())]));
+/// Whether `value` under `key`, put in a session (one level more, two for a
+/// tag's name), would nest deeper than a session is read: the cookie could
+/// not be sent, nor the session read back from a store.
+fn nests_too_deep_for_a_session(key: &str, value: &Value) -> bool {
+    let session = Value::Dict(Map::from([(key, value.clone())]));
     tessera::tagged::from_str(&tessera::tagged::to_string(&session)).is_err()
 }
 

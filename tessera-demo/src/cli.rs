@@ -1,5 +1,6 @@
 //! The `tessera-demo` command: flags, logging, listening, graceful shutdown.
 
+use std::future::IntoFuture as _;
 use std::io::{self, IsTerminal as _, Write as _};
 use std::path::PathBuf;
 
@@ -37,6 +38,12 @@ pub struct Cli {
     /// SESSION_STORE_URL is set.
     #[arg(long, value_name = "PATH", default_value = "tessera-demo.key")]
     pub key_file: PathBuf,
+    /// On Ctrl-C or SIGTERM, how long requests in flight may take to finish
+    /// before the demo stops without them (a second signal stops it at
+    /// once). A client that never finishes sending its request would
+    /// otherwise keep it running.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+    pub shutdown_timeout: u64,
 }
 
 fn environment_help() -> String {
@@ -130,9 +137,31 @@ pub async fn run(cli: Cli) -> Result<(), RunError> {
     );
     say(&format!("tessera-demo listening on http://{address}"));
 
-    axum::serve(listener, crate::build_app(config))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    let (signalled, on_signal) = tokio::sync::oneshot::channel();
+    let serve = axum::serve(listener, crate::build_app(config))
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            tracing::info!("shutting down: finishing requests in flight");
+            let _ = signalled.send(());
+        })
+        .into_future();
+    tokio::pin!(serve);
+    tokio::select! {
+        served = &mut serve => served?,
+        Ok(()) = on_signal => {
+            let deadline = std::time::Duration::from_secs(cli.shutdown_timeout);
+            tokio::select! {
+                served = &mut serve => served?,
+                () = tokio::time::sleep(deadline) => tracing::warn!(
+                    "requests still in flight after {} s (--shutdown-timeout); stopping without them",
+                    cli.shutdown_timeout
+                ),
+                () = shutdown_signal() => {
+                    tracing::warn!("a second signal: stopping without the requests in flight");
+                }
+            }
+        }
+    }
     tracing::info!("stopped");
     Ok(())
 }
@@ -218,7 +247,6 @@ async fn shutdown_signal() {
         () = ctrl_c => {}
         () = terminate => {}
     }
-    tracing::info!("shutting down: finishing requests in flight");
 }
 
 #[cfg(test)]

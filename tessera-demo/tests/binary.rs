@@ -287,6 +287,68 @@ async fn help_explains_the_environment() {
     }
 }
 
+/// A client that never finishes sending its request does not keep the demo
+/// from stopping: requests in flight get `--shutdown-timeout` seconds, and
+/// a second signal stops it at once.
+#[tokio::test]
+async fn shutdown_does_not_wait_for_a_request_that_never_arrives() {
+    use tokio::io::AsyncWriteExt as _;
+
+    async fn half_sent_request(demo: &Demo) -> tokio::net::TcpStream {
+        let address = demo.url.trim_start_matches("http://").trim_end_matches('/');
+        let mut stream = tokio::net::TcpStream::connect(address)
+            .await
+            .expect("connects");
+        stream
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .expect("sends half a request");
+        // Accepted before the signal, which stops accepting.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        stream
+    }
+    fn signal(demo: &Demo) {
+        let pid = demo.child.id().expect("still running");
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+    }
+    let key = ("SECRET_KEY", "an-environment-secret-key-0123456789abcdef");
+
+    let dir = TempDir::new("shutdown-deadline");
+    let mut demo = start_with(&dir.0, &["--shutdown-timeout", "1"], &[key]).await;
+    let _stalled = half_sent_request(&demo).await;
+    let started = std::time::Instant::now();
+    signal(&demo);
+    let exit = tokio::time::timeout(Duration::from_secs(10), demo.child.wait())
+        .await
+        .expect("stops after its shutdown timeout")
+        .expect("an exit status");
+    assert!(exit.success(), "{exit:?}");
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "waited for the request first"
+    );
+
+    // The default timeout is longer; a second signal cuts it short.
+    let mut demo = start_with(&dir.0, &[], &[key]).await;
+    let _stalled = half_sent_request(&demo).await;
+    signal(&demo);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        demo.child.try_wait().expect("a status").is_none(),
+        "still draining"
+    );
+    signal(&demo);
+    let exit = tokio::time::timeout(Duration::from_secs(5), demo.child.wait())
+        .await
+        .expect("stops at the second signal")
+        .expect("an exit status");
+    assert!(exit.success(), "{exit:?}");
+}
+
 #[tokio::test]
 async fn a_bad_setting_is_a_clear_error() {
     let dir = TempDir::new("bad-setting");
