@@ -137,8 +137,12 @@ pub async fn run(cli: Cli) -> Result<(), RunError> {
     );
     say(&format!("tessera-demo listening on http://{address}"));
 
+    let sessions = tessera::SessionLayer::new(config);
+    if let Some(store) = sessions.store() {
+        tokio::spawn(probe(store));
+    }
     let (signalled, on_signal) = tokio::sync::oneshot::channel();
-    let serve = axum::serve(listener, crate::build_app(config))
+    let serve = axum::serve(listener, crate::app_with_layer(sessions))
         .with_graceful_shutdown(async move {
             shutdown_signal().await;
             tracing::info!("shutting down: finishing requests in flight");
@@ -210,6 +214,24 @@ pub fn sessions_notice(config: &SessionConfig) -> String {
                  Flask reads with the same SECRET_KEY."
             )
         }
+    }
+}
+
+/// Asks the store once at start, so that one that cannot be used (a wrong
+/// password, a database that does not exist, a host that cannot be reached)
+/// is reported now, not at the first visitor's 503. Serving goes on either
+/// way: the store may come up later.
+async fn probe(store: std::sync::Arc<dyn tessera::SessionStore>) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs());
+    match store.load(&tessera::SessionId::generate(), now).await {
+        Ok(_) => tracing::info!("the session store answers"),
+        Err(error) => tracing::error!(
+            %error,
+            "the session store cannot be used yet; requests that need a session answer 503 \
+             until it can"
+        ),
     }
 }
 

@@ -85,6 +85,12 @@ impl ConfigInfo {
 
 /// The demo's router, with every route wrapped in a [`SessionLayer`] for `config`.
 pub fn build_app(config: SessionConfig) -> Router {
+    app_with_layer(SessionLayer::new(config))
+}
+
+/// [`build_app`] around a session layer made already (to reach its store).
+pub fn app_with_layer(sessions: SessionLayer) -> Router {
+    let config = sessions.config().clone();
     let state = AppState {
         info: Arc::new(ConfigInfo {
             session_type: config.session_type(),
@@ -124,7 +130,7 @@ pub fn build_app(config: SessionConfig) -> Router {
         )
         .fallback(not_found)
         .with_state(state)
-        .layer(SessionLayer::new(config))
+        .layer(sessions)
         .layer(middleware::map_response(explain_session_failures))
         .layer(middleware::from_fn(log_request))
 }

@@ -177,7 +177,12 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
         "SESSION_TYPE=encrypted: compress before encrypting (default false: the length of \
          compressed secrets beside attacker-influenced data gives them away)",
     ),
-    ("RUST_LOG", "log filter, e.g. debug (default info)"),
+    (
+        "RUST_LOG",
+        "log filter (default info): a level (error, warn, info, debug, trace) or \
+         target=level pairs such as tessera=debug; any other word is taken for a target \
+         and hides everything else",
+    ),
 ];
 
 /// The session configuration from the process environment; without
@@ -248,15 +253,12 @@ pub fn load_or_create_key(path: &Path) -> Result<(SecretKey, KeySource), SetupEr
         path: shown.clone(),
         source,
     };
-    match create_owner_only(path) {
-        Ok(mut file) => {
-            let key = SecretKey::generate();
-            file.write_all(key.as_bytes())
-                .and_then(|()| file.write_all(b"\n"))
-                .and_then(|()| file.sync_all())
-                .map_err(key_file_error)?;
-            Ok((key, KeySource::Generated(shown)))
-        }
+    let key = SecretKey::generate();
+    let mut contents = key.as_bytes().to_vec();
+    contents.push(b'\n');
+    match publish_owner_only(path, &contents) {
+        Ok(()) => Ok((key, KeySource::Generated(shown))),
+        // Made before, or by an instance starting at the same moment.
         Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
             let text = fs::read(path).map_err(key_file_error)?;
             let key = std::str::from_utf8(&text)
@@ -269,6 +271,28 @@ pub fn load_or_create_key(path: &Path) -> Result<(SecretKey, KeySource), SetupEr
         }
         Err(err) => Err(key_file_error(err)),
     }
+}
+
+/// Creates `path` holding `contents`, readable by its owner only, failing if
+/// it exists. The file appears whole or not at all: written and synced
+/// under a name of its own first, then linked into place, so that another
+/// instance never reads it half written and a failed write (a full disk)
+/// leaves nothing behind.
+fn publish_owner_only(path: &Path, contents: &[u8]) -> io::Result<()> {
+    if path.exists() {
+        return Err(io::ErrorKind::AlreadyExists.into());
+    }
+    // Unique among this process's threads and other processes.
+    static ATTEMPTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let attempt = ATTEMPTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut name = path.file_name().unwrap_or_default().to_owned();
+    name.push(format!(".{}-{attempt}.tmp", std::process::id()));
+    let temporary = path.with_file_name(name);
+    let published = create_owner_only(&temporary)
+        .and_then(|mut file| file.write_all(contents).and_then(|()| file.sync_all()))
+        .and_then(|()| fs::hard_link(&temporary, path));
+    let _ = fs::remove_file(&temporary);
+    published
 }
 
 /// Creates `path`, failing if it exists, with mode 0600 on Unix.
@@ -346,6 +370,42 @@ mod tests {
             assert_eq!(mode & 0o777, 0o600);
         }
         let _ = fs::remove_dir_all(&dir);
+    }
+
+    /// Instances starting together agree on one key: the file appears
+    /// whole or not at all, so none reads it half written (and a write that
+    /// fails, on a full disk say, leaves no empty key file behind).
+    #[test]
+    fn instances_starting_together_agree_on_one_key() {
+        for round in 0..20 {
+            let dir = temp_dir(&format!("together-{round}"));
+            let path = dir.join("demo.key");
+            let keys: Vec<String> = std::thread::scope(|scope| {
+                let starts: Vec<_> = (0..6)
+                    .map(|_| scope.spawn(|| load_or_create_key(&path)))
+                    .collect();
+                starts
+                    .into_iter()
+                    .map(|start| {
+                        let (key, _) = start
+                            .join()
+                            .expect("no panic")
+                            .unwrap_or_else(|error| panic!("round {round}: {error}"));
+                        String::from_utf8(key.as_bytes().to_vec()).expect("text")
+                    })
+                    .collect()
+            });
+            assert!(
+                keys.iter().all(|key| *key == keys[0]),
+                "round {round}: {keys:?}"
+            );
+            let names: Vec<_> = fs::read_dir(&dir)
+                .expect("listed")
+                .map(|entry| entry.expect("entry").file_name())
+                .collect();
+            assert_eq!(names, ["demo.key"], "nothing else is left behind");
+            let _ = fs::remove_dir_all(&dir);
+        }
     }
 
     #[test]

@@ -349,6 +349,49 @@ async fn shutdown_does_not_wait_for_a_request_that_never_arrives() {
     assert!(exit.success(), "{exit:?}");
 }
 
+/// A store that cannot be used is reported when the demo starts, not only
+/// at the first visitor's 503; the demo serves all the same (the store may
+/// come up later).
+#[cfg(unix)]
+#[tokio::test]
+async fn a_store_that_cannot_be_used_is_reported_at_start() {
+    let dir = TempDir::new("store-probe");
+    let mut child = Command::new(BINARY)
+        .args(["--port", "0"])
+        .current_dir(&dir.0)
+        .env("RUST_LOG", "warn")
+        .env("SECRET_KEY", "an-environment-secret-key-0123456789abcdef")
+        .env("SESSION_TYPE", "redis")
+        // Port 9 (discard) on loopback: nothing listens, connects are refused.
+        .env("SESSION_STORE_URL", "redis://127.0.0.1:9/0")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the demo starts");
+    let mut stderr = BufReader::new(child.stderr.take().expect("piped")).lines();
+    let line = tokio::time::timeout(STARTUP, async {
+        loop {
+            let line = stderr
+                .next_line()
+                .await
+                .expect("readable")
+                .expect("the demo reports before it exits");
+            if line.contains("session store cannot be used") {
+                return line;
+            }
+        }
+    })
+    .await
+    .expect("reported in time");
+    assert!(line.contains("ERROR"), "{line}");
+    assert!(
+        child.try_wait().expect("a status").is_none(),
+        "still serving"
+    );
+}
+
 #[tokio::test]
 async fn a_bad_setting_is_a_clear_error() {
     let dir = TempDir::new("bad-setting");
