@@ -960,11 +960,23 @@ impl SessionConfigBuilder {
             }
             if let Some(url) = &self.store_url {
                 if let Err(reason) = parse_sqlite_url(url) {
+                    // A URL for another store usually means SESSION_TYPE was
+                    // left at a default (the demo's is sqlite).
+                    let scheme = url
+                        .split_once("://")
+                        .map(|(scheme, _)| scheme.to_ascii_lowercase());
+                    let hint = match scheme.as_deref() {
+                        Some("redis" | "rediss") => "; for a Redis store, set SESSION_TYPE=redis",
+                        Some("postgres" | "postgresql") => {
+                            "; for a PostgreSQL store, set SESSION_TYPE=postgres"
+                        }
+                        _ => "",
+                    };
                     return Err(invalid(
                         "SESSION_STORE_URL",
                         &redact_password(url),
                         &format!(
-                            "sqlite:///absolute/path.db or sqlite://relative/path.db ({reason})"
+                            "sqlite:///absolute/path.db or sqlite://relative/path.db ({reason}){hint}"
                         ),
                     ));
                 }
@@ -1476,6 +1488,19 @@ mod tests {
         }
         let err = SessionConfig::builder().build().expect_err("no key");
         assert!(matches!(err, ConfigError::MissingSecretKey));
+        // A URL of another store where SQLite's is expected names the fix.
+        let err = SessionConfigBuilder::default()
+            .with_vars([
+                ("SECRET_KEY", KEY),
+                ("SESSION_TYPE", "sqlite"),
+                ("SESSION_STORE_URL", "redis://:pw@127.0.0.1:6379/0"),
+            ])
+            .and_then(SessionConfigBuilder::build)
+            .expect_err("not an SQLite URL");
+        let message = err.to_string();
+        assert!(message.ends_with("set SESSION_TYPE=redis"), "{message}");
+        assert!(!message.contains("pw"), "{message}");
+
         // Flask's cookie path: SESSION_COOKIE_PATH, else APPLICATION_ROOT.
         let path = |vars: &[(&str, &str)]| {
             SessionConfigBuilder::default()
