@@ -79,14 +79,19 @@ async fn start_with(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Demo {
 }
 
 impl Demo {
-    /// SIGTERM, then expect a clean exit.
-    async fn stop(mut self) {
+    /// Sends SIGTERM.
+    fn signal(&self) {
         let pid = self.child.id().expect("still running");
         let status = std::process::Command::new("kill")
             .args(["-TERM", &pid.to_string()])
             .status()
             .expect("kill runs");
         assert!(status.success());
+    }
+
+    /// SIGTERM, then expect a clean exit.
+    async fn stop(mut self) {
+        self.signal();
         let exit = tokio::time::timeout(Duration::from_secs(15), self.child.wait())
             .await
             .expect("the demo stops on SIGTERM")
@@ -307,21 +312,13 @@ async fn shutdown_does_not_wait_for_a_request_that_never_arrives() {
         tokio::time::sleep(Duration::from_millis(300)).await;
         stream
     }
-    fn signal(demo: &Demo) {
-        let pid = demo.child.id().expect("still running");
-        let status = std::process::Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status()
-            .expect("kill runs");
-        assert!(status.success());
-    }
     let key = ("SECRET_KEY", "an-environment-secret-key-0123456789abcdef");
 
     let dir = TempDir::new("shutdown-deadline");
     let mut demo = start_with(&dir.0, &["--shutdown-timeout", "1"], &[key]).await;
     let _stalled = half_sent_request(&demo).await;
     let started = std::time::Instant::now();
-    signal(&demo);
+    demo.signal();
     let exit = tokio::time::timeout(Duration::from_secs(10), demo.child.wait())
         .await
         .expect("stops after its shutdown timeout")
@@ -335,13 +332,13 @@ async fn shutdown_does_not_wait_for_a_request_that_never_arrives() {
     // The default timeout is longer; a second signal cuts it short.
     let mut demo = start_with(&dir.0, &[], &[key]).await;
     let _stalled = half_sent_request(&demo).await;
-    signal(&demo);
+    demo.signal();
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(
         demo.child.try_wait().expect("a status").is_none(),
         "still draining"
     );
-    signal(&demo);
+    demo.signal();
     let exit = tokio::time::timeout(Duration::from_secs(5), demo.child.wait())
         .await
         .expect("stops at the second signal")

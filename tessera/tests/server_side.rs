@@ -244,17 +244,22 @@ async fn lazy_untouched_requests_cost_nothing_and_reads_cost_one_load() {
     assert_eq!(store.inner.len(), 1);
 }
 
+/// The session the layer put in the request's extensions, not loaded.
+fn session_of(request: &axum::extract::Request) -> Session {
+    request
+        .extensions()
+        .get::<Session>()
+        .cloned()
+        .expect("inside the session layer")
+}
+
 /// Middleware that stamps the session, taken from the request's
 /// extensions, without loading it (the handler after it never takes it).
 async fn stamp_without_loading(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    let session = request
-        .extensions()
-        .get::<Session>()
-        .cloned()
-        .expect("inside the session layer");
+    let session = session_of(&request);
     session.insert_value("last_seen", 12345);
     next.run(request).await
 }
@@ -265,11 +270,7 @@ async fn read_user(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    let session = request
-        .extensions()
-        .get::<Session>()
-        .cloned()
-        .expect("inside the session layer");
+    let session = session_of(&request);
     if request.uri().query() == Some("load") {
         session.load().await.expect("the store answers");
     }
