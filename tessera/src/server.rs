@@ -168,7 +168,6 @@ fn has_content(data: &Map) -> bool {
     data.keys().any(|key| key != PERMANENT_KEY)
 }
 
-/// The store work one flush needs, decided under the lock.
 /// Refuses a value that, stored, would make its session unreadable.
 fn too_deep(key: &str) -> StoreError {
     StoreError::Unrepresentable(format!(
@@ -177,6 +176,7 @@ fn too_deep(key: &str) -> StoreError {
     ))
 }
 
+/// The store work one flush needs, decided under the lock.
 enum Plan {
     Nothing,
     /// A changed value nests deeper than the store's reader accepts: stored,
