@@ -673,7 +673,9 @@ impl Session {
     /// Atomically appends `value` to the list under `key` (absent counts as
     /// empty) and returns the new length; server-side, concurrent appends are
     /// all kept. Any `Serialize` item goes in through
-    /// [`Value::from_serialize`].
+    /// [`Value::from_serialize`]. An item that would nest deeper than a
+    /// session is read back with is refused as
+    /// [`insert`](Self::insert) refuses it.
     pub async fn append(&self, key: &str, value: impl Into<Value>) -> Result<usize, SessionError> {
         let value = value.into();
         if crate::tagged::list_item_nests_deeper_than_readable(&value) {

@@ -344,6 +344,12 @@ impl Session {
     /// `None`), with numbers exactly as given: `f64::NAN` is Python's `NaN`,
     /// a `u128` an int. Use [`insert_value`](Self::insert_value) for tuples,
     /// `Markup`, UUIDs and datetimes.
+    ///
+    /// [`SessionError::Serialize`] when serde refuses the value, or when it
+    /// nests deeper than a session is read back with
+    /// ([`MAX_DEPTH`](crate::tagged::MAX_DEPTH) levels, the session's own
+    /// dict the first); a value set another way that nests that deep makes
+    /// the response a 500 instead, and is not saved.
     pub fn insert<T: Serialize>(
         &self,
         key: impl Into<String>,
