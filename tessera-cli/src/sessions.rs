@@ -451,10 +451,12 @@ async fn list(store: &dyn SessionStore, args: ListArgs) -> Result<()> {
             })
             .map_err(stdout_error)?;
         progress.set(count);
-        if page.len() < batch {
+        // Until an empty page: a store may leave unreadable sessions out of
+        // a page, so a short one is not the end.
+        let Some(last) = page.last() else {
             break;
-        }
-        after = page.last().map(|info| info.id.clone());
+        };
+        after = Some(last.id.clone());
     }
     if args.json {
         out.write_all(if count == 0 { b"[]\n" } else { b"\n]\n" })

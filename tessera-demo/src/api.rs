@@ -81,9 +81,11 @@ pub(crate) async fn put(
     };
     if nests_too_deep_for_a_session(&key, &value) {
         return bad_request(&format!(
-            "the value nests more than {} levels deep; inside the session, which adds one, \
-             it could not be read back.",
-            tessera::tagged::MAX_DEPTH - 1
+            "the value nests more than {} levels deep ({} under a key named like one of Flask's \
+             tags, such as \" t\"); inside the session, which adds a level, it could not be \
+             read back.",
+            tessera::tagged::MAX_DEPTH - 1,
+            tessera::tagged::MAX_DEPTH - 2
         ));
     }
     let before = session.to_map();

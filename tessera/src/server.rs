@@ -516,7 +516,7 @@ impl Session {
     /// or not.
     fn record_id(&self) -> Option<SessionId> {
         let mut state = self.lock();
-        state.accessed = true;
+        state.note_read();
         state.server.as_ref().and_then(|server| server.id.clone())
     }
 
@@ -525,7 +525,7 @@ impl Session {
     /// [`user_sessions`](Self::user_sessions), which reads it.
     pub fn user_id(&self) -> Option<String> {
         let mut state = self.lock();
-        state.accessed = true;
+        state.note_read();
         state
             .server
             .as_ref()
@@ -678,7 +678,7 @@ impl Session {
     /// [`insert`](Self::insert) refuses it.
     pub async fn append(&self, key: &str, value: impl Into<Value>) -> Result<usize, SessionError> {
         let value = value.into();
-        if crate::tagged::list_item_nests_deeper_than_readable(&value) {
+        if crate::tagged::list_item_under_nests_deeper_than_readable(key, &value) {
             return Err(SessionError::Serialize {
                 key: key.to_owned(),
                 source: crate::session::too_deep(),
@@ -771,11 +771,12 @@ impl Session {
                     now,
                 )
                 .await?;
-            let done = page.len() < 500;
-            sessions.extend(page);
-            if done {
+            // Until an empty page: a store may leave unreadable sessions out
+            // of a page, so a short one is not the end.
+            if page.is_empty() {
                 return Ok(sessions);
             }
+            sessions.extend(page);
         }
     }
 

@@ -221,7 +221,7 @@ impl State {
     /// loaded reads as empty: middleware that took it from the request's
     /// extensions and forgot `load()` would see every visitor as anonymous,
     /// so that is logged.
-    fn note_read(&mut self) {
+    pub(crate) fn note_read(&mut self) {
         self.accessed = true;
         if self
             .server
@@ -458,7 +458,7 @@ impl Session {
             .filter(|key| before.get(key) != state.data.get(key))
             .map(str::to_owned)
             .collect();
-        state.accessed = true;
+        state.note_read();
         state.modified = true;
         for key in changed {
             state.touch(&key);
@@ -660,6 +660,22 @@ mod tests {
         assert!(session.insert(" t", nested(126)).is_ok());
         assert!(session.insert(" t", nested(127)).is_err());
         assert!(!session.contains_key("deeper"));
+    }
+
+    /// `append` refuses as `insert` does, one level earlier (the list).
+    #[tokio::test]
+    async fn append_refuses_what_could_not_be_read_back() {
+        let nested =
+            |levels: usize| (0..levels).fold(Value::from(1), |value, _| Value::List(vec![value]));
+        let session = fresh();
+        assert_eq!(session.append("list", nested(126)).await.expect("fits"), 1);
+        let error = session
+            .append("list", nested(127))
+            .await
+            .expect_err("too deep");
+        assert!(matches!(&error, SessionError::Serialize { key, .. } if key == "list"));
+        assert_eq!(session.append(" t", nested(125)).await.expect("fits"), 1);
+        assert!(session.append(" t", nested(126)).await.is_err());
     }
 
     #[test]

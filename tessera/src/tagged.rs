@@ -81,9 +81,11 @@ pub(crate) fn value_under_nests_deeper_than_readable(key: &str, value: &Value) -
     value_deeper(value, MAX_DEPTH - 1 - escape)
 }
 
-/// [`value_nests_deeper_than_readable`] for an item of a list in a session.
-pub(crate) fn list_item_nests_deeper_than_readable(value: &Value) -> bool {
-    value_deeper(value, MAX_DEPTH - 2)
+/// [`value_under_nests_deeper_than_readable`] for an item appended to the
+/// list under `key`.
+pub(crate) fn list_item_under_nests_deeper_than_readable(key: &str, value: &Value) -> bool {
+    let escape = usize::from(TAGS.contains(&key));
+    value_deeper(value, MAX_DEPTH - 2 - escape)
 }
 
 fn dict_deeper(map: &Map, room: usize) -> bool {

@@ -276,6 +276,7 @@ async fn read_user(
     }
     let user: Option<String> = session.get("user").expect("a string");
     let _ = session.contains_key("user");
+    let _ = session.user_id();
     next.run(request).await;
     axum::response::IntoResponse::into_response(format!("{user:?}"))
 }

@@ -2001,6 +2001,37 @@ mod sqlite_file {
         store.close().await;
     }
 
+    /// A session row whose columns cannot be read (edited by hand) is
+    /// reported as corrupt when loaded and left out of listings, which
+    /// still show the user's other sessions.
+    #[tokio::test]
+    async fn an_unreadable_session_row_is_left_out_of_listings() {
+        let dir = TempDir::new("sqlite-corrupt-row");
+        let path = dir.path().join("sessions.db");
+        let store = SqliteStore::open(&path).await.expect("open");
+        let bad = create(&store, &live_record(map([("k", 1.into())]), Some("alice"))).await;
+        let good = create(&store, &live_record(map([("k", 2.into())]), Some("alice"))).await;
+        let mut conn = inspect(&path).await;
+        sqlx::query("UPDATE tessera_sessions SET created_at = 'xyz' WHERE id = ?")
+            .bind(bad.as_str())
+            .execute(&mut conn)
+            .await
+            .expect("corrupt it");
+        conn.close().await.expect("close");
+
+        assert!(matches!(
+            store.load(&bad, NOW).await,
+            Err(StoreError::Corrupt(_))
+        ));
+        for user in [Some("alice"), None] {
+            let listed = store.list(user, None, 10, NOW).await.expect("a listing");
+            let ids: Vec<&SessionId> = listed.iter().map(|info| &info.id).collect();
+            assert_eq!(ids, [&good]);
+        }
+        assert_eq!(store.delete_user("alice").await.expect("deleted"), 2);
+        store.close().await;
+    }
+
     #[test]
     fn from_url_takes_absolute_and_relative_paths_and_refuses_the_rest() {
         let absolute = std::env::temp_dir().join("tessera-url-test").join("s.db");

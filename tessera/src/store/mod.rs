@@ -297,7 +297,9 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
     ) -> Result<Option<usize>, StoreError>;
 
     /// Live sessions, in id order, after `after`, at most `limit`; only those
-    /// of `user_id` if given.
+    /// of `user_id` if given. Sessions whose record cannot be read may be
+    /// left out (logged), so a page shorter than `limit` is not necessarily
+    /// the last: the listing ends with an empty page.
     async fn list(
         &self,
         user_id: Option<&str>,

@@ -68,7 +68,8 @@
 //! server (values can: they are stored as JSON, which escapes it).
 
 use super::sql::{
-    data_from_rows, parse_id, parse_value, sql_count, sql_time, time_from_sql, to_completion,
+    data_from_rows, listing, parse_id, parse_value, sql_count, sql_time, time_from_sql,
+    to_completion,
 };
 use std::fmt;
 use std::str::FromStr as _;
@@ -1202,7 +1203,7 @@ impl SessionStore for PostgresStore {
             }
         }
         .map_err(db)?;
-        rows.iter().map(session_info).collect()
+        listing(rows.iter().map(session_info))
     }
 
     async fn delete_user(&self, user_id: &str) -> Result<u64, StoreError> {
@@ -2001,6 +2002,41 @@ mod tests {
                 .expect("increment"),
             Some(6)
         );
+        drop_schema(store, &schema).await;
+    }
+
+    /// A session row whose columns cannot be read (a negative time, written
+    /// by hand) is reported as corrupt when loaded and left out of
+    /// listings, which still show the user's other sessions.
+    #[tokio::test]
+    async fn an_unreadable_session_row_is_left_out_of_listings() {
+        let (store, schema) = fresh_store("corrupt_row");
+        let [bad, good] = [SessionId::generate(), SessionId::generate()];
+        for id in [&bad, &good] {
+            assert!(store
+                .create(id, &record(one("k", 1.into()), Some("alice"), NOW + 10))
+                .await
+                .expect("create"));
+        }
+        let mut conn = inspect(&schema).await;
+        sqlx::query("UPDATE tessera_sessions SET created_at = -5 WHERE id = $1")
+            .bind(bad.as_str())
+            .execute(&mut conn)
+            .await
+            .expect("corrupt it");
+        conn.close().await.expect("close");
+
+        assert!(matches!(
+            store.load(&bad, NOW).await,
+            Err(StoreError::Corrupt(_))
+        ));
+        let listed = store
+            .list(Some("alice"), None, 10, NOW)
+            .await
+            .expect("a listing");
+        let ids: Vec<&SessionId> = listed.iter().map(|info| &info.id).collect();
+        assert_eq!(ids, [&good]);
+        assert_eq!(store.delete_user("alice").await.expect("deleted"), 2);
         drop_schema(store, &schema).await;
     }
 

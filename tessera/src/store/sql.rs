@@ -3,13 +3,39 @@
 
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
-use super::{SessionId, StoreError};
+use super::{SessionId, SessionInfo, StoreError};
 use crate::map::Map;
 use crate::tagged;
 use crate::value::Value;
 
 pub(super) fn db(error: sqlx::Error) -> StoreError {
-    StoreError::unavailable(error)
+    match error {
+        // What a row holds, not whether the store answers: a column of
+        // another type than tessera writes (a file edited by hand, say).
+        sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => {
+            StoreError::Corrupt(error.to_string())
+        }
+        error => StoreError::unavailable(error),
+    }
+}
+
+/// A listing of sessions, without those whose row cannot be read (logged):
+/// loading counts such a session absent, and one bad row must not hide
+/// the others.
+pub(super) fn listing(
+    infos: impl Iterator<Item = Result<SessionInfo, StoreError>>,
+) -> Result<Vec<SessionInfo>, StoreError> {
+    let mut listed = Vec::new();
+    for info in infos {
+        match info {
+            Ok(info) => listed.push(info),
+            Err(StoreError::Corrupt(reason)) => {
+                tracing::error!(%reason, "a stored session is unreadable; left out of the listing");
+            }
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(listed)
 }
 
 pub(super) fn parse_id(text: &str) -> Result<SessionId, StoreError> {

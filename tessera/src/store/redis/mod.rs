@@ -1124,7 +1124,23 @@ impl RedisStore {
                 .arg(&[CREATED, EXPIRES, ABSOLUTE, USER]);
         }
         let rows: Vec<MetadataRow> = self.link.read_all(&pipe).await?;
-        rows.into_iter().map(Metadata::parse).collect()
+        rows.into_iter()
+            .zip(ids)
+            .map(|(row, id)| match Metadata::parse(row) {
+                // Loading counts such a session absent; one bad record must
+                // not hide the others. Not `None`: that would drop it from
+                // its user's index, out of reach of "log out everywhere".
+                Err(StoreError::Corrupt(reason)) => {
+                    tracing::error!(
+                        session = %id.fingerprint(),
+                        %reason,
+                        "a stored session is unreadable; left out of the listing"
+                    );
+                    Ok(Metadata::Unreadable)
+                }
+                parsed => parsed,
+            })
+            .collect()
     }
 }
 
@@ -1136,8 +1152,15 @@ type MetadataRow = (
     Option<String>,
 );
 
-/// A session's metadata, if it still exists.
-struct Metadata(Option<SessionInfoParts>);
+/// A session's metadata as read.
+enum Metadata {
+    /// The session is gone.
+    Gone,
+    /// Its fields cannot be read: left out of listings, kept in its user's
+    /// index.
+    Unreadable,
+    Found(SessionInfoParts),
+}
 
 struct SessionInfoParts {
     created_at: u64,
@@ -1149,16 +1172,16 @@ struct SessionInfoParts {
 impl Metadata {
     fn parse((created, expires, absolute, user): MetadataRow) -> Result<Self, StoreError> {
         let (Some(created), Some(expires)) = (created, expires) else {
-            return Ok(Self(None));
+            return Ok(Self::Gone);
         };
-        Ok(Self(Some(SessionInfoParts {
+        Ok(Self::Found(SessionInfoParts {
             created_at: parse_time(&created, "created_at")?,
             expires_at: parse_time(&expires, "expires_at")?,
             absolute_expires_at: absolute
                 .map(|at| parse_time(&at, "absolute_expires_at"))
                 .transpose()?,
             user_id: user,
-        })))
+        }))
     }
 }
 
@@ -1533,9 +1556,13 @@ impl SessionStore for RedisStore {
                 rest.split_at((limit - found.len()).min(LIST_FETCH).min(rest.len()));
             rest = tail;
             for (id, meta) in chunk.iter().zip(self.metadata(chunk).await?) {
-                let Some(parts) = meta.0 else {
-                    stale.push(id);
-                    continue;
+                let parts = match meta {
+                    Metadata::Found(parts) => parts,
+                    Metadata::Unreadable => continue,
+                    Metadata::Gone => {
+                        stale.push(id);
+                        continue;
+                    }
                 };
                 if user_id.is_some() && parts.user_id.as_deref() != user_id {
                     stale.push(id);
@@ -2409,6 +2436,35 @@ mod tests {
             ours.sample_layout().await.expect("sampled"),
             Some(Layout::FlaskSession)
         );
+    }
+
+    /// A session whose metadata cannot be read (written by hand) is
+    /// reported as corrupt when loaded and left out of listings, which still
+    /// show the user's other sessions; "log out everywhere" still reaches it.
+    #[tokio::test]
+    async fn an_unreadable_session_is_left_out_of_listings() {
+        let store = test_store();
+        let bad = create(&store, &record(Map::new(), Some("alice"))).await;
+        let good = create(&store, &record(Map::new(), Some("alice"))).await;
+        let _: i64 = raw(
+            &store,
+            ::redis::cmd("HSET")
+                .arg(store.session_key(&bad))
+                .arg(CREATED)
+                .arg("xyz"),
+        )
+        .await;
+        assert!(matches!(
+            store.load(&bad, NOW).await,
+            Err(StoreError::Corrupt(_))
+        ));
+        let listed = store
+            .list(Some("alice"), None, 10, NOW)
+            .await
+            .expect("a listing");
+        let ids: Vec<&SessionId> = listed.iter().map(|info| &info.id).collect();
+        assert_eq!(ids, [&good]);
+        assert_eq!(store.delete_user("alice").await.expect("deleted"), 2);
     }
 
     #[tokio::test]

@@ -49,7 +49,8 @@
 //! 292 billion years away) are stored as `i64::MAX`.
 
 use super::sql::{
-    data_from_rows, db, parse_id, parse_value, sql_count, sql_time, time_from_sql, to_completion,
+    data_from_rows, db, listing, parse_id, parse_value, sql_count, sql_time, time_from_sql,
+    to_completion,
 };
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -967,7 +968,7 @@ impl SessionStore for SqliteStore {
             }
         }
         .map_err(db)?;
-        rows.iter().map(session_info).collect()
+        listing(rows.iter().map(session_info))
     }
 
     async fn delete_user(&self, user_id: &str) -> Result<u64, StoreError> {
