@@ -108,7 +108,8 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
         "SESSION_REFRESH_EACH_REQUEST",
         "slide permanent sessions' expiry as they are used (default true): a signed or \
          encrypted cookie is re-sent on every request; server-side, the cookie is re-sent \
-         when the stored expiry moves, once it has fallen behind by a tenth of the lifetime",
+         when the stored expiry moves, once it has fallen behind by a tenth of the lifetime \
+         (at most a day)",
     ),
     (
         "MAX_COOKIE_SIZE",
@@ -161,7 +162,8 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
     ),
     (
         "TESSERA_REQUIRE_STRONG_SECRET_KEY",
-        "refuse to start with a weak SECRET_KEY instead of warning",
+        "refuse to start with a weak SECRET_KEY (or SECRET_KEY_FALLBACKS entry) instead of \
+         warning",
     ),
     (
         "TESSERA_REFUSE_OVERSIZED_COOKIES",

@@ -18,7 +18,7 @@
 //!
 //! | name | default | meaning |
 //! |---|---|---|
-//! | `SECRET_KEY` | required | signs cookies |
+//! | `SECRET_KEY` | required | signs (or encrypts) cookies |
 //! | `SECRET_KEY_FALLBACKS` | none | older keys still accepted (comma-separated, oldest first; blanks around each key dropped) |
 //! | `PERMANENT_SESSION_LIFETIME` | 2678400 (31 days) | seconds, at most 3153600000 (36500 days); permanent cookies' lifetime and every cookie's max age |
 //! | `SESSION_COOKIE_NAME` | `session` | |
