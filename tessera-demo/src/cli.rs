@@ -118,6 +118,16 @@ pub async fn run(cli: Cli) -> Result<(), RunError> {
         )),
     }
     say(&sessions_notice(&config));
+    if config.cookie_path() != "/" {
+        // Browsers send a cookie only under its path; the demo's pages are
+        // at the root, so such a session would never come back.
+        tracing::warn!(
+            path = config.cookie_path(),
+            "the session cookie's path (SESSION_COOKIE_PATH, else APPLICATION_ROOT) does not \
+             cover the demo's pages at /: browsers will not send the cookie back, so sessions \
+             will not last"
+        );
+    }
 
     let listener = TcpListener::bind((cli.host.as_str(), cli.port))
         .await

@@ -132,7 +132,23 @@ pub fn app_with_layer(sessions: SessionLayer) -> Router {
         .with_state(state)
         .layer(sessions)
         .layer(middleware::map_response(explain_session_failures))
+        .layer(middleware::map_response(private_and_not_sniffed))
         .layer(middleware::from_fn(log_request))
+}
+
+/// Every response here may show a visitor's session: `no-store`, so that a
+/// shared computer's browser does not show it again from its history or
+/// cache after logout; `nosniff`, so that the text and JSON ones, which echo
+/// session values, are never read as HTML.
+async fn private_and_not_sniffed(mut response: Response) -> Response {
+    use axum::http::{header, HeaderValue};
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    response
 }
 
 /// The session layer answers a failed save with its status alone (a tower

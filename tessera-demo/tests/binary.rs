@@ -346,21 +346,17 @@ async fn shutdown_does_not_wait_for_a_request_that_never_arrives() {
     assert!(exit.success(), "{exit:?}");
 }
 
-/// A store that cannot be used is reported when the demo starts, not only
-/// at the first visitor's 503; the demo serves all the same (the store may
-/// come up later).
+/// Starts the demo with `env` and returns the first line it logs that
+/// holds `needle`, while it keeps running.
 #[cfg(unix)]
-#[tokio::test]
-async fn a_store_that_cannot_be_used_is_reported_at_start() {
-    let dir = TempDir::new("store-probe");
+async fn logged_at_start(env: &[(&str, &str)], needle: &str) -> String {
+    let dir = TempDir::new("logged-at-start");
     let mut child = Command::new(BINARY)
         .args(["--port", "0"])
         .current_dir(&dir.0)
         .env("RUST_LOG", "warn")
         .env("SECRET_KEY", "an-environment-secret-key-0123456789abcdef")
-        .env("SESSION_TYPE", "redis")
-        // Port 9 (discard) on loopback: nothing listens, connects are refused.
-        .env("SESSION_STORE_URL", "redis://127.0.0.1:9/0")
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -375,18 +371,43 @@ async fn a_store_that_cannot_be_used_is_reported_at_start() {
                 .await
                 .expect("readable")
                 .expect("the demo reports before it exits");
-            if line.contains("session store cannot be used") {
+            if line.contains(needle) {
                 return line;
             }
         }
     })
     .await
     .expect("reported in time");
-    assert!(line.contains("ERROR"), "{line}");
     assert!(
         child.try_wait().expect("a status").is_none(),
         "still serving"
     );
+    line
+}
+
+/// A store that cannot be used is reported when the demo starts, not only
+/// at the first visitor's 503; the demo serves all the same (the store may
+/// come up later).
+#[cfg(unix)]
+#[tokio::test]
+async fn a_store_that_cannot_be_used_is_reported_at_start() {
+    let env = [
+        ("SESSION_TYPE", "redis"),
+        // Port 9 (discard) on loopback: nothing listens, connects are refused.
+        ("SESSION_STORE_URL", "redis://127.0.0.1:9/0"),
+    ];
+    let line = logged_at_start(&env, "session store cannot be used").await;
+    assert!(line.contains("ERROR"), "{line}");
+}
+
+/// A cookie path that does not cover the demo's pages (at /) is warned
+/// about: the browser would never send the session back.
+#[cfg(unix)]
+#[tokio::test]
+async fn a_cookie_path_that_misses_the_pages_is_warned_about() {
+    let env = [("SESSION_TYPE", "cookie"), ("APPLICATION_ROOT", "/app")];
+    let line = logged_at_start(&env, "does not cover the demo's pages").await;
+    assert!(line.contains("WARN") && line.contains("/app"), "{line}");
 }
 
 #[tokio::test]

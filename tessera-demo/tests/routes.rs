@@ -388,6 +388,21 @@ async fn user_strings_are_escaped() {
         .get(header::CONTENT_SECURITY_POLICY)
         .expect("a CSP");
     assert!(csp.to_str().expect("ASCII").contains("default-src 'none'"));
+    // Pages, text and JSON that show the session are neither kept (a shared
+    // computer's history would show them after logout) nor sniffed as HTML.
+    for path in ["/", "/get_session", "/api/session", "/no-such-page"] {
+        let response = browser.get(path).await;
+        assert_eq!(
+            response.headers[header::CACHE_CONTROL],
+            "no-store",
+            "{path}"
+        );
+        assert_eq!(
+            response.headers[header::X_CONTENT_TYPE_OPTIONS],
+            "nosniff",
+            "{path}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -1029,6 +1029,24 @@ impl SessionConfigBuilder {
                  refuse such cookies, so sessions will not last"
             );
         }
+        // Browsers keep a cookie whose name has one of these prefixes only
+        // when it follows the prefix's rules (and match the prefix in any
+        // case).
+        let secure = self.cookie_secure || self.cookie_partitioned;
+        let name = self.cookie_name.to_ascii_lowercase();
+        let prefix_rules_broken = if name.starts_with("__host-") {
+            !secure || self.cookie_domain.is_some() || cookie_path != "/"
+        } else {
+            name.starts_with("__secure-") && !secure
+        };
+        if prefix_rules_broken {
+            tracing::warn!(
+                cookie = %self.cookie_name,
+                "browsers refuse a __Secure- cookie without SESSION_COOKIE_SECURE=true, and a \
+                 __Host- cookie without it, with a SESSION_COOKIE_DOMAIN or with a path other \
+                 than / (SESSION_COOKIE_PATH, else APPLICATION_ROOT): sessions will not last"
+            );
+        }
         if self.sweep_interval.is_zero() {
             return Err(invalid(
                 "TESSERA_SWEEP_INTERVAL",

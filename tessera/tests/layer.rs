@@ -667,6 +667,44 @@ async fn an_optional_session_is_none_without_the_layer() {
     }
 }
 
+/// A `__Host-` or `__Secure-` cookie that breaks its prefix's rules, which
+/// browsers then refuse, is warned about at startup.
+#[test]
+fn a_cookie_prefix_whose_rules_are_broken_is_warned_about() {
+    let (logs, _guard) = LogBuffer::capture();
+    let warned = |configure: fn(SessionConfigBuilder) -> SessionConfigBuilder| {
+        let before = logs
+            .contents()
+            .matches("browsers refuse a __Secure- cookie")
+            .count();
+        configure(config()).build().expect("config");
+        logs.contents()
+            .matches("browsers refuse a __Secure- cookie")
+            .count()
+            > before
+    };
+    assert!(!warned(|b| b.cookie_name("__Host-s").cookie_secure(true)));
+    assert!(!warned(|b| b
+        .cookie_name("__Secure-s")
+        .cookie_secure(true)
+        .cookie_path("/x")));
+    assert!(!warned(|b| b
+        .cookie_name("__Host-s")
+        .cookie_partitioned(true)));
+    assert!(!warned(|b| b.cookie_name("session")));
+    assert!(warned(|b| b.cookie_name("__Host-s")));
+    assert!(warned(|b| b.cookie_name("__host-s")));
+    assert!(warned(|b| b.cookie_name("__Secure-s")));
+    assert!(warned(|b| b
+        .cookie_name("__Host-s")
+        .cookie_secure(true)
+        .cookie_domain("example.com")));
+    assert!(warned(|b| b
+        .cookie_name("__Host-s")
+        .cookie_secure(true)
+        .application_root("/app")));
+}
+
 /// A weak SECRET_KEY logs a warning at startup; a strong one does not.
 #[test]
 fn weak_secret_key_logs_a_warning() {
