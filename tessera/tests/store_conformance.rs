@@ -328,6 +328,42 @@ impl Drop for DropRedisKeys {
     }
 }
 
+/// Flask-Session layout: a session whose metadata cannot be read (written
+/// by hand) is left out of listings, which still show the user's others.
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn flask_session_layout_leaves_unreadable_sessions_out_of_listings() {
+    let prefix = format!("test-{}:", SessionId::generate().fingerprint());
+    let url = test_server_url("TESSERA_TEST_REDIS_URL");
+    let _guard = DropRedisKeys {
+        url: url.clone(),
+        prefix: prefix.clone(),
+    };
+    let store = tessera::store::FlaskSessionRedisStore::new(&url, SerializationFormat::Msgpack)
+        .expect("a Redis URL")
+        .with_prefix(&prefix);
+    let bad = create(&store, &live_record(map([("k", 1.into())]), Some("alice"))).await;
+    let good = create(&store, &live_record(map([("k", 2.into())]), Some("alice"))).await;
+    let mut conn = ::redis::Client::open(url.as_str())
+        .expect("a client")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("a connection");
+    let _: i64 = ::redis::cmd("HSET")
+        .arg(format!("{prefix}{{{}}}", bad.as_str()))
+        .arg("\0created")
+        .arg("xyz")
+        .query_async(&mut conn)
+        .await
+        .expect("corrupt it");
+    for user in [Some("alice"), None] {
+        let listed = store.list(user, None, 10, NOW).await.expect("a listing");
+        let ids: Vec<&SessionId> = listed.iter().map(|info| &info.id).collect();
+        assert_eq!(ids, [&good]);
+    }
+    assert_eq!(store.delete_user("alice").await.expect("deleted"), 2);
+}
+
 /// A directory of its own under the system's temporary directory, removed
 /// when dropped.
 #[cfg(feature = "sqlite")]
@@ -2009,26 +2045,46 @@ mod sqlite_file {
         let dir = TempDir::new("sqlite-corrupt-row");
         let path = dir.path().join("sessions.db");
         let store = SqliteStore::open(&path).await.expect("open");
-        let bad = create(&store, &live_record(map([("k", 1.into())]), Some("alice"))).await;
-        let good = create(&store, &live_record(map([("k", 2.into())]), Some("alice"))).await;
+        let mut ids = Vec::new();
+        for _ in 0..5 {
+            ids.push(create(&store, &live_record(map([("k", 1.into())]), Some("alice"))).await);
+        }
+        ids.sort();
+        // The first two in id order, and the last: whole pages of them.
+        let bad = [&ids[0], &ids[1], &ids[4]];
         let mut conn = inspect(&path).await;
-        sqlx::query("UPDATE tessera_sessions SET created_at = 'xyz' WHERE id = ?")
-            .bind(bad.as_str())
-            .execute(&mut conn)
-            .await
-            .expect("corrupt it");
+        for id in bad {
+            sqlx::query("UPDATE tessera_sessions SET created_at = 'xyz' WHERE id = ?")
+                .bind(id.as_str())
+                .execute(&mut conn)
+                .await
+                .expect("corrupt it");
+        }
         conn.close().await.expect("close");
 
         assert!(matches!(
-            store.load(&bad, NOW).await,
+            store.load(&ids[0], NOW).await,
             Err(StoreError::Corrupt(_))
         ));
         for user in [Some("alice"), None] {
-            let listed = store.list(user, None, 10, NOW).await.expect("a listing");
-            let ids: Vec<&SessionId> = listed.iter().map(|info| &info.id).collect();
-            assert_eq!(ids, [&good]);
+            for limit in [1, 2, 10] {
+                let listed = store.list(user, None, limit, NOW).await.expect("a listing");
+                assert_eq!(listed.len(), limit.min(2), "a short page is the last");
+                let mut seen = Vec::new();
+                let mut after = None;
+                loop {
+                    let page = store
+                        .list(user, after.as_ref(), limit, NOW)
+                        .await
+                        .expect("a page");
+                    let Some(last) = page.last() else { break };
+                    after = Some(last.id.clone());
+                    seen.extend(page.into_iter().map(|info| info.id));
+                }
+                assert_eq!(seen, [ids[2].clone(), ids[3].clone()], "limit {limit}");
+            }
         }
-        assert_eq!(store.delete_user("alice").await.expect("deleted"), 2);
+        assert_eq!(store.delete_user("alice").await.expect("deleted"), 5);
         store.close().await;
     }
 

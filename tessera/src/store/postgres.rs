@@ -68,8 +68,8 @@
 //! server (values can: they are stored as JSON, which escapes it).
 
 use super::sql::{
-    data_from_rows, listing, parse_id, parse_value, sql_count, sql_time, time_from_sql,
-    to_completion,
+    data_from_rows, parse_id, parse_value, sql_count, sql_time, time_from_sql, to_completion,
+    ListingPage,
 };
 use std::fmt;
 use std::str::FromStr as _;
@@ -1178,32 +1178,33 @@ impl SessionStore for PostgresStore {
         if user_id.is_some_and(|user| user.contains('\0')) {
             return Ok(Vec::new());
         }
-        // Every id sorts after "", so paging from the start needs no second
-        // query shape; ids compare bytewise (COLLATE "C"), as `SessionId`'s
-        // `Ord` does.
-        let after = after.map_or("", SessionId::as_str);
+        // Ids compare bytewise (COLLATE "C"), as `SessionId`'s `Ord` does.
         let pool = self.pool().await?;
-        let rows = match user_id {
-            Some(user_id) => {
-                sqlx::query(LIST_BY_USER)
-                    .bind(user_id)
-                    .bind(after)
-                    .bind(sql_time(now))
-                    .bind(sql_count(limit))
-                    .fetch_all(pool)
-                    .await
+        let mut page = ListingPage::new(after, limit);
+        while let Some((after, wanted)) = page.wanted() {
+            let rows = match user_id {
+                Some(user_id) => {
+                    sqlx::query(LIST_BY_USER)
+                        .bind(user_id)
+                        .bind(after)
+                        .bind(sql_time(now))
+                        .bind(sql_count(wanted))
+                        .fetch_all(pool)
+                        .await
+                }
+                None => {
+                    sqlx::query(LIST_ALL)
+                        .bind(after)
+                        .bind(sql_time(now))
+                        .bind(sql_count(wanted))
+                        .fetch_all(pool)
+                        .await
+                }
             }
-            None => {
-                sqlx::query(LIST_ALL)
-                    .bind(after)
-                    .bind(sql_time(now))
-                    .bind(sql_count(limit))
-                    .fetch_all(pool)
-                    .await
-            }
+            .map_err(db)?;
+            page.take(&rows, wanted, session_info)?;
         }
-        .map_err(db)?;
-        listing(rows.iter().map(session_info))
+        Ok(page.finish())
     }
 
     async fn delete_user(&self, user_id: &str) -> Result<u64, StoreError> {
@@ -2011,32 +2012,42 @@ mod tests {
     #[tokio::test]
     async fn an_unreadable_session_row_is_left_out_of_listings() {
         let (store, schema) = fresh_store("corrupt_row");
-        let [bad, good] = [SessionId::generate(), SessionId::generate()];
-        for id in [&bad, &good] {
+        let mut ids: Vec<SessionId> = (0..4).map(|_| SessionId::generate()).collect();
+        ids.sort();
+        for id in &ids {
             assert!(store
                 .create(id, &record(one("k", 1.into()), Some("alice"), NOW + 10))
                 .await
                 .expect("create"));
         }
         let mut conn = inspect(&schema).await;
-        sqlx::query("UPDATE tessera_sessions SET created_at = -5 WHERE id = $1")
-            .bind(bad.as_str())
-            .execute(&mut conn)
-            .await
-            .expect("corrupt it");
+        // The first two in id order: a whole page of them at limit 2.
+        for id in &ids[..2] {
+            sqlx::query("UPDATE tessera_sessions SET created_at = -5 WHERE id = $1")
+                .bind(id.as_str())
+                .execute(&mut conn)
+                .await
+                .expect("corrupt it");
+        }
         conn.close().await.expect("close");
 
         assert!(matches!(
-            store.load(&bad, NOW).await,
+            store.load(&ids[0], NOW).await,
             Err(StoreError::Corrupt(_))
         ));
-        let listed = store
-            .list(Some("alice"), None, 10, NOW)
-            .await
-            .expect("a listing");
-        let ids: Vec<&SessionId> = listed.iter().map(|info| &info.id).collect();
-        assert_eq!(ids, [&good]);
-        assert_eq!(store.delete_user("alice").await.expect("deleted"), 2);
+        for limit in [1, 2, 10] {
+            let listed = store
+                .list(Some("alice"), None, limit, NOW)
+                .await
+                .expect("a listing");
+            let listed: Vec<&SessionId> = listed.iter().map(|info| &info.id).collect();
+            assert_eq!(
+                listed,
+                ids[2..].iter().take(limit).collect::<Vec<_>>(),
+                "limit {limit}"
+            );
+        }
+        assert_eq!(store.delete_user("alice").await.expect("deleted"), 4);
         drop_schema(store, &schema).await;
     }
 

@@ -19,23 +19,80 @@ pub(super) fn db(error: sqlx::Error) -> StoreError {
     }
 }
 
-/// A listing of sessions, without those whose row cannot be read (logged):
-/// loading counts such a session absent, and one bad row must not hide
-/// the others.
-pub(super) fn listing(
-    infos: impl Iterator<Item = Result<SessionInfo, StoreError>>,
-) -> Result<Vec<SessionInfo>, StoreError> {
-    let mut listed = Vec::new();
-    for info in infos {
-        match info {
-            Ok(info) => listed.push(info),
-            Err(StoreError::Corrupt(reason)) => {
-                tracing::error!(%reason, "a stored session is unreadable; left out of the listing");
-            }
-            Err(error) => return Err(error),
+/// One page of a listing being read: up to `limit` sessions after an id,
+/// in id order. A row that cannot be read is left out (loading counts such
+/// a session absent, and one bad row must not hide the others) and another
+/// is read in its place, so that only the last page is short. The store
+/// reads rows while [`wanted`](Self::wanted) asks for some.
+pub(super) struct ListingPage {
+    listed: Vec<SessionInfo>,
+    limit: usize,
+    /// The raw id of the last row read.
+    cursor: String,
+    exhausted: bool,
+    unreadable: usize,
+    reason: String,
+}
+
+impl ListingPage {
+    pub(super) fn new(after: Option<&SessionId>, limit: usize) -> Self {
+        Self {
+            listed: Vec::with_capacity(limit.min(1024)),
+            limit,
+            // Every id sorts after "", so paging from the start needs no
+            // second query shape.
+            cursor: after.map_or_else(String::new, |id| id.as_str().to_owned()),
+            exhausted: false,
+            unreadable: 0,
+            reason: String::new(),
         }
     }
-    Ok(listed)
+
+    /// The raw id to read after and how many rows, while the page wants more.
+    pub(super) fn wanted(&self) -> Option<(String, usize)> {
+        let wanted = self.limit - self.listed.len();
+        (wanted > 0 && !self.exhausted).then(|| (self.cursor.clone(), wanted))
+    }
+
+    /// Takes the rows read for [`wanted`](Self::wanted).
+    pub(super) fn take<R>(
+        &mut self,
+        rows: &[R],
+        wanted: usize,
+        info: impl Fn(&R) -> Result<SessionInfo, StoreError>,
+    ) -> Result<(), StoreError>
+    where
+        R: Row,
+        for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+        &'static str: ColumnIndex<R>,
+    {
+        for row in rows {
+            match info(row) {
+                Ok(info) => self.listed.push(info),
+                Err(StoreError::Corrupt(reason)) => {
+                    self.unreadable += 1;
+                    self.reason = reason;
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        match rows.last() {
+            Some(last) if rows.len() == wanted => self.cursor = last.try_get("id").map_err(db)?,
+            _ => self.exhausted = true,
+        }
+        Ok(())
+    }
+
+    pub(super) fn finish(self) -> Vec<SessionInfo> {
+        if self.unreadable > 0 {
+            tracing::error!(
+                unreadable = self.unreadable,
+                last_reason = %self.reason,
+                "stored sessions that cannot be read were left out of a listing"
+            );
+        }
+        self.listed
+    }
 }
 
 pub(super) fn parse_id(text: &str) -> Result<SessionId, StoreError> {

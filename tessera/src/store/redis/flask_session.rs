@@ -633,11 +633,7 @@ impl FlaskSessionRedisStore {
         }
     }
 
-    async fn info(
-        &self,
-        ids: &[SessionId],
-        now: u64,
-    ) -> Result<Vec<Option<SessionInfo>>, StoreError> {
+    async fn info(&self, ids: &[SessionId], now: u64) -> Result<Vec<Listed>, StoreError> {
         type InfoRow = Option<(Option<String>, String, Option<String>, Option<String>)>;
         let mut call = FLASK_SCRIPTS.info.prepare_invoke();
         call.arg(&self.prefix).arg(now);
@@ -645,13 +641,12 @@ impl FlaskSessionRedisStore {
             call.arg(id.as_str());
         }
         let rows: Vec<InfoRow> = self.link.read_script(&call).await?;
-        ids.iter()
-            .zip(rows)
-            .map(|(id, row)| {
-                let Some((created, expires, absolute, user)) = row else {
-                    return Ok(None);
-                };
-                Ok(Some(SessionInfo {
+        let listed = ids.iter().zip(rows).map(|(id, row)| {
+            let Some((created, expires, absolute, user)) = row else {
+                return Listed::Gone;
+            };
+            let parsed = (|| {
+                Ok::<_, StoreError>(SessionInfo {
                     id: id.clone(),
                     user_id: user,
                     created_at: created
@@ -662,10 +657,32 @@ impl FlaskSessionRedisStore {
                     absolute_expires_at: absolute
                         .map(|at| parse_time(&at, "absolute_expires_at"))
                         .transpose()?,
-                }))
-            })
-            .collect()
+                })
+            })();
+            match parsed {
+                Ok(info) => Listed::Found(info),
+                Err(error) => {
+                    tracing::error!(
+                        session = %id.fingerprint(),
+                        %error,
+                        "a stored session is unreadable; left out of the listing"
+                    );
+                    Listed::Unreadable
+                }
+            }
+        });
+        Ok(listed.collect())
     }
+}
+
+/// A session as a listing reads it.
+enum Listed {
+    /// The session is gone.
+    Gone,
+    /// Its metadata cannot be read: left out, logged (loading counts such a
+    /// session absent, and one bad record must not hide the others).
+    Unreadable,
+    Found(SessionInfo),
 }
 
 fn sha1_of(bytes: &[u8]) -> [u8; 20] {
@@ -857,9 +874,15 @@ impl SessionStore for FlaskSessionRedisStore {
                 rest.split_at((limit - found.len()).min(LIST_FETCH).min(rest.len()));
             rest = tail;
             for (id, info) in chunk.iter().zip(self.info(chunk, now).await?) {
-                let Some(info) = info else {
-                    stale.push(id);
-                    continue;
+                let info = match info {
+                    Listed::Found(info) => info,
+                    // Kept in its user's index, within reach of "log out
+                    // everywhere".
+                    Listed::Unreadable => continue,
+                    Listed::Gone => {
+                        stale.push(id);
+                        continue;
+                    }
                 };
                 if user_id.is_some() && info.user_id.as_deref() != user_id {
                     stale.push(id);

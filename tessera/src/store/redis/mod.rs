@@ -1145,11 +1145,13 @@ impl RedisStore {
 }
 
 /// The metadata fields of one session as read, all absent if it is gone.
+/// Bytes, so that one record's field that is not UTF-8 fails that record,
+/// not the whole reply.
 type MetadataRow = (
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
+    Option<Vec<u8>>,
+    Option<Vec<u8>>,
+    Option<Vec<u8>>,
+    Option<Vec<u8>>,
 );
 
 /// A session's metadata as read.
@@ -1174,6 +1176,15 @@ impl Metadata {
         let (Some(created), Some(expires)) = (created, expires) else {
             return Ok(Self::Gone);
         };
+        let text = |field: Vec<u8>, name: &str| {
+            String::from_utf8(field)
+                .map_err(|_| StoreError::Corrupt(format!("a stored session's {name} is not text")))
+        };
+        let (created, expires) = (text(created, "created_at")?, text(expires, "expires_at")?);
+        let absolute = absolute
+            .map(|at| text(at, "absolute_expires_at"))
+            .transpose()?;
+        let user = user.map(|user| text(user, "user")).transpose()?;
         Ok(Self::Found(SessionInfoParts {
             created_at: parse_time(&created, "created_at")?,
             expires_at: parse_time(&expires, "expires_at")?,
@@ -2445,6 +2456,7 @@ mod tests {
     async fn an_unreadable_session_is_left_out_of_listings() {
         let store = test_store();
         let bad = create(&store, &record(Map::new(), Some("alice"))).await;
+        let not_text = create(&store, &record(Map::new(), Some("alice"))).await;
         let good = create(&store, &record(Map::new(), Some("alice"))).await;
         let _: i64 = raw(
             &store,
@@ -2454,16 +2466,27 @@ mod tests {
                 .arg("xyz"),
         )
         .await;
-        assert!(matches!(
-            store.load(&bad, NOW).await,
-            Err(StoreError::Corrupt(_))
-        ));
-        let listed = store
-            .list(Some("alice"), None, 10, NOW)
-            .await
-            .expect("a listing");
-        let ids: Vec<&SessionId> = listed.iter().map(|info| &info.id).collect();
-        assert_eq!(ids, [&good]);
+        let _: i64 = raw(
+            &store,
+            ::redis::cmd("HSET")
+                .arg(store.session_key(&not_text))
+                .arg(USER)
+                .arg(&b"\xff"[..]),
+        )
+        .await;
+        for id in [&bad, &not_text] {
+            assert!(matches!(
+                store.load(id, NOW).await,
+                Err(StoreError::Corrupt(_))
+            ));
+        }
+        for user in [Some("alice"), None] {
+            let listed = store.list(user, None, 10, NOW).await.expect("a listing");
+            let ids: Vec<&SessionId> = listed.iter().map(|info| &info.id).collect();
+            assert_eq!(ids, [&good]);
+        }
+        // The one whose user was overwritten is no longer alice's (nor
+        // usable: it loads as corrupt); it goes at its TTL.
         assert_eq!(store.delete_user("alice").await.expect("deleted"), 2);
     }
 

@@ -49,8 +49,8 @@
 //! 292 billion years away) are stored as `i64::MAX`.
 
 use super::sql::{
-    data_from_rows, db, listing, parse_id, parse_value, sql_count, sql_time, time_from_sql,
-    to_completion,
+    data_from_rows, db, parse_id, parse_value, sql_count, sql_time, time_from_sql, to_completion,
+    ListingPage,
 };
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -944,31 +944,33 @@ impl SessionStore for SqliteStore {
         limit: usize,
         now: u64,
     ) -> Result<Vec<SessionInfo>, StoreError> {
-        // Every id sorts after "", so paging from the start needs no second
-        // query shape; TEXT compares bytewise, as `SessionId`'s `Ord` does.
-        let after = after.map_or("", SessionId::as_str);
+        // TEXT compares bytewise, as `SessionId`'s `Ord` does.
         let mut conn = self.reader().await?;
-        let rows = match user_id {
-            Some(user_id) => {
-                sqlx::query(LIST_BY_USER)
-                    .bind(user_id)
-                    .bind(after)
-                    .bind(sql_time(now))
-                    .bind(sql_count(limit))
-                    .fetch_all(&mut *conn)
-                    .await
+        let mut page = ListingPage::new(after, limit);
+        while let Some((after, wanted)) = page.wanted() {
+            let rows = match user_id {
+                Some(user_id) => {
+                    sqlx::query(LIST_BY_USER)
+                        .bind(user_id)
+                        .bind(after)
+                        .bind(sql_time(now))
+                        .bind(sql_count(wanted))
+                        .fetch_all(&mut *conn)
+                        .await
+                }
+                None => {
+                    sqlx::query(LIST_ALL)
+                        .bind(after)
+                        .bind(sql_time(now))
+                        .bind(sql_count(wanted))
+                        .fetch_all(&mut *conn)
+                        .await
+                }
             }
-            None => {
-                sqlx::query(LIST_ALL)
-                    .bind(after)
-                    .bind(sql_time(now))
-                    .bind(sql_count(limit))
-                    .fetch_all(&mut *conn)
-                    .await
-            }
+            .map_err(db)?;
+            page.take(&rows, wanted, session_info)?;
         }
-        .map_err(db)?;
-        listing(rows.iter().map(session_info))
+        Ok(page.finish())
     }
 
     async fn delete_user(&self, user_id: &str) -> Result<u64, StoreError> {
