@@ -194,10 +194,7 @@ fn apply<B>(finish: Finish, mut response: ServiceResponse<B>) -> ServiceResponse
             set_cookie,
         } => {
             let (request, _) = response.into_parts();
-            let mut failed = failure_response(failure);
-            let vary_cookie = set_cookie.is_some();
-            add_session_headers(failed.headers_mut(), set_cookie, vary_cookie);
-            ServiceResponse::new(request, failed).map_into_right_body()
+            ServiceResponse::new(request, failed_save(failure, set_cookie)).map_into_right_body()
         }
     }
 }
@@ -253,17 +250,18 @@ impl ResponseError for SessionSavedWithError {
             Finish::Fail {
                 failure,
                 set_cookie,
-            } => {
-                let mut response = failure_response(*failure);
-                add_session_headers(
-                    response.headers_mut(),
-                    set_cookie.clone(),
-                    set_cookie.is_some(),
-                );
-                response
-            }
+            } => failed_save(*failure, set_cookie.clone()),
         }
     }
+}
+
+/// The response that replaces the application's when the save failed, with
+/// the cookie of what the store holds already, if any.
+fn failed_save(failure: Failure, set_cookie: Option<String>) -> HttpResponse {
+    let mut failed = failure_response(failure);
+    let vary_cookie = set_cookie.is_some();
+    add_session_headers(failed.headers_mut(), set_cookie, vary_cookie);
+    failed
 }
 
 /// Appends the session's `Set-Cookie`, if any, and `Cookie` to `Vary` if asked.
