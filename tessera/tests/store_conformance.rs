@@ -343,25 +343,28 @@ async fn flask_session_layout_leaves_unreadable_sessions_out_of_listings() {
         .expect("a Redis URL")
         .with_prefix(&prefix);
     let bad = create(&store, &live_record(map([("k", 1.into())]), Some("alice"))).await;
+    let not_text = create(&store, &live_record(map([("k", 1.into())]), Some("alice"))).await;
     let good = create(&store, &live_record(map([("k", 2.into())]), Some("alice"))).await;
     let mut conn = ::redis::Client::open(url.as_str())
         .expect("a client")
         .get_multiplexed_async_connection()
         .await
         .expect("a connection");
-    let _: i64 = ::redis::cmd("HSET")
-        .arg(format!("{prefix}{{{}}}", bad.as_str()))
-        .arg("\0created")
-        .arg("xyz")
-        .query_async(&mut conn)
-        .await
-        .expect("corrupt it");
+    for (id, value) in [(&bad, &b"xyz"[..]), (&not_text, &b"\xff"[..])] {
+        let _: i64 = ::redis::cmd("HSET")
+            .arg(format!("{prefix}{{{}}}", id.as_str()))
+            .arg("\0created")
+            .arg(value)
+            .query_async(&mut conn)
+            .await
+            .expect("corrupt it");
+    }
     for user in [Some("alice"), None] {
         let listed = store.list(user, None, 10, NOW).await.expect("a listing");
         let ids: Vec<&SessionId> = listed.iter().map(|info| &info.id).collect();
         assert_eq!(ids, [&good]);
     }
-    assert_eq!(store.delete_user("alice").await.expect("deleted"), 2);
+    assert_eq!(store.delete_user("alice").await.expect("deleted"), 3);
 }
 
 /// A directory of its own under the system's temporary directory, removed

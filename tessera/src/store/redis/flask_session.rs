@@ -634,7 +634,9 @@ impl FlaskSessionRedisStore {
     }
 
     async fn info(&self, ids: &[SessionId], now: u64) -> Result<Vec<Listed>, StoreError> {
-        type InfoRow = Option<(Option<String>, String, Option<String>, Option<String>)>;
+        // Bytes, so that one record's field that is not UTF-8 fails that
+        // record, not the whole reply.
+        type InfoRow = Option<(Option<Vec<u8>>, Vec<u8>, Option<Vec<u8>>, Option<Vec<u8>>)>;
         let mut call = FLASK_SCRIPTS.info.prepare_invoke();
         call.arg(&self.prefix).arg(now);
         for id in ids {
@@ -645,17 +647,23 @@ impl FlaskSessionRedisStore {
             let Some((created, expires, absolute, user)) = row else {
                 return Listed::Gone;
             };
+            let text = |field: Vec<u8>, name: &str| {
+                String::from_utf8(field).map_err(|_| {
+                    StoreError::Corrupt(format!("a stored session's {name} is not text"))
+                })
+            };
+            let time = |field: Vec<u8>, name: &str| parse_time(&text(field, name)?, name);
             let parsed = (|| {
                 Ok::<_, StoreError>(SessionInfo {
                     id: id.clone(),
-                    user_id: user,
+                    user_id: user.map(|user| text(user, "user")).transpose()?,
                     created_at: created
-                        .map(|at| parse_time(&at, "created_at"))
+                        .map(|at| time(at, "created_at"))
                         .transpose()?
                         .unwrap_or(now),
-                    expires_at: parse_time(&expires, "expires_at")?,
+                    expires_at: time(expires, "expires_at")?,
                     absolute_expires_at: absolute
-                        .map(|at| parse_time(&at, "absolute_expires_at"))
+                        .map(|at| time(at, "absolute_expires_at"))
                         .transpose()?,
                 })
             })();
