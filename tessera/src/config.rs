@@ -1032,20 +1032,29 @@ impl SessionConfigBuilder {
         // Browsers keep a cookie whose name has one of these prefixes only
         // when it follows the prefix's rules (and match the prefix in any
         // case).
-        let secure = self.cookie_secure || self.cookie_partitioned;
         let name = self.cookie_name.to_ascii_lowercase();
-        let prefix_rules_broken = if name.starts_with("__host-") {
-            !secure || self.cookie_domain.is_some() || cookie_path != "/"
-        } else {
-            name.starts_with("__secure-") && !secure
-        };
-        if prefix_rules_broken {
-            tracing::warn!(
-                cookie = %self.cookie_name,
-                "browsers refuse a __Secure- cookie without SESSION_COOKIE_SECURE=true, and a \
-                 __Host- cookie without it, with a SESSION_COOKIE_DOMAIN or with a path other \
-                 than / (SESSION_COOKIE_PATH, else APPLICATION_ROOT): sessions will not last"
-            );
+        let host = name.starts_with("__host-");
+        if host || name.starts_with("__secure-") {
+            let mut broken = Vec::new();
+            if !(self.cookie_secure || self.cookie_partitioned) {
+                broken.push("without SESSION_COOKIE_SECURE=true".to_owned());
+            }
+            if host && self.cookie_domain.is_some() {
+                broken.push("with a SESSION_COOKIE_DOMAIN".to_owned());
+            }
+            if host && cookie_path != "/" {
+                broken.push(format!(
+                    "with the path {cookie_path} ({path_setting}), not /"
+                ));
+            }
+            if !broken.is_empty() {
+                tracing::warn!(
+                    cookie = %self.cookie_name,
+                    "browsers refuse the session cookie: its name's prefix does not allow it {}; \
+                     sessions will not last",
+                    broken.join(" or ")
+                );
+            }
         }
         if self.sweep_interval.is_zero() {
             return Err(invalid(

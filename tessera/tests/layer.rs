@@ -675,11 +675,11 @@ fn a_cookie_prefix_whose_rules_are_broken_is_warned_about() {
     let warned = |configure: fn(SessionConfigBuilder) -> SessionConfigBuilder| {
         let before = logs
             .contents()
-            .matches("browsers refuse a __Secure- cookie")
+            .matches("browsers refuse the session cookie")
             .count();
         configure(config()).build().expect("config");
         logs.contents()
-            .matches("browsers refuse a __Secure- cookie")
+            .matches("browsers refuse the session cookie")
             .count()
             > before
     };
@@ -703,6 +703,15 @@ fn a_cookie_prefix_whose_rules_are_broken_is_warned_about() {
         .cookie_name("__Host-s")
         .cookie_secure(true)
         .application_root("/app")));
+    let logged = logs.contents();
+    assert!(
+        logged.contains("with the path /app (APPLICATION_ROOT), not /"),
+        "{logged}"
+    );
+    assert!(
+        logged.contains("without SESSION_COOKIE_SECURE=true"),
+        "{logged}"
+    );
 }
 
 /// A weak SECRET_KEY logs a warning at startup; a strong one does not.
