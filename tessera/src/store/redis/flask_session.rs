@@ -79,8 +79,8 @@ use ::redis::Script;
 use rand::Rng as _;
 
 use super::{
-    clamp, lua_source, parse_id, parse_time, Layout, Link, LuaHelper, DEFAULT_PREFIX, LIST_FETCH,
-    LUA_CONSTANTS, LUA_HELPERS, SCRIPTS,
+    clamp, field_text, left_out, lua_source, parse_id, parse_time, Layout, Link, Listed, LuaHelper,
+    DEFAULT_PREFIX, LIST_FETCH, LUA_CONSTANTS, LUA_HELPERS, SCRIPTS,
 };
 use crate::map::Map;
 use crate::store::flask_format::SerializationFormat;
@@ -633,7 +633,11 @@ impl FlaskSessionRedisStore {
         }
     }
 
-    async fn info(&self, ids: &[SessionId], now: u64) -> Result<Vec<Listed>, StoreError> {
+    async fn info(
+        &self,
+        ids: &[SessionId],
+        now: u64,
+    ) -> Result<Vec<Listed<SessionInfo>>, StoreError> {
         // Bytes, so that one record's field that is not UTF-8 fails that
         // record, not the whole reply.
         type InfoRow = Option<(Option<Vec<u8>>, Vec<u8>, Option<Vec<u8>>, Option<Vec<u8>>)>;
@@ -647,16 +651,11 @@ impl FlaskSessionRedisStore {
             let Some((created, expires, absolute, user)) = row else {
                 return Listed::Gone;
             };
-            let text = |field: Vec<u8>, name: &str| {
-                String::from_utf8(field).map_err(|_| {
-                    StoreError::Corrupt(format!("a stored session's {name} is not text"))
-                })
-            };
-            let time = |field: Vec<u8>, name: &str| parse_time(&text(field, name)?, name);
+            let time = |field: Vec<u8>, name: &str| parse_time(&field_text(field, name)?, name);
             let parsed = (|| {
                 Ok::<_, StoreError>(SessionInfo {
                     id: id.clone(),
-                    user_id: user.map(|user| text(user, "user")).transpose()?,
+                    user_id: user.map(|user| field_text(user, "user")).transpose()?,
                     created_at: created
                         .map(|at| time(at, "created_at"))
                         .transpose()?
@@ -667,30 +666,10 @@ impl FlaskSessionRedisStore {
                         .transpose()?,
                 })
             })();
-            match parsed {
-                Ok(info) => Listed::Found(info),
-                Err(error) => {
-                    tracing::error!(
-                        session = %id.fingerprint(),
-                        %error,
-                        "a stored session is unreadable; left out of the listing"
-                    );
-                    Listed::Unreadable
-                }
-            }
+            parsed.map_or_else(|error| left_out(id, &error), Listed::Found)
         });
         Ok(listed.collect())
     }
-}
-
-/// A session as a listing reads it.
-enum Listed {
-    /// The session is gone.
-    Gone,
-    /// Its metadata cannot be read: left out, logged (loading counts such a
-    /// session absent, and one bad record must not hide the others).
-    Unreadable,
-    Found(SessionInfo),
 }
 
 fn sha1_of(bytes: &[u8]) -> [u8; 20] {

@@ -1116,7 +1116,10 @@ impl RedisStore {
     }
 
     /// The metadata of the sessions `ids`, in one round trip.
-    async fn metadata(&self, ids: &[SessionId]) -> Result<Vec<Metadata>, StoreError> {
+    async fn metadata(
+        &self,
+        ids: &[SessionId],
+    ) -> Result<Vec<Listed<SessionInfoParts>>, StoreError> {
         let mut pipe = ::redis::pipe();
         for id in ids {
             pipe.cmd("HMGET")
@@ -1124,23 +1127,11 @@ impl RedisStore {
                 .arg(&[CREATED, EXPIRES, ABSOLUTE, USER]);
         }
         let rows: Vec<MetadataRow> = self.link.read_all(&pipe).await?;
-        rows.into_iter()
+        Ok(rows
+            .into_iter()
             .zip(ids)
-            .map(|(row, id)| match Metadata::parse(row) {
-                // Loading counts such a session absent; one bad record must
-                // not hide the others. Not `None`: that would drop it from
-                // its user's index, out of reach of "log out everywhere".
-                Err(StoreError::Corrupt(reason)) => {
-                    tracing::error!(
-                        session = %id.fingerprint(),
-                        %reason,
-                        "a stored session is unreadable; left out of the listing"
-                    );
-                    Ok(Metadata::Unreadable)
-                }
-                parsed => parsed,
-            })
-            .collect()
+            .map(|(row, id)| parse_metadata(row).unwrap_or_else(|error| left_out(id, &error)))
+            .collect())
     }
 }
 
@@ -1154,14 +1145,32 @@ type MetadataRow = (
     Option<Vec<u8>>,
 );
 
-/// A session's metadata as read.
-enum Metadata {
+/// A session as a listing reads it, in either layout.
+enum Listed<T> {
     /// The session is gone.
     Gone,
-    /// Its fields cannot be read: left out of listings, kept in its user's
-    /// index.
+    /// Its metadata cannot be read: left out of listings (loading counts
+    /// such a session absent, and one bad record must not hide the others),
+    /// but kept in its user's index, within reach of "log out everywhere".
     Unreadable,
-    Found(SessionInfoParts),
+    Found(T),
+}
+
+/// [`Listed::Unreadable`], logged.
+fn left_out<T>(id: &SessionId, error: &StoreError) -> Listed<T> {
+    tracing::error!(
+        session = %id.fingerprint(),
+        %error,
+        "a stored session is unreadable; left out of the listing"
+    );
+    Listed::Unreadable
+}
+
+/// A metadata field read as bytes (so that one record's field that is not
+/// UTF-8 fails that record, not the whole reply), as text.
+fn field_text(field: Vec<u8>, name: &str) -> Result<String, StoreError> {
+    String::from_utf8(field)
+        .map_err(|_| StoreError::Corrupt(format!("a stored session's {name} is not text")))
 }
 
 struct SessionInfoParts {
@@ -1171,29 +1180,21 @@ struct SessionInfoParts {
     user_id: Option<String>,
 }
 
-impl Metadata {
-    fn parse((created, expires, absolute, user): MetadataRow) -> Result<Self, StoreError> {
-        let (Some(created), Some(expires)) = (created, expires) else {
-            return Ok(Self::Gone);
-        };
-        let text = |field: Vec<u8>, name: &str| {
-            String::from_utf8(field)
-                .map_err(|_| StoreError::Corrupt(format!("a stored session's {name} is not text")))
-        };
-        let (created, expires) = (text(created, "created_at")?, text(expires, "expires_at")?);
-        let absolute = absolute
-            .map(|at| text(at, "absolute_expires_at"))
-            .transpose()?;
-        let user = user.map(|user| text(user, "user")).transpose()?;
-        Ok(Self::Found(SessionInfoParts {
-            created_at: parse_time(&created, "created_at")?,
-            expires_at: parse_time(&expires, "expires_at")?,
-            absolute_expires_at: absolute
-                .map(|at| parse_time(&at, "absolute_expires_at"))
-                .transpose()?,
-            user_id: user,
-        }))
-    }
+fn parse_metadata(
+    (created, expires, absolute, user): MetadataRow,
+) -> Result<Listed<SessionInfoParts>, StoreError> {
+    let (Some(created), Some(expires)) = (created, expires) else {
+        return Ok(Listed::Gone);
+    };
+    let time = |field: Vec<u8>, name: &str| parse_time(&field_text(field, name)?, name);
+    Ok(Listed::Found(SessionInfoParts {
+        created_at: time(created, "created_at")?,
+        expires_at: time(expires, "expires_at")?,
+        absolute_expires_at: absolute
+            .map(|at| time(at, "absolute_expires_at"))
+            .transpose()?,
+        user_id: user.map(|user| field_text(user, "user")).transpose()?,
+    }))
 }
 
 impl SessionInfoParts {
@@ -1568,9 +1569,9 @@ impl SessionStore for RedisStore {
             rest = tail;
             for (id, meta) in chunk.iter().zip(self.metadata(chunk).await?) {
                 let parts = match meta {
-                    Metadata::Found(parts) => parts,
-                    Metadata::Unreadable => continue,
-                    Metadata::Gone => {
+                    Listed::Found(parts) => parts,
+                    Listed::Unreadable => continue,
+                    Listed::Gone => {
                         stale.push(id);
                         continue;
                     }
