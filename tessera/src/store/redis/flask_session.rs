@@ -861,15 +861,8 @@ impl SessionStore for FlaskSessionRedisStore {
                 rest.split_at((limit - found.len()).min(LIST_FETCH).min(rest.len()));
             rest = tail;
             for (id, info) in chunk.iter().zip(self.info(chunk, now).await?) {
-                let info = match info {
-                    Listed::Found(info) => info,
-                    // Kept in its user's index, within reach of "log out
-                    // everywhere".
-                    Listed::Unreadable => continue,
-                    Listed::Gone => {
-                        stale.push(id);
-                        continue;
-                    }
+                let Some(info) = info.found(id, &mut stale) else {
+                    continue;
                 };
                 if user_id.is_some() && info.user_id.as_deref() != user_id {
                     stale.push(id);

@@ -1156,6 +1156,21 @@ enum Listed<T> {
     Found(T),
 }
 
+impl<T> Listed<T> {
+    /// The session found, if any; a gone one's id goes to `stale`, to be
+    /// pruned from its user's index.
+    fn found<'a>(self, id: &'a SessionId, stale: &mut Vec<&'a SessionId>) -> Option<T> {
+        match self {
+            Self::Found(found) => Some(found),
+            Self::Unreadable => None,
+            Self::Gone => {
+                stale.push(id);
+                None
+            }
+        }
+    }
+}
+
 /// [`Listed::Unreadable`], logged.
 fn left_out<T>(id: &SessionId, error: &StoreError) -> Listed<T> {
     tracing::error!(
@@ -1568,13 +1583,8 @@ impl SessionStore for RedisStore {
                 rest.split_at((limit - found.len()).min(LIST_FETCH).min(rest.len()));
             rest = tail;
             for (id, meta) in chunk.iter().zip(self.metadata(chunk).await?) {
-                let parts = match meta {
-                    Listed::Found(parts) => parts,
-                    Listed::Unreadable => continue,
-                    Listed::Gone => {
-                        stale.push(id);
-                        continue;
-                    }
+                let Some(parts) = meta.found(id, &mut stale) else {
+                    continue;
                 };
                 if user_id.is_some() && parts.user_id.as_deref() != user_id {
                     stale.push(id);
