@@ -38,7 +38,9 @@ pub(crate) enum CookieCommand {
             Keys: --secret-key wins over the SECRET_KEY environment variable; \
             --fallback-key (repeatable, oldest first) wins over SECRET_KEY_FALLBACKS \
             (comma-separated, oldest first, like Flask's SECRET_KEY_FALLBACKS). Each \
-            option falls back to its variable independently.\n\n\
+            option falls back to its variable independently. Prefer the variables for \
+            real keys: the command line of a running process is visible to other users \
+            of the machine.\n\n\
             With --encrypted the cookie is one of tessera's encrypted cookies \
             (SESSION_TYPE=encrypted): it is decrypted and authenticated with the key \
             or a fallback, and its age checked, with the same reasons for refusal \
@@ -70,8 +72,8 @@ pub(crate) enum CookieCommand {
             --secret-key wins over the SECRET_KEY environment variable.",
         after_help = "Examples:\n  \
             echo '{\"user_id\": 42, \"_flashes\": [{\" t\": [\"message\", \"Hi\"]}]}' \\\n      \
-            | tessera cookie sign --secret-key \"$SECRET_KEY\"\n  \
-            echo '{\"user_id\": 42}' | tessera cookie sign --encrypted --secret-key \"$SECRET_KEY\""
+            | tessera cookie sign              # the key from SECRET_KEY\n  \
+            echo '{\"user_id\": 42}' | tessera cookie sign --encrypted"
     )]
     Sign(SignArgs),
 }
@@ -199,9 +201,10 @@ fn decode(args: DecodeArgs) -> Result<()> {
             // first that verifies; else why the first was refused.
             let mut first_refusal = None;
             let mut found = None;
-            for cookie in &candidates {
+            for (position, cookie) in candidates.iter().enumerate() {
                 match codec.decode(cookie, SystemTime::now()) {
                     Ok(decoded) => {
+                        note_duplicates(candidates.len(), position, cookie_name);
                         found = Some(decoded);
                         break;
                     }
@@ -231,17 +234,19 @@ fn decode(args: DecodeArgs) -> Result<()> {
         }
         None => {
             // The first that decodes, as with a key; else why the first did not.
-            let mut results = candidates.iter().map(|cookie| {
+            let mut results = candidates.iter().enumerate().map(|(position, cookie)| {
                 tessera::decode_unverified(cookie, args.max_payload_size)
+                    .map(|decoded| (position, decoded))
                     .map_err(|err| refusal(err, cookie, false))
             });
             let first = results
                 .next()
                 .unwrap_or_else(|| Err(Error::new("malformed: the cookie is empty")));
-            let decoded = match first {
-                Ok(decoded) => decoded,
+            let (position, decoded) = match first {
+                Ok(found) => found,
                 Err(first_refusal) => results.find_map(Result::ok).ok_or(first_refusal)?,
             };
+            note_duplicates(candidates.len(), position, cookie_name);
             io::warn(
                 "UNVERIFIED: no secret key given (--secret-key or SECRET_KEY), so neither \
                  the signature nor the age was checked; anyone can write these contents",
@@ -324,6 +329,40 @@ fn sign(args: SignArgs) -> Result<()> {
 
 /// The reason a cookie was refused, with a hint when it looks like the other
 /// kind: signed cookies always hold dots, encrypted ones never do.
+/// Several cookies of the session's name (set for other paths or domains,
+/// say) are a common cause of lost logins, and Flask reads only the first of
+/// them, where tessera's server takes the first that verifies: say which one
+/// is shown.
+fn note_duplicates(count: usize, position: usize, cookie_name: &str) {
+    if count < 2 {
+        return;
+    }
+    let which = if position == 0 {
+        "this is the first, the one Flask reads".to_owned()
+    } else {
+        format!(
+            "this is the {}, the first that could be read; Flask reads only the first, \
+             which could not be (tessera's server takes the first that verifies)",
+            ordinal(position + 1)
+        )
+    };
+    io::warn(&format!(
+        "the header has {count} cookies named {cookie_name:?} (set for other paths or \
+         domains?); {which}"
+    ));
+}
+
+fn ordinal(n: usize) -> String {
+    let suffix = match (n % 10, n % 100) {
+        (_, 11..=13) => "th",
+        (1, _) => "st",
+        (2, _) => "nd",
+        (3, _) => "rd",
+        _ => "th",
+    };
+    format!("{n}{suffix}")
+}
+
 fn refusal(err: DecodeError, cookie: &str, encrypted: bool) -> Error {
     let malformed = matches!(
         err,

@@ -26,9 +26,10 @@ use error::Error;
         when both use the same SECRET_KEY. With --encrypted, tessera's encrypted cookies \
         (SESSION_TYPE=encrypted) are opened and sealed instead; they need the key to be read.",
     after_help = "Examples:\n  \
-        tessera cookie decode --secret-key \"$SECRET_KEY\" 'eyJ1c2VyX2lkIjo0Mn0.ZVPxAA.…'\n  \
-        echo '{\"user_id\": 42}' | tessera cookie sign --secret-key \"$SECRET_KEY\"\n  \
-        tessera cookie decode --encrypted --secret-key \"$SECRET_KEY\" 'E…'\n  \
+        export SECRET_KEY=…   # read from the environment (a --secret-key shows in process listings)\n  \
+        tessera cookie decode 'eyJ1c2VyX2lkIjo0Mn0.ZVPxAA.…'\n  \
+        echo '{\"user_id\": 42}' | tessera cookie sign\n  \
+        tessera cookie decode --encrypted 'E…'\n  \
         tessera key generate\n  \
         tessera sessions list --store sqlite:///var/lib/app/sessions.db\n  \
         tessera sessions revoke-user --store sqlite:///var/lib/app/sessions.db alice"
@@ -44,9 +45,10 @@ enum Command {
     #[command(
         subcommand,
         after_help = "Examples:\n  \
-            tessera cookie decode --secret-key \"$SECRET_KEY\" 'session=eyJ…'\n  \
-            echo '{\"user_id\": 42}' | tessera cookie sign --secret-key \"$SECRET_KEY\"\n  \
-            echo '{\"user_id\": 42}' | tessera cookie sign --encrypted --secret-key \"$SECRET_KEY\""
+            export SECRET_KEY=…   # read from the environment (a --secret-key shows in process listings)\n  \
+            tessera cookie decode 'session=eyJ…'\n  \
+            echo '{\"user_id\": 42}' | tessera cookie sign\n  \
+            echo '{\"user_id\": 42}' | tessera cookie sign --encrypted"
     )]
     Cookie(cookie::CookieCommand),
     /// Generate secret keys.
@@ -64,9 +66,24 @@ enum Command {
     Sessions(sessions::SessionsCommand),
 }
 
+/// The library's warnings (a stored session that cannot be read, left out
+/// of a listing, say) on stderr, one line each; `RUST_LOG` as elsewhere.
+fn log_to_stderr() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .without_time()
+        .with_target(false)
+        .init();
+}
+
 fn main() -> ExitCode {
     // Usage errors exit with 2 (and --help/--version with 0) inside `parse`.
     let cli = Cli::parse();
+    log_to_stderr();
     let result = match cli.command {
         Command::Cookie(command) => cookie::run(command),
         Command::Key(command) => key::run(command),

@@ -27,7 +27,7 @@ const STORE_HELP: &str = "Every command takes the store's URL from --store or, f
     from SESSION_STORE_URL (the variable the application reads): \
     sqlite:///absolute/path.db or sqlite://path/relative/to/the/current/directory.db \
     (the file must exist: it is never created here), redis://host:port/db (keys under \
-    SESSION_KEY_PREFIX, default session:; in Flask-Session's layout when \
+    SESSION_KEY_PREFIX, default session:, set but empty no prefix; in Flask-Session's layout when \
     SESSION_SERIALIZATION_FORMAT is msgpack or json, and refused when the sessions found under \
     the prefix are in the other layout) or postgres://user:password@host:port/db (the \
     application's tables must be there: they are never created here). TLS: rediss://… for \
@@ -282,10 +282,16 @@ impl Store {
             Some("redis" | "rediss" | "redis+unix") => {
                 use tessera::store::redis::Layout;
                 // The application's own settings say which layout it uses;
-                // empty ones count as unset, as in the application.
-                let setting = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-                let prefix = setting("SESSION_KEY_PREFIX")
-                    .unwrap_or_else(|| tessera::store::redis::DEFAULT_PREFIX.to_owned());
+                // blank ones count as unset, as in the application, but for
+                // the prefix, where an empty one is no prefix (Flask-Session's
+                // reading, which the library follows).
+                let setting = |name: &str| {
+                    std::env::var(name)
+                        .ok()
+                        .filter(|value| !value.trim().is_empty())
+                };
+                let prefix = std::env::var("SESSION_KEY_PREFIX")
+                    .unwrap_or_else(|_| tessera::store::redis::DEFAULT_PREFIX.to_owned());
                 // Acting on the other layout would report sessions without
                 // their data, and "revoke" one while its data lives on.
                 let mismatch = |found: Layout| {

@@ -967,3 +967,41 @@ fn cookies_pasted_as_headers_decode() {
     .to_owned();
     assert!(reason.starts_with("error: cannot decrypt"), "{reason}");
 }
+
+#[test]
+fn several_session_cookies_say_which_one_is_shown() {
+    let first = sign(KEY, r#"{"user_id":7}"#);
+    let second = sign(KEY, EXAMPLE_JSON);
+    // Flask reads only the first of them: say whether that is the one shown.
+    let out = decode(KEY, &format!("Cookie: session={first}; session={second}"));
+    assert!(out.success(), "{:?}", out.stderr);
+    assert_eq!(out.line(), r#"{"user_id":7}"#);
+    assert!(
+        out.stderr.contains("2 cookies named \"session\"")
+            && out
+                .stderr
+                .contains("this is the first, the one Flask reads"),
+        "{:?}",
+        out.stderr
+    );
+    for key in [Some(KEY), None] {
+        let header = format!("Cookie: session=junk; session=%; session={second}");
+        let out = match key {
+            Some(key) => decode(key, &header),
+            None => run(&["cookie", "decode", &header]),
+        };
+        assert!(out.success(), "{:?}", out.stderr);
+        assert_eq!(out.line(), EXAMPLE_JSON);
+        assert!(
+            out.stderr.contains("3 cookies named \"session\"")
+                && out.stderr.contains("this is the 3rd")
+                && out.stderr.contains("Flask reads only the first"),
+            "{:?}",
+            out.stderr
+        );
+    }
+    // One cookie: nothing to say.
+    let out = decode(KEY, &format!("Cookie: theme=dark; session={second}"));
+    assert!(out.success(), "{:?}", out.stderr);
+    assert!(!out.stderr.contains("cookies named"), "{:?}", out.stderr);
+}

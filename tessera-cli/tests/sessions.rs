@@ -944,3 +944,87 @@ fn redis_commands_refuse_the_other_layout() {
         assert!(out.stdout.contains("alice"), "{:?}", out.stdout);
     }
 }
+
+/// A record the store cannot read (written by hand here) is left out of a
+/// listing, and the operator is told on stderr, not left with a listing that
+/// looks whole.
+#[test]
+fn list_reports_what_it_leaves_out() {
+    let store = two_users("list-unreadable");
+    let hand_written = SessionId::generate();
+    runtime().block_on(async {
+        let path = store.dir.0.join("sessions.db");
+        let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&path);
+        let mut connection = <sqlx::SqliteConnection as sqlx::Connection>::connect_with(&options)
+            .await
+            .expect("the file opens");
+        sqlx::query(
+            "INSERT INTO tessera_sessions (id, user_id, created_at, expires_at) \
+             VALUES (?, 'carol', 'not a number', ?)",
+        )
+        .bind(hand_written.as_str())
+        .bind(i64::try_from(now() + 3600).expect("a time"))
+        .execute(&mut connection)
+        .await
+        .expect("the row is written");
+        sqlx::Connection::close(connection).await.expect("closed");
+    });
+    let out = store.run(&["sessions", "list"]);
+    assert_eq!(out.status, Some(0), "{:?}", out.stderr);
+    assert_eq!(out.stdout.lines().count(), store.live(None).len());
+    assert!(
+        !out.stdout.contains(hand_written.as_str()),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stderr.contains("cannot be read") && out.stderr.contains("left out"),
+        "{:?}",
+        out.stderr
+    );
+    // Asked for by id, it is refused, not shown as absent.
+    let out = store.run(&["sessions", "show", hand_written.as_str()]);
+    assert_eq!(out.status, Some(1), "{:?}", out.stdout);
+    assert!(out.stderr.contains("corrupt"), "{:?}", out.stderr);
+}
+
+/// `SESSION_KEY_PREFIX=""` is no prefix, as Flask-Session takes it, not the
+/// default: the CLI finds the sessions the application keeps there.
+#[test]
+fn an_empty_key_prefix_is_no_prefix() {
+    use tessera::store::flask_format::SerializationFormat;
+    use tessera::store::FlaskSessionRedisStore;
+    let url = std::env::var("TESSERA_TEST_REDIS_URL").unwrap_or_else(|_| {
+        panic!("TESSERA_TEST_REDIS_URL is not set: start the servers with `eval \"$(scripts/services.sh start)\"` or run scripts/test.sh")
+    });
+    let store = FlaskSessionRedisStore::new(&url, SerializationFormat::Json)
+        .expect("a redis URL")
+        .with_prefix("");
+    let id = SessionId::generate();
+    let user = format!("cli-empty-prefix-{}", std::process::id());
+    let now = now();
+    runtime().block_on(async {
+        assert!(store
+            .create(&id, &record(Some(&user), now, now + 3600, None))
+            .await
+            .expect("create"));
+    });
+    let dir = std::env::temp_dir();
+    let show = |prefix: Option<&str>| {
+        let mut env = vec![("SESSION_SERIALIZATION_FORMAT", "json")];
+        env.extend(prefix.map(|prefix| ("SESSION_KEY_PREFIX", prefix)));
+        run_in(
+            &dir,
+            &["sessions", "show", id.as_str(), "--store", &url],
+            &env,
+        )
+    };
+    let shown = show(Some(""));
+    assert_eq!(shown.status, Some(0), "{:?}", shown.stderr);
+    assert!(shown.stdout.contains(&user), "{}", shown.stdout);
+    // Unset, the default prefix `session:` is another place.
+    assert_eq!(show(None).status, Some(1));
+    runtime().block_on(async {
+        store.delete(&id).await.expect("clean up");
+    });
+}

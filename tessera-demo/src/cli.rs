@@ -52,7 +52,9 @@ fn environment_help() -> String {
         .map(|(name, _)| name.len())
         .max()
         .unwrap_or(0);
-    let mut help = String::from("Environment (Flask's config names; empty counts as unset):\n");
+    let mut help = String::from(
+        "Environment (Flask's config names; empty counts as unset, but for SESSION_KEY_PREFIX):\n",
+    );
     for (name, meaning) in secret::ENVIRONMENT {
         help.push_str(&format!("  {name:<width$}  {meaning}"));
         if *name == "SESSION_TYPE" {

@@ -132,7 +132,8 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
     ),
     (
         "SESSION_KEY_PREFIX",
-        "redis: the prefix of every key (default session:)",
+        "redis: the prefix of every key (default session:; set but empty, no prefix, \
+         as in Flask-Session)",
     ),
     (
         "SESSION_SERIALIZATION_FORMAT",

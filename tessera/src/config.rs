@@ -33,7 +33,7 @@
 //! | `MAX_COOKIE_SIZE` | 4093 | bytes of `Set-Cookie`; 0 disables the check |
 //! | `SESSION_TYPE` | `cookie` | `cookie`, `encrypted`, `memory`, `sqlite`, `redis` or `postgres` (each store a cargo feature) |
 //! | `SESSION_STORE_URL` | per store | `sqlite:///abs/path.db` or `sqlite://relative.db` (default `sqlite://tessera-sessions.db`), `redis://host:port/db` (default `redis://127.0.0.1:6379/0`; `rediss://` for TLS, feature `tls`), `postgres://user:password@host:port/db` (default `postgres://localhost/tessera`; `sslmode` as libpq, TLS with the `tls` feature) |
-//! | `SESSION_KEY_PREFIX` | `session:` | Redis: the prefix of every key |
+//! | `SESSION_KEY_PREFIX` | `session:` | Redis: the prefix of every key (set but empty: none, as in Flask-Session) |
 //! | `SESSION_SERIALIZATION_FORMAT` | none | Redis: `msgpack` or `json` stores sessions in Flask-Session 0.8's layout, shared with a Flask app; unset, tessera's own layout (one hash per session, merged key by key in one round trip) |
 //! | `SESSION_PERMANENT` | true | server-side: new sessions are permanent |
 //! | `SESSION_USE_SIGNER` | false | server-side: sign the id in the cookie (Flask-Session's format) |
@@ -562,7 +562,9 @@ impl SessionConfigBuilder {
     }
 
     /// Flask's names read from `vars` (for example the environment);
-    /// unknown names are ignored and empty values count as unset.
+    /// unknown names are ignored and empty values count as unset, except
+    /// `SESSION_KEY_PREFIX`, where an empty value is the empty prefix, as
+    /// Flask-Session takes it (a Flask app sharing the keys uses it so).
     pub fn with_vars<K, V>(
         mut self,
         vars: impl IntoIterator<Item = (K, V)>,
@@ -573,10 +575,11 @@ impl SessionConfigBuilder {
     {
         for (name, value) in vars {
             let value: String = value.into();
-            if value.trim().is_empty() {
+            let name = name.as_ref();
+            if value.trim().is_empty() && name != "SESSION_KEY_PREFIX" {
                 continue;
             }
-            self = self.apply_var(name.as_ref(), value)?;
+            self = self.apply_var(name, value)?;
         }
         Ok(self)
     }
@@ -1527,6 +1530,23 @@ mod tests {
         let message = err.to_string();
         assert!(message.ends_with("set SESSION_TYPE=redis"), "{message}");
         assert!(!message.contains("pw"), "{message}");
+
+        // Empty counts as unset, but for the key prefix, where Flask-Session
+        // takes an empty one as no prefix: tessera must find its keys.
+        let prefix = |value: &str| {
+            SessionConfigBuilder::default()
+                .with_vars([
+                    ("SECRET_KEY", KEY),
+                    ("SESSION_COOKIE_NAME", ""),
+                    ("SESSION_KEY_PREFIX", value),
+                ])
+                .and_then(SessionConfigBuilder::build)
+                .expect("valid")
+        };
+        assert_eq!(prefix("").key_prefix(), "");
+        assert_eq!(prefix(" ").key_prefix(), " ");
+        assert_eq!(prefix("app:").key_prefix(), "app:");
+        assert_eq!(prefix("").cookie_name(), "session");
 
         // Flask's cookie path: SESSION_COOKIE_PATH, else APPLICATION_ROOT.
         let path = |vars: &[(&str, &str)]| {

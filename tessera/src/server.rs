@@ -736,7 +736,11 @@ impl Session {
     }
 
     /// Ends this session now: the record is deleted, so a copy of the cookie
-    /// is worthless at once, and the response deletes the cookie.
+    /// is worthless at once, and the response deletes the cookie. (In
+    /// Flask-Session's layout, shared with a Flask app, a Flask request
+    /// running meanwhile may write the session back: Flask-Session saves
+    /// without checking; the README's Flask-Session section says how to
+    /// avoid it.)
     pub async fn destroy(&self) -> Result<(), SessionError> {
         self.clear();
         let Some(settings) = self.server_settings() else {
