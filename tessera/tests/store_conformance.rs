@@ -367,6 +367,67 @@ async fn flask_session_layout_leaves_unreadable_sessions_out_of_listings() {
     assert_eq!(store.delete_user("alice").await.expect("deleted"), 3);
 }
 
+/// A key of a session that holds another kind of value than the store
+/// writes there (set by hand: a list for a hash or a string) makes that
+/// session corrupt, which the layer counts as absent, not the store
+/// unavailable, which would answer 503 to its visitor until it expired.
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn a_wrongly_typed_key_is_corrupt_not_unavailable() {
+    let url = test_server_url("TESSERA_TEST_REDIS_URL");
+    let mut conn = ::redis::Client::open(url.as_str())
+        .expect("a client")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("a connection");
+    for flask_format in [None, Some(SerializationFormat::Json)] {
+        let prefix = format!("test-{}:", SessionId::generate().fingerprint());
+        let _guard = DropRedisKeys {
+            url: url.clone(),
+            prefix: prefix.clone(),
+        };
+        let store: Box<dyn SessionStore> = match flask_format {
+            None => Box::new(
+                tessera::store::RedisStore::new(&url)
+                    .expect("a Redis URL")
+                    .with_prefix(&prefix),
+            ),
+            Some(format) => Box::new(
+                tessera::store::FlaskSessionRedisStore::new(&url, format)
+                    .expect("a Redis URL")
+                    .with_prefix(&prefix),
+            ),
+        };
+        let id = create(&*store, &live_record(map([("k", 1.into())]), None)).await;
+        // Where the session's fields (tessera) or its value (Flask-Session) live.
+        let key = match flask_format {
+            None => format!("{prefix}{{{}}}", id.as_str()),
+            Some(_) => format!("{prefix}{}", id.as_str()),
+        };
+        let _: i64 = ::redis::cmd("DEL")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await
+            .expect("deleted");
+        let _: i64 = ::redis::cmd("RPUSH")
+            .arg(&key)
+            .arg("x")
+            .query_async(&mut conn)
+            .await
+            .expect("a list in its place");
+        let loaded = store.load(&id, NOW).await;
+        assert!(
+            matches!(loaded, Err(StoreError::Corrupt(_))),
+            "{flask_format:?}: {loaded:?}"
+        );
+        let listed = store.list(None, None, 10, NOW).await;
+        assert!(
+            !matches!(listed, Err(StoreError::Unavailable(_))),
+            "{flask_format:?}: {listed:?}"
+        );
+    }
+}
+
 /// A directory of its own under the system's temporary directory, removed
 /// when dropped.
 #[cfg(feature = "sqlite")]

@@ -1223,15 +1223,30 @@ fn is_dropped(error: &RedisError) -> bool {
     error.is_unrecoverable_error() || error.is_connection_dropped()
 }
 
-/// A failed command: unreadable replies are corrupt data, the rest is the
-/// server being unavailable.
+/// A failed command: unreadable replies, and keys holding another kind of
+/// value than this store writes there (set by hand or by another program),
+/// are corrupt data; the rest is the server being unavailable.
 fn failed(error: RedisError) -> StoreError {
     match error.kind() {
         ErrorKind::Parse | ErrorKind::UnexpectedReturnType => {
             StoreError::Corrupt(format!("unexpected reply from Redis: {error}"))
         }
+        _ if is_wrong_type(&error) => StoreError::Corrupt(format!(
+            "a key under the sessions' prefix holds another kind of value than tessera \
+             stores there: {error}"
+        )),
         _ => StoreError::unavailable(error),
     }
+}
+
+/// Redis' `WRONGTYPE`, of a command or of one in a pipeline (which reports
+/// no code of its own).
+fn is_wrong_type(error: &RedisError) -> bool {
+    error.code() == Some("WRONGTYPE")
+        || error
+            .clone()
+            .into_server_errors()
+            .is_some_and(|errors| errors.iter().any(|(_, error)| error.code() == "WRONGTYPE"))
 }
 
 /// A time as stored: exact in a double.
