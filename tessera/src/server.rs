@@ -655,7 +655,8 @@ impl Session {
         }
     }
 
-    /// Atomically adds `by` to the integer under `key` (absent counts as 0)
+    /// Atomically adds `by` to the integer under `key` (absent or null,
+    /// Python's `None`, counts as 0)
     /// and returns the new value. Server-side, concurrent requests never lose
     /// an increment; a cookie session can only do this within one request.
     pub async fn increment(&self, key: &str, by: i64) -> Result<i64, SessionError> {
@@ -670,8 +671,8 @@ impl Session {
         next.ok_or(SessionError::Revoked)
     }
 
-    /// Atomically appends `value` to the list under `key` (absent counts as
-    /// empty) and returns the new length; server-side, concurrent appends are
+    /// Atomically appends `value` to the list under `key` (absent or null
+    /// counts as empty) and returns the new length; server-side, concurrent appends are
     /// all kept. Any `Serialize` item goes in through
     /// [`Value::from_serialize`]. An item that would nest deeper than a
     /// session is read back with is refused as
