@@ -1264,8 +1264,8 @@ pub(crate) fn store_url_misread(url: &str) -> Option<&'static str> {
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     rest[authority_end..].contains('@').then_some(
         "it has an `@` after a `/`, `?` or `#`: a user name or password holding \
-         `/`, `?`, `#` or `@` must be percent-encoded (`%2F`, `%3F`, `%23`, `%40`), \
-         and so must an `@` in the path or the query",
+         `/`, `?` or `#` must be percent-encoded (`%2F`, `%3F`, `%23`), and so must \
+         an `@` in the path or the query (`%40`)",
     )
 }
 

@@ -62,9 +62,10 @@ impl SecretKey {
         if well_known {
             Some("it is a well-known example key".to_owned())
         } else if self.0.len() < MIN_STRONG_KEY_LEN {
+            let len = self.0.len();
+            let unit = if len == 1 { "byte" } else { "bytes" };
             Some(format!(
-                "it is {} bytes long; use at least {MIN_STRONG_KEY_LEN} random bytes",
-                self.0.len()
+                "it is {len} {unit} long; use at least {MIN_STRONG_KEY_LEN} random bytes"
             ))
         } else {
             None
