@@ -167,10 +167,13 @@ where
                 // here is gone. The session is saved all the same, as a
                 // Flask app's or an axum middleware's is, and its headers
                 // go into that response.
+                // Wrapped, the error no longer downcasts to its type in
+                // outer middleware (an auth middleware's error turned into a
+                // redirect, say), so it is wrapped only for a cookie: a
+                // session that was only read would add just `Vary`.
                 Err(error) => match finish {
                     Finish::Respond {
-                        set_cookie: None,
-                        vary_cookie: false,
+                        set_cookie: None, ..
                     } => Err(error),
                     finish => Err(SessionSavedWithError { error, finish }.into()),
                 },

@@ -441,7 +441,9 @@ impl SessionCore {
     /// Saves a server-side session (a session never loaded costs nothing)
     /// and says what the response must carry.
     pub(crate) async fn finish_server(&self, session: &Session) -> Finish {
-        match crate::server::save(session).await {
+        let saved = crate::server::save(session).await;
+        session.lock().response_saved = true;
+        match saved {
             Ok(saved) if saved.writes_lost => {
                 tracing::info!(
                     "the session ended while a request wrote to it; answering 409, \

@@ -539,6 +539,9 @@ impl Session {
     pub fn set_user_id(&self, user_id: Option<&str>) {
         let mut state = self.lock();
         state.accessed = true;
+        if state.server.is_some() {
+            state.note_if_late();
+        }
         if let Some(server) = state.server.as_mut() {
             server.user_id = user_id.map(str::to_owned);
             server.user_changed = true;
@@ -563,6 +566,7 @@ impl Session {
         self.load().await?;
         let mut state = self.lock();
         state.accessed = true;
+        state.note_if_late();
         if let Some(server) = state.server.as_mut() {
             // Not stored yet: it gets a fresh id when saved anyway.
             server.cycle_pending = server.id.is_some();

@@ -161,7 +161,8 @@ impl Flash {
 ///
 /// A cheap handle (clone it freely) to state shared by everything that handles
 /// one request; the [`SessionLayer`](crate::SessionLayer) saves it when the
-/// response is ready. Reading marks the session *accessed* (the response then
+/// response is ready, before its body is sent (a write after that, from a
+/// streaming body or a spawned task, is not saved, and is logged). Reading marks the session *accessed* (the response then
 /// varies by cookie); writing marks it *modified* (the cookie is sent again).
 ///
 /// ```
@@ -206,6 +207,9 @@ pub(crate) struct State {
     pub(crate) cleared: bool,
     /// Present for server-side sessions.
     pub(crate) server: Option<ServerState>,
+    /// The layer has taken what it saves: later writes are not saved.
+    pub(crate) response_saved: bool,
+    late_write_noted: bool,
 }
 
 /// Why a value nested too deep is refused.
@@ -236,9 +240,29 @@ impl State {
         }
     }
 
+    /// Marks the session modified. A write after the layer saved the
+    /// response's session (from a streaming body, a WebSocket or a task the
+    /// handler spawned) is saved by nothing, so it is logged once.
+    pub(crate) fn note_write(&mut self) {
+        self.modified = true;
+        self.note_if_late();
+    }
+
+    /// Logs, once, a change made after the layer saved the session.
+    pub(crate) fn note_if_late(&mut self) {
+        if self.response_saved && !self.late_write_noted {
+            self.late_write_noted = true;
+            tracing::warn!(
+                "a session was written to after its response was saved (from a streaming \
+                 body, a WebSocket or a spawned task?): that write is not saved; write to the \
+                 session before the handler returns its response"
+            );
+        }
+    }
+
     pub(crate) fn touch(&mut self, key: &str) {
         self.accessed = true;
-        self.modified = true;
+        self.note_write();
         if self.server.is_some() && !self.touched.contains(key) {
             self.touched.insert(key.to_owned());
         }
@@ -431,7 +455,7 @@ impl Session {
         let mut guard = self.lock();
         let state = &mut *guard;
         state.accessed = true;
-        state.modified = true;
+        state.note_write();
         state.cleared = true;
         state.touched.clear();
         let permanent = state.data.remove(PERMANENT_KEY);
@@ -459,7 +483,7 @@ impl Session {
             .map(str::to_owned)
             .collect();
         state.note_read();
-        state.modified = true;
+        state.note_write();
         for key in changed {
             state.touch(&key);
         }
@@ -528,7 +552,7 @@ impl Session {
     /// requests wrote meanwhile (an [`increment`](Self::increment), say).
     pub fn mark_modified(&self) {
         let mut state = self.lock();
-        state.modified = true;
+        state.note_write();
         state.accessed = true;
         if let Some(server) = state.server.as_mut() {
             server.force_refresh();
@@ -591,7 +615,8 @@ impl Session {
         &self,
         save: impl FnOnce(&Map, bool, bool, Option<&str>) -> R,
     ) -> R {
-        let state = self.lock();
+        let mut state = self.lock();
+        state.response_saved = true;
         save(
             &state.data,
             state.modified,

@@ -93,6 +93,13 @@ fn a_failing_inner_middleware_still_saves_the_session() {
         if request.path() == "/plain" {
             return Err(actix_web::error::ErrorForbidden("no"));
         }
+        if request.path() == "/read-only" {
+            let _ = request
+                .extensions()
+                .get::<Session>()
+                .map(|session| session.contains_key("user"));
+            return Err(actix_web::error::ErrorForbidden("no"));
+        }
         if request.path() == "/guarded" {
             if let Some(session) = request.extensions().get::<Session>() {
                 session.flash("please log in");
@@ -121,6 +128,17 @@ fn a_failing_inner_middleware_still_saves_the_session() {
         // as it is.
         let Err(error) =
             try_call_service(&app, TestRequest::get().uri("/plain").to_request()).await
+        else {
+            panic!("the middleware's error is passed on");
+        };
+        assert!(error
+            .as_error::<actix_web::error::InternalError<&str>>()
+            .is_some());
+        // So is one of a request that only read it (an authentication check
+        // whose error an outer middleware turns into a redirect): it would
+        // add only `Vary`, not worth hiding the error's type.
+        let Err(error) =
+            try_call_service(&app, TestRequest::get().uri("/read-only").to_request()).await
         else {
             panic!("the middleware's error is passed on");
         };

@@ -451,6 +451,65 @@ async fn writes_after_the_handler_are_saved() {
     assert_eq!(text(second).await, "Some(1)");
 }
 
+/// A write made after the layer saved the session (a task the handler
+/// spawned, a streaming body) is saved by nothing: logged once per request,
+/// for cookie and server-side sessions, and never for writes in time.
+#[tokio::test(flavor = "current_thread")]
+async fn a_write_after_the_response_is_saved_is_logged() {
+    let (logs, _guard) = LogBuffer::capture();
+    let late = "written to after its response was saved";
+    for session_type in [tessera::SessionType::Cookie, tessera::SessionType::Memory] {
+        let (sender, receiver) = tokio::sync::mpsc::unbounded_channel::<Session>();
+        let receiver = std::sync::Arc::new(tokio::sync::Mutex::new(receiver));
+        let app = Router::new()
+            .route(
+                "/in-time",
+                get(|s: Session| async move {
+                    s.insert("a", 1).ok();
+                    s.set_user_id(Some("alice"));
+                    "ok"
+                }),
+            )
+            .route(
+                "/late",
+                get(move |s: Session| {
+                    let sender = sender.clone();
+                    async move {
+                        s.insert("a", 1).ok();
+                        sender.send(s).ok();
+                        "ok"
+                    }
+                }),
+            )
+            .layer(SessionLayer::new(
+                config().session_type(session_type).build().expect("config"),
+            ));
+        let before = logs.contents().matches(late).count();
+        let response = send(&app, "GET", "/in-time", None).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(logs.contents().matches(late).count(), before);
+
+        let response = send(&app, "GET", "/late", None).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let session = receiver
+            .lock()
+            .await
+            .recv()
+            .await
+            .expect("the handler's session");
+        assert_eq!(logs.contents().matches(late).count(), before);
+        session.insert("b", 2).ok();
+        session.remove("a");
+        session.set_user_id(Some("bob"));
+        assert_eq!(
+            logs.contents().matches(late).count(),
+            before + 1,
+            "{session_type}: once per request: {}",
+            logs.contents()
+        );
+    }
+}
+
 /// test_max_cookie_size: an oversized cookie is logged as an error naming its
 /// size (and still sent), or refused with a 500 when configured.
 #[tokio::test(flavor = "current_thread")]
