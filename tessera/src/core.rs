@@ -148,7 +148,18 @@ pub(crate) struct SessionCore {
     /// The attributes around the expiry in every `Set-Cookie`: fixed by the
     /// configuration.
     cookie_attributes: CookieAttributes,
+    /// Marks a request whose session this core's layer saves, so that a
+    /// layer inside it that passes the request through can tell whether its
+    /// own configuration is the one that applies.
+    mark: LayerMark,
+    /// A differing outer layer was reported (once per layer).
+    reported_outer: std::sync::atomic::AtomicBool,
 }
+
+/// In a request's extensions beside its [`Session`]: the configuration
+/// (secrets redacted) of the layer that saves it.
+#[derive(Clone, Debug)]
+pub(crate) struct LayerMark(Arc<str>);
 
 impl SessionCore {
     /// Signed cookies for `SESSION_TYPE=cookie`, encrypted ones for
@@ -202,9 +213,38 @@ impl SessionCore {
         };
         Self {
             cookie_attributes: CookieAttributes::new(&config),
+            mark: LayerMark(Arc::from(format!("{config:?}"))),
+            reported_outer: std::sync::atomic::AtomicBool::new(false),
             config,
             backend,
             sweeper: OnceLock::new(),
+        }
+    }
+
+    /// What this core's layer puts beside the session it opens.
+    pub(crate) fn mark(&self) -> LayerMark {
+        self.mark.clone()
+    }
+
+    /// For a request whose session an outer layer saves (marked `outer`):
+    /// this layer passes it through, so its configuration does not apply
+    /// (two cookies would be sent otherwise). Said once when the outer
+    /// layer's configuration differs, where this one was likely meant to
+    /// apply (an admin area's stricter cookie, say).
+    pub(crate) fn note_passed_through(&self, outer: Option<&LayerMark>) {
+        let differs = outer.is_some_and(|outer| outer.0 != self.mark.0);
+        if differs
+            && !self
+                .reported_outer
+                .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            tracing::warn!(
+                cookie_name = %self.config.cookie_name,
+                "a session layer inside another one with a different configuration passes \
+                 its requests through: the outer layer's session, cookie and settings apply \
+                 to them, not this layer's; give the routes of each configuration their own \
+                 layer, not nested"
+            );
         }
     }
 
@@ -289,6 +329,19 @@ impl SessionCore {
                         .map(Box::from);
                     return Session::loaded(decoded.data, decoded.signed_at, payload, value.len());
                 }
+                // Only a holder of the key can sign or seal a timestamp, so
+                // a future one is a clock, not an attack, and worth a warning:
+                // servers sharing a login whose clocks differ by a fraction
+                // of a second refuse some of each other's fresh cookies.
+                Err(crate::DecodeError::Signature(crate::SignatureError::FutureTimestamp(
+                    ahead,
+                ))) => tracing::warn!(
+                    seconds_ahead = ahead,
+                    "a session cookie signed by a holder of the key is dated in the future, \
+                     so it is refused, as Flask refuses it: the clock of the server that signed \
+                     it is ahead of this one's; keep the clocks of servers sharing a login in \
+                     sync (NTP)"
+                ),
                 Err(reason) => {
                     tracing::debug!(%reason, "session cookie refused; starting an empty session")
                 }

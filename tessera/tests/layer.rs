@@ -175,6 +175,56 @@ async fn nested_layers_save_the_session_once() {
     }
 }
 
+/// A nested layer whose configuration differs from the outer one's is
+/// passed through all the same (its cookie would be a second one), and
+/// that is said once: it was likely meant to apply (an admin area's own
+/// cookie, say). The same configuration twice says nothing.
+#[tokio::test(flavor = "current_thread")]
+async fn a_nested_layer_with_another_configuration_is_reported() {
+    let (logs, _guard) = LogBuffer::capture();
+    let passed = "passes its requests through";
+    let route = || {
+        post(|s: Session| async move {
+            s.insert("k", 1).ok();
+            "set"
+        })
+    };
+    let outer = config().build().expect("config");
+    for (inner, reported) in [
+        (outer.clone(), false),
+        (
+            config()
+                .cookie_name("admin_session")
+                .build()
+                .expect("config"),
+            true,
+        ),
+    ] {
+        let app = Router::new()
+            .nest(
+                "/admin",
+                Router::new()
+                    .route("/set", route())
+                    .layer(SessionLayer::new(inner)),
+            )
+            .layer(SessionLayer::new(outer.clone()));
+        let before = logs.contents().matches(passed).count();
+        for _ in 0..2 {
+            let response = send(&app, "POST", "/admin/set", None).await;
+            assert_eq!(response.status(), StatusCode::OK);
+            let cookies = set_cookies(response.headers());
+            assert_eq!(cookies.len(), 1, "{cookies:?}");
+            assert!(cookies[0].starts_with("session="), "{cookies:?}");
+        }
+        assert_eq!(
+            logs.contents().matches(passed).count(),
+            before + usize::from(reported),
+            "{}",
+            logs.contents()
+        );
+    }
+}
+
 /// Handlers can return `Result<_, SessionError>` and use `?`: the README's
 /// login handler, as written there, and the status each error answers with.
 #[tokio::test]
@@ -449,6 +499,45 @@ async fn writes_after_the_handler_are_saved() {
     assert_eq!(text(first).await, "None");
     let second = send(&app, "GET", "/", Some(&cookie)).await;
     assert_eq!(text(second).await, "Some(1)");
+}
+
+/// A cookie signed in the future by a holder of the key is refused, as
+/// Flask refuses it, with a warning about the clocks (servers sharing a
+/// login whose clocks differ lose some logins otherwise without a word); a
+/// forged one is refused without.
+#[tokio::test(flavor = "current_thread")]
+async fn a_cookie_from_the_future_warns_about_the_clocks() {
+    let (logs, _guard) = LogBuffer::capture();
+    let clocks = "is dated in the future";
+    let mut data = tessera::Map::new();
+    data.insert("value".into(), tessera::Value::from("from another server"));
+    let ahead = std::time::SystemTime::now() + std::time::Duration::from_secs(30);
+    for session_type in [
+        tessera::SessionType::Cookie,
+        tessera::SessionType::EncryptedCookie,
+    ] {
+        let key = tessera::SecretKey::from(KEY);
+        let codec = match session_type {
+            tessera::SessionType::Cookie => tessera::CookieCodec::new(&key, &[]),
+            _ => tessera::CookieCodec::encrypted(&key, &[], "session"),
+        };
+        let app = app(config().session_type(session_type).build().expect("config"));
+        let future = codec.encode(&data, ahead);
+        let before = logs.contents().matches(clocks).count();
+        let response = send(&app, "GET", "/get", Some(&format!("session={future}"))).await;
+        assert_eq!(text(response).await, "None", "{session_type}: refused");
+        assert_eq!(
+            logs.contents().matches(clocks).count(),
+            before + 1,
+            "{session_type}: {}",
+            logs.contents()
+        );
+        let forged = tessera::CookieCodec::new(&tessera::SecretKey::from("another key"), &[])
+            .encode(&data, ahead);
+        let response = send(&app, "GET", "/get", Some(&format!("session={forged}"))).await;
+        assert_eq!(text(response).await, "None");
+        assert_eq!(logs.contents().matches(clocks).count(), before + 1);
+    }
 }
 
 /// A write made after the layer saved the session (a task the handler
