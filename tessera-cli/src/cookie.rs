@@ -327,8 +327,6 @@ fn sign(args: SignArgs) -> Result<()> {
     io::print_line(&cookie)
 }
 
-/// The reason a cookie was refused, with a hint when it looks like the other
-/// kind: signed cookies always hold dots, encrypted ones never do.
 /// Several cookies of the session's name (set for other paths or domains,
 /// say) are a common cause of lost logins, and Flask reads only the first of
 /// them, where tessera's server takes the first that verifies: say which one
@@ -363,6 +361,8 @@ fn ordinal(n: usize) -> String {
     format!("{n}{suffix}")
 }
 
+/// The reason a cookie was refused, with a hint when it looks like the other
+/// kind: signed cookies always hold dots, encrypted ones never do.
 fn refusal(err: DecodeError, cookie: &str, encrypted: bool) -> Error {
     let malformed = matches!(
         err,

@@ -52,7 +52,7 @@ use actix_web::http::StatusCode;
 use actix_web::{Error, FromRequest, HttpMessage as _, HttpRequest, HttpResponse, ResponseError};
 
 use crate::config::SessionConfig;
-use crate::core::{vary_with_cookie, Failure, Finish, LayerMark, SessionCore};
+use crate::core::{vary_with_cookie, Failure, Finish, SessionCore};
 use crate::rejection::{loaded, SessionRejection};
 use crate::session::{Session, SessionError};
 use crate::store::SessionStore;
@@ -141,9 +141,12 @@ where
     fn call(&self, request: ServiceRequest) -> Self::Future {
         // An outer middleware's session is the one used and saved (see
         // `SessionMiddleware`): saving it twice would send two cookies.
-        if request.extensions().get::<Session>().is_some() {
-            self.core
-                .note_passed_through(request.extensions().get::<LayerMark>());
+        let outer = request
+            .extensions()
+            .get::<Session>()
+            .map(|outer| outer.layer_mark().cloned());
+        if let Some(outer) = outer {
+            self.core.note_passed_through(outer.as_ref());
             let response = self.service.call(request);
             return Box::pin(async move { Ok(response.await?.map_into_left_body()) });
         }
@@ -152,7 +155,6 @@ where
             .core
             .open(cookies.map(HeaderValue::as_bytes), SystemTime::now());
         request.extensions_mut().insert(session.clone());
-        request.extensions_mut().insert(self.core.mark());
         let response = self.service.call(request);
         let core = self.core.clone();
         Box::pin(async move {

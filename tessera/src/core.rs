@@ -156,8 +156,8 @@ pub(crate) struct SessionCore {
     reported_outer: std::sync::atomic::AtomicBool,
 }
 
-/// In a request's extensions beside its [`Session`]: the configuration
-/// (secrets redacted) of the layer that saves it.
+/// On a [`Session`]: the configuration (secrets redacted) of the layer that
+/// opened it and saves it.
 #[derive(Clone, Debug)]
 pub(crate) struct LayerMark(Arc<str>);
 
@@ -221,11 +221,6 @@ impl SessionCore {
         }
     }
 
-    /// What this core's layer puts beside the session it opens.
-    pub(crate) fn mark(&self) -> LayerMark {
-        self.mark.clone()
-    }
-
     /// For a request whose session an outer layer saves (marked `outer`):
     /// this layer passes it through, so its configuration does not apply
     /// (two cookies would be sent otherwise). Said once when the outer
@@ -271,6 +266,15 @@ impl SessionCore {
     /// first one naming a live session will be used when the session is
     /// loaded.
     pub(crate) fn open<'h>(
+        &self,
+        cookie_headers: impl Iterator<Item = &'h [u8]>,
+        now: SystemTime,
+    ) -> Session {
+        self.open_session(cookie_headers, now)
+            .saved_by(self.mark.clone())
+    }
+
+    fn open_session<'h>(
         &self,
         cookie_headers: impl Iterator<Item = &'h [u8]>,
         now: SystemTime,

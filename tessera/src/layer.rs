@@ -40,7 +40,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::config::SessionConfig;
-use crate::core::{vary_with_cookie, Failure, Finish, LayerMark, SessionCore};
+use crate::core::{vary_with_cookie, Failure, Finish, SessionCore};
 use crate::session::Session;
 use crate::store::SessionStore;
 
@@ -112,9 +112,8 @@ where
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
-        if request.extensions().get::<Session>().is_some() {
-            self.core
-                .note_passed_through(request.extensions().get::<LayerMark>());
+        if let Some(outer) = request.extensions().get::<Session>() {
+            self.core.note_passed_through(outer.layer_mark());
             return ResponseFuture {
                 inner: self.inner.call(request),
                 session: None,
@@ -127,7 +126,6 @@ where
             .core
             .open(cookies.map(HeaderValue::as_bytes), SystemTime::now());
         request.extensions_mut().insert(session.clone());
-        request.extensions_mut().insert(self.core.mark());
         ResponseFuture {
             inner: self.inner.call(request),
             session: Some(session),

@@ -177,6 +177,8 @@ impl Flash {
 #[derive(Clone)]
 pub struct Session {
     state: Arc<Mutex<State>>,
+    /// The configuration of the layer that opened it and saves it.
+    saved_by: Option<crate::core::LayerMark>,
 }
 
 #[derive(Default)]
@@ -274,6 +276,7 @@ impl Session {
     /// valid session.
     pub fn new(data: Map, new: bool) -> Self {
         Self {
+            saved_by: None,
             state: Arc::new(Mutex::new(State {
                 data,
                 new,
@@ -289,6 +292,7 @@ impl Session {
         cookie_len: usize,
     ) -> Self {
         Self {
+            saved_by: None,
             state: Arc::new(Mutex::new(State {
                 data,
                 new: signed_at.is_none(),
@@ -298,6 +302,17 @@ impl Session {
                 ..State::default()
             })),
         }
+    }
+
+    /// This session, marked as opened and saved by the layer of `mark`.
+    pub(crate) fn saved_by(mut self, mark: crate::core::LayerMark) -> Self {
+        self.saved_by = Some(mark);
+        self
+    }
+
+    /// The mark of the layer that opened this session, if a layer did.
+    pub(crate) fn layer_mark(&self) -> Option<&crate::core::LayerMark> {
+        self.saved_by.as_ref()
     }
 
     /// A server-side session not loaded yet: the store is asked only when the

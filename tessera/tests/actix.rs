@@ -14,6 +14,8 @@ use tessera::{Session, SessionConfig};
 
 #[path = "common/counting_store.rs"]
 mod counting_store;
+#[path = "common/logs.rs"]
+mod logs;
 
 const KEY: &str = "actix-test-secret-key-0123456789abcdef";
 
@@ -288,6 +290,50 @@ fn nested_middleware_saves_the_session_once() {
         .await;
         assert_eq!(read_body(read).await, "Some(1) Some(1)");
     });
+}
+
+/// A scope's middleware of another configuration than the app's passes
+/// through all the same, and says so once; the same configuration says
+/// nothing.
+#[test]
+fn a_nested_middleware_with_another_configuration_is_reported() {
+    let (logs, _guard) = logs::LogBuffer::capture();
+    let passed = "passes its requests through";
+    let admin = SessionConfig::builder()
+        .secret_key(KEY)
+        .cookie_name("admin_session")
+        .build()
+        .expect("config");
+    for (inner, reported) in [(config(), false), (admin, true)] {
+        run(async {
+            let app = init_service(
+                App::new().wrap(SessionMiddleware::new(config())).service(
+                    web::scope("/admin")
+                        .wrap(SessionMiddleware::new(inner))
+                        .route(
+                            "/set",
+                            web::post().to(|s: Session| async move {
+                                s.insert("k", 1).ok();
+                                "set"
+                            }),
+                        ),
+                ),
+            )
+            .await;
+            let before = logs.contents().matches(passed).count();
+            for _ in 0..2 {
+                let response =
+                    call_service(&app, TestRequest::post().uri("/admin/set").to_request()).await;
+                assert!(cookie_pair(&response).starts_with("session="));
+            }
+            assert_eq!(
+                logs.contents().matches(passed).count(),
+                before + usize::from(reported),
+                "{}",
+                logs.contents()
+            );
+        });
+    }
 }
 
 /// Handlers returning `actix_web::Result` can use `?` on session operations:
