@@ -1032,6 +1032,15 @@ impl SessionConfigBuilder {
                  refuse such cookies, so sessions will not last"
             );
         }
+        if self.session_type == SessionType::Redis && self.key_prefix.is_empty() {
+            tracing::warn!(
+                "SESSION_KEY_PREFIX is empty: besides the sessions, tessera's index keys \
+                 `expiry` and `user:<user id>` sit at the top of the Redis database, where \
+                 keys of the same names that the application keeps would fail every save \
+                 (another kind of value) or be changed (a set); give the sessions a \
+                 database of their own"
+            );
+        }
         // Browsers keep a cookie whose name has one of these prefixes only
         // when it follows the prefix's rules (and match the prefix in any
         // case).

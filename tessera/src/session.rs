@@ -256,8 +256,10 @@ impl State {
             self.late_write_noted = true;
             tracing::warn!(
                 "a session was written to after its response was saved (from a streaming \
-                 body, a WebSocket or a spawned task?): that write is not saved; write to the \
-                 session before the handler returns its response"
+                 body, a WebSocket or a spawned task?): that write is not saved with it (of a \
+                 server-side session, only what increment, append, destroy and \
+                 log_out_everywhere do reaches the store by itself); write to the session \
+                 before the handler returns its response"
             );
         }
     }

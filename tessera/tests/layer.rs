@@ -862,6 +862,26 @@ fn a_cookie_prefix_whose_rules_are_broken_is_warned_about() {
     );
 }
 
+/// An empty Redis key prefix puts tessera's index keys among the
+/// application's: said at startup.
+#[cfg(feature = "redis")]
+#[test]
+fn an_empty_redis_key_prefix_is_warned_about() {
+    let (logs, _guard) = LogBuffer::capture();
+    let warning = "SESSION_KEY_PREFIX is empty";
+    let build = |prefix: &str| {
+        config()
+            .session_type(tessera::SessionType::Redis)
+            .key_prefix(prefix)
+            .build()
+            .expect("config")
+    };
+    build("app:");
+    assert!(!logs.contents().contains(warning), "{}", logs.contents());
+    build("");
+    assert!(logs.contents().contains(warning), "{}", logs.contents());
+}
+
 /// A weak SECRET_KEY logs a warning at startup; a strong one does not.
 #[test]
 fn weak_secret_key_logs_a_warning() {

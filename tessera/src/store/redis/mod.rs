@@ -1115,23 +1115,29 @@ impl RedisStore {
         self.link.sample_layout(&self.prefix).await
     }
 
-    /// The metadata of the sessions `ids`, in one round trip.
+    /// The metadata of the sessions `ids`, in one round trip. A session
+    /// whose key holds another kind of value (`WRONGTYPE`) fails its own
+    /// reply only, so one bad key does not fail the listing.
     async fn metadata(
         &self,
         ids: &[SessionId],
     ) -> Result<Vec<Listed<SessionInfoParts>>, StoreError> {
         let mut pipe = ::redis::pipe();
+        pipe.ignore_errors();
         for id in ids {
             pipe.cmd("HMGET")
                 .arg(self.session_key(id))
                 .arg(&[CREATED, EXPIRES, ABSOLUTE, USER]);
         }
-        let rows: Vec<MetadataRow> = self.link.read_all(&pipe).await?;
-        Ok(rows
-            .into_iter()
+        let rows: Vec<::redis::RedisResult<MetadataRow>> = self.link.read_all(&pipe).await?;
+        rows.into_iter()
             .zip(ids)
-            .map(|(row, id)| parse_metadata(row).unwrap_or_else(|error| left_out(id, &error)))
-            .collect())
+            .map(|(row, id)| match row.map_err(failed) {
+                Ok(row) => Ok(parse_metadata(row).unwrap_or_else(|error| left_out(id, &error))),
+                Err(error @ StoreError::Corrupt(_)) => Ok(left_out(id, &error)),
+                Err(error) => Err(error),
+            })
+            .collect()
     }
 }
 
