@@ -276,13 +276,18 @@ return 1
 "#;
 
 /// ARGV: prefix, now, ids. Returns per id {created, expires, absolute,
-/// owner} or nil.
+/// owner}, nil if it is gone, or the error reading it raised (a key of
+/// another kind of value), so that one bad key does not fail the listing.
 const INFO: &str = r#"
 local prefix, now = ARGV[1], tonumber(ARGV[2])
 local out = {}
 for i = 3, #ARGV do
-  local t = times(prefix, ARGV[i], now)
-  out[#out + 1] = t and {t[1], t[2], t[3], t[4]} or false
+  local ok, t = pcall(function() return times(prefix, ARGV[i], now) end)
+  if not ok then
+    out[#out + 1] = type(t) == 'table' and t.err or tostring(t)
+  else
+    out[#out + 1] = t and {t[1], t[2], t[3], t[4]} or false
+  end
 end
 return out
 "#;
@@ -646,8 +651,27 @@ impl FlaskSessionRedisStore {
         for id in ids {
             call.arg(id.as_str());
         }
-        let rows: Vec<InfoRow> = self.link.read_script(&call).await?;
+        let rows: Vec<::redis::Value> = self.link.read_script(&call).await?;
         let listed = ids.iter().zip(rows).map(|(id, row)| {
+            let row = match row {
+                // What reading this session raised in the script.
+                ::redis::Value::BulkString(error) => {
+                    let error = StoreError::Corrupt(format!(
+                        "its keys could not be read: {}",
+                        String::from_utf8_lossy(&error)
+                    ));
+                    return left_out(id, &error);
+                }
+                row => ::redis::from_redis_value::<InfoRow>(row),
+            };
+            let row = match row {
+                Ok(row) => row,
+                Err(error) => {
+                    let error =
+                        StoreError::Corrupt(format!("unexpected reply from Redis: {error}"));
+                    return left_out(id, &error);
+                }
+            };
             let Some((created, expires, absolute, user)) = row else {
                 return Listed::Gone;
             };
