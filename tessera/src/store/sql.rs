@@ -31,6 +31,11 @@ pub(super) struct ListingPage {
     cursor: String,
     exhausted: bool,
     unreadable: usize,
+    /// Unreadable rows after the last one listed: the caller's next page
+    /// starts after that one, so it reads them again; they are reported by
+    /// the page that lists nothing after them (the last one, for a caller
+    /// that pages until an empty page), not by both.
+    unreadable_after_listed: usize,
     reason: String,
 }
 
@@ -44,6 +49,7 @@ impl ListingPage {
             cursor: after.map_or_else(String::new, |id| id.as_str().to_owned()),
             exhausted: false,
             unreadable: 0,
+            unreadable_after_listed: 0,
             reason: String::new(),
         }
     }
@@ -68,9 +74,12 @@ impl ListingPage {
     {
         for row in rows {
             match info(row) {
-                Ok(info) => self.listed.push(info),
+                Ok(info) => {
+                    self.listed.push(info);
+                    self.unreadable += std::mem::take(&mut self.unreadable_after_listed);
+                }
                 Err(StoreError::Corrupt(reason)) => {
-                    self.unreadable += 1;
+                    self.unreadable_after_listed += 1;
                     self.reason = reason;
                 }
                 Err(error) => return Err(error),
@@ -83,7 +92,10 @@ impl ListingPage {
         Ok(())
     }
 
-    pub(super) fn finish(self) -> Vec<SessionInfo> {
+    pub(super) fn finish(mut self) -> Vec<SessionInfo> {
+        if self.listed.is_empty() {
+            self.unreadable += self.unreadable_after_listed;
+        }
         if self.unreadable > 0 {
             tracing::error!(
                 unreadable = self.unreadable,
