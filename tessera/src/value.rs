@@ -39,12 +39,13 @@ pub enum Value {
     /// `uuid.UUID` (tag `" u"`).
     Uuid(Uuid),
     /// `datetime.datetime` in UTC with whole seconds (tag `" d"`), years 100
-    /// to 9999. Written as Flask writes it, an HTTP date, and read as Flask
-    /// reads one: another offset or fractions of a second are lost (build it
-    /// with `Value::from(datetime)`, which drops them at once, so that the
-    /// memory store holds what the others read back), years 0 to 99 read
-    /// back as 2000 to 2068 and 1969 to 1999 (Python's two-digit years), and
-    /// a year before 1 (which Python cannot hold) reads back as null.
+    /// to 9999. Cookies and stores write it as Flask writes it, an HTTP
+    /// date, and read it as Flask reads one: another offset or fractions of
+    /// a second are lost (build it with `Value::from(datetime)`, which drops
+    /// them at once, as the memory store, which keeps values as given, then
+    /// holds them too), years 0 to 99 read back as 2000 to 2068 and 1969 to
+    /// 1999 (Python's two-digit years), and a year before 1 (which Python
+    /// cannot hold) reads back as null.
     DateTime(OffsetDateTime),
 }
 
