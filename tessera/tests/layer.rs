@@ -862,6 +862,39 @@ fn a_cookie_prefix_whose_rules_are_broken_is_warned_about() {
     );
 }
 
+/// An existing SQLite file that other users can read or change keeps its
+/// permissions, with a warning; one readable by its group only does not
+/// warn (an operator's choice, for backups say).
+#[cfg(all(feature = "sqlite", unix))]
+#[tokio::test(flavor = "current_thread")]
+async fn an_sqlite_file_others_can_read_is_warned_about() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let (logs, _guard) = LogBuffer::capture();
+    let warning = "can be read or changed by other users";
+    let dir = std::env::temp_dir().join(format!("tessera-exposed-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a directory");
+    let path = dir.join("sessions.db");
+    for (mode, warned) in [(0o600, false), (0o640, false), (0o644, true), (0o660, true)] {
+        let _ = std::fs::remove_file(&path);
+        std::fs::write(&path, b"").expect("an empty file");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+        let before = logs.contents().matches(warning).count();
+        let store = tessera::store::SqliteStore::open(&path)
+            .await
+            .expect("opens");
+        store.close().await;
+        assert_eq!(
+            logs.contents().matches(warning).count(),
+            before + usize::from(warned),
+            "{mode:o}: {}",
+            logs.contents()
+        );
+        let kept = std::fs::metadata(&path).expect("db").permissions().mode() & 0o777;
+        assert_eq!(kept, mode, "the file keeps its permissions");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// An empty Redis key prefix puts tessera's index keys among the
 /// application's: said at startup.
 #[cfg(feature = "redis")]

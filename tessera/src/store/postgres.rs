@@ -389,8 +389,10 @@ impl fmt::Debug for PostgresStore {
 #[derive(Debug, thiserror::Error)]
 #[error(
     "no connection within the acquire timeout: the server refused connections \
-     (is it running, on this host and port?), did not answer (a frozen host or a \
-     broken network), or was starting up, or every pooled connection stayed busy ({0})"
+     (is it running, on this host and port? or were its connection limits reached: \
+     max_connections, or the role's or database's CONNECTION LIMIT, with each \
+     instance of this store keeping up to its pool's size, 10 by default?), did not answer (a frozen host or a broken network), or \
+     was starting up, or every pooled connection stayed busy ({0})"
 )]
 struct NoConnection(#[source] sqlx::Error);
 

@@ -415,6 +415,8 @@ fn file_id(path: &Path) -> Option<(u64, u64)> {
 /// switched to WAL, so instances starting together would otherwise fail at
 /// once with "database is locked". Waits as long as any statement would.
 async fn connect_both(path: &Path, existing_only: bool) -> Result<ReadWrite, OpenFailure> {
+    // A file this creates is private; one that exists is looked at once.
+    warn_if_exposed(path);
     let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
     loop {
         match connect_both_once(path, existing_only).await {
@@ -530,6 +532,29 @@ fn create_private(path: &Path) -> std::io::Result<()> {
         Ok(_) => Ok(()),
         Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
         Err(error) => Err(error),
+    }
+}
+
+/// An existing database keeps its permissions (an operator may have chosen
+/// them), but one that other users can read or change hands them the
+/// session ids in it, as good as their owners' logins: said at startup.
+fn warn_if_exposed(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let Ok(metadata) = std::fs::metadata(path) else {
+            return;
+        };
+        let mode = metadata.permissions().mode() & 0o777;
+        if mode & 0o026 != 0 {
+            tracing::warn!(
+                path = %path.display(),
+                mode = %format_args!("{mode:o}"),
+                "the session database can be read or changed by other users of this machine, \
+                 and the session ids in it are as good as the visitors' logins: make it \
+                 readable and writable by its owner only (chmod 600)"
+            );
+        }
     }
 }
 
