@@ -892,6 +892,22 @@ async fn an_sqlite_file_others_can_read_is_warned_about() {
         let kept = std::fs::metadata(&path).expect("db").permissions().mode() & 0o777;
         assert_eq!(kept, mode, "the file keeps its permissions");
     }
+    // A private database whose write-ahead log others can read.
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let wal = dir.join("sessions.db-wal");
+    std::fs::write(&wal, b"").expect("a WAL file");
+    std::fs::set_permissions(&wal, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let before = logs.contents().matches(warning).count();
+    let store = tessera::store::SqliteStore::open(&path)
+        .await
+        .expect("opens");
+    store.close().await;
+    assert_eq!(logs.contents().matches(warning).count(), before + 1);
+    assert!(
+        logs.contents().contains("sessions.db-wal"),
+        "{}",
+        logs.contents()
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -443,6 +443,60 @@ async fn a_wrongly_typed_key_is_corrupt_not_unavailable() {
         let listed = store.list(None, None, 10, NOW).await.expect("a listing");
         let ids: Vec<&SessionId> = listed.iter().map(|info| &info.id).collect();
         assert_eq!(ids, [&good], "{flask_format:?}");
+
+        // A user's listing leaves out one whose metadata or value key is of
+        // another kind; "log out everywhere" and revoking do not stop at it.
+        let mut owned = Vec::new();
+        for _ in 0..4 {
+            owned.push(create(&*store, &live_record(map([("k", 1.into())]), Some("bob"))).await);
+        }
+        let replace_with_list = |key: String| {
+            let mut conn = conn.clone();
+            async move {
+                let _: i64 = ::redis::cmd("DEL")
+                    .arg(&key)
+                    .query_async(&mut conn)
+                    .await
+                    .expect("deleted");
+                let _: i64 = ::redis::cmd("RPUSH")
+                    .arg(&key)
+                    .arg("x")
+                    .query_async(&mut conn)
+                    .await
+                    .expect("a list in its place");
+            }
+        };
+        replace_with_list(format!("{prefix}{{{}}}", owned[1].as_str())).await;
+        if flask_format.is_some() {
+            replace_with_list(format!("{prefix}{}", owned[2].as_str())).await;
+        }
+        let readable: BTreeSet<&SessionId> = match flask_format {
+            None => [&owned[0], &owned[2], &owned[3]].into(),
+            Some(_) => [&owned[0], &owned[3]].into(),
+        };
+        let listed = store
+            .list(Some("bob"), None, 10, NOW)
+            .await
+            .expect("a listing");
+        let ids: BTreeSet<&SessionId> = listed.iter().map(|info| &info.id).collect();
+        assert_eq!(ids, readable, "{flask_format:?}");
+        assert!(
+            store.delete_user("bob").await.expect("every one deleted") >= 3,
+            "{flask_format:?}"
+        );
+        for id in &owned {
+            assert!(
+                matches!(store.load(id, NOW).await, Ok(None)),
+                "{flask_format:?}: {id:?} is gone"
+            );
+        }
+        let bad = create(&*store, &live_record(map([("k", 1.into())]), Some("eve"))).await;
+        replace_with_list(format!("{prefix}{{{}}}", bad.as_str())).await;
+        assert!(
+            store.delete(&bad).await.expect("revoked"),
+            "{flask_format:?}"
+        );
+        assert!(matches!(store.load(&bad, NOW).await, Ok(None)));
     }
 }
 

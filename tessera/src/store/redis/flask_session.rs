@@ -166,7 +166,7 @@ end
         code: r#"
 local function forget(prefix, sid, index)
   local meta = session_key(prefix, sid)
-  local owner = redis.call('HGET', meta, USER)
+  local owner = owner_of(meta)
   redis.call('DEL', meta)
   redis.call('ZREM', index, sid)
   if owner then redis.call('SREM', user_key(prefix, owner), sid) end
@@ -283,6 +283,10 @@ local prefix, now = ARGV[1], tonumber(ARGV[2])
 local out = {}
 for i = 3, #ARGV do
   local ok, t = pcall(function() return times(prefix, ARGV[i], now) end)
+  local kind = redis.call('TYPE', blob_key(prefix, ARGV[i])).ok
+  if ok and kind ~= 'string' and kind ~= 'none' then
+    ok, t = false, 'the session value holds a ' .. kind .. ', not a string'
+  end
   if not ok then
     out[#out + 1] = type(t) == 'table' and t.err or tostring(t)
   else
@@ -320,7 +324,8 @@ local owner_key, index, prefix, user = KEYS[1], KEYS[2], ARGV[1], ARGV[2]
 local deleted = 0
 for _, sid in ipairs(redis.call('SMEMBERS', owner_key)) do
   local meta = session_key(prefix, sid)
-  if redis.call('HGET', meta, USER) == user then
+  local owner, unreadable = owner_of(meta)
+  if owner == user or unreadable then
     deleted = deleted + redis.call('DEL', blob_key(prefix, sid))
     redis.call('DEL', meta)
     redis.call('ZREM', index, sid)

@@ -296,6 +296,20 @@ pub(super) const LUA_HELPERS: &[LuaHelper] = &[
         code: "local function user_key(prefix, user) return prefix .. 'user:' .. user end\n",
     },
     LuaHelper {
+        name: "owner_of",
+        code: r#"
+-- The user a session's metadata names, and whether that key holds another
+-- kind of value than a hash (set by hand or by another program): such a
+-- session is unreadable, and deleting it or its user's sessions must not
+-- stop at it.
+local function owner_of(key)
+  local owner = redis.pcall('HGET', key, USER)
+  if type(owner) == 'table' and owner.err then return false, true end
+  return owner, false
+end
+"#,
+    },
+    LuaHelper {
         name: "is_meta",
         code: r#"
 -- Metadata fields are NUL and a name; session keys starting with NUL are
@@ -466,7 +480,7 @@ return 1
 
 /// KEYS: session, expiry index. ARGV: prefix, id.
 const DELETE: &str = r#"
-local owner = redis.call('HGET', KEYS[1], USER)
+local owner = owner_of(KEYS[1])
 if redis.call('DEL', KEYS[1]) == 0 then return 0 end
 redis.call('ZREM', KEYS[2], ARGV[2])
 if owner then redis.call('SREM', user_key(ARGV[1], owner), ARGV[2]) end
@@ -607,8 +621,10 @@ local owner_key, index, prefix, user = KEYS[1], KEYS[2], ARGV[1], ARGV[2]
 local deleted = 0
 for _, sid in ipairs(redis.call('SMEMBERS', owner_key)) do
   local key = session_key(prefix, sid)
-  -- Members whose session is gone or changed owner are only dropped.
-  if redis.call('HGET', key, USER) == user then
+  -- Members whose session is gone or changed owner are only dropped; one
+  -- that cannot be read goes with the user's sessions.
+  local owner, unreadable = owner_of(key)
+  if owner == user or unreadable then
     redis.call('DEL', key)
     redis.call('ZREM', index, sid)
     deleted = deleted + 1
@@ -624,7 +640,9 @@ return deleted
 const PRUNE_USER: &str = r#"
 local removed = 0
 for i = 3, #ARGV do
-  if redis.call('HGET', session_key(ARGV[1], ARGV[i]), USER) ~= ARGV[2] then
+  -- One that cannot be read stays, within reach of "log out everywhere".
+  local owner, unreadable = owner_of(session_key(ARGV[1], ARGV[i]))
+  if owner ~= ARGV[2] and not unreadable then
     removed = removed + redis.call('SREM', KEYS[1], ARGV[i])
   end
 end

@@ -542,18 +542,26 @@ fn warn_if_exposed(path: &Path) {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;
-        let Ok(metadata) = std::fs::metadata(path) else {
-            return;
-        };
-        let mode = metadata.permissions().mode() & 0o777;
-        if mode & 0o026 != 0 {
+        // The `-wal` file holds the latest writes, ids included.
+        for suffix in ["", "-wal", "-shm"] {
+            let mut file = path.as_os_str().to_owned();
+            file.push(suffix);
+            let file = Path::new(&file);
+            let Ok(metadata) = std::fs::metadata(file) else {
+                continue;
+            };
+            let mode = metadata.permissions().mode() & 0o777;
+            if mode & 0o026 == 0 {
+                continue;
+            }
             tracing::warn!(
-                path = %path.display(),
+                path = %file.display(),
                 mode = %format_args!("{mode:o}"),
                 "the session database can be read or changed by other users of this machine, \
                  and the session ids in it are as good as the visitors' logins: make it \
                  readable and writable by its owner only (chmod 600)"
             );
+            return;
         }
     }
 }
