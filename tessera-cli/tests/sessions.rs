@@ -1035,3 +1035,69 @@ fn an_empty_key_prefix_is_no_prefix() {
         store.delete(&id).await.expect("clean up");
     });
 }
+
+/// Redis, both layouts: a session whose metadata cannot be read is left out
+/// of a listing and reported once, also when it is the last in id order,
+/// which the final, empty page reads again.
+#[test]
+fn a_redis_listing_reports_what_it_leaves_out_once() {
+    use tessera::store::flask_format::SerializationFormat;
+    use tessera::store::{FlaskSessionRedisStore, RedisStore, SessionStore};
+    let url = std::env::var("TESSERA_TEST_REDIS_URL").unwrap_or_else(|_| {
+        panic!("TESSERA_TEST_REDIS_URL is not set: start the servers with `eval \"$(scripts/services.sh start)\"` or run scripts/test.sh")
+    });
+    let runtime = runtime();
+    for format in [None, Some("json")] {
+        let prefix = format!("cli-left-out-{}-{}:", std::process::id(), format.is_some());
+        let store: Box<dyn SessionStore> = match format {
+            None => Box::new(RedisStore::new(&url).expect("a URL").with_prefix(&prefix)),
+            Some(_) => Box::new(
+                FlaskSessionRedisStore::new(&url, SerializationFormat::Json)
+                    .expect("a URL")
+                    .with_prefix(&prefix),
+            ),
+        };
+        let now = now();
+        let good = SessionId::generate();
+        let last = SessionId::parse(&"z".repeat(43)).expect("an id");
+        runtime.block_on(async {
+            for id in [&good, &last] {
+                assert!(store
+                    .create(id, &record(Some("ann"), now, now + 3600, None))
+                    .await
+                    .expect("create"));
+            }
+            let mut conn = redis::Client::open(url.as_str())
+                .expect("a client")
+                .get_multiplexed_async_connection()
+                .await
+                .expect("a connection");
+            let _: i64 = redis::cmd("HSET")
+                .arg(format!("{prefix}{{{}}}", last.as_str()))
+                .arg("\0created")
+                .arg("not a time")
+                .query_async(&mut conn)
+                .await
+                .expect("corrupted");
+        });
+        let mut env = vec![("SESSION_KEY_PREFIX", prefix.as_str())];
+        env.extend(format.map(|format| ("SESSION_SERIALIZATION_FORMAT", format)));
+        let out = run_in(
+            &std::env::temp_dir(),
+            &["sessions", "list", "--store", &url],
+            &env,
+        );
+        assert_eq!(out.status, Some(0), "{format:?}: {:?}", out.stderr);
+        assert!(out.stdout.contains(good.as_str()), "{}", out.stdout);
+        assert!(!out.stdout.contains(last.as_str()), "{}", out.stdout);
+        assert_eq!(
+            out.stderr.matches("left out").count(),
+            1,
+            "{format:?}: {:?}",
+            out.stderr
+        );
+        runtime.block_on(async {
+            store.delete_user("ann").await.expect("cleaned up");
+        });
+    }
+}

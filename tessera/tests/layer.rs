@@ -892,16 +892,34 @@ async fn an_sqlite_file_others_can_read_is_warned_about() {
         let kept = std::fs::metadata(&path).expect("db").permissions().mode() & 0o777;
         assert_eq!(kept, mode, "the file keeps its permissions");
     }
-    // A private database whose write-ahead log others can read.
+    // A private database whose write-ahead log others can read (the log
+    // of an instance running meanwhile).
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let running = tessera::store::SqliteStore::open(&path)
+        .await
+        .expect("opens");
+    let id = tessera::store::SessionId::generate();
+    let record = tessera::store::Record {
+        data: tessera::Map::new(),
+        user_id: None,
+        created_at: 0,
+        expires_at: u64::from(u32::MAX),
+        absolute_expires_at: None,
+    };
+    tessera::store::SessionStore::create(&running, &id, &record)
+        .await
+        .expect("a write, so the log exists");
     let wal = dir.join("sessions.db-wal");
-    std::fs::write(&wal, b"").expect("a WAL file");
     std::fs::set_permissions(&wal, std::fs::Permissions::from_mode(0o644)).expect("chmod");
     let before = logs.contents().matches(warning).count();
     let store = tessera::store::SqliteStore::open(&path)
         .await
         .expect("opens");
+    tessera::store::SessionStore::load(&store, &id, 1)
+        .await
+        .expect("opened");
     store.close().await;
+    running.close().await;
     assert_eq!(logs.contents().matches(warning).count(), before + 1);
     assert!(
         logs.contents().contains("sessions.db-wal"),

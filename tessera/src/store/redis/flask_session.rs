@@ -79,8 +79,8 @@ use ::redis::Script;
 use rand::Rng as _;
 
 use super::{
-    clamp, field_text, left_out, lua_source, parse_id, parse_time, Layout, Link, Listed, LuaHelper,
-    DEFAULT_PREFIX, LIST_FETCH, LUA_CONSTANTS, LUA_HELPERS, SCRIPTS,
+    clamp, field_text, left_out, lua_source, parse_id, parse_time, Layout, LeftOut, Link, Listed,
+    LuaHelper, DEFAULT_PREFIX, LIST_FETCH, LUA_CONSTANTS, LUA_HELPERS, SCRIPTS,
 };
 use crate::map::Map;
 use crate::store::flask_format::SerializationFormat;
@@ -665,7 +665,7 @@ impl FlaskSessionRedisStore {
                         "its keys could not be read: {}",
                         String::from_utf8_lossy(&error)
                     ));
-                    return left_out(id, &error);
+                    return left_out(error);
                 }
                 row => ::redis::from_redis_value::<InfoRow>(row),
             };
@@ -674,7 +674,7 @@ impl FlaskSessionRedisStore {
                 Err(error) => {
                     let error =
                         StoreError::Corrupt(format!("unexpected reply from Redis: {error}"));
-                    return left_out(id, &error);
+                    return left_out(error);
                 }
             };
             let Some((created, expires, absolute, user)) = row else {
@@ -695,7 +695,7 @@ impl FlaskSessionRedisStore {
                         .transpose()?,
                 })
             })();
-            parsed.map_or_else(|error| left_out(id, &error), Listed::Found)
+            parsed.map_or_else(left_out, Listed::Found)
         });
         Ok(listed.collect())
     }
@@ -884,13 +884,14 @@ impl SessionStore for FlaskSessionRedisStore {
 
         let mut found = Vec::new();
         let mut stale = Vec::new();
+        let mut left_out = LeftOut::default();
         let mut rest = &ids[start..];
         while found.len() < limit && !rest.is_empty() {
             let (chunk, tail) =
                 rest.split_at((limit - found.len()).min(LIST_FETCH).min(rest.len()));
             rest = tail;
             for (id, info) in chunk.iter().zip(self.info(chunk, now).await?) {
-                let Some(info) = info.found(id, &mut stale) else {
+                let Some(info) = info.found(id, &mut stale, &mut left_out) else {
                     continue;
                 };
                 if user_id.is_some() && info.user_id.as_deref() != user_id {
@@ -898,10 +899,12 @@ impl SessionStore for FlaskSessionRedisStore {
                     continue;
                 }
                 if now < deadline(info.expires_at, info.absolute_expires_at) {
+                    left_out.listed();
                     found.push(info);
                 }
             }
         }
+        left_out.finish(!found.is_empty());
         if let (Some(user), false) = (user_id, stale.is_empty()) {
             // The same check as the hash layout's: the owner lives in the
             // metadata hash, which is where that script looks.

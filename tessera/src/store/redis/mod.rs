@@ -1149,10 +1149,9 @@ impl RedisStore {
         }
         let rows: Vec<::redis::RedisResult<MetadataRow>> = self.link.read_all(&pipe).await?;
         rows.into_iter()
-            .zip(ids)
-            .map(|(row, id)| match row.map_err(failed) {
-                Ok(row) => Ok(parse_metadata(row).unwrap_or_else(|error| left_out(id, &error))),
-                Err(error @ StoreError::Corrupt(_)) => Ok(left_out(id, &error)),
+            .map(|row| match row.map_err(failed) {
+                Ok(row) => Ok(parse_metadata(row).unwrap_or_else(left_out)),
+                Err(error @ StoreError::Corrupt(_)) => Ok(left_out(error)),
                 Err(error) => Err(error),
             })
             .collect()
@@ -1176,17 +1175,25 @@ enum Listed<T> {
     /// Its metadata cannot be read: left out of listings (loading counts
     /// such a session absent, and one bad record must not hide the others),
     /// but kept in its user's index, within reach of "log out everywhere".
-    Unreadable,
+    Unreadable(StoreError),
     Found(T),
 }
 
 impl<T> Listed<T> {
     /// The session found, if any; a gone one's id goes to `stale`, to be
-    /// pruned from its user's index.
-    fn found<'a>(self, id: &'a SessionId, stale: &mut Vec<&'a SessionId>) -> Option<T> {
+    /// pruned from its user's index, an unreadable one to `left_out`.
+    fn found<'a>(
+        self,
+        id: &'a SessionId,
+        stale: &mut Vec<&'a SessionId>,
+        left_out: &mut LeftOut<'a>,
+    ) -> Option<T> {
         match self {
             Self::Found(found) => Some(found),
-            Self::Unreadable => None,
+            Self::Unreadable(error) => {
+                left_out.after_listed.push((id, error));
+                None
+            }
             Self::Gone => {
                 stale.push(id);
                 None
@@ -1195,14 +1202,39 @@ impl<T> Listed<T> {
     }
 }
 
-/// [`Listed::Unreadable`], logged.
-fn left_out<T>(id: &SessionId, error: &StoreError) -> Listed<T> {
-    tracing::error!(
-        session = %id.fingerprint(),
-        %error,
-        "a stored session is unreadable; left out of the listing"
-    );
-    Listed::Unreadable
+/// The sessions a listing page left out as unreadable, logged once each:
+/// those after the page's last listed session are read again by the
+/// caller's next page (which starts after that one), so they are logged by
+/// the page that lists nothing after them (the last one, for a caller that
+/// pages until an empty page).
+#[derive(Default)]
+struct LeftOut<'a> {
+    after_listed: Vec<(&'a SessionId, StoreError)>,
+}
+
+impl LeftOut<'_> {
+    /// A session was listed after those left out so far: they are this
+    /// page's to log.
+    fn listed(&mut self) {
+        for (id, error) in self.after_listed.drain(..) {
+            tracing::error!(
+                session = %id.fingerprint(),
+                %error,
+                "a stored session is unreadable; left out of the listing"
+            );
+        }
+    }
+
+    fn finish(mut self, listed_any: bool) {
+        if !listed_any {
+            self.listed();
+        }
+    }
+}
+
+/// [`Listed::Unreadable`] for `error`.
+fn left_out<T>(error: StoreError) -> Listed<T> {
+    Listed::Unreadable(error)
 }
 
 /// A metadata field read as bytes (so that one record's field that is not
@@ -1616,13 +1648,14 @@ impl SessionStore for RedisStore {
 
         let mut found = Vec::new();
         let mut stale = Vec::new();
+        let mut left_out = LeftOut::default();
         let mut rest = &ids[start..];
         while found.len() < limit && !rest.is_empty() {
             let (chunk, tail) =
                 rest.split_at((limit - found.len()).min(LIST_FETCH).min(rest.len()));
             rest = tail;
             for (id, meta) in chunk.iter().zip(self.metadata(chunk).await?) {
-                let Some(parts) = meta.found(id, &mut stale) else {
+                let Some(parts) = meta.found(id, &mut stale, &mut left_out) else {
                     continue;
                 };
                 if user_id.is_some() && parts.user_id.as_deref() != user_id {
@@ -1630,6 +1663,7 @@ impl SessionStore for RedisStore {
                     continue;
                 }
                 if parts.is_live(now) {
+                    left_out.listed();
                     found.push(SessionInfo {
                         id: id.clone(),
                         user_id: parts.user_id,
@@ -1640,6 +1674,7 @@ impl SessionStore for RedisStore {
                 }
             }
         }
+        left_out.finish(!found.is_empty());
         if let (Some(user), false) = (user_id, stale.is_empty()) {
             // Entries of sessions Redis dropped; the sweeper cleans the
             // expiry index, this is where users' sets get cleaned. Best

@@ -415,15 +415,20 @@ fn file_id(path: &Path) -> Option<(u64, u64)> {
 /// switched to WAL, so instances starting together would otherwise fail at
 /// once with "database is locked". Waits as long as any statement would.
 async fn connect_both(path: &Path, existing_only: bool) -> Result<ReadWrite, OpenFailure> {
-    // A file this creates is private; one that exists is looked at once.
-    warn_if_exposed(path);
     let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
     loop {
         match connect_both_once(path, existing_only).await {
             Err(failure) if is_busy(&failure) && std::time::Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
-            result => return result,
+            result => {
+                // Once the file is known to be a session database (a file
+                // this created is private).
+                if result.is_ok() {
+                    warn_if_exposed(path);
+                }
+                return result;
+            }
         }
     }
 }
