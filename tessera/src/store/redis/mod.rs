@@ -982,9 +982,13 @@ const SAMPLE_LAYOUT: &str = r#"
 local prefix = ARGV[1]
 for _, sid in ipairs(redis.call('ZRANGE', KEYS[1], 0, 15)) do
   if redis.call('TYPE', prefix .. sid).ok == 'string' then return 'flask-session' end
-  for _, field in ipairs(redis.call('HKEYS', prefix .. '{' .. sid .. '}')) do
-    -- Metadata fields are NUL and a name; every other field is a session key.
-    if string.byte(field, 1) ~= 0 or string.byte(field, 2) == 0 then return 'tessera' end
+  -- A key of another kind (set by hand, say) tells nothing: the next one may.
+  local fields = redis.pcall('HKEYS', prefix .. '{' .. sid .. '}')
+  if not fields.err then
+    for _, field in ipairs(fields) do
+      -- Metadata fields are NUL and a name; every other field is a session key.
+      if string.byte(field, 1) ~= 0 or string.byte(field, 2) == 0 then return 'tessera' end
+    end
   end
 end
 return ''
@@ -2531,6 +2535,20 @@ mod tests {
         assert_eq!(
             ours.sample_layout().await.expect("sampled"),
             Some(Layout::FlaskSession)
+        );
+
+        // A session key of another kind (set by hand) tells nothing, and
+        // does not fail the sample: the others tell.
+        let ours = test_store();
+        let bad = create(&ours, &record(Map::new(), None)).await;
+        let key = ours.session_key(&bad);
+        let _: i64 = raw(&ours, ::redis::cmd("DEL").arg(&key)).await;
+        let _: i64 = raw(&ours, ::redis::cmd("RPUSH").arg(&key).arg("x")).await;
+        assert_eq!(ours.sample_layout().await.expect("sampled"), None);
+        create(&ours, &record(Map::from([("k", Value::from(1))]), None)).await;
+        assert_eq!(
+            ours.sample_layout().await.expect("sampled"),
+            Some(Layout::Tessera)
         );
     }
 
