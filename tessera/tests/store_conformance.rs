@@ -375,7 +375,7 @@ async fn flask_session_layout_leaves_unreadable_sessions_out_of_listings() {
 #[tokio::test]
 async fn a_wrongly_typed_key_is_corrupt_not_unavailable() {
     let url = test_server_url("TESSERA_TEST_REDIS_URL");
-    let mut conn = ::redis::Client::open(url.as_str())
+    let conn = ::redis::Client::open(url.as_str())
         .expect("a client")
         .get_multiplexed_async_connection()
         .await
@@ -398,58 +398,6 @@ async fn a_wrongly_typed_key_is_corrupt_not_unavailable() {
                     .with_prefix(&prefix),
             ),
         };
-        let id = create(&*store, &live_record(map([("k", 1.into())]), None)).await;
-        // Where the session's fields (tessera) or its value (Flask-Session) live.
-        let key = match flask_format {
-            None => format!("{prefix}{{{}}}", id.as_str()),
-            Some(_) => format!("{prefix}{}", id.as_str()),
-        };
-        let _: i64 = ::redis::cmd("DEL")
-            .arg(&key)
-            .query_async(&mut conn)
-            .await
-            .expect("deleted");
-        let _: i64 = ::redis::cmd("RPUSH")
-            .arg(&key)
-            .arg("x")
-            .query_async(&mut conn)
-            .await
-            .expect("a list in its place");
-        let loaded = store.load(&id, NOW).await;
-        assert!(
-            matches!(loaded, Err(StoreError::Corrupt(_))),
-            "{flask_format:?}: {loaded:?}"
-        );
-        let listed = store.list(None, None, 10, NOW).await;
-        assert!(
-            !matches!(listed, Err(StoreError::Unavailable(_))),
-            "{flask_format:?}: {listed:?}"
-        );
-        // One bad key is left out of a listing, not fail it: in
-        // Flask-Session's layout, the one listings read, the metadata's.
-        let metadata = format!("{prefix}{{{}}}", id.as_str());
-        let _: i64 = ::redis::cmd("DEL")
-            .arg(&metadata)
-            .query_async(&mut conn)
-            .await
-            .expect("deleted");
-        let _: i64 = ::redis::cmd("RPUSH")
-            .arg(&metadata)
-            .arg("x")
-            .query_async(&mut conn)
-            .await
-            .expect("a list in its place");
-        let good = create(&*store, &live_record(map([("k", 2.into())]), None)).await;
-        let listed = store.list(None, None, 10, NOW).await.expect("a listing");
-        let ids: Vec<&SessionId> = listed.iter().map(|info| &info.id).collect();
-        assert_eq!(ids, [&good], "{flask_format:?}");
-
-        // A user's listing leaves out one whose metadata or value key is of
-        // another kind; "log out everywhere" and revoking do not stop at it.
-        let mut owned = Vec::new();
-        for _ in 0..4 {
-            owned.push(create(&*store, &live_record(map([("k", 1.into())]), Some("bob"))).await);
-        }
         let replace_with_list = |key: String| {
             let mut conn = conn.clone();
             async move {
@@ -466,6 +414,37 @@ async fn a_wrongly_typed_key_is_corrupt_not_unavailable() {
                     .expect("a list in its place");
             }
         };
+        let id = create(&*store, &live_record(map([("k", 1.into())]), None)).await;
+        // Where the session's fields (tessera) or its value (Flask-Session) live.
+        let key = match flask_format {
+            None => format!("{prefix}{{{}}}", id.as_str()),
+            Some(_) => format!("{prefix}{}", id.as_str()),
+        };
+        replace_with_list(key).await;
+        let loaded = store.load(&id, NOW).await;
+        assert!(
+            matches!(loaded, Err(StoreError::Corrupt(_))),
+            "{flask_format:?}: {loaded:?}"
+        );
+        let listed = store.list(None, None, 10, NOW).await;
+        assert!(
+            !matches!(listed, Err(StoreError::Unavailable(_))),
+            "{flask_format:?}: {listed:?}"
+        );
+        // One bad key is left out of a listing, not fail it: in
+        // Flask-Session's layout, the one listings read, the metadata's.
+        replace_with_list(format!("{prefix}{{{}}}", id.as_str())).await;
+        let good = create(&*store, &live_record(map([("k", 2.into())]), None)).await;
+        let listed = store.list(None, None, 10, NOW).await.expect("a listing");
+        let ids: Vec<&SessionId> = listed.iter().map(|info| &info.id).collect();
+        assert_eq!(ids, [&good], "{flask_format:?}");
+
+        // A user's listing leaves out one whose metadata or value key is of
+        // another kind; "log out everywhere" and revoking do not stop at it.
+        let mut owned = Vec::new();
+        for _ in 0..4 {
+            owned.push(create(&*store, &live_record(map([("k", 1.into())]), Some("bob"))).await);
+        }
         replace_with_list(format!("{prefix}{{{}}}", owned[1].as_str())).await;
         if flask_format.is_some() {
             replace_with_list(format!("{prefix}{}", owned[2].as_str())).await;
