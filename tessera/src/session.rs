@@ -162,8 +162,9 @@ impl Flash {
 /// A cheap handle (clone it freely) to state shared by everything that handles
 /// one request; the [`SessionLayer`](crate::SessionLayer) saves it when the
 /// response is ready, before its body is sent (a write after that, from a
-/// streaming body or a spawned task, is not saved, and is logged). Reading marks the session *accessed* (the response then
-/// varies by cookie); writing marks it *modified* (the cookie is sent again).
+/// streaming body or a spawned task, is not saved, and is logged). Reading
+/// marks the session *accessed* (the response then varies by cookie);
+/// writing marks it *modified* (the cookie is sent again).
 ///
 /// ```
 /// # fn demo(session: tessera::Session) -> Result<(), tessera::SessionError> {
