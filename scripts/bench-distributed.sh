@@ -124,7 +124,7 @@ count_requests() { # a b kind cookie
 }
 
 pg "ALTER SYSTEM SET log_statement = 'all'"
-pg "SELECT pg_reload_conf()"
+pg "SELECT pg_reload_conf()" >/dev/null
 for mode in "${modes[@]}"; do
     echo "bench-distributed: $mode, counting round trips" >&2
     start_demo "$mode" "$mode-count-a"; a=$port
@@ -152,7 +152,7 @@ for mode in "${modes[@]}"; do
     stop_demos
 done
 pg "ALTER SYSTEM RESET log_statement"
-pg "SELECT pg_reload_conf()"
+pg "SELECT pg_reload_conf()" >/dev/null
 
 # 3. Bytes per stored session.
 for mode in "${modes[@]}"; do
