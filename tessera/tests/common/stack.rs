@@ -323,6 +323,10 @@ pub(crate) async fn serve(
         base,
         client: reqwest::Client::builder()
             .no_proxy()
+            // Well within actix-web's 5 s keep-alive: a connection reused
+            // just as the server closes it fails the request (a test that
+            // waits on Python between requests on a busy machine did).
+            .pool_idle_timeout(std::time::Duration::from_secs(2))
             .build()
             .expect("a client"),
         stop: Some(stop),
