@@ -79,7 +79,7 @@ use ::redis::Script;
 use rand::Rng as _;
 
 use super::{
-    clamp, field_text, left_out, lua_source, parse_id, parse_time, Layout, LeftOut, Link, Listed,
+    clamp, field_text, field_time, lua_source, parse_id, parse_time, Layout, LeftOut, Link, Listed,
     LuaHelper, DEFAULT_PREFIX, LIST_FETCH, LUA_CONSTANTS, LUA_HELPERS, SCRIPTS,
 };
 use crate::map::Map;
@@ -665,7 +665,7 @@ impl FlaskSessionRedisStore {
                         "its keys could not be read: {}",
                         String::from_utf8_lossy(&error)
                     ));
-                    return left_out(error);
+                    return Listed::Unreadable(error);
                 }
                 row => ::redis::from_redis_value::<InfoRow>(row),
             };
@@ -674,28 +674,27 @@ impl FlaskSessionRedisStore {
                 Err(error) => {
                     let error =
                         StoreError::Corrupt(format!("unexpected reply from Redis: {error}"));
-                    return left_out(error);
+                    return Listed::Unreadable(error);
                 }
             };
             let Some((created, expires, absolute, user)) = row else {
                 return Listed::Gone;
             };
-            let time = |field: Vec<u8>, name: &str| parse_time(&field_text(field, name)?, name);
             let parsed = (|| {
                 Ok::<_, StoreError>(SessionInfo {
                     id: id.clone(),
                     user_id: user.map(|user| field_text(user, "user")).transpose()?,
                     created_at: created
-                        .map(|at| time(at, "created_at"))
+                        .map(|at| field_time(at, "created_at"))
                         .transpose()?
                         .unwrap_or(now),
-                    expires_at: time(expires, "expires_at")?,
+                    expires_at: field_time(expires, "expires_at")?,
                     absolute_expires_at: absolute
-                        .map(|at| time(at, "absolute_expires_at"))
+                        .map(|at| field_time(at, "absolute_expires_at"))
                         .transpose()?,
                 })
             })();
-            parsed.map_or_else(left_out, Listed::Found)
+            parsed.map_or_else(Listed::Unreadable, Listed::Found)
         });
         Ok(listed.collect())
     }

@@ -1154,8 +1154,8 @@ impl RedisStore {
         let rows: Vec<::redis::RedisResult<MetadataRow>> = self.link.read_all(&pipe).await?;
         rows.into_iter()
             .map(|row| match row.map_err(failed) {
-                Ok(row) => Ok(parse_metadata(row).unwrap_or_else(left_out)),
-                Err(error @ StoreError::Corrupt(_)) => Ok(left_out(error)),
+                Ok(row) => Ok(parse_metadata(row).unwrap_or_else(Listed::Unreadable)),
+                Err(error @ StoreError::Corrupt(_)) => Ok(Listed::Unreadable(error)),
                 Err(error) => Err(error),
             })
             .collect()
@@ -1236,16 +1236,16 @@ impl LeftOut<'_> {
     }
 }
 
-/// [`Listed::Unreadable`] for `error`.
-fn left_out<T>(error: StoreError) -> Listed<T> {
-    Listed::Unreadable(error)
-}
-
 /// A metadata field read as bytes (so that one record's field that is not
 /// UTF-8 fails that record, not the whole reply), as text.
 fn field_text(field: Vec<u8>, name: &str) -> Result<String, StoreError> {
     String::from_utf8(field)
         .map_err(|_| StoreError::Corrupt(format!("a stored session's {name} is not text")))
+}
+
+/// A metadata field read as bytes, as a time.
+fn field_time(field: Vec<u8>, name: &str) -> Result<u64, StoreError> {
+    parse_time(&field_text(field, name)?, name)
 }
 
 struct SessionInfoParts {
@@ -1261,12 +1261,11 @@ fn parse_metadata(
     let (Some(created), Some(expires)) = (created, expires) else {
         return Ok(Listed::Gone);
     };
-    let time = |field: Vec<u8>, name: &str| parse_time(&field_text(field, name)?, name);
     Ok(Listed::Found(SessionInfoParts {
-        created_at: time(created, "created_at")?,
-        expires_at: time(expires, "expires_at")?,
+        created_at: field_time(created, "created_at")?,
+        expires_at: field_time(expires, "expires_at")?,
         absolute_expires_at: absolute
-            .map(|at| time(at, "absolute_expires_at"))
+            .map(|at| field_time(at, "absolute_expires_at"))
             .transpose()?,
         user_id: user.map(|user| field_text(user, "user")).transpose()?,
     }))
