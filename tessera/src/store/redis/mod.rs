@@ -508,7 +508,7 @@ return 1
 
 /// KEYS: session. ARGV: now, field, by. Returns the value before as text
 /// ('' for none) once incremented, 0 if no live session, 2 on overflow, {3,
-/// current} if not an integer. Success is a plain string: building and
+/// current} if not an integer, Redis' own error if it refuses the write. Success is a plain string: building and
 /// sending a table costs Redis about a microsecond, an eighth of the script.
 const INCREMENT: &str = r#"
 local key, field = KEYS[1], ARGV[2]
@@ -528,7 +528,10 @@ end
 local result = redis.pcall('HINCRBY', key, field, ARGV[3])
 if type(result) == 'table' and result.err then
   if string.find(result.err, 'overflow', 1, true) then return 2 end
-  return {3, current}
+  if string.find(result.err, 'not an integer', 1, true) then return {3, current} end
+  -- Redis refusing the write (out of memory, a read-only replica) is no
+  -- fault of the value: the caller sees Redis' own error.
+  return result
 end
 -- Never '' otherwise: HINCRBY refuses an empty value.
 return current or ''
@@ -2200,6 +2203,47 @@ mod tests {
             .find_map(|line| line.strip_prefix(&format!("cmdstat_{command}:calls=")))
             .and_then(|rest| rest.split(',').next())
             .map_or(0, |calls| calls.parse().expect("a count"))
+    }
+
+    #[tokio::test]
+    async fn writes_redis_refuses_are_unavailable_not_corrupt() {
+        // Its own server: running out of memory is a setting of the whole server.
+        let (_server, port, _) = OwnServer::on_a_free_port("refused-writes");
+        let store = RedisStore::new(&format!("redis://127.0.0.1:{port}/0")).expect("a Redis URL");
+        let mut data = Map::new();
+        data.insert("n".to_owned(), Value::from(41));
+        data.insert("list".to_owned(), Value::List(vec![Value::from(1)]));
+        let id = create(&store, &record(data, None)).await;
+        let _: () = raw(
+            &store,
+            ::redis::cmd("CONFIG")
+                .arg("SET")
+                .arg("maxmemory-policy")
+                .arg("noeviction")
+                .arg("maxmemory")
+                .arg(1),
+        )
+        .await;
+        let increment = store.increment(&id, "n", 1, NOW).await;
+        assert!(
+            matches!(&increment, Err(StoreError::Unavailable(error)) if error.to_string().contains("OOM")),
+            "{increment:?}"
+        );
+        let append = store.append(&id, "list", &Value::from(2), NOW).await;
+        assert!(
+            matches!(&append, Err(StoreError::Unavailable(error)) if error.to_string().contains("OOM")),
+            "{append:?}"
+        );
+        let _: () = raw(
+            &store,
+            ::redis::cmd("CONFIG").arg("SET").arg("maxmemory").arg(0),
+        )
+        .await;
+        assert_eq!(
+            store.increment(&id, "n", 1, NOW).await.expect("increment"),
+            Some(42),
+            "nothing was lost"
+        );
     }
 
     #[tokio::test]
