@@ -142,7 +142,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -726,6 +726,9 @@ pub(super) struct Link {
     next: AtomicUsize,
     /// The last failed attempt to connect, while it is recent.
     connect_failure: Mutex<Option<(Instant, RedisError)>>,
+    /// Whether the server's eviction policy was looked at (once, on the
+    /// first connection).
+    eviction_checked: AtomicBool,
 }
 
 /// One of a store's connections, made on first use.
@@ -746,6 +749,28 @@ impl Slot {
         let answered_at = self.answered_at_ms.load(Ordering::Relaxed);
         Duration::from_millis(super::monotonic_millis().saturating_sub(answered_at))
     }
+}
+
+/// What to tell the operator of a Redis whose `INFO memory` is `info`, when
+/// it evicts keys once full.
+fn eviction_warning(info: &str) -> Option<String> {
+    let field = |name: &str| {
+        info.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
+            .map(str::trim)
+    };
+    let limit: u64 = field("maxmemory")?.parse().ok()?;
+    let policy = field("maxmemory_policy")?;
+    (limit > 0 && policy != "noeviction").then(|| {
+        format!(
+            "the Redis session store evicts keys when full (maxmemory {limit} bytes, \
+             maxmemory-policy {policy}): an evicted session logs its visitor out, and an \
+             evicted index leaves live sessions out of \"log out everywhere\", revoking a \
+             user's sessions and listings, without any error; set maxmemory-policy \
+             noeviction (a full Redis then refuses writes, answered 503) or give sessions \
+             a Redis of their own"
+        )
+    })
 }
 
 /// Whether `url` asks redis-rs for TLS.
@@ -796,6 +821,7 @@ impl Link {
             taking_turns: 1,
             next: AtomicUsize::new(0),
             connect_failure: Mutex::new(None),
+            eviction_checked: AtomicBool::new(false),
         })
     }
 
@@ -869,13 +895,42 @@ impl Link {
             .set_response_timeout(Some(RESPONSE_TIMEOUT))
             .set_number_of_retries(CONNECT_RETRIES);
         let connected = ConnectionManager::new_with_config(self.client.clone(), config).await;
-        if let Err(error) = &connected {
-            *self
-                .connect_failure
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner) = Some((Instant::now(), error.clone()));
+        match &connected {
+            Err(error) => {
+                *self
+                    .connect_failure
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) =
+                    Some((Instant::now(), error.clone()));
+            }
+            Ok(manager) if !self.eviction_checked.swap(true, Ordering::Relaxed) => {
+                self.warn_if_evicting(manager.clone()).await;
+            }
+            Ok(_) => {}
         }
         connected
+    }
+
+    /// Warns when the server may evict keys: an evicted session logs its
+    /// visitor out, but an evicted index (a user's set, the expiry index)
+    /// leaves live sessions out of "log out everywhere" and listings,
+    /// without any error. `INFO` rather than `CONFIG GET`, which managed
+    /// services often disable; a server that answers neither is not judged.
+    async fn warn_if_evicting(&self, mut manager: ConnectionManager) {
+        let info: Result<String, _> = ::redis::cmd("INFO")
+            .arg("memory")
+            .query_async(&mut manager)
+            .await;
+        match info {
+            Ok(info) => {
+                if let Some(warning) = eviction_warning(&info) {
+                    tracing::warn!(address = %self.address(), "{warning}");
+                }
+            }
+            Err(error) => {
+                tracing::debug!(%error, "could not read the Redis server's eviction policy");
+            }
+        }
     }
 
     /// The error of the last attempt to connect if it failed within
@@ -2203,6 +2258,113 @@ mod tests {
             .find_map(|line| line.strip_prefix(&format!("cmdstat_{command}:calls=")))
             .and_then(|rest| rest.split(',').next())
             .map_or(0, |calls| calls.parse().expect("a count"))
+    }
+
+    #[test]
+    fn a_redis_that_evicts_when_full_is_warned_about() {
+        let info = |limit: &str, policy: &str| {
+            format!(
+                "# Memory\r\nused_memory:1000\r\nmaxmemory:{limit}\r\n\
+                 maxmemory_human:x\r\nmaxmemory_policy:{policy}\r\n"
+            )
+        };
+        for policy in [
+            "allkeys-lru",
+            "volatile-lru",
+            "volatile-ttl",
+            "allkeys-random",
+        ] {
+            let warning = eviction_warning(&info("1048576", policy)).expect(policy);
+            assert!(
+                warning.contains(policy) && warning.contains("1048576"),
+                "{warning}"
+            );
+            assert!(warning.contains("maxmemory-policy noeviction"), "{warning}");
+            // No limit: nothing is evicted.
+            assert_eq!(eviction_warning(&info("0", policy)), None);
+        }
+        assert_eq!(eviction_warning(&info("1048576", "noeviction")), None);
+        // A server that does not say is not judged.
+        assert_eq!(eviction_warning("# Memory\r\nused_memory:1\r\n"), None);
+        assert_eq!(eviction_warning(""), None);
+    }
+
+    #[tokio::test]
+    async fn the_first_connection_warns_of_a_server_that_evicts() {
+        #[derive(Clone, Default)]
+        struct Lines(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Lines {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().expect("lock").extend_from_slice(bytes);
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let lines = Lines::default();
+        let writer = lines.clone();
+        let _guard = tracing::subscriber::set_default(
+            tracing_subscriber::fmt()
+                .with_writer(move || writer.clone())
+                .with_ansi(false)
+                .finish(),
+        );
+        let logged = || String::from_utf8_lossy(&lines.0.lock().expect("lock")).into_owned();
+
+        let (_server, port, _) = OwnServer::on_a_free_port("evicting");
+        let url = format!("redis://127.0.0.1:{port}/0");
+        let store = RedisStore::new(&url).expect("a Redis URL");
+        let _: () = raw(
+            &store,
+            ::redis::cmd("CONFIG")
+                .arg("SET")
+                .arg("maxmemory-policy")
+                .arg("allkeys-lru")
+                .arg("maxmemory")
+                .arg(100_000_000),
+        )
+        .await;
+        assert!(
+            !logged().contains("evicts"),
+            "this store connected before: {}",
+            logged()
+        );
+        // Every store checks on its first connection, and once.
+        let store = RedisStore::new(&url)
+            .expect("a Redis URL")
+            .with_connections(2);
+        for _ in 0..4 {
+            store.load(&SessionId::generate(), NOW).await.expect("load");
+        }
+        assert_eq!(
+            logged().matches("evicts keys when full").count(),
+            1,
+            "{}",
+            logged()
+        );
+        assert!(
+            logged().contains("maxmemory-policy allkeys-lru"),
+            "{}",
+            logged()
+        );
+
+        let _: () = raw(
+            &store,
+            ::redis::cmd("CONFIG")
+                .arg("SET")
+                .arg("maxmemory-policy")
+                .arg("noeviction"),
+        )
+        .await;
+        let quiet = RedisStore::new(&url).expect("a Redis URL");
+        quiet.load(&SessionId::generate(), NOW).await.expect("load");
+        assert_eq!(
+            logged().matches("evicts keys when full").count(),
+            1,
+            "{}",
+            logged()
+        );
     }
 
     #[tokio::test]
