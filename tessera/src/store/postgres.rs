@@ -1184,26 +1184,21 @@ impl SessionStore for PostgresStore {
         let pool = self.pool().await?;
         let mut page = ListingPage::new(after, limit);
         while let Some((after, wanted)) = page.wanted() {
-            let rows = match user_id {
-                Some(user_id) => {
-                    sqlx::query(LIST_BY_USER)
-                        .bind(user_id)
+            let query = match user_id {
+                Some(user_id) => sqlx::query(LIST_BY_USER).bind(user_id),
+                None => sqlx::query(LIST_ALL),
+            };
+            let rows = self
+                .bounded(async {
+                    query
                         .bind(after)
                         .bind(sql_time(now))
                         .bind(sql_count(wanted))
                         .fetch_all(pool)
                         .await
-                }
-                None => {
-                    sqlx::query(LIST_ALL)
-                        .bind(after)
-                        .bind(sql_time(now))
-                        .bind(sql_count(wanted))
-                        .fetch_all(pool)
-                        .await
-                }
-            }
-            .map_err(db)?;
+                        .map_err(db)
+                })
+                .await?;
             page.take(&rows, wanted, session_info)?;
         }
         Ok(page.finish())
@@ -1232,12 +1227,17 @@ impl SessionStore for PostgresStore {
         if batch == 0 {
             return Ok(0);
         }
-        let purged = sqlx::query(PURGE)
-            .bind(sql_time(now))
-            .bind(sql_count(batch))
-            .execute(self.pool().await?)
-            .await
-            .map_err(db)?
+        let pool = self.pool().await?;
+        let purged = self
+            .bounded(async {
+                sqlx::query(PURGE)
+                    .bind(sql_time(now))
+                    .bind(sql_count(batch))
+                    .execute(pool)
+                    .await
+                    .map_err(db)
+            })
+            .await?
             .rows_affected();
         Ok(purged)
     }
@@ -1667,6 +1667,12 @@ mod tests {
                 .append(&id, "l", &Value::from(1), NOW)
                 .await
                 .map(|_| ()),
+            // Listings and sweeps too (`tessera sessions` waited for as
+            // long as the lock was held).
+            store.list(None, None, 10, NOW).await.map(|_| ()),
+            store.list(Some("alice"), None, 10, NOW).await.map(|_| ()),
+            store.delete_user("alice").await.map(|_| ()),
+            store.purge_expired(NOW, 10).await.map(|_| ()),
         ];
         for outcome in stalled {
             let error = outcome.expect_err("the table is locked");
