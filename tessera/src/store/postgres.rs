@@ -19,9 +19,11 @@
 //! they are next taken from the pool after sitting unused for 10 ms and
 //! replaced (under load, by the operation that finds one dead, which fails).
 //! Connections opened while the database was read-only (a primary demoted
-//! to a standby, `default_transaction_read_only`) stay read-only: once a
-//! write is refused for that, every connection opened before is replaced,
-//! so writes work again as soon as the database takes them.
+//! to a standby, `default_transaction_read_only`) stay read-only, and those
+//! opened while it had a short `statement_timeout` or `lock_timeout` keep
+//! it: once a statement is refused for one of these, every connection
+//! opened before is replaced, so the store works again as soon as the
+//! setting is undone.
 //!
 //! ```no_run
 //! use tessera::store::{PostgresStore, Record, SessionId, SessionStore};
@@ -98,20 +100,26 @@ const DEFAULT_MAX_CONNECTIONS: u32 = 10;
 /// each connection after it.
 const PING_IF_IDLE_FOR: Duration = Duration::from_millis(10);
 
-/// When a statement was last refused as a write in a read-only transaction
-/// (SQLSTATE 25006), in [`monotonic_millis`](super::monotonic_millis) plus
-/// one; 0 for never.
+/// When a statement was last refused for a setting a connection takes when
+/// it is opened, in [`monotonic_millis`](super::monotonic_millis) plus one;
+/// 0 for never: a write in a read-only transaction (SQLSTATE 25006), a
+/// statement cancelled by `statement_timeout` (57014) or a lock wait cut
+/// short by `lock_timeout` (55P03).
 /// A database set read-only (`default_transaction_read_only`, or a primary
-/// demoted to a standby in a failover) makes every connection opened
-/// meanwhile read-only for its whole life, long after the database is
-/// writable again. So connections opened before such a refusal are closed
+/// demoted to a standby in a failover), or given a short timeout by
+/// `ALTER DATABASE … SET` or `ALTER ROLE … SET`, passes the setting to every
+/// connection opened meanwhile, for its whole life, long after the setting
+/// is undone. So connections opened before such a refusal are closed
 /// instead of used again, and their replacements get the setting of now.
-static READ_ONLY_SEEN: AtomicU64 = AtomicU64::new(0);
+static SETTING_REFUSAL_SEEN: AtomicU64 = AtomicU64::new(0);
 
-/// Whether a connection `age` old was opened before the last refusal of a
-/// write as read-only.
-fn opened_before_read_only_seen(age: Duration) -> bool {
-    let seen = READ_ONLY_SEEN.load(Ordering::Relaxed);
+/// The SQLSTATEs of refusals that come from a connection's settings.
+const SETTING_REFUSALS: [&str; 3] = ["25006", "57014", "55P03"];
+
+/// Whether a connection `age` old was opened before the last refusal that
+/// its settings may have caused.
+fn opened_before_setting_refusal(age: Duration) -> bool {
+    let seen = SETTING_REFUSAL_SEEN.load(Ordering::Relaxed);
     if seen == 0 {
         return false;
     }
@@ -132,17 +140,18 @@ fn connection_lost(error: &sqlx::Error) -> bool {
     }
 }
 
-/// A database error as a store error, noting a refusal as read-only.
+/// A database error as a store error, noting a refusal for a connection's
+/// settings.
 fn db(error: sqlx::Error) -> StoreError {
     if matches!(error, sqlx::Error::PoolTimedOut) {
         return StoreError::unavailable(NoConnection(error));
     }
-    let read_only = error
+    let refused_for_a_setting = error
         .as_database_error()
         .and_then(|database| database.code())
-        .is_some_and(|code| code == "25006");
-    if read_only {
-        READ_ONLY_SEEN.store(super::monotonic_millis() + 1, Ordering::Relaxed);
+        .is_some_and(|code| SETTING_REFUSALS.contains(&code.as_ref()));
+    if refused_for_a_setting {
+        SETTING_REFUSAL_SEEN.store(super::monotonic_millis() + 1, Ordering::Relaxed);
     }
     super::sql::db(error)
 }
@@ -606,7 +615,7 @@ impl PostgresStore {
                 .test_before_acquire(false)
                 .before_acquire(move |conn, meta| {
                     Box::pin(async move {
-                        if opened_before_read_only_seen(meta.age) {
+                        if opened_before_setting_refusal(meta.age) {
                             return Ok(false);
                         }
                         if meta.idle_for >= ping_if_idle_for {
@@ -616,7 +625,7 @@ impl PostgresStore {
                     })
                 })
                 .after_release(|_, meta| {
-                    Box::pin(async move { Ok(!opened_before_read_only_seen(meta.age)) })
+                    Box::pin(async move { Ok(!opened_before_setting_refusal(meta.age)) })
                 })
                 .connect_lazy_with(self.options.clone())
         });
@@ -1854,6 +1863,108 @@ mod tests {
         }
         store.close().await;
         drop_database(admin, &database).await;
+    }
+
+    /// Likewise a short `lock_timeout` (or `statement_timeout`) given to the
+    /// database: connections opened meanwhile keep it after it is undone,
+    /// until a statement it cut short has them replaced.
+    #[tokio::test]
+    async fn lock_waits_work_again_once_a_short_lock_timeout_is_undone() {
+        let database = fresh_name("lt");
+        let mut admin = PgConnection::connect(&server_url()).await.expect("connect");
+        sqlx::raw_sql(&format!("CREATE DATABASE {database}"))
+            .execute(&mut admin)
+            .await
+            .expect("create the database");
+        let store = PostgresStore {
+            options: PgConnectOptions::from_str(&server_url())
+                .expect("url")
+                .database(&database),
+            ..PostgresStore::new(&server_url())
+                .expect("url")
+                .with_max_connections(2)
+        };
+        let fresh = record(Map::new(), None, NOW + 10);
+        let create = || {
+            let (store, fresh) = (&store, &fresh);
+            async move { store.create(&SessionId::generate(), fresh).await }
+        };
+        assert!(create().await.expect("create"));
+        let mut holder = PgConnection::connect_with(
+            &PgConnectOptions::from_str(&server_url())
+                .expect("url")
+                .database(&database),
+        )
+        .await
+        .expect("connect");
+        let lock = "BEGIN; LOCK TABLE tessera_sessions IN SHARE MODE";
+
+        sqlx::raw_sql(&format!(
+            "ALTER DATABASE {database} SET lock_timeout = '1ms'"
+        ))
+        .execute(&mut admin)
+        .await
+        .expect("lock_timeout");
+        sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> $2")
+            .bind(&database)
+            .bind(holder_pid(&mut holder).await)
+            .execute(&mut admin)
+            .await
+            .expect("terminate");
+        tokio::time::sleep(PING_IF_IDLE_FOR * 5).await;
+        sqlx::raw_sql(lock)
+            .execute(&mut holder)
+            .await
+            .expect("lock");
+        let mut refused = None;
+        for _ in 0..5 {
+            match create().await {
+                Err(error) if error.to_string().contains("lock timeout") => {
+                    refused = Some(error);
+                    break;
+                }
+                _ => tokio::time::sleep(PING_IF_IDLE_FOR * 5).await,
+            }
+        }
+        assert!(refused.is_some(), "a lock wait cut short");
+        sqlx::raw_sql("ROLLBACK")
+            .execute(&mut holder)
+            .await
+            .expect("release");
+
+        sqlx::raw_sql(&format!("ALTER DATABASE {database} RESET lock_timeout"))
+            .execute(&mut admin)
+            .await
+            .expect("reset");
+        // Now a write waits out a lock held for a moment, as it should.
+        for attempt in 0..3 {
+            sqlx::raw_sql(lock)
+                .execute(&mut holder)
+                .await
+                .expect("lock");
+            let release = async {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                sqlx::raw_sql("ROLLBACK")
+                    .execute(&mut holder)
+                    .await
+                    .expect("release");
+            };
+            let (created, ()) = tokio::join!(create(), release);
+            assert!(
+                created.expect("a write once the timeout is undone"),
+                "attempt {attempt}"
+            );
+        }
+        holder.close().await.expect("close");
+        store.close().await;
+        drop_database(admin, &database).await;
+    }
+
+    async fn holder_pid(conn: &mut PgConnection) -> i32 {
+        sqlx::query_scalar("SELECT pg_backend_pid()")
+            .fetch_one(conn)
+            .await
+            .expect("pid")
     }
 
     #[tokio::test]
