@@ -116,6 +116,21 @@ static SETTING_REFUSAL_SEEN: AtomicU64 = AtomicU64::new(0);
 /// The SQLSTATEs of refusals that come from a connection's settings.
 const SETTING_REFUSALS: [&str; 3] = ["25006", "57014", "55P03"];
 
+/// How many statements found a table of the store missing (SQLSTATE 42P01,
+/// the tables dropped while the application runs): each store looks at its
+/// schema again before its next operation, and creates them again.
+static MISSING_TABLE_SEEN: AtomicU64 = AtomicU64::new(0);
+
+/// PostgreSQL's "undefined table".
+const UNDEFINED_TABLE: &str = "42P01";
+
+/// The SQLSTATE of a server's error.
+fn code_of(error: &sqlx::Error) -> Option<std::borrow::Cow<'_, str>> {
+    error
+        .as_database_error()
+        .and_then(|database| database.code())
+}
+
 /// Whether a connection `age` old was opened before the last refusal that
 /// its settings may have caused.
 fn opened_before_setting_refusal(age: Duration) -> bool {
@@ -146,12 +161,13 @@ fn db(error: sqlx::Error) -> StoreError {
     if matches!(error, sqlx::Error::PoolTimedOut) {
         return StoreError::unavailable(NoConnection(error));
     }
-    let refused_for_a_setting = error
-        .as_database_error()
-        .and_then(|database| database.code())
-        .is_some_and(|code| SETTING_REFUSALS.contains(&code.as_ref()));
+    let refused_for_a_setting =
+        code_of(&error).is_some_and(|code| SETTING_REFUSALS.contains(&code.as_ref()));
     if refused_for_a_setting {
         SETTING_REFUSAL_SEEN.store(super::monotonic_millis() + 1, Ordering::Relaxed);
+    }
+    if code_of(&error).is_some_and(|code| code == UNDEFINED_TABLE) {
+        MISSING_TABLE_SEEN.fetch_add(1, Ordering::Release);
     }
     super::sql::db(error)
 }
@@ -378,6 +394,9 @@ pub struct PostgresStore {
     /// initialisation would queue callers: while the server is down, each
     /// waiting request would then wait for every attempt before its own.
     ready: AtomicBool,
+    /// [`MISSING_TABLE_SEEN`] when the schema was last found current: a
+    /// newer count has the next operation look again.
+    checked_after: AtomicU64,
 }
 
 /// By hand: the connection options hold the password.
@@ -501,6 +520,7 @@ impl PostgresStore {
             ping_if_idle_for: PING_IF_IDLE_FOR,
             pool: OnceLock::new(),
             ready: AtomicBool::new(false),
+            checked_after: AtomicU64::new(0),
         })
     }
 
@@ -629,7 +649,10 @@ impl PostgresStore {
                 })
                 .connect_lazy_with(self.options.clone())
         });
-        if !self.ready.load(Ordering::Acquire) {
+        let missing_table_seen = MISSING_TABLE_SEEN.load(Ordering::Acquire);
+        if !self.ready.load(Ordering::Acquire)
+            || self.checked_after.load(Ordering::Relaxed) != missing_table_seen
+        {
             migrate(pool, self.schema.as_deref(), self.existing_only)
                 .await
                 .map_err(|error| match error {
@@ -647,6 +670,8 @@ impl PostgresStore {
                         source: Box::new(source),
                     })),
                 })?;
+            self.checked_after
+                .store(missing_table_seen, Ordering::Relaxed);
             self.ready.store(true, Ordering::Release);
         }
         Ok(pool)
@@ -736,20 +761,73 @@ impl From<sqlx::Error> for OpenFailure {
     }
 }
 
-/// The schema version found, 0 if there are no tessera tables yet.
-async fn schema_version(conn: &mut PgConnection) -> Result<i64, sqlx::Error> {
-    // `to_regclass` resolves the name through the search path like the
-    // queries do, and answers NULL rather than failing when it is absent.
-    let exists: bool =
-        sqlx::query_scalar("SELECT to_regclass('tessera_schema_migrations') IS NOT NULL")
-            .fetch_one(&mut *conn)
-            .await?;
-    if !exists {
-        return Ok(0);
+/// The tables every schema version has besides the version table.
+const DATA_TABLES: [&str; 2] = ["tessera_sessions", "tessera_session_values"];
+
+/// What a schema holds of the store's.
+struct SchemaFound {
+    /// The version recorded, 0 if there is no version table yet.
+    version: i64,
+    /// Those of [`DATA_TABLES`] that are missing.
+    missing: Vec<&'static str>,
+}
+
+impl SchemaFound {
+    /// The data tables are gone while the version table says they were
+    /// made (dropped by hand): made again, empty, as on first use.
+    fn dropped(&self) -> bool {
+        self.version > 0 && self.missing.len() == DATA_TABLES.len()
     }
-    sqlx::query_scalar("SELECT COALESCE(max(version), 0)::BIGINT FROM tessera_schema_migrations")
+
+    /// Some of the tables only: no state this library leaves.
+    fn incomplete(&self) -> Option<OpenFailure> {
+        if self.version == 0 && self.missing.len() < DATA_TABLES.len() {
+            return Some(OpenFailure::Config(
+                "the PostgreSQL session schema is incomplete: tessera_schema_migrations is \
+                 missing (or empty) while tessera's session tables are there; restore it from \
+                 a backup, or drop the tessera_ tables so that the store creates them again, \
+                 empty"
+                    .to_owned(),
+            ));
+        }
+        (self.version > 0 && !self.missing.is_empty() && !self.dropped()).then(|| {
+            OpenFailure::Config(format!(
+                "the PostgreSQL session schema is incomplete: {} is missing while the other \
+                 tessera tables are there; restore it from a backup, or drop the other \
+                 tessera_ tables (tessera_schema_migrations included) so that the store \
+                 creates them again, empty",
+                self.missing.join(" and ")
+            ))
+        })
+    }
+}
+
+/// The schema version found and the data tables missing.
+async fn schema_found(conn: &mut PgConnection) -> Result<SchemaFound, sqlx::Error> {
+    // `to_regclass` resolves the names through the search path like the
+    // queries do, and answers NULL rather than failing when one is absent.
+    let (versioned, sessions, values): (bool, bool, bool) = sqlx::query_as(
+        "SELECT to_regclass('tessera_schema_migrations') IS NOT NULL, \
+                to_regclass('tessera_sessions') IS NOT NULL, \
+                to_regclass('tessera_session_values') IS NOT NULL",
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    let missing = DATA_TABLES
+        .into_iter()
+        .zip([sessions, values])
+        .filter_map(|(table, present)| (!present).then_some(table))
+        .collect();
+    let version = if versioned {
+        sqlx::query_scalar(
+            "SELECT COALESCE(max(version), 0)::BIGINT FROM tessera_schema_migrations",
+        )
         .fetch_one(conn)
-        .await
+        .await?
+    } else {
+        0
+    };
+    Ok(SchemaFound { version, missing })
 }
 
 /// A certificate or key file a PostgreSQL URL or libpq's environment names.
@@ -837,14 +915,20 @@ async fn migrate(
     let mut conn = pool.acquire().await?;
     // Current already (the usual case): no lock and no DDL, so a role that
     // may only read and write the tables can open the store.
-    let found = schema_version(&mut conn).await?;
-    if found == known {
+    let schema_now = schema_found(&mut conn).await?;
+    let found = schema_now.version;
+    if found == known && schema_now.missing.is_empty() {
         return Ok(());
+    }
+    if let Some(failure) = schema_now.incomplete() {
+        return Err(failure);
     }
     if existing_only {
         let place = schema.map_or(String::new(), |name| format!(" in schema {name}"));
         return Err(OpenFailure::Config(if found == 0 {
             format!("no tessera session tables{place}: not a session store, or the application has not created them yet")
+        } else if schema_now.dropped() {
+            format!("the tessera session tables{place} are gone (dropped?): tessera_schema_migrations is there, tessera_sessions and tessera_session_values are not; the application creates them again, empty, at its next request")
         } else {
             format!("not a tessera session store of schema version {known} (it has version {found}{place})")
         }));
@@ -870,9 +954,23 @@ async fn migrate(
     (&mut *tx)
         .execute(sqlx::raw_sql(CREATE_VERSION_TABLE))
         .await?;
-    let found = schema_version(&mut tx).await?;
+    let schema_now = schema_found(&mut tx).await?;
+    let mut found = schema_now.version;
     if found > known {
         return Err(newer_schema(found));
+    }
+    if let Some(failure) = schema_now.incomplete() {
+        return Err(failure);
+    }
+    if schema_now.dropped() {
+        tracing::warn!(
+            schema = schema.unwrap_or("(the search path's)"),
+            "the PostgreSQL session tables were dropped: creating them again, empty"
+        );
+        (&mut *tx)
+            .execute(sqlx::raw_sql("DELETE FROM tessera_schema_migrations"))
+            .await?;
+        found = 0;
     }
     let done = usize::try_from(found).unwrap_or(MIGRATIONS.len());
     for (step, sql) in MIGRATIONS.iter().enumerate().skip(done) {
@@ -1557,6 +1655,105 @@ mod tests {
             .expect("back to the current version");
         third.connect().await.expect("accepted now");
         third.close().await;
+        conn.close().await.expect("close");
+        drop_schema(store, &schema).await;
+    }
+
+    #[tokio::test]
+    async fn tables_dropped_while_running_are_made_again() {
+        let (store, schema) = fresh_store("dropped");
+        let id = SessionId::generate();
+        assert!(store
+            .create(
+                &id,
+                &record(one("n", Value::from(1)), Some("alice"), NOW + 100)
+            )
+            .await
+            .expect("create"));
+        let mut conn = inspect(&schema).await;
+        sqlx::raw_sql("DROP TABLE tessera_session_values, tessera_sessions")
+            .execute(&mut conn)
+            .await
+            .expect("drop");
+
+        // An administration tool says what happened, and changes nothing.
+        let tool = PostgresStore::new(&server_url())
+            .expect("url")
+            .with_schema(&schema)
+            .expect("schema")
+            .open_existing()
+            .await
+            .expect_err("the tables are gone");
+        assert!(matches!(tool, StoreError::Config(_)), "{tool:?}");
+        assert!(tool.to_string().contains("are gone"), "{tool}");
+
+        // The first operation to meet the missing table fails; the next ones
+        // find the schema made again, empty, as on first use.
+        let first = store.load(&id, NOW).await;
+        assert!(
+            matches!(first, Err(StoreError::Unavailable(_))),
+            "{first:?}"
+        );
+        assert_eq!(store.load(&id, NOW).await.expect("load"), None);
+        let again = SessionId::generate();
+        assert!(store
+            .create(
+                &again,
+                &record(one("n", Value::from(2)), Some("alice"), NOW + 100)
+            )
+            .await
+            .expect("create"));
+        assert_eq!(
+            store
+                .list(Some("alice"), None, 10, NOW)
+                .await
+                .expect("list")
+                .len(),
+            1
+        );
+        let versions: Vec<i32> =
+            sqlx::query_scalar("SELECT version FROM tessera_schema_migrations ORDER BY version")
+                .fetch_all(&mut conn)
+                .await
+                .expect("versions");
+        assert_eq!(versions, [1]);
+
+        // One table of two is no state this library leaves: said, not guessed at.
+        sqlx::raw_sql("DROP TABLE tessera_session_values")
+            .execute(&mut conn)
+            .await
+            .expect("drop");
+        let _ = store.load(&again, NOW).await;
+        let refused = store.load(&again, NOW).await.expect_err("incomplete");
+        assert!(matches!(refused, StoreError::Config(_)), "{refused:?}");
+        assert!(
+            refused
+                .to_string()
+                .contains("tessera_session_values is missing"),
+            "{refused}"
+        );
+        // And so is a version table dropped alone.
+        sqlx::raw_sql("DROP TABLE tessera_sessions, tessera_schema_migrations")
+            .execute(&mut conn)
+            .await
+            .expect("drop");
+        sqlx::raw_sql(MIGRATIONS[0])
+            .execute(&mut conn)
+            .await
+            .expect("tables");
+        let refused = PostgresStore::new(&server_url())
+            .expect("url")
+            .with_schema(&schema)
+            .expect("schema")
+            .connect()
+            .await
+            .expect_err("no version table");
+        assert!(
+            refused
+                .to_string()
+                .contains("tessera_schema_migrations is missing"),
+            "{refused}"
+        );
         conn.close().await.expect("close");
         drop_schema(store, &schema).await;
     }
