@@ -477,6 +477,9 @@ pub struct SessionConfigBuilder {
     key_prefix: String,
     serialization_format: Option<SerializationFormat>,
     session_permanent: bool,
+    /// Whether `SESSION_PERMANENT` was set true, for the warning that cookie
+    /// sessions do not read it.
+    session_permanent_given: bool,
     use_signer: bool,
     absolute_lifetime: Option<Duration>,
     memory_max_sessions: usize,
@@ -510,6 +513,7 @@ impl Default for SessionConfigBuilder {
             key_prefix: "session:".to_owned(),
             serialization_format: None,
             session_permanent: true,
+            session_permanent_given: false,
             use_signer: false,
             absolute_lifetime: None,
             memory_max_sessions: crate::store::memory::DEFAULT_MAX_SESSIONS,
@@ -852,6 +856,7 @@ impl SessionConfigBuilder {
     /// Flask-Session): new sessions are permanent.
     pub fn session_permanent(mut self, permanent: bool) -> Self {
         self.session_permanent = permanent;
+        self.session_permanent_given = permanent;
         self
     }
 
@@ -1030,6 +1035,21 @@ impl SessionConfigBuilder {
             tracing::warn!(
                 "SESSION_COOKIE_SAMESITE=None without SESSION_COOKIE_SECURE=true: browsers \
                  refuse such cookies, so sessions will not last"
+            );
+        }
+        if self.session_permanent_given
+            && matches!(
+                self.session_type,
+                SessionType::Cookie | SessionType::EncryptedCookie
+            )
+        {
+            // As Flask-Session's setting, which Flask's own cookies ignore;
+            // someone porting a server-side "remember me" expects it to act.
+            tracing::warn!(
+                session_type = %self.session_type,
+                "SESSION_PERMANENT=true is ignored: it makes new server-side sessions \
+                 permanent, as in Flask-Session; a session in a cookie is permanent when a \
+                 handler calls session.set_permanent(true), as in Flask"
             );
         }
         if self.session_type == SessionType::Redis && self.key_prefix.is_empty() {

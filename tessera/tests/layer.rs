@@ -949,6 +949,46 @@ fn an_empty_redis_key_prefix_is_warned_about() {
     assert!(logs.contents().contains(warning), "{}", logs.contents());
 }
 
+/// SESSION_PERMANENT is Flask-Session's, for server-side sessions: set true
+/// with cookie sessions (which it does not change) it is warned about.
+#[test]
+fn session_permanent_with_cookie_sessions_is_warned_about() {
+    let (logs, _guard) = LogBuffer::capture();
+    let warning = "SESSION_PERMANENT=true is ignored";
+    let build = |session_type: tessera::SessionType, permanent: Option<bool>| {
+        let builder = config().session_type(session_type);
+        match permanent {
+            Some(permanent) => builder.session_permanent(permanent),
+            None => builder,
+        }
+        .build()
+        .expect("config")
+    };
+    build(tessera::SessionType::Cookie, None);
+    build(tessera::SessionType::Cookie, Some(false));
+    build(tessera::SessionType::Memory, Some(true));
+    assert!(!logs.contents().contains(warning), "{}", logs.contents());
+    build(tessera::SessionType::Cookie, Some(true));
+    assert_eq!(
+        logs.contents().matches(warning).count(),
+        1,
+        "{}",
+        logs.contents()
+    );
+    build(tessera::SessionType::EncryptedCookie, Some(true));
+    assert_eq!(
+        logs.contents().matches(warning).count(),
+        2,
+        "{}",
+        logs.contents()
+    );
+    assert!(
+        logs.contents().contains("set_permanent(true)"),
+        "{}",
+        logs.contents()
+    );
+}
+
 /// A weak SECRET_KEY logs a warning at startup; a strong one does not.
 #[test]
 fn weak_secret_key_logs_a_warning() {
