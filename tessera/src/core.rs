@@ -878,10 +878,10 @@ mod tests {
                     "session=; Domain=shop.example; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0; Secure; HttpOnly; Path=/; SameSite=Lax; Partitioned",
                 ],
             ),
-            (|builder| builder.cookie_domain("example.com:8080").cookie_path("/a b/\u{fc}~"), [
-                "session=V; Domain=example.com; HttpOnly; Path=/a%20b/%C3%BC~",
-                "session=V; Domain=example.com; Expires=Tue, 14 Nov 2023 22:13:20 GMT; HttpOnly; Path=/a%20b/%C3%BC~",
-                "session=; Domain=example.com; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0; HttpOnly; Path=/a%20b/%C3%BC~",
+            (|builder| builder.cookie_domain("example.com:8080").cookie_path("/a b/\u{fc}~;x"), [
+                "session=V; Domain=example.com; HttpOnly; Path=/a%20b/%C3%BC~%3Bx",
+                "session=V; Domain=example.com; Expires=Tue, 14 Nov 2023 22:13:20 GMT; HttpOnly; Path=/a%20b/%C3%BC~%3Bx",
+                "session=; Domain=example.com; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0; HttpOnly; Path=/a%20b/%C3%BC~%3Bx",
             ]),
         ];
         for (configure, [plain, expiring, removal]) in cases {
