@@ -804,21 +804,22 @@ where
 
 /// The `Vary` value that adds `Cookie` to the raw values of the response's
 /// `Vary` headers, or `None` if they already cover it (`Cookie` or `*`).
-pub(crate) fn vary_with_cookie<'h>(existing: impl Iterator<Item = &'h [u8]>) -> Option<String> {
-    let mut tokens: Vec<&str> = Vec::new();
+/// Bytes, not text: a value that is not UTF-8 is kept as it came.
+pub(crate) fn vary_with_cookie<'h>(existing: impl Iterator<Item = &'h [u8]>) -> Option<Vec<u8>> {
+    let mut merged: Vec<u8> = Vec::new();
     for token in existing
-        .filter_map(|value| std::str::from_utf8(value).ok())
-        .flat_map(|value| value.split(','))
-        .map(str::trim)
+        .flat_map(|value| value.split(|&byte| byte == b','))
+        .map(<[u8]>::trim_ascii)
         .filter(|token| !token.is_empty())
     {
-        if token == "*" || token.eq_ignore_ascii_case("cookie") {
+        if token == b"*" || token.eq_ignore_ascii_case(b"cookie") {
             return None;
         }
-        tokens.push(token);
+        merged.extend_from_slice(token);
+        merged.extend_from_slice(b", ");
     }
-    tokens.push("Cookie");
-    Some(tokens.join(", "))
+    merged.extend_from_slice(b"Cookie");
+    Some(merged)
 }
 
 #[cfg(test)]
@@ -967,17 +968,19 @@ mod tests {
 
     #[test]
     fn vary_is_merged_once() {
-        let none: [&[u8]; 0] = [];
+        let merged = |values: &[&[u8]]| vary_with_cookie(values.iter().copied());
+        assert_eq!(merged(&[]).as_deref(), Some(&b"Cookie"[..]));
+        assert_eq!(merged(&[b"Cookie"]), None);
         assert_eq!(
-            vary_with_cookie(none.into_iter()).as_deref(),
-            Some("Cookie")
+            merged(&[b"Accept-Encoding", b"Origin"]).as_deref(),
+            Some(&b"Accept-Encoding, Origin, Cookie"[..])
         );
-        assert_eq!(vary_with_cookie([&b"Cookie"[..]].into_iter()), None);
+        assert_eq!(merged(&[b"accept, COOKIE"]), None);
+        assert_eq!(merged(&[b"*"]), None);
+        // Not UTF-8: kept, not dropped.
         assert_eq!(
-            vary_with_cookie([&b"Accept-Encoding"[..], b"Origin"].into_iter()).as_deref(),
-            Some("Accept-Encoding, Origin, Cookie")
+            merged(&[b"Origin", b"X-\xe9t\xe9 ,"]).as_deref(),
+            Some(&b"Origin, X-\xe9t\xe9, Cookie"[..])
         );
-        assert_eq!(vary_with_cookie([&b"accept, COOKIE"[..]].into_iter()), None);
-        assert_eq!(vary_with_cookie([&b"*"[..]].into_iter()), None);
     }
 }
