@@ -530,7 +530,14 @@ impl SessionCore {
                     tracing::error!(%error, "could not save the session; answering 500");
                     Failure::Internal
                 } else {
-                    tracing::error!(%error, "could not save the session; answering 503");
+                    if let Some(not_logged) = crate::store::STORE_OUTAGES.due() {
+                        tracing::error!(
+                            %error,
+                            not_logged,
+                            "could not save the session; answering 503 (at most one such line \
+                             a second: not_logged counts the failures since the last)"
+                        );
+                    }
                     Failure::StoreUnavailable
                 };
                 Finish::Fail {

@@ -77,7 +77,14 @@ pub(crate) async fn loaded(
 ) -> Result<crate::Session, SessionRejection> {
     let session = session.ok_or(SessionRejection::MissingLayer)?;
     session.load().await.map_err(|error| {
-        tracing::error!(%error, "could not load the session; answering 503");
+        if let Some(not_logged) = crate::store::STORE_OUTAGES.due() {
+            tracing::error!(
+                %error,
+                not_logged,
+                "could not load the session; answering 503 (at most one such line a second: \
+                 not_logged counts the failures since the last)"
+            );
+        }
         SessionRejection::StoreUnavailable
     })?;
     Ok(session)

@@ -116,7 +116,16 @@ impl SessionError {
                 }
                 source = cause.source();
             }
-            tracing::error!(error = %message, "session operation failed; answering {}", self.status());
+            if self.status() != http::StatusCode::SERVICE_UNAVAILABLE {
+                tracing::error!(error = %message, "session operation failed; answering {}", self.status());
+            } else if let Some(not_logged) = crate::store::STORE_OUTAGES.due() {
+                tracing::error!(
+                    error = %message,
+                    not_logged,
+                    "session operation failed; answering 503 (at most one such line a second: \
+                     not_logged counts the failures since the last)"
+                );
+            }
         }
     }
 }

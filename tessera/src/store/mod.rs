@@ -318,11 +318,58 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
 
 /// Milliseconds on a monotonic clock that starts at the first call, for
 /// keeping when something last happened in an atomic.
-#[cfg(any(feature = "redis", feature = "postgres"))]
 pub(crate) fn monotonic_millis() -> u64 {
     static START: std::sync::LazyLock<std::time::Instant> =
         std::sync::LazyLock::new(std::time::Instant::now);
     u64::try_from(START.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// A store that is down fails every request that needs a session, each of
+/// which would log the same error (thousands of lines a second): the first
+/// is logged, then at most one a second, each saying how many were not.
+pub(crate) struct OutageLog {
+    /// When a line was last let through, in [`monotonic_millis`] plus one;
+    /// 0 for never.
+    logged_at: std::sync::atomic::AtomicU64,
+    not_logged: std::sync::atomic::AtomicU64,
+}
+
+/// The log of failures to reach a session store, for the whole process.
+pub(crate) static STORE_OUTAGES: OutageLog = OutageLog::new();
+
+impl OutageLog {
+    const INTERVAL_MS: u64 = 1000;
+
+    const fn new() -> Self {
+        Self {
+            logged_at: std::sync::atomic::AtomicU64::new(0),
+            not_logged: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// `Some(failures not logged since the last line)` when this failure
+    /// is to be logged.
+    pub(crate) fn due(&self) -> Option<u64> {
+        self.due_at(monotonic_millis())
+    }
+
+    fn due_at(&self, now_ms: u64) -> Option<u64> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let stamp = now_ms.saturating_add(1);
+        let last = self.logged_at.load(Relaxed);
+        let due = last == 0 || stamp.saturating_sub(last) >= Self::INTERVAL_MS;
+        // One of the requests failing together logs; the others count.
+        if due
+            && self
+                .logged_at
+                .compare_exchange(last, stamp, Relaxed, Relaxed)
+                .is_ok()
+        {
+            return Some(self.not_logged.swap(0, Relaxed));
+        }
+        self.not_logged.fetch_add(1, Relaxed);
+        None
+    }
 }
 
 /// The integer an atomic increment starts from, or why it cannot.
@@ -378,6 +425,18 @@ pub(crate) fn append_in_map(data: &mut Map, key: &str, value: &Value) -> Result<
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn store_outages_are_logged_once_a_second_with_a_count() {
+        let log = super::OutageLog::new();
+        assert_eq!(log.due_at(0), Some(0), "the first is logged");
+        assert_eq!(log.due_at(10), None);
+        assert_eq!(log.due_at(998), None);
+        assert_eq!(log.due_at(1000), Some(2), "a second later, with the count");
+        assert_eq!(log.due_at(1500), None);
+        assert_eq!(log.due_at(60_000), Some(1));
+        assert_eq!(log.due_at(60_001), None);
+    }
+
     #[tokio::test]
     async fn debug_shows_keys_not_values_or_users() {
         use super::SessionStore as _;
