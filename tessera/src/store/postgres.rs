@@ -928,7 +928,7 @@ async fn migrate(
         return Err(OpenFailure::Config(if found == 0 {
             format!("no tessera session tables{place}: not a session store, or the application has not created them yet")
         } else if schema_now.dropped() {
-            format!("the tessera session tables{place} are gone (dropped?): tessera_schema_migrations is there, tessera_sessions and tessera_session_values are not; the application creates them again, empty, at its next request")
+            format!("the tessera session tables{place} are gone (dropped?): tessera_schema_migrations is there, tessera_sessions and tessera_session_values are not; the application creates them again, empty, once a request meets them missing (that request answers 503)")
         } else {
             format!("not a tessera session store of schema version {known} (it has version {found}{place})")
         }));
@@ -2000,20 +2000,7 @@ mod tests {
     /// writes again as soon as the database does, without a restart.
     #[tokio::test]
     async fn writes_work_again_once_a_read_only_database_is_writable() {
-        let database = fresh_name("ro");
-        let mut admin = PgConnection::connect(&server_url()).await.expect("connect");
-        sqlx::raw_sql(&format!("CREATE DATABASE {database}"))
-            .execute(&mut admin)
-            .await
-            .expect("create the database");
-        let store = PostgresStore {
-            options: PgConnectOptions::from_str(&server_url())
-                .expect("url")
-                .database(&database),
-            ..PostgresStore::new(&server_url())
-                .expect("url")
-                .with_max_connections(2)
-        };
+        let (database, mut admin, store) = own_database("ro").await;
         let fresh = record(Map::new(), None, NOW + 10);
         let create = || {
             let (store, fresh) = (&store, &fresh);
@@ -2028,12 +2015,7 @@ mod tests {
         .await
         .expect("read-only");
         // The store's connections reconnect, and get the setting.
-        sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1")
-            .bind(&database)
-            .execute(&mut admin)
-            .await
-            .expect("terminate");
-        tokio::time::sleep(PING_IF_IDLE_FOR * 5).await;
+        reconnect_all_but(&mut admin, &database, None).await;
         let mut refused = None;
         for _ in 0..5 {
             match create().await {
@@ -2067,20 +2049,7 @@ mod tests {
     /// until a statement it cut short has them replaced.
     #[tokio::test]
     async fn lock_waits_work_again_once_a_short_lock_timeout_is_undone() {
-        let database = fresh_name("lt");
-        let mut admin = PgConnection::connect(&server_url()).await.expect("connect");
-        sqlx::raw_sql(&format!("CREATE DATABASE {database}"))
-            .execute(&mut admin)
-            .await
-            .expect("create the database");
-        let store = PostgresStore {
-            options: PgConnectOptions::from_str(&server_url())
-                .expect("url")
-                .database(&database),
-            ..PostgresStore::new(&server_url())
-                .expect("url")
-                .with_max_connections(2)
-        };
+        let (database, mut admin, store) = own_database("lt").await;
         let fresh = record(Map::new(), None, NOW + 10);
         let create = || {
             let (store, fresh) = (&store, &fresh);
@@ -2102,13 +2071,8 @@ mod tests {
         .execute(&mut admin)
         .await
         .expect("lock_timeout");
-        sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> $2")
-            .bind(&database)
-            .bind(holder_pid(&mut holder).await)
-            .execute(&mut admin)
-            .await
-            .expect("terminate");
-        tokio::time::sleep(PING_IF_IDLE_FOR * 5).await;
+        let holder_pid = holder_pid(&mut holder).await;
+        reconnect_all_but(&mut admin, &database, Some(holder_pid)).await;
         sqlx::raw_sql(lock)
             .execute(&mut holder)
             .await
@@ -2162,6 +2126,41 @@ mod tests {
             .fetch_one(conn)
             .await
             .expect("pid")
+    }
+
+    /// A database of the test's own, an admin connection, and a store of
+    /// two connections in it.
+    async fn own_database(label: &str) -> (String, PgConnection, PostgresStore) {
+        let database = fresh_name(label);
+        let mut admin = PgConnection::connect(&server_url()).await.expect("connect");
+        sqlx::raw_sql(&format!("CREATE DATABASE {database}"))
+            .execute(&mut admin)
+            .await
+            .expect("create the database");
+        let store = PostgresStore {
+            options: PgConnectOptions::from_str(&server_url())
+                .expect("url")
+                .database(&database),
+            ..PostgresStore::new(&server_url())
+                .expect("url")
+                .with_max_connections(2)
+        };
+        (database, admin, store)
+    }
+
+    /// Ends the connections to `database` (but `spared`'s), so that the
+    /// store's reconnect and get the database's settings of now.
+    async fn reconnect_all_but(admin: &mut PgConnection, database: &str, spared: Option<i32>) {
+        sqlx::query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = $1 AND pid IS DISTINCT FROM $2",
+        )
+        .bind(database)
+        .bind(spared)
+        .execute(admin)
+        .await
+        .expect("terminate");
+        tokio::time::sleep(PING_IF_IDLE_FOR * 5).await;
     }
 
     #[tokio::test]

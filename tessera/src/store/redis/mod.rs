@@ -928,7 +928,11 @@ impl Link {
                 }
             }
             Err(error) => {
-                tracing::debug!(%error, "could not read the Redis server's eviction policy");
+                tracing::info!(
+                    %error,
+                    "could not read the Redis server's eviction policy (INFO memory): make \
+                     sure its maxmemory-policy is noeviction"
+                );
             }
         }
     }
@@ -1774,6 +1778,11 @@ impl SessionStore for RedisStore {
     }
 }
 
+// The integration tests' log capture.
+#[cfg(test)]
+#[path = "../../../tests/common/logs.rs"]
+mod test_logs;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -2291,26 +2300,8 @@ mod tests {
 
     #[tokio::test]
     async fn the_first_connection_warns_of_a_server_that_evicts() {
-        #[derive(Clone, Default)]
-        struct Lines(Arc<Mutex<Vec<u8>>>);
-        impl std::io::Write for Lines {
-            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-                self.0.lock().expect("lock").extend_from_slice(bytes);
-                Ok(bytes.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-        let lines = Lines::default();
-        let writer = lines.clone();
-        let _guard = tracing::subscriber::set_default(
-            tracing_subscriber::fmt()
-                .with_writer(move || writer.clone())
-                .with_ansi(false)
-                .finish(),
-        );
-        let logged = || String::from_utf8_lossy(&lines.0.lock().expect("lock")).into_owned();
+        let (logs, _guard) = super::test_logs::LogBuffer::capture();
+        let logged = || logs.contents();
 
         let (_server, port, _) = OwnServer::on_a_free_port("evicting");
         let url = format!("redis://127.0.0.1:{port}/0");
