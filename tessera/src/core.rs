@@ -485,7 +485,8 @@ impl SessionCore {
                 };
             } else {
                 tracing::error!(
-                    "{oversized}; browsers may silently ignore it and lose the session"
+                    "{oversized}; browsers may silently ignore it, keeping the cookie they have: \
+                     this change to the session would be lost"
                 );
             }
         }
