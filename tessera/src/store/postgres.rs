@@ -915,14 +915,24 @@ async fn migrate(
     let mut conn = pool.acquire().await?;
     // Current already (the usual case): no lock and no DDL, so a role that
     // may only read and write the tables can open the store.
-    let schema_now = schema_found(&mut conn).await?;
-    let found = schema_now.version;
-    if found == known && schema_now.missing.is_empty() {
+    let mut schema_now = schema_found(&mut conn).await?;
+    if schema_now.version == known && schema_now.missing.is_empty() {
         return Ok(());
     }
-    if let Some(failure) = schema_now.incomplete() {
-        return Err(failure);
+    if existing_only {
+        // These reads take no lock, and the catalog can change between two
+        // of them: an instance's first migration committing meanwhile shows
+        // its tables without its version table. Looked at once more before
+        // judging; under the migration lock below the schema stands still.
+        schema_now = schema_found(&mut conn).await?;
+        if schema_now.version == known && schema_now.missing.is_empty() {
+            return Ok(());
+        }
+        if let Some(failure) = schema_now.incomplete() {
+            return Err(failure);
+        }
     }
+    let found = schema_now.version;
     if existing_only {
         let place = schema.map_or(String::new(), |name| format!(" in schema {name}"));
         return Err(OpenFailure::Config(if found == 0 {
