@@ -531,14 +531,7 @@ impl SessionCore {
                     tracing::error!(%error, "could not save the session; answering 500");
                     Failure::Internal
                 } else {
-                    if let Some(not_logged) = crate::store::STORE_OUTAGES.due() {
-                        tracing::error!(
-                            %error,
-                            not_logged,
-                            "could not save the session; answering 503 (at most one such line \
-                             a second: not_logged counts the failures since the last)"
-                        );
-                    }
+                    crate::store::STORE_OUTAGES.log(&error, "could not save the session");
                     Failure::StoreUnavailable
                 };
                 Finish::Fail {

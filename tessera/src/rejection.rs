@@ -77,14 +77,7 @@ pub(crate) async fn loaded(
 ) -> Result<crate::Session, SessionRejection> {
     let session = session.ok_or(SessionRejection::MissingLayer)?;
     session.load().await.map_err(|error| {
-        if let Some(not_logged) = crate::store::STORE_OUTAGES.due() {
-            tracing::error!(
-                %error,
-                not_logged,
-                "could not load the session; answering 503 (at most one such line a second: \
-                 not_logged counts the failures since the last)"
-            );
-        }
+        crate::store::STORE_OUTAGES.log(&error, "could not load the session");
         SessionRejection::StoreUnavailable
     })?;
     Ok(session)

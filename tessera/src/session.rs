@@ -118,13 +118,8 @@ impl SessionError {
             }
             if self.status() != http::StatusCode::SERVICE_UNAVAILABLE {
                 tracing::error!(error = %message, "session operation failed; answering {}", self.status());
-            } else if let Some(not_logged) = crate::store::STORE_OUTAGES.due() {
-                tracing::error!(
-                    error = %message,
-                    not_logged,
-                    "session operation failed; answering 503 (at most one such line a second: \
-                     not_logged counts the failures since the last)"
-                );
+            } else {
+                crate::store::STORE_OUTAGES.log(&message, "session operation failed");
             }
         }
     }

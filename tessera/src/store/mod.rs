@@ -347,10 +347,21 @@ impl OutageLog {
         }
     }
 
-    /// `Some(failures not logged since the last line)` when this failure
-    /// is to be logged.
-    pub(crate) fn due(&self) -> Option<u64> {
-        self.due_at(monotonic_millis())
+    /// Logs a failure answered with 503, `what` saying what failed, unless
+    /// one was logged less than a second ago.
+    pub(crate) fn log(&self, error: &dyn std::fmt::Display, what: &str) {
+        self.log_at(monotonic_millis(), error, what);
+    }
+
+    fn log_at(&self, now_ms: u64, error: &dyn std::fmt::Display, what: &str) {
+        if let Some(not_logged) = self.due_at(now_ms) {
+            tracing::error!(
+                %error,
+                not_logged,
+                "{what}; answering 503 (at most one such line a second: not_logged counts the \
+                 failures since the last)"
+            );
+        }
     }
 
     fn due_at(&self, now_ms: u64) -> Option<u64> {
@@ -423,8 +434,15 @@ pub(crate) fn append_in_map(data: &mut Map, key: &str, value: &Value) -> Result<
     }
 }
 
+// The integration tests' log capture.
+#[cfg(test)]
+#[path = "../../tests/common/logs.rs"]
+pub(crate) mod test_logs;
+
 #[cfg(test)]
 mod tests {
+    use super::test_logs;
+
     #[test]
     fn store_outages_are_logged_once_a_second_with_a_count() {
         let log = super::OutageLog::new();
@@ -435,6 +453,29 @@ mod tests {
         assert_eq!(log.due_at(1500), None);
         assert_eq!(log.due_at(60_000), Some(1));
         assert_eq!(log.due_at(60_001), None);
+    }
+
+    #[test]
+    fn an_outage_logs_what_failed_why_and_how_many_were_not_logged() {
+        let (logs, _guard) = test_logs::LogBuffer::capture();
+        let log = super::OutageLog::new();
+        let error = super::StoreError::Unavailable("connection refused".into());
+        for now_ms in [0, 400, 900, 1200] {
+            log.log_at(now_ms, &error, "could not load the session");
+        }
+        let text = logs.contents();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        for line in &lines {
+            assert!(line.contains("ERROR"), "{line}");
+            assert!(
+                line.contains("could not load the session; answering 503"),
+                "{line}"
+            );
+            assert!(line.contains("connection refused"), "{line}");
+        }
+        assert!(lines[0].contains("not_logged=0"), "{text}");
+        assert!(lines[1].contains("not_logged=2"), "{text}");
     }
 
     #[tokio::test]

@@ -1401,14 +1401,18 @@ mod tests {
         )
     }
 
+    /// A store on the test server, in `schema`.
+    fn store_in(schema: &str) -> PostgresStore {
+        PostgresStore::new(&server_url())
+            .expect("url")
+            .with_schema(schema)
+            .expect("schema")
+    }
+
     /// A store in a schema of its own, and the name of that schema.
     fn fresh_store(label: &str) -> (PostgresStore, String) {
         let schema = fresh_name(label);
-        let store = PostgresStore::new(&server_url())
-            .expect("url")
-            .with_schema(&schema)
-            .expect("schema");
-        (store, schema)
+        (store_in(&schema), schema)
     }
 
     /// A connection of the test's own, to look at what a store wrote.
@@ -1637,10 +1641,7 @@ mod tests {
             .create(&id, &record(Map::new(), None, NOW + 10))
             .await
             .expect("create"));
-        let second = PostgresStore::new(&server_url())
-            .expect("url")
-            .with_schema(&schema)
-            .expect("schema");
+        let second = store_in(&schema);
         second.connect().await.expect("connect");
         assert!(second.load(&id, NOW).await.expect("load").is_some());
         second.close().await;
@@ -1650,10 +1651,7 @@ mod tests {
             .execute(&mut conn)
             .await
             .expect("a newer version");
-        let third = PostgresStore::new(&server_url())
-            .expect("url")
-            .with_schema(&schema)
-            .expect("schema");
+        let third = store_in(&schema);
         let error = third.connect().await.expect_err("refused");
         assert!(
             matches!(&error, StoreError::Config(message) if message.contains("99")),
@@ -1687,10 +1685,7 @@ mod tests {
             .expect("drop");
 
         // An administration tool says what happened, and changes nothing.
-        let tool = PostgresStore::new(&server_url())
-            .expect("url")
-            .with_schema(&schema)
-            .expect("schema")
+        let tool = store_in(&schema)
             .open_existing()
             .await
             .expect_err("the tables are gone");
@@ -1751,10 +1746,7 @@ mod tests {
             .execute(&mut conn)
             .await
             .expect("tables");
-        let refused = PostgresStore::new(&server_url())
-            .expect("url")
-            .with_schema(&schema)
-            .expect("schema")
+        let refused = store_in(&schema)
             .connect()
             .await
             .expect_err("no version table");
@@ -1772,13 +1764,7 @@ mod tests {
     async fn instances_starting_together_migrate_once() {
         let schema = fresh_name("race");
         let stores: Vec<_> = (0..8)
-            .map(|_| {
-                PostgresStore::new(&server_url())
-                    .expect("url")
-                    .with_schema(&schema)
-                    .expect("schema")
-                    .with_max_connections(2)
-            })
+            .map(|_| store_in(&schema).with_max_connections(2))
             .map(std::sync::Arc::new)
             .collect();
         let tasks: Vec<_> = stores

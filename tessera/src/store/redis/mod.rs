@@ -1778,11 +1778,6 @@ impl SessionStore for RedisStore {
     }
 }
 
-// The integration tests' log capture.
-#[cfg(test)]
-#[path = "../../../tests/common/logs.rs"]
-mod test_logs;
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -2300,7 +2295,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_first_connection_warns_of_a_server_that_evicts() {
-        let (logs, _guard) = super::test_logs::LogBuffer::capture();
+        let (logs, _guard) = crate::store::test_logs::LogBuffer::capture();
         let logged = || logs.contents();
 
         let (_server, port, _) = OwnServer::on_a_free_port("evicting");
