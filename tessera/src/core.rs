@@ -119,8 +119,9 @@ enum CookieWrite {
     Remove,
     /// The whole `Set-Cookie` value, and the length of the cookie's value.
     Set(String, usize),
-    /// Nested too deeply to be read back: not sent.
-    TooDeep,
+    /// Would not read back (nested too deep, a datetime out of range): not
+    /// sent.
+    Unwritable(tagged::Unwritable),
     /// Larger than a cookie read accepts (`TESSERA_MAX_PAYLOAD_SIZE`) once
     /// inflated: not sent.
     TooLarge,
@@ -375,13 +376,13 @@ impl SessionCore {
                 } else {
                     let permanent = is_permanent(data);
                     match &self.backend {
-                        // A session nested deeper than the reader accepts would
-                        // be sent, then refused on the next request: the whole
-                        // session lost, login included. Refused here instead.
+                        // A session the reader refuses would be sent, then
+                        // dropped on the next request: the whole session lost,
+                        // login included. Refused here instead.
                         Backend::Cookie(_)
-                            if modified && tagged::nests_deeper_than_readable(data) =>
+                            if modified && tagged::map_unwritable(data).is_some() =>
                         {
-                            Some(CookieWrite::TooDeep)
+                            tagged::map_unwritable(data).map(CookieWrite::Unwritable)
                         }
                         Backend::Cookie(codec)
                             if modified || (permanent && config.refresh_each_request) =>
@@ -425,11 +426,10 @@ impl SessionCore {
                     vary_cookie: true,
                 }
             }
-            Some(CookieWrite::TooDeep) => {
+            Some(CookieWrite::Unwritable(problem)) => {
                 tracing::error!(
-                    "the session nests deeper than {} levels, which no cookie read accepts; \
-                     answering 500 and keeping the cookie the browser has",
-                    tagged::MAX_DEPTH
+                    "the session cannot be sent: {problem}; answering 500 and keeping the cookie \
+                     the browser has"
                 );
                 return Finish::Fail {
                     failure: Failure::Internal,

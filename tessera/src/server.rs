@@ -169,20 +169,19 @@ fn has_content(data: &Map) -> bool {
 }
 
 /// Refuses a value that, stored, would make its session unreadable.
-fn too_deep(key: &str) -> StoreError {
-    StoreError::Unrepresentable(format!(
-        "session key {key:?} would nest deeper than {} levels, which no session is read back with",
-        crate::tagged::MAX_DEPTH
-    ))
+fn unwritable(key: &str, problem: crate::tagged::Unwritable) -> StoreError {
+    StoreError::Unrepresentable(format!("session key {key:?}: {problem}"))
 }
 
 /// The store work one flush needs, decided under the lock.
 enum Plan {
     Nothing,
-    /// A changed value nests deeper than the store's reader accepts: stored,
-    /// it would make the session unreadable, so nothing is written.
-    TooDeep {
+    /// A changed value would not read back (nested too deep, a datetime
+    /// out of range): stored, it would make the session unreadable, so
+    /// nothing is written.
+    Unwritable {
         key: String,
+        problem: crate::tagged::Unwritable,
     },
     Create {
         record: Record,
@@ -324,7 +323,7 @@ impl Session {
             let plan = self.plan_flush(&settings, now, create);
             match plan {
                 Plan::Nothing => return Ok(()),
-                Plan::TooDeep { key } => return Err(too_deep(&key)),
+                Plan::Unwritable { key, problem } => return Err(unwritable(&key, problem)),
                 Plan::Create { record } => {
                     let id = SessionId::generate();
                     if settings.store.create(&id, &record).await? {
@@ -413,14 +412,15 @@ impl Session {
         }
         // Checked before the changes are taken, so that a later save still
         // has them (and refuses them again) rather than dropping them.
-        let too_deep = state.touched.iter().find(|key| {
-            state
-                .data
-                .get(key.as_str())
-                .is_some_and(crate::tagged::value_nests_deeper_than_readable)
+        let unwritable = state.touched.iter().find_map(|key| {
+            let problem = crate::tagged::value_unwritable(state.data.get(key.as_str())?)?;
+            Some((key, problem))
         });
-        if let Some(key) = too_deep {
-            return Plan::TooDeep { key: key.clone() };
+        if let Some((key, problem)) = unwritable {
+            return Plan::Unwritable {
+                key: key.clone(),
+                problem,
+            };
         }
         let touched = std::mem::take(&mut state.touched);
         let cleared = std::mem::take(&mut state.cleared);
@@ -683,10 +683,10 @@ impl Session {
     /// [`insert`](Self::insert) refuses it.
     pub async fn append(&self, key: &str, value: impl Into<Value>) -> Result<usize, SessionError> {
         let value = value.into();
-        if crate::tagged::list_item_under_nests_deeper_than_readable(key, &value) {
+        if let Some(problem) = crate::tagged::list_item_under_unwritable(key, &value) {
             return Err(SessionError::Serialize {
                 key: key.to_owned(),
-                source: crate::session::too_deep(),
+                source: crate::session::unwritable(problem),
             });
         }
         let Some(settings) = self.server_settings() else {

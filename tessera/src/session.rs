@@ -219,12 +219,9 @@ pub(crate) struct State {
     late_write_noted: bool,
 }
 
-/// Why a value nested too deep is refused.
-pub(crate) fn too_deep() -> serde_json::Error {
-    serde::ser::Error::custom(format_args!(
-        "it would nest deeper than {} levels, which no session is read back with",
-        crate::tagged::MAX_DEPTH
-    ))
+/// Why a value that would not read back is refused.
+pub(crate) fn unwritable(problem: crate::tagged::Unwritable) -> serde_json::Error {
+    serde::ser::Error::custom(problem)
 }
 
 impl State {
@@ -403,13 +400,12 @@ impl Session {
     ) -> Result<(), SessionError> {
         let key = key.into();
         let value = crate::value_serde::to_value(&value)
-            .and_then(|value| {
-                if crate::tagged::value_under_nests_deeper_than_readable(&key, &value) {
-                    Err(too_deep())
-                } else {
-                    Ok(value)
-                }
-            })
+            .and_then(
+                |value| match crate::tagged::value_under_unwritable(&key, &value) {
+                    Some(problem) => Err(unwritable(problem)),
+                    None => Ok(value),
+                },
+            )
             .map_err(|source| SessionError::Serialize {
                 key: key.clone(),
                 source,

@@ -52,67 +52,123 @@ pub struct ParseError {
     pub reason: &'static str,
 }
 
-/// Writes a value as Flask's tagged JSON.
+/// Writes a value as Flask's tagged JSON. A datetime outside years 1 to
+/// 9999 in UTC is written, but Flask cannot read it back (nor tessera as it
+/// was); a session refuses such a value before it is sent or stored.
 pub fn to_string(value: &Value) -> String {
     let mut out = String::new();
     write_value(&mut out, value);
     out
 }
 
-/// Whether `map`, written as tagged JSON, nests deeper than [`MAX_DEPTH`],
-/// so that reading it back would be refused. Counts levels as the reader
-/// does: every object and array, a tag's object included. Stops early: a
-/// flat session costs one look at each value.
-pub(crate) fn nests_deeper_than_readable(map: &Map) -> bool {
-    dict_deeper(map, MAX_DEPTH)
+/// Why a session value, written, would not read back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Unwritable {
+    /// Nested deeper than [`MAX_DEPTH`] levels.
+    TooDeep,
+    /// A datetime outside years 1 to 9999 in UTC: Flask's reader (Python's
+    /// `datetime`) holds no other, and an HTTP date's year has four digits.
+    DateOutOfRange(OffsetDateTime),
 }
 
-/// Whether `value`, as a value of a session, nests deeper than a session
-/// can be read back with (the session's own dict is the first level), in
-/// a cookie or in any store.
-pub(crate) fn value_nests_deeper_than_readable(value: &Value) -> bool {
-    value_deeper(value, MAX_DEPTH - 1)
+impl std::fmt::Display for Unwritable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::TooDeep => write!(
+                f,
+                "it would nest deeper than {MAX_DEPTH} levels, which no session is read back with"
+            ),
+            Self::DateOutOfRange(when) => write!(
+                f,
+                "the datetime {when} is outside years 1 to 9999 in UTC, which no session is \
+                 read back with"
+            ),
+        }
+    }
 }
 
-/// [`value_nests_deeper_than_readable`] for `value` under `key`: a session
-/// whose only key is a tag is written inside `{" di": …}`, one level more.
-pub(crate) fn value_under_nests_deeper_than_readable(key: &str, value: &Value) -> bool {
+/// `when` in UTC, if its year there is one Python's `datetime` holds (1 to
+/// 9999).
+pub(crate) fn utc_in_python_range(when: OffsetDateTime) -> Option<OffsetDateTime> {
+    when.checked_to_offset(time::UtcOffset::UTC)
+        .filter(|utc| (1..=9999).contains(&utc.year()))
+}
+
+/// Why `map`, written as tagged JSON, would not read back: nesting deeper
+/// than [`MAX_DEPTH`] (counted as the reader counts: every object and
+/// array, a tag's object included) or a datetime out of range. Stops
+/// early: a flat session costs one look at each value.
+pub(crate) fn map_unwritable(map: &Map) -> Option<Unwritable> {
+    dict_unwritable(map, MAX_DEPTH)
+}
+
+/// Why `value`, as a value of a session (the session's own dict is the
+/// first level), would not read back, in a cookie or in any store.
+pub(crate) fn value_unwritable(value: &Value) -> Option<Unwritable> {
+    item_unwritable(value, MAX_DEPTH - 1)
+}
+
+/// [`value_unwritable`] for `value` under `key`: a session whose only key
+/// is a tag is written inside `{" di": …}`, one level more.
+pub(crate) fn value_under_unwritable(key: &str, value: &Value) -> Option<Unwritable> {
     let escape = usize::from(TAGS.contains(&key));
-    value_deeper(value, MAX_DEPTH - 1 - escape)
+    item_unwritable(value, MAX_DEPTH - 1 - escape)
 }
 
-/// [`value_under_nests_deeper_than_readable`] for an item appended to the
-/// list under `key`.
-pub(crate) fn list_item_under_nests_deeper_than_readable(key: &str, value: &Value) -> bool {
+/// [`value_under_unwritable`] for an item appended to the list under
+/// `key`.
+pub(crate) fn list_item_under_unwritable(key: &str, value: &Value) -> Option<Unwritable> {
     let escape = usize::from(TAGS.contains(&key));
-    value_deeper(value, MAX_DEPTH - 2 - escape)
+    item_unwritable(value, MAX_DEPTH - 2 - escape)
 }
 
-fn dict_deeper(map: &Map, room: usize) -> bool {
+fn dict_unwritable(map: &Map, room: usize) -> Option<Unwritable> {
     // A one-key dict whose key is a tag is written inside {" di": …}.
     let escaped = map.len() == 1 && map.keys().next().is_some_and(|key| TAGS.contains(&key));
     let needed = 1 + usize::from(escaped);
-    room < needed || map.values().any(|value| value_deeper(value, room - needed))
+    if room < needed {
+        return Some(Unwritable::TooDeep);
+    }
+    map.values()
+        .find_map(|value| item_unwritable(value, room - needed))
 }
 
-fn items_deeper(items: &[Value], room: usize, needed: usize) -> bool {
-    room < needed || items.iter().any(|item| value_deeper(item, room - needed))
+fn items_unwritable(items: &[Value], room: usize, needed: usize) -> Option<Unwritable> {
+    if room < needed {
+        return Some(Unwritable::TooDeep);
+    }
+    items
+        .iter()
+        .find_map(|item| item_unwritable(item, room - needed))
 }
 
-fn value_deeper(value: &Value, room: usize) -> bool {
+fn item_unwritable(value: &Value, room: usize) -> Option<Unwritable> {
     match value {
-        Value::List(items) => items_deeper(items, room, 1),
-        Value::Tuple(items) => items_deeper(items, room, 2),
-        Value::Dict(map) => dict_deeper(map, room),
-        Value::Bytes(_) | Value::Markup(_) | Value::Uuid(_) | Value::DateTime(_) => room < 1,
-        Value::Null | Value::Bool(_) | Value::Number(_) | Value::String(_) => false,
+        Value::List(items) => items_unwritable(items, room, 1),
+        Value::Tuple(items) => items_unwritable(items, room, 2),
+        Value::Dict(map) => dict_unwritable(map, room),
+        Value::DateTime(_) | Value::Bytes(_) | Value::Markup(_) | Value::Uuid(_) if room < 1 => {
+            Some(Unwritable::TooDeep)
+        }
+        Value::DateTime(when) if utc_in_python_range(*when).is_none() => {
+            Some(Unwritable::DateOutOfRange(*when))
+        }
+        Value::Null
+        | Value::Bool(_)
+        | Value::Number(_)
+        | Value::String(_)
+        | Value::DateTime(_)
+        | Value::Bytes(_)
+        | Value::Markup(_)
+        | Value::Uuid(_) => None,
     }
 }
 
 /// The longest integer Python reads by default (`sys.get_int_max_str_digits`).
 const PYTHON_MAX_INT_DIGITS: usize = 4300;
 
-/// Writes a session's map as Flask's tagged JSON.
+/// Writes a session's map as Flask's tagged JSON (datetimes as
+/// [`to_string`] writes them).
 pub fn map_to_string(map: &Map) -> String {
     // Most sessions fit; growing a string from empty copies it several times.
     let mut out = String::with_capacity(128);
@@ -230,11 +286,22 @@ fn write_string(out: &mut String, s: &str) {
     out.push('"');
 }
 
-/// An HTTP date, as Werkzeug's `http_date` writes it.
+/// An HTTP date, as Werkzeug's `http_date` writes it. A datetime whose UTC
+/// time the `time` crate cannot hold (past year 9999 or before -9999) is
+/// written as the nearest one it can: sessions refuse datetimes outside
+/// years 1 to 9999 before writing them (see [`Unwritable`]).
 pub(crate) fn http_date(when: OffsetDateTime) -> String {
-    when.to_offset(time::UtcOffset::UTC)
-        .format(HTTP_DATE)
-        .unwrap_or_default()
+    let utc = when
+        .checked_to_offset(time::UtcOffset::UTC)
+        .unwrap_or_else(|| {
+            // Only the offset can carry the time past the range, in its direction.
+            if when.offset().is_negative() {
+                time::PrimitiveDateTime::MAX.assume_utc()
+            } else {
+                time::PrimitiveDateTime::MIN.assume_utc()
+            }
+        });
+    utc.format(HTTP_DATE).unwrap_or_default()
 }
 
 /// Reads Flask's tagged JSON into a value, untagging as Flask does. A lone
@@ -840,6 +907,31 @@ mod tests {
         );
     }
 
+    /// A datetime past what the time crate holds in UTC is written as the
+    /// nearest it holds, not a panic; sessions refuse it before writing.
+    #[test]
+    fn datetimes_beyond_utc_range_are_written_without_panicking() {
+        let late = Value::DateTime(time::macros::datetime!(9999-12-31 23:00 -05:00));
+        assert_eq!(
+            to_string(&late),
+            r#"{" d":"Fri, 31 Dec 9999 23:59:59 GMT"}"#
+        );
+        assert_eq!(
+            value_unwritable(&late),
+            Some(Unwritable::DateOutOfRange(time::macros::datetime!(
+                9999-12-31 23:00 -05:00
+            )))
+        );
+        let early = Value::DateTime(time::macros::datetime!(-9999-01-01 00:00 +01:00));
+        assert!(
+            to_string(&early).contains("-9999 00:00:00 GMT"),
+            "{}",
+            to_string(&early)
+        );
+        let first = Value::DateTime(time::macros::datetime!(0001-01-01 00:00 UTC));
+        assert_eq!(value_unwritable(&first), None);
+    }
+
     /// Integers as long as Python reads them, and no longer (floats are
     /// not bounded).
     #[test]
@@ -876,15 +968,15 @@ mod tests {
                 let map = nest(levels, wrap);
                 let readable = from_str(&map_to_string(&map)).is_ok();
                 assert_eq!(
-                    nests_deeper_than_readable(&map),
-                    !readable,
+                    map_unwritable(&map),
+                    (!readable).then_some(Unwritable::TooDeep),
                     "{levels} levels of {:?}",
                     wrap(Value::Null)
                 );
             }
         }
         let leafy = Map::from([("b".to_owned(), Value::bytes(vec![1]))]);
-        assert!(!nests_deeper_than_readable(&leafy));
+        assert_eq!(map_unwritable(&leafy), None);
     }
 
     #[test]

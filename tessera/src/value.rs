@@ -44,8 +44,9 @@ pub enum Value {
     /// a second are lost (build it with `Value::from(datetime)`, which drops
     /// them at once, as the memory store, which keeps values as given, then
     /// holds them too), years 0 to 99 read back as 2000 to 2068 and 1969 to
-    /// 1999 (Python's two-digit years), and a year before 1 (which Python
-    /// cannot hold) reads back as null.
+    /// 1999 (Python's two-digit years), and one outside years 1 to 9999 in
+    /// UTC (which Python cannot hold) is refused when its session is sent
+    /// or stored, as a value nested too deep is.
     DateTime(OffsetDateTime),
 }
 
@@ -583,11 +584,16 @@ impl From<Uuid> for Value {
     }
 }
 
-/// Datetimes are kept in UTC with whole seconds, as Flask's HTTP-date tag keeps them.
+/// Datetimes are kept in UTC with whole seconds, as Flask's HTTP-date tag
+/// keeps them. One whose UTC time is past what the `time` crate holds
+/// (beyond year 9999) is kept in its own offset; like any datetime outside
+/// years 1 to 9999 in UTC, a session refuses it when it is saved.
 impl From<OffsetDateTime> for Value {
     fn from(value: OffsetDateTime) -> Self {
-        let utc = value.to_offset(time::UtcOffset::UTC);
-        Value::DateTime(utc.replace_nanosecond(0).unwrap_or(utc))
+        let kept = value
+            .checked_to_offset(time::UtcOffset::UTC)
+            .unwrap_or(value);
+        Value::DateTime(kept.replace_nanosecond(0).unwrap_or(kept))
     }
 }
 

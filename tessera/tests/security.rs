@@ -168,6 +168,34 @@ fn routes() -> Router {
                 },
             ),
         )
+        // A datetime under "date", set by `insert_value` or appended to the
+        // list under "date" by `append`.
+        .route(
+            "/date/{how}/{which}",
+            post(
+                |s: Session, Path((how, which)): Path<(String, String)>| async move {
+                    let when = match which.as_str() {
+                        // UTC is past year 9999, where the time crate ends.
+                        "after-9999" => time::macros::datetime!(9999-12-31 23:00 -05:00),
+                        // UTC is year 0, which Python's datetime has not.
+                        "year-0" => time::macros::datetime!(0001-01-01 00:30 +05:00),
+                        "last" => time::macros::datetime!(9999-12-31 23:59:59 UTC),
+                        _ => time::macros::datetime!(0001-01-01 00:00 UTC),
+                    };
+                    let result = match how.as_str() {
+                        "insert_value" => {
+                            s.insert_value("date", when);
+                            Ok(())
+                        }
+                        _ => s.append("date", Value::DateTime(when)).await.map(drop),
+                    };
+                    match result {
+                        Ok(()) => (StatusCode::OK, "set".to_owned()),
+                        Err(error) => (error.status(), format!("{error}: {error:?}")),
+                    }
+                },
+            ),
+        )
         // What a login handler does: a fresh id (server-side), then the user.
         .route(
             "/login/{user}",
@@ -682,6 +710,61 @@ async fn values_too_deep_to_read_back_are_refused() {
             "{mode:?}: {body}"
         );
         still_alice(&cookie).await;
+    }
+}
+
+/// A datetime outside years 1 to 9999 in UTC (which Python's `datetime`
+/// cannot hold, so that Flask could not read the session; past 9999 the
+/// `time` crate cannot either) is refused before it is sent or stored, as
+/// a value nested too deep is: `append` says so, a value set otherwise
+/// makes the response a 500, and the session stays as it was. The first
+/// and last datetimes Python holds are written.
+#[tokio::test]
+async fn datetimes_flask_cannot_read_back_are_refused() {
+    for mode in all_modes() {
+        let fx = fixture(mode, |b| b);
+        let cookie = cookie_pair(&send(&fx.app, "POST", "/login/alice", None, "").await);
+        let post = async |path: &str| {
+            let (status, cookies, body) =
+                parts(send(&fx.app, "POST", path, Some(&cookie), "").await).await;
+            let cookie = cookies.first().map_or(cookie.clone(), |c| {
+                c.split(';').next().expect("pair").to_owned()
+            });
+            (status, cookie, body)
+        };
+        for which in ["after-9999", "year-0"] {
+            for how in ["insert_value", "append"] {
+                let (status, written, body) = post(&format!("/date/{how}/{which}")).await;
+                assert_eq!(
+                    status,
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "{mode:?} {how} {which}: {body}"
+                );
+                if how == "append" {
+                    assert!(
+                        body.contains("is outside years 1 to 9999 in UTC"),
+                        "{mode:?} {which}: {body}"
+                    );
+                }
+                assert_eq!(written, cookie, "{mode:?} {how} {which}: no new cookie");
+                let (_, _, username) = read(&fx.app, "username", &cookie).await;
+                assert_eq!(username, "\"alice\"", "{mode:?} {how} {which}");
+                let (_, _, date) = read(&fx.app, "date", &cookie).await;
+                assert_eq!(date, "None", "{mode:?} {how} {which}");
+            }
+        }
+        // Read back as Python reads a year below 100, in this century,
+        // except from the memory store, which keeps values as they were set.
+        let first_year = if mode == Mode::Memory { "0001" } else { "2001" };
+        for (which, text) in [
+            ("last", "Fri, 31 Dec 9999 23:59:59 GMT".to_owned()),
+            ("first", format!("Mon, 01 Jan {first_year} 00:00:00 GMT")),
+        ] {
+            let (status, written, body) = post(&format!("/date/insert_value/{which}")).await;
+            assert_eq!(status, StatusCode::OK, "{mode:?} {which}: {body}");
+            let (_, _, date) = read(&fx.app, "date", &written).await;
+            assert_eq!(date, format!("{{\" d\":\"{text}\"}}"), "{mode:?} {which}");
+        }
     }
 }
 

@@ -50,7 +50,7 @@ use std::str::FromStr;
 use base64::Engine as _;
 use rmp::encode::ByteBuf;
 use rmp::Marker;
-use time::{OffsetDateTime, UtcOffset};
+use time::OffsetDateTime;
 
 use crate::map::Map;
 use crate::tagged::{self, MAX_DEPTH};
@@ -212,15 +212,12 @@ fn python_datetime(
     when: OffsetDateTime,
     format: SerializationFormat,
 ) -> Result<OffsetDateTime, FormatError> {
-    let utc = when.to_offset(UtcOffset::UTC);
-    if (1..=9999).contains(&utc.year()) {
-        Ok(utc)
-    } else {
-        Err(unencodable(
+    crate::tagged::utc_in_python_range(when).ok_or_else(|| {
+        unencodable(
             format,
             format!("datetime {when} is outside Python's years 1 to 9999"),
-        ))
-    }
+        )
+    })
 }
 
 mod msgpack {
@@ -1471,7 +1468,7 @@ mod tests {
             .decode(&unhex("81a164d6ff65937d25"))
             .expect("decodes");
         let when = back["d"].as_datetime().expect("a datetime");
-        assert_eq!(when.offset(), UtcOffset::UTC);
+        assert_eq!(when.offset(), time::UtcOffset::UTC);
         assert_eq!(when, datetime!(2024-01-02 03:04:05 UTC));
     }
 
@@ -1493,10 +1490,14 @@ mod tests {
             .expect("a date")
             .midnight()
             .assume_utc();
-        let data = map([("d", Value::DateTime(ancient))]);
-        for format in [MSGPACK, JSON] {
-            let error = format.encode(&data).expect_err("year 0");
-            assert!(error.to_string().contains("years 1 to 9999"), "{error}");
+        // In UTC, past the last year the time crate holds.
+        let beyond = time::macros::datetime!(9999-12-31 23:00 -05:00);
+        for when in [ancient, beyond] {
+            let data = map([("d", Value::DateTime(when))]);
+            for format in [MSGPACK, JSON] {
+                let error = format.encode(&data).expect_err("out of range");
+                assert!(error.to_string().contains("years 1 to 9999"), "{error}");
+            }
         }
     }
 
