@@ -44,12 +44,15 @@ impl ServerSettings {
     /// whole lifetime, and less than a second more, as Flask's cookies do;
     /// without it, a record written late in a second lost most of a second.
     fn idle_expiry(&self, now: u64) -> u64 {
-        now + self.idle_secs + 1
+        now.saturating_add(self.idle_secs).saturating_add(1)
     }
 
     /// The absolute expiry of a record created at `now`, counted the same way.
     fn absolute_expiry(&self, now: u64) -> Option<u64> {
-        self.absolute_secs.map(|secs| now + secs + 1)
+        // `now` may be a stored creation time, which a store's other
+        // writers could have set to anything.
+        self.absolute_secs
+            .map(|secs| now.saturating_add(secs).saturating_add(1))
     }
 }
 
@@ -911,5 +914,28 @@ fn cookie_action(state: &State) -> CookieAction {
     CookieAction::Set {
         id: id.clone(),
         expires_at,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stored creation time is whatever a store's other writers put
+    /// there: u64::MAX overflowed (a panic in debug builds, a session
+    /// ended at once in release ones).
+    #[test]
+    fn expiries_saturate_rather_than_overflow() {
+        let settings = ServerSettings {
+            store: Arc::new(crate::store::MemoryStore::default()),
+            idle_secs: 3600,
+            absolute_secs: Some(7200),
+            refresh_each_request: true,
+            session_permanent: true,
+        };
+        assert_eq!(settings.absolute_expiry(10), Some(7211));
+        assert_eq!(settings.absolute_expiry(u64::MAX), Some(u64::MAX));
+        assert_eq!(settings.idle_expiry(10), 3611);
+        assert_eq!(settings.idle_expiry(u64::MAX - 1), u64::MAX);
     }
 }

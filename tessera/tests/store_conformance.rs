@@ -328,6 +328,109 @@ impl Drop for DropRedisKeys {
     }
 }
 
+/// Times written by hand that are not numbers: the session they belong to
+/// reads as corrupt (absent to the layer), never as the store unavailable,
+/// which would answer 503 to its visitor for as long as the record lived;
+/// and the expiry sweep goes on past it (it stopped at the first such
+/// record, every time). In the Flask-Session layout, the remembered
+/// deadline of the value's TTL counts as none (the TTL as Flask-Session's),
+/// and the sweep drops unreadable metadata but leaves the value to
+/// Flask-Session.
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn times_that_are_not_numbers_fail_no_request_and_stop_no_sweep() {
+    let url = test_server_url("TESSERA_TEST_REDIS_URL");
+    let mut conn = ::redis::Client::open(url.as_str())
+        .expect("a client")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("a connection");
+    for flask_format in [None, Some(SerializationFormat::Msgpack)] {
+        let prefix = format!("test-{}:", SessionId::generate().fingerprint());
+        let _guard = DropRedisKeys {
+            url: url.clone(),
+            prefix: prefix.clone(),
+        };
+        let store: Box<dyn SessionStore> = match flask_format {
+            None => Box::new(
+                tessera::store::RedisStore::new(&url)
+                    .expect("a Redis URL")
+                    .with_prefix(&prefix),
+            ),
+            Some(format) => Box::new(
+                tessera::store::FlaskSessionRedisStore::new(&url, format)
+                    .expect("a Redis URL")
+                    .with_prefix(&prefix),
+            ),
+        };
+        let with_absolute = Record {
+            absolute_expires_at: Some(NOW + 2 * HOUR),
+            ..live_record(map([("k", 1.into())]), Some("alice"))
+        };
+        let bad_expires = create(&*store, &with_absolute).await;
+        let bad_absolute = create(&*store, &with_absolute).await;
+        let good = create(&*store, &with_absolute).await;
+        let mut overwrite = async |id: &SessionId, field: &str| {
+            let _: i64 = ::redis::cmd("HSET")
+                .arg(format!("{prefix}{{{}}}", id.as_str()))
+                .arg(field)
+                .arg("abc")
+                .query_async(&mut conn)
+                .await
+                .expect("overwritten");
+        };
+        overwrite(&bad_expires, "\0expires").await;
+        overwrite(&bad_absolute, "\0absolute").await;
+        for id in [&bad_expires, &bad_absolute] {
+            let loaded = store.load(id, NOW).await;
+            assert!(
+                matches!(loaded, Err(StoreError::Corrupt(_))),
+                "{flask_format:?}: {loaded:?}"
+            );
+        }
+        if flask_format.is_some() {
+            let bad_deadline = create(&*store, &with_absolute).await;
+            overwrite(&bad_deadline, "\0deadline").await;
+            let loaded = store.load(&bad_deadline, NOW).await;
+            assert!(
+                matches!(&loaded, Ok(Some(record)) if record.data == map([("k", 1.into())])),
+                "{loaded:?}"
+            );
+        }
+
+        // Everything is due: the good ones are purged (the one without a
+        // deadline at its absolute expiry), the bad ones only leave the
+        // index.
+        let purged = store
+            .purge_expired(NOW + 3 * HOUR, 100)
+            .await
+            .expect("the sweep goes on");
+        let expected = if flask_format.is_some() { 2 } else { 1 };
+        assert_eq!(purged, expected, "{flask_format:?}");
+        let entries: i64 = ::redis::cmd("ZCARD")
+            .arg(format!("{prefix}expiry"))
+            .query_async(&mut conn)
+            .await
+            .expect("ZCARD");
+        assert_eq!(entries, 0, "{flask_format:?}");
+        for id in [&bad_expires, &bad_absolute] {
+            // tessera's layout leaves the record to its TTL; the
+            // Flask-Session layout leaves the value to Flask-Session.
+            let key = match flask_format {
+                None => format!("{prefix}{{{}}}", id.as_str()),
+                Some(_) => format!("{prefix}{}", id.as_str()),
+            };
+            let exists: i64 = ::redis::cmd("EXISTS")
+                .arg(&key)
+                .query_async(&mut conn)
+                .await
+                .expect("EXISTS");
+            assert_eq!(exists, 1, "{flask_format:?} {key}");
+        }
+        assert!(store.load(&good, NOW).await.expect("load").is_none());
+    }
+}
+
 /// Flask-Session layout: a session whose metadata cannot be read (written
 /// by hand) is left out of listings, which still show the user's others.
 #[cfg(feature = "redis")]

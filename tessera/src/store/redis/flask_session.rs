@@ -131,9 +131,10 @@ local function times(prefix, sid, now)
   local pttl = redis.call('PTTL', blob_key(prefix, sid))
   if pttl == -2 then return nil end
   local meta = redis.call('HMGET', session_key(prefix, sid), CREATED, EXPIRES, ABSOLUTE, USER, DEADLINE)
-  local expires, foreign = meta[2], 0
-  if not (expires and meta[5] and pttl >= 0
-          and math.abs(clock_ms() + pttl - tonumber(meta[5])) <= SLACK_MS) then
+  -- A deadline that is not a number (written by hand) counts as none.
+  local expires, deadline_ms, foreign = meta[2], tonumber(meta[5]), 0
+  if not (expires and deadline_ms and pttl >= 0
+          and math.abs(clock_ms() + pttl - deadline_ms) <= SLACK_MS) then
     foreign = 1
     if pttl < 0 then
       expires = string.format('%d', MAX_TIME)
@@ -306,6 +307,10 @@ for _, sid in ipairs(redis.call('ZRANGEBYSCORE', index, '-inf', ARGV[2], 'LIMIT'
     -- The value is gone (its TTL, or Flask-Session deleted it).
     forget(prefix, sid, index)
     purged = purged + 1
+  elseif not tonumber(t[2]) or (t[3] and not tonumber(t[3])) then
+    -- Metadata written by hand that is not numbers: it goes, and the
+    -- value stays as Flask-Session reads it, until its TTL ends it.
+    forget(prefix, sid, index)
   elseif live(t[2], t[3], now) then
     -- Kept alive by another writer, or changed behind the index's back.
     redis.call('ZADD', index, deadline(t[2], t[3]), sid)

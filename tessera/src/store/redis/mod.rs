@@ -322,9 +322,13 @@ end
     LuaHelper {
         name: "live",
         code: r#"
+-- Times that are not numbers (written by hand) are not live.
 local function live(expires, absolute, now)
-  if not expires or now >= tonumber(expires) then return false end
-  return not absolute or now < tonumber(absolute)
+  expires = tonumber(expires)
+  if not expires or now >= expires then return false end
+  if not absolute then return true end
+  absolute = tonumber(absolute)
+  return absolute ~= nil and now < absolute
 end
 "#,
     },
@@ -605,6 +609,11 @@ for _, sid in ipairs(redis.call('ZRANGEBYSCORE', index, '-inf', ARGV[2], 'LIMIT'
     -- Redis dropped it at its TTL: only the index entry is left.
     redis.call('ZREM', index, sid)
     purged = purged + 1
+  elseif not tonumber(meta[1]) or (meta[2] and not tonumber(meta[2])) then
+    -- Times written by hand that are not numbers: the session reads as
+    -- absent and is left as it is (its TTL ends it); its entry goes, so
+    -- that the sweep goes on past it.
+    redis.call('ZREM', index, sid)
   elseif live(meta[1], meta[2], now) then
     -- The entry disagrees with the session (changed behind our back).
     redis.call('ZADD', index, deadline(meta[1], meta[2]), sid)
