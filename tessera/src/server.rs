@@ -698,15 +698,35 @@ impl Session {
             return Ok(crate::store::append_in_map(&mut state.data, key, &value)?);
         };
         let (id, now) = self.stored_id().await?;
-        let length = settings.store.append(&id, key, &value, now).await?;
-        if length.is_some() {
-            // Read the list back so this request sees what others appended.
-            let record = settings.store.load(&id, now).await?;
-            self.apply_atomic(key, record.and_then(|record| record.data.get(key).cloned()))?;
-        } else {
+        let Some(length) = settings.store.append(&id, key, &value, now).await? else {
             self.apply_atomic(key, None)?;
+            return Err(SessionError::Revoked);
+        };
+        // Read the list back so this request sees what others appended.
+        let stored = settings
+            .store
+            .load(&id, now)
+            .await?
+            .and_then(|mut record| record.data.remove(key));
+        // A login or logout elsewhere may have moved or ended the session
+        // since, taking the item with it: the append stands (answering
+        // `Revoked` would have the item added twice by a retry), and this
+        // request sees the list as it knew it, with the item.
+        let list = stored.unwrap_or_else(|| self.list_as_known_with(key, &value));
+        self.apply_atomic(key, Some(list))?;
+        Ok(length)
+    }
+
+    /// The list under `key` as this request knows it, with `item` appended.
+    fn list_as_known_with(&self, key: &str, item: &Value) -> Value {
+        let mut view = Map::new();
+        if let Some(current) = self.lock().data.get(key) {
+            view.insert(key.to_owned(), current.clone());
         }
-        length.ok_or(SessionError::Revoked)
+        match crate::store::append_in_map(&mut view, key, item) {
+            Ok(_) => view.remove(key).unwrap_or(Value::Null),
+            Err(_) => Value::List(vec![item.clone()]),
+        }
     }
 
     /// The stored record's id, creating the record (with everything written

@@ -48,7 +48,9 @@ pub enum SessionError {
     },
     /// The session was revoked (logged out, possibly from another device),
     /// expired, or moved to a new id by a concurrent login, while this
-    /// request was using it.
+    /// request was using it. Return it (`?`, a 409): from here on the
+    /// session is a new, empty, anonymous one, and writing to it would send
+    /// its cookie in place of the one the login gave the browser.
     #[error("the session was revoked")]
     Revoked,
     /// The operation needs server-side sessions (`SESSION_TYPE` other than

@@ -682,6 +682,32 @@ async fn a_request_racing_a_login_leaves_the_new_cookie_alone() {
     assert_eq!(read(&app, "late", &new_cookie).await, "None");
 }
 
+/// An append that a login in another tab moves with the session, between
+/// the append and the reading back of the list, was answered `Revoked`
+/// (409) though the item was stored: a retry added it twice. It succeeds,
+/// and the item is in the moved session once.
+#[tokio::test]
+async fn an_append_moved_by_a_login_right_after_it_succeeds() {
+    let (app, store) = setup();
+    let cookie = cookie_pair(&send(&app, "POST", "/cart", None, "apple").await);
+    store.moves_after_an_append.store(true, Ordering::SeqCst);
+    let response = send(&app, "POST", "/cart", Some(&cookie), "pear").await;
+    store.moves_after_an_append.store(false, Ordering::SeqCst);
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        set_cookies(response.headers()).is_empty(),
+        "the login's cookie is left alone"
+    );
+    assert_eq!(text(response).await, "2");
+    let moved = store
+        .list(None, None, 10, tessera_now())
+        .await
+        .expect("list");
+    assert_eq!(moved.len(), 1);
+    let new_cookie = format!("session={}", moved[0].id.as_str());
+    assert_eq!(read(&app, "cart", &new_cookie).await, r#"["apple","pear"]"#);
+}
+
 #[tokio::test]
 async fn refresh_does_not_write_on_every_request() {
     let (app, store) = setup();

@@ -24,6 +24,9 @@ pub(crate) struct CountingStore<S: ?Sized = dyn SessionStore> {
     /// While set, a session moved by `cycle_id` ends right after the move,
     /// as if logged out everywhere from another device at that moment.
     pub(crate) ends_after_a_move: AtomicBool,
+    /// While set, a session appended to moves to a new id right after the
+    /// append, as if a login in another tab moved it at that moment.
+    pub(crate) moves_after_an_append: AtomicBool,
 }
 
 /// Counting in front of a memory store.
@@ -42,6 +45,7 @@ impl<S: SessionStore + ?Sized> CountingStore<S> {
             down: AtomicBool::new(false),
             updates_down: AtomicBool::new(false),
             ends_after_a_move: AtomicBool::new(false),
+            moves_after_an_append: AtomicBool::new(false),
         }
     }
 
@@ -135,7 +139,11 @@ impl<S: SessionStore + ?Sized> SessionStore for CountingStore<S> {
         now: u64,
     ) -> Result<Option<usize>, StoreError> {
         self.wrote()?;
-        self.inner.append(id, key, value, now).await
+        let length = self.inner.append(id, key, value, now).await?;
+        if length.is_some() && self.moves_after_an_append.load(Ordering::SeqCst) {
+            self.inner.cycle_id(id, &SessionId::generate(), now).await?;
+        }
+        Ok(length)
     }
     async fn list(
         &self,
