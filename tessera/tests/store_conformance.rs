@@ -431,6 +431,75 @@ async fn times_that_are_not_numbers_fail_no_request_and_stop_no_sweep() {
     }
 }
 
+/// Flask-Session layout: a value the store reads but could not write (a
+/// JSON value, read by a msgpack store as Flask-Session reads it, holding an
+/// integer beyond msgpack's 64 bits) goes back as it was when only the
+/// expiry or the owner changes: a read-only request's refresh answered 500.
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn flask_session_layout_refreshes_a_value_it_could_not_write() {
+    let prefix = format!("test-{}:", SessionId::generate().fingerprint());
+    let url = test_server_url("TESSERA_TEST_REDIS_URL");
+    let _guard = DropRedisKeys {
+        url: url.clone(),
+        prefix: prefix.clone(),
+    };
+    let store = tessera::store::FlaskSessionRedisStore::new(&url, SerializationFormat::Msgpack)
+        .expect("a Redis URL")
+        .with_prefix(&prefix);
+    let id = create(&store, &live_record(map([("k", 1.into())]), None)).await;
+    let json = br#"{"_permanent": true, "n": 18446744073709551616}"#;
+    let mut conn = ::redis::Client::open(url.as_str())
+        .expect("a client")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("a connection");
+    let _: () = ::redis::cmd("SET")
+        .arg(format!("{prefix}{}", id.as_str()))
+        .arg(&json[..])
+        .arg("KEEPTTL")
+        .query_async(&mut conn)
+        .await
+        .expect("written as Flask-Session with JSON would");
+    for changes in [
+        Changes {
+            expires_at: Some(NOW + 2 * HOUR),
+            ..Changes::default()
+        },
+        Changes {
+            user_id: Some(Some("alice".to_owned())),
+            ..Changes::default()
+        },
+    ] {
+        assert!(
+            store.update(&id, &changes, NOW).await.expect("refreshed"),
+            "{changes:?}"
+        );
+    }
+    let stored: Vec<u8> = ::redis::cmd("GET")
+        .arg(format!("{prefix}{}", id.as_str()))
+        .query_async(&mut conn)
+        .await
+        .expect("GET");
+    assert_eq!(stored, json, "the value is as it was");
+    let record = load_live(&store, &id).await;
+    assert_eq!(record.user_id.as_deref(), Some("alice"));
+    assert_eq!(record.expires_at, NOW + 2 * HOUR);
+    // A change to the data is refused, as before, and leaves it as it was.
+    let error = store
+        .update(
+            &id,
+            &Changes {
+                set: map([("m", 1.into())]),
+                ..Changes::default()
+            },
+            NOW,
+        )
+        .await
+        .expect_err("msgpack cannot hold the integer");
+    assert!(matches!(error, StoreError::Unrepresentable(_)), "{error}");
+}
+
 /// Flask-Session layout: a session whose metadata cannot be read (written
 /// by hand) is left out of listings, which still show the user's others.
 #[cfg(feature = "redis")]

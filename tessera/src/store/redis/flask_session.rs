@@ -577,6 +577,7 @@ impl FlaskSessionRedisStore {
         now: u64,
         expires_at: Option<u64>,
         owner: Option<&Option<String>>,
+        changes_data: bool,
         mut change: impl FnMut(&mut Map) -> Result<T, StoreError>,
     ) -> Result<Option<T>, StoreError> {
         let (owner_change, owner) = match owner {
@@ -595,6 +596,15 @@ impl FlaskSessionRedisStore {
                 return Ok(None);
             };
             let result = change(&mut data)?;
+            let encoded = if changes_data {
+                Some(
+                    self.format
+                        .encode_keeping(&data, &value)
+                        .map_err(|error| StoreError::Unrepresentable(error.to_string()))?,
+                )
+            } else {
+                None
+            };
             let mut call = FLASK_SCRIPTS.write.prepare_invoke();
             call.key(self.value_key(id))
                 .key(self.metadata_key(id))
@@ -603,11 +613,7 @@ impl FlaskSessionRedisStore {
                 .arg(id.as_str())
                 .arg(now)
                 .arg(crate::key::hex(&sha1_of(&value)))
-                .arg(
-                    self.format
-                        .encode_keeping(&data, &value)
-                        .map_err(|error| StoreError::Unrepresentable(error.to_string()))?,
-                )
+                .arg(encoded.as_deref().unwrap_or(&value))
                 .arg(expires_at.map_or(String::new(), |at| clamp(at).to_string()))
                 .arg(owner_change)
                 .arg(owner);
@@ -773,12 +779,18 @@ impl SessionStore for FlaskSessionRedisStore {
                 .await?
                 .is_some_and(|snapshot| snapshot.live));
         }
+        // Only the expiry or the owner changes: the value goes back as it
+        // was read, even if this store could not write it (a JSON value
+        // holding an integer msgpack cannot, read by a msgpack store).
+        let data_changes =
+            changes.cleared || !changes.set.is_empty() || !changes.removed.is_empty();
         let applied = self
             .modify(
                 id,
                 now,
                 changes.expires_at,
                 changes.user_id.as_ref(),
+                data_changes,
                 |data| {
                     let mut record = Record {
                         data: std::mem::take(data),
@@ -839,7 +851,7 @@ impl SessionStore for FlaskSessionRedisStore {
         by: i64,
         now: u64,
     ) -> Result<Option<i64>, StoreError> {
-        self.modify(id, clamp(now), None, None, |data| {
+        self.modify(id, clamp(now), None, None, true, |data| {
             let value = incremented(key, data.get(key), by)?;
             data.insert(key.to_owned(), Value::from(value));
             Ok(value)
@@ -854,7 +866,7 @@ impl SessionStore for FlaskSessionRedisStore {
         value: &Value,
         now: u64,
     ) -> Result<Option<usize>, StoreError> {
-        self.modify(id, clamp(now), None, None, |data| {
+        self.modify(id, clamp(now), None, None, true, |data| {
             append_in_map(data, key, value)
         })
         .await
