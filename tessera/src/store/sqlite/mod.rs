@@ -86,6 +86,12 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// the busy timeout, so that a slow writer is reported as such.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// What the `-wal` file is cut back to once a checkpoint has emptied it. A
+/// reader holding an old snapshot (a long listing, another process) keeps
+/// checkpoints from finishing, and the file grows meanwhile; without a limit
+/// SQLite reuses it from the start but never shrinks it.
+const WAL_SIZE_LIMIT: u64 = 64 * 1024 * 1024;
+
 /// Schema steps, in order: step `n` takes `user_version` from `n` to `n + 1`.
 /// Released steps never change; later versions append steps.
 const MIGRATIONS: &[&str] = &[
@@ -508,6 +514,7 @@ async fn connect(
         // loss, which is the right trade for sessions.
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
+        .pragma("journal_size_limit", WAL_SIZE_LIMIT.to_string())
         // Deleting a session deletes its values through the cascade.
         .foreign_keys(true)
         .busy_timeout(BUSY_TIMEOUT);
@@ -1320,6 +1327,51 @@ mod tests {
                 store.close().await;
             }
         }
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// A `-wal` file that grew while a reader kept checkpoints from
+    /// finishing is cut back once one finishes (it stayed at its largest,
+    /// 400 MB in one report, until the application stopped).
+    #[tokio::test]
+    async fn the_wal_file_shrinks_after_a_reader_held_it_open() {
+        use sqlx::Connection as _;
+        let dir = std::env::temp_dir().join(format!("tessera-sqlite-wal-{}", std::process::id()));
+        let path = dir.join("sessions.db");
+        let store = SqliteStore::open(&path).await.expect("open");
+        let mut reader =
+            sqlx::sqlite::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+                .await
+                .expect("a reader");
+        let mut snapshot = reader.begin().await.expect("a read transaction");
+        sqlx::query("SELECT count(*) FROM tessera_sessions")
+            .execute(&mut *snapshot)
+            .await
+            .expect("the snapshot is taken");
+        let mut record = live_record();
+        record
+            .data
+            .insert("big".to_owned(), Value::from("x".repeat(1024 * 1024)));
+        let write = async || {
+            store
+                .create(&SessionId::generate(), &record)
+                .await
+                .expect("a write");
+        };
+        let wal = dir.join("sessions.db-wal");
+        let limit = WAL_SIZE_LIMIT;
+        while std::fs::metadata(&wal).expect("the WAL").len() < limit + limit / 4 {
+            write().await;
+        }
+        snapshot.rollback().await.expect("the reader lets go");
+        reader.close().await.expect("closed");
+        // The next writes checkpoint the whole log and start it over.
+        for _ in 0..8 {
+            write().await;
+        }
+        let size = std::fs::metadata(&wal).expect("the WAL").len();
+        assert!(size <= limit, "the WAL is still {size} bytes");
+        store.close().await;
         std::fs::remove_dir_all(&dir).ok();
     }
 
