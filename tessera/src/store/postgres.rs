@@ -957,8 +957,10 @@ async fn migrate(
         .execute(&mut *tx)
         .await?;
     if let Some(schema) = schema {
-        // The name was checked to be a plain identifier in `with_schema`.
-        let create = format!("CREATE SCHEMA IF NOT EXISTS {schema}");
+        // The name was checked to be a plain identifier in `with_schema`;
+        // quoted, since it may be a reserved word (`user`, `order`), which
+        // the search_path setting takes as it is.
+        let create = format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"");
         (&mut *tx).execute(sqlx::raw_sql(&create)).await?;
     }
     (&mut *tx)
@@ -1420,7 +1422,7 @@ mod tests {
         let mut conn = PgConnection::connect(&server_url())
             .await
             .expect("connect to inspect");
-        sqlx::raw_sql(&format!("SET search_path = {schema}"))
+        sqlx::raw_sql(&format!("SET search_path = \"{schema}\""))
             .execute(&mut conn)
             .await
             .expect("search_path");
@@ -1442,7 +1444,7 @@ mod tests {
     async fn drop_schema(store: PostgresStore, schema: &str) {
         store.close().await;
         let mut conn = inspect(schema).await;
-        sqlx::raw_sql(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        sqlx::raw_sql(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
             .execute(&mut conn)
             .await
             .expect("drop the schema");
@@ -1590,6 +1592,31 @@ mod tests {
                 .with_schema(bad);
             assert!(matches!(result, Err(StoreError::Config(_))), "{bad:?}");
         }
+    }
+
+    /// A schema named by a reserved word (`order`, `user`) is created and
+    /// used like any other (it was refused by a syntax error, every
+    /// request answering 503).
+    #[tokio::test]
+    async fn a_schema_named_by_a_reserved_word_works() {
+        let schema = "order";
+        let store = store_in(schema);
+        let id = SessionId::generate();
+        assert!(store
+            .create(&id, &record(Map::new(), Some("alice"), NOW + 10))
+            .await
+            .expect("create"));
+        assert!(store.load(&id, NOW).await.expect("load").is_some());
+        let mut conn = inspect(schema).await;
+        let tables: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'order'",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .expect("the tables");
+        assert_eq!(tables, 3);
+        conn.close().await.expect("close");
+        drop_schema(store, schema).await;
     }
 
     #[tokio::test]
