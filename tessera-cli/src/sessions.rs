@@ -29,8 +29,9 @@ const STORE_HELP: &str = "Every command takes the store's URL from --store or, f
     (the file must exist: it is never created here), redis://host:port/db (keys under \
     SESSION_KEY_PREFIX, default session:, set but empty no prefix; in Flask-Session's layout when \
     SESSION_SERIALIZATION_FORMAT is msgpack or json, and refused when the sessions found under \
-    the prefix are in the other layout) or postgres://user:password@host:port/db (the \
-    application's tables must be there: they are never created here). TLS: rediss://… for \
+    the prefix are in the other layout, or in both) or postgres://user:password@host:port/db (the \
+    application's tables must be there: they are never created here; for tables in a schema \
+    of their own, add ?options=-c%20search_path%3Dname to the URL). TLS: rediss://… for \
     Redis, ?sslmode=verify-full (and &sslrootcert=ca.pem for a private CA) for PostgreSQL; \
     certificates are checked against the system's root certificates, or the file \
     SSL_CERT_FILE names.";
@@ -304,6 +305,10 @@ impl Store {
                             "tessera's own layout: unset SESSION_SERIALIZATION_FORMAT, as the \
                              application has it"
                         }
+                        Layout::Both => {
+                            "both layouts: applications of each share it, and each reads the \
+                             other's sessions wrongly; give each a SESSION_KEY_PREFIX of its own"
+                        }
                     };
                     Error::new(format_args!(
                         "the sessions under the key prefix {prefix:?} are in {hint}"
@@ -318,7 +323,7 @@ impl Store {
                             .map_err(store_error)?
                             .with_prefix(prefix.clone());
                         match store.sample_layout().await.map_err(store_error)? {
-                            Some(Layout::Tessera) => Err(mismatch(Layout::Tessera)),
+                            Some(found @ (Layout::Tessera | Layout::Both)) => Err(mismatch(found)),
                             _ => Ok(Self::FlaskSessionRedis(store)),
                         }
                     }
@@ -327,7 +332,9 @@ impl Store {
                             .map_err(store_error)?
                             .with_prefix(prefix.clone());
                         match store.sample_layout().await.map_err(store_error)? {
-                            Some(Layout::FlaskSession) => Err(mismatch(Layout::FlaskSession)),
+                            Some(found @ (Layout::FlaskSession | Layout::Both)) => {
+                                Err(mismatch(found))
+                            }
                             _ => Ok(Self::Redis(store)),
                         }
                     }

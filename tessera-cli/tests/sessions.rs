@@ -943,6 +943,65 @@ fn redis_commands_refuse_the_other_layout() {
         assert_eq!(out.status, Some(0), "{:?}", out.stderr);
         assert!(out.stdout.contains("alice"), "{:?}", out.stdout);
     }
+
+    // Two applications of different layouts on one prefix: refused in
+    // either layout (tessera's listed both, and revoking a user deleted
+    // the other layout's metadata but left its session live).
+    let mixed_prefix = format!("cli-layout-m-{}:", SessionId::generate().fingerprint());
+    runtime().block_on(async {
+        let ours = RedisStore::new(&url)
+            .expect("a redis URL")
+            .with_prefix(&mixed_prefix);
+        assert!(ours
+            .create(&SessionId::generate(), &record)
+            .await
+            .expect("create"));
+        let theirs = FlaskSessionRedisStore::new(&url, SerializationFormat::Msgpack)
+            .expect("a redis URL")
+            .with_prefix(&mixed_prefix);
+        assert!(theirs
+            .create(&SessionId::generate(), &record)
+            .await
+            .expect("create"));
+    });
+    for format in [None, Some("msgpack")] {
+        let mut env = vec![("SESSION_KEY_PREFIX", mixed_prefix.as_str())];
+        if let Some(format) = format {
+            env.push(("SESSION_SERIALIZATION_FORMAT", format));
+        }
+        let out = run_in(
+            &dir,
+            &["sessions", "revoke-user", "alice", "--store", &url],
+            &env,
+        );
+        assert_eq!(out.status, Some(1), "{format:?}: {:?}", out.stdout);
+        assert!(
+            out.stderr.contains("both layouts"),
+            "{format:?}: {:?}",
+            out.stderr
+        );
+    }
+
+    // A prefix with no sessions yet, whose text starts another
+    // application's (Flask-Session's `session:` beside `sess`): nothing of
+    // the other's is taken for its own (it was refused as Flask-Session's).
+    let empty_prefix = format!("cli-layout-e-{}", SessionId::generate().fingerprint());
+    runtime().block_on(async {
+        let theirs = FlaskSessionRedisStore::new(&url, SerializationFormat::Msgpack)
+            .expect("a redis URL")
+            .with_prefix(format!("{empty_prefix}ion:"));
+        assert!(theirs
+            .create(&SessionId::generate(), &record)
+            .await
+            .expect("create"));
+    });
+    let out = run_in(
+        &dir,
+        &["sessions", "list", "--store", &url],
+        &[("SESSION_KEY_PREFIX", empty_prefix.as_str())],
+    );
+    assert_eq!(out.status, Some(0), "{:?}", out.stderr);
+    assert!(!out.stdout.contains("alice"), "{:?}", out.stdout);
 }
 
 /// A record the store cannot read (written by hand here) is left out of a

@@ -1043,6 +1043,9 @@ pub enum Layout {
     /// Flask-Session's: the serialized session under `prefix + id`, beside
     /// a metadata hash ([`FlaskSessionRedisStore`]).
     FlaskSession,
+    /// Sessions of both: applications of both layouts share the prefix,
+    /// and each reads the other's sessions wrongly.
+    Both,
 }
 
 /// How many `SCAN` calls [`Link::sample_layout`] makes at most.
@@ -1051,17 +1054,27 @@ const SAMPLE_SCAN_ROUNDS: usize = 10;
 /// Reads up to 16 sessions of the expiry index. Read-only.
 const SAMPLE_LAYOUT: &str = r#"
 local prefix = ARGV[1]
+local ours, theirs = false, false
 for _, sid in ipairs(redis.call('ZRANGE', KEYS[1], 0, 15)) do
-  if redis.call('TYPE', prefix .. sid).ok == 'string' then return 'flask-session' end
-  -- A key of another kind (set by hand, say) tells nothing: the next one may.
-  local fields = redis.pcall('HKEYS', prefix .. '{' .. sid .. '}')
-  if not fields.err then
-    for _, field in ipairs(fields) do
-      -- Metadata fields are NUL and a name; every other field is a session key.
-      if string.byte(field, 1) ~= 0 or string.byte(field, 2) == 0 then return 'tessera' end
+  if redis.call('TYPE', prefix .. sid).ok == 'string' then
+    theirs = true
+  else
+    -- A key of another kind (set by hand, say) tells nothing: the next one may.
+    local fields = redis.pcall('HKEYS', prefix .. '{' .. sid .. '}')
+    if not fields.err then
+      for _, field in ipairs(fields) do
+        -- Metadata fields are NUL and a name; every other field is a session key.
+        if string.byte(field, 1) ~= 0 or string.byte(field, 2) == 0 then
+          ours = true
+          break
+        end
+      end
     end
   end
 end
+if ours and theirs then return 'both' end
+if ours then return 'tessera' end
+if theirs then return 'flask-session' end
 return ''
 "#;
 
@@ -1078,12 +1091,20 @@ impl Link {
         match found.as_str() {
             "tessera" => return Ok(Some(Layout::Tessera)),
             "flask-session" => return Ok(Some(Layout::FlaskSession)),
+            "both" => return Ok(Some(Layout::Both)),
             _ => {}
         }
         let mut cursor: u64 = 0;
         for _ in 0..SAMPLE_SCAN_ROUNDS {
             let (next, keys) = self.scan_values(prefix, cursor).await?;
-            if !keys.is_empty() {
+            // Only a session id after the prefix: `sess*` also matches
+            // another application's `session:…` keys.
+            let session_value = |key: &String| {
+                key.strip_prefix(prefix)
+                    .and_then(SessionId::parse)
+                    .is_some()
+            };
+            if keys.iter().any(session_value) {
                 return Ok(Some(Layout::FlaskSession));
             }
             if next == 0 {
