@@ -124,7 +124,8 @@ pub enum SessionType {
 }
 
 impl SessionType {
-    /// Every accepted `SESSION_TYPE` value.
+    /// The `SESSION_TYPE` values, one per type (a few aliases are accepted
+    /// too: `securecookie`, `encryptedcookie`, `postgresql`).
     pub const NAMES: &'static [&'static str] = &[
         "cookie",
         "encrypted",
@@ -654,13 +655,6 @@ impl SessionConfigBuilder {
                     &value,
                     "a number of sessions, at least 1",
                 )?;
-                if sessions == 0 {
-                    return Err(invalid(
-                        "TESSERA_MEMORY_STORE_MAX_SESSIONS",
-                        &value,
-                        "a number of sessions, at least 1",
-                    ));
-                }
                 self.memory_max_sessions(sessions)
             }
             "TESSERA_SWEEP_INTERVAL" => {
@@ -875,13 +869,15 @@ impl SessionConfigBuilder {
         self
     }
 
-    /// The most sessions the memory store keeps (`TESSERA_MEMORY_STORE_MAX_SESSIONS`).
+    /// The most sessions the memory store keeps (`TESSERA_MEMORY_STORE_MAX_SESSIONS`, at least
+    /// 1).
     pub fn memory_max_sessions(mut self, max: usize) -> Self {
         self.memory_max_sessions = max;
         self
     }
 
-    /// How often expired server-side sessions are swept (`TESSERA_SWEEP_INTERVAL`, default 60 s).
+    /// How often expired server-side sessions are swept (`TESSERA_SWEEP_INTERVAL`, default 60 s,
+    /// at least 1 s).
     pub fn sweep_interval(mut self, interval: Duration) -> Self {
         self.sweep_interval = interval;
         self
@@ -1091,11 +1087,18 @@ impl SessionConfigBuilder {
                 );
             }
         }
-        if self.sweep_interval.is_zero() {
+        if self.sweep_interval < Duration::from_secs(1) {
             return Err(invalid(
                 "TESSERA_SWEEP_INTERVAL",
-                "0",
+                &format!("{:?}", self.sweep_interval),
                 "at least one second",
+            ));
+        }
+        if self.memory_max_sessions == 0 {
+            return Err(invalid(
+                "TESSERA_MEMORY_STORE_MAX_SESSIONS",
+                "0",
+                "a number of sessions, at least 1",
             ));
         }
         Ok(SessionConfig {
@@ -1671,6 +1674,24 @@ mod tests {
         .is_ok());
         let error = build(&[("TESSERA_MEMORY_STORE_MAX_SESSIONS", "0")]).expect_err("zero");
         assert!(error.to_string().contains("at least 1"), "{error}");
+        // The builder's setters are held to the same bounds as the variables.
+        let builder = || SessionConfig::builder().secret_key("k".repeat(32));
+        let error = builder()
+            .memory_max_sessions(0)
+            .build()
+            .expect_err("no room for a session");
+        assert!(error.to_string().contains("at least 1"), "{error}");
+        for interval in [Duration::ZERO, Duration::from_millis(999)] {
+            let error = builder()
+                .sweep_interval(interval)
+                .build()
+                .expect_err("under a second");
+            assert!(error.to_string().contains("at least one second"), "{error}");
+        }
+        assert!(builder()
+            .sweep_interval(Duration::from_secs(1))
+            .build()
+            .is_ok());
         #[cfg(feature = "postgres")]
         {
             let error = build(&[

@@ -20,12 +20,6 @@
 //! axum::serve(listener, app).await?;
 //! # Ok(()) }
 //! ```
-//!
-//! A request that already carries a [`Session`] (a `SessionLayer` further
-//! out, say around a router another one is nested in) passes through this
-//! layer untouched: the outer layer's session is the one the handlers see
-//! and the one saved, once. Two layers saving one request would send two
-//! `Set-Cookie` headers, and the browser would keep whichever came last.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -45,6 +39,17 @@ use crate::session::Session;
 use crate::store::SessionStore;
 
 /// Adds a [`Session`] to every request's extensions and saves it afterwards.
+///
+/// A request that already carries a [`Session`] (a `SessionLayer` further
+/// out, say around a router another one is nested in) passes through this
+/// layer untouched: the outer layer's session is the one the handlers see
+/// and the one saved, once. Two layers saving one request would send two
+/// `Set-Cookie` headers, and the browser would keep whichever came last.
+///
+/// When saving fails, the response is replaced by a 409 (the session ended
+/// or moved while the request wrote to it), 500 or 503 with an empty body:
+/// the layer cannot make a body of the application's type. The README shows
+/// how to fill them in with `axum::middleware::map_response`.
 #[derive(Debug, Clone)]
 pub struct SessionLayer {
     core: Arc<SessionCore>,

@@ -30,7 +30,7 @@
 //! let app = Router::new()
 //!     .route("/set_session", get(set_session))
 //!     .route("/get_session", get(get_session))
-//!     .layer(tessera::SessionLayer::new(config));
+//!     .layer(SessionLayer::new(config));
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:5000").await?;
 //! axum::serve(listener, app).await?;
 //! # Ok(()) }

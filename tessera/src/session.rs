@@ -32,7 +32,9 @@ pub enum SessionError {
         #[source]
         source: serde_json::Error,
     },
-    /// The session store failed; answer 503 and let the client retry.
+    /// The session store failed: 503 (with `Retry-After`) when it is
+    /// unavailable, for the client to retry; 500 otherwise (see
+    /// [`status`](Self::status)).
     #[error(transparent)]
     Store(StoreError),
     /// An atomic operation found a value of the wrong type under its key: a

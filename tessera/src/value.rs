@@ -393,7 +393,8 @@ impl Value {
         }
     }
 
-    /// The Python type's name, for error messages.
+    /// The Python type's name with its article (`"a float"`, `"None"`), for
+    /// error messages.
     pub fn type_name(&self) -> &'static str {
         match self {
             Value::Null => "None",

@@ -50,7 +50,7 @@ impl Default for MemoryStore {
 }
 
 impl MemoryStore {
-    /// A store holding at most `max_sessions` sessions.
+    /// A store holding at most `max_sessions` sessions (0 counts as 1).
     pub fn new(max_sessions: usize) -> Self {
         Self {
             inner: Mutex::new(Inner::default()),

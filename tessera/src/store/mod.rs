@@ -99,9 +99,11 @@ pub struct Record {
     pub user_id: Option<String>,
     /// When the session was created.
     pub created_at: u64,
-    /// When it expires unless used again (sliding).
+    /// When it expires unless used again (sliding): the time it was last
+    /// used plus the lifetime plus one second, as the layer writes it.
     pub expires_at: u64,
-    /// When it expires whatever happens (counted from creation).
+    /// When it expires whatever happens: its creation plus the absolute
+    /// lifetime plus one second, as the layer writes it.
     pub absolute_expires_at: Option<u64>,
 }
 
@@ -248,8 +250,17 @@ impl StoreError {
 }
 
 /// Where server-side sessions live. Implemented by [`MemoryStore`] and, with
-/// the `sqlite` feature, `SqliteStore`; the
-/// shared conformance suite in `tests/store_conformance.rs` is the contract.
+/// their features, `SqliteStore`, `RedisStore`, `FlaskSessionRedisStore`
+/// and `PostgresStore`; the project's shared conformance suite
+/// (`tests/store_conformance.rs` in its repository) runs every one of them
+/// against the rules below.
+///
+/// Times are whole seconds since the Unix epoch; a record is live while
+/// `now` is before both its expiries. The layer sets a new record's
+/// expiries to its creation plus the lifetime plus one second (times are
+/// truncated, so that every session lasts at least its whole lifetime).
+/// Every operation that changes something is atomic: concurrent calls,
+/// from other processes too, never lose one another's effect.
 #[async_trait::async_trait]
 pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
     /// The live record under `id`, or `None` if absent or expired.
@@ -268,7 +279,8 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
     async fn delete(&self, id: &SessionId) -> Result<bool, StoreError>;
 
     /// Moves the live record to the unused id `new` and deletes `old`, as one
-    /// atomic step. Returns `false` if `old` is not live or `new` is taken.
+    /// atomic step. Returns `false` if `old` is not live or `new` is taken
+    /// (as it is when `new` is `old`).
     async fn cycle_id(
         &self,
         old: &SessionId,
@@ -276,8 +288,11 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
         now: u64,
     ) -> Result<bool, StoreError>;
 
-    /// Atomically adds `by` to the integer under `key` (absent counts as 0)
-    /// and returns the new value; `None` if there is no live record.
+    /// Atomically adds `by` to the integer under `key` (absent or null counts
+    /// as 0) and returns the new value; `None` if there is no live record.
+    /// [`StoreError::WrongType`] for any other value (a float, a bool, a
+    /// string, an integer beyond `i64`) or a result beyond `i64`, changing
+    /// nothing.
     async fn increment(
         &self,
         id: &SessionId,
@@ -286,8 +301,10 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
         now: u64,
     ) -> Result<Option<i64>, StoreError>;
 
-    /// Atomically appends `value` to the list under `key` (absent counts as
-    /// empty) and returns the new length; `None` if there is no live record.
+    /// Atomically appends `value` to the list under `key` (absent or null
+    /// counts as empty) and returns the new length; `None` if there is no
+    /// live record. [`StoreError::WrongType`] for any other value than a
+    /// list, changing nothing.
     async fn append(
         &self,
         id: &SessionId,
