@@ -345,7 +345,11 @@ async fn times_that_are_not_numbers_fail_no_request_and_stop_no_sweep() {
         .get_multiplexed_async_connection()
         .await
         .expect("a connection");
-    for flask_format in [None, Some(SerializationFormat::Msgpack)] {
+    // NaN passed a test for a number, and stopped the sweep all the same.
+    let cases = ["abc", "nan", "-inf"].into_iter().flat_map(|garbage| {
+        [None, Some(SerializationFormat::Msgpack)].map(|format| (garbage, format))
+    });
+    for (garbage, flask_format) in cases {
         let prefix = format!("test-{}:", SessionId::generate().fingerprint());
         let _guard = DropRedisKeys {
             url: url.clone(),
@@ -374,7 +378,7 @@ async fn times_that_are_not_numbers_fail_no_request_and_stop_no_sweep() {
             let _: i64 = ::redis::cmd("HSET")
                 .arg(format!("{prefix}{{{}}}", id.as_str()))
                 .arg(field)
-                .arg("abc")
+                .arg(garbage)
                 .query_async(&mut conn)
                 .await
                 .expect("overwritten");
@@ -385,7 +389,7 @@ async fn times_that_are_not_numbers_fail_no_request_and_stop_no_sweep() {
             let loaded = store.load(id, NOW).await;
             assert!(
                 matches!(loaded, Err(StoreError::Corrupt(_))),
-                "{flask_format:?}: {loaded:?}"
+                "{garbage} {flask_format:?}: {loaded:?}"
             );
         }
         if flask_format.is_some() {
@@ -406,13 +410,13 @@ async fn times_that_are_not_numbers_fail_no_request_and_stop_no_sweep() {
             .await
             .expect("the sweep goes on");
         let expected = if flask_format.is_some() { 2 } else { 1 };
-        assert_eq!(purged, expected, "{flask_format:?}");
+        assert_eq!(purged, expected, "{garbage} {flask_format:?}");
         let entries: i64 = ::redis::cmd("ZCARD")
             .arg(format!("{prefix}expiry"))
             .query_async(&mut conn)
             .await
             .expect("ZCARD");
-        assert_eq!(entries, 0, "{flask_format:?}");
+        assert_eq!(entries, 0, "{garbage} {flask_format:?}");
         for id in [&bad_expires, &bad_absolute] {
             // tessera's layout leaves the record to its TTL; the
             // Flask-Session layout leaves the value to Flask-Session.
@@ -425,7 +429,7 @@ async fn times_that_are_not_numbers_fail_no_request_and_stop_no_sweep() {
                 .query_async(&mut conn)
                 .await
                 .expect("EXISTS");
-            assert_eq!(exists, 1, "{flask_format:?} {key}");
+            assert_eq!(exists, 1, "{garbage} {flask_format:?} {key}");
         }
         assert!(store.load(&good, NOW).await.expect("load").is_none());
     }

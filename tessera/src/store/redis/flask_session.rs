@@ -307,7 +307,7 @@ for _, sid in ipairs(redis.call('ZRANGEBYSCORE', index, '-inf', ARGV[2], 'LIMIT'
     -- The value is gone (its TTL, or Flask-Session deleted it).
     forget(prefix, sid, index)
     purged = purged + 1
-  elseif not tonumber(t[2]) or (t[3] and not tonumber(t[3])) then
+  elseif not time_of(t[2]) or (t[3] and not time_of(t[3])) then
     -- Metadata written by hand that is not numbers: it goes, and the
     -- value stays as Flask-Session reads it, until its TTL ends it.
     forget(prefix, sid, index)

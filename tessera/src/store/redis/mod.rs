@@ -322,13 +322,26 @@ end
     LuaHelper {
         name: "live",
         code: r#"
--- Times that are not numbers (written by hand) are not live.
+-- Times that are not numbers (written by hand) are not live; nor is NaN,
+-- which compares false with everything.
 local function live(expires, absolute, now)
   expires = tonumber(expires)
-  if not expires or now >= expires then return false end
+  if not expires or expires ~= expires or now >= expires then return false end
   if not absolute then return true end
   absolute = tonumber(absolute)
   return absolute ~= nil and now < absolute
+end
+"#,
+    },
+    LuaHelper {
+        name: "time_of",
+        code: r#"
+-- A stored time as a number, or nil if it is none (written by hand): not a
+-- number, NaN or infinite.
+local function time_of(text)
+  local n = tonumber(text)
+  if n and n == n and n > -math.huge and n < math.huge then return n end
+  return nil
 end
 "#,
     },
@@ -609,7 +622,7 @@ for _, sid in ipairs(redis.call('ZRANGEBYSCORE', index, '-inf', ARGV[2], 'LIMIT'
     -- Redis dropped it at its TTL: only the index entry is left.
     redis.call('ZREM', index, sid)
     purged = purged + 1
-  elseif not tonumber(meta[1]) or (meta[2] and not tonumber(meta[2])) then
+  elseif not time_of(meta[1]) or (meta[2] and not time_of(meta[2])) then
     -- Times written by hand that are not numbers: the session reads as
     -- absent and is left as it is (its TTL ends it); its entry goes, so
     -- that the sweep goes on past it.
