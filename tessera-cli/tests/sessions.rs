@@ -964,8 +964,66 @@ fn redis_commands_refuse_the_other_layout() {
             .await
             .expect("create"));
     });
-    for format in [None, Some("msgpack")] {
-        let mut env = vec![("SESSION_KEY_PREFIX", mixed_prefix.as_str())];
+    // The other layout's sessions past the first 16 of the index (they
+    // expire later), or written by Flask-Session itself, which keeps no
+    // index: seen too.
+    let later_prefix = format!("cli-layout-l-{}:", SessionId::generate().fingerprint());
+    let unindexed_prefix = format!("cli-layout-u-{}:", SessionId::generate().fingerprint());
+    runtime().block_on(async {
+        let ours = RedisStore::new(&url)
+            .expect("a redis URL")
+            .with_prefix(&later_prefix);
+        for _ in 0..20 {
+            assert!(ours
+                .create(&SessionId::generate(), &record)
+                .await
+                .expect("create"));
+        }
+        let theirs = FlaskSessionRedisStore::new(&url, SerializationFormat::Msgpack)
+            .expect("a redis URL")
+            .with_prefix(&later_prefix);
+        let later = Record {
+            expires_at: now + 7200,
+            ..record.clone()
+        };
+        assert!(theirs
+            .create(&SessionId::generate(), &later)
+            .await
+            .expect("create"));
+        let ours = RedisStore::new(&url)
+            .expect("a redis URL")
+            .with_prefix(&unindexed_prefix);
+        assert!(ours
+            .create(&SessionId::generate(), &record)
+            .await
+            .expect("create"));
+        let mut conn = ::redis::Client::open(url.as_str())
+            .expect("a client")
+            .get_multiplexed_async_connection()
+            .await
+            .expect("a connection");
+        // What Flask-Session writes: the msgpack value alone.
+        let _: () = ::redis::cmd("SET")
+            .arg(format!(
+                "{unindexed_prefix}{}",
+                SessionId::generate().as_str()
+            ))
+            .arg(&b"\x81\xa8username\xa3bob"[..])
+            .arg("EX")
+            .arg(600)
+            .query_async(&mut conn)
+            .await
+            .expect("a Flask-Session value");
+    });
+    for (prefix, format) in [
+        (&mixed_prefix, None),
+        (&mixed_prefix, Some("msgpack")),
+        (&later_prefix, None),
+        (&later_prefix, Some("msgpack")),
+        (&unindexed_prefix, None),
+        (&unindexed_prefix, Some("msgpack")),
+    ] {
+        let mut env = vec![("SESSION_KEY_PREFIX", prefix.as_str())];
         if let Some(format) = format {
             env.push(("SESSION_SERIALIZATION_FORMAT", format));
         }
@@ -974,10 +1032,10 @@ fn redis_commands_refuse_the_other_layout() {
             &["sessions", "revoke-user", "alice", "--store", &url],
             &env,
         );
-        assert_eq!(out.status, Some(1), "{format:?}: {:?}", out.stdout);
+        assert_eq!(out.status, Some(1), "{prefix} {format:?}: {:?}", out.stdout);
         assert!(
             out.stderr.contains("both layouts"),
-            "{format:?}: {:?}",
+            "{prefix} {format:?}: {:?}",
             out.stderr
         );
     }

@@ -528,17 +528,20 @@ impl PostgresStore {
     /// missing, instead of the connection's default. For one database shared
     /// by several applications, or several stores side by side (tests). The
     /// name is an unquoted identifier: lowercase ASCII letters, digits and
-    /// `_`, not starting with a digit, at most 63 bytes.
+    /// `_`, not starting with a digit nor with `pg_` (PostgreSQL keeps those
+    /// for itself), at most 63 bytes.
     pub fn with_schema(mut self, name: &str) -> Result<Self, StoreError> {
         let valid = (1..=63).contains(&name.len())
             && name
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-            && !name.starts_with(|c: char| c.is_ascii_digit());
+            && !name.starts_with(|c: char| c.is_ascii_digit())
+            && !name.starts_with("pg_");
         if !valid {
             return Err(StoreError::Config(format!(
                 "{name:?} is not a usable PostgreSQL schema name: use lowercase ASCII \
-                 letters, digits and _, not starting with a digit, at most 63 bytes"
+                 letters, digits and _, not starting with a digit nor with pg_, at most 63 \
+                 bytes"
             )));
         }
         // Every connection resolves the unqualified table names in the
@@ -1585,6 +1588,8 @@ mod tests {
             "semi;colon",
             "quote\"",
             "dash-ed",
+            "pg_sessions",
+            "pg_catalog",
             &"a".repeat(64),
         ] {
             let result = PostgresStore::new("postgres://localhost/db")

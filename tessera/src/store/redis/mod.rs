@@ -1064,11 +1064,15 @@ pub enum Layout {
 /// How many `SCAN` calls [`Link::sample_layout`] makes at most.
 const SAMPLE_SCAN_ROUNDS: usize = 10;
 
-/// Reads up to 16 sessions of the expiry index. Read-only.
+/// Reads up to 16 of the earliest and 16 of the latest sessions of the
+/// expiry index (an application of the other layout that came later, or
+/// whose sessions last longer, shows at one end). Read-only.
 const SAMPLE_LAYOUT: &str = r#"
 local prefix = ARGV[1]
 local ours, theirs = false, false
-for _, sid in ipairs(redis.call('ZRANGE', KEYS[1], 0, 15)) do
+local sample = redis.call('ZRANGE', KEYS[1], 0, 15)
+for _, sid in ipairs(redis.call('ZRANGE', KEYS[1], -16, -1)) do sample[#sample + 1] = sid end
+for _, sid in ipairs(sample) do
   if redis.call('TYPE', prefix .. sid).ok == 'string' then
     theirs = true
   else
@@ -1093,20 +1097,30 @@ return ''
 
 impl Link {
     /// The layout of the sessions under `prefix`, from a sample of its expiry
-    /// index, or, when that is empty, from a few rounds of `SCAN` for the
-    /// values Flask-Session keeps (a prefix only Flask-Session has written
-    /// to has no index); `None` when neither shows anything.
+    /// index and a few rounds of `SCAN` for the values Flask-Session keeps
+    /// (Flask-Session itself writes no index); `None` when neither shows
+    /// anything.
     pub(super) async fn sample_layout(&self, prefix: &str) -> Result<Option<Layout>, StoreError> {
         static SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(SAMPLE_LAYOUT));
         let mut call = SCRIPT.prepare_invoke();
         call.key(format!("{prefix}expiry")).arg(prefix);
         let found: String = self.read_script(&call).await?;
-        match found.as_str() {
-            "tessera" => return Ok(Some(Layout::Tessera)),
+        let indexed = match found.as_str() {
+            "tessera" => Some(Layout::Tessera),
             "flask-session" => return Ok(Some(Layout::FlaskSession)),
             "both" => return Ok(Some(Layout::Both)),
-            _ => {}
-        }
+            _ => None,
+        };
+        let valued = self.scan_for_values(prefix).await?;
+        Ok(match (indexed, valued) {
+            (Some(_), Some(_)) => Some(Layout::Both),
+            (indexed, valued) => indexed.or(valued),
+        })
+    }
+
+    /// [`Layout::FlaskSession`] if a few rounds of `SCAN` find a value
+    /// Flask-Session keeps under `prefix` (tessera's layout keeps none).
+    async fn scan_for_values(&self, prefix: &str) -> Result<Option<Layout>, StoreError> {
         let mut cursor: u64 = 0;
         for _ in 0..SAMPLE_SCAN_ROUNDS {
             let (next, keys) = self.scan_values(prefix, cursor).await?;
