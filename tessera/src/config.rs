@@ -1088,9 +1088,15 @@ impl SessionConfigBuilder {
             }
         }
         if self.sweep_interval < Duration::from_secs(1) {
+            // As set: whole seconds from the variable, any from the builder.
+            let shown = if self.sweep_interval.is_zero() {
+                "0".to_owned()
+            } else {
+                format!("{:?}", self.sweep_interval)
+            };
             return Err(invalid(
                 "TESSERA_SWEEP_INTERVAL",
-                &format!("{:?}", self.sweep_interval),
+                &shown,
                 "at least one second",
             ));
         }
