@@ -894,14 +894,20 @@ fn redis_commands_refuse_the_other_layout() {
     };
     let tessera_id = SessionId::generate();
     let flask_id = SessionId::generate();
+    let ours_at = |prefix: &str| {
+        RedisStore::new(&url)
+            .expect("a redis URL")
+            .with_prefix(prefix)
+    };
+    let theirs_at = |prefix: &str| {
+        FlaskSessionRedisStore::new(&url, SerializationFormat::Msgpack)
+            .expect("a redis URL")
+            .with_prefix(prefix)
+    };
     runtime().block_on(async {
-        let ours = RedisStore::new(&url)
-            .expect("a redis URL")
-            .with_prefix(&tessera_prefix);
+        let ours = ours_at(&tessera_prefix);
         assert!(ours.create(&tessera_id, &record).await.expect("create"));
-        let theirs = FlaskSessionRedisStore::new(&url, SerializationFormat::Msgpack)
-            .expect("a redis URL")
-            .with_prefix(&flask_prefix);
+        let theirs = theirs_at(&flask_prefix);
         assert!(theirs.create(&flask_id, &record).await.expect("create"));
     });
     let dir = std::env::temp_dir();
@@ -949,16 +955,12 @@ fn redis_commands_refuse_the_other_layout() {
     // the other layout's metadata but left its session live).
     let mixed_prefix = format!("cli-layout-m-{}:", SessionId::generate().fingerprint());
     runtime().block_on(async {
-        let ours = RedisStore::new(&url)
-            .expect("a redis URL")
-            .with_prefix(&mixed_prefix);
+        let ours = ours_at(&mixed_prefix);
         assert!(ours
             .create(&SessionId::generate(), &record)
             .await
             .expect("create"));
-        let theirs = FlaskSessionRedisStore::new(&url, SerializationFormat::Msgpack)
-            .expect("a redis URL")
-            .with_prefix(&mixed_prefix);
+        let theirs = theirs_at(&mixed_prefix);
         assert!(theirs
             .create(&SessionId::generate(), &record)
             .await
@@ -970,18 +972,14 @@ fn redis_commands_refuse_the_other_layout() {
     let later_prefix = format!("cli-layout-l-{}:", SessionId::generate().fingerprint());
     let unindexed_prefix = format!("cli-layout-u-{}:", SessionId::generate().fingerprint());
     runtime().block_on(async {
-        let ours = RedisStore::new(&url)
-            .expect("a redis URL")
-            .with_prefix(&later_prefix);
+        let ours = ours_at(&later_prefix);
         for _ in 0..20 {
             assert!(ours
                 .create(&SessionId::generate(), &record)
                 .await
                 .expect("create"));
         }
-        let theirs = FlaskSessionRedisStore::new(&url, SerializationFormat::Msgpack)
-            .expect("a redis URL")
-            .with_prefix(&later_prefix);
+        let theirs = theirs_at(&later_prefix);
         let later = Record {
             expires_at: now + 7200,
             ..record.clone()
@@ -990,9 +988,7 @@ fn redis_commands_refuse_the_other_layout() {
             .create(&SessionId::generate(), &later)
             .await
             .expect("create"));
-        let ours = RedisStore::new(&url)
-            .expect("a redis URL")
-            .with_prefix(&unindexed_prefix);
+        let ours = ours_at(&unindexed_prefix);
         assert!(ours
             .create(&SessionId::generate(), &record)
             .await

@@ -296,6 +296,33 @@ async fn flask_session_fixture_at(format: SerializationFormat, url_var: &str) ->
     }
 }
 
+/// A Redis store under a prefix of its own, in tessera's layout (`None`) or
+/// Flask-Session's, its prefix, and the guard that deletes its keys.
+#[cfg(feature = "redis")]
+fn redis_store_of_layout(
+    url: &str,
+    flask_format: Option<SerializationFormat>,
+) -> (Box<dyn SessionStore>, String, DropRedisKeys) {
+    let prefix = format!("test-{}:", SessionId::generate().fingerprint());
+    let guard = DropRedisKeys {
+        url: url.to_owned(),
+        prefix: prefix.clone(),
+    };
+    let store: Box<dyn SessionStore> = match flask_format {
+        None => Box::new(
+            tessera::store::RedisStore::new(url)
+                .expect("a Redis URL")
+                .with_prefix(&prefix),
+        ),
+        Some(format) => Box::new(
+            tessera::store::FlaskSessionRedisStore::new(url, format)
+                .expect("a Redis URL")
+                .with_prefix(&prefix),
+        ),
+    };
+    (store, prefix, guard)
+}
+
 /// Deletes a test's keys when dropped, from a thread of its own with a
 /// blocking connection since `Drop` cannot wait for a future.
 #[cfg(feature = "redis")]
@@ -350,23 +377,7 @@ async fn times_that_are_not_numbers_fail_no_request_and_stop_no_sweep() {
         [None, Some(SerializationFormat::Msgpack)].map(|format| (garbage, format))
     });
     for (garbage, flask_format) in cases {
-        let prefix = format!("test-{}:", SessionId::generate().fingerprint());
-        let _guard = DropRedisKeys {
-            url: url.clone(),
-            prefix: prefix.clone(),
-        };
-        let store: Box<dyn SessionStore> = match flask_format {
-            None => Box::new(
-                tessera::store::RedisStore::new(&url)
-                    .expect("a Redis URL")
-                    .with_prefix(&prefix),
-            ),
-            Some(format) => Box::new(
-                tessera::store::FlaskSessionRedisStore::new(&url, format)
-                    .expect("a Redis URL")
-                    .with_prefix(&prefix),
-            ),
-        };
+        let (store, prefix, _guard) = redis_store_of_layout(&url, flask_format);
         let with_absolute = Record {
             absolute_expires_at: Some(NOW + 2 * HOUR),
             ..live_record(map([("k", 1.into())]), Some("alice"))
@@ -557,23 +568,7 @@ async fn a_wrongly_typed_key_is_corrupt_not_unavailable() {
         .await
         .expect("a connection");
     for flask_format in [None, Some(SerializationFormat::Json)] {
-        let prefix = format!("test-{}:", SessionId::generate().fingerprint());
-        let _guard = DropRedisKeys {
-            url: url.clone(),
-            prefix: prefix.clone(),
-        };
-        let store: Box<dyn SessionStore> = match flask_format {
-            None => Box::new(
-                tessera::store::RedisStore::new(&url)
-                    .expect("a Redis URL")
-                    .with_prefix(&prefix),
-            ),
-            Some(format) => Box::new(
-                tessera::store::FlaskSessionRedisStore::new(&url, format)
-                    .expect("a Redis URL")
-                    .with_prefix(&prefix),
-            ),
-        };
+        let (store, prefix, _guard) = redis_store_of_layout(&url, flask_format);
         let replace_with_list = |key: String| {
             let mut conn = conn.clone();
             async move {
