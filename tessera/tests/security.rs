@@ -227,6 +227,17 @@ async fn parts(response: Response) -> (StatusCode, Vec<String>, String) {
     (status, cookies, text(response).await)
 }
 
+/// `POST path` with the `Cookie` header `cookie`: the status, the cookie the
+/// browser then holds (a cookie session's accepted write comes with its new
+/// one) and the body.
+async fn post_as(app: &Router, cookie: &str, path: &str) -> (StatusCode, String, String) {
+    let (status, cookies, body) = parts(send(app, "POST", path, Some(cookie), "").await).await;
+    let cookie = cookies.first().map_or(cookie.to_owned(), |c| {
+        c.split(';').next().expect("pair").to_owned()
+    });
+    (status, cookie, body)
+}
+
 /// `GET /get/{key}` with the `Cookie` header `cookie`.
 async fn read(app: &Router, key: &str, cookie: &str) -> (StatusCode, Vec<String>, String) {
     parts(send(app, "GET", &format!("/get/{key}"), Some(cookie), "").await).await
@@ -667,15 +678,7 @@ async fn values_too_deep_to_read_back_are_refused() {
         let fx = fixture(mode, |b| b);
         let login = send(&fx.app, "POST", "/login/alice", None, "").await;
         let cookie = cookie_pair(&login);
-        let post = async |path: &str| {
-            let (status, cookies, body) =
-                parts(send(&fx.app, "POST", path, Some(&cookie), "").await).await;
-            // A cookie session's accepted write comes with its new cookie.
-            let cookie = cookies.first().map_or(cookie.clone(), |c| {
-                c.split(';').next().expect("pair").to_owned()
-            });
-            (status, cookie, body)
-        };
+        let post = async |path: &str| post_as(&fx.app, &cookie, path).await;
         let still_alice = async |cookie: &str| {
             assert_eq!(
                 read(&fx.app, "username", cookie).await.2,
@@ -724,14 +727,7 @@ async fn datetimes_flask_cannot_read_back_are_refused() {
     for mode in all_modes() {
         let fx = fixture(mode, |b| b);
         let cookie = cookie_pair(&send(&fx.app, "POST", "/login/alice", None, "").await);
-        let post = async |path: &str| {
-            let (status, cookies, body) =
-                parts(send(&fx.app, "POST", path, Some(&cookie), "").await).await;
-            let cookie = cookies.first().map_or(cookie.clone(), |c| {
-                c.split(';').next().expect("pair").to_owned()
-            });
-            (status, cookie, body)
-        };
+        let post = async |path: &str| post_as(&fx.app, &cookie, path).await;
         for which in ["after-9999", "year-0"] {
             for how in ["insert_value", "append"] {
                 let (status, written, body) = post(&format!("/date/{how}/{which}")).await;

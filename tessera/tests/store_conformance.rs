@@ -453,16 +453,9 @@ async fn times_that_are_not_numbers_fail_no_request_and_stop_no_sweep() {
 #[cfg(feature = "redis")]
 #[tokio::test]
 async fn flask_session_layout_refreshes_a_value_it_could_not_write() {
-    let prefix = format!("test-{}:", SessionId::generate().fingerprint());
     let url = test_server_url("TESSERA_TEST_REDIS_URL");
-    let _guard = DropRedisKeys {
-        url: url.clone(),
-        prefix: prefix.clone(),
-    };
-    let store = tessera::store::FlaskSessionRedisStore::new(&url, SerializationFormat::Msgpack)
-        .expect("a Redis URL")
-        .with_prefix(&prefix);
-    let id = create(&store, &live_record(map([("k", 1.into())]), None)).await;
+    let (store, prefix, _guard) = redis_store_of_layout(&url, Some(SerializationFormat::Msgpack));
+    let id = create(&*store, &live_record(map([("k", 1.into())]), None)).await;
     let json = br#"{"_permanent": true, "n": 18446744073709551616}"#;
     let mut conn = ::redis::Client::open(url.as_str())
         .expect("a client")
@@ -497,7 +490,7 @@ async fn flask_session_layout_refreshes_a_value_it_could_not_write() {
         .await
         .expect("GET");
     assert_eq!(stored, json, "the value is as it was");
-    let record = load_live(&store, &id).await;
+    let record = load_live(&*store, &id).await;
     assert_eq!(record.user_id.as_deref(), Some("alice"));
     assert_eq!(record.expires_at, NOW + 2 * HOUR);
     // A change to the data is refused, as before, and leaves it as it was.
@@ -520,18 +513,11 @@ async fn flask_session_layout_refreshes_a_value_it_could_not_write() {
 #[cfg(feature = "redis")]
 #[tokio::test]
 async fn flask_session_layout_leaves_unreadable_sessions_out_of_listings() {
-    let prefix = format!("test-{}:", SessionId::generate().fingerprint());
     let url = test_server_url("TESSERA_TEST_REDIS_URL");
-    let _guard = DropRedisKeys {
-        url: url.clone(),
-        prefix: prefix.clone(),
-    };
-    let store = tessera::store::FlaskSessionRedisStore::new(&url, SerializationFormat::Msgpack)
-        .expect("a Redis URL")
-        .with_prefix(&prefix);
-    let bad = create(&store, &live_record(map([("k", 1.into())]), Some("alice"))).await;
-    let not_text = create(&store, &live_record(map([("k", 1.into())]), Some("alice"))).await;
-    let good = create(&store, &live_record(map([("k", 2.into())]), Some("alice"))).await;
+    let (store, prefix, _guard) = redis_store_of_layout(&url, Some(SerializationFormat::Msgpack));
+    let bad = create(&*store, &live_record(map([("k", 1.into())]), Some("alice"))).await;
+    let not_text = create(&*store, &live_record(map([("k", 1.into())]), Some("alice"))).await;
+    let good = create(&*store, &live_record(map([("k", 2.into())]), Some("alice"))).await;
     let mut conn = ::redis::Client::open(url.as_str())
         .expect("a client")
         .get_multiplexed_async_connection()
