@@ -352,10 +352,7 @@ impl Session {
                     if !applied {
                         // Revoked elsewhere (or expired) meanwhile: never resurrect it.
                         self.mark_vanished();
-                        let wrote = changes.cleared
-                            || !changes.set.is_empty()
-                            || !changes.removed.is_empty()
-                            || changes.user_id.is_some();
+                        let wrote = changes.changes_data() || changes.user_id.is_some();
                         if let Some(server) = self.lock().server.as_mut() {
                             server.writes_lost |= wrote;
                         }

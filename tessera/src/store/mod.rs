@@ -167,11 +167,12 @@ impl fmt::Debug for Changes {
 impl Changes {
     /// Whether applying these changes would change nothing.
     pub fn is_empty(&self) -> bool {
-        !self.cleared
-            && self.set.is_empty()
-            && self.removed.is_empty()
-            && self.expires_at.is_none()
-            && self.user_id.is_none()
+        !self.changes_data() && self.expires_at.is_none() && self.user_id.is_none()
+    }
+
+    /// Whether the session's keys change (not only its expiry or owner).
+    pub(crate) fn changes_data(&self) -> bool {
+        self.cleared || !self.set.is_empty() || !self.removed.is_empty()
     }
 
     /// Applies the changes to a record in memory (the reference semantics

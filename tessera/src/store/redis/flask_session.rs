@@ -782,8 +782,7 @@ impl SessionStore for FlaskSessionRedisStore {
         // Only the expiry or the owner changes: the value goes back as it
         // was read, even if this store could not write it (a JSON value
         // holding an integer msgpack cannot, read by a msgpack store).
-        let data_changes =
-            changes.cleared || !changes.set.is_empty() || !changes.removed.is_empty();
+        let data_changes = changes.changes_data();
         let applied = self
             .modify(
                 id,
