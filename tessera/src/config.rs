@@ -79,17 +79,63 @@ pub enum SameSite {
     None,
 }
 
+impl SameSite {
+    /// The `SESSION_COOKIE_SAMESITE` values (read in any case).
+    pub const NAMES: &'static [&'static str] = &["Strict", "Lax", "None"];
+}
+
 impl FromStr for SameSite {
-    type Err = ();
+    type Err = UnknownName;
 
     /// Case-insensitive, as Werkzeug title-cases the value.
-    fn from_str(s: &str) -> Result<Self, ()> {
+    fn from_str(s: &str) -> Result<Self, UnknownName> {
         match s.to_ascii_lowercase().as_str() {
             "strict" => Ok(SameSite::Strict),
             "lax" => Ok(SameSite::Lax),
             "none" => Ok(SameSite::None),
-            _ => Err(()),
+            _ => Err(UnknownName::new("SameSite value", s, SameSite::NAMES)),
         }
+    }
+}
+
+/// A name that [`SessionType`] or [`SameSite`] does not know.
+///
+/// ```
+/// use tessera::SessionType;
+///
+/// let error = "mongodb".parse::<SessionType>().unwrap_err();
+/// assert_eq!(error.name(), "mongodb");
+/// assert!(error.expected().contains(&"redis"));
+/// assert_eq!(
+///     error.to_string(),
+///     "unknown session type \"mongodb\"; expected one of cookie, encrypted, memory, sqlite, redis, postgres",
+/// );
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {what} {name:?}; expected one of {}", expected.join(", "))]
+pub struct UnknownName {
+    what: &'static str,
+    name: String,
+    expected: &'static [&'static str],
+}
+
+impl UnknownName {
+    fn new(what: &'static str, name: &str, expected: &'static [&'static str]) -> Self {
+        Self {
+            what,
+            name: name.to_owned(),
+            expected,
+        }
+    }
+
+    /// The name given.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The names accepted (aliases aside).
+    pub fn expected(&self) -> &'static [&'static str] {
+        self.expected
     }
 }
 
@@ -142,9 +188,10 @@ impl SessionType {
 }
 
 impl FromStr for SessionType {
-    type Err = ();
+    type Err = UnknownName;
 
-    fn from_str(s: &str) -> Result<Self, ()> {
+    /// Case-insensitive; also takes the aliases listed at [`SessionType::NAMES`].
+    fn from_str(s: &str) -> Result<Self, UnknownName> {
         match s.to_ascii_lowercase().as_str() {
             "cookie" | "securecookie" => Ok(SessionType::Cookie),
             "encrypted" | "encryptedcookie" => Ok(SessionType::EncryptedCookie),
@@ -152,7 +199,7 @@ impl FromStr for SessionType {
             "sqlite" => Ok(SessionType::Sqlite),
             "redis" => Ok(SessionType::Redis),
             "postgres" | "postgresql" => Ok(SessionType::Postgres),
-            _ => Err(()),
+            _ => Err(UnknownName::new("session type", s, SessionType::NAMES)),
         }
     }
 }
@@ -1246,8 +1293,14 @@ impl fmt::Debug for StoreUrl {
 /// A URL with any password replaced by `***`, for messages and logs.
 pub(crate) fn redact_password(url: &str) -> String {
     if !url.contains("://") {
-        // PostgreSQL's keyword form: `host=… password=…`.
-        return redact_keyword_secrets(url);
+        // PostgreSQL's keyword form: `host=… password=…`; or a URL with a
+        // typo in its scheme (`redis:/:pw@host`), whose user information,
+        // up to the last `@`, may hold a password.
+        let redacted = redact_keyword_secrets(url);
+        return match redacted.rsplit_once('@') {
+            Some((_, host)) => format!("***@{host}"),
+            None => redacted,
+        };
     }
     // Query parameters first, over the whole URL: a `password=` value may
     // hold an `@` too, which the step below would take for the end of the
@@ -1369,7 +1422,7 @@ pub(crate) fn redact_query_secrets(url: &str) -> String {
     let parameters: Vec<String> = query
         .split('&')
         .map(|parameter| match parameter.split_once('=') {
-            Some((name, _)) if is_secret_name(name) => format!("{name}=***"),
+            Some((name, _)) if is_secret_name(&parameter_name(name)) => format!("{name}=***"),
             _ => parameter.to_owned(),
         })
         .collect();
@@ -1381,7 +1434,13 @@ pub(crate) fn redact_query_secrets(url: &str) -> String {
     redacted
 }
 
-/// Whether a URL parameter of this name carries a secret.
+/// A URL parameter's name as URL parsers read it, escapes decoded:
+/// `p%61ssword` is `password` to them.
+pub(crate) fn parameter_name(name: &str) -> std::borrow::Cow<'_, str> {
+    percent_encoding::percent_decode_str(name).decode_utf8_lossy()
+}
+
+/// Whether a URL parameter of this name (escapes decoded) carries a secret.
 pub(crate) fn is_secret_name(name: &str) -> bool {
     let name = name.to_ascii_lowercase();
     name.contains("pass") || name.contains("secret") || name.contains("token")
@@ -1894,6 +1953,29 @@ mod tests {
             redact_password("sqlite:///tmp/x.db?password=S3CRET"),
             "sqlite:///tmp/x.db?password=***"
         );
+        // A parameter's name escaped, as parsers decode it.
+        assert_eq!(
+            redact_password("postgres://u@h/db?p%61ssword=S3CRET&sslp%61ssword=S3CRET"),
+            "postgres://u@h/db?p%61ssword=***&sslp%61ssword=***"
+        );
+        // A typo in the scheme: not a URL to parsers, and the user
+        // information still holds the password.
+        for url in [
+            "redis:/:S3CRET@127.0.0.1:6379/0",
+            "postgres:/app:S3CRET@db:5432/x",
+            "postgres//app:S3CRET@db:5432/x",
+            "app:S3CRET@db:5432/x",
+            ":S3CRET@127.0.0.1:6379/0",
+            "sqlite:/:S3C@RET@x.db",
+        ] {
+            let redacted = redact_password(url);
+            assert!(!redacted.contains("S3C"), "{url}: {redacted}");
+            assert!(redacted.starts_with("***@"), "{url}: {redacted}");
+        }
+        assert_eq!(
+            redact_password("host=db user=u password='p@ss word'"),
+            "host=db user=u password=***"
+        );
         // Passwords pasted without percent-encoding (base64 ones hold `/`).
         for (url, redacted) in [
             (
@@ -1959,6 +2041,30 @@ mod tests {
                 assert!(message.contains("feature"), "{message}");
             }
         }
+    }
+
+    #[test]
+    fn unknown_names_say_what_is_accepted() {
+        let error = "LAXX".parse::<SameSite>().expect_err("unknown");
+        assert_eq!(error.name(), "LAXX");
+        assert_eq!(error.expected(), ["Strict", "Lax", "None"]);
+        assert_eq!(
+            error.to_string(),
+            "unknown SameSite value \"LAXX\"; expected one of Strict, Lax, None"
+        );
+        for name in SameSite::NAMES {
+            let parsed: SameSite = name
+                .to_ascii_lowercase()
+                .parse()
+                .expect("every name parses");
+            assert_eq!(parsed.to_string(), *name);
+        }
+
+        let error = "postgre".parse::<SessionType>().expect_err("unknown");
+        assert_eq!(error.name(), "postgre");
+        assert_eq!(error.expected(), SessionType::NAMES);
+        let source: &dyn std::error::Error = &error;
+        assert!(source.to_string().contains("postgres"));
     }
 
     #[test]

@@ -72,7 +72,9 @@ mod value_serde;
 pub use codec::{
     decode_unverified, CookieCodec, DecodeError, Decoded, DEFAULT_MAX_PAYLOAD_SIZE, DEFAULT_SALT,
 };
-pub use config::{ConfigError, SameSite, SessionConfig, SessionConfigBuilder, SessionType};
+pub use config::{
+    ConfigError, SameSite, SessionConfig, SessionConfigBuilder, SessionType, UnknownName,
+};
 pub use cookie_header::{cookie_values, CookieValues};
 pub use key::SecretKey;
 pub use layer::{ResponseFuture, SessionLayer, SessionService};
