@@ -65,11 +65,16 @@ pub(crate) async fn put(
         )
             .into_response();
     }
-    // Read as Flask reads a session: numbers exactly as written (any size
-    // of integer), and tagged values ({" t": [...]} a tuple, ...) too.
+    // Read as Flask reads a session: numbers exactly (any size of integer),
+    // written as Python writes them (`1E5` is `100000.0`), and tagged values
+    // ({" t": [...]} a tuple, ...) too.
     let parsed = std::str::from_utf8(&body)
         .map_err(|error| error.to_string())
-        .and_then(|text| tessera::tagged::from_str(text).map_err(|error| error.to_string()));
+        .and_then(|text| tessera::tagged::from_str(text).map_err(|error| error.to_string()))
+        .map(|mut value| {
+            tessera::tagged::python_numbers(&mut value);
+            value
+        });
     let value = match parsed {
         Ok(value) => value,
         Err(error) => {

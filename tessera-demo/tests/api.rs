@@ -663,8 +663,8 @@ fn test_configs_are_what_they_say() {
     assert_eq!(sqlite.sqlite_path(), dir.0.join("sessions.db"));
 }
 
-/// Numbers go in and come out exactly as written, as Flask keeps them:
-/// integers of any size, floats to the last digit.
+/// Numbers go in and come out exactly as Flask keeps them: integers of any
+/// size, floats to the last digit, written as Python writes them.
 #[tokio::test]
 async fn the_json_api_keeps_numbers_exact() {
     let served = serve_mode(Mode::Cookie, "exact-numbers").await;
@@ -688,6 +688,22 @@ async fn the_json_api_keeps_numbers_exact() {
             "{}",
             all.body
         );
+    }
+    // Numbers spelled otherwise than Python spells them go into the cookie
+    // as Python writes them, so that it is the cookie Flask would sign.
+    for (sent, python) in [
+        ("1E5", "100000.0"),
+        ("-0", "0"),
+        ("[1e-7, 1.50, 1e16]", "[1e-07,1.5,1e+16]"),
+        ("{\"b\": 1e2}", "{\"b\":100.0}"),
+    ] {
+        let reply = browser.put_json("/api/session/n", sent).await;
+        assert_eq!(reply.status, StatusCode::OK, "{sent}: {}", reply.body);
+        let cookie = browser.cookies.get("session").expect("a session cookie");
+        let decoded = tessera::decode_unverified(cookie, tessera::DEFAULT_MAX_PAYLOAD_SIZE)
+            .expect("a signed cookie");
+        let n = decoded.data.get("n").expect("the key");
+        assert_eq!(tessera::tagged::to_string(n), python, "{sent}");
     }
     drop(served);
 }

@@ -343,6 +343,71 @@ fn redis_url() -> String {
     })
 }
 
+/// A session Flask-Session created, then written by the demo under an
+/// absolute lifetime, ends at that lifetime for Flask too: the demo stores
+/// the absolute expiry with its first write, the value's TTL reaches no
+/// further, and once Flask-Session has written it again (a permanent
+/// session's refresh, which sets the TTL to the whole lifetime), the
+/// demo's expiry sweep ends it. (Before, the demo kept the absolute expiry
+/// to itself, and Flask served the session for its whole idle lifetime.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_absolute_lifetime_of_a_session_flask_session_created_holds_for_flask_too() {
+    let redis_url = redis_url();
+    let prefix = format!(
+        "fs-absolute-{}-{}:",
+        std::process::id(),
+        tessera::store::SessionId::generate().fingerprint()
+    );
+    let flask = flask(&[
+        ("FLASK_SESSION_TYPE", "redis"),
+        ("SESSION_REDIS_URL", &redis_url),
+        ("FLASK_SESSION_KEY_PREFIX", &prefix),
+        ("FLASK_SESSION_SERIALIZATION_FORMAT", "json"),
+    ]);
+    let demo = demo(&[
+        ("SESSION_TYPE", "redis"),
+        ("SESSION_STORE_URL", &redis_url),
+        ("SESSION_KEY_PREFIX", &prefix),
+        ("SESSION_SERIALIZATION_FORMAT", "json"),
+        ("TESSERA_SESSION_ABSOLUTE_LIFETIME", "3"),
+        ("TESSERA_SWEEP_INTERVAL", "1"),
+    ]);
+    let mut browser = Browser::new();
+    assert_eq!(
+        browser
+            .post_form(flask.url("/login"), &[("username", "dave")])
+            .await,
+        StatusCode::FOUND
+    );
+    assert_eq!(
+        browser.get(demo.url("/setsession")).await,
+        "The session has been Set"
+    );
+    let sid = browser.cookie.clone().expect("a session cookie");
+    let mut redis = ::redis::Client::open(redis_url.as_str())
+        .and_then(|client| client.get_connection())
+        .expect("connect to Redis");
+    let ttl: i64 = ::redis::cmd("PTTL")
+        .arg(format!("{prefix}{sid}"))
+        .query(&mut redis)
+        .expect("PTTL");
+    assert!((1..=4_000).contains(&ttl), "{ttl} ms");
+    assert!(browser
+        .get(flask.url("/"))
+        .await
+        .contains("Logged in as dave"));
+    let ttl: i64 = ::redis::cmd("TTL")
+        .arg(format!("{prefix}{sid}"))
+        .query(&mut redis)
+        .expect("TTL");
+    assert!(ttl > 3_600, "Flask-Session refreshed it: {ttl} s");
+    tokio::time::sleep(std::time::Duration::from_millis(4_500)).await;
+    assert!(browser
+        .get(flask.url("/"))
+        .await
+        .contains("You are not logged in"));
+}
+
 /// A real Flask app using Flask-Session 0.8 and the demo share server-side
 /// sessions in one Redis, in both of Flask-Session's formats, with the id
 /// cookie signed and unsigned.

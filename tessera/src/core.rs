@@ -48,6 +48,9 @@ const SWEEP_BATCH: usize = 64;
 /// write lock: sweeping is background work and may take its time.
 const SWEEP_PAUSE: Duration = Duration::from_millis(2);
 
+/// The warnings about cookies dated in the future, for the whole process.
+static FUTURE_COOKIES: crate::store::OutageLog = crate::store::OutageLog::new();
+
 /// What a response must carry once the session is saved.
 #[derive(Debug)]
 pub(crate) enum Finish {
@@ -338,15 +341,24 @@ impl SessionCore {
                 // a future one is a clock, not an attack, and worth a warning:
                 // servers sharing a login whose clocks differ by a fraction
                 // of a second refuse some of each other's fresh cookies.
+                // At most a line a second: while the clocks differ, every
+                // request of every visitor whose cookie the other server
+                // signed would log one.
                 Err(crate::DecodeError::Signature(crate::SignatureError::FutureTimestamp(
                     ahead,
-                ))) => tracing::warn!(
-                    seconds_ahead = ahead,
-                    "a session cookie signed by a holder of the key is dated in the future, \
-                     so it is refused, as Flask refuses it: the clock of the server that signed \
-                     it is ahead of this one's; keep the clocks of servers sharing a login in \
-                     sync (NTP)"
-                ),
+                ))) => {
+                    if let Some(not_logged) = FUTURE_COOKIES.due() {
+                        tracing::warn!(
+                            seconds_ahead = ahead,
+                            not_logged,
+                            "a session cookie signed by a holder of the key is dated in the \
+                             future, so it is refused, as Flask refuses it: the clock of the \
+                             server that signed it is ahead of this one's; keep the clocks of \
+                             servers sharing a login in sync (NTP) (at most one such line a \
+                             second: not_logged counts the others since the last)"
+                        );
+                    }
+                }
                 Err(reason) => {
                     tracing::debug!(%reason, "session cookie refused; starting an empty session")
                 }
@@ -375,20 +387,23 @@ impl SessionCore {
                     modified.then_some(CookieWrite::Remove)
                 } else {
                     let permanent = is_permanent(data);
-                    match &self.backend {
-                        // A session the reader refuses would be sent, then
-                        // dropped on the next request: the whole session lost,
-                        // login included. Refused here instead.
-                        Backend::Cookie(_)
-                            if modified && tagged::map_unwritable(data).is_some() =>
-                        {
-                            tagged::map_unwritable(data).map(CookieWrite::Unwritable)
+                    // A session the reader refuses would be sent, then
+                    // dropped on the next request: the whole session lost,
+                    // login included. Refused here instead.
+                    let unwritable = modified.then(|| tagged::map_unwritable(data)).flatten();
+                    match (&self.backend, unwritable) {
+                        (Backend::Cookie(_), Some(problem)) => {
+                            Some(CookieWrite::Unwritable(problem))
                         }
-                        Backend::Cookie(codec)
+                        (Backend::Cookie(codec), None)
                             if modified || (permanent && config.refresh_each_request) =>
                         {
                             let expires = permanent.then(|| {
-                                OffsetDateTime::from(now) + config.permanent_session_lifetime
+                                let now = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+                                cookie_expiry(
+                                    now.saturating_add(config.permanent_session_lifetime)
+                                        .as_secs(),
+                                )
                             });
                             let mut readable = true;
                             let mut value_len = 0;
@@ -548,8 +563,7 @@ impl SessionCore {
             CookieAction::Keep => None,
             CookieAction::Set { id, expires_at } => {
                 let value = self.id_cookie_value(&id);
-                let expires =
-                    expires_at.map(|at| OffsetDateTime::from(UNIX_EPOCH + Duration::from_secs(at)));
+                let expires = expires_at.map(cookie_expiry);
                 Some(self.set_cookie(expires, |out| out.push_str(&value)))
             }
             CookieAction::Delete => Some(self.removal_cookie()),
@@ -614,6 +628,16 @@ impl SessionCore {
             header.as_str().to_owned()
         })
     }
+}
+
+/// A cookie's `Expires` for a Unix time, or the last second the date can
+/// show (9999-12-31 23:59:59 GMT) for a later one: only a clock within a
+/// lifetime of year 10000 gets there (where Flask raises `OverflowError`).
+fn cookie_expiry(unix_seconds: u64) -> OffsetDateTime {
+    /// 9999-12-31 23:59:59 UTC.
+    const LAST: i64 = 253_402_300_799;
+    let seconds = i64::try_from(unix_seconds).map_or(LAST, |seconds| seconds.min(LAST));
+    OffsetDateTime::from_unix_timestamp(seconds).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
 /// Whether `data` asks to outlive the browser session (Flask's
@@ -964,6 +988,39 @@ mod tests {
         assert_eq!(
             current.decode(&written, now).expect("valid").data,
             session.to_map()
+        );
+    }
+
+    /// A clock within a lifetime of year 10000 panicked adding the lifetime
+    /// to it; the cookie says the last date it can instead.
+    #[test]
+    fn an_expiry_past_year_9999_is_the_last_date_a_cookie_can_say() {
+        let config = SessionConfig::builder()
+            .secret_key("key")
+            .permanent_session_lifetime(Duration::from_secs(crate::config::MAX_LIFETIME_SECS))
+            .build()
+            .expect("a configuration");
+        let core = SessionCore::new(config);
+        // 9950-01-01 00:00:00 UTC.
+        let now = UNIX_EPOCH + Duration::from_secs(251_824_464_000);
+        let session = core.open(std::iter::empty(), now);
+        session.set_permanent(true);
+        session.insert("a", 1).expect("inserted");
+        let Finish::Respond {
+            set_cookie: Some(header),
+            ..
+        } = core.finish_cookie(&session, now)
+        else {
+            panic!("a cookie is set");
+        };
+        assert!(
+            header.contains("; Expires=Fri, 31 Dec 9999 23:59:59 GMT;"),
+            "{header}"
+        );
+        assert_eq!(cookie_expiry(u64::MAX), cookie_expiry(253_402_300_799));
+        assert_eq!(
+            http_date(cookie_expiry(1_700_000_000)),
+            "Tue, 14 Nov 2023 22:13:20 GMT"
         );
     }
 

@@ -7,6 +7,10 @@ use rand::RngCore as _;
 /// Keys shorter than this many bytes are considered weak.
 pub(crate) const MIN_STRONG_KEY_LEN: usize = 32;
 
+/// Keys of fewer different bytes than this (`aaaa…`, `0101…`) are weak,
+/// however long: a random key of 32 bytes or hex digits has 13 or more.
+const MIN_DISTINCT_BYTES: usize = 6;
+
 /// Keys that appear in tutorials and examples; an attacker tries these first.
 const WELL_KNOWN_KEYS: &[&str] = &[
     "your_secret_key",
@@ -54,13 +58,25 @@ impl SecretKey {
         &self.0
     }
 
-    /// Why this key is weak, if it is: too short or a well-known example.
+    /// Why this key is weak, if it is: too short, a well-known example
+    /// (in any case, blanks around it aside), or a few bytes repeated.
     pub fn weakness(&self) -> Option<String> {
+        let trimmed = self.0.trim_ascii();
         let well_known = WELL_KNOWN_KEYS
             .iter()
-            .any(|known| known.as_bytes().eq_ignore_ascii_case(&self.0));
+            .any(|known| known.as_bytes().eq_ignore_ascii_case(trimmed));
+        let mut seen = [false; 256];
+        for &byte in &self.0 {
+            seen[usize::from(byte)] = true;
+        }
+        let distinct = seen.iter().filter(|&&seen| seen).count();
         if well_known {
             Some("it is a well-known example key".to_owned())
+        } else if distinct < MIN_DISTINCT_BYTES && self.0.len() >= MIN_STRONG_KEY_LEN {
+            Some(format!(
+                "it repeats {distinct} different bytes; use at least {MIN_STRONG_KEY_LEN} \
+                 random bytes"
+            ))
         } else if self.0.len() < MIN_STRONG_KEY_LEN {
             let len = self.0.len();
             let unit = if len == 1 { "byte" } else { "bytes" };
@@ -124,6 +140,20 @@ mod tests {
             .is_some());
         assert!(SecretKey::from("SUPERSECRETKEY").weakness().is_some());
         assert!(SecretKey::from("short").weakness().is_some());
+        assert!(SecretKey::from(" your_secret_key\n")
+            .weakness()
+            .is_some_and(|why| why.contains("well-known")));
+        for repeated in ["a".repeat(32), "01".repeat(40), "abcde".repeat(10)] {
+            let why = SecretKey::from(repeated.as_str()).weakness();
+            assert!(
+                why.as_deref().is_some_and(|why| why.contains("repeats")),
+                "{repeated}: {why:?}"
+            );
+        }
+        assert!(SecretKey::from("abcdef".repeat(6)).weakness().is_none());
+        assert!(SecretKey::from("correct horse battery staple, twice")
+            .weakness()
+            .is_none());
         assert!(SecretKey::generate().weakness().is_none());
         assert_ne!(SecretKey::generate(), SecretKey::generate());
         assert_eq!(SecretKey::generate().as_bytes().len(), 64);

@@ -38,6 +38,17 @@ impl ServerSettings {
         (self.idle_secs / 10).clamp(1, 86_400)
     }
 
+    /// How far beyond a whole lifetime from now a record's expiry may be
+    /// before it counts as set under a longer lifetime: half the lifetime.
+    /// An app server whose clock is ahead refreshes a record once it falls
+    /// behind by the granularity, and one whose clock is behind sees that
+    /// expiry as beyond a lifetime by the difference: were both limits the
+    /// granularity, two servers whose clocks differ by more than it would
+    /// move every record to and fro, a write on every request.
+    fn clock_skew_tolerance(&self) -> u64 {
+        (self.idle_secs / 2).max(self.refresh_granularity())
+    }
+
     /// The idle expiry of a record used at `now`. Times are whole seconds
     /// (truncated) and a record is live while the time is before its
     /// expiry, so the one second more makes every record last at least its
@@ -75,6 +86,10 @@ pub(crate) struct ServerState {
     /// The id of the live record this session is saved to.
     pub(crate) id: Option<SessionId>,
     pub(crate) times: Option<RecordTimes>,
+    /// The absolute expiry in `times` comes from the absolute lifetime, not
+    /// from the store: the record was stored without it (by Flask-Session,
+    /// or before the lifetime was set). Stored with the next write.
+    absolute_unstored: bool,
     user_id: Option<String>,
     user_changed: bool,
     /// The client must be sent the (new) id.
@@ -116,6 +131,7 @@ impl ServerState {
             loaded: false,
             id: None,
             times: None,
+            absolute_unstored: false,
             user_id: None,
             user_changed: false,
             id_changed: false,
@@ -229,6 +245,7 @@ impl Session {
         };
         let now = unix_now();
         let mut found = None;
+        let mut absolute_unstored = false;
         for id in incoming {
             let mut record = match settings.store.load(&id, now).await {
                 Ok(Some(record)) => record,
@@ -258,6 +275,7 @@ impl Session {
                         continue;
                     }
                     record.absolute_expires_at = Some(cap);
+                    absolute_unstored = true;
                 }
             }
             found = Some((id, record));
@@ -298,6 +316,7 @@ impl Session {
                     expires_at: record.expires_at,
                     absolute_expires_at: record.absolute_expires_at,
                 });
+                server.absolute_unstored = absolute_unstored;
             }
             None => {
                 state.new = true;
@@ -365,6 +384,9 @@ impl Session {
                         {
                             times.expires_at = expires_at;
                             server.expiry_moved = true;
+                        }
+                        if changes.absolute_expires_at.is_some() {
+                            server.absolute_unstored = false;
                         }
                     }
                     return Ok(());
@@ -443,10 +465,9 @@ impl Session {
                     settings.refresh_each_request && behind >= settings.refresh_granularity();
                 // Set under a longer PERMANENT_SESSION_LIFETIME than today's:
                 // brought in at its first use, as Flask-Session's next save
-                // does. (By more than the granularity, so that app servers
-                // whose clocks differ a little do not move it to and fro.)
+                // does.
                 let beyond = times.expires_at.saturating_sub(settings.idle_expiry(now));
-                let lifetime_shortened = beyond > settings.refresh_granularity();
+                let lifetime_shortened = beyond > settings.clock_skew_tolerance();
                 let expires_at = (data_changed
                     || user_changed
                     || refresh_due
@@ -456,6 +477,11 @@ impl Session {
                 let mut changes = Changes {
                     cleared,
                     expires_at,
+                    // Only with a write made anyway: a read-only request
+                    // makes none.
+                    absolute_expires_at: expires_at
+                        .and(times.absolute_expires_at)
+                        .filter(|_| server.absolute_unstored),
                     user_id: user_changed.then(|| server.user_id.clone()),
                     ..Changes::default()
                 };

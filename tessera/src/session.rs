@@ -120,6 +120,7 @@ impl SessionError {
                 }
                 source = cause.source();
             }
+            let message = without_values(&message);
             if self.status() != http::StatusCode::SERVICE_UNAVAILABLE {
                 tracing::error!(error = %message, "session operation failed; answering {}", self.status());
             } else {
@@ -127,6 +128,46 @@ impl SessionError {
             }
         }
     }
+}
+
+/// `message` with the values serde quotes in its messages (`invalid type:
+/// string "…", expected u64`) cut out, the kinds kept: session data stays
+/// out of the log, as it does from `Debug`.
+#[cfg(any(feature = "axum", feature = "actix", test))]
+fn without_values(message: &str) -> String {
+    const QUOTED: [(&str, char); 6] = [
+        ("string \"", '"'),
+        ("integer `", '`'),
+        ("floating point `", '`'),
+        ("boolean `", '`'),
+        ("character `", '`'),
+        ("unknown variant `", '`'),
+    ];
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some((at, open, close)) = QUOTED
+        .iter()
+        .filter_map(|&(open, close)| rest.find(open).map(|at| (at, open, close)))
+        .min_by_key(|&(at, ..)| at)
+    {
+        out.push_str(&rest[..at + open.len()]);
+        out.push('…');
+        let quoted = &rest[at + open.len()..];
+        // Strings are quoted as `Debug` writes them: `\"` is no end.
+        let mut escaped = false;
+        let end = quoted.char_indices().find(|&(_, c)| {
+            let ends = c == close && !escaped;
+            escaped = close == '"' && c == '\\' && !escaped;
+            ends
+        });
+        let Some((end, _)) = end else {
+            return out;
+        };
+        out.push(close);
+        rest = &quoted[end + close.len_utf8()..];
+    }
+    out.push_str(rest);
+    out
 }
 
 impl From<StoreError> for SessionError {
@@ -687,6 +728,55 @@ mod tests {
 
     fn fresh() -> Session {
         Session::new(Map::new(), true)
+    }
+
+    /// What serde says of a value read as the wrong type, as logged: the
+    /// value's kind, never the value.
+    #[test]
+    fn logged_type_errors_leave_the_values_out() {
+        #[derive(Debug, serde::Deserialize)]
+        enum Mode {
+            _Light,
+        }
+        let session = fresh();
+        let cases: [(Value, &str, &str); 5] = [
+            (
+                Value::from("tok\"en`, \\\" secret"),
+                "string \"…\"",
+                "secret",
+            ),
+            (Value::from(-1234567), "integer `…`", "1234567"),
+            (Value::from(2.5), "floating point `…`", "2.5"),
+            (Value::Bool(true), "boolean `…`", "true"),
+            (
+                Value::from("sekrit-variant"),
+                "unknown variant `…`",
+                "sekrit",
+            ),
+        ];
+        for (index, (value, kind, secret)) in cases.into_iter().enumerate() {
+            let key = format!("k{index}");
+            session.insert_value(key.clone(), value);
+            let error = if index == 4 {
+                session.get::<Mode>(&key).map(drop)
+            } else {
+                session.get::<u8>(&key).map(drop)
+            }
+            .expect_err("the wrong type");
+            let full = format!(
+                "{error}: {}",
+                std::error::Error::source(&error).expect("serde's reason")
+            );
+            assert!(full.contains(secret), "{full}");
+            let logged = without_values(&full);
+            assert!(logged.contains(kind), "{full} → {logged}");
+            assert!(!logged.contains(secret), "{full} → {logged}");
+        }
+        assert_eq!(
+            without_values("invalid type: string \"unterminated"),
+            "invalid type: string \"…"
+        );
+        assert_eq!(without_values("missing field `a`"), "missing field `a`");
     }
 
     /// A value under a tag's name sits one level deeper in a cookie when it

@@ -320,6 +320,47 @@ pub fn from_str_strict(text: &str) -> Result<Value, ParseError> {
     parse(text, true, true)
 }
 
+/// Rewrites the numbers in `value` as Python's `json.loads` and then
+/// `json.dumps` would write them (`1E5` is `100000.0`, `-0` is `0`, `1e400`
+/// is `Infinity`). The readers keep a number's text as it came, which is
+/// Python's for anything Flask wrote; JSON from elsewhere, once rewritten,
+/// makes the session, and the cookie, Flask would make of it.
+///
+/// ```
+/// let mut value = tessera::tagged::from_str_strict("[1E5, -0, 0.10, 7]").unwrap();
+/// tessera::tagged::python_numbers(&mut value);
+/// assert_eq!(tessera::tagged::to_string(&value), "[100000.0,0,0.1,7]");
+/// ```
+pub fn python_numbers(value: &mut Value) {
+    match value {
+        Value::Number(number) => {
+            if let Some(rewritten) = python_number(number) {
+                *number = rewritten;
+            }
+        }
+        Value::List(items) | Value::Tuple(items) => items.iter_mut().for_each(python_numbers),
+        Value::Dict(map) => map.values_mut().for_each(python_numbers),
+        _ => {}
+    }
+}
+
+/// The number as Python writes it, if that is other text.
+fn python_number(number: &Number) -> Option<Number> {
+    let text = number.as_str();
+    if matches!(text, "NaN" | "Infinity" | "-Infinity") {
+        return None;
+    }
+    // (The parser has refused an integer Python cannot read already.)
+    if number.is_integer() {
+        return (text == "-0").then(|| Number::from(0));
+    }
+    // Rust's parse rounds correctly, as Python's float() does; JSON number
+    // text always parses (past f64's range to an infinity, as in Python).
+    let value: f64 = text.parse().ok()?;
+    let rewritten = Number::from_f64(value);
+    (rewritten.as_str() != text).then_some(rewritten)
+}
+
 /// Reads plain JSON, where a one-key object such as `{" t": [1]}` is just
 /// a dict: what Flask-Session's JSON serialization stores.
 pub(crate) fn from_str_plain(text: &str) -> Result<Value, ParseError> {
@@ -890,6 +931,25 @@ fn untag_value(tag: &str, value: Value, strict: bool) -> Result<Value, &'static 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_are_rewritten_as_python_writes_them() {
+        let mut value = from_str_strict(
+            r#"{"a": 1E5, "b": [0.10, -0, {"c": 1e300}], "d": 1e400, "e": 7, "f": 2.5, "g": -0.0,
+                "h": 123456789012345678901234567890, "i": 123456789012345678901234567890.5,
+                "j": {" t": [1e-7, 1.50]}, "k": NaN, "l": -1e400}"#,
+        )
+        .expect("valid");
+        python_numbers(&mut value);
+        assert_eq!(
+            to_string(&value),
+            concat!(
+                r#"{"a":100000.0,"b":[0.1,0,{"c":1e+300}],"d":Infinity,"e":7,"f":2.5,"g":-0.0,"#,
+                r#""h":123456789012345678901234567890,"i":1.2345678901234568e+29,"#,
+                r#""j":{" t":[1e-07,1.5]},"k":NaN,"l":-Infinity}"#
+            )
+        );
+    }
 
     fn round_trip(text: &str) {
         let value = from_str(text).expect("parses");

@@ -832,6 +832,54 @@ async fn a_shortened_lifetime_reaches_stored_sessions_at_their_next_use() {
     assert_eq!(store.calls().1, before.1);
 }
 
+/// Two app servers sharing a store whose clocks differ by more than the
+/// refresh granularity (a tenth of the lifetime): the one ahead moves the
+/// expiry once, and the one behind, seeing it beyond a whole lifetime by
+/// the difference, leaves it, rather than both moving it on every request.
+#[tokio::test]
+async fn servers_whose_clocks_differ_do_not_move_expiries_to_and_fro() {
+    let store = Arc::new(CountingStore::default());
+    let app = app(
+        config()
+            .permanent_session_lifetime(Duration::from_secs(600))
+            .build()
+            .expect("config"),
+        store.clone(),
+    );
+    // Written by a server 120 s ahead of this one: its expiry is 120 s
+    // beyond a whole lifetime from this server's now.
+    let (id, cookie) = stored_earlier(&store, 0, 601 + 120, None).await;
+    let before = store.calls();
+    for _ in 0..5 {
+        assert_eq!(read(&app, "a", &cookie).await, "\"1\"");
+    }
+    assert_eq!(store.calls().1, before.1, "no writes");
+    let record = store
+        .inner
+        .load(&id, tessera_now())
+        .await
+        .expect("loads")
+        .expect("live");
+    assert!(record.expires_at >= tessera_now() + 700);
+
+    // Half a lifetime beyond is more than clocks in sync differ by: a
+    // longer lifetime's expiry, brought in.
+    let (id, cookie) = stored_earlier(&store, 0, 601 + 310, None).await;
+    assert_eq!(read(&app, "a", &cookie).await, "\"1\"");
+    let record = store
+        .inner
+        .load(&id, tessera_now())
+        .await
+        .expect("loads")
+        .expect("live");
+    let now = tessera_now();
+    assert!(
+        (now + 600..=now + 602).contains(&record.expires_at),
+        "{} s from now",
+        record.expires_at - now
+    );
+}
+
 /// An absolute lifetime set after a session was created holds for it too,
 /// from its creation: over, it is ended (and deleted); within, it ends on
 /// time.

@@ -94,6 +94,7 @@ macro_rules! conformance {
             cycle_id_moves_the_record,
             idle_expiry,
             absolute_expiry_is_independent_of_idle_expiry,
+            an_absolute_expiry_added_later_only_comes_sooner,
             list_filters_pages_and_skips_expired,
             delete_user_removes_only_that_users_sessions,
             purge_expired_removes_only_dead_records_in_batches,
@@ -1750,6 +1751,73 @@ async fn absolute_expiry_is_independent_of_idle_expiry(
     let idle_id = create(store, &idle).await;
     assert!(load(store, &idle_id, NOW + 9).await.is_some());
     assert_eq!(load(store, &idle_id, NOW + 10).await, None);
+}
+
+/// `Changes::absolute_expires_at` gives a record stored without an absolute
+/// expiry one, and brings an existing one in, never out; the record ends
+/// then for loads, writes, listings and the sweep alike.
+async fn an_absolute_expiry_added_later_only_comes_sooner(
+    store: Arc<dyn SessionStore>,
+    _keeps: Keeps,
+) {
+    let store = &*store;
+    let record = live_record(map([("a", 1.into())]), Some("alice"));
+    let id = create(store, &record).await;
+    let cap = |at: u64| Changes {
+        absolute_expires_at: Some(at),
+        ..Changes::default()
+    };
+    assert!(!cap(NOW + 1).is_empty());
+
+    assert!(store
+        .update(&id, &cap(NOW + 100), NOW)
+        .await
+        .expect("update"));
+    let expected = Record {
+        absolute_expires_at: Some(NOW + 100),
+        ..record.clone()
+    };
+    assert_eq!(load(store, &id, NOW + 99).await, Some(expected.clone()));
+    assert_eq!(load(store, &id, NOW + 100).await, None);
+
+    // A later one, with a new idle expiry: the idle expiry moves, the
+    // absolute one stays.
+    let later = Changes {
+        expires_at: Some(NOW + 2 * HOUR),
+        ..cap(NOW + 200)
+    };
+    assert!(store.update(&id, &later, NOW + 1).await.expect("update"));
+    let expected = Record {
+        expires_at: NOW + 2 * HOUR,
+        ..expected
+    };
+    assert_eq!(load(store, &id, NOW + 99).await, Some(expected.clone()));
+
+    // A sooner one, with a write: both kept.
+    let sooner = Changes {
+        set: map([("b", 2.into())]),
+        ..cap(NOW + 50)
+    };
+    assert!(store.update(&id, &sooner, NOW + 2).await.expect("update"));
+    let expected = Record {
+        data: map([("a", 1.into()), ("b", 2.into())]),
+        absolute_expires_at: Some(NOW + 50),
+        ..expected
+    };
+    assert_eq!(load(store, &id, NOW + 49).await, Some(expected));
+    assert_eq!(load(store, &id, NOW + 50).await, None);
+    assert!(store
+        .list(Some("alice"), None, 10, NOW + 50)
+        .await
+        .expect("list")
+        .is_empty());
+    assert!(!store
+        .update(&id, &cap(NOW), NOW + 50)
+        .await
+        .expect("update"));
+    assert_eq!(store.purge_expired(NOW + 49, 100).await.expect("purge"), 0);
+    assert_eq!(store.purge_expired(NOW + 50, 100).await.expect("purge"), 1);
+    assert_eq!(load(store, &id, NOW).await, None);
 }
 
 async fn list_filters_pages_and_skips_expired(store: Arc<dyn SessionStore>, _keeps: Keeps) {

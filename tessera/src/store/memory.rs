@@ -217,7 +217,8 @@ impl SessionStore for MemoryStore {
         let Some(record) = inner.live_mut(id, now) else {
             return Ok(false);
         };
-        let extends = changes.expires_at.is_none_or(|at| at >= record.expires_at);
+        let extends = changes.expires_at.is_none_or(|at| at >= record.expires_at)
+            && changes.absolute_expires_at.is_none();
         changes.apply_to(record);
         if !extends {
             inner.reindex_if_earlier(id);

@@ -148,6 +148,11 @@ pub struct Changes {
     pub removed: Vec<String>,
     /// A new idle expiry.
     pub expires_at: Option<u64>,
+    /// An absolute expiry, kept if sooner than the stored one: an absolute
+    /// expiry never moves later. (Set for sessions stored before an
+    /// absolute lifetime applied to them: by another writer such as
+    /// Flask-Session, or under an earlier configuration.)
+    pub absolute_expires_at: Option<u64>,
     /// A new owner (`Some(None)` removes it).
     pub user_id: Option<Option<String>>,
 }
@@ -159,7 +164,20 @@ impl fmt::Debug for Changes {
             .field("set", &self.set.keys().collect::<Vec<_>>())
             .field("removed", &self.removed)
             .field("expires_at", &self.expires_at)
+            .field("absolute_expires_at", &self.absolute_expires_at)
             .field("user_changed", &self.user_id.is_some())
+            .finish()
+    }
+}
+
+impl fmt::Debug for SessionInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionInfo")
+            .field("id", &self.id)
+            .field("has_user", &self.user_id.is_some())
+            .field("created_at", &self.created_at)
+            .field("expires_at", &self.expires_at)
+            .field("absolute_expires_at", &self.absolute_expires_at)
             .finish()
     }
 }
@@ -167,7 +185,10 @@ impl fmt::Debug for Changes {
 impl Changes {
     /// Whether applying these changes would change nothing.
     pub fn is_empty(&self) -> bool {
-        !self.changes_data() && self.expires_at.is_none() && self.user_id.is_none()
+        !self.changes_data()
+            && self.expires_at.is_none()
+            && self.absolute_expires_at.is_none()
+            && self.user_id.is_none()
     }
 
     /// Whether the session's keys change (not only its expiry or owner).
@@ -192,14 +213,19 @@ impl Changes {
         if let Some(expires_at) = self.expires_at {
             record.expires_at = expires_at;
         }
+        if let Some(cap) = self.absolute_expires_at {
+            record.absolute_expires_at =
+                Some(record.absolute_expires_at.map_or(cap, |at| at.min(cap)));
+        }
         if let Some(user_id) = &self.user_id {
             record.user_id.clone_from(user_id);
         }
     }
 }
 
-/// A stored session as listed: everything but the data.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A stored session as listed: everything but the data. `Debug` shows
+/// whether it has an owner, not who, as [`Record`]'s does.
+#[derive(Clone, PartialEq, Eq)]
 pub struct SessionInfo {
     /// The session's id.
     pub id: SessionId,
@@ -345,6 +371,8 @@ pub(crate) fn monotonic_millis() -> u64 {
 /// A store that is down fails every request that needs a session, each of
 /// which would log the same error (thousands of lines a second): the first
 /// is logged, then at most one a second, each saying how many were not.
+/// (Other events that come with every request while a condition lasts are
+/// logged through one too, with [`due`](Self::due).)
 pub(crate) struct OutageLog {
     /// When a line was last let through, in [`monotonic_millis`] plus one;
     /// 0 for never.
@@ -358,7 +386,7 @@ pub(crate) static STORE_OUTAGES: OutageLog = OutageLog::new();
 impl OutageLog {
     const INTERVAL_MS: u64 = 1000;
 
-    const fn new() -> Self {
+    pub(crate) const fn new() -> Self {
         Self {
             logged_at: std::sync::atomic::AtomicU64::new(0),
             not_logged: std::sync::atomic::AtomicU64::new(0),
@@ -369,6 +397,12 @@ impl OutageLog {
     /// one was logged less than a second ago.
     pub(crate) fn log(&self, error: &dyn std::fmt::Display, what: &str) {
         self.log_at(monotonic_millis(), error, what);
+    }
+
+    /// Whether a line is due now (none was let through in the last
+    /// second), and if so how many were held back since the last.
+    pub(crate) fn due(&self) -> Option<u64> {
+        self.due_at(monotonic_millis())
     }
 
     fn log_at(&self, now_ms: u64, error: &dyn std::fmt::Display, what: &str) {
@@ -514,10 +548,16 @@ mod tests {
         let store = super::MemoryStore::default();
         let id = super::SessionId::generate();
         assert!(store.create(&id, &record).await.expect("created"));
+        let listed = store
+            .list(Some("alice"), None, 10, 0)
+            .await
+            .expect("listed");
+        assert_eq!(listed.len(), 1);
         for shown in [
             format!("{record:?}"),
             format!("{changes:?}"),
             format!("{store:?}"),
+            format!("{listed:?}"),
         ] {
             assert!(
                 !shown.contains("secret") && !shown.contains("alice"),

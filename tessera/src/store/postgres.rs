@@ -285,9 +285,10 @@ const UPDATE: &str = "
     ), touched AS (
         UPDATE tessera_sessions AS s
         SET expires_at = COALESCE($3, s.expires_at),
-            user_id = CASE WHEN $4 THEN $5 ELSE s.user_id END
+            user_id = CASE WHEN $4 THEN $5 ELSE s.user_id END,
+            absolute_expires_at = LEAST(s.absolute_expires_at, $10::bigint)
         FROM live
-        WHERE s.id = live.id AND ($3 IS NOT NULL OR $4)
+        WHERE s.id = live.id AND ($3 IS NOT NULL OR $4 OR $10::bigint IS NOT NULL)
     ), removed AS (
         DELETE FROM tessera_session_values AS v
         USING live
@@ -473,7 +474,8 @@ impl PostgresStore {
                 .split('&')
                 .filter_map(|p| p.split_once('=').map(|(n, _)| n))
             {
-                if crate::config::is_secret_name(name) && name != "password" {
+                let name = crate::config::parameter_name(name);
+                if crate::config::is_secret_name(&name) && name != "password" {
                     return Err(refuse(&format_args!(
                         "the parameter {name:?} is not supported (only password= is)"
                     )));
@@ -1146,6 +1148,7 @@ impl SessionStore for PostgresStore {
                 .bind(removed)
                 .bind(keys)
                 .bind(values)
+                .bind(changes.absolute_expires_at.map(sql_time))
                 .fetch_one(pool)
                 .await
                 .map_err(db)

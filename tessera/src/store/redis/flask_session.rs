@@ -206,22 +206,29 @@ return 1
 
 /// KEYS: value, metadata, expiry index. ARGV: prefix, id, now, SHA-1 of the
 /// value the changes were applied to, new value, expires or '', owner
-/// change ('' none, '-' remove, '=' set), owner. Returns 1 if written, 0 if
-/// there is no live session, 2 if the value changed meanwhile.
+/// change ('' none, '-' remove, '=' set), owner, absolute or ''. Returns 1
+/// if written, 0 if there is no live session, 2 if the value changed
+/// meanwhile.
 const WRITE: &str = r#"
 local prefix, sid, now = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local t = times(prefix, sid, now)
 if not t or not live(t[2], t[3], now) then return 0 end
 if redis.sha1hex(redis.call('GET', KEYS[1])) ~= ARGV[4] then return 2 end
-local expires = ARGV[6]
+local expires, absolute = ARGV[6], t[3]
+-- An absolute expiry only ever comes sooner.
+local sooner = ARGV[9] ~= '' and (not absolute or tonumber(ARGV[9]) < tonumber(absolute))
 -- The first write after another writer's takes over the expiry, so that
 -- the metadata is authoritative again.
-if expires == '' and t[5] == 1 then expires = t[2] end
+if expires == '' and (t[5] == 1 or sooner) then expires = t[2] end
 local meta_ms
 if expires ~= '' then
   redis.call('HSETNX', KEYS[2], CREATED, ARGV[3])
   redis.call('HSET', KEYS[2], EXPIRES, expires)
-  local due = deadline(expires, t[3])
+  if sooner then
+    absolute = ARGV[9]
+    redis.call('HSET', KEYS[2], ABSOLUTE, absolute)
+  end
+  local due = deadline(expires, absolute)
   meta_ms = set_blob(prefix, sid, ARGV[5], due, now)
   redis.call('ZADD', KEYS[3], due, sid)
 else
@@ -570,12 +577,13 @@ impl FlaskSessionRedisStore {
 
     /// Applies `change` to the session's data and writes the result if no
     /// one wrote meanwhile, else starts over from what is there now.
-    /// `None` if there is no live session.
+    /// `None` if there is no live session. `expiries` are the new idle and
+    /// absolute ones, if any (as in [`Changes`]).
     async fn modify<T>(
         &self,
         id: &SessionId,
         now: u64,
-        expires_at: Option<u64>,
+        (expires_at, absolute_expires_at): (Option<u64>, Option<u64>),
         owner: Option<&Option<String>>,
         changes_data: bool,
         mut change: impl FnMut(&mut Map) -> Result<T, StoreError>,
@@ -616,7 +624,8 @@ impl FlaskSessionRedisStore {
                 .arg(encoded.as_deref().unwrap_or(&value))
                 .arg(expires_at.map_or(String::new(), |at| clamp(at).to_string()))
                 .arg(owner_change)
-                .arg(owner);
+                .arg(owner)
+                .arg(absolute_expires_at.map_or(String::new(), |at| clamp(at).to_string()));
             match self.link.write::<i64>(&call).await? {
                 1 => return Ok(Some(result)),
                 0 => return Ok(None),
@@ -787,7 +796,7 @@ impl SessionStore for FlaskSessionRedisStore {
             .modify(
                 id,
                 now,
-                changes.expires_at,
+                (changes.expires_at, changes.absolute_expires_at),
                 changes.user_id.as_ref(),
                 data_changes,
                 |data| {
@@ -850,7 +859,7 @@ impl SessionStore for FlaskSessionRedisStore {
         by: i64,
         now: u64,
     ) -> Result<Option<i64>, StoreError> {
-        self.modify(id, clamp(now), None, None, true, |data| {
+        self.modify(id, clamp(now), (None, None), None, true, |data| {
             let value = incremented(key, data.get(key), by)?;
             data.insert(key.to_owned(), Value::from(value));
             Ok(value)
@@ -865,7 +874,7 @@ impl SessionStore for FlaskSessionRedisStore {
         value: &Value,
         now: u64,
     ) -> Result<Option<usize>, StoreError> {
-        self.modify(id, clamp(now), None, None, true, |data| {
+        self.modify(id, clamp(now), (None, None), None, true, |data| {
             append_in_map(data, key, value)
         })
         .await

@@ -451,15 +451,15 @@ return 1
 "#;
 
 /// KEYS: session, expiry index. ARGV: prefix, id, now, '1' if cleared,
-/// expires or '', owner change ('' none, '-' remove, '=' set), owner,
-/// n, n removed fields, then field/value pairs to set.
+/// expires or '', absolute or '', owner change ('' none, '-' remove, '='
+/// set), owner, n, n removed fields, then field/value pairs to set.
 const UPDATE: &str = r#"
 local key, index, prefix, sid = KEYS[1], KEYS[2], ARGV[1], ARGV[2]
 local now = tonumber(ARGV[3])
 local meta = redis.call('HMGET', key, EXPIRES, ABSOLUTE, USER)
 if not live(meta[1], meta[2], now) then return 0 end
 -- The order of Changes::apply_to: clear, remove, set, then the metadata.
-local removed = tonumber(ARGV[8])
+local removed = tonumber(ARGV[9])
 if ARGV[4] == '1' then
   local data = {}
   for _, field in ipairs(redis.call('HKEYS', key)) do
@@ -467,12 +467,12 @@ if ARGV[4] == '1' then
   end
   call_chunked('HDEL', key, data, 1, #data, 1)
 else
-  call_chunked('HDEL', key, ARGV, 9, 8 + removed, 1)
+  call_chunked('HDEL', key, ARGV, 10, 9 + removed, 1)
 end
-call_chunked('HSET', key, ARGV, 9 + removed, #ARGV, 2)
+call_chunked('HSET', key, ARGV, 10 + removed, #ARGV, 2)
 local owner = meta[3]
-if ARGV[6] ~= '' then
-  local new_owner = ARGV[6] == '=' and ARGV[7] or false
+if ARGV[7] ~= '' then
+  local new_owner = ARGV[7] == '=' and ARGV[8] or false
   if owner and owner ~= new_owner then redis.call('SREM', user_key(prefix, owner), sid) end
   if new_owner then
     redis.call('HSET', key, USER, new_owner)
@@ -482,14 +482,23 @@ if ARGV[6] ~= '' then
   end
   owner = new_owner
 end
+local expires, absolute, moved = meta[1], meta[2], false
 if ARGV[5] ~= '' then
-  redis.call('HSET', key, EXPIRES, ARGV[5])
-  local due = deadline(ARGV[5], meta[2])
+  expires, moved = ARGV[5], true
+  redis.call('HSET', key, EXPIRES, expires)
+end
+-- An absolute expiry only ever comes sooner.
+if ARGV[6] ~= '' and (not absolute or tonumber(ARGV[6]) < tonumber(absolute)) then
+  absolute, moved = ARGV[6], true
+  redis.call('HSET', key, ABSOLUTE, absolute)
+end
+if moved then
+  local due = deadline(expires, absolute)
   redis.call('PEXPIRE', key, ttl_ms(due, now))
   redis.call('ZADD', index, due, sid)
 end
 -- The owner's set must outlive each of its sessions.
-if owner and (ARGV[5] ~= '' or ARGV[6] == '=') then
+if owner and (moved or ARGV[7] == '=') then
   extend(user_key(prefix, owner), redis.call('PTTL', key))
 end
 return 1
@@ -1608,6 +1617,11 @@ impl SessionStore for RedisStore {
             .arg(
                 changes
                     .expires_at
+                    .map_or(String::new(), |at| clamp(at).to_string()),
+            )
+            .arg(
+                changes
+                    .absolute_expires_at
                     .map_or(String::new(), |at| clamp(at).to_string()),
             )
             .arg(owner_change)

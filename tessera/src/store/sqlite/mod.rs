@@ -840,6 +840,18 @@ impl SessionStore for SqliteStore {
                     .await
                     .map_err(db)?;
             }
+            if let Some(cap) = changes.absolute_expires_at {
+                sqlx::query(
+                    "UPDATE tessera_sessions \
+                     SET absolute_expires_at = MIN(COALESCE(absolute_expires_at, ?2), ?2) \
+                     WHERE id = ?1",
+                )
+                .bind(id.as_str())
+                .bind(sql_time(cap))
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            }
             if let Some(user_id) = &changes.user_id {
                 sqlx::query("UPDATE tessera_sessions SET user_id = ?2 WHERE id = ?1")
                     .bind(id.as_str())
