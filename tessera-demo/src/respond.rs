@@ -142,7 +142,8 @@ pub(crate) fn check_length(field: &str, value: &str) -> Result<(), String> {
     let chars = value.chars().count();
     if chars > MAX_FIELD_CHARS {
         Err(format!(
-            "`{field}` is {chars} characters long; at most {MAX_FIELD_CHARS} fit in a session cookie."
+            "`{field}` is {chars} characters long; at most {MAX_FIELD_CHARS} are accepted (in \
+             cookie mode the whole session must fit in a cookie)."
         ))
     } else {
         Ok(())

@@ -15,14 +15,16 @@
 //! | `POST /login`, `GET /logout` | 002 | log in with a form field `username` (server-side: a fresh id, tied to the user), log out (server-side: the session ends) |
 //! | `GET /petname`, `POST /petname` | 003 | a form for `pet` (and `remember`: a permanent session) |
 //!
-//! Bad form input answers `400 Bad Request` saying what is wrong; a session
-//! store that fails answers `503` with `Retry-After`.
+//! Forms are read as Flask's `request.form` reads them (URL-encoded or
+//! multipart, the first of repeated fields counting, no fields from any
+//! other body). Bad form input (no `username`, or one that is blank, or a
+//! field over 256 characters) answers `400 Bad Request` saying what is
+//! wrong; a session store that fails answers `503` with `Retry-After`.
 
 use std::fmt::Write as _;
 
 use actix_web::http::header;
-use actix_web::{web, HttpResponse};
-use serde::Deserialize;
+use actix_web::{web, HttpRequest, HttpResponse};
 use tessera::{Flash, Session, SessionError, Value};
 
 /// Longest accepted `username` or `pet`, in characters: in cookie mode the
@@ -155,22 +157,14 @@ async fn popsession(session: Session) -> &'static str {
 
 // ---- seed 002: Flask session object
 
-#[derive(Debug, Deserialize)]
-struct LoginForm {
-    username: Option<String>,
-}
-
 /// `session['username'] = request.form['username']`, then back to `/`.
 ///
 /// Server-side, the session first gets a fresh id (an id planted before
 /// login, session fixation, is worthless afterwards) and is tied to the user.
-async fn login(
-    session: Session,
-    form: Result<web::Form<LoginForm>, actix_web::Error>,
-) -> HttpResponse {
-    let username = match form {
-        Ok(form) => form.into_inner().username.unwrap_or_default(),
-        Err(error) => return bad_form(&error),
+async fn login(session: Session, request: HttpRequest, body: web::Bytes) -> HttpResponse {
+    let username = match form_fields(&request, body).await {
+        Ok(fields) => field(&fields, "username").unwrap_or_default(),
+        Err(refused) => return refused,
     };
     if username.trim().is_empty() {
         return bad_request(
@@ -216,12 +210,6 @@ async fn logout(session: Session) -> HttpResponse {
 
 // ---- seed 003: Introduction to sessions
 
-#[derive(Debug, Deserialize)]
-struct PetForm {
-    pet: Option<String>,
-    remember: Option<String>,
-}
-
 /// `GET /petname`: the tutorial's form. It does not touch the session, so it
 /// costs no store call.
 async fn petname_form() -> HttpResponse {
@@ -238,13 +226,10 @@ async fn petname_form() -> HttpResponse {
 
 /// `session['pet_name'] = request.form.get('pet')`; a `remember` field makes
 /// the session permanent (`session.permanent = True`). Then back to `/`.
-async fn petname(
-    session: Session,
-    form: Result<web::Form<PetForm>, actix_web::Error>,
-) -> HttpResponse {
-    let PetForm { pet, remember } = match form {
-        Ok(form) => form.into_inner(),
-        Err(error) => return bad_form(&error),
+async fn petname(session: Session, request: HttpRequest, body: web::Bytes) -> HttpResponse {
+    let (pet, remember) = match form_fields(&request, body).await {
+        Ok(fields) => (field(&fields, "pet"), field(&fields, "remember")),
+        Err(refused) => return refused,
     };
     if let Some(pet) = &pet {
         if let Err(message) = check_length("pet", pet) {
@@ -393,17 +378,60 @@ fn bad_request(message: &str) -> HttpResponse {
         .body(format!("Bad Request: {message}\n"))
 }
 
-fn bad_form(error: &actix_web::Error) -> HttpResponse {
-    bad_request(&format!(
-        "expected an application/x-www-form-urlencoded form ({error})"
-    ))
+/// A request's form fields, in order, as Flask's `request.form` has them:
+/// from an `application/x-www-form-urlencoded` body, or a
+/// `multipart/form-data` one (`curl -F`), whose file parts are Flask's
+/// `request.files`, not fields. Any other body gives no fields, as in Flask;
+/// a malformed multipart one is a `400`.
+async fn form_fields(
+    request: &HttpRequest,
+    body: web::Bytes,
+) -> Result<Vec<(String, String)>, HttpResponse> {
+    let content_type = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default();
+    let essence = content_type.split(';').next().unwrap_or_default().trim();
+    if essence.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+        return Ok(form_urlencoded::parse(&body).into_owned().collect());
+    }
+    if !essence.eq_ignore_ascii_case("multipart/form-data") {
+        return Ok(Vec::new());
+    }
+    let refused = |error: multer::Error| {
+        bad_request(&format!("the multipart form could not be read ({error})"))
+    };
+    let boundary = multer::parse_boundary(content_type).map_err(refused)?;
+    let body = futures_util::stream::once(async move { Ok::<_, std::convert::Infallible>(body) });
+    let mut form = multer::Multipart::new(body, boundary);
+    let mut fields = Vec::new();
+    while let Some(part) = form.next_field().await.map_err(refused)? {
+        let Some(name) = part.name().map(str::to_owned) else {
+            continue;
+        };
+        if part.file_name().is_some() {
+            continue;
+        }
+        fields.push((name, part.text().await.map_err(refused)?));
+    }
+    Ok(fields)
+}
+
+/// `request.form.get(name)`: the first value of a repeated field.
+fn field(fields: &[(String, String)], name: &str) -> Option<String> {
+    fields
+        .iter()
+        .find(|(field, _)| field == name)
+        .map(|(_, value)| value.clone())
 }
 
 fn check_length(field: &str, value: &str) -> Result<(), String> {
     let chars = value.chars().count();
     if chars > MAX_FIELD_CHARS {
         Err(format!(
-            "`{field}` is {chars} characters long; at most {MAX_FIELD_CHARS} fit in a session cookie."
+            "`{field}` is {chars} characters long; at most {MAX_FIELD_CHARS} are accepted (in \
+             cookie mode the whole session must fit in a cookie)."
         ))
     } else {
         Ok(())
