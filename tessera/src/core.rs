@@ -786,9 +786,20 @@ fn network_store<S: SessionStore>(store: Result<S, StoreError>) -> Arc<dyn Sessi
     }
 }
 
-/// Deletes expired records in bounded batches, forever, until the store is
+/// Logs what is wrong with the store as found ([`SessionStore::setup_warnings`]),
+/// then deletes expired records in bounded batches, forever, until the store is
 /// dropped. Each batch is a short statement, so requests are never stalled.
 async fn sweep(store: Weak<dyn SessionStore>, interval: Duration) {
+    if let Some(store) = store.upgrade() {
+        match store.setup_warnings().await {
+            Ok(warnings) => {
+                for warning in warnings {
+                    tracing::warn!("{warning}");
+                }
+            }
+            Err(error) => tracing::debug!(%error, "the session store could not be checked"),
+        }
+    }
     loop {
         tokio::time::sleep(interval).await;
         let Some(store) = store.upgrade() else { return };

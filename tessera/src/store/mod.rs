@@ -358,6 +358,17 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
     /// Deletes at most `batch` records that are no longer live; returns how
     /// many. Sweepers call it until it returns less than `batch`.
     async fn purge_expired(&self, now: u64, batch: usize) -> Result<u64, StoreError>;
+
+    /// What is wrong with the store as the application found it, that
+    /// requests would not show: the layer logs each as a warning before its
+    /// first expiry sweep. The Redis stores report sessions of the other
+    /// layout under their prefix (a prefix another application uses, or one
+    /// this application used with the other `SESSION_SERIALIZATION_FORMAT`
+    /// setting), which they read wrongly, as empty or absent sessions. None
+    /// by default.
+    async fn setup_warnings(&self) -> Result<Vec<String>, StoreError> {
+        Ok(Vec::new())
+    }
 }
 
 /// Milliseconds on a monotonic clock that starts at the first call, for

@@ -739,6 +739,15 @@ pub(super) fn escape_glob(text: &str) -> String {
 
 #[async_trait::async_trait]
 impl SessionStore for FlaskSessionRedisStore {
+    async fn setup_warnings(&self) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .sample_layout()
+            .await?
+            .and_then(|layout| super::layout_warning(&self.prefix, Layout::FlaskSession, layout))
+            .into_iter()
+            .collect())
+    }
+
     async fn load(&self, id: &SessionId, now: u64) -> Result<Option<Record>, StoreError> {
         let now = clamp(now);
         let Some((value, mut record)) = self.fetch(id, now).await? else {

@@ -1070,6 +1070,26 @@ pub enum Layout {
     Both,
 }
 
+/// The warning for sessions of `found` under `prefix`, read by a store of
+/// layout `reads`, if they are not all of it.
+pub(super) fn layout_warning(prefix: &str, reads: Layout, found: Layout) -> Option<String> {
+    let (ours, theirs) = match reads {
+        Layout::FlaskSession => ("Flask-Session's", "tessera's own"),
+        _ => ("tessera's own", "Flask-Session's"),
+    };
+    let what = match found {
+        layout if layout == reads => return None,
+        Layout::Both => "sessions of both layouts",
+        _ => "sessions",
+    };
+    Some(format!(
+        "the Redis key prefix {prefix:?} holds {what} in {theirs} layout, which this application \
+         (in {ours}, as SESSION_SERIALIZATION_FORMAT says) reads as empty or absent sessions: \
+         another application uses the prefix, or this one used it with the other setting; give \
+         each layout a prefix of its own"
+    ))
+}
+
 /// How many `SCAN` calls [`Link::sample_layout`] makes at most.
 const SAMPLE_SCAN_ROUNDS: usize = 10;
 
@@ -1541,6 +1561,15 @@ fn wrong_type(key: &str, text: Option<String>, expected: &'static str) -> StoreE
 
 #[async_trait::async_trait]
 impl SessionStore for RedisStore {
+    async fn setup_warnings(&self) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .sample_layout()
+            .await?
+            .and_then(|layout| layout_warning(&self.prefix, Layout::Tessera, layout))
+            .into_iter()
+            .collect())
+    }
+
     async fn load(&self, id: &SessionId, now: u64) -> Result<Option<Record>, StoreError> {
         // One command, so one consistent snapshot of the session.
         let hash: HashMap<String, String> = self
@@ -2739,6 +2768,18 @@ mod tests {
         ));
     }
 
+    #[test]
+    fn a_prefix_of_both_layouts_is_warned_about_in_either() {
+        for reads in [Layout::Tessera, Layout::FlaskSession] {
+            let warning = layout_warning("app:", reads, Layout::Both);
+            assert!(
+                warning.is_some_and(|warning| warning.contains("sessions of both layouts")),
+                "{reads:?}"
+            );
+            assert_eq!(layout_warning("app:", reads, reads), None);
+        }
+    }
+
     /// Each store tells which layout the sessions under its prefix are in,
     /// whichever layout it reads itself.
     #[tokio::test]
@@ -2749,10 +2790,15 @@ mod tests {
                 .expect("a Redis URL")
                 .with_prefix(store.prefix())
         };
+        async fn warnings(store: &dyn SessionStore) -> Vec<String> {
+            store.setup_warnings().await.expect("checked")
+        }
         let ours = test_store();
         let theirs = flask_beside(&ours);
         assert_eq!(ours.sample_layout().await.expect("sampled"), None);
         assert_eq!(theirs.sample_layout().await.expect("sampled"), None);
+        assert!(warnings(&ours).await.is_empty());
+        assert!(warnings(&theirs).await.is_empty());
         create(&ours, &record(Map::from([("k", Value::from(1))]), None)).await;
         assert_eq!(
             ours.sample_layout().await.expect("sampled"),
@@ -2761,6 +2807,16 @@ mod tests {
         assert_eq!(
             theirs.sample_layout().await.expect("sampled"),
             Some(Layout::Tessera)
+        );
+        // An application in Flask-Session's layout is warned; one in
+        // tessera's own is not.
+        assert!(warnings(&ours).await.is_empty());
+        let warned = warnings(&theirs).await;
+        assert_eq!(warned.len(), 1, "{warned:?}");
+        assert!(
+            warned[0].contains("sessions in tessera's own layout")
+                && warned[0].contains(ours.prefix()),
+            "{warned:?}"
         );
 
         let ours = test_store();
@@ -2777,6 +2833,13 @@ mod tests {
         assert_eq!(
             theirs.sample_layout().await.expect("sampled"),
             Some(Layout::FlaskSession)
+        );
+        assert!(warnings(&theirs).await.is_empty());
+        let warned = warnings(&ours).await;
+        assert_eq!(warned.len(), 1, "{warned:?}");
+        assert!(
+            warned[0].contains("sessions in Flask-Session's layout"),
+            "{warned:?}"
         );
 
         // A prefix only Flask-Session wrote to: one value, no index.
