@@ -123,13 +123,23 @@ pub(crate) async fn delete(session: Session, key: Result<Path<String>, PathRejec
 /// In cookie mode, when the writes made since `before` was taken would make
 /// the cookie larger than browsers keep: puts `before` back and answers
 /// `413`, so that the visitor keeps a working session rather than a cookie
-/// the browser drops.
+/// the browser drops. A write to a session over the limit already (which
+/// `MAX_COOKIE_SIZE` lowered since, or another app, made so) that leaves
+/// it no larger goes through, as the library sends it: refused, the
+/// visitor could change nothing, not even to make it smaller.
 pub(crate) fn undo_if_too_large(
     state: &AppState,
     session: &Session,
     before: Map,
 ) -> Option<Response> {
     let size = state.info.cookie_overflow(session)?;
+    if state
+        .info
+        .overflow_of(&before)
+        .is_some_and(|before| size <= before)
+    {
+        return None;
+    }
     session.update(|data| *data = before);
     Some(too_large_for_a_cookie(size))
 }

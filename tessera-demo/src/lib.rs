@@ -75,9 +75,17 @@ impl ConfigInfo {
     /// In cookie mode, the size of the `Set-Cookie` the session would need
     /// now if that is over `MAX_COOKIE_SIZE` (browsers drop such cookies).
     pub(crate) fn cookie_overflow(&self, session: &Session) -> Option<usize> {
+        self.overflow_of(&session.to_map())
+    }
+
+    /// [`cookie_overflow`](Self::cookie_overflow) for a session holding `data`.
+    pub(crate) fn overflow_of(&self, data: &tessera::Map) -> Option<usize> {
         let (codec, config) = self.cookie_limit.as_ref()?;
-        let value = codec.encode(&session.to_map(), SystemTime::now());
-        let size = config.set_cookie_len(value.len(), session.permanent());
+        let value = codec.encode(data, SystemTime::now());
+        let permanent = data
+            .get(tessera::PERMANENT_KEY)
+            .is_some_and(tessera::Value::is_truthy);
+        let size = config.set_cookie_len(value.len(), permanent);
         let limit = config.max_cookie_size();
         (limit > 0 && size > limit).then_some(size)
     }

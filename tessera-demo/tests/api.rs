@@ -707,3 +707,55 @@ async fn the_json_api_keeps_numbers_exact() {
     }
     drop(served);
 }
+
+/// A session over `MAX_COOKIE_SIZE` already (the limit was lowered since)
+/// can still be changed, as long as the change leaves its cookie no larger;
+/// growing it is refused, as before. (Every write was refused, so the
+/// visitor could not even make it smaller.)
+#[tokio::test]
+async fn a_session_over_a_lowered_cookie_limit_can_still_change_without_growing() {
+    let roomy = serve(config_for(Mode::Cookie, None)).await;
+    let tight = serve(
+        SessionConfig::builder()
+            .secret_key(TEST_KEY)
+            .session_type(SessionType::Cookie)
+            .max_cookie_size(1_000)
+            .build()
+            .expect("config"),
+    )
+    .await;
+    // Digits that do not compress much: 2,000 bytes of them.
+    let mut state = 12_345u64;
+    let noise: String = (0..2_000)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1);
+            char::from(b'0' + u8::try_from(state >> 60).expect("4 bits") % 10)
+        })
+        .collect();
+    let mut browser = Browser::new(roomy);
+    let reply = browser
+        .put_json("/api/session/big", &format!("\"{noise}\""))
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+
+    browser.base = tight;
+    let smaller = format!("\"{}\"", &noise[..1_900]);
+    let reply = browser.put_json("/api/session/big", &smaller).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let reply = browser.put_json("/api/session/more", "\"grows it\"").await;
+    assert_eq!(
+        reply.status,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "{}",
+        reply.body
+    );
+    let session = browser.get("/api/session").await.json();
+    assert_eq!(session["big"].as_str().map(str::len), Some(1_900));
+    assert!(session.get("more").is_none(), "{session}");
+    let reply = browser.delete("/api/session/big").await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.body);
+    let reply = browser.put_json("/api/session/more", "\"fits now\"").await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+}
