@@ -84,7 +84,11 @@ struct Fields {
 }
 
 fn parsedate_tz(text: &str) -> Option<Fields> {
-    let mut data: Vec<&str> = text.split_whitespace().collect();
+    // Python's `str.split()`: its whitespace is Unicode's and \x1c to \x1f.
+    let mut data: Vec<&str> = text
+        .split(|c: char| c.is_whitespace() || matches!(c, '\x1c'..='\x1f'))
+        .filter(|part| !part.is_empty())
+        .collect();
     let first = *data.first()?;
     // A weekday, with or without its comma, is skipped; a comma glued to
     // what follows it ("Tue,02") is cut off.
@@ -292,6 +296,8 @@ mod tests {
             "02 Jan 2024 03.04.05 GMT",
             "02 Jan 2024 03:04:05 CET",
             "02 Jan 2_024 03:04:05",
+            // Python's str.split() splits at these too.
+            "Tue,\x1c02 Jan 2024\u{3000}03:04:05\x1fGMT",
         ] {
             assert_eq!(parse(text), Some(expected), "{text:?}");
         }

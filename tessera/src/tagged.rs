@@ -834,9 +834,9 @@ fn python_uuid(text: &str) -> Option<uuid::Uuid> {
 /// a `0x` prefix, and single underscores between digits (or after the
 /// prefix). Negative values other than zero are `None`, as `UUID` refuses them.
 fn python_hex_int(text: &str) -> Option<u128> {
-    // Python's whitespace, ASCII part: \x1c to \x1f count too.
-    let text = text
-        .trim_matches(|c: char| c.is_ascii_whitespace() || matches!(c, '\x0b' | '\x1c'..='\x1f'));
+    // What `int()` strips: Unicode's whitespace (not \x1c to \x1f, which
+    // `str.split()` splits at).
+    let text = text.trim_matches(char::is_whitespace);
     let (negative, text) = match text.as_bytes().first() {
         Some(b'-') => (true, &text[1..]),
         Some(b'+') => (false, &text[1..]),
@@ -1272,6 +1272,11 @@ mod tests {
                 "1_345678123456781234567812345678",
                 "01345678123456781234567812345678",
             ),
+            // int() strips Unicode's whitespace.
+            (
+                "\u{a0}234567812345678123456781234567\u{3000}",
+                "00234567812345678123456781234567",
+            ),
         ] {
             assert_eq!(
                 from_str(&format!(r#"{{" u":"{text}"}}"#)),
@@ -1287,6 +1292,8 @@ mod tests {
             "2345678123456781234567812345678_",
             "0x",
             "g2345678123456781234567812345678",
+            // int() does not strip what str.split() splits at beyond it.
+            "1234567812345678123456781234567\u{1c}",
         ] {
             assert!(from_str(&format!(r#"{{" u":"{bad}"}}"#)).is_err(), "{bad}");
         }
