@@ -28,8 +28,8 @@ pub(crate) fn bad_request(message: &str) -> Response {
 /// from an `application/x-www-form-urlencoded` body, or a
 /// `multipart/form-data` one (`curl -F`, a form with that `enctype`), whose
 /// file parts are Flask's `request.files`, not fields. Any other body gives
-/// no fields, as in Flask. A body too large to read is a `413`, a malformed
-/// one a `400`.
+/// no fields, as in Flask, and so does a multipart body that cannot be
+/// read (Werkzeug reads none from it). A body too large to read is a `413`.
 pub(crate) struct FormBody(Result<Vec<(String, String)>, Box<Response>>);
 
 impl<S: Send + Sync> FromRequest<S> for FormBody {
@@ -87,24 +87,24 @@ fn urlencoded_fields(
 async fn multipart_fields(
     form: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> Result<Vec<(String, String)>, Box<Response>> {
-    let refused = |status: StatusCode, text: String| {
+    // Too large is a 413; otherwise, as Werkzeug, no fields at all.
+    let refused = |status: StatusCode| {
         if status == StatusCode::PAYLOAD_TOO_LARGE {
-            too_large()
+            Err(too_large())
         } else {
-            Box::new(bad_request(&format!(
-                "the multipart form could not be read ({text})"
-            )))
+            Ok(Vec::new())
         }
     };
-    let mut form = form.map_err(|rejection| refused(rejection.status(), rejection.body_text()))?;
+    let mut form = match form {
+        Ok(form) => form,
+        Err(rejection) => return refused(rejection.status()),
+    };
     let mut fields = Vec::new();
     loop {
-        let field = form
-            .next_field()
-            .await
-            .map_err(|error| refused(error.status(), error.body_text()))?;
-        let Some(field) = field else {
-            return Ok(fields);
+        let field = match form.next_field().await {
+            Ok(Some(field)) => field,
+            Ok(None) => return Ok(fields),
+            Err(error) => return refused(error.status()),
         };
         let Some(name) = field.name().map(str::to_owned) else {
             continue;
@@ -112,11 +112,10 @@ async fn multipart_fields(
         if field.file_name().is_some() {
             continue;
         }
-        let value = field
-            .text()
-            .await
-            .map_err(|error| refused(error.status(), error.body_text()))?;
-        fields.push((name, value));
+        match field.text().await {
+            Ok(value) => fields.push((name, value)),
+            Err(error) => return refused(error.status()),
+        }
     }
 }
 

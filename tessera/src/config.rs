@@ -1296,7 +1296,7 @@ pub(crate) fn redact_password(url: &str) -> String {
         // PostgreSQL's keyword form: `host=… password=…`; or a URL with a
         // typo in its scheme (`redis:/:pw@host`), whose user information,
         // up to the last `@`, may hold a password.
-        let redacted = redact_keyword_secrets(url);
+        let redacted = redact_keyword_secrets(&redact_query_secrets(url));
         return match redacted.rsplit_once('@') {
             Some((_, host)) => format!("***@{host}"),
             None => redacted,
@@ -1975,6 +1975,10 @@ mod tests {
         assert_eq!(
             redact_password("host=db user=u password='p@ss word'"),
             "host=db user=u password=***"
+        );
+        assert_eq!(
+            redact_password("redis:/h/0?p%61ssword=S3CRET&db=1"),
+            "redis:/h/0?p%61ssword=***&db=1"
         );
         // Passwords pasted without percent-encoding (base64 ones hold `/`).
         for (url, redacted) in [

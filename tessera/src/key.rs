@@ -70,12 +70,22 @@ impl SecretKey {
             seen[usize::from(byte)] = true;
         }
         let distinct = seen.iter().filter(|&&seen| seen).count();
+        let long = self.0.len() >= MIN_STRONG_KEY_LEN;
         if well_known {
             Some("it is a well-known example key".to_owned())
-        } else if distinct < MIN_DISTINCT_BYTES && self.0.len() >= MIN_STRONG_KEY_LEN {
+        } else if long && distinct < MIN_DISTINCT_BYTES {
+            let unit = if distinct == 1 {
+                "byte"
+            } else {
+                "different bytes"
+            };
             Some(format!(
-                "it repeats {distinct} different bytes; use at least {MIN_STRONG_KEY_LEN} \
-                 random bytes"
+                "it is made of {distinct} {unit} only; use at least {MIN_STRONG_KEY_LEN} random \
+                 bytes"
+            ))
+        } else if let Some(period) = long.then(|| repetition_period(&self.0)).flatten() {
+            Some(format!(
+                "it repeats its first {period} bytes; use at least {MIN_STRONG_KEY_LEN} random bytes"
             ))
         } else if self.0.len() < MIN_STRONG_KEY_LEN {
             let len = self.0.len();
@@ -119,6 +129,21 @@ impl From<Vec<u8>> for SecretKey {
     }
 }
 
+/// The length of the part `bytes` repeat (`password123password123pa…`), if
+/// they are that part at least twice over. (Keys longer than 4096 bytes are
+/// not looked at: the check is quadratic, and no one types such a key.)
+fn repetition_period(bytes: &[u8]) -> Option<usize> {
+    if bytes.len() > 4096 {
+        return None;
+    }
+    (1..=bytes.len() / 2).find(|&period| {
+        bytes
+            .iter()
+            .zip(&bytes[period..])
+            .all(|(byte, later)| byte == later)
+    })
+}
+
 pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -146,11 +171,27 @@ mod tests {
         for repeated in ["a".repeat(32), "01".repeat(40), "abcde".repeat(10)] {
             let why = SecretKey::from(repeated.as_str()).weakness();
             assert!(
-                why.as_deref().is_some_and(|why| why.contains("repeats")),
+                why.as_deref().is_some_and(|why| why.contains("only")),
                 "{repeated}: {why:?}"
             );
         }
-        assert!(SecretKey::from("abcdef".repeat(6)).weakness().is_none());
+        assert_eq!(
+            SecretKey::from("a".repeat(32)).weakness().as_deref(),
+            Some("it is made of 1 byte only; use at least 32 random bytes")
+        );
+        for repeated in [
+            "abcdef".repeat(6),
+            "password123".repeat(3),
+            "0123456789abcdef".repeat(2),
+            format!("{}pass", "password123".repeat(3)),
+        ] {
+            let why = SecretKey::from(repeated.as_str()).weakness();
+            assert!(
+                why.as_deref()
+                    .is_some_and(|why| why.contains("repeats its first")),
+                "{repeated}: {why:?}"
+            );
+        }
         assert!(SecretKey::from("correct horse battery staple, twice")
             .weakness()
             .is_none());

@@ -477,11 +477,12 @@ impl Session {
                 let mut changes = Changes {
                     cleared,
                     expires_at,
-                    // Only with a write made anyway: a read-only request
+                    // Only with a write made anyway (`create`: an atomic
+                    // operation is about to write): a read-only request
                     // makes none.
-                    absolute_expires_at: expires_at
-                        .and(times.absolute_expires_at)
-                        .filter(|_| server.absolute_unstored),
+                    absolute_expires_at: times
+                        .absolute_expires_at
+                        .filter(|_| server.absolute_unstored && (expires_at.is_some() || create)),
                     user_id: user_changed.then(|| server.user_id.clone()),
                     ..Changes::default()
                 };

@@ -135,13 +135,17 @@ impl SessionError {
 /// out of the log, as it does from `Debug`.
 #[cfg(any(feature = "axum", feature = "actix", test))]
 fn without_values(message: &str) -> String {
-    const QUOTED: [(&str, char); 6] = [
+    const QUOTED: [(&str, char); 8] = [
         ("string \"", '"'),
         ("integer `", '`'),
         ("floating point `", '`'),
         ("boolean `", '`'),
         ("character `", '`'),
         ("unknown variant `", '`'),
+        // A dict's key, to a struct that denies unknown fields.
+        ("unknown field `", '`'),
+        // What parsers of strings (UUIDs, say) found in the text.
+        ("found `", '`'),
     ];
     let mut out = String::with_capacity(message.len());
     let mut rest = message;
@@ -777,6 +781,14 @@ mod tests {
             "invalid type: string \"…"
         );
         assert_eq!(without_values("missing field `a`"), "missing field `a`");
+        assert_eq!(
+            without_values("unknown field `secret`, expected `theme`"),
+            "unknown field `…`, expected `theme`"
+        );
+        assert_eq!(
+            without_values("invalid character: found `S` at 0"),
+            "invalid character: found `…` at 0"
+        );
     }
 
     /// A value under a tag's name sits one level deeper in a cookie when it

@@ -924,6 +924,48 @@ async fn an_absolute_lifetime_set_later_holds_for_stored_sessions() {
         .is_some());
 }
 
+/// A session stored without an absolute expiry (before the lifetime was
+/// set, or by Flask-Session) gets one stored with its next write, whatever
+/// the write: a set, an increment or an append; a read stores nothing.
+#[tokio::test]
+async fn an_absolute_lifetime_set_later_is_stored_with_the_next_write() {
+    let store = Arc::new(CountingStore::default());
+    let app = app(
+        config()
+            .absolute_lifetime(Some(Duration::from_secs(50)))
+            .build()
+            .expect("config"),
+        store.clone(),
+    );
+    for (method, path, body) in [
+        ("POST", "/set/b", "2"),
+        ("POST", "/incr", ""),
+        ("POST", "/cart", "apple"),
+    ] {
+        // Expiring a whole (default) lifetime from now: no refresh due.
+        let (id, cookie) = stored_earlier(&store, 10, 31 * 24 * 3600 + 1, None).await;
+        let stored = |id: SessionId| {
+            let store = store.clone();
+            async move {
+                store
+                    .inner
+                    .load(&id, tessera_now())
+                    .await
+                    .expect("loads")
+                    .expect("live")
+                    .absolute_expires_at
+            }
+        };
+        assert_eq!(read(&app, "a", &cookie).await, "\"1\"");
+        assert_eq!(stored(id.clone()).await, None, "a read stores nothing");
+        let response = send(&app, method, path, Some(&cookie), body).await;
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        let at = stored(id).await.expect("stored with the write");
+        let created = tessera_now() - 10;
+        assert!((created + 50..=created + 52).contains(&at), "{path}: {at}");
+    }
+}
+
 #[tokio::test]
 async fn a_session_lasts_its_whole_lifetime_wherever_in_a_second_it_starts() {
     let store = Arc::new(CountingStore::default());

@@ -162,10 +162,8 @@ async fn popsession(session: Session) -> &'static str {
 /// Server-side, the session first gets a fresh id (an id planted before
 /// login, session fixation, is worthless afterwards) and is tied to the user.
 async fn login(session: Session, request: HttpRequest, body: web::Bytes) -> HttpResponse {
-    let username = match form_fields(&request, body).await {
-        Ok(fields) => field(&fields, "username").unwrap_or_default(),
-        Err(refused) => return refused,
-    };
+    let fields = form_fields(&request, body).await;
+    let username = field(&fields, "username").unwrap_or_default();
     if username.trim().is_empty() {
         return bad_request(
             "The login form needs a non-empty `username` field, e.g. username=alice.",
@@ -227,10 +225,8 @@ async fn petname_form() -> HttpResponse {
 /// `session['pet_name'] = request.form.get('pet')`; a `remember` field makes
 /// the session permanent (`session.permanent = True`). Then back to `/`.
 async fn petname(session: Session, request: HttpRequest, body: web::Bytes) -> HttpResponse {
-    let (pet, remember) = match form_fields(&request, body).await {
-        Ok(fields) => (field(&fields, "pet"), field(&fields, "remember")),
-        Err(refused) => return refused,
-    };
+    let fields = form_fields(&request, body).await;
+    let (pet, remember) = (field(&fields, "pet"), field(&fields, "remember"));
     if let Some(pet) = &pet {
         if let Err(message) = check_length("pet", pet) {
             return bad_request(&message);
@@ -381,12 +377,10 @@ fn bad_request(message: &str) -> HttpResponse {
 /// A request's form fields, in order, as Flask's `request.form` has them:
 /// from an `application/x-www-form-urlencoded` body, or a
 /// `multipart/form-data` one (`curl -F`), whose file parts are Flask's
-/// `request.files`, not fields. Any other body gives no fields, as in Flask;
-/// a malformed multipart one is a `400`.
-async fn form_fields(
-    request: &HttpRequest,
-    body: web::Bytes,
-) -> Result<Vec<(String, String)>, HttpResponse> {
+/// `request.files`, not fields. Any other body gives no fields, as in Flask,
+/// and so does a multipart body that cannot be read (Werkzeug reads none
+/// from it).
+async fn form_fields(request: &HttpRequest, body: web::Bytes) -> Vec<(String, String)> {
     let content_type = request
         .headers()
         .get(header::CONTENT_TYPE)
@@ -394,26 +388,32 @@ async fn form_fields(
         .unwrap_or_default();
     let essence = content_type.split(';').next().unwrap_or_default().trim();
     if essence.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
-        return Ok(form_urlencoded::parse(&body).into_owned().collect());
+        return form_urlencoded::parse(&body).into_owned().collect();
     }
     if !essence.eq_ignore_ascii_case("multipart/form-data") {
-        return Ok(Vec::new());
+        return Vec::new();
     }
-    let refused = |error: multer::Error| {
-        bad_request(&format!("the multipart form could not be read ({error})"))
-    };
-    let boundary = multer::parse_boundary(content_type).map_err(refused)?;
+    multipart_fields(content_type, body)
+        .await
+        .unwrap_or_default()
+}
+
+async fn multipart_fields(
+    content_type: &str,
+    body: web::Bytes,
+) -> Result<Vec<(String, String)>, multer::Error> {
+    let boundary = multer::parse_boundary(content_type)?;
     let body = futures_util::stream::once(async move { Ok::<_, std::convert::Infallible>(body) });
     let mut form = multer::Multipart::new(body, boundary);
     let mut fields = Vec::new();
-    while let Some(part) = form.next_field().await.map_err(refused)? {
+    while let Some(part) = form.next_field().await? {
         let Some(name) = part.name().map(str::to_owned) else {
             continue;
         };
         if part.file_name().is_some() {
             continue;
         }
-        fields.push((name, part.text().await.map_err(refused)?));
+        fields.push((name, part.text().await?));
     }
     Ok(fields)
 }

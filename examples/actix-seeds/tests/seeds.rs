@@ -470,14 +470,20 @@ async fn bad_form_input_is_a_bad_request() {
             .await
             .body
             .contains("Pet name cleared"));
-        // A multipart form whose boundary never comes.
-        let broken = TestRequest::post()
-            .uri("/login")
-            .insert_header((header::CONTENT_TYPE, "multipart/form-data; boundary=XyZ"))
-            .set_payload("--XyZ\r\nContent-Disposition: form-data; name=\"username\"\r\n\r\nal");
-        let reply = send(&app, &mut jar, broken).await;
+        // A multipart form whose boundary never comes: no fields, as
+        // Werkzeug reads none from it.
+        let broken = |path: &str| {
+            TestRequest::post()
+                .uri(path)
+                .insert_header((header::CONTENT_TYPE, "multipart/form-data; boundary=XyZ"))
+                .set_payload("--XyZ\r\nContent-Disposition: form-data; name=\"username\"\r\n\r\nal")
+        };
+        let reply = send(&app, &mut jar, broken("/login")).await;
         assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.body);
-        assert!(reply.body.contains("multipart"), "{}", reply.body);
+        assert!(reply.body.contains("username"), "{}", reply.body);
+        send(&app, &mut jar, broken("/petname"))
+            .await
+            .assert_redirect_home();
         assert_eq!(send(&app, &mut jar, get("/")).await.status, StatusCode::OK);
     }
 }

@@ -303,6 +303,29 @@ const UPDATE: &str = "
     )
     SELECT EXISTS (SELECT 1 FROM live)";
 
+/// The query parameters of a PostgreSQL URL that sqlx reads (besides
+/// `options[…]`); it logs any other with its value.
+const URL_PARAMETERS: &[&str] = &[
+    "sslmode",
+    "ssl-mode",
+    "sslrootcert",
+    "ssl-root-cert",
+    "ssl-ca",
+    "sslcert",
+    "ssl-cert",
+    "sslkey",
+    "ssl-key",
+    "statement-cache-capacity",
+    "host",
+    "hostaddr",
+    "port",
+    "dbname",
+    "user",
+    "password",
+    "application_name",
+    "options",
+];
+
 /// The first step of a read-modify-write or an id change: the live session,
 /// locked `FOR UPDATE`, which waits for and then excludes every other writer
 /// of the session (updates hold `FOR KEY SHARE`, which this conflicts with).
@@ -468,16 +491,31 @@ impl PostgresStore {
             return Err(refuse(&why));
         }
         // sqlx logs a parameter it does not know with its value: one that
-        // carries a secret (sslpassword, say) would end up in the log.
+        // carries a secret (sslpassword, or a mistyped pasword=) would end
+        // up in the log. Only those it reads pass.
         if let Some((_, query)) = url.split_once('?') {
-            for name in query
-                .split('&')
-                .filter_map(|p| p.split_once('=').map(|(n, _)| n))
-            {
-                let name = crate::config::parameter_name(name);
-                if crate::config::is_secret_name(&name) && name != "password" {
+            let query = query.split_once('#').map_or(query, |(query, _)| query);
+            for parameter in query.split('&').filter(|parameter| !parameter.is_empty()) {
+                let raw = parameter
+                    .split_once('=')
+                    .map_or(parameter, |(name, _)| name);
+                let name = crate::config::parameter_name(&raw.replace('+', " ")).into_owned();
+                let known = URL_PARAMETERS.contains(&name.as_str())
+                    || (name.starts_with("options[") && name.ends_with(']'));
+                if !known {
+                    // Named only if it is plainly a name: a mistyped one may
+                    // hold the secret itself (`password%3D…`).
+                    let plain = name
+                        .bytes()
+                        .all(|byte| byte.is_ascii_alphanumeric() || b"_-".contains(&byte));
+                    let shown = if plain {
+                        format!("{name:?}")
+                    } else {
+                        "one".to_owned()
+                    };
                     return Err(refuse(&format_args!(
-                        "the parameter {name:?} is not supported (only password= is)"
+                        "the parameter {shown} is not one it takes ({})",
+                        URL_PARAMETERS.join(", ")
                     )));
                 }
             }
@@ -1558,6 +1596,10 @@ mod tests {
             "postgres://localhost:notaport/db",
             // sqlx would log an unknown parameter with its value.
             "postgres://u@localhost/db?sslpassword=S3CRET",
+            "postgres://u@localhost/db?pwd=S3CRET",
+            "postgres://u@localhost/db?sslmode=disable&pasword=S3CRET",
+            "postgres://u@localhost/db?password%3DS3CRET",
+            "postgres://u@localhost/db?p%61sword=S3CRET",
         ] {
             match PostgresStore::new(bad) {
                 Err(StoreError::Config(message)) => {
@@ -1568,6 +1610,19 @@ mod tests {
         }
         PostgresStore::new("postgres://u@localhost/db?password=S3CRET&sslmode=disable")
             .expect("password= is supported");
+        for good in [
+            "postgres://localhost/db?p%61ssword=S3CRET&application_name=app",
+            "postgres://localhost/db?options=-c%20search_path%3Dx&options[statement_timeout]=5s",
+            "postgres://localhost/db?sslmode=disable&#fragment",
+        ] {
+            PostgresStore::new(good).unwrap_or_else(|error| panic!("{good}: {error}"));
+        }
+        match PostgresStore::new("postgres://u@localhost/db?pwd=S3CRET") {
+            Err(StoreError::Config(message)) => {
+                assert!(message.contains("\"pwd\" is not one it takes"), "{message}")
+            }
+            other => panic!("{other:?}"),
+        }
         let store =
             PostgresStore::new("postgres://app:s3cret@db.example:6543/sessions").expect("a URL");
         assert_eq!(store.schema(), None);

@@ -1079,14 +1079,14 @@ pub(super) fn layout_warning(prefix: &str, reads: Layout, found: Layout) -> Opti
     };
     let what = match found {
         layout if layout == reads => return None,
-        Layout::Both => "sessions of both layouts",
-        _ => "sessions",
+        Layout::Both => "sessions of both layouts, tessera's own and Flask-Session's",
+        _ => &format!("sessions in {theirs} layout"),
     };
     Some(format!(
-        "the Redis key prefix {prefix:?} holds {what} in {theirs} layout, which this application \
-         (in {ours}, as SESSION_SERIALIZATION_FORMAT says) reads as empty or absent sessions: \
-         another application uses the prefix, or this one used it with the other setting; give \
-         each layout a prefix of its own"
+        "the Redis key prefix {prefix:?} holds {what}: this application (in {ours} layout, as \
+         SESSION_SERIALIZATION_FORMAT says) reads those of {theirs} as empty or absent \
+         sessions; another application uses the prefix, or this one used it with the other \
+         setting; give each layout a prefix of its own"
     ))
 }
 
@@ -2771,11 +2771,9 @@ mod tests {
     #[test]
     fn a_prefix_of_both_layouts_is_warned_about_in_either() {
         for reads in [Layout::Tessera, Layout::FlaskSession] {
-            let warning = layout_warning("app:", reads, Layout::Both);
-            assert!(
-                warning.is_some_and(|warning| warning.contains("sessions of both layouts")),
-                "{reads:?}"
-            );
+            let warning = layout_warning("app:", reads, Layout::Both).expect("a warning");
+            assert!(warning.contains("sessions of both layouts"), "{warning}");
+            assert!(!warning.contains("both layouts in"), "{warning}");
             assert_eq!(layout_warning("app:", reads, reads), None);
         }
     }
