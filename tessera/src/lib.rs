@@ -86,3 +86,7 @@ pub use session::{
 pub use signing::SignatureError;
 pub use store::{Changes, MemoryStore, Record, SessionId, SessionInfo, SessionStore, StoreError};
 pub use value::{Number, Value};
+
+/// The `time` crate this version of tessera uses, for [`Value::DateTime`]
+/// without a dependency of your own to keep in step.
+pub use time;

@@ -93,8 +93,7 @@ async fn handle(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Inf
     // comes from the store here (axum's and actix-web's extractors do this
     // for their handlers). Cookie sessions are loaded already.
     if let Err(error) = session.load().await {
-        tracing::error!(%error, "could not load the session; answering 503");
-        return Ok(unavailable());
+        return Ok(session_failure(&SessionError::from(error)));
     }
     Ok(match route {
         // Atomic in the store, so parallel requests of one visitor all count.
@@ -132,13 +131,19 @@ fn unavailable() -> Response<Full<Bytes>> {
     response
 }
 
+/// Answered with the status the error says: 503 (with `Retry-After`) while
+/// the store is unavailable; 409 when `visits` holds something else
+/// (written by another app sharing the session) or another request ended
+/// the session meanwhile, a conflict with the session's data; 500 for the
+/// rest (a store that answers but fails, a misconfiguration).
 fn session_failure(error: &SessionError) -> Response<Full<Bytes>> {
-    if let SessionError::Store(store) = error {
-        tracing::error!(error = %store, "session store failed; answering 503");
-        return unavailable();
+    let status = error.status();
+    if status.is_server_error() {
+        tracing::error!(%error, "session operation failed; answering {status}");
     }
-    // `visits` holds something else (written by another app sharing the
-    // session), or another request ended the session meanwhile: a conflict
-    // with the session's data, not a server fault.
-    text(StatusCode::CONFLICT, format!("Conflict: {error}\n"))
+    match status {
+        StatusCode::SERVICE_UNAVAILABLE => unavailable(),
+        StatusCode::CONFLICT => text(status, format!("Conflict: {error}\n")),
+        _ => text(status, "Internal Server Error\n"),
+    }
 }
