@@ -342,12 +342,7 @@ async fn unknown_ids_are_never_adopted() {
     let response = send(&app, "POST", "/set/a", Some(&cookie), "1").await;
     let issued = cookie_pair(&response);
     assert_ne!(issued, cookie, "a fresh id, not the one presented");
-    assert!(store
-        .inner
-        .load(&planted, tessera_now())
-        .await
-        .expect("loads")
-        .is_none());
+    assert!(stored(&store, &planted).await.is_none());
     for garbage in [
         "session=short",
         "session=../../etc/passwd",
@@ -798,6 +793,11 @@ async fn stored_earlier(
     (id, cookie)
 }
 
+/// The record of `id` as stored now, if live.
+async fn stored(store: &CountingStore, id: &SessionId) -> Option<tessera::Record> {
+    store.inner.load(id, tessera_now()).await.expect("loads")
+}
+
 /// Shortening PERMANENT_SESSION_LIFETIME reaches sessions stored under the
 /// longer one at their next use, a read included, as Flask-Session's next
 /// save does; before, a session only read kept its old expiry.
@@ -814,12 +814,7 @@ async fn a_shortened_lifetime_reaches_stored_sessions_at_their_next_use() {
     );
     let response = send(&app, "GET", "/get/a", Some(&cookie), "").await;
     assert_eq!(text(response).await, "\"1\"");
-    let record = store
-        .inner
-        .load(&id, tessera_now())
-        .await
-        .expect("loads")
-        .expect("live");
+    let record = stored(&store, &id).await.expect("live");
     let now = tessera_now();
     assert!(
         (now + 60..=now + 62).contains(&record.expires_at),
@@ -854,24 +849,14 @@ async fn servers_whose_clocks_differ_do_not_move_expiries_to_and_fro() {
         assert_eq!(read(&app, "a", &cookie).await, "\"1\"");
     }
     assert_eq!(store.calls().1, before.1, "no writes");
-    let record = store
-        .inner
-        .load(&id, tessera_now())
-        .await
-        .expect("loads")
-        .expect("live");
+    let record = stored(&store, &id).await.expect("live");
     assert!(record.expires_at >= tessera_now() + 700);
 
     // Half a lifetime beyond is more than clocks in sync differ by: a
     // longer lifetime's expiry, brought in.
     let (id, cookie) = stored_earlier(&store, 0, 601 + 310, None).await;
     assert_eq!(read(&app, "a", &cookie).await, "\"1\"");
-    let record = store
-        .inner
-        .load(&id, tessera_now())
-        .await
-        .expect("loads")
-        .expect("live");
+    let record = stored(&store, &id).await.expect("live");
     let now = tessera_now();
     assert!(
         (now + 600..=now + 602).contains(&record.expires_at),
@@ -896,15 +881,7 @@ async fn an_absolute_lifetime_set_later_holds_for_stored_sessions() {
         store.clone(),
     );
     assert_eq!(read(&app, "a", &over_cookie).await, "None");
-    assert!(
-        store
-            .inner
-            .load(&over, tessera_now())
-            .await
-            .expect("loads")
-            .is_none(),
-        "deleted"
-    );
+    assert!(stored(&store, &over).await.is_none(), "deleted");
     assert_eq!(read(&app, "a", &within_cookie).await, "\"1\"");
     // Its cookie, sent again, expires with the new deadline: 41 s from now.
     let response = send(&app, "POST", "/set/b", Some(&within_cookie), "2").await;
@@ -916,12 +893,7 @@ async fn an_absolute_lifetime_set_later_holds_for_stored_sessions() {
         .unix_timestamp();
     let in_secs = expires - i64::try_from(tessera_now()).expect("a time");
     assert!((39..=42).contains(&in_secs), "{in_secs} s");
-    assert!(store
-        .inner
-        .load(&within, tessera_now())
-        .await
-        .expect("loads")
-        .is_some());
+    assert!(stored(&store, &within).await.is_some());
 }
 
 /// A session stored without an absolute expiry (before the lifetime was
@@ -944,23 +916,12 @@ async fn an_absolute_lifetime_set_later_is_stored_with_the_next_write() {
     ] {
         // Expiring a whole (default) lifetime from now: no refresh due.
         let (id, cookie) = stored_earlier(&store, 10, 31 * 24 * 3600 + 1, None).await;
-        let stored = |id: SessionId| {
-            let store = store.clone();
-            async move {
-                store
-                    .inner
-                    .load(&id, tessera_now())
-                    .await
-                    .expect("loads")
-                    .expect("live")
-                    .absolute_expires_at
-            }
-        };
+        let absolute = || async { stored(&store, &id).await.expect("live").absolute_expires_at };
         assert_eq!(read(&app, "a", &cookie).await, "\"1\"");
-        assert_eq!(stored(id.clone()).await, None, "a read stores nothing");
+        assert_eq!(absolute().await, None, "a read stores nothing");
         let response = send(&app, method, path, Some(&cookie), body).await;
         assert_eq!(response.status(), StatusCode::OK, "{path}");
-        let at = stored(id).await.expect("stored with the write");
+        let at = absolute().await.expect("stored with the write");
         let created = tessera_now() - 10;
         assert!((created + 50..=created + 52).contains(&at), "{path}: {at}");
     }

@@ -28,6 +28,18 @@ fn config(session_type: SessionType) -> SessionConfig {
         .expect("a valid test configuration")
 }
 
+/// The seed routes in the middleware, for sessions of `session_type`.
+async fn seeds_app(
+    session_type: SessionType,
+) -> impl Service<Request, Response = ServiceResponse<impl MessageBody>, Error = actix_web::Error> {
+    test::init_service(
+        App::new()
+            .wrap(SessionMiddleware::new(config(session_type)))
+            .configure(configure),
+    )
+    .await
+}
+
 /// One response, read completely.
 #[derive(Debug)]
 struct Reply {
@@ -164,12 +176,7 @@ fn encode(text: &str) -> String {
 #[actix_web::test]
 async fn seed_000_set_get_delete() {
     for mode in MODES {
-        let app = test::init_service(
-            App::new()
-                .wrap(SessionMiddleware::new(config(mode)))
-                .configure(configure),
-        )
-        .await;
+        let app = seeds_app(mode).await;
         let mut jar = Jar::default();
 
         let reply = send(&app, &mut jar, get("/get_session")).await;
@@ -212,12 +219,7 @@ async fn seed_000_set_get_delete() {
 #[actix_web::test]
 async fn seed_001_setsession_getsession_popsession() {
     for mode in MODES {
-        let app = test::init_service(
-            App::new()
-                .wrap(SessionMiddleware::new(config(mode)))
-                .configure(configure),
-        )
-        .await;
+        let app = seeds_app(mode).await;
         let mut jar = Jar::default();
 
         send(&app, &mut jar, get("/getsession"))
@@ -245,12 +247,7 @@ async fn seed_001_setsession_getsession_popsession() {
 #[actix_web::test]
 async fn seed_002_login_flashes_once_and_logout() {
     for mode in MODES {
-        let app = test::init_service(
-            App::new()
-                .wrap(SessionMiddleware::new(config(mode)))
-                .configure(configure),
-        )
-        .await;
+        let app = seeds_app(mode).await;
         let mut jar = Jar::default();
 
         let page = send(&app, &mut jar, get("/")).await;
@@ -338,12 +335,7 @@ async fn seed_002_login_flashes_once_and_logout() {
 #[actix_web::test]
 async fn seed_003_pet_name() {
     for mode in MODES {
-        let app = test::init_service(
-            App::new()
-                .wrap(SessionMiddleware::new(config(mode)))
-                .configure(configure),
-        )
-        .await;
+        let app = seeds_app(mode).await;
         let mut jar = Jar::default();
 
         let form = send(&app, &mut jar, get("/petname")).await;
@@ -384,12 +376,7 @@ async fn seed_003_pet_name() {
 
 #[actix_web::test]
 async fn remember_makes_the_session_permanent() {
-    let app = test::init_service(
-        App::new()
-            .wrap(SessionMiddleware::new(config(SessionType::Cookie)))
-            .configure(configure),
-    )
-    .await;
+    let app = seeds_app(SessionType::Cookie).await;
     let mut jar = Jar::default();
 
     let reply = send(&app, &mut jar, post_form("/petname", &[("pet", "Rex")])).await;
@@ -420,12 +407,7 @@ async fn remember_makes_the_session_permanent() {
 #[actix_web::test]
 async fn bad_form_input_is_a_bad_request() {
     for mode in MODES {
-        let app = test::init_service(
-            App::new()
-                .wrap(SessionMiddleware::new(config(mode)))
-                .configure(configure),
-        )
-        .await;
+        let app = seeds_app(mode).await;
         let mut jar = Jar::default();
 
         for form in [
@@ -494,12 +476,7 @@ async fn bad_form_input_is_a_bad_request() {
 #[actix_web::test]
 async fn forms_are_read_as_flask_reads_them() {
     for mode in MODES {
-        let app = test::init_service(
-            App::new()
-                .wrap(SessionMiddleware::new(config(mode)))
-                .configure(configure),
-        )
-        .await;
+        let app = seeds_app(mode).await;
         let mut jar = Jar::default();
         send(
             &app,
@@ -551,12 +528,7 @@ async fn forms_are_read_as_flask_reads_them() {
 
 #[actix_web::test]
 async fn user_strings_are_escaped() {
-    let app = test::init_service(
-        App::new()
-            .wrap(SessionMiddleware::new(config(SessionType::Cookie)))
-            .configure(configure),
-    )
-    .await;
+    let app = seeds_app(SessionType::Cookie).await;
     let mut jar = Jar::default();
     let evil = "<script>alert(\"x\")</script>";
     send(&app, &mut jar, post_form("/login", &[("username", evil)]))
@@ -586,12 +558,7 @@ async fn user_strings_are_escaped() {
 
 #[actix_web::test]
 async fn unknown_routes_and_methods() {
-    let app = test::init_service(
-        App::new()
-            .wrap(SessionMiddleware::new(config(SessionType::Cookie)))
-            .configure(configure),
-    )
-    .await;
+    let app = seeds_app(SessionType::Cookie).await;
     let mut jar = Jar::default();
     let reply = send(&app, &mut jar, get("/nowhere")).await;
     assert_eq!(reply.status, StatusCode::NOT_FOUND);
@@ -646,12 +613,7 @@ async fn axum_demo(path: &str, cookie: Option<&str>) -> (StatusCode, Vec<String>
 
 #[actix_web::test]
 async fn cookies_cross_between_actix_and_the_axum_demo() {
-    let app = test::init_service(
-        App::new()
-            .wrap(SessionMiddleware::new(config(SessionType::Cookie)))
-            .configure(configure),
-    )
-    .await;
+    let app = seeds_app(SessionType::Cookie).await;
 
     // Minted here, read by the demo.
     let mut jar = Jar::default();
