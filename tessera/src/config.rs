@@ -1421,9 +1421,19 @@ pub(crate) fn redact_query_secrets(url: &str) -> String {
         .map_or((query, None), |(q, f)| (q, Some(f)));
     let parameters: Vec<String> = query
         .split('&')
-        .map(|parameter| match parameter.split_once('=') {
-            Some((name, _)) if is_secret_name(&parameter_name(name)) => format!("{name}=***"),
-            _ => parameter.to_owned(),
+        .map(|parameter| {
+            let (name, value) = parameter.split_once('=').unwrap_or((parameter, ""));
+            let decoded = parameter_name(name);
+            if decoded.contains('=') {
+                // An escaped `=` puts a value in the name (`password%3D…`).
+                "***".to_owned()
+            } else if is_plain_name(&decoded) && !shows_value(name, value) {
+                format!("{name}=***")
+            } else {
+                // Shown, or no name at all: the user information of a
+                // URL whose password holds a `?` (the `@` step hides it).
+                parameter.to_owned()
+            }
         })
         .collect();
     let mut redacted = format!("{base}?{}", parameters.join("&"));
@@ -1432,6 +1442,69 @@ pub(crate) fn redact_query_secrets(url: &str) -> String {
         redacted.push_str(fragment);
     }
     redacted
+}
+
+/// The query parameters of store URLs whose values are shown in messages
+/// (when plain): the ones the drivers read that carry no secret. Any other
+/// may be a secret under a name no one expected (`pwd=`, a mistyped
+/// `pasword=`), and is hidden.
+const SHOWN_PARAMETERS: &[&str] = &[
+    "sslmode",
+    "ssl-mode",
+    "sslrootcert",
+    "ssl-root-cert",
+    "ssl-ca",
+    "sslcert",
+    "ssl-cert",
+    "sslkey",
+    "ssl-key",
+    "statement-cache-capacity",
+    "host",
+    "hostaddr",
+    "port",
+    "dbname",
+    "user",
+    "application_name",
+    "options",
+    "db",
+    "protocol",
+    "mode",
+];
+
+/// Whether a query parameter's value may be shown: a known name, and a
+/// value without the separators a pasted parameter would bring along
+/// (`sslmode=disable;pwd=…`).
+fn shows_value(name: &str, value: &str) -> bool {
+    SHOWN_PARAMETERS.contains(&parameter_name(name).as_ref())
+        && !parameter_name(value).contains([';', '=', '&', '?', '#', '@', ' '])
+}
+
+/// A name of letters, digits, `_` and `-` only.
+pub(crate) fn is_plain_name(name: &str) -> bool {
+    name.bytes()
+        .all(|byte| byte.is_ascii_alphanumeric() || b"_-".contains(&byte))
+}
+
+/// `text` (a driver's message about `url`) with the values that
+/// [`redact_query_secrets`] hides cut out, raw or decoded.
+pub(crate) fn without_query_values(text: &str, url: &str) -> String {
+    let Some((_, query)) = url.split_once('?') else {
+        return text.to_owned();
+    };
+    let query = query.split_once('#').map_or(query, |(query, _)| query);
+    let mut text = text.to_owned();
+    for parameter in query.split('&') {
+        let (name, value) = parameter.split_once('=').unwrap_or(("", parameter));
+        if value.is_empty() || shows_value(name, value) {
+            continue;
+        }
+        for hidden in [value.to_owned(), parameter_name(value).into_owned()] {
+            if !hidden.is_empty() {
+                text = text.replace(&hidden, "***");
+            }
+        }
+    }
+    text
 }
 
 /// A URL parameter's name as URL parsers read it, escapes decoded:
@@ -1980,6 +2053,21 @@ mod tests {
             redact_password("redis:/h/0?p%61ssword=S3CRET&db=1"),
             "redis:/h/0?p%61ssword=***&db=1"
         );
+        // Parameters the drivers do not read may be secrets under another
+        // name; a known one with a pasted parameter in its value too.
+        assert_eq!(
+            redact_password(
+                "postgres://u@h/db?pwd=S3CRET&pasword=S3CRET&password%3DS3CRET&sslmode=disable;pwd=S3CRET&application_name=app"
+            ),
+            "postgres://u@h/db?pwd=***&pasword=***&***&sslmode=***&application_name=app"
+        );
+        assert_eq!(
+            without_query_values(
+                "unknown value \"disable;pwd=S3CRET\" for ssl_mode",
+                "postgres://u@h/db?sslmode=disable;pwd=S3CRET&application_name=app"
+            ),
+            "unknown value \"***\" for ssl_mode"
+        );
         // Passwords pasted without percent-encoding (base64 ones hold `/`).
         for (url, redacted) in [
             (
@@ -1992,8 +2080,8 @@ mod tests {
                 "postgres://u:Pg/pa@ss@db:5432/x",
                 "postgres://***@db:5432/x",
             ),
-            // An `@` in the query hides the rest: more than needed, never less.
-            ("redis://u:p@h:1/0?x=@", "redis://***@"),
+            // A parameter no driver reads is hidden, an `@` in it too.
+            ("redis://u:p@h:1/0?x=@", "redis://u:***@h:1/0?x=***"),
             (
                 "redis://:PW@w/Zq@127.0.0.1:6379/0",
                 "redis://***@127.0.0.1:6379/0",
@@ -2014,7 +2102,9 @@ mod tests {
                 "postgres://u:Pg?pa@x/y@db:5432/s?application_name=a",
                 "postgres://***@db:5432/s?application_name=a",
             ),
-            ("redis://h/0?x=@", "redis://***@"),
+            ("redis://h/0?x=@", "redis://h/0?x=***"),
+            // A known parameter whose value holds a separator is hidden too.
+            ("redis://u:p@h:1/0?db=@", "redis://u:***@h:1/0?db=***"),
         ] {
             assert_eq!(redact_password(url), redacted, "{url}");
         }

@@ -157,6 +157,23 @@ fn without_values(message: &str) -> String {
         out.push_str(&rest[..at + open.len()]);
         out.push('…');
         let quoted = &rest[at + open.len()..];
+        // A field or variant name is quoted as it is, backticks and all:
+        // it ends where serde's sentence goes on.
+        if open.starts_with("unknown") {
+            let end = [
+                quoted.rfind("`, expected "),
+                quoted.rfind("`, there are no "),
+            ]
+            .into_iter()
+            .flatten()
+            .max();
+            let Some(end) = end else {
+                return out;
+            };
+            out.push(close);
+            rest = &quoted[end + 1..];
+            continue;
+        }
         // Strings are quoted as `Debug` writes them: `\"` is no end.
         let mut escaped = false;
         let end = quoted.char_indices().find(|&(_, c)| {
@@ -785,6 +802,15 @@ mod tests {
             without_values("unknown field `secret`, expected `theme`"),
             "unknown field `…`, expected `theme`"
         );
+        assert_eq!(
+            without_values("unknown field `x`SECRET`, expected one of `a`, `b`"),
+            "unknown field `…`, expected one of `a`, `b`"
+        );
+        assert_eq!(
+            without_values("unknown variant `a`, expected `b`SECRET`, there are no variants"),
+            "unknown variant `…`, there are no variants"
+        );
+        assert_eq!(without_values("unknown field `cut off"), "unknown field `…");
         assert_eq!(
             without_values("invalid character: found `S` at 0"),
             "invalid character: found `…` at 0"

@@ -505,10 +505,7 @@ impl PostgresStore {
                 if !known {
                     // Named only if it is plainly a name: a mistyped one may
                     // hold the secret itself (`password%3D…`).
-                    let plain = name
-                        .bytes()
-                        .all(|byte| byte.is_ascii_alphanumeric() || b"_-".contains(&byte));
-                    let shown = if plain {
+                    let shown = if crate::config::is_plain_name(&name) {
                         format!("{name:?}")
                     } else {
                         "one".to_owned()
@@ -520,7 +517,12 @@ impl PostgresStore {
                 }
             }
         }
-        let mut options = PgConnectOptions::from_str(url).map_err(|error| refuse(&error))?;
+        let mut options = PgConnectOptions::from_str(url).map_err(|error| {
+            refuse(&crate::config::without_query_values(
+                &error.to_string(),
+                url,
+            ))
+        })?;
         let ssl_mode = options.get_ssl_mode();
         if !cfg!(feature = "tls")
             && matches!(

@@ -2661,7 +2661,11 @@ mod tests {
             "{debug}"
         );
         assert!(!debug.contains("hunter2"), "{debug}");
-        assert_eq!(redact_password("redis://u:p@h:1/0?x=@"), "redis://***@");
+        // A parameter Redis URLs do not take is hidden, `@` and all.
+        assert_eq!(
+            redact_password("redis://u:p@h:1/0?x=@"),
+            "redis://u:***@h:1/0?x=***"
+        );
         assert_eq!(redact_password("redis://h/0"), "redis://h/0");
     }
 
