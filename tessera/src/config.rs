@@ -1487,6 +1487,7 @@ pub(crate) fn is_plain_name(name: &str) -> bool {
 
 /// `text` (a driver's message about `url`) with the values that
 /// [`redact_query_secrets`] hides cut out, raw or decoded.
+#[cfg(any(feature = "postgres", test))]
 pub(crate) fn without_query_values(text: &str, url: &str) -> String {
     let Some((_, query)) = url.split_once('?') else {
         return text.to_owned();
