@@ -1444,11 +1444,10 @@ pub(crate) fn redact_query_secrets(url: &str) -> String {
     redacted
 }
 
-/// The query parameters of store URLs whose values are shown in messages
-/// (when plain): the ones the drivers read that carry no secret. Any other
-/// may be a secret under a name no one expected (`pwd=`, a mistyped
-/// `pasword=`), and is hidden.
-const SHOWN_PARAMETERS: &[&str] = &[
+/// The query parameters of a PostgreSQL URL that sqlx reads (besides
+/// `options[…]`); it logs any other with its value, so the store refuses
+/// them.
+pub(crate) const POSTGRES_URL_PARAMETERS: &[&str] = &[
     "sslmode",
     "ssl-mode",
     "sslrootcert",
@@ -1464,18 +1463,26 @@ const SHOWN_PARAMETERS: &[&str] = &[
     "port",
     "dbname",
     "user",
+    "password",
     "application_name",
     "options",
-    "db",
-    "protocol",
-    "mode",
 ];
+
+/// Whether a query parameter of a store URL has its value shown in
+/// messages (when plain): one the drivers read that carries no secret (of
+/// PostgreSQL's, all but `password`; Redis' `db` and `protocol`; SQLite's
+/// `mode`). Any other may be a secret under a name no one expected (`pwd=`,
+/// a mistyped `pasword=`), and is hidden.
+fn is_shown_parameter(name: &str) -> bool {
+    (POSTGRES_URL_PARAMETERS.contains(&name) && name != "password")
+        || ["db", "protocol", "mode"].contains(&name)
+}
 
 /// Whether a query parameter's value may be shown: a known name, and a
 /// value without the separators a pasted parameter would bring along
 /// (`sslmode=disable;pwd=…`).
 fn shows_value(name: &str, value: &str) -> bool {
-    SHOWN_PARAMETERS.contains(&parameter_name(name).as_ref())
+    is_shown_parameter(&parameter_name(name))
         && !parameter_name(value).contains([';', '=', '&', '?', '#', '@', ' '])
 }
 

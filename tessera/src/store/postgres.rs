@@ -303,29 +303,6 @@ const UPDATE: &str = "
     )
     SELECT EXISTS (SELECT 1 FROM live)";
 
-/// The query parameters of a PostgreSQL URL that sqlx reads (besides
-/// `options[…]`); it logs any other with its value.
-const URL_PARAMETERS: &[&str] = &[
-    "sslmode",
-    "ssl-mode",
-    "sslrootcert",
-    "ssl-root-cert",
-    "ssl-ca",
-    "sslcert",
-    "ssl-cert",
-    "sslkey",
-    "ssl-key",
-    "statement-cache-capacity",
-    "host",
-    "hostaddr",
-    "port",
-    "dbname",
-    "user",
-    "password",
-    "application_name",
-    "options",
-];
-
 /// The first step of a read-modify-write or an id change: the live session,
 /// locked `FOR UPDATE`, which waits for and then excludes every other writer
 /// of the session (updates hold `FOR KEY SHARE`, which this conflicts with).
@@ -500,7 +477,7 @@ impl PostgresStore {
                     .split_once('=')
                     .map_or(parameter, |(name, _)| name);
                 let name = crate::config::parameter_name(&raw.replace('+', " ")).into_owned();
-                let known = URL_PARAMETERS.contains(&name.as_str())
+                let known = crate::config::POSTGRES_URL_PARAMETERS.contains(&name.as_str())
                     || (name.starts_with("options[") && name.ends_with(']'));
                 if !known {
                     // Named only if it is plainly a name: a mistyped one may
@@ -512,7 +489,7 @@ impl PostgresStore {
                     };
                     return Err(refuse(&format_args!(
                         "the parameter {shown} is not one it takes ({})",
-                        URL_PARAMETERS.join(", ")
+                        crate::config::POSTGRES_URL_PARAMETERS.join(", ")
                     )));
                 }
             }
