@@ -302,8 +302,14 @@ impl Session {
                     record.data
                 };
                 for key in &state.touched {
-                    match state.data.get(key) {
-                        Some(value) => data.insert(key.clone(), value.clone()),
+                    let value = match &state.flash_edit {
+                        // Flashed (or taken, reading nothing) before loading:
+                        // the stored messages stay.
+                        Some(edit) if *key == edit.key => edit.apply(data.get(key)),
+                        _ => state.data.get(key).cloned(),
+                    };
+                    match value {
+                        Some(value) => data.insert(key.clone(), value),
                         None => data.remove(key),
                     };
                 }
@@ -445,6 +451,7 @@ impl Session {
             };
         }
         let touched = std::mem::take(&mut state.touched);
+        let mut flash_edit = state.flash_edit.take();
         let cleared = std::mem::take(&mut state.cleared);
         if touched.contains(PERMANENT_KEY) || cleared {
             server.permanence_changed = true;
@@ -487,6 +494,10 @@ impl Session {
                     ..Changes::default()
                 };
                 for key in touched {
+                    if let Some(edit) = flash_edit.take_if(|edit| edit.key == key) {
+                        changes.list_edit = Some(edit);
+                        continue;
+                    }
                     match state.data.get(&key) {
                         Some(value) => {
                             changes.set.insert(key, value.clone());
@@ -678,6 +689,7 @@ impl Session {
         server.vanished = false;
         state.data.clear();
         state.touched.clear();
+        state.flash_edit = None;
         state.cleared = false;
         if server.settings.session_permanent {
             state

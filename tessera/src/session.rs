@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::map::Map;
 use crate::server::ServerState;
-use crate::store::StoreError;
+use crate::store::{ListEdit, StoreError};
 use crate::value::Value;
 
 /// The key Flask keeps `session.permanent` under.
@@ -276,6 +276,11 @@ pub(crate) struct State {
     /// requests writing other keys are not overwritten. A cookie is always
     /// written whole.
     pub(crate) touched: BTreeSet<String>,
+    /// How this request changed `_flashes` since the last save, while it did
+    /// so only by `flash` and `take_flashes` (server-side only): saved as an
+    /// edit of the list as stored then, not as this request's copy of it, so
+    /// a message flashed by a concurrent request is kept.
+    pub(crate) flash_edit: Option<ListEdit>,
     /// Every key was removed (`clear`) since the last save.
     pub(crate) cleared: bool,
     /// Present for server-side sessions.
@@ -335,9 +340,30 @@ impl State {
     pub(crate) fn touch(&mut self, key: &str) {
         self.accessed = true;
         self.note_write();
+        if key == FLASHES_KEY {
+            // Written otherwise than by a flash: saved whole.
+            self.flash_edit = None;
+        }
         if self.server.is_some() && !self.touched.contains(key) {
             self.touched.insert(key.to_owned());
         }
+    }
+
+    /// Marks `_flashes` written by `flash` or `take_flashes`, and returns the
+    /// edit that saves it, unless it was written otherwise since the last
+    /// save (or the session is a cookie, always written whole).
+    fn touch_flashes(&mut self) -> Option<&mut ListEdit> {
+        let edit = if self.touched.contains(FLASHES_KEY) {
+            self.flash_edit.take()
+        } else {
+            self.server.is_some().then(|| ListEdit {
+                key: FLASHES_KEY.to_owned(),
+                ..ListEdit::default()
+            })
+        };
+        self.touch(FLASHES_KEY);
+        self.flash_edit = edit;
+        self.flash_edit.as_mut()
     }
 }
 
@@ -542,6 +568,7 @@ impl Session {
         state.note_write();
         state.cleared = true;
         state.touched.clear();
+        state.flash_edit = None;
         let permanent = state.data.remove(PERMANENT_KEY);
         state.data.clear();
         if let Some(server) = state.server.as_mut() {
@@ -654,19 +681,29 @@ impl Session {
     }
 
     /// Adds a flash message in `category`, stored as Flask stores it: a
-    /// `(category, message)` tuple appended to `_flashes`.
+    /// `(category, message)` tuple appended to `_flashes`. Server-side, the
+    /// message is appended to the list as stored when the response is saved,
+    /// so messages flashed by concurrent requests are all kept.
     pub fn flash_with_category(&self, category: &str, message: impl Into<Value>) {
         let entry = Value::Tuple(vec![category.into(), message.into()]);
-        self.write_key(FLASHES_KEY, |data| match data.get_mut(FLASHES_KEY) {
+        let mut state = self.lock();
+        if let Some(edit) = state.touch_flashes() {
+            edit.added.push(entry.clone());
+        }
+        match state.data.get_mut(FLASHES_KEY) {
             Some(Value::List(items)) => items.push(entry),
             _ => {
-                data.insert(FLASHES_KEY.to_owned(), Value::List(vec![entry]));
+                state
+                    .data
+                    .insert(FLASHES_KEY.to_owned(), Value::List(vec![entry]));
             }
-        });
+        }
     }
 
     /// Takes every flash message (Flask's `get_flashed_messages(with_categories=True)`):
     /// they leave the session, and later calls in the same request see them again.
+    /// Server-side, only these messages leave the stored list: one flashed by
+    /// a concurrent request meanwhile stays for the next request.
     pub fn take_flashes(&self) -> Vec<Flash> {
         let mut state = self.lock();
         state.note_read();
@@ -675,7 +712,24 @@ impl Session {
         }
         let taken = match state.data.remove(FLASHES_KEY) {
             Some(value) => {
-                state.touch(FLASHES_KEY);
+                let as_list = match &value {
+                    Value::List(items) => Some(items.as_slice()),
+                    _ => None,
+                };
+                let saved_whole = match (state.touch_flashes(), as_list) {
+                    (Some(edit), Some(items)) => {
+                        // The list is what was stored, then what this request
+                        // added: only the stored part is taken from the store.
+                        let stored = items.len().saturating_sub(edit.added.len());
+                        edit.taken.extend_from_slice(&items[..stored]);
+                        edit.added.clear();
+                        false
+                    }
+                    (edit, _) => edit.is_some(),
+                };
+                if saved_whole {
+                    state.flash_edit = None;
+                }
                 parse_flashes(&value)
             }
             None => Vec::new(),

@@ -334,6 +334,44 @@ async fn writes_from_middleware_that_never_loads_are_saved() {
     assert_eq!(store.inner.len(), 2);
 }
 
+/// Middleware that flashes, on the session from the request's extensions,
+/// without loading it.
+async fn flash_without_loading(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    session_of(&request).flash("from middleware");
+    next.run(request).await
+}
+
+/// A message flashed before the session is loaded joins those stored; it
+/// does not replace them.
+#[tokio::test]
+async fn a_flash_from_middleware_that_never_loads_joins_the_stored_ones() {
+    let flashing = get(|| async { "" }).layer(axum::middleware::from_fn(flash_without_loading));
+    let app = Router::new()
+        .route("/get/{key}", get(get_key))
+        .route(
+            "/flash",
+            post(|s: Session, message: String| async move {
+                s.flash(message);
+                ""
+            }),
+        )
+        .route("/middleware-flash", flashing)
+        .layer(SessionLayer::with_store(
+            config().build().expect("config"),
+            Arc::new(CountingStore::default()),
+        ));
+    let cookie = cookie_pair(&send(&app, "POST", "/flash", None, "stored").await);
+    let response = send(&app, "GET", "/middleware-flash", Some(&cookie), "").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        read(&app, "_flashes", &cookie).await,
+        r#"[{" t":["message","stored"]},{" t":["message","from middleware"]}]"#
+    );
+}
+
 #[tokio::test]
 async fn unknown_ids_are_never_adopted() {
     let (app, store) = setup();
@@ -412,6 +450,113 @@ async fn atomic_increments_and_appends_lose_nothing() {
     let cart = read(&app, "cart", &cookie).await;
     let cart = tessera::tagged::from_str(&cart).expect("a list");
     assert_eq!(cart.as_slice().map(<[Value]>::len), Some(50));
+}
+
+/// Flash messages are saved as an edit of the stored list: a message
+/// flashed by a concurrent request is neither overwritten by a request that
+/// flashes too nor taken unseen by one that shows the flashes.
+#[tokio::test]
+async fn concurrent_flashes_are_neither_lost_nor_taken_unseen() {
+    let loaded = Arc::new(tokio::sync::Notify::new());
+    let go_on = Arc::new(tokio::sync::Notify::new());
+    let shown = |s: Session| {
+        let messages: Vec<String> = s
+            .take_flashes()
+            .into_iter()
+            .map(|flash| flash.message.as_str().unwrap_or("?").to_owned())
+            .collect();
+        messages.join(",")
+    };
+    // Each slow route reads the session (loading it), then waits for the
+    // test before it flashes or shows the flashes.
+    let pause = {
+        let (loaded, go_on) = (loaded.clone(), go_on.clone());
+        move |s: &Session| {
+            let (loaded, go_on) = (loaded.clone(), go_on.clone());
+            let _ = s.get_value("user");
+            async move {
+                loaded.notify_one();
+                go_on.notified().await;
+            }
+        }
+    };
+    let app = Router::new()
+        .route("/set/{key}", post(set_key))
+        .route(
+            "/flash",
+            post(|s: Session, message: String| async move {
+                s.flash(message);
+                "flashed"
+            }),
+        )
+        .route(
+            "/flash-slowly",
+            post({
+                let pause = pause.clone();
+                move |s: Session, message: String| async move {
+                    pause(&s).await;
+                    s.flash(message);
+                    "flashed"
+                }
+            }),
+        )
+        .route("/show", get(move |s: Session| async move { shown(s) }))
+        .route(
+            "/show-slowly",
+            get(move |s: Session| async move {
+                pause(&s).await;
+                shown(s)
+            }),
+        )
+        .layer(SessionLayer::with_store(
+            config().build().expect("config"),
+            Arc::new(MemoryStore::default()),
+        ));
+    let cookie = cookie_pair(&send(&app, "POST", "/set/user", None, "alice").await);
+    let cookie = Some(cookie.as_str());
+    assert_eq!(
+        send(&app, "POST", "/flash", cookie, "one").await.status(),
+        StatusCode::OK
+    );
+
+    // Shown by one request while another flashes.
+    let slow = tokio::spawn({
+        let (app, cookie) = (app.clone(), cookie.map(str::to_owned));
+        async move { text(send(&app, "GET", "/show-slowly", cookie.as_deref(), "").await).await }
+    });
+    loaded.notified().await;
+    assert_eq!(
+        send(&app, "POST", "/flash", cookie, "two").await.status(),
+        StatusCode::OK
+    );
+    go_on.notify_one();
+    assert_eq!(slow.await.expect("task"), "one");
+    assert_eq!(
+        text(send(&app, "GET", "/show", cookie, "").await).await,
+        "two"
+    );
+
+    // Two requests flash at once.
+    let slow = tokio::spawn({
+        let (app, cookie) = (app.clone(), cookie.map(str::to_owned));
+        async move {
+            send(&app, "POST", "/flash-slowly", cookie.as_deref(), "three")
+                .await
+                .status()
+        }
+    });
+    loaded.notified().await;
+    assert_eq!(
+        send(&app, "POST", "/flash", cookie, "four").await.status(),
+        StatusCode::OK
+    );
+    go_on.notify_one();
+    assert_eq!(slow.await.expect("task"), StatusCode::OK);
+    assert_eq!(
+        text(send(&app, "GET", "/show", cookie, "").await).await,
+        "four,three"
+    );
+    assert_eq!(text(send(&app, "GET", "/show", cookie, "").await).await, "");
 }
 
 /// `mark_modified` saves the session (its expiry moves) without writing

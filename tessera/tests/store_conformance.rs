@@ -18,7 +18,7 @@ use std::sync::Arc;
 #[cfg(feature = "redis")]
 use tessera::store::flask_format::SerializationFormat;
 use tessera::store::{
-    Changes, MemoryStore, Record, SessionId, SessionInfo, SessionStore, StoreError,
+    Changes, ListEdit, MemoryStore, Record, SessionId, SessionInfo, SessionStore, StoreError,
 };
 use tessera::{tagged, Map, Number, Value};
 
@@ -88,6 +88,8 @@ macro_rules! conformance {
             concurrent_updates_of_different_keys_all_persist,
             concurrent_increments_lose_nothing,
             concurrent_appends_lose_nothing,
+            list_edits_apply_to_the_list_as_stored,
+            concurrent_list_edits_lose_nothing,
             increment_rules,
             append_rules,
             delete_removes_the_record,
@@ -1402,6 +1404,167 @@ async fn concurrent_appends_lose_nothing(store: Arc<dyn SessionStore>, _keeps: K
         .collect();
     assert_eq!(items, (0..50).collect::<BTreeSet<i64>>());
     assert_eq!(data["other"], Value::from(1));
+}
+
+/// Changes that edit the flash messages' list.
+fn flash_edit(taken: Vec<Value>, added: Vec<Value>) -> Changes {
+    Changes {
+        list_edit: Some(ListEdit {
+            key: "_flashes".to_owned(),
+            taken,
+            added,
+        }),
+        ..Changes::default()
+    }
+}
+
+/// The flash messages stored in the session, as a request reads them.
+async fn stored_flashes(store: &dyn SessionStore, id: &SessionId) -> Vec<Value> {
+    load_live(store, id)
+        .await
+        .data
+        .get("_flashes")
+        .and_then(Value::as_slice)
+        .map(<[Value]>::to_vec)
+        .unwrap_or_default()
+}
+
+async fn list_edits_apply_to_the_list_as_stored(store: Arc<dyn SessionStore>, keeps: Keeps) {
+    let store = &*store;
+    let flash = |message: Value| Value::tuple([Value::from("message"), message]);
+    let kept = |value: &Value| keeps(value).expect("the store holds it");
+    let update = |id: SessionId, changes: Changes| async move {
+        assert!(
+            store.update(&id, &changes, NOW).await.expect("update"),
+            "{changes:?}"
+        );
+    };
+    // Messages of every kind the store holds: a store comparing texts must
+    // find them as it wrote them.
+    let messages: Vec<Value> = every_value_kind()
+        .values()
+        .map(|value| flash(value.clone()))
+        .filter(|message| keeps(message).is_some())
+        .collect();
+    let record = live_record(
+        map([
+            ("_flashes", Value::List(messages.clone())),
+            ("other", 1.into()),
+        ]),
+        None,
+    );
+    let id = create(store, &record).await;
+    let read = stored_flashes(store, &id).await;
+    assert_eq!(read.len(), messages.len());
+
+    // Another request flashes while this one shows what it read and flashes.
+    let (two, three) = (flash("two".into()), flash("three".into()));
+    update(id.clone(), flash_edit(Vec::new(), vec![two.clone()])).await;
+    let changes = Changes {
+        set: map([("other", 2.into())]),
+        ..flash_edit(read, vec![three.clone()])
+    };
+    update(id.clone(), changes).await;
+    let data = load_live(store, &id).await.data;
+    assert_eq!(
+        data["_flashes"],
+        Value::List(vec![kept(&two), kept(&three)])
+    );
+    assert_eq!(data["other"], Value::from(2));
+
+    // Two requests read the same messages. One takes them all (the key
+    // goes), a message is flashed, the other takes what it read: the new
+    // message stays.
+    let read = stored_flashes(store, &id).await;
+    update(id.clone(), flash_edit(read.clone(), Vec::new())).await;
+    assert_eq!(load_live(store, &id).await.data.get("_flashes"), None);
+    let four = flash("four".into());
+    update(id.clone(), flash_edit(Vec::new(), vec![four.clone()])).await;
+    update(id.clone(), flash_edit(read, Vec::new())).await;
+    assert_eq!(stored_flashes(store, &id).await, [kept(&four)]);
+
+    // One request reads [four]; "five" comes; another reads [four, five];
+    // the first takes [four]; "six" comes; the second takes [four, five]:
+    // what is left of its messages, [five], goes, and "six" stays.
+    let (five, six) = (flash("five".into()), flash("six".into()));
+    let first = stored_flashes(store, &id).await;
+    update(id.clone(), flash_edit(Vec::new(), vec![five])).await;
+    let second = stored_flashes(store, &id).await;
+    assert_eq!(second.len(), 2);
+    update(id.clone(), flash_edit(first, Vec::new())).await;
+    update(id.clone(), flash_edit(Vec::new(), vec![six.clone()])).await;
+    update(id.clone(), flash_edit(second, Vec::new())).await;
+    assert_eq!(stored_flashes(store, &id).await, [kept(&six)]);
+
+    // What is not a list is replaced.
+    let seven = flash("seven".into());
+    let junk = Changes {
+        set: map([("_flashes", "junk".into())]),
+        ..Changes::default()
+    };
+    update(id.clone(), junk).await;
+    update(
+        id.clone(),
+        flash_edit(vec![kept(&six)], vec![seven.clone()]),
+    )
+    .await;
+    assert_eq!(stored_flashes(store, &id).await, [kept(&seven)]);
+
+    // A dead session is not edited.
+    let dead = create(store, &expired_record(Map::new(), None)).await;
+    let edit = flash_edit(Vec::new(), vec![seven]);
+    assert!(!store.update(&dead, &edit, NOW).await.expect("update"));
+}
+
+async fn concurrent_list_edits_lose_nothing(store: Arc<dyn SessionStore>, _keeps: Keeps) {
+    let id = create(&*store, &live_record(map([("other", 1.into())]), None)).await;
+    // Requests flash a message each while others show what they read.
+    let flashing: Vec<_> = (0..40)
+        .map(|i| {
+            let (store, id) = (Arc::clone(&store), id.clone());
+            tokio::spawn(async move {
+                let changes = flash_edit(Vec::new(), vec![Value::from(i)]);
+                assert!(store.update(&id, &changes, NOW).await.expect("update"));
+            })
+        })
+        .collect();
+    let showing: Vec<_> = (0..8)
+        .map(|_| {
+            let (store, id) = (Arc::clone(&store), id.clone());
+            tokio::spawn(async move {
+                let read = stored_flashes(&*store, &id).await;
+                let changes = flash_edit(read.clone(), Vec::new());
+                assert!(store.update(&id, &changes, NOW).await.expect("update"));
+                read
+            })
+        })
+        .collect();
+    for task in flashing {
+        task.await.expect("task");
+    }
+    let mut seen = BTreeSet::new();
+    for task in showing {
+        for message in task.await.expect("task") {
+            seen.insert(message.as_i64().expect("an int"));
+        }
+    }
+    let left: Vec<i64> = stored_flashes(&*store, &id)
+        .await
+        .iter()
+        .map(|message| message.as_i64().expect("an int"))
+        .collect();
+    let distinct: BTreeSet<i64> = left.iter().copied().collect();
+    assert_eq!(
+        distinct.len(),
+        left.len(),
+        "a message stored twice: {left:?}"
+    );
+    seen.extend(left);
+    assert_eq!(
+        seen,
+        (0..40).collect::<BTreeSet<i64>>(),
+        "a message was lost"
+    );
 }
 
 async fn increment_rules(store: Arc<dyn SessionStore>, keeps: Keeps) {

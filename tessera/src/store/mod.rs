@@ -155,6 +155,83 @@ pub struct Changes {
     pub absolute_expires_at: Option<u64>,
     /// A new owner (`Some(None)` removes it).
     pub user_id: Option<Option<String>>,
+    /// An edit of the list under one key (never a key of `set` or
+    /// `removed`), applied after them to the list as stored then: how a
+    /// session's flash messages are saved.
+    pub list_edit: Option<ListEdit>,
+}
+
+/// A change to the list under one key, applied to the list as it is stored
+/// when the change is saved rather than to the list as the request read it:
+/// the items the request took leave the front of the list (those still
+/// there: another request may have taken some first), then the new items are
+/// appended. A session's flash messages are saved this way, so that a
+/// message flashed by a concurrent request is neither overwritten nor taken
+/// unseen. `Debug` shows the key and the counts, not the items.
+#[derive(Clone, Default, PartialEq)]
+pub struct ListEdit {
+    /// The key whose list is edited.
+    pub key: String,
+    /// The items the request took from the front of the list, in order.
+    pub taken: Vec<Value>,
+    /// The items to append.
+    pub added: Vec<Value>,
+}
+
+impl fmt::Debug for ListEdit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ListEdit")
+            .field("key", &self.key)
+            .field("taken", &self.taken.len())
+            .field("added", &self.added.len())
+            .finish()
+    }
+}
+
+impl ListEdit {
+    /// How many of the stored list's first items the request took: the
+    /// longest run at its front that ends the taken items. (The list only
+    /// ever loses items at its front and gains them at its end, so what is
+    /// left of the taken items is a run at the front, after whatever
+    /// another request took first.)
+    pub fn taken_from(&self, stored: &[Value]) -> usize {
+        let most = self.taken.len().min(stored.len());
+        (1..=most)
+            .rev()
+            .find(|&count| stored[..count] == self.taken[self.taken.len() - count..])
+            .unwrap_or(0)
+    }
+
+    /// The value under the key after the edit, from the one stored; `None`
+    /// when no item is left (the key is removed). A value that is not a
+    /// list (nor null) counts as an empty list and is replaced.
+    pub fn apply(&self, stored: Option<&Value>) -> Option<Value> {
+        let mut items = match stored {
+            Some(Value::List(items)) => {
+                let taken = self.taken_from(items);
+                items[taken..].to_vec()
+            }
+            _ => Vec::new(),
+        };
+        items.extend(self.added.iter().cloned());
+        (!items.is_empty()).then_some(Value::List(items))
+    }
+
+    /// The texts of the runs of taken items a stored list may start with,
+    /// longest first, as comma-separated compact tagged JSON (a stored
+    /// list's text without its brackets starts with one of them, followed
+    /// by a comma or nothing). At most 64, the longest: a store comparing
+    /// texts keeps an item otherwise taken when more than 64 of them were
+    /// taken by others first, which leaves it shown twice, never lost.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn taken_runs(&self) -> Vec<String> {
+        let texts: Vec<String> = self.taken.iter().map(crate::tagged::to_string).collect();
+        (1..=texts.len())
+            .rev()
+            .take(64)
+            .map(|count| texts[texts.len() - count..].join(","))
+            .collect()
+    }
 }
 
 impl fmt::Debug for Changes {
@@ -166,6 +243,7 @@ impl fmt::Debug for Changes {
             .field("expires_at", &self.expires_at)
             .field("absolute_expires_at", &self.absolute_expires_at)
             .field("user_changed", &self.user_id.is_some())
+            .field("list_edit", &self.list_edit)
             .finish()
     }
 }
@@ -193,7 +271,7 @@ impl Changes {
 
     /// Whether the session's keys change (not only its expiry or owner).
     pub(crate) fn changes_data(&self) -> bool {
-        self.cleared || !self.set.is_empty() || !self.removed.is_empty()
+        self.cleared || !self.set.is_empty() || !self.removed.is_empty() || self.list_edit.is_some()
     }
 
     /// Applies the changes to a record in memory (the reference semantics
@@ -210,6 +288,12 @@ impl Changes {
                 .iter()
                 .map(|(key, value)| (key.to_owned(), value.clone())),
         );
+        if let Some(edit) = &self.list_edit {
+            match edit.apply(record.data.get(&edit.key)) {
+                Some(list) => record.data.insert(edit.key.clone(), list),
+                None => record.data.remove(&edit.key),
+            };
+        }
         if let Some(expires_at) = self.expires_at {
             record.expires_at = expires_at;
         }
@@ -297,8 +381,10 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
     /// already taken, live or expired, so ids are never reused.
     async fn create(&self, id: &SessionId, record: &Record) -> Result<bool, StoreError>;
 
-    /// Applies `changes` to the live record key by key, atomically. Returns
-    /// `false` if there is no live record (revoked, expired).
+    /// Applies `changes` to the live record key by key, atomically, as
+    /// [`Changes::apply_to`] does (a [`ListEdit`] reads the list as stored
+    /// at that moment). Returns `false` if there is no live record
+    /// (revoked, expired).
     async fn update(&self, id: &SessionId, changes: &Changes, now: u64)
         -> Result<bool, StoreError>;
 
@@ -554,6 +640,11 @@ mod tests {
         let changes = super::Changes {
             set: record.data.clone(),
             user_id: Some(Some("alice".to_owned())),
+            list_edit: Some(super::ListEdit {
+                key: "_flashes".to_owned(),
+                taken: vec![crate::Value::from("secret taken")],
+                added: vec![crate::Value::from("secret added")],
+            }),
             ..super::Changes::default()
         };
         let store = super::MemoryStore::default();
@@ -579,6 +670,92 @@ mod tests {
     }
 
     use super::*;
+
+    fn list(items: &[i64]) -> Value {
+        Value::List(items.iter().map(|&item| Value::from(item)).collect())
+    }
+
+    fn edit(taken: &[i64], added: &[i64]) -> ListEdit {
+        ListEdit {
+            key: "k".to_owned(),
+            taken: taken.iter().map(|&item| Value::from(item)).collect(),
+            added: added.iter().map(|&item| Value::from(item)).collect(),
+        }
+    }
+
+    #[test]
+    fn a_list_edit_takes_what_is_left_of_its_items_and_keeps_the_others() {
+        // Taken, added, stored, then what the edit leaves.
+        type Case<'a> = (&'a [i64], &'a [i64], Option<&'a [i64]>, Option<&'a [i64]>);
+        let cases: &[Case<'_>] = &[
+            // Nothing happened meanwhile.
+            (&[1, 2], &[], Some(&[1, 2]), None),
+            (&[1, 2], &[9], Some(&[1, 2]), Some(&[9])),
+            // Another request flashed meanwhile: its item stays.
+            (&[1, 2], &[], Some(&[1, 2, 3]), Some(&[3])),
+            (&[1, 2], &[9], Some(&[1, 2, 3]), Some(&[3, 9])),
+            // Another request took the first item first, then one was flashed.
+            (&[1, 2], &[], Some(&[2, 3]), Some(&[3])),
+            // Another request took them all first.
+            (&[1, 2], &[], None, None),
+            (&[1, 2], &[9], Some(&[3]), Some(&[3, 9])),
+            // Nothing taken: only an append.
+            (&[], &[9], Some(&[1]), Some(&[1, 9])),
+            (&[], &[9], None, Some(&[9])),
+            // Equal items: the run at the front that ends the taken ones.
+            (&[5, 5], &[], Some(&[5, 5, 5]), Some(&[5])),
+            (&[5], &[], Some(&[5, 5]), Some(&[5])),
+        ];
+        for &(taken, added, stored, expected) in cases {
+            let stored = stored.map(list);
+            assert_eq!(
+                edit(taken, added).apply(stored.as_ref()),
+                expected.map(list),
+                "taken {taken:?}, added {added:?}, stored {stored:?}"
+            );
+        }
+        // What is not a list is replaced.
+        for stored in [Value::Null, Value::from("junk"), Value::tuple([1.into()])] {
+            assert_eq!(edit(&[1], &[9]).apply(Some(&stored)), Some(list(&[9])));
+            assert_eq!(edit(&[1], &[]).apply(Some(&stored)), None);
+        }
+    }
+
+    #[test]
+    fn a_list_edit_names_its_runs_as_stored_texts() {
+        let edit = ListEdit {
+            key: "_flashes".to_owned(),
+            taken: vec![
+                Value::tuple(["message".into(), "a".into()]),
+                Value::tuple(["error".into(), "b".into()]),
+            ],
+            added: Vec::new(),
+        };
+        assert_eq!(
+            edit.taken_runs(),
+            [
+                r#"{" t":["message","a"]},{" t":["error","b"]}"#,
+                r#"{" t":["error","b"]}"#,
+            ]
+        );
+        let stored = Value::List(edit.taken.clone());
+        let text = crate::tagged::to_string(&stored);
+        assert_eq!(text, format!("[{}]", edit.taken_runs()[0]));
+        let many = ListEdit {
+            taken: (0..100).map(Value::from).collect(),
+            ..ListEdit::default()
+        };
+        let runs = many.taken_runs();
+        assert_eq!(runs.len(), 64);
+        assert!(runs[0].starts_with("0,1,"));
+        assert_eq!(
+            runs[63],
+            (63..100)
+                .map(|i| i.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+    }
 
     #[test]
     fn ids_are_long_random_and_validated() {

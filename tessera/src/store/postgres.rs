@@ -1022,6 +1022,37 @@ async fn migrate(
 }
 
 /// Keys and their tagged JSON, as the two arrays `unnest` pairs up.
+/// Applies `changes` (without a list edit) in one statement, `UPDATE`.
+async fn apply_changes<'c>(
+    executor: impl sqlx::PgExecutor<'c>,
+    id: &SessionId,
+    changes: &Changes,
+    now: u64,
+) -> Result<bool, StoreError> {
+    let (keys, values) = key_value_arrays(&changes.set)?;
+    // A key PostgreSQL cannot hold is not there to remove.
+    let removed: Vec<&str> = changes
+        .removed
+        .iter()
+        .map(String::as_str)
+        .filter(|key| !key.contains('\0'))
+        .collect();
+    sqlx::query_scalar(UPDATE)
+        .bind(id.as_str())
+        .bind(sql_time(now))
+        .bind(changes.expires_at.map(sql_time))
+        .bind(changes.user_id.is_some())
+        .bind(changes.user_id.as_ref().and_then(Option::as_deref))
+        .bind(changes.cleared)
+        .bind(removed)
+        .bind(keys)
+        .bind(values)
+        .bind(changes.absolute_expires_at.map(sql_time))
+        .fetch_one(executor)
+        .await
+        .map_err(db)
+}
+
 fn key_value_arrays(data: &Map) -> Result<(Vec<&str>, Vec<String>), StoreError> {
     for key in data.keys() {
         storable_text(key, "a session key")?;
@@ -1143,33 +1174,55 @@ impl SessionStore for PostgresStore {
                 })
                 .await;
         }
-        let (keys, values) = key_value_arrays(&changes.set)?;
         if let Some(Some(user_id)) = &changes.user_id {
             storable_text(user_id, "the user id")?;
         }
-        // A key PostgreSQL cannot hold is not there to remove.
-        let removed: Vec<&str> = changes
-            .removed
-            .iter()
-            .map(String::as_str)
-            .filter(|key| !key.contains('\0'))
-            .collect();
-        self.bounded(async {
-            sqlx::query_scalar(UPDATE)
+        let Some(edit) = &changes.list_edit else {
+            return self.bounded(apply_changes(pool, id, changes, now)).await;
+        };
+        // The list is read and written under the session's row lock, which
+        // waits for and then excludes the session's other writers, with the
+        // rest of the changes, in one transaction.
+        storable_text(&edit.key, "a session key")?;
+        let (pool, id, edit) = (pool.clone(), id.clone(), edit.clone());
+        let mut changes = Changes {
+            list_edit: None,
+            ..changes.clone()
+        };
+        self.bounded(to_completion(async move {
+            let mut tx = pool.begin().await.map_err(db)?;
+            let live: Option<i32> = sqlx::query_scalar(LOCK_LIVE)
                 .bind(id.as_str())
                 .bind(sql_time(now))
-                .bind(changes.expires_at.map(sql_time))
-                .bind(changes.user_id.is_some())
-                .bind(changes.user_id.as_ref().and_then(Option::as_deref))
-                .bind(changes.cleared)
-                .bind(removed)
-                .bind(keys)
-                .bind(values)
-                .bind(changes.absolute_expires_at.map(sql_time))
-                .fetch_one(pool)
+                .fetch_optional(&mut *tx)
                 .await
-                .map_err(db)
-        })
+                .map_err(db)?;
+            if live.is_none() {
+                tx.rollback().await.map_err(db)?;
+                return Ok(false);
+            }
+            // After the lock, in a statement of its own (see
+            // `read_modify_write`). A value that does not parse counts as no
+            // list and is replaced, as in every store.
+            let current: Option<String> = sqlx::query_scalar(
+                "SELECT value FROM tessera_session_values WHERE session_id = $1 AND key = $2",
+            )
+            .bind(id.as_str())
+            .bind(&edit.key)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?;
+            let current = current.and_then(|text| parse_value(&edit.key, &text).ok());
+            match edit.apply(current.as_ref()) {
+                Some(list) => {
+                    changes.set.insert(edit.key, list);
+                }
+                None => changes.removed.push(edit.key),
+            }
+            let applied = apply_changes(&mut *tx, &id, &changes, now).await?;
+            tx.commit().await.map_err(db)?;
+            Ok(applied)
+        }))
         .await
     }
 

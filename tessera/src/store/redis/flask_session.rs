@@ -820,6 +820,7 @@ impl SessionStore for FlaskSessionRedisStore {
                         cleared: changes.cleared,
                         set: changes.set.clone(),
                         removed: changes.removed.clone(),
+                        list_edit: changes.list_edit.clone(),
                         ..Changes::default()
                     }
                     .apply_to(&mut record);

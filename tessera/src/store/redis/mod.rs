@@ -452,14 +452,19 @@ return 1
 
 /// KEYS: session, expiry index. ARGV: prefix, id, now, '1' if cleared,
 /// expires or '', absolute or '', owner change ('' none, '-' remove, '='
-/// set), owner, n, n removed fields, then field/value pairs to set.
+/// set), owner, the list edit's field or '', its added items' texts joined
+/// by commas, m, m runs of its taken items (`ListEdit::taken_runs`), n, n
+/// removed fields, then field/value pairs to set.
 const UPDATE: &str = r#"
 local key, index, prefix, sid = KEYS[1], KEYS[2], ARGV[1], ARGV[2]
 local now = tonumber(ARGV[3])
 local meta = redis.call('HMGET', key, EXPIRES, ABSOLUTE, USER)
 if not live(meta[1], meta[2], now) then return 0 end
--- The order of Changes::apply_to: clear, remove, set, then the metadata.
-local removed = tonumber(ARGV[9])
+local runs = tonumber(ARGV[11])
+local at = 12 + runs
+-- The order of Changes::apply_to: clear, remove, set, the list edit, then
+-- the metadata.
+local removed = tonumber(ARGV[at])
 if ARGV[4] == '1' then
   local data = {}
   for _, field in ipairs(redis.call('HKEYS', key)) do
@@ -467,9 +472,38 @@ if ARGV[4] == '1' then
   end
   call_chunked('HDEL', key, data, 1, #data, 1)
 else
-  call_chunked('HDEL', key, ARGV, 10, 9 + removed, 1)
+  call_chunked('HDEL', key, ARGV, at + 1, at + removed, 1)
 end
-call_chunked('HSET', key, ARGV, 10 + removed, #ARGV, 2)
+call_chunked('HSET', key, ARGV, at + 1 + removed, #ARGV, 2)
+if ARGV[9] ~= '' then
+  -- The list as stored now, as text: the first run of taken items it
+  -- starts with leaves it, the added items are appended. Anything but a
+  -- list counts as an empty one.
+  local field, added = ARGV[9], ARGV[10]
+  local current = redis.call('HGET', key, field)
+  local items = ''
+  if current and string.sub(current, 1, 1) == '[' and string.sub(current, -1) == ']' then
+    items = string.sub(current, 2, -2)
+    for i = 12, 11 + runs do
+      local run = ARGV[i]
+      if items == run then
+        items = ''
+        break
+      elseif string.sub(items, 1, #run + 1) == run .. ',' then
+        items = string.sub(items, #run + 2)
+        break
+      end
+    end
+  end
+  if added ~= '' then
+    if items == '' then items = added else items = items .. ',' .. added end
+  end
+  if items == '' then
+    redis.call('HDEL', key, field)
+  else
+    redis.call('HSET', key, field, '[' .. items .. ']')
+  end
+end
 local owner = meta[3]
 if ARGV[7] ~= '' then
   local new_owner = ARGV[7] == '=' and ARGV[8] or false
@@ -1654,8 +1688,21 @@ impl SessionStore for RedisStore {
                     .map_or(String::new(), |at| clamp(at).to_string()),
             )
             .arg(owner_change)
-            .arg(owner)
-            .arg(changes.removed.len());
+            .arg(owner);
+        match &changes.list_edit {
+            Some(edit) => {
+                let added: Vec<String> = edit.added.iter().map(tagged::to_string).collect();
+                let runs = edit.taken_runs();
+                call.arg(&*field_of(&edit.key))
+                    .arg(added.join(","))
+                    .arg(runs.len())
+                    .arg(runs);
+            }
+            None => {
+                call.arg("").arg("").arg(0);
+            }
+        }
+        call.arg(changes.removed.len());
         for key in &changes.removed {
             call.arg(&*field_of(key));
         }

@@ -65,7 +65,8 @@ use tokio::sync::OnceCell;
 use self::connections::{Connections, Lease, LeaseError};
 
 use super::{
-    append_in_map, incremented, Changes, Record, SessionId, SessionInfo, SessionStore, StoreError,
+    append_in_map, incremented, Changes, ListEdit, Record, SessionId, SessionInfo, SessionStore,
+    StoreError,
 };
 use crate::map::Map;
 use crate::tagged;
@@ -695,6 +696,37 @@ async fn is_live(
     Ok(found.is_some())
 }
 
+/// Applies `edit` to the list as stored now (the caller holds the write
+/// lock). A value that does not parse counts as no list and is replaced, as
+/// in every store.
+async fn edit_list(
+    conn: &mut SqliteConnection,
+    id: &SessionId,
+    edit: &ListEdit,
+) -> Result<(), StoreError> {
+    let current: Option<String> = sqlx::query_scalar(
+        "SELECT value FROM tessera_session_values WHERE session_id = ?1 AND key = ?2",
+    )
+    .bind(id.as_str())
+    .bind(&edit.key)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db)?;
+    let current = current.and_then(|text| parse_value(&edit.key, &text).ok());
+    match edit.apply(current.as_ref()) {
+        Some(list) => put_value(conn, id, &edit.key, &list).await,
+        None => {
+            sqlx::query("DELETE FROM tessera_session_values WHERE session_id = ?1 AND key = ?2")
+                .bind(id.as_str())
+                .bind(&edit.key)
+                .execute(conn)
+                .await
+                .map_err(db)?;
+            Ok(())
+        }
+    }
+}
+
 async fn put_value(
     conn: &mut SqliteConnection,
     id: &SessionId,
@@ -831,6 +863,9 @@ impl SessionStore for SqliteStore {
             }
             for (key, value) in &changes.set {
                 put_value(&mut tx, id, key, value).await?;
+            }
+            if let Some(edit) = &changes.list_edit {
+                edit_list(&mut tx, id, edit).await?;
             }
             if let Some(expires_at) = changes.expires_at {
                 sqlx::query("UPDATE tessera_sessions SET expires_at = ?2 WHERE id = ?1")
