@@ -150,9 +150,35 @@ pub async fn run(cli: Cli) -> Result<(), RunError> {
     say(&format!("tessera-demo listening on http://{address}"));
 
     let sessions = tessera::SessionLayer::new(config);
-    if let Some(store) = sessions.store() {
-        tokio::spawn(probe(store));
+    let store = sessions.store();
+    if let Some(store) = &store {
+        tokio::spawn(probe(store.clone()));
     }
+    serve(listener, sessions, &cli).await?;
+    if let Some(store) = store {
+        // SQLite writes its log back into the database file; requests cut
+        // off by the deadline may still hold connections, so this is bounded.
+        if tokio::time::timeout(STORE_CLOSE_TIMEOUT, store.close())
+            .await
+            .is_err()
+        {
+            tracing::warn!("the session store did not close in time");
+        }
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// How long closing the session store may take at shutdown.
+const STORE_CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Serves until a signal, then finishes the requests in flight until the
+/// deadline or a second signal.
+async fn serve(
+    listener: TcpListener,
+    sessions: tessera::SessionLayer,
+    cli: &Cli,
+) -> Result<(), RunError> {
     let (signalled, on_signal) = tokio::sync::oneshot::channel();
     let serve = axum::serve(listener, crate::app_with_layer(sessions))
         .with_graceful_shutdown(async move {
@@ -178,7 +204,6 @@ pub async fn run(cli: Cli) -> Result<(), RunError> {
             }
         }
     }
-    tracing::info!("stopped");
     Ok(())
 }
 

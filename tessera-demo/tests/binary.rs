@@ -192,7 +192,13 @@ async fn the_sessions_file_goes_beside_the_key_file() {
         !dir.0.join(SESSIONS_FILE).exists(),
         "not in the working directory"
     );
+    assert!(keys.join(format!("{SESSIONS_FILE}-wal")).is_file());
     demo.stop().await;
+    // Closed at shutdown: the log went back into the database file.
+    for log in ["-wal", "-shm"] {
+        let log = keys.join(format!("{SESSIONS_FILE}{log}"));
+        assert!(!log.exists(), "{} left behind", log.display());
+    }
 
     // SESSION_STORE_URL wins.
     let elsewhere = dir.0.join("elsewhere.db");

@@ -2298,6 +2298,25 @@ mod sqlite_file {
         store.close().await;
     }
 
+    /// An application that built its store from the configuration has it
+    /// as a `dyn SessionStore`: closing it that way writes the log back too.
+    #[tokio::test]
+    async fn closing_through_the_trait_leaves_no_log_behind() {
+        let dir = TempDir::new("sqlite-close");
+        let path = dir.path().join("sessions.db");
+        let store: Arc<dyn SessionStore> = Arc::new(SqliteStore::new(&path));
+        create(&*store, &live_record(map([("a", 1.into())]), None)).await;
+        let log = dir.path().join("sessions.db-wal");
+        assert!(log.is_file());
+        store.close().await;
+        assert!(!log.exists(), "the log is left behind");
+        let closed = store.load(&SessionId::generate(), NOW).await;
+        assert!(
+            matches!(closed, Err(StoreError::Unavailable(_))),
+            "{closed:?}"
+        );
+    }
+
     #[tokio::test]
     async fn the_file_is_created_on_first_use_in_wal_mode() {
         let dir = TempDir::new("sqlite-lazy");

@@ -455,6 +455,14 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
     async fn setup_warnings(&self) -> Result<Vec<String>, StoreError> {
         Ok(Vec::new())
     }
+
+    /// Closes the store's connections for a graceful shutdown, once the
+    /// server has stopped taking requests: waits for operations in flight,
+    /// then closes (SQLite writes its log back into the database file, so
+    /// no `-wal` file is left beside it). Operations after this fail with
+    /// [`StoreError::Unavailable`]. Does nothing by default, and for a store
+    /// never used.
+    async fn close(&self) {}
 }
 
 /// Milliseconds on a monotonic clock that starts at the first call, for

@@ -1095,6 +1095,10 @@ fn session_info(row: &PgRow) -> Result<SessionInfo, StoreError> {
 
 #[async_trait::async_trait]
 impl SessionStore for PostgresStore {
+    async fn close(&self) {
+        PostgresStore::close(self).await;
+    }
+
     async fn load(&self, id: &SessionId, now: u64) -> Result<Option<Record>, StoreError> {
         // One statement reads one snapshot: the values always belong to the
         // session row they come with, even while a writer commits.

@@ -762,6 +762,10 @@ fn session_info(row: &SqliteRow) -> Result<SessionInfo, StoreError> {
 
 #[async_trait::async_trait]
 impl SessionStore for SqliteStore {
+    async fn close(&self) {
+        SqliteStore::close(self).await;
+    }
+
     async fn load(&self, id: &SessionId, now: u64) -> Result<Option<Record>, StoreError> {
         // One statement reads one snapshot: the values always belong to the
         // session row they come with, even while a writer commits.
