@@ -2463,6 +2463,15 @@ mod sqlite_file {
             matches!(&error, StoreError::Config(message) if message.contains("99")),
             "{error}"
         );
+        // The CLI opens existing stores only: told the same.
+        let error = SqliteStore::open_existing(&path)
+            .await
+            .expect_err("refused");
+        assert!(
+            matches!(&error, StoreError::Config(message)
+                if message.contains("version 99") && message.contains("upgrade tessera")),
+            "{error}"
+        );
     }
 
     async fn values_of(conn: &mut SqliteConnection, id: &SessionId) -> i64 {

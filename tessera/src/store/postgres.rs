@@ -955,6 +955,9 @@ async fn migrate(
         }
     }
     let found = schema_now.version;
+    if found > known {
+        return Err(newer_schema(found));
+    }
     if existing_only {
         let place = schema.map_or(String::new(), |name| format!(" in schema {name}"));
         return Err(OpenFailure::Config(if found == 0 {
@@ -964,9 +967,6 @@ async fn migrate(
         } else {
             format!("not a tessera session store of schema version {known} (it has version {found}{place})")
         }));
-    }
-    if found > known {
-        return Err(newer_schema(found));
     }
     // One transaction, holding an advisory lock until it ends: instances
     // starting together take turns, and the later ones find the schema
@@ -1781,6 +1781,16 @@ mod tests {
         let error = third.connect().await.expect_err("refused");
         assert!(
             matches!(&error, StoreError::Config(message) if message.contains("99")),
+            "{error}"
+        );
+        // The CLI opens existing stores only: told the same.
+        let error = store_in(&schema)
+            .open_existing()
+            .await
+            .expect_err("refused");
+        assert!(
+            matches!(&error, StoreError::Config(message)
+                if message.contains("version 99") && message.contains("upgrade tessera")),
             "{error}"
         );
         sqlx::query("DELETE FROM tessera_schema_migrations WHERE version = 99")

@@ -635,11 +635,22 @@ async fn check_schema(conn: &mut SqliteConnection) -> Result<(), OpenFailure> {
     let known = i64::from(SqliteStore::SCHEMA_VERSION);
     if found == known {
         Ok(())
+    } else if found > known {
+        Err(newer_schema(found))
     } else {
         Err(OpenFailure::Config(format!(
             "not a tessera session store of schema version {known} (the file has version {found})"
         )))
     }
+}
+
+/// A file migrated by a newer tessera (or another program).
+fn newer_schema(found: i64) -> OpenFailure {
+    OpenFailure::Config(format!(
+        "the SQLite session database has schema version {found}, but this version of \
+         tessera knows versions up to {}: upgrade tessera or use another file",
+        SqliteStore::SCHEMA_VERSION
+    ))
 }
 
 /// Brings the schema to [`SqliteStore::SCHEMA_VERSION`].
@@ -657,10 +668,7 @@ async fn migrate(conn: &mut SqliteConnection) -> Result<(), OpenFailure> {
         .await?;
     let known = i64::from(SqliteStore::SCHEMA_VERSION);
     if !(0..=known).contains(&found) {
-        return Err(OpenFailure::Config(format!(
-            "the SQLite session database has schema version {found}, but this version of \
-             tessera knows versions up to {known}: upgrade tessera or use another file"
-        )));
+        return Err(newer_schema(found));
     }
     let done = usize::try_from(found).unwrap_or(MIGRATIONS.len());
     if done == MIGRATIONS.len() {
