@@ -154,10 +154,10 @@ pub async fn run(cli: Cli) -> Result<(), RunError> {
     if let Some(store) = &store {
         tokio::spawn(probe(store.clone()));
     }
-    serve(listener, sessions, &cli).await?;
-    if let Some(store) = store {
-        // SQLite writes its log back into the database file; requests cut
-        // off by the deadline may still hold connections, so this is bounded.
+    let finished = serve(listener, sessions, &cli).await?;
+    // After a forced stop, requests cut off may still hold connections.
+    if let Some(store) = store.filter(|_| finished) {
+        // SQLite writes its log back into the database file.
         if tokio::time::timeout(STORE_CLOSE_TIMEOUT, store.close())
             .await
             .is_err()
@@ -173,12 +173,12 @@ pub async fn run(cli: Cli) -> Result<(), RunError> {
 const STORE_CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Serves until a signal, then finishes the requests in flight until the
-/// deadline or a second signal.
+/// deadline or a second signal. Returns whether they all finished.
 async fn serve(
     listener: TcpListener,
     sessions: tessera::SessionLayer,
     cli: &Cli,
-) -> Result<(), RunError> {
+) -> Result<bool, RunError> {
     let (signalled, on_signal) = tokio::sync::oneshot::channel();
     let serve = axum::serve(listener, crate::app_with_layer(sessions))
         .with_graceful_shutdown(async move {
@@ -194,17 +194,22 @@ async fn serve(
             let deadline = std::time::Duration::from_secs(cli.shutdown_timeout);
             tokio::select! {
                 served = &mut serve => served?,
-                () = tokio::time::sleep(deadline) => tracing::warn!(
-                    "requests still in flight after {} s (--shutdown-timeout); stopping without them",
-                    cli.shutdown_timeout
-                ),
+                () = tokio::time::sleep(deadline) => {
+                    tracing::warn!(
+                        "requests still in flight after {} s (--shutdown-timeout); stopping \
+                         without them",
+                        cli.shutdown_timeout
+                    );
+                    return Ok(false);
+                }
                 () = shutdown_signal() => {
                     tracing::warn!("a second signal: stopping without the requests in flight");
+                    return Ok(false);
                 }
             }
         }
     }
-    Ok(())
+    Ok(true)
 }
 
 /// Where sessions are kept, as the start-up notice says it.

@@ -383,17 +383,26 @@ impl Session {
                         }
                         return Ok(());
                     }
-                    let mut state = self.lock();
-                    if let Some(server) = state.server.as_mut() {
-                        if let (Some(times), Some(expires_at)) =
-                            (server.times.as_mut(), changes.expires_at)
-                        {
-                            times.expires_at = expires_at;
-                            server.expiry_moved = true;
+                    {
+                        let mut state = self.lock();
+                        if let Some(server) = state.server.as_mut() {
+                            if let (Some(times), Some(expires_at)) =
+                                (server.times.as_mut(), changes.expires_at)
+                            {
+                                times.expires_at = expires_at;
+                                server.expiry_moved = true;
+                            }
+                            if changes.absolute_expires_at.is_some() {
+                                server.absolute_unstored = false;
+                            }
                         }
-                        if changes.absolute_expires_at.is_some() {
-                            server.absolute_unstored = false;
-                        }
+                    }
+                    if let Some(edit) = changes.list_edit.as_ref().filter(|_| create) {
+                        // Saved before the request ends (an atomic operation
+                        // follows): it goes on with the list as stored now,
+                        // its messages among those flashed meanwhile, so that
+                        // what it takes later is a run at the list's front.
+                        self.reread_key(&settings, &id, &edit.key, now).await?;
                     }
                     return Ok(());
                 }
@@ -529,6 +538,29 @@ impl Session {
                 }
             }
         }
+    }
+
+    /// Replaces this request's view of `key` with the stored value, unless
+    /// the request wrote it since.
+    async fn reread_key(
+        &self,
+        settings: &ServerSettings,
+        id: &SessionId,
+        key: &str,
+        now: u64,
+    ) -> Result<(), StoreError> {
+        let Some(mut record) = settings.store.load(id, now).await? else {
+            // Ended meanwhile: the next store call finds out.
+            return Ok(());
+        };
+        let mut state = self.lock();
+        if !state.touched.contains(key) {
+            match record.data.remove(key) {
+                Some(value) => state.data.insert(key.to_owned(), value),
+                None => state.data.remove(key),
+            };
+        }
+        Ok(())
     }
 
     /// After a failed create, marks the data as unsaved again.

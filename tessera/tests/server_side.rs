@@ -503,8 +503,21 @@ async fn concurrent_flashes_are_neither_lost_nor_taken_unseen() {
         .route("/show", get(move |s: Session| async move { shown(s) }))
         .route(
             "/show-slowly",
+            get({
+                let pause = pause.clone();
+                move |s: Session| async move {
+                    pause(&s).await;
+                    shown(s)
+                }
+            }),
+        )
+        .route(
+            // An atomic operation saves the session before the request ends.
+            "/flash-count-and-show",
             get(move |s: Session| async move {
                 pause(&s).await;
+                s.flash("mine");
+                s.increment("visits", 1).await.expect("counted");
                 shown(s)
             }),
         )
@@ -556,6 +569,28 @@ async fn concurrent_flashes_are_neither_lost_nor_taken_unseen() {
         text(send(&app, "GET", "/show", cookie, "").await).await,
         "four,three"
     );
+    assert_eq!(text(send(&app, "GET", "/show", cookie, "").await).await, "");
+
+    // Saved halfway, then shown: what was flashed meanwhile is shown with
+    // the rest, once.
+    assert_eq!(
+        send(&app, "POST", "/flash", cookie, "five").await.status(),
+        StatusCode::OK
+    );
+    let slow = tokio::spawn({
+        let (app, cookie) = (app.clone(), cookie.map(str::to_owned));
+        async move {
+            let response = send(&app, "GET", "/flash-count-and-show", cookie.as_deref(), "").await;
+            text(response).await
+        }
+    });
+    loaded.notified().await;
+    assert_eq!(
+        send(&app, "POST", "/flash", cookie, "six").await.status(),
+        StatusCode::OK
+    );
+    go_on.notify_one();
+    assert_eq!(slow.await.expect("task"), "five,six,mine");
     assert_eq!(text(send(&app, "GET", "/show", cookie, "").await).await, "");
 }
 

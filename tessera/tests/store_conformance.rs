@@ -543,6 +543,66 @@ async fn flask_session_layout_leaves_unreadable_sessions_out_of_listings() {
     assert_eq!(store.delete_user("alice").await.expect("deleted"), 3);
 }
 
+/// Flash messages written by hand with blanks around them (JSON allows
+/// them, and loading reads them) are edited as the reference edits them.
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn redis_list_edits_read_lists_with_blanks() {
+    let url = test_server_url("TESSERA_TEST_REDIS_URL");
+    let mut conn = ::redis::Client::open(url.as_str())
+        .expect("a client")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("a connection");
+    let (store, prefix, _guard) = redis_store_of_layout(&url, None);
+    let (a, b) = (Value::from("a"), Value::from("b"));
+    let cases = [
+        (" [ ] ", Vec::new(), vec![Value::from("b")]),
+        (" [\"a\"]\n", vec![a.clone()], vec![b.clone()]),
+        (
+            "\t[\"c\" ]",
+            vec![a.clone()],
+            vec![Value::from("c"), b.clone()],
+        ),
+    ];
+    for (text, taken, expected) in cases {
+        let id = create(&*store, &live_record(map([("k", 1.into())]), None)).await;
+        let _: i64 = ::redis::cmd("HSET")
+            .arg(format!("{prefix}{{{}}}", id.as_str()))
+            .arg("_flashes")
+            .arg(text)
+            .query_async(&mut conn)
+            .await
+            .expect("written by hand");
+        let read = stored_flashes(&*store, &id).await;
+        let changes = flash_edit(
+            taken
+                .into_iter()
+                .filter(|item| read.contains(item))
+                .collect(),
+            vec![b.clone()],
+        );
+        assert!(
+            store.update(&id, &changes, NOW).await.expect("update"),
+            "{text:?}"
+        );
+        assert_eq!(stored_flashes(&*store, &id).await, expected, "{text:?}");
+    }
+    // Blanks between the items: the taken one is not recognised, so it
+    // stays to be shown again; nothing is lost.
+    let id = create(&*store, &live_record(map([("k", 1.into())]), None)).await;
+    let _: i64 = ::redis::cmd("HSET")
+        .arg(format!("{prefix}{{{}}}", id.as_str()))
+        .arg("_flashes")
+        .arg("[ \"a\" , \"c\" ]")
+        .query_async(&mut conn)
+        .await
+        .expect("written by hand");
+    let changes = flash_edit(vec![a.clone()], vec![b.clone()]);
+    assert!(store.update(&id, &changes, NOW).await.expect("update"));
+    assert_eq!(stored_flashes(&*store, &id).await, [a, Value::from("c"), b]);
+}
+
 /// A key of a session that holds another kind of value than the store
 /// writes there (set by hand: a list for a hash or a string) makes that
 /// session corrupt, which the layer counts as absent, not the store
@@ -1509,6 +1569,16 @@ async fn list_edits_apply_to_the_list_as_stored(store: Arc<dyn SessionStore>, ke
     )
     .await;
     assert_eq!(stored_flashes(store, &id).await, [kept(&seven)]);
+
+    // Cleared first, then edited: from an empty list.
+    let eight = flash("eight".into());
+    let changes = Changes {
+        cleared: true,
+        ..flash_edit(Vec::new(), vec![eight.clone()])
+    };
+    update(id.clone(), changes).await;
+    let data = load_live(store, &id).await.data;
+    assert_eq!(data, map([("_flashes", Value::List(vec![kept(&eight)]))]));
 
     // A dead session is not edited.
     let dead = create(store, &expired_record(Map::new(), None)).await;

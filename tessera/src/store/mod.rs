@@ -216,22 +216,6 @@ impl ListEdit {
         items.extend(self.added.iter().cloned());
         (!items.is_empty()).then_some(Value::List(items))
     }
-
-    /// The texts of the runs of taken items a stored list may start with,
-    /// longest first, as comma-separated compact tagged JSON (a stored
-    /// list's text without its brackets starts with one of them, followed
-    /// by a comma or nothing). At most 64, the longest: a store comparing
-    /// texts keeps an item otherwise taken when more than 64 of them were
-    /// taken by others first, which leaves it shown twice, never lost.
-    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
-    pub(crate) fn taken_runs(&self) -> Vec<String> {
-        let texts: Vec<String> = self.taken.iter().map(crate::tagged::to_string).collect();
-        (1..=texts.len())
-            .rev()
-            .take(64)
-            .map(|count| texts[texts.len() - count..].join(","))
-            .collect()
-    }
 }
 
 impl fmt::Debug for Changes {
@@ -459,9 +443,10 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
     /// Closes the store's connections for a graceful shutdown, once the
     /// server has stopped taking requests: waits for operations in flight,
     /// then closes (SQLite writes its log back into the database file, so
-    /// no `-wal` file is left beside it). Operations after this fail with
-    /// [`StoreError::Unavailable`]. Does nothing by default, and for a store
-    /// never used.
+    /// no `-wal` file is left beside it). Call it last: operations after
+    /// this fail with [`StoreError::Unavailable`] (on a store never used,
+    /// which this leaves alone, they open it as usual). Does nothing by
+    /// default.
     async fn close(&self) {}
 }
 
@@ -727,42 +712,6 @@ mod tests {
             assert_eq!(edit(&[1], &[9]).apply(Some(&stored)), Some(list(&[9])));
             assert_eq!(edit(&[1], &[]).apply(Some(&stored)), None);
         }
-    }
-
-    #[test]
-    fn a_list_edit_names_its_runs_as_stored_texts() {
-        let edit = ListEdit {
-            key: "_flashes".to_owned(),
-            taken: vec![
-                Value::tuple(["message".into(), "a".into()]),
-                Value::tuple(["error".into(), "b".into()]),
-            ],
-            added: Vec::new(),
-        };
-        assert_eq!(
-            edit.taken_runs(),
-            [
-                r#"{" t":["message","a"]},{" t":["error","b"]}"#,
-                r#"{" t":["error","b"]}"#,
-            ]
-        );
-        let stored = Value::List(edit.taken.clone());
-        let text = crate::tagged::to_string(&stored);
-        assert_eq!(text, format!("[{}]", edit.taken_runs()[0]));
-        let many = ListEdit {
-            taken: (0..100).map(Value::from).collect(),
-            ..ListEdit::default()
-        };
-        let runs = many.taken_runs();
-        assert_eq!(runs.len(), 64);
-        assert!(runs[0].starts_with("0,1,"));
-        assert_eq!(
-            runs[63],
-            (63..100)
-                .map(|i| i.to_string())
-                .collect::<Vec<_>>()
-                .join(",")
-        );
     }
 
     #[test]

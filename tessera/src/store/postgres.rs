@@ -1216,7 +1216,10 @@ impl SessionStore for PostgresStore {
             .fetch_optional(&mut *tx)
             .await
             .map_err(db)?;
-            let current = current.and_then(|text| parse_value(&edit.key, &text).ok());
+            // Cleared first, the list is edited from nothing.
+            let current = current
+                .filter(|_| !changes.cleared)
+                .and_then(|text| parse_value(&edit.key, &text).ok());
             match edit.apply(current.as_ref()) {
                 Some(list) => {
                     changes.set.insert(edit.key, list);

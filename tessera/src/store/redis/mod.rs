@@ -453,15 +453,15 @@ return 1
 /// KEYS: session, expiry index. ARGV: prefix, id, now, '1' if cleared,
 /// expires or '', absolute or '', owner change ('' none, '-' remove, '='
 /// set), owner, the list edit's field or '', its added items' texts joined
-/// by commas, m, m runs of its taken items (`ListEdit::taken_runs`), n, n
-/// removed fields, then field/value pairs to set.
+/// by commas, m, its m taken items' texts, n, n removed fields, then
+/// field/value pairs to set.
 const UPDATE: &str = r#"
 local key, index, prefix, sid = KEYS[1], KEYS[2], ARGV[1], ARGV[2]
 local now = tonumber(ARGV[3])
 local meta = redis.call('HMGET', key, EXPIRES, ABSOLUTE, USER)
 if not live(meta[1], meta[2], now) then return 0 end
-local runs = tonumber(ARGV[11])
-local at = 12 + runs
+local first_taken, last_taken = 12, 11 + tonumber(ARGV[11])
+local at = last_taken + 1
 -- The order of Changes::apply_to: clear, remove, set, the list edit, then
 -- the metadata.
 local removed = tonumber(ARGV[at])
@@ -476,21 +476,39 @@ else
 end
 call_chunked('HSET', key, ARGV, at + 1 + removed, #ARGV, 2)
 if ARGV[9] ~= '' then
-  -- The list as stored now, as text: the first run of taken items it
-  -- starts with leaves it, the added items are appended. Anything but a
-  -- list counts as an empty one.
+  -- ListEdit::apply on the list's text: the longest run of the taken items
+  -- that ends them and starts the list leaves it (tried from the 64
+  -- longest: more taken by others first leaves the rest to be shown
+  -- again), then the added items are appended. Anything but a list counts
+  -- as an empty one.
   local field, added = ARGV[9], ARGV[10]
   local current = redis.call('HGET', key, field)
   local items = ''
-  if current and string.sub(current, 1, 1) == '[' and string.sub(current, -1) == ']' then
-    items = string.sub(current, 2, -2)
-    for i = 12, 11 + runs do
-      local run = ARGV[i]
-      if items == run then
+  local text = current and string.match(current, '^[ \t\n\r]*(.-)[ \t\n\r]*$') or ''
+  if string.sub(text, 1, 1) == '[' and string.sub(text, -1) == ']' then
+    items = string.match(string.sub(text, 2, -2), '^[ \t\n\r]*(.-)[ \t\n\r]*$')
+    for start = first_taken, math.min(last_taken, first_taken + 63) do
+      local pos, matched = 1, true
+      for i = start, last_taken do
+        local item = ARGV[i]
+        if string.sub(items, pos, pos + #item - 1) ~= item then
+          matched = false
+          break
+        end
+        pos = pos + #item
+        if i < last_taken then
+          if string.sub(items, pos, pos) ~= ',' then
+            matched = false
+            break
+          end
+          pos = pos + 1
+        end
+      end
+      if matched and pos > #items then
         items = ''
         break
-      elseif string.sub(items, 1, #run + 1) == run .. ',' then
-        items = string.sub(items, #run + 2)
+      elseif matched and string.sub(items, pos, pos) == ',' then
+        items = string.sub(items, pos + 1)
         break
       end
     end
@@ -1692,11 +1710,11 @@ impl SessionStore for RedisStore {
         match &changes.list_edit {
             Some(edit) => {
                 let added: Vec<String> = edit.added.iter().map(tagged::to_string).collect();
-                let runs = edit.taken_runs();
+                let taken: Vec<String> = edit.taken.iter().map(tagged::to_string).collect();
                 call.arg(&*field_of(&edit.key))
                     .arg(added.join(","))
-                    .arg(runs.len())
-                    .arg(runs);
+                    .arg(taken.len())
+                    .arg(taken);
             }
             None => {
                 call.arg("").arg("").arg(0);
