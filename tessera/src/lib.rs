@@ -84,7 +84,9 @@ pub use session::{
     Flash, Session, SessionError, DEFAULT_FLASH_CATEGORY, FLASHES_KEY, PERMANENT_KEY,
 };
 pub use signing::SignatureError;
-pub use store::{Changes, MemoryStore, Record, SessionId, SessionInfo, SessionStore, StoreError};
+pub use store::{
+    Changes, MemoryStore, Record, SessionId, SessionInfo, SessionStore, StoreError, UpdateOutcome,
+};
 pub use value::{Number, Value};
 
 /// The `time` crate this version of tessera uses, for [`Value::DateTime`]

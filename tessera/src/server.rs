@@ -11,7 +11,9 @@ use std::time::SystemTime;
 
 use crate::map::Map;
 use crate::session::{Session, SessionError, State, PERMANENT_KEY};
-use crate::store::{Changes, Record, SessionId, SessionInfo, SessionStore, StoreError};
+use crate::store::{
+    holds_data, Changes, Record, SessionId, SessionInfo, SessionStore, StoreError, UpdateOutcome,
+};
 use crate::value::Value;
 
 /// How many times a fresh id is drawn before giving up (a collision of
@@ -183,10 +185,6 @@ pub(crate) fn unix_now() -> u64 {
 }
 
 /// A session with anything but `_permanent` in it is worth storing.
-fn has_content(data: &Map) -> bool {
-    data.keys().any(|key| key != PERMANENT_KEY)
-}
-
 /// Refuses a value that, stored, would make its session unreadable.
 fn unwritable(key: &str, problem: crate::tagged::Unwritable) -> StoreError {
     StoreError::Unrepresentable(format!("session key {key:?}: {problem}"))
@@ -208,6 +206,9 @@ enum Plan {
     Update {
         id: SessionId,
         changes: Changes,
+        /// The changes leave this request's view of the session empty: the
+        /// record goes too if nothing was written to it meanwhile.
+        delete_if_empty: bool,
     },
     Delete {
         id: SessionId,
@@ -372,9 +373,29 @@ impl Session {
                     // The id was taken: put the changes back and draw again.
                     self.restore_changes(&record.data);
                 }
-                Plan::Update { id, changes } => {
-                    let applied = settings.store.update(&id, &changes, now).await?;
-                    if !applied {
+                Plan::Update {
+                    id,
+                    changes,
+                    delete_if_empty,
+                } => {
+                    let outcome = if delete_if_empty {
+                        let store = &settings.store;
+                        store.update_or_delete_if_empty(&id, &changes, now).await?
+                    } else if settings.store.update(&id, &changes, now).await? {
+                        UpdateOutcome::Updated
+                    } else {
+                        UpdateOutcome::Vanished
+                    };
+                    if outcome == UpdateOutcome::Deleted {
+                        self.mark_revoked();
+                        if !create {
+                            return Ok(());
+                        }
+                        // An atomic operation follows: the next round
+                        // creates a record for it.
+                        continue;
+                    }
+                    if outcome == UpdateOutcome::Vanished {
                         // Revoked elsewhere (or expired) meanwhile: never resurrect it.
                         self.mark_vanished();
                         let wrote = changes.changes_data() || changes.user_id.is_some();
@@ -470,7 +491,10 @@ impl Session {
         let data_changed = cleared || !touched.is_empty();
         match (&server.id, server.times) {
             (Some(id), Some(times)) => {
-                if data_changed && !has_content(&state.data) {
+                let emptied = data_changed && !holds_data(&state.data);
+                if emptied && cleared {
+                    // A logout: the record goes, whatever was written to it
+                    // meanwhile.
                     return Plan::Delete { id: id.clone() };
                 }
                 if cleared {
@@ -520,11 +544,12 @@ impl Session {
                     Plan::Update {
                         id: id.clone(),
                         changes,
+                        delete_if_empty: emptied,
                     }
                 }
             }
             _ => {
-                if !(create || (data_changed && has_content(&state.data))) {
+                if !(create || (data_changed && holds_data(&state.data))) {
                     return Plan::Nothing;
                 }
                 Plan::Create {

@@ -594,6 +594,82 @@ async fn concurrent_flashes_are_neither_lost_nor_taken_unseen() {
     assert_eq!(text(send(&app, "GET", "/show", cookie, "").await).await, "");
 }
 
+/// A request that empties its session (shows its last flash messages)
+/// ends it only if nothing was written to it meanwhile: an increment
+/// acknowledged to a concurrent request stays.
+#[tokio::test]
+async fn emptying_a_session_keeps_what_others_wrote_meanwhile() {
+    let loaded = Arc::new(tokio::sync::Notify::new());
+    let go_on = Arc::new(tokio::sync::Notify::new());
+    let app = Router::new()
+        .route("/get/{key}", get(get_key))
+        .route(
+            "/flash",
+            post(|s: Session| async move {
+                s.flash("hi");
+                ""
+            }),
+        )
+        .route(
+            "/incr",
+            post(|s: Session| async move {
+                let n = s.increment("visits", 1).await.expect("counted");
+                n.to_string()
+            }),
+        )
+        .route(
+            "/show",
+            get(|s: Session| async move { s.take_flashes().len().to_string() }),
+        )
+        .route(
+            "/show-slowly",
+            get({
+                let (loaded, go_on) = (loaded.clone(), go_on.clone());
+                move |s: Session| async move {
+                    let shown = s.take_flashes().len();
+                    loaded.notify_one();
+                    go_on.notified().await;
+                    shown.to_string()
+                }
+            }),
+        )
+        .layer(SessionLayer::with_store(
+            config().build().expect("config"),
+            Arc::new(MemoryStore::default()),
+        ));
+    let cookie = cookie_pair(&send(&app, "POST", "/flash", None, "").await);
+    let slow = tokio::spawn({
+        let (app, cookie) = (app.clone(), cookie.clone());
+        async move { send(&app, "GET", "/show-slowly", Some(&cookie), "").await }
+    });
+    loaded.notified().await;
+    let counted = send(&app, "POST", "/incr", Some(&cookie), "").await;
+    assert_eq!(counted.status(), StatusCode::OK);
+    assert_eq!(text(counted).await, "1");
+    go_on.notify_one();
+    let shown = slow.await.expect("task");
+    assert_eq!(shown.status(), StatusCode::OK);
+    // Refreshed (the session is permanent), not deleted.
+    let sent = set_cookies(shown.headers());
+    assert!(
+        sent.iter()
+            .all(|sent| sent.starts_with(&format!("{cookie};")) && !sent.contains("Max-Age=0")),
+        "{sent:?}"
+    );
+    assert_eq!(text(shown).await, "1");
+    assert_eq!(read(&app, "visits", &cookie).await, "1");
+
+    // Nothing written meanwhile: showing the last flash ends the session.
+    let cookie = cookie_pair(&send(&app, "POST", "/flash", None, "").await);
+    let shown = send(&app, "GET", "/show", Some(&cookie), "").await;
+    let deleted = set_cookies(shown.headers());
+    assert!(
+        deleted.len() == 1 && deleted[0].contains("Max-Age=0"),
+        "{deleted:?}"
+    );
+    assert_eq!(read(&app, "_flashes", &cookie).await, "None");
+}
+
 /// `mark_modified` saves the session (its expiry moves) without writing
 /// back this request's copies of the values, which would undo what
 /// concurrent requests wrote meanwhile.

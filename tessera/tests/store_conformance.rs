@@ -19,6 +19,7 @@ use std::sync::Arc;
 use tessera::store::flask_format::SerializationFormat;
 use tessera::store::{
     Changes, ListEdit, MemoryStore, Record, SessionId, SessionInfo, SessionStore, StoreError,
+    UpdateOutcome,
 };
 use tessera::{tagged, Map, Number, Value};
 
@@ -90,6 +91,7 @@ macro_rules! conformance {
             concurrent_appends_lose_nothing,
             list_edits_apply_to_the_list_as_stored,
             concurrent_list_edits_lose_nothing,
+            emptied_sessions_go_unless_written_meanwhile,
             increment_rules,
             append_rules,
             delete_removes_the_record,
@@ -1635,6 +1637,101 @@ async fn concurrent_list_edits_lose_nothing(store: Arc<dyn SessionStore>, _keeps
         (0..40).collect::<BTreeSet<i64>>(),
         "a message was lost"
     );
+}
+
+async fn emptied_sessions_go_unless_written_meanwhile(store: Arc<dyn SessionStore>, keeps: Keeps) {
+    let store = &*store;
+    let permanent = || ("_permanent", Value::Bool(true));
+    let removing = |key: &str| Changes {
+        removed: vec![key.to_owned()],
+        ..Changes::default()
+    };
+    let emptying = |id: SessionId, changes: Changes| async move {
+        store
+            .update_or_delete_if_empty(&id, &changes, NOW)
+            .await
+            .expect("update")
+    };
+
+    // Emptied: gone, from its owner's list too.
+    let record = live_record(map([permanent(), ("a", 1.into())]), Some("alice"));
+    let id = create(store, &record).await;
+    assert_eq!(
+        emptying(id.clone(), removing("a")).await,
+        UpdateOutcome::Deleted
+    );
+    assert_eq!(load(store, &id, NOW).await, None);
+    let listed = store
+        .list(Some("alice"), None, 10, NOW)
+        .await
+        .expect("list");
+    assert!(listed.iter().all(|info| info.id != id), "{listed:?}");
+
+    // Written meanwhile by another request: kept, with that write.
+    let id = create(
+        store,
+        &live_record(map([permanent(), ("a", 1.into())]), None),
+    )
+    .await;
+    let other = Changes {
+        set: map([("b", 2.into())]),
+        ..Changes::default()
+    };
+    assert!(store.update(&id, &other, NOW).await.expect("update"));
+    assert_eq!(
+        emptying(id.clone(), removing("a")).await,
+        UpdateOutcome::Updated
+    );
+    assert_eq!(
+        load_live(store, &id).await.data,
+        map([permanent(), ("b", 2.into())])
+    );
+    assert_eq!(
+        store.increment(&id, "n", 1, NOW).await.expect("increment"),
+        Some(1)
+    );
+    assert_eq!(
+        emptying(id.clone(), removing("b")).await,
+        UpdateOutcome::Updated
+    );
+    assert_eq!(
+        load_live(store, &id).await.data,
+        map([permanent(), ("n", 1.into())])
+    );
+
+    // Its last flash messages shown while another request flashed: kept.
+    let shown = Value::tuple(["message".into(), "shown".into()]);
+    let id = create(
+        store,
+        &live_record(
+            map([permanent(), ("_flashes", Value::List(vec![shown]))]),
+            None,
+        ),
+    )
+    .await;
+    let read = stored_flashes(store, &id).await;
+    let new = Value::tuple(["message".into(), "new".into()]);
+    assert!(store
+        .update(&id, &flash_edit(Vec::new(), vec![new.clone()]), NOW)
+        .await
+        .expect("update"));
+    let taking = flash_edit(read.clone(), Vec::new());
+    assert_eq!(
+        emptying(id.clone(), taking.clone()).await,
+        UpdateOutcome::Updated
+    );
+    assert_eq!(
+        stored_flashes(store, &id).await,
+        [keeps(&new).expect("kept")]
+    );
+    let read = stored_flashes(store, &id).await;
+    let taking = flash_edit(read, Vec::new());
+    assert_eq!(emptying(id.clone(), taking).await, UpdateOutcome::Deleted);
+    assert_eq!(load(store, &id, NOW).await, None);
+
+    // Dead: nothing to do.
+    let dead = create(store, &expired_record(map([("a", 1.into())]), None)).await;
+    assert_eq!(emptying(dead, removing("a")).await, UpdateOutcome::Vanished);
 }
 
 async fn increment_rules(store: Arc<dyn SessionStore>, keeps: Keeps) {

@@ -4,7 +4,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use super::{
-    append_in_map, incremented, Changes, Record, SessionId, SessionInfo, SessionStore, StoreError,
+    append_in_map, holds_data, incremented, Changes, Record, SessionId, SessionInfo, SessionStore,
+    StoreError, UpdateOutcome,
 };
 use crate::value::Value;
 
@@ -50,6 +51,33 @@ impl Default for MemoryStore {
 }
 
 impl MemoryStore {
+    /// `changes` applied under the lock, and the record deleted if asked
+    /// and left with no data.
+    fn apply(
+        &self,
+        id: &SessionId,
+        changes: &Changes,
+        now: u64,
+        delete_if_empty: bool,
+    ) -> UpdateOutcome {
+        let mut inner = self.lock();
+        let Some(record) = inner.live_mut(id, now) else {
+            return UpdateOutcome::Vanished;
+        };
+        let extends = changes.expires_at.is_none_or(|at| at >= record.expires_at)
+            && changes.absolute_expires_at.is_none();
+        changes.apply_to(record);
+        if delete_if_empty && !holds_data(&record.data) {
+            inner.remove(id);
+            inner.retire(id.clone(), self.max_sessions);
+            return UpdateOutcome::Deleted;
+        }
+        if !extends {
+            inner.reindex_if_earlier(id);
+        }
+        UpdateOutcome::Updated
+    }
+
     /// A store holding at most `max_sessions` sessions (0 counts as 1).
     pub fn new(max_sessions: usize) -> Self {
         Self {
@@ -213,17 +241,16 @@ impl SessionStore for MemoryStore {
         changes: &Changes,
         now: u64,
     ) -> Result<bool, StoreError> {
-        let mut inner = self.lock();
-        let Some(record) = inner.live_mut(id, now) else {
-            return Ok(false);
-        };
-        let extends = changes.expires_at.is_none_or(|at| at >= record.expires_at)
-            && changes.absolute_expires_at.is_none();
-        changes.apply_to(record);
-        if !extends {
-            inner.reindex_if_earlier(id);
-        }
-        Ok(true)
+        Ok(self.apply(id, changes, now, false) != UpdateOutcome::Vanished)
+    }
+
+    async fn update_or_delete_if_empty(
+        &self,
+        id: &SessionId,
+        changes: &Changes,
+        now: u64,
+    ) -> Result<UpdateOutcome, StoreError> {
+        Ok(self.apply(id, changes, now, true))
     }
 
     async fn delete(&self, id: &SessionId) -> Result<bool, StoreError> {

@@ -291,6 +291,23 @@ impl Changes {
     }
 }
 
+/// What [`SessionStore::update_or_delete_if_empty`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UpdateOutcome {
+    /// There was no live record: nothing was applied.
+    Vanished,
+    /// Applied; the session still holds data.
+    Updated,
+    /// Applied, and the session, left with no data, was deleted.
+    Deleted,
+}
+
+/// Whether a session's data holds anything but `_permanent`: one that does
+/// not is not kept.
+pub(crate) fn holds_data(data: &Map) -> bool {
+    data.keys().any(|key| key != crate::session::PERMANENT_KEY)
+}
+
 /// A stored session as listed: everything but the data. `Debug` shows
 /// whether it has an owner, not who, as [`Record`]'s does.
 #[derive(Clone, PartialEq, Eq)]
@@ -371,6 +388,34 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
     /// (revoked, expired).
     async fn update(&self, id: &SessionId, changes: &Changes, now: u64)
         -> Result<bool, StoreError>;
+
+    /// Applies `changes` as [`update`](Self::update) does, then deletes the
+    /// record if it holds no key but `_permanent`
+    /// ([`PERMANENT_KEY`](crate::PERMANENT_KEY)): how a request that
+    /// empties its session (pops its last key, shows its last flash
+    /// messages) ends it without deleting what concurrent requests wrote
+    /// meanwhile. The default makes three calls (update, load, delete), so
+    /// a write landing between the last two is deleted with the record;
+    /// every store here but the Flask-Session layout's does it atomically.
+    async fn update_or_delete_if_empty(
+        &self,
+        id: &SessionId,
+        changes: &Changes,
+        now: u64,
+    ) -> Result<UpdateOutcome, StoreError> {
+        if !self.update(id, changes, now).await? {
+            return Ok(UpdateOutcome::Vanished);
+        }
+        match self.load(id, now).await? {
+            Some(record) if holds_data(&record.data) => Ok(UpdateOutcome::Updated),
+            Some(_) => {
+                self.delete(id).await?;
+                Ok(UpdateOutcome::Deleted)
+            }
+            // Ended by another request meanwhile: gone all the same.
+            None => Ok(UpdateOutcome::Deleted),
+        }
+    }
 
     /// Deletes the record. Returns whether there was one.
     async fn delete(&self, id: &SessionId) -> Result<bool, StoreError>;

@@ -84,8 +84,10 @@ use sqlx::{Connection as _, Executor as _, Row as _};
 
 use super::{
     append_in_map, incremented, Changes, Record, SessionId, SessionInfo, SessionStore, StoreError,
+    UpdateOutcome,
 };
 use crate::map::Map;
+use crate::session::PERMANENT_KEY;
 use crate::tagged;
 use crate::value::Value;
 
@@ -617,6 +619,92 @@ impl PostgresStore {
         self.existing_only = true;
         self.connect().await?;
         Ok(self)
+    }
+
+    /// `changes` applied in a transaction holding the session's row lock,
+    /// which waits for and then excludes the session's other writers: the
+    /// list of a list edit is read and written under it, and the session is
+    /// deleted if asked and left with no data.
+    async fn apply_locked(
+        &self,
+        id: &SessionId,
+        changes: &Changes,
+        now: u64,
+        delete_if_empty: bool,
+    ) -> Result<UpdateOutcome, StoreError> {
+        if let Some(Some(user_id)) = &changes.user_id {
+            storable_text(user_id, "the user id")?;
+        }
+        if let Some(edit) = &changes.list_edit {
+            storable_text(&edit.key, "a session key")?;
+        }
+        let pool = self.pool().await?.clone();
+        let id = id.clone();
+        let edit = changes.list_edit.clone();
+        let mut changes = Changes {
+            list_edit: None,
+            ..changes.clone()
+        };
+        self.bounded(to_completion(async move {
+            let mut tx = pool.begin().await.map_err(db)?;
+            let live: Option<i32> = sqlx::query_scalar(LOCK_LIVE)
+                .bind(id.as_str())
+                .bind(sql_time(now))
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db)?;
+            if live.is_none() {
+                tx.rollback().await.map_err(db)?;
+                return Ok(UpdateOutcome::Vanished);
+            }
+            if let Some(edit) = edit {
+                // After the lock, in a statement of its own (see
+                // `read_modify_write`). A value that does not parse counts
+                // as no list and is replaced, as in every store.
+                let current: Option<String> = sqlx::query_scalar(
+                    "SELECT value FROM tessera_session_values WHERE session_id = $1 AND key = $2",
+                )
+                .bind(id.as_str())
+                .bind(&edit.key)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db)?;
+                // Cleared first, the list is edited from nothing.
+                let current = current
+                    .filter(|_| !changes.cleared)
+                    .and_then(|text| parse_value(&edit.key, &text).ok());
+                match edit.apply(current.as_ref()) {
+                    Some(list) => {
+                        changes.set.insert(edit.key, list);
+                    }
+                    None => changes.removed.push(edit.key),
+                }
+            }
+            apply_changes(&mut *tx, &id, &changes, now).await?;
+            if delete_if_empty {
+                let holds_data: bool = sqlx::query_scalar(
+                    "SELECT EXISTS (SELECT 1 FROM tessera_session_values \
+                     WHERE session_id = $1 AND key <> $2)",
+                )
+                .bind(id.as_str())
+                .bind(PERMANENT_KEY)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db)?;
+                if !holds_data {
+                    sqlx::query("DELETE FROM tessera_sessions WHERE id = $1")
+                        .bind(id.as_str())
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db)?;
+                    tx.commit().await.map_err(db)?;
+                    return Ok(UpdateOutcome::Deleted);
+                }
+            }
+            tx.commit().await.map_err(db)?;
+            Ok(UpdateOutcome::Updated)
+        }))
+        .await
     }
 
     /// Closes the connections, waiting for queries in flight: for graceful
@@ -1178,59 +1266,23 @@ impl SessionStore for PostgresStore {
                 })
                 .await;
         }
-        if let Some(Some(user_id)) = &changes.user_id {
-            storable_text(user_id, "the user id")?;
-        }
-        let Some(edit) = &changes.list_edit else {
+        if changes.list_edit.is_none() {
+            if let Some(Some(user_id)) = &changes.user_id {
+                storable_text(user_id, "the user id")?;
+            }
             return self.bounded(apply_changes(pool, id, changes, now)).await;
-        };
-        // The list is read and written under the session's row lock, which
-        // waits for and then excludes the session's other writers, with the
-        // rest of the changes, in one transaction.
-        storable_text(&edit.key, "a session key")?;
-        let (pool, id, edit) = (pool.clone(), id.clone(), edit.clone());
-        let mut changes = Changes {
-            list_edit: None,
-            ..changes.clone()
-        };
-        self.bounded(to_completion(async move {
-            let mut tx = pool.begin().await.map_err(db)?;
-            let live: Option<i32> = sqlx::query_scalar(LOCK_LIVE)
-                .bind(id.as_str())
-                .bind(sql_time(now))
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db)?;
-            if live.is_none() {
-                tx.rollback().await.map_err(db)?;
-                return Ok(false);
-            }
-            // After the lock, in a statement of its own (see
-            // `read_modify_write`). A value that does not parse counts as no
-            // list and is replaced, as in every store.
-            let current: Option<String> = sqlx::query_scalar(
-                "SELECT value FROM tessera_session_values WHERE session_id = $1 AND key = $2",
-            )
-            .bind(id.as_str())
-            .bind(&edit.key)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db)?;
-            // Cleared first, the list is edited from nothing.
-            let current = current
-                .filter(|_| !changes.cleared)
-                .and_then(|text| parse_value(&edit.key, &text).ok());
-            match edit.apply(current.as_ref()) {
-                Some(list) => {
-                    changes.set.insert(edit.key, list);
-                }
-                None => changes.removed.push(edit.key),
-            }
-            let applied = apply_changes(&mut *tx, &id, &changes, now).await?;
-            tx.commit().await.map_err(db)?;
-            Ok(applied)
-        }))
-        .await
+        }
+        let outcome = self.apply_locked(id, changes, now, false).await?;
+        Ok(outcome != UpdateOutcome::Vanished)
+    }
+
+    async fn update_or_delete_if_empty(
+        &self,
+        id: &SessionId,
+        changes: &Changes,
+        now: u64,
+    ) -> Result<UpdateOutcome, StoreError> {
+        self.apply_locked(id, changes, now, true).await
     }
 
     async fn delete(&self, id: &SessionId) -> Result<bool, StoreError> {

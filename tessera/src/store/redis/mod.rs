@@ -157,6 +157,7 @@ use tokio::sync::OnceCell;
 
 use super::{
     integer_for_increment, Changes, Record, SessionId, SessionInfo, SessionStore, StoreError,
+    UpdateOutcome,
 };
 use crate::config::redact_password;
 use crate::map::Map;
@@ -450,8 +451,9 @@ end
 return 1
 "#;
 
-/// KEYS: session, expiry index. ARGV: prefix, id, now, '1' if cleared,
-/// expires or '', absolute or '', owner change ('' none, '-' remove, '='
+/// KEYS: session, expiry index. ARGV: prefix, id, now, 1 if cleared plus
+/// 2 to delete the session if left with no data, expires or '', absolute or
+/// '', owner change ('' none, '-' remove, '='
 /// set), owner, the list edit's field or '', its added items' texts joined
 /// by commas, m, its m taken items' texts, n, n removed fields, then
 /// field/value pairs to set.
@@ -465,7 +467,8 @@ local at = last_taken + 1
 -- The order of Changes::apply_to: clear, remove, set, the list edit, then
 -- the metadata.
 local removed = tonumber(ARGV[at])
-if ARGV[4] == '1' then
+local mode = tonumber(ARGV[4])
+if mode % 2 == 1 then
   local data = {}
   for _, field in ipairs(redis.call('HKEYS', key)) do
     if not is_meta(field) then data[#data + 1] = field end
@@ -548,6 +551,23 @@ if moved then
   local due = deadline(expires, absolute)
   redis.call('PEXPIRE', key, ttl_ms(due, now))
   redis.call('ZADD', index, due, sid)
+end
+-- Left with no data (nothing but PERMANENT_KEY), the session goes, if
+-- asked (2).
+if mode >= 2 then
+  local holds_data = false
+  for _, field in ipairs(redis.call('HKEYS', key)) do
+    if not is_meta(field) and field ~= '_permanent' then
+      holds_data = true
+      break
+    end
+  end
+  if not holds_data then
+    redis.call('DEL', key)
+    redis.call('ZREM', index, sid)
+    if owner then redis.call('SREM', user_key(prefix, owner), sid) end
+    return 2
+  end
 end
 -- The owner's set must outlive each of its sessions.
 if owner and (moved or ARGV[7] == '=') then
@@ -1272,6 +1292,66 @@ fn thread_turn() -> usize {
 }
 
 impl RedisStore {
+    /// The update script: `changes` applied, and the session deleted if
+    /// asked and left with no data.
+    async fn run_update(
+        &self,
+        id: &SessionId,
+        changes: &Changes,
+        now: u64,
+        delete_if_empty: bool,
+    ) -> Result<UpdateOutcome, StoreError> {
+        let (owner_change, owner) = match &changes.user_id {
+            None => ("", ""),
+            Some(None) => ("-", ""),
+            Some(Some(user)) => ("=", user.as_str()),
+        };
+        let mut call = SCRIPTS.update.prepare_invoke();
+        call.key(self.session_key(id))
+            .key(self.expiry_key())
+            .arg(&self.prefix)
+            .arg(id.as_str())
+            .arg(now)
+            .arg(u8::from(changes.cleared) + 2 * u8::from(delete_if_empty))
+            .arg(
+                changes
+                    .expires_at
+                    .map_or(String::new(), |at| clamp(at).to_string()),
+            )
+            .arg(
+                changes
+                    .absolute_expires_at
+                    .map_or(String::new(), |at| clamp(at).to_string()),
+            )
+            .arg(owner_change)
+            .arg(owner);
+        match &changes.list_edit {
+            Some(edit) => {
+                let added: Vec<String> = edit.added.iter().map(tagged::to_string).collect();
+                let taken: Vec<String> = edit.taken.iter().map(tagged::to_string).collect();
+                call.arg(&*field_of(&edit.key))
+                    .arg(added.join(","))
+                    .arg(taken.len())
+                    .arg(taken);
+            }
+            None => {
+                call.arg("").arg("").arg(0);
+            }
+        }
+        call.arg(changes.removed.len());
+        for key in &changes.removed {
+            call.arg(&*field_of(key));
+        }
+        for (key, value) in &changes.set {
+            call.arg(&*field_of(key)).arg(tagged::to_string(value));
+        }
+        Ok(match self.link.write::<i64>(&call).await? {
+            0 => UpdateOutcome::Vanished,
+            2 => UpdateOutcome::Deleted,
+            _ => UpdateOutcome::Updated,
+        })
+    }
+
     /// A store on the server at `url` (`redis://[:password@]host[:port][/db]`
     /// or `redis+unix:///path`), with keys under [`DEFAULT_PREFIX`]. The URL
     /// is checked now; nothing is connected until the first operation.
@@ -1683,52 +1763,16 @@ impl SessionStore for RedisStore {
                 .transpose()?;
             return Ok(now < super::deadline(expires_at, absolute_expires_at));
         }
-        let (owner_change, owner) = match &changes.user_id {
-            None => ("", ""),
-            Some(None) => ("-", ""),
-            Some(Some(user)) => ("=", user.as_str()),
-        };
-        let mut call = SCRIPTS.update.prepare_invoke();
-        call.key(self.session_key(id))
-            .key(self.expiry_key())
-            .arg(&self.prefix)
-            .arg(id.as_str())
-            .arg(now)
-            .arg(if changes.cleared { "1" } else { "0" })
-            .arg(
-                changes
-                    .expires_at
-                    .map_or(String::new(), |at| clamp(at).to_string()),
-            )
-            .arg(
-                changes
-                    .absolute_expires_at
-                    .map_or(String::new(), |at| clamp(at).to_string()),
-            )
-            .arg(owner_change)
-            .arg(owner);
-        match &changes.list_edit {
-            Some(edit) => {
-                let added: Vec<String> = edit.added.iter().map(tagged::to_string).collect();
-                let taken: Vec<String> = edit.taken.iter().map(tagged::to_string).collect();
-                call.arg(&*field_of(&edit.key))
-                    .arg(added.join(","))
-                    .arg(taken.len())
-                    .arg(taken);
-            }
-            None => {
-                call.arg("").arg("").arg(0);
-            }
-        }
-        call.arg(changes.removed.len());
-        for key in &changes.removed {
-            call.arg(&*field_of(key));
-        }
-        for (key, value) in &changes.set {
-            call.arg(&*field_of(key)).arg(tagged::to_string(value));
-        }
-        let updated: i64 = self.link.write(&call).await?;
-        Ok(updated == 1)
+        Ok(self.run_update(id, changes, now, false).await? != UpdateOutcome::Vanished)
+    }
+
+    async fn update_or_delete_if_empty(
+        &self,
+        id: &SessionId,
+        changes: &Changes,
+        now: u64,
+    ) -> Result<UpdateOutcome, StoreError> {
+        self.run_update(id, changes, clamp(now), true).await
     }
 
     async fn delete(&self, id: &SessionId) -> Result<bool, StoreError> {

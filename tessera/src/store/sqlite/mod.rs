@@ -66,9 +66,10 @@ use self::connections::{Connections, Lease, LeaseError};
 
 use super::{
     append_in_map, incremented, Changes, ListEdit, Record, SessionId, SessionInfo, SessionStore,
-    StoreError,
+    StoreError, UpdateOutcome,
 };
 use crate::map::Map;
+use crate::session::PERMANENT_KEY;
 use crate::tagged;
 use crate::value::Value;
 
@@ -273,6 +274,104 @@ impl SqliteStore {
     /// The database file's path.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// `changes` applied in one write transaction, and the session deleted
+    /// if asked and left with no data.
+    async fn apply(
+        &self,
+        id: &SessionId,
+        changes: &Changes,
+        now: u64,
+        delete_if_empty: bool,
+    ) -> Result<UpdateOutcome, StoreError> {
+        let mut writer = self.writer().await?;
+        let (id, changes) = (id.clone(), changes.clone());
+        to_completion(async move {
+            let (id, changes) = (&id, &changes);
+            let mut tx = begin_write(&mut writer).await?;
+            if !is_live(&mut tx, id, now).await? {
+                tx.rollback().await.map_err(db)?;
+                return Ok(UpdateOutcome::Vanished);
+            }
+            // The order of `Changes::apply_to`: clear, remove, set, then the
+            // session's own columns.
+            if changes.cleared {
+                sqlx::query("DELETE FROM tessera_session_values WHERE session_id = ?1")
+                    .bind(id.as_str())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?;
+            } else {
+                for key in &changes.removed {
+                    sqlx::query(
+                        "DELETE FROM tessera_session_values WHERE session_id = ?1 AND key = ?2",
+                    )
+                    .bind(id.as_str())
+                    .bind(key)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?;
+                }
+            }
+            for (key, value) in &changes.set {
+                put_value(&mut tx, id, key, value).await?;
+            }
+            if let Some(edit) = &changes.list_edit {
+                edit_list(&mut tx, id, edit).await?;
+            }
+            if let Some(expires_at) = changes.expires_at {
+                sqlx::query("UPDATE tessera_sessions SET expires_at = ?2 WHERE id = ?1")
+                    .bind(id.as_str())
+                    .bind(sql_time(expires_at))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?;
+            }
+            if let Some(cap) = changes.absolute_expires_at {
+                sqlx::query(
+                    "UPDATE tessera_sessions \
+                     SET absolute_expires_at = MIN(COALESCE(absolute_expires_at, ?2), ?2) \
+                     WHERE id = ?1",
+                )
+                .bind(id.as_str())
+                .bind(sql_time(cap))
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            }
+            if let Some(user_id) = &changes.user_id {
+                sqlx::query("UPDATE tessera_sessions SET user_id = ?2 WHERE id = ?1")
+                    .bind(id.as_str())
+                    .bind(user_id.as_deref())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?;
+            }
+            if delete_if_empty {
+                let data: i64 = sqlx::query_scalar(
+                    "SELECT count(*) FROM tessera_session_values \
+                     WHERE session_id = ?1 AND key <> ?2",
+                )
+                .bind(id.as_str())
+                .bind(PERMANENT_KEY)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db)?;
+                if data == 0 {
+                    sqlx::query("DELETE FROM tessera_sessions WHERE id = ?1")
+                        .bind(id.as_str())
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db)?;
+                    tx.commit().await.map_err(db)?;
+                    return Ok(UpdateOutcome::Deleted);
+                }
+            }
+            tx.commit().await.map_err(db)?;
+            Ok(UpdateOutcome::Updated)
+        })
+        .await
     }
 
     /// Closes the connections, waiting for them to finish, which checkpoints
@@ -844,73 +943,17 @@ impl SessionStore for SqliteStore {
             // Nothing to write: answer without taking the write lock.
             return is_live(&mut *self.reader().await?, id, now).await;
         }
-        let mut writer = self.writer().await?;
-        let (id, changes) = (id.clone(), changes.clone());
-        to_completion(async move {
-            let (id, changes) = (&id, &changes);
-            let mut tx = begin_write(&mut writer).await?;
-            if !is_live(&mut tx, id, now).await? {
-                tx.rollback().await.map_err(db)?;
-                return Ok(false);
-            }
-            // The order of `Changes::apply_to`: clear, remove, set, then the
-            // session's own columns.
-            if changes.cleared {
-                sqlx::query("DELETE FROM tessera_session_values WHERE session_id = ?1")
-                    .bind(id.as_str())
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db)?;
-            } else {
-                for key in &changes.removed {
-                    sqlx::query(
-                        "DELETE FROM tessera_session_values WHERE session_id = ?1 AND key = ?2",
-                    )
-                    .bind(id.as_str())
-                    .bind(key)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db)?;
-                }
-            }
-            for (key, value) in &changes.set {
-                put_value(&mut tx, id, key, value).await?;
-            }
-            if let Some(edit) = &changes.list_edit {
-                edit_list(&mut tx, id, edit).await?;
-            }
-            if let Some(expires_at) = changes.expires_at {
-                sqlx::query("UPDATE tessera_sessions SET expires_at = ?2 WHERE id = ?1")
-                    .bind(id.as_str())
-                    .bind(sql_time(expires_at))
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db)?;
-            }
-            if let Some(cap) = changes.absolute_expires_at {
-                sqlx::query(
-                    "UPDATE tessera_sessions \
-                     SET absolute_expires_at = MIN(COALESCE(absolute_expires_at, ?2), ?2) \
-                     WHERE id = ?1",
-                )
-                .bind(id.as_str())
-                .bind(sql_time(cap))
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?;
-            }
-            if let Some(user_id) = &changes.user_id {
-                sqlx::query("UPDATE tessera_sessions SET user_id = ?2 WHERE id = ?1")
-                    .bind(id.as_str())
-                    .bind(user_id.as_deref())
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db)?;
-            }
-            tx.commit().await.map_err(db)?;
-            Ok(true)
-        })
-        .await
+        let outcome = self.apply(id, changes, now, false).await?;
+        Ok(outcome != UpdateOutcome::Vanished)
+    }
+
+    async fn update_or_delete_if_empty(
+        &self,
+        id: &SessionId,
+        changes: &Changes,
+        now: u64,
+    ) -> Result<UpdateOutcome, StoreError> {
+        self.apply(id, changes, now, true).await
     }
 
     async fn delete(&self, id: &SessionId) -> Result<bool, StoreError> {
