@@ -647,13 +647,7 @@ impl PostgresStore {
         };
         self.bounded(to_completion(async move {
             let mut tx = pool.begin().await.map_err(db)?;
-            let live: Option<i32> = sqlx::query_scalar(LOCK_LIVE)
-                .bind(id.as_str())
-                .bind(sql_time(now))
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db)?;
-            if live.is_none() {
+            if !lock_live(&mut tx, id.as_str(), now).await? {
                 tx.rollback().await.map_err(db)?;
                 return Ok(UpdateOutcome::Vanished);
             }
@@ -661,14 +655,7 @@ impl PostgresStore {
                 // After the lock, in a statement of its own (see
                 // `read_modify_write`). A value that does not parse counts
                 // as no list and is replaced, as in every store.
-                let current: Option<String> = sqlx::query_scalar(
-                    "SELECT value FROM tessera_session_values WHERE session_id = $1 AND key = $2",
-                )
-                .bind(id.as_str())
-                .bind(&edit.key)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db)?;
+                let current = stored_text(&mut tx, &id, &edit.key).await?;
                 // Cleared first, the list is edited from nothing.
                 let current = current
                     .filter(|_| !changes.cleared)
@@ -819,13 +806,7 @@ impl PostgresStore {
         self.bounded(to_completion(async move {
             let (id, key) = (&id, key.as_str());
             let mut tx = pool.begin().await.map_err(db)?;
-            let live: Option<i32> = sqlx::query_scalar(LOCK_LIVE)
-                .bind(id.as_str())
-                .bind(sql_time(now))
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db)?;
-            if live.is_none() {
+            if !lock_live(&mut tx, id.as_str(), now).await? {
                 tx.rollback().await.map_err(db)?;
                 return Ok(None);
             }
@@ -833,14 +814,7 @@ impl PostgresStore {
             // each statement sees what committed before it began, so this sees
             // the previous holder's write. (Joined into the locking query, the
             // value would come from the snapshot taken before the wait.)
-            let current: Option<String> = sqlx::query_scalar(
-                "SELECT value FROM tessera_session_values WHERE session_id = $1 AND key = $2",
-            )
-            .bind(id.as_str())
-            .bind(key)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db)?;
+            let current = stored_text(&mut tx, id, key).await?;
             let current = current.map(|text| parse_value(key, &text)).transpose()?;
             // An error here drops `tx`, which rolls back: nothing was written.
             let (next, result) = change(current)?;
@@ -1110,6 +1084,34 @@ async fn migrate(
 }
 
 /// Keys and their tagged JSON, as the two arrays `unnest` pairs up.
+/// Whether the session is live, locking its row `FOR UPDATE` ([`LOCK_LIVE`])
+/// until the transaction ends.
+async fn lock_live(conn: &mut PgConnection, id: &str, now: u64) -> Result<bool, StoreError> {
+    let live: Option<i32> = sqlx::query_scalar(LOCK_LIVE)
+        .bind(id)
+        .bind(sql_time(now))
+        .fetch_optional(conn)
+        .await
+        .map_err(db)?;
+    Ok(live.is_some())
+}
+
+/// The stored text of one key.
+async fn stored_text(
+    conn: &mut PgConnection,
+    id: &SessionId,
+    key: &str,
+) -> Result<Option<String>, StoreError> {
+    sqlx::query_scalar(
+        "SELECT value FROM tessera_session_values WHERE session_id = $1 AND key = $2",
+    )
+    .bind(id.as_str())
+    .bind(key)
+    .fetch_optional(conn)
+    .await
+    .map_err(db)
+}
+
 /// Applies `changes` (without a list edit) in one statement, `UPDATE`.
 async fn apply_changes<'c>(
     executor: impl sqlx::PgExecutor<'c>,
@@ -1317,13 +1319,7 @@ impl SessionStore for PostgresStore {
             let mut tx = pool.begin().await.map_err(db)?;
             // Locks `old` first, so the writers of the session wait and then
             // find it gone rather than write to a row about to be deleted.
-            let live: Option<i32> = sqlx::query_scalar(LOCK_LIVE)
-                .bind(old.as_str())
-                .bind(sql_time(now))
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db)?;
-            if live.is_none() {
+            if !lock_live(&mut tx, old.as_str(), now).await? {
                 tx.rollback().await.map_err(db)?;
                 return Ok(false);
             }

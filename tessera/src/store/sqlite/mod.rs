@@ -446,14 +446,7 @@ impl SqliteStore {
                 tx.rollback().await.map_err(db)?;
                 return Ok(None);
             }
-            let current: Option<String> = sqlx::query_scalar(
-                "SELECT value FROM tessera_session_values WHERE session_id = ?1 AND key = ?2",
-            )
-            .bind(id.as_str())
-            .bind(key)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db)?;
+            let current = stored_text(&mut tx, id, key).await?;
             let current = current.map(|text| parse_value(key, &text)).transpose()?;
             // An error here drops `tx`, which rolls back: nothing was written.
             let (next, result) = change(current)?;
@@ -803,6 +796,22 @@ async fn is_live(
     Ok(found.is_some())
 }
 
+/// The stored text of one key.
+async fn stored_text(
+    conn: &mut SqliteConnection,
+    id: &SessionId,
+    key: &str,
+) -> Result<Option<String>, StoreError> {
+    sqlx::query_scalar(
+        "SELECT value FROM tessera_session_values WHERE session_id = ?1 AND key = ?2",
+    )
+    .bind(id.as_str())
+    .bind(key)
+    .fetch_optional(conn)
+    .await
+    .map_err(db)
+}
+
 /// Applies `edit` to the list as stored now (the caller holds the write
 /// lock). A value that does not parse counts as no list and is replaced, as
 /// in every store.
@@ -811,14 +820,7 @@ async fn edit_list(
     id: &SessionId,
     edit: &ListEdit,
 ) -> Result<(), StoreError> {
-    let current: Option<String> = sqlx::query_scalar(
-        "SELECT value FROM tessera_session_values WHERE session_id = ?1 AND key = ?2",
-    )
-    .bind(id.as_str())
-    .bind(&edit.key)
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(db)?;
+    let current = stored_text(conn, id, &edit.key).await?;
     let current = current.and_then(|text| parse_value(&edit.key, &text).ok());
     match edit.apply(current.as_ref()) {
         Some(list) => put_value(conn, id, &edit.key, &list).await,
