@@ -491,7 +491,8 @@ impl Session {
         let data_changed = cleared || !touched.is_empty();
         match (&server.id, server.times) {
             (Some(id), Some(times)) => {
-                let emptied = data_changed && !holds_data(&state.data);
+                // A session tied to a user counts as holding something.
+                let emptied = data_changed && !holds_data(&state.data) && server.user_id.is_none();
                 if emptied && cleared {
                     // A logout: the record goes, whatever was written to it
                     // meanwhile.
@@ -549,7 +550,8 @@ impl Session {
                 }
             }
             _ => {
-                if !(create || (data_changed && holds_data(&state.data))) {
+                let content = holds_data(&state.data) || server.user_id.is_some();
+                if !(create || ((data_changed || user_changed) && content)) {
                     return Plan::Nothing;
                 }
                 Plan::Create {
@@ -629,7 +631,8 @@ impl Session {
 
     /// Ties the session to a user, so it can be listed among the user's
     /// sessions and ended by [`log_out_everywhere`](Self::log_out_everywhere).
-    /// Call it with [`cycle_id`](Self::cycle_id) on login. Ignored by cookie
+    /// Call it with [`cycle_id`](Self::cycle_id) on login. A session tied
+    /// to a user is stored, and kept, even with no data. Ignored by cookie
     /// sessions, which cannot be listed or revoked.
     pub fn set_user_id(&self, user_id: Option<&str>) {
         let mut state = self.lock();

@@ -670,6 +670,55 @@ async fn emptying_a_session_keeps_what_others_wrote_meanwhile() {
     assert_eq!(read(&app, "_flashes", &cookie).await, "None");
 }
 
+/// A session tied to a user holds something even with no data: it is
+/// stored, and showing its flash messages does not end it.
+#[tokio::test]
+async fn a_session_tied_to_a_user_is_kept_without_data() {
+    let app = Router::new()
+        .route(
+            "/login",
+            post(|s: Session| async move {
+                s.cycle_id().await.expect("cycled");
+                s.set_user_id(Some("alice"));
+                s.flash("Welcome");
+                ""
+            }),
+        )
+        .route(
+            "/quiet-login",
+            post(|s: Session| async move {
+                s.set_user_id(Some("bob"));
+                ""
+            }),
+        )
+        .route(
+            "/show",
+            get(|s: Session| async move {
+                let shown = s.take_flashes().len();
+                format!("{shown} {:?}", s.user_id())
+            }),
+        )
+        .layer(SessionLayer::with_store(
+            config().build().expect("config"),
+            Arc::new(MemoryStore::default()),
+        ));
+    let cookie = cookie_pair(&send(&app, "POST", "/login", None, "").await);
+    let shown = send(&app, "GET", "/show", Some(&cookie), "").await;
+    let sent = set_cookies(shown.headers());
+    assert!(
+        sent.iter().all(|sent| !sent.contains("Max-Age=0")),
+        "{sent:?}"
+    );
+    assert_eq!(text(shown).await, "1 Some(\"alice\")");
+    let again = send(&app, "GET", "/show", Some(&cookie), "").await;
+    assert_eq!(text(again).await, "0 Some(\"alice\")");
+
+    let response = send(&app, "POST", "/quiet-login", None, "").await;
+    let cookie = cookie_pair(&response);
+    let shown = send(&app, "GET", "/show", Some(&cookie), "").await;
+    assert_eq!(text(shown).await, "0 Some(\"bob\")");
+}
+
 /// `mark_modified` saves the session (its expiry moves) without writing
 /// back this request's copies of the values, which would undo what
 /// concurrent requests wrote meanwhile.

@@ -92,6 +92,7 @@ macro_rules! conformance {
             list_edits_apply_to_the_list_as_stored,
             concurrent_list_edits_lose_nothing,
             emptied_sessions_go_unless_written_meanwhile,
+            emptying_never_deletes_acknowledged_writes,
             increment_rules,
             append_rules,
             delete_removes_the_record,
@@ -1653,11 +1654,36 @@ async fn emptied_sessions_go_unless_written_meanwhile(store: Arc<dyn SessionStor
             .expect("update")
     };
 
-    // Emptied: gone, from its owner's list too.
+    // Emptied: gone.
+    let id = create(
+        store,
+        &live_record(map([permanent(), ("a", 1.into())]), None),
+    )
+    .await;
+    assert_eq!(
+        emptying(id.clone(), removing("a")).await,
+        UpdateOutcome::Deleted
+    );
+    assert_eq!(load(store, &id, NOW).await, None);
+
+    // Emptied but owned: kept (its user is logged in); gone with its owner,
+    // from the owner's list too.
     let record = live_record(map([permanent(), ("a", 1.into())]), Some("alice"));
     let id = create(store, &record).await;
     assert_eq!(
         emptying(id.clone(), removing("a")).await,
+        UpdateOutcome::Updated
+    );
+    assert_eq!(
+        load_live(store, &id).await.user_id.as_deref(),
+        Some("alice")
+    );
+    let disowning = Changes {
+        user_id: Some(None),
+        ..Changes::default()
+    };
+    assert_eq!(
+        emptying(id.clone(), disowning).await,
         UpdateOutcome::Deleted
     );
     assert_eq!(load(store, &id, NOW).await, None);
@@ -1732,6 +1758,43 @@ async fn emptied_sessions_go_unless_written_meanwhile(store: Arc<dyn SessionStor
     // Dead: nothing to do.
     let dead = create(store, &expired_record(map([("a", 1.into())]), None)).await;
     assert_eq!(emptying(dead, removing("a")).await, UpdateOutcome::Vanished);
+}
+
+async fn emptying_never_deletes_acknowledged_writes(store: Arc<dyn SessionStore>, _keeps: Keeps) {
+    for _ in 0..20 {
+        let record = live_record(map([("_permanent", true.into()), ("a", 1.into())]), None);
+        let id = create(&*store, &record).await;
+        let counting: Vec<_> = (0..8)
+            .map(|_| {
+                let (store, id) = (Arc::clone(&store), id.clone());
+                tokio::spawn(async move { store.increment(&id, "n", 1, NOW).await })
+            })
+            .collect();
+        let emptying = Changes {
+            removed: vec!["a".to_owned()],
+            ..Changes::default()
+        };
+        let outcome = store
+            .update_or_delete_if_empty(&id, &emptying, NOW)
+            .await
+            .expect("update");
+        let mut acknowledged = 0;
+        for task in counting {
+            if task.await.expect("task").expect("increment").is_some() {
+                acknowledged += 1;
+            }
+        }
+        match load(&*store, &id, NOW).await {
+            Some(record) => {
+                assert_eq!(outcome, UpdateOutcome::Updated);
+                assert_eq!(record.data.get("n"), Some(&Value::from(acknowledged)));
+            }
+            None => {
+                assert_eq!(outcome, UpdateOutcome::Deleted);
+                assert_eq!(acknowledged, 0, "acknowledged increments deleted");
+            }
+        }
+    }
 }
 
 async fn increment_rules(store: Arc<dyn SessionStore>, keeps: Keeps) {

@@ -67,7 +67,7 @@ impl MemoryStore {
         let extends = changes.expires_at.is_none_or(|at| at >= record.expires_at)
             && changes.absolute_expires_at.is_none();
         changes.apply_to(record);
-        if delete_if_empty && !holds_data(&record.data) {
+        if delete_if_empty && !holds_data(&record.data) && record.user_id.is_none() {
             inner.remove(id);
             inner.retire(id.clone(), self.max_sessions);
             return UpdateOutcome::Deleted;

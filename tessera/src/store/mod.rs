@@ -391,12 +391,13 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
 
     /// Applies `changes` as [`update`](Self::update) does, then deletes the
     /// record if it holds no key but `_permanent`
-    /// ([`PERMANENT_KEY`](crate::PERMANENT_KEY)): how a request that
+    /// ([`PERMANENT_KEY`](crate::PERMANENT_KEY)) and belongs to no user:
+    /// how a request that
     /// empties its session (pops its last key, shows its last flash
     /// messages) ends it without deleting what concurrent requests wrote
     /// meanwhile. The default makes three calls (update, load, delete), so
     /// a write landing between the last two is deleted with the record;
-    /// every store here but the Flask-Session layout's does it atomically.
+    /// every store here does it atomically.
     async fn update_or_delete_if_empty(
         &self,
         id: &SessionId,
@@ -407,7 +408,9 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
             return Ok(UpdateOutcome::Vanished);
         }
         match self.load(id, now).await? {
-            Some(record) if holds_data(&record.data) => Ok(UpdateOutcome::Updated),
+            Some(record) if holds_data(&record.data) || record.user_id.is_some() => {
+                Ok(UpdateOutcome::Updated)
+            }
             Some(_) => {
                 self.delete(id).await?;
                 Ok(UpdateOutcome::Deleted)

@@ -671,7 +671,9 @@ impl PostgresStore {
             if delete_if_empty {
                 let holds_data: bool = sqlx::query_scalar(
                     "SELECT EXISTS (SELECT 1 FROM tessera_session_values \
-                     WHERE session_id = $1 AND key <> $2)",
+                                    WHERE session_id = $1 AND key <> $2) \
+                         OR EXISTS (SELECT 1 FROM tessera_sessions \
+                                    WHERE id = $1 AND user_id IS NOT NULL)",
                 )
                 .bind(id.as_str())
                 .bind(PERMANENT_KEY)

@@ -85,8 +85,8 @@ use super::{
 use crate::map::Map;
 use crate::store::flask_format::SerializationFormat;
 use crate::store::{
-    append_in_map, deadline, incremented, Changes, Record, SessionId, SessionInfo, SessionStore,
-    StoreError,
+    append_in_map, deadline, holds_data, incremented, Changes, Record, SessionId, SessionInfo,
+    SessionStore, StoreError, UpdateOutcome,
 };
 use crate::value::Value;
 
@@ -259,6 +259,20 @@ forget(ARGV[1], ARGV[2], KEYS[2])
 return existed
 "#;
 
+/// KEYS: value, expiry index. ARGV: prefix, id, SHA-1 of the value as read,
+/// '1' if the session's owner goes with the change. Deletes the session if
+/// its value is still the one read and it belongs to no one: 1 deleted, 0 no
+/// session, 2 written meanwhile, 3 owned.
+const DELETE_IF_UNCHANGED: &str = r#"
+local value = redis.call('GET', KEYS[1])
+if not value then return 0 end
+if redis.sha1hex(value) ~= ARGV[3] then return 2 end
+if ARGV[4] ~= '1' and owner_of(session_key(ARGV[1], ARGV[2])) then return 3 end
+redis.call('DEL', KEYS[1])
+forget(ARGV[1], ARGV[2], KEYS[2])
+return 1
+"#;
+
 /// KEYS: old value, old metadata, new value, new metadata, expiry index.
 /// ARGV: prefix, old id, new id, now.
 const CYCLE: &str = r#"
@@ -352,6 +366,7 @@ struct FlaskScripts {
     create: Script,
     write: Script,
     delete: Script,
+    delete_if_unchanged: Script,
     cycle: Script,
     info: Script,
     purge: Script,
@@ -371,6 +386,7 @@ static FLASK_SCRIPTS: LazyLock<FlaskScripts> = LazyLock::new(|| {
         create: script(CREATE),
         write: script(WRITE),
         delete: script(DELETE),
+        delete_if_unchanged: script(DELETE_IF_UNCHANGED),
         cycle: script(CYCLE),
         info: script(INFO),
         purge: script(PURGE),
@@ -398,6 +414,15 @@ pub struct FlaskSessionRedisStore {
 struct WriterLocks([tokio::sync::Mutex<()>; WRITER_SHARDS]);
 
 const WRITER_SHARDS: usize = 64;
+
+/// After another writer won: the retries spread out so that many contenders
+/// don't collide again in lockstep.
+async fn backoff(attempt: u32) {
+    if attempt >= 2 {
+        let micros = rand::thread_rng().gen_range(0..200 * u64::from(attempt.min(10)));
+        tokio::time::sleep(Duration::from_micros(micros)).await;
+    }
+}
 
 impl WriterLocks {
     fn new() -> Self {
@@ -575,6 +600,54 @@ impl FlaskSessionRedisStore {
         }))
     }
 
+    /// `changes` applied (see [`modify_or_delete`](Self::modify_or_delete)).
+    async fn apply(
+        &self,
+        id: &SessionId,
+        changes: &Changes,
+        now: u64,
+        delete_if_empty: bool,
+    ) -> Result<UpdateOutcome, StoreError> {
+        // Only the expiry or the owner changes: the value goes back as it
+        // was read, even if this store could not write it (a JSON value
+        // holding an integer msgpack cannot, read by a msgpack store).
+        let data_changes = changes.changes_data();
+        let applied = self
+            .modify_or_delete(
+                id,
+                now,
+                (changes.expires_at, changes.absolute_expires_at),
+                changes.user_id.as_ref(),
+                data_changes,
+                delete_if_empty,
+                |data| {
+                    let mut record = Record {
+                        data: std::mem::take(data),
+                        user_id: None,
+                        created_at: 0,
+                        expires_at: 0,
+                        absolute_expires_at: None,
+                    };
+                    Changes {
+                        cleared: changes.cleared,
+                        set: changes.set.clone(),
+                        removed: changes.removed.clone(),
+                        list_edit: changes.list_edit.clone(),
+                        ..Changes::default()
+                    }
+                    .apply_to(&mut record);
+                    *data = record.data;
+                    Ok(())
+                },
+            )
+            .await?;
+        Ok(match applied {
+            None => UpdateOutcome::Vanished,
+            Some(((), true)) => UpdateOutcome::Deleted,
+            Some(((), false)) => UpdateOutcome::Updated,
+        })
+    }
+
     /// Applies `change` to the session's data and writes the result if no
     /// one wrote meanwhile, else starts over from what is there now.
     /// `None` if there is no live session. `expiries` are the new idle and
@@ -583,11 +656,32 @@ impl FlaskSessionRedisStore {
         &self,
         id: &SessionId,
         now: u64,
+        expiries: (Option<u64>, Option<u64>),
+        owner: Option<&Option<String>>,
+        changes_data: bool,
+        change: impl FnMut(&mut Map) -> Result<T, StoreError>,
+    ) -> Result<Option<T>, StoreError> {
+        let modified = self
+            .modify_or_delete(id, now, expiries, owner, changes_data, false, change)
+            .await?;
+        Ok(modified.map(|(result, _)| result))
+    }
+
+    /// [`modify`](Self::modify), deleting the session instead of writing it
+    /// if asked and the change leaves it with no data and no owner (under the
+    /// same check that no one wrote meanwhile). The flag says whether it
+    /// was deleted.
+    #[allow(clippy::too_many_arguments)]
+    async fn modify_or_delete<T>(
+        &self,
+        id: &SessionId,
+        now: u64,
         (expires_at, absolute_expires_at): (Option<u64>, Option<u64>),
         owner: Option<&Option<String>>,
         changes_data: bool,
+        delete_if_empty: bool,
         mut change: impl FnMut(&mut Map) -> Result<T, StoreError>,
-    ) -> Result<Option<T>, StoreError> {
+    ) -> Result<Option<(T, bool)>, StoreError> {
         let (owner_change, owner) = match owner {
             None => ("", ""),
             Some(None) => ("-", ""),
@@ -604,6 +698,25 @@ impl FlaskSessionRedisStore {
                 return Ok(None);
             };
             let result = change(&mut data)?;
+            if delete_if_empty && owner_change != "=" && !holds_data(&data) {
+                let mut call = FLASK_SCRIPTS.delete_if_unchanged.prepare_invoke();
+                call.key(self.value_key(id))
+                    .key(self.expiry_key())
+                    .arg(&self.prefix)
+                    .arg(id.as_str())
+                    .arg(crate::key::hex(&sha1_of(&value)))
+                    .arg(if owner_change == "-" { "1" } else { "0" });
+                match self.link.write::<i64>(&call).await? {
+                    1 => return Ok(Some((result, true))),
+                    0 => return Ok(None),
+                    2 => {
+                        backoff(attempt).await;
+                        continue;
+                    }
+                    // Owned: kept, and written as any other change.
+                    _ => {}
+                }
+            }
             let encoded = if changes_data {
                 Some(
                     self.format
@@ -627,17 +740,9 @@ impl FlaskSessionRedisStore {
                 .arg(owner)
                 .arg(absolute_expires_at.map_or(String::new(), |at| clamp(at).to_string()));
             match self.link.write::<i64>(&call).await? {
-                1 => return Ok(Some(result)),
+                1 => return Ok(Some((result, false))),
                 0 => return Ok(None),
-                _ => {
-                    // Another writer won; spread the retries out so that
-                    // many contenders don't collide again in lockstep.
-                    if attempt >= 2 {
-                        let micros =
-                            rand::thread_rng().gen_range(0..200 * u64::from(attempt.min(10)));
-                        tokio::time::sleep(Duration::from_micros(micros)).await;
-                    }
-                }
+                _ => backoff(attempt).await,
             }
         }
         Err(StoreError::Unavailable(
@@ -797,39 +902,16 @@ impl SessionStore for FlaskSessionRedisStore {
                 .await?
                 .is_some_and(|snapshot| snapshot.live));
         }
-        // Only the expiry or the owner changes: the value goes back as it
-        // was read, even if this store could not write it (a JSON value
-        // holding an integer msgpack cannot, read by a msgpack store).
-        let data_changes = changes.changes_data();
-        let applied = self
-            .modify(
-                id,
-                now,
-                (changes.expires_at, changes.absolute_expires_at),
-                changes.user_id.as_ref(),
-                data_changes,
-                |data| {
-                    let mut record = Record {
-                        data: std::mem::take(data),
-                        user_id: None,
-                        created_at: 0,
-                        expires_at: 0,
-                        absolute_expires_at: None,
-                    };
-                    Changes {
-                        cleared: changes.cleared,
-                        set: changes.set.clone(),
-                        removed: changes.removed.clone(),
-                        list_edit: changes.list_edit.clone(),
-                        ..Changes::default()
-                    }
-                    .apply_to(&mut record);
-                    *data = record.data;
-                    Ok(())
-                },
-            )
-            .await?;
-        Ok(applied.is_some())
+        Ok(self.apply(id, changes, now, false).await? != UpdateOutcome::Vanished)
+    }
+
+    async fn update_or_delete_if_empty(
+        &self,
+        id: &SessionId,
+        changes: &Changes,
+        now: u64,
+    ) -> Result<UpdateOutcome, StoreError> {
+        self.apply(id, changes, clamp(now), true).await
     }
 
     async fn delete(&self, id: &SessionId) -> Result<bool, StoreError> {

@@ -552,9 +552,9 @@ if moved then
   redis.call('PEXPIRE', key, ttl_ms(due, now))
   redis.call('ZADD', index, due, sid)
 end
--- Left with no data (nothing but PERMANENT_KEY), the session goes, if
--- asked (2).
-if mode >= 2 then
+-- Left with no data (nothing but PERMANENT_KEY) and no owner, the session
+-- goes, if asked (2).
+if mode >= 2 and not owner then
   local holds_data = false
   for _, field in ipairs(redis.call('HKEYS', key)) do
     if not is_meta(field) and field ~= '_permanent' then
@@ -565,7 +565,6 @@ if mode >= 2 then
   if not holds_data then
     redis.call('DEL', key)
     redis.call('ZREM', index, sid)
-    if owner then redis.call('SREM', user_key(prefix, owner), sid) end
     return 2
   end
 end

@@ -350,8 +350,10 @@ impl SqliteStore {
             }
             if delete_if_empty {
                 let data: i64 = sqlx::query_scalar(
-                    "SELECT count(*) FROM tessera_session_values \
-                     WHERE session_id = ?1 AND key <> ?2",
+                    "SELECT (SELECT count(*) FROM tessera_session_values \
+                             WHERE session_id = ?1 AND key <> ?2) \
+                          + (SELECT count(*) FROM tessera_sessions \
+                             WHERE id = ?1 AND user_id IS NOT NULL)",
                 )
                 .bind(id.as_str())
                 .bind(PERMANENT_KEY)
