@@ -184,7 +184,6 @@ pub(crate) fn unix_now() -> u64 {
     crate::signing::unix_seconds(SystemTime::now())
 }
 
-/// A session with anything but `_permanent` in it is worth storing.
 /// Refuses a value that, stored, would make its session unreadable.
 fn unwritable(key: &str, problem: crate::tagged::Unwritable) -> StoreError {
     StoreError::Unrepresentable(format!("session key {key:?}: {problem}"))

@@ -1085,7 +1085,6 @@ async fn migrate(
     Ok(())
 }
 
-/// Keys and their tagged JSON, as the two arrays `unnest` pairs up.
 /// Whether the session is live, locking its row `FOR UPDATE` ([`LOCK_LIVE`])
 /// until the transaction ends.
 async fn lock_live(conn: &mut PgConnection, id: &str, now: u64) -> Result<bool, StoreError> {
@@ -1145,6 +1144,7 @@ async fn apply_changes<'c>(
         .map_err(db)
 }
 
+/// Keys and their tagged JSON, as the two arrays `unnest` pairs up.
 fn key_value_arrays(data: &Map) -> Result<(Vec<&str>, Vec<String>), StoreError> {
     for key in data.keys() {
         storable_text(key, "a session key")?;
