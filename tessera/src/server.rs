@@ -12,7 +12,7 @@ use std::time::SystemTime;
 use crate::map::Map;
 use crate::session::{Session, SessionError, State, PERMANENT_KEY};
 use crate::store::{
-    holds_data, Changes, Record, SessionId, SessionInfo, SessionStore, StoreError, UpdateOutcome,
+    worth_keeping, Changes, Record, SessionId, SessionInfo, SessionStore, StoreError, UpdateOutcome,
 };
 use crate::value::Value;
 
@@ -488,10 +488,10 @@ impl Session {
         let user_changed = std::mem::take(&mut server.user_changed);
         let refresh_forced = std::mem::take(&mut server.refresh_forced);
         let data_changed = cleared || !touched.is_empty();
+        let keep = worth_keeping(&state.data, server.user_id.as_deref());
         match (&server.id, server.times) {
             (Some(id), Some(times)) => {
-                // A session tied to a user counts as holding something.
-                let emptied = data_changed && !holds_data(&state.data) && server.user_id.is_none();
+                let emptied = data_changed && !keep;
                 if emptied && cleared {
                     // A logout: the record goes, whatever was written to it
                     // meanwhile.
@@ -549,8 +549,7 @@ impl Session {
                 }
             }
             _ => {
-                let content = holds_data(&state.data) || server.user_id.is_some();
-                if !(create || ((data_changed || user_changed) && content)) {
+                if !(create || ((data_changed || user_changed) && keep)) {
                     return Plan::Nothing;
                 }
                 Plan::Create {

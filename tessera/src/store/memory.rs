@@ -4,8 +4,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use super::{
-    append_in_map, holds_data, incremented, Changes, Record, SessionId, SessionInfo, SessionStore,
-    StoreError, UpdateOutcome,
+    append_in_map, incremented, worth_keeping, Changes, Record, SessionId, SessionInfo,
+    SessionStore, StoreError, UpdateOutcome,
 };
 use crate::value::Value;
 
@@ -52,7 +52,7 @@ impl Default for MemoryStore {
 
 impl MemoryStore {
     /// `changes` applied under the lock, and the record deleted if asked
-    /// and left with no data.
+    /// and left with no data and no owner.
     fn apply(
         &self,
         id: &SessionId,
@@ -67,7 +67,7 @@ impl MemoryStore {
         let extends = changes.expires_at.is_none_or(|at| at >= record.expires_at)
             && changes.absolute_expires_at.is_none();
         changes.apply_to(record);
-        if delete_if_empty && !holds_data(&record.data) && record.user_id.is_none() {
+        if delete_if_empty && !worth_keeping(&record.data, record.user_id.as_deref()) {
             inner.remove(id);
             inner.retire(id.clone(), self.max_sessions);
             return UpdateOutcome::Deleted;

@@ -296,16 +296,21 @@ impl Changes {
 pub enum UpdateOutcome {
     /// There was no live record: nothing was applied.
     Vanished,
-    /// Applied; the session still holds data.
+    /// Applied; the session still holds data or belongs to a user.
     Updated,
-    /// Applied, and the session, left with no data, was deleted.
+    /// Applied, and the session, left with no data and no owner, was
+    /// deleted.
     Deleted,
 }
 
-/// Whether a session's data holds anything but `_permanent`: one that does
-/// not is not kept.
+/// Whether a session's data holds anything but `_permanent`.
 pub(crate) fn holds_data(data: &Map) -> bool {
     data.keys().any(|key| key != crate::session::PERMANENT_KEY)
+}
+
+/// Whether a session is worth keeping: it holds data or belongs to a user.
+pub(crate) fn worth_keeping(data: &Map, user_id: Option<&str>) -> bool {
+    holds_data(data) || user_id.is_some()
 }
 
 /// A stored session as listed: everything but the data. `Debug` shows
@@ -408,7 +413,7 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
             return Ok(UpdateOutcome::Vanished);
         }
         match self.load(id, now).await? {
-            Some(record) if holds_data(&record.data) || record.user_id.is_some() => {
+            Some(record) if worth_keeping(&record.data, record.user_id.as_deref()) => {
                 Ok(UpdateOutcome::Updated)
             }
             Some(_) => {

@@ -624,7 +624,7 @@ impl PostgresStore {
     /// `changes` applied in a transaction holding the session's row lock,
     /// which waits for and then excludes the session's other writers: the
     /// list of a list edit is read and written under it, and the session is
-    /// deleted if asked and left with no data.
+    /// deleted if asked and left with no data and no owner.
     async fn apply_locked(
         &self,
         id: &SessionId,

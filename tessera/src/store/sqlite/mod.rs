@@ -277,7 +277,7 @@ impl SqliteStore {
     }
 
     /// `changes` applied in one write transaction, and the session deleted
-    /// if asked and left with no data.
+    /// if asked and left with no data and no owner.
     async fn apply(
         &self,
         id: &SessionId,
