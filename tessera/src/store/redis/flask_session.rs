@@ -621,6 +621,8 @@ impl FlaskSessionRedisStore {
                 data_changes,
                 delete_if_empty,
                 |data| {
+                    // The data only: the times and owner go to the metadata
+                    // through the write script.
                     let mut record = Record {
                         data: std::mem::take(data),
                         user_id: None,
@@ -628,14 +630,7 @@ impl FlaskSessionRedisStore {
                         expires_at: 0,
                         absolute_expires_at: None,
                     };
-                    Changes {
-                        cleared: changes.cleared,
-                        set: changes.set.clone(),
-                        removed: changes.removed.clone(),
-                        list_edit: changes.list_edit.clone(),
-                        ..Changes::default()
-                    }
-                    .apply_to(&mut record);
+                    changes.apply_to(&mut record);
                     *data = record.data;
                     Ok(())
                 },

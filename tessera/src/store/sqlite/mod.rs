@@ -294,8 +294,8 @@ impl SqliteStore {
                 tx.rollback().await.map_err(db)?;
                 return Ok(UpdateOutcome::Vanished);
             }
-            // The order of `Changes::apply_to`: clear, remove, set, then the
-            // session's own columns.
+            // The order of `Changes::apply_to`: clear, remove, set, the list
+            // edit, then the session's own columns.
             if changes.cleared {
                 sqlx::query("DELETE FROM tessera_session_values WHERE session_id = ?1")
                     .bind(id.as_str())
@@ -304,14 +304,7 @@ impl SqliteStore {
                     .map_err(db)?;
             } else {
                 for key in &changes.removed {
-                    sqlx::query(
-                        "DELETE FROM tessera_session_values WHERE session_id = ?1 AND key = ?2",
-                    )
-                    .bind(id.as_str())
-                    .bind(key)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db)?;
+                    remove_value(&mut tx, id, key).await?;
                 }
             }
             for (key, value) in &changes.set {
@@ -826,16 +819,22 @@ async fn edit_list(
     let current = current.and_then(|text| parse_value(&edit.key, &text).ok());
     match edit.apply(current.as_ref()) {
         Some(list) => put_value(conn, id, &edit.key, &list).await,
-        None => {
-            sqlx::query("DELETE FROM tessera_session_values WHERE session_id = ?1 AND key = ?2")
-                .bind(id.as_str())
-                .bind(&edit.key)
-                .execute(conn)
-                .await
-                .map_err(db)?;
-            Ok(())
-        }
+        None => remove_value(conn, id, &edit.key).await,
     }
+}
+
+async fn remove_value(
+    conn: &mut SqliteConnection,
+    id: &SessionId,
+    key: &str,
+) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM tessera_session_values WHERE session_id = ?1 AND key = ?2")
+        .bind(id.as_str())
+        .bind(key)
+        .execute(conn)
+        .await
+        .map_err(db)?;
+    Ok(())
 }
 
 async fn put_value(
