@@ -94,6 +94,8 @@ pub(crate) struct ServerState {
     absolute_unstored: bool,
     user_id: Option<String>,
     user_changed: bool,
+    /// The stored session belonged to a user when this request loaded it.
+    owned_when_loaded: bool,
     /// The client must be sent the (new) id.
     pub(crate) id_changed: bool,
     /// `cycle_id` asked for a new id, given when the response is saved.
@@ -136,6 +138,7 @@ impl ServerState {
             absolute_unstored: false,
             user_id: None,
             user_changed: false,
+            owned_when_loaded: false,
             id_changed: false,
             cycle_pending: false,
             expiry_moved: false,
@@ -316,6 +319,7 @@ impl Session {
                 state.data = data;
                 state.new = false;
                 server.id = Some(id);
+                server.owned_when_loaded = record.user_id.is_some();
                 server.user_id = record.user_id;
                 server.times = Some(RecordTimes {
                     created_at: record.created_at,
@@ -653,8 +657,11 @@ impl Session {
     /// panic in a layer outside the session's, a client that went away)
     /// leaves the session where it was, under the id the browser still has.
     /// Until then [`id`](Self::id) is the old id. If the session ends
-    /// elsewhere first (logged out everywhere), the response is 409, as for
-    /// any write to a session that ended.
+    /// elsewhere first, a session that belonged to a user (logged out
+    /// everywhere) is answered 409, as for any write to a session that
+    /// ended; an anonymous one (emptied by a concurrent request that showed
+    /// its last flashes, expired) is not: what this request wrote goes into
+    /// a fresh session, and nothing else of the ended one.
     pub async fn cycle_id(&self) -> Result<(), SessionError> {
         if self.server_settings().is_none() {
             return Ok(());
@@ -701,18 +708,72 @@ impl Session {
                 return Ok(());
             }
             if settings.store.load(&old, now).await?.is_none() {
-                // Ended meanwhile: nothing to move, and nothing this
-                // request wrote is stored.
-                self.mark_vanished();
-                if let Some(server) = self.lock().server.as_mut() {
-                    server.writes_lost = true;
-                }
+                self.cycle_found_it_ended();
                 return Ok(());
             }
         }
         Err(StoreError::Corrupt(
             "could not draw an unused session id".to_owned(),
         ))
+    }
+
+    /// The session ended before this request's `cycle_id` could move it:
+    /// emptied and deleted by a concurrent request (one that showed its last
+    /// flashes), expired, revoked. A login on an anonymous session stands:
+    /// what this request wrote itself (and whether the session is
+    /// permanent) goes into a fresh session, which gives the visitor nothing
+    /// it could not have had by coming without a cookie. Nothing else of
+    /// the ended session carries over. A session that belonged to a user is
+    /// never restarted: nothing this request wrote is stored, and the
+    /// response says so (409).
+    fn cycle_found_it_ended(&self) {
+        let own_writes = {
+            let state = self.lock();
+            let Some(server) = state.server.as_ref() else {
+                return;
+            };
+            (!server.owned_when_loaded).then(|| {
+                let permanence =
+                    (!state.touched.contains(PERMANENT_KEY)).then(|| PERMANENT_KEY.to_owned());
+                let written: Vec<(String, Option<Value>)> = state
+                    .touched
+                    .iter()
+                    .cloned()
+                    .chain(permanence)
+                    .map(|key| {
+                        let value = match &state.flash_edit {
+                            // Only the messages this request flashed: those
+                            // it took were the ended session's.
+                            Some(edit) if key == edit.key => edit.apply(None),
+                            _ => state.data.get(&key).cloned(),
+                        };
+                        (key, value)
+                    })
+                    .collect();
+                let user = server.user_changed.then(|| server.user_id.clone());
+                (written, user)
+            })
+        };
+        self.mark_vanished();
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        let Some((written, user)) = own_writes else {
+            if let Some(server) = state.server.as_mut() {
+                server.writes_lost = true;
+            }
+            return;
+        };
+        for (key, value) in written {
+            match value {
+                Some(value) => state.data.insert(key.clone(), value),
+                None => state.data.remove(&key),
+            };
+            state.touched.insert(key);
+        }
+        if let (Some(server), Some(user)) = (state.server.as_mut(), user) {
+            server.user_id = user;
+            server.user_changed = true;
+        }
     }
 
     /// The stored session went away while this request used it: revoked or

@@ -1544,11 +1544,123 @@ async fn a_login_abandoned_after_cycle_id_leaves_the_session_where_it_was() {
     );
 }
 
-/// A login racing a logout elsewhere (the session ends between the login's
-/// `cycle_id` and its save) is refused with 409, storing nothing.
+/// A login on an anonymous session that ends between the login's
+/// `cycle_id` and its save (a concurrent request showed its last flashes
+/// and emptied it, it expired) stands: what the login wrote goes into a
+/// fresh session, as if the visitor had come without a cookie; nothing else
+/// of the ended session carries over. It was answered 409 "session ended",
+/// though the visitor had only logged in.
 #[tokio::test]
-async fn a_login_whose_session_ends_before_the_save_is_answered_409() {
-    let (_, store, _, response) = login_while(BeforeTheSave::SessionEnded).await;
+async fn a_login_on_an_anonymous_session_that_ends_before_the_save_starts_a_fresh_one() {
+    let (app, store, before, response) = login_while(BeforeTheSave::SessionEnded).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let after = cookie_pair(&response);
+    assert_ne!(after, before, "a fresh id");
+    assert_eq!(read(&app, "username", &after).await, "\"alice\"");
+    assert_eq!(
+        read(&app, "cart", &after).await,
+        "None",
+        "nothing of the ended session"
+    );
+    assert_eq!(read(&app, "cart", &before).await, "None");
+    assert_eq!(store.inner.len(), 1, "only the fresh session");
+}
+
+/// The login's own flashes, user and permanence go into the fresh session;
+/// the flashes it took were the ended session's, and those of the ended
+/// session it did not take are not carried over either.
+#[tokio::test]
+async fn a_fresh_session_after_a_login_race_holds_the_logins_flashes_and_user() {
+    let store = Arc::new(CountingStore::default());
+    let ended_by = store.clone();
+    let app = Router::new()
+        .route(
+            "/login",
+            post(move |s: Session| {
+                let store = ended_by.clone();
+                async move {
+                    s.cycle_id().await.expect("cycle asked for");
+                    let taken = s.take_flashes();
+                    s.set_user_id(Some("alice"));
+                    s.flash("Logged in as alice");
+                    s.insert_value("username", "alice");
+                    let id = s.id().expect("stored");
+                    store.inner.delete(&id).await.expect("ended elsewhere");
+                    format!("{}", taken.len())
+                }
+            }),
+        )
+        .route(
+            "/flash",
+            post(|s: Session| async move {
+                s.flash("one");
+                s.flash("two");
+                s.set_permanent(false);
+                "ok"
+            }),
+        )
+        .layer(SessionLayer::with_store(
+            config().build().expect("config"),
+            store.clone(),
+        ));
+    let before = cookie_pair(&send(&app, "POST", "/flash", None, "").await);
+    let response = send(&app, "POST", "/login", Some(&before), "").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let after = cookie_pair(&response);
+    assert_ne!(after, before);
+    assert_eq!(text(response).await, "2", "the login took both flashes");
+    let id = SessionId::parse(after.trim_start_matches("session=")).expect("an id");
+    let record = store
+        .inner
+        .load(&id, tessera_now())
+        .await
+        .expect("loads")
+        .expect("stored");
+    assert_eq!(record.user_id.as_deref(), Some("alice"));
+    assert_eq!(
+        record.data.get("_flashes").map(Value::to_tagged_json),
+        Some(r#"[{" t":["message","Logged in as alice"]}]"#.to_owned())
+    );
+    assert_eq!(record.data.get("_permanent"), Some(&Value::Bool(false)));
+    assert_eq!(store.inner.len(), 1);
+}
+
+/// A session that belonged to a user is never restarted: a login racing a
+/// "log out everywhere" (the session ends between the login's `cycle_id`
+/// and its save) is refused with 409, storing nothing.
+#[tokio::test]
+async fn a_login_on_a_users_session_that_ends_before_the_save_is_answered_409() {
+    let store = Arc::new(CountingStore::default());
+    let ended_by = store.clone();
+    let app = Router::new()
+        .route(
+            "/login",
+            post(move |s: Session| {
+                let store = ended_by.clone();
+                async move {
+                    s.cycle_id().await.expect("cycle asked for");
+                    s.set_user_id(Some("alice"));
+                    s.insert_value("username", "alice");
+                    let id = s.id().expect("stored");
+                    store.inner.delete(&id).await.expect("ended elsewhere");
+                    "logged in"
+                }
+            }),
+        )
+        .route(
+            "/own",
+            post(|s: Session| async move {
+                s.set_user_id(Some("bob"));
+                s.insert_value("cart", "apple");
+                "ok"
+            }),
+        )
+        .layer(SessionLayer::with_store(
+            config().build().expect("config"),
+            store.clone(),
+        ));
+    let before = cookie_pair(&send(&app, "POST", "/own", None, "").await);
+    let response = send(&app, "POST", "/login", Some(&before), "").await;
     assert_eq!(response.status(), StatusCode::CONFLICT);
     assert!(set_cookies(response.headers()).is_empty());
     assert_eq!(store.inner.len(), 0, "nothing stored");
