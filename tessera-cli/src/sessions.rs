@@ -20,13 +20,15 @@ const DEFAULT_BATCH: u32 = 1000;
 
 /// What `--store` accepts, for error messages.
 const SUPPORTED: &str = "sqlite:///absolute/path.db, sqlite://relative/path.db, \
-    redis://host:port/db (rediss:// for TLS) or postgres://user@host:port/db";
+    redis://host:port/db (rediss:// for TLS, redis+unix:///path.sock?db=N or unix:// for a \
+    socket; valkey:// and valkeys:// alike) or postgres://user@host:port/db";
 
 /// How the URL of a store is given.
 const STORE_HELP: &str = "Every command takes the store's URL from --store or, failing that, \
     from SESSION_STORE_URL (the variable the application reads): \
     sqlite:///absolute/path.db or sqlite://path/relative/to/the/current/directory.db \
-    (the file must exist: it is never created here), redis://host:port/db (keys under \
+    (the file must exist: it is never created here), redis://host:port/db (also \
+    redis://user:password@host:port/db, redis+unix:///path.sock?db=N, unix://, valkey://; keys under \
     SESSION_KEY_PREFIX, default session:, set but empty no prefix; in Flask-Session's layout when \
     SESSION_SERIALIZATION_FORMAT is msgpack or json, and refused when the sessions found under \
     the prefix are in the other layout, or in both) or postgres://user:password@host:port/db (the \
@@ -280,7 +282,7 @@ impl Store {
                     .map_err(store_error)?;
                 Ok(Self::Sqlite(store))
             }
-            Some("redis" | "rediss" | "redis+unix") => {
+            Some(scheme) if is_redis_scheme(scheme) => {
                 use tessera::store::redis::Layout;
                 // The application's own settings say which layout it uses;
                 // blank ones count as unset, as in the application, but for
@@ -377,6 +379,15 @@ impl Store {
             Self::Postgres(store) => store.close().await,
         }
     }
+}
+
+/// Whether `scheme` names a Redis server, as the application's store (and
+/// the Redis client under it) reads it: Valkey's names included.
+fn is_redis_scheme(scheme: &str) -> bool {
+    matches!(
+        scheme,
+        "redis" | "rediss" | "redis+unix" | "unix" | "valkey" | "valkeys" | "valkey+unix"
+    )
 }
 
 /// Whether `text` is a URL scheme (RFC 3986: a letter, then letters,
@@ -773,6 +784,18 @@ mod tests {
 
     #[test]
     fn schemes() {
+        for redis in [
+            "redis",
+            "rediss",
+            "redis+unix",
+            "unix",
+            "valkey",
+            "valkeys",
+            "valkey+unix",
+        ] {
+            assert!(is_redis_scheme(redis), "{redis}");
+        }
+        assert!(!is_redis_scheme("postgres"));
         assert!(is_scheme("sqlite"));
         assert!(is_scheme("postgres+tls"));
         assert!(!is_scheme(""));

@@ -694,6 +694,45 @@ fn help_has_examples() {
     assert!(out.stdout.contains("sessions"));
 }
 
+/// The CLI takes every URL the application takes for Redis: `valkey://`
+/// here (and `unix://`, `valkey+unix://`, per the unit test of schemes).
+/// It refused `valkey://` and `unix://` as unsupported schemes.
+#[test]
+fn valkey_urls_reach_redis() {
+    use tessera::store::{RedisStore, SessionId, SessionStore};
+    let url = std::env::var("TESSERA_TEST_REDIS_URL").unwrap_or_else(|_| {
+        panic!("TESSERA_TEST_REDIS_URL is not set: start the servers with `eval \"$(scripts/services.sh start)\"` or run scripts/test.sh")
+    });
+    let valkey = url.replacen("redis://", "valkey://", 1);
+    assert_ne!(valkey, url);
+    let prefix = format!("cli-valkey-{}:", std::process::id());
+    let store = RedisStore::new(&url)
+        .expect("a redis URL")
+        .with_prefix(&prefix);
+    let id = SessionId::generate();
+    let now = now();
+    let runtime = runtime();
+    runtime.block_on(async {
+        assert!(store
+            .create(&id, &record(Some("vera"), now, now + 3600, None))
+            .await
+            .expect("create"));
+    });
+    let listed = run_in(
+        &std::env::temp_dir(),
+        &["sessions", "list", "--store", &valkey],
+        &[("SESSION_KEY_PREFIX", &prefix)],
+    );
+    assert!(
+        listed.line().starts_with(id.as_str()),
+        "{:?}",
+        listed.stdout
+    );
+    runtime.block_on(async {
+        assert!(store.delete(&id).await.expect("delete"));
+    });
+}
+
 /// The same commands on Redis (in tessera's layout and in Flask-Session's,
 /// chosen by the application's own SESSION_SERIALIZATION_FORMAT) and
 /// PostgreSQL, in plain text and over TLS (the servers

@@ -86,3 +86,140 @@ async fn sessions_live_under_session_key_prefix() {
         .await
         .expect("clean up");
 }
+
+fn random_hex() -> String {
+    let mut random = [0u8; 6];
+    rand::rngs::OsRng.fill_bytes(&mut random);
+    random.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs()
+}
+
+async fn admin() -> redis::aio::MultiplexedConnection {
+    redis::Client::open(redis_url().as_str())
+        .expect("a redis URL")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect")
+}
+
+/// A Redis user of the test server whose ACL is `rules`: its name and the
+/// server's URL with its credentials.
+async fn acl_user(rules: &[&str]) -> (String, String) {
+    let name = format!("acl-test-{}", random_hex());
+    let mut setuser = redis::cmd("ACL");
+    setuser
+        .arg("SETUSER")
+        .arg(&name)
+        .arg("on")
+        .arg(">acl-test-password");
+    for rule in rules {
+        setuser.arg(*rule);
+    }
+    let () = setuser
+        .query_async(&mut admin().await)
+        .await
+        .expect("ACL SETUSER");
+    let url = redis_url();
+    let address = url.strip_prefix("redis://").expect("a redis:// URL");
+    assert!(!address.contains('@'), "the test URL has no credentials");
+    let url = format!("redis://{name}:acl-test-password@{address}");
+    (name, url)
+}
+
+async fn remove_user(name: &str) {
+    let _: i64 = redis::cmd("ACL")
+        .arg("DELUSER")
+        .arg(name)
+        .query_async(&mut admin().await)
+        .await
+        .expect("ACL DELUSER");
+}
+
+fn owned_record(now: u64) -> tessera::store::Record {
+    tessera::store::Record {
+        data: tessera::Map::from([("n".to_owned(), tessera::Value::from(1))]),
+        user_id: Some("carol".to_owned()),
+        created_at: now,
+        expires_at: now + 3600,
+        absolute_expires_at: None,
+    }
+}
+
+/// Listing sessions in Flask-Session's layout as a user whose ACL refuses
+/// a command the store's scripts run (here `TIME`, outside `@read`) fails
+/// with Redis' refusal. Each session was reported corrupt and left out
+/// instead: an empty listing, and a `tessera sessions list` that exited 0.
+#[tokio::test]
+async fn a_listing_the_acl_refuses_fails_rather_than_listing_nothing() {
+    use tessera::store::flask_format::SerializationFormat;
+    use tessera::store::{FlaskSessionRedisStore, SessionId, SessionStore};
+    let prefix = format!("acl-fs-{}:", random_hex());
+    let now = unix_now();
+    let writer = FlaskSessionRedisStore::new(&redis_url(), SerializationFormat::Msgpack)
+        .expect("a redis URL")
+        .with_prefix(&prefix);
+    let id = SessionId::generate();
+    assert!(writer
+        .create(&id, &owned_record(now))
+        .await
+        .expect("create"));
+    let (name, url) = acl_user(&["~*", "+@all", "-time"]).await;
+    let reader = FlaskSessionRedisStore::new(&url, SerializationFormat::Msgpack)
+        .expect("a redis URL")
+        .with_prefix(&prefix);
+    let refused = reader.list(None, None, 100, now).await;
+    remove_user(&name).await;
+    let error = refused.expect_err("refused, not an empty listing");
+    assert!(
+        matches!(error, tessera::store::StoreError::Unavailable(_)),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("can't run"), "{error}");
+    let listed = writer.list(None, None, 100, now).await.expect("list");
+    assert_eq!(listed.len(), 1, "the application's own user lists it");
+    assert!(writer.delete(&id).await.expect("delete"));
+}
+
+/// A user may be denied `SCAN` (ACL key patterns do not filter what it
+/// returns, so cautious operators deny it): the check of which layout the
+/// sessions under a prefix are in (which `tessera sessions` runs before
+/// every command) then looks at the expiry index only, with a warning.
+/// It failed, so every CLI command failed with "store unavailable" for a
+/// user the application itself works with.
+#[tokio::test]
+async fn the_layout_check_goes_on_without_scan() {
+    use tessera::store::redis::Layout;
+    use tessera::store::{RedisStore, SessionId, SessionStore};
+    let prefix = format!("acl-own-{}:", random_hex());
+    let now = unix_now();
+    let writer = RedisStore::new(&redis_url())
+        .expect("a redis URL")
+        .with_prefix(&prefix);
+    let id = SessionId::generate();
+    assert!(writer
+        .create(&id, &owned_record(now))
+        .await
+        .expect("create"));
+    let (name, url) = acl_user(&["~*", "+@all", "-scan"]).await;
+    let reader = RedisStore::new(&url)
+        .expect("a redis URL")
+        .with_prefix(&prefix);
+    let found = reader.sample_layout().await;
+    let scan_refused: Result<(Vec<String>,), _> = async {
+        let mut conn = redis::Client::open(url.as_str())?
+            .get_multiplexed_async_connection()
+            .await?;
+        redis::cmd("SCAN").arg(0).query_async(&mut conn).await
+    }
+    .await;
+    remove_user(&name).await;
+    assert!(scan_refused.is_err(), "the user may not SCAN");
+    assert_eq!(found.expect("checked without SCAN"), Some(Layout::Tessera));
+    assert!(writer.delete(&id).await.expect("delete"));
+}

@@ -300,11 +300,19 @@ return 1
 /// ARGV: prefix, now, ids. Returns per id {created, expires, absolute,
 /// owner}, nil if it is gone, or the error reading it raised (a key of
 /// another kind of value), so that one bad key does not fail the listing.
+/// Any other error (a command the server's ACL refuses this user) fails the
+/// whole call: it is no fault of the session's.
 const INFO: &str = r#"
 local prefix, now = ARGV[1], tonumber(ARGV[2])
 local out = {}
 for i = 3, #ARGV do
   local ok, t = pcall(function() return times(prefix, ARGV[i], now) end)
+  if not ok then
+    local message = type(t) == 'table' and t.err or tostring(t)
+    if not string.find(message, 'WRONGTYPE', 1, true) then
+      return redis.error_reply(message)
+    end
+  end
   local kind = redis.call('TYPE', blob_key(prefix, ARGV[i])).ok
   if ok and kind ~= 'string' and kind ~= 'none' then
     ok, t = false, 'the session value holds a ' .. kind .. ', not a string'
@@ -465,7 +473,7 @@ type LoadReply = Option<(
 )>;
 
 impl FlaskSessionRedisStore {
-    /// A store on the server at `url` (`redis://[:password@]host[:port][/db]`)
+    /// A store on the server at `url` (the forms [`RedisStore::new`](super::RedisStore::new) takes)
     /// writing sessions in `format`, with keys under [`DEFAULT_PREFIX`]
     /// (Flask-Session's default too). The URL is checked now; nothing is
     /// connected until the first operation.

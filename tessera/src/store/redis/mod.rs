@@ -1211,7 +1211,21 @@ impl Link {
             "both" => return Ok(Some(Layout::Both)),
             _ => None,
         };
-        let valued = self.scan_for_values(prefix).await?;
+        let valued = match self.scan_for_values(prefix).await {
+            Err(StoreError::Unavailable(error)) if refused_by_acl(&*error) => {
+                // A cautious operator may deny SCAN (ACL key patterns do not
+                // filter what it returns); everything else works without it.
+                tracing::warn!(
+                    %error,
+                    "the Redis user may not run SCAN, so the check that the sessions under \
+                     the key prefix {prefix:?} are all in one layout looked at its expiry \
+                     index only, where Flask-Session's own sessions are not: grant the user \
+                     SCAN for the whole check"
+                );
+                None
+            }
+            valued => valued?,
+        };
         Ok(match (indexed, valued) {
             (Some(_), Some(_)) => Some(Layout::Both),
             (indexed, valued) => indexed.or(valued),
@@ -1351,8 +1365,10 @@ impl RedisStore {
         })
     }
 
-    /// A store on the server at `url` (`redis://[:password@]host[:port][/db]`
-    /// or `redis+unix:///path`), with keys under [`DEFAULT_PREFIX`]. The URL
+    /// A store on the server at `url` (`redis://[[user]:password@]host[:port][/db]`,
+    /// `rediss://…` for TLS, `redis+unix:///path?db=N&user=U&pass=P`;
+    /// `valkey://` alike; a password's reserved characters percent-encoded),
+    /// with keys under [`DEFAULT_PREFIX`]. The URL
     /// is checked now; nothing is connected until the first operation.
     pub fn new(url: &str) -> Result<Self, StoreError> {
         Ok(Self {
@@ -1575,6 +1591,14 @@ fn failed(error: RedisError) -> StoreError {
         )),
         _ => StoreError::unavailable(error),
     }
+}
+
+/// Whether `error` is Redis refusing a command to this user (`NOPERM`,
+/// its ACL).
+fn refused_by_acl(error: &(dyn std::error::Error + 'static)) -> bool {
+    error
+        .downcast_ref::<RedisError>()
+        .is_some_and(|error| error.code() == Some("NOPERM"))
 }
 
 /// Redis' `WRONGTYPE`, of a command or of one in a pipeline (which reports
