@@ -259,16 +259,31 @@ pub fn sessions_notice(config: &SessionConfig) -> String {
     }
 }
 
-/// Asks the store once at start, so that one that cannot be used (a wrong
-/// password, a database that does not exist, a host that cannot be reached)
-/// is reported now, not at the first visitor's 503. Serving goes on either
-/// way: the store may come up later.
+/// Asks the store once at start, reading and writing (a throwaway session,
+/// deleted at once), so that one that cannot be used (a wrong password, a
+/// database that does not exist, a host that cannot be reached, a user
+/// without the rights writes need, a read-only replica) is reported now,
+/// not at the first visitor's 503. Serving goes on either way: the store
+/// may come up later.
 async fn probe(store: std::sync::Arc<dyn tessera::SessionStore>) {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |since| since.as_secs());
-    match store.load(&tessera::SessionId::generate(), now).await {
-        Ok(_) => tracing::info!("the session store answers"),
+    let id = tessera::SessionId::generate();
+    let throwaway = tessera::store::Record {
+        data: tessera::Map::new(),
+        user_id: None,
+        created_at: now,
+        expires_at: now.saturating_add(60),
+        absolute_expires_at: None,
+    };
+    let used = async {
+        store.load(&id, now).await?;
+        store.create(&id, &throwaway).await?;
+        store.delete(&id).await
+    };
+    match used.await {
+        Ok(_) => tracing::info!("the session store answers reads and writes"),
         Err(error) => tracing::error!(
             %error,
             "the session store cannot be used yet; requests that need a session answer 503 \

@@ -406,6 +406,47 @@ async fn a_store_that_cannot_be_used_is_reported_at_start() {
     assert!(line.contains("ERROR"), "{line}");
 }
 
+/// A store the demo may read but not write (a Redis user without the
+/// scripting every write is) is reported at start as well: the check only
+/// read, and said "the session store answers".
+#[cfg(unix)]
+#[tokio::test]
+async fn a_store_that_refuses_writes_is_reported_at_start() {
+    let url = common::server_url("TESSERA_TEST_REDIS_URL");
+    let address = url.strip_prefix("redis://").expect("a redis:// URL");
+    let user = format!("demo-read-only-{}", std::process::id());
+    let mut admin = redis::Client::open(url.as_str())
+        .expect("a redis URL")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    let () = redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg(&user)
+        .arg("on")
+        .arg(">read-only-password")
+        .arg("~*")
+        .arg("+@all")
+        .arg("-@scripting")
+        .query_async(&mut admin)
+        .await
+        .expect("ACL SETUSER");
+    let read_only = format!("redis://{user}:read-only-password@{address}");
+    let env = [("SESSION_TYPE", "redis"), ("SESSION_STORE_URL", &read_only)];
+    let line = logged_at_start(&env, "session store cannot be used").await;
+    let _: i64 = redis::cmd("ACL")
+        .arg("DELUSER")
+        .arg(&user)
+        .query_async(&mut admin)
+        .await
+        .expect("ACL DELUSER");
+    assert!(line.contains("ERROR"), "{line}");
+    assert!(
+        line.contains("NOPERM") || line.contains("permission"),
+        "{line}"
+    );
+}
+
 /// A cookie path that does not cover the demo's pages (at /) is warned
 /// about: the browser would never send the session back.
 #[cfg(unix)]
