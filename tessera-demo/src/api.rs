@@ -183,7 +183,7 @@ pub(crate) async fn visit(State(state): State<AppState>, session: Session) -> Re
             }
             visits.to_string().into_response()
         }
-        Err(error) => session_failure(&error),
+        Err(error) => session_failure(error),
     }
 }
 
@@ -211,7 +211,7 @@ pub(crate) async fn add_to_cart(
     }
     let before = session.to_map();
     if let Err(error) = session.append("cart", item).await {
-        return session_failure(&error);
+        return session_failure(error);
     }
     if let Some(too_large) = undo_if_too_large(&state, &session, before) {
         return too_large;

@@ -36,7 +36,7 @@ pub(crate) async fn list(State(state): State<AppState>, session: Session) -> Res
     };
     let mut sessions = match session.user_sessions().await {
         Ok(sessions) => sessions,
-        Err(error) => return session_failure(&error),
+        Err(error) => return session_failure(error),
     };
     sessions.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.id.cmp(&b.id)));
     let current = session.id();
@@ -106,7 +106,7 @@ pub(crate) async fn logout_everywhere(State(state): State<AppState>, session: Se
             ));
             redirect_home()
         }
-        Err(error) => session_failure(&error),
+        Err(error) => session_failure(error),
     }
 }
 

@@ -8,7 +8,7 @@ use axum::extract::{FromRequest, Multipart, RawForm, Request};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
-use tessera::SessionError;
+use tessera::{SessionError, StoreError};
 
 /// Longest accepted `username`, `pet`, cart `item` or API key, in
 /// characters: in cookie mode the session must still fit in a cookie
@@ -169,9 +169,13 @@ pub(crate) fn check_name(field: &str, value: &str) -> Result<(), String> {
 ///   meanwhile, or the operation needs server-side sessions: `409 Conflict`
 ///   saying so;
 /// - a value that cannot be stored or read as asked: `400 Bad Request`.
-pub(crate) fn session_failure(error: &SessionError) -> Response {
+pub(crate) fn session_failure(error: SessionError) -> Response {
     match error {
         SessionError::WrongType { .. } => conflict(&error.to_string()),
+        // The library's own answer: a 503 with `Retry-After`, logged at
+        // most once a second while the store stays down (one line per
+        // failed request would be thousands a second).
+        SessionError::Store(StoreError::Unavailable(_)) => error.into_response(),
         SessionError::Store(store) => {
             tracing::error!(error = %store, "session store failed; answering 503");
             (

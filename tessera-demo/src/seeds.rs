@@ -106,7 +106,7 @@ pub(crate) async fn login(
     match session.cycle_id().await {
         // Revoked: the session ended meanwhile; the login starts a fresh one.
         Ok(()) | Err(SessionError::Revoked) => {}
-        Err(error) => return session_failure(&error),
+        Err(error) => return session_failure(error),
     }
     let before = session.to_map();
     session.set_user_id(Some(&username));
@@ -127,7 +127,7 @@ pub(crate) async fn logout(State(state): State<AppState>, session: Session) -> R
     let logged_in = session.remove("username").is_some() || session.user_id().is_some();
     if logged_in && state.info.session_type.is_server_side() {
         if let Err(error) = session.destroy().await {
-            return session_failure(&error);
+            return session_failure(error);
         }
     }
     let before = session.to_map();

@@ -519,3 +519,113 @@ async fn two_instances_share_sessions_through_redis_and_postgres() {
         b.stop().await;
     }
 }
+
+/// While the store refuses its work, every request that needs it is
+/// answered 503, but the demo logs at most about a line a second, counting
+/// the failures it did not log: a line per request would be thousands a
+/// second in an outage and drown what else the log says.
+#[cfg(unix)]
+#[tokio::test]
+async fn a_failing_store_is_logged_at_most_once_a_second() {
+    let url = common::server_url("TESSERA_TEST_REDIS_URL");
+    let address = url.strip_prefix("redis://").expect("a redis:// URL");
+    let user = format!("demo-no-writes-{}", std::process::id());
+    let mut admin = redis::Client::open(url.as_str())
+        .expect("a redis URL")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    let () = redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg(&user)
+        .arg("on")
+        .arg(">no-writes-password")
+        .arg("~*")
+        .arg("+@all")
+        .arg("-@scripting")
+        .query_async(&mut admin)
+        .await
+        .expect("ACL SETUSER");
+    let no_writes = format!("redis://{user}:no-writes-password@{address}");
+    let dir = TempDir::new("failing-store-log");
+    let mut child = Command::new(BINARY)
+        .args(["--port", "0"])
+        .current_dir(&dir.0)
+        .env("RUST_LOG", "warn")
+        .env("SECRET_KEY", "an-environment-secret-key-0123456789abcdef")
+        .env("SESSION_TYPE", "redis")
+        .env("SESSION_STORE_URL", &no_writes)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the demo starts");
+    let mut stdout = BufReader::new(child.stdout.take().expect("piped")).lines();
+    let base = tokio::time::timeout(STARTUP, async {
+        loop {
+            let line = stdout
+                .next_line()
+                .await
+                .expect("readable")
+                .expect("the demo prints its URL before it exits");
+            if let Some(url) = line.strip_prefix(LISTENING) {
+                return url.to_owned();
+            }
+        }
+    })
+    .await
+    .expect("listening in time");
+
+    let client = reqwest::Client::new();
+    let visit = || async {
+        client
+            .post(format!("{base}/visits"))
+            .send()
+            .await
+            .expect("an answer")
+    };
+    const REQUESTS: usize = 40;
+    for _ in 0..REQUESTS {
+        let response = visit().await;
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(response.headers().contains_key("retry-after"));
+    }
+    // One more once a second has passed: its line counts the others.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(visit().await.status(), StatusCode::SERVICE_UNAVAILABLE);
+
+    child.kill().await.expect("killed");
+    let mut log = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut child.stderr.take().expect("piped"), &mut log)
+        .await
+        .expect("readable");
+    let _: i64 = redis::cmd("ACL")
+        .arg("DELUSER")
+        .arg(&user)
+        .query_async(&mut admin)
+        .await
+        .expect("ACL DELUSER");
+    let failures: Vec<&str> = log
+        .lines()
+        .filter(|line| line.contains("answering 503"))
+        .collect();
+    assert!(
+        (2..=4).contains(&failures.len()),
+        "{} failed requests logged in {} lines:\n{log}",
+        REQUESTS + 1,
+        failures.len()
+    );
+    assert!(
+        failures
+            .iter()
+            .any(|line| line.contains("not_logged=") && !line.contains("not_logged=0")),
+        "the last line counts the failures not logged:\n{log}"
+    );
+    assert!(
+        failures
+            .iter()
+            .all(|line| line.to_ascii_lowercase().contains("noperm")),
+        "each line says why:\n{log}"
+    );
+}
