@@ -223,3 +223,96 @@ async fn the_layout_check_goes_on_without_scan() {
     assert_eq!(found.expect("checked without SCAN"), Some(Layout::Tessera));
     assert!(writer.delete(&id).await.expect("delete"));
 }
+
+/// A Redis server of this test's own that requires a password, killed when
+/// dropped.
+struct PasswordRedis {
+    server: std::process::Child,
+    port: u16,
+    dir: std::path::PathBuf,
+}
+
+impl PasswordRedis {
+    fn start() -> Self {
+        let dir = std::env::temp_dir().join(format!("tessera-password-redis-{}", random_hex()));
+        std::fs::create_dir(&dir).expect("a temporary directory");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free port")
+            .port();
+        let server = std::process::Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+            .args([
+                "--requirepass",
+                "the-password",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .arg("--dir")
+            .arg(&dir)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server runs (scripts/services.sh installs it)");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "redis-server listens");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Self { server, port, dir }
+    }
+}
+
+impl Drop for PasswordRedis {
+    fn drop(&mut self) {
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A store URL without the password a server requires: each operation
+/// fails saying that Redis wants one. For a long command (a save's script),
+/// Redis does not answer `NOAUTH` but "Protocol error: unauthenticated
+/// multibulk length", which said nothing of the missing password. (Each
+/// operation on a store of its own: Redis closes the connection after a
+/// protocol error, and the next command on it fails as a dropped
+/// connection would.)
+#[tokio::test]
+async fn a_missing_password_is_named_in_the_failure() {
+    use tessera::store::{RedisStore, SessionId, SessionStore as _};
+    let server = PasswordRedis::start();
+    let without_password = format!("redis://127.0.0.1:{}/0", server.port);
+    let store = || RedisStore::new(&without_password).expect("a redis URL");
+    let now = unix_now();
+    let id = SessionId::generate();
+    let mut record = owned_record(now);
+    for n in 0..20 {
+        record
+            .data
+            .insert(format!("key-{n}"), tessera::Value::from(n));
+    }
+    let failures = [
+        store().load(&id, now).await.err(),
+        store().create(&id, &record).await.err(),
+        store().increment(&id, "n", 1, now).await.err(),
+        store().delete_user("carol").await.err(),
+    ];
+    for failure in failures {
+        let failure = failure.expect("refused without the password");
+        assert!(
+            matches!(failure, tessera::StoreError::Unavailable(_)),
+            "{failure:?}"
+        );
+        let text = failure.to_string();
+        assert!(
+            text.contains("NOAUTH") && text.contains("password"),
+            "{text}"
+        );
+    }
+
+    let with_password = format!("redis://:the-password@127.0.0.1:{}/0", server.port);
+    let authenticated = RedisStore::new(&with_password).expect("a redis URL");
+    assert!(authenticated.create(&id, &record).await.expect("saved"));
+}

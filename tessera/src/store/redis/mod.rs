@@ -1589,8 +1589,27 @@ fn failed(error: RedisError) -> StoreError {
             "a key under the sessions' prefix holds another kind of value than tessera \
              stores there: {error}"
         )),
+        _ if is_unauthenticated(&error) => StoreError::unavailable(NotAuthenticated(error)),
         _ => StoreError::unavailable(error),
     }
+}
+
+/// Redis refused a client that has not authenticated, where the URL gave
+/// no password (or none for the user that needs one).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "NOAUTH: the Redis server requires a password, and the store URL gives none \
+     (redis://user:password@host:port/db, or redis://:password@host:port/db for the \
+     default user): {0}"
+)]
+struct NotAuthenticated(#[source] RedisError);
+
+/// Whether Redis refused `error`'s command for want of authentication:
+/// `NOAUTH`, or, for a command of more than a few arguments (the store's
+/// scripts), Redis' "Protocol error: unauthenticated multibulk length",
+/// which says nothing of a password.
+fn is_unauthenticated(error: &RedisError) -> bool {
+    error.code() == Some("NOAUTH") || error.to_string().contains("unauthenticated")
 }
 
 /// Whether `error` is Redis refusing a command to this user (`NOPERM`,
