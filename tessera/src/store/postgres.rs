@@ -22,8 +22,10 @@
 //! to a standby, `default_transaction_read_only`) stay read-only, and those
 //! opened while it had a short `statement_timeout` or `lock_timeout` keep
 //! it: once a statement is refused for one of these, every connection
-//! opened before is replaced, so the store works again as soon as the
-//! setting is undone.
+//! opened before is replaced (at most once a second), so the store works
+//! again within a second of the setting being undone. Connections run at
+//! `READ COMMITTED`, which the row locks are written for, whatever the
+//! database's default isolation.
 //!
 //! ```no_run
 //! use tessera::store::{PostgresStore, Record, SessionId, SessionStore};
@@ -118,6 +120,26 @@ static SETTING_REFUSAL_SEEN: AtomicU64 = AtomicU64::new(0);
 /// The SQLSTATEs of refusals that come from a connection's settings.
 const SETTING_REFUSALS: [&str; 3] = ["25006", "57014", "55P03"];
 
+/// PostgreSQL's "read-only SQL transaction".
+const READ_ONLY_TRANSACTION: &str = "25006";
+
+/// The least time between two refusals that have the connections opened
+/// before them replaced. While the setting lasts (an application pointed
+/// at a standby for hours), the replacements refuse too: were every refusal
+/// to replace them, each request would open a connection of its own.
+const SETTING_REFUSAL_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Notes a refusal for a connection's settings at `now_ms` (in
+/// [`monotonic_millis`](super::monotonic_millis)), unless one was noted
+/// less than [`SETTING_REFUSAL_INTERVAL`] before.
+fn note_setting_refusal(now_ms: u64) {
+    let stamp = now_ms.saturating_add(1);
+    let interval = u64::try_from(SETTING_REFUSAL_INTERVAL.as_millis()).unwrap_or(u64::MAX);
+    let _ = SETTING_REFUSAL_SEEN.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |last| {
+        (last == 0 || stamp.saturating_sub(last) >= interval).then_some(stamp)
+    });
+}
+
 /// How many statements found a table of the store missing (SQLSTATE 42P01,
 /// the tables dropped while the application runs): each store looks at its
 /// schema again before its next operation, and creates them again.
@@ -166,13 +188,26 @@ fn db(error: sqlx::Error) -> StoreError {
     let refused_for_a_setting =
         code_of(&error).is_some_and(|code| SETTING_REFUSALS.contains(&code.as_ref()));
     if refused_for_a_setting {
-        SETTING_REFUSAL_SEEN.store(super::monotonic_millis() + 1, Ordering::Relaxed);
+        note_setting_refusal(super::monotonic_millis());
     }
     if code_of(&error).is_some_and(|code| code == UNDEFINED_TABLE) {
         MISSING_TABLE_SEEN.fetch_add(1, Ordering::Release);
     }
+    if code_of(&error).is_some_and(|code| code == READ_ONLY_TRANSACTION) {
+        return StoreError::unavailable(ReadOnly(error));
+    }
     super::sql::db(error)
 }
+
+/// A write refused because the connection is read-only. PostgreSQL names
+/// the statement's first word, which for the store's writes (a `WITH …
+/// SELECT`) reads as if reads failed.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the PostgreSQL database refuses writes: it is read-only (a hot standby, or \
+     default_transaction_read_only is on): {0}"
+)]
+struct ReadOnly(#[source] sqlx::Error);
 
 /// How long an operation waits for a connection, including connecting while
 /// the server refuses connections (sqlx retries until then), before the
@@ -431,7 +466,8 @@ struct NoConnection(#[source] sqlx::Error);
 #[derive(Debug, thiserror::Error)]
 #[error(
     "PostgreSQL at {server} did not complete the operation within {after:?}: the server \
-     or the network stalled, or a lock held elsewhere kept it waiting"
+     or the network stalled, a lock held elsewhere kept it waiting, or a connection pooler \
+     in between (PgBouncer) queued it for want of server connections"
 )]
 struct Stalled {
     server: String,
@@ -469,6 +505,22 @@ impl PostgresStore {
         if let Some(why) = crate::config::store_url_misread(url) {
             return Err(refuse(&why));
         }
+        let several_hosts = "it names several hosts (libpq's list to fail over along), which \
+             sqlx cannot connect to: give one host, or one name or address that follows the \
+             primary (a proxy, a DNS name)";
+        let authority = url
+            .split_once("://")
+            .map_or("", |(_, rest)| rest)
+            .split(['/', '?', '#'])
+            .next()
+            .unwrap_or_default();
+        if authority
+            .rsplit_once('@')
+            .map_or(authority, |(_, hosts)| hosts)
+            .contains(',')
+        {
+            return Err(refuse(&several_hosts));
+        }
         // sqlx logs a parameter it does not know with its value: one that
         // carries a secret (sslpassword, or a mistyped pasword=) would end
         // up in the log. Only those it reads pass.
@@ -494,6 +546,21 @@ impl PostgresStore {
                         crate::config::POSTGRES_URL_PARAMETERS.join(", ")
                     )));
                 }
+                let value = parameter.split_once('=').map_or("", |(_, value)| value);
+                if name == "statement-cache-capacity"
+                    && !value.is_empty()
+                    && value.trim_start_matches('0').is_empty()
+                {
+                    // sqlx 0.8 then still names a prepared statement for
+                    // each query, and the server keeps its plan for the
+                    // connection's life.
+                    return Err(refuse(
+                        &"statement-cache-capacity=0 is not taken: sqlx would \
+                         leave a prepared statement's plan on the server for every query run, \
+                         a connection's memory growing for as long as it lives (and it does \
+                         not make a transaction-pooling PgBouncer work)",
+                    ));
+                }
             }
         }
         let mut options = PgConnectOptions::from_str(url).map_err(|error| {
@@ -502,6 +569,9 @@ impl PostgresStore {
                 url,
             ))
         })?;
+        if options.get_host().contains(',') {
+            return Err(refuse(&several_hosts));
+        }
         let ssl_mode = options.get_ssl_mode();
         if !cfg!(feature = "tls")
             && matches!(
@@ -710,7 +780,11 @@ impl PostgresStore {
     fn server(&self) -> String {
         let options = &self.options;
         let database = options.get_database().unwrap_or(options.get_username());
-        format!("{}:{}/{database}", options.get_host(), options.get_port())
+        let host = options.get_socket().map_or_else(
+            || options.get_host().to_owned(),
+            |socket| socket.display().to_string(),
+        );
+        format!("{host}:{}/{database}", options.get_port())
     }
 
     /// The pool, the schema made current first if it was not yet. After a
@@ -745,6 +819,21 @@ impl PostgresStore {
                 })
                 .after_release(|_, meta| {
                     Box::pin(async move { Ok(!opened_before_setting_refusal(meta.age)) })
+                })
+                // The row locks and the statements read after them are
+                // designed for READ COMMITTED, each statement seeing what
+                // committed before it: a database or role whose default is
+                // REPEATABLE READ or SERIALIZABLE would fail concurrent
+                // requests on one session with serialization errors.
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        conn.execute(
+                            "SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL \
+                             READ COMMITTED",
+                        )
+                        .await
+                        .map(drop)
+                    })
                 })
                 .connect_lazy_with(self.options.clone())
         });
@@ -1746,6 +1835,162 @@ mod tests {
         }
     }
 
+    /// URLs the driver would take but cannot serve as asked are refused,
+    /// saying why: libpq's list of hosts to fail over along (sqlx looked
+    /// the whole list up as one name, and every request failed), and a
+    /// statement cache of 0 (a plan left on the server for every query).
+    /// A socket directory is named as the server in messages.
+    #[test]
+    fn urls_the_driver_cannot_serve_are_refused() {
+        for (url, why) in [
+            ("postgres://u@10.0.0.1,10.0.0.2/db", "several hosts"),
+            ("postgres://u@primary:5432,standby:5432/db", "several hosts"),
+            (
+                "postgres:///db?host=primary,standby&user=u",
+                "several hosts",
+            ),
+            (
+                "postgres://u@db/app?statement-cache-capacity=0",
+                "statement-cache-capacity=0",
+            ),
+            (
+                "postgres://u@db/app?statement-cache-capacity=00",
+                "statement-cache-capacity=0",
+            ),
+        ] {
+            match PostgresStore::new(url) {
+                Err(StoreError::Config(message)) => {
+                    assert!(message.contains(why), "{url}: {message}")
+                }
+                other => panic!("{url}: {other:?}"),
+            }
+        }
+        PostgresStore::new("postgres://u@db/app?statement-cache-capacity=10")
+            .expect("a cache of 10");
+        let store = PostgresStore::new("postgres:///app?host=/run/postgresql&port=5433&user=u")
+            .expect("a socket");
+        assert!(
+            format!("{store:?}").contains("/run/postgresql:5433/app"),
+            "{store:?}"
+        );
+    }
+
+    /// The store's statements are written for READ COMMITTED: on a
+    /// database whose default isolation is SERIALIZABLE (or REPEATABLE
+    /// READ), concurrent writes to one session failed with "could not
+    /// serialize access due to concurrent update", answered 503.
+    #[tokio::test]
+    async fn a_stricter_default_isolation_does_not_fail_concurrent_writes() {
+        let (database, mut admin, store) = own_database("iso").await;
+        let store = std::sync::Arc::new(store.with_max_connections(4));
+        let id = SessionId::generate();
+        assert!(store
+            .create(&id, &record(Map::new(), None, NOW + 3600))
+            .await
+            .expect("create"));
+        for isolation in ["serializable", "repeatable read"] {
+            sqlx::raw_sql(&format!(
+                "ALTER DATABASE {database} SET default_transaction_isolation = '{isolation}'"
+            ))
+            .execute(&mut admin)
+            .await
+            .expect("isolation");
+            reconnect_all_but(&mut admin, &database, None).await;
+            let key = format!("n {isolation}");
+            let list = format!("l {isolation}");
+            let writes: Vec<_> = (0..24)
+                .map(|n| {
+                    let (store, id) = (std::sync::Arc::clone(&store), id.clone());
+                    let (key, list) = (key.clone(), list.clone());
+                    tokio::spawn(async move {
+                        let counted = store.increment(&id, &key, 1, NOW).await.map(drop);
+                        let appended = store.append(&id, &list, &Value::from(n), NOW).await;
+                        let mut changes = Changes::default();
+                        changes.set.insert(format!("k{n}"), Value::from(n));
+                        let updated = store.update(&id, &changes, NOW).await.map(drop);
+                        counted.and(appended.map(drop)).and(updated)
+                    })
+                })
+                .collect();
+            for write in writes {
+                let result = write.await.expect("task");
+                result.unwrap_or_else(|error| panic!("{isolation}: {error}"));
+            }
+            let loaded = store.load(&id, NOW).await.expect("load").expect("live");
+            assert_eq!(loaded.data.get(&key), Some(&Value::from(24)), "{isolation}");
+            match loaded.data.get(&list) {
+                Some(Value::List(items)) => assert_eq!(items.len(), 24, "{isolation}"),
+                other => panic!("{isolation}: {other:?}"),
+            }
+        }
+        store.close().await;
+        drop_database(admin, &database).await;
+    }
+
+    /// Runs a test that has statements refused for a connection's settings
+    /// alone among those that do: such refusals are noted for the whole
+    /// process, at most once a second. Starts once a refusal may be noted.
+    async fn setting_refusals_alone() -> tokio::sync::MutexGuard<'static, ()> {
+        static ALONE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+        let guard = ALONE.lock().await;
+        tokio::time::sleep(SETTING_REFUSAL_INTERVAL).await;
+        guard
+    }
+
+    /// How many connections were ever opened to `database`.
+    async fn sessions_opened(admin: &mut PgConnection, database: &str) -> i64 {
+        // Backends report when they end: let those just closed end.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        sqlx::query_scalar("SELECT sessions FROM pg_stat_database WHERE datname = $1")
+            .bind(database)
+            .fetch_one(admin)
+            .await
+            .expect("pg_stat_database")
+    }
+
+    /// While the database stays read-only (an application pointed at a
+    /// standby), refused writes replace the connections at most once a
+    /// second: each refusal had every connection replaced, so that each
+    /// request opened a connection of its own.
+    #[tokio::test]
+    async fn a_read_only_database_does_not_have_each_request_reconnect() {
+        let _alone = setting_refusals_alone().await;
+        let (database, mut admin, store) = own_database("churn").await;
+        let fresh = record(Map::new(), None, NOW + 10);
+        assert!(store
+            .create(&SessionId::generate(), &fresh)
+            .await
+            .expect("create"));
+        sqlx::raw_sql(&format!(
+            "ALTER DATABASE {database} SET default_transaction_read_only = on"
+        ))
+        .execute(&mut admin)
+        .await
+        .expect("read-only");
+        reconnect_all_but(&mut admin, &database, None).await;
+        let before = sessions_opened(&mut admin, &database).await;
+        const WRITES: i64 = 60;
+        let started = std::time::Instant::now();
+        for _ in 0..WRITES {
+            let refused = store.create(&SessionId::generate(), &fresh).await;
+            assert!(
+                refused
+                    .as_ref()
+                    .is_err_and(|error| error.to_string().contains("read-only")),
+                "{refused:?}"
+            );
+        }
+        let seconds = i64::try_from(started.elapsed().as_secs()).unwrap_or(i64::MAX);
+        store.close().await;
+        let opened = sessions_opened(&mut admin, &database).await - before;
+        // Two connections at most, replaced at most once a second.
+        assert!(
+            opened <= 2 * (seconds + 2),
+            "{opened} connections opened for {WRITES} refused writes in {seconds} s"
+        );
+        drop_database(admin, &database).await;
+    }
+
     /// A schema named by a reserved word (`order`, `user`) is created and
     /// used like any other (it was refused by a syntax error, every
     /// request answering 503).
@@ -2185,6 +2430,7 @@ mod tests {
     /// writes again as soon as the database does, without a restart.
     #[tokio::test]
     async fn writes_work_again_once_a_read_only_database_is_writable() {
+        let _alone = setting_refusals_alone().await;
         let (database, mut admin, store) = own_database("ro").await;
         let fresh = record(Map::new(), None, NOW + 10);
         let create = || {
@@ -2234,6 +2480,7 @@ mod tests {
     /// until a statement it cut short has them replaced.
     #[tokio::test]
     async fn lock_waits_work_again_once_a_short_lock_timeout_is_undone() {
+        let _alone = setting_refusals_alone().await;
         let (database, mut admin, store) = own_database("lt").await;
         let fresh = record(Map::new(), None, NOW + 10);
         let create = || {
