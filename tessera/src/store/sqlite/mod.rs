@@ -189,16 +189,28 @@ pub struct SqliteStore {
     existing_only: bool,
 }
 
-/// The file the store opened is no longer at its path: deleted (with its
-/// directory, say) or replaced. Writing on would go into a file nobody can
-/// open again, so the store stops until the application restarts.
+/// The file the store opened, or its `-wal` file, is no longer at its
+/// path: deleted (with its directory, say) or replaced. Writing on would go
+/// into a file nobody can open again (or, for the `-wal`, into a log that
+/// other processes no longer see, and that overwrites their writes at the
+/// next checkpoint), so the store stops until the application restarts.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "the SQLite session store {path} was removed or replaced while in use; \
-     restart the application to open it again"
+    "the SQLite session store {path} (or its -wal file) was removed or replaced while in \
+     use; restart the application to open it again"
 )]
 struct FileGone {
     path: String,
+}
+
+/// Whether the file is still the one opened could not be told: its
+/// directory cannot be searched (a permission changed), say.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot check the SQLite session store {path}: {source}")]
+struct Unchecked {
+    path: String,
+    #[source]
+    source: std::io::Error,
 }
 
 /// Opening the database failed; says which file, since sqlx does not.
@@ -415,7 +427,21 @@ impl SqliteStore {
     /// they have open (a `stat`, far cheaper than any statement).
     async fn open_file(&self) -> Result<&ReadWrite, StoreError> {
         let connections = self.connections().await?;
-        if connections.file.is_some() && file_id(&self.path) != connections.file {
+        if connections.file.is_none() {
+            return Ok(connections);
+        }
+        let unchecked = |source| {
+            StoreError::Unavailable(Box::new(Unchecked {
+                path: self.path.display().to_string(),
+                source,
+            }))
+        };
+        let file = file_id(&self.path).map_err(unchecked)?;
+        let wal = match connections.wal {
+            Some(_) => file_id(&wal_path(&self.path)).map_err(unchecked)?,
+            None => None,
+        };
+        if file != connections.file || wal != connections.wal {
             return Err(StoreError::Unavailable(Box::new(FileGone {
                 path: self.path.display().to_string(),
             })));
@@ -486,22 +512,35 @@ struct ReadWrite {
     write: Arc<Connections>,
     /// Which file they have open, where the system says (Unix).
     file: Option<(u64, u64)>,
+    /// Which `-wal` file: SQLite keeps it while any connection is open
+    /// (it only truncates it), so one that went away was deleted by hand.
+    wal: Option<(u64, u64)>,
 }
 
-/// The device and inode of the file at `path`, if there is one.
-fn file_id(path: &Path) -> Option<(u64, u64)> {
+/// The device and inode of the file at `path`; `None` if there is none (or
+/// where the system does not say).
+fn file_id(path: &Path) -> std::io::Result<Option<(u64, u64)>> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt as _;
-        std::fs::metadata(path)
-            .ok()
-            .map(|metadata| (metadata.dev(), metadata.ino()))
+        match std::fs::metadata(path) {
+            Ok(metadata) => Ok(Some((metadata.dev(), metadata.ino()))),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(error) => Err(error),
+        }
     }
     #[cfg(not(unix))]
     {
         let _ = path;
-        None
+        Ok(None)
     }
+}
+
+/// The path of the database's write-ahead log.
+fn wal_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push("-wal");
+    PathBuf::from(name)
 }
 
 /// Opens the file, taking turns with other processes opening it too: SQLite
@@ -559,7 +598,8 @@ async fn connect_both_once(path: &Path, existing_only: bool) -> Result<ReadWrite
         Ok(read) => Ok(ReadWrite {
             read,
             write,
-            file: file_id(path),
+            file: file_id(path).ok().flatten(),
+            wal: file_id(&wal_path(path)).ok().flatten(),
         }),
         Err(error) => {
             write.close().await;
@@ -716,12 +756,56 @@ async fn schema_version(conn: &mut SqliteConnection) -> Result<i64, OpenFailure>
         .await?)
 }
 
+/// The tables of the schema, which a file at the current version must hold.
+const TABLES: [&str; 2] = ["tessera_sessions", "tessera_session_values"];
+
+/// Refuses a file at the current version that lacks the session tables:
+/// another program's, which keeps its own number in `user_version`.
+async fn check_tables(conn: &mut SqliteConnection) -> Result<(), OpenFailure> {
+    let found: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN (?1, ?2)",
+    )
+    .bind(TABLES[0])
+    .bind(TABLES[1])
+    .fetch_one(conn)
+    .await?;
+    if found == 2 {
+        return Ok(());
+    }
+    Err(OpenFailure::Config(format!(
+        "not a tessera session store: the file's user_version is {}, as tessera's schema \
+         sets it, but it lacks the tables {} (another program's file? give the sessions a \
+         file of their own)",
+        SqliteStore::SCHEMA_VERSION,
+        TABLES.join(" and ")
+    )))
+}
+
+/// Refuses to add the session tables to a file that holds other tables:
+/// another program's, whose `user_version` the migration would set.
+async fn check_no_other_tables(conn: &mut SqliteConnection) -> Result<(), OpenFailure> {
+    let others: Vec<String> = sqlx::query_scalar(
+        "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') \
+         AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name LIMIT 5",
+    )
+    .fetch_all(conn)
+    .await?;
+    if others.is_empty() {
+        return Ok(());
+    }
+    Err(OpenFailure::Config(format!(
+        "not a tessera session store: the file holds another program's tables ({}), and \
+         tessera would set its user_version; give the sessions a file of their own",
+        others.join(", ")
+    )))
+}
+
 /// Refuses a file that does not hold exactly this version's schema.
 async fn check_schema(conn: &mut SqliteConnection) -> Result<(), OpenFailure> {
     let found = schema_version(conn).await?;
     let known = i64::from(SqliteStore::SCHEMA_VERSION);
     if found == known {
-        Ok(())
+        check_tables(conn).await
     } else if found > known {
         Err(newer_schema(found))
     } else {
@@ -745,7 +829,7 @@ async fn migrate(conn: &mut SqliteConnection) -> Result<(), OpenFailure> {
     // Current already (the usual case): no write lock, so a reader that may
     // not write to the file can still open it.
     if schema_version(conn).await? == i64::from(SqliteStore::SCHEMA_VERSION) {
-        return Ok(());
+        return check_tables(conn).await;
     }
     // Under the write lock, so processes starting together take turns and
     // the second finds the schema already there.
@@ -760,7 +844,10 @@ async fn migrate(conn: &mut SqliteConnection) -> Result<(), OpenFailure> {
     let done = usize::try_from(found).unwrap_or(MIGRATIONS.len());
     if done == MIGRATIONS.len() {
         tx.rollback().await?;
-        return Ok(());
+        return check_tables(conn).await;
+    }
+    if done == 0 {
+        check_no_other_tables(&mut tx).await?;
     }
     for step in &MIGRATIONS[done..] {
         // Through `Executor` (a boxed `Send` future): `RawSql::execute`'s
@@ -1259,6 +1346,102 @@ mod tests {
         }
     }
 
+    /// The `-wal` file deleted while the store runs (taken for a temporary
+    /// file): the store stops as for a deleted database. It wrote on into
+    /// the deleted log, which another process no longer saw (a revocation
+    /// by `tessera sessions` was lost, the file could be corrupted).
+    #[tokio::test]
+    async fn a_wal_file_removed_in_use_stops_the_store() {
+        let dir =
+            std::env::temp_dir().join(format!("tessera-sqlite-wal-gone-{}", std::process::id()));
+        let path = dir.join("sessions.db");
+        let store = SqliteStore::open(&path).await.expect("open");
+        let id = SessionId::generate();
+        assert!(store.create(&id, &live_record()).await.expect("create"));
+        std::fs::remove_file(wal_path(&path)).expect("the -wal file is there");
+        let mut shm = path.as_os_str().to_owned();
+        shm.push("-shm");
+        let _ = std::fs::remove_file(shm);
+        for result in [
+            store.load(&id, 2).await.map(|_| ()),
+            store.increment(&id, "n", 1, 2).await.map(|_| ()),
+        ] {
+            match result {
+                Err(StoreError::Unavailable(error)) => {
+                    assert!(error.to_string().contains("-wal"), "{error}")
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        store.close().await;
+        let reopened = SqliteStore::open(&path).await.expect("reopen");
+        assert!(reopened
+            .create(&SessionId::generate(), &live_record())
+            .await
+            .expect("create"));
+        reopened.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Another program's SQLite file is refused, not given the session
+    /// tables and a `user_version` of tessera's: one with tables of its
+    /// own at version 0, and one that lacks the session tables at the
+    /// version tessera's schema has (many programs count their own schema
+    /// from 1), which answered "no such table" at every request.
+    #[tokio::test]
+    async fn another_programs_file_is_refused() {
+        use sqlx::ConnectOptions as _;
+        let dir = std::env::temp_dir().join(format!("tessera-sqlite-other-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a directory");
+        for (name, version) in [("unversioned.db", 0), ("versioned.db", 1)] {
+            let path = dir.join(name);
+            let mut conn = SqliteConnectOptions::new()
+                .filename(&path)
+                .create_if_missing(true)
+                .connect()
+                .await
+                .expect("create the other program's file");
+            sqlx::raw_sql(&format!(
+                "CREATE TABLE sessions (id TEXT); CREATE TABLE users (name TEXT); \
+                 PRAGMA user_version = {version};"
+            ))
+            .execute(&mut conn)
+            .await
+            .expect("its tables");
+            conn.close().await.expect("close");
+
+            for opened in [
+                SqliteStore::open(&path).await.err(),
+                SqliteStore::open_existing(&path).await.err(),
+            ] {
+                match opened {
+                    Some(StoreError::Config(message)) => {
+                        assert!(message.contains("not a tessera session store"), "{message}")
+                    }
+                    other => panic!("{name}: {other:?}"),
+                }
+            }
+            let mut conn = SqliteConnectOptions::new()
+                .filename(&path)
+                .connect()
+                .await
+                .expect("reopen");
+            let kept: i64 = sqlx::query_scalar("PRAGMA user_version")
+                .fetch_one(&mut conn)
+                .await
+                .expect("user_version");
+            assert_eq!(kept, version, "{name}");
+            let tables: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM sqlite_master WHERE name LIKE 'tessera%'")
+                    .fetch_one(&mut conn)
+                    .await
+                    .expect("tables");
+            assert_eq!(tables, 0, "{name}");
+            conn.close().await.expect("close");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     /// An increment whose commit fails (here a deferred foreign key that a
     /// trigger breaks, as a full disk would fail it) is an error, not the
     /// value it would have stored; once the commit can succeed again, the
@@ -1407,6 +1590,24 @@ mod tests {
             .create(&SessionId::generate(), &record)
             .await
             .expect("writes work again"));
+        assert!(store.load(&id, 2).await.expect("load").is_some());
+
+        // A directory that cannot be searched for a while: whether the file
+        // is still the one opened cannot be told, which is said as such (it
+        // was said removed or replaced, calling for a restart), and the
+        // store works again once it can be.
+        std::fs::set_permissions(dir, mode(0o000)).expect("chmod");
+        match store.load(&id, 2).await {
+            Err(StoreError::Unavailable(error)) => {
+                let text = error.to_string();
+                assert!(
+                    text.contains("cannot check") && !text.contains("removed"),
+                    "{text}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        std::fs::set_permissions(dir, mode(0o755)).expect("chmod");
         assert!(store.load(&id, 2).await.expect("load").is_some());
         store.close().await;
     }
