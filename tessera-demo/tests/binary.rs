@@ -629,3 +629,74 @@ async fn a_failing_store_is_logged_at_most_once_a_second() {
         "each line says why:\n{log}"
     );
 }
+
+/// Out of file descriptors (a low `ulimit -n`, a leak), the demo cannot
+/// accept connections: each new one hangs until one is closed. That is
+/// logged (at most once a second, as the server retries each second),
+/// where nothing at all was, even at `RUST_LOG=debug`.
+#[cfg(unix)]
+#[tokio::test]
+async fn running_out_of_file_descriptors_is_logged() {
+    let dir = TempDir::new("out-of-descriptors");
+    let mut child = Command::new("prlimit")
+        .args(["--nofile=48:48", "--", BINARY, "--port", "0"])
+        .current_dir(&dir.0)
+        .env("RUST_LOG", "warn")
+        .env("SECRET_KEY", "an-environment-secret-key-0123456789abcdef")
+        .env("SESSION_TYPE", "cookie")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("prlimit (util-linux) runs the demo");
+    let mut stdout = BufReader::new(child.stdout.take().expect("piped")).lines();
+    let base = tokio::time::timeout(STARTUP, async {
+        loop {
+            let line = stdout
+                .next_line()
+                .await
+                .expect("readable")
+                .expect("the demo prints its URL before it exits");
+            if let Some(url) = line.strip_prefix(LISTENING) {
+                return url.to_owned();
+            }
+        }
+    })
+    .await
+    .expect("listening in time");
+    let address = base
+        .strip_prefix("http://")
+        .expect("an http URL")
+        .to_owned();
+    // More idle connections than the demo has descriptors left.
+    let mut held = Vec::new();
+    for _ in 0..64 {
+        match tokio::net::TcpStream::connect(&address).await {
+            Ok(stream) => held.push(stream),
+            Err(error) => panic!("connect: {error}"),
+        }
+    }
+    let mut stderr = BufReader::new(child.stderr.take().expect("piped")).lines();
+    let logged = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let line = stderr
+                .next_line()
+                .await
+                .expect("readable")
+                .expect("the demo keeps running");
+            if line.contains("accept error") {
+                return line;
+            }
+        }
+    })
+    .await
+    .expect("the failure to accept is logged");
+    assert!(logged.contains("ERROR"), "{logged}");
+    assert!(
+        logged.contains("Too many open files") || logged.contains("os error 24"),
+        "{logged}"
+    );
+    drop(held);
+    child.kill().await.expect("killed");
+}

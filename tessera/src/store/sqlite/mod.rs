@@ -626,9 +626,16 @@ async fn connect(
         builder.recursive(true);
         #[cfg(unix)]
         std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-        builder
-            .create(parent)
-            .map_err(|error| OpenFailure::Other(Box::new(error)))?;
+        builder.create(parent).map_err(|error| {
+            // The system's own words ("File exists") do not say which.
+            OpenFailure::Other(Box::new(std::io::Error::new(
+                error.kind(),
+                format!(
+                    "cannot create the directory {} for the session database: {error}",
+                    parent.display()
+                ),
+            )))
+        })?;
     }
     if !existing_only {
         create_private(path).map_err(|error| OpenFailure::Other(Box::new(error)))?;
@@ -1380,6 +1387,29 @@ mod tests {
             .await
             .expect("create"));
         reopened.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A database path under a regular file says which directory could not
+    /// be made (it said only "File exists").
+    #[tokio::test]
+    async fn a_directory_that_cannot_be_made_is_named() {
+        let dir =
+            std::env::temp_dir().join(format!("tessera-sqlite-no-dir-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a directory");
+        let file = dir.join("a-file");
+        std::fs::write(&file, b"not a directory").expect("a file");
+        let store = SqliteStore::new(file.join("sessions.db"));
+        match store.load(&SessionId::generate(), 2).await {
+            Err(StoreError::Unavailable(error)) => {
+                let text = error.to_string();
+                assert!(
+                    text.contains("cannot create the directory") && text.contains("a-file"),
+                    "{text}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
         let _ = std::fs::remove_dir_all(&dir);
     }
 
