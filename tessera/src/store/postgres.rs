@@ -977,6 +977,24 @@ impl SchemaFound {
     }
 }
 
+/// A schema of the search path that holds the session tables but that the
+/// role may not use: the tables then look absent, and creating them fails
+/// with "no schema has been selected to create in".
+async fn unusable_schema_with_tables(
+    conn: &mut PgConnection,
+) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT n.nspname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE c.relname = 'tessera_sessions' \
+           AND NOT has_schema_privilege(n.oid, 'USAGE') \
+           AND n.nspname = ANY (string_to_array( \
+               replace(replace(current_setting('search_path'), ' ', ''), '\"', ''), ',')) \
+         LIMIT 1",
+    )
+    .fetch_optional(conn)
+    .await
+}
+
 /// The schema version found and the data tables missing.
 async fn schema_found(conn: &mut PgConnection) -> Result<SchemaFound, sqlx::Error> {
     // `to_regclass` resolves the names through the search path like the
@@ -1093,6 +1111,16 @@ async fn migrate(
     let mut schema_now = schema_found(&mut conn).await?;
     if schema_now.version == known && schema_now.missing.is_empty() {
         return Ok(());
+    }
+    if schema_now.version == 0 && schema_now.missing.len() == DATA_TABLES.len() {
+        if let Some(schema) = unusable_schema_with_tables(&mut conn).await? {
+            return Err(OpenFailure::Config(format!(
+                "the tessera session tables are in schema {schema}, which the search path \
+                 names but this role may not use: GRANT USAGE ON SCHEMA {schema} TO the \
+                 role (PostgreSQL leaves such a schema out of the search path without \
+                 saying so)"
+            )));
+        }
     }
     if existing_only {
         // These reads take no lock, and the catalog can change between two
@@ -1833,6 +1861,46 @@ mod tests {
                 .with_schema(bad);
             assert!(matches!(result, Err(StoreError::Config(_))), "{bad:?}");
         }
+    }
+
+    /// A role that may not use the schema holding the tables (no `USAGE`)
+    /// is told so: PostgreSQL leaves the schema out of the search path
+    /// silently, and the store said "no tessera session tables" (opening
+    /// an existing store) or "no schema has been selected to create in".
+    #[tokio::test]
+    async fn a_role_without_usage_on_the_schema_is_told_so() {
+        let (owner, schema) = fresh_store("usage");
+        owner.connect().await.expect("the owner creates the tables");
+        let role = fresh_name("role");
+        let mut admin = inspect(&schema).await;
+        sqlx::raw_sql(&format!("CREATE ROLE {role} LOGIN"))
+            .execute(&mut admin)
+            .await
+            .expect("a role");
+        let url = server_url().replacen("://tessera@", &format!("://{role}@"), 1);
+        assert_ne!(url, server_url(), "the test URL names the user tessera");
+        for existing_only in [false, true] {
+            let store = PostgresStore::new(&url)
+                .expect("url")
+                .with_schema(&schema)
+                .expect("schema");
+            let failure = if existing_only {
+                store.open_existing().await.err()
+            } else {
+                store.connect().await.err()
+            };
+            let message = failure.expect("refused").to_string();
+            assert!(
+                message.contains(&format!("GRANT USAGE ON SCHEMA {schema}")),
+                "{message}"
+            );
+        }
+        sqlx::raw_sql(&format!("DROP ROLE {role}"))
+            .execute(&mut admin)
+            .await
+            .expect("drop the role");
+        admin.close().await.expect("close");
+        drop_schema(owner, &schema).await;
     }
 
     /// URLs the driver would take but cannot serve as asked are refused,
