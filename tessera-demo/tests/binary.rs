@@ -406,40 +406,62 @@ async fn a_store_that_cannot_be_used_is_reported_at_start() {
     assert!(line.contains("ERROR"), "{line}");
 }
 
+/// A user of the test Redis server without the scripting every write of
+/// the store is: the demo may read but not write.
+struct ReadOnlyRedisUser {
+    name: String,
+    url: String,
+    admin: redis::aio::MultiplexedConnection,
+}
+
+impl ReadOnlyRedisUser {
+    async fn new(label: &str) -> Self {
+        let server = common::server_url("TESSERA_TEST_REDIS_URL");
+        let address = server.strip_prefix("redis://").expect("a redis:// URL");
+        let name = format!("{label}-{}", std::process::id());
+        let mut admin = redis::Client::open(server.as_str())
+            .expect("a redis URL")
+            .get_multiplexed_async_connection()
+            .await
+            .expect("connect");
+        let () = redis::cmd("ACL")
+            .arg("SETUSER")
+            .arg(&name)
+            .arg("on")
+            .arg(">read-only-password")
+            .arg("~*")
+            .arg("+@all")
+            .arg("-@scripting")
+            .query_async(&mut admin)
+            .await
+            .expect("ACL SETUSER");
+        let url = format!("redis://{name}:read-only-password@{address}");
+        Self { name, url, admin }
+    }
+
+    async fn remove(mut self) {
+        let _: i64 = redis::cmd("ACL")
+            .arg("DELUSER")
+            .arg(&self.name)
+            .query_async(&mut self.admin)
+            .await
+            .expect("ACL DELUSER");
+    }
+}
+
 /// A store the demo may read but not write (a Redis user without the
 /// scripting every write is) is reported at start as well: the check only
 /// read, and said "the session store answers".
 #[cfg(unix)]
 #[tokio::test]
 async fn a_store_that_refuses_writes_is_reported_at_start() {
-    let url = common::server_url("TESSERA_TEST_REDIS_URL");
-    let address = url.strip_prefix("redis://").expect("a redis:// URL");
-    let user = format!("demo-read-only-{}", std::process::id());
-    let mut admin = redis::Client::open(url.as_str())
-        .expect("a redis URL")
-        .get_multiplexed_async_connection()
-        .await
-        .expect("connect");
-    let () = redis::cmd("ACL")
-        .arg("SETUSER")
-        .arg(&user)
-        .arg("on")
-        .arg(">read-only-password")
-        .arg("~*")
-        .arg("+@all")
-        .arg("-@scripting")
-        .query_async(&mut admin)
-        .await
-        .expect("ACL SETUSER");
-    let read_only = format!("redis://{user}:read-only-password@{address}");
-    let env = [("SESSION_TYPE", "redis"), ("SESSION_STORE_URL", &read_only)];
+    let read_only = ReadOnlyRedisUser::new("demo-read-only").await;
+    let env = [
+        ("SESSION_TYPE", "redis"),
+        ("SESSION_STORE_URL", &read_only.url),
+    ];
     let line = logged_at_start(&env, "session store cannot be used").await;
-    let _: i64 = redis::cmd("ACL")
-        .arg("DELUSER")
-        .arg(&user)
-        .query_async(&mut admin)
-        .await
-        .expect("ACL DELUSER");
+    read_only.remove().await;
     assert!(line.contains("ERROR"), "{line}");
     assert!(
         line.contains("NOPERM") || line.contains("permission"),
@@ -520,41 +542,15 @@ async fn two_instances_share_sessions_through_redis_and_postgres() {
     }
 }
 
-/// While the store refuses its work, every request that needs it is
-/// answered 503, but the demo logs at most about a line a second, counting
-/// the failures it did not log: a line per request would be thousands a
-/// second in an outage and drown what else the log says.
-#[cfg(unix)]
-#[tokio::test]
-async fn a_failing_store_is_logged_at_most_once_a_second() {
-    let url = common::server_url("TESSERA_TEST_REDIS_URL");
-    let address = url.strip_prefix("redis://").expect("a redis:// URL");
-    let user = format!("demo-no-writes-{}", std::process::id());
-    let mut admin = redis::Client::open(url.as_str())
-        .expect("a redis URL")
-        .get_multiplexed_async_connection()
-        .await
-        .expect("connect");
-    let () = redis::cmd("ACL")
-        .arg("SETUSER")
-        .arg(&user)
-        .arg("on")
-        .arg(">no-writes-password")
-        .arg("~*")
-        .arg("+@all")
-        .arg("-@scripting")
-        .query_async(&mut admin)
-        .await
-        .expect("ACL SETUSER");
-    let no_writes = format!("redis://{user}:no-writes-password@{address}");
-    let dir = TempDir::new("failing-store-log");
-    let mut child = Command::new(BINARY)
+/// Starts `command` (the demo, perhaps under another program) on a free
+/// port in `dir`, its log piped: the process, its stderr still to read, and
+/// its URL.
+async fn start_logging(dir: &TempDir, mut command: Command) -> (Child, String) {
+    let mut child = command
         .args(["--port", "0"])
         .current_dir(&dir.0)
         .env("RUST_LOG", "warn")
         .env("SECRET_KEY", "an-environment-secret-key-0123456789abcdef")
-        .env("SESSION_TYPE", "redis")
-        .env("SESSION_STORE_URL", &no_writes)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -576,6 +572,25 @@ async fn a_failing_store_is_logged_at_most_once_a_second() {
     })
     .await
     .expect("listening in time");
+    // Read on, so that what it prints later finds its stdout open.
+    tokio::spawn(async move { while let Ok(Some(_)) = stdout.next_line().await {} });
+    (child, base)
+}
+
+/// While the store refuses its work, every request that needs it is
+/// answered 503, but the demo logs at most about a line a second, counting
+/// the failures it did not log: a line per request would be thousands a
+/// second in an outage and drown what else the log says.
+#[cfg(unix)]
+#[tokio::test]
+async fn a_failing_store_is_logged_at_most_once_a_second() {
+    let no_writes = ReadOnlyRedisUser::new("demo-no-writes").await;
+    let dir = TempDir::new("failing-store-log");
+    let mut command = Command::new(BINARY);
+    command
+        .env("SESSION_TYPE", "redis")
+        .env("SESSION_STORE_URL", &no_writes.url);
+    let (mut child, base) = start_logging(&dir, command).await;
 
     let client = reqwest::Client::new();
     let visit = || async {
@@ -600,12 +615,7 @@ async fn a_failing_store_is_logged_at_most_once_a_second() {
     tokio::io::AsyncReadExt::read_to_string(&mut child.stderr.take().expect("piped"), &mut log)
         .await
         .expect("readable");
-    let _: i64 = redis::cmd("ACL")
-        .arg("DELUSER")
-        .arg(&user)
-        .query_async(&mut admin)
-        .await
-        .expect("ACL DELUSER");
+    no_writes.remove().await;
     let failures: Vec<&str> = log
         .lines()
         .filter(|line| line.contains("answering 503"))
@@ -638,33 +648,12 @@ async fn a_failing_store_is_logged_at_most_once_a_second() {
 #[tokio::test]
 async fn running_out_of_file_descriptors_is_logged() {
     let dir = TempDir::new("out-of-descriptors");
-    let mut child = Command::new("prlimit")
-        .args(["--nofile=48:48", "--", BINARY, "--port", "0"])
-        .current_dir(&dir.0)
-        .env("RUST_LOG", "warn")
-        .env("SECRET_KEY", "an-environment-secret-key-0123456789abcdef")
-        .env("SESSION_TYPE", "cookie")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("prlimit (util-linux) runs the demo");
-    let mut stdout = BufReader::new(child.stdout.take().expect("piped")).lines();
-    let base = tokio::time::timeout(STARTUP, async {
-        loop {
-            let line = stdout
-                .next_line()
-                .await
-                .expect("readable")
-                .expect("the demo prints its URL before it exits");
-            if let Some(url) = line.strip_prefix(LISTENING) {
-                return url.to_owned();
-            }
-        }
-    })
-    .await
-    .expect("listening in time");
+    // prlimit (util-linux) runs the demo with few descriptors.
+    let mut command = Command::new("prlimit");
+    command
+        .args(["--nofile=48:48", "--", BINARY])
+        .env("SESSION_TYPE", "cookie");
+    let (mut child, base) = start_logging(&dir, command).await;
     let address = base
         .strip_prefix("http://")
         .expect("an http URL")
