@@ -102,6 +102,7 @@ macro_rules! conformance {
             an_absolute_expiry_added_later_only_comes_sooner,
             list_filters_pages_and_skips_expired,
             delete_user_removes_only_that_users_sessions,
+            delete_user_removes_hundreds_of_sessions,
             purge_expired_removes_only_dead_records_in_batches,
             expired_records_are_never_returned_before_purge,
             cancelled_operations_leave_the_store_usable,
@@ -2349,6 +2350,36 @@ async fn delete_user_removes_only_that_users_sessions(store: Arc<dyn SessionStor
     assert_eq!(store.delete_user("alice").await.expect("delete_user"), 0);
     assert_eq!(store.delete_user("nobody").await.expect("delete_user"), 0);
     assert_eq!(store.delete_user("").await.expect("delete_user"), 0);
+}
+
+/// "Log out everywhere" for a user with more sessions than a store deletes
+/// at once (Redis deletes a few hundred per call, not to hold the server):
+/// every one goes, and nothing else.
+async fn delete_user_removes_hundreds_of_sessions(store: Arc<dyn SessionStore>, _keeps: Keeps) {
+    let store = &*store;
+    const SESSIONS: usize = 700;
+    let mut alice = Vec::with_capacity(SESSIONS);
+    for n in 0..SESSIONS {
+        let record = live_record(map([("n", Value::from(n))]), Some("alice"));
+        alice.push(create(store, &record).await);
+    }
+    let bob_record = live_record(map([("b", 1.into())]), Some("bob"));
+    let bob = create(store, &bob_record).await;
+
+    assert_eq!(
+        store.delete_user("alice").await.expect("delete_user"),
+        SESSIONS as u64
+    );
+    for id in alice.iter().step_by(37) {
+        assert_eq!(load(store, id, NOW).await, None);
+    }
+    assert!(store
+        .list(Some("alice"), None, 10, NOW)
+        .await
+        .expect("list")
+        .is_empty());
+    assert_eq!(load_live(store, &bob).await, bob_record);
+    assert_eq!(store.delete_user("alice").await.expect("delete_user"), 0);
 }
 
 async fn purge_expired_removes_only_dead_records_in_batches(

@@ -352,11 +352,12 @@ end
 return purged
 "#;
 
-/// KEYS: the user's set, expiry index. ARGV: prefix, user.
+/// KEYS: the user's set, expiry index. ARGV: prefix, user, batch (see
+/// `DELETE_USER_BATCH`).
 const DELETE_USER: &str = r#"
 local owner_key, index, prefix, user = KEYS[1], KEYS[2], ARGV[1], ARGV[2]
 local deleted = 0
-for _, sid in ipairs(redis.call('SMEMBERS', owner_key)) do
+for _, sid in ipairs(redis.call('SPOP', owner_key, ARGV[3])) do
   local meta = session_key(prefix, sid)
   local owner, unreadable = owner_of(meta)
   if owner == user or unreadable then
@@ -365,8 +366,7 @@ for _, sid in ipairs(redis.call('SMEMBERS', owner_key)) do
     redis.call('ZREM', index, sid)
   end
 end
-redis.call('DEL', owner_key)
-return deleted
+return {deleted, redis.call('SCARD', owner_key)}
 "#;
 
 struct FlaskScripts {
@@ -1040,12 +1040,15 @@ impl SessionStore for FlaskSessionRedisStore {
     }
 
     async fn delete_user(&self, user_id: &str) -> Result<u64, StoreError> {
-        let mut call = FLASK_SCRIPTS.delete_user.prepare_invoke();
-        call.key(self.user_key(user_id))
-            .key(self.expiry_key())
-            .arg(&self.prefix)
-            .arg(user_id);
-        self.link.write(&call).await
+        super::delete_user_in_batches(
+            &self.link,
+            &FLASK_SCRIPTS.delete_user,
+            self.user_key(user_id),
+            self.expiry_key(),
+            &self.prefix,
+            user_id,
+        )
+        .await
     }
 
     async fn purge_expired(&self, now: u64, batch: usize) -> Result<u64, StoreError> {
