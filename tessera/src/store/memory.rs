@@ -12,10 +12,13 @@ use crate::value::Value;
 /// The default bound on stored sessions.
 pub const DEFAULT_MAX_SESSIONS: usize = 100_000;
 
+/// How many expired sessions a creation in a full store purges at most.
+const MAKE_ROOM_PURGE: usize = 64;
+
 /// A [`SessionStore`] in a `HashMap`, bounded in size.
 ///
-/// When full, expired sessions are purged first; if none are, the session
-/// closest to expiry is evicted, so memory stays bounded under any load.
+/// When full, expired sessions are purged first (a few at a time); if none
+/// are, the session closest to expiry is evicted, so memory stays bounded under any load.
 /// Everything is lost when the process exits. `Debug` shows how many
 /// sessions it holds, never what they hold.
 pub struct MemoryStore {
@@ -208,7 +211,11 @@ impl Inner {
         if self.records.len() < max {
             return;
         }
-        self.purge(now, usize::MAX);
+        // A batch, not every expired session: under the store's one lock,
+        // purging a full store of 100,000 expired ones held every request
+        // for a tenth of a second. The next creations and the sweeper take
+        // the rest.
+        self.purge(now, MAKE_ROOM_PURGE);
         while self.records.len() >= max {
             let Some((_, id)) = self.soonest() else {
                 break;
@@ -380,6 +387,43 @@ mod tests {
             .build()
             .expect("a runtime")
             .block_on(future)
+    }
+
+    /// A creation in a full store of expired sessions purges a batch of
+    /// them, not all: the store's one lock is held meanwhile, and purging
+    /// 100,000 held every request for a tenth of a second. No live session
+    /// is evicted while expired ones remain.
+    #[test]
+    fn a_full_store_of_expired_sessions_is_purged_a_batch_at_a_time() {
+        block_on(async {
+            const MAX: usize = 1000;
+            let store = MemoryStore::new(MAX);
+            let live = SessionId::generate();
+            store
+                .create(&live, &record(10_000, None))
+                .await
+                .expect("create");
+            for _ in 1..MAX {
+                store
+                    .create(&SessionId::generate(), &record(100, None))
+                    .await
+                    .expect("create");
+            }
+            assert_eq!(store.len(), MAX);
+            let mut newcomer = record(10_000, None);
+            newcomer.created_at = 200;
+            store
+                .create(&SessionId::generate(), &newcomer)
+                .await
+                .expect("create");
+            assert_eq!(store.len(), MAX - MAKE_ROOM_PURGE + 1);
+            assert!(store.load(&live, 200).await.expect("load").is_some());
+            let expired = MAX - 1 - MAKE_ROOM_PURGE;
+            assert_eq!(
+                store.purge_expired(200, usize::MAX).await.expect("purge"),
+                expired as u64
+            );
+        });
     }
 
     /// The deadline index follows every change of expiry, so eviction takes
