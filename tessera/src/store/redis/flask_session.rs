@@ -988,17 +988,19 @@ impl SessionStore for FlaskSessionRedisStore {
         let now = clamp(now);
         let (ids, start) = match user_id {
             Some(user) => {
-                let members: Vec<String> = self
-                    .link
-                    .read(::redis::cmd("SMEMBERS").arg(self.user_key(user)))
-                    .await?;
-                let ids = members
-                    .iter()
-                    .map(|member| parse_id(member))
-                    .collect::<Result<Vec<_>, _>>()?;
-                super::sorted_after(ids, after)
+                let members = async {
+                    let members: Vec<String> = self
+                        .link
+                        .read(::redis::cmd("SMEMBERS").arg(self.user_key(user)))
+                        .await?;
+                    members
+                        .iter()
+                        .map(|member| parse_id(member))
+                        .collect::<Result<Vec<_>, _>>()
+                };
+                self.listing.ids_after(user_id, after, members).await?
             }
-            None => self.listing.ids_after(after, self.scan_ids()).await?,
+            None => self.listing.ids_after(None, after, self.scan_ids()).await?,
         };
 
         let mut found = Vec::new();
