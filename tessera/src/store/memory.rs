@@ -1,6 +1,6 @@
 //! Sessions in process memory: for tests, development and single-process apps.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, BinaryHeap, HashMap, HashSet, VecDeque};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use super::{
@@ -325,19 +325,27 @@ impl SessionStore for MemoryStore {
         now: u64,
     ) -> Result<Vec<SessionInfo>, StoreError> {
         let inner = self.lock();
-        let matching: BTreeMap<&SessionId, &Record> = inner
-            .records
-            .iter()
-            .map(|(id, stored)| (id, &stored.record))
-            .filter(|(id, record)| {
-                record.is_live(now)
-                    && user_id.is_none_or(|user| record.user_id.as_deref() == Some(user))
-                    && after.is_none_or(|after| *id > after)
-            })
-            .collect();
-        Ok(matching
+        // The `limit` smallest ids that match, in a heap whose top is the
+        // largest of them: sorting every match (a page of a full store of a
+        // million) held the store's lock for most of a second.
+        let mut page: BinaryHeap<&SessionId> = BinaryHeap::new();
+        let matching = inner.records.iter().filter(|(id, stored)| {
+            stored.record.is_live(now)
+                && user_id.is_none_or(|user| stored.record.user_id.as_deref() == Some(user))
+                && after.is_none_or(|after| *id > after)
+        });
+        for (id, _) in matching {
+            if page.len() < limit {
+                page.push(id);
+            } else if page.peek().is_some_and(|largest| id < *largest) {
+                page.pop();
+                page.push(id);
+            }
+        }
+        Ok(page
+            .into_sorted_vec()
             .into_iter()
-            .take(limit)
+            .filter_map(|id| Some((id, &inner.records.get(id)?.record)))
             .map(|(id, record)| SessionInfo {
                 id: id.clone(),
                 user_id: record.user_id.clone(),
