@@ -23,9 +23,10 @@
 //! opened while it had a short `statement_timeout` or `lock_timeout` keep
 //! it: once a statement is refused for one of these, every connection
 //! opened before is replaced (at most once a second), so the store works
-//! again within a second of the setting being undone. Connections run at
-//! `READ COMMITTED`, which the row locks are written for, whatever the
-//! database's default isolation.
+//! again within a second of the setting being undone. The row locks are
+//! written for `READ COMMITTED`: once a stricter default isolation is seen
+//! (when the store opens, or by a serialization failure), connections are
+//! set to it when opened.
 //!
 //! ```no_run
 //! use tessera::store::{PostgresStore, Record, SessionId, SessionStore};
@@ -120,6 +121,38 @@ static SETTING_REFUSAL_SEEN: AtomicU64 = AtomicU64::new(0);
 /// The SQLSTATEs of refusals that come from a connection's settings.
 const SETTING_REFUSALS: [&str; 3] = ["25006", "57014", "55P03"];
 
+/// The row locks and the statements read after them are written for READ
+/// COMMITTED, each statement seeing what committed before it: under a
+/// database's or role's default of REPEATABLE READ or SERIALIZABLE,
+/// concurrent requests on one session fail with serialization errors. Set
+/// for the process once such a default is seen (when a store opens, or by
+/// a serialization failure), after which new connections are set to READ
+/// COMMITTED and those opened before are replaced.
+static PIN_READ_COMMITTED: AtomicBool = AtomicBool::new(false);
+
+/// What a connection runs when [`PIN_READ_COMMITTED`] is set.
+const SET_READ_COMMITTED: &str =
+    "SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL READ COMMITTED";
+
+/// PostgreSQL's "could not serialize access".
+const SERIALIZATION_FAILURE: &str = "40001";
+
+/// Has new connections set to READ COMMITTED, and those opened before
+/// replaced.
+fn pin_read_committed() {
+    if PIN_READ_COMMITTED.swap(true, Ordering::Relaxed) {
+        note_setting_refusal(super::monotonic_millis());
+        return;
+    }
+    // Every connection opened before now goes, whenever the last refusal
+    // was noted.
+    SETTING_REFUSAL_SEEN.store(super::monotonic_millis() + 1, Ordering::Relaxed);
+    tracing::warn!(
+        "the PostgreSQL database's default isolation is stricter than READ COMMITTED, which the \
+         session store's statements are written for: its connections are set to READ COMMITTED"
+    );
+}
+
 /// PostgreSQL's "read-only SQL transaction".
 const READ_ONLY_TRANSACTION: &str = "25006";
 
@@ -192,6 +225,9 @@ fn db(error: sqlx::Error) -> StoreError {
     }
     if code_of(&error).is_some_and(|code| code == UNDEFINED_TABLE) {
         MISSING_TABLE_SEEN.fetch_add(1, Ordering::Release);
+    }
+    if code_of(&error).is_some_and(|code| code == SERIALIZATION_FAILURE) {
+        pin_read_committed();
     }
     if code_of(&error).is_some_and(|code| code == READ_ONLY_TRANSACTION) {
         return StoreError::unavailable(ReadOnly(error));
@@ -820,19 +856,15 @@ impl PostgresStore {
                 .after_release(|_, meta| {
                     Box::pin(async move { Ok(!opened_before_setting_refusal(meta.age)) })
                 })
-                // The row locks and the statements read after them are
-                // designed for READ COMMITTED, each statement seeing what
-                // committed before it: a database or role whose default is
-                // REPEATABLE READ or SERIALIZABLE would fail concurrent
-                // requests on one session with serialization errors.
                 .after_connect(|conn, _| {
                     Box::pin(async move {
-                        conn.execute(
-                            "SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL \
-                             READ COMMITTED",
-                        )
-                        .await
-                        .map(drop)
+                        // Only where needed: a statement at connect waits in
+                        // a pooler's queue (PgBouncer's), and a connection
+                        // not opened in time is given up.
+                        if PIN_READ_COMMITTED.load(Ordering::Relaxed) {
+                            conn.execute(SET_READ_COMMITTED).await?;
+                        }
+                        Ok(())
                     })
                 })
                 .connect_lazy_with(self.options.clone())
@@ -945,6 +977,8 @@ struct SchemaFound {
     version: i64,
     /// Those of [`DATA_TABLES`] that are missing.
     missing: Vec<&'static str>,
+    /// Whether the connection's isolation is READ COMMITTED (or weaker).
+    read_committed: bool,
 }
 
 impl SchemaFound {
@@ -978,19 +1012,26 @@ impl SchemaFound {
 }
 
 /// A schema of the search path that holds the session tables but that the
-/// role may not use: the tables then look absent, and creating them fails
-/// with "no schema has been selected to create in".
+/// role may not use (quoted as SQL takes it): the tables then look absent.
+/// When creating them, only if the search path has no schema the role may
+/// use ("no schema has been selected to create in"): with one, they are
+/// created there, as before (another application's tables, say, in a
+/// schema named first).
 async fn unusable_schema_with_tables(
     conn: &mut PgConnection,
+    existing_only: bool,
 ) -> Result<Option<String>, sqlx::Error> {
     sqlx::query_scalar(
-        "SELECT n.nspname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+        "SELECT quote_ident(n.nspname) FROM pg_class c \
+         JOIN pg_namespace n ON n.oid = c.relnamespace \
          WHERE c.relname = 'tessera_sessions' \
            AND NOT has_schema_privilege(n.oid, 'USAGE') \
            AND n.nspname = ANY (string_to_array( \
                replace(replace(current_setting('search_path'), ' ', ''), '\"', ''), ',')) \
+           AND ($1 OR current_schema() IS NULL) \
          LIMIT 1",
     )
+    .bind(existing_only)
     .fetch_optional(conn)
     .await
 }
@@ -999,10 +1040,11 @@ async fn unusable_schema_with_tables(
 async fn schema_found(conn: &mut PgConnection) -> Result<SchemaFound, sqlx::Error> {
     // `to_regclass` resolves the names through the search path like the
     // queries do, and answers NULL rather than failing when one is absent.
-    let (versioned, sessions, values): (bool, bool, bool) = sqlx::query_as(
+    let (versioned, sessions, values, read_committed): (bool, bool, bool, bool) = sqlx::query_as(
         "SELECT to_regclass('tessera_schema_migrations') IS NOT NULL, \
                 to_regclass('tessera_sessions') IS NOT NULL, \
-                to_regclass('tessera_session_values') IS NOT NULL",
+                to_regclass('tessera_session_values') IS NOT NULL, \
+                current_setting('transaction_isolation') IN ('read committed', 'read uncommitted')",
     )
     .fetch_one(&mut *conn)
     .await?;
@@ -1020,7 +1062,11 @@ async fn schema_found(conn: &mut PgConnection) -> Result<SchemaFound, sqlx::Erro
     } else {
         0
     };
-    Ok(SchemaFound { version, missing })
+    Ok(SchemaFound {
+        version,
+        missing,
+        read_committed,
+    })
 }
 
 /// A certificate or key file a PostgreSQL URL or libpq's environment names.
@@ -1109,11 +1155,15 @@ async fn migrate(
     // Current already (the usual case): no lock and no DDL, so a role that
     // may only read and write the tables can open the store.
     let mut schema_now = schema_found(&mut conn).await?;
+    if !schema_now.read_committed {
+        pin_read_committed();
+        conn.execute(SET_READ_COMMITTED).await?;
+    }
     if schema_now.version == known && schema_now.missing.is_empty() {
         return Ok(());
     }
     if schema_now.version == 0 && schema_now.missing.len() == DATA_TABLES.len() {
-        if let Some(schema) = unusable_schema_with_tables(&mut conn).await? {
+        if let Some(schema) = unusable_schema_with_tables(&mut conn, existing_only).await? {
             return Err(OpenFailure::Config(format!(
                 "the tessera session tables are in schema {schema}, which the search path \
                  names but this role may not use: GRANT USAGE ON SCHEMA {schema} TO the \
@@ -1895,10 +1945,64 @@ mod tests {
                 "{message}"
             );
         }
-        sqlx::raw_sql(&format!("DROP ROLE {role}"))
+
+        // A name that needs quoting is quoted, so that the statement works
+        // as pasted.
+        let mixed = format!("M{}", fresh_name("mixed"));
+        sqlx::raw_sql(&format!("CREATE SCHEMA \"{mixed}\""))
             .execute(&mut admin)
             .await
-            .expect("drop the role");
+            .expect("a schema");
+        let in_mixed = |url: &str| format!("{url}&options=-c%20search_path%3D%22{mixed}%22");
+        let mixed_owner = PostgresStore::new(&in_mixed(&server_url())).expect("url");
+        mixed_owner
+            .connect()
+            .await
+            .expect("the owner creates the tables");
+        mixed_owner.close().await;
+        let refused = PostgresStore::new(&in_mixed(&url))
+            .expect("url")
+            .connect()
+            .await
+            .expect_err("refused");
+        assert!(
+            refused
+                .to_string()
+                .contains(&format!("GRANT USAGE ON SCHEMA \"{mixed}\"")),
+            "{refused}"
+        );
+
+        // With a schema of its own after that one in the search path, the
+        // role's store creates its tables there, as it did before the hint:
+        // the tables in the first are another application's, say.
+        let own = fresh_name("own");
+        sqlx::raw_sql(&format!("CREATE SCHEMA {own} AUTHORIZATION {role}"))
+            .execute(&mut admin)
+            .await
+            .expect("the role's schema");
+        let store = PostgresStore::new(&format!(
+            "{url}&options=-c%20search_path%3D{schema}%2C{own}"
+        ))
+        .expect("url");
+        store
+            .connect()
+            .await
+            .expect("tables made in its own schema");
+        store.close().await;
+        let made: bool = sqlx::query_scalar(&format!(
+            "SELECT to_regclass('{own}.tessera_sessions') IS NOT NULL"
+        ))
+        .fetch_one(&mut admin)
+        .await
+        .expect("to_regclass");
+        assert!(made);
+
+        sqlx::raw_sql(&format!(
+            "DROP SCHEMA \"{mixed}\" CASCADE; DROP SCHEMA {own} CASCADE; DROP ROLE {role}"
+        ))
+        .execute(&mut admin)
+        .await
+        .expect("drop the schemas and the role");
         admin.close().await.expect("close");
         drop_schema(owner, &schema).await;
     }
@@ -1943,54 +2047,108 @@ mod tests {
         );
     }
 
+    /// Concurrent writes to one session: 24 tasks, each an increment, an
+    /// append and an update; the errors met.
+    async fn concurrent_writes(
+        store: &std::sync::Arc<PostgresStore>,
+        id: &SessionId,
+        round: &str,
+    ) -> Vec<StoreError> {
+        let writes: Vec<_> = (0..24)
+            .map(|n| {
+                let (store, id) = (std::sync::Arc::clone(store), id.clone());
+                let (key, list) = (format!("n {round}"), format!("l {round}"));
+                tokio::spawn(async move {
+                    let counted = store.increment(&id, &key, 1, NOW).await.map(drop);
+                    let appended = store.append(&id, &list, &Value::from(n), NOW).await;
+                    let mut changes = Changes::default();
+                    changes.set.insert(format!("k{n}"), Value::from(n));
+                    let updated = store.update(&id, &changes, NOW).await.map(drop);
+                    counted.and(appended.map(drop)).and(updated)
+                })
+            })
+            .collect();
+        let mut errors = Vec::new();
+        for write in writes {
+            if let Err(error) = write.await.expect("task") {
+                errors.push(error);
+            }
+        }
+        errors
+    }
+
     /// The store's statements are written for READ COMMITTED: on a
     /// database whose default isolation is SERIALIZABLE (or REPEATABLE
     /// READ), concurrent writes to one session failed with "could not
-    /// serialize access due to concurrent update", answered 503.
+    /// serialize access due to concurrent update", answered 503. Such a
+    /// default is seen when the store opens; set later, at the first
+    /// serialization failure. (Only then are connections set, each with a
+    /// statement: behind PgBouncer with a small pool, a statement at every
+    /// connect waited in its queue until the connection was given up.)
     #[tokio::test]
     async fn a_stricter_default_isolation_does_not_fail_concurrent_writes() {
-        let (database, mut admin, store) = own_database("iso").await;
-        let store = std::sync::Arc::new(store.with_max_connections(4));
-        let id = SessionId::generate();
-        assert!(store
-            .create(&id, &record(Map::new(), None, NOW + 3600))
-            .await
-            .expect("create"));
+        let _alone = setting_refusals_alone().await;
         for isolation in ["serializable", "repeatable read"] {
+            PIN_READ_COMMITTED.store(false, Ordering::Relaxed);
+            let (database, mut admin, store) = own_database("iso").await;
             sqlx::raw_sql(&format!(
                 "ALTER DATABASE {database} SET default_transaction_isolation = '{isolation}'"
             ))
             .execute(&mut admin)
             .await
             .expect("isolation");
-            reconnect_all_but(&mut admin, &database, None).await;
-            let key = format!("n {isolation}");
-            let list = format!("l {isolation}");
-            let writes: Vec<_> = (0..24)
-                .map(|n| {
-                    let (store, id) = (std::sync::Arc::clone(&store), id.clone());
-                    let (key, list) = (key.clone(), list.clone());
-                    tokio::spawn(async move {
-                        let counted = store.increment(&id, &key, 1, NOW).await.map(drop);
-                        let appended = store.append(&id, &list, &Value::from(n), NOW).await;
-                        let mut changes = Changes::default();
-                        changes.set.insert(format!("k{n}"), Value::from(n));
-                        let updated = store.update(&id, &changes, NOW).await.map(drop);
-                        counted.and(appended.map(drop)).and(updated)
-                    })
-                })
-                .collect();
-            for write in writes {
-                let result = write.await.expect("task");
-                result.unwrap_or_else(|error| panic!("{isolation}: {error}"));
-            }
+            let store = std::sync::Arc::new(store.with_max_connections(4));
+            let id = SessionId::generate();
+            assert!(store
+                .create(&id, &record(Map::new(), None, NOW + 3600))
+                .await
+                .expect("create"));
+            let errors = concurrent_writes(&store, &id, isolation).await;
+            assert!(errors.is_empty(), "{isolation}: {errors:?}");
             let loaded = store.load(&id, NOW).await.expect("load").expect("live");
+            let key = format!("n {isolation}");
             assert_eq!(loaded.data.get(&key), Some(&Value::from(24)), "{isolation}");
-            match loaded.data.get(&list) {
+            match loaded.data.get(&format!("l {isolation}")) {
                 Some(Value::List(items)) => assert_eq!(items.len(), 24, "{isolation}"),
                 other => panic!("{isolation}: {other:?}"),
             }
+            store.close().await;
+            drop_database(admin, &database).await;
         }
+
+        // Made stricter while the store runs: the writes that meet a
+        // serialization failure fail; those after it do not.
+        PIN_READ_COMMITTED.store(false, Ordering::Relaxed);
+        let (database, mut admin, store) = own_database("isolater").await;
+        let store = std::sync::Arc::new(store.with_max_connections(4));
+        let id = SessionId::generate();
+        assert!(store
+            .create(&id, &record(Map::new(), None, NOW + 3600))
+            .await
+            .expect("create"));
+        assert!(!PIN_READ_COMMITTED.load(Ordering::Relaxed));
+        sqlx::raw_sql(&format!(
+            "ALTER DATABASE {database} SET default_transaction_isolation = 'serializable'"
+        ))
+        .execute(&mut admin)
+        .await
+        .expect("isolation");
+        reconnect_all_but(&mut admin, &database, None).await;
+        let mut round = 0;
+        while !PIN_READ_COMMITTED.load(Ordering::Relaxed) {
+            round += 1;
+            assert!(round <= 20, "no serialization failure in 20 rounds");
+            let errors = concurrent_writes(&store, &id, &format!("before {round}")).await;
+            assert!(
+                errors
+                    .iter()
+                    .all(|error| error.to_string().contains("could not serialize")),
+                "{errors:?}"
+            );
+        }
+        tokio::time::sleep(SETTING_REFUSAL_INTERVAL).await;
+        let errors = concurrent_writes(&store, &id, "after").await;
+        assert!(errors.is_empty(), "{errors:?}");
         store.close().await;
         drop_database(admin, &database).await;
     }
