@@ -228,10 +228,13 @@ impl SqliteStore {
     pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 
     /// A store in the file at `path`, created with its directory if missing.
-    /// Nothing is opened until the first operation.
+    /// A relative path is resolved now, so that a later change of directory
+    /// does not move it (the file would then look removed). Nothing is
+    /// opened until the first operation.
     pub fn new(path: impl Into<PathBuf>) -> Self {
+        let path = path.into();
         Self {
-            path: path.into(),
+            path: std::path::absolute(&path).unwrap_or(path),
             connections: OnceCell::new(),
             existing_only: false,
         }
@@ -799,6 +802,14 @@ async fn check_no_other_tables(conn: &mut SqliteConnection) -> Result<(), OpenFa
     .await?;
     if others.is_empty() {
         return Ok(());
+    }
+    if others.iter().all(|name| TABLES.contains(&name.as_str())) {
+        return Err(OpenFailure::Config(format!(
+            "the file holds tessera's session tables but no schema version (its user_version \
+             is 0: SQLite's .dump and .recover leave it out); if it was made by this version \
+             of tessera, set it with sqlite3 FILE 'PRAGMA user_version = {}'",
+            SqliteStore::SCHEMA_VERSION
+        )));
     }
     Err(OpenFailure::Config(format!(
         "not a tessera session store: the file holds another program's tables ({}), and \
@@ -1411,6 +1422,63 @@ mod tests {
             other => panic!("{other:?}"),
         }
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A tessera file that lost its schema version (SQLite's `.dump` and
+    /// `.recover`, the way to salvage a damaged file, leave it out) is
+    /// said to be one, with how to set the version, not "another
+    /// program's", whose advice (a file of its own) threw its sessions
+    /// away. A relative path is resolved when the store is made.
+    #[tokio::test]
+    async fn a_tessera_file_without_its_version_says_how_to_set_it() {
+        use sqlx::ConnectOptions as _;
+        let dir =
+            std::env::temp_dir().join(format!("tessera-sqlite-dumped-{}", std::process::id()));
+        let path = dir.join("sessions.db");
+        let store = SqliteStore::open(&path).await.expect("open");
+        let id = SessionId::generate();
+        assert!(store.create(&id, &live_record()).await.expect("create"));
+        store.close().await;
+        let set_version = |version: u32| {
+            let path = path.clone();
+            async move {
+                let mut conn = SqliteConnectOptions::new()
+                    .filename(&path)
+                    .connect()
+                    .await
+                    .expect("connect");
+                sqlx::raw_sql(&format!("PRAGMA user_version = {version}"))
+                    .execute(&mut conn)
+                    .await
+                    .expect("user_version");
+                conn.close().await.expect("close");
+            }
+        };
+        set_version(0).await;
+        match SqliteStore::open(&path).await.err() {
+            Some(StoreError::Config(message)) => assert!(
+                message.contains("tessera's session tables")
+                    && message.contains(&format!(
+                        "PRAGMA user_version = {}",
+                        SqliteStore::SCHEMA_VERSION
+                    )),
+                "{message}"
+            ),
+            other => panic!("{other:?}"),
+        }
+        set_version(SqliteStore::SCHEMA_VERSION).await;
+        let reopened = SqliteStore::open(&path).await.expect("open");
+        assert!(reopened.load(&id, 2).await.expect("load").is_some());
+        reopened.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
+
+        let relative = SqliteStore::new("relative-sessions.db");
+        assert_eq!(
+            relative.path(),
+            std::env::current_dir()
+                .expect("a directory")
+                .join("relative-sessions.db")
+        );
     }
 
     /// Another program's SQLite file is refused, not given the session
