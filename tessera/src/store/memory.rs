@@ -45,6 +45,11 @@ struct Inner {
     /// forgetting the oldest once it holds as many as the session bound.
     retired: HashSet<SessionId>,
     retired_order: VecDeque<SessionId>,
+    /// `(user, id)` of each record that has a user, so a user's are
+    /// together in id order: a user's listing and "log out everywhere" read
+    /// these, not every session. (One set for all: a set per user cost
+    /// some 470 bytes for each user's first session.)
+    by_user: BTreeSet<(String, SessionId)>,
 }
 
 impl Default for MemoryStore {
@@ -69,8 +74,17 @@ impl MemoryStore {
         };
         let extends = changes.expires_at.is_none_or(|at| at >= record.expires_at)
             && changes.absolute_expires_at.is_none();
+        let owner_before = changes.user_id.is_some().then(|| record.user_id.clone());
         changes.apply_to(record);
-        if delete_if_empty && !worth_keeping(&record.data, record.user_id.as_deref()) {
+        let keep = !delete_if_empty || worth_keeping(&record.data, record.user_id.as_deref());
+        let owner_after = owner_before.is_some().then(|| record.user_id.clone());
+        if let (Some(before), Some(after)) = (owner_before, owner_after) {
+            if before != after {
+                inner.unindex_user(id, before.as_deref());
+                inner.index_user(id, after);
+            }
+        }
+        if !keep {
             inner.remove(id);
             inner.retire(id.clone(), self.max_sessions);
             return UpdateOutcome::Deleted;
@@ -117,20 +131,54 @@ struct Stored {
 impl Inner {
     fn insert(&mut self, id: SessionId, record: Record) {
         let due = record.deadline();
+        let owner = record.user_id.clone();
         let stored = Stored {
             record,
             indexed: due,
         };
         if let Some(replaced) = self.records.insert(id.clone(), stored) {
             self.by_deadline.remove(&(replaced.indexed, id.clone()));
+            self.unindex_user(&id, replaced.record.user_id.as_deref());
         }
+        self.index_user(&id, owner);
         self.by_deadline.insert((due, id));
     }
 
     fn remove(&mut self, id: &SessionId) -> Option<Record> {
         let stored = self.records.remove(id)?;
         self.by_deadline.remove(&(stored.indexed, id.clone()));
+        self.unindex_user(id, stored.record.user_id.as_deref());
         Some(stored.record)
+    }
+
+    fn index_user(&mut self, id: &SessionId, owner: Option<String>) {
+        if let Some(owner) = owner {
+            self.by_user.insert((owner, id.clone()));
+        }
+    }
+
+    fn unindex_user(&mut self, id: &SessionId, owner: Option<&str>) {
+        if let Some(owner) = owner {
+            self.by_user.remove(&(owner.to_owned(), id.clone()));
+        }
+    }
+
+    /// The ids of `user`'s records after `after`, in id order.
+    fn ids_of<'a>(
+        &'a self,
+        user: &'a str,
+        after: Option<&SessionId>,
+    ) -> impl Iterator<Item = &'a SessionId> + 'a {
+        use std::ops::Bound;
+        let start = match after {
+            Some(after) => Bound::Excluded((user.to_owned(), after.clone())),
+            // No id sorts before the empty one.
+            None => Bound::Included((user.to_owned(), SessionId(String::new()))),
+        };
+        self.by_user
+            .range((start, Bound::Unbounded))
+            .take_while(move |(owner, _)| owner == user)
+            .map(|(_, id)| id)
     }
 
     /// Keeps the index entry of `id` no later than its deadline.
@@ -325,14 +373,28 @@ impl SessionStore for MemoryStore {
         now: u64,
     ) -> Result<Vec<SessionInfo>, StoreError> {
         let inner = self.lock();
+        let info = |id: &SessionId, record: &Record| SessionInfo {
+            id: id.clone(),
+            user_id: record.user_id.clone(),
+            created_at: record.created_at,
+            expires_at: record.expires_at,
+            absolute_expires_at: record.absolute_expires_at,
+        };
+        if let Some(user) = user_id {
+            return Ok(inner
+                .ids_of(user, after)
+                .filter_map(|id| Some((id, &inner.records.get(id)?.record)))
+                .filter(|(_, record)| record.is_live(now))
+                .take(limit)
+                .map(|(id, record)| info(id, record))
+                .collect());
+        }
         // The `limit` smallest ids that match, in a heap whose top is the
         // largest of them: sorting every match (a page of a full store of a
         // million) held the store's lock for most of a second.
         let mut page: BinaryHeap<&SessionId> = BinaryHeap::new();
         let matching = inner.records.iter().filter(|(id, stored)| {
-            stored.record.is_live(now)
-                && user_id.is_none_or(|user| stored.record.user_id.as_deref() == Some(user))
-                && after.is_none_or(|after| *id > after)
+            stored.record.is_live(now) && after.is_none_or(|after| *id > after)
         });
         for (id, _) in matching {
             if page.len() < limit {
@@ -346,24 +408,13 @@ impl SessionStore for MemoryStore {
             .into_sorted_vec()
             .into_iter()
             .filter_map(|id| Some((id, &inner.records.get(id)?.record)))
-            .map(|(id, record)| SessionInfo {
-                id: id.clone(),
-                user_id: record.user_id.clone(),
-                created_at: record.created_at,
-                expires_at: record.expires_at,
-                absolute_expires_at: record.absolute_expires_at,
-            })
+            .map(|(id, record)| info(id, record))
             .collect())
     }
 
     async fn delete_user(&self, user_id: &str) -> Result<u64, StoreError> {
         let mut inner = self.lock();
-        let ids: Vec<SessionId> = inner
-            .records
-            .iter()
-            .filter(|(_, stored)| stored.record.user_id.as_deref() == Some(user_id))
-            .map(|(id, _)| id.clone())
-            .collect();
+        let ids: Vec<SessionId> = inner.ids_of(user_id, None).cloned().collect();
         for id in &ids {
             inner.remove(id);
             inner.retire(id.clone(), self.max_sessions);
@@ -395,6 +446,82 @@ mod tests {
             .build()
             .expect("a runtime")
             .block_on(future)
+    }
+
+    /// The index of each user's sessions follows every change of owner,
+    /// id and existence, so a user's listing and "log out everywhere" read
+    /// it rather than every session (a page of a user's sessions scanned a
+    /// million records under the store's lock), and it keeps nothing of
+    /// sessions gone.
+    #[test]
+    fn the_user_index_follows_every_change() {
+        block_on(async {
+            let store = MemoryStore::new(100);
+            let listed = |user: &'static str| {
+                let store = &store;
+                async move {
+                    store
+                        .list(Some(user), None, 10, 20)
+                        .await
+                        .expect("list")
+                        .into_iter()
+                        .map(|info| info.id)
+                        .collect::<Vec<_>>()
+                }
+            };
+            let owner = |user: Option<&str>| Changes {
+                user_id: Some(user.map(str::to_owned)),
+                ..Changes::default()
+            };
+            let id = SessionId::generate();
+            store.create(&id, &record(100, None)).await.expect("create");
+            assert!(listed("alice").await.is_empty());
+            assert!(store
+                .update(&id, &owner(Some("alice")), 20)
+                .await
+                .expect("login"));
+            assert_eq!(listed("alice").await, [id.clone()]);
+            assert!(store
+                .update(&id, &owner(Some("bob")), 20)
+                .await
+                .expect("another"));
+            assert!(listed("alice").await.is_empty());
+            assert_eq!(listed("bob").await, [id.clone()]);
+
+            let moved = SessionId::generate();
+            assert!(store.cycle_id(&id, &moved, 20).await.expect("cycle"));
+            assert_eq!(listed("bob").await, [moved.clone()]);
+            assert!(store
+                .update(&moved, &owner(None), 20)
+                .await
+                .expect("logout"));
+            assert!(listed("bob").await.is_empty());
+            assert!(store.lock().by_user.is_empty());
+
+            let mut owned = record(100, None);
+            owned.user_id = Some("carol".to_owned());
+            let mut carols: Vec<SessionId> = (0..3).map(|_| SessionId::generate()).collect();
+            for carol in &carols {
+                store.create(carol, &owned).await.expect("create");
+            }
+            carols.sort();
+            assert_eq!(listed("carol").await, carols);
+            let page = store
+                .list(Some("carol"), Some(&carols[0]), 1, 20)
+                .await
+                .expect("a page");
+            assert_eq!(page.len(), 1);
+            assert_eq!(page[0].id, carols[1]);
+            assert_eq!(store.delete_user("carol").await.expect("delete"), 3);
+            assert!(listed("carol").await.is_empty());
+
+            assert!(store
+                .create(&SessionId::generate(), &owned)
+                .await
+                .expect("create"));
+            assert_eq!(store.purge_expired(1000, 10).await.expect("purge"), 2);
+            assert!(store.lock().by_user.is_empty());
+        });
     }
 
     /// A creation in a full store of expired sessions purges a batch of
