@@ -480,17 +480,17 @@ mod tests {
                 .update(&id, &owner(Some("alice")), 20)
                 .await
                 .expect("login"));
-            assert_eq!(listed("alice").await, [id.clone()]);
+            assert_eq!(listed("alice").await, std::slice::from_ref(&id));
             assert!(store
                 .update(&id, &owner(Some("bob")), 20)
                 .await
                 .expect("another"));
             assert!(listed("alice").await.is_empty());
-            assert_eq!(listed("bob").await, [id.clone()]);
+            assert_eq!(listed("bob").await, std::slice::from_ref(&id));
 
             let moved = SessionId::generate();
             assert!(store.cycle_id(&id, &moved, 20).await.expect("cycle"));
-            assert_eq!(listed("bob").await, [moved.clone()]);
+            assert_eq!(listed("bob").await, std::slice::from_ref(&moved));
             assert!(store
                 .update(&moved, &owner(None), 20)
                 .await
