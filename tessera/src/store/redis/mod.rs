@@ -2700,10 +2700,13 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn a_whole_store_listing_reads_every_id_once_not_once_a_page() {
-        // Its own server, so that the command counts are this test's.
-        let (_server, port, _) = OwnServer::on_a_free_port("listing");
+    /// A store of each layout on a Redis server of the test's own, so that
+    /// the server's command counts are the test's; the server is stopped
+    /// when the first item is dropped.
+    fn both_layouts_on_an_own_server(
+        label: &str,
+    ) -> (OwnServer, RedisStore, FlaskSessionRedisStore) {
+        let (server, port, _) = OwnServer::on_a_free_port(label);
         let url = format!("redis://127.0.0.1:{port}/0");
         let store = RedisStore::new(&url).expect("a Redis URL");
         let flask = FlaskSessionRedisStore::new(
@@ -2712,6 +2715,12 @@ mod tests {
         )
         .expect("a Redis URL")
         .with_prefix("flask:");
+        (server, store, flask)
+    }
+
+    #[tokio::test]
+    async fn a_whole_store_listing_reads_every_id_once_not_once_a_page() {
+        let (_server, store, flask) = both_layouts_on_an_own_server("listing");
         let mut ids = Vec::new();
         for _ in 0..40 {
             ids.push(create(&store, &record(Map::new(), None)).await);
@@ -2759,15 +2768,7 @@ mod tests {
     /// user in between reads again, rather than give the wrong user's ids.
     #[tokio::test]
     async fn a_users_listing_reads_the_users_ids_once_not_once_a_page() {
-        let (_server, port, _) = OwnServer::on_a_free_port("user-listing");
-        let url = format!("redis://127.0.0.1:{port}/0");
-        let store = RedisStore::new(&url).expect("a Redis URL");
-        let flask = FlaskSessionRedisStore::new(
-            &url,
-            crate::store::flask_format::SerializationFormat::Msgpack,
-        )
-        .expect("a Redis URL")
-        .with_prefix("flask:");
+        let (_server, store, flask) = both_layouts_on_an_own_server("user-listing");
         let stores: [&dyn SessionStore; 2] = [&store, &flask];
         for listed_store in stores {
             let mut ids = Vec::new();
