@@ -521,6 +521,10 @@ pub(crate) struct OutageLog {
     /// 0 for never.
     logged_at: std::sync::atomic::AtomicU64,
     not_logged: std::sync::atomic::AtomicU64,
+    /// Whether a task will log the failures not logged once a second has
+    /// passed, in case none comes after them: a burst shorter than a
+    /// second showed as the one failure logged.
+    summary_due: std::sync::atomic::AtomicBool,
 }
 
 /// The log of failures to reach a session store, for the whole process.
@@ -533,13 +537,49 @@ impl OutageLog {
         Self {
             logged_at: std::sync::atomic::AtomicU64::new(0),
             not_logged: std::sync::atomic::AtomicU64::new(0),
+            summary_due: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
     /// Logs a failure answered with 503, `what` saying what failed, unless
-    /// one was logged less than a second ago.
-    pub(crate) fn log(&self, error: &dyn std::fmt::Display, what: &str) {
-        self.log_at(monotonic_millis(), error, what);
+    /// one was logged less than a second ago; those not logged are counted
+    /// on the next line, or on a line of their own a second later.
+    pub(crate) fn log(&'static self, error: &dyn std::fmt::Display, what: &'static str) {
+        if !self.log_at(monotonic_millis(), error, what) {
+            self.summarize_later(what);
+        }
+    }
+
+    /// Has the failures not logged counted a second from now, unless a
+    /// line has counted them by then (on a tokio runtime; without one the
+    /// next line counts them).
+    fn summarize_later(&'static self, what: &'static str) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if self.summary_due.swap(true, Relaxed) {
+            return;
+        }
+        runtime.spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(Self::INTERVAL_MS)).await;
+            self.summary_due.store(false, Relaxed);
+            self.summarize_at(monotonic_millis(), what);
+        });
+    }
+
+    /// Logs how many failures were not logged, if any and a line is due.
+    fn summarize_at(&self, now_ms: u64, what: &str) {
+        use std::sync::atomic::Ordering::Relaxed;
+        if self.not_logged.load(Relaxed) == 0 {
+            return;
+        }
+        if let Some(not_logged) = self.take_turn_at(now_ms).filter(|n| *n > 0) {
+            tracing::error!(
+                not_logged,
+                "{what}: {not_logged} more such failures answered 503 since the last line"
+            );
+        }
     }
 
     /// Whether a line is due now (none was let through in the last
@@ -548,33 +588,42 @@ impl OutageLog {
         self.due_at(monotonic_millis())
     }
 
-    fn log_at(&self, now_ms: u64, error: &dyn std::fmt::Display, what: &str) {
-        if let Some(not_logged) = self.due_at(now_ms) {
-            tracing::error!(
-                %error,
-                not_logged,
-                "{what}; answering 503 (at most one such line a second: not_logged counts the \
-                 failures since the last)"
-            );
-        }
+    /// Whether the failure was logged (else it was counted).
+    fn log_at(&self, now_ms: u64, error: &dyn std::fmt::Display, what: &str) -> bool {
+        let Some(not_logged) = self.due_at(now_ms) else {
+            return false;
+        };
+        tracing::error!(
+            %error,
+            not_logged,
+            "{what}; answering 503 (at most one such line a second: not_logged counts the \
+             failures since the last)"
+        );
+        true
     }
 
     fn due_at(&self, now_ms: u64) -> Option<u64> {
+        let turn = self.take_turn_at(now_ms);
+        if turn.is_none() {
+            self.not_logged
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        turn
+    }
+
+    /// The count of events not logged, reset, if a line is due at `now_ms`
+    /// and this caller is the one to write it.
+    fn take_turn_at(&self, now_ms: u64) -> Option<u64> {
         use std::sync::atomic::Ordering::Relaxed;
         let stamp = now_ms.saturating_add(1);
         let last = self.logged_at.load(Relaxed);
         let due = last == 0 || stamp.saturating_sub(last) >= Self::INTERVAL_MS;
         // One of the requests failing together logs; the others count.
-        if due
-            && self
-                .logged_at
-                .compare_exchange(last, stamp, Relaxed, Relaxed)
-                .is_ok()
-        {
-            return Some(self.not_logged.swap(0, Relaxed));
-        }
-        self.not_logged.fetch_add(1, Relaxed);
-        None
+        (due && self
+            .logged_at
+            .compare_exchange(last, stamp, Relaxed, Relaxed)
+            .is_ok())
+        .then(|| self.not_logged.swap(0, Relaxed))
     }
 }
 
@@ -671,6 +720,38 @@ mod tests {
         }
         assert!(lines[0].contains("not_logged=0"), "{text}");
         assert!(lines[1].contains("not_logged=2"), "{text}");
+    }
+
+    /// Failures held back and followed by none are counted on a line of
+    /// their own once the second has passed: a burst shorter than a second
+    /// showed as the one failure logged.
+    #[test]
+    fn a_burst_shorter_than_a_second_is_counted_all_the_same() {
+        let (logs, _guard) = test_logs::LogBuffer::capture();
+        let log = super::OutageLog::new();
+        let error = super::StoreError::Unavailable("connection refused".into());
+        for now_ms in [0, 10, 20, 30] {
+            log.log_at(now_ms, &error, "could not load the session");
+        }
+        log.summarize_at(500, "could not load the session");
+        assert_eq!(logs.contents().lines().count(), 1, "not yet due");
+        log.summarize_at(1000, "could not load the session");
+        let text = logs.contents();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert!(lines[1].contains("not_logged=3"), "{text}");
+        assert!(lines[1].contains("3 more such failures"), "{text}");
+        log.summarize_at(5000, "could not load the session");
+        assert_eq!(logs.contents().lines().count(), 2, "nothing more to count");
+        // The next failure is logged, counting none.
+        log.log_at(5001, &error, "could not load the session");
+        let text = logs.contents();
+        assert!(
+            text.lines()
+                .nth(2)
+                .is_some_and(|line| line.contains("not_logged=0")),
+            "{text}"
+        );
     }
 
     #[tokio::test]
