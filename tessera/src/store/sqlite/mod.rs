@@ -53,6 +53,7 @@ use super::sql::{
     ListingPage,
 };
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -415,7 +416,7 @@ impl SqliteStore {
     /// A connection for reading; several are lent at once (WAL readers do
     /// not block).
     async fn reader(&self) -> Result<Lease, StoreError> {
-        lease(&self.open_file().await?.read).await
+        lease(&self.open_file(false).await?.read).await
     }
 
     /// The one connection this process writes through. SQLite admits one
@@ -423,15 +424,28 @@ impl SqliteStore {
     /// a thread, beats having them poll SQLite's busy handler, whose sleeps
     /// made the tail latency of contended writes tens of milliseconds.
     async fn writer(&self) -> Result<Lease, StoreError> {
-        lease(&self.open_file().await?.write).await
+        lease(&self.open_file(true).await?.write).await
     }
 
     /// The connections, once the file at the path is checked to be the one
-    /// they have open (a `stat`, far cheaper than any statement).
-    async fn open_file(&self) -> Result<&ReadWrite, StoreError> {
+    /// they have open (a `stat`, far cheaper than any statement), and the
+    /// `-wal` file too: before every write (a write into a deleted log is
+    /// lost), and before reads at most every [`WAL_CHECK_INTERVAL`] (a read
+    /// of the session and a write are the usual request, and each check
+    /// is a `stat`), so that reads stop soon after too (they would show
+    /// sessions that another process has revoked since).
+    async fn open_file(&self, before_a_write: bool) -> Result<&ReadWrite, StoreError> {
         let connections = self.connections().await?;
         if connections.file.is_none() {
             return Ok(connections);
+        }
+        let gone = || {
+            StoreError::Unavailable(Box::new(FileGone {
+                path: self.path.display().to_string(),
+            }))
+        };
+        if connections.gone.load(Ordering::Relaxed) {
+            return Err(gone());
         }
         let unchecked = |source| {
             StoreError::Unavailable(Box::new(Unchecked {
@@ -440,14 +454,21 @@ impl SqliteStore {
             }))
         };
         let file = file_id(&self.path).map_err(unchecked)?;
-        let wal = match connections.wal {
-            Some(_) => file_id(&wal_path(&self.path)).map_err(unchecked)?,
-            None => None,
+        let now_ms = super::monotonic_millis();
+        let wal_due = before_a_write
+            || now_ms.saturating_sub(connections.wal_checked_at.load(Ordering::Relaxed))
+                >= WAL_CHECK_INTERVAL.as_millis() as u64;
+        let wal_moved = match connections.wal {
+            Some(_) if wal_due => {
+                connections.wal_checked_at.store(now_ms, Ordering::Relaxed);
+                file_id(&wal_path(&self.path)).map_err(unchecked)? != connections.wal
+            }
+            _ => false,
         };
-        if file != connections.file || wal != connections.wal {
-            return Err(StoreError::Unavailable(Box::new(FileGone {
-                path: self.path.display().to_string(),
-            })));
+        if file != connections.file || wal_moved {
+            // For good: neither can come back as the file opened.
+            connections.gone.store(true, Ordering::Relaxed);
+            return Err(gone());
         }
         Ok(connections)
     }
@@ -518,7 +539,15 @@ struct ReadWrite {
     /// Which `-wal` file: SQLite keeps it while any connection is open
     /// (it only truncates it), so one that went away was deleted by hand.
     wal: Option<(u64, u64)>,
+    /// When a read last checked the `-wal` file, in
+    /// [`monotonic_millis`](super::monotonic_millis).
+    wal_checked_at: AtomicU64,
+    /// The file or its `-wal` was found removed or replaced.
+    gone: AtomicBool,
 }
+
+/// How often reads check that the `-wal` file is the one opened, at most.
+const WAL_CHECK_INTERVAL: Duration = Duration::from_millis(100);
 
 /// The device and inode of the file at `path`; `None` if there is none (or
 /// where the system does not say).
@@ -603,6 +632,8 @@ async fn connect_both_once(path: &Path, existing_only: bool) -> Result<ReadWrite
             write,
             file: file_id(path).ok().flatten(),
             wal: file_id(&wal_path(path)).ok().flatten(),
+            wal_checked_at: AtomicU64::new(0),
+            gone: AtomicBool::new(false),
         }),
         Err(error) => {
             write.close().await;
@@ -1365,7 +1396,7 @@ mod tests {
     }
 
     /// The `-wal` file deleted while the store runs (taken for a temporary
-    /// file): the store stops as for a deleted database. It wrote on into
+    /// file): the store stops, as for a deleted database. It wrote on into
     /// the deleted log, which another process no longer saw (a revocation
     /// by `tessera sessions` was lost, the file could be corrupted).
     #[tokio::test]
@@ -1380,9 +1411,17 @@ mod tests {
         let mut shm = path.as_os_str().to_owned();
         shm.push("-shm");
         let _ = std::fs::remove_file(shm);
+        // Writes stop at once; reads once they check (every 100 ms at most),
+        // and both stay stopped.
+        tokio::time::sleep(WAL_CHECK_INTERVAL).await;
         for result in [
             store.load(&id, 2).await.map(|_| ()),
             store.increment(&id, "n", 1, 2).await.map(|_| ()),
+            store
+                .create(&SessionId::generate(), &live_record())
+                .await
+                .map(|_| ()),
+            store.load(&id, 2).await.map(|_| ()),
         ] {
             match result {
                 Err(StoreError::Unavailable(error)) => {
