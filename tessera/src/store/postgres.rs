@@ -218,19 +218,18 @@ fn db(error: sqlx::Error) -> StoreError {
     if matches!(error, sqlx::Error::PoolTimedOut) {
         return StoreError::unavailable(NoConnection(error));
     }
-    let refused_for_a_setting =
-        code_of(&error).is_some_and(|code| SETTING_REFUSALS.contains(&code.as_ref()));
-    if refused_for_a_setting {
+    let code = code_of(&error).map(std::borrow::Cow::into_owned);
+    let code = code.as_deref();
+    if code.is_some_and(|code| SETTING_REFUSALS.contains(&code)) {
         note_setting_refusal(super::monotonic_millis());
     }
-    if code_of(&error).is_some_and(|code| code == UNDEFINED_TABLE) {
-        MISSING_TABLE_SEEN.fetch_add(1, Ordering::Release);
-    }
-    if code_of(&error).is_some_and(|code| code == SERIALIZATION_FAILURE) {
-        pin_read_committed();
-    }
-    if code_of(&error).is_some_and(|code| code == READ_ONLY_TRANSACTION) {
-        return StoreError::unavailable(ReadOnly(error));
+    match code {
+        Some(UNDEFINED_TABLE) => {
+            MISSING_TABLE_SEEN.fetch_add(1, Ordering::Release);
+        }
+        Some(SERIALIZATION_FAILURE) => pin_read_committed(),
+        Some(READ_ONLY_TRANSACTION) => return StoreError::unavailable(ReadOnly(error)),
+        _ => {}
     }
     super::sql::db(error)
 }
