@@ -461,7 +461,7 @@ impl SqliteStore {
         let wal_moved = match connections.wal {
             Some(_) if wal_due => {
                 connections.wal_checked_at.store(now_ms, Ordering::Relaxed);
-                file_id(&wal_path(&self.path)).map_err(unchecked)? != connections.wal
+                file_id(&beside(&self.path, "-wal")).map_err(unchecked)? != connections.wal
             }
             _ => false,
         };
@@ -568,10 +568,11 @@ fn file_id(path: &Path) -> std::io::Result<Option<(u64, u64)>> {
     }
 }
 
-/// The path of the database's write-ahead log.
-fn wal_path(path: &Path) -> PathBuf {
+/// The path of one of SQLite's files beside the database (`-wal`, `-shm`):
+/// the database's path with `suffix` appended.
+fn beside(path: &Path, suffix: &str) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
-    name.push("-wal");
+    name.push(suffix);
     PathBuf::from(name)
 }
 
@@ -631,7 +632,7 @@ async fn connect_both_once(path: &Path, existing_only: bool) -> Result<ReadWrite
             read,
             write,
             file: file_id(path).ok().flatten(),
-            wal: file_id(&wal_path(path)).ok().flatten(),
+            wal: file_id(&beside(path, "-wal")).ok().flatten(),
             wal_checked_at: AtomicU64::new(0),
             gone: AtomicBool::new(false),
         }),
@@ -725,10 +726,8 @@ fn warn_if_exposed(path: &Path) {
         use std::os::unix::fs::PermissionsExt as _;
         // The `-wal` file holds the latest writes, ids included.
         for suffix in ["", "-wal", "-shm"] {
-            let mut file = path.as_os_str().to_owned();
-            file.push(suffix);
-            let file = Path::new(&file);
-            let Ok(metadata) = std::fs::metadata(file) else {
+            let file = beside(path, suffix);
+            let Ok(metadata) = std::fs::metadata(&file) else {
                 continue;
             };
             let mode = metadata.permissions().mode() & 0o777;
@@ -754,13 +753,7 @@ fn warn_if_exposed(path: &Path) {
 /// writable again. Checked before the write connection is opened, so the
 /// store reports the file as not writable, and opens once it is.
 fn ensure_writable(path: &Path) -> Result<(), OpenFailure> {
-    let mut files = vec![path.to_owned()];
-    for suffix in ["-wal", "-shm"] {
-        let mut name = path.as_os_str().to_owned();
-        name.push(suffix);
-        files.push(PathBuf::from(name));
-    }
-    for file in files {
+    for file in ["", "-wal", "-shm"].map(|suffix| beside(path, suffix)) {
         match std::fs::OpenOptions::new().write(true).open(&file) {
             Ok(_) => {}
             Err(error) if error.kind() == std::io::ErrorKind::NotFound && file != path => {}
@@ -1407,10 +1400,8 @@ mod tests {
         let store = SqliteStore::open(&path).await.expect("open");
         let id = SessionId::generate();
         assert!(store.create(&id, &live_record()).await.expect("create"));
-        std::fs::remove_file(wal_path(&path)).expect("the -wal file is there");
-        let mut shm = path.as_os_str().to_owned();
-        shm.push("-shm");
-        let _ = std::fs::remove_file(shm);
+        std::fs::remove_file(beside(&path, "-wal")).expect("the -wal file is there");
+        let _ = std::fs::remove_file(beside(&path, "-shm"));
         // Writes stop at once; reads once they check (every 100 ms at most),
         // and both stay stopped.
         tokio::time::sleep(WAL_CHECK_INTERVAL).await;
