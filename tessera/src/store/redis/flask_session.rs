@@ -79,7 +79,7 @@ use ::redis::Script;
 use rand::Rng as _;
 
 use super::{
-    clamp, field_text, field_time, lua_source, parse_id, parse_time, Layout, LeftOut, Link, Listed,
+    clamp, field_text, field_time, lua_source, parse_time, Layout, LeftOut, Link, Listed,
     LuaHelper, DEFAULT_PREFIX, LIST_FETCH, LUA_CONSTANTS, LUA_HELPERS, SCRIPTS,
 };
 use crate::map::Map;
@@ -988,17 +988,10 @@ impl SessionStore for FlaskSessionRedisStore {
         let now = clamp(now);
         let (ids, start) = match user_id {
             Some(user) => {
-                let members = async {
-                    let members: Vec<String> = self
-                        .link
-                        .read(::redis::cmd("SMEMBERS").arg(self.user_key(user)))
-                        .await?;
-                    members
-                        .iter()
-                        .map(|member| parse_id(member))
-                        .collect::<Result<Vec<_>, _>>()
-                };
-                self.listing.ids_after(user_id, after, members).await?
+                let members = ::redis::cmd("SMEMBERS").arg(self.user_key(user)).clone();
+                self.listing
+                    .ids_after(user_id, after, self.link.read_ids(&members))
+                    .await?
             }
             None => self.listing.ids_after(None, after, self.scan_ids()).await?,
         };

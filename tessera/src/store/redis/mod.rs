@@ -1116,6 +1116,13 @@ impl Link {
         answered(slot, query_once_more_if_dropped(&mut conn, cmd).await)
     }
 
+    /// The session ids a read-only command answers (a user's set, a range
+    /// of the expiry index).
+    pub(super) async fn read_ids(&self, cmd: &Cmd) -> Result<Vec<SessionId>, StoreError> {
+        let members: Vec<String> = self.read(cmd).await?;
+        members.iter().map(|member| parse_id(member)).collect()
+    }
+
     /// [`read`](Self::read) for a pipeline of read-only commands.
     pub(super) async fn read_all<T: FromRedisValue>(
         &self,
@@ -1702,7 +1709,7 @@ fn parse_value(key: &str, text: &str) -> Result<Value, StoreError> {
         .map_err(|error| StoreError::Corrupt(format!("the value under {key:?}: {error}")))
 }
 
-pub(super) fn parse_id(text: &str) -> Result<SessionId, StoreError> {
+fn parse_id(text: &str) -> Result<SessionId, StoreError> {
     SessionId::parse(text)
         .ok_or_else(|| StoreError::Corrupt("a stored session id is malformed".to_owned()))
 }
@@ -1991,16 +1998,6 @@ impl SessionStore for RedisStore {
         let now = clamp(now);
         // Every candidate id, then sorted here: neither a set nor the expiry
         // index is in id order.
-        let read_ids = |command: &::redis::Cmd| {
-            let command = command.clone();
-            async move {
-                let members: Vec<String> = self.link.read(&command).await?;
-                members
-                    .iter()
-                    .map(|member| parse_id(member))
-                    .collect::<Result<Vec<_>, _>>()
-            }
-        };
         let read_all = match user_id {
             Some(user) => ::redis::cmd("SMEMBERS").arg(self.user_key(user)).clone(),
             None => ::redis::cmd("ZRANGEBYSCORE")
@@ -2011,7 +2008,7 @@ impl SessionStore for RedisStore {
         };
         let (ids, start) = self
             .listing
-            .ids_after(user_id, after, read_ids(&read_all))
+            .ids_after(user_id, after, self.link.read_ids(&read_all))
             .await?;
 
         let mut found = Vec::new();
