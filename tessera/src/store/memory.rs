@@ -77,12 +77,12 @@ impl MemoryStore {
         let owner_before = changes.user_id.is_some().then(|| record.user_id.clone());
         changes.apply_to(record);
         let keep = !delete_if_empty || worth_keeping(&record.data, record.user_id.as_deref());
-        let owner_after = owner_before.is_some().then(|| record.user_id.clone());
-        if let (Some(before), Some(after)) = (owner_before, owner_after) {
-            if before != after {
-                inner.unindex_user(id, before.as_deref());
-                inner.index_user(id, after);
-            }
+        let owner_change = owner_before
+            .filter(|before| *before != record.user_id)
+            .map(|before| (before, record.user_id.clone()));
+        if let Some((before, after)) = owner_change {
+            inner.unindex_user(id, before.as_deref());
+            inner.index_user(id, after);
         }
         if !keep {
             inner.remove(id);
