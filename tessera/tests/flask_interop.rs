@@ -650,3 +650,97 @@ async fn cookie_headers_are_read_as_flask_reads_them() {
     }
     assert!(read >= 100 && empty >= 50, "{read} read, {empty} empty");
 }
+
+/// Flask-Session before 0.7 unpickles whatever its Redis key holds, and an
+/// application of that age may share the prefix. Every session tessera
+/// writes in Flask-Session's layout must be refused by `pickle` at once
+/// (never run as pickle code, whatever a visitor stored in it), and must
+/// still be what msgspec (Flask-Session 0.7 and later) reads.
+#[test]
+fn flask_session_records_are_refused_by_pickle_and_read_by_msgspec() {
+    use tessera::store::flask_format::SerializationFormat;
+
+    // A one-byte msgpack map header followed by a string of 216 bytes is
+    // pickle's LONG1 swallowing the next 0xa1 bytes, then the visitor's
+    // text as pickle code: a call of `os.system` (the test only checks
+    // that pickle stops before reaching it).
+    let payload = "x".repeat(158) + "cos\nsystem\n(S'echo unpickled'\ntR.";
+    let mut sessions: Vec<Map> = Vec::new();
+    for keys in 0..=20usize {
+        let mut data = Map::new();
+        for key in 0..keys {
+            let value = if key == 0 {
+                Value::from(payload.as_str())
+            } else {
+                Value::from(key as i64)
+            };
+            data.insert(format!("k{key:02}"), value);
+        }
+        sessions.push(data);
+    }
+    let mut wide = Map::new();
+    for key in 0..70_000 {
+        wide.insert(format!("w{key}"), Value::from(1));
+    }
+    sessions.push(wide);
+
+    let mut input = String::new();
+    for format in [SerializationFormat::Msgpack, SerializationFormat::Json] {
+        for data in &sessions {
+            let bytes = format.encode(data).expect("encodes");
+            let hex: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
+            input.push_str(format.as_str());
+            input.push(' ');
+            input.push_str(&hex);
+            input.push('\n');
+        }
+    }
+    let script = r#"
+import json, pickle, sys
+import msgspec
+for line in sys.stdin:
+    format, text = line.split()
+    record = bytes.fromhex(text)
+    try:
+        pickle.loads(record)
+        refusal = None
+    except pickle.UnpicklingError as error:
+        refusal = str(error)
+    except Exception as error:
+        refusal = "not an UnpicklingError: " + type(error).__name__ + ": " + str(error)
+    decode = msgspec.msgpack.decode if format == "msgpack" else msgspec.json.decode
+    data = decode(record)
+    print(json.dumps({"refusal": refusal, "keys": len(data), "first": data.get("k00", data.get("w0"))}))
+"#;
+    let mut child = std::process::Command::new(support::python())
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python starts");
+    {
+        use std::io::Write as _;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(input.as_bytes()).expect("written");
+    }
+    let output = child.wait_with_output().expect("python runs");
+    assert!(output.status.success(), "python failed");
+    let lines: Vec<Json> = String::from_utf8(output.stdout)
+        .expect("UTF-8")
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("JSON"))
+        .collect();
+    assert_eq!(lines.len(), 2 * sessions.len());
+    for (verdict, data) in lines.iter().zip(sessions.iter().cycle()) {
+        let refusal = verdict["refusal"]
+            .as_str()
+            .unwrap_or_else(|| panic!("pickle read a record of {} keys: {verdict}", data.len()));
+        assert!(refusal.starts_with("invalid load key"), "{verdict}");
+        assert_eq!(verdict["keys"], data.len(), "{verdict}");
+        match data.get("k00").or_else(|| data.get("w0")) {
+            Some(Value::String(text)) => assert_eq!(verdict["first"], text.as_str()),
+            Some(_) => assert_eq!(verdict["first"], 1),
+            None => assert!(verdict["first"].is_null(), "{verdict}"),
+        }
+    }
+}

@@ -7,7 +7,8 @@
 //! plain JSON, not Flask's tagged JSON: a Python `tuple` is stored as an
 //! array and comes back as a `list`, and in JSON `bytes` and `datetime`
 //! become strings that stay strings. [`SerializationFormat`] writes what
-//! msgspec writes, byte for byte, and reads what msgspec reads:
+//! msgspec writes, byte for byte (but for the header of the session's own
+//! map, below), and reads what msgspec reads:
 //!
 //! | [`Value`] | msgpack | JSON | read back as |
 //! |---|---|---|---|
@@ -22,6 +23,19 @@
 //! | `Dict` | map with str keys, in key order | object | `Dict` |
 //! | `Uuid` | hyphenated lowercase str | hyphenated lowercase string | `String` |
 //! | `DateTime` | timestamp (extension type -1) in UTC, in the smallest of its three forms | RFC 3339 in UTC with `Z`, a fraction only when nonzero | msgpack: `DateTime` in UTC; JSON: `String` |
+//!
+//! **The session's map header.** Flask-Session before 0.7 stored sessions
+//! with `pickle` and unpickles whatever its Redis key holds. msgspec
+//! writes a map of up to 15 entries with a one-byte header, `0x80` to
+//! `0x8f`, and every one of those bytes is a pickle opcode: `0x8a` (LONG1)
+//! swallows the bytes its next byte counts, after which a visitor's string
+//! value runs as pickle code in such an application. So the session's own
+//! map is always written with the 16-bit (or 32-bit) length header, `0xde`
+//! (`0xdf`), which is valid msgpack that msgspec and every msgpack reader
+//! accept, and which pickle refuses at its first byte (`invalid load key`),
+//! an `UnpicklingError` that Flask-Session 0.4 to 0.6 treat as no session.
+//! Nested maps keep msgspec's smallest headers: pickle never gets past the
+//! first byte.
 //!
 //! Datetimes must fall in Python's years 1 to 9999. msgpack keeps
 //! nanoseconds (Python rounds them to microseconds when it reads them); JSON
@@ -229,8 +243,30 @@ mod msgpack {
 
     pub(super) fn encode(data: &Map) -> Result<Vec<u8>, FormatError> {
         let mut out = ByteBuf::new();
-        write_map(&mut out, data, 1)?;
+        write_session_map_len(&mut out, data.len())?;
+        for (key, value) in data {
+            write_str(&mut out, key)?;
+            write_value(&mut out, value, 1)?;
+        }
         Ok(out.into_vec())
+    }
+
+    /// The header of the session's own map, never in the one-byte form:
+    /// see the module documentation (pickle refuses `0xde` and `0xdf`).
+    fn write_session_map_len(out: &mut ByteBuf, len: usize) -> Result<(), FormatError> {
+        let len = length(len, "a dict")?;
+        let out = out.as_mut_vec();
+        match u16::try_from(len) {
+            Ok(len) => {
+                out.push(Marker::Map16.to_u8());
+                out.extend_from_slice(&len.to_be_bytes());
+            }
+            Err(_) => {
+                out.push(Marker::Map32.to_u8());
+                out.extend_from_slice(&len.to_be_bytes());
+            }
+        }
+        Ok(())
     }
 
     #[cfg(feature = "redis")]
@@ -248,7 +284,7 @@ mod msgpack {
                 .or_insert(Some(entry));
         }
         let mut out = ByteBuf::new();
-        let Ok(_) = rmp::encode::write_map_len(&mut out, length(data.len(), "a dict")?);
+        write_session_map_len(&mut out, data.len())?;
         for (key, value) in data {
             match by_key.get(key) {
                 Some(Some(entry)) if entry.value == *value => {
@@ -1165,6 +1201,18 @@ mod tests {
         crate::key::hex(bytes)
     }
 
+    /// What tessera writes where msgspec wrote `msgspec` (hex): the same
+    /// bytes but for the session map's header, which is always the 16-bit
+    /// form (see the module documentation: pickle refuses it).
+    fn widened(msgspec: &str) -> String {
+        let header = u8::from_str_radix(&msgspec[..2], 16).expect("hex");
+        assert!(
+            (0x80..=0x8f).contains(&header),
+            "msgspec wrote a one-byte map header"
+        );
+        format!("de00{:02x}{}", header & 0x0f, &msgspec[2..])
+    }
+
     fn map<const N: usize>(entries: [(&str, Value); N]) -> Map {
         entries
             .into_iter()
@@ -1202,8 +1250,10 @@ mod tests {
         let data = flask_example();
         assert_eq!(
             hex(&MSGPACK.encode(&data).expect("encodes")),
-            "83a85f666c61736865739192a76d657373616765a24869aa5f7065726d616e656e74c3a775736572\
+            widened(
+                "83a85f666c61736865739192a76d657373616765a24869aa5f7065726d616e656e74c3a775736572\
              5f69642a"
+            )
         );
         assert_eq!(
             json_text(JSON, &data),
@@ -1257,7 +1307,10 @@ mod tests {
         let msgpack = "81a4696e7473dc001700017fcc80ccffcd0100cdffffce00010000ceffffffffcf000000010000\
                        0000cf7fffffffffffffffcf8000000000000000cfffffffffffffffffffe0d0dfd080d1ff7fd1\
                        8000d2ffff7fffd280000000d3ffffffff7fffffffd38000000000000000";
-        assert_eq!(hex(&MSGPACK.encode(&data).expect("encodes")), msgpack);
+        assert_eq!(
+            hex(&MSGPACK.encode(&data).expect("encodes")),
+            widened(msgpack)
+        );
         assert_eq!(MSGPACK.decode(&unhex(msgpack)).expect("decodes"), data);
         assert_eq!(
             json_text(JSON, &data),
@@ -1328,7 +1381,10 @@ mod tests {
                        f0000000000000cbfff0000000000000cb4341c37937e08000cb3ee4f8b588e368f1cb3e7ad7\
                        f29abcaf48cb419d6f34547df3b6cb7fefffffffffffffcb4480f0cf064dd592cb3f201f31f4\
                        6ed246cbbe90c6f7a0b5ed8dcb430c6bf526340000";
-        assert_eq!(hex(&MSGPACK.encode(&data).expect("encodes")), msgpack);
+        assert_eq!(
+            hex(&MSGPACK.encode(&data).expect("encodes")),
+            widened(msgpack)
+        );
         // Python's repr text comes back, so these round-trip exactly.
         assert_eq!(MSGPACK.decode(&unhex(msgpack)).expect("decodes"), data);
         assert_eq!(
@@ -1406,7 +1462,10 @@ mod tests {
                        a66d61726b7570a83c623e783c2f623ea57475706c659201a161a7756e69636f6465a9c3a9e4\
                        b8adf09f8eafa475756964d92430303030303030302d303030302d303030302d303030302d30\
                        3030303030303030303035";
-        assert_eq!(hex(&MSGPACK.encode(&data).expect("encodes")), msgpack);
+        assert_eq!(
+            hex(&MSGPACK.encode(&data).expect("encodes")),
+            widened(msgpack)
+        );
         let json = "{\"bytes\":\"YWI=\",\"dict\":{\"a\":null,\"b\":[true,false]},\
                     \"dt\":\"2024-01-02T03:04:05Z\",\"dt_far\":\"2106-02-07T06:28:16Z\",\
                     \"dt_neg\":\"1969-12-31T23:59:59Z\",\"dt_us\":\"2024-01-02T03:04:05.123456Z\",\
@@ -1453,7 +1512,10 @@ mod tests {
             "81a16496c70cff00000000fffffff1886e0900c70cff3b9ac6180000003afff4417fc70cff1d\
                        cd6500ffffffffed300880d7ff00004e23ffffffffc70cff000000000000000400000000d7ff\
                        1c9c380065937d25";
-        assert_eq!(hex(&MSGPACK.encode(&data).expect("encodes")), msgpack);
+        assert_eq!(
+            hex(&MSGPACK.encode(&data).expect("encodes")),
+            widened(msgpack)
+        );
         assert_eq!(MSGPACK.decode(&unhex(msgpack)).expect("decodes"), data);
         assert_eq!(
             json_text(JSON, &data),
@@ -1470,7 +1532,7 @@ mod tests {
         let data = map([("d", local)]);
         assert_eq!(
             hex(&MSGPACK.encode(&data).expect("encodes")),
-            "81a164d6ff65937d25"
+            widened("81a164d6ff65937d25")
         );
         assert_eq!(json_text(JSON, &data), r#"{"d":"2024-01-02T03:04:05Z"}"#);
         let back = MSGPACK
@@ -1521,8 +1583,9 @@ mod tests {
         assert_eq!(json_text(JSON, &data), expected);
         assert_eq!(
             hex(&MSGPACK.encode(&data).expect("encodes")),
-            "81a173d930000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f20225c2f\
-             7fc280c3a9e280a8f09f8eaf"
+            widened(
+"81a173d930000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f20225c2f\
+             7fc280c3a9e280a8f09f8eaf")
         );
         assert_eq!(JSON.decode(expected.as_bytes()).expect("decodes"), data);
     }
@@ -1548,8 +1611,8 @@ mod tests {
             let bytes = MSGPACK
                 .encode(&map([("v", value.clone())]))
                 .expect("encodes");
-            // After the map header and the key "v".
-            assert_eq!(hex(&bytes[3..3 + header.len() / 2]), header);
+            // After the map header (three bytes: see `widened`) and the key "v".
+            assert_eq!(hex(&bytes[5..5 + header.len() / 2]), header);
             assert_eq!(MSGPACK.decode(&bytes).expect("decodes")["v"], value);
         }
         let wide: Map = (0..16).map(|i| (i.to_string(), 0.into())).collect();
@@ -1649,8 +1712,8 @@ mod tests {
         }
         let data = map([("a", value.clone())]);
         assert_eq!(
-            MSGPACK.encode(&data).expect("128 levels"),
-            nested(MAX_DEPTH)
+            hex(&MSGPACK.encode(&data).expect("128 levels")),
+            widened(&hex(&nested(MAX_DEPTH)))
         );
         let json = JSON.encode(&data).expect("128 levels");
         assert_eq!(JSON.decode(&json).expect("decodes"), data);
@@ -1777,7 +1840,8 @@ mod tests {
         // msgspec's encoding of {'flags': {...}, 'intkey': {...}, 'n': 2, 'new': 'x'}.
         assert_eq!(
             hex(&MSGPACK.encode_keeping(&data, &stored).expect("written")),
-            "84a5666c61677384c301c002cb3ff800000000000003c4016b04a6696e746b65798201a161fba162a16e02a36e6577a178"
+            widened(
+"84a5666c61677384c301c002cb3ff800000000000003c4016b04a6696e746b65798201a161fba162a16e02a36e6577a178")
         );
         // A changed entry is written anew, with str keys.
         data.insert(
@@ -1798,7 +1862,7 @@ mod tests {
         data.insert("n".to_owned(), 2.into());
         assert_eq!(
             hex(&MSGPACK.encode_keeping(&data, &stored).expect("written")),
-            "82a16e02a17681c402ff00a178"
+            widened("82a16e02a17681c402ff00a178")
         );
         // Tuple and datetime keys read as JSON's array and RFC 3339 text,
         // and go back as they were: msgspec's encoding of

@@ -553,6 +553,16 @@ impl FlaskSessionRedisStore {
     fn decode(&self, id: &SessionId, value: &[u8]) -> Option<Map> {
         match self.format.decode(value) {
             Ok(data) => Some(data),
+            Err(_) if pickled(value) => {
+                tracing::warn!(
+                    session = %id.fingerprint(),
+                    "ignoring a stored session that was pickled, as Flask-Session before 0.7 \
+                     stores them (tessera never unpickles); an application with such a \
+                     Flask-Session shares this prefix: upgrade it to 0.7 or later, which reads \
+                     and writes msgpack or JSON, before sharing sessions with it"
+                );
+                None
+            }
             Err(error) => {
                 tracing::warn!(
                     session = %id.fingerprint(),
@@ -845,6 +855,13 @@ pub(super) fn escape_glob(text: &str) -> String {
     escaped
 }
 
+/// Whether `value` starts as a pickle of protocol 2 to 5 does (`PROTO` and
+/// its number; Flask-Session before 0.7 used the highest, 4 or 5). As msgpack
+/// that is an empty map followed by more bytes, which no encoder writes.
+fn pickled(value: &[u8]) -> bool {
+    matches!(value, [0x80, 2..=5, _, ..])
+}
+
 #[async_trait::async_trait]
 impl SessionStore for FlaskSessionRedisStore {
     async fn setup_warnings(&self) -> Result<Vec<String>, StoreError> {
@@ -1062,6 +1079,32 @@ impl SessionStore for FlaskSessionRedisStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pickles_are_told_from_what_msgpack_and_json_encoders_write() {
+        // pickle.dumps({'a': 1}, protocol=N) for N = 2, 4, 5.
+        for pickle in [
+            "80027d710058010000006171014b01732e",
+            "8004950a000000000000007d948c0161944b01732e",
+            "8005950a000000000000007d948c0161944b01732e",
+        ] {
+            let bytes: Vec<u8> = (0..pickle.len())
+                .step_by(2)
+                .map(|at| u8::from_str_radix(&pickle[at..at + 2], 16).expect("hex"))
+                .collect();
+            assert!(pickled(&bytes), "{pickle}");
+            assert!(SerializationFormat::Msgpack.decode(&bytes).is_err());
+        }
+        let mut data = Map::new();
+        assert!(!pickled(&[0x80]), "msgspec's empty map");
+        for keys in 0..4 {
+            for format in [SerializationFormat::Msgpack, SerializationFormat::Json] {
+                let written = format.encode(&data).expect("encodes");
+                assert!(!pickled(&written), "{written:?}");
+            }
+            data.insert(format!("k{keys}"), Value::from(2));
+        }
+    }
 
     #[test]
     fn scripts_carry_only_the_helpers_they_call() {
