@@ -509,10 +509,10 @@ impl FlaskSessionRedisStore {
         self
     }
 
-    /// The most connections operations use (each opened when first needed):
-    /// single-threaded runtimes keep one each among them; a multi-threaded
-    /// runtime uses the first alone unless
+    /// The connections operations on a multi-threaded runtime take in turn
+    /// (each opened when first needed): one unless
     /// [`with_connections`](Self::with_connections) was called.
+    /// Single-threaded runtimes keep one per thread besides.
     pub fn connections(&self) -> usize {
         self.link.connections()
     }

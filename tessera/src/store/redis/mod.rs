@@ -82,12 +82,18 @@
 //! more system calls per command.
 //!
 //! On a single-threaded runtime (each actix-web worker runs one), each thread
-//! keeps to one connection of its own, up to one per CPU core (at most 8) or
-//! the number set: the connection made on its runtime, whose task runs on that
-//! same thread. Sharing one connection there sends the other workers'
-//! commands through the thread of the worker that made it, and taking turns
-//! sent half of the commands through another worker's thread (0.85×
-//! actix-session's throughput against 0.89× for one connection per thread).
+//! keeps to one connection of its own, whatever the number set: the
+//! connection made on its runtime, whose task runs on that same thread.
+//! Sharing one connection there sends the other workers' commands through
+//! the thread of the worker that made it, and taking turns sent half of the
+//! commands through another worker's thread (0.85× actix-session's
+//! throughput against 0.89× for one connection per thread). Worse, a worker
+//! whose handler blocks its thread (a synchronous call, a long computation)
+//! then stalls every worker sharing its connection: their session requests
+//! wait, and fail once Redis' answer is overdue. So threads share no
+//! connection, however many workers there are (beyond
+//! [`THREAD_CONNECTIONS`] threads, which a process seldom has, the later
+//! ones share with the earlier).
 //!
 //! An operation that cannot reach Redis fails with [`StoreError::Unavailable`]
 //! (a 503 for the request). An attempt to connect that fails is the answer
@@ -866,20 +872,22 @@ struct ConnectError {
     source: RedisError,
 }
 
-/// How many connections a store opens at most unless told otherwise: one
-/// per CPU core for single-threaded runtimes, up to this many.
-const MAX_DEFAULT_CONNECTIONS: usize = 8;
+/// How many threads running single-threaded runtimes get a connection of
+/// their own; beyond that, threads share them in the order they came.
+pub const THREAD_CONNECTIONS: usize = 256;
 
 /// The way to one Redis server, shared by both of its store layouts: the
 /// client, and the multiplexed connections operations share, each made on
 /// first use.
 pub(super) struct Link {
     client: Client,
+    /// The connections a multi-threaded runtime's operations take in turn:
+    /// one, unless told otherwise.
     connections: Box<[Slot]>,
-    /// How many of them a multi-threaded runtime's operations take turns
-    /// on: the first only, unless told otherwise.
-    taking_turns: usize,
     next: AtomicUsize,
+    /// The connection of each thread that runs a single-threaded runtime,
+    /// by [`thread_turn`].
+    thread_connections: Box<[Slot]>,
     /// The last failed attempt to connect, while it is recent.
     connect_failure: Mutex<Option<(Instant, RedisError)>>,
     /// Whether the server's eviction policy was looked at (once, on the
@@ -970,12 +978,11 @@ impl Link {
                 redact_password(url)
             ))
         })?;
-        let cores = std::thread::available_parallelism().map_or(1, usize::from);
         Ok(Self {
             client,
-            connections: unconnected(cores.min(MAX_DEFAULT_CONNECTIONS)),
-            taking_turns: 1,
+            connections: unconnected(1),
             next: AtomicUsize::new(0),
+            thread_connections: unconnected(THREAD_CONNECTIONS),
             connect_failure: Mutex::new(None),
             eviction_checked: AtomicBool::new(false),
         })
@@ -984,7 +991,6 @@ impl Link {
     /// Opens `count` connections (at least one) instead, as they are needed.
     pub(super) fn set_connections(&mut self, count: usize) {
         self.connections = unconnected(count);
-        self.taking_turns = self.connections.len();
     }
 
     pub(super) fn connections(&self) -> usize {
@@ -999,6 +1005,7 @@ impl Link {
     pub(super) fn is_connected(&self) -> bool {
         self.connections
             .iter()
+            .chain(&self.thread_connections)
             .any(|slot| slot.manager.initialized())
     }
 
@@ -1016,12 +1023,12 @@ impl Link {
     async fn slot_connection(&self) -> Result<(ConnectionManager, &Slot), StoreError> {
         let single_threaded = tokio::runtime::Handle::try_current()
             .is_ok_and(|runtime| runtime.runtime_flavor() == RuntimeFlavor::CurrentThread);
-        let index = if single_threaded {
-            thread_turn() % self.connections.len()
+        let slot = if single_threaded {
+            &self.thread_connections[thread_turn() % THREAD_CONNECTIONS]
         } else {
-            self.next.fetch_add(1, Ordering::Relaxed) % self.taking_turns
+            let turn = self.next.fetch_add(1, Ordering::Relaxed);
+            &self.connections[turn % self.connections.len()]
         };
-        let slot = &self.connections[index];
         let manager = slot
             .manager
             .get_or_try_init(|| self.connect())
@@ -1453,20 +1460,20 @@ impl RedisStore {
     }
 
     /// Uses `count` connections (at least one), each opened when first
-    /// needed: operations on a multi-threaded runtime take them in turn
-    /// instead of sharing one, and single-threaded runtimes keep one each
-    /// among them instead of one each up to one per CPU core (at most 8).
-    /// See [Connections](self#connections) for what that costs.
+    /// needed, which operations on a multi-threaded runtime take in turn
+    /// instead of sharing one. Single-threaded runtimes keep one connection
+    /// per thread whatever the count. See [Connections](self#connections)
+    /// for what that costs.
     #[must_use]
     pub fn with_connections(mut self, count: usize) -> Self {
         self.link.set_connections(count);
         self
     }
 
-    /// The most connections operations use (each opened when first needed):
-    /// single-threaded runtimes keep one each among them; a multi-threaded
-    /// runtime uses the first alone unless
+    /// The connections operations on a multi-threaded runtime take in turn
+    /// (each opened when first needed): one unless
     /// [`with_connections`](Self::with_connections) was called.
+    /// Single-threaded runtimes keep one per thread besides.
     pub fn connections(&self) -> usize {
         self.link.connections()
     }
@@ -2326,9 +2333,8 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_multi_threaded_runtime_shares_one_connection_unless_told() {
-        let cores = std::thread::available_parallelism().map_or(1, usize::from);
         let store = test_store();
-        assert_eq!(store.connections(), cores.min(MAX_DEFAULT_CONNECTIONS));
+        assert_eq!(store.connections(), 1);
         let client_id = ::redis::cmd("CLIENT").arg("ID").clone();
         // From tasks that may run on either worker thread.
         let mut tasks = tokio::task::JoinSet::new();
@@ -2386,6 +2392,53 @@ mod tests {
             Some(2)
         );
         assert_eq!(raw::<i64>(&store, &client_id).await, first);
+    }
+
+    /// actix-web's workers each run a single-threaded runtime; one whose
+    /// handler blocks its thread must not stall the others' sessions, as it
+    /// did when they shared the connection its runtime drives.
+    #[test]
+    fn a_thread_blocked_in_one_single_threaded_runtime_stalls_no_other() {
+        let store = std::sync::Arc::new(test_store().with_connections(1));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        let client_id = ::redis::cmd("CLIENT").arg("ID").clone();
+        let (connected, blocked) = (
+            std::sync::Arc::new(std::sync::Barrier::new(2)),
+            Duration::from_secs(3),
+        );
+        let blocker = {
+            let (store, connected, client_id) =
+                (store.clone(), connected.clone(), client_id.clone());
+            std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("a runtime");
+                let own: i64 = runtime.block_on(raw(&store, &client_id));
+                connected.wait();
+                // A handler that blocks its worker's thread.
+                std::thread::sleep(blocked);
+                own
+            })
+        };
+        connected.wait();
+        let started = Instant::now();
+        let (own, loaded) = runtime.block_on(async {
+            let id = create(&store, &record(Map::new(), None)).await;
+            let own: i64 = raw(&store, &client_id).await;
+            (own, store.load(&id, NOW).await)
+        });
+        let waited = started.elapsed();
+        let blockers = blocker.join().expect("the blocked thread");
+        assert!(matches!(loaded, Ok(Some(_))), "{loaded:?}");
+        assert!(
+            waited < blocked / 2,
+            "waited {waited:?} for a blocked thread"
+        );
+        assert_ne!(own, blockers, "a connection of its own");
     }
 
     #[tokio::test]
