@@ -114,7 +114,8 @@ pub(crate) struct DecodeArgs {
     /// The cookie value, or '-' to read it from stdin. A pasted 'session=value', 'Cookie: …' or
     /// 'Set-Cookie: …' header, or a Cookie header's value ('a=1; session=value') is fine: the
     /// session cookie is taken from it, read as Flask reads a Cookie header. Several lines
-    /// (one Cookie line per cookie, as HTTP/2 sends them) are read one by one.
+    /// (one Cookie line per cookie, as HTTP/2 sends them) are read one by one; `curl -v`
+    /// output's '> ', '< ' and '* ' line markers are dropped.
     #[arg(value_name = "COOKIE", allow_hyphen_values = true)]
     cookie: String,
 }
@@ -405,7 +406,7 @@ fn pasted_cookies<'a>(
     // and their cookies are tried in order.
     let lines: Vec<&str> = input
         .lines()
-        .map(|line| line.trim_matches(is_paste_blank))
+        .map(|line| without_curl_prefix(line.trim_matches(is_paste_blank)))
         .filter(|line| !line.is_empty())
         .collect();
     if lines.len() > 1 {
@@ -431,7 +432,7 @@ fn pasted_cookies<'a>(
             _ => Ok((name, values)),
         };
     }
-    let mut text = input.trim_matches(is_paste_blank);
+    let mut text = without_curl_prefix(input.trim_matches(is_paste_blank));
     let mut cookie_header = false;
     let mut prefixed = false;
     for (prefix, is_cookie_header) in [("cookie:", true), ("set-cookie:", false)] {
@@ -506,6 +507,20 @@ fn pasted_cookies<'a>(
         return Err(Error::new("malformed: the cookie is empty"));
     }
     Ok((name, vec![value]))
+}
+
+/// A line of `curl -v` output without the marker curl puts before it
+/// (`> ` sent, `< ` received, `* ` curl's own notes), so that its Cookie and
+/// Set-Cookie headers read as headers. A cookie value never starts with one.
+fn without_curl_prefix(line: &str) -> &str {
+    for marker in ['>', '<', '*'] {
+        if let Some(rest) = line.strip_prefix(marker) {
+            if rest.is_empty() || rest.starts_with(is_paste_blank) {
+                return rest.trim_start_matches(is_paste_blank);
+            }
+        }
+    }
+    line
 }
 
 /// What a paste adds around the text; other blanks belong to the header, and

@@ -1005,3 +1005,33 @@ fn several_session_cookies_say_which_one_is_shown() {
     assert!(out.success(), "{:?}", out.stderr);
     assert!(!out.stderr.contains("cookies named"), "{:?}", out.stderr);
 }
+
+/// `curl -v` output pasted as it is: its `> ` and `< ` markers do not hide
+/// the Cookie and Set-Cookie headers.
+#[test]
+fn curl_verbose_output_decodes() {
+    let signed = sign(KEY, EXAMPLE_JSON);
+    for pasted in [
+        format!("> Cookie: session={signed}"),
+        format!("< Set-Cookie: session={signed}; HttpOnly; Path=/"),
+        format!(
+            "*   Trying 127.0.0.1:5000...\n\
+             * Connected to localhost (127.0.0.1) port 5000\n\
+             > GET / HTTP/1.1\n\
+             > Host: localhost:5000\n\
+             > Cookie: session={signed}\n\
+             >\n\
+             < HTTP/1.1 200 OK\n\
+             < Set-Cookie: session={signed}; HttpOnly; Path=/\n\
+             <\n"
+        ),
+    ] {
+        let out = run_with(
+            &["cookie", "decode", "--secret-key", KEY, "-"],
+            &pasted,
+            &[],
+        );
+        assert!(out.success(), "{pasted}: {:?}", out.stderr);
+        assert_eq!(out.line(), EXAMPLE_JSON);
+    }
+}
