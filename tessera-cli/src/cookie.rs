@@ -115,7 +115,8 @@ pub(crate) struct DecodeArgs {
     /// 'Set-Cookie: …' header, or a Cookie header's value ('a=1; session=value') is fine: the
     /// session cookie is taken from it, read as Flask reads a Cookie header. Several lines
     /// (one Cookie line per cookie, as HTTP/2 sends them) are read one by one; `curl -v`
-    /// output's '> ', '< ' and '* ' line markers are dropped.
+    /// output's '> ', '< ' and '* ' line markers are dropped, and among header lines (a
+    /// whole `curl -i` response) only the Cookie and Set-Cookie ones are read.
     #[arg(value_name = "COOKIE", allow_hyphen_values = true)]
     cookie: String,
 }
@@ -410,10 +411,16 @@ fn pasted_cookies<'a>(
         .filter(|line| !line.is_empty())
         .collect();
     if lines.len() > 1 {
+        // Beside Cookie or Set-Cookie headers (a whole `curl -i` response,
+        // say), the status line, the other headers and the body hold no
+        // cookie: taken as bare values they would be counted as more cookies.
+        let any_header = lines.iter().any(|line| header(line).is_some());
         let mut found = Vec::new();
         let mut first_refusal = None;
         for line in lines {
+            let is_header = header(line).is_some();
             match pasted_cookies(line, wanted_name) {
+                Ok((None, _)) | Err(_) if any_header && !is_header => {}
                 Ok(cookies) => found.push(cookies),
                 Err(refusal) => {
                     first_refusal.get_or_insert(refusal);
@@ -435,15 +442,10 @@ fn pasted_cookies<'a>(
     let mut text = without_curl_prefix(input.trim_matches(is_paste_blank));
     let mut cookie_header = false;
     let mut prefixed = false;
-    for (prefix, is_cookie_header) in [("cookie:", true), ("set-cookie:", false)] {
-        if text
-            .get(..prefix.len())
-            .is_some_and(|start| start.eq_ignore_ascii_case(prefix))
-        {
-            cookie_header = is_cookie_header;
-            prefixed = true;
-            text = text[prefix.len()..].trim_start_matches(is_paste_blank);
-        }
+    if let Some((is_cookie_header, value)) = header(text) {
+        cookie_header = is_cookie_header;
+        prefixed = true;
+        text = value;
     }
     // A Cookie header's value pasted without "Cookie:" (as the browser's
     // developer tools or document.cookie show it): a pair after the first
@@ -521,6 +523,22 @@ fn without_curl_prefix(line: &str) -> &str {
         }
     }
     line
+}
+
+/// For a `Cookie:` (true) or `Set-Cookie:` (false) header line, which one
+/// it is and its value.
+fn header(text: &str) -> Option<(bool, &str)> {
+    [("cookie:", true), ("set-cookie:", false)]
+        .into_iter()
+        .find_map(|(prefix, is_cookie_header)| {
+            let start = text.get(..prefix.len())?;
+            start.eq_ignore_ascii_case(prefix).then(|| {
+                (
+                    is_cookie_header,
+                    text[prefix.len()..].trim_start_matches(is_paste_blank),
+                )
+            })
+        })
 }
 
 /// What a paste adds around the text; other blanks belong to the header, and

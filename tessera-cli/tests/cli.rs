@@ -1035,3 +1035,30 @@ fn curl_verbose_output_decodes() {
         assert_eq!(out.line(), EXAMPLE_JSON);
     }
 }
+
+/// A whole response pasted (`curl -i`): only its Set-Cookie header holds a
+/// cookie, so there is no warning about several session cookies.
+#[test]
+fn a_pasted_response_reads_only_its_cookie_headers() {
+    let signed = sign(KEY, EXAMPLE_JSON);
+    let response = format!(
+        "HTTP/1.1 200 OK\r\n\
+         Server: Werkzeug/3.0.1 Python/3.12.0\r\n\
+         Date: Thu, 03 Dec 2026 11:00:00 GMT\r\n\
+         Content-Type: text/html; charset=utf-8\r\n\
+         Content-Length: 13\r\n\
+         Vary: Cookie\r\n\
+         Set-Cookie: session={signed}; HttpOnly; Path=/\r\n\
+         Connection: close\r\n\
+         \r\n\
+         Hello, World!\n"
+    );
+    let out = run_with(
+        &["cookie", "decode", "--secret-key", KEY, "-"],
+        &response,
+        &[],
+    );
+    assert!(out.success(), "{:?}", out.stderr);
+    assert_eq!(out.line(), EXAMPLE_JSON);
+    assert!(out.stderr.is_empty(), "{:?}", out.stderr);
+}
