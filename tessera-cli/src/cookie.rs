@@ -89,8 +89,8 @@ pub(crate) struct DecodeArgs {
     #[arg(long)]
     encrypted: bool,
 
-    /// The cookie's name (SESSION_COOKIE_NAME): picks it out of a pasted Cookie header, and an
-    /// encrypted cookie is bound to it. Default: the name pasted with the cookie, else "session".
+    /// The cookie's name (SESSION_COOKIE_NAME): picks it out of a pasted Cookie or Set-Cookie header, and an
+    /// encrypted cookie is bound to it. Default: the name pasted with a bare name=value, else "session".
     #[arg(long, value_name = "NAME")]
     cookie_name: Option<String>,
 
@@ -504,6 +504,14 @@ fn pasted_cookies<'a>(
         }
         pair => pair,
     };
+    // A Set-Cookie header names its cookie, as a Cookie header does: one of
+    // another name (a CSRF token, say) is no session cookie to decode.
+    if let Some(name) = name.filter(|name| prefixed && *name != wanted_name) {
+        return Err(Error::new(format_args!(
+            "no cookie named {wanted_name:?} in the pasted Set-Cookie header (it sets \
+             {name}); pass the session cookie's name with --cookie-name"
+        )));
+    }
     let value = unquote(value);
     if value.is_empty() {
         return Err(Error::new("malformed: the cookie is empty"));

@@ -1062,3 +1062,43 @@ fn a_pasted_response_reads_only_its_cookie_headers() {
     assert_eq!(out.line(), EXAMPLE_JSON);
     assert!(out.stderr.is_empty(), "{:?}", out.stderr);
 }
+
+/// A Set-Cookie header of another cookie is not taken for the session's.
+#[test]
+fn a_set_cookie_header_of_another_name_is_refused() {
+    let out = run(&[
+        "cookie",
+        "decode",
+        "--secret-key",
+        KEY,
+        "Set-Cookie: csrftoken=abc; Path=/",
+    ]);
+    let reason = out.refusal();
+    assert!(
+        reason.contains("no cookie named \"session\"")
+            && reason.contains("csrftoken")
+            && reason.contains("--cookie-name"),
+        "{reason}"
+    );
+    // Unverified, the same.
+    let out = run(&["cookie", "decode", "Set-Cookie: csrftoken=abc; Path=/"]);
+    assert!(
+        out.refusal().contains("no cookie named \"session\""),
+        "{:?}",
+        out.stderr
+    );
+    // With its name as --cookie-name it is the one wanted.
+    let signed = sign(KEY, EXAMPLE_JSON);
+    let header = format!("Set-Cookie: sid={signed}; Path=/");
+    let out = run(&[
+        "cookie",
+        "decode",
+        "--secret-key",
+        KEY,
+        "--cookie-name",
+        "sid",
+        &header,
+    ]);
+    assert!(out.success(), "{:?}", out.stderr);
+    assert_eq!(out.line(), EXAMPLE_JSON);
+}
