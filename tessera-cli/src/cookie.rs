@@ -2,6 +2,8 @@
 //! open and seal tessera's encrypted ones.
 
 use std::borrow::Cow;
+use std::ffi::OsString;
+use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use clap::{Args, Subcommand};
@@ -9,6 +11,7 @@ use tessera::{tagged, CookieCodec, DecodeError, SecretKey, SignatureError, Value
 
 use crate::error::{Error, Result};
 use crate::io;
+use crate::key;
 use crate::python;
 
 /// The environment variable holding fallback keys, comma-separated.
@@ -35,10 +38,12 @@ pub(crate) enum CookieCommand {
             anyone can read a Flask session cookie, only the key proves who wrote it. \
             An empty key, or fallback keys without a key, is an error, never a reason \
             to skip verification.\n\n\
-            Keys: --secret-key wins over the SECRET_KEY environment variable; \
+            Keys: --secret-key-file (the key's bytes in a file, one trailing line end \
+            dropped) or --secret-key wins over the SECRET_KEY environment variable; \
             --fallback-key (repeatable, oldest first) wins over SECRET_KEY_FALLBACKS \
             (comma-separated, oldest first, like Flask's SECRET_KEY_FALLBACKS). Each \
-            option falls back to its variable independently. Prefer the variables for \
+            option falls back to its variable independently. A key need not be UTF-8 \
+            (Flask's quickstart key is not). Prefer the variables or --secret-key-file for \
             real keys: the command line of a running process is visible to other users \
             of the machine.\n\n\
             With --encrypted the cookie is one of tessera's encrypted cookies \
@@ -69,7 +74,9 @@ pub(crate) enum CookieCommand {
             the result can only be read with the key. --compress compresses it first; \
             off by default, because compressing secrets beside attacker-influenced data \
             reveals them through the cookie's length (CRIME/BREACH).\n\n\
-            --secret-key wins over the SECRET_KEY environment variable.",
+            --secret-key-file (the key's bytes in a file, one trailing line end dropped) \
+            or --secret-key wins over the SECRET_KEY environment variable; a key need not \
+            be UTF-8.",
         after_help = "Examples:\n  \
             echo '{\"user_id\": 42, \"_flashes\": [{\" t\": [\"message\", \"Hi\"]}]}' \\\n      \
             | tessera cookie sign              # the key from SECRET_KEY\n  \
@@ -81,9 +88,14 @@ pub(crate) enum CookieCommand {
 #[derive(Debug, Args)]
 pub(crate) struct DecodeArgs {
     /// The secret key (Flask's SECRET_KEY). Without one a signed cookie is decoded UNVERIFIED;
-    /// an empty one is an error.
-    #[arg(long, value_name = "KEY", env = "SECRET_KEY", hide_env_values = true)]
-    secret_key: Option<String>,
+    /// an empty one is an error. Default: the SECRET_KEY environment variable.
+    #[arg(long, value_name = "KEY")]
+    secret_key: Option<OsString>,
+
+    /// Read the secret key's bytes from this file instead (one trailing line end, "\n" or
+    /// "\r\n", is dropped): unlike --secret-key, it does not show in process listings.
+    #[arg(long, value_name = "PATH", conflicts_with = "secret_key")]
+    secret_key_file: Option<PathBuf>,
 
     /// The cookie is encrypted (SESSION_TYPE=encrypted): decrypt it with the key, which is then required.
     #[arg(long)]
@@ -97,7 +109,7 @@ pub(crate) struct DecodeArgs {
     /// An older key still accepted (repeatable, oldest first).
     /// Default: SECRET_KEY_FALLBACKS, comma-separated.
     #[arg(long = "fallback-key", value_name = "KEY")]
-    fallback_keys: Vec<String>,
+    fallback_keys: Vec<OsString>,
 
     /// Refuse cookies signed (or sealed) longer ago than this (Flask's PERMANENT_SESSION_LIFETIME).
     #[arg(long, value_name = "SECONDS", default_value_t = tessera::config::DEFAULT_LIFETIME_SECS)]
@@ -123,9 +135,14 @@ pub(crate) struct DecodeArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct SignArgs {
-    /// The secret key (Flask's SECRET_KEY).
-    #[arg(long, value_name = "KEY", env = "SECRET_KEY", hide_env_values = true)]
-    secret_key: String,
+    /// The secret key (Flask's SECRET_KEY). Default: the SECRET_KEY environment variable.
+    #[arg(long, value_name = "KEY")]
+    secret_key: Option<OsString>,
+
+    /// Read the secret key's bytes from this file instead (one trailing line end, "\n" or
+    /// "\r\n", is dropped): unlike --secret-key, it does not show in process listings.
+    #[arg(long, value_name = "PATH", conflicts_with = "secret_key")]
+    secret_key_file: Option<PathBuf>,
 
     /// The signing salt (for an encrypted cookie, the key derivation's salt).
     #[arg(long, value_name = "SALT", default_value = tessera::DEFAULT_SALT)]
@@ -165,7 +182,7 @@ fn decode(args: DecodeArgs) -> Result<()> {
         .as_deref()
         .or(pasted_name)
         .unwrap_or(DEFAULT_COOKIE_NAME);
-    if args.fallback_keys.iter().any(String::is_empty) {
+    if args.fallback_keys.iter().any(|key| key.is_empty()) {
         return Err(Error::new("a --fallback-key is empty"));
     }
     let fallbacks: Vec<SecretKey> = if args.fallback_keys.is_empty() {
@@ -173,13 +190,14 @@ fn decode(args: DecodeArgs) -> Result<()> {
     } else {
         args.fallback_keys
             .into_iter()
-            .map(SecretKey::from)
-            .collect()
+            .map(|fallback| key::bytes(fallback, "--fallback-key").map(SecretKey::from))
+            .collect::<Result<_>>()?
     };
     // A script that passes an unset variable as the key must not get
     // unverified contents with status 0: only the absence of every key
     // means "read it without checking".
-    let decoded = match args.secret_key {
+    let secret_key = key::secret_key(args.secret_key, args.secret_key_file.as_deref())?;
+    let decoded = match secret_key {
         Some(secret_key) if secret_key.is_empty() => {
             return Err(Error::new(if args.encrypted {
                 "the secret key is empty: pass the app's SECRET_KEY with --secret-key \
@@ -264,7 +282,16 @@ fn decode(args: DecodeArgs) -> Result<()> {
 }
 
 fn sign(args: SignArgs) -> Result<()> {
-    if args.secret_key.is_empty() {
+    let Some(secret_key) = key::secret_key(args.secret_key, args.secret_key_file.as_deref())?
+    else {
+        // A usage error, as when clap finds a required option missing.
+        clap::Error::raw(
+            clap::error::ErrorKind::MissingRequiredArgument,
+            "no secret key: pass --secret-key-file PATH or --secret-key KEY, or set SECRET_KEY\n",
+        )
+        .exit()
+    };
+    if secret_key.is_empty() {
         return Err(Error::new(
             "the secret key is empty: pass --secret-key KEY or set SECRET_KEY",
         ));
@@ -295,7 +322,7 @@ fn sign(args: SignArgs) -> Result<()> {
             args.cookie_name
         )));
     }
-    let key = SecretKey::from(args.secret_key);
+    let key = SecretKey::from(secret_key);
     if let Some(reason) = key.weakness() {
         io::warn(&format!(
             "the secret key is weak: {reason}; anyone who guesses it can forge sessions"
@@ -382,14 +409,21 @@ fn refusal(err: DecodeError, cookie: &str, encrypted: bool) -> Error {
 }
 
 /// `SECRET_KEY_FALLBACKS`, split as the library's configuration splits it.
+/// Keys that are not UTF-8 are split the same way, on their bytes.
 fn fallbacks_from_env() -> Result<Vec<SecretKey>> {
-    match std::env::var(FALLBACKS_VAR) {
-        Ok(value) => Ok(tessera::config::parse_fallback_keys(&value)),
-        Err(std::env::VarError::NotPresent) => Ok(Vec::new()),
-        Err(std::env::VarError::NotUnicode(_)) => Err(Error::new(format_args!(
-            "{FALLBACKS_VAR} is not valid UTF-8"
-        ))),
-    }
+    let Some(value) = std::env::var_os(FALLBACKS_VAR) else {
+        return Ok(Vec::new());
+    };
+    let value = match value.into_string() {
+        Ok(text) => return Ok(tessera::config::parse_fallback_keys(&text)),
+        Err(value) => key::bytes(value, FALLBACKS_VAR)?,
+    };
+    Ok(value
+        .split(|&byte| byte == b',')
+        .map(<[u8]>::trim_ascii)
+        .filter(|key| !key.is_empty())
+        .map(SecretKey::from)
+        .collect())
 }
 
 /// The cookie's name, if one was pasted, and the values to try, from what

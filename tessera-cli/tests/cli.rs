@@ -1102,3 +1102,134 @@ fn a_set_cookie_header_of_another_name_is_refused() {
     assert!(out.success(), "{:?}", out.stderr);
     assert_eq!(out.line(), EXAMPLE_JSON);
 }
+
+/// Flask's quickstart key, which is not UTF-8.
+#[cfg(unix)]
+const BYTES_KEY: &[u8] = b"_5#y2L\"F4Q8z\n\xec]/";
+
+/// Runs `tessera args…` with `stdin`, `SECRET_KEY` set to `key`'s bytes if given.
+#[cfg(unix)]
+fn run_with_key_bytes(args: &[&std::ffi::OsStr], stdin: &str, key: Option<&[u8]>) -> Run {
+    use std::os::unix::ffi::OsStrExt as _;
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tessera"));
+    command
+        .args(args)
+        .env_remove("SECRET_KEY")
+        .env_remove("SECRET_KEY_FALLBACKS")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(key) = key {
+        command.env("SECRET_KEY", std::ffi::OsStr::from_bytes(key));
+    }
+    let mut child = command.spawn().expect("the tessera binary runs");
+    let mut pipe = child.stdin.take().expect("stdin is piped");
+    let _ = pipe.write_all(stdin.as_bytes());
+    drop(pipe);
+    Run::from(
+        child
+            .wait_with_output()
+            .expect("the tessera binary finishes"),
+    )
+}
+
+/// Keys that are not UTF-8 are taken as bytes, from the environment, the
+/// command line or a file.
+#[cfg(unix)]
+#[test]
+fn keys_that_are_not_utf8_are_bytes() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt as _;
+
+    let out = run_with_key_bytes(
+        &[OsStr::new("cookie"), OsStr::new("sign")],
+        EXAMPLE_JSON,
+        Some(BYTES_KEY),
+    );
+    assert!(out.success(), "{:?}", out.stderr);
+    let cookie = out.line().to_owned();
+    // The library, given the same bytes, accepts it.
+    let codec = CookieCodec::new(&tessera::SecretKey::from(BYTES_KEY), &[]);
+    assert!(codec.decode(&cookie, SystemTime::now()).is_ok());
+
+    let decode_args = [
+        OsStr::new("cookie"),
+        OsStr::new("decode"),
+        OsStr::new(&cookie),
+    ];
+    let out = run_with_key_bytes(&decode_args, "", Some(BYTES_KEY));
+    assert!(out.success(), "{:?}", out.stderr);
+    assert_eq!(out.line(), EXAMPLE_JSON);
+    let out = run_with_key_bytes(&decode_args, "", Some(b"another\xffkey"));
+    assert_eq!(out.refusal(), "error: bad signature");
+    let flag = [
+        OsStr::new("cookie"),
+        OsStr::new("decode"),
+        OsStr::new("--secret-key"),
+        OsStr::from_bytes(BYTES_KEY),
+        OsStr::new(&cookie),
+    ];
+    let out = run_with_key_bytes(&flag, "", None);
+    assert!(out.success(), "{:?}", out.stderr);
+
+    // From a file, with the line end an editor adds, or without one.
+    let dir = std::env::temp_dir();
+    let path = dir.join(format!("tessera-cli-test-key-{}", std::process::id()));
+    let other_path = dir.join(format!("tessera-cli-test-other-key-{}", std::process::id()));
+    std::fs::write(&other_path, b"another\xffkey\n").expect("write the key file");
+    for ending in [&b"\n"[..], b"\r\n", b""] {
+        std::fs::write(&path, [BYTES_KEY, ending].concat()).expect("write the key file");
+        let args = [
+            OsStr::new("cookie"),
+            OsStr::new("decode"),
+            OsStr::new("--secret-key-file"),
+            path.as_os_str(),
+            OsStr::new(&cookie),
+        ];
+        // The file wins over the variable.
+        let out = run_with_key_bytes(&args, "", Some(b"another\xffkey"));
+        assert!(out.success(), "{ending:?}: {:?}", out.stderr);
+        assert_eq!(out.line(), EXAMPLE_JSON);
+    }
+    let out = run_with_key_bytes(
+        &[
+            OsStr::new("cookie"),
+            OsStr::new("sign"),
+            OsStr::new("--secret-key-file"),
+            path.as_os_str(),
+        ],
+        EXAMPLE_JSON,
+        None,
+    );
+    assert!(out.success(), "{:?}", out.stderr);
+    assert!(codec.decode(out.line(), SystemTime::now()).is_ok());
+    let out = run_with_key_bytes(
+        &[
+            OsStr::new("cookie"),
+            OsStr::new("decode"),
+            OsStr::new("--secret-key-file"),
+            other_path.as_os_str(),
+            OsStr::new(&cookie),
+        ],
+        "",
+        Some(BYTES_KEY),
+    );
+    assert_eq!(out.refusal(), "error: bad signature");
+    // Not both a file and a key on the command line.
+    let out = run_with_key_bytes(
+        &[
+            OsStr::new("cookie"),
+            OsStr::new("decode"),
+            OsStr::new("--secret-key"),
+            OsStr::new(KEY),
+            OsStr::new("--secret-key-file"),
+            path.as_os_str(),
+            OsStr::new(&cookie),
+        ],
+        "",
+        None,
+    );
+    assert_eq!(out.status, Some(2), "{:?}", out.stderr);
+    let _ = std::fs::remove_file(&path);
+    let _ = std::fs::remove_file(&other_path);
+}
