@@ -1233,3 +1233,24 @@ fn keys_that_are_not_utf8_are_bytes() {
     let _ = std::fs::remove_file(&path);
     let _ = std::fs::remove_file(&other_path);
 }
+
+/// A UTF-8 byte-order mark, as some Windows editors and shells write, is
+/// not part of what is read from stdin.
+#[test]
+fn a_byte_order_mark_on_stdin_is_dropped() {
+    let out = run_with(
+        &["cookie", "sign", "--secret-key", KEY],
+        &format!("\u{feff}{EXAMPLE_JSON}\r\n"),
+        &[],
+    );
+    assert!(out.success(), "{:?}", out.stderr);
+    let cookie = out.line().to_owned();
+    assert_eq!(decode(KEY, &cookie).line(), EXAMPLE_JSON);
+    let out = run_with(
+        &["cookie", "decode", "--secret-key", KEY, "-"],
+        &format!("\u{feff}{cookie}\r\n"),
+        &[],
+    );
+    assert!(out.success(), "{:?}", out.stderr);
+    assert_eq!(out.line(), EXAMPLE_JSON);
+}
