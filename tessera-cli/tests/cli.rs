@@ -1254,3 +1254,55 @@ fn a_byte_order_mark_on_stdin_is_dropped() {
     assert!(out.success(), "{:?}", out.stderr);
     assert_eq!(out.line(), EXAMPLE_JSON);
 }
+
+/// A command that fails after waiting on a locked SQLite database says so
+/// in one `error:` line, without sqlx's "slow statement" warning before it.
+#[test]
+fn a_slow_sqlite_statement_is_no_warning() {
+    use sqlx::{Connection as _, Executor as _};
+    use tessera::store::{SessionStore as _, SqliteStore};
+
+    let dir = std::env::temp_dir().join(format!("tessera-cli-test-slow-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("create the directory");
+    let path = dir.join("sessions.db");
+    let url = format!("sqlite://{}", path.display());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    // The store stays open, so that SQLite keeps the files it made private
+    // rather than the locking connection making new ones.
+    let (store, mut locker) = runtime.block_on(async {
+        let store = SqliteStore::open(&path).await.expect("the store opens");
+        store.purge_expired(0, 1).await.expect("the store works");
+        let mut locker = sqlx::SqliteConnection::connect(&url)
+            .await
+            .expect("a second connection");
+        locker
+            .execute("BEGIN IMMEDIATE")
+            .await
+            .expect("the write lock");
+        (store, locker)
+    });
+    // The store's busy timeout passes, far over sqlx's threshold for slow
+    // statements.
+    let out = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(["sessions", "purge-expired", "--store", &url])
+        .env_remove("RUST_LOG")
+        .env_remove("SESSION_STORE_URL")
+        .stdin(Stdio::null())
+        .output()
+        .map(Run::from)
+        .expect("the tessera binary runs");
+    let reason = out.refusal().to_owned();
+    assert!(reason.contains("locked"), "{reason}");
+    runtime.block_on(async {
+        locker
+            .execute("ROLLBACK")
+            .await
+            .expect("the lock is released");
+        locker.close().await.expect("closed");
+        store.close().await;
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+}
