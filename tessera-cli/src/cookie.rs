@@ -760,6 +760,28 @@ mod tests {
             pasted(r#"Cookie: a=1; session="abc\056def.ghi""#, "session"),
             (Some("session"), vec!["abc.def.ghi"])
         );
+        // curl -v's markers are dropped; beside header lines, the other
+        // lines of a response are no cookies.
+        assert_eq!(
+            pasted("> Cookie: session=abc.def.ghi", "session"),
+            (Some("session"), vec!["abc.def.ghi"])
+        );
+        assert_eq!(
+            pasted(
+                "* Connected\n< HTTP/1.1 200 OK\n< Content-Type: text/html; charset=utf-8\n\
+                 < Set-Cookie: session=abc.def.ghi; HttpOnly; Path=/\n<\nHello",
+                "session"
+            ),
+            (Some("session"), vec!["abc.def.ghi"])
+        );
+        // A Set-Cookie header names its cookie: another is no session cookie.
+        let error = pasted_cookies("Set-Cookie: csrftoken=abc; Path=/", "session")
+            .expect_err("no session cookie")
+            .to_string();
+        assert!(
+            error.contains("\"session\"") && error.contains("csrftoken"),
+            "{error}"
+        );
         // A compressed cookie under another name is still `name=value`.
         assert_eq!(
             pasted("sid=.eJyr.aw80hg.sig", "session"),
