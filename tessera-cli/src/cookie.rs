@@ -2,6 +2,8 @@
 //! open and seal tessera's encrypted ones.
 
 use std::borrow::Cow;
+use std::ffi::OsString;
+use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use clap::{Args, Subcommand};
@@ -9,6 +11,7 @@ use tessera::{tagged, CookieCodec, DecodeError, SecretKey, SignatureError, Value
 
 use crate::error::{Error, Result};
 use crate::io;
+use crate::key;
 use crate::python;
 
 /// The environment variable holding fallback keys, comma-separated.
@@ -35,10 +38,12 @@ pub(crate) enum CookieCommand {
             anyone can read a Flask session cookie, only the key proves who wrote it. \
             An empty key, or fallback keys without a key, is an error, never a reason \
             to skip verification.\n\n\
-            Keys: --secret-key wins over the SECRET_KEY environment variable; \
+            Keys: --secret-key-file (the key's bytes in a file, one trailing line end \
+            dropped) or --secret-key wins over the SECRET_KEY environment variable; \
             --fallback-key (repeatable, oldest first) wins over SECRET_KEY_FALLBACKS \
             (comma-separated, oldest first, like Flask's SECRET_KEY_FALLBACKS). Each \
-            option falls back to its variable independently. Prefer the variables for \
+            option falls back to its variable independently. A key need not be UTF-8 \
+            (Flask's quickstart key is not). Prefer the variables or --secret-key-file for \
             real keys: the command line of a running process is visible to other users \
             of the machine.\n\n\
             With --encrypted the cookie is one of tessera's encrypted cookies \
@@ -69,7 +74,9 @@ pub(crate) enum CookieCommand {
             the result can only be read with the key. --compress compresses it first; \
             off by default, because compressing secrets beside attacker-influenced data \
             reveals them through the cookie's length (CRIME/BREACH).\n\n\
-            --secret-key wins over the SECRET_KEY environment variable.",
+            --secret-key-file (the key's bytes in a file, one trailing line end dropped) \
+            or --secret-key wins over the SECRET_KEY environment variable; a key need not \
+            be UTF-8.",
         after_help = "Examples:\n  \
             echo '{\"user_id\": 42, \"_flashes\": [{\" t\": [\"message\", \"Hi\"]}]}' \\\n      \
             | tessera cookie sign              # the key from SECRET_KEY\n  \
@@ -81,23 +88,28 @@ pub(crate) enum CookieCommand {
 #[derive(Debug, Args)]
 pub(crate) struct DecodeArgs {
     /// The secret key (Flask's SECRET_KEY). Without one a signed cookie is decoded UNVERIFIED;
-    /// an empty one is an error.
-    #[arg(long, value_name = "KEY", env = "SECRET_KEY", hide_env_values = true)]
-    secret_key: Option<String>,
+    /// an empty one is an error. Default: the SECRET_KEY environment variable.
+    #[arg(long, value_name = "KEY")]
+    secret_key: Option<OsString>,
+
+    /// Read the secret key's bytes from this file instead (one trailing line end, "\n" or
+    /// "\r\n", is dropped): unlike --secret-key, it does not show in process listings.
+    #[arg(long, value_name = "PATH", conflicts_with = "secret_key")]
+    secret_key_file: Option<PathBuf>,
 
     /// The cookie is encrypted (SESSION_TYPE=encrypted): decrypt it with the key, which is then required.
     #[arg(long)]
     encrypted: bool,
 
-    /// The cookie's name (SESSION_COOKIE_NAME): picks it out of a pasted Cookie header, and an
-    /// encrypted cookie is bound to it. Default: the name pasted with the cookie, else "session".
+    /// The cookie's name (SESSION_COOKIE_NAME): picks it out of a pasted Cookie or Set-Cookie header, and an
+    /// encrypted cookie is bound to it. Default: the name pasted with a bare name=value, else "session".
     #[arg(long, value_name = "NAME")]
     cookie_name: Option<String>,
 
     /// An older key still accepted (repeatable, oldest first).
     /// Default: SECRET_KEY_FALLBACKS, comma-separated.
     #[arg(long = "fallback-key", value_name = "KEY")]
-    fallback_keys: Vec<String>,
+    fallback_keys: Vec<OsString>,
 
     /// Refuse cookies signed (or sealed) longer ago than this (Flask's PERMANENT_SESSION_LIFETIME).
     #[arg(long, value_name = "SECONDS", default_value_t = tessera::config::DEFAULT_LIFETIME_SECS)]
@@ -114,16 +126,23 @@ pub(crate) struct DecodeArgs {
     /// The cookie value, or '-' to read it from stdin. A pasted 'session=value', 'Cookie: …' or
     /// 'Set-Cookie: …' header, or a Cookie header's value ('a=1; session=value') is fine: the
     /// session cookie is taken from it, read as Flask reads a Cookie header. Several lines
-    /// (one Cookie line per cookie, as HTTP/2 sends them) are read one by one.
+    /// (one Cookie line per cookie, as HTTP/2 sends them) are read one by one; `curl -v`
+    /// output's '> ', '< ' and '* ' line markers are dropped, and among header lines (a
+    /// whole `curl -i` response) only the Cookie and Set-Cookie ones are read.
     #[arg(value_name = "COOKIE", allow_hyphen_values = true)]
     cookie: String,
 }
 
 #[derive(Debug, Args)]
 pub(crate) struct SignArgs {
-    /// The secret key (Flask's SECRET_KEY).
-    #[arg(long, value_name = "KEY", env = "SECRET_KEY", hide_env_values = true)]
-    secret_key: String,
+    /// The secret key (Flask's SECRET_KEY). Default: the SECRET_KEY environment variable.
+    #[arg(long, value_name = "KEY")]
+    secret_key: Option<OsString>,
+
+    /// Read the secret key's bytes from this file instead (one trailing line end, "\n" or
+    /// "\r\n", is dropped): unlike --secret-key, it does not show in process listings.
+    #[arg(long, value_name = "PATH", conflicts_with = "secret_key")]
+    secret_key_file: Option<PathBuf>,
 
     /// The signing salt (for an encrypted cookie, the key derivation's salt).
     #[arg(long, value_name = "SALT", default_value = tessera::DEFAULT_SALT)]
@@ -163,7 +182,7 @@ fn decode(args: DecodeArgs) -> Result<()> {
         .as_deref()
         .or(pasted_name)
         .unwrap_or(DEFAULT_COOKIE_NAME);
-    if args.fallback_keys.iter().any(String::is_empty) {
+    if args.fallback_keys.iter().any(|key| key.is_empty()) {
         return Err(Error::new("a --fallback-key is empty"));
     }
     let fallbacks: Vec<SecretKey> = if args.fallback_keys.is_empty() {
@@ -171,13 +190,14 @@ fn decode(args: DecodeArgs) -> Result<()> {
     } else {
         args.fallback_keys
             .into_iter()
-            .map(SecretKey::from)
-            .collect()
+            .map(|fallback| key::bytes(fallback, "--fallback-key").map(SecretKey::from))
+            .collect::<Result<_>>()?
     };
     // A script that passes an unset variable as the key must not get
     // unverified contents with status 0: only the absence of every key
     // means "read it without checking".
-    let decoded = match args.secret_key {
+    let secret_key = key::secret_key(args.secret_key, args.secret_key_file.as_deref())?;
+    let decoded = match secret_key {
         Some(secret_key) if secret_key.is_empty() => {
             return Err(Error::new(if args.encrypted {
                 "the secret key is empty: pass the app's SECRET_KEY with --secret-key \
@@ -262,7 +282,16 @@ fn decode(args: DecodeArgs) -> Result<()> {
 }
 
 fn sign(args: SignArgs) -> Result<()> {
-    if args.secret_key.is_empty() {
+    let Some(secret_key) = key::secret_key(args.secret_key, args.secret_key_file.as_deref())?
+    else {
+        // A usage error, as when clap finds a required option missing.
+        clap::Error::raw(
+            clap::error::ErrorKind::MissingRequiredArgument,
+            "no secret key: pass --secret-key-file PATH or --secret-key KEY, or set SECRET_KEY\n",
+        )
+        .exit()
+    };
+    if secret_key.is_empty() {
         return Err(Error::new(
             "the secret key is empty: pass --secret-key KEY or set SECRET_KEY",
         ));
@@ -293,7 +322,7 @@ fn sign(args: SignArgs) -> Result<()> {
             args.cookie_name
         )));
     }
-    let key = SecretKey::from(args.secret_key);
+    let key = SecretKey::from(secret_key);
     if let Some(reason) = key.weakness() {
         io::warn(&format!(
             "the secret key is weak: {reason}; anyone who guesses it can forge sessions"
@@ -380,14 +409,21 @@ fn refusal(err: DecodeError, cookie: &str, encrypted: bool) -> Error {
 }
 
 /// `SECRET_KEY_FALLBACKS`, split as the library's configuration splits it.
+/// Keys that are not UTF-8 are split the same way, on their bytes.
 fn fallbacks_from_env() -> Result<Vec<SecretKey>> {
-    match std::env::var(FALLBACKS_VAR) {
-        Ok(value) => Ok(tessera::config::parse_fallback_keys(&value)),
-        Err(std::env::VarError::NotPresent) => Ok(Vec::new()),
-        Err(std::env::VarError::NotUnicode(_)) => Err(Error::new(format_args!(
-            "{FALLBACKS_VAR} is not valid UTF-8"
-        ))),
-    }
+    let Some(value) = std::env::var_os(FALLBACKS_VAR) else {
+        return Ok(Vec::new());
+    };
+    let value = match value.into_string() {
+        Ok(text) => return Ok(tessera::config::parse_fallback_keys(&text)),
+        Err(value) => key::bytes(value, FALLBACKS_VAR)?,
+    };
+    Ok(value
+        .split(|&byte| byte == b',')
+        .map(<[u8]>::trim_ascii)
+        .filter(|key| !key.is_empty())
+        .map(SecretKey::from)
+        .collect())
 }
 
 /// The cookie's name, if one was pasted, and the values to try, from what
@@ -405,14 +441,20 @@ fn pasted_cookies<'a>(
     // and their cookies are tried in order.
     let lines: Vec<&str> = input
         .lines()
-        .map(|line| line.trim_matches(is_paste_blank))
+        .map(|line| without_curl_prefix(line.trim_matches(is_paste_blank)))
         .filter(|line| !line.is_empty())
         .collect();
     if lines.len() > 1 {
+        // Beside Cookie or Set-Cookie headers (a whole `curl -i` response,
+        // say), the status line, the other headers and the body hold no
+        // cookie: taken as bare values they would be counted as more cookies.
+        let any_header = lines.iter().any(|line| header(line).is_some());
         let mut found = Vec::new();
         let mut first_refusal = None;
         for line in lines {
+            let is_header = header(line).is_some();
             match pasted_cookies(line, wanted_name) {
+                Ok((None, _)) | Err(_) if any_header && !is_header => {}
                 Ok(cookies) => found.push(cookies),
                 Err(refusal) => {
                     first_refusal.get_or_insert(refusal);
@@ -431,18 +473,13 @@ fn pasted_cookies<'a>(
             _ => Ok((name, values)),
         };
     }
-    let mut text = input.trim_matches(is_paste_blank);
+    let mut text = without_curl_prefix(input.trim_matches(is_paste_blank));
     let mut cookie_header = false;
     let mut prefixed = false;
-    for (prefix, is_cookie_header) in [("cookie:", true), ("set-cookie:", false)] {
-        if text
-            .get(..prefix.len())
-            .is_some_and(|start| start.eq_ignore_ascii_case(prefix))
-        {
-            cookie_header = is_cookie_header;
-            prefixed = true;
-            text = text[prefix.len()..].trim_start_matches(is_paste_blank);
-        }
+    if let Some((is_cookie_header, value)) = header(text) {
+        cookie_header = is_cookie_header;
+        prefixed = true;
+        text = value;
     }
     // A Cookie header's value pasted without "Cookie:" (as the browser's
     // developer tools or document.cookie show it): a pair after the first
@@ -501,11 +538,49 @@ fn pasted_cookies<'a>(
         }
         pair => pair,
     };
+    // A Set-Cookie header names its cookie, as a Cookie header does: one of
+    // another name (a CSRF token, say) is no session cookie to decode.
+    if let Some(name) = name.filter(|name| prefixed && *name != wanted_name) {
+        return Err(Error::new(format_args!(
+            "no cookie named {wanted_name:?} in the pasted Set-Cookie header (it sets \
+             {name}); pass the session cookie's name with --cookie-name"
+        )));
+    }
     let value = unquote(value);
     if value.is_empty() {
         return Err(Error::new("malformed: the cookie is empty"));
     }
     Ok((name, vec![value]))
+}
+
+/// A line of `curl -v` output without the marker curl puts before it
+/// (`> ` sent, `< ` received, `* ` curl's own notes), so that its Cookie and
+/// Set-Cookie headers read as headers. A cookie value never starts with one.
+fn without_curl_prefix(line: &str) -> &str {
+    for marker in ['>', '<', '*'] {
+        if let Some(rest) = line.strip_prefix(marker) {
+            if rest.is_empty() || rest.starts_with(is_paste_blank) {
+                return rest.trim_start_matches(is_paste_blank);
+            }
+        }
+    }
+    line
+}
+
+/// For a `Cookie:` (true) or `Set-Cookie:` (false) header line, which one
+/// it is and its value.
+fn header(text: &str) -> Option<(bool, &str)> {
+    [("cookie:", true), ("set-cookie:", false)]
+        .into_iter()
+        .find_map(|(prefix, is_cookie_header)| {
+            let start = text.get(..prefix.len())?;
+            start.eq_ignore_ascii_case(prefix).then(|| {
+                (
+                    is_cookie_header,
+                    text[prefix.len()..].trim_start_matches(is_paste_blank),
+                )
+            })
+        })
 }
 
 /// What a paste adds around the text; other blanks belong to the header, and
@@ -684,6 +759,28 @@ mod tests {
         assert_eq!(
             pasted(r#"Cookie: a=1; session="abc\056def.ghi""#, "session"),
             (Some("session"), vec!["abc.def.ghi"])
+        );
+        // curl -v's markers are dropped; beside header lines, the other
+        // lines of a response are no cookies.
+        assert_eq!(
+            pasted("> Cookie: session=abc.def.ghi", "session"),
+            (Some("session"), vec!["abc.def.ghi"])
+        );
+        assert_eq!(
+            pasted(
+                "* Connected\n< HTTP/1.1 200 OK\n< Content-Type: text/html; charset=utf-8\n\
+                 < Set-Cookie: session=abc.def.ghi; HttpOnly; Path=/\n<\nHello",
+                "session"
+            ),
+            (Some("session"), vec!["abc.def.ghi"])
+        );
+        // A Set-Cookie header names its cookie: another is no session cookie.
+        let error = pasted_cookies("Set-Cookie: csrftoken=abc; Path=/", "session")
+            .expect_err("no session cookie")
+            .to_string();
+        assert!(
+            error.contains("\"session\"") && error.contains("csrftoken"),
+            "{error}"
         );
         // A compressed cookie under another name is still `name=value`.
         assert_eq!(

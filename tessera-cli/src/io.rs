@@ -8,7 +8,9 @@ use crate::error::{Error, Result};
 /// session to sign is rarely more than a few hundred).
 const MAX_STDIN: u64 = 64 * 1024 * 1024;
 
-/// All of stdin as UTF-8 text; `what` names it in error messages.
+/// All of stdin as UTF-8 text, without a leading byte-order mark (which
+/// some Windows editors and shells write, and which no JSON or cookie
+/// starts with); `what` names it in error messages.
 pub(crate) fn read_stdin(what: &str) -> Result<String> {
     let mut bytes = Vec::new();
     io::stdin()
@@ -21,8 +23,12 @@ pub(crate) fn read_stdin(what: &str) -> Result<String> {
             "reading {what} from stdin: more than {MAX_STDIN} bytes"
         )));
     }
-    String::from_utf8(bytes)
-        .map_err(|_| Error::new(format_args!("reading {what} from stdin: not valid UTF-8")))
+    let text = String::from_utf8(bytes)
+        .map_err(|_| Error::new(format_args!("reading {what} from stdin: not valid UTF-8")))?;
+    Ok(match text.strip_prefix('\u{feff}') {
+        Some(rest) => rest.to_owned(),
+        None => text,
+    })
 }
 
 /// Writes `line` and a newline to stdout.

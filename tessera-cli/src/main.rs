@@ -68,9 +68,12 @@ enum Command {
 
 /// The library's warnings (a stored session that cannot be read, left out
 /// of a listing, say) on stderr, one line each; `RUST_LOG` as elsewhere.
+/// By default sqlx's own warnings (its "slow statement" lines, for a big
+/// batch or a wait on a locked database) are left out: a failure is one
+/// `error: …` line, and a slow command is no failure.
 fn log_to_stderr() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,sqlx=error"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

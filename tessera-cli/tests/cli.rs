@@ -1005,3 +1005,304 @@ fn several_session_cookies_say_which_one_is_shown() {
     assert!(out.success(), "{:?}", out.stderr);
     assert!(!out.stderr.contains("cookies named"), "{:?}", out.stderr);
 }
+
+/// `curl -v` output pasted as it is: its `> ` and `< ` markers do not hide
+/// the Cookie and Set-Cookie headers.
+#[test]
+fn curl_verbose_output_decodes() {
+    let signed = sign(KEY, EXAMPLE_JSON);
+    for pasted in [
+        format!("> Cookie: session={signed}"),
+        format!("< Set-Cookie: session={signed}; HttpOnly; Path=/"),
+        format!(
+            "*   Trying 127.0.0.1:5000...\n\
+             * Connected to localhost (127.0.0.1) port 5000\n\
+             > GET / HTTP/1.1\n\
+             > Host: localhost:5000\n\
+             > Cookie: session={signed}\n\
+             >\n\
+             < HTTP/1.1 200 OK\n\
+             < Set-Cookie: session={signed}; HttpOnly; Path=/\n\
+             <\n"
+        ),
+    ] {
+        let out = run_with(
+            &["cookie", "decode", "--secret-key", KEY, "-"],
+            &pasted,
+            &[],
+        );
+        assert!(out.success(), "{pasted}: {:?}", out.stderr);
+        assert_eq!(out.line(), EXAMPLE_JSON);
+    }
+}
+
+/// A whole response pasted (`curl -i`): only its Set-Cookie header holds a
+/// cookie, so there is no warning about several session cookies.
+#[test]
+fn a_pasted_response_reads_only_its_cookie_headers() {
+    let signed = sign(KEY, EXAMPLE_JSON);
+    let response = format!(
+        "HTTP/1.1 200 OK\r\n\
+         Server: Werkzeug/3.0.1 Python/3.12.0\r\n\
+         Date: Thu, 03 Dec 2026 11:00:00 GMT\r\n\
+         Content-Type: text/html; charset=utf-8\r\n\
+         Content-Length: 13\r\n\
+         Vary: Cookie\r\n\
+         Set-Cookie: session={signed}; HttpOnly; Path=/\r\n\
+         Connection: close\r\n\
+         \r\n\
+         Hello, World!\n"
+    );
+    let out = run_with(
+        &["cookie", "decode", "--secret-key", KEY, "-"],
+        &response,
+        &[],
+    );
+    assert!(out.success(), "{:?}", out.stderr);
+    assert_eq!(out.line(), EXAMPLE_JSON);
+    assert!(out.stderr.is_empty(), "{:?}", out.stderr);
+}
+
+/// A Set-Cookie header of another cookie is not taken for the session's.
+#[test]
+fn a_set_cookie_header_of_another_name_is_refused() {
+    let out = run(&[
+        "cookie",
+        "decode",
+        "--secret-key",
+        KEY,
+        "Set-Cookie: csrftoken=abc; Path=/",
+    ]);
+    let reason = out.refusal();
+    assert!(
+        reason.contains("no cookie named \"session\"")
+            && reason.contains("csrftoken")
+            && reason.contains("--cookie-name"),
+        "{reason}"
+    );
+    // Unverified, the same.
+    let out = run(&["cookie", "decode", "Set-Cookie: csrftoken=abc; Path=/"]);
+    assert!(
+        out.refusal().contains("no cookie named \"session\""),
+        "{:?}",
+        out.stderr
+    );
+    // With its name as --cookie-name it is the one wanted.
+    let signed = sign(KEY, EXAMPLE_JSON);
+    let header = format!("Set-Cookie: sid={signed}; Path=/");
+    let out = run(&[
+        "cookie",
+        "decode",
+        "--secret-key",
+        KEY,
+        "--cookie-name",
+        "sid",
+        &header,
+    ]);
+    assert!(out.success(), "{:?}", out.stderr);
+    assert_eq!(out.line(), EXAMPLE_JSON);
+}
+
+/// Flask's quickstart key, which is not UTF-8.
+#[cfg(unix)]
+const BYTES_KEY: &[u8] = b"_5#y2L\"F4Q8z\n\xec]/";
+
+/// Runs `tessera args…` with `stdin`, `SECRET_KEY` set to `key`'s bytes if given.
+#[cfg(unix)]
+fn run_with_key_bytes(args: &[&std::ffi::OsStr], stdin: &str, key: Option<&[u8]>) -> Run {
+    use std::os::unix::ffi::OsStrExt as _;
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tessera"));
+    command
+        .args(args)
+        .env_remove("SECRET_KEY")
+        .env_remove("SECRET_KEY_FALLBACKS")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(key) = key {
+        command.env("SECRET_KEY", std::ffi::OsStr::from_bytes(key));
+    }
+    let mut child = command.spawn().expect("the tessera binary runs");
+    let mut pipe = child.stdin.take().expect("stdin is piped");
+    let _ = pipe.write_all(stdin.as_bytes());
+    drop(pipe);
+    Run::from(
+        child
+            .wait_with_output()
+            .expect("the tessera binary finishes"),
+    )
+}
+
+/// Keys that are not UTF-8 are taken as bytes, from the environment, the
+/// command line or a file.
+#[cfg(unix)]
+#[test]
+fn keys_that_are_not_utf8_are_bytes() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt as _;
+
+    let out = run_with_key_bytes(
+        &[OsStr::new("cookie"), OsStr::new("sign")],
+        EXAMPLE_JSON,
+        Some(BYTES_KEY),
+    );
+    assert!(out.success(), "{:?}", out.stderr);
+    let cookie = out.line().to_owned();
+    // The library, given the same bytes, accepts it.
+    let codec = CookieCodec::new(&tessera::SecretKey::from(BYTES_KEY), &[]);
+    assert!(codec.decode(&cookie, SystemTime::now()).is_ok());
+
+    let decode_args = [
+        OsStr::new("cookie"),
+        OsStr::new("decode"),
+        OsStr::new(&cookie),
+    ];
+    let out = run_with_key_bytes(&decode_args, "", Some(BYTES_KEY));
+    assert!(out.success(), "{:?}", out.stderr);
+    assert_eq!(out.line(), EXAMPLE_JSON);
+    let out = run_with_key_bytes(&decode_args, "", Some(b"another\xffkey"));
+    assert_eq!(out.refusal(), "error: bad signature");
+    let flag = [
+        OsStr::new("cookie"),
+        OsStr::new("decode"),
+        OsStr::new("--secret-key"),
+        OsStr::from_bytes(BYTES_KEY),
+        OsStr::new(&cookie),
+    ];
+    let out = run_with_key_bytes(&flag, "", None);
+    assert!(out.success(), "{:?}", out.stderr);
+
+    // From a file, with the line end an editor adds, or without one.
+    let dir = std::env::temp_dir();
+    let path = dir.join(format!("tessera-cli-test-key-{}", std::process::id()));
+    let other_path = dir.join(format!("tessera-cli-test-other-key-{}", std::process::id()));
+    std::fs::write(&other_path, b"another\xffkey\n").expect("write the key file");
+    for ending in [&b"\n"[..], b"\r\n", b""] {
+        std::fs::write(&path, [BYTES_KEY, ending].concat()).expect("write the key file");
+        let args = [
+            OsStr::new("cookie"),
+            OsStr::new("decode"),
+            OsStr::new("--secret-key-file"),
+            path.as_os_str(),
+            OsStr::new(&cookie),
+        ];
+        // The file wins over the variable.
+        let out = run_with_key_bytes(&args, "", Some(b"another\xffkey"));
+        assert!(out.success(), "{ending:?}: {:?}", out.stderr);
+        assert_eq!(out.line(), EXAMPLE_JSON);
+    }
+    let out = run_with_key_bytes(
+        &[
+            OsStr::new("cookie"),
+            OsStr::new("sign"),
+            OsStr::new("--secret-key-file"),
+            path.as_os_str(),
+        ],
+        EXAMPLE_JSON,
+        None,
+    );
+    assert!(out.success(), "{:?}", out.stderr);
+    assert!(codec.decode(out.line(), SystemTime::now()).is_ok());
+    let out = run_with_key_bytes(
+        &[
+            OsStr::new("cookie"),
+            OsStr::new("decode"),
+            OsStr::new("--secret-key-file"),
+            other_path.as_os_str(),
+            OsStr::new(&cookie),
+        ],
+        "",
+        Some(BYTES_KEY),
+    );
+    assert_eq!(out.refusal(), "error: bad signature");
+    // Not both a file and a key on the command line.
+    let out = run_with_key_bytes(
+        &[
+            OsStr::new("cookie"),
+            OsStr::new("decode"),
+            OsStr::new("--secret-key"),
+            OsStr::new(KEY),
+            OsStr::new("--secret-key-file"),
+            path.as_os_str(),
+            OsStr::new(&cookie),
+        ],
+        "",
+        None,
+    );
+    assert_eq!(out.status, Some(2), "{:?}", out.stderr);
+    let _ = std::fs::remove_file(&path);
+    let _ = std::fs::remove_file(&other_path);
+}
+
+/// A UTF-8 byte-order mark, as some Windows editors and shells write, is
+/// not part of what is read from stdin.
+#[test]
+fn a_byte_order_mark_on_stdin_is_dropped() {
+    let out = run_with(
+        &["cookie", "sign", "--secret-key", KEY],
+        &format!("\u{feff}{EXAMPLE_JSON}\r\n"),
+        &[],
+    );
+    assert!(out.success(), "{:?}", out.stderr);
+    let cookie = out.line().to_owned();
+    assert_eq!(decode(KEY, &cookie).line(), EXAMPLE_JSON);
+    let out = run_with(
+        &["cookie", "decode", "--secret-key", KEY, "-"],
+        &format!("\u{feff}{cookie}\r\n"),
+        &[],
+    );
+    assert!(out.success(), "{:?}", out.stderr);
+    assert_eq!(out.line(), EXAMPLE_JSON);
+}
+
+/// A command that fails after waiting on a locked SQLite database says so
+/// in one `error:` line, without sqlx's "slow statement" warning before it.
+#[test]
+fn a_slow_sqlite_statement_is_no_warning() {
+    use sqlx::{Connection as _, Executor as _};
+    use tessera::store::{SessionStore as _, SqliteStore};
+
+    let dir = std::env::temp_dir().join(format!("tessera-cli-test-slow-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("create the directory");
+    let path = dir.join("sessions.db");
+    let url = format!("sqlite://{}", path.display());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    // The store stays open, so that SQLite keeps the files it made private
+    // rather than the locking connection making new ones.
+    let (store, mut locker) = runtime.block_on(async {
+        let store = SqliteStore::open(&path).await.expect("the store opens");
+        store.purge_expired(0, 1).await.expect("the store works");
+        let mut locker = sqlx::SqliteConnection::connect(&url)
+            .await
+            .expect("a second connection");
+        locker
+            .execute("BEGIN IMMEDIATE")
+            .await
+            .expect("the write lock");
+        (store, locker)
+    });
+    // The store's busy timeout passes, far over sqlx's threshold for slow
+    // statements.
+    let out = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(["sessions", "purge-expired", "--store", &url])
+        .env_remove("RUST_LOG")
+        .env_remove("SESSION_STORE_URL")
+        .stdin(Stdio::null())
+        .output()
+        .map(Run::from)
+        .expect("the tessera binary runs");
+    let reason = out.refusal().to_owned();
+    assert!(reason.contains("locked"), "{reason}");
+    runtime.block_on(async {
+        locker
+            .execute("ROLLBACK")
+            .await
+            .expect("the lock is released");
+        locker.close().await.expect("closed");
+        store.close().await;
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+}
