@@ -19,7 +19,7 @@
 //! | name | default | meaning |
 //! |---|---|---|
 //! | `SECRET_KEY` | required | signs (or encrypts) cookies |
-//! | `SECRET_KEY_FALLBACKS` | none | older keys still accepted (comma-separated, oldest first; blanks around each key dropped) |
+//! | `SECRET_KEY_FALLBACKS` | none | older keys still accepted (comma-separated, oldest first; blanks around each key dropped; or a JSON list of strings, each kept exactly) |
 //! | `PERMANENT_SESSION_LIFETIME` | 2678400 (31 days) | seconds, at most 3153600000 (36500 days); permanent cookies' lifetime and every cookie's max age |
 //! | `SESSION_COOKIE_NAME` | `session` | |
 //! | `SESSION_COOKIE_DOMAIN` | none | host-only cookie |
@@ -946,6 +946,15 @@ impl SessionConfigBuilder {
                 "SECRET_KEY is weak: {reason}; anyone who guesses it can forge sessions"
             );
         }
+        if let Some(what) = unsplittable(secret_key.as_bytes()) {
+            tracing::warn!(
+                "SECRET_KEY {what}: it is used as given, as Flask uses it, but moved into \
+                 a comma-separated SECRET_KEY_FALLBACKS for a key rotation it would not be \
+                 the same key (blanks around each key are dropped, commas split keys) and \
+                 every session would end; write SECRET_KEY_FALLBACKS as a JSON list then \
+                 ([\"...\"]), which keeps each key exactly"
+            );
+        }
         // Fallbacks verify cookies as the key does: a weak one is as weak.
         for (index, key) in self.secret_key_fallbacks.iter().enumerate() {
             let position = index + 1;
@@ -1218,13 +1227,35 @@ const SETTINGS: &[&str] = &[
 
 /// `SECRET_KEY_FALLBACKS` as written in the environment: comma-separated,
 /// oldest first; whitespace around each key and empty entries are dropped.
+/// A JSON list of strings (`["old-one", "old-two"]`, what Flask's
+/// `app.config.from_prefixed_env()` reads) is taken as it is, each key
+/// exactly as written, blanks and commas included.
 pub fn parse_fallback_keys(value: &str) -> Vec<SecretKey> {
+    if value.trim_start().starts_with('[') {
+        if let Ok(keys) = serde_json::from_str::<Vec<String>>(value) {
+            return keys.into_iter().map(SecretKey::from).collect();
+        }
+    }
     value
         .split(',')
         .map(str::trim)
         .filter(|key| !key.is_empty())
         .map(SecretKey::from)
         .collect()
+}
+
+/// What keeps `key` from going through a comma-separated
+/// `SECRET_KEY_FALLBACKS` unchanged, if anything.
+fn unsplittable(key: &[u8]) -> Option<&'static str> {
+    if key.first().is_some_and(u8::is_ascii_whitespace)
+        || key.last().is_some_and(u8::is_ascii_whitespace)
+    {
+        Some("begins or ends with a blank or a line end (read from a file?)")
+    } else if key.contains(&b',') {
+        Some("holds a comma")
+    } else {
+        None
+    }
 }
 
 impl SessionConfigBuilder {
@@ -2235,6 +2266,44 @@ mod tests {
             err.to_string().contains("TESSERA_ENCRYPTED_COMPRESSION"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn fallback_keys_are_read_comma_separated_or_as_a_json_list() {
+        let keys = |value: &str| -> Vec<Vec<u8>> {
+            parse_fallback_keys(value)
+                .iter()
+                .map(|key| key.as_bytes().to_vec())
+                .collect()
+        };
+        assert_eq!(
+            keys(" old-one , old-two,,"),
+            [b"old-one".to_vec(), b"old-two".to_vec()]
+        );
+        assert_eq!(
+            keys(r#"["old, one", " old-two\n"]"#),
+            [b"old, one".to_vec(), b" old-two\n".to_vec()]
+        );
+        assert_eq!(keys(r#" ["only"] "#), [b"only".to_vec()]);
+        // Not a list of strings: read as comma-separated, as before.
+        assert_eq!(keys("[abc"), [b"[abc".to_vec()]);
+        assert_eq!(keys("[1,2]"), [b"[1".to_vec(), b"2]".to_vec()]);
+    }
+
+    #[test]
+    fn keys_a_comma_separated_fallback_list_would_change_are_named() {
+        assert_eq!(unsplittable(b"0f3a2f4a"), None);
+        for key in [&b"0f3a2f4a\n"[..], b" 0f3a", b"0f3a\t", b"0f3a\r\n"] {
+            assert!(
+                unsplittable(key).is_some_and(|what| what.contains("blank")),
+                "{key:?}"
+            );
+        }
+        assert_eq!(unsplittable(b"a,b"), Some("holds a comma"));
+        // Such a key as a JSON-list fallback is the same key.
+        let key = "0f3a2f4a5e6d7c8b9a0f3a2f4a5e6d7c\n";
+        let json = serde_json::to_string(&[key]).expect("JSON");
+        assert_eq!(parse_fallback_keys(&json)[0].as_bytes(), key.as_bytes());
     }
 
     #[test]

@@ -415,6 +415,35 @@ async fn a_session_too_large_to_read_back_is_not_sent() {
     }
 }
 
+/// A key read from a file with its line end works, as Flask takes it, but
+/// cannot go into a comma-separated SECRET_KEY_FALLBACKS at the next
+/// rotation: the configuration says so when it is built, and how to write
+/// the fallback instead.
+#[test]
+fn a_key_a_comma_separated_fallback_list_would_change_is_reported() {
+    let (logs, _guard) = LogBuffer::capture();
+    let build = |key: &str| {
+        tessera::SessionConfig::builder()
+            .with_vars([("SECRET_KEY", key)])
+            .expect("read")
+            .build()
+            .expect("config")
+    };
+    build("0f3a9c2e7b1d4f6a8c0e2b4d6f8a0c2e");
+    assert!(
+        !logs.contents().contains("SECRET_KEY begins"),
+        "{}",
+        logs.contents()
+    );
+    build("0f3a9c2e7b1d4f6a8c0e2b4d6f8a0c2e\n");
+    let logged = logs.contents();
+    assert!(
+        logged.contains("SECRET_KEY begins or ends with a blank"),
+        "{logged}"
+    );
+    assert!(logged.contains("JSON list"), "{logged}");
+}
+
 /// An absolute lifetime cannot bound a session kept in a cookie: a layer
 /// for cookies says so when it is made, rather than ignore it silently.
 #[test]
