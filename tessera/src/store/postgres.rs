@@ -28,6 +28,15 @@
 //! (when the store opens, or by a serialization failure), connections are
 //! set to it when opened.
 //!
+//! A pooled connection answers only while the runtime that opened it runs.
+//! So operations started on a single-threaded runtime (each actix-web
+//! worker runs one) run on a thread of their own that tessera starts, where
+//! every connection is opened: one worker's pooled connection taken by
+//! another would otherwise wait until the first worker's handler yields (a
+//! handler that blocks its thread stalled every worker's sessions) and fail
+//! once that worker's runtime is gone. On a multi-threaded runtime (axum's)
+//! operations run where they are called.
+//!
 //! ```no_run
 //! use tessera::store::{PostgresStore, Record, SessionId, SessionStore};
 //!
@@ -79,7 +88,7 @@ use super::sql::{
 use std::fmt;
 use std::str::FromStr as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow, PgSslMode};
@@ -450,6 +459,11 @@ const PURGE: &str = "
 /// Cheap to construct; see the [module documentation](self) for when it
 /// connects and how the schema is managed.
 pub struct PostgresStore {
+    shared: Arc<Shared>,
+}
+
+/// What a store and the operations it runs on another runtime share.
+struct Shared {
     options: PgConnectOptions,
     schema: Option<String>,
     max_connections: u32,
@@ -472,14 +486,31 @@ pub struct PostgresStore {
     checked_after: AtomicU64,
 }
 
+impl From<Shared> for PostgresStore {
+    fn from(shared: Shared) -> Self {
+        Self {
+            shared: Arc::new(shared),
+        }
+    }
+}
+
+impl PostgresStore {
+    /// For the builder methods, which take the store before any operation.
+    fn shared_mut(&mut self) -> &mut Shared {
+        // Only an operation running elsewhere holds another reference, and
+        // builders consume a store no operation has been given yet.
+        Arc::get_mut(&mut self.shared).expect("a store is configured before it is shared")
+    }
+}
+
 /// By hand: the connection options hold the password.
 impl fmt::Debug for PostgresStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PostgresStore")
             .field("server", &self.server())
-            .field("schema", &self.schema)
-            .field("max_connections", &self.max_connections)
-            .field("ready", &self.ready.load(Ordering::Relaxed))
+            .field("schema", &self.shared.schema)
+            .field("max_connections", &self.shared.max_connections)
+            .field("ready", &self.shared.ready.load(Ordering::Relaxed))
             .finish()
     }
 }
@@ -636,7 +667,7 @@ impl PostgresStore {
         {
             options = options.ssl_mode(PgSslMode::VerifyCa);
         }
-        Ok(Self {
+        Ok(Self::from(Shared {
             options,
             schema: None,
             max_connections: DEFAULT_MAX_CONNECTIONS,
@@ -647,7 +678,7 @@ impl PostgresStore {
             pool: OnceLock::new(),
             ready: AtomicBool::new(false),
             checked_after: AtomicU64::new(0),
-        })
+        }))
     }
 
     /// Keeps the tables in the schema `name`, created on first use if
@@ -672,14 +703,14 @@ impl PostgresStore {
         }
         // Every connection resolves the unqualified table names in the
         // queries to this schema, so the queries stay constants.
-        self.options = self.options.options([("search_path", name)]);
-        self.schema = Some(name.to_owned());
+        self.shared_mut().options = self.shared.options.clone().options([("search_path", name)]);
+        self.shared_mut().schema = Some(name.to_owned());
         Ok(self)
     }
 
     /// At most `n` connections (at least 1; 10 unless set).
     pub fn with_max_connections(mut self, n: u32) -> Self {
-        self.max_connections = n.max(1);
+        self.shared_mut().max_connections = n.max(1);
         self
     }
 
@@ -687,7 +718,7 @@ impl PostgresStore {
     /// unreachable server, before failing with [`StoreError::Unavailable`]
     /// (5 seconds unless set).
     pub fn with_acquire_timeout(mut self, timeout: Duration) -> Self {
-        self.acquire_timeout = timeout;
+        self.shared_mut().acquire_timeout = timeout;
         self
     }
 
@@ -699,13 +730,13 @@ impl PostgresStore {
     /// any lost reply; it is never acknowledged. Listing sessions, deleting
     /// expired ones and creating the schema are not bounded.
     pub fn with_operation_timeout(mut self, timeout: Duration) -> Self {
-        self.operation_timeout = timeout;
+        self.shared_mut().operation_timeout = timeout;
         self
     }
 
     /// The schema given to [`with_schema`](Self::with_schema), if any.
     pub fn schema(&self) -> Option<&str> {
-        self.schema.as_deref()
+        self.shared.schema.as_deref()
     }
 
     /// Connects and creates or migrates the schema now, so that a wrong URL,
@@ -713,7 +744,8 @@ impl PostgresStore {
     /// rather than by the first request. Optional: every operation does the
     /// same when needed.
     pub async fn connect(&self) -> Result<(), StoreError> {
-        self.pool().await.map(|_| ())
+        self.run(|here| async move { here.pool().await.map(|_| ()) })
+            .await
     }
 
     /// An existing store, connected now: the database (in the schema of
@@ -721,7 +753,7 @@ impl PostgresStore {
     /// tables. Nothing is created or migrated, so pointing an administration
     /// tool at the wrong database changes nothing.
     pub async fn open_existing(mut self) -> Result<Self, StoreError> {
-        self.existing_only = true;
+        self.shared_mut().existing_only = true;
         self.connect().await?;
         Ok(self)
     }
@@ -805,15 +837,16 @@ impl PostgresStore {
     /// shutdown. Operations after this fail with
     /// [`StoreError::Unavailable`]. Does nothing if the store was never used.
     pub async fn close(&self) {
-        if let Some(pool) = self.pool.get() {
-            pool.close().await;
+        if let Some(pool) = self.shared.pool.get().cloned() {
+            // Closing waits for connections their runtime must drive.
+            self.run(|_| async move { pool.close().await }).await;
         }
     }
 
     /// `host:port/database`, for messages: enough to tell which server,
     /// nothing secret.
     fn server(&self) -> String {
-        let options = &self.options;
+        let options = &self.shared.options;
         let database = options.get_database().unwrap_or(options.get_username());
         let host = options.get_socket().map_or_else(
             || options.get_host().to_owned(),
@@ -835,11 +868,11 @@ impl PostgresStore {
         // server restart or `pg_terminate_backend` killed meanwhile. Pinging
         // on every acquire (sqlx's `test_before_acquire`) would cost a
         // round trip per operation under load.
-        let ping_if_idle_for = self.ping_if_idle_for;
-        let pool = self.pool.get_or_init(|| {
+        let ping_if_idle_for = self.shared.ping_if_idle_for;
+        let pool = self.shared.pool.get_or_init(|| {
             PgPoolOptions::new()
-                .max_connections(self.max_connections)
-                .acquire_timeout(self.acquire_timeout)
+                .max_connections(self.shared.max_connections)
+                .acquire_timeout(self.shared.acquire_timeout)
                 .test_before_acquire(false)
                 .before_acquire(move |conn, meta| {
                     Box::pin(async move {
@@ -866,32 +899,37 @@ impl PostgresStore {
                         Ok(())
                     })
                 })
-                .connect_lazy_with(self.options.clone())
+                .connect_lazy_with(self.shared.options.clone())
         });
         let missing_table_seen = MISSING_TABLE_SEEN.load(Ordering::Acquire);
-        if !self.ready.load(Ordering::Acquire)
-            || self.checked_after.load(Ordering::Relaxed) != missing_table_seen
+        if !self.shared.ready.load(Ordering::Acquire)
+            || self.shared.checked_after.load(Ordering::Relaxed) != missing_table_seen
         {
-            migrate(pool, self.schema.as_deref(), self.existing_only)
-                .await
-                .map_err(|error| match error {
-                    OpenFailure::Config(message) => {
-                        StoreError::Config(format!("{message} ({})", self.server()))
-                    }
-                    OpenFailure::Sql(sqlx::Error::PoolTimedOut) => {
-                        StoreError::Unavailable(Box::new(OpenError {
-                            server: self.server(),
-                            source: Box::new(NoConnection(sqlx::Error::PoolTimedOut)),
-                        }))
-                    }
-                    OpenFailure::Sql(source) => StoreError::Unavailable(Box::new(OpenError {
+            migrate(
+                pool,
+                self.shared.schema.as_deref(),
+                self.shared.existing_only,
+            )
+            .await
+            .map_err(|error| match error {
+                OpenFailure::Config(message) => {
+                    StoreError::Config(format!("{message} ({})", self.server()))
+                }
+                OpenFailure::Sql(sqlx::Error::PoolTimedOut) => {
+                    StoreError::Unavailable(Box::new(OpenError {
                         server: self.server(),
-                        source: Box::new(source),
-                    })),
-                })?;
-            self.checked_after
+                        source: Box::new(NoConnection(sqlx::Error::PoolTimedOut)),
+                    }))
+                }
+                OpenFailure::Sql(source) => StoreError::Unavailable(Box::new(OpenError {
+                    server: self.server(),
+                    source: Box::new(source),
+                })),
+            })?;
+            self.shared
+                .checked_after
                 .store(missing_table_seen, Ordering::Relaxed);
-            self.ready.store(true, Ordering::Release);
+            self.shared.ready.store(true, Ordering::Release);
         }
         Ok(pool)
     }
@@ -903,12 +941,12 @@ impl PostgresStore {
         &self,
         operation: impl std::future::Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
-        tokio::time::timeout(self.operation_timeout, operation)
+        tokio::time::timeout(self.shared.operation_timeout, operation)
             .await
             .unwrap_or_else(|_| {
                 Err(StoreError::unavailable(Stalled {
                     server: self.server(),
-                    after: self.operation_timeout,
+                    after: self.shared.operation_timeout,
                 }))
             })
     }
@@ -1351,8 +1389,182 @@ fn session_info(row: &PgRow) -> Result<SessionInfo, StoreError> {
     })
 }
 
+/// The runtime that drives the connections of stores used from
+/// single-threaded runtimes. actix-web runs one per worker, and a pooled
+/// connection answers only while the runtime that opened it runs: taken by
+/// another worker, it would wait for that worker's handler to yield (a
+/// blocking handler stalled every other worker's sessions) and fail once
+/// that worker's runtime is gone. Operations started on a single-threaded
+/// runtime therefore run here, and every connection is opened here.
+fn connection_runtime() -> &'static tokio::runtime::Handle {
+    static RUNTIME: OnceLock<tokio::runtime::Handle> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime for PostgreSQL connections");
+        let handle = runtime.handle().clone();
+        // Its thread does nothing but drive what is spawned on it, for as
+        // long as the process lives.
+        std::thread::Builder::new()
+            .name("tessera-postgres".to_owned())
+            .spawn(move || runtime.block_on(std::future::pending::<()>()))
+            .expect("a thread for PostgreSQL connections");
+        handle
+    })
+}
+
+impl PostgresStore {
+    /// Runs `operation` on the store, on [`connection_runtime`] when the
+    /// caller's runtime is single-threaded, else where it is.
+    async fn run<T, F, Fut>(&self, operation: F) -> T
+    where
+        F: FnOnce(Here) -> Fut,
+        Fut: std::future::Future<Output = T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let here = Here(Self {
+            shared: Arc::clone(&self.shared),
+        });
+        let single_threaded = tokio::runtime::Handle::try_current().is_ok_and(|runtime| {
+            runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread
+        });
+        if !single_threaded {
+            return operation(here).await;
+        }
+        match connection_runtime().spawn(operation(here)).await {
+            Ok(answer) => answer,
+            Err(error) => match error.try_into_panic() {
+                Ok(panic) => std::panic::resume_unwind(panic),
+                // The runtime lives as long as the process.
+                Err(error) => unreachable!("an operation on the store was cancelled: {error}"),
+            },
+        }
+    }
+}
+
 #[async_trait::async_trait]
 impl SessionStore for PostgresStore {
+    async fn close(&self) {
+        PostgresStore::close(self).await;
+    }
+
+    async fn load(&self, id: &SessionId, now: u64) -> Result<Option<Record>, StoreError> {
+        let id = id.clone();
+        self.run(|here| async move { here.load(&id, now).await })
+            .await
+    }
+
+    async fn create(&self, id: &SessionId, record: &Record) -> Result<bool, StoreError> {
+        let (id, record) = (id.clone(), record.clone());
+        self.run(|here| async move { here.create(&id, &record).await })
+            .await
+    }
+
+    async fn update(
+        &self,
+        id: &SessionId,
+        changes: &Changes,
+        now: u64,
+    ) -> Result<bool, StoreError> {
+        let (id, changes) = (id.clone(), changes.clone());
+        self.run(|here| async move { here.update(&id, &changes, now).await })
+            .await
+    }
+
+    async fn update_or_delete_if_empty(
+        &self,
+        id: &SessionId,
+        changes: &Changes,
+        now: u64,
+    ) -> Result<UpdateOutcome, StoreError> {
+        let (id, changes) = (id.clone(), changes.clone());
+        self.run(|here| async move { here.update_or_delete_if_empty(&id, &changes, now).await })
+            .await
+    }
+
+    async fn delete(&self, id: &SessionId) -> Result<bool, StoreError> {
+        let id = id.clone();
+        self.run(|here| async move { here.delete(&id).await }).await
+    }
+
+    async fn cycle_id(
+        &self,
+        old: &SessionId,
+        new: &SessionId,
+        now: u64,
+    ) -> Result<bool, StoreError> {
+        let (old, new) = (old.clone(), new.clone());
+        self.run(|here| async move { here.cycle_id(&old, &new, now).await })
+            .await
+    }
+
+    async fn increment(
+        &self,
+        id: &SessionId,
+        key: &str,
+        by: i64,
+        now: u64,
+    ) -> Result<Option<i64>, StoreError> {
+        let (id, key) = (id.clone(), key.to_owned());
+        self.run(|here| async move { here.increment(&id, &key, by, now).await })
+            .await
+    }
+
+    async fn append(
+        &self,
+        id: &SessionId,
+        key: &str,
+        value: &Value,
+        now: u64,
+    ) -> Result<Option<usize>, StoreError> {
+        let (id, key, value) = (id.clone(), key.to_owned(), value.clone());
+        self.run(|here| async move { here.append(&id, &key, &value, now).await })
+            .await
+    }
+
+    async fn list(
+        &self,
+        user_id: Option<&str>,
+        after: Option<&SessionId>,
+        limit: usize,
+        now: u64,
+    ) -> Result<Vec<SessionInfo>, StoreError> {
+        let (user_id, after) = (user_id.map(str::to_owned), after.cloned());
+        self.run(|here| async move {
+            here.list(user_id.as_deref(), after.as_ref(), limit, now)
+                .await
+        })
+        .await
+    }
+
+    async fn delete_user(&self, user_id: &str) -> Result<u64, StoreError> {
+        let user_id = user_id.to_owned();
+        self.run(|here| async move { here.delete_user(&user_id).await })
+            .await
+    }
+
+    async fn purge_expired(&self, now: u64, batch: usize) -> Result<u64, StoreError> {
+        self.run(|here| async move { here.purge_expired(now, batch).await })
+            .await
+    }
+}
+
+/// The store's operations, run on the runtime that polls them (see
+/// [`PostgresStore::run`]).
+#[derive(Debug)]
+struct Here(PostgresStore);
+
+impl std::ops::Deref for Here {
+    type Target = PostgresStore;
+
+    fn deref(&self) -> &PostgresStore {
+        &self.0
+    }
+}
+
+#[async_trait::async_trait]
+impl SessionStore for Here {
     async fn close(&self) {
         PostgresStore::close(self).await;
     }
@@ -1366,7 +1578,7 @@ impl SessionStore for PostgresStore {
                 // Connections a restart killed while in use (those idle for
                 // a moment are pinged first) fail at once: a read goes on to
                 // the next, each dead one being closed on its way back.
-                let mut attempts = self.max_connections;
+                let mut attempts = self.shared.max_connections;
                 loop {
                     let rows = sqlx::query(LOAD)
                         .bind(id.as_str())
@@ -1750,6 +1962,66 @@ mod tests {
         conn.close().await.expect("close");
     }
 
+    /// actix-web's workers each run a single-threaded runtime; one whose
+    /// handler blocks its thread must not stall the others' sessions
+    /// through a pooled connection its runtime drives.
+    #[test]
+    fn a_thread_blocked_in_one_single_threaded_runtime_stalls_no_other() {
+        let (store, schema) = fresh_store("blocked_thread");
+        let store = std::sync::Arc::new(store);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        let id = SessionId::generate();
+        runtime.block_on(async {
+            assert!(store
+                .create(&id, &record(one("n", 1.into()), None, NOW + 3600))
+                .await
+                .expect("create"));
+        });
+        let connected = std::sync::Arc::new(std::sync::Barrier::new(2));
+        let blocked = Duration::from_secs(3);
+        let blocker = {
+            let (store, connected, id) = (store.clone(), connected.clone(), id.clone());
+            std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("a runtime");
+                // Loads at once, so that the pool holds connections this
+                // thread's runtime made.
+                let loaded = runtime.block_on(async {
+                    let load = || store.load(&id, NOW);
+                    tokio::join!(load(), load(), load(), load())
+                });
+                for loaded in [loaded.0, loaded.1, loaded.2, loaded.3] {
+                    assert!(matches!(loaded, Ok(Some(_))), "{loaded:?}");
+                }
+                connected.wait();
+                // A handler that blocks its worker's thread.
+                std::thread::sleep(blocked);
+            })
+        };
+        connected.wait();
+        let started = std::time::Instant::now();
+        let loaded = runtime.block_on(async {
+            let load = || store.load(&id, NOW);
+            tokio::join!(load(), load(), load(), load())
+        });
+        let waited = started.elapsed();
+        blocker.join().expect("the blocked thread");
+        for loaded in [&loaded.0, &loaded.1, &loaded.2, &loaded.3] {
+            assert!(matches!(loaded, Ok(Some(_))), "{loaded:?}");
+        }
+        assert!(
+            waited < blocked / 2,
+            "waited {waited:?} for a blocked thread"
+        );
+        let store = std::sync::Arc::into_inner(store).expect("the only handle");
+        runtime.block_on(drop_schema(store, &schema));
+    }
+
     /// Certificate files the URL names must be readable when the store is
     /// made; a missing one is named. `sslmode=require` with a root
     /// certificate verifies the server, as libpq does.
@@ -1778,9 +2050,15 @@ mod tests {
                 "postgres://u@h/db?sslmode=require&sslrootcert={encoded}"
             ))
             .expect("a readable root certificate");
-            assert!(matches!(store.options.get_ssl_mode(), PgSslMode::VerifyCa));
+            assert!(matches!(
+                store.shared.options.get_ssl_mode(),
+                PgSslMode::VerifyCa
+            ));
             let store = PostgresStore::new("postgres://u@h/db?sslmode=require").expect("valid");
-            assert!(matches!(store.options.get_ssl_mode(), PgSslMode::Require));
+            assert!(matches!(
+                store.shared.options.get_ssl_mode(),
+                PgSslMode::Require
+            ));
         }
         let not_pem = dir.join("not.pem");
         std::fs::write(&not_pem, "hello").expect("a file");
@@ -2619,10 +2897,8 @@ mod tests {
         let options = PgConnectOptions::from_str(&server_url())
             .expect("url")
             .database(&database);
-        let store = PostgresStore {
-            options,
-            ..PostgresStore::new(&server_url()).expect("url")
-        };
+        let mut store = PostgresStore::new(&server_url()).expect("url");
+        store.shared_mut().options = options;
         let error = store
             .load(&SessionId::generate(), NOW)
             .await
@@ -2794,14 +3070,12 @@ mod tests {
             .execute(&mut admin)
             .await
             .expect("create the database");
-        let store = PostgresStore {
-            options: PgConnectOptions::from_str(&server_url())
-                .expect("url")
-                .database(&database),
-            ..PostgresStore::new(&server_url())
-                .expect("url")
-                .with_max_connections(2)
-        };
+        let mut store = PostgresStore::new(&server_url())
+            .expect("url")
+            .with_max_connections(2);
+        store.shared_mut().options = PgConnectOptions::from_str(&server_url())
+            .expect("url")
+            .database(&database);
         (database, admin, store)
     }
 
@@ -2824,10 +3098,8 @@ mod tests {
     async fn connections_the_server_killed_are_replaced() {
         let (store, schema) = fresh_store("terminate");
         let application = fresh_name("app");
-        let store = PostgresStore {
-            options: store.options.clone().application_name(&application),
-            ..store
-        };
+        let mut store = store;
+        store.shared_mut().options = store.shared.options.clone().application_name(&application);
         let id = SessionId::generate();
         assert!(store
             .create(&id, &record(Map::new(), None, NOW + 10))
@@ -2861,12 +3133,10 @@ mod tests {
     async fn a_read_on_a_connection_killed_in_use_is_tried_again() {
         let (store, schema) = fresh_store("killed_in_use");
         let application = fresh_name("app");
-        let store = PostgresStore {
-            options: store.options.clone().application_name(&application),
-            // As if every connection were in constant use: never pinged.
-            ping_if_idle_for: Duration::from_secs(3600),
-            ..store
-        };
+        let mut store = store;
+        store.shared_mut().options = store.shared.options.clone().application_name(&application);
+        // As if every connection were in constant use: never pinged.
+        store.shared_mut().ping_if_idle_for = Duration::from_secs(3600);
         let id = SessionId::generate();
         assert!(store
             .create(&id, &record(one("n", Value::from(1)), None, NOW + 10))
