@@ -676,6 +676,7 @@ async fn connect(
         create_private(path).map_err(|error| OpenFailure::Other(Box::new(error)))?;
         ensure_writable(path)?;
     }
+    refuse_before_writing(path, existing_only).await?;
     let options = SqliteConnectOptions::new()
         .filename(path)
         .create_if_missing(!existing_only)
@@ -699,6 +700,34 @@ async fn connect(
         return Err(error);
     }
     Ok(opened)
+}
+
+/// Refuses a file that is not this version's session store (with
+/// `existing_only`) or that is another program's, before a connection that
+/// sets WAL mode and the other settings writes to it: a refused file is
+/// left exactly as it was. Reads through a read-only connection that sets
+/// nothing; an empty or missing file has nothing to check.
+async fn refuse_before_writing(path: &Path, existing_only: bool) -> Result<(), OpenFailure> {
+    if std::fs::metadata(path).map_or(true, |metadata| metadata.len() == 0) {
+        return Ok(());
+    }
+    let options = SqliteConnectOptions::new()
+        .filename(path)
+        .read_only(true)
+        .busy_timeout(BUSY_TIMEOUT);
+    let mut conn = SqliteConnection::connect_with(&options).await?;
+    let checked = if existing_only {
+        check_schema(&mut conn).await
+    } else {
+        match schema_version(&mut conn).await? {
+            0 => check_no_other_tables(&mut conn).await,
+            found if found > i64::from(SqliteStore::SCHEMA_VERSION) => Err(newer_schema(found)),
+            _ => check_tables(&mut conn).await,
+        }
+    };
+    // Nothing was written through it: closing cannot lose anything.
+    let _ = conn.close().await;
+    checked
 }
 
 /// Creates the database file, if it does not exist yet, readable and
@@ -1559,6 +1588,13 @@ mod tests {
                 .await
                 .expect("user_version");
             assert_eq!(kept, version, "{name}");
+            // Refused before anything wrote to it: still in its own
+            // journal mode, not switched to WAL.
+            let journal: String = sqlx::query_scalar("PRAGMA journal_mode")
+                .fetch_one(&mut conn)
+                .await
+                .expect("journal_mode");
+            assert_eq!(journal, "delete", "{name}");
             let tables: i64 =
                 sqlx::query_scalar("SELECT count(*) FROM sqlite_master WHERE name LIKE 'tessera%'")
                     .fetch_one(&mut conn)
