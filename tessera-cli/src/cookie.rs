@@ -393,6 +393,17 @@ fn ordinal(n: usize) -> String {
 /// The reason a cookie was refused, with a hint when it looks like the other
 /// kind: signed cookies always hold dots, encrypted ones never do.
 fn refusal(err: DecodeError, cookie: &str, encrypted: bool) -> Error {
+    if let Some(signed) = server_side_id(cookie) {
+        return Error::new(format_args!(
+            "{err} (this looks like a server-side session's id{}, which holds no data: look \
+             the session up with `tessera sessions show ID --store URL`)",
+            if signed {
+                ", signed as with SESSION_USE_SIGNER"
+            } else {
+                ""
+            }
+        ));
+    }
     let malformed = matches!(
         err,
         DecodeError::Malformed(_) | DecodeError::Signature(SignatureError::Malformed(_))
@@ -406,6 +417,24 @@ fn refusal(err: DecodeError, cookie: &str, encrypted: bool) -> Error {
         )),
         _ => Error::new(err),
     }
+}
+
+/// Whether `cookie` is a server-side session's id (the demo's default,
+/// Flask-Session's) rather than a cookie holding a session: `Some(true)` for
+/// an id with a signature (`id.signature`, `SESSION_USE_SIGNER`). A bare id
+/// shorter than any encrypted cookie (66 characters) is one; a signed
+/// cookie has two dots, an id with its signature one.
+fn server_side_id(cookie: &str) -> Option<bool> {
+    const SHORTEST_ENCRYPTED: usize = 66;
+    if cookie.len() < SHORTEST_ENCRYPTED && tessera::store::SessionId::parse(cookie).is_some() {
+        return Some(false);
+    }
+    let (id, signature) = cookie.split_once('.')?;
+    let signature_like = !signature.is_empty()
+        && signature
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    (signature_like && tessera::store::SessionId::parse(id).is_some()).then_some(true)
 }
 
 /// `SECRET_KEY_FALLBACKS`, split as the library's configuration splits it.

@@ -1306,3 +1306,49 @@ fn a_slow_sqlite_statement_is_no_warning() {
     });
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The demo's default session is server-side: its cookie is an id, which a
+/// newcomer pastes into `cookie decode` first. The refusal says what it is
+/// and where its data is, rather than suggesting an encrypted cookie.
+#[test]
+fn a_server_side_id_is_named_as_one() {
+    // What SessionId::generate and Flask-Session's token_urlsafe(32) make.
+    let id = "ku0kL7N2xq9Vb3mR8tYw4ZpA1cE6fH0jK5nQ7sU2DjM";
+    let signed = format!("{id}.Wq3vX9kTz0bWmR7cLs2YhN5uFe8");
+    for (cookie, encrypted, signer) in [
+        (id.to_owned(), false, false),
+        (id.to_owned(), true, false),
+        (format!("session={id}"), false, false),
+        (signed.clone(), false, true),
+    ] {
+        let mut args = vec!["cookie", "decode", "--secret-key", KEY];
+        if encrypted {
+            args.push("--encrypted");
+        }
+        args.push(&cookie);
+        let out = run(&args);
+        assert!(!out.success(), "{cookie}");
+        assert!(
+            out.stderr.contains("server-side session's id")
+                && out.stderr.contains("tessera sessions show"),
+            "{cookie}: {}",
+            out.stderr
+        );
+        assert_eq!(
+            out.stderr.contains("SESSION_USE_SIGNER"),
+            signer,
+            "{cookie}: {}",
+            out.stderr
+        );
+    }
+    // Without a key too.
+    let out = run(&["cookie", "decode", id]);
+    assert!(
+        out.stderr.contains("server-side session's id"),
+        "{}",
+        out.stderr
+    );
+    // A signed or an encrypted cookie is not taken for an id.
+    let out = decode(KEY, &format!("{}x", sign(KEY, EXAMPLE_JSON)));
+    assert!(!out.stderr.contains("server-side"), "{}", out.stderr);
+}
