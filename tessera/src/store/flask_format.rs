@@ -244,10 +244,7 @@ mod msgpack {
     pub(super) fn encode(data: &Map) -> Result<Vec<u8>, FormatError> {
         let mut out = ByteBuf::new();
         write_session_map_len(&mut out, data.len())?;
-        for (key, value) in data {
-            write_str(&mut out, key)?;
-            write_value(&mut out, value, 1)?;
-        }
+        write_entries(&mut out, data, 1)?;
         Ok(out.into_vec())
     }
 
@@ -358,6 +355,11 @@ mod msgpack {
             return Err(too_deep(FORMAT));
         }
         let Ok(_) = rmp::encode::write_map_len(out, length(map.len(), "a dict")?);
+        write_entries(out, map, depth)
+    }
+
+    /// A map's keys and values, after its header.
+    fn write_entries(out: &mut ByteBuf, map: &Map, depth: usize) -> Result<(), FormatError> {
         for (key, value) in map {
             write_str(out, key)?;
             write_value(out, value, depth)?;
