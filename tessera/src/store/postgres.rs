@@ -1414,7 +1414,38 @@ fn connection_runtime() -> &'static tokio::runtime::Handle {
     })
 }
 
+/// The runtime to hand an operation to: [`connection_runtime`] when the
+/// caller's runtime is single-threaded; `None` to run it where it is called.
+fn elsewhere() -> Option<&'static tokio::runtime::Handle> {
+    let single_threaded = tokio::runtime::Handle::try_current().is_ok_and(|runtime| {
+        runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread
+    });
+    single_threaded.then(connection_runtime)
+}
+
+/// What `operation` answers, run on `runtime`; a panic goes on as a panic.
+async fn on<T: Send + 'static>(
+    runtime: &tokio::runtime::Handle,
+    operation: impl std::future::Future<Output = T> + Send + 'static,
+) -> T {
+    match runtime.spawn(operation).await {
+        Ok(answer) => answer,
+        Err(error) => match error.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            // The runtime lives as long as the process.
+            Err(error) => unreachable!("an operation on the store was cancelled: {error}"),
+        },
+    }
+}
+
 impl PostgresStore {
+    /// The store, for an operation of [`Here`].
+    fn here(&self) -> Here {
+        Here(Self {
+            shared: Arc::clone(&self.shared),
+        })
+    }
+
     /// Runs `operation` on the store, on [`connection_runtime`] when the
     /// caller's runtime is single-threaded, else where it is.
     async fn run<T, F, Fut>(&self, operation: F) -> T
@@ -1423,26 +1454,16 @@ impl PostgresStore {
         Fut: std::future::Future<Output = T> + Send + 'static,
         T: Send + 'static,
     {
-        let here = Here(Self {
-            shared: Arc::clone(&self.shared),
-        });
-        let single_threaded = tokio::runtime::Handle::try_current().is_ok_and(|runtime| {
-            runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread
-        });
-        if !single_threaded {
-            return operation(here).await;
-        }
-        match connection_runtime().spawn(operation(here)).await {
-            Ok(answer) => answer,
-            Err(error) => match error.try_into_panic() {
-                Ok(panic) => std::panic::resume_unwind(panic),
-                // The runtime lives as long as the process.
-                Err(error) => unreachable!("an operation on the store was cancelled: {error}"),
-            },
+        match elsewhere() {
+            None => operation(self.here()).await,
+            Some(runtime) => on(runtime, operation(self.here())).await,
         }
     }
 }
 
+/// Each operation runs as [`Here`]'s, where it is called or, from a
+/// single-threaded runtime, on [`connection_runtime`], with its arguments
+/// copied only then.
 #[async_trait::async_trait]
 impl SessionStore for PostgresStore {
     async fn close(&self) {
@@ -1450,15 +1471,19 @@ impl SessionStore for PostgresStore {
     }
 
     async fn load(&self, id: &SessionId, now: u64) -> Result<Option<Record>, StoreError> {
-        let id = id.clone();
-        self.run(|here| async move { here.load(&id, now).await })
-            .await
+        let Some(runtime) = elsewhere() else {
+            return self.here().load(id, now).await;
+        };
+        let (here, id) = (self.here(), id.clone());
+        on(runtime, async move { here.load(&id, now).await }).await
     }
 
     async fn create(&self, id: &SessionId, record: &Record) -> Result<bool, StoreError> {
-        let (id, record) = (id.clone(), record.clone());
-        self.run(|here| async move { here.create(&id, &record).await })
-            .await
+        let Some(runtime) = elsewhere() else {
+            return self.here().create(id, record).await;
+        };
+        let (here, id, record) = (self.here(), id.clone(), record.clone());
+        on(runtime, async move { here.create(&id, &record).await }).await
     }
 
     async fn update(
@@ -1467,9 +1492,15 @@ impl SessionStore for PostgresStore {
         changes: &Changes,
         now: u64,
     ) -> Result<bool, StoreError> {
-        let (id, changes) = (id.clone(), changes.clone());
-        self.run(|here| async move { here.update(&id, &changes, now).await })
-            .await
+        let Some(runtime) = elsewhere() else {
+            return self.here().update(id, changes, now).await;
+        };
+        let (here, id, changes) = (self.here(), id.clone(), changes.clone());
+        on(
+            runtime,
+            async move { here.update(&id, &changes, now).await },
+        )
+        .await
     }
 
     async fn update_or_delete_if_empty(
@@ -1478,14 +1509,25 @@ impl SessionStore for PostgresStore {
         changes: &Changes,
         now: u64,
     ) -> Result<UpdateOutcome, StoreError> {
-        let (id, changes) = (id.clone(), changes.clone());
-        self.run(|here| async move { here.update_or_delete_if_empty(&id, &changes, now).await })
-            .await
+        let Some(runtime) = elsewhere() else {
+            return self
+                .here()
+                .update_or_delete_if_empty(id, changes, now)
+                .await;
+        };
+        let (here, id, changes) = (self.here(), id.clone(), changes.clone());
+        on(runtime, async move {
+            here.update_or_delete_if_empty(&id, &changes, now).await
+        })
+        .await
     }
 
     async fn delete(&self, id: &SessionId) -> Result<bool, StoreError> {
-        let id = id.clone();
-        self.run(|here| async move { here.delete(&id).await }).await
+        let Some(runtime) = elsewhere() else {
+            return self.here().delete(id).await;
+        };
+        let (here, id) = (self.here(), id.clone());
+        on(runtime, async move { here.delete(&id).await }).await
     }
 
     async fn cycle_id(
@@ -1494,9 +1536,11 @@ impl SessionStore for PostgresStore {
         new: &SessionId,
         now: u64,
     ) -> Result<bool, StoreError> {
-        let (old, new) = (old.clone(), new.clone());
-        self.run(|here| async move { here.cycle_id(&old, &new, now).await })
-            .await
+        let Some(runtime) = elsewhere() else {
+            return self.here().cycle_id(old, new, now).await;
+        };
+        let (here, old, new) = (self.here(), old.clone(), new.clone());
+        on(runtime, async move { here.cycle_id(&old, &new, now).await }).await
     }
 
     async fn increment(
@@ -1506,9 +1550,15 @@ impl SessionStore for PostgresStore {
         by: i64,
         now: u64,
     ) -> Result<Option<i64>, StoreError> {
-        let (id, key) = (id.clone(), key.to_owned());
-        self.run(|here| async move { here.increment(&id, &key, by, now).await })
-            .await
+        let Some(runtime) = elsewhere() else {
+            return self.here().increment(id, key, by, now).await;
+        };
+        let (here, id, key) = (self.here(), id.clone(), key.to_owned());
+        on(
+            runtime,
+            async move { here.increment(&id, &key, by, now).await },
+        )
+        .await
     }
 
     async fn append(
@@ -1518,9 +1568,15 @@ impl SessionStore for PostgresStore {
         value: &Value,
         now: u64,
     ) -> Result<Option<usize>, StoreError> {
-        let (id, key, value) = (id.clone(), key.to_owned(), value.clone());
-        self.run(|here| async move { here.append(&id, &key, &value, now).await })
-            .await
+        let Some(runtime) = elsewhere() else {
+            return self.here().append(id, key, value, now).await;
+        };
+        let (here, id, key, value) = (self.here(), id.clone(), key.to_owned(), value.clone());
+        on(
+            runtime,
+            async move { here.append(&id, &key, &value, now).await },
+        )
+        .await
     }
 
     async fn list(
@@ -1530,8 +1586,11 @@ impl SessionStore for PostgresStore {
         limit: usize,
         now: u64,
     ) -> Result<Vec<SessionInfo>, StoreError> {
-        let (user_id, after) = (user_id.map(str::to_owned), after.cloned());
-        self.run(|here| async move {
+        let Some(runtime) = elsewhere() else {
+            return self.here().list(user_id, after, limit, now).await;
+        };
+        let (here, user_id, after) = (self.here(), user_id.map(str::to_owned), after.cloned());
+        on(runtime, async move {
             here.list(user_id.as_deref(), after.as_ref(), limit, now)
                 .await
         })
@@ -1539,9 +1598,11 @@ impl SessionStore for PostgresStore {
     }
 
     async fn delete_user(&self, user_id: &str) -> Result<u64, StoreError> {
-        let user_id = user_id.to_owned();
-        self.run(|here| async move { here.delete_user(&user_id).await })
-            .await
+        let Some(runtime) = elsewhere() else {
+            return self.here().delete_user(user_id).await;
+        };
+        let (here, user_id) = (self.here(), user_id.to_owned());
+        on(runtime, async move { here.delete_user(&user_id).await }).await
     }
 
     async fn purge_expired(&self, now: u64, batch: usize) -> Result<u64, StoreError> {
