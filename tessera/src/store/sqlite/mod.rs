@@ -626,6 +626,7 @@ async fn connect_both_once(path: &Path, existing_only: bool) -> Result<ReadWrite
     if existing_only {
         ensure_writable(path)?;
     }
+    refuse_before_writing(path, existing_only).await?;
     let write = connect(path, existing_only, 1).await?;
     match connect(path, true, MAX_CONNECTIONS).await {
         Ok(read) => Ok(ReadWrite {
@@ -676,7 +677,6 @@ async fn connect(
         create_private(path).map_err(|error| OpenFailure::Other(Box::new(error)))?;
         ensure_writable(path)?;
     }
-    refuse_before_writing(path, existing_only).await?;
     let options = SqliteConnectOptions::new()
         .filename(path)
         .create_if_missing(!existing_only)
