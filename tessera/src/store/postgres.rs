@@ -1461,9 +1461,9 @@ impl PostgresStore {
     }
 }
 
-/// Each operation runs as [`Here`]'s, where it is called or, from a
-/// single-threaded runtime, on [`connection_runtime`], with its arguments
-/// copied only then.
+// Each operation runs as `Here`'s, where it is called or, from a
+// single-threaded runtime, on `connection_runtime`, with its arguments
+// copied only then.
 #[async_trait::async_trait]
 impl SessionStore for PostgresStore {
     async fn close(&self) {
