@@ -362,6 +362,8 @@ impl FromRequest for Session {
 
     fn from_request(request: &HttpRequest, _payload: &mut Payload) -> Self::Future {
         let session = request.extensions().get::<Session>().cloned();
-        Box::pin(loaded(session))
+        // actix-web's own `Option<Session>` turns the rejection into `None`
+        // without asking this extractor, so the log cannot say 503.
+        Box::pin(loaded(session, crate::store::Outcome::ExtractorRejected))
     }
 }

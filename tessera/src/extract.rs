@@ -45,7 +45,11 @@ impl<S: Send + Sync> FromRequestParts<S> for Session {
     /// Server-side, this is where the session is loaded: a handler that does
     /// not take a `Session` costs no store call.
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        loaded(parts.extensions.get::<Session>().cloned()).await
+        loaded(
+            parts.extensions.get::<Session>().cloned(),
+            crate::store::Outcome::Answered503,
+        )
+        .await
     }
 }
 
@@ -62,7 +66,9 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for Session {
     ) -> Result<Option<Self>, Self::Rejection> {
         match parts.extensions.get::<Session>().cloned() {
             None => Ok(None),
-            session => loaded(session).await.map(Some),
+            session => loaded(session, crate::store::Outcome::Answered503)
+                .await
+                .map(Some),
         }
     }
 }

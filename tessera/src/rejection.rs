@@ -74,10 +74,11 @@ impl SessionRejection {
 #[cfg(any(feature = "axum", feature = "actix"))]
 pub(crate) async fn loaded(
     session: Option<crate::Session>,
+    outcome: crate::store::Outcome,
 ) -> Result<crate::Session, SessionRejection> {
     let session = session.ok_or(SessionRejection::MissingLayer)?;
     session.load().await.map_err(|error| {
-        crate::store::STORE_OUTAGES.log(&error, "could not load the session");
+        crate::store::STORE_OUTAGES.log_with_outcome(&error, "could not load the session", outcome);
         SessionRejection::StoreUnavailable
     })?;
     Ok(session)

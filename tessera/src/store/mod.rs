@@ -527,6 +527,18 @@ pub(crate) struct OutageLog {
     summary_due: std::sync::atomic::AtomicBool,
 }
 
+/// What became of the request a store failure was logged for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// tessera answers it with 503.
+    Answered503,
+    /// The extractor failed with a 503 rejection, which actix-web's
+    /// `Option<Session>` turns into `None`, so the handler may answer
+    /// anything.
+    #[cfg_attr(not(feature = "actix"), allow(dead_code))]
+    ExtractorRejected,
+}
+
 /// The log of failures to reach a session store, for the whole process.
 pub(crate) static STORE_OUTAGES: OutageLog = OutageLog::new();
 
@@ -541,11 +553,23 @@ impl OutageLog {
         }
     }
 
-    /// Logs a failure answered with 503, `what` saying what failed, unless
-    /// one was logged less than a second ago; those not logged are counted
-    /// on the next line, or on a line of their own a second later.
+    /// Logs a failure, `what` saying what failed, unless one was logged
+    /// less than a second ago; those not logged are counted on the next
+    /// line, or on a line of their own a second later. The line says the
+    /// request is answered 503, which is true wherever tessera answers it.
     pub(crate) fn log(&'static self, error: &dyn std::fmt::Display, what: &'static str) {
-        if !self.log_at(monotonic_millis(), error, what) {
+        self.log_with_outcome(error, what, Outcome::Answered503);
+    }
+
+    /// As [`log`](Self::log), for a failure whose answer is the
+    /// application's to choose.
+    pub(crate) fn log_with_outcome(
+        &'static self,
+        error: &dyn std::fmt::Display,
+        what: &'static str,
+        outcome: Outcome,
+    ) {
+        if !self.log_at(monotonic_millis(), error, what, outcome) {
             self.summarize_later(what);
         }
     }
@@ -577,7 +601,7 @@ impl OutageLog {
         if let Some(not_logged) = self.take_turn_at(now_ms).filter(|n| *n > 0) {
             tracing::error!(
                 not_logged,
-                "{what}: {not_logged} more such failures answered 503 since the last line"
+                "{what}: {not_logged} more such failures since the last line"
             );
         }
     }
@@ -589,14 +613,27 @@ impl OutageLog {
     }
 
     /// Whether the failure was logged (else it was counted).
-    fn log_at(&self, now_ms: u64, error: &dyn std::fmt::Display, what: &str) -> bool {
+    fn log_at(
+        &self,
+        now_ms: u64,
+        error: &dyn std::fmt::Display,
+        what: &str,
+        outcome: Outcome,
+    ) -> bool {
         let Some(not_logged) = self.due_at(now_ms) else {
             return false;
+        };
+        let outcome = match outcome {
+            Outcome::Answered503 => "answering 503",
+            Outcome::ExtractorRejected => {
+                "the Session extractor fails with 503 (a handler taking actix-web's \
+                 Option<Session> gets None instead)"
+            }
         };
         tracing::error!(
             %error,
             not_logged,
-            "{what}; answering 503 (at most one such line a second: not_logged counts the \
+            "{what}; {outcome} (at most one such line a second: not_logged counts the \
              failures since the last)"
         );
         true
@@ -705,7 +742,12 @@ mod tests {
         let log = super::OutageLog::new();
         let error = super::StoreError::Unavailable("connection refused".into());
         for now_ms in [0, 400, 900, 1200] {
-            log.log_at(now_ms, &error, "could not load the session");
+            log.log_at(
+                now_ms,
+                &error,
+                "could not load the session",
+                super::Outcome::Answered503,
+            );
         }
         let text = logs.contents();
         let lines: Vec<&str> = text.lines().collect();
@@ -731,7 +773,12 @@ mod tests {
         let log = super::OutageLog::new();
         let error = super::StoreError::Unavailable("connection refused".into());
         for now_ms in [0, 10, 20, 30] {
-            log.log_at(now_ms, &error, "could not load the session");
+            log.log_at(
+                now_ms,
+                &error,
+                "could not load the session",
+                super::Outcome::Answered503,
+            );
         }
         log.summarize_at(500, "could not load the session");
         assert_eq!(logs.contents().lines().count(), 1, "not yet due");
@@ -744,7 +791,12 @@ mod tests {
         log.summarize_at(5000, "could not load the session");
         assert_eq!(logs.contents().lines().count(), 2, "nothing more to count");
         // The next failure is logged, counting none.
-        log.log_at(5001, &error, "could not load the session");
+        log.log_at(
+            5001,
+            &error,
+            "could not load the session",
+            super::Outcome::Answered503,
+        );
         let text = logs.contents();
         assert!(
             text.lines()
