@@ -858,19 +858,30 @@ pub(super) fn escape_glob(text: &str) -> String {
 /// Whether `value` starts as a pickle of protocol 2 to 5 does (`PROTO` and
 /// its number; Flask-Session before 0.7 used the highest, 4 or 5). As msgpack
 /// that is an empty map followed by more bytes, which no encoder writes.
-fn pickled(value: &[u8]) -> bool {
+pub(super) fn pickled(value: &[u8]) -> bool {
     matches!(value, [0x80, 2..=5, _, ..])
 }
 
 #[async_trait::async_trait]
 impl SessionStore for FlaskSessionRedisStore {
     async fn setup_warnings(&self) -> Result<Vec<String>, StoreError> {
-        Ok(self
-            .sample_layout()
-            .await?
+        let layout = self.sample_layout().await?;
+        let mut warnings: Vec<String> = layout
             .and_then(|layout| super::layout_warning(&self.prefix, Layout::FlaskSession, layout))
             .into_iter()
-            .collect())
+            .collect();
+        if matches!(layout, Some(Layout::FlaskSession | Layout::Both))
+            && self.link.sample_pickled(&self.prefix).await?
+        {
+            warnings.push(format!(
+                "sessions under the key prefix {:?} are pickled, as Flask-Session before 0.7 \
+                 stores them: tessera never unpickles, so their visitors start new sessions \
+                 here; upgrade the Flask application sharing the prefix to Flask-Session 0.7 \
+                 or later (msgpack or JSON) before sharing sessions with it",
+                self.prefix
+            ));
+        }
+        Ok(warnings)
     }
 
     async fn load(&self, id: &SessionId, now: u64) -> Result<Option<Record>, StoreError> {

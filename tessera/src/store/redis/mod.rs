@@ -1324,6 +1324,43 @@ impl Link {
         Ok(None)
     }
 
+    /// Whether any of the first few Flask-Session values a `SCAN` finds
+    /// under `prefix` is a pickle, as Flask-Session before 0.7 writes them.
+    pub(super) async fn sample_pickled(&self, prefix: &str) -> Result<bool, StoreError> {
+        const VALUES: usize = 16;
+        let mut keys = Vec::new();
+        let mut cursor: u64 = 0;
+        for _ in 0..SAMPLE_SCAN_ROUNDS {
+            let (next, found) = match self.scan_values(prefix, cursor).await {
+                // Said once already, by the layout's sample.
+                Err(StoreError::Unavailable(error)) if refused_by_acl(&*error) => return Ok(false),
+                scanned => scanned?,
+            };
+            keys.extend(found.into_iter().filter(|key| {
+                key.strip_prefix(prefix)
+                    .and_then(SessionId::parse)
+                    .is_some()
+            }));
+            if keys.len() >= VALUES || next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        keys.truncate(VALUES);
+        if keys.is_empty() {
+            return Ok(false);
+        }
+        let mut pipe = ::redis::pipe();
+        pipe.ignore_errors();
+        for key in &keys {
+            pipe.cmd("GETRANGE").arg(key).arg(0).arg(2);
+        }
+        let starts: Vec<::redis::RedisResult<Vec<u8>>> = self.read_all(&pipe).await?;
+        Ok(starts
+            .iter()
+            .any(|start| start.as_deref().is_ok_and(flask_session::pickled)))
+    }
+
     /// One round of `SCAN` for the string values under `prefix` (where
     /// Flask-Session keeps sessions): the keys found, and the cursor to go
     /// on from, 0 once done.
@@ -3103,6 +3140,57 @@ mod tests {
             assert!(!warning.contains("both layouts in"), "{warning}");
             assert_eq!(layout_warning("app:", reads, reads), None);
         }
+    }
+
+    /// Flask-Session before 0.7 pickles its sessions, which tessera does not
+    /// read: a store in its layout says so when it first looks at the
+    /// prefix, rather than only as each visitor's session is ignored.
+    #[tokio::test]
+    async fn pickled_sessions_under_the_prefix_are_warned_about_at_first() {
+        use crate::store::flask_format::SerializationFormat;
+        let ours = test_store();
+        let theirs = FlaskSessionRedisStore::new(&server_url(), SerializationFormat::Msgpack)
+            .expect("a Redis URL")
+            .with_prefix(ours.prefix());
+        let set = |value: &'static [u8]| {
+            ::redis::cmd("SET")
+                .arg(format!(
+                    "{}{}",
+                    ours.prefix(),
+                    SessionId::generate().as_str()
+                ))
+                .arg(value)
+                .arg("EX")
+                .arg(60)
+                .clone()
+        };
+        // msgspec's own map, and one of tessera's: no warning.
+        let _: () = raw(&ours, &set(b"\x81\xa1k\x01")).await;
+        assert!(theirs
+            .create(
+                &SessionId::generate(),
+                &record(Map::from([("k", Value::from(1))]), None)
+            )
+            .await
+            .expect("created"));
+        let warned = theirs.setup_warnings().await.expect("checked");
+        assert!(warned.is_empty(), "{warned:?}");
+        // pickle.dumps({'a': 1}, protocol=4), as Flask-Session 0.6 stores it.
+        let _: () = raw(
+            &ours,
+            &set(b"\x80\x04\x95\x0b\x00\x00\x00\x00\x00\x00\x00}\x94\x8c\x01a\x94K\x01s."),
+        )
+        .await;
+        let warned = theirs.setup_warnings().await.expect("checked");
+        assert_eq!(warned.len(), 1, "{warned:?}");
+        assert!(
+            warned[0].contains("pickled") && warned[0].contains(ours.prefix()),
+            "{warned:?}"
+        );
+        // tessera's own layout beside them is named as well.
+        create(&ours, &record(Map::from([("k", Value::from(1))]), None)).await;
+        let warned = theirs.setup_warnings().await.expect("checked");
+        assert_eq!(warned.len(), 2, "{warned:?}");
     }
 
     /// Each store tells which layout the sessions under its prefix are in,
