@@ -542,13 +542,23 @@ impl Session {
                         None => changes.removed.push(key),
                     }
                 }
+                // Removals this request made may empty the record together
+                // with another request's, though neither saw it emptied: the
+                // store checks. Not before an atomic operation (`create`),
+                // which writes to the record anyway.
+                let removes = !changes.removed.is_empty()
+                    || changes.user_id == Some(None)
+                    || changes
+                        .list_edit
+                        .as_ref()
+                        .is_some_and(|edit| !edit.taken.is_empty());
                 if changes.is_empty() {
                     Plan::Nothing
                 } else {
                     Plan::Update {
                         id: id.clone(),
                         changes,
-                        delete_if_empty: emptied,
+                        delete_if_empty: emptied || (removes && !create),
                     }
                 }
             }

@@ -670,6 +670,58 @@ async fn emptying_a_session_keeps_what_others_wrote_meanwhile() {
     assert_eq!(read(&app, "_flashes", &cookie).await, "None");
 }
 
+/// Two requests that each remove one of a session's two keys, at once:
+/// neither sees the session emptied (each still has the other's key), yet
+/// together they empty it, and it ends as if one request had removed both,
+/// rather than staying behind with nothing in it.
+#[tokio::test]
+async fn concurrent_removals_that_together_empty_a_session_end_it() {
+    let loaded = Arc::new(tokio::sync::Notify::new());
+    let go_on = Arc::new(tokio::sync::Notify::new());
+    let store = Arc::new(CountingStore::default());
+    let app = get_set_and(
+        store.clone(),
+        "/pop/{key}",
+        post({
+            let (loaded, go_on) = (loaded.clone(), go_on.clone());
+            move |s: Session, axum::extract::Path(key): axum::extract::Path<String>| async move {
+                let popped = s.remove(&key).is_some();
+                if key == "a" {
+                    loaded.notify_one();
+                    go_on.notified().await;
+                }
+                popped.to_string()
+            }
+        }),
+    );
+    let cookie = cookie_pair(&send(&app, "POST", "/set/a", None, "1").await);
+    assert_eq!(
+        send(&app, "POST", "/set/b", Some(&cookie), "2")
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    let slow = tokio::spawn({
+        let (app, cookie) = (app.clone(), cookie.clone());
+        async move { send(&app, "POST", "/pop/a", Some(&cookie), "").await }
+    });
+    loaded.notified().await;
+    let quick = send(&app, "POST", "/pop/b", Some(&cookie), "").await;
+    assert_eq!(quick.status(), StatusCode::OK);
+    assert_eq!(text(quick).await, "true");
+    go_on.notify_one();
+    let slow = slow.await.expect("task");
+    assert_eq!(slow.status(), StatusCode::OK);
+    let deleted = set_cookies(slow.headers());
+    assert!(
+        deleted.len() == 1 && deleted[0].contains("Max-Age=0"),
+        "the cookie is deleted: {deleted:?}"
+    );
+    assert_eq!(text(slow).await, "true");
+    let id = SessionId::parse(cookie.trim_start_matches("session=")).expect("an id");
+    assert_eq!(stored(&store, &id).await, None, "nothing left behind");
+}
+
 /// A session tied to a user holds something even with no data: it is
 /// stored, and showing its flash messages does not end it.
 #[tokio::test]
