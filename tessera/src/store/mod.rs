@@ -400,7 +400,10 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
     /// how a request that
     /// empties its session (pops its last key, shows its last flash
     /// messages) ends it without deleting what concurrent requests wrote
-    /// meanwhile. The default makes three calls (update, load, delete), so
+    /// meanwhile. The layer calls it for every write that removes a key, a
+    /// flash message or the user, since concurrent removals may together
+    /// empty a session none of them saw emptied. The default makes three
+    /// calls (update, load, delete), so
     /// a write landing between the last two is deleted with the record;
     /// every store here does it atomically.
     async fn update_or_delete_if_empty(
