@@ -9,6 +9,12 @@ use serde::Serialize;
 
 use crate::map::Map;
 use crate::server::ServerState;
+
+thread_local! {
+    /// The state of the session whose `update` closure runs on this thread,
+    /// by address; 0 for none.
+    static UPDATING: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
 use crate::store::{ListEdit, StoreError};
 use crate::value::Value;
 
@@ -420,9 +426,22 @@ impl Session {
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        // The lock is held while `update`'s closure runs, so a call back
+        // into the session from there would wait for itself for ever,
+        // holding its thread: a runtime worker gone without a trace.
+        assert!(
+            UPDATING.get() != self.state_address(),
+            "a session method was called from inside Session::update's closure on the same \
+             session; change the map the closure is given instead"
+        );
         // A panic elsewhere while holding the lock leaves the data consistent
-        // (every mutation is a single map operation), so carry on.
+        // (every mutation is a single map operation, and `update` puts the
+        // map back as it was when its closure panics), so carry on.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn state_address(&self) -> usize {
+        Arc::as_ptr(&self.state).addr()
     }
 
     fn read<R>(&self, f: impl FnOnce(&Map) -> R) -> R {
@@ -581,10 +600,24 @@ impl Session {
 
     /// Changes the data in place; marks the session modified. Use this for
     /// nested changes, which Flask cannot detect by itself.
+    ///
+    /// The closure must not call methods of the session itself (they would
+    /// wait for the closure to end): such a call panics. When the closure
+    /// panics, the session is left as it was before.
     pub fn update<R>(&self, f: impl FnOnce(&mut Map) -> R) -> R {
         let mut state = self.lock();
         let before = state.data.clone();
-        let result = f(&mut state.data);
+        let outer = UPDATING.replace(self.state_address());
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut state.data)));
+        UPDATING.set(outer);
+        let result = match result {
+            Ok(result) => result,
+            Err(panic) => {
+                state.data = before;
+                drop(state);
+                std::panic::resume_unwind(panic)
+            }
+        };
         // Only the keys that changed are saved, so a server-side store keeps
         // what concurrent requests wrote to the others.
         let changed: Vec<String> = before
@@ -803,6 +836,50 @@ mod tests {
 
     fn fresh() -> Session {
         Session::new(Map::new(), true)
+    }
+
+    /// A call back into the session from `update`'s closure waited for the
+    /// closure to end, holding its thread for ever; it panics now, and the
+    /// session is left as it was, still usable. Run on a thread of its own,
+    /// so that a hang fails the test instead of stopping the suite.
+    #[test]
+    fn a_call_into_the_session_from_update_panics_instead_of_hanging() {
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let session = Session::new(Map::from([("a".to_owned(), 1.into())]), false);
+            let inside = session.clone();
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                session.update(|map| {
+                    map.insert("b".to_owned(), 2.into());
+                    inside.len()
+                })
+            }));
+            let panic = outcome.expect_err("panics");
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|message| (*message).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            // As before the update, and usable: another session may be used
+            // from inside a closure, and the session itself after it.
+            let other = fresh();
+            let after = session.update(|map| {
+                other.insert("c", 3).expect("insert");
+                map.keys().map(str::to_owned).collect::<Vec<_>>()
+            });
+            done.send((message, after, other.len(), session.is_modified()))
+                .expect("send");
+        });
+        let (message, after, other, modified) = finished
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("the call panicked rather than waiting for ever");
+        assert!(
+            message.contains("inside Session::update's closure"),
+            "{message}"
+        );
+        assert_eq!(after, ["a"]);
+        assert_eq!(other, 1);
+        assert!(modified, "the second update marks it modified");
     }
 
     /// What serde says of a value read as the wrong type, as logged: the
