@@ -61,6 +61,12 @@ impl SessionLayer {
     /// store it names. Stores are opened lazily, so this never fails: a store
     /// that cannot be reached makes requests that use the session answer 503
     /// until it can.
+    ///
+    /// Each call opens a store of its own (and starts its own sweeper): build
+    /// the layer once and clone it into every router that uses sessions.
+    /// Two layers built from one configuration do not share a memory
+    /// store's sessions, and on one SQLite file they are two writers taking
+    /// turns.
     pub fn new(config: SessionConfig) -> Self {
         Self {
             core: Arc::new(SessionCore::new(config)),
