@@ -468,6 +468,62 @@ fn without_a_key_decoding_is_unverified() {
         .starts_with("error: malformed: "));
 }
 
+/// A key of blanks only is no key to the application (its configuration
+/// reads a blank SECRET_KEY as unset): refused as an empty key is, never
+/// used as a key, nor a reason to read a cookie unverified.
+#[test]
+fn a_blank_key_is_refused_as_an_empty_one() {
+    let cookie = sign(KEY, EXAMPLE_JSON);
+    for blank in [" ", "  \t", "\n"] {
+        for (args, env) in [
+            (
+                &["cookie", "decode", cookie.as_str()][..],
+                &[("SECRET_KEY", blank)][..],
+            ),
+            (
+                &["cookie", "decode", "--secret-key", blank, &cookie][..],
+                &[][..],
+            ),
+            (
+                &["cookie", "decode", "--encrypted", cookie.as_str()][..],
+                &[("SECRET_KEY", blank)][..],
+            ),
+        ] {
+            let out = run_with(args, "", env);
+            let reason = out.refusal();
+            assert!(
+                reason.starts_with("error: the secret key is empty or only blanks"),
+                "{blank:?} {args:?}: {reason}"
+            );
+        }
+        let out = run_with(&["cookie", "sign"], "{}", &[("SECRET_KEY", blank)]);
+        let reason = out.refusal();
+        assert!(
+            reason.starts_with("error: the secret key is empty or only blanks"),
+            "{blank:?}: {reason}"
+        );
+        let out = run(&[
+            "cookie",
+            "decode",
+            "--fallback-key",
+            blank,
+            "--secret-key",
+            KEY,
+            &cookie,
+        ]);
+        assert!(
+            out.refusal().contains("--fallback-key is empty"),
+            "{:?}",
+            out.stderr
+        );
+    }
+    // Blanks around a real key are part of it, as in Flask.
+    let spaced = format!(" {KEY} ");
+    let cookie = sign(&spaced, EXAMPLE_JSON);
+    assert_eq!(decode(&spaced, &cookie).line(), EXAMPLE_JSON);
+    assert!(decode(KEY, &cookie).refusal().contains("signature"));
+}
+
 #[test]
 fn sign_refuses_what_is_not_an_object() {
     for (json, expected) in [
