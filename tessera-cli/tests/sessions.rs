@@ -624,6 +624,31 @@ fn bad_urls_are_refused_with_the_supported_ones() {
     }
 }
 
+/// A PostgreSQL URL that sqlx refuses: its reason once, without the "error
+/// with configuration: " that sqlx writes once for each layer wrapping it.
+#[test]
+fn a_bad_postgres_url_parameter_is_named_once() {
+    let dir = TempDir::new("bad-postgres-parameter");
+    for (query, says) in [
+        ("sslmode=bogus", r#"unknown value "bogus" for `ssl_mode`"#),
+        ("port=abc", "invalid digit"),
+    ] {
+        let url = format!("postgres://app:hunter2@127.0.0.1:1/app?{query}");
+        let out = run_in(&dir.0, &["sessions", "list", "--store", &url], &[]);
+        let reason = out.refusal();
+        assert!(reason.contains(says), "{query}: {reason}");
+        assert!(
+            reason.contains("not a PostgreSQL session store URL"),
+            "{query}: {reason}"
+        );
+        assert!(
+            !reason.contains("error with configuration"),
+            "{query}: {reason}"
+        );
+        assert!(!reason.contains("hunter2"), "{reason}");
+    }
+}
+
 #[test]
 fn usage_errors_exit_2() {
     let dir = TempDir::new("usage");
