@@ -233,6 +233,27 @@ fn decode(args: DecodeArgs) -> Result<()> {
                         found = Some(decoded);
                         break;
                     }
+                    Err(DecodeError::Decrypt)
+                        if args.encrypted && server_side_id(cookie).is_none() =>
+                    {
+                        // The name is bound into the cookie: say which one
+                        // was tried, and where it came from.
+                        let source = if args.cookie_name.is_some() {
+                            "--cookie-name's"
+                        } else if pasted_name.is_some() {
+                            "the pasted one"
+                        } else {
+                            "the default; pass the app's SESSION_COOKIE_NAME with \
+                             --cookie-name if it is another"
+                        };
+                        first_refusal.get_or_insert_with(|| {
+                            Error::new(format_args!(
+                                "{} (opened as an encrypted cookie named {cookie_name:?}, \
+                                 {source})",
+                                DecodeError::Decrypt
+                            ))
+                        });
+                    }
                     Err(err) => {
                         first_refusal.get_or_insert_with(|| refusal(err, cookie, args.encrypted));
                     }
@@ -407,6 +428,14 @@ fn refusal(err: DecodeError, cookie: &str, encrypted: bool) -> Error {
             } else {
                 ""
             }
+        ));
+    }
+    // An encrypted cookie's time is when it was sealed: nothing signs it.
+    if let (true, DecodeError::Signature(SignatureError::Expired { age, max_age })) =
+        (encrypted, &err)
+    {
+        return Error::new(format_args!(
+            "expired: sealed {age} s ago, max age is {max_age} s"
         ));
     }
     let malformed = matches!(

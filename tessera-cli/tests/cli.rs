@@ -866,6 +866,51 @@ fn encrypted_age_and_size_limits_apply() {
     assert!(reason.starts_with("error: too large: "), "{reason}");
 }
 
+/// An encrypted cookie is sealed, not signed, and is bound to a cookie name:
+/// a refusal says so, and which name it was opened under, from where.
+#[test]
+fn encrypted_refusals_say_sealed_and_the_name_tried() {
+    let codec = CookieCodec::encrypted(&KEY.into(), &[], "session");
+    let old = codec.encode(&Map::new(), SystemTime::now() - Duration::from_secs(120));
+    let reason = decode_encrypted(KEY, &old, &["--max-age", "60"])
+        .refusal()
+        .to_owned();
+    assert!(reason.starts_with("error: expired: sealed 12"), "{reason}");
+    assert!(reason.contains("max age is 60 s"), "{reason}");
+    assert!(!reason.contains("signed"), "{reason}");
+    // A signed cookie is still signed.
+    let signed = decode(EXAMPLE_KEY, EXAMPLE_COOKIE).refusal().to_owned();
+    assert!(signed.starts_with("error: expired: signed "), "{signed}");
+
+    let sid = sign_encrypted(KEY, EXAMPLE_JSON, &["--cookie-name", "sid"]);
+    for (cookie, extra, says) in [
+        (
+            sid.clone(),
+            &[][..],
+            r#"named "session", the default; pass the app's SESSION_COOKIE_NAME with --cookie-name if it is another"#,
+        ),
+        (
+            sid.clone(),
+            &["--cookie-name", "other"][..],
+            r#"named "other", --cookie-name's"#,
+        ),
+        (
+            format!("other={sid}"),
+            &[][..],
+            r#"named "other", the pasted one"#,
+        ),
+    ] {
+        let reason = decode_encrypted(KEY, &cookie, extra).refusal().to_owned();
+        assert!(reason.starts_with("error: cannot decrypt: "), "{reason}");
+        assert!(
+            reason.contains(&format!("(opened as an encrypted cookie {says})")),
+            "{cookie} {extra:?}: {reason}"
+        );
+    }
+    let out = decode_encrypted(KEY, &sid, &["--cookie-name", "sid"]);
+    assert_eq!(out.line(), EXAMPLE_JSON);
+}
+
 #[test]
 fn a_cookie_sealed_by_the_cli_is_opened_by_the_library() {
     let cookie = sign_encrypted(KEY, EXAMPLE_JSON, &["--cookie-name", "sid"]);
