@@ -43,8 +43,9 @@ pub(crate) enum SessionsCommand {
     /// List live sessions in id order: id, user, created, expires.
     #[command(
         long_about = "List the live sessions (not expired, not revoked) in id order, one \
-            per line: the id, the user (- for none), when the session was created and when \
-            it expires unless used again (the earlier of its idle and absolute expiry), \
+            per line: the id, the user (- for none; a user id that is - itself, or \
+            begins with a double quote, is shown in double quotes, its own escaped as \\\"), \
+            when the session was created and when it expires unless used again (the earlier of its idle and absolute expiry), \
             tab-separated, times in RFC 3339 UTC (a session only Flask-Session has written \
             has no creation time: the time of the listing is shown). Control characters, \
             invisible formatting \
@@ -500,7 +501,7 @@ fn write_plain_line(out: &mut impl Write, info: &SessionInfo) -> io::Result<()> 
         out,
         "{}\t{}\t{}\t{}",
         info.id.as_str(),
-        info.user_id.as_deref().map_or(Cow::Borrowed("-"), plain),
+        user_field(info.user_id.as_deref()),
         rfc3339(info.created_at),
         rfc3339(expires),
     )
@@ -554,7 +555,7 @@ async fn show(store: &dyn SessionStore, args: ShowArgs) -> Result<()> {
         let absolute = record
             .absolute_expires_at
             .map_or_else(|| "none".to_owned(), rfc3339);
-        let user = record.user_id.as_deref().map_or(Cow::Borrowed("-"), plain);
+        let user = user_field(record.user_id.as_deref());
         print_line(&format!(
             "id:               {}\n\
              user:             {user}\n\
@@ -694,6 +695,19 @@ fn rfc3339(seconds: u64) -> String {
         .unwrap_or_else(|| "never".to_owned())
 }
 
+/// A session's user in plain output: `-` for none, and a user id that could
+/// pass for that (`-` itself) quoted, with the quotes of one that begins
+/// with a quote escaped, so that `-` and `"…"` each mean one thing.
+fn user_field(user: Option<&str>) -> Cow<'_, str> {
+    match user {
+        None => Cow::Borrowed("-"),
+        Some(user) if user == "-" || user.starts_with('"') => {
+            Cow::Owned(format!("\"{}\"", plain(user).replace('"', "\\\"")))
+        }
+        Some(user) => plain(user),
+    }
+}
+
 /// `text` with control characters and backslashes escaped, so that a user id
 /// cannot break the line or column structure of plain output, and with
 /// invisible formatting characters escaped, so that it cannot pass for
@@ -763,6 +777,17 @@ mod tests {
         assert_eq!(rfc3339(u64::MAX), "never");
         assert_eq!(unless_never(253_402_300_799), Some(253_402_300_799));
         assert_eq!(unless_never((1 << 53) - 1), None);
+    }
+
+    #[test]
+    fn a_user_named_like_no_user_is_quoted() {
+        assert_eq!(user_field(None), "-");
+        assert_eq!(user_field(Some("-")), r#""-""#);
+        assert_eq!(user_field(Some("--")), "--");
+        assert_eq!(user_field(Some("alice")), "alice");
+        assert_eq!(user_field(Some(r#""-""#)), r#""\"-\"""#);
+        assert_eq!(user_field(Some(r#""a\"#)), r#""\"a\\""#);
+        assert_eq!(user_field(Some(r#"a"b"#)), r#"a"b"#);
     }
 
     #[test]

@@ -226,6 +226,55 @@ fn ids_and_users_that_begin_with_a_hyphen() {
     assert!(listed.stdout.trim().is_empty(), "{}", listed.stdout);
 }
 
+/// A user named `-` is not taken for no user in plain output: `-` is no
+/// user, a user id that could pass for it is quoted.
+#[test]
+fn a_user_named_dash_is_not_no_user() {
+    let now = now();
+    let store = Store::new(
+        "user-dash",
+        [None, Some("-"), Some("\"-\"")]
+            .into_iter()
+            .map(|user| (SessionId::generate(), record(user, now, now + 3600, None)))
+            .collect(),
+    );
+    let mut users: Vec<String> = store
+        .run(&["sessions", "list"])
+        .lines()
+        .into_iter()
+        .map(|line| line.split('\t').nth(1).expect("a user column").to_owned())
+        .collect();
+    users.sort();
+    assert_eq!(users, ["\"-\"", "\"\\\"-\\\"\"", "-"]);
+    for (user, shown) in [(None, "-"), (Some("-"), "\"-\"")] {
+        let (id, _) = store.find(|record| record.user_id.as_deref() == user);
+        let out = store.run(&["sessions", "show", id.as_str()]);
+        assert!(
+            out.lines()
+                .contains(&format!("user:             {shown}").as_str()),
+            "{}",
+            out.stdout
+        );
+    }
+    // JSON needs no such care: null or the string.
+    let listed = store.run(&["sessions", "list", "--json"]).json();
+    let mut users: Vec<serde_json::Value> = listed
+        .as_array()
+        .expect("an array")
+        .iter()
+        .map(|session| session["user_id"].clone())
+        .collect();
+    users.sort_by_key(ToString::to_string);
+    assert_eq!(
+        users,
+        [
+            serde_json::json!("-"),
+            serde_json::json!("\"-\""),
+            serde_json::Value::Null
+        ]
+    );
+}
+
 #[test]
 fn list_prints_live_sessions_in_id_order() {
     let store = two_users("list-plain");
