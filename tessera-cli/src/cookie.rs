@@ -458,7 +458,7 @@ fn refusal(err: DecodeError, cookie: &str, encrypted: bool) -> Error {
 /// an id with a signature (`id.signature`, `SESSION_USE_SIGNER`). A bare id
 /// shorter than any encrypted cookie (66 characters) is one; a signed
 /// cookie has two dots, an id with its signature one.
-fn server_side_id(cookie: &str) -> Option<bool> {
+pub(crate) fn server_side_id(cookie: &str) -> Option<bool> {
     const SHORTEST_ENCRYPTED: usize = 66;
     if cookie.len() < SHORTEST_ENCRYPTED && tessera::store::SessionId::parse(cookie).is_some() {
         return Some(false);
@@ -495,7 +495,7 @@ fn fallbacks_from_env() -> Result<Vec<SecretKey>> {
 /// without the attributes), on one line or several. The blanks a paste adds
 /// around them (space, tab, line ends) and quotes are dropped.
 /// A cookie value itself never contains `=`, `;` or spaces.
-fn pasted_cookies<'a>(
+pub(crate) fn pasted_cookies<'a>(
     input: &'a str,
     wanted_name: &'a str,
 ) -> Result<(Option<&'a str>, Vec<Cow<'a, str>>)> {

@@ -76,16 +76,23 @@ pub(crate) enum SessionsCommand {
             absolute_expires_at, data}, times in Unix seconds (expires_at the idle expiry, \
             null for never; the session ends at the earlier of the two expiries), \
             data the tagged JSON object as is (which, as in Flask, may hold NaN or Infinity).\n\n\
+            The id may be pasted as the browser holds it: session=ID, a Cookie or \
+            Set-Cookie header (the cookie named --cookie-name, or SESSION_COOKIE_NAME, taken \
+            from it as `tessera cookie decode` takes it), or signed as with \
+            SESSION_USE_SIGNER (ID.signature: the id is looked up, the signature is not \
+            checked).\n\n\
             An unknown, expired or revoked id exits with status 1.",
         after_help = "Examples:\n  \
             tessera sessions show --store sqlite://sessions.db 'Q2hlY2sgdGhlIGNvb2tpZSBpbiB5b3VyIGJyb3dzZXI'\n  \
-            tessera sessions show --json \"$ID\" | jq .data"
+            tessera sessions show --json \"$ID\" | jq .data\n  \
+            tessera sessions show 'Cookie: theme=dark; session=Q2hlY2sgdGhlIGNvb2tpZSBpbiB5b3VyIGJyb3dzZXI.c2ln'"
     )]
     Show(ShowArgs),
     /// Revoke (delete) one session, live or expired.
     #[command(
         long_about = "Delete one session: its next request starts a new, empty session. \
-            Prints `revoked`; an id the store does not have exits with status 1.",
+            Prints `revoked`; an id the store does not have exits with status 1. The id \
+            may be pasted as `sessions show` takes it.",
         after_help = "Example:\n  \
             tessera sessions revoke --store sqlite:///var/lib/app/sessions.db \"$ID\""
     )]
@@ -154,8 +161,19 @@ pub(crate) struct ShowArgs {
     /// Print a JSON object instead of lines.
     #[arg(long)]
     json: bool,
-    /// The session id (as in the cookie, without a signature). Ids may begin
-    /// with '-', so one is taken as the id even where it looks like an option.
+    /// The cookie's name (SESSION_COOKIE_NAME): picks the session cookie out of a pasted
+    /// Cookie header.
+    #[arg(
+        long,
+        value_name = "NAME",
+        env = "SESSION_COOKIE_NAME",
+        default_value = "session"
+    )]
+    cookie_name: String,
+    /// The session id, or '-' to read it from stdin: bare, or pasted as the cookie holds it
+    /// ('session=ID', a 'Cookie: …' or 'Set-Cookie: …' header, or ID.signature as with
+    /// SESSION_USE_SIGNER, whose signature is dropped unchecked). Ids may begin with '-', so
+    /// one is taken as the id even where it looks like an option.
     #[arg(value_name = "ID", allow_hyphen_values = true)]
     id: String,
 }
@@ -167,8 +185,19 @@ pub(crate) struct RevokeArgs {
     /// Print {"revoked": 1} instead of `revoked`.
     #[arg(long)]
     json: bool,
-    /// The session id (as in the cookie, without a signature). Ids may begin
-    /// with '-', so one is taken as the id even where it looks like an option.
+    /// The cookie's name (SESSION_COOKIE_NAME): picks the session cookie out of a pasted
+    /// Cookie header.
+    #[arg(
+        long,
+        value_name = "NAME",
+        env = "SESSION_COOKIE_NAME",
+        default_value = "session"
+    )]
+    cookie_name: String,
+    /// The session id, or '-' to read it from stdin: bare, or pasted as the cookie holds it
+    /// ('session=ID', a 'Cookie: …' or 'Set-Cookie: …' header, or ID.signature as with
+    /// SESSION_USE_SIGNER, whose signature is dropped unchecked). Ids may begin with '-', so
+    /// one is taken as the id even where it looks like an option.
     #[arg(value_name = "ID", allow_hyphen_values = true)]
     id: String,
 }
@@ -430,23 +459,57 @@ fn now() -> u64 {
         .map_or(0, |since| since.as_secs())
 }
 
-fn parse_id(text: &str) -> Result<SessionId> {
-    let text = text.trim();
-    if let Some(id) = SessionId::parse(text) {
+/// The session id in what was pasted: a bare id, or the session cookie's
+/// value (`session=ID`, a `Cookie:` or `Set-Cookie:` header, read as
+/// `tessera cookie decode` reads them), its signature dropped when signed
+/// as with SESSION_USE_SIGNER. The signature is not checked: the id is only
+/// looked up, and a forged one finds nothing a bare id would not.
+fn parse_id(text: &str, cookie_name: &str) -> Result<SessionId> {
+    let input = if text == "-" {
+        crate::io::read_stdin("the session id")?
+    } else {
+        text.to_owned()
+    };
+    if let Some(id) = SessionId::parse(input.trim()) {
         return Ok(id);
     }
-    // A signed cookie value (SESSION_USE_SIGNER) is `id.signature`.
-    if let Some((id, _)) = text.split_once('.') {
-        if SessionId::parse(id).is_some() {
-            return Err(Error::new(
-                "not a session id: this looks like a signed cookie value; pass the part \
-                 before the first '.'",
-            ));
+    if input.trim().is_empty() {
+        return Err(Error::new("not a session id: nothing was given"));
+    }
+    let (_, values) = crate::cookie::pasted_cookies(&input, cookie_name)?;
+    let mut ids: Vec<SessionId> = Vec::new();
+    for value in &values {
+        let id = match crate::cookie::server_side_id(value) {
+            Some(true) => value.split_once('.').map_or(&**value, |(id, _)| id),
+            _ => value,
+        };
+        match SessionId::parse(id) {
+            Some(id) if !ids.contains(&id) => ids.push(id),
+            Some(_) => {}
+            None if value.contains('.') || value.len() > 256 => {
+                return Err(Error::new(
+                    "not a session id: this looks like a cookie that holds the session \
+                     itself (signed or encrypted), not a server-side session's id; read it \
+                     with `tessera cookie decode`",
+                ))
+            }
+            None => {
+                return Err(Error::new(
+                    "not a session id: expected 22 to 256 characters of URL-safe base64, \
+                     alone, as session=ID, in a pasted Cookie or Set-Cookie header, or \
+                     signed (ID.signature, as with SESSION_USE_SIGNER)",
+                ))
+            }
         }
     }
-    Err(Error::new(
-        "not a session id: expected 22 to 256 characters of URL-safe base64",
-    ))
+    match ids.len() {
+        1 => Ok(ids.remove(0)),
+        0 => Err(Error::new("not a session id: the cookie is empty")),
+        count => Err(Error::new(format_args!(
+            "the pasted text holds {count} different session ids (cookies named \
+             {cookie_name:?}); pass the one to use"
+        ))),
+    }
 }
 
 async fn list(store: &dyn SessionStore, args: ListArgs) -> Result<()> {
@@ -540,7 +603,7 @@ impl<'a> From<&'a SessionInfo> for SessionJson<'a> {
 }
 
 async fn show(store: &dyn SessionStore, args: ShowArgs) -> Result<()> {
-    let id = parse_id(&args.id)?;
+    let id = parse_id(&args.id, &args.cookie_name)?;
     let record = store
         .load(&id, now())
         .await
@@ -594,7 +657,7 @@ fn show_json(id: &SessionId, record: &Record, data: &str) -> Result<String> {
 }
 
 async fn revoke(store: &dyn SessionStore, args: RevokeArgs) -> Result<()> {
-    let id = parse_id(&args.id)?;
+    let id = parse_id(&args.id, &args.cookie_name)?;
     if !store.delete(&id).await.map_err(store_error)? {
         return Err(Error::new("no session with that id"));
     }

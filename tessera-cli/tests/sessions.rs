@@ -42,6 +42,7 @@ fn run_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
         .env_remove("SESSION_STORE_URL")
         .env_remove("SESSION_KEY_PREFIX")
         .env_remove("SESSION_SERIALIZATION_FORMAT")
+        .env_remove("SESSION_COOKIE_NAME")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -443,12 +444,89 @@ fn show_refuses_unknown_expired_and_malformed_ids() {
         .refusal()
         .to_owned();
     assert!(reason.starts_with("error: not a session id"), "{reason}");
+    // A signed id is looked up by its id: an unknown one is still unknown.
     let signed = format!("{}.c2lnbmF0dXJl", unknown.as_str());
-    let reason = store
-        .run(&["sessions", "show", &signed])
-        .refusal()
-        .to_owned();
-    assert!(reason.contains("signed cookie"), "{reason}");
+    assert_eq!(
+        store.run(&["sessions", "show", &signed]).refusal(),
+        "error: no live session with that id"
+    );
+}
+
+/// What users paste for an id: the cookie as a pair, a header, or signed
+/// as with SESSION_USE_SIGNER (the signature unchecked: the id is looked
+/// up, nothing more). A cookie holding the session itself, several ids or
+/// none are refused with a reason.
+#[test]
+fn show_and_revoke_take_a_pasted_cookie() {
+    let store = two_users("show-pasted");
+    let (id, _) = store.find(|record| !record.data.is_empty());
+    let id = id.as_str();
+    let expected = store.run(&["sessions", "show", "--json", id]).json();
+    for pasted in [
+        format!("session={id}"),
+        format!("  session={id}\n"),
+        format!("Cookie: theme=dark; session={id}; lang=fr"),
+        format!(
+            "Set-Cookie: session={id}; Expires=Tue, 14 Nov 2023 22:13:20 GMT; HttpOnly; Path=/"
+        ),
+        format!("{id}.c2lnbmF0dXJl"),
+        format!("session={id}.Zm9v-_bar"),
+        format!("Cookie: session={id}.c2ln; session={id}"),
+        format!("> Cookie: session={id}\n< HTTP/1.1 200 OK"),
+    ] {
+        let out = store.run(&["sessions", "show", "--json", &pasted]);
+        assert_eq!(out.json(), expected, "{pasted:?}");
+    }
+    // Another cookie name, from --cookie-name or the application's variable.
+    let pasted = format!("Cookie: session=junk; sid={id}");
+    let out = store.run(&[
+        "sessions",
+        "show",
+        "--json",
+        "--cookie-name",
+        "sid",
+        &pasted,
+    ]);
+    assert_eq!(out.json(), expected);
+    let args = ["sessions", "show", "--json", &pasted, "--store", &store.url];
+    let out = run_in(&store.dir.0, &args, &[("SESSION_COOKIE_NAME", "sid")]);
+    assert_eq!(out.json(), expected);
+
+    let other = SessionId::generate();
+    for (pasted, says) in [
+        (
+            "eyJhIjoxfQ.aw80hg.c2lnbmF0dXJlYWJjZGVm".to_owned(),
+            "cookie that holds the session itself",
+        ),
+        (
+            format!("session={id}; session={}", other.as_str()),
+            "2 different session ids",
+        ),
+        (
+            "Cookie: theme=dark".to_owned(),
+            "no cookie named \"session\"",
+        ),
+        ("session=not an id".to_owned(), "not a session id"),
+        ("".to_owned(), "not a session id"),
+    ] {
+        let reason = store
+            .run(&["sessions", "show", &pasted])
+            .refusal()
+            .to_owned();
+        assert!(reason.contains(says), "{pasted:?}: {reason}");
+    }
+
+    // revoke reads the id the same way.
+    let (id, _) = store.find(|record| record.user_id.as_deref() == Some("bob"));
+    let pasted = format!("Set-Cookie: session={}.c2ln; HttpOnly", id.as_str());
+    assert_eq!(
+        store.run(&["sessions", "revoke", &pasted]).line(),
+        "revoked"
+    );
+    assert_eq!(
+        store.run(&["sessions", "show", id.as_str()]).refusal(),
+        "error: no live session with that id"
+    );
 }
 
 #[test]
