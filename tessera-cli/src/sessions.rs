@@ -73,8 +73,9 @@ pub(crate) enum SessionsCommand {
             line of Flask tagged JSON (the JSON Flask would sign: sorted keys, ASCII only, \
             tuples as {\" t\": [...]}, bytes as {\" b\": \"base64\"}, ...).\n\n\
             With --json: an object {id, user_id, created_at, expires_at, \
-            absolute_expires_at, data}, times in Unix seconds (expires_at the idle expiry, \
-            null for never; the session ends at the earlier of the two expiries), \
+            absolute_expires_at, data}, times in Unix seconds (created_at null, and \
+            \"unknown\" in plain output, for a session only Flask-Session has written, \
+            which stores no creation time; expires_at the idle expiry, null for never; the session ends at the earlier of the two expiries), \
             data the tagged JSON object as is (which, as in Flask, may hold NaN or Infinity).\n\n\
             The id may be pasted as the browser holds it: session=ID, a Cookie or \
             Set-Cookie header (the cookie named --cookie-name, or SESSION_COOKIE_NAME, taken \
@@ -280,7 +281,10 @@ pub(crate) fn run(command: SessionsCommand) -> Result<()> {
         let store = Store::open(url).await?;
         let result = match command {
             SessionsCommand::List(args) => list(store.get(), args).await,
-            SessionsCommand::Show(args) => show(store.get(), args).await,
+            SessionsCommand::Show(args) => {
+                let stores_creation = !matches!(store, Store::FlaskSessionRedis(_));
+                show(store.get(), stores_creation, args).await
+            }
             SessionsCommand::Revoke(args) => revoke(store.get(), args).await,
             SessionsCommand::RevokeUser(args) => revoke_user(store.get(), args).await,
             SessionsCommand::PurgeExpired(args) => purge_expired(store.get(), args).await,
@@ -575,7 +579,8 @@ fn write_plain_line(out: &mut impl Write, info: &SessionInfo) -> io::Result<()> 
 struct SessionJson<'a> {
     id: &'a str,
     user_id: Option<&'a str>,
-    created_at: u64,
+    /// `null` for unknown (a session only Flask-Session has written).
+    created_at: Option<u64>,
     /// `null` for never (a Redis key without a time to live).
     expires_at: Option<u64>,
     absolute_expires_at: Option<u64>,
@@ -595,25 +600,40 @@ impl<'a> From<&'a SessionInfo> for SessionJson<'a> {
         Self {
             id: info.id.as_str(),
             user_id: info.user_id.as_deref(),
-            created_at: info.created_at,
+            created_at: Some(info.created_at),
             expires_at: unless_never(info.expires_at),
             absolute_expires_at: info.absolute_expires_at,
         }
     }
 }
 
-async fn show(store: &dyn SessionStore, args: ShowArgs) -> Result<()> {
+async fn show(store: &dyn SessionStore, stores_creation: bool, args: ShowArgs) -> Result<()> {
     let id = parse_id(&args.id, &args.cookie_name)?;
+    let now = now();
     let record = store
-        .load(&id, now())
+        .load(&id, now)
         .await
         .map_err(store_error)?
         .ok_or_else(|| Error::new("no live session with that id"))?;
+    let created_at = if stores_creation || record.created_at != now {
+        Some(record.created_at)
+    } else {
+        // Flask-Session's layout has no creation time for a session only
+        // Flask-Session has written, and the store reports the time of
+        // the load instead: loaded as of a second earlier (when a session
+        // live now was live too), such a session moves with it, and one
+        // created this very second does not.
+        let earlier = now.saturating_sub(1);
+        match store.load(&id, earlier).await.map_err(store_error)? {
+            Some(record) if record.created_at == earlier && earlier < now => None,
+            _ => Some(record.created_at),
+        }
+    };
     let mut data = record.data.clone();
     crate::python::as_python_reads_it(&mut data);
     let data = tagged::map_to_string(&data);
     if args.json {
-        print_line(&show_json(&id, &record, &data)?)
+        print_line(&show_json(&id, &record, created_at, &data)?)
     } else {
         let absolute = record
             .absolute_expires_at
@@ -627,7 +647,10 @@ async fn show(store: &dyn SessionStore, args: ShowArgs) -> Result<()> {
              absolute expiry:  {absolute}\n\
              data:             {data}",
             id.as_str(),
-            rfc3339(record.created_at),
+            created_at.map_or_else(
+                || "unknown (Flask-Session, which wrote the session, stores none)".to_owned(),
+                rfc3339
+            ),
             rfc3339(record.expires_at),
         ))
     }
@@ -636,11 +659,16 @@ async fn show(store: &dyn SessionStore, args: ShowArgs) -> Result<()> {
 /// The `show --json` object: the session's fields, then `data` as the
 /// tagged JSON exactly as written, which serde_json could not carry through
 /// unchanged (Python's NaN, integers of any size, ASCII escapes).
-fn show_json(id: &SessionId, record: &Record, data: &str) -> Result<String> {
+fn show_json(
+    id: &SessionId,
+    record: &Record,
+    created_at: Option<u64>,
+    data: &str,
+) -> Result<String> {
     let fields = SessionJson {
         id: id.as_str(),
         user_id: record.user_id.as_deref(),
-        created_at: record.created_at,
+        created_at,
         expires_at: unless_never(record.expires_at),
         absolute_expires_at: record.absolute_expires_at,
     };

@@ -885,6 +885,86 @@ fn valkey_urls_reach_redis() {
     });
 }
 
+/// A session only Flask-Session has written has no creation time in its
+/// layout: `show` says it is unknown (JSON null) instead of giving the
+/// moment of the query; one tessera wrote, even this very second, keeps
+/// its own.
+#[test]
+fn show_says_a_flask_session_only_creation_time_is_unknown() {
+    use tessera::store::flask_format::SerializationFormat;
+    use tessera::store::FlaskSessionRedisStore;
+    let url = std::env::var("TESSERA_TEST_REDIS_URL").unwrap_or_else(|_| {
+        panic!("TESSERA_TEST_REDIS_URL is not set: start the servers with `eval \"$(scripts/services.sh start)\"` or run scripts/test.sh")
+    });
+    let dir = TempDir::new("flask-session-created");
+    let prefix = format!("cli-fs-created-{}:", SessionId::generate().fingerprint());
+    let theirs = SessionId::generate();
+    let ours = SessionId::generate();
+    let created = now();
+    runtime().block_on(async {
+        let store = FlaskSessionRedisStore::new(&url, SerializationFormat::Msgpack)
+            .expect("a redis URL")
+            .with_prefix(prefix.clone());
+        let mut data = Map::new();
+        data.insert("username".into(), Value::from("bob"));
+        let record = Record {
+            data,
+            ..record(Some("bob"), created, created + 600, None)
+        };
+        assert!(store.create(&ours, &record).await.expect("create"));
+        let mut conn = ::redis::Client::open(url.as_str())
+            .expect("a client")
+            .get_multiplexed_async_connection()
+            .await
+            .expect("a connection");
+        // What Flask-Session writes: the msgpack value alone.
+        let _: () = ::redis::cmd("SET")
+            .arg(format!("{prefix}{}", theirs.as_str()))
+            .arg(&b"\x81\xa8username\xa3bob"[..])
+            .arg("EX")
+            .arg(600)
+            .query_async(&mut conn)
+            .await
+            .expect("a Flask-Session value");
+    });
+    let env = [
+        ("SESSION_KEY_PREFIX", prefix.as_str()),
+        ("SESSION_SERIALIZATION_FORMAT", "msgpack"),
+    ];
+    let show = |id: &SessionId, json: bool| {
+        let mut args = vec!["sessions", "show", id.as_str(), "--store", &url];
+        if json {
+            args.push("--json");
+        }
+        run_in(&dir.0, &args, &env)
+    };
+    let json = show(&theirs, true).json();
+    assert_eq!(json["created_at"], serde_json::Value::Null, "{json}");
+    assert_eq!(json["data"], serde_json::json!({"username": "bob"}));
+    let plain = show(&theirs, false);
+    assert!(
+        plain
+            .lines()
+            .iter()
+            .any(|line| line.starts_with("created:          unknown")),
+        "{}",
+        plain.stdout
+    );
+    let json = show(&ours, true).json();
+    assert_eq!(json["created_at"], serde_json::json!(created), "{json}");
+    assert!(show(&ours, false)
+        .lines()
+        .contains(&format!("created:          {}", rfc3339(created)).as_str()));
+    for id in [&theirs, &ours] {
+        let out = run_in(
+            &dir.0,
+            &["sessions", "revoke", id.as_str(), "--store", &url],
+            &env,
+        );
+        assert_eq!(out.line(), "revoked");
+    }
+}
+
 /// The same commands on Redis (in tessera's layout and in Flask-Session's,
 /// chosen by the application's own SESSION_SERIALIZATION_FORMAT) and
 /// PostgreSQL, in plain text and over TLS (the servers
