@@ -249,7 +249,8 @@ pub(crate) fn long_about() -> String {
          {STORE_HELP}\n\n\
          Every command prints its result on stdout (add --json for JSON) and, on failure, \
          one `error: …` line on stderr with exit status 1; usage errors (an unknown option, \
-         no store URL given) exit with status 2."
+         no store URL given) exit with status 2, and Ctrl-C stops a command with status 130, \
+         its progress line cleared."
     )
 }
 
@@ -258,40 +259,62 @@ pub(crate) fn run(command: SessionsCommand) -> Result<()> {
         .enable_all()
         .build()
         .map_err(|err| Error::new(format_args!("starting the async runtime: {err}")))?;
-    runtime.block_on(async {
-        let url = match &command {
-            SessionsCommand::List(args) => &args.store.url,
-            SessionsCommand::Show(args) => &args.store.url,
-            SessionsCommand::Revoke(args) => &args.store.url,
-            SessionsCommand::RevokeUser(args) => &args.store.url,
-            SessionsCommand::PurgeExpired(args) => &args.store.url,
-        };
-        // A usage error (status 2, as clap's own), saying where the URL may
-        // come from.
-        let Some(url) = url.as_deref().map(str::trim).filter(|url| !url.is_empty()) else {
-            clap::Error::raw(
-                clap::error::ErrorKind::MissingRequiredArgument,
-                format!(
-                    "no session store given: pass --store URL or set SESSION_STORE_URL, the \
-                     variable the application reads; supported: {SUPPORTED}\n"
-                ),
-            )
-            .exit()
-        };
-        let store = Store::open(url).await?;
-        let result = match command {
-            SessionsCommand::List(args) => list(store.get(), args).await,
-            SessionsCommand::Show(args) => {
-                let stores_creation = !matches!(store, Store::FlaskSessionRedis(_));
-                show(store.get(), stores_creation, args).await
-            }
-            SessionsCommand::Revoke(args) => revoke(store.get(), args).await,
-            SessionsCommand::RevokeUser(args) => revoke_user(store.get(), args).await,
-            SessionsCommand::PurgeExpired(args) => purge_expired(store.get(), args).await,
-        };
-        store.close().await;
-        result
-    })
+    let result = runtime.block_on(async {
+        tokio::select! {
+            result = run_on_store(command) => result,
+            // The command's future is dropped, and with it its progress
+            // spinner, which clears its line, instead of staying on the
+            // screen as the default handler, ending the process, left it.
+            () = interrupted() => Err(Error::Interrupted),
+        }
+    });
+    if matches!(result, Err(Error::Interrupted)) {
+        // Nothing waits for a store operation left halfway.
+        runtime.shutdown_background();
+    }
+    result
+}
+
+/// Resolves at the first Ctrl-C (SIGINT); never, if it cannot be watched.
+async fn interrupted() {
+    if tokio::signal::ctrl_c().await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+async fn run_on_store(command: SessionsCommand) -> Result<()> {
+    let url = match &command {
+        SessionsCommand::List(args) => &args.store.url,
+        SessionsCommand::Show(args) => &args.store.url,
+        SessionsCommand::Revoke(args) => &args.store.url,
+        SessionsCommand::RevokeUser(args) => &args.store.url,
+        SessionsCommand::PurgeExpired(args) => &args.store.url,
+    };
+    // A usage error (status 2, as clap's own), saying where the URL may
+    // come from.
+    let Some(url) = url.as_deref().map(str::trim).filter(|url| !url.is_empty()) else {
+        clap::Error::raw(
+            clap::error::ErrorKind::MissingRequiredArgument,
+            format!(
+                "no session store given: pass --store URL or set SESSION_STORE_URL, the \
+                 variable the application reads; supported: {SUPPORTED}\n"
+            ),
+        )
+        .exit()
+    };
+    let store = Store::open(url).await?;
+    let result = match command {
+        SessionsCommand::List(args) => list(store.get(), args).await,
+        SessionsCommand::Show(args) => {
+            let stores_creation = !matches!(store, Store::FlaskSessionRedis(_));
+            show(store.get(), stores_creation, args).await
+        }
+        SessionsCommand::Revoke(args) => revoke(store.get(), args).await,
+        SessionsCommand::RevokeUser(args) => revoke_user(store.get(), args).await,
+        SessionsCommand::PurgeExpired(args) => purge_expired(store.get(), args).await,
+    };
+    store.close().await;
+    result
 }
 
 /// An open store of one of the supported kinds.

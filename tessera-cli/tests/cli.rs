@@ -1411,6 +1411,68 @@ fn a_slow_sqlite_statement_is_no_warning() {
 /// The demo's default session is server-side: its cookie is an id, which a
 /// newcomer pastes into `cookie decode` first. The refusal says what it is
 /// and where its data is, rather than suggesting an encrypted cookie.
+/// Ctrl-C during a long command (here, waiting on a locked SQLite store)
+/// ends it with status 130 and nothing more on stderr: the command is
+/// stopped through its own handler, which clears the progress spinner a
+/// terminal would show, rather than killed by the signal with the spinner
+/// left on the screen.
+#[cfg(unix)]
+#[test]
+fn ctrl_c_ends_a_command_with_status_130() {
+    use sqlx::{Connection as _, Executor as _};
+    use tessera::store::{SessionStore as _, SqliteStore};
+
+    let dir = std::env::temp_dir().join(format!("tessera-cli-test-sigint-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("create the directory");
+    let path = dir.join("sessions.db");
+    let url = format!("sqlite://{}", path.display());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let (store, mut locker) = runtime.block_on(async {
+        let store = SqliteStore::open(&path).await.expect("the store opens");
+        store.purge_expired(0, 1).await.expect("the store works");
+        let mut locker = sqlx::SqliteConnection::connect(&url)
+            .await
+            .expect("a second connection");
+        locker
+            .execute("BEGIN IMMEDIATE")
+            .await
+            .expect("the write lock");
+        (store, locker)
+    });
+    let child = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(["sessions", "purge-expired", "--store", &url])
+        .env_remove("RUST_LOG")
+        .env_remove("SESSION_STORE_URL")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the tessera binary runs");
+    // Well inside the store's wait for the lock.
+    std::thread::sleep(Duration::from_millis(1500));
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(killed.success());
+    let out = Run::from(child.wait_with_output().expect("the binary finishes"));
+    assert_eq!(out.status, Some(130), "stderr: {:?}", out.stderr);
+    assert!(out.stdout.is_empty(), "{:?}", out.stdout);
+    assert!(out.stderr.is_empty(), "{:?}", out.stderr);
+    runtime.block_on(async {
+        locker
+            .execute("ROLLBACK")
+            .await
+            .expect("the lock is released");
+        locker.close().await.expect("closed");
+        store.close().await;
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn a_server_side_id_is_named_as_one() {
     // What SessionId::generate and Flask-Session's token_urlsafe(32) make.
