@@ -36,7 +36,7 @@ pub(crate) enum CookieCommand {
             Without a secret key (no --secret-key and no SECRET_KEY) the payload is \
             decoded WITHOUT checking the signature or the age and a warning says so: \
             anyone can read a Flask session cookie, only the key proves who wrote it. \
-            An empty key, or fallback keys without a key, is an error, never a reason \
+            An empty or blank key, or fallback keys without a key, is an error, never a reason \
             to skip verification.\n\n\
             Keys: --secret-key-file (the key's bytes in a file, one trailing line end \
             dropped) or --secret-key wins over the SECRET_KEY environment variable; \
@@ -88,7 +88,7 @@ pub(crate) enum CookieCommand {
 #[derive(Debug, Args)]
 pub(crate) struct DecodeArgs {
     /// The secret key (Flask's SECRET_KEY). Without one a signed cookie is decoded UNVERIFIED;
-    /// an empty one is an error. Default: the SECRET_KEY environment variable.
+    /// an empty or blank one is an error. Default: the SECRET_KEY environment variable.
     #[arg(long, value_name = "KEY")]
     secret_key: Option<OsString>,
 
@@ -182,8 +182,12 @@ fn decode(args: DecodeArgs) -> Result<()> {
         .as_deref()
         .or(pasted_name)
         .unwrap_or(DEFAULT_COOKIE_NAME);
-    if args.fallback_keys.iter().any(|key| key.is_empty()) {
-        return Err(Error::new("a --fallback-key is empty"));
+    if args
+        .fallback_keys
+        .iter()
+        .any(|key| key::is_blank(key.as_encoded_bytes()))
+    {
+        return Err(Error::new("a --fallback-key is empty or only blanks"));
     }
     let fallbacks: Vec<SecretKey> = if args.fallback_keys.is_empty() {
         fallbacks_from_env()?
@@ -198,12 +202,13 @@ fn decode(args: DecodeArgs) -> Result<()> {
     // means "read it without checking".
     let secret_key = key::secret_key(args.secret_key, args.secret_key_file.as_deref())?;
     let decoded = match secret_key {
-        Some(secret_key) if secret_key.is_empty() => {
+        Some(secret_key) if key::is_blank(&secret_key) => {
             return Err(Error::new(if args.encrypted {
-                "the secret key is empty: pass the app's SECRET_KEY with --secret-key \
+                "the secret key is empty or only blanks: pass the app's SECRET_KEY with --secret-key \
                  (an encrypted cookie cannot be read without it)"
             } else {
-                "the secret key is empty: pass the app's SECRET_KEY with --secret-key, \
+                "the secret key is empty or only blanks: pass the app's SECRET_KEY with \
+                 --secret-key, \
                  or give no key at all (neither --secret-key nor SECRET_KEY) to read \
                  the contents unverified"
             }))
@@ -227,6 +232,27 @@ fn decode(args: DecodeArgs) -> Result<()> {
                         note_duplicates(candidates.len(), position, cookie_name);
                         found = Some(decoded);
                         break;
+                    }
+                    Err(DecodeError::Decrypt)
+                        if args.encrypted && server_side_id(cookie).is_none() =>
+                    {
+                        // The name is bound into the cookie: say which one
+                        // was tried, and where it came from.
+                        let source = if args.cookie_name.is_some() {
+                            "--cookie-name's"
+                        } else if pasted_name.is_some() {
+                            "the pasted one"
+                        } else {
+                            "the default; pass the app's SESSION_COOKIE_NAME with \
+                             --cookie-name if it is another"
+                        };
+                        first_refusal.get_or_insert_with(|| {
+                            Error::new(format_args!(
+                                "{} (opened as an encrypted cookie named {cookie_name:?}, \
+                                 {source})",
+                                DecodeError::Decrypt
+                            ))
+                        });
                     }
                     Err(err) => {
                         first_refusal.get_or_insert_with(|| refusal(err, cookie, args.encrypted));
@@ -291,9 +317,9 @@ fn sign(args: SignArgs) -> Result<()> {
         )
         .exit()
     };
-    if secret_key.is_empty() {
+    if key::is_blank(&secret_key) {
         return Err(Error::new(
-            "the secret key is empty: pass --secret-key KEY or set SECRET_KEY",
+            "the secret key is empty or only blanks: pass --secret-key KEY or set SECRET_KEY",
         ));
     }
     let input = io::read_stdin("the session")?;
@@ -404,6 +430,14 @@ fn refusal(err: DecodeError, cookie: &str, encrypted: bool) -> Error {
             }
         ));
     }
+    // An encrypted cookie's time is when it was sealed: nothing signs it.
+    if let (true, DecodeError::Signature(SignatureError::Expired { age, max_age })) =
+        (encrypted, &err)
+    {
+        return Error::new(format_args!(
+            "expired: sealed {age} s ago, max age is {max_age} s"
+        ));
+    }
     let malformed = matches!(
         err,
         DecodeError::Malformed(_) | DecodeError::Signature(SignatureError::Malformed(_))
@@ -424,7 +458,7 @@ fn refusal(err: DecodeError, cookie: &str, encrypted: bool) -> Error {
 /// an id with a signature (`id.signature`, `SESSION_USE_SIGNER`). A bare id
 /// shorter than any encrypted cookie (66 characters) is one; a signed
 /// cookie has two dots, an id with its signature one.
-fn server_side_id(cookie: &str) -> Option<bool> {
+pub(crate) fn server_side_id(cookie: &str) -> Option<bool> {
     const SHORTEST_ENCRYPTED: usize = 66;
     if cookie.len() < SHORTEST_ENCRYPTED && tessera::store::SessionId::parse(cookie).is_some() {
         return Some(false);
@@ -461,7 +495,7 @@ fn fallbacks_from_env() -> Result<Vec<SecretKey>> {
 /// without the attributes), on one line or several. The blanks a paste adds
 /// around them (space, tab, line ends) and quotes are dropped.
 /// A cookie value itself never contains `=`, `;` or spaces.
-fn pasted_cookies<'a>(
+pub(crate) fn pasted_cookies<'a>(
     input: &'a str,
     wanted_name: &'a str,
 ) -> Result<(Option<&'a str>, Vec<Cow<'a, str>>)> {

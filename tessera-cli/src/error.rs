@@ -9,6 +9,9 @@ pub(crate) enum Error {
     Message(String),
     /// Whoever read our stdout went away (`tessera … | head`): not an error.
     BrokenPipe,
+    /// Ctrl-C (SIGINT) stopped the command: exit status 130, as a shell
+    /// gives a command that the signal ended.
+    Interrupted,
 }
 
 impl Error {
@@ -32,6 +35,7 @@ impl fmt::Display for Error {
                 Ok(())
             }
             Self::BrokenPipe => f.write_str("broken pipe"),
+            Self::Interrupted => f.write_str("interrupted"),
         }
     }
 }

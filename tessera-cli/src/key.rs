@@ -66,6 +66,14 @@ pub(crate) fn secret_key(flag: Option<OsString>, file: Option<&Path>) -> Result<
     }
 }
 
+/// Whether `key` is empty or only blanks (spaces, tabs, line ends), which
+/// the application's configuration reads as no SECRET_KEY at all: refused
+/// here as an empty key is, rather than used as a key the application would
+/// never have.
+pub(crate) fn is_blank(key: &[u8]) -> bool {
+    std::str::from_utf8(key).is_ok_and(|key| key.trim().is_empty())
+}
+
 /// A key given on the command line or in the environment, as bytes.
 #[cfg(unix)]
 pub(crate) fn bytes(key: OsString, _what: &str) -> Result<Vec<u8>> {

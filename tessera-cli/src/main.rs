@@ -95,6 +95,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(Error::BrokenPipe) => ExitCode::SUCCESS,
+        Err(Error::Interrupted) => ExitCode::from(130),
         Err(err) => {
             io::report_error(&err);
             ExitCode::FAILURE

@@ -43,8 +43,9 @@ pub(crate) enum SessionsCommand {
     /// List live sessions in id order: id, user, created, expires.
     #[command(
         long_about = "List the live sessions (not expired, not revoked) in id order, one \
-            per line: the id, the user (- for none), when the session was created and when \
-            it expires unless used again (the earlier of its idle and absolute expiry), \
+            per line: the id, the user (- for none; a user id that is - itself, or \
+            begins with a double quote, is shown in double quotes, its own escaped as \\\"), \
+            when the session was created and when it expires unless used again (the earlier of its idle and absolute expiry), \
             tab-separated, times in RFC 3339 UTC (a session only Flask-Session has written \
             has no creation time: the time of the listing is shown). Control characters, \
             invisible formatting \
@@ -72,19 +73,27 @@ pub(crate) enum SessionsCommand {
             line of Flask tagged JSON (the JSON Flask would sign: sorted keys, ASCII only, \
             tuples as {\" t\": [...]}, bytes as {\" b\": \"base64\"}, ...).\n\n\
             With --json: an object {id, user_id, created_at, expires_at, \
-            absolute_expires_at, data}, times in Unix seconds (expires_at the idle expiry, \
-            null for never; the session ends at the earlier of the two expiries), \
+            absolute_expires_at, data}, times in Unix seconds (created_at null, and \
+            \"unknown\" in plain output, for a session only Flask-Session has written, \
+            which stores no creation time; expires_at the idle expiry, null for never; the session ends at the earlier of the two expiries), \
             data the tagged JSON object as is (which, as in Flask, may hold NaN or Infinity).\n\n\
+            The id may be pasted as the browser holds it: session=ID, a Cookie or \
+            Set-Cookie header (the cookie named --cookie-name, or SESSION_COOKIE_NAME, taken \
+            from it as `tessera cookie decode` takes it), or signed as with \
+            SESSION_USE_SIGNER (ID.signature: the id is looked up, the signature is not \
+            checked).\n\n\
             An unknown, expired or revoked id exits with status 1.",
         after_help = "Examples:\n  \
             tessera sessions show --store sqlite://sessions.db 'Q2hlY2sgdGhlIGNvb2tpZSBpbiB5b3VyIGJyb3dzZXI'\n  \
-            tessera sessions show --json \"$ID\" | jq .data"
+            tessera sessions show --json \"$ID\" | jq .data\n  \
+            tessera sessions show 'Cookie: theme=dark; session=Q2hlY2sgdGhlIGNvb2tpZSBpbiB5b3VyIGJyb3dzZXI.c2ln'"
     )]
     Show(ShowArgs),
     /// Revoke (delete) one session, live or expired.
     #[command(
         long_about = "Delete one session: its next request starts a new, empty session. \
-            Prints `revoked`; an id the store does not have exits with status 1.",
+            Prints `revoked`; an id the store does not have exits with status 1. The id \
+            may be pasted as `sessions show` takes it.",
         after_help = "Example:\n  \
             tessera sessions revoke --store sqlite:///var/lib/app/sessions.db \"$ID\""
     )]
@@ -153,8 +162,19 @@ pub(crate) struct ShowArgs {
     /// Print a JSON object instead of lines.
     #[arg(long)]
     json: bool,
-    /// The session id (as in the cookie, without a signature). Ids may begin
-    /// with '-', so one is taken as the id even where it looks like an option.
+    /// The cookie's name (SESSION_COOKIE_NAME): picks the session cookie out of a pasted
+    /// Cookie header.
+    #[arg(
+        long,
+        value_name = "NAME",
+        env = "SESSION_COOKIE_NAME",
+        default_value = "session"
+    )]
+    cookie_name: String,
+    /// The session id, or '-' to read it from stdin: bare, or pasted as the cookie holds it
+    /// ('session=ID', a 'Cookie: …' or 'Set-Cookie: …' header, or ID.signature as with
+    /// SESSION_USE_SIGNER, whose signature is dropped unchecked). Ids may begin with '-', so
+    /// one is taken as the id even where it looks like an option.
     #[arg(value_name = "ID", allow_hyphen_values = true)]
     id: String,
 }
@@ -166,8 +186,19 @@ pub(crate) struct RevokeArgs {
     /// Print {"revoked": 1} instead of `revoked`.
     #[arg(long)]
     json: bool,
-    /// The session id (as in the cookie, without a signature). Ids may begin
-    /// with '-', so one is taken as the id even where it looks like an option.
+    /// The cookie's name (SESSION_COOKIE_NAME): picks the session cookie out of a pasted
+    /// Cookie header.
+    #[arg(
+        long,
+        value_name = "NAME",
+        env = "SESSION_COOKIE_NAME",
+        default_value = "session"
+    )]
+    cookie_name: String,
+    /// The session id, or '-' to read it from stdin: bare, or pasted as the cookie holds it
+    /// ('session=ID', a 'Cookie: …' or 'Set-Cookie: …' header, or ID.signature as with
+    /// SESSION_USE_SIGNER, whose signature is dropped unchecked). Ids may begin with '-', so
+    /// one is taken as the id even where it looks like an option.
     #[arg(value_name = "ID", allow_hyphen_values = true)]
     id: String,
 }
@@ -218,7 +249,8 @@ pub(crate) fn long_about() -> String {
          {STORE_HELP}\n\n\
          Every command prints its result on stdout (add --json for JSON) and, on failure, \
          one `error: …` line on stderr with exit status 1; usage errors (an unknown option, \
-         no store URL given) exit with status 2."
+         no store URL given) exit with status 2, and Ctrl-C stops a command with status 130, \
+         its progress line cleared."
     )
 }
 
@@ -227,37 +259,62 @@ pub(crate) fn run(command: SessionsCommand) -> Result<()> {
         .enable_all()
         .build()
         .map_err(|err| Error::new(format_args!("starting the async runtime: {err}")))?;
-    runtime.block_on(async {
-        let url = match &command {
-            SessionsCommand::List(args) => &args.store.url,
-            SessionsCommand::Show(args) => &args.store.url,
-            SessionsCommand::Revoke(args) => &args.store.url,
-            SessionsCommand::RevokeUser(args) => &args.store.url,
-            SessionsCommand::PurgeExpired(args) => &args.store.url,
-        };
-        // A usage error (status 2, as clap's own), saying where the URL may
-        // come from.
-        let Some(url) = url.as_deref().map(str::trim).filter(|url| !url.is_empty()) else {
-            clap::Error::raw(
-                clap::error::ErrorKind::MissingRequiredArgument,
-                format!(
-                    "no session store given: pass --store URL or set SESSION_STORE_URL, the \
-                     variable the application reads; supported: {SUPPORTED}\n"
-                ),
-            )
-            .exit()
-        };
-        let store = Store::open(url).await?;
-        let result = match command {
-            SessionsCommand::List(args) => list(store.get(), args).await,
-            SessionsCommand::Show(args) => show(store.get(), args).await,
-            SessionsCommand::Revoke(args) => revoke(store.get(), args).await,
-            SessionsCommand::RevokeUser(args) => revoke_user(store.get(), args).await,
-            SessionsCommand::PurgeExpired(args) => purge_expired(store.get(), args).await,
-        };
-        store.close().await;
-        result
-    })
+    let result = runtime.block_on(async {
+        tokio::select! {
+            result = run_on_store(command) => result,
+            // The command's future is dropped, and with it its progress
+            // spinner, which clears its line, instead of staying on the
+            // screen as the default handler, ending the process, left it.
+            () = interrupted() => Err(Error::Interrupted),
+        }
+    });
+    if matches!(result, Err(Error::Interrupted)) {
+        // Nothing waits for a store operation left halfway.
+        runtime.shutdown_background();
+    }
+    result
+}
+
+/// Resolves at the first Ctrl-C (SIGINT); never, if it cannot be watched.
+async fn interrupted() {
+    if tokio::signal::ctrl_c().await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+async fn run_on_store(command: SessionsCommand) -> Result<()> {
+    let url = match &command {
+        SessionsCommand::List(args) => &args.store.url,
+        SessionsCommand::Show(args) => &args.store.url,
+        SessionsCommand::Revoke(args) => &args.store.url,
+        SessionsCommand::RevokeUser(args) => &args.store.url,
+        SessionsCommand::PurgeExpired(args) => &args.store.url,
+    };
+    // A usage error (status 2, as clap's own), saying where the URL may
+    // come from.
+    let Some(url) = url.as_deref().map(str::trim).filter(|url| !url.is_empty()) else {
+        clap::Error::raw(
+            clap::error::ErrorKind::MissingRequiredArgument,
+            format!(
+                "no session store given: pass --store URL or set SESSION_STORE_URL, the \
+                 variable the application reads; supported: {SUPPORTED}\n"
+            ),
+        )
+        .exit()
+    };
+    let store = Store::open(url).await?;
+    let result = match command {
+        SessionsCommand::List(args) => list(store.get(), args).await,
+        SessionsCommand::Show(args) => {
+            let stores_creation = !matches!(store, Store::FlaskSessionRedis(_));
+            show(store.get(), stores_creation, args).await
+        }
+        SessionsCommand::Revoke(args) => revoke(store.get(), args).await,
+        SessionsCommand::RevokeUser(args) => revoke_user(store.get(), args).await,
+        SessionsCommand::PurgeExpired(args) => purge_expired(store.get(), args).await,
+    };
+    store.close().await;
+    result
 }
 
 /// An open store of one of the supported kinds.
@@ -429,23 +486,57 @@ fn now() -> u64 {
         .map_or(0, |since| since.as_secs())
 }
 
-fn parse_id(text: &str) -> Result<SessionId> {
-    let text = text.trim();
-    if let Some(id) = SessionId::parse(text) {
+/// The session id in what was pasted: a bare id, or the session cookie's
+/// value (`session=ID`, a `Cookie:` or `Set-Cookie:` header, read as
+/// `tessera cookie decode` reads them), its signature dropped when signed
+/// as with SESSION_USE_SIGNER. The signature is not checked: the id is only
+/// looked up, and a forged one finds nothing a bare id would not.
+fn parse_id(text: &str, cookie_name: &str) -> Result<SessionId> {
+    let input = if text == "-" {
+        crate::io::read_stdin("the session id")?
+    } else {
+        text.to_owned()
+    };
+    if let Some(id) = SessionId::parse(input.trim()) {
         return Ok(id);
     }
-    // A signed cookie value (SESSION_USE_SIGNER) is `id.signature`.
-    if let Some((id, _)) = text.split_once('.') {
-        if SessionId::parse(id).is_some() {
-            return Err(Error::new(
-                "not a session id: this looks like a signed cookie value; pass the part \
-                 before the first '.'",
-            ));
+    if input.trim().is_empty() {
+        return Err(Error::new("not a session id: nothing was given"));
+    }
+    let (_, values) = crate::cookie::pasted_cookies(&input, cookie_name)?;
+    let mut ids: Vec<SessionId> = Vec::new();
+    for value in &values {
+        let id = match crate::cookie::server_side_id(value) {
+            Some(true) => value.split_once('.').map_or(&**value, |(id, _)| id),
+            _ => value,
+        };
+        match SessionId::parse(id) {
+            Some(id) if !ids.contains(&id) => ids.push(id),
+            Some(_) => {}
+            None if value.contains('.') || value.len() > 256 => {
+                return Err(Error::new(
+                    "not a session id: this looks like a cookie that holds the session \
+                     itself (signed or encrypted), not a server-side session's id; read it \
+                     with `tessera cookie decode`",
+                ))
+            }
+            None => {
+                return Err(Error::new(
+                    "not a session id: expected 22 to 256 characters of URL-safe base64, \
+                     alone, as session=ID, in a pasted Cookie or Set-Cookie header, or \
+                     signed (ID.signature, as with SESSION_USE_SIGNER)",
+                ))
+            }
         }
     }
-    Err(Error::new(
-        "not a session id: expected 22 to 256 characters of URL-safe base64",
-    ))
+    match ids.len() {
+        1 => Ok(ids.remove(0)),
+        0 => Err(Error::new("not a session id: the cookie is empty")),
+        count => Err(Error::new(format_args!(
+            "the pasted text holds {count} different session ids (cookies named \
+             {cookie_name:?}); pass the one to use"
+        ))),
+    }
 }
 
 async fn list(store: &dyn SessionStore, args: ListArgs) -> Result<()> {
@@ -500,7 +591,7 @@ fn write_plain_line(out: &mut impl Write, info: &SessionInfo) -> io::Result<()> 
         out,
         "{}\t{}\t{}\t{}",
         info.id.as_str(),
-        info.user_id.as_deref().map_or(Cow::Borrowed("-"), plain),
+        user_field(info.user_id.as_deref()),
         rfc3339(info.created_at),
         rfc3339(expires),
     )
@@ -511,7 +602,8 @@ fn write_plain_line(out: &mut impl Write, info: &SessionInfo) -> io::Result<()> 
 struct SessionJson<'a> {
     id: &'a str,
     user_id: Option<&'a str>,
-    created_at: u64,
+    /// `null` for unknown (a session only Flask-Session has written).
+    created_at: Option<u64>,
     /// `null` for never (a Redis key without a time to live).
     expires_at: Option<u64>,
     absolute_expires_at: Option<u64>,
@@ -531,30 +623,45 @@ impl<'a> From<&'a SessionInfo> for SessionJson<'a> {
         Self {
             id: info.id.as_str(),
             user_id: info.user_id.as_deref(),
-            created_at: info.created_at,
+            created_at: Some(info.created_at),
             expires_at: unless_never(info.expires_at),
             absolute_expires_at: info.absolute_expires_at,
         }
     }
 }
 
-async fn show(store: &dyn SessionStore, args: ShowArgs) -> Result<()> {
-    let id = parse_id(&args.id)?;
+async fn show(store: &dyn SessionStore, stores_creation: bool, args: ShowArgs) -> Result<()> {
+    let id = parse_id(&args.id, &args.cookie_name)?;
+    let now = now();
     let record = store
-        .load(&id, now())
+        .load(&id, now)
         .await
         .map_err(store_error)?
         .ok_or_else(|| Error::new("no live session with that id"))?;
+    let created_at = if stores_creation || record.created_at != now {
+        Some(record.created_at)
+    } else {
+        // Flask-Session's layout has no creation time for a session only
+        // Flask-Session has written, and the store reports the time of
+        // the load instead: loaded as of a second earlier (when a session
+        // live now was live too), such a session moves with it, and one
+        // created this very second does not.
+        let earlier = now.saturating_sub(1);
+        match store.load(&id, earlier).await.map_err(store_error)? {
+            Some(record) if record.created_at == earlier && earlier < now => None,
+            _ => Some(record.created_at),
+        }
+    };
     let mut data = record.data.clone();
     crate::python::as_python_reads_it(&mut data);
     let data = tagged::map_to_string(&data);
     if args.json {
-        print_line(&show_json(&id, &record, &data)?)
+        print_line(&show_json(&id, &record, created_at, &data)?)
     } else {
         let absolute = record
             .absolute_expires_at
             .map_or_else(|| "none".to_owned(), rfc3339);
-        let user = record.user_id.as_deref().map_or(Cow::Borrowed("-"), plain);
+        let user = user_field(record.user_id.as_deref());
         print_line(&format!(
             "id:               {}\n\
              user:             {user}\n\
@@ -563,7 +670,10 @@ async fn show(store: &dyn SessionStore, args: ShowArgs) -> Result<()> {
              absolute expiry:  {absolute}\n\
              data:             {data}",
             id.as_str(),
-            rfc3339(record.created_at),
+            created_at.map_or_else(
+                || "unknown (Flask-Session, which wrote the session, stores none)".to_owned(),
+                rfc3339
+            ),
             rfc3339(record.expires_at),
         ))
     }
@@ -572,11 +682,16 @@ async fn show(store: &dyn SessionStore, args: ShowArgs) -> Result<()> {
 /// The `show --json` object: the session's fields, then `data` as the
 /// tagged JSON exactly as written, which serde_json could not carry through
 /// unchanged (Python's NaN, integers of any size, ASCII escapes).
-fn show_json(id: &SessionId, record: &Record, data: &str) -> Result<String> {
+fn show_json(
+    id: &SessionId,
+    record: &Record,
+    created_at: Option<u64>,
+    data: &str,
+) -> Result<String> {
     let fields = SessionJson {
         id: id.as_str(),
         user_id: record.user_id.as_deref(),
-        created_at: record.created_at,
+        created_at,
         expires_at: unless_never(record.expires_at),
         absolute_expires_at: record.absolute_expires_at,
     };
@@ -593,7 +708,7 @@ fn show_json(id: &SessionId, record: &Record, data: &str) -> Result<String> {
 }
 
 async fn revoke(store: &dyn SessionStore, args: RevokeArgs) -> Result<()> {
-    let id = parse_id(&args.id)?;
+    let id = parse_id(&args.id, &args.cookie_name)?;
     if !store.delete(&id).await.map_err(store_error)? {
         return Err(Error::new("no session with that id"));
     }
@@ -694,6 +809,19 @@ fn rfc3339(seconds: u64) -> String {
         .unwrap_or_else(|| "never".to_owned())
 }
 
+/// A session's user in plain output: `-` for none, and a user id that could
+/// pass for that (`-` itself) quoted, with the quotes of one that begins
+/// with a quote escaped, so that `-` and `"…"` each mean one thing.
+fn user_field(user: Option<&str>) -> Cow<'_, str> {
+    match user {
+        None => Cow::Borrowed("-"),
+        Some(user) if user == "-" || user.starts_with('"') => {
+            Cow::Owned(format!("\"{}\"", plain(user).replace('"', "\\\"")))
+        }
+        Some(user) => plain(user),
+    }
+}
+
 /// `text` with control characters and backslashes escaped, so that a user id
 /// cannot break the line or column structure of plain output, and with
 /// invisible formatting characters escaped, so that it cannot pass for
@@ -763,6 +891,17 @@ mod tests {
         assert_eq!(rfc3339(u64::MAX), "never");
         assert_eq!(unless_never(253_402_300_799), Some(253_402_300_799));
         assert_eq!(unless_never((1 << 53) - 1), None);
+    }
+
+    #[test]
+    fn a_user_named_like_no_user_is_quoted() {
+        assert_eq!(user_field(None), "-");
+        assert_eq!(user_field(Some("-")), r#""-""#);
+        assert_eq!(user_field(Some("--")), "--");
+        assert_eq!(user_field(Some("alice")), "alice");
+        assert_eq!(user_field(Some(r#""-""#)), r#""\"-\"""#);
+        assert_eq!(user_field(Some(r#""a\"#)), r#""\"a\\""#);
+        assert_eq!(user_field(Some(r#"a"b"#)), r#"a"b"#);
     }
 
     #[test]

@@ -468,6 +468,62 @@ fn without_a_key_decoding_is_unverified() {
         .starts_with("error: malformed: "));
 }
 
+/// A key of blanks only is no key to the application (its configuration
+/// reads a blank SECRET_KEY as unset): refused as an empty key is, never
+/// used as a key, nor a reason to read a cookie unverified.
+#[test]
+fn a_blank_key_is_refused_as_an_empty_one() {
+    let cookie = sign(KEY, EXAMPLE_JSON);
+    for blank in [" ", "  \t", "\n"] {
+        for (args, env) in [
+            (
+                &["cookie", "decode", cookie.as_str()][..],
+                &[("SECRET_KEY", blank)][..],
+            ),
+            (
+                &["cookie", "decode", "--secret-key", blank, &cookie][..],
+                &[][..],
+            ),
+            (
+                &["cookie", "decode", "--encrypted", cookie.as_str()][..],
+                &[("SECRET_KEY", blank)][..],
+            ),
+        ] {
+            let out = run_with(args, "", env);
+            let reason = out.refusal();
+            assert!(
+                reason.starts_with("error: the secret key is empty or only blanks"),
+                "{blank:?} {args:?}: {reason}"
+            );
+        }
+        let out = run_with(&["cookie", "sign"], "{}", &[("SECRET_KEY", blank)]);
+        let reason = out.refusal();
+        assert!(
+            reason.starts_with("error: the secret key is empty or only blanks"),
+            "{blank:?}: {reason}"
+        );
+        let out = run(&[
+            "cookie",
+            "decode",
+            "--fallback-key",
+            blank,
+            "--secret-key",
+            KEY,
+            &cookie,
+        ]);
+        assert!(
+            out.refusal().contains("--fallback-key is empty"),
+            "{:?}",
+            out.stderr
+        );
+    }
+    // Blanks around a real key are part of it, as in Flask.
+    let spaced = format!(" {KEY} ");
+    let cookie = sign(&spaced, EXAMPLE_JSON);
+    assert_eq!(decode(&spaced, &cookie).line(), EXAMPLE_JSON);
+    assert!(decode(KEY, &cookie).refusal().contains("signature"));
+}
+
 #[test]
 fn sign_refuses_what_is_not_an_object() {
     for (json, expected) in [
@@ -808,6 +864,51 @@ fn encrypted_age_and_size_limits_apply() {
         .refusal()
         .to_owned();
     assert!(reason.starts_with("error: too large: "), "{reason}");
+}
+
+/// An encrypted cookie is sealed, not signed, and is bound to a cookie name:
+/// a refusal says so, and which name it was opened under, from where.
+#[test]
+fn encrypted_refusals_say_sealed_and_the_name_tried() {
+    let codec = CookieCodec::encrypted(&KEY.into(), &[], "session");
+    let old = codec.encode(&Map::new(), SystemTime::now() - Duration::from_secs(120));
+    let reason = decode_encrypted(KEY, &old, &["--max-age", "60"])
+        .refusal()
+        .to_owned();
+    assert!(reason.starts_with("error: expired: sealed 12"), "{reason}");
+    assert!(reason.contains("max age is 60 s"), "{reason}");
+    assert!(!reason.contains("signed"), "{reason}");
+    // A signed cookie is still signed.
+    let signed = decode(EXAMPLE_KEY, EXAMPLE_COOKIE).refusal().to_owned();
+    assert!(signed.starts_with("error: expired: signed "), "{signed}");
+
+    let sid = sign_encrypted(KEY, EXAMPLE_JSON, &["--cookie-name", "sid"]);
+    for (cookie, extra, says) in [
+        (
+            sid.clone(),
+            &[][..],
+            r#"named "session", the default; pass the app's SESSION_COOKIE_NAME with --cookie-name if it is another"#,
+        ),
+        (
+            sid.clone(),
+            &["--cookie-name", "other"][..],
+            r#"named "other", --cookie-name's"#,
+        ),
+        (
+            format!("other={sid}"),
+            &[][..],
+            r#"named "other", the pasted one"#,
+        ),
+    ] {
+        let reason = decode_encrypted(KEY, &cookie, extra).refusal().to_owned();
+        assert!(reason.starts_with("error: cannot decrypt: "), "{reason}");
+        assert!(
+            reason.contains(&format!("(opened as an encrypted cookie {says})")),
+            "{cookie} {extra:?}: {reason}"
+        );
+    }
+    let out = decode_encrypted(KEY, &sid, &["--cookie-name", "sid"]);
+    assert_eq!(out.line(), EXAMPLE_JSON);
 }
 
 #[test]
@@ -1310,6 +1411,68 @@ fn a_slow_sqlite_statement_is_no_warning() {
 /// The demo's default session is server-side: its cookie is an id, which a
 /// newcomer pastes into `cookie decode` first. The refusal says what it is
 /// and where its data is, rather than suggesting an encrypted cookie.
+/// Ctrl-C during a long command (here, waiting on a locked SQLite store)
+/// ends it with status 130 and nothing more on stderr: the command is
+/// stopped through its own handler, which clears the progress spinner a
+/// terminal would show, rather than killed by the signal with the spinner
+/// left on the screen.
+#[cfg(unix)]
+#[test]
+fn ctrl_c_ends_a_command_with_status_130() {
+    use sqlx::{Connection as _, Executor as _};
+    use tessera::store::{SessionStore as _, SqliteStore};
+
+    let dir = std::env::temp_dir().join(format!("tessera-cli-test-sigint-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("create the directory");
+    let path = dir.join("sessions.db");
+    let url = format!("sqlite://{}", path.display());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let (store, mut locker) = runtime.block_on(async {
+        let store = SqliteStore::open(&path).await.expect("the store opens");
+        store.purge_expired(0, 1).await.expect("the store works");
+        let mut locker = sqlx::SqliteConnection::connect(&url)
+            .await
+            .expect("a second connection");
+        locker
+            .execute("BEGIN IMMEDIATE")
+            .await
+            .expect("the write lock");
+        (store, locker)
+    });
+    let child = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(["sessions", "purge-expired", "--store", &url])
+        .env_remove("RUST_LOG")
+        .env_remove("SESSION_STORE_URL")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the tessera binary runs");
+    // Well inside the store's wait for the lock.
+    std::thread::sleep(Duration::from_millis(1500));
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(killed.success());
+    let out = Run::from(child.wait_with_output().expect("the binary finishes"));
+    assert_eq!(out.status, Some(130), "stderr: {:?}", out.stderr);
+    assert!(out.stdout.is_empty(), "{:?}", out.stdout);
+    assert!(out.stderr.is_empty(), "{:?}", out.stderr);
+    runtime.block_on(async {
+        locker
+            .execute("ROLLBACK")
+            .await
+            .expect("the lock is released");
+        locker.close().await.expect("closed");
+        store.close().await;
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn a_server_side_id_is_named_as_one() {
     // What SessionId::generate and Flask-Session's token_urlsafe(32) make.

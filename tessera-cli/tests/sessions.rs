@@ -42,6 +42,7 @@ fn run_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
         .env_remove("SESSION_STORE_URL")
         .env_remove("SESSION_KEY_PREFIX")
         .env_remove("SESSION_SERIALIZATION_FORMAT")
+        .env_remove("SESSION_COOKIE_NAME")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -226,6 +227,55 @@ fn ids_and_users_that_begin_with_a_hyphen() {
     assert!(listed.stdout.trim().is_empty(), "{}", listed.stdout);
 }
 
+/// A user named `-` is not taken for no user in plain output: `-` is no
+/// user, a user id that could pass for it is quoted.
+#[test]
+fn a_user_named_dash_is_not_no_user() {
+    let now = now();
+    let store = Store::new(
+        "user-dash",
+        [None, Some("-"), Some("\"-\"")]
+            .into_iter()
+            .map(|user| (SessionId::generate(), record(user, now, now + 3600, None)))
+            .collect(),
+    );
+    let mut users: Vec<String> = store
+        .run(&["sessions", "list"])
+        .lines()
+        .into_iter()
+        .map(|line| line.split('\t').nth(1).expect("a user column").to_owned())
+        .collect();
+    users.sort();
+    assert_eq!(users, ["\"-\"", "\"\\\"-\\\"\"", "-"]);
+    for (user, shown) in [(None, "-"), (Some("-"), "\"-\"")] {
+        let (id, _) = store.find(|record| record.user_id.as_deref() == user);
+        let out = store.run(&["sessions", "show", id.as_str()]);
+        assert!(
+            out.lines()
+                .contains(&format!("user:             {shown}").as_str()),
+            "{}",
+            out.stdout
+        );
+    }
+    // JSON needs no such care: null or the string.
+    let listed = store.run(&["sessions", "list", "--json"]).json();
+    let mut users: Vec<serde_json::Value> = listed
+        .as_array()
+        .expect("an array")
+        .iter()
+        .map(|session| session["user_id"].clone())
+        .collect();
+    users.sort_by_key(ToString::to_string);
+    assert_eq!(
+        users,
+        [
+            serde_json::json!("-"),
+            serde_json::json!("\"-\""),
+            serde_json::Value::Null
+        ]
+    );
+}
+
 #[test]
 fn list_prints_live_sessions_in_id_order() {
     let store = two_users("list-plain");
@@ -394,12 +444,89 @@ fn show_refuses_unknown_expired_and_malformed_ids() {
         .refusal()
         .to_owned();
     assert!(reason.starts_with("error: not a session id"), "{reason}");
+    // A signed id is looked up by its id: an unknown one is still unknown.
     let signed = format!("{}.c2lnbmF0dXJl", unknown.as_str());
-    let reason = store
-        .run(&["sessions", "show", &signed])
-        .refusal()
-        .to_owned();
-    assert!(reason.contains("signed cookie"), "{reason}");
+    assert_eq!(
+        store.run(&["sessions", "show", &signed]).refusal(),
+        "error: no live session with that id"
+    );
+}
+
+/// What users paste for an id: the cookie as a pair, a header, or signed
+/// as with SESSION_USE_SIGNER (the signature unchecked: the id is looked
+/// up, nothing more). A cookie holding the session itself, several ids or
+/// none are refused with a reason.
+#[test]
+fn show_and_revoke_take_a_pasted_cookie() {
+    let store = two_users("show-pasted");
+    let (id, _) = store.find(|record| !record.data.is_empty());
+    let id = id.as_str();
+    let expected = store.run(&["sessions", "show", "--json", id]).json();
+    for pasted in [
+        format!("session={id}"),
+        format!("  session={id}\n"),
+        format!("Cookie: theme=dark; session={id}; lang=fr"),
+        format!(
+            "Set-Cookie: session={id}; Expires=Tue, 14 Nov 2023 22:13:20 GMT; HttpOnly; Path=/"
+        ),
+        format!("{id}.c2lnbmF0dXJl"),
+        format!("session={id}.Zm9v-_bar"),
+        format!("Cookie: session={id}.c2ln; session={id}"),
+        format!("> Cookie: session={id}\n< HTTP/1.1 200 OK"),
+    ] {
+        let out = store.run(&["sessions", "show", "--json", &pasted]);
+        assert_eq!(out.json(), expected, "{pasted:?}");
+    }
+    // Another cookie name, from --cookie-name or the application's variable.
+    let pasted = format!("Cookie: session=junk; sid={id}");
+    let out = store.run(&[
+        "sessions",
+        "show",
+        "--json",
+        "--cookie-name",
+        "sid",
+        &pasted,
+    ]);
+    assert_eq!(out.json(), expected);
+    let args = ["sessions", "show", "--json", &pasted, "--store", &store.url];
+    let out = run_in(&store.dir.0, &args, &[("SESSION_COOKIE_NAME", "sid")]);
+    assert_eq!(out.json(), expected);
+
+    let other = SessionId::generate();
+    for (pasted, says) in [
+        (
+            "eyJhIjoxfQ.aw80hg.c2lnbmF0dXJlYWJjZGVm".to_owned(),
+            "cookie that holds the session itself",
+        ),
+        (
+            format!("session={id}; session={}", other.as_str()),
+            "2 different session ids",
+        ),
+        (
+            "Cookie: theme=dark".to_owned(),
+            "no cookie named \"session\"",
+        ),
+        ("session=not an id".to_owned(), "not a session id"),
+        ("".to_owned(), "not a session id"),
+    ] {
+        let reason = store
+            .run(&["sessions", "show", &pasted])
+            .refusal()
+            .to_owned();
+        assert!(reason.contains(says), "{pasted:?}: {reason}");
+    }
+
+    // revoke reads the id the same way.
+    let (id, _) = store.find(|record| record.user_id.as_deref() == Some("bob"));
+    let pasted = format!("Set-Cookie: session={}.c2ln; HttpOnly", id.as_str());
+    assert_eq!(
+        store.run(&["sessions", "revoke", &pasted]).line(),
+        "revoked"
+    );
+    assert_eq!(
+        store.run(&["sessions", "show", id.as_str()]).refusal(),
+        "error: no live session with that id"
+    );
 }
 
 #[test]
@@ -624,6 +751,31 @@ fn bad_urls_are_refused_with_the_supported_ones() {
     }
 }
 
+/// A PostgreSQL URL that sqlx refuses: its reason once, without the "error
+/// with configuration: " that sqlx writes once for each layer wrapping it.
+#[test]
+fn a_bad_postgres_url_parameter_is_named_once() {
+    let dir = TempDir::new("bad-postgres-parameter");
+    for (query, says) in [
+        ("sslmode=bogus", r#"unknown value "bogus" for `ssl_mode`"#),
+        ("port=abc", "invalid digit"),
+    ] {
+        let url = format!("postgres://app:hunter2@127.0.0.1:1/app?{query}");
+        let out = run_in(&dir.0, &["sessions", "list", "--store", &url], &[]);
+        let reason = out.refusal();
+        assert!(reason.contains(says), "{query}: {reason}");
+        assert!(
+            reason.contains("not a PostgreSQL session store URL"),
+            "{query}: {reason}"
+        );
+        assert!(
+            !reason.contains("error with configuration"),
+            "{query}: {reason}"
+        );
+        assert!(!reason.contains("hunter2"), "{reason}");
+    }
+}
+
 #[test]
 fn usage_errors_exit_2() {
     let dir = TempDir::new("usage");
@@ -731,6 +883,86 @@ fn valkey_urls_reach_redis() {
     runtime.block_on(async {
         assert!(store.delete(&id).await.expect("delete"));
     });
+}
+
+/// A session only Flask-Session has written has no creation time in its
+/// layout: `show` says it is unknown (JSON null) instead of giving the
+/// moment of the query; one tessera wrote, even this very second, keeps
+/// its own.
+#[test]
+fn show_says_a_flask_session_only_creation_time_is_unknown() {
+    use tessera::store::flask_format::SerializationFormat;
+    use tessera::store::FlaskSessionRedisStore;
+    let url = std::env::var("TESSERA_TEST_REDIS_URL").unwrap_or_else(|_| {
+        panic!("TESSERA_TEST_REDIS_URL is not set: start the servers with `eval \"$(scripts/services.sh start)\"` or run scripts/test.sh")
+    });
+    let dir = TempDir::new("flask-session-created");
+    let prefix = format!("cli-fs-created-{}:", SessionId::generate().fingerprint());
+    let theirs = SessionId::generate();
+    let ours = SessionId::generate();
+    let created = now();
+    runtime().block_on(async {
+        let store = FlaskSessionRedisStore::new(&url, SerializationFormat::Msgpack)
+            .expect("a redis URL")
+            .with_prefix(prefix.clone());
+        let mut data = Map::new();
+        data.insert("username".into(), Value::from("bob"));
+        let record = Record {
+            data,
+            ..record(Some("bob"), created, created + 600, None)
+        };
+        assert!(store.create(&ours, &record).await.expect("create"));
+        let mut conn = ::redis::Client::open(url.as_str())
+            .expect("a client")
+            .get_multiplexed_async_connection()
+            .await
+            .expect("a connection");
+        // What Flask-Session writes: the msgpack value alone.
+        let _: () = ::redis::cmd("SET")
+            .arg(format!("{prefix}{}", theirs.as_str()))
+            .arg(&b"\x81\xa8username\xa3bob"[..])
+            .arg("EX")
+            .arg(600)
+            .query_async(&mut conn)
+            .await
+            .expect("a Flask-Session value");
+    });
+    let env = [
+        ("SESSION_KEY_PREFIX", prefix.as_str()),
+        ("SESSION_SERIALIZATION_FORMAT", "msgpack"),
+    ];
+    let show = |id: &SessionId, json: bool| {
+        let mut args = vec!["sessions", "show", id.as_str(), "--store", &url];
+        if json {
+            args.push("--json");
+        }
+        run_in(&dir.0, &args, &env)
+    };
+    let json = show(&theirs, true).json();
+    assert_eq!(json["created_at"], serde_json::Value::Null, "{json}");
+    assert_eq!(json["data"], serde_json::json!({"username": "bob"}));
+    let plain = show(&theirs, false);
+    assert!(
+        plain
+            .lines()
+            .iter()
+            .any(|line| line.starts_with("created:          unknown")),
+        "{}",
+        plain.stdout
+    );
+    let json = show(&ours, true).json();
+    assert_eq!(json["created_at"], serde_json::json!(created), "{json}");
+    assert!(show(&ours, false)
+        .lines()
+        .contains(&format!("created:          {}", rfc3339(created)).as_str()));
+    for id in [&theirs, &ours] {
+        let out = run_in(
+            &dir.0,
+            &["sessions", "revoke", id.as_str(), "--store", &url],
+            &env,
+        );
+        assert_eq!(out.line(), "revoked");
+    }
 }
 
 /// The same commands on Redis (in tessera's layout and in Flask-Session's,

@@ -906,18 +906,28 @@ fn a_cookie_prefix_whose_rules_are_broken_is_warned_about() {
 }
 
 /// An existing SQLite file that other users can read or change keeps its
-/// permissions, with a warning; one readable by its group only does not
-/// warn (an operator's choice, for backups say).
+/// permissions, with a warning saying which; one readable by its group only
+/// does not warn (an operator's choice, for backups say).
 #[cfg(all(feature = "sqlite", unix))]
 #[tokio::test(flavor = "current_thread")]
 async fn an_sqlite_file_others_can_read_is_warned_about() {
     use std::os::unix::fs::PermissionsExt as _;
     let (logs, _guard) = LogBuffer::capture();
-    let warning = "can be read or changed by other users";
+    let warning = "make it readable and writable by its owner only (chmod 600)";
     let dir = std::env::temp_dir().join(format!("tessera-exposed-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("a directory");
     let path = dir.join("sessions.db");
-    for (mode, warned) in [(0o600, false), (0o640, false), (0o644, true), (0o660, true)] {
+    for (mode, says) in [
+        (0o600, None),
+        (0o640, None),
+        (0o644, Some("can be read by other users of this machine: ")),
+        (0o660, Some("can be changed by its group's members: ")),
+        (
+            0o666,
+            Some("can be read and changed by other users of this machine: "),
+        ),
+    ] {
+        let warned = says.is_some();
         let _ = std::fs::remove_file(&path);
         std::fs::write(&path, b"").expect("an empty file");
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).expect("chmod");
@@ -932,6 +942,14 @@ async fn an_sqlite_file_others_can_read_is_warned_about() {
             "{mode:o}: {}",
             logs.contents()
         );
+        if let Some(says) = says {
+            assert_eq!(
+                logs.contents().matches(says).count(),
+                1,
+                "{mode:o}: {}",
+                logs.contents()
+            );
+        }
         let kept = std::fs::metadata(&path).expect("db").permissions().mode() & 0o777;
         assert_eq!(kept, mode, "the file keeps its permissions");
     }

@@ -494,6 +494,17 @@ impl From<Shared> for PostgresStore {
     }
 }
 
+/// Why sqlx refused a URL, without its "error with configuration: ", which
+/// it writes once for each layer that wrapped the reason (twice for
+/// `sslmode=bogus`) and which the refusal around it already says.
+fn url_refusal(error: &sqlx::Error) -> String {
+    let mut error: &(dyn std::error::Error + 'static) = error;
+    while let Some(sqlx::Error::Configuration(inner)) = error.downcast_ref::<sqlx::Error>() {
+        error = inner.as_ref();
+    }
+    error.to_string()
+}
+
 impl PostgresStore {
     /// For the builder methods, which take the store before any operation.
     fn shared_mut(&mut self) -> &mut Shared {
@@ -631,7 +642,7 @@ impl PostgresStore {
         }
         let mut options = PgConnectOptions::from_str(url).map_err(|error| {
             refuse(&crate::config::without_query_values(
-                &error.to_string(),
+                &url_refusal(&error),
                 url,
             ))
         })?;

@@ -759,20 +759,46 @@ fn warn_if_exposed(path: &Path) {
             let Ok(metadata) = std::fs::metadata(&file) else {
                 continue;
             };
-            let mode = metadata.permissions().mode() & 0o777;
-            if mode & 0o026 == 0 {
+            let Some(exposure) = exposure(metadata.permissions().mode()) else {
                 continue;
-            }
+            };
             tracing::warn!(
                 path = %file.display(),
-                mode = %format_args!("{mode:o}"),
-                "the session database can be read or changed by other users of this machine, \
-                 and the session ids in it are as good as the visitors' logins: make it \
-                 readable and writable by its owner only (chmod 600)"
+                mode = %format_args!("{:o}", metadata.permissions().mode() & 0o777),
+                "the session database {exposure}; make it readable and writable by its \
+                 owner only (chmod 600)"
             );
             return;
         }
     }
+}
+
+/// What the permissions `mode` let users other than the file's owner do
+/// with the session database, and what that costs, when it is more than
+/// its group reading it (an operator's choice, for backups say); said
+/// exactly, so that a read-only file (0444) is not called changeable.
+#[cfg_attr(not(unix), allow(dead_code))]
+fn exposure(mode: u32) -> Option<String> {
+    let others_read = mode & 0o004 != 0;
+    let others_write = mode & 0o002 != 0;
+    let group_write = mode & 0o020 != 0;
+    let can = match (others_read, others_write, group_write) {
+        (false, false, false) => return None,
+        (true, true, _) => "can be read and changed by other users of this machine",
+        (true, false, true) => {
+            "can be read by other users of this machine, and changed by its group's members"
+        }
+        (true, false, false) => "can be read by other users of this machine",
+        (false, true, _) => "can be changed by other users of this machine",
+        (false, false, true) => "can be changed by its group's members",
+    };
+    let read = "the session ids in it are as good as the visitors' logins";
+    let write = "whoever changes it can write sessions of their own, as any user";
+    Some(match (others_read, others_write || group_write) {
+        (true, true) => format!("{can}: {read}, and {write}"),
+        (true, false) => format!("{can}: {read}"),
+        (false, _) => format!("{can}: {write}"),
+    })
 }
 
 /// Refuses a database that this process may not write. SQLite opens a
@@ -1309,6 +1335,46 @@ impl SessionStore for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exposure_says_what_others_can_do() {
+        for private in [0o600, 0o640, 0o400, 0o440, 0o100_600] {
+            assert_eq!(exposure(private), None, "{private:o}");
+        }
+        for (mode, can) in [
+            (0o444, "can be read by other users of this machine: "),
+            (0o644, "can be read by other users of this machine: "),
+            (0o604, "can be read by other users of this machine: "),
+            (0o660, "can be changed by its group's members: "),
+            (0o620, "can be changed by its group's members: "),
+            (0o602, "can be changed by other users of this machine: "),
+            (
+                0o666,
+                "can be read and changed by other users of this machine: ",
+            ),
+            (
+                0o606,
+                "can be read and changed by other users of this machine: ",
+            ),
+            (
+                0o664,
+                "can be read by other users of this machine, and changed by its group's members: ",
+            ),
+        ] {
+            let said = exposure(mode).expect("exposed");
+            assert!(said.starts_with(can), "{mode:o}: {said}");
+            assert_eq!(
+                said.contains("visitors' logins"),
+                mode & 0o004 != 0,
+                "{mode:o}: {said}"
+            );
+            assert_eq!(
+                said.contains("changes it"),
+                mode & 0o022 != 0,
+                "{mode:o}: {said}"
+            );
+        }
+    }
 
     /// The plan SQLite picks for `sql`, one line per step.
     async fn plan(conn: &mut SqliteConnection, sql: &str) -> Vec<String> {
