@@ -110,9 +110,14 @@ pub async fn run(cli: Cli) -> Result<(), RunError> {
         KeySource::Environment => tracing::info!("using SECRET_KEY from the environment"),
         KeySource::Generated(path) => say(&format!(
             "tessera-demo: SECRET_KEY is not set, so a new random secret key was generated and \
-             saved to {} (readable by you only). It will be reused on the next start, so \
-             sessions survive restarts. Set SECRET_KEY to use your own key.",
-            path.display()
+             saved to {} (readable by you only). It will be reused on the next start{}. Set \
+             SECRET_KEY to use your own key.",
+            path.display(),
+            if config.session_type() == SessionType::Memory {
+                ""
+            } else {
+                ", so sessions survive restarts"
+            }
         )),
         KeySource::Reused(path) => say(&format!(
             "tessera-demo: SECRET_KEY is not set; using the secret key saved in {}.",

@@ -137,6 +137,7 @@ pub fn app_with_layer(sessions: SessionLayer) -> Router {
             post(devices::logout_everywhere),
         )
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
         .layer(sessions)
         .layer(middleware::map_response(explain_session_failures))
@@ -146,7 +147,9 @@ pub fn app_with_layer(sessions: SessionLayer) -> Router {
 
 /// Every response here may show a visitor's session: `no-store`, so that a
 /// shared computer's browser does not show it again from its history or
-/// cache after logout; `nosniff`, so that the text and JSON ones, which echo
+/// cache after logging out in it (a back/forward cache may still show a page
+/// again when the logout happened in another browser: Chrome keeps
+/// `no-store` pages there while their cookies stay the same); `nosniff`, so that the text and JSON ones, which echo
 /// session values, are never read as HTML.
 async fn private_and_not_sniffed(mut response: Response) -> Response {
     use axum::http::{header, HeaderValue};
@@ -193,6 +196,21 @@ async fn explain_session_failures(response: Response) -> Response {
 
 async fn not_found() -> (StatusCode, &'static str) {
     (StatusCode::NOT_FOUND, "Not Found")
+}
+
+/// With a text, as every other error here: a browser shows an empty 405
+/// as a broken page (a form's URL opened from the address bar, say).
+async fn method_not_allowed(
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+) -> (StatusCode, String) {
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!(
+            "Method Not Allowed: {} does not take {method} (the Allow header lists what it takes)\n",
+            uri.path()
+        ),
+    )
 }
 
 /// One log line per request: method, path, status.

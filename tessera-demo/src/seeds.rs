@@ -25,9 +25,21 @@ pub(crate) fn value_text(value: &Value) -> String {
 // ---- seed 000: Flask Tutorials: Session Configuration
 
 /// `session['username'] = 'your_username'`
+///
+/// The tutorial's way of logging in, so server-side it is one, as `/login`'s:
+/// a new id, and the session tied to that user, so that "your sessions" and
+/// "log out everywhere" agree with the page's "Logged in as".
 pub(crate) async fn set_session(State(state): State<AppState>, session: Session) -> Response {
+    const USERNAME: &str = "your_username";
+    if session.user_id().as_deref() != Some(USERNAME) {
+        match session.cycle_id().await {
+            Ok(()) | Err(SessionError::Revoked) => {}
+            Err(error) => return session_failure(error),
+        }
+        session.set_user_id(Some(USERNAME));
+    }
     let before = session.to_map();
-    session.insert_value("username", "your_username");
+    session.insert_value("username", USERNAME);
     if let Some(too_large) = undo_if_too_large(&state, &session, before) {
         return too_large;
     }
@@ -42,9 +54,13 @@ pub(crate) async fn get_session(session: Session) -> String {
     }
 }
 
-/// `session.pop('username', None)`
+/// `session.pop('username', None)`, and the session no longer tied to the
+/// user, whom the page then no longer shows as logged in either.
 pub(crate) async fn delete_session(session: Session) -> &'static str {
     session.remove("username");
+    if session.user_id().is_some() {
+        session.set_user_id(None);
+    }
     "Session data deleted."
 }
 
@@ -184,8 +200,17 @@ pub(crate) async fn petname(
         "Pet name cleared"
     });
     if remember.is_some() {
+        session.flash(match session.permanent() {
+            // Server-side sessions are permanent from the start unless
+            // SESSION_PERMANENT=false, as in Flask-Session.
+            true if state.info.session_type.is_server_side() => {
+                "Remembered: this session was permanent already (SESSION_PERMANENT=true, \
+                 Flask-Session's default), so it outlives the browser either way"
+            }
+            true => "Remembered: this session was permanent already",
+            false => "Remembered: this session is now permanent",
+        });
         session.set_permanent(true);
-        session.flash("Remembered: this session is now permanent");
     }
     if let Some(too_large) = undo_if_too_large(&state, &session, before) {
         return too_large;

@@ -222,6 +222,13 @@ async fn cookie_and_memory_modes_still_work_and_write_no_sessions_file() {
         let demo = start_with(&dir.0, &[], &[("SESSION_TYPE", mode)]).await;
         let notice = demo.preamble.join("\n");
         assert!(notice.contains(&format!("SESSION_TYPE={mode}")), "{notice}");
+        // The generated key's notice promises what the mode keeps.
+        assert!(notice.contains("generated"), "{notice}");
+        assert_eq!(
+            notice.contains("survive restarts"),
+            survives,
+            "{mode}: {notice}"
+        );
         let mut browser = Browser::new(demo.url.clone());
         browser
             .post_form("/login", &[("username", "alice")])

@@ -140,3 +140,77 @@ async fn a_cookie_from_before_login_is_not_valid_after_it() {
         drop(served);
     }
 }
+
+/// Seed 000's routes set and pop `username`, the tutorial's way of logging
+/// in and out: the session's user follows, so "your sessions" (and log out
+/// everywhere) agree with the page's "Logged in as".
+#[tokio::test]
+async fn the_tutorials_username_routes_log_in_and_out() {
+    for mode in SERVER_SIDE {
+        let served = serve_mode(mode, "username-routes").await;
+        let mut browser = Browser::new(served.base.clone());
+        browser
+            .post_form("/login", &[("username", "dave")])
+            .await
+            .assert_redirect_home();
+        assert!(browser
+            .get("/sessions")
+            .await
+            .body
+            .contains("dave has 1 live session"));
+
+        assert_eq!(
+            browser.get("/delete_session").await.body,
+            "Session data deleted."
+        );
+        assert!(
+            browser
+                .get("/")
+                .await
+                .body
+                .contains("You are not logged in"),
+            "{mode:?}"
+        );
+        let page = browser.get("/sessions").await.body;
+        assert!(page.contains("You are not logged in."), "{mode:?}: {page}");
+
+        let anonymous = browser.session().map(str::to_owned);
+        assert_eq!(browser.get("/set_session").await.body, "Session data set.");
+        assert!(
+            browser
+                .get("/")
+                .await
+                .body
+                .contains("Logged in as your_username"),
+            "{mode:?}"
+        );
+        let page = browser.get("/sessions").await.body;
+        assert!(
+            page.contains("your_username has 1 live session"),
+            "{mode:?}: {page}"
+        );
+        assert_ne!(
+            browser.session(),
+            anonymous.as_deref(),
+            "{mode:?}: a login moves the id"
+        );
+        drop(served);
+    }
+}
+
+/// "Remember me" on a session that is permanent already (server-side, with
+/// SESSION_PERMANENT's default) says so, rather than that it made it so.
+#[tokio::test]
+async fn remember_me_on_a_permanent_session_says_it_was_already() {
+    let served = serve_mode(Mode::Memory, "remember-me").await;
+    let mut browser = Browser::new(served.base.clone());
+    browser
+        .post_form("/petname", &[("pet", "Rex"), ("remember", "on")])
+        .await;
+    let page = browser.get("/").await.body;
+    assert!(
+        page.contains("this session was permanent already"),
+        "{page}"
+    );
+    assert!(!page.contains("is now permanent"), "{page}");
+}

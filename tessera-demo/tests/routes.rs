@@ -535,13 +535,35 @@ async fn unknown_routes_and_methods() {
     )
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, _, _) = oneshot(
-        Request::get("/login")
-            .body(Body::empty())
-            .expect("a request"),
-    )
-    .await;
-    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    for (method, path, allowed) in [
+        ("GET", "/login", "POST"),
+        ("POST", "/logout", "GET,HEAD"),
+        ("GET", "/cart", "POST"),
+        ("POST", "/api/session", "GET,HEAD"),
+    ] {
+        let (status, headers, body) = oneshot(
+            Request::builder()
+                .method(method)
+                .uri(path)
+                .body(Body::empty())
+                .expect("a request"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+        // A text a browser shows, not an empty page, and the Allow header.
+        assert!(
+            body.starts_with(&format!(
+                "Method Not Allowed: {path} does not take {method}"
+            )),
+            "{method} {path}: {body:?}"
+        );
+        let allow = headers
+            .get(header::ALLOW)
+            .and_then(|allow| allow.to_str().ok())
+            .unwrap_or_default()
+            .replace(' ', "");
+        assert_eq!(allow, allowed, "{method} {path}");
+    }
 }
 
 /// Server-side, the page's expiry names the absolute lifetime when one is set.
