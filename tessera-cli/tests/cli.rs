@@ -1356,35 +1356,82 @@ fn a_byte_order_mark_on_stdin_is_dropped() {
     assert_eq!(out.line(), EXAMPLE_JSON);
 }
 
+/// An SQLite store whose write lock another connection holds until
+/// [`release`](Self::release): commands on it wait for the store's busy
+/// timeout.
+struct LockedSqliteStore {
+    dir: std::path::PathBuf,
+    url: String,
+    runtime: tokio::runtime::Runtime,
+    store: tessera::store::SqliteStore,
+    locker: sqlx::SqliteConnection,
+}
+
+impl LockedSqliteStore {
+    fn new(label: &str) -> Self {
+        use sqlx::{Connection as _, Executor as _};
+        use tessera::store::{SessionStore as _, SqliteStore};
+
+        let dir =
+            std::env::temp_dir().join(format!("tessera-cli-test-{label}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("create the directory");
+        let path = dir.join("sessions.db");
+        let url = format!("sqlite://{}", path.display());
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        // The store stays open, so that SQLite keeps the files it made
+        // private rather than the locking connection making new ones.
+        let (store, locker) = runtime.block_on(async {
+            let store = SqliteStore::open(&path).await.expect("the store opens");
+            store.purge_expired(0, 1).await.expect("the store works");
+            let mut locker = sqlx::SqliteConnection::connect(&url)
+                .await
+                .expect("a second connection");
+            locker
+                .execute("BEGIN IMMEDIATE")
+                .await
+                .expect("the write lock");
+            (store, locker)
+        });
+        Self {
+            dir,
+            url,
+            runtime,
+            store,
+            locker,
+        }
+    }
+
+    fn release(self) {
+        use sqlx::{Connection as _, Executor as _};
+
+        let Self {
+            dir,
+            runtime,
+            store,
+            mut locker,
+            ..
+        } = self;
+        runtime.block_on(async {
+            locker
+                .execute("ROLLBACK")
+                .await
+                .expect("the lock is released");
+            locker.close().await.expect("closed");
+            store.close().await;
+        });
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
 /// A command that fails after waiting on a locked SQLite database says so
 /// in one `error:` line, without sqlx's "slow statement" warning before it.
 #[test]
 fn a_slow_sqlite_statement_is_no_warning() {
-    use sqlx::{Connection as _, Executor as _};
-    use tessera::store::{SessionStore as _, SqliteStore};
-
-    let dir = std::env::temp_dir().join(format!("tessera-cli-test-slow-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("create the directory");
-    let path = dir.join("sessions.db");
-    let url = format!("sqlite://{}", path.display());
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime");
-    // The store stays open, so that SQLite keeps the files it made private
-    // rather than the locking connection making new ones.
-    let (store, mut locker) = runtime.block_on(async {
-        let store = SqliteStore::open(&path).await.expect("the store opens");
-        store.purge_expired(0, 1).await.expect("the store works");
-        let mut locker = sqlx::SqliteConnection::connect(&url)
-            .await
-            .expect("a second connection");
-        locker
-            .execute("BEGIN IMMEDIATE")
-            .await
-            .expect("the write lock");
-        (store, locker)
-    });
+    let locked = LockedSqliteStore::new("slow");
+    let url = locked.url.clone();
     // The store's busy timeout passes, far over sqlx's threshold for slow
     // statements.
     let out = Command::new(env!("CARGO_BIN_EXE_tessera"))
@@ -1397,20 +1444,9 @@ fn a_slow_sqlite_statement_is_no_warning() {
         .expect("the tessera binary runs");
     let reason = out.refusal().to_owned();
     assert!(reason.contains("locked"), "{reason}");
-    runtime.block_on(async {
-        locker
-            .execute("ROLLBACK")
-            .await
-            .expect("the lock is released");
-        locker.close().await.expect("closed");
-        store.close().await;
-    });
-    let _ = std::fs::remove_dir_all(&dir);
+    locked.release();
 }
 
-/// The demo's default session is server-side: its cookie is an id, which a
-/// newcomer pastes into `cookie decode` first. The refusal says what it is
-/// and where its data is, rather than suggesting an encrypted cookie.
 /// Ctrl-C during a long command (here, waiting on a locked SQLite store)
 /// ends it with status 130 and nothing more on stderr: the command is
 /// stopped through its own handler, which clears the progress spinner a
@@ -1419,29 +1455,8 @@ fn a_slow_sqlite_statement_is_no_warning() {
 #[cfg(unix)]
 #[test]
 fn ctrl_c_ends_a_command_with_status_130() {
-    use sqlx::{Connection as _, Executor as _};
-    use tessera::store::{SessionStore as _, SqliteStore};
-
-    let dir = std::env::temp_dir().join(format!("tessera-cli-test-sigint-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("create the directory");
-    let path = dir.join("sessions.db");
-    let url = format!("sqlite://{}", path.display());
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime");
-    let (store, mut locker) = runtime.block_on(async {
-        let store = SqliteStore::open(&path).await.expect("the store opens");
-        store.purge_expired(0, 1).await.expect("the store works");
-        let mut locker = sqlx::SqliteConnection::connect(&url)
-            .await
-            .expect("a second connection");
-        locker
-            .execute("BEGIN IMMEDIATE")
-            .await
-            .expect("the write lock");
-        (store, locker)
-    });
+    let locked = LockedSqliteStore::new("sigint");
+    let url = locked.url.clone();
     let child = Command::new(env!("CARGO_BIN_EXE_tessera"))
         .args(["sessions", "purge-expired", "--store", &url])
         .env_remove("RUST_LOG")
@@ -1462,17 +1477,12 @@ fn ctrl_c_ends_a_command_with_status_130() {
     assert_eq!(out.status, Some(130), "stderr: {:?}", out.stderr);
     assert!(out.stdout.is_empty(), "{:?}", out.stdout);
     assert!(out.stderr.is_empty(), "{:?}", out.stderr);
-    runtime.block_on(async {
-        locker
-            .execute("ROLLBACK")
-            .await
-            .expect("the lock is released");
-        locker.close().await.expect("closed");
-        store.close().await;
-    });
-    let _ = std::fs::remove_dir_all(&dir);
+    locked.release();
 }
 
+/// The demo's default session is server-side: its cookie is an id, which a
+/// newcomer pastes into `cookie decode` first. The refusal says what it is
+/// and where its data is, rather than suggesting an encrypted cookie.
 #[test]
 fn a_server_side_id_is_named_as_one() {
     // What SessionId::generate and Flask-Session's token_urlsafe(32) make.
