@@ -155,13 +155,9 @@ pub(crate) struct ListArgs {
     no_progress: bool,
 }
 
+/// A session's id as pasted, for the commands that act on one session.
 #[derive(Debug, Args)]
-pub(crate) struct ShowArgs {
-    #[command(flatten)]
-    store: StoreArgs,
-    /// Print a JSON object instead of lines.
-    #[arg(long)]
-    json: bool,
+pub(crate) struct PastedId {
     /// The cookie's name (SESSION_COOKIE_NAME): picks the session cookie out of a pasted
     /// Cookie header.
     #[arg(
@@ -180,27 +176,25 @@ pub(crate) struct ShowArgs {
 }
 
 #[derive(Debug, Args)]
+pub(crate) struct ShowArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Print a JSON object instead of lines.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    session: PastedId,
+}
+
+#[derive(Debug, Args)]
 pub(crate) struct RevokeArgs {
     #[command(flatten)]
     store: StoreArgs,
     /// Print {"revoked": 1} instead of `revoked`.
     #[arg(long)]
     json: bool,
-    /// The cookie's name (SESSION_COOKIE_NAME): picks the session cookie out of a pasted
-    /// Cookie header.
-    #[arg(
-        long,
-        value_name = "NAME",
-        env = "SESSION_COOKIE_NAME",
-        default_value = "session"
-    )]
-    cookie_name: String,
-    /// The session id, or '-' to read it from stdin: bare, or pasted as the cookie holds it
-    /// ('session=ID', a 'Cookie: …' or 'Set-Cookie: …' header, or ID.signature as with
-    /// SESSION_USE_SIGNER, whose signature is dropped unchecked). Ids may begin with '-', so
-    /// one is taken as the id even where it looks like an option.
-    #[arg(value_name = "ID", allow_hyphen_values = true)]
-    id: String,
+    #[command(flatten)]
+    session: PastedId,
 }
 
 #[derive(Debug, Args)]
@@ -631,7 +625,7 @@ impl<'a> From<&'a SessionInfo> for SessionJson<'a> {
 }
 
 async fn show(store: &dyn SessionStore, stores_creation: bool, args: ShowArgs) -> Result<()> {
-    let id = parse_id(&args.id, &args.cookie_name)?;
+    let id = parse_id(&args.session.id, &args.session.cookie_name)?;
     let now = now();
     let record = store
         .load(&id, now)
@@ -708,7 +702,7 @@ fn show_json(
 }
 
 async fn revoke(store: &dyn SessionStore, args: RevokeArgs) -> Result<()> {
-    let id = parse_id(&args.id, &args.cookie_name)?;
+    let id = parse_id(&args.session.id, &args.session.cookie_name)?;
     if !store.delete(&id).await.map_err(store_error)? {
         return Err(Error::new("no session with that id"));
     }
