@@ -624,6 +624,20 @@ impl PostgresStore {
                     )));
                 }
                 let value = parameter.split_once('=').map_or("", |(_, value)| value);
+                // sqlx's own refusal is the parse error alone ("invalid digit
+                // found in string"), naming neither parameter nor value.
+                if (name == "port" && value.parse::<u16>().is_err())
+                    || (name == "statement-cache-capacity" && value.parse::<usize>().is_err())
+                {
+                    let limit = if name == "port" {
+                        " from 0 to 65535"
+                    } else {
+                        ""
+                    };
+                    return Err(refuse(&format_args!(
+                        "its {name} parameter is not a whole number{limit}"
+                    )));
+                }
                 if name == "statement-cache-capacity"
                     && !value.is_empty()
                     && value.trim_start_matches('0').is_empty()
@@ -2222,6 +2236,23 @@ mod tests {
         ] {
             PostgresStore::new(good).unwrap_or_else(|error| panic!("{good}: {error}"));
         }
+        // sqlx alone says "invalid digit found in string" of these.
+        for (url, named) in [
+            ("postgres://u@localhost/db?port=abc", "its port parameter"),
+            ("postgres://u@localhost/db?port=70000", "its port parameter"),
+            (
+                "postgres://u@localhost/db?statement-cache-capacity=many",
+                "its statement-cache-capacity parameter",
+            ),
+        ] {
+            match PostgresStore::new(url) {
+                Err(StoreError::Config(message)) => {
+                    assert!(message.contains(named), "{url}: {message}")
+                }
+                other => panic!("{url}: {other:?}"),
+            }
+        }
+        PostgresStore::new("postgres://u@localhost/db?port=6543").expect("a port");
         match PostgresStore::new("postgres://u@localhost/db?pwd=S3CRET") {
             Err(StoreError::Config(message)) => {
                 assert!(message.contains("\"pwd\" is not one it takes"), "{message}")
