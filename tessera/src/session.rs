@@ -772,10 +772,13 @@ impl Session {
     }
 
     /// Takes the flash messages and keeps those in `categories`
-    /// (Flask's `category_filter`; all are removed from the session).
+    /// (Flask's `category_filter`; all are removed from the session). As in
+    /// Flask, an empty `categories` filters nothing: every message is kept.
     pub fn take_flashes_in(&self, categories: &[&str]) -> Vec<Flash> {
         let mut flashes = self.take_flashes();
-        flashes.retain(|flash| categories.contains(&flash.category.as_str()));
+        if !categories.is_empty() {
+            flashes.retain(|flash| categories.contains(&flash.category.as_str()));
+        }
         flashes
     }
 
@@ -1112,5 +1115,15 @@ mod tests {
         // request still sees them.
         assert!(!session.contains_key(FLASHES_KEY));
         assert_eq!(session.take_flashes().len(), 2);
+        // Flask filters only by a non-empty category_filter.
+        let session = fresh();
+        session.flash("one");
+        session.flash_with_category("error", "two");
+        let all = session.take_flashes_in(&[]);
+        assert_eq!(
+            all.iter().map(Flash::text).collect::<Vec<_>>(),
+            ["one", "two"]
+        );
+        assert!(!session.contains_key(FLASHES_KEY));
     }
 }
