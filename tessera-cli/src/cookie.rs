@@ -478,7 +478,10 @@ fn fallbacks_from_env() -> Result<Vec<SecretKey>> {
         return Ok(Vec::new());
     };
     let value = match value.into_string() {
-        Ok(text) => return Ok(tessera::config::parse_fallback_keys(&text)),
+        Ok(text) => {
+            return tessera::config::parse_fallback_keys(&text)
+                .map_err(|error| Error::new(error.to_string()))
+        }
         Err(value) => key::bytes(value, FALLBACKS_VAR)?,
     };
     Ok(value

@@ -19,7 +19,7 @@
 //! | name | default | meaning |
 //! |---|---|---|
 //! | `SECRET_KEY` | required | signs (or encrypts) cookies |
-//! | `SECRET_KEY_FALLBACKS` | none | older keys still accepted (comma-separated, oldest first; blanks around each key dropped; or a JSON list of strings, each kept exactly) |
+//! | `SECRET_KEY_FALLBACKS` | none | older keys still accepted (comma-separated, oldest first; blanks around each key dropped; or a JSON list of strings, each kept exactly; a value beginning with `[` must be one) |
 //! | `PERMANENT_SESSION_LIFETIME` | 2678400 (31 days) | seconds, at most 3153600000 (36500 days); permanent cookies' lifetime and every cookie's max age |
 //! | `SESSION_COOKIE_NAME` | `session` | |
 //! | `SESSION_COOKIE_DOMAIN` | none | host-only cookie |
@@ -279,6 +279,13 @@ pub enum ConfigError {
     EmptyFallbackKey {
         /// Its place in the list, from 1.
         position: usize,
+    },
+    /// `SECRET_KEY_FALLBACKS` begins with `[` but is not a JSON list of
+    /// strings.
+    #[error("SECRET_KEY_FALLBACKS begins with '[' but is not a JSON list of strings (it stops making sense at column {column}; a trailing comma or single quotes?): write it as [\"old-key\", \"older-key\"], or comma-separated with no key beginning with '['")]
+    MalformedFallbackList {
+        /// Where the JSON reader gave up, from 1.
+        column: usize,
     },
     /// Settings that do not go together.
     #[error("{0}")]
@@ -639,7 +646,7 @@ impl SessionConfigBuilder {
     fn apply_var(self, name: &str, value: String) -> Result<Self, ConfigError> {
         Ok(match name {
             "SECRET_KEY" => self.secret_key(value),
-            "SECRET_KEY_FALLBACKS" => self.secret_key_fallbacks(parse_fallback_keys(&value)),
+            "SECRET_KEY_FALLBACKS" => self.secret_key_fallbacks(parse_fallback_keys(&value)?),
             "PERMANENT_SESSION_LIFETIME" => {
                 let seconds =
                     parse_var::<u64>("PERMANENT_SESSION_LIFETIME", &value, LIFETIME_EXPECTED)?;
@@ -1230,18 +1237,26 @@ const SETTINGS: &[&str] = &[
 /// A JSON list of strings (`["old-one", "old-two"]`, what Flask's
 /// `app.config.from_prefixed_env()` reads) is taken as it is, each key
 /// exactly as written, blanks and commas included.
-pub fn parse_fallback_keys(value: &str) -> Vec<SecretKey> {
+///
+/// A value that begins with `[` and is not such a list (a trailing comma,
+/// Python's quotes) is refused: split on its commas, it would make keys of
+/// its brackets and quotes, one of them perhaps a single `]` that anyone
+/// can sign with, and the old key it was meant to hold would be lost.
+pub fn parse_fallback_keys(value: &str) -> Result<Vec<SecretKey>, ConfigError> {
     if value.trim_start().starts_with('[') {
-        if let Ok(keys) = serde_json::from_str::<Vec<String>>(value) {
-            return keys.into_iter().map(SecretKey::from).collect();
-        }
+        return serde_json::from_str::<Vec<String>>(value)
+            .map(|keys| keys.into_iter().map(SecretKey::from).collect())
+            // The error's position only: its text may quote a key.
+            .map_err(|error| ConfigError::MalformedFallbackList {
+                column: error.column(),
+            });
     }
-    value
+    Ok(value
         .split(',')
         .map(str::trim)
         .filter(|key| !key.is_empty())
         .map(SecretKey::from)
-        .collect()
+        .collect())
 }
 
 /// What keeps `key` from going through a comma-separated
@@ -2272,6 +2287,7 @@ mod tests {
     fn fallback_keys_are_read_comma_separated_or_as_a_json_list() {
         let keys = |value: &str| -> Vec<Vec<u8>> {
             parse_fallback_keys(value)
+                .expect("a list")
                 .iter()
                 .map(|key| key.as_bytes().to_vec())
                 .collect()
@@ -2285,9 +2301,36 @@ mod tests {
             [b"old, one".to_vec(), b" old-two\n".to_vec()]
         );
         assert_eq!(keys(r#" ["only"] "#), [b"only".to_vec()]);
-        // Not a list of strings: read as comma-separated, as before.
-        assert_eq!(keys("[abc"), [b"[abc".to_vec()]);
-        assert_eq!(keys("[1,2]"), [b"[1".to_vec(), b"2]".to_vec()]);
+        // Beginning as a list and not one: refused, rather than split into
+        // keys such as `["old-key"` and `]`.
+        for malformed in [
+            r#"["Sekrit9",]"#,
+            "['Sekrit9']",
+            r#"["Sekrit9", 1]"#,
+            "[abc",
+            "[1,2]",
+            r#" ["Sekrit9""#,
+        ] {
+            let refused = parse_fallback_keys(malformed).expect_err(malformed);
+            assert!(
+                matches!(refused, ConfigError::MalformedFallbackList { .. }),
+                "{malformed}: {refused}"
+            );
+            assert!(!refused.to_string().contains("Sekrit9"), "{refused}");
+        }
+        let refused = SessionConfig::builder()
+            .with_vars([
+                ("SECRET_KEY", "a-long-enough-secret-key-0123456789"),
+                ("SECRET_KEY_FALLBACKS", r#"["old-key",]"#),
+            ])
+            .and_then(SessionConfigBuilder::build)
+            .expect_err("refused");
+        assert!(
+            refused
+                .to_string()
+                .starts_with("SECRET_KEY_FALLBACKS begins with '['"),
+            "{refused}"
+        );
     }
 
     #[test]
@@ -2303,7 +2346,10 @@ mod tests {
         // Such a key as a JSON-list fallback is the same key.
         let key = "0f3a2f4a5e6d7c8b9a0f3a2f4a5e6d7c\n";
         let json = serde_json::to_string(&[key]).expect("JSON");
-        assert_eq!(parse_fallback_keys(&json)[0].as_bytes(), key.as_bytes());
+        assert_eq!(
+            parse_fallback_keys(&json).expect("a list")[0].as_bytes(),
+            key.as_bytes()
+        );
     }
 
     #[test]
