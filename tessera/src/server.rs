@@ -859,8 +859,12 @@ impl Session {
         }
         let Some(settings) = self.server_settings() else {
             let mut state = self.lock();
+            // Read as `increment` reads it: a refused append writes nothing,
+            // so the session is not modified.
+            state.note_read();
+            let length = crate::store::append_in_map(&mut state.data, key, &value)?;
             state.touch(key);
-            return Ok(crate::store::append_in_map(&mut state.data, key, &value)?);
+            return Ok(length);
         };
         let (id, now) = self.stored_id().await?;
         let Some(length) = settings.store.append(&id, key, &value, now).await? else {

@@ -1099,6 +1099,20 @@ mod tests {
         );
     }
 
+    /// A refused `increment` or `append` writes nothing, in a cookie as in a
+    /// store: the session is read, not modified, and no cookie is sent.
+    #[tokio::test]
+    async fn refused_atomic_operations_leave_a_cookie_session_unmodified() {
+        let session = Session::new(Map::from([("t".to_owned(), 3.into())]), false);
+        assert!(session.append("t", 1).await.is_err());
+        assert!(session.increment("t", i64::MAX).await.is_err());
+        assert!(!session.is_modified());
+        assert!(session.is_accessed());
+        assert_eq!(session.get_value("t"), Some(Value::from(3)));
+        assert_eq!(session.append("list", 1).await.expect("appended"), 1);
+        assert!(session.is_modified());
+    }
+
     #[test]
     fn flashes_follow_flask() {
         let session = fresh();
