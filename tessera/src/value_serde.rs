@@ -694,6 +694,12 @@ impl<'de> Deserializer<'de> for KeyDeserializer<'de> {
         visitor.visit_newtype_struct(self)
     }
 
+    /// A key is never `None` (writing one is refused), so an optional key
+    /// is the key itself, as serde_json reads it.
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        visitor.visit_some(self)
+    }
+
     fn deserialize_enum<V: Visitor<'de>>(
         self,
         _name: &'static str,
@@ -704,7 +710,7 @@ impl<'de> Deserializer<'de> for KeyDeserializer<'de> {
     }
 
     serde::forward_to_deserialize_any! {
-        f32 f64 char str string bytes byte_buf option unit unit_struct seq tuple
+        f32 f64 char str string bytes byte_buf unit unit_struct seq tuple
         tuple_struct map struct identifier ignored_any
     }
 }
@@ -946,6 +952,16 @@ mod tests {
         assert_eq!(reread, stored);
         let back: T = from_value(&reread).expect("deserializes");
         assert_eq!(back, value);
+    }
+
+    /// What `insert` writes, `get` of the same type reads back: optional
+    /// keys are written as the key itself, and read so, as with serde_json.
+    #[test]
+    fn optional_map_keys_read_back() {
+        round_trip(BTreeMap::from([(Some(1i32), 1), (Some(-7), 2)]));
+        round_trip(BTreeMap::from([(Some("k".to_owned()), 1)]));
+        round_trip(HashMap::from([(Some(true), 1)]));
+        assert!(to_value(&BTreeMap::from([(None::<i32>, 1)])).is_err());
     }
 
     #[test]
