@@ -370,7 +370,14 @@ impl StoreError {
 /// their features, `SqliteStore`, `RedisStore`, `FlaskSessionRedisStore`
 /// and `PostgresStore`; the project's shared conformance suite
 /// (`tests/store_conformance.rs` in its repository) runs every one of them
-/// against the rules below.
+/// against the rules below. To run it against a store of your own, copy
+/// that file into your crate's `tests/` and add one line,
+/// `conformance!(mine, || async { Fixture::new(MyStore::new()) });`.
+///
+/// The methods are async through the [`async-trait`](https://docs.rs/async-trait)
+/// crate (hence the boxed futures in their signatures here): an
+/// implementation puts `#[async_trait::async_trait]` on its `impl` block,
+/// with `async-trait` among its own dependencies.
 ///
 /// Times are whole seconds since the Unix epoch; a record is live while
 /// `now` is before both its expiries. The layer sets a new record's
