@@ -411,6 +411,10 @@ const INCREMENT_AT_ONCE: &str = r#"
                    BETWEEN -9223372036854775808 AND 9223372036854775807)
     RETURNING v.value"#;
 
+/// Rounds of `delete_user` before it gives up on a user whose sessions
+/// keep being created (each round waits for the logins moving one).
+const DELETE_USER_PASSES: usize = 32;
+
 const LOCK_LIVE: &str = "
     SELECT 1 FROM tessera_sessions
     WHERE id = $1
@@ -1926,17 +1930,38 @@ impl SessionStore for Here {
             return Ok(0);
         }
         let pool = self.pool().await?;
-        let deleted = self
-            .bounded(async {
-                sqlx::query("DELETE FROM tessera_sessions WHERE user_id = $1")
+        self.bounded(async {
+            let mut deleted = 0;
+            // One DELETE misses a session a login is moving meanwhile: its
+            // snapshot holds the old row, which it waits for and then finds
+            // gone, and not the new one, still uncommitted when it began.
+            // Every snapshot holds one of the two (the move commits both
+            // at once), so the user has no session left once one holds
+            // none; a move that begins after that finds nothing to move.
+            for _ in 0..DELETE_USER_PASSES {
+                deleted += sqlx::query("DELETE FROM tessera_sessions WHERE user_id = $1")
                     .bind(user_id)
                     .execute(pool)
                     .await
-                    .map_err(db)
-            })
-            .await?
-            .rows_affected();
-        Ok(deleted)
+                    .map_err(db)?
+                    .rows_affected();
+                let left: bool = sqlx::query_scalar(
+                    "SELECT EXISTS (SELECT 1 FROM tessera_sessions WHERE user_id = $1)",
+                )
+                .bind(user_id)
+                .fetch_one(pool)
+                .await
+                .map_err(db)?;
+                if !left {
+                    return Ok(deleted);
+                }
+            }
+            Err(StoreError::unavailable(std::io::Error::other(format!(
+                "sessions of the user were still being created after {DELETE_USER_PASSES} \
+                 rounds of deleting them"
+            ))))
+        })
+        .await
     }
 
     async fn purge_expired(&self, now: u64, batch: usize) -> Result<u64, StoreError> {
@@ -2036,6 +2061,41 @@ mod tests {
         .fetch_all(admin)
         .await
         .expect("terminate")
+    }
+
+    /// "Log out everywhere" racing a login of one of the user's sessions:
+    /// whichever comes first, no session of the user is left after both,
+    /// its old data least of all. A single DELETE missed the row the login
+    /// was moving the session to (its snapshot held only the old row).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn log_out_everywhere_racing_a_login_leaves_the_user_no_session() {
+        let (store, schema) = fresh_store("everywhere_vs_login");
+        let store = Arc::new(store);
+        let mut survived = 0;
+        for _ in 0..100 {
+            let old = SessionId::generate();
+            let stored = record(one("secret", Value::from(1)), Some("alice"), NOW + 3600);
+            assert!(store.create(&old, &stored).await.expect("create"));
+            let new = SessionId::generate();
+            let login = tokio::spawn({
+                let (store, old, new) = (store.clone(), old.clone(), new.clone());
+                async move { store.cycle_id(&old, &new, NOW).await }
+            });
+            let everywhere = tokio::spawn({
+                let store = store.clone();
+                async move { store.delete_user("alice").await }
+            });
+            login.await.expect("task").expect("cycle");
+            everywhere.await.expect("task").expect("delete_user");
+            for id in [&old, &new] {
+                if store.load(id, NOW).await.expect("load").is_some() {
+                    survived += 1;
+                }
+            }
+        }
+        assert_eq!(survived, 0, "sessions left after log out everywhere");
+        let store = Arc::into_inner(store).expect("the last handle");
+        drop_schema(store, &schema).await;
     }
 
     async fn drop_schema(store: PostgresStore, schema: &str) {
