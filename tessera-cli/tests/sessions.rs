@@ -758,7 +758,7 @@ fn a_bad_postgres_url_parameter_is_named_once() {
     let dir = TempDir::new("bad-postgres-parameter");
     for (query, says) in [
         ("sslmode=bogus", r#"unknown value "bogus" for `ssl_mode`"#),
-        ("port=abc", "invalid digit"),
+        ("port=abc", "its port parameter is not a whole number"),
     ] {
         let url = format!("postgres://app:hunter2@127.0.0.1:1/app?{query}");
         let out = run_in(&dir.0, &["sessions", "list", "--store", &url], &[]);
