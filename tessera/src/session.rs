@@ -9,14 +9,14 @@ use serde::Serialize;
 
 use crate::map::Map;
 use crate::server::ServerState;
+use crate::store::{ListEdit, StoreError};
+use crate::value::Value;
 
 thread_local! {
     /// The state of the session whose `update` closure runs on this thread,
     /// by address; 0 for none.
     static UPDATING: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
-use crate::store::{ListEdit, StoreError};
-use crate::value::Value;
 
 /// The key Flask keeps `session.permanent` under.
 pub const PERMANENT_KEY: &str = "_permanent";

@@ -1303,50 +1303,46 @@ impl Link {
     /// [`Layout::FlaskSession`] if a few rounds of `SCAN` find a value
     /// Flask-Session keeps under `prefix` (tessera's layout keeps none).
     async fn scan_for_values(&self, prefix: &str) -> Result<Option<Layout>, StoreError> {
+        let found = self.sample_session_values(prefix, 1).await?;
+        Ok((!found.is_empty()).then_some(Layout::FlaskSession))
+    }
+
+    /// The keys of up to `wanted` values Flask-Session keeps under `prefix`,
+    /// from a few rounds of `SCAN`.
+    async fn sample_session_values(
+        &self,
+        prefix: &str,
+        wanted: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut found = Vec::new();
         let mut cursor: u64 = 0;
         for _ in 0..SAMPLE_SCAN_ROUNDS {
             let (next, keys) = self.scan_values(prefix, cursor).await?;
             // Only a session id after the prefix: `sess*` also matches
             // another application's `session:…` keys.
-            let session_value = |key: &String| {
+            found.extend(keys.into_iter().filter(|key| {
                 key.strip_prefix(prefix)
                     .and_then(SessionId::parse)
                     .is_some()
-            };
-            if keys.iter().any(session_value) {
-                return Ok(Some(Layout::FlaskSession));
-            }
-            if next == 0 {
+            }));
+            if found.len() >= wanted || next == 0 {
                 break;
             }
             cursor = next;
         }
-        Ok(None)
+        found.truncate(wanted);
+        Ok(found)
     }
 
     /// Whether any of the first few Flask-Session values a `SCAN` finds
     /// under `prefix` is a pickle, as Flask-Session before 0.7 writes them.
     pub(super) async fn sample_pickled(&self, prefix: &str) -> Result<bool, StoreError> {
         const VALUES: usize = 16;
-        let mut keys = Vec::new();
-        let mut cursor: u64 = 0;
-        for _ in 0..SAMPLE_SCAN_ROUNDS {
-            let (next, found) = match self.scan_values(prefix, cursor).await {
-                // Said once already, by the layout's sample.
-                Err(StoreError::Unavailable(error)) if refused_by_acl(&*error) => return Ok(false),
-                scanned => scanned?,
-            };
-            keys.extend(found.into_iter().filter(|key| {
-                key.strip_prefix(prefix)
-                    .and_then(SessionId::parse)
-                    .is_some()
-            }));
-            if keys.len() >= VALUES || next == 0 {
-                break;
-            }
-            cursor = next;
-        }
-        keys.truncate(VALUES);
+        let keys = match self.sample_session_values(prefix, VALUES).await {
+            // Said once already, by the layout's sample.
+            Err(StoreError::Unavailable(error)) if refused_by_acl(&*error) => return Ok(false),
+            sampled => sampled?,
+        };
         if keys.is_empty() {
             return Ok(false);
         }
