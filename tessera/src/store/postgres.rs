@@ -8,7 +8,12 @@
 //! one statement, so two requests on one session that write different keys
 //! both persist; [`increment`](SessionStore::increment) and
 //! [`append`](SessionStore::append) are read-modify-writes under a lock on the
-//! session's row, so concurrent ones never lose an update.
+//! session's row, so concurrent ones never lose an update. Those locks can
+//! deadlock between a visitor's concurrent requests; PostgreSQL ends one of
+//! them after `deadlock_timeout` (a second by default), rolling it back
+//! whole, and the store runs that operation again (up to three times)
+//! rather than failing the request: such a request is a second late, not
+//! answered with 503.
 //!
 //! [`PostgresStore::new`] only parses the URL. The first operation opens a
 //! connection pool and creates or migrates the schema; if that fails (the
@@ -241,6 +246,47 @@ fn db(error: sqlx::Error) -> StoreError {
         _ => {}
     }
     super::sql::db(error)
+}
+
+/// PostgreSQL's "deadlock detected".
+const DEADLOCK_DETECTED: &str = "40P01";
+
+/// How many times an operation that PostgreSQL ended to break a deadlock
+/// runs again before its error is returned.
+const DEADLOCK_RETRIES: usize = 3;
+
+/// Whether PostgreSQL ended the operation to break a deadlock.
+fn deadlocked(error: &StoreError) -> bool {
+    let StoreError::Unavailable(source) = error else {
+        return false;
+    };
+    source
+        .downcast_ref::<sqlx::Error>()
+        .and_then(code_of)
+        .is_some_and(|code| code == DEADLOCK_DETECTED)
+}
+
+/// Runs `attempt` again when PostgreSQL ended it to break a deadlock. A
+/// visitor's concurrent requests can deadlock on the session's rows (the
+/// row lock of an increment or an update follows the new row version of a
+/// refreshed expiry, while a read-modify-write holds that version and waits
+/// for the older one); PostgreSQL rolls the chosen transaction back whole
+/// after `deadlock_timeout`, and the other goes on, so running it again is
+/// safe and finds the way free, where returning the error would answer 503.
+async fn retrying_deadlocks<T, F>(mut attempt: impl FnMut() -> F) -> Result<T, StoreError>
+where
+    F: std::future::Future<Output = Result<T, StoreError>>,
+{
+    let mut retries = DEADLOCK_RETRIES;
+    loop {
+        match attempt().await {
+            Err(error) if retries > 0 && deadlocked(&error) => {
+                retries -= 1;
+                tracing::debug!(%error, "a session operation ended by a deadlock runs again");
+            }
+            outcome => return outcome,
+        }
+    }
 }
 
 /// A write refused because the connection is read-only. PostgreSQL names
@@ -807,57 +853,62 @@ impl PostgresStore {
         let pool = self.pool().await?.clone();
         let id = id.clone();
         let edit = changes.list_edit.clone();
-        let mut changes = Changes {
+        let changes = Changes {
             list_edit: None,
             ..changes.clone()
         };
         self.bounded(to_completion(async move {
-            let mut tx = pool.begin().await.map_err(db)?;
-            if !lock_live(&mut tx, id.as_str(), now).await? {
-                tx.rollback().await.map_err(db)?;
-                return Ok(UpdateOutcome::Vanished);
-            }
-            if let Some(edit) = edit {
-                // After the lock, in a statement of its own (see
-                // `read_modify_write`). A value that does not parse counts
-                // as no list and is replaced, as in every store.
-                let current = stored_text(&mut tx, &id, &edit.key).await?;
-                // Cleared first, the list is edited from nothing.
-                let current = current
-                    .filter(|_| !changes.cleared)
-                    .and_then(|text| parse_value(&edit.key, &text).ok());
-                match edit.apply(current.as_ref()) {
-                    Some(list) => {
-                        changes.set.insert(edit.key, list);
-                    }
-                    None => changes.removed.push(edit.key),
+            let (pool, id, changes, edit) = (&pool, &id, &changes, &edit);
+            retrying_deadlocks(move || async move {
+                let (mut changes, edit) = (changes.clone(), edit.clone());
+                let mut tx = pool.begin().await.map_err(db)?;
+                if !lock_live(&mut tx, id.as_str(), now).await? {
+                    tx.rollback().await.map_err(db)?;
+                    return Ok(UpdateOutcome::Vanished);
                 }
-            }
-            apply_changes(&mut *tx, &id, &changes, now).await?;
-            if delete_if_empty {
-                let holds_data: bool = sqlx::query_scalar(
-                    "SELECT EXISTS (SELECT 1 FROM tessera_session_values \
+                if let Some(edit) = edit {
+                    // After the lock, in a statement of its own (see
+                    // `read_modify_write`). A value that does not parse counts
+                    // as no list and is replaced, as in every store.
+                    let current = stored_text(&mut tx, id, &edit.key).await?;
+                    // Cleared first, the list is edited from nothing.
+                    let current = current
+                        .filter(|_| !changes.cleared)
+                        .and_then(|text| parse_value(&edit.key, &text).ok());
+                    match edit.apply(current.as_ref()) {
+                        Some(list) => {
+                            changes.set.insert(edit.key, list);
+                        }
+                        None => changes.removed.push(edit.key),
+                    }
+                }
+                apply_changes(&mut *tx, id, &changes, now).await?;
+                if delete_if_empty {
+                    let holds_data: bool = sqlx::query_scalar(
+                        "SELECT EXISTS (SELECT 1 FROM tessera_session_values \
                                     WHERE session_id = $1 AND key <> $2) \
                          OR EXISTS (SELECT 1 FROM tessera_sessions \
                                     WHERE id = $1 AND user_id IS NOT NULL)",
-                )
-                .bind(id.as_str())
-                .bind(PERMANENT_KEY)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(db)?;
-                if !holds_data {
-                    sqlx::query("DELETE FROM tessera_sessions WHERE id = $1")
-                        .bind(id.as_str())
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db)?;
-                    tx.commit().await.map_err(db)?;
-                    return Ok(UpdateOutcome::Deleted);
+                    )
+                    .bind(id.as_str())
+                    .bind(PERMANENT_KEY)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(db)?;
+                    if !holds_data {
+                        sqlx::query("DELETE FROM tessera_sessions WHERE id = $1")
+                            .bind(id.as_str())
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(db)?;
+                        tx.commit().await.map_err(db)?;
+                        return Ok(UpdateOutcome::Deleted);
+                    }
                 }
-            }
-            tx.commit().await.map_err(db)?;
-            Ok(UpdateOutcome::Updated)
+                tx.commit().await.map_err(db)?;
+                Ok(UpdateOutcome::Updated)
+            })
+            .await
         }))
         .await
     }
@@ -987,35 +1038,38 @@ impl PostgresStore {
         id: &SessionId,
         key: &str,
         now: u64,
-        change: impl FnOnce(Option<Value>) -> Result<(Value, T), StoreError> + Send + 'static,
+        change: impl Fn(Option<Value>) -> Result<(Value, T), StoreError> + Send + Sync + 'static,
     ) -> Result<Option<T>, StoreError> {
         storable_text(key, "a session key")?;
         let pool = self.pool().await?.clone();
         let (id, key) = (id.clone(), key.to_owned());
         self.bounded(to_completion(async move {
-            let (id, key) = (&id, key.as_str());
-            let mut tx = pool.begin().await.map_err(db)?;
-            if !lock_live(&mut tx, id.as_str(), now).await? {
-                tx.rollback().await.map_err(db)?;
-                return Ok(None);
-            }
-            // Read after the lock, in a statement of its own: in READ COMMITTED
-            // each statement sees what committed before it began, so this sees
-            // the previous holder's write. (Joined into the locking query, the
-            // value would come from the snapshot taken before the wait.)
-            let current = stored_text(&mut tx, id, key).await?;
-            let current = current.map(|text| parse_value(key, &text)).transpose()?;
-            // An error here drops `tx`, which rolls back: nothing was written.
-            let (next, result) = change(current)?;
-            sqlx::query(PUT_VALUE)
-                .bind(id.as_str())
-                .bind(key)
-                .bind(tagged::to_string(&next))
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?;
-            tx.commit().await.map_err(db)?;
-            Ok(Some(result))
+            let (pool, id, key, change) = (&pool, &id, key.as_str(), &change);
+            retrying_deadlocks(move || async move {
+                let mut tx = pool.begin().await.map_err(db)?;
+                if !lock_live(&mut tx, id.as_str(), now).await? {
+                    tx.rollback().await.map_err(db)?;
+                    return Ok(None);
+                }
+                // Read after the lock, in a statement of its own: in READ COMMITTED
+                // each statement sees what committed before it began, so this sees
+                // the previous holder's write. (Joined into the locking query, the
+                // value would come from the snapshot taken before the wait.)
+                let current = stored_text(&mut tx, id, key).await?;
+                let current = current.map(|text| parse_value(key, &text)).transpose()?;
+                // An error here drops `tx`, which rolls back: nothing was written.
+                let (next, result) = change(current)?;
+                sqlx::query(PUT_VALUE)
+                    .bind(id.as_str())
+                    .bind(key)
+                    .bind(tagged::to_string(&next))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?;
+                tx.commit().await.map_err(db)?;
+                Ok(Some(result))
+            })
+            .await
         }))
         .await
     }
@@ -1742,7 +1796,9 @@ impl SessionStore for Here {
             if let Some(Some(user_id)) = &changes.user_id {
                 storable_text(user_id, "the user id")?;
             }
-            return self.bounded(apply_changes(pool, id, changes, now)).await;
+            return self
+                .bounded(retrying_deadlocks(|| apply_changes(pool, id, changes, now)))
+                .await;
         }
         let outcome = self.apply_locked(id, changes, now, false).await?;
         Ok(outcome != UpdateOutcome::Vanished)
@@ -1760,13 +1816,13 @@ impl SessionStore for Here {
     async fn delete(&self, id: &SessionId) -> Result<bool, StoreError> {
         let pool = self.pool().await?;
         let deleted = self
-            .bounded(async {
+            .bounded(retrying_deadlocks(|| async {
                 sqlx::query("DELETE FROM tessera_sessions WHERE id = $1")
                     .bind(id.as_str())
                     .execute(pool)
                     .await
                     .map_err(db)
-            })
+            }))
             .await?
             .rows_affected();
         Ok(deleted > 0)
@@ -1785,46 +1841,51 @@ impl SessionStore for Here {
         let pool = self.pool().await?.clone();
         let (old, new) = (old.clone(), new.clone());
         self.bounded(to_completion(async move {
-            let (old, new) = (&old, &new);
-            let mut tx = pool.begin().await.map_err(db)?;
-            // Locks `old` first, so the writers of the session wait and then
-            // find it gone rather than write to a row about to be deleted.
-            if !lock_live(&mut tx, old.as_str(), now).await? {
-                tx.rollback().await.map_err(db)?;
-                return Ok(false);
-            }
-            // Copies the row only if `new` is unused by any row, expired or not;
-            // a concurrent insert of `new` makes this wait for it, then skip.
-            let copied = sqlx::query(
-                "INSERT INTO tessera_sessions
+            let (pool, old, new) = (&pool, &old, &new);
+            retrying_deadlocks(move || async move {
+                let mut tx = pool.begin().await.map_err(db)?;
+                // Locks `old` first, so the writers of the session wait and then
+                // find it gone rather than write to a row about to be deleted.
+                if !lock_live(&mut tx, old.as_str(), now).await? {
+                    tx.rollback().await.map_err(db)?;
+                    return Ok(false);
+                }
+                // Copies the row only if `new` is unused by any row, expired or not;
+                // a concurrent insert of `new` makes this wait for it, then skip.
+                let copied = sqlx::query(
+                    "INSERT INTO tessera_sessions
                  (id, user_id, created_at, expires_at, absolute_expires_at)
              SELECT $1, user_id, created_at, expires_at, absolute_expires_at
              FROM tessera_sessions WHERE id = $2
              ON CONFLICT (id) DO NOTHING",
-            )
-            .bind(new.as_str())
-            .bind(old.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?
-            .rows_affected();
-            if copied == 0 {
-                tx.rollback().await.map_err(db)?;
-                return Ok(false);
-            }
-            sqlx::query("UPDATE tessera_session_values SET session_id = $1 WHERE session_id = $2")
+                )
+                .bind(new.as_str())
+                .bind(old.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?
+                .rows_affected();
+                if copied == 0 {
+                    tx.rollback().await.map_err(db)?;
+                    return Ok(false);
+                }
+                sqlx::query(
+                    "UPDATE tessera_session_values SET session_id = $1 WHERE session_id = $2",
+                )
                 .bind(new.as_str())
                 .bind(old.as_str())
                 .execute(&mut *tx)
                 .await
                 .map_err(db)?;
-            sqlx::query("DELETE FROM tessera_sessions WHERE id = $1")
-                .bind(old.as_str())
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?;
-            tx.commit().await.map_err(db)?;
-            Ok(true)
+                sqlx::query("DELETE FROM tessera_sessions WHERE id = $1")
+                    .bind(old.as_str())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?;
+                tx.commit().await.map_err(db)?;
+                Ok(true)
+            })
+            .await
         }))
         .await
     }
@@ -1839,7 +1900,7 @@ impl SessionStore for Here {
         storable_text(key, "a session key")?;
         let pool = self.pool().await?;
         let at_once: Option<String> = self
-            .bounded(async {
+            .bounded(retrying_deadlocks(|| async {
                 sqlx::query_scalar(INCREMENT_AT_ONCE)
                     .bind(id.as_str())
                     .bind(key)
@@ -1848,7 +1909,7 @@ impl SessionStore for Here {
                     .fetch_optional(pool)
                     .await
                     .map_err(db)
-            })
+            }))
             .await?;
         if let Some(text) = at_once {
             return text
@@ -1939,12 +2000,15 @@ impl SessionStore for Here {
             // at once), so the user has no session left once one holds
             // none; a move that begins after that finds nothing to move.
             for _ in 0..DELETE_USER_PASSES {
-                deleted += sqlx::query("DELETE FROM tessera_sessions WHERE user_id = $1")
-                    .bind(user_id)
-                    .execute(pool)
-                    .await
-                    .map_err(db)?
-                    .rows_affected();
+                deleted += retrying_deadlocks(|| async {
+                    sqlx::query("DELETE FROM tessera_sessions WHERE user_id = $1")
+                        .bind(user_id)
+                        .execute(pool)
+                        .await
+                        .map_err(db)
+                })
+                .await?
+                .rows_affected();
                 let left: bool = sqlx::query_scalar(
                     "SELECT EXISTS (SELECT 1 FROM tessera_sessions WHERE user_id = $1)",
                 )
@@ -1970,14 +2034,14 @@ impl SessionStore for Here {
         }
         let pool = self.pool().await?;
         let purged = self
-            .bounded(async {
+            .bounded(retrying_deadlocks(|| async {
                 sqlx::query(PURGE)
                     .bind(sql_time(now))
                     .bind(sql_count(batch))
                     .execute(pool)
                     .await
                     .map_err(db)
-            })
+            }))
             .await?
             .rows_affected();
         Ok(purged)
@@ -2094,6 +2158,153 @@ mod tests {
             }
         }
         assert_eq!(survived, 0, "sessions left after log out everywhere");
+        let store = Arc::into_inner(store).expect("the last handle");
+        drop_schema(store, &schema).await;
+    }
+
+    /// A visitor's concurrent requests on one session (increments, writes
+    /// that refresh the expiry, read-modify-writes, flash messages) all
+    /// succeed: PostgreSQL ends some of them to break deadlocks between
+    /// their row locks, and those run again.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_visitors_concurrent_operations_all_succeed() {
+        let (store, schema) = fresh_store("concurrent_mix");
+        let store = Arc::new(store);
+        let id = SessionId::generate();
+        let stored = record(one("counter", Value::from(0)), None, NOW + 3600);
+        assert!(store.create(&id, &stored).await.expect("create"));
+        let (tasks, rounds) = (16_u64, 600_u64);
+        let mut running = Vec::new();
+        for task in 0..tasks {
+            let (store, id) = (store.clone(), id.clone());
+            running.push(tokio::spawn(async move {
+                let mut increments = 0;
+                for round in 0..rounds {
+                    let expires_at = Some(NOW + 3600 + round);
+                    match (task + round) % 5 {
+                        0 | 1 => {
+                            store.increment(&id, "counter", 1, NOW).await?;
+                            increments += 1;
+                        }
+                        2 => {
+                            store.append(&id, "list", &Value::from(round), NOW).await?;
+                        }
+                        3 => {
+                            let changes = Changes {
+                                set: one(&format!("k{}", round % 5), Value::from(round)),
+                                removed: vec![format!("k{}", (round + 2) % 5)],
+                                expires_at,
+                                ..Changes::default()
+                            };
+                            store.update(&id, &changes, NOW).await?;
+                        }
+                        _ => {
+                            let flash = crate::store::ListEdit {
+                                key: "_flashes".into(),
+                                taken: Vec::new(),
+                                added: vec![Value::from(round)],
+                            };
+                            let changes = Changes {
+                                expires_at,
+                                list_edit: Some(flash),
+                                ..Changes::default()
+                            };
+                            store.update(&id, &changes, NOW).await?;
+                        }
+                    }
+                }
+                Ok::<_, StoreError>(increments)
+            }));
+        }
+        let mut increments = 0;
+        for task in running {
+            increments += task.await.expect("task").expect("every operation succeeds");
+        }
+        let loaded = store.load(&id, NOW).await.expect("load").expect("live");
+        assert_eq!(loaded.data.get("counter"), Some(&Value::from(increments)));
+        let store = Arc::into_inner(store).expect("the last handle");
+        drop_schema(store, &schema).await;
+    }
+
+    /// PostgreSQL ends one transaction of a deadlock (the first to have
+    /// waited a second) and the other goes on: a session operation chosen
+    /// so runs again instead of answering 503. Deadlocks happen between a
+    /// visitor's own concurrent requests (an increment, whose row lock
+    /// follows a refreshed expiry's new row version, against a
+    /// read-modify-write's `FOR UPDATE`); here another connection makes one
+    /// on purpose, holding a value row and then asking for the session row
+    /// the operation holds.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_operation_ended_by_a_deadlock_runs_again() {
+        let (store, schema) = fresh_store("deadlock_victim");
+        let id = SessionId::generate();
+        let stored = record(
+            one("list", Value::from(vec![Value::from(1)])),
+            None,
+            NOW + 3600,
+        );
+        assert!(store.create(&id, &stored).await.expect("create"));
+        let mut other = inspect(&schema).await;
+        sqlx::raw_sql("BEGIN")
+            .execute(&mut other)
+            .await
+            .expect("begin");
+        sqlx::query("UPDATE tessera_session_values SET value = '[1, 2]' WHERE session_id = $1")
+            .bind(id.as_str())
+            .execute(&mut other)
+            .await
+            .expect("hold the value row");
+        let store = Arc::new(store);
+        let append = tokio::spawn({
+            let (store, id) = (store.clone(), id.clone());
+            async move { store.append(&id, "list", &Value::from(3), NOW).await }
+        });
+        // The append holds the session row and waits for the value row.
+        let mut watch = inspect(&schema).await;
+        let waiting = async {
+            loop {
+                let waiting: i64 = sqlx::query_scalar(
+                    "SELECT count(*) FROM pg_stat_activity \
+                     WHERE wait_event_type = 'Lock' AND query LIKE '%INSERT INTO tessera_session_values%'",
+                )
+                .fetch_one(&mut watch)
+                .await
+                .expect("pg_stat_activity");
+                if waiting > 0 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), waiting)
+            .await
+            .expect("the append waits for the value row");
+        // Waits for the append's transaction until PostgreSQL ends it.
+        sqlx::query("SELECT 1 FROM tessera_sessions WHERE id = $1 FOR KEY SHARE")
+            .bind(id.as_str())
+            .execute(&mut other)
+            .await
+            .expect("the other connection survives the deadlock");
+        sqlx::raw_sql("COMMIT")
+            .execute(&mut other)
+            .await
+            .expect("commit");
+        let appended = tokio::time::timeout(Duration::from_secs(10), append)
+            .await
+            .expect("the append ends")
+            .expect("task");
+        assert_eq!(appended.expect("the append runs again"), Some(3));
+        let loaded = store.load(&id, NOW).await.expect("load").expect("live");
+        assert_eq!(
+            loaded.data.get("list"),
+            Some(&Value::from(vec![
+                Value::from(1),
+                Value::from(2),
+                Value::from(3)
+            ]))
+        );
+        other.close().await.expect("close");
+        watch.close().await.expect("close");
         let store = Arc::into_inner(store).expect("the last handle");
         drop_schema(store, &schema).await;
     }
