@@ -74,14 +74,18 @@ impl Fixture {
 /// Runs every case against the store made by `$make`, an async constructor
 /// returning a [`Fixture`], as tests in a module named `$name`. A store whose
 /// format holds fewer value kinds than Flask's tagged JSON names the case
-/// that checks what it does hold instead of `round_trip_every_value_kind`.
+/// that checks what it does hold instead of `round_trip_every_value_kind`,
+/// and one that shares its sessions with Flask-Session, which counts a
+/// session with no data as none, names the case for that instead of
+/// `emptied_but_owned_sessions_stay`.
 macro_rules! conformance {
     ($name:ident, $make:expr) => {
-        conformance!($name, $make; round_trip_every_value_kind);
+        conformance!($name, $make; round_trip_every_value_kind, emptied_but_owned_sessions_stay);
     };
-    ($name:ident, $make:expr; $round_trip:ident) => {
+    ($name:ident, $make:expr; $round_trip:ident, $emptied_but_owned:ident) => {
         conformance!(@cases $name, $make;
             $round_trip,
+            $emptied_but_owned,
             create_refuses_a_taken_id,
             many_keys_round_trip_in_order,
             update_merges_key_by_key,
@@ -252,7 +256,8 @@ conformance!(redis_tls, || redis_fixture_at("TESSERA_TEST_REDIS_TLS_URL"));
 conformance!(
     flask_session_msgpack_tls,
     || flask_session_fixture_at(SerializationFormat::Msgpack, "TESSERA_TEST_REDIS_TLS_URL");
-    round_trip_in_flask_session_msgpack
+    round_trip_in_flask_session_msgpack,
+    emptied_sessions_go_even_if_owned
 );
 
 /// A store on the server the variable `url_var` names, under a fresh
@@ -271,14 +276,16 @@ async fn redis_fixture_at(url_var: &str) -> Fixture {
 conformance!(
     flask_session_msgpack,
     || flask_session_fixture(SerializationFormat::Msgpack);
-    round_trip_in_flask_session_msgpack
+    round_trip_in_flask_session_msgpack,
+    emptied_sessions_go_even_if_owned
 );
 
 #[cfg(feature = "redis")]
 conformance!(
     flask_session_json,
     || flask_session_fixture(SerializationFormat::Json);
-    round_trip_in_flask_session_json
+    round_trip_in_flask_session_json,
+    emptied_sessions_go_even_if_owned
 );
 
 /// Like [`redis_fixture`], for the store in Flask-Session's layout.
@@ -513,6 +520,58 @@ async fn flask_session_layout_refreshes_a_value_it_could_not_write() {
         .await
         .expect_err("msgpack cannot hold the integer");
     assert!(matches!(error, StoreError::Unrepresentable(_)), "{error}");
+}
+
+/// Flask-Session layout: a logout in the Flask app by `session.clear()`
+/// and a flash message ("you are logged out") keeps the session's id; once
+/// tessera shows the message, the session holds nothing but `_permanent`,
+/// and it goes with its tessera owner. Kept, Flask-Session would count it
+/// as none and the next login through the Flask app would write into it,
+/// under the previous user's ownership (their device list, their "log out
+/// everywhere").
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn flask_session_layout_ends_an_owned_session_the_flask_app_logged_out() {
+    let url = test_server_url("TESSERA_TEST_REDIS_URL");
+    let (store, prefix, _guard) = redis_store_of_layout(&url, Some(SerializationFormat::Json));
+    let logged_in = live_record(
+        map([("_permanent", true.into()), ("user", "bob".into())]),
+        Some("bob"),
+    );
+    let id = create(&*store, &logged_in).await;
+    let mut conn = ::redis::Client::open(url.as_str())
+        .expect("a client")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("a connection");
+    let _: () = ::redis::cmd("SET")
+        .arg(format!("{prefix}{}", id.as_str()))
+        .arg(r#"{"_permanent": true, "_flashes": [["message", "You are logged out"]]}"#)
+        .arg("KEEPTTL")
+        .query_async(&mut conn)
+        .await
+        .expect("written as Flask-Session with JSON would after clear() and flash()");
+    assert_eq!(
+        load_live(&*store, &id).await.user_id.as_deref(),
+        Some("bob")
+    );
+    let shown = flash_edit(stored_flashes(&*store, &id).await, Vec::new());
+    assert_eq!(
+        store
+            .update_or_delete_if_empty(&id, &shown, NOW)
+            .await
+            .expect("update"),
+        UpdateOutcome::Deleted
+    );
+    assert_eq!(load(&*store, &id, NOW).await, None);
+    let listed = store.list(Some("bob"), None, 10, NOW).await.expect("list");
+    assert!(listed.is_empty(), "{listed:?}");
+    let left: Vec<String> = ::redis::cmd("KEYS")
+        .arg(format!("{prefix}*{}*", id.as_str()))
+        .query_async(&mut conn)
+        .await
+        .expect("KEYS");
+    assert!(left.is_empty(), "{left:?}");
 }
 
 /// Flask-Session layout: a session whose metadata cannot be read (written
@@ -1667,33 +1726,6 @@ async fn emptied_sessions_go_unless_written_meanwhile(store: Arc<dyn SessionStor
     );
     assert_eq!(load(store, &id, NOW).await, None);
 
-    // Emptied but owned: kept (its user is logged in); gone with its owner,
-    // from the owner's list too.
-    let record = live_record(map([permanent(), ("a", 1.into())]), Some("alice"));
-    let id = create(store, &record).await;
-    assert_eq!(
-        emptying(id.clone(), removing("a")).await,
-        UpdateOutcome::Updated
-    );
-    assert_eq!(
-        load_live(store, &id).await.user_id.as_deref(),
-        Some("alice")
-    );
-    let disowning = Changes {
-        user_id: Some(None),
-        ..Changes::default()
-    };
-    assert_eq!(
-        emptying(id.clone(), disowning).await,
-        UpdateOutcome::Deleted
-    );
-    assert_eq!(load(store, &id, NOW).await, None);
-    let listed = store
-        .list(Some("alice"), None, 10, NOW)
-        .await
-        .expect("list");
-    assert!(listed.iter().all(|info| info.id != id), "{listed:?}");
-
     // Written meanwhile by another request: kept, with that write.
     let id = create(
         store,
@@ -1759,6 +1791,90 @@ async fn emptied_sessions_go_unless_written_meanwhile(store: Arc<dyn SessionStor
     // Dead: nothing to do.
     let dead = create(store, &expired_record(map([("a", 1.into())]), None)).await;
     assert_eq!(emptying(dead, removing("a")).await, UpdateOutcome::Vanished);
+}
+
+/// Emptied but owned: kept (its user is logged in); gone with its owner,
+/// from the owner's list too.
+async fn emptied_but_owned_sessions_stay(store: Arc<dyn SessionStore>, _keeps: Keeps) {
+    let store = &*store;
+    let record = live_record(
+        map([("_permanent", true.into()), ("a", 1.into())]),
+        Some("alice"),
+    );
+    let id = create(store, &record).await;
+    let removing = Changes {
+        removed: vec!["a".to_owned()],
+        ..Changes::default()
+    };
+    assert_eq!(
+        emptying(store, &id, &removing).await,
+        UpdateOutcome::Updated
+    );
+    assert_eq!(
+        load_live(store, &id).await.user_id.as_deref(),
+        Some("alice")
+    );
+    let disowning = Changes {
+        user_id: Some(None),
+        ..Changes::default()
+    };
+    assert_eq!(
+        emptying(store, &id, &disowning).await,
+        UpdateOutcome::Deleted
+    );
+    assert_eq!(load(store, &id, NOW).await, None);
+    assert_not_listed(store, "alice", &id).await;
+}
+
+/// The Flask-Session layout: Flask-Session counts a session holding nothing
+/// but `_permanent` as none (its `regenerate()` skips it, the next login
+/// through the Flask app writes into it), so an emptied session goes even
+/// if it has an owner, from the owner's list too; one that the same change
+/// gives an owner stays.
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+async fn emptied_sessions_go_even_if_owned(store: Arc<dyn SessionStore>, _keeps: Keeps) {
+    let store = &*store;
+    let record = live_record(
+        map([("_permanent", true.into()), ("a", 1.into())]),
+        Some("alice"),
+    );
+    let id = create(store, &record).await;
+    let removing = Changes {
+        removed: vec!["a".to_owned()],
+        ..Changes::default()
+    };
+    assert_eq!(
+        emptying(store, &id, &removing).await,
+        UpdateOutcome::Deleted
+    );
+    assert_eq!(load(store, &id, NOW).await, None);
+    assert_not_listed(store, "alice", &id).await;
+
+    let id = create(store, &record).await;
+    let logging_in = Changes {
+        removed: vec!["a".to_owned()],
+        user_id: Some(Some("bob".to_owned())),
+        ..Changes::default()
+    };
+    assert_eq!(
+        emptying(store, &id, &logging_in).await,
+        UpdateOutcome::Updated
+    );
+    assert_eq!(load_live(store, &id).await.user_id.as_deref(), Some("bob"));
+}
+
+/// `update_or_delete_if_empty`, which must succeed.
+async fn emptying(store: &dyn SessionStore, id: &SessionId, changes: &Changes) -> UpdateOutcome {
+    store
+        .update_or_delete_if_empty(id, changes, NOW)
+        .await
+        .expect("update")
+}
+
+/// Checks that `user`'s sessions do not list `id`.
+async fn assert_not_listed(store: &dyn SessionStore, user: &str, id: &SessionId) {
+    let listed = store.list(Some(user), None, 10, NOW).await.expect("list");
+    assert!(listed.iter().all(|info| &info.id != id), "{listed:?}");
 }
 
 async fn emptying_never_deletes_acknowledged_writes(store: Arc<dyn SessionStore>, _keeps: Keeps) {

@@ -409,7 +409,9 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
     /// messages) ends it without deleting what concurrent requests wrote
     /// meanwhile. The layer calls it for every write that removes a key, a
     /// flash message or the user, since concurrent removals may together
-    /// empty a session none of them saw emptied. The default makes three
+    /// empty a session none of them saw emptied. (The Flask-Session layout
+    /// of the Redis store deletes an emptied session even if it has an
+    /// owner, as Flask-Session counts it as none.) The default makes three
     /// calls (update, load, delete), so
     /// a write landing between the last two is deleted with the record;
     /// every store here does it atomically.

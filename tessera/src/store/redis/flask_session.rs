@@ -46,6 +46,12 @@
 //!   loaded. The metadata key lives twice as long as the session's TTL, so
 //!   a session that only Flask-Session keeps alive keeps its owner for one
 //!   more idle lifetime.
+//! - **A session left with no data goes, owner or not.** Flask-Session counts
+//!   a session holding nothing but `_permanent` as none (its `regenerate()`
+//!   skips it, the next login through the Flask app writes into it), so
+//!   [`update_or_delete_if_empty`](SessionStore::update_or_delete_if_empty)
+//!   ends such a session even if it has an owner, unless the same change
+//!   gives it one; other stores keep it, its user logged in.
 //! - A value that neither format can read (for example an old Flask-Session
 //!   pickle) is treated as no session, with a warning, rather than failing
 //!   every request of that visitor; the value itself is left alone.
@@ -259,15 +265,13 @@ forget(ARGV[1], ARGV[2], KEYS[2])
 return existed
 "#;
 
-/// KEYS: value, expiry index. ARGV: prefix, id, SHA-1 of the value as read,
-/// '1' if the session's owner goes with the change. Deletes the session if
-/// its value is still the one read and it belongs to no one: 1 deleted, 0 no
-/// session, 2 written meanwhile, 3 owned.
+/// KEYS: value, expiry index. ARGV: prefix, id, SHA-1 of the value as read.
+/// Deletes the session, owned or not, if its value is still the one read: 1
+/// deleted, 0 no session, 2 written meanwhile.
 const DELETE_IF_UNCHANGED: &str = r#"
 local value = redis.call('GET', KEYS[1])
 if not value then return 0 end
 if redis.sha1hex(value) ~= ARGV[3] then return 2 end
-if ARGV[4] ~= '1' and owner_of(session_key(ARGV[1], ARGV[2])) then return 3 end
 redis.call('DEL', KEYS[1])
 forget(ARGV[1], ARGV[2], KEYS[2])
 return 1
@@ -681,9 +685,17 @@ impl FlaskSessionRedisStore {
     }
 
     /// [`modify`](Self::modify), deleting the session instead of writing it
-    /// if asked and the change leaves it with no data and no owner (under the
-    /// same check that no one wrote meanwhile). The flag says whether it
-    /// was deleted.
+    /// if asked and the change leaves it with no data (under the same check
+    /// that no one wrote meanwhile), even if it has an owner, unless the
+    /// change gives it one. The flag says whether it was deleted.
+    ///
+    /// Other stores keep an owned session with no data: its user is logged
+    /// in. Here the Flask app shares it, and Flask-Session counts a session
+    /// holding nothing but `_permanent` as none: its logout (`clear()`, then
+    /// a flash message that tessera shows) leaves such a session under the
+    /// same id, and its `regenerate()` skips it, so the next login through
+    /// the Flask app in that browser would inherit tessera's owner, its
+    /// device list and its "log out everywhere".
     #[allow(clippy::too_many_arguments)]
     async fn modify_or_delete<T>(
         &self,
@@ -717,17 +729,14 @@ impl FlaskSessionRedisStore {
                     .key(self.expiry_key())
                     .arg(&self.prefix)
                     .arg(id.as_str())
-                    .arg(crate::key::hex(&sha1_of(&value)))
-                    .arg(if owner_change == "-" { "1" } else { "0" });
+                    .arg(crate::key::hex(&sha1_of(&value)));
                 match self.link.write::<i64>(&call).await? {
                     1 => return Ok(Some((result, true))),
                     0 => return Ok(None),
-                    2 => {
+                    _ => {
                         backoff(attempt).await;
                         continue;
                     }
-                    // Owned: kept, and written as any other change.
-                    _ => {}
                 }
             }
             let encoded = if changes_data {
