@@ -134,6 +134,13 @@ def create_app() -> Flask:
         session.pop("username", None)
         return redirect(url_for("index"))
 
+    # A logout as many Flask apps write it: everything goes, then a message.
+    @app.get("/logout_with_message")
+    def logout_with_message():
+        session.clear()
+        flash("You are logged out")
+        return redirect(url_for("index"))
+
     @app.get("/petname")
     def pet_name_form():
         return '<form method="POST"><input type="text" name="pet"><input type="submit"></form>'

@@ -408,6 +408,65 @@ async fn the_absolute_lifetime_of_a_session_flask_session_created_holds_for_flas
         .contains("You are not logged in"));
 }
 
+/// A logout in the Flask app that clears the session and flashes a message
+/// keeps Flask-Session's id; once the demo has shown the message, that
+/// session is ended with the demo's owner link, so the next login through
+/// the Flask app in that browser starts a session of its own instead of
+/// landing in the previous user's, with their device list and their "log
+/// out everywhere".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flask_logout_with_a_message_ends_the_demos_owner_link() {
+    let redis_url = redis_url();
+    let prefix = format!(
+        "fs-logout-{}-{}:",
+        std::process::id(),
+        tessera::store::SessionId::generate().fingerprint()
+    );
+    let flask = flask(&[
+        ("FLASK_SESSION_TYPE", "redis"),
+        ("SESSION_REDIS_URL", &redis_url),
+        ("FLASK_SESSION_KEY_PREFIX", &prefix),
+    ]);
+    let demo = demo(&[
+        ("SESSION_TYPE", "redis"),
+        ("SESSION_STORE_URL", &redis_url),
+        ("SESSION_KEY_PREFIX", &prefix),
+        ("SESSION_SERIALIZATION_FORMAT", "msgpack"),
+    ]);
+    let (mut shared, mut other) = (Browser::new(), Browser::new());
+    for browser in [&mut shared, &mut other] {
+        assert_eq!(
+            browser
+                .post_form(demo.url("/login"), &[("username", "bob")])
+                .await,
+            StatusCode::FOUND
+        );
+    }
+    assert!(shared
+        .get(demo.url("/sessions"))
+        .await
+        .contains("bob has 2 live sessions"));
+    shared.get(flask.url("/logout_with_message")).await;
+    let page = shared.get(demo.url("/")).await;
+    assert!(page.contains("You are logged out"), "{page}");
+    assert_eq!(
+        shared
+            .post_form(flask.url("/login"), &[("username", "alice")])
+            .await,
+        StatusCode::FOUND
+    );
+    assert!(shared
+        .get(demo.url("/"))
+        .await
+        .contains("Logged in as alice"));
+    let page = shared.get(demo.url("/sessions")).await;
+    assert!(page.contains("You are not logged in"), "{page}");
+    assert!(other
+        .get(demo.url("/sessions"))
+        .await
+        .contains("bob has 1 live session"));
+}
+
 /// A real Flask app using Flask-Session 0.8 and the demo share server-side
 /// sessions in one Redis, in both of Flask-Session's formats, with the id
 /// cookie signed and unsigned.
