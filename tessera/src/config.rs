@@ -994,9 +994,6 @@ impl SessionConfigBuilder {
             ));
         }
         if let Some(domain) = &self.cookie_domain {
-            if domain.contains([';', ' ', ',']) {
-                return Err(invalid("SESSION_COOKIE_DOMAIN", domain, "a domain name"));
-            }
             // Werkzeug sends an internationalised domain in its IDNA form;
             // a header cannot carry the raw characters.
             if !domain.is_ascii() {
@@ -1005,6 +1002,18 @@ impl SessionConfigBuilder {
                     domain,
                     "a domain name in ASCII: write an internationalised one in its IDNA \
                      (punycode) form, e.g. xn--bcher-kva.de for bücher.de, as Flask sends it",
+                ));
+            }
+            // A control character makes every Set-Cookie an invalid header
+            // (not sent, so every write lost); a quote, `=` or tab is sent
+            // and the browser drops the cookie. A port is allowed: it is
+            // dropped, as Werkzeug drops it.
+            let domain_character = |c: char| c.is_ascii_alphanumeric() || ".-_:".contains(c);
+            if !domain.chars().all(domain_character) {
+                return Err(invalid(
+                    "SESSION_COOKIE_DOMAIN",
+                    domain,
+                    "a domain name: letters, digits, '-', '_' and '.', and perhaps a port",
                 ));
             }
         }
@@ -1934,7 +1943,7 @@ mod tests {
     }
 
     #[test]
-    fn cookie_domains_are_ascii() {
+    fn cookie_domains_are_ascii_domain_names() {
         let build = |domain: &str| {
             SessionConfigBuilder::default()
                 .with_vars([("SECRET_KEY", KEY), ("SESSION_COOKIE_DOMAIN", domain)])
@@ -1943,6 +1952,33 @@ mod tests {
         build("xn--bcher-kva.de").expect("the IDNA form");
         let message = build("bücher.de").expect_err("not ASCII").to_string();
         assert!(message.contains("xn--bcher-kva.de"), "{message}");
+        for domain in [
+            ".shop.example",
+            "example.com:8080",
+            "a_b.example",
+            "127.0.0.1",
+        ] {
+            build(domain).expect(domain);
+        }
+        for domain in [
+            "a.com\r\nX-Injected: 1",
+            "a.com\tb",
+            "a.com\u{1}",
+            "a.com\u{7f}",
+            "a.com\"",
+            "a=b.com",
+            "a.com;b",
+            "a.com b",
+            "a.com,b",
+            "[::1]",
+        ] {
+            let message = build(domain).expect_err(domain).to_string();
+            assert!(
+                message.contains("SESSION_COOKIE_DOMAIN") && message.contains("a domain name"),
+                "{message}"
+            );
+            assert!(!message.contains(['\r', '\n', '\t']), "{message}");
+        }
     }
 
     #[test]
