@@ -292,6 +292,11 @@ const USER: &str = "\0user";
 /// values, so every script starts with them.
 pub(super) const LUA_CONSTANTS: &str = r#"
 local CREATED, EXPIRES, ABSOLUTE, USER = '\0created', '\0expires', '\0absolute', '\0user'
+-- A long list's item count and byte length ("<count> <bytes>") under
+-- LENGTH .. its field, kept by APPEND so that appending does not scan the
+-- list again; LENGTHS marks a hash that holds any, whose writers then drop
+-- the counts of the fields they write.
+local LENGTH, LENGTHS = '\0length:', '\0lengths'
 -- Arguments per HSET/HDEL call: unpack() is limited to a few thousand values.
 local CHUNK = 200
 -- A TTL of at least a second keeps a record written already dead visible
@@ -482,7 +487,7 @@ return 1
 const UPDATE: &str = r#"
 local key, index, prefix, sid = KEYS[1], KEYS[2], ARGV[1], ARGV[2]
 local now = tonumber(ARGV[3])
-local meta = redis.call('HMGET', key, EXPIRES, ABSOLUTE, USER)
+local meta = redis.call('HMGET', key, EXPIRES, ABSOLUTE, USER, LENGTHS)
 if not live(meta[1], meta[2], now) then return 0 end
 local first_taken, last_taken = 12, 11 + tonumber(ARGV[11])
 local at = last_taken + 1
@@ -493,11 +498,20 @@ local mode = tonumber(ARGV[4])
 if mode % 2 == 1 then
   local data = {}
   for _, field in ipairs(redis.call('HKEYS', key)) do
-    if not is_meta(field) then data[#data + 1] = field end
+    if not is_meta(field) or string.sub(field, 1, #LENGTH) == LENGTH or field == LENGTHS then
+      data[#data + 1] = field
+    end
   end
   call_chunked('HDEL', key, data, 1, #data, 1)
 else
   call_chunked('HDEL', key, ARGV, at + 1, at + removed, 1)
+  if meta[4] then
+    local stale = {}
+    for i = at + 1, at + removed do stale[#stale + 1] = LENGTH .. ARGV[i] end
+    for i = at + 1 + removed, #ARGV, 2 do stale[#stale + 1] = LENGTH .. ARGV[i] end
+    if ARGV[9] ~= '' then stale[#stale + 1] = LENGTH .. ARGV[9] end
+    call_chunked('HDEL', key, stale, 1, #stale, 1)
+  end
 end
 call_chunked('HSET', key, ARGV, at + 1 + removed, #ARGV, 2)
 if ARGV[9] ~= '' then
@@ -660,6 +674,9 @@ return current or ''
 /// length (at least 1), 0 if no live session, {3, current} if not a list,
 /// {4, current} if the stored list cannot be read.
 const APPEND: &str = r#"
+-- Lists shorter than this many bytes are scanned in well under a
+-- millisecond: their count is not kept.
+local COUNT_FROM = 4096
 -- Top-level items of a non-empty compact JSON array, or nil if malformed.
 local function list_length(text)
   local depth, commas, i = 0, 0, 1
@@ -693,7 +710,7 @@ local function list_length(text)
 end
 
 local key, field, item = KEYS[1], ARGV[2], ARGV[3]
-local meta = redis.call('HMGET', key, EXPIRES, ABSOLUTE, field)
+local meta = redis.call('HMGET', key, EXPIRES, ABSOLUTE, field, LENGTH .. field)
 if not live(meta[1], meta[2], tonumber(ARGV[1])) then return 0 end
 local current = meta[3]
 local updated, length
@@ -701,13 +718,26 @@ if not current or current == 'null' or current == '[]' then
   updated, length = '[' .. item .. ']', 1
 elseif string.sub(current, 1, 1) == '[' then
   -- Only lists are JSON arrays in tagged JSON (tuples are {" t": [...]}).
-  local count = list_length(current)
+  -- Counting the items scans the list, while Redis serves no one else: a
+  -- long list's count is kept instead, trusted while its length in bytes
+  -- is the list's (every other writer of the field drops it).
+  local count
+  local known, bytes = string.match(meta[4] or '', '^(%d+) (%d+)$')
+  if known and tonumber(bytes) == #current then
+    count = tonumber(known)
+  else
+    count = list_length(current)
+  end
   if not count then return {4, current} end
   updated, length = string.sub(current, 1, -2) .. ',' .. item .. ']', count + 1
 else
   return {3, current}
 end
-redis.call('HSET', key, field, updated)
+if #updated >= COUNT_FROM then
+  redis.call('HSET', key, field, updated, LENGTH .. field, length .. ' ' .. #updated, LENGTHS, '1')
+else
+  redis.call('HSET', key, field, updated)
+end
 return length
 "#;
 
@@ -2232,6 +2262,60 @@ mod tests {
     async fn raw<T: FromRedisValue>(store: &RedisStore, cmd: &Cmd) -> T {
         let mut conn = store.link.connection().await.expect("connect");
         cmd.query_async(&mut conn).await.expect("command")
+    }
+
+    /// Appending to a long list does not scan it again (a scan holds every
+    /// client of Redis, and grew with each item a visitor added): its item
+    /// count is kept beside it, and dropped by any other write of the
+    /// field, even one of the same byte length.
+    #[tokio::test]
+    async fn a_long_lists_count_is_kept_and_dropped_by_other_writes() {
+        let store = test_store();
+        let id = create(&store, &record(Map::new(), None)).await;
+        let item = Value::from("x".repeat(18));
+        for expected in 1..=300 {
+            let length = store.append(&id, "cart", &item, NOW).await.expect("append");
+            assert_eq!(length, Some(expected));
+        }
+        let key = store.session_key(&id);
+        let kept: Option<String> =
+            raw(&store, ::redis::cmd("HGET").arg(&key).arg("\0length:cart")).await;
+        let text: String = raw(&store, ::redis::cmd("HGET").arg(&key).arg("cart")).await;
+        assert_eq!(kept, Some(format!("300 {}", text.len())));
+
+        // 299 items in as many bytes as the 300: two items become one string.
+        let mut items = vec![item.clone(); 298];
+        items.push(Value::from("y".repeat(39)));
+        let same_length = Value::List(items);
+        assert_eq!(tagged::to_string(&same_length).len(), text.len());
+        let rewrite = Changes {
+            set: std::iter::once(("cart".to_owned(), same_length)).collect(),
+            ..Changes::default()
+        };
+        assert!(store.update(&id, &rewrite, NOW).await.expect("update"));
+        let length = store.append(&id, "cart", &item, NOW).await.expect("append");
+        assert_eq!(length, Some(300));
+        let loaded = store.load(&id, NOW).await.expect("load").expect("live");
+        assert_eq!(
+            loaded.data.len(),
+            1,
+            "the count is no session key: {loaded:?}"
+        );
+
+        let clearing = Changes {
+            cleared: true,
+            ..Changes::default()
+        };
+        assert!(store.update(&id, &clearing, NOW).await.expect("update"));
+        let fields: Vec<String> = raw(&store, ::redis::cmd("HKEYS").arg(&key)).await;
+        assert!(
+            fields.iter().all(|field| !field.starts_with("\0length")),
+            "{fields:?}"
+        );
+        assert_eq!(
+            store.append(&id, "cart", &item, NOW).await.expect("append"),
+            Some(1)
+        );
     }
 
     #[tokio::test]
