@@ -25,6 +25,36 @@ use crate::AppState;
 /// The largest JSON body `PUT /api/session/{key}` accepts, in bytes.
 pub(crate) const MAX_JSON_BYTES: usize = 16 * 1024;
 
+/// The most a visitor's session may hold, as Flask's tagged JSON, in every
+/// mode: the demo lets anyone write any key, and without a bound one
+/// visitor could grow a server-side session (and the work of every request
+/// on it) without end, or a cookie session past what a cookie read accepts
+/// (compressed, a cookie under 4 KB can hold far more).
+pub(crate) const MAX_SESSION_JSON_BYTES: usize = 64 * 1024;
+
+/// The size of a session holding `data`, as Flask's tagged JSON.
+fn json_size(data: &Map) -> usize {
+    tessera::tagged::to_string(&Value::Dict(data.clone())).len()
+}
+
+/// `413` unless a session holding `data` stays within
+/// [`MAX_SESSION_JSON_BYTES`].
+fn check_session_size(data: &Map) -> Result<(), Response> {
+    let size = json_size(data);
+    if size <= MAX_SESSION_JSON_BYTES {
+        return Ok(());
+    }
+    Err((
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!(
+            "Payload Too Large: the session would hold {size} bytes of JSON; the demo keeps \
+             sessions under {MAX_SESSION_JSON_BYTES}. Nothing was changed: remove keys \
+             (DELETE /api/session/{{key}}) to make room.\n"
+        ),
+    )
+        .into_response())
+}
+
 /// `GET /api/session`: every key, as plain JSON (tuples as arrays, bytes as
 /// arrays of numbers, UUIDs and datetimes as strings), numbers exactly as
 /// stored up to 128-bit integers (beyond, the nearest float; Python's `NaN`
@@ -93,7 +123,22 @@ pub(crate) async fn put(
             tessera::tagged::MAX_DEPTH - 2
         ));
     }
+    if let Some(format) = state.info.flask_format {
+        // Saved only after the handler, where a refusal could only be a 500.
+        if let Err(error) = format.encode(&Map::from([(key.as_str(), value.clone())])) {
+            return bad_request(&format!(
+                "the value cannot be stored in Flask-Session's {} format \
+                 (SESSION_SERIALIZATION_FORMAT): {error}",
+                format.as_str()
+            ));
+        }
+    }
     let before = session.to_map();
+    let mut after = before.clone();
+    after.insert(key.clone(), value.clone());
+    if let Err(too_large) = check_session_size(&after) {
+        return too_large;
+    }
     session.insert_value(key.clone(), value);
     if let Some(too_large) = undo_if_too_large(&state, &session, before) {
         return too_large;
@@ -210,6 +255,17 @@ pub(crate) async fn add_to_cart(
         return bad_request(&message);
     }
     let before = session.to_map();
+    // Checked before: the append is saved at once in a server-side store.
+    let mut after = before.clone();
+    let mut cart = match after.get("cart") {
+        Some(Value::List(items)) => items.clone(),
+        _ => Vec::new(),
+    };
+    cart.push(Value::from(item.as_str()));
+    after.insert("cart".to_owned(), Value::List(cart));
+    if let Err(too_large) = check_session_size(&after) {
+        return too_large;
+    }
     if let Err(error) = session.append("cart", item).await {
         return session_failure(error);
     }

@@ -61,6 +61,10 @@ pub(crate) struct ConfigInfo {
     /// write that would make the cookie larger than `MAX_COOKIE_SIZE`
     /// (browsers drop such cookies).
     pub(crate) cookie_limit: Option<(CookieCodec, SessionConfig)>,
+    /// The Flask-Session layout's format (`SESSION_SERIALIZATION_FORMAT`),
+    /// to refuse a value it cannot hold before the save at the end of the
+    /// request fails.
+    pub(crate) flask_format: Option<tessera::store::flask_format::SerializationFormat>,
 }
 
 /// How the page names a cookie session's cookie.
@@ -108,6 +112,7 @@ pub fn app_with_layer(sessions: SessionLayer) -> Router {
             cookie_name: config.cookie_name().to_owned(),
             cookie_limit: (!config.session_type().is_server_side())
                 .then(|| (config.cookie_codec(), config.clone())),
+            flask_format: config.serialization_format(),
         }),
     };
     Router::new()

@@ -539,6 +539,80 @@ async fn a_full_cookie_session_still_logs_out_and_refuses_a_visit_that_does_not_
 
 /// A value nested as deep as a session can be read is refused when the
 /// session would add one level more; NUL characters are refused in keys.
+/// No visitor can grow a session past 64 KiB of JSON, in any mode, through
+/// the API or the cart: a `413` that changes nothing, where a server-side
+/// session grew without end (and every request on it with it), and a
+/// cookie session, compressed under 4 KB, grew until it could no longer be
+/// read (a 500). Under Flask-Session's msgpack, an integer msgpack cannot
+/// hold is a `400`, not the 500 of the save after the handler.
+#[tokio::test]
+async fn sessions_stay_bounded_and_unstorable_values_are_refused() {
+    for mode in ALL {
+        let served = serve_mode(mode, "bounded").await;
+        let mut browser = Browser::new(served.base.clone());
+        // Compressible, so that the cookie stays small in cookie mode.
+        let value = format!("\"{}\"", "z".repeat(15_000));
+        let mut stored = 0;
+        let refused = loop {
+            let reply = browser
+                .put_json(&format!("/api/session/k{stored}"), &value)
+                .await;
+            if reply.status != StatusCode::OK {
+                break reply;
+            }
+            stored += 1;
+            assert!(stored < 10, "{mode:?}: no bound");
+        };
+        assert_eq!(
+            refused.status,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "{mode:?}: {}",
+            refused.body
+        );
+        assert!(refused.body.contains("65536"), "{mode:?}: {}", refused.body);
+        assert_eq!(stored, 4, "{mode:?}");
+        let all = browser.get("/api/session").await.json();
+        let keys = all.as_object().expect("an object").keys();
+        assert_eq!(
+            keys.filter(|key| key.starts_with('k')).count(),
+            4,
+            "{mode:?}"
+        );
+
+        let mut browser = Browser::new(served.base.clone());
+        let item = "c".repeat(250);
+        let mut items = 0;
+        let refused = loop {
+            let reply = browser.post_form("/cart", &[("item", item.as_str())]).await;
+            if reply.status != StatusCode::OK {
+                break reply;
+            }
+            items += 1;
+            assert!(items < 1000, "{mode:?}: no bound");
+        };
+        assert_eq!(
+            refused.status,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "{mode:?}: {}",
+            refused.body
+        );
+        let cart = browser.get("/api/session").await.json()["cart"].clone();
+        assert_eq!(cart.as_array().map(Vec::len), Some(items), "{mode:?}");
+        assert!(items > 200, "{mode:?}: {items}");
+
+        let reply = browser
+            .put_json("/api/session/big", "18446744073709551616")
+            .await;
+        if mode == Mode::FlaskSessionRedis {
+            assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.body);
+            assert!(reply.body.contains("msgpack"), "{}", reply.body);
+        } else {
+            assert_eq!(reply.status, StatusCode::OK, "{mode:?}: {}", reply.body);
+        }
+        drop(served);
+    }
+}
+
 #[tokio::test]
 async fn the_api_refuses_values_too_deep_for_a_session_and_keys_with_nul() {
     for mode in [Mode::Cookie, Mode::Sqlite, Mode::FlaskSessionRedis] {
