@@ -37,14 +37,14 @@ fn json_size(data: &Map) -> usize {
     tessera::tagged::to_string(&Value::Dict(data.clone())).len()
 }
 
-/// `413` unless a session holding `data` stays within
+/// `413` if a session holding `data` would exceed
 /// [`MAX_SESSION_JSON_BYTES`].
-fn check_session_size(data: &Map) -> Result<(), Response> {
+fn too_large_a_session(data: &Map) -> Option<Response> {
     let size = json_size(data);
     if size <= MAX_SESSION_JSON_BYTES {
-        return Ok(());
+        return None;
     }
-    Err((
+    Some((
         StatusCode::PAYLOAD_TOO_LARGE,
         format!(
             "Payload Too Large: the session would hold {size} bytes of JSON; the demo keeps \
@@ -136,7 +136,7 @@ pub(crate) async fn put(
     let before = session.to_map();
     let mut after = before.clone();
     after.insert(key.clone(), value.clone());
-    if let Err(too_large) = check_session_size(&after) {
+    if let Some(too_large) = too_large_a_session(&after) {
         return too_large;
     }
     session.insert_value(key.clone(), value);
@@ -263,7 +263,7 @@ pub(crate) async fn add_to_cart(
     };
     cart.push(Value::from(item.as_str()));
     after.insert("cart".to_owned(), Value::List(cart));
-    if let Err(too_large) = check_session_size(&after) {
+    if let Some(too_large) = too_large_a_session(&after) {
         return too_large;
     }
     if let Err(error) = session.append("cart", item).await {
