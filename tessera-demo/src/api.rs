@@ -44,15 +44,17 @@ fn too_large_a_session(data: &Map) -> Option<Response> {
     if size <= MAX_SESSION_JSON_BYTES {
         return None;
     }
-    Some((
-        StatusCode::PAYLOAD_TOO_LARGE,
-        format!(
-            "Payload Too Large: the session would hold {size} bytes of JSON; the demo keeps \
+    Some(
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "Payload Too Large: the session would hold {size} bytes of JSON; the demo keeps \
              sessions under {MAX_SESSION_JSON_BYTES}. Nothing was changed: remove keys \
              (DELETE /api/session/{{key}}) to make room.\n"
-        ),
+            ),
+        )
+            .into_response(),
     )
-        .into_response())
 }
 
 /// `GET /api/session`: every key, as plain JSON (tuples as arrays, bytes as

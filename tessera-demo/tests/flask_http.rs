@@ -343,6 +343,39 @@ fn redis_url() -> String {
     })
 }
 
+/// The Flask app and the demo sharing server-side sessions in the test
+/// Redis, under a fresh key prefix (`label` in it): Flask-Session in
+/// `format`, the demo in its Flask-Session layout, each also given its
+/// `extra` settings (the Flask app's `FLASK_`-prefixed); and the prefix.
+fn sharing_redis(
+    label: &str,
+    format: &str,
+    flask_extra: &[(&str, &str)],
+    demo_extra: &[(&str, &str)],
+) -> (Server, Server, String) {
+    let redis_url = redis_url();
+    let prefix = format!(
+        "fs-{label}-{}-{}:",
+        std::process::id(),
+        tessera::store::SessionId::generate().fingerprint()
+    );
+    let mut flask_env = vec![
+        ("FLASK_SESSION_TYPE", "redis"),
+        ("SESSION_REDIS_URL", redis_url.as_str()),
+        ("FLASK_SESSION_KEY_PREFIX", prefix.as_str()),
+        ("FLASK_SESSION_SERIALIZATION_FORMAT", format),
+    ];
+    flask_env.extend_from_slice(flask_extra);
+    let mut demo_env = vec![
+        ("SESSION_TYPE", "redis"),
+        ("SESSION_STORE_URL", redis_url.as_str()),
+        ("SESSION_KEY_PREFIX", prefix.as_str()),
+        ("SESSION_SERIALIZATION_FORMAT", format),
+    ];
+    demo_env.extend_from_slice(demo_extra);
+    (flask(&flask_env), demo(&demo_env), prefix)
+}
+
 /// A session Flask-Session created, then written by the demo under an
 /// absolute lifetime, ends at that lifetime for Flask too: the demo stores
 /// the absolute expiry with its first write, the value's TTL reaches no
@@ -353,25 +386,15 @@ fn redis_url() -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_absolute_lifetime_of_a_session_flask_session_created_holds_for_flask_too() {
     let redis_url = redis_url();
-    let prefix = format!(
-        "fs-absolute-{}-{}:",
-        std::process::id(),
-        tessera::store::SessionId::generate().fingerprint()
+    let (flask, demo, prefix) = sharing_redis(
+        "absolute",
+        "json",
+        &[],
+        &[
+            ("TESSERA_SESSION_ABSOLUTE_LIFETIME", "3"),
+            ("TESSERA_SWEEP_INTERVAL", "1"),
+        ],
     );
-    let flask = flask(&[
-        ("FLASK_SESSION_TYPE", "redis"),
-        ("SESSION_REDIS_URL", &redis_url),
-        ("FLASK_SESSION_KEY_PREFIX", &prefix),
-        ("FLASK_SESSION_SERIALIZATION_FORMAT", "json"),
-    ]);
-    let demo = demo(&[
-        ("SESSION_TYPE", "redis"),
-        ("SESSION_STORE_URL", &redis_url),
-        ("SESSION_KEY_PREFIX", &prefix),
-        ("SESSION_SERIALIZATION_FORMAT", "json"),
-        ("TESSERA_SESSION_ABSOLUTE_LIFETIME", "3"),
-        ("TESSERA_SWEEP_INTERVAL", "1"),
-    ]);
     let mut browser = Browser::new();
     assert_eq!(
         browser
@@ -416,23 +439,7 @@ async fn the_absolute_lifetime_of_a_session_flask_session_created_holds_for_flas
 /// out everywhere".
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flask_logout_with_a_message_ends_the_demos_owner_link() {
-    let redis_url = redis_url();
-    let prefix = format!(
-        "fs-logout-{}-{}:",
-        std::process::id(),
-        tessera::store::SessionId::generate().fingerprint()
-    );
-    let flask = flask(&[
-        ("FLASK_SESSION_TYPE", "redis"),
-        ("SESSION_REDIS_URL", &redis_url),
-        ("FLASK_SESSION_KEY_PREFIX", &prefix),
-    ]);
-    let demo = demo(&[
-        ("SESSION_TYPE", "redis"),
-        ("SESSION_STORE_URL", &redis_url),
-        ("SESSION_KEY_PREFIX", &prefix),
-        ("SESSION_SERIALIZATION_FORMAT", "msgpack"),
-    ]);
+    let (flask, demo, _) = sharing_redis("logout", "msgpack", &[], &[]);
     let (mut shared, mut other) = (Browser::new(), Browser::new());
     for browser in [&mut shared, &mut other] {
         assert_eq!(
@@ -479,25 +486,12 @@ async fn demo_and_flask_session_share_sessions_in_redis() {
         ("json", "false"),
         ("json", "true"),
     ] {
-        let prefix = format!(
-            "fs-{format}-{signed}-{}-{}:",
-            std::process::id(),
-            tessera::store::SessionId::generate().fingerprint()
+        let (flask, demo, prefix) = sharing_redis(
+            &format!("{format}-{signed}"),
+            format,
+            &[("FLASK_SESSION_USE_SIGNER", signed)],
+            &[("SESSION_USE_SIGNER", signed)],
         );
-        let flask = flask(&[
-            ("FLASK_SESSION_TYPE", "redis"),
-            ("SESSION_REDIS_URL", &redis_url),
-            ("FLASK_SESSION_KEY_PREFIX", &prefix),
-            ("FLASK_SESSION_SERIALIZATION_FORMAT", format),
-            ("FLASK_SESSION_USE_SIGNER", signed),
-        ]);
-        let demo = demo(&[
-            ("SESSION_TYPE", "redis"),
-            ("SESSION_STORE_URL", &redis_url),
-            ("SESSION_KEY_PREFIX", &prefix),
-            ("SESSION_SERIALIZATION_FORMAT", format),
-            ("SESSION_USE_SIGNER", signed),
-        ]);
         logins_seed_routes_and_flashes_cross_over(&flask, &demo).await;
 
         // What Flask-Session keeps of Python's types (tuples become lists,
