@@ -401,8 +401,15 @@ const CREATE: &str = "
 ///
 /// Parameters: $1 id, $2 now, $3 new expiry or NULL, $4 whether the owner
 /// changes, $5 the new owner, $6 cleared, $7 removed keys, $8 set keys,
-/// $9 their tagged JSON.
-const UPDATE: &str = "
+/// $9 their tagged JSON. Written twice ([`update_statement!`]): for changes
+/// that do not clear the session, the removed keys are looked up in the
+/// primary key; one filter for both (`$6 OR key = ANY ($7)`) read every
+/// value row of the session under a generic plan, which a prepared
+/// statement gets after a few runs (100,000 rows for one removed key).
+macro_rules! update_statement {
+    ($removed:literal) => {
+        concat!(
+            "
     WITH live AS (
         SELECT id FROM tessera_sessions
         WHERE id = $1
@@ -420,7 +427,9 @@ const UPDATE: &str = "
         DELETE FROM tessera_session_values AS v
         USING live
         WHERE v.session_id = live.id
-          AND ($6 OR v.key = ANY ($7::text[]))
+          AND ",
+            $removed,
+            "
           AND v.key <> ALL ($8::text[])
     ), upserted AS (
         INSERT INTO tessera_session_values (session_id, key, value)
@@ -428,7 +437,16 @@ const UPDATE: &str = "
         FROM live CROSS JOIN unnest($8::text[], $9::text[]) AS u (key, value)
         ON CONFLICT (session_id, key) DO UPDATE SET value = excluded.value
     )
-    SELECT EXISTS (SELECT 1 FROM live)";
+    SELECT EXISTS (SELECT 1 FROM live)"
+        )
+    };
+}
+
+/// [`update_statement!`] for changes that do not clear the session.
+const UPDATE: &str = update_statement!("NOT $6 AND v.key = ANY ($7::text[])");
+
+/// [`update_statement!`] for changes that clear the session first.
+const UPDATE_CLEARING: &str = update_statement!("$6");
 
 /// The first step of a read-modify-write or an id change: the live session,
 /// locked `FOR UPDATE`, which waits for and then excludes every other writer
@@ -1415,7 +1433,12 @@ async fn apply_changes<'c>(
         .map(String::as_str)
         .filter(|key| !key.contains('\0'))
         .collect();
-    sqlx::query_scalar(UPDATE)
+    let statement = if changes.cleared {
+        UPDATE_CLEARING
+    } else {
+        UPDATE
+    };
+    sqlx::query_scalar(statement)
         .bind(id.as_str())
         .bind(sql_time(now))
         .bind(changes.expires_at.map(sql_time))
@@ -3779,6 +3802,25 @@ mod tests {
                 assert!(!plan.contains("Sort"), "a sort in {name}:\n{plan}");
             }
         }
+        // An update that removes a key finds it in the primary key, rather
+        // than reading every value row of the session.
+        sqlx::raw_sql(&format!(
+            "PREPARE update_keys (text, bigint, bigint, boolean, text, boolean, text[], text[], \
+             text[], bigint) AS {UPDATE}"
+        ))
+        .execute(&mut conn)
+        .await
+        .expect("prepare");
+        let plan = plan(
+            &mut conn,
+            "EXECUTE update_keys ('x', 1, NULL, false, NULL, false, '{k}', '{}', '{}', NULL)",
+        )
+        .await;
+        assert!(
+            plan.lines()
+                .any(|line| line.contains("Index Cond") && line.contains("key = ANY")),
+            "the removed keys are not looked up in the index:\n{plan}"
+        );
         conn.close().await.expect("close");
         drop_schema(store, &schema).await;
     }
