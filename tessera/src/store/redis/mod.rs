@@ -611,11 +611,17 @@ end
 -- Left with no data (nothing but PERMANENT_KEY) and no owner, the session
 -- goes, if asked (2).
 if mode >= 2 and not owner then
-  local holds_data = false
-  for _, field in ipairs(redis.call('HKEYS', key)) do
-    if not is_meta(field) and field ~= '_permanent' then
-      holds_data = true
-      break
+  -- With no owner, at most five fields are neither data nor a list's kept
+  -- count (which goes with its list): the times, LENGTHS and `_permanent`.
+  -- More, and some hold data; listing every field of a large session would
+  -- hold Redis for each of them.
+  local holds_data = redis.call('HLEN', key) > 5
+  if not holds_data then
+    for _, field in ipairs(redis.call('HKEYS', key)) do
+      if not is_meta(field) and field ~= '_permanent' then
+        holds_data = true
+        break
+      end
     end
   end
   if not holds_data then
