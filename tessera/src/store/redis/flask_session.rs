@@ -155,11 +155,16 @@ end
     LuaHelper {
         name: "set_blob",
         code: r#"
--- Stores `value` with a TTL reaching to `due`, and remembers when that TTL
--- runs out on Redis's clock. The metadata outlives the value by one TTL.
+-- Stores `value` (or, if false, keeps the value stored) with a TTL reaching
+-- to `due`, and remembers when that TTL runs out on Redis's clock. The
+-- metadata outlives the value by one TTL.
 local function set_blob(prefix, sid, value, due, now)
   local ms = ttl_ms(due, now)
-  redis.call('SET', blob_key(prefix, sid), value, 'PX', ms)
+  if value then
+    redis.call('SET', blob_key(prefix, sid), value, 'PX', ms)
+  else
+    redis.call('PEXPIRE', blob_key(prefix, sid), ms)
+  end
   local meta = session_key(prefix, sid)
   redis.call('HSET', meta, DEADLINE, string.format('%d', clock_ms() + tonumber(ms)))
   local meta_ms = math.min(2 * tonumber(ms), MAX_TTL_MS)
@@ -211,7 +216,8 @@ return 1
 "#;
 
 /// KEYS: value, metadata, expiry index. ARGV: prefix, id, now, SHA-1 of the
-/// value the changes were applied to, new value, expires or '', owner
+/// value the changes were applied to ('' to keep the value as it is, when
+/// only the times or the owner change), new value, expires or '', owner
 /// change ('' none, '-' remove, '=' set), owner, absolute or ''. Returns 1
 /// if written, 0 if there is no live session, 2 if the value changed
 /// meanwhile.
@@ -219,7 +225,8 @@ const WRITE: &str = r#"
 local prefix, sid, now = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local t = times(prefix, sid, now)
 if not t or not live(t[2], t[3], now) then return 0 end
-if redis.sha1hex(redis.call('GET', KEYS[1])) ~= ARGV[4] then return 2 end
+local keep = ARGV[4] == ''
+if not keep and redis.sha1hex(redis.call('GET', KEYS[1])) ~= ARGV[4] then return 2 end
 local expires, absolute = ARGV[6], t[3]
 -- An absolute expiry only ever comes sooner.
 local sooner = ARGV[9] ~= '' and (not absolute or tonumber(ARGV[9]) < tonumber(absolute))
@@ -235,10 +242,10 @@ if expires ~= '' then
     redis.call('HSET', KEYS[2], ABSOLUTE, absolute)
   end
   local due = deadline(expires, absolute)
-  meta_ms = set_blob(prefix, sid, ARGV[5], due, now)
+  meta_ms = set_blob(prefix, sid, not keep and ARGV[5], due, now)
   redis.call('ZADD', KEYS[3], due, sid)
 else
-  redis.call('SET', KEYS[1], ARGV[5], 'KEEPTTL')
+  if not keep then redis.call('SET', KEYS[1], ARGV[5], 'KEEPTTL') end
   meta_ms = redis.call('PTTL', KEYS[2])
 end
 if ARGV[7] ~= '' then
@@ -257,6 +264,16 @@ elseif t[4] and expires ~= '' then
 end
 return 1
 "#;
+
+/// The write script's owner arguments: the change ('' none, '-' remove,
+/// '=' set) and the new owner.
+fn owner_change_args(owner: Option<&Option<String>>) -> (&'static str, &str) {
+    match owner {
+        None => ("", ""),
+        Some(None) => ("-", ""),
+        Some(Some(user)) => ("=", user.as_str()),
+    }
+}
 
 /// KEYS: value, expiry index. ARGV: prefix, id.
 const DELETE: &str = r#"
@@ -630,10 +647,25 @@ impl FlaskSessionRedisStore {
         now: u64,
         delete_if_empty: bool,
     ) -> Result<UpdateOutcome, StoreError> {
-        // Only the expiry or the owner changes: the value goes back as it
-        // was read, even if this store could not write it (a JSON value
-        // holding an integer msgpack cannot, read by a msgpack store).
+        // Only the expiry or the owner changes: the value stays as it is,
+        // neither read nor written (a large session's value would go
+        // through Lua twice and be hashed), even if this store could not
+        // write it (a JSON value holding an integer msgpack cannot, read by
+        // a msgpack store).
         let data_changes = changes.changes_data();
+        if !data_changes && !delete_if_empty {
+            let call = self.write_call(
+                id,
+                now,
+                (changes.expires_at, changes.absolute_expires_at),
+                changes.user_id.as_ref(),
+                None,
+            );
+            return Ok(match self.link.write::<i64>(&call).await? {
+                0 => UpdateOutcome::Vanished,
+                _ => UpdateOutcome::Updated,
+            });
+        }
         let applied = self
             .modify_or_delete(
                 id,
@@ -707,11 +739,7 @@ impl FlaskSessionRedisStore {
         delete_if_empty: bool,
         mut change: impl FnMut(&mut Map) -> Result<T, StoreError>,
     ) -> Result<Option<(T, bool)>, StoreError> {
-        let (owner_change, owner) = match owner {
-            None => ("", ""),
-            Some(None) => ("-", ""),
-            Some(Some(user)) => ("=", user.as_str()),
-        };
+        let gives_an_owner = matches!(owner, Some(Some(_)));
         let _turn = self.writers.of(id).lock().await;
         for attempt in 0..MAX_ATTEMPTS {
             let Some(Snapshot {
@@ -723,7 +751,7 @@ impl FlaskSessionRedisStore {
                 return Ok(None);
             };
             let result = change(&mut data)?;
-            if delete_if_empty && owner_change != "=" && !holds_data(&data) {
+            if delete_if_empty && !gives_an_owner && !holds_data(&data) {
                 let mut call = FLASK_SCRIPTS.delete_if_unchanged.prepare_invoke();
                 call.key(self.value_key(id))
                     .key(self.expiry_key())
@@ -748,19 +776,14 @@ impl FlaskSessionRedisStore {
             } else {
                 None
             };
-            let mut call = FLASK_SCRIPTS.write.prepare_invoke();
-            call.key(self.value_key(id))
-                .key(self.metadata_key(id))
-                .key(self.expiry_key())
-                .arg(&self.prefix)
-                .arg(id.as_str())
-                .arg(now)
-                .arg(crate::key::hex(&sha1_of(&value)))
-                .arg(encoded.as_deref().unwrap_or(&value))
-                .arg(expires_at.map_or(String::new(), |at| clamp(at).to_string()))
-                .arg(owner_change)
-                .arg(owner)
-                .arg(absolute_expires_at.map_or(String::new(), |at| clamp(at).to_string()));
+            let written = (value.as_slice(), encoded.as_deref().unwrap_or(&value));
+            let call = self.write_call(
+                id,
+                now,
+                (expires_at, absolute_expires_at),
+                owner,
+                Some(written),
+            );
             match self.link.write::<i64>(&call).await? {
                 1 => return Ok(Some((result, false))),
                 0 => return Ok(None),
@@ -770,6 +793,37 @@ impl FlaskSessionRedisStore {
         Err(StoreError::Unavailable(
             format!("session kept changing under {MAX_ATTEMPTS} attempts to save it").into(),
         ))
+    }
+
+    /// The write script's call: the new times and owner, and, if
+    /// `value` is given, the value read (whose hash the script checks) and
+    /// the one to store; without it the stored value is kept as it is.
+    fn write_call(
+        &self,
+        id: &SessionId,
+        now: u64,
+        (expires_at, absolute_expires_at): (Option<u64>, Option<u64>),
+        owner: Option<&Option<String>>,
+        value: Option<(&[u8], &[u8])>,
+    ) -> ::redis::ScriptInvocation<'static> {
+        let (owner_change, owner) = owner_change_args(owner);
+        let (read, written) = value.map_or((String::new(), &[][..]), |(read, written)| {
+            (crate::key::hex(&sha1_of(read)), written)
+        });
+        let mut call = FLASK_SCRIPTS.write.prepare_invoke();
+        call.key(self.value_key(id))
+            .key(self.metadata_key(id))
+            .key(self.expiry_key())
+            .arg(&self.prefix)
+            .arg(id.as_str())
+            .arg(now)
+            .arg(read)
+            .arg(written)
+            .arg(expires_at.map_or(String::new(), |at| clamp(at).to_string()))
+            .arg(owner_change)
+            .arg(owner)
+            .arg(absolute_expires_at.map_or(String::new(), |at| clamp(at).to_string()));
+        call
     }
 
     /// Every session id under the prefix, Flask-Session's included.
