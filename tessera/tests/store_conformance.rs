@@ -1337,17 +1337,7 @@ async fn update_merges_key_by_key(store: Arc<dyn SessionStore>, keeps: Keeps) {
     assert_eq!(expected.data.len(), 4);
 
     // Removing an absent key is not an error.
-    update_like_reference(
-        store,
-        keeps,
-        &id,
-        &mut expected,
-        Changes {
-            removed: vec!["absent".to_owned()],
-            ..Changes::default()
-        },
-    )
-    .await;
+    update_like_reference(store, keeps, &id, &mut expected, removing("absent")).await;
 
     // The session's own columns.
     update_like_reference(
@@ -1703,17 +1693,6 @@ async fn concurrent_list_edits_lose_nothing(store: Arc<dyn SessionStore>, _keeps
 async fn emptied_sessions_go_unless_written_meanwhile(store: Arc<dyn SessionStore>, keeps: Keeps) {
     let store = &*store;
     let permanent = || ("_permanent", Value::Bool(true));
-    let removing = |key: &str| Changes {
-        removed: vec![key.to_owned()],
-        ..Changes::default()
-    };
-    let emptying = |id: SessionId, changes: Changes| async move {
-        store
-            .update_or_delete_if_empty(&id, &changes, NOW)
-            .await
-            .expect("update")
-    };
-
     // Emptied: gone.
     let id = create(
         store,
@@ -1721,7 +1700,7 @@ async fn emptied_sessions_go_unless_written_meanwhile(store: Arc<dyn SessionStor
     )
     .await;
     assert_eq!(
-        emptying(id.clone(), removing("a")).await,
+        emptying(store, &id, &removing("a")).await,
         UpdateOutcome::Deleted
     );
     assert_eq!(load(store, &id, NOW).await, None);
@@ -1738,7 +1717,7 @@ async fn emptied_sessions_go_unless_written_meanwhile(store: Arc<dyn SessionStor
     };
     assert!(store.update(&id, &other, NOW).await.expect("update"));
     assert_eq!(
-        emptying(id.clone(), removing("a")).await,
+        emptying(store, &id, &removing("a")).await,
         UpdateOutcome::Updated
     );
     assert_eq!(
@@ -1750,7 +1729,7 @@ async fn emptied_sessions_go_unless_written_meanwhile(store: Arc<dyn SessionStor
         Some(1)
     );
     assert_eq!(
-        emptying(id.clone(), removing("b")).await,
+        emptying(store, &id, &removing("b")).await,
         UpdateOutcome::Updated
     );
     assert_eq!(
@@ -1775,39 +1754,31 @@ async fn emptied_sessions_go_unless_written_meanwhile(store: Arc<dyn SessionStor
         .await
         .expect("update"));
     let taking = flash_edit(read.clone(), Vec::new());
-    assert_eq!(
-        emptying(id.clone(), taking.clone()).await,
-        UpdateOutcome::Updated
-    );
+    assert_eq!(emptying(store, &id, &taking).await, UpdateOutcome::Updated);
     assert_eq!(
         stored_flashes(store, &id).await,
         [keeps(&new).expect("kept")]
     );
     let read = stored_flashes(store, &id).await;
     let taking = flash_edit(read, Vec::new());
-    assert_eq!(emptying(id.clone(), taking).await, UpdateOutcome::Deleted);
+    assert_eq!(emptying(store, &id, &taking).await, UpdateOutcome::Deleted);
     assert_eq!(load(store, &id, NOW).await, None);
 
     // Dead: nothing to do.
     let dead = create(store, &expired_record(map([("a", 1.into())]), None)).await;
-    assert_eq!(emptying(dead, removing("a")).await, UpdateOutcome::Vanished);
+    assert_eq!(
+        emptying(store, &dead, &removing("a")).await,
+        UpdateOutcome::Vanished
+    );
 }
 
 /// Emptied but owned: kept (its user is logged in); gone with its owner,
 /// from the owner's list too.
 async fn emptied_but_owned_sessions_stay(store: Arc<dyn SessionStore>, _keeps: Keeps) {
     let store = &*store;
-    let record = live_record(
-        map([("_permanent", true.into()), ("a", 1.into())]),
-        Some("alice"),
-    );
-    let id = create(store, &record).await;
-    let removing = Changes {
-        removed: vec!["a".to_owned()],
-        ..Changes::default()
-    };
+    let id = create(store, &owned_by_alice_with_one_key()).await;
     assert_eq!(
-        emptying(store, &id, &removing).await,
+        emptying(store, &id, &removing("a")).await,
         UpdateOutcome::Updated
     );
     assert_eq!(
@@ -1834,17 +1805,10 @@ async fn emptied_but_owned_sessions_stay(store: Arc<dyn SessionStore>, _keeps: K
 #[cfg_attr(not(feature = "redis"), allow(dead_code))]
 async fn emptied_sessions_go_even_if_owned(store: Arc<dyn SessionStore>, _keeps: Keeps) {
     let store = &*store;
-    let record = live_record(
-        map([("_permanent", true.into()), ("a", 1.into())]),
-        Some("alice"),
-    );
+    let record = owned_by_alice_with_one_key();
     let id = create(store, &record).await;
-    let removing = Changes {
-        removed: vec!["a".to_owned()],
-        ..Changes::default()
-    };
     assert_eq!(
-        emptying(store, &id, &removing).await,
+        emptying(store, &id, &removing("a")).await,
         UpdateOutcome::Deleted
     );
     assert_eq!(load(store, &id, NOW).await, None);
@@ -1861,6 +1825,22 @@ async fn emptied_sessions_go_even_if_owned(store: Arc<dyn SessionStore>, _keeps:
         UpdateOutcome::Updated
     );
     assert_eq!(load_live(store, &id).await.user_id.as_deref(), Some("bob"));
+}
+
+/// A permanent session of alice's holding one key, `a`.
+fn owned_by_alice_with_one_key() -> Record {
+    live_record(
+        map([("_permanent", true.into()), ("a", 1.into())]),
+        Some("alice"),
+    )
+}
+
+/// Changes that remove `key`.
+fn removing(key: &str) -> Changes {
+    Changes {
+        removed: vec![key.to_owned()],
+        ..Changes::default()
+    }
 }
 
 /// `update_or_delete_if_empty`, which must succeed.
@@ -1887,10 +1867,7 @@ async fn emptying_never_deletes_acknowledged_writes(store: Arc<dyn SessionStore>
                 tokio::spawn(async move { store.increment(&id, "n", 1, NOW).await })
             })
             .collect();
-        let emptying = Changes {
-            removed: vec!["a".to_owned()],
-            ..Changes::default()
-        };
+        let emptying = removing("a");
         let outcome = store
             .update_or_delete_if_empty(&id, &emptying, NOW)
             .await
