@@ -260,6 +260,17 @@ conformance!(
     emptied_sessions_go_even_if_owned
 );
 
+/// A connection of the test's own to the Redis server at `url`, to look at
+/// and write keys as another program would.
+#[cfg(feature = "redis")]
+async fn raw_redis(url: &str) -> ::redis::aio::MultiplexedConnection {
+    ::redis::Client::open(url)
+        .expect("a client")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("a connection")
+}
+
 /// A store on the server the variable `url_var` names, under a fresh
 /// prefix (its keys deleted afterwards through the plain-text port).
 #[cfg(feature = "redis")]
@@ -381,11 +392,7 @@ impl Drop for DropRedisKeys {
 #[tokio::test]
 async fn times_that_are_not_numbers_fail_no_request_and_stop_no_sweep() {
     let url = test_server_url("TESSERA_TEST_REDIS_URL");
-    let mut conn = ::redis::Client::open(url.as_str())
-        .expect("a client")
-        .get_multiplexed_async_connection()
-        .await
-        .expect("a connection");
+    let mut conn = raw_redis(&url).await;
     // NaN passed a test for a number, and stopped the sweep all the same.
     let cases = ["abc", "nan", "-inf"].into_iter().flat_map(|garbage| {
         [None, Some(SerializationFormat::Msgpack)].map(|format| (garbage, format))
@@ -471,11 +478,7 @@ async fn flask_session_layout_refreshes_a_value_it_could_not_write() {
     let (store, prefix, _guard) = redis_store_of_layout(&url, Some(SerializationFormat::Msgpack));
     let id = create(&*store, &live_record(map([("k", 1.into())]), None)).await;
     let json = br#"{"_permanent": true, "n": 18446744073709551616}"#;
-    let mut conn = ::redis::Client::open(url.as_str())
-        .expect("a client")
-        .get_multiplexed_async_connection()
-        .await
-        .expect("a connection");
+    let mut conn = raw_redis(&url).await;
     let _: () = ::redis::cmd("SET")
         .arg(format!("{prefix}{}", id.as_str()))
         .arg(&json[..])
@@ -539,11 +542,7 @@ async fn flask_session_layout_ends_an_owned_session_the_flask_app_logged_out() {
         Some("bob"),
     );
     let id = create(&*store, &logged_in).await;
-    let mut conn = ::redis::Client::open(url.as_str())
-        .expect("a client")
-        .get_multiplexed_async_connection()
-        .await
-        .expect("a connection");
+    let mut conn = raw_redis(&url).await;
     let _: () = ::redis::cmd("SET")
         .arg(format!("{prefix}{}", id.as_str()))
         .arg(r#"{"_permanent": true, "_flashes": [["message", "You are logged out"]]}"#)
@@ -584,11 +583,7 @@ async fn flask_session_layout_leaves_unreadable_sessions_out_of_listings() {
     let bad = create(&*store, &live_record(map([("k", 1.into())]), Some("alice"))).await;
     let not_text = create(&*store, &live_record(map([("k", 1.into())]), Some("alice"))).await;
     let good = create(&*store, &live_record(map([("k", 2.into())]), Some("alice"))).await;
-    let mut conn = ::redis::Client::open(url.as_str())
-        .expect("a client")
-        .get_multiplexed_async_connection()
-        .await
-        .expect("a connection");
+    let mut conn = raw_redis(&url).await;
     for (id, value) in [(&bad, &b"xyz"[..]), (&not_text, &b"\xff"[..])] {
         let _: i64 = ::redis::cmd("HSET")
             .arg(format!("{prefix}{{{}}}", id.as_str()))
@@ -612,11 +607,7 @@ async fn flask_session_layout_leaves_unreadable_sessions_out_of_listings() {
 #[tokio::test]
 async fn redis_list_edits_read_lists_with_blanks() {
     let url = test_server_url("TESSERA_TEST_REDIS_URL");
-    let mut conn = ::redis::Client::open(url.as_str())
-        .expect("a client")
-        .get_multiplexed_async_connection()
-        .await
-        .expect("a connection");
+    let mut conn = raw_redis(&url).await;
     let (store, prefix, _guard) = redis_store_of_layout(&url, None);
     let (a, b) = (Value::from("a"), Value::from("b"));
     let cases = [
@@ -674,11 +665,7 @@ async fn redis_list_edits_read_lists_with_blanks() {
 #[tokio::test]
 async fn a_wrongly_typed_key_is_corrupt_not_unavailable() {
     let url = test_server_url("TESSERA_TEST_REDIS_URL");
-    let conn = ::redis::Client::open(url.as_str())
-        .expect("a client")
-        .get_multiplexed_async_connection()
-        .await
-        .expect("a connection");
+    let conn = raw_redis(&url).await;
     for flask_format in [None, Some(SerializationFormat::Json)] {
         let (store, prefix, _guard) = redis_store_of_layout(&url, flask_format);
         let replace_with_list = |key: String| {
