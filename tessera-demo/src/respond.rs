@@ -162,8 +162,10 @@ pub(crate) fn check_name(field: &str, value: &str) -> Result<(), String> {
 
 /// A session operation that failed, as the client should see it:
 ///
-/// - the store is down or failed: `503 Service Unavailable` with
-///   `Retry-After`, as the library's extractor answers;
+/// - the store is down: `503 Service Unavailable` with `Retry-After`, as
+///   the library's extractor answers;
+/// - the stored session cannot be read or written back (corrupt, or holding
+///   a value the store's format cannot): `500`, as the library answers;
 /// - a key holds the wrong type for an atomic operation (say `visits` set to
 ///   a string through the API), or the session was ended by another request
 ///   meanwhile, or the operation needs server-side sessions: `409 Conflict`
@@ -176,15 +178,10 @@ pub(crate) fn session_failure(error: SessionError) -> Response {
         // most once a second while the store stays down (one line per
         // failed request would be thousands a second).
         SessionError::Store(StoreError::Unavailable(_)) => error.into_response(),
-        SessionError::Store(store) => {
-            tracing::error!(error = %store, "session store failed; answering 503");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                [(header::RETRY_AFTER, "1")],
-                "Service Unavailable: the session store is unavailable; try again shortly.\n",
-            )
-                .into_response()
-        }
+        // Stored data that cannot be read or written back (corrupt, or not
+        // representable in the store's format): retrying fails the same
+        // way, so no 503. The library's answer, a 500 logged with the cause.
+        SessionError::Store(_) => error.into_response(),
         SessionError::Revoked => conflict(
             "your session was ended (logged out, perhaps from another device) while this \
              request was using it; reload the page to start a new one.",

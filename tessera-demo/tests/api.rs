@@ -833,3 +833,74 @@ async fn a_session_over_a_lowered_cookie_limit_can_still_change_without_growing(
     let reply = browser.put_json("/api/session/more", "\"fits now\"").await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
 }
+
+/// A session the store cannot write back in its format (here an integer
+/// past 64 bits, which a Flask-Session app in JSON wrote and msgpack cannot
+/// hold) is no outage: retrying would fail the same way, so no 503 and no
+/// `Retry-After`, and the stored session stays as it was.
+#[tokio::test]
+async fn a_session_the_store_cannot_write_back_is_no_outage() {
+    let served = serve_mode(Mode::FlaskSessionRedis, "unwritable").await;
+    let mut browser = Browser::new(served.base.clone());
+    let reply = browser.put_json("/api/session/username", "\"alice\"").await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let id = browser
+        .cookies
+        .get("session")
+        .expect("a session cookie")
+        .clone();
+    let key = format!("flask-session:{id}");
+    let stored = r#"{"username": "alice", "n": 123456789012345678901234567890}"#;
+    let redis_url = common::server_url("TESSERA_TEST_REDIS_URL");
+    let mut redis = ::redis::Client::open(redis_url.as_str())
+        .expect("a Redis URL")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("Redis answers");
+    let () = ::redis::cmd("SET")
+        .arg(&key)
+        .arg(stored)
+        .arg("KEEPTTL")
+        .query_async(&mut redis)
+        .await
+        .expect("SET");
+
+    for (name, reply) in [
+        ("POST /visits", browser.post("/visits").await),
+        (
+            "POST /cart",
+            browser.post_form("/cart", &[("item", "apple")]).await,
+        ),
+        (
+            "PUT /api/session/k",
+            browser.put_json("/api/session/k", "1").await,
+        ),
+    ] {
+        assert_eq!(
+            reply.status,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "{name}: {}",
+            reply.body
+        );
+        assert!(reply.headers.get(RETRY_AFTER).is_none(), "{name}");
+    }
+    let read = browser.get("/api/session").await;
+    assert_eq!(read.status, StatusCode::OK, "{}", read.body);
+    assert!(
+        read.body.contains("123456789012345678901234567890"),
+        "{}",
+        read.body
+    );
+    let kept: String = ::redis::cmd("GET")
+        .arg(&key)
+        .query_async(&mut redis)
+        .await
+        .expect("GET");
+    assert_eq!(kept, stored);
+    let () = ::redis::cmd("DEL")
+        .arg(&key)
+        .arg(format!("flask-session:{{{id}}}"))
+        .query_async(&mut redis)
+        .await
+        .expect("DEL");
+}
