@@ -158,6 +158,8 @@ pub(crate) struct SessionCore {
     mark: LayerMark,
     /// A differing outer layer was reported (once per layer).
     reported_outer: std::sync::atomic::AtomicBool,
+    /// An id of a length tessera does not take was reported (once per layer).
+    reported_id_length: std::sync::atomic::AtomicBool,
 }
 
 /// On a [`Session`]: the configuration (secrets redacted) of the layer that
@@ -219,6 +221,7 @@ impl SessionCore {
             cookie_attributes: CookieAttributes::new(&config),
             mark: LayerMark(Arc::from(format!("{config:?}"))),
             reported_outer: std::sync::atomic::AtomicBool::new(false),
+            reported_id_length: std::sync::atomic::AtomicBool::new(false),
             config,
             backend,
             sweeper: OnceLock::new(),
@@ -243,6 +246,28 @@ impl SessionCore {
                  its requests through: the outer layer's session, cookie and settings apply \
                  to them, not this layer's; give the routes of each configuration their own \
                  layer, not nested"
+            );
+        }
+    }
+
+    /// An id of a length tessera does not look up: the visitor starts a new
+    /// session (and a Flask application sharing them loses its login), so
+    /// said once, where it is most likely a Flask-Session setting. Once per
+    /// layer: anyone can send such a cookie.
+    fn note_unaccepted_id(&self, id: &str) {
+        if SessionId::has_unaccepted_length(id)
+            && !self
+                .reported_id_length
+                .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            tracing::warn!(
+                cookie_name = %self.config.cookie_name,
+                length = id.len(),
+                "a session cookie held an id of {} characters, outside the 22 to 256 tessera \
+                 looks up (at least 128 bits): it was taken for no session. A Flask-Session \
+                 application sharing these sessions must keep SESSION_ID_LENGTH between 16 \
+                 and 192 (its default, 32, gives 43 characters); said once",
+                id.len()
             );
         }
     }
@@ -309,6 +334,7 @@ impl SessionCore {
                         None => (&*value, true),
                     };
                     let Some(id) = SessionId::parse(id) else {
+                        self.note_unaccepted_id(id);
                         continue;
                     };
                     if !current_key {

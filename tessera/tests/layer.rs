@@ -583,6 +583,40 @@ async fn a_cookie_from_the_future_warns_about_the_clocks() {
     }
 }
 
+/// A cookie holding an id of a length tessera does not look up (a
+/// Flask-Session application's `SESSION_ID_LENGTH` of 12 or 200) is taken
+/// for no session, as it must be, and said once per layer: silence would
+/// leave the operator of a shared login guessing why its users are logged
+/// out. Cookies that are no id at all are not an id of another length.
+#[tokio::test(flavor = "current_thread")]
+async fn an_id_of_a_length_not_looked_up_is_warned_about_once() {
+    let (logs, _guard) = LogBuffer::capture();
+    let warning = "SESSION_ID_LENGTH";
+    let app = app(config()
+        .session_type(tessera::SessionType::Memory)
+        .build()
+        .expect("config"));
+    for cookie in ["session=a.b.c", "session=%22quoted%22", "session="] {
+        let response = send(&app, "GET", "/get", Some(cookie)).await;
+        assert_eq!(text(response).await, "None", "{cookie}");
+    }
+    assert!(!logs.contents().contains(warning), "{}", logs.contents());
+    // secrets.token_urlsafe(12) and token_urlsafe(200).
+    let short = "Xo3kQ9z_Lm2-Wp7R";
+    let long = "A".repeat(267);
+    for id in [short, &long, short] {
+        let response = send(&app, "GET", "/get", Some(&format!("session={id}"))).await;
+        assert_eq!(text(response).await, "None", "{}", id.len());
+    }
+    let logged = logs.contents();
+    assert_eq!(logged.matches(warning).count(), 1, "{logged}");
+    assert!(logged.contains("16 characters"), "{logged}");
+    assert!(
+        !logged.contains(short),
+        "the id stays out of the log: {logged}"
+    );
+}
+
 /// A write made after the layer saved the session (a task the handler
 /// spawned, a streaming body) is saved by nothing: logged once per request,
 /// for cookie and server-side sessions, and never for writes in time.

@@ -67,6 +67,17 @@ impl SessionId {
         valid.then(|| Self(text.to_owned()))
     }
 
+    /// Whether `text` has an id's characters but a length outside what
+    /// [`parse`](Self::parse) takes: what a Flask-Session application with
+    /// a `SESSION_ID_LENGTH` outside 16 to 192 hands out.
+    pub(crate) fn has_unaccepted_length(text: &str) -> bool {
+        !(MIN_ID_LEN..=MAX_ID_LEN).contains(&text.len())
+            && !text.is_empty()
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    }
+
     /// The id's text, as it appears in the cookie and the store.
     pub fn as_str(&self) -> &str {
         &self.0
