@@ -216,11 +216,33 @@ struct Unchecked {
 
 /// Opening the database failed; says which file, since sqlx does not.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot open the SQLite session store {path}: {source}")]
+#[error("cannot open the SQLite session store {path}: {source}{hint}")]
 struct OpenError {
     path: String,
     #[source]
     source: Box<dyn std::error::Error + Send + Sync>,
+    /// What SQLite's words leave out, if anything.
+    hint: &'static str,
+}
+
+/// `SQLITE_READONLY_DIRECTORY`, which SQLite reports as "attempt to write a
+/// readonly database" although the file itself may be writable.
+const READONLY_DIRECTORY: i32 = 1544;
+
+impl OpenError {
+    fn new(path: &Path, source: Box<dyn std::error::Error + Send + Sync>) -> Self {
+        let hint = if sqlite_code(&*source) == Some(READONLY_DIRECTORY) {
+            " (its directory is not writable: SQLite creates the -wal and -shm files beside \
+             the database, so the directory must be writable too)"
+        } else {
+            ""
+        };
+        Self {
+            path: path.display().to_string(),
+            source,
+            hint,
+        }
+    }
 }
 
 impl SqliteStore {
@@ -406,10 +428,9 @@ impl SqliteStore {
                 OpenFailure::Config(message) => {
                     StoreError::Config(format!("{message} ({})", self.path.display()))
                 }
-                OpenFailure::Other(source) => StoreError::Unavailable(Box::new(OpenError {
-                    path: self.path.display().to_string(),
-                    source,
-                })),
+                OpenFailure::Other(source) => {
+                    StoreError::Unavailable(Box::new(OpenError::new(&self.path, source)))
+                }
             })
     }
 
@@ -605,6 +626,11 @@ fn is_busy(failure: &OpenFailure) -> bool {
     let OpenFailure::Other(error) = failure else {
         return false;
     };
+    sqlite_code(&**error).is_some_and(|code| code & 0xff == 5)
+}
+
+/// The SQLite result code (extended) of a failure to open, if SQLite's.
+fn sqlite_code(error: &(dyn std::error::Error + Send + Sync + 'static)) -> Option<i32> {
     let connecting = match error.downcast_ref::<LeaseError>() {
         Some(LeaseError::Connect(error)) => Some(error),
         _ => None,
@@ -615,10 +641,18 @@ fn is_busy(failure: &OpenFailure) -> bool {
         .and_then(sqlx::Error::as_database_error)
         .and_then(|error| error.code())
         .and_then(|code| code.parse::<i32>().ok())
-        .is_some_and(|code| code & 0xff == 5)
 }
 
 async fn connect_both_once(path: &Path, existing_only: bool) -> Result<ReadWrite, OpenFailure> {
+    // SQLite's own word for it is "disk I/O error".
+    if std::fs::metadata(path).is_ok_and(|metadata| metadata.is_dir()) {
+        return Err(OpenFailure::Config(format!(
+            "{} is a directory: the store's URL names the database file (in it, say, \
+             sqlite://{}/sessions.db)",
+            path.display(),
+            path.display()
+        )));
+    }
     if existing_only {
         ensure_sqlite_file(path)?;
     }
@@ -721,7 +755,9 @@ async fn refuse_before_writing(path: &Path, existing_only: bool) -> Result<(), O
     } else {
         match schema_version(&mut conn).await? {
             0 => check_no_other_tables(&mut conn).await,
-            found if found > i64::from(SqliteStore::SCHEMA_VERSION) => Err(newer_schema(found)),
+            found if found > i64::from(SqliteStore::SCHEMA_VERSION) => {
+                Err(newer_schema(&mut conn, found).await)
+            }
             _ => check_tables(&mut conn).await,
         }
     };
@@ -851,14 +887,7 @@ const TABLES: [&str; 2] = ["tessera_sessions", "tessera_session_values"];
 /// Refuses a file at the current version that lacks the session tables:
 /// another program's, which keeps its own number in `user_version`.
 async fn check_tables(conn: &mut SqliteConnection) -> Result<(), OpenFailure> {
-    let found: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN (?1, ?2)",
-    )
-    .bind(TABLES[0])
-    .bind(TABLES[1])
-    .fetch_one(conn)
-    .await?;
-    if found == 2 {
+    if session_tables_present(conn).await? {
         return Ok(());
     }
     Err(OpenFailure::Config(format!(
@@ -904,7 +933,7 @@ async fn check_schema(conn: &mut SqliteConnection) -> Result<(), OpenFailure> {
     if found == known {
         check_tables(conn).await
     } else if found > known {
-        Err(newer_schema(found))
+        Err(newer_schema(conn, found).await)
     } else {
         Err(OpenFailure::Config(format!(
             "not a tessera session store of schema version {known} (the file has version {found})"
@@ -912,13 +941,35 @@ async fn check_schema(conn: &mut SqliteConnection) -> Result<(), OpenFailure> {
     }
 }
 
-/// A file migrated by a newer tessera (or another program).
-fn newer_schema(found: i64) -> OpenFailure {
-    OpenFailure::Config(format!(
-        "the SQLite session database has schema version {found}, but this version of \
-         tessera knows versions up to {}: upgrade tessera or use another file",
-        SqliteStore::SCHEMA_VERSION
-    ))
+/// A file of a `user_version` above this library's: migrated by a newer
+/// tessera if it holds the session tables, another program's otherwise
+/// (which keeps its own number there), where upgrading would not help.
+async fn newer_schema(conn: &mut SqliteConnection, found: i64) -> OpenFailure {
+    match session_tables_present(conn).await {
+        Ok(true) => OpenFailure::Config(format!(
+            "the SQLite session database has schema version {found}, but this version of \
+             tessera knows versions up to {}: upgrade tessera or use another file",
+            SqliteStore::SCHEMA_VERSION
+        )),
+        Ok(false) => OpenFailure::Config(format!(
+            "not a tessera session store: the file's user_version is {found} and it lacks the \
+             tables {} (another program's file? give the sessions a file of their own)",
+            TABLES.join(" and ")
+        )),
+        Err(failure) => failure,
+    }
+}
+
+/// Whether the file holds both of the schema's tables.
+async fn session_tables_present(conn: &mut SqliteConnection) -> Result<bool, OpenFailure> {
+    let found: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN (?1, ?2)",
+    )
+    .bind(TABLES[0])
+    .bind(TABLES[1])
+    .fetch_one(conn)
+    .await?;
+    Ok(found == 2)
 }
 
 /// Brings the schema to [`SqliteStore::SCHEMA_VERSION`].
@@ -936,7 +987,7 @@ async fn migrate(conn: &mut SqliteConnection) -> Result<(), OpenFailure> {
         .await?;
     let known = i64::from(SqliteStore::SCHEMA_VERSION);
     if !(0..=known).contains(&found) {
-        return Err(newer_schema(found));
+        return Err(newer_schema(&mut tx, found).await);
     }
     let done = usize::try_from(found).unwrap_or(MIGRATIONS.len());
     if done == MIGRATIONS.len() {
@@ -1606,17 +1657,38 @@ mod tests {
         );
     }
 
+    /// A URL naming a directory is refused, saying so, for the application
+    /// and the CLI alike.
+    #[tokio::test]
+    async fn a_directory_is_no_database_file() {
+        let dir = std::env::temp_dir().join(format!("tessera-sqlite-dir-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a directory");
+        for opened in [
+            SqliteStore::open(&dir).await.err(),
+            SqliteStore::open_existing(&dir).await.err(),
+        ] {
+            match opened {
+                Some(StoreError::Config(message)) => {
+                    assert!(message.contains("is a directory"), "{message}")
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     /// Another program's SQLite file is refused, not given the session
     /// tables and a `user_version` of tessera's: one with tables of its
-    /// own at version 0, and one that lacks the session tables at the
-    /// version tessera's schema has (many programs count their own schema
-    /// from 1), which answered "no such table" at every request.
+    /// own at version 0, one that lacks the session tables at the version
+    /// tessera's schema has (many programs count their own schema from 1),
+    /// which answered "no such table" at every request, and one at a later
+    /// version, which is no newer tessera's.
     #[tokio::test]
     async fn another_programs_file_is_refused() {
         use sqlx::ConnectOptions as _;
         let dir = std::env::temp_dir().join(format!("tessera-sqlite-other-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("a directory");
-        for (name, version) in [("unversioned.db", 0), ("versioned.db", 1)] {
+        for (name, version) in [("unversioned.db", 0), ("versioned.db", 1), ("later.db", 7)] {
             let path = dir.join(name);
             let mut conn = SqliteConnectOptions::new()
                 .filename(&path)
@@ -1639,7 +1711,9 @@ mod tests {
             ] {
                 match opened {
                     Some(StoreError::Config(message)) => {
-                        assert!(message.contains("not a tessera session store"), "{message}")
+                        assert!(message.contains("not a tessera session store"), "{message}");
+                        // A newer tessera would not read it either.
+                        assert!(!message.contains("upgrade tessera"), "{message}");
                     }
                     other => panic!("{name}: {other:?}"),
                 }
@@ -1834,6 +1908,26 @@ mod tests {
                     text.contains("cannot check") && !text.contains("removed"),
                     "{text}"
                 );
+            }
+            other => panic!("{other:?}"),
+        }
+        std::fs::set_permissions(dir, mode(0o755)).expect("chmod");
+        assert!(store.load(&id, 2).await.expect("load").is_some());
+        store.close().await;
+
+        // A writable file in a directory that is not: SQLite's "attempt to
+        // write a readonly database" is told apart, and names the directory.
+        for file in ["sessions.db-wal", "sessions.db-shm"] {
+            let _ = std::fs::remove_file(dir.join(file));
+        }
+        std::fs::set_permissions(dir, mode(0o555)).expect("chmod");
+        let store = SqliteStore::new(&path);
+        match store.create(&SessionId::generate(), &record).await {
+            Err(StoreError::Unavailable(error)) => {
+                assert!(
+                    error.to_string().contains("its directory is not writable"),
+                    "{error}"
+                )
             }
             other => panic!("{other:?}"),
         }
