@@ -44,9 +44,17 @@ const MAX_KEY_CHECKED_COOKIES: usize = 16;
 /// Expired records deleted per sweep statement: small enough that a write
 /// queued behind one batch waits a few milliseconds at most.
 const SWEEP_BATCH: usize = 64;
-/// The pause between sweep batches, in which queued writes get the store's
-/// write lock: sweeping is background work and may take its time.
+/// The shortest pause between sweep batches, in which queued writes get the
+/// store's write lock: sweeping is background work and may take its time.
 const SWEEP_PAUSE: Duration = Duration::from_millis(2);
+
+/// The pause after a sweep batch that took `took`: at least as long, so that
+/// a sweeper holds the store's write lock at most half the time. (Other
+/// processes on one SQLite file wait for the lock in sleeps of up to 100 ms,
+/// and rarely found it free in a 2 ms gap after each batch of a backlog.)
+fn sweep_pause(took: Duration) -> Duration {
+    took.max(SWEEP_PAUSE)
+}
 
 /// The warnings about cookies dated in the future, for the whole process.
 static FUTURE_COOKIES: crate::store::OutageLog = crate::store::OutageLog::new();
@@ -832,13 +840,14 @@ async fn sweep(store: Weak<dyn SessionStore>, interval: Duration) {
         let mut purged = 0u64;
         loop {
             let now = crate::server::unix_now();
+            let started = std::time::Instant::now();
             match store.purge_expired(now, SWEEP_BATCH).await {
                 Ok(count) => {
                     purged += count;
                     if count < SWEEP_BATCH as u64 {
                         break;
                     }
-                    tokio::time::sleep(SWEEP_PAUSE).await;
+                    tokio::time::sleep(sweep_pause(started.elapsed())).await;
                 }
                 Err(error) => {
                     tracing::warn!(%error, "sweeping expired sessions failed; will retry");
@@ -887,6 +896,18 @@ pub(crate) fn vary_with_cookie<'h>(existing: impl Iterator<Item = &'h [u8]>) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A sweeper leaves the store's write lock free at least as long as it
+    /// held it, and a little after the quickest batch.
+    #[test]
+    fn a_sweeper_pauses_as_long_as_its_batch_took() {
+        assert_eq!(sweep_pause(Duration::ZERO), SWEEP_PAUSE);
+        assert_eq!(sweep_pause(Duration::from_millis(1)), SWEEP_PAUSE);
+        assert_eq!(
+            sweep_pause(Duration::from_millis(40)),
+            Duration::from_millis(40)
+        );
+    }
 
     /// Each configuration's cookie, expiring cookie and removal, as
     /// Werkzeug 3.1's `dump_cookie` writes them (the strings are its output).

@@ -1359,12 +1359,19 @@ impl SessionStore for SqliteStore {
     }
 
     async fn delete_user(&self, user_id: &str) -> Result<u64, StoreError> {
-        let deleted = sqlx::query("DELETE FROM tessera_sessions WHERE user_id = ?1")
-            .bind(user_id)
-            .execute(&mut *self.writer().await?)
-            .await
-            .map_err(db)?
-            .rows_affected();
+        // Ended at once, deleted later: the sweeper's bounded batches delete
+        // the rows (a record dead since 1970 is the first it takes). Deleting
+        // them here, with their values, held the write lock, which every
+        // process using the file shares, for seconds for a user of 50,000
+        // sessions; this update of one indexed row each takes a fortieth.
+        let deleted = sqlx::query(
+            "UPDATE tessera_sessions SET expires_at = 0, user_id = NULL WHERE user_id = ?1",
+        )
+        .bind(user_id)
+        .execute(&mut *self.writer().await?)
+        .await
+        .map_err(db)?
+        .rows_affected();
         Ok(deleted)
     }
 
