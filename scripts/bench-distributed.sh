@@ -52,7 +52,9 @@ pg() { psql "$pg_url" -Atq -c "$1"; }
 
 echo "bench-distributed: building the demo (release)" >&2
 cargo build -q --release -p tessera-demo
-demo="$repo_root/target/release/tessera-demo"
+# Where cargo put it: CARGO_TARGET_DIR, if set (relative to here, as cargo reads it).
+target_dir="$(realpath -m "${CARGO_TARGET_DIR:-target}")"
+demo="$target_dir/release/tessera-demo"
 
 cat > "$work/post.lua" <<'LUA'
 wrk.method = "POST"

@@ -37,7 +37,9 @@ cargo bench -q -p tessera --features sqlite --bench sqlite_store > "$work/store.
 
 echo "bench-store: building the demo (release)" >&2
 cargo build -q --release -p tessera-demo
-demo="$repo_root/target/release/tessera-demo"
+# Where cargo put it: CARGO_TARGET_DIR, if set (relative to here, as cargo reads it).
+target_dir="$(realpath -m "${CARGO_TARGET_DIR:-target}")"
+demo="$target_dir/release/tessera-demo"
 
 cat > "$work/post.lua" <<'LUA'
 wrk.method = "POST"

@@ -7,8 +7,8 @@
 # A quick run's report goes to BENCHMARKS.quick.md and BENCHMARKS.md is left
 # as it was: one round of 3 s is no measure of the targets. From a fresh
 # clone, building takes most of the time (about 35 minutes for a quick run
-# on 2 busy cores). The scripts build into the repository's own target/
-# (CARGO_TARGET_DIR is not followed).
+# on 2 busy cores). The scripts build into CARGO_TARGET_DIR if it is set,
+# the repository's target/ otherwise, and run what they built there.
 #
 # 1. scripts/bench-codec.sh: the cookie codec against the raw HMAC-SHA1
 #    floor, the `cookie` crate's signed jar with serde_json, and itsdangerous
@@ -70,7 +70,7 @@ cargo build -q --release -p tessera-bench
     # append-only file synced on every write (the tests' setting).
     eval "$(TESSERA_REDIS_PERSISTENCE=default scripts/services.sh start)"
     services_dir="$TESSERA_SERVICES_DIR"
-    target/release/tessera-bench http "${http_args[@]}" \
+    "$(realpath -m "${CARGO_TARGET_DIR:-target}")/release/tessera-bench" http "${http_args[@]}" \
         --redis-url "$TESSERA_TEST_REDIS_URL" --postgres-url "$TESSERA_TEST_POSTGRES_URL" \
         --python "$python" --markdown BENCHMARKS.md
 )

@@ -93,7 +93,9 @@ fi
 
 log "building the demo (release)"
 cargo build -q --release -p tessera-demo
-demo="$repo_root/target/release/tessera-demo"
+# Where cargo put it: CARGO_TARGET_DIR, if set (relative to here, as cargo reads it).
+target_dir="$(realpath -m "${CARGO_TARGET_DIR:-target}")"
+demo="$target_dir/release/tessera-demo"
 
 cat > "$work/soak.lua" <<'LUA'
 -- Clients carrying their session cookies; see scripts/soak.sh.

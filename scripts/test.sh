@@ -32,6 +32,9 @@ step "Python venv with Flask for the interop tests"
 python="$(scripts/setup-python.sh)"
 "$python" -c 'import importlib.metadata as m; print("Flask", m.version("flask"), "/ itsdangerous", m.version("itsdangerous"))'
 
+step "Cargo.lock against the workspace's rust-version"
+cargo metadata --format-version 1 --locked | python3 scripts/check-rust-version.py
+
 step "cargo fmt --check"
 cargo fmt --all --check
 

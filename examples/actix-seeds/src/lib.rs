@@ -23,7 +23,9 @@
 
 use std::fmt::Write as _;
 
+use actix_web::dev::ServiceResponse;
 use actix_web::http::header;
+use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
 use actix_web::{web, HttpRequest, HttpResponse};
 use tessera::{Flash, Session, SessionError, Value};
 
@@ -51,8 +53,21 @@ const CSP: &str = "default-src 'none'; form-action 'self'; frame-ancestors 'none
 /// ```
 pub fn configure(cfg: &mut web::ServiceConfig) {
     // Resources rather than `cfg.route`, whose method guard would make a
-    // wrong method a 404: the demo (and Flask) answer 405. Every GET route
-    // answers HEAD too, as Flask's and axum's do (actix sends no body).
+    // wrong method a 404: the demo (and Flask) answer 405, with a text.
+    // Every GET route answers HEAD too, as Flask's and axum's do (actix
+    // sends no body).
+    cfg.service(
+        web::scope("")
+            .wrap(ErrorHandlers::new().handler(
+                actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
+                explain_method_not_allowed,
+            ))
+            .configure(routes),
+    );
+}
+
+/// Every route, and the 404 for any other path.
+fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/").get(index).head(index))
         // Seed 000: Flask Tutorials: Session Configuration.
         .service(
@@ -101,6 +116,28 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .content_type("text/plain; charset=utf-8")
                 .body("Not Found")
         }));
+}
+
+/// actix-web's 405 (which carries `Allow`) with the demo's text: a browser
+/// shows an empty 405 as a broken page (a form's URL opened from the
+/// address bar, say).
+fn explain_method_not_allowed<B>(
+    response: ServiceResponse<B>,
+) -> actix_web::Result<ErrorHandlerResponse<B>> {
+    let text = format!(
+        "Method Not Allowed: {} does not take {} (the Allow header lists what it takes)\n",
+        response.request().path(),
+        response.request().method()
+    );
+    let (request, mut response) = response.into_parts();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    let response = ServiceResponse::new(request, response.set_body(text))
+        .map_into_boxed_body()
+        .map_into_right_body();
+    Ok(ErrorHandlerResponse::Response(response))
 }
 
 /// A session value as the seeds' f-strings show it: strings as they are,

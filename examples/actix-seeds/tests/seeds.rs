@@ -565,6 +565,13 @@ async fn unknown_routes_and_methods() {
     assert_eq!(reply.body, "Not Found");
     let reply = send(&app, &mut jar, get("/login")).await;
     assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED);
+    // The axum demo's text, and actix-web's Allow kept.
+    assert_eq!(
+        reply.body,
+        "Method Not Allowed: /login does not take GET (the Allow header lists what it takes)\n"
+    );
+    assert_eq!(reply.header(header::ALLOW), "POST");
+    assert!(reply.header(header::CONTENT_TYPE).starts_with("text/plain"));
     assert!(jar.0.is_empty());
     // HEAD is answered wherever GET is, as Flask and the axum demo do.
     for path in ["/", "/get_session", "/petname"] {
