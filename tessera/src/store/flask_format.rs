@@ -1136,7 +1136,7 @@ mod json {
             utc.second()
         );
         let nanos = utc.nanosecond();
-        if nanos % 1000 != 0 {
+        if !nanos.is_multiple_of(1000) {
             let _ = write!(out, ".{nanos:09}");
         } else if nanos != 0 {
             let _ = write!(out, ".{:06}", nanos / 1000);
