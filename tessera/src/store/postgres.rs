@@ -1174,6 +1174,17 @@ async fn unusable_schema_with_tables(
     .await
 }
 
+/// The search path, if no schema of it exists that the role may use
+/// (PostgreSQL's own word for it comes only when creating a table: "no
+/// schema has been selected to create in").
+async fn search_path_without_schema(
+    conn: &mut PgConnection,
+) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT current_setting('search_path') WHERE current_schema() IS NULL")
+        .fetch_optional(conn)
+        .await
+}
+
 /// The schema version found and the data tables missing.
 async fn schema_found(conn: &mut PgConnection) -> Result<SchemaFound, sqlx::Error> {
     // `to_regclass` resolves the names through the search path like the
@@ -1301,6 +1312,16 @@ async fn migrate(
         return Ok(());
     }
     if schema_now.version == 0 && schema_now.missing.len() == DATA_TABLES.len() {
+        if schema.is_none() {
+            if let Some(search_path) = search_path_without_schema(&mut conn).await? {
+                return Err(OpenFailure::Config(format!(
+                    "the connection's search_path ({search_path}) names no schema that exists \
+                     and this role may use, so there is nowhere to find or create the session \
+                     tables: create the schema first (CREATE SCHEMA), or let the store create \
+                     one (PostgresStore::with_schema)"
+                )));
+            }
+        }
         if let Some(schema) = unusable_schema_with_tables(&mut conn, existing_only).await? {
             return Err(OpenFailure::Config(format!(
                 "the tessera session tables are in schema {schema}, which the search path \
@@ -2679,6 +2700,43 @@ mod tests {
         .expect("drop the schemas and the role");
         admin.close().await.expect("close");
         drop_schema(owner, &schema).await;
+    }
+
+    /// A search path naming no schema that exists (a typo, or a schema not
+    /// created yet) is said as such, by the application and the CLI alike,
+    /// rather than as PostgreSQL's "no schema has been selected to create
+    /// in" or as an empty store; nothing is created.
+    #[tokio::test]
+    async fn a_search_path_of_no_schema_is_said_as_such() {
+        let missing = fresh_name("missing");
+        let url = format!("{}&options=-c%20search_path%3D{missing}", server_url());
+        for existing_only in [false, true] {
+            let store = PostgresStore::new(&url).expect("url");
+            let refused = if existing_only {
+                store.open_existing().await.err()
+            } else {
+                let refused = store.connect().await.err();
+                store.close().await;
+                refused
+            };
+            let message = refused.expect("refused").to_string();
+            assert!(
+                message.contains(&format!("search_path ({missing})"))
+                    && message.contains("CREATE SCHEMA"),
+                "{message}"
+            );
+        }
+        let mut admin = sqlx::PgConnection::connect(&server_url())
+            .await
+            .expect("connect");
+        let created: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT FROM pg_namespace WHERE nspname = $1)")
+                .bind(&missing)
+                .fetch_one(&mut admin)
+                .await
+                .expect("pg_namespace");
+        assert!(!created);
+        admin.close().await.expect("close");
     }
 
     /// URLs the driver would take but cannot serve as asked are refused,
