@@ -227,7 +227,9 @@ pub fn sqlite_path_from_url(url: &str) -> Option<PathBuf> {
 }
 
 /// The one reading of SQLite store URLs, shared by the configuration and
-/// `SqliteStore::from_url`: the path, or why the URL names none.
+/// `SqliteStore::from_url`: the path, or why the URL names none. The path
+/// is percent-decoded, as sqlx decodes it (`%20` a blank, `%3F` a `?`, `%25`
+/// a `%`; a `%` that starts no escape stays as it is).
 pub(crate) fn parse_sqlite_url(url: &str) -> Result<PathBuf, &'static str> {
     let rest = url
         .strip_prefix("sqlite://")
@@ -240,11 +242,33 @@ pub(crate) fn parse_sqlite_url(url: &str) -> Result<PathBuf, &'static str> {
     if rest.starts_with(":memory:") {
         return Err("in-memory databases are not supported");
     }
-    let path = std::path::Path::new(rest);
-    if rest.is_empty() || rest.ends_with('/') || path.file_name().is_none() {
+    let decoded: Vec<u8> = percent_encoding::percent_decode_str(rest).collect();
+    let path = path_of_bytes(decoded)?;
+    if path.as_os_str().is_empty()
+        || path.as_os_str().as_encoded_bytes().ends_with(b"/")
+        || path.file_name().is_none()
+    {
         return Err("it names no file");
     }
-    Ok(path.to_owned())
+    if path.as_os_str().as_encoded_bytes().contains(&0) {
+        return Err("it holds a NUL character (%00)");
+    }
+    Ok(path)
+}
+
+/// A decoded path's bytes as a path: any bytes on Unix, UTF-8 elsewhere.
+fn path_of_bytes(bytes: Vec<u8>) -> Result<PathBuf, &'static str> {
+    #[cfg(unix)]
+    {
+        let name: std::ffi::OsString = std::os::unix::ffi::OsStringExt::from_vec(bytes);
+        Ok(PathBuf::from(name))
+    }
+    #[cfg(not(unix))]
+    {
+        String::from_utf8(bytes)
+            .map(PathBuf::from)
+            .map_err(|_| "its percent-escapes decode to a name that is not UTF-8")
+    }
 }
 
 /// A configuration that cannot be used.

@@ -2977,6 +2977,19 @@ mod sqlite_file {
         assert_eq!(store.path(), cwd.join("relative").join("dir").join("s.db"));
         let store = SqliteStore::from_url("sqlite://s.db").expect("relative");
         assert_eq!(store.path(), cwd.join("s.db"));
+        // Percent-escapes are decoded, as sqlx decodes them: the only way to
+        // name a file or directory holding `?` or `#`; a `%` that starts no
+        // escape is kept.
+        for (url, file) in [
+            ("sqlite://my%20dir/s.db", "my dir/s.db"),
+            ("sqlite://what%3F%23.db", "what?#.db"),
+            ("sqlite://100%25.db", "100%.db"),
+            ("sqlite://100%.db", "100%.db"),
+            ("sqlite://caf%C3%A9.db", "caf\u{e9}.db"),
+        ] {
+            let store = SqliteStore::from_url(url).expect(url);
+            assert_eq!(store.path(), cwd.join(file), "{url}");
+        }
 
         for bad in [
             "",
@@ -2992,6 +3005,8 @@ mod sqlite_file {
             "sqlite://:memory:",
             "sqlite://s.db?mode=ro",
             "sqlite://s.db#x",
+            "sqlite://dir%2F",
+            "sqlite://s%00.db",
             "postgres://localhost/sessions",
             "redis://localhost",
             "file:///s.db",
