@@ -28,7 +28,7 @@
 //! opened while it had a short `statement_timeout` or `lock_timeout` keep
 //! it: once a statement is refused for one of these, every connection
 //! opened before is replaced (at most once a second), so the store works
-//! again within a second of the setting being undone. The row locks are
+//! again within a few seconds of the setting being undone. The row locks are
 //! written for `READ COMMITTED`: once a stricter default isolation is seen
 //! (when the store opens, or by a serialization failure), connections are
 //! set to it when opened.
