@@ -5,7 +5,7 @@ use std::io::{self, IsTerminal as _, Write as _};
 use std::path::PathBuf;
 
 use clap::Parser;
-use tessera::{SessionConfig, SessionType};
+use tessera::{SessionConfig, SessionType, StoreError};
 use tokio::net::TcpListener;
 
 use crate::secret::{self, KeySource, SetupError};
@@ -289,10 +289,15 @@ async fn probe(store: std::sync::Arc<dyn tessera::SessionStore>) {
     };
     match used.await {
         Ok(_) => tracing::info!("the session store answers reads and writes"),
-        Err(error) => tracing::error!(
+        Err(error @ StoreError::Unavailable(_)) => tracing::error!(
             %error,
             "the session store cannot be used yet; requests that need a session answer 503 \
              until it can"
+        ),
+        Err(error) => tracing::error!(
+            %error,
+            "the session store cannot be used as configured; requests that need a session \
+             answer 500 until the configuration is mended"
         ),
     }
 }

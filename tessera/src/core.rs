@@ -86,7 +86,8 @@ pub(crate) enum Finish {
 pub(crate) enum Failure {
     /// The cookie is over `MAX_COOKIE_SIZE` and oversized cookies are refused,
     /// or the store cannot represent what the application put in the
-    /// session: retrying cannot help, so this is the application's 500.
+    /// session, or is misconfigured: retrying cannot help, so this is the
+    /// application's 500.
     Internal,
     /// The store failed: 503 with `Retry-After`.
     StoreUnavailable,
@@ -576,12 +577,18 @@ impl SessionCore {
                 },
             },
             Err(error) => {
-                let failure = if matches!(error, StoreError::Unrepresentable(_)) {
-                    tracing::error!(%error, "could not save the session; answering 500");
-                    Failure::Internal
-                } else {
+                // Only an outage is worth trying again: a value the store
+                // cannot represent, or a store misconfigured, is a 500.
+                let failure = if matches!(error, StoreError::Unavailable(_)) {
                     crate::store::STORE_OUTAGES.log(&error, "could not save the session");
                     Failure::StoreUnavailable
+                } else {
+                    crate::store::STORE_OUTAGES.log_with_outcome(
+                        &error,
+                        "could not save the session",
+                        crate::store::Outcome::Answered500,
+                    );
+                    Failure::Internal
                 };
                 Finish::Fail {
                     failure,

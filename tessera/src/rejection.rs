@@ -15,6 +15,11 @@ pub enum SessionRejection {
     /// The server-side store could not load the session.
     #[error("the session store is unavailable; try again shortly")]
     StoreUnavailable,
+    /// The server-side store failed in a way that trying again does not
+    /// mend: misconfigured (tables of another shape, a URL naming a
+    /// directory), answered 500 and logged with the cause.
+    #[error("the session store failed; see the server's log")]
+    StoreFailed,
 }
 
 /// What a client is told when the session store is unavailable, the same
@@ -39,6 +44,7 @@ impl SessionRejection {
     pub(crate) fn client_message(&self) -> String {
         match self {
             SessionRejection::StoreUnavailable => STORE_UNAVAILABLE_BODY.to_owned(),
+            SessionRejection::StoreFailed => "Internal Server Error\n".to_owned(),
             SessionRejection::MissingLayer => self.to_string(),
         }
     }
@@ -46,7 +52,9 @@ impl SessionRejection {
     /// The status code the rejection answers with.
     pub fn status(&self) -> http::StatusCode {
         match self {
-            SessionRejection::MissingLayer => http::StatusCode::INTERNAL_SERVER_ERROR,
+            SessionRejection::MissingLayer | SessionRejection::StoreFailed => {
+                http::StatusCode::INTERNAL_SERVER_ERROR
+            }
             SessionRejection::StoreUnavailable => http::StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -54,7 +62,7 @@ impl SessionRejection {
     /// The `Retry-After` value the rejection sends, if any.
     pub fn retry_after(&self) -> Option<&'static str> {
         match self {
-            SessionRejection::MissingLayer => None,
+            SessionRejection::MissingLayer | SessionRejection::StoreFailed => None,
             SessionRejection::StoreUnavailable => Some("1"),
         }
     }
@@ -78,8 +86,22 @@ pub(crate) async fn loaded(
 ) -> Result<crate::Session, SessionRejection> {
     let session = session.ok_or(SessionRejection::MissingLayer)?;
     session.load().await.map_err(|error| {
-        crate::store::STORE_OUTAGES.log_with_outcome(&error, "could not load the session", outcome);
-        SessionRejection::StoreUnavailable
+        if matches!(error, crate::StoreError::Unavailable(_)) {
+            crate::store::STORE_OUTAGES.log_with_outcome(
+                &error,
+                "could not load the session",
+                outcome,
+            );
+            SessionRejection::StoreUnavailable
+        } else {
+            // No retry mends it: a 500, not a 503 clients would retry.
+            crate::store::STORE_OUTAGES.log_with_outcome(
+                &error,
+                "could not load the session",
+                outcome.failing(),
+            );
+            SessionRejection::StoreFailed
+        }
     })?;
     Ok(session)
 }

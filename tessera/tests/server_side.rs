@@ -1415,6 +1415,40 @@ async fn an_id_signed_with_a_fallback_key_is_signed_again_with_the_current_one()
     );
 }
 
+/// A store that answers but cannot be used as configured (tables changed
+/// by hand, a URL naming a directory) is no outage: trying again fails the
+/// same way, so 500 without `Retry-After`, when loading the session and
+/// when saving it, and nothing is acknowledged that was not stored.
+#[tokio::test]
+async fn a_store_that_cannot_be_used_as_configured_gives_500_not_503() {
+    let (app, store) = setup();
+    let cookie = cookie_pair(&send(&app, "POST", "/set/a", None, "1").await);
+    store.misconfigured.store(true, Ordering::SeqCst);
+    let response = send(&app, "GET", "/untouched", Some(&cookie), "").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    for (method, uri) in [("GET", "/get/a"), ("POST", "/set/b"), ("POST", "/incr")] {
+        let response = send(&app, method, uri, Some(&cookie), "2").await;
+        assert_eq!(
+            response.status(),
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "{method} {uri}"
+        );
+        assert!(!response.headers().contains_key(header::RETRY_AFTER));
+    }
+    store.misconfigured.store(false, Ordering::SeqCst);
+    store.updates_misconfigured.store(true, Ordering::SeqCst);
+    let response = send(&app, "POST", "/set/b", Some(&cookie), "2").await;
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(!response.headers().contains_key(header::RETRY_AFTER));
+    store.updates_misconfigured.store(false, Ordering::SeqCst);
+    assert_eq!(read(&app, "a", &cookie).await, "\"1\"");
+    assert_eq!(
+        read(&app, "b", &cookie).await,
+        "None",
+        "not acknowledged, not kept"
+    );
+}
+
 #[tokio::test]
 async fn a_store_that_is_down_gives_503_only_where_the_session_is_needed() {
     let (app, store) = setup();

@@ -558,11 +558,25 @@ pub(crate) struct OutageLog {
 pub(crate) enum Outcome {
     /// tessera answers it with 503.
     Answered503,
+    /// tessera answers it with 500: trying again would not help.
+    Answered500,
     /// The extractor failed with a 503 rejection, which actix-web's
     /// `Option<Session>` turns into `None`, so the handler may answer
     /// anything.
     #[cfg_attr(not(feature = "actix"), allow(dead_code))]
     ExtractorRejected,
+}
+
+impl Outcome {
+    /// The outcome of a failure that is no outage: a 500 where tessera
+    /// answers, the extractor's rejection as before where the application
+    /// chooses.
+    pub(crate) fn failing(self) -> Self {
+        match self {
+            Outcome::Answered503 => Outcome::Answered500,
+            other => other,
+        }
+    }
 }
 
 /// The log of failures to reach a session store, for the whole process.
@@ -651,9 +665,10 @@ impl OutageLog {
         };
         let outcome = match outcome {
             Outcome::Answered503 => "answering 503",
+            Outcome::Answered500 => "answering 500",
             Outcome::ExtractorRejected => {
-                "the Session extractor fails with 503 (a handler taking actix-web's \
-                 Option<Session> gets None instead)"
+                "the Session extractor fails (with 503, or 500 where trying again would not \
+                 help; a handler taking actix-web's Option<Session> gets None instead)"
             }
         };
         tracing::error!(
@@ -954,7 +969,7 @@ mod tests {
 }
 
 /// Stands in for a store whose configuration was refused: every operation
-/// fails with that reason, so requests that need the session answer 503 and
+/// fails with that reason, so requests that need the session answer 500 and
 /// say why in the log, instead of sessions silently going elsewhere.
 #[cfg(any(feature = "redis", feature = "postgres"))]
 #[derive(Debug)]

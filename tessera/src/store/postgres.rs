@@ -232,6 +232,13 @@ fn db(error: sqlx::Error) -> StoreError {
     if matches!(error, sqlx::Error::PoolTimedOut) {
         return StoreError::unavailable(NoConnection(error));
     }
+    // PostgreSQL's columns are typed: a value of another type than the
+    // store reads is the column's, in every row.
+    if let sqlx::Error::ColumnDecode { source, .. } = &error {
+        if source.to_string().starts_with("mismatched types") {
+            return misshapen(&error);
+        }
+    }
     let code = code_of(&error).map(std::borrow::Cow::into_owned);
     let code = code.as_deref();
     if code.is_some_and(|code| SETTING_REFUSALS.contains(&code)) {
@@ -243,13 +250,7 @@ fn db(error: sqlx::Error) -> StoreError {
         }
         Some(SERIALIZATION_FAILURE) => pin_read_committed(),
         Some(READ_ONLY_TRANSACTION) => return StoreError::unavailable(ReadOnly(error)),
-        Some(code) if MISSHAPEN_TABLE.contains(&code) => {
-            return StoreError::Config(format!(
-                "the session tables are not as this version of tessera makes them ({error}): \
-                 made or changed by hand? Let the store create its tables, in a schema of \
-                 their own"
-            ))
-        }
+        Some(code) if MISSHAPEN_TABLE.contains(&code) => return misshapen(&error),
         _ => {}
     }
     super::sql::db(error)
@@ -261,6 +262,14 @@ fn db(error: sqlx::Error) -> StoreError {
 /// No retry helps: a configuration error, not an outage (a 500, not a 503
 /// that clients would retry forever).
 const MISSHAPEN_TABLE: [&str; 3] = ["42804", "42P10", "42703"];
+
+/// A statement failed on tables of another shape than the store makes.
+fn misshapen(error: &sqlx::Error) -> StoreError {
+    StoreError::Config(format!(
+        "the session tables are not as this version of tessera makes them ({error}): made or \
+         changed by hand? Let the store create its tables, in a schema of their own"
+    ))
+}
 
 /// PostgreSQL's "deadlock detected".
 const DEADLOCK_DETECTED: &str = "40P01";
@@ -2306,8 +2315,9 @@ mod tests {
     }
 
     /// Session tables changed by hand into another shape (a value column of
-    /// JSONB, no primary key for the values) make writes fail with a
-    /// configuration error saying so, not "unavailable, try again".
+    /// JSONB, no primary key for the values, a time column of 32 bits) make
+    /// reads or writes fail with a configuration error saying so, not
+    /// "unavailable, try again", nor every session read as unreadable.
     #[tokio::test]
     async fn tables_of_another_shape_are_a_configuration_error() {
         for (label, change) in [
@@ -2318,6 +2328,10 @@ mod tests {
             (
                 "nokey",
                 "ALTER TABLE tessera_session_values DROP CONSTRAINT tessera_session_values_pkey",
+            ),
+            (
+                "int4",
+                "ALTER TABLE tessera_sessions ALTER COLUMN expires_at TYPE integer",
             ),
         ] {
             let (store, schema) = fresh_store(label);
@@ -2331,16 +2345,15 @@ mod tests {
             conn.close().await.expect("close");
             let store = store_in(&schema);
             let id = SessionId::generate();
+            // Reading (what every request does first) or writing.
             let created = store
                 .create(&id, &record(one("k", Value::from(1)), None, NOW + 3600))
                 .await;
             let written = match created {
-                Ok(_) => {
-                    store
-                        .increment(&id, "visits", 1, NOW)
-                        .await
-                        .map(drop)
-                }
+                Ok(_) => match store.load(&id, NOW).await {
+                    Ok(_) => store.increment(&id, "visits", 1, NOW).await.map(drop),
+                    Err(error) => Err(error),
+                },
                 Err(error) => Err(error),
             };
             match written {

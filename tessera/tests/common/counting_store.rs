@@ -21,6 +21,11 @@ pub(crate) struct CountingStore<S: ?Sized = dyn SessionStore> {
     pub(crate) down: AtomicBool,
     /// While set, updates fail as if the store went down just before them.
     pub(crate) updates_down: AtomicBool,
+    /// While set, every call but the sweep fails as a store that answers but
+    /// cannot be used as configured (tables of another shape, say).
+    pub(crate) misconfigured: AtomicBool,
+    /// While set, updates fail so.
+    pub(crate) updates_misconfigured: AtomicBool,
     /// While set, a session moved by `cycle_id` ends right after the move,
     /// as if logged out everywhere from another device at that moment.
     pub(crate) ends_after_a_move: AtomicBool,
@@ -44,6 +49,8 @@ impl<S: SessionStore + ?Sized> CountingStore<S> {
             writes: AtomicUsize::new(0),
             down: AtomicBool::new(false),
             updates_down: AtomicBool::new(false),
+            misconfigured: AtomicBool::new(false),
+            updates_misconfigured: AtomicBool::new(false),
             ends_after_a_move: AtomicBool::new(false),
             moves_after_an_append: AtomicBool::new(false),
         }
@@ -64,6 +71,8 @@ impl<S: SessionStore + ?Sized> CountingStore<S> {
             Err(StoreError::unavailable(std::io::Error::other(
                 "store is down",
             )))
+        } else if self.misconfigured.load(Ordering::SeqCst) {
+            Err(misconfigured())
         } else {
             Ok(())
         }
@@ -78,6 +87,10 @@ impl<S: SessionStore + ?Sized> CountingStore<S> {
         self.writes.fetch_add(1, Ordering::SeqCst);
         self.check()
     }
+}
+
+fn misconfigured() -> StoreError {
+    StoreError::Config("the session tables are not as tessera makes them".to_owned())
 }
 
 #[async_trait::async_trait]
@@ -101,6 +114,9 @@ impl<S: SessionStore + ?Sized> SessionStore for CountingStore<S> {
             return Err(StoreError::unavailable(std::io::Error::other(
                 "store is down",
             )));
+        }
+        if self.updates_misconfigured.load(Ordering::SeqCst) {
+            return Err(misconfigured());
         }
         self.inner.update(id, changes, now).await
     }
