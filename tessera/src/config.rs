@@ -242,33 +242,19 @@ pub(crate) fn parse_sqlite_url(url: &str) -> Result<PathBuf, &'static str> {
     if rest.starts_with(":memory:") {
         return Err("in-memory databases are not supported");
     }
-    let decoded: Vec<u8> = percent_encoding::percent_decode_str(rest).collect();
-    let path = path_of_bytes(decoded)?;
-    if path.as_os_str().is_empty()
-        || path.as_os_str().as_encoded_bytes().ends_with(b"/")
-        || path.file_name().is_none()
-    {
+    // As sqlx reads it, which refuses a name that is not UTF-8 (SQLite
+    // takes file names in UTF-8).
+    let decoded = percent_encoding::percent_decode_str(rest)
+        .decode_utf8()
+        .map_err(|_| "its percent-escapes decode to a name that is not UTF-8")?;
+    let path = PathBuf::from(decoded.as_ref());
+    if decoded.is_empty() || decoded.ends_with('/') || path.file_name().is_none() {
         return Err("it names no file");
     }
-    if path.as_os_str().as_encoded_bytes().contains(&0) {
+    if decoded.contains('\0') {
         return Err("it holds a NUL character (%00)");
     }
     Ok(path)
-}
-
-/// A decoded path's bytes as a path: any bytes on Unix, UTF-8 elsewhere.
-fn path_of_bytes(bytes: Vec<u8>) -> Result<PathBuf, &'static str> {
-    #[cfg(unix)]
-    {
-        let name: std::ffi::OsString = std::os::unix::ffi::OsStringExt::from_vec(bytes);
-        Ok(PathBuf::from(name))
-    }
-    #[cfg(not(unix))]
-    {
-        String::from_utf8(bytes)
-            .map(PathBuf::from)
-            .map_err(|_| "its percent-escapes decode to a name that is not UTF-8")
-    }
 }
 
 /// A configuration that cannot be used.

@@ -3007,6 +3007,7 @@ mod sqlite_file {
             "sqlite://s.db#x",
             "sqlite://dir%2F",
             "sqlite://s%00.db",
+            "sqlite://%FF.db",
             "postgres://localhost/sessions",
             "redis://localhost",
             "file:///s.db",
