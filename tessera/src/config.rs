@@ -257,6 +257,33 @@ pub(crate) fn parse_sqlite_url(url: &str) -> Result<PathBuf, &'static str> {
     Ok(path)
 }
 
+/// Said when the file an SQLite URL named before its percent-escapes were
+/// decoded (earlier builds read `my%20dir` as those six characters) exists
+/// and the file it names now does not:
+/// an application upgraded, or running beside an older instance, would
+/// otherwise start an empty store next to the one its sessions are in.
+pub(crate) fn warn_if_named_undecoded(url: &str) {
+    let Some(rest) = url.strip_prefix("sqlite://") else {
+        return;
+    };
+    let Ok(decoded) = parse_sqlite_url(url) else {
+        return;
+    };
+    let literal = std::path::Path::new(rest);
+    if literal != decoded && literal.is_file() && !decoded.exists() {
+        tracing::warn!(
+            url = %redact_password(url),
+            found = %literal.display(),
+            now_named = %decoded.display(),
+            "the SQLite URL's percent-escapes are decoded (as sqlx decodes them): it names a \
+             file that does not exist, and a session database is where versions that took \
+             the URL as written put it; move that file (with its -wal and -shm) to the new \
+             name, or write each % of the path as %25 to keep it, before instances of both \
+             kinds share it"
+        );
+    }
+}
+
 /// A configuration that cannot be used.
 ///
 /// Its `Debug` is its message, so that `main` returning
@@ -1069,6 +1096,7 @@ impl SessionConfigBuilder {
                         ),
                     ));
                 }
+                warn_if_named_undecoded(url);
             }
         }
         if self.store_url.is_some() {

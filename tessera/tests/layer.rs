@@ -939,6 +939,55 @@ fn a_cookie_prefix_whose_rules_are_broken_is_warned_about() {
     );
 }
 
+/// An SQLite URL with a percent-escape names, since escapes are decoded,
+/// another file than earlier builds used: when that one exists and the new
+/// one does not (an upgrade, or an older instance beside a newer one), the
+/// configuration and the CLI's store say so rather than start an empty
+/// store beside it. No word when the file under the decoded name exists.
+#[cfg(feature = "sqlite")]
+#[test]
+fn an_sqlite_url_naming_the_undecoded_file_is_warned_about() {
+    let (logs, _guard) = LogBuffer::capture();
+    let warning = "percent-escapes are decoded";
+    let dir = std::env::temp_dir().join(format!("tessera-undecoded-{}", std::process::id()));
+    let literal = dir.join("my%20dir");
+    std::fs::create_dir_all(&literal).expect("a directory");
+    std::fs::write(literal.join("s.db"), b"").expect("the old file");
+    let url = format!("sqlite://{}/my%20dir/s.db", dir.display());
+    let build = || {
+        config()
+            .session_type(tessera::SessionType::Sqlite)
+            .store_url(url.clone())
+            .build()
+            .expect("config")
+    };
+    build();
+    assert_eq!(
+        logs.contents().matches(warning).count(),
+        1,
+        "{}",
+        logs.contents()
+    );
+    tessera::store::SqliteStore::from_url(&url).expect("a store");
+    assert_eq!(
+        logs.contents().matches(warning).count(),
+        2,
+        "{}",
+        logs.contents()
+    );
+    let decoded = dir.join("my dir");
+    std::fs::create_dir_all(&decoded).expect("a directory");
+    std::fs::write(decoded.join("s.db"), b"").expect("the new file");
+    build();
+    assert_eq!(
+        logs.contents().matches(warning).count(),
+        2,
+        "{}",
+        logs.contents()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// An existing SQLite file that other users can read or change keeps its
 /// permissions, with a warning saying which; one readable by its group only
 /// does not warn (an operator's choice, for backups say).

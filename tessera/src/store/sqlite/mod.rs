@@ -306,6 +306,7 @@ impl SqliteStore {
             })?;
             cwd.join(path)
         };
+        crate::config::warn_if_named_undecoded(url);
         Ok(Self::new(path))
     }
 
