@@ -455,6 +455,44 @@ fn an_unreachable_store_answers_503() {
     });
 }
 
+/// A store that answers but cannot be used as configured (here an SQLite
+/// URL naming a directory): the extractor fails with 500, without
+/// `Retry-After`, since trying again would fail the same way.
+#[cfg(feature = "sqlite")]
+#[test]
+fn a_store_unusable_as_configured_answers_500() {
+    use std::sync::Arc;
+    use tessera::SessionStore;
+    run(async {
+        let dir = std::env::temp_dir().join(format!("tessera-actix-dir-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a directory");
+        let store: Arc<dyn SessionStore> = Arc::new(tessera::store::SqliteStore::new(&dir));
+        let app = init_service(
+            App::new()
+                .wrap(SessionMiddleware::with_store(config(), store))
+                .route(
+                    "/read",
+                    web::get().to(|s: Session| async move {
+                        format!("{:?}", s.get::<u64>("visits").ok().flatten())
+                    }),
+                ),
+        )
+        .await;
+        let id = tessera::SessionId::generate();
+        let response = call_service(
+            &app,
+            TestRequest::get()
+                .uri("/read")
+                .insert_header((header::COOKIE, format!("session={}", id.as_str())))
+                .to_request(),
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(response.headers().get(header::RETRY_AFTER).is_none());
+        let _ = std::fs::remove_dir_all(&dir);
+    });
+}
+
 /// A login whose save fails after the session moved to its new id (the
 /// store went down between the move and the write) answers 503 and still
 /// hands over the new id, under which the store keeps the session.
