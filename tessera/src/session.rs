@@ -127,10 +127,18 @@ impl SessionError {
                 source = cause.source();
             }
             let message = without_values(&message);
-            if self.status() != http::StatusCode::SERVICE_UNAVAILABLE {
-                tracing::error!(error = %message, "session operation failed; answering {}", self.status());
-            } else {
+            if self.status() == http::StatusCode::SERVICE_UNAVAILABLE {
                 crate::store::STORE_OUTAGES.log(&message, "session operation failed");
+            } else if matches!(self, SessionError::Store(_)) {
+                // A store unusable as configured fails every request alike:
+                // at most a line a second, as for an outage.
+                crate::store::STORE_OUTAGES.log_with_outcome(
+                    &message,
+                    "session operation failed",
+                    crate::store::Outcome::Answered500,
+                );
+            } else {
+                tracing::error!(error = %message, "session operation failed; answering {}", self.status());
             }
         }
     }

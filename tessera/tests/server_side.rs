@@ -54,6 +54,12 @@ fn app(config: SessionConfig, store: Arc<CountingStore>) -> Router {
         .route("/get/{key}", get(get_key))
         .route("/set/{key}", post(set_key))
         .route(
+            "/incr-or-fail",
+            post(|s: Session| async move {
+                Ok::<_, tessera::SessionError>(s.increment("visits", 1).await?.to_string())
+            }),
+        )
+        .route(
             "/incr",
             post(|s: Session| async move {
                 match s.increment("visits", 1).await {
@@ -1419,8 +1425,9 @@ async fn an_id_signed_with_a_fallback_key_is_signed_again_with_the_current_one()
 /// by hand, a URL naming a directory) is no outage: trying again fails the
 /// same way, so 500 without `Retry-After`, when loading the session and
 /// when saving it, and nothing is acknowledged that was not stored.
-#[tokio::test]
+#[tokio::test(flavor = "current_thread")]
 async fn a_store_that_cannot_be_used_as_configured_gives_500_not_503() {
+    let (logs, _guard) = logs::LogBuffer::capture();
     let (app, store) = setup();
     let cookie = cookie_pair(&send(&app, "POST", "/set/a", None, "1").await);
     store.misconfigured.store(true, Ordering::SeqCst);
@@ -1435,6 +1442,19 @@ async fn a_store_that_cannot_be_used_as_configured_gives_500_not_503() {
         );
         assert!(!response.headers().contains_key(header::RETRY_AFTER));
     }
+    // Every request fails alike: logged at most once a second, not once
+    // per request (a bot posting to an atomic operation would flood it).
+    for _ in 0..20 {
+        // The handler's own operation fails (no cookie: no load to fail).
+        let response = send(&app, "POST", "/incr-or-fail", None, "").await;
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+    let lines = logs
+        .contents()
+        .lines()
+        .filter(|line| line.contains("ERROR"))
+        .count();
+    assert!(lines <= 4, "{lines} lines: {}", logs.contents());
     store.misconfigured.store(false, Ordering::SeqCst);
     store.updates_misconfigured.store(true, Ordering::SeqCst);
     let response = send(&app, "POST", "/set/b", Some(&cookie), "2").await;
