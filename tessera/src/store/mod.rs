@@ -571,6 +571,7 @@ impl Outcome {
     /// The outcome of a failure that is no outage: a 500 where tessera
     /// answers, the extractor's rejection as before where the application
     /// chooses.
+    #[cfg(any(feature = "axum", feature = "actix"))]
     pub(crate) fn failing(self) -> Self {
         match self {
             Outcome::Answered503 => Outcome::Answered500,
