@@ -60,10 +60,7 @@ impl SessionId {
     /// bits (22 to 256 characters: Flask-Session's `SESSION_ID_LENGTH` of 16
     /// to 192 bytes). Anything else is not an id.
     pub fn parse(text: &str) -> Option<Self> {
-        let valid = (MIN_ID_LEN..=MAX_ID_LEN).contains(&text.len())
-            && text
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        let valid = (MIN_ID_LEN..=MAX_ID_LEN).contains(&text.len()) && is_url_safe_token(text);
         valid.then(|| Self(text.to_owned()))
     }
 
@@ -73,9 +70,7 @@ impl SessionId {
     pub(crate) fn has_unaccepted_length(text: &str) -> bool {
         !(MIN_ID_LEN..=MAX_ID_LEN).contains(&text.len())
             && !text.is_empty()
-            && text
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            && is_url_safe_token(text)
     }
 
     /// The id's text, as it appears in the cookie and the store.
@@ -90,6 +85,12 @@ impl SessionId {
         let digest = sha1::Sha1::digest(self.0.as_bytes());
         crate::key::hex(&digest[..6])
     }
+}
+
+/// Whether `text` holds only URL-safe base64's characters, as ids do.
+fn is_url_safe_token(text: &str) -> bool {
+    text.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// Ids are credentials: `Debug` shows only the fingerprint.
