@@ -5,7 +5,7 @@ use std::io::{self, IsTerminal as _, Write as _};
 use std::path::PathBuf;
 
 use clap::Parser;
-use tessera::{SessionConfig, SessionType, StoreError};
+use tessera::{SessionConfig, SessionType};
 use tokio::net::TcpListener;
 
 use crate::secret::{self, KeySource, SetupError};
@@ -289,7 +289,7 @@ async fn probe(store: std::sync::Arc<dyn tessera::SessionStore>) {
     };
     match used.await {
         Ok(_) => tracing::info!("the session store answers reads and writes"),
-        Err(error @ StoreError::Unavailable(_)) => tracing::error!(
+        Err(error) if error.is_outage() => tracing::error!(
             %error,
             "the session store cannot be used yet; requests that need a session answer 503 \
              until it can"

@@ -8,7 +8,7 @@ use axum::extract::{FromRequest, Multipart, RawForm, Request};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
-use tessera::{SessionError, StoreError};
+use tessera::SessionError;
 
 /// Longest accepted `username`, `pet`, cart `item` or API key, in
 /// characters: in cookie mode the session must still fit in a cookie
@@ -174,13 +174,12 @@ pub(crate) fn check_name(field: &str, value: &str) -> Result<(), String> {
 pub(crate) fn session_failure(error: SessionError) -> Response {
     match error {
         SessionError::WrongType { .. } => conflict(&error.to_string()),
-        // The library's own answer: a 503 with `Retry-After`, logged at
-        // most once a second while the store stays down (one line per
-        // failed request would be thousands a second).
-        SessionError::Store(StoreError::Unavailable(_)) => error.into_response(),
-        // Stored data that cannot be read or written back (corrupt, or not
-        // representable in the store's format): retrying fails the same
-        // way, so no 503. The library's answer, a 500 logged with the cause.
+        // The library's own answer: a 503 with `Retry-After` for an outage
+        // (logged at most once a second while the store stays down: one
+        // line per failed request would be thousands a second), a 500
+        // logged with the cause for the rest (corrupt data, a value the
+        // store's format cannot hold, a store unusable as configured),
+        // which fail the same way on every retry.
         SessionError::Store(_) => error.into_response(),
         SessionError::Revoked => conflict(
             "your session was ended (logged out, perhaps from another device) while this \

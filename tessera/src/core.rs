@@ -579,7 +579,7 @@ impl SessionCore {
             Err(error) => {
                 // Only an outage is worth trying again: a value the store
                 // cannot represent, or a store misconfigured, is a 500.
-                let failure = if matches!(error, StoreError::Unavailable(_)) {
+                let failure = if error.is_outage() {
                     crate::store::STORE_OUTAGES.log(&error, "could not save the session");
                     Failure::StoreUnavailable
                 } else {

@@ -86,7 +86,7 @@ pub(crate) async fn loaded(
 ) -> Result<crate::Session, SessionRejection> {
     let session = session.ok_or(SessionRejection::MissingLayer)?;
     session.load().await.map_err(|error| {
-        if matches!(error, crate::StoreError::Unavailable(_)) {
+        if error.is_outage() {
             crate::store::STORE_OUTAGES.log_with_outcome(
                 &error,
                 "could not load the session",

@@ -85,7 +85,7 @@ impl SessionError {
     /// for the rest, which only a change to the application can fix.
     pub fn status(&self) -> http::StatusCode {
         match self {
-            SessionError::Store(StoreError::Unavailable(_)) => {
+            SessionError::Store(error) if error.is_outage() => {
                 http::StatusCode::SERVICE_UNAVAILABLE
             }
             SessionError::WrongType { .. } | SessionError::Revoked => http::StatusCode::CONFLICT,
@@ -95,7 +95,7 @@ impl SessionError {
 
     /// The `Retry-After` value to send with [`status`](Self::status), if any.
     pub fn retry_after(&self) -> Option<&'static str> {
-        matches!(self, SessionError::Store(StoreError::Unavailable(_))).then_some("1")
+        matches!(self, SessionError::Store(error) if error.is_outage()).then_some("1")
     }
 
     /// What the client is told: the message for a 409, which is about its

@@ -376,6 +376,15 @@ impl StoreError {
     pub fn unavailable(error: impl std::error::Error + Send + Sync + 'static) -> Self {
         Self::Unavailable(Box::new(error))
     }
+
+    /// Whether the store is out of reach for now, so the same request may
+    /// succeed later: answered 503 with `Retry-After`. Every other error
+    /// (data the store cannot read or write, a store unusable as
+    /// configured) fails the same way on every retry, so it is a 500 that
+    /// clients do not retry forever.
+    pub fn is_outage(&self) -> bool {
+        matches!(self, Self::Unavailable(_))
+    }
 }
 
 /// Where server-side sessions live. Implemented by [`MemoryStore`] and, with

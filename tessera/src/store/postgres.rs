@@ -258,10 +258,11 @@ fn db(error: sqlx::Error) -> StoreError {
 
 /// What PostgreSQL answers to a statement of the store's on tables of
 /// another shape than the store made: a column of another type (42804), no
-/// primary key for `ON CONFLICT` to use (42P10), a column missing (42703).
-/// No retry helps: a configuration error, not an outage (a 500, not a 503
-/// that clients would retry forever).
-const MISSHAPEN_TABLE: [&str; 3] = ["42804", "42P10", "42703"];
+/// primary key for `ON CONFLICT` to use (42P10), a column missing (42703),
+/// a column added that must not be null (23502), a check added that the
+/// store's rows fail (23514). No retry helps: a configuration error, not an
+/// outage (a 500, not a 503 that clients would retry forever).
+const MISSHAPEN_TABLE: [&str; 5] = ["42804", "42P10", "42703", "23502", "23514"];
 
 /// A statement failed on tables of another shape than the store makes.
 fn misshapen(error: &sqlx::Error) -> StoreError {
@@ -2332,6 +2333,15 @@ mod tests {
             (
                 "int4",
                 "ALTER TABLE tessera_sessions ALTER COLUMN expires_at TYPE integer",
+            ),
+            (
+                "notnull",
+                "ALTER TABLE tessera_sessions ADD COLUMN tenant text NOT NULL",
+            ),
+            (
+                "check",
+                "ALTER TABLE tessera_session_values ADD CONSTRAINT long_keys \
+                 CHECK (length(key) > 5)",
             ),
         ] {
             let (store, schema) = fresh_store(label);
