@@ -264,19 +264,24 @@ pub fn sessions_notice(config: &SessionConfig) -> String {
     }
 }
 
-/// Asks the store once at start, reading and writing (a throwaway session,
-/// deleted at once), so that one that cannot be used (a wrong password, a
-/// database that does not exist, a host that cannot be reached, a user
-/// without the rights writes need, a read-only replica) is reported now,
-/// not at the first visitor's 503. Serving goes on either way: the store
-/// may come up later.
+/// Asks the store once at start, reading and writing (a throwaway session
+/// holding one value, read back and deleted at once), so that one that
+/// cannot be used (a wrong password, a database that does not exist, a host
+/// that cannot be reached, a user without the rights writes need, a
+/// read-only replica, tables changed by hand) is reported now, not at the
+/// first visitor's 503 or 500. Serving goes on either way: the store may
+/// come up later.
 async fn probe(store: std::sync::Arc<dyn tessera::SessionStore>) {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |since| since.as_secs());
     let id = tessera::SessionId::generate();
+    // A value as every session of the demo's holds, since a store's values
+    // may be kept apart from its sessions (PostgreSQL's table of them).
+    let mut data = tessera::Map::new();
+    data.insert("_permanent".to_owned(), tessera::Value::Bool(true));
     let throwaway = tessera::store::Record {
-        data: tessera::Map::new(),
+        data,
         user_id: None,
         created_at: now,
         expires_at: now.saturating_add(60),
@@ -285,6 +290,7 @@ async fn probe(store: std::sync::Arc<dyn tessera::SessionStore>) {
     let used = async {
         store.load(&id, now).await?;
         store.create(&id, &throwaway).await?;
+        store.load(&id, now).await?;
         store.delete(&id).await
     };
     match used.await {

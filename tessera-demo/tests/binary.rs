@@ -413,6 +413,54 @@ async fn a_store_that_cannot_be_used_is_reported_at_start() {
     assert!(line.contains("ERROR"), "{line}");
 }
 
+/// Session tables changed by hand so that the store's writes of values
+/// fail (a check its keys do not pass) are reported at start as a store
+/// unusable as configured, though a session without values would be
+/// written and read without fault.
+#[cfg(unix)]
+#[tokio::test]
+async fn session_tables_changed_by_hand_are_reported_at_start() {
+    use sqlx::Connection as _;
+    let server = common::server_url("TESSERA_TEST_POSTGRES_URL");
+    let schema = format!("demo_probe_{}", std::process::id());
+    let mut admin = sqlx::PgConnection::connect(&server).await.expect("connect");
+    for statement in [
+        format!("DROP SCHEMA IF EXISTS {schema} CASCADE"),
+        format!("CREATE SCHEMA {schema}"),
+    ] {
+        sqlx::raw_sql(&statement)
+            .execute(&mut admin)
+            .await
+            .expect("schema");
+    }
+    let separator = if server.contains('?') { '&' } else { '?' };
+    let url = format!("{server}{separator}options=-csearch_path%3D{schema}");
+    let store = tessera::store::PostgresStore::new(&url).expect("a store URL");
+    store.connect().await.expect("the store makes its tables");
+    store.close().await;
+    sqlx::raw_sql(&format!(
+        "ALTER TABLE {schema}.tessera_session_values \
+         ADD CONSTRAINT long_keys CHECK (length(key) > 20)"
+    ))
+    .execute(&mut admin)
+    .await
+    .expect("the change by hand");
+
+    let env = [
+        ("SESSION_TYPE", "postgres"),
+        ("SESSION_STORE_URL", url.as_str()),
+    ];
+    let line = logged_at_start(&env, "session store").await;
+    sqlx::raw_sql(&format!("DROP SCHEMA {schema} CASCADE"))
+        .execute(&mut admin)
+        .await
+        .expect("drop");
+    assert!(
+        line.contains("ERROR") && line.contains("cannot be used as configured"),
+        "{line}"
+    );
+}
+
 /// A user of the test Redis server without the scripting every write of
 /// the store is: the demo may read but not write.
 struct ReadOnlyRedisUser {
