@@ -922,13 +922,46 @@ impl fmt::Debug for RedisStore {
     }
 }
 
-/// Connecting failed; says where to, since redis-rs does not always.
+/// Connecting failed; says where to, since redis-rs does not always, and
+/// whether the URL's scheme may be the wrong one.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot connect to the Redis session store at {address}: {source}")]
+#[error("cannot connect to the Redis session store at {address}: {source}{hint}")]
 struct ConnectError {
     address: String,
     #[source]
     source: RedisError,
+    /// Empty, or a sentence that starts with "; ".
+    hint: &'static str,
+}
+
+impl ConnectError {
+    fn new(address: String, tls: bool, source: RedisError) -> Self {
+        let hint = scheme_hint(tls, &source);
+        Self {
+            address,
+            source,
+            hint,
+        }
+    }
+}
+
+/// What a plain connection to a server that wants TLS, or a TLS handshake
+/// with a server that has none, looks like: the one closes the connection
+/// on the first bytes, the other waits for a line that never comes (or
+/// answers an error that is no TLS record). Neither says so itself.
+fn scheme_hint(tls: bool, error: &RedisError) -> &'static str {
+    // redis-rs keeps the I/O error behind an `Arc` that hides it from
+    // downcasting; its own tests of the error's kind see it.
+    let closed = error.is_connection_dropped() && !error.is_connection_refusal();
+    if !tls && closed {
+        "; a server that expects TLS closes a plain connection so: if this one does, use a \
+         rediss:// URL"
+    } else if tls && (error.is_timeout() || error.to_string().contains("corrupt message")) {
+        "; a server without TLS leaves a TLS handshake unanswered or answers it with something \
+         else: if this one has no TLS, use a redis:// URL"
+    } else {
+        ""
+    }
 }
 
 /// How many threads running single-threaded runtimes get a connection of
@@ -1061,6 +1094,13 @@ impl Link {
         self.client.get_connection_info().addr().to_string()
     }
 
+    fn is_tls(&self) -> bool {
+        matches!(
+            self.client.get_connection_info().addr(),
+            ::redis::ConnectionAddr::TcpTls { .. }
+        )
+    }
+
     pub(super) fn is_connected(&self) -> bool {
         self.connections
             .iter()
@@ -1093,10 +1133,7 @@ impl Link {
             .get_or_try_init(|| self.connect())
             .await
             .map_err(|source| {
-                StoreError::unavailable(ConnectError {
-                    address: self.address(),
-                    source,
-                })
+                StoreError::unavailable(ConnectError::new(self.address(), self.is_tls(), source))
             })?;
         Ok((manager.clone(), slot))
     }
@@ -3090,6 +3127,53 @@ mod tests {
             assert!(!message.contains("hunter2"), "{message}");
         }
         assert!(!format!("{store:?}").contains("hunter2"));
+    }
+
+    /// A `redis://` URL for a server that wants TLS, or a `rediss://` one
+    /// for a server without it, fails with a connection reset or a
+    /// handshake left unanswered: the error says which scheme may be the
+    /// wrong one.
+    #[cfg(feature = "tls")]
+    #[tokio::test]
+    async fn a_url_of_the_wrong_scheme_gets_a_hint() {
+        let tls = std::env::var("TESSERA_TEST_REDIS_TLS_URL")
+            .expect("TESSERA_TEST_REDIS_TLS_URL is set, as for the other Redis tests");
+        let plain = server_url();
+        let cases = [
+            (
+                tls.replacen("rediss://", "redis://", 1),
+                "use a rediss:// URL",
+            ),
+            (
+                plain.replacen("redis://", "rediss://", 1),
+                "use a redis:// URL",
+            ),
+        ];
+        for (url, hint) in cases {
+            let store = RedisStore::new(&url).expect("a Redis URL");
+            let error = store
+                .load(&SessionId::generate(), NOW)
+                .await
+                .expect_err("the other scheme");
+            assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
+            assert!(error.to_string().contains(hint), "{url}: {error}");
+        }
+        // An outage gets no such hint: nothing listens on that port.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free port")
+            .port();
+        for url in [
+            format!("redis://127.0.0.1:{port}/0"),
+            format!("rediss://127.0.0.1:{port}/0"),
+        ] {
+            let error = RedisStore::new(&url)
+                .expect("a Redis URL")
+                .load(&SessionId::generate(), NOW)
+                .await
+                .expect_err("nothing listens");
+            assert!(!error.to_string().contains(" URL"), "{url}: {error}");
+        }
     }
 
     /// `rediss://` is TLS: with the `tls` feature it is a store like any
