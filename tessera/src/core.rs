@@ -533,6 +533,11 @@ impl SessionCore {
                     failure: Failure::Internal,
                     set_cookie: None,
                 };
+            } else if value_len <= session.received_cookie_len() {
+                // The browser kept one as large, so nothing says it drops
+                // this one (a change undone, a flash taken out of a cookie
+                // a Flask app made too large).
+                tracing::warn!("{oversized}; no larger than the cookie the browser has");
             } else {
                 tracing::error!(
                     "{oversized}; browsers may silently ignore it, keeping the cookie they have: \

@@ -782,6 +782,40 @@ async fn an_oversized_cookie_that_is_only_refreshed_is_not_refused() {
     );
 }
 
+/// Without the refusal (Flask's way), an oversized cookie no larger than
+/// the one the browser sent (a change undone, a flash taken out of it) is
+/// sent with a warning, not the error that says the change would be lost:
+/// the browser kept one as large. A larger one still gets the error.
+#[tokio::test]
+async fn an_oversized_cookie_no_larger_than_the_one_sent_is_only_warned_about() {
+    let (logs, _guard) = LogBuffer::capture();
+    let roomy = app(config().max_cookie_size(8000).build().expect("config"));
+    let flasklike = app(config().build().expect("config"));
+    let big = incompressible(3700);
+    let cookie = cookie_pair(&post_body(&roomy, "/set", None, &big).await);
+    assert!(cookie.len() > 4093, "{}", cookie.len());
+
+    let shorter = &big[..big.len() - 10];
+    let response = post_body(&flasklike, "/set", Some(&cookie), shorter).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(set_cookies(response.headers()).len(), 1);
+    let logged = logs.contents();
+    assert!(
+        logged.contains("WARN") && logged.contains("no larger than the cookie the browser"),
+        "{logged}"
+    );
+    assert!(!logged.contains("would be lost"), "{logged}");
+
+    let response = post_body(&flasklike, "/set", Some(&cookie), &format!("{big}!!")).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(set_cookies(response.headers()).len(), 1);
+    let logged = logs.contents();
+    assert!(
+        logged.contains("ERROR") && logged.contains("would be lost"),
+        "{logged}"
+    );
+}
+
 fn app_refusing() -> Router {
     app(config()
         .refuse_oversized_cookies(true)
