@@ -12,7 +12,7 @@ use tessera::store::{Record, SessionId, SessionInfo, SessionStore, SqliteStore, 
 use tessera::tagged;
 
 use crate::error::{Error, Result};
-use crate::io::{print_line, stdout_error};
+use crate::io::{print_line, stdout_error, warn};
 
 /// Sessions fetched by one `list` query, or purged by one `purge_expired`
 /// call, unless `--batch` says otherwise.
@@ -381,7 +381,11 @@ impl Store {
                             .with_prefix(prefix.clone());
                         match store.sample_layout().await.map_err(store_error)? {
                             Some(found @ (Layout::Tessera | Layout::Both)) => Err(mismatch(found)),
-                            _ => Ok(Self::FlaskSessionRedis(store)),
+                            Some(Layout::FlaskSession) => Ok(Self::FlaskSessionRedis(store)),
+                            None => {
+                                warn_if_elsewhere(&prefix, store.indexed_prefixes().await);
+                                Ok(Self::FlaskSessionRedis(store))
+                            }
                         }
                     }
                     None => {
@@ -392,7 +396,11 @@ impl Store {
                             Some(found @ (Layout::FlaskSession | Layout::Both)) => {
                                 Err(mismatch(found))
                             }
-                            _ => Ok(Self::Redis(store)),
+                            Some(Layout::Tessera) => Ok(Self::Redis(store)),
+                            None => {
+                                warn_if_elsewhere(&prefix, store.indexed_prefixes().await);
+                                Ok(Self::Redis(store))
+                            }
                         }
                     }
                 }
@@ -433,6 +441,35 @@ impl Store {
             Self::Redis(_) | Self::FlaskSessionRedis(_) => {}
             Self::Postgres(store) => store.close().await,
         }
+    }
+}
+
+/// Warns when no session is indexed under `prefix`: a prefix left unset or
+/// mistyped would have the commands find nothing and a "log out everywhere"
+/// end nothing, exiting as on success. Says where sessions are, if under
+/// other prefixes. (A store that is empty, as after every session expired,
+/// warns too: nothing tells the two apart.)
+fn warn_if_elsewhere(prefix: &str, indexed: Result<Vec<String>, StoreError>) {
+    let indexed = match indexed {
+        Ok(indexed) => indexed,
+        // Only a courtesy: a server that denies SCAN (an ACL) gets none.
+        Err(_) => return,
+    };
+    if indexed.iter().any(|other| other == prefix) {
+        return;
+    }
+    if indexed.is_empty() {
+        warn(&format!(
+            "no sessions under the key prefix {prefix:?} on this server, nor under any other: \
+             SESSION_KEY_PREFIX must be the application's (default \"session:\")"
+        ));
+    } else {
+        let others: Vec<String> = indexed.iter().map(|other| format!("{other:?}")).collect();
+        warn(&format!(
+            "no sessions under the key prefix {prefix:?} on this server; there are some under \
+             {}: set SESSION_KEY_PREFIX to the application's",
+            others.join(", ")
+        ));
     }
 }
 

@@ -1143,6 +1143,55 @@ fn a_postgres_database_without_the_tables_is_refused_and_left_alone() {
     });
 }
 
+/// On Redis, a key prefix under which no session is (SESSION_KEY_PREFIX
+/// unset or mistyped) is warned about: "log out everywhere" ending nothing
+/// would otherwise look like success. The application's prefix is not.
+#[test]
+fn a_redis_prefix_without_sessions_is_warned_about() {
+    use tessera::store::{RedisStore, SessionId, SessionStore};
+    let url = std::env::var("TESSERA_TEST_REDIS_URL").unwrap_or_else(|_| {
+        panic!("TESSERA_TEST_REDIS_URL is not set: start the servers with `eval \"$(scripts/services.sh start)\"` or run scripts/test.sh")
+    });
+    let prefix = format!("cli-prefix-{}:", SessionId::generate().fingerprint());
+    let now = now();
+    let mut data = Map::new();
+    data.insert("username".to_owned(), Value::from("mallory"));
+    let id = SessionId::generate();
+    runtime().block_on(async {
+        let store = RedisStore::new(&url)
+            .expect("a redis URL")
+            .with_prefix(&prefix);
+        let record = Record {
+            data,
+            ..record(Some("mallory"), now, now + 3600, None)
+        };
+        assert!(store.create(&id, &record).await.expect("create"));
+    });
+    let dir = std::env::temp_dir();
+    // The prefix without its colon. (Unset, the prefix would be
+    // "session:", under which other tests may have left sessions.)
+    let mistyped = prefix.trim_end_matches(':');
+    let out = run_in(
+        &dir,
+        &["sessions", "revoke-user", "mallory", "--store", &url],
+        &[("SESSION_KEY_PREFIX", mistyped)],
+    );
+    assert_eq!(out.status, Some(0), "{:?}", out.stderr);
+    assert_eq!(out.stdout.trim(), "0");
+    assert!(
+        out.stderr
+            .contains(&format!("no sessions under the key prefix {mistyped:?}")),
+        "{:?}",
+        out.stderr
+    );
+    let out = run_in(
+        &dir,
+        &["sessions", "revoke-user", "mallory", "--store", &url],
+        &[("SESSION_KEY_PREFIX", &prefix)],
+    );
+    assert_eq!(out.line(), "1");
+}
+
 /// On Redis the layout comes from the application's settings; pointed at a
 /// prefix whose sessions are in the other layout, every command refuses,
 /// rather than list sessions without their data or "revoke" one whose data

@@ -568,6 +568,11 @@ impl FlaskSessionRedisStore {
         self.link.sample_layout(&self.prefix).await
     }
 
+    /// See [`RedisStore::indexed_prefixes`](super::RedisStore::indexed_prefixes).
+    pub async fn indexed_prefixes(&self) -> Result<Vec<String>, StoreError> {
+        self.link.indexed_prefixes().await
+    }
+
     /// The session's data, or `None` (with a warning) if neither format can
     /// read it: one unreadable value must not fail every request of its
     /// visitor.

@@ -1396,6 +1396,53 @@ impl Link {
         })
     }
 
+    /// The key prefixes under which this server's database indexes sessions
+    /// (of either layout): each an expiry index (a sorted set named
+    /// `<prefix>expiry`) whose first member is a session id. Found by
+    /// `SCAN`, of the first hundred thousand keys at most.
+    pub(super) async fn indexed_prefixes(&self) -> Result<Vec<String>, StoreError> {
+        let mut candidates = Vec::new();
+        let mut cursor: u64 = 0;
+        for _ in 0..PREFIX_SCAN_ROUNDS {
+            let (next, keys): (u64, Vec<String>) = self
+                .read(
+                    ::redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg("*expiry")
+                        .arg("COUNT")
+                        .arg(SCAN_COUNT)
+                        .arg("TYPE")
+                        .arg("zset"),
+                )
+                .await?;
+            candidates.extend(keys);
+            if next == 0 || candidates.len() > 4 * PREFIXES_REPORTED {
+                break;
+            }
+            cursor = next;
+        }
+        candidates.sort_unstable();
+        candidates.dedup();
+        let mut prefixes = Vec::new();
+        for index in candidates {
+            let first: Vec<String> = self
+                .read(::redis::cmd("ZRANGE").arg(&index).arg(0).arg(0))
+                .await?;
+            if first
+                .iter()
+                .any(|member| SessionId::parse(member).is_some())
+            {
+                let prefix = &index[..index.len() - "expiry".len()];
+                prefixes.push(prefix.to_owned());
+                if prefixes.len() == PREFIXES_REPORTED {
+                    break;
+                }
+            }
+        }
+        Ok(prefixes)
+    }
+
     /// [`Layout::FlaskSession`] if a few rounds of `SCAN` find a value
     /// Flask-Session keeps under `prefix` (tessera's layout keeps none).
     async fn scan_for_values(&self, prefix: &str) -> Result<Option<Layout>, StoreError> {
@@ -1478,6 +1525,14 @@ impl Link {
 
 /// Keys `SCAN` looks at per call.
 const SCAN_COUNT: usize = 1000;
+
+/// How many `SCAN` calls [`Link::indexed_prefixes`] makes at most: a
+/// hundred thousand keys looked at, a fraction of a second of the server's
+/// time, as a tool's one-off check may take.
+const PREFIX_SCAN_ROUNDS: usize = 100;
+
+/// How many prefixes [`Link::indexed_prefixes`] reports at most.
+const PREFIXES_REPORTED: usize = 8;
 
 /// `count` connection slots (at least one), none connected yet.
 fn unconnected(count: usize) -> Box<[Slot]> {
@@ -1627,6 +1682,15 @@ impl RedisStore {
     /// that are pointed at a prefix and must not act on the wrong layout.
     pub async fn sample_layout(&self) -> Result<Option<Layout>, StoreError> {
         self.link.sample_layout(&self.prefix).await
+    }
+
+    /// The key prefixes under which sessions are indexed on this server's
+    /// database, in either layout (this store's own among them if it holds
+    /// any): up to 8, from a `SCAN` of up to 100,000 keys. For tools that
+    /// were given a prefix under which nothing is, to say where sessions
+    /// are.
+    pub async fn indexed_prefixes(&self) -> Result<Vec<String>, StoreError> {
+        self.link.indexed_prefixes().await
     }
 
     /// The metadata of the sessions `ids`, in one round trip. A session
