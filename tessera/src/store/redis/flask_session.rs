@@ -570,7 +570,7 @@ impl FlaskSessionRedisStore {
 
     /// See [`RedisStore::indexed_prefixes`](super::RedisStore::indexed_prefixes).
     pub async fn indexed_prefixes(&self) -> Result<Vec<String>, StoreError> {
-        self.link.indexed_prefixes().await
+        self.link.indexed_prefixes(&self.prefix).await
     }
 
     /// The session's data, or `None` (with a warning) if neither format can

@@ -1397,11 +1397,12 @@ impl Link {
     }
 
     /// The key prefixes under which this server's database indexes sessions
-    /// (of either layout): each an expiry index (a sorted set named
-    /// `<prefix>expiry`) whose first member is a session id. Found by
-    /// `SCAN`, of the first hundred thousand keys at most.
-    pub(super) async fn indexed_prefixes(&self) -> Result<Vec<String>, StoreError> {
-        let mut candidates = Vec::new();
+    /// (of either layout), `own` first if it does: each an expiry index (a
+    /// sorted set named `<prefix>expiry`) whose first member is a session
+    /// id. Found by `SCAN`, of the first hundred thousand keys at most.
+    pub(super) async fn indexed_prefixes(&self, own: &str) -> Result<Vec<String>, StoreError> {
+        // The store's own first: the scan stops after a few dozen.
+        let mut candidates = vec![format!("{own}expiry")];
         let mut cursor: u64 = 0;
         for _ in 0..PREFIX_SCAN_ROUNDS {
             let (next, keys): (u64, Vec<String>) = self
@@ -1422,10 +1423,13 @@ impl Link {
             }
             cursor = next;
         }
-        candidates.sort_unstable();
-        candidates.dedup();
-        let mut prefixes = Vec::new();
+        candidates[1..].sort_unstable();
+        let mut prefixes: Vec<String> = Vec::new();
         for index in candidates {
+            let prefix = &index[..index.len() - "expiry".len()];
+            if prefixes.iter().any(|found| found == prefix) {
+                continue;
+            }
             let first: Vec<String> = self
                 .read(::redis::cmd("ZRANGE").arg(&index).arg(0).arg(0))
                 .await?;
@@ -1433,7 +1437,6 @@ impl Link {
                 .iter()
                 .any(|member| SessionId::parse(member).is_some())
             {
-                let prefix = &index[..index.len() - "expiry".len()];
                 prefixes.push(prefix.to_owned());
                 if prefixes.len() == PREFIXES_REPORTED {
                     break;
@@ -1685,12 +1688,12 @@ impl RedisStore {
     }
 
     /// The key prefixes under which sessions are indexed on this server's
-    /// database, in either layout (this store's own among them if it holds
-    /// any): up to 8, from a `SCAN` of up to 100,000 keys. For tools that
+    /// database, in either layout: this store's own first if it holds any,
+    /// up to 8 in all, from a `SCAN` of up to 100,000 keys. For tools that
     /// were given a prefix under which nothing is, to say where sessions
     /// are.
     pub async fn indexed_prefixes(&self) -> Result<Vec<String>, StoreError> {
-        self.link.indexed_prefixes().await
+        self.link.indexed_prefixes(&self.prefix).await
     }
 
     /// The metadata of the sessions `ids`, in one round trip. A session
