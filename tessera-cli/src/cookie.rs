@@ -517,23 +517,48 @@ pub(crate) fn pasted_cookies<'a>(
         let any_header = lines.iter().any(|line| header(line).is_some());
         let mut found = Vec::new();
         let mut first_refusal = None;
+        // A response's Set-Cookie of the session cookie that deletes it.
+        let mut deleted = false;
         for line in lines {
-            let is_header = header(line).is_some();
+            let kind = header(line).map(|(is_cookie_header, _)| is_cookie_header);
             match pasted_cookies(line, wanted_name) {
-                Ok((None, _)) | Err(_) if any_header && !is_header => {}
-                Ok(cookies) => found.push(cookies),
+                Ok((None, _)) | Err(_) if any_header && kind.is_none() => {}
+                Ok((name, values)) => found.push((name, values, kind)),
                 Err(refusal) => {
+                    deleted |= kind == Some(false) && sets_empty(line, wanted_name);
                     first_refusal.get_or_insert(refusal);
                 }
             }
         }
         // Other cookies' Set-Cookie lines do not count once one line is the
         // session cookie's.
-        if found.iter().any(|(name, _)| *name == Some(wanted_name)) {
-            found.retain(|(name, _)| name.is_none_or(|name| name == wanted_name));
+        if found.iter().any(|(name, _, _)| *name == Some(wanted_name)) {
+            found.retain(|(name, _, _)| name.is_none_or(|name| name == wanted_name));
         }
-        let name = found.iter().find_map(|(name, _)| *name);
-        let values: Vec<Cow<'a, str>> = found.into_iter().flat_map(|(_, values)| values).collect();
+        // A request and its response (`curl -v`): the response's cookie is
+        // the one the browser holds after it, the request's is the one
+        // before.
+        let request = found.iter().any(|(_, _, kind)| *kind == Some(true));
+        if request && deleted {
+            return Err(Error::new(format_args!(
+                "the pasted response's Set-Cookie deletes the cookie {wanted_name:?} (a \
+                 logout?), so the browser holds none after it; paste the request's Cookie \
+                 header alone to read the cookie it sent"
+            )));
+        }
+        if request && found.iter().any(|(_, _, kind)| *kind == Some(false)) {
+            found.retain(|(_, _, kind)| *kind == Some(false));
+            io::warn(
+                "the pasted text holds a request's Cookie header and a response's Set-Cookie: \
+                 this is the response's cookie, the one the browser holds after it; paste the \
+                 request's Cookie header alone to read the cookie it sent",
+            );
+        }
+        let name = found.iter().find_map(|(name, _, _)| *name);
+        let values: Vec<Cow<'a, str>> = found
+            .into_iter()
+            .flat_map(|(_, values, _)| values)
+            .collect();
         return match first_refusal {
             Some(refusal) if values.is_empty() => Err(refusal),
             _ => Ok((name, values)),
@@ -617,6 +642,15 @@ pub(crate) fn pasted_cookies<'a>(
         return Err(Error::new("malformed: the cookie is empty"));
     }
     Ok((name, vec![value]))
+}
+
+/// Whether a `Set-Cookie` line sets the cookie `name` to an empty value,
+/// as a response that deletes it does.
+fn sets_empty(line: &str, name: &str) -> bool {
+    header(line).is_some_and(|(is_cookie_header, value)| {
+        let first = value.split(';').next().unwrap_or_default();
+        !is_cookie_header && split_pair(first.trim_matches(is_paste_blank)) == (Some(name), "")
+    })
 }
 
 /// A line of `curl -v` output without the marker curl puts before it
@@ -769,6 +803,28 @@ mod tests {
             (Some("session"), vec!["abc.def.ghi", "jkl.mno.pqr"])
         );
         assert!(pasted_cookies("Cookie: a=1\nCookie: b=2", "session").is_err());
+        // A request and its response, as `curl -v` shows them: the
+        // response's cookie, the browser's after it.
+        let exchange = "> POST /visits HTTP/1.1\n> Cookie: session=old.def.ghi\n>\n\
+                        < HTTP/1.1 200 OK\n< set-cookie: session=new.def.ghi; HttpOnly; Path=/\n";
+        assert_eq!(
+            pasted(exchange, "session"),
+            (Some("session"), vec!["new.def.ghi"])
+        );
+        // A response that deletes it: nothing to read, and said so.
+        let logout = "> GET /logout HTTP/1.1\n> Cookie: session=old.def.ghi\n>\n\
+                      < HTTP/1.1 302 Found\n\
+                      < set-cookie: session=; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Path=/\n";
+        let error = pasted_cookies(logout, "session")
+            .expect_err("deleted")
+            .to_string();
+        assert!(error.contains("deletes the cookie"), "{error}");
+        // Another cookie's Set-Cookie leaves the request's session cookie.
+        let other = "> Cookie: session=old.def.ghi\n< set-cookie: theme=dark; Path=/\n";
+        assert_eq!(
+            pasted(other, "session"),
+            (Some("session"), vec!["old.def.ghi"])
+        );
         // The same without "Cookie:", as developer tools and document.cookie
         // show it.
         assert_eq!(
