@@ -546,7 +546,7 @@ fn parse_id(text: &str, cookie_name: &str) -> Result<SessionId> {
         match SessionId::parse(id) {
             Some(id) if !ids.contains(&id) => ids.push(id),
             Some(_) => {}
-            None if value.contains('.') || value.len() > 256 => {
+            None if looks_like_a_cookie_session(value) => {
                 return Err(Error::new(
                     "not a session id: this looks like a cookie that holds the session \
                      itself (signed or encrypted), not a server-side session's id; read it \
@@ -569,6 +569,27 @@ fn parse_id(text: &str, cookie_name: &str) -> Result<SessionId> {
             "the pasted text holds {count} different session ids (cookies named \
              {cookie_name:?}); pass the one to use"
         ))),
+    }
+}
+
+/// Whether `value` has the shape of a cookie that holds the session
+/// itself: a signed one (`payload.timestamp.signature`, with a leading dot
+/// when compressed) or an encrypted one (longer than any id, without
+/// dots), in URL-safe base64 either way.
+fn looks_like_a_cookie_session(value: &str) -> bool {
+    let url_safe = |part: &str| {
+        part.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    let parts: Vec<&str> = value
+        .strip_prefix('.')
+        .unwrap_or(value)
+        .split('.')
+        .collect();
+    match parts.len() {
+        1 => value.len() > 256 && url_safe(value),
+        3 => parts.iter().all(|part| !part.is_empty() && url_safe(part)),
+        _ => false,
     }
 }
 
@@ -913,6 +934,28 @@ fn is_invisible_format(c: char) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_cookie_of_that_shape_is_called_one() {
+        let encrypted = "A".repeat(300);
+        for cookie in [
+            "eyJ2aXNpdHMiOjF9.axHv7Q.Cr09GZm_beqrpCk_kgI7gfAQHe8",
+            ".eJyrVkrOz8lJTS5JzEvPLFGyMjQ0MgQA.axHv7Q.hA7d9pnOGr0jkBwrV8xyhDP1Evg",
+            encrypted.as_str(),
+        ] {
+            let error = parse_id(cookie, "session").expect_err(cookie).to_string();
+            assert!(error.contains("tessera cookie decode"), "{cookie}: {error}");
+        }
+        for not_an_id in ["../../etc/passwd", "a.b", "abc def", "x.y.z.w.v"] {
+            let error = parse_id(not_an_id, "session")
+                .expect_err(not_an_id)
+                .to_string();
+            assert!(
+                error.contains("expected 22 to 256 characters"),
+                "{not_an_id}: {error}"
+            );
+        }
+    }
 
     #[test]
     fn times_are_rfc3339_utc() {

@@ -870,6 +870,11 @@ fn ensure_sqlite_file(path: &Path) -> Result<(), OpenFailure> {
         std::fs::File::open(path).map_err(|error| OpenFailure::Other(Box::new(error)))?;
     match file.read_exact(&mut magic) {
         Ok(()) if &magic == b"SQLite format 3\0" => Ok(()),
+        // SQLite takes an empty file for an empty database, which an
+        // application would give its tables: a file not (yet) the store.
+        _ if file.metadata().is_ok_and(|metadata| metadata.len() == 0) => Err(OpenFailure::Config(
+            "not a tessera session store (the file is empty: no session tables yet)".to_owned(),
+        )),
         _ => Err(OpenFailure::Config(
             "not a tessera session store (the file is not an SQLite database)".to_owned(),
         )),
@@ -1683,6 +1688,41 @@ mod tests {
             }
         }
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A file opened as an existing store that is not one: an empty file
+    /// (which SQLite would take for an empty database, and an application
+    /// would set up) is said to be empty, one of other bytes not to be a
+    /// database; neither is written to.
+    #[tokio::test]
+    async fn an_empty_or_foreign_file_is_no_existing_store() {
+        let dir = std::env::temp_dir().join(format!("tessera-sqlite-empty-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a directory");
+        for (name, bytes, said) in [
+            ("empty.db", &b""[..], "the file is empty"),
+            (
+                "text.db",
+                &b"not a database, but long enough\n"[..],
+                "not an SQLite database",
+            ),
+        ] {
+            let path = dir.join(name);
+            std::fs::write(&path, bytes).expect("the file");
+            match SqliteStore::open_existing(&path).await {
+                Err(StoreError::Config(message)) => {
+                    assert!(message.contains("not a tessera session store"), "{message}");
+                    assert!(message.contains(said), "{name}: {message}");
+                }
+                other => panic!("{name}: {other:?}"),
+            }
+            assert_eq!(std::fs::read(&path).expect("read"), bytes, "{name}");
+        }
+        // Opened to be the store, the empty file becomes one.
+        let store = SqliteStore::open(&dir.join("empty.db"))
+            .await
+            .expect("an empty file is set up");
+        store.close().await;
+        std::fs::remove_dir_all(&dir).expect("cleaned up");
     }
 
     /// Another program's SQLite file is refused, not given the session
