@@ -106,10 +106,16 @@ pub fn init_tracing() {
 /// Configures, listens, prints the URL and serves until Ctrl-C or SIGTERM.
 pub async fn run(cli: Cli) -> Result<(), RunError> {
     let (config, source) = secret::config_from_env(&cli.key_file)?;
+    // Blank counts as unset, as in the library; say which it was.
+    let unset = if std::env::var_os("SECRET_KEY").is_some() {
+        "is blank, which counts as unset"
+    } else {
+        "is not set"
+    };
     match &source {
         KeySource::Environment => tracing::info!("using SECRET_KEY from the environment"),
         KeySource::Generated(path) => say(&format!(
-            "tessera-demo: SECRET_KEY is not set, so a new random secret key was generated and \
+            "tessera-demo: SECRET_KEY {unset}, so a new random secret key was generated and \
              saved to {} (readable by you only). It will be reused on the next start{}. Set \
              SECRET_KEY to use your own key.",
             path.display(),
@@ -120,7 +126,7 @@ pub async fn run(cli: Cli) -> Result<(), RunError> {
             }
         )),
         KeySource::Reused(path) => say(&format!(
-            "tessera-demo: SECRET_KEY is not set; using the secret key saved in {}.",
+            "tessera-demo: SECRET_KEY {unset}; using the secret key saved in {}.",
             path.display()
         )),
     }

@@ -100,6 +100,21 @@ impl Demo {
     }
 }
 
+/// A blank SECRET_KEY counts as unset, as in the library, and the notice
+/// says it was blank rather than not set.
+#[tokio::test]
+async fn a_blank_key_is_said_to_count_as_unset() {
+    let dir = TempDir::new("blank-key");
+    let demo = start(&dir.0, Some(" \t")).await;
+    let notice = demo.preamble.join("\n");
+    assert!(
+        notice.contains("SECRET_KEY is blank, which counts as unset"),
+        "{notice}"
+    );
+    assert!(notice.contains("generated"), "{notice}");
+    demo.stop().await;
+}
+
 #[tokio::test]
 async fn generated_key_is_kept_and_sessions_survive_a_restart() {
     let dir = TempDir::new("restart");
@@ -108,6 +123,7 @@ async fn generated_key_is_kept_and_sessions_survive_a_restart() {
     let demo = start(&dir.0, None).await;
     let notice = demo.preamble.join("\n");
     assert!(notice.contains("generated"), "{notice}");
+    assert!(notice.contains("SECRET_KEY is not set"), "{notice}");
     assert!(notice.contains("tessera-demo.key"), "{notice}");
     // Sessions are server-side by default, in SQLite beside the key file.
     assert!(notice.contains("SESSION_TYPE=sqlite"), "{notice}");
