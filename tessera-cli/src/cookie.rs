@@ -38,6 +38,9 @@ pub(crate) enum CookieCommand {
             anyone can read a Flask session cookie, only the key proves who wrote it. \
             An empty or blank key, or fallback keys without a key, is an error, never a reason \
             to skip verification.\n\n\
+            As the application reads them, PERMANENT_SESSION_LIFETIME (the max age) \
+            and SESSION_COOKIE_NAME come from the environment unless --max-age and \
+            --cookie-name are given.\n\n\
             Keys: --secret-key-file (the key's bytes in a file, one trailing line end \
             dropped) or --secret-key wins over the SECRET_KEY environment variable; \
             --fallback-key (repeatable, oldest first) wins over SECRET_KEY_FALLBACKS \
@@ -102,8 +105,9 @@ pub(crate) struct DecodeArgs {
     encrypted: bool,
 
     /// The cookie's name (SESSION_COOKIE_NAME): picks it out of a pasted Cookie or Set-Cookie header, and an
-    /// encrypted cookie is bound to it. Default: the name pasted with a bare name=value, else "session".
-    #[arg(long, value_name = "NAME")]
+    /// encrypted cookie is bound to it. Default: the SESSION_COOKIE_NAME environment variable, else the
+    /// name pasted with a bare name=value, else "session".
+    #[arg(long, value_name = "NAME", env = "SESSION_COOKIE_NAME")]
     cookie_name: Option<String>,
 
     /// An older key still accepted (repeatable, oldest first).
@@ -111,8 +115,15 @@ pub(crate) struct DecodeArgs {
     #[arg(long = "fallback-key", value_name = "KEY")]
     fallback_keys: Vec<OsString>,
 
-    /// Refuse cookies signed (or sealed) longer ago than this (Flask's PERMANENT_SESSION_LIFETIME).
-    #[arg(long, value_name = "SECONDS", default_value_t = tessera::config::DEFAULT_LIFETIME_SECS)]
+    /// Refuse cookies signed (or sealed) longer ago than this: the application's
+    /// PERMANENT_SESSION_LIFETIME, which the environment variable of that name gives
+    /// (in seconds), else Flask's default of 31 days.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        env = "PERMANENT_SESSION_LIFETIME",
+        default_value_t = tessera::config::DEFAULT_LIFETIME_SECS
+    )]
     max_age: u64,
 
     /// The signing salt (for an encrypted cookie, the key derivation's salt).
@@ -239,7 +250,7 @@ fn decode(args: DecodeArgs) -> Result<()> {
                         // The name is bound into the cookie: say which one
                         // was tried, and where it came from.
                         let source = if args.cookie_name.is_some() {
-                            "--cookie-name's"
+                            "--cookie-name's or SESSION_COOKIE_NAME's"
                         } else if pasted_name.is_some() {
                             "the pasted one"
                         } else {

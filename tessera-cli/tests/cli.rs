@@ -45,6 +45,8 @@ fn run_with(args: &[&str], stdin: &str, env: &[(&str, &str)]) -> Run {
         .args(args)
         .env_remove("SECRET_KEY")
         .env_remove("SECRET_KEY_FALLBACKS")
+        .env_remove("PERMANENT_SESSION_LIFETIME")
+        .env_remove("SESSION_COOKIE_NAME")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -99,6 +101,67 @@ fn worked_example_decodes_with_a_large_max_age() {
     assert!(out.success(), "{:?}", out.stderr);
     assert_eq!(out.line(), EXAMPLE_JSON);
     assert!(out.stderr.is_empty(), "{:?}", out.stderr);
+}
+
+/// As the application reads them, the max age and the cookie's name come
+/// from PERMANENT_SESSION_LIFETIME and SESSION_COOKIE_NAME, so that a
+/// cookie the application refuses as expired is not called valid here; the
+/// options win over them.
+#[test]
+fn the_application_environment_gives_the_max_age_and_the_cookie_name() {
+    let decode_with = |extra: &[&str], env: &[(&str, &str)]| {
+        let args = [
+            &["cookie", "decode", "--secret-key", EXAMPLE_KEY][..],
+            extra,
+            &[EXAMPLE_COOKIE],
+        ]
+        .concat();
+        run_with(&args, "", env)
+    };
+    let lifetime = [("PERMANENT_SESSION_LIFETIME", HUGE_MAX_AGE)];
+    let out = decode_with(&[], &lifetime);
+    assert!(out.success(), "{:?}", out.stderr);
+    assert_eq!(out.line(), EXAMPLE_JSON);
+    let reason = decode_with(&["--max-age", "60"], &lifetime)
+        .refusal()
+        .to_owned();
+    assert!(reason.contains("max age is 60 s"), "{reason}");
+    let reason = decode_with(&[], &[("PERMANENT_SESSION_LIFETIME", "60")])
+        .refusal()
+        .to_owned();
+    assert!(reason.contains("max age is 60 s"), "{reason}");
+
+    let cookie = sign_encrypted(KEY, EXAMPLE_JSON, &["--cookie-name", "__Host-session"]);
+    let name = [("SESSION_COOKIE_NAME", "__Host-session")];
+    let out = run_with(
+        &[
+            "cookie",
+            "decode",
+            "--encrypted",
+            "--secret-key",
+            KEY,
+            &cookie,
+        ],
+        "",
+        &name,
+    );
+    assert!(out.success(), "{:?}", out.stderr);
+    assert_eq!(out.line(), EXAMPLE_JSON);
+    let out = run_with(
+        &[
+            "cookie",
+            "decode",
+            "--encrypted",
+            "--secret-key",
+            KEY,
+            "--cookie-name",
+            "session",
+            &cookie,
+        ],
+        "",
+        &name,
+    );
+    assert!(!out.success());
 }
 
 #[test]
@@ -1217,6 +1280,8 @@ fn run_with_key_bytes(args: &[&std::ffi::OsStr], stdin: &str, key: Option<&[u8]>
         .args(args)
         .env_remove("SECRET_KEY")
         .env_remove("SECRET_KEY_FALLBACKS")
+        .env_remove("PERMANENT_SESSION_LIFETIME")
+        .env_remove("SESSION_COOKIE_NAME")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
