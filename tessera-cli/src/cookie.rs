@@ -249,8 +249,10 @@ fn decode(args: DecodeArgs) -> Result<()> {
                     {
                         // The name is bound into the cookie: say which one
                         // was tried, and where it came from.
-                        let source = if args.cookie_name.is_some() {
-                            "--cookie-name's or SESSION_COOKIE_NAME's"
+                        let source = if args.cookie_name.is_some() && cookie_name_flag_given() {
+                            "--cookie-name's"
+                        } else if args.cookie_name.is_some() {
+                            "SESSION_COOKIE_NAME's, from the environment"
                         } else if pasted_name.is_some() {
                             "the pasted one"
                         } else {
@@ -414,6 +416,15 @@ fn note_duplicates(count: usize, position: usize, cookie_name: &str) {
         "the header has {count} cookies named {cookie_name:?} (set for other paths or \
          domains?); {which}"
     ));
+}
+
+/// Whether `--cookie-name` is on the command line, rather than its value
+/// from `SESSION_COOKIE_NAME`.
+fn cookie_name_flag_given() -> bool {
+    std::env::args_os().any(|arg| {
+        arg.to_str()
+            .is_some_and(|arg| arg == "--cookie-name" || arg.starts_with("--cookie-name="))
+    })
 }
 
 fn ordinal(n: usize) -> String {

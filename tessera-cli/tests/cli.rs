@@ -161,7 +161,29 @@ fn the_application_environment_gives_the_max_age_and_the_cookie_name() {
         "",
         &name,
     );
-    assert!(!out.success());
+    assert!(
+        out.refusal().contains("--cookie-name's"),
+        "{:?}",
+        out.stderr
+    );
+    let out = run_with(
+        &[
+            "cookie",
+            "decode",
+            "--encrypted",
+            "--secret-key",
+            KEY,
+            &cookie,
+        ],
+        "",
+        &[("SESSION_COOKIE_NAME", "sid")],
+    );
+    assert!(
+        out.refusal()
+            .contains(r#"named "sid", SESSION_COOKIE_NAME's, from the environment"#),
+        "{:?}",
+        out.stderr
+    );
 }
 
 #[test]
