@@ -29,7 +29,9 @@ pub(crate) enum CookieCommand {
     #[command(
         long_about = "Verify a Flask session cookie and print its contents on one line \
             of Flask tagged JSON (the exact JSON Flask signs: sorted keys, ASCII only, \
-            tuples as {\" t\": [...]}, bytes as {\" b\": \"base64\"}, ...).\n\n\
+            tuples as {\" t\": [...]}, bytes as {\" b\": \"base64\"}, ...; a string \
+            holding a lone UTF-16 surrogate, which Python allows and Rust does not, \
+            shows it as U+FFFD, as tessera's sessions read it).\n\n\
             With a secret key the signature and age are checked: a refused cookie (bad \
             signature, expired, malformed, too large, not an object, timestamp in the \
             future) exits with status 1 and a one-line reason on stderr.\n\n\
@@ -71,7 +73,9 @@ pub(crate) enum CookieCommand {
         long_about = "Read a session from stdin as a JSON object (Flask tagged JSON: \
             {\" t\": [...]} is a tuple, {\" b\": \"...\"} bytes, {\" u\": \"...\"} a UUID, \
             {\" d\": \"...\"} a datetime, {\" m\": \"...\"} Markup), sign it now with the \
-            secret key exactly as Flask would, and print the cookie value on stdout.\n\n\
+            secret key exactly as Flask would, and print the cookie value on stdout. A \
+            string holding a lone UTF-16 surrogate (\"\\ud800\") is refused: Rust \
+            strings cannot hold one.\n\n\
             With --encrypted, seal it instead as tessera does with SESSION_TYPE=encrypted \
             (XChaCha20-Poly1305, bound to --cookie-name, \"session\" by default): \
             the result can only be read with the key. --compress compresses it first; \
