@@ -21,7 +21,7 @@ use crate::scratch;
 use crate::server::{CookieAction, ServerSettings, ServerState};
 use crate::session::{Session, PERMANENT_KEY};
 use crate::signing::Signer;
-use crate::store::{MemoryStore, SessionId, SessionStore, StoreError};
+use crate::store::{MemoryStore, SessionId, SessionStore};
 use crate::tagged::{self, http_date};
 use crate::value::Value;
 
@@ -822,7 +822,9 @@ fn store_for(config: &SessionConfig) -> Option<Arc<dyn SessionStore>> {
 /// answers 503 and the reason is logged, rather than sessions silently going
 /// elsewhere.
 #[cfg(any(feature = "redis", feature = "postgres"))]
-fn network_store<S: SessionStore>(store: Result<S, StoreError>) -> Arc<dyn SessionStore> {
+fn network_store<S: SessionStore>(
+    store: Result<S, crate::store::StoreError>,
+) -> Arc<dyn SessionStore> {
     match store {
         Ok(store) => Arc::new(store),
         Err(error) => {
