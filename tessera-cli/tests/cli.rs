@@ -132,57 +132,31 @@ fn the_application_environment_gives_the_max_age_and_the_cookie_name() {
     assert!(reason.contains("max age is 60 s"), "{reason}");
 
     let cookie = sign_encrypted(KEY, EXAMPLE_JSON, &["--cookie-name", "__Host-session"]);
-    let name = [("SESSION_COOKIE_NAME", "__Host-session")];
-    let out = run_with(
-        &[
-            "cookie",
-            "decode",
-            "--encrypted",
-            "--secret-key",
-            KEY,
-            &cookie,
-        ],
-        "",
-        &name,
-    );
+    let open = |extra: &[&str], name: &str| {
+        let args = [
+            &["cookie", "decode", "--encrypted", "--secret-key", KEY][..],
+            extra,
+            &[cookie.as_str()],
+        ]
+        .concat();
+        run_with(&args, "", &[("SESSION_COOKIE_NAME", name)])
+    };
+    let out = open(&[], "__Host-session");
     assert!(out.success(), "{:?}", out.stderr);
     assert_eq!(out.line(), EXAMPLE_JSON);
-    let out = run_with(
-        &[
-            "cookie",
-            "decode",
-            "--encrypted",
-            "--secret-key",
-            KEY,
-            "--cookie-name",
-            "session",
-            &cookie,
-        ],
-        "",
-        &name,
-    );
+    let refused = open(&["--cookie-name", "session"], "__Host-session");
     assert!(
-        out.refusal().contains("--cookie-name's"),
+        refused.refusal().contains("--cookie-name's"),
         "{:?}",
-        out.stderr
+        refused.stderr
     );
-    let out = run_with(
-        &[
-            "cookie",
-            "decode",
-            "--encrypted",
-            "--secret-key",
-            KEY,
-            &cookie,
-        ],
-        "",
-        &[("SESSION_COOKIE_NAME", "sid")],
-    );
+    let refused = open(&[], "sid");
     assert!(
-        out.refusal()
+        refused
+            .refusal()
             .contains(r#"named "sid", SESSION_COOKIE_NAME's, from the environment"#),
         "{:?}",
-        out.stderr
+        refused.stderr
     );
 }
 
