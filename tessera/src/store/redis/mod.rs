@@ -935,8 +935,9 @@ struct ConnectError {
 }
 
 impl ConnectError {
-    fn new(address: String, tls: bool, source: RedisError) -> Self {
-        let hint = scheme_hint(tls, &source);
+    /// `tls` is `None` for a Unix socket, which has no TLS to be wrong about.
+    fn new(address: String, tls: Option<bool>, source: RedisError) -> Self {
+        let hint = tls.map_or("", |tls| scheme_hint(tls, &source));
         Self {
             address,
             source,
@@ -1094,11 +1095,14 @@ impl Link {
         self.client.get_connection_info().addr().to_string()
     }
 
-    fn is_tls(&self) -> bool {
-        matches!(
-            self.client.get_connection_info().addr(),
-            ::redis::ConnectionAddr::TcpTls { .. }
-        )
+    /// Whether the connection is over TCP with TLS, or without; `None`
+    /// for a Unix socket.
+    fn is_tls(&self) -> Option<bool> {
+        match self.client.get_connection_info().addr() {
+            ::redis::ConnectionAddr::TcpTls { .. } => Some(true),
+            ::redis::ConnectionAddr::Tcp(..) => Some(false),
+            _ => None,
+        }
     }
 
     pub(super) fn is_connected(&self) -> bool {
@@ -3200,7 +3204,7 @@ mod tests {
     /// for a server without it, fails with a connection reset or a
     /// handshake left unanswered: the error says which scheme may be the
     /// wrong one.
-    #[cfg(feature = "tls")]
+    #[cfg(all(unix, feature = "tls"))]
     #[tokio::test]
     async fn a_url_of_the_wrong_scheme_gets_a_hint() {
         let tls = std::env::var("TESSERA_TEST_REDIS_TLS_URL")
@@ -3241,6 +3245,25 @@ mod tests {
                 .expect_err("nothing listens");
             assert!(!error.to_string().contains(" URL"), "{url}: {error}");
         }
+        // Nor does a Unix socket that closes connections: it has no TLS.
+        let socket =
+            std::env::temp_dir().join(format!("tessera-closing-{}.sock", std::process::id()));
+        let _ = std::fs::remove_file(&socket);
+        let listener = tokio::net::UnixListener::bind(&socket).expect("a socket");
+        let closing = tokio::spawn(async move {
+            while let Ok((connection, _)) = listener.accept().await {
+                drop(connection);
+            }
+        });
+        let error = RedisStore::new(&format!("redis+unix://{}", socket.display()))
+            .expect("a Redis URL")
+            .load(&SessionId::generate(), NOW)
+            .await
+            .expect_err("closed at once");
+        closing.abort();
+        let _ = std::fs::remove_file(&socket);
+        assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
+        assert!(!error.to_string().contains(" URL"), "{error}");
     }
 
     /// `rediss://` is TLS: with the `tls` feature it is a store like any
