@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::map::Map;
-use crate::session::{Session, SessionError, State, PERMANENT_KEY};
+use crate::session::{Session, SessionError, State, FLASHES_KEY, PERMANENT_KEY};
 use crate::store::{
     worth_keeping, Changes, Record, SessionId, SessionInfo, SessionStore, StoreError, UpdateOutcome,
 };
@@ -666,12 +666,15 @@ impl Session {
     /// writes, so a request whose response is never made (a timeout or a
     /// panic in a layer outside the session's, a client that went away)
     /// leaves the session where it was, under the id the browser still has.
-    /// Until then [`id`](Self::id) is the old id. If the session ends
-    /// elsewhere first, a session that belonged to a user (logged out
-    /// everywhere) is answered 409, as for any write to a session that
-    /// ended; an anonymous one (emptied by a concurrent request that showed
-    /// its last flashes, expired) is not: what this request wrote goes into
-    /// a fresh session, and nothing else of the ended one.
+    /// Until then [`id`](Self::id) is the old id. If the session ends or
+    /// moves elsewhere first, one that belonged to a user (logged out
+    /// everywhere) or held data (a cart, moved by the other login of a
+    /// double click) is answered 409, as for any write to a session that
+    /// ended, and the browser keeps the cookie it has (the other login's);
+    /// an anonymous one that held only flash messages (emptied by a
+    /// concurrent request that showed them, expired) is not: what this
+    /// request wrote goes into a fresh session, and nothing else of the
+    /// ended one.
     pub async fn cycle_id(&self) -> Result<(), SessionError> {
         if self.server_settings().is_none() {
             return Ok(());
@@ -729,20 +732,29 @@ impl Session {
 
     /// The session ended before this request's `cycle_id` could move it:
     /// emptied and deleted by a concurrent request (one that showed its last
-    /// flashes), expired, revoked. A login on an anonymous session stands:
-    /// what this request wrote itself (and whether the session is
-    /// permanent) goes into a fresh session, which gives the visitor nothing
-    /// it could not have had by coming without a cookie. Nothing else of
-    /// the ended session carries over. A session that belonged to a user is
+    /// flashes), expired, revoked, or moved by a concurrent login. A login
+    /// on an anonymous session that held nothing a login carries over (only
+    /// flash messages and its permanence) stands: what this request wrote
+    /// itself (and whether the session is permanent) goes into a fresh
+    /// session, which gives the visitor nothing it could not have had by
+    /// coming without a cookie. Nothing else of the ended session carries
+    /// over. A session that belonged to a user, or held data (a cart), is
     /// never restarted: nothing this request wrote is stored, and the
-    /// response says so (409).
+    /// response says so (409) and leaves the cookie alone. Restarted, the
+    /// second login of a double click would leave the visitor, whose
+    /// browser keeps the cookie that comes last, in a session without the
+    /// data the first login carried, and an extra session in the user's
+    /// list.
     fn cycle_found_it_ended(&self) {
         let own_writes = {
             let state = self.lock();
             let Some(server) = state.server.as_ref() else {
                 return;
             };
-            (!server.owned_when_loaded).then(|| {
+            let held_data = state.data.keys().any(|key| {
+                key != PERMANENT_KEY && key != FLASHES_KEY && !state.touched.contains(key)
+            });
+            (!server.owned_when_loaded && !held_data).then(|| {
                 let permanence =
                     (!state.touched.contains(PERMANENT_KEY)).then(|| PERMANENT_KEY.to_owned());
                 let written: Vec<(String, Option<Value>)> = state

@@ -1650,26 +1650,59 @@ async fn a_login_abandoned_after_cycle_id_leaves_the_session_where_it_was() {
     );
 }
 
-/// A login on an anonymous session that ends between the login's
-/// `cycle_id` and its save (a concurrent request showed its last flashes
-/// and emptied it, it expired) stands: what the login wrote goes into a
-/// fresh session, as if the visitor had come without a cookie; nothing else
-/// of the ended session carries over. It was answered 409 "session ended",
-/// though the visitor had only logged in.
+/// A login on an anonymous session holding data (a cart) that ends or
+/// moves between the login's `cycle_id` and its save (the other login of a
+/// double click moved it, it was emptied, it expired) is answered 409 and
+/// leaves the cookie alone, storing nothing: restarted in a fresh session
+/// without the cart, it left the visitor's browser, which keeps the cookie
+/// that comes last, without the cart the other login carried.
 #[tokio::test]
-async fn a_login_on_an_anonymous_session_that_ends_before_the_save_starts_a_fresh_one() {
+async fn a_login_on_an_anonymous_session_with_data_that_ends_before_the_save_is_answered_409() {
     let (app, store, before, response) = login_while(BeforeTheSave::SessionEnded).await;
-    assert_eq!(response.status(), StatusCode::OK);
-    let after = cookie_pair(&response);
-    assert_ne!(after, before, "a fresh id");
-    assert_eq!(read(&app, "username", &after).await, "\"alice\"");
-    assert_eq!(
-        read(&app, "cart", &after).await,
-        "None",
-        "nothing of the ended session"
+    assert_eq!(response.status(), StatusCode::CONFLICT);
+    assert!(
+        set_cookies(response.headers()).is_empty(),
+        "the cookie is left alone"
     );
     assert_eq!(read(&app, "cart", &before).await, "None");
-    assert_eq!(store.inner.len(), 1, "only the fresh session");
+    assert_eq!(store.inner.len(), 0, "nothing stored");
+}
+
+/// A double click on "log in": logins on one anonymous session with a cart,
+/// all past `cycle_id` before any saves. One moves the session, cart and
+/// all; the others are answered 409 without a cookie, so the browser keeps
+/// the one login's, and the store holds one session, not one per click.
+#[tokio::test]
+async fn a_double_click_login_leaves_one_session_with_the_data() {
+    const CLICKS: usize = 3;
+    let store = Arc::new(CountingStore::default());
+    let all_cycled = Arc::new(tokio::sync::Barrier::new(CLICKS));
+    let login = move |s: Session| {
+        let all_cycled = all_cycled.clone();
+        async move {
+            s.cycle_id().await.expect("cycle asked for");
+            s.set_user_id(Some("alice"));
+            s.insert_value("username", "alice");
+            all_cycled.wait().await;
+            "logged in"
+        }
+    };
+    let app = get_set_and(store.clone(), "/login", post(login));
+    let before = cookie_pair(&send(&app, "POST", "/set/cart", None, "apple").await);
+    let click = || send(&app, "POST", "/login", Some(&before), "");
+    let (first, second, third) = tokio::join!(click(), click(), click());
+    let mut logged_in = Vec::new();
+    for response in [&first, &second, &third] {
+        match response.status() {
+            StatusCode::OK => logged_in.push(cookie_pair(response)),
+            StatusCode::CONFLICT => assert!(set_cookies(response.headers()).is_empty()),
+            other => panic!("{other}"),
+        }
+    }
+    assert_eq!(logged_in.len(), 1, "one login moves the session");
+    assert_eq!(read(&app, "cart", &logged_in[0]).await, "\"apple\"");
+    assert_eq!(read(&app, "username", &logged_in[0]).await, "\"alice\"");
+    assert_eq!(store.inner.len(), 1, "one session");
 }
 
 /// The login's own flashes, user and permanence go into the fresh session;
