@@ -345,8 +345,9 @@ impl State {
                 "a session was written to after its response was saved (from a streaming \
                  body, a WebSocket or a spawned task?): that write is not saved with it (of a \
                  server-side session, only what increment, append, destroy and \
-                 log_out_everywhere do reaches the store by itself); write to the session \
-                 before the handler returns its response"
+                 log_out_everywhere do reaches the store by itself, increment and append \
+                 with the writes before them); write to the session before the handler \
+                 returns its response"
             );
         }
     }
