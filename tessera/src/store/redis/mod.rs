@@ -1037,6 +1037,39 @@ fn is_tls_url(url: &str) -> bool {
     })
 }
 
+/// A query parameter of `url` that the Redis client does not read, with
+/// those it does: it reads none but `protocol` on a TCP URL, where the
+/// password and user go before the host and the database after it, and
+/// `db`, `user`, `pass` and `protocol` on a Unix socket's. Ignored, a
+/// `?password=` would leave the connection unauthenticated while its
+/// writer thinks otherwise.
+fn unread_query_parameter(url: &str) -> Option<(String, &'static str)> {
+    let (scheme, rest) = url.split_once("://")?;
+    let unix = scheme.to_ascii_lowercase().ends_with("unix");
+    let read: &[&str] = if unix {
+        &["db", "user", "pass", "protocol"]
+    } else {
+        &["protocol"]
+    };
+    let query = rest.split('#').next()?.split_once('?')?.1;
+    query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| pair.split_once('=').map_or(pair, |(name, _)| name))
+        .map(|name| percent_encoding::percent_decode_str(name).decode_utf8_lossy())
+        .find(|name| !read.contains(&name.as_ref()))
+        .map(|name| {
+            let hint = if unix {
+                "on a Unix socket's URL it reads db, user, pass and protocol"
+            } else {
+                "it reads only protocol; a password goes before the host \
+                 (redis://:PASSWORD@host:port/db, or redis://USER:PASSWORD@…) and the \
+                 database number after it"
+            };
+            (name.into_owned(), hint)
+        })
+}
+
 /// redis-rs builds its TLS configuration on rustls' process-wide crypto
 /// provider, and rustls panics when none was installed and more than one is
 /// compiled in (as happens when another crate of the application brings
@@ -1061,6 +1094,13 @@ impl Link {
         if !cfg!(feature = "tls") && is_tls_url(url) {
             return Err(StoreError::Config(format!(
                 "{} asks for TLS, which needs tessera's `tls` feature",
+                redact_password(url)
+            )));
+        }
+        if let Some((name, hint)) = unread_query_parameter(url) {
+            return Err(StoreError::Config(format!(
+                "{} is not a usable Redis URL: the Redis client does not read its query \
+                 parameter {name:?} ({hint})",
                 redact_password(url)
             )));
         }
@@ -3264,6 +3304,47 @@ mod tests {
         let _ = std::fs::remove_file(&socket);
         assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
         assert!(!error.to_string().contains(" URL"), "{error}");
+    }
+
+    /// A query parameter the Redis client does not read (a password, a user
+    /// or a database given as on other URLs) is refused, naming where it
+    /// goes, rather than ignored: ignored, `?password=` left the connection
+    /// unauthenticated. The ones it reads are accepted, and the password
+    /// stays out of the message.
+    #[test]
+    fn query_parameters_the_client_does_not_read_are_refused() {
+        for (url, parameter) in [
+            ("redis://127.0.0.1:6379/0?password=hunter2", "password"),
+            ("redis://127.0.0.1:6379?user=alice&password=hunter2", "user"),
+            ("redis://127.0.0.1:6379/?db=2", "db"),
+            (
+                "redis://127.0.0.1:6379/0?protocol=resp3&pass=hunter2",
+                "pass",
+            ),
+            (
+                "redis+unix:///run/redis.sock?db=1&password=hunter2",
+                "password",
+            ),
+        ] {
+            match RedisStore::new(url) {
+                Err(StoreError::Config(message)) => {
+                    assert!(
+                        message.contains(&format!("query parameter {parameter:?}")),
+                        "{url}: {message}"
+                    );
+                    assert!(!message.contains("hunter2"), "{message}");
+                }
+                other => panic!("{url}: {other:?}"),
+            }
+        }
+        for url in [
+            "redis://:hunter2@127.0.0.1:6379/0",
+            "redis://127.0.0.1:6379/0?protocol=resp3",
+            "redis://127.0.0.1:6379/0?",
+            "redis+unix:///run/redis.sock?db=1&user=alice&pass=hunter2",
+        ] {
+            assert!(RedisStore::new(url).is_ok(), "{url}");
+        }
     }
 
     /// `rediss://` is TLS: with the `tls` feature it is a store like any
