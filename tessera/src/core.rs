@@ -57,7 +57,8 @@ fn sweep_pause(took: Duration) -> Duration {
 }
 
 /// The warnings about cookies dated in the future, for the whole process.
-static FUTURE_COOKIES: crate::store::OutageLog = crate::store::OutageLog::new();
+static FUTURE_COOKIES: crate::store::OutageLog =
+    crate::store::OutageLog::new("cookies signed in the future");
 
 /// What a response must carry once the session is saved.
 #[derive(Debug)]
@@ -588,7 +589,7 @@ impl SessionCore {
                     crate::store::STORE_OUTAGES.log(&error, "could not save the session");
                     Failure::StoreUnavailable
                 } else {
-                    crate::store::STORE_OUTAGES.log_with_outcome(
+                    crate::store::STORE_FAULTS.log_with_outcome(
                         &error,
                         "could not save the session",
                         crate::store::Outcome::Answered500,

@@ -95,7 +95,7 @@ pub(crate) async fn loaded(
             SessionRejection::StoreUnavailable
         } else {
             // No retry mends it: a 500, not a 503 clients would retry.
-            crate::store::STORE_OUTAGES.log_with_outcome(
+            crate::store::STORE_FAULTS.log_with_outcome(
                 &error,
                 "could not load the session",
                 outcome.failing(),

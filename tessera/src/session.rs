@@ -131,8 +131,8 @@ impl SessionError {
                 crate::store::STORE_OUTAGES.log(&message, "session operation failed");
             } else if matches!(self, SessionError::Store(_)) {
                 // A store unusable as configured fails every request alike:
-                // at most a line a second, as for an outage.
-                crate::store::STORE_OUTAGES.log_with_outcome(
+                // at most a line a second, as for an outage, but apart.
+                crate::store::STORE_FAULTS.log_with_outcome(
                     &message,
                     "session operation failed",
                     crate::store::Outcome::Answered500,

@@ -553,6 +553,9 @@ pub(crate) fn monotonic_millis() -> u64 {
 /// (Other events that come with every request while a condition lasts are
 /// logged through one too, with [`due`](Self::due).)
 pub(crate) struct OutageLog {
+    /// What the failures it counts are, for the line that counts those not
+    /// logged (which may be loads, saves and other operations alike).
+    kind: &'static str,
     /// When a line was last let through, in [`monotonic_millis`] plus one;
     /// 0 for never.
     logged_at: std::sync::atomic::AtomicU64,
@@ -591,13 +594,21 @@ impl Outcome {
 }
 
 /// The log of failures to reach a session store, for the whole process.
-pub(crate) static STORE_OUTAGES: OutageLog = OutageLog::new();
+pub(crate) static STORE_OUTAGES: OutageLog = OutageLog::new("session store unavailable");
+
+/// The log of a store's other failures (unusable as configured, data it
+/// cannot read or write), answered 500: limited apart from outages, so
+/// that one during an outage is logged with its cause, not counted among
+/// the outage's failures.
+pub(crate) static STORE_FAULTS: OutageLog =
+    OutageLog::new("session store failing other than by an outage");
 
 impl OutageLog {
     const INTERVAL_MS: u64 = 1000;
 
-    pub(crate) const fn new() -> Self {
+    pub(crate) const fn new(kind: &'static str) -> Self {
         Self {
+            kind,
             logged_at: std::sync::atomic::AtomicU64::new(0),
             not_logged: std::sync::atomic::AtomicU64::new(0),
             summary_due: std::sync::atomic::AtomicBool::new(false),
@@ -621,14 +632,14 @@ impl OutageLog {
         outcome: Outcome,
     ) {
         if !self.log_at(monotonic_millis(), error, what, outcome) {
-            self.summarize_later(what);
+            self.summarize_later();
         }
     }
 
     /// Has the failures not logged counted a second from now, unless a
     /// line has counted them by then (on a tokio runtime; without one the
     /// next line counts them).
-    fn summarize_later(&'static self, what: &'static str) {
+    fn summarize_later(&'static self) {
         use std::sync::atomic::Ordering::Relaxed;
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
@@ -639,12 +650,12 @@ impl OutageLog {
         runtime.spawn(async move {
             tokio::time::sleep(std::time::Duration::from_millis(Self::INTERVAL_MS)).await;
             self.summary_due.store(false, Relaxed);
-            self.summarize_at(monotonic_millis(), what);
+            self.summarize_at(monotonic_millis());
         });
     }
 
     /// Logs how many failures were not logged, if any and a line is due.
-    fn summarize_at(&self, now_ms: u64, what: &str) {
+    fn summarize_at(&self, now_ms: u64) {
         use std::sync::atomic::Ordering::Relaxed;
         if self.not_logged.load(Relaxed) == 0 {
             return;
@@ -652,7 +663,8 @@ impl OutageLog {
         if let Some(not_logged) = self.take_turn_at(now_ms).filter(|n| *n > 0) {
             tracing::error!(
                 not_logged,
-                "{what}: {not_logged} more such failures since the last line"
+                "{}: {not_logged} more such failures since the last line",
+                self.kind
             );
         }
     }
@@ -778,7 +790,7 @@ mod tests {
 
     #[test]
     fn store_outages_are_logged_once_a_second_with_a_count() {
-        let log = super::OutageLog::new();
+        let log = super::OutageLog::new("session store unavailable");
         assert_eq!(log.due_at(0), Some(0), "the first is logged");
         assert_eq!(log.due_at(10), None);
         assert_eq!(log.due_at(998), None);
@@ -791,7 +803,7 @@ mod tests {
     #[test]
     fn an_outage_logs_what_failed_why_and_how_many_were_not_logged() {
         let (logs, _guard) = test_logs::LogBuffer::capture();
-        let log = super::OutageLog::new();
+        let log = super::OutageLog::new("session store unavailable");
         let error = super::StoreError::Unavailable("connection refused".into());
         for now_ms in [0, 400, 900, 1200] {
             log.log_at(
@@ -816,13 +828,54 @@ mod tests {
         assert!(lines[1].contains("not_logged=2"), "{text}");
     }
 
+    /// A store failing as configured while another failure is an outage
+    /// (a 500 beside 503s) is logged with its cause within the second, not
+    /// counted among the outage's failures; and the line that counts those
+    /// held back names their kind, not the operation of one of them.
+    #[test]
+    fn faults_are_logged_apart_from_outages() {
+        let (logs, _guard) = test_logs::LogBuffer::capture();
+        let outages = super::OutageLog::new("session store unavailable");
+        let faults = super::OutageLog::new("session store failing other than by an outage");
+        let down = super::StoreError::Unavailable("connection refused".into());
+        let misshapen = super::StoreError::Config("tables changed by hand".into());
+        outages.log_at(
+            0,
+            &down,
+            "could not save the session",
+            super::Outcome::Answered503,
+        );
+        outages.log_at(
+            10,
+            &down,
+            "could not load the session",
+            super::Outcome::Answered503,
+        );
+        faults.log_at(
+            20,
+            &misshapen,
+            "could not load the session",
+            super::Outcome::Answered500,
+        );
+        outages.summarize_at(1000);
+        let text = logs.contents();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert!(lines[1].contains("tables changed by hand"), "{text}");
+        assert!(lines[1].contains("answering 500"), "{text}");
+        assert!(
+            lines[2].contains("session store unavailable: 1 more such failures"),
+            "{text}"
+        );
+    }
+
     /// Failures held back and followed by none are counted on a line of
     /// their own once the second has passed: a burst shorter than a second
     /// showed as the one failure logged.
     #[test]
     fn a_burst_shorter_than_a_second_is_counted_all_the_same() {
         let (logs, _guard) = test_logs::LogBuffer::capture();
-        let log = super::OutageLog::new();
+        let log = super::OutageLog::new("session store unavailable");
         let error = super::StoreError::Unavailable("connection refused".into());
         for now_ms in [0, 10, 20, 30] {
             log.log_at(
@@ -832,15 +885,15 @@ mod tests {
                 super::Outcome::Answered503,
             );
         }
-        log.summarize_at(500, "could not load the session");
+        log.summarize_at(500);
         assert_eq!(logs.contents().lines().count(), 1, "not yet due");
-        log.summarize_at(1000, "could not load the session");
+        log.summarize_at(1000);
         let text = logs.contents();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 2, "{text}");
         assert!(lines[1].contains("not_logged=3"), "{text}");
         assert!(lines[1].contains("3 more such failures"), "{text}");
-        log.summarize_at(5000, "could not load the session");
+        log.summarize_at(5000);
         assert_eq!(logs.contents().lines().count(), 2, "nothing more to count");
         // The next failure is logged, counting none.
         log.log_at(

@@ -1,0 +1,71 @@
+//! Store failures through the layer are logged at most once a second for
+//! the whole process, outages and other failures each on their own: in a
+//! test binary of its own, since another test's failures would hold this
+//! one's lines back.
+#![cfg(feature = "axum")]
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::Router;
+use tessera::{MemoryStore, Session, SessionConfig, SessionLayer};
+
+mod common;
+#[path = "common/counting_store.rs"]
+mod counting_store;
+#[path = "common/logs.rs"]
+mod logs;
+
+use common::{cookie_pair, request as send};
+
+type CountingStore = counting_store::CountingStore<MemoryStore>;
+
+/// A store unusable as configured, failing within the second after an
+/// outage was logged, is logged with its cause and as a 500: it was counted
+/// among the outage's failures, and the line that counted them named the
+/// operation of whichever failed first.
+#[tokio::test]
+async fn a_failure_other_than_an_outage_is_logged_apart_from_one() {
+    let (logs, _guard) = logs::LogBuffer::capture();
+    let store = Arc::new(CountingStore::default());
+    let app = Router::new()
+        .route(
+            "/get",
+            get(|s: Session| async move { format!("{:?}", s.get_value("a")) }),
+        )
+        .route(
+            "/set",
+            get(|s: Session| async move {
+                s.insert_value("a", 1);
+                "set"
+            }),
+        )
+        .layer(SessionLayer::with_store(
+            SessionConfig::builder()
+                .secret_key("store-failure-log-test-key-0123456789")
+                .build()
+                .expect("config"),
+            store.clone(),
+        ));
+    let cookie = cookie_pair(&send(&app, "GET", "/set", None, "").await);
+
+    store.down.store(true, Ordering::SeqCst);
+    for _ in 0..3 {
+        let response = send(&app, "GET", "/get", Some(&cookie), "").await;
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    }
+    store.down.store(false, Ordering::SeqCst);
+    store.misconfigured.store(true, Ordering::SeqCst);
+    let response = send(&app, "GET", "/get", Some(&cookie), "").await;
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+
+    let text = logs.contents();
+    let errors: Vec<&str> = text.lines().filter(|line| line.contains("ERROR")).collect();
+    assert_eq!(errors.len(), 2, "{text}");
+    assert!(errors[0].contains("answering 503"), "{text}");
+    assert!(errors[1].contains("answering 500"), "{text}");
+    assert!(errors[1].contains("not as tessera makes them"), "{text}");
+    assert!(errors[1].contains("not_logged=0"), "{text}");
+}
