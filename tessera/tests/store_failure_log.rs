@@ -18,7 +18,7 @@ mod counting_store;
 #[path = "common/logs.rs"]
 mod logs;
 
-use common::{cookie_pair, request as send};
+use common::{cookie_pair, request as send, text};
 
 type CountingStore = counting_store::CountingStore<MemoryStore>;
 
@@ -49,7 +49,9 @@ async fn a_failure_other_than_an_outage_is_logged_apart_from_one() {
                 .expect("config"),
             store.clone(),
         ));
-    let cookie = cookie_pair(&send(&app, "GET", "/set", None, "").await);
+    let response = send(&app, "GET", "/set", None, "").await;
+    let cookie = cookie_pair(&response);
+    assert_eq!(text(response).await, "set");
 
     store.down.store(true, Ordering::SeqCst);
     for _ in 0..3 {
