@@ -92,10 +92,13 @@ pub enum RunError {
     Serve(#[from] io::Error),
 }
 
-/// Logs to stderr, filtered by `RUST_LOG` (default `info`).
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`, but only errors
+/// of sqlx: its warnings of slow statements and of pooled connections come
+/// once per waiting request during a lock or an outage, which tessera
+/// logs at most once a second itself).
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=error"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(io::stderr)

@@ -477,6 +477,67 @@ async fn session_tables_changed_by_hand_are_reported_at_start() {
     );
 }
 
+/// sqlx's own warnings (a statement slowed by a lock held elsewhere, a
+/// pooled connection's error after an outage) are left out unless
+/// `RUST_LOG` asks for them: during a lock or an outage they came once per
+/// waiting request, burying the store's own once-a-second lines.
+#[cfg(unix)]
+#[tokio::test]
+async fn sqlx_warnings_are_left_out_by_default() {
+    use sqlx::{Connection as _, Executor as _};
+    let dir = TempDir::new("sqlx-quiet");
+    let mut command = Command::new(BINARY);
+    for name in SESSION_VARS {
+        command.env_remove(name);
+    }
+    let mut child = command
+        .env_remove("RUST_LOG")
+        .env("SECRET_KEY", "an-environment-secret-key-0123456789abcdef")
+        .args(["--port", "0"])
+        .current_dir(&dir.0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the demo starts");
+    let mut stdout = BufReader::new(child.stdout.take().expect("piped")).lines();
+    let base = tokio::time::timeout(STARTUP, async {
+        loop {
+            let line = stdout
+                .next_line()
+                .await
+                .expect("readable")
+                .expect("the demo prints its URL before it exits");
+            if let Some(url) = line.strip_prefix(LISTENING) {
+                return url.to_owned();
+            }
+        }
+    })
+    .await
+    .expect("listening in time");
+    tokio::spawn(async move { while let Ok(Some(_)) = stdout.next_line().await {} });
+
+    let mut browser = Browser::new(base);
+    assert_eq!(browser.post("/visits").await.status, StatusCode::OK);
+    let mut lock = sqlx::SqliteConnection::connect(&common::sqlite_url(&dir.0.join(SESSIONS_FILE)))
+        .await
+        .expect("the sessions file opens");
+    lock.execute("BEGIN EXCLUSIVE").await.expect("locked");
+    let visit = tokio::spawn(async move { browser.post("/visits").await.status });
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    lock.execute("COMMIT").await.expect("unlocked");
+    assert_eq!(visit.await.expect("answered"), StatusCode::OK);
+
+    child.kill().await.expect("killed");
+    let mut log = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut child.stderr.take().expect("piped"), &mut log)
+        .await
+        .expect("readable");
+    assert!(log.contains("INFO"), "the log was read: {log}");
+    assert!(!log.contains("slow statement"), "{log}");
+}
+
 /// A user of the test Redis server without the scripting every write of
 /// the store is: the demo may read but not write.
 struct ReadOnlyRedisUser {
