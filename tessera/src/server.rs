@@ -250,7 +250,11 @@ impl Session {
         let mut found = None;
         let mut absolute_unstored = false;
         for id in incoming {
-            let mut record = match settings.store.load(&id, now).await {
+            let loaded = settings.store.load(&id, now).await;
+            if loaded.is_ok() {
+                crate::store::note_store_answered();
+            }
+            let mut record = match loaded {
                 Ok(Some(record)) => record,
                 Ok(None) => continue,
                 // Unreadable for good (a value written by something else, or

@@ -25,7 +25,8 @@ type CountingStore = counting_store::CountingStore<MemoryStore>;
 /// A store unusable as configured, failing within the second after an
 /// outage was logged, is logged with its cause and as a 500: it was counted
 /// among the outage's failures, and the line that counted them named the
-/// operation of whichever failed first.
+/// operation of whichever failed first. Once the store is mended, the
+/// first load it answers says so, once for each kind of failure seen.
 #[tokio::test]
 async fn a_failure_other_than_an_outage_is_logged_apart_from_one() {
     let (logs, _guard) = logs::LogBuffer::capture();
@@ -63,11 +64,24 @@ async fn a_failure_other_than_an_outage_is_logged_apart_from_one() {
     let response = send(&app, "GET", "/get", Some(&cookie), "").await;
     assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
 
+    // Mended: the first load the store answers says so, once.
+    store.misconfigured.store(false, Ordering::SeqCst);
+    for _ in 0..2 {
+        let response = send(&app, "GET", "/get", Some(&cookie), "").await;
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+
     let text = logs.contents();
     let errors: Vec<&str> = text.lines().filter(|line| line.contains("ERROR")).collect();
     assert_eq!(errors.len(), 2, "{text}");
     assert!(errors[0].contains("answering 503"), "{text}");
     assert!(errors[1].contains("answering 500"), "{text}");
     assert!(errors[1].contains("not as tessera makes them"), "{text}");
+    let answered: Vec<&str> = text
+        .lines()
+        .filter(|line| line.contains("the store answers again"))
+        .collect();
+    assert_eq!(answered.len(), 2, "one for each kind of failure: {text}");
+    assert!(answered.iter().all(|line| line.contains("INFO")), "{text}");
     assert!(errors[1].contains("not_logged=0"), "{text}");
 }

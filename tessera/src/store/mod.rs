@@ -560,6 +560,9 @@ pub(crate) struct OutageLog {
     /// 0 for never.
     logged_at: std::sync::atomic::AtomicU64,
     not_logged: std::sync::atomic::AtomicU64,
+    /// Whether a failure was logged or counted since the store last
+    /// answered.
+    failing: std::sync::atomic::AtomicBool,
     /// Whether a task will log the failures not logged once a second has
     /// passed, in case none comes after them: a burst shorter than a
     /// second showed as the one failure logged.
@@ -596,6 +599,15 @@ impl Outcome {
 /// The log of failures to reach a session store, for the whole process.
 pub(crate) static STORE_OUTAGES: OutageLog = OutageLog::new("session store unavailable");
 
+/// Says once, after failures were logged, that the store answers again:
+/// without it the errors simply stop, and whoever watches the log cannot
+/// tell a recovery from a quiet moment. Called on every load the store
+/// answers, so it costs a relaxed load when there was no failure.
+pub(crate) fn note_store_answered() {
+    STORE_OUTAGES.note_answered();
+    STORE_FAULTS.note_answered();
+}
+
 /// The log of a store's other failures (unusable as configured, data it
 /// cannot read or write), answered 500: limited apart from outages, so
 /// that one during an outage is logged with its cause, not counted among
@@ -609,6 +621,7 @@ impl OutageLog {
     pub(crate) const fn new(kind: &'static str) -> Self {
         Self {
             kind,
+            failing: std::sync::atomic::AtomicBool::new(false),
             logged_at: std::sync::atomic::AtomicU64::new(0),
             not_logged: std::sync::atomic::AtomicU64::new(0),
             summary_due: std::sync::atomic::AtomicBool::new(false),
@@ -631,8 +644,19 @@ impl OutageLog {
         what: &'static str,
         outcome: Outcome,
     ) {
+        self.failing
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         if !self.log_at(monotonic_millis(), error, what, outcome) {
             self.summarize_later();
+        }
+    }
+
+    /// Logs that the store answers again, if failures were logged since it
+    /// last did.
+    pub(crate) fn note_answered(&self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        if self.failing.load(Relaxed) && self.failing.swap(false, Relaxed) {
+            tracing::info!("{}: over, the store answers again", self.kind);
         }
     }
 
