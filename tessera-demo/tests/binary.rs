@@ -490,33 +490,8 @@ async fn sqlx_warnings_are_left_out_by_default() {
     for name in SESSION_VARS {
         command.env_remove(name);
     }
-    let mut child = command
-        .env_remove("RUST_LOG")
-        .env("SECRET_KEY", "an-environment-secret-key-0123456789abcdef")
-        .args(["--port", "0"])
-        .current_dir(&dir.0)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("the demo starts");
-    let mut stdout = BufReader::new(child.stdout.take().expect("piped")).lines();
-    let base = tokio::time::timeout(STARTUP, async {
-        loop {
-            let line = stdout
-                .next_line()
-                .await
-                .expect("readable")
-                .expect("the demo prints its URL before it exits");
-            if let Some(url) = line.strip_prefix(LISTENING) {
-                return url.to_owned();
-            }
-        }
-    })
-    .await
-    .expect("listening in time");
-    tokio::spawn(async move { while let Ok(Some(_)) = stdout.next_line().await {} });
+    command.env_remove("RUST_LOG");
+    let (mut child, base) = start_logging(&dir, command).await;
 
     let mut browser = Browser::new(base);
     assert_eq!(browser.post("/visits").await.status, StatusCode::OK);
@@ -678,10 +653,17 @@ async fn two_instances_share_sessions_through_redis_and_postgres() {
 /// port in `dir`, its log piped: the process, its stderr still to read, and
 /// its URL.
 async fn start_logging(dir: &TempDir, mut command: Command) -> (Child, String) {
+    // `warn`, unless the command says otherwise (or removes it).
+    if !command
+        .as_std()
+        .get_envs()
+        .any(|(name, _)| name == "RUST_LOG")
+    {
+        command.env("RUST_LOG", "warn");
+    }
     let mut child = command
         .args(["--port", "0"])
         .current_dir(&dir.0)
-        .env("RUST_LOG", "warn")
         .env("SECRET_KEY", "an-environment-secret-key-0123456789abcdef")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
