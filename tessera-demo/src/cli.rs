@@ -288,7 +288,10 @@ async fn probe(store: std::sync::Arc<dyn tessera::SessionStore>) {
     // A value as every session of the demo's holds, since a store's values
     // may be kept apart from its sessions (PostgreSQL's table of them).
     let mut data = tessera::Map::new();
-    data.insert(tessera::PERMANENT_KEY.to_owned(), tessera::Value::Bool(true));
+    data.insert(
+        tessera::PERMANENT_KEY.to_owned(),
+        tessera::Value::Bool(true),
+    );
     let throwaway = tessera::store::Record {
         data,
         user_id: None,
