@@ -161,6 +161,10 @@ pub async fn run(cli: Cli) -> Result<(), RunError> {
         cookie = config.cookie_name(),
         "serving the Flask session tutorials"
     );
+    // Listening for signals before saying the demo listens: a supervisor
+    // may stop it as soon as it is up, and a SIGTERM with no handler yet
+    // kills the process instead of closing the store.
+    let signals = ShutdownSignals::listen();
     say(&format!("tessera-demo listening on http://{address}"));
 
     let sessions = tessera::SessionLayer::new(config);
@@ -168,7 +172,7 @@ pub async fn run(cli: Cli) -> Result<(), RunError> {
     if let Some(store) = &store {
         tokio::spawn(probe(store.clone()));
     }
-    let finished = serve(listener, sessions, &cli).await?;
+    let finished = serve(listener, sessions, &cli, signals).await?;
     // After a forced stop, requests cut off may still hold connections.
     if let Some(store) = store.filter(|_| finished) {
         // SQLite writes its log back into the database file.
@@ -192,19 +196,20 @@ async fn serve(
     listener: TcpListener,
     sessions: tessera::SessionLayer,
     cli: &Cli,
+    mut signals: ShutdownSignals,
 ) -> Result<bool, RunError> {
-    let (signalled, on_signal) = tokio::sync::oneshot::channel();
+    let (stop, stopping) = tokio::sync::oneshot::channel::<()>();
     let serve = axum::serve(listener, crate::app_with_layer(sessions))
         .with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            tracing::info!("shutting down: finishing requests in flight");
-            let _ = signalled.send(());
+            let _ = stopping.await;
         })
         .into_future();
     tokio::pin!(serve);
     tokio::select! {
         served = &mut serve => served?,
-        Ok(()) = on_signal => {
+        () = signals.recv() => {
+            tracing::info!("shutting down: finishing requests in flight");
+            let _ = stop.send(());
             let deadline = std::time::Duration::from_secs(cli.shutdown_timeout);
             tokio::select! {
                 served = &mut serve => served?,
@@ -216,7 +221,7 @@ async fn serve(
                     );
                     return Ok(false);
                 }
-                () = shutdown_signal() => {
+                () = signals.recv() => {
                     tracing::warn!("a second signal: stopping without the requests in flight");
                     return Ok(false);
                 }
@@ -327,32 +332,66 @@ fn say(line: &str) {
     let _ = stdout.flush();
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(err) = tokio::signal::ctrl_c().await {
-            tracing::error!("cannot listen for Ctrl-C: {err}");
-            std::future::pending::<()>().await;
-        }
-    };
+/// Ctrl-C and SIGTERM, caught from the moment [`listen`](Self::listen)
+/// returns (tokio's `ctrl_c()` would only catch them once first polled).
+struct ShutdownSignals {
     #[cfg(unix)]
-    let terminate = async {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut sigterm) => {
-                sigterm.recv().await;
-            }
-            Err(err) => {
-                tracing::error!("cannot listen for SIGTERM: {err}");
-                std::future::pending::<()>().await;
+    interrupt: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    terminate: Option<tokio::signal::unix::Signal>,
+    #[cfg(windows)]
+    ctrl_c: Option<tokio::signal::windows::CtrlC>,
+}
+
+impl ShutdownSignals {
+    fn listen() -> Self {
+        fn caught<S>(name: &str, made: std::io::Result<S>) -> Option<S> {
+            made.map_err(|err| tracing::error!("cannot listen for {name}: {err}"))
+                .ok()
+        }
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Self {
+                interrupt: caught("Ctrl-C", signal(SignalKind::interrupt())),
+                terminate: caught("SIGTERM", signal(SignalKind::terminate())),
             }
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = terminate => {}
+        #[cfg(windows)]
+        {
+            Self {
+                ctrl_c: caught("Ctrl-C", tokio::signal::windows::ctrl_c()),
+            }
+        }
+    }
+
+    /// Resolves on the next signal.
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                Some(()) = next(self.interrupt.as_mut()) => {}
+                Some(()) = next(self.terminate.as_mut()) => {}
+                else => std::future::pending().await,
+            }
+        }
+        #[cfg(windows)]
+        {
+            match self.ctrl_c.as_mut() {
+                Some(ctrl_c) => {
+                    ctrl_c.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        }
+    }
+}
+
+#[cfg(unix)]
+async fn next(signal: Option<&mut tokio::signal::unix::Signal>) -> Option<()> {
+    match signal {
+        Some(signal) => signal.recv().await,
+        None => None,
     }
 }
 

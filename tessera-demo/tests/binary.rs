@@ -100,6 +100,26 @@ impl Demo {
     }
 }
 
+/// A supervisor may stop the demo as soon as it says it listens: the
+/// signal must already be caught then, so the store is closed and the exit
+/// is clean rather than a kill by SIGTERM's default action.
+#[tokio::test]
+async fn a_signal_as_soon_as_the_demo_listens_stops_it_cleanly() {
+    let dir = TempDir::new("early-signal");
+    for session_type in ["sqlite", "cookie", "sqlite", "memory", "sqlite", "sqlite"] {
+        let demo = start_with(
+            &dir.0,
+            &[],
+            &[
+                ("SECRET_KEY", "a-key-for-the-early-signal-test"),
+                ("SESSION_TYPE", session_type),
+            ],
+        )
+        .await;
+        demo.stop().await;
+    }
+}
+
 /// A blank SECRET_KEY counts as unset, as in the library, and the notice
 /// says it was blank rather than not set.
 #[tokio::test]
