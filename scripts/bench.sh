@@ -5,57 +5,111 @@
 #   TESSERA_BENCH_QUICK=1 scripts/bench.sh   # smaller sizes and one short round, for a try
 #
 # A quick run's report goes to BENCHMARKS.quick.md and BENCHMARKS.md is left
-# as it was: one round of 3 s is no measure of the targets. From a fresh
-# clone, building takes most of the time (about 35 minutes for a quick run
-# on 2 busy cores). The scripts build into CARGO_TARGET_DIR if it is set,
-# the repository's target/ otherwise, and run what they built there.
+# as it was: one round of 3 s is no measure of the targets. A run that fails
+# or is stopped part-way (quick or not) puts BENCHMARKS.md back as it was and
+# leaves what it had rewritten in BENCHMARKS.failed.md, so the file is never
+# half one run and half another. From a fresh clone, building takes most of
+# the time (about 35 minutes for a quick run on 2 busy cores). The scripts
+# build into CARGO_TARGET_DIR if it is set, the repository's target/
+# otherwise, and run what they built there.
+#
+# Needs cargo (rustup). First it installs from Debian whichever of these is
+# missing (as root; apt-get, as scripts/services.sh installs its servers):
+# wrk (the load generator of steps 2, 3 and 5), curl (steps 3 and 5),
+# python3 with python3-venv (the venv of steps 1 and 2, the report writers,
+# scripts/services.sh) and gcc (the linker, and the C some dependencies
+# build).
+# Then:
 #
 # 1. scripts/bench-codec.sh: the cookie codec against the raw HMAC-SHA1
 #    floor, the `cookie` crate's signed jar with serde_json, and itsdangerous
 #    (writes the top of the file and keeps every marked section below).
+#    Creates the Python venv if missing or stale (.venv: Flask, Flask-Session,
+#    gunicorn, from PyPI) through scripts/setup-python.sh.
 # 2. `tessera-bench http` (the `bench` workspace member): the same route on
 #    bare axum and bare actix-web, bare axum carrying a cookie session's
 #    headers (axum-headers), tessera in every SESSION_TYPE,
 #    tower-sessions, actix-session, and Flask under gunicorn, interleaved.
+#    scripts/services.sh installs Debian's redis-server, openssl and
+#    postgresql if missing, and starts Redis and PostgreSQL for this step.
 # 3. scripts/bench-store.sh: SQLite at 10k and 1M sessions, its sweep, and
 #    the demo in cookie, memory and sqlite modes.
 # 4. scripts/bench-scale.sh: the memory store, Redis (both layouts) and
 #    PostgreSQL at 10k and 1M sessions, bytes per session, sweeps.
 # 5. scripts/bench-distributed.sh: two demo instances on Redis and
-#    PostgreSQL, round trips per request, bytes per session.
+#    PostgreSQL, round trips per request, bytes per session; it fails if a
+#    counter shows a lost update.
 #
-# Each step installs or starts what it needs (the Python venv, wrk, Redis,
-# PostgreSQL) and stops it afterwards. Close other work on the machine first:
-# every figure is compared with a baseline measured in the same run, but a
-# busy machine still widens the spread.
+# Steps 2, 4 and 5 start their own Redis and PostgreSQL and stop them
+# afterwards. Close other work on the machine first: every figure is
+# compared with a baseline measured in the same run, but a busy machine
+# still widens the spread.
 set -euo pipefail
 
 script_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo_root="$(cd "$script_dir/.." && pwd)"
 cd "$repo_root"
 
+step() { echo "==> $*" >&2; }
+
 quick="${TESSERA_BENCH_QUICK:-}"
 if [[ -n "$quick" ]]; then
     export TESSERA_BENCH_LARGE=100000 TESSERA_BENCH_EXPIRED=20000
     http_args=(--rounds 1 --duration 3)
-    # The steps rewrite BENCHMARKS.md in place; the committed one is put
-    # back at the end, whatever happens, and the try's kept beside it.
-    committed="$(mktemp)"
-    cp BENCHMARKS.md "$committed"
-    keep_committed() {
-        if ! cmp -s BENCHMARKS.md "$committed"; then
-            mv BENCHMARKS.md BENCHMARKS.quick.md
-            echo "==> the quick run's report is in BENCHMARKS.quick.md; BENCHMARKS.md is unchanged" >&2
-        fi
-        cp "$committed" BENCHMARKS.md
-        rm -f "$committed"
-    }
-    trap keep_committed EXIT
+    # Only a finished try may be found there.
+    rm -f BENCHMARKS.quick.md
 else
     http_args=(--rounds 3 --duration 8)
 fi
+rm -f BENCHMARKS.failed.md
 
-step() { echo "==> $*" >&2; }
+# The steps rewrite BENCHMARKS.md in place, one section each. The file as it
+# was is put back unless a full run finishes; a signal leaves $? at 0 in an
+# EXIT trap, hence the flag rather than the exit status.
+committed="$(mktemp)"
+cp BENCHMARKS.md "$committed"
+finished=""
+put_back() {
+    if [[ -z "$finished" ]]; then
+        if cmp -s BENCHMARKS.md "$committed"; then
+            step "the ${quick:+quick }run failed before it rewrote anything; BENCHMARKS.md is unchanged"
+        else
+            mv BENCHMARKS.md BENCHMARKS.failed.md
+            step "the ${quick:+quick }run failed: BENCHMARKS.md is put back as it was; its partial report is in BENCHMARKS.failed.md"
+        fi
+        cp "$committed" BENCHMARKS.md
+    elif [[ -n "$quick" ]]; then
+        mv BENCHMARKS.md BENCHMARKS.quick.md
+        cp "$committed" BENCHMARKS.md
+        step "the quick run's report is in BENCHMARKS.quick.md; BENCHMARKS.md is unchanged"
+    else
+        step "BENCHMARKS.md rewritten"
+    fi
+    rm -f "$committed"
+}
+trap put_back EXIT
+
+if ! command -v cargo >/dev/null 2>&1; then
+    echo "bench: cargo is needed (rustup)" >&2
+    exit 1
+fi
+packages=()
+command -v wrk >/dev/null 2>&1 || packages+=(wrk)
+command -v curl >/dev/null 2>&1 || packages+=(curl)
+command -v python3 >/dev/null 2>&1 || packages+=(python3)
+# Debian's python3 makes venvs with pip only with python3-venv (ensurepip).
+python3 -c 'import ensurepip' >/dev/null 2>&1 || packages+=(python3-venv)
+command -v cc >/dev/null 2>&1 || packages+=(gcc)
+if (( ${#packages[@]} )); then
+    if [[ $(id -u) -ne 0 ]]; then
+        echo "bench: need root to apt-get install ${packages[*]}; install them and retry" >&2
+        exit 1
+    fi
+    step "installing ${packages[*]} (Debian)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -qq "${packages[@]}" >/dev/null 2>&1 \
+        || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq "${packages[@]}" >/dev/null; }
+fi
 
 step "cookie codec"
 scripts/bench-codec.sh
@@ -84,4 +138,4 @@ scripts/bench-scale.sh
 step "two instances on Redis and PostgreSQL"
 scripts/bench-distributed.sh
 
-step "BENCHMARKS.md rewritten"
+finished=1
