@@ -7,7 +7,8 @@
 #
 # 1. `cargo bench --bench sqlite_store`: SQLite load/save latency (p50/p99)
 #    with 10k and with 1M stored sessions, and the sweep of 1M expired records
-#    with the latency of loads running meanwhile.
+#    (paced as the background sweeper paces it) with the latency of loads
+#    running meanwhile.
 # 2. The demo (release build) under wrk on loopback, in cookie, memory and
 #    sqlite modes, interleaved (cookie, memory, sqlite, cookie, ...), two
 #    rounds, medians reported: GET /api/session (read) and POST /visits
@@ -115,9 +116,10 @@ w("")
 sweep = store["sweep"]
 w("### Sweeping expired sessions")
 w("")
-w(f"{sweep['expired']:,} expired records beside {sweep['live']:,} live ones, deleted in batches of "
-  f"{sweep['batch']} with {sweep['pause_ms']} ms pauses (`purge_expired`, as the background sweeper does): "
-  f"**{sweep['sweep_seconds']:.1f} s** in all. "
+w(f"{sweep['expired']:,} expired records beside {sweep['live']:,} live ones, deleted by `purge_expired` in "
+  f"batches of {sweep['batch']}, each followed by a pause as long as the batch took and at least "
+  f"{sweep['min_pause_ms']} ms, as the background sweeper does (`sweep_pause` in `tessera/src/core.rs`): "
+  f"**{sweep['sweep_seconds']:.1f} s** in all, {sweep['paused_seconds']:.1f} s of it pausing. "
   "Loads and saves of live sessions ran at the same time, one after the other in one task:")
 w("")
 w("| while | operation | samples | p50 µs | p99 µs | max µs |")
