@@ -229,6 +229,21 @@ fn ratio(value: f64) -> String {
     }
 }
 
+/// `value` with `decimals` decimals, or more (up to 4) where fewer would
+/// show it on the other side of `threshold` than it is: 0.997 against 1.0
+/// is "0.997", never "1.00" beside "missed".
+fn against(value: f64, threshold: f64, decimals: usize) -> String {
+    let mut decimals = decimals;
+    loop {
+        let shown = format!("{value:.decimals$}");
+        let reads_as: f64 = shown.parse().unwrap_or(value);
+        if decimals >= 4 || (reads_as >= threshold) == (value >= threshold) {
+            return shown;
+        }
+        decimals += 1;
+    }
+}
+
 /// The median (the mean of the middle two for an even count).
 pub fn median(values: &[f64]) -> Option<f64> {
     if values.is_empty() {
@@ -323,12 +338,19 @@ impl Report {
         (!summary.measured.is_empty() || !summary.failures.is_empty()).then_some(summary)
     }
 
+    /// Whether any run of `name` gave numbers.
+    pub fn measured(&self, name: &str) -> bool {
+        self.runs
+            .iter()
+            .any(|run| run.target.name == name && run.outcome.is_ok())
+    }
+
     fn median_rps(&self, name: &str) -> Option<f64> {
         self.summary(name).and_then(|summary| summary.rps)
     }
 
     /// `a`'s requests per second over `b`'s, round by round (within a round
-    /// the two ran seconds apart): the median, lowest and highest. Steadier
+    /// neighbours run seconds apart): the median, lowest and highest. Steadier
     /// than the ratio of the medians when the machine's speed drifts
     /// between rounds, as a shared machine's does.
     fn per_round_ratio(&self, a: &str, b: &str) -> Option<(f64, f64, f64)> {
@@ -395,15 +417,27 @@ impl Report {
              `Set-Cookie` as long as `tessera-cookie`'s and `Vary: Cookie`, so the cookie \
              target can be split into what the headers cost and what the session work costs. \
              tessera's server-side stores use its atomic \
-             `Session::increment`; its cookie mode, tower-sessions, actix-session and Flask \
-             read `counter` and write it back."
+             `Session::increment`; its cookie modes (signed as Flask's, and encrypted), \
+             tower-sessions, actix-session and Flask read `counter` and write it back."
         );
         let _ = writeln!(
             out,
             "- Threads: every server gets {t} worker threads: the tokio runtime's \
              `worker_threads({t})`, actix-web's `workers({t})`, gunicorn's `-w {t}` sync \
-             workers (`interop/bench_flask_app.py`).",
+             workers (`interop/bench_flask_app.py`). gunicorn's sync workers close the \
+             connection after every response, as they are built to behind a proxy, so \
+             Flask's figures include a new TCP connection per request; the Rust servers keep \
+             connections open.",
             t = method.threads
+        );
+        let _ = writeln!(
+            out,
+            "- Cookies: tessera's `cookie` targets sign (HMAC-SHA1, Flask's format) and \
+             `tessera-encrypted` encrypts (XChaCha20-Poly1305); actix-session is set to \
+             `CookieContentSecurity::Signed` (HMAC-SHA256) rather than its default, \
+             `Private` (AES-GCM), so the cookie pairs compare signing with signing. Server-side, \
+             tessera's and tower-sessions' id cookies carry the random id alone (Flask-Session's \
+             default), actix-session's is signed as well (it has no plain mode)."
         );
         let _ = writeln!(
             out,
@@ -417,12 +451,15 @@ impl Report {
         );
         let _ = writeln!(
             out,
-            "- {r} round(s), interleaved: each round starts every target once, in a fixed \
-             order (A B C … A B C …), each server freshly started and stopped after its run. \
-             Req/s is the median over rounds with the spread (lowest–highest); p50 and p99 are \
-             the medians of wrk's per-run percentiles. Targets compare those medians, and also \
-             give the ratio round by round (the two runs seconds apart), whose median holds \
-             better when the machine's speed drifts between rounds.",
+            "- {r} round(s), interleaved: each round starts every target once, odd rounds in \
+             the order of the tables and even rounds backwards (A B C … C B A …), so of two \
+             neighbours each runs first as often as second; each server is freshly started \
+             and stopped after its run. Req/s is the median over rounds with the spread \
+             (lowest–highest); p50 and p99 are the medians of wrk's per-run percentiles. \
+             Targets compare those medians, and also give the ratio round by round (a \
+             same-backend pair runs next to each other, seconds apart; tessera and Flask \
+             are further apart), whose median holds better when the machine's speed drifts \
+             between rounds.",
             r = method.rounds
         );
         let _ = writeln!(
@@ -440,7 +477,8 @@ impl Report {
             "- Isolation: Redis targets use a key prefix of their own per run (tower-sessions' \
              Redis store has none: its one session key is deleted after the run), deleted \
              after the run; SQLite files live in a new temporary directory per run; tessera's \
-             PostgreSQL store creates its own tables."
+             PostgreSQL store creates its own tables, tower-sessions' its own schema \
+             (`tower_sessions`); both pools have 10 connections."
         );
         let _ = writeln!(
             out,
@@ -722,16 +760,17 @@ impl Report {
             ("tessera-memory", "tower-memory"),
             ("tessera-sqlite", "tower-sqlite"),
             ("tessera-redis", "tower-redis"),
+            ("tessera-postgres", "tower-postgres"),
             // The same stores on actix-web, against actix-session.
             ("tessera-actix-cookie", "actix-cookie"),
             ("tessera-actix-redis", "actix-redis"),
         ] {
             lines.push(match (rps(ours), rps(theirs)) {
                 (Some(a), Some(b)) => format!(
-                    "`{ours}` vs `{theirs}` (target ≥ 1.0×): {} vs {} req/s = {:.2}×{}: {}",
+                    "`{ours}` vs `{theirs}` (target ≥ 1.0×): {} vs {} req/s = {}×{}: {}",
                     thousands(a.round() as u64),
                     thousands(b.round() as u64),
-                    a / b,
+                    against(a / b, 1.0, 2),
                     self.per_round_note(ours, theirs, 2),
                     verdict(a / b >= 1.0)
                 ),
@@ -744,10 +783,10 @@ impl Report {
         ] {
             lines.push(match (rps(ours), rps(theirs)) {
                 (Some(a), Some(b)) => format!(
-                    "`{ours}` vs `{theirs}` (target ≥ 20×): {} vs {} req/s = {:.1}×{}: {}",
+                    "`{ours}` vs `{theirs}` (target ≥ 20×): {} vs {} req/s = {}×{}: {}",
                     thousands(a.round() as u64),
                     thousands(b.round() as u64),
-                    a / b,
+                    against(a / b, 20.0, 1),
                     self.per_round_note(ours, theirs, 1),
                     verdict(a / b >= 20.0)
                 ),
@@ -845,6 +884,16 @@ pub fn replace_section(document: &str, section: &str) -> String {
 mod tests {
     use super::*;
     use crate::wrk::SocketErrors;
+
+    #[test]
+    fn a_ratio_never_reads_as_the_other_side_of_its_target() {
+        assert_eq!(against(0.997, 1.0, 2), "0.997");
+        assert_eq!(against(0.9999, 1.0, 2), "0.9999");
+        assert_eq!(against(1.004, 1.0, 2), "1.00");
+        assert_eq!(against(0.95, 1.0, 2), "0.95");
+        assert_eq!(against(19.97, 20.0, 1), "19.97");
+        assert_eq!(against(24.44, 20.0, 1), "24.4");
+    }
 
     #[test]
     fn replaces_an_existing_section_and_keeps_the_rest() {

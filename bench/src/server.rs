@@ -139,13 +139,15 @@ async fn serve_axum(args: &ServerArgs) -> Result<(), ServerError> {
         ServerKind::AxumBare => Router::new().route("/", get(axum_bare)),
         ServerKind::AxumHeaders => Router::new().route("/", get(axum_headers)),
         ServerKind::TesseraCookie
+        | ServerKind::TesseraEncrypted
         | ServerKind::TesseraMemory
         | ServerKind::TesseraSqlite
         | ServerKind::TesseraRedis
         | ServerKind::TesseraPostgres => tessera_app(args).await?,
-        ServerKind::TowerMemory | ServerKind::TowerSqlite | ServerKind::TowerRedis => {
-            tower::app(args).await?
-        }
+        ServerKind::TowerMemory
+        | ServerKind::TowerSqlite
+        | ServerKind::TowerRedis
+        | ServerKind::TowerPostgres => tower::app(args).await?,
         ServerKind::ActixBare
         | ServerKind::ActixCookie
         | ServerKind::ActixRedis
@@ -210,6 +212,7 @@ fn tessera_config(args: &ServerArgs) -> Result<(SessionConfig, bool), ServerErro
         ServerKind::TesseraCookie | ServerKind::TesseraActixCookie => {
             (builder.session_type(SessionType::Cookie), false)
         }
+        ServerKind::TesseraEncrypted => (builder.session_type(SessionType::EncryptedCookie), false),
         ServerKind::TesseraMemory => (builder.session_type(SessionType::Memory), true),
         ServerKind::TesseraSqlite => (
             builder
@@ -301,10 +304,11 @@ mod tower {
     use tower_sessions::{MemoryStore, SessionManagerLayer, SessionStore};
     use tower_sessions_redis_store::fred::prelude::{ClientLike as _, Config, Pool};
     use tower_sessions_redis_store::RedisStore;
+    use tower_sessions_sqlx_store::sqlx::postgres::PgPoolOptions;
     use tower_sessions_sqlx_store::sqlx::sqlite::{
         SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqliteSynchronous,
     };
-    use tower_sessions_sqlx_store::SqliteStore;
+    use tower_sessions_sqlx_store::{PostgresStore, SqliteStore};
 
     pub(super) async fn app(args: &ServerArgs) -> Result<Router, ServerError> {
         match args.server {
@@ -349,6 +353,23 @@ mod tower {
                 }
                 Ok(with_store(RedisStore::new(pool)))
             }
+            ServerKind::TowerPostgres => {
+                let url = required_url(args, "PostgreSQL")?;
+                // 10: as many connections as tessera's PostgreSQL store
+                // opens by default, so neither waits on a smaller pool.
+                let pool = PgPoolOptions::new()
+                    .max_connections(10)
+                    .acquire_timeout(STORE_PROBE_TIMEOUT)
+                    .connect(url)
+                    .await
+                    .map_err(|error| fail(format!("cannot connect to PostgreSQL: {error}")))?;
+                let store = PostgresStore::new(pool);
+                store
+                    .migrate()
+                    .await
+                    .map_err(|error| fail(format!("cannot create the sessions table: {error}")))?;
+                Ok(with_store(store))
+            }
             other => Err(fail(format!("{other} is not a tower-sessions server"))),
         }
     }
@@ -385,6 +406,7 @@ mod tower {
 mod actix {
     use super::*;
 
+    use actix_session::config::CookieContentSecurity;
     use actix_session::storage::{CookieSessionStore, RedisSessionStore, SessionStore};
     use actix_session::SessionMiddleware;
     use actix_web::cookie::Key;
@@ -493,12 +515,13 @@ mod actix {
         }
     }
 
-    /// actix-session's defaults (a browser-session cookie named `id`,
-    /// private, i.e. encrypted, cookie content) but not `Secure`, as the
-    /// others.
+    /// actix-session's defaults (a browser-session cookie named `id`) but
+    /// not `Secure`, as the others, and signed rather than encrypted (its
+    /// default), as tessera's cookie targets are: like with like.
     fn middleware<S: SessionStore>(store: S, key: Key) -> SessionMiddleware<S> {
         SessionMiddleware::builder(store, key)
             .cookie_secure(false)
+            .cookie_content_security(CookieContentSecurity::Signed)
             .build()
     }
 

@@ -15,6 +15,8 @@ pub enum ServerKind {
     AxumHeaders,
     /// axum + tessera, Flask's signed cookies.
     TesseraCookie,
+    /// axum + tessera, encrypted cookies (`SessionType::EncryptedCookie`).
+    TesseraEncrypted,
     /// axum + tessera, server-side in this process's memory.
     TesseraMemory,
     /// axum + tessera, server-side in SQLite.
@@ -29,6 +31,8 @@ pub enum ServerKind {
     TowerSqlite,
     /// axum + tower-sessions 0.14, tower-sessions-redis-store (fred).
     TowerRedis,
+    /// axum + tower-sessions 0.14, tower-sessions-sqlx-store's `PostgresStore`.
+    TowerPostgres,
     /// actix-web 4 without sessions: the baseline of the actix family.
     ActixBare,
     /// actix-web 4 + actix-session, `CookieSessionStore`.
@@ -48,6 +52,7 @@ impl ServerKind {
             Self::AxumBare => "axum-bare",
             Self::AxumHeaders => "axum-headers",
             Self::TesseraCookie => "tessera-cookie",
+            Self::TesseraEncrypted => "tessera-encrypted",
             Self::TesseraMemory => "tessera-memory",
             Self::TesseraSqlite => "tessera-sqlite",
             Self::TesseraRedis => "tessera-redis",
@@ -55,6 +60,7 @@ impl ServerKind {
             Self::TowerMemory => "tower-memory",
             Self::TowerSqlite => "tower-sqlite",
             Self::TowerRedis => "tower-redis",
+            Self::TowerPostgres => "tower-postgres",
             Self::ActixBare => "actix-bare",
             Self::ActixCookie => "actix-cookie",
             Self::ActixRedis => "actix-redis",
@@ -67,13 +73,16 @@ impl ServerKind {
     pub const fn store(self) -> Store {
         match self {
             Self::AxumBare | Self::AxumHeaders | Self::ActixBare => Store::None,
-            Self::TesseraCookie | Self::ActixCookie | Self::TesseraActixCookie => Store::Cookie,
+            Self::TesseraCookie
+            | Self::TesseraEncrypted
+            | Self::ActixCookie
+            | Self::TesseraActixCookie => Store::Cookie,
             Self::TesseraMemory | Self::TowerMemory => Store::Memory,
             Self::TesseraSqlite | Self::TowerSqlite => Store::Sqlite,
             Self::TesseraRedis | Self::TowerRedis | Self::ActixRedis | Self::TesseraActixRedis => {
                 Store::Redis
             }
-            Self::TesseraPostgres => Store::Postgres,
+            Self::TesseraPostgres | Self::TowerPostgres => Store::Postgres,
         }
     }
 }
@@ -200,12 +209,14 @@ const fn rust(kind: ServerKind, family: Family, merge: Merge) -> Target {
     }
 }
 
-/// Every target, in the fixed order each round runs them in. Same-backend
-/// pairs sit next to each other so they run close in time.
-pub const ALL: [Target; 17] = [
+/// Every target, in the order the odd rounds run them in (even rounds run
+/// them backwards). Same-backend pairs sit next to each other so they run
+/// close in time, and each runs first in one round and second in the next.
+pub const ALL: [Target; 19] = [
     rust(ServerKind::AxumBare, Family::Axum, Merge::None),
     rust(ServerKind::AxumHeaders, Family::Axum, Merge::None),
     rust(ServerKind::TesseraCookie, Family::Axum, Merge::Cookie),
+    rust(ServerKind::TesseraEncrypted, Family::Axum, Merge::Cookie),
     rust(ServerKind::TesseraMemory, Family::Axum, Merge::Atomic),
     rust(ServerKind::TowerMemory, Family::Axum, Merge::LastWriteWins),
     rust(ServerKind::TesseraSqlite, Family::Axum, Merge::Atomic),
@@ -213,6 +224,11 @@ pub const ALL: [Target; 17] = [
     rust(ServerKind::TesseraRedis, Family::Axum, Merge::Atomic),
     rust(ServerKind::TowerRedis, Family::Axum, Merge::LastWriteWins),
     rust(ServerKind::TesseraPostgres, Family::Axum, Merge::Atomic),
+    rust(
+        ServerKind::TowerPostgres,
+        Family::Axum,
+        Merge::LastWriteWins,
+    ),
     rust(ServerKind::ActixBare, Family::Actix, Merge::None),
     rust(ServerKind::TesseraActixCookie, Family::Actix, Merge::Cookie),
     rust(ServerKind::ActixCookie, Family::Actix, Merge::Cookie),
