@@ -12,7 +12,8 @@
 # 2. The demo (release build) under wrk on loopback, in cookie, memory and
 #    sqlite modes, interleaved (cookie, memory, sqlite, cookie, ...), two
 #    rounds, medians reported: GET /api/session (read) and POST /visits
-#    (atomic increment) on one session. wrk is installed from Debian if missing.
+#    (atomic increment) on one session. wrk and curl are installed from
+#    Debian if missing.
 set -euo pipefail
 
 script_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -27,10 +28,14 @@ cleanup() {
 }
 trap cleanup EXIT
 
-if ! command -v wrk >/dev/null 2>&1; then
-    echo "bench-store: installing wrk" >&2
-    (apt-get install -y wrk >/dev/null 2>&1 || (apt-get update >/dev/null 2>&1 && apt-get install -y wrk >/dev/null 2>&1)) \
-        || { echo "bench-store: wrk is needed (apt-get install wrk)" >&2; exit 1; }
+packages=()
+command -v wrk >/dev/null 2>&1 || packages+=(wrk)
+command -v curl >/dev/null 2>&1 || packages+=(curl)
+if (( ${#packages[@]} )); then
+    echo "bench-store: installing ${packages[*]}" >&2
+    (DEBIAN_FRONTEND=noninteractive apt-get install -y "${packages[@]}" >/dev/null 2>&1 \
+        || (apt-get update >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y "${packages[@]}" >/dev/null 2>&1)) \
+        || { echo "bench-store: ${packages[*]} needed (apt-get install ${packages[*]})" >&2; exit 1; }
 fi
 
 echo "bench-store: SQLite store latency and sweep (cargo bench)" >&2
