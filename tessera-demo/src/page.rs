@@ -360,7 +360,16 @@ fn write_cookie_rows(
             }
             text
         } else {
-            "when the browser closes".to_owned()
+            // The server refuses a cookie signed longer ago than the
+            // lifetime, whether the browser kept it or not (as Flask does).
+            let unused = human_duration(Duration::from_secs(lifetime));
+            match session.signed_at() {
+                Some(signed) => format!(
+                    "when the browser closes, or {unused} after it was last sent ({})",
+                    format_unix(signed.saturating_add(lifetime))
+                ),
+                None => format!("when the browser closes, or {unused} after it is sent"),
+            }
         },
     );
     row(

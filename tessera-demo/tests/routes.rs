@@ -337,6 +337,12 @@ async fn seed_003_pet_name_form() {
     assert!(page.body.contains("Your pet's name is Rex."));
     assert!(page.body.contains(">Pet name saved</li>"));
     assert!(page.body.contains("when the browser closes"));
+    // The server's own limit on a non-permanent cookie's age, too.
+    assert!(
+        page.body.contains("31 days after it was last sent"),
+        "{}",
+        page.body
+    );
 }
 
 #[tokio::test]
