@@ -3,8 +3,9 @@
 //! A session is loaded from the store only when first used, changes are
 //! merged into the store key by key when the response is ready, and expiry
 //! slides without writing on every request: the record's expiry is moved
-//! only when a change is saved or when it has fallen behind by a refresh
-//! granularity (a tenth of the lifetime, at most a day).
+//! only when a change is saved, when it has fallen behind by a refresh
+//! granularity (a tenth of the lifetime, at most a day), or when it lies
+//! beyond a whole lifetime from now (set under a longer one).
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -38,17 +39,6 @@ impl ServerSettings {
     /// moves it: a tenth of the lifetime, between one second and one day.
     fn refresh_granularity(&self) -> u64 {
         (self.idle_secs / 10).clamp(1, 86_400)
-    }
-
-    /// How far beyond a whole lifetime from now a record's expiry may be
-    /// before it counts as set under a longer lifetime: half the lifetime.
-    /// An app server whose clock is ahead refreshes a record once it falls
-    /// behind by the granularity, and one whose clock is behind sees that
-    /// expiry as beyond a lifetime by the difference: were both limits the
-    /// granularity, two servers whose clocks differ by more than it would
-    /// move every record to and fro, a write on every request.
-    fn clock_skew_tolerance(&self) -> u64 {
-        (self.idle_secs / 2).max(self.refresh_granularity())
     }
 
     /// The idle expiry of a record used at `now`. Times are whole seconds
@@ -511,11 +501,17 @@ impl Session {
                 let behind = settings.idle_expiry(now).saturating_sub(times.expires_at);
                 let refresh_due =
                     settings.refresh_each_request && behind >= settings.refresh_granularity();
-                // Set under a longer PERMANENT_SESSION_LIFETIME than today's:
-                // brought in at its first use, as Flask-Session's next save
-                // does.
-                let beyond = times.expires_at.saturating_sub(settings.idle_expiry(now));
-                let lifetime_shortened = beyond > settings.clock_skew_tolerance();
+                // Beyond a whole lifetime from now: set under a longer
+                // PERMANENT_SESSION_LIFETIME than today's, brought in at its
+                // first use (a read included), as Flask-Session's next save
+                // does, however little shorter today's is. No tolerance, unlike
+                // the refresh: the store cannot tell a longer lifetime from a
+                // server whose clock is ahead, and any tolerance would keep
+                // part of the longer one. The cost is with such clocks: the
+                // server behind brings back each refresh of the one ahead,
+                // and once they differ by the granularity or more, both write
+                // on every request.
+                let lifetime_shortened = times.expires_at > settings.idle_expiry(now);
                 let expires_at = (data_changed
                     || user_changed
                     || refresh_due
