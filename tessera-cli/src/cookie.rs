@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime};
 use clap::{Args, Subcommand};
 use tessera::{tagged, CookieCodec, DecodeError, SecretKey, SignatureError, Value};
 
+use crate::env;
 use crate::error::{Error, Result};
 use crate::io;
 use crate::key;
@@ -42,7 +43,7 @@ pub(crate) enum CookieCommand {
             to skip verification.\n\n\
             As the application reads them, PERMANENT_SESSION_LIFETIME (the max age) \
             and SESSION_COOKIE_NAME come from the environment unless --max-age and \
-            --cookie-name are given.\n\n\
+            --cookie-name are given (empty or blank, they count as unset).\n\n\
             Keys: --secret-key-file (the key's bytes in a file, one trailing line end \
             dropped) or --secret-key wins over the SECRET_KEY environment variable; \
             --fallback-key (repeatable, oldest first) wins over SECRET_KEY_FALLBACKS \
@@ -111,7 +112,7 @@ pub(crate) struct DecodeArgs {
     /// The cookie's name (SESSION_COOKIE_NAME): picks it out of a pasted Cookie or Set-Cookie header, and an
     /// encrypted cookie is bound to it. Default: the SESSION_COOKIE_NAME environment variable, else the
     /// name pasted with a bare name=value, else "session".
-    #[arg(long, value_name = "NAME", env = "SESSION_COOKIE_NAME")]
+    #[arg(long, value_name = "NAME")]
     cookie_name: Option<String>,
 
     /// An older key still accepted (repeatable, oldest first).
@@ -121,14 +122,9 @@ pub(crate) struct DecodeArgs {
 
     /// Refuse cookies signed (or sealed) longer ago than this: the application's
     /// PERMANENT_SESSION_LIFETIME, which the environment variable of that name gives
-    /// (in seconds), else Flask's default of 31 days.
-    #[arg(
-        long,
-        value_name = "SECONDS",
-        env = "PERMANENT_SESSION_LIFETIME",
-        default_value_t = tessera::config::DEFAULT_LIFETIME_SECS
-    )]
-    max_age: u64,
+    /// (in seconds), else Flask's default of 31 days (2678400).
+    #[arg(long, value_name = "SECONDS")]
+    max_age: Option<u64>,
 
     /// The signing salt (for an encrypted cookie, the key derivation's salt).
     #[arg(long, value_name = "SALT", default_value = tessera::DEFAULT_SALT)]
@@ -190,13 +186,18 @@ fn decode(args: DecodeArgs) -> Result<()> {
     } else {
         args.cookie
     };
-    let wanted_name = args.cookie_name.as_deref().unwrap_or(DEFAULT_COOKIE_NAME);
+    let max_age = match args.max_age {
+        Some(max_age) => max_age,
+        None => env::max_age()?.unwrap_or(tessera::config::DEFAULT_LIFETIME_SECS),
+    };
+    let env_cookie_name = match args.cookie_name {
+        Some(_) => None,
+        None => env::cookie_name()?,
+    };
+    let given_name = args.cookie_name.as_deref().or(env_cookie_name.as_deref());
+    let wanted_name = given_name.unwrap_or(DEFAULT_COOKIE_NAME);
     let (pasted_name, candidates) = pasted_cookies(&input, wanted_name)?;
-    let cookie_name = args
-        .cookie_name
-        .as_deref()
-        .or(pasted_name)
-        .unwrap_or(DEFAULT_COOKIE_NAME);
+    let cookie_name = given_name.or(pasted_name).unwrap_or(DEFAULT_COOKIE_NAME);
     if args
         .fallback_keys
         .iter()
@@ -235,7 +236,7 @@ fn decode(args: DecodeArgs) -> Result<()> {
             } else {
                 CookieCodec::with_salt(&key, &fallbacks, &args.salt)
             }
-            .max_age(Duration::from_secs(args.max_age))
+            .max_age(Duration::from_secs(max_age))
             .max_payload_size(args.max_payload_size);
             // As the server does with several cookies of one name: the
             // first that verifies; else why the first was refused.
@@ -253,9 +254,9 @@ fn decode(args: DecodeArgs) -> Result<()> {
                     {
                         // The name is bound into the cookie: say which one
                         // was tried, and where it came from.
-                        let source = if args.cookie_name.is_some() && cookie_name_flag_given() {
+                        let source = if args.cookie_name.is_some() {
                             "--cookie-name's"
-                        } else if args.cookie_name.is_some() {
+                        } else if env_cookie_name.is_some() {
                             "SESSION_COOKIE_NAME's, from the environment"
                         } else if pasted_name.is_some() {
                             "the pasted one"
@@ -420,15 +421,6 @@ fn note_duplicates(count: usize, position: usize, cookie_name: &str) {
         "the header has {count} cookies named {cookie_name:?} (set for other paths or \
          domains?); {which}"
     ));
-}
-
-/// Whether `--cookie-name` is on the command line, rather than its value
-/// from `SESSION_COOKIE_NAME`.
-fn cookie_name_flag_given() -> bool {
-    std::env::args_os().any(|arg| {
-        arg.to_str()
-            .is_some_and(|arg| arg == "--cookie-name" || arg.starts_with("--cookie-name="))
-    })
 }
 
 fn ordinal(n: usize) -> String {

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod cookie;
+mod env;
 mod error;
 mod io;
 mod key;

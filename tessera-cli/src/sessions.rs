@@ -128,13 +128,8 @@ pub(crate) enum SessionsCommand {
 pub(crate) struct StoreArgs {
     /// The session store: sqlite:///absolute/path.db, sqlite://relative/path.db,
     /// redis://host:port/db (rediss:// for TLS) or postgres://user@host:port/db.
-    #[arg(
-        long = "store",
-        value_name = "URL",
-        env = "SESSION_STORE_URL",
-        // Future stores' URLs carry passwords.
-        hide_env_values = true
-    )]
+    /// Default: the SESSION_STORE_URL environment variable.
+    #[arg(long = "store", value_name = "URL")]
     url: Option<String>,
 }
 
@@ -161,20 +156,26 @@ pub(crate) struct ListArgs {
 #[derive(Debug, Args)]
 pub(crate) struct PastedId {
     /// The cookie's name (SESSION_COOKIE_NAME): picks the session cookie out of a pasted
-    /// Cookie header.
-    #[arg(
-        long,
-        value_name = "NAME",
-        env = "SESSION_COOKIE_NAME",
-        default_value = "session"
-    )]
-    cookie_name: String,
+    /// Cookie header. Default: the SESSION_COOKIE_NAME environment variable, else "session".
+    #[arg(long, value_name = "NAME")]
+    cookie_name: Option<String>,
     /// The session id, or '-' to read it from stdin: bare, or pasted as the cookie holds it
     /// ('session=ID', a 'Cookie: …' or 'Set-Cookie: …' header, or ID.signature as with
     /// SESSION_USE_SIGNER, whose signature is dropped unchecked). Ids may begin with '-', so
     /// one is taken as the id even where it looks like an option.
     #[arg(value_name = "ID", allow_hyphen_values = true)]
     id: String,
+}
+
+impl PastedId {
+    /// The session id, picked out of what was pasted by the cookie's name.
+    fn id(&self) -> Result<SessionId> {
+        let cookie_name = match &self.cookie_name {
+            Some(name) => name.clone(),
+            None => crate::env::cookie_name()?.unwrap_or_else(|| "session".to_owned()),
+        };
+        parse_id(&self.id, &cookie_name)
+    }
 }
 
 #[derive(Debug, Args)]
@@ -286,6 +287,10 @@ async fn run_on_store(command: SessionsCommand) -> Result<()> {
         SessionsCommand::RevokeUser(args) => &args.store.url,
         SessionsCommand::PurgeExpired(args) => &args.store.url,
     };
+    let url = match url {
+        Some(url) => Some(url.clone()),
+        None => crate::env::store_url()?,
+    };
     // A usage error (status 2, as clap's own), saying where the URL may
     // come from.
     let Some(url) = url.as_deref().map(str::trim).filter(|url| !url.is_empty()) else {
@@ -339,17 +344,8 @@ impl Store {
             }
             Some(scheme) if is_redis_scheme(scheme) => {
                 use tessera::store::redis::Layout;
-                // The application's own settings say which layout it uses;
-                // blank ones count as unset, as in the application, but for
-                // the prefix, where an empty one is no prefix (Flask-Session's
-                // reading, which the library follows).
-                let setting = |name: &str| {
-                    std::env::var(name)
-                        .ok()
-                        .filter(|value| !value.trim().is_empty())
-                };
-                let prefix = std::env::var("SESSION_KEY_PREFIX")
-                    .unwrap_or_else(|_| tessera::store::redis::DEFAULT_PREFIX.to_owned());
+                // The application's own settings say which layout it uses.
+                let prefix = crate::env::key_prefix()?;
                 // Acting on the other layout would report sessions without
                 // their data, and "revoke" one while its data lives on.
                 let mismatch = |found: Layout| {
@@ -371,11 +367,8 @@ impl Store {
                         "the sessions under the key prefix {prefix:?} are in {hint}"
                     ))
                 };
-                match setting("SESSION_SERIALIZATION_FORMAT") {
+                match crate::env::serialization_format()? {
                     Some(format) => {
-                        let format = format.parse().map_err(|error| {
-                            Error::new(format_args!("SESSION_SERIALIZATION_FORMAT: {error}"))
-                        })?;
                         let store = tessera::store::FlaskSessionRedisStore::new(url, format)
                             .map_err(store_error)?
                             .with_prefix(prefix.clone());
@@ -685,7 +678,7 @@ impl<'a> From<&'a SessionInfo> for SessionJson<'a> {
 }
 
 async fn show(store: &dyn SessionStore, stores_creation: bool, args: ShowArgs) -> Result<()> {
-    let id = parse_id(&args.session.id, &args.session.cookie_name)?;
+    let id = args.session.id()?;
     let now = now();
     let record = store
         .load(&id, now)
@@ -762,7 +755,7 @@ fn show_json(
 }
 
 async fn revoke(store: &dyn SessionStore, args: RevokeArgs) -> Result<()> {
-    let id = parse_id(&args.session.id, &args.session.cookie_name)?;
+    let id = args.session.id()?;
     if !store.delete(&id).await.map_err(store_error)? {
         return Err(Error::new("no session with that id"));
     }

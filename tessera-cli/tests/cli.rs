@@ -118,7 +118,9 @@ fn the_application_environment_gives_the_max_age_and_the_cookie_name() {
         .concat();
         run_with(&args, "", env)
     };
-    let lifetime = [("PERMANENT_SESSION_LIFETIME", HUGE_MAX_AGE)];
+    // The longest lifetime the application accepts.
+    let longest = tessera::config::MAX_LIFETIME_SECS.to_string();
+    let lifetime = [("PERMANENT_SESSION_LIFETIME", longest.as_str())];
     let out = decode_with(&[], &lifetime);
     assert!(out.success(), "{:?}", out.stderr);
     assert_eq!(out.line(), EXAMPLE_JSON);
@@ -158,6 +160,98 @@ fn the_application_environment_gives_the_max_age_and_the_cookie_name() {
         "{:?}",
         refused.stderr
     );
+}
+
+/// The application's variables are read as the application reads them: an
+/// empty or blank one counts as unset, blanks around a number are dropped,
+/// and a value the application would refuse is refused naming the
+/// variable, not the option it stands in for.
+#[test]
+fn the_application_environment_is_read_as_the_application_reads_it() {
+    let decode_with = |extra: &[&str], env: &[(&str, &str)]| {
+        let args = [
+            &["cookie", "decode", "--secret-key", EXAMPLE_KEY][..],
+            extra,
+            &[EXAMPLE_COOKIE],
+        ]
+        .concat();
+        run_with(&args, "", env)
+    };
+    for unset in ["", "  ", "\t"] {
+        let out = decode_with(&[], &[("PERMANENT_SESSION_LIFETIME", unset)]);
+        let reason = out.refusal();
+        assert!(
+            reason.contains("max age is 2678400 s"),
+            "{unset:?}: {reason}"
+        );
+    }
+    let out = decode_with(&[], &[("PERMANENT_SESSION_LIFETIME", " 60 ")]);
+    let reason = out.refusal();
+    assert!(reason.contains("max age is 60 s"), "{reason}");
+    for invalid in ["soon", "0", "-5", "99999999999"] {
+        let out = decode_with(&[], &[("PERMANENT_SESSION_LIFETIME", invalid)]);
+        assert_eq!(out.status, Some(1), "{invalid:?}: {:?}", out.stderr);
+        let reason = out.refusal();
+        assert!(
+            reason.contains(&format!("invalid PERMANENT_SESSION_LIFETIME={invalid:?}")),
+            "{invalid:?}: {reason}"
+        );
+        assert!(reason.contains("--max-age wins"), "{reason}");
+        // The option does not read the variable at all.
+        let out = decode_with(
+            &["--max-age", HUGE_MAX_AGE],
+            &[("PERMANENT_SESSION_LIFETIME", invalid)],
+        );
+        assert!(out.success(), "{invalid:?}: {:?}", out.stderr);
+    }
+
+    let cookie = sign_encrypted(KEY, EXAMPLE_JSON, &[]);
+    let open = |name: &str| {
+        run_with(
+            &[
+                "cookie",
+                "decode",
+                "--encrypted",
+                "--secret-key",
+                KEY,
+                &cookie,
+            ],
+            "",
+            &[("SESSION_COOKIE_NAME", name)],
+        )
+    };
+    for unset in ["", " ", "\n"] {
+        let out = open(unset);
+        assert!(out.success(), "{unset:?}: {:?}", out.stderr);
+        assert_eq!(out.line(), EXAMPLE_JSON);
+    }
+    // Not trimmed, as the application does not trim it: refused there.
+    for invalid in [" session", "a;b"] {
+        let out = open(invalid);
+        assert_eq!(out.status, Some(1), "{invalid:?}: {:?}", out.stderr);
+        let reason = out.refusal();
+        assert!(
+            reason.contains(&format!("invalid SESSION_COOKIE_NAME={invalid:?}")),
+            "{reason}"
+        );
+        assert!(reason.contains("--cookie-name wins"), "{reason}");
+    }
+    // A pasted name=value is not taken for a name from the environment.
+    let pasted = format!("session={cookie}");
+    let out = run_with(
+        &[
+            "cookie",
+            "decode",
+            "--encrypted",
+            "--secret-key",
+            KEY,
+            &pasted,
+        ],
+        "",
+        &[("SESSION_COOKIE_NAME", "")],
+    );
+    assert!(out.success(), "{:?}", out.stderr);
+    assert_eq!(out.line(), EXAMPLE_JSON);
 }
 
 #[test]

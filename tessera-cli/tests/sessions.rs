@@ -491,6 +491,20 @@ fn show_and_revoke_take_a_pasted_cookie() {
     let args = ["sessions", "show", "--json", &pasted, "--store", &store.url];
     let out = run_in(&store.dir.0, &args, &[("SESSION_COOKIE_NAME", "sid")]);
     assert_eq!(out.json(), expected);
+    // An empty or blank variable counts as unset, as in the application; a
+    // name the application refuses is refused naming the variable.
+    let pasted = format!("Cookie: a=1; session={id}");
+    let args = ["sessions", "show", "--json", &pasted, "--store", &store.url];
+    for unset in ["", "  "] {
+        let out = run_in(&store.dir.0, &args, &[("SESSION_COOKIE_NAME", unset)]);
+        assert_eq!(out.json(), expected, "{unset:?}");
+    }
+    let out = run_in(&store.dir.0, &args, &[("SESSION_COOKIE_NAME", "session ")]);
+    let reason = out.refusal();
+    assert!(
+        reason.contains(r#"invalid SESSION_COOKIE_NAME="session ""#),
+        "{reason}"
+    );
 
     let other = SessionId::generate();
     for (pasted, says) in [
@@ -1254,21 +1268,40 @@ fn redis_commands_refuse_the_other_layout() {
             assert!(out.stdout.is_empty(), "{args:?}: {:?}", out.stdout);
             assert!(out.stderr.contains(found), "{args:?}: {:?}", out.stderr);
         }
-        // With the application's settings, the session is there, and an
-        // empty SESSION_SERIALIZATION_FORMAT counts as unset.
-        let mut env = vec![("SESSION_KEY_PREFIX", prefix.as_str())];
-        env.push((
-            "SESSION_SERIALIZATION_FORMAT",
-            if format.is_some() { "" } else { "msgpack" },
-        ));
-        let out = run_in(
-            &dir,
-            &["sessions", "show", id.as_str(), "--store", &url],
-            &env,
-        );
-        assert_eq!(out.status, Some(0), "{:?}", out.stderr);
-        assert!(out.stdout.contains("alice"), "{:?}", out.stdout);
+        // With the application's settings, the session is there; as in the
+        // application, an empty or blank SESSION_SERIALIZATION_FORMAT counts
+        // as unset, and blanks around a format's name are dropped.
+        let settings: &[&str] = if format.is_some() {
+            &["", " "]
+        } else {
+            &["msgpack", " msgpack\t"]
+        };
+        for setting in settings {
+            let env = [
+                ("SESSION_KEY_PREFIX", prefix.as_str()),
+                ("SESSION_SERIALIZATION_FORMAT", setting),
+            ];
+            let out = run_in(
+                &dir,
+                &["sessions", "show", id.as_str(), "--store", &url],
+                &env,
+            );
+            assert_eq!(out.status, Some(0), "{setting:?}: {:?}", out.stderr);
+            assert!(out.stdout.contains("alice"), "{:?}", out.stdout);
+        }
     }
+
+    // A format the application refuses is refused naming the variable.
+    let out = run_in(
+        &dir,
+        &["sessions", "list", "--store", &url],
+        &[("SESSION_SERIALIZATION_FORMAT", "yaml")],
+    );
+    let reason = out.refusal();
+    assert!(
+        reason.contains(r#"invalid SESSION_SERIALIZATION_FORMAT="yaml""#),
+        "{reason}"
+    );
 
     // Two applications of different layouts on one prefix: refused in
     // either layout (tessera's listed both, and revoking a user deleted

@@ -1,0 +1,132 @@
+//! The application's settings that the commands fall back to, read from the
+//! environment as the application reads them, so that a command sees what
+//! the application sees: an empty or blank variable counts as unset (but
+//! `SESSION_KEY_PREFIX`, where an empty one is no prefix, as in
+//! Flask-Session), blanks around a number or a format name are dropped, and
+//! a value the application would refuse is refused here, naming the
+//! variable rather than the option it stands in for.
+
+use std::ffi::OsString;
+
+use tessera::config::{is_valid_cookie_name, MAX_LIFETIME_SECS};
+use tessera::store::flask_format::SerializationFormat;
+use tessera::{ConfigError, SessionConfig};
+
+use crate::error::{Error, Result};
+
+const LIFETIME: &str = "PERMANENT_SESSION_LIFETIME";
+const COOKIE_NAME: &str = "SESSION_COOKIE_NAME";
+const STORE_URL: &str = "SESSION_STORE_URL";
+const KEY_PREFIX: &str = "SESSION_KEY_PREFIX";
+const SERIALIZATION_FORMAT: &str = "SESSION_SERIALIZATION_FORMAT";
+
+/// `PERMANENT_SESSION_LIFETIME`, in seconds; `--max-age` wins over it.
+pub(crate) fn max_age() -> Result<Option<u64>> {
+    let Some(value) = setting(LIFETIME, "--max-age")? else {
+        return Ok(None);
+    };
+    // The application also refuses, when it starts, a lifetime it could not
+    // write into cookies and stores.
+    match value.trim().parse::<u64>() {
+        Ok(seconds) if (1..=MAX_LIFETIME_SECS).contains(&seconds) => Ok(Some(seconds)),
+        _ => Err(refused(
+            invalid(
+                LIFETIME,
+                &value,
+                format!(
+                    "a whole number of seconds, from 1 to {MAX_LIFETIME_SECS} ({} days)",
+                    MAX_LIFETIME_SECS / 86_400
+                ),
+            ),
+            "--max-age",
+        )),
+    }
+}
+
+/// `SESSION_COOKIE_NAME`; `--cookie-name` wins over it.
+pub(crate) fn cookie_name() -> Result<Option<String>> {
+    let Some(name) = setting(COOKIE_NAME, "--cookie-name")? else {
+        return Ok(None);
+    };
+    // Used as it is, blanks included, as the application uses it: one it
+    // refuses at startup would find no cookie here.
+    if is_valid_cookie_name(&name) {
+        Ok(Some(name))
+    } else {
+        Err(refused(
+            invalid(
+                COOKIE_NAME,
+                &name,
+                "a cookie name token (letters, digits, - _ . ! etc.)",
+            ),
+            "--cookie-name",
+        ))
+    }
+}
+
+/// `SESSION_STORE_URL`; `--store` wins over it.
+pub(crate) fn store_url() -> Result<Option<String>> {
+    setting(STORE_URL, "--store")
+}
+
+/// `SESSION_KEY_PREFIX`, else Flask-Session's default.
+pub(crate) fn key_prefix() -> Result<String> {
+    Ok(
+        setting(KEY_PREFIX, "")?
+            .unwrap_or_else(|| tessera::store::redis::DEFAULT_PREFIX.to_owned()),
+    )
+}
+
+/// `SESSION_SERIALIZATION_FORMAT`: `Some` when the application keeps its
+/// Redis sessions in Flask-Session's layout.
+pub(crate) fn serialization_format() -> Result<Option<SerializationFormat>> {
+    setting(SERIALIZATION_FORMAT, "")?
+        .map(|format| {
+            format.trim().parse().map_err(|_| {
+                refused(
+                    invalid(SERIALIZATION_FORMAT, &format, "msgpack or json"),
+                    "",
+                )
+            })
+        })
+        .transpose()
+}
+
+/// The variable `name` as text, `None` when the application would take it
+/// as unset. The library reads it first, as the application's
+/// configuration does, so that what it refuses there (a value that is not
+/// UTF-8, a number that is none) is refused here with the same words.
+fn setting(name: &'static str, option: &str) -> Result<Option<String>> {
+    let Some(value) = std::env::var_os(name) else {
+        return Ok(None);
+    };
+    SessionConfig::builder()
+        .with_vars_os([(OsString::from(name), value.clone())])
+        .map(drop)
+        .map_err(|error| refused(error, option))?;
+    let value = value
+        .into_string()
+        .map_err(|_| Error::new(format_args!("{name} is not valid UTF-8")))?;
+    Ok((name == KEY_PREFIX || !value.trim().is_empty()).then_some(value))
+}
+
+fn invalid(name: &'static str, value: &str, expected: impl Into<String>) -> ConfigError {
+    ConfigError::InvalidValue {
+        name,
+        value: value.to_owned(),
+        expected: expected.into(),
+    }
+}
+
+/// The library's reason, and, where an option stands in for the variable,
+/// that it does: the variable may be one the user never set for this
+/// command but for the application.
+fn refused(error: ConfigError, option: &str) -> Error {
+    if option.is_empty() {
+        Error::new(format_args!("{error}; set in the environment"))
+    } else {
+        Error::new(format_args!(
+            "{error}; set in the environment ({option} wins over it)"
+        ))
+    }
+}
