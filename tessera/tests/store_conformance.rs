@@ -573,6 +573,68 @@ async fn flask_session_layout_ends_an_owned_session_the_flask_app_logged_out() {
     assert!(left.is_empty(), "{left:?}");
 }
 
+/// Flask-Session layout: a session past its absolute expiry that the Flask
+/// app keeps alive (Flask-Session, which knows nothing of that expiry,
+/// writes it back with a whole lifetime's TTL) is ended for both apps,
+/// metadata and all, at tessera's next use; and until then the metadata
+/// holding the deadline outlives it. Before, a load past it answered none
+/// and left the session to the Flask app, and once the metadata ran out
+/// (twice the TTL tessera last set), tessera took the session for one
+/// Flask-Session made and served it again, with a new absolute lifetime.
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn flask_session_layout_ends_a_session_the_flask_app_keeps_past_its_absolute_expiry() {
+    let url = test_server_url("TESSERA_TEST_REDIS_URL");
+    let mut conn = raw_redis(&url).await;
+    for format in [SerializationFormat::Msgpack, SerializationFormat::Json] {
+        let (store, prefix, _guard) = redis_store_of_layout(&url, Some(format));
+        let record = Record {
+            expires_at: NOW + 10,
+            absolute_expires_at: Some(NOW + 100),
+            ..live_record(map([("k", 1.into())]), Some("alice"))
+        };
+        let id = create(&*store, &record).await;
+        let value_key = format!("{prefix}{}", id.as_str());
+        let metadata_ttl: i64 = ::redis::cmd("PTTL")
+            .arg(format!("{prefix}{{{}}}", id.as_str()))
+            .query_async(&mut conn)
+            .await
+            .expect("PTTL");
+        assert!(
+            metadata_ttl > 86_400_000 + 100_000,
+            "{format:?}: the metadata lives {metadata_ttl} ms"
+        );
+
+        let value: Vec<u8> = ::redis::cmd("GET")
+            .arg(&value_key)
+            .query_async(&mut conn)
+            .await
+            .expect("GET");
+        let _: () = ::redis::cmd("SET")
+            .arg(&value_key)
+            .arg(value)
+            .arg("EX")
+            .arg(3600)
+            .query_async(&mut conn)
+            .await
+            .expect("written back as Flask-Session's refresh does");
+        let loaded = load(&*store, &id, NOW + 99).await.expect("live");
+        assert_eq!(loaded.data, record.data, "{format:?}");
+        assert_eq!(load(&*store, &id, NOW + 100).await, None, "{format:?}");
+        let left: Vec<String> = ::redis::cmd("KEYS")
+            .arg(format!("{prefix}*{}*", id.as_str()))
+            .query_async(&mut conn)
+            .await
+            .expect("KEYS");
+        assert!(left.is_empty(), "{format:?}: {left:?}");
+        let listed = store
+            .list(Some("alice"), None, 10, NOW)
+            .await
+            .expect("list");
+        assert!(listed.is_empty(), "{format:?}: {listed:?}");
+    }
+}
+
 /// Flask-Session layout: a session whose metadata cannot be read (written
 /// by hand) is left out of listings, which still show the user's others.
 #[cfg(feature = "redis")]

@@ -39,13 +39,17 @@
 //!   clock) when it will run out; if the TTL no longer matches, Flask-Session
 //!   has written the session since, and its TTL counts. Absolute expiry is
 //!   enforced by tessera; Flask-Session knows nothing of it and extends the
-//!   TTL when it writes.
+//!   TTL when it writes, so a [`load`](SessionStore::load) that finds a
+//!   session past it with a TTL Flask-Session set deletes the session, as
+//!   the expiry sweep does.
 //! - **Sessions created by Flask-Session** have no metadata until tessera
 //!   first writes them: no owner (so "log out everywhere" does not reach
 //!   them until then), and their creation time reads as the time they were
 //!   loaded. The metadata key lives twice as long as the session's TTL, so
 //!   a session that only Flask-Session keeps alive keeps its owner for one
-//!   more idle lifetime.
+//!   more idle lifetime; that of a session with an absolute expiry lives a
+//!   day past that expiry too, so that the deadline outlasts
+//!   Flask-Session's refreshes until tessera ends the session.
 //! - **A session left with no data goes, owner or not.** Flask-Session counts
 //!   a session holding nothing but `_permanent` as none (its `regenerate()`
 //!   skips it, the next login through the Flask app writes into it), so
@@ -109,6 +113,12 @@ local DEADLINE = '\0deadline'
 -- before it counts as set by another writer.
 local SLACK_MS = 1500
 local MAX_TIME = 9007199254740991
+-- How long the metadata of a session with an absolute expiry outlives that
+-- expiry: Flask-Session, which knows nothing of it, may keep the value
+-- alive past it, and the deadline must still be there when the expiry
+-- sweep (every minute by default) or tessera's next use comes to end the
+-- session.
+local ABSOLUTE_GRACE_MS = 86400000
 "#;
 
 /// The helpers the scripts of this layout add to the shared ones.
@@ -157,8 +167,9 @@ end
         code: r#"
 -- Stores `value` (or, if false, keeps the value stored) with a TTL reaching
 -- to `due`, and remembers when that TTL runs out on Redis's clock. The
--- metadata outlives the value by one TTL.
-local function set_blob(prefix, sid, value, due, now)
+-- metadata outlives the value by one TTL, and the absolute expiry, if any,
+-- by ABSOLUTE_GRACE_MS.
+local function set_blob(prefix, sid, value, due, now, absolute)
   local ms = ttl_ms(due, now)
   if value then
     redis.call('SET', blob_key(prefix, sid), value, 'PX', ms)
@@ -167,7 +178,11 @@ local function set_blob(prefix, sid, value, due, now)
   end
   local meta = session_key(prefix, sid)
   redis.call('HSET', meta, DEADLINE, string.format('%d', clock_ms() + tonumber(ms)))
-  local meta_ms = math.min(2 * tonumber(ms), MAX_TTL_MS)
+  local meta_ms = 2 * tonumber(ms)
+  if absolute then
+    meta_ms = math.max(meta_ms, (tonumber(absolute) - now) * 1000 + ABSOLUTE_GRACE_MS)
+  end
+  meta_ms = math.min(meta_ms, MAX_TTL_MS)
   redis.call('PEXPIRE', meta, string.format('%d', meta_ms))
   return meta_ms
 end
@@ -186,12 +201,12 @@ end
 "#,
     },
 ];
-/// ARGV: prefix, id, now. Returns {value, created, expires, absolute, owner}
-/// or nil.
+/// ARGV: prefix, id, now. Returns {value, created, expires, absolute, owner,
+/// foreign} or nil.
 const LOAD: &str = r#"
 local t = times(ARGV[1], ARGV[2], tonumber(ARGV[3]))
 if not t then return false end
-return {redis.call('GET', blob_key(ARGV[1], ARGV[2])), t[1], t[2], t[3], t[4]}
+return {redis.call('GET', blob_key(ARGV[1], ARGV[2])), t[1], t[2], t[3], t[4], t[5]}
 "#;
 
 /// KEYS: value, metadata, expiry index. ARGV: prefix, id, created,
@@ -205,7 +220,7 @@ if absolute then meta[#meta + 1] = ABSOLUTE; meta[#meta + 1] = absolute end
 if ARGV[6] == '1' then meta[#meta + 1] = USER; meta[#meta + 1] = ARGV[7] end
 redis.call('HSET', KEYS[2], unpack(meta))
 local due = deadline(ARGV[4], absolute)
-local meta_ms = set_blob(prefix, sid, ARGV[8], due, tonumber(ARGV[3]))
+local meta_ms = set_blob(prefix, sid, ARGV[8], due, tonumber(ARGV[3]), absolute)
 redis.call('ZADD', KEYS[3], due, sid)
 if ARGV[6] == '1' then
   local owner = user_key(prefix, ARGV[7])
@@ -242,7 +257,7 @@ if expires ~= '' then
     redis.call('HSET', KEYS[2], ABSOLUTE, absolute)
   end
   local due = deadline(expires, absolute)
-  meta_ms = set_blob(prefix, sid, not keep and ARGV[5], due, now)
+  meta_ms = set_blob(prefix, sid, not keep and ARGV[5], due, now, absolute)
   redis.call('ZADD', KEYS[3], due, sid)
 else
   if not keep then redis.call('SET', KEYS[1], ARGV[5], 'KEEPTTL') end
@@ -291,6 +306,20 @@ if not value then return 0 end
 if redis.sha1hex(value) ~= ARGV[3] then return 2 end
 redis.call('DEL', KEYS[1])
 forget(ARGV[1], ARGV[2], KEYS[2])
+return 1
+"#;
+
+/// KEYS: value, expiry index. ARGV: prefix, id, now, SHA-1 of the value as
+/// read. Deletes the session if it is still not live at `now` and its value
+/// is still the one read (not written anew meanwhile): 1 deleted, else 0.
+const END_EXPIRED: &str = r#"
+local prefix, sid, now = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local value = redis.call('GET', KEYS[1])
+if not value or redis.sha1hex(value) ~= ARGV[4] then return 0 end
+local t = times(prefix, sid, now)
+if live(t[2], t[3], now) then return 0 end
+redis.call('DEL', KEYS[1])
+forget(prefix, sid, KEYS[2])
 return 1
 "#;
 
@@ -396,6 +425,7 @@ struct FlaskScripts {
     write: Script,
     delete: Script,
     delete_if_unchanged: Script,
+    end_expired: Script,
     cycle: Script,
     info: Script,
     purge: Script,
@@ -416,6 +446,7 @@ static FLASK_SCRIPTS: LazyLock<FlaskScripts> = LazyLock::new(|| {
         write: script(WRITE),
         delete: script(DELETE),
         delete_if_unchanged: script(DELETE_IF_UNCHANGED),
+        end_expired: script(END_EXPIRED),
         cycle: script(CYCLE),
         info: script(INFO),
         purge: script(PURGE),
@@ -484,13 +515,15 @@ struct Snapshot {
     live: bool,
 }
 
-/// `LOAD`'s reply: value, created, expires, absolute, owner.
+/// `LOAD`'s reply: value, created, expires, absolute, owner, and 1 if
+/// another writer set the TTL last.
 type LoadReply = Option<(
     Vec<u8>,
     Option<String>,
     String,
     Option<String>,
     Option<String>,
+    i64,
 )>;
 
 impl FlaskSessionRedisStore {
@@ -606,15 +639,17 @@ impl FlaskSessionRedisStore {
             .map_err(|error| StoreError::Unrepresentable(error.to_string()))
     }
 
+    /// The session's value and record (without its data), and whether
+    /// another writer set its TTL last.
     async fn fetch(
         &self,
         id: &SessionId,
         now: u64,
-    ) -> Result<Option<(Vec<u8>, Record)>, StoreError> {
+    ) -> Result<Option<(Vec<u8>, Record, bool)>, StoreError> {
         let mut call = FLASK_SCRIPTS.load.prepare_invoke();
         call.arg(&self.prefix).arg(id.as_str()).arg(now);
         let reply: LoadReply = self.link.read_script(&call).await?;
-        let Some((value, created, expires, absolute, user)) = reply else {
+        let Some((value, created, expires, absolute, user, foreign)) = reply else {
             return Ok(None);
         };
         let record = Record {
@@ -629,11 +664,11 @@ impl FlaskSessionRedisStore {
                 .map(|at| parse_time(&at, "absolute_expires_at"))
                 .transpose()?,
         };
-        Ok(Some((value, record)))
+        Ok(Some((value, record, foreign == 1)))
     }
 
     async fn snapshot(&self, id: &SessionId, now: u64) -> Result<Option<Snapshot>, StoreError> {
-        let Some((value, record)) = self.fetch(id, now).await? else {
+        let Some((value, record, _)) = self.fetch(id, now).await? else {
             return Ok(None);
         };
         let data = self.decode(id, &value);
@@ -800,6 +835,20 @@ impl FlaskSessionRedisStore {
         ))
     }
 
+    /// Deletes the session found past its deadline, unless it was written
+    /// anew since `value` was read.
+    async fn end_expired(&self, id: &SessionId, value: &[u8], now: u64) -> Result<(), StoreError> {
+        let mut call = FLASK_SCRIPTS.end_expired.prepare_invoke();
+        call.key(self.value_key(id))
+            .key(self.expiry_key())
+            .arg(&self.prefix)
+            .arg(id.as_str())
+            .arg(now)
+            .arg(crate::key::hex(&sha1_of(value)));
+        self.link.write::<i64>(&call).await?;
+        Ok(())
+    }
+
     /// The write script's call: the new times and owner, and, if
     /// `value` is given, the value read (whose hash the script checks) and
     /// the one to store; without it the stored value is kept as it is.
@@ -954,10 +1003,18 @@ impl SessionStore for FlaskSessionRedisStore {
 
     async fn load(&self, id: &SessionId, now: u64) -> Result<Option<Record>, StoreError> {
         let now = clamp(now);
-        let Some((value, mut record)) = self.fetch(id, now).await? else {
+        let Some((value, mut record, foreign)) = self.fetch(id, now).await? else {
             return Ok(None);
         };
         if !record.is_live(now) {
+            // Past its absolute expiry, yet Flask-Session, which knows
+            // nothing of it, keeps the value alive: ended now, for both
+            // apps, before the metadata holding the deadline runs out and
+            // the session would read as one Flask-Session made. A value
+            // tessera wrote last dies at the deadline by its TTL.
+            if foreign {
+                self.end_expired(id, &value, now).await?;
+            }
             return Ok(None);
         }
         let Some(data) = self.decode(id, &value) else {
@@ -1190,7 +1247,18 @@ mod tests {
         super::super::tests::assert_scripts_define_exactly_the_helpers_they_call(
             &[LUA_CONSTANTS, FLASK_LUA_CONSTANTS],
             &[LUA_HELPERS, FLASK_LUA_HELPERS],
-            &[LOAD, CREATE, WRITE, DELETE, CYCLE, INFO, PURGE, DELETE_USER],
+            &[
+                LOAD,
+                CREATE,
+                WRITE,
+                DELETE,
+                DELETE_IF_UNCHANGED,
+                END_EXPIRED,
+                CYCLE,
+                INFO,
+                PURGE,
+                DELETE_USER,
+            ],
         );
         // Through set_blob: ttl_ms, a helper of the shared set.
         let write = lua_source(
