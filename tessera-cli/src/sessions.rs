@@ -100,11 +100,11 @@ pub(crate) enum SessionsCommand {
     Revoke(RevokeArgs),
     /// Revoke every session of one user ("log out everywhere").
     #[command(
-        long_about = "End every session of one user, live or expired (\"log out \
-            everywhere\"), and print how many there were; 0 is not an error. With --json: \
-            {\"revoked\": N}. SQLite ends them at once and leaves their rows to the \
-            expiry sweep (the application's, or purge-expired); the other stores delete \
-            them.",
+        long_about = "End every session of one user (\"log out everywhere\"), and print \
+            how many of them were live; 0 is not an error. Expired ones not yet purged \
+            go too, uncounted. With --json: {\"revoked\": N}. SQLite ends them at once \
+            and leaves their rows to the expiry sweep (the application's, or \
+            purge-expired); the other stores delete them.",
         after_help = "Example:\n  \
             tessera sessions revoke-user --store sqlite:///var/lib/app/sessions.db alice"
     )]

@@ -10,7 +10,9 @@
 //! ```
 //!
 //! Every case uses fresh random ids and explicit times around [`NOW`], never
-//! the clock, so cases are independent of each other and of the machine.
+//! the clock, so cases are independent of each other and of the machine;
+//! but for "log out everywhere", which takes no time and counts the
+//! sessions live by the clock (see [`live_by_the_clock`]).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -107,6 +109,7 @@ macro_rules! conformance {
             list_filters_pages_and_skips_expired,
             delete_user_removes_only_that_users_sessions,
             delete_user_removes_hundreds_of_sessions,
+            delete_user_counts_only_live_sessions,
             purge_expired_removes_only_dead_records_in_batches,
             expired_records_are_never_returned_before_purge,
             cancelled_operations_leave_the_store_usable,
@@ -862,6 +865,26 @@ fn live_record(data: Map, user_id: Option<&str>) -> Record {
         created_at: NOW - 60,
         expires_at: NOW + HOUR,
         absolute_expires_at: None,
+    }
+}
+
+/// The clock, in Unix seconds.
+fn clock() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs()
+}
+
+/// A record live for an hour by the clock, by which
+/// [`SessionStore::delete_user`] counts the sessions it ends; live at
+/// [`NOW`] as well.
+fn live_by_the_clock(data: Map, user_id: Option<&str>) -> Record {
+    let now = clock();
+    Record {
+        created_at: now - 60,
+        expires_at: now + HOUR,
+        ..live_record(data, user_id)
     }
 }
 
@@ -2464,19 +2487,18 @@ async fn list_filters_pages_and_skips_expired(store: Arc<dyn SessionStore>, _kee
 async fn delete_user_removes_only_that_users_sessions(store: Arc<dyn SessionStore>, _keeps: Keeps) {
     let store = &*store;
     let mut alice = Vec::new();
-    for _ in 0..2 {
-        alice.push(create(store, &live_record(map([("a", 1.into())]), Some("alice"))).await);
+    for _ in 0..3 {
+        let record = live_by_the_clock(map([("a", 1.into())]), Some("alice"));
+        alice.push(create(store, &record).await);
     }
-    // Expired but not purged: still alice's, still deleted and counted.
-    alice.push(create(store, &expired_record(Map::new(), Some("alice"))).await);
-    let bob_record = live_record(map([("b", 1.into())]), Some("bob"));
+    let bob_record = live_by_the_clock(map([("b", 1.into())]), Some("bob"));
     let bob = create(store, &bob_record).await;
-    let anonymous_record = live_record(Map::new(), None);
+    let anonymous_record = live_by_the_clock(Map::new(), None);
     let anonymous = create(store, &anonymous_record).await;
 
     assert_eq!(store.delete_user("alice").await.expect("delete_user"), 3);
     for id in &alice {
-        assert_eq!(load(store, id, NOW - 1).await, None);
+        assert_eq!(load(store, id, NOW).await, None);
     }
     assert_eq!(load_live(store, &bob).await, bob_record);
     assert_eq!(load_live(store, &anonymous).await, anonymous_record);
@@ -2502,10 +2524,10 @@ async fn delete_user_removes_hundreds_of_sessions(store: Arc<dyn SessionStore>, 
     const SESSIONS: usize = 700;
     let mut alice = Vec::with_capacity(SESSIONS);
     for n in 0..SESSIONS {
-        let record = live_record(map([("n", Value::from(n))]), Some("alice"));
+        let record = live_by_the_clock(map([("n", Value::from(n))]), Some("alice"));
         alice.push(create(store, &record).await);
     }
-    let bob_record = live_record(map([("b", 1.into())]), Some("bob"));
+    let bob_record = live_by_the_clock(map([("b", 1.into())]), Some("bob"));
     let bob = create(store, &bob_record).await;
 
     assert_eq!(
@@ -2521,6 +2543,51 @@ async fn delete_user_removes_hundreds_of_sessions(store: Arc<dyn SessionStore>, 
         .expect("list")
         .is_empty());
     assert_eq!(load_live(store, &bob).await, bob_record);
+    assert_eq!(store.delete_user("alice").await.expect("delete_user"), 0);
+}
+
+/// "Log out everywhere" counts the sessions it ends: those of the user
+/// that were live. Those already past their idle or absolute expiry but not
+/// yet purged go too, uncounted, as the user no longer had them (Redis
+/// drops them by itself; a demo said "2 sessions ended" of a user it had
+/// just listed one live session for). The dead ones here die a second after
+/// they are written, by the clock (which `delete_user` reads, as it takes
+/// no time) and by Redis's TTLs, which count from the write.
+async fn delete_user_counts_only_live_sessions(store: Arc<dyn SessionStore>, _keeps: Keeps) {
+    let store = &*store;
+    let now = clock();
+    let live = Record {
+        created_at: now,
+        expires_at: now + HOUR,
+        ..live_record(map([("a", 1.into())]), Some("alice"))
+    };
+    let idle_dead = Record {
+        expires_at: now + 1,
+        ..live.clone()
+    };
+    let absolutely_dead = Record {
+        absolute_expires_at: Some(now + 1),
+        ..live.clone()
+    };
+    let mut ids = Vec::new();
+    for record in [&live, &idle_dead, &absolutely_dead, &live] {
+        ids.push(create(store, record).await);
+    }
+    let written = std::time::Instant::now();
+    while clock() <= now || written.elapsed() < std::time::Duration::from_millis(1100) {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let listed = store
+        .list(Some("alice"), None, 10, clock())
+        .await
+        .expect("list");
+    assert_eq!(listed.len(), 2, "the user's live sessions: {listed:?}");
+
+    assert_eq!(store.delete_user("alice").await.expect("delete_user"), 2);
+    // Gone, the dead ones too: at `now` every one was live.
+    for id in &ids {
+        assert_eq!(load(store, id, now).await, None);
+    }
     assert_eq!(store.delete_user("alice").await.expect("delete_user"), 0);
 }
 
@@ -2894,7 +2961,7 @@ mod sqlite_file {
             ("t", Value::tuple([1.into(), "x".into()])),
             ("n", Value::from(2u128.pow(64) + 5)),
         ]);
-        let id = create(&store, &live_record(data, Some("alice"))).await;
+        let id = create(&store, &live_by_the_clock(data, Some("alice"))).await;
         let mut conn = inspect(&path).await;
         let rows: Vec<(String, String)> = sqlx::query_as(
             "SELECT key, value FROM tessera_session_values WHERE session_id = ?1 ORDER BY key",
@@ -2985,7 +3052,8 @@ mod sqlite_file {
         let store = SqliteStore::open(&path).await.expect("open");
         let mut ids = Vec::new();
         for _ in 0..5 {
-            ids.push(create(&store, &live_record(map([("k", 1.into())]), Some("alice"))).await);
+            let record = live_by_the_clock(map([("k", 1.into())]), Some("alice"));
+            ids.push(create(&store, &record).await);
         }
         ids.sort();
         // The first two in id order, and the last: whole pages of them.

@@ -413,13 +413,18 @@ impl SessionStore for MemoryStore {
     }
 
     async fn delete_user(&self, user_id: &str) -> Result<u64, StoreError> {
+        // Those already dead go too, uncounted: the user saw them no more.
+        let now = crate::server::unix_now();
         let mut inner = self.lock();
         let ids: Vec<SessionId> = inner.ids_of(user_id, None).cloned().collect();
-        for id in &ids {
-            inner.remove(id);
-            inner.retire(id.clone(), self.max_sessions);
+        let mut ended = 0;
+        for id in ids {
+            if inner.remove(&id).is_some_and(|record| record.is_live(now)) {
+                ended += 1;
+            }
+            inner.retire(id, self.max_sessions);
         }
-        Ok(ids.len() as u64)
+        Ok(ended)
     }
 
     async fn purge_expired(&self, now: u64, batch: usize) -> Result<u64, StoreError> {
@@ -500,9 +505,14 @@ mod tests {
 
             let mut owned = record(100, None);
             owned.user_id = Some("carol".to_owned());
+            // Live by the clock, by which "log out everywhere" counts them.
+            let live = Record {
+                expires_at: crate::server::unix_now() + 3600,
+                ..owned.clone()
+            };
             let mut carols: Vec<SessionId> = (0..3).map(|_| SessionId::generate()).collect();
             for carol in &carols {
-                store.create(carol, &owned).await.expect("create");
+                store.create(carol, &live).await.expect("create");
             }
             carols.sort();
             assert_eq!(listed("carol").await, carols);

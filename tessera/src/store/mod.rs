@@ -509,9 +509,11 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
     ) -> Result<Vec<SessionInfo>, StoreError>;
 
     /// Deletes every session of `user_id` ("log out everywhere"); returns how
-    /// many. A store may instead end them at once, as no longer live and no
-    /// longer the user's, and leave their records to
-    /// [`purge_expired`](Self::purge_expired) (the SQLite store does).
+    /// many of them were live, by the clock: those already past an expiry
+    /// but not yet purged go too, uncounted, as the user no longer had them
+    /// (Redis drops them by itself). A store may instead end them at once,
+    /// as no longer live and no longer the user's, and leave their records
+    /// to [`purge_expired`](Self::purge_expired) (the SQLite store does).
     async fn delete_user(&self, user_id: &str) -> Result<u64, StoreError>;
 
     /// Deletes at most `batch` records that are no longer live; returns how

@@ -507,11 +507,18 @@ const DELETE_USER_PASSES: usize = 32;
 /// their ids, so that two of these at once (the same user logged out
 /// everywhere from two devices) wait for each other instead of
 /// deadlocking, as one `DELETE … WHERE user_id` did, locking the rows in
-/// whatever order its plan met them.
+/// whatever order its plan met them. It answers how many of them were live
+/// at `$2`: those already dead but not yet purged go too, uncounted, as the
+/// user no longer had them.
 const DELETE_USER: &str = "
-    DELETE FROM tessera_sessions WHERE id IN (
-        SELECT id FROM tessera_sessions WHERE user_id = $1 ORDER BY id FOR UPDATE
-    )";
+    WITH gone AS (
+        DELETE FROM tessera_sessions WHERE id IN (
+            SELECT id FROM tessera_sessions WHERE user_id = $1 ORDER BY id FOR UPDATE
+        )
+        RETURNING expires_at > $2
+            AND (absolute_expires_at IS NULL OR absolute_expires_at > $2) AS live
+    )
+    SELECT count(*) FILTER (WHERE live) FROM gone";
 
 const LOCK_LIVE: &str = "
     SELECT 1 FROM tessera_sessions
@@ -2071,10 +2078,11 @@ impl SessionStore for Here {
         let pool = self.pool().await?;
         // Sessions created from this second on are logins that came after
         // this call: they stay (a session created earlier in this second
-        // is deleted by the first round all the same).
+        // is deleted by the first round all the same). Those live at this
+        // second are the ones counted.
         let started = sql_time(crate::server::unix_now());
         self.bounded(async {
-            let mut deleted = 0;
+            let mut ended = 0;
             // One DELETE misses a session a login is moving meanwhile: its
             // snapshot holds the old row, which it waits for and then finds
             // gone, and not the new one, still uncommitted when it began.
@@ -2083,15 +2091,16 @@ impl SessionStore for Here {
             // holds none; a move that begins after that finds nothing to
             // move.
             for _ in 0..DELETE_USER_PASSES {
-                deleted += retrying_deadlocks(|| async {
-                    sqlx::query(DELETE_USER)
+                let live: i64 = retrying_deadlocks(|| async {
+                    sqlx::query_scalar(DELETE_USER)
                         .bind(user_id)
-                        .execute(pool)
+                        .bind(started)
+                        .fetch_one(pool)
                         .await
                         .map_err(db)
                 })
-                .await?
-                .rows_affected();
+                .await?;
+                ended += u64::try_from(live).unwrap_or(0);
                 let left: bool = sqlx::query_scalar(
                     "SELECT EXISTS (SELECT 1 FROM tessera_sessions \
                      WHERE user_id = $1 AND created_at < $2)",
@@ -2102,7 +2111,7 @@ impl SessionStore for Here {
                 .await
                 .map_err(db)?;
                 if !left {
-                    return Ok(deleted);
+                    return Ok(ended);
                 }
             }
             // Not the store failing: no 503 for it.
@@ -2112,7 +2121,7 @@ impl SessionStore for Here {
                  being moved by logins after every round of deleting them; the last ones may \
                  remain"
             );
-            Ok(deleted)
+            Ok(ended)
         })
         .await
     }
@@ -2153,6 +2162,12 @@ mod tests {
             expires_at,
             absolute_expires_at: None,
         }
+    }
+
+    /// An idle expiry an hour away by the clock, by which "log out
+    /// everywhere" counts the sessions it ends, as well as after [`NOW`].
+    fn live_by_the_clock() -> u64 {
+        crate::server::unix_now() + 3600
     }
 
     fn one(key: &str, value: Value) -> Map {
@@ -3821,7 +3836,7 @@ mod tests {
         data.insert("n".to_owned(), Value::from(2u128.pow(64) + 5));
         let id = SessionId::generate();
         assert!(store
-            .create(&id, &record(data, Some("alice"), NOW + 10))
+            .create(&id, &record(data, Some("alice"), live_by_the_clock()))
             .await
             .expect("create"));
         let mut conn = inspect(&schema).await;
@@ -3918,7 +3933,10 @@ mod tests {
         ids.sort();
         for id in &ids {
             assert!(store
-                .create(id, &record(one("k", 1.into()), Some("alice"), NOW + 10))
+                .create(
+                    id,
+                    &record(one("k", 1.into()), Some("alice"), live_by_the_clock())
+                )
                 .await
                 .expect("create"));
         }

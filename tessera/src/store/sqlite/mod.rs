@@ -1370,15 +1370,33 @@ impl SessionStore for SqliteStore {
         // them here, with their values, held the write lock, which every
         // process using the file shares, for seconds for a user of 50,000
         // sessions; this update of one indexed row each takes a fortieth.
-        let deleted = sqlx::query(
-            "UPDATE tessera_sessions SET expires_at = 0, user_id = NULL WHERE user_id = ?1",
-        )
-        .bind(user_id)
-        .execute(&mut *self.writer().await?)
+        // Those already dead but not yet purged are ended too, uncounted:
+        // the user no longer had them.
+        let now = sql_time(crate::server::unix_now());
+        let mut writer = self.writer().await?;
+        let user_id = user_id.to_owned();
+        to_completion(async move {
+            let mut tx = begin_write(&mut writer).await?;
+            let live: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM tessera_sessions WHERE user_id = ?1
+                 AND expires_at > ?2 AND (absolute_expires_at IS NULL OR absolute_expires_at > ?2)",
+            )
+            .bind(&user_id)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?;
+            sqlx::query(
+                "UPDATE tessera_sessions SET expires_at = 0, user_id = NULL WHERE user_id = ?1",
+            )
+            .bind(&user_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+            tx.commit().await.map_err(db)?;
+            Ok(u64::try_from(live).unwrap_or(0))
+        })
         .await
-        .map_err(db)?
-        .rows_affected();
-        Ok(deleted)
     }
 
     async fn purge_expired(&self, now: u64, batch: usize) -> Result<u64, StoreError> {
