@@ -163,9 +163,10 @@ pub(crate) struct SignArgs {
     #[arg(long)]
     encrypted: bool,
 
-    /// The name the encrypted cookie will be sent under (SESSION_COOKIE_NAME): it is bound into the cookie.
-    #[arg(long, value_name = "NAME", default_value = DEFAULT_COOKIE_NAME, requires = "encrypted")]
-    cookie_name: String,
+    /// The name the encrypted cookie will be sent under: it is bound into the cookie. Default: the
+    /// SESSION_COOKIE_NAME environment variable, else "session", as the application names it.
+    #[arg(long, value_name = "NAME", requires = "encrypted")]
+    cookie_name: Option<String>,
 
     /// Compress the session before encrypting it (TESSERA_ENCRYPTED_COMPRESSION). Leaks secrets
     /// stored beside attacker-influenced data through the cookie's length.
@@ -360,10 +361,16 @@ fn sign(args: SignArgs) -> Result<()> {
             tessera::DEFAULT_MAX_PAYLOAD_SIZE
         )));
     }
-    if args.encrypted && !tessera::config::is_valid_cookie_name(&args.cookie_name) {
+    // An encrypted cookie opens only under the name it was sealed for: the
+    // application's, unless told otherwise.
+    let cookie_name = match (&args.cookie_name, args.encrypted) {
+        (Some(name), _) => name.clone(),
+        (None, true) => env::cookie_name()?.unwrap_or_else(|| DEFAULT_COOKIE_NAME.to_owned()),
+        (None, false) => DEFAULT_COOKIE_NAME.to_owned(),
+    };
+    if args.encrypted && !tessera::config::is_valid_cookie_name(&cookie_name) {
         return Err(Error::new(format_args!(
-            "--cookie-name {:?} is not a cookie name a browser would send back",
-            args.cookie_name
+            "--cookie-name {cookie_name:?} is not a cookie name a browser would send back"
         )));
     }
     let key = SecretKey::from(secret_key);
@@ -373,17 +380,12 @@ fn sign(args: SignArgs) -> Result<()> {
         ));
     }
     let codec = if args.encrypted {
-        CookieCodec::encrypted_with_salt(&key, &[], &args.salt, &args.cookie_name)
+        CookieCodec::encrypted_with_salt(&key, &[], &args.salt, &cookie_name)
             .encrypted_compression(args.compress)
     } else {
         CookieCodec::with_salt(&key, &[], &args.salt)
     };
     let cookie = codec.encode(&data, SystemTime::now());
-    let cookie_name = if args.encrypted {
-        args.cookie_name.as_str()
-    } else {
-        DEFAULT_COOKIE_NAME
-    };
     // Werkzeug's check (and tessera's MAX_COOKIE_SIZE) counts the whole
     // Set-Cookie value: with Flask's default attributes here (more
     // attributes only make it longer).

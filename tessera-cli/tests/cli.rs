@@ -943,6 +943,39 @@ fn encrypted_cookie_name_must_match() {
     assert_eq!(out.line(), EXAMPLE_JSON);
 }
 
+/// `sign` seals for the name the application sends, as `decode` opens
+/// with it: both read SESSION_COOKIE_NAME.
+#[test]
+fn encrypted_cookies_are_sealed_for_the_applications_cookie_name() {
+    let app = [("SECRET_KEY", KEY), ("SESSION_COOKIE_NAME", "app_session")];
+    let out = run_with(&["cookie", "sign", "--encrypted"], EXAMPLE_JSON, &app);
+    assert!(out.success(), "{:?}", out.stderr);
+    let cookie = out.line().to_owned();
+    let out = run_with(&["cookie", "decode", "--encrypted", &cookie], "", &app);
+    assert!(out.success(), "{:?}", out.stderr);
+    assert_eq!(out.line(), EXAMPLE_JSON);
+    // Bound to that name, not to the default one.
+    let reason = decode_encrypted(KEY, &cookie, &[]).refusal().to_owned();
+    assert!(reason.starts_with("error: cannot decrypt: "), "{reason}");
+    // The option wins, and a blank variable counts as unset.
+    let out = run_with(
+        &["cookie", "sign", "--encrypted", "--cookie-name", "other"],
+        EXAMPLE_JSON,
+        &app,
+    );
+    let cookie = out.line().to_owned();
+    let out = decode_encrypted(KEY, &cookie, &["--cookie-name", "other"]);
+    assert_eq!(out.line(), EXAMPLE_JSON);
+    let out = run_with(
+        &["cookie", "sign", "--encrypted"],
+        EXAMPLE_JSON,
+        &[("SECRET_KEY", KEY), ("SESSION_COOKIE_NAME", " ")],
+    );
+    assert!(out.success(), "{:?}", out.stderr);
+    let out = decode_encrypted(KEY, out.line(), &[]);
+    assert_eq!(out.line(), EXAMPLE_JSON);
+}
+
 #[test]
 fn encrypted_fallback_key_is_accepted() {
     let cookie = sign_encrypted(OLD_KEY, EXAMPLE_JSON, &[]);
