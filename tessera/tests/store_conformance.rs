@@ -638,6 +638,55 @@ async fn flask_session_layout_ends_a_session_the_flask_app_keeps_past_its_absolu
     }
 }
 
+/// Flask-Session layout: "log out everywhere" ends a session that the Flask
+/// app keeps alive past its absolute expiry without counting it as live.
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn flask_session_layout_log_out_everywhere_does_not_count_a_session_past_its_absolute_expiry()
+{
+    let url = test_server_url("TESSERA_TEST_REDIS_URL");
+    let mut conn = raw_redis(&url).await;
+    for format in [SerializationFormat::Msgpack, SerializationFormat::Json] {
+        let (store, prefix, _guard) = redis_store_of_layout(&url, Some(format));
+        let now = clock();
+        let live = live_by_the_clock(map([("k", 1.into())]), Some("alice"));
+        let ending = Record {
+            absolute_expires_at: Some(now + 1),
+            ..live.clone()
+        };
+        create(&*store, &live).await;
+        let id = create(&*store, &ending).await;
+        let value_key = format!("{prefix}{}", id.as_str());
+        let value: Vec<u8> = ::redis::cmd("GET")
+            .arg(&value_key)
+            .query_async(&mut conn)
+            .await
+            .expect("GET");
+        let _: () = ::redis::cmd("SET")
+            .arg(&value_key)
+            .arg(value)
+            .arg("EX")
+            .arg(3600)
+            .query_async(&mut conn)
+            .await
+            .expect("written back as Flask-Session's refresh does");
+        while clock() <= now + 1 {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert_eq!(
+            store.delete_user("alice").await.expect("deleted"),
+            1,
+            "{format:?}"
+        );
+        let left: Vec<String> = ::redis::cmd("KEYS")
+            .arg(format!("{prefix}*{}*", id.as_str()))
+            .query_async(&mut conn)
+            .await
+            .expect("KEYS");
+        assert!(left.is_empty(), "{format:?}: {left:?}");
+    }
+}
+
 /// Flask-Session layout: a session whose metadata cannot be read (written
 /// by hand) is left out of listings, which still show the user's others.
 #[cfg(feature = "redis")]
@@ -645,9 +694,22 @@ async fn flask_session_layout_ends_a_session_the_flask_app_keeps_past_its_absolu
 async fn flask_session_layout_leaves_unreadable_sessions_out_of_listings() {
     let url = test_server_url("TESSERA_TEST_REDIS_URL");
     let (store, prefix, _guard) = redis_store_of_layout(&url, Some(SerializationFormat::Msgpack));
-    let bad = create(&*store, &live_record(map([("k", 1.into())]), Some("alice"))).await;
-    let not_text = create(&*store, &live_record(map([("k", 1.into())]), Some("alice"))).await;
-    let good = create(&*store, &live_record(map([("k", 2.into())]), Some("alice"))).await;
+    // Live by the clock, by which "log out everywhere" counts.
+    let bad = create(
+        &*store,
+        &live_by_the_clock(map([("k", 1.into())]), Some("alice")),
+    )
+    .await;
+    let not_text = create(
+        &*store,
+        &live_by_the_clock(map([("k", 1.into())]), Some("alice")),
+    )
+    .await;
+    let good = create(
+        &*store,
+        &live_by_the_clock(map([("k", 2.into())]), Some("alice")),
+    )
+    .await;
     let mut conn = raw_redis(&url).await;
     for (id, value) in [(&bad, &b"xyz"[..]), (&not_text, &b"\xff"[..])] {
         let _: i64 = ::redis::cmd("HSET")
@@ -778,7 +840,9 @@ async fn a_wrongly_typed_key_is_corrupt_not_unavailable() {
         // another kind; "log out everywhere" and revoking do not stop at it.
         let mut owned = Vec::new();
         for _ in 0..4 {
-            owned.push(create(&*store, &live_record(map([("k", 1.into())]), Some("bob"))).await);
+            // Live by the clock, by which "log out everywhere" counts.
+            let record = live_by_the_clock(map([("k", 1.into())]), Some("bob"));
+            owned.push(create(&*store, &record).await);
         }
         replace_with_list(format!("{prefix}{{{}}}", owned[1].as_str())).await;
         if flask_format.is_some() {

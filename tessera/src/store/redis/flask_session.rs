@@ -403,15 +403,29 @@ return purged
 "#;
 
 /// KEYS: the user's set, expiry index. ARGV: prefix, user, batch (see
-/// `DELETE_USER_BATCH`).
+/// `DELETE_USER_BATCH`), now. Counts the sessions that were live: a value
+/// the Flask app keeps alive past its absolute expiry goes uncounted.
 const DELETE_USER: &str = r#"
 local owner_key, index, prefix, user = KEYS[1], KEYS[2], ARGV[1], ARGV[2]
+local now = tonumber(ARGV[4])
 local deleted = 0
 for _, sid in ipairs(redis.call('SPOP', owner_key, ARGV[3])) do
   local meta = session_key(prefix, sid)
   local owner, unreadable = owner_of(meta)
   if owner == user or unreadable then
-    deleted = deleted + redis.call('DEL', blob_key(prefix, sid))
+    -- Metadata of another type (written by hand) cannot say: the value
+    -- counts as live while Redis keeps it, as before there was metadata.
+    local readable, t = pcall(function() return times(prefix, sid, now) end)
+    local was_live = not readable
+    if readable and t then
+      -- An absolute expiry written by hand that is not a number counts as none.
+      local absolute = nil
+      if time_of(t[3]) then absolute = t[3] end
+      was_live = live(t[2], absolute, now)
+    end
+    if redis.call('DEL', blob_key(prefix, sid)) == 1 and was_live then
+      deleted = deleted + 1
+    end
     redis.call('DEL', meta)
     redis.call('ZREM', index, sid)
   end

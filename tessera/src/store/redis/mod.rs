@@ -844,7 +844,8 @@ async fn delete_user_in_batches(
         .key(expiry_key)
         .arg(prefix)
         .arg(user_id)
-        .arg(DELETE_USER_BATCH);
+        .arg(DELETE_USER_BATCH)
+        .arg(crate::server::unix_now());
     let mut deleted = 0;
     let mut calls_left = None;
     loop {
