@@ -57,8 +57,8 @@ pub(crate) enum CookieCommand {
             or a fallback, and its age checked, with the same reasons for refusal \
             (plus \"cannot decrypt\" for another key, another cookie name or a changed \
             cookie). Its contents cannot be read without the key, so --encrypted \
-            requires one. The cookie is bound to the name it is sent under: pass the \
-            app's SESSION_COOKIE_NAME as --cookie-name if it is not \"session\".",
+            requires one. The cookie is bound to the name it is sent under: \
+            --cookie-name, else SESSION_COOKIE_NAME, else \"session\", as the app names it.",
         after_help = "Examples:\n  \
             tessera cookie decode --secret-key dev-secret-key --max-age 999999999 \\\n      \
             eyJuYW1lIjoiYWxpY2UiLCJ1c2VyX2lkIjo0Mn0.ZVPxAA.oBF4FsEPGc1aqRIni6RktBSluqI\n  \
@@ -78,7 +78,8 @@ pub(crate) enum CookieCommand {
             string holding a lone UTF-16 surrogate (\"\\ud800\") is refused: Rust \
             strings cannot hold one.\n\n\
             With --encrypted, seal it instead as tessera does with SESSION_TYPE=encrypted \
-            (XChaCha20-Poly1305, bound to --cookie-name, \"session\" by default): \
+            (XChaCha20-Poly1305, bound to --cookie-name, else SESSION_COOKIE_NAME, else \
+            \"session\", the name the app sends it under): \
             the result can only be read with the key. --compress compresses it first; \
             off by default, because compressing secrets beside attacker-influenced data \
             reveals them through the cookie's length (CRIME/BREACH).\n\n\
