@@ -4,18 +4,23 @@
 #
 #   scripts/bench-codec.sh
 #
-# Runs `cargo bench -p tessera --bench codec` (criterion; about three minutes
-# of measuring after the build), a second pass of its encode and decode
-# benchmarks with another malloc setting (about 25 s, see below) and
-# scripts/bench-itsdangerous.py (about 13 s) in the venv from
-# scripts/setup-python.sh. It checks that both sides measured the same session
-# JSON byte for byte, collects the medians (criterion's
-# <criterion home>/<group>/<size>/new/estimates.json) and writes BENCHMARKS.md
+# Runs `cargo bench -p tessera --bench codec` (criterion) and
+# scripts/bench-itsdangerous.py (in the venv from scripts/setup-python.sh) in
+# interleaved rounds: each round runs every benchmark group of the codec
+# benchmark and the Python script once, even rounds in reverse order
+# (TESSERA_BENCH_CODEC_ROUNDS rounds, 3 by default, of
+# TESSERA_BENCH_CODEC_SECONDS of measuring per benchmark, 2 by default: about
+# three minutes a round after the build), then a second pass of its encode
+# and decode benchmarks with another malloc setting (about 25 s, see below).
+# It checks that both sides measured the same session JSON byte for byte,
+# collects each round's medians (criterion's
+# <round's home>/<group>/<size>/new/estimates.json) and writes BENCHMARKS.md
 # at the repository root: the machine, ns/op per size and operation for
 # tessera, the raw HMAC-SHA1 floor (keyed once, as tessera's signer is) and
-# itsdangerous, and their ratios; and, from the same run, the encrypted-cookie
-# section (between its <!-- encrypted:begin/end --> markers, kept in place).
-# The other marked sections are kept as they are.
+# itsdangerous (medians over rounds), and their ratios (taken within each
+# round: median and spread over rounds); and, from the same run, the
+# encrypted-cookie section (between its <!-- encrypted:begin/end --> markers,
+# kept in place). The other marked sections are kept as they are.
 #
 # Why two malloc settings: every encode allocates a zlib compressor of a few
 # hundred KB (both flate2's and Python's). With glibc's default *dynamic*
@@ -33,13 +38,6 @@ script_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo_root="$(cd "$script_dir/.." && pwd)"
 cd "$repo_root"
 
-# Absolute: cargo runs the benchmark from the package's directory, where a
-# relative CRITERION_HOME would point elsewhere than where this script reads.
-# A relative CARGO_TARGET_DIR is relative to the directory cargo starts in,
-# the repository root.
-target_dir="$(realpath -m "${CARGO_TARGET_DIR:-target}")"
-export CRITERION_HOME="$target_dir/criterion"
-
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/sessions"
@@ -53,22 +51,49 @@ malloc_returned="glibc.malloc.mmap_threshold=131072:glibc.malloc.trim_threshold=
 echo "bench-codec: building the benchmark" >&2
 cargo bench -p tessera --bench codec --no-run >&2
 
-echo "bench-codec: running cargo bench -p tessera --bench codec (malloc keeps memory)" >&2
-# Old results must not be reported if a benchmark disappears: every group
-# the report reads is cleared first.
-for group in encode decode hmac_sha1 hmac_sha1_keyed_per_call parse_only serde_json_value \
-    cookie_crate_encode cookie_crate_decode hostile encrypted_encode encrypted_decode; do
-    rm -rf "${CRITERION_HOME:?}/$group"
+# The groups of tessera/benches/codec.rs, in the order a forward round runs
+# them. Each round writes to a criterion home of its own in the work
+# directory, so no result of an earlier run can be reported.
+groups=(encode decode hmac_sha1 hmac_sha1_keyed_per_call parse_only serde_json_value
+    cookie_crate_encode cookie_crate_decode hostile encrypted_encode encrypted_decode)
+
+# Interleaved rounds, A B A B: every group and the Python script run once per
+# round, and even rounds run them backwards (Python first, then the groups in
+# reverse order), so a drift of the machine's speed during the run falls on
+# every figure alike instead of on whichever ran last. Each figure is the
+# median over rounds; the ratios are taken within each round, between figures
+# measured minutes apart at most, and reported as their median and spread.
+rounds="${TESSERA_BENCH_CODEC_ROUNDS:-3}"
+seconds="${TESSERA_BENCH_CODEC_SECONDS:-2}"
+if ! [[ "$rounds" =~ ^[1-9][0-9]*$ && "$seconds" =~ ^[1-9][0-9]*$ ]]; then
+    echo "bench-codec: TESSERA_BENCH_CODEC_ROUNDS and TESSERA_BENCH_CODEC_SECONDS must be whole numbers from 1" >&2
+    exit 1
+fi
+
+run_group() { # round group
+    echo "bench-codec: round $1 of $rounds: $2 (malloc keeps memory)" >&2
+    GLIBC_TUNABLES="$malloc_kept" TESSERA_BENCH_DUMP_DIR="$work/sessions" CRITERION_HOME="$work/rounds/$1" \
+        cargo bench -q -p tessera --bench codec -- "^$2/" --warm-up-time 1 --measurement-time "$seconds" \
+        2>&1 | tee -a "$work/cargo.log" >&2
+}
+run_python() { # round
+    echo "bench-codec: round $1 of $rounds: scripts/bench-itsdangerous.py (malloc keeps memory)" >&2
+    GLIBC_TUNABLES="$malloc_kept" "$python" "$script_dir/bench-itsdangerous.py" > "$work/python-$1.json"
+}
+for ((round = 1; round <= rounds; round++)); do
+    mkdir -p "$work/rounds/$round"
+    if ((round % 2)); then
+        for group in "${groups[@]}"; do run_group "$round" "$group"; done
+        run_python "$round"
+    else
+        run_python "$round"
+        for ((i = ${#groups[@]} - 1; i >= 0; i--)); do run_group "$round" "${groups[i]}"; done
+    fi
 done
-GLIBC_TUNABLES="$malloc_kept" TESSERA_BENCH_DUMP_DIR="$work/sessions" \
-    cargo bench -p tessera --bench codec 2>&1 | tee "$work/cargo.log" >&2
 
 echo "bench-codec: running encode and decode again (malloc returns memory)" >&2
 GLIBC_TUNABLES="$malloc_returned" CRITERION_HOME="$work/criterion-returned" \
-    cargo bench -p tessera --bench codec -- '^(encode|decode)/' 2>&1 | tee "$work/cargo-returned.log" >&2
-
-echo "bench-codec: running scripts/bench-itsdangerous.py (malloc keeps memory)" >&2
-GLIBC_TUNABLES="$malloc_kept" "$python" "$script_dir/bench-itsdangerous.py" > "$work/python.json"
+    cargo bench -q -p tessera --bench codec -- '^(encode|decode)/' 2>&1 | tee "$work/cargo-returned.log" >&2
 
 cpu_model="$(grep -m1 '^model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | sed 's/^ *//' || true)"
 if [[ -z "$cpu_model" ]]; then
@@ -82,6 +107,7 @@ export BENCH_RUSTC="$(rustc --version)"
 export BENCH_DATE="$(date -u +%Y-%m-%d)"
 export BENCH_WORK="$work"
 export BENCH_REPO="$repo_root"
+export BENCH_ROUNDS="$rounds"
 
 "$python" - <<'PYTHON'
 """Check the sessions match, then write BENCHMARKS.md from both runs."""
@@ -89,16 +115,27 @@ export BENCH_REPO="$repo_root"
 import importlib.util
 import json
 import os
+import statistics
 import sys
 import textwrap
 from pathlib import Path
 
 work = Path(os.environ["BENCH_WORK"])
 repo = Path(os.environ["BENCH_REPO"])
-criterion = Path(os.environ["CRITERION_HOME"])
-py = json.loads((work / "python.json").read_text())
-by_size = {row["size"]: row for row in py["results"]}
+rounds = int(os.environ["BENCH_ROUNDS"])
+round_homes = [work / "rounds" / str(round) for round in range(1, rounds + 1)]
+py_rounds = [json.loads((work / f"python-{round}.json").read_text()) for round in range(1, rounds + 1)]
+py = py_rounds[0]
 sizes = [row["size"] for row in py["results"]]
+py_by_round = [{row["size"]: row for row in run["results"]} for run in py_rounds]
+# Sizes and flags from the first round; every timing the median over rounds.
+by_size = {
+    size: {
+        key: (statistics.median(run[size][key] for run in py_by_round) if key.endswith("_ns") else value)
+        for key, value in py_by_round[0][size].items()
+    }
+    for size in sizes
+}
 
 # Both sides must sign the same bytes: compare tessera's tagged JSON with what
 # Flask writes for the Python script's sessions.
@@ -118,27 +155,51 @@ with app.app_context():
             sys.exit(f"bench-codec: the {size} session differs between tessera and Flask; the comparison would be unfair")
 
 
-def median_ns(home: Path, group: str, size: str) -> float:
+def criterion_median(home: Path, group: str, size: str) -> float:
     path = home / group / size / "new" / "estimates.json"
+    if not path.exists():
+        sys.exit(f"bench-codec: no result for {group}/{size} in {home.name}; did the benchmark run?")
     return json.loads(path.read_text())["median"]["point_estimate"]
 
 
+def round_figures(group: str, size: str) -> list:
+    """criterion's median for one benchmark, in each round."""
+    return [criterion_median(home, group, size) for home in round_homes]
+
+
+def median_ns(group: str, size: str) -> float:
+    return statistics.median(round_figures(group, size))
+
+
 returned_home = work / "criterion-returned"
-rust = {
-    size: {
-        "encode": median_ns(criterion, "encode", size),
-        "decode": median_ns(criterion, "decode", size),
-        "hmac": median_ns(criterion, "hmac_sha1", size),
-        "hmac_keyed_per_call": median_ns(criterion, "hmac_sha1_keyed_per_call", size),
-        "encode_returned": median_ns(returned_home, "encode", size),
-        "decode_returned": median_ns(returned_home, "decode", size),
-        "cookie_encode": median_ns(criterion, "cookie_crate_encode", size),
-        "cookie_decode": median_ns(criterion, "cookie_crate_decode", size),
-        "parse_only": median_ns(criterion, "parse_only", size),
-        "serde_json_value": median_ns(criterion, "serde_json_value", size),
-    }
-    for size in sizes
+groups = {
+    "encode": "encode",
+    "decode": "decode",
+    "hmac": "hmac_sha1",
+    "hmac_keyed_per_call": "hmac_sha1_keyed_per_call",
+    "cookie_encode": "cookie_crate_encode",
+    "cookie_decode": "cookie_crate_decode",
+    "parse_only": "parse_only",
+    "serde_json_value": "serde_json_value",
 }
+per_round = {size: {name: round_figures(group, size) for name, group in groups.items()} for size in sizes}
+for size in sizes:
+    for name, key in (("itsdangerous_encode", "encode_ns"), ("itsdangerous_decode", "decode_ns")):
+        per_round[size][name] = [run[size][key] for run in py_by_round]
+rust = {size: {name: statistics.median(values) for name, values in per_round[size].items()} for size in sizes}
+for size in sizes:
+    rust[size]["encode_returned"] = criterion_median(returned_home, "encode", size)
+    rust[size]["decode_returned"] = criterion_median(returned_home, "decode", size)
+
+
+def round_ratio(size: str, numerator: str, denominator: str) -> str:
+    """The median of the ratio taken within each round, with its spread."""
+    values = [a / b for a, b in zip(per_round[size][numerator], per_round[size][denominator])]
+    middle = ratio(statistics.median(values))
+    if len(values) == 1:
+        return middle
+    low, high = ratio(min(values)), ratio(max(values))
+    return middle if low == high else f"{middle} ({low[:-1]}–{high})"
 
 cookie_bytes = {}
 cookie_crate_bytes = {}
@@ -207,8 +268,12 @@ w("  ratio to the floor uses this one. The same MAC keyed anew per call")
 w("  (`Hmac::new_from_slice`; `hmac.new(derived_key, json_bytes, sha1)`) hashes")
 w("  the key's two padded blocks as well; it is shown apart, for scale.")
 w("")
-w("Figures are medians in nanoseconds per operation: criterion's median for Rust,")
-w(f"the median of {py['repeats']} `timeit` repeats for Python. Lower is better.")
+w(f"Figures are in nanoseconds per operation, the median over {rounds} interleaved")
+w("round" + ("s" if rounds != 1 else "") + " (each round runs every criterion benchmark group and the Python")
+w("script once, even rounds in reverse order) of each round's own median:")
+w(f"criterion's for Rust, that of {py['repeats']} `timeit` repeats for Python. Lower is better.")
+w("Ratios are taken within each round and given as their median over rounds,")
+w("with the lowest and highest in parentheses.")
 w("")
 w("**malloc.** Every encode of these sessions runs zlib, and a zlib stream needs a few hundred KB")
 w("of state. Allocating it per call made the figures depend on whether glibc kept")
@@ -260,9 +325,9 @@ w("|---|---:|---:|---:|---:|---:|---:|---:|")
 for size in sizes:
     p, r = by_size[size], rust[size]
     w(
-        f"| {size} | {ratio(r['decode'] / r['hmac'])} | {ratio(r['encode'] / r['hmac'])} "
-        f"| {ratio(r['cookie_encode'] / r['encode'])} | {ratio(r['cookie_decode'] / r['decode'])} "
-        f"| {ratio(p['encode_ns'] / r['encode'])} | {ratio(p['decode_ns'] / r['decode'])} "
+        f"| {size} | {round_ratio(size, 'decode', 'hmac')} | {round_ratio(size, 'encode', 'hmac')} "
+        f"| {round_ratio(size, 'cookie_encode', 'encode')} | {round_ratio(size, 'cookie_decode', 'decode')} "
+        f"| {round_ratio(size, 'itsdangerous_encode', 'encode')} | {round_ratio(size, 'itsdangerous_decode', 'decode')} "
         f"| {ratio(p['encode_ns'] / r['encode_returned'])} |"
     )
 w("")
@@ -278,7 +343,7 @@ for size in sizes:
     r = rust[size]
     w(
         f"| {size} | {ns(r['decode'])} | {ns(r['parse_only'])} | {ns(r['serde_json_value'])} "
-        f"| {ns(r['hmac'])} | {ratio(r['parse_only'] / r['hmac'])} |"
+        f"| {ns(r['hmac'])} | {round_ratio(size, 'parse_only', 'hmac')} |"
     )
 w("")
 w("The HMAC floor ratios are against the Rust floor. Encoding these sessions is")
@@ -307,7 +372,7 @@ w("|---|---:|")
 for case, label in (("zlib_bomb_8MiB", "signed zlib bomb, 8 MiB inflated"),
                     ("tampered_4KiB", "4 KiB session, one byte changed"),
                     ("garbage_4KB", "4,000 bytes of garbage")):
-    w(f"| {label} | {ns(median_ns(criterion, 'hostile', case))} |")
+    w(f"| {label} | {ns(median_ns('hostile', case))} |")
 w("")
 w("Accepted, but as large as the payload bound allows: a signed session of 50,000")
 w("keys (about 0.8 MiB of JSON), in the sorted order Flask writes and reversed. A")
@@ -317,10 +382,10 @@ w("of the map per key.")
 w("")
 w("| cookie | tessera | / sorted |")
 w("|---|---:|---:|")
-ascending = median_ns(criterion, "hostile", "ascending_keys_50k")
+ascending = median_ns("hostile", "ascending_keys_50k")
 for case, label in (("ascending_keys_50k", "50,000 keys, sorted"),
                     ("descending_keys_50k", "50,000 keys, reversed")):
-    value = median_ns(criterion, "hostile", case)
+    value = median_ns("hostile", case)
     w(f"| {label} | {ns(value)} | {value / ascending:.2f}× |")
 w("")
 
@@ -329,7 +394,7 @@ w("")
 modes = ("signed", "encrypted", "encrypted_compressed")
 encrypted = {
     size: {
-        mode: {op: median_ns(criterion, f"encrypted_{op}/{mode}", size) for op in ("encode", "decode")}
+        mode: {op: median_ns(f"encrypted_{op}/{mode}", size) for op in ("encode", "decode")}
         for mode in modes
     }
     for size in sizes
@@ -373,8 +438,8 @@ w(f"{os.environ['BENCH_DATE']}, in the same run and on the same machine as those
 w("the groups `encrypted_encode` and `encrypted_decode` of")
 w("`tessera/benches/codec.rs`: the signed codec is measured again in them so")
 w("that the ratios compare like with like. Figures: criterion's median in")
-w("nanoseconds per operation, with glibc's malloc thresholds fixed high as")
-w("above. Lower is better. To run these groups alone:")
+w("nanoseconds per operation, the median over the rounds above, with glibc's")
+w("malloc thresholds fixed high as above. Lower is better. To run these groups alone:")
 w("`cargo bench -p tessera --bench codec -- encrypted_`.")
 w("")
 w("| session | JSON bytes | operation | signed | encrypted | encrypted ÷ signed | encrypted, compressed | ÷ signed |")

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every benchmark, in one run, rewriting BENCHMARKS.md:
 #
-#   scripts/bench.sh          # about 40 minutes on 2 cores, once built
+#   scripts/bench.sh          # about 45 minutes on 2 cores, once built
 #   TESSERA_BENCH_QUICK=1 scripts/bench.sh   # smaller sizes and one short round, for a try
 #
 # A quick run's report goes to BENCHMARKS.quick.md and BENCHMARKS.md is left
@@ -22,8 +22,9 @@
 # Then:
 #
 # 1. scripts/bench-codec.sh: the cookie codec against the raw HMAC-SHA1
-#    floor, the `cookie` crate's signed jar with serde_json, and itsdangerous
-#    (writes the top of the file and keeps every marked section below).
+#    floor, the `cookie` crate's signed jar with serde_json, and itsdangerous,
+#    in 3 interleaved rounds (1 in a quick run; writes the top of the file and
+#    keeps every marked section below).
 #    Creates the Python venv if missing or stale (.venv: Flask, Flask-Session,
 #    gunicorn, from PyPI) through scripts/setup-python.sh.
 # 2. `tessera-bench http` (the `bench` workspace member): the same route on
@@ -55,6 +56,8 @@ step() { echo "==> $*" >&2; }
 quick="${TESSERA_BENCH_QUICK:-}"
 if [[ -n "$quick" ]]; then
     export TESSERA_BENCH_LARGE=100000 TESSERA_BENCH_EXPIRED=20000
+    export TESSERA_BENCH_CODEC_ROUNDS="${TESSERA_BENCH_CODEC_ROUNDS:-1}"
+    export TESSERA_BENCH_CODEC_SECONDS="${TESSERA_BENCH_CODEC_SECONDS:-1}"
     http_args=(--rounds 1 --duration 3)
     # Only a finished try may be found there.
     rm -f BENCHMARKS.quick.md
