@@ -281,7 +281,7 @@ w("that memory in the heap or returned it to the kernel (one 100 B encode measur
 w("12 µs or 72 µs depending on the process's history). tessera now keeps one zlib")
 w("stream per thread and resets it, so its figures no longer depend on malloc; the")
 w("*memory returned* column (glibc thresholds fixed at their static defaults,")
-w("128 KiB) stays as the check. The main figures, both languages, are taken with")
+w("128 KiB; one pass of `encode` and `decode` after the rounds) stays as the check. The main figures, both languages, are taken with")
 w("glibc's thresholds fixed high (*memory kept*), the steady state of a busy server.")
 w("")
 w("## Absolute cost (ns per operation)")
