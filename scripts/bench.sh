@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every benchmark, in one run, rewriting BENCHMARKS.md:
 #
-#   scripts/bench.sh          # about 45 minutes on 2 cores, once built
+#   scripts/bench.sh          # about 50 minutes on 2 cores, once built
 #   TESSERA_BENCH_QUICK=1 scripts/bench.sh   # smaller sizes and one short round, for a try
 #
 # A quick run's report goes to BENCHMARKS.quick.md and BENCHMARKS.md is left
@@ -40,8 +40,11 @@
 # 5. scripts/bench-distributed.sh: two demo instances on Redis and
 #    PostgreSQL, round trips per request, bytes per session; it fails if a
 #    counter shows a lost update.
+# 6. scripts/profile.sh: perf profiles of the cookie route's server and of
+#    decoding a 100 B cookie, and the Redis commands per request beside
+#    tower-sessions' (installs Debian's linux-perf if missing).
 #
-# Steps 2, 4 and 5 start their own Redis and PostgreSQL and stop them
+# Steps 2, 4, 5 and 6 start their own Redis and PostgreSQL and stop them
 # afterwards. Close other work on the machine first: every figure is
 # compared with a baseline measured in the same run, but a busy machine
 # still widens the spread.
@@ -140,5 +143,12 @@ scripts/bench-scale.sh
 
 step "two instances on Redis and PostgreSQL"
 scripts/bench-distributed.sh
+
+step "profiles of the missed targets"
+if [[ -n "$quick" ]]; then
+    TESSERA_PROFILE_SECONDS="${TESSERA_PROFILE_SECONDS:-2}" scripts/profile.sh
+else
+    scripts/profile.sh
+fi
 
 finished=1
