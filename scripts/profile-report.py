@@ -1,5 +1,6 @@
 """Writes the "Profiles" section of BENCHMARKS.md from what scripts/profile.sh
-collected: WORK_DIR BENCHMARKS.md (run by that script; not on its own)."""
+collected: WORK_DIR BENCHMARKS.md (run by that script; not on its own).
+`--self-test` checks how samples are grouped, as scripts/test.sh does."""
 
 import json
 import os
@@ -8,7 +9,6 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-work, target = Path(sys.argv[1]), Path(sys.argv[2])
 
 HTTP = "HTTP: hyper, http, axum, tower, bytes"
 RUNTIME = "runtime: tokio, mio, futures"
@@ -34,28 +34,98 @@ GROUPS = {
 PRIMITIVES = re.compile(r"^(?:[A-Z][0-9]?|[ui](?:8|16|32|64|128|size)|f32|f64|bool|char|str|\[.*)$")
 
 
+STD = {"core", "alloc", "std"}
+
+
+def path_of(text):
+    """The leading `crate::module` of a path, as a list; None if there is none."""
+    text = re.sub(r"^(?:&|mut |dyn |\*const |\*mut )+", "", text.strip())
+    head = re.match(r"[A-Za-z_][A-Za-z0-9_]*(?:::[A-Za-z_][A-Za-z0-9_]*)?", text)
+    if not head or (PRIMITIVES.match(head.group(0)) and "::" not in head.group(0)):
+        return None
+    return head.group(0).split("::")
+
+
+def split_qualified(text):
+    """`<Type as Trait>::rest` as (Type, Trait); (Type, None) for `<Type>::rest`."""
+    depth = 0
+    for at, char in enumerate(text):
+        if char == "<":
+            depth += 1
+        elif char == ">":
+            depth -= 1
+            if depth == 0:
+                inner = text[1:at]
+                break
+    else:
+        return text[1:], None
+    depth = 0
+    for at, char in enumerate(inner):
+        depth += {"<": 1, ">": -1}.get(char, 0)
+        if depth == 0 and inner.startswith(" as ", at):
+            return inner[:at], inner[at + 4 :]
+    return inner, None
+
+
 def leading_path(text):
-    """The crate (and module) a Rust symbol's code belongs to: the type's for
-    `<Type as Trait>::f`, the trait's when the type is a generic parameter or
-    a primitive, the pointee's for drop_in_place."""
+    """The crate (and module) whose code a Rust symbol is: for `<Type as
+    Trait>::f`, the type's, but the trait's when the type is a generic
+    parameter, a primitive or a standard library type and the trait is not
+    the standard library's (the impl can only be the trait crate's); the
+    pointee's for drop_in_place."""
     text = text.strip()
     drop = re.match(r"core::ptr::drop_in_place<(.*)>$", text)
     if drop:
         return leading_path(drop.group(1))
-    qualified = text.startswith("<")
-    text = re.sub(r"^(?:<|&|mut |dyn |\*const |\*mut )+", "", text)
-    head = re.match(r"[A-Za-z_][A-Za-z0-9_]*(?:::[A-Za-z_][A-Za-z0-9_]*)?", text)
-    if not head:
+    if text.startswith("<"):
+        own, trait = split_qualified(text)
+        own_path, trait_path = path_of(own), trait and path_of(trait)
+        if trait_path and (own_path is None or (own_path[0] in STD and trait_path[0] not in STD)):
+            return trait_path
+        return own_path or ["core"]
+    if "::" not in text:
         return None
-    parts = head.group(0).split("::")
-    if qualified and PRIMITIVES.match(parts[0]) and len(parts) == 1:
-        trait = re.search(r" as &?(?:dyn )?([A-Za-z_][A-Za-z0-9_]*(?:::[A-Za-z_][A-Za-z0-9_]*)?)", text)
-        if trait:
-            return trait.group(1).split("::")
-        return ["core"]
-    if len(parts) == 1 and "::" not in text:
-        return None
-    return parts
+    return path_of(text)
+
+
+def self_test():
+    cases = {
+        ("bench-server", "<hyper::proto::h1::role::Server as hyper::proto::h1::Http1Transaction>::parse"): HTTP,
+        ("bench-server", "<F as axum::handler::Handler<(M,T1),S>>::call::{{closure}}"): HTTP,
+        ("bench-server", "<alloc::string::String as axum_core::response::into_response::IntoResponse>::into_response"): HTTP,
+        ("bench-server", "<u64 as itoa::Unsigned>::fmt"): "itoa",
+        ("bench-server", "<usize>::_fmt"): "Rust core, alloc and std",
+        ("bench-server", "<std::time::SystemTime>::now"): "Rust core, alloc and std",
+        ("bench-server", "<T as core::any::Any>::type_id"): "Rust core, alloc and std",
+        ("bench-server", "core::ptr::drop_in_place<tessera::session::Inner>"): "tessera::session",
+        ("bench-server", "tessera::deflate_bound::zlib_cannot_save_two_bytes"): "tessera::deflate_bound",
+        ("bench-server", "<tessera::cookie_header::Pairs as core::iter::traits::iterator::Iterator>::next"): "tessera::cookie_header",
+        ("bench-server", "<tessera::layer::SessionService<S> as tower_service::Service<http::request::Request<B>>>::call"): "tessera::layer",
+        ("bench-server", "<&mio::net::tcp::stream::TcpStream as std::io::Read>::read"): RUNTIME,
+        ("bench-server", "<compact_str::CompactString as core::convert::From<alloc::borrow::Cow<str>>>::from"): "compact_str",
+        ("bench-server", "sha1::compress::x86::digest_blocks"): "SHA-1 and HMAC (sha1, hmac)",
+        ("bench-server", "__rustc::__rdl_alloc"): "allocation (malloc, free)",
+        ("bench-server", "tessera_bench::server::tessera_cookie::{{closure}}"): "the benchmark's route (tessera_bench)",
+        ("bench-server", "0x00007f1234"): "unresolved",
+        ("codec-0123abcdef", "libdeflate_zlib_decompress"): "zlib and libdeflate (C)",
+        ("codec-0123abcdef", "criterion::bencher::Bencher<M>::iter"): "criterion (the harness)",
+        ("libc.so.6", "_int_free"): "allocation (malloc, free)",
+        ("libc.so.6", "cfree@GLIBC_2.2.5"): "allocation (malloc, free)",
+        ("libc.so.6", "__memmove_avx512_unaligned_erms"): "memory copies and compares (libc)",
+        ("libc.so.6", "__libc_recv"): "libc, other",
+        ("[kernel.kallsyms]", "tcp_ack"): "kernel",
+        ("[vdso]", "__vdso_clock_gettime"): "clock (vDSO)",
+        ("ld-linux-x86-64.so.2", "_dl_relocate_object"): "other libraries",
+    }
+    failed = [(key, component(*key), want) for key, want in cases.items() if component(*key) != want]
+    for (dso, symbol), got, want in failed:
+        print(f"profile-report: {dso} {symbol}: {got!r}, expected {want!r}", file=sys.stderr)
+    line = "     6.40%  [kernel.kallsyms]  [k] _raw_spin_unlock_irqrestore"
+    parsed = LINE.match(line)
+    if not parsed or parsed.group(1, 2, 4) != ("6.40", "[kernel.kallsyms]", "_raw_spin_unlock_irqrestore"):
+        failed.append(line)
+        print(f"profile-report: cannot read {line!r}", file=sys.stderr)
+    sys.exit(1 if failed else 0)
 
 
 def component(dso, symbol):
@@ -120,6 +190,10 @@ def short(symbol, limit=110):
     symbol = symbol.replace("|", "\\|")
     return symbol if len(symbol) <= limit else symbol[: limit - 1] + "…"
 
+
+if sys.argv[1:] == ["--self-test"]:
+    self_test()
+work, target = Path(sys.argv[1]), Path(sys.argv[2])
 
 out = []
 w = out.append

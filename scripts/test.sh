@@ -35,6 +35,9 @@ python="$(scripts/setup-python.sh)"
 step "Cargo.lock against the workspace's rust-version"
 cargo metadata --format-version 1 --locked | python3 scripts/check-rust-version.py
 
+step "the profile report's grouping of samples (scripts/profile-report.py --self-test)"
+python3 scripts/profile-report.py --self-test
+
 step "cargo fmt --check"
 cargo fmt --all --check
 
