@@ -28,6 +28,12 @@
 //!   literals and end-of-block: no prefix code spends fewer bits on them
 //!   (Gibbs' inequality, whatever else the code holds).
 //!
+//! Tiny sessions usually repeat no three-byte string, and then a cheaper
+//! form of the same bound settles it first: every byte is a forced literal,
+//! so a fixed block needs at least `10 + 8n` bits, always beyond the budget
+//! below, and the entropy of `T` symbols none of which occurs more than
+//! `c` times is at least `T * log2(T / c)`.
+//!
 //! zlib's framing adds 6 bytes (header and Adler-32), so zlib cannot save two
 //! bytes when the smallest bound exceeds `8 * (n - 8)` bits.
 
@@ -48,8 +54,39 @@ pub(crate) fn zlib_cannot_save_two_bytes(data: &[u8]) -> bool {
         return true;
     };
     let budget_bits = 8 * budget_bytes as u64;
-
     let coverable = coverable_positions(data);
+    (coverable == 0 && all_literals_exceed(data, budget_bits))
+        || bound_exceeds(data, coverable, budget_bits)
+}
+
+/// Header bits of a dynamic block before its data: `BFINAL` and `BTYPE`,
+/// `HLIT`, `HDIST`, `HCLEN`, four code-length-code lengths and two
+/// code-length symbols at least.
+const DYNAMIC_HEADER_BITS: u64 = 3 + 5 + 5 + 4 + 4 * 3 + 2;
+
+/// For data in which no three-byte string repeats (so every byte is a
+/// forced literal): true when the bound with the entropy taken at its least
+/// for the most frequent byte's count already exceeds the budget. The fixed
+/// block's `10 + 8n` bits always do, and so do a stored block's.
+fn all_literals_exceed(data: &[u8], budget_bits: u64) -> bool {
+    let mut counts = [0u8; 256];
+    // End-of-block occurs once.
+    let mut most = 1u8;
+    for &byte in data {
+        let count = &mut counts[usize::from(byte)];
+        *count += 1;
+        most = most.max(*count);
+    }
+    let total = data.len() + 1;
+    let log2 = &*LOG2;
+    let bits = total as f64 * (log2[total] - log2[usize::from(most)]);
+    // Rounding errors must not push the bound up: round down with a margin.
+    DYNAMIC_HEADER_BITS + (bits - 1e-6).max(0.0).floor() as u64 > budget_bits
+}
+
+/// The whole bound for `data` with its `coverable` positions.
+fn bound_exceeds(data: &[u8], coverable: u64, budget_bits: u64) -> bool {
+    let n = data.len();
 
     let mut fixed_bits: u64 = 3 + 7;
     // How often each byte is a forced literal, and the distinct ones in order.
@@ -81,7 +118,7 @@ pub(crate) fn zlib_cannot_save_two_bytes(data: &[u8]) -> bool {
     let literal_counts = distinct[..distinct_len]
         .iter()
         .map(|&byte| u32::from(counts[usize::from(byte)]));
-    let dynamic_bits = 3 + 5 + 5 + 4 + 4 * 3 + 2 + entropy_bits(literal_counts.chain([1]));
+    let dynamic_bits = DYNAMIC_HEADER_BITS + entropy_bits(literal_counts.chain([1]));
     let stored_bits = 8 * (n as u64 + 5);
     dynamic_bits.min(stored_bits) > budget_bits
 }
@@ -178,6 +215,41 @@ mod tests {
             b"",
         ] {
             assert!(check(json), "{:?}", String::from_utf8_lossy(json));
+        }
+    }
+
+    /// The cheap form of the bound never rules out what the whole bound
+    /// allows: it takes the same entropy at its least.
+    #[test]
+    fn the_cheap_bound_is_weaker_than_the_whole_one() {
+        let mut rng = StdRng::seed_from_u64(0x5eed);
+        let mut decided = 0;
+        for _ in 0..20_000 {
+            let length = rng.gen_range(8..=MAX_CHECKED);
+            let alphabet = rng.gen_range(1..=40u8);
+            let data: Vec<u8> = (0..length)
+                .map(|_| b' ' + rng.gen_range(0..alphabet))
+                .collect();
+            let coverable = coverable_positions(&data);
+            let budget = 8 * (length as u64 - 8);
+            if coverable == 0 && all_literals_exceed(&data, budget) {
+                decided += 1;
+                assert!(
+                    bound_exceeds(&data, coverable, budget),
+                    "{:?}",
+                    String::from_utf8_lossy(&data)
+                );
+            }
+        }
+        assert!(
+            decided > 1000,
+            "the cheap bound decided only {decided} cases"
+        );
+        // The sessions it is for.
+        for json in [&br#"{"counter":1}"#[..], br#"{"counter":123456}"#] {
+            let budget = 8 * (json.len() as u64 - 8);
+            assert_eq!(coverable_positions(json), 0);
+            assert!(all_literals_exceed(json, budget));
         }
     }
 
