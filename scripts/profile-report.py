@@ -206,7 +206,8 @@ w(
     "Where the time goes, not the targets' measure (that is `tessera-bench http` and "
     "`scripts/bench-codec.sh`, in rounds): the runs are short, and `perf record` adds its own cost. Samples are grouped by what they ran: the kernel, malloc, tessera's modules, other crates "
     "(a function's inlined callees count as the function's; a method as its type's crate, or its trait's "
-    "when the type is a generic parameter, so a handler closure counts as axum's)."
+    "when the type is a generic parameter or the standard library's, so a handler closure counts as "
+    "axum's)."
 )
 w("")
 
