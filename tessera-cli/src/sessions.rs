@@ -31,7 +31,7 @@ const STORE_HELP: &str = "Every command takes the store's URL from --store or, f
     redis://user:password@host:port/db, redis+unix:///path.sock?db=N, unix://, valkey://; keys under \
     SESSION_KEY_PREFIX, default session:, set but empty no prefix; in Flask-Session's layout when \
     SESSION_SERIALIZATION_FORMAT is msgpack or json, and refused when the sessions found under \
-    the prefix are in the other layout, or in both) or postgres://user:password@host:port/db (the \
+    the prefix are in the other layout, or in both; ignored with a warning for the other stores) or postgres://user:password@host:port/db (the \
     application's tables must be there: they are never created here; for tables in a schema \
     of their own, add ?options=-c%20search_path%3Dname to the URL). TLS: rediss://… for \
     Redis, ?sslmode=verify-full (and &sslrootcert=ca.pem for a private CA) for PostgreSQL; \
@@ -334,6 +334,7 @@ impl Store {
             .map(|(scheme, _)| scheme.to_ascii_lowercase());
         match scheme.as_deref() {
             Some("sqlite") => {
+                warn_if_format_set("SQLite", "sqlite")?;
                 let store = SqliteStore::from_url(url).map_err(store_error)?;
                 ensure_file(store.path())?;
                 // Opened now, so that a bad file is reported as such.
@@ -399,6 +400,7 @@ impl Store {
                 }
             }
             Some("postgres" | "postgresql") => {
+                warn_if_format_set("PostgreSQL", "postgres")?;
                 // Connected now, so that an unreachable server is reported as
                 // such; a database without the tables is refused, not given them.
                 let store = tessera::store::PostgresStore::new(url)
@@ -464,6 +466,22 @@ fn warn_if_elsewhere(prefix: &str, indexed: Result<Vec<String>, StoreError>) {
             others.join(", ")
         ));
     }
+}
+
+/// SESSION_SERIALIZATION_FORMAT chooses between Redis layouts; with any
+/// other store the application refuses to start, and the command, told the
+/// store by `--store` perhaps, goes on without it but says so. A value the
+/// application would refuse is refused here, as for Redis.
+fn warn_if_format_set(store: &str, session_type: &str) -> Result<()> {
+    if let Some(format) = crate::env::serialization_format()? {
+        warn(&format!(
+            "SESSION_SERIALIZATION_FORMAT={} is ignored: only a Redis store keeps sessions in \
+             Flask-Session's format, not this {store} store (an application with \
+             SESSION_TYPE={session_type} refuses to start with it set)",
+            format.as_str()
+        ));
+    }
+    Ok(())
 }
 
 /// Whether `scheme` names a Redis server, as the application's store (and

@@ -835,6 +835,52 @@ fn the_store_comes_from_session_store_url() {
     assert!(out.refusal().contains("elsewhere.db"));
 }
 
+/// SESSION_SERIALIZATION_FORMAT only means something for Redis: with a
+/// SQLite store the command works and says it ignored it; a value the
+/// application would refuse is still refused.
+#[test]
+fn a_serialization_format_is_ignored_with_a_word_for_sqlite() {
+    let store = two_users("format");
+    let expected = store.run(&["sessions", "list"]).stdout;
+    let out = run_in(
+        &store.dir.0,
+        &["sessions", "list", "--store", &store.url],
+        &[("SESSION_SERIALIZATION_FORMAT", "msgpack")],
+    );
+    assert_eq!(out.status, Some(0), "{:?}", out.stderr);
+    assert_eq!(out.stdout, expected);
+    assert!(
+        out.stderr.contains(
+            "warning: SESSION_SERIALIZATION_FORMAT=msgpack is ignored: only a Redis store"
+        ) && out.stderr.contains("SESSION_TYPE=sqlite"),
+        "{:?}",
+        out.stderr
+    );
+    // Blank counts as unset, as in the application: no word.
+    let out = run_in(
+        &store.dir.0,
+        &["sessions", "list", "--store", &store.url],
+        &[("SESSION_SERIALIZATION_FORMAT", " ")],
+    );
+    assert_eq!(out.stdout, expected);
+    assert!(
+        !out.stderr.contains("SESSION_SERIALIZATION_FORMAT"),
+        "{:?}",
+        out.stderr
+    );
+    let out = run_in(
+        &store.dir.0,
+        &["sessions", "list", "--store", &store.url],
+        &[("SESSION_SERIALIZATION_FORMAT", "yaml")],
+    );
+    assert!(
+        out.refusal()
+            .contains(r#"invalid SESSION_SERIALIZATION_FORMAT="yaml""#),
+        "{:?}",
+        out.stderr
+    );
+}
+
 #[test]
 fn help_has_examples() {
     let dir = TempDir::new("help");
