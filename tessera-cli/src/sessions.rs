@@ -287,13 +287,16 @@ async fn run_on_store(command: SessionsCommand) -> Result<()> {
         SessionsCommand::RevokeUser(args) => &args.store.url,
         SessionsCommand::PurgeExpired(args) => &args.store.url,
     };
+    // An option's blanks are dropped; the variable is used as it is, as the
+    // application uses it (which refuses a SQLite URL with blanks around
+    // it, and whose Redis and PostgreSQL clients drop them).
     let url = match url {
-        Some(url) => Some(url.clone()),
+        Some(url) => Some(url.trim().to_owned()),
         None => crate::env::store_url()?,
     };
     // A usage error (status 2, as clap's own), saying where the URL may
     // come from.
-    let Some(url) = url.as_deref().map(str::trim).filter(|url| !url.is_empty()) else {
+    let Some(url) = url.as_deref().filter(|url| !url.trim().is_empty()) else {
         clap::Error::raw(
             clap::error::ErrorKind::MissingRequiredArgument,
             format!(
@@ -330,6 +333,7 @@ impl Store {
     /// Opens the store at `url`, which must already exist.
     async fn open(url: &str) -> Result<Self> {
         let scheme = url
+            .trim_start()
             .split_once(':')
             .map(|(scheme, _)| scheme.to_ascii_lowercase());
         match scheme.as_deref() {

@@ -833,6 +833,22 @@ fn the_store_comes_from_session_store_url() {
         &env,
     );
     assert!(out.refusal().contains("elsewhere.db"));
+    // The variable is used as it is, as the application uses it, which
+    // refuses a SQLite URL with a blank before it; blanks around the
+    // option's value are dropped.
+    let padded = format!(" {} ", store.url);
+    let out = run_in(
+        &store.dir.0,
+        &["sessions", "list"],
+        &[("SESSION_STORE_URL", padded.as_str())],
+    );
+    let reason = out.refusal();
+    assert!(
+        reason.contains("is not a SQLite session store URL: it does not start with sqlite://"),
+        "{reason}"
+    );
+    let out = run_in(&store.dir.0, &["sessions", "list", "--store", &padded], &[]);
+    assert_eq!(out.stdout, expected);
 }
 
 /// SESSION_SERIALIZATION_FORMAT only means something for Redis: with a
