@@ -166,8 +166,9 @@ def profile(path):
             continue
         share = float(m.group(1)) / 100
         dso, symbol = m.group(2), m.group(4)
-        components[component(dso, symbol)] += share
-        symbols[(component(dso, symbol), symbol)] += share
+        group = component(dso, symbol)
+        components[group] += share
+        symbols[(group, symbol)] += share
     return components, symbols
 
 
@@ -194,6 +195,7 @@ def short(symbol, limit=110):
 if sys.argv[1:] == ["--self-test"]:
     self_test()
 work, target = Path(sys.argv[1]), Path(sys.argv[2])
+seconds = os.environ["BENCH_SECONDS"]
 
 out = []
 w = out.append
@@ -213,7 +215,6 @@ w("")
 
 def perf_parts():
     # 1. The cookie target.
-    seconds = os.environ["BENCH_SECONDS"]
     names = ["axum-bare", "axum-headers", "tessera-cookie"]
     # Each figure is the mean of the two rounds': requests/s, CPU per
     # request, and each group's (and function's) microseconds per request.
@@ -344,8 +345,6 @@ if perf_error:
     w("")
 else:
     perf_parts()
-
-seconds = os.environ["BENCH_SECONDS"]
 
 # 3. Redis.
 def info(path):

@@ -150,7 +150,7 @@ load() {
         "${redis_cli[@]}" info cpu >"$work/$file.rcpu1"
         "${redis_cli[@]}" info commandstats >"$work/$file.redis"
     fi
-    python3 -c "import sys; print(($after - $before) / $(getconf CLK_TCK))" >"$work/$file.cpu"
+    python3 -c "print(($after - $before) / $(getconf CLK_TCK))" >"$work/$file.cpu"
     kill "$server_pid" 2>/dev/null || true
     wait "$server_pid" 2>/dev/null || true
     server_pid=""

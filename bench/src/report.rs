@@ -987,6 +987,33 @@ mod tests {
         }
     }
 
+    /// A run of `name` in `round` that answered `requests` requests in 2 s.
+    fn run(name: &str, round: usize, requests: u64) -> Run {
+        Run {
+            target: targets::find(name).expect("known target"),
+            round,
+            outcome: Ok(measured(requests, 0, 2)),
+            load: Some(2.5),
+        }
+    }
+
+    /// A report of `runs` over `rounds` rounds of 2 s.
+    fn report_of(rounds: usize, runs: Vec<Run>) -> Report {
+        Report {
+            machine: Vec::new(),
+            method: Method {
+                threads: 2,
+                connections: 16,
+                duration_secs: 2,
+                rounds,
+                release: true,
+            },
+            runs,
+            skipped: Vec::new(),
+            date: "2026-01-01".to_owned(),
+        }
+    }
+
     #[test]
     fn counter_checks() {
         // 1000 acknowledged + 3 in flight + create + check.
@@ -1033,24 +1060,11 @@ mod tests {
 
     #[test]
     fn ratios_are_also_taken_round_by_round() {
-        let run = |name: &str, round: usize, requests: u64| Run {
-            target: targets::find(name).expect("known target"),
-            round,
-            outcome: Ok(measured(requests, 0, 2)),
-            load: Some(2.5),
-        };
         // The machine is twice as fast in round 2: the medians of each
         // target pair different rounds, the per-round ratios do not.
-        let report = Report {
-            machine: Vec::new(),
-            method: Method {
-                threads: 2,
-                connections: 16,
-                duration_secs: 2,
-                rounds: 3,
-                release: true,
-            },
-            runs: vec![
+        let report = report_of(
+            3,
+            vec![
                 run("axum-bare", 1, 100_000),
                 run("axum-headers", 1, 95_000),
                 run("tessera-cookie", 1, 80_000),
@@ -1061,9 +1075,7 @@ mod tests {
                 run("axum-headers", 3, 105_600),
                 run("tessera-cookie", 3, 77_000),
             ],
-            skipped: Vec::new(),
-            date: "2026-01-01".to_owned(),
-        };
+        );
         let (middle, low, high) = report
             .per_round_ratio("tessera-cookie", "axum-bare")
             .expect("three rounds");
@@ -1090,34 +1102,21 @@ mod tests {
     /// and the median of the rounds' ratios both meet it.
     #[test]
     fn a_target_is_met_only_by_both_measures() {
-        let run = |name: &str, round: usize, requests: u64| Run {
-            target: targets::find(name).expect("known target"),
-            round,
-            outcome: Ok(measured(requests, 0, 2)),
-            load: Some(2.5),
-        };
-        let report = |cookie: [u64; 3]| Report {
-            machine: Vec::new(),
-            method: Method {
-                threads: 2,
-                connections: 16,
-                duration_secs: 2,
-                rounds: 3,
-                release: true,
-            },
-            runs: [100_000, 200_000, 120_000]
-                .into_iter()
-                .zip(cookie)
-                .enumerate()
-                .flat_map(|(round, (bare, cookie))| {
-                    [
-                        run("axum-bare", round + 1, bare),
-                        run("tessera-cookie", round + 1, cookie),
-                    ]
-                })
-                .collect(),
-            skipped: Vec::new(),
-            date: "2026-01-01".to_owned(),
+        let report = |cookie: [u64; 3]| {
+            report_of(
+                3,
+                [100_000, 200_000, 120_000]
+                    .into_iter()
+                    .zip(cookie)
+                    .enumerate()
+                    .flat_map(|(round, (bare, cookie))| {
+                        [
+                            run("axum-bare", round + 1, bare),
+                            run("tessera-cookie", round + 1, cookie),
+                        ]
+                    })
+                    .collect(),
+            )
         };
         let cookie_line = |report: &Report| {
             report

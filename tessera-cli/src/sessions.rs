@@ -296,7 +296,7 @@ async fn run_on_store(command: SessionsCommand) -> Result<()> {
     };
     // A usage error (status 2, as clap's own), saying where the URL may
     // come from.
-    let Some(url) = url.as_deref().filter(|url| !url.trim().is_empty()) else {
+    let Some(url) = url.as_deref().filter(|url| !url.is_empty()) else {
         clap::Error::raw(
             clap::error::ErrorKind::MissingRequiredArgument,
             format!(

@@ -858,11 +858,14 @@ fn the_store_comes_from_session_store_url() {
 fn a_serialization_format_is_ignored_with_a_word_for_sqlite() {
     let store = two_users("format");
     let expected = store.run(&["sessions", "list"]).stdout;
-    let out = run_in(
-        &store.dir.0,
-        &["sessions", "list", "--store", &store.url],
-        &[("SESSION_SERIALIZATION_FORMAT", "msgpack")],
-    );
+    let list_with = |format: &str| {
+        run_in(
+            &store.dir.0,
+            &["sessions", "list", "--store", &store.url],
+            &[("SESSION_SERIALIZATION_FORMAT", format)],
+        )
+    };
+    let out = list_with("msgpack");
     assert_eq!(out.status, Some(0), "{:?}", out.stderr);
     assert_eq!(out.stdout, expected);
     assert!(
@@ -873,22 +876,14 @@ fn a_serialization_format_is_ignored_with_a_word_for_sqlite() {
         out.stderr
     );
     // Blank counts as unset, as in the application: no word.
-    let out = run_in(
-        &store.dir.0,
-        &["sessions", "list", "--store", &store.url],
-        &[("SESSION_SERIALIZATION_FORMAT", " ")],
-    );
+    let out = list_with(" ");
     assert_eq!(out.stdout, expected);
     assert!(
         !out.stderr.contains("SESSION_SERIALIZATION_FORMAT"),
         "{:?}",
         out.stderr
     );
-    let out = run_in(
-        &store.dir.0,
-        &["sessions", "list", "--store", &store.url],
-        &[("SESSION_SERIALIZATION_FORMAT", "yaml")],
-    );
+    let out = list_with("yaml");
     assert!(
         out.refusal()
             .contains(r#"invalid SESSION_SERIALIZATION_FORMAT="yaml""#),

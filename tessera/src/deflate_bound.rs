@@ -80,8 +80,7 @@ fn all_literals_exceed(data: &[u8], budget_bits: u64) -> bool {
     let total = data.len() + 1;
     let log2 = &*LOG2;
     let bits = total as f64 * (log2[total] - log2[usize::from(most)]);
-    // Rounding errors must not push the bound up: round down with a margin.
-    DYNAMIC_HEADER_BITS + (bits - 1e-6).max(0.0).floor() as u64 > budget_bits
+    DYNAMIC_HEADER_BITS + whole_bits_below(bits) > budget_bits
 }
 
 /// The whole bound for `data` with its `coverable` positions.
@@ -161,7 +160,12 @@ fn entropy_bits(counts: impl Iterator<Item = u32> + Clone) -> u64 {
     let bits: f64 = counts
         .map(|count| f64::from(count) * (log2[total] - log2[count as usize]))
         .sum();
-    // Rounding errors must not push the bound up: round down with a margin.
+    whole_bits_below(bits)
+}
+
+/// A lower bound in bits, computed in floating point, as whole bits:
+/// rounding errors must not push it up, so it is rounded down with a margin.
+fn whole_bits_below(bits: f64) -> u64 {
     (bits - 1e-6).max(0.0).floor() as u64
 }
 
