@@ -1,7 +1,13 @@
 //! Every store at scale, through the `SessionStore` API: load and save
 //! latency with 10k and with 1M stored sessions, the memory each session
 //! costs, and the cost of sweeping expired sessions (with load latency
-//! measured meanwhile). SQLite has its own, longer benchmark
+//! measured meanwhile).
+//!
+//! The two sizes live side by side in two stores of the same kind (two
+//! memory stores; Redis databases 0 and 1; PostgreSQL's default schema and
+//! one of the bench's own) and are measured alternately, in `ROUNDS`
+//! rounds (10k then 1M, then 1M then 10k, ...), so a change in the
+//! machine's load during the run falls on both sizes alike. SQLite has its own, longer benchmark
 //! (`sqlite_store`); this one covers the memory store, Redis (both layouts)
 //! and PostgreSQL.
 //!
@@ -32,7 +38,10 @@ use tessera::store::{
 };
 use tessera::{Map, Value};
 
-const SAMPLES: usize = 10_000;
+/// Loads, and then saves, per size and round.
+const SAMPLES_PER_ROUND: usize = 2_000;
+/// Rounds of measurement per size, alternating between the sizes.
+const ROUNDS: usize = 5;
 const SMALL: usize = 10_000;
 const TASKS: usize = 32;
 /// The background sweeper's batch and shortest pause (`SWEEP_BATCH`,
@@ -126,35 +135,88 @@ async fn fill(
     );
 }
 
-/// Random loads, then random saves of one key with the expiry moved, one at
-/// a time.
-async fn latency(store: &dyn SessionStore, tag: &str, live: usize) -> serde_json::Value {
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    for _ in 0..1000 {
-        let _ = store.load(&id(tag, rng.below(live)), NOW).await;
+/// One size's store under measurement: its live sessions, the random
+/// sequence that picks among them (kept from round to round) and every
+/// sample so far.
+struct Sized {
+    store: Arc<dyn SessionStore>,
+    live: usize,
+    rng: Rng,
+    loads: Vec<Duration>,
+    saves: Vec<Duration>,
+    rounds: Vec<serde_json::Value>,
+}
+
+impl Sized {
+    async fn new(store: Arc<dyn SessionStore>, tag: &str, live: usize) -> Self {
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        for _ in 0..1000 {
+            let _ = store.load(&id(tag, rng.below(live)), NOW).await;
+        }
+        Self {
+            store,
+            live,
+            rng,
+            loads: Vec::new(),
+            saves: Vec::new(),
+            rounds: Vec::new(),
+        }
     }
-    let mut loads = Vec::with_capacity(SAMPLES);
-    for _ in 0..SAMPLES {
-        let sid = id(tag, rng.below(live));
-        let t = Instant::now();
-        let record = store.load(&sid, NOW).await.expect("load");
-        loads.push(t.elapsed());
-        assert!(record.is_some());
+
+    /// One round: random loads, then random saves of one key with the
+    /// expiry moved, one at a time.
+    async fn round(&mut self, tag: &str) {
+        let mut loads = Vec::with_capacity(SAMPLES_PER_ROUND);
+        for _ in 0..SAMPLES_PER_ROUND {
+            let sid = id(tag, self.rng.below(self.live));
+            let t = Instant::now();
+            let record = self.store.load(&sid, NOW).await.expect("load");
+            loads.push(t.elapsed());
+            assert!(record.is_some());
+        }
+        let mut saves = Vec::with_capacity(SAMPLES_PER_ROUND);
+        for i in 0..SAMPLES_PER_ROUND {
+            let sid = id(tag, self.rng.below(self.live));
+            let changes = Changes {
+                set: Map::from([("visits".to_owned(), Value::from(i))]),
+                expires_at: Some(NOW + 2 * HOUR),
+                ..Changes::default()
+            };
+            let t = Instant::now();
+            let applied = self
+                .store
+                .update(&sid, &changes, NOW)
+                .await
+                .expect("update");
+            saves.push(t.elapsed());
+            assert!(applied);
+        }
+        self.loads.extend_from_slice(&loads);
+        self.saves.extend_from_slice(&saves);
+        self.rounds
+            .push(serde_json::json!({ "load": summary(loads), "save": summary(saves) }));
     }
-    let mut saves = Vec::with_capacity(SAMPLES);
-    for i in 0..SAMPLES {
-        let sid = id(tag, rng.below(live));
-        let changes = Changes {
-            set: Map::from([("visits".to_owned(), Value::from(i))]),
-            expires_at: Some(NOW + 2 * HOUR),
-            ..Changes::default()
-        };
-        let t = Instant::now();
-        let applied = store.update(&sid, &changes, NOW).await.expect("update");
-        saves.push(t.elapsed());
-        assert!(applied);
+
+    fn results(self) -> serde_json::Value {
+        serde_json::json!({
+            "stored": self.live,
+            "ops": { "load": summary(self.loads), "save": summary(self.saves) },
+            "rounds": self.rounds,
+        })
     }
-    serde_json::json!({ "load": summary(loads), "save": summary(saves) })
+}
+
+/// Both sizes in `ROUNDS` rounds, alternating which goes first.
+async fn latency(small: &mut Sized, large: &mut Sized, tag: &str) {
+    for round in 0..ROUNDS {
+        if round % 2 == 0 {
+            small.round(tag).await;
+            large.round(tag).await;
+        } else {
+            large.round(tag).await;
+            small.round(tag).await;
+        }
+    }
 }
 
 /// Loads and saves random live sessions until `running` is cleared.
@@ -186,27 +248,41 @@ async fn load_while(
 /// How a store's footprint is measured: bytes in use now.
 type Footprint = Box<dyn Fn() -> u64>;
 
+/// Which of the two stores of a kind: the one that holds 10k sessions or
+/// the one that grows to the large size.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Size {
+    Small,
+    Large,
+}
+
 async fn run(
     name: &str,
-    make: impl Fn() -> Arc<dyn SessionStore>,
+    make: impl Fn(Size) -> Arc<dyn SessionStore>,
     footprint: Footprint,
     large: usize,
     expired: usize,
 ) -> serde_json::Value {
     let tag = format!("{:0>4}", std::process::id() % 10_000);
     eprintln!("store-scale: {name}");
-    let store = make();
+    let (small_store, store) = (make(Size::Small), make(Size::Large));
     // Connections and schema first, so they are not counted as sessions.
-    store
-        .load(&id(&tag, usize::MAX / 2), NOW)
-        .await
-        .expect("first use");
+    for store in [&small_store, &store] {
+        store
+            .load(&id(&tag, usize::MAX / 2), NOW)
+            .await
+            .expect("first use");
+    }
+    fill(&small_store, &tag, 0, SMALL, LIVE).await;
+    // The small store is whole before this, so only the large one's
+    // sessions count in the growth.
     let before = footprint();
-    fill(&store, &tag, 0, SMALL, LIVE).await;
-    let small = latency(&*store, &tag, SMALL).await;
-    fill(&store, &tag, SMALL, large - SMALL, LIVE).await;
+    fill(&store, &tag, 0, large, LIVE).await;
     let after = footprint();
-    let big = latency(&*store, &tag, large).await;
+    let mut small = Sized::new(small_store, &tag, SMALL).await;
+    let mut big = Sized::new(store.clone(), &tag, large).await;
+    eprintln!("store-scale: {name}: {ROUNDS} rounds at {SMALL} and at {large} sessions");
+    latency(&mut small, &mut big, &tag).await;
 
     // The sweep: `expired` sessions past their expiry beside the live ones,
     // with one task loading and saving live sessions meanwhile. They lived
@@ -248,10 +324,8 @@ async fn run(
     eprintln!("store-scale: {name}: swept {purged} in {sweep_secs:.1} s");
     serde_json::json!({
         "store": name,
-        "latency": [
-            { "stored": SMALL, "ops": small },
-            { "stored": large, "ops": big },
-        ],
+        "rounds": ROUNDS,
+        "latency": [small.results(), big.results()],
         "bytes_per_session": after.saturating_sub(before) as f64 / large as f64,
         "sweep": {
             "purged": purged,
@@ -308,7 +382,20 @@ fn postgres_bytes(url: &str) -> u64 {
     .expect("size thread")
 }
 
-/// Removes the bench's PostgreSQL sessions (their values go with them).
+/// Where the PostgreSQL store of 10k sessions keeps its tables.
+const POSTGRES_SMALL_SCHEMA: &str = "tessera_bench_scale_small";
+
+/// The URL of Redis database `database` on the server of `url`.
+fn redis_url_of_database(url: &str, database: u8) -> String {
+    let server = match url.rsplit_once('/') {
+        Some((server, last)) if last.bytes().all(|b| b.is_ascii_digit()) => server,
+        _ => url.trim_end_matches('/'),
+    };
+    format!("{server}/{database}")
+}
+
+/// Removes the bench's PostgreSQL sessions (their values go with them) and
+/// the small store's schema.
 fn postgres_clean(url: &str) {
     let url = url.to_owned();
     let _ = std::thread::spawn(move || {
@@ -322,6 +409,11 @@ fn postgres_clean(url: &str) {
                     let _ = sqlx::query("DELETE FROM tessera_sessions WHERE id LIKE 'bench%'")
                         .execute(&mut conn)
                         .await;
+                    let _ = sqlx::query(&format!(
+                        "DROP SCHEMA IF EXISTS {POSTGRES_SMALL_SCHEMA} CASCADE"
+                    ))
+                    .execute(&mut conn)
+                    .await;
                 }
             });
     })
@@ -373,7 +465,7 @@ async fn main() {
     results.push(
         run(
             "memory",
-            || Arc::new(MemoryStore::new(4_000_000)),
+            |_| Arc::new(MemoryStore::new(4_000_000)),
             Box::new(resident_bytes),
             large,
             expired,
@@ -381,18 +473,21 @@ async fn main() {
         .await,
     );
     if let Ok(url) = std::env::var("TESSERA_TEST_REDIS_URL") {
+        let small_url = redis_url_of_database(&url, 1);
         for (name, prefix) in [("redis", "scale:"), ("redis-flask-session", "scale-fs:")] {
-            let (store_url, used_url) = (url.clone(), url.clone());
-            let make = move || -> Arc<dyn SessionStore> {
+            let (large_url, small_store_url, used_url) =
+                (url.clone(), small_url.clone(), url.clone());
+            let make = move |size: Size| -> Arc<dyn SessionStore> {
+                let store_url = if size == Size::Small {
+                    &small_store_url
+                } else {
+                    &large_url
+                };
                 if name == "redis" {
-                    Arc::new(
-                        RedisStore::new(&store_url)
-                            .expect("URL")
-                            .with_prefix(prefix),
-                    )
+                    Arc::new(RedisStore::new(store_url).expect("URL").with_prefix(prefix))
                 } else {
                     Arc::new(
-                        FlaskSessionRedisStore::new(&store_url, SerializationFormat::Msgpack)
+                        FlaskSessionRedisStore::new(store_url, SerializationFormat::Msgpack)
                             .expect("URL")
                             .with_prefix(prefix),
                     )
@@ -409,6 +504,7 @@ async fn main() {
                 .await,
             );
             redis_clean(&url, prefix);
+            redis_clean(&small_url, prefix);
         }
     } else {
         eprintln!("store-scale: TESSERA_TEST_REDIS_URL is not set; Redis skipped");
@@ -418,7 +514,15 @@ async fn main() {
         results.push(
             run(
                 "postgres",
-                move || Arc::new(PostgresStore::new(&store_url).expect("URL")),
+                move |size| {
+                    let store = PostgresStore::new(&store_url).expect("URL");
+                    Arc::new(match size {
+                        Size::Small => store
+                            .with_schema(POSTGRES_SMALL_SCHEMA)
+                            .expect("a schema name"),
+                        Size::Large => store,
+                    })
+                },
                 Box::new(move || postgres_bytes(&size_url)),
                 large,
                 expired,
