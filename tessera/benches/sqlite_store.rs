@@ -8,6 +8,10 @@
 //! Sessions are bulk-inserted with plain SQL in large transactions (the
 //! store's own `create` commits each one, which would make filling 1M rows
 //! take minutes); every measured operation goes through `SqliteStore`.
+//!
+//! The two sizes are two database files side by side, measured alternately
+//! in `ROUNDS` rounds (10k then 1M, then 1M then 10k, ...), so a change in
+//! the machine's load during the run falls on both sizes alike.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,7 +23,10 @@ use sqlx::{Connection, SqliteConnection};
 use tessera::store::{Changes, SessionId, SessionStore, SqliteStore};
 use tessera::{Map, Value};
 
-const SAMPLES: usize = 20_000;
+/// Loads, and then saves, per size and round.
+const SAMPLES_PER_ROUND: usize = 4_000;
+/// Rounds of measurement per size, alternating between the sizes.
+const ROUNDS: usize = 5;
 /// The background sweeper's batch and shortest pause (`SWEEP_BATCH`,
 /// `SWEEP_PAUSE` in `tessera/src/core.rs`).
 const SWEEP_BATCH: usize = 64;
@@ -109,54 +116,112 @@ impl Rng {
     }
 }
 
-async fn latency_at(dir: &Path, stored: usize) -> serde_json::Value {
-    let path = dir.join(format!("latency-{stored}.db"));
-    let store = SqliteStore::open(&path).await.expect("open");
-    eprintln!("bench-store: inserting {stored} sessions");
-    let started = Instant::now();
-    bulk_insert(&path, 0, stored, NOW + 3600).await;
-    eprintln!(
-        "bench-store: inserted in {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    // Warm the page cache the way a running server's would be.
-    for _ in 0..2000 {
-        let _ = store.load(&id(rng.below(stored)), NOW).await;
+/// One size's database under measurement: its store, the random sequence
+/// that picks among its sessions (kept from round to round) and every
+/// sample so far.
+struct Sized {
+    path: PathBuf,
+    store: SqliteStore,
+    stored: usize,
+    rng: Rng,
+    loads: Vec<Duration>,
+    saves: Vec<Duration>,
+    rounds: Vec<serde_json::Value>,
+}
+
+impl Sized {
+    async fn new(dir: &Path, stored: usize) -> Self {
+        let path = dir.join(format!("latency-{stored}.db"));
+        let store = SqliteStore::open(&path).await.expect("open");
+        eprintln!("bench-store: inserting {stored} sessions");
+        let started = Instant::now();
+        bulk_insert(&path, 0, stored, NOW + 3600).await;
+        eprintln!(
+            "bench-store: inserted in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        // Warm the page cache the way a running server's would be.
+        for _ in 0..2000 {
+            let _ = store.load(&id(rng.below(stored)), NOW).await;
+        }
+        Self {
+            path,
+            store,
+            stored,
+            rng,
+            loads: Vec::new(),
+            saves: Vec::new(),
+            rounds: Vec::new(),
+        }
     }
-    let mut loads = Vec::with_capacity(SAMPLES);
-    for _ in 0..SAMPLES {
-        let sid = id(rng.below(stored));
-        let t = Instant::now();
-        let record = store.load(&sid, NOW).await.expect("load");
-        loads.push(t.elapsed());
-        assert!(record.is_some());
+
+    /// One round: random loads, then random saves of one key with the
+    /// expiry moved, one at a time.
+    async fn round(&mut self) {
+        let mut loads = Vec::with_capacity(SAMPLES_PER_ROUND);
+        for _ in 0..SAMPLES_PER_ROUND {
+            let sid = id(self.rng.below(self.stored));
+            let t = Instant::now();
+            let record = self.store.load(&sid, NOW).await.expect("load");
+            loads.push(t.elapsed());
+            assert!(record.is_some());
+        }
+        let mut saves = Vec::with_capacity(SAMPLES_PER_ROUND);
+        for i in 0..SAMPLES_PER_ROUND {
+            let sid = id(self.rng.below(self.stored));
+            let changes = Changes {
+                set: Map::from([("visits".to_owned(), Value::from(i))]),
+                expires_at: Some(NOW + 7200),
+                ..Changes::default()
+            };
+            let t = Instant::now();
+            let applied = self
+                .store
+                .update(&sid, &changes, NOW)
+                .await
+                .expect("update");
+            saves.push(t.elapsed());
+            assert!(applied);
+        }
+        self.loads.extend_from_slice(&loads);
+        self.saves.extend_from_slice(&saves);
+        self.rounds
+            .push(serde_json::json!({ "load": summary(loads), "save": summary(saves) }));
     }
-    let mut saves = Vec::with_capacity(SAMPLES);
-    for i in 0..SAMPLES {
-        let sid = id(rng.below(stored));
-        let changes = Changes {
-            set: Map::from([("visits".to_owned(), Value::from(i))]),
-            expires_at: Some(NOW + 7200),
-            ..Changes::default()
-        };
-        let t = Instant::now();
-        let applied = store.update(&sid, &changes, NOW).await.expect("update");
-        saves.push(t.elapsed());
-        assert!(applied);
+
+    async fn results(self) -> serde_json::Value {
+        self.store.close().await;
+        let bytes = std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0)
+            + std::fs::metadata(self.path.with_extension("db-wal"))
+                .map(|m| m.len())
+                .unwrap_or(0);
+        let _ = std::fs::remove_file(&self.path);
+        serde_json::json!({
+            "stored": self.stored,
+            "load": summary(self.loads),
+            "save": summary(self.saves),
+            "rounds": self.rounds,
+            "file_bytes_per_session": bytes as f64 / self.stored as f64,
+        })
     }
-    store.close().await;
-    let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0)
-        + std::fs::metadata(path.with_extension("db-wal"))
-            .map(|m| m.len())
-            .unwrap_or(0);
-    let _ = std::fs::remove_file(&path);
-    serde_json::json!({
-        "stored": stored,
-        "load": summary(loads),
-        "save": summary(saves),
-        "file_bytes_per_session": bytes as f64 / stored as f64,
-    })
+}
+
+/// Both sizes in `ROUNDS` rounds, alternating which goes first.
+async fn latency(dir: &Path, small: usize, large: usize) -> Vec<serde_json::Value> {
+    let mut small = Sized::new(dir, small).await;
+    let mut large = Sized::new(dir, large).await;
+    eprintln!("bench-store: {ROUNDS} rounds at each size");
+    for round in 0..ROUNDS {
+        if round % 2 == 0 {
+            small.round().await;
+            large.round().await;
+        } else {
+            large.round().await;
+            small.round().await;
+        }
+    }
+    vec![small.results().await, large.results().await]
 }
 
 async fn sweep(dir: &Path, expired: usize, live: usize) -> serde_json::Value {
@@ -249,12 +314,11 @@ async fn main() {
     let dir: PathBuf =
         std::env::temp_dir().join(format!("tessera-bench-store-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
-    let small = latency_at(&dir, 10_000).await;
-    let big = latency_at(&dir, large).await;
+    let latency = latency(&dir, 10_000, large).await;
     let sweep = sweep(&dir, large, 10_000).await;
     let _ = std::fs::remove_dir_all(&dir);
     println!(
         "{}",
-        serde_json::json!({ "latency": [small, big], "sweep": sweep })
+        serde_json::json!({ "rounds": ROUNDS, "latency": latency, "sweep": sweep })
     );
 }
