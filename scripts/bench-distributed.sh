@@ -33,6 +33,8 @@ script_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo_root="$(cd "$script_dir/.." && pwd)"
 cd "$repo_root"
 source scripts/demo-port.sh
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 work="$(mktemp -d)"
 pids=()
 services_dir=""
@@ -47,10 +49,7 @@ packages=()
 command -v wrk >/dev/null 2>&1 || packages+=(wrk)
 command -v curl >/dev/null 2>&1 || packages+=(curl)
 if (( ${#packages[@]} )); then
-    echo "bench-distributed: installing ${packages[*]}" >&2
-    (DEBIAN_FRONTEND=noninteractive apt-get install -y "${packages[@]}" >/dev/null 2>&1 \
-        || (apt-get update >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y "${packages[@]}" >/dev/null 2>&1)) \
-        || { echo "bench-distributed: ${packages[*]} needed (apt-get install ${packages[*]})" >&2; exit 1; }
+    apt_install bench-distributed "${packages[@]}"
 fi
 
 eval "$(scripts/services.sh start)"

@@ -21,6 +21,8 @@ script_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo_root="$(cd "$script_dir/.." && pwd)"
 cd "$repo_root"
 source scripts/demo-port.sh
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 work="$(mktemp -d)"
 demo_pid=""
 cleanup() {
@@ -33,10 +35,7 @@ packages=()
 command -v wrk >/dev/null 2>&1 || packages+=(wrk)
 command -v curl >/dev/null 2>&1 || packages+=(curl)
 if (( ${#packages[@]} )); then
-    echo "bench-store: installing ${packages[*]}" >&2
-    (DEBIAN_FRONTEND=noninteractive apt-get install -y "${packages[@]}" >/dev/null 2>&1 \
-        || (apt-get update >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y "${packages[@]}" >/dev/null 2>&1)) \
-        || { echo "bench-store: ${packages[*]} needed (apt-get install ${packages[*]})" >&2; exit 1; }
+    apt_install bench-store "${packages[@]}"
 fi
 
 echo "bench-store: SQLite store latency and sweep (cargo bench)" >&2

@@ -53,6 +53,8 @@ set -euo pipefail
 script_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo_root="$(cd "$script_dir/.." && pwd)"
 cd "$repo_root"
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 
 step() { echo "==> $*" >&2; }
 
@@ -107,14 +109,7 @@ command -v python3 >/dev/null 2>&1 || packages+=(python3)
 python3 -c 'import ensurepip' >/dev/null 2>&1 || packages+=(python3-venv)
 command -v cc >/dev/null 2>&1 || packages+=(gcc)
 if (( ${#packages[@]} )); then
-    if [[ $(id -u) -ne 0 ]]; then
-        echo "bench: need root to apt-get install ${packages[*]}; install them and retry" >&2
-        exit 1
-    fi
-    step "installing ${packages[*]} (Debian)"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y -qq "${packages[@]}" >/dev/null 2>&1 \
-        || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq "${packages[@]}" >/dev/null; }
+    apt_install bench "${packages[@]}"
 fi
 
 step "cookie codec"

@@ -40,26 +40,17 @@ if ! [[ "$seconds" =~ ^[1-9][0-9]*$ ]]; then
 fi
 log() { echo "profile: $*" >&2; }
 
-apt_install() {
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y -qq "$@" >/dev/null 2>&1 \
-        || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq "$@" >/dev/null; }
-}
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 packages=()
 command -v wrk >/dev/null 2>&1 || packages+=(wrk)
 command -v curl >/dev/null 2>&1 || packages+=(curl)
 command -v python3 >/dev/null 2>&1 || packages+=(python3)
 if (( ${#packages[@]} )); then
-    if [[ $(id -u) -ne 0 ]]; then
-        log "need root to apt-get install ${packages[*]}; install them and retry"
-        exit 1
-    fi
-    log "installing ${packages[*]} (Debian)"
-    apt_install "${packages[@]}"
+    apt_install profile "${packages[@]}"
 fi
 if ! command -v perf >/dev/null 2>&1 && [[ $(id -u) -eq 0 ]]; then
-    log "installing linux-perf (Debian)"
-    apt_install linux-perf || log "could not install linux-perf"
+    apt_install profile linux-perf || true
 fi
 
 work="$(mktemp -d)"
@@ -95,10 +86,6 @@ for line in sys.stdin:
     if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "codec" and m.get("executable"):
         print(m["executable"])')"
 [[ -x "$codec_bin" ]] || { log "cannot find the codec benchmark's executable"; exit 1; }
-
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
 
 # CPU time of a process (user + system, clock ticks, all its threads).
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }

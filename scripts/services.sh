@@ -27,19 +27,8 @@ set -euo pipefail
 
 log() { echo "services: $*" >&2; }
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
-
-apt_install() {
-    if [[ $(id -u) -ne 0 ]]; then
-        log "need root to apt-get install $*; install them and retry"
-        exit 1
-    fi
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y -qq "$@" >/dev/null 2>&1 \
-        || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq "$@" >/dev/null; }
-}
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 pg_bin() {
     local dir
@@ -49,9 +38,9 @@ pg_bin() {
 }
 
 start() {
-    command -v redis-server >/dev/null 2>&1 || { log "installing redis-server"; apt_install redis-server; }
-    command -v openssl >/dev/null 2>&1 || { log "installing openssl"; apt_install openssl; }
-    [[ -n "$(pg_bin)" ]] || { log "installing postgresql"; apt_install postgresql; }
+    command -v redis-server >/dev/null 2>&1 || apt_install services redis-server
+    command -v openssl >/dev/null 2>&1 || apt_install services openssl
+    [[ -n "$(pg_bin)" ]] || apt_install services postgresql
     local bin dir redis_port pg_port as_pg=()
     bin="$(pg_bin)"
     dir="$(mktemp -d "${TMPDIR:-/tmp}/tessera-services.XXXXXX")"

@@ -58,6 +58,8 @@ script_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo_root="$(cd "$script_dir/.." && pwd)"
 cd "$repo_root"
 source scripts/demo-port.sh
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 work="$(mktemp -d "${TMPDIR:-/tmp}/tessera-soak.XXXXXX")"
 demo_pid=""
 wrk_pid=""
@@ -78,9 +80,7 @@ set -E
 trap 'log "failed: line $LINENO: $BASH_COMMAND"' ERR
 
 if ! command -v wrk >/dev/null 2>&1; then
-    log "installing wrk"
-    (apt-get install -y wrk >/dev/null 2>&1 || (apt-get update >/dev/null 2>&1 && apt-get install -y wrk >/dev/null 2>&1)) \
-        || { log "wrk is needed (apt-get install wrk)"; exit 1; }
+    apt_install soak wrk
 fi
 
 redis_url="${TESSERA_TEST_REDIS_URL:-}"

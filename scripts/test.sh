@@ -12,6 +12,8 @@
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 
 step() { printf '\n==> %s\n' "$*"; }
 
@@ -50,13 +52,7 @@ trap 'scripts/services.sh stop "$TESSERA_SERVICES_DIR"' EXIT
 
 step "Chromium and chromedriver for the browser tests (Debian's chromium, chromium-driver)"
 if [[ ! -x /usr/bin/chromium || ! -x /usr/bin/chromedriver ]]; then
-    if [[ $(id -u) -ne 0 ]]; then
-        echo "test.sh: need root to apt-get install chromium chromium-driver (the browser tests use them); install them and retry" >&2
-        exit 1
-    fi
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1 \
-        || { apt-get update -qq >/dev/null 2>&1 \
-            && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }
+    apt_install test.sh chromium chromium-driver
 fi
 /usr/bin/chromedriver --version
 
