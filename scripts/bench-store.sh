@@ -148,7 +148,7 @@ w("")
 w(f"{sweep['expired']:,} expired records beside {sweep['live']:,} live ones, deleted by `purge_expired` in "
   f"batches of {sweep['batch']}, each followed by a pause as long as the batch took and at least "
   f"{sweep['min_pause_ms']} ms, as the background sweeper does (`sweep_pause` in `tessera/src/core.rs`): "
-  f"**{sweep['sweep_seconds']:.1f} s** in all, {sweep['paused_seconds']:.1f} s of it pausing. "
+  f"**{sweep['seconds']:.1f} s** in all, {sweep['paused_seconds']:.1f} s of it pausing. "
   "Loads and saves of live sessions ran at the same time, one after the other in one task:")
 w("")
 w("| while | operation | samples | p50 µs | p99 µs | max µs |")

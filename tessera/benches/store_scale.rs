@@ -29,7 +29,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tessera::store::flask_format::SerializationFormat;
 use tessera::store::{
@@ -38,53 +38,19 @@ use tessera::store::{
 };
 use tessera::{Map, Value};
 
+mod support;
+use support::{alternate, summary, sweep, Rng, Sized};
+
 /// Loads, and then saves, per size and round.
 const SAMPLES_PER_ROUND: usize = 2_000;
 /// Rounds of measurement per size, alternating between the sizes.
 const ROUNDS: usize = 5;
 const SMALL: usize = 10_000;
 const TASKS: usize = 32;
-/// The background sweeper's batch and shortest pause (`SWEEP_BATCH`,
-/// `SWEEP_PAUSE` in `tessera/src/core.rs`).
-const SWEEP_BATCH: usize = 64;
-const SWEEP_PAUSE: Duration = Duration::from_millis(2);
 const NOW: u64 = 1_900_000_000;
 const HOUR: u64 = 3600;
 /// Created a minute before `NOW`, live for an hour after it.
 const LIVE: (u64, u64) = (NOW - 60, NOW + HOUR);
-
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted.get(index).map_or(0.0, |d| d.as_secs_f64() * 1e6)
-}
-
-/// Mirrors `sweep_pause` in `tessera/src/core.rs` (private there): after each
-/// batch the sweeper pauses as long as the batch took, at least `SWEEP_PAUSE`,
-/// so the sweep measured here leaves requests the same room as the real one.
-fn sweep_pause(took: Duration) -> Duration {
-    took.max(SWEEP_PAUSE)
-}
-
-fn summary(mut samples: Vec<Duration>) -> serde_json::Value {
-    samples.sort();
-    serde_json::json!({
-        "samples": samples.len(),
-        "p50_us": percentile(&samples, 0.50),
-        "p99_us": percentile(&samples, 0.99),
-        "max_us": percentile(&samples, 1.0),
-    })
-}
-
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: usize) -> usize {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 % n as u64) as usize
-    }
-}
 
 /// A session id from a run tag and a number, so the bench can pick live ones.
 fn id(tag: &str, n: usize) -> SessionId {
@@ -133,90 +99,6 @@ async fn fill(
         "store-scale: created {count} sessions in {:.1} s",
         started.elapsed().as_secs_f64()
     );
-}
-
-/// One size's store under measurement: its live sessions, the random
-/// sequence that picks among them (kept from round to round) and every
-/// sample so far.
-struct Sized {
-    store: Arc<dyn SessionStore>,
-    live: usize,
-    rng: Rng,
-    loads: Vec<Duration>,
-    saves: Vec<Duration>,
-    rounds: Vec<serde_json::Value>,
-}
-
-impl Sized {
-    async fn new(store: Arc<dyn SessionStore>, tag: &str, live: usize) -> Self {
-        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-        for _ in 0..1000 {
-            let _ = store.load(&id(tag, rng.below(live)), NOW).await;
-        }
-        Self {
-            store,
-            live,
-            rng,
-            loads: Vec::new(),
-            saves: Vec::new(),
-            rounds: Vec::new(),
-        }
-    }
-
-    /// One round: random loads, then random saves of one key with the
-    /// expiry moved, one at a time.
-    async fn round(&mut self, tag: &str) {
-        let mut loads = Vec::with_capacity(SAMPLES_PER_ROUND);
-        for _ in 0..SAMPLES_PER_ROUND {
-            let sid = id(tag, self.rng.below(self.live));
-            let t = Instant::now();
-            let record = self.store.load(&sid, NOW).await.expect("load");
-            loads.push(t.elapsed());
-            assert!(record.is_some());
-        }
-        let mut saves = Vec::with_capacity(SAMPLES_PER_ROUND);
-        for i in 0..SAMPLES_PER_ROUND {
-            let sid = id(tag, self.rng.below(self.live));
-            let changes = Changes {
-                set: Map::from([("visits".to_owned(), Value::from(i))]),
-                expires_at: Some(NOW + 2 * HOUR),
-                ..Changes::default()
-            };
-            let t = Instant::now();
-            let applied = self
-                .store
-                .update(&sid, &changes, NOW)
-                .await
-                .expect("update");
-            saves.push(t.elapsed());
-            assert!(applied);
-        }
-        self.loads.extend_from_slice(&loads);
-        self.saves.extend_from_slice(&saves);
-        self.rounds
-            .push(serde_json::json!({ "load": summary(loads), "save": summary(saves) }));
-    }
-
-    fn results(self) -> serde_json::Value {
-        serde_json::json!({
-            "stored": self.live,
-            "ops": { "load": summary(self.loads), "save": summary(self.saves) },
-            "rounds": self.rounds,
-        })
-    }
-}
-
-/// Both sizes in `ROUNDS` rounds, alternating which goes first.
-async fn latency(small: &mut Sized, large: &mut Sized, tag: &str) {
-    for round in 0..ROUNDS {
-        if round % 2 == 0 {
-            small.round(tag).await;
-            large.round(tag).await;
-        } else {
-            large.round(tag).await;
-            small.round(tag).await;
-        }
-    }
 }
 
 /// Loads and saves random live sessions until `running` is cleared.
@@ -279,17 +161,17 @@ async fn run(
     let before = footprint();
     fill(&store, &tag, 0, large, LIVE).await;
     let after = footprint();
-    let mut small = Sized::new(small_store, &tag, SMALL).await;
-    let mut big = Sized::new(store.clone(), &tag, large).await;
+    let ids = |tag: String| move |n| id(&tag, n);
+    let mut small = Sized::new(small_store, ids(tag.clone()), SMALL, NOW, 1000).await;
+    let mut big = Sized::new(store.clone(), ids(tag.clone()), large, NOW, 1000).await;
     eprintln!("store-scale: {name}: {ROUNDS} rounds at {SMALL} and at {large} sessions");
-    latency(&mut small, &mut big, &tag).await;
+    alternate(&mut small, &mut big, ROUNDS, SAMPLES_PER_ROUND).await;
 
     // The sweep: `expired` sessions past their expiry beside the live ones,
     // with one task loading and saving live sessions meanwhile. They lived
     // two hours, so a Redis TTL keeps them stored until the sweep.
     let sweep_tag = format!("{tag}x");
     fill(&store, &sweep_tag, 0, expired, (NOW - 2 * HOUR, NOW - 10)).await;
-    let sweep_now = NOW;
     let running = Arc::new(AtomicBool::new(true));
     let loader = tokio::spawn(load_while(
         store.clone(),
@@ -297,44 +179,25 @@ async fn run(
         large,
         running.clone(),
     ));
-    let started = Instant::now();
-    let mut purged = 0u64;
-    let mut paused = Duration::ZERO;
-    loop {
-        let batch = Instant::now();
-        let count = store
-            .purge_expired(sweep_now, SWEEP_BATCH)
-            .await
-            .expect("purge");
-        purged += count;
-        if count < SWEEP_BATCH as u64 {
-            break;
-        }
-        let pause = Instant::now();
-        tokio::time::sleep(sweep_pause(batch.elapsed())).await;
-        paused += pause.elapsed();
-    }
-    let sweep_secs = started.elapsed().as_secs_f64();
+    let swept = sweep(&*store, NOW).await;
     running.store(false, Ordering::SeqCst);
     let during = loader.await.expect("loader");
     assert_eq!(
-        purged as usize, expired,
+        swept.purged as usize, expired,
         "{name}: the sweep removes exactly the expired"
     );
-    eprintln!("store-scale: {name}: swept {purged} in {sweep_secs:.1} s");
+    eprintln!(
+        "store-scale: {name}: swept {} in {:.1} s",
+        swept.purged, swept.seconds
+    );
+    let mut sweep = swept.to_json();
+    sweep["during"] = during;
     serde_json::json!({
         "store": name,
         "rounds": ROUNDS,
         "latency": [small.results(), big.results()],
         "bytes_per_session": after.saturating_sub(before) as f64 / large as f64,
-        "sweep": {
-            "purged": purged,
-            "seconds": sweep_secs,
-            "batch": SWEEP_BATCH,
-            "min_pause_ms": SWEEP_PAUSE.as_millis() as u64,
-            "paused_seconds": paused.as_secs_f64(),
-            "during": during,
-        },
+        "sweep": sweep,
     })
 }
 
