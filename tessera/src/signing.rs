@@ -388,6 +388,67 @@ mod tests {
         assert_eq!(signed.split_once('.').map(|(_, sig)| sig.len()), Some(27));
     }
 
+    /// The forms of a canonical 27-character signature that Python also
+    /// reads as the same tag: itself, padded, with junk after the padding,
+    /// and with the last character's two unused bits set.
+    fn same_tag_forms(signature: &str) -> [String; 4] {
+        let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let last = signature.as_bytes()[26];
+        let position = alphabet.iter().position(|c| *c == last).expect("base64");
+        let stray = char::from(alphabet[position ^ 0b11]);
+        [
+            signature.to_owned(),
+            format!("{signature}="),
+            format!("{signature}=junk"),
+            format!("{}{stray}", &signature[..26]),
+        ]
+    }
+
+    /// itsdangerous reads a signature in any base64 Python reads; so does
+    /// the check, for the current key and the fallbacks, timed or not.
+    #[test]
+    fn signatures_in_non_canonical_base64_are_read_as_python_reads_them() {
+        let current = Signer::new(&"new".into(), &["old".into()], b"s");
+        let old = Signer::new(&"old".into(), &[], b"s");
+        let max_age = Duration::from_secs(10);
+        for (signer, is_current) in [(&current, true), (&old, false)] {
+            let signed = signer.sign("payload", at(1000));
+            let (value, signature) = signed.rsplit_once('.').expect("signed");
+            for form in same_tag_forms(signature) {
+                assert_eq!(
+                    current.verify(&format!("{value}.{form}"), max_age, at(1005)),
+                    Ok(("payload", 1000)),
+                    "{form}"
+                );
+            }
+            let untimed = signer.sign_untimed("payload");
+            let (_, signature) = untimed.rsplit_once('.').expect("signed");
+            for form in same_tag_forms(signature) {
+                assert_eq!(
+                    current.verify_untimed(&format!("payload.{form}")),
+                    Some(("payload", is_current)),
+                    "{form}"
+                );
+            }
+            // Not base64, or another tag: refused.
+            assert_eq!(
+                current.verify(&format!("{value}.AAAAA"), max_age, at(1005)),
+                Err(SignatureError::Malformed("signature is not base64"))
+            );
+            let (_, signature) = signed.rsplit_once('.').expect("signed");
+            let mut changed = signature.as_bytes().to_vec();
+            changed[3] = if changed[3] == b'A' { b'B' } else { b'A' };
+            let changed = String::from_utf8(changed).expect("ascii");
+            for wrong in [changed, format!("{signature}AAAA")] {
+                assert_eq!(
+                    current.verify(&format!("{value}.{wrong}"), max_age, at(1005)),
+                    Err(SignatureError::BadSignature),
+                    "{wrong}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn malformed_values_are_refused() {
         let signer = Signer::new(&"k".into(), &[], b"s");
