@@ -33,10 +33,12 @@
 #    tower-sessions, actix-session, and Flask under gunicorn, interleaved.
 #    scripts/services.sh installs Debian's redis-server, openssl and
 #    postgresql if missing, and starts Redis and PostgreSQL for this step.
-# 3. scripts/bench-store.sh: SQLite at 10k and 1M sessions, its sweep, and
-#    the demo in cookie, memory and sqlite modes.
+# 3. scripts/bench-store.sh: SQLite at 10k and 1M sessions (side by side, in
+#    alternating rounds), its sweep, and the demo in cookie, memory and
+#    sqlite modes.
 # 4. scripts/bench-scale.sh: the memory store, Redis (both layouts) and
-#    PostgreSQL at 10k and 1M sessions, bytes per session, sweeps.
+#    PostgreSQL at 10k and 1M sessions (side by side, in alternating
+#    rounds), bytes per session, sweeps.
 # 5. scripts/bench-distributed.sh: two demo instances on Redis and
 #    PostgreSQL, round trips per request, bytes per session; it fails if a
 #    counter shows a lost update.
