@@ -544,8 +544,13 @@ fn run_one(setup: &Setup, target: &Target, round: usize) -> Result<Measured, Str
         let redis_url = (target.store == Store::Redis)
             .then_some(setup.args.redis_url.as_deref())
             .flatten();
+        let postmaster = (target.store == Store::Postgres)
+            .then_some(setup.args.postgres_url.as_deref())
+            .flatten()
+            .and_then(postmaster_pid);
         let server_cpu_before = process_tree_cpu_seconds(server_pid);
         let redis_cpu_before = redis_url.and_then(redis_cpu_seconds);
+        let postgres_cpu_before = postmaster.and_then(postgres_cpu_seconds);
         let mut wrk = Command::new("wrk");
         wrk.args([
             "-t1",
@@ -572,6 +577,7 @@ fn run_one(setup: &Setup, target: &Target, round: usize) -> Result<Measured, Str
         }
         let server_cpu_after = process_tree_cpu_seconds(server_pid);
         let redis_cpu_after = redis_url.and_then(redis_cpu_seconds);
+        let postgres_cpu_after = postmaster.and_then(postgres_cpu_seconds);
         let wrk = wrk::parse(&text).map_err(|error| format!("{error}: {text}"))?;
         let per_request = |before: Option<f64>, after: Option<f64>| {
             let spent = after? - before?;
@@ -579,6 +585,7 @@ fn run_one(setup: &Setup, target: &Target, round: usize) -> Result<Measured, Str
         };
         let server_cpu_us = per_request(server_cpu_before, server_cpu_after);
         let redis_cpu_us = per_request(redis_cpu_before, redis_cpu_after);
+        let postgres_cpu_us = per_request(postgres_cpu_before, postgres_cpu_after);
         if let Ok(Some(status)) = server.child.try_wait() {
             return Err(format!(
                 "the server died under load ({status}): {}",
@@ -619,6 +626,7 @@ fn run_one(setup: &Setup, target: &Target, round: usize) -> Result<Measured, Str
                 check_errors,
                 server_cpu_us,
                 redis_cpu_us,
+                postgres_cpu_us,
             },
             extra_key,
         ))
@@ -633,6 +641,35 @@ fn run_one(setup: &Setup, target: &Target, round: usize) -> Result<Measured, Str
     }
     let _ = fs::remove_dir_all(&scratch);
     result.map(|(measured, _)| measured)
+}
+
+/// The PostgreSQL server's postmaster, from the first line of
+/// `postmaster.pid` in its data directory (asked of the server with psql);
+/// `None` where psql or the file cannot say (another machine's server).
+fn postmaster_pid(url: &str) -> Option<u32> {
+    let data_directory = command_line(
+        Path::new("psql"),
+        &[url, "-tA", "-c", "show data_directory"],
+    )?;
+    let pid_file = Path::new(data_directory.trim()).join("postmaster.pid");
+    fs::read_to_string(pid_file)
+        .ok()?
+        .lines()
+        .next()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// The PostgreSQL server's CPU time so far (user and system, seconds): its
+/// postmaster and the backends alive, and the backends that ended, which
+/// the postmaster has waited for (`cutime`, `cstime` of its `/proc` stat).
+fn postgres_cpu_seconds(postmaster: u32) -> Option<f64> {
+    let stat = fs::read_to_string(format!("/proc/{postmaster}/stat")).ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    // cutime and cstime are fields 16 and 17: 14 and 15 after the name.
+    let ended: u64 = fields.get(13)?.parse::<u64>().ok()? + fields.get(14)?.parse::<u64>().ok()?;
+    Some(process_tree_cpu_seconds(postmaster)? + ended as f64 / *CLOCK_TICKS)
 }
 
 /// CPU time (user and system, seconds) of process `pid` and all of its

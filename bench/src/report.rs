@@ -32,6 +32,9 @@ pub struct Measured {
     pub server_cpu_us: Option<f64>,
     /// The same for the Redis server (from `INFO cpu`), for Redis targets.
     pub redis_cpu_us: Option<f64>,
+    /// The same for the PostgreSQL server (its postmaster, the backends
+    /// alive and those that ended, from `/proc`), for PostgreSQL targets.
+    pub postgres_cpu_us: Option<f64>,
 }
 
 /// One run of one target: measured, or why not.
@@ -280,6 +283,8 @@ pub struct Summary {
     pub server_cpu_us: Option<f64>,
     /// Median CPU of the Redis server per request, µs.
     pub redis_cpu_us: Option<f64>,
+    /// Median CPU of the PostgreSQL server per request, µs.
+    pub postgres_cpu_us: Option<f64>,
 }
 
 impl Summary {
@@ -302,6 +307,7 @@ impl Summary {
         });
         let server_cpu: Vec<f64> = measured.iter().filter_map(|m| m.server_cpu_us).collect();
         let redis_cpu: Vec<f64> = measured.iter().filter_map(|m| m.redis_cpu_us).collect();
+        let postgres_cpu: Vec<f64> = measured.iter().filter_map(|m| m.postgres_cpu_us).collect();
         Summary {
             target,
             rps: median(&rates),
@@ -310,6 +316,7 @@ impl Summary {
             p99_ms: median(&p99),
             server_cpu_us: median(&server_cpu),
             redis_cpu_us: median(&redis_cpu),
+            postgres_cpu_us: median(&postgres_cpu),
             measured,
             failures,
         }
@@ -623,7 +630,11 @@ impl Report {
         let rows: Vec<Summary> = targets::ALL
             .iter()
             .filter_map(|target| self.summary(target.name))
-            .filter(|summary| summary.server_cpu_us.is_some() || summary.redis_cpu_us.is_some())
+            .filter(|summary| {
+                summary.server_cpu_us.is_some()
+                    || summary.redis_cpu_us.is_some()
+                    || summary.postgres_cpu_us.is_some()
+            })
             .collect();
         if rows.is_empty() {
             return String::new();
@@ -633,18 +644,22 @@ impl Report {
              CPU time (user and system) spent while wrk ran, divided by the requests \
              it completed; the median over rounds. The server's is read from \
              `/proc/PID/stat` of its processes (gunicorn's master and workers \
-             together), Redis' from `INFO cpu`. wrk's own share is in neither.\n\n\
-             | target | server CPU µs/request | Redis CPU µs/request |\n|---|---:|---:|\n",
+             together), Redis' from `INFO cpu`, PostgreSQL's from `/proc` too (its \
+             postmaster with the backends alive and those that ended). wrk's own \
+             share is in none of them.\n\n\
+             | target | server CPU µs/request | Redis CPU µs/request | PostgreSQL CPU µs/request |\n\
+             |---|---:|---:|---:|\n",
         );
         let micros =
             |value: Option<f64>| value.map_or_else(|| "—".to_owned(), |us| format!("{us:.1}"));
         for row in rows {
             let _ = writeln!(
                 out,
-                "| `{}` | {} | {} |",
+                "| `{}` | {} | {} | {} |",
                 row.target.name,
                 micros(row.server_cpu_us),
-                micros(row.redis_cpu_us)
+                micros(row.redis_cpu_us),
+                micros(row.postgres_cpu_us)
             );
         }
         out
@@ -984,6 +999,7 @@ mod tests {
             check_errors: Vec::new(),
             server_cpu_us: Some(requests as f64 / 1000.0),
             redis_cpu_us: None,
+            postgres_cpu_us: None,
         }
     }
 
@@ -1195,6 +1211,7 @@ mod tests {
                     Measured {
                         final_counter: None,
                         check_errors: vec!["status 503".to_owned(); CHECK_ATTEMPTS],
+                        postgres_cpu_us: Some(61.5),
                         ..measured(8_000, 0, 0)
                     },
                 ),
@@ -1225,7 +1242,14 @@ mod tests {
         ));
         assert!(text.contains("exact in 0/1 runs; **no answer to the check** in 1/1 runs"));
         // `measured(100_000, ..)` says 100 µs of server CPU per request.
-        assert!(text.contains("| `tessera-memory` | 100.0 | — |"), "{text}");
+        assert!(
+            text.contains("| `tessera-memory` | 100.0 | — | — |"),
+            "{text}"
+        );
+        assert!(
+            text.contains("| `tessera-postgres` | 8.0 | — | 61.5 |"),
+            "{text}"
+        );
         assert!(text.contains("### CPU per request"));
     }
 }
