@@ -551,6 +551,7 @@ fn run_one(setup: &Setup, target: &Target, round: usize) -> Result<Measured, Str
         let server_cpu_before = process_tree_cpu_seconds(server_pid);
         let redis_cpu_before = redis_url.and_then(redis_cpu_seconds);
         let postgres_cpu_before = postmaster.and_then(postgres_cpu_seconds);
+        let wrk_cpu_before = ended_cpu_seconds("/proc/self/stat");
         let mut wrk = Command::new("wrk");
         wrk.args([
             "-t1",
@@ -578,6 +579,7 @@ fn run_one(setup: &Setup, target: &Target, round: usize) -> Result<Measured, Str
         let server_cpu_after = process_tree_cpu_seconds(server_pid);
         let redis_cpu_after = redis_url.and_then(redis_cpu_seconds);
         let postgres_cpu_after = postmaster.and_then(postgres_cpu_seconds);
+        let wrk_cpu_after = ended_cpu_seconds("/proc/self/stat");
         let wrk = wrk::parse(&text).map_err(|error| format!("{error}: {text}"))?;
         let per_request = |before: Option<f64>, after: Option<f64>| {
             let spent = after? - before?;
@@ -586,6 +588,8 @@ fn run_one(setup: &Setup, target: &Target, round: usize) -> Result<Measured, Str
         let server_cpu_us = per_request(server_cpu_before, server_cpu_after);
         let redis_cpu_us = per_request(redis_cpu_before, redis_cpu_after);
         let postgres_cpu_us = per_request(postgres_cpu_before, postgres_cpu_after);
+        // wrk is the only child of this program that ends between the two.
+        let wrk_cpu_us = per_request(wrk_cpu_before, wrk_cpu_after);
         if let Ok(Some(status)) = server.child.try_wait() {
             return Err(format!(
                 "the server died under load ({status}): {}",
@@ -627,6 +631,7 @@ fn run_one(setup: &Setup, target: &Target, round: usize) -> Result<Measured, Str
                 server_cpu_us,
                 redis_cpu_us,
                 postgres_cpu_us,
+                wrk_cpu_us,
             },
             extra_key,
         ))
@@ -665,11 +670,18 @@ fn postmaster_pid(url: &str) -> Option<u32> {
 /// postmaster and the backends alive, and the backends that ended, which
 /// the postmaster has waited for (`cutime`, `cstime` of its `/proc` stat).
 fn postgres_cpu_seconds(postmaster: u32) -> Option<f64> {
-    let stat = fs::read_to_string(format!("/proc/{postmaster}/stat")).ok()?;
+    let ended = ended_cpu_seconds(&format!("/proc/{postmaster}/stat"))?;
+    Some(process_tree_cpu_seconds(postmaster)? + ended)
+}
+
+/// CPU time (user and system, seconds) of the ended children, waited for,
+/// of the process whose `/proc` stat file is `stat_path`: its `cutime` and
+/// `cstime`, fields 16 and 17 (14 and 15 after the name).
+fn ended_cpu_seconds(stat_path: &str) -> Option<f64> {
+    let stat = fs::read_to_string(stat_path).ok()?;
     let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    // cutime and cstime are fields 16 and 17: 14 and 15 after the name.
-    let ended: u64 = fields.get(13)?.parse::<u64>().ok()? + fields.get(14)?.parse::<u64>().ok()?;
-    Some(process_tree_cpu_seconds(postmaster)? + ended as f64 / *CLOCK_TICKS)
+    let ticks: u64 = fields.get(13)?.parse::<u64>().ok()? + fields.get(14)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / *CLOCK_TICKS)
 }
 
 /// CPU time (user and system, seconds) of process `pid` and all of its

@@ -35,6 +35,8 @@ pub struct Measured {
     /// The same for the PostgreSQL server (its postmaster, the backends
     /// alive and those that ended, from `/proc`), for PostgreSQL targets.
     pub postgres_cpu_us: Option<f64>,
+    /// The same for wrk, the load generator, on the same cores.
+    pub wrk_cpu_us: Option<f64>,
 }
 
 /// One run of one target: measured, or why not.
@@ -285,6 +287,8 @@ pub struct Summary {
     pub redis_cpu_us: Option<f64>,
     /// Median CPU of the PostgreSQL server per request, µs.
     pub postgres_cpu_us: Option<f64>,
+    /// Median CPU of wrk per request, µs.
+    pub wrk_cpu_us: Option<f64>,
 }
 
 impl Summary {
@@ -308,6 +312,7 @@ impl Summary {
         let server_cpu: Vec<f64> = measured.iter().filter_map(|m| m.server_cpu_us).collect();
         let redis_cpu: Vec<f64> = measured.iter().filter_map(|m| m.redis_cpu_us).collect();
         let postgres_cpu: Vec<f64> = measured.iter().filter_map(|m| m.postgres_cpu_us).collect();
+        let wrk_cpu: Vec<f64> = measured.iter().filter_map(|m| m.wrk_cpu_us).collect();
         Summary {
             target,
             rps: median(&rates),
@@ -317,6 +322,7 @@ impl Summary {
             server_cpu_us: median(&server_cpu),
             redis_cpu_us: median(&redis_cpu),
             postgres_cpu_us: median(&postgres_cpu),
+            wrk_cpu_us: median(&wrk_cpu),
             measured,
             failures,
         }
@@ -645,21 +651,24 @@ impl Report {
              it completed; the median over rounds. The server's is read from \
              `/proc/PID/stat` of its processes (gunicorn's master and workers \
              together), Redis' from `INFO cpu`, PostgreSQL's from `/proc` too (its \
-             postmaster with the backends alive and those that ended). wrk's own \
-             share is in none of them.\n\n\
-             | target | server CPU µs/request | Redis CPU µs/request | PostgreSQL CPU µs/request |\n\
-             |---|---:|---:|---:|\n",
+             postmaster with the backends alive and those that ended), wrk's from \
+             this program's ended children (wrk, once it has exited). The kernel's \
+             work for each process (its sockets, its system calls) is in that \
+             process's system time.\n\n\
+             | target | server CPU µs/request | Redis CPU µs/request | PostgreSQL CPU µs/request | wrk CPU µs/request |\n\
+             |---|---:|---:|---:|---:|\n",
         );
         let micros =
             |value: Option<f64>| value.map_or_else(|| "—".to_owned(), |us| format!("{us:.1}"));
         for row in rows {
             let _ = writeln!(
                 out,
-                "| `{}` | {} | {} | {} |",
+                "| `{}` | {} | {} | {} | {} |",
                 row.target.name,
                 micros(row.server_cpu_us),
                 micros(row.redis_cpu_us),
-                micros(row.postgres_cpu_us)
+                micros(row.postgres_cpu_us),
+                micros(row.wrk_cpu_us)
             );
         }
         out
@@ -1000,6 +1009,7 @@ mod tests {
             server_cpu_us: Some(requests as f64 / 1000.0),
             redis_cpu_us: None,
             postgres_cpu_us: None,
+            wrk_cpu_us: Some(12.5),
         }
     }
 
@@ -1243,11 +1253,11 @@ mod tests {
         assert!(text.contains("exact in 0/1 runs; **no answer to the check** in 1/1 runs"));
         // `measured(100_000, ..)` says 100 µs of server CPU per request.
         assert!(
-            text.contains("| `tessera-memory` | 100.0 | — | — |"),
+            text.contains("| `tessera-memory` | 100.0 | — | — | 12.5 |"),
             "{text}"
         );
         assert!(
-            text.contains("| `tessera-postgres` | 8.0 | — | 61.5 |"),
+            text.contains("| `tessera-postgres` | 8.0 | — | 61.5 | 12.5 |"),
             "{text}"
         );
         assert!(text.contains("### CPU per request"));
