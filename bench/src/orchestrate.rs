@@ -6,8 +6,10 @@
 //! port accepts connections, creates one session with one request, runs
 //! `wrk -t1 -cC -dDs --latency -H "Cookie: <session>"`, asks for the counter
 //! once more, and stops the server. Around wrk it reads the CPU time the
-//! server's processes (from `/proc`) and, for Redis targets, the Redis server
-//! (`INFO cpu`) spent, for the report's CPU per request.
+//! server's processes (from `/proc`), the Redis server for Redis targets
+//! (`INFO cpu`), the PostgreSQL server for PostgreSQL targets (`/proc`) and
+//! wrk itself (this program's ended children) spent, for the report's CPU
+//! per request.
 
 use std::fs::{self, File};
 use std::io;
