@@ -24,7 +24,7 @@ use tessera::store::{Changes, SessionId, SessionStore, SqliteStore};
 use tessera::{Map, Value};
 
 mod support;
-use support::{alternate, summary, sweep, Rng, Sized};
+use support::{alternate, summary, sweep, Rng, StoreAtSize};
 
 /// Loads, and then saves, per size and round.
 const SAMPLES_PER_ROUND: usize = 4_000;
@@ -82,7 +82,7 @@ async fn bulk_insert(path: &Path, first: usize, count: usize, expires_at: u64) {
 
 /// A database file of `stored` live sessions, inserted in bulk, and the
 /// store on it, warmed up.
-async fn sized(dir: &Path, stored: usize) -> (Sized, Arc<SqliteStore>, PathBuf) {
+async fn store_at_size(dir: &Path, stored: usize) -> (StoreAtSize, Arc<SqliteStore>, PathBuf) {
     let path = dir.join(format!("latency-{stored}.db"));
     let store = Arc::new(SqliteStore::open(&path).await.expect("open"));
     eprintln!("bench-store: inserting {stored} sessions");
@@ -92,14 +92,14 @@ async fn sized(dir: &Path, stored: usize) -> (Sized, Arc<SqliteStore>, PathBuf) 
         "bench-store: inserted in {:.1} s",
         started.elapsed().as_secs_f64()
     );
-    let sized = Sized::new(store.clone(), id, stored, NOW, 2000).await;
-    (sized, store, path)
+    let measured = StoreAtSize::new(store.clone(), id, stored, NOW, 2000).await;
+    (measured, store, path)
 }
 
 /// Both sizes in `ROUNDS` alternating rounds, then each file's size.
 async fn latency(dir: &Path, small: usize, large: usize) -> Vec<serde_json::Value> {
-    let mut small = sized(dir, small).await;
-    let mut large = sized(dir, large).await;
+    let mut small = store_at_size(dir, small).await;
+    let mut large = store_at_size(dir, large).await;
     eprintln!("bench-store: {ROUNDS} rounds at each size");
     alternate(&mut small.0, &mut large.0, ROUNDS, SAMPLES_PER_ROUND).await;
     let mut results = Vec::new();

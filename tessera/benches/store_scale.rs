@@ -39,7 +39,7 @@ use tessera::store::{
 use tessera::{Map, Value};
 
 mod support;
-use support::{alternate, summary, sweep, Rng, Sized};
+use support::{alternate, summary, sweep, Rng, StoreAtSize};
 
 /// Loads, and then saves, per size and round.
 const SAMPLES_PER_ROUND: usize = 2_000;
@@ -162,8 +162,8 @@ async fn run(
     fill(&store, &tag, 0, large, LIVE).await;
     let after = footprint();
     let ids = |tag: String| move |n| id(&tag, n);
-    let mut small = Sized::new(small_store, ids(tag.clone()), SMALL, NOW, 1000).await;
-    let mut big = Sized::new(store.clone(), ids(tag.clone()), large, NOW, 1000).await;
+    let mut small = StoreAtSize::new(small_store, ids(tag.clone()), SMALL, NOW, 1000).await;
+    let mut big = StoreAtSize::new(store.clone(), ids(tag.clone()), large, NOW, 1000).await;
     eprintln!("store-scale: {name}: {ROUNDS} rounds at {SMALL} and at {large} sessions");
     alternate(&mut small, &mut big, ROUNDS, SAMPLES_PER_ROUND).await;
 

@@ -95,7 +95,7 @@ impl Rng {
 /// One size's store under measurement: its live sessions, the random
 /// sequence that picks among them (kept from round to round) and every
 /// sample so far.
-pub(crate) struct Sized {
+pub(crate) struct StoreAtSize {
     store: Arc<dyn SessionStore>,
     id: Box<dyn Fn(usize) -> SessionId + Send + Sync>,
     live: usize,
@@ -106,7 +106,7 @@ pub(crate) struct Sized {
     rounds: Vec<serde_json::Value>,
 }
 
-impl Sized {
+impl StoreAtSize {
     /// Sessions `id(0)..id(live)` of `store`, all live at `now`; `warm`
     /// random loads first, as a running server's caches would be.
     pub(crate) async fn new(
@@ -180,7 +180,12 @@ impl Sized {
 /// Both sizes in `rounds` rounds of `samples` loads and saves, alternating
 /// which goes first (small, large, then large, small, ...), so a change in
 /// the machine's load during the run falls on both alike.
-pub(crate) async fn alternate(small: &mut Sized, large: &mut Sized, rounds: usize, samples: usize) {
+pub(crate) async fn alternate(
+    small: &mut StoreAtSize,
+    large: &mut StoreAtSize,
+    rounds: usize,
+    samples: usize,
+) {
     for round in 0..rounds {
         if round % 2 == 0 {
             small.round(samples).await;
