@@ -172,6 +172,22 @@ def profile(path):
     return components, symbols
 
 
+def children_cpu_seconds(path):
+    """wrk's CPU time, seconds: the second line of bash's `times` (the
+    children's user and system time) written after it; None if missing."""
+    try:
+        line = Path(path).read_text().splitlines()[1]
+    except (OSError, IndexError):
+        return None
+    total = 0.0
+    for part in line.split():
+        match = re.fullmatch(r"(\d+)m([\d.]+)s", part)
+        if not match:
+            return None
+        total += int(match.group(1)) * 60 + float(match.group(2))
+    return total
+
+
 def wrk(path):
     text = Path(path).read_text()
     requests = int(re.search(r"(\d+) requests in", text).group(1))
@@ -219,13 +235,17 @@ def perf_parts():
     # Each figure is the mean of the two rounds': requests/s, CPU per
     # request, and each group's (and function's) microseconds per request.
     runs = {}
+    wrk_us = {}
     for name in names:
-        rates, cpus = [], []
+        rates, cpus, wrk_cpus = [], [], []
         components, symbols = defaultdict(float), defaultdict(float)
         for round_ in (1, 2):
             stem = work / f"cookie-{name}-{round_}"
             requests, rate = wrk(f"{stem}.wrk")
             cpu_us = float(Path(f"{stem}.cpu").read_text()) * 1e6 / requests
+            wrk_seconds = children_cpu_seconds(f"{stem}.times")
+            if wrk_seconds is not None:
+                wrk_cpus.append(wrk_seconds * 1e6 / requests)
             shares, functions = profile(f"{stem}.perf.txt")
             rates.append(rate)
             cpus.append(cpu_us)
@@ -240,6 +260,8 @@ def perf_parts():
             {key: v / cpu_us for key, v in components.items()},
             {key: v / cpu_us for key, v in symbols.items()},
         )
+        if len(wrk_cpus) == 2:
+            wrk_us[name] = sum(wrk_cpus) / 2
 
     w("### The cookie target: the server's CPU per request, by what it ran")
     w("")
@@ -275,14 +297,31 @@ def perf_parts():
     tessera_own = sum(v for c, v in per_request["tessera-cookie"].items() if c.startswith("tessera"))
     cores = int(os.environ["BENCH_CORES"])
     machine_us = cores * 1e6 / runs["axum-bare"][0]
+    if "axum-bare" in wrk_us and "tessera-cookie" in wrk_us:
+        # What the machine spent per request, measured: as busy at 90% of
+        # the throughput, each request may take 1/0.9 of it.
+        bare_total = bare_cpu + wrk_us["axum-bare"]
+        cookie_total = cookie_cpu + wrk_us["tessera-cookie"]
+        budget = (
+            f"The target's budget: bare axum's server and wrk spent {bare_total:.1f} µs of CPU per request "
+            f"in all ({bare_cpu:.2f} and {wrk_us['axum-bare']:.2f}; the kernel's work for each in its system "
+            f"time, `perf`'s in the server's), so serving at most 10% fewer, the machine as busy, leaves "
+            f"{bare_total / 0.9 - bare_total:.1f} µs more per request for everything the session adds, "
+            f"headers included; `tessera-cookie` added {cookie_total - bare_total:.2f} µs "
+            f"({cookie_cpu - bare_cpu:.2f} in the server, {wrk_us['tessera-cookie'] - wrk_us['axum-bare']:+.2f} "
+            "in wrk)."
+        )
+    else:
+        budget = (
+            f"The target's budget, if the {cores} cores are busy throughout: bare axum's "
+            f"{fmt(runs['axum-bare'][0], 0)} requests/s are {machine_us:.1f} µs of CPU per request in all "
+            f"(server, kernel, wrk), and serving at most 10% fewer leaves {machine_us / 0.9 - machine_us:.1f} µs "
+            "more per request for everything the session adds, headers included."
+        )
     w(
         f"Here `tessera-cookie` cost the server {cookie_cpu - bare_cpu:.2f} µs per request more than bare axum "
         f"({cookie_cpu / bare_cpu:.2f}×), {kernel_delta:+.2f} µs of it in the kernel; tessera's own modules "
-        f"ran {tessera_own:.2f} µs per request. The target's budget, if the {cores} cores are busy "
-        f"throughout: bare axum's {fmt(runs['axum-bare'][0], 0)} requests/s are {machine_us:.1f} µs of CPU "
-        f"per request in all (server, kernel, wrk), and serving at most 10% fewer leaves "
-        f"{machine_us / 0.9 - machine_us:.1f} µs more per request for everything the session adds, "
-        "headers included."
+        f"ran {tessera_own:.2f} µs per request. " + budget
     )
     w("")
     top = sorted(

@@ -130,7 +130,11 @@ load() {
             >"$work/$file.perf.log" 2>&1 &
         perf_pid=$!
     fi
-    wrk -t1 -c16 -d"${seconds}s" "${header[@]}" "http://127.0.0.1:$port/" >"$work/$file.wrk"
+    # In a subshell of its own, whose `times` then gives wrk's CPU time.
+    (
+        wrk -t1 -c16 -d"${seconds}s" "${header[@]}" "http://127.0.0.1:$port/" >"$work/$file.wrk"
+        times >"$work/$file.times"
+    )
     if [[ -n "$perf_pid" ]]; then wait "$perf_pid"; fi
     after="$(cpu_ticks "$server_pid")"
     if [[ "$mode" == redis ]]; then
