@@ -677,13 +677,26 @@ fn postgres_cpu_seconds(postmaster: u32) -> Option<f64> {
 }
 
 /// CPU time (user and system, seconds) of the ended children, waited for,
-/// of the process whose `/proc` stat file is `stat_path`: its `cutime` and
-/// `cstime`, fields 16 and 17 (14 and 15 after the name).
+/// of the process whose `/proc` stat file is `stat_path`.
 fn ended_cpu_seconds(stat_path: &str) -> Option<f64> {
     let stat = fs::read_to_string(stat_path).ok()?;
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    let ticks: u64 = fields.get(13)?.parse::<u64>().ok()? + fields.get(14)?.parse::<u64>().ok()?;
-    Some(ticks as f64 / *CLOCK_TICKS)
+    Some(stat_field_pair(&stat, CUTIME)? as f64 / *CLOCK_TICKS)
+}
+
+/// Where `utime` (then `stime`) and `cutime` (then `cstime`) are among the
+/// fields of `/proc/PID/stat` after the command name: fields 14 and 16,
+/// counted from 1, of which the name is the second and the state the third.
+const UTIME: usize = 11;
+const CUTIME: usize = 13;
+
+/// The sum of the `/proc/PID/stat` field at `index` after the command name
+/// and the one after it (clock ticks). The name may hold spaces, so fields
+/// are counted from its closing ')'.
+fn stat_field_pair(stat: &str, index: usize) -> Option<u64> {
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace().skip(index);
+    let first: u64 = fields.next()?.parse().ok()?;
+    let second: u64 = fields.next()?.parse().ok()?;
+    Some(first + second)
 }
 
 /// CPU time (user and system, seconds) of process `pid` and all of its
@@ -701,12 +714,7 @@ fn process_tree_cpu_seconds(pid: u32) -> Option<f64> {
             }
             continue;
         };
-        // The command name (field 2) may hold spaces; fields count from its ')'.
-        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-        // utime and stime are fields 14 and 15: 12 and 13 after the name.
-        let user: u64 = fields.get(11)?.parse().ok()?;
-        let system: u64 = fields.get(12)?.parse().ok()?;
-        ticks += user + system;
+        ticks += stat_field_pair(&stat, UTIME)?;
         let tasks = fs::read_dir(format!("/proc/{pid}/task"));
         for task in tasks.into_iter().flatten().flatten() {
             let children = fs::read_to_string(task.path().join("children")).unwrap_or_default();

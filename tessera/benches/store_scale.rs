@@ -1,15 +1,15 @@
 //! Every store at scale, through the `SessionStore` API: load and save
 //! latency with 10k and with 1M stored sessions, the memory each session
 //! costs, and the cost of sweeping expired sessions (with load latency
-//! measured meanwhile).
+//! measured meanwhile). SQLite has its own, longer benchmark
+//! (`sqlite_store`); this one covers the memory store, Redis (both layouts)
+//! and PostgreSQL.
 //!
 //! The two sizes live side by side in two stores of the same kind (two
 //! memory stores; Redis databases 0 and 1; PostgreSQL's default schema and
 //! one of the bench's own) and are measured alternately, in `ROUNDS`
 //! rounds (10k then 1M, then 1M then 10k, ...), so a change in the
-//! machine's load during the run falls on both sizes alike. SQLite has its own, longer benchmark
-//! (`sqlite_store`); this one covers the memory store, Redis (both layouts)
-//! and PostgreSQL.
+//! machine's load during the run falls on both sizes alike.
 //!
 //! ```text
 //! eval "$(scripts/services.sh start)"
