@@ -8,7 +8,7 @@
 # scripts/bench-itsdangerous.py (in the venv from scripts/setup-python.sh) in
 # interleaved rounds: each round runs every benchmark group of the codec
 # benchmark and the Python script once, even rounds in reverse order
-# (TESSERA_BENCH_CODEC_ROUNDS rounds, 3 by default, of
+# (TESSERA_BENCH_CODEC_ROUNDS rounds, 4 by default, of
 # TESSERA_BENCH_CODEC_SECONDS of measuring per benchmark, 2 by default: about
 # three minutes a round after the build), then a second pass of its encode
 # and decode benchmarks with another malloc setting (about 25 s, see below).
@@ -63,7 +63,7 @@ groups=(encode decode hmac_sha1 hmac_sha1_keyed_per_call parse_only serde_json_v
 # every figure alike instead of on whichever ran last. Each figure is the
 # median over rounds; the ratios are taken within each round, between figures
 # measured minutes apart at most, and reported as their median and spread.
-rounds="${TESSERA_BENCH_CODEC_ROUNDS:-3}"
+rounds="${TESSERA_BENCH_CODEC_ROUNDS:-4}"
 seconds="${TESSERA_BENCH_CODEC_SECONDS:-2}"
 if ! [[ "$rounds" =~ ^[1-9][0-9]*$ && "$seconds" =~ ^[1-9][0-9]*$ ]]; then
     echo "bench-codec: TESSERA_BENCH_CODEC_ROUNDS and TESSERA_BENCH_CODEC_SECONDS must be whole numbers from 1" >&2

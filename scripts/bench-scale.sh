@@ -37,6 +37,7 @@ BENCH_CORES="$(nproc)" BENCH_DATE="$(date -u +%Y-%m-%d)" \
 python3 - "$work/scale.json" "$repo_root/BENCHMARKS.md" <<'PYTHON'
 import json, os, re, sys
 from pathlib import Path
+from statistics import median
 
 data = json.loads(Path(sys.argv[1]).read_text())
 target = Path(sys.argv[2])
@@ -45,12 +46,6 @@ labels = {"memory": "memory", "redis": "Redis", "redis-flask-session": "Redis, F
 
 def us(value):
     return f"{value:.1f}" if value < 10 else f"{value:,.0f}"
-
-
-def median(values):
-    ordered = sorted(values)
-    middle = len(ordered) // 2
-    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
 
 
 def round_median(size, op, percentile):

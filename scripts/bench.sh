@@ -23,7 +23,7 @@
 #
 # 1. scripts/bench-codec.sh: the cookie codec against the raw HMAC-SHA1
 #    floor, the `cookie` crate's signed jar with serde_json, and itsdangerous,
-#    in 3 interleaved rounds (1 in a quick run; writes the top of the file and
+#    in 4 interleaved rounds (1 in a quick run; writes the top of the file and
 #    keeps every marked section below).
 #    Creates the Python venv if missing or stale (.venv: Flask, Flask-Session,
 #    gunicorn, from PyPI) through scripts/setup-python.sh.
@@ -69,7 +69,7 @@ if [[ -n "$quick" ]]; then
     # Only a finished try may be found there.
     rm -f BENCHMARKS.quick.md
 else
-    http_args=(--rounds 3 --duration 8)
+    http_args=(--rounds 4 --duration 8)
 fi
 rm -f BENCHMARKS.failed.md
 

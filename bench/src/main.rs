@@ -1,6 +1,6 @@
 //! `tessera-bench`: benchmarks of tessera against peer session libraries.
 //!
-//! `tessera-bench http [--rounds 3] [--duration 8] [--connections 16]
+//! `tessera-bench http [--rounds 4] [--duration 8] [--connections 16]
 //! [--threads 2] [--markdown OUT.md] [--redis-url URL] [--postgres-url URL]
 //! [--python PATH] [--only NAME,NAME]` runs every server under wrk and writes
 //! a Markdown report. See `tessera_bench::orchestrate`.

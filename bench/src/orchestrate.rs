@@ -27,8 +27,9 @@ use crate::wrk;
 /// `tessera-bench http`'s options.
 #[derive(Debug, Clone, clap::Args)]
 pub struct HttpArgs {
-    /// Rounds: every target runs once per round, rounds interleaved.
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..))]
+    /// Rounds: every target runs once per round, rounds interleaved. An
+    /// even number lets each of two neighbours run first as often as second.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..))]
     pub rounds: u16,
     /// Seconds of load per run.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..))]
@@ -304,9 +305,9 @@ pub fn run(args: HttpArgs) -> Result<(), BenchError> {
 }
 
 /// The targets in the order round `round` (from 1) runs them: odd rounds
-/// forwards, even rounds backwards (A B … B A …), so of two neighbours each
-/// runs first as often as second and a machine that speeds up or slows down
-/// over a round favours neither.
+/// forwards, even rounds backwards (A B … B A …), so over an even number
+/// of rounds each of two neighbours runs first as often as second, and a
+/// machine that speeds up or slows down over a round favours neither.
 fn round_order<'t>(targets: &[&'t Target], round: usize) -> Vec<&'t Target> {
     if round % 2 == 1 {
         targets.to_vec()

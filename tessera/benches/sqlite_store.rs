@@ -29,7 +29,7 @@ use support::{alternate, summary, sweep, Rng, StoreAtSize};
 /// Loads, and then saves, per size and round.
 const SAMPLES_PER_ROUND: usize = 4_000;
 /// Rounds of measurement per size, alternating between the sizes.
-const ROUNDS: usize = 5;
+const ROUNDS: usize = 6;
 const NOW: u64 = 2_000_000_000;
 /// A session id derived from a number, so the bench can pick random live ones.
 fn id(n: usize) -> SessionId {

@@ -44,7 +44,7 @@ use support::{alternate, summary, sweep, Rng, StoreAtSize};
 /// Loads, and then saves, per size and round.
 const SAMPLES_PER_ROUND: usize = 2_000;
 /// Rounds of measurement per size, alternating between the sizes.
-const ROUNDS: usize = 5;
+const ROUNDS: usize = 6;
 const SMALL: usize = 10_000;
 const TASKS: usize = 32;
 const NOW: u64 = 1_900_000_000;
