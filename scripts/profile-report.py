@@ -318,10 +318,21 @@ def perf_parts():
             f"(server, kernel, wrk), and serving at most 10% fewer leaves {machine_us / 0.9 - machine_us:.1f} µs "
             "more per request for everything the session adds, headers included."
         )
+    user_delta = cookie_cpu - bare_cpu - kernel_delta
+    # The kernel's time per request depends on how many requests each system
+    # call serves, so on the load of the moment; where it moved more than
+    # the rest, the totals say nothing of the session's cost.
+    caution = (
+        f" The kernel's share moved more between these runs than everything else did ({kernel_delta:+.2f} "
+        f"against {user_delta:+.2f} µs outside it), so these totals are within the runs' noise: the target's "
+        "measure is the HTTP section's, in rounds."
+        if abs(kernel_delta) > abs(user_delta)
+        else ""
+    )
     w(
         f"Here `tessera-cookie` cost the server {cookie_cpu - bare_cpu:.2f} µs per request more than bare axum "
-        f"({cookie_cpu / bare_cpu:.2f}×), {kernel_delta:+.2f} µs of it in the kernel; tessera's own modules "
-        f"ran {tessera_own:.2f} µs per request. " + budget
+        f"({cookie_cpu / bare_cpu:.2f}×), {kernel_delta:+.2f} µs of it in the kernel and {user_delta:+.2f} µs "
+        f"outside it; tessera's own modules ran {tessera_own:.2f} µs per request. " + budget + caution
     )
     w("")
     top = sorted(
