@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every benchmark, in one run, rewriting BENCHMARKS.md:
 #
-#   scripts/bench.sh          # about 50 minutes on 2 cores, once built
+#   scripts/bench.sh          # 40 to 50 minutes on 2 cores, once built
 #   TESSERA_BENCH_QUICK=1 scripts/bench.sh   # smaller sizes and one short round, for a try
 #
 # A quick run's report goes to BENCHMARKS.quick.md and BENCHMARKS.md is left
