@@ -317,8 +317,6 @@ def perf_parts():
     bare_cpu, cookie_cpu = runs["axum-bare"][1], runs["tessera-cookie"][1]
     kernel_delta = per_request["tessera-cookie"].get("kernel", 0) - per_request["axum-bare"].get("kernel", 0)
     tessera_own = sum(v for c, v in per_request["tessera-cookie"].items() if c.startswith("tessera"))
-    cores = int(os.environ["BENCH_CORES"])
-    machine_us = cores * 1e6 / runs["axum-bare"][0]
     if "axum-bare" in wrk_us and "tessera-cookie" in wrk_us:
         # What the machine spent per request, measured: as busy at 90% of
         # the throughput, each request may take 1/0.9 of it.
@@ -334,6 +332,8 @@ def perf_parts():
             "in wrk)."
         )
     else:
+        cores = int(os.environ["BENCH_CORES"])
+        machine_us = cores * 1e6 / runs["axum-bare"][0]
         budget = (
             f"The target's budget, if the {cores} cores are busy throughout: bare axum's "
             f"{fmt(runs['axum-bare'][0], 0)} requests/s are {machine_us:.1f} µs of CPU per request in all "
