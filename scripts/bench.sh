@@ -43,8 +43,10 @@
 #    PostgreSQL, round trips per request, bytes per session; it fails if a
 #    counter shows a lost update.
 # 6. scripts/profile.sh: perf profiles of the cookie route's server and of
-#    decoding a 100 B cookie, and the Redis commands per request beside
-#    tower-sessions' (installs Debian's linux-perf if missing).
+#    decoding a 100 B cookie, their flame graphs (bench/flamegraphs/; a
+#    quick run's go to bench/flamegraphs.quick/), and the Redis commands
+#    per request beside tower-sessions' (installs Debian's linux-perf if
+#    missing).
 #
 # Steps 2, 4, 5 and 6 start their own Redis and PostgreSQL and stop them
 # afterwards. Close other work on the machine first: every figure is
@@ -143,7 +145,8 @@ scripts/bench-distributed.sh
 
 step "profiles of the missed targets"
 if [[ -n "$quick" ]]; then
-    TESSERA_PROFILE_SECONDS="${TESSERA_PROFILE_SECONDS:-2}" scripts/profile.sh
+    TESSERA_PROFILE_SECONDS="${TESSERA_PROFILE_SECONDS:-2}" \
+        TESSERA_FLAMEGRAPH_DIR=bench/flamegraphs.quick scripts/profile.sh
 else
     scripts/profile.sh
 fi

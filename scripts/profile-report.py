@@ -409,6 +409,32 @@ if perf_error:
 else:
     perf_parts()
 
+# 4. The flame graphs, those drawn in this run.
+flame_titles = {
+    "axum-bare.svg": "`axum-bare` under wrk: the server's CPU by call stack",
+    "tessera-cookie.svg": "`tessera-cookie` under wrk: the server's CPU by call stack",
+    "layer-tessera-cookie-increment.svg": (
+        "one request through the layer in process (`cargo bench --bench layer`, "
+        "`request/tessera_cookie_increment`), without the network"
+    ),
+    "decode-100B.svg": "`decode/100B` of the codec benchmark",
+}
+flames = os.environ.get("BENCH_FLAMEGRAPHS", "").split()
+flame_dir = os.environ.get("BENCH_FLAMEGRAPH_DIR", "bench/flamegraphs")
+if flames:
+    w("### Flame graphs")
+    w("")
+    w(
+        f"Recorded again with call stacks (`perf record -e cpu-clock --call-graph dwarf -F 499`, "
+        f"{min(int(seconds), 3)} s each) and drawn by `tessera-bench flamegraph` (inferno): where the "
+        "tables above say which functions cost, these show who called them. A frame's width is its "
+        "share of the CPU time; open the SVG in a browser to zoom and search."
+    )
+    w("")
+    for name in flames:
+        w(f"- [{name}]({flame_dir}/{name}): {flame_titles.get(name, name)}")
+    w("")
+
 # 3. Redis.
 def info(path):
     fields = {}

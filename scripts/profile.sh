@@ -3,7 +3,7 @@
 # profiled on this machine; rewrites the "Profiles" section of BENCHMARKS.md
 # (between its markers), leaving the rest as it is:
 #
-#   scripts/profile.sh            # about 4 minutes, once built
+#   scripts/profile.sh            # about 5 minutes, once built
 #   TESSERA_PROFILE_SECONDS=4 scripts/profile.sh   # shorter runs
 #
 # 1. The cookie target. `bench-server` (the `bench` member's, the servers of
@@ -20,6 +20,14 @@
 #    on a Redis started for the purpose (scripts/services.sh), with the
 #    server's own counts (`INFO commandstats`, `INFO cpu`): the commands a
 #    request makes and the Redis time each takes.
+# 4. Flame graphs (bench/flamegraphs/*.svg, rewritten; the directory
+#    TESSERA_FLAMEGRAPH_DIR names instead, if set, as scripts/bench.sh's
+#    quick run sets it): bare axum and
+#    tessera's cookie sessions under wrk, one request through the layer in
+#    process (`cargo bench --bench layer`) and decode/100B, each recorded
+#    again with call stacks (`perf record --call-graph dwarf`, a few
+#    seconds) and drawn by `tessera-bench flamegraph`. Where the flat
+#    profiles say which functions cost, these show who called them.
 #
 # Needs wrk, curl and python3, and perf (Debian's linux-perf) for the first
 # two parts; installs the missing ones as root. Where perf cannot record
@@ -75,28 +83,47 @@ elif ! perf record -q -o "$work/probe.perf" -- true >"$work/probe.log" 2>&1; the
 fi
 [[ -n "$perf_error" ]] && log "no perf profiles: $perf_error"
 
-log "building bench-server and the codec benchmark (release)"
-cargo build -q --release -p tessera-bench --bin bench-server
+log "building bench-server, tessera-bench and the codec and layer benchmarks (release)"
+cargo build -q --release -p tessera-bench
 target_dir="$(realpath -m "${CARGO_TARGET_DIR:-target}")"
 server_bin="$target_dir/release/bench-server"
-codec_bin="$(cargo bench -q -p tessera --bench codec --no-run --message-format=json 2>/dev/null \
-    | python3 -c 'import json, sys
+bench_bin="$target_dir/release/tessera-bench"
+# The executable of one of tessera's criterion benchmarks, built if needed.
+bench_executable() {
+    local name="$1" executable
+    executable="$(cargo bench -q -p tessera --bench "$name" --no-run --message-format=json 2>/dev/null \
+        | python3 -c 'import json, sys
 for line in sys.stdin:
     m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "codec" and m.get("executable"):
-        print(m["executable"])')"
-[[ -x "$codec_bin" ]] || { log "cannot find the codec benchmark's executable"; exit 1; }
+    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == sys.argv[1] and m.get("executable"):
+        print(m["executable"])' "$name")"
+    [[ -x "$executable" ]] || { log "cannot find the $name benchmark's executable"; exit 1; }
+    echo "$executable"
+}
+codec_bin="$(bench_executable codec)"
+layer_bin="$(bench_executable layer)"
+# The flame graphs' recordings: short, as unwinding every sample's stack
+# (`--call-graph dwarf`) makes big files and a slow `perf script`.
+stack_seconds=$(( seconds < 3 ? seconds : 3 ))
+stack_record=(perf record -q -e cpu-clock --call-graph dwarf,16384 -F 499)
+# Relative to the repository, as BENCHMARKS.md links to it.
+flame_dir="${TESSERA_FLAMEGRAPH_DIR:-bench/flamegraphs}"
+flame_dir="${flame_dir%/}"
+flamegraphs=()
 
 # CPU time of a process (user + system, clock ticks, all its threads).
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
-# Loads one server: NAME MODE [extra bench-server arguments...], MODE `perf`
-# or `redis`. Writes OUT.wrk and OUT.cpu (seconds of server CPU) and, for
-# perf, OUT.perf, for redis, Redis' counts over the same seconds
-# (OUT.redis, OUT.rcpu0, OUT.rcpu1); OUT is $out if set, else NAME.
+# Loads one server: NAME MODE [extra bench-server arguments...], MODE `perf`,
+# `stacks` (perf with call stacks, for a flame graph) or `redis`. Writes
+# OUT.wrk and OUT.cpu (seconds of server CPU) and, for perf and stacks,
+# OUT.perf, for redis, Redis' counts over the same seconds (OUT.redis,
+# OUT.rcpu0, OUT.rcpu1); OUT is $out if set, else NAME.
 load() {
     local name="$1" mode="$2"
     local file="${out:-$1}"
+    local seconds="$seconds"
+    [[ "$mode" == stacks ]] && seconds="$stack_seconds"
     shift 2
     local port
     port="$(free_port)"
@@ -127,6 +154,10 @@ load() {
     before="$(cpu_ticks "$server_pid")"
     if [[ "$mode" == perf ]]; then
         perf record -q -F 999 -p "$server_pid" -o "$work/$file.perf" -- sleep "$seconds" \
+            >"$work/$file.perf.log" 2>&1 &
+        perf_pid=$!
+    elif [[ "$mode" == stacks ]]; then
+        "${stack_record[@]}" -p "$server_pid" -o "$work/$file.perf" -- sleep "$seconds" \
             >"$work/$file.perf.log" 2>&1 &
         perf_pid=$!
     fi
@@ -184,6 +215,53 @@ malloc_kept="glibc.malloc.mmap_threshold=4194304:glibc.malloc.trim_threshold=167
 )
 [[ -z "$perf_error" ]] && flat "$work/decode.perf"
 
+# 4. Flame graphs: FILE.perf (recorded with call stacks) drawn into
+# $work/flames/NAME.svg, titled TITLE, and moved to $flame_dir with the
+# report, so that a run that fails before it leaves the committed ones. A
+# graph that cannot be drawn is reported and left out; the profiles above
+# do not depend on it.
+flame() {
+    local recording="$1" name="$2" title="$3"
+    if perf script --no-inline -i "$recording" >"$recording.txt" 2>"$recording.script.log" \
+        && "$bench_bin" flamegraph --title "$title" \
+            --subtitle "scripts/profile.sh, $(date -u +%Y-%m-%d), $(nproc) cores; width: CPU time (cpu-clock samples)" \
+            "$recording.txt" "$work/flames/$name.svg" 2>"$recording.flame.log"; then
+        flamegraphs+=("$name.svg")
+    else
+        log "no flame graph for $name: $(cat "$recording.script.log" "$recording.flame.log" 2>/dev/null | head -c 300)"
+    fi
+    rm -f "$recording.txt"
+}
+
+if [[ -z "$perf_error" ]]; then
+    mkdir -p "$work/flames"
+    for name in axum-bare tessera-cookie; do
+        log "flame graph: $name under wrk, ${stack_seconds} s with call stacks"
+        out="stacks-$name"
+        load "$name" stacks
+        flame "$work/$out.perf" "$name" "$name under wrk: the server's CPU, by call stack"
+    done
+    unset out
+    log "flame graph: one request through the layer in process, ${stack_seconds} s"
+    (
+        cd tessera
+        CRITERION_HOME="$work/criterion" "${stack_record[@]}" -o "$work/stacks-layer.perf" -- \
+            "$layer_bin" --bench '^request/tessera_cookie_increment$' --profile-time "$stack_seconds" \
+            >"$work/stacks-layer.log" 2>&1
+    )
+    flame "$work/stacks-layer.perf" layer-tessera-cookie-increment \
+        "request/tessera_cookie_increment: one request through the layer, in process"
+    log "flame graph: decode/100B, ${stack_seconds} s"
+    (
+        cd tessera
+        GLIBC_TUNABLES="$malloc_kept" CRITERION_HOME="$work/criterion" \
+            "${stack_record[@]}" -o "$work/stacks-decode.perf" -- \
+            "$codec_bin" --bench '^decode/100B$' --profile-time "$stack_seconds" \
+            >"$work/stacks-decode.log" 2>&1
+    )
+    flame "$work/stacks-decode.perf" decode-100B "decode/100B: decoding a 100 B cookie"
+fi
+
 # 3. Redis: commands and their Redis time per request.
 eval "$(TESSERA_REDIS_PERSISTENCE=default scripts/services.sh start)"
 services_dir="$TESSERA_SERVICES_DIR"
@@ -202,5 +280,13 @@ unset out
 BENCH_CPU_MODEL="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')" \
 BENCH_CORES="$(nproc)" BENCH_DATE="$(date -u +%Y-%m-%d)" BENCH_SECONDS="$seconds" \
 BENCH_PERF="$(perf version 2>/dev/null || echo "no perf")" BENCH_PERF_ERROR="$perf_error" \
+BENCH_FLAMEGRAPHS="${flamegraphs[*]}" BENCH_FLAMEGRAPH_DIR="$flame_dir" \
 BENCH_REDIS="$("${redis_cli[@]}" info server | sed -n 's/^redis_version:\(.*\)\r*$/\1/p' | tr -d '\r')" \
 python3 "$script_dir/profile-report.py" "$work" "$repo_root/BENCHMARKS.md"
+if (( ${#flamegraphs[@]} )); then
+    mkdir -p "$flame_dir"
+    for name in "${flamegraphs[@]}"; do
+        mv "$work/flames/$name" "$flame_dir/$name"
+    done
+    log "wrote ${#flamegraphs[@]} flame graphs to $flame_dir/"
+fi

@@ -10,11 +10,15 @@
 //!   gunicorn), loads it with `wrk`, checks the session's counter afterwards
 //!   and writes a Markdown report. See [`orchestrate`].
 //!
+//! - `tessera-bench flamegraph ...` draws a flame graph of a `perf`
+//!   profile, for `scripts/profile.sh`. See [`flamegraph`].
+//!
 //! The rest is shared: [`targets`] lists what is measured, [`wrk`] parses
 //! wrk's output, [`client`] is the tiny HTTP client that creates the session
 //! and reads the counter back, and [`report`] writes the Markdown.
 
 pub mod client;
+pub mod flamegraph;
 pub mod orchestrate;
 pub mod report;
 pub mod server;
