@@ -409,7 +409,7 @@ if perf_error:
 else:
     perf_parts()
 
-# 4. The flame graphs, those drawn in this run.
+# 3. The flame graphs, those drawn in this run.
 flame_titles = {
     "axum-bare.svg": "`axum-bare` under wrk: the server's CPU by call stack",
     "tessera-cookie.svg": "`tessera-cookie` under wrk: the server's CPU by call stack",
@@ -435,7 +435,7 @@ if flames:
         w(f"- [{name}]({flame_dir}/{name}): {flame_titles.get(name, name)}")
     w("")
 
-# 3. Redis.
+# 4. Redis.
 def info(path):
     fields = {}
     for line in Path(path).read_text().splitlines():

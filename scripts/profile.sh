@@ -16,25 +16,25 @@
 # 2. The decode target. `perf record` of criterion running `decode/100B` of
 #    `cargo bench -p tessera --bench codec` (`--profile-time`), grouped the
 #    same way, and a short timing of it against the HMAC floor.
-# 3. The Redis store against tower-sessions'. Both servers under wrk again,
+# 3. Flame graphs (bench/flamegraphs/*.svg, rewritten; the directory
+#    TESSERA_FLAMEGRAPH_DIR names instead, if set, as scripts/bench.sh's
+#    quick run sets it): bare axum and tessera's cookie sessions under wrk,
+#    one request through the layer in process (`cargo bench --bench
+#    layer`) and decode/100B, each recorded again with call stacks (`perf
+#    record --call-graph dwarf`, a few seconds) and drawn by `tessera-bench
+#    flamegraph`. Where the flat profiles say which functions cost, these
+#    show who called them.
+# 4. The Redis store against tower-sessions'. Both servers under wrk again,
 #    on a Redis started for the purpose (scripts/services.sh), with the
 #    server's own counts (`INFO commandstats`, `INFO cpu`): the commands a
 #    request makes and the Redis time each takes.
-# 4. Flame graphs (bench/flamegraphs/*.svg, rewritten; the directory
-#    TESSERA_FLAMEGRAPH_DIR names instead, if set, as scripts/bench.sh's
-#    quick run sets it): bare axum and
-#    tessera's cookie sessions under wrk, one request through the layer in
-#    process (`cargo bench --bench layer`) and decode/100B, each recorded
-#    again with call stacks (`perf record --call-graph dwarf`, a few
-#    seconds) and drawn by `tessera-bench flamegraph`. Where the flat
-#    profiles say which functions cost, these show who called them.
 #
 # Needs wrk, curl and python3, and perf (Debian's linux-perf) for the first
-# two parts; installs the missing ones as root. Where perf cannot record
+# three parts; installs the missing ones as root. Where perf cannot record
 # (not installable, or a container that forbids it), the section says so in
-# place of those two parts and the Redis part still runs. Code inlined into a
-# function counts as that function's: the groups say where the time is, not
-# every callee.
+# place of the first two parts, draws no flame graphs, and the Redis part
+# still runs. Code inlined into a function counts as that function's: the
+# groups say where the time is, not every callee.
 set -euo pipefail
 
 script_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -215,7 +215,7 @@ malloc_kept="glibc.malloc.mmap_threshold=4194304:glibc.malloc.trim_threshold=167
 )
 [[ -z "$perf_error" ]] && flat "$work/decode.perf"
 
-# 4. Flame graphs: FILE.perf (recorded with call stacks) drawn into
+# 3. Flame graphs: FILE.perf (recorded with call stacks) drawn into
 # $work/flames/NAME.svg, titled TITLE, and moved to $flame_dir with the
 # report, so that a run that fails before it leaves the committed ones. A
 # graph that cannot be drawn is reported and left out; the profiles above
@@ -262,7 +262,7 @@ if [[ -z "$perf_error" ]]; then
     flame "$work/stacks-decode.perf" decode-100B "decode/100B: decoding a 100 B cookie"
 fi
 
-# 3. Redis: commands and their Redis time per request.
+# 4. Redis: commands and their Redis time per request.
 eval "$(TESSERA_REDIS_PERSISTENCE=default scripts/services.sh start)"
 services_dir="$TESSERA_SERVICES_DIR"
 redis_host_port="${TESSERA_TEST_REDIS_URL#redis://}"
