@@ -185,6 +185,19 @@ impl Map {
         }
     }
 
+    /// [`insert`](Self::insert) for a borrowed key, which is copied only
+    /// when new (and then inline when short): `Session::insert`'s path,
+    /// where the key is most often a literal already in the map.
+    pub(crate) fn insert_borrowed(&mut self, key: &str, value: Value) -> Option<Value> {
+        match self.position(key) {
+            Ok(index) => Some(std::mem::replace(&mut self.entries[index].1, value)),
+            Err(index) => {
+                self.entries.insert(index, (Key::from(key), value));
+                None
+            }
+        }
+    }
+
     /// Removes `key`, returning its value.
     pub fn remove(&mut self, key: &str) -> Option<Value> {
         self.remove_entry(key).map(|(_, value)| value)

@@ -513,21 +513,17 @@ impl Session {
     /// ([`MAX_DEPTH`](crate::tagged::MAX_DEPTH) levels, the session's own
     /// dict the first); a value set another way that nests that deep makes
     /// the response a 500 instead, and is not saved.
-    pub fn insert<T: Serialize>(
-        &self,
-        key: impl Into<String>,
-        value: T,
-    ) -> Result<(), SessionError> {
-        let key = key.into();
+    pub fn insert<T: Serialize>(&self, key: impl AsRef<str>, value: T) -> Result<(), SessionError> {
+        let key = key.as_ref();
         let value = crate::value_serde::to_value(&value)
             .and_then(
-                |value| match crate::tagged::value_under_unwritable(&key, &value) {
+                |value| match crate::tagged::value_under_unwritable(key, &value) {
                     Some(problem) => Err(unwritable(problem)),
                     None => Ok(value),
                 },
             )
             .map_err(|source| SessionError::Serialize {
-                key: key.clone(),
+                key: key.to_owned(),
                 source,
             })?;
         self.insert_value(key, value);
@@ -535,11 +531,11 @@ impl Session {
     }
 
     /// Stores a session value under `key`; returns the previous one.
-    pub fn insert_value(&self, key: impl Into<String>, value: impl Into<Value>) -> Option<Value> {
-        let (key, value) = (key.into(), value.into());
+    pub fn insert_value(&self, key: impl AsRef<str>, value: impl Into<Value>) -> Option<Value> {
+        let (key, value) = (key.as_ref(), value.into());
         let mut state = self.lock();
-        state.touch(&key);
-        state.data.insert(key, value)
+        state.touch(key);
+        state.data.insert_borrowed(key, value)
     }
 
     /// Removes `key` and returns its value (Flask's `session.pop(key, None)`).
