@@ -176,23 +176,23 @@ impl Map {
 
     /// Sets `key` to `value`, returning the value it replaced.
     pub fn insert(&mut self, key: String, value: Value) -> Option<Value> {
-        match self.position(&key) {
-            Ok(index) => Some(std::mem::replace(&mut self.entries[index].1, value)),
-            Err(index) => {
-                self.entries.insert(index, (Key::from(key), value));
-                None
-            }
-        }
+        self.insert_key(key, value)
     }
 
     /// [`insert`](Self::insert) for a borrowed key, which is copied only
     /// when new (and then inline when short): `Session::insert`'s path,
     /// where the key is most often a literal already in the map.
     pub(crate) fn insert_borrowed(&mut self, key: &str, value: Value) -> Option<Value> {
-        match self.position(key) {
+        self.insert_key(key, value)
+    }
+
+    /// An owned key keeps its allocation when long; a borrowed one is
+    /// copied only when new.
+    fn insert_key<K: AsRef<str> + Into<Key>>(&mut self, key: K, value: Value) -> Option<Value> {
+        match self.position(key.as_ref()) {
             Ok(index) => Some(std::mem::replace(&mut self.entries[index].1, value)),
             Err(index) => {
-                self.entries.insert(index, (Key::from(key), value));
+                self.entries.insert(index, (key.into(), value));
                 None
             }
         }
