@@ -425,8 +425,8 @@ if flames:
     w("### Flame graphs")
     w("")
     w(
-        f"Recorded again with call stacks (`perf record -e cpu-clock --call-graph dwarf -F 499`, "
-        f"{min(int(seconds), 3)} s each) and drawn by `tessera-bench flamegraph` (inferno): where the "
+        f"Recorded again with call stacks (`{os.environ['BENCH_STACK_RECORD']}`, "
+        f"{os.environ['BENCH_STACK_SECONDS']} s each) and drawn by `tessera-bench flamegraph` (inferno): where the "
         "tables above say which functions cost, these show who called them. A frame's width is its "
         "share of the CPU time; open the SVG in a browser to zoom and search."
     )

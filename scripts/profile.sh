@@ -105,7 +105,8 @@ layer_bin="$(bench_executable layer)"
 # The flame graphs' recordings: short, as unwinding every sample's stack
 # (`--call-graph dwarf`) makes big files and a slow `perf script`.
 stack_seconds=$(( seconds < 3 ? seconds : 3 ))
-stack_record=(perf record -q -e cpu-clock --call-graph dwarf,16384 -F 499)
+stack_options=(-e cpu-clock --call-graph dwarf,16384 -F 499)
+stack_record=(perf record -q "${stack_options[@]}")
 # Relative to the repository, as BENCHMARKS.md links to it.
 flame_dir="${TESSERA_FLAMEGRAPH_DIR:-bench/flamegraphs}"
 flame_dir="${flame_dir%/}"
@@ -152,12 +153,10 @@ load() {
         "${redis_cli[@]}" info cpu >"$work/$file.rcpu0"
     fi
     before="$(cpu_ticks "$server_pid")"
-    if [[ "$mode" == perf ]]; then
-        perf record -q -F 999 -p "$server_pid" -o "$work/$file.perf" -- sleep "$seconds" \
-            >"$work/$file.perf.log" 2>&1 &
-        perf_pid=$!
-    elif [[ "$mode" == stacks ]]; then
-        "${stack_record[@]}" -p "$server_pid" -o "$work/$file.perf" -- sleep "$seconds" \
+    if [[ "$mode" == perf || "$mode" == stacks ]]; then
+        local record=(perf record -q -F 999)
+        [[ "$mode" == stacks ]] && record=("${stack_record[@]}")
+        "${record[@]}" -p "$server_pid" -o "$work/$file.perf" -- sleep "$seconds" \
             >"$work/$file.perf.log" 2>&1 &
         perf_pid=$!
     fi
@@ -281,6 +280,7 @@ BENCH_CPU_MODEL="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^
 BENCH_CORES="$(nproc)" BENCH_DATE="$(date -u +%Y-%m-%d)" BENCH_SECONDS="$seconds" \
 BENCH_PERF="$(perf version 2>/dev/null || echo "no perf")" BENCH_PERF_ERROR="$perf_error" \
 BENCH_FLAMEGRAPHS="${flamegraphs[*]}" BENCH_FLAMEGRAPH_DIR="$flame_dir" \
+BENCH_STACK_RECORD="perf record ${stack_options[*]}" BENCH_STACK_SECONDS="$stack_seconds" \
 BENCH_REDIS="$("${redis_cli[@]}" info server | sed -n 's/^redis_version:\(.*\)\r*$/\1/p' | tr -d '\r')" \
 python3 "$script_dir/profile-report.py" "$work" "$repo_root/BENCHMARKS.md"
 if (( ${#flamegraphs[@]} )); then
