@@ -5,6 +5,7 @@
 //! XChaCha20-Poly1305; the format is described in `encrypted.rs`.
 
 use std::cell::RefCell;
+use std::mem::MaybeUninit;
 use std::time::{Duration, SystemTime};
 
 use flate2::{Compress, Compression, FlushCompress, Status};
@@ -14,9 +15,8 @@ use crate::encrypted::CookieCipher;
 use crate::key::SecretKey;
 use crate::map::Map;
 use crate::scratch;
-use crate::signing::{decode_base64, decode_base64_slice, encode_base64, SignatureError, Signer};
+use crate::signing::{self, decode_base64, encode_base64, SignatureError, Signer};
 use crate::tagged::{self, ParseError};
-use crate::value::Value;
 
 /// Flask's salt for session cookies.
 pub const DEFAULT_SALT: &str = "cookie-session";
@@ -344,11 +344,13 @@ fn decode_payload(payload: &str, limit: usize) -> Result<Map, DecodeError> {
     }
     const NOT_BASE64: DecodeError = DecodeError::Malformed("payload is not base64");
     // A typical session's payload fits on the stack, which is cheaper to
-    // reach than the per-thread buffer larger ones use.
+    // reach than the per-thread buffer larger ones use. Base64 that is not
+    // canonical (no signer writes it) takes the general path below.
     if text.len() <= SMALL_PAYLOAD / 3 * 4 {
-        let mut bytes = [0u8; SMALL_PAYLOAD];
-        let len = decode_base64_slice(text, &mut bytes).map_err(|_| NOT_BASE64)?;
-        return session_from_payload(&bytes[..len], compressed, limit);
+        let mut bytes = [MaybeUninit::uninit(); SMALL_PAYLOAD];
+        if let Some(bytes) = signing::decode_canonical_base64_uninit(text, &mut bytes) {
+            return session_from_payload(bytes, compressed, limit);
+        }
     }
     scratch::with(&scratch::PAYLOAD, |bytes| {
         decode_base64(text, bytes).map_err(|_| NOT_BASE64)?;
@@ -382,10 +384,7 @@ pub(crate) fn session_from_payload(
 pub(crate) fn parse_session(json: &[u8]) -> Result<Map, DecodeError> {
     let json =
         std::str::from_utf8(json).map_err(|_| DecodeError::Malformed("payload is not UTF-8"))?;
-    match tagged::from_str(json)? {
-        Value::Dict(map) => Ok(map),
-        _ => Err(DecodeError::NotAnObject),
-    }
+    tagged::dict_from_str(json)?.ok_or(DecodeError::NotAnObject)
 }
 
 #[cfg(test)]
@@ -441,6 +440,7 @@ fn inflate_bounded_into(bytes: &[u8], limit: usize, out: &mut Vec<u8>) -> Result
 
 #[cfg(test)]
 mod tests {
+    use crate::value::Value;
     use base64::Engine as _;
 
     use crate::signing::B64;

@@ -103,8 +103,12 @@ impl Map {
             .entries
             .last()
             .is_none_or(|(last, _)| last.as_str() < &*key);
-        // An owned key longer than 24 bytes keeps its allocation.
-        self.entries.push((Key::from(key), Value::Null));
+        let key = match key {
+            Cow::Borrowed(text) => Key::new(text),
+            // An owned key longer than 24 bytes keeps its allocation.
+            Cow::Owned(text) => Key::from(text),
+        };
+        self.entries.push((key, Value::Null));
         if let Some((_, slot)) = self.entries.last_mut() {
             fill(slot)?;
         }

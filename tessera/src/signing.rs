@@ -1,6 +1,7 @@
 //! itsdangerous' `TimestampSigner` as Flask configures it: HMAC-SHA1 with a
 //! key derived from each secret key and a salt, and a timestamp in the value.
 
+use std::mem::MaybeUninit;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 #[cfg(test)]
@@ -76,6 +77,19 @@ fn decode_canonical_base64(text: &str, out: &mut [u8]) -> Option<usize> {
         .decode(text.as_bytes(), base64_simd::Out::from_slice(out))
         .ok()?;
     Some(decoded.len())
+}
+
+/// [`decode_canonical_base64`] into a buffer that need not be initialised
+/// (so need not be zeroed first), returning the decoded bytes.
+pub(crate) fn decode_canonical_base64_uninit<'a>(
+    text: &str,
+    out: &'a mut [MaybeUninit<u8>],
+) -> Option<&'a mut [u8]> {
+    let len = B64_FAST.decoded_length(text.as_bytes()).ok()?;
+    let out = out.get_mut(..len)?;
+    B64_FAST
+        .decode(text.as_bytes(), base64_simd::Out::from_uninit_slice(out))
+        .ok()
 }
 
 /// Appends URL-safe base64 of `bytes` to `out`, without padding.

@@ -367,6 +367,43 @@ pub(crate) fn from_str_plain(text: &str) -> Result<Value, ParseError> {
     parse(text, false, false)
 }
 
+/// Reads Flask's tagged JSON that must be a dict (a session), as
+/// [`from_str`] does; `Ok(None)` when it is JSON but not a dict. The map is
+/// built and returned as itself rather than inside a [`Value`]: moving a
+/// freshly written `Value` out again stalls the CPU (see
+/// `Parser::parse_value_into`), and every cookie read did it once.
+pub(crate) fn dict_from_str(text: &str) -> Result<Option<Map>, ParseError> {
+    let mut parser = Parser::at(text, 0, true);
+    parser.skip_whitespace();
+    if parser.peek() != Some(b'{') {
+        return parse(text, true, false).map(|value| match value {
+            Value::Dict(map) => Some(map),
+            _ => None,
+        });
+    }
+    let parsed = (|| {
+        let start = parser.pos;
+        let mut map = Map::new();
+        let value_start = parser.parse_object_entries(&mut map, 1)?;
+        // Untagged before the end is checked, as `parse` does.
+        let map = if map.len() == 1 {
+            match parser.untag(map, value_start) {
+                Ok(Value::Dict(map)) => Some(map),
+                Ok(_) => None,
+                Err(reason) => return Err(parser.error_at(start, reason)),
+            }
+        } else {
+            Some(map)
+        };
+        parser.skip_whitespace();
+        if parser.pos != parser.bytes.len() {
+            return Err(parser.error("trailing characters"));
+        }
+        Ok(map)
+    })();
+    parsed.map_err(|Failed| parser.failure())
+}
+
 fn parse(text: &str, untag: bool, strict: bool) -> Result<Value, ParseError> {
     let mut parser = Parser::at(text, 0, untag);
     parser.strict = strict;
@@ -380,12 +417,7 @@ fn parse(text: &str, untag: bool, strict: bool) -> Result<Value, ParseError> {
         }
         Ok(value)
     })();
-    parsed.map_err(|Failed| {
-        parser.failure.take().unwrap_or(ParseError {
-            offset: parser.pos,
-            reason: "invalid JSON",
-        })
-    })
+    parsed.map_err(|Failed| parser.failure())
 }
 
 /// The parser failed; why and where is in `Parser::failure`. Keeping the
@@ -416,6 +448,14 @@ impl<'a> Parser<'a> {
             strict: false,
             failure: Cell::new(None),
         }
+    }
+
+    /// Why and where parsing failed, once it has.
+    fn failure(&self) -> ParseError {
+        self.failure.take().unwrap_or(ParseError {
+            offset: self.pos,
+            reason: "invalid JSON",
+        })
     }
 
     fn error(&self, reason: &'static str) -> Failed {
@@ -677,20 +717,31 @@ impl<'a> Parser<'a> {
     }
 
     fn parse_object_into(&mut self, slot: &mut Value, depth: usize) -> Result<(), Failed> {
-        self.enter(depth)?;
         let start = self.pos;
-        self.pos += 1;
         let mut map = Map::new();
-        // Where the last value read starts: untagging `{" di": {...}}` needs
-        // the inner object's first key in document order, which the map
-        // does not keep, so it is read again from there.
-        let mut value_start;
+        let value_start = self.parse_object_entries(&mut map, depth)?;
+        *slot = if !self.untag || map.len() != 1 {
+            Value::Dict(map)
+        } else {
+            self.untag(map, value_start)
+                .map_err(|reason| self.error_at(start, reason))?
+        };
+        Ok(())
+    }
+
+    /// Reads the object at the cursor into `map` (empty), without untagging
+    /// it. Returns where its last value starts: untagging `{" di": {...}}`
+    /// needs the inner object's first key in document order, which the map
+    /// does not keep, so it is read again from there.
+    fn parse_object_entries(&mut self, map: &mut Map, depth: usize) -> Result<usize, Failed> {
+        self.enter(depth)?;
+        self.pos += 1;
+        let mut value_start = self.pos;
         let mut in_order = true;
         self.skip_whitespace();
         if self.peek() == Some(b'}') {
             self.pos += 1;
-            *slot = Value::Dict(map);
-            return Ok(());
+            return Ok(value_start);
         }
         loop {
             self.skip_whitespace();
@@ -723,13 +774,7 @@ impl<'a> Parser<'a> {
         if !in_order {
             map.restore_order();
         }
-        *slot = if !self.untag || map.len() != 1 {
-            Value::Dict(map)
-        } else {
-            self.untag(map, value_start)
-                .map_err(|reason| self.error_at(start, reason))?
-        };
-        Ok(())
+        Ok(value_start)
     }
 
     /// Converts a one-key dict that is a tag, exactly as Flask's
@@ -1070,6 +1115,70 @@ mod tests {
             input.extend(bytes);
             let expected = input.iter().position(|&b| ends_plain_run(b)).unwrap_or(input.len());
             proptest::prop_assert_eq!(plain_run_len(&input), expected);
+        }
+    }
+
+    /// What `dict_from_str` must answer: `from_str`'s value if a dict,
+    /// `None` for any other value, and the same error.
+    fn dict_by_value(text: &str) -> Result<Option<Map>, ParseError> {
+        from_str(text).map(|value| match value {
+            Value::Dict(map) => Some(map),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn a_session_reads_as_its_value_reads() {
+        for text in [
+            r#"{"_fresh":true,"_user_id":"42","theme":"dark"}"#,
+            " \n{ \"b\" : 1 , \"a\" : [2] } \t",
+            "{}",
+            r#"{" t":[1,2]}"#,
+            r#"{" di":{"a__":1}}"#,
+            r#"{" di":{"b__":1,"a__":2}}"#,
+            r#"{" di":{}}"#,
+            r#"{" di":1}"#,
+            r#"{" m":"<b>x</b>"}"#,
+            r#"{" d":"not a date"}"#,
+            r#"{" t":[1], " t":[2]}"#,
+            r#"{"b":1,"a":2,"b":3}"#,
+            r#"{"a":1} x"#,
+            r#"{"a":1"#,
+            r#"{"a" 1}"#,
+            r#"{1:2}"#,
+            "[1]",
+            "\"text\"",
+            "null",
+            "",
+            "   ",
+        ] {
+            assert_eq!(dict_from_str(text), dict_by_value(text), "{text}");
+        }
+        let deep = format!(
+            "{}{}",
+            r#"{"a":"#.repeat(MAX_DEPTH + 1),
+            "}".repeat(MAX_DEPTH + 1)
+        );
+        assert!(dict_from_str(&deep).is_err());
+        assert_eq!(dict_from_str(&deep), dict_by_value(&deep));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_text_reads_as_a_session_as_its_value_reads(
+            parts in proptest::collection::vec(
+                proptest::sample::select(vec![
+                    "{", "}", "[", "]", ":", ",", " ", "1", "-2.5", "true", "null",
+                    "\"a\"", "\"b__\"", "\" t\"", "\" di\"", "\" m\"", "\" u\"",
+                    "\"x\\u00e9\"", "\"", "x",
+                ]),
+                0..24,
+            ),
+            object in proptest::prelude::any::<bool>(),
+        ) {
+            // Most sessions start as an object; so do half the texts here.
+            let text = if object { format!("{{{}", parts.concat()) } else { parts.concat() };
+            proptest::prop_assert_eq!(dict_from_str(&text), dict_by_value(&text), "{}", text);
         }
     }
 
