@@ -440,10 +440,10 @@ fn inflate_bounded_into(bytes: &[u8], limit: usize, out: &mut Vec<u8>) -> Result
 
 #[cfg(test)]
 mod tests {
-    use crate::value::Value;
     use base64::Engine as _;
 
     use crate::signing::B64;
+    use crate::value::Value;
     use std::io::Write as _;
     use std::time::UNIX_EPOCH;
 

@@ -71,12 +71,7 @@ pub(crate) fn decode_base64_slice(text: &str, out: &mut [u8]) -> Result<usize, S
 /// Decodes canonical URL-safe base64 `text` into `out`, returning the
 /// length; `None` if it is not canonical or does not fit.
 fn decode_canonical_base64(text: &str, out: &mut [u8]) -> Option<usize> {
-    let len = B64_FAST.decoded_length(text.as_bytes()).ok()?;
-    let out = out.get_mut(..len)?;
-    let decoded = B64_FAST
-        .decode(text.as_bytes(), base64_simd::Out::from_slice(out))
-        .ok()?;
-    Some(decoded.len())
+    decode_canonical_into(text, base64_simd::Out::from_slice(out)).map(|decoded| decoded.len())
 }
 
 /// [`decode_canonical_base64`] into a buffer that need not be initialised
@@ -85,11 +80,17 @@ pub(crate) fn decode_canonical_base64_uninit<'a>(
     text: &str,
     out: &'a mut [MaybeUninit<u8>],
 ) -> Option<&'a mut [u8]> {
+    decode_canonical_into(text, base64_simd::Out::from_uninit_slice(out))
+}
+
+/// Both of the above: the decoded bytes at the start of `out`, or `None`
+/// if `text` is not canonical or they would not fit.
+fn decode_canonical_into<'a>(text: &str, out: base64_simd::Out<'a, [u8]>) -> Option<&'a mut [u8]> {
     let len = B64_FAST.decoded_length(text.as_bytes()).ok()?;
-    let out = out.get_mut(..len)?;
-    B64_FAST
-        .decode(text.as_bytes(), base64_simd::Out::from_uninit_slice(out))
-        .ok()
+    if len > out.len() {
+        return None;
+    }
+    B64_FAST.decode(text.as_bytes(), out).ok()
 }
 
 /// Appends URL-safe base64 of `bytes` to `out`, without padding.

@@ -395,10 +395,7 @@ pub(crate) fn dict_from_str(text: &str) -> Result<Option<Map>, ParseError> {
         } else {
             Some(map)
         };
-        parser.skip_whitespace();
-        if parser.pos != parser.bytes.len() {
-            return Err(parser.error("trailing characters"));
-        }
+        parser.expect_end()?;
         Ok(map)
     })();
     parsed.map_err(|Failed| parser.failure())
@@ -411,10 +408,7 @@ fn parse(text: &str, untag: bool, strict: bool) -> Result<Value, ParseError> {
         parser.skip_whitespace();
         let mut value = Value::Null;
         parser.parse_value_into(&mut value, 0)?;
-        parser.skip_whitespace();
-        if parser.pos != parser.bytes.len() {
-            return Err(parser.error("trailing characters"));
-        }
+        parser.expect_end()?;
         Ok(value)
     })();
     parsed.map_err(|Failed| parser.failure())
@@ -469,6 +463,16 @@ impl<'a> Parser<'a> {
 
     fn peek(&self) -> Option<u8> {
         self.bytes.get(self.pos).copied()
+    }
+
+    /// Nothing but whitespace after the document.
+    fn expect_end(&mut self) -> Result<(), Failed> {
+        self.skip_whitespace();
+        if self.pos == self.bytes.len() {
+            Ok(())
+        } else {
+            Err(self.error("trailing characters"))
+        }
     }
 
     fn skip_whitespace(&mut self) {
