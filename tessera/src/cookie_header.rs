@@ -134,13 +134,7 @@ type Range = (usize, usize);
 /// Returns the key's and the value's ranges and where the match ends.
 fn pair_at(bytes: &[u8], start: usize) -> Option<(Range, Range, usize)> {
     let key_start = skip_blanks(bytes, start);
-    let mut key_end = key_start;
-    while bytes
-        .get(key_end)
-        .is_some_and(|byte| !matches!(byte, b' ' | b'\t' | b'=' | b'"' | b';'))
-    {
-        key_end += 1;
-    }
+    let key_end = run_end(bytes, key_start, [b' ', b'\t', b'=', b'"', b';']);
     if key_end == key_start {
         return None;
     }
@@ -153,19 +147,42 @@ fn pair_at(bytes: &[u8], start: usize) -> Option<(Range, Range, usize)> {
                 return Some((key, (value_start, close + 1), end));
             }
         }
-        let mut value_end = value_start;
-        while bytes
-            .get(value_end)
-            .is_some_and(|byte| !matches!(byte, b' ' | b'\t' | b'"' | b';'))
-        {
-            value_end += 1;
-        }
+        let value_end = run_end(bytes, value_start, [b' ', b'\t', b'"', b';']);
         if let Some(end) = end_at(bytes, value_end) {
             return Some((key, (value_start, value_end), end));
         }
     }
     // Without a value (a bare name).
     end_at(bytes, key_end).map(|end| (key, (key_end, key_end), end))
+}
+
+/// Where the run of bytes from `at` that are none of `stops` ends: at the
+/// first stop, or at the end of `bytes`. Eight bytes at a time: a session
+/// cookie's value is long, and reading it a byte at a time was most of the
+/// cost of finding the cookie.
+fn run_end<const N: usize>(bytes: &[u8], mut at: usize, stops: [u8; N]) -> usize {
+    const LOW_SEVEN_BITS: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    while let Some(chunk) = bytes.get(at..at.saturating_add(8)) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let word = u64::from_le_bytes(word);
+        let mut found = 0;
+        for stop in stops {
+            // The top bit of each byte equal to `stop`, and of no other:
+            // adding to the low seven bits never carries into the next byte.
+            let matched = word ^ u64::from_le_bytes([stop; 8]);
+            found |= !(((matched & LOW_SEVEN_BITS) + LOW_SEVEN_BITS) | matched | LOW_SEVEN_BITS);
+        }
+        if found != 0 {
+            return at + (found.trailing_zeros() / 8) as usize;
+        }
+        at += 8;
+    }
+    let rest = bytes.get(at..).unwrap_or_default();
+    at + rest
+        .iter()
+        .position(|byte| stops.contains(byte))
+        .unwrap_or(rest.len())
 }
 
 /// The closing quote of `"(?:[^\\"]|\\.)*"` opening at `open`, if any
@@ -268,6 +285,39 @@ mod tests {
         assert_eq!(all(b";;session=y;;", "session"), ["y"]);
         assert!(all(b"", "session").is_empty());
         assert!(all(b"session=\"open", "session").is_empty());
+    }
+
+    #[test]
+    fn a_run_ends_at_the_first_stop_byte() {
+        let stops = [b' ', b'\t', b'"', b';'];
+        let naive = |bytes: &[u8], at: usize| {
+            (at..bytes.len())
+                .find(|&i| stops.contains(&bytes[i]))
+                .unwrap_or(bytes.len())
+        };
+        // Every stop at every place of every length up to 40, behind runs
+        // of bytes that differ from a stop in one bit (no false matches).
+        for len in 0..=40usize {
+            for filler in [b'a', b'!', b':', b'"' ^ 0x80, b';' | 0x80, 0x00, 0xff] {
+                let plain = vec![filler; len];
+                for at in 0..=len {
+                    assert_eq!(run_end(&plain, at, stops), naive(&plain, at));
+                }
+                for place in 0..len {
+                    for stop in stops {
+                        let mut bytes = plain.clone();
+                        bytes[place] = stop;
+                        for at in 0..=len {
+                            assert_eq!(
+                                run_end(&bytes, at, stops),
+                                naive(&bytes, at),
+                                "{stop:#x} at {place} of {len}, from {at}, among {filler:#x}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]
