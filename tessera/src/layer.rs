@@ -27,7 +27,7 @@ use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::SystemTime;
 
-use http::header::{COOKIE, RETRY_AFTER, SET_COOKIE, VARY};
+use http::header::{Entry, COOKIE, RETRY_AFTER, SET_COOKIE, VARY};
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
@@ -256,8 +256,9 @@ fn failure_response<B: Default>(failure: Failure) -> Response<B> {
 
 /// Adds `Cookie` to `Vary` once, merging into whatever `Vary` already says.
 fn add_vary_cookie(headers: &mut HeaderMap) {
-    if !headers.contains_key(VARY) {
-        headers.insert(VARY, HeaderValue::from_static("Cookie"));
+    // One lookup for the usual response, which has no `Vary` yet.
+    if let Entry::Vacant(vacant) = headers.entry(VARY) {
+        vacant.insert(HeaderValue::from_static("Cookie"));
         return;
     }
     let existing = headers.get_all(VARY).iter().map(HeaderValue::as_bytes);

@@ -265,25 +265,45 @@ pub(crate) fn write_dict(out: &mut String, map: &Map) {
 /// `\uXXXX` with lowercase hex, astral characters as surrogate pairs.
 fn write_string(out: &mut String, s: &str) {
     out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            ' '..='~' => out.push(c),
-            _ => {
-                let mut units = [0u16; 2];
-                for unit in c.encode_utf16(&mut units) {
-                    let _ = write!(out, "\\u{unit:04x}");
-                }
+    let mut rest = s;
+    loop {
+        // Printable ASCII but the quote and the backslash is written as it
+        // is, a run at a time: keys, ids and tokens are nothing else.
+        let plain = rest
+            .bytes()
+            .position(|byte| !matches!(byte, b' '..=b'~') || byte == b'"' || byte == b'\\')
+            .unwrap_or(rest.len());
+        // The run is ASCII, so it ends on a character boundary.
+        let (run, after) = rest.split_at(plain);
+        out.push_str(run);
+        let mut chars = after.chars();
+        let Some(c) = chars.next() else {
+            break;
+        };
+        rest = chars.as_str();
+        write_escaped_char(out, c);
+    }
+    out.push('"');
+}
+
+/// One character [`write_string`] does not write as it is.
+fn write_escaped_char(out: &mut String, c: char) {
+    match c {
+        '"' => out.push_str("\\\""),
+        '\\' => out.push_str("\\\\"),
+        '\n' => out.push_str("\\n"),
+        '\r' => out.push_str("\\r"),
+        '\t' => out.push_str("\\t"),
+        '\u{8}' => out.push_str("\\b"),
+        '\u{c}' => out.push_str("\\f"),
+        ' '..='~' => out.push(c),
+        _ => {
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                let _ = write!(out, "\\u{unit:04x}");
             }
         }
     }
-    out.push('"');
 }
 
 /// An HTTP date, as Werkzeug's `http_date` writes it. A datetime whose UTC
@@ -1003,6 +1023,26 @@ mod tests {
     fn round_trip(text: &str) {
         let value = from_str(text).expect("parses");
         assert_eq!(to_string(&value), text);
+    }
+
+    proptest::proptest! {
+        /// Strings are written as a character-by-character escaper writes
+        /// them (Python's `ensure_ascii`), runs of plain text and all.
+        #[test]
+        fn strings_are_written_as_each_character_escaped(text in "\\PC{0,40}|[ -~é🎯\\n\\t\\x01\\x7f\"\\\\]{0,40}") {
+            let mut expected = String::from('"');
+            for c in text.chars() {
+                if matches!(c, ' '..='~') && c != '"' && c != '\\' {
+                    expected.push(c);
+                } else {
+                    write_escaped_char(&mut expected, c);
+                }
+            }
+            expected.push('"');
+            let mut written = String::new();
+            write_string(&mut written, &text);
+            proptest::prop_assert_eq!(written, expected);
+        }
     }
 
     #[test]
