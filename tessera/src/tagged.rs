@@ -267,8 +267,8 @@ fn write_string(out: &mut String, s: &str) {
     out.push('"');
     let mut rest = s;
     loop {
-        // Printable ASCII but the quote and the backslash is written as it
-        // is, a run at a time: keys, ids and tokens are nothing else.
+        // Printable ASCII other than the quote and the backslash is written
+        // as it is, a run at a time: keys, ids and tokens are nothing else.
         let plain = rest
             .bytes()
             .position(|byte| !matches!(byte, b' '..=b'~') || byte == b'"' || byte == b'\\')
