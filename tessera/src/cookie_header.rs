@@ -5,6 +5,8 @@
 
 use std::borrow::Cow;
 
+use crate::words;
+
 /// The values of every cookie named `name` in one `Cookie` header, in
 /// order, read as Flask reads them: werkzeug 3.1.9's `parse_cookie` (blanks
 /// around names and `=` skipped, quoted values unescaped, a value with a
@@ -161,18 +163,10 @@ fn pair_at(bytes: &[u8], start: usize) -> Option<(Range, Range, usize)> {
 /// cookie's value is long, and reading it a byte at a time was most of the
 /// cost of finding the cookie.
 fn run_end<const N: usize>(bytes: &[u8], mut at: usize, stops: [u8; N]) -> usize {
-    const LOW_SEVEN_BITS: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-    while let Some(chunk) = bytes.get(at..at.saturating_add(8)) {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let word = u64::from_le_bytes(word);
-        let mut found = 0;
-        for stop in stops {
-            // The top bit of each byte equal to `stop`, and of no other:
-            // adding to the low seven bits never carries into the next byte.
-            let matched = word ^ u64::from_le_bytes([stop; 8]);
-            found |= !(((matched & LOW_SEVEN_BITS) + LOW_SEVEN_BITS) | matched | LOW_SEVEN_BITS);
-        }
+    while let Some(word) = words::word_at(bytes, at) {
+        let found = stops
+            .iter()
+            .fold(0, |found, &stop| found | words::bytes_equal(word, stop));
         if found != 0 {
             return at + (found.trailing_zeros() / 8) as usize;
         }

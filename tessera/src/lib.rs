@@ -68,6 +68,7 @@ pub mod store;
 pub mod tagged;
 mod value;
 mod value_serde;
+mod words;
 
 pub use codec::{
     decode_unverified, CookieCodec, DecodeError, Decoded, DEFAULT_MAX_PAYLOAD_SIZE, DEFAULT_SALT,

@@ -16,6 +16,7 @@ use subtle::ConstantTimeEq as _;
 
 use crate::key::SecretKey;
 use crate::python_base64::{self, Flavor};
+use crate::words;
 
 type HmacSha1 = Hmac<Sha1>;
 
@@ -213,22 +214,17 @@ fn split_at_last_dot(text: &str) -> Option<(&str, &str)> {
 /// verifying spent outside the MAC; so the search goes back eight bytes at
 /// a time.
 fn last_dot(bytes: &[u8]) -> Option<usize> {
-    const LOW_SEVEN_BITS: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-    const DOTS: u64 = u64::from_le_bytes([b'.'; 8]);
     let mut end = bytes.len();
-    while let Some(start) = end.checked_sub(8) {
-        let mut chunk = [0u8; 8];
-        chunk.copy_from_slice(&bytes[start..end]);
-        let word = u64::from_le_bytes(chunk) ^ DOTS;
-        // The top bit of every byte that is now zero (was a dot), and of no
-        // other: adding to the low seven bits never carries into the next
-        // byte.
-        let dots = !(((word & LOW_SEVEN_BITS) + LOW_SEVEN_BITS) | word | LOW_SEVEN_BITS);
+    while let Some(word) = end
+        .checked_sub(8)
+        .and_then(|start| words::word_at(bytes, start))
+    {
+        let dots = words::bytes_equal(word, b'.');
+        end -= 8;
         if dots != 0 {
-            let last = (63 - dots.leading_zeros() as usize) / 8;
-            return Some(start + last);
+            // The highest flagged byte is the last dot.
+            return Some(end + (63 - dots.leading_zeros() as usize) / 8);
         }
-        end = start;
     }
     bytes[..end].iter().rposition(|&byte| byte == b'.')
 }

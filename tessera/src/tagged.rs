@@ -288,22 +288,33 @@ fn write_string(out: &mut String, s: &str) {
 
 /// One character [`write_string`] does not write as it is.
 fn write_escaped_char(out: &mut String, c: char) {
-    match c {
-        '"' => out.push_str("\\\""),
-        '\\' => out.push_str("\\\\"),
-        '\n' => out.push_str("\\n"),
-        '\r' => out.push_str("\\r"),
-        '\t' => out.push_str("\\t"),
-        '\u{8}' => out.push_str("\\b"),
-        '\u{c}' => out.push_str("\\f"),
-        ' '..='~' => out.push(c),
-        _ => {
-            let mut units = [0u16; 2];
-            for unit in c.encode_utf16(&mut units) {
-                let _ = write!(out, "\\u{unit:04x}");
-            }
+    if let Some(escape) = short_escape(c) {
+        out.push_str(escape);
+    } else if matches!(c, ' '..='~') {
+        out.push(c);
+    } else {
+        let mut units = [0u16; 2];
+        for unit in c.encode_utf16(&mut units) {
+            let _ = write!(out, "\\u{unit:04x}");
         }
     }
+}
+
+/// JSON's two-character escape of `c`, if it has one: the quote, the
+/// backslash and five control characters. Every JSON writer of Python's
+/// that tessera matches (the `json` module, msgspec) uses them; they
+/// differ in what else they escape.
+pub(crate) fn short_escape(c: char) -> Option<&'static str> {
+    Some(match c {
+        '"' => "\\\"",
+        '\\' => "\\\\",
+        '\n' => "\\n",
+        '\r' => "\\r",
+        '\t' => "\\t",
+        '\u{8}' => "\\b",
+        '\u{c}' => "\\f",
+        _ => return None,
+    })
 }
 
 /// An HTTP date, as Werkzeug's `http_date` writes it. A datetime whose UTC

@@ -1048,18 +1048,12 @@ mod json {
     fn write_string(out: &mut String, s: &str) {
         out.push('"');
         for c in s.chars() {
-            match c {
-                '"' => out.push_str("\\\""),
-                '\\' => out.push_str("\\\\"),
-                '\n' => out.push_str("\\n"),
-                '\r' => out.push_str("\\r"),
-                '\t' => out.push_str("\\t"),
-                '\u{8}' => out.push_str("\\b"),
-                '\u{c}' => out.push_str("\\f"),
-                '\0'..='\u{1f}' => {
-                    let _ = write!(out, "\\u{:04x}", u32::from(c));
-                }
-                _ => out.push(c),
+            if let Some(escape) = tagged::short_escape(c) {
+                out.push_str(escape);
+            } else if c < ' ' {
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
+            } else {
+                out.push(c);
             }
         }
         out.push('"');
