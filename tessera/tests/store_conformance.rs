@@ -100,6 +100,7 @@ macro_rules! conformance {
             emptied_sessions_go_unless_written_meanwhile,
             emptying_never_deletes_acknowledged_writes,
             increment_rules,
+            increments_near_the_ends_of_the_range,
             append_rules,
             delete_removes_the_record,
             cycle_id_moves_the_record,
@@ -2105,6 +2106,56 @@ async fn increment_rules(store: Arc<dyn SessionStore>, keeps: Keeps) {
         load(store, &expired, NOW - 1).await.expect("stored").data,
         Map::new()
     );
+}
+
+/// Every stored integer and step near the ends of the signed 64-bit range
+/// and where the digits change from 18 to 19 (where a store may switch
+/// between two ways of adding): the sum when it fits, a refusal that
+/// changes nothing when it does not, as `i64::checked_add` says.
+async fn increments_near_the_ends_of_the_range(store: Arc<dyn SessionStore>, _keeps: Keeps) {
+    let store = &*store;
+    const E18: i64 = 1_000_000_000_000_000_000;
+    let stored = [
+        0,
+        -1,
+        7,
+        E18 - 1,
+        -(E18 - 1),
+        E18,
+        -E18,
+        i64::MAX - 1,
+        i64::MAX,
+        i64::MIN + 1,
+        i64::MIN,
+    ];
+    let steps = [1, -1, E18, -E18, i64::MAX, i64::MIN, i64::MAX - E18 + 1];
+    let keys: Vec<String> = (0..stored.len() * steps.len())
+        .map(|i| format!("n{i}"))
+        .collect();
+    let data: Map = keys
+        .iter()
+        .enumerate()
+        .map(|(i, key)| (key.clone(), Value::from(stored[i / steps.len()])))
+        .collect();
+    let id = create(store, &live_record(data, None)).await;
+    for (i, key) in keys.iter().enumerate() {
+        let (value, by) = (stored[i / steps.len()], steps[i % steps.len()]);
+        let result = store.increment(&id, key, by, NOW).await;
+        match value.checked_add(by) {
+            Some(sum) => assert_eq!(result.expect("increment"), Some(sum), "{value} + {by}"),
+            None => assert!(is_wrong_type(&result, key), "{value} + {by}: {result:?}"),
+        }
+    }
+    let loaded = load_live(store, &id).await.data;
+    for (i, key) in keys.iter().enumerate() {
+        let (value, by) = (stored[i / steps.len()], steps[i % steps.len()]);
+        let expected = value.checked_add(by).unwrap_or(value);
+        assert_eq!(
+            loaded[key.as_str()],
+            Value::from(expected),
+            "{value} + {by}"
+        );
+    }
 }
 
 async fn append_rules(store: Arc<dyn SessionStore>, keeps: Keeps) {
