@@ -286,12 +286,11 @@ fn write_string(out: &mut String, s: &str) {
     out.push('"');
 }
 
-/// One character [`write_string`] does not write as it is.
+/// One character [`write_string`] does not write as it is: the quote, the
+/// backslash, a control character or one beyond ASCII.
 fn write_escaped_char(out: &mut String, c: char) {
     if let Some(escape) = short_escape(c) {
         out.push_str(escape);
-    } else if matches!(c, ' '..='~') {
-        out.push(c);
     } else {
         let mut units = [0u16; 2];
         for unit in c.encode_utf16(&mut units) {
