@@ -2129,27 +2129,28 @@ async fn increments_near_the_ends_of_the_range(store: Arc<dyn SessionStore>, _ke
         i64::MIN,
     ];
     let steps = [1, -1, E18, -E18, i64::MAX, i64::MIN, i64::MAX - E18 + 1];
-    let keys: Vec<String> = (0..stored.len() * steps.len())
-        .map(|i| format!("n{i}"))
-        .collect();
-    let data: Map = keys
+    // Each pair of stored integer and step under a key of its own.
+    let cases: Vec<(String, i64, i64)> = stored
         .iter()
+        .flat_map(|&value| steps.iter().map(move |&by| (value, by)))
         .enumerate()
-        .map(|(i, key)| (key.clone(), Value::from(stored[i / steps.len()])))
+        .map(|(i, (value, by))| (format!("n{i}"), value, by))
+        .collect();
+    let data: Map = cases
+        .iter()
+        .map(|(key, value, _)| (key.clone(), Value::from(*value)))
         .collect();
     let id = create(store, &live_record(data, None)).await;
-    for (i, key) in keys.iter().enumerate() {
-        let (value, by) = (stored[i / steps.len()], steps[i % steps.len()]);
-        let result = store.increment(&id, key, by, NOW).await;
-        match value.checked_add(by) {
+    for (key, value, by) in &cases {
+        let result = store.increment(&id, key, *by, NOW).await;
+        match value.checked_add(*by) {
             Some(sum) => assert_eq!(result.expect("increment"), Some(sum), "{value} + {by}"),
             None => assert!(is_wrong_type(&result, key), "{value} + {by}: {result:?}"),
         }
     }
     let loaded = load_live(store, &id).await.data;
-    for (i, key) in keys.iter().enumerate() {
-        let (value, by) = (stored[i / steps.len()], steps[i % steps.len()]);
-        let expected = value.checked_add(by).unwrap_or(value);
+    for (key, value, by) in &cases {
+        let expected = value.checked_add(*by).unwrap_or(*value);
         assert_eq!(
             loaded[key.as_str()],
             Value::from(expected),
