@@ -95,6 +95,7 @@ macro_rules! conformance {
             concurrent_updates_of_different_keys_all_persist,
             concurrent_increments_lose_nothing,
             concurrent_appends_lose_nothing,
+            an_increment_and_an_append_racing_on_one_key_take_turns,
             list_edits_apply_to_the_list_as_stored,
             concurrent_list_edits_lose_nothing,
             emptied_sessions_go_unless_written_meanwhile,
@@ -1654,6 +1655,53 @@ async fn concurrent_appends_lose_nothing(store: Arc<dyn SessionStore>, _keeps: K
         .collect();
     assert_eq!(items, (0..50).collect::<BTreeSet<i64>>());
     assert_eq!(data["other"], Value::from(1));
+}
+
+/// An increment and an append of one key, racing, where either could go
+/// first: on a key with no value or `null`, whichever comes second finds
+/// the other's int or list and is refused. Both acknowledged would mean one
+/// overwrote the other after reading what was there before it.
+async fn an_increment_and_an_append_racing_on_one_key_take_turns(
+    store: Arc<dyn SessionStore>,
+    _keeps: Keeps,
+) {
+    for round in 0..40 {
+        let data = if round % 2 == 0 {
+            map([("other", 1.into())])
+        } else {
+            map([("k", Value::Null)])
+        };
+        let id = create(&*store, &live_record(data, None)).await;
+        let incrementing = {
+            let (store, id) = (Arc::clone(&store), id.clone());
+            tokio::spawn(async move { store.increment(&id, "k", 1, NOW).await })
+        };
+        let appending = {
+            let (store, id) = (Arc::clone(&store), id.clone());
+            tokio::spawn(async move { store.append(&id, "k", &Value::from("x"), NOW).await })
+        };
+        let incremented = incrementing.await.expect("task");
+        let appended = appending.await.expect("task");
+        let stored = load_live(&*store, &id).await.data.remove("k");
+        match (&incremented, &appended) {
+            (Ok(Some(1)), Err(_)) => {
+                assert!(is_wrong_type(&appended, "k"), "round {round}: {appended:?}");
+                assert_eq!(stored, Some(Value::from(1)), "round {round}");
+            }
+            (Err(_), Ok(Some(1))) => {
+                assert!(
+                    is_wrong_type(&incremented, "k"),
+                    "round {round}: {incremented:?}"
+                );
+                assert_eq!(
+                    stored,
+                    Some(Value::List(vec![Value::from("x")])),
+                    "round {round}"
+                );
+            }
+            _ => panic!("round {round}: increment {incremented:?}, append {appended:?}"),
+        }
+    }
 }
 
 /// Changes that edit the flash messages' list.
