@@ -6,7 +6,11 @@
 //! the keys a request changed, so two requests on one session that write
 //! different keys both persist; [`increment`](SessionStore::increment) and
 //! [`append`](SessionStore::append) are read-modify-writes under SQLite's
-//! write lock, so concurrent ones never lose an update.
+//! write lock, so concurrent ones never lose an update. Writes queue for one
+//! writer connection rather than poll SQLite's busy handler, and increments
+//! that queue while it is busy run together, one transaction for all of
+//! them, so a counter that every request bumps does not leave the writer
+//! idle between them.
 //!
 //! [`SqliteStore::new`] is synchronous and touches nothing: the first
 //! operation creates the file and its directory, opens a small connection pool
@@ -64,6 +68,7 @@ use sqlx::{Connection as _, Executor as _, Row as _, Sqlite, Transaction};
 use tokio::sync::OnceCell;
 
 use self::connections::{Connections, Lease, LeaseError};
+use self::increments::{AtOnce, Increment, IncrementQueue, Outcome};
 
 use super::{
     append_in_map, incremented, Changes, ListEdit, Record, SessionId, SessionInfo, SessionStore,
@@ -75,6 +80,7 @@ use crate::tagged;
 use crate::value::Value;
 
 mod connections;
+mod increments;
 
 /// SQLite has one writer at a time, so more connections only help readers;
 /// a few keep reads flowing while a write holds the lock.
@@ -449,6 +455,26 @@ impl SqliteStore {
         lease(&self.open_file(true).await?.write).await
     }
 
+    /// The one-statement increment's answer, through [`IncrementQueue`].
+    async fn increment_at_once(&self, increment: Increment) -> Result<AtOnce, StoreError> {
+        let connections = self.open_file(true).await?;
+        match connections
+            .increments
+            .run(&connections.write, increment)
+            .await
+        {
+            Outcome::Done(at_once) => Ok(at_once),
+            Outcome::RunAlone(increment) => {
+                increments::at_once(&mut *self.writer().await?, &increment)
+                    .await
+                    .map_err(db)
+            }
+            Outcome::Failed(error) => Err(db(error)),
+            Outcome::NoWriter(error) => Err(StoreError::unavailable(error)),
+            Outcome::Unanswered(error) => Err(StoreError::unavailable(error)),
+        }
+    }
+
     /// The connections, once the file at the path is checked to be the one
     /// they have open (a `stat`, far cheaper than any statement), and the
     /// `-wal` file too: before every write (a write into a deleted log is
@@ -566,6 +592,8 @@ struct ReadWrite {
     wal_checked_at: AtomicU64,
     /// The file or its `-wal` was found removed or replaced.
     gone: AtomicBool,
+    /// Increments waiting for `write`, run in batches.
+    increments: IncrementQueue,
 }
 
 /// How often reads check that the `-wal` file is the one opened, at most.
@@ -671,6 +699,7 @@ async fn connect_both_once(path: &Path, existing_only: bool) -> Result<ReadWrite
             wal: file_id(&beside(path, "-wal")).ok().flatten(),
             wal_checked_at: AtomicU64::new(0),
             gone: AtomicBool::new(false),
+            increments: IncrementQueue::default(),
         }),
         Err(error) => {
             write.close().await;
@@ -1268,27 +1297,13 @@ impl SessionStore for SqliteStore {
         by: i64,
         now: u64,
     ) -> Result<Option<i64>, StoreError> {
-        // The values the current one may hold for `+ by` not to overflow.
-        let (lowest, highest) = if by >= 0 {
-            (i64::MIN, i64::MAX - by)
-        } else {
-            (i64::MIN - by, i64::MAX)
+        let increment = Increment {
+            id: id.as_str().to_owned(),
+            key: key.to_owned(),
+            by,
+            now: sql_time(now),
         };
-        // All rows rather than the first: the statement commits as it ends,
-        // after its row came, and only a statement run to its end reports a
-        // commit that failed (a full disk) instead of a value never stored.
-        let at_once: Vec<String> = sqlx::query_scalar(INCREMENT_AT_ONCE)
-            .bind(id.as_str())
-            .bind(key)
-            .bind(by.to_string())
-            .bind(sql_time(now))
-            .bind(by)
-            .bind(lowest)
-            .bind(highest)
-            .fetch_all(&mut *self.writer().await?)
-            .await
-            .map_err(db)?;
-        if let Some(text) = at_once.into_iter().next() {
+        if let Some(text) = self.increment_at_once(increment).await? {
             return text
                 .parse()
                 .map(Some)
@@ -1862,6 +1877,83 @@ mod tests {
             store.increment(&id, "n", 1, 2).await.expect("increment"),
             Some(4)
         );
+        store.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Increments queued while the writer is busy run as one transaction.
+    /// When one of them fails there (a trigger refuses one session's
+    /// writes, as a constraint or a full disk might), that batch rolls back
+    /// and each increment runs alone: the refused session's increments fail
+    /// and change nothing, every other one counts exactly once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_failing_increment_fails_no_other_in_its_batch() {
+        let dir =
+            std::env::temp_dir().join(format!("tessera-sqlite-batch-fails-{}", std::process::id()));
+        let store = Arc::new(
+            SqliteStore::open(dir.join("sessions.db"))
+                .await
+                .expect("open"),
+        );
+        let refused = SessionId::generate();
+        let counted: Vec<SessionId> = (0..4).map(|_| SessionId::generate()).collect();
+        for id in counted.iter().chain([&refused]) {
+            assert!(store.create(id, &live_record()).await.expect("create"));
+        }
+        for statement in ["INSERT", "UPDATE"] {
+            let trigger = format!(
+                "CREATE TRIGGER refuse_{statement} BEFORE {statement} ON tessera_session_values \
+                 WHEN NEW.session_id = '{refused}' BEGIN SELECT RAISE(ABORT, 'refused'); END",
+                refused = refused.as_str(),
+            );
+            sqlx::query(&trigger)
+                .execute(&mut *store.writer().await.expect("writer"))
+                .await
+                .expect("create the trigger");
+        }
+        const ROUNDS: usize = 30;
+        const PER_SESSION: usize = 3;
+        for _ in 0..ROUNDS {
+            let mut tasks = Vec::new();
+            for (at, id) in counted.iter().chain([&refused]).enumerate() {
+                for _ in 0..PER_SESSION {
+                    let (store, id) = (Arc::clone(&store), id.clone());
+                    let key = if at % 2 == 0 { "n" } else { "k" };
+                    tasks.push((
+                        id.clone(),
+                        tokio::spawn(async move { store.increment(&id, key, 1, 2).await }),
+                    ));
+                }
+            }
+            for (id, task) in tasks {
+                let result = task.await.expect("task");
+                if id == refused {
+                    assert!(
+                        matches!(result, Err(StoreError::Unavailable(_))),
+                        "{result:?}"
+                    );
+                } else {
+                    assert!(matches!(result, Ok(Some(_))), "{result:?}");
+                }
+            }
+        }
+        for (at, id) in counted.iter().enumerate() {
+            let data = store.load(id, 2).await.expect("load").expect("live").data;
+            // "k" starts at 1 (`live_record`), "n" is new.
+            let (key, start) = if at % 2 == 0 { ("n", 0) } else { ("k", 1) };
+            let expected = i64::try_from(start + ROUNDS * PER_SESSION).expect("small");
+            assert_eq!(data[key], Value::from(expected), "session {at}");
+        }
+        let untouched = store.load(&refused, 2).await.expect("load").expect("live");
+        assert_eq!(untouched.data, live_record().data);
+        let failed_batches = store
+            .connections()
+            .await
+            .expect("open")
+            .increments
+            .failed_batches
+            .load(Ordering::Relaxed);
+        assert!(failed_batches > 0, "no batch of several ever failed");
         store.close().await;
         let _ = std::fs::remove_dir_all(&dir);
     }
