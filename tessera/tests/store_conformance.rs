@@ -94,6 +94,7 @@ macro_rules! conformance {
             update_applies_cleared_then_removed_then_set,
             concurrent_updates_of_different_keys_all_persist,
             concurrent_increments_lose_nothing,
+            concurrent_increments_given_up_midway_count_once_at_most,
             concurrent_appends_lose_nothing,
             an_increment_and_an_append_racing_on_one_key_take_turns,
             list_edits_apply_to_the_list_as_stored,
@@ -1628,6 +1629,71 @@ async fn concurrent_increments_lose_nothing(store: Arc<dyn SessionStore>, _keeps
     assert_eq!(
         load_live(&*store, &id).await.data["count"],
         Value::from(100)
+    );
+}
+
+/// Concurrent increments, many of them given up on midway (their request
+/// cancelled while waiting for the store, queued behind others or running):
+/// those that answer each saw a different total; the ones given up on may
+/// land or not, so once they have, the stored count lies between the
+/// answered ones and all that were tried, and the next increment counts on
+/// from it.
+async fn concurrent_increments_given_up_midway_count_once_at_most(
+    store: Arc<dyn SessionStore>,
+    _keeps: Keeps,
+) {
+    const TASKS: u64 = 30;
+    const EACH: u64 = 4;
+    let id = create(&*store, &live_record(Map::new(), None)).await;
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|task| {
+            let store = Arc::clone(&store);
+            let id = id.clone();
+            tokio::spawn(async move {
+                let mut answered = Vec::new();
+                for attempt in 0..EACH {
+                    // From nothing to about a millisecond: some give up before
+                    // the store sees them, some while others run.
+                    let budget = (task * 7_919 + attempt * 104_729) % 1_200;
+                    let increment = store.increment(&id, "count", 1, NOW);
+                    if let Ok(value) =
+                        tokio::time::timeout(std::time::Duration::from_micros(budget), increment)
+                            .await
+                    {
+                        answered.push(value.expect("increment").expect("live"));
+                    }
+                }
+                answered
+            })
+        })
+        .collect();
+    let mut answered = Vec::new();
+    for task in tasks {
+        answered.extend(task.await.expect("task"));
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let stored = load_live(&*store, &id)
+        .await
+        .data
+        .get("count")
+        .map_or(0, |count| count.as_i64().expect("an int"));
+    let tried = i64::try_from(TASKS * EACH).expect("small");
+    answered.sort_unstable();
+    let before = answered.len();
+    answered.dedup();
+    assert_eq!(answered.len(), before, "two increments saw one total");
+    let counted = i64::try_from(answered.len()).expect("small");
+    assert!(
+        (counted..=tried).contains(&stored),
+        "{counted} answered, {tried} tried, {stored} stored"
+    );
+    assert!(answered.iter().all(|total| (1..=stored).contains(total)));
+    assert_eq!(
+        store
+            .increment(&id, "count", 1, NOW)
+            .await
+            .expect("increment after the cancellations"),
+        Some(stored + 1)
     );
 }
 

@@ -102,6 +102,13 @@ impl IncrementQueue {
             increment,
             answer,
         });
+        // A caller that goes away takes its increment back if no batch has
+        // taken it yet: otherwise it would wait for the next caller, however
+        // late, and land then.
+        let _withdraw = Withdraw {
+            queue: self,
+            ticket,
+        };
         let acquire = writer.acquire();
         let mut acquire = pin!(acquire);
         let first = poll_fn(|context| {
@@ -120,12 +127,7 @@ impl IncrementQueue {
         let lease = match lease {
             Ok(lease) => lease,
             Err(error) => {
-                let taken_back = {
-                    let mut waiting = self.waiting();
-                    let at = waiting.iter().position(|queued| queued.ticket == ticket);
-                    at.map(|at| waiting.remove(at)).is_some()
-                };
-                if taken_back {
+                if self.withdraw(ticket) {
                     return Outcome::NoWriter(error);
                 }
                 return outcome(answered.await);
@@ -165,10 +167,30 @@ impl IncrementQueue {
         outcome(answered.await)
     }
 
+    /// Takes the increment of `ticket` out of the queue; false if a batch
+    /// took it already.
+    fn withdraw(&self, ticket: u64) -> bool {
+        let mut waiting = self.waiting();
+        let at = waiting.iter().position(|queued| queued.ticket == ticket);
+        at.map(|at| waiting.remove(at)).is_some()
+    }
+
     fn waiting(&self) -> MutexGuard<'_, Vec<Queued>> {
         // Pushes and drains leave the list whole, so a panic elsewhere while
         // it was locked leaves nothing half done.
         self.waiting.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Withdraws a queued increment when its caller's future is dropped.
+struct Withdraw<'a> {
+    queue: &'a IncrementQueue,
+    ticket: u64,
+}
+
+impl Drop for Withdraw<'_> {
+    fn drop(&mut self) {
+        self.queue.withdraw(self.ticket);
     }
 }
 
