@@ -13,7 +13,9 @@
 //! caller had taken the writer in turn, and they commit together.
 //!
 //! The batch runs in a task of its own, so a caller that goes away (its
-//! request cancelled) never cuts a transaction short. If anything in a
+//! request cancelled) never cuts a transaction short; one that goes away
+//! before a batch took its increment withdraws it, rather than leave it to
+//! land whenever the next caller comes. If anything in a
 //! batch of several fails, the transaction rolls back and each caller runs
 //! its increment alone, so one caller's error is never another's.
 
