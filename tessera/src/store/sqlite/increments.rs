@@ -111,62 +111,69 @@ impl IncrementQueue {
             queue: self,
             ticket,
         };
-        let acquire = writer.acquire();
-        let mut acquire = pin!(acquire);
-        let first = poll_fn(|context| {
-            // Another caller's batch took this increment: its answer comes
-            // when that batch ends.
-            if let Poll::Ready(answer) = Pin::new(&mut answered).poll(context) {
-                return Poll::Ready(Err(answer));
-            }
-            acquire.as_mut().poll(context).map(Ok)
-        })
-        .await;
-        let lease = match first {
-            Ok(lease) => lease,
-            Err(answer) => return outcome(answer),
-        };
-        let lease = match lease {
-            Ok(lease) => lease,
-            Err(error) => {
-                if self.withdraw(ticket) {
-                    return Outcome::NoWriter(error);
+        loop {
+            let acquire = writer.acquire();
+            let mut acquire = pin!(acquire);
+            let first = poll_fn(|context| {
+                // Another caller's batch took this increment: its answer
+                // comes when that batch ends.
+                if let Poll::Ready(answer) = Pin::new(&mut answered).poll(context) {
+                    return Poll::Ready(Err(answer));
                 }
+                acquire.as_mut().poll(context).map(Ok)
+            })
+            .await;
+            let lease = match first {
+                Ok(Ok(lease)) => lease,
+                Ok(Err(error)) => {
+                    if self.withdraw(ticket) {
+                        return Outcome::NoWriter(error);
+                    }
+                    return outcome(answered.await);
+                }
+                Err(answer) => return outcome(answer),
+            };
+            let batch: Vec<Queued> = {
+                let mut waiting = self.waiting();
+                let take = waiting.len().min(MAX_BATCH);
+                waiting.drain(..take).collect()
+            };
+            if let [only] = batch.as_slice() {
+                if only.ticket == ticket {
+                    // Alone: one statement, committing by itself, as before
+                    // any batching; the caller sees its error as it is.
+                    let mut lease = lease;
+                    return match at_once(&mut lease, &only.increment).await {
+                        Ok(done) => Outcome::Done(done),
+                        Err(error) => Outcome::Failed(error),
+                    };
+                }
+            }
+            let still_queued = self.is_queued(ticket);
+            if batch.is_empty() {
+                drop(lease);
+            } else {
+                let batch = tokio::spawn(run_batch(lease, batch));
+                #[cfg(test)]
+                if matches!(batch.await, Ok(false)) {
+                    self.failed_batches.fetch_add(1, Ordering::Relaxed);
+                }
+                #[cfg(not(test))]
+                drop(batch);
+            }
+            if !still_queued {
+                // In this batch or one before: its answer comes when that
+                // batch ends.
                 return outcome(answered.await);
             }
-        };
-        let batch: Vec<Queued> = {
-            let mut waiting = self.waiting();
-            let take = waiting.len().min(MAX_BATCH);
-            waiting.drain(..take).collect()
-        };
-        if batch.is_empty() {
-            // Taken by a batch that is running now.
-            drop(lease);
-            return outcome(answered.await);
+            // Still queued behind the batch just run for others: wait for
+            // the writer again, as no one else may be waiting for it.
         }
-        if let [only] = batch.as_slice() {
-            if only.ticket == ticket {
-                // Alone: one statement, committing by itself, as before any
-                // batching; the caller sees its error as it is.
-                let mut lease = lease;
-                return match at_once(&mut lease, &only.increment).await {
-                    Ok(done) => Outcome::Done(done),
-                    Err(error) => Outcome::Failed(error),
-                };
-            }
-        }
-        let batch = tokio::spawn(run_batch(lease, batch));
-        #[cfg(test)]
-        {
-            let batch = batch;
-            if matches!(batch.await, Ok(false)) {
-                self.failed_batches.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        #[cfg(not(test))]
-        drop(batch);
-        outcome(answered.await)
+    }
+
+    /// Whether the increment of `ticket` is still waiting for a batch.
+    fn is_queued(&self, ticket: u64) -> bool {
+        self.waiting().iter().any(|queued| queued.ticket == ticket)
     }
 
     /// Takes the increment of `ticket` out of the queue; false if a batch
@@ -265,4 +272,75 @@ pub(super) async fn at_once(
         .fetch_all(connection)
         .await?;
     Ok(rows.into_iter().next())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::super::SqliteStore;
+    use super::*;
+    use crate::store::{Record, SessionId, SessionStore as _};
+
+    fn increment_of(id: &SessionId) -> Increment {
+        Increment {
+            id: id.as_str().to_owned(),
+            key: "n".to_owned(),
+            by: 1,
+            now: 2,
+        }
+    }
+
+    /// A caller that gets the writer while a full batch of others' increments
+    /// is queued ahead of its own runs that batch, then, with no one else
+    /// waiting, its own.
+    #[tokio::test]
+    async fn a_caller_queued_behind_a_full_batch_it_ran_is_answered() {
+        let dir =
+            std::env::temp_dir().join(format!("tessera-sqlite-behind-{}", std::process::id()));
+        let store = SqliteStore::open(dir.join("sessions.db"))
+            .await
+            .expect("open");
+        let id = SessionId::generate();
+        let record = Record {
+            data: crate::map::Map::new(),
+            user_id: None,
+            created_at: 1,
+            expires_at: u64::MAX / 4,
+            absolute_expires_at: None,
+        };
+        assert!(store.create(&id, &record).await.expect("create"));
+        let connections = store.connections().await.expect("open");
+        let queue = IncrementQueue::default();
+        let mut ahead = Vec::new();
+        for at in 0..MAX_BATCH {
+            let (answer, answered) = oneshot::channel();
+            queue.waiting().push(Queued {
+                ticket: u64::MAX - at as u64,
+                increment: increment_of(&id),
+                answer,
+            });
+            ahead.push(answered);
+        }
+        let own = tokio::time::timeout(
+            Duration::from_secs(10),
+            queue.run(&connections.write, increment_of(&id)),
+        )
+        .await
+        .expect("answered");
+        let expected = (MAX_BATCH + 1).to_string();
+        assert!(
+            matches!(&own, Outcome::Done(Some(total)) if *total == expected),
+            "{own:?}"
+        );
+        for (at, answered) in ahead.into_iter().enumerate() {
+            let total = (at + 1).to_string();
+            assert!(
+                matches!(answered.await, Ok(Answer::Done(Some(ref got))) if *got == total),
+                "increment {at} ahead"
+            );
+        }
+        store.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -1881,6 +1881,51 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    /// More increments at once than one batch takes: every one is answered
+    /// and counted once, including a caller whose own increment was still
+    /// queued behind the batch it ran for others.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn more_increments_at_once_than_a_batch_takes_all_count() {
+        let dir = std::env::temp_dir().join(format!(
+            "tessera-sqlite-many-at-once-{}",
+            std::process::id()
+        ));
+        let store = Arc::new(
+            SqliteStore::open(dir.join("sessions.db"))
+                .await
+                .expect("open"),
+        );
+        let id = SessionId::generate();
+        assert!(store.create(&id, &live_record()).await.expect("create"));
+        let mut expected = 0;
+        for round in 0..10 {
+            let tasks: Vec<_> = (0..300)
+                .map(|_| {
+                    let (store, id) = (Arc::clone(&store), id.clone());
+                    tokio::spawn(async move { store.increment(&id, "n", 1, 2).await })
+                })
+                .collect();
+            let all = async {
+                let mut totals = Vec::new();
+                for task in tasks {
+                    totals.push(task.await.expect("task").expect("increment").expect("live"));
+                }
+                totals
+            };
+            let mut totals = tokio::time::timeout(std::time::Duration::from_secs(20), all)
+                .await
+                .unwrap_or_else(|_| panic!("round {round}: an increment was never answered"));
+            totals.sort_unstable();
+            assert_eq!(
+                totals,
+                ((expected + 1)..=(expected + 300)).collect::<Vec<i64>>()
+            );
+            expected += 300;
+        }
+        store.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     /// Increments queued while the writer is busy run as one transaction.
     /// When one of them fails there (a trigger refuses one session's
     /// writes, as a constraint or a full disk might), that batch rolls back
