@@ -133,10 +133,12 @@ impl IncrementQueue {
                 }
                 Err(answer) => return outcome(answer),
             };
-            let batch: Vec<Queued> = {
+            let (batch, still_queued) = {
                 let mut waiting = self.waiting();
                 let take = waiting.len().min(MAX_BATCH);
-                waiting.drain(..take).collect()
+                let batch: Vec<Queued> = waiting.drain(..take).collect();
+                let still_queued = waiting.iter().any(|queued| queued.ticket == ticket);
+                (batch, still_queued)
             };
             if let [only] = batch.as_slice() {
                 if only.ticket == ticket {
@@ -149,7 +151,6 @@ impl IncrementQueue {
                     };
                 }
             }
-            let still_queued = self.is_queued(ticket);
             if batch.is_empty() {
                 drop(lease);
             } else {
@@ -169,11 +170,6 @@ impl IncrementQueue {
             // Still queued behind the batch just run for others: wait for
             // the writer again, as no one else may be waiting for it.
         }
-    }
-
-    /// Whether the increment of `ticket` is still waiting for a batch.
-    fn is_queued(&self, ticket: u64) -> bool {
-        self.waiting().iter().any(|queued| queued.ticket == ticket)
     }
 
     /// Takes the increment of `ticket` out of the queue; false if a batch
@@ -278,9 +274,10 @@ pub(super) async fn at_once(
 mod tests {
     use std::time::Duration;
 
+    use super::super::tests::live_record;
     use super::super::SqliteStore;
     use super::*;
-    use crate::store::{Record, SessionId, SessionStore as _};
+    use crate::store::{SessionId, SessionStore as _};
 
     fn increment_of(id: &SessionId) -> Increment {
         Increment {
@@ -302,14 +299,7 @@ mod tests {
             .await
             .expect("open");
         let id = SessionId::generate();
-        let record = Record {
-            data: crate::map::Map::new(),
-            user_id: None,
-            created_at: 1,
-            expires_at: u64::MAX / 4,
-            absolute_expires_at: None,
-        };
-        assert!(store.create(&id, &record).await.expect("create"));
+        assert!(store.create(&id, &live_record()).await.expect("create"));
         let connections = store.connections().await.expect("open");
         let queue = IncrementQueue::default();
         let mut ahead = Vec::new();

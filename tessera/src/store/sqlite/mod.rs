@@ -1524,7 +1524,7 @@ mod tests {
     }
 
     /// A session with one key that lives for ages.
-    fn live_record() -> Record {
+    pub(super) fn live_record() -> Record {
         Record {
             data: Map::from([("k", Value::from(1))]),
             user_id: None,
