@@ -99,6 +99,7 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow, PgSslMode};
 use sqlx::{Connection as _, Executor as _, Row as _};
 
+use super::combine::{self, CombinedIncrements, IncrementCombiner};
 use super::{
     append_in_map, incremented, Changes, Record, SessionId, SessionInfo, SessionStore, StoreError,
     UpdateOutcome,
@@ -604,6 +605,8 @@ struct Shared {
     /// [`MISSING_TABLE_SEEN`] when the schema was last found current: a
     /// newer count has the next operation look again.
     checked_after: AtomicU64,
+    /// Concurrent increments of one counter go as one.
+    increments: IncrementCombiner,
 }
 
 impl From<Shared> for PostgresStore {
@@ -823,6 +826,7 @@ impl PostgresStore {
             pool: OnceLock::new(),
             ready: AtomicBool::new(false),
             checked_after: AtomicU64::new(0),
+            increments: IncrementCombiner::default(),
         }))
     }
 
@@ -1803,6 +1807,51 @@ impl std::ops::Deref for Here {
     }
 }
 
+impl CombinedIncrements for Here {
+    fn combiner(&self) -> &IncrementCombiner {
+        &self.shared.increments
+    }
+
+    fn handle(&self) -> Self {
+        self.0.here()
+    }
+
+    async fn increment_alone(
+        &self,
+        id: &SessionId,
+        key: &str,
+        by: i64,
+        now: u64,
+    ) -> Result<Option<i64>, StoreError> {
+        let pool = self.pool().await?;
+        let at_once: Option<String> = self
+            .bounded(retrying_deadlocks(|| async {
+                sqlx::query_scalar(INCREMENT_AT_ONCE)
+                    .bind(id.as_str())
+                    .bind(key)
+                    .bind(by.to_string())
+                    .bind(sql_time(now))
+                    .fetch_optional(pool)
+                    .await
+                    .map_err(db)
+            }))
+            .await?;
+        if let Some(text) = at_once {
+            return text
+                .parse()
+                .map(Some)
+                .map_err(|_| StoreError::Corrupt(format!("incrementing {key:?} stored {text:?}")));
+        }
+        let name = key.to_owned();
+        self.read_modify_write(id, key, now, move |current| {
+            let key = name.as_str();
+            let next = incremented(key, current.as_ref(), by)?;
+            Ok((Value::from(next), next))
+        })
+        .await
+    }
+}
+
 #[async_trait::async_trait]
 impl SessionStore for Here {
     async fn close(&self) {
@@ -1994,32 +2043,7 @@ impl SessionStore for Here {
         now: u64,
     ) -> Result<Option<i64>, StoreError> {
         storable_text(key, "a session key")?;
-        let pool = self.pool().await?;
-        let at_once: Option<String> = self
-            .bounded(retrying_deadlocks(|| async {
-                sqlx::query_scalar(INCREMENT_AT_ONCE)
-                    .bind(id.as_str())
-                    .bind(key)
-                    .bind(by.to_string())
-                    .bind(sql_time(now))
-                    .fetch_optional(pool)
-                    .await
-                    .map_err(db)
-            }))
-            .await?;
-        if let Some(text) = at_once {
-            return text
-                .parse()
-                .map(Some)
-                .map_err(|_| StoreError::Corrupt(format!("incrementing {key:?} stored {text:?}")));
-        }
-        let name = key.to_owned();
-        self.read_modify_write(id, key, now, move |current| {
-            let key = name.as_str();
-            let next = incremented(key, current.as_ref(), by)?;
-            Ok((Value::from(next), next))
-        })
-        .await
+        combine::increment(self, id, key, by, now).await
     }
 
     async fn append(
