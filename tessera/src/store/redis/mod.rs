@@ -161,6 +161,7 @@ use ::redis::{Client, Cmd, ErrorKind, FromRedisValue, Pipeline, RedisError, Scri
 use tokio::runtime::RuntimeFlavor;
 use tokio::sync::OnceCell;
 
+use super::combine::{self, CombinedIncrements, IncrementCombiner};
 use super::{
     integer_for_increment, Changes, Record, SessionId, SessionInfo, SessionStore, StoreError,
     UpdateOutcome,
@@ -907,18 +908,25 @@ pub(super) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| {
 /// Cheap to construct; see the [module documentation](self) for the layout,
 /// the guarantees and how connections are handled.
 pub struct RedisStore {
+    shared: Arc<Shared>,
+}
+
+/// What a store and the tasks it starts share.
+struct Shared {
     link: Link,
     prefix: String,
     listing: ListingSnapshot,
+    /// Concurrent increments of one counter go as one.
+    increments: IncrementCombiner,
 }
 
 /// The URL may hold a password: show only where the server is.
 impl fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisStore")
-            .field("address", &self.link.address())
-            .field("prefix", &self.prefix)
-            .field("connected", &self.link.is_connected())
+            .field("address", &self.shared.link.address())
+            .field("prefix", &self.shared.prefix)
+            .field("connected", &self.shared.link.is_connected())
             .finish()
     }
 }
@@ -1622,7 +1630,7 @@ impl RedisStore {
         let mut call = SCRIPTS.update.prepare_invoke();
         call.key(self.session_key(id))
             .key(self.expiry_key())
-            .arg(&self.prefix)
+            .arg(&self.shared.prefix)
             .arg(id.as_str())
             .arg(now)
             .arg(u8::from(changes.cleared) + 2 * u8::from(delete_if_empty))
@@ -1658,7 +1666,7 @@ impl RedisStore {
         for (key, value) in &changes.set {
             call.arg(&*field_of(key)).arg(tagged::to_string(value));
         }
-        Ok(match self.link.write::<i64>(&call).await? {
+        Ok(match self.shared.link.write::<i64>(&call).await? {
             0 => UpdateOutcome::Vanished,
             2 => UpdateOutcome::Deleted,
             _ => UpdateOutcome::Updated,
@@ -1672,9 +1680,12 @@ impl RedisStore {
     /// is checked now; nothing is connected until the first operation.
     pub fn new(url: &str) -> Result<Self, StoreError> {
         Ok(Self {
-            link: Link::open(url)?,
-            prefix: DEFAULT_PREFIX.to_owned(),
-            listing: ListingSnapshot::default(),
+            shared: Arc::new(Shared {
+                link: Link::open(url)?,
+                prefix: DEFAULT_PREFIX.to_owned(),
+                listing: ListingSnapshot::default(),
+                increments: IncrementCombiner::default(),
+            }),
         })
     }
 
@@ -1682,13 +1693,13 @@ impl RedisStore {
     /// several applications (or tests) can share a server.
     #[must_use]
     pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.prefix = prefix.into();
+        self.shared_mut().prefix = prefix.into();
         self
     }
 
     /// The prefix of every key.
     pub fn prefix(&self) -> &str {
-        &self.prefix
+        &self.shared.prefix
     }
 
     /// Uses `count` connections (at least one), each opened when first
@@ -1698,7 +1709,7 @@ impl RedisStore {
     /// for what that costs.
     #[must_use]
     pub fn with_connections(mut self, count: usize) -> Self {
-        self.link.set_connections(count);
+        self.shared_mut().link.set_connections(count);
         self
     }
 
@@ -1707,19 +1718,26 @@ impl RedisStore {
     /// [`with_connections`](Self::with_connections) was called.
     /// Single-threaded runtimes keep one per thread besides.
     pub fn connections(&self) -> usize {
-        self.link.connections()
+        self.shared.link.connections()
+    }
+
+    /// For the builder methods, which take the store before any operation.
+    fn shared_mut(&mut self) -> &mut Shared {
+        // Only a task serving queued increments holds another reference,
+        // and builders consume a store no operation has been given yet.
+        Arc::get_mut(&mut self.shared).expect("a store is configured before it is shared")
     }
 
     fn session_key(&self, id: &SessionId) -> String {
-        format!("{}{{{}}}", self.prefix, id.as_str())
+        format!("{}{{{}}}", self.shared.prefix, id.as_str())
     }
 
     fn user_key(&self, user: &str) -> String {
-        format!("{}user:{user}", self.prefix)
+        format!("{}user:{user}", self.shared.prefix)
     }
 
     fn expiry_key(&self) -> String {
-        format!("{}expiry", self.prefix)
+        format!("{}expiry", self.shared.prefix)
     }
 
     /// The layout the sessions already under this store's prefix are in,
@@ -1729,7 +1747,7 @@ impl RedisStore {
     /// session's data. `None` when there is nothing to judge from. For tools
     /// that are pointed at a prefix and must not act on the wrong layout.
     pub async fn sample_layout(&self) -> Result<Option<Layout>, StoreError> {
-        self.link.sample_layout(&self.prefix).await
+        self.shared.link.sample_layout(&self.shared.prefix).await
     }
 
     /// The key prefixes under which sessions are indexed on this server's
@@ -1738,7 +1756,7 @@ impl RedisStore {
     /// were given a prefix under which nothing is, to say where sessions
     /// are.
     pub async fn indexed_prefixes(&self) -> Result<Vec<String>, StoreError> {
-        self.link.indexed_prefixes(&self.prefix).await
+        self.shared.link.indexed_prefixes(&self.shared.prefix).await
     }
 
     /// The metadata of the sessions `ids`, in one round trip. A session
@@ -1755,7 +1773,7 @@ impl RedisStore {
                 .arg(self.session_key(id))
                 .arg(&[CREATED, EXPIRES, ABSOLUTE, USER]);
         }
-        let rows: Vec<::redis::RedisResult<MetadataRow>> = self.link.read_all(&pipe).await?;
+        let rows: Vec<::redis::RedisResult<MetadataRow>> = self.shared.link.read_all(&pipe).await?;
         rows.into_iter()
             .map(|row| match row.map_err(failed) {
                 Ok(row) => Ok(parse_metadata(row).unwrap_or_else(Listed::Unreadable)),
@@ -2042,119 +2060,18 @@ fn wrong_type(key: &str, text: Option<String>, expected: &'static str) -> StoreE
     }
 }
 
-#[async_trait::async_trait]
-impl SessionStore for RedisStore {
-    async fn setup_warnings(&self) -> Result<Vec<String>, StoreError> {
-        Ok(self
-            .sample_layout()
-            .await?
-            .and_then(|layout| layout_warning(&self.prefix, Layout::Tessera, layout))
-            .into_iter()
-            .collect())
+impl CombinedIncrements for RedisStore {
+    fn combiner(&self) -> &IncrementCombiner {
+        &self.shared.increments
     }
 
-    async fn load(&self, id: &SessionId, now: u64) -> Result<Option<Record>, StoreError> {
-        // One command, so one consistent snapshot of the session.
-        let hash: HashMap<String, String> = self
-            .link
-            .read(::redis::cmd("HGETALL").arg(self.session_key(id)))
-            .await?;
-        if hash.is_empty() {
-            return Ok(None);
+    fn handle(&self) -> Self {
+        Self {
+            shared: Arc::clone(&self.shared),
         }
-        let record = record_from_hash(hash)?;
-        Ok(record.is_live(clamp(now)).then_some(record))
     }
 
-    async fn create(&self, id: &SessionId, record: &Record) -> Result<bool, StoreError> {
-        let mut call = SCRIPTS.create.prepare_invoke();
-        call.key(self.session_key(id))
-            .key(self.expiry_key())
-            .arg(&self.prefix)
-            .arg(id.as_str())
-            .arg(clamp(record.created_at))
-            .arg(clamp(record.expires_at))
-            .arg(
-                record
-                    .absolute_expires_at
-                    .map_or(String::new(), |at| clamp(at).to_string()),
-            )
-            .arg(if record.user_id.is_some() { "1" } else { "0" })
-            .arg(record.user_id.as_deref().unwrap_or(""));
-        for (key, value) in &record.data {
-            call.arg(&*field_of(key)).arg(tagged::to_string(value));
-        }
-        let created: i64 = self.link.write(&call).await?;
-        Ok(created == 1)
-    }
-
-    async fn update(
-        &self,
-        id: &SessionId,
-        changes: &Changes,
-        now: u64,
-    ) -> Result<bool, StoreError> {
-        let now = clamp(now);
-        if changes.is_empty() {
-            // Nothing to write: a read answers whether the session is live.
-            let row: (Option<String>, Option<String>) = self
-                .link
-                .read(
-                    ::redis::cmd("HMGET")
-                        .arg(self.session_key(id))
-                        .arg(&[EXPIRES, ABSOLUTE]),
-                )
-                .await?;
-            let (Some(expires), absolute) = row else {
-                return Ok(false);
-            };
-            let expires_at = parse_time(&expires, "expires_at")?;
-            let absolute_expires_at = absolute
-                .map(|at| parse_time(&at, "absolute_expires_at"))
-                .transpose()?;
-            return Ok(now < super::deadline(expires_at, absolute_expires_at));
-        }
-        Ok(self.run_update(id, changes, now, false).await? != UpdateOutcome::Vanished)
-    }
-
-    async fn update_or_delete_if_empty(
-        &self,
-        id: &SessionId,
-        changes: &Changes,
-        now: u64,
-    ) -> Result<UpdateOutcome, StoreError> {
-        self.run_update(id, changes, clamp(now), true).await
-    }
-
-    async fn delete(&self, id: &SessionId) -> Result<bool, StoreError> {
-        let mut call = SCRIPTS.delete.prepare_invoke();
-        call.key(self.session_key(id))
-            .key(self.expiry_key())
-            .arg(&self.prefix)
-            .arg(id.as_str());
-        let deleted: i64 = self.link.write(&call).await?;
-        Ok(deleted == 1)
-    }
-
-    async fn cycle_id(
-        &self,
-        old: &SessionId,
-        new: &SessionId,
-        now: u64,
-    ) -> Result<bool, StoreError> {
-        let mut call = SCRIPTS.cycle.prepare_invoke();
-        call.key(self.session_key(old))
-            .key(self.session_key(new))
-            .key(self.expiry_key())
-            .arg(&self.prefix)
-            .arg(old.as_str())
-            .arg(new.as_str())
-            .arg(clamp(now));
-        let cycled: i64 = self.link.write(&call).await?;
-        Ok(cycled == 1)
-    }
-
-    async fn increment(
+    async fn increment_alone(
         &self,
         id: &SessionId,
         key: &str,
@@ -2166,7 +2083,7 @@ impl SessionStore for RedisStore {
             .arg(clamp(now))
             .arg(&*field_of(key))
             .arg(by);
-        match self.link.write(&call).await? {
+        match self.shared.link.write(&call).await? {
             ScriptReply::Number(0) => Ok(None),
             // HINCRBY took the text as an i64 and did not overflow, so the
             // same sum here is what it stored.
@@ -2201,6 +2118,131 @@ impl SessionStore for RedisStore {
             )),
         }
     }
+}
+
+#[async_trait::async_trait]
+impl SessionStore for RedisStore {
+    async fn setup_warnings(&self) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .sample_layout()
+            .await?
+            .and_then(|layout| layout_warning(&self.shared.prefix, Layout::Tessera, layout))
+            .into_iter()
+            .collect())
+    }
+
+    async fn load(&self, id: &SessionId, now: u64) -> Result<Option<Record>, StoreError> {
+        // One command, so one consistent snapshot of the session.
+        let hash: HashMap<String, String> = self
+            .shared
+            .link
+            .read(::redis::cmd("HGETALL").arg(self.session_key(id)))
+            .await?;
+        if hash.is_empty() {
+            return Ok(None);
+        }
+        let record = record_from_hash(hash)?;
+        Ok(record.is_live(clamp(now)).then_some(record))
+    }
+
+    async fn create(&self, id: &SessionId, record: &Record) -> Result<bool, StoreError> {
+        let mut call = SCRIPTS.create.prepare_invoke();
+        call.key(self.session_key(id))
+            .key(self.expiry_key())
+            .arg(&self.shared.prefix)
+            .arg(id.as_str())
+            .arg(clamp(record.created_at))
+            .arg(clamp(record.expires_at))
+            .arg(
+                record
+                    .absolute_expires_at
+                    .map_or(String::new(), |at| clamp(at).to_string()),
+            )
+            .arg(if record.user_id.is_some() { "1" } else { "0" })
+            .arg(record.user_id.as_deref().unwrap_or(""));
+        for (key, value) in &record.data {
+            call.arg(&*field_of(key)).arg(tagged::to_string(value));
+        }
+        let created: i64 = self.shared.link.write(&call).await?;
+        Ok(created == 1)
+    }
+
+    async fn update(
+        &self,
+        id: &SessionId,
+        changes: &Changes,
+        now: u64,
+    ) -> Result<bool, StoreError> {
+        let now = clamp(now);
+        if changes.is_empty() {
+            // Nothing to write: a read answers whether the session is live.
+            let row: (Option<String>, Option<String>) = self
+                .shared
+                .link
+                .read(
+                    ::redis::cmd("HMGET")
+                        .arg(self.session_key(id))
+                        .arg(&[EXPIRES, ABSOLUTE]),
+                )
+                .await?;
+            let (Some(expires), absolute) = row else {
+                return Ok(false);
+            };
+            let expires_at = parse_time(&expires, "expires_at")?;
+            let absolute_expires_at = absolute
+                .map(|at| parse_time(&at, "absolute_expires_at"))
+                .transpose()?;
+            return Ok(now < super::deadline(expires_at, absolute_expires_at));
+        }
+        Ok(self.run_update(id, changes, now, false).await? != UpdateOutcome::Vanished)
+    }
+
+    async fn update_or_delete_if_empty(
+        &self,
+        id: &SessionId,
+        changes: &Changes,
+        now: u64,
+    ) -> Result<UpdateOutcome, StoreError> {
+        self.run_update(id, changes, clamp(now), true).await
+    }
+
+    async fn delete(&self, id: &SessionId) -> Result<bool, StoreError> {
+        let mut call = SCRIPTS.delete.prepare_invoke();
+        call.key(self.session_key(id))
+            .key(self.expiry_key())
+            .arg(&self.shared.prefix)
+            .arg(id.as_str());
+        let deleted: i64 = self.shared.link.write(&call).await?;
+        Ok(deleted == 1)
+    }
+
+    async fn cycle_id(
+        &self,
+        old: &SessionId,
+        new: &SessionId,
+        now: u64,
+    ) -> Result<bool, StoreError> {
+        let mut call = SCRIPTS.cycle.prepare_invoke();
+        call.key(self.session_key(old))
+            .key(self.session_key(new))
+            .key(self.expiry_key())
+            .arg(&self.shared.prefix)
+            .arg(old.as_str())
+            .arg(new.as_str())
+            .arg(clamp(now));
+        let cycled: i64 = self.shared.link.write(&call).await?;
+        Ok(cycled == 1)
+    }
+
+    async fn increment(
+        &self,
+        id: &SessionId,
+        key: &str,
+        by: i64,
+        now: u64,
+    ) -> Result<Option<i64>, StoreError> {
+        combine::increment(self, id, key, by, now).await
+    }
 
     async fn append(
         &self,
@@ -2214,7 +2256,7 @@ impl SessionStore for RedisStore {
             .arg(clamp(now))
             .arg(&*field_of(key))
             .arg(tagged::to_string(value));
-        match self.link.write(&call).await? {
+        match self.shared.link.write(&call).await? {
             ScriptReply::Number(0) => Ok(None),
             ScriptReply::Number(length) => usize::try_from(length).map(Some).map_err(|_| {
                 StoreError::Corrupt(format!("appending to {key:?} reported {length}"))
@@ -2255,8 +2297,9 @@ impl SessionStore for RedisStore {
                 .clone(),
         };
         let (ids, start) = self
+            .shared
             .listing
-            .ids_after(user_id, after, self.link.read_ids(&read_all))
+            .ids_after(user_id, after, self.shared.link.read_ids(&read_all))
             .await?;
 
         let mut found = Vec::new();
@@ -2293,11 +2336,13 @@ impl SessionStore for RedisStore {
             // expiry index, this is where users' sets get cleaned. Best
             // effort: the listing is right either way.
             let mut call = SCRIPTS.prune_user.prepare_invoke();
-            call.key(self.user_key(user)).arg(&self.prefix).arg(user);
+            call.key(self.user_key(user))
+                .arg(&self.shared.prefix)
+                .arg(user);
             for id in stale {
                 call.arg(id.as_str());
             }
-            if let Err(error) = self.link.write::<i64>(&call).await {
+            if let Err(error) = self.shared.link.write::<i64>(&call).await {
                 tracing::warn!(%error, "could not prune a user's Redis session index");
             }
         }
@@ -2306,11 +2351,11 @@ impl SessionStore for RedisStore {
 
     async fn delete_user(&self, user_id: &str) -> Result<u64, StoreError> {
         delete_user_in_batches(
-            &self.link,
+            &self.shared.link,
             &SCRIPTS.delete_user,
             self.user_key(user_id),
             self.expiry_key(),
-            &self.prefix,
+            &self.shared.prefix,
             user_id,
         )
         .await
@@ -2322,10 +2367,10 @@ impl SessionStore for RedisStore {
         }
         let mut call = SCRIPTS.purge.prepare_invoke();
         call.key(self.expiry_key())
-            .arg(&self.prefix)
+            .arg(&self.shared.prefix)
             .arg(clamp(now))
             .arg(batch);
-        self.link.write(&call).await
+        self.shared.link.write(&call).await
     }
 }
 
@@ -2438,7 +2483,7 @@ mod tests {
 
     /// Runs a raw command on the store's own connection.
     async fn raw<T: FromRedisValue>(store: &RedisStore, cmd: &Cmd) -> T {
-        let mut conn = store.link.connection().await.expect("connect");
+        let mut conn = store.shared.link.connection().await.expect("connect");
         cmd.query_async(&mut conn).await.expect("command")
     }
 
@@ -2676,7 +2721,10 @@ mod tests {
         assert_eq!(test_store().with_connections(0).connections(), 1);
 
         let store = test_store().with_connections(3);
-        assert!(!store.link.is_connected(), "nothing connected before use");
+        assert!(
+            !store.shared.link.is_connected(),
+            "nothing connected before use"
+        );
         let client_id = ::redis::cmd("CLIENT").arg("ID").clone();
         let mut ids = Vec::new();
         for _ in 0..6 {
@@ -3740,7 +3788,7 @@ mod tests {
             .arg(store.prefix())
             .arg("alice")
             .arg(DELETE_USER_BATCH);
-        let first: (u64, u64) = store.link.write(&call).await.expect("one call");
+        let first: (u64, u64) = store.shared.link.write(&call).await.expect("one call");
         assert_eq!(first, (DELETE_USER_BATCH, sessions - DELETE_USER_BATCH));
         assert_eq!(
             store.delete_user("alice").await.expect("the rest"),
