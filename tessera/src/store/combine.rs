@@ -460,7 +460,7 @@ mod tests {
                 increment(&caller, &id, "n", by, 2).await
             }));
             // Until this one is on its way or queued, so the order is `by`'s.
-            while store_sent_or_queued(&store) < at + 1 {
+            while store_sent_or_queued(store) < at + 1 {
                 tokio::task::yield_now().await;
             }
         }
