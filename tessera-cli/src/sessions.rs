@@ -325,7 +325,8 @@ async fn run_on_store(command: SessionsCommand) -> Result<()> {
 enum Store {
     Sqlite(SqliteStore),
     Redis(tessera::store::RedisStore),
-    FlaskSessionRedis(tessera::store::FlaskSessionRedisStore),
+    /// Boxed: it holds its connections' state inline, the others a pointer.
+    FlaskSessionRedis(Box<tessera::store::FlaskSessionRedisStore>),
     Postgres(tessera::store::PostgresStore),
 }
 
@@ -379,10 +380,12 @@ impl Store {
                             .with_prefix(prefix.clone());
                         match store.sample_layout().await.map_err(store_error)? {
                             Some(found @ (Layout::Tessera | Layout::Both)) => Err(mismatch(found)),
-                            Some(Layout::FlaskSession) => Ok(Self::FlaskSessionRedis(store)),
+                            Some(Layout::FlaskSession) => {
+                                Ok(Self::FlaskSessionRedis(Box::new(store)))
+                            }
                             None => {
                                 warn_if_elsewhere(&prefix, store.indexed_prefixes().await);
-                                Ok(Self::FlaskSessionRedis(store))
+                                Ok(Self::FlaskSessionRedis(Box::new(store)))
                             }
                         }
                     }
@@ -428,7 +431,7 @@ impl Store {
         match self {
             Self::Sqlite(store) => store,
             Self::Redis(store) => store,
-            Self::FlaskSessionRedis(store) => store,
+            Self::FlaskSessionRedis(store) => &**store,
             Self::Postgres(store) => store,
         }
     }
