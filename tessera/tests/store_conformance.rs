@@ -95,6 +95,8 @@ macro_rules! conformance {
             concurrent_updates_of_different_keys_all_persist,
             concurrent_increments_lose_nothing,
             concurrent_increments_given_up_midway_count_once_at_most,
+            concurrent_increments_of_both_signs_answer_as_if_in_turn,
+            concurrent_increments_near_the_end_of_the_range_count_until_it,
             concurrent_appends_lose_nothing,
             an_increment_and_an_append_racing_on_one_key_take_turns,
             list_edits_apply_to_the_list_as_stored,
@@ -1694,6 +1696,109 @@ async fn concurrent_increments_given_up_midway_count_once_at_most(
             .await
             .expect("increment after the cancellations"),
         Some(stored + 1)
+    );
+}
+
+/// Concurrent increments up and down of one counter: every answer is what
+/// the increment would have seen had they run one after another in some
+/// order, and the counter ends at their sum.
+async fn concurrent_increments_of_both_signs_answer_as_if_in_turn(
+    store: Arc<dyn SessionStore>,
+    _keeps: Keeps,
+) {
+    let id = create(&*store, &live_record(Map::new(), None)).await;
+    let steps: Vec<i64> = (0..48).map(|i| [3, -2, 5, 0][i % 4]).collect();
+    let tasks: Vec<_> = steps
+        .iter()
+        .map(|&by| {
+            let store = Arc::clone(&store);
+            let id = id.clone();
+            tokio::spawn(async move {
+                let value = store.increment(&id, "count", by, NOW).await;
+                (by, value.expect("increment").expect("live"))
+            })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for task in tasks {
+        answers.push(task.await.expect("task"));
+    }
+    let sum: i64 = steps.iter().sum();
+    assert_eq!(
+        load_live(&*store, &id).await.data["count"],
+        Value::from(sum)
+    );
+    assert!(
+        in_some_order(0, &mut answers.clone(), &mut BTreeSet::new()),
+        "no order of the increments gives these answers: {answers:?}"
+    );
+}
+
+/// Whether the increments `(by, answer)` can run one after another from
+/// `value`, each answering its value; `dead_ends` remembers the states
+/// already found to lead nowhere.
+fn in_some_order(
+    value: i64,
+    left: &mut Vec<(i64, i64)>,
+    dead_ends: &mut BTreeSet<(i64, Vec<(i64, i64)>)>,
+) -> bool {
+    if left.is_empty() {
+        return true;
+    }
+    left.sort_unstable();
+    if dead_ends.contains(&(value, left.clone())) {
+        return false;
+    }
+    let mut tried = BTreeSet::new();
+    for at in 0..left.len() {
+        let (by, answer) = left[at];
+        if answer != value + by || !tried.insert((by, answer)) {
+            continue;
+        }
+        let taken = left.remove(at);
+        let found = in_some_order(answer, left, dead_ends);
+        left.insert(at, taken);
+        if found {
+            return true;
+        }
+        left.sort_unstable();
+    }
+    dead_ends.insert((value, left.clone()));
+    false
+}
+
+/// Concurrent increments of a counter 10 below the largest integer: ten of
+/// them count, each answering a different value up to it, and the others
+/// are refused, changing nothing.
+async fn concurrent_increments_near_the_end_of_the_range_count_until_it(
+    store: Arc<dyn SessionStore>,
+    _keeps: Keeps,
+) {
+    let start = i64::MAX - 10;
+    let id = create(
+        &*store,
+        &live_record(map([("count", Value::from(start))]), None),
+    )
+    .await;
+    let tasks: Vec<_> = (0..40)
+        .map(|_| {
+            let store = Arc::clone(&store);
+            let id = id.clone();
+            tokio::spawn(async move { store.increment(&id, "count", 1, NOW).await })
+        })
+        .collect();
+    let mut counted = Vec::new();
+    for task in tasks {
+        match task.await.expect("task") {
+            Ok(value) => counted.push(value.expect("live")),
+            refused => assert!(is_wrong_type(&refused, "count"), "{refused:?}"),
+        }
+    }
+    counted.sort_unstable();
+    assert_eq!(counted, (start + 1..=i64::MAX).collect::<Vec<_>>());
+    assert_eq!(
+        load_live(&*store, &id).await.data["count"],
+        Value::from(i64::MAX)
     );
 }
 

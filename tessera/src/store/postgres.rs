@@ -8,7 +8,12 @@
 //! one statement, so two requests on one session that write different keys
 //! both persist; [`increment`](SessionStore::increment) and
 //! [`append`](SessionStore::append) are read-modify-writes under a lock on the
-//! session's row, so concurrent ones never lose an update. Those locks can
+//! session's row, so concurrent ones never lose an update. Concurrent
+//! increments of one counter from one process go as one: while one is on
+//! its way the next ones wait in the process, then go together by their
+//! sum, each caller answered the value it would have seen in turn, so that
+//! a hot counter costs the database one statement at a time instead of a
+//! queue of transactions on its row lock. Those locks can
 //! deadlock between a visitor's concurrent requests; PostgreSQL ends one of
 //! them after `deadlock_timeout` (a second by default), rolling it back
 //! whole, and the store runs that operation again (up to three times)

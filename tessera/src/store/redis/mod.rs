@@ -34,7 +34,10 @@
 //! server and costs one round trip: [`create`](SessionStore::create) fails if
 //! the id is taken; [`update`](SessionStore::update) applies the request's
 //! changes only to a live session; [`increment`](SessionStore::increment) uses
-//! `HINCRBY`, exact over the whole `i64` range and refusing overflow;
+//! `HINCRBY`, exact over the whole `i64` range and refusing overflow
+//! (concurrent increments of one counter from one process go as one script
+//! by their sum while one is on its way, each caller answered the value it
+//! would have seen in turn);
 //! [`append`](SessionStore::append) splices the new item into the stored JSON
 //! array text; [`cycle_id`](SessionStore::cycle_id) renames the hash. The
 //! indexes are changed by the same scripts, so they always contain every
