@@ -18,7 +18,7 @@ use rand::RngCore as _;
 use crate::map::Map;
 use crate::value::Value;
 
-#[cfg(any(feature = "postgres", feature = "redis", test))]
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "redis", test))]
 mod combine;
 pub mod flask_format;
 pub mod memory;

@@ -10,7 +10,10 @@
 //! writer connection rather than poll SQLite's busy handler, and increments
 //! that queue while it is busy run together, one transaction for all of
 //! them, so a counter that every request bumps does not leave the writer
-//! idle between them.
+//! idle between them. Concurrent increments of one counter go further: while
+//! one is on its way the next ones wait in the process, then go together as
+//! one increment by their sum, each caller answered the value it would have
+//! seen in turn.
 //!
 //! [`SqliteStore::new`] is synchronous and touches nothing: the first
 //! operation creates the file and its directory, opens a small connection pool
@@ -69,6 +72,7 @@ use tokio::sync::OnceCell;
 
 use self::connections::{Connections, Lease, LeaseError};
 use self::increments::{AtOnce, Increment, IncrementQueue, Outcome};
+use super::combine::{self, CombinedIncrements, IncrementCombiner};
 
 use super::{
     append_in_map, incremented, Changes, ListEdit, Record, SessionId, SessionInfo, SessionStore,
@@ -189,11 +193,19 @@ const PURGE: &str = "
 /// file is opened and how the schema is managed.
 #[derive(Debug)]
 pub struct SqliteStore {
+    shared: Arc<Shared>,
+}
+
+/// What a store and the tasks it starts share.
+#[derive(Debug)]
+struct Shared {
     path: PathBuf,
     connections: OnceCell<ReadWrite>,
     /// Open only a file that already holds the current schema; never create
     /// or migrate anything (for administration tools).
     existing_only: bool,
+    /// Concurrent increments of one counter go as one.
+    increments: IncrementCombiner,
 }
 
 /// The file the store opened, or its `-wal` file, is no longer at its
@@ -261,11 +273,17 @@ impl SqliteStore {
     /// does not move it (the file would then look removed). Nothing is
     /// opened until the first operation.
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        let path = path.into();
+        Self::at(path.into(), false)
+    }
+
+    fn at(path: PathBuf, existing_only: bool) -> Self {
         Self {
-            path: std::path::absolute(&path).unwrap_or(path),
-            connections: OnceCell::new(),
-            existing_only: false,
+            shared: Arc::new(Shared {
+                path: std::path::absolute(&path).unwrap_or(path),
+                connections: OnceCell::new(),
+                existing_only,
+                increments: IncrementCombiner::default(),
+            }),
         }
     }
 
@@ -273,10 +291,7 @@ impl SqliteStore {
     /// version's schema. Nothing is created or migrated, so pointing an
     /// administration tool at the wrong file changes nothing.
     pub async fn open_existing(path: impl Into<PathBuf>) -> Result<Self, StoreError> {
-        let store = Self {
-            existing_only: true,
-            ..Self::new(path)
-        };
+        let store = Self::at(path.into(), true);
         store.connections().await?;
         Ok(store)
     }
@@ -318,7 +333,7 @@ impl SqliteStore {
 
     /// The database file's path.
     pub fn path(&self) -> &Path {
-        &self.path
+        &self.shared.path
     }
 
     /// `changes` applied in one write transaction, and the session deleted
@@ -419,7 +434,7 @@ impl SqliteStore {
     /// Operations after this fail with [`StoreError::Unavailable`]. Does
     /// nothing if the store was never used.
     pub async fn close(&self) {
-        if let Some(opened) = self.connections.get() {
+        if let Some(opened) = self.shared.connections.get() {
             opened.read.close().await;
             opened.write.close().await;
         }
@@ -428,15 +443,16 @@ impl SqliteStore {
     /// The connections, opening them first if needed. `get_or_try_init` keeps only
     /// a success, so after a failure the next operation tries again.
     async fn connections(&self) -> Result<&ReadWrite, StoreError> {
-        self.connections
-            .get_or_try_init(|| connect_both(&self.path, self.existing_only))
+        self.shared
+            .connections
+            .get_or_try_init(|| connect_both(&self.shared.path, self.shared.existing_only))
             .await
             .map_err(|error| match error {
                 OpenFailure::Config(message) => {
-                    StoreError::Config(format!("{message} ({})", self.path.display()))
+                    StoreError::Config(format!("{message} ({})", self.shared.path.display()))
                 }
                 OpenFailure::Other(source) => {
-                    StoreError::Unavailable(Box::new(OpenError::new(&self.path, source)))
+                    StoreError::Unavailable(Box::new(OpenError::new(&self.shared.path, source)))
                 }
             })
     }
@@ -489,7 +505,7 @@ impl SqliteStore {
         }
         let gone = || {
             StoreError::Unavailable(Box::new(FileGone {
-                path: self.path.display().to_string(),
+                path: self.shared.path.display().to_string(),
             }))
         };
         if connections.gone.load(Ordering::Relaxed) {
@@ -497,11 +513,11 @@ impl SqliteStore {
         }
         let unchecked = |source| {
             StoreError::Unavailable(Box::new(Unchecked {
-                path: self.path.display().to_string(),
+                path: self.shared.path.display().to_string(),
                 source,
             }))
         };
-        let file = file_id(&self.path).map_err(unchecked)?;
+        let file = file_id(&self.shared.path).map_err(unchecked)?;
         let now_ms = super::monotonic_millis();
         let wal_due = before_a_write
             || now_ms.saturating_sub(connections.wal_checked_at.load(Ordering::Relaxed))
@@ -509,7 +525,7 @@ impl SqliteStore {
         let wal_moved = match connections.wal {
             Some(_) if wal_due => {
                 connections.wal_checked_at.store(now_ms, Ordering::Relaxed);
-                file_id(&beside(&self.path, "-wal")).map_err(unchecked)? != connections.wal
+                file_id(&beside(&self.shared.path, "-wal")).map_err(unchecked)? != connections.wal
             }
             _ => false,
         };
@@ -1140,6 +1156,46 @@ fn session_info(row: &SqliteRow) -> Result<SessionInfo, StoreError> {
     })
 }
 
+impl CombinedIncrements for SqliteStore {
+    fn combiner(&self) -> &IncrementCombiner {
+        &self.shared.increments
+    }
+
+    fn handle(&self) -> Self {
+        Self {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
+    async fn increment_alone(
+        &self,
+        id: &SessionId,
+        key: &str,
+        by: i64,
+        now: u64,
+    ) -> Result<Option<i64>, StoreError> {
+        let increment = Increment {
+            id: id.as_str().to_owned(),
+            key: key.to_owned(),
+            by,
+            now: sql_time(now),
+        };
+        if let Some(text) = self.increment_at_once(increment).await? {
+            return text
+                .parse()
+                .map(Some)
+                .map_err(|_| StoreError::Corrupt(format!("incrementing {key:?} stored {text:?}")));
+        }
+        let name = key.to_owned();
+        self.read_modify_write(id, key, now, move |current| {
+            let key = name.as_str();
+            let next = incremented(key, current.as_ref(), by)?;
+            Ok((Value::from(next), next))
+        })
+        .await
+    }
+}
+
 #[async_trait::async_trait]
 impl SessionStore for SqliteStore {
     async fn close(&self) {
@@ -1297,25 +1353,7 @@ impl SessionStore for SqliteStore {
         by: i64,
         now: u64,
     ) -> Result<Option<i64>, StoreError> {
-        let increment = Increment {
-            id: id.as_str().to_owned(),
-            key: key.to_owned(),
-            by,
-            now: sql_time(now),
-        };
-        if let Some(text) = self.increment_at_once(increment).await? {
-            return text
-                .parse()
-                .map(Some)
-                .map_err(|_| StoreError::Corrupt(format!("incrementing {key:?} stored {text:?}")));
-        }
-        let name = key.to_owned();
-        self.read_modify_write(id, key, now, move |current| {
-            let key = name.as_str();
-            let next = incremented(key, current.as_ref(), by)?;
-            Ok((Value::from(next), next))
-        })
-        .await
+        combine::increment(self, id, key, by, now).await
     }
 
     async fn append(
@@ -1902,7 +1940,9 @@ mod tests {
             let tasks: Vec<_> = (0..300)
                 .map(|_| {
                     let (store, id) = (Arc::clone(&store), id.clone());
-                    tokio::spawn(async move { store.increment(&id, "n", 1, 2).await })
+                    // Past the combining of one counter's increments, which
+                    // would hand the writer's queue one at a time.
+                    tokio::spawn(async move { store.increment_alone(&id, "n", 1, 2).await })
                 })
                 .collect();
             let all = async {
@@ -1966,7 +2006,9 @@ mod tests {
                     let key = if at % 2 == 0 { "n" } else { "k" };
                     tasks.push((
                         id.clone(),
-                        tokio::spawn(async move { store.increment(&id, key, 1, 2).await }),
+                        // Past the combining of one counter's increments, so
+                        // that each session's three meet in the writer's queue.
+                        tokio::spawn(async move { store.increment_alone(&id, key, 1, 2).await }),
                     ));
                 }
             }
