@@ -325,8 +325,7 @@ async fn run_on_store(command: SessionsCommand) -> Result<()> {
 enum Store {
     Sqlite(SqliteStore),
     Redis(tessera::store::RedisStore),
-    /// Boxed: it holds its connections' state inline, the others a pointer.
-    FlaskSessionRedis(Box<tessera::store::FlaskSessionRedisStore>),
+    FlaskSessionRedis(tessera::store::FlaskSessionRedisStore),
     Postgres(tessera::store::PostgresStore),
 }
 
@@ -380,12 +379,10 @@ impl Store {
                             .with_prefix(prefix.clone());
                         match store.sample_layout().await.map_err(store_error)? {
                             Some(found @ (Layout::Tessera | Layout::Both)) => Err(mismatch(found)),
-                            Some(Layout::FlaskSession) => {
-                                Ok(Self::FlaskSessionRedis(Box::new(store)))
-                            }
+                            Some(Layout::FlaskSession) => Ok(Self::FlaskSessionRedis(store)),
                             None => {
                                 warn_if_elsewhere(&prefix, store.indexed_prefixes().await);
-                                Ok(Self::FlaskSessionRedis(Box::new(store)))
+                                Ok(Self::FlaskSessionRedis(store))
                             }
                         }
                     }
@@ -431,7 +428,7 @@ impl Store {
         match self {
             Self::Sqlite(store) => store,
             Self::Redis(store) => store,
-            Self::FlaskSessionRedis(store) => &**store,
+            Self::FlaskSessionRedis(store) => store,
             Self::Postgres(store) => store,
         }
     }

@@ -28,7 +28,9 @@
 //!   the script writes only if the value is still the one the changes were
 //!   applied to, and otherwise the save is applied again to what is there
 //!   now. Changes still merge key by key, and [`increment`] and [`append`]
-//!   stay atomic, among tessera instances. Flask-Session itself writes the
+//!   stay atomic, among tessera instances (concurrent increments of one
+//!   counter from one process go as one save by their sum, each caller
+//!   answered the value it would have seen in turn). Flask-Session itself writes the
 //!   whole session without such a check, so a Flask request that saves at
 //!   the same time as a tessera request can still overwrite its keys.
 //! - **Values are limited to what the format holds.** Tuples come back as
@@ -93,6 +95,7 @@ use super::{
     LuaHelper, DEFAULT_PREFIX, LIST_FETCH, LUA_CONSTANTS, LUA_HELPERS, SCRIPTS,
 };
 use crate::map::Map;
+use crate::store::combine::{self, CombinedIncrements, IncrementCombiner};
 use crate::store::flask_format::SerializationFormat;
 use crate::store::{
     append_in_map, deadline, holds_data, incremented, Changes, Record, SessionId, SessionInfo,
@@ -473,11 +476,18 @@ static FLASK_SCRIPTS: LazyLock<FlaskScripts> = LazyLock::new(|| {
 /// Cheap to construct; see the [module documentation](self) for the layout
 /// and how it differs from [`RedisStore`](super::RedisStore).
 pub struct FlaskSessionRedisStore {
+    shared: Arc<Shared>,
+}
+
+/// What a store and the tasks it starts share.
+struct Shared {
     link: Link,
     prefix: String,
     format: SerializationFormat,
-    writers: Arc<WriterLocks>,
+    writers: WriterLocks,
     listing: super::ListingSnapshot,
+    /// Concurrent increments of one counter go as one.
+    increments: IncrementCombiner,
 }
 
 /// Writes to one session from this process take turns: read-modify-write
@@ -514,10 +524,10 @@ impl WriterLocks {
 impl fmt::Debug for FlaskSessionRedisStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FlaskSessionRedisStore")
-            .field("address", &self.link.address())
-            .field("prefix", &self.prefix)
-            .field("format", &self.format)
-            .field("connected", &self.link.is_connected())
+            .field("address", &self.shared.link.address())
+            .field("prefix", &self.shared.prefix)
+            .field("format", &self.shared.format)
+            .field("connected", &self.shared.link.is_connected())
             .finish()
     }
 }
@@ -547,24 +557,27 @@ impl FlaskSessionRedisStore {
     /// connected until the first operation.
     pub fn new(url: &str, format: SerializationFormat) -> Result<Self, StoreError> {
         Ok(Self {
-            link: Link::open(url)?,
-            prefix: DEFAULT_PREFIX.to_owned(),
-            format,
-            writers: Arc::new(WriterLocks::new()),
-            listing: super::ListingSnapshot::default(),
+            shared: Arc::new(Shared {
+                link: Link::open(url)?,
+                prefix: DEFAULT_PREFIX.to_owned(),
+                format,
+                writers: WriterLocks::new(),
+                listing: super::ListingSnapshot::default(),
+                increments: IncrementCombiner::default(),
+            }),
         })
     }
 
     /// Puts every key under `prefix` (Flask-Session's `SESSION_KEY_PREFIX`).
     #[must_use]
     pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.prefix = prefix.into();
+        self.shared_mut().prefix = prefix.into();
         self
     }
 
     /// The prefix of every key.
     pub fn prefix(&self) -> &str {
-        &self.prefix
+        &self.shared.prefix
     }
 
     /// Uses `count` connections (at least one), each opened when first
@@ -573,7 +586,7 @@ impl FlaskSessionRedisStore {
     /// and [Connections](super#connections)).
     #[must_use]
     pub fn with_connections(mut self, count: usize) -> Self {
-        self.link.set_connections(count);
+        self.shared_mut().link.set_connections(count);
         self
     }
 
@@ -582,28 +595,35 @@ impl FlaskSessionRedisStore {
     /// [`with_connections`](Self::with_connections) was called.
     /// Single-threaded runtimes keep one per thread besides.
     pub fn connections(&self) -> usize {
-        self.link.connections()
+        self.shared.link.connections()
     }
 
     /// The format sessions are written in.
     pub fn format(&self) -> SerializationFormat {
-        self.format
+        self.shared.format
+    }
+
+    /// For the builder methods, which take the store before any operation.
+    fn shared_mut(&mut self) -> &mut Shared {
+        // Only a task serving queued increments holds another reference,
+        // and builders consume a store no operation has been given yet.
+        Arc::get_mut(&mut self.shared).expect("a store is configured before it is shared")
     }
 
     fn value_key(&self, id: &SessionId) -> String {
-        format!("{}{}", self.prefix, id.as_str())
+        format!("{}{}", self.shared.prefix, id.as_str())
     }
 
     fn metadata_key(&self, id: &SessionId) -> String {
-        format!("{}{{{}}}", self.prefix, id.as_str())
+        format!("{}{{{}}}", self.shared.prefix, id.as_str())
     }
 
     fn user_key(&self, user: &str) -> String {
-        format!("{}user:{user}", self.prefix)
+        format!("{}user:{user}", self.shared.prefix)
     }
 
     fn expiry_key(&self) -> String {
-        format!("{}expiry", self.prefix)
+        format!("{}expiry", self.shared.prefix)
     }
 
     /// The layout the sessions already under this store's prefix are in,
@@ -612,19 +632,19 @@ impl FlaskSessionRedisStore {
     /// `None` when there is nothing to judge from. See
     /// [`RedisStore::sample_layout`](super::RedisStore::sample_layout).
     pub async fn sample_layout(&self) -> Result<Option<Layout>, StoreError> {
-        self.link.sample_layout(&self.prefix).await
+        self.shared.link.sample_layout(&self.shared.prefix).await
     }
 
     /// See [`RedisStore::indexed_prefixes`](super::RedisStore::indexed_prefixes).
     pub async fn indexed_prefixes(&self) -> Result<Vec<String>, StoreError> {
-        self.link.indexed_prefixes(&self.prefix).await
+        self.shared.link.indexed_prefixes(&self.shared.prefix).await
     }
 
     /// The session's data, or `None` (with a warning) if neither format can
     /// read it: one unreadable value must not fail every request of its
     /// visitor.
     fn decode(&self, id: &SessionId, value: &[u8]) -> Option<Map> {
-        match self.format.decode(value) {
+        match self.shared.format.decode(value) {
             Ok(data) => Some(data),
             Err(_) if pickled(value) => {
                 tracing::warn!(
@@ -648,7 +668,8 @@ impl FlaskSessionRedisStore {
     }
 
     fn encode(&self, data: &Map) -> Result<Vec<u8>, StoreError> {
-        self.format
+        self.shared
+            .format
             .encode(data)
             .map_err(|error| StoreError::Unrepresentable(error.to_string()))
     }
@@ -661,8 +682,8 @@ impl FlaskSessionRedisStore {
         now: u64,
     ) -> Result<Option<(Vec<u8>, Record, bool)>, StoreError> {
         let mut call = FLASK_SCRIPTS.load.prepare_invoke();
-        call.arg(&self.prefix).arg(id.as_str()).arg(now);
-        let reply: LoadReply = self.link.read_script(&call).await?;
+        call.arg(&self.shared.prefix).arg(id.as_str()).arg(now);
+        let reply: LoadReply = self.shared.link.read_script(&call).await?;
         let Some((value, created, expires, absolute, user, foreign)) = reply else {
             return Ok(None);
         };
@@ -715,7 +736,7 @@ impl FlaskSessionRedisStore {
                 changes.user_id.as_ref(),
                 None,
             );
-            return Ok(match self.link.write::<i64>(&call).await? {
+            return Ok(match self.shared.link.write::<i64>(&call).await? {
                 0 => UpdateOutcome::Vanished,
                 _ => UpdateOutcome::Updated,
             });
@@ -794,7 +815,7 @@ impl FlaskSessionRedisStore {
         mut change: impl FnMut(&mut Map) -> Result<T, StoreError>,
     ) -> Result<Option<(T, bool)>, StoreError> {
         let gives_an_owner = matches!(owner, Some(Some(_)));
-        let _turn = self.writers.of(id).lock().await;
+        let _turn = self.shared.writers.of(id).lock().await;
         for attempt in 0..MAX_ATTEMPTS {
             let Some(Snapshot {
                 value,
@@ -809,10 +830,10 @@ impl FlaskSessionRedisStore {
                 let mut call = FLASK_SCRIPTS.delete_if_unchanged.prepare_invoke();
                 call.key(self.value_key(id))
                     .key(self.expiry_key())
-                    .arg(&self.prefix)
+                    .arg(&self.shared.prefix)
                     .arg(id.as_str())
                     .arg(crate::key::hex(&sha1_of(&value)));
-                match self.link.write::<i64>(&call).await? {
+                match self.shared.link.write::<i64>(&call).await? {
                     1 => return Ok(Some((result, true))),
                     0 => return Ok(None),
                     _ => {
@@ -823,7 +844,8 @@ impl FlaskSessionRedisStore {
             }
             let encoded = if changes_data {
                 Some(
-                    self.format
+                    self.shared
+                        .format
                         .encode_keeping(&data, &value)
                         .map_err(|error| StoreError::Unrepresentable(error.to_string()))?,
                 )
@@ -838,7 +860,7 @@ impl FlaskSessionRedisStore {
                 owner,
                 Some(written),
             );
-            match self.link.write::<i64>(&call).await? {
+            match self.shared.link.write::<i64>(&call).await? {
                 1 => return Ok(Some((result, false))),
                 0 => return Ok(None),
                 _ => backoff(attempt).await,
@@ -855,11 +877,11 @@ impl FlaskSessionRedisStore {
         let mut call = FLASK_SCRIPTS.end_expired.prepare_invoke();
         call.key(self.value_key(id))
             .key(self.expiry_key())
-            .arg(&self.prefix)
+            .arg(&self.shared.prefix)
             .arg(id.as_str())
             .arg(now)
             .arg(crate::key::hex(&sha1_of(value)));
-        self.link.write::<i64>(&call).await?;
+        self.shared.link.write::<i64>(&call).await?;
         Ok(())
     }
 
@@ -882,7 +904,7 @@ impl FlaskSessionRedisStore {
         call.key(self.value_key(id))
             .key(self.metadata_key(id))
             .key(self.expiry_key())
-            .arg(&self.prefix)
+            .arg(&self.shared.prefix)
             .arg(id.as_str())
             .arg(now)
             .arg(read)
@@ -899,10 +921,14 @@ impl FlaskSessionRedisStore {
         let mut cursor: u64 = 0;
         let mut ids = Vec::new();
         loop {
-            let (next, keys) = self.link.scan_values(&self.prefix, cursor).await?;
+            let (next, keys) = self
+                .shared
+                .link
+                .scan_values(&self.shared.prefix, cursor)
+                .await?;
             ids.extend(
                 keys.iter()
-                    .filter_map(|key| key.strip_prefix(&self.prefix))
+                    .filter_map(|key| key.strip_prefix(&self.shared.prefix))
                     .filter_map(SessionId::parse),
             );
             if next == 0 {
@@ -921,11 +947,11 @@ impl FlaskSessionRedisStore {
         // record, not the whole reply.
         type InfoRow = Option<(Option<Vec<u8>>, Vec<u8>, Option<Vec<u8>>, Option<Vec<u8>>)>;
         let mut call = FLASK_SCRIPTS.info.prepare_invoke();
-        call.arg(&self.prefix).arg(now);
+        call.arg(&self.shared.prefix).arg(now);
         for id in ids {
             call.arg(id.as_str());
         }
-        let rows: Vec<::redis::Value> = self.link.read_script(&call).await?;
+        let rows: Vec<::redis::Value> = self.shared.link.read_script(&call).await?;
         let listed = ids.iter().zip(rows).map(|(id, row)| {
             let row = match row {
                 // What reading this session raised in the script.
@@ -993,23 +1019,52 @@ pub(super) fn pickled(value: &[u8]) -> bool {
     matches!(value, [0x80, 2..=5, _, ..])
 }
 
+impl CombinedIncrements for FlaskSessionRedisStore {
+    fn combiner(&self) -> &IncrementCombiner {
+        &self.shared.increments
+    }
+
+    fn handle(&self) -> Self {
+        Self {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
+    async fn increment_alone(
+        &self,
+        id: &SessionId,
+        key: &str,
+        by: i64,
+        now: u64,
+    ) -> Result<Option<i64>, StoreError> {
+        self.modify(id, clamp(now), (None, None), None, true, |data| {
+            let value = incremented(key, data.get(key), by)?;
+            data.insert(key.to_owned(), Value::from(value));
+            Ok(value)
+        })
+        .await
+    }
+}
+
 #[async_trait::async_trait]
 impl SessionStore for FlaskSessionRedisStore {
     async fn setup_warnings(&self) -> Result<Vec<String>, StoreError> {
         let layout = self.sample_layout().await?;
         let mut warnings: Vec<String> = layout
-            .and_then(|layout| super::layout_warning(&self.prefix, Layout::FlaskSession, layout))
+            .and_then(|layout| {
+                super::layout_warning(&self.shared.prefix, Layout::FlaskSession, layout)
+            })
             .into_iter()
             .collect();
         if matches!(layout, Some(Layout::FlaskSession | Layout::Both))
-            && self.link.sample_pickled(&self.prefix).await?
+            && self.shared.link.sample_pickled(&self.shared.prefix).await?
         {
             warnings.push(format!(
                 "sessions under the key prefix {:?} are pickled, as Flask-Session before 0.7 \
                  stores them: tessera never unpickles, so their visitors start new sessions \
                  here; upgrade the Flask application sharing the prefix to Flask-Session 0.7 \
                  or later (msgpack or JSON) before sharing sessions with it",
-                self.prefix
+                self.shared.prefix
             ));
         }
         Ok(warnings)
@@ -1043,7 +1098,7 @@ impl SessionStore for FlaskSessionRedisStore {
         call.key(self.value_key(id))
             .key(self.metadata_key(id))
             .key(self.expiry_key())
-            .arg(&self.prefix)
+            .arg(&self.shared.prefix)
             .arg(id.as_str())
             .arg(clamp(record.created_at))
             .arg(clamp(record.expires_at))
@@ -1055,7 +1110,7 @@ impl SessionStore for FlaskSessionRedisStore {
             .arg(if record.user_id.is_some() { "1" } else { "0" })
             .arg(record.user_id.as_deref().unwrap_or(""))
             .arg(self.encode(&record.data)?);
-        let created: i64 = self.link.write(&call).await?;
+        let created: i64 = self.shared.link.write(&call).await?;
         Ok(created == 1)
     }
 
@@ -1088,9 +1143,9 @@ impl SessionStore for FlaskSessionRedisStore {
         let mut call = FLASK_SCRIPTS.delete.prepare_invoke();
         call.key(self.value_key(id))
             .key(self.expiry_key())
-            .arg(&self.prefix)
+            .arg(&self.shared.prefix)
             .arg(id.as_str());
-        let deleted: i64 = self.link.write(&call).await?;
+        let deleted: i64 = self.shared.link.write(&call).await?;
         Ok(deleted == 1)
     }
 
@@ -1106,11 +1161,11 @@ impl SessionStore for FlaskSessionRedisStore {
             .key(self.value_key(new))
             .key(self.metadata_key(new))
             .key(self.expiry_key())
-            .arg(&self.prefix)
+            .arg(&self.shared.prefix)
             .arg(old.as_str())
             .arg(new.as_str())
             .arg(clamp(now));
-        let cycled: i64 = self.link.write(&call).await?;
+        let cycled: i64 = self.shared.link.write(&call).await?;
         Ok(cycled == 1)
     }
 
@@ -1121,12 +1176,7 @@ impl SessionStore for FlaskSessionRedisStore {
         by: i64,
         now: u64,
     ) -> Result<Option<i64>, StoreError> {
-        self.modify(id, clamp(now), (None, None), None, true, |data| {
-            let value = incremented(key, data.get(key), by)?;
-            data.insert(key.to_owned(), Value::from(value));
-            Ok(value)
-        })
-        .await
+        combine::increment(self, id, key, by, now).await
     }
 
     async fn append(
@@ -1156,11 +1206,17 @@ impl SessionStore for FlaskSessionRedisStore {
         let (ids, start) = match user_id {
             Some(user) => {
                 let members = ::redis::cmd("SMEMBERS").arg(self.user_key(user)).clone();
-                self.listing
-                    .ids_after(user_id, after, self.link.read_ids(&members))
+                self.shared
+                    .listing
+                    .ids_after(user_id, after, self.shared.link.read_ids(&members))
                     .await?
             }
-            None => self.listing.ids_after(None, after, self.scan_ids()).await?,
+            None => {
+                self.shared
+                    .listing
+                    .ids_after(None, after, self.scan_ids())
+                    .await?
+            }
         };
 
         let mut found = Vec::new();
@@ -1190,11 +1246,13 @@ impl SessionStore for FlaskSessionRedisStore {
             // The same check as the hash layout's: the owner lives in the
             // metadata hash, which is where that script looks.
             let mut call = SCRIPTS.prune_user.prepare_invoke();
-            call.key(self.user_key(user)).arg(&self.prefix).arg(user);
+            call.key(self.user_key(user))
+                .arg(&self.shared.prefix)
+                .arg(user);
             for id in stale {
                 call.arg(id.as_str());
             }
-            if let Err(error) = self.link.write::<i64>(&call).await {
+            if let Err(error) = self.shared.link.write::<i64>(&call).await {
                 tracing::warn!(%error, "could not prune a user's Redis session index");
             }
         }
@@ -1203,11 +1261,11 @@ impl SessionStore for FlaskSessionRedisStore {
 
     async fn delete_user(&self, user_id: &str) -> Result<u64, StoreError> {
         super::delete_user_in_batches(
-            &self.link,
+            &self.shared.link,
             &FLASK_SCRIPTS.delete_user,
             self.user_key(user_id),
             self.expiry_key(),
-            &self.prefix,
+            &self.shared.prefix,
             user_id,
         )
         .await
@@ -1219,10 +1277,10 @@ impl SessionStore for FlaskSessionRedisStore {
         }
         let mut call = FLASK_SCRIPTS.purge.prepare_invoke();
         call.key(self.expiry_key())
-            .arg(&self.prefix)
+            .arg(&self.shared.prefix)
             .arg(clamp(now))
             .arg(batch);
-        self.link.write(&call).await
+        self.shared.link.write(&call).await
     }
 }
 
