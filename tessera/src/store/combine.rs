@@ -1,15 +1,19 @@
 //! Concurrent increments of one counter, combined.
 //!
-//! On a server-side store each increment is one atomic statement or script,
-//! and concurrent increments of the same counter (a visitor's parallel
-//! requests, or many requests sharing one session) wait for each other in
-//! the server: PostgreSQL queues them on the value's row lock, each in a
-//! transaction of its own, and Redis runs a script for each. So while an
-//! increment of a counter is on its way, this process holds back the next
-//! ones of the same counter; when it is answered, those that queued
-//! meanwhile go to the store as one increment by their sum, and each caller
-//! gets the value it would have seen had they run one after another in the
-//! order they came. Different counters never wait for each other.
+//! On a server-side store each increment is one atomic statement, script or
+//! compare-and-set, and concurrent increments of the same counter (a
+//! visitor's parallel requests, or many requests sharing one session) wait
+//! for each other: PostgreSQL queues them on the value's row lock, each in a
+//! transaction of its own, SQLite on its one writer, Redis runs a script for
+//! each, and Flask-Session's layout takes a read and a write for each. So
+//! while an increment of a counter is on its way, this process holds back
+//! the next ones of the same counter; when it is answered, those that
+//! queued meanwhile go to the store as one increment by their sum, and each
+//! caller gets the value it would have seen had they run one after another
+//! in the order they came. A queued caller thus waits for at most two
+//! increments, the one on its way and its own group, where it would have
+//! waited for every one before it. Different counters never wait for each
+//! other, and an increment with none on its way goes at once.
 //!
 //! Only increments of one sign are summed, so that each caller's value lies
 //! between the counter's value before and after the sum, and none overflows

@@ -30,9 +30,10 @@
 //!   now. Changes still merge key by key, and [`increment`] and [`append`]
 //!   stay atomic, among tessera instances (concurrent increments of one
 //!   counter from one process go as one save by their sum, each caller
-//!   answered the value it would have seen in turn). Flask-Session itself writes the
-//!   whole session without such a check, so a Flask request that saves at
-//!   the same time as a tessera request can still overwrite its keys.
+//!   answered the value it would have seen in turn). Flask-Session itself
+//!   writes the whole session without such a check, so a Flask request that
+//!   saves at the same time as a tessera request can still overwrite its
+//!   keys.
 //! - **Values are limited to what the format holds.** Tuples come back as
 //!   lists, `Markup` and UUIDs as strings (Flask-Session's own limits);
 //!   integers must fit 64 bits; see [`flask_format`](crate::store::flask_format).
