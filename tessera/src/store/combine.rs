@@ -61,7 +61,7 @@ pub(crate) trait CombinedIncrements: Send + Sync + Sized + 'static {
 
 /// The increments held back behind the one on its way, by counter. A
 /// counter is in the map exactly while an increment of it is on its way.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(crate) struct IncrementCombiner {
     counters: Mutex<HashMap<Counter, Vec<Waiting>>>,
     next_ticket: AtomicU64,
@@ -105,6 +105,16 @@ impl std::error::Error for SharedCause {
     }
 }
 
+/// How many counters have an increment on their way: not the keys, which
+/// stores' own `Debug` leave out too.
+impl std::fmt::Debug for IncrementCombiner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IncrementCombiner")
+            .field("counters_on_their_way", &self.counters().len())
+            .finish_non_exhaustive()
+    }
+}
+
 impl IncrementCombiner {
     fn counters(&self) -> MutexGuard<'_, HashMap<Counter, Vec<Waiting>>> {
         // Every change under the lock leaves the map whole, so a panic
@@ -112,14 +122,12 @@ impl IncrementCombiner {
         self.counters.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Takes the increment of `ticket` back; false if a run took it already.
-    fn withdraw(&self, counter: &Counter, ticket: u64) -> bool {
+    /// Takes the increment of `ticket` back, unless a run took it already.
+    fn withdraw(&self, counter: &Counter, ticket: u64) {
         let mut counters = self.counters();
-        let Some(waiting) = counters.get_mut(counter) else {
-            return false;
-        };
-        let at = waiting.iter().position(|queued| queued.ticket == ticket);
-        at.map(|at| waiting.remove(at)).is_some()
+        if let Some(waiting) = counters.get_mut(counter) {
+            waiting.retain(|queued| queued.ticket != ticket);
+        }
     }
 }
 

@@ -191,13 +191,21 @@ const PURGE: &str = "
 ///
 /// Cheap to construct; see the [module documentation](self) for when the
 /// file is opened and how the schema is managed.
-#[derive(Debug)]
 pub struct SqliteStore {
     shared: Arc<Shared>,
 }
 
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.shared.path)
+            .field("connections", &self.shared.connections)
+            .field("existing_only", &self.shared.existing_only)
+            .finish()
+    }
+}
+
 /// What a store and the tasks it starts share.
-#[derive(Debug)]
 struct Shared {
     path: PathBuf,
     connections: OnceCell<ReadWrite>,
