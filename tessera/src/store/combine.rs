@@ -73,7 +73,6 @@ pub(crate) struct IncrementCombiner {
 /// A session's id and a key in it.
 type Counter = (SessionId, String);
 
-#[derive(Debug)]
 struct Waiting {
     ticket: u64,
     by: i64,
@@ -214,7 +213,8 @@ impl<S: CombinedIncrements> Drop for Lead<'_, S> {
         };
         let serving = Serving {
             store: self.store.handle(),
-            counter: Some(counter),
+            counter,
+            in_map: true,
         };
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => drop(runtime.spawn(serve(serving, queued))),
@@ -244,13 +244,15 @@ fn next_or_done(combiner: &IncrementCombiner, counter: &Counter) -> Option<Vec<W
 /// `Unanswered`, so that later ones do not wait for a task that is gone.
 struct Serving<S: CombinedIncrements> {
     store: S,
-    counter: Option<Counter>,
+    counter: Counter,
+    /// Whether the counter's entry in the map is still this task's.
+    in_map: bool,
 }
 
 impl<S: CombinedIncrements> Drop for Serving<S> {
     fn drop(&mut self) {
-        if let Some(counter) = self.counter.take() {
-            self.store.combiner().counters().remove(&counter);
+        if self.in_map {
+            self.store.combiner().counters().remove(&self.counter);
         }
     }
 }
@@ -259,17 +261,14 @@ impl<S: CombinedIncrements> Drop for Serving<S> {
 /// run, until none are left.
 async fn serve<S: CombinedIncrements>(mut serving: Serving<S>, mut queued: Vec<Waiting>) {
     loop {
-        let Some((id, key)) = serving.counter.as_ref() else {
-            return;
-        };
+        let (id, key) = &serving.counter;
         run(&serving.store, id, key, queued).await;
-        let combiner = serving.store.combiner();
-        match next_or_done(combiner, serving.counter.as_ref().expect("checked above")) {
+        match next_or_done(serving.store.combiner(), &serving.counter) {
             Some(next) => queued = next,
             None => {
                 // Out of the map already: another caller may have put it
                 // back, and that entry is not this task's to remove.
-                serving.counter = None;
+                serving.in_map = false;
                 return;
             }
         }
