@@ -614,6 +614,26 @@ struct Shared {
     increments: IncrementCombiner,
 }
 
+/// The same configuration, with none of the state: no pool, the schema not
+/// yet looked at, no increments on their way.
+impl Clone for Shared {
+    fn clone(&self) -> Self {
+        Self {
+            options: self.options.clone(),
+            schema: self.schema.clone(),
+            max_connections: self.max_connections,
+            acquire_timeout: self.acquire_timeout,
+            operation_timeout: self.operation_timeout,
+            ping_if_idle_for: self.ping_if_idle_for,
+            existing_only: self.existing_only,
+            pool: OnceLock::new(),
+            ready: AtomicBool::new(false),
+            checked_after: AtomicU64::new(0),
+            increments: IncrementCombiner::default(),
+        }
+    }
+}
+
 impl From<Shared> for PostgresStore {
     fn from(shared: Shared) -> Self {
         Self {
@@ -634,11 +654,13 @@ fn url_refusal(error: &sqlx::Error) -> String {
 }
 
 impl PostgresStore {
-    /// For the builder methods, which take the store before any operation.
+    /// For the builder methods. A task serving increments queued behind one,
+    /// or an operation running on a runtime of its own, may still hold the
+    /// state it was given just after its caller was answered; the builder
+    /// then configures a copy that shares nothing with it rather than
+    /// changing what it runs on.
     fn shared_mut(&mut self) -> &mut Shared {
-        // Only an operation running elsewhere holds another reference, and
-        // builders consume a store no operation has been given yet.
-        Arc::get_mut(&mut self.shared).expect("a store is configured before it is shared")
+        Arc::make_mut(&mut self.shared)
     }
 }
 
@@ -2269,6 +2291,41 @@ mod tests {
         .fetch_all(admin)
         .await
         .expect("terminate")
+    }
+
+    /// A task serving increments queued behind one holds the store's state
+    /// until it has sent its answers, so a caller that consumed the store
+    /// with a builder right after its concurrent increments were answered
+    /// could find the state still shared (the builder then panicked). It
+    /// now configures a copy of its own.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_builder_right_after_concurrent_increments_configures_a_copy() {
+        let (mut store, schema) = fresh_store("builder_after_increments");
+        let id = SessionId::generate();
+        let stored = record(Map::new(), None, NOW + 3600);
+        assert!(store.create(&id, &stored).await.expect("create"));
+        for round in 0..20_i64 {
+            let (a, b, c) = tokio::join!(
+                store.increment(&id, "n", 1, NOW),
+                store.increment(&id, "n", 1, NOW),
+                store.increment(&id, "n", 1, NOW),
+            );
+            let mut seen = [a, b, c].map(|answer| answer.expect("increment").expect("live"));
+            seen.sort_unstable();
+            assert_eq!(seen, [1, 2, 3].map(|n| 3 * round + n));
+            store = store.with_max_connections(2 + u32::try_from(round % 3).expect("small"));
+        }
+
+        let held = Arc::clone(&store.shared);
+        let store = store.with_operation_timeout(Duration::from_secs(7));
+        assert_eq!(store.shared.operation_timeout, Duration::from_secs(7));
+        assert_eq!(held.operation_timeout, DEFAULT_OPERATION_TIMEOUT);
+        assert_eq!(store.shared.max_connections, held.max_connections);
+        assert_eq!(store.schema(), Some(schema.as_str()));
+        let answer = store.increment(&id, "n", 1, NOW).await.expect("increment");
+        assert_eq!(answer, Some(61));
+        drop(held);
+        drop_schema(store, &schema).await;
     }
 
     /// "Log out everywhere" racing a login of one of the user's sessions:

@@ -491,6 +491,21 @@ struct Shared {
     increments: IncrementCombiner,
 }
 
+/// The same configuration, with none of the state: no connections, no
+/// writer waiting, no listing snapshot, no increments on their way.
+impl Clone for Shared {
+    fn clone(&self) -> Self {
+        Self {
+            link: self.link.unconnected_copy(),
+            prefix: self.prefix.clone(),
+            format: self.format,
+            writers: WriterLocks::new(),
+            listing: super::ListingSnapshot::default(),
+            increments: IncrementCombiner::default(),
+        }
+    }
+}
+
 /// Writes to one session from this process take turns: read-modify-write
 /// attempts that would only collide and retry against each other (a page's
 /// parallel requests) queue here instead, leaving the compare-and-set to
@@ -604,11 +619,12 @@ impl FlaskSessionRedisStore {
         self.shared.format
     }
 
-    /// For the builder methods, which take the store before any operation.
+    /// For the builder methods. A task serving increments queued behind one
+    /// may still hold the state it was given just after its callers were
+    /// answered; the builder then configures a copy that shares nothing
+    /// with that task rather than changing what it runs on.
     fn shared_mut(&mut self) -> &mut Shared {
-        // Only a task serving queued increments holds another reference,
-        // and builders consume a store no operation has been given yet.
-        Arc::get_mut(&mut self.shared).expect("a store is configured before it is shared")
+        Arc::make_mut(&mut self.shared)
     }
 
     fn value_key(&self, id: &SessionId) -> String {
@@ -1288,6 +1304,20 @@ impl SessionStore for FlaskSessionRedisStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A builder on a store whose state a task serving queued increments
+    /// still holds configures a copy of its own, as on [`RedisStore`](super::super::RedisStore)
+    /// (where a server is at hand to race real increments).
+    #[test]
+    fn a_builder_on_a_store_still_held_configures_a_copy() {
+        let store = FlaskSessionRedisStore::new("redis://127.0.0.1:1/", SerializationFormat::Json)
+            .expect("a Redis URL");
+        let held = store.handle();
+        let store = store.with_prefix("elsewhere:").with_connections(3);
+        assert_eq!((store.prefix(), store.connections()), ("elsewhere:", 3));
+        assert_eq!((held.prefix(), held.connections()), (DEFAULT_PREFIX, 1));
+        assert_eq!(store.format(), held.format());
+    }
 
     #[test]
     fn pickles_are_told_from_what_msgpack_and_json_encoders_write() {

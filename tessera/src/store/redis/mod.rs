@@ -923,6 +923,19 @@ struct Shared {
     increments: IncrementCombiner,
 }
 
+/// The same configuration, with none of the state: no connections, no
+/// listing snapshot, no increments on their way.
+impl Clone for Shared {
+    fn clone(&self) -> Self {
+        Self {
+            link: self.link.unconnected_copy(),
+            prefix: self.prefix.clone(),
+            listing: ListingSnapshot::default(),
+            increments: IncrementCombiner::default(),
+        }
+    }
+}
+
 /// The URL may hold a password: show only where the server is.
 impl fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -1131,6 +1144,19 @@ impl Link {
             connect_failure: Mutex::new(None),
             eviction_checked: AtomicBool::new(false),
         })
+    }
+
+    /// A link to the same server with as many connections, none of them
+    /// open yet.
+    pub(super) fn unconnected_copy(&self) -> Self {
+        Self {
+            client: self.client.clone(),
+            connections: unconnected(self.connections.len()),
+            next: AtomicUsize::new(0),
+            thread_connections: unconnected(THREAD_CONNECTIONS),
+            connect_failure: Mutex::new(None),
+            eviction_checked: AtomicBool::new(false),
+        }
     }
 
     /// Opens `count` connections (at least one) instead, as they are needed.
@@ -1724,11 +1750,12 @@ impl RedisStore {
         self.shared.link.connections()
     }
 
-    /// For the builder methods, which take the store before any operation.
+    /// For the builder methods. A task serving increments queued behind one
+    /// may still hold the state it was given just after its callers were
+    /// answered; the builder then configures a copy that shares nothing
+    /// with that task rather than changing what it runs on.
     fn shared_mut(&mut self) -> &mut Shared {
-        // Only a task serving queued increments holds another reference,
-        // and builders consume a store no operation has been given yet.
-        Arc::get_mut(&mut self.shared).expect("a store is configured before it is shared")
+        Arc::make_mut(&mut self.shared)
     }
 
     fn session_key(&self, id: &SessionId) -> String {
@@ -2488,6 +2515,42 @@ mod tests {
     async fn raw<T: FromRedisValue>(store: &RedisStore, cmd: &Cmd) -> T {
         let mut conn = store.shared.link.connection().await.expect("connect");
         cmd.query_async(&mut conn).await.expect("command")
+    }
+
+    /// A task serving increments queued behind one holds the store until it
+    /// has sent its answers, so a caller that consumed the store with a
+    /// builder right after its concurrent increments were answered could
+    /// find the state still shared (the builder then panicked). It now
+    /// configures a copy of its own.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_builder_right_after_concurrent_increments_configures_a_copy() {
+        let mut store = test_store();
+        let prefix = store.prefix().to_owned();
+        let id = create(&store, &record(Map::new(), None)).await;
+        for round in 0..50_i64 {
+            let (a, b, c) = tokio::join!(
+                store.increment(&id, "n", 1, NOW),
+                store.increment(&id, "n", 1, NOW),
+                store.increment(&id, "n", 1, NOW),
+            );
+            let mut seen = [a, b, c].map(|answer| answer.expect("increment").expect("live"));
+            seen.sort_unstable();
+            assert_eq!(seen, [1, 2, 3].map(|n| 3 * round + n));
+            let connections = usize::try_from(1 + round % 3).expect("small");
+            store = store
+                .with_prefix(prefix.clone())
+                .with_connections(connections);
+        }
+        assert_eq!(store.connections(), 2);
+
+        let held = store.handle();
+        let store = store.with_prefix("elsewhere:").with_connections(2);
+        assert_eq!((store.prefix(), store.connections()), ("elsewhere:", 2));
+        assert_eq!((held.prefix(), held.connections()), (prefix.as_str(), 2));
+        let held_answer = held.increment(&id, "n", 1, NOW).await.expect("increment");
+        assert_eq!(held_answer, Some(151));
+        let copy_answer = store.increment(&id, "n", 1, NOW).await.expect("increment");
+        assert_eq!(copy_answer, None, "the copy looks under its own prefix");
     }
 
     /// The flash messages' list edit trims the stored list's text in time
