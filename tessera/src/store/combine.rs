@@ -1,53 +1,71 @@
-//! Concurrent increments of one counter, combined.
+//! Concurrent loads of one session, and concurrent increments of one
+//! counter, combined.
 //!
-//! On a server-side store each increment is one atomic statement, script or
-//! compare-and-set, and concurrent increments of the same counter (a
-//! visitor's parallel requests, or many requests sharing one session) wait
-//! for each other: PostgreSQL queues them on the value's row lock, each in a
-//! transaction of its own, SQLite on its one writer, Redis runs a script for
-//! each, and Flask-Session's layout takes a read and a write for each. So
-//! while an increment of a counter is on its way, this process holds back
-//! the next ones of the same counter; when it is answered, those that
-//! queued meanwhile go to the store as one increment by their sum, and each
-//! caller gets the value it would have seen had they run one after another
-//! in the order they came. A queued caller thus waits for at most two
-//! increments, the one on its way and its own group, where it would have
-//! waited for every one before it. Different counters never wait for each
-//! other, and an increment with none on its way goes at once.
+//! On a server-side store every load and every increment is a round trip,
+//! and a visitor's parallel requests (or many requests sharing one session)
+//! make them side by side: the same session read again and again, the same
+//! counter's increments queued on its row lock (PostgreSQL), on the one
+//! writer (SQLite), one script after another (Redis) or as a read and a
+//! write each (Flask-Session's layout). So while a load of a session, or an
+//! increment of a counter, is on its way, this process holds back the next
+//! ones of the same session or counter; when it is answered, those that
+//! queued meanwhile go to the store as one. A queued caller thus waits for
+//! at most two round trips, the one on its way and its own group's, where
+//! it would have waited for every one before it (or, for loads, shared the
+//! store's time with them). Different sessions and counters never wait for
+//! each other, and an operation with none on its way goes at once.
 //!
-//! Only increments of one sign are summed, so that each caller's value lies
-//! between the counter's value before and after the sum, and none overflows
-//! when the sum does not. If the store refuses the sum (the key holds
-//! another type, or the sum would overflow), each increment runs alone in
-//! turn, so that a caller gets the answer or the error its own increment
-//! gets. Any other error is every caller's: whether the sum landed is not
-//! known, so running the increments again could count them twice.
+//! **Loads.** The loads that queued are made again, as one load, after all
+//! of them came: never answered from the load that was already on its way,
+//! which may have read the session before a write that one of them must see
+//! (its own request's previous one, answered by another instance). Each
+//! caller gets its own copy of what that one load read. Loads are grouped
+//! by the time they ask about, so each caller is answered for its own.
 //!
-//! The queued increments run in a task of their own, so the caller whose
-//! increment went first can go away without stranding them; a caller that
-//! goes away while its increment is still queued takes it back.
+//! **Increments.** The increments that queued go as one increment by their
+//! sum, and each caller gets the value it would have seen had they run one
+//! after another in the order they came. Only increments of one sign are
+//! summed, so that each caller's value lies between the counter's value
+//! before and after the sum, and none overflows when the sum does not. If
+//! the store refuses the sum (the key holds another type, or the sum would
+//! overflow), each increment runs alone in turn, so that a caller gets the
+//! answer or the error its own increment gets. Any other error is every
+//! caller's: whether the sum landed is not known, so running the increments
+//! again could count them twice.
+//!
+//! The queued operations run in a task of their own, so the caller whose
+//! operation went first can go away without stranding them; a caller that
+//! goes away while its operation is still queued takes it back.
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::oneshot;
 
-use super::{SessionId, StoreError};
+use super::{Record, SessionId, StoreError};
 
 /// What [`SessionStore::increment`](super::SessionStore::increment) answers.
-type Answer = Result<Option<i64>, StoreError>;
+type IncrementAnswer = Result<Option<i64>, StoreError>;
 
-/// A store whose concurrent increments of one counter are combined.
-pub(crate) trait CombinedIncrements: Send + Sync + Sized + 'static {
-    /// The counters with an increment on its way, shared by every handle
-    /// on the store.
-    fn combiner(&self) -> &IncrementCombiner;
+/// What [`SessionStore::load`](super::SessionStore::load) answers.
+type LoadAnswer = Result<Option<Record>, StoreError>;
+
+/// A store whose concurrent loads of one session and increments of one
+/// counter are combined.
+pub(crate) trait Combining: Send + Sync + Sized + 'static {
+    /// The sessions and counters with an operation on its way, shared by
+    /// every handle on the store.
+    fn combiner(&self) -> &Combiner;
 
     /// Another handle on the same store, for the task that runs the
-    /// increments queued behind one.
+    /// operations queued behind one.
     fn handle(&self) -> Self;
+
+    /// One load, as [`SessionStore::load`](super::SessionStore::load) describes it.
+    fn load_alone(&self, id: &SessionId, now: u64) -> impl Future<Output = LoadAnswer> + Send;
 
     /// One increment, as [`SessionStore::increment`](super::SessionStore::increment) describes it.
     fn increment_alone(
@@ -56,38 +74,106 @@ pub(crate) trait CombinedIncrements: Send + Sync + Sized + 'static {
         key: &str,
         by: i64,
         now: u64,
-    ) -> impl Future<Output = Answer> + Send;
+    ) -> impl Future<Output = IncrementAnswer> + Send;
 }
 
-/// The increments held back behind the one on its way, by counter. A
-/// counter is in the map exactly while an increment of it is on its way.
+/// The operations held back behind the one on their way, by session and by
+/// counter.
 #[derive(Default)]
-pub(crate) struct IncrementCombiner {
-    counters: Mutex<HashMap<Counter, Vec<Waiting>>>,
+pub(crate) struct Combiner {
+    loads: Queues<Loads>,
+    increments: Queues<Increments>,
     next_ticket: AtomicU64,
-    /// Increments that went to the store, for the tests to count.
+    /// Operations that went to the store, for the tests to count.
+    #[cfg(test)]
+    loads_sent: AtomicU64,
     #[cfg(test)]
     sent: AtomicU64,
 }
 
-/// A session's id and a key in it.
-type Counter = (SessionId, String);
-
-struct Waiting {
-    ticket: u64,
-    by: i64,
-    now: u64,
-    answer: oneshot::Sender<Answer>,
+/// How many sessions and counters have an operation on its way: not the
+/// ids nor the keys, which stores' own `Debug` leave out too.
+impl std::fmt::Debug for Combiner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Combiner")
+            .field("sessions_loading", &self.loads.lock().len())
+            .field("counters_incrementing", &self.increments.lock().len())
+            .finish_non_exhaustive()
+    }
 }
 
-/// The error of an increment whose combined run ended without answering
+/// A kind of operation that is combined.
+trait Kind: Sized + Send + 'static {
+    /// What operations of this kind wait for one another on.
+    type Key: Hash + Eq + Clone + Send + Sync + 'static;
+    /// What a caller asks, besides the key.
+    type Request: Send + 'static;
+    /// What a caller is answered, besides an error.
+    type Value: Send + 'static;
+
+    fn queues(combiner: &Combiner) -> &Queues<Self>;
+
+    /// Runs `queued` (in the order they came) and answers each caller.
+    fn run<S: Combining>(
+        store: &S,
+        key: &Self::Key,
+        queued: Vec<Waiting<Self>>,
+    ) -> impl Future<Output = ()> + Send;
+}
+
+/// A caller held back.
+struct Waiting<K: Kind> {
+    ticket: u64,
+    request: K::Request,
+    answer: oneshot::Sender<Result<K::Value, StoreError>>,
+}
+
+/// The callers held back, by key. A key is in the map exactly while an
+/// operation on it is on its way.
+struct Queues<K: Kind>(Mutex<HashMap<K::Key, Vec<Waiting<K>>>>);
+
+impl<K: Kind> Default for Queues<K> {
+    fn default() -> Self {
+        Self(Mutex::default())
+    }
+}
+
+impl<K: Kind> Queues<K> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<K::Key, Vec<Waiting<K>>>> {
+        // Every change under the lock leaves the map whole, so a panic
+        // elsewhere while it was locked left nothing half done.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Takes the operation of `ticket` back, unless a run took it already.
+    fn withdraw(&self, key: &K::Key, ticket: u64) {
+        if let Some(waiting) = self.lock().get_mut(key) {
+            waiting.retain(|queued| queued.ticket != ticket);
+        }
+    }
+
+    /// The callers queued on `key`, or `None` after taking `key` out of
+    /// the map when none are.
+    fn next_or_done(&self, key: &K::Key) -> Option<Vec<Waiting<K>>> {
+        let mut queues = self.lock();
+        match queues.get_mut(key) {
+            Some(waiting) if !waiting.is_empty() => Some(std::mem::take(waiting)),
+            _ => {
+                queues.remove(key);
+                None
+            }
+        }
+    }
+}
+
+/// The error of an operation whose combined run ended without answering
 /// (its task was dropped as the runtime shut down, or panicked), maybe
-/// after the store counted it.
+/// after the store carried it out.
 #[derive(Debug, thiserror::Error)]
-#[error("the combined increment this one joined ended without answering; it may have counted")]
+#[error("the combined store operation this one joined ended without answering; it may have been carried out")]
 struct Unanswered;
 
-/// A store's error, one for each caller of a combined increment: the
+/// A store's error, one for each caller of a combined operation: the
 /// message and the source of the one error the store gave.
 #[derive(Debug, Clone)]
 struct SharedCause(Arc<dyn std::error::Error + Send + Sync>);
@@ -104,166 +190,150 @@ impl std::error::Error for SharedCause {
     }
 }
 
-/// How many counters have an increment on their way: not the keys, which
-/// stores' own `Debug` leave out too.
-impl std::fmt::Debug for IncrementCombiner {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IncrementCombiner")
-            .field("counters_on_their_way", &self.counters().len())
-            .finish_non_exhaustive()
-    }
-}
-
-impl IncrementCombiner {
-    fn counters(&self) -> MutexGuard<'_, HashMap<Counter, Vec<Waiting>>> {
-        // Every change under the lock leaves the map whole, so a panic
-        // elsewhere while it was locked left nothing half done.
-        self.counters.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Takes the increment of `ticket` back, unless a run took it already.
-    fn withdraw(&self, counter: &Counter, ticket: u64) {
-        let mut counters = self.counters();
-        if let Some(waiting) = counters.get_mut(counter) {
-            waiting.retain(|queued| queued.ticket != ticket);
-        }
-    }
+/// Loads `id` from `store`, combined with the other loads of it that come
+/// while one is on its way.
+pub(crate) async fn load<S: Combining>(store: &S, id: &SessionId, now: u64) -> LoadAnswer {
+    combined::<S, Loads>(store, id.clone(), now, async {
+        #[cfg(test)]
+        store.combiner().loads_sent.fetch_add(1, Ordering::Relaxed);
+        store.load_alone(id, now).await
+    })
+    .await
 }
 
 /// Increments `key` of `id` by `by` in `store`, combined with the other
 /// increments of it that come while one is on its way.
-pub(crate) async fn increment<S: CombinedIncrements>(
+pub(crate) async fn increment<S: Combining>(
     store: &S,
     id: &SessionId,
     key: &str,
     by: i64,
     now: u64,
-) -> Answer {
-    let combiner = store.combiner();
+) -> IncrementAnswer {
     let counter = (id.clone(), key.to_owned());
-    // Queued behind the increment on its way, if one is.
+    combined::<S, Increments>(store, counter, IncrementRequest { by, now }, async {
+        #[cfg(test)]
+        store.combiner().sent.fetch_add(1, Ordering::Relaxed);
+        store.increment_alone(id, key, by, now).await
+    })
+    .await
+}
+
+/// Runs `alone` at once if no operation on `key` is on its way; otherwise
+/// queues `request` behind it, for a combined run.
+async fn combined<S: Combining, K: Kind>(
+    store: &S,
+    key: K::Key,
+    request: K::Request,
+    alone: impl Future<Output = Result<K::Value, StoreError>>,
+) -> Result<K::Value, StoreError> {
+    let combiner = store.combiner();
+    let queues = K::queues(combiner);
     let queued = {
-        let mut counters = combiner.counters();
-        match counters.get_mut(&counter) {
+        let mut waiting = queues.lock();
+        match waiting.get_mut(&key) {
             Some(waiting) => {
                 let ticket = combiner.next_ticket.fetch_add(1, Ordering::Relaxed);
                 let (answer, answered) = oneshot::channel();
                 waiting.push(Waiting {
                     ticket,
-                    by,
-                    now,
+                    request,
                     answer,
                 });
                 Some((ticket, answered))
             }
             None => {
-                counters.insert(counter.clone(), Vec::new());
+                waiting.insert(key.clone(), Vec::new());
                 None
             }
         }
     };
     if let Some((ticket, answered)) = queued {
         let withdraw = Withdraw {
-            combiner,
-            counter,
+            queues,
+            key,
             ticket,
         };
         let answer = answered.await;
         drop(withdraw);
         return answer.unwrap_or_else(|_| Err(StoreError::unavailable(Unanswered)));
     }
-    let lead = Lead {
+    let lead = Lead::<S, K> {
         store,
-        counter: Some(counter),
+        key: Some(key),
     };
-    #[cfg(test)]
-    combiner.sent.fetch_add(1, Ordering::Relaxed);
-    let answer = store.increment_alone(id, key, by, now).await;
+    let answer = alone.await;
     drop(lead);
     answer
 }
 
-/// Takes a queued increment back when its caller's future is dropped.
-struct Withdraw<'a> {
-    combiner: &'a IncrementCombiner,
-    counter: Counter,
+/// Takes a queued operation back when its caller's future is dropped.
+struct Withdraw<'a, K: Kind> {
+    queues: &'a Queues<K>,
+    key: K::Key,
     ticket: u64,
 }
 
-impl Drop for Withdraw<'_> {
+impl<K: Kind> Drop for Withdraw<'_, K> {
     fn drop(&mut self) {
-        self.combiner.withdraw(&self.counter, self.ticket);
+        self.queues.withdraw(&self.key, self.ticket);
     }
 }
 
-/// Held by the caller whose increment is on its way: when it is answered,
-/// or the caller goes away, the increments queued meanwhile go next.
-struct Lead<'a, S: CombinedIncrements> {
+/// Held by the caller whose operation is on its way: when it is answered,
+/// or the caller goes away, the operations queued meanwhile go next.
+struct Lead<'a, S: Combining, K: Kind> {
     store: &'a S,
-    counter: Option<Counter>,
+    key: Option<K::Key>,
 }
 
-impl<S: CombinedIncrements> Drop for Lead<'_, S> {
+impl<S: Combining, K: Kind> Drop for Lead<'_, S, K> {
     fn drop(&mut self) {
-        let Some(counter) = self.counter.take() else {
+        let Some(key) = self.key.take() else {
             return;
         };
-        let Some(queued) = next_or_done(self.store.combiner(), &counter) else {
+        let Some(queued) = K::queues(self.store.combiner()).next_or_done(&key) else {
             return;
         };
-        let serving = Serving {
+        let serving = Serving::<S, K> {
             store: self.store.handle(),
-            counter,
+            key,
             in_map: true,
         };
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => drop(runtime.spawn(serve(serving, queued))),
             // Nothing to run them on: dropping `serving` answers them
-            // `Unanswered`, and the counter starts afresh.
+            // `Unanswered`, and the key starts afresh.
             Err(_) => drop((serving, queued)),
         }
     }
 }
 
-/// The increments queued for `counter`, or `None` after taking `counter`
-/// out of the map when none are.
-fn next_or_done(combiner: &IncrementCombiner, counter: &Counter) -> Option<Vec<Waiting>> {
-    let mut counters = combiner.counters();
-    match counters.get_mut(counter) {
-        Some(waiting) if !waiting.is_empty() => Some(std::mem::take(waiting)),
-        _ => {
-            counters.remove(counter);
-            None
-        }
-    }
-}
-
-/// Owns a counter's place in the map while its queued increments run; if
-/// the task running them ends early (dropped, or a panic), the counter
-/// leaves the map and the increments queued for it are answered
-/// `Unanswered`, so that later ones do not wait for a task that is gone.
-struct Serving<S: CombinedIncrements> {
+/// Owns a key's place in the map while its queued operations run; if the
+/// task running them ends early (dropped, or a panic), the key leaves the
+/// map and the operations queued on it are answered `Unanswered`, so that
+/// later ones do not wait for a task that is gone.
+struct Serving<S: Combining, K: Kind> {
     store: S,
-    counter: Counter,
-    /// Whether the counter's entry in the map is still this task's.
+    key: K::Key,
+    /// Whether the key's entry in the map is still this task's.
     in_map: bool,
 }
 
-impl<S: CombinedIncrements> Drop for Serving<S> {
+impl<S: Combining, K: Kind> Drop for Serving<S, K> {
     fn drop(&mut self) {
         if self.in_map {
-            self.store.combiner().counters().remove(&self.counter);
+            K::queues(self.store.combiner()).lock().remove(&self.key);
         }
     }
 }
 
-/// Runs the increments queued for a counter, and those queued while they
-/// run, until none are left.
-async fn serve<S: CombinedIncrements>(mut serving: Serving<S>, mut queued: Vec<Waiting>) {
+/// Runs the operations queued on a key, and those queued while they run,
+/// until none are left.
+async fn serve<S: Combining, K: Kind>(mut serving: Serving<S, K>, mut queued: Vec<Waiting<K>>) {
     loop {
-        let (id, key) = &serving.counter;
-        run(&serving.store, id, key, queued).await;
-        match next_or_done(serving.store.combiner(), &serving.counter) {
+        K::run(&serving.store, &serving.key, queued).await;
+        match K::queues(serving.store.combiner()).next_or_done(&serving.key) {
             Some(next) => queued = next,
             None => {
                 // Out of the map already: another caller may have put it
@@ -275,37 +345,109 @@ async fn serve<S: CombinedIncrements>(mut serving: Serving<S>, mut queued: Vec<W
     }
 }
 
-/// Runs `queued` in order, as few increments as the signs allow, and
-/// answers each caller.
-async fn run<S: CombinedIncrements>(store: &S, id: &SessionId, key: &str, queued: Vec<Waiting>) {
-    let mut queued = queued.into_iter().peekable();
-    while let Some(first) = queued.next() {
-        let negative = first.by < 0;
-        let mut sum = first.by;
-        let mut group = vec![first];
-        while let Some(next) = queued.peek() {
-            match sum.checked_add(next.by) {
-                Some(more) if (next.by < 0) == negative => {
-                    sum = more;
-                    group.extend(queued.next());
+/// Loads of one session.
+struct Loads;
+
+impl Kind for Loads {
+    type Key = SessionId;
+    /// The time the caller asks about.
+    type Request = u64;
+    type Value = Option<Record>;
+
+    fn queues(combiner: &Combiner) -> &Queues<Self> {
+        &combiner.loads
+    }
+
+    /// One load for each run of callers asking about the same time (in a
+    /// busy second, all of them), each answered with its own copy.
+    async fn run<S: Combining>(store: &S, id: &SessionId, queued: Vec<Waiting<Self>>) {
+        let mut queued = queued.into_iter().peekable();
+        while let Some(first) = queued.next() {
+            let now = first.request;
+            let mut group = vec![first];
+            while let Some(next) = queued.next_if(|next| next.request == now) {
+                group.push(next);
+            }
+            #[cfg(test)]
+            store.combiner().loads_sent.fetch_add(1, Ordering::Relaxed);
+            match store.load_alone(id, now).await {
+                Ok(record) => {
+                    let last = group.pop();
+                    for queued in group {
+                        let _ = queued.answer.send(Ok(record.clone()));
+                    }
+                    if let Some(last) = last {
+                        let _ = last.answer.send(Ok(record));
+                    }
                 }
-                _ => break,
+                Err(error) => {
+                    let each = for_each_caller(error);
+                    for queued in group {
+                        let _ = queued.answer.send(Err(each()));
+                    }
+                }
             }
         }
-        run_group(store, id, key, group, sum).await;
+    }
+}
+
+/// Increments of one counter.
+struct Increments;
+
+/// What an increment asks, besides its counter.
+struct IncrementRequest {
+    by: i64,
+    now: u64,
+}
+
+/// A session's id and a key in it.
+type Counter = (SessionId, String);
+
+impl Kind for Increments {
+    type Key = Counter;
+    type Request = IncrementRequest;
+    type Value = Option<i64>;
+
+    fn queues(combiner: &Combiner) -> &Queues<Self> {
+        &combiner.increments
+    }
+
+    /// As few increments as the signs allow, in order.
+    async fn run<S: Combining>(store: &S, counter: &Counter, queued: Vec<Waiting<Self>>) {
+        let (id, key) = counter;
+        let mut queued = queued.into_iter().peekable();
+        while let Some(first) = queued.next() {
+            let negative = first.request.by < 0;
+            let mut sum = first.request.by;
+            let mut group = vec![first];
+            while let Some(next) = queued.peek() {
+                match sum.checked_add(next.request.by) {
+                    Some(more) if (next.request.by < 0) == negative => {
+                        sum = more;
+                        group.extend(queued.next());
+                    }
+                    _ => break,
+                }
+            }
+            run_increments(store, id, key, group, sum).await;
+        }
     }
 }
 
 /// Runs `group` (of one sign, adding up to `sum`) as one increment.
-async fn run_group<S: CombinedIncrements>(
+async fn run_increments<S: Combining>(
     store: &S,
     id: &SessionId,
     key: &str,
-    group: Vec<Waiting>,
+    group: Vec<Waiting<Increments>>,
     sum: i64,
 ) {
     if group.len() > 1 {
-        let now = group.iter().map(|queued| queued.now).max().unwrap_or(0);
+        let now = group
+            .iter()
+            .map(|queued| queued.request.now)
+            .max()
+            .unwrap_or(0);
         #[cfg(test)]
         store.combiner().sent.fetch_add(1, Ordering::Relaxed);
         match store.increment_alone(id, key, sum, now).await {
@@ -315,7 +457,7 @@ async fn run_group<S: CombinedIncrements>(
                 // and including its own.
                 let mut value = total.checked_sub(sum);
                 for queued in group {
-                    value = value.and_then(|value| value.checked_add(queued.by));
+                    value = value.and_then(|value| value.checked_add(queued.request.by));
                     let answer = value.map(Some).ok_or_else(|| {
                         StoreError::Corrupt(format!(
                             "incrementing {key:?} by {sum} gave {total}, out of range"
@@ -346,7 +488,8 @@ async fn run_group<S: CombinedIncrements>(
     for queued in group {
         #[cfg(test)]
         store.combiner().sent.fetch_add(1, Ordering::Relaxed);
-        let answer = store.increment_alone(id, key, queued.by, queued.now).await;
+        let IncrementRequest { by, now } = queued.request;
+        let answer = store.increment_alone(id, key, by, now).await;
         let _ = queued.answer.send(answer);
     }
 }
@@ -397,18 +540,19 @@ mod tests {
     use crate::store::{Record, SessionStore as _};
     use crate::value::Value;
 
-    /// A memory store whose increments wait at a gate the test holds, so
-    /// that others queue behind them, and fail while `down` is set.
+    /// A memory store whose loads and increments wait at a gate the test
+    /// holds, so that others queue behind them, and fail while `down` is
+    /// set.
     #[derive(Clone)]
     struct Gated {
         memory: Arc<MemoryStore>,
-        combiner: Arc<IncrementCombiner>,
+        combiner: Arc<Combiner>,
         gate: Arc<RwLock<()>>,
         down: Arc<AtomicBool>,
     }
 
-    impl CombinedIncrements for Gated {
-        fn combiner(&self) -> &IncrementCombiner {
+    impl Combining for Gated {
+        fn combiner(&self) -> &Combiner {
             &self.combiner
         }
 
@@ -416,7 +560,24 @@ mod tests {
             self.clone()
         }
 
-        async fn increment_alone(&self, id: &SessionId, key: &str, by: i64, now: u64) -> Answer {
+        /// Reads, then waits at the gate: a load on its way has read what
+        /// it answers.
+        async fn load_alone(&self, id: &SessionId, now: u64) -> LoadAnswer {
+            let read = self.memory.load(id, now).await;
+            let _open = self.gate.read().await;
+            if self.down.load(Ordering::Relaxed) {
+                return Err(StoreError::unavailable(std::io::Error::other("store down")));
+            }
+            read
+        }
+
+        async fn increment_alone(
+            &self,
+            id: &SessionId,
+            key: &str,
+            by: i64,
+            now: u64,
+        ) -> IncrementAnswer {
             let _open = self.gate.read().await;
             if self.down.load(Ordering::Relaxed) {
                 return Err(StoreError::unavailable(std::io::Error::other("store down")));
@@ -449,7 +610,17 @@ mod tests {
     }
 
     fn queued(store: &Gated) -> usize {
-        store.combiner.counters().values().map(Vec::len).sum()
+        store
+            .combiner
+            .increments
+            .lock()
+            .values()
+            .map(Vec::len)
+            .sum()
+    }
+
+    fn counters_on_their_way(store: &Gated) -> usize {
+        store.combiner.increments.lock().len()
     }
 
     async fn stored(store: &Gated, id: &SessionId) -> Option<Value> {
@@ -463,7 +634,7 @@ mod tests {
         store: &Gated,
         id: &SessionId,
         by: &[i64],
-    ) -> Vec<tokio::task::JoinHandle<Answer>> {
+    ) -> Vec<tokio::task::JoinHandle<IncrementAnswer>> {
         let mut tasks = Vec::new();
         for (at, &by) in by.iter().enumerate() {
             let (caller, id) = (store.clone(), id.clone());
@@ -479,11 +650,10 @@ mod tests {
     }
 
     fn store_sent_or_queued(store: &Gated) -> usize {
-        let on_its_way = store.combiner.counters().len();
-        on_its_way + queued(store)
+        counters_on_their_way(store) + queued(store)
     }
 
-    async fn answers(tasks: Vec<tokio::task::JoinHandle<Answer>>) -> Vec<Answer> {
+    async fn answers(tasks: Vec<tokio::task::JoinHandle<IncrementAnswer>>) -> Vec<IncrementAnswer> {
         let mut answers = Vec::new();
         for task in tasks {
             answers.push(task.await.expect("no panic"));
@@ -491,7 +661,7 @@ mod tests {
         answers
     }
 
-    fn values(answers: &[Answer]) -> Vec<Option<i64>> {
+    fn values(answers: &[IncrementAnswer]) -> Vec<Option<i64>> {
         answers
             .iter()
             .map(|answer| *answer.as_ref().expect("answered"))
@@ -513,7 +683,7 @@ mod tests {
             2,
             "the first alone, then the 49 queued as one"
         );
-        assert!(store.combiner.counters().is_empty());
+        assert_eq!(counters_on_their_way(&store), 0);
     }
 
     #[tokio::test]
@@ -611,7 +781,7 @@ mod tests {
         let answers = answers(tasks).await;
         assert_eq!(values(&answers), [1, 2].map(Some).to_vec());
         assert_eq!(stored(&store, &id).await, Some(Value::from(2)));
-        assert!(store.combiner.counters().is_empty());
+        assert_eq!(counters_on_their_way(&store), 0);
     }
 
     /// A caller that goes away while its increment is queued takes it back.
@@ -637,12 +807,176 @@ mod tests {
         let first = start(&store, &id, &[1]).await;
         let (other, id_other) = (store.clone(), id.clone());
         let second = tokio::spawn(async move { increment(&other, &id_other, "m", 1, 2).await });
-        while store.combiner.counters().len() < 2 {
+        while counters_on_their_way(&store) < 2 {
             tokio::task::yield_now().await;
         }
         assert_eq!(queued(&store), 0);
         drop(gate);
         assert_eq!(values(&answers(first).await), vec![Some(1)]);
         assert_eq!(second.await.expect("no panic").expect("answered"), Some(1));
+    }
+
+    fn loads_queued(store: &Gated) -> usize {
+        store.combiner.loads.lock().values().map(Vec::len).sum()
+    }
+
+    fn loads_on_their_way(store: &Gated) -> usize {
+        store.combiner.loads.lock().len()
+    }
+
+    fn loads_sent(store: &Gated) -> u64 {
+        store.combiner.loads_sent.load(Ordering::Relaxed)
+    }
+
+    /// Starts a load of `id` asking about each of `nows`, in order: the
+    /// first goes to the store and waits at the closed gate, the others
+    /// queue behind it.
+    async fn start_loads(
+        store: &Gated,
+        id: &SessionId,
+        nows: &[u64],
+    ) -> Vec<tokio::task::JoinHandle<LoadAnswer>> {
+        let mut tasks = Vec::new();
+        for (at, &now) in nows.iter().enumerate() {
+            let (caller, id) = (store.clone(), id.clone());
+            tasks.push(tokio::spawn(async move { load(&caller, &id, now).await }));
+            while loads_on_their_way(store) + loads_queued(store) < at + 1 {
+                tokio::task::yield_now().await;
+            }
+        }
+        tasks
+    }
+
+    /// The value of `n` each load answered (`None` for no session).
+    async fn loaded(tasks: Vec<tokio::task::JoinHandle<LoadAnswer>>) -> Vec<Option<Value>> {
+        let mut values = Vec::new();
+        for task in tasks {
+            let record = task.await.expect("no panic").expect("answered");
+            values.push(record.map(|record| record.data.get("n").cloned().expect("n")));
+        }
+        values
+    }
+
+    #[tokio::test]
+    async fn loads_queued_behind_one_go_as_one_and_each_gets_its_copy() {
+        let (store, id) = gated().await;
+        let gate = store.gate.write().await;
+        let tasks = start_loads(&store, &id, &[2; 30]).await;
+        assert_eq!(loads_queued(&store), 29);
+        drop(gate);
+        assert_eq!(loaded(tasks).await, vec![Some(Value::from(0)); 30]);
+        assert_eq!(loads_sent(&store), 2, "the first alone, then the 29 as one");
+        assert_eq!(loads_on_their_way(&store), 0);
+    }
+
+    /// Queued loads are made again after they came, not answered from the
+    /// load already on its way, which read before a write they must see
+    /// (say, their own request's previous one, through another instance).
+    #[tokio::test]
+    async fn queued_loads_see_what_was_written_before_they_came() {
+        let (store, id) = gated().await;
+        let gate = store.gate.write().await;
+        let mut tasks = start_loads(&store, &id, &[2]).await;
+        // The first load has read 0 and waits at the gate; then a write
+        // lands, and then two more loads come.
+        store.memory.increment(&id, "n", 7, 2).await.expect("write");
+        tasks.extend(start_loads(&store, &id, &[2, 2]).await);
+        drop(gate);
+        assert_eq!(
+            loaded(tasks).await,
+            [0, 7, 7].map(|n| Some(Value::from(n))).to_vec()
+        );
+    }
+
+    /// Each caller is answered for the time it asks about: a session that
+    /// ends at 4 is live at 2 and gone at 5, whatever else is queued.
+    #[tokio::test]
+    async fn queued_loads_are_answered_for_their_own_time() {
+        let (store, _) = gated().await;
+        let id = SessionId::generate();
+        let record = Record {
+            data: Map::from([("n", Value::from(0))]),
+            user_id: None,
+            created_at: 1,
+            expires_at: 4,
+            absolute_expires_at: None,
+        };
+        assert!(store.memory.create(&id, &record).await.expect("create"));
+        let gate = store.gate.write().await;
+        let tasks = start_loads(&store, &id, &[2, 2, 2, 5, 5, 2]).await;
+        drop(gate);
+        let live = Some(Value::from(0));
+        assert_eq!(
+            loaded(tasks).await,
+            vec![live.clone(), live.clone(), live.clone(), None, None, live]
+        );
+        assert_eq!(loads_sent(&store), 4, "2; 2 + 2; 5 + 5; 2");
+    }
+
+    #[tokio::test]
+    async fn a_failed_load_fails_every_queued_caller_and_the_next_go_afresh() {
+        let (store, id) = gated().await;
+        let gate = store.gate.write().await;
+        let tasks = start_loads(&store, &id, &[2, 2, 2]).await;
+        store.down.store(true, Ordering::Relaxed);
+        drop(gate);
+        for task in tasks {
+            match task.await.expect("no panic") {
+                Err(error @ StoreError::Unavailable(_)) => {
+                    assert!(error.to_string().contains("store down"), "{error}");
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        store.down.store(false, Ordering::Relaxed);
+        let after = load(&store, &id, 2).await.expect("back").expect("live");
+        assert_eq!(after.data.get("n"), Some(&Value::from(0)));
+        assert_eq!(loads_on_their_way(&store), 0);
+    }
+
+    #[tokio::test]
+    async fn a_first_loader_that_goes_away_strands_no_one() {
+        let (store, id) = gated().await;
+        let gate = store.gate.write().await;
+        let mut tasks = start_loads(&store, &id, &[2, 2, 2]).await;
+        tasks.remove(0).abort();
+        tokio::task::yield_now().await;
+        drop(gate);
+        assert_eq!(loaded(tasks).await, vec![Some(Value::from(0)); 2]);
+        assert_eq!(loads_on_their_way(&store), 0);
+    }
+
+    #[tokio::test]
+    async fn a_queued_loader_that_goes_away_is_not_loaded_for() {
+        let (store, id) = gated().await;
+        let gate = store.gate.write().await;
+        let mut tasks = start_loads(&store, &id, &[2, 5]).await;
+        tasks.remove(1).abort();
+        while loads_queued(&store) != 0 {
+            tokio::task::yield_now().await;
+        }
+        drop(gate);
+        assert_eq!(loaded(tasks).await, vec![Some(Value::from(0))]);
+        assert_eq!(loads_sent(&store), 1);
+    }
+
+    /// Loads of other sessions, and increments of the same one, never wait
+    /// for a load.
+    #[tokio::test]
+    async fn loads_of_other_sessions_do_not_queue() {
+        let (store, id) = gated().await;
+        let other_id = SessionId::generate();
+        let gate = store.gate.write().await;
+        let first = start_loads(&store, &id, &[2]).await;
+        let second = start_loads(&store, &other_id, &[2]).await;
+        while loads_on_their_way(&store) < 2 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(loads_queued(&store), 0);
+        let counted = increment(&store, &id, "m", 1, 2);
+        drop(gate);
+        assert_eq!(counted.await.expect("answered"), Some(1));
+        assert_eq!(loaded(first).await, vec![Some(Value::from(0))]);
+        assert_eq!(loaded(second).await, vec![None]);
     }
 }

@@ -104,7 +104,7 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow, PgSslMode};
 use sqlx::{Connection as _, Executor as _, Row as _};
 
-use super::combine::{self, CombinedIncrements, IncrementCombiner};
+use super::combine::{self, Combiner, Combining};
 use super::{
     append_in_map, incremented, Changes, Record, SessionId, SessionInfo, SessionStore, StoreError,
     UpdateOutcome,
@@ -610,8 +610,9 @@ struct Shared {
     /// [`MISSING_TABLE_SEEN`] when the schema was last found current: a
     /// newer count has the next operation look again.
     checked_after: AtomicU64,
-    /// Concurrent increments of one counter go as one.
-    increments: IncrementCombiner,
+    /// Concurrent loads of one session, and increments of one counter,
+    /// go as one.
+    combiner: Combiner,
 }
 
 /// The same configuration, with none of the state: no pool, the schema not
@@ -629,7 +630,7 @@ impl Clone for Shared {
             pool: OnceLock::new(),
             ready: AtomicBool::new(false),
             checked_after: AtomicU64::new(0),
-            increments: IncrementCombiner::default(),
+            combiner: Combiner::default(),
         }
     }
 }
@@ -853,7 +854,7 @@ impl PostgresStore {
             pool: OnceLock::new(),
             ready: AtomicBool::new(false),
             checked_after: AtomicU64::new(0),
-            increments: IncrementCombiner::default(),
+            combiner: Combiner::default(),
         }))
     }
 
@@ -1834,13 +1835,50 @@ impl std::ops::Deref for Here {
     }
 }
 
-impl CombinedIncrements for Here {
-    fn combiner(&self) -> &IncrementCombiner {
-        &self.shared.increments
+impl Combining for Here {
+    fn combiner(&self) -> &Combiner {
+        &self.shared.combiner
     }
 
     fn handle(&self) -> Self {
         self.0.here()
+    }
+
+    async fn load_alone(&self, id: &SessionId, now: u64) -> Result<Option<Record>, StoreError> {
+        // One statement reads one snapshot: the values always belong to the
+        // session row they come with, even while a writer commits.
+        let pool = self.pool().await?;
+        let rows = self
+            .bounded(async {
+                // Connections a restart killed while in use (those idle for
+                // a moment are pinged first) fail at once: a read goes on to
+                // the next, each dead one being closed on its way back.
+                let mut attempts = self.shared.max_connections;
+                loop {
+                    let rows = sqlx::query(LOAD)
+                        .bind(id.as_str())
+                        .bind(sql_time(now))
+                        .fetch_all(pool)
+                        .await;
+                    match rows {
+                        Err(error) if attempts > 0 && connection_lost(&error) => attempts -= 1,
+                        rows => break rows.map_err(db),
+                    }
+                }
+            })
+            .await?;
+        let Some(first) = rows.first() else {
+            return Ok(None);
+        };
+        let mut record = Record {
+            data: Map::new(),
+            user_id: first.try_get("user_id").map_err(db)?,
+            created_at: time_from_sql(first.try_get("created_at").map_err(db)?, "created_at")?,
+            expires_at: time_from_sql(first.try_get("expires_at").map_err(db)?, "expires_at")?,
+            absolute_expires_at: optional_time(first.try_get("absolute_expires_at").map_err(db)?)?,
+        };
+        record.data = data_from_rows(&rows)?;
+        Ok(Some(record))
     }
 
     async fn increment_alone(
@@ -1886,40 +1924,7 @@ impl SessionStore for Here {
     }
 
     async fn load(&self, id: &SessionId, now: u64) -> Result<Option<Record>, StoreError> {
-        // One statement reads one snapshot: the values always belong to the
-        // session row they come with, even while a writer commits.
-        let pool = self.pool().await?;
-        let rows = self
-            .bounded(async {
-                // Connections a restart killed while in use (those idle for
-                // a moment are pinged first) fail at once: a read goes on to
-                // the next, each dead one being closed on its way back.
-                let mut attempts = self.shared.max_connections;
-                loop {
-                    let rows = sqlx::query(LOAD)
-                        .bind(id.as_str())
-                        .bind(sql_time(now))
-                        .fetch_all(pool)
-                        .await;
-                    match rows {
-                        Err(error) if attempts > 0 && connection_lost(&error) => attempts -= 1,
-                        rows => break rows.map_err(db),
-                    }
-                }
-            })
-            .await?;
-        let Some(first) = rows.first() else {
-            return Ok(None);
-        };
-        let mut record = Record {
-            data: Map::new(),
-            user_id: first.try_get("user_id").map_err(db)?,
-            created_at: time_from_sql(first.try_get("created_at").map_err(db)?, "created_at")?,
-            expires_at: time_from_sql(first.try_get("expires_at").map_err(db)?, "expires_at")?,
-            absolute_expires_at: optional_time(first.try_get("absolute_expires_at").map_err(db)?)?,
-        };
-        record.data = data_from_rows(&rows)?;
-        Ok(Some(record))
+        combine::load(self, id, now).await
     }
 
     async fn create(&self, id: &SessionId, record: &Record) -> Result<bool, StoreError> {

@@ -96,7 +96,7 @@ use super::{
     LuaHelper, DEFAULT_PREFIX, LIST_FETCH, LUA_CONSTANTS, LUA_HELPERS, SCRIPTS,
 };
 use crate::map::Map;
-use crate::store::combine::{self, CombinedIncrements, IncrementCombiner};
+use crate::store::combine::{self, Combiner, Combining};
 use crate::store::flask_format::SerializationFormat;
 use crate::store::{
     append_in_map, deadline, holds_data, incremented, Changes, Record, SessionId, SessionInfo,
@@ -487,8 +487,9 @@ struct Shared {
     format: SerializationFormat,
     writers: WriterLocks,
     listing: super::ListingSnapshot,
-    /// Concurrent increments of one counter go as one.
-    increments: IncrementCombiner,
+    /// Concurrent loads of one session, and increments of one counter,
+    /// go as one.
+    combiner: Combiner,
 }
 
 /// The same configuration, with none of the state: no connections, no
@@ -501,7 +502,7 @@ impl Clone for Shared {
             format: self.format,
             writers: WriterLocks::new(),
             listing: super::ListingSnapshot::default(),
-            increments: IncrementCombiner::default(),
+            combiner: Combiner::default(),
         }
     }
 }
@@ -579,7 +580,7 @@ impl FlaskSessionRedisStore {
                 format,
                 writers: WriterLocks::new(),
                 listing: super::ListingSnapshot::default(),
-                increments: IncrementCombiner::default(),
+                combiner: Combiner::default(),
             }),
         })
     }
@@ -1036,15 +1037,38 @@ pub(super) fn pickled(value: &[u8]) -> bool {
     matches!(value, [0x80, 2..=5, _, ..])
 }
 
-impl CombinedIncrements for FlaskSessionRedisStore {
-    fn combiner(&self) -> &IncrementCombiner {
-        &self.shared.increments
+impl Combining for FlaskSessionRedisStore {
+    fn combiner(&self) -> &Combiner {
+        &self.shared.combiner
     }
 
     fn handle(&self) -> Self {
         Self {
             shared: Arc::clone(&self.shared),
         }
+    }
+
+    async fn load_alone(&self, id: &SessionId, now: u64) -> Result<Option<Record>, StoreError> {
+        let now = clamp(now);
+        let Some((value, mut record, foreign)) = self.fetch(id, now).await? else {
+            return Ok(None);
+        };
+        if !record.is_live(now) {
+            // Past its absolute expiry, yet Flask-Session, which knows
+            // nothing of it, keeps the value alive: ended now, for both
+            // apps, before the metadata holding the deadline runs out and
+            // the session would read as one Flask-Session made. A value
+            // tessera wrote last dies at the deadline by its TTL.
+            if foreign {
+                self.end_expired(id, &value, now).await?;
+            }
+            return Ok(None);
+        }
+        let Some(data) = self.decode(id, &value) else {
+            return Ok(None);
+        };
+        record.data = data;
+        Ok(Some(record))
     }
 
     async fn increment_alone(
@@ -1088,26 +1112,7 @@ impl SessionStore for FlaskSessionRedisStore {
     }
 
     async fn load(&self, id: &SessionId, now: u64) -> Result<Option<Record>, StoreError> {
-        let now = clamp(now);
-        let Some((value, mut record, foreign)) = self.fetch(id, now).await? else {
-            return Ok(None);
-        };
-        if !record.is_live(now) {
-            // Past its absolute expiry, yet Flask-Session, which knows
-            // nothing of it, keeps the value alive: ended now, for both
-            // apps, before the metadata holding the deadline runs out and
-            // the session would read as one Flask-Session made. A value
-            // tessera wrote last dies at the deadline by its TTL.
-            if foreign {
-                self.end_expired(id, &value, now).await?;
-            }
-            return Ok(None);
-        }
-        let Some(data) = self.decode(id, &value) else {
-            return Ok(None);
-        };
-        record.data = data;
-        Ok(Some(record))
+        combine::load(self, id, now).await
     }
 
     async fn create(&self, id: &SessionId, record: &Record) -> Result<bool, StoreError> {

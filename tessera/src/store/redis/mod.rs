@@ -164,7 +164,7 @@ use ::redis::{Client, Cmd, ErrorKind, FromRedisValue, Pipeline, RedisError, Scri
 use tokio::runtime::RuntimeFlavor;
 use tokio::sync::OnceCell;
 
-use super::combine::{self, CombinedIncrements, IncrementCombiner};
+use super::combine::{self, Combiner, Combining};
 use super::{
     integer_for_increment, Changes, Record, SessionId, SessionInfo, SessionStore, StoreError,
     UpdateOutcome,
@@ -919,8 +919,9 @@ struct Shared {
     link: Link,
     prefix: String,
     listing: ListingSnapshot,
-    /// Concurrent increments of one counter go as one.
-    increments: IncrementCombiner,
+    /// Concurrent loads of one session, and increments of one counter,
+    /// go as one.
+    combiner: Combiner,
 }
 
 /// The same configuration, with none of the state: no connections, no
@@ -931,7 +932,7 @@ impl Clone for Shared {
             link: self.link.unconnected_copy(),
             prefix: self.prefix.clone(),
             listing: ListingSnapshot::default(),
-            increments: IncrementCombiner::default(),
+            combiner: Combiner::default(),
         }
     }
 }
@@ -1713,7 +1714,7 @@ impl RedisStore {
                 link: Link::open(url)?,
                 prefix: DEFAULT_PREFIX.to_owned(),
                 listing: ListingSnapshot::default(),
-                increments: IncrementCombiner::default(),
+                combiner: Combiner::default(),
             }),
         })
     }
@@ -2090,15 +2091,29 @@ fn wrong_type(key: &str, text: Option<String>, expected: &'static str) -> StoreE
     }
 }
 
-impl CombinedIncrements for RedisStore {
-    fn combiner(&self) -> &IncrementCombiner {
-        &self.shared.increments
+impl Combining for RedisStore {
+    fn combiner(&self) -> &Combiner {
+        &self.shared.combiner
     }
 
     fn handle(&self) -> Self {
         Self {
             shared: Arc::clone(&self.shared),
         }
+    }
+
+    async fn load_alone(&self, id: &SessionId, now: u64) -> Result<Option<Record>, StoreError> {
+        // One command, so one consistent snapshot of the session.
+        let hash: HashMap<String, String> = self
+            .shared
+            .link
+            .read(::redis::cmd("HGETALL").arg(self.session_key(id)))
+            .await?;
+        if hash.is_empty() {
+            return Ok(None);
+        }
+        let record = record_from_hash(hash)?;
+        Ok(record.is_live(clamp(now)).then_some(record))
     }
 
     async fn increment_alone(
@@ -2162,17 +2177,7 @@ impl SessionStore for RedisStore {
     }
 
     async fn load(&self, id: &SessionId, now: u64) -> Result<Option<Record>, StoreError> {
-        // One command, so one consistent snapshot of the session.
-        let hash: HashMap<String, String> = self
-            .shared
-            .link
-            .read(::redis::cmd("HGETALL").arg(self.session_key(id)))
-            .await?;
-        if hash.is_empty() {
-            return Ok(None);
-        }
-        let record = record_from_hash(hash)?;
-        Ok(record.is_live(clamp(now)).then_some(record))
+        combine::load(self, id, now).await
     }
 
     async fn create(&self, id: &SessionId, record: &Record) -> Result<bool, StoreError> {

@@ -72,7 +72,7 @@ use tokio::sync::OnceCell;
 
 use self::connections::{Connections, Lease, LeaseError};
 use self::increments::{AtOnce, Increment, IncrementQueue, Outcome};
-use super::combine::{self, CombinedIncrements, IncrementCombiner};
+use super::combine::{self, Combiner, Combining};
 
 use super::{
     append_in_map, incremented, Changes, ListEdit, Record, SessionId, SessionInfo, SessionStore,
@@ -212,8 +212,9 @@ struct Shared {
     /// Open only a file that already holds the current schema; never create
     /// or migrate anything (for administration tools).
     existing_only: bool,
-    /// Concurrent increments of one counter go as one.
-    increments: IncrementCombiner,
+    /// Concurrent loads of one session, and increments of one counter,
+    /// go as one.
+    combiner: Combiner,
 }
 
 /// The file the store opened, or its `-wal` file, is no longer at its
@@ -290,7 +291,7 @@ impl SqliteStore {
                 path: std::path::absolute(&path).unwrap_or(path),
                 connections: OnceCell::new(),
                 existing_only,
-                increments: IncrementCombiner::default(),
+                combiner: Combiner::default(),
             }),
         }
     }
@@ -1164,15 +1165,41 @@ fn session_info(row: &SqliteRow) -> Result<SessionInfo, StoreError> {
     })
 }
 
-impl CombinedIncrements for SqliteStore {
-    fn combiner(&self) -> &IncrementCombiner {
-        &self.shared.increments
+impl Combining for SqliteStore {
+    fn combiner(&self) -> &Combiner {
+        &self.shared.combiner
     }
 
     fn handle(&self) -> Self {
         Self {
             shared: Arc::clone(&self.shared),
         }
+    }
+
+    async fn load_alone(&self, id: &SessionId, now: u64) -> Result<Option<Record>, StoreError> {
+        // One statement reads one snapshot: the values always belong to the
+        // session row they come with, even while a writer commits.
+        let rows = sqlx::query(LOAD)
+            .bind(id.as_str())
+            .bind(sql_time(now))
+            .fetch_all(&mut *self.reader().await?)
+            .await
+            .map_err(db)?;
+        let Some(first) = rows.first() else {
+            return Ok(None);
+        };
+        let absolute: Option<i64> = first.try_get("absolute_expires_at").map_err(db)?;
+        let mut record = Record {
+            data: Map::new(),
+            user_id: first.try_get("user_id").map_err(db)?,
+            created_at: time_from_sql(first.try_get("created_at").map_err(db)?, "created_at")?,
+            expires_at: time_from_sql(first.try_get("expires_at").map_err(db)?, "expires_at")?,
+            absolute_expires_at: absolute
+                .map(|at| time_from_sql(at, "absolute_expires_at"))
+                .transpose()?,
+        };
+        record.data = data_from_rows(&rows)?;
+        Ok(Some(record))
     }
 
     async fn increment_alone(
@@ -1211,29 +1238,7 @@ impl SessionStore for SqliteStore {
     }
 
     async fn load(&self, id: &SessionId, now: u64) -> Result<Option<Record>, StoreError> {
-        // One statement reads one snapshot: the values always belong to the
-        // session row they come with, even while a writer commits.
-        let rows = sqlx::query(LOAD)
-            .bind(id.as_str())
-            .bind(sql_time(now))
-            .fetch_all(&mut *self.reader().await?)
-            .await
-            .map_err(db)?;
-        let Some(first) = rows.first() else {
-            return Ok(None);
-        };
-        let absolute: Option<i64> = first.try_get("absolute_expires_at").map_err(db)?;
-        let mut record = Record {
-            data: Map::new(),
-            user_id: first.try_get("user_id").map_err(db)?,
-            created_at: time_from_sql(first.try_get("created_at").map_err(db)?, "created_at")?,
-            expires_at: time_from_sql(first.try_get("expires_at").map_err(db)?, "expires_at")?,
-            absolute_expires_at: absolute
-                .map(|at| time_from_sql(at, "absolute_expires_at"))
-                .transpose()?,
-        };
-        record.data = data_from_rows(&rows)?;
-        Ok(Some(record))
+        combine::load(self, id, now).await
     }
 
     async fn create(&self, id: &SessionId, record: &Record) -> Result<bool, StoreError> {
