@@ -97,6 +97,7 @@ macro_rules! conformance {
             concurrent_increments_given_up_midway_count_once_at_most,
             concurrent_increments_of_both_signs_answer_as_if_in_turn,
             concurrent_increments_near_the_end_of_the_range_count_until_it,
+            a_load_sees_every_write_answered_before_it_began,
             concurrent_appends_lose_nothing,
             an_increment_and_an_append_racing_on_one_key_take_turns,
             list_edits_apply_to_the_list_as_stored,
@@ -1800,6 +1801,63 @@ async fn concurrent_increments_near_the_end_of_the_range_count_until_it(
         load_live(&*store, &id).await.data["count"],
         Value::from(i64::MAX)
     );
+}
+
+/// A load that begins after a write was answered sees it, even while
+/// loads that began before the write are still on their way (answering the
+/// later load from one of those would miss it); concurrent loads are
+/// answered alike; and once the session is deleted, no load that begins
+/// after finds it.
+async fn a_load_sees_every_write_answered_before_it_began(
+    store: Arc<dyn SessionStore>,
+    _keeps: Keeps,
+) {
+    let id = create(&*store, &live_record(map([("other", 1.into())]), None)).await;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let background: Vec<_> = (0..4)
+        .map(|_| {
+            let (store, id, stop) = (Arc::clone(&store), id.clone(), Arc::clone(&stop));
+            tokio::spawn(async move {
+                let mut loads = 0_u32;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    store.load(&id, NOW).await.expect("load");
+                    loads += 1;
+                    tokio::task::yield_now().await;
+                }
+                loads
+            })
+        })
+        .collect();
+    for round in 1..=30 {
+        let counted = store.increment(&id, "n", 1, NOW).await;
+        assert_eq!(counted.expect("increment"), Some(round));
+        let loads: Vec<_> = (0..8)
+            .map(|_| {
+                let (store, id) = (Arc::clone(&store), id.clone());
+                tokio::spawn(async move { store.load(&id, NOW).await })
+            })
+            .collect();
+        for load in loads {
+            let record = load.await.expect("task").expect("load").expect("live");
+            assert_eq!(record.data["n"], Value::from(round), "round {round}");
+            assert_eq!(record.data["other"], Value::from(1));
+        }
+    }
+    assert!(store.delete(&id).await.expect("delete"));
+    let loads: Vec<_> = (0..8)
+        .map(|_| {
+            let (store, id) = (Arc::clone(&store), id.clone());
+            tokio::spawn(async move { store.load(&id, NOW).await })
+        })
+        .collect();
+    for load in loads {
+        let found = load.await.expect("task").expect("load");
+        assert!(found.is_none(), "a deleted session loaded: {found:?}");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for task in background {
+        assert!(task.await.expect("task") > 0);
+    }
 }
 
 async fn concurrent_appends_lose_nothing(store: Arc<dyn SessionStore>, _keeps: Keeps) {

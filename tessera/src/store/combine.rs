@@ -193,12 +193,16 @@ impl std::error::Error for SharedCause {
 /// Loads `id` from `store`, combined with the other loads of it that come
 /// while one is on its way.
 pub(crate) async fn load<S: Combining>(store: &S, id: &SessionId, now: u64) -> LoadAnswer {
-    combined::<S, Loads>(store, id.clone(), now, async {
-        #[cfg(test)]
-        store.combiner().loads_sent.fetch_add(1, Ordering::Relaxed);
-        store.load_alone(id, now).await
-    })
-    .await
+    match turn::<S, Loads>(store, id.clone(), now) {
+        Turn::Queued(queued) => queued.answer().await,
+        Turn::Lead(lead) => {
+            #[cfg(test)]
+            store.combiner().loads_sent.fetch_add(1, Ordering::Relaxed);
+            let answer = store.load_alone(id, now).await;
+            drop(lead);
+            answer
+        }
+    }
 }
 
 /// Increments `key` of `id` by `by` in `store`, combined with the other
@@ -211,60 +215,72 @@ pub(crate) async fn increment<S: Combining>(
     now: u64,
 ) -> IncrementAnswer {
     let counter = (id.clone(), key.to_owned());
-    combined::<S, Increments>(store, counter, IncrementRequest { by, now }, async {
-        #[cfg(test)]
-        store.combiner().sent.fetch_add(1, Ordering::Relaxed);
-        store.increment_alone(id, key, by, now).await
-    })
-    .await
+    match turn::<S, Increments>(store, counter, IncrementRequest { by, now }) {
+        Turn::Queued(queued) => queued.answer().await,
+        Turn::Lead(lead) => {
+            #[cfg(test)]
+            store.combiner().sent.fetch_add(1, Ordering::Relaxed);
+            let answer = store.increment_alone(id, key, by, now).await;
+            drop(lead);
+            answer
+        }
+    }
 }
 
-/// Runs `alone` at once if no operation on `key` is on its way; otherwise
-/// queues `request` behind it, for a combined run.
-async fn combined<S: Combining, K: Kind>(
-    store: &S,
-    key: K::Key,
-    request: K::Request,
-    alone: impl Future<Output = Result<K::Value, StoreError>>,
-) -> Result<K::Value, StoreError> {
+/// Whether a caller's operation goes at once or waits for a combined run.
+///
+/// Decided before any future of the operation exists, so that the caller's
+/// future holds either the operation's or the wait's, never both: the
+/// stores' futures are boxed, and one of more than a kilobyte costs every
+/// request glibc's consolidation of its small free chunks.
+enum Turn<'a, S: Combining, K: Kind> {
+    /// Nothing on `key` was on its way: the caller's operation goes now,
+    /// and those queued behind it go when this is dropped.
+    Lead(Lead<'a, S, K>),
+    Queued(Queued<'a, K>),
+}
+
+fn turn<S: Combining, K: Kind>(store: &S, key: K::Key, request: K::Request) -> Turn<'_, S, K> {
     let combiner = store.combiner();
     let queues = K::queues(combiner);
-    let queued = {
-        let mut waiting = queues.lock();
-        match waiting.get_mut(&key) {
-            Some(waiting) => {
-                let ticket = combiner.next_ticket.fetch_add(1, Ordering::Relaxed);
-                let (answer, answered) = oneshot::channel();
-                waiting.push(Waiting {
-                    ticket,
-                    request,
-                    answer,
-                });
-                Some((ticket, answered))
-            }
-            None => {
-                waiting.insert(key.clone(), Vec::new());
-                None
-            }
-        }
-    };
-    if let Some((ticket, answered)) = queued {
-        let withdraw = Withdraw {
-            queues,
-            key,
+    let mut waiting = queues.lock();
+    if let Some(waiting) = waiting.get_mut(&key) {
+        let ticket = combiner.next_ticket.fetch_add(1, Ordering::Relaxed);
+        let (answer, answered) = oneshot::channel();
+        waiting.push(Waiting {
             ticket,
-        };
-        let answer = answered.await;
-        drop(withdraw);
-        return answer.unwrap_or_else(|_| Err(StoreError::unavailable(Unanswered)));
+            request,
+            answer,
+        });
+        return Turn::Queued(Queued {
+            withdraw: Withdraw {
+                queues,
+                key,
+                ticket,
+            },
+            answered,
+        });
     }
-    let lead = Lead::<S, K> {
+    waiting.insert(key.clone(), Vec::new());
+    Turn::Lead(Lead {
         store,
         key: Some(key),
-    };
-    let answer = alone.await;
-    drop(lead);
-    answer
+    })
+}
+
+/// A caller waiting for a combined run to answer it.
+struct Queued<'a, K: Kind> {
+    withdraw: Withdraw<'a, K>,
+    answered: oneshot::Receiver<Result<K::Value, StoreError>>,
+}
+
+impl<K: Kind> Queued<'_, K> {
+    async fn answer(self) -> Result<K::Value, StoreError> {
+        let Self { withdraw, answered } = self;
+        let answer = answered.await;
+        drop(withdraw);
+        answer.unwrap_or_else(|_| Err(StoreError::unavailable(Unanswered)))
+    }
 }
 
 /// Takes a queued operation back when its caller's future is dropped.

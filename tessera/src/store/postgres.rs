@@ -13,7 +13,9 @@
 //! its way the next ones wait in the process, then go together by their
 //! sum, each caller answered the value it would have seen in turn, so that
 //! a hot counter costs the database one statement at a time instead of a
-//! queue of transactions on its row lock. Those locks can
+//! queue of transactions on its row lock. Concurrent loads of one session
+//! go alike, as one query made after they all came, each caller answered
+//! with its own copy of what it read. Those locks can
 //! deadlock between a visitor's concurrent requests; PostgreSQL ends one of
 //! them after `deadlock_timeout` (a second by default), rolling it back
 //! whole, and the store runs that operation again (up to three times)
@@ -655,7 +657,7 @@ fn url_refusal(error: &sqlx::Error) -> String {
 }
 
 impl PostgresStore {
-    /// For the builder methods. A task serving increments queued behind one,
+    /// For the builder methods. A task serving queued loads or increments,
     /// or an operation running on a runtime of its own, may still hold the
     /// state it was given just after its caller was answered; the builder
     /// then configures a copy that shares nothing with it rather than

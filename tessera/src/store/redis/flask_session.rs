@@ -30,7 +30,8 @@
 //!   now. Changes still merge key by key, and [`increment`] and [`append`]
 //!   stay atomic, among tessera instances (concurrent increments of one
 //!   counter from one process go as one save by their sum, each caller
-//!   answered the value it would have seen in turn). Flask-Session itself
+//!   answered the value it would have seen in turn; concurrent loads of one
+//!   session go as one read made after they all came). Flask-Session itself
 //!   writes the whole session without such a check, so a Flask request that
 //!   saves at the same time as a tessera request can still overwrite its
 //!   keys.
@@ -620,7 +621,7 @@ impl FlaskSessionRedisStore {
         self.shared.format
     }
 
-    /// For the builder methods. A task serving increments queued behind one
+    /// For the builder methods. A task serving queued loads or increments
     /// may still hold the state it was given just after its callers were
     /// answered; the builder then configures a copy that shares nothing
     /// with that task rather than changing what it runs on.

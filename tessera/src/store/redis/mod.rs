@@ -42,7 +42,9 @@
 //! array text; [`cycle_id`](SessionStore::cycle_id) renames the hash. The
 //! indexes are changed by the same scripts, so they always contain every
 //! session of a user and every session's expiry. A load is one `HGETALL`, a
-//! save one script.
+//! save one script. Concurrent loads of one session from one process go as
+//! one `HGETALL` made after they all came, each caller answered with its own
+//! copy.
 //!
 //! [`list`](SessionStore::list) for one user reads that user's set;
 //! `list(None)` reads every live id from the expiry index, O(sessions), for
@@ -1751,7 +1753,7 @@ impl RedisStore {
         self.shared.link.connections()
     }
 
-    /// For the builder methods. A task serving increments queued behind one
+    /// For the builder methods. A task serving queued loads or increments
     /// may still hold the state it was given just after its callers were
     /// answered; the builder then configures a copy that shares nothing
     /// with that task rather than changing what it runs on.

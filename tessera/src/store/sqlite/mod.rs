@@ -13,7 +13,8 @@
 //! idle between them. Concurrent increments of one counter go further: while
 //! one is on its way the next ones wait in the process, then go together as
 //! one increment by their sum, each caller answered the value it would have
-//! seen in turn.
+//! seen in turn. Concurrent loads of one session go alike, as one read made
+//! after they all came, each caller answered with its own copy.
 //!
 //! [`SqliteStore::new`] is synchronous and touches nothing: the first
 //! operation creates the file and its directory, opens a small connection pool
