@@ -491,10 +491,13 @@ for name in ["tessera-redis", "tower-redis"]:
 w("")
 w(
     f"Redis spent {redis_cpu['tessera-redis'] - redis_cpu['tower-redis']:+.2f} µs of CPU per request on "
-    "`tessera-redis` against `tower-redis`. Both make two round trips: tessera loads the session's hash "
-    "and runs its increment as one script, which checks in the same atomic step that the session is "
-    "still live; tower-sessions reads the whole session and writes it back (and loses most increments "
-    "under concurrent requests, see the HTTP section)."
+    "`tessera-redis` against `tower-redis`. Each request asks for two things: tessera loads the "
+    "session's hash and runs its increment as one script, which checks in the same atomic step that "
+    "the session is still live; tower-sessions reads the whole session and writes it back (and loses "
+    "most increments under concurrent requests, see the HTTP section). tower-sessions sends both to "
+    "Redis for every request; tessera sends a load or an increment of this one session only when none "
+    "is on its way, and those that came meanwhile then go as one, so its calls per request fall below "
+    "one as requests share the session."
 )
 w("<!-- profile:end -->")
 section = "\n".join(out)

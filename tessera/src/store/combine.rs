@@ -257,6 +257,7 @@ fn turn<S: Combining, K: Kind>(store: &S, key: K::Key, request: K::Request) -> T
                 queues,
                 key,
                 ticket,
+                queued: true,
             },
             answered,
         });
@@ -276,9 +277,15 @@ struct Queued<'a, K: Kind> {
 
 impl<K: Kind> Queued<'_, K> {
     async fn answer(self) -> Result<K::Value, StoreError> {
-        let Self { withdraw, answered } = self;
+        let Self {
+            mut withdraw,
+            answered,
+        } = self;
         let answer = answered.await;
-        drop(withdraw);
+        // Answered or not, the run took this caller out of the queue (the
+        // sender lived in it): nothing to look for, which with many callers
+        // queued on one key would cost each of them a pass over the rest.
+        withdraw.queued = false;
         answer.unwrap_or_else(|_| Err(StoreError::unavailable(Unanswered)))
     }
 }
@@ -288,11 +295,15 @@ struct Withdraw<'a, K: Kind> {
     queues: &'a Queues<K>,
     key: K::Key,
     ticket: u64,
+    /// Whether the operation may still be in the queue.
+    queued: bool,
 }
 
 impl<K: Kind> Drop for Withdraw<'_, K> {
     fn drop(&mut self) {
-        self.queues.withdraw(&self.key, self.ticket);
+        if self.queued {
+            self.queues.withdraw(&self.key, self.ticket);
+        }
     }
 }
 
