@@ -1831,33 +1831,40 @@ async fn a_load_sees_every_write_answered_before_it_began(
     for round in 1..=30 {
         let counted = store.increment(&id, "n", 1, NOW).await;
         assert_eq!(counted.expect("increment"), Some(round));
-        let loads: Vec<_> = (0..8)
-            .map(|_| {
-                let (store, id) = (Arc::clone(&store), id.clone());
-                tokio::spawn(async move { store.load(&id, NOW).await })
-            })
-            .collect();
-        for load in loads {
-            let record = load.await.expect("task").expect("load").expect("live");
+        for found in loads_at_once(&store, &id, 8).await {
+            let record = found.expect("live");
             assert_eq!(record.data["n"], Value::from(round), "round {round}");
             assert_eq!(record.data["other"], Value::from(1));
         }
     }
     assert!(store.delete(&id).await.expect("delete"));
-    let loads: Vec<_> = (0..8)
-        .map(|_| {
-            let (store, id) = (Arc::clone(&store), id.clone());
-            tokio::spawn(async move { store.load(&id, NOW).await })
-        })
-        .collect();
-    for load in loads {
-        let found = load.await.expect("task").expect("load");
+    for found in loads_at_once(&store, &id, 8).await {
         assert!(found.is_none(), "a deleted session loaded: {found:?}");
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     for task in background {
         assert!(task.await.expect("task") > 0);
     }
+}
+
+/// What `count` loads of `id`, each in a task of its own, all started
+/// before any is awaited, found.
+async fn loads_at_once(
+    store: &Arc<dyn SessionStore>,
+    id: &SessionId,
+    count: usize,
+) -> Vec<Option<Record>> {
+    let tasks: Vec<_> = (0..count)
+        .map(|_| {
+            let (store, id) = (Arc::clone(store), id.clone());
+            tokio::spawn(async move { store.load(&id, NOW).await })
+        })
+        .collect();
+    let mut found = Vec::new();
+    for task in tasks {
+        found.push(task.await.expect("task").expect("load"));
+    }
+    found
 }
 
 async fn concurrent_appends_lose_nothing(store: Arc<dyn SessionStore>, _keeps: Keeps) {
