@@ -555,6 +555,27 @@ fn copy_of(error: &StoreError) -> StoreError {
     }
 }
 
+/// Three increments of `key` by one at `now`, joined, checked to answer
+/// the three values after `before` (for the stores' own tests of what
+/// follows them).
+#[cfg(test)]
+pub(crate) async fn three_increments_at_once(
+    store: &impl super::SessionStore,
+    id: &SessionId,
+    key: &str,
+    now: u64,
+    before: i64,
+) {
+    let (a, b, c) = tokio::join!(
+        store.increment(id, key, 1, now),
+        store.increment(id, key, 1, now),
+        store.increment(id, key, 1, now),
+    );
+    let mut seen = [a, b, c].map(|answer| answer.expect("increment").expect("live"));
+    seen.sort_unstable();
+    assert_eq!(seen, [1, 2, 3].map(|n| before + n));
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::AtomicBool;

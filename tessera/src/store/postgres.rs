@@ -2312,14 +2312,7 @@ mod tests {
         let stored = record(Map::new(), None, NOW + 3600);
         assert!(store.create(&id, &stored).await.expect("create"));
         for round in 0..20_i64 {
-            let (a, b, c) = tokio::join!(
-                store.increment(&id, "n", 1, NOW),
-                store.increment(&id, "n", 1, NOW),
-                store.increment(&id, "n", 1, NOW),
-            );
-            let mut seen = [a, b, c].map(|answer| answer.expect("increment").expect("live"));
-            seen.sort_unstable();
-            assert_eq!(seen, [1, 2, 3].map(|n| 3 * round + n));
+            combine::three_increments_at_once(&store, &id, "n", NOW, 3 * round).await;
             store = store.with_max_connections(2 + u32::try_from(round % 3).expect("small"));
         }
 

@@ -2535,14 +2535,7 @@ mod tests {
         let prefix = store.prefix().to_owned();
         let id = create(&store, &record(Map::new(), None)).await;
         for round in 0..50_i64 {
-            let (a, b, c) = tokio::join!(
-                store.increment(&id, "n", 1, NOW),
-                store.increment(&id, "n", 1, NOW),
-                store.increment(&id, "n", 1, NOW),
-            );
-            let mut seen = [a, b, c].map(|answer| answer.expect("increment").expect("live"));
-            seen.sort_unstable();
-            assert_eq!(seen, [1, 2, 3].map(|n| 3 * round + n));
+            combine::three_increments_at_once(&store, &id, "n", NOW, 3 * round).await;
             let connections = usize::try_from(1 + round % 3).expect("small");
             store = store
                 .with_prefix(prefix.clone())
