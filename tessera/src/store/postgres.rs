@@ -618,7 +618,7 @@ struct Shared {
 }
 
 /// The same configuration, with none of the state: no pool, the schema not
-/// yet looked at, no increments on their way.
+/// yet looked at, no loads or increments queued.
 impl Clone for Shared {
     fn clone(&self) -> Self {
         Self {

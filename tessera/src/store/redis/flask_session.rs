@@ -494,7 +494,7 @@ struct Shared {
 }
 
 /// The same configuration, with none of the state: no connections, no
-/// writer waiting, no listing snapshot, no increments on their way.
+/// writer waiting, no listing snapshot, no loads or increments queued.
 impl Clone for Shared {
     fn clone(&self) -> Self {
         Self {

@@ -927,7 +927,7 @@ struct Shared {
 }
 
 /// The same configuration, with none of the state: no connections, no
-/// listing snapshot, no increments on their way.
+/// listing snapshot, no loads or increments queued.
 impl Clone for Shared {
     fn clone(&self) -> Self {
         Self {
