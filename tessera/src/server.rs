@@ -227,19 +227,19 @@ impl Session {
     /// (Writes need no load: what was written before it is merged over the
     /// stored session, at the latest when the response is saved.)
     pub async fn load(&self) -> Result<(), StoreError> {
-        let (settings, incoming) = {
-            let state = self.lock();
-            match &state.server {
-                Some(server) if !server.loaded => {
-                    (server.settings.clone(), server.incoming.clone())
-                }
-                _ => return Ok(()),
-            }
+        let settings = match &self.lock().server {
+            Some(server) if !server.loaded => server.settings.clone(),
+            _ => return Ok(()),
         };
         let now = unix_now();
         let mut found = None;
         let mut absolute_unstored = false;
-        for id in incoming {
+        // One presented id at a time, rather than a copy of the list: they
+        // never change, and most requests present one.
+        for index in 0.. {
+            let Some(id) = self.incoming_id(index) else {
+                break;
+            };
             let loaded = settings.store.load(&id, now).await;
             if loaded.is_ok() {
                 crate::store::note_store_answered();
@@ -595,7 +595,7 @@ impl Session {
         let mut state = self.lock();
         if !state.touched.contains(key) {
             match record.data.remove(key) {
-                Some(value) => state.data.insert(key.to_owned(), value),
+                Some(value) => state.data.insert_borrowed(key, value),
                 None => state.data.remove(key),
             };
         }
@@ -619,6 +619,14 @@ impl Session {
             return None;
         }
         self.record_id()
+    }
+
+    /// The `index`th id the client presented.
+    fn incoming_id(&self, index: usize) -> Option<SessionId> {
+        self.lock()
+            .server
+            .as_ref()
+            .and_then(|server| server.incoming.get(index).cloned())
     }
 
     /// The id of the stored record this request loaded or created, cleared
@@ -934,7 +942,7 @@ impl Session {
                 let mut state = self.lock();
                 state.accessed = true;
                 state.modified = true;
-                state.data.insert(key.to_owned(), value);
+                state.data.insert_borrowed(key, value);
                 Ok(())
             }
             None => {

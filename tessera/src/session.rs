@@ -572,7 +572,7 @@ impl Session {
         }
         state.touch(key);
         let default = default.into();
-        state.data.insert(key.to_owned(), default.clone());
+        state.data.insert_borrowed(key, default.clone());
         default
     }
 

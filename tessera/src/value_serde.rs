@@ -250,7 +250,7 @@ impl ser::SerializeStruct for MapBuilder {
         key: &'static str,
         value: &T,
     ) -> Result<(), Error> {
-        self.0.insert(key.to_owned(), to_value(value)?);
+        self.0.insert_borrowed(key, to_value(value)?);
         Ok(())
     }
     fn end(self) -> Result<Value, Error> {

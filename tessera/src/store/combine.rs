@@ -43,6 +43,7 @@ use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use compact_str::CompactString;
 use tokio::sync::oneshot;
 
 use super::{Record, SessionId, StoreError};
@@ -214,7 +215,7 @@ pub(crate) async fn increment<S: Combining>(
     by: i64,
     now: u64,
 ) -> IncrementAnswer {
-    let counter = (id.clone(), key.to_owned());
+    let counter = (id.clone(), CompactString::from(key));
     match turn::<S, Increments>(store, counter, IncrementRequest { by, now }) {
         Turn::Queued(queued) => queued.answer().await,
         Turn::Lead(lead) => {
@@ -427,8 +428,9 @@ struct IncrementRequest {
     now: u64,
 }
 
-/// A session's id and a key in it.
-type Counter = (SessionId, String);
+/// A session's id and a key in it; a key of up to 24 bytes is held inline,
+/// so that an increment with none on its way allocates nothing for it.
+type Counter = (SessionId, CompactString);
 
 impl Kind for Increments {
     type Key = Counter;

@@ -1,7 +1,7 @@
 //! Sessions in process memory: for tests, development and single-process apps.
 
 use std::collections::{BTreeSet, BinaryHeap, HashMap, HashSet, VecDeque};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use super::{
     append_in_map, incremented, worth_keeping, Changes, Record, SessionId, SessionInfo,
@@ -173,7 +173,7 @@ impl Inner {
         let start = match after {
             Some(after) => Bound::Excluded((user.to_owned(), after.clone())),
             // No id sorts before the empty one.
-            None => Bound::Included((user.to_owned(), SessionId(String::new()))),
+            None => Bound::Included((user.to_owned(), SessionId(Arc::from("")))),
         };
         self.by_user
             .range((start, Bound::Unbounded))
@@ -347,7 +347,7 @@ impl SessionStore for MemoryStore {
             return Ok(None);
         };
         let next = incremented(key, record.data.get(key), by)?;
-        record.data.insert(key.to_owned(), Value::from(next));
+        record.data.insert_borrowed(key, Value::from(next));
         Ok(Some(next))
     }
 

@@ -11,6 +11,7 @@
 //! creation, never extended). Stores never return a record that is not live.
 
 use std::fmt;
+use std::sync::Arc;
 
 use base64::Engine as _;
 use rand::RngCore as _;
@@ -42,8 +43,11 @@ pub use sqlite::SqliteStore;
 /// A session id: 32 bytes from the OS CSPRNG in URL-safe base64 without
 /// padding (43 characters), the same form as Flask-Session's
 /// `secrets.token_urlsafe(32)`.
+///
+/// Cloning one is cheap (the text is shared): a request passes its id to
+/// the store, the operations queued behind another and the response.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct SessionId(String);
+pub struct SessionId(Arc<str>);
 
 /// The shortest id looked up: 128 bits of URL-safe base64.
 const MIN_ID_LEN: usize = 22;
@@ -55,7 +59,11 @@ impl SessionId {
     pub fn generate() -> Self {
         let mut bytes = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut bytes);
-        Self(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+        Self(
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .encode(bytes)
+                .into(),
+        )
     }
 
     /// An id as presented by a client: URL-safe base64 carrying at least 128
@@ -63,7 +71,7 @@ impl SessionId {
     /// to 192 bytes). Anything else is not an id.
     pub fn parse(text: &str) -> Option<Self> {
         let valid = (MIN_ID_LEN..=MAX_ID_LEN).contains(&text.len()) && is_url_safe_token(text);
-        valid.then(|| Self(text.to_owned()))
+        valid.then(|| Self(Arc::from(text)))
     }
 
     /// Whether `text` has an id's characters but a length outside what
@@ -1043,7 +1051,10 @@ mod tests {
         // Flask-Session's ids of SESSION_ID_LENGTH 16 to 192.
         for len in [22, 134, 256] {
             let id = "x".repeat(len);
-            assert_eq!(SessionId::parse(&id).map(|id| id.0), Some(id));
+            assert_eq!(
+                SessionId::parse(&id).as_ref().map(SessionId::as_str),
+                Some(id.as_str())
+            );
         }
         for bad in [
             "",

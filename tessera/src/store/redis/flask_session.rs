@@ -629,12 +629,13 @@ impl FlaskSessionRedisStore {
         Arc::make_mut(&mut self.shared)
     }
 
+    /// In one allocation, as `RedisStore`'s session key.
     fn value_key(&self, id: &SessionId) -> String {
-        format!("{}{}", self.shared.prefix, id.as_str())
+        [&*self.shared.prefix, id.as_str()].concat()
     }
 
     fn metadata_key(&self, id: &SessionId) -> String {
-        format!("{}{{{}}}", self.shared.prefix, id.as_str())
+        [&*self.shared.prefix, "{", id.as_str(), "}"].concat()
     }
 
     fn user_key(&self, user: &str) -> String {
@@ -1081,7 +1082,7 @@ impl Combining for FlaskSessionRedisStore {
     ) -> Result<Option<i64>, StoreError> {
         self.modify(id, clamp(now), (None, None), None, true, |data| {
             let value = incremented(key, data.get(key), by)?;
-            data.insert(key.to_owned(), Value::from(value));
+            data.insert_borrowed(key, Value::from(value));
             Ok(value)
         })
         .await
