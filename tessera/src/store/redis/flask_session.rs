@@ -94,7 +94,7 @@ use rand::Rng as _;
 
 use super::{
     clamp, field_text, field_time, lua_source, parse_time, Layout, LeftOut, Link, Listed,
-    LuaHelper, DEFAULT_PREFIX, LIST_FETCH, LUA_CONSTANTS, LUA_HELPERS, SCRIPTS,
+    LuaHelper, ScriptCall, DEFAULT_PREFIX, LIST_FETCH, LUA_CONSTANTS, LUA_HELPERS, SCRIPTS,
 };
 use crate::map::Map;
 use crate::store::combine::{self, Combiner, Combining};
@@ -701,7 +701,7 @@ impl FlaskSessionRedisStore {
         id: &SessionId,
         now: u64,
     ) -> Result<Option<(Vec<u8>, Record, bool)>, StoreError> {
-        let mut call = FLASK_SCRIPTS.load.prepare_invoke();
+        let mut call = ScriptCall::new(&FLASK_SCRIPTS.load, &[]);
         call.arg(&self.shared.prefix).arg(id.as_str()).arg(now);
         let reply: LoadReply = self.shared.link.read_script(&call).await?;
         let Some((value, created, expires, absolute, user, foreign)) = reply else {
@@ -847,10 +847,11 @@ impl FlaskSessionRedisStore {
             };
             let result = change(&mut data)?;
             if delete_if_empty && !gives_an_owner && !holds_data(&data) {
-                let mut call = FLASK_SCRIPTS.delete_if_unchanged.prepare_invoke();
-                call.key(self.value_key(id))
-                    .key(self.expiry_key())
-                    .arg(&self.shared.prefix)
+                let mut call = ScriptCall::new(
+                    &FLASK_SCRIPTS.delete_if_unchanged,
+                    &[&self.value_key(id), &self.expiry_key()],
+                );
+                call.arg(&self.shared.prefix)
                     .arg(id.as_str())
                     .arg(crate::key::hex(&sha1_of(&value)));
                 match self.shared.link.write::<i64>(&call).await? {
@@ -894,10 +895,11 @@ impl FlaskSessionRedisStore {
     /// Deletes the session found past its deadline, unless it was written
     /// anew since `value` was read.
     async fn end_expired(&self, id: &SessionId, value: &[u8], now: u64) -> Result<(), StoreError> {
-        let mut call = FLASK_SCRIPTS.end_expired.prepare_invoke();
-        call.key(self.value_key(id))
-            .key(self.expiry_key())
-            .arg(&self.shared.prefix)
+        let mut call = ScriptCall::new(
+            &FLASK_SCRIPTS.end_expired,
+            &[&self.value_key(id), &self.expiry_key()],
+        );
+        call.arg(&self.shared.prefix)
             .arg(id.as_str())
             .arg(now)
             .arg(crate::key::hex(&sha1_of(value)));
@@ -915,16 +917,20 @@ impl FlaskSessionRedisStore {
         (expires_at, absolute_expires_at): (Option<u64>, Option<u64>),
         owner: Option<&Option<String>>,
         value: Option<(&[u8], &[u8])>,
-    ) -> ::redis::ScriptInvocation<'static> {
+    ) -> ScriptCall<'static> {
         let (owner_change, owner) = owner_change_args(owner);
         let (read, written) = value.map_or((String::new(), &[][..]), |(read, written)| {
             (crate::key::hex(&sha1_of(read)), written)
         });
-        let mut call = FLASK_SCRIPTS.write.prepare_invoke();
-        call.key(self.value_key(id))
-            .key(self.metadata_key(id))
-            .key(self.expiry_key())
-            .arg(&self.shared.prefix)
+        let mut call = ScriptCall::new(
+            &FLASK_SCRIPTS.write,
+            &[
+                &self.value_key(id),
+                &self.metadata_key(id),
+                &self.expiry_key(),
+            ],
+        );
+        call.arg(&self.shared.prefix)
             .arg(id.as_str())
             .arg(now)
             .arg(read)
@@ -966,7 +972,7 @@ impl FlaskSessionRedisStore {
         // Bytes, so that one record's field that is not UTF-8 fails that
         // record, not the whole reply.
         type InfoRow = Option<(Option<Vec<u8>>, Vec<u8>, Option<Vec<u8>>, Option<Vec<u8>>)>;
-        let mut call = FLASK_SCRIPTS.info.prepare_invoke();
+        let mut call = ScriptCall::new(&FLASK_SCRIPTS.info, &[]);
         call.arg(&self.shared.prefix).arg(now);
         for id in ids {
             call.arg(id.as_str());
@@ -1118,11 +1124,15 @@ impl SessionStore for FlaskSessionRedisStore {
     }
 
     async fn create(&self, id: &SessionId, record: &Record) -> Result<bool, StoreError> {
-        let mut call = FLASK_SCRIPTS.create.prepare_invoke();
-        call.key(self.value_key(id))
-            .key(self.metadata_key(id))
-            .key(self.expiry_key())
-            .arg(&self.shared.prefix)
+        let mut call = ScriptCall::new(
+            &FLASK_SCRIPTS.create,
+            &[
+                &self.value_key(id),
+                &self.metadata_key(id),
+                &self.expiry_key(),
+            ],
+        );
+        call.arg(&self.shared.prefix)
             .arg(id.as_str())
             .arg(clamp(record.created_at))
             .arg(clamp(record.expires_at))
@@ -1164,11 +1174,11 @@ impl SessionStore for FlaskSessionRedisStore {
     }
 
     async fn delete(&self, id: &SessionId) -> Result<bool, StoreError> {
-        let mut call = FLASK_SCRIPTS.delete.prepare_invoke();
-        call.key(self.value_key(id))
-            .key(self.expiry_key())
-            .arg(&self.shared.prefix)
-            .arg(id.as_str());
+        let mut call = ScriptCall::new(
+            &FLASK_SCRIPTS.delete,
+            &[&self.value_key(id), &self.expiry_key()],
+        );
+        call.arg(&self.shared.prefix).arg(id.as_str());
         let deleted: i64 = self.shared.link.write(&call).await?;
         Ok(deleted == 1)
     }
@@ -1179,13 +1189,17 @@ impl SessionStore for FlaskSessionRedisStore {
         new: &SessionId,
         now: u64,
     ) -> Result<bool, StoreError> {
-        let mut call = FLASK_SCRIPTS.cycle.prepare_invoke();
-        call.key(self.value_key(old))
-            .key(self.metadata_key(old))
-            .key(self.value_key(new))
-            .key(self.metadata_key(new))
-            .key(self.expiry_key())
-            .arg(&self.shared.prefix)
+        let mut call = ScriptCall::new(
+            &FLASK_SCRIPTS.cycle,
+            &[
+                &self.value_key(old),
+                &self.metadata_key(old),
+                &self.value_key(new),
+                &self.metadata_key(new),
+                &self.expiry_key(),
+            ],
+        );
+        call.arg(&self.shared.prefix)
             .arg(old.as_str())
             .arg(new.as_str())
             .arg(clamp(now));
@@ -1269,10 +1283,8 @@ impl SessionStore for FlaskSessionRedisStore {
         if let (Some(user), false) = (user_id, stale.is_empty()) {
             // The same check as the hash layout's: the owner lives in the
             // metadata hash, which is where that script looks.
-            let mut call = SCRIPTS.prune_user.prepare_invoke();
-            call.key(self.user_key(user))
-                .arg(&self.shared.prefix)
-                .arg(user);
+            let mut call = ScriptCall::new(&SCRIPTS.prune_user, &[&self.user_key(user)]);
+            call.arg(&self.shared.prefix).arg(user);
             for id in stale {
                 call.arg(id.as_str());
             }
@@ -1299,11 +1311,8 @@ impl SessionStore for FlaskSessionRedisStore {
         if batch == 0 {
             return Ok(0);
         }
-        let mut call = FLASK_SCRIPTS.purge.prepare_invoke();
-        call.key(self.expiry_key())
-            .arg(&self.shared.prefix)
-            .arg(clamp(now))
-            .arg(batch);
+        let mut call = ScriptCall::new(&FLASK_SCRIPTS.purge, &[&self.expiry_key()]);
+        call.arg(&self.shared.prefix).arg(clamp(now)).arg(batch);
         self.shared.link.write(&call).await
     }
 }
