@@ -2088,7 +2088,11 @@ fn key_of(field: &str) -> Option<&str> {
 struct HashFields(Vec<(String, String)>);
 
 impl FromRedisValue for HashFields {
-    fn from_redis_value(value: ::redis::Value) -> Result<Self, ::redis::ParsingError> {
+    fn from_redis_value(mut value: ::redis::Value) -> Result<Self, ::redis::ParsingError> {
+        // RESP3 may attach attributes to a reply: the hash is its data.
+        while let ::redis::Value::Attribute { data, .. } = value {
+            value = *data;
+        }
         if value == ::redis::Value::Nil {
             return Ok(Self(Vec::new()));
         }
@@ -2675,6 +2679,37 @@ mod tests {
                 "{name}'s future takes {size} bytes"
             );
         }
+    }
+
+    /// `HGETALL`'s reply in each form it takes: RESP2's flat array,
+    /// RESP3's map (with attributes or without), nothing; anything else is
+    /// an error that does not show the reply.
+    #[test]
+    fn a_hash_reply_is_read_in_each_form() {
+        use ::redis::Value as Reply;
+        let text = |text: &str| Reply::BulkString(text.as_bytes().to_vec());
+        let pairs = || {
+            vec![
+                ("a".to_owned(), "1".to_owned()),
+                ("b".to_owned(), "2".to_owned()),
+            ]
+        };
+        let flat = Reply::Array(vec![text("a"), text("1"), text("b"), text("2")]);
+        let map = || Reply::Map(vec![(text("a"), text("1")), (text("b"), text("2"))]);
+        let attributed = Reply::Attribute {
+            data: Box::new(map()),
+            attributes: vec![(text("ttl"), Reply::Int(3))],
+        };
+        for reply in [flat, map(), attributed] {
+            let HashFields(read) = HashFields::from_redis_value(reply).expect("a hash");
+            assert_eq!(read, pairs());
+        }
+        let HashFields(none) = HashFields::from_redis_value(Reply::Nil).expect("nothing");
+        assert!(none.is_empty());
+        let odd = Reply::Array(vec![text("a"), text("secret")]);
+        let odd = Reply::Array(vec![odd, text("b"), text("2")]);
+        let error = HashFields::from_redis_value(odd).err().expect("refused");
+        assert!(!error.to_string().contains("secret"), "{error}");
     }
 
     /// A load reads the session's hash as RESP2's flat array and as RESP3's
