@@ -33,15 +33,21 @@ pub(crate) fn with_sessions(runtime: &Runtime, config: SessionConfig) -> (Router
     let mut router = Router::new()
         .route("/", get(counter))
         .layer(SessionLayer::new(config));
+    let cookie = first_cookie(runtime, &mut router);
+    (router, cookie)
+}
+
+/// The session cookie (`name=value`) that `router`'s answer to a first
+/// request without one sets.
+pub(crate) fn first_cookie(runtime: &Runtime, router: &mut Router) -> String {
     let first = runtime
         .block_on(router.call(request(None)))
         .expect("a response");
-    let cookie = first
+    first
         .headers()
         .get(header::SET_COOKIE)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.split(';').next())
         .expect("a session cookie")
-        .to_owned();
-    (router, cookie)
+        .to_owned()
 }
