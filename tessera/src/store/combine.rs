@@ -560,7 +560,7 @@ fn copy_of(error: &StoreError) -> StoreError {
 /// Three increments of `key` by one at `now`, joined, checked to answer
 /// the three values after `before` (for the stores' own tests of what
 /// follows them).
-#[cfg(test)]
+#[cfg(all(test, any(feature = "redis", feature = "postgres")))]
 pub(crate) async fn three_increments_at_once(
     store: &impl super::SessionStore,
     id: &SessionId,

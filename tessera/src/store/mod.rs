@@ -815,6 +815,13 @@ pub(crate) fn append_in_map(data: &mut Map, key: &str, value: &Value) -> Result<
     }
 }
 
+/// The largest request glibc's `malloc` serves from its small bins. A
+/// request boxes its store operations' futures, and a larger box makes
+/// `malloc` consolidate every small free chunk first; the stores' tests
+/// keep the futures a request makes at most this size.
+#[cfg(all(test, any(feature = "redis", feature = "sqlite")))]
+pub(crate) const LARGEST_SMALL_MALLOC_REQUEST: usize = 1008;
+
 // The integration tests' log capture.
 #[cfg(test)]
 #[path = "../../tests/common/logs.rs"]

@@ -2655,7 +2655,6 @@ mod tests {
     /// layout's `load` went from 1,048 to 760.)
     #[test]
     fn the_boxed_load_and_increment_stay_small_chunks_for_glibc() {
-        const LARGEST_SMALL_REQUEST: usize = 1008;
         let store = RedisStore::new("redis://127.0.0.1:1/").expect("a Redis URL");
         let flask_layout = FlaskSessionRedisStore::new(
             "redis://127.0.0.1:1/",
@@ -2675,7 +2674,7 @@ mod tests {
             ),
         ] {
             assert!(
-                size <= LARGEST_SMALL_REQUEST,
+                size <= crate::store::LARGEST_SMALL_MALLOC_REQUEST,
                 "{name}'s future takes {size} bytes"
             );
         }

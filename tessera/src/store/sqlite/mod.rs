@@ -1497,13 +1497,12 @@ mod tests {
     /// file, once per store, was part of it; 696 since.
     #[test]
     fn the_boxed_load_stays_a_small_chunk_for_glibc() {
-        const LARGEST_SMALL_REQUEST: usize = 1008;
         let store = SqliteStore::new("never-opened.db");
         let id = SessionId::generate();
         let load = store.load(&id, 1_700_000_000);
         let size = std::mem::size_of_val(&*load);
         assert!(
-            size <= LARGEST_SMALL_REQUEST,
+            size <= crate::store::LARGEST_SMALL_MALLOC_REQUEST,
             "load's future takes {size} bytes"
         );
     }
