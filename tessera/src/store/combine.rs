@@ -15,6 +15,15 @@
 //! store's time with them). Different sessions and counters never wait for
 //! each other, and an operation with none on its way goes at once.
 //!
+//! That is [`Batching::BehindOneOnItsWay`], for stores that would serve
+//! concurrent operations on one session one after another anyway. A store
+//! that serves them side by side (Redis on a pipelined connection,
+//! PostgreSQL on a pool) uses [`Batching::PerTurn`] instead: the operations
+//! of a session or counter that come while the scheduler runs through its
+//! other ready tasks go as one, and none waits for one on its way. Callers
+//! woken together (by the answer to one load, say) then go on together, at
+//! the cost of a turn of the scheduler instead of a round trip.
+//!
 //! **Loads.** The loads that queued are made again, as one load, after all
 //! of them came: never answered from the load that was already on its way,
 //! which may have read the session before a write that one of them must see
@@ -35,7 +44,9 @@
 //!
 //! The queued operations run in a task of their own, so the caller whose
 //! operation went first can go away without stranding them; a caller that
-//! goes away while its operation is still queued takes it back.
+//! goes away while its operation is still queued takes it back. (Under
+//! [`Batching::PerTurn`] an operation that no other joined runs in its
+//! caller's task, as if alone.)
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -57,6 +68,9 @@ type LoadAnswer = Result<Option<Record>, StoreError>;
 /// A store whose concurrent loads of one session and increments of one
 /// counter are combined.
 pub(crate) trait Combining: Send + Sync + Sized + 'static {
+    /// How this store's operations of one session or counter are grouped.
+    const BATCHING: Batching = Batching::BehindOneOnItsWay;
+
     /// The sessions and counters with an operation on its way, shared by
     /// every handle on the store.
     fn combiner(&self) -> &Combiner;
@@ -78,8 +92,26 @@ pub(crate) trait Combining: Send + Sync + Sized + 'static {
     ) -> impl Future<Output = IncrementAnswer> + Send;
 }
 
+/// How the operations of one session, or one counter, are grouped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Batching {
+    /// While one is on its way, the next ones wait; when it is answered,
+    /// those go as one. The fewest operations reach the store, each waiting
+    /// up to a round trip more: for a store that would take concurrent
+    /// operations on one session one after another anyway (SQLite's one
+    /// writer, Flask-Session's layout retrying its optimistic transaction).
+    BehindOneOnItsWay,
+    /// The first one waits for one turn of the scheduler (its other ready
+    /// tasks run), and those that came meanwhile go with it, whatever is on
+    /// its way. Measured on two cores with the HTTP benchmark's route (16
+    /// clients sharing one session, each loading it and incrementing a
+    /// counter), against [`BehindOneOnItsWay`](Self::BehindOneOnItsWay):
+    /// Redis 1.19× the throughput and PostgreSQL 1.29×, SQLite 0.94×.
+    PerTurn,
+}
+
 /// The operations held back behind the one on their way, by session and by
-/// counter.
+/// counter (or, under [`Batching::PerTurn`], gathering for their turn).
 #[derive(Default)]
 pub(crate) struct Combiner {
     loads: Queues<Loads>,
@@ -108,7 +140,7 @@ trait Kind: Sized + Send + 'static {
     /// What operations of this kind wait for one another on.
     type Key: Hash + Eq + Clone + Send + Sync + 'static;
     /// What a caller asks, besides the key.
-    type Request: Send + 'static;
+    type Request: Copy + Send + 'static;
     /// What a caller is answered, besides an error.
     type Value: Send + 'static;
 
@@ -192,22 +224,18 @@ impl std::error::Error for SharedCause {
 }
 
 /// Loads `id` from `store`, combined with the other loads of it that come
-/// while one is on its way.
+/// meanwhile (see [`Batching`]).
 pub(crate) async fn load<S: Combining>(store: &S, id: &SessionId, now: u64) -> LoadAnswer {
-    match turn::<S, Loads>(store, id.clone(), now) {
-        Turn::Queued(queued) => queued.answer().await,
-        Turn::Lead(lead) => {
-            #[cfg(test)]
-            store.combiner().loads_sent.fetch_add(1, Ordering::Relaxed);
-            let answer = store.load_alone(id, now).await;
-            drop(lead);
-            answer
-        }
-    }
+    let alone = || {
+        #[cfg(test)]
+        store.combiner().loads_sent.fetch_add(1, Ordering::Relaxed);
+        store.load_alone(id, now)
+    };
+    take_turn(|| turn::<S, Loads>(store, id.clone(), now), now, alone).await
 }
 
 /// Increments `key` of `id` by `by` in `store`, combined with the other
-/// increments of it that come while one is on its way.
+/// increments of it that come meanwhile (see [`Batching`]).
 pub(crate) async fn increment<S: Combining>(
     store: &S,
     id: &SessionId,
@@ -215,17 +243,54 @@ pub(crate) async fn increment<S: Combining>(
     by: i64,
     now: u64,
 ) -> IncrementAnswer {
-    let counter = (id.clone(), CompactString::from(key));
-    match turn::<S, Increments>(store, counter, IncrementRequest { by, now }) {
-        Turn::Queued(queued) => queued.answer().await,
-        Turn::Lead(lead) => {
-            #[cfg(test)]
-            store.combiner().sent.fetch_add(1, Ordering::Relaxed);
-            let answer = store.increment_alone(id, key, by, now).await;
-            drop(lead);
-            answer
+    let alone = || {
+        #[cfg(test)]
+        store.combiner().sent.fetch_add(1, Ordering::Relaxed);
+        store.increment_alone(id, key, by, now)
+    };
+    let request = IncrementRequest { by, now };
+    let counter = || (id.clone(), CompactString::from(key));
+    take_turn(
+        || turn::<S, Increments>(store, counter(), request),
+        request,
+        alone,
+    )
+    .await
+}
+
+/// The caller's operation, `request`, made at its turn (`turn_of` takes
+/// it): answered by a combined run it queued for, or made by `alone` if it
+/// leads (under [`Batching::PerTurn`], with those that joined it, if any
+/// did).
+///
+/// The turn is taken here rather than passed in, and `alone` awaited at
+/// one place, so that the caller's future holds the turn and the store's
+/// future once each (its size matters, see [`Turn`]).
+async fn take_turn<'a, S: Combining, K: Kind, F>(
+    turn_of: impl FnOnce() -> Turn<'a, S, K>,
+    request: K::Request,
+    alone: impl FnOnce() -> F,
+) -> Result<K::Value, StoreError>
+where
+    F: Future<Output = Result<K::Value, StoreError>>,
+{
+    let mut lead = match turn_of() {
+        Turn::Queued(queued) => return queued.answer().await,
+        Turn::Lead(lead) => lead,
+    };
+    if S::BATCHING == Batching::PerTurn {
+        // The scheduler's other ready tasks run first: those woken with
+        // this one make their operations now, and join it.
+        tokio::task::yield_now().await;
+        if let Some(answered) = lead.close(request) {
+            return answered
+                .await
+                .unwrap_or_else(|_| Err(StoreError::unavailable(Unanswered)));
         }
     }
+    let answer = alone().await;
+    drop(lead);
+    answer
 }
 
 /// Whether a caller's operation goes at once or waits for a combined run.
@@ -313,6 +378,43 @@ impl<K: Kind> Drop for Withdraw<'_, K> {
 struct Lead<'a, S: Combining, K: Kind> {
     store: &'a S,
     key: Option<K::Key>,
+}
+
+impl<S: Combining, K: Kind> Lead<'_, S, K> {
+    /// Ends the gathering of a batch: the key leaves the map, so that the
+    /// callers that come from now on start the next one. If any joined,
+    /// the caller's `request` and theirs go as one, in a task of their own
+    /// (so that the caller can go away without stranding them), and the
+    /// caller's answer comes through the receiver returned; if none did,
+    /// the caller makes its operation alone.
+    fn close(
+        &mut self,
+        request: K::Request,
+    ) -> Option<oneshot::Receiver<Result<K::Value, StoreError>>> {
+        let key = self.key.take()?;
+        let combiner = self.store.combiner();
+        let mut joined = K::queues(combiner).lock().remove(&key)?;
+        if joined.is_empty() {
+            return None;
+        }
+        // Nothing to run them on (not seen in practice: the turn came from
+        // a runtime): dropped, those that joined are answered `Unanswered`,
+        // as `drop` answers them.
+        let runtime = tokio::runtime::Handle::try_current().ok()?;
+        let (answer, answered) = oneshot::channel();
+        let ticket = combiner.next_ticket.fetch_add(1, Ordering::Relaxed);
+        joined.insert(
+            0,
+            Waiting {
+                ticket,
+                request,
+                answer,
+            },
+        );
+        let store = self.store.handle();
+        drop(runtime.spawn(async move { K::run(&store, &key, joined).await }));
+        Some(answered)
+    }
 }
 
 impl<S: Combining, K: Kind> Drop for Lead<'_, S, K> {
@@ -423,6 +525,7 @@ impl Kind for Loads {
 struct Increments;
 
 /// What an increment asks, besides its counter.
+#[derive(Clone, Copy)]
 struct IncrementRequest {
     by: i64,
     now: u64,
@@ -1028,5 +1131,139 @@ mod tests {
         assert_eq!(counted.await.expect("answered"), Some(1));
         assert_eq!(loaded(first).await, vec![Some(Value::from(0))]);
         assert_eq!(loaded(second).await, vec![None]);
+    }
+
+    /// The gated store, grouping its operations by turns of the scheduler.
+    #[derive(Clone)]
+    struct PerTurn(Gated);
+
+    impl Combining for PerTurn {
+        const BATCHING: Batching = Batching::PerTurn;
+
+        fn combiner(&self) -> &Combiner {
+            &self.0.combiner
+        }
+
+        fn handle(&self) -> Self {
+            self.clone()
+        }
+
+        async fn load_alone(&self, id: &SessionId, now: u64) -> LoadAnswer {
+            self.0.load_alone(id, now).await
+        }
+
+        async fn increment_alone(
+            &self,
+            id: &SessionId,
+            key: &str,
+            by: i64,
+            now: u64,
+        ) -> IncrementAnswer {
+            self.0.increment_alone(id, key, by, now).await
+        }
+    }
+
+    async fn per_turn() -> (PerTurn, SessionId) {
+        let (store, id) = gated().await;
+        (PerTurn(store), id)
+    }
+
+    /// Increments of `n` by each of `by`, started together in this turn.
+    fn spawn_increments(
+        store: &PerTurn,
+        id: &SessionId,
+        by: &[i64],
+    ) -> Vec<tokio::task::JoinHandle<IncrementAnswer>> {
+        by.iter()
+            .map(|&by| {
+                let (caller, id) = (store.clone(), id.clone());
+                tokio::spawn(async move { increment(&caller, &id, "n", by, 2).await })
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn per_turn_increments_that_come_together_go_as_one_in_order() {
+        let (store, id) = per_turn().await;
+        let tasks = spawn_increments(&store, &id, &[1, 2, 3]);
+        assert_eq!(
+            values(&answers(tasks).await),
+            vec![Some(1), Some(3), Some(6)]
+        );
+        assert_eq!(sent(&store.0), 1);
+        assert_eq!(stored(&store.0, &id).await, Some(Value::from(6)));
+        assert_eq!(counters_on_their_way(&store.0), 0);
+    }
+
+    #[tokio::test]
+    async fn per_turn_loads_that_come_together_go_as_one() {
+        let (store, id) = per_turn().await;
+        let tasks = [2, 2, 2].map(|now| {
+            let (caller, id) = (store.clone(), id.clone());
+            tokio::spawn(async move { load(&caller, &id, now).await })
+        });
+        assert_eq!(loaded(tasks.into()).await, vec![Some(Value::from(0)); 3]);
+        assert_eq!(loads_sent(&store.0), 1);
+    }
+
+    /// Nothing waits for an operation on its way: the next turn's goes too.
+    #[tokio::test]
+    async fn per_turn_an_increment_does_not_wait_for_one_on_its_way() {
+        let (store, id) = per_turn().await;
+        let gate = store.0.gate.write().await;
+        let first = spawn_increments(&store, &id, &[1]);
+        while sent(&store.0) < 1 {
+            tokio::task::yield_now().await;
+        }
+        let second = spawn_increments(&store, &id, &[1]);
+        let both_sent = async {
+            while sent(&store.0) < 2 {
+                tokio::task::yield_now().await;
+            }
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(5), both_sent)
+            .await
+            .expect("the second increment went while the first was on its way");
+        drop(gate);
+        let mut seen = values(&answers(first.into_iter().chain(second).collect()).await);
+        seen.sort_unstable();
+        assert_eq!(seen, vec![Some(1), Some(2)]);
+    }
+
+    #[tokio::test]
+    async fn per_turn_a_store_out_of_reach_fails_every_caller_once() {
+        let (store, id) = per_turn().await;
+        store.0.down.store(true, Ordering::Relaxed);
+        let tasks = spawn_increments(&store, &id, &[1, 1]);
+        for answer in answers(tasks).await {
+            assert!(
+                matches!(answer, Err(StoreError::Unavailable(_))),
+                "{answer:?}"
+            );
+        }
+        assert_eq!(sent(&store.0), 1);
+        assert_eq!(stored(&store.0, &id).await, Some(Value::from(0)));
+    }
+
+    /// The first caller goes away during its turn, before its batch went:
+    /// the one that joined it still runs, and the first's own does not.
+    #[tokio::test]
+    async fn per_turn_a_first_caller_that_goes_away_strands_no_one() {
+        let (store, id) = per_turn().await;
+        let mut first = Box::pin(increment(&store, &id, "n", 5, 2));
+        std::future::poll_fn(|cx| {
+            assert!(first.as_mut().poll(cx).is_pending(), "waits for its turn");
+            std::task::Poll::Ready(())
+        })
+        .await;
+        assert_eq!(counters_on_their_way(&store.0), 1);
+        let second = spawn_increments(&store, &id, &[1]);
+        while queued(&store.0) < 1 {
+            tokio::task::yield_now().await;
+        }
+        drop(first);
+        assert_eq!(values(&answers(second).await), vec![Some(1)]);
+        assert_eq!(stored(&store.0, &id).await, Some(Value::from(1)));
+        assert_eq!(counters_on_their_way(&store.0), 0);
     }
 }

@@ -106,7 +106,7 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow, PgSslMode};
 use sqlx::{Connection as _, Executor as _, Row as _};
 
-use super::combine::{self, Combiner, Combining};
+use super::combine::{self, Batching, Combiner, Combining};
 use super::{
     append_in_map, incremented, Changes, Record, SessionId, SessionInfo, SessionStore, StoreError,
     UpdateOutcome,
@@ -1838,6 +1838,9 @@ impl std::ops::Deref for Here {
 }
 
 impl Combining for Here {
+    /// Concurrent statements run side by side on the pool's connections.
+    const BATCHING: Batching = Batching::PerTurn;
+
     fn combiner(&self) -> &Combiner {
         &self.shared.combiner
     }

@@ -1494,7 +1494,8 @@ mod tests {
     /// A request boxes the future of `load`; over 1,008 bytes, glibc's
     /// `malloc` first consolidates every small free chunk (see the Redis
     /// store's test of the same). It was 1,448 bytes while opening the
-    /// file, once per store, was part of it; 696 since.
+    /// file, once per store, was part of it; 696 since, 752 with the
+    /// combining's turns (`Batching`).
     #[test]
     fn the_boxed_load_stays_a_small_chunk_for_glibc() {
         let store = SqliteStore::new("never-opened.db");
