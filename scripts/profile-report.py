@@ -495,9 +495,9 @@ w(
     "session's hash and runs its increment as one script, which checks in the same atomic step that "
     "the session is still live; tower-sessions reads the whole session and writes it back (and loses "
     "most increments under concurrent requests, see the HTTP section). tower-sessions sends both to "
-    "Redis for every request; tessera sends a load or an increment of this one session only when none "
-    "is on its way, and those that came meanwhile then go as one, so its calls per request fall below "
-    "one as requests share the session."
+    "Redis for every request; tessera sends the loads (and the increments) of this one session that "
+    "come in one turn of the server's scheduler as one, so its calls per request fall below one as "
+    "requests share the session."
 )
 w("<!-- profile:end -->")
 section = "\n".join(out)

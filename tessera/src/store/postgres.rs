@@ -9,13 +9,13 @@
 //! both persist; [`increment`](SessionStore::increment) and
 //! [`append`](SessionStore::append) are read-modify-writes under a lock on the
 //! session's row, so concurrent ones never lose an update. Concurrent
-//! increments of one counter from one process go as one: while one is on
-//! its way the next ones wait in the process, then go together by their
-//! sum, each caller answered the value it would have seen in turn, so that
-//! a hot counter costs the database one statement at a time instead of a
-//! queue of transactions on its row lock. Concurrent loads of one session
-//! go alike, as one query made after they all came, each caller answered
-//! with its own copy of what it read. Those locks can
+//! increments of one counter from one process go as one: those that come
+//! in one turn of the scheduler go together by their sum, each caller
+//! answered the value it would have seen in turn, so that a hot counter
+//! costs the database a statement per turn instead of a queue of
+//! transactions on its row lock. Concurrent loads of one session go alike,
+//! as one query made after they all came, each caller answered with its
+//! own copy of what it read. Those locks can
 //! deadlock between a visitor's concurrent requests; PostgreSQL ends one of
 //! them after `deadlock_timeout` (a second by default), rolling it back
 //! whole, and the store runs that operation again (up to three times)

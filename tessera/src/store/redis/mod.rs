@@ -35,16 +35,17 @@
 //! the id is taken; [`update`](SessionStore::update) applies the request's
 //! changes only to a live session; [`increment`](SessionStore::increment) uses
 //! `HINCRBY`, exact over the whole `i64` range and refusing overflow
-//! (concurrent increments of one counter from one process go as one script
-//! by their sum while one is on its way, each caller answered the value it
-//! would have seen in turn);
+//! (concurrent increments of one counter from one process, those that come
+//! in one turn of the scheduler, go as one script by their sum, each caller
+//! answered the value it would have seen in turn);
 //! [`append`](SessionStore::append) splices the new item into the stored JSON
 //! array text; [`cycle_id`](SessionStore::cycle_id) renames the hash. The
 //! indexes are changed by the same scripts, so they always contain every
 //! session of a user and every session's expiry. A load is one `HGETALL`, a
-//! save one script. Concurrent loads of one session from one process go as
-//! one `HGETALL` made after they all came, each caller answered with its own
-//! copy.
+//! save one script. Concurrent loads of one session from one process (in
+//! one turn) go as one `HGETALL` made after they all came, each caller
+//! answered with its own copy. No operation waits for another on its way:
+//! on a pipelined connection that would only add a round trip.
 //!
 //! [`list`](SessionStore::list) for one user reads that user's set;
 //! `list(None)` reads every live id from the expiry index, O(sessions), for
