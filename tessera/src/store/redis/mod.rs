@@ -2651,7 +2651,7 @@ mod tests {
     }
 
     /// A request boxes the futures of `load` and `increment`. A box of more
-    /// than 1,008 bytes is a large chunk for glibc, whose `malloc` then
+    /// than 1,000 bytes is a large chunk for glibc, whose `malloc` then
     /// first consolidates every small free chunk: with the combining's
     /// futures at 2.5–2.8 KB, 3% of the server's time under the HTTP
     /// benchmark's Redis target. (456 and 656 bytes since connecting, once

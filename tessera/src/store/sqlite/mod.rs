@@ -1491,7 +1491,7 @@ impl SessionStore for SqliteStore {
 mod tests {
     use super::*;
 
-    /// A request boxes the future of `load`; over 1,008 bytes, glibc's
+    /// A request boxes the future of `load`; over 1,000 bytes, glibc's
     /// `malloc` first consolidates every small free chunk (see the Redis
     /// store's test of the same). It was 1,448 bytes while opening the
     /// file, once per store, was part of it; 696 since, 752 with the
