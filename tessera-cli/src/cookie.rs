@@ -184,7 +184,7 @@ pub(crate) fn run(command: CookieCommand) -> Result<()> {
 
 fn decode(args: DecodeArgs) -> Result<()> {
     let input = if args.cookie == "-" {
-        io::read_stdin("the cookie")?
+        io::read_stdin_header_text("the cookie")?
     } else {
         args.cookie
     };

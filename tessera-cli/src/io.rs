@@ -12,6 +12,23 @@ const MAX_STDIN: u64 = 64 * 1024 * 1024;
 /// some Windows editors and shells write, and which no JSON or cookie
 /// starts with); `what` names it in error messages.
 pub(crate) fn read_stdin(what: &str) -> Result<String> {
+    let text = String::from_utf8(read_stdin_bytes(what)?)
+        .map_err(|_| Error::new(format_args!("reading {what} from stdin: not valid UTF-8")))?;
+    Ok(without_byte_order_mark(text))
+}
+
+/// All of stdin as text, for pasted headers: UTF-8 when it is, otherwise
+/// each byte as its Latin-1 character, as werkzeug reads a header's bytes,
+/// so a stray byte in another cookie does not hide the session cookie.
+pub(crate) fn read_stdin_header_text(what: &str) -> Result<String> {
+    let text = match String::from_utf8(read_stdin_bytes(what)?) {
+        Ok(text) => text,
+        Err(error) => error.into_bytes().into_iter().map(char::from).collect(),
+    };
+    Ok(without_byte_order_mark(text))
+}
+
+fn read_stdin_bytes(what: &str) -> Result<Vec<u8>> {
     let mut bytes = Vec::new();
     io::stdin()
         .lock()
@@ -23,12 +40,14 @@ pub(crate) fn read_stdin(what: &str) -> Result<String> {
             "reading {what} from stdin: more than {MAX_STDIN} bytes"
         )));
     }
-    let text = String::from_utf8(bytes)
-        .map_err(|_| Error::new(format_args!("reading {what} from stdin: not valid UTF-8")))?;
-    Ok(match text.strip_prefix('\u{feff}') {
+    Ok(bytes)
+}
+
+fn without_byte_order_mark(text: String) -> String {
+    match text.strip_prefix('\u{feff}') {
         Some(rest) => rest.to_owned(),
         None => text,
-    })
+    }
 }
 
 /// Writes `line` and a newline to stdout.

@@ -40,6 +40,11 @@ impl Run {
 
 /// Runs `tessera args…` with `stdin`, a clean key environment plus `env`.
 fn run_with(args: &[&str], stdin: &str, env: &[(&str, &str)]) -> Run {
+    run_with_stdin_bytes(args, stdin.as_bytes(), env)
+}
+
+/// [`run_with`], with stdin given as bytes (which need not be UTF-8).
+fn run_with_stdin_bytes(args: &[&str], stdin: &[u8], env: &[(&str, &str)]) -> Run {
     let mut command = Command::new(env!("CARGO_BIN_EXE_tessera"));
     command
         .args(args)
@@ -56,7 +61,7 @@ fn run_with(args: &[&str], stdin: &str, env: &[(&str, &str)]) -> Run {
     let mut child = command.spawn().expect("the tessera binary runs");
     let mut pipe = child.stdin.take().expect("stdin is piped");
     // The command may exit before reading stdin; a write error is then fine.
-    let _ = pipe.write_all(stdin.as_bytes());
+    let _ = pipe.write_all(stdin);
     drop(pipe);
     Run::from(
         child
@@ -1542,6 +1547,42 @@ fn a_byte_order_mark_on_stdin_is_dropped() {
     );
     assert!(out.success(), "{:?}", out.stderr);
     assert_eq!(out.line(), EXAMPLE_JSON);
+}
+
+/// A pasted header is read as werkzeug reads header bytes: a byte that is
+/// not UTF-8 (here Latin-1 `é` in another cookie) is one Latin-1 character,
+/// and the session cookie beside it is still found. A session to sign, which
+/// is JSON, must still be UTF-8.
+#[test]
+fn pasted_headers_that_are_not_utf8_are_read_as_latin1() {
+    let cookie = sign(KEY, EXAMPLE_JSON);
+    let cookie = cookie.as_bytes();
+    for pasted in [
+        [b"Cookie: k=\xe9; session=".as_slice(), cookie, b"\r\n"].concat(),
+        [b"k=caf\xe9; session=".as_slice(), cookie].concat(),
+        [
+            b"> GET / HTTP/1.1\n> Cookie: session=".as_slice(),
+            cookie,
+            b"; t=\xff\xfe\n",
+        ]
+        .concat(),
+    ] {
+        assert!(std::str::from_utf8(&pasted).is_err());
+        let out = run_with_stdin_bytes(
+            &["cookie", "decode", "--secret-key", KEY, "-"],
+            &pasted,
+            &[],
+        );
+        assert!(out.success(), "{pasted:?}: {:?}", out.stderr);
+        assert_eq!(out.line(), EXAMPLE_JSON);
+    }
+    let out = run_with_stdin_bytes(
+        &["cookie", "sign", "--secret-key", KEY],
+        b"{\"name\": \"caf\xe9\"}",
+        &[],
+    );
+    assert_eq!(out.status, Some(1), "{:?}", out.stdout);
+    assert!(out.stderr.contains("not valid UTF-8"), "{:?}", out.stderr);
 }
 
 /// An SQLite store whose write lock another connection holds until
