@@ -57,7 +57,7 @@ pub(crate) enum CookieCommand {
             or a fallback, and its age checked, with the same reasons for refusal \
             (plus \"cannot decrypt\" for another key, another cookie name or a changed \
             cookie). Its contents cannot be read without the key, so --encrypted \
-            requires one. The cookie is bound to the name it is sent under: \
+            requires one (without one, a usage error: status 2). The cookie is bound to the name it is sent under: \
             --cookie-name, else SESSION_COOKIE_NAME, else \"session\", as the app names it.",
         after_help = "Examples:\n  \
             tessera cookie decode --secret-key dev-secret-key --max-age 999999999 \\\n      \
@@ -141,7 +141,7 @@ pub(crate) struct DecodeArgs {
     /// (one Cookie line per cookie, as HTTP/2 sends them) are read one by one; `curl -v`
     /// output's '> ', '< ' and '* ' line markers are dropped, and among header lines (a
     /// whole `curl -i` response) only the Cookie and Set-Cookie ones are read.
-    #[arg(value_name = "COOKIE", allow_hyphen_values = true)]
+    #[arg(value_name = "COOKIE")]
     cookie: String,
 }
 
@@ -285,12 +285,13 @@ fn decode(args: DecodeArgs) -> Result<()> {
                 (None, None) => return Err(Error::new("malformed: the cookie is empty")),
             }
         }
-        None if args.encrypted => {
-            return Err(Error::new(
-                "no secret key: an encrypted cookie cannot be read without its key; \
-                 pass --secret-key KEY or set SECRET_KEY",
-            ))
-        }
+        // A usage error, as when `sign` is given no key.
+        None if args.encrypted => clap::Error::raw(
+            clap::error::ErrorKind::MissingRequiredArgument,
+            "no secret key: an encrypted cookie cannot be read without its key; \
+             pass --secret-key-file PATH or --secret-key KEY, or set SECRET_KEY\n",
+        )
+        .exit(),
         None if !fallbacks.is_empty() => {
             return Err(Error::new(
                 "fallback keys given without a secret key: pass the app's SECRET_KEY \

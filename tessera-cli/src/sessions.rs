@@ -207,8 +207,9 @@ pub(crate) struct RevokeUserArgs {
     /// Print {"revoked": N} instead of N.
     #[arg(long)]
     json: bool,
-    /// The user whose sessions are revoked.
-    #[arg(value_name = "USER", allow_hyphen_values = true)]
+    /// The user whose sessions are revoked. A user id that begins with '-' follows '--'
+    /// (`revoke-user -- -dash`), so that a mistyped option is an error, not a user.
+    #[arg(value_name = "USER")]
     user: String,
 }
 

@@ -1005,13 +1005,27 @@ fn encrypted_fallback_key_is_accepted() {
 #[test]
 fn encrypted_decode_needs_a_key() {
     let cookie = sign_encrypted(KEY, EXAMPLE_JSON, &[]);
+    // A usage error (status 2), as `sign` without a key is.
+    for command in [
+        &["cookie", "decode", "--encrypted", &cookie][..],
+        &["cookie", "sign"],
+    ] {
+        let out = run(command);
+        assert_eq!(out.status, Some(2), "{command:?}: {:?}", out.stderr);
+        assert!(out.stdout.is_empty(), "{:?}", out.stdout);
+        assert!(
+            out.stderr.starts_with("error: no secret key: "),
+            "{:?}",
+            out.stderr
+        );
+        assert!(out.stderr.contains("--secret-key KEY"), "{:?}", out.stderr);
+    }
     let out = run(&["cookie", "decode", "--encrypted", &cookie]);
-    let reason = out.refusal();
     assert!(
-        reason.contains("cannot be read without its key"),
-        "{reason}"
+        out.stderr.contains("cannot be read without its key"),
+        "{:?}",
+        out.stderr
     );
-    assert!(reason.contains("--secret-key"), "{reason}");
     let out = run_with(
         &["cookie", "decode", "--encrypted", &cookie],
         "",
@@ -1547,6 +1561,34 @@ fn a_byte_order_mark_on_stdin_is_dropped() {
     );
     assert!(out.success(), "{:?}", out.stderr);
     assert_eq!(out.line(), EXAMPLE_JSON);
+}
+
+/// A mistyped or unknown option is a usage error that names it, not a
+/// cookie to decode (no cookie begins with '-'; a lone '-' is stdin).
+#[test]
+fn a_mistyped_option_is_not_taken_for_the_cookie() {
+    let cookie = sign(KEY, EXAMPLE_JSON);
+    for args in [
+        &["cookie", "decode", "--secret-key", KEY, "--json", &cookie][..],
+        &[
+            "cookie",
+            "decode",
+            "--secret-key",
+            KEY,
+            &cookie,
+            "--verbose",
+        ],
+        &["cookie", "decode", "--verbose"],
+        &["cookie", "decode", "--secret-key-fil", "key.txt", &cookie],
+    ] {
+        let out = run(args);
+        assert_eq!(out.status, Some(2), "{args:?}: {}", out.stdout);
+        assert!(
+            out.stderr.contains("unexpected argument '--"),
+            "{args:?}: {}",
+            out.stderr
+        );
+    }
 }
 
 /// A pasted header is read as werkzeug reads header bytes: a byte that is

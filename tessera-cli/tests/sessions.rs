@@ -193,8 +193,11 @@ fn two_users(name: &str) -> Store {
     )
 }
 
-/// A generated id begins with '-' one time in 64 and a user id may too: the
-/// commands take such values as the id or user, not as an unknown option.
+/// A generated id begins with '-' one time in 64: the commands take such a
+/// value as the id, not as an unknown option. A user id may begin with '-'
+/// too, and follows `--`: without it, it is a usage error, as a mistyped
+/// option is (rather than a user of that name, whose sessions would be
+/// revoked).
 #[test]
 fn ids_and_users_that_begin_with_a_hyphen() {
     let now = now();
@@ -222,7 +225,32 @@ fn ids_and_users_that_begin_with_a_hyphen() {
         store.run(&["sessions", "revoke", ids[0].as_str()]).line(),
         "revoked"
     );
-    assert_eq!(store.run(&["sessions", "revoke-user", "-dash"]).line(), "2");
+    for mistyped in ["-dash", "--jsno", "--all"] {
+        let out = store.run(&["sessions", "revoke-user", mistyped]);
+        assert_eq!(out.status, Some(2), "{mistyped}: {}", out.stdout);
+        assert!(
+            out.stderr
+                .contains(&format!("unexpected argument '{}", &mistyped[..2])),
+            "{mistyped}: {}",
+            out.stderr
+        );
+    }
+    assert_eq!(
+        run_in(
+            &store.dir.0,
+            &[
+                "sessions",
+                "revoke-user",
+                "--store",
+                &store.url,
+                "--",
+                "-dash"
+            ],
+            &[]
+        )
+        .line(),
+        "2"
+    );
     let listed = store.run(&["sessions", "list"]);
     assert!(listed.stdout.trim().is_empty(), "{}", listed.stdout);
 }
