@@ -22,7 +22,7 @@ const FALLBACKS_VAR: &str = "SECRET_KEY_FALLBACKS";
 const DEFAULT_ATTRIBUTES: &str = "; HttpOnly; Path=/";
 
 /// The default `SESSION_COOKIE_NAME`, which an encrypted cookie is bound to.
-const DEFAULT_COOKIE_NAME: &str = "session";
+pub(crate) const DEFAULT_COOKIE_NAME: &str = "session";
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum CookieCommand {
@@ -111,8 +111,9 @@ pub(crate) struct DecodeArgs {
     encrypted: bool,
 
     /// The cookie's name (SESSION_COOKIE_NAME): picks it out of a pasted Cookie or Set-Cookie header, and an
-    /// encrypted cookie is bound to it. Default: the SESSION_COOKIE_NAME environment variable, else the
-    /// name pasted with a bare name=value, else "session".
+    /// encrypted cookie is bound to it; given here or in the environment, a pasted name=value of another
+    /// name is refused. Default: the SESSION_COOKIE_NAME environment variable, else the name pasted with
+    /// a bare name=value, else "session".
     #[arg(long, value_name = "NAME")]
     cookie_name: Option<String>,
 
@@ -198,7 +199,7 @@ fn decode(args: DecodeArgs) -> Result<()> {
     };
     let given_name = args.cookie_name.as_deref().or(env_cookie_name.as_deref());
     let wanted_name = given_name.unwrap_or(DEFAULT_COOKIE_NAME);
-    let (pasted_name, candidates) = pasted_cookies(&input, wanted_name)?;
+    let (pasted_name, candidates) = pasted_cookies(&input, wanted_name, given_name.is_some())?;
     let cookie_name = given_name.or(pasted_name).unwrap_or(DEFAULT_COOKIE_NAME);
     if args
         .fallback_keys
@@ -520,9 +521,14 @@ fn fallbacks_from_env() -> Result<Vec<SecretKey>> {
 /// without the attributes), on one line or several. The blanks a paste adds
 /// around them (space, tab, line ends) and quotes are dropped.
 /// A cookie value itself never contains `=`, `;` or spaces.
+///
+/// `name_given`: whether `wanted_name` was given (`--cookie-name` or
+/// `SESSION_COOKIE_NAME`) rather than the default; a pasted `name=value` of
+/// another name is then refused, as a header without that cookie is.
 pub(crate) fn pasted_cookies<'a>(
     input: &'a str,
     wanted_name: &'a str,
+    name_given: bool,
 ) -> Result<(Option<&'a str>, Vec<Cow<'a, str>>)> {
     // Several lines (HTTP/2 sends one Cookie line per cookie, as developer
     // tools show them; or a few Set-Cookie lines): each is read on its own,
@@ -543,7 +549,7 @@ pub(crate) fn pasted_cookies<'a>(
         let mut deleted = false;
         for line in lines {
             let kind = header(line).map(|(is_cookie_header, _)| is_cookie_header);
-            match pasted_cookies(line, wanted_name) {
+            match pasted_cookies(line, wanted_name, name_given) {
                 Ok((None, _)) | Err(_) if any_header && kind.is_none() => {}
                 Ok((name, values)) => found.push((name, values, kind)),
                 Err(refusal) => {
@@ -619,13 +625,13 @@ pub(crate) fn pasted_cookies<'a>(
                 .filter_map(|pair| split_pair(pair.trim_matches(is_paste_blank)).0)
                 .collect();
             return Err(Error::new(format_args!(
-                "no cookie named {wanted_name:?} in the pasted Cookie header (it has {}); \
-                 pass the session cookie's name with --cookie-name",
+                "no cookie named {wanted_name:?} in the pasted Cookie header (it has {}); {}",
                 if names.is_empty() {
                     "none".to_owned()
                 } else {
                     names.join(", ")
-                }
+                },
+                name_advice(name_given)
             )));
         }
         return Ok((Some(wanted_name), values));
@@ -656,7 +662,14 @@ pub(crate) fn pasted_cookies<'a>(
     if let Some(name) = name.filter(|name| prefixed && *name != wanted_name) {
         return Err(Error::new(format_args!(
             "no cookie named {wanted_name:?} in the pasted Set-Cookie header (it sets \
-             {name}); pass the session cookie's name with --cookie-name"
+             {name}); {}",
+            name_advice(name_given)
+        )));
+    }
+    if let Some(name) = name.filter(|name| name_given && *name != wanted_name) {
+        return Err(Error::new(format_args!(
+            "the pasted cookie is named {name:?}, not {wanted_name:?}; {}",
+            name_advice(name_given)
         )));
     }
     let value = unquote(value);
@@ -664,6 +677,16 @@ pub(crate) fn pasted_cookies<'a>(
         return Err(Error::new("malformed: the cookie is empty"));
     }
     Ok((name, vec![value]))
+}
+
+/// What to do when the pasted text holds no cookie of the wanted name.
+fn name_advice(name_given: bool) -> &'static str {
+    if name_given {
+        "the name comes from --cookie-name, else SESSION_COOKIE_NAME: give the app's \
+         session cookie's name, or paste that cookie"
+    } else {
+        "pass the session cookie's name with --cookie-name"
+    }
 }
 
 /// Whether a `Set-Cookie` line sets the cookie `name` to an empty value,
@@ -760,11 +783,45 @@ fn kind(value: &Value) -> &'static str {
 mod tests {
     use super::*;
 
+    /// A name given (`--cookie-name`, `SESSION_COOKIE_NAME`) is held to:
+    /// a pasted cookie of another name is refused, as a header without that
+    /// cookie is, and the advice does not ask for the option already given.
+    /// The default name lets a bare `name=value` of any name through.
+    #[test]
+    fn a_given_cookie_name_is_held_to() {
+        let (name, values) = pasted_cookies("sid=abc.def.ghi", "session", false).expect("read");
+        assert_eq!((name, values.len()), (Some("sid"), 1));
+        for text in [
+            "session=abc.def.ghi",
+            "session=abc.def.ghi; x=1",
+            "Cookie: session=abc.def.ghi",
+            "Set-Cookie: session=abc.def.ghi; Path=/",
+        ] {
+            let error = pasted_cookies(text, "mycookie", true)
+                .expect_err(text)
+                .to_string();
+            assert!(error.contains("\"mycookie\""), "{text}: {error}");
+            assert!(error.contains("session"), "{text}: {error}");
+            assert!(
+                !error.contains("pass the session cookie's name"),
+                "{text}: {error}"
+            );
+        }
+        for text in [
+            "mycookie=abc.def.ghi",
+            "session=x; mycookie=abc.def.ghi",
+            "abc.def.ghi",
+        ] {
+            let (_, values) = pasted_cookies(text, "mycookie", true).expect(text);
+            assert_eq!(values, ["abc.def.ghi"], "{text}");
+        }
+    }
+
     #[test]
     fn pasted_cookies_are_cleaned() {
         // Values as `&str` (leaked: a test's few bytes) to compare with literals.
         fn pasted<'a>(text: &'a str, wanted: &'a str) -> (Option<&'a str>, Vec<&'a str>) {
-            let (name, values) = pasted_cookies(text, wanted).expect(text);
+            let (name, values) = pasted_cookies(text, wanted, false).expect(text);
             let values = values
                 .into_iter()
                 .map(|value| &*Box::leak(value.into_owned().into_boxed_str()))
@@ -824,7 +881,7 @@ mod tests {
             ),
             (Some("session"), vec!["abc.def.ghi", "jkl.mno.pqr"])
         );
-        assert!(pasted_cookies("Cookie: a=1\nCookie: b=2", "session").is_err());
+        assert!(pasted_cookies("Cookie: a=1\nCookie: b=2", "session", false).is_err());
         // A request and its response, as `curl -v` shows them: the
         // response's cookie, the browser's after it.
         let exchange = "> POST /visits HTTP/1.1\n> Cookie: session=old.def.ghi\n>\n\
@@ -837,7 +894,7 @@ mod tests {
         let logout = "> GET /logout HTTP/1.1\n> Cookie: session=old.def.ghi\n>\n\
                       < HTTP/1.1 302 Found\n\
                       < set-cookie: session=; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Path=/\n";
-        let error = pasted_cookies(logout, "session")
+        let error = pasted_cookies(logout, "session", false)
             .expect_err("deleted")
             .to_string();
         assert!(error.contains("deletes the cookie"), "{error}");
@@ -862,7 +919,7 @@ mod tests {
             (Some("sid"), vec!["abc.def.ghi"])
         );
         // Cookies, none of them the session's: said so.
-        let error = pasted_cookies("foo=bar; baz=qux", "session")
+        let error = pasted_cookies("foo=bar; baz=qux", "session", false)
             .expect_err("no session cookie")
             .to_string();
         assert!(error.contains("foo, baz"), "{error}");
@@ -872,14 +929,14 @@ mod tests {
             (Some("sid"), vec!["abc.def.ghi"])
         );
         // A Cookie header without the wanted name is an error naming those it has.
-        let error = pasted_cookies("Cookie: _ga=GA1; sid=abc.def.ghi", "session")
+        let error = pasted_cookies("Cookie: _ga=GA1; sid=abc.def.ghi", "session", false)
             .expect_err("no session cookie")
             .to_string();
         assert!(
             error.contains("_ga, sid") && error.contains("--cookie-name"),
             "{error}"
         );
-        assert!(pasted_cookies("session=", "session").is_err());
+        assert!(pasted_cookies("session=", "session", false).is_err());
         // A bare cookie with padding is no `name=value`.
         for bare in [
             "eyJhIjoxfQ.aw80hg.sig=",
@@ -919,7 +976,7 @@ mod tests {
             (Some("session"), vec!["abc.def.ghi"])
         );
         // A Set-Cookie header names its cookie: another is no session cookie.
-        let error = pasted_cookies("Set-Cookie: csrftoken=abc; Path=/", "session")
+        let error = pasted_cookies("Set-Cookie: csrftoken=abc; Path=/", "session", false)
             .expect_err("no session cookie")
             .to_string();
         assert!(

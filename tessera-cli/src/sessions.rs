@@ -156,7 +156,8 @@ pub(crate) struct ListArgs {
 #[derive(Debug, Args)]
 pub(crate) struct PastedId {
     /// The cookie's name (SESSION_COOKIE_NAME): picks the session cookie out of a pasted
-    /// Cookie header. Default: the SESSION_COOKIE_NAME environment variable, else "session".
+    /// Cookie header; given here or in the environment, a pasted name=value of another name is
+    /// refused. Default: the SESSION_COOKIE_NAME environment variable, else "session".
     #[arg(long, value_name = "NAME")]
     cookie_name: Option<String>,
     /// The session id, or '-' to read it from stdin: bare, or pasted as the cookie holds it
@@ -170,11 +171,18 @@ pub(crate) struct PastedId {
 impl PastedId {
     /// The session id, picked out of what was pasted by the cookie's name.
     fn id(&self) -> Result<SessionId> {
-        let cookie_name = match &self.cookie_name {
-            Some(name) => name.clone(),
-            None => crate::env::cookie_name()?.unwrap_or_else(|| "session".to_owned()),
+        let given = match &self.cookie_name {
+            Some(name) => Some(name.clone()),
+            None => crate::env::cookie_name()?,
         };
-        parse_id(&self.id, &cookie_name)
+        let name_given = given.is_some();
+        parse_id(
+            &self.id,
+            given
+                .as_deref()
+                .unwrap_or(crate::cookie::DEFAULT_COOKIE_NAME),
+            name_given,
+        )
     }
 }
 
@@ -540,9 +548,9 @@ fn now() -> u64 {
 /// `tessera cookie decode` reads them), its signature dropped when signed
 /// as with SESSION_USE_SIGNER. The signature is not checked: the id is only
 /// looked up, and a forged one finds nothing a bare id would not.
-fn parse_id(text: &str, cookie_name: &str) -> Result<SessionId> {
+fn parse_id(text: &str, cookie_name: &str, name_given: bool) -> Result<SessionId> {
     let input = if text == "-" {
-        crate::io::read_stdin("the session id")?
+        crate::io::read_stdin_header_text("the session id")?
     } else {
         text.to_owned()
     };
@@ -552,7 +560,7 @@ fn parse_id(text: &str, cookie_name: &str) -> Result<SessionId> {
     if input.trim().is_empty() {
         return Err(Error::new("not a session id: nothing was given"));
     }
-    let (_, values) = crate::cookie::pasted_cookies(&input, cookie_name)?;
+    let (_, values) = crate::cookie::pasted_cookies(&input, cookie_name, name_given)?;
     let mut ids: Vec<SessionId> = Vec::new();
     for value in &values {
         let id = match crate::cookie::server_side_id(value) {
@@ -959,11 +967,13 @@ mod tests {
             ".eJyrVkrOz8lJTS5JzEvPLFGyMjQ0MgQA.axHv7Q.hA7d9pnOGr0jkBwrV8xyhDP1Evg",
             encrypted.as_str(),
         ] {
-            let error = parse_id(cookie, "session").expect_err(cookie).to_string();
+            let error = parse_id(cookie, "session", false)
+                .expect_err(cookie)
+                .to_string();
             assert!(error.contains("tessera cookie decode"), "{cookie}: {error}");
         }
         for not_an_id in ["../../etc/passwd", "a.b", "abc def", "x.y.z.w.v"] {
-            let error = parse_id(not_an_id, "session")
+            let error = parse_id(not_an_id, "session", false)
                 .expect_err(not_an_id)
                 .to_string();
             assert!(

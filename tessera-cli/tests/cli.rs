@@ -1263,7 +1263,8 @@ fn cookies_pasted_as_headers_decode() {
         "{:?}",
         out.stderr
     );
-    // An explicit --cookie-name still wins over the pasted one.
+    // An explicit --cookie-name still wins over the pasted one: a pasted
+    // cookie of another name is refused, naming both.
     let reason = decode_encrypted(
         KEY,
         &format!("__Host-s={sealed}"),
@@ -1271,7 +1272,43 @@ fn cookies_pasted_as_headers_decode() {
     )
     .refusal()
     .to_owned();
-    assert!(reason.starts_with("error: cannot decrypt"), "{reason}");
+    assert!(
+        reason.starts_with("error: the pasted cookie is named \"__Host-s\", not \"other\""),
+        "{reason}"
+    );
+    // The same through SESSION_COOKIE_NAME; a bare value is opened under the
+    // given name.
+    let out = run_with(
+        &[
+            "cookie",
+            "decode",
+            "--encrypted",
+            "--secret-key",
+            KEY,
+            &format!("session={sealed}"),
+        ],
+        "",
+        &[("SESSION_COOKIE_NAME", "__Host-s")],
+    );
+    assert!(
+        out.refusal().contains("not \"__Host-s\""),
+        "{:?}",
+        out.stderr
+    );
+    let out = run_with(
+        &[
+            "cookie",
+            "decode",
+            "--encrypted",
+            "--secret-key",
+            KEY,
+            &sealed,
+        ],
+        "",
+        &[("SESSION_COOKIE_NAME", "__Host-s")],
+    );
+    assert!(out.success(), "{:?}", out.stderr);
+    assert_eq!(out.line(), EXAMPLE_JSON);
 }
 
 #[test]
