@@ -376,6 +376,98 @@ fn sharing_redis(
     (flask(&flask_env), demo(&demo_env), prefix)
 }
 
+/// A session created on either side lives as long in Redis and in the
+/// browser: the value's TTL is the lifetime, and the cookie's `Expires` the
+/// lifetime after the response's `Date`, as Flask-Session sets them. (The
+/// demo's were a second longer: it counts expiries in whole seconds and
+/// rounds up, so that no session lasts less than its lifetime.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_either_side_creates_expire_alike_in_redis_and_the_browser() {
+    const LIFETIME: i64 = 100;
+    let lifetime = LIFETIME.to_string();
+    let redis_url = redis_url();
+    let env = [("PERMANENT_SESSION_LIFETIME", lifetime.as_str())];
+    let (flask, demo, prefix) = sharing_redis("expires", "msgpack", &env, &env);
+    let mut redis = ::redis::Client::open(redis_url.as_str())
+        .and_then(|client| client.get_connection())
+        .expect("connect to Redis");
+    let client = Client::builder()
+        .redirect(Policy::none())
+        .build()
+        .expect("client");
+    for (side, server) in [("flask", &flask), ("demo", &demo)] {
+        let response = client
+            .get(server.url("/set_session"))
+            .send()
+            .await
+            .expect("request succeeds");
+        assert!(
+            response.status().is_success(),
+            "{side}: {}",
+            response.status()
+        );
+        let header = |name| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|value| value.to_str().ok())
+                .unwrap_or_else(|| panic!("{side}: a {name} header"))
+                .to_owned()
+        };
+        let date = http_date_seconds(&header("date"));
+        let set_cookie = header("set-cookie");
+        let expires = set_cookie
+            .split(';')
+            .find_map(|attribute| attribute.trim().strip_prefix("Expires="))
+            .map(http_date_seconds)
+            .unwrap_or_else(|| panic!("{side}: a permanent cookie: {set_cookie}"));
+        // Date and Expires are read a moment apart, maybe either side of a
+        // second's end.
+        assert!(
+            (LIFETIME - 1..=LIFETIME).contains(&(expires - date)),
+            "{side}: Expires {} s after Date: {set_cookie}",
+            expires - date
+        );
+        let sid = set_cookie
+            .strip_prefix("session=")
+            .and_then(|rest| rest.split(';').next())
+            .expect("the session cookie");
+        let ttl: i64 = ::redis::cmd("PTTL")
+            .arg(format!("{prefix}{sid}"))
+            .query(&mut redis)
+            .expect("PTTL");
+        assert!(
+            ((LIFETIME - 2) * 1000..=LIFETIME * 1000).contains(&ttl),
+            "{side}: {ttl} ms"
+        );
+    }
+}
+
+/// Seconds since 1970 of an HTTP date (`Sun, 06 Dec 2026 08:40:00 GMT`).
+fn http_date_seconds(text: &str) -> i64 {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let parts: Vec<&str> = text.split([' ', ':']).collect();
+    let number = |index: usize| -> i64 {
+        parts
+            .get(index)
+            .and_then(|part| part.parse().ok())
+            .unwrap_or_else(|| panic!("an HTTP date: {text:?}"))
+    };
+    let month = MONTHS
+        .iter()
+        .position(|month| parts.get(2) == Some(month))
+        .unwrap_or_else(|| panic!("an HTTP date: {text:?}"));
+    let date = time::Date::from_calendar_date(
+        i32::try_from(number(3)).expect("a year"),
+        time::Month::try_from(u8::try_from(month + 1).expect("a month")).expect("a month"),
+        u8::try_from(number(1)).expect("a day"),
+    )
+    .expect("a date");
+    date.midnight().assume_utc().unix_timestamp() + number(4) * 3600 + number(5) * 60 + number(6)
+}
+
 /// A session Flask-Session created, then written by the demo under an
 /// absolute lifetime, ends at that lifetime for Flask too: the demo stores
 /// the absolute expiry with its first write, the value's TTL reaches no

@@ -1115,10 +1115,14 @@ fn cookie_action(state: &State) -> CookieAction {
     if !send {
         return CookieAction::Keep;
     }
+    // The record lasts until the second after its lifetime ends (see
+    // `idle_expiry`); the cookie, as Flask's (`now + lifetime`, in whole
+    // seconds), expires with that lifetime, as Flask-Session's does.
     let expires_at = permanent.then(|| {
         times
             .absolute_expires_at
             .map_or(times.expires_at, |absolute| absolute.min(times.expires_at))
+            .saturating_sub(1)
     });
     CookieAction::Set {
         id: id.clone(),

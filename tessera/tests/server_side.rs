@@ -1384,6 +1384,41 @@ async fn browser_session_cookies_have_no_expires_but_the_record_does() {
         .contains("expires="));
 }
 
+/// A permanent session's cookie expires its lifetime from now, as Flask's
+/// does (`Expires` is `now + PERMANENT_SESSION_LIFETIME` in whole seconds),
+/// while the record lasts until the second after: the cookie never outlives
+/// the session it names.
+#[tokio::test]
+async fn a_permanent_cookie_expires_its_lifetime_from_now() {
+    let store = Arc::new(CountingStore::default());
+    let app = app(
+        config()
+            .permanent_session_lifetime(Duration::from_secs(100))
+            .build()
+            .expect("config"),
+        store.clone(),
+    );
+    let before = tessera_now();
+    let response = send(&app, "POST", "/set/a", None, "1").await;
+    let after = tessera_now();
+    let set_cookie = set_cookies(response.headers())[0].clone();
+    let parsed = cookie::Cookie::parse(set_cookie.clone()).expect("a cookie");
+    let expires = u64::try_from(parsed.expires_datetime().expect("Expires").unix_timestamp())
+        .expect("after 1970");
+    assert!(
+        (before + 100..=after + 100).contains(&expires),
+        "{set_cookie}: {} s after {before}",
+        expires.saturating_sub(before)
+    );
+    let id = SessionId::parse(parsed.value()).expect("an id");
+    let record = stored(&store, &id).await.expect("stored");
+    assert_eq!(
+        record.expires_at,
+        expires + 1,
+        "the record outlasts it by a second"
+    );
+}
+
 #[tokio::test]
 async fn signed_ids_use_flask_sessions_format() {
     let store = Arc::new(CountingStore::default());

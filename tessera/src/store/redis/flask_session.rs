@@ -170,12 +170,13 @@ end
     LuaHelper {
         name: "set_blob",
         code: r#"
--- Stores `value` (or, if false, keeps the value stored) with a TTL reaching
--- to `due`, and remembers when that TTL runs out on Redis's clock. The
--- metadata outlives the value by one TTL, and the absolute expiry, if any,
--- by ABSOLUTE_GRACE_MS.
+-- Stores `value` (or, if false, keeps the value stored) with a TTL of its
+-- lifetime, as Flask-Session sets it: `due` is the second after the lifetime
+-- ends, as tessera counts expiries in whole seconds. Remembers when that TTL
+-- runs out on Redis's clock. The metadata outlives the value by one TTL, and
+-- the absolute expiry, if any, by ABSOLUTE_GRACE_MS.
 local function set_blob(prefix, sid, value, due, now, absolute)
-  local ms = ttl_ms(due, now)
+  local ms = ttl_ms(tonumber(due) - 1, now)
   if value then
     redis.call('SET', blob_key(prefix, sid), value, 'PX', ms)
   else
