@@ -17,7 +17,10 @@
 //! before a batch took its increment withdraws it, rather than leave it to
 //! land whenever the next caller comes. If anything in a
 //! batch of several fails, the transaction rolls back and each caller runs
-//! its increment alone, so one caller's error is never another's.
+//! its increment alone, so one caller's error is never another's; but if
+//! the write lock could not be had (another process held the file past the
+//! busy timeout), every caller gets that error at once, since each alone
+//! would only wait the same timeout again, one after another.
 
 use std::future::{poll_fn, Future as _};
 use std::pin::{pin, Pin};
@@ -71,6 +74,8 @@ enum Answer {
     Done(AtOnce),
     /// The batch failed and rolled back: run the increment alone.
     RunAlone(Increment),
+    /// The batch never got the write lock: nor would the increment alone.
+    Locked(Arc<sqlx::Error>),
 }
 
 /// How a queued increment ended for its caller.
@@ -81,6 +86,9 @@ pub(super) enum Outcome {
     RunAlone(Increment),
     /// It ran alone, and this is its error.
     Failed(sqlx::Error),
+    /// Its batch never got the write lock, held elsewhere past the busy
+    /// timeout; the increment was not run.
+    Locked(Arc<sqlx::Error>),
     /// No writer came free; the increment was taken back, never run.
     NoWriter(LeaseError),
     /// Its batch ended without an answer (its task dropped as the runtime
@@ -203,6 +211,7 @@ fn outcome(answer: Result<Answer, oneshot::error::RecvError>) -> Outcome {
     match answer {
         Ok(Answer::Done(done)) => Outcome::Done(done),
         Ok(Answer::RunAlone(increment)) => Outcome::RunAlone(increment),
+        Ok(Answer::Locked(error)) => Outcome::Locked(error),
         // Running it again could count it twice.
         Err(_) => Outcome::Unanswered(BatchUnanswered),
     }
@@ -231,6 +240,13 @@ async fn run_batch(mut writer: Lease, batch: Vec<Queued>) -> bool {
             }
             true
         }
+        Err(error) if is_busy(&error) => {
+            let error = Arc::new(error);
+            for queued in batch {
+                let _ = queued.answer.send(Answer::Locked(error.clone()));
+            }
+            false
+        }
         Err(error) => {
             tracing::debug!(%error, size = batch.len(), "a batch of increments failed; each runs alone");
             for queued in batch {
@@ -239,6 +255,16 @@ async fn run_batch(mut writer: Lease, batch: Vec<Queued>) -> bool {
             false
         }
     }
+}
+
+/// Whether `error` is SQLite's `SQLITE_BUSY` (or one of its extended codes):
+/// the write lock was held elsewhere for the whole busy timeout.
+fn is_busy(error: &sqlx::Error) -> bool {
+    error
+        .as_database_error()
+        .and_then(|error| error.code())
+        .and_then(|code| code.parse::<i32>().ok())
+        .is_some_and(|code| code & 0xff == 5)
 }
 
 /// [`INCREMENT_AT_ONCE`] for one increment.
@@ -286,6 +312,68 @@ mod tests {
             by: 1,
             now: 2,
         }
+    }
+
+    /// With the file's write lock held by another process past the busy
+    /// timeout, increments queued together all fail together, with the
+    /// batch: each run alone would wait the same timeout again, one after
+    /// another (15 to 20 s for four). One that got the writer first waits
+    /// the timeout alone, and those queued behind it one timeout more, in
+    /// one batch. Nothing counts, and the store works once the lock is let
+    /// go.
+    #[tokio::test]
+    async fn a_batch_that_cannot_get_the_write_lock_fails_every_caller_at_once() {
+        use sqlx::Connection as _;
+        let dir =
+            std::env::temp_dir().join(format!("tessera-sqlite-locked-{}", std::process::id()));
+        let path = dir.join("sessions.db");
+        let store = Arc::new(SqliteStore::open(&path).await.expect("open"));
+        // Sessions of their own: increments of one session are combined
+        // before they reach the store.
+        let ids: Vec<SessionId> = (0..4).map(|_| SessionId::generate()).collect();
+        for id in &ids {
+            assert!(store.create(id, &live_record()).await.expect("create"));
+        }
+        let mut locker = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+            .await
+            .expect("another connection");
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut locker)
+            .await
+            .expect("the write lock");
+        let started = std::time::Instant::now();
+        let callers: Vec<_> = ids
+            .iter()
+            .map(|id| {
+                let store = store.clone();
+                let id = id.clone();
+                tokio::spawn(async move { store.increment(&id, "n", 1, 2).await })
+            })
+            .collect();
+        for caller in callers {
+            let result = caller.await.expect("no panic");
+            assert!(
+                matches!(result, Err(crate::store::StoreError::Unavailable(_))),
+                "{result:?}"
+            );
+        }
+        let waited = started.elapsed();
+        assert!(
+            waited < super::super::BUSY_TIMEOUT * 3,
+            "{waited:?} for four increments"
+        );
+        sqlx::query("ROLLBACK")
+            .execute(&mut locker)
+            .await
+            .expect("let go");
+        for id in &ids {
+            assert_eq!(
+                store.increment(id, "n", 1, 2).await.expect("works"),
+                Some(1)
+            );
+        }
+        store.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// A caller that gets the writer while a full batch of others' increments

@@ -500,6 +500,7 @@ impl SqliteStore {
                     .map_err(db)
             }
             Outcome::Failed(error) => Err(db(error)),
+            Outcome::Locked(error) => Err(StoreError::unavailable(error)),
             Outcome::NoWriter(error) => Err(StoreError::unavailable(error)),
             Outcome::Unanswered(error) => Err(StoreError::unavailable(error)),
         }
