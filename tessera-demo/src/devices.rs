@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use axum::extract::State;
 use axum::response::Response;
-use tessera::{Session, SessionInfo};
+use tessera::{Session, SessionInfo, Value};
 
 use crate::page::{escape, format_unix, html_response, page};
 use crate::respond::{conflict, redirect_home, session_failure};
@@ -98,8 +98,23 @@ pub(crate) async fn logout_everywhere(State(state): State<AppState>, session: Se
             state.info.session_type
         ));
     }
+    // A login through Flask-Session (sharing the store) sets `username`
+    // but ties the session to no user, though the page says who is logged
+    // in: tie it to that user first, so that "everywhere" means their
+    // sessions, as it does after the demo's own login.
+    let tied_now = session.user_id().is_none()
+        && match session.get_value("username") {
+            Some(Value::String(username)) if !username.trim().is_empty() => {
+                session.set_user_id(Some(&username));
+                true
+            }
+            _ => false,
+        };
     match session.log_out_everywhere().await {
         Ok(ended) => {
+            // The user's sessions the store ended, and this one, which the
+            // store did not yet know as theirs.
+            let ended = ended + u64::from(tied_now);
             session.flash(format!(
                 "Logged out everywhere: {} ended",
                 count(ended, "session")

@@ -566,6 +566,51 @@ async fn a_flask_logout_with_a_message_ends_the_demos_owner_link() {
         .contains("bob has 1 live session"));
 }
 
+/// "Log out everywhere" pressed in a session logged in through the Flask
+/// app (which sets `username` but ties the session to no user) ends that
+/// user's other sessions too, as the page's "Logged in as" leads one to
+/// expect, and says how many it ended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_out_everywhere_from_a_flask_login_reaches_the_users_other_sessions() {
+    let (flask, demo, _) = sharing_redis("everywhere", "msgpack", &[], &[]);
+    let (mut through_flask, mut through_demo, mut stranger) =
+        (Browser::new(), Browser::new(), Browser::new());
+    for (browser, server, user) in [
+        (&mut through_flask, &flask, "olga"),
+        (&mut through_demo, &demo, "olga"),
+        (&mut stranger, &demo, "pat"),
+    ] {
+        assert_eq!(
+            browser
+                .post_form(server.url("/login"), &[("username", user)])
+                .await,
+            StatusCode::FOUND
+        );
+    }
+    assert!(through_flask
+        .get(demo.url("/"))
+        .await
+        .contains("Logged in as olga"));
+    assert_eq!(
+        through_flask
+            .post_form(demo.url("/sessions/logout-everywhere"), &[])
+            .await,
+        StatusCode::FOUND
+    );
+    let page = through_flask.get(demo.url("/")).await;
+    assert!(
+        page.contains("Logged out everywhere: 2 sessions ended"),
+        "{page}"
+    );
+    assert!(page.contains("You are not logged in"), "{page}");
+    for server in [&demo, &flask] {
+        let page = through_demo.get(server.url("/")).await;
+        assert!(page.contains("You are not logged in"), "{page}");
+        let page = stranger.get(server.url("/")).await;
+        assert!(page.contains("Logged in as pat"), "{page}");
+    }
+}
+
 /// A real Flask app using Flask-Session 0.8 and the demo share server-side
 /// sessions in one Redis, in both of Flask-Session's formats, with the id
 /// cookie signed and unsigned.
