@@ -272,6 +272,22 @@ pub fn load_or_create_key(path: &Path) -> Result<(SecretKey, KeySource), SetupEr
             warn_if_readable_by_others(path, &shown);
             Ok((SecretKey::from(key), KeySource::Reused(shown)))
         }
+        // "No such file or directory" reads as if the key file had to
+        // exist; it is the directory that is missing.
+        Err(err)
+            if err.kind() == io::ErrorKind::NotFound
+                && shown.parent().is_some_and(|dir| !dir.exists()) =>
+        {
+            Err(key_file_error(io::Error::new(
+                err.kind(),
+                format!(
+                    "its directory {} does not exist (create it, or pass another --key-file)",
+                    shown
+                        .parent()
+                        .map_or_else(String::new, |dir| dir.display().to_string())
+                ),
+            )))
+        }
         Err(err) => Err(key_file_error(err)),
     }
 }
@@ -409,6 +425,21 @@ mod tests {
             assert_eq!(names, ["demo.key"], "nothing else is left behind");
             let _ = fs::remove_dir_all(&dir);
         }
+    }
+
+    #[test]
+    fn a_key_file_in_a_missing_directory_says_so() {
+        let dir = temp_dir("missing-dir");
+        let path = dir.join("not-there").join("demo.key");
+        let error = load_or_create_key(&path)
+            .expect_err("no directory")
+            .to_string();
+        assert!(
+            error.contains("not-there does not exist") && error.contains("--key-file"),
+            "{error}"
+        );
+        assert!(!dir.join("not-there").exists(), "nothing is created");
+        let _ = fs::remove_dir_all(&dir);
     }
 
     #[test]
