@@ -1,6 +1,5 @@
 //! The `tessera-demo` command: flags, logging, listening, graceful shutdown.
 
-use std::future::IntoFuture as _;
 use std::io::{self, IsTerminal as _, Write as _};
 use std::path::PathBuf;
 
@@ -44,6 +43,13 @@ pub struct Cli {
     /// otherwise keep it running.
     #[arg(long, value_name = "SECONDS", default_value_t = 10)]
     pub shutdown_timeout: u64,
+    /// How long a client may take to send a request's headers, and how long
+    /// an open connection may wait idle for its next request, before it is
+    /// closed: clients that connect and send nothing, or a byte at a time,
+    /// cannot hold the demo's connections for ever.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub header_timeout: u64,
 }
 
 fn environment_help() -> String {
@@ -198,37 +204,55 @@ async fn serve(
     cli: &Cli,
     mut signals: ShutdownSignals,
 ) -> Result<bool, RunError> {
-    let (stop, stopping) = tokio::sync::oneshot::channel::<()>();
-    let serve = axum::serve(listener, crate::app_with_layer(sessions))
-        .with_graceful_shutdown(async move {
-            let _ = stopping.await;
-        })
-        .into_future();
-    tokio::pin!(serve);
-    tokio::select! {
-        served = &mut serve => served?,
-        () = signals.recv() => {
-            tracing::info!("shutting down: finishing requests in flight");
-            let _ = stop.send(());
-            let deadline = std::time::Duration::from_secs(cli.shutdown_timeout);
-            tokio::select! {
-                served = &mut serve => served?,
-                () = tokio::time::sleep(deadline) => {
-                    tracing::warn!(
-                        "requests still in flight after {} s (--shutdown-timeout); stopping \
-                         without them",
-                        cli.shutdown_timeout
-                    );
-                    return Ok(false);
+    let app = crate::app_with_layer(sessions);
+    let connections = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(std::time::Duration::from_secs(cli.header_timeout));
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(error) => {
+                    // Out of descriptors, say: passing, so neither stop nor
+                    // spin until connections close.
+                    tracing::error!("accept error: {error}");
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    continue;
                 }
-                () = signals.recv() => {
-                    tracing::warn!("a second signal: stopping without the requests in flight");
-                    return Ok(false);
-                }
+            },
+            () = signals.recv() => break,
+        };
+        // Responses go out as soon as they are written, as axum::serve's do.
+        let _ = stream.set_nodelay(true);
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let connection =
+            connections.watch(http.serve_connection(hyper_util::rt::TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                // Clients hanging up, or timed out before sending a request.
+                tracing::debug!(%error, "connection ended with an error");
             }
+        });
+    }
+    drop(listener);
+    tracing::info!("shutting down: finishing requests in flight");
+    let deadline = std::time::Duration::from_secs(cli.shutdown_timeout);
+    tokio::select! {
+        () = connections.shutdown() => Ok(true),
+        () = tokio::time::sleep(deadline) => {
+            tracing::warn!(
+                "requests still in flight after {} s (--shutdown-timeout); stopping \
+                 without them",
+                cli.shutdown_timeout
+            );
+            Ok(false)
+        }
+        () = signals.recv() => {
+            tracing::warn!("a second signal: stopping without the requests in flight");
+            Ok(false)
         }
     }
-    Ok(true)
 }
 
 /// Where sessions are kept, as the start-up notice says it.

@@ -395,6 +395,94 @@ async fn shutdown_does_not_wait_for_a_request_that_never_arrives() {
     assert!(exit.success(), "{exit:?}");
 }
 
+/// Clients that connect and send nothing, half a request, or a byte at a
+/// time, or that keep a connection open without a next request, are cut
+/// off after `--header-timeout` (slowloris), rather than hold a socket and
+/// a task for as long as they like; a request sent in time is answered.
+#[tokio::test]
+async fn slow_and_idle_connections_are_closed_after_the_header_timeout() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    /// Whether the demo closes `stream` within `within`, reading (and
+    /// dropping) whatever it sends first.
+    async fn closed_within(stream: &mut tokio::net::TcpStream, within: Duration) -> bool {
+        let mut buffer = [0u8; 4096];
+        tokio::time::timeout(within, async {
+            loop {
+                match stream.read(&mut buffer).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await
+        .is_ok()
+    }
+    let key = ("SECRET_KEY", "an-environment-secret-key-0123456789abcdef");
+    let dir = TempDir::new("header-timeout");
+    let demo = start_with(&dir.0, &["--header-timeout", "1"], &[key]).await;
+    let address = demo
+        .url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    let connect = || async {
+        tokio::net::TcpStream::connect(&address)
+            .await
+            .expect("connects")
+    };
+
+    let mut silent = connect().await;
+    let mut half = connect().await;
+    half.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .expect("sends half a request");
+    let mut trickle = connect().await;
+    let mut idle = connect().await;
+    idle.write_all(b"GET /get_session HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .expect("sends a request");
+    let mut answer = [0u8; 12];
+    idle.read_exact(&mut answer).await.expect("an answer");
+    assert_eq!(&answer, b"HTTP/1.1 200");
+    let started = std::time::Instant::now();
+    // A byte every 200 ms: the timeout is on the whole header, not between bytes.
+    let trickling = async {
+        for byte in b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaa".iter() {
+            if trickle.write_all(&[*byte]).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        closed_within(&mut trickle, Duration::from_secs(10)).await
+    };
+    let (silent_closed, half_closed, idle_closed, trickle_closed) = tokio::join!(
+        closed_within(&mut silent, Duration::from_secs(10)),
+        closed_within(&mut half, Duration::from_secs(10)),
+        closed_within(&mut idle, Duration::from_secs(10)),
+        trickling,
+    );
+    assert!(silent_closed, "a connection that sends nothing is closed");
+    assert!(half_closed, "half a request is cut off");
+    assert!(idle_closed, "an idle kept-alive connection is closed");
+    assert!(trickle_closed, "a request trickling in is cut off");
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "cut off after about a second, not the trickle's 9 s: {:?}",
+        started.elapsed()
+    );
+    // Meanwhile and after, requests sent in time are answered.
+    let mut prompt = connect().await;
+    prompt
+        .write_all(b"GET /get_session HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("sends a request");
+    let mut response = Vec::new();
+    prompt.read_to_end(&mut response).await.expect("an answer");
+    assert!(response.starts_with(b"HTTP/1.1 200"), "{response:?}");
+    demo.stop().await;
+}
+
 /// Starts the demo with `env` and returns the first line it logs that
 /// holds `needle`, while it keeps running.
 #[cfg(unix)]

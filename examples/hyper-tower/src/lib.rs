@@ -19,7 +19,7 @@ use hyper::body::{Bytes, Incoming};
 use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE, RETRY_AFTER};
 use hyper::server::conn::http1;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tessera::{Session, SessionConfig, SessionError, SessionLayer};
 use tokio::net::TcpListener;
@@ -31,12 +31,32 @@ pub async fn serve(listener: TcpListener, config: SessionConfig) {
     serve_with(listener, SessionLayer::new(config)).await;
 }
 
+/// How long a client may take to send a request's headers, and an open
+/// connection may wait idle for its next request: past it hyper closes the
+/// connection, so clients that send nothing, or a byte at a time
+/// (slowloris), cannot hold sockets and tasks for ever. hyper applies none
+/// unless given a timer.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// [`serve`] with a layer built by the caller, such as
 /// [`SessionLayer::with_store`] for a store of one's own.
 pub async fn serve_with(listener: TcpListener, layer: SessionLayer) {
+    serve_with_header_timeout(listener, layer, HEADER_READ_TIMEOUT).await;
+}
+
+/// [`serve_with`], closing connections whose request headers take longer
+/// than `header_timeout` (or that wait idle that long).
+pub async fn serve_with_header_timeout(
+    listener: TcpListener,
+    layer: SessionLayer,
+    header_timeout: Duration,
+) {
     // One service for every connection: with server-side sessions, the
     // connections share the layer's store.
     let service = layer.layer(service_fn(handle));
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(header_timeout);
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
@@ -50,11 +70,9 @@ pub async fn serve_with(listener: TcpListener, layer: SessionLayer) {
             }
         };
         let service = TowerToHyperService::new(service.clone());
+        let connection = http.serve_connection(TokioIo::new(stream), service);
         tokio::spawn(async move {
-            if let Err(error) = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
+            if let Err(error) = connection.await {
                 // Clients hanging up mid-request are routine.
                 tracing::debug!(%error, "connection ended with an error");
             }

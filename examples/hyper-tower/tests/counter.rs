@@ -1,6 +1,7 @@
 //! The example's server over real HTTP, in cookie and memory mode.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use reqwest::header::{COOKIE, RETRY_AFTER, SET_COOKIE};
 use reqwest::StatusCode;
@@ -255,4 +256,61 @@ async fn a_failing_store_answers_503_with_retry_after() {
         get(&base, "/nowhere", None).await.status,
         StatusCode::NOT_FOUND
     );
+}
+
+/// Clients that send nothing, or half a request, and connections left idle
+/// after a request, are closed after the header timeout (slowloris), while
+/// requests sent in time are answered.
+#[tokio::test]
+async fn slow_and_idle_connections_are_closed_after_the_header_timeout() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    async fn closed_within(stream: &mut tokio::net::TcpStream, within: Duration) -> bool {
+        let mut buffer = [0u8; 4096];
+        tokio::time::timeout(within, async {
+            loop {
+                match stream.read(&mut buffer).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await
+        .is_ok()
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("a free port");
+    let address = listener.local_addr().expect("bound");
+    let layer = SessionLayer::new(config(SessionType::Cookie));
+    tokio::spawn(tessera_example_hyper_tower::serve_with_header_timeout(
+        listener,
+        layer,
+        Duration::from_secs(1),
+    ));
+    let connect = || async {
+        tokio::net::TcpStream::connect(address)
+            .await
+            .expect("connects")
+    };
+    let mut silent = connect().await;
+    let mut half = connect().await;
+    half.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .expect("sends half a request");
+    let mut idle = connect().await;
+    idle.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .expect("sends a request");
+    let mut answer = [0u8; 12];
+    idle.read_exact(&mut answer).await.expect("an answer");
+    assert_eq!(&answer, b"HTTP/1.1 200");
+    let (silent_closed, half_closed, idle_closed) = tokio::join!(
+        closed_within(&mut silent, Duration::from_secs(10)),
+        closed_within(&mut half, Duration::from_secs(10)),
+        closed_within(&mut idle, Duration::from_secs(10)),
+    );
+    assert!(silent_closed, "a connection that sends nothing is closed");
+    assert!(half_closed, "half a request is cut off");
+    assert!(idle_closed, "an idle kept-alive connection is closed");
+    let reply = get(&format!("http://{address}"), "/", None).await;
+    assert_eq!(reply.status, StatusCode::OK);
 }
