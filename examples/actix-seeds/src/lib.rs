@@ -29,9 +29,14 @@ use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
 use actix_web::{web, HttpRequest, HttpResponse};
 use tessera::{Flash, Session, SessionError, Value};
 
-/// Longest accepted `username` or `pet`, in characters: in cookie mode the
-/// session must still fit in a cookie (`MAX_COOKIE_SIZE`, 4093 bytes by
-/// default).
+/// Longest accepted `username` or `pet`, in characters, so that one field
+/// cannot take a cookie session's whole room. It does not make every session
+/// fit in a cookie (`MAX_COOKIE_SIZE`, 4093 bytes by default): a name of
+/// characters outside ASCII takes up to 12 bytes each in the cookie's JSON,
+/// and flashes pile up until shown. Unlike the demo, which answers 413, this
+/// example does as Flask does with a session too large: it sends the cookie
+/// and logs an error (browsers drop such a cookie); with
+/// `TESSERA_REFUSE_OVERSIZED_COOKIES=true` it answers 500 instead.
 const MAX_FIELD_CHARS: usize = 256;
 
 /// No scripts and nothing external: the pages are text and same-origin forms.
@@ -468,7 +473,7 @@ fn check_length(field: &str, value: &str) -> Result<(), String> {
     if chars > MAX_FIELD_CHARS {
         Err(format!(
             "`{field}` is {chars} characters long; at most {MAX_FIELD_CHARS} are accepted (in \
-             cookie mode the whole session must fit in a cookie)."
+             cookie mode the whole session must fit in a cookie of about 4 KB)."
         ))
     } else {
         Ok(())
