@@ -3,8 +3,9 @@
 
 use std::convert::Infallible;
 
-use axum::extract::rejection::RawFormRejection;
-use axum::extract::{FromRequest, Multipart, RawForm, Request};
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequest, Multipart, Request};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
@@ -36,20 +37,22 @@ impl<S: Send + Sync> FromRequest<S> for FormBody {
     type Rejection = Infallible;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Infallible> {
-        let multipart = request
+        // The media type without its parameters, in any case, as Werkzeug
+        // reads it (`APPLICATION/X-WWW-FORM-URLENCODED` is a form too).
+        let media_type = request
             .headers()
             .get(header::CONTENT_TYPE)
             .and_then(|value| value.to_str().ok())
-            .is_some_and(|value| {
-                value
-                    .trim_start()
-                    .to_ascii_lowercase()
-                    .starts_with("multipart/form-data")
-            });
-        let fields = if multipart {
-            multipart_fields(Multipart::from_request(request, state).await).await
-        } else {
-            urlencoded_fields(RawForm::from_request(request, state).await)
+            .and_then(|value| value.split(';').next())
+            .map(|essence| essence.trim().to_ascii_lowercase());
+        let fields = match media_type.as_deref() {
+            Some("multipart/form-data") => {
+                multipart_fields(Multipart::from_request(request, state).await).await
+            }
+            Some("application/x-www-form-urlencoded") => {
+                urlencoded_fields(Bytes::from_request(request, state).await)
+            }
+            _ => Ok(Vec::new()),
         };
         Ok(Self(fields))
     }
@@ -66,11 +69,10 @@ fn too_large() -> Box<Response> {
 }
 
 fn urlencoded_fields(
-    form: Result<RawForm, RawFormRejection>,
+    form: Result<Bytes, BytesRejection>,
 ) -> Result<Vec<(String, String)>, Box<Response>> {
     let body = match form {
-        Ok(RawForm(body)) => body,
-        Err(RawFormRejection::InvalidFormContentType(_)) => return Ok(Vec::new()),
+        Ok(body) => body,
         Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
             return Err(too_large())
         }

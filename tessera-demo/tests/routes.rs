@@ -136,6 +136,43 @@ async fn seed_002_login_and_logout() {
     assert!(page.body.contains(">Logged out</li>"));
 }
 
+/// A form's media type is read as Werkzeug reads it: in any case, with
+/// parameters or none; other media types carry no form fields.
+#[tokio::test]
+async fn a_form_is_read_whatever_the_case_of_its_media_type() {
+    let base = serve(test_config()).await;
+    for content_type in [
+        "application/x-www-form-urlencoded",
+        "APPLICATION/X-WWW-FORM-URLENCODED",
+        "Application/X-Www-Form-Urlencoded; charset=UTF-8",
+        " application/x-www-form-urlencoded ;charset=utf-8",
+    ] {
+        let mut browser = Browser::new(base.clone());
+        let request = browser
+            .client
+            .post(format!("{base}/login"))
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .body("username=alice");
+        browser.send(request).await.assert_redirect_home();
+        let page = browser.get("/").await;
+        assert!(
+            page.body.contains("Logged in as alice"),
+            "{content_type}: {}",
+            page.body
+        );
+    }
+    for content_type in ["text/plain", "application/x-www-form-urlencodedx"] {
+        let mut browser = Browser::new(base.clone());
+        let request = browser
+            .client
+            .post(format!("{base}/login"))
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .body("username=alice");
+        let reply = browser.send(request).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{content_type}");
+    }
+}
+
 #[tokio::test]
 async fn login_without_a_username_is_a_bad_request() {
     let base = serve(test_config()).await;

@@ -213,7 +213,7 @@ impl Reply {
 /// A browser that does not follow redirects and keeps cookies by name.
 #[derive(Debug)]
 pub(crate) struct Browser {
-    client: reqwest::Client,
+    pub(crate) client: reqwest::Client,
     /// Where requests go, e.g. `http://127.0.0.1:5000`; cookies do not care
     /// about the port, so this may change between requests.
     pub(crate) base: String,
