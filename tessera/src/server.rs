@@ -100,6 +100,9 @@ pub(crate) struct ServerState {
     pub(crate) had_cookie: bool,
     /// `mark_modified` asked for the expiry to move.
     refresh_forced: bool,
+    /// An atomic operation (`increment`, `append`) changed the record, in
+    /// the store and without moving its expiry.
+    changed_atomically: bool,
     /// The record went away while this request used it (`mark_vanished`).
     vanished: bool,
     /// A save found the record gone (revoked, expired) and so did not store
@@ -136,6 +139,7 @@ impl ServerState {
             revoked: false,
             had_cookie,
             refresh_forced: false,
+            changed_atomically: false,
             vanished: false,
             writes_lost: false,
             signed_with_old_key: Vec::new(),
@@ -485,6 +489,7 @@ impl Session {
         }
         let user_changed = std::mem::take(&mut server.user_changed);
         let refresh_forced = std::mem::take(&mut server.refresh_forced);
+        let changed_atomically = std::mem::take(&mut server.changed_atomically);
         let data_changed = cleared || !touched.is_empty();
         let keep = worth_keeping(&state.data, server.user_id.as_deref());
         match (&server.id, server.times) {
@@ -499,8 +504,12 @@ impl Session {
                     return Plan::Replace { id: id.clone() };
                 }
                 let behind = settings.idle_expiry(now).saturating_sub(times.expires_at);
-                let refresh_due =
-                    settings.refresh_each_request && behind >= settings.refresh_granularity();
+                // An atomic change is a change, which moves the expiry also
+                // without SESSION_REFRESH_EACH_REQUEST; as the store did not,
+                // that costs a write of its own, so only once behind, as a
+                // read's refresh.
+                let refresh_due = (settings.refresh_each_request || changed_atomically)
+                    && behind >= settings.refresh_granularity();
                 // Beyond a whole lifetime from now: set under a longer
                 // PERMANENT_SESSION_LIFETIME than today's, brought in at its
                 // first use (a read included), as Flask-Session's next save
@@ -943,6 +952,9 @@ impl Session {
                 state.accessed = true;
                 state.modified = true;
                 state.data.insert_borrowed(key, value);
+                if let Some(server) = state.server.as_mut() {
+                    server.changed_atomically = true;
+                }
                 Ok(())
             }
             None => {

@@ -1082,6 +1082,45 @@ async fn refresh_does_not_write_on_every_request() {
     );
 }
 
+/// With `SESSION_REFRESH_EACH_REQUEST=false`, a request that changes the
+/// session moves its expiry, as Flask-Session's save does: an atomic
+/// `increment` or `append` too (once the expiry has fallen a tenth of the
+/// lifetime behind, as a read's refresh would), where before a session
+/// counted into every second ended a lifetime after its last other write.
+/// A read alone moves nothing.
+#[tokio::test]
+async fn without_refresh_each_request_atomic_changes_still_move_the_expiry() {
+    let store = Arc::new(CountingStore::default());
+    let app = app(
+        config()
+            .permanent_session_lifetime(Duration::from_secs(100))
+            .refresh_each_request(false)
+            .build()
+            .expect("config"),
+        store.clone(),
+    );
+    for (method, path, body) in [("POST", "/incr", ""), ("POST", "/cart", "apple")] {
+        // 50 s left of 100: behind by half the lifetime.
+        let (id, cookie) = stored_earlier(&store, 60, 50, None).await;
+        let response = send(&app, "GET", "/get/a", Some(&cookie), "").await;
+        assert!(set_cookies(response.headers()).is_empty(), "a read");
+        let left = stored(&store, &id).await.expect("live").expires_at - tessera_now();
+        assert!(left <= 50, "{path}: a read moved nothing: {left} s left");
+        let before = tessera_now();
+        let response = send(&app, method, path, Some(&cookie), body).await;
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        let expires_at = stored(&store, &id).await.expect("live").expires_at;
+        assert!(
+            (before + 100..=tessera_now() + 101).contains(&expires_at),
+            "{path}: {} s left",
+            expires_at - before
+        );
+        // The permanent session's cookie follows.
+        let set_cookie = set_cookies(response.headers()).join("\n");
+        assert!(set_cookie.contains("Expires="), "{path}: {set_cookie}");
+    }
+}
+
 /// Times are whole Unix seconds, so an expiry can come up to a second early;
 /// the waits below leave that margin.
 #[tokio::test]
