@@ -141,19 +141,28 @@ async fn seed_002_login_and_logout() {
 #[tokio::test]
 async fn a_form_is_read_whatever_the_case_of_its_media_type() {
     let base = serve(test_config()).await;
+    // A fresh browser logging in as alice with a body of that media type.
+    let log_in = |content_type: &'static str| {
+        let base = base.clone();
+        async move {
+            let mut browser = Browser::new(base.clone());
+            let request = browser
+                .client
+                .post(format!("{base}/login"))
+                .header(reqwest::header::CONTENT_TYPE, content_type)
+                .body("username=alice");
+            let reply = browser.send(request).await;
+            (browser, reply)
+        }
+    };
     for content_type in [
         "application/x-www-form-urlencoded",
         "APPLICATION/X-WWW-FORM-URLENCODED",
         "Application/X-Www-Form-Urlencoded; charset=UTF-8",
         " application/x-www-form-urlencoded ;charset=utf-8",
     ] {
-        let mut browser = Browser::new(base.clone());
-        let request = browser
-            .client
-            .post(format!("{base}/login"))
-            .header(reqwest::header::CONTENT_TYPE, content_type)
-            .body("username=alice");
-        browser.send(request).await.assert_redirect_home();
+        let (mut browser, reply) = log_in(content_type).await;
+        reply.assert_redirect_home();
         let page = browser.get("/").await;
         assert!(
             page.body.contains("Logged in as alice"),
@@ -162,13 +171,7 @@ async fn a_form_is_read_whatever_the_case_of_its_media_type() {
         );
     }
     for content_type in ["text/plain", "application/x-www-form-urlencodedx"] {
-        let mut browser = Browser::new(base.clone());
-        let request = browser
-            .client
-            .post(format!("{base}/login"))
-            .header(reqwest::header::CONTENT_TYPE, content_type)
-            .body("username=alice");
-        let reply = browser.send(request).await;
+        let (_, reply) = log_in(content_type).await;
         assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{content_type}");
     }
 }
