@@ -213,9 +213,17 @@ async fn serve(
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => stream,
+                // A client that gave up before it was accepted.
+                Err(error) if matches!(
+                    error.kind(),
+                    io::ErrorKind::ConnectionRefused
+                        | io::ErrorKind::ConnectionAborted
+                        | io::ErrorKind::ConnectionReset
+                ) => continue,
                 Err(error) => {
-                    // Out of descriptors, say: passing, so neither stop nor
-                    // spin until connections close.
+                    // Out of descriptors, say: it passes as connections
+                    // close, so neither stop nor spin meanwhile (as
+                    // axum::serve does, and with its words).
                     tracing::error!("accept error: {error}");
                     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
                     continue;
@@ -223,8 +231,6 @@ async fn serve(
             },
             () = signals.recv() => break,
         };
-        // Responses go out as soon as they are written, as axum::serve's do.
-        let _ = stream.set_nodelay(true);
         let service = hyper_util::service::TowerToHyperService::new(app.clone());
         let connection =
             connections.watch(http.serve_connection(hyper_util::rt::TokioIo::new(stream), service));
