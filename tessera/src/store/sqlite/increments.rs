@@ -240,7 +240,7 @@ async fn run_batch(mut writer: Lease, batch: Vec<Queued>) -> bool {
             }
             true
         }
-        Err(error) if is_busy(&error) => {
+        Err(error) if super::is_busy_error(&error) => {
             let error = Arc::new(error);
             for queued in batch {
                 let _ = queued.answer.send(Answer::Locked(error.clone()));
@@ -255,16 +255,6 @@ async fn run_batch(mut writer: Lease, batch: Vec<Queued>) -> bool {
             false
         }
     }
-}
-
-/// Whether `error` is SQLite's `SQLITE_BUSY` (or one of its extended codes):
-/// the write lock was held elsewhere for the whole busy timeout.
-fn is_busy(error: &sqlx::Error) -> bool {
-    error
-        .as_database_error()
-        .and_then(|error| error.code())
-        .and_then(|code| code.parse::<i32>().ok())
-        .is_some_and(|code| code & 0xff == 5)
 }
 
 /// [`INCREMENT_AT_ONCE`] for one increment.

@@ -680,25 +680,40 @@ async fn connect_both(path: &Path, existing_only: bool) -> Result<ReadWrite, Ope
     }
 }
 
-/// Whether opening failed only on another connection's lock (`SQLITE_BUSY`,
-/// or one of its extended codes).
+/// Whether opening failed only on another connection's lock.
 fn is_busy(failure: &OpenFailure) -> bool {
     let OpenFailure::Other(error) = failure else {
         return false;
     };
-    sqlite_code(&**error).is_some_and(|code| code & 0xff == 5)
+    sqlx_error_of(&**error).is_some_and(is_busy_error)
+}
+
+/// Whether `error` is SQLite's `SQLITE_BUSY` (or one of its extended codes):
+/// another connection, or process, held the lock for the whole busy timeout.
+pub(super) fn is_busy_error(error: &sqlx::Error) -> bool {
+    result_code(error).is_some_and(|code| code & 0xff == 5)
 }
 
 /// The SQLite result code (extended) of a failure to open, if SQLite's.
 fn sqlite_code(error: &(dyn std::error::Error + Send + Sync + 'static)) -> Option<i32> {
+    sqlx_error_of(error).and_then(result_code)
+}
+
+/// The sqlx error behind a failure to open, if there is one.
+fn sqlx_error_of<'a>(
+    error: &'a (dyn std::error::Error + Send + Sync + 'static),
+) -> Option<&'a sqlx::Error> {
     let connecting = match error.downcast_ref::<LeaseError>() {
         Some(LeaseError::Connect(error)) => Some(error),
         _ => None,
     };
+    error.downcast_ref::<sqlx::Error>().or(connecting)
+}
+
+/// SQLite's result code (extended) in `error`, if SQLite's.
+fn result_code(error: &sqlx::Error) -> Option<i32> {
     error
-        .downcast_ref::<sqlx::Error>()
-        .or(connecting)
-        .and_then(sqlx::Error::as_database_error)
+        .as_database_error()
         .and_then(|error| error.code())
         .and_then(|code| code.parse::<i32>().ok())
 }
