@@ -443,29 +443,14 @@ async fn sessions_either_side_creates_expire_alike_in_redis_and_the_browser() {
     }
 }
 
-/// Seconds since 1970 of an HTTP date (`Sun, 06 Dec 2026 08:40:00 GMT`).
+/// Seconds since 1970 of an HTTP date (`Sun, 06 Dec 2026 08:40:00 GMT`),
+/// read as tessera reads the dates in Flask's tagged JSON.
 fn http_date_seconds(text: &str) -> i64 {
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let parts: Vec<&str> = text.split([' ', ':']).collect();
-    let number = |index: usize| -> i64 {
-        parts
-            .get(index)
-            .and_then(|part| part.parse().ok())
-            .unwrap_or_else(|| panic!("an HTTP date: {text:?}"))
-    };
-    let month = MONTHS
-        .iter()
-        .position(|month| parts.get(2) == Some(month))
-        .unwrap_or_else(|| panic!("an HTTP date: {text:?}"));
-    let date = time::Date::from_calendar_date(
-        i32::try_from(number(3)).expect("a year"),
-        time::Month::try_from(u8::try_from(month + 1).expect("a month")).expect("a month"),
-        u8::try_from(number(1)).expect("a day"),
-    )
-    .expect("a date");
-    date.midnight().assume_utc().unix_timestamp() + number(4) * 3600 + number(5) * 60 + number(6)
+    tagged::from_str_strict(&format!(r#"{{" d": "{text}"}}"#))
+        .ok()
+        .and_then(|value| value.as_datetime())
+        .unwrap_or_else(|| panic!("an HTTP date: {text:?}"))
+        .unix_timestamp()
 }
 
 /// A session Flask-Session created, then written by the demo under an
