@@ -89,11 +89,13 @@ pub(crate) enum SessionsCommand {
             tessera sessions show 'Cookie: theme=dark; session=Q2hlY2sgdGhlIGNvb2tpZSBpbiB5b3VyIGJyb3dzZXI.c2ln'"
     )]
     Show(ShowArgs),
-    /// Revoke (delete) one session, live or expired.
+    /// Revoke (delete) one session.
     #[command(
         long_about = "Delete one session: its next request starts a new, empty session. \
-            Prints `revoked`; an id the store does not have exits with status 1. The id \
-            may be pasted as `sessions show` takes it.",
+            Prints `revoked`; an id with no live session exits with status 1, as \
+            `sessions show` does (the record of an expired one is deleted all the same, \
+            whether or not the store had dropped it yet). The id may be pasted as \
+            `sessions show` takes it.",
         after_help = "Example:\n  \
             tessera sessions revoke --store sqlite:///var/lib/app/sessions.db \"$ID\""
     )]
@@ -787,8 +789,13 @@ fn show_json(
 
 async fn revoke(store: &dyn SessionStore, args: RevokeArgs) -> Result<()> {
     let id = args.session.id()?;
-    if !store.delete(&id).await.map_err(store_error)? {
-        return Err(Error::new("no session with that id"));
+    // An expired session is already over, whether its store dropped it at
+    // expiry (Redis) or keeps it until a sweep (SQL): both answer as `show`
+    // and `revoke-user` do, and the expired record goes all the same.
+    let live = store.load(&id, now()).await.map_err(store_error)?.is_some();
+    let deleted = store.delete(&id).await.map_err(store_error)?;
+    if !(live && deleted) {
+        return Err(Error::new("no live session with that id"));
     }
     if args.json {
         print_line(r#"{"revoked":1}"#)

@@ -588,7 +588,7 @@ fn revoke_deletes_one_session() {
         .run(&["sessions", "revoke", id.as_str()])
         .refusal()
         .to_owned();
-    assert_eq!(reason, "error: no session with that id");
+    assert_eq!(reason, "error: no live session with that id");
     let out = store.run(&["sessions", "list"]);
     assert_eq!(out.lines().len(), 4);
     assert!(!out.stdout.contains(id.as_str()));
@@ -600,7 +600,24 @@ fn revoke_deletes_one_session() {
         .run(&["sessions", "revoke", SessionId::generate().as_str()])
         .refusal()
         .to_owned();
-    assert_eq!(reason, "error: no session with that id");
+    assert_eq!(reason, "error: no live session with that id");
+}
+
+/// An expired session kept until the sweep is over already: revoking it
+/// answers as `show` does (and as Redis, which drops it at expiry), and the
+/// record goes.
+#[test]
+fn revoke_of_an_expired_session_finds_no_live_one_and_removes_it() {
+    let store = two_users("revoke-expired");
+    let (expired, _) = store.find(|record| !record.is_live(now()));
+    let reason = store
+        .run(&["sessions", "revoke", expired.as_str()])
+        .refusal()
+        .to_owned();
+    assert_eq!(reason, "error: no live session with that id");
+    // Three dead sessions before, two now: the revoked one was removed.
+    let out = store.run(&["sessions", "purge-expired", "--json"]);
+    assert_eq!(out.json(), serde_json::json!({"purged": 2}));
 }
 
 #[test]
@@ -1650,5 +1667,51 @@ fn a_redis_listing_reports_what_it_leaves_out_once() {
         runtime.block_on(async {
             store.delete_user("ann").await.expect("cleaned up");
         });
+    }
+}
+
+/// Revoking a session that has expired answers alike on every store: Redis
+/// drops the key at expiry, PostgreSQL keeps the row until a sweep.
+#[test]
+fn revoke_of_an_expired_session_answers_alike_on_redis_and_postgres() {
+    use tessera::store::{PostgresStore, RedisStore, SessionId, SessionStore};
+    let runtime = runtime();
+    let mut expiring = Vec::new();
+    for variable in ["TESSERA_TEST_REDIS_URL", "TESSERA_TEST_POSTGRES_URL"] {
+        let url = std::env::var(variable).unwrap_or_else(|_| {
+            panic!("{variable} is not set: start the servers with `eval \"$(scripts/services.sh start)\"` or run scripts/test.sh")
+        });
+        let store: Box<dyn SessionStore> = if variable.contains("REDIS") {
+            Box::new(RedisStore::new(&url).expect("a redis URL"))
+        } else {
+            Box::new(PostgresStore::new(&url).expect("a postgres URL"))
+        };
+        let id = SessionId::generate();
+        let now = now();
+        runtime.block_on(async {
+            assert!(store
+                .create(&id, &record(Some("expiring"), now, now + 1, None))
+                .await
+                .expect("create"));
+        });
+        expiring.push((url, store, id));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let dir = std::env::temp_dir();
+    for (url, store, id) in &expiring {
+        let out = run_in(
+            &dir,
+            &["sessions", "revoke", id.as_str(), "--store", url],
+            &[],
+        );
+        assert_eq!(out.status, Some(1), "{url}: {}", out.stdout);
+        assert_eq!(
+            out.stderr.trim(),
+            "error: no live session with that id",
+            "{url}"
+        );
+        // The expired row is gone too, not left for the sweep.
+        let left = runtime.block_on(store.delete(id)).expect("delete");
+        assert!(!left, "{url}: the expired record was left behind");
     }
 }
