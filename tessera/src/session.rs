@@ -225,10 +225,16 @@ impl From<StoreError> for SessionError {
 /// A flash message: shown once, on a later request.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Flash {
-    /// The category, `"message"` unless another was given.
+    /// The category, `"message"` unless another was given. Flask takes any
+    /// object as a category (`flash(msg, None)` stores `None`); one that is
+    /// not a string is given here as Python's `str()` shows it, as a Flask
+    /// template renders it (`"None"`, `"True"`, `"3"`), or else as tagged JSON.
     pub category: String,
     /// The message; a string or `Markup` when written by Flask.
     pub message: Value,
+    /// Whether Flask stored the category as a string: as in Flask, only such
+    /// a category can match a `category_filter`.
+    category_is_str: bool,
 }
 
 impl Flash {
@@ -782,7 +788,9 @@ impl Session {
     pub fn take_flashes_in(&self, categories: &[&str]) -> Vec<Flash> {
         let mut flashes = self.take_flashes();
         if !categories.is_empty() {
-            flashes.retain(|flash| categories.contains(&flash.category.as_str()));
+            flashes.retain(|flash| {
+                flash.category_is_str && categories.contains(&flash.category.as_str())
+            });
         }
         flashes
     }
@@ -818,12 +826,31 @@ fn parse_flashes(value: &Value) -> Vec<Flash> {
         .iter()
         .filter_map(|item| match item.as_slice()? {
             [category, message] => Some(Flash {
-                category: category.as_str()?.to_owned(),
+                category: category_text(category),
                 message: message.clone(),
+                category_is_str: category.as_str().is_some(),
             }),
             _ => None,
         })
         .collect()
+}
+
+/// A category as Python's `str()` writes it, for those Flask apps use.
+fn category_text(category: &Value) -> String {
+    match category {
+        Value::Null => "None".to_owned(),
+        Value::Bool(true) => "True".to_owned(),
+        Value::Bool(false) => "False".to_owned(),
+        Value::Number(number) => match number.as_str() {
+            "NaN" => "nan".to_owned(),
+            "Infinity" => "inf".to_owned(),
+            "-Infinity" => "-inf".to_owned(),
+            text => text.to_owned(),
+        },
+        other => other
+            .as_str()
+            .map_or_else(|| other.to_tagged_json(), str::to_owned),
+    }
 }
 
 impl fmt::Debug for Session {
@@ -1144,5 +1171,43 @@ mod tests {
             ["one", "two"]
         );
         assert!(!session.contains_key(FLASHES_KEY));
+    }
+
+    /// Flask takes any object as a category (`flash(msg, None)`, say, from a
+    /// form field that was not sent): such a message is shown, its category
+    /// written as Flask's template would, and only a string category matches
+    /// a filter, as `x[0] in category_filter` does.
+    #[test]
+    fn flashes_whose_category_is_not_a_string_are_kept() {
+        let tagged = r#"[{" t":[null,"no level"]},{" t":[true,"flag"]},{" t":[3,"three"]},{" t":[1.5,"half"]},{" t":[["a"],"list"]},{" t":["None","text"]},{" t":[{" m":"error"},"markup"]}]"#;
+        let session = Session::new(
+            Map::from([(
+                FLASHES_KEY.to_owned(),
+                crate::tagged::from_str(tagged).expect("tagged JSON"),
+            )]),
+            false,
+        );
+        let taken = session.take_flashes();
+        assert_eq!(
+            taken
+                .iter()
+                .map(|flash| (flash.category.as_str(), flash.text()))
+                .collect::<Vec<_>>(),
+            [
+                ("None", "no level".to_owned()),
+                ("True", "flag".to_owned()),
+                ("3", "three".to_owned()),
+                ("1.5", "half".to_owned()),
+                (r#"["a"]"#, "list".to_owned()),
+                ("None", "text".to_owned()),
+                ("error", "markup".to_owned()),
+            ]
+        );
+        assert!(!session.contains_key(FLASHES_KEY));
+        let filtered = session.take_flashes_in(&["None", "3", "error"]);
+        assert_eq!(
+            filtered.iter().map(Flash::text).collect::<Vec<_>>(),
+            ["text", "markup"]
+        );
     }
 }
