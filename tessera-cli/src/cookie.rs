@@ -141,7 +141,9 @@ pub(crate) struct DecodeArgs {
     /// session cookie is taken from it, read as Flask reads a Cookie header. Several lines
     /// (one Cookie line per cookie, as HTTP/2 sends them) are read one by one; `curl -v`
     /// output's '> ', '< ' and '* ' line markers are dropped, and among header lines (a
-    /// whole `curl -i` response) only the Cookie and Set-Cookie ones are read.
+    /// whole `curl -i` response) only the Cookie and Set-Cookie ones are read. A request
+    /// copied from the browser's developer tools as a curl command ("Copy as cURL", bash) is
+    /// read for its cookies ('-b …', '--cookie …' or '-H "Cookie: …"').
     #[arg(value_name = "COOKIE")]
     cookie: String,
 }
@@ -530,6 +532,17 @@ pub(crate) fn pasted_cookies<'a>(
     wanted_name: &'a str,
     name_given: bool,
 ) -> Result<(Option<&'a str>, Vec<Cow<'a, str>>)> {
+    // A request copied from the browser's developer tools as a curl command:
+    // its cookies are in `-b` (Chrome) or a Cookie header (Firefox).
+    if let Some(headers) = curl_command_cookies(input)? {
+        let (name, values) = pasted_cookies(&headers, wanted_name, name_given)?;
+        let name = name.map(|_| wanted_name);
+        let values = values
+            .into_iter()
+            .map(|value| Cow::Owned(value.into_owned()))
+            .collect();
+        return Ok((name, values));
+    }
     // Several lines (HTTP/2 sends one Cookie line per cookie, as developer
     // tools show them; or a few Set-Cookie lines): each is read on its own,
     // and their cookies are tried in order.
@@ -624,6 +637,13 @@ pub(crate) fn pasted_cookies<'a>(
                 .split(';')
                 .filter_map(|pair| split_pair(pair.trim_matches(is_paste_blank)).0)
                 .collect();
+            if names.contains(&wanted_name) {
+                return Err(Error::new(format_args!(
+                    "malformed: the pasted Cookie header's {wanted_name:?} cookie has a value \
+                     Flask does not read as one (a stray quote, space or other character a \
+                     cookie value cannot hold), so the app would get no session cookie"
+                )));
+            }
             return Err(Error::new(format_args!(
                 "no cookie named {wanted_name:?} in the pasted Cookie header (it has {}); {}",
                 if names.is_empty() {
@@ -696,6 +716,131 @@ fn sets_empty(line: &str, name: &str) -> bool {
         let first = value.split(';').next().unwrap_or_default();
         !is_cookie_header && split_pair(first.trim_matches(is_paste_blank)) == (Some(name), "")
     })
+}
+
+/// For a pasted curl command (the browser's "Copy as cURL", bash form) or
+/// lines of one, its cookies as Cookie header lines: those of
+/// `-b`/`--cookie` and of `-H`/`--header` `Cookie:` arguments, in order.
+/// `None` when the paste is no curl command.
+fn curl_command_cookies(input: &str) -> Result<Option<String>> {
+    let text = input.trim_start_matches(is_paste_blank);
+    // No cookie value or session id holds a blank, nor an id `=`.
+    let is_curl = ["curl", "-H", "-b", "--header", "--cookie"]
+        .into_iter()
+        .any(|word| {
+            text.strip_prefix(word).is_some_and(|rest| {
+                rest.starts_with(is_paste_blank)
+                    || rest.starts_with('\\')
+                    || (word.starts_with("--") && rest.starts_with('='))
+            })
+        });
+    if !is_curl {
+        return Ok(None);
+    }
+    let words = shell_words(text).ok_or_else(|| {
+        Error::new("malformed: the pasted curl command has a quote that is not closed")
+    })?;
+    let mut headers = Vec::new();
+    let mut words = words.iter().map(String::as_str);
+    while let Some(word) = words.next() {
+        let (option, attached) = match word.split_once('=') {
+            Some((option, value)) if option.starts_with("--") => (option, Some(value)),
+            _ => (word, None),
+        };
+        let cookies = match option {
+            "-b" | "--cookie" => true,
+            "-H" | "--header" => false,
+            _ => continue,
+        };
+        let Some(value) = attached.or_else(|| words.next()) else {
+            break;
+        };
+        if cookies {
+            // Without `=`, curl reads the argument as a file of cookies.
+            if !value.contains('=') {
+                return Err(Error::new(format_args!(
+                    "the pasted curl command reads its cookies from the file {value:?}: \
+                     paste the session cookie itself"
+                )));
+            }
+            headers.push(format!("Cookie: {value}"));
+        } else if header(value).is_some_and(|(is_cookie_header, _)| is_cookie_header) {
+            headers.push(value.to_owned());
+        }
+    }
+    if headers.is_empty() {
+        return Err(Error::new(
+            "the pasted curl command sends no cookie (no -b, --cookie or Cookie header)",
+        ));
+    }
+    Ok(Some(headers.join("\n")))
+}
+
+/// A command line split into words as bash splits it: blanks between words,
+/// `'…'`, `"…"` (with `\` escapes), `$'…'` (with C escapes) and `\` outside
+/// quotes, and a `\` before a line end joining two lines. `None` when a quote
+/// is not closed.
+fn shell_words(text: &str) -> Option<Vec<String>> {
+    let mut words = Vec::new();
+    let mut word: Option<String> = None;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            ' ' | '\t' | '\r' | '\n' => words.extend(word.take()),
+            '\\' => match chars.next() {
+                Some('\n') | None => {}
+                Some('\r') if chars.peek() == Some(&'\n') => {
+                    chars.next();
+                }
+                Some(escaped) => word.get_or_insert_with(String::new).push(escaped),
+            },
+            '\'' => {
+                let word = word.get_or_insert_with(String::new);
+                loop {
+                    match chars.next()? {
+                        '\'' => break,
+                        other => word.push(other),
+                    }
+                }
+            }
+            '"' => {
+                let word = word.get_or_insert_with(String::new);
+                loop {
+                    match chars.next()? {
+                        '"' => break,
+                        '\\' => match chars.next()? {
+                            escaped @ ('"' | '\\' | '$' | '`') => word.push(escaped),
+                            '\n' => {}
+                            other => {
+                                word.push('\\');
+                                word.push(other);
+                            }
+                        },
+                        other => word.push(other),
+                    }
+                }
+            }
+            '$' if chars.peek() == Some(&'\'') => {
+                chars.next();
+                let word = word.get_or_insert_with(String::new);
+                loop {
+                    match chars.next()? {
+                        '\'' => break,
+                        '\\' => match chars.next()? {
+                            'n' => word.push('\n'),
+                            't' => word.push('\t'),
+                            'r' => word.push('\r'),
+                            other => word.push(other),
+                        },
+                        other => word.push(other),
+                    }
+                }
+            }
+            other => word.get_or_insert_with(String::new).push(other),
+        }
+    }
+    words.extend(word);
+    Some(words)
 }
 
 /// A line of `curl -v` output without the marker curl puts before it
@@ -814,6 +959,69 @@ mod tests {
         ] {
             let (_, values) = pasted_cookies(text, "mycookie", true).expect(text);
             assert_eq!(values, ["abc.def.ghi"], "{text}");
+        }
+    }
+
+    /// A request copied from developer tools as a curl command (bash form):
+    /// Chrome puts the cookies in `-b`, Firefox in a Cookie header; either
+    /// may be quoted in any of bash's ways and span lines.
+    #[test]
+    fn curl_commands_give_their_cookies() {
+        let value = |text: &str| {
+            let (name, values) = pasted_cookies(text, "session", false).expect(text);
+            assert_eq!(name, Some("session"), "{text}");
+            values.into_iter().map(Cow::into_owned).collect::<Vec<_>>()
+        };
+        for text in [
+            "curl 'http://127.0.0.1:5000/' \\\n  -H 'Accept: text/html' \\\n  \
+             -b 'a=1; session=abc.def.ghi' \\\n  -H 'User-Agent: x'",
+            "curl 'http://127.0.0.1:5000/' \\\r\n  -H 'Cookie: a=1; session=abc.def.ghi' \\\r\n",
+            "curl \"http://h/\" -H \"cookie: session=abc.def.ghi\"",
+            "curl $'http://h/\\'x' --cookie=$'session=abc.def.ghi; b=\\'2\\''",
+            "curl http://h/ --header Cookie:\\ session=abc.def.ghi",
+            // A line of one, as copied from it.
+            "  -H 'Cookie: a=1; session=abc.def.ghi' \\",
+            "-b 'session=abc.def.ghi'",
+        ] {
+            assert_eq!(value(text), ["abc.def.ghi"], "{text}");
+        }
+        // Every cookie of the name, in order, as from a Cookie header.
+        assert_eq!(
+            value("curl h -b 'session=first' -H 'Cookie: session=second'"),
+            ["first", "second"]
+        );
+        for (text, expected) in [
+            ("curl http://h/ -H 'Accept: */*'", "sends no cookie"),
+            (
+                "curl http://h/ -b cookies.txt",
+                "from the file \"cookies.txt\"",
+            ),
+            ("curl http://h/ -b 'session=abc", "not closed"),
+            ("curl http://h/ -b 'a=1; b=2'", "(it has a, b)"),
+        ] {
+            let error = pasted_cookies(text, "session", false)
+                .expect_err(text)
+                .to_string();
+            assert!(error.contains(expected), "{text}: {error}");
+        }
+    }
+
+    /// A Cookie header with the session cookie's name whose value Flask does
+    /// not read (a stray quote or space) says so, instead of claiming the
+    /// header has no such cookie while listing it.
+    #[test]
+    fn a_session_cookie_flask_cannot_read_is_named_as_malformed() {
+        for text in [
+            "Cookie: a=1; session=abc.def.ghi\"",
+            "a=1; session=abc.def.ghi\" x",
+        ] {
+            let error = pasted_cookies(text, "session", true)
+                .expect_err(text)
+                .to_string();
+            assert!(
+                error.starts_with("malformed: the pasted Cookie header's \"session\" cookie"),
+                "{text}: {error}"
+            );
         }
     }
 

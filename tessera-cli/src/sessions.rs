@@ -163,7 +163,8 @@ pub(crate) struct PastedId {
     #[arg(long, value_name = "NAME")]
     cookie_name: Option<String>,
     /// The session id, or '-' to read it from stdin: bare, or pasted as the cookie holds it
-    /// ('session=ID', a 'Cookie: …' or 'Set-Cookie: …' header, or ID.signature as with
+    /// ('session=ID', a 'Cookie: …' or 'Set-Cookie: …' header, a curl command copied from the
+    /// browser's developer tools, or ID.signature as with
     /// SESSION_USE_SIGNER, whose signature is dropped unchecked). Ids may begin with '-', so
     /// one is taken as the id even where it looks like an option.
     #[arg(value_name = "ID", allow_hyphen_values = true)]
