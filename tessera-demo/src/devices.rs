@@ -6,7 +6,8 @@
 use std::fmt::Write as _;
 
 use axum::extract::State;
-use axum::response::Response;
+use axum::http::{header, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
 use tessera::{Session, SessionInfo, Value};
 
 use crate::page::{escape, format_unix, html_response, page};
@@ -15,7 +16,7 @@ use crate::AppState;
 
 /// `GET /sessions`: the user's live sessions, this one marked, with a
 /// "log out everywhere" button.
-pub(crate) async fn list(State(state): State<AppState>, session: Session) -> Response {
+pub(crate) async fn list(State(state): State<AppState>, uri: Uri, session: Session) -> Response {
     let session_type = state.info.session_type;
     if !session_type.is_server_side() {
         return sessions_page(&format!(
@@ -29,6 +30,17 @@ pub(crate) async fn list(State(state): State<AppState>, session: Session) -> Res
         ));
     }
     let Some(user) = session.user_id() else {
+        // A login through Flask-Session: the page says who is logged in,
+        // so tie the session to them, as the demo's own login does, and
+        // come back once the tie is stored, to find this session among
+        // theirs (once only: `?tied` marks the way back).
+        if uri.query() != Some(TIED_QUERY) {
+            if let Some(username) = flask_login(&session) {
+                session.set_user_id(Some(&username));
+                return (StatusCode::SEE_OTHER, [(header::LOCATION, TIED_LOCATION)])
+                    .into_response();
+            }
+        }
         return sessions_page(
             "<p class=\"status\">You are not logged in.</p>\
              <p>Log in on <a href=\"/\">the demo page</a> to see your sessions.</p>",
@@ -103,12 +115,12 @@ pub(crate) async fn logout_everywhere(State(state): State<AppState>, session: Se
     // in: tie it to that user first, so that "everywhere" means their
     // sessions, as it does after the demo's own login.
     let tied_now = session.user_id().is_none()
-        && match session.get_value("username") {
-            Some(Value::String(username)) if !username.trim().is_empty() => {
+        && match flask_login(&session) {
+            Some(username) => {
                 session.set_user_id(Some(&username));
                 true
             }
-            _ => false,
+            None => false,
         };
     match session.log_out_everywhere().await {
         Ok(ended) => {
@@ -122,6 +134,20 @@ pub(crate) async fn logout_everywhere(State(state): State<AppState>, session: Se
             redirect_home()
         }
         Err(error) => session_failure(error),
+    }
+}
+
+/// Where `GET /sessions` comes back to after tying a session, and the query
+/// that tells it so.
+const TIED_LOCATION: &str = "/sessions?tied";
+const TIED_QUERY: &str = "tied";
+
+/// The user of a session logged in through the Flask app sharing the store
+/// (it sets `username` and ties the session to no user).
+fn flask_login(session: &Session) -> Option<String> {
+    match session.get_value("username") {
+        Some(Value::String(username)) if !username.trim().is_empty() => Some(username),
+        _ => None,
     }
 }
 

@@ -18,7 +18,7 @@
 //! | `PUT /api/session/{key}`, `DELETE /api/session/{key}` | | set a key to the JSON body, remove a key |
 //! | `POST /visits` | | atomic `visits += 1`; answers the count |
 //! | `POST /cart` | | atomic append of the form field `item` to `cart`; answers the cart as JSON |
-//! | `GET /sessions` | | the logged-in user's sessions (server-side only) |
+//! | `GET /sessions` | | the logged-in user's sessions (server-side only; a Flask-Session login is tied to its `username` first, with a `303` back) |
 //! | `POST /sessions/logout-everywhere` | | ends every session of the user (server-side only; `409` with cookies) |
 //!
 //! A session store that fails makes these routes answer `503` with

@@ -266,10 +266,17 @@ fn write_session_panel(out: &mut String, state: &AppState, session: &Session, no
             ),
         );
         let unused = human_duration(info.lifetime);
-        let mut expires = if permanent {
-            format!("{unused} after it was last used")
+        // Without the refresh, a read leaves the expiry where the last
+        // write put it.
+        let last = if info.refresh_each_request {
+            "used"
         } else {
-            format!("when the browser closes, or {unused} after it was last used")
+            "changed (SESSION_REFRESH_EACH_REQUEST=false: reading it does not extend it)"
+        };
+        let mut expires = if permanent {
+            format!("{unused} after it was last {last}")
+        } else {
+            format!("when the browser closes, or {unused} after it was last {last}")
         };
         if let Some(absolute) = info.absolute_lifetime {
             let _ = write!(

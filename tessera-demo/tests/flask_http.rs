@@ -608,6 +608,17 @@ async fn log_out_everywhere_from_a_flask_login_reaches_the_users_other_sessions(
         .get(demo.url("/"))
         .await
         .contains("Logged in as olga"));
+    // "Your sessions" agrees with the page: the session is tied to olga
+    // (stored with a redirect back), then listed with her other one, and
+    // the page offers to log out everywhere.
+    let (status, _) = through_flask
+        .send(through_flask.client.get(demo.url("/sessions")))
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let page = through_flask.get(demo.url("/sessions?tied")).await;
+    assert!(page.contains("olga has 2 live sessions"), "{page}");
+    assert!(page.contains("<strong>this device</strong>"), "{page}");
+    assert!(page.contains("Log out everywhere</button>"), "{page}");
     assert_eq!(
         through_flask
             .post_form(demo.url("/sessions/logout-everywhere"), &[])

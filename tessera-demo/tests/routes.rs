@@ -639,3 +639,27 @@ async fn the_page_names_the_absolute_lifetime() {
     assert!(page.body.contains("after it was last used"));
     assert!(!page.body.contains("at the latest"));
 }
+
+/// Without the refresh on each request, a read does not extend a
+/// server-side session, and the page says so rather than "last used".
+#[tokio::test]
+async fn the_page_says_reads_do_not_extend_a_session_without_the_refresh() {
+    let config = SessionConfig::builder()
+        .secret_key(TEST_KEY)
+        .session_type(tessera::SessionType::Memory)
+        .refresh_each_request(false)
+        .build()
+        .expect("a valid configuration");
+    let mut browser = Browser::new(serve(config).await);
+    browser.get("/set_session").await;
+    let page = browser.get("/").await;
+    assert!(
+        page.body.contains(
+            "after it was last changed (SESSION_REFRESH_EACH_REQUEST=false: reading it does \
+             not extend it)"
+        ),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains("last used"), "{}", page.body);
+}
