@@ -617,6 +617,14 @@ impl Session {
         state.touched.extend(data.keys().map(str::to_owned));
     }
 
+    /// Whether the session is kept in a store rather than in the cookie:
+    /// only such a session has an id and a user, and can be listed or ended
+    /// from the server. Not an access: the answer is the same for every
+    /// visitor.
+    pub fn is_server_side(&self) -> bool {
+        self.lock().server.is_some()
+    }
+
     /// The session's id, once it has a stored record (server-side only).
     /// Counts as an access: a response that shows it depends on the cookie
     /// (`Vary: Cookie`). `None` after [`clear`](Self::clear): that record is

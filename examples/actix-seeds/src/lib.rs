@@ -284,8 +284,17 @@ async fn petname(session: Session, request: HttpRequest, body: web::Bytes) -> Ht
         "Pet name cleared"
     });
     if remember.is_some() {
+        session.flash(match session.permanent() {
+            // Server-side sessions are permanent from the start unless
+            // SESSION_PERMANENT=false, as in Flask-Session.
+            true if session.is_server_side() => {
+                "Remembered: this session was permanent already (SESSION_PERMANENT=true, \
+                 Flask-Session's default), so it outlives the browser either way"
+            }
+            true => "Remembered: this session was permanent already",
+            false => "Remembered: this session is now permanent",
+        });
         session.set_permanent(true);
-        session.flash("Remembered: this session is now permanent");
     }
     redirect_home()
 }

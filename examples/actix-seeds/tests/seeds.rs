@@ -402,6 +402,45 @@ async fn remember_makes_the_session_permanent() {
         has_expires(&page.session_cookie()),
         "a permanent session is refreshed on each request"
     );
+
+    // Remembered again: the flash says it was so already, as the demo's does.
+    send(
+        &app,
+        &mut jar,
+        post_form("/petname", &[("pet", "Rex"), ("remember", "on")]),
+    )
+    .await;
+    let page = send(&app, &mut jar, get("/")).await;
+    assert!(
+        page.body.contains(
+            "<li class=\"flash-message\">Remembered: this session was permanent already</li>"
+        ),
+        "{}",
+        page.body
+    );
+}
+
+/// Server-side sessions start permanent (SESSION_PERMANENT=true, as in
+/// Flask-Session): "remember me" says so, with the demo's words.
+#[actix_web::test]
+async fn remember_on_a_server_side_session_says_it_was_permanent_already() {
+    let app = seeds_app(SessionType::Memory).await;
+    let mut jar = Jar::default();
+    send(
+        &app,
+        &mut jar,
+        post_form("/petname", &[("pet", "Rex"), ("remember", "on")]),
+    )
+    .await;
+    let page = send(&app, &mut jar, get("/")).await;
+    assert!(
+        page.body.contains(
+            "Remembered: this session was permanent already (SESSION_PERMANENT=true, \
+             Flask-Session&#39;s default), so it outlives the browser either way"
+        ),
+        "{}",
+        page.body
+    );
 }
 
 #[actix_web::test]
