@@ -3,9 +3,11 @@
 use std::io::{self, IsTerminal as _, Write as _};
 use std::path::PathBuf;
 
+use axum::http::StatusCode;
 use clap::Parser;
 use tessera::{SessionConfig, SessionType};
 use tokio::net::TcpListener;
+use tower_http::timeout::TimeoutLayer;
 
 use crate::secret::{self, KeySource, SetupError};
 
@@ -50,6 +52,13 @@ pub struct Cli {
     #[arg(long, value_name = "SECONDS", default_value_t = 30,
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub header_timeout: u64,
+    /// How long a request may take once its headers are in, its body's
+    /// arrival and its answer included, before it is answered 408 Request
+    /// Timeout and its connection closed: a client that sends a body slowly,
+    /// or stops halfway, cannot hold a connection for ever either.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub request_timeout: u64,
 }
 
 fn environment_help() -> String {
@@ -204,7 +213,12 @@ async fn serve(
     cli: &Cli,
     mut signals: ShutdownSignals,
 ) -> Result<bool, RunError> {
-    let app = crate::app_with_layer(sessions);
+    // Outside the session layer: a request cut off saves nothing, as one
+    // whose client went away.
+    let app = crate::app_with_layer(sessions).layer(TimeoutLayer::with_status_code(
+        StatusCode::REQUEST_TIMEOUT,
+        std::time::Duration::from_secs(cli.request_timeout),
+    ));
     let connections = hyper_util::server::graceful::GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(hyper_util::rt::TokioTimer::new())

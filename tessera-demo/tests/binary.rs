@@ -483,6 +483,102 @@ async fn slow_and_idle_connections_are_closed_after_the_header_timeout() {
     demo.stop().await;
 }
 
+/// A request whose body comes slowly, or stops halfway, is answered 408
+/// after `--request-timeout` and its connection closed, however patient the
+/// header timeout; a body sent in time is read as usual.
+#[tokio::test]
+async fn a_slow_or_stalled_request_body_is_cut_off_after_the_request_timeout() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    /// Everything the demo sends on `stream` until it closes it, if it does
+    /// within `within`.
+    async fn answer_then_close(
+        stream: &mut tokio::net::TcpStream,
+        within: Duration,
+    ) -> Option<String> {
+        let mut answer = Vec::new();
+        tokio::time::timeout(within, stream.read_to_end(&mut answer))
+            .await
+            .ok()
+            .map(|_| String::from_utf8_lossy(&answer).into_owned())
+    }
+    let key = ("SECRET_KEY", "an-environment-secret-key-0123456789abcdef");
+    let dir = TempDir::new("request-timeout");
+    let demo = start_with(
+        &dir.0,
+        &["--request-timeout", "1", "--header-timeout", "60"],
+        &[key],
+    )
+    .await;
+    let address = demo
+        .url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    let login = |length: usize| {
+        format!(
+            "POST /login HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+             Content-Length: {length}\r\n\r\n"
+        )
+    };
+    let connect = || async {
+        tokio::net::TcpStream::connect(&address)
+            .await
+            .expect("connects")
+    };
+
+    let mut stalled = connect().await;
+    stalled
+        .write_all(format!("{}username=al", login(100)).as_bytes())
+        .await
+        .expect("sends half a request");
+    let mut trickle = connect().await;
+    trickle
+        .write_all(login(40).as_bytes())
+        .await
+        .expect("sends the headers");
+    let started = std::time::Instant::now();
+    // A byte every 200 ms: 8 s for the whole body.
+    let trickling = async {
+        for byte in b"username=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa".iter() {
+            if trickle.write_all(&[*byte]).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        answer_then_close(&mut trickle, Duration::from_secs(10)).await
+    };
+    let (stalled_answer, trickle_answer) = tokio::join!(
+        answer_then_close(&mut stalled, Duration::from_secs(10)),
+        trickling
+    );
+    for (what, answer) in [("stalled", stalled_answer), ("trickling", trickle_answer)] {
+        let answer = answer.unwrap_or_else(|| panic!("the {what} request's connection stays open"));
+        assert!(answer.starts_with("HTTP/1.1 408"), "{what}: {answer:?}");
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "cut off after about a second, not the trickle's 8 s: {:?}",
+        started.elapsed()
+    );
+    // A body sent in time: the login is read and answered.
+    let mut prompt = connect().await;
+    let body = "username=alice";
+    prompt
+        .write_all(
+            format!("{}{body}", login(body.len()))
+                .replace("\r\n\r\n", "\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .expect("sends a request");
+    let answer = answer_then_close(&mut prompt, Duration::from_secs(10))
+        .await
+        .expect("answered and closed");
+    assert!(answer.starts_with("HTTP/1.1 302"), "{answer:?}");
+    demo.stop().await;
+}
+
 /// Starts the demo with `env` and returns the first line it logs that
 /// holds `needle`, while it keeps running.
 #[cfg(unix)]
