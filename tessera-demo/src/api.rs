@@ -125,16 +125,25 @@ pub(crate) async fn put(
             tessera::tagged::MAX_DEPTH - 2
         ));
     }
-    if let Some(format) = state.info.flask_format {
-        // Saved only after the handler, where a refusal could only be a 500.
-        if let Err(error) = format.encode(&Map::from([(key.as_str(), value.clone())])) {
-            return bad_request(&format!(
-                "the value cannot be stored in Flask-Session's {} format \
-                 (SESSION_SERIALIZATION_FORMAT): {error}",
-                format.as_str()
-            ));
-        }
-    }
+    let value = match state.info.flask_format {
+        // Saved only after the handler, where a refusal could only be a 500;
+        // and what the format keeps of it (in JSON, bytes become base64
+        // text, tuples lists) is what is answered, and what later reads get.
+        Some(format) => match format
+            .encode(&Map::from([(key.as_str(), value)]))
+            .and_then(|bytes| format.decode(&bytes))
+        {
+            Ok(mut stored) => stored.remove(&key).unwrap_or(Value::Null),
+            Err(error) => {
+                return bad_request(&format!(
+                    "the value cannot be stored in Flask-Session's {} format \
+                     (SESSION_SERIALIZATION_FORMAT): {error}",
+                    format.as_str()
+                ))
+            }
+        },
+        None => value,
+    };
     let before = session.to_map();
     let mut after = before.clone();
     after.insert(key.clone(), value.clone());
