@@ -575,8 +575,10 @@ async fn a_flask_logout_with_a_message_ends_the_demos_owner_link() {
         .get(demo.url("/"))
         .await
         .contains("Logged in as alice"));
-    let page = shared.get(demo.url("/sessions")).await;
-    assert!(page.contains("You are not logged in"), "{page}");
+    // Alice's own session, not bob's: "your sessions" ties it to her.
+    shared.get(demo.url("/sessions")).await;
+    let page = shared.get(demo.url("/sessions?tied")).await;
+    assert!(page.contains("alice has 1 live session"), "{page}");
     assert!(other
         .get(demo.url("/sessions"))
         .await
