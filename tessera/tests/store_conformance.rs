@@ -644,6 +644,40 @@ async fn flask_session_layout_ends_a_session_the_flask_app_keeps_past_its_absolu
     }
 }
 
+/// Flask-Session layout: the value's TTL is the idle lifetime from now, as
+/// Flask-Session sets it, but reaches the absolute expiry when that comes
+/// first. (The TTL ended a second before the absolute expiry, which
+/// tessera counts in whole seconds, so a session ended up to a second
+/// before its absolute lifetime was over.)
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn flask_session_layout_keeps_the_value_until_the_absolute_expiry() {
+    let url = test_server_url("TESSERA_TEST_REDIS_URL");
+    let mut conn = raw_redis(&url).await;
+    for format in [SerializationFormat::Msgpack, SerializationFormat::Json] {
+        let (store, prefix, _guard) = redis_store_of_layout(&url, Some(format));
+        for (absolute, expected_ms) in [(NOW + 3, 3_000), (NOW + 100, 9_000)] {
+            let record = Record {
+                created_at: NOW,
+                expires_at: NOW + 10,
+                absolute_expires_at: Some(absolute),
+                ..live_record(map([("k", 1.into())]), None)
+            };
+            let id = create(&*store, &record).await;
+            let ttl: i64 = ::redis::cmd("PTTL")
+                .arg(format!("{prefix}{}", id.as_str()))
+                .query_async(&mut conn)
+                .await
+                .expect("PTTL");
+            assert!(
+                (expected_ms - 100..=expected_ms).contains(&ttl),
+                "{format:?}, absolute expiry in {} s: the value lives {ttl} ms",
+                absolute - NOW
+            );
+        }
+    }
+}
+
 /// Flask-Session layout: "log out everywhere" ends a session that the Flask
 /// app keeps alive past its absolute expiry without counting it as live.
 #[cfg(feature = "redis")]

@@ -172,11 +172,15 @@ end
         code: r#"
 -- Stores `value` (or, if false, keeps the value stored) with a TTL of its
 -- lifetime, as Flask-Session sets it: `due` is the second after the lifetime
--- ends, as tessera counts expiries in whole seconds. Remembers when that TTL
--- runs out on Redis's clock. The metadata outlives the value by one TTL, and
--- the absolute expiry, if any, by ABSOLUTE_GRACE_MS.
+-- ends, as tessera counts expiries in whole seconds. When the absolute
+-- expiry comes first, `due` is that expiry itself, and the value lasts until
+-- it. Remembers when that TTL runs out on Redis's clock. The metadata
+-- outlives the value by one TTL, and the absolute expiry, if any, by
+-- ABSOLUTE_GRACE_MS.
 local function set_blob(prefix, sid, value, due, now, absolute)
-  local ms = ttl_ms(tonumber(due) - 1, now)
+  local last = tonumber(due) - 1
+  if absolute and tonumber(absolute) == tonumber(due) then last = tonumber(due) end
+  local ms = ttl_ms(last, now)
   if value then
     redis.call('SET', blob_key(prefix, sid), value, 'PX', ms)
   else
