@@ -731,10 +731,14 @@ async fn connect_both_once(path: &Path, existing_only: bool) -> Result<ReadWrite
     if existing_only {
         ensure_sqlite_file(path)?;
     }
-    // The writer first: it creates, checks or migrates the file.
-    if existing_only {
+    // Before any connection, the read-only one that checks the file
+    // included: reading a WAL database makes its -wal and -shm, with the
+    // file's permissions, and a read-only pair would outlast the file's
+    // being made writable again.
+    if existing_only || path.exists() {
         ensure_writable(path)?;
     }
+    // The writer first: it creates, checks or migrates the file.
     refuse_before_writing(path, existing_only).await?;
     let write = connect(path, existing_only, 1).await?;
     match connect(path, true, MAX_CONNECTIONS).await {
@@ -2231,6 +2235,31 @@ mod tests {
         }
         std::fs::set_permissions(dir, mode(0o755)).expect("chmod");
         assert!(store.load(&id, 2).await.expect("load").is_some());
+        store.close().await;
+
+        // A store closed cleanly (no -wal, no -shm) whose file alone is made
+        // read-only, in a writable directory: refused without SQLite making
+        // a read-only -wal and -shm beside it (which kept it refused after
+        // the file was writable again, restart or not).
+        for file in ["sessions.db-wal", "sessions.db-shm"] {
+            let _ = std::fs::remove_file(dir.join(file));
+        }
+        std::fs::set_permissions(&path, mode(0o444)).expect("chmod");
+        let store = SqliteStore::new(&path);
+        match store.create(&SessionId::generate(), &record).await {
+            Err(StoreError::Unavailable(error)) => {
+                assert!(error.to_string().contains("not writable"), "{error}")
+            }
+            other => panic!("{other:?}"),
+        }
+        for file in ["sessions.db-wal", "sessions.db-shm"] {
+            assert!(!dir.join(file).exists(), "{file} was made");
+        }
+        std::fs::set_permissions(&path, mode(0o600)).expect("chmod");
+        assert!(store
+            .create(&SessionId::generate(), &record)
+            .await
+            .expect("writes work again"));
         store.close().await;
     }
 
