@@ -85,3 +85,35 @@ async fn a_failure_other_than_an_outage_is_logged_apart_from_one() {
     assert!(answered.iter().all(|line| line.contains("INFO")), "{text}");
     assert!(errors[1].contains("not_logged=0"), "{text}");
 }
+
+/// A full memory store evicts a session for every new one: under a flood
+/// of new sessions that was one warning each, a million lines a minute.
+/// The first is logged, then at most one a second, counting the others.
+#[tokio::test]
+async fn evictions_from_a_full_memory_store_are_logged_at_most_once_a_second() {
+    use tessera::store::{Record, SessionId, SessionStore as _};
+    let (logs, _guard) = logs::LogBuffer::capture();
+    let store = MemoryStore::new(2);
+    let started = std::time::Instant::now();
+    for i in 0..2_000u64 {
+        let record = Record {
+            data: tessera::Map::new(),
+            user_id: None,
+            created_at: 1_000,
+            expires_at: 10_000 + i,
+            absolute_expires_at: None,
+        };
+        assert!(store
+            .create(&SessionId::generate(), &record)
+            .await
+            .expect("create"));
+    }
+    let seconds = started.elapsed().as_secs();
+    let logged = logs.contents();
+    let lines = logged.matches("memory session store is full").count();
+    assert!(lines >= 1, "{logged}");
+    assert!(
+        u64::try_from(lines).expect("a count") <= seconds + 1,
+        "{lines} lines in {seconds} s: {logged}"
+    );
+}

@@ -15,6 +15,9 @@ pub const DEFAULT_MAX_SESSIONS: usize = 100_000;
 /// How many expired sessions a creation in a full store purges at most.
 const MAKE_ROOM_PURGE: usize = 64;
 
+/// The log of evictions from full stores, for the whole process.
+static EVICTIONS: super::OutageLog = super::OutageLog::new("sessions evicted");
+
 /// A [`SessionStore`] in a `HashMap`, bounded in size.
 ///
 /// When full, expired sessions are purged first (a few at a time); if none
@@ -268,7 +271,17 @@ impl Inner {
             let Some((_, id)) = self.soonest() else {
                 break;
             };
-            tracing::warn!(session = ?id, "memory session store is full; evicting the session closest to expiry");
+            // Under a flood of new sessions, every creation evicts one:
+            // a line each was a million lines a minute.
+            if let Some(not_logged) = EVICTIONS.due() {
+                tracing::warn!(
+                    session = ?id,
+                    not_logged,
+                    "memory session store is full; evicting the session closest to expiry \
+                     (at most one such line a second: not_logged counts the others since the \
+                     last)"
+                );
+            }
             self.remove(&id);
         }
     }
