@@ -133,8 +133,10 @@ pub(crate) struct DecodeArgs {
     salt: String,
 
     /// Refuse payloads larger than this after base64 decoding, decrypting and inflating.
-    #[arg(long, value_name = "BYTES", default_value_t = tessera::DEFAULT_MAX_PAYLOAD_SIZE)]
-    max_payload_size: usize,
+    /// Default: the TESSERA_MAX_PAYLOAD_SIZE environment variable, else 1048576, as the
+    /// application bounds them.
+    #[arg(long, value_name = "BYTES")]
+    max_payload_size: Option<usize>,
 
     /// The cookie value, or '-' to read it from stdin. A pasted 'session=value', 'Cookie: …' or
     /// 'Set-Cookie: …' header, or a Cookie header's value ('a=1; session=value') is fine: the
@@ -195,6 +197,10 @@ fn decode(args: DecodeArgs) -> Result<()> {
         Some(max_age) => max_age,
         None => env::max_age()?.unwrap_or(tessera::config::DEFAULT_LIFETIME_SECS),
     };
+    let max_payload_size = match args.max_payload_size {
+        Some(bytes) => bytes,
+        None => env::max_payload_size()?.unwrap_or(tessera::DEFAULT_MAX_PAYLOAD_SIZE),
+    };
     let env_cookie_name = match args.cookie_name {
         Some(_) => None,
         None => env::cookie_name()?,
@@ -242,7 +248,7 @@ fn decode(args: DecodeArgs) -> Result<()> {
                 CookieCodec::with_salt(&key, &fallbacks, &args.salt)
             }
             .max_age(Duration::from_secs(max_age))
-            .max_payload_size(args.max_payload_size);
+            .max_payload_size(max_payload_size);
             // As the server does with several cookies of one name: the
             // first that verifies; else why the first was refused.
             let mut first_refusal = None;
@@ -305,7 +311,7 @@ fn decode(args: DecodeArgs) -> Result<()> {
         None => {
             // The first that decodes, as with a key; else why the first did not.
             let mut results = candidates.iter().enumerate().map(|(position, cookie)| {
-                tessera::decode_unverified(cookie, args.max_payload_size)
+                tessera::decode_unverified(cookie, max_payload_size)
                     .map(|decoded| (position, decoded))
                     .map_err(|err| refusal(err, cookie, false))
             });
@@ -359,11 +365,14 @@ fn sign(args: SignArgs) -> Result<()> {
     };
     python::as_python_reads_it(&mut data);
     let json_len = tagged::map_to_string(&data).len();
-    if json_len > tessera::DEFAULT_MAX_PAYLOAD_SIZE {
+    let (max_payload_size, bound_from) = match env::max_payload_size()? {
+        Some(bytes) => (bytes, " (TESSERA_MAX_PAYLOAD_SIZE)"),
+        None => (tessera::DEFAULT_MAX_PAYLOAD_SIZE, ""),
+    };
+    if json_len > max_payload_size {
         return Err(Error::new(format_args!(
             "too large: the session is {json_len} bytes of JSON, and tessera refuses \
-             sessions over {} bytes when it reads them",
-            tessera::DEFAULT_MAX_PAYLOAD_SIZE
+             sessions over {max_payload_size} bytes{bound_from} when it reads them"
         )));
     }
     // An encrypted cookie opens only under the name it was sealed for: the

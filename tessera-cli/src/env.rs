@@ -8,7 +8,7 @@
 
 use std::ffi::OsString;
 
-use tessera::config::{is_valid_cookie_name, MAX_LIFETIME_SECS};
+use tessera::config::{is_valid_cookie_name, MAX_LIFETIME_SECS, MIN_PAYLOAD_SIZE};
 use tessera::store::flask_format::SerializationFormat;
 use tessera::{ConfigError, SessionConfig};
 
@@ -19,6 +19,7 @@ const COOKIE_NAME: &str = "SESSION_COOKIE_NAME";
 const STORE_URL: &str = "SESSION_STORE_URL";
 const KEY_PREFIX: &str = "SESSION_KEY_PREFIX";
 const SERIALIZATION_FORMAT: &str = "SESSION_SERIALIZATION_FORMAT";
+const MAX_PAYLOAD_SIZE: &str = "TESSERA_MAX_PAYLOAD_SIZE";
 
 /// `PERMANENT_SESSION_LIFETIME`, in seconds; `--max-age` wins over it.
 pub(crate) fn max_age() -> Result<Option<u64>> {
@@ -39,6 +40,28 @@ pub(crate) fn max_age() -> Result<Option<u64>> {
                 ),
             ),
             "--max-age",
+        )),
+    }
+}
+
+/// `TESSERA_MAX_PAYLOAD_SIZE`, in bytes; `--max-payload-size` wins over it.
+pub(crate) fn max_payload_size() -> Result<Option<usize>> {
+    let Some(value) = setting(MAX_PAYLOAD_SIZE, "--max-payload-size")? else {
+        return Ok(None);
+    };
+    // The application refuses a smaller bound when it starts.
+    match value.trim().parse::<usize>() {
+        Ok(bytes) if bytes >= MIN_PAYLOAD_SIZE => Ok(Some(bytes)),
+        _ => Err(refused(
+            invalid(
+                MAX_PAYLOAD_SIZE,
+                &value,
+                format!(
+                    "at least {MIN_PAYLOAD_SIZE} bytes: sessions larger than this would be \
+                     written but never read back"
+                ),
+            ),
+            "--max-payload-size",
         )),
     }
 }

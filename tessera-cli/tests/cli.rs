@@ -52,6 +52,7 @@ fn run_with_stdin_bytes(args: &[&str], stdin: &[u8], env: &[(&str, &str)]) -> Ru
         .env_remove("SECRET_KEY_FALLBACKS")
         .env_remove("PERMANENT_SESSION_LIFETIME")
         .env_remove("SESSION_COOKIE_NAME")
+        .env_remove("TESSERA_MAX_PAYLOAD_SIZE")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -568,6 +569,57 @@ fn oversized_payloads_are_refused() {
     assert!(out.refusal().starts_with("error: too large: "));
     let out = run(&["cookie", "decode", "--max-payload-size", "100", &cookie]);
     assert!(out.refusal().starts_with("error: too large: "));
+}
+
+/// Run in the application's environment, `decode` bounds payloads as the
+/// application does (TESSERA_MAX_PAYLOAD_SIZE), larger or smaller than the
+/// default; `--max-payload-size` wins, and a bound the application would
+/// refuse is refused.
+#[test]
+fn the_payload_bound_comes_from_the_environment() {
+    // About 10 KB inflated: within the default bound.
+    let cookie = sign(KEY, &format!(r#"{{"text":"{}"}}"#, "abc".repeat(3_400)));
+    let decode_in = |args: &[&str], env: &[(&str, &str)]| {
+        let mut all = vec!["cookie", "decode", "--secret-key", KEY];
+        all.extend_from_slice(args);
+        all.push(&cookie);
+        run_with(&all, "", env)
+    };
+    assert!(decode_in(&[], &[]).success());
+    let small = [("TESSERA_MAX_PAYLOAD_SIZE", "4096")];
+    assert!(decode_in(&[], &small)
+        .refusal()
+        .starts_with("error: too large: payload exceeds 4096 bytes"));
+    assert!(decode_in(&["--max-payload-size", "20000"], &small).success());
+    for blank in ["", "  "] {
+        assert!(decode_in(&[], &[("TESSERA_MAX_PAYLOAD_SIZE", blank)]).success());
+    }
+    // A 2 MB session, past the default bound, read where the application
+    // allows it.
+    let json = format!(r#"{{"text":"{}"}}"#, "a".repeat(2 << 20));
+    let larger = [("TESSERA_MAX_PAYLOAD_SIZE", "4194304")];
+    let out = run_with(&["cookie", "sign", "--secret-key", KEY], &json, &[]);
+    assert!(out.refusal().starts_with("error: too large: "));
+    let out = run_with(&["cookie", "sign", "--secret-key", KEY], &json, &larger);
+    assert!(out.success(), "{}", out.stderr);
+    let big = out.line().to_owned();
+    let out = run_with(&["cookie", "decode", "--secret-key", KEY, "-"], &big, &[]);
+    assert!(out.refusal().starts_with("error: too large: "));
+    let out = run_with(
+        &["cookie", "decode", "--secret-key", KEY, "-"],
+        &big,
+        &larger,
+    );
+    assert!(out.success(), "{}", out.stderr);
+    for invalid in ["100", "lots", "-1"] {
+        let reason = decode_in(&[], &[("TESSERA_MAX_PAYLOAD_SIZE", invalid)])
+            .refusal()
+            .to_owned();
+        assert!(
+            reason.contains("TESSERA_MAX_PAYLOAD_SIZE") && reason.contains("--max-payload-size"),
+            "{invalid}: {reason}"
+        );
+    }
 }
 
 #[test]

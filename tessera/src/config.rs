@@ -61,7 +61,7 @@ pub const DEFAULT_LIFETIME_SECS: u64 = 31 * 24 * 3600;
 pub const DEFAULT_MAX_COOKIE_SIZE: usize = 4093;
 /// The smallest `TESSERA_MAX_PAYLOAD_SIZE` accepted: below it, ordinary
 /// sessions would be written but refused when read back.
-const MIN_PAYLOAD_SIZE: usize = 4096;
+pub const MIN_PAYLOAD_SIZE: usize = 4096;
 /// The longest `PERMANENT_SESSION_LIFETIME` (and absolute lifetime) accepted:
 /// 36,500 days. Expiry dates stay far inside what cookies, Python's
 /// `datetime` and every store can hold, so a long lifetime fails at startup
