@@ -1126,6 +1126,21 @@ impl Link {
                 redact_password(url)
             )));
         }
+        // redis-rs reads this fragment as "do not check the certificate",
+        // which it refuses without a feature tessera does not build: at
+        // connect time, which made every request a 503 as for an outage.
+        if is_tls_url(url)
+            && url
+                .split_once('#')
+                .is_some_and(|(_, fragment)| fragment.eq_ignore_ascii_case("insecure"))
+        {
+            return Err(StoreError::Config(format!(
+                "{} asks (#insecure) for TLS without checking the server's certificate, \
+                 which tessera does not do: drop #insecure and give the server's CA in \
+                 SSL_CERT_FILE (a bundle of the system's roots and that CA)",
+                redact_password(url)
+            )));
+        }
         if let Some((name, hint)) = unread_query_parameter(url) {
             return Err(StoreError::Config(format!(
                 "{} is not a usable Redis URL: the Redis client does not read its query \
@@ -3682,6 +3697,30 @@ mod tests {
                     assert!(!message.contains("hunter2"), "{message}");
                 }
                 (other, _) => panic!("{url}: {other:?}"),
+            }
+        }
+    }
+
+    /// `#insecure` (redis-rs' "skip the certificate check") is refused when
+    /// the store is made, naming the setting, not at every connection as if
+    /// Redis were down.
+    #[test]
+    fn tls_without_certificate_checks_is_refused_at_once() {
+        for url in [
+            "rediss://:hunter2@cache.example:6380/0#insecure",
+            "valkeys://cache.example/0#INSECURE",
+        ] {
+            match RedisStore::new(url) {
+                Err(StoreError::Config(message)) => {
+                    let expected = if cfg!(feature = "tls") {
+                        "#insecure"
+                    } else {
+                        "`tls` feature"
+                    };
+                    assert!(message.contains(expected), "{message}");
+                    assert!(!message.contains("hunter2"), "{message}");
+                }
+                other => panic!("{url}: {other:?}"),
             }
         }
     }
