@@ -1715,3 +1715,32 @@ fn revoke_of_an_expired_session_answers_alike_on_redis_and_postgres() {
         assert!(!left, "{url}: the expired record was left behind");
     }
 }
+
+/// A PostgreSQL URL that verifies the server's certificate against the
+/// roots `SSL_CERT_FILE` names, a file that cannot be read: refused when the
+/// store is made, naming the file (every connection failed with a bare
+/// "UnknownIssuer" instead); without verification, or with the URL's own
+/// root certificate, it is not read.
+#[test]
+fn an_unreadable_ssl_cert_file_is_named_for_a_verifying_postgres_url() {
+    let dir = TempDir::new("ssl-cert-file");
+    let missing = dir.0.join("no-such-bundle.pem");
+    let missing = missing.to_str().expect("a UTF-8 path");
+    let env = [("SSL_CERT_FILE", missing)];
+    for mode in ["verify-full", "verify-ca"] {
+        let url = format!("postgres://app:hunter2@127.0.0.1:1/app?sslmode={mode}");
+        let out = run_in(&dir.0, &["sessions", "list", "--store", &url], &env);
+        let reason = out.refusal();
+        assert!(
+            reason.contains(&format!("the SSL_CERT_FILE file {missing} cannot be read")),
+            "{mode}: {reason}"
+        );
+        assert!(!reason.contains("hunter2"), "{reason}");
+    }
+    // Not read without verification: the store is made, and only the
+    // unreachable server fails.
+    let url = "postgres://app@127.0.0.1:1/app?sslmode=require";
+    let out = run_in(&dir.0, &["sessions", "list", "--store", url], &env);
+    let reason = out.refusal();
+    assert!(reason.contains("unavailable"), "{url}: {reason}");
+}

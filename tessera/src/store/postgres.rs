@@ -837,6 +837,25 @@ impl PostgresStore {
                 file.check()?;
             }
         }
+        // Without a root certificate, a verifying mode checks against the
+        // system's roots, which SSL_CERT_FILE replaces: one that cannot be
+        // read leaves none, and every connection failed with a bare
+        // "UnknownIssuer" that named no file (the Redis store names it).
+        if matches!(ssl_mode, PgSslMode::VerifyCa | PgSslMode::VerifyFull)
+            && !files.iter().any(|file| file.parameter == "sslrootcert")
+        {
+            if let Some(path) = std::env::var("SSL_CERT_FILE")
+                .ok()
+                .filter(|path| !path.is_empty())
+            {
+                TlsFile {
+                    parameter: "SSL_CERT_FILE",
+                    source: "SSL_CERT_FILE".to_owned(),
+                    path,
+                }
+                .check()?;
+            }
+        }
         // libpq checks the server's certificate against a root certificate
         // given with sslmode=require, as verify-ca does; sqlx would only
         // encrypt, and a URL copied from a libpq setup would verify nothing.
