@@ -1080,6 +1080,20 @@ async fn refresh_does_not_write_on_every_request() {
         writes,
         "31-day lifetime, just refreshed: nothing due"
     );
+    // A write moves the stored expiry with it, and a permanent session's
+    // cookie goes again so that its Expires follows, with the same id.
+    let response = send(&app, "POST", "/set/b", Some(&cookie), "2").await;
+    assert_eq!(cookie_pair(&response), cookie);
+
+    // A non-permanent session's cookie has no Expires: a write sends none.
+    let store = Arc::new(CountingStore::default());
+    let browser_session = crate::app(
+        config().session_permanent(false).build().expect("config"),
+        store,
+    );
+    let cookie = cookie_pair(&send(&browser_session, "POST", "/set/a", None, "1").await);
+    let response = send(&browser_session, "POST", "/set/b", Some(&cookie), "2").await;
+    assert!(set_cookies(response.headers()).is_empty());
 }
 
 /// With `SESSION_REFRESH_EACH_REQUEST=false`, a request that changes the
