@@ -404,13 +404,7 @@ async fn remember_makes_the_session_permanent() {
     );
 
     // Remembered again: the flash says it was so already, as the demo's does.
-    send(
-        &app,
-        &mut jar,
-        post_form("/petname", &[("pet", "Rex"), ("remember", "on")]),
-    )
-    .await;
-    let page = send(&app, &mut jar, get("/")).await;
+    let page = remember_then_show(&app, &mut jar).await;
     assert!(
         page.body.contains(
             "<li class=\"flash-message\">Remembered: this session was permanent already</li>"
@@ -420,19 +414,27 @@ async fn remember_makes_the_session_permanent() {
     );
 }
 
+/// Saves a pet name with "remember me", then shows the page with its flashes.
+async fn remember_then_show<S, B>(app: &S, jar: &mut Jar) -> Reply
+where
+    S: Service<Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
+    send(
+        app,
+        jar,
+        post_form("/petname", &[("pet", "Rex"), ("remember", "on")]),
+    )
+    .await;
+    send(app, jar, get("/")).await
+}
+
 /// Server-side sessions start permanent (SESSION_PERMANENT=true, as in
 /// Flask-Session): "remember me" says so, with the demo's words.
 #[actix_web::test]
 async fn remember_on_a_server_side_session_says_it_was_permanent_already() {
     let app = seeds_app(SessionType::Memory).await;
-    let mut jar = Jar::default();
-    send(
-        &app,
-        &mut jar,
-        post_form("/petname", &[("pet", "Rex"), ("remember", "on")]),
-    )
-    .await;
-    let page = send(&app, &mut jar, get("/")).await;
+    let page = remember_then_show(&app, &mut Jar::default()).await;
     assert!(
         page.body.contains(
             "Remembered: this session was permanent already (SESSION_PERMANENT=true, \
