@@ -1138,11 +1138,11 @@ fn cookie_action(state: &State) -> CookieAction {
     // The record lasts until the second after its lifetime ends (see
     // `idle_expiry`); the cookie, as Flask's (`now + lifetime`, in whole
     // seconds), expires with that lifetime, as Flask-Session's does.
-    let expires_at = permanent.then(|| {
-        times
-            .absolute_expires_at
-            .map_or(times.expires_at, |absolute| absolute.min(times.expires_at))
-            .saturating_sub(1)
+    // An absolute expiry that comes first is a time fixed at creation,
+    // rounded up already: the cookie lasts until it.
+    let expires_at = permanent.then(|| match times.absolute_expires_at {
+        Some(absolute) if absolute <= times.expires_at => absolute,
+        _ => times.expires_at.saturating_sub(1),
     });
     CookieAction::Set {
         id: id.clone(),

@@ -1470,6 +1470,29 @@ async fn a_permanent_cookie_expires_its_lifetime_from_now() {
         expires + 1,
         "the record outlasts it by a second"
     );
+
+    // An absolute expiry that comes first is a time fixed at creation,
+    // rounded up already: the cookie expires with it, not a second before
+    // (clients that honour Expires dropped the session up to a second short
+    // of its absolute lifetime).
+    let app = crate::app(
+        config()
+            .permanent_session_lifetime(Duration::from_secs(100))
+            .absolute_lifetime(Some(Duration::from_secs(10)))
+            .build()
+            .expect("config"),
+        store.clone(),
+    );
+    let response = send(&app, "POST", "/set/a", None, "1").await;
+    let parsed =
+        cookie::Cookie::parse(set_cookies(response.headers())[0].clone()).expect("a cookie");
+    let expires = u64::try_from(parsed.expires_datetime().expect("Expires").unix_timestamp())
+        .expect("after 1970");
+    let id = SessionId::parse(parsed.value()).expect("an id");
+    let record = stored(&store, &id).await.expect("stored");
+    let absolute = record.absolute_expires_at.expect("an absolute expiry");
+    assert!(absolute < record.expires_at);
+    assert_eq!(expires, absolute);
 }
 
 #[tokio::test]
