@@ -29,18 +29,26 @@ pub(crate) async fn list(State(state): State<AppState>, uri: Uri, session: Sessi
             crate::cookie_kind(session_type)
         ));
     }
-    let Some(user) = session.user_id() else {
-        // A login through Flask-Session: the page says who is logged in,
+    let user = match (session.user_id(), logged_in_as(&session)) {
+        (Some(owner), Some(username)) if owner == username => Some(owner),
+        // Logged in (again) through Flask-Session, which sets `username`
+        // and knows nothing of the owner: the page says who is logged in,
         // so tie the session to them, as the demo's own login does, and
         // come back once the tie is stored, to find this session among
         // theirs (once only: `?tied` marks the way back).
-        if uri.query() != Some(TIED_QUERY) {
-            if let Some(username) = flask_login(&session) {
-                session.set_user_id(Some(&username));
-                return (StatusCode::SEE_OTHER, [(header::LOCATION, TIED_LOCATION)])
-                    .into_response();
-            }
+        (_, Some(username)) if uri.query() != Some(TIED_QUERY) => {
+            session.set_user_id(Some(&username));
+            return (StatusCode::SEE_OTHER, [(header::LOCATION, TIED_LOCATION)]).into_response();
         }
+        // Logged out through Flask-Session, which leaves the owner: not
+        // this user's sessions any more.
+        (Some(_), None) => {
+            session.set_user_id(None);
+            None
+        }
+        _ => None,
+    };
+    let Some(user) = user else {
         return sessions_page(
             "<p class=\"status\">You are not logged in.</p>\
              <p>Log in on <a href=\"/\">the demo page</a> to see your sessions.</p>",
@@ -114,14 +122,21 @@ pub(crate) async fn logout_everywhere(State(state): State<AppState>, session: Se
     // but ties the session to no user, though the page says who is logged
     // in: tie it to that user first, so that "everywhere" means their
     // sessions, as it does after the demo's own login.
-    let tied_now = session.user_id().is_none()
-        && match flask_login(&session) {
-            Some(username) => {
-                session.set_user_id(Some(&username));
-                true
-            }
-            None => false,
-        };
+    // The session's owner brought in line with who the page says is logged
+    // in, as on "your sessions": a session the store knows as someone
+    // else's, or as no one's, is tied to that user now.
+    let tied_now = match (session.user_id(), logged_in_as(&session)) {
+        (Some(owner), Some(username)) if owner == username => false,
+        (_, Some(username)) => {
+            session.set_user_id(Some(&username));
+            true
+        }
+        (Some(_), None) => {
+            session.set_user_id(None);
+            false
+        }
+        (None, None) => false,
+    };
     match session.log_out_everywhere().await {
         Ok(ended) => {
             // The user's sessions the store ended, and this one, which the
@@ -142,9 +157,11 @@ pub(crate) async fn logout_everywhere(State(state): State<AppState>, session: Se
 const TIED_LOCATION: &str = "/sessions?tied";
 const TIED_QUERY: &str = "tied";
 
-/// The user of a session logged in through the Flask app sharing the store
-/// (it sets `username` and ties the session to no user).
-fn flask_login(session: &Session) -> Option<String> {
+/// Who the page says is logged in: `username`, which the demo's login and
+/// a Flask app sharing the store both set (the demo also ties the session
+/// to that user; the Flask app ties it to no one, and leaves the tie when
+/// it logs out or in as another user).
+fn logged_in_as(session: &Session) -> Option<String> {
     match session.get_value("username") {
         Some(Value::String(username)) if !username.trim().is_empty() => Some(username),
         _ => None,

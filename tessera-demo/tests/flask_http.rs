@@ -641,6 +641,56 @@ async fn log_out_everywhere_from_a_flask_login_reaches_the_users_other_sessions(
     }
 }
 
+/// "Your sessions" and "log out everywhere" follow who the page says is
+/// logged in when the Flask app logs in as someone else or logs out, which
+/// leaves the demo's tie to the earlier user in place: they showed, and
+/// ended, that user's sessions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn your_sessions_follow_a_flask_login_as_another_user_and_a_flask_logout() {
+    let (flask, demo, _) = sharing_redis("retie", "msgpack", &[], &[]);
+    let (mut shared, mut alices_other) = (Browser::new(), Browser::new());
+    for (browser, user) in [(&mut shared, "alice"), (&mut alices_other, "alice")] {
+        let status = browser
+            .post_form(demo.url("/login"), &[("username", user)])
+            .await;
+        assert_eq!(status, StatusCode::FOUND);
+    }
+    // The shared browser logs in as bob through Flask: its session is his now.
+    let status = shared
+        .post_form(flask.url("/login"), &[("username", "bob")])
+        .await;
+    assert_eq!(status, StatusCode::FOUND);
+    assert!(shared.get(demo.url("/")).await.contains("Logged in as bob"));
+    let (status, _) = shared.send(shared.client.get(demo.url("/sessions"))).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let page = shared.get(demo.url("/sessions?tied")).await;
+    assert!(page.contains("bob has 1 live session"), "{page}");
+    // Logged out through Flask: no one's sessions to show or end but its own.
+    shared.get(flask.url("/logout")).await;
+    let page = shared.get(demo.url("/sessions")).await;
+    assert!(page.contains("You are not logged in"), "{page}");
+    // Logged in as bob again, then out, then "log out everywhere": only
+    // this session ends, and alice's other browser stays logged in.
+    let status = shared
+        .post_form(flask.url("/login"), &[("username", "bob")])
+        .await;
+    assert_eq!(status, StatusCode::FOUND);
+    shared.get(demo.url("/sessions")).await;
+    shared.get(flask.url("/logout")).await;
+    assert_eq!(
+        shared
+            .post_form(demo.url("/sessions/logout-everywhere"), &[])
+            .await,
+        StatusCode::FOUND
+    );
+    let page = alices_other.get(demo.url("/sessions")).await;
+    assert!(page.contains("alice has 1 live session"), "{page}");
+    assert!(alices_other
+        .get(flask.url("/"))
+        .await
+        .contains("Logged in as alice"));
+}
+
 /// A real Flask app using Flask-Session 0.8 and the demo share server-side
 /// sessions in one Redis, in both of Flask-Session's formats, with the id
 /// cookie signed and unsigned.
