@@ -199,7 +199,8 @@ fn decode(args: DecodeArgs) -> Result<()> {
     };
     let max_payload_size = match args.max_payload_size {
         Some(bytes) => bytes,
-        None => env::max_payload_size()?.unwrap_or(tessera::DEFAULT_MAX_PAYLOAD_SIZE),
+        None => env::max_payload_size("--max-payload-size")?
+            .unwrap_or(tessera::DEFAULT_MAX_PAYLOAD_SIZE),
     };
     let env_cookie_name = match args.cookie_name {
         Some(_) => None,
@@ -365,7 +366,8 @@ fn sign(args: SignArgs) -> Result<()> {
     };
     python::as_python_reads_it(&mut data);
     let json_len = tagged::map_to_string(&data).len();
-    let (max_payload_size, bound_from) = match env::max_payload_size()? {
+    // `sign` has no option for it: the bound is the application's.
+    let (max_payload_size, bound_from) = match env::max_payload_size("")? {
         Some(bytes) => (bytes, " (TESSERA_MAX_PAYLOAD_SIZE)"),
         None => (tessera::DEFAULT_MAX_PAYLOAD_SIZE, ""),
     };
@@ -732,24 +734,53 @@ fn sets_empty(line: &str, name: &str) -> bool {
 /// `-b`/`--cookie` and of `-H`/`--header` `Cookie:` arguments, in order.
 /// `None` when the paste is no curl command.
 fn curl_command_cookies(input: &str) -> Result<Option<String>> {
+    const COOKIE_OPTIONS: [&str; 4] = ["-H", "-b", "--header", "--cookie"];
     let text = input.trim_start_matches(is_paste_blank);
     // No cookie value or session id holds a blank, nor an id `=`.
-    let is_curl = ["curl", "-H", "-b", "--header", "--cookie"]
-        .into_iter()
-        .any(|word| {
-            text.strip_prefix(word).is_some_and(|rest| {
-                rest.starts_with(is_paste_blank)
-                    || rest.starts_with('\\')
-                    || (word.starts_with("--") && rest.starts_with('='))
-            })
-        });
-    if !is_curl {
+    let is_curl = std::iter::once("curl").chain(COOKIE_OPTIONS).any(|word| {
+        text.strip_prefix(word).is_some_and(|rest| {
+            rest.starts_with(is_paste_blank)
+                || rest.starts_with('\\')
+                || (word.starts_with("--") && rest.starts_with('='))
+        })
+    });
+    // Lines of one that start with another option (`-X 'POST' \`,
+    // `--compressed \`): a curl command if one of them sends cookies.
+    let words = if is_curl {
+        shell_words(text).ok_or_else(|| {
+            Error::new("malformed: the pasted curl command has a quote that is not closed")
+        })?
+    } else if text.starts_with('-') && text.contains(is_paste_blank) {
+        match shell_words(text) {
+            Some(words)
+                if words.iter().any(|word| {
+                    COOKIE_OPTIONS.iter().any(|option| {
+                        word == option
+                            || word.strip_prefix(option).is_some_and(|rest| {
+                                option.starts_with("--") && rest.starts_with('=')
+                            })
+                    })
+                }) =>
+            {
+                words
+            }
+            _ => return Ok(None),
+        }
+    } else {
         return Ok(None);
+    };
+    // Windows' cmd form quotes with `^"`, which bash's rules do not read.
+    if words
+        .iter()
+        .any(|word| word.contains("^\"") || word.starts_with('^'))
+    {
+        return Err(Error::new(
+            "the pasted curl command is in the Windows (cmd) form, which this does not read: \
+             copy it as cURL (bash), or paste its Cookie header",
+        ));
     }
-    let words = shell_words(text).ok_or_else(|| {
-        Error::new("malformed: the pasted curl command has a quote that is not closed")
-    })?;
     let mut headers = Vec::new();
+    let mut cookie_files = Vec::new();
     let mut words = words.iter().map(String::as_str);
     while let Some(word) = words.next() {
         let (option, attached) = match word.split_once('=') {
@@ -766,16 +797,20 @@ fn curl_command_cookies(input: &str) -> Result<Option<String>> {
         };
         if cookies {
             // Without `=`, curl reads the argument as a file of cookies.
-            if !value.contains('=') {
-                return Err(Error::new(format_args!(
-                    "the pasted curl command reads its cookies from the file {value:?}: \
-                     paste the session cookie itself"
-                )));
+            if value.contains('=') {
+                headers.push(format!("Cookie: {value}"));
+            } else {
+                cookie_files.push(value);
             }
-            headers.push(format!("Cookie: {value}"));
         } else if header(value).is_some_and(|(is_cookie_header, _)| is_cookie_header) {
             headers.push(value.to_owned());
         }
+    }
+    if let (true, Some(file)) = (headers.is_empty(), cookie_files.first()) {
+        return Err(Error::new(format_args!(
+            "the pasted curl command reads its cookies from the file {file:?}: paste the \
+             session cookie itself"
+        )));
     }
     if headers.is_empty() {
         return Err(Error::new(
@@ -988,9 +1023,13 @@ mod tests {
             "curl \"http://h/\" -H \"cookie: session=abc.def.ghi\"",
             "curl $'http://h/\\'x' --cookie=$'session=abc.def.ghi; b=\\'2\\''",
             "curl http://h/ --header Cookie:\\ session=abc.def.ghi",
-            // A line of one, as copied from it.
+            // A line of one, as copied from it, or a few from another option on.
             "  -H 'Cookie: a=1; session=abc.def.ghi' \\",
             "-b 'session=abc.def.ghi'",
+            "-X 'POST' \\\n  -b 'a=1; session=abc.def.ghi' \\\n  --compressed",
+            "--compressed \\\n  -H 'Cookie: session=abc.def.ghi'",
+            // A cookie file beside the cookies it sends.
+            "curl h -b cookies.txt -H 'Cookie: session=abc.def.ghi'",
         ] {
             assert_eq!(value(text), ["abc.def.ghi"], "{text}");
         }
@@ -1007,6 +1046,14 @@ mod tests {
             ),
             ("curl http://h/ -b 'session=abc", "not closed"),
             ("curl http://h/ -b 'a=1; b=2'", "(it has a, b)"),
+            (
+                "curl ^\"http://h/^\" -b ^\"session=abc.def.ghi^\"",
+                "Windows (cmd) form",
+            ),
+            (
+                "curl ^\"http://h/^\" -H ^\"Cookie: session=abc.def.ghi^\"",
+                "Windows (cmd) form",
+            ),
         ] {
             let error = pasted_cookies(text, "session", false)
                 .expect_err(text)

@@ -44,9 +44,10 @@ pub(crate) fn max_age() -> Result<Option<u64>> {
     }
 }
 
-/// `TESSERA_MAX_PAYLOAD_SIZE`, in bytes; `--max-payload-size` wins over it.
-pub(crate) fn max_payload_size() -> Result<Option<usize>> {
-    let Some(value) = setting(MAX_PAYLOAD_SIZE, "--max-payload-size")? else {
+/// `TESSERA_MAX_PAYLOAD_SIZE`, in bytes; `option`, if the command has one
+/// (`--max-payload-size`), wins over it.
+pub(crate) fn max_payload_size(option: &str) -> Result<Option<usize>> {
+    let Some(value) = setting(MAX_PAYLOAD_SIZE, option)? else {
         return Ok(None);
     };
     // The application refuses a smaller bound when it starts.
@@ -61,7 +62,7 @@ pub(crate) fn max_payload_size() -> Result<Option<usize>> {
                      written but never read back"
                 ),
             ),
-            "--max-payload-size",
+            option,
         )),
     }
 }

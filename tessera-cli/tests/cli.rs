@@ -612,11 +612,17 @@ fn the_payload_bound_comes_from_the_environment() {
     );
     assert!(out.success(), "{}", out.stderr);
     for invalid in ["100", "lots", "-1"] {
-        let reason = decode_in(&[], &[("TESSERA_MAX_PAYLOAD_SIZE", invalid)])
-            .refusal()
-            .to_owned();
+        let env = [("TESSERA_MAX_PAYLOAD_SIZE", invalid)];
+        let reason = decode_in(&[], &env).refusal().to_owned();
         assert!(
             reason.contains("TESSERA_MAX_PAYLOAD_SIZE") && reason.contains("--max-payload-size"),
+            "{invalid}: {reason}"
+        );
+        // `sign` has no such option, and does not suggest one.
+        let out = run_with(&["cookie", "sign", "--secret-key", KEY], "{}", &env);
+        let reason = out.refusal();
+        assert!(
+            reason.contains("TESSERA_MAX_PAYLOAD_SIZE") && !reason.contains("--max-payload-size"),
             "{invalid}: {reason}"
         );
     }
