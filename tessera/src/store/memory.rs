@@ -16,7 +16,8 @@ pub const DEFAULT_MAX_SESSIONS: usize = 100_000;
 const MAKE_ROOM_PURGE: usize = 64;
 
 /// The log of evictions from full stores, for the whole process.
-static EVICTIONS: super::OutageLog = super::OutageLog::new("sessions evicted");
+static EVICTIONS: super::OutageLog =
+    super::OutageLog::of_events("memory session store full", "evictions");
 
 /// A [`SessionStore`] in a `HashMap`, bounded in size.
 ///
@@ -273,7 +274,7 @@ impl Inner {
             };
             // Under a flood of new sessions, every creation evicts one:
             // a line each was a million lines a minute.
-            if let Some(not_logged) = EVICTIONS.due() {
+            if let Some(not_logged) = EVICTIONS.due_or_counted_later() {
                 tracing::warn!(
                     session = ?id,
                     not_logged,

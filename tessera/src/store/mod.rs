@@ -568,6 +568,9 @@ pub(crate) struct OutageLog {
     /// What the failures it counts are, for the line that counts those not
     /// logged (which may be loads, saves and other operations alike).
     kind: &'static str,
+    /// What that line calls them: "failures", logged as errors, or events
+    /// that are no failure ("evictions"), logged as warnings.
+    events: &'static str,
     /// When a line was last let through, in [`monotonic_millis`] plus one;
     /// 0 for never.
     logged_at: std::sync::atomic::AtomicU64,
@@ -629,10 +632,17 @@ pub(crate) static STORE_FAULTS: OutageLog =
 
 impl OutageLog {
     const INTERVAL_MS: u64 = 1000;
+    const FAILURES: &'static str = "failures";
 
     pub(crate) const fn new(kind: &'static str) -> Self {
+        Self::of_events(kind, Self::FAILURES)
+    }
+
+    /// A log of events that are no failure, `events` naming them.
+    pub(crate) const fn of_events(kind: &'static str, events: &'static str) -> Self {
         Self {
             kind,
+            events,
             failing: std::sync::atomic::AtomicBool::new(false),
             logged_at: std::sync::atomic::AtomicU64::new(0),
             not_logged: std::sync::atomic::AtomicU64::new(0),
@@ -697,11 +707,20 @@ impl OutageLog {
             return;
         }
         if let Some(not_logged) = self.take_turn_at(now_ms).filter(|n| *n > 0) {
-            tracing::error!(
-                not_logged,
-                "{}: {not_logged} more such failures since the last line",
-                self.kind
-            );
+            if self.events == Self::FAILURES {
+                tracing::error!(
+                    not_logged,
+                    "{}: {not_logged} more such failures since the last line",
+                    self.kind
+                );
+            } else {
+                tracing::warn!(
+                    not_logged,
+                    "{}: {not_logged} more {} since the last line",
+                    self.kind,
+                    self.events
+                );
+            }
         }
     }
 
@@ -709,6 +728,18 @@ impl OutageLog {
     /// second), and if so how many were held back since the last.
     pub(crate) fn due(&self) -> Option<u64> {
         self.due_at(monotonic_millis())
+    }
+
+    /// As [`due`](Self::due), and when no line is due, has those held back
+    /// counted on a line of their own a second later, unless a line has
+    /// counted them by then: the last of a burst are not left uncounted
+    /// until the next event, which may never come.
+    pub(crate) fn due_or_counted_later(&'static self) -> Option<u64> {
+        let due = self.due();
+        if due.is_none() {
+            self.summarize_later();
+        }
+        due
     }
 
     /// Whether the failure was logged (else it was counted).
