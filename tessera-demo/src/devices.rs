@@ -119,12 +119,10 @@ pub(crate) async fn logout_everywhere(State(state): State<AppState>, session: Se
         ));
     }
     // A login through Flask-Session (sharing the store) sets `username`
-    // but ties the session to no user, though the page says who is logged
-    // in: tie it to that user first, so that "everywhere" means their
-    // sessions, as it does after the demo's own login.
-    // The session's owner brought in line with who the page says is logged
-    // in, as on "your sessions": a session the store knows as someone
-    // else's, or as no one's, is tied to that user now.
+    // but ties the session to no user, and a login there as another user,
+    // or a logout, leaves the tie as it was: brought in line with who the
+    // page says is logged in first, as on "your sessions", so that
+    // "everywhere" means that user's sessions, as after the demo's own login.
     let tied_now = match (session.user_id(), logged_in_as(&session)) {
         (Some(owner), Some(username)) if owner == username => false,
         (_, Some(username)) => {
