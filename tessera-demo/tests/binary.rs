@@ -395,6 +395,37 @@ async fn shutdown_does_not_wait_for_a_request_that_never_arrives() {
     assert!(exit.success(), "{exit:?}");
 }
 
+/// A raw connection to `demo`, for clients that misbehave.
+async fn connect_to(demo: &Demo) -> tokio::net::TcpStream {
+    let address = demo.url.trim_start_matches("http://").trim_end_matches('/');
+    tokio::net::TcpStream::connect(address)
+        .await
+        .expect("connects")
+}
+
+/// Sends `bytes` a byte every 200 ms, until they are sent or the demo
+/// closes the connection.
+async fn trickle_in(stream: &mut tokio::net::TcpStream, bytes: &[u8]) {
+    use tokio::io::AsyncWriteExt as _;
+    for byte in bytes {
+        if stream.write_all(&[*byte]).await.is_err() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Everything the demo sends on `stream` until it closes it, if it does
+/// within `within` (a reset counts as closed).
+async fn answer_then_close(stream: &mut tokio::net::TcpStream, within: Duration) -> Option<String> {
+    use tokio::io::AsyncReadExt as _;
+    let mut answer = Vec::new();
+    tokio::time::timeout(within, stream.read_to_end(&mut answer))
+        .await
+        .ok()
+        .map(|_| String::from_utf8_lossy(&answer).into_owned())
+}
+
 /// Clients that connect and send nothing, half a request, or a byte at a
 /// time, or that keep a connection open without a next request, are cut
 /// off after `--header-timeout` (slowloris), rather than hold a socket and
@@ -403,34 +434,14 @@ async fn shutdown_does_not_wait_for_a_request_that_never_arrives() {
 async fn slow_and_idle_connections_are_closed_after_the_header_timeout() {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-    /// Whether the demo closes `stream` within `within`, reading (and
-    /// dropping) whatever it sends first.
+    /// Whether the demo closes `stream` within `within`.
     async fn closed_within(stream: &mut tokio::net::TcpStream, within: Duration) -> bool {
-        let mut buffer = [0u8; 4096];
-        tokio::time::timeout(within, async {
-            loop {
-                match stream.read(&mut buffer).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(_) => {}
-                }
-            }
-        })
-        .await
-        .is_ok()
+        answer_then_close(stream, within).await.is_some()
     }
     let key = ("SECRET_KEY", "an-environment-secret-key-0123456789abcdef");
     let dir = TempDir::new("header-timeout");
     let demo = start_with(&dir.0, &["--header-timeout", "1"], &[key]).await;
-    let address = demo
-        .url
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .to_owned();
-    let connect = || async {
-        tokio::net::TcpStream::connect(&address)
-            .await
-            .expect("connects")
-    };
+    let connect = || connect_to(&demo);
 
     let mut silent = connect().await;
     let mut half = connect().await;
@@ -448,12 +459,11 @@ async fn slow_and_idle_connections_are_closed_after_the_header_timeout() {
     let started = std::time::Instant::now();
     // A byte every 200 ms: the timeout is on the whole header, not between bytes.
     let trickling = async {
-        for byte in b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaa".iter() {
-            if trickle.write_all(&[*byte]).await.is_err() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        trickle_in(
+            &mut trickle,
+            b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaa",
+        )
+        .await;
         closed_within(&mut trickle, Duration::from_secs(10)).await
     };
     let (silent_closed, half_closed, idle_closed, trickle_closed) = tokio::join!(
@@ -488,20 +498,8 @@ async fn slow_and_idle_connections_are_closed_after_the_header_timeout() {
 /// header timeout; a body sent in time is read as usual.
 #[tokio::test]
 async fn a_slow_or_stalled_request_body_is_cut_off_after_the_request_timeout() {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    use tokio::io::AsyncWriteExt as _;
 
-    /// Everything the demo sends on `stream` until it closes it, if it does
-    /// within `within`.
-    async fn answer_then_close(
-        stream: &mut tokio::net::TcpStream,
-        within: Duration,
-    ) -> Option<String> {
-        let mut answer = Vec::new();
-        tokio::time::timeout(within, stream.read_to_end(&mut answer))
-            .await
-            .ok()
-            .map(|_| String::from_utf8_lossy(&answer).into_owned())
-    }
     let key = ("SECRET_KEY", "an-environment-secret-key-0123456789abcdef");
     let dir = TempDir::new("request-timeout");
     let demo = start_with(
@@ -510,22 +508,13 @@ async fn a_slow_or_stalled_request_body_is_cut_off_after_the_request_timeout() {
         &[key],
     )
     .await;
-    let address = demo
-        .url
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .to_owned();
     let login = |length: usize| {
         format!(
             "POST /login HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n\
              Content-Length: {length}\r\n\r\n"
         )
     };
-    let connect = || async {
-        tokio::net::TcpStream::connect(&address)
-            .await
-            .expect("connects")
-    };
+    let connect = || connect_to(&demo);
 
     let mut stalled = connect().await;
     stalled
@@ -540,12 +529,7 @@ async fn a_slow_or_stalled_request_body_is_cut_off_after_the_request_timeout() {
     let started = std::time::Instant::now();
     // A byte every 200 ms: 8 s for the whole body.
     let trickling = async {
-        for byte in b"username=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa".iter() {
-            if trickle.write_all(&[*byte]).await.is_err() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        trickle_in(&mut trickle, b"username=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa").await;
         answer_then_close(&mut trickle, Duration::from_secs(10)).await
     };
     let (stalled_answer, trickle_answer) = tokio::join!(
