@@ -455,6 +455,10 @@ fn ordinal(n: usize) -> String {
 /// The reason a cookie was refused, with a hint when it looks like the other
 /// kind: signed cookies always hold dots, encrypted ones never do.
 fn refusal(err: DecodeError, cookie: &str, encrypted: bool) -> Error {
+    // `Cookie: session=`: what the app reads as no session at all.
+    if cookie.is_empty() {
+        return Error::new("malformed: the cookie is empty");
+    }
     if let Some(signed) = server_side_id(cookie) {
         return Error::new(format_args!(
             "{err} (this looks like a server-side session's id{}, which holds no data: look \
@@ -705,6 +709,15 @@ pub(crate) fn pasted_cookies<'a>(
     }
     let value = unquote(value);
     if value.is_empty() {
+        // A Set-Cookie of an empty value with attributes (a logout's) is a
+        // deletion, not a damaged cookie.
+        if name.is_some() && text.contains(';') {
+            return Err(Error::new(format_args!(
+                "the pasted Set-Cookie deletes the cookie {wanted_name:?} (a logout?), so \
+                 the browser holds none after it; paste the request's Cookie header to read \
+                 the cookie it sent"
+            )));
+        }
         return Err(Error::new("malformed: the cookie is empty"));
     }
     Ok((name, vec![value]))
@@ -1162,6 +1175,25 @@ mod tests {
             .expect_err("deleted")
             .to_string();
         assert!(error.contains("deletes the cookie"), "{error}");
+        // A logout's response alone, however it is pasted, is said to be one.
+        for response in [
+            "Set-Cookie: session=; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0; Path=/",
+            "session=; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0; HttpOnly; Path=/",
+            "HTTP/1.1 302 FOUND\nSet-Cookie: session=; Max-Age=0; Path=/\nLocation: /\n",
+            "< HTTP/1.1 302 FOUND\n< set-cookie: session=; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Path=/\n",
+        ] {
+            let error = pasted_cookies(response, "session", false)
+                .expect_err(response)
+                .to_string();
+            assert!(error.contains("deletes the cookie \"session\""), "{response}: {error}");
+        }
+        // An empty value with nothing else is no deletion, just empty.
+        for empty in ["session=", "Set-Cookie: session="] {
+            let error = pasted_cookies(empty, "session", false)
+                .expect_err(empty)
+                .to_string();
+            assert!(!error.contains("deletes"), "{empty}: {error}");
+        }
         // Another cookie's Set-Cookie leaves the request's session cookie.
         let other = "> Cookie: session=old.def.ghi\n< set-cookie: theme=dark; Path=/\n";
         assert_eq!(
