@@ -1122,13 +1122,13 @@ fn every_value_kind() -> Map {
         ("markup", Value::markup("<b>bold</b> &amp; \u{e9}")),
         (
             "uuid",
-            Value::Uuid(uuid::Uuid::from_u128(
-                0x1234_5678_1234_5678_1234_5678_1234_5678,
-            )),
+            // Through tagged JSON rather than the `uuid` and `time` crates,
+            // so that a copy of this file needs no dependency but tessera's.
+            tagged::from_str(r#"{" u": "12345678-1234-5678-1234-567812345678"}"#).expect("a UUID"),
         ),
         (
             "datetime",
-            Value::DateTime(time::macros::datetime!(2024-03-05 12:34:56 UTC)),
+            tagged::from_str(r#"{" d": "Tue, 05 Mar 2024 12:34:56 GMT"}"#).expect("a datetime"),
         ),
         (
             "unicode key \u{43a}\u{43b}\u{44e}\u{447} \u{1f511}",

@@ -7,7 +7,7 @@ use reqwest::header::{COOKIE, RETRY_AFTER, SET_COOKIE};
 use reqwest::StatusCode;
 use tessera::{
     Changes, Record, SessionConfig, SessionId, SessionInfo, SessionLayer, SessionStore,
-    SessionType, StoreError, Value,
+    SessionType, StoreError, UpdateOutcome, Value,
 };
 use tokio::net::TcpListener;
 
@@ -49,6 +49,14 @@ impl SessionStore for DownStore {
         Err(down())
     }
     async fn update(&self, _: &SessionId, _: &Changes, _: u64) -> Result<bool, StoreError> {
+        Err(down())
+    }
+    async fn update_or_delete_if_empty(
+        &self,
+        _: &SessionId,
+        _: &Changes,
+        _: u64,
+    ) -> Result<UpdateOutcome, StoreError> {
         Err(down())
     }
     async fn delete(&self, _: &SessionId) -> Result<bool, StoreError> {

@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use tessera::{
-    Changes, MemoryStore, Record, SessionId, SessionInfo, SessionStore, StoreError, Value,
+    Changes, MemoryStore, Record, SessionId, SessionInfo, SessionStore, StoreError, UpdateOutcome,
+    Value,
 };
 
 #[derive(Debug)]
@@ -87,6 +88,20 @@ impl<S: SessionStore + ?Sized> CountingStore<S> {
         self.writes.fetch_add(1, Ordering::SeqCst);
         self.check()
     }
+
+    /// An update's write, failing as the update switches say.
+    fn updating(&self) -> Result<(), StoreError> {
+        self.wrote()?;
+        if self.updates_down.load(Ordering::SeqCst) {
+            return Err(StoreError::unavailable(std::io::Error::other(
+                "store is down",
+            )));
+        }
+        if self.updates_misconfigured.load(Ordering::SeqCst) {
+            return Err(misconfigured());
+        }
+        Ok(())
+    }
 }
 
 fn misconfigured() -> StoreError {
@@ -109,16 +124,17 @@ impl<S: SessionStore + ?Sized> SessionStore for CountingStore<S> {
         changes: &Changes,
         now: u64,
     ) -> Result<bool, StoreError> {
-        self.wrote()?;
-        if self.updates_down.load(Ordering::SeqCst) {
-            return Err(StoreError::unavailable(std::io::Error::other(
-                "store is down",
-            )));
-        }
-        if self.updates_misconfigured.load(Ordering::SeqCst) {
-            return Err(misconfigured());
-        }
+        self.updating()?;
         self.inner.update(id, changes, now).await
+    }
+    async fn update_or_delete_if_empty(
+        &self,
+        id: &SessionId,
+        changes: &Changes,
+        now: u64,
+    ) -> Result<UpdateOutcome, StoreError> {
+        self.updating()?;
+        self.inner.update_or_delete_if_empty(id, changes, now).await
     }
     async fn delete(&self, id: &SessionId) -> Result<bool, StoreError> {
         self.wrote()?;
