@@ -954,9 +954,10 @@ impl SessionConfigBuilder {
 
     /// End server-side sessions this long after creation, however active
     /// (`TESSERA_SESSION_ABSOLUTE_LIFETIME`; `None`, the default: no bound
-    /// but the idle lifetime). From one second to [`MAX_LIFETIME_SECS`].
+    /// but the idle lifetime). From one second to [`MAX_LIFETIME_SECS`];
+    /// zero means none, as 0 does in the environment.
     pub fn absolute_lifetime(mut self, lifetime: Option<Duration>) -> Self {
-        self.absolute_lifetime = lifetime;
+        self.absolute_lifetime = lifetime.filter(|lifetime| !lifetime.is_zero());
         self
     }
 
@@ -2080,12 +2081,22 @@ mod tests {
                 .permanent_session_lifetime(lifetime)
                 .build()
                 .expect_err("out of range");
+            if lifetime.is_zero() {
+                continue;
+            }
             SessionConfig::builder()
                 .secret_key(KEY)
                 .absolute_lifetime(Some(lifetime))
                 .build()
                 .expect_err("out of range");
         }
+        // Zero is no bound, as 0 is in the environment, not an error.
+        let unbounded = SessionConfig::builder()
+            .secret_key(KEY)
+            .absolute_lifetime(Some(Duration::ZERO))
+            .build()
+            .expect("zero is none");
+        assert_eq!(unbounded.absolute_lifetime(), None);
     }
 
     #[cfg(any(feature = "redis", feature = "postgres"))]
