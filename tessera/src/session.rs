@@ -715,8 +715,12 @@ impl Session {
     }
 
     /// When the cookie this session came from was signed (Unix seconds).
+    /// Counts as a read: a response that shows it depends on the cookie,
+    /// so it gets `Vary: Cookie`.
     pub fn signed_at(&self) -> Option<u64> {
-        self.lock().signed_at
+        let mut state = self.lock();
+        state.accessed = true;
+        state.signed_at
     }
 
     /// Adds a flash message in the default category `"message"`.
@@ -1042,6 +1046,9 @@ mod tests {
             },
             |s| {
                 let _ = s.get::<String>("a");
+            },
+            |s| {
+                let _ = s.signed_at();
             },
         ] {
             let session = fresh();
