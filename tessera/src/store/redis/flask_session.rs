@@ -672,7 +672,7 @@ impl FlaskSessionRedisStore {
         match self.shared.format.decode(value) {
             Ok(data) => Some(data),
             Err(_) if pickled(value) => {
-                tracing::warn!(
+                tracing::error!(
                     session = %id.fingerprint(),
                     "ignoring a stored session that was pickled, as Flask-Session before 0.7 \
                      stores them (tessera never unpickles); an application with such a \
@@ -682,7 +682,7 @@ impl FlaskSessionRedisStore {
                 None
             }
             Err(error) => {
-                tracing::warn!(
+                tracing::error!(
                     session = %id.fingerprint(),
                     %error,
                     "ignoring a stored session that is neither msgpack nor JSON"
@@ -1338,6 +1338,43 @@ mod tests {
         assert_eq!((store.prefix(), store.connections()), ("elsewhere:", 3));
         assert_eq!((held.prefix(), held.connections()), (DEFAULT_PREFIX, 1));
         assert_eq!(store.format(), held.format());
+    }
+
+    /// As an unreadable record of tessera's own layout is (README,
+    /// "Unreadable records"): the session is lost to its visitor.
+    #[test]
+    fn unreadable_records_are_ignored_with_an_error_logged() {
+        #[derive(Clone, Default)]
+        struct Lines(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Lines {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().expect("lock").extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let store = FlaskSessionRedisStore::new("redis://127.0.0.1:1/", SerializationFormat::Json)
+            .expect("a Redis URL");
+        let id = SessionId::generate();
+        let deep = format!("{{\"a\": {}1{}}}", "[".repeat(200), "]".repeat(200));
+        let pickle = [
+            0x80, 0x04, 0x95, 0x0a, 0, 0, 0, 0, 0, 0, 0, b'}', 0x94, b'.',
+        ];
+        for record in [deep.as_bytes(), &pickle, b"\xff not a session"] {
+            let lines = Lines::default();
+            let writer = lines.clone();
+            let subscriber = tracing_subscriber::fmt()
+                .with_writer(move || writer.clone())
+                .with_ansi(false)
+                .finish();
+            let decoded =
+                tracing::subscriber::with_default(subscriber, || store.decode(&id, record));
+            assert_eq!(decoded, None);
+            let logged = String::from_utf8(lines.0.lock().expect("lock").clone()).expect("text");
+            assert!(logged.contains("ERROR"), "{record:?}: {logged}");
+        }
     }
 
     #[test]
