@@ -393,7 +393,7 @@ impl Store {
                             Some(found @ (Layout::Tessera | Layout::Both)) => Err(mismatch(found)),
                             Some(Layout::FlaskSession) => Ok(Self::FlaskSessionRedis(store)),
                             None => {
-                                warn_if_elsewhere(&prefix, store.indexed_prefixes().await);
+                                warn_if_elsewhere(&prefix, store.indexed_prefixes().await, true);
                                 Ok(Self::FlaskSessionRedis(store))
                             }
                         }
@@ -408,7 +408,7 @@ impl Store {
                             }
                             Some(Layout::Tessera) => Ok(Self::Redis(store)),
                             None => {
-                                warn_if_elsewhere(&prefix, store.indexed_prefixes().await);
+                                warn_if_elsewhere(&prefix, store.indexed_prefixes().await, false);
                                 Ok(Self::Redis(store))
                             }
                         }
@@ -459,8 +459,14 @@ impl Store {
 /// mistyped would have the commands find nothing and a "log out everywhere"
 /// end nothing, exiting as on success. Says where sessions are, if under
 /// other prefixes. (A store that is empty, as after every session expired,
-/// warns too: nothing tells the two apart.)
-fn warn_if_elsewhere(prefix: &str, indexed: Result<Vec<String>, StoreError>) {
+/// warns too: nothing tells the two apart.) Sessions that only a Flask app
+/// wrote are in no index, so for Flask-Session's layout the warning says
+/// that prefixes holding only those go unnamed.
+fn warn_if_elsewhere(
+    prefix: &str,
+    indexed: Result<Vec<String>, StoreError>,
+    flask_session_layout: bool,
+) {
     let indexed = match indexed {
         Ok(indexed) => indexed,
         // Only a courtesy: a server that denies SCAN (an ACL) gets none.
@@ -469,16 +475,22 @@ fn warn_if_elsewhere(prefix: &str, indexed: Result<Vec<String>, StoreError>) {
     if indexed.iter().any(|other| other == prefix) {
         return;
     }
+    let unindexed = if flask_session_layout {
+        " (sessions that only a Flask app has written are in no index, so a prefix holding \
+         only those is not named here: the Flask app's SESSION_KEY_PREFIX says where they are)"
+    } else {
+        ""
+    };
     if indexed.is_empty() {
         warn(&format!(
-            "no sessions under the key prefix {prefix:?} on this server, nor under any other: \
-             SESSION_KEY_PREFIX must be the application's (default \"session:\")"
+            "no sessions under the key prefix {prefix:?} on this server, nor indexed under any \
+             other: SESSION_KEY_PREFIX must be the application's (default \"session:\"){unindexed}"
         ));
     } else {
         let others: Vec<String> = indexed.iter().map(|other| format!("{other:?}")).collect();
         warn(&format!(
             "no sessions under the key prefix {prefix:?} on this server; there are some under \
-             {}: set SESSION_KEY_PREFIX to the application's",
+             {}: set SESSION_KEY_PREFIX to the application's{unindexed}",
             others.join(", ")
         ));
     }

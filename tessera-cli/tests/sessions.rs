@@ -1300,6 +1300,25 @@ fn a_redis_prefix_without_sessions_is_warned_about() {
         "{:?}",
         out.stderr
     );
+    assert!(!out.stderr.contains("Flask app"), "{:?}", out.stderr);
+    // In Flask-Session's layout, sessions only a Flask app wrote are in no
+    // index, so the warning cannot name their prefix, and says so.
+    let out = run_in(
+        &dir,
+        &["sessions", "list", "--store", &url],
+        &[
+            ("SESSION_KEY_PREFIX", mistyped),
+            ("SESSION_SERIALIZATION_FORMAT", "msgpack"),
+        ],
+    );
+    assert_eq!(out.status, Some(0), "{:?}", out.stderr);
+    assert!(
+        out.stderr
+            .contains(&format!("no sessions under the key prefix {mistyped:?}"))
+            && out.stderr.contains("only a Flask app has written"),
+        "{:?}",
+        out.stderr
+    );
     let out = run_in(
         &dir,
         &["sessions", "revoke-user", "mallory", "--store", &url],
