@@ -1655,7 +1655,7 @@ fn check_lifetime(
 #[cfg(any(feature = "redis", feature = "postgres"))]
 fn store_config_reason(error: crate::store::StoreError) -> String {
     match error {
-        crate::store::StoreError::Config(reason) => reason,
+        crate::store::StoreError::Config(reason) => reason.to_string(),
         other => other.to_string(),
     }
 }

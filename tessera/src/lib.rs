@@ -86,7 +86,8 @@ pub use session::{
 };
 pub use signing::SignatureError;
 pub use store::{
-    Changes, MemoryStore, Record, SessionId, SessionInfo, SessionStore, StoreError, UpdateOutcome,
+    Changes, MemoryStore, Reason, Record, SessionId, SessionInfo, SessionStore, StoreError,
+    UpdateOutcome,
 };
 pub use value::{Number, Value};
 

@@ -183,7 +183,7 @@ pub(crate) fn unix_now() -> u64 {
 
 /// Refuses a value that, stored, would make its session unreadable.
 fn unwritable(key: &str, problem: crate::tagged::Unwritable) -> StoreError {
-    StoreError::Unrepresentable(format!("session key {key:?}: {problem}"))
+    StoreError::unrepresentable(format!("session key {key:?}: {problem}"))
 }
 
 /// The store work one flush needs, decided under the lock.
@@ -454,7 +454,7 @@ impl Session {
                 }
             }
         }
-        Err(StoreError::Corrupt(
+        Err(StoreError::corrupt(
             "could not draw an unused session id".to_owned(),
         ))
     }
@@ -750,7 +750,7 @@ impl Session {
                 return Ok(());
             }
         }
-        Err(StoreError::Corrupt(
+        Err(StoreError::corrupt(
             "could not draw an unused session id".to_owned(),
         ))
     }

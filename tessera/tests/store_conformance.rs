@@ -3364,7 +3364,7 @@ mod sqlite_file {
 
         let error = SqliteStore::open(&path).await.expect_err("refused");
         assert!(
-            matches!(&error, StoreError::Config(message) if message.contains("99")),
+            matches!(&error, StoreError::Config(message) if message.text().contains("99")),
             "{error}"
         );
         // The CLI opens existing stores only: told the same.
@@ -3373,7 +3373,7 @@ mod sqlite_file {
             .expect_err("refused");
         assert!(
             matches!(&error, StoreError::Config(message)
-                if message.contains("version 99") && message.contains("upgrade tessera")),
+                if message.text().contains("version 99") && message.text().contains("upgrade tessera")),
             "{error}"
         );
     }
@@ -3579,7 +3579,7 @@ mod sqlite_file {
         ] {
             match SqliteStore::from_url(bad) {
                 Err(StoreError::Config(message)) => {
-                    assert!(message.contains("sqlite://"), "{bad:?}: {message}");
+                    assert!(message.text().contains("sqlite://"), "{bad:?}: {message}");
                 }
                 other => panic!("{bad:?} was accepted: {other:?}"),
             }

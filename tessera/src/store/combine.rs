@@ -591,7 +591,7 @@ async fn run_increments<S: Combining>(
                 for queued in group {
                     value = value.and_then(|value| value.checked_add(queued.request.by));
                     let answer = value.map(Some).ok_or_else(|| {
-                        StoreError::Corrupt(format!(
+                        StoreError::corrupt(format!(
                             "incrementing {key:?} by {sum} gave {total}, out of range"
                         ))
                     });
@@ -637,7 +637,7 @@ fn for_each_caller(error: StoreError) -> impl Fn() -> StoreError {
     move || copy_of(&error)
 }
 
-fn copy_of(error: &StoreError) -> StoreError {
+pub(super) fn copy_of(error: &StoreError) -> StoreError {
     match error {
         StoreError::Unavailable(source) => {
             StoreError::Unavailable(match source.downcast_ref::<SharedCause>() {
@@ -654,9 +654,9 @@ fn copy_of(error: &StoreError) -> StoreError {
             expected,
             found,
         },
-        StoreError::Corrupt(why) => StoreError::Corrupt(why.clone()),
-        StoreError::Unrepresentable(why) => StoreError::Unrepresentable(why.clone()),
-        StoreError::Config(why) => StoreError::Config(why.clone()),
+        StoreError::Corrupt(why) => StoreError::corrupt(why.clone()),
+        StoreError::Unrepresentable(why) => StoreError::unrepresentable(why.clone()),
+        StoreError::Config(why) => StoreError::config(why.clone()),
     }
 }
 

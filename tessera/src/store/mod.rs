@@ -371,17 +371,98 @@ pub enum StoreError {
     },
     /// Stored data could not be read back.
     #[error("stored session data is corrupt: {0}")]
-    Corrupt(String),
+    Corrupt(#[source] Reason),
     /// A value cannot be written in the store's format (for example an
     /// integer beyond 64 bits in Flask-Session's msgpack).
     #[error("session data cannot be stored in this format: {0}")]
-    Unrepresentable(String),
+    Unrepresentable(#[source] Reason),
     /// The store's location is not usable (bad URL, missing feature).
     #[error("invalid session store configuration: {0}")]
-    Config(String),
+    Config(#[source] Reason),
+}
+
+/// Why a [`StoreError`] other than an outage happened: a message and, when
+/// another library's error found the problem, that error as its
+/// [`source`](std::error::Error::source), for a caller to inspect or
+/// downcast. The message already says what the source says, as
+/// [`StoreError::Unavailable`]'s does.
+#[derive(Debug, Clone)]
+pub struct Reason {
+    text: String,
+    // Shared rather than boxed: the stores hand one failure to every
+    // request waiting on the same operation.
+    source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+}
+
+impl Reason {
+    /// A reason without an underlying error.
+    pub fn new(text: impl Into<String>) -> Self {
+        Self {
+            text: text.into(),
+            source: None,
+        }
+    }
+
+    /// A reason found by `source`; `text` should say what it says.
+    pub fn caused_by(
+        text: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            text: text.into(),
+            source: Some(Arc::new(source)),
+        }
+    }
+
+    /// The message.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl std::error::Error for Reason {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|source| source as &(dyn std::error::Error + 'static))
+    }
+}
+
+impl From<String> for Reason {
+    fn from(text: String) -> Self {
+        Self::new(text)
+    }
+}
+
+impl From<&str> for Reason {
+    fn from(text: &str) -> Self {
+        Self::new(text)
+    }
 }
 
 impl StoreError {
+    /// [`StoreError::Corrupt`] for `reason` (a message, or a [`Reason`]
+    /// that keeps the error that found it).
+    pub fn corrupt(reason: impl Into<Reason>) -> Self {
+        Self::Corrupt(reason.into())
+    }
+
+    /// [`StoreError::Unrepresentable`] for `reason`.
+    pub fn unrepresentable(reason: impl Into<Reason>) -> Self {
+        Self::Unrepresentable(reason.into())
+    }
+
+    /// [`StoreError::Config`] for `reason`.
+    pub fn config(reason: impl Into<Reason>) -> Self {
+        Self::Config(reason.into())
+    }
+
     /// Wraps a backend error as [`StoreError::Unavailable`].
     pub fn unavailable(error: impl std::error::Error + Send + Sync + 'static) -> Self {
         Self::Unavailable(Box::new(error))
@@ -895,6 +976,32 @@ mod tests {
         assert!(lines[1].contains("not_logged=2"), "{text}");
     }
 
+    /// An error other than an outage keeps the error that found it, when
+    /// there is one, and a copy for a waiting request keeps it too.
+    #[test]
+    fn reasons_keep_their_source() {
+        use std::error::Error as _;
+        let io = std::io::Error::new(std::io::ErrorKind::PermissionDenied, "no access");
+        let error = super::StoreError::config(super::Reason::caused_by(
+            format!("the file cannot be read: {io}"),
+            io,
+        ));
+        assert_eq!(
+            error.to_string(),
+            "invalid session store configuration: the file cannot be read: no access"
+        );
+        for error in [&error, &super::combine::copy_of(&error)] {
+            let found = error
+                .source()
+                .and_then(|reason| reason.source())
+                .and_then(|cause| cause.downcast_ref::<std::io::Error>())
+                .expect("the io error");
+            assert_eq!(found.kind(), std::io::ErrorKind::PermissionDenied);
+        }
+        let plain = super::StoreError::corrupt("no such thing");
+        assert!(plain.source().and_then(|reason| reason.source()).is_none());
+    }
+
     /// A store failing as configured while another failure is an outage
     /// (a 500 beside 503s) is logged with its cause within the second, not
     /// counted among the outage's failures; and the line that counts those
@@ -905,7 +1012,7 @@ mod tests {
         let outages = super::OutageLog::new("session store unavailable");
         let faults = super::OutageLog::new("session store failing other than by an outage");
         let down = super::StoreError::Unavailable("connection refused".into());
-        let misshapen = super::StoreError::Config("tables changed by hand".into());
+        let misshapen = super::StoreError::config("tables changed by hand");
         outages.log_at(
             0,
             &down,
@@ -1112,7 +1219,7 @@ pub(crate) struct UnusableStore(pub(crate) String);
 #[cfg(any(feature = "redis", feature = "postgres"))]
 impl UnusableStore {
     fn refuse<T>(&self) -> Result<T, StoreError> {
-        Err(StoreError::Config(self.0.clone()))
+        Err(StoreError::config(self.0.clone()))
     }
 }
 

@@ -108,8 +108,8 @@ use sqlx::{Connection as _, Executor as _, Row as _};
 
 use super::combine::{self, Batching, Combiner, Combining};
 use super::{
-    append_in_map, incremented, Changes, Record, SessionId, SessionInfo, SessionStore, StoreError,
-    UpdateOutcome,
+    append_in_map, incremented, Changes, Reason, Record, SessionId, SessionInfo, SessionStore,
+    StoreError, UpdateOutcome,
 };
 use crate::map::Map;
 use crate::session::PERMANENT_KEY;
@@ -274,7 +274,7 @@ const MISSHAPEN_TABLE: [&str; 5] = ["42804", "42P10", "42703", "23502", "23514"]
 
 /// A statement failed on tables of another shape than the store makes.
 fn misshapen(error: &sqlx::Error) -> StoreError {
-    StoreError::Config(format!(
+    StoreError::config(format!(
         "the session tables are not as this version of tessera makes them ({error}): made or \
          changed by hand? Let the store create its tables, in a schema of their own"
     ))
@@ -724,7 +724,7 @@ impl PostgresStore {
     pub fn new(url: &str) -> Result<Self, StoreError> {
         let refuse = |why: &dyn fmt::Display| {
             // The URL is not repeated: it may hold a password.
-            StoreError::Config(format!(
+            StoreError::config(format!(
                 "not a PostgreSQL session store URL: {why}; expected \
                  postgres://user:password@host:port/database"
             ))
@@ -823,7 +823,7 @@ impl PostgresStore {
                 PgSslMode::Require | PgSslMode::VerifyCa | PgSslMode::VerifyFull
             )
         {
-            return Err(StoreError::Config(
+            return Err(StoreError::config(
                 "the PostgreSQL URL's sslmode asks for TLS, which needs tessera's `tls` feature"
                     .to_owned(),
             ));
@@ -893,7 +893,7 @@ impl PostgresStore {
             && !name.starts_with(|c: char| c.is_ascii_digit())
             && !name.starts_with("pg_");
         if !valid {
-            return Err(StoreError::Config(format!(
+            return Err(StoreError::config(format!(
                 "{name:?} is not a usable PostgreSQL schema name: use lowercase ASCII \
                  letters, digits and _, not starting with a digit nor with pg_, at most 63 \
                  bytes"
@@ -1116,7 +1116,7 @@ impl PostgresStore {
             .await
             .map_err(|error| match error {
                 OpenFailure::Config(message) => {
-                    StoreError::Config(format!("{message} ({})", self.server()))
+                    StoreError::config(format!("{message} ({})", self.server()))
                 }
                 OpenFailure::Sql(sqlx::Error::PoolTimedOut) => {
                     StoreError::Unavailable(Box::new(OpenError {
@@ -1338,10 +1338,11 @@ impl TlsFile {
     fn check(&self) -> Result<(), StoreError> {
         let Self { source, path, .. } = self;
         match std::fs::read(path) {
-            Err(error) => Err(StoreError::Config(format!(
-                "the {source} file {path} cannot be read: {error}"
+            Err(error) => Err(StoreError::config(Reason::caused_by(
+                format!("the {source} file {path} cannot be read: {error}"),
+                error,
             ))),
-            Ok(pem) if !pem.windows(10).any(|w| w == b"-----BEGIN") => Err(StoreError::Config(
+            Ok(pem) if !pem.windows(10).any(|w| w == b"-----BEGIN") => Err(StoreError::config(
                 format!("the {source} file {path} holds no PEM certificate or key"),
             )),
             Ok(_) => Ok(()),
@@ -1597,7 +1598,7 @@ fn key_value_arrays(data: &Map) -> Result<(Vec<&str>, Vec<String>), StoreError> 
 /// are stored as tagged JSON, which writes it as `\u0000`.
 fn storable_text(text: &str, what: &str) -> Result<(), StoreError> {
     if text.contains('\0') {
-        return Err(StoreError::Unrepresentable(format!(
+        return Err(StoreError::unrepresentable(format!(
             "{what} contains a NUL character, which PostgreSQL text cannot hold"
         )));
     }
@@ -1929,7 +1930,7 @@ impl Combining for Here {
             return text
                 .parse()
                 .map(Some)
-                .map_err(|_| StoreError::Corrupt(format!("incrementing {key:?} stored {text:?}")));
+                .map_err(|_| StoreError::corrupt(format!("incrementing {key:?} stored {text:?}")));
         }
         let name = key.to_owned();
         self.read_modify_write(id, key, now, move |current| {
@@ -2120,7 +2121,7 @@ impl SessionStore for Here {
             }
             let len = append_in_map(&mut data, key, value)?;
             let list = data.remove(key).ok_or_else(|| {
-                StoreError::Corrupt(format!("appending to {key:?} produced no list"))
+                StoreError::corrupt(format!("appending to {key:?} produced no list"))
             })?;
             Ok((list, len))
         })
@@ -2502,7 +2503,7 @@ mod tests {
             };
             match written {
                 Err(StoreError::Config(message)) => {
-                    assert!(message.contains("made or changed by hand"), "{label}: {message}")
+                    assert!(message.text().contains("made or changed by hand"), "{label}: {message}")
                 }
                 other => panic!("{label}: {other:?}"),
             }
@@ -2813,10 +2814,10 @@ mod tests {
                     "postgres://u:hunter2@h/db?sslmode=prefer&{parameter}={bad}"
                 )) {
                     Err(StoreError::Config(message)) => {
-                        assert!(message.contains(parameter), "{message}");
-                        assert!(message.contains(&bad), "{message}");
-                        assert!(message.contains(says), "{message}");
-                        assert!(!message.contains("hunter2"), "{message}");
+                        assert!(message.text().contains(parameter), "{message}");
+                        assert!(message.text().contains(&bad), "{message}");
+                        assert!(message.text().contains(says), "{message}");
+                        assert!(!message.text().contains("hunter2"), "{message}");
                     }
                     other => panic!("{parameter}: {other:?}"),
                 }
@@ -2844,8 +2845,8 @@ mod tests {
             match (PostgresStore::new(&url), cfg!(feature = "tls")) {
                 (Ok(_), true) => {}
                 (Err(StoreError::Config(message)), false) => {
-                    assert!(message.contains("`tls` feature"), "{message}");
-                    assert!(!message.contains("hunter2"), "{message}");
+                    assert!(message.text().contains("`tls` feature"), "{message}");
+                    assert!(!message.text().contains("hunter2"), "{message}");
                 }
                 (other, _) => panic!("{url}: {other:?}"),
             }
@@ -2876,7 +2877,7 @@ mod tests {
         ] {
             match PostgresStore::new(bad) {
                 Err(StoreError::Config(message)) => {
-                    assert!(!message.contains("S3CRET"), "{message}")
+                    assert!(!message.text().contains("S3CRET"), "{message}")
                 }
                 other => panic!("{bad:?}: {other:?}"),
             }
@@ -2901,7 +2902,7 @@ mod tests {
         ] {
             match PostgresStore::new(url) {
                 Err(StoreError::Config(message)) => {
-                    assert!(message.contains(named), "{url}: {message}")
+                    assert!(message.text().contains(named), "{url}: {message}")
                 }
                 other => panic!("{url}: {other:?}"),
             }
@@ -2909,7 +2910,10 @@ mod tests {
         PostgresStore::new("postgres://u@localhost/db?port=6543").expect("a port");
         match PostgresStore::new("postgres://u@localhost/db?pwd=S3CRET") {
             Err(StoreError::Config(message)) => {
-                assert!(message.contains("\"pwd\" is not one it takes"), "{message}")
+                assert!(
+                    message.text().contains("\"pwd\" is not one it takes"),
+                    "{message}"
+                )
             }
             other => panic!("{other:?}"),
         }
@@ -3103,7 +3107,7 @@ mod tests {
         ] {
             match PostgresStore::new(url) {
                 Err(StoreError::Config(message)) => {
-                    assert!(message.contains(why), "{url}: {message}")
+                    assert!(message.text().contains(why), "{url}: {message}")
                 }
                 other => panic!("{url}: {other:?}"),
             }
@@ -3375,7 +3379,7 @@ mod tests {
         let third = store_in(&schema);
         let error = third.connect().await.expect_err("refused");
         assert!(
-            matches!(&error, StoreError::Config(message) if message.contains("99")),
+            matches!(&error, StoreError::Config(message) if message.text().contains("99")),
             "{error}"
         );
         // The CLI opens existing stores only: told the same.
@@ -3385,7 +3389,7 @@ mod tests {
             .expect_err("refused");
         assert!(
             matches!(&error, StoreError::Config(message)
-                if message.contains("version 99") && message.contains("upgrade tessera")),
+                if message.text().contains("version 99") && message.text().contains("upgrade tessera")),
             "{error}"
         );
         sqlx::query("DELETE FROM tessera_schema_migrations WHERE version = 99")
@@ -4019,10 +4023,14 @@ mod tests {
             .expect("corrupt it");
         conn.close().await.expect("close");
 
-        assert!(matches!(
-            store.load(&id, NOW).await,
-            Err(StoreError::Corrupt(_))
-        ));
+        let loaded = store.load(&id, NOW).await.expect_err("corrupt");
+        assert!(matches!(loaded, StoreError::Corrupt(_)), "{loaded:?}");
+        // The parser's error is kept, for a caller to inspect.
+        let cause = std::error::Error::source(&loaded).and_then(std::error::Error::source);
+        assert!(
+            cause.is_some_and(|cause| cause.is::<crate::tagged::ParseError>()),
+            "{loaded:?}"
+        );
         assert!(matches!(
             store.increment(&id, "bad", 1, NOW).await,
             Err(StoreError::Corrupt(_))

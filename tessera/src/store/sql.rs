@@ -3,7 +3,7 @@
 
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
-use super::{SessionId, SessionInfo, StoreError};
+use super::{Reason, SessionId, SessionInfo, StoreError};
 use crate::map::Map;
 use crate::tagged;
 use crate::value::Value;
@@ -13,7 +13,7 @@ pub(super) fn db(error: sqlx::Error) -> StoreError {
         // What a row holds, not whether the store answers: a column of
         // another type than tessera writes (a file edited by hand, say).
         sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => {
-            StoreError::Corrupt(error.to_string())
+            StoreError::corrupt(Reason::caused_by(error.to_string(), error))
         }
         error => StoreError::unavailable(error),
     }
@@ -80,7 +80,7 @@ impl ListingPage {
                 }
                 Err(StoreError::Corrupt(reason)) => {
                     self.unreadable_after_listed += 1;
-                    self.reason = reason;
+                    self.reason = reason.to_string();
                 }
                 Err(error) => return Err(error),
             }
@@ -109,12 +109,16 @@ impl ListingPage {
 
 pub(super) fn parse_id(text: &str) -> Result<SessionId, StoreError> {
     SessionId::parse(text)
-        .ok_or_else(|| StoreError::Corrupt("a stored session id is malformed".to_owned()))
+        .ok_or_else(|| StoreError::corrupt("a stored session id is malformed".to_owned()))
 }
 
 pub(super) fn parse_value(key: &str, text: &str) -> Result<Value, StoreError> {
-    tagged::from_str(text)
-        .map_err(|error| StoreError::Corrupt(format!("the value under {key:?}: {error}")))
+    tagged::from_str(text).map_err(|error| {
+        StoreError::corrupt(Reason::caused_by(
+            format!("the value under {key:?}: {error}"),
+            error,
+        ))
+    })
 }
 
 /// A session's data from its value rows (`key`, `value` columns). Rows come
@@ -148,7 +152,7 @@ pub(super) fn sql_time(seconds: u64) -> i64 {
 
 pub(super) fn time_from_sql(seconds: i64, column: &str) -> Result<u64, StoreError> {
     u64::try_from(seconds).map_err(|_| {
-        StoreError::Corrupt(format!("negative {column} {seconds} in a stored session"))
+        StoreError::corrupt(format!("negative {column} {seconds} in a stored session"))
     })
 }
 

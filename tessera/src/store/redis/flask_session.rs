@@ -100,8 +100,8 @@ use crate::map::Map;
 use crate::store::combine::{self, Combiner, Combining};
 use crate::store::flask_format::SerializationFormat;
 use crate::store::{
-    append_in_map, deadline, holds_data, incremented, Changes, Record, SessionId, SessionInfo,
-    SessionStore, StoreError, UpdateOutcome,
+    append_in_map, deadline, holds_data, incremented, Changes, Reason, Record, SessionId,
+    SessionInfo, SessionStore, StoreError, UpdateOutcome,
 };
 use crate::value::Value;
 
@@ -693,10 +693,9 @@ impl FlaskSessionRedisStore {
     }
 
     fn encode(&self, data: &Map) -> Result<Vec<u8>, StoreError> {
-        self.shared
-            .format
-            .encode(data)
-            .map_err(|error| StoreError::Unrepresentable(error.to_string()))
+        self.shared.format.encode(data).map_err(|error| {
+            StoreError::unrepresentable(Reason::caused_by(error.to_string(), error))
+        })
     }
 
     /// The session's value and record (without its data), and whether
@@ -873,7 +872,9 @@ impl FlaskSessionRedisStore {
                     self.shared
                         .format
                         .encode_keeping(&data, &value)
-                        .map_err(|error| StoreError::Unrepresentable(error.to_string()))?,
+                        .map_err(|error| {
+                            StoreError::unrepresentable(Reason::caused_by(error.to_string(), error))
+                        })?,
                 )
             } else {
                 None
@@ -987,7 +988,7 @@ impl FlaskSessionRedisStore {
             let row = match row {
                 // What reading this session raised in the script.
                 ::redis::Value::BulkString(error) => {
-                    let error = StoreError::Corrupt(format!(
+                    let error = StoreError::corrupt(format!(
                         "its keys could not be read: {}",
                         String::from_utf8_lossy(&error)
                     ));
@@ -998,8 +999,10 @@ impl FlaskSessionRedisStore {
             let row = match row {
                 Ok(row) => row,
                 Err(error) => {
-                    let error =
-                        StoreError::Corrupt(format!("unexpected reply from Redis: {error}"));
+                    let error = StoreError::corrupt(Reason::caused_by(
+                        format!("unexpected reply from Redis: {error}"),
+                        error,
+                    ));
                     return Listed::Unreadable(error);
                 }
             };

@@ -171,8 +171,8 @@ use tokio::sync::OnceCell;
 
 use super::combine::{self, Batching, Combiner, Combining};
 use super::{
-    integer_for_increment, Changes, Record, SessionId, SessionInfo, SessionStore, StoreError,
-    UpdateOutcome,
+    integer_for_increment, Changes, Reason, Record, SessionId, SessionInfo, SessionStore,
+    StoreError, UpdateOutcome,
 };
 use crate::config::redact_password;
 use crate::map::Map;
@@ -1115,13 +1115,13 @@ impl Link {
     /// Checks `url`; connects nothing yet.
     pub(super) fn open(url: &str) -> Result<Self, StoreError> {
         if let Some(why) = crate::config::store_url_misread(url) {
-            return Err(StoreError::Config(format!(
+            return Err(StoreError::config(format!(
                 "{} is not a usable Redis URL: {why}",
                 redact_password(url)
             )));
         }
         if !cfg!(feature = "tls") && is_tls_url(url) {
-            return Err(StoreError::Config(format!(
+            return Err(StoreError::config(format!(
                 "{} asks for TLS, which needs tessera's `tls` feature",
                 redact_password(url)
             )));
@@ -1134,7 +1134,7 @@ impl Link {
                 .split_once('#')
                 .is_some_and(|(_, fragment)| fragment.eq_ignore_ascii_case("insecure"))
         {
-            return Err(StoreError::Config(format!(
+            return Err(StoreError::config(format!(
                 "{} asks (#insecure) for TLS without checking the server's certificate, \
                  which tessera does not do: drop #insecure and give the server's CA in \
                  SSL_CERT_FILE (a bundle of the system's roots and that CA)",
@@ -1142,17 +1142,20 @@ impl Link {
             )));
         }
         if let Some((name, hint)) = unread_query_parameter(url) {
-            return Err(StoreError::Config(format!(
+            return Err(StoreError::config(format!(
                 "{} is not a usable Redis URL: the Redis client does not read its query \
                  parameter {name:?} ({hint})",
                 redact_password(url)
             )));
         }
         let client = Client::open(url).map_err(|error| {
-            StoreError::Config(format!(
-                "{} is not a usable Redis URL: {error}; expected \
-                 redis://[:password@]host[:port][/db] or rediss://… for TLS",
-                redact_password(url)
+            StoreError::config(Reason::caused_by(
+                format!(
+                    "{} is not a usable Redis URL: {error}; expected \
+                     redis://[:password@]host[:port][/db] or rediss://… for TLS",
+                    redact_password(url)
+                ),
+                error,
             ))
         })?;
         Ok(Self {
@@ -1960,7 +1963,7 @@ impl LeftOut<'_> {
 /// UTF-8 fails that record, not the whole reply), as text.
 fn field_text(field: Vec<u8>, name: &str) -> Result<String, StoreError> {
     String::from_utf8(field)
-        .map_err(|_| StoreError::Corrupt(format!("a stored session's {name} is not text")))
+        .map_err(|_| StoreError::corrupt(format!("a stored session's {name} is not text")))
 }
 
 /// A metadata field read as bytes, as a time.
@@ -2007,12 +2010,15 @@ fn is_dropped(error: &RedisError) -> bool {
 /// are corrupt data; the rest is the server being unavailable.
 fn failed(error: RedisError) -> StoreError {
     match error.kind() {
-        ErrorKind::Parse | ErrorKind::UnexpectedReturnType => {
-            StoreError::Corrupt(format!("unexpected reply from Redis: {error}"))
-        }
-        _ if is_wrong_type(&error) => StoreError::Corrupt(format!(
-            "a key under the sessions' prefix holds another kind of value than tessera \
-             stores there: {error}"
+        ErrorKind::Parse | ErrorKind::UnexpectedReturnType => StoreError::corrupt(
+            Reason::caused_by(format!("unexpected reply from Redis: {error}"), error),
+        ),
+        _ if is_wrong_type(&error) => StoreError::corrupt(Reason::caused_by(
+            format!(
+                "a key under the sessions' prefix holds another kind of value than tessera \
+                 stores there: {error}"
+            ),
+            error,
         )),
         _ if is_unauthenticated(&error) => StoreError::unavailable(NotAuthenticated(error)),
         _ => StoreError::unavailable(error),
@@ -2062,20 +2068,24 @@ pub(super) fn clamp(seconds: u64) -> u64 {
 
 pub(super) fn parse_time(text: &str, field: &str) -> Result<u64, StoreError> {
     text.parse().map_err(|_| {
-        StoreError::Corrupt(format!(
+        StoreError::corrupt(format!(
             "the {field} of a stored session is not a time: {text:?}"
         ))
     })
 }
 
 fn parse_value(key: &str, text: &str) -> Result<Value, StoreError> {
-    tagged::from_str(text)
-        .map_err(|error| StoreError::Corrupt(format!("the value under {key:?}: {error}")))
+    tagged::from_str(text).map_err(|error| {
+        StoreError::corrupt(Reason::caused_by(
+            format!("the value under {key:?}: {error}"),
+            error,
+        ))
+    })
 }
 
 fn parse_id(text: &str) -> Result<SessionId, StoreError> {
     SessionId::parse(text)
-        .ok_or_else(|| StoreError::Corrupt("a stored session id is malformed".to_owned()))
+        .ok_or_else(|| StoreError::corrupt("a stored session id is malformed".to_owned()))
 }
 
 /// The hash field of session key `key`: itself, or behind one more NUL if it
@@ -2135,7 +2145,7 @@ fn record_from_hash(HashFields(mut hash): HashFields) -> Result<Record, StoreErr
     };
     let (created, expires, absolute, user) =
         (take(CREATED), take(EXPIRES), take(ABSOLUTE), take(USER));
-    let missing = |field: &str| StoreError::Corrupt(format!("a stored session has no {field}"));
+    let missing = |field: &str| StoreError::corrupt(format!("a stored session has no {field}"));
     // A hash's fields come in no particular order: collected, then sorted once.
     let data = hash
         .iter()
@@ -2179,7 +2189,7 @@ impl FromRedisValue for ScriptReply {
 /// stored text.
 fn wrong_type(key: &str, text: Option<String>, expected: &'static str) -> StoreError {
     let Some(text) = text else {
-        return StoreError::Corrupt(format!("no value under {key:?} to report"));
+        return StoreError::corrupt(format!("no value under {key:?} to report"));
     };
     match parse_value(key, &text) {
         Ok(value) => StoreError::WrongType {
@@ -2237,7 +2247,7 @@ impl Combining for RedisStore {
                     0
                 } else {
                     before.parse::<i64>().map_err(|_| {
-                        StoreError::Corrupt(format!("incrementing {key:?} found {before:?}"))
+                        StoreError::corrupt(format!("incrementing {key:?} found {before:?}"))
                     })?
                 };
                 before
@@ -2253,12 +2263,12 @@ impl Combining for RedisStore {
                 let value = parse_value(key, &text)?;
                 match integer_for_increment(key, Some(&value)) {
                     Err(error) => Err(error),
-                    Ok(_) => Err(StoreError::Corrupt(format!(
+                    Ok(_) => Err(StoreError::corrupt(format!(
                         "the integer under {key:?} is not in canonical form: {text:?}"
                     ))),
                 }
             }
-            ScriptReply::Number(code) | ScriptReply::Refused(code, _) => Err(StoreError::Corrupt(
+            ScriptReply::Number(code) | ScriptReply::Refused(code, _) => Err(StoreError::corrupt(
                 format!("unexpected reply {code} from the increment script"),
             )),
         }
@@ -2398,17 +2408,17 @@ impl SessionStore for RedisStore {
         match self.shared.link.write(&call).await? {
             ScriptReply::Number(0) => Ok(None),
             ScriptReply::Number(length) => usize::try_from(length).map(Some).map_err(|_| {
-                StoreError::Corrupt(format!("appending to {key:?} reported {length}"))
+                StoreError::corrupt(format!("appending to {key:?} reported {length}"))
             }),
             ScriptReply::Refused(3, text) => Err(wrong_type(key, text, "a list")),
-            ScriptReply::Refused(4, text) => Err(StoreError::Corrupt(format!(
+            ScriptReply::Refused(4, text) => Err(StoreError::corrupt(format!(
                 "the list under {key:?} is not readable JSON: {}",
                 text.unwrap_or_default()
             ))),
-            ScriptReply::Refused(code, _) => Err(StoreError::Corrupt(format!(
+            ScriptReply::Refused(code, _) => Err(StoreError::corrupt(format!(
                 "unexpected reply {code} from the append script"
             ))),
-            ScriptReply::Text(text) => Err(StoreError::Corrupt(format!(
+            ScriptReply::Text(text) => Err(StoreError::corrupt(format!(
                 "unexpected reply {text:?} from the append script"
             ))),
         }
@@ -3664,10 +3674,12 @@ mod tests {
             match RedisStore::new(url) {
                 Err(StoreError::Config(message)) => {
                     assert!(
-                        message.contains(&format!("query parameter {parameter:?}")),
+                        message
+                            .text()
+                            .contains(&format!("query parameter {parameter:?}")),
                         "{url}: {message}"
                     );
-                    assert!(!message.contains("hunter2"), "{message}");
+                    assert!(!message.text().contains("hunter2"), "{message}");
                 }
                 other => panic!("{url}: {other:?}"),
             }
@@ -3693,8 +3705,8 @@ mod tests {
             match (RedisStore::new(url), cfg!(feature = "tls")) {
                 (Ok(_), true) => {}
                 (Err(StoreError::Config(message)), false) => {
-                    assert!(message.contains("`tls` feature"), "{message}");
-                    assert!(!message.contains("hunter2"), "{message}");
+                    assert!(message.text().contains("`tls` feature"), "{message}");
+                    assert!(!message.text().contains("hunter2"), "{message}");
                 }
                 (other, _) => panic!("{url}: {other:?}"),
             }
@@ -3717,8 +3729,8 @@ mod tests {
                     } else {
                         "`tls` feature"
                     };
-                    assert!(message.contains(expected), "{message}");
-                    assert!(!message.contains("hunter2"), "{message}");
+                    assert!(message.text().contains(expected), "{message}");
+                    assert!(!message.text().contains("hunter2"), "{message}");
                 }
                 other => panic!("{url}: {other:?}"),
             }
@@ -3757,8 +3769,8 @@ mod tests {
         ] {
             match RedisStore::new(bad) {
                 Err(StoreError::Config(message)) => {
-                    assert!(!message.contains("hunter2"), "{bad:?}: {message}");
-                    assert!(message.contains("redis://"), "{bad:?}: {message}");
+                    assert!(!message.text().contains("hunter2"), "{bad:?}: {message}");
+                    assert!(message.text().contains("redis://"), "{bad:?}: {message}");
                 }
                 other => panic!("{bad:?} was accepted: {other:?}"),
             }
@@ -4135,7 +4147,7 @@ mod tests {
         ] {
             match result {
                 Err(StoreError::Corrupt(message)) => {
-                    assert!(!message.contains("reply"), "{message}");
+                    assert!(!message.text().contains("reply"), "{message}");
                 }
                 other => panic!("{other:?}"),
             }
@@ -4150,7 +4162,7 @@ mod tests {
         .await;
         match store.append(&id, "bad", &Value::Null, NOW).await {
             Err(StoreError::Corrupt(message)) => {
-                assert!(message.contains("not readable JSON"), "{message}");
+                assert!(message.text().contains("not readable JSON"), "{message}");
             }
             other => panic!("{other:?}"),
         }

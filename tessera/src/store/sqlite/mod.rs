@@ -76,8 +76,8 @@ use self::increments::{AtOnce, Increment, IncrementQueue, Outcome};
 use super::combine::{self, Combiner, Combining};
 
 use super::{
-    append_in_map, incremented, Changes, ListEdit, Record, SessionId, SessionInfo, SessionStore,
-    StoreError, UpdateOutcome,
+    append_in_map, incremented, Changes, ListEdit, Reason, Record, SessionId, SessionInfo,
+    SessionStore, StoreError, UpdateOutcome,
 };
 use crate::map::Map;
 use crate::session::PERMANENT_KEY;
@@ -320,7 +320,7 @@ impl SqliteStore {
     /// Nothing is opened until the first operation.
     pub fn from_url(url: &str) -> Result<Self, StoreError> {
         let refuse = |why: &str| {
-            StoreError::Config(format!(
+            StoreError::config(format!(
                 "{:?} is not a SQLite session store URL: {why}; expected \
                  sqlite:///absolute/path.db or sqlite://relative/path.db",
                 crate::config::redact_password(url)
@@ -331,8 +331,9 @@ impl SqliteStore {
             path
         } else {
             let cwd = std::env::current_dir().map_err(|error| {
-                StoreError::Config(format!(
-                    "cannot resolve the relative SQLite path in {url:?}: {error}"
+                StoreError::config(Reason::caused_by(
+                    format!("cannot resolve the relative SQLite path in {url:?}: {error}"),
+                    error,
                 ))
             })?;
             cwd.join(path)
@@ -463,7 +464,7 @@ impl SqliteStore {
             .await
             .map_err(|error| match error {
                 OpenFailure::Config(message) => {
-                    StoreError::Config(format!("{message} ({})", self.shared.path.display()))
+                    StoreError::config(format!("{message} ({})", self.shared.path.display()))
                 }
                 OpenFailure::Other(source) => {
                     StoreError::Unavailable(Box::new(OpenError::new(&self.shared.path, source)))
@@ -1244,7 +1245,7 @@ impl Combining for SqliteStore {
             return text
                 .parse()
                 .map(Some)
-                .map_err(|_| StoreError::Corrupt(format!("incrementing {key:?} stored {text:?}")));
+                .map_err(|_| StoreError::corrupt(format!("incrementing {key:?} stored {text:?}")));
         }
         let name = key.to_owned();
         // Boxed, being rare (a value the one statement leaves alone): in
@@ -1414,7 +1415,7 @@ impl SessionStore for SqliteStore {
             }
             let len = append_in_map(&mut data, key, value)?;
             let list = data.remove(key).ok_or_else(|| {
-                StoreError::Corrupt(format!("appending to {key:?} produced no list"))
+                StoreError::corrupt(format!("appending to {key:?} produced no list"))
             })?;
             Ok((list, len))
         })
@@ -1774,8 +1775,8 @@ mod tests {
         set_version(0).await;
         match SqliteStore::open(&path).await.err() {
             Some(StoreError::Config(message)) => assert!(
-                message.contains("tessera's session tables")
-                    && message.contains(&format!(
+                message.text().contains("tessera's session tables")
+                    && message.text().contains(&format!(
                         "PRAGMA user_version = {}",
                         SqliteStore::SCHEMA_VERSION
                     )),
@@ -1810,7 +1811,7 @@ mod tests {
         ] {
             match opened {
                 Some(StoreError::Config(message)) => {
-                    assert!(message.contains("is a directory"), "{message}")
+                    assert!(message.text().contains("is a directory"), "{message}")
                 }
                 other => panic!("{other:?}"),
             }
@@ -1838,8 +1839,11 @@ mod tests {
             std::fs::write(&path, bytes).expect("the file");
             match SqliteStore::open_existing(&path).await {
                 Err(StoreError::Config(message)) => {
-                    assert!(message.contains("not a tessera session store"), "{message}");
-                    assert!(message.contains(said), "{name}: {message}");
+                    assert!(
+                        message.text().contains("not a tessera session store"),
+                        "{message}"
+                    );
+                    assert!(message.text().contains(said), "{name}: {message}");
                 }
                 other => panic!("{name}: {other:?}"),
             }
@@ -1887,9 +1891,12 @@ mod tests {
             ] {
                 match opened {
                     Some(StoreError::Config(message)) => {
-                        assert!(message.contains("not a tessera session store"), "{message}");
+                        assert!(
+                            message.text().contains("not a tessera session store"),
+                            "{message}"
+                        );
                         // A newer tessera would not read it either.
-                        assert!(!message.contains("upgrade tessera"), "{message}");
+                        assert!(!message.text().contains("upgrade tessera"), "{message}");
                     }
                     other => panic!("{name}: {other:?}"),
                 }
