@@ -805,7 +805,17 @@ async fn revoke(store: &dyn SessionStore, args: RevokeArgs) -> Result<()> {
     // An expired session is already over, whether its store dropped it at
     // expiry (Redis) or keeps it until a sweep (SQL): both answer as `show`
     // and `revoke-user` do, and the expired record goes all the same.
-    let live = store.load(&id, now()).await.map_err(store_error)?.is_some();
+    let live = match store.load(&id, now()).await {
+        Ok(found) => found.is_some(),
+        // Stored, but unreadable: revoking it by id is how it is ended.
+        Err(StoreError::Corrupt(reason)) => {
+            warn(&format!(
+                "the session's data cannot be read ({reason}); revoking it all the same"
+            ));
+            true
+        }
+        Err(error) => return Err(store_error(error)),
+    };
     let deleted = store.delete(&id).await.map_err(store_error)?;
     if !(live && deleted) {
         return Err(Error::new("no live session with that id"));

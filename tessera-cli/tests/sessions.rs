@@ -1580,6 +1580,17 @@ fn list_reports_what_it_leaves_out() {
     let out = store.run(&["sessions", "show", hand_written.as_str()]);
     assert_eq!(out.status, Some(1), "{:?}", out.stdout);
     assert!(out.stderr.contains("corrupt"), "{:?}", out.stderr);
+    // Revoked by id, it goes: unreadable is no reason to keep it.
+    let out = store.run(&["sessions", "revoke", hand_written.as_str()]);
+    assert_eq!(out.status, Some(0), "{:?}", out.stderr);
+    assert_eq!(out.stdout.trim(), "revoked");
+    assert!(out.stderr.contains("cannot be read"), "{:?}", out.stderr);
+    assert_eq!(
+        store
+            .run(&["sessions", "show", hand_written.as_str()])
+            .refusal(),
+        "error: no live session with that id"
+    );
 }
 
 /// `SESSION_KEY_PREFIX=""` is no prefix, as Flask-Session takes it, not the
