@@ -52,7 +52,8 @@ pub(crate) enum SessionsCommand {
             characters (such as right-to-left overrides) and backslashes in user ids are \
             escaped.\n\n\
             With --json: a JSON array of objects {id, user_id, created_at, expires_at, \
-            absolute_expires_at}, times in Unix seconds, expires_at the idle expiry and \
+            absolute_expires_at}, times in Unix seconds (created_at null for a session only \
+            Flask-Session has written, as in show --json), expires_at the idle expiry and \
             absolute_expires_at the absolute one (the session ends at the earlier of the \
             two, the time the plain listing shows), user_id and absolute_expires_at \
             null when unset, expires_at null for a session that never expires (a Redis key \
@@ -319,12 +320,10 @@ async fn run_on_store(command: SessionsCommand) -> Result<()> {
         .exit()
     };
     let store = Store::open(url).await?;
+    let stores_creation = !matches!(store, Store::FlaskSessionRedis(_));
     let result = match command {
-        SessionsCommand::List(args) => list(store.get(), args).await,
-        SessionsCommand::Show(args) => {
-            let stores_creation = !matches!(store, Store::FlaskSessionRedis(_));
-            show(store.get(), stores_creation, args).await
-        }
+        SessionsCommand::List(args) => list(store.get(), stores_creation, args).await,
+        SessionsCommand::Show(args) => show(store.get(), stores_creation, args).await,
         SessionsCommand::Revoke(args) => revoke(store.get(), args).await,
         SessionsCommand::RevokeUser(args) => revoke_user(store.get(), args).await,
         SessionsCommand::PurgeExpired(args) => purge_expired(store.get(), args).await,
@@ -632,7 +631,7 @@ fn looks_like_a_cookie_session(value: &str) -> bool {
     }
 }
 
-async fn list(store: &dyn SessionStore, args: ListArgs) -> Result<()> {
+async fn list(store: &dyn SessionStore, stores_creation: bool, args: ListArgs) -> Result<()> {
     let now = now();
     let batch = args.batch as usize;
     let user = args.user.as_deref();
@@ -650,7 +649,14 @@ async fn list(store: &dyn SessionStore, args: ListArgs) -> Result<()> {
                 for info in &page {
                     if args.json {
                         out.write_all(if count == 0 { b"[\n" } else { b",\n" })?;
-                        serde_json::to_writer(&mut out, &SessionJson::from(info))?;
+                        let mut json = SessionJson::from(info);
+                        // Flask-Session's layout reports the listing's time
+                        // for a session only Flask-Session has written (one
+                        // tessera made this very second reads so too).
+                        if !stores_creation && info.created_at == now {
+                            json.created_at = None;
+                        }
+                        serde_json::to_writer(&mut out, &json)?;
                     } else {
                         write_plain_line(&mut out, info)?;
                     }

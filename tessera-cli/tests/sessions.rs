@@ -1016,6 +1016,7 @@ fn show_says_a_flask_session_only_creation_time_is_unknown() {
     let prefix = format!("cli-fs-created-{}:", SessionId::generate().fingerprint());
     let theirs = SessionId::generate();
     let ours = SessionId::generate();
+    let older = SessionId::generate();
     let created = now();
     runtime().block_on(async {
         let store = FlaskSessionRedisStore::new(&url, SerializationFormat::Msgpack)
@@ -1028,6 +1029,11 @@ fn show_says_a_flask_session_only_creation_time_is_unknown() {
             ..record(Some("bob"), created, created + 600, None)
         };
         assert!(store.create(&ours, &record).await.expect("create"));
+        let earlier = Record {
+            created_at: created - 100,
+            ..record.clone()
+        };
+        assert!(store.create(&older, &earlier).await.expect("create"));
         let mut conn = ::redis::Client::open(url.as_str())
             .expect("a client")
             .get_multiplexed_async_connection()
@@ -1071,7 +1077,29 @@ fn show_says_a_flask_session_only_creation_time_is_unknown() {
     assert!(show(&ours, false)
         .lines()
         .contains(&format!("created:          {}", rfc3339(created)).as_str()));
-    for id in [&theirs, &ours] {
+    // The listing says so too, as JSON null.
+    let listed = run_in(
+        &dir.0,
+        &["sessions", "list", "--json", "--store", &url],
+        &env,
+    )
+    .json();
+    let created_of = |id: &SessionId| {
+        listed
+            .as_array()
+            .expect("an array")
+            .iter()
+            .find(|session| session["id"] == id.as_str())
+            .map(|session| session["created_at"].clone())
+            .expect("listed")
+    };
+    assert_eq!(created_of(&theirs), serde_json::Value::Null, "{listed}");
+    assert_eq!(
+        created_of(&older),
+        serde_json::json!(created - 100),
+        "{listed}"
+    );
+    for id in [&theirs, &ours, &older] {
         let out = run_in(
             &dir.0,
             &["sessions", "revoke", id.as_str(), "--store", &url],
