@@ -571,6 +571,14 @@ pub(crate) fn pasted_cookies<'a>(
         // say), the status line, the other headers and the body hold no
         // cookie: taken as bare values they would be counted as more cookies.
         let any_header = lines.iter().any(|line| header(line).is_some());
+        // A request or response without either (a response that set no
+        // cookie): none of its lines is a cookie either.
+        if !any_header && lines.iter().any(|line| is_http_start_line(line)) {
+            return Err(Error::new(
+                "the pasted request or response has no Cookie or Set-Cookie line: it sent \
+                 no cookie and set none; paste one that does, or the cookie's value",
+            ));
+        }
         let mut found = Vec::new();
         let mut first_refusal = None;
         // A response's Set-Cookie of the session cookie that deletes it.
@@ -914,6 +922,20 @@ fn without_curl_prefix(line: &str) -> &str {
     line
 }
 
+/// Whether `line` begins an HTTP/1 message, as `curl -v` and `curl -i`
+/// show them: a status line (`HTTP/1.1 200 OK`, `HTTP/2 200`) or a request
+/// line (`GET /path HTTP/1.1`).
+fn is_http_start_line(line: &str) -> bool {
+    let mut words = line.split_ascii_whitespace();
+    let first = words.next().unwrap_or_default();
+    if first.starts_with("HTTP/") {
+        return true;
+    }
+    let is_method = !first.is_empty() && first.bytes().all(|b| b.is_ascii_uppercase());
+    let last = words.last().unwrap_or_default();
+    is_method && last.starts_with("HTTP/")
+}
+
 /// For a `Cookie:` (true) or `Set-Cookie:` (false) header line, which one
 /// it is and its value.
 fn header(text: &str) -> Option<(bool, &str)> {
@@ -1186,6 +1208,21 @@ mod tests {
                 .expect_err(response)
                 .to_string();
             assert!(error.contains("deletes the cookie \"session\""), "{response}: {error}");
+        }
+        // A request and response that carry no cookie are said to.
+        for exchange in [
+            "* Connected to 127.0.0.1\n> GET /api HTTP/1.1\n> Host: h\n>\n< HTTP/1.1 200 OK\n\
+             < vary: Cookie\n<\n{ [2 bytes data]\n",
+            "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 1\r\n\r\n2",
+            "HTTP/2 200\ncontent-length: 1\n",
+        ] {
+            let error = pasted_cookies(exchange, "session", false)
+                .expect_err(exchange)
+                .to_string();
+            assert!(
+                error.contains("no Cookie or Set-Cookie line"),
+                "{exchange}: {error}"
+            );
         }
         // An empty value with nothing else is no deletion, just empty.
         for empty in ["session=", "Set-Cookie: session="] {
