@@ -328,7 +328,13 @@ async fn run_on_store(command: SessionsCommand) -> Result<()> {
         SessionsCommand::RevokeUser(args) => revoke_user(store.get(), args).await,
         SessionsCommand::PurgeExpired(args) => purge_expired(store.get(), args).await,
     };
-    store.close().await;
+    if result.is_ok() {
+        store.close().await;
+    } else {
+        // After a failure (a statement stalled on a lock held elsewhere, say)
+        // closing may wait on it: the error is worth more than a clean close.
+        let _ = tokio::time::timeout(Duration::from_secs(1), store.close()).await;
+    }
     result
 }
 

@@ -1287,6 +1287,85 @@ fn a_postgres_database_without_the_tables_is_refused_and_left_alone() {
     });
 }
 
+/// A command whose statement waits on a lock held elsewhere fails after the
+/// store's operation timeout (10 s) and exits then, rather than waiting,
+/// while closing its connections, for as long as the lock is held.
+#[test]
+fn a_postgres_command_stalled_on_a_lock_exits_after_its_timeout() {
+    use sqlx::{Connection as _, Executor as _};
+    use tessera::store::PostgresStore;
+    let url = std::env::var("TESSERA_TEST_POSTGRES_URL").unwrap_or_else(|_| {
+        panic!("TESSERA_TEST_POSTGRES_URL is not set: start the servers with `eval \"$(scripts/services.sh start)\"` or run scripts/test.sh")
+    });
+    let database = format!("cli_locked_{}", std::process::id());
+    let (base, _) = url.rsplit_once('/').expect("a database in the URL");
+    let locked_url = format!("{base}/{database}");
+    let runtime = runtime();
+    let mut holder = runtime.block_on(async {
+        let mut admin = sqlx::PgConnection::connect(&url).await.expect("connect");
+        admin
+            .execute(format!("CREATE DATABASE {database}").as_str())
+            .await
+            .expect("create the database");
+        admin.close().await.expect("close");
+        let store = PostgresStore::new(&locked_url).expect("a URL");
+        let expired = now() - 10;
+        assert!(store
+            .create(
+                &SessionId::generate(),
+                &record(None, expired - 100, expired, None)
+            )
+            .await
+            .expect("create"));
+        store.close().await;
+        let mut holder = sqlx::PgConnection::connect(&locked_url)
+            .await
+            .expect("connect");
+        sqlx::raw_sql("BEGIN; LOCK TABLE tessera_sessions IN ACCESS EXCLUSIVE MODE")
+            .execute(&mut holder)
+            .await
+            .expect("lock");
+        holder
+    });
+    let (done, finished) = std::sync::mpsc::channel();
+    let command_url = locked_url.clone();
+    let started = std::time::Instant::now();
+    let command = std::thread::spawn(move || {
+        let out = run_in(
+            &std::env::temp_dir(),
+            &["sessions", "purge-expired", "--store", &command_url],
+            &[],
+        );
+        done.send(started.elapsed()).expect("the test waits");
+        out
+    });
+    let took = finished.recv_timeout(std::time::Duration::from_secs(25));
+    runtime.block_on(async {
+        sqlx::raw_sql("ROLLBACK")
+            .execute(&mut holder)
+            .await
+            .expect("release");
+        holder.close().await.expect("close");
+    });
+    let out = command.join().expect("the command ran");
+    let took = took.expect("the command exits while the lock is still held");
+    assert!(took < std::time::Duration::from_secs(16), "{took:?}");
+    assert!(
+        out.refusal()
+            .contains("did not complete the operation within 10s"),
+        "{:?}",
+        out.stderr
+    );
+    runtime.block_on(async {
+        let mut admin = sqlx::PgConnection::connect(&url).await.expect("connect");
+        admin
+            .execute(format!("DROP DATABASE {database} WITH (FORCE)").as_str())
+            .await
+            .expect("drop the database");
+        admin.close().await.expect("close");
+    });
+}
+
 /// On Redis, a key prefix under which no session is (SESSION_KEY_PREFIX
 /// unset or mistyped) is warned about: "log out everywhere" ending nothing
 /// would otherwise look like success. The application's prefix is not.

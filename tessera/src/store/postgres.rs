@@ -697,7 +697,8 @@ struct NoConnection(#[source] sqlx::Error);
 #[error(
     "PostgreSQL at {server} did not complete the operation within {after:?}: the server \
      or the network stalled, a lock held elsewhere kept it waiting, or a connection pooler \
-     in between (PgBouncer) queued it for want of server connections"
+     in between (PgBouncer) queued it for want of server connections (a change already sent \
+     may still be applied)"
 )]
 struct Stalled {
     server: String,
@@ -1036,13 +1037,23 @@ impl PostgresStore {
         .await
     }
 
-    /// Closes the connections, waiting for queries in flight: for graceful
-    /// shutdown. Operations after this fail with
-    /// [`StoreError::Unavailable`]. Does nothing if the store was never used.
+    /// Closes the connections, waiting for queries in flight, at most the
+    /// operation timeout ([`with_operation_timeout`](Self::with_operation_timeout)):
+    /// for graceful shutdown. A query still waiting then (on a lock held
+    /// elsewhere, say) is left to the server, which may still apply it.
+    /// Operations after this fail with [`StoreError::Unavailable`]. Does
+    /// nothing if the store was never used.
     pub async fn close(&self) {
         if let Some(pool) = self.shared.pool.get().cloned() {
+            let timeout = self.shared.operation_timeout;
             // Closing waits for connections their runtime must drive.
-            self.run(|_| async move { pool.close().await }).await;
+            self.run(move |_| async move {
+                // Waiting longer would hold a shutdown (or a `tessera
+                // sessions` command that timed out) for as long as the lock
+                // that stalled the query is held.
+                let _ = tokio::time::timeout(timeout, pool.close()).await;
+            })
+            .await;
         }
     }
 
