@@ -86,8 +86,7 @@ pub use session::{
 };
 pub use signing::SignatureError;
 pub use store::{
-    Changes, MemoryStore, Reason, Record, SessionId, SessionInfo, SessionStore, StoreError,
-    UpdateOutcome,
+    Changes, MemoryStore, Record, SessionId, SessionInfo, SessionStore, StoreError, UpdateOutcome,
 };
 pub use value::{Number, Value};
 

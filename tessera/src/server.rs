@@ -454,9 +454,7 @@ impl Session {
                 }
             }
         }
-        Err(StoreError::corrupt(
-            "could not draw an unused session id".to_owned(),
-        ))
+        Err(StoreError::corrupt("could not draw an unused session id"))
     }
 
     /// Decides the store work and takes the pending changes out of the state.
@@ -750,9 +748,7 @@ impl Session {
                 return Ok(());
             }
         }
-        Err(StoreError::corrupt(
-            "could not draw an unused session id".to_owned(),
-        ))
+        Err(StoreError::corrupt("could not draw an unused session id"))
     }
 
     /// The session ended before this request's `cycle_id` could move it:

@@ -108,8 +108,7 @@ impl ListingPage {
 }
 
 pub(super) fn parse_id(text: &str) -> Result<SessionId, StoreError> {
-    SessionId::parse(text)
-        .ok_or_else(|| StoreError::corrupt("a stored session id is malformed".to_owned()))
+    SessionId::parse(text).ok_or_else(|| StoreError::corrupt("a stored session id is malformed"))
 }
 
 pub(super) fn parse_value(key: &str, text: &str) -> Result<Value, StoreError> {

@@ -105,7 +105,7 @@ impl<S: SessionStore + ?Sized> CountingStore<S> {
 }
 
 fn misconfigured() -> StoreError {
-    StoreError::config("the session tables are not as tessera makes them".to_owned())
+    StoreError::config("the session tables are not as tessera makes them")
 }
 
 #[async_trait::async_trait]

@@ -2084,8 +2084,7 @@ fn parse_value(key: &str, text: &str) -> Result<Value, StoreError> {
 }
 
 fn parse_id(text: &str) -> Result<SessionId, StoreError> {
-    SessionId::parse(text)
-        .ok_or_else(|| StoreError::corrupt("a stored session id is malformed".to_owned()))
+    SessionId::parse(text).ok_or_else(|| StoreError::corrupt("a stored session id is malformed"))
 }
 
 /// The hash field of session key `key`: itself, or behind one more NUL if it
