@@ -39,8 +39,26 @@ use tessera::SessionConfig;
 
 const DEFAULT_PORT: u16 = 5002;
 
+const USAGE: &str = "\
+Usage: tessera-example-actix-seeds
+
+Serves the Flask session tutorials' seed routes on actix-web, with tessera's
+actix middleware, at http://127.0.0.1:PORT/.
+
+Environment:
+  SECRET_KEY        required (generate one with `tessera key generate`)
+  PORT              the port to listen on (default 5002)
+  SESSION_TYPE      cookie (default), encrypted, memory or sqlite
+  SESSION_STORE_URL for sqlite, e.g. sqlite://actix-seeds.db
+  RUST_LOG          the log level (default info)
+and the other settings of tessera's README configuration table.
+";
+
 #[actix_web::main]
 async fn main() -> ExitCode {
+    if let Some(answered) = answer_arguments() {
+        return answered;
+    }
     init_logging();
     match run().await {
         Ok(()) => ExitCode::SUCCESS,
@@ -49,6 +67,22 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The example takes no arguments, only environment variables: `--help`
+/// shows how to run it, and anything else is refused rather than starting
+/// the server regardless.
+fn answer_arguments() -> Option<ExitCode> {
+    let argument = std::env::args_os().nth(1)?;
+    if argument == "--help" || argument == "-h" {
+        print!("{USAGE}");
+        return Some(ExitCode::SUCCESS);
+    }
+    eprint!(
+        "error: unexpected argument {argument:?}: this example is configured by environment \
+         variables only\n\n{USAGE}"
+    );
+    Some(ExitCode::from(2))
 }
 
 async fn run() -> Result<(), Box<dyn Error>> {

@@ -42,8 +42,26 @@ use tokio::net::TcpListener;
 
 const DEFAULT_PORT: u16 = 5001;
 
+const USAGE: &str = "\
+Usage: tessera-example-hyper-tower
+
+Counts each visitor's visits on a plain hyper server whose only service is
+tessera's SessionLayer around a tower::service_fn, at http://127.0.0.1:PORT/
+(/logout clears the session).
+
+Environment:
+  SECRET_KEY    required (generate one with `tessera key generate`)
+  PORT          the port to listen on (default 5001)
+  SESSION_TYPE  cookie (default), encrypted or memory
+  RUST_LOG      the log level (default info)
+and the other settings of tessera's README configuration table.
+";
+
 #[tokio::main]
 async fn main() -> ExitCode {
+    if let Some(answered) = answer_arguments() {
+        return answered;
+    }
     init_logging();
     match run().await {
         Ok(()) => ExitCode::SUCCESS,
@@ -52,6 +70,22 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The example takes no arguments, only environment variables: `--help`
+/// shows how to run it, and anything else is refused rather than starting
+/// the server regardless.
+fn answer_arguments() -> Option<ExitCode> {
+    let argument = std::env::args_os().nth(1)?;
+    if argument == "--help" || argument == "-h" {
+        print!("{USAGE}");
+        return Some(ExitCode::SUCCESS);
+    }
+    eprint!(
+        "error: unexpected argument {argument:?}: this example is configured by environment \
+         variables only\n\n{USAGE}"
+    );
+    Some(ExitCode::from(2))
 }
 
 async fn run() -> Result<(), Box<dyn Error>> {

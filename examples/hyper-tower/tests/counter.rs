@@ -322,3 +322,42 @@ async fn slow_and_idle_connections_are_closed_after_the_header_timeout() {
     let reply = get(&format!("http://{address}"), "/", None).await;
     assert_eq!(reply.status, StatusCode::OK);
 }
+
+/// The binary takes no arguments: `--help` says how to run it, and any
+/// other argument is refused instead of the server starting regardless.
+#[test]
+fn the_binary_answers_help_and_refuses_other_arguments() {
+    let run = |argument: &str| {
+        let mut child =
+            std::process::Command::new(env!("CARGO_BIN_EXE_tessera-example-hyper-tower"))
+                .arg(argument)
+                .env("SECRET_KEY", "a-key-for-the-argument-test-0123456789")
+                // Were the server started anyway, on a port of its own.
+                .env("PORT", "0")
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("the example runs");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while child.try_wait().expect("waits").is_none() {
+            if std::time::Instant::now() > deadline {
+                child.kill().expect("kill");
+                panic!("{argument}: the server started instead of answering");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        child.wait_with_output().expect("its output")
+    };
+    let help = run("--help");
+    assert_eq!(help.status.code(), Some(0));
+    let usage = String::from_utf8_lossy(&help.stdout);
+    assert!(
+        usage.starts_with("Usage: tessera-example-hyper-tower"),
+        "{usage}"
+    );
+    assert!(usage.contains("SECRET_KEY"), "{usage}");
+    let refused = run("--port");
+    assert_eq!(refused.status.code(), Some(2));
+    let error = String::from_utf8_lossy(&refused.stderr);
+    assert!(error.contains("unexpected argument \"--port\""), "{error}");
+}
