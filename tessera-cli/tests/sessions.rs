@@ -66,6 +66,57 @@ fn rfc3339(seconds: u64) -> String {
         .expect("formats")
 }
 
+/// A PostgreSQL database of the test's own on the tests' server, dropped
+/// when the test is done.
+struct ScratchDatabase {
+    server_url: String,
+    name: String,
+    url: String,
+}
+
+impl ScratchDatabase {
+    fn create(label: &str) -> Self {
+        use sqlx::{Connection as _, Executor as _};
+        let server_url = std::env::var("TESSERA_TEST_POSTGRES_URL").unwrap_or_else(|_| {
+            panic!("TESSERA_TEST_POSTGRES_URL is not set: start the servers with `eval \"$(scripts/services.sh start)\"` or run scripts/test.sh")
+        });
+        let name = format!("{label}_{}", std::process::id());
+        let (base, _) = server_url.rsplit_once('/').expect("a database in the URL");
+        let url = format!("{base}/{name}");
+        runtime().block_on(async {
+            let mut admin = sqlx::PgConnection::connect(&server_url)
+                .await
+                .expect("connect");
+            admin
+                .execute(format!("CREATE DATABASE {name}").as_str())
+                .await
+                .expect("create the database");
+            admin.close().await.expect("close");
+        });
+        Self {
+            server_url,
+            name,
+            url,
+        }
+    }
+}
+
+impl Drop for ScratchDatabase {
+    fn drop(&mut self) {
+        use sqlx::{Connection as _, Executor as _};
+        runtime().block_on(async {
+            let mut admin = sqlx::PgConnection::connect(&self.server_url)
+                .await
+                .expect("connect");
+            admin
+                .execute(format!("DROP DATABASE {} WITH (FORCE)", self.name).as_str())
+                .await
+                .expect("drop the database");
+            admin.close().await.expect("close");
+        });
+    }
+}
+
 /// A runtime for one test. A store's connections belong to the runtime that
 /// made them, so a test that uses one store twice keeps one runtime.
 fn runtime() -> tokio::runtime::Runtime {
@@ -1231,13 +1282,9 @@ fn list_show_and_revoke_on_redis_and_postgres() {
 /// SQLite file that is not a store.
 #[test]
 fn a_postgres_database_without_the_tables_is_refused_and_left_alone() {
-    use sqlx::{Connection as _, Executor as _};
-    let url = std::env::var("TESSERA_TEST_POSTGRES_URL").unwrap_or_else(|_| {
-        panic!("TESSERA_TEST_POSTGRES_URL is not set: start the servers with `eval \"$(scripts/services.sh start)\"` or run scripts/test.sh")
-    });
-    let database = format!("cli_other_app_{}", std::process::id());
-    let (base, _) = url.rsplit_once('/').expect("a database in the URL");
-    let other_url = format!("{base}/{database}");
+    use sqlx::Connection as _;
+    let other = ScratchDatabase::create("cli_other_app");
+    let other_url = other.url.clone();
     let runtime = runtime();
     let tables_in_other = || {
         runtime.block_on(async {
@@ -1254,14 +1301,6 @@ fn a_postgres_database_without_the_tables_is_refused_and_left_alone() {
             count
         })
     };
-    runtime.block_on(async {
-        let mut admin = sqlx::PgConnection::connect(&url).await.expect("connect");
-        admin
-            .execute(format!("CREATE DATABASE {database}").as_str())
-            .await
-            .expect("create the database");
-        admin.close().await.expect("close");
-    });
     let dir = std::env::temp_dir();
     for args in [
         &["sessions", "list"][..],
@@ -1277,14 +1316,6 @@ fn a_postgres_database_without_the_tables_is_refused_and_left_alone() {
         );
         assert_eq!(tables_in_other(), 0, "{args:?} created tables");
     }
-    runtime.block_on(async {
-        let mut admin = sqlx::PgConnection::connect(&url).await.expect("connect");
-        admin
-            .execute(format!("DROP DATABASE {database}").as_str())
-            .await
-            .expect("drop the database");
-        admin.close().await.expect("close");
-    });
 }
 
 /// A command whose statement waits on a lock held elsewhere fails after the
@@ -1292,22 +1323,12 @@ fn a_postgres_database_without_the_tables_is_refused_and_left_alone() {
 /// while closing its connections, for as long as the lock is held.
 #[test]
 fn a_postgres_command_stalled_on_a_lock_exits_after_its_timeout() {
-    use sqlx::{Connection as _, Executor as _};
+    use sqlx::Connection as _;
     use tessera::store::PostgresStore;
-    let url = std::env::var("TESSERA_TEST_POSTGRES_URL").unwrap_or_else(|_| {
-        panic!("TESSERA_TEST_POSTGRES_URL is not set: start the servers with `eval \"$(scripts/services.sh start)\"` or run scripts/test.sh")
-    });
-    let database = format!("cli_locked_{}", std::process::id());
-    let (base, _) = url.rsplit_once('/').expect("a database in the URL");
-    let locked_url = format!("{base}/{database}");
+    let locked = ScratchDatabase::create("cli_locked");
+    let locked_url = locked.url.clone();
     let runtime = runtime();
     let mut holder = runtime.block_on(async {
-        let mut admin = sqlx::PgConnection::connect(&url).await.expect("connect");
-        admin
-            .execute(format!("CREATE DATABASE {database}").as_str())
-            .await
-            .expect("create the database");
-        admin.close().await.expect("close");
         let store = PostgresStore::new(&locked_url).expect("a URL");
         let expired = now() - 10;
         assert!(store
@@ -1356,14 +1377,6 @@ fn a_postgres_command_stalled_on_a_lock_exits_after_its_timeout() {
         "{:?}",
         out.stderr
     );
-    runtime.block_on(async {
-        let mut admin = sqlx::PgConnection::connect(&url).await.expect("connect");
-        admin
-            .execute(format!("DROP DATABASE {database} WITH (FORCE)").as_str())
-            .await
-            .expect("drop the database");
-        admin.close().await.expect("close");
-    });
 }
 
 /// On Redis, a key prefix under which no session is (SESSION_KEY_PREFIX
