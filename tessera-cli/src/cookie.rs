@@ -218,7 +218,18 @@ fn decode(args: DecodeArgs) -> Result<()> {
         return Err(Error::new("a --fallback-key is empty or only blanks"));
     }
     let fallbacks: Vec<SecretKey> = if args.fallback_keys.is_empty() {
-        fallbacks_from_env()?
+        let fallbacks = fallbacks_from_env()?;
+        // Refused as the application refuses it at startup: with an empty
+        // fallback, anyone's cookie would read as verified.
+        if let Some(index) = fallbacks.iter().position(|key| key.as_bytes().is_empty()) {
+            return Err(Error::new(
+                tessera::ConfigError::EmptyFallbackKey {
+                    position: index + 1,
+                }
+                .to_string(),
+            ));
+        }
+        fallbacks
     } else {
         args.fallback_keys
             .into_iter()

@@ -684,6 +684,31 @@ fn without_a_key_decoding_is_unverified() {
         .starts_with("error: malformed: "));
 }
 
+/// An empty key among SECRET_KEY_FALLBACKS (`[""]`, which only the JSON
+/// form can give) is refused as the application refuses it at startup:
+/// with it, a cookie anyone can sign would read as verified.
+#[test]
+fn an_empty_fallback_key_from_the_environment_is_refused() {
+    let mut data = Map::new();
+    data.insert("user_id".to_owned(), Value::from("admin"));
+    let forged = CookieCodec::new(&tessera::SecretKey::new(Vec::<u8>::new()), &[])
+        .encode(&data, SystemTime::now());
+    for (fallbacks, position) in [(r#"[""]"#, 1), (r#"["old-key-0123456789", ""]"#, 2)] {
+        let out = run_with(
+            &["cookie", "decode", &forged],
+            "",
+            &[("SECRET_KEY", KEY), ("SECRET_KEY_FALLBACKS", fallbacks)],
+        );
+        assert!(out.stdout.is_empty(), "{fallbacks}: {:?}", out.stdout);
+        assert!(
+            out.refusal()
+                .contains(&format!("key {position} of SECRET_KEY_FALLBACKS")),
+            "{fallbacks}: {:?}",
+            out.stderr
+        );
+    }
+}
+
 /// A key of blanks only is no key to the application (its configuration
 /// reads a blank SECRET_KEY as unset): refused as an empty key is, never
 /// used as a key, nor a reason to read a cookie unverified.
