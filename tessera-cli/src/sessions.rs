@@ -319,15 +319,21 @@ async fn run_on_store(command: SessionsCommand) -> Result<()> {
         )
         .exit()
     };
-    let store = Store::open(url).await?;
+    let (store, unconfirmed_warning) = Store::open(url).await?;
     let stores_creation = !matches!(store, Store::FlaskSessionRedis(_));
-    let result = match command {
+    let found = match command {
         SessionsCommand::List(args) => list(store.get(), stores_creation, args).await,
         SessionsCommand::Show(args) => show(store.get(), stores_creation, args).await,
         SessionsCommand::Revoke(args) => revoke(store.get(), args).await,
         SessionsCommand::RevokeUser(args) => revoke_user(store.get(), args).await,
         SessionsCommand::PurgeExpired(args) => purge_expired(store.get(), args).await,
     };
+    if let Some(warning) = unconfirmed_warning {
+        if !matches!(found, Ok(true)) {
+            warn(&warning);
+        }
+    }
+    let result = found.map(|_| ());
     if result.is_ok() {
         store.close().await;
     } else {
@@ -347,8 +353,10 @@ enum Store {
 }
 
 impl Store {
-    /// Opens the store at `url`, which must already exist.
-    async fn open(url: &str) -> Result<Self> {
+    /// Opens the store at `url`, which must already exist. Also returns a
+    /// warning to give if the command then finds no session (see
+    /// [`elsewhere_warning`]).
+    async fn open(url: &str) -> Result<(Self, Option<String>)> {
         let scheme = url
             .trim_start()
             .split_once(':')
@@ -362,7 +370,7 @@ impl Store {
                 let store = SqliteStore::open_existing(store.path())
                     .await
                     .map_err(store_error)?;
-                Ok(Self::Sqlite(store))
+                Ok((Self::Sqlite(store), None))
             }
             Some(scheme) if is_redis_scheme(scheme) => {
                 use tessera::store::redis::Layout;
@@ -396,10 +404,19 @@ impl Store {
                             .with_prefix(prefix.clone());
                         match store.sample_layout().await.map_err(store_error)? {
                             Some(found @ (Layout::Tessera | Layout::Both)) => Err(mismatch(found)),
-                            Some(Layout::FlaskSession) => Ok(Self::FlaskSessionRedis(store)),
+                            Some(Layout::FlaskSession) => {
+                                Ok((Self::FlaskSessionRedis(store), None))
+                            }
+                            // Flask-Session's own sessions are in no index,
+                            // and the sample may miss them in a large
+                            // database: said only if the command finds none.
                             None => {
-                                warn_if_elsewhere(&prefix, store.indexed_prefixes().await, true);
-                                Ok(Self::FlaskSessionRedis(store))
+                                let warning = elsewhere_warning(
+                                    &prefix,
+                                    store.indexed_prefixes().await,
+                                    true,
+                                );
+                                Ok((Self::FlaskSessionRedis(store), warning))
                             }
                         }
                     }
@@ -411,10 +428,16 @@ impl Store {
                             Some(found @ (Layout::FlaskSession | Layout::Both)) => {
                                 Err(mismatch(found))
                             }
-                            Some(Layout::Tessera) => Ok(Self::Redis(store)),
+                            Some(Layout::Tessera) => Ok((Self::Redis(store), None)),
                             None => {
-                                warn_if_elsewhere(&prefix, store.indexed_prefixes().await, false);
-                                Ok(Self::Redis(store))
+                                if let Some(warning) = elsewhere_warning(
+                                    &prefix,
+                                    store.indexed_prefixes().await,
+                                    false,
+                                ) {
+                                    warn(&warning);
+                                }
+                                Ok((Self::Redis(store), None))
                             }
                         }
                     }
@@ -429,7 +452,7 @@ impl Store {
                     .open_existing()
                     .await
                     .map_err(store_error)?;
-                Ok(Self::Postgres(store))
+                Ok((Self::Postgres(store), None))
             }
             // The scheme only: URLs can carry passwords.
             Some(scheme) if is_scheme(scheme) => Err(Error::new(format_args!(
@@ -460,25 +483,26 @@ impl Store {
     }
 }
 
-/// Warns when no session is indexed under `prefix`: a prefix left unset or
-/// mistyped would have the commands find nothing and a "log out everywhere"
-/// end nothing, exiting as on success. Says where sessions are, if under
-/// other prefixes. (A store that is empty, as after every session expired,
-/// warns too: nothing tells the two apart.) Sessions that only a Flask app
-/// wrote are in no index, so for Flask-Session's layout the warning says
-/// that prefixes holding only those go unnamed.
-fn warn_if_elsewhere(
+/// The warning for a prefix under which no session is indexed: a prefix
+/// left unset or mistyped would have the commands find nothing and a "log
+/// out everywhere" end nothing, exiting as on success. Says where sessions
+/// are, if under other prefixes. (A store that is empty, as after every
+/// session expired, is warned about too: nothing tells the two apart.)
+/// Sessions that only a Flask app wrote are in no index, so for
+/// Flask-Session's layout the warning says that prefixes holding only those
+/// go unnamed.
+fn elsewhere_warning(
     prefix: &str,
     indexed: Result<Vec<String>, StoreError>,
     flask_session_layout: bool,
-) {
+) -> Option<String> {
     let indexed = match indexed {
         Ok(indexed) => indexed,
         // Only a courtesy: a server that denies SCAN (an ACL) gets none.
-        Err(_) => return,
+        Err(_) => return None,
     };
     if indexed.iter().any(|other| other == prefix) {
-        return;
+        return None;
     }
     let unindexed = if flask_session_layout {
         " (sessions that only a Flask app has written are in no index, so a prefix holding \
@@ -486,19 +510,19 @@ fn warn_if_elsewhere(
     } else {
         ""
     };
-    if indexed.is_empty() {
-        warn(&format!(
+    Some(if indexed.is_empty() {
+        format!(
             "no sessions under the key prefix {prefix:?} on this server, nor indexed under any \
              other: SESSION_KEY_PREFIX must be the application's (default \"session:\"){unindexed}"
-        ));
+        )
     } else {
         let others: Vec<String> = indexed.iter().map(|other| format!("{other:?}")).collect();
-        warn(&format!(
+        format!(
             "no sessions under the key prefix {prefix:?} on this server; there are some under \
              {}: set SESSION_KEY_PREFIX to the application's{unindexed}",
             others.join(", ")
-        ));
-    }
+        )
+    })
 }
 
 /// SESSION_SERIALIZATION_FORMAT chooses between Redis layouts; with any
@@ -637,7 +661,7 @@ fn looks_like_a_cookie_session(value: &str) -> bool {
     }
 }
 
-async fn list(store: &dyn SessionStore, stores_creation: bool, args: ListArgs) -> Result<()> {
+async fn list(store: &dyn SessionStore, stores_creation: bool, args: ListArgs) -> Result<bool> {
     let now = now();
     let batch = args.batch as usize;
     let user = args.user.as_deref();
@@ -685,7 +709,7 @@ async fn list(store: &dyn SessionStore, stores_creation: bool, args: ListArgs) -
             .and_then(|()| out.flush())
             .map_err(stdout_error)?;
     }
-    Ok(())
+    Ok(count > 0)
 }
 
 fn write_plain_line(out: &mut impl Write, info: &SessionInfo) -> io::Result<()> {
@@ -735,7 +759,7 @@ impl<'a> From<&'a SessionInfo> for SessionJson<'a> {
     }
 }
 
-async fn show(store: &dyn SessionStore, stores_creation: bool, args: ShowArgs) -> Result<()> {
+async fn show(store: &dyn SessionStore, stores_creation: bool, args: ShowArgs) -> Result<bool> {
     let id = args.session.id()?;
     let now = now();
     let record = store
@@ -761,7 +785,7 @@ async fn show(store: &dyn SessionStore, stores_creation: bool, args: ShowArgs) -
     crate::python::as_python_reads_it(&mut data);
     let data = tagged::map_to_string(&data);
     if args.json {
-        print_line(&show_json(&id, &record, created_at, &data)?)
+        print_line(&show_json(&id, &record, created_at, &data)?)?;
     } else {
         let absolute = record
             .absolute_expires_at
@@ -780,8 +804,9 @@ async fn show(store: &dyn SessionStore, stores_creation: bool, args: ShowArgs) -
                 rfc3339
             ),
             rfc3339(record.expires_at),
-        ))
+        ))?;
     }
+    Ok(true)
 }
 
 /// The `show --json` object: the session's fields, then `data` as the
@@ -812,7 +837,7 @@ fn show_json(
     Ok(json)
 }
 
-async fn revoke(store: &dyn SessionStore, args: RevokeArgs) -> Result<()> {
+async fn revoke(store: &dyn SessionStore, args: RevokeArgs) -> Result<bool> {
     let id = args.session.id()?;
     // An expired session is already over, whether its store dropped it at
     // expiry (Redis) or keeps it until a sweep (SQL): both answer as `show`
@@ -832,29 +857,31 @@ async fn revoke(store: &dyn SessionStore, args: RevokeArgs) -> Result<()> {
     if !(live && deleted) {
         return Err(Error::new("no live session with that id"));
     }
-    if args.json {
-        print_line(r#"{"revoked":1}"#)
+    print_line(if args.json {
+        r#"{"revoked":1}"#
     } else {
-        print_line("revoked")
-    }
+        "revoked"
+    })?;
+    Ok(true)
 }
 
-async fn revoke_user(store: &dyn SessionStore, args: RevokeUserArgs) -> Result<()> {
+async fn revoke_user(store: &dyn SessionStore, args: RevokeUserArgs) -> Result<bool> {
     if args.user.is_empty() {
         return Err(Error::new("the user is empty"));
     }
     let revoked = store.delete_user(&args.user).await.map_err(store_error)?;
     if args.json {
-        print_line(&serde_json::json!({ "revoked": revoked }).to_string())
+        print_line(&serde_json::json!({ "revoked": revoked }).to_string())?;
     } else {
-        print_line(&revoked.to_string())
+        print_line(&revoked.to_string())?;
     }
+    Ok(revoked > 0)
 }
 
 /// The least pause between two batches of `purge-expired`.
 const MIN_PURGE_PAUSE: Duration = Duration::from_millis(2);
 
-async fn purge_expired(store: &dyn SessionStore, args: PurgeArgs) -> Result<()> {
+async fn purge_expired(store: &dyn SessionStore, args: PurgeArgs) -> Result<bool> {
     // One instant throughout, so the loop ends even while sessions expire.
     let now = now();
     let batch = args.batch as usize;
@@ -876,10 +903,11 @@ async fn purge_expired(store: &dyn SessionStore, args: PurgeArgs) -> Result<()> 
     }
     drop(progress);
     if args.json {
-        print_line(&serde_json::json!({ "purged": purged }).to_string())
+        print_line(&serde_json::json!({ "purged": purged }).to_string())?;
     } else {
-        print_line(&purged.to_string())
+        print_line(&purged.to_string())?;
     }
+    Ok(purged > 0)
 }
 
 /// A spinner with a count on stderr, drawn only when stderr is a terminal
