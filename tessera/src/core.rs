@@ -539,6 +539,14 @@ impl SessionCore {
                 // this one (a change undone, a flash taken out of a cookie
                 // a Flask app made too large).
                 tracing::warn!("{oversized}; no larger than the cookie the browser has");
+            } else if !modified {
+                // Larger than what the browser holds only because it is
+                // sealed otherwise now (compression turned off): ignored,
+                // it costs the refresh, not a change.
+                tracing::warn!(
+                    "{oversized}; a refresh of the cookie the browser has, which browsers may \
+                     silently ignore: the session then ends when that cookie expires"
+                );
             } else {
                 tracing::error!(
                     "{oversized}; browsers may silently ignore it, keeping the cookie they have: \

@@ -348,6 +348,41 @@ async fn oversized_cookie_is_logged_or_refused() {
     assert_eq!(text(response).await, "None");
 }
 
+/// A permanent cookie sealed compressed, read by an app that seals without
+/// compression, is refreshed at its full size: that is no change to lose,
+/// and the log says so, with a warning rather than the error for a change.
+#[tokio::test(flavor = "current_thread")]
+async fn an_oversized_refresh_is_not_logged_as_a_lost_change() {
+    let (logs, _guard) = LogBuffer::capture();
+    let big = "a".repeat(5000);
+    let mut data = Map::new();
+    data.insert("_permanent".to_owned(), true.into());
+    data.insert("value".to_owned(), big.as_str().into());
+    let sealed = CookieCodec::encrypted(&KEY.into(), &[], "session")
+        .encrypted_compression(true)
+        .encode(&data, SystemTime::now());
+    assert!(sealed.len() < 300, "{}", sealed.len());
+
+    let uncompressed = build(encrypted(KEY));
+    let response = send(
+        &uncompressed,
+        "GET",
+        "/get",
+        Some(&format!("session={sealed}")),
+        "",
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(set_cookies(response.headers()).len(), 1, "refreshed");
+    assert_eq!(text(response).await, format!("Some({big:?})"));
+    let logged = logs.contents();
+    assert!(
+        logged.contains("WARN") && logged.contains("a refresh of the cookie"),
+        "{logged}"
+    );
+    assert!(!logged.contains("would be lost"), "{logged}");
+}
+
 /// A cookie the library seals is opened by a codec built by hand with the
 /// same key and name, which is what the CLI does.
 #[tokio::test]
