@@ -268,7 +268,7 @@ fn decode(args: DecodeArgs) -> Result<()> {
             for (position, cookie) in candidates.iter().enumerate() {
                 match codec.decode(cookie, SystemTime::now()) {
                     Ok(decoded) => {
-                        note_duplicates(candidates.len(), position, cookie_name);
+                        note_duplicates(candidates.len(), position, cookie_name, args.encrypted);
                         found = Some(decoded);
                         break;
                     }
@@ -334,7 +334,7 @@ fn decode(args: DecodeArgs) -> Result<()> {
                 Ok(found) => found,
                 Err(first_refusal) => results.find_map(Result::ok).ok_or(first_refusal)?,
             };
-            note_duplicates(candidates.len(), position, cookie_name);
+            note_duplicates(candidates.len(), position, cookie_name, false);
             io::warn(
                 "UNVERIFIED: no secret key given (--secret-key or SECRET_KEY), so neither \
                  the signature nor the age was checked; anyone can write these contents",
@@ -418,11 +418,16 @@ fn sign(args: SignArgs) -> Result<()> {
     // attributes only make it longer).
     let set_cookie_len = cookie_name.len() + 1 + cookie.len() + DEFAULT_ATTRIBUTES.len();
     if set_cookie_len > tessera::config::DEFAULT_MAX_COOKIE_SIZE {
+        // Flask reads no encrypted cookie, so it has nothing to say of one.
+        let flask = if args.encrypted {
+            ""
+        } else {
+            ", and Flask warns when it sets one"
+        };
         io::warn(&format!(
-            "the cookie is too large: {set_cookie_len} bytes with its name and Flask's \
-             default attributes, over the \
-             {} of MAX_COOKIE_SIZE; browsers may silently ignore it, and Flask warns \
-             when it sets one",
+            "the cookie is too large: {set_cookie_len} bytes with its name and the default \
+             attributes (Flask's), over the {} of MAX_COOKIE_SIZE; browsers may silently \
+             ignore it{flask}",
             tessera::config::DEFAULT_MAX_COOKIE_SIZE
         ));
     }
@@ -432,12 +437,17 @@ fn sign(args: SignArgs) -> Result<()> {
 /// Several cookies of the session's name (set for other paths or domains,
 /// say) are a common cause of lost logins, and Flask reads only the first of
 /// them, where tessera's server takes the first that verifies: say which one
-/// is shown.
-fn note_duplicates(count: usize, position: usize, cookie_name: &str) {
+/// is shown. (Flask reads no encrypted cookie at all.)
+fn note_duplicates(count: usize, position: usize, cookie_name: &str, encrypted: bool) {
     if count < 2 {
         return;
     }
-    let which = if position == 0 {
+    let which = if encrypted {
+        format!(
+            "this is the {}, the first that could be opened, as tessera's server takes it",
+            ordinal(position + 1)
+        )
+    } else if position == 0 {
         "this is the first, the one Flask reads".to_owned()
     } else {
         format!(

@@ -1430,6 +1430,35 @@ fn several_session_cookies_say_which_one_is_shown() {
     let out = decode(KEY, &format!("Cookie: theme=dark; session={second}"));
     assert!(out.success(), "{:?}", out.stderr);
     assert!(!out.stderr.contains("cookies named"), "{:?}", out.stderr);
+    // Encrypted cookies, which Flask does not read: no word of Flask.
+    let sealed = sign_encrypted(KEY, EXAMPLE_JSON, &[]);
+    let out = decode_encrypted(KEY, &format!("Cookie: session=junk; session={sealed}"), &[]);
+    assert!(out.success(), "{:?}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("this is the 2nd, the first that could be opened")
+            && !out.stderr.contains("Flask"),
+        "{:?}",
+        out.stderr
+    );
+}
+
+/// Signing an encrypted cookie too large for browsers warns without
+/// speaking of Flask, which reads no encrypted cookie.
+#[test]
+fn a_too_large_encrypted_cookie_is_warned_about_without_flask() {
+    let large = format!(r#"{{"a": "{}"}}"#, "x".repeat(5000));
+    let out = run_with(
+        &["cookie", "sign", "--encrypted", "--secret-key", KEY],
+        &large,
+        &[],
+    );
+    assert!(out.success(), "{:?}", out.stderr);
+    assert!(
+        out.stderr.contains("the cookie is too large") && !out.stderr.contains("Flask warns"),
+        "{:?}",
+        out.stderr
+    );
 }
 
 /// `curl -v` output pasted as it is: its `> ` and `< ` markers do not hide

@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{Html, IntoResponse, Response};
-use tessera::{Flash, Session, Value};
+use tessera::{Flash, Session, SessionType, Value};
 use time::format_description::BorrowedFormatItem;
 use time::macros::format_description;
 use time::OffsetDateTime;
@@ -339,7 +339,12 @@ fn write_cookie_rows(
 ) {
     let lifetime = info.lifetime.as_secs();
     row(
-        "Signed",
+        // An encrypted cookie carries the time it was sealed, signed by nothing.
+        if info.session_type == SessionType::EncryptedCookie {
+            "Sealed"
+        } else {
+            "Signed"
+        },
         match session.signed_at() {
             Some(signed) => format!(
                 "{} ({} ago), the cookie your browser sent",

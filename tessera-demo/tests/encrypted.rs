@@ -36,6 +36,9 @@ async fn the_seed_routes_work_with_encrypted_cookies() {
     assert!(page.contains("Logged in as alice"), "{page}");
     assert!(page.contains("encrypted cookie"), "{page}");
     assert!(!page.contains("signed cookie"), "{page}");
+    // An encrypted cookie is sealed, not signed.
+    assert!(page.contains("<dt>Sealed</dt>"), "{page}");
+    assert!(!page.contains("<dt>Signed</dt>"), "{page}");
 
     let devices = browser.get("/sessions").await.body;
     assert!(devices.contains("encrypted cookie"), "{devices}");
