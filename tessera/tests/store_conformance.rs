@@ -476,6 +476,58 @@ async fn times_that_are_not_numbers_fail_no_request_and_stop_no_sweep() {
     }
 }
 
+/// A session whose metadata key holds another kind of value (a list,
+/// written by hand) stops no sweep either: it sorted first among the due
+/// entries, every batch failed on it with WRONGTYPE, and no expired session
+/// behind it was ever purged. Its entry goes; the key is left as it is.
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn a_metadata_key_of_another_type_stops_no_sweep() {
+    let url = test_server_url("TESSERA_TEST_REDIS_URL");
+    let mut conn = raw_redis(&url).await;
+    for flask_format in [None, Some(SerializationFormat::Msgpack)] {
+        let (store, prefix, _guard) = redis_store_of_layout(&url, flask_format);
+        let first = Record {
+            expires_at: NOW + HOUR - 1,
+            ..live_record(map([("k", 1.into())]), Some("alice"))
+        };
+        let bad = create(&*store, &first).await;
+        let good = create(&*store, &live_record(map([("k", 2.into())]), None)).await;
+        let meta = format!("{prefix}{{{}}}", bad.as_str());
+        let _: () = ::redis::pipe()
+            .atomic()
+            .cmd("DEL")
+            .arg(&meta)
+            .ignore()
+            .cmd("RPUSH")
+            .arg(&meta)
+            .arg("not a hash")
+            .ignore()
+            .query_async(&mut conn)
+            .await
+            .expect("replaced by a list");
+
+        let purged = store
+            .purge_expired(NOW + 3 * HOUR, 100)
+            .await
+            .expect("the sweep goes on");
+        assert_eq!(purged, 1, "{flask_format:?}: the good one");
+        let entries: i64 = ::redis::cmd("ZCARD")
+            .arg(format!("{prefix}expiry"))
+            .query_async(&mut conn)
+            .await
+            .expect("ZCARD");
+        assert_eq!(entries, 0, "{flask_format:?}");
+        let kind: String = ::redis::cmd("TYPE")
+            .arg(&meta)
+            .query_async(&mut conn)
+            .await
+            .expect("TYPE");
+        assert_eq!(kind, "list", "{flask_format:?}: left as it is");
+        assert!(store.load(&good, NOW).await.expect("load").is_none());
+    }
+}
+
 /// Flask-Session layout: a value the store reads but could not write (a
 /// JSON value, read by a msgpack store as Flask-Session reads it, holding an
 /// integer beyond msgpack's 64 bits) goes back as it was when only the

@@ -391,8 +391,12 @@ const PURGE: &str = r#"
 local index, prefix, now = KEYS[1], ARGV[1], tonumber(ARGV[2])
 local purged = 0
 for _, sid in ipairs(redis.call('ZRANGEBYSCORE', index, '-inf', ARGV[2], 'LIMIT', 0, ARGV[3])) do
-  local t = times(prefix, sid, now)
-  if not t then
+  local readable, t = pcall(function() return times(prefix, sid, now) end)
+  if not readable then
+    -- Its metadata key holds another kind of value (written by hand): it
+    -- is left as it is, and the entry goes, so that the sweep goes on past it.
+    redis.call('ZREM', index, sid)
+  elseif not t then
     -- The value is gone (its TTL, or Flask-Session deleted it).
     forget(prefix, sid, index)
     purged = purged + 1

@@ -787,8 +787,13 @@ local now = tonumber(ARGV[2])
 local purged = 0
 for _, sid in ipairs(redis.call('ZRANGEBYSCORE', index, '-inf', ARGV[2], 'LIMIT', 0, ARGV[3])) do
   local key = session_key(prefix, sid)
-  local meta = redis.call('HMGET', key, EXPIRES, ABSOLUTE, USER)
-  if not meta[1] then
+  local meta = redis.pcall('HMGET', key, EXPIRES, ABSOLUTE, USER)
+  if meta.err then
+    -- The session's key holds another kind of value (written by hand):
+    -- the session reads as absent and the key is left as it is; its entry
+    -- goes, so that the sweep goes on past it.
+    redis.call('ZREM', index, sid)
+  elseif not meta[1] then
     -- Redis dropped it at its TTL: only the index entry is left.
     redis.call('ZREM', index, sid)
     purged = purged + 1
