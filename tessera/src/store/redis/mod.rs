@@ -2267,9 +2267,14 @@ impl Combining for RedisStore {
                 let value = parse_value(key, &text)?;
                 match integer_for_increment(key, Some(&value)) {
                     Err(error) => Err(error),
-                    Ok(_) => Err(StoreError::corrupt(format!(
-                        "the integer under {key:?} is not in canonical form: {text:?}"
-                    ))),
+                    // Blanks around it, say: the data's problem, answered
+                    // as a wrong type is (409), not the store's (500).
+                    Ok(_) => Err(StoreError::WrongType {
+                        key: key.to_owned(),
+                        expected: "an integer",
+                        found: "an integer written in another form than tessera writes \
+                                (with blanks, say), which Redis cannot add to",
+                    }),
                 }
             }
             ScriptReply::Number(code) | ScriptReply::Refused(code, _) => Err(StoreError::corrupt(
@@ -4122,6 +4127,32 @@ mod tests {
         let left: u64 = raw(&store, ::redis::cmd("EXISTS").arg(store.user_key("alice"))).await;
         assert_eq!(left, 0);
         assert!(store.load(&bob, NOW).await.expect("load").is_some());
+    }
+
+    /// An integer another writer stored with blanks around it reads as
+    /// that integer, but Redis cannot add to it: a wrong type for an
+    /// increment (409), not a store failure (500).
+    #[tokio::test]
+    async fn an_integer_written_with_blanks_is_a_wrong_type_for_an_increment() {
+        let store = test_store();
+        let id = create(&store, &record(Map::new(), None)).await;
+        for (field, text) in [("a", " 5"), ("b", "5 "), ("c", "5\n")] {
+            let _: i64 = raw(
+                &store,
+                ::redis::cmd("HSET")
+                    .arg(store.session_key(&id))
+                    .arg(field)
+                    .arg(text),
+            )
+            .await;
+            let loaded = store.load(&id, NOW).await.expect("load").expect("live");
+            assert_eq!(loaded.data[field], Value::from(5), "{text:?}");
+            let incremented = store.increment(&id, field, 1, NOW).await;
+            assert!(
+                matches!(incremented, Err(StoreError::WrongType { .. })),
+                "{text:?}: {incremented:?}"
+            );
+        }
     }
 
     #[tokio::test]
