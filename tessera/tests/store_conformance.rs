@@ -528,6 +528,41 @@ async fn a_metadata_key_of_another_type_stops_no_sweep() {
     }
 }
 
+/// Members of a user's set or of the expiry index that are no session id
+/// (bytes that are not UTF-8, written by hand) are left out of listings,
+/// which failed whole on them ("your devices" answered 500).
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn index_members_that_are_no_session_id_are_left_out_of_listings() {
+    let url = test_server_url("TESSERA_TEST_REDIS_URL");
+    let mut conn = raw_redis(&url).await;
+    for flask_format in [None, Some(SerializationFormat::Json)] {
+        let (store, prefix, _guard) = redis_store_of_layout(&url, flask_format);
+        let id = create(&*store, &live_record(map([("k", 1.into())]), Some("alice"))).await;
+        let _: () = ::redis::pipe()
+            .cmd("SADD")
+            .arg(format!("{prefix}user:alice"))
+            .arg(&b"\xff\xfe"[..])
+            .ignore()
+            .cmd("ZADD")
+            .arg(format!("{prefix}expiry"))
+            .arg(NOW + HOUR)
+            .arg(&b"\xff"[..])
+            .ignore()
+            .query_async(&mut conn)
+            .await
+            .expect("hand-written members");
+        for user in [Some("alice"), None] {
+            let listed = store
+                .list(user, None, 10, NOW)
+                .await
+                .expect("the listing goes on");
+            let ids: Vec<&SessionId> = listed.iter().map(|info| &info.id).collect();
+            assert_eq!(ids, [&id], "{flask_format:?} {user:?}");
+        }
+    }
+}
+
 /// Flask-Session layout: a value the store reads but could not write (a
 /// JSON value, read by a msgpack store as Flask-Session reads it, holding an
 /// integer beyond msgpack's 64 bits) goes back as it was when only the

@@ -1333,8 +1333,21 @@ impl Link {
     /// The session ids a read-only command answers (a user's set, a range
     /// of the expiry index).
     pub(super) async fn read_ids(&self, cmd: &Cmd) -> Result<Vec<SessionId>, StoreError> {
-        let members: Vec<String> = self.read(cmd).await?;
-        members.iter().map(|member| parse_id(member)).collect()
+        // Bytes: a member that is not UTF-8 (written by hand) must not fail
+        // the whole listing, which leaves out what it cannot read.
+        let members: Vec<Vec<u8>> = self.read(cmd).await?;
+        let count = members.len();
+        let ids: Vec<SessionId> = members
+            .iter()
+            .filter_map(|member| SessionId::parse(std::str::from_utf8(member).ok()?))
+            .collect();
+        if ids.len() < count {
+            tracing::warn!(
+                left_out = count - ids.len(),
+                "members of a session index that are no session id were left out of a listing"
+            );
+        }
+        Ok(ids)
     }
 
     /// [`read`](Self::read) for a pipeline of read-only commands.
@@ -2086,10 +2099,6 @@ fn parse_value(key: &str, text: &str) -> Result<Value, StoreError> {
             error,
         ))
     })
-}
-
-fn parse_id(text: &str) -> Result<SessionId, StoreError> {
-    SessionId::parse(text).ok_or_else(|| StoreError::corrupt("a stored session id is malformed"))
 }
 
 /// The hash field of session key `key`: itself, or behind one more NUL if it
