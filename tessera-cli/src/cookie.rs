@@ -80,9 +80,11 @@ pub(crate) enum CookieCommand {
             With --encrypted, seal it instead as tessera does with SESSION_TYPE=encrypted \
             (XChaCha20-Poly1305, bound to --cookie-name, else SESSION_COOKIE_NAME, else \
             \"session\", the name the app sends it under): \
-            the result can only be read with the key. --compress compresses it first; \
-            off by default, because compressing secrets beside attacker-influenced data \
-            reveals them through the cookie's length (CRIME/BREACH).\n\n\
+            the result can only be read with the key. --compress (or \
+            TESSERA_ENCRYPTED_COMPRESSION=true in the environment, as the app reads it) \
+            compresses it first; off by default, because compressing secrets beside \
+            attacker-influenced data reveals them through the cookie's length \
+            (CRIME/BREACH).\n\n\
             --secret-key-file (the key's bytes in a file, one trailing line end dropped) \
             or --secret-key wins over the SECRET_KEY environment variable; a key need not \
             be UTF-8.",
@@ -174,8 +176,9 @@ pub(crate) struct SignArgs {
     #[arg(long, value_name = "NAME", requires = "encrypted")]
     cookie_name: Option<String>,
 
-    /// Compress the session before encrypting it (TESSERA_ENCRYPTED_COMPRESSION). Leaks secrets
-    /// stored beside attacker-influenced data through the cookie's length.
+    /// Compress the session before encrypting it; without it, as TESSERA_ENCRYPTED_COMPRESSION in
+    /// the environment says, as the application does. Leaks secrets stored beside
+    /// attacker-influenced data through the cookie's length.
     #[arg(long, requires = "encrypted")]
     compress: bool,
 }
@@ -408,7 +411,7 @@ fn sign(args: SignArgs) -> Result<()> {
     }
     let codec = if args.encrypted {
         CookieCodec::encrypted_with_salt(&key, &[], &args.salt, &cookie_name)
-            .encrypted_compression(args.compress)
+            .encrypted_compression(args.compress || env::encrypted_compression()?)
     } else {
         CookieCodec::with_salt(&key, &[], &args.salt)
     };

@@ -20,6 +20,7 @@ const STORE_URL: &str = "SESSION_STORE_URL";
 const KEY_PREFIX: &str = "SESSION_KEY_PREFIX";
 const SERIALIZATION_FORMAT: &str = "SESSION_SERIALIZATION_FORMAT";
 const MAX_PAYLOAD_SIZE: &str = "TESSERA_MAX_PAYLOAD_SIZE";
+const ENCRYPTED_COMPRESSION: &str = "TESSERA_ENCRYPTED_COMPRESSION";
 
 /// `PERMANENT_SESSION_LIFETIME`, in seconds; `--max-age` wins over it.
 pub(crate) fn max_age() -> Result<Option<u64>> {
@@ -65,6 +66,14 @@ pub(crate) fn max_payload_size(option: &str) -> Result<Option<usize>> {
             option,
         )),
     }
+}
+
+/// `TESSERA_ENCRYPTED_COMPRESSION`: whether the application compresses
+/// encrypted cookies; `--compress` turns it on whatever it says.
+pub(crate) fn encrypted_compression() -> Result<bool> {
+    // Checked by `setting` as the application checks it: true, false, 1 or 0.
+    Ok(setting(ENCRYPTED_COMPRESSION, "--compress")?
+        .is_some_and(|value| matches!(value.trim().to_ascii_lowercase().as_str(), "true" | "1")))
 }
 
 /// `SESSION_COOKIE_NAME`; `--cookie-name` wins over it.

@@ -53,6 +53,7 @@ fn run_with_stdin_bytes(args: &[&str], stdin: &[u8], env: &[(&str, &str)]) -> Ru
         .env_remove("PERMANENT_SESSION_LIFETIME")
         .env_remove("SESSION_COOKIE_NAME")
         .env_remove("TESSERA_MAX_PAYLOAD_SIZE")
+        .env_remove("TESSERA_ENCRYPTED_COMPRESSION")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -1440,6 +1441,42 @@ fn several_session_cookies_say_which_one_is_shown() {
             && !out.stderr.contains("Flask"),
         "{:?}",
         out.stderr
+    );
+}
+
+/// `sign --encrypted` compresses as the application does when
+/// TESSERA_ENCRYPTED_COMPRESSION says so, and refuses a value the
+/// application would refuse.
+#[test]
+fn sign_encrypted_follows_tessera_encrypted_compression() {
+    let repetitive = format!(r#"{{"a": "{}"}}"#, "x".repeat(3000));
+    let sign_with = |env: &[(&str, &str)], extra: &[&str]| {
+        let args = [
+            &["cookie", "sign", "--encrypted", "--secret-key", KEY][..],
+            extra,
+        ]
+        .concat();
+        run_with(&args, &repetitive, env)
+    };
+    let plain = sign_with(&[], &[]);
+    assert!(plain.success(), "{:?}", plain.stderr);
+    let compressed = sign_with(&[("TESSERA_ENCRYPTED_COMPRESSION", "true")], &[]);
+    assert!(compressed.success(), "{:?}", compressed.stderr);
+    assert!(
+        compressed.line().len() < 300 && plain.line().len() > 3000,
+        "{} {}",
+        compressed.line().len(),
+        plain.line().len()
+    );
+    let flagged = sign_with(&[("TESSERA_ENCRYPTED_COMPRESSION", "0")], &["--compress"]);
+    assert!(flagged.line().len() < 300, "--compress wins");
+    let opened = decode_encrypted(KEY, compressed.line(), &[]);
+    assert!(opened.success(), "{:?}", opened.stderr);
+    let refused = sign_with(&[("TESSERA_ENCRYPTED_COMPRESSION", "maybe")], &[]);
+    assert!(
+        refused.refusal().contains("TESSERA_ENCRYPTED_COMPRESSION"),
+        "{:?}",
+        refused.stderr
     );
 }
 
