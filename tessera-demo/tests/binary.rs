@@ -36,6 +36,17 @@ async fn start(dir: &Path, secret_key: Option<&str>) -> Demo {
 
 /// Starts the demo in `dir` with extra arguments and environment variables.
 async fn start_with(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Demo {
+    listening(
+        demo_command(dir, args, env)
+            .spawn()
+            .expect("the demo starts"),
+    )
+    .await
+}
+
+/// The command [`start_with`] runs: stderr discarded, stdout read for the
+/// listening line.
+fn demo_command(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
     let mut command = Command::new(BINARY);
     command
         .args(["--port", "0"])
@@ -50,7 +61,11 @@ async fn start_with(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Demo {
         command.env_remove(name);
     }
     command.envs(env.iter().copied());
-    let mut child = command.spawn().expect("the demo starts");
+    command
+}
+
+/// The demo `child` once it says it listens.
+async fn listening(mut child: Child) -> Demo {
     let stdout = child.stdout.take().expect("piped stdout");
     let mut lines = BufReader::new(stdout).lines();
     let mut preamble = Vec::new();
@@ -313,6 +328,36 @@ async fn secret_key_from_the_environment_needs_no_key_file() {
         browser.get("/get_session").await.body,
         "Welcome, your_username!"
     );
+    demo.stop().await;
+}
+
+/// A log that cannot be written (stderr a pipe whose reader is gone, as
+/// with a log shipper that died, or a full disk) costs the log lines, not
+/// the answers: the demo exited at start, and once running dropped every
+/// request unanswered.
+#[tokio::test]
+async fn requests_are_answered_when_the_log_cannot_be_written() {
+    let dir = TempDir::new("log-gone");
+    let mut command = demo_command(
+        &dir.0,
+        &[],
+        &[
+            ("SECRET_KEY", "a-secret-key-for-the-log-test-0123456789"),
+            ("RUST_LOG", "debug"),
+        ],
+    );
+    command.stderr(Stdio::piped());
+    let mut child = command.spawn().expect("the demo starts");
+    drop(child.stderr.take());
+    let demo = listening(child).await;
+    let mut browser = Browser::new(demo.url.clone());
+    for _ in 0..3 {
+        assert_eq!(browser.get("/set_session").await.body, "Session data set.");
+        assert_eq!(
+            browser.get("/get_session").await.body,
+            "Welcome, your_username!"
+        );
+    }
     demo.stop().await;
 }
 

@@ -122,5 +122,9 @@ fn init_logging() {
         .with_env_filter(filter)
         .with_writer(io::stderr)
         .with_ansi(io::stderr().is_terminal())
+        // A log that cannot be written (a full disk, a reader gone) must
+        // not stop the server: the library would report it with
+        // `eprintln!`, which panics when stderr is what failed.
+        .log_internal_errors(false)
         .init();
 }
