@@ -82,7 +82,7 @@ fn log_to_stderr() {
         .without_time()
         .with_target(false)
         // A log that cannot be written (a full disk, a reader gone) must
-        // not stop the server: the library would report it with
+        // not stop the command: the library would report it with
         // `eprintln!`, which panics when stderr is what failed.
         .log_internal_errors(false)
         .init();
