@@ -653,6 +653,8 @@ pub(crate) struct OutageLog {
     /// passed, in case none comes after them: a burst shorter than a
     /// second showed as the one failure logged.
     summary_due: std::sync::atomic::AtomicBool,
+    /// When the store was last said to answer again, as `logged_at`.
+    answered_at: std::sync::atomic::AtomicU64,
 }
 
 /// What became of the request a store failure was logged for.
@@ -718,6 +720,7 @@ impl OutageLog {
             logged_at: std::sync::atomic::AtomicU64::new(0),
             not_logged: std::sync::atomic::AtomicU64::new(0),
             summary_due: std::sync::atomic::AtomicBool::new(false),
+            answered_at: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -747,8 +750,28 @@ impl OutageLog {
     /// Logs that the store answers again, if failures were logged since it
     /// last did.
     pub(crate) fn note_answered(&self) {
+        self.note_answered_at(monotonic_millis());
+    }
+
+    /// [`note_answered`](Self::note_answered) at `now_ms`. At most once a
+    /// second: a store that answers loads but fails every write (a
+    /// database made read-only, a grant revoked) alternates between the
+    /// two on every request, and logged the line a hundred times a second.
+    fn note_answered_at(&self, now_ms: u64) {
         use std::sync::atomic::Ordering::Relaxed;
-        if self.failing.load(Relaxed) && self.failing.swap(false, Relaxed) {
+        if !self.failing.load(Relaxed) {
+            return;
+        }
+        let last = self.answered_at.load(Relaxed);
+        if last != 0 && now_ms.saturating_add(1).saturating_sub(last) < Self::INTERVAL_MS {
+            return;
+        }
+        if self.failing.swap(false, Relaxed)
+            && self
+                .answered_at
+                .compare_exchange(last, now_ms.saturating_add(1), Relaxed, Relaxed)
+                .is_ok()
+        {
             tracing::info!("{}: over, the store answers again", self.kind);
         }
     }
@@ -974,6 +997,35 @@ mod tests {
         }
         assert!(lines[0].contains("not_logged=0"), "{text}");
         assert!(lines[1].contains("not_logged=2"), "{text}");
+    }
+
+    /// A store that answers loads but fails every write alternates between
+    /// the two on every request: "answers again" is said at most once a
+    /// second, not after every failure (a hundred lines a second).
+    #[test]
+    fn answering_again_is_logged_at_most_once_a_second() {
+        let (logs, _guard) = test_logs::LogBuffer::capture();
+        let log = super::OutageLog::new("session store unavailable");
+        let down = super::StoreError::Unavailable("read-only".into());
+        for step in 0..100 {
+            let now_ms = 10_000 + step * 5;
+            log.failing
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            log.log_at(
+                now_ms,
+                &down,
+                "could not save the session",
+                super::Outcome::Answered503,
+            );
+            log.note_answered_at(now_ms + 1);
+        }
+        let said = |logs: &test_logs::LogBuffer| logs.contents().matches("answers again").count();
+        assert_eq!(said(&logs), 1, "{}", logs.contents());
+        // A second later, once more.
+        log.failing
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        log.note_answered_at(10_000 + 100 * 5 + 1_000);
+        assert_eq!(said(&logs), 2, "{}", logs.contents());
     }
 
     /// An error other than an outage keeps the error that found it, when
