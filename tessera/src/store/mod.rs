@@ -759,18 +759,9 @@ impl OutageLog {
     /// two on every request, and logged the line a hundred times a second.
     fn note_answered_at(&self, now_ms: u64) {
         use std::sync::atomic::Ordering::Relaxed;
-        if !self.failing.load(Relaxed) {
-            return;
-        }
-        let last = self.answered_at.load(Relaxed);
-        if last != 0 && now_ms.saturating_add(1).saturating_sub(last) < Self::INTERVAL_MS {
-            return;
-        }
-        if self.failing.swap(false, Relaxed)
-            && self
-                .answered_at
-                .compare_exchange(last, now_ms.saturating_add(1), Relaxed, Relaxed)
-                .is_ok()
+        if self.failing.load(Relaxed)
+            && Self::claim_turn(&self.answered_at, now_ms)
+            && self.failing.swap(false, Relaxed)
         {
             tracing::info!("{}: over, the store answers again", self.kind);
         }
@@ -876,16 +867,25 @@ impl OutageLog {
     /// The count of events not logged, reset, if a line is due at `now_ms`
     /// and this caller is the one to write it.
     fn take_turn_at(&self, now_ms: u64) -> Option<u64> {
+        // One of the requests failing together logs; the others count.
+        Self::claim_turn(&self.logged_at, now_ms).then(|| {
+            self.not_logged
+                .swap(0, std::sync::atomic::Ordering::Relaxed)
+        })
+    }
+
+    /// Whether a line stamped in `last_at` (in [`monotonic_millis`] plus
+    /// one, 0 for never) may be logged at `now_ms`: none was in the last
+    /// second. If so, the stamp is now, so that of callers at once only
+    /// one is told yes.
+    fn claim_turn(last_at: &std::sync::atomic::AtomicU64, now_ms: u64) -> bool {
         use std::sync::atomic::Ordering::Relaxed;
         let stamp = now_ms.saturating_add(1);
-        let last = self.logged_at.load(Relaxed);
+        let last = last_at.load(Relaxed);
         let due = last == 0 || stamp.saturating_sub(last) >= Self::INTERVAL_MS;
-        // One of the requests failing together logs; the others count.
-        (due && self
-            .logged_at
+        due && last_at
             .compare_exchange(last, stamp, Relaxed, Relaxed)
-            .is_ok())
-        .then(|| self.not_logged.swap(0, Relaxed))
+            .is_ok()
     }
 }
 
