@@ -108,6 +108,10 @@ pub(crate) struct ServerState {
     /// A save found the record gone (revoked, expired) and so did not store
     /// what the request wrote; the request has not been told yet.
     writes_lost: bool,
+    /// `destroy` failed, so the record may or may not be gone. The save does
+    /// not try the deletion again: a store that timed out (a lock held
+    /// elsewhere) would hold the request for a second timeout.
+    end_failed: bool,
     /// Presented ids whose signature a fallback key made
     /// (`SECRET_KEY_FALLBACKS`): the one in use is signed again with the
     /// current key, since Flask-Session checks only that one.
@@ -142,6 +146,7 @@ impl ServerState {
             changed_atomically: false,
             vanished: false,
             writes_lost: false,
+            end_failed: false,
             signed_with_old_key: Vec::new(),
             read_before_load: false,
         }
@@ -974,14 +979,28 @@ impl Session {
     /// running meanwhile may write the session back: Flask-Session saves
     /// without checking; the README's Flask-Session section says how to
     /// avoid it.)
+    ///
+    /// When it fails, the request's writes are not saved and the response is
+    /// answered as a failed save (503 for an outage), whatever the handler
+    /// returns: the session was not ended, and ending it is not tried again.
     pub async fn destroy(&self) -> Result<(), SessionError> {
         self.clear();
         let Some(settings) = self.server_settings() else {
             return Ok(());
         };
-        self.load().await?;
-        if let Some(id) = self.record_id() {
-            settings.store.delete(&id).await?;
+        let deleted = async {
+            self.load().await?;
+            if let Some(id) = self.record_id() {
+                settings.store.delete(&id).await?;
+            }
+            Ok::<_, StoreError>(())
+        }
+        .await;
+        if let Err(error) = deleted {
+            if let Some(server) = self.lock().server.as_mut() {
+                server.end_failed = true;
+            }
+            return Err(error.into());
         }
         self.mark_revoked();
         Ok(())
@@ -1062,6 +1081,11 @@ pub(crate) async fn save(session: &Session) -> Result<Saved, StoreError> {
     let (loaded, written) = {
         let state = session.lock();
         let server = state.server.as_ref();
+        if server.is_some_and(|server| server.end_failed) {
+            return Err(StoreError::unavailable(std::io::Error::other(
+                "ending the session failed earlier in this request; not tried again",
+            )));
+        }
         let written = !state.touched.is_empty()
             || state.cleared
             || server.is_some_and(|server| server.user_changed || server.refresh_forced);

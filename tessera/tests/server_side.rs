@@ -1646,6 +1646,41 @@ async fn a_store_that_is_down_gives_503_only_where_the_session_is_needed() {
     );
 }
 
+/// A `destroy` that failed is not tried again by the save at the end of the
+/// request: on a row locked elsewhere each try waits out the store's timeout,
+/// so a logout took two. The session was not ended, so the response is not
+/// the handler's success, and the visitor keeps the session.
+#[tokio::test]
+async fn a_failed_destroy_is_not_tried_again_when_the_response_is_saved() {
+    let store = Arc::new(CountingStore::default());
+    let logout = {
+        let store = store.clone();
+        move |s: Session| async move {
+            store.deletes_down.store(true, Ordering::SeqCst);
+            let ended = s.destroy().await;
+            // Back up before the save: a second try would succeed.
+            store.deletes_down.store(false, Ordering::SeqCst);
+            assert!(ended.is_err(), "the deletion failed");
+            "logged out, the handler says"
+        }
+    };
+    let app = get_set_and(store.clone(), "/logout", get(logout));
+    let cookie = cookie_pair(&send(&app, "POST", "/set/username", None, "alice").await);
+    let (_, writes_before) = store.calls();
+    let response = send(&app, "GET", "/logout", Some(&cookie), "").await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        store.calls().1 - writes_before,
+        1,
+        "one try at ending the session"
+    );
+    assert!(
+        response.headers().get(header::SET_COOKIE).is_none(),
+        "the session was not ended, so its cookie stays"
+    );
+    assert_eq!(read(&app, "username", &cookie).await, "\"alice\"");
+}
+
 /// What happens between a login's `cycle_id` and the save at the end of
 /// its request.
 #[derive(Clone, Copy)]

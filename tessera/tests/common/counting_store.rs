@@ -27,6 +27,8 @@ pub(crate) struct CountingStore<S: ?Sized = dyn SessionStore> {
     pub(crate) misconfigured: AtomicBool,
     /// While set, updates fail so.
     pub(crate) updates_misconfigured: AtomicBool,
+    /// While set, deletions fail as if the store went down just before them.
+    pub(crate) deletes_down: AtomicBool,
     /// While set, a session moved by `cycle_id` ends right after the move,
     /// as if logged out everywhere from another device at that moment.
     pub(crate) ends_after_a_move: AtomicBool,
@@ -52,6 +54,7 @@ impl<S: SessionStore + ?Sized> CountingStore<S> {
             updates_down: AtomicBool::new(false),
             misconfigured: AtomicBool::new(false),
             updates_misconfigured: AtomicBool::new(false),
+            deletes_down: AtomicBool::new(false),
             ends_after_a_move: AtomicBool::new(false),
             moves_after_an_append: AtomicBool::new(false),
         }
@@ -138,6 +141,11 @@ impl<S: SessionStore + ?Sized> SessionStore for CountingStore<S> {
     }
     async fn delete(&self, id: &SessionId) -> Result<bool, StoreError> {
         self.wrote()?;
+        if self.deletes_down.load(Ordering::SeqCst) {
+            return Err(StoreError::unavailable(std::io::Error::other(
+                "store is down",
+            )));
+        }
         self.inner.delete(id).await
     }
     async fn cycle_id(
