@@ -260,7 +260,9 @@ pub(crate) fn long_about() -> String {
          Every command prints its result on stdout (add --json for JSON) and, on failure, \
          one `error: …` line on stderr with exit status 1; usage errors (an unknown option, \
          no store URL given) exit with status 2, and Ctrl-C stops a command with status 130, \
-         its progress line cleared."
+         its progress line cleared. A `revoke`, `revoke-user` or `purge-expired` that failed \
+         on a timeout (a lock held elsewhere, a stalled server) may still be applied once the \
+         store gets to it: check with `list` or `show`."
     )
 }
 
