@@ -47,8 +47,8 @@
 //! [`crate::tagged::MAX_DEPTH`] levels. msgpack map keys that are not
 //! strings (Python allows `int`, `float`, `bool`, `None`, `bytes`, tuple and
 //! datetime keys) are read as the text JSON would write for them (`1` is
-//! `"1"`, `True` is `"true"`, `None` is `"null"`, bytes their text, with
-//! replacement characters where they are not UTF-8, a tuple its array
+//! `"1"`, `True` is `"true"`, `None` is `"null"`, bytes their base64 text
+//! (`b'k'` is `"aw=="`), a tuple its array
 //! `[1,2]`, a datetime its RFC 3339 text), and a top-level
 //! entry a write does not change is written back byte for byte
 //! (what the store's writes do),
@@ -709,10 +709,11 @@ mod msgpack {
                     let float = f64::from_be_bytes(self.take_array()?);
                     Ok(Number::from_f64(float).as_str().to_owned())
                 }
+                // Base64, as msgspec's JSON writes bytes keys: two keys
+                // stay two (as text with replacement characters, b'\xff'
+                // and b'\xfe' were one, and a write kept only one).
                 Marker::Bin8 | Marker::Bin16 | Marker::Bin32 => {
-                    // Bytes that are not UTF-8 read with replacement
-                    // characters: the entry is still written back as it was.
-                    Ok(String::from_utf8_lossy(self.bin(marker)?).into_owned())
+                    Ok(base64::engine::general_purpose::STANDARD.encode(self.bin(marker)?))
                 }
                 // Tuples (and frozensets, which msgspec also writes as
                 // arrays) and aware datetimes are keys too: a tuple reads as
@@ -1825,7 +1826,7 @@ mod tests {
                         ("true", 1.into()),
                         ("null", 2.into()),
                         ("1.5", 3.into()),
-                        ("k", 4.into()),
+                        ("aw==", 4.into()),
                     ])),
                 ),
                 ("n", 1.into()),
@@ -1847,19 +1848,36 @@ mod tests {
         let written = MSGPACK.encode_keeping(&data, &stored).expect("written");
         assert_eq!(MSGPACK.decode(&written).expect("read"), data);
         assert!(!hex(&written).contains("8201a161"));
-        // A bytes key that is not UTF-8 reads with a replacement character,
-        // and goes back as it was: {'v': {b'\xff\x00': 'x'}, 'n': 1}.
+        // A bytes key that is not UTF-8 reads as its base64 too, and goes
+        // back as it was: {'v': {b'\xff\x00': 'x'}, 'n': 1}.
         let stored = unhex("82a17681c402ff00a178a16e01");
         let mut data = MSGPACK.decode(&stored).expect("read");
         assert_eq!(
             data.get("v"),
-            Some(&Value::Dict(map([("\u{fffd}\u{0}", "x".into())])))
+            Some(&Value::Dict(map([("/wA=", "x".into())])))
         );
         data.insert("n".to_owned(), 2.into());
         assert_eq!(
             hex(&MSGPACK.encode_keeping(&data, &stored).expect("written")),
             widened("82a16e02a17681c402ff00a178")
         );
+        // Two such keys stay two, and a write of another key keeps both:
+        // {b'\xff': 'first', b'\xfe': 'second', 'user': 'alice'}.
+        let stored = unhex("83c401ffa56669727374c401fea67365636f6e64a475736572a5616c696365");
+        let mut data = MSGPACK.decode(&stored).expect("read");
+        assert_eq!(
+            data,
+            map([
+                ("/w==", "first".into()),
+                ("/g==", "second".into()),
+                ("user", "alice".into()),
+            ])
+        );
+        data.insert("theme".to_owned(), "dark".into());
+        let written = MSGPACK.encode_keeping(&data, &stored).expect("written");
+        for entry in ["c401ffa56669727374", "c401fea67365636f6e64"] {
+            assert!(hex(&written).contains(entry), "{entry} kept");
+        }
         // Tuple and datetime keys read as JSON's array and RFC 3339 text,
         // and go back as they were: msgspec's encoding of
         // {'seen': {(1, 2): 3, ('a', (True, None)): 4},
