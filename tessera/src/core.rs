@@ -563,8 +563,10 @@ impl SessionCore {
     /// Saves a server-side session (a session never loaded costs nothing)
     /// and says what the response must carry.
     pub(crate) async fn finish_server(&self, session: &Session) -> Finish {
-        let saved = crate::server::save(session).await;
+        // Before the save, which takes what it stores at its start: a write
+        // made while it waits on the store is saved by nothing, and is told.
         session.lock().response_saved = true;
+        let saved = crate::server::save(session).await;
         match saved {
             Ok(saved) if saved.writes_lost => {
                 tracing::info!(

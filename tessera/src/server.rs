@@ -7,13 +7,15 @@
 //! granularity (a tenth of the lifetime, at most a day), or when it lies
 //! beyond a whole lifetime from now (set under a longer one).
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::map::Map;
 use crate::session::{Session, SessionError, State, FLASHES_KEY, PERMANENT_KEY};
 use crate::store::{
-    worth_keeping, Changes, Record, SessionId, SessionInfo, SessionStore, StoreError, UpdateOutcome,
+    worth_keeping, Changes, ListEdit, Record, SessionId, SessionInfo, SessionStore, StoreError,
+    UpdateOutcome,
 };
 use crate::value::Value;
 
@@ -191,6 +193,58 @@ fn unwritable(key: &str, problem: crate::tagged::Unwritable) -> StoreError {
     StoreError::unrepresentable(format!("session key {key:?}: {problem}"))
 }
 
+/// What a flush took out of the session's state to write.
+struct Pending {
+    touched: BTreeSet<String>,
+    flash_edit: Option<ListEdit>,
+    cleared: bool,
+    user_changed: bool,
+    refresh_forced: bool,
+    changed_atomically: bool,
+}
+
+/// Puts a flush's [`Pending`] changes back into the session when dropped
+/// before [`stored`](Self::stored): the store call failed or was cancelled,
+/// and without them the save at the end of the request would find nothing
+/// to write and acknowledge writes that were never stored.
+struct Taken<'a> {
+    session: &'a Session,
+    pending: Option<Pending>,
+}
+
+impl Taken<'_> {
+    /// The store has the changes (or the plan needed none).
+    fn stored(&mut self) {
+        self.pending = None;
+    }
+}
+
+impl Drop for Taken<'_> {
+    fn drop(&mut self) {
+        let Some(pending) = self.pending.take() else {
+            return;
+        };
+        let mut guard = self.session.lock();
+        let state = &mut *guard;
+        if pending.touched.contains(FLASHES_KEY) {
+            // Edited again since (a task holding the session): the two
+            // edits are not merged; the list is saved whole instead.
+            state.flash_edit = if state.touched.contains(FLASHES_KEY) {
+                None
+            } else {
+                pending.flash_edit
+            };
+        }
+        state.touched.extend(pending.touched);
+        state.cleared |= pending.cleared;
+        if let Some(server) = state.server.as_mut() {
+            server.user_changed |= pending.user_changed;
+            server.refresh_forced |= pending.refresh_forced;
+            server.changed_atomically |= pending.changed_atomically;
+        }
+    }
+}
+
 /// The store work one flush needs, decided under the lock.
 enum Plan {
     Nothing,
@@ -355,13 +409,26 @@ impl Session {
             return Ok(());
         };
         for _ in 0..ID_ATTEMPTS {
-            let plan = self.plan_flush(&settings, now, create);
+            // Until the store has the changes, they stay the request's: a
+            // store call that fails, or is cancelled (a timeout layer), puts
+            // them back for the save at the end of the request, which then
+            // stores them or answers that it could not.
+            let mut taken = Taken {
+                session: self,
+                pending: None,
+            };
+            let plan = self.plan_flush(&settings, now, create, &mut taken);
             match plan {
-                Plan::Nothing => return Ok(()),
+                Plan::Nothing => {
+                    taken.stored();
+                    return Ok(());
+                }
                 Plan::Unwritable { key, problem } => return Err(unwritable(&key, problem)),
                 Plan::Create { record } => {
                     let id = SessionId::generate();
-                    if settings.store.create(&id, &record).await? {
+                    let created = settings.store.create(&id, &record).await?;
+                    if created {
+                        taken.stored();
                         let mut state = self.lock();
                         if let Some(server) = state.server.as_mut() {
                             server.id = Some(id);
@@ -376,8 +443,8 @@ impl Session {
                         }
                         return Ok(());
                     }
-                    // The id was taken: put the changes back and draw again.
-                    self.restore_changes(&record.data);
+                    // The id was taken: the changes go back (as `taken`
+                    // drops) and another id is drawn.
                 }
                 Plan::Update {
                     id,
@@ -392,6 +459,7 @@ impl Session {
                     } else {
                         UpdateOutcome::Vanished
                     };
+                    taken.stored();
                     if outcome == UpdateOutcome::Deleted {
                         self.mark_revoked();
                         if !create {
@@ -435,6 +503,7 @@ impl Session {
                 }
                 Plan::Delete { id } => {
                     settings.store.delete(&id).await?;
+                    taken.stored();
                     self.mark_revoked();
                     if !create {
                         return Ok(());
@@ -444,6 +513,7 @@ impl Session {
                 }
                 Plan::Replace { id } => {
                     settings.store.delete(&id).await?;
+                    taken.stored();
                     let mut guard = self.lock();
                     let state = &mut *guard;
                     if let Some(server) = state.server.as_mut() {
@@ -462,8 +532,16 @@ impl Session {
         Err(StoreError::corrupt("could not draw an unused session id"))
     }
 
-    /// Decides the store work and takes the pending changes out of the state.
-    fn plan_flush(&self, settings: &ServerSettings, now: u64, create: bool) -> Plan {
+    /// Decides the store work and takes the pending changes out of the
+    /// state; they are put back when `taken` is dropped armed (see
+    /// [`Taken`]).
+    fn plan_flush<'a>(
+        &'a self,
+        settings: &ServerSettings,
+        now: u64,
+        create: bool,
+        taken: &mut Taken<'a>,
+    ) -> Plan {
         let mut guard = self.lock();
         let state = &mut *guard;
         let Some(server) = state.server.as_mut() else {
@@ -493,6 +571,14 @@ impl Session {
         let user_changed = std::mem::take(&mut server.user_changed);
         let refresh_forced = std::mem::take(&mut server.refresh_forced);
         let changed_atomically = std::mem::take(&mut server.changed_atomically);
+        taken.pending = Some(Pending {
+            touched: touched.clone(),
+            flash_edit: flash_edit.clone(),
+            cleared,
+            user_changed,
+            refresh_forced,
+            changed_atomically,
+        });
         let data_changed = cleared || !touched.is_empty();
         let keep = worth_keeping(&state.data, server.user_id.as_deref());
         match (&server.id, server.times) {
@@ -615,10 +701,6 @@ impl Session {
     }
 
     /// After a failed create, marks the data as unsaved again.
-    fn restore_changes(&self, data: &Map) {
-        let mut state = self.lock();
-        state.touched.extend(data.keys().map(str::to_owned));
-    }
 
     /// Whether the session is kept in a store rather than in the cookie:
     /// only such a session has an id and a user, and can be listed or ended

@@ -1646,6 +1646,120 @@ async fn a_store_that_is_down_gives_503_only_where_the_session_is_needed() {
     );
 }
 
+/// What the handler wrote before an `increment` whose store call failed is
+/// still the request's: the save at its end stores it, or answers 503 if
+/// it cannot. The failed call had taken the writes out to send them with
+/// the increment, and lost them: the response was a 200 for a write never
+/// stored.
+#[tokio::test]
+async fn writes_before_a_failed_increment_are_saved_with_the_response() {
+    for store_back_for_the_save in [true, false] {
+        let store = Arc::new(CountingStore::default());
+        let route = {
+            let store = store.clone();
+            move |s: Session| async move {
+                s.insert("cart", "full").expect("written");
+                s.flash("Cart filled");
+                store.updates_down.store(true, Ordering::SeqCst);
+                // A counter the handler can do without.
+                let counted = s.increment("views", 1).await;
+                assert!(counted.is_err(), "the store refused it");
+                if store_back_for_the_save {
+                    store.updates_down.store(false, Ordering::SeqCst);
+                }
+                "ok"
+            }
+        };
+        let app = get_set_and(store.clone(), "/fill", post(route));
+        let cookie = cookie_pair(&send(&app, "POST", "/set/cart", None, "empty").await);
+        let response = send(&app, "POST", "/fill", Some(&cookie), "").await;
+        store.updates_down.store(false, Ordering::SeqCst);
+        if store_back_for_the_save {
+            assert_eq!(response.status(), StatusCode::OK);
+            assert_eq!(read(&app, "cart", &cookie).await, "\"full\"");
+            let flashes = read(&app, "_flashes", &cookie).await;
+            assert!(flashes.contains("Cart filled"), "{flashes}");
+        } else {
+            assert_eq!(
+                response.status(),
+                StatusCode::SERVICE_UNAVAILABLE,
+                "never acknowledged"
+            );
+            assert_eq!(read(&app, "cart", &cookie).await, "\"empty\"");
+        }
+    }
+}
+
+/// The same when the increment is cancelled while the store is on it (a
+/// timeout inside the session's layer): the writes before it are saved with
+/// the response, as the README says of timeouts.
+#[tokio::test]
+async fn writes_before_a_cancelled_increment_are_saved_with_the_response() {
+    let store = Arc::new(CountingStore::default());
+    let route = {
+        let store = store.clone();
+        move |s: Session| async move {
+            s.insert("cart", "full").expect("written");
+            store.updates_stall.store(true, Ordering::SeqCst);
+            let counted =
+                tokio::time::timeout(Duration::from_millis(50), s.increment("views", 1)).await;
+            assert!(counted.is_err(), "cancelled while the store waited");
+            store.updates_stall.store(false, Ordering::SeqCst);
+            "timed out"
+        }
+    };
+    let app = get_set_and(store.clone(), "/fill", post(route));
+    let cookie = cookie_pair(&send(&app, "POST", "/set/cart", None, "empty").await);
+    let response = send(&app, "POST", "/fill", Some(&cookie), "").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(read(&app, "cart", &cookie).await, "\"full\"");
+}
+
+/// A write made while the layer is saving the session (a task the handler
+/// spawned, on a slow store) is saved by nothing, and is warned about as
+/// one made after the save: the save had taken what it stores already.
+#[tokio::test]
+async fn a_write_during_a_slow_save_is_logged() {
+    let (logs, _guard) = logs::LogBuffer::capture();
+    let late = "written to after its response was saved";
+    let store = Arc::new(CountingStore::default());
+    let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<Session>();
+    let route = move |s: Session| {
+        let sender = sender.clone();
+        async move {
+            s.insert("cart", "full").expect("written");
+            sender.send(s).ok();
+            "ok"
+        }
+    };
+    let app = get_set_and(store.clone(), "/fill", post(route));
+    let cookie = cookie_pair(&send(&app, "POST", "/set/cart", None, "empty").await);
+    store.updates_stall.store(true, Ordering::SeqCst);
+    let (_, writes_before) = store.calls();
+    let request = tokio::spawn({
+        let app = app.clone();
+        let cookie = cookie.clone();
+        async move { send(&app, "POST", "/fill", Some(&cookie), "").await }
+    });
+    let session = receiver.recv().await.expect("the handler's session");
+    while store.calls().1 == writes_before {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    // The save waits on the store now.
+    session.insert("late", 1).expect("written");
+    store.updates_stall.store(false, Ordering::SeqCst);
+    let response = request.await.expect("answered");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        logs.contents().matches(late).count(),
+        1,
+        "{}",
+        logs.contents()
+    );
+    assert_eq!(read(&app, "cart", &cookie).await, "\"full\"");
+    assert_eq!(read(&app, "late", &cookie).await, "None");
+}
+
 /// A `destroy` that failed is not tried again by the save at the end of the
 /// request: on a row locked elsewhere each try waits out the store's timeout,
 /// so a logout took two. The session was not ended, so the response is not

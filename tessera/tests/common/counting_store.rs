@@ -29,6 +29,9 @@ pub(crate) struct CountingStore<S: ?Sized = dyn SessionStore> {
     pub(crate) updates_misconfigured: AtomicBool,
     /// While set, deletions fail as if the store went down just before them.
     pub(crate) deletes_down: AtomicBool,
+    /// While set, updates wait (a row locked elsewhere, a stalled server);
+    /// those waiting go on once it is cleared.
+    pub(crate) updates_stall: AtomicBool,
     /// While set, a session moved by `cycle_id` ends right after the move,
     /// as if logged out everywhere from another device at that moment.
     pub(crate) ends_after_a_move: AtomicBool,
@@ -55,6 +58,7 @@ impl<S: SessionStore + ?Sized> CountingStore<S> {
             misconfigured: AtomicBool::new(false),
             updates_misconfigured: AtomicBool::new(false),
             deletes_down: AtomicBool::new(false),
+            updates_stall: AtomicBool::new(false),
             ends_after_a_move: AtomicBool::new(false),
             moves_after_an_append: AtomicBool::new(false),
         }
@@ -92,9 +96,12 @@ impl<S: SessionStore + ?Sized> CountingStore<S> {
         self.check()
     }
 
-    /// An update's write, failing as the update switches say.
-    fn updating(&self) -> Result<(), StoreError> {
+    /// An update's write, waiting or failing as the update switches say.
+    async fn updating(&self) -> Result<(), StoreError> {
         self.wrote()?;
+        while self.updates_stall.load(Ordering::SeqCst) {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
         if self.updates_down.load(Ordering::SeqCst) {
             return Err(StoreError::unavailable(std::io::Error::other(
                 "store is down",
@@ -127,7 +134,7 @@ impl<S: SessionStore + ?Sized> SessionStore for CountingStore<S> {
         changes: &Changes,
         now: u64,
     ) -> Result<bool, StoreError> {
-        self.updating()?;
+        self.updating().await?;
         self.inner.update(id, changes, now).await
     }
     async fn update_or_delete_if_empty(
@@ -136,7 +143,7 @@ impl<S: SessionStore + ?Sized> SessionStore for CountingStore<S> {
         changes: &Changes,
         now: u64,
     ) -> Result<UpdateOutcome, StoreError> {
-        self.updating()?;
+        self.updating().await?;
         self.inner.update_or_delete_if_empty(id, changes, now).await
     }
     async fn delete(&self, id: &SessionId) -> Result<bool, StoreError> {
