@@ -700,8 +700,6 @@ impl Session {
         Ok(())
     }
 
-    /// After a failed create, marks the data as unsaved again.
-
     /// Whether the session is kept in a store rather than in the cookie:
     /// only such a session has an id and a user, and can be listed or ended
     /// from the server. Not an access: the answer is the same for every
