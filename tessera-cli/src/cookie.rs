@@ -613,7 +613,7 @@ pub(crate) fn pasted_cookies<'a>(
                 Ok((None, _)) | Err(_) if any_header && kind.is_none() => {}
                 Ok((name, values)) => found.push((name, values, kind)),
                 Err(refusal) => {
-                    deleted |= kind == Some(false) && sets_empty(line, wanted_name);
+                    deleted |= kind == Some(false) && deletes(line, wanted_name);
                     first_refusal.get_or_insert(refusal);
                 }
             }
@@ -740,10 +740,12 @@ pub(crate) fn pasted_cookies<'a>(
         )));
     }
     let value = unquote(value);
-    if value.is_empty() {
-        // A Set-Cookie of an empty value with attributes (a logout's) is a
-        // deletion, not a damaged cookie.
-        if name.is_some() && text.contains(';') {
+    // A Set-Cookie (a pair with attributes) of an empty value, or one that
+    // expires the cookie at once whatever its value (PHP's logouts keep
+    // one), is a deletion, not a damaged cookie.
+    let set_cookie = name.is_some() && text.contains(';');
+    if value.is_empty() || (set_cookie && expires_at_once(text)) {
+        if set_cookie {
             return Err(Error::new(format_args!(
                 "the pasted Set-Cookie deletes the cookie {wanted_name:?} (a logout?), so \
                  the browser holds none after it; paste the request's Cookie header to read \
@@ -765,13 +767,33 @@ fn name_advice(name_given: bool) -> &'static str {
     }
 }
 
-/// Whether a `Set-Cookie` line sets the cookie `name` to an empty value,
-/// as a response that deletes it does.
-fn sets_empty(line: &str, name: &str) -> bool {
+/// Whether a `Set-Cookie` line deletes the cookie `name`: sets it to an
+/// empty value, or expires it at once.
+fn deletes(line: &str, name: &str) -> bool {
     header(line).is_some_and(|(is_cookie_header, value)| {
         let first = value.split(';').next().unwrap_or_default();
-        !is_cookie_header && split_pair(first.trim_matches(is_paste_blank)) == (Some(name), "")
+        let (set_name, set_value) = split_pair(first.trim_matches(is_paste_blank));
+        !is_cookie_header
+            && set_name == Some(name)
+            && (set_value.is_empty() || expires_at_once(value))
     })
+}
+
+/// Whether a `Set-Cookie` value's attributes delete the cookie (RFC 6265
+/// 5.3): a `Max-Age` of 0 or less, or without `Max-Age`, an `Expires` in the
+/// distant past, as the epoch that logouts send (werkzeug, Django, Rails,
+/// PHP). A recent past `Expires` is not taken for one: a response pasted
+/// from an old log has a cookie that expired since, which is still the one
+/// to read.
+fn expires_at_once(set_cookie: &str) -> bool {
+    let Ok(cookie) = cookie::Cookie::parse(set_cookie) else {
+        return false;
+    };
+    match (cookie.max_age(), cookie.expires_datetime()) {
+        (Some(max_age), _) => max_age <= time::Duration::ZERO,
+        (None, Some(expires)) => expires.year() < 2000,
+        (None, None) => false,
+    }
 }
 
 /// For a pasted curl command (the browser's "Copy as cURL", bash form) or
@@ -1221,17 +1243,45 @@ mod tests {
             .expect_err("deleted")
             .to_string();
         assert!(error.contains("deletes the cookie"), "{error}");
-        // A logout's response alone, however it is pasted, is said to be one.
+        // A logout's response alone, however it is pasted, is said to be one,
+        // also when it keeps a value and only expires the cookie (PHP's do).
         for response in [
             "Set-Cookie: session=; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0; Path=/",
             "session=; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0; HttpOnly; Path=/",
             "HTTP/1.1 302 FOUND\nSet-Cookie: session=; Max-Age=0; Path=/\nLocation: /\n",
             "< HTTP/1.1 302 FOUND\n< set-cookie: session=; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Path=/\n",
+            "Set-Cookie: session=abc.def.ghi; Max-Age=0; Path=/",
+            "Set-Cookie: session=abc.def.ghi; Max-Age=-1",
+            "Set-Cookie: session=deleted; Expires=Thu, 01 Jan 1970 00:00:01 GMT; Path=/",
+            "session=abc.def.ghi; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly",
+            "< HTTP/1.1 302 FOUND\n< set-cookie: session=abc.def.ghi; Max-Age=0\n",
         ] {
             let error = pasted_cookies(response, "session", false)
                 .expect_err(response)
                 .to_string();
             assert!(error.contains("deletes the cookie \"session\""), "{response}: {error}");
+        }
+        let exchange_expiring = "> GET /logout HTTP/1.1\n> Cookie: session=old.def.ghi\n>\n\
+                                 < HTTP/1.1 302 Found\n\
+                                 < set-cookie: session=old.def.ghi; Max-Age=0; Path=/\n";
+        let error = pasted_cookies(exchange_expiring, "session", false)
+            .expect_err("deleted")
+            .to_string();
+        assert!(error.contains("deletes the cookie"), "{error}");
+        // Not a deletion: a later expiry, one past by now (an old log), a
+        // positive Max-Age over an Expires of the epoch, an Expires no
+        // browser reads.
+        for response in [
+            "Set-Cookie: session=abc.def.ghi; Expires=Wed, 01 Jan 3000 00:00:00 GMT; Path=/",
+            "Set-Cookie: session=abc.def.ghi; Expires=Tue, 14 Nov 2023 22:13:20 GMT; Path=/",
+            "Set-Cookie: session=abc.def.ghi; Max-Age=60; Expires=Thu, 01 Jan 1970 00:00:00 GMT",
+            "Set-Cookie: session=abc.def.ghi; Expires=soon; HttpOnly",
+        ] {
+            assert_eq!(
+                pasted(response, "session"),
+                (Some("session"), vec!["abc.def.ghi"]),
+                "{response}"
+            );
         }
         // A request and response that carry no cookie are said to.
         for exchange in [
