@@ -1162,6 +1162,19 @@ impl SessionConfigBuilder {
                  handler calls session.set_permanent(true), as in Flask"
             );
         }
+        if self.use_signer
+            && matches!(
+                self.session_type,
+                SessionType::Cookie | SessionType::EncryptedCookie
+            )
+        {
+            tracing::warn!(
+                session_type = %self.session_type,
+                "SESSION_USE_SIGNER=true is ignored: it signs the id in a server-side \
+                 session's cookie, as in Flask-Session; a session in a cookie is signed (or \
+                 sealed) whatever it says"
+            );
+        }
         if self.session_type == SessionType::Redis && self.key_prefix.is_empty() {
             tracing::warn!(
                 "SESSION_KEY_PREFIX is empty: besides the sessions, tessera's index keys \

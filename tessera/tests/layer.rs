@@ -1167,6 +1167,32 @@ fn session_permanent_with_cookie_sessions_is_warned_about() {
     );
 }
 
+/// SESSION_USE_SIGNER is Flask-Session's too: set true with cookie sessions
+/// (always signed, or sealed) it is warned about.
+#[test]
+fn use_signer_with_cookie_sessions_is_warned_about() {
+    let (logs, _guard) = LogBuffer::capture();
+    let warning = "SESSION_USE_SIGNER=true is ignored";
+    let build = |session_type: tessera::SessionType, signer: bool| {
+        config()
+            .session_type(session_type)
+            .use_signer(signer)
+            .build()
+            .expect("config")
+    };
+    build(tessera::SessionType::Cookie, false);
+    build(tessera::SessionType::Memory, true);
+    assert!(!logs.contents().contains(warning), "{}", logs.contents());
+    build(tessera::SessionType::Cookie, true);
+    build(tessera::SessionType::EncryptedCookie, true);
+    assert_eq!(
+        logs.contents().matches(warning).count(),
+        2,
+        "{}",
+        logs.contents()
+    );
+}
+
 /// A weak SECRET_KEY logs a warning at startup; a strong one does not.
 #[test]
 fn weak_secret_key_logs_a_warning() {
