@@ -110,10 +110,11 @@ pub(crate) struct ServerState {
     /// A save found the record gone (revoked, expired) and so did not store
     /// what the request wrote; the request has not been told yet.
     writes_lost: bool,
-    /// `destroy` failed, so the record may or may not be gone. The save does
-    /// not try the deletion again: a store that timed out (a lock held
-    /// elsewhere) would hold the request for a second timeout.
-    end_failed: bool,
+    /// `destroy` failed (with an outage, or not), so the record may or may
+    /// not be gone. The save does not try the deletion again: a store that
+    /// timed out (a lock held elsewhere) would hold the request for a
+    /// second timeout.
+    end_failed: Option<EndFailure>,
     /// Presented ids whose signature a fallback key made
     /// (`SECRET_KEY_FALLBACKS`): the one in use is signed again with the
     /// current key, since Flask-Session checks only that one.
@@ -148,7 +149,7 @@ impl ServerState {
             changed_atomically: false,
             vanished: false,
             writes_lost: false,
-            end_failed: false,
+            end_failed: None,
             signed_with_old_key: Vec::new(),
             read_before_load: false,
         }
@@ -191,6 +192,15 @@ pub(crate) fn unix_now() -> u64 {
 /// Refuses a value that, stored, would make its session unreadable.
 fn unwritable(key: &str, problem: crate::tagged::Unwritable) -> StoreError {
     StoreError::unrepresentable(format!("session key {key:?}: {problem}"))
+}
+
+/// How `destroy` failed, for the save that follows.
+#[derive(Debug)]
+pub(crate) struct EndFailure {
+    /// Whether the store was out of reach (answered 503) rather than
+    /// refusing (500).
+    outage: bool,
+    message: String,
 }
 
 /// What a flush took out of the session's state to write.
@@ -1078,7 +1088,10 @@ impl Session {
         .await;
         if let Err(error) = deleted {
             if let Some(server) = self.lock().server.as_mut() {
-                server.end_failed = true;
+                server.end_failed = Some(EndFailure {
+                    outage: error.is_outage(),
+                    message: error.to_string(),
+                });
             }
             return Err(error.into());
         }
@@ -1161,10 +1174,16 @@ pub(crate) async fn save(session: &Session) -> Result<Saved, StoreError> {
     let (loaded, written) = {
         let state = session.lock();
         let server = state.server.as_ref();
-        if server.is_some_and(|server| server.end_failed) {
-            return Err(StoreError::unavailable(std::io::Error::other(
-                "ending the session failed earlier in this request; not tried again",
-            )));
+        if let Some(failure) = server.and_then(|server| server.end_failed.as_ref()) {
+            let message = format!(
+                "ending the session failed earlier in this request ({}); not tried again",
+                failure.message
+            );
+            return Err(if failure.outage {
+                StoreError::unavailable(std::io::Error::other(message))
+            } else {
+                StoreError::config(message)
+            });
         }
         let written = !state.touched.is_empty()
             || state.cleared

@@ -2,7 +2,7 @@
 //! atomic operations, revocation, fixation, expiry and store failure.
 #![cfg(feature = "axum")]
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -1766,33 +1766,47 @@ async fn a_write_during_a_slow_save_is_logged() {
 /// the handler's success, and the visitor keeps the session.
 #[tokio::test]
 async fn a_failed_destroy_is_not_tried_again_when_the_response_is_saved() {
-    let store = Arc::new(CountingStore::default());
-    let logout = {
-        let store = store.clone();
-        move |s: Session| async move {
-            store.deletes_down.store(true, Ordering::SeqCst);
-            let ended = s.destroy().await;
-            // Back up before the save: a second try would succeed.
-            store.deletes_down.store(false, Ordering::SeqCst);
-            assert!(ended.is_err(), "the deletion failed");
-            "logged out, the handler says"
+    // An outage answers 503; a store that refuses (tables of another shape)
+    // 500, as a failed save does.
+    for (outage, status) in [
+        (true, StatusCode::SERVICE_UNAVAILABLE),
+        (false, StatusCode::INTERNAL_SERVER_ERROR),
+    ] {
+        let store = Arc::new(CountingStore::default());
+        fn switch(store: &CountingStore, outage: bool) -> &AtomicBool {
+            if outage {
+                &store.deletes_down
+            } else {
+                &store.deletes_misconfigured
+            }
         }
-    };
-    let app = get_set_and(store.clone(), "/logout", get(logout));
-    let cookie = cookie_pair(&send(&app, "POST", "/set/username", None, "alice").await);
-    let (_, writes_before) = store.calls();
-    let response = send(&app, "GET", "/logout", Some(&cookie), "").await;
-    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(
-        store.calls().1 - writes_before,
-        1,
-        "one try at ending the session"
-    );
-    assert!(
-        response.headers().get(header::SET_COOKIE).is_none(),
-        "the session was not ended, so its cookie stays"
-    );
-    assert_eq!(read(&app, "username", &cookie).await, "\"alice\"");
+        let logout = {
+            let store = store.clone();
+            move |s: Session| async move {
+                switch(&store, outage).store(true, Ordering::SeqCst);
+                let ended = s.destroy().await;
+                // Back before the save: a second try would succeed.
+                switch(&store, outage).store(false, Ordering::SeqCst);
+                assert!(ended.is_err(), "the deletion failed");
+                "logged out, the handler says"
+            }
+        };
+        let app = get_set_and(store.clone(), "/logout", get(logout));
+        let cookie = cookie_pair(&send(&app, "POST", "/set/username", None, "alice").await);
+        let (_, writes_before) = store.calls();
+        let response = send(&app, "GET", "/logout", Some(&cookie), "").await;
+        assert_eq!(response.status(), status);
+        assert_eq!(
+            store.calls().1 - writes_before,
+            1,
+            "one try at ending the session"
+        );
+        assert!(
+            response.headers().get(header::SET_COOKIE).is_none(),
+            "the session was not ended, so its cookie stays"
+        );
+        assert_eq!(read(&app, "username", &cookie).await, "\"alice\"");
+    }
 }
 
 /// What happens between a login's `cycle_id` and the save at the end of

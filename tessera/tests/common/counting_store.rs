@@ -29,6 +29,8 @@ pub(crate) struct CountingStore<S: ?Sized = dyn SessionStore> {
     pub(crate) updates_misconfigured: AtomicBool,
     /// While set, deletions fail as if the store went down just before them.
     pub(crate) deletes_down: AtomicBool,
+    /// While set, deletions fail as on tables of another shape.
+    pub(crate) deletes_misconfigured: AtomicBool,
     /// While set, updates wait (a row locked elsewhere, a stalled server);
     /// those waiting go on once it is cleared.
     pub(crate) updates_stall: AtomicBool,
@@ -58,6 +60,7 @@ impl<S: SessionStore + ?Sized> CountingStore<S> {
             misconfigured: AtomicBool::new(false),
             updates_misconfigured: AtomicBool::new(false),
             deletes_down: AtomicBool::new(false),
+            deletes_misconfigured: AtomicBool::new(false),
             updates_stall: AtomicBool::new(false),
             ends_after_a_move: AtomicBool::new(false),
             moves_after_an_append: AtomicBool::new(false),
@@ -152,6 +155,9 @@ impl<S: SessionStore + ?Sized> SessionStore for CountingStore<S> {
             return Err(StoreError::unavailable(std::io::Error::other(
                 "store is down",
             )));
+        }
+        if self.deletes_misconfigured.load(Ordering::SeqCst) {
+            return Err(misconfigured());
         }
         self.inner.delete(id).await
     }
