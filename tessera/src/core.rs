@@ -384,14 +384,27 @@ impl SessionCore {
                     ahead,
                 ))) => {
                     if let Some(not_logged) = FUTURE_COOKIES.due() {
+                        let made = if self.config.session_type == SessionType::EncryptedCookie {
+                            "sealed"
+                        } else {
+                            "signed"
+                        };
+                        // No clock is a year off: the app that made it wrote
+                        // its time wrongly (milliseconds for seconds, say).
+                        let cause = if ahead > 365 * 24 * 3600 {
+                            "more than a year ahead, which no clock is: the app that made it \
+                             wrote a wrong time into it (milliseconds for seconds?)"
+                        } else {
+                            "the clock of the server that made it is ahead of this one's; keep \
+                             the clocks of servers sharing a login in sync (NTP)"
+                        };
                         tracing::warn!(
                             seconds_ahead = ahead,
                             not_logged,
-                            "a session cookie signed by a holder of the key is dated in the \
-                             future, so it is refused, as Flask refuses it: the clock of the \
-                             server that signed it is ahead of this one's; keep the clocks of \
-                             servers sharing a login in sync (NTP) (at most one such line a \
-                             second: not_logged counts the others since the last)"
+                            "a session cookie {made} by a holder of the key is dated in the \
+                             future, so it is refused, as Flask refuses it: {cause} (at most \
+                             one such line a second: not_logged counts the others since the \
+                             last)"
                         );
                     }
                 }

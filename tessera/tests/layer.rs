@@ -575,12 +575,34 @@ async fn a_cookie_from_the_future_warns_about_the_clocks() {
                 "{logged}"
             );
         }
+        let made = match session_type {
+            tessera::SessionType::Cookie => "cookie signed by",
+            _ => "cookie sealed by",
+        };
+        let last = logged.lines().rfind(|line| line.contains(clocks));
+        assert!(last.is_some_and(|line| line.contains(made)), "{logged}");
+        assert!(last.is_some_and(|line| line.contains("NTP")), "{logged}");
         let forged = tessera::CookieCodec::new(&tessera::SecretKey::from("another key"), &[])
             .encode(&data, ahead);
         let response = send(&app, "GET", "/get", Some(&format!("session={forged}"))).await;
         assert_eq!(text(response).await, "None");
         assert_eq!(logs.contents().matches(clocks).count(), before + 1);
     }
+    // Years ahead: no clock is that far off.
+    let years_ahead =
+        std::time::SystemTime::now() + std::time::Duration::from_secs(3 * 365 * 24 * 3600);
+    let wrong =
+        tessera::CookieCodec::new(&tessera::SecretKey::from(KEY), &[]).encode(&data, years_ahead);
+    let app = app(config().build().expect("config"));
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    let response = send(&app, "GET", "/get", Some(&format!("session={wrong}"))).await;
+    assert_eq!(text(response).await, "None");
+    let logged = logs.contents();
+    let last = logged.lines().rfind(|line| line.contains(clocks));
+    assert!(
+        last.is_some_and(|line| line.contains("wrote a wrong time")),
+        "{logged}"
+    );
 }
 
 /// A cookie holding an id of a length tessera does not look up (a
