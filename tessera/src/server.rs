@@ -1099,12 +1099,29 @@ impl Session {
         Ok(())
     }
 
+    /// Stores now a tie to a user that this request made (`set_user_id`,
+    /// with the request's other writes): the store's listing and
+    /// `delete_user` go by what is stored, so a login followed by "your
+    /// devices" in one request would miss this session.
+    async fn store_user_tie(&self) -> Result<(), StoreError> {
+        let pending = self
+            .lock()
+            .server
+            .as_ref()
+            .is_some_and(|server| server.user_changed);
+        if pending {
+            self.flush(unix_now(), false).await?;
+        }
+        Ok(())
+    }
+
     /// Every live session of this session's user (for a "your devices" page).
     pub async fn user_sessions(&self) -> Result<Vec<SessionInfo>, SessionError> {
         let settings = self
             .server_settings()
             .ok_or(SessionError::NotServerSide("listing a user's sessions"))?;
         self.load().await?;
+        self.store_user_tie().await?;
         let Some(user_id) = self.user_id() else {
             return Ok(Vec::new());
         };
@@ -1137,6 +1154,7 @@ impl Session {
             .server_settings()
             .ok_or(SessionError::NotServerSide("log out everywhere"))?;
         self.load().await?;
+        self.store_user_tie().await?;
         let ended = match self.user_id() {
             Some(user_id) => settings.store.delete_user(&user_id).await?,
             None => u64::from(self.record_id().is_some()),

@@ -952,6 +952,36 @@ async fn log_out_everywhere_ends_every_session_of_the_user() {
     assert_eq!(read(&app, "username", &other_user).await, "\"bob\"");
 }
 
+/// A tie to a user made in the request itself counts: a login that then
+/// lists the user's devices lists this one, and "log out everywhere" right
+/// after a login counts this session among those it ended.
+#[tokio::test]
+async fn a_user_tied_in_the_request_itself_counts_for_listing_and_log_out_everywhere() {
+    let store = Arc::new(CountingStore::default());
+    let tie_then = |s: Session, axum::extract::Path(then): axum::extract::Path<String>| async move {
+        s.set_user_id(Some("alice"));
+        if then == "list" {
+            s.user_sessions().await.expect("listed").len() as u64
+        } else {
+            s.log_out_everywhere().await.expect("ended")
+        }
+        .to_string()
+    };
+    let app = get_set_and(store.clone(), "/tie-and/{then}", post(tie_then));
+    let laptop = cookie_pair(&send(&app, "POST", "/set/theme", None, "dark").await);
+    let phone = cookie_pair(&send(&app, "POST", "/set/theme", None, "light").await);
+    let tablet = cookie_pair(&send(&app, "POST", "/set/theme", None, "sepia").await);
+    let listed = send(&app, "POST", "/tie-and/list", Some(&laptop), "").await;
+    assert_eq!(text(listed).await, "1", "the laptop itself");
+    let listed = send(&app, "POST", "/tie-and/list", Some(&phone), "").await;
+    assert_eq!(text(listed).await, "2");
+    let ended = send(&app, "POST", "/tie-and/end-all", Some(&tablet), "").await;
+    assert_eq!(text(ended).await, "3", "the tablet among them");
+    for cookie in [&laptop, &phone, &tablet] {
+        assert_eq!(read(&app, "theme", cookie).await, "None");
+    }
+}
+
 #[tokio::test]
 async fn a_write_to_a_revoked_session_does_not_resurrect_it() {
     let (app, _store) = setup();
