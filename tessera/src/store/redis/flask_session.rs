@@ -94,7 +94,8 @@ use rand::Rng as _;
 
 use super::{
     clamp, field_text, field_time, lua_source, parse_time, Layout, LeftOut, Link, Listed,
-    LuaHelper, ScriptCall, DEFAULT_PREFIX, LIST_FETCH, LUA_CONSTANTS, LUA_HELPERS, SCRIPTS,
+    LuaHelper, ScriptCall, DEFAULT_PREFIX, LIST_FETCH, LUA_CONSTANTS, LUA_HELPERS,
+    RESPONSE_TIMEOUT, SCRIPTS,
 };
 use crate::map::Map;
 use crate::store::combine::{self, Combiner, Combining};
@@ -831,8 +832,48 @@ impl FlaskSessionRedisStore {
     /// same id, and its `regenerate()` skips it, so the next login through
     /// the Flask app in that browser would inherit tessera's owner, its
     /// device list and its "log out everywhere".
+    ///
+    /// Writes of one session take turns, and the whole operation, the wait
+    /// for its turn included, fails after [`RESPONSE_TIMEOUT`]: without that
+    /// bound, while Redis stalls, each write waited out the timeouts of
+    /// every write queued before it.
     #[allow(clippy::too_many_arguments)]
     async fn modify_or_delete<T>(
+        &self,
+        id: &SessionId,
+        now: u64,
+        expiries: (Option<u64>, Option<u64>),
+        owner: Option<&Option<String>>,
+        changes_data: bool,
+        delete_if_empty: bool,
+        change: impl FnMut(&mut Map) -> Result<T, StoreError>,
+    ) -> Result<Option<(T, bool)>, StoreError> {
+        let in_turn = self.modify_or_delete_in_turn(
+            id,
+            now,
+            expiries,
+            owner,
+            changes_data,
+            delete_if_empty,
+            change,
+        );
+        tokio::time::timeout(RESPONSE_TIMEOUT, in_turn)
+            .await
+            .unwrap_or_else(|_| {
+                Err(StoreError::unavailable(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!(
+                        "Redis at {} did not complete the write within {RESPONSE_TIMEOUT:?}: \
+                         it or the network stalled (writes of one session take turns, and \
+                         this one waited for those before it)",
+                        self.shared.link.address()
+                    ),
+                )))
+            })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn modify_or_delete_in_turn<T>(
         &self,
         id: &SessionId,
         now: u64,

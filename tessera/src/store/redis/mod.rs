@@ -3452,6 +3452,54 @@ mod tests {
         (server, store, flask)
     }
 
+    /// In Flask-Session's layout the writes of one session take turns
+    /// (their compare-and-set would only collide): while Redis stalls, each
+    /// still fails within the response timeout, rather than after waiting
+    /// out the timeouts of every write queued before it (18 s seen for the
+    /// fourth of a burst).
+    #[tokio::test]
+    async fn queued_writes_of_one_session_fail_within_the_timeout_while_redis_stalls() {
+        let (_server, admin, flask) = both_layouts_on_an_own_server("stalled-turns");
+        let flask = std::sync::Arc::new(flask);
+        let id = SessionId::generate();
+        assert!(flask
+            .create(&id, &record(Map::new(), None))
+            .await
+            .expect("create"));
+        // On a connection of the other store's.
+        let _: () = raw(
+            &admin,
+            ::redis::cmd("CLIENT")
+                .arg("PAUSE")
+                .arg(RESPONSE_TIMEOUT.as_millis() as u64 * 4)
+                .arg("ALL"),
+        )
+        .await;
+        let mut writes = tokio::task::JoinSet::new();
+        for n in 0..4 {
+            let flask = std::sync::Arc::clone(&flask);
+            let id = id.clone();
+            writes.spawn(async move {
+                let started = std::time::Instant::now();
+                let mut changes = Changes::default();
+                changes.set.insert(format!("key{n}"), Value::from(n));
+                let result = flask.update(&id, &changes, NOW).await;
+                (result, started.elapsed())
+            });
+        }
+        for (result, took) in writes.join_all().await {
+            assert!(
+                matches!(result, Err(StoreError::Unavailable(_))),
+                "{result:?}"
+            );
+            assert!(
+                took < RESPONSE_TIMEOUT + Duration::from_secs(2),
+                "{took:?}"
+            );
+        }
+        // The paused server is the test's own, stopped as it drops.
+    }
+
     #[tokio::test]
     async fn a_whole_store_listing_reads_every_id_once_not_once_a_page() {
         let (_server, store, flask) = both_layouts_on_an_own_server("listing");
