@@ -1119,13 +1119,28 @@ impl PostgresStore {
         if !self.shared.ready.load(Ordering::Acquire)
             || self.shared.checked_after.load(Ordering::Relaxed) != missing_table_seen
         {
-            migrate(
-                pool,
-                self.shared.schema.as_deref(),
-                self.shared.existing_only,
+            // Bounded as every operation is: a server that stalls once the
+            // connection is open (a half-dead host, a lock held on the
+            // tables) held `connect` and every command of the CLI for good.
+            let migrated = tokio::time::timeout(
+                self.shared.operation_timeout,
+                migrate(
+                    pool,
+                    self.shared.schema.as_deref(),
+                    self.shared.existing_only,
+                ),
             )
             .await
-            .map_err(|error| match error {
+            .map_err(|_| {
+                StoreError::Unavailable(Box::new(OpenError {
+                    server: self.server(),
+                    source: Box::new(Stalled {
+                        server: self.server(),
+                        after: self.shared.operation_timeout,
+                    }),
+                }))
+            })?;
+            migrated.map_err(|error| match error {
                 OpenFailure::Config(message) => {
                     StoreError::config(format!("{message} ({})", self.server()))
                 }
@@ -3589,6 +3604,47 @@ mod tests {
         assert_eq!(store.delete_user("al\0ice").await.expect("delete"), 0);
         let loaded = store.load(&id, NOW).await.expect("load").expect("live");
         assert_eq!(loaded.data.get("n"), Some(&Value::from("a\0b")));
+        drop_schema(store, &schema).await;
+    }
+
+    /// Opening the store (checking, and if need be making, its tables) is
+    /// bounded by the operation timeout too: a server that stalls once the
+    /// connection is open held `connect` and every CLI command for good.
+    /// Here another instance's migration holds the migration lock.
+    #[tokio::test]
+    async fn opening_the_store_stalled_on_a_lock_fails_within_the_operation_timeout() {
+        let (store, schema) = fresh_store("open_stall");
+        let store = store.with_operation_timeout(Duration::from_millis(400));
+        let mut holder = inspect(&schema).await;
+        sqlx::query("SELECT pg_advisory_lock($1, hashtext($2))")
+            .bind(MIGRATION_LOCK)
+            .bind(&schema)
+            .execute(&mut holder)
+            .await
+            .expect("the migration lock");
+        let started = std::time::Instant::now();
+        let opened = tokio::time::timeout(
+            Duration::from_secs(10),
+            store.load(&SessionId::generate(), NOW),
+        )
+        .await
+        .expect("not held for as long as the lock");
+        assert!(
+            matches!(&opened, Err(StoreError::Unavailable(_))),
+            "{opened:?}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
+        drop(holder);
+        // Once the lock goes, the store opens.
+        assert!(store
+            .load(&SessionId::generate(), NOW)
+            .await
+            .expect("opened")
+            .is_none());
         drop_schema(store, &schema).await;
     }
 

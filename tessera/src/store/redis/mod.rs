@@ -3492,10 +3492,7 @@ mod tests {
                 matches!(result, Err(StoreError::Unavailable(_))),
                 "{result:?}"
             );
-            assert!(
-                took < RESPONSE_TIMEOUT + Duration::from_secs(2),
-                "{took:?}"
-            );
+            assert!(took < RESPONSE_TIMEOUT + Duration::from_secs(2), "{took:?}");
         }
         // The paused server is the test's own, stopped as it drops.
     }
