@@ -96,9 +96,15 @@ const MAX_CONNECTIONS: u32 = 4;
 /// it means the file is wedged, not merely busy.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// How long an operation waits for a free connection: a little longer than
-/// the busy timeout, so that a slow writer is reported as such.
+/// How long a read waits for a free connection: a little longer than the
+/// busy timeout, so that a slow writer is reported as such.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a write waits for the write connection: the busy timeout, so
+/// that one queued behind a write waiting for a lock held elsewhere fails
+/// within 10 s in all (its wait, then its own for the lock). With the
+/// readers' timeout, the third write queued took 15 s.
+const WRITER_ACQUIRE_TIMEOUT: Duration = BUSY_TIMEOUT;
 
 /// What the `-wal` file is cut back to once a checkpoint has emptied it. A
 /// reader holding an old snapshot (a long listing, another process) keeps
@@ -741,8 +747,8 @@ async fn connect_both_once(path: &Path, existing_only: bool) -> Result<ReadWrite
     }
     // The writer first: it creates, checks or migrates the file.
     refuse_before_writing(path, existing_only).await?;
-    let write = connect(path, existing_only, 1).await?;
-    match connect(path, true, MAX_CONNECTIONS).await {
+    let write = connect(path, existing_only, 1, WRITER_ACQUIRE_TIMEOUT).await?;
+    match connect(path, true, MAX_CONNECTIONS, ACQUIRE_TIMEOUT).await {
         Ok(read) => Ok(ReadWrite {
             read,
             write,
@@ -763,6 +769,7 @@ async fn connect(
     path: &Path,
     existing_only: bool,
     max_connections: u32,
+    acquire_timeout: Duration,
 ) -> Result<Arc<Connections>, OpenFailure> {
     if let Some(parent) = path
         .parent()
@@ -804,7 +811,7 @@ async fn connect(
         // Deleting a session deletes its values through the cascade.
         .foreign_keys(true)
         .busy_timeout(BUSY_TIMEOUT);
-    let opened = Connections::new(options, max_connections, ACQUIRE_TIMEOUT);
+    let opened = Connections::new(options, max_connections, acquire_timeout);
     let prepared = match opened.acquire().await {
         Ok(mut conn) if existing_only => check_schema(&mut conn).await,
         Ok(mut conn) => migrate(&mut conn).await,
@@ -831,19 +838,33 @@ async fn refuse_before_writing(path: &Path, existing_only: bool) -> Result<(), O
         .read_only(true)
         .busy_timeout(BUSY_TIMEOUT);
     let mut conn = SqliteConnection::connect_with(&options).await?;
-    let checked = if existing_only {
-        check_schema(&mut conn).await
-    } else {
-        match schema_version(&mut conn).await? {
-            0 => check_no_other_tables(&mut conn).await,
-            found if found > i64::from(SqliteStore::SCHEMA_VERSION) => {
-                Err(newer_schema(&mut conn, found).await)
-            }
-            _ => check_tables(&mut conn).await,
-        }
-    };
+    let checked = check_in_one_read(&mut conn, existing_only).await;
     // Nothing was written through it: closing cannot lose anything.
     let _ = conn.close().await;
+    checked
+}
+
+/// The checks of [`refuse_before_writing`], in one read transaction: its
+/// reads see one state of the file. Apart, another process's migration
+/// could commit between the version's read (0) and the tables' (there),
+/// which looked like a file whose version was lost, answered 500.
+async fn check_in_one_read(
+    conn: &mut SqliteConnection,
+    existing_only: bool,
+) -> Result<(), OpenFailure> {
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    let checked = if existing_only {
+        check_schema(&mut tx).await
+    } else {
+        match schema_version(&mut tx).await? {
+            0 => check_no_other_tables(&mut tx).await,
+            found if found > i64::from(SqliteStore::SCHEMA_VERSION) => {
+                Err(newer_schema(&mut tx, found).await)
+            }
+            _ => check_tables(&mut tx).await,
+        }
+    };
+    tx.rollback().await?;
     checked
 }
 
@@ -2268,6 +2289,53 @@ mod tests {
             .await
             .expect("writes work again"));
         store.close().await;
+    }
+
+    /// Writes queued while another process holds the file's write lock
+    /// each fail within 10 s: the busy timeout, and at most as long again
+    /// waiting for the write connection behind one that waits for the lock
+    /// (the third queued took 15 s).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn writes_queued_behind_a_lock_held_elsewhere_fail_within_ten_seconds() {
+        use sqlx::Connection as _;
+        let dir =
+            std::env::temp_dir().join(format!("tessera-sqlite-queued-{}", std::process::id()));
+        let path = dir.join("sessions.db");
+        let store = Arc::new(SqliteStore::open(&path).await.expect("open"));
+        let id = SessionId::generate();
+        assert!(store.create(&id, &live_record()).await.expect("create"));
+        let mut holder =
+            sqlx::sqlite::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+                .await
+                .expect("another program");
+        let held = holder
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .expect("the write lock");
+        let mut writes = tokio::task::JoinSet::new();
+        for n in 0..4 {
+            let store = Arc::clone(&store);
+            let id = id.clone();
+            writes.spawn(async move {
+                let started = std::time::Instant::now();
+                let mut changes = Changes::default();
+                changes.set.insert(format!("n{n}"), Value::from(n));
+                let result = store.update(&id, &changes, 2).await;
+                (result, started.elapsed())
+            });
+            // In this order, each behind the one before.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        for (result, took) in writes.join_all().await {
+            assert!(
+                matches!(result, Err(StoreError::Unavailable(_))),
+                "{result:?}"
+            );
+            assert!(took < Duration::from_millis(11_000), "{took:?}");
+        }
+        drop(held);
+        drop(holder);
+        std::fs::remove_dir_all(&dir).ok();
     }
 
     /// Instances starting together on a file that does not exist yet all
