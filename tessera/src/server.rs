@@ -194,6 +194,23 @@ fn unwritable(key: &str, problem: crate::tagged::Unwritable) -> StoreError {
     StoreError::unrepresentable(format!("session key {key:?}: {problem}"))
 }
 
+/// Puts `cycle_id`'s request back when dropped armed: the move failed or
+/// was cancelled before the store answered.
+struct CyclePending<'a> {
+    session: &'a Session,
+    armed: bool,
+}
+
+impl Drop for CyclePending<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            if let Some(server) = self.session.lock().server.as_mut() {
+                server.cycle_pending = true;
+            }
+        }
+    }
+}
+
 /// How `destroy` failed, for the save that follows.
 #[derive(Debug)]
 pub(crate) struct EndFailure {
@@ -523,10 +540,18 @@ impl Session {
                 }
                 Plan::Replace { id } => {
                     settings.store.delete(&id).await?;
+                    // The old record is gone; what the new one stores is
+                    // still to write: the data (below) and a tie to a user
+                    // made after the clear, which may be all there is.
+                    let user_changed = taken
+                        .pending
+                        .as_ref()
+                        .is_some_and(|pending| pending.user_changed);
                     taken.stored();
                     let mut guard = self.lock();
                     let state = &mut *guard;
                     if let Some(server) = state.server.as_mut() {
+                        server.user_changed |= user_changed;
                         server.id = None;
                         server.times = None;
                         // Until the new record exists, a failed save must
@@ -784,7 +809,12 @@ impl Session {
     /// writes, so a request whose response is never made (a timeout or a
     /// panic in a layer outside the session's, a client that went away)
     /// leaves the session where it was, under the id the browser still has.
-    /// Until then [`id`](Self::id) is the old id. If the session ends or
+    /// Until then [`id`](Self::id) is the old id. An operation that stores
+    /// the session before the response (`increment`, `append`, and
+    /// `user_sessions` or `log_out_everywhere` after `set_user_id`) moves it
+    /// first: what this request wrote never goes under the old id, which
+    /// an attacker may have planted (that request's browser then keeps an
+    /// id that is gone if its response is never made). If the session ends or
     /// moves elsewhere first, one that belonged to a user (logged out
     /// everywhere) or held data (a cart, moved by the other login of a
     /// double click) is answered 409, as for any write to a session that
@@ -828,9 +858,17 @@ impl Session {
                 _ => return Ok(()),
             }
         };
+        // Until the store answers, the move is still to make: a failed or
+        // cancelled one is tried again by the save, rather than the writes
+        // going under the old id.
+        let mut still_pending = CyclePending {
+            session: self,
+            armed: true,
+        };
         for _ in 0..ID_ATTEMPTS {
             let new = SessionId::generate();
             if settings.store.cycle_id(&old, &new, now).await? {
+                still_pending.armed = false;
                 let mut state = self.lock();
                 if let Some(server) = state.server.as_mut() {
                     server.id = Some(new);
@@ -839,6 +877,7 @@ impl Session {
                 return Ok(());
             }
             if settings.store.load(&old, now).await?.is_none() {
+                still_pending.armed = false;
                 self.cycle_found_it_ended();
                 return Ok(());
             }
@@ -1031,7 +1070,7 @@ impl Session {
     async fn stored_id(&self) -> Result<(SessionId, u64), SessionError> {
         self.load().await?;
         let now = unix_now();
-        self.flush(now, true).await?;
+        self.store_now(now, true).await?;
         let id = self.id();
         if id.is_none() {
             // The caller is told, with the error below.
@@ -1095,6 +1134,10 @@ impl Session {
             }
             return Err(error.into());
         }
+        if let Some(server) = self.lock().server.as_mut() {
+            // Tried again by the handler, and done.
+            server.end_failed = None;
+        }
         self.mark_revoked();
         Ok(())
     }
@@ -1110,9 +1153,21 @@ impl Session {
             .as_ref()
             .is_some_and(|server| server.user_changed);
         if pending {
-            self.flush(unix_now(), false).await?;
+            self.store_now(unix_now(), false).await?;
         }
         Ok(())
+    }
+
+    /// Writes what this request wrote so far to the store before the end of
+    /// the request (for an operation that needs it there), moving the
+    /// session to its new id first if `cycle_id` asked: written under the
+    /// old id, a login's user would be the planted id's until the save
+    /// moved it, and for good if the response were never made.
+    async fn store_now(&self, now: u64, create: bool) -> Result<(), StoreError> {
+        if let Some(settings) = self.server_settings() {
+            self.cycle_if_pending(&settings, now).await?;
+        }
+        self.flush(now, create).await
     }
 
     /// Every live session of this session's user (for a "your devices" page).

@@ -352,8 +352,8 @@ impl State {
                  body, a WebSocket or a spawned task?): that write is not saved with it (of a \
                  server-side session, only what increment, append, destroy and \
                  log_out_everywhere do reaches the store by itself, increment and append \
-                 with the writes before them); write to the session before the handler \
-                 returns its response"
+                 with the writes before them, as user_sessions does after set_user_id); \
+                 write to the session before the handler returns its response"
             );
         }
     }

@@ -982,6 +982,119 @@ async fn a_user_tied_in_the_request_itself_counts_for_listing_and_log_out_everyw
     }
 }
 
+/// A login that lists the user's devices, or counts a visit, before its
+/// response stores the session first: under the new id `cycle_id` asked
+/// for, never under the old one, which an attacker may have planted. If
+/// the response is never made (a panic), the planted id stays anonymous.
+#[tokio::test]
+async fn a_login_that_stores_early_never_ties_the_old_id_to_the_user() {
+    for then in ["devices", "count"] {
+        let store = Arc::new(CountingStore::default());
+        let login = move |s: Session| async move {
+            s.cycle_id().await.expect("cycle asked for");
+            s.set_user_id(Some("alice"));
+            s.insert_value("user", "alice");
+            if then == "devices" {
+                s.user_sessions().await.expect("listed");
+            } else {
+                s.increment("visits", 1).await.expect("counted");
+            }
+            if !then.is_empty() {
+                panic!("the handler fails after storing early");
+            }
+            "never answered"
+        };
+        let app = get_set_and(store.clone(), "/login", post(login));
+        let planted = cookie_pair(&send(&app, "POST", "/set/theme", None, "dark").await);
+        let failed = tokio::spawn({
+            let app = app.clone();
+            let planted = planted.clone();
+            async move { send(&app, "POST", "/login", Some(&planted), "").await }
+        })
+        .await;
+        assert!(failed.is_err(), "{then}: no response was made");
+        assert_eq!(read(&app, "user", &planted).await, "None", "{then}");
+        let alices = store
+            .inner
+            .list(Some("alice"), None, 10, u64::MAX / 8)
+            .await
+            .expect("listed");
+        let planted_id = planted.trim_start_matches("session=");
+        assert!(
+            alices.iter().all(|info| info.id.as_str() != planted_id),
+            "{then}: the planted id is not alice's"
+        );
+    }
+}
+
+/// A `destroy` that failed and that the handler tried again, successfully,
+/// ended the session: the response is the handler's, not a 503.
+#[tokio::test]
+async fn a_destroy_tried_again_successfully_answers_as_the_handler_does() {
+    let store = Arc::new(CountingStore::default());
+    let logout = {
+        let store = store.clone();
+        move |s: Session| async move {
+            store.deletes_down.store(true, Ordering::SeqCst);
+            assert!(s.destroy().await.is_err());
+            store.deletes_down.store(false, Ordering::SeqCst);
+            s.destroy().await.expect("ended the second time");
+            "logged out"
+        }
+    };
+    let app = get_set_and(store.clone(), "/logout", get(logout));
+    let cookie = cookie_pair(&send(&app, "POST", "/set/username", None, "alice").await);
+    let response = send(&app, "GET", "/logout", Some(&cookie), "").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(set_cookies(response.headers())[0].starts_with("session=;"));
+    assert_eq!(read(&app, "username", &cookie).await, "None");
+}
+
+/// `clear()` then a tie to another user, with nothing else written (and
+/// so, with SESSION_PERMANENT=false, no data at all): the user's new
+/// session is stored and handed over. It was deleted with the old one.
+#[tokio::test]
+async fn a_clear_then_a_tie_to_a_user_alone_starts_that_users_session() {
+    for permanent in [true, false] {
+        let store = Arc::new(CountingStore::default());
+        let relogin = |s: Session| async move {
+            s.clear();
+            s.set_user_id(Some("bob"));
+            "switched"
+        };
+        let app = Router::new()
+            .route("/get/{key}", get(get_key))
+            .route("/set/{key}", post(set_key))
+            .route("/switch", post(relogin))
+            .layer(SessionLayer::with_store(
+                config()
+                    .session_permanent(permanent)
+                    .build()
+                    .expect("config"),
+                store.clone(),
+            ));
+        let alice = cookie_pair(&send(&app, "POST", "/set/username", None, "alice").await);
+        let response = send(&app, "POST", "/switch", Some(&alice), "").await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let bob = cookie_pair(&response);
+        assert_ne!(
+            bob, "session=",
+            "permanent={permanent}: a session, not a deletion"
+        );
+        assert_ne!(bob, alice);
+        let bobs = store
+            .inner
+            .list(Some("bob"), None, 10, 0)
+            .await
+            .expect("listed");
+        assert_eq!(
+            bobs.iter().map(|info| info.id.as_str()).collect::<Vec<_>>(),
+            [bob.trim_start_matches("session=")],
+            "permanent={permanent}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_write_to_a_revoked_session_does_not_resurrect_it() {
     let (app, _store) = setup();

@@ -864,8 +864,9 @@ impl FlaskSessionRedisStore {
                     std::io::ErrorKind::TimedOut,
                     format!(
                         "Redis at {} did not complete the write within {RESPONSE_TIMEOUT:?}: \
-                         it or the network stalled (writes of one session take turns, and \
-                         this one waited for those before it)",
+                         it or the network stalled, or this instance queued more writes \
+                         than it could send (writes of one session take turns, and this one \
+                         waited for those before it)",
                         self.shared.link.address()
                     ),
                 )))

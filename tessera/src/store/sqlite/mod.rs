@@ -97,7 +97,8 @@ const MAX_CONNECTIONS: u32 = 4;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long a read waits for a free connection: a little longer than the
-/// busy timeout, so that a slow writer is reported as such.
+/// busy timeout, so that a slow writer is reported as such (reads wait for
+/// connections, never for the write lock).
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long a write waits for the write connection: the busy timeout, so
