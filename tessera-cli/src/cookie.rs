@@ -792,8 +792,45 @@ fn expires_at_once(set_cookie: &str) -> bool {
     match (cookie.max_age(), cookie.expires_datetime()) {
         (Some(max_age), _) => max_age <= time::Duration::ZERO,
         (None, Some(expires)) => expires.year() < 2000,
-        (None, None) => false,
+        // Dates the cookie crate does not read but browsers do (RFC 6265
+        // 5.1.1 reads any date by its tokens): `-0000` for the zone, as
+        // older Rack wrote.
+        (None, None) => set_cookie
+            .split(';')
+            .skip(1)
+            .filter_map(|attribute| attribute.split_once('='))
+            .filter(|(name, _)| name.trim().eq_ignore_ascii_case("expires"))
+            .filter_map(|(_, date)| year_of_cookie_date(date))
+            .last()
+            .is_some_and(|year| year < 2000),
     }
+}
+
+/// The year of a cookie date as RFC 6265 5.1.1 finds it: the first group of
+/// two to four digits after the day of the month (one or two digits), times
+/// (with `:`) skipped; two-digit years are 1970 to 2069.
+fn year_of_cookie_date(date: &str) -> Option<i32> {
+    let mut day_seen = false;
+    for token in date
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == ':'))
+        .filter(|token| !token.is_empty() && !token.contains(':'))
+    {
+        let digits = token.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            continue;
+        }
+        let number: i32 = token[..digits].parse().ok()?;
+        if !day_seen && digits <= 2 {
+            day_seen = true;
+        } else if (2..=4).contains(&digits) {
+            return Some(match number {
+                70..=99 if digits == 2 => 1900 + number,
+                0..=69 if digits == 2 => 2000 + number,
+                _ => number,
+            });
+        }
+    }
+    None
 }
 
 /// For a pasted curl command (the browser's "Copy as cURL", bash form) or
@@ -1255,6 +1292,8 @@ mod tests {
             "Set-Cookie: session=deleted; Expires=Thu, 01 Jan 1970 00:00:01 GMT; Path=/",
             "session=abc.def.ghi; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly",
             "< HTTP/1.1 302 FOUND\n< set-cookie: session=abc.def.ghi; Max-Age=0\n",
+            "Set-Cookie: session=abc.def.ghi; Expires=Thu, 01 Jan 1970 00:00:00 -0000; Path=/",
+            "Set-Cookie: session=abc.def.ghi; path=/; expires=Thu, 01-Jan-70 00:00:01 +0000",
         ] {
             let error = pasted_cookies(response, "session", false)
                 .expect_err(response)
@@ -1274,6 +1313,7 @@ mod tests {
         for response in [
             "Set-Cookie: session=abc.def.ghi; Expires=Wed, 01 Jan 3000 00:00:00 GMT; Path=/",
             "Set-Cookie: session=abc.def.ghi; Expires=Tue, 14 Nov 2023 22:13:20 GMT; Path=/",
+            "Set-Cookie: session=abc.def.ghi; Expires=Wed, 01 Jan 3000 00:00:00 -0000; Path=/",
             "Set-Cookie: session=abc.def.ghi; Max-Age=60; Expires=Thu, 01 Jan 1970 00:00:00 GMT",
             "Set-Cookie: session=abc.def.ghi; Expires=soon; HttpOnly",
         ] {
