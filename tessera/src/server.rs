@@ -1039,10 +1039,14 @@ impl Session {
             return Err(SessionError::Revoked);
         };
         // Read the list back so this request sees what others appended.
+        // A read that fails leaves the append standing too (answering the
+        // error would have the item added twice by a retry).
         let stored = settings
             .store
             .load(&id, now)
-            .await?
+            .await
+            .ok()
+            .flatten()
             .and_then(|mut record| record.data.remove(key));
         // A login or logout elsewhere may have moved or ended the session
         // since, taking the item with it: the append stands (answering
@@ -1126,12 +1130,7 @@ impl Session {
         }
         .await;
         if let Err(error) = deleted {
-            if let Some(server) = self.lock().server.as_mut() {
-                server.end_failed = Some(EndFailure {
-                    outage: error.is_outage(),
-                    message: error.to_string(),
-                });
-            }
+            self.note_end_failed(&error);
             return Err(error.into());
         }
         if let Some(server) = self.lock().server.as_mut() {
@@ -1203,19 +1202,44 @@ impl Session {
 
     /// Ends every session of this session's user, this one included ("log
     /// out everywhere"); returns how many were ended. Without a user, ends
-    /// just this session.
+    /// just this session. When it fails, the response is answered as a
+    /// failed save, whatever the handler returns, as for
+    /// [`destroy`](Self::destroy).
     pub async fn log_out_everywhere(&self) -> Result<u64, SessionError> {
         let settings = self
             .server_settings()
             .ok_or(SessionError::NotServerSide("log out everywhere"))?;
-        self.load().await?;
-        self.store_user_tie().await?;
-        let ended = match self.user_id() {
-            Some(user_id) => settings.store.delete_user(&user_id).await?,
-            None => u64::from(self.record_id().is_some()),
+        let ended = async {
+            self.load().await?;
+            self.store_user_tie().await?;
+            match self.user_id() {
+                Some(user_id) => settings.store.delete_user(&user_id).await,
+                None => Ok(u64::from(self.record_id().is_some())),
+            }
+        }
+        .await;
+        let ended = match ended {
+            Ok(ended) => ended,
+            Err(error) => {
+                // As for a failed `destroy`: a handler that goes on must not
+                // tell the visitor the sessions were ended.
+                self.note_end_failed(&error);
+                return Err(error.into());
+            }
         };
         self.destroy().await?;
         Ok(ended)
+    }
+
+    /// Records that ending the session failed, for the save (see
+    /// `end_failed`).
+    fn note_end_failed(&self, error: &StoreError) {
+        if let Some(server) = self.lock().server.as_mut() {
+            server.end_failed = Some(EndFailure {
+                outage: error.is_outage(),
+                message: error.to_string(),
+            });
+        }
     }
 }
 

@@ -1050,6 +1050,57 @@ async fn a_destroy_tried_again_successfully_answers_as_the_handler_does() {
     assert_eq!(read(&app, "username", &cookie).await, "None");
 }
 
+/// A "log out everywhere" that failed, which the handler ignores, is not
+/// answered as done: as after a failed `destroy`, the response is the 503,
+/// and the session is still there to end.
+#[tokio::test]
+async fn a_failed_log_out_everywhere_is_not_answered_as_done() {
+    let store = Arc::new(CountingStore::default());
+    let everywhere = {
+        let store = store.clone();
+        move |s: Session, body: String| async move {
+            if body == "log in" {
+                s.set_user_id(Some("alice"));
+                s.insert_value("username", "alice");
+                return "logged in";
+            }
+            s.load().await.expect("loaded");
+            store.down.store(true, Ordering::SeqCst);
+            let ended = s.log_out_everywhere().await;
+            store.down.store(false, Ordering::SeqCst);
+            assert!(ended.is_err(), "the store was down");
+            "logged out everywhere, the handler says"
+        }
+    };
+    let app = get_set_and(store.clone(), "/everywhere", post(everywhere));
+    let cookie = cookie_pair(&send(&app, "POST", "/everywhere", None, "log in").await);
+    let response = send(&app, "POST", "/everywhere", Some(&cookie), "").await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(response.headers().get(header::SET_COOKIE).is_none());
+    assert_eq!(read(&app, "username", &cookie).await, "\"alice\"");
+}
+
+/// An append the store made stands when reading the list back fails: an
+/// error would have the client try again and the item added twice.
+#[tokio::test]
+async fn an_append_stands_when_reading_the_list_back_fails() {
+    let store = Arc::new(CountingStore::default());
+    let add = {
+        let store = store.clone();
+        move |s: Session| async move {
+            s.load().await.expect("loaded");
+            store.next_load_fails.store(true, Ordering::SeqCst);
+            s.append("cart", "apple").await.map(|n| n.to_string())
+        }
+    };
+    let app = get_set_and(store.clone(), "/add", post(add));
+    let cookie = cookie_pair(&send(&app, "POST", "/set/username", None, "alice").await);
+    let response = send(&app, "POST", "/add", Some(&cookie), "").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(text(response).await, "1");
+    assert_eq!(read(&app, "cart", &cookie).await, "[\"apple\"]");
+}
+
 /// `clear()` then a tie to another user, with nothing else written (and
 /// so, with SESSION_PERMANENT=false, no data at all): the user's new
 /// session is stored and handed over. It was deleted with the old one.

@@ -31,6 +31,9 @@ pub(crate) struct CountingStore<S: ?Sized = dyn SessionStore> {
     pub(crate) deletes_down: AtomicBool,
     /// While set, deletions fail as on tables of another shape.
     pub(crate) deletes_misconfigured: AtomicBool,
+    /// When set, the next load fails as if the store went down just then
+    /// (and the switch goes off).
+    pub(crate) next_load_fails: AtomicBool,
     /// While set, updates wait (a row locked elsewhere, a stalled server);
     /// those waiting go on once it is cleared.
     pub(crate) updates_stall: AtomicBool,
@@ -62,6 +65,7 @@ impl<S: SessionStore + ?Sized> CountingStore<S> {
             deletes_down: AtomicBool::new(false),
             deletes_misconfigured: AtomicBool::new(false),
             updates_stall: AtomicBool::new(false),
+            next_load_fails: AtomicBool::new(false),
             ends_after_a_move: AtomicBool::new(false),
             moves_after_an_append: AtomicBool::new(false),
         }
@@ -125,6 +129,11 @@ fn misconfigured() -> StoreError {
 impl<S: SessionStore + ?Sized> SessionStore for CountingStore<S> {
     async fn load(&self, id: &SessionId, now: u64) -> Result<Option<Record>, StoreError> {
         self.read()?;
+        if self.next_load_fails.swap(false, Ordering::SeqCst) {
+            return Err(StoreError::unavailable(std::io::Error::other(
+                "store is down",
+            )));
+        }
         self.inner.load(id, now).await
     }
     async fn create(&self, id: &SessionId, record: &Record) -> Result<bool, StoreError> {
