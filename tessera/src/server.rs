@@ -1165,6 +1165,17 @@ impl Session {
     async fn store_now(&self, now: u64, create: bool) -> Result<(), StoreError> {
         if let Some(settings) = self.server_settings() {
             self.cycle_if_pending(&settings, now).await?;
+            let ended = self
+                .lock()
+                .server
+                .as_ref()
+                .is_some_and(|server| server.writes_lost);
+            if ended {
+                // The session ended (or moved) before the move, and this
+                // request's writes go nowhere: not into a fresh record,
+                // whose cookie would replace the other login's.
+                return Ok(());
+            }
         }
         self.flush(now, create).await
     }

@@ -1027,6 +1027,53 @@ async fn a_login_that_stores_early_never_ties_the_old_id_to_the_user() {
     }
 }
 
+/// A double-click login that counts logins: both clicks load the session
+/// before either moves it. The one that finds it moved gets `Revoked` from
+/// its increment and stores nothing: not a fresh, empty session whose
+/// cookie, coming last, would log the visitor out of the other login and
+/// lose the cart.
+#[tokio::test]
+async fn a_double_click_login_that_counts_creates_no_second_session() {
+    let store = Arc::new(CountingStore::default());
+    let barrier = Arc::new(tokio::sync::Barrier::new(2));
+    let login = move |s: Session| {
+        let barrier = barrier.clone();
+        async move {
+            s.cycle_id().await.expect("cycle asked for");
+            s.set_user_id(Some("alice"));
+            s.insert_value("username", "alice");
+            // Both clicks loaded the old session.
+            barrier.wait().await;
+            match s.increment("logins", 1).await {
+                Ok(_) => (StatusCode::OK, "logged in"),
+                Err(_) => (StatusCode::CONFLICT, "the other click logged in"),
+            }
+        }
+    };
+    let app = get_set_and(store.clone(), "/login", post(login));
+    let before = cookie_pair(&send(&app, "POST", "/set/cart", None, "apple").await);
+    let click = || send(&app, "POST", "/login", Some(&before), "");
+    let (first, second) = tokio::join!(click(), click());
+    let mut statuses = vec![first.status(), second.status()];
+    statuses.sort();
+    assert_eq!(statuses, [StatusCode::OK, StatusCode::CONFLICT]);
+    let winner = [&first, &second]
+        .into_iter()
+        .find(|response| response.status() == StatusCode::OK)
+        .expect("one login");
+    let loser = [&first, &second]
+        .into_iter()
+        .find(|response| response.status() == StatusCode::CONFLICT)
+        .expect("one refused");
+    assert!(
+        loser.headers().get(header::SET_COOKIE).is_none(),
+        "the refused click leaves the cookie alone"
+    );
+    let after = cookie_pair(winner);
+    assert_eq!(read(&app, "cart", &after).await, "\"apple\"");
+    assert_eq!(store.inner.len(), 1, "one session");
+}
+
 /// A `destroy` that failed and that the handler tried again, successfully,
 /// ended the session: the response is the handler's, not a 503.
 #[tokio::test]
