@@ -81,15 +81,35 @@ enum Mode {
     Encrypted { cipher: CookieCipher },
 }
 
+/// See [`CookieCodec::new`]'s panics.
+fn refuse_empty_keys(secret_key: &SecretKey, fallbacks: &[SecretKey]) {
+    assert!(
+        !secret_key.as_bytes().is_empty(),
+        "CookieCodec: the secret key is empty, and anyone can sign cookies with an empty key"
+    );
+    assert!(
+        fallbacks.iter().all(|key| !key.as_bytes().is_empty()),
+        "CookieCodec: a fallback key is empty, and anyone can sign cookies with an empty key"
+    );
+}
+
 impl CookieCodec {
     /// A codec with Flask's salt, a max age of 31 days and a 1 MiB payload bound.
     /// `fallbacks` are in `SECRET_KEY_FALLBACKS` order: oldest first.
+    ///
+    /// # Panics
+    ///
+    /// If `secret_key` or a fallback is empty: anyone can sign (or seal) a
+    /// cookie with an empty key, so with one every forged session would
+    /// read as genuine. (Flask has no sessions then; `SessionConfig` refuses
+    /// such keys with an error.) The same holds for every constructor.
     pub fn new(secret_key: &SecretKey, fallbacks: &[SecretKey]) -> Self {
         Self::with_salt(secret_key, fallbacks, DEFAULT_SALT)
     }
 
     /// A codec with another salt (Flask-Session's signed ids use `flask-session`).
     pub fn with_salt(secret_key: &SecretKey, fallbacks: &[SecretKey], salt: &str) -> Self {
+        refuse_empty_keys(secret_key, fallbacks);
         Self::with_mode(Mode::Signed {
             signer: Signer::new(secret_key, fallbacks, salt.as_bytes()),
         })
@@ -112,6 +132,7 @@ impl CookieCodec {
         salt: &str,
         cookie_name: &str,
     ) -> Self {
+        refuse_empty_keys(secret_key, fallbacks);
         Self::with_mode(Mode::Encrypted {
             cipher: CookieCipher::new(secret_key, fallbacks, salt.as_bytes(), cookie_name),
         })
@@ -451,6 +472,38 @@ mod tests {
     use flate2::write::ZlibEncoder;
 
     use super::*;
+
+    /// An empty key, current or fallback, signs cookies anyone can make:
+    /// refused at once, as `SessionConfig` refuses it.
+    #[test]
+    fn empty_keys_are_refused() {
+        let builds: [fn(); 4] = [
+            || drop(CookieCodec::new(&SecretKey::from(""), &[])),
+            || {
+                drop(CookieCodec::new(
+                    &SecretKey::from("k"),
+                    &[SecretKey::from("")],
+                ))
+            },
+            || drop(CookieCodec::encrypted(&SecretKey::from(""), &[], "session")),
+            || {
+                drop(CookieCodec::encrypted(
+                    &SecretKey::from("k"),
+                    &[SecretKey::from("")],
+                    "session",
+                ))
+            },
+        ];
+        for build in builds {
+            let refused = std::panic::catch_unwind(build).expect_err("refused");
+            let message = refused
+                .downcast_ref::<&str>()
+                .map(|text| (*text).to_owned())
+                .or_else(|| refused.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            assert!(message.contains("anyone can sign"), "{message}");
+        }
+    }
 
     fn at(seconds: u64) -> SystemTime {
         UNIX_EPOCH + Duration::from_secs(seconds)
