@@ -46,6 +46,11 @@ use crate::store::SessionStore;
 /// and the one saved, once. Two layers saving one request would send two
 /// `Set-Cookie` headers, and the browser would keep whichever came last.
 ///
+/// An error the inner service returns (its `Service::Error`, not an error
+/// response) is no response: the session is not saved, and the error goes
+/// out as it came. Answer errors as responses inside this layer to have
+/// the session saved with them.
+///
 /// When saving fails, the response is replaced by a 409 (the session ended
 /// or moved while the request wrote to it), 500 or 503 with an empty body:
 /// the layer cannot make a body of the application's type. The README shows
