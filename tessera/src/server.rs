@@ -172,6 +172,12 @@ impl ServerState {
         self.loaded
     }
 
+    /// Not loaded yet, while the client presented an id: what this request
+    /// sees is not what the store may hold.
+    pub(crate) fn unread(&self) -> bool {
+        !self.loaded && !self.incoming.is_empty()
+    }
+
     /// The record's expiry is to move at the end of the request, as after a
     /// write (`mark_modified`).
     pub(crate) fn force_refresh(&mut self) {

@@ -316,6 +316,11 @@ pub(crate) fn unwritable(problem: crate::tagged::Unwritable) -> serde_json::Erro
 }
 
 impl State {
+    /// A server-side session not loaded yet, whose client presented an id.
+    pub(crate) fn unread(&self) -> bool {
+        self.server.as_ref().is_some_and(ServerState::unread)
+    }
+
     /// Marks the session read. A server-side session read before it is
     /// loaded reads as empty: middleware that took it from the request's
     /// extensions and forgot `load()` would see every visitor as anonymous,
@@ -550,7 +555,10 @@ impl Session {
         let mut state = self.lock();
         state.note_read();
         let removed = state.data.remove(key);
-        if removed.is_some() {
+        // Before `load` (middleware that took the session from the
+        // request's extensions) the key may be stored all the same: the
+        // removal is merged over the stored session, as a write is.
+        if removed.is_some() || state.unread() {
             state.touch(key);
         }
         removed
@@ -560,6 +568,10 @@ impl Session {
     /// not a `T` is an error and stays in the session.
     pub fn pop<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, SessionError> {
         let Some(found) = self.get::<T>(key)? else {
+            if self.lock().unread() {
+                // Removed all the same, as `remove` does before `load`.
+                self.remove(key);
+            }
             return Ok(None);
         };
         self.remove(key);
@@ -575,6 +587,11 @@ impl Session {
         state.note_read();
         if let Some(existing) = state.data.get(key) {
             return existing.clone();
+        }
+        if state.unread() {
+            // Before `load` the key may be stored: storing the default would
+            // overwrite it. The read is warned about (`note_read`).
+            return default.into();
         }
         state.touch(key);
         let default = default.into();

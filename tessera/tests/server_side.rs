@@ -318,6 +318,43 @@ async fn a_read_before_load_is_logged() {
     assert_eq!(logs.contents().matches(warning).count(), 1);
 }
 
+/// Middleware that logs the visitor out, or pops a key, or sets a default,
+/// from the request's extensions, without `load()`.
+async fn edit_without_loading(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let session = session_of(&request);
+    match request.uri().query() {
+        Some("remove") => drop(session.remove("user")),
+        Some("pop") => drop(session.pop::<String>("user").expect("a string or none")),
+        Some("default") => drop(session.setdefault("user", "nobody")),
+        _ => {}
+    }
+    next.run(request).await
+}
+
+/// A removal before `load()` is a write like another, merged over the
+/// stored session (a logout middleware's `remove` did nothing); a
+/// `setdefault` before it does not overwrite what is stored with the
+/// default, since it cannot see it.
+#[tokio::test]
+async fn removals_and_defaults_from_middleware_that_never_loads() {
+    let store = Arc::new(CountingStore::default());
+    let edited = get(|| async { "edited" }).layer(axum::middleware::from_fn(edit_without_loading));
+    let app = get_set_and(store.clone(), "/edit", edited);
+    for (edit, after) in [
+        ("remove", "None"),
+        ("pop", "None"),
+        ("default", "\"alice\""),
+    ] {
+        let cookie = cookie_pair(&send(&app, "POST", "/set/user", None, "alice").await);
+        let response = send(&app, "GET", &format!("/edit?{edit}"), Some(&cookie), "").await;
+        assert_eq!(response.status(), StatusCode::OK, "{edit}");
+        assert_eq!(read(&app, "user", &cookie).await, after, "{edit}");
+    }
+}
+
 #[tokio::test]
 async fn writes_from_middleware_that_never_loads_are_saved() {
     let store = Arc::new(CountingStore::default());
