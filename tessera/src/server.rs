@@ -110,6 +110,8 @@ pub(crate) struct ServerState {
     /// A save found the record gone (revoked, expired) and so did not store
     /// what the request wrote; the request has not been told yet.
     writes_lost: bool,
+    /// A create whose answer was lost, under this id: tried again with it.
+    create_again: Option<SessionId>,
     /// `destroy` failed (with an outage, or not), so the record may or may
     /// not be gone. The save does not try the deletion again: a store that
     /// timed out (a lock held elsewhere) would hold the request for a
@@ -150,6 +152,7 @@ impl ServerState {
             vanished: false,
             writes_lost: false,
             end_failed: None,
+            create_again: None,
             signed_with_old_key: Vec::new(),
             read_before_load: false,
         }
@@ -243,6 +246,10 @@ struct Pending {
 struct Taken<'a> {
     session: &'a Session,
     pending: Option<Pending>,
+    /// The id of the record being created: one whose answer was lost
+    /// (an error, a cancellation) may exist all the same, so the next try
+    /// uses it again rather than make a second record.
+    creating: Option<SessionId>,
 }
 
 impl Taken<'_> {
@@ -274,6 +281,9 @@ impl Drop for Taken<'_> {
             server.user_changed |= pending.user_changed;
             server.refresh_forced |= pending.refresh_forced;
             server.changed_atomically |= pending.changed_atomically;
+            if let Some(id) = self.creating.take() {
+                server.create_again = Some(id);
+            }
         }
     }
 }
@@ -449,6 +459,7 @@ impl Session {
             let mut taken = Taken {
                 session: self,
                 pending: None,
+                creating: None,
             };
             let plan = self.plan_flush(&settings, now, create, &mut taken);
             match plan {
@@ -458,10 +469,24 @@ impl Session {
                 }
                 Plan::Unwritable { key, problem } => return Err(unwritable(&key, problem)),
                 Plan::Create { record } => {
-                    let id = SessionId::generate();
+                    let again = self
+                        .lock()
+                        .server
+                        .as_mut()
+                        .and_then(|server| server.create_again.take());
+                    let id = again.clone().unwrap_or_else(SessionId::generate);
+                    taken.creating = Some(id.clone());
                     let created = settings.store.create(&id, &record).await?;
-                    if created {
-                        taken.stored();
+                    taken.creating = None;
+                    // Taken on a second try of the same id: the first made
+                    // it (ids are 256 random bits). Recorded as this
+                    // request's, and the changes, which may be newer than
+                    // what it holds, go back for the next round's update.
+                    let made_before = !created && again.is_some();
+                    if created || made_before {
+                        if created {
+                            taken.stored();
+                        }
                         let mut state = self.lock();
                         if let Some(server) = state.server.as_mut() {
                             server.id = Some(id);
@@ -474,7 +499,10 @@ impl Session {
                                 absolute_expires_at: record.absolute_expires_at,
                             });
                         }
-                        return Ok(());
+                        if created {
+                            return Ok(());
+                        }
+                        continue;
                     }
                     // The id was taken: the changes go back (as `taken`
                     // drops) and another id is drawn.

@@ -1064,6 +1064,40 @@ async fn a_login_that_stores_early_never_ties_the_old_id_to_the_user() {
     }
 }
 
+/// A new session whose create was made but whose answer was lost (the
+/// increment that stored it early failed, and the handler went on) is
+/// created once: the save tries the same id again and finds it made,
+/// rather than make a second record, one more "device" of the user that
+/// nobody holds.
+#[tokio::test]
+async fn a_create_whose_answer_was_lost_makes_one_record() {
+    let store = Arc::new(CountingStore::default());
+    let login = {
+        let store = store.clone();
+        move |s: Session| async move {
+            s.set_user_id(Some("alice"));
+            s.insert_value("username", "alice");
+            store.next_create_answer_lost.store(true, Ordering::SeqCst);
+            assert!(s.increment("logins", 1).await.is_err(), "answer lost");
+            s.insert_value("theme", "dark");
+            "logged in"
+        }
+    };
+    let app = get_set_and(store.clone(), "/login", post(login));
+    let response = send(&app, "POST", "/login", None, "").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let cookie = cookie_pair(&response);
+    assert_eq!(store.inner.len(), 1, "one record");
+    assert_eq!(read(&app, "username", &cookie).await, "\"alice\"");
+    assert_eq!(read(&app, "theme", &cookie).await, "\"dark\"");
+    let alices = store
+        .inner
+        .list(Some("alice"), None, 10, 0)
+        .await
+        .expect("listed");
+    assert_eq!(alices.len(), 1);
+}
+
 /// A double-click login that counts logins: both clicks load the session
 /// before either moves it. The one that finds it moved gets `Revoked` from
 /// its increment and stores nothing: not a fresh, empty session whose

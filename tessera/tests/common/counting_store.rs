@@ -31,6 +31,10 @@ pub(crate) struct CountingStore<S: ?Sized = dyn SessionStore> {
     pub(crate) deletes_down: AtomicBool,
     /// While set, deletions fail as on tables of another shape.
     pub(crate) deletes_misconfigured: AtomicBool,
+    /// When set, the next create is made but answered as failed, as when
+    /// the store goes down before its answer arrives (and the switch goes
+    /// off).
+    pub(crate) next_create_answer_lost: AtomicBool,
     /// When set, the next load fails as if the store went down just then
     /// (and the switch goes off).
     pub(crate) next_load_fails: AtomicBool,
@@ -66,6 +70,7 @@ impl<S: SessionStore + ?Sized> CountingStore<S> {
             deletes_misconfigured: AtomicBool::new(false),
             updates_stall: AtomicBool::new(false),
             next_load_fails: AtomicBool::new(false),
+            next_create_answer_lost: AtomicBool::new(false),
             ends_after_a_move: AtomicBool::new(false),
             moves_after_an_append: AtomicBool::new(false),
         }
@@ -138,7 +143,13 @@ impl<S: SessionStore + ?Sized> SessionStore for CountingStore<S> {
     }
     async fn create(&self, id: &SessionId, record: &Record) -> Result<bool, StoreError> {
         self.wrote()?;
-        self.inner.create(id, record).await
+        let created = self.inner.create(id, record).await?;
+        if self.next_create_answer_lost.swap(false, Ordering::SeqCst) {
+            return Err(StoreError::unavailable(std::io::Error::other(
+                "the connection dropped before the answer",
+            )));
+        }
+        Ok(created)
     }
     async fn update(
         &self,
