@@ -220,7 +220,9 @@ impl Drop for CyclePending<'_> {
     }
 }
 
-/// How `destroy` failed, for the save that follows.
+/// How ending the session (`destroy`, "log out everywhere") failed, for
+/// the save that follows. A `destroy` that succeeds afterwards clears it: a
+/// handler that falls back to ending this session alone chose its answer.
 #[derive(Debug)]
 pub(crate) struct EndFailure {
     /// Whether the store was out of reach (answered 503) rather than
