@@ -1177,17 +1177,17 @@ impl Session {
         Ok(())
     }
 
+    /// Whether this is a server-side session whose state passes `test`.
+    fn server_is(&self, test: impl FnOnce(&ServerState) -> bool) -> bool {
+        self.lock().server.as_ref().is_some_and(test)
+    }
+
     /// Stores now a tie to a user that this request made (`set_user_id`,
     /// with the request's other writes): the store's listing and
     /// `delete_user` go by what is stored, so a login followed by "your
     /// devices" in one request would miss this session.
     async fn store_user_tie(&self) -> Result<(), StoreError> {
-        let pending = self
-            .lock()
-            .server
-            .as_ref()
-            .is_some_and(|server| server.user_changed);
-        if pending {
+        if self.server_is(|server| server.user_changed) {
             self.store_now(unix_now(), false).await?;
         }
         Ok(())
@@ -1201,12 +1201,7 @@ impl Session {
     async fn store_now(&self, now: u64, create: bool) -> Result<(), StoreError> {
         if let Some(settings) = self.server_settings() {
             self.cycle_if_pending(&settings, now).await?;
-            let ended = self
-                .lock()
-                .server
-                .as_ref()
-                .is_some_and(|server| server.writes_lost);
-            if ended {
+            if self.server_is(|server| server.writes_lost) {
                 // The session ended (or moved) before the move, and this
                 // request's writes go nowhere: not into a fresh record,
                 // whose cookie would replace the other login's.
