@@ -46,6 +46,10 @@ use crate::store::SessionStore;
 /// and the one saved, once. Two layers saving one request would send two
 /// `Set-Cookie` headers, and the browser would keep whichever came last.
 ///
+/// The response body must implement `Default` (axum's `Body`, `String`,
+/// `Full` do; hyper's `Incoming`, a proxied body, does not): the layer
+/// answers a failed save with an empty body of that type.
+///
 /// An error the inner service returns (its `Service::Error`, not an error
 /// response) is no response: the session is not saved, and the error goes
 /// out as it came. Answer errors as responses inside this layer to have
