@@ -34,11 +34,16 @@ pub(crate) async fn list(State(state): State<AppState>, uri: Uri, session: Sessi
         // Logged in (again) through Flask-Session, which sets `username`
         // and knows nothing of the owner: the page says who is logged in,
         // so tie the session to them, as the demo's own login does, and
-        // come back once the tie is stored, to find this session among
-        // theirs (once only: `?tied` marks the way back).
-        (_, Some(username)) if uri.query() != Some(TIED_QUERY) => {
+        // come back once the tie is stored (`?tied` marks the way back). A
+        // reload of that page, or a login there as another user since, ties
+        // it again and lists at once: the listing stores the tie first.
+        (_, Some(username)) => {
             session.set_user_id(Some(&username));
-            return (StatusCode::SEE_OTHER, [(header::LOCATION, TIED_LOCATION)]).into_response();
+            if uri.query() != Some(TIED_QUERY) {
+                return (StatusCode::SEE_OTHER, [(header::LOCATION, TIED_LOCATION)])
+                    .into_response();
+            }
+            Some(username)
         }
         // Logged out through Flask-Session, which leaves the owner: not
         // this user's sessions any more.
@@ -123,23 +128,16 @@ pub(crate) async fn logout_everywhere(State(state): State<AppState>, session: Se
     // or a logout, leaves the tie as it was: brought in line with who the
     // page says is logged in first, as on "your sessions", so that
     // "everywhere" means that user's sessions, as after the demo's own login.
-    let tied_now = match (session.user_id(), logged_in_as(&session)) {
-        (Some(owner), Some(username)) if owner == username => false,
-        (_, Some(username)) => {
-            session.set_user_id(Some(&username));
-            true
-        }
-        (Some(_), None) => {
-            session.set_user_id(None);
-            false
-        }
-        (None, None) => false,
-    };
+    match (session.user_id(), logged_in_as(&session)) {
+        (Some(owner), Some(username)) if owner == username => {}
+        (_, Some(username)) => session.set_user_id(Some(&username)),
+        (Some(_), None) => session.set_user_id(None),
+        (None, None) => {}
+    }
+    // The store counts this session among the user's: `log_out_everywhere`
+    // stores the tie first.
     match session.log_out_everywhere().await {
         Ok(ended) => {
-            // The user's sessions the store ended, and this one, which the
-            // store did not yet know as theirs.
-            let ended = ended + u64::from(tied_now);
             session.flash(format!(
                 "Logged out everywhere: {} ended",
                 count(ended, "session")

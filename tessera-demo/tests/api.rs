@@ -335,6 +335,26 @@ async fn log_out_everywhere_ends_every_session_of_the_user() {
         let page = anonymous.get("/").await;
         assert!(page.body.contains("1 session ended"), "{}", page.body);
         assert!(page.body.contains("Visits counted: 0"), "{}", page.body);
+
+        // Logged in as a Flask app sharing the store logs in (`username`
+        // alone, tied to no user): tied on the way, and counted once.
+        let mut untied = Browser::new(served.base.clone());
+        untied.put_json("/api/session/username", "\"lone\"").await;
+        untied
+            .post("/sessions/logout-everywhere")
+            .await
+            .assert_redirect_home();
+        let page = untied.get("/").await;
+        assert!(page.body.contains("1 session ended"), "{}", page.body);
+
+        // `/sessions?tied` reloaded (or bookmarked) before the tie lists
+        // the sessions, tying on the way.
+        let mut reloaded = Browser::new(served.base.clone());
+        reloaded
+            .put_json("/api/session/username", "\"carol\"")
+            .await;
+        let page = reloaded.get("/sessions?tied").await;
+        assert!(page.body.contains("has 1 live session"), "{}", page.body);
         drop(served);
     }
 }
