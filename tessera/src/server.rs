@@ -112,6 +112,9 @@ pub(crate) struct ServerState {
     writes_lost: bool,
     /// A create whose answer was lost, under this id: tried again with it.
     create_again: Option<SessionId>,
+    /// A move (`cycle_id`) whose answer was lost, to this id: tried again
+    /// with it.
+    cycle_again: Option<SessionId>,
     /// `destroy` failed (with an outage, or not), so the record may or may
     /// not be gone. The save does not try the deletion again: a store that
     /// timed out (a lock held elsewhere) would hold the request for a
@@ -153,6 +156,7 @@ impl ServerState {
             writes_lost: false,
             end_failed: None,
             create_again: None,
+            cycle_again: None,
             signed_with_old_key: Vec::new(),
             read_before_load: false,
         }
@@ -208,6 +212,9 @@ fn unwritable(key: &str, problem: crate::tagged::Unwritable) -> StoreError {
 struct CyclePending<'a> {
     session: &'a Session,
     armed: bool,
+    /// The id of the move on its way: one whose answer was lost may have
+    /// been made, so the next try moves to it again, and finds it there.
+    moving_to: Option<SessionId>,
 }
 
 impl Drop for CyclePending<'_> {
@@ -215,6 +222,7 @@ impl Drop for CyclePending<'_> {
         if self.armed {
             if let Some(server) = self.session.lock().server.as_mut() {
                 server.cycle_pending = true;
+                server.cycle_again = self.moving_to.take();
             }
         }
     }
@@ -482,12 +490,21 @@ impl Session {
                     taken.creating = None;
                     // Taken on a second try of the same id: the first made
                     // it (ids are 256 random bits). Recorded as this
-                    // request's, and the changes, which may be newer than
-                    // what it holds, go back for the next round's update.
+                    // request's, to be replaced by the next rounds with
+                    // what the request holds now.
                     let made_before = !created && again.is_some();
                     if created || made_before {
                         if created {
                             taken.stored();
+                        } else {
+                            // What it holds is what this request had then,
+                            // which it may have ended since (`destroy`,
+                            // `clear`): replaced whole, never merged into.
+                            let mut state = self.lock();
+                            state.cleared = true;
+                            if let Some(server) = state.server.as_mut() {
+                                server.user_changed = true;
+                            }
                         }
                         let mut state = self.lock();
                         if let Some(server) = state.server.as_mut() {
@@ -900,10 +917,22 @@ impl Session {
         let mut still_pending = CyclePending {
             session: self,
             armed: true,
+            moving_to: None,
         };
+        let mut again = self
+            .lock()
+            .server
+            .as_mut()
+            .and_then(|server| server.cycle_again.take());
         for _ in 0..ID_ATTEMPTS {
-            let new = SessionId::generate();
-            if settings.store.cycle_id(&old, &new, now).await? {
+            let retried = again.take();
+            let new = retried.clone().unwrap_or_else(SessionId::generate);
+            still_pending.moving_to = Some(new.clone());
+            let moved = settings.store.cycle_id(&old, &new, now).await?
+                // The move whose answer was lost had been made: the session
+                // is under the new id already (ids are 256 random bits).
+                || (retried.is_some() && settings.store.load(&new, now).await?.is_some());
+            if moved {
                 still_pending.armed = false;
                 let mut state = self.lock();
                 if let Some(server) = state.server.as_mut() {
@@ -1017,6 +1046,8 @@ impl Session {
         server.user_id = None;
         server.user_changed = false;
         server.cycle_pending = false;
+        server.cycle_again = None;
+        server.create_again = None;
         server.revoked = true;
         server.vanished = false;
         state.data.clear();
@@ -1160,6 +1191,16 @@ impl Session {
         let deleted = async {
             self.load().await?;
             if let Some(id) = self.record_id() {
+                settings.store.delete(&id).await?;
+            }
+            // A create whose answer was lost may have made a record: it
+            // goes too, not left as an orphan among the user's sessions.
+            let made = self
+                .lock()
+                .server
+                .as_ref()
+                .and_then(|server| server.create_again.clone());
+            if let Some(id) = made {
                 settings.store.delete(&id).await?;
             }
             Ok::<_, StoreError>(())

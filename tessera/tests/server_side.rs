@@ -1098,6 +1098,73 @@ async fn a_create_whose_answer_was_lost_makes_one_record() {
     assert_eq!(alices.len(), 1);
 }
 
+/// After a create whose answer was lost, `destroy` ends that record too,
+/// and what follows (a flash) goes into a fresh, anonymous session: the
+/// record the lost create made is neither left as an orphan of the user
+/// nor brought back with its user.
+#[tokio::test]
+async fn a_destroy_after_a_lost_create_ends_that_record_too() {
+    let store = Arc::new(CountingStore::default());
+    let login = {
+        let store = store.clone();
+        move |s: Session| async move {
+            s.set_user_id(Some("alice"));
+            s.insert_value("username", "alice");
+            store.next_create_answer_lost.store(true, Ordering::SeqCst);
+            assert!(s.increment("logins", 1).await.is_err(), "answer lost");
+            s.destroy().await.expect("ended");
+            s.flash("Login failed, try again");
+            "try again"
+        }
+    };
+    let app = get_set_and(store.clone(), "/login", post(login));
+    let response = send(&app, "POST", "/login", None, "").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let cookie = cookie_pair(&response);
+    assert_eq!(read(&app, "username", &cookie).await, "None");
+    assert_eq!(store.inner.len(), 1, "only the flash's session");
+    let alices = store
+        .inner
+        .list(Some("alice"), None, 10, 0)
+        .await
+        .expect("listed");
+    assert!(alices.is_empty(), "{alices:?}");
+}
+
+/// A login whose move (`cycle_id`) was made but whose answer was lost is
+/// tried again to the same id, and found made: the login stands under its
+/// new id, with the cart. It was taken for a session ended elsewhere: a
+/// 409, and the cart under an id no client held.
+#[tokio::test]
+async fn a_login_whose_move_answer_was_lost_stands() {
+    let store = Arc::new(CountingStore::default());
+    let login = {
+        let store = store.clone();
+        move |s: Session| async move {
+            s.cycle_id().await.expect("cycle asked for");
+            s.set_user_id(Some("alice"));
+            s.insert_value("username", "alice");
+            store.next_cycle_answer_lost.store(true, Ordering::SeqCst);
+            assert!(s.increment("logins", 1).await.is_err(), "answer lost");
+            "logged in"
+        }
+    };
+    let app = get_set_and(store.clone(), "/login", post(login));
+    let before = cookie_pair(&send(&app, "POST", "/set/cart", None, "book").await);
+    let response = send(&app, "POST", "/login", Some(&before), "").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let after = cookie_pair(&response);
+    assert_ne!(after, before);
+    assert_eq!(read(&app, "cart", &after).await, "\"book\"");
+    assert_eq!(read(&app, "username", &after).await, "\"alice\"");
+    assert_eq!(
+        read(&app, "cart", &before).await,
+        "None",
+        "the old id is dead"
+    );
+    assert_eq!(store.inner.len(), 1);
+}
+
 /// A double-click login that counts logins: both clicks load the session
 /// before either moves it. The one that finds it moved gets `Revoked` from
 /// its increment and stores nothing: not a fresh, empty session whose

@@ -35,6 +35,9 @@ pub(crate) struct CountingStore<S: ?Sized = dyn SessionStore> {
     /// the store goes down before its answer arrives (and the switch goes
     /// off).
     pub(crate) next_create_answer_lost: AtomicBool,
+    /// When set, the next move (`cycle_id`) is made but answered as failed
+    /// (and the switch goes off).
+    pub(crate) next_cycle_answer_lost: AtomicBool,
     /// When set, the next load fails as if the store went down just then
     /// (and the switch goes off).
     pub(crate) next_load_fails: AtomicBool,
@@ -71,6 +74,7 @@ impl<S: SessionStore + ?Sized> CountingStore<S> {
             updates_stall: AtomicBool::new(false),
             next_load_fails: AtomicBool::new(false),
             next_create_answer_lost: AtomicBool::new(false),
+            next_cycle_answer_lost: AtomicBool::new(false),
             ends_after_a_move: AtomicBool::new(false),
             moves_after_an_append: AtomicBool::new(false),
         }
@@ -191,6 +195,11 @@ impl<S: SessionStore + ?Sized> SessionStore for CountingStore<S> {
         let moved = self.inner.cycle_id(old, new, now).await?;
         if moved && self.ends_after_a_move.load(Ordering::SeqCst) {
             self.inner.delete(new).await?;
+        }
+        if self.next_cycle_answer_lost.swap(false, Ordering::SeqCst) {
+            return Err(StoreError::unavailable(std::io::Error::other(
+                "the connection dropped before the answer",
+            )));
         }
         Ok(moved)
     }
