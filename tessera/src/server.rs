@@ -488,24 +488,20 @@ impl Session {
                     taken.creating = Some(id.clone());
                     let created = settings.store.create(&id, &record).await?;
                     taken.creating = None;
-                    // Taken on a second try of the same id: the first made
-                    // it (ids are 256 random bits). Recorded as this
-                    // request's, to be replaced by the next rounds with
-                    // what the request holds now.
-                    let made_before = !created && again.is_some();
-                    if created || made_before {
-                        if created {
-                            taken.stored();
-                        } else {
-                            // What it holds is what this request had then,
-                            // which it may have ended since (`destroy`,
-                            // `clear`): replaced whole, never merged into.
-                            let mut state = self.lock();
-                            state.cleared = true;
-                            if let Some(server) = state.server.as_mut() {
-                                server.user_changed = true;
-                            }
-                        }
+                    if !created && again.is_some() {
+                        // Taken on a second try of the same id: the lost
+                        // create made it (ids are 256 random bits), with
+                        // what this request held then, which it may have
+                        // changed or ended since (`destroy`, `clear`). It
+                        // goes, and the next round makes the session anew
+                        // under a fresh id with what the request holds now.
+                        taken.creating = Some(id.clone());
+                        settings.store.delete(&id).await?;
+                        taken.creating = None;
+                        continue;
+                    }
+                    if created {
+                        taken.stored();
                         let mut state = self.lock();
                         if let Some(server) = state.server.as_mut() {
                             server.id = Some(id);
@@ -518,10 +514,7 @@ impl Session {
                                 absolute_expires_at: record.absolute_expires_at,
                             });
                         }
-                        if created {
-                            return Ok(());
-                        }
-                        continue;
+                        return Ok(());
                     }
                     // The id was taken: the changes go back (as `taken`
                     // drops) and another id is drawn.
@@ -1046,8 +1039,6 @@ impl Session {
         server.user_id = None;
         server.user_changed = false;
         server.cycle_pending = false;
-        server.cycle_again = None;
-        server.create_again = None;
         server.revoked = true;
         server.vanished = false;
         state.data.clear();
@@ -1193,16 +1184,7 @@ impl Session {
             if let Some(id) = self.record_id() {
                 settings.store.delete(&id).await?;
             }
-            // A create whose answer was lost may have made a record: it
-            // goes too, not left as an orphan among the user's sessions.
-            let made = self
-                .lock()
-                .server
-                .as_ref()
-                .and_then(|server| server.create_again.clone());
-            if let Some(id) = made {
-                settings.store.delete(&id).await?;
-            }
+            self.delete_lost_records(&settings).await?;
             Ok::<_, StoreError>(())
         }
         .await;
@@ -1215,6 +1197,28 @@ impl Session {
             server.end_failed = None;
         }
         self.mark_revoked();
+        Ok(())
+    }
+
+    /// Deletes what a create or a move whose answer was lost may have made
+    /// and nothing took up since (this session ended, or was cleared): not
+    /// left as an orphan among the user's sessions, nor with the data.
+    async fn delete_lost_records(&self, settings: &ServerSettings) -> Result<(), StoreError> {
+        let lost: Vec<SessionId> = {
+            let mut state = self.lock();
+            let Some(server) = state.server.as_mut() else {
+                return Ok(());
+            };
+            server
+                .create_again
+                .take()
+                .into_iter()
+                .chain(server.cycle_again.take())
+                .collect()
+        };
+        for id in lost {
+            settings.store.delete(&id).await?;
+        }
         Ok(())
     }
 
@@ -1388,6 +1392,9 @@ pub(crate) async fn save(session: &Session) -> Result<Saved, StoreError> {
         session.cycle_if_pending(&settings, now).await?;
     }
     session.flush(now, false).await?;
+    if let Some(settings) = session.server_settings() {
+        session.delete_lost_records(&settings).await?;
+    }
     let mut state = session.lock();
     let writes_lost = state
         .server

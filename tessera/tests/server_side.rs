@@ -1131,6 +1131,71 @@ async fn a_destroy_after_a_lost_create_ends_that_record_too() {
     assert!(alices.is_empty(), "{alices:?}");
 }
 
+/// What a lost create or move made, and the request then ended (`clear`,
+/// the Flask way to log out, or `destroy`), goes: no record is left for a
+/// user no client holds. And a lost create tried again keeps the request's
+/// own choices (`set_permanent(false)`), not the defaults.
+#[tokio::test]
+async fn records_of_lost_answers_never_outlive_the_request_that_ended_them() {
+    for case in ["create then clear", "move then destroy", "not permanent"] {
+        let store = Arc::new(CountingStore::default());
+        let route = {
+            let store = store.clone();
+            move |s: Session| async move {
+                if case == "move then destroy" {
+                    s.cycle_id().await.expect("cycle asked for");
+                    store.next_cycle_answer_lost.store(true, Ordering::SeqCst);
+                } else {
+                    store.next_create_answer_lost.store(true, Ordering::SeqCst);
+                }
+                if case == "not permanent" {
+                    s.set_permanent(false);
+                } else {
+                    s.set_user_id(Some("alice"));
+                    s.insert_value("username", "alice");
+                }
+                assert!(
+                    s.increment("logins", 1).await.is_err(),
+                    "{case}: answer lost"
+                );
+                match case {
+                    "create then clear" => s.clear(),
+                    "move then destroy" => s.destroy().await.expect("ended"),
+                    _ => {
+                        let views = s.increment("views", 1).await.expect("counted");
+                        assert_eq!(views, 1);
+                        assert!(!s.permanent(), "still as the handler chose");
+                    }
+                }
+                "done"
+            }
+        };
+        let app = get_set_and(store.clone(), "/do", post(route));
+        let cookie = if case == "move then destroy" {
+            Some(cookie_pair(
+                &send(&app, "POST", "/set/cart", None, "book").await,
+            ))
+        } else {
+            None
+        };
+        let response = send(&app, "POST", "/do", cookie.as_deref(), "").await;
+        assert_eq!(response.status(), StatusCode::OK, "{case}");
+        let alices = store
+            .inner
+            .list(Some("alice"), None, 10, 0)
+            .await
+            .expect("listed");
+        assert!(alices.is_empty(), "{case}: {alices:?}");
+        if case == "not permanent" {
+            assert_eq!(store.inner.len(), 1, "{case}");
+            let cookie = set_cookies(response.headers()).remove(0);
+            assert!(!cookie.contains("Expires="), "{case}: {cookie}");
+        } else {
+            assert_eq!(store.inner.len(), 0, "{case}: nothing left");
+        }
+    }
+}
+
 /// A login whose move (`cycle_id`) was made but whose answer was lost is
 /// tried again to the same id, and found made: the login stands under its
 /// new id, with the cart. It was taken for a session ended elsewhere: a
