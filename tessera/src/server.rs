@@ -110,10 +110,11 @@ pub(crate) struct ServerState {
     /// A save found the record gone (revoked, expired) and so did not store
     /// what the request wrote; the request has not been told yet.
     writes_lost: bool,
-    /// A create whose answer was lost, under this id: tried again with it.
+    /// A create whose answer was lost, under this id: tried again with it,
+    /// or deleted by the save.
     create_again: Option<SessionId>,
     /// A move (`cycle_id`) whose answer was lost, to this id: tried again
-    /// with it.
+    /// with it, or deleted by the save.
     cycle_again: Option<SessionId>,
     /// `destroy` failed (with an outage, or not), so the record may or may
     /// not be gone. The save does not try the deletion again: a store that
@@ -256,9 +257,10 @@ struct Pending {
 struct Taken<'a> {
     session: &'a Session,
     pending: Option<Pending>,
-    /// The id of the record being created: one whose answer was lost
-    /// (an error, a cancellation) may exist all the same, so the next try
-    /// uses it again rather than make a second record.
+    /// The id of the record being created (or deleted): one whose answer
+    /// was lost (an error, a cancellation) may exist all the same, so the
+    /// next try uses that id again, to find it, and the save deletes it if
+    /// nothing did: never a second record, nor one left behind.
     creating: Option<SessionId>,
 }
 
