@@ -605,6 +605,18 @@ impl SessionCore {
                     vary_cookie: true,
                 },
             },
+            Err(error) if session.failed_earlier() => {
+                // Told to the handler when it happened; not a second failure.
+                tracing::debug!(%error, "the session was not saved");
+                Finish::Fail {
+                    failure: if error.is_outage() {
+                        Failure::StoreUnavailable
+                    } else {
+                        Failure::Internal
+                    },
+                    set_cookie: self.id_cookie(crate::server::committed_cookie_action(session)),
+                }
+            }
             Err(error) => {
                 // Only an outage is worth trying again: a value the store
                 // cannot represent, or a store misconfigured, is a 500.

@@ -110,6 +110,11 @@ pub(crate) struct ServerState {
     /// A save found the record gone (revoked, expired) and so did not store
     /// what the request wrote; the request has not been told yet.
     writes_lost: bool,
+    /// A store call made before the response (an increment's, say) failed
+    /// with an outage: the save does not call the store again, which would
+    /// hold the request for a second timeout; it answers 503 if there is
+    /// anything to write.
+    outage_met: bool,
     /// A create whose answer was lost, under this id: tried again with it,
     /// or deleted by the save.
     create_again: Option<SessionId>,
@@ -156,6 +161,7 @@ impl ServerState {
             vanished: false,
             writes_lost: false,
             end_failed: None,
+            outage_met: false,
             create_again: None,
             cycle_again: None,
             signed_with_old_key: Vec::new(),
@@ -1065,7 +1071,7 @@ impl Session {
             return Ok(next);
         };
         let (id, now) = self.stored_id().await?;
-        let next = settings.store.increment(&id, key, by, now).await?;
+        let next = self.noting_outage(settings.store.increment(&id, key, by, now).await)?;
         self.apply_atomic(key, next.map(Value::from))?;
         next.ok_or(SessionError::Revoked)
     }
@@ -1094,7 +1100,8 @@ impl Session {
             return Ok(length);
         };
         let (id, now) = self.stored_id().await?;
-        let Some(length) = settings.store.append(&id, key, &value, now).await? else {
+        let appended = settings.store.append(&id, key, &value, now).await;
+        let Some(length) = self.noting_outage(appended)? else {
             self.apply_atomic(key, None)?;
             return Err(SessionError::Revoked);
         };
@@ -1134,7 +1141,8 @@ impl Session {
     async fn stored_id(&self) -> Result<(SessionId, u64), SessionError> {
         self.load().await?;
         let now = unix_now();
-        self.store_now(now, true).await?;
+        let stored = self.store_now(now, true).await;
+        self.noting_outage(stored)?;
         let id = self.id();
         if id.is_none() {
             // The caller is told, with the error below.
@@ -1195,8 +1203,9 @@ impl Session {
             return Err(error.into());
         }
         if let Some(server) = self.lock().server.as_mut() {
-            // Tried again by the handler, and done.
+            // Tried again by the handler, and done; the store answers.
             server.end_failed = None;
+            server.outage_met = false;
         }
         self.mark_revoked();
         Ok(())
@@ -1222,6 +1231,24 @@ impl Session {
             settings.store.delete(&id).await?;
         }
         Ok(())
+    }
+
+    /// Notes an outage met by a store call made before the response, for
+    /// the save (see `outage_met`).
+    fn noting_outage<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        let outage = result.as_ref().is_err_and(StoreError::is_outage);
+        if let Some(server) = self.lock().server.as_mut() {
+            // A later call that the store answered (the handler tried
+            // again) finds it back: the save may call it.
+            server.outage_met = outage;
+        }
+        result
+    }
+
+    /// A store call of this request failed already, so the save will not
+    /// call the store (its failure was the handler's to log).
+    pub(crate) fn failed_earlier(&self) -> bool {
+        self.server_is(|server| server.outage_met || server.end_failed.is_some())
     }
 
     /// Whether this is a server-side session whose state passes `test`.
@@ -1264,7 +1291,8 @@ impl Session {
             .server_settings()
             .ok_or(SessionError::NotServerSide("listing a user's sessions"))?;
         self.load().await?;
-        self.store_user_tie().await?;
+        let tied = self.store_user_tie().await;
+        self.noting_outage(tied)?;
         let Some(user_id) = self.user_id() else {
             return Ok(Vec::new());
         };
@@ -1374,6 +1402,20 @@ pub(crate) async fn save(session: &Session) -> Result<Saved, StoreError> {
         let written = !state.touched.is_empty()
             || state.cleared
             || server.is_some_and(|server| server.user_changed || server.refresh_forced);
+        if server.is_some_and(|server| server.outage_met) {
+            let pending = written
+                || server.is_some_and(|server| server.cycle_pending || server.changed_atomically);
+            if pending {
+                return Err(StoreError::unavailable(std::io::Error::other(
+                    "the store failed earlier in this request; not tried again",
+                )));
+            }
+            return Ok(Saved {
+                cookie: cookie_action(&state),
+                accessed: state.accessed,
+                writes_lost: false,
+            });
+        }
         (server.is_some_and(ServerState::is_loaded), written)
     };
     if !loaded && written {
