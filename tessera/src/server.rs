@@ -1194,7 +1194,7 @@ impl Session {
             if let Some(id) = self.record_id() {
                 settings.store.delete(&id).await?;
             }
-            self.delete_lost_records(&settings).await?;
+            self.delete_lost_records().await?;
             Ok::<_, StoreError>(())
         }
         .await;
@@ -1214,7 +1214,7 @@ impl Session {
     /// Deletes what a create or a move whose answer was lost may have made
     /// and nothing took up since (this session ended, or was cleared): not
     /// left as an orphan among the user's sessions, nor with the data.
-    async fn delete_lost_records(&self, settings: &ServerSettings) -> Result<(), StoreError> {
+    async fn delete_lost_records(&self) -> Result<(), StoreError> {
         let lost: Vec<SessionId> = {
             let mut state = self.lock();
             let Some(server) = state.server.as_mut() else {
@@ -1226,6 +1226,12 @@ impl Session {
                 .into_iter()
                 .chain(server.cycle_again.take())
                 .collect()
+        };
+        if lost.is_empty() {
+            return Ok(());
+        }
+        let Some(settings) = self.server_settings() else {
+            return Ok(());
         };
         for id in lost {
             settings.store.delete(&id).await?;
@@ -1431,14 +1437,8 @@ pub(crate) async fn save(session: &Session) -> Result<Saved, StoreError> {
             writes_lost: false,
         });
     }
-    let now = unix_now();
-    if let Some(settings) = session.server_settings() {
-        session.cycle_if_pending(&settings, now).await?;
-    }
-    session.flush(now, false).await?;
-    if let Some(settings) = session.server_settings() {
-        session.delete_lost_records(&settings).await?;
-    }
+    session.store_now(unix_now(), false).await?;
+    session.delete_lost_records().await?;
     let mut state = session.lock();
     let writes_lost = state
         .server
