@@ -32,6 +32,16 @@ fn config() -> SessionConfigBuilder {
     SessionConfig::builder().secret_key(KEY)
 }
 
+/// The sessions the store lists for `user`, live or not by any clock
+/// (listed as at the epoch).
+async fn sessions_of(store: &CountingStore, user: &str) -> Vec<tessera::SessionInfo> {
+    store
+        .inner
+        .list(Some(user), None, 10, 0)
+        .await
+        .expect("listed")
+}
+
 /// The value under the path's key as tagged JSON, or `None`.
 async fn get_key(s: Session, axum::extract::Path(key): axum::extract::Path<String>) -> String {
     s.get_value(&key)
@@ -1051,11 +1061,7 @@ async fn a_login_that_stores_early_never_ties_the_old_id_to_the_user() {
         .await;
         assert!(failed.is_err(), "{then}: no response was made");
         assert_eq!(read(&app, "user", &planted).await, "None", "{then}");
-        let alices = store
-            .inner
-            .list(Some("alice"), None, 10, u64::MAX / 8)
-            .await
-            .expect("listed");
+        let alices = sessions_of(&store, "alice").await;
         let planted_id = planted.trim_start_matches("session=");
         assert!(
             alices.iter().all(|info| info.id.as_str() != planted_id),
@@ -1093,11 +1099,7 @@ async fn a_create_whose_answer_was_lost_makes_one_record() {
     assert_eq!(store.inner.len(), 1, "one record");
     assert_eq!(read(&app, "username", &cookie).await, "\"alice\"");
     assert_eq!(read(&app, "theme", &cookie).await, "\"dark\"");
-    let alices = store
-        .inner
-        .list(Some("alice"), None, 10, 0)
-        .await
-        .expect("listed");
+    let alices = sessions_of(&store, "alice").await;
     assert_eq!(alices.len(), 1);
 }
 
@@ -1126,11 +1128,7 @@ async fn a_destroy_after_a_lost_create_ends_that_record_too() {
     let cookie = cookie_pair(&response);
     assert_eq!(read(&app, "username", &cookie).await, "None");
     assert_eq!(store.inner.len(), 1, "only the flash's session");
-    let alices = store
-        .inner
-        .list(Some("alice"), None, 10, 0)
-        .await
-        .expect("listed");
+    let alices = sessions_of(&store, "alice").await;
     assert!(alices.is_empty(), "{alices:?}");
 }
 
@@ -1183,11 +1181,7 @@ async fn records_of_lost_answers_never_outlive_the_request_that_ended_them() {
         };
         let response = send(&app, "POST", "/do", cookie.as_deref(), "").await;
         assert_eq!(response.status(), StatusCode::OK, "{case}");
-        let alices = store
-            .inner
-            .list(Some("alice"), None, 10, 0)
-            .await
-            .expect("listed");
+        let alices = sessions_of(&store, "alice").await;
         assert!(alices.is_empty(), "{case}: {alices:?}");
         if case == "not permanent" {
             assert_eq!(store.inner.len(), 1, "{case}");
@@ -1387,11 +1381,7 @@ async fn a_clear_then_a_tie_to_a_user_alone_starts_that_users_session() {
             "permanent={permanent}: a session, not a deletion"
         );
         assert_ne!(bob, alice);
-        let bobs = store
-            .inner
-            .list(Some("bob"), None, 10, 0)
-            .await
-            .expect("listed");
+        let bobs = sessions_of(&store, "bob").await;
         assert_eq!(
             bobs.iter().map(|info| info.id.as_str()).collect::<Vec<_>>(),
             [bob.trim_start_matches("session=")],
