@@ -267,8 +267,8 @@ impl ResponseError for SessionSavedWithError {
 /// the cookie of what the store holds already, if any.
 fn failed_save(failure: Failure, set_cookie: Option<String>) -> HttpResponse {
     let mut failed = failure_response(failure);
-    let vary_cookie = set_cookie.is_some();
-    add_session_headers(failed.headers_mut(), set_cookie, vary_cookie);
+    // The session was used: what the answer says depends on the cookie.
+    add_session_headers(failed.headers_mut(), set_cookie, true);
     failed
 }
 

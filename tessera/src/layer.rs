@@ -228,8 +228,8 @@ fn apply<B: Default>(finish: Finish, mut response: Response<B>) -> Response<B> {
             set_cookie,
         } => {
             let mut response = failure_response(failure);
-            let vary_cookie = set_cookie.is_some();
-            add_session_headers(response.headers_mut(), set_cookie, vary_cookie);
+            // The session was used: what the answer says depends on the cookie.
+            add_session_headers(response.headers_mut(), set_cookie, true);
             response
         }
     }

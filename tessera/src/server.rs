@@ -200,7 +200,8 @@ impl ServerState {
 
     /// The session no longer belongs to its user (`clear`).
     pub(crate) fn forget_user(&mut self) {
-        self.user_changed |= self.user_id.is_some();
+        // Not loaded yet, the stored session may have a user.
+        self.user_changed |= self.user_id.is_some() || self.unread();
         self.user_id = None;
     }
 }
@@ -351,6 +352,15 @@ impl Session {
     /// (Writes need no load: what was written before it is merged over the
     /// stored session, at the latest when the response is saved.)
     pub async fn load(&self) -> Result<(), StoreError> {
+        if !self.server_is(|server| !server.loaded) {
+            return Ok(());
+        }
+        let _turn = self.store_turn().await;
+        self.load_in_turn().await
+    }
+
+    /// [`load`](Self::load), for an operation that holds the store turn.
+    async fn load_in_turn(&self) -> Result<(), StoreError> {
         let settings = match &self.lock().server {
             Some(server) if !server.loaded => server.settings.clone(),
             _ => return Ok(()),
@@ -416,9 +426,14 @@ impl Session {
                 if server.signed_with_old_key.contains(&id) {
                     server.id_changed = true;
                 }
-                // Writes made before loading win over what was stored.
+                // Writes made before loading win over what was stored. A
+                // `clear` keeps the permanence, as it does once loaded.
                 let mut data = if state.cleared {
-                    Map::new()
+                    let mut kept = Map::new();
+                    if let Some(permanent) = record.data.get(PERMANENT_KEY) {
+                        kept.insert(PERMANENT_KEY.to_owned(), permanent.clone());
+                    }
+                    kept
                 } else {
                     record.data
                 };
@@ -438,7 +453,10 @@ impl Session {
                 state.new = false;
                 server.id = Some(id);
                 server.owned_when_loaded = record.user_id.is_some();
-                server.user_id = record.user_id;
+                if !server.user_changed {
+                    // A login or logout made before loading stands.
+                    server.user_id = record.user_id;
+                }
                 server.times = Some(RecordTimes {
                     created_at: record.created_at,
                     expires_at: record.expires_at,
@@ -881,7 +899,8 @@ impl Session {
         if self.server_settings().is_none() {
             return Ok(());
         }
-        self.load().await?;
+        let _turn = self.store_turn().await;
+        self.load_in_turn().await?;
         let mut state = self.lock();
         state.accessed = true;
         state.note_if_late();
@@ -1070,6 +1089,7 @@ impl Session {
             self.insert_value(key, next);
             return Ok(next);
         };
+        let _turn = self.store_turn().await;
         let (id, now) = self.stored_id().await?;
         let next = self.noting_outage(settings.store.increment(&id, key, by, now).await)?;
         self.apply_atomic(key, next.map(Value::from))?;
@@ -1099,6 +1119,7 @@ impl Session {
             state.touch(key);
             return Ok(length);
         };
+        let _turn = self.store_turn().await;
         let (id, now) = self.stored_id().await?;
         let appended = settings.store.append(&id, key, &value, now).await;
         let Some(length) = self.noting_outage(appended)? else {
@@ -1139,7 +1160,7 @@ impl Session {
     /// The stored record's id, creating the record (with everything written
     /// so far) if there is none yet.
     async fn stored_id(&self) -> Result<(SessionId, u64), SessionError> {
-        self.load().await?;
+        self.load_in_turn().await?;
         let now = unix_now();
         let stored = self.store_now(now, true).await;
         self.noting_outage(stored)?;
@@ -1186,11 +1207,21 @@ impl Session {
     /// returns: the session was not ended, and ending it is not tried again.
     pub async fn destroy(&self) -> Result<(), SessionError> {
         self.clear();
+        if self.server_settings().is_none() {
+            return Ok(());
+        }
+        let _turn = self.store_turn().await;
+        self.destroy_in_turn().await
+    }
+
+    /// [`destroy`](Self::destroy) once cleared, for an operation that holds
+    /// the store turn.
+    async fn destroy_in_turn(&self) -> Result<(), SessionError> {
         let Some(settings) = self.server_settings() else {
             return Ok(());
         };
         let deleted = async {
-            self.load().await?;
+            self.load_in_turn().await?;
             if let Some(id) = self.record_id() {
                 settings.store.delete(&id).await?;
             }
@@ -1296,7 +1327,8 @@ impl Session {
         let settings = self
             .server_settings()
             .ok_or(SessionError::NotServerSide("listing a user's sessions"))?;
-        self.load().await?;
+        let _turn = self.store_turn().await;
+        self.load_in_turn().await?;
         let tied = self.store_user_tie().await;
         self.noting_outage(tied)?;
         let Some(user_id) = self.user_id() else {
@@ -1332,8 +1364,9 @@ impl Session {
         let settings = self
             .server_settings()
             .ok_or(SessionError::NotServerSide("log out everywhere"))?;
+        let _turn = self.store_turn().await;
         let ended = async {
-            self.load().await?;
+            self.load_in_turn().await?;
             self.store_user_tie().await?;
             match self.user_id() {
                 Some(user_id) => settings.store.delete_user(&user_id).await,
@@ -1350,7 +1383,8 @@ impl Session {
                 return Err(error.into());
             }
         };
-        self.destroy().await?;
+        self.clear();
+        self.destroy_in_turn().await?;
         Ok(ended)
     }
 
@@ -1391,6 +1425,9 @@ pub(crate) struct Saved {
 /// Saves a server-side session at the end of a request and says what the
 /// cookie should become. A session never used costs nothing.
 pub(crate) async fn save(session: &Session) -> Result<Saved, StoreError> {
+    // After the store calls of the handler's spawned tasks that are on
+    // their way (later ones are not saved: `response_saved`).
+    let _turn = session.store_turn().await;
     let (loaded, written) = {
         let state = session.lock();
         let server = state.server.as_ref();
@@ -1429,7 +1466,7 @@ pub(crate) async fn save(session: &Session) -> Result<Saved, StoreError> {
         // the request's extensions and wrote without `load`, for a handler
         // that does not use it. Loading merges those writes over what is
         // stored, as it would have at the first read.
-        session.load().await?;
+        session.load_in_turn().await?;
     } else if !loaded {
         return Ok(Saved {
             cookie: CookieAction::Keep,

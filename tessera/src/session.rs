@@ -252,7 +252,8 @@ impl Flash {
 /// A cheap handle (clone it freely) to state shared by everything that handles
 /// one request; the [`SessionLayer`](crate::SessionLayer) saves it when the
 /// response is ready, before its body is sent (a write after that, from a
-/// streaming body or a spawned task, is not saved, and is logged). Reading
+/// streaming body or a spawned task, is not saved, and is logged). Its
+/// store calls take turns, whichever handle makes them. Reading
 /// marks the session *accessed* (the response then varies by cookie);
 /// writing marks it *modified* (the cookie is sent again).
 ///
@@ -267,9 +268,27 @@ impl Flash {
 /// ```
 #[derive(Clone)]
 pub struct Session {
-    state: Arc<Mutex<State>>,
+    state: Arc<Shared>,
     /// The configuration of the layer that opened it and saves it.
     saved_by: Option<crate::core::LayerMark>,
+}
+
+/// What every handle of one request's session shares.
+struct Shared {
+    state: Mutex<State>,
+    /// Held by each operation that calls the store (server-side): two at
+    /// once, from `join!` or a spawned task, would each create a record, or
+    /// one would write under the id the other is moving away from.
+    store_turn: tokio::sync::Mutex<()>,
+}
+
+impl Shared {
+    fn new(state: State) -> Arc<Self> {
+        Arc::new(Shared {
+            state: Mutex::new(state),
+            store_turn: tokio::sync::Mutex::new(()),
+        })
+    }
 }
 
 #[derive(Default)]
@@ -399,11 +418,11 @@ impl Session {
     pub fn new(data: Map, new: bool) -> Self {
         Self {
             saved_by: None,
-            state: Arc::new(Mutex::new(State {
+            state: Shared::new(State {
                 data,
                 new,
                 ..State::default()
-            })),
+            }),
         }
     }
 
@@ -415,14 +434,14 @@ impl Session {
     ) -> Self {
         Self {
             saved_by: None,
-            state: Arc::new(Mutex::new(State {
+            state: Shared::new(State {
                 data,
                 new: signed_at.is_none(),
                 signed_at,
                 cookie_payload,
                 cookie_len,
                 ..State::default()
-            })),
+            }),
         }
     }
 
@@ -457,7 +476,17 @@ impl Session {
         // A panic elsewhere while holding the lock leaves the data consistent
         // (every mutation is a single map operation, and `update` puts the
         // map back as it was when its closure panics), so carry on.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        self.state
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Waits for the session's store operations before this one to end
+    /// (see `Shared::store_turn`); the turn is this one's while the guard
+    /// lives.
+    pub(crate) async fn store_turn(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.state.store_turn.lock().await
     }
 
     fn state_address(&self) -> usize {

@@ -1275,6 +1275,151 @@ async fn a_double_click_login_that_counts_creates_no_second_session() {
     assert_eq!(store.inner.len(), 1, "one session");
 }
 
+/// Store operations of one request at once (`join!`, or a task the
+/// handler spawned) take turns: each used to create a record of its own for
+/// a new visitor, the cookie naming only the last, so the other's increment
+/// was lost in an orphan record.
+#[tokio::test]
+async fn increments_of_one_request_at_once_go_into_one_session() {
+    let store = Arc::new(CountingStore::default());
+    store.writes_wait.store(true, Ordering::SeqCst);
+    let both = |s: Session| async move {
+        let (a, b) = tokio::join!(s.increment("a", 1), s.increment("b", 1));
+        format!("{:?} {:?}", a.expect("a counted"), b.expect("b counted"))
+    };
+    let app = get_set_and(store.clone(), "/both", post(both));
+    let response = send(&app, "POST", "/both", None, "").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let cookie = cookie_pair(&response);
+    assert_eq!(text(response).await, "1 1");
+    assert_eq!(read(&app, "a", &cookie).await, "1");
+    assert_eq!(read(&app, "b", &cookie).await, "1");
+    assert_eq!(store.inner.len(), 1, "one session");
+
+    // A spawned task's increment while the save creates the record.
+    let spawned = |s: Session| async move {
+        s.insert_value("cart", "apple");
+        let task = tokio::spawn({
+            let s = s.clone();
+            async move { s.increment("visits", 1).await }
+        });
+        tokio::task::yield_now().await;
+        drop(task);
+        "ok"
+    };
+    let store = Arc::new(CountingStore::default());
+    store.writes_wait.store(true, Ordering::SeqCst);
+    let app = get_set_and(store.clone(), "/spawned", post(spawned));
+    let response = send(&app, "POST", "/spawned", None, "").await;
+    let cookie = cookie_pair(&response);
+    assert_eq!(read(&app, "cart", &cookie).await, "\"apple\"");
+    // Give the task its turn; whatever it did, it went into this session.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(store.inner.len(), 1, "one session");
+}
+
+/// A login's move (`cycle_id`) and two increments at once: the second no
+/// longer writes under the old id, which the first moves away from (it
+/// found the session gone, and the login answered with the browser left on
+/// the dead id).
+#[tokio::test]
+async fn a_login_counting_twice_at_once_moves_the_session_once() {
+    let store = Arc::new(CountingStore::default());
+    let login = |s: Session| async move {
+        s.cycle_id().await.expect("cycle asked for");
+        s.set_user_id(Some("alice"));
+        let (a, b) = tokio::join!(s.increment("a", 1), s.increment("b", 1));
+        format!("{:?} {:?}", a.expect("a counted"), b.expect("b counted"))
+    };
+    let app = get_set_and(store.clone(), "/login", post(login));
+    let before = cookie_pair(&send(&app, "POST", "/set/cart", None, "apple").await);
+    store.writes_wait.store(true, Ordering::SeqCst);
+    let response = send(&app, "POST", "/login", Some(&before), "").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let after = cookie_pair(&response);
+    assert_eq!(text(response).await, "1 1");
+    assert_ne!(after, before, "moved to a fresh id");
+    assert_eq!(read(&app, "cart", &after).await, "\"apple\"");
+    assert_eq!(read(&app, "a", &after).await, "1");
+    assert_eq!(read(&app, "b", &after).await, "1");
+    assert_eq!(read(&app, "cart", &before).await, "None");
+    assert_eq!(store.inner.len(), 1, "one session");
+    assert_eq!(sessions_of(&store, "alice").await.len(), 1);
+}
+
+/// Middleware that logs in or out on the session from the request's
+/// extensions, without `load()` (the handler after it never takes it).
+async fn log_in_or_out_without_loading(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let session = session_of(&request);
+    match request.uri().query() {
+        Some("out") => {
+            session.clear();
+            session.flash("Logged out");
+        }
+        Some(user) => {
+            session.set_user_id(Some(user));
+            session.insert_value("user", user.to_owned());
+        }
+        None => {}
+    }
+    next.run(request).await
+}
+
+/// A logout or login made before the session is loaded stands over the
+/// user stored with it: the stored user came back at the load, so a
+/// logout's new record still belonged to the user (listed among their
+/// devices, ended by their "log out everywhere"), and a login was tied to
+/// the session's former user, or to none. A `clear` before the load keeps
+/// the session's permanence, as one after it does.
+#[tokio::test]
+async fn a_login_or_logout_before_load_stands_over_the_stored_user() {
+    let store = Arc::new(CountingStore::default());
+    let middleware =
+        get(|| async { "done" }).layer(axum::middleware::from_fn(log_in_or_out_without_loading));
+    let login = |s: Session| async move {
+        s.set_user_id(Some("alice"));
+        "logged in"
+    };
+    let app = get_set_and(store.clone(), "/edit", middleware).route(
+        "/login",
+        post(login).layer(SessionLayer::with_store(
+            config().build().expect("config"),
+            store.clone(),
+        )),
+    );
+    let user_of = |cookie: String| {
+        let store = store.clone();
+        async move {
+            let id = SessionId::parse(cookie.trim_start_matches("session=")).expect("an id");
+            stored(&store, &id).await.expect("stored").user_id
+        }
+    };
+
+    let alices = cookie_pair(&send(&app, "POST", "/login", None, "").await);
+    let response = send(&app, "GET", "/edit?out", Some(&alices), "").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let after_logout = cookie_pair(&response);
+    assert_ne!(after_logout, alices);
+    assert_eq!(user_of(after_logout.clone()).await, None);
+    assert!(sessions_of(&store, "alice").await.is_empty());
+    let attributes = set_cookies(response.headers())[0].to_ascii_lowercase();
+    assert!(
+        attributes.contains("expires="),
+        "still permanent: {attributes}"
+    );
+
+    // Logging in as bob, where alice was.
+    let alices = cookie_pair(&send(&app, "POST", "/login", None, "").await);
+    let response = send(&app, "GET", "/edit?bob", Some(&alices), "").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(user_of(alices).await.as_deref(), Some("bob"));
+    assert_eq!(sessions_of(&store, "bob").await.len(), 1);
+    assert!(sessions_of(&store, "alice").await.is_empty());
+}
+
 /// A `destroy` that failed and that the handler tried again, successfully,
 /// ended the session: the response is the handler's, not a 503.
 #[tokio::test]
@@ -1429,6 +1574,9 @@ async fn a_write_to_a_session_that_ends_meanwhile_is_answered_409() {
     assert_eq!(response.status(), StatusCode::CONFLICT);
     // The browser's cookie is left alone: the dead id finds nothing next.
     assert!(set_cookies(response.headers()).is_empty());
+    // An answer about this visitor's session, which a cache must not give
+    // another visitor.
+    assert_eq!(response.headers()[header::VARY], "Cookie");
     assert_eq!(read(&app, "late", &cookie).await, "None");
     assert!(store.inner.is_empty(), "nothing resurrected");
 }

@@ -50,6 +50,9 @@ pub(crate) struct CountingStore<S: ?Sized = dyn SessionStore> {
     /// While set, a session appended to moves to a new id right after the
     /// append, as if a login in another tab moved it at that moment.
     pub(crate) moves_after_an_append: AtomicBool,
+    /// While set, creates, moves, increments and appends let other tasks
+    /// run first, as a store across the network does while it waits.
+    pub(crate) writes_wait: AtomicBool,
 }
 
 /// Counting in front of a memory store.
@@ -77,6 +80,7 @@ impl<S: SessionStore + ?Sized> CountingStore<S> {
             next_cycle_answer_lost: AtomicBool::new(false),
             ends_after_a_move: AtomicBool::new(false),
             moves_after_an_append: AtomicBool::new(false),
+            writes_wait: AtomicBool::new(false),
         }
     }
 
@@ -110,6 +114,15 @@ impl<S: SessionStore + ?Sized> CountingStore<S> {
     fn wrote(&self) -> Result<(), StoreError> {
         self.writes.fetch_add(1, Ordering::SeqCst);
         self.check()
+    }
+
+    /// Lets other tasks run a few turns while `writes_wait` is set.
+    async fn waiting(&self) {
+        if self.writes_wait.load(Ordering::SeqCst) {
+            for _ in 0..4 {
+                tokio::task::yield_now().await;
+            }
+        }
     }
 
     /// An update's write, waiting or failing as the update switches say.
@@ -147,6 +160,7 @@ impl<S: SessionStore + ?Sized> SessionStore for CountingStore<S> {
     }
     async fn create(&self, id: &SessionId, record: &Record) -> Result<bool, StoreError> {
         self.wrote()?;
+        self.waiting().await;
         let created = self.inner.create(id, record).await?;
         if self.next_create_answer_lost.swap(false, Ordering::SeqCst) {
             return Err(StoreError::unavailable(std::io::Error::other(
@@ -192,6 +206,7 @@ impl<S: SessionStore + ?Sized> SessionStore for CountingStore<S> {
         now: u64,
     ) -> Result<bool, StoreError> {
         self.wrote()?;
+        self.waiting().await;
         let moved = self.inner.cycle_id(old, new, now).await?;
         if moved && self.ends_after_a_move.load(Ordering::SeqCst) {
             self.inner.delete(new).await?;
@@ -211,6 +226,7 @@ impl<S: SessionStore + ?Sized> SessionStore for CountingStore<S> {
         now: u64,
     ) -> Result<Option<i64>, StoreError> {
         self.wrote()?;
+        self.waiting().await;
         self.inner.increment(id, key, by, now).await
     }
     async fn append(
@@ -221,6 +237,7 @@ impl<S: SessionStore + ?Sized> SessionStore for CountingStore<S> {
         now: u64,
     ) -> Result<Option<usize>, StoreError> {
         self.wrote()?;
+        self.waiting().await;
         let length = self.inner.append(id, key, value, now).await?;
         if length.is_some() && self.moves_after_an_append.load(Ordering::SeqCst) {
             self.inner.cycle_id(id, &SessionId::generate(), now).await?;
