@@ -528,6 +528,68 @@ async fn a_metadata_key_of_another_type_stops_no_sweep() {
     }
 }
 
+/// A sweep's batch of due entries that are all of sessions kept alive by
+/// another writer (Flask-Session's refresh of the TTL on each request, or
+/// times changed by hand) purges none of them, and the sweep goes on to the
+/// expired sessions behind them: returning fewer than the batch ended the
+/// sweeper's round there, so that expired sessions waited behind a backlog
+/// that grew with every session Flask kept alive.
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn a_sweep_goes_past_sessions_kept_alive_elsewhere() {
+    let url = test_server_url("TESSERA_TEST_REDIS_URL");
+    let mut conn = raw_redis(&url).await;
+    for flask_format in [None, Some(SerializationFormat::Json)] {
+        let (store, prefix, _guard) = redis_store_of_layout(&url, flask_format);
+        let soon = Record {
+            expires_at: NOW + 10,
+            ..live_record(map([("k", 1.into())]), None)
+        };
+        let mut kept_alive = Vec::new();
+        for _ in 0..70 {
+            kept_alive.push(create(&*store, &soon).await);
+        }
+        let ended = Record {
+            expires_at: NOW + 20,
+            absolute_expires_at: Some(NOW + 30),
+            ..live_record(map([("k", 2.into())]), None)
+        };
+        let ended = create(&*store, &ended).await;
+        for id in &kept_alive {
+            let refresh = match flask_format {
+                // Flask-Session's write on a request: the value's TTL anew.
+                Some(_) => ::redis::cmd("EXPIRE")
+                    .arg(format!("{prefix}{}", id.as_str()))
+                    .arg(HOUR)
+                    .clone(),
+                None => ::redis::cmd("HSET")
+                    .arg(format!("{prefix}{{{}}}", id.as_str()))
+                    .arg("\0expires")
+                    .arg(NOW + HOUR)
+                    .clone(),
+            };
+            let _: i64 = refresh.query_async(&mut conn).await.expect("kept alive");
+        }
+        let purged = store
+            .purge_expired(NOW + 40, 64)
+            .await
+            .expect("the sweep goes on");
+        assert_eq!(purged, 1, "{flask_format:?}: the ended one");
+        assert!(store.load(&ended, NOW).await.expect("load").is_none());
+        for id in &kept_alive {
+            assert!(
+                store.load(id, NOW + 40).await.expect("load").is_some(),
+                "{flask_format:?}: kept alive"
+            );
+        }
+        assert_eq!(
+            store.purge_expired(NOW + 40, 64).await.expect("swept"),
+            0,
+            "{flask_format:?}: nothing left due"
+        );
+    }
+}
+
 /// Members of a user's set or of the expiry index that are no session id
 /// (bytes that are not UTF-8, written by hand) are left out of listings,
 /// which failed whole on them ("your devices" answered 500).

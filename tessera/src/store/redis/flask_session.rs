@@ -387,11 +387,14 @@ end
 return out
 "#;
 
-/// KEYS: expiry index. ARGV: prefix, now, batch.
+/// KEYS: expiry index. ARGV: prefix, now, batch. Returns how many
+/// sessions it purged and how many due entries it looked at (see
+/// [`purge_in_rounds`](super::purge_in_rounds)).
 const PURGE: &str = r#"
 local index, prefix, now = KEYS[1], ARGV[1], tonumber(ARGV[2])
 local purged = 0
-for _, sid in ipairs(redis.call('ZRANGEBYSCORE', index, '-inf', ARGV[2], 'LIMIT', 0, ARGV[3])) do
+local due = redis.call('ZRANGEBYSCORE', index, '-inf', ARGV[2], 'LIMIT', 0, ARGV[3])
+for _, sid in ipairs(due) do
   local readable, t = pcall(function() return times(prefix, sid, now) end)
   if not readable then
     -- Its metadata key holds another kind of value (written by hand): it
@@ -414,7 +417,7 @@ for _, sid in ipairs(redis.call('ZRANGEBYSCORE', index, '-inf', ARGV[2], 'LIMIT'
     purged = purged + 1
   end
 end
-return purged
+return {purged, #due}
 "#;
 
 /// KEYS: the user's set, expiry index. ARGV: prefix, user, batch (see
@@ -1365,9 +1368,13 @@ impl SessionStore for FlaskSessionRedisStore {
         if batch == 0 {
             return Ok(0);
         }
-        let mut call = ScriptCall::new(&FLASK_SCRIPTS.purge, &[&self.expiry_key()]);
-        call.arg(&self.shared.prefix).arg(clamp(now)).arg(batch);
-        self.shared.link.write(&call).await
+        let index = self.expiry_key();
+        super::purge_in_rounds(batch, |limit| {
+            let mut call = ScriptCall::new(&FLASK_SCRIPTS.purge, &[&index]);
+            call.arg(&self.shared.prefix).arg(clamp(now)).arg(limit);
+            async move { self.shared.link.write(&call).await }
+        })
+        .await
     }
 }
 

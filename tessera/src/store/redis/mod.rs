@@ -751,8 +751,12 @@ local key, field, item = KEYS[1], ARGV[2], ARGV[3]
 local meta = redis.call('HMGET', key, EXPIRES, ABSOLUTE, field, LENGTH .. field)
 if not live(meta[1], meta[2], tonumber(ARGV[1])) then return 0 end
 local current = meta[3]
+if current then
+  -- JSON's blanks around the value, as another writer may leave them.
+  current = string.match(current, '^[ \t\n\r]*(.-)[ \t\n\r]*$')
+end
 local updated, length
-if not current or current == 'null' or current == '[]' then
+if not current or current == 'null' or string.find(current, '^%[[ \t\n\r]*%]$') then
   updated, length = '[' .. item .. ']', 1
 elseif string.sub(current, 1, 1) == '[' then
   -- Only lists are JSON arrays in tagged JSON (tuples are {" t": [...]}).
@@ -780,12 +784,14 @@ return length
 "#;
 
 /// KEYS: expiry index. ARGV: prefix, now, batch. Returns how many sessions
-/// (or index entries of sessions Redis dropped) were removed.
+/// (or index entries of sessions Redis dropped) were removed, and how many
+/// due entries it looked at (see [`purge_in_rounds`]).
 const PURGE: &str = r#"
 local index, prefix = KEYS[1], ARGV[1]
 local now = tonumber(ARGV[2])
 local purged = 0
-for _, sid in ipairs(redis.call('ZRANGEBYSCORE', index, '-inf', ARGV[2], 'LIMIT', 0, ARGV[3])) do
+local due = redis.call('ZRANGEBYSCORE', index, '-inf', ARGV[2], 'LIMIT', 0, ARGV[3])
+for _, sid in ipairs(due) do
   local key = session_key(prefix, sid)
   local meta = redis.pcall('HMGET', key, EXPIRES, ABSOLUTE, USER)
   if meta.err then
@@ -812,7 +818,7 @@ for _, sid in ipairs(redis.call('ZRANGEBYSCORE', index, '-inf', ARGV[2], 'LIMIT'
     purged = purged + 1
   end
 end
-return purged
+return {purged, #due}
 "#;
 
 /// KEYS: the user's set, expiry index. ARGV: prefix, user, batch (see
@@ -1411,6 +1417,33 @@ impl Link {
 /// (redis-rs' `ScriptInvocation` keeps each in an allocation of its own and
 /// copies them all into a new command at every call: a dozen allocations
 /// for an increment's four, on every increment.)
+/// Runs a sweep script (answering how many sessions it purged and how many
+/// due entries it looked at) until `batch` are purged or nothing is left
+/// due. An entry can be due and not purged: a session kept alive by another
+/// writer (Flask, on each request) gets its entry moved to its new expiry,
+/// and unreadable ones lose theirs. Returning fewer than `batch` for such a
+/// run would end the sweeper's round while expired sessions are still due.
+async fn purge_in_rounds<F, Fut>(batch: usize, mut run: F) -> Result<u64, StoreError>
+where
+    F: FnMut(usize) -> Fut,
+    Fut: std::future::Future<Output = Result<(u64, u64), StoreError>>,
+{
+    let mut purged = 0u64;
+    loop {
+        let limit = batch.saturating_sub(usize::try_from(purged).unwrap_or(usize::MAX));
+        if limit == 0 {
+            return Ok(purged);
+        }
+        let (count, looked_at) = run(limit).await?;
+        purged += count;
+        // Every entry it looked at is gone or due later now, so each run
+        // makes way, and one that found fewer than it asked for saw them all.
+        if looked_at < limit as u64 {
+            return Ok(purged);
+        }
+    }
+}
+
 pub(super) struct ScriptCall<'a> {
     script: &'a Script,
     command: Cmd,
@@ -2541,9 +2574,13 @@ impl SessionStore for RedisStore {
         if batch == 0 {
             return Ok(0);
         }
-        let mut call = ScriptCall::new(&SCRIPTS.purge, &[&self.expiry_key()]);
-        call.arg(&self.shared.prefix).arg(clamp(now)).arg(batch);
-        self.shared.link.write(&call).await
+        let index = self.expiry_key();
+        purge_in_rounds(batch, |limit| {
+            let mut call = ScriptCall::new(&SCRIPTS.purge, &[&index]);
+            call.arg(&self.shared.prefix).arg(clamp(now)).arg(limit);
+            async move { self.shared.link.write(&call).await }
+        })
+        .await
     }
 }
 
@@ -3938,6 +3975,30 @@ mod tests {
             tagged::to_string(&loaded.data["l"]),
             tagged::to_string(&Value::List(tricky.to_vec()))
         );
+    }
+
+    /// Lists another writer stored with JSON's blanks around or inside
+    /// the brackets: `[ ]` became `[ ,1]`, which made the session
+    /// unreadable; ` []` was answered as holding no list, `[1] ` as corrupt.
+    #[tokio::test]
+    async fn appends_to_lists_stored_with_blanks() {
+        let store = test_store();
+        for (stored, length, after) in [
+            ("[ ]", 1, "[1]"),
+            ("[\n]", 1, "[1]"),
+            (" []", 1, "[1]"),
+            ("[0] ", 2, "[0,1]"),
+            ("\t[ 0 ]\r\n", 2, "[0,1]"),
+            (" null ", 1, "[1]"),
+        ] {
+            let id = create(&store, &record(Map::new(), None)).await;
+            let key = store.session_key(&id);
+            let _: () = raw(&store, ::redis::cmd("HSET").arg(&key).arg("l").arg(stored)).await;
+            let appended = store.append(&id, "l", &Value::from(1), NOW).await;
+            assert_eq!(appended.expect("appended"), Some(length), "{stored:?}");
+            let loaded = store.load(&id, NOW).await.expect("readable").expect("live");
+            assert_eq!(tagged::to_string(&loaded.data["l"]), after, "{stored:?}");
+        }
     }
 
     #[tokio::test]
