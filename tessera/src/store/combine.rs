@@ -599,12 +599,16 @@ async fn run_increments<S: Combining>(
                 }
                 return;
             }
-            Ok(None) => {
+            Ok(None) if group.iter().all(|queued| queued.request.now == now) => {
                 for queued in group {
                     let _ = queued.answer.send(Ok(None));
                 }
                 return;
             }
+            // Ended by the latest caller's clock, not necessarily by the
+            // others' (a session expiring in that second): nothing landed,
+            // and each runs alone below, by its own clock.
+            Ok(None) => {}
             // Refused, so nothing landed: each runs alone below, for its
             // own answer.
             Err(StoreError::WrongType { .. } | StoreError::Unrepresentable(_)) => {}
@@ -788,11 +792,21 @@ mod tests {
         id: &SessionId,
         by: &[i64],
     ) -> Vec<tokio::task::JoinHandle<IncrementAnswer>> {
+        let at_two: Vec<(i64, u64)> = by.iter().map(|&by| (by, 2)).collect();
+        start_at(store, id, &at_two).await
+    }
+
+    /// [`start`], each increment by its own clock: `(by, now)`.
+    async fn start_at(
+        store: &Gated,
+        id: &SessionId,
+        calls: &[(i64, u64)],
+    ) -> Vec<tokio::task::JoinHandle<IncrementAnswer>> {
         let mut tasks = Vec::new();
-        for (at, &by) in by.iter().enumerate() {
+        for (at, &(by, now)) in calls.iter().enumerate() {
             let (caller, id) = (store.clone(), id.clone());
             tasks.push(tokio::spawn(async move {
-                increment(&caller, &id, "n", by, 2).await
+                increment(&caller, &id, "n", by, now).await
             }));
             // Until this one is on its way or queued, so the order is `by`'s.
             while store_sent_or_queued(store) < at + 1 {
@@ -918,6 +932,38 @@ mod tests {
         let tasks = start(&store, &gone, &[1, 2, 3]).await;
         drop(gate);
         assert_eq!(values(&answers(tasks).await), vec![None; 3]);
+    }
+
+    /// Queued callers whose clocks straddle the session's expiry are each
+    /// answered by their own: the one before it counts, though the group's
+    /// sum, run by the latest clock, found the session ended.
+    #[tokio::test]
+    async fn queued_increments_at_the_expiry_are_answered_by_their_own_clocks() {
+        let (store, _) = gated().await;
+        let id = SessionId::generate();
+        let record = Record {
+            data: Map::new(),
+            user_id: None,
+            created_at: 1,
+            expires_at: 10,
+            absolute_expires_at: None,
+        };
+        assert!(store.memory.create(&id, &record).await.expect("create"));
+        let gate = store.gate.write().await;
+        let tasks = start_at(&store, &id, &[(1, 8), (1, 9), (1, 10)]).await;
+        drop(gate);
+        assert_eq!(
+            values(&answers(tasks).await),
+            [Some(1), Some(2), None],
+            "live before 10, ended at 10"
+        );
+        let record = store
+            .memory
+            .load(&id, 9)
+            .await
+            .expect("load")
+            .expect("live");
+        assert_eq!(record.data.get("n"), Some(&Value::from(2)));
     }
 
     /// The caller whose increment is on its way goes away: those queued
