@@ -258,6 +258,15 @@ fn db(error: sqlx::Error) -> StoreError {
         }
         Some(SERIALIZATION_FAILURE) => pin_read_committed(),
         Some(READ_ONLY_TRANSACTION) => return StoreError::unavailable(ReadOnly(error)),
+        // A value over what PostgreSQL holds where the store puts it (a
+        // user id over about 2,700 bytes, in its index): refused every
+        // time, so no retry helps.
+        Some(PROGRAM_LIMIT_EXCEEDED) => {
+            return StoreError::unrepresentable(Reason::caused_by(
+                format!("PostgreSQL cannot store this session as it is ({error})"),
+                error,
+            ))
+        }
         Some(code) if MISSHAPEN_TABLE.contains(&code) => return misshapen(&error),
         _ => {}
     }
@@ -271,6 +280,10 @@ fn db(error: sqlx::Error) -> StoreError {
 /// store's rows fail (23514). No retry helps: a configuration error, not an
 /// outage (a 500, not a 503 that clients would retry forever).
 const MISSHAPEN_TABLE: [&str; 5] = ["42804", "42P10", "42703", "23502", "23514"];
+
+/// A value over one of PostgreSQL's limits (an index entry over a third of
+/// a page, say).
+const PROGRAM_LIMIT_EXCEEDED: &str = "54000";
 
 /// A statement failed on tables of another shape than the store makes.
 fn misshapen(error: &sqlx::Error) -> StoreError {
@@ -926,8 +939,10 @@ impl PostgresStore {
     /// seconds unless set): a stalled server or network, or a lock held by
     /// another client, then costs a 503 instead of holding the request. A
     /// write cut short this way may still complete on the server, as after
-    /// any lost reply; it is never acknowledged. Listing sessions, deleting
-    /// expired ones and creating the schema are not bounded.
+    /// any lost reply; it is never acknowledged. The same bound holds for
+    /// each page of a listing, each batch of `purge_expired` (so the CLI's
+    /// `--batch` should stay small enough to finish within it) and
+    /// creating or migrating the schema.
     pub fn with_operation_timeout(mut self, timeout: Duration) -> Self {
         self.shared_mut().operation_timeout = timeout;
         self
@@ -2981,6 +2996,25 @@ mod tests {
     /// is told so: PostgreSQL leaves the schema out of the search path
     /// silently, and the store said "no tessera session tables" (opening
     /// an existing store) or "no schema has been selected to create in".
+    /// A user id too long for PostgreSQL's index of them is refused as
+    /// unstorable (a 500), not as the store out of reach (a 503 that the
+    /// visitor's retries met every time).
+    #[tokio::test]
+    async fn a_user_id_too_long_for_the_index_is_refused_as_unstorable() {
+        let (store, _schema) = fresh_store("long_user");
+        // Random, so that PostgreSQL cannot compress it under the limit.
+        let long: String = (0..200)
+            .map(|_| SessionId::generate().as_str().to_owned())
+            .collect();
+        let record = record(Map::new(), Some(&long), NOW + 3600);
+        let created = store.create(&SessionId::generate(), &record).await;
+        assert!(
+            matches!(created, Err(StoreError::Unrepresentable(_))),
+            "{created:?}"
+        );
+        store.close().await;
+    }
+
     #[tokio::test]
     async fn a_role_without_usage_on_the_schema_is_told_so() {
         let (owner, schema) = fresh_store("usage");

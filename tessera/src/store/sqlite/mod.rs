@@ -57,7 +57,7 @@
 //! 292 billion years away) are stored as `i64::MAX`.
 
 use super::sql::{
-    data_from_rows, db, parse_id, parse_value, sql_count, sql_time, time_from_sql, to_completion,
+    data_from_rows, parse_id, parse_value, sql_count, sql_time, time_from_sql, to_completion,
     ListingPage,
 };
 use std::path::{Path, PathBuf};
@@ -716,6 +716,26 @@ fn sqlx_error_of<'a>(
         _ => None,
     };
     error.downcast_ref::<sqlx::Error>().or(connecting)
+}
+
+/// A failed statement as the store reports it. SQLite answers a statement
+/// of the store's on tables of another shape than it makes ("no such
+/// column", a table dropped while the store runs: SQLITE_ERROR; a check,
+/// `NOT NULL` or trigger added: SQLITE_CONSTRAINT) as it would every time: a
+/// configuration error, a 500, not an outage that clients would retry for
+/// ever, as on PostgreSQL.
+fn db(error: sqlx::Error) -> StoreError {
+    const SQLITE_ERROR: i32 = 1;
+    const SQLITE_CONSTRAINT: i32 = 19;
+    match result_code(&error).map(|code| code & 0xff) {
+        Some(SQLITE_ERROR | SQLITE_CONSTRAINT) => StoreError::config(Reason::caused_by(
+            format!(
+                "the session tables are not as this version of tessera makes them ({error}):                  changed by hand? Give the sessions a file of their own, which the store                  creates"
+            ),
+            error,
+        )),
+        _ => super::sql::db(error),
+    }
 }
 
 /// SQLite's result code (extended) in `error`, if SQLite's.
@@ -1986,10 +2006,9 @@ mod tests {
             }
         }
         let failed = store.increment(&id, "n", 1, 2).await;
-        assert!(
-            matches!(failed, Err(StoreError::Unavailable(_))),
-            "{failed:?}"
-        );
+        // The trigger's constraint is tables changed by hand: a
+        // configuration error (a full disk would be an outage).
+        assert!(matches!(failed, Err(StoreError::Config(_))), "{failed:?}");
         let stored = store.load(&id, 2).await.expect("load").expect("live");
         assert_eq!(stored.data["n"], Value::from(3));
 
@@ -2101,10 +2120,8 @@ mod tests {
             for (id, task) in tasks {
                 let result = task.await.expect("task");
                 if id == refused {
-                    assert!(
-                        matches!(result, Err(StoreError::Unavailable(_))),
-                        "{result:?}"
-                    );
+                    // Refused by a trigger: tables changed by hand.
+                    assert!(matches!(result, Err(StoreError::Config(_))), "{result:?}");
                 } else {
                     assert!(matches!(result, Ok(Some(_))), "{result:?}");
                 }
@@ -2336,6 +2353,52 @@ mod tests {
         }
         drop(held);
         drop(holder);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// Tables changed by hand while the store runs fail its statements
+    /// every time: a configuration error (500), as on PostgreSQL, not an
+    /// outage (503) that clients would retry for ever.
+    #[tokio::test]
+    async fn tables_changed_by_hand_are_a_configuration_error() {
+        use sqlx::Connection as _;
+        let dir =
+            std::env::temp_dir().join(format!("tessera-sqlite-by-hand-{}", std::process::id()));
+        let path = dir.join("sessions.db");
+        let store = SqliteStore::open(&path).await.expect("open");
+        let id = SessionId::generate();
+        assert!(store.create(&id, &live_record()).await.expect("create"));
+        let mut other =
+            sqlx::sqlite::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+                .await
+                .expect("another program");
+        sqlx::query(
+            "CREATE TRIGGER refuse_updates BEFORE UPDATE ON tessera_sessions
+             BEGIN SELECT RAISE(ABORT, 'read only'); END",
+        )
+        .execute(&mut other)
+        .await
+        .expect("a trigger");
+        let mut changes = Changes {
+            expires_at: Some(u64::MAX / 8),
+            ..Changes::default()
+        };
+        changes.set.insert("n".to_owned(), Value::from(1));
+        let refused = store.update(&id, &changes, 2).await;
+        assert!(matches!(refused, Err(StoreError::Config(_))), "{refused:?}");
+        sqlx::query("ALTER TABLE tessera_session_values RENAME COLUMN value TO v")
+            .execute(&mut other)
+            .await
+            .expect("a column renamed");
+        let loaded = store.load(&id, 2).await;
+        match loaded {
+            Err(error @ StoreError::Config(_)) => {
+                assert!(error.to_string().contains("changed by hand"), "{error}");
+            }
+            other => panic!("{other:?}"),
+        }
+        other.close().await.expect("closed");
+        store.close().await;
         std::fs::remove_dir_all(&dir).ok();
     }
 
