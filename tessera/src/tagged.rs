@@ -78,9 +78,10 @@ impl std::fmt::Display for Unwritable {
                 f,
                 "it would nest deeper than {MAX_DEPTH} levels, which no session is read back with"
             ),
-            Self::DateOutOfRange(when) => write!(
+            // Not the datetime itself: session data, and this is logged.
+            Self::DateOutOfRange(_) => write!(
                 f,
-                "the datetime {when} is outside years 1 to 9999 in UTC, which no session is \
+                "it holds a datetime outside years 1 to 9999 in UTC, which no session is \
                  read back with"
             ),
         }

@@ -229,7 +229,8 @@ fn python_datetime(
     crate::tagged::utc_in_python_range(when).ok_or_else(|| {
         unencodable(
             format,
-            format!("datetime {when} is outside Python's years 1 to 9999"),
+            // Not the datetime itself: session data, and this is logged.
+            "a datetime outside Python's years 1 to 9999 (in UTC)".to_owned(),
         )
     })
 }
