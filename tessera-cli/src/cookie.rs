@@ -392,11 +392,16 @@ fn sign(args: SignArgs) -> Result<()> {
         )));
     }
     // An encrypted cookie opens only under the name it was sealed for: the
-    // application's, unless told otherwise.
+    // application's, unless told otherwise. A signed one does not depend on
+    // it, but its size check counts it as the application sends it.
     let cookie_name = match (&args.cookie_name, args.encrypted) {
         (Some(name), _) => name.clone(),
         (None, true) => env::cookie_name()?.unwrap_or_else(|| DEFAULT_COOKIE_NAME.to_owned()),
-        (None, false) => DEFAULT_COOKIE_NAME.to_owned(),
+        // Only counted: a name the application would refuse is its to refuse.
+        (None, false) => env::cookie_name()
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| DEFAULT_COOKIE_NAME.to_owned()),
     };
     if args.encrypted && !tessera::config::is_valid_cookie_name(&cookie_name) {
         return Err(Error::new(format_args!(

@@ -688,7 +688,8 @@ async fn list(store: &dyn SessionStore, stores_creation: bool, args: ListArgs) -
                         if !stores_creation && info.created_at == now {
                             json.created_at = None;
                         }
-                        serde_json::to_writer(&mut out, &json)?;
+                        let json = serde_json::to_string(&json)?;
+                        out.write_all(terminal_safe_json(json).as_bytes())?;
                     } else {
                         write_plain_line(&mut out, info)?;
                     }
@@ -828,6 +829,7 @@ fn show_json(
         absolute_expires_at: record.absolute_expires_at,
     };
     let mut json = serde_json::to_string(&fields)
+        .map(terminal_safe_json)
         .map_err(|err| Error::new(format_args!("writing JSON: {err}")))?;
     // A struct always serializes to an object: `{…}`.
     if json.pop() != Some('}') {
@@ -992,6 +994,30 @@ fn plain(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// `json` with the characters [`plain`] escapes written as `\uXXXX`
+/// escapes (serde_json writes all but the C0 controls as they are): the
+/// same JSON, which an operator's terminal shows without obeying a user
+/// id's control sequences or bidi overrides.
+fn terminal_safe_json(json: String) -> String {
+    let escape =
+        |c: char| (c.is_control() && !c.is_ascii()) || c == '\u{7f}' || is_invisible_format(c);
+    if !json.chars().any(escape) {
+        return json;
+    }
+    let mut out = String::with_capacity(json.len() + 16);
+    for c in json.chars() {
+        if escape(c) {
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{unit:04x}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Characters that change how the text around them is shown without showing
 /// themselves: Unicode's format characters (category Cf), its default
 /// ignorable code points (variation selectors, fillers, tags) and the line
@@ -1030,6 +1056,28 @@ fn is_invisible_format(c: char) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A user id's control characters and bidi overrides come out of
+    /// `--json` escaped, as the plain output escapes them, and the JSON
+    /// still reads back as the same user id.
+    #[test]
+    fn json_output_escapes_what_a_terminal_would_obey() {
+        let user = "eve\u{202e}nimda\u{9b}2J\u{7f}\u{2028}\u{e0001}é\u{1}";
+        let json = serde_json::to_string(&serde_json::json!({ "user_id": user }))
+            .map(terminal_safe_json)
+            .expect("JSON");
+        assert!(json.chars().all(|c| c.is_ascii() || c == 'é'), "{json}");
+        assert!(!json.chars().any(|c| c.is_control()), "{json}");
+        for escaped in ["\\u202e", "\\u009b", "\\u007f", "\\u2028", "\\udb40\\udc01"] {
+            assert!(json.contains(escaped), "{escaped} in {json}");
+        }
+        let back: serde_json::Value = serde_json::from_str(&json).expect("still JSON");
+        assert_eq!(back["user_id"], user);
+        assert_eq!(
+            terminal_safe_json("{\"a\":\"é\"}".to_owned()),
+            "{\"a\":\"é\"}"
+        );
+    }
 
     #[test]
     fn only_a_cookie_of_that_shape_is_called_one() {

@@ -1488,6 +1488,44 @@ fn sign_encrypted_follows_tessera_encrypted_compression() {
     );
 }
 
+/// The size check of `cookie sign` counts the cookie's name as the
+/// application sends it (SESSION_COOKIE_NAME), not always as `session`: a
+/// cookie that only a longer name takes over the limit was signed without a
+/// word.
+#[test]
+fn sign_counts_the_applications_cookie_name_in_the_size_check() {
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let random_text: String = (0..6000)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            char::from(b'a' + (state % 26) as u8)
+        })
+        .collect();
+    let warns = |letters: usize, env: &[(&str, &str)]| {
+        let out = run_with(
+            &["cookie", "sign", "--secret-key", KEY],
+            &format!(r#"{{"a": "{}"}}"#, &random_text[..letters]),
+            env,
+        );
+        assert!(out.success(), "{:?}", out.stderr);
+        out.stderr.contains("the cookie is too large")
+    };
+    // The longest session that fits under the default name, to a few bytes
+    // (zlib shrinks the letters to about 60%).
+    let fits = (4000..6000)
+        .step_by(8)
+        .take_while(|&letters| !warns(letters, &[]))
+        .last()
+        .expect("some fit");
+    assert!(fits < 5992, "the search found the limit");
+    let long_name = "my_application_session_cookie_name";
+    assert!(warns(fits, &[("SESSION_COOKIE_NAME", long_name)]));
+    // A name the application would refuse is not this command's to refuse.
+    assert!(!warns(fits, &[("SESSION_COOKIE_NAME", "bad name")]));
+}
+
 /// Signing an encrypted cookie too large for browsers warns without
 /// speaking of Flask, which reads no encrypted cookie.
 #[test]
