@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use tessera::{Session, SessionInfo, Value};
 
 use crate::page::{escape, format_unix, html_response, page};
-use crate::respond::{conflict, redirect_home, session_failure};
+use crate::respond::{check_name, conflict, flash, redirect_home, session_failure};
 use crate::AppState;
 
 /// `GET /sessions`: the user's live sessions, this one marked, with a
@@ -138,10 +138,10 @@ pub(crate) async fn logout_everywhere(State(state): State<AppState>, session: Se
     // stores the tie first.
     match session.log_out_everywhere().await {
         Ok(ended) => {
-            session.flash(format!(
-                "Logged out everywhere: {} ended",
-                count(ended, "session")
-            ));
+            flash(
+                &session,
+                format!("Logged out everywhere: {} ended", count(ended, "session")),
+            );
             redirect_home()
         }
         Err(error) => session_failure(error),
@@ -159,7 +159,14 @@ const TIED_QUERY: &str = "tied";
 /// it logs out or in as another user).
 fn logged_in_as(session: &Session) -> Option<String> {
     match session.get_value("username") {
-        Some(Value::String(username)) if !username.trim().is_empty() => Some(username),
+        // One the login form would refuse (put through the JSON API, or by
+        // a Flask app sharing the store) ties the session to no one: a NUL
+        // character is no user id PostgreSQL stores.
+        Some(Value::String(username))
+            if !username.trim().is_empty() && check_name("username", &username).is_ok() =>
+        {
+            Some(username)
+        }
         _ => None,
     }
 }

@@ -56,6 +56,8 @@ pub(crate) struct ConfigInfo {
     /// `TESSERA_SESSION_ABSOLUTE_LIFETIME`, server-side.
     pub(crate) absolute_lifetime: Option<Duration>,
     pub(crate) refresh_each_request: bool,
+    /// `SESSION_PERMANENT`, server-side.
+    pub(crate) session_permanent: bool,
     pub(crate) cookie_name: String,
     /// Cookie sessions only: the codec and the configuration, to refuse a
     /// write that would make the cookie larger than `MAX_COOKIE_SIZE`
@@ -109,6 +111,7 @@ pub fn app_with_layer(sessions: SessionLayer) -> Router {
             lifetime: config.permanent_session_lifetime(),
             absolute_lifetime: config.absolute_lifetime(),
             refresh_each_request: config.refresh_each_request(),
+            session_permanent: config.session_permanent(),
             cookie_name: config.cookie_name().to_owned(),
             cookie_limit: (!config.session_type().is_server_side())
                 .then(|| (config.cookie_codec(), config.clone())),

@@ -10,7 +10,8 @@ use tessera::{Session, SessionError, Value};
 
 use crate::api::undo_if_too_large;
 use crate::respond::{
-    bad_request, check_length, check_name, form_fields, redirect_home, session_failure, FormBody,
+    bad_request, check_length, check_name, flash, form_fields, redirect_home, session_failure,
+    FormBody,
 };
 use crate::AppState;
 
@@ -126,7 +127,7 @@ pub(crate) async fn login(
     }
     let before = session.to_map();
     session.set_user_id(Some(&username));
-    session.flash(format!("Logged in as {username}"));
+    flash(&session, format!("Logged in as {username}"));
     session.insert_value("username", username);
     if let Some(too_large) = undo_if_too_large(&state, &session, before) {
         return too_large;
@@ -147,11 +148,14 @@ pub(crate) async fn logout(State(state): State<AppState>, session: Session) -> R
         }
     }
     let before = session.to_map();
-    session.flash(if logged_in {
-        "Logged out"
-    } else {
-        "You were not logged in"
-    });
+    flash(
+        &session,
+        if logged_in {
+            "Logged out"
+        } else {
+            "You were not logged in"
+        },
+    );
     // In cookie mode a session filled up to the cookie limit has no room for
     // the message: the logout goes without it, and if even that is too large
     // for browsers (which would drop the cookie and keep the old one,
@@ -194,22 +198,30 @@ pub(crate) async fn petname(
     let known = pet.as_deref().is_some_and(|pet| !pet.is_empty());
     let before = session.to_map();
     session.insert_value("pet_name", pet.map_or(Value::Null, Value::String));
-    session.flash(if known {
-        "Pet name saved"
-    } else {
-        "Pet name cleared"
-    });
+    flash(
+        &session,
+        if known {
+            "Pet name saved"
+        } else {
+            "Pet name cleared"
+        },
+    );
     if remember.is_some() {
-        session.flash(match session.permanent() {
-            // Server-side sessions are permanent from the start unless
-            // SESSION_PERMANENT=false, as in Flask-Session.
-            true if state.info.session_type.is_server_side() => {
-                "Remembered: this session was permanent already (SESSION_PERMANENT=true, \
+        let permanent_from_the_start =
+            state.info.session_type.is_server_side() && state.info.session_permanent;
+        flash(
+            &session,
+            match session.permanent() {
+                // Server-side sessions are permanent from the start unless
+                // SESSION_PERMANENT=false, as in Flask-Session.
+                true if permanent_from_the_start => {
+                    "Remembered: this session was permanent already (SESSION_PERMANENT=true, \
                  Flask-Session's default), so it outlives the browser either way"
-            }
-            true => "Remembered: this session was permanent already",
-            false => "Remembered: this session is now permanent",
-        });
+                }
+                true => "Remembered: this session was permanent already",
+                false => "Remembered: this session is now permanent",
+            },
+        );
         session.set_permanent(true);
     }
     if let Some(too_large) = undo_if_too_large(&state, &session, before) {

@@ -209,3 +209,67 @@ async fn remember_me_on_a_permanent_session_says_it_was_already() {
     );
     assert!(!page.contains("is now permanent"), "{page}");
 }
+
+/// With `SESSION_PERMANENT=false`, a second "remember me" says the session
+/// was permanent already, without naming a setting that is false: it is
+/// permanent because of the first.
+#[tokio::test]
+async fn remember_me_again_without_session_permanent_names_no_setting() {
+    let config = tessera::SessionConfig::builder()
+        .secret_key("demo-remember-me-test-secret-key-0123456789")
+        .session_type(tessera::SessionType::Memory)
+        .session_permanent(false)
+        .build()
+        .expect("config");
+    let mut browser = Browser::new(common::serve(config).await);
+    for _ in 0..2 {
+        browser
+            .post_form("/petname", &[("pet", "Rex"), ("remember", "on")])
+            .await;
+    }
+    let page = browser.get("/").await.body;
+    assert!(page.contains("this session is now permanent"), "{page}");
+    assert!(
+        page.contains("this session was permanent already"),
+        "{page}"
+    );
+    assert!(!page.contains("SESSION_PERMANENT=true"), "{page}");
+}
+
+/// A `username` the login form refuses (a NUL character, put through the
+/// JSON API) ties the session to no one: "your sessions" and "log out
+/// everywhere" answered 500 on PostgreSQL, which stores no such user id.
+#[tokio::test]
+async fn a_username_the_login_form_refuses_logs_no_one_in() {
+    for mode in SERVER_SIDE {
+        let served = serve_mode(mode, "nul-username").await;
+        let mut browser = Browser::new(served.base.clone());
+        let put = browser
+            .put_json("/api/session/username", r#""a\u0000b""#)
+            .await;
+        assert_eq!(put.status, 200, "{mode:?}: {}", put.body);
+        let listed = browser.get("/sessions").await;
+        assert_eq!(listed.status, 200, "{mode:?}: {}", listed.body);
+        assert!(listed.body.contains("You are not logged in"), "{mode:?}");
+        let ended = browser.post("/sessions/logout-everywhere").await;
+        assert!(ended.status.is_redirection(), "{mode:?}: {}", ended.body);
+    }
+}
+
+/// Flash messages a client never loads the page for (a script repeating a
+/// logout) stop at the demo's cap, rather than growing the stored session
+/// past what the demo lets a visitor store.
+#[tokio::test]
+async fn flash_messages_never_shown_are_capped() {
+    let served = serve_mode(Mode::Sqlite, "flash-cap").await;
+    let mut browser = Browser::new(served.base.clone());
+    browser.post_form("/login", &[("username", "alice")]).await;
+    for _ in 0..30 {
+        browser.get("/logout").await;
+    }
+    let session = browser.get("/api/session").await.json();
+    let flashes = session["_flashes"].as_array().expect("flashes").len();
+    assert_eq!(flashes, 20, "{session}");
+    let page = browser.get("/").await.body;
+    assert!(page.contains("You were not logged in"), "{page}");
+}
