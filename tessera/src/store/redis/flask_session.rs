@@ -387,14 +387,17 @@ end
 return out
 "#;
 
-/// KEYS: expiry index. ARGV: prefix, now, batch. Returns how many
-/// sessions it purged and how many due entries it looked at (see
+/// KEYS: expiry index. ARGV: prefix, now, batch, how many it may purge.
+/// Returns how many sessions it purged and how many due entries it looked
+/// at (see
 /// [`purge_in_rounds`](super::purge_in_rounds)).
 const PURGE: &str = r#"
 local index, prefix, now = KEYS[1], ARGV[1], tonumber(ARGV[2])
-local purged = 0
-local due = redis.call('ZRANGEBYSCORE', index, '-inf', ARGV[2], 'LIMIT', 0, ARGV[3])
-for _, sid in ipairs(due) do
+local may_purge = tonumber(ARGV[4])
+local purged, looked_at = 0, 0
+for _, sid in ipairs(redis.call('ZRANGEBYSCORE', index, '-inf', ARGV[2], 'LIMIT', 0, ARGV[3])) do
+  if purged >= may_purge then break end
+  looked_at = looked_at + 1
   local readable, t = pcall(function() return times(prefix, sid, now) end)
   if not readable then
     -- Its metadata key holds another kind of value (written by hand): it
@@ -417,7 +420,7 @@ for _, sid in ipairs(due) do
     purged = purged + 1
   end
 end
-return {purged, #due}
+return {purged, looked_at}
 "#;
 
 /// KEYS: the user's set, expiry index. ARGV: prefix, user, batch (see
@@ -1369,9 +1372,12 @@ impl SessionStore for FlaskSessionRedisStore {
             return Ok(0);
         }
         let index = self.expiry_key();
-        super::purge_in_rounds(batch, |limit| {
+        super::purge_in_rounds(batch, |batch, may_purge| {
             let mut call = ScriptCall::new(&FLASK_SCRIPTS.purge, &[&index]);
-            call.arg(&self.shared.prefix).arg(clamp(now)).arg(limit);
+            call.arg(&self.shared.prefix)
+                .arg(clamp(now))
+                .arg(batch)
+                .arg(may_purge);
             async move { self.shared.link.write(&call).await }
         })
         .await

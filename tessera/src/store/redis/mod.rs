@@ -751,8 +751,9 @@ local key, field, item = KEYS[1], ARGV[2], ARGV[3]
 local meta = redis.call('HMGET', key, EXPIRES, ABSOLUTE, field, LENGTH .. field)
 if not live(meta[1], meta[2], tonumber(ARGV[1])) then return 0 end
 local current = meta[3]
-if current then
-  -- JSON's blanks around the value, as another writer may leave them.
+if current and (string.find(current, '^[ \t\n\r]') or string.find(current, '[ \t\n\r]$')) then
+  -- JSON's blanks around the value, as another writer may leave them
+  -- (looked for at both ends first: trimming scans the whole list).
   current = string.match(current, '^[ \t\n\r]*(.-)[ \t\n\r]*$')
 end
 local updated, length
@@ -783,15 +784,17 @@ end
 return length
 "#;
 
-/// KEYS: expiry index. ARGV: prefix, now, batch. Returns how many sessions
-/// (or index entries of sessions Redis dropped) were removed, and how many
-/// due entries it looked at (see [`purge_in_rounds`]).
+/// KEYS: expiry index. ARGV: prefix, now, batch, how many it may purge.
+/// Returns how many sessions (or index entries of sessions Redis dropped)
+/// were removed, and how many due entries it looked at (see
+/// [`purge_in_rounds`]).
 const PURGE: &str = r#"
 local index, prefix = KEYS[1], ARGV[1]
-local now = tonumber(ARGV[2])
-local purged = 0
-local due = redis.call('ZRANGEBYSCORE', index, '-inf', ARGV[2], 'LIMIT', 0, ARGV[3])
-for _, sid in ipairs(due) do
+local now, may_purge = tonumber(ARGV[2]), tonumber(ARGV[4])
+local purged, looked_at = 0, 0
+for _, sid in ipairs(redis.call('ZRANGEBYSCORE', index, '-inf', ARGV[2], 'LIMIT', 0, ARGV[3])) do
+  if purged >= may_purge then break end
+  looked_at = looked_at + 1
   local key = session_key(prefix, sid)
   local meta = redis.pcall('HMGET', key, EXPIRES, ABSOLUTE, USER)
   if meta.err then
@@ -818,7 +821,7 @@ for _, sid in ipairs(due) do
     purged = purged + 1
   end
 end
-return {purged, #due}
+return {purged, looked_at}
 "#;
 
 /// KEYS: the user's set, expiry index. ARGV: prefix, user, batch (see
@@ -1412,38 +1415,40 @@ impl Link {
     }
 }
 
+/// Runs a sweep script until `batch` sessions are purged or nothing is
+/// left due. `run(batch, may_purge)` looks at up to `batch` due entries,
+/// purging up to `may_purge` sessions, and answers how many it purged and
+/// how many entries it looked at. An entry can be due and not purged: a
+/// session kept alive by another writer (Flask, on each request) gets its
+/// entry moved to its new expiry, and unreadable ones lose theirs. Returning
+/// fewer than `batch` for such a run would end the sweeper's round while
+/// expired sessions are still due.
+async fn purge_in_rounds<F, Fut>(batch: usize, mut run: F) -> Result<u64, StoreError>
+where
+    F: FnMut(usize, usize) -> Fut,
+    Fut: std::future::Future<Output = Result<(u64, u64), StoreError>>,
+{
+    let batch_count = u64::try_from(batch).unwrap_or(u64::MAX);
+    let mut purged = 0u64;
+    while purged < batch_count {
+        let may_purge = usize::try_from(batch_count - purged).unwrap_or(usize::MAX);
+        let (count, looked_at) = run(batch, may_purge).await?;
+        purged += count;
+        // Every entry it looked at is gone or due later now, so each run
+        // makes way, and one that looked at fewer than a batch without
+        // reaching its purges saw every entry due.
+        if looked_at < batch_count {
+            break;
+        }
+    }
+    Ok(purged)
+}
+
 /// A call of one of the scripts, written as the `EVALSHA` command it is
 /// sent as: its keys and arguments go straight into the command.
 /// (redis-rs' `ScriptInvocation` keeps each in an allocation of its own and
 /// copies them all into a new command at every call: a dozen allocations
 /// for an increment's four, on every increment.)
-/// Runs a sweep script (answering how many sessions it purged and how many
-/// due entries it looked at) until `batch` are purged or nothing is left
-/// due. An entry can be due and not purged: a session kept alive by another
-/// writer (Flask, on each request) gets its entry moved to its new expiry,
-/// and unreadable ones lose theirs. Returning fewer than `batch` for such a
-/// run would end the sweeper's round while expired sessions are still due.
-async fn purge_in_rounds<F, Fut>(batch: usize, mut run: F) -> Result<u64, StoreError>
-where
-    F: FnMut(usize) -> Fut,
-    Fut: std::future::Future<Output = Result<(u64, u64), StoreError>>,
-{
-    let mut purged = 0u64;
-    loop {
-        let limit = batch.saturating_sub(usize::try_from(purged).unwrap_or(usize::MAX));
-        if limit == 0 {
-            return Ok(purged);
-        }
-        let (count, looked_at) = run(limit).await?;
-        purged += count;
-        // Every entry it looked at is gone or due later now, so each run
-        // makes way, and one that found fewer than it asked for saw them all.
-        if looked_at < limit as u64 {
-            return Ok(purged);
-        }
-    }
-}
-
 pub(super) struct ScriptCall<'a> {
     script: &'a Script,
     command: Cmd,
@@ -2575,9 +2580,12 @@ impl SessionStore for RedisStore {
             return Ok(0);
         }
         let index = self.expiry_key();
-        purge_in_rounds(batch, |limit| {
+        purge_in_rounds(batch, |batch, may_purge| {
             let mut call = ScriptCall::new(&SCRIPTS.purge, &[&index]);
-            call.arg(&self.shared.prefix).arg(clamp(now)).arg(limit);
+            call.arg(&self.shared.prefix)
+                .arg(clamp(now))
+                .arg(batch)
+                .arg(may_purge);
             async move { self.shared.link.write(&call).await }
         })
         .await
@@ -3975,6 +3983,49 @@ mod tests {
             tagged::to_string(&loaded.data["l"]),
             tagged::to_string(&Value::List(tricky.to_vec()))
         );
+    }
+
+    /// A sweep's rounds over due entries that are mostly of sessions kept
+    /// alive elsewhere: each round looks at a whole batch (one asked for
+    /// one entry a round once a batch had nearly filled its purges: a
+    /// round trip per kept-alive entry), and no call purges more than its
+    /// batch.
+    #[tokio::test]
+    async fn sweep_rounds_look_at_whole_batches_and_purge_at_most_one() {
+        // `true`: expired, purged; `false`: kept alive, moved past now.
+        let mut due: std::collections::VecDeque<bool> = std::iter::repeat_n(true, 63)
+            .chain(std::iter::repeat_n(false, 500))
+            .chain(std::iter::repeat_n(true, 70))
+            .collect();
+        let mut rounds = 0;
+        let mut calls = Vec::new();
+        loop {
+            let purged = purge_in_rounds(64, |batch, may_purge| {
+                rounds += 1;
+                let (mut purged, mut looked_at) = (0u64, 0u64);
+                while looked_at < batch as u64 && purged < may_purge as u64 {
+                    let Some(expired) = due.pop_front() else {
+                        break;
+                    };
+                    looked_at += 1;
+                    purged += u64::from(expired);
+                }
+                async move { Ok((purged, looked_at)) }
+            })
+            .await
+            .expect("no store");
+            calls.push(purged);
+            if purged < 64 {
+                break;
+            }
+        }
+        assert_eq!(
+            calls,
+            [64, 64, 5],
+            "at most a batch a call, every expired one"
+        );
+        assert!(due.is_empty());
+        assert!(rounds <= 12, "{rounds} rounds for 633 entries");
     }
 
     /// Lists another writer stored with JSON's blanks around or inside
