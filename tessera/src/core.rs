@@ -576,9 +576,8 @@ impl SessionCore {
     /// Saves a server-side session (a session never loaded costs nothing)
     /// and says what the response must carry.
     pub(crate) async fn finish_server(&self, session: &Session) -> Finish {
-        // Before the save, which takes what it stores at its start: a write
-        // made while it waits on the store is saved by nothing, and is told.
-        session.lock().response_saved = true;
+        // The save marks the response saved once its turn comes (see
+        // `server::save`).
         let saved = crate::server::save(session).await;
         match saved {
             Ok(saved) if saved.writes_lost => {

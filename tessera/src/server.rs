@@ -429,8 +429,13 @@ impl Session {
                 // Writes made before loading win over what was stored. A
                 // `clear` keeps the permanence, as it does once loaded.
                 let mut data = if state.cleared {
+                    // This request's own, set before the `clear`, first.
+                    let permanent = state
+                        .data
+                        .get(PERMANENT_KEY)
+                        .or_else(|| record.data.get(PERMANENT_KEY));
                     let mut kept = Map::new();
-                    if let Some(permanent) = record.data.get(PERMANENT_KEY) {
+                    if let Some(permanent) = permanent {
                         kept.insert(PERMANENT_KEY.to_owned(), permanent.clone());
                     }
                     kept
@@ -1426,8 +1431,11 @@ pub(crate) struct Saved {
 /// cookie should become. A session never used costs nothing.
 pub(crate) async fn save(session: &Session) -> Result<Saved, StoreError> {
     // After the store calls of the handler's spawned tasks that are on
-    // their way (later ones are not saved: `response_saved`).
+    // their way, and what is written meanwhile; from here on, the save takes
+    // what it stores, and a write made while it waits on the store is saved
+    // by nothing, and is told (`response_saved`).
     let _turn = session.store_turn().await;
+    session.lock().response_saved = true;
     let (loaded, written) = {
         let state = session.lock();
         let server = state.server.as_ref();

@@ -1359,6 +1359,12 @@ async fn log_in_or_out_without_loading(
             session.clear();
             session.flash("Logged out");
         }
+        // Made a browser session, then logged out.
+        Some("out-temporary") => {
+            session.set_permanent(false);
+            session.clear();
+            session.flash("Logged out");
+        }
         Some(user) => {
             session.set_user_id(Some(user));
             session.insert_value("user", user.to_owned());
@@ -1409,6 +1415,14 @@ async fn a_login_or_logout_before_load_stands_over_the_stored_user() {
     assert!(
         attributes.contains("expires="),
         "still permanent: {attributes}"
+    );
+    // The request's own permanence, set before the `clear`, stands.
+    let alices = cookie_pair(&send(&app, "POST", "/login", None, "").await);
+    let response = send(&app, "GET", "/edit?out-temporary", Some(&alices), "").await;
+    let attributes = set_cookies(response.headers())[0].to_ascii_lowercase();
+    assert!(
+        !attributes.contains("expires="),
+        "not permanent: {attributes}"
     );
 
     // Logging in as bob, where alice was.
@@ -2340,6 +2354,60 @@ async fn a_write_during_a_slow_save_is_logged() {
     );
     assert_eq!(read(&app, "cart", &cookie).await, "\"full\"");
     assert_eq!(read(&app, "late", &cookie).await, "None");
+}
+
+/// A write made while the save waits for its turn (a task the handler
+/// spawned is still storing the session) is saved, and not warned about:
+/// the save takes what it stores once its turn comes.
+#[tokio::test]
+async fn a_write_while_the_save_waits_for_its_turn_is_saved() {
+    let (logs, _guard) = logs::LogBuffer::capture();
+    let store = Arc::new(CountingStore::default());
+    let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<Session>();
+    let route = {
+        let store = store.clone();
+        move |s: Session| {
+            let (sender, store) = (sender.clone(), store.clone());
+            async move {
+                s.insert("cart", "full").expect("written");
+                let task = s.clone();
+                let (_, writes_before) = store.calls();
+                // Its flush of the cart stalls on the store, holding the
+                // turn, before the handler returns.
+                tokio::spawn(async move { task.increment("visits", 1).await });
+                while store.calls().1 == writes_before {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                sender.send(s).ok();
+                "ok"
+            }
+        }
+    };
+    let app = get_set_and(store.clone(), "/fill", post(route));
+    let cookie = cookie_pair(&send(&app, "POST", "/set/cart", None, "empty").await);
+    store.updates_stall.store(true, Ordering::SeqCst);
+    let request = tokio::spawn({
+        let app = app.clone();
+        let cookie = cookie.clone();
+        async move { send(&app, "POST", "/fill", Some(&cookie), "").await }
+    });
+    let session = receiver.recv().await.expect("the handler's session");
+    // The task's flush waits on the store, and the save for its turn.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    session.insert("late", 1).expect("written");
+    store.updates_stall.store(false, Ordering::SeqCst);
+    let response = request.await.expect("answered");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        !logs
+            .contents()
+            .contains("written to after its response was saved"),
+        "{}",
+        logs.contents()
+    );
+    assert_eq!(read(&app, "cart", &cookie).await, "\"full\"");
+    assert_eq!(read(&app, "visits", &cookie).await, "1");
+    assert_eq!(read(&app, "late", &cookie).await, "1");
 }
 
 /// A `destroy` that failed is not tried again by the save at the end of the
