@@ -730,7 +730,9 @@ fn db(error: sqlx::Error) -> StoreError {
     match result_code(&error).map(|code| code & 0xff) {
         Some(SQLITE_ERROR | SQLITE_CONSTRAINT) => StoreError::config(Reason::caused_by(
             format!(
-                "the session tables are not as this version of tessera makes them ({error}):                  changed by hand? Give the sessions a file of their own, which the store                  creates"
+                "the session tables are not as this version of tessera makes them ({error}): \
+                 changed by hand? Give the sessions a file of their own, which the store \
+                 creates"
             ),
             error,
         )),
@@ -2393,7 +2395,9 @@ mod tests {
         let loaded = store.load(&id, 2).await;
         match loaded {
             Err(error @ StoreError::Config(_)) => {
-                assert!(error.to_string().contains("changed by hand"), "{error}");
+                let message = error.to_string();
+                assert!(message.contains("changed by hand"), "{message}");
+                assert!(!message.contains("  "), "{message}");
             }
             other => panic!("{other:?}"),
         }
