@@ -16,30 +16,27 @@ use tessera::{Session, SessionError, Value};
 /// (`MAX_COOKIE_SIZE`, 4093 bytes by default).
 pub(crate) const MAX_FIELD_CHARS: usize = 256;
 
-/// Flask's `redirect('/')`: `302 Found`.
 /// How many flash messages a session keeps for its next page: a client
 /// that never loads the page that shows them (a script repeating a login or
 /// a logout) would otherwise grow the stored session without end, past what
 /// the demo lets a visitor store.
 pub(crate) const MAX_PENDING_FLASHES: usize = 20;
 
-/// `flash(message)`, keeping only the last [`MAX_PENDING_FLASHES`] messages
-/// waiting to be shown.
+/// `flash(message)`, unless [`MAX_PENDING_FLASHES`] messages wait to be
+/// shown already. (Dropping the oldest instead would rewrite the whole
+/// list, where a flash is stored as an edit of it that keeps what
+/// concurrent requests flash or show.)
 pub(crate) fn flash(session: &Session, message: impl Into<String>) {
-    session.flash(message.into());
     let pending = match session.get_value(tessera::FLASHES_KEY) {
         Some(Value::List(messages)) => messages.len(),
         _ => 0,
     };
-    if pending > MAX_PENDING_FLASHES {
-        session.update(|data| {
-            if let Some(Value::List(messages)) = data.get_mut(tessera::FLASHES_KEY) {
-                messages.drain(..messages.len().saturating_sub(MAX_PENDING_FLASHES));
-            }
-        });
+    if pending < MAX_PENDING_FLASHES {
+        session.flash(message.into());
     }
 }
 
+/// Flask's `redirect('/')`: `302 Found`.
 pub(crate) fn redirect_home() -> Response {
     (StatusCode::FOUND, [(header::LOCATION, "/")]).into_response()
 }

@@ -271,5 +271,6 @@ async fn flash_messages_never_shown_are_capped() {
     let flashes = session["_flashes"].as_array().expect("flashes").len();
     assert_eq!(flashes, 20, "{session}");
     let page = browser.get("/").await.body;
+    assert!(page.contains("Logged out"), "{page}");
     assert!(page.contains("You were not logged in"), "{page}");
 }
