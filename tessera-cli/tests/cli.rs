@@ -831,20 +831,26 @@ fn sign_writes_numbers_as_python_does() {
     );
 }
 
-/// A cookie over MAX_COOKIE_SIZE is signed with a warning (as Flask warns);
-/// a session tessera would refuse to read is not signed.
-#[test]
-fn sign_warns_about_large_cookies_and_refuses_what_cannot_be_read() {
-    // Letters from xorshift: zlib cannot shrink them below the limit.
+/// `count` letters from xorshift, the same every run: zlib shrinks them to
+/// about 60% at best.
+fn random_letters(count: usize) -> String {
     let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
-    let random_text: String = (0..8000)
+    (0..count)
         .map(|_| {
             state ^= state << 13;
             state ^= state >> 7;
             state ^= state << 17;
             char::from(b'a' + (state % 26) as u8)
         })
-        .collect();
+        .collect()
+}
+
+/// A cookie over MAX_COOKIE_SIZE is signed with a warning (as Flask warns);
+/// a session tessera would refuse to read is not signed.
+#[test]
+fn sign_warns_about_large_cookies_and_refuses_what_cannot_be_read() {
+    // zlib cannot shrink them below the limit.
+    let random_text = random_letters(8000);
     let out = run_with(
         &["cookie", "sign", "--secret-key", KEY],
         &format!(r#"{{"a": "{random_text}"}}"#),
@@ -1494,15 +1500,7 @@ fn sign_encrypted_follows_tessera_encrypted_compression() {
 /// word.
 #[test]
 fn sign_counts_the_applications_cookie_name_in_the_size_check() {
-    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
-    let random_text: String = (0..6000)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            char::from(b'a' + (state % 26) as u8)
-        })
-        .collect();
+    let random_text = random_letters(6000);
     let warns = |letters: usize, env: &[(&str, &str)]| {
         let out = run_with(
             &["cookie", "sign", "--secret-key", KEY],

@@ -1368,19 +1368,9 @@ impl SessionStore for FlaskSessionRedisStore {
     }
 
     async fn purge_expired(&self, now: u64, batch: usize) -> Result<u64, StoreError> {
-        if batch == 0 {
-            return Ok(0);
-        }
+        let (link, prefix) = (&self.shared.link, &self.shared.prefix);
         let index = self.expiry_key();
-        super::purge_in_rounds(batch, |batch, may_purge| {
-            let mut call = ScriptCall::new(&FLASK_SCRIPTS.purge, &[&index]);
-            call.arg(&self.shared.prefix)
-                .arg(clamp(now))
-                .arg(batch)
-                .arg(may_purge);
-            async move { self.shared.link.write(&call).await }
-        })
-        .await
+        super::purge_with(link, &FLASK_SCRIPTS.purge, &index, prefix, now, batch).await
     }
 }
 

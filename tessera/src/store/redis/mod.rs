@@ -1444,6 +1444,27 @@ where
     Ok(purged)
 }
 
+/// `purge_expired` of either layout, with its `PURGE` script (keys: the
+/// expiry index; arguments: prefix, now, batch, how many it may purge).
+pub(super) async fn purge_with(
+    link: &Link,
+    script: &Script,
+    index: &str,
+    prefix: &str,
+    now: u64,
+    batch: usize,
+) -> Result<u64, StoreError> {
+    if batch == 0 {
+        return Ok(0);
+    }
+    purge_in_rounds(batch, |batch, may_purge| {
+        let mut call = ScriptCall::new(script, &[index]);
+        call.arg(prefix).arg(clamp(now)).arg(batch).arg(may_purge);
+        async move { link.write(&call).await }
+    })
+    .await
+}
+
 /// A call of one of the scripts, written as the `EVALSHA` command it is
 /// sent as: its keys and arguments go straight into the command.
 /// (redis-rs' `ScriptInvocation` keeps each in an allocation of its own and
@@ -2576,19 +2597,8 @@ impl SessionStore for RedisStore {
     }
 
     async fn purge_expired(&self, now: u64, batch: usize) -> Result<u64, StoreError> {
-        if batch == 0 {
-            return Ok(0);
-        }
-        let index = self.expiry_key();
-        purge_in_rounds(batch, |batch, may_purge| {
-            let mut call = ScriptCall::new(&SCRIPTS.purge, &[&index]);
-            call.arg(&self.shared.prefix)
-                .arg(clamp(now))
-                .arg(batch)
-                .arg(may_purge);
-            async move { self.shared.link.write(&call).await }
-        })
-        .await
+        let (link, prefix) = (&self.shared.link, &self.shared.prefix);
+        purge_with(link, &SCRIPTS.purge, &self.expiry_key(), prefix, now, batch).await
     }
 }
 
