@@ -107,6 +107,12 @@ pub(crate) struct ServerState {
     changed_atomically: bool,
     /// The record went away while this request used it (`mark_vanished`).
     vanished: bool,
+    /// An `increment` or `append` of this request found the session ended
+    /// (or moved) elsewhere, and said so (`Revoked`): the later ones fail
+    /// so too, rather than start a fresh session whose cookie would come
+    /// with the 409 (a `join!` of two, in the losing click of a double-click
+    /// login) and log the visitor out.
+    ended_elsewhere: bool,
     /// A save found the record gone (revoked, expired) and so did not store
     /// what the request wrote; the request has not been told yet.
     writes_lost: bool,
@@ -159,6 +165,7 @@ impl ServerState {
             refresh_forced: false,
             changed_atomically: false,
             vanished: false,
+            ended_elsewhere: false,
             writes_lost: false,
             end_failed: None,
             outage_met: false,
@@ -1165,7 +1172,23 @@ impl Session {
     /// The stored record's id, creating the record (with everything written
     /// so far) if there is none yet.
     async fn stored_id(&self) -> Result<(SessionId, u64), SessionError> {
+        if self.server_is(|server| server.ended_elsewhere) {
+            return Err(SessionError::Revoked);
+        }
         self.load_in_turn().await?;
+        {
+            let mut state = self.lock();
+            let unstored = state
+                .server
+                .as_ref()
+                .is_some_and(|server| server.id.is_none());
+            if unstored && state.response_saved {
+                // A record made now (a spawned task's increment on a new
+                // visitor) would be one no cookie names.
+                state.note_if_late();
+                return Err(SessionError::Revoked);
+            }
+        }
         let now = unix_now();
         let stored = self.store_now(now, true).await;
         self.noting_outage(stored)?;
@@ -1174,6 +1197,7 @@ impl Session {
             // The caller is told, with the error below.
             if let Some(server) = self.lock().server.as_mut() {
                 server.writes_lost = false;
+                server.ended_elsewhere = true;
             }
         }
         id.map(|id| (id, now)).ok_or(SessionError::Revoked)
@@ -1195,6 +1219,9 @@ impl Session {
             }
             None => {
                 self.mark_vanished();
+                if let Some(server) = self.lock().server.as_mut() {
+                    server.ended_elsewhere = true;
+                }
                 Err(SessionError::Revoked)
             }
         }
@@ -1211,11 +1238,14 @@ impl Session {
     /// answered as a failed save (503 for an outage), whatever the handler
     /// returns: the session was not ended, and ending it is not tried again.
     pub async fn destroy(&self) -> Result<(), SessionError> {
-        self.clear();
         if self.server_settings().is_none() {
+            self.clear();
             return Ok(());
         }
         let _turn = self.store_turn().await;
+        // In its turn: an operation before it (in a `join!`) still sees
+        // the session.
+        self.clear();
         self.destroy_in_turn().await
     }
 

@@ -1347,6 +1347,118 @@ async fn a_login_counting_twice_at_once_moves_the_session_once() {
     assert_eq!(sessions_of(&store, "alice").await.len(), 1);
 }
 
+/// A double-click login whose handler counts and appends at once: the
+/// click that finds the session moved by the other answers 409 and leaves
+/// the cookie alone. Its second operation, queued behind the first, used to
+/// go on and create a fresh anonymous record, whose cookie came with the
+/// 409 and logged the user out.
+#[tokio::test]
+async fn a_double_click_login_writing_twice_at_once_creates_no_second_session() {
+    let store = Arc::new(CountingStore::default());
+    let barrier = Arc::new(tokio::sync::Barrier::new(2));
+    let login = move |s: Session| {
+        let barrier = barrier.clone();
+        async move {
+            s.cycle_id().await.expect("cycle asked for");
+            s.set_user_id(Some("alice"));
+            // Both clicks loaded the old session.
+            barrier.wait().await;
+            let (count, history) =
+                tokio::join!(s.increment("logins", 1), s.append("history", "login"));
+            match (count, history) {
+                (Ok(_), Ok(_)) => (StatusCode::OK, "logged in"),
+                (Err(_), Err(_)) => (StatusCode::CONFLICT, "the other click logged in"),
+                _ => (StatusCode::INTERNAL_SERVER_ERROR, "one of the two failed"),
+            }
+        }
+    };
+    let app = get_set_and(store.clone(), "/login", post(login));
+    let before = cookie_pair(&send(&app, "POST", "/set/cart", None, "apple").await);
+    let click = || send(&app, "POST", "/login", Some(&before), "");
+    let (first, second) = tokio::join!(click(), click());
+    let mut statuses = vec![first.status(), second.status()];
+    statuses.sort();
+    assert_eq!(statuses, [StatusCode::OK, StatusCode::CONFLICT]);
+    let loser = [&first, &second]
+        .into_iter()
+        .find(|response| response.status() == StatusCode::CONFLICT)
+        .expect("one refused");
+    assert!(
+        loser.headers().get(header::SET_COOKIE).is_none(),
+        "the refused click leaves the cookie alone"
+    );
+    assert_eq!(store.inner.len(), 1, "one session");
+}
+
+/// An `increment` of a task the handler spawned, made after the response
+/// was saved, on a visitor with no stored session yet: refused, and told,
+/// rather than a record made that no cookie names.
+#[tokio::test]
+async fn a_late_increment_on_a_new_visitor_makes_no_record() {
+    let (logs, _guard) = logs::LogBuffer::capture();
+    let store = Arc::new(CountingStore::default());
+    let go = Arc::new(tokio::sync::Notify::new());
+    let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<bool>();
+    let route = {
+        let go = go.clone();
+        move |s: Session| {
+            let (go, sender) = (go.clone(), sender.clone());
+            async move {
+                tokio::spawn(async move {
+                    go.notified().await;
+                    sender.send(s.increment("views", 1).await.is_ok()).ok();
+                });
+                "hello"
+            }
+        }
+    };
+    let app = get_set_and(store.clone(), "/hello", get(route));
+    let response = send(&app, "GET", "/hello", None, "").await;
+    assert!(set_cookies(response.headers()).is_empty());
+    go.notify_one();
+    let counted = receiver.recv().await.expect("the task answers");
+    assert!(!counted, "refused");
+    assert!(store.inner.is_empty(), "no record no cookie names");
+    assert!(
+        logs.contents()
+            .contains("written to after its response was saved"),
+        "{}",
+        logs.contents()
+    );
+}
+
+/// An `increment` and a `destroy` at once take turns, as one after the
+/// other: the increment, first, counts (the destroy cleared the session
+/// before its turn, and the increment found it gone), then the session ends.
+#[tokio::test]
+async fn an_increment_and_a_destroy_at_once_take_turns() {
+    let store = Arc::new(CountingStore::default());
+    let route = {
+        let store = store.clone();
+        move |s: Session| {
+            let store = store.clone();
+            async move {
+                s.insert_value("x", 1);
+                // The increment's write of `x` waits on the store a while.
+                store.updates_stall.store(true, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    store.updates_stall.store(false, Ordering::SeqCst);
+                });
+                let (count, ended) = tokio::join!(s.increment("n", 1), s.destroy());
+                format!("{count:?} {ended:?}")
+            }
+        }
+    };
+    let app = get_set_and(store.clone(), "/both", post(route));
+    let cookie = cookie_pair(&send(&app, "POST", "/set/cart", None, "apple").await);
+    let response = send(&app, "POST", "/both", Some(&cookie), "").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(set_cookies(response.headers())[0].starts_with("session=;"));
+    assert_eq!(text(response).await, "Ok(1) Ok(())");
+    assert!(store.inner.is_empty(), "ended");
+}
+
 /// Middleware that logs in or out on the session from the request's
 /// extensions, without `load()` (the handler after it never takes it).
 async fn log_in_or_out_without_loading(
