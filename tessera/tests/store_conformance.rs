@@ -476,6 +476,44 @@ async fn times_that_are_not_numbers_fail_no_request_and_stop_no_sweep() {
     }
 }
 
+/// Times written by hand with blanks around the number (`" 4102444800"`,
+/// a trailing newline from a shell): Lua reads them as numbers, but the
+/// sweep gave Redis' `ZADD` the text, which it refused; the failed script
+/// stopped every later sweep on the prefix.
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn times_with_blanks_around_them_stop_no_sweep() {
+    let url = test_server_url("TESSERA_TEST_REDIS_URL");
+    let mut conn = raw_redis(&url).await;
+    for flask_format in [None, Some(SerializationFormat::Msgpack)] {
+        let (store, prefix, _guard) = redis_store_of_layout(&url, flask_format);
+        let soon = Record {
+            expires_at: NOW + 10,
+            ..live_record(map([("k", 1.into())]), None)
+        };
+        let padded = create(&*store, &soon).await;
+        let ended = create(&*store, &soon).await;
+        let _: i64 = ::redis::cmd("HSET")
+            .arg(format!("{prefix}{{{}}}", padded.as_str()))
+            .arg("\0expires")
+            .arg(format!(" {}\n", NOW + HOUR))
+            .query_async(&mut conn)
+            .await
+            .expect("overwritten");
+        let purged = store
+            .purge_expired(NOW + 20, 64)
+            .await
+            .expect("the sweep goes on");
+        assert_eq!(purged, 1, "{flask_format:?}: the ended one");
+        assert!(store.load(&ended, NOW).await.expect("load").is_none());
+        assert_eq!(
+            store.purge_expired(NOW + 20, 64).await.expect("swept"),
+            0,
+            "{flask_format:?}: the padded one is due later"
+        );
+    }
+}
+
 /// A session whose metadata key holds another kind of value (a list,
 /// written by hand) stops no sweep either: it sorted first among the due
 /// entries, every batch failed on it with WRONGTYPE, and no expired session
