@@ -111,8 +111,13 @@ pub(crate) struct ServerState {
     /// (or moved) elsewhere, and said so (`Revoked`): the later ones fail
     /// so too, rather than start a fresh session whose cookie would come
     /// with the 409 (a `join!` of two, in the losing click of a double-click
-    /// login) and log the visitor out.
+    /// login) and log the visitor out. A `clear` or `destroy` of the
+    /// request's own starts afresh, and lifts it.
     ended_elsewhere: bool,
+    /// A `destroy` waits for its turn: if it is cancelled meanwhile (a
+    /// timeout around it), the save still ends the session, as a `clear`
+    /// made at once would have had it.
+    end_requested: bool,
     /// A save found the record gone (revoked, expired) and so did not store
     /// what the request wrote; the request has not been told yet.
     writes_lost: bool,
@@ -166,6 +171,7 @@ impl ServerState {
             changed_atomically: false,
             vanished: false,
             ended_elsewhere: false,
+            end_requested: false,
             writes_lost: false,
             end_failed: None,
             outage_met: false,
@@ -210,6 +216,8 @@ impl ServerState {
         // Not loaded yet, the stored session may have a user.
         self.user_changed |= self.user_id.is_some() || self.unread();
         self.user_id = None;
+        // A deliberate new start: what follows goes into a fresh session.
+        self.ended_elsewhere = false;
     }
 }
 
@@ -1178,10 +1186,12 @@ impl Session {
         self.load_in_turn().await?;
         {
             let mut state = self.lock();
-            let unstored = state
-                .server
-                .as_ref()
-                .is_some_and(|server| server.id.is_none());
+            // After a `clear`, a new record too.
+            let unstored = state.cleared
+                || state
+                    .server
+                    .as_ref()
+                    .is_some_and(|server| server.id.is_none());
             if unstored && state.response_saved {
                 // A record made now (a spawned task's increment on a new
                 // visitor) would be one no cookie names.
@@ -1196,8 +1206,10 @@ impl Session {
         if id.is_none() {
             // The caller is told, with the error below.
             if let Some(server) = self.lock().server.as_mut() {
+                // Not after this request's own `clear` (a spawned task's,
+                // landing meanwhile), which `id` also answers `None` for.
+                server.ended_elsewhere |= server.vanished || server.writes_lost;
                 server.writes_lost = false;
-                server.ended_elsewhere = true;
             }
         }
         id.map(|id| (id, now)).ok_or(SessionError::Revoked)
@@ -1242,11 +1254,19 @@ impl Session {
             self.clear();
             return Ok(());
         }
+        self.set_end_requested(true);
         let _turn = self.store_turn().await;
         // In its turn: an operation before it (in a `join!`) still sees
         // the session.
         self.clear();
+        self.set_end_requested(false);
         self.destroy_in_turn().await
+    }
+
+    fn set_end_requested(&self, requested: bool) {
+        if let Some(server) = self.lock().server.as_mut() {
+            server.end_requested = requested;
+        }
     }
 
     /// [`destroy`](Self::destroy) once cleared, for an operation that holds
@@ -1465,6 +1485,11 @@ pub(crate) async fn save(session: &Session) -> Result<Saved, StoreError> {
     // what it stores, and a write made while it waits on the store is saved
     // by nothing, and is told (`response_saved`).
     let _turn = session.store_turn().await;
+    if session.server_is(|server| server.end_requested) {
+        // A `destroy` cancelled while it waited for its turn.
+        session.clear();
+        session.set_end_requested(false);
+    }
     session.lock().response_saved = true;
     let (loaded, written) = {
         let state = session.lock();

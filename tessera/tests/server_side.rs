@@ -1427,6 +1427,78 @@ async fn a_late_increment_on_a_new_visitor_makes_no_record() {
     );
 }
 
+/// After an `increment` found the session ended elsewhere, a handler that
+/// starts over on purpose (`clear`) counts in a fresh session: only the
+/// operations made for the ended session fail.
+#[tokio::test]
+async fn a_handler_that_starts_over_after_revoked_counts_afresh() {
+    let store = Arc::new(CountingStore::default());
+    let route = {
+        let store = store.clone();
+        move |s: Session| {
+            let store = store.clone();
+            async move {
+                let id = s.id().expect("stored");
+                // Logged out everywhere from another device, meanwhile.
+                store.inner.delete(&id).await.expect("deleted");
+                assert!(matches!(
+                    s.increment("visits", 1).await,
+                    Err(tessera::SessionError::Revoked)
+                ));
+                s.clear();
+                s.increment("visits", 1).await.map(|n| n.to_string())
+            }
+        }
+    };
+    let app = get_set_and(store.clone(), "/visit", post(route));
+    let cookie = cookie_pair(&send(&app, "POST", "/set/cart", None, "apple").await);
+    let response = send(&app, "POST", "/visit", Some(&cookie), "").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let fresh = cookie_pair(&response);
+    assert_ne!(fresh, cookie);
+    assert_eq!(text(response).await, "1");
+    assert_eq!(read(&app, "visits", &fresh).await, "1");
+    assert_eq!(read(&app, "cart", &fresh).await, "None");
+}
+
+/// A `destroy` cancelled while it waits for its turn (a timeout around
+/// it, while a spawned task's store call holds the turn) still ends the
+/// session at the save, as when it cleared the session at once.
+#[tokio::test]
+async fn a_destroy_cancelled_while_waiting_for_its_turn_still_logs_out() {
+    let store = Arc::new(CountingStore::default());
+    let route = {
+        let store = store.clone();
+        move |s: Session| {
+            let store = store.clone();
+            async move {
+                s.insert_value("x", 1);
+                store.updates_stall.store(true, Ordering::SeqCst);
+                let (_, writes_before) = store.calls();
+                let task = s.clone();
+                tokio::spawn(async move { task.increment("n", 1).await });
+                while store.calls().1 == writes_before {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                let waited = tokio::time::timeout(Duration::from_millis(10), s.destroy()).await;
+                assert!(waited.is_err(), "cancelled while it waited");
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    store.updates_stall.store(false, Ordering::SeqCst);
+                });
+                "logged out"
+            }
+        }
+    };
+    let app = get_set_and(store.clone(), "/logout", post(route));
+    let cookie = cookie_pair(&send(&app, "POST", "/set/cart", None, "apple").await);
+    let response = send(&app, "POST", "/logout", Some(&cookie), "").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(set_cookies(response.headers())[0].starts_with("session=;"));
+    assert_eq!(read(&app, "cart", &cookie).await, "None");
+    assert!(store.inner.is_empty(), "ended");
+}
+
 /// An `increment` and a `destroy` at once take turns, as one after the
 /// other: the increment, first, counts (the destroy cleared the session
 /// before its turn, and the increment found it gone), then the session ends.
