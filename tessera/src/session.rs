@@ -58,7 +58,9 @@ pub enum SessionError {
     /// expired, or moved to a new id by a concurrent login, while this
     /// request was using it. Return it (`?`, a 409): from here on the
     /// session is a new, empty, anonymous one, and writing to it would send
-    /// its cookie in place of the one the login gave the browser.
+    /// its cookie in place of the one the login gave the browser. Later
+    /// `increment`s and `append`s of the request fail so too, until
+    /// [`clear`](crate::Session::clear) or `destroy` starts it over.
     #[error("the session was revoked")]
     Revoked,
     /// The operation needs server-side sessions (`SESSION_TYPE` other than
