@@ -2992,10 +2992,6 @@ mod tests {
         }
     }
 
-    /// A role that may not use the schema holding the tables (no `USAGE`)
-    /// is told so: PostgreSQL leaves the schema out of the search path
-    /// silently, and the store said "no tessera session tables" (opening
-    /// an existing store) or "no schema has been selected to create in".
     /// A user id too long for PostgreSQL's index of them is refused as
     /// unstorable (a 500), not as the store out of reach (a 503 that the
     /// visitor's retries met every time).
@@ -3015,6 +3011,10 @@ mod tests {
         store.close().await;
     }
 
+    /// A role that may not use the schema holding the tables (no `USAGE`)
+    /// is told so: PostgreSQL leaves the schema out of the search path
+    /// silently, and the store said "no tessera session tables" (opening
+    /// an existing store) or "no schema has been selected to create in".
     #[tokio::test]
     async fn a_role_without_usage_on_the_schema_is_told_so() {
         let (owner, schema) = fresh_store("usage");
