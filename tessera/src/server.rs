@@ -1184,20 +1184,12 @@ impl Session {
             return Err(SessionError::Revoked);
         }
         self.load_in_turn().await?;
-        {
-            let mut state = self.lock();
-            // After a `clear`, a new record too.
-            let unstored = state.cleared
-                || state
-                    .server
-                    .as_ref()
-                    .is_some_and(|server| server.id.is_none());
-            if unstored && state.response_saved {
-                // A record made now (a spawned task's increment on a new
-                // visitor) would be one no cookie names.
-                state.note_if_late();
-                return Err(SessionError::Revoked);
-            }
+        // No record yet, or a new one after a `clear`: made now (a spawned
+        // task's increment on a new visitor), it would be one no cookie
+        // names.
+        if self.lock().response_saved && self.id().is_none() {
+            self.lock().note_if_late();
+            return Err(SessionError::Revoked);
         }
         let now = unix_now();
         let stored = self.store_now(now, true).await;
@@ -1256,9 +1248,6 @@ impl Session {
         }
         self.set_end_requested(true);
         let _turn = self.store_turn().await;
-        // In its turn: an operation before it (in a `join!`) still sees
-        // the session.
-        self.clear();
         self.set_end_requested(false);
         self.destroy_in_turn().await
     }
@@ -1269,9 +1258,11 @@ impl Session {
         }
     }
 
-    /// [`destroy`](Self::destroy) once cleared, for an operation that holds
-    /// the store turn.
+    /// [`destroy`](Self::destroy), for an operation that holds the store
+    /// turn. Cleared only now, in its turn: an operation before it (in a
+    /// `join!`) still sees the session.
     async fn destroy_in_turn(&self) -> Result<(), SessionError> {
+        self.clear();
         let Some(settings) = self.server_settings() else {
             return Ok(());
         };
@@ -1438,7 +1429,6 @@ impl Session {
                 return Err(error.into());
             }
         };
-        self.clear();
         self.destroy_in_turn().await?;
         Ok(ended)
     }

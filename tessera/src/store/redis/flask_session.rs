@@ -348,7 +348,7 @@ redis.call('RENAME', KEYS[1], KEYS[3])
 redis.call('ZREM', KEYS[5], old)
 if redis.call('EXISTS', KEYS[2]) == 1 then
   redis.call('RENAME', KEYS[2], KEYS[4])
-  redis.call('ZADD', KEYS[5], tonumber(deadline(t[2], t[3])), new)
+  redis.call('ZADD', KEYS[5], deadline(t[2], t[3]), new)
 end
 if t[4] then
   local owner = user_key(prefix, t[4])
@@ -413,7 +413,7 @@ for _, sid in ipairs(redis.call('ZRANGEBYSCORE', index, '-inf', ARGV[2], 'LIMIT'
     forget(prefix, sid, index)
   elseif live(t[2], t[3], now) then
     -- Kept alive by another writer, or changed behind the index's back.
-    redis.call('ZADD', index, tonumber(deadline(t[2], t[3])), sid)
+    redis.call('ZADD', index, deadline(t[2], t[3]), sid)
   else
     redis.call('DEL', blob_key(prefix, sid))
     forget(prefix, sid, index)

@@ -385,10 +385,11 @@ end
     LuaHelper {
         name: "deadline",
         code: r#"
--- The earlier of the two expiries, as stored (a string).
+-- The earlier of the two expiries, as a number: one stored by hand with
+-- blanks around it reads as a number in Lua, but ZADD refuses the text.
 local function deadline(expires, absolute)
-  if absolute and tonumber(absolute) < tonumber(expires) then return absolute end
-  return expires
+  if absolute and tonumber(absolute) < tonumber(expires) then return tonumber(absolute) end
+  return tonumber(expires)
 end
 "#,
     },
@@ -668,7 +669,7 @@ if not live(meta[1], meta[2], tonumber(ARGV[4])) then return 0 end
 -- RENAME keeps the TTL.
 redis.call('RENAME', old, new)
 redis.call('ZREM', index, ARGV[2])
-redis.call('ZADD', index, tonumber(deadline(meta[1], meta[2])), ARGV[3])
+redis.call('ZADD', index, deadline(meta[1], meta[2]), ARGV[3])
 if meta[3] then
   local owner = user_key(ARGV[1], meta[3])
   redis.call('SREM', owner, ARGV[2])
@@ -813,7 +814,7 @@ for _, sid in ipairs(redis.call('ZRANGEBYSCORE', index, '-inf', ARGV[2], 'LIMIT'
     redis.call('ZREM', index, sid)
   elseif live(meta[1], meta[2], now) then
     -- The entry disagrees with the session (changed behind our back).
-    redis.call('ZADD', index, tonumber(deadline(meta[1], meta[2])), sid)
+    redis.call('ZADD', index, deadline(meta[1], meta[2]), sid)
   else
     redis.call('UNLINK', key)
     redis.call('ZREM', index, sid)
