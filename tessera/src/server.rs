@@ -1357,6 +1357,9 @@ impl Session {
     /// moved it, and for good if the response were never made.
     async fn store_now(&self, now: u64, create: bool) -> Result<(), StoreError> {
         if let Some(settings) = self.server_settings() {
+            if self.writing_on_after_ended_elsewhere() {
+                return Ok(());
+            }
             self.cycle_if_pending(&settings, now).await?;
             if self.server_is(|server| server.writes_lost) {
                 // The session ended (or moved) before the move, and this
@@ -1366,6 +1369,26 @@ impl Session {
             }
         }
         self.flush(now, create).await
+    }
+
+    /// Whether the session was found ended elsewhere (`ended_elsewhere`)
+    /// and the handler wrote on without starting over: those writes go
+    /// nowhere, and the response is answered as for writes to a session
+    /// that ended (409). Stored, they would start a fresh session whose
+    /// cookie, coming with the response, would log the visitor out of the
+    /// other click's login.
+    fn writing_on_after_ended_elsewhere(&self) -> bool {
+        let mut state = self.lock();
+        let wrote = !state.touched.is_empty();
+        let Some(server) = state
+            .server
+            .as_mut()
+            .filter(|server| server.ended_elsewhere)
+        else {
+            return false;
+        };
+        server.writes_lost |= wrote || server.user_changed;
+        true
     }
 
     /// Every live session of this session's user (for a "your devices" page).

@@ -56,11 +56,13 @@ pub enum SessionError {
     },
     /// The session was revoked (logged out, possibly from another device),
     /// expired, or moved to a new id by a concurrent login, while this
-    /// request was using it. Return it (`?`, a 409): from here on the
-    /// session is a new, empty, anonymous one, and writing to it would send
-    /// its cookie in place of the one the login gave the browser. Later
-    /// `increment`s and `append`s of the request fail so too, until
-    /// [`clear`](crate::Session::clear) or `destroy` starts it over.
+    /// request was using it. Return it (`?`, a 409). From here on the
+    /// request's later `increment`s and `append`s fail so too, and if it
+    /// writes on, that is not saved: the response is answered 409 whatever
+    /// the handler returns, and leaves the browser's cookie alone (a fresh
+    /// session's cookie would replace the one a concurrent login gave the
+    /// browser). [`clear`](crate::Session::clear) or `destroy` starts the
+    /// session over, on purpose: what follows goes into a fresh one.
     #[error("the session was revoked")]
     Revoked,
     /// The operation needs server-side sessions (`SESSION_TYPE` other than

@@ -1385,6 +1385,40 @@ async fn a_double_click_login_writing_twice_at_once_creates_no_second_session() 
     assert_eq!(store.inner.len(), 1, "one session");
 }
 
+/// A double-click login whose handler writes on after `Revoked` (it
+/// ignores the error, flashes a greeting, lists the user's devices): the
+/// click that lost goes nowhere with those writes. It is answered 409 and
+/// leaves the cookie alone; it used to start a fresh session (tied to the
+/// user, for the listing) whose cookie came last and logged the visitor
+/// out of the other click's login, cart and all.
+#[tokio::test]
+async fn writes_after_revoked_start_no_fresh_session() {
+    let store = Arc::new(CountingStore::default());
+    let barrier = Arc::new(tokio::sync::Barrier::new(2));
+    let login = move |s: Session| {
+        let barrier = barrier.clone();
+        async move {
+            s.cycle_id().await.expect("cycle asked for");
+            s.set_user_id(Some("alice"));
+            // Both clicks loaded the old session.
+            barrier.wait().await;
+            let counted = s.increment("logins", 1).await.is_ok();
+            s.insert_value("greeted", true);
+            s.flash("Welcome back");
+            if !counted {
+                s.set_user_id(Some("alice"));
+                s.user_sessions().await.ok();
+            }
+            "logged in"
+        }
+    };
+    let (app, after) = double_click(&store, post(login)).await;
+    assert_eq!(read(&app, "cart", &after).await, "\"apple\"");
+    assert_eq!(read(&app, "greeted", &after).await, "true");
+    assert_eq!(store.inner.len(), 1, "one session");
+    assert_eq!(sessions_of(&store, "alice").await.len(), 1);
+}
+
 /// An `increment` of a task the handler spawned, made after the response
 /// was saved, on a visitor with no stored session yet: refused, and told,
 /// rather than a record made that no cookie names.
