@@ -690,7 +690,18 @@ impl SessionConfigBuilder {
                 self.permanent_session_lifetime(Duration::from_secs(seconds))
             }
             "SESSION_COOKIE_NAME" => self.cookie_name(value),
-            "SESSION_COOKIE_DOMAIN" => self.cookie_domain(value),
+            "SESSION_COOKIE_DOMAIN" => match value.trim().to_ascii_lowercase().as_str() {
+                // Flask's reader of the environment (`from_prefixed_env`)
+                // reads JSON, and Flask sends no domain for `false` or
+                // `null` (Flask 1.0 to 2.2 documented `False` so); sent as
+                // `Domain=false`, the cookie is refused by browsers, and
+                // every login is lost.
+                "false" | "null" | "none" => Self {
+                    cookie_domain: None,
+                    ..self
+                },
+                _ => self.cookie_domain(value),
+            },
             "SESSION_COOKIE_PATH" => self.cookie_path(value),
             "APPLICATION_ROOT" => self.application_root(value),
             "SESSION_COOKIE_HTTPONLY" => {
@@ -2002,6 +2013,11 @@ mod tests {
                 .and_then(SessionConfigBuilder::build)
         };
         build("xn--bcher-kva.de").expect("the IDNA form");
+        // No domain, as Flask reads them: a host-only cookie, not
+        // `Domain=false`, which browsers refuse.
+        for none in ["false", "null", "None", " FALSE "] {
+            assert_eq!(build(none).expect(none).cookie_domain(), None, "{none}");
+        }
         let message = build("bücher.de").expect_err("not ASCII").to_string();
         assert!(message.contains("xn--bcher-kva.de"), "{message}");
         for domain in [
