@@ -377,6 +377,9 @@ pub struct SessionConfig {
     pub(crate) key_prefix: String,
     pub(crate) serialization_format: Option<SerializationFormat>,
     pub(crate) session_permanent: bool,
+    /// `SESSION_PERMANENT=true` was given: warned about where it is
+    /// ignored (cookie sessions).
+    pub(crate) session_permanent_given: bool,
     pub(crate) use_signer: bool,
     pub(crate) absolute_lifetime: Option<Duration>,
     pub(crate) memory_max_sessions: usize,
@@ -1158,34 +1161,6 @@ impl SessionConfigBuilder {
                  refuse such cookies, so sessions will not last"
             );
         }
-        if self.session_permanent_given
-            && matches!(
-                self.session_type,
-                SessionType::Cookie | SessionType::EncryptedCookie
-            )
-        {
-            // As Flask-Session's setting, which Flask's own cookies ignore;
-            // someone porting a server-side "remember me" expects it to act.
-            tracing::warn!(
-                session_type = %self.session_type,
-                "SESSION_PERMANENT=true is ignored: it makes new server-side sessions \
-                 permanent, as in Flask-Session; a session in a cookie is permanent when a \
-                 handler calls session.set_permanent(true), as in Flask"
-            );
-        }
-        if self.use_signer
-            && matches!(
-                self.session_type,
-                SessionType::Cookie | SessionType::EncryptedCookie
-            )
-        {
-            tracing::warn!(
-                session_type = %self.session_type,
-                "SESSION_USE_SIGNER=true is ignored: it signs the id in a server-side \
-                 session's cookie, as in Flask-Session; a session in a cookie is signed (or \
-                 sealed) whatever it says"
-            );
-        }
         if self.session_type == SessionType::Redis && self.key_prefix.is_empty() {
             tracing::warn!(
                 "SESSION_KEY_PREFIX is empty: besides the sessions, tessera's index keys \
@@ -1266,6 +1241,7 @@ impl SessionConfigBuilder {
             key_prefix: self.key_prefix,
             serialization_format: self.serialization_format,
             session_permanent: self.session_permanent,
+            session_permanent_given: self.session_permanent_given,
             use_signer: self.use_signer,
             absolute_lifetime: self.absolute_lifetime,
             memory_max_sessions: self.memory_max_sessions,

@@ -214,6 +214,27 @@ impl SessionCore {
                          absolute lifetime"
                     );
                 }
+                // Here, not when the configuration is built: a layer given a
+                // store (`with_store`) applies both, whatever SESSION_TYPE says.
+                if config.session_permanent_given {
+                    // As Flask-Session's setting, which Flask's own cookies
+                    // ignore; someone porting a server-side "remember me"
+                    // expects it to act.
+                    tracing::warn!(
+                        session_type = %config.session_type,
+                        "SESSION_PERMANENT=true is ignored: it makes new server-side sessions \
+                         permanent, as in Flask-Session; a session in a cookie is permanent when \
+                         a handler calls session.set_permanent(true), as in Flask"
+                    );
+                }
+                if config.use_signer {
+                    tracing::warn!(
+                        session_type = %config.session_type,
+                        "SESSION_USE_SIGNER=true is ignored: it signs the id in a server-side \
+                         session's cookie, as in Flask-Session; a session in a cookie is signed \
+                         (or sealed) whatever it says"
+                    );
+                }
                 Backend::Cookie(config.cookie_codec())
             }
             Some(settings) => Backend::Server {

@@ -1150,12 +1150,13 @@ fn an_empty_redis_key_prefix_is_warned_about() {
 }
 
 /// SESSION_PERMANENT is Flask-Session's, for server-side sessions: set true
-/// with cookie sessions (which it does not change) it is warned about.
+/// with cookie sessions (which it does not change) it is warned about. Not
+/// for a layer given a store, which applies it whatever SESSION_TYPE says.
 #[test]
 fn session_permanent_with_cookie_sessions_is_warned_about() {
     let (logs, _guard) = LogBuffer::capture();
     let warning = "SESSION_PERMANENT=true is ignored";
-    let build = |session_type: tessera::SessionType, permanent: Option<bool>| {
+    let config_of = |session_type: tessera::SessionType, permanent: Option<bool>| {
         let builder = config().session_type(session_type);
         match permanent {
             Some(permanent) => builder.session_permanent(permanent),
@@ -1164,9 +1165,14 @@ fn session_permanent_with_cookie_sessions_is_warned_about() {
         .build()
         .expect("config")
     };
+    let build = |session_type, permanent| SessionLayer::new(config_of(session_type, permanent));
     build(tessera::SessionType::Cookie, None);
     build(tessera::SessionType::Cookie, Some(false));
     build(tessera::SessionType::Memory, Some(true));
+    SessionLayer::with_store(
+        config_of(tessera::SessionType::Cookie, Some(true)),
+        std::sync::Arc::new(tessera::MemoryStore::default()),
+    );
     assert!(!logs.contents().contains(warning), "{}", logs.contents());
     build(tessera::SessionType::Cookie, Some(true));
     assert_eq!(
@@ -1190,20 +1196,26 @@ fn session_permanent_with_cookie_sessions_is_warned_about() {
 }
 
 /// SESSION_USE_SIGNER is Flask-Session's too: set true with cookie sessions
-/// (always signed, or sealed) it is warned about.
+/// (always signed, or sealed) it is warned about; not for a layer given a
+/// store, which signs its ids.
 #[test]
 fn use_signer_with_cookie_sessions_is_warned_about() {
     let (logs, _guard) = LogBuffer::capture();
     let warning = "SESSION_USE_SIGNER=true is ignored";
-    let build = |session_type: tessera::SessionType, signer: bool| {
+    let config_of = |session_type: tessera::SessionType, signer: bool| {
         config()
             .session_type(session_type)
             .use_signer(signer)
             .build()
             .expect("config")
     };
+    let build = |session_type, signer| SessionLayer::new(config_of(session_type, signer));
     build(tessera::SessionType::Cookie, false);
     build(tessera::SessionType::Memory, true);
+    SessionLayer::with_store(
+        config_of(tessera::SessionType::Cookie, true),
+        std::sync::Arc::new(tessera::MemoryStore::default()),
+    );
     assert!(!logs.contents().contains(warning), "{}", logs.contents());
     build(tessera::SessionType::Cookie, true);
     build(tessera::SessionType::EncryptedCookie, true);
