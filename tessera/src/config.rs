@@ -934,8 +934,9 @@ impl SessionConfigBuilder {
     }
 
     /// `SESSION_KEY_PREFIX` (Redis): every key starts with it (default
-    /// `session:`, as in Flask-Session). For Redis Cluster, put a hash tag in
-    /// it, such as `{sessions}:`, so a store's keys share one slot.
+    /// `session:`, as in Flask-Session). On Redis Cluster (through a
+    /// cluster-aware proxy: the store talks to one endpoint), put a hash tag
+    /// in it, such as `{sessions}:`, so a store's keys share one slot.
     pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.key_prefix = prefix.into();
         self

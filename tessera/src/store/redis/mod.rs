@@ -115,10 +115,17 @@
 //! runtime (a test that makes a runtime per step should make a store per step
 //! too).
 //!
+//! It needs Redis 6.0 or later (`SET … KEEPTTL` and `SCAN … TYPE`), with
+//! `EVALSHA`, `SCAN` and the other commands it sends neither renamed nor
+//! disabled. A server that refuses a command as unknown or malformed, or
+//! redirects it to another node (`MOVED`), answers the same on every try:
+//! that is [`StoreError::Config`] (a 500), not an outage.
+//!
 //! # Redis Cluster
 //!
 //! The store talks to one endpoint: a standalone server, a primary, or a
-//! cluster-aware proxy. Each session's id is a hash tag (`{SID}`), so
+//! cluster-aware proxy, not a node of a cluster (the client follows no
+//! redirections). Each session's id is a hash tag (`{SID}`), so
 //! everything about one session is in one slot. The scripts also touch the
 //! store's indexes (and `cycle_id` two sessions), which Cluster allows in one
 //! script only within one slot: on Cluster, give the prefix a hash tag of its
@@ -2110,7 +2117,33 @@ fn failed(error: RedisError) -> StoreError {
             error,
         )),
         _ if is_unauthenticated(&error) => StoreError::unavailable(NotAuthenticated(error)),
+        _ if refused_as_unsupported(&error) => StoreError::config(Reason::caused_by(
+            format!(
+                "Redis refused a command tessera sends: tessera needs Redis 6.0 or later, with \
+                 its commands neither renamed nor disabled, at one endpoint (a Redis Cluster \
+                 only through a cluster-aware proxy): {error}"
+            ),
+            error,
+        )),
         _ => StoreError::unavailable(error),
+    }
+}
+
+/// Whether Redis refused `error`'s command as one it does not know or
+/// cannot parse (`SET … KEEPTTL` and `SCAN … TYPE` before Redis 6.0, a
+/// command renamed or disabled by the operator), or sent it to another node
+/// of a cluster (`MOVED`, `ASK`, `CROSSSLOT`): the same on every try, a
+/// deployment to change (500), not an outage to wait out (503).
+fn refused_as_unsupported(error: &RedisError) -> bool {
+    match error.code() {
+        Some("MOVED" | "ASK" | "CROSSSLOT") => true,
+        Some("ERR") => error.detail().is_some_and(|detail| {
+            let detail = detail.to_ascii_lowercase();
+            ["syntax error", "unknown command", "unknown redis command"]
+                .iter()
+                .any(|refusal| detail.contains(refusal))
+        }),
+        _ => false,
     }
 }
 
@@ -2714,6 +2747,56 @@ mod tests {
     async fn raw<T: FromRedisValue>(store: &RedisStore, cmd: &Cmd) -> T {
         let mut conn = store.shared.link.connection().await.expect("connect");
         cmd.query_async(&mut conn).await.expect("command")
+    }
+
+    /// Commands a server refuses on every try, as one older than 6.0 does
+    /// `SET … KEEPTTL` (Flask-Session's layout) and `SCAN … TYPE`, or one
+    /// whose operator renamed a command: a configuration error (500), not
+    /// an outage (503 with `Retry-After`, which clients retry for ever).
+    /// The refusals are the real server's, of commands this one refuses
+    /// too, directly and from a script.
+    #[tokio::test]
+    async fn commands_the_server_refuses_for_good_are_a_configuration_error() {
+        let store = test_store();
+        let mut conn = store.shared.link.connection().await.expect("connect");
+        let key = format!("{}refused", store.shared.prefix);
+        let refused = [
+            ::redis::cmd("SET")
+                .arg(&key)
+                .arg("v")
+                .arg("KEEPTTL")
+                .arg("EX")
+                .arg(10)
+                .clone(),
+            ::redis::cmd("NOSUCHCOMMAND").arg(&key).clone(),
+            ::redis::cmd("EVAL")
+                .arg("return redis.call('SET', KEYS[1], 'v', 'KEEPTTL', 'EX', 10)")
+                .arg(1)
+                .arg(&key)
+                .clone(),
+            ::redis::cmd("EVAL")
+                .arg("return redis.call('NOSUCHCOMMAND', KEYS[1])")
+                .arg(1)
+                .arg(&key)
+                .clone(),
+        ];
+        for command in refused {
+            let error = command
+                .query_async::<::redis::Value>(&mut conn)
+                .await
+                .expect_err("refused");
+            let failure = failed(error);
+            assert!(matches!(failure, StoreError::Config(_)), "{failure:?}");
+            assert!(failure.to_string().contains("Redis 6.0"), "{failure}");
+        }
+        // Refusals of the moment stay outages.
+        let error = ::redis::cmd("EVAL")
+            .arg("return redis.error_reply('BUSY busy for now')")
+            .arg(0)
+            .query_async::<::redis::Value>(&mut conn)
+            .await
+            .expect_err("refused");
+        assert!(failed(error).is_outage());
     }
 
     /// A server that lost the scripts (restarted, or `SCRIPT FLUSH`) is
