@@ -867,8 +867,10 @@ impl SessionConfigBuilder {
         self
     }
 
-    /// `MAX_COOKIE_SIZE`: a larger `Set-Cookie` is logged as an error (or
-    /// refused, see [`refuse_oversized_cookies`](Self::refuse_oversized_cookies)). 0 disables the check.
+    /// `MAX_COOKIE_SIZE`: a larger `Set-Cookie` is logged as an error, at
+    /// most one line a second (or refused, see
+    /// [`refuse_oversized_cookies`](Self::refuse_oversized_cookies)). 0
+    /// disables the check.
     pub fn max_cookie_size(mut self, bytes: usize) -> Self {
         self.max_cookie_size = bytes;
         self

@@ -170,6 +170,62 @@ pub(crate) struct SessionCore {
     reported_outer: std::sync::atomic::AtomicBool,
     /// An id of a length tessera does not take was reported (once per layer).
     reported_id_length: std::sync::atomic::AtomicBool,
+    /// The lines about cookies over `MAX_COOKIE_SIZE`, one log for each of
+    /// the cases (`Oversized`): a visitor whose session is that large gets
+    /// one on every response, which for a permanent session refreshed on
+    /// every request would be a line per request.
+    oversized_logs: [crate::store::OutageLog; Oversized::CASES],
+}
+
+/// What became of a cookie over `MAX_COOKIE_SIZE` (see
+/// `SessionCore::oversized_logs`).
+#[derive(Clone, Copy)]
+enum Oversized {
+    NotRefreshed,
+    SentThoughRefused,
+    Refused,
+    NoLarger,
+    RefreshedOversized,
+    ChangeMayBeLost,
+}
+
+impl Oversized {
+    const CASES: usize = 6;
+
+    /// Logs the line for `oversized` (an error where the response fails or
+    /// a change may be lost), unless one of this case was logged by this
+    /// layer less than a second ago; the next one counts those held back.
+    fn log(self, core: &SessionCore, oversized: &OversizedCookie) {
+        let Some(not_logged) = core.oversized_logs[self as usize].due() else {
+            return;
+        };
+        let event = match self {
+            Oversized::NotRefreshed => {
+                "not refreshed, because oversized cookies are refused: the browser keeps the \
+                 cookie it has"
+            }
+            Oversized::SentThoughRefused => {
+                "sent, because it is no larger than the cookie the browser has, although \
+                 oversized cookies are refused"
+            }
+            Oversized::Refused => "answering 500 because oversized cookies are refused",
+            Oversized::NoLarger => "no larger than the cookie the browser has",
+            Oversized::RefreshedOversized => {
+                "a refresh of the cookie the browser has, which browsers may silently ignore: \
+                 the session then ends when that cookie expires"
+            }
+            Oversized::ChangeMayBeLost => {
+                "browsers may silently ignore it, keeping the cookie they have: this change to \
+                 the session would be lost"
+            }
+        };
+        let limited = "at most one such line a second: not_logged counts the others since the last";
+        if matches!(self, Oversized::Refused | Oversized::ChangeMayBeLost) {
+            tracing::error!(not_logged, "{oversized}; {event} ({limited})");
+        } else {
+            tracing::warn!(not_logged, "{oversized}; {event} ({limited})");
+        }
+    }
 }
 
 /// On a [`Session`]: the configuration (secrets redacted) of the layer that
@@ -253,6 +309,12 @@ impl SessionCore {
             mark: LayerMark(Arc::from(format!("{config:?}"))),
             reported_outer: std::sync::atomic::AtomicBool::new(false),
             reported_id_length: std::sync::atomic::AtomicBool::new(false),
+            oversized_logs: std::array::from_fn(|_| {
+                crate::store::OutageLog::of_events(
+                    "session cookies over MAX_COOKIE_SIZE",
+                    "cookies",
+                )
+            }),
             config,
             backend,
             sweeper: OnceLock::new(),
@@ -545,10 +607,7 @@ impl SessionCore {
                 // Only a refresh of the cookie the browser holds, which
                 // stays valid until it expires: refusing would fail every
                 // request of this visitor, whatever the route, until then.
-                tracing::warn!(
-                    "{oversized}; not refreshed, because oversized cookies are refused: \
-                     the browser keeps the cookie it has"
-                );
+                Oversized::NotRefreshed.log(self, &oversized);
                 return Finish::Respond {
                     set_cookie: None,
                     vary_cookie: accessed,
@@ -558,12 +617,9 @@ impl SessionCore {
                 // No larger than the cookie the browser holds, which it kept
                 // (a flash taken from a cookie a Flask app made too large):
                 // refusing would keep the visitor on 500 until it expired.
-                tracing::warn!(
-                    "{oversized}; sent, because it is no larger than the cookie the browser \
-                     has, although oversized cookies are refused"
-                );
+                Oversized::SentThoughRefused.log(self, &oversized);
             } else if config.refuse_oversized_cookies {
-                tracing::error!("{oversized}; answering 500 because oversized cookies are refused");
+                Oversized::Refused.log(self, &oversized);
                 return Finish::Fail {
                     failure: Failure::Internal,
                     set_cookie: None,
@@ -572,20 +628,14 @@ impl SessionCore {
                 // The browser kept one as large, so nothing says it drops
                 // this one (a change undone, a flash taken out of a cookie
                 // a Flask app made too large).
-                tracing::warn!("{oversized}; no larger than the cookie the browser has");
+                Oversized::NoLarger.log(self, &oversized);
             } else if !modified {
                 // Larger than what the browser holds only because it is
                 // sealed otherwise now (compression turned off): ignored,
                 // it costs the refresh, not a change.
-                tracing::warn!(
-                    "{oversized}; a refresh of the cookie the browser has, which browsers may \
-                     silently ignore: the session then ends when that cookie expires"
-                );
+                Oversized::RefreshedOversized.log(self, &oversized);
             } else {
-                tracing::error!(
-                    "{oversized}; browsers may silently ignore it, keeping the cookie they have: \
-                     this change to the session would be lost"
-                );
+                Oversized::ChangeMayBeLost.log(self, &oversized);
             }
         }
         Finish::Respond {

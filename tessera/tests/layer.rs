@@ -740,6 +740,34 @@ async fn oversized_cookie_is_logged_or_refused() {
     assert_eq!(response.status(), StatusCode::OK);
 }
 
+/// A visitor whose session is over `MAX_COOKIE_SIZE` gets the line on
+/// every response (a permanent session refreshed on every request, say):
+/// at most one a second is logged by a layer, which then counts the others
+/// held back, where every response logged one.
+#[tokio::test]
+async fn oversized_cookie_lines_are_limited_to_one_a_second() {
+    let (logs, _guard) = LogBuffer::capture();
+    let lenient = app(config().build().expect("config"));
+    let big = incompressible(6000);
+    for _ in 0..5 {
+        let response = post_body(&lenient, "/set", None, &big).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(set_cookies(response.headers()).len(), 1, "still sent");
+    }
+    let lost = "this change to the session would be lost";
+    assert_eq!(
+        logs.contents().matches(lost).count(),
+        1,
+        "{}",
+        logs.contents()
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    post_body(&lenient, "/set", None, &big).await;
+    let logged = logs.contents();
+    assert_eq!(logged.matches(lost).count(), 2, "{logged}");
+    assert!(logged.contains("not_logged=4"), "{logged}");
+}
+
 /// A permanent session's cookie that grew over `MAX_COOKIE_SIZE` elsewhere
 /// (a Flask app sharing the login, which only warns; or attributes added to
 /// the configuration since) is not refreshed when oversized cookies are

@@ -635,6 +635,7 @@ pub(crate) fn monotonic_millis() -> u64 {
 /// is logged, then at most one a second, each saying how many were not.
 /// (Other events that come with every request while a condition lasts are
 /// logged through one too, with [`due`](Self::due).)
+#[derive(Debug)]
 pub(crate) struct OutageLog {
     /// What the failures it counts are, for the line that counts those not
     /// logged (which may be loads, saves and other operations alike).
