@@ -29,7 +29,7 @@ pub(crate) enum CookieCommand {
     /// Verify a session cookie and print its contents as tagged JSON.
     #[command(
         long_about = "Verify a Flask session cookie and print its contents on one line \
-            of Flask tagged JSON (the exact JSON Flask signs: sorted keys, ASCII only, \
+            of Flask tagged JSON (the JSON Flask would sign for the session it reads: sorted keys, ASCII only, \
             tuples as {\" t\": [...]}, bytes as {\" b\": \"base64\"}, ...; a string \
             holding a lone UTF-16 surrogate, which Python allows and Rust does not, \
             shows it as U+FFFD, as tessera's sessions read it).\n\n\
@@ -85,6 +85,9 @@ pub(crate) enum CookieCommand {
             compresses it first; off by default, because compressing secrets beside \
             attacker-influenced data reveals them through the cookie's length \
             (CRIME/BREACH).\n\n\
+            A cookie larger than MAX_COOKIE_SIZE (from the environment, as the app reads \
+            it: Werkzeug's 4093 bytes by default, 0 for no check), counting its name and \
+            Flask's default attributes, is warned about: browsers may ignore it.\n\n\
             --secret-key-file (the key's bytes in a file, one trailing line end dropped) \
             or --secret-key wins over the SECRET_KEY environment variable; a key need not \
             be UTF-8.",
@@ -420,12 +423,23 @@ fn sign(args: SignArgs) -> Result<()> {
     } else {
         CookieCodec::with_salt(&key, &[], &args.salt)
     };
-    let cookie = codec.encode(&data, SystemTime::now());
+    let now = SystemTime::now();
+    let cookie = codec.encode(&data, now);
+    // What Python's reading made of the input can be more deeply nested
+    // than the input (`{" t": "ab"}` is the tuple `("a", "b")`): a cookie
+    // the application would refuse to read is refused here, as the
+    // application refuses to send one.
+    if let Err(reason) = codec.decode(&cookie, now) {
+        return Err(Error::new(format_args!(
+            "the session would not read back: {reason}"
+        )));
+    }
     // Werkzeug's check (and tessera's MAX_COOKIE_SIZE) counts the whole
     // Set-Cookie value: with Flask's default attributes here (more
     // attributes only make it longer).
     let set_cookie_len = cookie_name.len() + 1 + cookie.len() + DEFAULT_ATTRIBUTES.len();
-    if set_cookie_len > tessera::config::DEFAULT_MAX_COOKIE_SIZE {
+    let max_cookie_size = env::max_cookie_size()?;
+    if max_cookie_size > 0 && set_cookie_len > max_cookie_size {
         // Flask reads no encrypted cookie, so it has nothing to say of one.
         let flask = if args.encrypted {
             ""
@@ -436,7 +450,7 @@ fn sign(args: SignArgs) -> Result<()> {
             "the cookie is too large: {set_cookie_len} bytes with its name and the default \
              attributes (Flask's), over the {} of MAX_COOKIE_SIZE; browsers may silently \
              ignore it{flask}",
-            tessera::config::DEFAULT_MAX_COOKIE_SIZE
+            max_cookie_size
         ));
     }
     io::print_line(&cookie)

@@ -20,6 +20,7 @@ const STORE_URL: &str = "SESSION_STORE_URL";
 const KEY_PREFIX: &str = "SESSION_KEY_PREFIX";
 const SERIALIZATION_FORMAT: &str = "SESSION_SERIALIZATION_FORMAT";
 const MAX_PAYLOAD_SIZE: &str = "TESSERA_MAX_PAYLOAD_SIZE";
+const MAX_COOKIE_SIZE: &str = "MAX_COOKIE_SIZE";
 const ENCRYPTED_COMPRESSION: &str = "TESSERA_ENCRYPTED_COMPRESSION";
 
 /// `PERMANENT_SESSION_LIFETIME`, in seconds; `--max-age` wins over it.
@@ -95,6 +96,19 @@ pub(crate) fn cookie_name() -> Result<Option<String>> {
             "--cookie-name",
         ))
     }
+}
+
+/// `MAX_COOKIE_SIZE`, in bytes, else Werkzeug's default; 0 turns the
+/// check off, as in the application.
+pub(crate) fn max_cookie_size() -> Result<usize> {
+    let Some(value) = setting(MAX_COOKIE_SIZE, "")? else {
+        return Ok(tessera::config::DEFAULT_MAX_COOKIE_SIZE);
+    };
+    // `setting` refused what the application refuses.
+    value
+        .trim()
+        .parse()
+        .map_err(|_| refused(invalid(MAX_COOKIE_SIZE, &value, "a number of bytes"), ""))
 }
 
 /// `SESSION_STORE_URL`; `--store` wins over it.

@@ -1524,6 +1524,70 @@ fn sign_counts_the_applications_cookie_name_in_the_size_check() {
     assert!(!warns(fits, &[("SESSION_COOKIE_NAME", "bad name")]));
 }
 
+/// A session whose reading as Flask reads it nests deeper than the input
+/// (`{" t": "ab"}` is a tuple of two strings, one level more) is refused
+/// when that passes the depth a cookie read accepts: it was signed, then
+/// refused by `decode` and by the application, which Flask reads.
+#[test]
+fn sign_refuses_what_would_not_read_back() {
+    let mut refused_some = false;
+    for depth in 120..132 {
+        let input = format!(
+            r#"{{"a": {}{{" t": "ab"}}{}}}"#,
+            "[".repeat(depth),
+            "]".repeat(depth)
+        );
+        let signed = run_with(&["cookie", "sign", "--secret-key", KEY], &input, &[]);
+        if !signed.success() {
+            refused_some |= signed.stderr.contains("would not read back");
+            continue;
+        }
+        let cookie = signed.stdout.trim().to_owned();
+        let decoded = run(&["cookie", "decode", "--secret-key", KEY, &cookie]);
+        assert!(decoded.success(), "depth {depth}: {:?}", decoded.stderr);
+    }
+    assert!(refused_some, "the depth limit was reached");
+}
+
+/// The size check is the application's `MAX_COOKIE_SIZE`, from the
+/// environment: a larger limit lets a cookie pass, 0 turns the check off,
+/// and a value the application refuses is refused. It always checked
+/// Werkzeug's default.
+#[test]
+fn sign_checks_the_applications_max_cookie_size() {
+    let large = format!(r#"{{"a": "{}"}}"#, random_letters(6000));
+    let warns = |env: &[(&str, &str)]| {
+        let out = run_with(&["cookie", "sign", "--secret-key", KEY], &large, env);
+        assert!(out.success(), "{:?}", out.stderr);
+        out.stderr.contains("the cookie is too large")
+    };
+    assert!(warns(&[]));
+    assert!(warns(&[("MAX_COOKIE_SIZE", "4093")]));
+    assert!(!warns(&[("MAX_COOKIE_SIZE", "9000")]));
+    assert!(!warns(&[("MAX_COOKIE_SIZE", "0")]));
+    let small = run_with(
+        &["cookie", "sign", "--secret-key", KEY],
+        r#"{"a": 1}"#,
+        &[("MAX_COOKIE_SIZE", "40")],
+    );
+    assert!(
+        small.stderr.contains("over the 40 of MAX_COOKIE_SIZE"),
+        "{:?}",
+        small.stderr
+    );
+    let refused = run_with(
+        &["cookie", "sign", "--secret-key", KEY],
+        r#"{"a": 1}"#,
+        &[("MAX_COOKIE_SIZE", "lots")],
+    );
+    assert!(!refused.success());
+    assert!(
+        refused.stderr.contains("MAX_COOKIE_SIZE"),
+        "{:?}",
+        refused.stderr
+    );
+}
+
 /// Signing an encrypted cookie too large for browsers warns without
 /// speaking of Flask, which reads no encrypted cookie.
 #[test]
