@@ -8,7 +8,7 @@
 //! middleware only translate headers, so both behave alike by construction.
 
 use std::borrow::Cow;
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use time::OffsetDateTime;
@@ -158,7 +158,10 @@ enum Backend {
 pub(crate) struct SessionCore {
     config: SessionConfig,
     backend: Backend,
-    sweeper: OnceLock<()>,
+    /// Whether this layer's sweeper is running (or cannot be started: no
+    /// runtime). Cleared when the task ends, as when the runtime it was
+    /// spawned on shuts down: the next request starts another.
+    sweeper_running: Arc<std::sync::atomic::AtomicBool>,
     /// The attributes around the expiry in every `Set-Cookie`: fixed by the
     /// configuration.
     cookie_attributes: CookieAttributes,
@@ -317,7 +320,7 @@ impl SessionCore {
             }),
             config,
             backend,
-            sweeper: OnceLock::new(),
+            sweeper_running: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         }
     }
 
@@ -726,16 +729,28 @@ impl SessionCore {
         let Backend::Server { settings, .. } = &self.backend else {
             return;
         };
-        self.sweeper
-            .get_or_init(|| match tokio::runtime::Handle::try_current() {
-                Ok(runtime) => {
-                    runtime.spawn(sweep(
-                        Arc::downgrade(&settings.store),
-                        self.config.sweep_interval,
-                    ));
-                }
-                Err(_) => tracing::warn!("no tokio runtime: expired sessions are not swept"),
-            });
+        use std::sync::atomic::Ordering;
+        if self.sweeper_running.load(Ordering::Relaxed)
+            || self.sweeper_running.swap(true, Ordering::AcqRel)
+        {
+            return;
+        }
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                // A layer may outlive the runtime of its first request (one
+                // built once for many tests, each with a runtime of its
+                // own): its sweeper then ends with that runtime, and the
+                // next request starts another on its own runtime.
+                let running = SweeperRunning(self.sweeper_running.clone());
+                let store = Arc::downgrade(&settings.store);
+                let interval = self.config.sweep_interval;
+                runtime.spawn(async move {
+                    let _running = running;
+                    sweep(store, interval).await;
+                });
+            }
+            Err(_) => tracing::warn!("no tokio runtime: expired sessions are not swept"),
+        }
     }
 
     fn id_cookie_value(&self, id: &SessionId) -> String {
@@ -943,6 +958,16 @@ fn network_store<S: SessionStore>(
 /// Logs what is wrong with the store as found ([`SessionStore::setup_warnings`]),
 /// then deletes expired records in bounded batches, forever, until the store is
 /// dropped. Each batch is a short statement, so requests are never stalled.
+/// Held by a sweeper's task: says, when the task ends or is dropped with
+/// its runtime, that the layer has no sweeper running.
+struct SweeperRunning(Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for SweeperRunning {
+    fn drop(&mut self) {
+        self.0.store(false, std::sync::atomic::Ordering::Release);
+    }
+}
+
 async fn sweep(store: Weak<dyn SessionStore>, interval: Duration) {
     if let Some(store) = store.upgrade() {
         match store.setup_warnings().await {

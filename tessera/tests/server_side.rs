@@ -1419,6 +1419,36 @@ async fn writes_after_revoked_start_no_fresh_session() {
     assert_eq!(sessions_of(&store, "alice").await.len(), 1);
 }
 
+/// A layer that outlives the runtime of its first request (one built once
+/// for tests that each run a runtime of their own): its sweeper ended with
+/// that runtime, and expired sessions were never swept again in the
+/// process. The next request starts another, and only one runs at a time.
+#[test]
+fn a_sweeper_that_ended_with_its_runtime_is_started_again() {
+    let store = Arc::new(CountingStore::default());
+    let app = get_set_and(store.clone(), "/none", get(|| async { "" }));
+    let runtime = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime")
+    };
+    let app = &app;
+    let requests = |count: usize| async move {
+        for _ in 0..count {
+            send(app, "POST", "/set/cart", None, "apple").await;
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    let first = runtime();
+    first.block_on(requests(3));
+    assert_eq!(store.sweepers_started(), 1);
+    drop(first);
+    let second = runtime();
+    second.block_on(requests(3));
+    assert_eq!(store.sweepers_started(), 2, "started again, once");
+}
+
 /// An `increment` of a task the handler spawned, made after the response
 /// was saved, on a visitor with no stored session yet: refused, and told,
 /// rather than a record made that no cookie names.

@@ -53,6 +53,9 @@ pub(crate) struct CountingStore<S: ?Sized = dyn SessionStore> {
     /// While set, creates, moves, increments and appends let other tasks
     /// run first, as a store across the network does while it waits.
     pub(crate) writes_wait: AtomicBool,
+    /// Sweepers started on this store (each asks for the setup warnings
+    /// first).
+    sweepers_started: AtomicUsize,
 }
 
 /// Counting in front of a memory store.
@@ -81,7 +84,13 @@ impl<S: SessionStore + ?Sized> CountingStore<S> {
             ends_after_a_move: AtomicBool::new(false),
             moves_after_an_append: AtomicBool::new(false),
             writes_wait: AtomicBool::new(false),
+            sweepers_started: AtomicUsize::new(0),
         }
+    }
+
+    /// Sweepers started on this store so far.
+    pub(crate) fn sweepers_started(&self) -> usize {
+        self.sweepers_started.load(Ordering::SeqCst)
     }
 
     /// Reads (loads and listings) so far.
@@ -260,5 +269,10 @@ impl<S: SessionStore + ?Sized> SessionStore for CountingStore<S> {
     }
     async fn purge_expired(&self, now: u64, batch: usize) -> Result<u64, StoreError> {
         self.inner.purge_expired(now, batch).await
+    }
+
+    async fn setup_warnings(&self) -> Result<Vec<String>, StoreError> {
+        self.sweepers_started.fetch_add(1, Ordering::SeqCst);
+        self.inner.setup_warnings().await
     }
 }
