@@ -231,10 +231,27 @@ impl Oversized {
     }
 }
 
-/// On a [`Session`]: the configuration (secrets redacted) of the layer that
-/// opened it and saves it.
-#[derive(Clone, Debug)]
-pub(crate) struct LayerMark(Arc<str>);
+/// On a [`Session`]: what tells apart the layer that opened it and saves
+/// it, for a layer inside it to say whether its own configuration differs.
+#[derive(Clone)]
+pub(crate) struct LayerMark(Arc<LayerIdentity>);
+
+/// A layer's configuration as its `Debug` shows it (secrets redacted),
+/// with its store's, and the keys it redacts: an inner layer that differs
+/// only by its `SECRET_KEY`, or by the store it was given, differs too.
+#[derive(PartialEq, Eq)]
+struct LayerIdentity {
+    shown: String,
+    secret_key: crate::SecretKey,
+    secret_key_fallbacks: Vec<crate::SecretKey>,
+}
+
+/// The keys stay out of it.
+impl std::fmt::Debug for LayerMark {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0.shown)
+    }
+}
 
 impl SessionCore {
     /// Signed cookies for `SESSION_TYPE=cookie`, encrypted ones for
@@ -309,7 +326,14 @@ impl SessionCore {
         };
         Self {
             cookie_attributes: CookieAttributes::new(&config),
-            mark: LayerMark(Arc::from(format!("{config:?}"))),
+            mark: LayerMark(Arc::new(LayerIdentity {
+                shown: match &backend {
+                    Backend::Server { settings, .. } => format!("{config:?} {:?}", settings.store),
+                    Backend::Cookie(_) => format!("{config:?}"),
+                },
+                secret_key: config.secret_key.clone(),
+                secret_key_fallbacks: config.secret_key_fallbacks.clone(),
+            })),
             reported_outer: std::sync::atomic::AtomicBool::new(false),
             reported_id_length: std::sync::atomic::AtomicBool::new(false),
             oversized_logs: std::array::from_fn(|_| {
@@ -330,7 +354,8 @@ impl SessionCore {
     /// layer's configuration differs, where this one was likely meant to
     /// apply (an admin area's stricter cookie, say).
     pub(crate) fn note_passed_through(&self, outer: Option<&LayerMark>) {
-        let differs = outer.is_some_and(|outer| outer.0 != self.mark.0);
+        let differs = outer
+            .is_some_and(|outer| !Arc::ptr_eq(&outer.0, &self.mark.0) && *outer.0 != *self.mark.0);
         if differs
             && !self
                 .reported_outer

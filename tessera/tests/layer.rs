@@ -178,7 +178,9 @@ async fn nested_layers_save_the_session_once() {
 /// A nested layer whose configuration differs from the outer one's is
 /// passed through all the same (its cookie would be a second one), and
 /// that is said once: it was likely meant to apply (an admin area's own
-/// cookie, say). The same configuration twice says nothing.
+/// cookie, say). The same configuration twice says nothing. One that
+/// differs only by its key, which `Debug` redacts, differs too: it passed
+/// without a word.
 #[tokio::test(flavor = "current_thread")]
 async fn a_nested_layer_with_another_configuration_is_reported() {
     let (logs, _guard) = LogBuffer::capture();
@@ -195,6 +197,13 @@ async fn a_nested_layer_with_another_configuration_is_reported() {
         (
             config()
                 .cookie_name("admin_session")
+                .build()
+                .expect("config"),
+            true,
+        ),
+        (
+            config()
+                .secret_key("the admin area's own, just as long and random key 4f1c9a")
                 .build()
                 .expect("config"),
             true,
