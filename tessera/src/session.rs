@@ -350,6 +350,11 @@ impl State {
     /// so that is logged.
     pub(crate) fn note_read(&mut self) {
         self.accessed = true;
+        self.warn_if_not_loaded();
+    }
+
+    /// Logs, once, a read of a server-side session not loaded yet.
+    fn warn_if_not_loaded(&mut self) {
         if self
             .server
             .as_mut()
@@ -733,9 +738,13 @@ impl Session {
         });
     }
 
-    /// True when the visitor brought no valid session.
+    /// True when the visitor brought no valid session. Server-side, it is
+    /// known once the session is loaded (the extractor loads it): before,
+    /// it answers true, and that is logged as for any read before the load.
     pub fn is_new(&self) -> bool {
-        self.lock().new
+        let mut state = self.lock();
+        state.warn_if_not_loaded();
+        state.new
     }
 
     /// True once anything was written (Flask's `session.modified`).

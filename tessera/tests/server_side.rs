@@ -287,6 +287,11 @@ async fn read_user(
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     let session = session_of(&request);
+    if request.uri().query() == Some("new") {
+        let new = session.is_new();
+        next.run(request).await;
+        return axum::response::IntoResponse::into_response(format!("new: {new}"));
+    }
     if request.uri().query() == Some("load") {
         session.load().await.expect("the store answers");
     }
@@ -326,6 +331,16 @@ async fn a_read_before_load_is_logged() {
     let response = send(&app, "GET", "/check", None, "").await;
     assert_eq!(text(response).await, "None");
     assert_eq!(logs.contents().matches(warning).count(), 1);
+
+    // `is_new` too: every visitor looks new before the load.
+    let response = send(&app, "GET", "/check?new", Some(&cookie), "").await;
+    assert_eq!(text(response).await, "new: true");
+    assert_eq!(
+        logs.contents().matches(warning).count(),
+        2,
+        "{}",
+        logs.contents()
+    );
 }
 
 /// Middleware that logs the visitor out, or pops a key, or sets a default,
