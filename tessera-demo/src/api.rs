@@ -99,10 +99,11 @@ pub(crate) async fn put(
     }
     // Read as Flask reads a session: numbers exactly (any size of integer),
     // written as Python writes them (`1E5` is `100000.0`), and tagged values
-    // ({" t": [...]} a tuple, ...) too.
+    // ({" t": [...]} a tuple, ...) too; but a `" d"` that is no date is
+    // refused, where Flask's reading would store `null` instead.
     let parsed = std::str::from_utf8(&body)
         .map_err(|error| error.to_string())
-        .and_then(|text| tessera::tagged::from_str(text).map_err(|error| error.to_string()))
+        .and_then(|text| tessera::tagged::from_str_strict(text).map_err(|error| error.to_string()))
         .map(|mut value| {
             tessera::tagged::python_numbers(&mut value);
             value

@@ -1,6 +1,7 @@
 //! The tessera demo: one axum app serving the examples of four Flask session
-//! tutorials, with sessions in Flask's signed cookies (`SESSION_TYPE=cookie`)
-//! or server-side (`memory`, or `sqlite`: the binary's default).
+//! tutorials, with sessions in Flask's signed cookies (`SESSION_TYPE=cookie`),
+//! in tessera's encrypted ones (`encrypted`), or server-side (`memory`,
+//! `redis`, `postgres`, or `sqlite`: the binary's default).
 //!
 //! [`build_app`] builds the router from a [`SessionConfig`], so tests can run
 //! it in-process; [`cli::run`] is what the `tessera-demo` binary does
@@ -21,8 +22,9 @@
 //! | `GET /sessions` | | the logged-in user's sessions (server-side only; a Flask-Session login is tied to its `username` first, with a `303` back) |
 //! | `POST /sessions/logout-everywhere` | | ends every session of the user (server-side only; `409` with cookies) |
 //!
-//! A session store that fails makes these routes answer `503` with
-//! `Retry-After`, never `500`.
+//! A session store that is down makes these routes answer `503` with
+//! `Retry-After`; one that answers but cannot be used as configured (tables
+//! changed by hand, say) or data it cannot store answer `500`.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};

@@ -1,5 +1,7 @@
 //! Responses every handler shares: redirects, clear `400`s, and session
-//! failures mapped to the status a client can act on (never a `500`).
+//! failures mapped to the status a client can act on (`503` for an outage,
+//! `409` for a session ended meanwhile; `500` only where trying again
+//! cannot help).
 
 use std::convert::Infallible;
 

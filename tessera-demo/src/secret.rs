@@ -182,7 +182,8 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
     ),
     (
         "RUST_LOG",
-        "log filter (default info): a level (error, warn, info, debug, trace) or \
+        "log filter (default info,sqlx=error: sqlx's warnings come once per waiting \
+         request during a lock or an outage): a level (error, warn, info, debug, trace) or \
          target=level pairs such as tessera=debug; any other word is taken for a target \
          and hides everything else",
     ),

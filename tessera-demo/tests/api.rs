@@ -74,8 +74,17 @@ async fn json_api_sets_shows_and_removes_keys() {
             assert_eq!(all["_permanent"], json!(true), "SESSION_PERMANENT: {all}");
         }
 
-        // Invalid JSON is a clear 400 and changes nothing.
-        for bad in ["{nope", "", "dark", "[1,", "1 2"] {
+        // Invalid JSON is a clear 400 and changes nothing; so is a date
+        // that is none, which was stored as `null`.
+        for bad in [
+            "{nope",
+            "",
+            "dark",
+            "[1,",
+            "1 2",
+            r#"{" d": "not a date"}"#,
+            r#""\ud800""#,
+        ] {
             let reply = browser.put_json("/api/session/theme", bad).await;
             assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{mode:?}: {bad:?}");
             assert!(reply.body.contains("JSON"), "{mode:?}: {}", reply.body);
