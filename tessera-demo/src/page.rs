@@ -265,7 +265,19 @@ fn write_session_panel(out: &mut String, state: &AppState, session: &Session, no
                 |user| escape(&user),
             ),
         );
-        let unused = human_duration(info.lifetime);
+        // A read that changes nothing moves the stored expiry only once it
+        // has fallen behind by a tenth of the lifetime (at most a day): the
+        // session may end up to that much sooner after a read.
+        let refresh_step = (info.lifetime / 10).min(Duration::from_secs(86_400));
+        let unused = if info.refresh_each_request && !refresh_step.is_zero() {
+            format!(
+                "{} to {}",
+                human_duration(info.lifetime - refresh_step),
+                human_duration(info.lifetime)
+            )
+        } else {
+            human_duration(info.lifetime)
+        };
         // Without the refresh, a read leaves the expiry where the last
         // write put it.
         let last = if info.refresh_each_request {
