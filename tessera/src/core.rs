@@ -188,7 +188,7 @@ enum Oversized {
     SentThoughRefused,
     Refused,
     NoLarger,
-    RefreshedOversized,
+    RefreshGrown,
     ChangeMayBeLost,
 }
 
@@ -213,7 +213,7 @@ impl Oversized {
             }
             Oversized::Refused => "answering 500 because oversized cookies are refused",
             Oversized::NoLarger => "no larger than the cookie the browser has",
-            Oversized::RefreshedOversized => {
+            Oversized::RefreshGrown => {
                 "a refresh of the cookie the browser has, which browsers may silently ignore: \
                  the session then ends when that cookie expires"
             }
@@ -661,7 +661,7 @@ impl SessionCore {
                 // Larger than what the browser holds only because it is
                 // sealed otherwise now (compression turned off): ignored,
                 // it costs the refresh, not a change.
-                Oversized::RefreshedOversized.log(self, &oversized);
+                Oversized::RefreshGrown.log(self, &oversized);
             } else {
                 Oversized::ChangeMayBeLost.log(self, &oversized);
             }
