@@ -584,6 +584,17 @@ fn run_one(setup: &Setup, target: &Target, round: usize) -> Result<Measured, Str
         let postgres_cpu_after = postmaster.and_then(postgres_cpu_seconds);
         let wrk_cpu_after = ended_cpu_seconds("/proc/self/stat");
         let wrk = wrk::parse(&text).map_err(|error| format!("{error}: {text}"))?;
+        // wrk's requests per second count errors too: a run with any is no
+        // measure of the route (a server answering 500s fast, or none).
+        if wrk.requests == 0 || wrk.non_2xx > 0 || wrk.socket_errors.total() > 0 {
+            return Err(format!(
+                "{} requests, {} of them not 2xx, and {} socket errors: a throughput is \
+                 measured only on runs without errors",
+                wrk.requests,
+                wrk.non_2xx,
+                wrk.socket_errors.total()
+            ));
+        }
         let per_request = |before: Option<f64>, after: Option<f64>| {
             let spent = after? - before?;
             (wrk.requests > 0 && spent >= 0.0).then(|| spent * 1e6 / wrk.requests as f64)

@@ -238,11 +238,21 @@ fn ratio(value: f64) -> String {
 /// show it on the other side of `threshold` than it is: 0.997 against 1.0
 /// is "0.997", never "1.00" beside "missed".
 fn against(value: f64, threshold: f64, decimals: usize) -> String {
+    shown_on_its_side(value, decimals, |v| v >= threshold)
+}
+
+/// As [`against`], for a goal of at most `limit` (a cost): 10.04 against
+/// 10 is "10.04", never "10.0" beside "missed".
+fn against_at_most(value: f64, limit: f64, decimals: usize) -> String {
+    shown_on_its_side(value, decimals, |v| v <= limit)
+}
+
+fn shown_on_its_side(value: f64, decimals: usize, meets: impl Fn(f64) -> bool) -> String {
     let mut decimals = decimals;
     loop {
         let shown = format!("{value:.decimals$}");
         let reads_as: f64 = shown.parse().unwrap_or(value);
-        if decimals >= 4 || (reads_as >= threshold) == (value >= threshold) {
+        if decimals >= 4 || meets(reads_as) == meets(value) {
             return shown;
         }
         decimals += 1;
@@ -396,7 +406,19 @@ impl Report {
         of_medians: f64,
         meets: impl Fn(f64) -> bool,
         words: (&'static str, &'static str),
-    ) -> &'static str {
+    ) -> String {
+        // A round that failed leaves its neighbour's figure unpaired, and a
+        // median of the others, from other rounds than the peer's.
+        let failed: usize = [ours, theirs]
+            .iter()
+            .filter_map(|name| self.summary(name))
+            .map(|summary| summary.failures.len())
+            .sum();
+        if failed > 0 {
+            return format!(
+                "**not shown**: {failed} of the two targets' runs failed (listed under Failures)"
+            );
+        }
         let per_round = self
             .per_round_ratio(ours, theirs)
             .filter(|_| self.method.rounds > 1)
@@ -413,14 +435,18 @@ impl Report {
                  throughputs do not"
             }
         }
+        .to_owned()
     }
 
     /// " (per round: …)" for a target line, or nothing with fewer than two
-    /// rounds measured.
-    fn per_round_note(&self, a: &str, b: &str, decimals: usize) -> String {
+    /// rounds measured; the median shown on the side of `goal` it is on.
+    fn per_round_note(&self, a: &str, b: &str, decimals: usize, goal: f64) -> String {
         match self.per_round_ratio(a, b) {
             Some((middle, low, high)) if self.method.rounds > 1 => format!(
-                " (per round: median {middle:.decimals$}×, {low:.decimals$}–{high:.decimals$}×)"
+                " (per round: median {}×, {}–{}×)",
+                against(middle, goal, decimals),
+                against(low, goal, decimals),
+                against(high, goal, decimals)
             ),
             _ => String::new(),
         }
@@ -795,12 +821,13 @@ impl Report {
                 let cost = 1.0 - c / b;
                 format!(
                     "`{cookie}` vs `{bare}` (target: at most 10% lower throughput): {} vs {} \
-                     req/s, {} {}{}: {}",
+                     req/s, {}% {}{}: {}",
                     thousands(c.round() as u64),
                     thousands(b.round() as u64),
-                    percent(cost.abs()),
+                    // On the side of 10% it is on: never "10.0%" beside "missed".
+                    against_at_most(cost.abs() * 100.0, 10.0, 1),
                     if cost >= 0.0 { "lower" } else { "higher" },
-                    self.per_round_note(cookie, bare, 2),
+                    self.per_round_note(cookie, bare, 2, 0.9),
                     self.judged(cookie, bare, c / b, |ratio| 1.0 - ratio <= 0.10, verdict)
                 )
             }
@@ -815,9 +842,9 @@ impl Report {
                  `{headers}` vs `{bare}`, {:.2}×{}; the session work alone, `{cookie}` vs \
                  `{headers}`, {:.2}×{}",
                 h / b,
-                self.per_round_note(headers, bare, 2),
+                self.per_round_note(headers, bare, 2, 0.9),
                 c / h,
-                self.per_round_note(cookie, headers, 2),
+                self.per_round_note(cookie, headers, 2, 0.9),
             ));
         }
         // The issue sets parity with tower-sessions as a target; the same
@@ -842,7 +869,7 @@ impl Report {
                     thousands(a.round() as u64),
                     thousands(b.round() as u64),
                     against(a / b, 1.0, 2),
-                    self.per_round_note(ours, theirs, 2),
+                    self.per_round_note(ours, theirs, 2, 1.0),
                     self.judged(ours, theirs, a / b, |ratio| ratio >= 1.0, words)
                 ),
                 _ => format!("`{ours}` vs `{theirs}`: {}", missing(ours, theirs)),
@@ -858,7 +885,7 @@ impl Report {
                     thousands(a.round() as u64),
                     thousands(b.round() as u64),
                     against(a / b, 20.0, 1),
-                    self.per_round_note(ours, theirs, 1),
+                    self.per_round_note(ours, theirs, 1, 20.0),
                     self.judged(ours, theirs, a / b, |ratio| ratio >= 20.0, verdict)
                 ),
                 _ => format!("`{ours}` vs `{theirs}`: {}", missing(ours, theirs)),
@@ -1174,6 +1201,52 @@ mod tests {
         assert!(met.ends_with(": **met**"), "{met}");
         let missed = cookie_line(&report([70_000, 150_000, 80_000]));
         assert!(missed.ends_with(": **missed**"), "{missed}");
+    }
+
+    /// A round that failed on either side leaves no verdict: the medians
+    /// then pair other rounds, and a peer that never answered divided
+    /// into tessera's figure made an infinite ratio, "met".
+    #[test]
+    fn a_target_with_a_failed_run_is_not_judged() {
+        let mut runs = Vec::new();
+        for round in 1..=2 {
+            runs.push(run("tessera-redis", round, 60_000));
+            runs.push(run("tower-redis", round, 50_000));
+        }
+        runs[3].outcome = Err("the server died under load".to_owned());
+        let line = report_of(2, runs)
+            .targets()
+            .into_iter()
+            .find(|line| line.starts_with("`tessera-redis` vs `tower-redis`"))
+            .expect("the Redis target's line");
+        assert!(
+            line.ends_with(
+                "**not shown**: 1 of the two targets' runs failed (listed under Failures)"
+            ),
+            "{line}"
+        );
+    }
+
+    /// Rounded, a per-round median or a cost never reads as the other side
+    /// of its goal from the verdict beside it.
+    #[test]
+    fn figures_beside_a_verdict_are_on_its_side() {
+        // Medians 89,960 against 100,000 req/s: 10.04% lower (which one
+        // decimal showed as "10.0%"), rounds 0.8996× ("0.90×").
+        let runs = vec![
+            run("axum-bare", 1, 200_000),
+            run("tessera-cookie", 1, 179_920),
+            run("axum-bare", 2, 200_000),
+            run("tessera-cookie", 2, 179_920),
+        ];
+        let line = report_of(2, runs)
+            .targets()
+            .into_iter()
+            .find(|line| line.starts_with("`tessera-cookie` vs `axum-bare`"))
+            .expect("the cookie target's line");
+        assert!(line.contains("10.04% lower"), "{line}");
+        assert!(line.contains("median 0.8996×"), "{line}");
+        assert!(line.ends_with("**missed**"), "{line}");
     }
 
     #[test]
