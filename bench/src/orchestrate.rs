@@ -37,6 +37,15 @@ pub struct HttpArgs {
     /// wrk's concurrent connections.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
     pub connections: u32,
+    /// Sessions the requests take turns among. 1 (the default): every
+    /// connection sends the cookie of one session, whose concurrent writes
+    /// the stores must merge. More: many visitors, each one request at a
+    /// time (with at least as many sessions as connections, no two requests
+    /// of one session overlap), where tessera's combining of one session's
+    /// concurrent operations has nothing to combine. The report then goes
+    /// into a section of its own.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub sessions: u32,
     /// Worker threads of every server (tokio, actix workers, gunicorn -w).
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..))]
     pub threads: u16,
@@ -261,6 +270,7 @@ pub fn run(args: HttpArgs) -> Result<(), BenchError> {
             threads: setup.args.threads,
             connections: setup.args.connections,
             duration_secs: setup.args.duration,
+            sessions: setup.args.sessions,
             rounds,
             release: !cfg!(debug_assertions),
         },
@@ -276,8 +286,11 @@ pub fn run(args: HttpArgs) -> Result<(), BenchError> {
                 Err(error) if error.kind() == io::ErrorKind::NotFound => String::new(),
                 Err(error) => return Err(fail(format!("cannot read {}: {error}", path.display()))),
             };
-            fs::write(path, report::replace_section(&existing, &section))
-                .map_err(|error| fail(format!("cannot write {}: {error}", path.display())))?;
+            fs::write(
+                path,
+                report::replace_section(&existing, &section, setup.args.sessions),
+            )
+            .map_err(|error| fail(format!("cannot write {}: {error}", path.display())))?;
             eprintln!("tessera-bench: wrote {}", path.display());
         }
         None => print!("{section}"),
@@ -533,12 +546,18 @@ fn run_one(setup: &Setup, target: &Target, round: usize) -> Result<Measured, Str
     let result = (|| {
         let mut server = start(setup, target, port, &prefix, &scratch)?;
         server.wait_ready(port)?;
-        let created =
-            client::get(port, "").map_err(|error| format!("creating the session: {error}"))?;
-        let first_counter = counter_of(&created, "creating the session")?;
-        let cookie = created.cookie_header();
-        if cookie.is_empty() && target.merge != targets::Merge::None {
-            return Err("the first response set no cookie".to_owned());
+        // One request each, one after another.
+        let mut cookies = Vec::new();
+        let mut first_counter = 0;
+        for _ in 0..setup.args.sessions {
+            let created =
+                client::get(port, "").map_err(|error| format!("creating a session: {error}"))?;
+            first_counter += counter_of(&created, "creating a session")?;
+            let cookie = created.cookie_header();
+            if cookie.is_empty() && target.merge != targets::Merge::None {
+                return Err("the first response set no cookie".to_owned());
+            }
+            cookies.push(cookie);
         }
         sleep(SETTLE);
 
@@ -562,8 +581,13 @@ fn run_one(setup: &Setup, target: &Target, round: usize) -> Result<Measured, Str
             &format!("-d{}s", setup.args.duration),
             "--latency",
         ]);
-        if !cookie.is_empty() {
-            wrk.args(["-H", &format!("Cookie: {cookie}")]);
+        if cookies.len() > 1 {
+            let script = scratch.join("visitors.lua");
+            fs::write(&script, visitors_script(&cookies))
+                .map_err(|error| format!("cannot write {}: {error}", script.display()))?;
+            wrk.arg("-s").arg(&script);
+        } else if !cookies[0].is_empty() {
+            wrk.args(["-H", &format!("Cookie: {}", cookies[0])]);
         }
         let output = wrk
             .arg(&url)
@@ -615,45 +639,61 @@ fn run_one(setup: &Setup, target: &Target, round: usize) -> Result<Measured, Str
         // A store left broken by requests cut off at wrk's stop is a finding:
         // record each failure, retry a few times for the counter.
         let mut check_errors = Vec::new();
-        let mut final_counter = None;
-        for _ in 0..report::CHECK_ATTEMPTS {
-            let answer = client::get(port, &cookie)
-                .map_err(|error| format!("reading the counter back: {error}"))
-                .and_then(|last| counter_of(&last, "reading the counter back"));
-            match answer {
-                Ok(counter) => {
-                    final_counter = Some(counter);
-                    break;
-                }
-                Err(error) => {
-                    check_errors.push(error);
-                    sleep(Duration::from_millis(200));
+        // The sum of the sessions' counters, if every session answered.
+        let mut final_counter = Some(0);
+        for cookie in &cookies {
+            let mut counter = None;
+            for _ in 0..report::CHECK_ATTEMPTS {
+                let answer = client::get(port, cookie)
+                    .map_err(|error| format!("reading the counter back: {error}"))
+                    .and_then(|last| counter_of(&last, "reading the counter back"));
+                match answer {
+                    Ok(answered) => {
+                        counter = Some(answered);
+                        break;
+                    }
+                    Err(error) => {
+                        check_errors.push(error);
+                        sleep(Duration::from_millis(200));
+                    }
                 }
             }
+            final_counter = final_counter
+                .zip(counter)
+                .map(|(sum, counter)| sum + counter);
         }
         server.stop();
         // tower-sessions' Redis store keys are bare session ids.
-        let extra_key = (target.name == "tower-redis")
-            .then(|| cookie.split_once('=').map(|(_, id)| id.to_owned()))
-            .flatten();
+        let extra_keys: Vec<String> = if target.name == "tower-redis" {
+            cookies
+                .iter()
+                .filter_map(|cookie| cookie.split_once('=').map(|(_, id)| id.to_owned()))
+                .collect()
+        } else {
+            Vec::new()
+        };
         Ok((
             Measured {
                 wrk,
                 first_counter,
                 final_counter,
+                sessions: cookies.len() as u64,
                 check_errors,
                 server_cpu_us,
                 redis_cpu_us,
                 postgres_cpu_us,
                 wrk_cpu_us,
             },
-            extra_key,
+            extra_keys,
         ))
     })();
-    let extra_key = result.as_ref().ok().and_then(|(_, key)| key.clone());
+    let extra_keys = result
+        .as_ref()
+        .map(|(_, keys)| keys.clone())
+        .unwrap_or_default();
     if target.store == Store::Redis {
         if let Some(url) = &setup.args.redis_url {
-            if let Err(error) = redis_cleanup(url, &prefix, extra_key.as_deref()) {
+            if let Err(error) = redis_cleanup(url, &prefix, &extra_keys) {
                 eprintln!("tessera-bench: could not delete {prefix}* in Redis: {error}");
             }
         }
@@ -771,7 +811,7 @@ fn redis_cpu_seconds(url: &str) -> Option<f64> {
 }
 
 /// Deletes the run's keys: everything under `prefix`, and `extra`.
-fn redis_cleanup(url: &str, prefix: &str, extra: Option<&str>) -> redis::RedisResult<()> {
+fn redis_cleanup(url: &str, prefix: &str, extra: &[String]) -> redis::RedisResult<()> {
     let mut connection = redis_connection(url)?;
     let mut cursor: u64 = 0;
     loop {
@@ -790,10 +830,35 @@ fn redis_cleanup(url: &str, prefix: &str, extra: Option<&str>) -> redis::RedisRe
         }
         cursor = next;
     }
-    if let Some(key) = extra {
-        redis::cmd("DEL").arg(key).exec(&mut connection)?;
+    for keys in extra.chunks(1000) {
+        redis::cmd("DEL").arg(keys).exec(&mut connection)?;
     }
     Ok(())
+}
+
+/// A wrk script whose requests take turns among `cookies` (one per
+/// session; empty for a server that sets none, which then pays wrk the
+/// same per-request script as the others).
+fn visitors_script(cookies: &[String]) -> String {
+    let mut script = String::from("local cookies = {\n");
+    for cookie in cookies {
+        let quoted = cookie.replace('\\', "\\\\").replace('"', "\\\"");
+        script.push_str(&format!("  \"{quoted}\",\n"));
+    }
+    script.push_str(
+        "}\n\
+         local turn = 0\n\
+         local none = {}\n\
+         request = function()\n\
+         \x20 turn = turn % #cookies + 1\n\
+         \x20 local cookie = cookies[turn]\n\
+         \x20 if cookie == \"\" then\n\
+         \x20   return wrk.format(nil, nil, none)\n\
+         \x20 end\n\
+         \x20 return wrk.format(nil, nil, { [\"Cookie\"] = cookie })\n\
+         end\n",
+    );
+    script
 }
 
 /// The 1-minute load average.
@@ -980,6 +1045,14 @@ fn crate_versions(root: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn visitors_take_turns_in_the_script() {
+        let script = visitors_script(&["s=a\"b\\c".to_owned(), String::new()]);
+        assert!(script.contains(r#"  "s=a\"b\\c","#), "{script}");
+        assert!(script.contains("  \"\",\n"), "{script}");
+        assert!(script.contains("turn = turn % #cookies + 1"), "{script}");
+    }
 
     #[test]
     fn rounds_alternate_direction() {
