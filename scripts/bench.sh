@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every benchmark, in one run, rewriting BENCHMARKS.md:
 #
-#   scripts/bench.sh          # 40 to 50 minutes on 2 cores, once built
+#   scripts/bench.sh          # 50 to 60 minutes on 2 cores, once built
 #   TESSERA_BENCH_QUICK=1 scripts/bench.sh   # smaller sizes and one short round, for a try
 #
 # A quick run's report goes to BENCHMARKS.quick.md and BENCHMARKS.md is left
@@ -30,7 +30,9 @@
 # 2. `tessera-bench http` (the `bench` workspace member): the same route on
 #    bare axum and bare actix-web, bare axum carrying a cookie session's
 #    headers (axum-headers), tessera in every SESSION_TYPE,
-#    tower-sessions, actix-session, and Flask under gunicorn, interleaved.
+#    tower-sessions, actix-session, and Flask under gunicorn, interleaved;
+#    then the server-side targets again with the requests taking turns
+#    among 1,000 sessions (many visitors), in a section of its own.
 #    scripts/services.sh installs Debian's redis-server, openssl and
 #    postgresql if missing, and starts Redis and PostgreSQL for this step.
 # 3. scripts/bench-store.sh: SQLite at 10k and 1M sessions (side by side, in
@@ -129,7 +131,15 @@ cargo build -q --release -p tessera-bench
     # append-only file synced on every write (the tests' setting).
     eval "$(TESSERA_REDIS_PERSISTENCE=default scripts/services.sh start)"
     services_dir="$TESSERA_SERVICES_DIR"
-    "$(realpath -m "${CARGO_TARGET_DIR:-target}")/release/tessera-bench" http "${http_args[@]}" \
+    bench="$(realpath -m "${CARGO_TARGET_DIR:-target}")/release/tessera-bench"
+    "$bench" http "${http_args[@]}" \
+        --redis-url "$TESSERA_TEST_REDIS_URL" --postgres-url "$TESSERA_TEST_POSTGRES_URL" \
+        --python "$python" --markdown BENCHMARKS.md
+    # The same route on many visitors' sessions, one request at a time each:
+    # the stores' costs without one session's concurrent operations to
+    # combine (the run above sends every request to one session).
+    "$bench" http "${http_args[@]}" --sessions 1000 \
+        --only axum-bare,tessera-memory,tower-memory,tessera-sqlite,tower-sqlite,tessera-redis,tower-redis,tessera-postgres,tower-postgres,actix-bare,tessera-actix-redis,actix-redis,flask-session-redis \
         --redis-url "$TESSERA_TEST_REDIS_URL" --postgres-url "$TESSERA_TEST_POSTGRES_URL" \
         --python "$python" --markdown BENCHMARKS.md
 )
