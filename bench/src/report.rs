@@ -883,6 +883,13 @@ impl Report {
         };
         let verdict = ("**met**", "**missed**");
         let parity = ("at or above parity", "below parity");
+        // A pair that `--only` left out on purpose is no finding; one whose
+        // targets were chosen and did not run (or were skipped) is.
+        let chosen = |name: &str| {
+            self.runs.iter().any(|run| run.target.name == name)
+                || self.skipped.iter().any(|(skipped, _)| *skipped == name)
+        };
+        let left_out = |a: &str, b: &str| !chosen(a) && !chosen(b);
 
         let (cookie, bare) = ("tessera-cookie", "axum-bare");
         let cookie_and_bare = (rps(cookie), rps(bare));
@@ -901,6 +908,7 @@ impl Report {
                     self.judged(cookie, bare, c / b, |ratio| 1.0 - ratio <= 0.10, verdict)
                 )
             }
+            _ if left_out(cookie, bare) => String::new(),
             _ => format!("`{cookie}` vs `{bare}`: {}", missing(cookie, bare)),
         });
         // Not a target of its own: the part of the cookie target that no
@@ -942,6 +950,7 @@ impl Report {
                     self.per_round_note(ours, theirs, 2, 1.0),
                     self.judged(ours, theirs, a / b, |ratio| ratio >= 1.0, words)
                 ),
+                _ if left_out(ours, theirs) => String::new(),
                 _ => format!("`{ours}` vs `{theirs}`: {}", missing(ours, theirs)),
             });
         }
@@ -958,9 +967,11 @@ impl Report {
                     self.per_round_note(ours, theirs, 1, 20.0),
                     self.judged(ours, theirs, a / b, |ratio| ratio >= 20.0, verdict)
                 ),
+                _ if left_out(ours, theirs) => String::new(),
                 _ => format!("`{ours}` vs `{theirs}`: {}", missing(ours, theirs)),
             });
         }
+        lines.retain(|line| !line.is_empty());
         let mut atomic_runs = 0;
         let mut mismatches = Vec::new();
         let mut unanswered = Vec::new();
@@ -1325,6 +1336,24 @@ mod tests {
                 "**not shown**: 1 of the two targets' runs failed (listed under Failures)"
             ),
             "{line}"
+        );
+    }
+
+    /// A pair that `--only` left out is not listed as "not measured"; a
+    /// chosen one that did not run is.
+    #[test]
+    fn pairs_left_out_on_purpose_are_not_listed() {
+        let report = report_of(1, vec![run("tessera-redis", 1, 60_000)]);
+        let lines = report.targets();
+        assert!(
+            lines
+                .iter()
+                .any(|line| line.starts_with("`tessera-redis` vs `tower-redis`: not measured")),
+            "{lines:?}"
+        );
+        assert!(
+            !lines.iter().any(|line| line.contains("tessera-postgres")),
+            "{lines:?}"
         );
     }
 
