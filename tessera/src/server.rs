@@ -1357,7 +1357,10 @@ impl Session {
     /// moved it, and for good if the response were never made.
     async fn store_now(&self, now: u64, create: bool) -> Result<(), StoreError> {
         if let Some(settings) = self.server_settings() {
-            if self.writing_on_after_ended_elsewhere() {
+            if self.server_is(|server| server.ended_elsewhere) {
+                // Written on after a `Revoked` without starting over: not
+                // stored (the save answers 409, see
+                // `note_writes_after_ended_elsewhere`).
                 return Ok(());
             }
             self.cycle_if_pending(&settings, now).await?;
@@ -1371,24 +1374,24 @@ impl Session {
         self.flush(now, create).await
     }
 
-    /// Whether the session was found ended elsewhere (`ended_elsewhere`)
-    /// and the handler wrote on without starting over: those writes go
-    /// nowhere, and the response is answered as for writes to a session
-    /// that ended (409). Stored, they would start a fresh session whose
-    /// cookie, coming with the response, would log the visitor out of the
-    /// other click's login.
-    fn writing_on_after_ended_elsewhere(&self) -> bool {
+    /// At the save: if the session was found ended elsewhere
+    /// (`ended_elsewhere`) and the handler wrote on without starting over,
+    /// those writes went nowhere (`store_now` stores nothing then), and the
+    /// response is answered as for writes to a session that ended (409).
+    /// Stored, they would have started a fresh session whose cookie, coming
+    /// with the response, would log the visitor out of the other click's
+    /// login. Noted only here: a `clear` or `destroy` before the save
+    /// starts over, and its fresh session is saved.
+    fn note_writes_after_ended_elsewhere(&self) {
         let mut state = self.lock();
         let wrote = !state.touched.is_empty();
-        let Some(server) = state
+        if let Some(server) = state
             .server
             .as_mut()
             .filter(|server| server.ended_elsewhere)
-        else {
-            return false;
-        };
-        server.writes_lost |= wrote || server.user_changed;
-        true
+        {
+            server.writes_lost |= wrote || server.user_changed;
+        }
     }
 
     /// Every live session of this session's user (for a "your devices" page).
@@ -1550,6 +1553,7 @@ pub(crate) async fn save(session: &Session) -> Result<Saved, StoreError> {
             writes_lost: false,
         });
     }
+    session.note_writes_after_ended_elsewhere();
     session.store_now(unix_now(), false).await?;
     session.delete_lost_records().await?;
     let mut state = session.lock();

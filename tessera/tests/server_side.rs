@@ -1535,6 +1535,39 @@ async fn a_handler_that_starts_over_after_revoked_counts_afresh() {
     assert_eq!(read(&app, "cart", &fresh).await, "None");
 }
 
+/// A handler that ignored a `Revoked`, listed the user's devices (which
+/// stores nothing then), and only then started over with `clear()`: its
+/// fresh session is saved. The listing used to mark the request's writes
+/// lost for good, so the fresh session went nowhere and the answer was 409.
+#[tokio::test]
+async fn starting_over_after_revoked_and_a_listing_is_saved() {
+    let store = Arc::new(CountingStore::default());
+    let route = {
+        let store = store.clone();
+        move |s: Session| {
+            let store = store.clone();
+            async move {
+                let id = s.id().expect("stored");
+                store.inner.delete(&id).await.expect("deleted");
+                assert!(s.increment("visits", 1).await.is_err(), "revoked");
+                s.set_user_id(Some("alice"));
+                s.user_sessions().await.expect("listed");
+                s.clear();
+                s.insert_value("cart", "pear");
+                s.increment("visits", 1).await.map(|n| n.to_string())
+            }
+        }
+    };
+    let app = get_set_and(store.clone(), "/visit", post(route));
+    let cookie = cookie_pair(&send(&app, "POST", "/set/cart", None, "apple").await);
+    let response = send(&app, "POST", "/visit", Some(&cookie), "").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let fresh = cookie_pair(&response);
+    assert_ne!(fresh, cookie);
+    assert_eq!(text(response).await, "1");
+    assert_eq!(read(&app, "cart", &fresh).await, "\"pear\"");
+}
+
 /// A `destroy` cancelled while it waits for its turn (a timeout around
 /// it, while a spawned task's store call holds the turn) still ends the
 /// session at the save, as when it cleared the session at once.
