@@ -610,12 +610,19 @@ impl Report {
              in flight + 1 (this request), where at most one request per connection (plus any \
              timed out) was served but not acknowledged when wrk stopped. The others are \
              reported, not failed: read-modify-write sessions lose concurrent increments, and \
-             cookie sessions always start from the cookie sent."
+             cookie sessions always start from the cookie sent.{many}",
+            many = if method.sessions > 1 {
+                " With many sessions, one request per session reads each counter back, and \
+                 the counters are summed: final = the sessions (their creates) + acknowledged + \
+                 in flight + the sessions (these requests)."
+            } else {
+                ""
+            }
         );
         let _ = writeln!(
             out,
             "- Isolation: Redis targets use a key prefix of their own per run (tower-sessions' \
-             Redis store has none: its one session key is deleted after the run), deleted \
+             Redis store has none: its session keys are deleted after the run), deleted \
              after the run; SQLite files live in a new temporary directory per run; tessera's \
              PostgreSQL store creates its own tables, tower-sessions' its own schema \
              (`tower_sessions`); both pools have 10 connections."
@@ -889,7 +896,7 @@ impl Report {
             self.runs.iter().any(|run| run.target.name == name)
                 || self.skipped.iter().any(|(skipped, _)| *skipped == name)
         };
-        let left_out = |a: &str, b: &str| !chosen(a) && !chosen(b);
+        let left_out = |a: &str, b: &str| !chosen(a) || !chosen(b);
 
         let (cookie, bare) = ("tessera-cookie", "axum-bare");
         let cookie_and_bare = (rps(cookie), rps(bare));
@@ -1339,16 +1346,25 @@ mod tests {
         );
     }
 
-    /// A pair that `--only` left out is not listed as "not measured"; a
-    /// chosen one that did not run is.
+    /// A pair that `--only` left out (one of its targets, or both) is not
+    /// listed as "not measured"; a chosen one that did not run is.
     #[test]
     fn pairs_left_out_on_purpose_are_not_listed() {
-        let report = report_of(1, vec![run("tessera-redis", 1, 60_000)]);
+        let mut report = report_of(1, vec![run("tessera-redis", 1, 60_000)]);
+        report
+            .skipped
+            .push(("tower-redis", "no --redis-url given".to_owned()));
         let lines = report.targets();
         assert!(
             lines
                 .iter()
                 .any(|line| line.starts_with("`tessera-redis` vs `tower-redis`: not measured")),
+            "{lines:?}"
+        );
+        assert!(
+            !lines
+                .iter()
+                .any(|line| line.contains("flask-session-redis")),
             "{lines:?}"
         );
         assert!(
@@ -1409,6 +1425,12 @@ mod tests {
                     target: targets::find("tessera-redis").expect("known"),
                     round: 1,
                     outcome: Err("Redis went away".to_owned()),
+                    load: None,
+                },
+                Run {
+                    target: targets::find("tower-sqlite").expect("known"),
+                    round: 1,
+                    outcome: Err("the server did not start".to_owned()),
                     load: None,
                 },
                 run(

@@ -422,7 +422,9 @@ fn sign(args: SignArgs) -> Result<()> {
             .encrypted_compression(args.compress || env::encrypted_compression()?)
     } else {
         CookieCodec::with_salt(&key, &[], &args.salt)
-    };
+    }
+    // The read-back below, as the application reads.
+    .max_payload_size(max_payload_size);
     let now = SystemTime::now();
     let cookie = codec.encode(&data, now);
     // What Python's reading made of the input can be more deeply nested

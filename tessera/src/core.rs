@@ -193,7 +193,7 @@ enum Oversized {
 }
 
 impl Oversized {
-    const CASES: usize = 6;
+    const CASES: usize = Oversized::ChangeMayBeLost as usize + 1;
 
     /// Logs the line for `oversized` (an error where the response fails or
     /// a change may be lost), unless one of this case was logged by this
@@ -236,12 +236,15 @@ impl Oversized {
 #[derive(Clone)]
 pub(crate) struct LayerMark(Arc<LayerIdentity>);
 
-/// A layer's configuration as its `Debug` shows it (secrets redacted),
-/// with its store's, and the keys it redacts: an inner layer that differs
-/// only by its `SECRET_KEY`, or by the store it was given, differs too.
+/// A layer's configuration as its `Debug` shows it (secrets redacted), the
+/// keys it redacts, and the store the application gave it, if it did (by
+/// address: a store's `Debug` shows its state, which changes): an inner
+/// layer that differs only by its `SECRET_KEY`, or by the store it was
+/// given, differs too.
 #[derive(PartialEq, Eq)]
 struct LayerIdentity {
     shown: String,
+    given_store: Option<usize>,
     secret_key: crate::SecretKey,
     secret_key_fallbacks: Vec<crate::SecretKey>,
 }
@@ -260,13 +263,25 @@ impl SessionCore {
     /// reached makes requests that use the session answer 503 until it can.
     pub(crate) fn new(config: SessionConfig) -> Self {
         match store_for(&config) {
-            Some(store) => Self::with_store(config, store),
-            None => Self::from_backend(config, None),
+            Some(store) => Self::with_store_as(config, store, None),
+            None => Self::from_backend(config, None, None),
         }
     }
 
     /// Server-side sessions in `store`, whatever `SESSION_TYPE` says.
     pub(crate) fn with_store(config: SessionConfig, store: Arc<dyn SessionStore>) -> Self {
+        let given = Some(Arc::as_ptr(&store).cast::<()>() as usize);
+        Self::with_store_as(config, store, given)
+    }
+
+    /// [`with_store`](Self::with_store); `given`, the address of a store
+    /// the application gave, tells layers apart by it (one built from the
+    /// configuration is told by the configuration).
+    fn with_store_as(
+        config: SessionConfig,
+        store: Arc<dyn SessionStore>,
+        given: Option<usize>,
+    ) -> Self {
         let settings = ServerSettings {
             store,
             idle_secs: config.permanent_session_lifetime.as_secs(),
@@ -274,10 +289,14 @@ impl SessionCore {
             refresh_each_request: config.refresh_each_request,
             session_permanent: config.session_permanent,
         };
-        Self::from_backend(config, Some(Arc::new(settings)))
+        Self::from_backend(config, Some(Arc::new(settings)), given)
     }
 
-    fn from_backend(config: SessionConfig, server: Option<Arc<ServerSettings>>) -> Self {
+    fn from_backend(
+        config: SessionConfig,
+        server: Option<Arc<ServerSettings>>,
+        given_store: Option<usize>,
+    ) -> Self {
         let backend = match server {
             None => {
                 if let Some(lifetime) = config.absolute_lifetime {
@@ -327,10 +346,8 @@ impl SessionCore {
         Self {
             cookie_attributes: CookieAttributes::new(&config),
             mark: LayerMark(Arc::new(LayerIdentity {
-                shown: match &backend {
-                    Backend::Server { settings, .. } => format!("{config:?} {:?}", settings.store),
-                    Backend::Cookie(_) => format!("{config:?}"),
-                },
+                shown: format!("{config:?}"),
+                given_store,
                 secret_key: config.secret_key.clone(),
                 secret_key_fallbacks: config.secret_key_fallbacks.clone(),
             })),
@@ -980,9 +997,6 @@ fn network_store<S: SessionStore>(
     }
 }
 
-/// Logs what is wrong with the store as found ([`SessionStore::setup_warnings`]),
-/// then deletes expired records in bounded batches, forever, until the store is
-/// dropped. Each batch is a short statement, so requests are never stalled.
 /// Held by a sweeper's task: says, when the task ends or is dropped with
 /// its runtime, that the layer has no sweeper running.
 struct SweeperRunning(Arc<std::sync::atomic::AtomicBool>);
@@ -993,6 +1007,9 @@ impl Drop for SweeperRunning {
     }
 }
 
+/// Logs what is wrong with the store as found ([`SessionStore::setup_warnings`]),
+/// then deletes expired records in bounded batches, forever, until the store is
+/// dropped. Each batch is a short statement, so requests are never stalled.
 async fn sweep(store: Weak<dyn SessionStore>, interval: Duration) {
     if let Some(store) = store.upgrade() {
         match store.setup_warnings().await {

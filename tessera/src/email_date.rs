@@ -203,7 +203,8 @@ fn zone_offset(zone: &str) -> Option<i64> {
 /// Python's `int(text)` for ASCII input: an optional sign, then digits with
 /// single underscores between them. Too large for `i64` is `None`. No such
 /// number makes a valid date; as a zone, it is read as no zone (UTC), where
-/// Python's overflow fails Flask's reading of the whole cookie.
+/// Flask's reading of the whole cookie fails (Python's `timedelta`
+/// overflows, as it does for far smaller zones).
 fn python_int(text: &str) -> Option<i64> {
     let (negative, digits) = match text.as_bytes().first()? {
         b'-' => (true, &text[1..]),

@@ -234,6 +234,56 @@ async fn a_nested_layer_with_another_configuration_is_reported() {
     }
 }
 
+/// Layers given a store (`with_store`) are told apart by that store: the
+/// same one (shared, whatever it holds by then) says nothing, another one
+/// is reported. The store's `Debug` text, which shows its state, told them
+/// apart wrongly both ways.
+#[tokio::test(flavor = "current_thread")]
+async fn nested_layers_given_stores_are_told_apart_by_the_store() {
+    let (logs, _guard) = LogBuffer::capture();
+    let passed = "passes its requests through";
+    let shared: std::sync::Arc<dyn tessera::SessionStore> =
+        std::sync::Arc::new(tessera::MemoryStore::default());
+    let layer = |store: &std::sync::Arc<dyn tessera::SessionStore>| {
+        SessionLayer::with_store(config().build().expect("config"), store.clone())
+    };
+    let outer = layer(&shared);
+    for (inner_store, reported) in [
+        (shared.clone(), false),
+        (
+            std::sync::Arc::new(tessera::MemoryStore::default())
+                as std::sync::Arc<dyn tessera::SessionStore>,
+            true,
+        ),
+    ] {
+        let app = Router::new()
+            .nest(
+                "/admin",
+                Router::new()
+                    .route(
+                        "/set",
+                        post(|s: Session| async move {
+                            s.insert("k", 1).ok();
+                            "set"
+                        }),
+                    )
+                    .layer(layer(&inner_store)),
+            )
+            .layer(outer.clone());
+        let before = logs.contents().matches(passed).count();
+        for _ in 0..2 {
+            let response = send(&app, "POST", "/admin/set", None).await;
+            assert_eq!(response.status(), StatusCode::OK);
+        }
+        assert_eq!(
+            logs.contents().matches(passed).count(),
+            before + usize::from(reported),
+            "{}",
+            logs.contents()
+        );
+    }
+}
+
 /// Handlers can return `Result<_, SessionError>` and use `?`: the README's
 /// login handler, as written there, and the status each error answers with.
 #[tokio::test]

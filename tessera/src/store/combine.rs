@@ -370,15 +370,18 @@ fn turn<S: Combining, K: Kind>(store: &S, key: K::Key, request: K::Request) -> T
     let combiner = store.combiner();
     let queues = K::queues(combiner);
     let mut waiting = queues.lock();
-    if let Some(waiting) = waiting.get_mut(&key) {
-        queues.note_contended(&key);
+    if let Some(queued) = waiting.get_mut(&key) {
         let ticket = combiner.next_ticket.fetch_add(1, Ordering::Relaxed);
         let (answer, answered) = oneshot::channel();
-        waiting.push(Waiting {
+        queued.push(Waiting {
             ticket,
             request,
             answer,
         });
+        drop(waiting);
+        if S::BATCHING == Batching::PerTurn {
+            queues.note_contended(&key);
+        }
         return Turn::Queued(Queued {
             withdraw: Withdraw {
                 queues,
@@ -490,6 +493,24 @@ impl<S: Combining, K: Kind> Drop for Lead<'_, S, K> {
         let Some(key) = self.key.take() else {
             return;
         };
+        if S::BATCHING == Batching::PerTurn {
+            // A lead that went at once (its key had not met others lately):
+            // those that queued behind it go as one, and the key leaves the
+            // map with them, so that the next ones gather by turns again
+            // rather than queue behind this batch, and the next, for as
+            // long as they keep coming.
+            let queued = K::queues(self.store.combiner()).lock().remove(&key);
+            let Some(queued) = queued.filter(|queued| !queued.is_empty()) else {
+                return;
+            };
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                let store = self.store.handle();
+                drop(runtime.spawn(async move { K::run(&store, &key, queued).await }));
+            }
+            // Without a runtime, dropping `queued` answers them
+            // `Unanswered`, as below.
+            return;
+        }
         let Some(queued) = K::queues(self.store.combiner()).next_or_done(&key) else {
             return;
         };
