@@ -1506,6 +1506,27 @@ async fn a_late_increment_on_a_new_visitor_makes_no_record() {
 /// operations made for the ended session fail.
 #[tokio::test]
 async fn a_handler_that_starts_over_after_revoked_counts_afresh() {
+    let (app, fresh) = start_over_after_revoked(false).await;
+    assert_eq!(read(&app, "visits", &fresh).await, "1");
+    assert_eq!(read(&app, "cart", &fresh).await, "None");
+}
+
+/// The same when the handler listed the user's devices (which stores
+/// nothing then) before it started over: the listing used to mark the
+/// request's writes lost for good, so the fresh session went nowhere and
+/// the answer was 409.
+#[tokio::test]
+async fn starting_over_after_revoked_and_a_listing_is_saved() {
+    let (app, fresh) = start_over_after_revoked(true).await;
+    assert_eq!(read(&app, "cart", &fresh).await, "\"pear\"");
+}
+
+/// A visit whose session was logged out everywhere from another device
+/// meanwhile: its first increment is refused, then (after listing the
+/// user's devices, if `list_first`) it starts over with `clear()`, puts a
+/// pear in the cart and counts. The app and the fresh session's cookie,
+/// checked to be answered 200 with the count 1.
+async fn start_over_after_revoked(list_first: bool) -> (Router, String) {
     let store = Arc::new(CountingStore::default());
     let route = {
         let store = store.clone();
@@ -1513,13 +1534,19 @@ async fn a_handler_that_starts_over_after_revoked_counts_afresh() {
             let store = store.clone();
             async move {
                 let id = s.id().expect("stored");
-                // Logged out everywhere from another device, meanwhile.
                 store.inner.delete(&id).await.expect("deleted");
                 assert!(matches!(
                     s.increment("visits", 1).await,
                     Err(tessera::SessionError::Revoked)
                 ));
+                if list_first {
+                    s.set_user_id(Some("alice"));
+                    s.user_sessions().await.expect("listed");
+                }
                 s.clear();
+                if list_first {
+                    s.insert_value("cart", "pear");
+                }
                 s.increment("visits", 1).await.map(|n| n.to_string())
             }
         }
@@ -1531,41 +1558,7 @@ async fn a_handler_that_starts_over_after_revoked_counts_afresh() {
     let fresh = cookie_pair(&response);
     assert_ne!(fresh, cookie);
     assert_eq!(text(response).await, "1");
-    assert_eq!(read(&app, "visits", &fresh).await, "1");
-    assert_eq!(read(&app, "cart", &fresh).await, "None");
-}
-
-/// A handler that ignored a `Revoked`, listed the user's devices (which
-/// stores nothing then), and only then started over with `clear()`: its
-/// fresh session is saved. The listing used to mark the request's writes
-/// lost for good, so the fresh session went nowhere and the answer was 409.
-#[tokio::test]
-async fn starting_over_after_revoked_and_a_listing_is_saved() {
-    let store = Arc::new(CountingStore::default());
-    let route = {
-        let store = store.clone();
-        move |s: Session| {
-            let store = store.clone();
-            async move {
-                let id = s.id().expect("stored");
-                store.inner.delete(&id).await.expect("deleted");
-                assert!(s.increment("visits", 1).await.is_err(), "revoked");
-                s.set_user_id(Some("alice"));
-                s.user_sessions().await.expect("listed");
-                s.clear();
-                s.insert_value("cart", "pear");
-                s.increment("visits", 1).await.map(|n| n.to_string())
-            }
-        }
-    };
-    let app = get_set_and(store.clone(), "/visit", post(route));
-    let cookie = cookie_pair(&send(&app, "POST", "/set/cart", None, "apple").await);
-    let response = send(&app, "POST", "/visit", Some(&cookie), "").await;
-    assert_eq!(response.status(), StatusCode::OK);
-    let fresh = cookie_pair(&response);
-    assert_ne!(fresh, cookie);
-    assert_eq!(text(response).await, "1");
-    assert_eq!(read(&app, "cart", &fresh).await, "\"pear\"");
+    (app, fresh)
 }
 
 /// A `destroy` cancelled while it waits for its turn (a timeout around
