@@ -268,11 +268,12 @@ fn write_session_panel(out: &mut String, state: &AppState, session: &Session, no
         // A read that changes nothing moves the stored expiry only once it
         // has fallen behind by a tenth of the lifetime (at most a day): the
         // session may end up to that much sooner after a read.
-        let refresh_step = (info.lifetime / 10).min(Duration::from_secs(86_400));
+        let refresh_step =
+            (info.lifetime / 10).clamp(Duration::from_secs(1), Duration::from_secs(86_400));
         let unused = if info.refresh_each_request && !refresh_step.is_zero() {
             format!(
                 "{} to {}",
-                human_duration(info.lifetime - refresh_step),
+                human_duration(info.lifetime.saturating_sub(refresh_step)),
                 human_duration(info.lifetime)
             )
         } else {
