@@ -270,7 +270,7 @@ fn write_session_panel(out: &mut String, state: &AppState, session: &Session, no
         // session may end up to that much sooner after a read.
         let refresh_step =
             (info.lifetime / 10).clamp(Duration::from_secs(1), Duration::from_secs(86_400));
-        let unused = if info.refresh_each_request && !refresh_step.is_zero() {
+        let unused = if info.refresh_each_request {
             format!(
                 "{} to {}",
                 human_duration(info.lifetime.saturating_sub(refresh_step)),

@@ -592,9 +592,7 @@ impl Session {
                         // Revoked elsewhere (or expired) meanwhile: never resurrect it.
                         self.mark_vanished();
                         let wrote = changes.changes_data() || changes.user_id.is_some();
-                        if let Some(server) = self.lock().server.as_mut() {
-                            server.writes_lost |= wrote;
-                        }
+                        self.update_server(|server| server.writes_lost |= wrote);
                         return Ok(());
                     }
                     {
@@ -1066,9 +1064,7 @@ impl Session {
     /// finds nothing on the next request anyway.
     fn mark_vanished(&self) {
         self.mark_revoked();
-        if let Some(server) = self.lock().server.as_mut() {
-            server.vanished = true;
-        }
+        self.update_server(|server| server.vanished = true);
     }
 
     /// The stored session is gone: from now on this is a fresh, empty,
@@ -1197,12 +1193,12 @@ impl Session {
         let id = self.id();
         if id.is_none() {
             // The caller is told, with the error below.
-            if let Some(server) = self.lock().server.as_mut() {
+            self.update_server(|server| {
                 // Not after this request's own `clear` (a spawned task's,
                 // landing meanwhile), which `id` also answers `None` for.
                 server.ended_elsewhere |= server.vanished || server.writes_lost;
                 server.writes_lost = false;
-            }
+            });
         }
         id.map(|id| (id, now)).ok_or(SessionError::Revoked)
     }
@@ -1223,9 +1219,7 @@ impl Session {
             }
             None => {
                 self.mark_vanished();
-                if let Some(server) = self.lock().server.as_mut() {
-                    server.ended_elsewhere = true;
-                }
+                self.update_server(|server| server.ended_elsewhere = true);
                 Err(SessionError::Revoked)
             }
         }
@@ -1253,9 +1247,7 @@ impl Session {
     }
 
     fn set_end_requested(&self, requested: bool) {
-        if let Some(server) = self.lock().server.as_mut() {
-            server.end_requested = requested;
-        }
+        self.update_server(|server| server.end_requested = requested);
     }
 
     /// [`destroy`](Self::destroy), for an operation that holds the store
@@ -1279,11 +1271,11 @@ impl Session {
             self.note_end_failed(&error);
             return Err(error.into());
         }
-        if let Some(server) = self.lock().server.as_mut() {
+        self.update_server(|server| {
             // Tried again by the handler, and done; the store answers.
             server.end_failed = None;
             server.outage_met = false;
-        }
+        });
         self.mark_revoked();
         Ok(())
     }
@@ -1320,11 +1312,9 @@ impl Session {
     /// the save (see `outage_met`).
     fn noting_outage<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
         let outage = result.as_ref().is_err_and(StoreError::is_outage);
-        if let Some(server) = self.lock().server.as_mut() {
-            // A later call that the store answered (the handler tried
-            // again) finds it back: the save may call it.
-            server.outage_met = outage;
-        }
+        // A later call that the store answered (the handler tried again)
+        // finds it back: the save may call it.
+        self.update_server(|server| server.outage_met = outage);
         result
     }
 
@@ -1337,6 +1327,13 @@ impl Session {
     /// Whether this is a server-side session whose state passes `test`.
     fn server_is(&self, test: impl FnOnce(&ServerState) -> bool) -> bool {
         self.lock().server.as_ref().is_some_and(test)
+    }
+
+    /// Applies `change` to the server-side state, if the session has one.
+    fn update_server(&self, change: impl FnOnce(&mut ServerState)) {
+        if let Some(server) = self.lock().server.as_mut() {
+            change(server);
+        }
     }
 
     /// Stores now a tie to a user that this request made (`set_user_id`,
@@ -1462,12 +1459,11 @@ impl Session {
     /// Records that ending the session failed, for the save (see
     /// `end_failed`).
     fn note_end_failed(&self, error: &StoreError) {
-        if let Some(server) = self.lock().server.as_mut() {
-            server.end_failed = Some(EndFailure {
-                outage: error.is_outage(),
-                message: error.to_string(),
-            });
-        }
+        let failure = EndFailure {
+            outage: error.is_outage(),
+            message: error.to_string(),
+        };
+        self.update_server(|server| server.end_failed = Some(failure));
     }
 }
 
