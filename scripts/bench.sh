@@ -8,8 +8,10 @@
 # as it was: one round of 3 s is no measure of the targets. A run that fails
 # or is stopped part-way (quick or not) puts BENCHMARKS.md back as it was and
 # leaves what it had rewritten in BENCHMARKS.failed.md, so the file is never
-# half one run and half another. From a fresh clone, building takes most of
-# the time (about 35 minutes for a quick run on 2 busy cores). The scripts
+# half one run and half another; a signal to the script (TERM, INT, HUP)
+# also ends the step that was running and the servers it had started. From
+# a fresh clone, building takes most of the time (about 35 minutes for a
+# quick run on 2 busy cores). The scripts
 # build into CARGO_TARGET_DIR if it is set, the repository's target/
 # otherwise, and run what they built there.
 #
@@ -17,8 +19,8 @@
 # missing (as root; apt-get, as scripts/services.sh installs its servers):
 # wrk (the load generator of steps 2, 3 and 5), curl (steps 3 and 5),
 # python3 with python3-venv (the venv of steps 1 and 2, the report writers,
-# scripts/services.sh) and gcc (the linker, and the C some dependencies
-# build).
+# scripts/services.sh), gcc (the linker, and the C some dependencies
+# build) and procps (pgrep, to pass a signal on to the steps).
 # Then:
 #
 # 1. scripts/bench-codec.sh: the cookie codec against the raw HMAC-SHA1
@@ -103,6 +105,35 @@ put_back() {
 }
 trap put_back EXIT
 
+# A signal to this script (a `timeout`, a CI job cancelled) ends the steps
+# it started too, and lets each stop the servers it started. bash runs a
+# trap only once its foreground command has ended, so every step runs in
+# the background and is waited for (`wait` returns at once on a signal);
+# the trap then signals the tree of processes below, innermost first, so
+# that each step's own exit trap runs, and waits for them.
+signal_tree() {
+    local child
+    for child in $(pgrep -P "$1" || true); do
+        signal_tree "$child"
+    done
+    kill -TERM "$1" 2>/dev/null || true
+}
+on_signal() {
+    trap - TERM INT HUP
+    step "stopped by a signal: ending the step that was running"
+    local child
+    for child in $(pgrep -P $$ || true); do
+        signal_tree "$child"
+    done
+    wait || true
+    exit 143
+}
+trap on_signal TERM INT HUP
+run() {
+    "$@" &
+    wait "$!"
+}
+
 if ! command -v cargo >/dev/null 2>&1; then
     echo "bench: cargo is needed (rustup)" >&2
     exit 1
@@ -114,17 +145,18 @@ command -v python3 >/dev/null 2>&1 || packages+=(python3)
 # Debian's python3 makes venvs with pip only with python3-venv (ensurepip).
 python3 -c 'import ensurepip' >/dev/null 2>&1 || packages+=(python3-venv)
 command -v cc >/dev/null 2>&1 || packages+=(gcc)
+command -v pgrep >/dev/null 2>&1 || packages+=(procps)
 if (( ${#packages[@]} )); then
     apt_install bench "${packages[@]}"
 fi
 
 step "cookie codec"
-scripts/bench-codec.sh
+run scripts/bench-codec.sh
 
 step "HTTP against the peers"
 python="$(scripts/setup-python.sh)"
-cargo build -q --release -p tessera-bench
-(
+run cargo build -q --release -p tessera-bench
+run_http() (
     services_dir=""
     trap '[[ -n "$services_dir" ]] && scripts/services.sh stop "$services_dir" >/dev/null 2>&1' EXIT
     # Redis as most deployments run it: its default persistence, no
@@ -143,22 +175,23 @@ cargo build -q --release -p tessera-bench
         --redis-url "$TESSERA_TEST_REDIS_URL" --postgres-url "$TESSERA_TEST_POSTGRES_URL" \
         --python "$python" --markdown BENCHMARKS.md
 )
+run run_http
 
 step "SQLite store and the demo"
-scripts/bench-store.sh
+run scripts/bench-store.sh
 
 step "every store at scale"
-scripts/bench-scale.sh
+run scripts/bench-scale.sh
 
 step "two instances on Redis and PostgreSQL"
-scripts/bench-distributed.sh
+run scripts/bench-distributed.sh
 
 step "profiles of the missed targets"
 if [[ -n "$quick" ]]; then
-    TESSERA_PROFILE_SECONDS="${TESSERA_PROFILE_SECONDS:-2}" \
+    run env TESSERA_PROFILE_SECONDS="${TESSERA_PROFILE_SECONDS:-2}" \
         TESSERA_FLAMEGRAPH_DIR=bench/flamegraphs.quick scripts/profile.sh
 else
-    scripts/profile.sh
+    run scripts/profile.sh
 fi
 
 finished=1
