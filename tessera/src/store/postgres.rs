@@ -2209,10 +2209,13 @@ impl SessionStore for Here {
             return Ok(0);
         }
         let pool = self.pool().await?;
-        // Sessions created from this second on are logins that came after
-        // this call: they stay (a session created earlier in this second
-        // is deleted by the first round all the same). Those live at this
-        // second are the ones counted.
+        // Sessions created after this second are logins that came after
+        // this call: they stay. One created in this second may be either,
+        // and goes: it may be one a login was moving while a round ran,
+        // which that round missed, so the rounds go on while one is left
+        // (a login in the same second as the call is ended too; by a
+        // clock of seconds it cannot be told from one just before). Those
+        // live at this second are the ones counted.
         let started = sql_time(crate::server::unix_now());
         self.bounded(async {
             let mut ended = 0;
@@ -2236,7 +2239,7 @@ impl SessionStore for Here {
                 ended += u64::try_from(live).unwrap_or(0);
                 let left: bool = sqlx::query_scalar(
                     "SELECT EXISTS (SELECT 1 FROM tessera_sessions \
-                     WHERE user_id = $1 AND created_at < $2)",
+                     WHERE user_id = $1 AND created_at <= $2)",
                 )
                 .bind(user_id)
                 .bind(started)
@@ -2420,6 +2423,54 @@ mod tests {
                 if store.load(id, NOW).await.expect("load").is_some() {
                     survived += 1;
                 }
+            }
+        }
+        assert_eq!(survived, 0, "sessions left after log out everywhere");
+        let store = Arc::into_inner(store).expect("the last handle");
+        drop_schema(store, &schema).await;
+    }
+
+    /// The same race for a session created in the second "log out
+    /// everywhere" began: it was counted among the logins after the call
+    /// (created from that second on), so a round that missed it because a
+    /// login was moving it was the last, and it survived. Only rounds whose
+    /// creation and whole race fell within one second of the clock count.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn log_out_everywhere_racing_a_login_in_its_own_second_leaves_no_session() {
+        let (store, schema) = fresh_store("everywhere_same_second");
+        let store = Arc::new(store);
+        let (mut survived, mut counted) = (0, 0);
+        while counted < 100 {
+            let second = crate::server::unix_now();
+            let old = SessionId::generate();
+            let stored = Record {
+                created_at: second,
+                ..record(one("secret", Value::from(1)), Some("alice"), NOW + 3600)
+            };
+            assert!(store.create(&old, &stored).await.expect("create"));
+            let new = SessionId::generate();
+            let login = tokio::spawn({
+                let (store, old, new) = (store.clone(), old.clone(), new.clone());
+                async move { store.cycle_id(&old, &new, NOW).await }
+            });
+            let everywhere = tokio::spawn({
+                let store = store.clone();
+                async move { store.delete_user("alice").await }
+            });
+            login.await.expect("task").expect("cycle");
+            everywhere.await.expect("task").expect("delete_user");
+            let within_the_second = crate::server::unix_now() == second;
+            for id in [&old, &new] {
+                if store.load(id, NOW).await.expect("load").is_some() {
+                    // Left to the next round otherwise.
+                    store.delete(id).await.expect("delete");
+                    if within_the_second {
+                        survived += 1;
+                    }
+                }
+            }
+            if within_the_second {
+                counted += 1;
             }
         }
         assert_eq!(survived, 0, "sessions left after log out everywhere");
