@@ -227,9 +227,13 @@ def wrk(path):
         sys.exit(f"wrk completed no request ({path.name}):\n{text}")
     non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
     sockets = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
-    # A request cut off by a socket error may have been applied, unanswered.
-    unanswered = sum(map(int, sockets.groups())) if sockets else 0
-    return requests, rps, float(p99.group(1)) * scale, int(non_2xx.group(1)) if non_2xx else 0, unanswered
+    # A request whose read or write was cut off may have been applied,
+    # unanswered; refused connections never reached the server, and wrk's
+    # timeouts are slow answers it counted.
+    unanswered = int(sockets.group(2)) + int(sockets.group(3)) if sockets else 0
+    socket_errors = sum(map(int, sockets.groups())) if sockets else 0
+    return (requests, rps, float(p99.group(1)) * scale, int(non_2xx.group(1)) if non_2xx else 0,
+            unanswered, socket_errors)
 
 def round_trips(mode, kind):
     lines = (work / f"count-{mode}-{kind}.txt").read_text(errors="replace").splitlines()
@@ -260,7 +264,7 @@ for mode, label in modes:
         rounds = []
         for r in (1, 2):
             a, b = wrk(work / f"wrk-{mode}-{route}-{r}-a.txt"), wrk(work / f"wrk-{mode}-{route}-{r}-b.txt")
-            rounds.append((a[0] + b[0], a[1] + b[1], max(a[2], b[2]), a[3] + b[3], a[4] + b[4]))
+            rounds.append((a[0] + b[0], a[1] + b[1], max(a[2], b[2]), a[3] + b[3], a[4] + b[4], a[5] + b[5]))
         row[route] = rounds
     counted = []
     for r in (1, 2):
@@ -281,13 +285,14 @@ for mode, label in modes:
         counted.append(f"{visits}/{acknowledged}")
     med = lambda route, i: statistics.median(x[i] for x in row[route])
     w(f"| {label} | {med('read', 1):,.0f} | {med('read', 2):.2f} | {med('write', 1):,.0f} | {med('write', 2):.2f} | "
-      f"{sum(x[3] + x[4] for x in row['read'] + row['write'])} | {', '.join(counted)} |")
+      f"{sum(x[3] + x[5] for x in row['read'] + row['write'])} | {', '.join(counted)} |")
 w("")
 w("Every write is an atomic increment in the shared store. The last column compares the counter, read once "
   "both wrk processes had stopped, with the increments acknowledged: the one that created the session and "
   "every 2xx answer wrk counted. The counter may be higher by the requests still in flight when wrk stopped, "
   "which the store applied but wrk never saw answered: at most one per connection, "
-  f"{in_flight} in all, and any request a socket error cut off. The script fails if the counter is lower "
+  f"{in_flight} in all, and any request whose read or write a socket error cut off. The script fails if the "
+  "counter is lower "
   "(a lost update) or higher than that.")
 if failures:
     sys.exit("bench-distributed: the shared counter does not match the acknowledged increments; "

@@ -99,8 +99,9 @@ def wrk(path):
     return rps, float(p99.group(1)) * scale, failed_requests(text)
 
 def failed_requests(text):
-    """Answers other than 2xx, and socket errors (refused, reset, timed out):
-    wrk's rate counts both as requests."""
+    """Answers with a status above 399 (what wrk reports as non-2xx), and
+    socket errors: connections refused, reads and writes cut off (never
+    answered), and answers slower than wrk's timeout (counted in its rate)."""
     non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
     sockets = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
     return (int(non_2xx.group(1)) if non_2xx else 0) + (sum(map(int, sockets.groups())) if sockets else 0)

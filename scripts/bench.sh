@@ -19,8 +19,8 @@
 # missing (as root; apt-get, as scripts/services.sh installs its servers):
 # wrk (the load generator of steps 2, 3 and 5), curl (steps 3 and 5),
 # python3 with python3-venv (the venv of steps 1 and 2, the report writers,
-# scripts/services.sh), gcc (the linker, and the C some dependencies
-# build) and procps (pgrep, to pass a signal on to the steps).
+# scripts/services.sh) and gcc (the linker, and the C some dependencies
+# build).
 # Then:
 #
 # 1. scripts/bench-codec.sh: the cookie codec against the raw HMAC-SHA1
@@ -86,52 +86,59 @@ committed="$(mktemp)"
 cp BENCHMARKS.md "$committed"
 finished=""
 put_back() {
+    # The file first, the messages after: with the terminal or a pipe gone
+    # (a closed `| tee`), writing one fails, which must not stop the rest.
+    trap '' PIPE
+    local message
     if [[ -z "$finished" ]]; then
         if cmp -s BENCHMARKS.md "$committed"; then
-            step "the ${quick:+quick }run failed before it rewrote anything; BENCHMARKS.md is unchanged"
+            message="the ${quick:+quick }run failed before it rewrote anything; BENCHMARKS.md is unchanged"
         else
             mv BENCHMARKS.md BENCHMARKS.failed.md
-            step "the ${quick:+quick }run failed: BENCHMARKS.md is put back as it was; its partial report is in BENCHMARKS.failed.md"
+            message="the ${quick:+quick }run failed: BENCHMARKS.md is put back as it was; its partial report is in BENCHMARKS.failed.md"
         fi
         cp "$committed" BENCHMARKS.md
     elif [[ -n "$quick" ]]; then
         mv BENCHMARKS.md BENCHMARKS.quick.md
         cp "$committed" BENCHMARKS.md
-        step "the quick run's report is in BENCHMARKS.quick.md; BENCHMARKS.md is unchanged"
+        message="the quick run's report is in BENCHMARKS.quick.md; BENCHMARKS.md is unchanged"
     else
-        step "BENCHMARKS.md rewritten"
+        message="BENCHMARKS.md rewritten"
     fi
     rm -f "$committed"
+    step "$message" || true
 }
 trap put_back EXIT
 
-# A signal to this script (a `timeout`, a CI job cancelled) ends the steps
-# it started too, and lets each stop the servers it started. bash runs a
+# A signal to this script (a `timeout`, a CI job cancelled, Ctrl-C) ends the
+# step it started too, and lets it stop the servers it started. bash runs a
 # trap only once its foreground command has ended, so every step runs in
-# the background and is waited for (`wait` returns at once on a signal);
-# the trap then signals the tree of processes below, innermost first, so
-# that each step's own exit trap runs, and waits for them.
-signal_tree() {
-    local child
-    for child in $(pgrep -P "$1" || true); do
-        signal_tree "$child"
-    done
-    kill -TERM "$1" 2>/dev/null || true
-}
+# the background and is waited for (`wait` returns at once on a signal).
+# With job control on, each step is a process group of its own: a signal
+# sent to this script's group (`timeout` sends one) does not reach it, and
+# the trap sends it TERM once, so that its exit traps stop its servers
+# without a second signal cutting them short.
+set -m
+step_group=""
 on_signal() {
-    trap - TERM INT HUP
-    step "stopped by a signal: ending the step that was running"
-    local child
-    for child in $(pgrep -P $$ || true); do
-        signal_tree "$child"
-    done
-    wait || true
-    exit 143
+    trap '' TERM INT HUP PIPE
+    if [[ -n "$step_group" ]]; then
+        kill -TERM -- "-$step_group" 2>/dev/null || true
+        wait || true
+    fi
+    step "stopped by a signal: the step that was running has ended" || true
+    exit "$1"
 }
-trap on_signal TERM INT HUP
+trap 'on_signal 129' HUP
+trap 'on_signal 130' INT
+trap 'on_signal 143' TERM
+# Its output gone (a `| tee` ended): the step is ended as for a signal.
+trap 'on_signal 141' PIPE
 run() {
     "$@" &
-    wait "$!"
+    step_group=$!
+    wait "$step_group"
+    step_group=""
 }
 
 if ! command -v cargo >/dev/null 2>&1; then
@@ -145,7 +152,6 @@ command -v python3 >/dev/null 2>&1 || packages+=(python3)
 # Debian's python3 makes venvs with pip only with python3-venv (ensurepip).
 python3 -c 'import ensurepip' >/dev/null 2>&1 || packages+=(python3-venv)
 command -v cc >/dev/null 2>&1 || packages+=(gcc)
-command -v pgrep >/dev/null 2>&1 || packages+=(procps)
 if (( ${#packages[@]} )); then
     apt_install bench "${packages[@]}"
 fi
@@ -156,7 +162,8 @@ run scripts/bench-codec.sh
 step "HTTP against the peers"
 python="$(scripts/setup-python.sh)"
 run cargo build -q --release -p tessera-bench
-run_http() (
+# Run by `run`, so in a subshell of its own: its exit trap is its own.
+run_http() {
     services_dir=""
     trap '[[ -n "$services_dir" ]] && scripts/services.sh stop "$services_dir" >/dev/null 2>&1' EXIT
     # Redis as most deployments run it: its default persistence, no
@@ -174,7 +181,7 @@ run_http() (
         --only axum-bare,tessera-memory,tower-memory,tessera-sqlite,tower-sqlite,tessera-redis,tower-redis,tessera-postgres,tower-postgres,actix-bare,tessera-actix-redis,actix-redis,flask-session-redis \
         --redis-url "$TESSERA_TEST_REDIS_URL" --postgres-url "$TESSERA_TEST_POSTGRES_URL" \
         --python "$python" --markdown BENCHMARKS.md
-)
+}
 run run_http
 
 step "SQLite store and the demo"
