@@ -2404,6 +2404,38 @@ mod tests {
         drop_schema(store, &schema).await;
     }
 
+    /// One round of a login moving a session of alice's, created at
+    /// `created_at`, racing "log out everywhere" for her: how many of its
+    /// two ids still hold a session after both (deleted then, so that no
+    /// round finds another's).
+    async fn login_racing_log_out_everywhere(store: &Arc<PostgresStore>, created_at: u64) -> usize {
+        let old = SessionId::generate();
+        let stored = Record {
+            created_at,
+            ..record(one("secret", Value::from(1)), Some("alice"), NOW + 3600)
+        };
+        assert!(store.create(&old, &stored).await.expect("create"));
+        let new = SessionId::generate();
+        let login = tokio::spawn({
+            let (store, old, new) = (store.clone(), old.clone(), new.clone());
+            async move { store.cycle_id(&old, &new, NOW).await }
+        });
+        let everywhere = tokio::spawn({
+            let store = store.clone();
+            async move { store.delete_user("alice").await }
+        });
+        login.await.expect("task").expect("cycle");
+        everywhere.await.expect("task").expect("delete_user");
+        let mut survived = 0;
+        for id in [&old, &new] {
+            if store.load(id, NOW).await.expect("load").is_some() {
+                store.delete(id).await.expect("delete");
+                survived += 1;
+            }
+        }
+        survived
+    }
+
     /// "Log out everywhere" racing a login of one of the user's sessions:
     /// whichever comes first, no session of the user is left after both,
     /// its old data least of all. A single DELETE missed the row the login
@@ -2414,25 +2446,7 @@ mod tests {
         let store = Arc::new(store);
         let mut survived = 0;
         for _ in 0..100 {
-            let old = SessionId::generate();
-            let stored = record(one("secret", Value::from(1)), Some("alice"), NOW + 3600);
-            assert!(store.create(&old, &stored).await.expect("create"));
-            let new = SessionId::generate();
-            let login = tokio::spawn({
-                let (store, old, new) = (store.clone(), old.clone(), new.clone());
-                async move { store.cycle_id(&old, &new, NOW).await }
-            });
-            let everywhere = tokio::spawn({
-                let store = store.clone();
-                async move { store.delete_user("alice").await }
-            });
-            login.await.expect("task").expect("cycle");
-            everywhere.await.expect("task").expect("delete_user");
-            for id in [&old, &new] {
-                if store.load(id, NOW).await.expect("load").is_some() {
-                    survived += 1;
-                }
-            }
+            survived += login_racing_log_out_everywhere(&store, NOW - 60).await;
         }
         assert_eq!(survived, 0, "sessions left after log out everywhere");
         let store = Arc::into_inner(store).expect("the last handle");
@@ -2456,34 +2470,9 @@ mod tests {
                 break;
             }
             let second = crate::server::unix_now();
-            let old = SessionId::generate();
-            let stored = Record {
-                created_at: second,
-                ..record(one("secret", Value::from(1)), Some("alice"), NOW + 3600)
-            };
-            assert!(store.create(&old, &stored).await.expect("create"));
-            let new = SessionId::generate();
-            let login = tokio::spawn({
-                let (store, old, new) = (store.clone(), old.clone(), new.clone());
-                async move { store.cycle_id(&old, &new, NOW).await }
-            });
-            let everywhere = tokio::spawn({
-                let store = store.clone();
-                async move { store.delete_user("alice").await }
-            });
-            login.await.expect("task").expect("cycle");
-            everywhere.await.expect("task").expect("delete_user");
-            let within_the_second = crate::server::unix_now() == second;
-            for id in [&old, &new] {
-                if store.load(id, NOW).await.expect("load").is_some() {
-                    // Left to the next round otherwise.
-                    store.delete(id).await.expect("delete");
-                    if within_the_second {
-                        survived += 1;
-                    }
-                }
-            }
-            if within_the_second {
+            let left = login_racing_log_out_everywhere(&store, second).await;
+            if crate::server::unix_now() == second {
+                survived += left;
                 counted += 1;
             }
         }
