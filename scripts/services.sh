@@ -33,7 +33,9 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 pg_bin() {
     local dir
     for dir in /usr/lib/postgresql/*/bin; do
-        [[ -x "$dir/pg_ctl" ]] && { echo "$dir"; return; }
+        # `return 0`: a bare return inside an exit trap (start's) would
+        # return the status the script is exiting with.
+        [[ -x "$dir/pg_ctl" ]] && { echo "$dir"; return 0; }
     done
 }
 
@@ -44,6 +46,11 @@ start() {
     local bin dir redis_port pg_port as_pg=()
     bin="$(pg_bin)"
     dir="$(mktemp -d "${TMPDIR:-/tmp}/tessera-services.XXXXXX")"
+    # The servers run as daemons, outside the caller's process group, and the
+    # caller learns their directory only from the last lines printed here; so
+    # a start that ends before them (a failure, or a signal to the caller's
+    # group, which reaches this script too) stops what it began itself.
+    trap "stop '$dir'" EXIT
     chmod 755 "$dir"
     certificates "$dir/tls"
 
@@ -75,6 +82,7 @@ start() {
         sleep 0.1
     done
     log "redis on 127.0.0.1:$redis_port, postgres on 127.0.0.1:$pg_port, in $dir"
+    trap - EXIT
     echo "export TESSERA_SERVICES_DIR='$dir'"
     echo "export TESSERA_TEST_REDIS_URL='redis://127.0.0.1:$redis_port/0'"
     # Plain text, as before the server spoke TLS: the benchmarks stay
@@ -152,6 +160,9 @@ stop() {
     [[ $(id -u) -eq 0 ]] && as_pg=(runuser -u postgres --)
     if [[ -f "$dir/redis.pid" ]]; then
         kill "$(cat "$dir/redis.pid")" 2>/dev/null || true
+    elif [[ -f "$dir/redis.port" ]]; then
+        # Stopped while Redis was starting, before it wrote its pid file.
+        redis-cli -p "$(cat "$dir/redis.port")" shutdown nosave >/dev/null 2>&1 || true
     fi
     if [[ -d "$dir/pg/data" && -n "$bin" ]]; then
         "${as_pg[@]}" "$bin/pg_ctl" -D "$dir/pg/data" -m immediate stop >/dev/null 2>&1 || true

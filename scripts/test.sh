@@ -47,8 +47,10 @@ step "cargo clippy (all targets, all features, warnings are errors)"
 cargo clippy --workspace --all-targets --all-features --quiet -- -D warnings
 
 step "Redis and PostgreSQL on loopback for the store tests"
+services_dir=""
+trap '[[ -z "$services_dir" ]] || scripts/services.sh stop "$services_dir"' EXIT
 eval "$(scripts/services.sh start)"
-trap 'scripts/services.sh stop "$TESSERA_SERVICES_DIR"' EXIT
+services_dir="$TESSERA_SERVICES_DIR"
 
 step "Chromium and chromedriver for the browser tests (Debian's chromium, chromium-driver)"
 if [[ ! -x /usr/bin/chromium || ! -x /usr/bin/chromedriver ]]; then
