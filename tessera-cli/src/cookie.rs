@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use clap::{Args, Subcommand};
-use tessera::{tagged, CookieCodec, DecodeError, SecretKey, SignatureError, Value};
+use tessera::{tagged, CookieCodec, DecodeError, SecretKey, SignatureError, Value, PERMANENT_KEY};
 
 use crate::env;
 use crate::error::{Error, Result};
@@ -20,6 +20,9 @@ const FALLBACKS_VAR: &str = "SECRET_KEY_FALLBACKS";
 
 /// What Flask's default configuration writes after a session cookie's value.
 const DEFAULT_ATTRIBUTES: &str = "; HttpOnly; Path=/";
+/// What a permanent session's cookie carries besides: an HTTP date is always
+/// 29 bytes long.
+const EXPIRES_ATTRIBUTE: &str = "; Expires=Thu, 01 Jan 1970 00:00:00 GMT";
 
 /// The default `SESSION_COOKIE_NAME`, which an encrypted cookie is bound to.
 pub(crate) const DEFAULT_COOKIE_NAME: &str = "session";
@@ -87,7 +90,8 @@ pub(crate) enum CookieCommand {
             (CRIME/BREACH).\n\n\
             A cookie larger than MAX_COOKIE_SIZE (from the environment, as the app reads \
             it: Werkzeug's 4093 bytes by default, 0 for no check), counting its name and \
-            Flask's default attributes, is warned about: browsers may ignore it.\n\n\
+            Flask's default attributes (and the expiry date of a permanent session's, \
+            \"_permanent\": true), is warned about: browsers may ignore it.\n\n\
             --secret-key-file (the key's bytes in a file, one trailing line end dropped) \
             or --secret-key wins over the SECRET_KEY environment variable; a key need not \
             be UTF-8.",
@@ -438,8 +442,15 @@ fn sign(args: SignArgs) -> Result<()> {
     }
     // Werkzeug's check (and tessera's MAX_COOKIE_SIZE) counts the whole
     // Set-Cookie value: with Flask's default attributes here (more
-    // attributes only make it longer).
-    let set_cookie_len = cookie_name.len() + 1 + cookie.len() + DEFAULT_ATTRIBUTES.len();
+    // attributes only make it longer), and the expiry date that Flask (and
+    // tessera) add to a permanent session's cookie.
+    let expires_len = if data.get(PERMANENT_KEY).is_some_and(Value::is_truthy) {
+        EXPIRES_ATTRIBUTE.len()
+    } else {
+        0
+    };
+    let set_cookie_len =
+        cookie_name.len() + 1 + cookie.len() + DEFAULT_ATTRIBUTES.len() + expires_len;
     let max_cookie_size = env::max_cookie_size()?;
     if max_cookie_size > 0 && set_cookie_len > max_cookie_size {
         // Flask reads no encrypted cookie, so it has nothing to say of one.
@@ -448,10 +459,15 @@ fn sign(args: SignArgs) -> Result<()> {
         } else {
             ", and Flask warns when it sets one"
         };
+        let expiry = if expires_len > 0 {
+            " and a permanent session's expiry date"
+        } else {
+            ""
+        };
         io::warn(&format!(
             "the cookie is too large: {set_cookie_len} bytes with its name and the default \
-             attributes (Flask's), over the {} of MAX_COOKIE_SIZE; browsers may silently \
-             ignore it{flask}",
+             attributes (Flask's){expiry}, over the {} of MAX_COOKIE_SIZE; browsers may \
+             silently ignore it{flask}",
             max_cookie_size
         ));
     }

@@ -1549,6 +1549,47 @@ fn sign_refuses_what_would_not_read_back() {
     assert!(refused_some, "the depth limit was reached");
 }
 
+/// A permanent session's cookie carries `; Expires=<HTTP date>` as well, 39
+/// bytes that Werkzeug's size check counts: `cookie sign` left them out, so
+/// Flask warned about cookies it signed without a word.
+#[test]
+fn sign_counts_a_permanent_sessions_expiry_date_in_the_size_check() {
+    let sign = |input: &str, limit: usize| {
+        let out = run_with(
+            &["cookie", "sign", "--secret-key", KEY],
+            input,
+            &[("MAX_COOKIE_SIZE", &limit.to_string())],
+        );
+        assert!(out.success(), "{:?}", out.stderr);
+        let warned = out.stderr.contains("the cookie is too large");
+        (out.line().len(), warned)
+    };
+    let attributes = "; HttpOnly; Path=/".len();
+    let expires = "; Expires=Thu, 01 Jan 1970 00:00:00 GMT".len();
+    for (input, permanent) in [
+        (r#"{"_permanent": true, "user": "alice"}"#, true),
+        (r#"{"_permanent": 1, "user": "alice"}"#, true),
+        (r#"{"_permanent": false, "user": "alice"}"#, false),
+        (r#"{"_permanent": 0, "user": "alice"}"#, false),
+        (r#"{"user": "alice"}"#, false),
+    ] {
+        let (value_len, _) = sign(input, 0);
+        let header =
+            "session=".len() + value_len + attributes + if permanent { expires } else { 0 };
+        assert_eq!(
+            sign(input, header),
+            (value_len, false),
+            "{input} at {header}"
+        );
+        assert_eq!(
+            sign(input, header - 1),
+            (value_len, true),
+            "{input} at {}",
+            header - 1
+        );
+    }
+}
+
 /// The size check is the application's `MAX_COOKIE_SIZE`, from the
 /// environment: a larger limit lets a cookie pass, 0 turns the check off,
 /// and a value the application refuses is refused. It always checked
