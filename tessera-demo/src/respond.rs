@@ -105,7 +105,68 @@ fn urlencoded_fields(
             ))))
         }
     };
-    Ok(form_urlencoded::parse(&body).into_owned().collect())
+    Ok(werkzeug_urlencoded_fields(&body))
+}
+
+/// An urlencoded body's fields as Werkzeug 3 reads them: a body that is not
+/// UTF-8 has none at all; fields are split on `&` (empty ones skipped) and
+/// at their first `=`; `+` is a space; and percent-escapes that decode to no
+/// UTF-8 are left escaped (`%FF` stays `%FF`, in capitals) rather than
+/// replaced, so a name reads back as it was typed.
+fn werkzeug_urlencoded_fields(body: &[u8]) -> Vec<(String, String)> {
+    if std::str::from_utf8(body).is_err() {
+        return Vec::new();
+    }
+    body.split(|&byte| byte == b'&')
+        .filter(|field| !field.is_empty())
+        .map(|field| match field.iter().position(|&byte| byte == b'=') {
+            Some(at) => (unquote_plus(&field[..at]), unquote_plus(&field[at + 1..])),
+            None => (unquote_plus(field), String::new()),
+        })
+        .collect()
+}
+
+fn unquote_plus(text: &[u8]) -> String {
+    let spaced: Vec<u8> = text
+        .iter()
+        .map(|&byte| if byte == b'+' { b' ' } else { byte })
+        .collect();
+    let bytes: Vec<u8> = percent_encoding::percent_decode(&spaced).collect();
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        out.push_str(chunk.valid());
+        for byte in chunk.invalid() {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// A multipart text field's bytes as Werkzeug 3 decodes them: in the part's
+/// `charset` if it is one of the four it trusts, else UTF-8; bytes that do
+/// not decode become U+FFFD, and a byte order mark is a character like any
+/// other, not a choice of encoding.
+fn werkzeug_part_text(bytes: &[u8], content_type: Option<&str>) -> String {
+    let charset = content_type
+        .into_iter()
+        .flat_map(|value| value.split(';').skip(1))
+        .filter_map(|parameter| parameter.split_once('='))
+        .find(|(name, _)| name.trim().eq_ignore_ascii_case("charset"))
+        .map(|(_, value)| value.trim().trim_matches('"').to_ascii_lowercase());
+    match charset.as_deref() {
+        Some("iso-8859-1") => bytes.iter().copied().map(char::from).collect(),
+        Some("ascii" | "us-ascii") => bytes
+            .iter()
+            .map(|&byte| {
+                if byte.is_ascii() {
+                    char::from(byte)
+                } else {
+                    char::REPLACEMENT_CHARACTER
+                }
+            })
+            .collect(),
+        _ => String::from_utf8_lossy(bytes).into_owned(),
+    }
 }
 
 async fn multipart_fields(
@@ -136,8 +197,9 @@ async fn multipart_fields(
         if field.file_name().is_some() {
             continue;
         }
-        match field.text().await {
-            Ok(value) => fields.push((name, value)),
+        let content_type = field.content_type().map(str::to_owned);
+        match field.bytes().await {
+            Ok(value) => fields.push((name, werkzeug_part_text(&value, content_type.as_deref()))),
             Err(error) => return refused(error.status()),
         }
     }

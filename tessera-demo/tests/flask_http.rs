@@ -190,6 +190,85 @@ async fn demo_and_flask_share_sessions_over_http() {
         .contains("You are not logged in"));
 }
 
+/// A form's fields read as Werkzeug reads them, bytes that are not UTF-8
+/// included: in an urlencoded body (none at all, or left percent-escaped)
+/// and in a multipart one (the part's charset only if Werkzeug trusts it, a
+/// byte order mark kept as a character). Each body logs in on both servers,
+/// and Flask must read the same user from either session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forms_with_bytes_that_are_not_utf8_are_read_as_flask_reads_them() {
+    let flask = flask(&[]);
+    let demo = demo(&[("SESSION_TYPE", "cookie")]);
+    const URLENCODED: &str = "application/x-www-form-urlencoded";
+    const MULTIPART: &str = "multipart/form-data; boundary=XyZ";
+    let part = |content_type: Option<&str>, value: &[u8]| {
+        let mut body = b"--XyZ\r\nContent-Disposition: form-data; name=\"username\"\r\n".to_vec();
+        if let Some(content_type) = content_type {
+            body.extend_from_slice(format!("Content-Type: {content_type}\r\n").as_bytes());
+        }
+        body.extend_from_slice(b"\r\n");
+        body.extend_from_slice(value);
+        body.extend_from_slice(b"\r\n--XyZ--\r\n");
+        body
+    };
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        (URLENCODED, b"username=%FF%FEbob".to_vec()),
+        (URLENCODED, b"username=caf%C3%A9+%e2%82&username=x".to_vec()),
+        (URLENCODED, b"username=%e2%82%ac%80%zz%4".to_vec()),
+        (URLENCODED, b"a&=c&&username=1=2".to_vec()),
+        (URLENCODED, "username=\u{e9}%80".as_bytes().to_vec()),
+        (URLENCODED, b"username=\xff\xfebob".to_vec()),
+        (MULTIPART, part(None, b"\xff\xfebob")),
+        (MULTIPART, part(None, b"\xef\xbb\xbfbob")),
+        (MULTIPART, part(None, b"\xfe\xffbob")),
+        (
+            MULTIPART,
+            part(Some("text/plain; charset=shift_jis"), b"\x82\xa0bob"),
+        ),
+        (
+            MULTIPART,
+            part(Some("text/plain; charset=ISO-8859-1"), b"caf\xe9 \x80\x9f"),
+        ),
+        (
+            MULTIPART,
+            part(Some("text/plain; charset=\"us-ascii\""), b"caf\xc3\xa9"),
+        ),
+        (
+            MULTIPART,
+            part(Some("text/plain; charset=utf-8"), b"caf\xc3\xa9 \xc3"),
+        ),
+    ];
+    let mut logged_in = 0;
+    for (content_type, body) in cases {
+        let mut answers = Vec::new();
+        for server in [&flask, &demo] {
+            let mut browser = Browser::new();
+            let request = browser
+                .client
+                .post(server.url("/login"))
+                .header(CONTENT_TYPE, content_type)
+                .body(body.clone());
+            let (status, _) = browser.send(request).await;
+            // Flask's page says who is logged in, as Flask reads the session.
+            let page = browser.get(flask.url("/")).await;
+            answers.push((status, page));
+        }
+        let shown = String::from_utf8_lossy(&body);
+        assert_eq!(
+            answers[0], answers[1],
+            "Flask, then the demo, for {shown:?}"
+        );
+        if answers[0].0 == StatusCode::FOUND {
+            assert!(answers[0].1.contains("Logged in as "), "{}", answers[0].1);
+            logged_in += 1;
+        }
+    }
+    assert_eq!(
+        logged_in, 12,
+        "every body but the one that is not UTF-8 logs in"
+    );
+}
+
 /// Posts `tagged_json` to Flask's `/api/session` and returns the session as
 /// Flask then sees it, in tagged JSON.
 async fn flask_session_after_posting(
