@@ -120,7 +120,7 @@ pub fn app_with_layer(sessions: SessionLayer) -> Router {
             flask_format: config.serialization_format(),
         }),
     };
-    Router::new()
+    let routes = Router::new()
         .route("/", get(page::index))
         // Seed 000: Flask Tutorials: Session Configuration.
         .route("/set_session", get(seeds::set_session))
@@ -150,7 +150,12 @@ pub fn app_with_layer(sessions: SessionLayer) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
         .layer(sessions)
-        .layer(middleware::map_response(explain_session_failures))
+        .layer(middleware::map_response(explain_session_failures));
+    // Around the routes as one service: a route's `Allow` header is added
+    // outside of the layers a `Router` puts around each route.
+    Router::new()
+        .fallback_service(routes)
+        .layer(middleware::from_fn(options_as_in_flask))
         .layer(middleware::map_response(private_and_not_sniffed))
         .layer(middleware::from_fn(log_request))
 }
@@ -221,6 +226,42 @@ async fn method_not_allowed(
             uri.path()
         ),
     )
+}
+
+/// Flask answers `OPTIONS` on every route itself: `200` with no body, and
+/// the route's methods, `OPTIONS` among them, in `Allow`, which its `405`s
+/// list too. axum's routes answer `OPTIONS` with a `405`.
+async fn options_as_in_flask(request: Request, next: Next) -> Response {
+    use axum::http::{header, HeaderValue, Method};
+    use axum::response::IntoResponse as _;
+    let asked_options = request.method() == Method::OPTIONS;
+    let mut response = next.run(request).await;
+    if response.status() != StatusCode::METHOD_NOT_ALLOWED {
+        return response;
+    }
+    let Some(allowed) = response
+        .headers()
+        .get(header::ALLOW)
+        .and_then(|allow| allow.to_str().ok())
+    else {
+        return response;
+    };
+    let mut methods: Vec<&str> = allowed
+        .split(',')
+        .map(str::trim)
+        .filter(|method| !method.is_empty())
+        .collect();
+    methods.push("OPTIONS");
+    let allow = HeaderValue::from_str(&methods.join(", ")).expect("methods are tokens");
+    if asked_options {
+        response = (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        )
+            .into_response();
+    }
+    response.headers_mut().insert(header::ALLOW, allow);
+    response
 }
 
 /// One log line per request: method, path, status.

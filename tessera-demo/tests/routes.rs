@@ -582,10 +582,11 @@ async fn unknown_routes_and_methods() {
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     for (method, path, allowed) in [
-        ("GET", "/login", "POST"),
-        ("POST", "/logout", "GET,HEAD"),
-        ("GET", "/cart", "POST"),
-        ("POST", "/api/session", "GET,HEAD"),
+        ("GET", "/login", "POST,OPTIONS"),
+        ("POST", "/logout", "GET,HEAD,OPTIONS"),
+        ("GET", "/cart", "POST,OPTIONS"),
+        ("POST", "/api/session", "GET,HEAD,OPTIONS"),
+        ("PATCH", "/api/session/theme", "PUT,DELETE,OPTIONS"),
     ] {
         let (status, headers, body) = oneshot(
             Request::builder()
@@ -610,6 +611,46 @@ async fn unknown_routes_and_methods() {
             .replace(' ', "");
         assert_eq!(allow, allowed, "{method} {path}");
     }
+}
+
+/// As Flask: `OPTIONS` on a route is a `200` with no body, its methods in
+/// `Allow`, and no session; on no route, a `404`.
+#[tokio::test]
+async fn options_are_answered_as_flask_answers_them() {
+    for (path, allowed) in [
+        ("/", "GET,HEAD,OPTIONS"),
+        ("/login", "POST,OPTIONS"),
+        ("/petname", "GET,HEAD,POST,OPTIONS"),
+        ("/api/session/theme", "PUT,DELETE,OPTIONS"),
+    ] {
+        let (status, headers, body) = oneshot(
+            Request::builder()
+                .method("OPTIONS")
+                .uri(path)
+                .body(Body::empty())
+                .expect("a request"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        assert_eq!(body, "", "{path}");
+        let allow = headers
+            .get(header::ALLOW)
+            .and_then(|allow| allow.to_str().ok())
+            .unwrap_or_default()
+            .replace(' ', "");
+        assert_eq!(allow, allowed, "{path}");
+        assert!(headers.get(header::SET_COOKIE).is_none(), "{path}");
+        assert_eq!(headers[header::CACHE_CONTROL], "no-store", "{path}");
+    }
+    let (status, _, _) = oneshot(
+        Request::builder()
+            .method("OPTIONS")
+            .uri("/nowhere")
+            .body(Body::empty())
+            .expect("a request"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
 /// Server-side, the page's expiry names the absolute lifetime when one is set.
