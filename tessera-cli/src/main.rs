@@ -78,14 +78,41 @@ fn log_to_stderr() {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .without_time()
-        .with_target(false)
+        .with_ansi(false)
         // A log that cannot be written (a full disk, a reader gone) must
         // not stop the command: the library would report it with
         // `eprintln!`, which panics when stderr is what failed.
         .log_internal_errors(false)
+        .event_format(CommandLineEvent)
         .init();
+}
+
+/// A library log line as the command's own warnings are written
+/// (`warning: …`): what the library logs as an error (a stored session that
+/// cannot be read) is a warning here, where the command itself may succeed,
+/// and `error: …` stays the one line of a failure.
+struct CommandLineEvent;
+
+impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for CommandLineEvent
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        context: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let kind = match *event.metadata().level() {
+            tracing::Level::ERROR | tracing::Level::WARN => "warning",
+            tracing::Level::INFO => "note",
+            tracing::Level::DEBUG | tracing::Level::TRACE => "debug",
+        };
+        write!(writer, "{kind}: ")?;
+        tracing_subscriber::fmt::FormatFields::format_fields(context, writer.by_ref(), event)?;
+        writeln!(writer)
+    }
 }
 
 fn main() -> ExitCode {

@@ -401,9 +401,12 @@ impl Store {
                 };
                 match crate::env::serialization_format()? {
                     Some(format) => {
+                        // A value neither format reads is shown as such, and
+                        // revoked with a warning, not taken for no session.
                         let store = tessera::store::FlaskSessionRedisStore::new(url, format)
                             .map_err(store_error)?
-                            .with_prefix(prefix.clone());
+                            .with_prefix(prefix.clone())
+                            .refusing_unreadable();
                         match store.sample_layout().await.map_err(store_error)? {
                             Some(found @ (Layout::Tessera | Layout::Both)) => Err(mismatch(found)),
                             Some(Layout::FlaskSession) => {

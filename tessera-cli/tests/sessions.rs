@@ -1160,6 +1160,100 @@ fn show_says_a_flask_session_only_creation_time_is_unknown() {
     }
 }
 
+/// A value under Flask-Session's layout that neither format reads (garbage,
+/// or pickled by a Flask-Session before 0.7) is listed, since the listing
+/// reads no values; `show` refuses it as unreadable rather than calling it
+/// absent, and `revoke` deletes it with a warning and succeeds, as for any
+/// other store's unreadable session. `revoke` deleted it and exited 1.
+#[test]
+fn an_unreadable_flask_session_value_is_shown_as_such_and_revoked() {
+    let url = std::env::var("TESSERA_TEST_REDIS_URL").unwrap_or_else(|_| {
+        panic!("TESSERA_TEST_REDIS_URL is not set: start the servers with `eval \"$(scripts/services.sh start)\"` or run scripts/test.sh")
+    });
+    let dir = TempDir::new("flask-session-unreadable");
+    let prefix = format!("cli-fs-unreadable-{}:", SessionId::generate().fingerprint());
+    let env = [
+        ("SESSION_KEY_PREFIX", prefix.as_str()),
+        ("SESSION_SERIALIZATION_FORMAT", "msgpack"),
+    ];
+    let run = |args: &[&str]| {
+        let mut args = args.to_vec();
+        args.extend(["--store", &url]);
+        run_in(&dir.0, &args, &env)
+    };
+    for (value, reason) in [
+        (&b"not msgpack {"[..], "neither msgpack nor JSON"),
+        (&b"\x80\x04\x95\x10\x00\x00\x00"[..], "pickled"),
+    ] {
+        let id = SessionId::generate();
+        let key = format!("{prefix}{}", id.as_str());
+        let stored = |key: String| {
+            runtime().block_on(async {
+                let mut conn = ::redis::Client::open(url.as_str())
+                    .expect("a client")
+                    .get_multiplexed_async_connection()
+                    .await
+                    .expect("a connection");
+                ::redis::cmd("EXISTS")
+                    .arg(&key)
+                    .query_async::<bool>(&mut conn)
+                    .await
+                    .expect("an answer")
+            })
+        };
+        runtime().block_on(async {
+            let mut conn = ::redis::Client::open(url.as_str())
+                .expect("a client")
+                .get_multiplexed_async_connection()
+                .await
+                .expect("a connection");
+            let _: () = ::redis::cmd("SET")
+                .arg(&key)
+                .arg(value)
+                .arg("EX")
+                .arg(600)
+                .query_async(&mut conn)
+                .await
+                .expect("a value written");
+        });
+        let listed = run(&["sessions", "list"]);
+        assert!(listed.stdout.contains(id.as_str()), "{:?}", listed.stdout);
+        let shown = run(&["sessions", "show", id.as_str()]);
+        assert_eq!(shown.status, Some(1), "{:?}", shown.stdout);
+        assert!(
+            shown
+                .refusal()
+                .starts_with("error: stored session data is corrupt")
+                && shown.stderr.contains(reason),
+            "{:?}",
+            shown.stderr
+        );
+        assert!(stored(key.clone()), "show leaves it");
+        let revoked = run(&["sessions", "revoke", id.as_str()]);
+        assert_eq!(revoked.status, Some(0), "{:?}", revoked.stderr);
+        assert_eq!(revoked.stdout.trim(), "revoked");
+        assert!(
+            revoked
+                .stderr
+                .starts_with("warning: the session's data cannot be read")
+                && revoked.stderr.contains(reason)
+                && revoked.stderr.lines().count() == 1,
+            "{:?}",
+            revoked.stderr
+        );
+        assert!(!stored(key), "revoked");
+        // (With a word that the prefix holds no session now.)
+        let gone = run(&["sessions", "show", id.as_str()]);
+        assert_eq!(gone.status, Some(1));
+        assert!(
+            gone.stderr
+                .ends_with("error: no live session with that id\n"),
+            "{:?}",
+            gone.stderr
+        );
+    }
+}
+
 /// The same commands on Redis (in tessera's layout and in Flask-Session's,
 /// chosen by the application's own SESSION_SERIALIZATION_FORMAT) and
 /// PostgreSQL, in plain text and over TLS (the servers
@@ -1693,6 +1787,13 @@ fn list_reports_what_it_leaves_out() {
     assert_eq!(
         out.stderr.matches("left out").count(),
         1,
+        "{:?}",
+        out.stderr
+    );
+    // The library's log lines read as the command's own warnings, not as a
+    // log (`ERROR …`, ` WARN …`): the command succeeded.
+    assert!(
+        out.stderr.lines().all(|line| line.starts_with("warning: ")),
         "{:?}",
         out.stderr
     );

@@ -507,6 +507,8 @@ struct Shared {
     /// Concurrent loads of one session, and increments of one counter,
     /// go as one.
     combiner: Combiner,
+    /// See [`FlaskSessionRedisStore::refusing_unreadable`].
+    refuse_unreadable: bool,
 }
 
 /// The same configuration, with none of the state: no connections, no
@@ -520,6 +522,7 @@ impl Clone for Shared {
             writers: WriterLocks::new(),
             listing: super::ListingSnapshot::default(),
             combiner: Combiner::default(),
+            refuse_unreadable: self.refuse_unreadable,
         }
     }
 }
@@ -566,6 +569,11 @@ impl fmt::Debug for FlaskSessionRedisStore {
     }
 }
 
+const PICKLED: &str = "a stored session that was pickled, as Flask-Session before 0.7 stores \
+     them (tessera never unpickles); an application with such a Flask-Session shares this \
+     prefix: upgrade it to 0.7 or later, which reads and writes msgpack or JSON, before sharing \
+     sessions with it";
+
 /// A session as read for a write: its value and whether it may be written.
 struct Snapshot {
     value: Vec<u8>,
@@ -598,8 +606,21 @@ impl FlaskSessionRedisStore {
                 writers: WriterLocks::new(),
                 listing: super::ListingSnapshot::default(),
                 combiner: Combiner::default(),
+                refuse_unreadable: false,
             }),
         })
+    }
+
+    /// Loads of a stored value that neither format reads (or a pickled
+    /// one) fail with [`StoreError::Corrupt`], saying why, rather than
+    /// reading as no session with the reason logged. For tools that inspect
+    /// or revoke stored sessions, to whom "no session" would be untrue; an
+    /// application keeps the default, under which such a visitor gets a new
+    /// session, as Flask-Session gives one.
+    #[must_use]
+    pub fn refusing_unreadable(mut self) -> Self {
+        self.shared_mut().refuse_unreadable = true;
+        self
     }
 
     /// Puts every key under `prefix` (Flask-Session's `SESSION_KEY_PREFIX`).
@@ -683,13 +704,7 @@ impl FlaskSessionRedisStore {
         match self.shared.format.decode(value) {
             Ok(data) => Some(data),
             Err(_) if pickled(value) => {
-                tracing::error!(
-                    session = %id.fingerprint(),
-                    "ignoring a stored session that was pickled, as Flask-Session before 0.7 \
-                     stores them (tessera never unpickles); an application with such a \
-                     Flask-Session shares this prefix: upgrade it to 0.7 or later, which reads \
-                     and writes msgpack or JSON, before sharing sessions with it"
-                );
+                tracing::error!(session = %id.fingerprint(), "ignoring {PICKLED}");
                 None
             }
             Err(error) => {
@@ -701,6 +716,21 @@ impl FlaskSessionRedisStore {
                 None
             }
         }
+    }
+
+    /// [`decode`](Self::decode) for a load, which fails instead when
+    /// [`refusing_unreadable`](Self::refusing_unreadable).
+    fn decode_loaded(&self, id: &SessionId, value: &[u8]) -> Result<Option<Map>, StoreError> {
+        if !self.shared.refuse_unreadable {
+            return Ok(self.decode(id, value));
+        }
+        self.shared.format.decode(value).map(Some).map_err(|error| {
+            if pickled(value) {
+                StoreError::corrupt(PICKLED)
+            } else {
+                StoreError::corrupt(Reason::caused_by(error.to_string(), error))
+            }
+        })
     }
 
     fn encode(&self, data: &Map) -> Result<Vec<u8>, StoreError> {
@@ -1132,7 +1162,7 @@ impl Combining for FlaskSessionRedisStore {
             }
             return Ok(None);
         }
-        let Some(data) = self.decode(id, &value) else {
+        let Some(data) = self.decode_loaded(id, &value)? else {
             return Ok(None);
         };
         record.data = data;
