@@ -69,6 +69,7 @@ pub(crate) enum SessionsCommand {
     List(ListArgs),
     /// Show one live session: its owner, times and data.
     #[command(
+        visible_alias = "inspect",
         long_about = "Show one live session: its id, user, creation time, idle expiry \
             (extended while the session is used), absolute expiry, and its data on one \
             line of Flask tagged JSON (the JSON Flask would sign: sorted keys, ASCII only, \

@@ -468,6 +468,11 @@ fn show_prints_the_record_and_its_tagged_data() {
             ("data", &data),
         ]
     );
+    // `inspect`, as the top-level help words it, is the same command.
+    assert_eq!(
+        store.run(&["sessions", "inspect", id.as_str()]).stdout,
+        out.stdout
+    );
 
     let out = store.run(&["sessions", "show", "--json", id.as_str()]);
     assert_eq!(
