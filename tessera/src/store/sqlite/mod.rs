@@ -1064,6 +1064,15 @@ async fn check_schema(conn: &mut SqliteConnection) -> Result<(), OpenFailure> {
         check_tables(conn).await
     } else if found > known {
         Err(newer_schema(conn, found).await)
+    } else if found == 0 {
+        // SQLite's own default, which no tessera leaves once it has made its
+        // tables: another program's file, a dump's copy, or a database
+        // without tables yet, each said as such.
+        check_no_other_tables(conn).await?;
+        Err(OpenFailure::Config(
+            "not a tessera session store (the database holds no tables: no session tables yet)"
+                .to_owned(),
+        ))
     } else {
         Err(OpenFailure::Config(format!(
             "not a tessera session store of schema version {known} (the file has version {found})"
@@ -1941,6 +1950,16 @@ mod tests {
                         );
                         // A newer tessera would not read it either.
                         assert!(!message.text().contains("upgrade tessera"), "{message}");
+                        // Named for what it is, not as a tessera schema of
+                        // version 0.
+                        if version == 0 {
+                            assert!(
+                                message
+                                    .text()
+                                    .contains("another program's tables (sessions, users)"),
+                                "{message}"
+                            );
+                        }
                     }
                     other => panic!("{name}: {other:?}"),
                 }
