@@ -705,6 +705,48 @@ impl fmt::Debug for PostgresStore {
 )]
 struct NoConnection(#[source] sqlx::Error);
 
+/// What sqlx makes of a server that does not speak PostgreSQL's protocol
+/// (an HTTP server, Redis, a port of something else): "unexpected response
+/// from SSLRequest: 0x48 (sqlx_postgres::connection::tls:95)", or a message
+/// length read from someone else's bytes, neither of which says what is
+/// wrong. The place in sqlx's source is left out.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the server's answer does not follow PostgreSQL's protocol ({text}): is the address \
+     a PostgreSQL server's (or a pooler's in front of one)?"
+)]
+struct NotPostgres {
+    text: String,
+    #[source]
+    source: sqlx::Error,
+}
+
+/// `error`, or [`NotPostgres`] when it is the answer of something else than
+/// PostgreSQL: sqlx's protocol errors, and a message whose length, read
+/// from another protocol's bytes, runs past what the server sent.
+fn connect_failure(error: sqlx::Error) -> Box<dyn std::error::Error + Send + Sync> {
+    let text = match &error {
+        sqlx::Error::Protocol(message) => message.clone(),
+        sqlx::Error::Io(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+            let message = io.to_string();
+            if !message.starts_with("expected to read ") {
+                return Box::new(error);
+            }
+            message
+        }
+        _ => return Box::new(error),
+    };
+    // "… (sqlx_postgres::connection::tls:95)": where in sqlx, not why.
+    let text = match text.rfind(" (sqlx_") {
+        Some(at) if text.ends_with(')') => text[..at].to_owned(),
+        _ => text,
+    };
+    Box::new(NotPostgres {
+        text,
+        source: error,
+    })
+}
+
 /// An operation outlived [`PostgresStore::with_operation_timeout`].
 #[derive(Debug, thiserror::Error)]
 #[error(
@@ -1167,7 +1209,7 @@ impl PostgresStore {
                 }
                 OpenFailure::Sql(source) => StoreError::Unavailable(Box::new(OpenError {
                     server: self.server(),
-                    source: Box::new(source),
+                    source: connect_failure(source),
                 })),
             })?;
             self.shared
@@ -3795,6 +3837,43 @@ mod tests {
         assert!(counted == 2 || counted == 3, "{counted}");
         holder.close().await.expect("close");
         drop_schema(store, &schema).await;
+    }
+
+    /// An HTTP server (or anything else) at the URL's address answers
+    /// PostgreSQL's first message with bytes sqlx reports as a protocol
+    /// error that names a line of its source, or as a message longer than
+    /// what came: the error says the answer is not PostgreSQL's instead.
+    #[tokio::test]
+    async fn a_server_that_is_not_postgres_is_named_as_such() {
+        use std::io::{Read as _, Write as _};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+        let port = listener.local_addr().expect("its address").port();
+        std::thread::spawn(move || {
+            for mut stream in listener.incoming().flatten() {
+                let mut request = [0u8; 512];
+                let _ = stream.read(&mut request);
+                let _ = stream.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+            }
+        });
+        for mode in ["prefer", "disable"] {
+            let store = PostgresStore::new(&format!(
+                "postgres://tessera@127.0.0.1:{port}/tessera?sslmode={mode}"
+            ))
+            .expect("url")
+            .with_acquire_timeout(Duration::from_secs(5));
+            let error = store
+                .load(&SessionId::generate(), NOW)
+                .await
+                .expect_err("no PostgreSQL there");
+            assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
+            let message = error.to_string();
+            assert!(
+                message.contains("does not follow PostgreSQL's protocol")
+                    && message.contains(&format!("127.0.0.1:{port}/tessera"))
+                    && !message.contains("sqlx_postgres::"),
+                "{mode}: {message}"
+            );
+        }
     }
 
     #[tokio::test]

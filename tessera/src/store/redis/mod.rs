@@ -1022,6 +1022,11 @@ fn scheme_hint(tls: bool, error: &RedisError) -> &'static str {
     } else if tls && (error.is_timeout() || error.to_string().contains("corrupt message")) {
         "; a server without TLS leaves a TLS handshake unanswered or answers it with something \
          else: if this one has no TLS, use a redis:// URL"
+    } else if error.kind() == ::redis::ErrorKind::Parse {
+        // "Incompatible type - Parse error at 1 Unexpected `72`…": the
+        // answer of an HTTP server, or of anything else but Redis.
+        "; the server's answer does not follow Redis' protocol: is the address a Redis (or \
+         Valkey) server's?"
     } else {
         ""
     }
@@ -3331,6 +3336,35 @@ mod tests {
         assert_eq!(
             store.increment(&id, "n", 1, NOW).await.expect("increment"),
             Some(applied + 1)
+        );
+    }
+
+    /// An HTTP server (or anything else) at the URL's address answers with
+    /// bytes redis-rs reports as "Incompatible type - Parse error …": the
+    /// error says the answer is not Redis' protocol.
+    #[tokio::test]
+    async fn a_server_that_is_not_redis_is_named_as_such() {
+        use std::io::{Read as _, Write as _};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+        let port = listener.local_addr().expect("its address").port();
+        std::thread::spawn(move || {
+            for mut stream in listener.incoming().flatten() {
+                let mut request = [0u8; 512];
+                let _ = stream.read(&mut request);
+                let _ = stream.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+            }
+        });
+        let store = RedisStore::new(&format!("redis://127.0.0.1:{port}/0")).expect("a Redis URL");
+        let error = store
+            .load(&SessionId::generate(), NOW)
+            .await
+            .expect_err("no Redis there");
+        assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
+        let message = error.to_string();
+        assert!(
+            message.contains("does not follow Redis' protocol")
+                && message.contains(&format!("127.0.0.1:{port}")),
+            "{message}"
         );
     }
 
