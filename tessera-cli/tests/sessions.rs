@@ -1806,6 +1806,14 @@ fn list_reports_what_it_leaves_out() {
     let out = store.run(&["sessions", "show", hand_written.as_str()]);
     assert_eq!(out.status, Some(1), "{:?}", out.stdout);
     assert!(out.stderr.contains("corrupt"), "{:?}", out.stderr);
+    // Said in SQL's types, which the operator can check, not in Rust's.
+    assert!(
+        out.stderr.contains(
+            r#"column "created_at" holds a value of type TEXT where the store keeps INTEGER"#
+        ) && !out.stderr.contains("Rust type"),
+        "{:?}",
+        out.stderr
+    );
     // Revoked by id, it goes: unreadable is no reason to keep it.
     let out = store.run(&["sessions", "revoke", hand_written.as_str()]);
     assert_eq!(out.status, Some(0), "{:?}", out.stderr);

@@ -13,9 +13,37 @@ pub(super) fn db(error: sqlx::Error) -> StoreError {
         // What a row holds, not whether the store answers: a column of
         // another type than tessera writes (a file edited by hand, say).
         sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => {
-            StoreError::corrupt(Reason::caused_by(error.to_string(), error))
+            StoreError::corrupt(Reason::caused_by(column_of_another_type(&error), error))
         }
         error => StoreError::unavailable(error),
+    }
+}
+
+/// sqlx's "error occurred while decoding column "created_at": mismatched
+/// types; Rust type `i64` (as SQL type `INTEGER`) is not compatible with SQL
+/// type `TEXT`" as the operator can act on it, without Rust's types: which
+/// column holds what type instead of which. Any other decoding error as
+/// sqlx words it.
+fn column_of_another_type(error: &sqlx::Error) -> String {
+    let text = error.to_string();
+    let sqlx::Error::ColumnDecode { index, source } = error else {
+        return text;
+    };
+    let source = source.to_string();
+    let expected = source
+        .split_once("(as SQL type `")
+        .and_then(|(_, rest)| rest.split_once('`'))
+        .map(|(expected, _)| expected);
+    let found = source
+        .split_once("is not compatible with SQL type `")
+        .and_then(|(_, rest)| rest.split_once('`'))
+        .map(|(found, _)| found);
+    match (expected, found) {
+        (Some(expected), Some(found)) => format!(
+            "column {index} holds a value of type {found} where the store keeps {expected} \
+             (written by another program, or by hand?)"
+        ),
+        _ => text,
     }
 }
 
