@@ -209,6 +209,38 @@ pub async fn run(cli: Cli) -> Result<(), RunError> {
 /// How long closing the session store may take at shutdown.
 const STORE_CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// The timeout's `408` comes with no body and none of the headers the
+/// routes' layers add, since it cuts them off: says what happened, as every
+/// other error here does, and logs the request, which no route logged.
+fn explain_timeout(
+    mut response: axum::response::Response,
+    seconds: u64,
+) -> axum::response::Response {
+    use axum::http::{header, HeaderValue};
+    if response.status() != StatusCode::REQUEST_TIMEOUT
+        || axum::body::HttpBody::size_hint(response.body()).exact() != Some(0)
+    {
+        return response;
+    }
+    tracing::info!(status = 408, "request cut off after {seconds} s");
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.remove(header::CONTENT_LENGTH);
+    *response.body_mut() = axum::body::Body::from(format!(
+        "Request Timeout: the request took longer than {seconds} s (a body sent too slowly \
+         or not finished, or a session store slow to answer) and was cut off.\n"
+    ));
+    response
+}
+
 /// Serves until a signal, then finishes the requests in flight until the
 /// deadline or a second signal. Returns whether they all finished.
 async fn serve(
@@ -219,10 +251,15 @@ async fn serve(
 ) -> Result<bool, RunError> {
     // Outside the session layer: a request cut off saves nothing, as one
     // whose client went away.
-    let app = crate::app_with_layer(sessions).layer(TimeoutLayer::with_status_code(
-        StatusCode::REQUEST_TIMEOUT,
-        std::time::Duration::from_secs(cli.request_timeout),
-    ));
+    let request_timeout = cli.request_timeout;
+    let app = crate::app_with_layer(sessions)
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            std::time::Duration::from_secs(request_timeout),
+        ))
+        .layer(axum::middleware::map_response(move |response| async move {
+            explain_timeout(response, request_timeout)
+        }));
     let connections = hyper_util::server::graceful::GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(hyper_util::rt::TokioTimer::new())

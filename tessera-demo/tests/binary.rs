@@ -584,6 +584,12 @@ async fn a_slow_or_stalled_request_body_is_cut_off_after_the_request_timeout() {
     for (what, answer) in [("stalled", stalled_answer), ("trickling", trickle_answer)] {
         let answer = answer.unwrap_or_else(|| panic!("the {what} request's connection stays open"));
         assert!(answer.starts_with("HTTP/1.1 408"), "{what}: {answer:?}");
+        // Said in words, as every other error, and kept out of caches.
+        assert!(
+            answer.contains("Request Timeout: the request took longer than 1 s")
+                && answer.contains("cache-control: no-store"),
+            "{what}: {answer:?}"
+        );
     }
     assert!(
         started.elapsed() < Duration::from_secs(6),
