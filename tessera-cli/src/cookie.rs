@@ -50,7 +50,9 @@ pub(crate) enum CookieCommand {
             Keys: --secret-key-file (the key's bytes in a file, one trailing line end \
             dropped) or --secret-key wins over the SECRET_KEY environment variable; \
             --fallback-key (repeatable, oldest first) wins over SECRET_KEY_FALLBACKS \
-            (comma-separated, oldest first, like Flask's SECRET_KEY_FALLBACKS). Each \
+            (comma-separated, oldest first, blanks around each key dropped; or a JSON list \
+            of strings, each key exactly as written, as Flask's from_prefixed_env reads \
+            FLASK_SECRET_KEY_FALLBACKS). Each \
             option falls back to its variable independently. A key need not be UTF-8 \
             (Flask's quickstart key is not). Prefer the variables or --secret-key-file for \
             real keys: the command line of a running process is visible to other users \
@@ -127,7 +129,7 @@ pub(crate) struct DecodeArgs {
     cookie_name: Option<String>,
 
     /// An older key still accepted (repeatable, oldest first).
-    /// Default: SECRET_KEY_FALLBACKS, comma-separated.
+    /// Default: SECRET_KEY_FALLBACKS, comma-separated or a JSON list of strings.
     #[arg(long = "fallback-key", value_name = "KEY")]
     fallback_keys: Vec<OsString>,
 
