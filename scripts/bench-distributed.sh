@@ -52,7 +52,9 @@ if (( ${#packages[@]} )); then
     apt_install bench-distributed "${packages[@]}"
 fi
 
-eval "$(scripts/services.sh start)"
+# Assigned first: `eval "$(…)"` would hide a failed start behind eval's 0.
+exports="$(scripts/services.sh start)"
+eval "$exports"
 services_dir="$TESSERA_SERVICES_DIR"
 redis_url="$TESSERA_TEST_REDIS_URL"
 pg_url="$TESSERA_TEST_POSTGRES_URL"

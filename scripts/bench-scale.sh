@@ -26,7 +26,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-eval "$(scripts/services.sh start)"
+# Assigned first: `eval "$(…)"` would hide a failed start behind eval's 0.
+exports="$(scripts/services.sh start)"
+eval "$exports"
 services_dir="$TESSERA_SERVICES_DIR"
 
 echo "bench-scale: cargo bench --bench store_scale" >&2

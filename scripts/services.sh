@@ -37,6 +37,7 @@ pg_bin() {
         # return the status the script is exiting with.
         [[ -x "$dir/pg_ctl" ]] && { echo "$dir"; return 0; }
     done
+    return 0
 }
 
 start() {
@@ -82,15 +83,19 @@ start() {
         sleep 0.1
     done
     log "redis on 127.0.0.1:$redis_port, postgres on 127.0.0.1:$pg_port, in $dir"
+    # Printed whole, then the trap dropped: a caller gone meanwhile (its
+    # end of the pipe closed) fails the print, and the trap stops them.
+    # PostgreSQL's URL asks for plain text, as before the server spoke TLS:
+    # the benchmarks stay comparable with earlier runs and with peers that
+    # have no TLS.
+    printf '%s\n' \
+        "export TESSERA_SERVICES_DIR='$dir'" \
+        "export TESSERA_TEST_REDIS_URL='redis://127.0.0.1:$redis_port/0'" \
+        "export TESSERA_TEST_POSTGRES_URL='postgres://tessera@127.0.0.1:$pg_port/tessera?sslmode=disable'" \
+        "export TESSERA_TEST_REDIS_TLS_URL='rediss://127.0.0.1:$(cat "$dir/redis.tls-port")/0'" \
+        "export TESSERA_TEST_POSTGRES_TLS_URL='postgres://tessera@127.0.0.1:$pg_port/tessera?sslmode=verify-full&sslrootcert=$dir/tls/ca.pem'" \
+        "export SSL_CERT_FILE='$dir/tls/bundle.pem'"
     trap - EXIT
-    echo "export TESSERA_SERVICES_DIR='$dir'"
-    echo "export TESSERA_TEST_REDIS_URL='redis://127.0.0.1:$redis_port/0'"
-    # Plain text, as before the server spoke TLS: the benchmarks stay
-    # comparable with earlier runs and with peers that have no TLS.
-    echo "export TESSERA_TEST_POSTGRES_URL='postgres://tessera@127.0.0.1:$pg_port/tessera?sslmode=disable'"
-    echo "export TESSERA_TEST_REDIS_TLS_URL='rediss://127.0.0.1:$(cat "$dir/redis.tls-port")/0'"
-    echo "export TESSERA_TEST_POSTGRES_TLS_URL='postgres://tessera@127.0.0.1:$pg_port/tessera?sslmode=verify-full&sslrootcert=$dir/tls/ca.pem'"
-    echo "export SSL_CERT_FILE='$dir/tls/bundle.pem'"
 }
 
 # A CA and a certificate it signed for 127.0.0.1 and localhost, valid for a
@@ -161,8 +166,15 @@ stop() {
     if [[ -f "$dir/redis.pid" ]]; then
         kill "$(cat "$dir/redis.pid")" 2>/dev/null || true
     elif [[ -f "$dir/redis.port" ]]; then
-        # Stopped while Redis was starting, before it wrote its pid file.
-        redis-cli -p "$(cat "$dir/redis.port")" shutdown nosave >/dev/null 2>&1 || true
+        # Stopped while Redis was starting, before it wrote its pid file:
+        # shut down the Redis on its port if it is this one (its directory
+        # is this one's), not another that took the port meanwhile.
+        local port
+        port="$(cat "$dir/redis.port")"
+        if [[ "$(redis-cli -p "$port" config get dir 2>/dev/null | sed -n 2p)" \
+            == "$(cd "$dir" && pwd -P)" ]]; then
+            redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true
+        fi
     fi
     if [[ -d "$dir/pg/data" && -n "$bin" ]]; then
         "${as_pg[@]}" "$bin/pg_ctl" -D "$dir/pg/data" -m immediate stop >/dev/null 2>&1 || true

@@ -49,7 +49,9 @@ cargo clippy --workspace --all-targets --all-features --quiet -- -D warnings
 step "Redis and PostgreSQL on loopback for the store tests"
 services_dir=""
 trap '[[ -z "$services_dir" ]] || scripts/services.sh stop "$services_dir"' EXIT
-eval "$(scripts/services.sh start)"
+# Assigned first: `eval "$(…)"` would hide a failed start behind eval's 0.
+exports="$(scripts/services.sh start)"
+eval "$exports"
 services_dir="$TESSERA_SERVICES_DIR"
 
 step "Chromium and chromedriver for the browser tests (Debian's chromium, chromium-driver)"

@@ -110,6 +110,11 @@ where
             tracing::Level::DEBUG | tracing::Level::TRACE => "debug",
         };
         write!(writer, "{kind}: ")?;
+        // Debugging output comes from many crates (hyper, sqlx, redis):
+        // named, so that it can be told apart and filtered with RUST_LOG.
+        if kind == "debug" {
+            write!(writer, "{}: ", event.metadata().target())?;
+        }
         tracing_subscriber::fmt::FormatFields::format_fields(context, writer.by_ref(), event)?;
         writeln!(writer)
     }

@@ -215,6 +215,8 @@ const STORE_CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(
 fn explain_timeout(
     mut response: axum::response::Response,
     seconds: u64,
+    method: &axum::http::Method,
+    path: &str,
 ) -> axum::response::Response {
     use axum::http::{header, HeaderValue};
     if response.status() != StatusCode::REQUEST_TIMEOUT
@@ -222,7 +224,7 @@ fn explain_timeout(
     {
         return response;
     }
-    tracing::info!(status = 408, "request cut off after {seconds} s");
+    tracing::info!(%method, %path, status = 408, "request cut off after {seconds} s");
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
@@ -257,9 +259,14 @@ async fn serve(
             StatusCode::REQUEST_TIMEOUT,
             std::time::Duration::from_secs(request_timeout),
         ))
-        .layer(axum::middleware::map_response(move |response| async move {
-            explain_timeout(response, request_timeout)
-        }));
+        .layer(axum::middleware::from_fn(
+            move |request: axum::extract::Request, next: axum::middleware::Next| async move {
+                let method = request.method().clone();
+                let path = request.uri().path().to_owned();
+                let response = next.run(request).await;
+                explain_timeout(response, request_timeout, &method, &path)
+            },
+        ));
     let connections = hyper_util::server::graceful::GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(hyper_util::rt::TokioTimer::new())

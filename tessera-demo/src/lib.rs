@@ -233,7 +233,6 @@ async fn method_not_allowed(
 /// list too. axum's routes answer `OPTIONS` with a `405`.
 async fn options_as_in_flask(request: Request, next: Next) -> Response {
     use axum::http::{header, HeaderValue, Method};
-    use axum::response::IntoResponse as _;
     let asked_options = request.method() == Method::OPTIONS;
     let mut response = next.run(request).await;
     if response.status() != StatusCode::METHOD_NOT_ALLOWED {
@@ -251,14 +250,21 @@ async fn options_as_in_flask(request: Request, next: Next) -> Response {
         .map(str::trim)
         .filter(|method| !method.is_empty())
         .collect();
-    methods.push("OPTIONS");
+    if !methods.contains(&"OPTIONS") {
+        methods.push("OPTIONS");
+    }
     let allow = HeaderValue::from_str(&methods.join(", ")).expect("methods are tokens");
     if asked_options {
-        response = (
-            StatusCode::OK,
-            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-        )
-            .into_response();
+        // The 405's headers stay: the session's (a refreshed cookie, `Vary`),
+        // which Flask sends for OPTIONS as for any request.
+        *response.status_mut() = StatusCode::OK;
+        *response.body_mut() = axum::body::Body::empty();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        );
+        headers.remove(header::CONTENT_LENGTH);
     }
     response.headers_mut().insert(header::ALLOW, allow);
     response

@@ -142,18 +142,43 @@ fn unquote_plus(text: &[u8]) -> String {
     out
 }
 
+/// A part's `charset` parameter as Werkzeug's `parse_options_header` reads
+/// it from the part's raw `Content-Type`: `name=value` with no blank around
+/// `=`, the value a token or a quoted string, the last one named `charset`
+/// winning, in lowercase. Whatever else the header holds does not hide it.
+fn part_charset(content_type: &[u8]) -> Option<String> {
+    let token = |byte: &u8| byte.is_ascii_alphanumeric() || b"!#$%&*+-.^_`|~".contains(byte);
+    let mut charset = None;
+    for parameter in content_type.split(|&byte| byte == b';').skip(1) {
+        let parameter = parameter.trim_ascii_start();
+        let name_length = parameter.iter().take_while(|byte| token(byte)).count();
+        let (name, rest) = parameter.split_at(name_length);
+        let Some(value) = rest.strip_prefix(b"=") else {
+            continue;
+        };
+        if !name.eq_ignore_ascii_case(b"charset") {
+            continue;
+        }
+        let value = match value.strip_prefix(b"\"") {
+            Some(quoted) => match quoted.iter().position(|&byte| byte == b'"') {
+                Some(end) => &quoted[..end],
+                None => continue,
+            },
+            None => &value[..value.iter().take_while(|byte| token(byte)).count()],
+        };
+        if !value.is_empty() {
+            charset = Some(String::from_utf8_lossy(value).to_ascii_lowercase());
+        }
+    }
+    charset
+}
+
 /// A multipart text field's bytes as Werkzeug 3 decodes them: in the part's
 /// `charset` if it is one of the four it trusts, else UTF-8; bytes that do
 /// not decode become U+FFFD, and a byte order mark is a character like any
 /// other, not a choice of encoding.
-fn werkzeug_part_text(bytes: &[u8], content_type: Option<&str>) -> String {
-    let charset = content_type
-        .into_iter()
-        .flat_map(|value| value.split(';').skip(1))
-        .filter_map(|parameter| parameter.split_once('='))
-        .find(|(name, _)| name.trim().eq_ignore_ascii_case("charset"))
-        .map(|(_, value)| value.trim().trim_matches('"').to_ascii_lowercase());
-    match charset.as_deref() {
+fn werkzeug_part_text(bytes: &[u8], content_type: Option<&[u8]>) -> String {
+    match part_charset(content_type.unwrap_or_default()).as_deref() {
         Some("iso-8859-1") => bytes.iter().copied().map(char::from).collect(),
         Some("ascii" | "us-ascii") => bytes
             .iter()
@@ -197,7 +222,12 @@ async fn multipart_fields(
         if field.file_name().is_some() {
             continue;
         }
-        let content_type = field.content_type().map(str::to_owned);
+        // Raw: the parsed type is none at all when anything in the header
+        // displeases the parser, where Werkzeug still finds the charset.
+        let content_type = field
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .map(|value| value.as_bytes().to_vec());
         match field.bytes().await {
             Ok(value) => fields.push((name, werkzeug_part_text(&value, content_type.as_deref()))),
             Err(error) => return refused(error.status()),

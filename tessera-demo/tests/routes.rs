@@ -651,6 +651,27 @@ async fn options_are_answered_as_flask_answers_them() {
     )
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    // A permanent session is re-signed on every response, as in Flask
+    // (SESSION_REFRESH_EACH_REQUEST): this one's too.
+    let cookie = signed_cookie(&[("_permanent", Value::Bool(true)), ("user", "alice".into())]);
+    let (status, headers, _) = oneshot(
+        Request::builder()
+            .method("OPTIONS")
+            .uri("/")
+            .header(header::COOKIE, format!("session={cookie}"))
+            .body(Body::empty())
+            .expect("a request"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let set_cookie = headers
+        .get(header::SET_COOKIE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default();
+    assert!(
+        set_cookie.starts_with("session=") && set_cookie.contains("Expires="),
+        "{headers:?}"
+    );
 }
 
 /// Server-side, the page's expiry names the absolute lifetime when one is set.

@@ -706,10 +706,10 @@ impl fmt::Debug for PostgresStore {
 struct NoConnection(#[source] sqlx::Error);
 
 /// What sqlx makes of a server that does not speak PostgreSQL's protocol
-/// (an HTTP server, Redis, a port of something else): "unexpected response
-/// from SSLRequest: 0x48 (sqlx_postgres::connection::tls:95)", or a message
+/// (an HTTP server, a port of something else): "unexpected response from
+/// SSLRequest: 0x48 (sqlx_postgres::connection::tls:95)", or a message
 /// length read from someone else's bytes, neither of which says what is
-/// wrong. The place in sqlx's source is left out.
+/// wrong.
 #[derive(Debug, thiserror::Error)]
 #[error(
     "the server's answer does not follow PostgreSQL's protocol ({text}): is the address \
@@ -721,30 +721,64 @@ struct NotPostgres {
     source: sqlx::Error,
 }
 
-/// `error`, or [`NotPostgres`] when it is the answer of something else than
-/// PostgreSQL: sqlx's protocol errors, and a message whose length, read
-/// from another protocol's bytes, runs past what the server sent.
+/// sqlx's other protocol errors (an authentication method it lacks, say),
+/// without the place in sqlx's source that its messages end with.
+#[derive(Debug, thiserror::Error)]
+#[error("{text}")]
+struct ProtocolError {
+    text: String,
+    #[source]
+    source: sqlx::Error,
+}
+
+/// `error`, or [`NotPostgres`] where only something else than PostgreSQL
+/// answers so: a first byte to the TLS request that is neither PostgreSQL's
+/// `S` nor `N` (a connection closed before answering reads as 0x00, which is
+/// no such sign), and a message length far beyond what came, read from
+/// another protocol's text.
 fn connect_failure(error: sqlx::Error) -> Box<dyn std::error::Error + Send + Sync> {
-    let text = match &error {
-        sqlx::Error::Protocol(message) => message.clone(),
-        sqlx::Error::Io(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
-            let message = io.to_string();
-            if !message.starts_with("expected to read ") {
-                return Box::new(error);
+    match &error {
+        sqlx::Error::Protocol(message) => {
+            // "… (sqlx_postgres::connection::tls:95)": where in sqlx, not why.
+            let text = match message.rfind(" (sqlx_") {
+                Some(at) if message.ends_with(')') => message[..at].to_owned(),
+                _ => message.clone(),
+            };
+            let foreign = text
+                .strip_prefix("unexpected response from SSLRequest: 0x")
+                .is_some_and(|byte| byte != "00");
+            if foreign {
+                Box::new(NotPostgres {
+                    text,
+                    source: error,
+                })
+            } else {
+                Box::new(ProtocolError {
+                    text,
+                    source: error,
+                })
             }
-            message
         }
-        _ => return Box::new(error),
-    };
-    // "… (sqlx_postgres::connection::tls:95)": where in sqlx, not why.
-    let text = match text.rfind(" (sqlx_") {
-        Some(at) if text.ends_with(')') => text[..at].to_owned(),
-        _ => text,
-    };
-    Box::new(NotPostgres {
-        text,
-        source: error,
-    })
+        sqlx::Error::Io(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+            let text = io.to_string();
+            // Four ASCII bytes read as a length are at least 0x20202020;
+            // PostgreSQL's handshake messages are small, and a server that
+            // went away mid-message leaves a small length unread.
+            let length = text
+                .strip_prefix("expected to read ")
+                .and_then(|rest| rest.split_once(' '))
+                .and_then(|(length, _)| length.parse::<u64>().ok());
+            if length.is_some_and(|length| length >= 1 << 24) {
+                Box::new(NotPostgres {
+                    text,
+                    source: error,
+                })
+            } else {
+                Box::new(error)
+            }
+        }
+        _ => Box::new(error),
+    }
 }
 
 /// An operation outlived [`PostgresStore::with_operation_timeout`].
@@ -3842,37 +3876,50 @@ mod tests {
     /// An HTTP server (or anything else) at the URL's address answers
     /// PostgreSQL's first message with bytes sqlx reports as a protocol
     /// error that names a line of its source, or as a message longer than
-    /// what came: the error says the answer is not PostgreSQL's instead.
+    /// what came: the error says the answer is not PostgreSQL's instead. A
+    /// server that closes the connection unanswered (a proxy whose backend
+    /// is down) is not called another protocol.
     #[tokio::test]
     async fn a_server_that_is_not_postgres_is_named_as_such() {
         use std::io::{Read as _, Write as _};
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
-        let port = listener.local_addr().expect("its address").port();
-        std::thread::spawn(move || {
-            for mut stream in listener.incoming().flatten() {
-                let mut request = [0u8; 512];
-                let _ = stream.read(&mut request);
-                let _ = stream.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+        let serve = |answer: &'static [u8]| {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+            let port = listener.local_addr().expect("its address").port();
+            std::thread::spawn(move || {
+                for mut stream in listener.incoming().flatten() {
+                    let mut request = [0u8; 512];
+                    let _ = stream.read(&mut request);
+                    let _ = stream.write_all(answer);
+                }
+            });
+            port
+        };
+        let http = serve(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+        let silent = serve(b"");
+        for (port, foreign) in [(http, true), (silent, false)] {
+            for mode in ["prefer", "disable"] {
+                let store = PostgresStore::new(&format!(
+                    "postgres://tessera@127.0.0.1:{port}/tessera?sslmode={mode}"
+                ))
+                .expect("url")
+                .with_acquire_timeout(Duration::from_secs(5));
+                let error = store
+                    .load(&SessionId::generate(), NOW)
+                    .await
+                    .expect_err("no PostgreSQL there");
+                assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
+                let message = error.to_string();
+                assert_eq!(
+                    message.contains("does not follow PostgreSQL's protocol"),
+                    foreign,
+                    "{mode}: {message}"
+                );
+                assert!(
+                    message.contains(&format!("127.0.0.1:{port}/tessera"))
+                        && !message.contains("sqlx_postgres::"),
+                    "{mode}: {message}"
+                );
             }
-        });
-        for mode in ["prefer", "disable"] {
-            let store = PostgresStore::new(&format!(
-                "postgres://tessera@127.0.0.1:{port}/tessera?sslmode={mode}"
-            ))
-            .expect("url")
-            .with_acquire_timeout(Duration::from_secs(5));
-            let error = store
-                .load(&SessionId::generate(), NOW)
-                .await
-                .expect_err("no PostgreSQL there");
-            assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
-            let message = error.to_string();
-            assert!(
-                message.contains("does not follow PostgreSQL's protocol")
-                    && message.contains(&format!("127.0.0.1:{port}/tessera"))
-                    && !message.contains("sqlx_postgres::"),
-                "{mode}: {message}"
-            );
         }
     }
 
