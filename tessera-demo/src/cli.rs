@@ -3,11 +3,9 @@
 use std::io::{self, IsTerminal as _, Write as _};
 use std::path::PathBuf;
 
-use axum::http::StatusCode;
 use clap::Parser;
 use tessera::{SessionConfig, SessionType};
 use tokio::net::TcpListener;
-use tower_http::timeout::TimeoutLayer;
 
 use crate::secret::{self, KeySource, SetupError};
 
@@ -209,40 +207,6 @@ pub async fn run(cli: Cli) -> Result<(), RunError> {
 /// How long closing the session store may take at shutdown.
 const STORE_CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// The timeout's `408` comes with no body and none of the headers the
-/// routes' layers add, since it cuts them off: says what happened, as every
-/// other error here does, and logs the request, which no route logged.
-fn explain_timeout(
-    mut response: axum::response::Response,
-    seconds: u64,
-    method: &axum::http::Method,
-    path: &str,
-) -> axum::response::Response {
-    use axum::http::{header, HeaderValue};
-    if response.status() != StatusCode::REQUEST_TIMEOUT
-        || axum::body::HttpBody::size_hint(response.body()).exact() != Some(0)
-    {
-        return response;
-    }
-    tracing::info!(%method, %path, status = 408, "request cut off after {seconds} s");
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    headers.remove(header::CONTENT_LENGTH);
-    *response.body_mut() = axum::body::Body::from(format!(
-        "Request Timeout: the request took longer than {seconds} s (a body sent too slowly \
-         or not finished, or a session store slow to answer) and was cut off.\n"
-    ));
-    response
-}
-
 /// Serves until a signal, then finishes the requests in flight until the
 /// deadline or a second signal. Returns whether they all finished.
 async fn serve(
@@ -251,22 +215,10 @@ async fn serve(
     cli: &Cli,
     mut signals: ShutdownSignals,
 ) -> Result<bool, RunError> {
-    // Outside the session layer: a request cut off saves nothing, as one
-    // whose client went away.
-    let request_timeout = cli.request_timeout;
-    let app = crate::app_with_layer(sessions)
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            std::time::Duration::from_secs(request_timeout),
-        ))
-        .layer(axum::middleware::from_fn(
-            move |request: axum::extract::Request, next: axum::middleware::Next| async move {
-                let method = request.method().clone();
-                let path = request.uri().path().to_owned();
-                let response = next.run(request).await;
-                explain_timeout(response, request_timeout, &method, &path)
-            },
-        ));
+    let app = crate::app_with(
+        sessions,
+        Some(std::time::Duration::from_secs(cli.request_timeout)),
+    );
     let connections = hyper_util::server::graceful::GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(hyper_util::rt::TokioTimer::new())

@@ -106,6 +106,13 @@ pub fn build_app(config: SessionConfig) -> Router {
 
 /// [`build_app`] around a session layer made already (to reach its store).
 pub fn app_with_layer(sessions: SessionLayer) -> Router {
+    app_with(sessions, None)
+}
+
+/// [`app_with_layer`], with a deadline on each request once its headers
+/// are in (the binary's `--request-timeout`): a request cut off is answered
+/// `408`, and saves nothing, as one whose client went away.
+pub(crate) fn app_with(sessions: SessionLayer, request_timeout: Option<Duration>) -> Router {
     let config = sessions.config().clone();
     let state = AppState {
         info: Arc::new(ConfigInfo {
@@ -152,12 +159,64 @@ pub fn app_with_layer(sessions: SessionLayer) -> Router {
         .layer(sessions)
         .layer(middleware::map_response(explain_session_failures));
     // Around the routes as one service: a route's `Allow` header is added
-    // outside of the layers a `Router` puts around each route.
-    Router::new()
-        .fallback_service(routes)
-        .layer(middleware::from_fn(options_as_in_flask))
-        .layer(middleware::map_response(private_and_not_sniffed))
-        .layer(middleware::from_fn(log_request))
+    // outside of the layers a `Router` puts around each route, and
+    // `finish_response` needs it.
+    let app = Router::new().fallback_service(routes);
+    let app = match request_timeout {
+        Some(timeout) => app.layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            timeout,
+        )),
+        None => app,
+    };
+    app.layer(middleware::from_fn_with_state(
+        request_timeout,
+        finish_response,
+    ))
+}
+
+/// What every response gets, in one middleware (each costs the demo's
+/// every request): `OPTIONS` answered as Flask answers it, the timeout's
+/// `408` explained, the headers that keep pages private, and a log line.
+async fn finish_response(
+    axum::extract::State(request_timeout): axum::extract::State<Option<Duration>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let mut response = next.run(request).await;
+    if response.status() == StatusCode::METHOD_NOT_ALLOWED {
+        options_as_in_flask(&method, &mut response);
+    }
+    if let Some(timeout) = request_timeout {
+        explain_timeout(&mut response, timeout);
+    }
+    private_and_not_sniffed(&mut response);
+    tracing::info!(%method, %path, status = response.status().as_u16(), "request");
+    response
+}
+
+/// The timeout's `408` comes with no body: says what happened, as every
+/// other error here does.
+fn explain_timeout(response: &mut Response, timeout: Duration) {
+    use axum::http::{header, HeaderValue};
+    if response.status() != StatusCode::REQUEST_TIMEOUT
+        || axum::body::HttpBody::size_hint(response.body()).exact() != Some(0)
+    {
+        return;
+    }
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    headers.remove(header::CONTENT_LENGTH);
+    *response.body_mut() = axum::body::Body::from(format!(
+        "Request Timeout: the request took longer than {} s (a body sent too slowly or not \
+         finished, or a session store slow to answer) and was cut off.\n",
+        timeout.as_secs()
+    ));
 }
 
 /// Every response here may show a visitor's session: `no-store`, so that a
@@ -166,7 +225,7 @@ pub fn app_with_layer(sessions: SessionLayer) -> Router {
 /// again when the logout happened in another browser: Chrome keeps
 /// `no-store` pages there while their cookies stay the same); `nosniff`, so that the text and JSON ones, which echo
 /// session values, are never read as HTML.
-async fn private_and_not_sniffed(mut response: Response) -> Response {
+fn private_and_not_sniffed(response: &mut Response) {
     use axum::http::{header, HeaderValue};
     let headers = response.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -174,7 +233,6 @@ async fn private_and_not_sniffed(mut response: Response) -> Response {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    response
 }
 
 /// The session layer answers a failed save with its status alone (a tower
@@ -231,19 +289,15 @@ async fn method_not_allowed(
 /// Flask answers `OPTIONS` on every route itself: `200` with no body, and
 /// the route's methods, `OPTIONS` among them, in `Allow`, which its `405`s
 /// list too. axum's routes answer `OPTIONS` with a `405`.
-async fn options_as_in_flask(request: Request, next: Next) -> Response {
+fn options_as_in_flask(method: &axum::http::Method, response: &mut Response) {
     use axum::http::{header, HeaderValue, Method};
-    let asked_options = request.method() == Method::OPTIONS;
-    let mut response = next.run(request).await;
-    if response.status() != StatusCode::METHOD_NOT_ALLOWED {
-        return response;
-    }
+    let asked_options = method == Method::OPTIONS;
     let Some(allowed) = response
         .headers()
         .get(header::ALLOW)
         .and_then(|allow| allow.to_str().ok())
     else {
-        return response;
+        return;
     };
     let mut methods: Vec<&str> = allowed
         .split(',')
@@ -267,16 +321,6 @@ async fn options_as_in_flask(request: Request, next: Next) -> Response {
         headers.remove(header::CONTENT_LENGTH);
     }
     response.headers_mut().insert(header::ALLOW, allow);
-    response
-}
-
-/// One log line per request: method, path, status.
-async fn log_request(request: Request, next: Next) -> Response {
-    let method = request.method().clone();
-    let path = request.uri().path().to_owned();
-    let response = next.run(request).await;
-    tracing::info!(%method, %path, status = response.status().as_u16(), "request");
-    response
 }
 
 #[cfg(test)]
