@@ -51,7 +51,7 @@ start() {
     # caller learns their directory only from the last lines printed here; so
     # a start that ends before them (a failure, or a signal to the caller's
     # group, which reaches this script too) stops what it began itself.
-    trap "stop '$dir'" EXIT
+    trap "abandon '$dir' \$?" EXIT
     chmod 755 "$dir"
     certificates "$dir/tls"
 
@@ -98,6 +98,22 @@ start() {
     trap - EXIT
 }
 
+# What `start` does when it ends early (with STATUS): on a failure, the
+# servers' own words on why, from their logs in DIR (which goes); on a
+# signal (128 and above) nothing to say. Then it stops what it began.
+abandon() {
+    local dir="$1" status="$2" file
+    if (( status > 0 && status < 128 )); then
+        for file in "$dir/initdb.log" "$dir/pg/postgres.log" "$dir/redis.log"; do
+            if [[ -s "$file" ]]; then
+                log "the end of ${file#"$dir/"}:"
+                tail -n 15 "$file" >&2
+            fi
+        done
+    fi
+    stop "$dir"
+}
+
 # A CA and a certificate it signed for 127.0.0.1 and localhost, valid for a
 # week, in DIR; bundle.pem is the system's root certificates and the CA.
 certificates() {
@@ -132,9 +148,11 @@ redis_start() {
         --tls-ca-cert-file "$dir/tls/ca.pem" \
         --daemonize yes --pidfile "$dir/redis.pid" --logfile "$dir/redis.log"
     for _ in $(seq 50); do
-        redis-cli -p "$port" ping >/dev/null 2>&1 && return
+        redis-cli -p "$port" ping >/dev/null 2>&1 && return 0
         sleep 0.1
     done
+    log "redis on port $port did not answer within 5 s"
+    return 1
 }
 
 redis_stop() {

@@ -50,7 +50,7 @@ step "Redis and PostgreSQL on loopback for the store tests"
 services_dir=""
 trap '[[ -z "$services_dir" ]] || scripts/services.sh stop "$services_dir"' EXIT
 # Assigned first: `eval "$(…)"` would hide a failed start behind eval's 0.
-exports="$(scripts/services.sh start)"
+exports="$(scripts/services.sh start)" || { echo "test.sh: the servers did not start (why: above)" >&2; exit 1; }
 eval "$exports"
 services_dir="$TESSERA_SERVICES_DIR"
 

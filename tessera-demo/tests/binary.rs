@@ -587,7 +587,9 @@ async fn a_slow_or_stalled_request_body_is_cut_off_after_the_request_timeout() {
         // Said in words, as every other error, and kept out of caches.
         assert!(
             answer.contains("Request Timeout: the request took longer than 1 s")
-                && answer.contains("cache-control: no-store"),
+                && answer.contains("cache-control: no-store")
+                && answer.contains("x-content-type-options: nosniff")
+                && answer.contains("connection: close"),
             "{what}: {answer:?}"
         );
     }

@@ -731,54 +731,121 @@ struct ProtocolError {
     source: sqlx::Error,
 }
 
-/// `error`, or [`NotPostgres`] where only something else than PostgreSQL
-/// answers so: a first byte to the TLS request that is neither PostgreSQL's
-/// `S` nor `N` (a connection closed before answering reads as 0x00, which is
-/// no such sign), and a message length far beyond what came, read from
-/// another protocol's text.
+/// A PostgreSQL that cannot start a process for a new connection (out of
+/// memory, or of processes) answers its first message with an error before
+/// any handshake, which sqlx reads as a TLS answer of `E` or as a message
+/// whose length is the text "coul" (of "could not fork new process…").
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the server answered with an error before the handshake ({text}): PostgreSQL does \
+     so when it cannot start a process for the connection (out of memory, or of \
+     processes); see its log"
+)]
+struct RefusedBeforeHandshake {
+    text: String,
+    #[source]
+    source: sqlx::Error,
+}
+
+/// `error`, or what it tells of the server: [`NotPostgres`] for answers
+/// only something else than PostgreSQL gives (a first byte to the TLS
+/// request that is none of PostgreSQL's: not `S`, `N` or `E`, and not the
+/// 0x00 of a connection closed unanswered; a message type PostgreSQL does
+/// not have; a message length read from text), [`RefusedBeforeHandshake`]
+/// for PostgreSQL's answer when it cannot serve the connection, and sqlx's
+/// other protocol errors without the places in sqlx's source they name.
 fn connect_failure(error: sqlx::Error) -> Box<dyn std::error::Error + Send + Sync> {
     match &error {
         sqlx::Error::Protocol(message) => {
-            // "… (sqlx_postgres::connection::tls:95)": where in sqlx, not why.
-            let text = match message.rfind(" (sqlx_") {
-                Some(at) if message.ends_with(')') => message[..at].to_owned(),
-                _ => message.clone(),
-            };
-            let foreign = text
-                .strip_prefix("unexpected response from SSLRequest: 0x")
-                .is_some_and(|byte| byte != "00");
-            if foreign {
-                Box::new(NotPostgres {
+            let text = without_source_places(message);
+            match text.strip_prefix("unexpected response from SSLRequest: 0x") {
+                Some("45") => Box::new(RefusedBeforeHandshake {
                     text,
                     source: error,
-                })
-            } else {
-                Box::new(ProtocolError {
+                }),
+                Some(byte) if byte != "00" => Box::new(NotPostgres {
                     text,
                     source: error,
-                })
+                }),
+                _ if text.starts_with("unknown message type") => Box::new(NotPostgres {
+                    text,
+                    source: error,
+                }),
+                _ => Box::new(ProtocolError {
+                    text,
+                    source: error,
+                }),
             }
         }
         sqlx::Error::Io(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
-            let text = io.to_string();
+            // sqlx asks for the message's length plus its type byte.
+            let length = io
+                .to_string()
+                .strip_prefix("expected to read ")
+                .and_then(|rest| rest.split_once(' '))
+                .and_then(|(length, _)| length.parse::<u64>().ok())
+                .and_then(|wanted| u32::try_from(wanted.checked_sub(1)?).ok());
             // Four ASCII bytes read as a length are at least 0x20202020;
             // PostgreSQL's handshake messages are small, and a server that
             // went away mid-message leaves a small length unread.
-            let length = text
-                .strip_prefix("expected to read ")
-                .and_then(|rest| rest.split_once(' '))
-                .and_then(|(length, _)| length.parse::<u64>().ok());
-            if length.is_some_and(|length| length >= 1 << 24) {
-                Box::new(NotPostgres {
-                    text,
-                    source: error,
-                })
-            } else {
-                Box::new(error)
+            match length {
+                Some(length) if length >= 1 << 24 => {
+                    let bytes = length.to_be_bytes();
+                    let text = if bytes
+                        .iter()
+                        .all(|byte| byte.is_ascii_graphic() || *byte == b' ')
+                    {
+                        format!(
+                            "the text {:?} where a message's length belongs",
+                            String::from_utf8_lossy(&bytes)
+                        )
+                    } else {
+                        io.to_string()
+                    };
+                    if &bytes == b"coul" {
+                        Box::new(RefusedBeforeHandshake {
+                            text,
+                            source: error,
+                        })
+                    } else {
+                        Box::new(NotPostgres {
+                            text,
+                            source: error,
+                        })
+                    }
+                }
+                _ => Box::new(error),
             }
         }
         _ => Box::new(error),
     }
+}
+
+/// `message` without the " (sqlx_postgres::connection::tls:95)" that sqlx
+/// adds to a protocol error at every level that wraps it: where in sqlx,
+/// not why.
+fn without_source_places(message: &str) -> String {
+    let mut text = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(at) = rest.find(" (sqlx_") {
+        text.push_str(&rest[..at]);
+        let place = &rest[at + 2..];
+        match place.find(')') {
+            Some(end)
+                if place[..end].rsplit_once(':').is_some_and(|(path, line)| {
+                    !path.contains(' ') && line.bytes().all(|byte| byte.is_ascii_digit())
+                }) =>
+            {
+                rest = &place[end + 1..];
+            }
+            _ => {
+                text.push_str(" (");
+                rest = place;
+            }
+        }
+    }
+    text.push_str(rest);
+    text
 }
 
 /// An operation outlived [`PostgresStore::with_operation_timeout`].
@@ -3873,6 +3940,29 @@ mod tests {
         drop_schema(store, &schema).await;
     }
 
+    /// sqlx names the place in its source at every level that wraps a
+    /// protocol error; none of them is left, and nothing else is taken.
+    #[test]
+    fn sqlx_source_places_are_taken_out_of_protocol_errors() {
+        assert_eq!(
+            without_source_places(
+                "Postgres protocol error (reading Authentication): unknown authentication \
+                 method: 7 (sqlx_postgres::message::authentication:84) \
+                 (sqlx_postgres::message:137)"
+            ),
+            "Postgres protocol error (reading Authentication): unknown authentication method: 7"
+        );
+        assert_eq!(
+            without_source_places(
+                "unexpected response from SSLRequest: 0x48 (sqlx_postgres::connection::tls:95)"
+            ),
+            "unexpected response from SSLRequest: 0x48"
+        );
+        for kept in ["a (sqlx_ not a place)", "odd (sqlx_x:1a)", "open (sqlx_x:1"] {
+            assert_eq!(without_source_places(kept), kept);
+        }
+    }
+
     /// An HTTP server (or anything else) at the URL's address answers
     /// PostgreSQL's first message with bytes sqlx reports as a protocol
     /// error that names a line of its source, or as a message longer than
@@ -3896,7 +3986,10 @@ mod tests {
         };
         let http = serve(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
         let silent = serve(b"");
-        for (port, foreign) in [(http, true), (silent, false)] {
+        // What PostgreSQL's postmaster sends when it cannot fork a backend.
+        let forkless =
+            serve(b"Ecould not fork new process for connection: Cannot allocate memory\n\0");
+        for (port, foreign) in [(http, true), (silent, false), (forkless, false)] {
             for mode in ["prefer", "disable"] {
                 let store = PostgresStore::new(&format!(
                     "postgres://tessera@127.0.0.1:{port}/tessera?sslmode={mode}"
@@ -3912,6 +4005,11 @@ mod tests {
                 assert_eq!(
                     message.contains("does not follow PostgreSQL's protocol"),
                     foreign,
+                    "{mode}: {message}"
+                );
+                assert_eq!(
+                    message.contains("cannot start a process for the connection"),
+                    port == forkless,
                     "{mode}: {message}"
                 );
                 assert!(
