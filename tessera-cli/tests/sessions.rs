@@ -1192,35 +1192,18 @@ fn an_unreadable_flask_session_value_is_shown_as_such_and_revoked() {
     ] {
         let id = SessionId::generate();
         let key = format!("{prefix}{}", id.as_str());
-        let stored = |key: String| {
+        let redis = |command: &mut ::redis::Cmd| -> ::redis::Value {
             runtime().block_on(async {
                 let mut conn = ::redis::Client::open(url.as_str())
                     .expect("a client")
                     .get_multiplexed_async_connection()
                     .await
                     .expect("a connection");
-                ::redis::cmd("EXISTS")
-                    .arg(&key)
-                    .query_async::<bool>(&mut conn)
-                    .await
-                    .expect("an answer")
+                command.query_async(&mut conn).await.expect("an answer")
             })
         };
-        runtime().block_on(async {
-            let mut conn = ::redis::Client::open(url.as_str())
-                .expect("a client")
-                .get_multiplexed_async_connection()
-                .await
-                .expect("a connection");
-            let _: () = ::redis::cmd("SET")
-                .arg(&key)
-                .arg(value)
-                .arg("EX")
-                .arg(600)
-                .query_async(&mut conn)
-                .await
-                .expect("a value written");
-        });
+        let stored = |key: String| redis(::redis::cmd("EXISTS").arg(key)) == ::redis::Value::Int(1);
+        redis(::redis::cmd("SET").arg(&key).arg(value).arg("EX").arg(600));
         let listed = run(&["sessions", "list"]);
         assert!(listed.stdout.contains(id.as_str()), "{:?}", listed.stdout);
         let shown = run(&["sessions", "show", id.as_str()]);

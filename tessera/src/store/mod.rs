@@ -951,6 +951,24 @@ pub(crate) fn append_in_map(data: &mut Map, key: &str, value: &Value) -> Result<
 #[cfg(all(test, any(feature = "redis", feature = "sqlite")))]
 pub(crate) const LARGEST_SMALL_MALLOC_REQUEST: usize = 1000;
 
+/// A port on 127.0.0.1 where something that is not the store listens: it
+/// reads what a client sends first, then writes `answer` and hangs up, for
+/// the stores' tests of what their errors say.
+#[cfg(all(test, any(feature = "redis", feature = "postgres")))]
+pub(crate) fn foreign_server(answer: &'static [u8]) -> u16 {
+    use std::io::{Read as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    let port = listener.local_addr().expect("its address").port();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let mut request = [0u8; 512];
+            let _ = stream.read(&mut request);
+            let _ = stream.write_all(answer);
+        }
+    });
+    port
+}
+
 // The integration tests' log capture.
 #[cfg(test)]
 #[path = "../../tests/common/logs.rs"]

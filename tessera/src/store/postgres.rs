@@ -3971,19 +3971,7 @@ mod tests {
     /// is down) is not called another protocol.
     #[tokio::test]
     async fn a_server_that_is_not_postgres_is_named_as_such() {
-        use std::io::{Read as _, Write as _};
-        let serve = |answer: &'static [u8]| {
-            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
-            let port = listener.local_addr().expect("its address").port();
-            std::thread::spawn(move || {
-                for mut stream in listener.incoming().flatten() {
-                    let mut request = [0u8; 512];
-                    let _ = stream.read(&mut request);
-                    let _ = stream.write_all(answer);
-                }
-            });
-            port
-        };
+        let serve = crate::store::foreign_server;
         let http = serve(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
         let silent = serve(b"");
         // What PostgreSQL's postmaster sends when it cannot fork a backend.

@@ -3344,16 +3344,8 @@ mod tests {
     /// error says the answer is not Redis' protocol.
     #[tokio::test]
     async fn a_server_that_is_not_redis_is_named_as_such() {
-        use std::io::{Read as _, Write as _};
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
-        let port = listener.local_addr().expect("its address").port();
-        std::thread::spawn(move || {
-            for mut stream in listener.incoming().flatten() {
-                let mut request = [0u8; 512];
-                let _ = stream.read(&mut request);
-                let _ = stream.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
-            }
-        });
+        let port =
+            crate::store::foreign_server(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
         let store = RedisStore::new(&format!("redis://127.0.0.1:{port}/0")).expect("a Redis URL");
         let error = store
             .load(&SessionId::generate(), NOW)
