@@ -312,11 +312,17 @@ impl ResponseError for SessionRejection {
 
     fn error_response(&self) -> HttpResponse {
         self.log();
-        text_response(
+        let mut response = text_response(
             self.status_code(),
             self.retry_after(),
             self.client_message(),
-        )
+        );
+        if self.varies_with_cookie() {
+            response
+                .headers_mut()
+                .insert(header::VARY, HeaderValue::from_static("Cookie"));
+        }
+        response
     }
 }
 

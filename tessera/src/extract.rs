@@ -10,7 +10,13 @@ use crate::session::{Session, SessionError};
 impl IntoResponse for SessionRejection {
     fn into_response(self) -> Response {
         self.log();
-        text_response(self.status(), self.retry_after(), self.client_message())
+        let mut response = text_response(self.status(), self.retry_after(), self.client_message());
+        if self.varies_with_cookie() {
+            response
+                .headers_mut()
+                .insert(http::header::VARY, http::HeaderValue::from_static("Cookie"));
+        }
+        response
     }
 }
 

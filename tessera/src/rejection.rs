@@ -67,6 +67,15 @@ impl SessionRejection {
         }
     }
 
+    /// Whether the answer depends on the request's cookie, and so must say
+    /// `Vary: Cookie` (which the session's own responses carry once it was
+    /// read): a store that failed to load the session was asked only
+    /// because a cookie named one; the same route without it answers 200.
+    #[cfg(any(feature = "axum", feature = "actix"))]
+    pub(crate) fn varies_with_cookie(&self) -> bool {
+        !matches!(self, SessionRejection::MissingLayer)
+    }
+
     /// Logs what the server operator must know, once per rejection.
     #[cfg(any(feature = "axum", feature = "actix"))]
     pub(crate) fn log(&self) {

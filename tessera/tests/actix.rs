@@ -448,6 +448,12 @@ fn an_unreachable_store_answers_503() {
                 .map(|v| v.as_bytes()),
             Some(&b"1"[..])
         );
+        // Without the cookie the same route answers 200: a cache must not
+        // give one visitor's answer to another.
+        assert_eq!(
+            response.headers().get(header::VARY).map(|v| v.as_bytes()),
+            Some(&b"Cookie"[..])
+        );
         assert_eq!(
             read_body(response).await,
             "Service Unavailable: the session store is unavailable; try again shortly.\n"

@@ -2471,6 +2471,7 @@ async fn a_store_that_cannot_be_used_as_configured_gives_500_not_503() {
             "{method} {uri}"
         );
         assert!(!response.headers().contains_key(header::RETRY_AFTER));
+        assert_eq!(response.headers()[header::VARY], "Cookie", "{method} {uri}");
     }
     // Every request fails alike: logged at most once a second, not once
     // per request (a bot posting to an atomic operation would flood it).
@@ -2514,6 +2515,9 @@ async fn a_store_that_is_down_gives_503_only_where_the_session_is_needed() {
             "{method} {uri}"
         );
         assert!(response.headers().contains_key(header::RETRY_AFTER));
+        // Without the cookie the route answers 200: caches must tell the two
+        // apart.
+        assert_eq!(response.headers()[header::VARY], "Cookie", "{method} {uri}");
         // The same words as every other 503 of tessera's.
         assert_eq!(
             text(response).await,
