@@ -158,8 +158,7 @@ pub(crate) fn app_with(sessions: SessionLayer, request_timeout: Option<Duration>
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
-        .layer(sessions)
-        .layer(middleware::map_response(explain_session_failures));
+        .layer(sessions);
     // Around the routes as one service: a route's `Allow` header is added
     // outside of the layers a `Router` puts around each route, and
     // `finish_response` needs it.
@@ -191,37 +190,10 @@ async fn finish_response(
     if response.status() == StatusCode::METHOD_NOT_ALLOWED {
         options_as_in_flask(&method, &mut response);
     }
-    if let Some(timeout) = request_timeout {
-        explain_timeout(&mut response, timeout);
-    }
+    explain_bodiless_failures(&mut response, request_timeout);
     private_and_not_sniffed(&mut response);
     tracing::info!(%method, %path, status = response.status().as_u16(), "request");
     response
-}
-
-/// The timeout's `408` comes with no body: says what happened, as every
-/// other error here does.
-fn explain_timeout(response: &mut Response, timeout: Duration) {
-    use axum::http::{header, HeaderValue};
-    if response.status() != StatusCode::REQUEST_TIMEOUT
-        || axum::body::HttpBody::size_hint(response.body()).exact() != Some(0)
-    {
-        return;
-    }
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    headers.remove(header::CONTENT_LENGTH);
-    // As RFC 9110 asks of a 408; hyper closes on its own only when the body
-    // was left unread, not when the store was what took the time.
-    headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
-    *response.body_mut() = axum::body::Body::from(format!(
-        "Request Timeout: the request took longer than {} s (a body sent too slowly or not \
-         finished, or a session store slow to answer) and was cut off.\n",
-        timeout.as_secs()
-    ));
 }
 
 /// Every response here may show a visitor's session: `no-store`, so that a
@@ -240,36 +212,50 @@ fn private_and_not_sniffed(response: &mut Response) {
     );
 }
 
-/// The session layer answers a failed save with its status alone (a tower
-/// layer cannot write an application's body type): 409 when the session
-/// ended while the request wrote to it, 503 when the store failed, 500 when
-/// the session could not be stored. Says so, as every other error here does.
-async fn explain_session_failures(response: Response) -> Response {
+/// The failures answered with a status alone, said in words as every other
+/// error here is: the session layer's after a failed save (a tower layer
+/// cannot write an application's body type), 409 when the session ended
+/// while the request wrote to it, 503 when the store failed, 500 when the
+/// session could not be stored; and the request timeout's 408, which also
+/// closes its connection, as RFC 9110 asks (hyper closes on its own only
+/// when the body was left unread, not when the store was what took the
+/// time).
+fn explain_bodiless_failures(response: &mut Response, request_timeout: Option<Duration>) {
     use axum::body::HttpBody as _;
-    let explanation = match response.status() {
-        StatusCode::CONFLICT => {
-            "Conflict: your session ended (logged out, perhaps on another device, or \
-             expired) or moved to a new id (a login in another tab) while this request was \
-             using it; nothing it changed was saved. Reload and try again.\n"
+    use axum::http::{header, HeaderValue};
+    let explanation = match (response.status(), request_timeout) {
+        (StatusCode::CONFLICT, _) => "Conflict: your session ended (logged out, perhaps on \
+             another device, or expired) or moved to a new id (a login in another tab) while \
+             this request was using it; nothing it changed was saved. Reload and try again.\n"
+            .to_owned(),
+        (StatusCode::SERVICE_UNAVAILABLE, _) => {
+            "Service Unavailable: the session store is unavailable; try again shortly.\n".to_owned()
         }
-        StatusCode::SERVICE_UNAVAILABLE => {
-            "Service Unavailable: the session store is unavailable; try again shortly.\n"
+        (StatusCode::INTERNAL_SERVER_ERROR, _) => {
+            "Internal Server Error: the session could not be saved.\n".to_owned()
         }
-        StatusCode::INTERNAL_SERVER_ERROR => {
-            "Internal Server Error: the session could not be saved.\n"
-        }
-        _ => return response,
+        (StatusCode::REQUEST_TIMEOUT, Some(timeout)) => format!(
+            "Request Timeout: the request took longer than {} s (a body sent too slowly or \
+             not finished, or a session store slow to answer) and was cut off.\n",
+            timeout.as_secs()
+        ),
+        _ => return,
     };
     if response.body().size_hint().exact() != Some(0) {
-        return response;
+        return;
     }
-    let (mut parts, _) = response.into_parts();
-    parts.headers.insert(
-        axum::http::header::CONTENT_TYPE,
-        axum::http::HeaderValue::from_static("text/plain; charset=utf-8"),
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
     );
-    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
-    Response::from_parts(parts, axum::body::Body::from(explanation))
+    headers.remove(header::CONTENT_LENGTH);
+    if response.status() == StatusCode::REQUEST_TIMEOUT {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    *response.body_mut() = axum::body::Body::from(explanation);
 }
 
 async fn not_found() -> (StatusCode, &'static str) {
@@ -394,6 +380,10 @@ mod tests {
                 .await
                 .expect("a body");
             String::from_utf8(bytes.to_vec()).expect("text")
+        };
+        let explain_session_failures = |mut response: Response| async move {
+            explain_bodiless_failures(&mut response, None);
+            response
         };
         let explained = explain_session_failures(bodiless(StatusCode::CONFLICT)).await;
         assert_eq!(explained.status(), StatusCode::CONFLICT);
