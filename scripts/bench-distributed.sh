@@ -52,10 +52,7 @@ if (( ${#packages[@]} )); then
     apt_install bench-distributed "${packages[@]}"
 fi
 
-# Assigned first: `eval "$(…)"` would hide a failed start behind eval's 0.
-exports="$(scripts/services.sh start)"
-eval "$exports"
-services_dir="$TESSERA_SERVICES_DIR"
+start_services
 redis_url="$TESSERA_TEST_REDIS_URL"
 pg_url="$TESSERA_TEST_POSTGRES_URL"
 rcli() { redis-cli -u "$redis_url" "$@"; }

@@ -18,6 +18,8 @@ set -euo pipefail
 script_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo_root="$(cd "$script_dir/.." && pwd)"
 cd "$repo_root"
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 work="$(mktemp -d)"
 services_dir=""
 cleanup() {
@@ -26,10 +28,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Assigned first: `eval "$(…)"` would hide a failed start behind eval's 0.
-exports="$(scripts/services.sh start)"
-eval "$exports"
-services_dir="$TESSERA_SERVICES_DIR"
+start_services
 
 echo "bench-scale: cargo bench --bench store_scale" >&2
 cargo bench -q -p tessera --all-features --bench store_scale > "$work/scale.json"

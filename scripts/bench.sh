@@ -168,10 +168,7 @@ run_http() {
     trap '[[ -n "$services_dir" ]] && scripts/services.sh stop "$services_dir" >/dev/null 2>&1' EXIT
     # Redis as most deployments run it: its default persistence, no
     # append-only file synced on every write (the tests' setting).
-    # Assigned first: `eval "$(…)"` would hide a failed start behind eval's 0.
-    exports="$(TESSERA_REDIS_PERSISTENCE=default scripts/services.sh start)"
-    eval "$exports"
-    services_dir="$TESSERA_SERVICES_DIR"
+    TESSERA_REDIS_PERSISTENCE=default start_services
     bench="$(realpath -m "${CARGO_TARGET_DIR:-target}")/release/tessera-bench"
     "$bench" http "${http_args[@]}" \
         --redis-url "$TESSERA_TEST_REDIS_URL" --postgres-url "$TESSERA_TEST_POSTGRES_URL" \

@@ -24,3 +24,16 @@ apt_install() {
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
 }
+
+# start_services: starts Redis and PostgreSQL (scripts/services.sh start),
+# exports what it prints (TESSERA_TEST_REDIS_URL, ...) and sets services_dir
+# for the caller's `scripts/services.sh stop "$services_dir"`. Run from the
+# repository's root. Fails when the start fails, which
+# `eval "$(scripts/services.sh start)"` would hide behind eval's status.
+# Its environment reaches the start: `TESSERA_REDIS_PERSISTENCE=default start_services`.
+start_services() {
+    local exports
+    exports="$(scripts/services.sh start)" || return
+    eval "$exports"
+    services_dir="$TESSERA_SERVICES_DIR"
+}

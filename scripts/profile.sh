@@ -262,10 +262,7 @@ if [[ -z "$perf_error" ]]; then
 fi
 
 # 4. Redis: commands and their Redis time per request.
-# Assigned first: `eval "$(…)"` would hide a failed start behind eval's 0.
-exports="$(TESSERA_REDIS_PERSISTENCE=default scripts/services.sh start)"
-eval "$exports"
-services_dir="$TESSERA_SERVICES_DIR"
+TESSERA_REDIS_PERSISTENCE=default start_services
 redis_host_port="${TESSERA_TEST_REDIS_URL#redis://}"
 redis_host_port="${redis_host_port%%/*}"
 redis_cli=(redis-cli -h "${redis_host_port%:*}" -p "${redis_host_port##*:}")

@@ -3,7 +3,8 @@
 # in a temporary directory, and prints the environment that points the tests
 # at them. Installs Debian's redis-server (and PostgreSQL, if missing) first.
 #
-#   eval "$(scripts/services.sh start)"    # exports TESSERA_TEST_REDIS_URL, ...
+#   exports="$(scripts/services.sh start)" && eval "$exports"   # exports TESSERA_TEST_REDIS_URL, ...
+#   (start_services in scripts/lib.sh does this for the scripts)
 #   scripts/services.sh stop "$TESSERA_SERVICES_DIR"
 #
 #   scripts/services.sh redis-stop DIR | redis-start DIR    # an outage and the recovery
@@ -191,7 +192,7 @@ stop() {
         port="$(cat "$dir/redis.port")"
         if [[ "$(redis-cli -p "$port" config get dir 2>/dev/null | sed -n 2p)" \
             == "$(cd "$dir" && pwd -P)" ]]; then
-            redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true
+            redis_stop "$dir"
         fi
     fi
     if [[ -d "$dir/pg/data" && -n "$bin" ]]; then

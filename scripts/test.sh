@@ -49,10 +49,7 @@ cargo clippy --workspace --all-targets --all-features --quiet -- -D warnings
 step "Redis and PostgreSQL on loopback for the store tests"
 services_dir=""
 trap '[[ -z "$services_dir" ]] || scripts/services.sh stop "$services_dir"' EXIT
-# Assigned first: `eval "$(…)"` would hide a failed start behind eval's 0.
-exports="$(scripts/services.sh start)" || { echo "test.sh: the servers did not start (why: above)" >&2; exit 1; }
-eval "$exports"
-services_dir="$TESSERA_SERVICES_DIR"
+start_services || { echo "test.sh: the servers did not start (why: above)" >&2; exit 1; }
 
 step "Chromium and chromedriver for the browser tests (Debian's chromium, chromium-driver)"
 if [[ ! -x /usr/bin/chromium || ! -x /usr/bin/chromedriver ]]; then
