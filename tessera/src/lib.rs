@@ -93,3 +93,10 @@ pub use value::{Number, Value};
 /// The `time` crate this version of tessera uses, for [`Value::DateTime`]
 /// without a dependency of your own to keep in step.
 pub use time;
+
+// The README's Rust examples (those not marked `ignore`), compiled by
+// `cargo test --doc` so that they keep up with the API. One of them is
+// actix-web's, and axum is a default feature.
+#[cfg(all(doctest, feature = "axum", feature = "actix"))]
+#[doc = include_str!("../../README.md")]
+struct ReadmeExamples;
