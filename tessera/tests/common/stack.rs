@@ -229,6 +229,8 @@ impl Server {
 }
 
 /// Keeps a mode's store state alive for the server's life, and cleans up.
+// Only the SQLite mode keeps state of its own (its directory).
+#[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
 pub(crate) enum StoreGuard {
     Dir(PathBuf),
 }
