@@ -47,7 +47,9 @@
 //! again could count them twice.
 //!
 //! The queued operations run in a task of their own, so the caller whose
-//! operation went first can go away without stranding them; a caller that
+//! operation went first can go away without stranding them, and on a
+//! runtime that keeps running (see `background`: not a single-threaded one
+//! that may stop being driven once that caller is done); a caller that
 //! goes away while its operation is still queued takes it back. (Under
 //! [`Batching::PerTurn`] an operation that no other joined runs in its
 //! caller's task, as if alone.)
@@ -61,6 +63,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use compact_str::CompactString;
 use tokio::sync::oneshot;
 
+use super::background;
 use super::{monotonic_millis, Record, SessionId, StoreError};
 
 /// What [`SessionStore::increment`](super::SessionStore::increment) answers.
@@ -468,10 +471,6 @@ impl<S: Combining, K: Kind> Lead<'_, S, K> {
         if joined.is_empty() {
             return None;
         }
-        // Nothing to run them on (not seen in practice: the turn came from
-        // a runtime): dropped, those that joined are answered `Unanswered`,
-        // as `drop` answers them.
-        let runtime = tokio::runtime::Handle::try_current().ok()?;
         let (answer, answered) = oneshot::channel();
         let ticket = combiner.next_ticket.fetch_add(1, Ordering::Relaxed);
         joined.insert(
@@ -483,7 +482,9 @@ impl<S: Combining, K: Kind> Lead<'_, S, K> {
             },
         );
         let store = self.store.handle();
-        drop(runtime.spawn(async move { K::run(&store, &key, joined).await }));
+        drop(background::spawn(async move {
+            K::run(&store, &key, joined).await
+        }));
         Some(answered)
     }
 }
@@ -503,12 +504,10 @@ impl<S: Combining, K: Kind> Drop for Lead<'_, S, K> {
             let Some(queued) = queued.filter(|queued| !queued.is_empty()) else {
                 return;
             };
-            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                let store = self.store.handle();
-                drop(runtime.spawn(async move { K::run(&store, &key, queued).await }));
-            }
-            // Without a runtime, dropping `queued` answers them
-            // `Unanswered`, as below.
+            let store = self.store.handle();
+            drop(background::spawn(async move {
+                K::run(&store, &key, queued).await
+            }));
             return;
         }
         let Some(queued) = K::queues(self.store.combiner()).next_or_done(&key) else {
@@ -519,12 +518,7 @@ impl<S: Combining, K: Kind> Drop for Lead<'_, S, K> {
             key,
             in_map: true,
         };
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => drop(runtime.spawn(serve(serving, queued))),
-            // Nothing to run them on: dropping `serving` answers them
-            // `Unanswered`, and the key starts afresh.
-            Err(_) => drop((serving, queued)),
-        }
+        drop(background::spawn(serve(serving, queued)));
     }
 }
 
@@ -1451,5 +1445,115 @@ mod tests {
         assert_eq!(values(&answers(second).await), vec![Some(1)]);
         assert_eq!(stored(&store.0, &id).await, Some(Value::from(1)));
         assert_eq!(counters_on_their_way(&store.0), 0);
+    }
+
+    fn single_threaded() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime")
+    }
+
+    /// How long a test waits for an answer that only a stranded caller
+    /// would not get in time.
+    const STRANDED: std::time::Duration = std::time::Duration::from_secs(20);
+
+    /// A load queued behind another caller's, each caller on a
+    /// single-threaded runtime of its own (two actix-web workers, two
+    /// threads calling `block_on`): once the leading caller is answered, its
+    /// runtime is kept but no longer driven, as a thread's is when its
+    /// `block_on` has returned, or a worker's while a handler blocks its
+    /// thread. The queued load is answered all the same: it runs on a
+    /// runtime that keeps running, not on the leading caller's.
+    #[test]
+    fn a_load_queued_behind_a_runtime_no_longer_driven_is_answered() {
+        use std::sync::mpsc;
+        let setup = single_threaded();
+        let (store, id) = setup.block_on(gated());
+        let gate = setup.block_on(store.gate.clone().write_owned());
+        drop(setup);
+        let (release, released) = mpsc::channel::<()>();
+        let lead = std::thread::spawn({
+            let (store, id) = (store.clone(), id.clone());
+            move || {
+                let runtime = single_threaded();
+                let answer = runtime.block_on(load(&store, &id, 2));
+                // Kept, not driven, until the test is done.
+                let _ = released.recv_timeout(2 * STRANDED);
+                answer
+            }
+        });
+        while loads_on_their_way(&store) < 1 {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        let (answer, answered) = mpsc::channel();
+        std::thread::spawn({
+            let (store, id) = (store.clone(), id.clone());
+            move || {
+                let _ = answer.send(single_threaded().block_on(load(&store, &id, 2)));
+            }
+        });
+        while loads_queued(&store) < 1 {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        drop(gate);
+        let queued = answered
+            .recv_timeout(STRANDED)
+            .expect("the queued load is answered while the leading caller's runtime is not driven");
+        let _ = release.send(());
+        let first = lead.join().expect("the leading caller");
+        for answer in [first, queued] {
+            let record = answer.expect("loaded").expect("live");
+            assert_eq!(record.data.get("n"), Some(&Value::from(0)));
+        }
+    }
+
+    /// The same for an increment queued behind another, grouped by turns
+    /// (Redis, PostgreSQL): it is made, and answered the value after both.
+    #[test]
+    fn an_increment_queued_behind_a_runtime_no_longer_driven_is_made() {
+        use std::sync::mpsc;
+        let setup = single_threaded();
+        let (store, id) = setup.block_on(gated());
+        let gate = setup.block_on(store.gate.clone().write_owned());
+        drop(setup);
+        let store = PerTurn(store);
+        let (release, released) = mpsc::channel::<()>();
+        let lead = std::thread::spawn({
+            let (store, id) = (store.clone(), id.clone());
+            move || {
+                let runtime = single_threaded();
+                let answer = runtime.block_on(increment(&store, &id, "n", 1, 2));
+                let _ = released.recv_timeout(2 * STRANDED);
+                answer
+            }
+        });
+        while counters_on_their_way(&store.0) < 1 {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        let (answer, answered) = mpsc::channel();
+        std::thread::spawn({
+            let (store, id) = (store.clone(), id.clone());
+            move || {
+                let _ = answer.send(single_threaded().block_on(increment(&store, &id, "n", 1, 2)));
+            }
+        });
+        while queued(&store.0) < 1 {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        drop(gate);
+        let queued = answered.recv_timeout(STRANDED).expect(
+            "the queued increment is answered while the leading caller's runtime is not driven",
+        );
+        let _ = release.send(());
+        assert_eq!(
+            lead.join().expect("the leading caller").expect("made"),
+            Some(1)
+        );
+        assert_eq!(queued.expect("made"), Some(2));
+        assert_eq!(
+            single_threaded().block_on(stored(&store.0, &id)),
+            Some(Value::from(2))
+        );
     }
 }

@@ -20,6 +20,8 @@ use crate::map::Map;
 use crate::value::Value;
 
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "redis", test))]
+mod background;
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "redis", test))]
 mod combine;
 pub mod flask_format;
 pub mod memory;

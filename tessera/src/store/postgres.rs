@@ -106,6 +106,7 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow, PgSslMode};
 use sqlx::{Connection as _, Executor as _, Row as _};
 
+use super::background;
 use super::combine::{self, Batching, Combiner, Combining};
 use super::{
     append_in_map, incremented, Changes, Reason, Record, SessionId, SessionInfo, SessionStore,
@@ -1806,38 +1807,17 @@ fn session_info(row: &PgRow) -> Result<SessionInfo, StoreError> {
     })
 }
 
-/// The runtime that drives the connections of stores used from
-/// single-threaded runtimes. actix-web runs one per worker, and a pooled
-/// connection answers only while the runtime that opened it runs: taken by
-/// another worker, it would wait for that worker's handler to yield (a
-/// blocking handler stalled every other worker's sessions) and fail once
-/// that worker's runtime is gone. Operations started on a single-threaded
-/// runtime therefore run here, and every connection is opened here.
-fn connection_runtime() -> &'static tokio::runtime::Handle {
-    static RUNTIME: OnceLock<tokio::runtime::Handle> = OnceLock::new();
-    RUNTIME.get_or_init(|| {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("a runtime for PostgreSQL connections");
-        let handle = runtime.handle().clone();
-        // Its thread does nothing but drive what is spawned on it, for as
-        // long as the process lives.
-        std::thread::Builder::new()
-            .name("tessera-postgres".to_owned())
-            .spawn(move || runtime.block_on(std::future::pending::<()>()))
-            .expect("a thread for PostgreSQL connections");
-        handle
-    })
-}
-
-/// The runtime to hand an operation to: [`connection_runtime`] when the
-/// caller's runtime is single-threaded; `None` to run it where it is called.
+/// The runtime to hand an operation to: tessera's own
+/// ([`background::runtime`]) when the caller's runtime is single-threaded
+/// (or there is none); `None` to run it where it is called. actix-web runs
+/// one runtime per worker, and a pooled connection answers only while the
+/// runtime that opened it runs: taken by another worker, it would wait for
+/// that worker's handler to yield (a blocking handler stalled every other
+/// worker's sessions) and fail once that worker's runtime is gone.
+/// Operations started on a single-threaded runtime therefore run on
+/// tessera's, and every connection they use is opened there.
 fn elsewhere() -> Option<&'static tokio::runtime::Handle> {
-    let single_threaded = tokio::runtime::Handle::try_current().is_ok_and(|runtime| {
-        runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread
-    });
-    single_threaded.then(connection_runtime)
+    background::single_threaded().then(background::runtime)
 }
 
 /// What `operation` answers, run on `runtime`; a panic goes on as a panic.
@@ -1863,7 +1843,7 @@ impl PostgresStore {
         })
     }
 
-    /// Runs `operation` on the store, on [`connection_runtime`] when the
+    /// Runs `operation` on the store, on [`background::runtime`] when the
     /// caller's runtime is single-threaded, else where it is.
     async fn run<T, F, Fut>(&self, operation: F) -> T
     where
@@ -1879,7 +1859,7 @@ impl PostgresStore {
 }
 
 // Each operation runs as `Here`'s, where it is called or, from a
-// single-threaded runtime, on `connection_runtime`, with its arguments
+// single-threaded runtime, on tessera's own, with its arguments
 // copied only then.
 #[async_trait::async_trait]
 impl SessionStore for PostgresStore {

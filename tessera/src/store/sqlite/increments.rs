@@ -162,7 +162,8 @@ impl IncrementQueue {
             if batch.is_empty() {
                 drop(lease);
             } else {
-                let batch = tokio::spawn(run_batch(lease, batch));
+                // Answering callers on other threads: where it runs to its end.
+                let batch = crate::store::background::spawn(run_batch(lease, batch));
                 #[cfg(test)]
                 if matches!(batch.await, Ok(false)) {
                     self.failed_batches.fetch_add(1, Ordering::Relaxed);
