@@ -4,8 +4,9 @@
 //! the same cookies, which the axum demo and Flask accept when they share
 //! the `SECRET_KEY`.
 //!
-//! [`configure`] adds the routes to an app wrapped in the middleware; the
-//! binary (`src/main.rs`, which says how to run it) serves them.
+//! [`configure`] adds the routes to an app wrapped in the middleware, and
+//! [`time_limited`] cuts off a request that takes too long; the binary
+//! (`src/main.rs`, which says how to run it) serves them.
 //!
 //! | route | seed | what it does |
 //! |---|---|---|
@@ -22,10 +23,13 @@
 //! wrong; a session store that fails answers `503` with `Retry-After`.
 
 use std::fmt::Write as _;
+use std::time::Duration;
 
-use actix_web::dev::ServiceResponse;
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::error::InternalError;
 use actix_web::http::header;
-use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
+use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers, Next};
 use actix_web::{web, HttpRequest, HttpResponse};
 use tessera::{Flash, Session, SessionError, Value};
 
@@ -41,6 +45,59 @@ const MAX_FIELD_CHARS: usize = 256;
 
 /// No scripts and nothing external: the pages are text and same-origin forms.
 const CSP: &str = "default-src 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/// How long the binary gives a request, its body and its answer included,
+/// before [`time_limited`] cuts it off: the demo's default.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Middleware (for `actix_web::middleware::from_fn`) answering `408
+/// Request Timeout`, in words and with the connection closed, to a request
+/// not answered within `limit`. actix-web limits how long a request's head
+/// may take to arrive (`client_request_timeout`, 5 s), not its body: a form
+/// whose body never comes would otherwise hold its connection for as long
+/// as the client likes. Wrap it outside the sessions (the last `wrap`):
+/// like a request whose client went away, one cut off saves nothing more,
+/// but what had reached the store stays.
+///
+/// ```no_run
+/// use actix_web::middleware::from_fn;
+/// use actix_web::App;
+/// use tessera_example_actix_seeds::{time_limited, REQUEST_TIMEOUT};
+///
+/// # fn app(sessions: tessera::actix::SessionMiddleware) {
+/// let app = App::new()
+///     .wrap(sessions)
+///     .wrap(from_fn(|request, next| time_limited(REQUEST_TIMEOUT, request, next)))
+///     .configure(tessera_example_actix_seeds::configure);
+/// # }
+/// ```
+pub async fn time_limited<B: MessageBody + 'static>(
+    limit: Duration,
+    request: ServiceRequest,
+    next: Next<B>,
+) -> Result<ServiceResponse<B>, actix_web::Error> {
+    // Not the request itself: a clone of it held here would keep the
+    // router from setting its path parameters, which needs it unshared.
+    let (method, path) = (request.method().clone(), request.path().to_owned());
+    match actix_web::rt::time::timeout(limit, next.call(request)).await {
+        Ok(answered) => answered,
+        Err(_) => {
+            tracing::warn!(%method, path, "request cut off after {} s: 408", limit.as_secs_f64());
+            let response = HttpResponse::RequestTimeout()
+                .force_close()
+                .insert_header((header::CACHE_CONTROL, "no-store"))
+                .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+                .content_type("text/plain; charset=utf-8")
+                .body(format!(
+                    "Request Timeout: the request took longer than {} s (a body sent too slowly \
+                     or not finished, or a session store slow to answer) and was cut off.\n",
+                    limit.as_secs_f64()
+                ));
+            // actix-web answers an error with its response: this one.
+            Err(InternalError::from_response("request timeout", response).into())
+        }
+    }
+}
 
 /// The routes. Wrap the app in `tessera::actix::SessionMiddleware`:
 ///

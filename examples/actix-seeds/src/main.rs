@@ -27,15 +27,19 @@
 //! session a fresh id, and logout ends it in the store. `SESSION_TYPE=memory`
 //! keeps them in the server's memory instead.
 //!
-//! `RUST_LOG` sets the log level (default `info`).
+//! `RUST_LOG` sets the log level (default `info`). A request not answered
+//! within 30 seconds, its body included, is answered `408 Request Timeout`
+//! and its connection closed.
 
 use std::error::Error;
 use std::io::{self, IsTerminal as _};
 use std::process::ExitCode;
 
+use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer};
 use tessera::actix::SessionMiddleware;
 use tessera::SessionConfig;
+use tessera_example_actix_seeds::{time_limited, REQUEST_TIMEOUT};
 
 const DEFAULT_PORT: u16 = 5002;
 
@@ -94,6 +98,9 @@ async fn run() -> Result<(), Box<dyn Error>> {
     let server = HttpServer::new(move || {
         App::new()
             .wrap(sessions.clone())
+            .wrap(from_fn(|request, next| {
+                time_limited(REQUEST_TIMEOUT, request, next)
+            }))
             .configure(tessera_example_actix_seeds::configure)
     })
     .bind(("127.0.0.1", port))

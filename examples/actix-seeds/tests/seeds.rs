@@ -719,3 +719,66 @@ fn the_binary_answers_help_and_refuses_other_arguments() {
     let error = String::from_utf8_lossy(&refused.stderr);
     assert!(error.contains("unexpected argument \"--port\""), "{error}");
 }
+
+/// A request whose body never comes is cut off by `time_limited` with a
+/// 408 that says so, and its connection is closed; one whose body comes is
+/// served as before, through the same app.
+#[actix_web::test]
+async fn a_request_whose_body_never_comes_is_cut_off() {
+    use actix_web::middleware::from_fn;
+    use std::time::Duration;
+    use tessera_example_actix_seeds::time_limited;
+    let app = test::init_service(
+        App::new()
+            .wrap(SessionMiddleware::new(config(SessionType::Cookie)))
+            .wrap(from_fn(|request, next| {
+                time_limited(Duration::from_millis(200), request, next)
+            }))
+            .configure(configure),
+    )
+    .await;
+    // The sender stays, sending nothing: the body neither comes nor ends.
+    let (_sender, stalled) = actix_http::h1::Payload::create(false);
+    let (request, _) = TestRequest::post()
+        .uri("/login")
+        .insert_header((header::CONTENT_TYPE, "application/x-www-form-urlencoded"))
+        .insert_header((header::CONTENT_LENGTH, "100"))
+        .to_request()
+        .replace_payload(actix_http::Payload::from(stalled));
+    // The error actix-web answers with its response.
+    let response = test::try_call_service(&app, request)
+        .await
+        .expect_err("cut off")
+        .error_response();
+    assert_eq!(response.status(), StatusCode::REQUEST_TIMEOUT);
+    assert!(!response.head().keep_alive(), "closed");
+    assert_eq!(
+        response.headers().get(header::CACHE_CONTROL),
+        Some(&header::HeaderValue::from_static("no-store"))
+    );
+    assert!(response.headers().get(header::SET_COOKIE).is_none());
+    let body = actix_web::body::to_bytes(response.into_body())
+        .await
+        .expect("a body");
+    let body = String::from_utf8_lossy(&body);
+    assert!(
+        body.starts_with("Request Timeout: the request took longer than 0.2 s"),
+        "{body}"
+    );
+
+    let mut jar = Jar::default();
+    send(
+        &app,
+        &mut jar,
+        post_form("/login", &[("username", "alice")]),
+    )
+    .await
+    .assert_redirect_home();
+    let page = send(&app, &mut jar, get("/")).await;
+    assert!(
+        page.body
+            .contains("<p class=\"status\">Logged in as alice</p>"),
+        "{}",
+        page.body
+    );
+}

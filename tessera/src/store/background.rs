@@ -52,10 +52,9 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    match Handle::try_current() {
-        Ok(current) if current.runtime_flavor() != RuntimeFlavor::CurrentThread => {
-            current.spawn(task)
-        }
-        _ => runtime().spawn(task),
+    if single_threaded() {
+        runtime().spawn(task)
+    } else {
+        Handle::current().spawn(task)
     }
 }
