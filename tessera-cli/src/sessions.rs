@@ -620,20 +620,31 @@ fn parse_id(text: &str, cookie_name: &str, name_given: bool) -> Result<SessionId
         match SessionId::parse(id) {
             Some(id) if !ids.contains(&id) => ids.push(id),
             Some(_) => {}
-            None if looks_like_a_cookie_session(value) => {
-                return Err(Error::new(
-                    "not a session id: this looks like a cookie that holds the session \
-                     itself (signed or encrypted), not a server-side session's id; read it \
-                     with `tessera cookie decode`",
-                ))
-            }
-            None => {
-                return Err(Error::new(
-                    "not a session id: expected 22 to 256 characters of URL-safe base64, \
-                     alone, as session=ID, in a pasted Cookie or Set-Cookie header, or \
-                     signed (ID.signature, as with SESSION_USE_SIGNER)",
-                ))
-            }
+            None => match looks_like_a_cookie_session(value) {
+                Some(CookieLike::Signed) => {
+                    return Err(Error::new(
+                        "not a session id: this looks like a cookie that holds the session \
+                         itself (signed, as Flask's), not a server-side session's id; read it \
+                         with `tessera cookie decode`",
+                    ))
+                }
+                Some(CookieLike::LongRun) => {
+                    return Err(Error::new(format_args!(
+                        "not a session id: {} characters, where a session id has at most \
+                         256; if it is an encrypted cookie (SESSION_TYPE=encrypted), which \
+                         holds the session itself, read it with `tessera cookie decode \
+                         --encrypted`",
+                        value.len()
+                    )))
+                }
+                None => {
+                    return Err(Error::new(
+                        "not a session id: expected 22 to 256 characters of URL-safe base64, \
+                         alone, as session=ID, in a pasted Cookie or Set-Cookie header, or \
+                         signed (ID.signature, as with SESSION_USE_SIGNER)",
+                    ))
+                }
+            },
         }
     }
     match ids.len() {
@@ -650,7 +661,16 @@ fn parse_id(text: &str, cookie_name: &str, name_given: bool) -> Result<SessionId
 /// itself: a signed one (`payload.timestamp.signature`, with a leading dot
 /// when compressed) or an encrypted one (longer than any id, without
 /// dots), in URL-safe base64 either way.
-fn looks_like_a_cookie_session(value: &str) -> bool {
+/// What a value that is no session id looks like instead.
+enum CookieLike {
+    /// A signed cookie session's three dotted parts (Flask's).
+    Signed,
+    /// One run of URL-safe base64 too long for an id, as an encrypted
+    /// cookie is.
+    LongRun,
+}
+
+fn looks_like_a_cookie_session(value: &str) -> Option<CookieLike> {
     let url_safe = |part: &str| {
         part.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
@@ -661,9 +681,11 @@ fn looks_like_a_cookie_session(value: &str) -> bool {
         .split('.')
         .collect();
     match parts.len() {
-        1 => value.len() > 256 && url_safe(value),
-        3 => parts.iter().all(|part| !part.is_empty() && url_safe(part)),
-        _ => false,
+        1 if value.len() > 256 && url_safe(value) => Some(CookieLike::LongRun),
+        3 if parts.iter().all(|part| !part.is_empty() && url_safe(part)) => {
+            Some(CookieLike::Signed)
+        }
+        _ => None,
     }
 }
 
@@ -671,6 +693,10 @@ async fn list(store: &dyn SessionStore, stores_creation: bool, args: ListArgs) -
     let now = now();
     let batch = args.batch as usize;
     let user = args.user.as_deref();
+    if user == Some("") {
+        // As `revoke-user`: no session belongs to no one.
+        return Err(Error::new("the user is empty"));
+    }
     let progress = Progress::new(!args.no_progress, "sessions");
     let mut out = BufWriter::new(io::stdout().lock());
     let mut after: Option<SessionId> = None;

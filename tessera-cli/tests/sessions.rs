@@ -540,6 +540,23 @@ fn show_refuses_unknown_expired_and_malformed_ids() {
 /// as with SESSION_USE_SIGNER (the signature unchecked: the id is looked
 /// up, nothing more). A cookie holding the session itself, several ids or
 /// none are refused with a reason.
+/// An empty user is refused by `list --user` as by `revoke-user`, rather
+/// than listing nothing and exiting 0.
+#[test]
+fn an_empty_user_is_refused() {
+    let store = two_users("empty-user");
+    for command in [
+        &["sessions", "list", "--user", ""][..],
+        &["sessions", "revoke-user", ""],
+    ] {
+        let reason = store.run(command).refusal().to_owned();
+        assert!(
+            reason.contains("the user is empty"),
+            "{command:?}: {reason}"
+        );
+    }
+}
+
 #[test]
 fn show_and_revoke_take_a_pasted_cookie() {
     let store = two_users("show-pasted");
@@ -606,6 +623,11 @@ fn show_and_revoke_take_a_pasted_cookie() {
         ),
         ("session=not an id".to_owned(), "not a session id"),
         ("".to_owned(), "not a session id"),
+        // One run too long for an id: what an encrypted cookie is.
+        (
+            "x".repeat(300),
+            "300 characters, where a session id has at most 256",
+        ),
     ] {
         let reason = store
             .run(&["sessions", "show", &pasted])
