@@ -657,10 +657,6 @@ fn parse_id(text: &str, cookie_name: &str, name_given: bool) -> Result<SessionId
     }
 }
 
-/// Whether `value` has the shape of a cookie that holds the session
-/// itself: a signed one (`payload.timestamp.signature`, with a leading dot
-/// when compressed) or an encrypted one (longer than any id, without
-/// dots), in URL-safe base64 either way.
 /// What a value that is no session id looks like instead.
 enum CookieLike {
     /// A signed cookie session's three dotted parts (Flask's).
@@ -670,6 +666,10 @@ enum CookieLike {
     LongRun,
 }
 
+/// Which cookie that holds the session itself `value` has the shape of,
+/// if any: a signed one (`payload.timestamp.signature`, with a leading dot
+/// when compressed) or an encrypted one (longer than any id, without
+/// dots), in URL-safe base64 either way.
 fn looks_like_a_cookie_session(value: &str) -> Option<CookieLike> {
     let url_safe = |part: &str| {
         part.bytes()

@@ -536,10 +536,6 @@ fn show_refuses_unknown_expired_and_malformed_ids() {
     );
 }
 
-/// What users paste for an id: the cookie as a pair, a header, or signed
-/// as with SESSION_USE_SIGNER (the signature unchecked: the id is looked
-/// up, nothing more). A cookie holding the session itself, several ids or
-/// none are refused with a reason.
 /// An empty user is refused by `list --user` as by `revoke-user`, rather
 /// than listing nothing and exiting 0.
 #[test]
@@ -557,6 +553,10 @@ fn an_empty_user_is_refused() {
     }
 }
 
+/// What users paste for an id: the cookie as a pair, a header, or signed
+/// as with SESSION_USE_SIGNER (the signature unchecked: the id is looked
+/// up, nothing more). A cookie holding the session itself, several ids or
+/// none are refused with a reason.
 #[test]
 fn show_and_revoke_take_a_pasted_cookie() {
     let store = two_users("show-pasted");

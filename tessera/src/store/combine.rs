@@ -859,6 +859,17 @@ mod tests {
             .sum()
     }
 
+    /// `on_their_way()` once it is 0, or after 10 s: the combined run that
+    /// answered the callers takes its key out of the map just after, on a
+    /// thread of its own when the test's runtime is single-threaded.
+    async fn none_left(on_their_way: impl Fn() -> usize) -> usize {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while on_their_way() > 0 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        on_their_way()
+    }
+
     fn counters_on_their_way(store: &Gated) -> usize {
         store.combiner.increments.lock().len()
     }
@@ -933,7 +944,7 @@ mod tests {
             2,
             "the first alone, then the 49 queued as one"
         );
-        assert_eq!(counters_on_their_way(&store), 0);
+        assert_eq!(none_left(|| counters_on_their_way(&store)).await, 0);
     }
 
     #[tokio::test]
@@ -1063,7 +1074,7 @@ mod tests {
         let answers = answers(tasks).await;
         assert_eq!(values(&answers), [1, 2].map(Some).to_vec());
         assert_eq!(stored(&store, &id).await, Some(Value::from(2)));
-        assert_eq!(counters_on_their_way(&store), 0);
+        assert_eq!(none_left(|| counters_on_their_way(&store)).await, 0);
     }
 
     /// A caller that goes away while its increment is queued takes it back.
@@ -1148,7 +1159,7 @@ mod tests {
         drop(gate);
         assert_eq!(loaded(tasks).await, vec![Some(Value::from(0)); 30]);
         assert_eq!(loads_sent(&store), 2, "the first alone, then the 29 as one");
-        assert_eq!(loads_on_their_way(&store), 0);
+        assert_eq!(none_left(|| loads_on_their_way(&store)).await, 0);
     }
 
     /// Queued loads are made again after they came, not answered from the
@@ -1213,7 +1224,7 @@ mod tests {
         store.down.store(false, Ordering::Relaxed);
         let after = load(&store, &id, 2).await.expect("back").expect("live");
         assert_eq!(after.data.get("n"), Some(&Value::from(0)));
-        assert_eq!(loads_on_their_way(&store), 0);
+        assert_eq!(none_left(|| loads_on_their_way(&store)).await, 0);
     }
 
     #[tokio::test]
@@ -1225,7 +1236,7 @@ mod tests {
         tokio::task::yield_now().await;
         drop(gate);
         assert_eq!(loaded(tasks).await, vec![Some(Value::from(0)); 2]);
-        assert_eq!(loads_on_their_way(&store), 0);
+        assert_eq!(none_left(|| loads_on_their_way(&store)).await, 0);
     }
 
     #[tokio::test]
@@ -1372,7 +1383,7 @@ mod tests {
         );
         assert_eq!(sent(&store.0), 1);
         assert_eq!(stored(&store.0, &id).await, Some(Value::from(6)));
-        assert_eq!(counters_on_their_way(&store.0), 0);
+        assert_eq!(none_left(|| counters_on_their_way(&store.0)).await, 0);
     }
 
     #[tokio::test]
@@ -1444,7 +1455,7 @@ mod tests {
         drop(first);
         assert_eq!(values(&answers(second).await), vec![Some(1)]);
         assert_eq!(stored(&store.0, &id).await, Some(Value::from(1)));
-        assert_eq!(counters_on_their_way(&store.0), 0);
+        assert_eq!(none_left(|| counters_on_their_way(&store.0)).await, 0);
     }
 
     fn single_threaded() -> tokio::runtime::Runtime {
@@ -1452,6 +1463,15 @@ mod tests {
             .enable_all()
             .build()
             .expect("a runtime")
+    }
+
+    /// Blocks until `done()`, failing the test after [`STRANDED`].
+    fn wait_until(done: impl Fn() -> bool) {
+        let deadline = std::time::Instant::now() + STRANDED;
+        while !done() {
+            assert!(std::time::Instant::now() < deadline, "waited too long");
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
     }
 
     /// How long a test waits for an answer that only a stranded caller
@@ -1483,9 +1503,7 @@ mod tests {
                 answer
             }
         });
-        while loads_on_their_way(&store) < 1 {
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
+        wait_until(|| loads_on_their_way(&store) > 0);
         let (answer, answered) = mpsc::channel();
         std::thread::spawn({
             let (store, id) = (store.clone(), id.clone());
@@ -1493,9 +1511,7 @@ mod tests {
                 let _ = answer.send(single_threaded().block_on(load(&store, &id, 2)));
             }
         });
-        while loads_queued(&store) < 1 {
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
+        wait_until(|| loads_queued(&store) > 0);
         drop(gate);
         let queued = answered
             .recv_timeout(STRANDED)
@@ -1528,9 +1544,7 @@ mod tests {
                 answer
             }
         });
-        while counters_on_their_way(&store.0) < 1 {
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
+        wait_until(|| counters_on_their_way(&store.0) > 0);
         let (answer, answered) = mpsc::channel();
         std::thread::spawn({
             let (store, id) = (store.clone(), id.clone());
@@ -1538,9 +1552,7 @@ mod tests {
                 let _ = answer.send(single_threaded().block_on(increment(&store, &id, "n", 1, 2)));
             }
         });
-        while queued(&store.0) < 1 {
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
+        wait_until(|| queued(&store.0) > 0);
         drop(gate);
         let queued = answered.recv_timeout(STRANDED).expect(
             "the queued increment is answered while the leading caller's runtime is not driven",

@@ -99,7 +99,10 @@
 //! wait, and fail once Redis' answer is overdue. So threads share no
 //! connection, however many workers there are (beyond
 //! [`THREAD_CONNECTIONS`] threads, which a process seldom has, the later
-//! ones share with the earlier).
+//! ones share with the earlier). The operations of one session that queue
+//! behind one on its way (the increments and loads combined above) run on
+//! a thread of tessera's own, which keeps its own connection, so that they
+//! never wait for another worker's thread.
 //!
 //! An operation that cannot reach Redis fails with [`StoreError::Unavailable`]
 //! (a 503 for the request). An attempt to connect that fails is the answer
