@@ -17,6 +17,7 @@ use std::sync::OnceLock;
 
 use tokio::runtime::{Handle, RuntimeFlavor};
 use tokio::task::JoinHandle;
+use tracing::instrument::WithSubscriber as _;
 
 /// The runtime of a thread that does nothing but drive what is spawned on
 /// it, for as long as the process lives.
@@ -53,7 +54,9 @@ where
     F::Output: Send + 'static,
 {
     if single_threaded() {
-        runtime().spawn(task)
+        // Its log lines go where the caller's would, also to a subscriber
+        // set for the caller's thread alone.
+        runtime().spawn(task.with_current_subscriber())
     } else {
         Handle::current().spawn(task)
     }

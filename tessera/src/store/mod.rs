@@ -19,7 +19,6 @@ use rand::RngCore as _;
 use crate::map::Map;
 use crate::value::Value;
 
-#[cfg(any(feature = "sqlite", feature = "postgres", feature = "redis", test))]
 mod background;
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "redis", test))]
 mod combine;
@@ -771,17 +770,15 @@ impl OutageLog {
     }
 
     /// Has the failures not logged counted a second from now, unless a
-    /// line has counted them by then (on a tokio runtime; without one the
-    /// next line counts them).
+    /// line has counted them by then: on a runtime that keeps running, since
+    /// a summary due but never made (its single-threaded runtime dropped
+    /// meanwhile) would keep the next ones from being scheduled.
     fn summarize_later(&'static self) {
         use std::sync::atomic::Ordering::Relaxed;
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
         if self.summary_due.swap(true, Relaxed) {
             return;
         }
-        runtime.spawn(async move {
+        background::spawn(async move {
             tokio::time::sleep(std::time::Duration::from_millis(Self::INTERVAL_MS)).await;
             self.summary_due.store(false, Relaxed);
             self.summarize_at(monotonic_millis());
