@@ -1017,6 +1017,38 @@ mod tests {
         assert!(lines[1].contains("not_logged=2"), "{text}");
     }
 
+    /// Failures held back on a single-threaded runtime that is dropped
+    /// before their summary is due (a test's, a thread's `block_on` that
+    /// returned) are still counted a second later, on the subscriber the
+    /// runtime's thread had; before, the summary went with the runtime and
+    /// none was scheduled again.
+    #[test]
+    fn failures_held_back_are_counted_after_their_runtime_is_gone() {
+        static LOG: super::OutageLog = super::OutageLog::new("a store of a runtime gone");
+        let (logs, _guard) = test_logs::LogBuffer::capture();
+        let down = super::StoreError::Unavailable("refused".into());
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        runtime.block_on(async {
+            for _ in 0..3 {
+                LOG.log(&down, "could not load the session");
+            }
+        });
+        drop(runtime);
+        let summary = "a store of a runtime gone: 2 more such failures since the last line";
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !logs.contents().contains(summary) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no summary: {}",
+                logs.contents()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
     /// A store that answers loads but fails every write alternates between
     /// the two on every request: "answers again" is said at most once a
     /// second, not after every failure (a hundred lines a second).
