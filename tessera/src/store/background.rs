@@ -8,7 +8,9 @@
 //! of SQLite increments) would wait there for that thread: behind a handler
 //! that blocks it, or for good once its `block_on` returned; and when that
 //! runtime is dropped, its callers would be told that an operation never
-//! sent may have been carried out. PostgreSQL's pooled connections, which
+//! sent may have been carried out; a timer that others count on (the
+//! outage log's summary a second after failures held back) would never
+//! fire. PostgreSQL's pooled connections, which
 //! answer only while the runtime that opened them runs, are opened here for
 //! the same reason.
 

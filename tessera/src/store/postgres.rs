@@ -105,6 +105,7 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow, PgSslMode};
 use sqlx::{Connection as _, Executor as _, Row as _};
+use tracing::instrument::WithSubscriber as _;
 
 use super::background;
 use super::combine::{self, Batching, Combiner, Combining};
@@ -1825,7 +1826,8 @@ async fn on<T: Send + 'static>(
     runtime: &tokio::runtime::Handle,
     operation: impl std::future::Future<Output = T> + Send + 'static,
 ) -> T {
-    match runtime.spawn(operation).await {
+    // Its log lines go where the caller's would.
+    match runtime.spawn(operation.with_current_subscriber()).await {
         Ok(answer) => answer,
         Err(error) => match error.try_into_panic() {
             Ok(panic) => std::panic::resume_unwind(panic),
