@@ -1478,46 +1478,75 @@ mod tests {
     /// would not get in time.
     const STRANDED: std::time::Duration = std::time::Duration::from_secs(20);
 
-    /// A load queued behind another caller's, each caller on a
-    /// single-threaded runtime of its own (two actix-web workers, two
-    /// threads calling `block_on`): once the leading caller is answered, its
-    /// runtime is kept but no longer driven, as a thread's is when its
-    /// `block_on` has returned, or a worker's while a handler blocks its
-    /// thread. The queued load is answered all the same: it runs on a
-    /// runtime that keeps running, not on the leading caller's.
-    #[test]
-    fn a_load_queued_behind_a_runtime_no_longer_driven_is_answered() {
+    /// Two callers of `operation` on `store`, each on a single-threaded
+    /// runtime of its own (two actix-web workers, two threads calling
+    /// `block_on`), while `gate` holds the first one's operation: once the
+    /// leading caller is answered, its runtime is kept but no longer driven,
+    /// as a thread's is when its `block_on` has returned, or a worker's
+    /// while a handler blocks its thread. Their answers, the leading
+    /// caller's first; the test fails if the queued one is not answered
+    /// within [`STRANDED`].
+    fn lead_and_queued_on_two_runtimes<S, F>(
+        store: &S,
+        gate: tokio::sync::OwnedRwLockWriteGuard<()>,
+        operation: impl Fn(S) -> F + Clone + Send + 'static,
+        on_its_way: impl Fn() -> bool,
+        queued: impl Fn() -> bool,
+    ) -> (F::Output, F::Output)
+    where
+        S: Clone + Send + 'static,
+        F: Future,
+        F::Output: Send + 'static,
+    {
         use std::sync::mpsc;
-        let setup = single_threaded();
-        let (store, id) = setup.block_on(gated());
-        let gate = setup.block_on(store.gate.clone().write_owned());
-        drop(setup);
         let (release, released) = mpsc::channel::<()>();
         let lead = std::thread::spawn({
-            let (store, id) = (store.clone(), id.clone());
+            let (store, operation) = (store.clone(), operation.clone());
             move || {
                 let runtime = single_threaded();
-                let answer = runtime.block_on(load(&store, &id, 2));
+                let answer = runtime.block_on(operation(store));
                 // Kept, not driven, until the test is done.
                 let _ = released.recv_timeout(2 * STRANDED);
                 answer
             }
         });
-        wait_until(|| loads_on_their_way(&store) > 0);
+        wait_until(on_its_way);
         let (answer, answered) = mpsc::channel();
         std::thread::spawn({
-            let (store, id) = (store.clone(), id.clone());
+            let store = store.clone();
             move || {
-                let _ = answer.send(single_threaded().block_on(load(&store, &id, 2)));
+                let _ = answer.send(single_threaded().block_on(operation(store)));
             }
         });
-        wait_until(|| loads_queued(&store) > 0);
+        wait_until(queued);
         drop(gate);
-        let queued = answered
-            .recv_timeout(STRANDED)
-            .expect("the queued load is answered while the leading caller's runtime is not driven");
+        let queued = answered.recv_timeout(STRANDED).expect(
+            "the queued caller is answered while the leading caller's runtime is not driven",
+        );
         let _ = release.send(());
-        let first = lead.join().expect("the leading caller");
+        (lead.join().expect("the leading caller"), queued)
+    }
+
+    /// A load queued behind another caller's, across two single-threaded
+    /// runtimes, the leading one no longer driven once its caller is
+    /// answered: the queued load is answered all the same, as it runs on a
+    /// runtime that keeps running, not on the leading caller's.
+    #[test]
+    fn a_load_queued_behind_a_runtime_no_longer_driven_is_answered() {
+        let setup = single_threaded();
+        let (store, id) = setup.block_on(gated());
+        let gate = setup.block_on(store.gate.clone().write_owned());
+        drop(setup);
+        let (first, queued) = lead_and_queued_on_two_runtimes(
+            &store,
+            gate,
+            move |store: Gated| {
+                let id = id.clone();
+                async move { load(&store, &id, 2).await }
+            },
+            || loads_on_their_way(&store) > 0,
+            || loads_queued(&store) > 0,
+        );
         for answer in [first, queued] {
             let record = answer.expect("loaded").expect("live");
             assert_eq!(record.data.get("n"), Some(&Value::from(0)));
@@ -1528,40 +1557,25 @@ mod tests {
     /// (Redis, PostgreSQL): it is made, and answered the value after both.
     #[test]
     fn an_increment_queued_behind_a_runtime_no_longer_driven_is_made() {
-        use std::sync::mpsc;
         let setup = single_threaded();
         let (store, id) = setup.block_on(gated());
         let gate = setup.block_on(store.gate.clone().write_owned());
         drop(setup);
         let store = PerTurn(store);
-        let (release, released) = mpsc::channel::<()>();
-        let lead = std::thread::spawn({
-            let (store, id) = (store.clone(), id.clone());
-            move || {
-                let runtime = single_threaded();
-                let answer = runtime.block_on(increment(&store, &id, "n", 1, 2));
-                let _ = released.recv_timeout(2 * STRANDED);
-                answer
-            }
-        });
-        wait_until(|| counters_on_their_way(&store.0) > 0);
-        let (answer, answered) = mpsc::channel();
-        std::thread::spawn({
-            let (store, id) = (store.clone(), id.clone());
-            move || {
-                let _ = answer.send(single_threaded().block_on(increment(&store, &id, "n", 1, 2)));
-            }
-        });
-        wait_until(|| queued(&store.0) > 0);
-        drop(gate);
-        let queued = answered.recv_timeout(STRANDED).expect(
-            "the queued increment is answered while the leading caller's runtime is not driven",
+        let (first, queued) = lead_and_queued_on_two_runtimes(
+            &store,
+            gate,
+            {
+                let id = id.clone();
+                move |store: PerTurn| {
+                    let id = id.clone();
+                    async move { increment(&store, &id, "n", 1, 2).await }
+                }
+            },
+            || counters_on_their_way(&store.0) > 0,
+            || self::queued(&store.0) > 0,
         );
-        let _ = release.send(());
-        assert_eq!(
-            lead.join().expect("the leading caller").expect("made"),
-            Some(1)
-        );
+        assert_eq!(first.expect("made"), Some(1));
         assert_eq!(queued.expect("made"), Some(2));
         assert_eq!(
             single_threaded().block_on(stored(&store.0, &id)),

@@ -105,7 +105,6 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow, PgSslMode};
 use sqlx::{Connection as _, Executor as _, Row as _};
-use tracing::instrument::WithSubscriber as _;
 
 use super::background;
 use super::combine::{self, Batching, Combiner, Combining};
@@ -1808,26 +1807,25 @@ fn session_info(row: &PgRow) -> Result<SessionInfo, StoreError> {
     })
 }
 
-/// The runtime to hand an operation to: tessera's own
-/// ([`background::runtime`]) when the caller's runtime is single-threaded
-/// (or there is none); `None` to run it where it is called. actix-web runs
-/// one runtime per worker, and a pooled connection answers only while the
-/// runtime that opened it runs: taken by another worker, it would wait for
-/// that worker's handler to yield (a blocking handler stalled every other
-/// worker's sessions) and fail once that worker's runtime is gone.
-/// Operations started on a single-threaded runtime therefore run on
-/// tessera's, and every connection they use is opened there.
-fn elsewhere() -> Option<&'static tokio::runtime::Handle> {
-    background::single_threaded().then(background::runtime)
+/// Whether to hand an operation to tessera's own runtime ([`on`]), as
+/// when the caller's runtime is single-threaded (or there is none), rather
+/// than run it where it is called. actix-web runs one runtime per worker,
+/// and a pooled connection answers only while the runtime that opened it
+/// runs: taken by another worker, it would wait for that worker's handler
+/// to yield (a blocking handler stalled every other worker's sessions) and
+/// fail once that worker's runtime is gone. Operations started on a
+/// single-threaded runtime therefore run on tessera's, and every
+/// connection they use is opened there.
+fn elsewhere() -> bool {
+    background::single_threaded()
 }
 
-/// What `operation` answers, run on `runtime`; a panic goes on as a panic.
+/// What `operation` answers, run on tessera's own runtime; a panic goes on
+/// as a panic.
 async fn on<T: Send + 'static>(
-    runtime: &tokio::runtime::Handle,
     operation: impl std::future::Future<Output = T> + Send + 'static,
 ) -> T {
-    // Its log lines go where the caller's would.
-    match runtime.spawn(operation.with_current_subscriber()).await {
+    match background::spawn(operation).await {
         Ok(answer) => answer,
         Err(error) => match error.try_into_panic() {
             Ok(panic) => std::panic::resume_unwind(panic),
@@ -1853,9 +1851,10 @@ impl PostgresStore {
         Fut: std::future::Future<Output = T> + Send + 'static,
         T: Send + 'static,
     {
-        match elsewhere() {
-            None => operation(self.here()).await,
-            Some(runtime) => on(runtime, operation(self.here())).await,
+        if elsewhere() {
+            on(operation(self.here())).await
+        } else {
+            operation(self.here()).await
         }
     }
 }
@@ -1870,19 +1869,19 @@ impl SessionStore for PostgresStore {
     }
 
     async fn load(&self, id: &SessionId, now: u64) -> Result<Option<Record>, StoreError> {
-        let Some(runtime) = elsewhere() else {
+        if !elsewhere() {
             return self.here().load(id, now).await;
-        };
+        }
         let (here, id) = (self.here(), id.clone());
-        on(runtime, async move { here.load(&id, now).await }).await
+        on(async move { here.load(&id, now).await }).await
     }
 
     async fn create(&self, id: &SessionId, record: &Record) -> Result<bool, StoreError> {
-        let Some(runtime) = elsewhere() else {
+        if !elsewhere() {
             return self.here().create(id, record).await;
-        };
+        }
         let (here, id, record) = (self.here(), id.clone(), record.clone());
-        on(runtime, async move { here.create(&id, &record).await }).await
+        on(async move { here.create(&id, &record).await }).await
     }
 
     async fn update(
@@ -1891,15 +1890,11 @@ impl SessionStore for PostgresStore {
         changes: &Changes,
         now: u64,
     ) -> Result<bool, StoreError> {
-        let Some(runtime) = elsewhere() else {
+        if !elsewhere() {
             return self.here().update(id, changes, now).await;
-        };
+        }
         let (here, id, changes) = (self.here(), id.clone(), changes.clone());
-        on(
-            runtime,
-            async move { here.update(&id, &changes, now).await },
-        )
-        .await
+        on(async move { here.update(&id, &changes, now).await }).await
     }
 
     async fn update_or_delete_if_empty(
@@ -1908,25 +1903,22 @@ impl SessionStore for PostgresStore {
         changes: &Changes,
         now: u64,
     ) -> Result<UpdateOutcome, StoreError> {
-        let Some(runtime) = elsewhere() else {
+        if !elsewhere() {
             return self
                 .here()
                 .update_or_delete_if_empty(id, changes, now)
                 .await;
-        };
+        }
         let (here, id, changes) = (self.here(), id.clone(), changes.clone());
-        on(runtime, async move {
-            here.update_or_delete_if_empty(&id, &changes, now).await
-        })
-        .await
+        on(async move { here.update_or_delete_if_empty(&id, &changes, now).await }).await
     }
 
     async fn delete(&self, id: &SessionId) -> Result<bool, StoreError> {
-        let Some(runtime) = elsewhere() else {
+        if !elsewhere() {
             return self.here().delete(id).await;
-        };
+        }
         let (here, id) = (self.here(), id.clone());
-        on(runtime, async move { here.delete(&id).await }).await
+        on(async move { here.delete(&id).await }).await
     }
 
     async fn cycle_id(
@@ -1935,11 +1927,11 @@ impl SessionStore for PostgresStore {
         new: &SessionId,
         now: u64,
     ) -> Result<bool, StoreError> {
-        let Some(runtime) = elsewhere() else {
+        if !elsewhere() {
             return self.here().cycle_id(old, new, now).await;
-        };
+        }
         let (here, old, new) = (self.here(), old.clone(), new.clone());
-        on(runtime, async move { here.cycle_id(&old, &new, now).await }).await
+        on(async move { here.cycle_id(&old, &new, now).await }).await
     }
 
     async fn increment(
@@ -1949,15 +1941,11 @@ impl SessionStore for PostgresStore {
         by: i64,
         now: u64,
     ) -> Result<Option<i64>, StoreError> {
-        let Some(runtime) = elsewhere() else {
+        if !elsewhere() {
             return self.here().increment(id, key, by, now).await;
-        };
+        }
         let (here, id, key) = (self.here(), id.clone(), key.to_owned());
-        on(
-            runtime,
-            async move { here.increment(&id, &key, by, now).await },
-        )
-        .await
+        on(async move { here.increment(&id, &key, by, now).await }).await
     }
 
     async fn append(
@@ -1967,15 +1955,11 @@ impl SessionStore for PostgresStore {
         value: &Value,
         now: u64,
     ) -> Result<Option<usize>, StoreError> {
-        let Some(runtime) = elsewhere() else {
+        if !elsewhere() {
             return self.here().append(id, key, value, now).await;
-        };
+        }
         let (here, id, key, value) = (self.here(), id.clone(), key.to_owned(), value.clone());
-        on(
-            runtime,
-            async move { here.append(&id, &key, &value, now).await },
-        )
-        .await
+        on(async move { here.append(&id, &key, &value, now).await }).await
     }
 
     async fn list(
@@ -1985,11 +1969,11 @@ impl SessionStore for PostgresStore {
         limit: usize,
         now: u64,
     ) -> Result<Vec<SessionInfo>, StoreError> {
-        let Some(runtime) = elsewhere() else {
+        if !elsewhere() {
             return self.here().list(user_id, after, limit, now).await;
-        };
+        }
         let (here, user_id, after) = (self.here(), user_id.map(str::to_owned), after.cloned());
-        on(runtime, async move {
+        on(async move {
             here.list(user_id.as_deref(), after.as_ref(), limit, now)
                 .await
         })
@@ -1997,11 +1981,11 @@ impl SessionStore for PostgresStore {
     }
 
     async fn delete_user(&self, user_id: &str) -> Result<u64, StoreError> {
-        let Some(runtime) = elsewhere() else {
+        if !elsewhere() {
             return self.here().delete_user(user_id).await;
-        };
+        }
         let (here, user_id) = (self.here(), user_id.to_owned());
-        on(runtime, async move { here.delete_user(&user_id).await }).await
+        on(async move { here.delete_user(&user_id).await }).await
     }
 
     async fn purge_expired(&self, now: u64, batch: usize) -> Result<u64, StoreError> {
