@@ -620,31 +620,7 @@ fn parse_id(text: &str, cookie_name: &str, name_given: bool) -> Result<SessionId
         match SessionId::parse(id) {
             Some(id) if !ids.contains(&id) => ids.push(id),
             Some(_) => {}
-            None => match looks_like_a_cookie_session(value) {
-                Some(CookieLike::Signed) => {
-                    return Err(Error::new(
-                        "not a session id: this looks like a cookie that holds the session \
-                         itself (signed, as Flask's), not a server-side session's id; read it \
-                         with `tessera cookie decode`",
-                    ))
-                }
-                Some(CookieLike::LongRun) => {
-                    return Err(Error::new(format_args!(
-                        "not a session id: {} characters, where a session id has at most \
-                         256; if it is an encrypted cookie (SESSION_TYPE=encrypted), which \
-                         holds the session itself, read it with `tessera cookie decode \
-                         --encrypted`",
-                        value.len()
-                    )))
-                }
-                None => {
-                    return Err(Error::new(
-                        "not a session id: expected 22 to 256 characters of URL-safe base64, \
-                         alone, as session=ID, in a pasted Cookie or Set-Cookie header, or \
-                         signed (ID.signature, as with SESSION_USE_SIGNER)",
-                    ))
-                }
-            },
+            None => return Err(not_a_session_id(value)),
         }
     }
     match ids.len() {
@@ -654,6 +630,28 @@ fn parse_id(text: &str, cookie_name: &str, name_given: bool) -> Result<SessionId
             "the pasted text holds {count} different session ids (cookies named \
              {cookie_name:?}); pass the one to use"
         ))),
+    }
+}
+
+/// Why `value` is no session id, and what it may be instead.
+fn not_a_session_id(value: &str) -> Error {
+    match looks_like_a_cookie_session(value) {
+        Some(CookieLike::Signed) => Error::new(
+            "not a session id: this looks like a cookie that holds the session itself \
+             (signed, as Flask's), not a server-side session's id; read it with \
+             `tessera cookie decode`",
+        ),
+        Some(CookieLike::LongRun) => Error::new(format_args!(
+            "not a session id: {} characters, where a session id has at most 256; if it is \
+             an encrypted cookie (SESSION_TYPE=encrypted), which holds the session itself, \
+             read it with `tessera cookie decode --encrypted`",
+            value.len()
+        )),
+        None => Error::new(
+            "not a session id: expected 22 to 256 characters of URL-safe base64, alone, as \
+             session=ID, in a pasted Cookie or Set-Cookie header, or signed (ID.signature, \
+             as with SESSION_USE_SIGNER)",
+        ),
     }
 }
 
@@ -694,7 +692,8 @@ async fn list(store: &dyn SessionStore, stores_creation: bool, args: ListArgs) -
     let batch = args.batch as usize;
     let user = args.user.as_deref();
     if user == Some("") {
-        // As `revoke-user`: no session belongs to no one.
+        // As `revoke-user`: an empty user is a command line gone wrong (a
+        // variable unset), not a user to look for.
         return Err(Error::new("the user is empty"));
     }
     let progress = Progress::new(!args.no_progress, "sessions");
