@@ -20,7 +20,7 @@
 //! |---|---|---|
 //! | `SECRET_KEY` | required | signs (or encrypts) cookies |
 //! | `SECRET_KEY_FALLBACKS` | none | older keys still accepted (comma-separated, oldest first; blanks around each key dropped; or a JSON list of strings, each kept exactly; a value beginning with `[` must be one) |
-//! | `PERMANENT_SESSION_LIFETIME` | 2678400 (31 days) | seconds, at most 3153600000 (36500 days); permanent cookies' lifetime and every cookie's max age |
+//! | `PERMANENT_SESSION_LIFETIME` | 2678400 (31 days) | whole seconds (`60.0` reads as 60, as Flask reads it), at most 3153600000 (36500 days); permanent cookies' lifetime and every cookie's max age |
 //! | `SESSION_COOKIE_NAME` | `session` | |
 //! | `SESSION_COOKIE_DOMAIN` | none | host-only cookie |
 //! | `SESSION_COOKIE_PATH` | `APPLICATION_ROOT` | |
@@ -689,7 +689,7 @@ impl SessionConfigBuilder {
             "SECRET_KEY_FALLBACKS" => self.secret_key_fallbacks(parse_fallback_keys(&value)?),
             "PERMANENT_SESSION_LIFETIME" => {
                 let seconds =
-                    parse_var::<u64>("PERMANENT_SESSION_LIFETIME", &value, LIFETIME_EXPECTED)?;
+                    parse_seconds("PERMANENT_SESSION_LIFETIME", &value, LIFETIME_EXPECTED)?;
                 self.permanent_session_lifetime(Duration::from_secs(seconds))
             }
             "SESSION_COOKIE_NAME" => self.cookie_name(value),
@@ -747,7 +747,7 @@ impl SessionConfigBuilder {
             "SESSION_PERMANENT" => self.session_permanent(parse_bool("SESSION_PERMANENT", &value)?),
             "SESSION_USE_SIGNER" => self.use_signer(parse_bool("SESSION_USE_SIGNER", &value)?),
             "TESSERA_SESSION_ABSOLUTE_LIFETIME" => {
-                let seconds: u64 = parse_var(
+                let seconds = parse_seconds(
                     "TESSERA_SESSION_ABSOLUTE_LIFETIME",
                     &value,
                     ABSOLUTE_LIFETIME_EXPECTED,
@@ -763,7 +763,7 @@ impl SessionConfigBuilder {
                 self.memory_max_sessions(sessions)
             }
             "TESSERA_SWEEP_INTERVAL" => {
-                let seconds: u64 = parse_var(
+                let seconds = parse_seconds(
                     "TESSERA_SWEEP_INTERVAL",
                     &value,
                     "a whole number of seconds",
@@ -1682,6 +1682,26 @@ fn parse_var<T: FromStr>(
         .map_err(|_| invalid(name, value, expected))
 }
 
+/// A whole number of seconds, also written as a decimal with a zero
+/// fraction (`60.0`): Flask's `from_prefixed_env` reads its variables as
+/// JSON and takes the float `60.0` as 60 seconds, so a value written for a
+/// Flask app reads the same here. A fraction that is not zero is refused
+/// rather than rounded.
+fn parse_seconds(name: &'static str, value: &str, expected: &str) -> Result<u64, ConfigError> {
+    let trimmed = value.trim();
+    let whole = match trimmed.split_once('.') {
+        Some((whole, fraction))
+            if !whole.is_empty()
+                && !fraction.is_empty()
+                && fraction.bytes().all(|byte| byte == b'0') =>
+        {
+            whole
+        }
+        _ => trimmed,
+    };
+    parse_var(name, whole, expected).map_err(|_| invalid(name, value, expected))
+}
+
 fn parse_bool(name: &'static str, value: &str) -> Result<bool, ConfigError> {
     match value.trim().to_ascii_lowercase().as_str() {
         "true" | "1" => Ok(true),
@@ -2077,6 +2097,32 @@ mod tests {
             .expect_err("zero")
             .to_string();
         assert!(message.contains("\"0\""), "{message}");
+        // Flask reads `FLASK_PERMANENT_SESSION_LIFETIME=60.0` as JSON, the
+        // float 60.0, and takes it as 60 seconds; so does tessera. A
+        // fraction is refused, not rounded.
+        for (value, seconds) in [("60.0", 60), (" 3600.000 ", 3600), ("60", 60)] {
+            let config = build("PERMANENT_SESSION_LIFETIME", value).expect(value);
+            assert_eq!(
+                config.permanent_session_lifetime(),
+                Duration::from_secs(seconds)
+            );
+            let config = build("TESSERA_SESSION_ABSOLUTE_LIFETIME", value).expect(value);
+            assert_eq!(
+                config.absolute_lifetime(),
+                Some(Duration::from_secs(seconds))
+            );
+        }
+        build("PERMANENT_SESSION_LIFETIME", "0.0").expect_err("zero");
+        for value in ["60.5", ".0", "60.", "1e3", "60.0.0", "-60.0", "60.0s"] {
+            let message = build("PERMANENT_SESSION_LIFETIME", value)
+                .expect_err(value)
+                .to_string();
+            assert!(
+                message.contains("PERMANENT_SESSION_LIFETIME")
+                    && message.contains(&format!("{value:?}")),
+                "{message}"
+            );
+        }
         // The builder's durations are checked the same way.
         for lifetime in [
             Duration::ZERO,

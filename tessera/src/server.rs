@@ -375,58 +375,15 @@ impl Session {
     }
 
     /// [`load`](Self::load), for an operation that holds the store turn.
+    /// A failure is noted as one of the store calls before the response
+    /// (`outage_met`): the extractor's 503 for a load that timed out is not
+    /// followed by the save loading again, for middleware's writes.
     async fn load_in_turn(&self) -> Result<(), StoreError> {
         let settings = match &self.lock().server {
             Some(server) if !server.loaded => server.settings.clone(),
             _ => return Ok(()),
         };
-        let now = unix_now();
-        let mut found = None;
-        let mut absolute_unstored = false;
-        // One presented id at a time, rather than a copy of the list: they
-        // never change, and most requests present one.
-        for index in 0.. {
-            let Some(id) = self.incoming_id(index) else {
-                break;
-            };
-            let loaded = settings.store.load(&id, now).await;
-            if loaded.is_ok() {
-                crate::store::note_store_answered();
-            }
-            let mut record = match loaded {
-                Ok(Some(record)) => record,
-                Ok(None) => continue,
-                // Unreadable for good (a value written by something else, or
-                // by an older version without the depth check): answering
-                // 503 would fail every request of this visitor until the
-                // record expired. As in the Flask-Session layout, the
-                // session counts as absent; the record is left for a look.
-                Err(StoreError::Corrupt(reason)) => {
-                    tracing::error!(
-                        session = %id.fingerprint(),
-                        %reason,
-                        "stored session is unreadable; starting a new one"
-                    );
-                    continue;
-                }
-                Err(error) => return Err(error),
-            };
-            // An absolute lifetime set (or shortened) after the record was
-            // created holds for it too, counted from its creation.
-            if let Some(cap) = settings.absolute_expiry(record.created_at) {
-                if record.absolute_expires_at.is_none_or(|at| at > cap) {
-                    if now >= cap {
-                        // Over: ended for the lists and the CLI as well.
-                        settings.store.delete(&id).await?;
-                        continue;
-                    }
-                    record.absolute_expires_at = Some(cap);
-                    absolute_unstored = true;
-                }
-            }
-            found = Some((id, record));
-            break;
-        }
+        let (found, absolute_unstored) = self.noting_outage(self.find_record(&settings).await)?;
         let mut guard = self.lock();
         let state = &mut *guard;
         let Some(server) = state.server.as_mut() else {
@@ -497,6 +454,60 @@ impl Session {
             }
         }
         Ok(())
+    }
+
+    /// The first presented id's live record, if any (and whether an absolute
+    /// lifetime was put on it that its store does not have yet).
+    async fn find_record(
+        &self,
+        settings: &ServerSettings,
+    ) -> Result<(Option<(SessionId, Record)>, bool), StoreError> {
+        let now = unix_now();
+        // One presented id at a time, rather than a copy of the list: they
+        // never change, and most requests present one.
+        for index in 0.. {
+            let Some(id) = self.incoming_id(index) else {
+                break;
+            };
+            let mut absolute_unstored = false;
+            let loaded = settings.store.load(&id, now).await;
+            if loaded.is_ok() {
+                crate::store::note_store_answered();
+            }
+            let mut record = match loaded {
+                Ok(Some(record)) => record,
+                Ok(None) => continue,
+                // Unreadable for good (a value written by something else, or
+                // by an older version without the depth check): answering
+                // 503 would fail every request of this visitor until the
+                // record expired. As in the Flask-Session layout, the
+                // session counts as absent; the record is left for a look.
+                Err(StoreError::Corrupt(reason)) => {
+                    tracing::error!(
+                        session = %id.fingerprint(),
+                        %reason,
+                        "stored session is unreadable; starting a new one"
+                    );
+                    continue;
+                }
+                Err(error) => return Err(error),
+            };
+            // An absolute lifetime set (or shortened) after the record was
+            // created holds for it too, counted from its creation.
+            if let Some(cap) = settings.absolute_expiry(record.created_at) {
+                if record.absolute_expires_at.is_none_or(|at| at > cap) {
+                    if now >= cap {
+                        // Over: ended for the lists and the CLI as well.
+                        settings.store.delete(&id).await?;
+                        continue;
+                    }
+                    record.absolute_expires_at = Some(cap);
+                    absolute_unstored = true;
+                }
+            }
+            return Ok((Some((id, record)), absolute_unstored));
+        }
+        Ok((None, false))
     }
 
     /// Writes this request's changes to the store: creates the record (if

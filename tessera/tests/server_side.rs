@@ -402,6 +402,40 @@ async fn writes_from_middleware_that_never_loads_are_saved() {
     assert_eq!(store.inner.len(), 2);
 }
 
+/// A write from middleware that never loads, then a handler whose `Session`
+/// extractor fails to load with an outage (answered 503): the save does not
+/// load again for that write. A store that timed out would hold the request
+/// for a second timeout, and one back by then would store a write the 503
+/// told the client was not made (a retried POST made twice).
+#[tokio::test]
+async fn a_failed_load_is_not_tried_again_by_the_save() {
+    let store = Arc::new(CountingStore::default());
+    let stamped = get(|_: Session| async { "stamped" })
+        .layer(axum::middleware::from_fn(stamp_without_loading));
+    let app = get_set_and(store.clone(), "/stamp", stamped);
+    let cookie = cookie_pair(&send(&app, "POST", "/set/user", None, "alice").await);
+    let (loads_before, writes_before) = store.calls();
+    store.next_load_fails.store(true, Ordering::SeqCst);
+    let response = send(&app, "GET", "/stamp", Some(&cookie), "").await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        set_cookies(response.headers()).is_empty(),
+        "{:?}",
+        set_cookies(response.headers())
+    );
+    assert_eq!(
+        store.calls(),
+        (loads_before + 1, writes_before),
+        "one load, and no write"
+    );
+    assert_eq!(read(&app, "last_seen", &cookie).await, "None");
+    assert_eq!(read(&app, "user", &cookie).await, "\"alice\"");
+    // The store answering again, the same request is served and saved.
+    let response = send(&app, "GET", "/stamp", Some(&cookie), "").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(read(&app, "last_seen", &cookie).await, "12345");
+}
+
 /// Middleware that flashes, on the session from the request's extensions,
 /// without loading it.
 async fn flash_without_loading(

@@ -987,10 +987,12 @@ impl PostgresStore {
             ));
         }
         let files = tls_files(url);
+        let root_given = root_certificate_given(url);
         // Read at every new TLS connection: a file that is not there, or not
         // PEM, would make every request fail later, with a message that does
-        // not name it. (Without TLS, as libpq, they are not used at all.)
-        if !matches!(ssl_mode, PgSslMode::Disable | PgSslMode::Allow) {
+        // not name it. (Without TLS, as libpq, they are not used at all; nor
+        // by `prefer` without the `tls` feature, which then never tries it.)
+        if cfg!(feature = "tls") && !matches!(ssl_mode, PgSslMode::Disable | PgSslMode::Allow) {
             for file in &files {
                 file.check()?;
             }
@@ -999,9 +1001,7 @@ impl PostgresStore {
         // system's roots, which SSL_CERT_FILE replaces: one that cannot be
         // read leaves none, and every connection failed with a bare
         // "UnknownIssuer" that named no file (the Redis store names it).
-        if matches!(ssl_mode, PgSslMode::VerifyCa | PgSslMode::VerifyFull)
-            && !files.iter().any(|file| file.parameter == "sslrootcert")
-        {
+        if matches!(ssl_mode, PgSslMode::VerifyCa | PgSslMode::VerifyFull) && !root_given {
             if let Some(path) = std::env::var("SSL_CERT_FILE")
                 .ok()
                 .filter(|path| !path.is_empty())
@@ -1017,9 +1017,8 @@ impl PostgresStore {
         // libpq checks the server's certificate against a root certificate
         // given with sslmode=require, as verify-ca does; sqlx would only
         // encrypt, and a URL copied from a libpq setup would verify nothing.
-        if matches!(ssl_mode, PgSslMode::Require)
-            && files.iter().any(|file| file.parameter == "sslrootcert")
-        {
+        // (libpq reads no inline certificate, sqlx does: the same holds.)
+        if matches!(ssl_mode, PgSslMode::Require) && root_given {
             options = options.ssl_mode(PgSslMode::VerifyCa);
         }
         Ok(Self::from(Shared {
@@ -1087,6 +1086,17 @@ impl PostgresStore {
     /// each page of a listing, each batch of `purge_expired` (so the CLI's
     /// `--batch` should stay small enough to finish within it) and
     /// creating or migrating the schema.
+    ///
+    /// Only the request's wait is cut short: the statement goes on waiting
+    /// on the server, and keeps its pooled connection until it ends. A row
+    /// lock held for long (a transaction left open in `psql`, or by a
+    /// client cut off by a network partition, which the server notices only
+    /// when TCP keepalive gives up) then takes a connection for every
+    /// request of that session, and, once the pool's connections are all
+    /// taken, every other session's requests fail too. Set
+    /// `idle_in_transaction_session_timeout` on the database or role (a
+    /// minute, say) so that the server ends such a transaction and lets its
+    /// locks go.
     pub fn with_operation_timeout(mut self, timeout: Duration) -> Self {
         self.shared_mut().operation_timeout = timeout;
         self
@@ -1540,6 +1550,33 @@ impl TlsFile {
 /// `PGSSLROOTCERT`, `PGSSLCERT` and `PGSSLKEY`). Inline PEM values are not
 /// files (nor ever shown: a key is a secret).
 fn tls_files(url: &str) -> Vec<TlsFile> {
+    tls_values(url)
+        .into_iter()
+        .filter(|(_, _, value)| !is_inline_pem(value))
+        .map(|(parameter, source, path)| TlsFile {
+            parameter,
+            source,
+            path,
+        })
+        .collect()
+}
+
+/// Whether the URL (or libpq's environment) gives a root certificate, as a
+/// file or inline.
+fn root_certificate_given(url: &str) -> bool {
+    tls_values(url)
+        .iter()
+        .any(|(parameter, _, _)| *parameter == "sslrootcert")
+}
+
+/// sqlx takes a value holding a PEM block as the certificate or key itself.
+fn is_inline_pem(value: &str) -> bool {
+    value.contains("-----BEGIN")
+}
+
+/// Each TLS parameter given, as sqlx reads it: its libpq name, where it was
+/// given ("the PostgreSQL URL's sslkey", "PGSSLKEY") and its value.
+fn tls_values(url: &str) -> Vec<(&'static str, String, String)> {
     const NAMES: [(&str, &[&str], &str); 3] = [
         (
             "sslrootcert",
@@ -1559,7 +1596,7 @@ fn tls_files(url: &str) -> Vec<TlsFile> {
     NAMES
         .iter()
         .filter_map(|&(parameter, aliases, variable)| {
-            let (source, path) = match pairs
+            let (source, value) = match pairs
                 .iter()
                 .rev()
                 .find(|(name, _)| aliases.contains(&name.as_str()))
@@ -1567,11 +1604,7 @@ fn tls_files(url: &str) -> Vec<TlsFile> {
                 Some((_, value)) => (format!("PostgreSQL URL's {parameter}"), value.clone()),
                 None => (variable.to_owned(), std::env::var(variable).ok()?),
             };
-            (!path.contains("-----BEGIN")).then_some(TlsFile {
-                parameter,
-                source,
-                path,
-            })
+            Some((parameter, source, value))
         })
         .collect()
 }
@@ -3005,6 +3038,15 @@ mod tests {
                 store.shared.options.get_ssl_mode(),
                 PgSslMode::Require
             ));
+            // A root certificate given inline (sqlx reads one) verifies too.
+            let store = PostgresStore::new(
+                "postgres://u@h/db?sslmode=require&sslrootcert=-----BEGIN%20CERTIFICATE-----%0A",
+            )
+            .expect("an inline root certificate");
+            assert!(matches!(
+                store.shared.options.get_ssl_mode(),
+                PgSslMode::VerifyCa
+            ));
         }
         let not_pem = dir.join("not.pem");
         std::fs::write(&not_pem, "hello").expect("a file");
@@ -3018,7 +3060,10 @@ mod tests {
                 match PostgresStore::new(&format!(
                     "postgres://u:hunter2@h/db?sslmode=prefer&{parameter}={bad}"
                 )) {
-                    Err(StoreError::Config(message)) => {
+                    // Without the `tls` feature `prefer` never tries TLS,
+                    // so its files are never read.
+                    Ok(_) if !cfg!(feature = "tls") => {}
+                    Err(StoreError::Config(message)) if cfg!(feature = "tls") => {
                         assert!(message.text().contains(parameter), "{message}");
                         assert!(message.text().contains(&bad), "{message}");
                         assert!(message.text().contains(says), "{message}");

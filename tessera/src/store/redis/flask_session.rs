@@ -60,6 +60,18 @@
 //!   [`update_or_delete_if_empty`](SessionStore::update_or_delete_if_empty)
 //!   ends such a session even if it has an owner, unless the same change
 //!   gives it one; other stores keep it, its user logged in.
+//! - **The owner is tessera's alone.** Flask-Session has no place for
+//!   [`set_user_id`](crate::Session::set_user_id)'s user, so a login or a
+//!   logout made by the Flask app leaves it as it was: Flask-Login's
+//!   `logout_user()` pops `_user_id` but keeps the session (and its id),
+//!   and a Flask login into a session that holds only an owner writes into
+//!   it under the same id (`regenerate()` skips a session with no data).
+//!   When both applications log visitors in, let the data both read (such
+//!   as Flask-Login's `_user_id`) say who is logged in, and have the tessera
+//!   service set the owner from it on the requests it serves (and call
+//!   [`cycle_id`](crate::Session::cycle_id) at its own logins), so that the
+//!   owner, which listings and "log out everywhere" go by, follows the
+//!   Flask app's logins and logouts.
 //! - A value that neither format can read (for example an old Flask-Session
 //!   pickle) is treated as no session, with a warning, rather than failing
 //!   every request of that visitor; the value itself is left alone.
