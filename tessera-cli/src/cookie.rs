@@ -154,7 +154,8 @@ pub(crate) struct DecodeArgs {
     /// session cookie is taken from it, read as Flask reads a Cookie header. Several lines
     /// (one Cookie line per cookie, as HTTP/2 sends them) are read one by one; `curl -v`
     /// output's '> ', '< ' and '* ' line markers are dropped, and among header lines (a
-    /// whole `curl -i` response) only the Cookie and Set-Cookie ones are read. A request
+    /// whole `curl -i` response) only the Cookie and Set-Cookie ones are read; of a response
+    /// that sets the cookie more than once, the last, which the browser keeps. A request
     /// copied from the browser's developer tools as a curl command ("Copy as cURL", bash) is
     /// read for its cookies ('-b …', '--cookie …' or '-H "Cookie: …"').
     #[arg(value_name = "COOKIE")]
@@ -680,6 +681,16 @@ pub(crate) fn pasted_cookies<'a>(
                  this is the response's cookie, the one the browser holds after it; paste the \
                  request's Cookie header alone to read the cookie it sent",
             );
+        }
+        // A response that sets the cookie more than once: a browser keeps
+        // the last (of one Path and Domain), the one it then sends back.
+        if found.len() > 1 && found.iter().all(|(_, _, kind)| *kind == Some(false)) {
+            let times = found.len();
+            found.drain(..times - 1);
+            io::warn(&format!(
+                "the pasted response sets the cookie {wanted_name:?} {times} times: this is \
+                 the last, the one a browser keeps when their Path and Domain are the same"
+            ));
         }
         let name = found.iter().find_map(|(name, _, _)| *name);
         let values: Vec<Cow<'a, str>> = found
@@ -1303,6 +1314,15 @@ mod tests {
             (Some("session"), vec!["abc.def.ghi", "jkl.mno.pqr"])
         );
         assert!(pasted_cookies("Cookie: a=1\nCookie: b=2", "session", false).is_err());
+        // A response setting it twice: the last, which the browser keeps.
+        assert_eq!(
+            pasted(
+                "HTTP/1.1 200 OK\nSet-Cookie: session=abc.def.ghi; Path=/\n\
+                 Set-Cookie: theme=dark\nset-cookie: session=jkl.mno.pqr; Path=/\n",
+                "session"
+            ),
+            (Some("session"), vec!["jkl.mno.pqr"])
+        );
         // A request and its response, as `curl -v` shows them: the
         // response's cookie, the browser's after it.
         let exchange = "> POST /visits HTTP/1.1\n> Cookie: session=old.def.ghi\n>\n\
