@@ -612,6 +612,11 @@ fn parse_id(text: &str, cookie_name: &str, name_given: bool) -> Result<SessionId
     }
     let (_, values) = crate::cookie::pasted_cookies(&input, cookie_name, name_given)?;
     let mut ids: Vec<SessionId> = Vec::new();
+    // Values that are no id beside one that is (a stale or planted cookie
+    // of the same name) are passed over, as tessera's server passes over
+    // them to the id it can use.
+    let mut refusal = None;
+    let mut passed_over = 0;
     for value in &values {
         let id = match crate::cookie::server_side_id(value) {
             Some(true) => value.split_once('.').map_or(&**value, |(id, _)| id),
@@ -620,12 +625,22 @@ fn parse_id(text: &str, cookie_name: &str, name_given: bool) -> Result<SessionId
         match SessionId::parse(id) {
             Some(id) if !ids.contains(&id) => ids.push(id),
             Some(_) => {}
-            None => return Err(not_a_session_id(value)),
+            None => {
+                passed_over += 1;
+                refusal.get_or_insert_with(|| not_a_session_id(value));
+            }
         }
     }
     match ids.len() {
-        1 => Ok(ids.remove(0)),
-        0 => Err(Error::new("not a session id: the cookie is empty")),
+        1 => {
+            if passed_over > 0 {
+                crate::io::warn(&format!(
+                    "passed over {passed_over} value(s) of the cookie {cookie_name:?} that                      are no session id, as tessera's server does"
+                ));
+            }
+            Ok(ids.remove(0))
+        }
+        0 => Err(refusal.unwrap_or_else(|| Error::new("not a session id: the cookie is empty"))),
         count => Err(Error::new(format_args!(
             "the pasted text holds {count} different session ids (cookies named \
              {cookie_name:?}); pass the one to use"
@@ -1106,6 +1121,30 @@ mod tests {
             terminal_safe_json("{\"a\":\"é\"}".to_owned()),
             "{\"a\":\"é\"}"
         );
+    }
+
+    /// A value that is no id beside one that is, in a pasted Cookie header
+    /// (a stale or planted cookie of the same name), is passed over, as the
+    /// server passes over it; alone, it is refused with the reason.
+    #[test]
+    fn values_that_are_no_id_beside_an_id_are_passed_over() {
+        let id = SessionId::generate();
+        let text = id.as_str();
+        for pasted in [
+            format!("session=junk; session={text}"),
+            format!("Cookie: session=; session={text}"),
+            format!("session={text}; session=not%20an%20id"),
+        ] {
+            assert_eq!(
+                parse_id(&pasted, "session", false).expect(&pasted),
+                id,
+                "{pasted}"
+            );
+        }
+        let error = parse_id("session=junk; session=", "session", false)
+            .expect_err("no id")
+            .to_string();
+        assert!(error.contains("expected 22 to 256 characters"), "{error}");
     }
 
     #[test]
