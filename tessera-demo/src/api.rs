@@ -151,10 +151,10 @@ pub(crate) async fn put(
     if let Some(too_large) = too_large_a_session(&after) {
         return too_large;
     }
-    session.insert_value(key.clone(), value);
-    if let Some(too_large) = undo_if_too_large(&state, &session, before) {
+    if let Some(too_large) = too_large_to_write(&state, &before, &after) {
         return too_large;
     }
+    session.insert_value(key.clone(), value);
     Json(session.get_value(&key).unwrap_or(Value::Null)).into_response()
 }
 
@@ -189,16 +189,27 @@ pub(crate) fn undo_if_too_large(
     session: &Session,
     before: Map,
 ) -> Option<Response> {
-    let size = state.info.cookie_overflow(session)?;
-    if state
-        .info
-        .overflow_of(&before)
-        .is_some_and(|before| size <= before)
-    {
-        return None;
-    }
+    let size = overflow_from(state, &before, &session.to_map())?;
     session.update(|data| *data = before);
     Some(too_large_for_a_cookie(size))
+}
+
+/// [`undo_if_too_large`] before the write, for a handler that knows what
+/// the session would hold after it (`after`): the session is not touched,
+/// so the `413` carries no cookie, where one written and put back is sent
+/// again, as Flask sends a session it marked modified.
+fn too_large_to_write(state: &AppState, before: &Map, after: &Map) -> Option<Response> {
+    overflow_from(state, before, after).map(too_large_for_a_cookie)
+}
+
+/// The cookie size of `after`, if going from `before` to it is refused.
+fn overflow_from(state: &AppState, before: &Map, after: &Map) -> Option<usize> {
+    let size = state.info.overflow_of(after)?;
+    let shrinks = state
+        .info
+        .overflow_of(before)
+        .is_some_and(|before| size <= before);
+    (!shrinks).then_some(size)
 }
 
 /// `413`: in cookie mode, the write would make the cookie larger than
@@ -278,11 +289,11 @@ pub(crate) async fn add_to_cart(
     if let Some(too_large) = too_large_a_session(&after) {
         return too_large;
     }
+    if let Some(too_large) = too_large_to_write(&state, &before, &after) {
+        return too_large;
+    }
     if let Err(error) = session.append("cart", item).await {
         return session_failure(error);
-    }
-    if let Some(too_large) = undo_if_too_large(&state, &session, before) {
-        return too_large;
     }
     Json(session.get_value("cart").unwrap_or(Value::List(Vec::new()))).into_response()
 }

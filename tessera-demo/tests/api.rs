@@ -446,6 +446,9 @@ async fn cookie_mode_refuses_writes_that_would_not_fit_in_a_cookie() {
                 reply.body
             );
             assert!(reply.body.contains("MAX_COOKIE_SIZE"), "{}", reply.body);
+            // Nothing changed, so no cookie is sent (as Flask sends none for
+            // a session it did not modify).
+            assert_eq!(reply.set_cookies(), Vec::<String>::new());
             let all = browser.get("/api/session").await.json();
             assert_eq!(all["theme"], json!("dark"), "nothing changed: {all}");
         } else {
@@ -458,6 +461,7 @@ async fn cookie_mode_refuses_writes_that_would_not_fit_in_a_cookie() {
             let item = incompressible(256, i + 1);
             let reply = browser.post_form("/cart", &[("item", item.as_str())]).await;
             if reply.status == StatusCode::PAYLOAD_TOO_LARGE {
+                assert_eq!(reply.set_cookies(), Vec::<String>::new(), "{mode:?}");
                 break;
             }
             assert_eq!(reply.status, StatusCode::OK, "{mode:?}: {}", reply.body);
