@@ -645,15 +645,22 @@ pub(crate) fn pasted_cookies<'a>(
         }
         let mut found = Vec::new();
         let mut first_refusal = None;
-        // A response's Set-Cookie of the session cookie that deletes it.
+        // A response's Set-Cookie of the session cookie that deletes it, and
+        // whether the last of its Set-Cookie lines for that cookie does.
         let mut deleted = false;
+        let mut deleted_last = false;
         for line in lines {
             let kind = header(line).map(|(is_cookie_header, _)| is_cookie_header);
             match pasted_cookies(line, wanted_name, name_given) {
                 Ok((None, _)) | Err(_) if any_header && kind.is_none() => {}
-                Ok((name, values)) => found.push((name, values, kind)),
+                Ok((name, values)) => {
+                    deleted_last &= !(kind == Some(false) && name == Some(wanted_name));
+                    found.push((name, values, kind));
+                }
                 Err(refusal) => {
-                    deleted |= kind == Some(false) && deletes(line, wanted_name);
+                    let deletes = kind == Some(false) && deletes(line, wanted_name);
+                    deleted |= deletes;
+                    deleted_last |= deletes;
                     first_refusal.get_or_insert(refusal);
                 }
             }
@@ -681,6 +688,16 @@ pub(crate) fn pasted_cookies<'a>(
                  this is the response's cookie, the one the browser holds after it; paste the \
                  request's Cookie header alone to read the cookie it sent",
             );
+        }
+        // A response that sets the cookie, then deletes it: the browser
+        // keeps none.
+        if deleted_last
+            && !found.is_empty()
+            && found.iter().all(|(_, _, kind)| *kind == Some(false))
+        {
+            return Err(Error::new(format_args!(
+                "the pasted response's last Set-Cookie of the cookie {wanted_name:?} deletes                  it (a logout?), so the browser holds none after it"
+            )));
         }
         // A response that sets the cookie more than once: a browser keeps
         // the last (of one Path and Domain), the one it then sends back.
@@ -1323,6 +1340,16 @@ mod tests {
             ),
             (Some("session"), vec!["jkl.mno.pqr"])
         );
+        // One that sets it, then deletes it: the browser keeps none.
+        let error = pasted_cookies(
+            "Set-Cookie: session=abc.def.ghi; Path=/\n\
+             Set-Cookie: session=; Max-Age=0; Path=/\n",
+            "session",
+            false,
+        )
+        .expect_err("deleted last")
+        .to_string();
+        assert!(error.contains("last Set-Cookie"), "{error}");
         // A request and its response, as `curl -v` shows them: the
         // response's cookie, the browser's after it.
         let exchange = "> POST /visits HTTP/1.1\n> Cookie: session=old.def.ghi\n>\n\

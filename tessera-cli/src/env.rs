@@ -8,9 +8,9 @@
 
 use std::ffi::OsString;
 
-use tessera::config::{is_valid_cookie_name, MAX_LIFETIME_SECS, MIN_PAYLOAD_SIZE};
+use tessera::config::{is_valid_cookie_name, MIN_PAYLOAD_SIZE};
 use tessera::store::flask_format::SerializationFormat;
-use tessera::{ConfigError, SessionConfig};
+use tessera::{ConfigError, SessionConfig, SessionConfigBuilder};
 
 use crate::error::{Error, Result};
 
@@ -28,22 +28,16 @@ pub(crate) fn max_age() -> Result<Option<u64>> {
     let Some(value) = setting(LIFETIME, "--max-age")? else {
         return Ok(None);
     };
-    // The application also refuses, when it starts, a lifetime it could not
-    // write into cookies and stores.
-    match value.trim().parse::<u64>() {
-        Ok(seconds) if (1..=MAX_LIFETIME_SECS).contains(&seconds) => Ok(Some(seconds)),
-        _ => Err(refused(
-            invalid(
-                LIFETIME,
-                &value,
-                format!(
-                    "a whole number of seconds, from 1 to {MAX_LIFETIME_SECS} ({} days)",
-                    MAX_LIFETIME_SECS / 86_400
-                ),
-            ),
-            "--max-age",
-        )),
-    }
+    // Read by the application's own configuration (`60.0` is 60 seconds, as
+    // in Flask), which also refuses, as the application does when it
+    // starts, a lifetime it could not write into cookies and stores. The
+    // key only lets the configuration be built; nothing is signed with it.
+    let config = SessionConfig::builder()
+        .secret_key("tessera-cli-reads-the-lifetime-with-no-key-of-the-application")
+        .with_vars([(LIFETIME, value)])
+        .and_then(SessionConfigBuilder::build)
+        .map_err(|error| refused(error, "--max-age"))?;
+    Ok(Some(config.permanent_session_lifetime().as_secs()))
 }
 
 /// `TESSERA_MAX_PAYLOAD_SIZE`, in bytes; `option`, if the command has one

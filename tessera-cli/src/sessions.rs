@@ -635,7 +635,8 @@ fn parse_id(text: &str, cookie_name: &str, name_given: bool) -> Result<SessionId
         1 => {
             if passed_over > 0 {
                 crate::io::warn(&format!(
-                    "passed over {passed_over} value(s) of the cookie {cookie_name:?} that                      are no session id, as tessera's server does"
+                    "passed over {passed_over} value(s) of the cookie {cookie_name:?} that \
+                     are no session id, as tessera's server does"
                 ));
             }
             Ok(ids.remove(0))

@@ -192,9 +192,12 @@ fn the_application_environment_is_read_as_the_application_reads_it() {
             "{unset:?}: {reason}"
         );
     }
-    let out = decode_with(&[], &[("PERMANENT_SESSION_LIFETIME", " 60 ")]);
-    let reason = out.refusal();
-    assert!(reason.contains("max age is 60 s"), "{reason}");
+    // `60.0` is 60 seconds, as the application (and Flask) reads it.
+    for sixty in [" 60 ", "60.0"] {
+        let out = decode_with(&[], &[("PERMANENT_SESSION_LIFETIME", sixty)]);
+        let reason = out.refusal();
+        assert!(reason.contains("max age is 60 s"), "{sixty:?}: {reason}");
+    }
     for invalid in ["soon", "0", "-5", "99999999999"] {
         let out = decode_with(&[], &[("PERMANENT_SESSION_LIFETIME", invalid)]);
         assert_eq!(out.status, Some(1), "{invalid:?}: {:?}", out.stderr);

@@ -213,7 +213,8 @@ fn overflow_from(state: &AppState, before: &Map, after: &Map) -> Option<usize> {
 }
 
 /// `413`: in cookie mode, the write would make the cookie larger than
-/// browsers keep; it was undone.
+/// browsers keep; it was refused before it was made, or undone (then the
+/// unchanged cookie is sent again, as the session was written).
 fn too_large_for_a_cookie(size: usize) -> Response {
     (
         StatusCode::PAYLOAD_TOO_LARGE,

@@ -1684,14 +1684,16 @@ fn parse_var<T: FromStr>(
 
 /// A whole number of seconds, also written as a decimal with a zero
 /// fraction (`60.0`): Flask's `from_prefixed_env` reads its variables as
-/// JSON and takes the float `60.0` as 60 seconds, so a value written for a
-/// Flask app reads the same here. A fraction that is not zero is refused
-/// rather than rounded.
+/// JSON and takes the float `60.0` as 60 seconds, so that value, written
+/// for a Flask app, reads the same here. A fraction that is not zero is
+/// refused rather than rounded (and so is an exponent, `6e1`, which Flask
+/// would take).
 fn parse_seconds(name: &'static str, value: &str, expected: &str) -> Result<u64, ConfigError> {
     let trimmed = value.trim();
     let whole = match trimmed.split_once('.') {
         Some((whole, fraction))
             if !whole.is_empty()
+                && whole.bytes().all(|byte| byte.is_ascii_digit())
                 && !fraction.is_empty()
                 && fraction.bytes().all(|byte| byte == b'0') =>
         {
@@ -2113,7 +2115,11 @@ mod tests {
             );
         }
         build("PERMANENT_SESSION_LIFETIME", "0.0").expect_err("zero");
-        for value in ["60.5", ".0", "60.", "1e3", "60.0.0", "-60.0", "60.0s"] {
+        let sweep = build("TESSERA_SWEEP_INTERVAL", "30.0").expect("30.0");
+        assert_eq!(sweep.sweep_interval(), Duration::from_secs(30));
+        for value in [
+            "60.5", ".0", "60.", "1e3", "60.0.0", "-60.0", "60.0s", "60 .0", "+60.0",
+        ] {
             let message = build("PERMANENT_SESSION_LIFETIME", value)
                 .expect_err(value)
                 .to_string();

@@ -365,25 +365,72 @@ impl Session {
     /// calls this, so handlers never need to; middleware that takes the
     /// session from the request's extensions must call it before reading.
     /// (Writes need no load: what was written before it is merged over the
-    /// stored session, at the latest when the response is saved.)
+    /// stored session, at the latest when the response is saved. When this
+    /// load fails with an outage, the save does not call the store again,
+    /// which would hold the request for a second timeout: the response is
+    /// then a 503 if anything was written, as after a failed `increment`.)
     pub async fn load(&self) -> Result<(), StoreError> {
         if !self.server_is(|server| !server.loaded) {
             return Ok(());
         }
         let _turn = self.store_turn().await;
-        self.load_in_turn().await
+        let loaded = self.load_in_turn().await;
+        self.noting_outage(loaded)
     }
 
     /// [`load`](Self::load), for an operation that holds the store turn.
-    /// A failure is noted as one of the store calls before the response
-    /// (`outage_met`): the extractor's 503 for a load that timed out is not
-    /// followed by the save loading again, for middleware's writes.
     async fn load_in_turn(&self) -> Result<(), StoreError> {
         let settings = match &self.lock().server {
             Some(server) if !server.loaded => server.settings.clone(),
             _ => return Ok(()),
         };
-        let (found, absolute_unstored) = self.noting_outage(self.find_record(&settings).await)?;
+        let now = unix_now();
+        let mut found = None;
+        let mut absolute_unstored = false;
+        // One presented id at a time, rather than a copy of the list: they
+        // never change, and most requests present one.
+        for index in 0.. {
+            let Some(id) = self.incoming_id(index) else {
+                break;
+            };
+            let loaded = settings.store.load(&id, now).await;
+            if loaded.is_ok() {
+                crate::store::note_store_answered();
+            }
+            let mut record = match loaded {
+                Ok(Some(record)) => record,
+                Ok(None) => continue,
+                // Unreadable for good (a value written by something else, or
+                // by an older version without the depth check): answering
+                // 503 would fail every request of this visitor until the
+                // record expired. As in the Flask-Session layout, the
+                // session counts as absent; the record is left for a look.
+                Err(StoreError::Corrupt(reason)) => {
+                    tracing::error!(
+                        session = %id.fingerprint(),
+                        %reason,
+                        "stored session is unreadable; starting a new one"
+                    );
+                    continue;
+                }
+                Err(error) => return Err(error),
+            };
+            // An absolute lifetime set (or shortened) after the record was
+            // created holds for it too, counted from its creation.
+            if let Some(cap) = settings.absolute_expiry(record.created_at) {
+                if record.absolute_expires_at.is_none_or(|at| at > cap) {
+                    if now >= cap {
+                        // Over: ended for the lists and the CLI as well.
+                        settings.store.delete(&id).await?;
+                        continue;
+                    }
+                    record.absolute_expires_at = Some(cap);
+                    absolute_unstored = true;
+                }
+            }
+            found = Some((id, record));
+            break;
+        }
         let mut guard = self.lock();
         let state = &mut *guard;
         let Some(server) = state.server.as_mut() else {
@@ -454,60 +501,6 @@ impl Session {
             }
         }
         Ok(())
-    }
-
-    /// The first presented id's live record, if any (and whether an absolute
-    /// lifetime was put on it that its store does not have yet).
-    async fn find_record(
-        &self,
-        settings: &ServerSettings,
-    ) -> Result<(Option<(SessionId, Record)>, bool), StoreError> {
-        let now = unix_now();
-        // One presented id at a time, rather than a copy of the list: they
-        // never change, and most requests present one.
-        for index in 0.. {
-            let Some(id) = self.incoming_id(index) else {
-                break;
-            };
-            let mut absolute_unstored = false;
-            let loaded = settings.store.load(&id, now).await;
-            if loaded.is_ok() {
-                crate::store::note_store_answered();
-            }
-            let mut record = match loaded {
-                Ok(Some(record)) => record,
-                Ok(None) => continue,
-                // Unreadable for good (a value written by something else, or
-                // by an older version without the depth check): answering
-                // 503 would fail every request of this visitor until the
-                // record expired. As in the Flask-Session layout, the
-                // session counts as absent; the record is left for a look.
-                Err(StoreError::Corrupt(reason)) => {
-                    tracing::error!(
-                        session = %id.fingerprint(),
-                        %reason,
-                        "stored session is unreadable; starting a new one"
-                    );
-                    continue;
-                }
-                Err(error) => return Err(error),
-            };
-            // An absolute lifetime set (or shortened) after the record was
-            // created holds for it too, counted from its creation.
-            if let Some(cap) = settings.absolute_expiry(record.created_at) {
-                if record.absolute_expires_at.is_none_or(|at| at > cap) {
-                    if now >= cap {
-                        // Over: ended for the lists and the CLI as well.
-                        settings.store.delete(&id).await?;
-                        continue;
-                    }
-                    record.absolute_expires_at = Some(cap);
-                    absolute_unstored = true;
-                }
-            }
-            return Ok((Some((id, record)), absolute_unstored));
-        }
-        Ok((None, false))
     }
 
     /// Writes this request's changes to the store: creates the record (if
@@ -1408,7 +1401,8 @@ impl Session {
             .server_settings()
             .ok_or(SessionError::NotServerSide("listing a user's sessions"))?;
         let _turn = self.store_turn().await;
-        self.load_in_turn().await?;
+        let loaded = self.load_in_turn().await;
+        self.noting_outage(loaded)?;
         let tied = self.store_user_tie().await;
         self.noting_outage(tied)?;
         let Some(user_id) = self.user_id() else {
@@ -1425,7 +1419,8 @@ impl Session {
                     500,
                     now,
                 )
-                .await?;
+                .await;
+            let page = self.noting_outage(page)?;
             // Until an empty page: a store may leave unreadable sessions out
             // of a page, so a short one is not the end.
             if page.is_empty() {

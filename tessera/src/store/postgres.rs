@@ -987,7 +987,6 @@ impl PostgresStore {
             ));
         }
         let files = tls_files(url);
-        let root_given = root_certificate_given(url);
         // Read at every new TLS connection: a file that is not there, or not
         // PEM, would make every request fail later, with a message that does
         // not name it. (Without TLS, as libpq, they are not used at all; nor
@@ -1001,7 +1000,9 @@ impl PostgresStore {
         // system's roots, which SSL_CERT_FILE replaces: one that cannot be
         // read leaves none, and every connection failed with a bare
         // "UnknownIssuer" that named no file (the Redis store names it).
-        if matches!(ssl_mode, PgSslMode::VerifyCa | PgSslMode::VerifyFull) && !root_given {
+        if matches!(ssl_mode, PgSslMode::VerifyCa | PgSslMode::VerifyFull)
+            && !files.iter().any(|file| file.parameter == "sslrootcert")
+        {
             if let Some(path) = std::env::var("SSL_CERT_FILE")
                 .ok()
                 .filter(|path| !path.is_empty())
@@ -1017,8 +1018,9 @@ impl PostgresStore {
         // libpq checks the server's certificate against a root certificate
         // given with sslmode=require, as verify-ca does; sqlx would only
         // encrypt, and a URL copied from a libpq setup would verify nothing.
-        // (libpq reads no inline certificate, sqlx does: the same holds.)
-        if matches!(ssl_mode, PgSslMode::Require) && root_given {
+        if matches!(ssl_mode, PgSslMode::Require)
+            && files.iter().any(|file| file.parameter == "sslrootcert")
+        {
             options = options.ssl_mode(PgSslMode::VerifyCa);
         }
         Ok(Self::from(Shared {
@@ -1550,33 +1552,6 @@ impl TlsFile {
 /// `PGSSLROOTCERT`, `PGSSLCERT` and `PGSSLKEY`). Inline PEM values are not
 /// files (nor ever shown: a key is a secret).
 fn tls_files(url: &str) -> Vec<TlsFile> {
-    tls_values(url)
-        .into_iter()
-        .filter(|(_, _, value)| !is_inline_pem(value))
-        .map(|(parameter, source, path)| TlsFile {
-            parameter,
-            source,
-            path,
-        })
-        .collect()
-}
-
-/// Whether the URL (or libpq's environment) gives a root certificate, as a
-/// file or inline.
-fn root_certificate_given(url: &str) -> bool {
-    tls_values(url)
-        .iter()
-        .any(|(parameter, _, _)| *parameter == "sslrootcert")
-}
-
-/// sqlx takes a value holding a PEM block as the certificate or key itself.
-fn is_inline_pem(value: &str) -> bool {
-    value.contains("-----BEGIN")
-}
-
-/// Each TLS parameter given, as sqlx reads it: its libpq name, where it was
-/// given ("the PostgreSQL URL's sslkey", "PGSSLKEY") and its value.
-fn tls_values(url: &str) -> Vec<(&'static str, String, String)> {
     const NAMES: [(&str, &[&str], &str); 3] = [
         (
             "sslrootcert",
@@ -1596,7 +1571,7 @@ fn tls_values(url: &str) -> Vec<(&'static str, String, String)> {
     NAMES
         .iter()
         .filter_map(|&(parameter, aliases, variable)| {
-            let (source, value) = match pairs
+            let (source, path) = match pairs
                 .iter()
                 .rev()
                 .find(|(name, _)| aliases.contains(&name.as_str()))
@@ -1604,7 +1579,11 @@ fn tls_values(url: &str) -> Vec<(&'static str, String, String)> {
                 Some((_, value)) => (format!("PostgreSQL URL's {parameter}"), value.clone()),
                 None => (variable.to_owned(), std::env::var(variable).ok()?),
             };
-            Some((parameter, source, value))
+            (!path.contains("-----BEGIN")).then_some(TlsFile {
+                parameter,
+                source,
+                path,
+            })
         })
         .collect()
 }
@@ -3037,15 +3016,6 @@ mod tests {
             assert!(matches!(
                 store.shared.options.get_ssl_mode(),
                 PgSslMode::Require
-            ));
-            // A root certificate given inline (sqlx reads one) verifies too.
-            let store = PostgresStore::new(
-                "postgres://u@h/db?sslmode=require&sslrootcert=-----BEGIN%20CERTIFICATE-----%0A",
-            )
-            .expect("an inline root certificate");
-            assert!(matches!(
-                store.shared.options.get_ssl_mode(),
-                PgSslMode::VerifyCa
             ));
         }
         let not_pem = dir.join("not.pem");
