@@ -696,7 +696,8 @@ pub(crate) fn pasted_cookies<'a>(
             && found.iter().all(|(_, _, kind)| *kind == Some(false))
         {
             return Err(Error::new(format_args!(
-                "the pasted response's last Set-Cookie of the cookie {wanted_name:?} deletes                  it (a logout?), so the browser holds none after it"
+                "the pasted response's last Set-Cookie of the cookie {wanted_name:?} deletes \
+                 it (a logout?), so the browser holds none after it"
             )));
         }
         // A response that sets the cookie more than once: a browser keeps
@@ -1350,6 +1351,7 @@ mod tests {
         .expect_err("deleted last")
         .to_string();
         assert!(error.contains("last Set-Cookie"), "{error}");
+        assert!(!error.contains("  "), "{error}");
         // A request and its response, as `curl -v` shows them: the
         // response's cookie, the browser's after it.
         let exchange = "> POST /visits HTTP/1.1\n> Cookie: session=old.def.ghi\n>\n\
