@@ -436,6 +436,46 @@ async fn a_failed_load_is_not_tried_again_by_the_save() {
     assert_eq!(read(&app, "last_seen", &cookie).await, "12345");
 }
 
+/// Middleware that stamps the session without loading it, then loads it,
+/// trying again once if the first load fails.
+async fn stamp_then_load_twice(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let session = session_of(&request);
+    session.insert_value("last_seen", 12345);
+    if session.load().await.is_err() {
+        session
+            .load()
+            .await
+            .expect("the store answers the second time");
+    }
+    next.run(request).await
+}
+
+/// A load that failed with an outage and was tried again, with the store
+/// answering, lifts what the failure noted: the save stores the request's
+/// writes.
+#[tokio::test]
+async fn a_load_tried_again_and_answered_lets_the_save_store() {
+    let store = Arc::new(CountingStore::default());
+    let stamped = get(|_: Session| async { "stamped" })
+        .layer(axum::middleware::from_fn(stamp_then_load_twice));
+    let app = get_set_and(store.clone(), "/stamp", stamped);
+    let cookie = cookie_pair(&send(&app, "POST", "/set/user", None, "alice").await);
+    let (loads_before, _) = store.calls();
+    store.next_load_fails.store(true, Ordering::SeqCst);
+    let response = send(&app, "GET", "/stamp", Some(&cookie), "").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        store.calls().0,
+        loads_before + 2,
+        "the failed load and its retry"
+    );
+    assert_eq!(read(&app, "last_seen", &cookie).await, "12345");
+    assert_eq!(read(&app, "user", &cookie).await, "\"alice\"");
+}
+
 /// Middleware that flashes, on the session from the request's extensions,
 /// without loading it.
 async fn flash_without_loading(
