@@ -689,12 +689,12 @@ pub(crate) fn pasted_cookies<'a>(
                  request's Cookie header alone to read the cookie it sent",
             );
         }
+        // What is left is a response's Set-Cookie lines alone.
+        let response_only =
+            !found.is_empty() && found.iter().all(|(_, _, kind)| *kind == Some(false));
         // A response that sets the cookie, then deletes it: the browser
         // keeps none.
-        if deleted_last
-            && !found.is_empty()
-            && found.iter().all(|(_, _, kind)| *kind == Some(false))
-        {
+        if response_only && deleted_last {
             return Err(Error::new(format_args!(
                 "the pasted response's last Set-Cookie of the cookie {wanted_name:?} deletes \
                  it (a logout?), so the browser holds none after it"
@@ -702,7 +702,7 @@ pub(crate) fn pasted_cookies<'a>(
         }
         // A response that sets the cookie more than once: a browser keeps
         // the last (of one Path and Domain), the one it then sends back.
-        if found.len() > 1 && found.iter().all(|(_, _, kind)| *kind == Some(false)) {
+        if response_only && found.len() > 1 {
             let times = found.len();
             found.drain(..times - 1);
             io::warn(&format!(
