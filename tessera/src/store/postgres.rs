@@ -222,6 +222,27 @@ fn opened_before_setting_refusal(age: Duration) -> bool {
     super::monotonic_millis().saturating_sub(age) < seen
 }
 
+/// PostgreSQL's "cached plan must not change result type" (SQLSTATE 0A000,
+/// feature not supported, which covers much else): a statement prepared on
+/// a connection before the tables were changed by hand no longer fits them.
+const CACHED_PLAN_CHANGED: &str = "cached plan must not change result type";
+
+/// Whether `error` is PostgreSQL refusing a statement prepared before the
+/// tables changed. Every connection then holds such statements (sqlx keeps
+/// them for the connection's life), so each would refuse, for as long as it
+/// lived, what a fresh one runs or refuses for the real reason: the
+/// connections opened before are replaced, as for a refused setting.
+fn stale_statement(error: &sqlx::Error) -> bool {
+    let stale = error.as_database_error().is_some_and(|database| {
+        database.code().as_deref() == Some("0A000")
+            && database.message().contains(CACHED_PLAN_CHANGED)
+    });
+    if stale {
+        note_setting_refusal(super::monotonic_millis());
+    }
+    stale
+}
+
 /// Whether `error` says the connection was gone before the statement ran
 /// on it: the server closed it (a restart, `pg_terminate_backend`: class
 /// 57P), or the socket is dead. A read can then run again on another.
@@ -247,6 +268,10 @@ fn db(error: sqlx::Error) -> StoreError {
         if source.to_string().starts_with("mismatched types") {
             return misshapen(&error);
         }
+    }
+    // Answered as an outage: the replacements run the statement afresh.
+    if stale_statement(&error) {
+        return StoreError::unavailable(error);
     }
     let code = code_of(&error).map(std::borrow::Cow::into_owned);
     let code = code.as_deref();
@@ -275,12 +300,14 @@ fn db(error: sqlx::Error) -> StoreError {
 }
 
 /// What PostgreSQL answers to a statement of the store's on tables of
-/// another shape than the store made: a column of another type (42804), no
-/// primary key for `ON CONFLICT` to use (42P10), a column missing (42703),
-/// a column added that must not be null (23502), a check added that the
-/// store's rows fail (23514). No retry helps: a configuration error, not an
-/// outage (a 500, not a 503 that clients would retry forever).
-const MISSHAPEN_TABLE: [&str; 5] = ["42804", "42P10", "42703", "23502", "23514"];
+/// another shape than the store made: a column of another type (42804, or
+/// 42883 where the store compares it with a number: "operator does not
+/// exist: text > bigint"), no primary key for `ON CONFLICT` to use (42P10),
+/// a column missing (42703), a column added that must not be null (23502),
+/// a check added that the store's rows fail (23514). No retry helps: a
+/// configuration error, not an outage (a 500, not a 503 that clients would
+/// retry forever).
+const MISSHAPEN_TABLE: [&str; 6] = ["42804", "42883", "42P10", "42703", "23502", "23514"];
 
 /// A value over one of PostgreSQL's limits (an index entry over a third of
 /// a page, say).
@@ -2038,8 +2065,10 @@ impl Combining for Here {
         let rows = self
             .bounded(async {
                 // Connections a restart killed while in use (those idle for
-                // a moment are pinged first) fail at once: a read goes on to
-                // the next, each dead one being closed on its way back.
+                // a moment are pinged first) fail at once, as do those that
+                // prepared the load before the tables were changed: a read
+                // goes on to the next, each such one being closed on its way
+                // back.
                 let mut attempts = self.shared.max_connections;
                 loop {
                     let rows = sqlx::query(LOAD)
@@ -2048,7 +2077,12 @@ impl Combining for Here {
                         .fetch_all(pool)
                         .await;
                     match rows {
-                        Err(error) if attempts > 0 && connection_lost(&error) => attempts -= 1,
+                        Err(error)
+                            if attempts > 0
+                                && (connection_lost(&error) || stale_statement(&error)) =>
+                        {
+                            attempts -= 1;
+                        }
                         rows => break rows.map_err(db),
                     }
                 }
@@ -2064,7 +2098,7 @@ impl Combining for Here {
             expires_at: time_from_sql(first.try_get("expires_at").map_err(db)?, "expires_at")?,
             absolute_expires_at: optional_time(first.try_get("absolute_expires_at").map_err(db)?)?,
         };
-        record.data = data_from_rows(&rows)?;
+        record.data = data_from_rows(&rows, db)?;
         Ok(Some(record))
     }
 
@@ -2723,6 +2757,66 @@ mod tests {
                     assert!(message.text().contains("made or changed by hand"), "{label}: {message}")
                 }
                 other => panic!("{label}: {other:?}"),
+            }
+            drop_schema(store, &schema).await;
+        }
+    }
+
+    /// Session tables changed by hand while the application runs: the
+    /// statements its connections prepared before no longer fit them
+    /// ("cached plan must not change result type"), nor would they on any
+    /// of its connections, for as long as each lived (every request a 503).
+    /// Now a change the store works with (the values as `varchar`) is read
+    /// at once, on new connections, and one it cannot work with is the
+    /// configuration error it is on a store opened after the change.
+    #[tokio::test]
+    async fn tables_changed_while_open_are_read_afresh_or_refused() {
+        for (label, change, usable) in [
+            (
+                "varchar",
+                "ALTER TABLE tessera_session_values ALTER COLUMN value TYPE varchar",
+                true,
+            ),
+            (
+                "jsonb",
+                "ALTER TABLE tessera_session_values ALTER COLUMN value TYPE jsonb USING value::jsonb",
+                false,
+            ),
+            (
+                "text",
+                "ALTER TABLE tessera_sessions ALTER COLUMN expires_at TYPE text",
+                false,
+            ),
+        ] {
+            let (store, schema) = fresh_store(&format!("open_{label}"));
+            let id = SessionId::generate();
+            let stored = record(one("k", Value::from(1)), None, NOW + 3600);
+            assert!(store.create(&id, &stored).await.expect("create"), "{label}");
+            // Both statements prepared on the store's connections.
+            assert!(store.load(&id, NOW).await.expect("load").is_some());
+            assert_eq!(store.increment(&id, "n", 1, NOW).await.expect("+1"), Some(1));
+            let mut conn = inspect(&schema).await;
+            sqlx::raw_sql(change)
+                .execute(&mut conn)
+                .await
+                .expect("the change by hand");
+            conn.close().await.expect("close");
+            let loaded = store.load(&id, NOW).await;
+            let incremented = store.increment(&id, "n", 1, NOW).await;
+            if usable {
+                let loaded = loaded.expect("load").expect("live");
+                assert_eq!(loaded.data.get("k"), Some(&Value::from(1)), "{label}");
+                assert_eq!(incremented.expect("+1"), Some(2), "{label}");
+            } else {
+                for result in [loaded.map(drop), incremented.map(drop)] {
+                    match result {
+                        Err(StoreError::Config(message)) => assert!(
+                            message.text().contains("made or changed by hand"),
+                            "{label}: {message}"
+                        ),
+                        other => panic!("{label}: {other:?}"),
+                    }
+                }
             }
             drop_schema(store, &schema).await;
         }

@@ -150,8 +150,13 @@ pub(super) fn parse_value(key: &str, text: &str) -> Result<Value, StoreError> {
 
 /// A session's data from its value rows (`key`, `value` columns). Rows come
 /// in no particular order: collected, then sorted once. A session without
-/// values comes back as one row of NULLs.
-pub(super) fn data_from_rows<R>(rows: &[R]) -> Result<Map, StoreError>
+/// values comes back as one row of NULLs. `db` says what a value that
+/// cannot be read as text is: a row's (SQLite's columns take any type) or
+/// the column's (PostgreSQL's are typed).
+pub(super) fn data_from_rows<R>(
+    rows: &[R],
+    db: impl Fn(sqlx::Error) -> StoreError,
+) -> Result<Map, StoreError>
 where
     R: Row,
     for<'r> Option<String>: Decode<'r, R::Database> + Type<R::Database>,
@@ -159,8 +164,8 @@ where
 {
     let mut entries = Vec::with_capacity(rows.len());
     for row in rows {
-        let key: Option<String> = row.try_get("key").map_err(db)?;
-        let text: Option<String> = row.try_get("value").map_err(db)?;
+        let key: Option<String> = row.try_get("key").map_err(&db)?;
+        let text: Option<String> = row.try_get("value").map_err(&db)?;
         if let (Some(key), Some(text)) = (key, text) {
             let value = parse_value(&key, &text)?;
             entries.push((key, value));

@@ -1277,7 +1277,7 @@ impl Combining for SqliteStore {
                 .map(|at| time_from_sql(at, "absolute_expires_at"))
                 .transpose()?,
         };
-        record.data = data_from_rows(&rows)?;
+        record.data = data_from_rows(&rows, db)?;
         Ok(Some(record))
     }
 
