@@ -1017,15 +1017,16 @@ const TABLES: [&str; 2] = ["tessera_sessions", "tessera_session_values"];
 /// Refuses a file at the current version that lacks the session tables:
 /// another program's, which keeps its own number in `user_version`.
 async fn check_tables(conn: &mut SqliteConnection) -> Result<(), OpenFailure> {
-    if session_tables_present(conn).await? {
+    let missing = missing_session_tables(conn).await?;
+    if missing.is_empty() {
         return Ok(());
     }
     Err(OpenFailure::Config(format!(
         "not a tessera session store: the file's user_version is {}, as tessera's schema \
-         sets it, but it lacks the tables {} (another program's file? give the sessions a \
-         file of their own)",
+         sets it, but it lacks {} (another program's file? give the sessions a file of \
+         their own)",
         SqliteStore::SCHEMA_VERSION,
-        TABLES.join(" and ")
+        tables_named(&missing)
     )))
 }
 
@@ -1084,31 +1085,44 @@ async fn check_schema(conn: &mut SqliteConnection) -> Result<(), OpenFailure> {
 /// tessera if it holds the session tables, another program's otherwise
 /// (which keeps its own number there), where upgrading would not help.
 async fn newer_schema(conn: &mut SqliteConnection, found: i64) -> OpenFailure {
-    match session_tables_present(conn).await {
-        Ok(true) => OpenFailure::Config(format!(
+    match missing_session_tables(conn).await {
+        Ok(missing) if missing.is_empty() => OpenFailure::Config(format!(
             "the SQLite session database has schema version {found}, but this version of \
              tessera knows versions up to {}: upgrade tessera or use another file",
             SqliteStore::SCHEMA_VERSION
         )),
-        Ok(false) => OpenFailure::Config(format!(
-            "not a tessera session store: the file's user_version is {found} and it lacks the \
-             tables {} (another program's file? give the sessions a file of their own)",
-            TABLES.join(" and ")
+        Ok(missing) => OpenFailure::Config(format!(
+            "not a tessera session store: the file's user_version is {found} and it lacks {} \
+             (another program's file? give the sessions a file of their own)",
+            tables_named(&missing)
         )),
         Err(failure) => failure,
     }
 }
 
-/// Whether the file holds both of the schema's tables.
-async fn session_tables_present(conn: &mut SqliteConnection) -> Result<bool, OpenFailure> {
-    let found: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN (?1, ?2)",
+/// The schema's tables the file lacks.
+async fn missing_session_tables(
+    conn: &mut SqliteConnection,
+) -> Result<Vec<&'static str>, OpenFailure> {
+    let found: Vec<String> = sqlx::query_scalar(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name IN (?1, ?2)",
     )
     .bind(TABLES[0])
     .bind(TABLES[1])
-    .fetch_one(conn)
+    .fetch_all(conn)
     .await?;
-    Ok(found == 2)
+    Ok(TABLES
+        .into_iter()
+        .filter(|table| !found.iter().any(|name| name == table))
+        .collect())
+}
+
+/// "the table a" or "the tables a and b".
+fn tables_named(tables: &[&str]) -> String {
+    match tables {
+        [table] => format!("the table {table}"),
+        tables => format!("the tables {}", tables.join(" and ")),
+    }
 }
 
 /// Brings the schema to [`SqliteStore::SCHEMA_VERSION`].
@@ -1960,6 +1974,14 @@ mod tests {
                                 "{message}"
                             );
                         }
+                        if version == 1 {
+                            assert!(
+                                message.text().contains(
+                                    "lacks the tables tessera_sessions and tessera_session_values"
+                                ),
+                                "{message}"
+                            );
+                        }
                     }
                     other => panic!("{name}: {other:?}"),
                 }
@@ -1988,6 +2010,41 @@ mod tests {
                     .expect("tables");
             assert_eq!(tables, 0, "{name}");
             conn.close().await.expect("close");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A store's file that lost one of its tables (dropped by hand) is
+    /// refused naming that table alone, not both.
+    #[tokio::test]
+    async fn a_file_missing_one_table_is_refused_naming_it() {
+        use sqlx::ConnectOptions as _;
+        let dir = std::env::temp_dir().join(format!("tessera-sqlite-one-{}", std::process::id()));
+        let path = dir.join("sessions.db");
+        SqliteStore::open(&path).await.expect("made").close().await;
+        let mut conn = SqliteConnectOptions::new()
+            .filename(&path)
+            .connect()
+            .await
+            .expect("open by hand");
+        sqlx::raw_sql("DROP TABLE tessera_session_values")
+            .execute(&mut conn)
+            .await
+            .expect("drop");
+        conn.close().await.expect("close");
+        for opened in [
+            SqliteStore::open(&path).await.err(),
+            SqliteStore::open_existing(&path).await.err(),
+        ] {
+            match opened {
+                Some(StoreError::Config(message)) => assert!(
+                    message
+                        .text()
+                        .contains("lacks the table tessera_session_values ("),
+                    "{message}"
+                ),
+                other => panic!("{other:?}"),
+            }
         }
         let _ = std::fs::remove_dir_all(&dir);
     }
