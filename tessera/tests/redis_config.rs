@@ -316,3 +316,149 @@ async fn a_missing_password_is_named_in_the_failure() {
     let authenticated = RedisStore::new(&with_password).expect("a redis URL");
     assert!(authenticated.create(&id, &record).await.expect("saved"));
 }
+
+/// A store's shared keys holding another kind of value (set by hand or by
+/// another program), in either layout: a script failed on them midway,
+/// after the writes before, which Redis does not undo. A logout deleted the
+/// session and answered 500; a write answered "not saved" and was stored;
+/// a revocation from the command line deleted the session and failed. Now
+/// what only removes from them goes through, and what adds to them is
+/// refused before anything is written.
+#[tokio::test]
+async fn shared_keys_of_another_type_leave_no_write_half_made() {
+    use tessera::store::flask_format::SerializationFormat;
+    use tessera::store::{
+        Changes, FlaskSessionRedisStore, RedisStore, SessionId, SessionStore, StoreError,
+    };
+    let now = unix_now();
+    let own_prefix = format!("spoilt-own-{}:", random_hex());
+    let flask_prefix = format!("spoilt-fs-{}:", random_hex());
+    let own = RedisStore::new(&redis_url())
+        .expect("a redis URL")
+        .with_prefix(&own_prefix);
+    let flask = FlaskSessionRedisStore::new(&redis_url(), SerializationFormat::Msgpack)
+        .expect("a redis URL")
+        .with_prefix(&flask_prefix);
+    let layouts: [(&dyn SessionStore, &str); 2] = [(&own, &own_prefix), (&flask, &flask_prefix)];
+    for (store, prefix) in layouts {
+        let mut redis = admin().await;
+        let mut spoil = async |key: String| {
+            let () = redis::cmd("SET")
+                .arg(&key)
+                .arg("junk")
+                .query_async(&mut redis)
+                .await
+                .expect("SET");
+            key
+        };
+        let refused = |result: Result<bool, StoreError>, what: &str| match result {
+            Err(StoreError::Corrupt(reason)) => {
+                assert!(
+                    reason.to_string().contains("nothing was written"),
+                    "{prefix} {what}: {reason}"
+                );
+            }
+            other => panic!("{prefix} {what}: {other:?}"),
+        };
+        let record = |user: Option<&str>| tessera::store::Record {
+            user_id: user.map(str::to_owned),
+            ..owned_record(now)
+        };
+        let user_set = |user: &str| format!("{prefix}user:{user}");
+        let index = format!("{prefix}expiry");
+
+        // Removing from a user's set that is not one: the logout goes through.
+        let owned = SessionId::generate();
+        assert!(store
+            .create(&owned, &record(Some("dora")))
+            .await
+            .expect("create"));
+        let spoilt = spoil(user_set("dora")).await;
+        assert!(store.delete(&owned).await.expect("deleted"), "{prefix}");
+        assert_eq!(
+            store.load(&owned, now).await.expect("load"),
+            None,
+            "{prefix}"
+        );
+        // Adding to one: a login is refused, the session left as it was.
+        let anonymous = SessionId::generate();
+        assert!(store
+            .create(&anonymous, &record(None))
+            .await
+            .expect("create"));
+        let login = Changes {
+            set: tessera::Map::from([("user".to_owned(), tessera::Value::from("dora"))]),
+            user_id: Some(Some("dora".to_owned())),
+            ..Changes::default()
+        };
+        refused(store.update(&anonymous, &login, now).await, "login");
+        let kept = store
+            .load(&anonymous, now)
+            .await
+            .expect("load")
+            .expect("live");
+        assert_eq!(
+            (kept.user_id, kept.data.get("user")),
+            (None, None),
+            "{prefix}"
+        );
+        refused(
+            store
+                .create(&SessionId::generate(), &record(Some("dora")))
+                .await,
+            "a new session of the user",
+        );
+        let _: i64 = redis::cmd("DEL")
+            .arg(&spoilt)
+            .query_async(&mut admin().await)
+            .await
+            .expect("DEL");
+
+        // The expiry index: a write that moves the expiry, a new session
+        // and a new id are refused whole; a deletion goes through.
+        let spoilt = spoil(index.clone()).await;
+        let refresh = Changes {
+            set: tessera::Map::from([("n".to_owned(), tessera::Value::from(2))]),
+            expires_at: Some(now + 7200),
+            ..Changes::default()
+        };
+        refused(store.update(&anonymous, &refresh, now).await, "refresh");
+        let kept = store
+            .load(&anonymous, now)
+            .await
+            .expect("load")
+            .expect("live");
+        assert_eq!(
+            kept.data.get("n"),
+            Some(&tessera::Value::from(1)),
+            "{prefix}"
+        );
+        assert_eq!(kept.expires_at, now + 3600, "{prefix}");
+        refused(
+            store.create(&SessionId::generate(), &record(None)).await,
+            "create",
+        );
+        let new_id = SessionId::generate();
+        refused(store.cycle_id(&anonymous, &new_id, now).await, "a new id");
+        assert!(
+            store.load(&anonymous, now).await.expect("load").is_some(),
+            "{prefix}"
+        );
+        assert_eq!(
+            store.load(&new_id, now).await.expect("load"),
+            None,
+            "{prefix}"
+        );
+        assert!(store.delete(&anonymous).await.expect("deleted"), "{prefix}");
+        assert_eq!(
+            store.load(&anonymous, now).await.expect("load"),
+            None,
+            "{prefix}"
+        );
+        let _: i64 = redis::cmd("DEL")
+            .arg(&spoilt)
+            .query_async(&mut admin().await)
+            .await
+            .expect("DEL");
+    }
+}

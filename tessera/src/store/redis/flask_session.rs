@@ -218,8 +218,8 @@ local function forget(prefix, sid, index)
   local meta = session_key(prefix, sid)
   local owner = owner_of(meta)
   redis.call('DEL', meta)
-  redis.call('ZREM', index, sid)
-  if owner then redis.call('SREM', user_key(prefix, owner), sid) end
+  remove_member('ZREM', index, sid)
+  if owner then remove_member('SREM', user_key(prefix, owner), sid) end
 end
 "#,
     },
@@ -237,6 +237,8 @@ return {redis.call('GET', blob_key(ARGV[1], ARGV[2])), t[1], t[2], t[3], t[4], t
 const CREATE: &str = r#"
 local prefix, sid = ARGV[1], ARGV[2]
 if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+addable(KEYS[3], 'zset', 'the expiry index')
+if ARGV[6] == '1' then addable(user_key(prefix, ARGV[7]), 'set', "the user's set of sessions") end
 local absolute = ARGV[5] ~= '' and ARGV[5] or false
 local meta = {CREATED, ARGV[3], EXPIRES, ARGV[4]}
 if absolute then meta[#meta + 1] = ABSOLUTE; meta[#meta + 1] = absolute end
@@ -271,6 +273,8 @@ local sooner = ARGV[9] ~= '' and (not absolute or tonumber(ARGV[9]) < tonumber(a
 -- The first write after another writer's takes over the expiry, so that
 -- the metadata is authoritative again.
 if expires == '' and (t[5] == 1 or sooner) then expires = t[2] end
+if expires ~= '' then addable(KEYS[3], 'zset', 'the expiry index') end
+if ARGV[7] == '=' then addable(user_key(prefix, ARGV[8]), 'set', "the user's set of sessions") end
 local meta_ms
 if expires ~= '' then
   redis.call('HSETNX', KEYS[2], CREATED, ARGV[3])
@@ -288,7 +292,7 @@ else
 end
 if ARGV[7] ~= '' then
   local owner, new_owner = t[4], ARGV[7] == '=' and ARGV[8] or false
-  if owner and owner ~= new_owner then redis.call('SREM', user_key(prefix, owner), sid) end
+  if owner and owner ~= new_owner then remove_member('SREM', user_key(prefix, owner), sid) end
   if new_owner then
     redis.call('HSET', KEYS[2], USER, new_owner)
     local owner_key = user_key(prefix, new_owner)
@@ -355,6 +359,8 @@ if old == new or redis.call('EXISTS', KEYS[3]) == 1 or redis.call('EXISTS', KEYS
 end
 local t = times(prefix, old, now)
 if not t or not live(t[2], t[3], now) then return 0 end
+addable(KEYS[5], 'zset', 'the expiry index')
+if t[4] then addable(user_key(prefix, t[4]), 'set', "the user's set of sessions") end
 -- RENAME keeps the TTLs, so the remembered deadline stays right.
 redis.call('RENAME', KEYS[1], KEYS[3])
 redis.call('ZREM', KEYS[5], old)
@@ -460,7 +466,7 @@ for _, sid in ipairs(redis.call('SPOP', owner_key, ARGV[3])) do
       deleted = deleted + 1
     end
     redis.call('DEL', meta)
-    redis.call('ZREM', index, sid)
+    remove_member('ZREM', index, sid)
   end
 end
 return {deleted, redis.call('SCARD', owner_key)}

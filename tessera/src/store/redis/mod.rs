@@ -357,6 +357,39 @@ end
 "#,
     },
     LuaHelper {
+        name: "addable",
+        code: r#"
+-- Refuses, before the script writes anything, a key it will add to that
+-- holds another kind of value than `kind` (set by hand or by another
+-- program): the command would fail midway through the script, and Redis
+-- does not undo the writes made before it.
+local function addable(key, kind, what)
+  local found = redis.call('TYPE', key).ok
+  if found ~= kind and found ~= 'none' then
+    error({err = 'WRONGTYPE ' .. what .. ' holds a ' .. found .. ' where tessera keeps a '
+      .. kind .. '; nothing was written'})
+  end
+end
+"#,
+    },
+    LuaHelper {
+        name: "remove_member",
+        code: r#"
+-- `command` (SREM, ZREM) of `member` from `key`. A key holding another kind
+-- of value (set by hand or by another program) holds no member to remove:
+-- failing there would leave the script's writes before it made and those
+-- after it not, as Redis undoes nothing.
+local function remove_member(command, key, member)
+  local removed = redis.pcall(command, key, member)
+  if type(removed) == 'table' and removed.err then
+    if string.find(removed.err, 'WRONGTYPE', 1, true) then return 0 end
+    error(removed)
+  end
+  return removed
+end
+"#,
+    },
+    LuaHelper {
         name: "is_meta",
         code: r#"
 -- Metadata fields are NUL and a name; session keys starting with NUL are
@@ -500,6 +533,8 @@ fn calls(code: &str, name: &str) -> bool {
 const CREATE: &str = r#"
 local key, index = KEYS[1], KEYS[2]
 if redis.call('EXISTS', key) == 1 then return 0 end
+addable(index, 'zset', 'the expiry index')
+if ARGV[6] == '1' then addable(user_key(ARGV[1], ARGV[7]), 'set', "the user's set of sessions") end
 local absolute = ARGV[5] ~= '' and ARGV[5] or false
 local meta = {CREATED, ARGV[3], EXPIRES, ARGV[4]}
 if absolute then meta[#meta + 1] = ABSOLUTE; meta[#meta + 1] = absolute end
@@ -535,6 +570,8 @@ local at = last_taken + 1
 -- the metadata.
 local removed = tonumber(ARGV[at])
 local mode = tonumber(ARGV[4])
+if ARGV[5] ~= '' or ARGV[6] ~= '' then addable(index, 'zset', 'the expiry index') end
+if ARGV[7] == '=' then addable(user_key(prefix, ARGV[8]), 'set', "the user's set of sessions") end
 if mode % 2 == 1 then
   local data = {}
   for _, field in ipairs(redis.call('HKEYS', key)) do
@@ -604,7 +641,7 @@ end
 local owner = meta[3]
 if ARGV[7] ~= '' then
   local new_owner = ARGV[7] == '=' and ARGV[8] or false
-  if owner and owner ~= new_owner then redis.call('SREM', user_key(prefix, owner), sid) end
+  if owner and owner ~= new_owner then remove_member('SREM', user_key(prefix, owner), sid) end
   if new_owner then
     redis.call('HSET', key, USER, new_owner)
     redis.call('SADD', user_key(prefix, new_owner), sid)
@@ -646,7 +683,7 @@ if mode >= 2 and not owner then
   end
   if not holds_data then
     redis.call('UNLINK', key)
-    redis.call('ZREM', index, sid)
+    remove_member('ZREM', index, sid)
     return 2
   end
 end
@@ -664,8 +701,8 @@ return 1
 const DELETE: &str = r#"
 local owner = owner_of(KEYS[1])
 if redis.call('UNLINK', KEYS[1]) == 0 then return 0 end
-redis.call('ZREM', KEYS[2], ARGV[2])
-if owner then redis.call('SREM', user_key(ARGV[1], owner), ARGV[2]) end
+remove_member('ZREM', KEYS[2], ARGV[2])
+if owner then remove_member('SREM', user_key(ARGV[1], owner), ARGV[2]) end
 return 1
 "#;
 
@@ -676,6 +713,8 @@ local old, new, index = KEYS[1], KEYS[2], KEYS[3]
 if old == new or redis.call('EXISTS', new) == 1 then return 0 end
 local meta = redis.call('HMGET', old, EXPIRES, ABSOLUTE, USER)
 if not live(meta[1], meta[2], tonumber(ARGV[4])) then return 0 end
+addable(index, 'zset', 'the expiry index')
+if meta[3] then addable(user_key(ARGV[1], meta[3]), 'set', "the user's set of sessions") end
 -- RENAME keeps the TTL.
 redis.call('RENAME', old, new)
 redis.call('ZREM', index, ARGV[2])
@@ -828,7 +867,7 @@ for _, sid in ipairs(redis.call('ZRANGEBYSCORE', index, '-inf', ARGV[2], 'LIMIT'
   else
     redis.call('UNLINK', key)
     redis.call('ZREM', index, sid)
-    if meta[3] then redis.call('SREM', user_key(prefix, meta[3]), sid) end
+    if meta[3] then remove_member('SREM', user_key(prefix, meta[3]), sid) end
     purged = purged + 1
   end
 end
@@ -851,14 +890,13 @@ for _, sid in ipairs(redis.call('SPOP', owner_key, ARGV[3])) do
   if owner == user or unreadable then
     local was_live = true
     if not unreadable then
+      -- Live as a load reads it: times written by hand that are not
+      -- numbers read as no session, so it was not live.
       local times = redis.call('HMGET', key, EXPIRES, ABSOLUTE)
-      -- An absolute expiry written by hand that is not a number counts as none.
-      local absolute = nil
-      if time_of(times[2]) then absolute = times[2] end
-      was_live = live(times[1], absolute, now)
+      was_live = live(times[1], times[2], now)
     end
     redis.call('UNLINK', key)
-    redis.call('ZREM', index, sid)
+    remove_member('ZREM', index, sid)
     if was_live then deleted = deleted + 1 end
   end
 end
@@ -3654,6 +3692,18 @@ mod tests {
                 .arg(now - 100),
         )
         .await;
+        // An absolute expiry written by hand that is no time: a load reads
+        // no session, so it was not live either (it was counted).
+        let spoilt = create(&store, &live).await;
+        let _: () = raw(
+            &store,
+            ::redis::cmd("HSET")
+                .arg(store.session_key(&spoilt))
+                .arg(ABSOLUTE)
+                .arg("tomorrow"),
+        )
+        .await;
+        assert!(store.load(&spoilt, now).await.is_err(), "unreadable");
         let listed = store
             .list(Some("carol"), None, 10, now)
             .await
@@ -3663,9 +3713,9 @@ mod tests {
             [&kept]
         );
         assert_eq!(store.delete_user("carol").await.expect("deleted"), 1);
-        for id in [&kept, &past] {
+        for id in [&kept, &past, &spoilt] {
             let exists: bool = raw(&store, ::redis::cmd("EXISTS").arg(store.session_key(id))).await;
-            assert!(!exists, "both go");
+            assert!(!exists, "all go");
         }
     }
 

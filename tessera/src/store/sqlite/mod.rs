@@ -1538,9 +1538,14 @@ impl SessionStore for SqliteStore {
         let user_id = user_id.to_owned();
         to_completion(async move {
             let mut tx = begin_write(&mut writer).await?;
+            // Live as a load reads them: times of another type (written by
+            // hand) make a session unreadable, not live, though SQLite
+            // orders any text after every number.
             let live: i64 = sqlx::query_scalar(
                 "SELECT count(*) FROM tessera_sessions WHERE user_id = ?1
-                 AND expires_at > ?2 AND (absolute_expires_at IS NULL OR absolute_expires_at > ?2)",
+                 AND typeof(expires_at) = 'integer' AND expires_at > ?2
+                 AND (absolute_expires_at IS NULL
+                      OR (typeof(absolute_expires_at) = 'integer' AND absolute_expires_at > ?2))",
             )
             .bind(&user_id)
             .bind(now)
@@ -1695,6 +1700,48 @@ mod tests {
             expires_at: u64::MAX / 4,
             absolute_expires_at: None,
         }
+    }
+
+    /// "Log out everywhere" counts the sessions that were live as a load
+    /// reads them: one whose times were written by hand as text, which a
+    /// load refuses, goes uncounted (SQLite orders text after every number,
+    /// so it was counted), as on the other stores.
+    #[tokio::test]
+    async fn deleting_a_users_sessions_counts_unreadable_ones_as_not_live() {
+        let dir = std::env::temp_dir().join(format!("tessera-sqlite-count-{}", std::process::id()));
+        let store = SqliteStore::open(dir.join("sessions.db"))
+            .await
+            .expect("open");
+        let now = crate::server::unix_now();
+        let owned = Record {
+            user_id: Some("fay".to_owned()),
+            expires_at: now + 3600,
+            ..live_record()
+        };
+        let ids: Vec<SessionId> = (0..3).map(|_| SessionId::generate()).collect();
+        for id in &ids {
+            assert!(store.create(id, &owned).await.expect("create"));
+        }
+        let mut writer = store.writer().await.expect("writer");
+        for (id, column) in ids[1..].iter().zip(["expires_at", "absolute_expires_at"]) {
+            sqlx::query(&format!(
+                "UPDATE tessera_sessions SET {column} = 'tomorrow' WHERE id = ?1"
+            ))
+            .bind(id.as_str())
+            .execute(&mut *writer)
+            .await
+            .expect("by hand");
+        }
+        drop(writer);
+        for id in &ids[1..] {
+            assert!(store.load(id, now).await.is_err(), "unreadable");
+        }
+        assert_eq!(store.delete_user("fay").await.expect("deleted"), 1);
+        for id in &ids {
+            assert_eq!(store.load(id, now).await.expect("load"), None);
+        }
+        store.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// A store whose file is deleted (with its directory) or replaced while
