@@ -582,6 +582,19 @@ impl Session {
                     } else {
                         UpdateOutcome::Vanished
                     };
+                    let wrote = changes.changes_data() || changes.user_id.is_some();
+                    if outcome == UpdateOutcome::Vanished
+                        && wrote
+                        && self.held_only_flashes(taken.pending.as_ref().map(|p| &p.touched))
+                    {
+                        // Emptied by a concurrent request that showed its
+                        // flashes, most likely: the writes go back to the
+                        // request (as `taken` drops), and into a fresh
+                        // session that the next round creates.
+                        drop(taken);
+                        self.restart_with_own_writes();
+                        continue;
+                    }
                     taken.stored();
                     if outcome == UpdateOutcome::Deleted {
                         self.mark_revoked();
@@ -595,7 +608,6 @@ impl Session {
                     if outcome == UpdateOutcome::Vanished {
                         // Revoked elsewhere (or expired) meanwhile: never resurrect it.
                         self.mark_vanished();
-                        let wrote = changes.changes_data() || changes.user_id.is_some();
                         self.update_server(|server| server.writes_lost |= wrote);
                         return Ok(());
                     }
@@ -1008,15 +1020,44 @@ impl Session {
     /// data the first login carried, and an extra session in the user's
     /// list.
     fn cycle_found_it_ended(&self) {
+        if self.held_only_flashes(None) {
+            self.restart_with_own_writes();
+        } else {
+            self.mark_vanished();
+            self.update_server(|server| server.writes_lost = true);
+        }
+    }
+
+    /// Whether the session was anonymous when loaded and held nothing but
+    /// flash messages and its permanence, apart from what this request
+    /// wrote (`written` too: writes a flush has taken). Ended meanwhile,
+    /// such a session was most likely emptied and deleted by a concurrent
+    /// request that showed its flashes, and restarting it gives the
+    /// visitor nothing they could not have had by coming without a cookie.
+    fn held_only_flashes(&self, written: Option<&BTreeSet<String>>) -> bool {
+        let state = self.lock();
+        let Some(server) = state.server.as_ref() else {
+            return false;
+        };
+        let held_data = state.data.keys().any(|key| {
+            key != PERMANENT_KEY
+                && key != FLASHES_KEY
+                && !state.touched.contains(key)
+                && !written.is_some_and(|written| written.contains(key))
+        });
+        !server.owned_when_loaded && !held_data
+    }
+
+    /// Starts over in a fresh, anonymous session holding what this request
+    /// wrote itself (and whether the session is permanent), which the next
+    /// store call creates: nothing else of the ended session carries over.
+    fn restart_with_own_writes(&self) {
         let own_writes = {
             let state = self.lock();
             let Some(server) = state.server.as_ref() else {
                 return;
             };
-            let held_data = state.data.keys().any(|key| {
-                key != PERMANENT_KEY && key != FLASHES_KEY && !state.touched.contains(key)
-            });
-            (!server.owned_when_loaded && !held_data).then(|| {
+            {
                 let permanence =
                     (!state.touched.contains(PERMANENT_KEY)).then(|| PERMANENT_KEY.to_owned());
                 let written: Vec<(String, Option<Value>)> = state
@@ -1036,17 +1077,12 @@ impl Session {
                     .collect();
                 let user = server.user_changed.then(|| server.user_id.clone());
                 (written, user)
-            })
+            }
         };
         self.mark_vanished();
         let mut guard = self.lock();
         let state = &mut *guard;
-        let Some((written, user)) = own_writes else {
-            if let Some(server) = state.server.as_mut() {
-                server.writes_lost = true;
-            }
-            return;
-        };
+        let (written, user) = own_writes;
         for (key, value) in written {
             match value {
                 Some(value) => state.data.insert(key.clone(), value),
@@ -1111,7 +1147,14 @@ impl Session {
         };
         let _turn = self.store_turn().await;
         let (id, now) = self.stored_id().await?;
-        let next = self.noting_outage(settings.store.increment(&id, key, by, now).await)?;
+        let mut next = self.noting_outage(settings.store.increment(&id, key, by, now).await)?;
+        if next.is_none() && self.held_only_flashes(None) {
+            // Ended unchanged (nothing was added): counted in a fresh
+            // session instead, as a save would store the request's writes.
+            self.restart_with_own_writes();
+            let (id, now) = self.stored_id().await?;
+            next = self.noting_outage(settings.store.increment(&id, key, by, now).await)?;
+        }
         self.apply_atomic(key, next.map(Value::from))?;
         next.ok_or(SessionError::Revoked)
     }
@@ -1140,9 +1183,16 @@ impl Session {
             return Ok(length);
         };
         let _turn = self.store_turn().await;
-        let (id, now) = self.stored_id().await?;
-        let appended = settings.store.append(&id, key, &value, now).await;
-        let Some(length) = self.noting_outage(appended)? else {
+        let (mut id, mut now) = self.stored_id().await?;
+        let mut appended =
+            self.noting_outage(settings.store.append(&id, key, &value, now).await)?;
+        if appended.is_none() && self.held_only_flashes(None) {
+            // As for `increment`: appended in a fresh session instead.
+            self.restart_with_own_writes();
+            (id, now) = self.stored_id().await?;
+            appended = self.noting_outage(settings.store.append(&id, key, &value, now).await)?;
+        }
+        let Some(length) = appended else {
             self.apply_atomic(key, None)?;
             return Err(SessionError::Revoked);
         };

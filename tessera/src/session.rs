@@ -62,7 +62,10 @@ pub enum SessionError {
     /// the handler returns, and leaves the browser's cookie alone (a fresh
     /// session's cookie would replace the one a concurrent login gave the
     /// browser). [`clear`](crate::Session::clear) or `destroy` starts the
-    /// session over, on purpose: what follows goes into a fresh one.
+    /// session over, on purpose: what follows goes into a fresh one. (Not
+    /// for an anonymous session that held only flash messages, which a
+    /// concurrent request showing them empties and deletes: the request's
+    /// writes go into a fresh session instead.)
     #[error("the session was revoked")]
     Revoked,
     /// The operation needs server-side sessions (`SESSION_TYPE` other than
