@@ -13,7 +13,10 @@
 //! at most two round trips, the one on its way and its own group's, where
 //! it would have waited for every one before it (or, for loads, shared the
 //! store's time with them). Different sessions and counters never wait for
-//! each other, and an operation with none on its way goes at once.
+//! each other, and an operation with none on its way goes at once. If the
+//! store fails the one on its way with an outage (it timed out, say), those
+//! queued behind it get that error at once rather than each waiting out a
+//! timeout of its own after it.
 //!
 //! That is [`Batching::BehindOneOnItsWay`], for stores that would serve
 //! concurrent operations on one session one after another anyway. A store
