@@ -1034,6 +1034,8 @@ impl Session {
     /// such a session was most likely emptied and deleted by a concurrent
     /// request that showed its flashes, and restarting it gives the
     /// visitor nothing they could not have had by coming without a cookie.
+    /// (A login in another tab that moved it looks the same to the store:
+    /// the restarted session's cookie may then replace the login's.)
     fn held_only_flashes(&self, written: Option<&BTreeSet<String>>) -> bool {
         let state = self.lock();
         let Some(server) = state.server.as_ref() else {

@@ -14,9 +14,9 @@
 //! it would have waited for every one before it (or, for loads, shared the
 //! store's time with them). Different sessions and counters never wait for
 //! each other, and an operation with none on its way goes at once. If the
-//! store fails the one on its way with an outage (it timed out, say), those
-//! queued behind it get that error at once rather than each waiting out a
-//! timeout of its own after it.
+//! store fails the one on its way with an outage after a wait (it timed
+//! out, say), those queued behind it get that error at once rather than
+//! each waiting out a timeout of its own after it.
 //!
 //! That is [`Batching::BehindOneOnItsWay`], for stores that would serve
 //! concurrent operations on one session one after another anyway. A store
@@ -160,9 +160,9 @@ trait Kind: Sized + Send + 'static {
     fn queues(combiner: &Combiner) -> &Queues<Self>;
 
     /// Runs `queued` (in the order they came) and answers each caller.
-    /// Once the store fails one with an outage, the callers left get a copy
-    /// of it rather than a run of their own (see [`fail_all`]), and so
-    /// does the caller: it is returned.
+    /// Once the store fails one with an outage it waited out (see
+    /// [`waited_out`]), the callers left get copies of it rather than a run
+    /// of their own, and so does the caller: it is returned.
     fn run<S: Combining>(
         store: &S,
         key: &Self::Key,
@@ -170,13 +170,30 @@ trait Kind: Sized + Send + 'static {
     ) -> impl Future<Output = Option<StoreError>> + Send;
 }
 
-/// Answers `queued` with copies of `outage`, met by the operation they
-/// waited for: run in turn, each would wait as long again for a store that
-/// did not answer (a frozen server, a lock held elsewhere: their timeouts
-/// added up, twice the stated one for a caller queued behind another).
-fn fail_all<K: Kind>(queued: impl IntoIterator<Item = Waiting<K>>, outage: &StoreError) {
+/// How long an operation failed with an outage must have waited for the
+/// callers queued behind it to get its error rather than a run of their
+/// own: a store that did not answer (a frozen server, a lock held
+/// elsewhere) would have them wait as long again, each, their timeouts
+/// adding up (twice the stated one for a caller queued behind another). An
+/// outage met at once (a connection the server ended, a deadlock broken)
+/// is the operation's own: theirs may well go through.
+const WAITED_OUT: std::time::Duration = if cfg!(test) {
+    std::time::Duration::from_millis(50)
+} else {
+    std::time::Duration::from_secs(1)
+};
+
+/// Whether `error` is an outage met after waiting since `started` for at
+/// least [`WAITED_OUT`].
+fn waited_out(error: &StoreError, started: tokio::time::Instant) -> bool {
+    error.is_outage() && started.elapsed() >= WAITED_OUT
+}
+
+/// Answers `queued` with copies of an outage (see [`WAITED_OUT`]), made by
+/// `each`.
+fn fail_all<K: Kind>(queued: impl IntoIterator<Item = Waiting<K>>, each: &dyn Fn() -> StoreError) {
     for waiting in queued {
-        let _ = waiting.answer.send(Err(copy_of(outage)));
+        let _ = waiting.answer.send(Err(each()));
     }
 }
 
@@ -367,12 +384,15 @@ where
                 .unwrap_or_else(|_| Err(StoreError::unavailable(Unanswered)));
         }
     }
-    let answer = alone().await;
-    if let Err(error) = &answer {
-        if error.is_outage() {
-            lead.fail_queued(error);
+    let started = tokio::time::Instant::now();
+    let answer = match alone().await {
+        Err(error) if waited_out(&error, started) => {
+            let each = for_each_caller(error);
+            lead.fail_queued(&each);
+            Err(each())
         }
-    }
+        answer => answer,
+    };
     drop(lead);
     answer
 }
@@ -477,14 +497,15 @@ impl<S: Combining, K: Kind> Lead<'_, S, K> {
     }
 
     /// The callers queued behind this one's operation, which the store
-    /// failed with `outage`, get copies of it (see [`fail_all`]); the key
-    /// leaves the map, so that the next callers go afresh.
-    fn fail_queued(&mut self, outage: &StoreError) {
+    /// failed with an outage it waited out, get copies of it made by `each`
+    /// (see [`WAITED_OUT`]); the key leaves the map, so that the next
+    /// callers go afresh.
+    fn fail_queued(&mut self, each: &dyn Fn() -> StoreError) {
         let Some(key) = self.key.take() else {
             return;
         };
         let queued = K::queues(self.store.combiner()).lock().remove(&key);
-        fail_all(queued.into_iter().flatten(), outage);
+        fail_all(queued.into_iter().flatten(), each);
     }
 
     /// Ends the gathering of a batch: the key leaves the map, so that the
@@ -587,7 +608,7 @@ async fn serve<S: Combining, K: Kind>(mut serving: Serving<S, K>, mut queued: Ve
             };
             match &outage {
                 // They queued while the store failed the run before.
-                Some(outage) => fail_all(next, outage),
+                Some(outage) => fail_all(next, &|| copy_of(outage)),
                 None => {
                     queued = next;
                     break;
@@ -626,6 +647,7 @@ impl Kind for Loads {
             }
             #[cfg(test)]
             store.combiner().loads_sent.fetch_add(1, Ordering::Relaxed);
+            let started = tokio::time::Instant::now();
             match store.load_alone(id, now).await {
                 Ok(record) => {
                     let last = group.pop();
@@ -637,15 +659,14 @@ impl Kind for Loads {
                     }
                 }
                 Err(error) => {
-                    let outage = error.is_outage();
+                    let waited = waited_out(&error, started);
                     let each = for_each_caller(error);
                     for queued in group {
                         let _ = queued.answer.send(Err(each()));
                     }
-                    if outage {
-                        let outage = each();
-                        fail_all(queued, &outage);
-                        return Some(outage);
+                    if waited {
+                        fail_all(queued, &each);
+                        return Some(each());
                     }
                 }
             }
@@ -699,7 +720,7 @@ impl Kind for Increments {
                 }
             }
             if let Some(outage) = run_increments(store, id, key, group, sum).await {
-                fail_all(queued, &outage);
+                fail_all(queued, &|| copy_of(&outage));
                 return Some(outage);
             }
         }
@@ -724,6 +745,7 @@ async fn run_increments<S: Combining>(
             .unwrap_or(0);
         #[cfg(test)]
         store.combiner().sent.fetch_add(1, Ordering::Relaxed);
+        let started = tokio::time::Instant::now();
         match store.increment_alone(id, key, sum, now).await {
             Ok(Some(total)) => {
                 // Each caller's value, as if each had run in turn: what the
@@ -755,12 +777,12 @@ async fn run_increments<S: Combining>(
             // own answer.
             Err(StoreError::WrongType { .. } | StoreError::Unrepresentable(_)) => {}
             Err(error) => {
-                let outage = error.is_outage();
+                let waited = waited_out(&error, started);
                 let each = for_each_caller(error);
                 for queued in group {
                     let _ = queued.answer.send(Err(each()));
                 }
-                return outage.then(each);
+                return waited.then(each);
             }
         }
     }
@@ -769,15 +791,17 @@ async fn run_increments<S: Combining>(
         #[cfg(test)]
         store.combiner().sent.fetch_add(1, Ordering::Relaxed);
         let IncrementRequest { by, now } = queued.request;
-        let answer = store.increment_alone(id, key, by, now).await;
-        let outage = match &answer {
-            Err(error) if error.is_outage() => Some(copy_of(error)),
-            _ => None,
-        };
-        let _ = queued.answer.send(answer);
-        if let Some(outage) = outage {
-            fail_all(group, &outage);
-            return Some(outage);
+        let started = tokio::time::Instant::now();
+        match store.increment_alone(id, key, by, now).await {
+            Err(error) if waited_out(&error, started) => {
+                let each = for_each_caller(error);
+                let _ = queued.answer.send(Err(each()));
+                fail_all(group, &each);
+                return Some(each());
+            }
+            answer => {
+                let _ = queued.answer.send(answer);
+            }
         }
     }
     None
@@ -1061,9 +1085,7 @@ mod tests {
     }
 
     /// A failure that may have counted is every caller's, and nothing is run
-    /// again; the callers queued behind the one the store failed get its
-    /// outage rather than wait as long again for a run of their own (a
-    /// frozen Redis held them 10 s where the timeout is 5).
+    /// again.
     #[tokio::test]
     async fn a_store_out_of_reach_fails_every_caller_once() {
         let (store, id) = gated().await;
@@ -1080,10 +1102,50 @@ mod tests {
                 other => panic!("{other:?}"),
             }
         }
-        assert_eq!(sent(&store), 1, "the first alone, the rest not at all");
+        assert_eq!(
+            sent(&store),
+            2,
+            "the first alone, the rest as one (its outage came at once), none again"
+        );
         store.down.store(false, Ordering::Relaxed);
         let after = increment(&store, &id, "n", 1, 2).await.expect("back");
         assert_eq!(after, Some(1));
+    }
+
+    /// An outage that the store made the caller wait for (a frozen server,
+    /// a lock held elsewhere) fails the callers queued behind it too, at
+    /// once: run after it, each waited as long again (a frozen Redis held
+    /// them 10 s where its timeout is 5). Loads as increments.
+    #[tokio::test]
+    async fn an_outage_waited_out_fails_the_queued_callers_without_a_run() {
+        let (store, id) = gated().await;
+        let gate = store.gate.write().await;
+        let increments = start(&store, &id, &[1, 1, 1]).await;
+        let loads = start_loads(&store, &id, &[2, 2, 2]).await;
+        store.down.store(true, Ordering::Relaxed);
+        tokio::time::sleep(WAITED_OUT + std::time::Duration::from_millis(20)).await;
+        drop(gate);
+        for answer in answers(increments).await {
+            assert!(
+                matches!(answer, Err(StoreError::Unavailable(_))),
+                "{answer:?}"
+            );
+        }
+        for task in loads {
+            let answer = task.await.expect("no panic");
+            assert!(
+                matches!(answer, Err(StoreError::Unavailable(_))),
+                "{answer:?}"
+            );
+        }
+        assert_eq!(sent(&store), 1, "the first increment alone");
+        assert_eq!(loads_sent(&store), 1, "the first load alone");
+        store.down.store(false, Ordering::Relaxed);
+        assert_eq!(
+            increment(&store, &id, "n", 1, 2).await.expect("back"),
+            Some(1)
+        );
+        assert_eq!(none_left(|| loads_on_their_way(&store)).await, 0);
     }
 
     #[tokio::test]
@@ -1289,7 +1351,6 @@ mod tests {
                 other => panic!("{other:?}"),
             }
         }
-        assert_eq!(loads_sent(&store), 1, "the queued ones get its outage");
         store.down.store(false, Ordering::Relaxed);
         let after = load(&store, &id, 2).await.expect("back").expect("live");
         assert_eq!(after.data.get("n"), Some(&Value::from(0)));

@@ -222,23 +222,28 @@ fn opened_before_setting_refusal(age: Duration) -> bool {
     super::monotonic_millis().saturating_sub(age) < seen
 }
 
-/// PostgreSQL's "cached plan must not change result type" (SQLSTATE 0A000,
-/// feature not supported, which covers much else): a statement prepared on
-/// a connection before the tables were changed by hand no longer fits them.
-const CACHED_PLAN_CHANGED: &str = "cached plan must not change result type";
+/// Where PostgreSQL raises "cached plan must not change result type"
+/// (SQLSTATE 0A000, feature not supported, which covers much else): a
+/// statement prepared on a connection before the tables were changed by
+/// hand no longer fits them. The routine's name, unlike the message, is
+/// not translated (`lc_messages`).
+const CACHED_PLAN_CHANGED_IN: &str = "RevalidateCachedQuery";
 
 /// Whether `error` is PostgreSQL refusing a statement prepared before the
 /// tables changed. Every connection then holds such statements (sqlx keeps
 /// them for the connection's life), so each would refuse, for as long as it
 /// lived, what a fresh one runs or refuses for the real reason: the
-/// connections opened before are replaced, as for a refused setting.
+/// connections opened before now are replaced, as for a refused setting
+/// but every time (once replaced, they refuse no more).
 fn stale_statement(error: &sqlx::Error) -> bool {
     let stale = error.as_database_error().is_some_and(|database| {
         database.code().as_deref() == Some("0A000")
-            && database.message().contains(CACHED_PLAN_CHANGED)
+            && database
+                .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                .is_some_and(|error| error.routine() == Some(CACHED_PLAN_CHANGED_IN))
     });
     if stale {
-        note_setting_refusal(super::monotonic_millis());
+        SETTING_REFUSAL_SEEN.store(super::monotonic_millis() + 1, Ordering::Relaxed);
     }
     stale
 }
