@@ -3313,3 +3313,47 @@ async fn session_type_memory_from_the_environment() {
         "2"
     );
 }
+
+/// Two page views that show a session's last flash at once: the one whose
+/// save finds the session already emptied and deleted by the other leaves
+/// nothing behind, neither a 409 nor a fresh empty session.
+#[tokio::test]
+async fn two_page_views_showing_the_last_flash_leave_no_session() {
+    let store = Arc::new(CountingStore::default());
+    let ended_by = store.clone();
+    let app = Router::new()
+        .route(
+            "/page",
+            get(move |s: Session| {
+                let store = ended_by.clone();
+                async move {
+                    let shown = s.take_flashes();
+                    let id = s.id().expect("stored");
+                    store
+                        .inner
+                        .delete(&id)
+                        .await
+                        .expect("the other page view empties it");
+                    format!("{}", shown.len())
+                }
+            }),
+        )
+        .route(
+            "/flash",
+            post(|s: Session| async move {
+                s.flash("You were not logged in");
+                "ok"
+            }),
+        )
+        .layer(SessionLayer::with_store(
+            config().build().expect("config"),
+            store.clone(),
+        ));
+    let before = cookie_pair(&send(&app, "POST", "/flash", None, "").await);
+    let response = send(&app, "GET", "/page", Some(&before), "").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let cookies = set_cookies(response.headers());
+    assert_eq!(text(response).await, "1");
+    assert_eq!(store.inner.len(), 0, "no session made");
+    assert!(cookies.is_empty(), "the cookie left alone: {cookies:?}");
+}
