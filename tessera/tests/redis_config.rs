@@ -417,6 +417,13 @@ async fn shared_keys_of_another_type_leave_no_write_half_made() {
         // The expiry index: a write that moves the expiry, a new session
         // and a new id are refused whole; a deletion goes through.
         let spoilt = spoil(index.clone()).await;
+        // The layout check that `tessera sessions` runs before a revocation
+        // reads the index: it goes on without it.
+        let layout = match prefix {
+            p if p == own_prefix => own.sample_layout().await,
+            _ => flask.sample_layout().await,
+        };
+        assert!(layout.is_ok(), "{prefix}: {layout:?}");
         let refresh = Changes {
             set: tessera::Map::from([("n".to_owned(), tessera::Value::from(2))]),
             expires_at: Some(now + 7200),
