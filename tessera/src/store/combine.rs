@@ -175,10 +175,10 @@ trait Kind: Sized + Send + 'static {
 /// own: a store that did not answer (a frozen server, a lock held
 /// elsewhere) would have them wait as long again, each, their timeouts
 /// adding up (twice the stated one for a caller queued behind another). An
-/// outage met at once (a connection the server ended, a deadlock broken)
-/// is the operation's own: theirs may well go through.
+/// outage met at once (a connection the server ended, a serialization
+/// failure) is the operation's own: theirs may well go through.
 const WAITED_OUT: std::time::Duration = if cfg!(test) {
-    std::time::Duration::from_millis(50)
+    std::time::Duration::from_millis(500)
 } else {
     std::time::Duration::from_secs(1)
 };
@@ -1351,6 +1351,11 @@ mod tests {
                 other => panic!("{other:?}"),
             }
         }
+        assert_eq!(
+            loads_sent(&store),
+            2,
+            "its outage came at once: the rest as one"
+        );
         store.down.store(false, Ordering::Relaxed);
         let after = load(&store, &id, 2).await.expect("back").expect("live");
         assert_eq!(after.data.get("n"), Some(&Value::from(0)));

@@ -457,8 +457,8 @@ for _, sid in ipairs(redis.call('SPOP', owner_key, ARGV[3])) do
     local readable, t = pcall(function() return times(prefix, sid, now) end)
     local was_live = not readable
     if readable and t then
-      -- Live as a load reads it: an absolute expiry written by hand that
-      -- is not a number reads as no session, so it was not live.
+      -- An absolute expiry written by hand that is not a number: a load
+      -- reads no session, so it was not live.
       was_live = live(t[2], t[3], now)
     end
     if redis.call('DEL', blob_key(prefix, sid)) == 1 and was_live then

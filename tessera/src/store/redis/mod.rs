@@ -890,8 +890,8 @@ for _, sid in ipairs(redis.call('SPOP', owner_key, ARGV[3])) do
   if owner == user or unreadable then
     local was_live = true
     if not unreadable then
-      -- Live as a load reads it: times written by hand that are not
-      -- numbers read as no session, so it was not live.
+      -- Times written by hand that are not numbers: a load reads no
+      -- session, so it was not live.
       local times = redis.call('HMGET', key, EXPIRES, ABSOLUTE)
       was_live = live(times[1], times[2], now)
     end
