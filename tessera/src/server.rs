@@ -8,6 +8,7 @@
 //! beyond a whole lifetime from now (set under a longer one).
 
 use std::collections::BTreeSet;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -1148,15 +1149,10 @@ impl Session {
             return Ok(next);
         };
         let _turn = self.store_turn().await;
-        let (id, now) = self.stored_id().await?;
-        let mut next = self.noting_outage(settings.store.increment(&id, key, by, now).await)?;
-        if next.is_none() && self.held_only_flashes(None) {
-            // Ended unchanged (nothing was added): counted in a fresh
-            // session instead, as a save would store the request's writes.
-            self.restart_with_own_writes();
-            let (id, now) = self.stored_id().await?;
-            next = self.noting_outage(settings.store.increment(&id, key, by, now).await)?;
-        }
+        let store = &settings.store;
+        let (next, _, _) = self
+            .on_stored_record(|id, now| async move { store.increment(&id, key, by, now).await })
+            .await?;
         self.apply_atomic(key, next.map(Value::from))?;
         next.ok_or(SessionError::Revoked)
     }
@@ -1185,15 +1181,11 @@ impl Session {
             return Ok(length);
         };
         let _turn = self.store_turn().await;
-        let (mut id, mut now) = self.stored_id().await?;
-        let mut appended =
-            self.noting_outage(settings.store.append(&id, key, &value, now).await)?;
-        if appended.is_none() && self.held_only_flashes(None) {
-            // As for `increment`: appended in a fresh session instead.
-            self.restart_with_own_writes();
-            (id, now) = self.stored_id().await?;
-            appended = self.noting_outage(settings.store.append(&id, key, &value, now).await)?;
-        }
+        let store = &settings.store;
+        let item = &value;
+        let (appended, id, now) = self
+            .on_stored_record(|id, now| async move { store.append(&id, key, item, now).await })
+            .await?;
         let Some(length) = appended else {
             self.apply_atomic(key, None)?;
             return Err(SessionError::Revoked);
@@ -1227,6 +1219,29 @@ impl Session {
             Ok(_) => view.remove(key).unwrap_or(Value::Null),
             Err(_) => Value::List(vec![item.clone()]),
         }
+    }
+
+    /// Runs the atomic `operation` on the stored record (created first if
+    /// there is none yet), with its id and time; `None` if the record is
+    /// gone. One that held only flash messages when loaded, ended unchanged
+    /// (nothing was added to it), is run again in a fresh session instead,
+    /// as a save stores the request's writes (see `held_only_flashes`).
+    async fn on_stored_record<T, F>(
+        &self,
+        operation: impl Fn(SessionId, u64) -> F,
+    ) -> Result<(Option<T>, SessionId, u64), SessionError>
+    where
+        F: Future<Output = Result<Option<T>, StoreError>>,
+    {
+        let (id, now) = self.stored_id().await?;
+        let done = self.noting_outage(operation(id.clone(), now).await)?;
+        if done.is_some() || !self.held_only_flashes(None) {
+            return Ok((done, id, now));
+        }
+        self.restart_with_own_writes();
+        let (id, now) = self.stored_id().await?;
+        let done = self.noting_outage(operation(id.clone(), now).await)?;
+        Ok((done, id, now))
     }
 
     /// The stored record's id, creating the record (with everything written
