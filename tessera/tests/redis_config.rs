@@ -317,6 +317,15 @@ async fn a_missing_password_is_named_in_the_failure() {
     assert!(authenticated.create(&id, &record).await.expect("saved"));
 }
 
+/// Deletes `key`, as an operator would after finding junk in it.
+async fn mend(key: &str) {
+    let _: i64 = redis::cmd("DEL")
+        .arg(key)
+        .query_async(&mut admin().await)
+        .await
+        .expect("DEL");
+}
+
 /// A store's shared keys holding another kind of value (set by hand or by
 /// another program), in either layout: a script failed on them midway,
 /// after the writes before, which Redis does not undo. A logout deleted the
@@ -408,11 +417,7 @@ async fn shared_keys_of_another_type_leave_no_write_half_made() {
                 .await,
             "a new session of the user",
         );
-        let _: i64 = redis::cmd("DEL")
-            .arg(&spoilt)
-            .query_async(&mut admin().await)
-            .await
-            .expect("DEL");
+        mend(&spoilt).await;
 
         // The expiry index: a write that moves the expiry, a new session
         // and a new id are refused whole; a deletion goes through.
@@ -462,10 +467,6 @@ async fn shared_keys_of_another_type_leave_no_write_half_made() {
             None,
             "{prefix}"
         );
-        let _: i64 = redis::cmd("DEL")
-            .arg(&spoilt)
-            .query_async(&mut admin().await)
-            .await
-            .expect("DEL");
+        mend(&spoilt).await;
     }
 }

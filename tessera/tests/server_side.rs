@@ -3085,6 +3085,28 @@ async fn a_fresh_session_after_a_login_race_holds_the_logins_flashes_and_user() 
     assert_eq!(store.inner.len(), 1);
 }
 
+/// The flash message a session holds alone in the tests of a page view
+/// that shows it racing another request.
+const FLASHED: &str = "You were not logged in";
+
+/// `route` at `path` and `POST /flash`, which flashes the body, over
+/// `store`.
+fn flash_and(store: Arc<CountingStore>, path: &str, route: axum::routing::MethodRouter) -> Router {
+    Router::new()
+        .route(
+            "/flash",
+            post(|s: Session, message: String| async move {
+                s.flash(message);
+                "flashed"
+            }),
+        )
+        .route(path, route)
+        .layer(SessionLayer::with_store(
+            config().build().expect("config"),
+            store,
+        ))
+}
+
 /// How a write on a session that held only a flash message ends when the
 /// session is deleted under it, as a concurrent request that shows the
 /// message (a page view beside a form post) empties and deletes it.
@@ -3117,56 +3139,45 @@ async fn a_write_beside_a_page_that_shows_the_last_flash_goes_into_a_fresh_sessi
     ] {
         let store = Arc::new(CountingStore::default());
         let ended_by = store.clone();
-        let app = Router::new()
-            .route(
-                "/post",
-                post(move |s: Session| {
-                    let store = ended_by.clone();
-                    async move {
-                        assert!(s.get_value("_flashes").is_some(), "{write:?}");
-                        let id = s.id().expect("stored");
-                        store
-                            .inner
-                            .delete(&id)
-                            .await
-                            .expect("the page view empties it");
-                        let answer = match write {
-                            WriteAfterTheFlashWent::Insert => {
-                                s.flash("Saved");
-                                s.insert_value("pet", "rex");
-                                "saved".to_owned()
-                            }
-                            WriteAfterTheFlashWent::Increment => {
-                                s.flash("Saved");
-                                s.increment("visits", 1).await?.to_string()
-                            }
-                            WriteAfterTheFlashWent::Append => {
-                                s.flash("Saved");
-                                s.append("cart", "apple").await?.to_string()
-                            }
-                            WriteAfterTheFlashWent::IncrementAlone => {
-                                s.increment("visits", 1).await?.to_string()
-                            }
-                            WriteAfterTheFlashWent::AppendAlone => {
-                                s.append("cart", "apple").await?.to_string()
-                            }
-                        };
-                        Ok::<_, tessera::SessionError>(answer)
-                    }
-                }),
-            )
-            .route(
-                "/flash",
-                post(|s: Session| async move {
-                    s.flash("You were not logged in");
-                    "ok"
-                }),
-            )
-            .layer(SessionLayer::with_store(
-                config().build().expect("config"),
-                store.clone(),
-            ));
-        let before = cookie_pair(&send(&app, "POST", "/flash", None, "").await);
+        let app = flash_and(
+            store.clone(),
+            "/post",
+            post(move |s: Session| {
+                let store = ended_by.clone();
+                async move {
+                    assert!(s.get_value("_flashes").is_some(), "{write:?}");
+                    let id = s.id().expect("stored");
+                    store
+                        .inner
+                        .delete(&id)
+                        .await
+                        .expect("the page view empties it");
+                    let answer = match write {
+                        WriteAfterTheFlashWent::Insert => {
+                            s.flash("Saved");
+                            s.insert_value("pet", "rex");
+                            "saved".to_owned()
+                        }
+                        WriteAfterTheFlashWent::Increment => {
+                            s.flash("Saved");
+                            s.increment("visits", 1).await?.to_string()
+                        }
+                        WriteAfterTheFlashWent::Append => {
+                            s.flash("Saved");
+                            s.append("cart", "apple").await?.to_string()
+                        }
+                        WriteAfterTheFlashWent::IncrementAlone => {
+                            s.increment("visits", 1).await?.to_string()
+                        }
+                        WriteAfterTheFlashWent::AppendAlone => {
+                            s.append("cart", "apple").await?.to_string()
+                        }
+                    };
+                    Ok::<_, tessera::SessionError>(answer)
+                }
+            }),
+        );
+        let before = cookie_pair(&send(&app, "POST", "/flash", None, FLASHED).await);
         let response = send(&app, "POST", "/post", Some(&before), "").await;
         assert_eq!(response.status(), StatusCode::OK, "{write:?}");
         let after = cookie_pair(&response);
@@ -3321,35 +3332,24 @@ async fn session_type_memory_from_the_environment() {
 async fn two_page_views_showing_the_last_flash_leave_no_session() {
     let store = Arc::new(CountingStore::default());
     let ended_by = store.clone();
-    let app = Router::new()
-        .route(
-            "/page",
-            get(move |s: Session| {
-                let store = ended_by.clone();
-                async move {
-                    let shown = s.take_flashes();
-                    let id = s.id().expect("stored");
-                    store
-                        .inner
-                        .delete(&id)
-                        .await
-                        .expect("the other page view empties it");
-                    format!("{}", shown.len())
-                }
-            }),
-        )
-        .route(
-            "/flash",
-            post(|s: Session| async move {
-                s.flash("You were not logged in");
-                "ok"
-            }),
-        )
-        .layer(SessionLayer::with_store(
-            config().build().expect("config"),
-            store.clone(),
-        ));
-    let before = cookie_pair(&send(&app, "POST", "/flash", None, "").await);
+    let app = flash_and(
+        store.clone(),
+        "/page",
+        get(move |s: Session| {
+            let store = ended_by.clone();
+            async move {
+                let shown = s.take_flashes();
+                let id = s.id().expect("stored");
+                store
+                    .inner
+                    .delete(&id)
+                    .await
+                    .expect("the other page view empties it");
+                format!("{}", shown.len())
+            }
+        }),
+    );
+    let before = cookie_pair(&send(&app, "POST", "/flash", None, FLASHED).await);
     let response = send(&app, "GET", "/page", Some(&before), "").await;
     assert_eq!(response.status(), StatusCode::OK);
     let cookies = set_cookies(response.headers());

@@ -2524,6 +2524,17 @@ mod tests {
         conn
     }
 
+    /// Runs `sql` in `schema` on a connection of the test's own, as an
+    /// operator changing the session tables by hand would.
+    async fn change_by_hand(schema: &str, sql: &str) {
+        let mut conn = inspect(schema).await;
+        sqlx::raw_sql(sql)
+            .execute(&mut conn)
+            .await
+            .expect("the change by hand");
+        conn.close().await.expect("close");
+    }
+
     /// Kills the server side of every connection of `application`, as a
     /// restart would; whether each was killed.
     async fn terminate_backends(admin: &mut PgConnection, application: &str) -> Vec<bool> {
@@ -2738,12 +2749,7 @@ mod tests {
             let (store, schema) = fresh_store(label);
             store.connect().await.expect("the store makes its tables");
             store.close().await;
-            let mut conn = inspect(&schema).await;
-            sqlx::raw_sql(change)
-                .execute(&mut conn)
-                .await
-                .expect("the change by hand");
-            conn.close().await.expect("close");
+            change_by_hand(&schema, change).await;
             let store = store_in(&schema);
             let id = SessionId::generate();
             // Reading (what every request does first) or writing.
@@ -2800,12 +2806,7 @@ mod tests {
             // Both statements prepared on the store's connections.
             assert!(store.load(&id, NOW).await.expect("load").is_some());
             assert_eq!(store.increment(&id, "n", 1, NOW).await.expect("+1"), Some(1));
-            let mut conn = inspect(&schema).await;
-            sqlx::raw_sql(change)
-                .execute(&mut conn)
-                .await
-                .expect("the change by hand");
-            conn.close().await.expect("close");
+            change_by_hand(&schema, change).await;
             let loaded = store.load(&id, NOW).await;
             let incremented = store.increment(&id, "n", 1, NOW).await;
             if usable {
