@@ -583,7 +583,7 @@ impl Session {
                     } else {
                         UpdateOutcome::Vanished
                     };
-                    let wrote = changes.changes_data() || changes.user_id.is_some();
+                    let wrote = loses_writes(&changes);
                     if outcome == UpdateOutcome::Vanished
                         && wrote
                         && self.held_only_flashes(taken.pending.as_ref().map(|p| &p.touched))
@@ -1635,6 +1635,23 @@ pub(crate) async fn save(session: &Session) -> Result<Saved, StoreError> {
         accessed: state.accessed,
         writes_lost,
     })
+}
+
+/// Whether `changes`, not stored because the session ended or moved
+/// meanwhile, held something the request wrote. Showing flash messages
+/// (taking them from the front of the list, adding none) does not: the
+/// page that showed them goes out, and they stay in the session that ended,
+/// or in the one a login in another tab moved it to, where they show once
+/// more. A page view is not turned into an error page by a login beside it.
+fn loses_writes(changes: &Changes) -> bool {
+    changes.cleared
+        || !changes.set.is_empty()
+        || !changes.removed.is_empty()
+        || changes.user_id.is_some()
+        || changes
+            .list_edit
+            .as_ref()
+            .is_some_and(|edit| !edit.added.is_empty())
 }
 
 /// The cookie a response must still carry when saving failed: only what
