@@ -158,6 +158,11 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
          (default 100000)",
     ),
     (
+        "TESSERA_MEMORY_STORE_MAX_BYTES",
+        "SESSION_TYPE=memory: the most bytes the sessions take, as estimated; those closest \
+         to expiry are evicted (default 268435456, 256 MiB)",
+    ),
+    (
         "TESSERA_SWEEP_INTERVAL",
         "server-side: seconds between sweeps of expired sessions (default 60)",
     ),

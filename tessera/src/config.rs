@@ -38,7 +38,8 @@
 //! | `SESSION_PERMANENT` | true | server-side: new sessions are permanent |
 //! | `SESSION_USE_SIGNER` | false | server-side: sign the id in the cookie (Flask-Session's format) |
 //! | `TESSERA_SESSION_ABSOLUTE_LIFETIME` | 0 (none) | server-side: seconds (at most 36500 days) from creation after which a session ends |
-//! | `TESSERA_MEMORY_STORE_MAX_SESSIONS` | 100000 | bound on the memory store |
+//! | `TESSERA_MEMORY_STORE_MAX_SESSIONS` | 100000 | bound on the memory store's sessions |
+//! | `TESSERA_MEMORY_STORE_MAX_BYTES` | 268435456 (256 MiB) | bound on the memory store's sessions' estimated size, at least 4096 |
 //! | `TESSERA_SWEEP_INTERVAL` | 60 | seconds between sweeps of expired server-side sessions |
 //! | `TESSERA_REQUIRE_STRONG_SECRET_KEY` | false | refuse weak keys (the key and every fallback) instead of warning |
 //! | `TESSERA_REFUSE_OVERSIZED_COOKIES` | false | answer 500 instead of sending an oversized cookie larger than the request's (an unchanged session's refresh is skipped instead) |
@@ -383,6 +384,7 @@ pub struct SessionConfig {
     pub(crate) use_signer: bool,
     pub(crate) absolute_lifetime: Option<Duration>,
     pub(crate) memory_max_sessions: usize,
+    pub(crate) memory_max_bytes: usize,
     pub(crate) sweep_interval: Duration,
 }
 
@@ -578,6 +580,7 @@ pub struct SessionConfigBuilder {
     use_signer: bool,
     absolute_lifetime: Option<Duration>,
     memory_max_sessions: usize,
+    memory_max_bytes: usize,
     sweep_interval: Duration,
 }
 
@@ -612,6 +615,7 @@ impl Default for SessionConfigBuilder {
             use_signer: false,
             absolute_lifetime: None,
             memory_max_sessions: crate::store::memory::DEFAULT_MAX_SESSIONS,
+            memory_max_bytes: crate::store::memory::DEFAULT_MAX_BYTES,
             sweep_interval: Duration::from_secs(60),
         }
     }
@@ -761,6 +765,14 @@ impl SessionConfigBuilder {
                     "a number of sessions, at least 1",
                 )?;
                 self.memory_max_sessions(sessions)
+            }
+            "TESSERA_MEMORY_STORE_MAX_BYTES" => {
+                let bytes: usize = parse_var(
+                    "TESSERA_MEMORY_STORE_MAX_BYTES",
+                    &value,
+                    MEMORY_MAX_BYTES_EXPECTED,
+                )?;
+                self.memory_max_bytes(bytes)
             }
             "TESSERA_SWEEP_INTERVAL" => {
                 let seconds = parse_seconds(
@@ -982,6 +994,15 @@ impl SessionConfigBuilder {
     /// 1).
     pub fn memory_max_sessions(mut self, max: usize) -> Self {
         self.memory_max_sessions = max;
+        self
+    }
+
+    /// The most memory the memory store's sessions take, as it estimates
+    /// it (`TESSERA_MEMORY_STORE_MAX_BYTES`, default 256 MiB, at least
+    /// 4096); past it, the sessions closest to expiry are evicted (see
+    /// [`MemoryStore::with_max_bytes`](crate::store::MemoryStore::with_max_bytes)).
+    pub fn memory_max_bytes(mut self, max: usize) -> Self {
+        self.memory_max_bytes = max;
         self
     }
 
@@ -1220,6 +1241,13 @@ impl SessionConfigBuilder {
                 "a number of sessions, at least 1",
             ));
         }
+        if self.memory_max_bytes < MEMORY_MAX_BYTES_LEAST {
+            return Err(invalid(
+                "TESSERA_MEMORY_STORE_MAX_BYTES",
+                &self.memory_max_bytes.to_string(),
+                MEMORY_MAX_BYTES_EXPECTED,
+            ));
+        }
         Ok(SessionConfig {
             secret_key,
             secret_key_fallbacks: self.secret_key_fallbacks,
@@ -1248,6 +1276,7 @@ impl SessionConfigBuilder {
             use_signer: self.use_signer,
             absolute_lifetime: self.absolute_lifetime,
             memory_max_sessions: self.memory_max_sessions,
+            memory_max_bytes: self.memory_max_bytes,
             sweep_interval: self.sweep_interval,
         })
     }
@@ -1280,8 +1309,16 @@ const SETTINGS: &[&str] = &[
     "SESSION_USE_SIGNER",
     "TESSERA_SESSION_ABSOLUTE_LIFETIME",
     "TESSERA_MEMORY_STORE_MAX_SESSIONS",
+    "TESSERA_MEMORY_STORE_MAX_BYTES",
     "TESSERA_SWEEP_INTERVAL",
 ];
+
+/// The least `TESSERA_MEMORY_STORE_MAX_BYTES`: room for a session or so,
+/// as the memory store estimates them; less would evict every other
+/// session at each write.
+const MEMORY_MAX_BYTES_LEAST: usize = 4096;
+
+const MEMORY_MAX_BYTES_EXPECTED: &str = "a number of bytes, at least 4096";
 
 /// `SECRET_KEY_FALLBACKS` as written in the environment: comma-separated,
 /// oldest first; whitespace around each key and empty entries are dropped.
@@ -1939,6 +1976,20 @@ mod tests {
         .is_ok());
         let error = build(&[("TESSERA_MEMORY_STORE_MAX_SESSIONS", "0")]).expect_err("zero");
         assert!(error.to_string().contains("at least 1"), "{error}");
+        for bytes in ["0", "4095", "lots", "-1"] {
+            let error = build(&[("TESSERA_MEMORY_STORE_MAX_BYTES", bytes)]).expect_err(bytes);
+            assert!(
+                error.to_string().contains("TESSERA_MEMORY_STORE_MAX_BYTES")
+                    && error.to_string().contains("at least 4096"),
+                "{bytes}: {error}"
+            );
+        }
+        let config = build(&[("TESSERA_MEMORY_STORE_MAX_BYTES", "4096")]).expect("the least");
+        assert_eq!(config.memory_max_bytes, 4096);
+        assert_eq!(
+            build(&[]).expect("defaults").memory_max_bytes,
+            crate::store::memory::DEFAULT_MAX_BYTES
+        );
         // The builder's setters are held to the same bounds as the variables.
         let builder = || SessionConfig::builder().secret_key("k".repeat(32));
         let error = builder()

@@ -939,7 +939,9 @@ fn quote_path(path: &str) -> String {
 fn store_for(config: &SessionConfig) -> Option<Arc<dyn SessionStore>> {
     match config.session_type {
         SessionType::Cookie | SessionType::EncryptedCookie => None,
-        SessionType::Memory => Some(Arc::new(MemoryStore::new(config.memory_max_sessions))),
+        SessionType::Memory => Some(Arc::new(
+            MemoryStore::new(config.memory_max_sessions).with_max_bytes(config.memory_max_bytes),
+        )),
         #[cfg(feature = "sqlite")]
         SessionType::Sqlite => Some(Arc::new(crate::store::SqliteStore::new(
             config.sqlite_path(),
@@ -966,7 +968,10 @@ fn store_for(config: &SessionConfig) -> Option<Arc<dyn SessionStore>> {
                 "SESSION_TYPE={} needs tessera's feature of that name; using the memory store",
                 config.session_type
             );
-            Some(Arc::new(MemoryStore::new(config.memory_max_sessions)))
+            Some(Arc::new(
+                MemoryStore::new(config.memory_max_sessions)
+                    .with_max_bytes(config.memory_max_bytes),
+            ))
         }
         #[cfg(not(feature = "sqlite"))]
         SessionType::Sqlite => {
@@ -975,7 +980,10 @@ fn store_for(config: &SessionConfig) -> Option<Arc<dyn SessionStore>> {
             tracing::error!(
                 "SESSION_TYPE=sqlite needs tessera's `sqlite` feature; using the memory store"
             );
-            Some(Arc::new(MemoryStore::new(config.memory_max_sessions)))
+            Some(Arc::new(
+                MemoryStore::new(config.memory_max_sessions)
+                    .with_max_bytes(config.memory_max_bytes),
+            ))
         }
     }
 }

@@ -12,6 +12,17 @@ use crate::value::Value;
 /// The default bound on stored sessions.
 pub const DEFAULT_MAX_SESSIONS: usize = 100_000;
 
+/// The default bound on the memory the stored sessions take, as the store
+/// estimates it (see [`MemoryStore::with_max_bytes`]): 256 MiB. The bound
+/// on sessions alone let sessions of 64 KiB each (what the demo lets a
+/// visitor store) take 6.4 GB.
+pub const DEFAULT_MAX_BYTES: usize = 256 * 1024 * 1024;
+
+/// What an entry in the store's map and indexes costs beside its record's
+/// values, estimated: the id (twice, in the map and the deadline index),
+/// the record's fields, the map's and index's own share.
+const RECORD_OVERHEAD: usize = 256;
+
 /// How many expired sessions a creation in a full store purges at most.
 const MAKE_ROOM_PURGE: usize = 64;
 
@@ -19,15 +30,19 @@ const MAKE_ROOM_PURGE: usize = 64;
 static EVICTIONS: super::OutageLog =
     super::OutageLog::of_events("memory session store full", "evictions");
 
-/// A [`SessionStore`] in a `HashMap`, bounded in size.
+/// A [`SessionStore`] in a `HashMap`, bounded in sessions and in bytes.
 ///
-/// When full, expired sessions are purged first (a few at a time); if none
-/// are, the session closest to expiry is evicted, so memory stays bounded under any load.
+/// When full (as many sessions as its bound, or its sessions' estimated
+/// size over its byte bound), expired sessions are purged first (a few at a
+/// time); if none are, the sessions closest to expiry are evicted, so memory
+/// stays bounded under any load. The session being written is never the
+/// one evicted: one larger than the whole byte bound stays, alone.
 /// Everything is lost when the process exits. `Debug` shows how many
 /// sessions it holds, never what they hold.
 pub struct MemoryStore {
     inner: Mutex<Inner>,
     max_sessions: usize,
+    max_bytes: usize,
 }
 
 impl std::fmt::Debug for MemoryStore {
@@ -35,6 +50,7 @@ impl std::fmt::Debug for MemoryStore {
         f.debug_struct("MemoryStore")
             .field("sessions", &self.len())
             .field("max_sessions", &self.max_sessions)
+            .field("max_bytes", &self.max_bytes)
             .finish()
     }
 }
@@ -42,6 +58,8 @@ impl std::fmt::Debug for MemoryStore {
 #[derive(Default)]
 struct Inner {
     records: HashMap<SessionId, Stored>,
+    /// The records' estimated sizes (`Stored::bytes`), added up.
+    bytes: usize,
     /// One entry per record, `(indexed, id)`, so purging and eviction take
     /// the dead and the soonest to die without scanning every session.
     by_deadline: BTreeSet<(u64, SessionId)>,
@@ -96,15 +114,29 @@ impl MemoryStore {
         if !extends {
             inner.reindex_if_earlier(id);
         }
+        inner.resized(id, now, self.max_bytes);
         UpdateOutcome::Updated
     }
 
-    /// A store holding at most `max_sessions` sessions (0 counts as 1).
+    /// A store holding at most `max_sessions` sessions (0 counts as 1), in
+    /// at most [`DEFAULT_MAX_BYTES`].
     pub fn new(max_sessions: usize) -> Self {
         Self {
             inner: Mutex::new(Inner::default()),
             max_sessions: max_sessions.max(1),
+            max_bytes: DEFAULT_MAX_BYTES,
         }
+    }
+
+    /// The same store with its sessions kept in at most `max_bytes`, as
+    /// estimated from their contents (the text of keys and values, a fixed
+    /// share per value and per session for the structures that hold them):
+    /// what the process holds for them is of that order, not exactly it.
+    /// A session whose write takes the store over it stays, and those
+    /// closest to expiry go.
+    pub fn with_max_bytes(mut self, max_bytes: usize) -> Self {
+        self.max_bytes = max_bytes;
+        self
     }
 
     /// How many records are held, live or not yet purged.
@@ -126,6 +158,8 @@ impl MemoryStore {
 /// A record and where the deadline index has it.
 struct Stored {
     record: Record,
+    /// The record's estimated size (see [`approximate_bytes`]).
+    bytes: usize,
     /// Never later than the record's deadline: a save that extends the
     /// expiry, the usual case, leaves the index alone, and the entry is moved
     /// only when it comes up (in a purge or an eviction) too early.
@@ -136,11 +170,15 @@ impl Inner {
     fn insert(&mut self, id: SessionId, record: Record) {
         let due = record.deadline();
         let owner = record.user_id.clone();
+        let bytes = approximate_bytes(&record);
+        self.bytes += bytes;
         let stored = Stored {
             record,
+            bytes,
             indexed: due,
         };
         if let Some(replaced) = self.records.insert(id.clone(), stored) {
+            self.bytes -= replaced.bytes;
             self.by_deadline.remove(&(replaced.indexed, id.clone()));
             self.unindex_user(&id, replaced.record.user_id.as_deref());
         }
@@ -150,6 +188,7 @@ impl Inner {
 
     fn remove(&mut self, id: &SessionId) -> Option<Record> {
         let stored = self.records.remove(id)?;
+        self.bytes -= stored.bytes;
         self.by_deadline.remove(&(stored.indexed, id.clone()));
         self.unindex_user(id, stored.record.user_id.as_deref());
         Some(stored.record)
@@ -259,6 +298,47 @@ impl Inner {
         self.records.contains_key(id) || self.retired.contains(id)
     }
 
+    /// Takes the new size of `id`'s record, changed in place, into the
+    /// total, and brings the total back under `max_bytes` if it went over.
+    fn resized(&mut self, id: &SessionId, now: u64, max_bytes: usize) {
+        let Some(stored) = self.records.get_mut(id) else {
+            return;
+        };
+        let bytes = approximate_bytes(&stored.record);
+        self.bytes = self.bytes - stored.bytes + bytes;
+        stored.bytes = bytes;
+        self.shed_bytes(id, now, max_bytes);
+    }
+
+    /// Purges, then evicts the sessions closest to expiry, until the total
+    /// is within `max_bytes`, never evicting `kept` (the session just
+    /// written, which would otherwise lose the write it was answered for).
+    fn shed_bytes(&mut self, kept: &SessionId, now: u64, max_bytes: usize) {
+        if self.bytes <= max_bytes {
+            return;
+        }
+        self.purge(now, MAKE_ROOM_PURGE);
+        // Out of the deadline index meanwhile, so that it is never the
+        // soonest.
+        let kept_entry = self
+            .records
+            .get(kept)
+            .map(|stored| (stored.indexed, kept.clone()));
+        if let Some(entry) = &kept_entry {
+            self.by_deadline.remove(entry);
+        }
+        while self.bytes > max_bytes {
+            let Some((_, id)) = self.soonest() else {
+                break;
+            };
+            log_eviction(&id);
+            self.remove(&id);
+        }
+        if let Some(entry) = kept_entry {
+            self.by_deadline.insert(entry);
+        }
+    }
+
     fn make_room(&mut self, now: u64, max: usize) {
         if self.records.len() < max {
             return;
@@ -272,20 +352,50 @@ impl Inner {
             let Some((_, id)) = self.soonest() else {
                 break;
             };
-            // Under a flood of new sessions, every creation evicts one:
-            // a line each was a million lines a minute.
-            if let Some(not_logged) = EVICTIONS.due_or_counted_later() {
-                tracing::warn!(
-                    session = ?id,
-                    not_logged,
-                    "memory session store is full; evicting the session closest to expiry \
-                     (at most one such line a second: not_logged counts the others since the \
-                     last)"
-                );
-            }
+            log_eviction(&id);
             self.remove(&id);
         }
     }
+}
+
+fn log_eviction(id: &SessionId) {
+    // Under a flood of new sessions, every creation evicts one: a line each
+    // was a million lines a minute.
+    if let Some(not_logged) = EVICTIONS.due_or_counted_later() {
+        tracing::warn!(
+            session = ?id,
+            not_logged,
+            "memory session store is full; evicting the session closest to expiry \
+             (at most one such line a second: not_logged counts the others since the last)"
+        );
+    }
+}
+
+/// What `record` costs the store, estimated: the text of its keys and
+/// values, a value's own size for each, and [`RECORD_OVERHEAD`].
+fn approximate_bytes(record: &Record) -> usize {
+    let data: usize = record
+        .data
+        .iter()
+        .map(|(key, value)| key.len() + value_bytes(value))
+        .sum();
+    RECORD_OVERHEAD + record.user_id.as_ref().map_or(0, String::len) + data
+}
+
+fn value_bytes(value: &Value) -> usize {
+    std::mem::size_of::<Value>()
+        + match value {
+            Value::String(text) | Value::Markup(text) => text.len(),
+            Value::Bytes(bytes) => bytes.len(),
+            Value::List(items) | Value::Tuple(items) => items.iter().map(value_bytes).sum(),
+            Value::Dict(map) => map
+                .iter()
+                .map(|(key, value)| key.len() + value_bytes(value))
+                .sum(),
+            // Inline up to 24 bytes.
+            Value::Number(number) => number.as_str().len().saturating_sub(24),
+            Value::Null | Value::Bool(_) | Value::Uuid(_) | Value::DateTime(_) => 0,
+        }
 }
 
 #[async_trait::async_trait]
@@ -301,6 +411,7 @@ impl SessionStore for MemoryStore {
         }
         inner.make_room(record.created_at, self.max_sessions);
         inner.insert(id.clone(), record.clone());
+        inner.shed_bytes(id, record.created_at, self.max_bytes);
         Ok(true)
     }
 
@@ -362,6 +473,7 @@ impl SessionStore for MemoryStore {
         };
         let next = incremented(key, record.data.get(key), by)?;
         record.data.insert_borrowed(key, Value::from(next));
+        inner.resized(id, now, self.max_bytes);
         Ok(Some(next))
     }
 
@@ -376,7 +488,9 @@ impl SessionStore for MemoryStore {
         let Some(record) = inner.live_mut(id, now) else {
             return Ok(None);
         };
-        append_in_map(&mut record.data, key, value).map(Some)
+        let length = append_in_map(&mut record.data, key, value)?;
+        inner.resized(id, now, self.max_bytes);
+        Ok(Some(length))
     }
 
     async fn list(
@@ -653,6 +767,136 @@ mod tests {
             assert_eq!(store.purge_expired(149, 10).await.expect("purge"), 0);
             assert_eq!(store.purge_expired(150, 10).await.expect("purge"), 1);
             assert!(store.is_empty());
+        });
+    }
+
+    fn holding(text_bytes: usize, expires_at: u64) -> Record {
+        let mut held = record(expires_at, None);
+        held.data
+            .insert("text".to_owned(), Value::from("x".repeat(text_bytes)));
+        held
+    }
+
+    /// The estimated bytes of what the store holds, checked against the
+    /// total it keeps.
+    fn held_bytes(store: &MemoryStore) -> usize {
+        let inner = store.lock();
+        let total: usize = inner
+            .records
+            .values()
+            .map(|stored| approximate_bytes(&stored.record))
+            .sum();
+        assert_eq!(total, inner.bytes, "the running total is the sum");
+        total
+    }
+
+    /// Sessions are bounded in bytes too: a client making large sessions
+    /// (4 keys of 16,000 characters each, through the demo's API) took
+    /// about 66 KB a session, 6.6 GB before the bound on sessions came.
+    /// Past the byte bound, the sessions closest to expiry go, whether the
+    /// bytes came with a new session, a write, an increment or an append,
+    /// and never the session being written, even larger than the bound.
+    #[test]
+    fn the_store_is_bounded_in_bytes_evicting_the_soonest_to_expire() {
+        block_on(async {
+            const MAX_BYTES: usize = 64 * 1024;
+            let store = MemoryStore::new(1000).with_max_bytes(MAX_BYTES);
+            let mut ids = Vec::new();
+            for expires_at in 1000..1100 {
+                let id = SessionId::generate();
+                store
+                    .create(&id, &holding(2000, expires_at))
+                    .await
+                    .expect("create");
+                ids.push(id);
+                assert!(held_bytes(&store) <= MAX_BYTES);
+            }
+            let kept = store.len();
+            assert!((20..40).contains(&kept), "{kept} sessions of about 2 KB");
+            // The newest, which expire last, are the ones kept.
+            for (at, id) in ids.iter().enumerate() {
+                let live = store.load(id, 50).await.expect("load").is_some();
+                assert_eq!(live, at >= ids.len() - kept, "session {at}");
+            }
+
+            // A write that grows a session that expires soonest of all: the
+            // others go, it stays.
+            let soonest = ids[ids.len() - kept].clone();
+            let grow = Changes {
+                set: crate::map::Map::from([("big", Value::from("y".repeat(40_000)))]),
+                ..Changes::default()
+            };
+            assert!(store.update(&soonest, &grow, 50).await.expect("update"));
+            assert!(held_bytes(&store) <= MAX_BYTES);
+            assert!(store.len() < kept);
+            let record = store.load(&soonest, 50).await.expect("load").expect("kept");
+            assert_eq!(
+                record.data.get("big").and_then(Value::as_str).map(str::len),
+                Some(40_000)
+            );
+
+            // Larger than the whole bound: it stays, alone.
+            let huge = Changes {
+                set: crate::map::Map::from([("huge", Value::from("z".repeat(2 * MAX_BYTES)))]),
+                ..Changes::default()
+            };
+            assert!(store.update(&soonest, &huge, 50).await.expect("update"));
+            assert_eq!(store.len(), 1);
+            assert!(store.load(&soonest, 50).await.expect("load").is_some());
+
+            // Shrunk again, the bytes it freed count: new sessions fit.
+            let shrink = Changes {
+                removed: vec!["huge".to_owned(), "big".to_owned()],
+                ..Changes::default()
+            };
+            assert!(store.update(&soonest, &shrink, 50).await.expect("update"));
+            for _ in 0..5 {
+                store
+                    .create(&SessionId::generate(), &holding(2000, 5000))
+                    .await
+                    .expect("create");
+            }
+            assert_eq!(store.len(), 6);
+
+            // Appends and increments grow sessions too.
+            let appended = SessionId::generate();
+            store
+                .create(&appended, &holding(0, 9000))
+                .await
+                .expect("create");
+            // To about 57 KB, within the bound alone.
+            for _ in 0..28 {
+                store
+                    .append(&appended, "list", &Value::from("w".repeat(2000)), 50)
+                    .await
+                    .expect("append");
+                assert!(held_bytes(&store) <= MAX_BYTES);
+            }
+            assert!(store.load(&appended, 50).await.expect("load").is_some());
+            assert!(
+                store.load(&soonest, 50).await.expect("load").is_none(),
+                "evicted"
+            );
+            assert_eq!(
+                store
+                    .increment(&appended, "n", 1, 50)
+                    .await
+                    .expect("increment"),
+                Some(1)
+            );
+            assert!(held_bytes(&store) <= MAX_BYTES);
+
+            // Deleting and moving sessions keeps the total exact.
+            let moved = SessionId::generate();
+            assert!(store.cycle_id(&appended, &moved, 50).await.expect("cycle"));
+            held_bytes(&store);
+            assert!(store.delete(&moved).await.expect("delete"));
+            held_bytes(&store);
+            store
+                .purge_expired(u64::MAX - 1, usize::MAX)
+                .await
+                .expect("purge");
+            assert_eq!(held_bytes(&store), 0);
         });
     }
 }
