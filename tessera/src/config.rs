@@ -1316,7 +1316,7 @@ const SETTINGS: &[&str] = &[
 /// The least `TESSERA_MEMORY_STORE_MAX_BYTES`: room for a session or so,
 /// as the memory store estimates them; less would evict every other
 /// session at each write.
-const MEMORY_MAX_BYTES_LEAST: usize = 4096;
+const MEMORY_MAX_BYTES_LEAST: usize = crate::store::memory::MIN_MAX_BYTES;
 
 const MEMORY_MAX_BYTES_EXPECTED: &str = "a number of bytes, at least 4096";
 

@@ -57,8 +57,9 @@ use crate::store::SessionStore;
 ///
 /// When saving fails, the response is replaced by a 409 (the session ended
 /// or moved while the request wrote to it), 500 or 503 with an empty body:
-/// the layer cannot make a body of the application's type. The README shows
-/// how to fill them in with `axum::middleware::map_response`.
+/// the layer cannot make a body of the application's type. A middleware
+/// outside this layer can fill them in (`axum::middleware::from_fn` or
+/// `map_response`), as the README's demo does.
 #[derive(Debug, Clone)]
 pub struct SessionLayer {
     core: Arc<SessionCore>,

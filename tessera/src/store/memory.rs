@@ -18,6 +18,9 @@ pub const DEFAULT_MAX_SESSIONS: usize = 100_000;
 /// visitor store) take 6.4 GB.
 pub const DEFAULT_MAX_BYTES: usize = 256 * 1024 * 1024;
 
+/// The least byte bound [`MemoryStore::with_max_bytes`] takes.
+pub(crate) const MIN_MAX_BYTES: usize = 4096;
+
 /// What an entry in the store's map and indexes costs beside its record's
 /// values, estimated: the id (twice, in the map and the deadline index),
 /// the record's fields, the map's and index's own share.
@@ -97,7 +100,12 @@ impl MemoryStore {
         let extends = changes.expires_at.is_none_or(|at| at >= record.expires_at)
             && changes.absolute_expires_at.is_none();
         let owner_before = changes.user_id.is_some().then(|| record.user_id.clone());
+        // What the changed keys and the owner took, and take now: a write
+        // costs what it changes, not a walk of the whole session.
+        let changed = ChangedKeys::of(changes);
+        let before = changed.bytes(record);
         changes.apply_to(record);
+        let after = changed.bytes(record);
         let keep = !delete_if_empty || worth_keeping(&record.data, record.user_id.as_deref());
         let owner_change = owner_before
             .filter(|before| *before != record.user_id)
@@ -114,7 +122,7 @@ impl MemoryStore {
         if !extends {
             inner.reindex_if_earlier(id);
         }
-        inner.resized(id, now, self.max_bytes);
+        inner.resized(id, before, after, now, self.max_bytes);
         UpdateOutcome::Updated
     }
 
@@ -133,9 +141,11 @@ impl MemoryStore {
     /// share per value and per session for the structures that hold them):
     /// what the process holds for them is of that order, not exactly it.
     /// A session whose write takes the store over it stays, and those
-    /// closest to expiry go.
+    /// closest to expiry go. Less than 4096 counts as 4096: room for a
+    /// small session or so (less would have every write evict every other
+    /// session).
     pub fn with_max_bytes(mut self, max_bytes: usize) -> Self {
-        self.max_bytes = max_bytes;
+        self.max_bytes = max_bytes.max(MIN_MAX_BYTES);
         self
     }
 
@@ -298,13 +308,14 @@ impl Inner {
         self.records.contains_key(id) || self.retired.contains(id)
     }
 
-    /// Takes the new size of `id`'s record, changed in place, into the
-    /// total, and brings the total back under `max_bytes` if it went over.
-    fn resized(&mut self, id: &SessionId, now: u64, max_bytes: usize) {
+    /// Takes a change in place of `id`'s record into its size and the
+    /// total (the part it changed took `before` bytes and takes `after`),
+    /// and brings the total back under `max_bytes` if it went over.
+    fn resized(&mut self, id: &SessionId, before: usize, after: usize, now: u64, max_bytes: usize) {
         let Some(stored) = self.records.get_mut(id) else {
             return;
         };
-        let bytes = approximate_bytes(&stored.record);
+        let bytes = stored.bytes - before + after;
         self.bytes = self.bytes - stored.bytes + bytes;
         stored.bytes = bytes;
         self.shed_bytes(id, now, max_bytes);
@@ -377,9 +388,64 @@ fn approximate_bytes(record: &Record) -> usize {
     let data: usize = record
         .data
         .iter()
-        .map(|(key, value)| key.len() + value_bytes(value))
+        .map(|(key, value)| entry_bytes(key, value))
         .sum();
-    RECORD_OVERHEAD + record.user_id.as_ref().map_or(0, String::len) + data
+    RECORD_OVERHEAD + owner_bytes(record) + data
+}
+
+fn entry_bytes(key: &str, value: &Value) -> usize {
+    key.len() + value_bytes(value)
+}
+
+fn owner_bytes(record: &Record) -> usize {
+    record.user_id.as_ref().map_or(0, String::len)
+}
+
+/// The part of a record that `Changes` may change: its keys (each once,
+/// or all of them if the changes clear the record) and its owner.
+enum ChangedKeys<'a> {
+    All,
+    Some(BTreeSet<&'a str>),
+}
+
+impl<'a> ChangedKeys<'a> {
+    fn of(changes: &'a Changes) -> Self {
+        if changes.cleared {
+            return Self::All;
+        }
+        let keys = changes
+            .set
+            .keys()
+            .chain(changes.removed.iter().map(String::as_str))
+            .chain(changes.list_edit.iter().map(|edit| edit.key.as_str()))
+            .collect();
+        Self::Some(keys)
+    }
+
+    /// What that part of `record` takes, estimated as `approximate_bytes`
+    /// counts it.
+    fn bytes(&self, record: &Record) -> usize {
+        let data: usize = match self {
+            Self::All => record
+                .data
+                .iter()
+                .map(|(key, value)| entry_bytes(key, value))
+                .sum(),
+            Self::Some(keys) => keys
+                .iter()
+                .filter_map(|key| Some(entry_bytes(key, record.data.get(key)?)))
+                .sum(),
+        };
+        owner_bytes(record) + data
+    }
+
+    /// One key's part, for an increment or an append.
+    fn one(record: &Record, key: &str) -> usize {
+        record
+            .data
+            .get(key)
+            .map_or(0, |value| entry_bytes(key, value))
+    }
 }
 
 fn value_bytes(value: &Value) -> usize {
@@ -472,8 +538,10 @@ impl SessionStore for MemoryStore {
             return Ok(None);
         };
         let next = incremented(key, record.data.get(key), by)?;
+        let before = ChangedKeys::one(record, key);
         record.data.insert_borrowed(key, Value::from(next));
-        inner.resized(id, now, self.max_bytes);
+        let after = ChangedKeys::one(record, key);
+        inner.resized(id, before, after, now, self.max_bytes);
         Ok(Some(next))
     }
 
@@ -488,8 +556,22 @@ impl SessionStore for MemoryStore {
         let Some(record) = inner.live_mut(id, now) else {
             return Ok(None);
         };
+        // A list grows by the item, without a walk of what it held (a run
+        // of appends would cost the square of the list's length); anything
+        // else becomes a list of the item, or stays as it was.
+        let held_list = matches!(record.data.get(key), Some(Value::List(_)));
+        let before = if held_list {
+            0
+        } else {
+            ChangedKeys::one(record, key)
+        };
         let length = append_in_map(&mut record.data, key, value)?;
-        inner.resized(id, now, self.max_bytes);
+        let after = if held_list {
+            value_bytes(value)
+        } else {
+            ChangedKeys::one(record, key)
+        };
+        inner.resized(id, before, after, now, self.max_bytes);
         Ok(Some(length))
     }
 
@@ -885,6 +967,27 @@ mod tests {
                 Some(1)
             );
             assert!(held_bytes(&store) <= MAX_BYTES);
+
+            // Owners, list edits and clearing keep the total exact too.
+            let owned = Changes {
+                user_id: Some(Some("alice".to_owned())),
+                list_edit: Some(super::super::ListEdit {
+                    key: "_flashes".to_owned(),
+                    taken: Vec::new(),
+                    added: vec![Value::from("hello")],
+                }),
+                ..Changes::default()
+            };
+            assert!(store.update(&appended, &owned, 50).await.expect("update"));
+            held_bytes(&store);
+            let cleared = Changes {
+                cleared: true,
+                set: crate::map::Map::from([("a", Value::from("b"))]),
+                user_id: Some(None),
+                ..Changes::default()
+            };
+            assert!(store.update(&appended, &cleared, 50).await.expect("update"));
+            held_bytes(&store);
 
             // Deleting and moving sessions keeps the total exact.
             let moved = SessionId::generate();
