@@ -89,6 +89,9 @@ pub(crate) struct ServerState {
     user_changed: bool,
     /// The stored session belonged to a user when this request loaded it.
     owned_when_loaded: bool,
+    /// The stored session held data (more than flash messages and its
+    /// permanence) when this request loaded it.
+    held_data_when_loaded: bool,
     /// The client must be sent the (new) id.
     pub(crate) id_changed: bool,
     /// `cycle_id` asked for a new id, given when the response is saved.
@@ -162,6 +165,7 @@ impl ServerState {
             user_id: None,
             user_changed: false,
             owned_when_loaded: false,
+            held_data_when_loaded: false,
             id_changed: false,
             cycle_pending: false,
             expiry_moved: false,
@@ -446,6 +450,10 @@ impl Session {
                 if server.signed_with_old_key.contains(&id) {
                     server.id_changed = true;
                 }
+                server.held_data_when_loaded = record
+                    .data
+                    .keys()
+                    .any(|key| key != PERMANENT_KEY && key != FLASHES_KEY);
                 // Writes made before loading win over what was stored. A
                 // `clear` keeps the permanence, as it does once loaded.
                 let mut data = if state.cleared {
@@ -584,10 +592,7 @@ impl Session {
                         UpdateOutcome::Vanished
                     };
                     let wrote = loses_writes(&changes);
-                    if outcome == UpdateOutcome::Vanished
-                        && wrote
-                        && self.held_only_flashes(taken.pending.as_ref().map(|p| &p.touched))
-                    {
+                    if outcome == UpdateOutcome::Vanished && wrote && self.held_only_flashes() {
                         // Emptied by a concurrent request that showed its
                         // flashes, most likely: the writes go back to the
                         // request (as `taken` drops), and into a fresh
@@ -1021,7 +1026,7 @@ impl Session {
     /// data the first login carried, and an extra session in the user's
     /// list.
     fn cycle_found_it_ended(&self) {
-        if self.held_only_flashes(None) {
+        if self.held_only_flashes() {
             self.restart_with_own_writes();
         } else {
             self.mark_vanished();
@@ -1030,25 +1035,22 @@ impl Session {
     }
 
     /// Whether the session was anonymous when loaded and held nothing but
-    /// flash messages and its permanence, apart from what this request
-    /// wrote (`written` too: writes a flush has taken). Ended meanwhile,
-    /// such a session was most likely emptied and deleted by a concurrent
-    /// request that showed its flashes, and restarting it gives the
-    /// visitor nothing they could not have had by coming without a cookie.
-    /// (A login in another tab that moved it looks the same to the store:
-    /// the restarted session's cookie may then replace the login's.)
-    fn held_only_flashes(&self, written: Option<&BTreeSet<String>>) -> bool {
+    /// flash messages and its permanence. Ended meanwhile, such a session
+    /// was most likely emptied and deleted by a concurrent request that
+    /// showed its flashes, and restarting it with this request's writes
+    /// gives the visitor nothing they could not have had by coming without
+    /// a cookie. What this request wrote does not count, but a key it
+    /// overwrote does: the session held it (a pet's name that a form post
+    /// changes while a login moves the session was restarted, alone in a
+    /// fresh session whose cookie replaced the login's). (A login in another
+    /// tab that moved a session of flashes alone looks the same to the
+    /// store: the restarted session's cookie may then replace the login's.)
+    fn held_only_flashes(&self) -> bool {
         let state = self.lock();
-        let Some(server) = state.server.as_ref() else {
-            return false;
-        };
-        let held_data = state.data.keys().any(|key| {
-            key != PERMANENT_KEY
-                && key != FLASHES_KEY
-                && !state.touched.contains(key)
-                && !written.is_some_and(|written| written.contains(key))
-        });
-        !server.owned_when_loaded && !held_data
+        state
+            .server
+            .as_ref()
+            .is_some_and(|server| !server.owned_when_loaded && !server.held_data_when_loaded)
     }
 
     /// Starts over in a fresh, anonymous session holding what this request
@@ -1235,7 +1237,7 @@ impl Session {
     {
         let (id, now) = self.stored_id().await?;
         let done = self.noting_outage(operation(id.clone(), now).await)?;
-        if done.is_some() || !self.held_only_flashes(None) {
+        if done.is_some() || !self.held_only_flashes() {
             return Ok((done, id, now));
         }
         self.restart_with_own_writes();

@@ -3240,6 +3240,61 @@ async fn a_write_on_a_session_with_data_that_ends_meanwhile_is_still_answered_40
     assert_eq!(store.inner.len(), 0, "nothing stored");
 }
 
+/// A write that overwrites the only data a session held, while a login in
+/// another tab moves the session (or a logout ends it), is answered 409 as
+/// well: the session held that key, so it is no session of flashes alone
+/// to restart. It was restarted, the write alone in a fresh session whose
+/// cookie would replace the login's (a form post changing the pet's name
+/// beside a login, through the demo on every store).
+#[tokio::test]
+async fn a_write_overwriting_a_sessions_only_data_while_it_moves_is_answered_409() {
+    for moved_by_a_login in [true, false] {
+        let store = Arc::new(CountingStore::default());
+        let moved_to = Arc::new(std::sync::Mutex::new(None));
+        let overwrite = {
+            let store = store.clone();
+            let moved_to = moved_to.clone();
+            post(move |s: Session| {
+                let store = store.clone();
+                let moved_to = moved_to.clone();
+                async move {
+                    s.insert_value("pet", "tom");
+                    let old = s.id().expect("stored");
+                    if moved_by_a_login {
+                        let new = SessionId::generate();
+                        assert!(store
+                            .cycle_id(&old, &new, tessera_now())
+                            .await
+                            .expect("cycle"));
+                        *moved_to.lock().expect("lock") = Some(new);
+                    } else {
+                        assert!(store.inner.delete(&old).await.expect("delete"));
+                    }
+                    "saved"
+                }
+            })
+        };
+        let app = get_set_and(store.clone(), "/overwrite", overwrite);
+        let cookie = cookie_pair(&send(&app, "POST", "/set/pet", None, "rex").await);
+        let response = send(&app, "POST", "/overwrite", Some(&cookie), "").await;
+        assert_eq!(
+            response.status(),
+            StatusCode::CONFLICT,
+            "moved: {moved_by_a_login}"
+        );
+        assert!(set_cookies(response.headers()).is_empty());
+        let moved = moved_to.lock().expect("lock").take();
+        match moved {
+            Some(new) => {
+                assert_eq!(store.inner.len(), 1, "no session but the moved one");
+                let record = stored(&store, &new).await.expect("the moved session");
+                assert_eq!(record.data.get("pet"), Some(&Value::from("rex")));
+            }
+            None => assert_eq!(store.inner.len(), 0, "nothing stored"),
+        }
+    }
+}
+
 /// A session that belonged to a user is never restarted: a login racing a
 /// "log out everywhere" (the session ends between the login's `cycle_id`
 /// and its save) is refused with 409, storing nothing.
