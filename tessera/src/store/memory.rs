@@ -65,7 +65,9 @@ struct Inner {
     bytes: usize,
     /// One entry per record, `(indexed, id)`, so purging and eviction take
     /// the dead and the soonest to die without scanning every session.
-    by_deadline: BTreeSet<(u64, SessionId)>,
+    by_deadline: BTreeSet<(Indexed, SessionId)>,
+    /// The next entry's place among those of the same deadline.
+    next_order: u64,
     /// Ids removed recently, so none is handed out again. Bounded by
     /// forgetting the oldest once it holds as many as the session bound.
     retired: HashSet<SessionId>,
@@ -173,8 +175,15 @@ struct Stored {
     /// Never later than the record's deadline: a save that extends the
     /// expiry, the usual case, leaves the index alone, and the entry is moved
     /// only when it comes up (in a purge or an eviction) too early.
-    indexed: u64,
+    indexed: Indexed,
 }
+
+/// Where the deadline index has a record: a time no later than its
+/// deadline, then the order in which entries came. Of sessions that die
+/// in the same second, the one written first goes first: ordered by id, a
+/// flood's evictions took a session acknowledged a moment before as soon
+/// as one acknowledged seconds before.
+type Indexed = (u64, u64);
 
 impl Inner {
     fn insert(&mut self, id: SessionId, record: Record) {
@@ -182,10 +191,12 @@ impl Inner {
         let owner = record.user_id.clone();
         let bytes = approximate_bytes(&record);
         self.bytes += bytes;
+        let indexed = (due, self.next_order);
+        self.next_order += 1;
         let stored = Stored {
             record,
             bytes,
-            indexed: due,
+            indexed,
         };
         if let Some(replaced) = self.records.insert(id.clone(), stored) {
             self.bytes -= replaced.bytes;
@@ -193,7 +204,7 @@ impl Inner {
             self.unindex_user(&id, replaced.record.user_id.as_deref());
         }
         self.index_user(&id, owner);
-        self.by_deadline.insert((due, id));
+        self.by_deadline.insert((indexed, id));
     }
 
     fn remove(&mut self, id: &SessionId) -> Option<Record> {
@@ -240,10 +251,11 @@ impl Inner {
             return;
         };
         let due = stored.record.deadline();
-        if due < stored.indexed {
+        if due < stored.indexed.0 {
             self.by_deadline.remove(&(stored.indexed, id.clone()));
-            self.by_deadline.insert((due, id.clone()));
-            stored.indexed = due;
+            stored.indexed = (due, self.next_order);
+            self.next_order += 1;
+            self.by_deadline.insert((stored.indexed, id.clone()));
         }
     }
 
@@ -262,12 +274,13 @@ impl Inner {
                 continue;
             };
             let due = stored.record.deadline();
-            if due == indexed {
+            if due == indexed.0 {
                 return Some((due, id));
             }
             self.by_deadline.pop_first();
-            self.by_deadline.insert((due, id));
-            stored.indexed = due;
+            stored.indexed = (due, self.next_order);
+            self.next_order += 1;
+            self.by_deadline.insert((stored.indexed, id));
         }
     }
 
@@ -849,6 +862,33 @@ mod tests {
             assert_eq!(store.purge_expired(149, 10).await.expect("purge"), 0);
             assert_eq!(store.purge_expired(150, 10).await.expect("purge"), 1);
             assert!(store.is_empty());
+        });
+    }
+
+    /// Of sessions that die in the same second, those written first are
+    /// evicted first, by the bound on sessions and by the bound on bytes.
+    #[test]
+    fn sessions_of_one_deadline_are_evicted_in_the_order_they_came() {
+        block_on(async {
+            for store in [
+                MemoryStore::new(5),
+                MemoryStore::new(1000).with_max_bytes(5 * approximate_bytes(&holding(1000, 0))),
+            ] {
+                let mut ids = Vec::new();
+                for _ in 0..20 {
+                    let id = SessionId::generate();
+                    store
+                        .create(&id, &holding(1000, 5000))
+                        .await
+                        .expect("create");
+                    ids.push(id);
+                }
+                assert_eq!(store.len(), 5, "{store:?}");
+                for (at, id) in ids.iter().enumerate() {
+                    let kept = store.load(id, 50).await.expect("load").is_some();
+                    assert_eq!(kept, at >= 15, "session {at}");
+                }
+            }
         });
     }
 
