@@ -592,7 +592,10 @@ impl Session {
                         UpdateOutcome::Vanished
                     };
                     let wrote = loses_writes(&changes);
-                    if outcome == UpdateOutcome::Vanished && wrote && self.held_only_flashes() {
+                    if outcome == UpdateOutcome::Vanished
+                        && wrote
+                        && self.held_only_flashes(taken.pending.as_ref().map(|p| &p.touched))
+                    {
                         // Emptied by a concurrent request that showed its
                         // flashes, most likely: the writes go back to the
                         // request (as `taken` drops), and into a fresh
@@ -1026,7 +1029,7 @@ impl Session {
     /// data the first login carried, and an extra session in the user's
     /// list.
     fn cycle_found_it_ended(&self) {
-        if self.held_only_flashes() {
+        if self.held_only_flashes(None) {
             self.restart_with_own_writes();
         } else {
             self.mark_vanished();
@@ -1035,22 +1038,31 @@ impl Session {
     }
 
     /// Whether the session was anonymous when loaded and held nothing but
-    /// flash messages and its permanence. Ended meanwhile, such a session
-    /// was most likely emptied and deleted by a concurrent request that
-    /// showed its flashes, and restarting it with this request's writes
-    /// gives the visitor nothing they could not have had by coming without
-    /// a cookie. What this request wrote does not count, but a key it
-    /// overwrote does: the session held it (a pet's name that a form post
-    /// changes while a login moves the session was restarted, alone in a
-    /// fresh session whose cookie replaced the login's). (A login in another
-    /// tab that moved a session of flashes alone looks the same to the
-    /// store: the restarted session's cookie may then replace the login's.)
-    fn held_only_flashes(&self) -> bool {
+    /// flash messages and its permanence, and this request stored nothing
+    /// in it either (by a flush before an atomic operation, or an
+    /// `increment` or `append`): all the data it has is writes still to
+    /// make (`written` too: writes a flush has taken). Ended meanwhile,
+    /// such a session was most likely emptied and deleted by a concurrent
+    /// request that showed its flashes, and restarting it with this
+    /// request's writes gives the visitor nothing they could not have had
+    /// by coming without a cookie. A key the request overwrites counts as
+    /// held: the session held it (a pet's name that a form post changes
+    /// while a login moves the session was restarted, alone in a fresh
+    /// session whose cookie replaced the login's). (A login in another tab
+    /// that moved a session of flashes alone looks the same to the store:
+    /// the restarted session's cookie may then replace the login's.)
+    fn held_only_flashes(&self, written: Option<&BTreeSet<String>>) -> bool {
         let state = self.lock();
-        state
-            .server
-            .as_ref()
-            .is_some_and(|server| !server.owned_when_loaded && !server.held_data_when_loaded)
+        let Some(server) = state.server.as_ref() else {
+            return false;
+        };
+        let stored_data = state.data.keys().any(|key| {
+            key != PERMANENT_KEY
+                && key != FLASHES_KEY
+                && !state.touched.contains(key)
+                && !written.is_some_and(|written| written.contains(key))
+        });
+        !server.owned_when_loaded && !server.held_data_when_loaded && !stored_data
     }
 
     /// Starts over in a fresh, anonymous session holding what this request
@@ -1237,7 +1249,7 @@ impl Session {
     {
         let (id, now) = self.stored_id().await?;
         let done = self.noting_outage(operation(id.clone(), now).await)?;
-        if done.is_some() || !self.held_only_flashes() {
+        if done.is_some() || !self.held_only_flashes(None) {
             return Ok((done, id, now));
         }
         self.restart_with_own_writes();

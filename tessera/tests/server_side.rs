@@ -3295,6 +3295,51 @@ async fn a_write_overwriting_a_sessions_only_data_while_it_moves_is_answered_409
     }
 }
 
+/// A session of flash messages alone into which the request already stored
+/// data (a write flushed by an `increment`, and the increment) is no longer
+/// one to restart when a login in another tab moves it: its next
+/// `increment` is refused (`Revoked`), the cookie is left alone and nothing
+/// but the moved session is stored, with what the request stored in it.
+/// (Restarted, the fresh session held only the second increment, and its
+/// cookie replaced the login's.)
+#[tokio::test]
+async fn a_session_of_flashes_the_request_stored_data_in_is_not_restarted() {
+    let store = Arc::new(CountingStore::default());
+    let moved_to = Arc::new(std::sync::Mutex::new(None));
+    let page = {
+        let store = store.clone();
+        let moved_to = moved_to.clone();
+        post(move |s: Session| {
+            let store = store.clone();
+            let moved_to = moved_to.clone();
+            async move {
+                s.insert_value("pet", "rex");
+                s.increment("a", 1).await.expect("the first increment");
+                let old = s.id().expect("stored");
+                let new = SessionId::generate();
+                assert!(store
+                    .cycle_id(&old, &new, tessera_now())
+                    .await
+                    .expect("cycle"));
+                *moved_to.lock().expect("lock") = Some(new);
+                let second = s.increment("visits", 1).await;
+                format!("{second:?}")
+            }
+        })
+    };
+    let app = flash_and(store.clone(), "/page", page);
+    let cookie = cookie_pair(&send(&app, "POST", "/flash", None, FLASHED).await);
+    let response = send(&app, "POST", "/page", Some(&cookie), "").await;
+    assert!(set_cookies(response.headers()).is_empty());
+    assert_eq!(text(response).await, "Err(Revoked)");
+    let new = moved_to.lock().expect("lock").take().expect("moved");
+    assert_eq!(store.inner.len(), 1, "no session but the moved one");
+    let record = stored(&store, &new).await.expect("the moved session");
+    assert_eq!(record.data.get("pet"), Some(&Value::from("rex")));
+    assert_eq!(record.data.get("a"), Some(&Value::from(1)));
+    assert_eq!(record.data.get("visits"), None);
+}
+
 /// A session that belonged to a user is never restarted: a login racing a
 /// "log out everywhere" (the session ends between the login's `cycle_id`
 /// and its save) is refused with 409, storing nothing.

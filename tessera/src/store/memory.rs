@@ -179,10 +179,12 @@ struct Stored {
 }
 
 /// Where the deadline index has a record: a time no later than its
-/// deadline, then the order in which entries came. Of sessions that die
-/// in the same second, the one written first goes first: ordered by id, a
-/// flood's evictions took a session acknowledged a moment before as soon
-/// as one acknowledged seconds before.
+/// deadline, then the order in which entries came into the index (a
+/// creation, a new id, or the index catching up with an expiry a save
+/// extended, which it does lazily). Of sessions created in the same second,
+/// and not saved since, the first goes first: ordered by id, a flood's
+/// evictions took a session acknowledged a moment before as soon as one
+/// acknowledged seconds before.
 type Indexed = (u64, u64);
 
 impl Inner {
