@@ -583,13 +583,46 @@ impl Session {
                     changes,
                     delete_if_empty,
                 } => {
-                    let outcome = if delete_if_empty {
+                    let result = if delete_if_empty {
                         let store = &settings.store;
-                        store.update_or_delete_if_empty(&id, &changes, now).await?
-                    } else if settings.store.update(&id, &changes, now).await? {
-                        UpdateOutcome::Updated
+                        store.update_or_delete_if_empty(&id, &changes, now).await
                     } else {
-                        UpdateOutcome::Vanished
+                        settings
+                            .store
+                            .update(&id, &changes, now)
+                            .await
+                            .map(|updated| {
+                                if updated {
+                                    UpdateOutcome::Updated
+                                } else {
+                                    UpdateOutcome::Vanished
+                                }
+                            })
+                    };
+                    let outcome = match result {
+                        Ok(outcome) => outcome,
+                        Err(error)
+                            if error.is_outage()
+                                && !create
+                                && only_refreshes(&changes, taken.pending.as_ref()) =>
+                        {
+                            // The session's expiry was due to move (a read
+                            // under SESSION_REFRESH_EACH_REQUEST), and
+                            // nothing else: a store that reads but does not
+                            // write (a full disk, a read-only replica, an
+                            // outage begun after the load) answers the
+                            // request as if the refresh were not due yet. The
+                            // session lives until its stored expiry, and
+                            // the cookie, not sent again, says the same.
+                            crate::store::STORE_OUTAGES.log_with_outcome(
+                                &error,
+                                "could not move the session's expiry (its refresh)",
+                                crate::store::Outcome::AnsweredWithout,
+                            );
+                            taken.stored();
+                            return Ok(());
+                        }
+                        Err(error) => return Err(error),
                     };
                     let wrote = loses_writes(&changes);
                     if outcome == UpdateOutcome::Vanished
@@ -1666,6 +1699,15 @@ fn loses_writes(changes: &Changes) -> bool {
             .list_edit
             .as_ref()
             .is_some_and(|edit| !edit.added.is_empty())
+}
+
+/// Whether `changes` only move the session's expiry (a refresh), which a
+/// request did not ask for itself (`session.modified`, Flask's way to ask
+/// for a save, does).
+fn only_refreshes(changes: &Changes, pending: Option<&Pending>) -> bool {
+    !changes.changes_data()
+        && changes.user_id.is_none()
+        && !pending.is_some_and(|pending| pending.refresh_forced)
 }
 
 /// The cookie a response must still carry when saving failed: only what

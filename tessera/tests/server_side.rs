@@ -2054,6 +2054,37 @@ async fn refresh_does_not_write_on_every_request() {
     assert!(set_cookies(response.headers()).is_empty());
 }
 
+/// A read whose only write is the refresh of the session's expiry is
+/// answered when the store reads but fails the write (a full disk, a
+/// read-only replica, an outage begun after the load): with the value it
+/// read, no cookie (the stored expiry stands, and so does the cookie's), and
+/// the session unchanged. It was a 503 for a page that changed nothing. A
+/// request that writes still gets the 503.
+#[tokio::test]
+async fn a_read_whose_refresh_fails_is_answered_without_it() {
+    let (app, store) = setup();
+    // A day left of the 31-day lifetime: the refresh is due.
+    let (id, cookie) = stored_earlier(&store, 30 * 86_400, 86_400, None).await;
+    let expires_before = stored(&store, &id).await.expect("live").expires_at;
+    store.updates_down.store(true, Ordering::SeqCst);
+    let (_, writes_before) = store.calls();
+    let response = send(&app, "GET", "/get/a", Some(&cookie), "").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(set_cookies(response.headers()).is_empty());
+    assert_eq!(text(response).await, "\"1\"");
+    assert_eq!(store.calls().1 - writes_before, 1, "the refresh was tried");
+    let response = send(&app, "POST", "/set/b", Some(&cookie), "2").await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    store.updates_down.store(false, Ordering::SeqCst);
+    let record = stored(&store, &id).await.expect("live");
+    assert_eq!(record.expires_at, expires_before, "not refreshed");
+    assert_eq!(record.data.get("b"), None);
+    // Back, the next read refreshes it.
+    let response = send(&app, "GET", "/get/a", Some(&cookie), "").await;
+    assert_eq!(cookie_pair(&response), cookie);
+    assert!(stored(&store, &id).await.expect("live").expires_at > expires_before);
+}
+
 /// With `SESSION_REFRESH_EACH_REQUEST=false`, a request that changes the
 /// session moves its expiry, as Flask-Session's save does: an atomic
 /// `increment` or `append` too (once the expiry has fallen a tenth of the

@@ -671,6 +671,9 @@ pub(crate) enum Outcome {
     /// anything.
     #[cfg_attr(not(feature = "actix"), allow(dead_code))]
     ExtractorRejected,
+    /// The request is answered all the same (only the session's refresh
+    /// was lost).
+    AnsweredWithout,
 }
 
 impl Outcome {
@@ -841,6 +844,7 @@ impl OutageLog {
         let outcome = match outcome {
             Outcome::Answered503 => "answering 503",
             Outcome::Answered500 => "answering 500",
+            Outcome::AnsweredWithout => "answering the request without it",
             Outcome::ExtractorRejected => {
                 "the Session extractor fails (with 503, or 500 where trying again would not \
                  help; a handler taking actix-web's Option<Session> gets None instead)"
