@@ -607,13 +607,15 @@ impl Session {
                                 && only_refreshes(&changes, taken.pending.as_ref()) =>
                         {
                             // The session's expiry was due to move (a read
-                            // under SESSION_REFRESH_EACH_REQUEST), and
-                            // nothing else: a store that reads but does not
-                            // write (a full disk, a read-only replica, an
-                            // outage begun after the load) answers the
-                            // request as if the refresh were not due yet. The
-                            // session lives until its stored expiry, and
-                            // the cookie, not sent again, says the same.
+                            // under SESSION_REFRESH_EACH_REQUEST, a shortened
+                            // lifetime, or after an `increment` or `append`,
+                            // stored already), and nothing else: a store that
+                            // reads but does not write (a full disk, a
+                            // read-only replica, an outage begun after the
+                            // load) answers the request as if the move were
+                            // not due yet. The session lives until its stored
+                            // expiry, and a cookie, sent only if it was due
+                            // anyway (a new id), says the same.
                             crate::store::STORE_OUTAGES.log_with_outcome(
                                 &error,
                                 "could not move the session's expiry (its refresh)",
@@ -1701,9 +1703,10 @@ fn loses_writes(changes: &Changes) -> bool {
             .is_some_and(|edit| !edit.added.is_empty())
 }
 
-/// Whether `changes` only move the session's expiry (a refresh), which a
-/// request did not ask for itself (`session.modified`, Flask's way to ask
-/// for a save, does).
+/// Whether `changes` only move the session's expiry (a refresh, or the
+/// move an `increment` or `append` made due, whose own write is stored),
+/// which the request did not ask for itself (`mark_modified`, Flask's
+/// `session.modified = True`, does).
 fn only_refreshes(changes: &Changes, pending: Option<&Pending>) -> bool {
     !changes.changes_data()
         && changes.user_id.is_none()

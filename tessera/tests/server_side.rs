@@ -2059,7 +2059,8 @@ async fn refresh_does_not_write_on_every_request() {
 /// read-only replica, an outage begun after the load): with the value it
 /// read, no cookie (the stored expiry stands, and so does the cookie's), and
 /// the session unchanged. It was a 503 for a page that changed nothing. A
-/// request that writes still gets the 503.
+/// request that writes, or asks for a save, still gets the 503, and a
+/// store that refuses the write (no outage) the 500.
 #[tokio::test]
 async fn a_read_whose_refresh_fails_is_answered_without_it() {
     let (app, store) = setup();
@@ -2073,12 +2074,49 @@ async fn a_read_whose_refresh_fails_is_answered_without_it() {
     assert!(set_cookies(response.headers()).is_empty());
     assert_eq!(text(response).await, "\"1\"");
     assert_eq!(store.calls().1 - writes_before, 1, "the refresh was tried");
+    // An increment is stored at once; the expiry's move it made due
+    // (without SESSION_REFRESH_EACH_REQUEST, only an atomic change's), the
+    // write left, fails: answered with the count.
+    let without_refresh = crate::app(
+        config()
+            .refresh_each_request(false)
+            .build()
+            .expect("config"),
+        store.clone(),
+    );
+    let response = send(&without_refresh, "POST", "/incr", Some(&cookie), "").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(set_cookies(response.headers()).is_empty());
+    assert_eq!(text(response).await, "1");
     let response = send(&app, "POST", "/set/b", Some(&cookie), "2").await;
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    // A save the handler asked for (Flask's `session.modified = True`) is
+    // a write of its own: still the 503.
+    let modified = Router::new()
+        .route(
+            "/modified",
+            get(|s: Session| async move {
+                s.mark_modified();
+                "saved?"
+            }),
+        )
+        .layer(SessionLayer::with_store(
+            config().build().expect("config"),
+            store.clone(),
+        ));
+    let response = send(&modified, "GET", "/modified", Some(&cookie), "").await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     store.updates_down.store(false, Ordering::SeqCst);
+    // A store that refuses rather than fails to answer (tables of another
+    // shape) is no outage: still the 500.
+    store.updates_misconfigured.store(true, Ordering::SeqCst);
+    let response = send(&app, "GET", "/get/a", Some(&cookie), "").await;
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    store.updates_misconfigured.store(false, Ordering::SeqCst);
     let record = stored(&store, &id).await.expect("live");
     assert_eq!(record.expires_at, expires_before, "not refreshed");
     assert_eq!(record.data.get("b"), None);
+    assert_eq!(record.data.get("visits"), Some(&Value::from(1)));
     // Back, the next read refreshes it.
     let response = send(&app, "GET", "/get/a", Some(&cookie), "").await;
     assert_eq!(cookie_pair(&response), cookie);
