@@ -1953,6 +1953,17 @@ async fn a_write_to_a_session_that_ends_meanwhile_is_answered_409() {
     assert!(store.inner.is_empty(), "nothing resurrected");
 }
 
+/// What a login in another tab does to the session of `old` while a
+/// request uses it: moves it to a new id, which it returns.
+async fn moved_by_another_login(store: &CountingStore, old: &SessionId) -> SessionId {
+    let new = SessionId::generate();
+    assert!(store
+        .cycle_id(old, &new, tessera_now())
+        .await
+        .expect("cycle"));
+    new
+}
+
 /// A request in flight while another one logs in (moving the session to a
 /// new id) cannot save what it wrote to the old id: 409, and no cookie at
 /// all, since the login's response gave the browser the new id and deleting
@@ -1966,11 +1977,7 @@ async fn a_request_racing_a_login_leaves_the_new_cookie_alone() {
             s.insert_value("late", body);
             // The login request moves the session meanwhile.
             let old = s.id().expect("a stored session");
-            let new = SessionId::generate();
-            assert!(store
-                .cycle_id(&old, &new, tessera_now())
-                .await
-                .expect("cycle"));
+            let new = moved_by_another_login(&store, &old).await;
             new.as_str().to_owned()
         }
     };
@@ -2092,18 +2099,14 @@ async fn a_read_whose_refresh_fails_is_answered_without_it() {
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     // A save the handler asked for (Flask's `session.modified = True`) is
     // a write of its own: still the 503.
-    let modified = Router::new()
-        .route(
-            "/modified",
-            get(|s: Session| async move {
-                s.mark_modified();
-                "saved?"
-            }),
-        )
-        .layer(SessionLayer::with_store(
-            config().build().expect("config"),
-            store.clone(),
-        ));
+    let modified = get_set_and(
+        store.clone(),
+        "/modified",
+        get(|s: Session| async move {
+            s.mark_modified();
+            "saved?"
+        }),
+    );
     let response = send(&modified, "GET", "/modified", Some(&cookie), "").await;
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     store.updates_down.store(false, Ordering::SeqCst);
@@ -3330,11 +3333,7 @@ async fn a_write_overwriting_a_sessions_only_data_while_it_moves_is_answered_409
                     s.insert_value("pet", "tom");
                     let old = s.id().expect("stored");
                     if moved_by_a_login {
-                        let new = SessionId::generate();
-                        assert!(store
-                            .cycle_id(&old, &new, tessera_now())
-                            .await
-                            .expect("cycle"));
+                        let new = moved_by_another_login(&store, &old).await;
                         *moved_to.lock().expect("lock") = Some(new);
                     } else {
                         assert!(store.inner.delete(&old).await.expect("delete"));
@@ -3385,11 +3384,7 @@ async fn a_session_of_flashes_the_request_stored_data_in_is_not_restarted() {
                 s.insert_value("pet", "rex");
                 s.increment("a", 1).await.expect("the first increment");
                 let old = s.id().expect("stored");
-                let new = SessionId::generate();
-                assert!(store
-                    .cycle_id(&old, &new, tessera_now())
-                    .await
-                    .expect("cycle"));
+                let new = moved_by_another_login(&store, &old).await;
                 *moved_to.lock().expect("lock") = Some(new);
                 let second = s.increment("visits", 1).await;
                 format!("{second:?}")
@@ -3567,11 +3562,7 @@ async fn a_page_view_showing_flashes_while_the_session_moves_or_ends_gets_its_pa
                     let old = s.id().expect("stored");
                     match how {
                         WhileThePageShowsFlashes::MovedByALogin => {
-                            let new = SessionId::generate();
-                            assert!(store
-                                .cycle_id(&old, &new, tessera_now())
-                                .await
-                                .expect("cycle"));
+                            let new = moved_by_another_login(&store, &old).await;
                             *moved_to.lock().expect("lock") = Some(new);
                         }
                         WhileThePageShowsFlashes::Ended => {

@@ -400,12 +400,7 @@ fn log_eviction(id: &SessionId) {
 /// What `record` costs the store, estimated: the text of its keys and
 /// values, a value's own size for each, and [`RECORD_OVERHEAD`].
 fn approximate_bytes(record: &Record) -> usize {
-    let data: usize = record
-        .data
-        .iter()
-        .map(|(key, value)| entry_bytes(key, value))
-        .sum();
-    RECORD_OVERHEAD + owner_bytes(record) + data
+    RECORD_OVERHEAD + ChangedKeys::All.bytes(record)
 }
 
 fn entry_bytes(key: &str, value: &Value) -> usize {
@@ -438,7 +433,7 @@ impl<'a> ChangedKeys<'a> {
     }
 
     /// What that part of `record` takes, estimated as `approximate_bytes`
-    /// counts it.
+    /// counts it (all of it but the fixed share).
     fn bytes(&self, record: &Record) -> usize {
         let data: usize = match self {
             Self::All => record
