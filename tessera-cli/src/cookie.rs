@@ -125,7 +125,7 @@ pub(crate) struct DecodeArgs {
     /// encrypted cookie is bound to it; given here or in the environment, a pasted name=value of another
     /// name is refused. Default: the SESSION_COOKIE_NAME environment variable, else the name pasted with
     /// a bare name=value, else "session".
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", value_parser = cookie_name_option)]
     cookie_name: Option<String>,
 
     /// An older key still accepted (repeatable, oldest first).
@@ -135,8 +135,13 @@ pub(crate) struct DecodeArgs {
 
     /// Refuse cookies signed (or sealed) longer ago than this: the application's
     /// PERMANENT_SESSION_LIFETIME, which the environment variable of that name gives
-    /// (in seconds), else Flask's default of 31 days (2678400).
-    #[arg(long, value_name = "SECONDS")]
+    /// (in seconds), else Flask's default of 31 days (2678400). From 1 to 3153600000, the
+    /// lifetimes the application takes.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        value_parser = clap::value_parser!(u64).range(1..=tessera::config::MAX_LIFETIME_SECS)
+    )]
     max_age: Option<u64>,
 
     /// The signing salt (for an encrypted cookie, the key derivation's salt).
@@ -145,8 +150,8 @@ pub(crate) struct DecodeArgs {
 
     /// Refuse payloads larger than this after base64 decoding, decrypting and inflating.
     /// Default: the TESSERA_MAX_PAYLOAD_SIZE environment variable, else 1048576, as the
-    /// application bounds them.
-    #[arg(long, value_name = "BYTES")]
+    /// application bounds them. At least 4096, as the application takes it.
+    #[arg(long, value_name = "BYTES", value_parser = max_payload_size_option)]
     max_payload_size: Option<usize>,
 
     /// The cookie value, or '-' to read it from stdin. A pasted 'session=value', 'Cookie: …' or
@@ -183,7 +188,7 @@ pub(crate) struct SignArgs {
 
     /// The name the encrypted cookie will be sent under: it is bound into the cookie. Default: the
     /// SESSION_COOKIE_NAME environment variable, else "session", as the application names it.
-    #[arg(long, value_name = "NAME", requires = "encrypted")]
+    #[arg(long, value_name = "NAME", requires = "encrypted", value_parser = cookie_name_option)]
     cookie_name: Option<String>,
 
     /// Compress the session before encrypting it; without it, as TESSERA_ENCRYPTED_COMPRESSION in
@@ -191,6 +196,30 @@ pub(crate) struct SignArgs {
     /// attacker-influenced data through the cookie's length.
     #[arg(long, requires = "encrypted")]
     compress: bool,
+}
+
+/// `--cookie-name`, held to what the application takes for
+/// `SESSION_COOKIE_NAME`: a name it refuses would find no cookie here.
+fn cookie_name_option(name: &str) -> std::result::Result<String, String> {
+    if tessera::config::is_valid_cookie_name(name) {
+        Ok(name.to_owned())
+    } else {
+        Err("not a cookie name (a token of letters, digits, - _ . ! etc.)".to_owned())
+    }
+}
+
+/// `--max-payload-size`, held to what the application takes for
+/// `TESSERA_MAX_PAYLOAD_SIZE`.
+fn max_payload_size_option(bytes: &str) -> std::result::Result<usize, String> {
+    use tessera::config::MIN_PAYLOAD_SIZE;
+    match bytes.parse::<usize>() {
+        Ok(bytes) if bytes >= MIN_PAYLOAD_SIZE => Ok(bytes),
+        Ok(_) => Err(format!(
+            "at least {MIN_PAYLOAD_SIZE} bytes, as the application takes it: sessions larger \
+             than a smaller bound would be written but never read back"
+        )),
+        Err(error) => Err(error.to_string()),
+    }
 }
 
 pub(crate) fn run(command: CookieCommand) -> Result<()> {
@@ -413,11 +442,6 @@ fn sign(args: SignArgs) -> Result<()> {
             .flatten()
             .unwrap_or_else(|| DEFAULT_COOKIE_NAME.to_owned()),
     };
-    if args.encrypted && !tessera::config::is_valid_cookie_name(&cookie_name) {
-        return Err(Error::new(format_args!(
-            "--cookie-name {cookie_name:?} is not a cookie name a browser would send back"
-        )));
-    }
     let key = SecretKey::from(secret_key);
     if let Some(reason) = key.weakness() {
         io::warn(&format!(
@@ -523,6 +547,21 @@ fn refusal(err: DecodeError, cookie: &str, encrypted: bool) -> Error {
     if cookie.is_empty() {
         return Error::new("malformed: the cookie is empty");
     }
+    // A sealed cookie's base64 starts with its header's `E` and is at least
+    // 66 characters; a 43-character one may still be an id (tessera's own,
+    // Flask-Session's by default).
+    const DEFAULT_ID_LEN: usize = 43;
+    if encrypted
+        && cookie.starts_with('E')
+        && cookie.len() < SHORTEST_ENCRYPTED
+        && cookie.len() != DEFAULT_ID_LEN
+    {
+        return Error::new(format_args!(
+            "{err} (an encrypted cookie is at least {SHORTEST_ENCRYPTED} characters, this one \
+             {}: it may have been cut short in copying)",
+            cookie.len()
+        ));
+    }
     if let Some(signed) = server_side_id(cookie) {
         return Error::new(format_args!(
             "{err} (this looks like a server-side session's id{}, which holds no data: look \
@@ -557,13 +596,15 @@ fn refusal(err: DecodeError, cookie: &str, encrypted: bool) -> Error {
     }
 }
 
+/// The length of the shortest encrypted cookie's value.
+const SHORTEST_ENCRYPTED: usize = 66;
+
 /// Whether `cookie` is a server-side session's id (the demo's default,
 /// Flask-Session's) rather than a cookie holding a session: `Some(true)` for
 /// an id with a signature (`id.signature`, `SESSION_USE_SIGNER`). A bare id
 /// shorter than any encrypted cookie (66 characters) is one; a signed
 /// cookie has two dots, an id with its signature one.
 pub(crate) fn server_side_id(cookie: &str) -> Option<bool> {
-    const SHORTEST_ENCRYPTED: usize = 66;
     if cookie.len() < SHORTEST_ENCRYPTED && tessera::store::SessionId::parse(cookie).is_some() {
         return Some(false);
     }
@@ -924,18 +965,7 @@ fn curl_command_cookies(input: &str) -> Result<Option<String>> {
         })?
     } else if text.starts_with('-') && text.contains(is_paste_blank) {
         match shell_words(text) {
-            Some(words)
-                if words.iter().any(|word| {
-                    COOKIE_OPTIONS.iter().any(|option| {
-                        word == option
-                            || word.strip_prefix(option).is_some_and(|rest| {
-                                option.starts_with("--") && rest.starts_with('=')
-                            })
-                    })
-                }) =>
-            {
-                words
-            }
+            Some(words) if words.iter().any(|word| cookie_option(word).is_some()) => words,
             _ => return Ok(None),
         }
     } else {
@@ -955,14 +985,8 @@ fn curl_command_cookies(input: &str) -> Result<Option<String>> {
     let mut cookie_files = Vec::new();
     let mut words = words.iter().map(String::as_str);
     while let Some(word) = words.next() {
-        let (option, attached) = match word.split_once('=') {
-            Some((option, value)) if option.starts_with("--") => (option, Some(value)),
-            _ => (word, None),
-        };
-        let cookies = match option {
-            "-b" | "--cookie" => true,
-            "-H" | "--header" => false,
-            _ => continue,
+        let Some((cookies, attached)) = cookie_option(word) else {
+            continue;
         };
         let Some(value) = attached.or_else(|| words.next()) else {
             break;
@@ -990,6 +1014,46 @@ fn curl_command_cookies(input: &str) -> Result<Option<String>> {
         ));
     }
     Ok(Some(headers.join("\n")))
+}
+
+/// curl's short options that take an argument. In a cluster of short
+/// options (`-sb 'a=1'`), the first of these takes the rest of the word as
+/// its argument (`-b'a=1'`, `-sba=1`), or else the next word.
+const CURL_SHORT_OPTIONS_WITH_ARGUMENT: &str = "AbcCdDeEFHKmoPQrtTuUwxXyYz";
+
+/// Whether a word of a curl command sends cookies: `Some(true)` for
+/// `-b`/`--cookie`, `Some(false)` for `-H`/`--header` (a header, perhaps a
+/// Cookie one), each with its argument when the word holds it
+/// (`--cookie=…`, `-b…`, `-sb…`; else it is the next word).
+fn cookie_option(word: &str) -> Option<(bool, Option<&str>)> {
+    if let Some(long) = word.strip_prefix("--") {
+        let (name, attached) = match long.split_once('=') {
+            Some((name, value)) => (name, Some(value)),
+            None => (long, None),
+        };
+        return match name {
+            "cookie" => Some((true, attached)),
+            "header" => Some((false, attached)),
+            _ => None,
+        };
+    }
+    let cluster = word.strip_prefix('-')?;
+    for (at, option) in cluster.char_indices() {
+        if CURL_SHORT_OPTIONS_WITH_ARGUMENT.contains(option) {
+            let rest = &cluster[at + option.len_utf8()..];
+            let attached = (!rest.is_empty()).then_some(rest);
+            return match option {
+                'b' => Some((true, attached)),
+                'H' => Some((false, attached)),
+                _ => None,
+            };
+        }
+        // Flags (`-s`, `-v`, `-L`, `-0`, `-#`) until one takes an argument.
+        if !(option.is_ascii_alphanumeric() || option == '#') {
+            return None;
+        }
+    }
+    None
 }
 
 /// A command line split into words as bash splits it: blanks between words,
@@ -1216,6 +1280,14 @@ mod tests {
             "--compressed \\\n  -H 'Cookie: session=abc.def.ghi'",
             // A cookie file beside the cookies it sends.
             "curl h -b cookies.txt -H 'Cookie: session=abc.def.ghi'",
+            // Written by hand: arguments glued to their options, and options
+            // in clusters, as curl reads them.
+            "curl 'http://h/' -b'session=abc.def.ghi'",
+            "curl 'http://h/' -H'Cookie: session=abc.def.ghi'",
+            "curl -sb 'session=abc.def.ghi' 'http://h/'",
+            "curl -vLb'a=1; session=abc.def.ghi' http://h/",
+            "curl -sS -XPOST -H 'Cookie: session=abc.def.ghi' http://h/",
+            "-sb 'session=abc.def.ghi'",
         ] {
             assert_eq!(value(text), ["abc.def.ghi"], "{text}");
         }
@@ -1226,6 +1298,9 @@ mod tests {
         );
         for (text, expected) in [
             ("curl http://h/ -H 'Accept: */*'", "sends no cookie"),
+            // `-X`'s argument, not `-H` with `EAD`; `-o`'s, not `-b`.
+            ("curl -XHEAD http://h/", "sends no cookie"),
+            ("curl -sob http://h/", "sends no cookie"),
             (
                 "curl http://h/ -b cookies.txt",
                 "from the file \"cookies.txt\"",

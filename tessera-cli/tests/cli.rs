@@ -14,8 +14,9 @@ const EXAMPLE_KEY: &str = "dev-secret-key";
 const EXAMPLE_COOKIE: &str =
     "eyJuYW1lIjoiYWxpY2UiLCJ1c2VyX2lkIjo0Mn0.ZVPxAA.oBF4FsEPGc1aqRIni6RktBSluqI";
 const EXAMPLE_JSON: &str = r#"{"name":"alice","user_id":42}"#;
-/// Large enough to accept the example cookie for centuries.
-const HUGE_MAX_AGE: &str = "9999999999";
+/// The largest max age the application takes (36,500 days): the example
+/// cookie, from 2023, stays acceptable for a century.
+const HUGE_MAX_AGE: &str = "3153600000";
 
 const KEY: &str = "0123456789abcdef0123456789abcdef-cli-test";
 const OLD_KEY: &str = "fedcba9876543210fedcba9876543210-cli-old";
@@ -565,19 +566,83 @@ fn future_timestamps_are_refused() {
 
 #[test]
 fn oversized_payloads_are_refused() {
-    let cookie = sign(KEY, &format!(r#"{{"text":"{}"}}"#, "abc".repeat(500)));
+    let cookie = sign(KEY, &format!(r#"{{"text":"{}"}}"#, "abc".repeat(1_500)));
     let out = run(&[
         "cookie",
         "decode",
         "--secret-key",
         KEY,
         "--max-payload-size",
-        "100",
+        "4096",
         &cookie,
     ]);
     assert!(out.refusal().starts_with("error: too large: "));
-    let out = run(&["cookie", "decode", "--max-payload-size", "100", &cookie]);
+    let out = run(&["cookie", "decode", "--max-payload-size", "4096", &cookie]);
     assert!(out.refusal().starts_with("error: too large: "));
+}
+
+/// The options stand in for the application's settings, and take what the
+/// application takes for them (as their environment variables do): a max
+/// age of 0 would refuse every cookie, a payload bound under 4096 bytes is
+/// refused at the application's start, and an empty or malformed cookie
+/// name is no name a browser sends.
+#[test]
+fn options_the_application_would_refuse_are_refused() {
+    let cookie = sign(KEY, EXAMPLE_JSON);
+    for (option, value, expected) in [
+        ("--max-age", "0", "1..=3153600000"),
+        ("--max-age", "3153600001", "1..=3153600000"),
+        ("--max-payload-size", "4095", "at least 4096 bytes"),
+        ("--max-payload-size", "5", "at least 4096 bytes"),
+        ("--cookie-name", "", "not a cookie name"),
+        ("--cookie-name", "my session", "not a cookie name"),
+    ] {
+        let out = run(&[
+            "cookie",
+            "decode",
+            "--secret-key",
+            KEY,
+            option,
+            value,
+            &cookie,
+        ]);
+        assert_eq!(out.status, Some(2), "{option} {value:?}: {:?}", out.stderr);
+        assert!(
+            out.stderr.contains(expected),
+            "{option} {value:?}: {:?}",
+            out.stderr
+        );
+    }
+    let out = run_with(
+        &[
+            "cookie",
+            "sign",
+            "--secret-key",
+            KEY,
+            "--encrypted",
+            "--cookie-name",
+            "",
+        ],
+        "{}",
+        &[],
+    );
+    assert_eq!(out.status, Some(2), "{:?}", out.stderr);
+    for (option, value) in [
+        ("--max-age", "1"),
+        ("--max-age", "3153600000"),
+        ("--max-payload-size", "4096"),
+    ] {
+        let out = run(&[
+            "cookie",
+            "decode",
+            "--secret-key",
+            KEY,
+            option,
+            value,
+            &cookie,
+        ]);
+        assert!(out.success(), "{option} {value}: {:?}", out.stderr);
+    }
 }
 
 /// Run in the application's environment, `decode` bounds payloads as the
@@ -1163,10 +1228,10 @@ fn encrypted_age_and_size_limits_apply() {
     assert!(reason.starts_with("error: expired: "), "{reason}");
     let big = sign_encrypted(
         KEY,
-        &format!(r#"{{"text":"{}"}}"#, "abc".repeat(500)),
+        &format!(r#"{{"text":"{}"}}"#, "abc".repeat(1_500)),
         &["--compress"],
     );
-    let reason = decode_encrypted(KEY, &big, &["--max-payload-size", "100"])
+    let reason = decode_encrypted(KEY, &big, &["--max-payload-size", "4096"])
         .refusal()
         .to_owned();
     assert!(reason.starts_with("error: too large: "), "{reason}");
@@ -1359,11 +1424,8 @@ fn cookies_pasted_as_headers_decode() {
         EXAMPLE_JSON,
         &[],
     );
-    assert!(
-        out.refusal().contains("not a cookie name"),
-        "{:?}",
-        out.stderr
-    );
+    assert_eq!(out.status, Some(2), "{:?}", out.stderr);
+    assert!(out.stderr.contains("not a cookie name"), "{:?}", out.stderr);
     // An explicit --cookie-name still wins over the pasted one: a pasted
     // cookie of another name is refused, naming both.
     let reason = decode_encrypted(
@@ -2133,4 +2195,19 @@ fn a_server_side_id_is_named_as_one() {
     // A signed or an encrypted cookie is not taken for an id.
     let out = decode(KEY, &format!("{}x", sign(KEY, EXAMPLE_JSON)));
     assert!(!out.stderr.contains("server-side"), "{}", out.stderr);
+    // Nor is an encrypted cookie cut short in copying, which has an id's
+    // characters: that is said instead.
+    let sealed = sign_encrypted(KEY, EXAMPLE_JSON, &[]);
+    for length in [30, 49, 50, 60, 65] {
+        let out = decode_encrypted(KEY, &sealed[..length], &[]);
+        assert!(!out.success(), "{length}");
+        assert!(
+            !out.stderr.contains("server-side")
+                && out
+                    .stderr
+                    .contains(&format!("this one {length}: it may have been cut short")),
+            "{length}: {}",
+            out.stderr
+        );
+    }
 }
