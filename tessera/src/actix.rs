@@ -175,7 +175,9 @@ where
                 // Wrapped, the error no longer downcasts to its type in
                 // outer middleware (an auth middleware's error turned into a
                 // redirect, say), so it is wrapped only for a cookie: a
-                // session that was only read would add just `Vary`.
+                // response that sets none (the session only read, or a
+                // server-side session saved under the id it had) would add
+                // just `Vary`.
                 Err(error) => match finish {
                     Finish::Respond {
                         set_cookie: None, ..

@@ -186,6 +186,57 @@ fn a_failing_inner_middleware_still_saves_the_session() {
     });
 }
 
+/// A handler that panics gets no response from actix-web, and its writes
+/// are lost; caught as the README says (the future in `AssertUnwindSafe`,
+/// then `catch_unwind`) and turned into an error, it is answered 500 with
+/// what it wrote before the panic saved, as Flask saves it.
+#[test]
+fn a_panic_caught_as_the_readme_says_is_saved_with_its_error() {
+    use futures_util::FutureExt as _;
+    use std::panic::AssertUnwindSafe;
+
+    async fn panics(session: Session) -> actix_web::Result<String> {
+        let caught = AssertUnwindSafe(async move {
+            session.insert("before_the_panic", 1).expect("insert");
+            if session.contains_key("before_the_panic") {
+                panic!("a bug in the handler");
+            }
+            "unreachable".to_owned()
+        })
+        .catch_unwind()
+        .await;
+        caught.map_err(|_| actix_web::error::ErrorInternalServerError("the handler panicked"))
+    }
+    run(async {
+        let app = init_service(
+            App::new()
+                .wrap(SessionMiddleware::new(config()))
+                .route("/panics", web::get().to(panics))
+                .route(
+                    "/read",
+                    web::get().to(|s: Session| async move {
+                        s.get::<i64>("before_the_panic")
+                            .expect("read")
+                            .map_or("none".to_owned(), |v| v.to_string())
+                    }),
+                ),
+        )
+        .await;
+        let response = call_service(&app, TestRequest::get().uri("/panics").to_request()).await;
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let cookie = cookie_pair(&response);
+        let read = call_service(
+            &app,
+            TestRequest::get()
+                .uri("/read")
+                .insert_header((header::COOKIE, cookie))
+                .to_request(),
+        )
+        .await;
+        assert_eq!(read_body(read).await, "1");
+    });
+}
+
 /// An inner middleware's error when the session cannot be saved either:
 /// the store's 503 is the response, and the error says both.
 #[cfg(feature = "redis")]
