@@ -955,6 +955,14 @@ impl Session {
     /// the data: call it on login so an id planted before login (session
     /// fixation) is worthless. Cookie sessions need nothing: they have no id.
     ///
+    /// The session keeps its creation time, and so its absolute expiry
+    /// (`TESSERA_SESSION_ABSOLUTE_LIFETIME`): moving it, at login or now and
+    /// then, never extends that bound, and a login late in an anonymous
+    /// session's life ends when that session would have. For a login that
+    /// counts the absolute lifetime from itself, [`clear`](Self::clear) the
+    /// session and put back what the login carries over: what is saved then
+    /// is a new session, under a new id.
+    ///
     /// The move happens when the response is saved, with the request's
     /// writes, so a request whose response is never made (a timeout or a
     /// panic in a layer outside the session's, a client that went away)

@@ -99,6 +99,24 @@ fn app(config: SessionConfig, store: Arc<CountingStore>) -> Router {
             ),
         )
         .route(
+            // A login that starts a session of its own, with a new creation
+            // time and so a new absolute expiry, carrying over the data it
+            // wants (the README's way).
+            "/login-afresh/{user}",
+            post(
+                |s: Session, axum::extract::Path(user): axum::extract::Path<String>| async move {
+                    let kept = s.get_value("a");
+                    s.clear();
+                    if let Some(kept) = kept {
+                        s.insert_value("a", kept);
+                    }
+                    s.set_user_id(Some(&user));
+                    s.insert_value("username", user);
+                    "logged in"
+                },
+            ),
+        )
+        .route(
             "/logout",
             post(|s: Session| async move {
                 s.clear();
@@ -2375,6 +2393,63 @@ async fn an_absolute_lifetime_set_later_holds_for_stored_sessions() {
     let in_secs = expires - i64::try_from(tessera_now()).expect("a time");
     assert!((39..=42).contains(&in_secs), "{in_secs} s");
     assert!(stored(&store, &within).await.is_some());
+}
+
+/// The absolute lifetime counts from the session's creation: a login that
+/// moves the session to a new id (`cycle_id`) keeps its creation time and
+/// absolute expiry, so a login late in an anonymous session's life ends
+/// when that session would have. A login that clears the session and puts
+/// back what it carries over starts a session of its own, whose absolute
+/// lifetime counts from the login.
+#[tokio::test]
+async fn a_login_keeps_the_absolute_expiry_and_a_session_started_afresh_gets_its_own() {
+    let store = Arc::new(CountingStore::default());
+    let app = app(
+        config()
+            .absolute_lifetime(Some(Duration::from_secs(50)))
+            .build()
+            .expect("config"),
+        store.clone(),
+    );
+    let record_of = |response: &axum::response::Response| {
+        let pair = cookie_pair(response);
+        let id = SessionId::parse(pair.trim_start_matches("session=")).expect("an id");
+        (id, pair)
+    };
+    for (path, fresh) in [("/login/alice", false), ("/login-afresh/alice", true)] {
+        let (old, cookie) = stored_earlier(&store, 40, 1_000, Some(10)).await;
+        let created_before = stored(&store, &old).await.expect("live").created_at;
+        let response = send(&app, "POST", path, Some(&cookie), "").await;
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        let (new, new_cookie) = record_of(&response);
+        assert_ne!(new, old, "{path}: a new id");
+        assert!(
+            stored(&store, &old).await.is_none(),
+            "{path}: the old id is dead"
+        );
+        let record = stored(&store, &new).await.expect("stored");
+        assert_eq!(record.user_id.as_deref(), Some("alice"), "{path}");
+        assert_eq!(
+            read(&app, "a", &new_cookie).await,
+            "\"1\"",
+            "{path}: data kept"
+        );
+        let now = tessera_now();
+        let absolute = record.absolute_expires_at.expect("an absolute expiry");
+        if fresh {
+            assert!((now..=now + 1).contains(&record.created_at), "{path}");
+            assert!(
+                (now + 50..=now + 52).contains(&absolute),
+                "{path}: {absolute}"
+            );
+        } else {
+            assert_eq!(record.created_at, created_before, "{path}");
+            assert!(
+                (now + 8..=now + 10).contains(&absolute),
+                "{path}: {absolute}"
+            );
+        }
+    }
 }
 
 /// A session stored without an absolute expiry (before the lifetime was
