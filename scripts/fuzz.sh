@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fuzzes tessera with libFuzzer: cookie decoding, Flask's tagged JSON, session
-# ids, and whole requests through the layer (fuzz/fuzz_targets/).
+# ids, whole requests through the layer, and Flask-Session's stored formats
+# (fuzz/fuzz_targets/).
 #
 #   scripts/fuzz.sh [SECONDS_PER_TARGET [TARGET...]]    default: 300 s, every target
 #
@@ -32,7 +33,7 @@ fi
 shift $(($# > 0 ? 1 : 0))
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(cookie_decode tagged_json session_id layer_cookie_header)
+    targets=(cookie_decode tagged_json session_id layer_cookie_header flask_session_format)
 fi
 
 # libfuzzer-sys builds libFuzzer from its C++ source.
