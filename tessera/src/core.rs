@@ -297,6 +297,17 @@ impl SessionCore {
         server: Option<Arc<ServerSettings>>,
         given_store: Option<usize>,
     ) -> Self {
+        let encrypted_cookies =
+            server.is_none() && config.session_type == SessionType::EncryptedCookie;
+        if config.encrypted_compression && !encrypted_cookies {
+            // Asked for, and a risk the operator weighed: not ignored silently.
+            tracing::warn!(
+                session_type = %config.session_type,
+                "TESSERA_ENCRYPTED_COMPRESSION=true is ignored: it compresses encrypted cookies \
+                 (SESSION_TYPE=encrypted); signed cookies are compressed when that makes them \
+                 shorter, as Flask's are, and server-side sessions are not"
+            );
+        }
         let backend = match server {
             None => {
                 if let Some(lifetime) = config.absolute_lifetime {

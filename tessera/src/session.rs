@@ -592,9 +592,14 @@ impl Session {
 
     /// Removes `key` and returns its value (Flask's `session.pop(key, None)`).
     /// Marks the session accessed; only removing a key that exists marks it modified.
+    /// Before a server-side session's [`load`](Self::load) it removes the
+    /// stored key all the same, and returns only what this request wrote.
     pub fn remove(&self, key: &str) -> Option<Value> {
         let mut state = self.lock();
-        state.note_read();
+        // Not a read to warn about before `load`: removing is a write, merged
+        // over the stored session, as the docs promise middleware that writes
+        // without loading.
+        state.accessed = true;
         let removed = state.data.remove(key);
         // Before `load` (middleware that took the session from the
         // request's extensions) the key may be stored all the same: the
@@ -608,15 +613,31 @@ impl Session {
     /// Removes `key` and deserializes its value into `T`. A value that is
     /// not a `T` is an error and stays in the session.
     pub fn pop<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, SessionError> {
-        let Some(found) = self.get::<T>(key)? else {
-            if self.lock().unread() {
-                // Removed all the same, as `remove` does before `load`.
-                self.remove(key);
+        let found = {
+            let mut state = self.lock();
+            if state.unread() {
+                // As `remove` before `load`: a write, not a read to warn
+                // about; only what this request wrote can be returned.
+                state.accessed = true;
+                state.data.get(key).cloned()
+            } else {
+                drop(state);
+                self.get_value(key)
             }
+        };
+        let Some(found) = found else {
+            // Removed all the same before `load`, as `remove` does.
+            self.remove(key);
             return Ok(None);
         };
+        let typed = crate::value_serde::from_value::<T>(&found).map_err(|source| {
+            SessionError::Deserialize {
+                key: key.to_owned(),
+                source,
+            }
+        })?;
         self.remove(key);
-        Ok(Some(found))
+        Ok(Some(typed))
     }
 
     /// Returns the value under `key`, first storing `default` if it is absent

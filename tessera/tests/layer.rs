@@ -1314,6 +1314,39 @@ fn use_signer_with_cookie_sessions_is_warned_about() {
     );
 }
 
+/// TESSERA_ENCRYPTED_COMPRESSION compresses encrypted cookies only: set
+/// true with any other session type it is warned about, as the other
+/// settings that do not apply are, rather than ignored silently.
+#[test]
+fn encrypted_compression_without_encrypted_cookies_is_warned_about() {
+    let (logs, _guard) = LogBuffer::capture();
+    let warning = "TESSERA_ENCRYPTED_COMPRESSION=true is ignored";
+    let config_of = |session_type: tessera::SessionType, compress: bool| {
+        config()
+            .session_type(session_type)
+            .encrypted_compression(compress)
+            .build()
+            .expect("config")
+    };
+    let build = |session_type, compress| SessionLayer::new(config_of(session_type, compress));
+    build(tessera::SessionType::EncryptedCookie, true);
+    build(tessera::SessionType::Cookie, false);
+    build(tessera::SessionType::Memory, false);
+    assert!(!logs.contents().contains(warning), "{}", logs.contents());
+    build(tessera::SessionType::Cookie, true);
+    build(tessera::SessionType::Memory, true);
+    SessionLayer::with_store(
+        config_of(tessera::SessionType::EncryptedCookie, true),
+        std::sync::Arc::new(tessera::MemoryStore::default()),
+    );
+    assert_eq!(
+        logs.contents().matches(warning).count(),
+        3,
+        "{}",
+        logs.contents()
+    );
+}
+
 /// A weak SECRET_KEY logs a warning at startup; a strong one does not.
 #[test]
 fn weak_secret_key_logs_a_warning() {

@@ -371,6 +371,13 @@ async fn edit_without_loading(
     match request.uri().query() {
         Some("remove") => drop(session.remove("user")),
         Some("pop") => drop(session.pop::<String>("user").expect("a string or none")),
+        Some("write-then-pop") => {
+            // What this request wrote is there to return, stored or not.
+            session.insert_value("written", "here");
+            let popped = session.pop::<String>("written").expect("a string");
+            assert_eq!(popped.as_deref(), Some("here"));
+            assert_eq!(session.remove("user"), None, "the stored value is not seen");
+        }
         Some("default") => drop(session.setdefault("user", "nobody")),
         _ => {}
     }
@@ -378,23 +385,36 @@ async fn edit_without_loading(
 }
 
 /// A removal before `load()` is a write like another, merged over the
-/// stored session (a logout middleware's `remove` did nothing); a
-/// `setdefault` before it does not overwrite what is stored with the
-/// default, since it cannot see it.
-#[tokio::test]
+/// stored session (a logout middleware's `remove` did nothing), and not
+/// warned about as a read before the load is: the README promises writes,
+/// removals included, need no load. A `setdefault` before it does not
+/// overwrite what is stored with the default, since it cannot see it, and
+/// that read is warned about.
+#[tokio::test(flavor = "current_thread")]
 async fn removals_and_defaults_from_middleware_that_never_loads() {
+    let (logs, _guard) = logs::LogBuffer::capture();
+    let warning = "read before it was loaded";
     let store = Arc::new(CountingStore::default());
     let edited = get(|| async { "edited" }).layer(axum::middleware::from_fn(edit_without_loading));
     let app = get_set_and(store.clone(), "/edit", edited);
-    for (edit, after) in [
-        ("remove", "None"),
-        ("pop", "None"),
-        ("default", "\"alice\""),
+    for (edit, after, warned) in [
+        ("remove", "None", false),
+        ("pop", "None", false),
+        ("write-then-pop", "None", false),
+        ("default", "\"alice\"", true),
     ] {
+        let before = logs.contents().matches(warning).count();
         let cookie = cookie_pair(&send(&app, "POST", "/set/user", None, "alice").await);
         let response = send(&app, "GET", &format!("/edit?{edit}"), Some(&cookie), "").await;
         assert_eq!(response.status(), StatusCode::OK, "{edit}");
         assert_eq!(read(&app, "user", &cookie).await, after, "{edit}");
+        assert_eq!(read(&app, "written", &cookie).await, "None", "{edit}");
+        assert_eq!(
+            logs.contents().matches(warning).count() - before,
+            usize::from(warned),
+            "{edit}: {}",
+            logs.contents()
+        );
     }
 }
 

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::header::{COOKIE, RETRY_AFTER, SET_COOKIE};
+use reqwest::header::{COOKIE, RETRY_AFTER, SET_COOKIE, VARY};
 use reqwest::StatusCode;
 use tessera::{
     Changes, Record, SessionConfig, SessionId, SessionInfo, SessionLayer, SessionStore,
@@ -105,6 +105,7 @@ struct Reply {
     status: StatusCode,
     set_cookies: Vec<String>,
     retry_after: Option<String>,
+    vary: Option<String>,
     body: String,
 }
 
@@ -137,11 +138,15 @@ async fn request(method: reqwest::Method, base: &str, path: &str, cookie: Option
     let retry_after = headers
         .get(RETRY_AFTER)
         .map(|value| value.to_str().expect("ASCII").to_owned());
+    let vary = headers
+        .get(VARY)
+        .map(|value| value.to_str().expect("ASCII").to_owned());
     let body = response.text().await.expect("a text body");
     Reply {
         status,
         set_cookies,
         retry_after,
+        vary,
         body,
     }
 }
@@ -249,10 +254,12 @@ async fn a_failing_store_answers_503_with_retry_after() {
     tokio::spawn(tessera_example_hyper_tower::serve_with(listener, layer));
 
     // With a cookie, loading fails; without one, creating the record does.
+    // Either way the answer depends on the cookie, as caches must know.
     for cookie in [Some(cookie.as_str()), None] {
         let reply = get(&base, "/", cookie).await;
         assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE, "{cookie:?}");
         assert_eq!(reply.retry_after.as_deref(), Some("1"), "{cookie:?}");
+        assert_eq!(reply.vary.as_deref(), Some("Cookie"), "{cookie:?}");
         assert!(
             reply.set_cookies.is_empty(),
             "{cookie:?}: {:?}",
