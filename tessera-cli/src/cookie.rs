@@ -948,7 +948,9 @@ fn year_of_cookie_date(date: &str) -> Option<i32> {
 /// `None` when the paste is no curl command.
 fn curl_command_cookies(input: &str) -> Result<Option<String>> {
     const COOKIE_OPTIONS: [&str; 4] = ["-H", "-b", "--header", "--cookie"];
-    let text = input.trim_start_matches(is_paste_blank);
+    // Blanks around the paste (stdin's line end) are no separator of words:
+    // a lone value that starts with `-b` or `-sH` (an id may) is no command.
+    let text = input.trim_matches(is_paste_blank);
     // No cookie value or session id holds a blank, nor an id `=`.
     let is_curl = std::iter::once("curl").chain(COOKIE_OPTIONS).any(|word| {
         text.strip_prefix(word).is_some_and(|rest| {

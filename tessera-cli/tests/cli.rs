@@ -2185,6 +2185,23 @@ fn a_server_side_id_is_named_as_one() {
             out.stderr
         );
     }
+    // Read from stdin with its line end, an id that starts as a curl
+    // option would (`-b…`, `-sH…`) is still an id, not a curl command.
+    for id in [
+        "-bQx9kL7N2xq9Vb3mR8tYw4ZpA1cE6fH0jK5nQ7sU2Dj",
+        "-sHfookL7N2xq9Vb3mR8tYw4ZpA1cE6fH0jK5nQ7sU2",
+    ] {
+        let out = run_with(
+            &["cookie", "decode", "--secret-key", KEY, "-"],
+            &format!("{id}\n"),
+            &[],
+        );
+        assert!(
+            out.stderr.contains("server-side session's id"),
+            "{id}: {}",
+            out.stderr
+        );
+    }
     // Without a key too.
     let out = run(&["cookie", "decode", id]);
     assert!(

@@ -1660,10 +1660,11 @@ pub(crate) async fn save(session: &Session) -> Result<Saved, StoreError> {
             }
             return Ok(Saved {
                 cookie: cookie_action(&state),
-                // The store was asked because the cookie named a session (or
-                // to store one): whatever the application answered (its own
-                // 503, a page without the session), the answer depends on
-                // the cookie, and caches must know it (`Vary: Cookie`).
+                // The store, out of reach, was asked because the cookie named
+                // a session (or to store one): whatever the application
+                // answered (its own 503, a page without the session), the
+                // answer depends on the cookie, and caches must know it
+                // (`Vary: Cookie`).
                 accessed: true,
                 writes_lost: false,
             });

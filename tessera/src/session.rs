@@ -611,7 +611,10 @@ impl Session {
     }
 
     /// Removes `key` and deserializes its value into `T`. A value that is
-    /// not a `T` is an error and stays in the session.
+    /// not a `T` is an error and stays in the session. Before a server-side
+    /// session's [`load`](Self::load), as [`remove`](Self::remove): the
+    /// stored key is removed all the same, and only what this request wrote
+    /// is returned.
     pub fn pop<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, SessionError> {
         let found = {
             let mut state = self.lock();
