@@ -225,15 +225,18 @@ struct Shared {
     combiner: Combiner,
 }
 
-/// The file the store opened, or its `-wal` file, is no longer at its
-/// path: deleted (with its directory, say) or replaced. Writing on would go
-/// into a file nobody can open again (or, for the `-wal`, into a log that
+/// The file the store opened, or its `-wal` or `-shm` file, is no longer at
+/// its path: deleted (with its directory, say) or replaced. Writing on would
+/// go into a file nobody can open again (or, for the `-wal`, into a log that
 /// other processes no longer see, and that overwrites their writes at the
-/// next checkpoint), so the store stops until the application restarts.
+/// next checkpoint; for the `-shm`, the WAL's index, by which every process
+/// finds the latest writes, with the same end: another process opening the
+/// file makes a new one, and each overwrites the other's writes), so the
+/// store stops until the application restarts.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "the SQLite session store {path} (or its -wal file) was removed or replaced while in \
-     use; restart the application to open it again"
+    "the SQLite session store {path} (or its -wal or -shm file) was removed or replaced while \
+     in use; restart the application to open it again"
 )]
 struct FileGone {
     path: String,
@@ -516,8 +519,9 @@ impl SqliteStore {
 
     /// The connections, once the file at the path is checked to be the one
     /// they have open (a `stat`, far cheaper than any statement), and the
-    /// `-wal` file too: before every write (a write into a deleted log is
-    /// lost), and before reads at most every [`WAL_CHECK_INTERVAL`] (a read
+    /// `-wal` and `-shm` files too: before every write (a write into a
+    /// deleted log is lost), and before reads at most every
+    /// [`WAL_CHECK_INTERVAL`] (a read
     /// of the session and a write are the usual request, and each check
     /// is a `stat`), so that reads stop soon after too (they would show
     /// sessions that another process has revoked since).
@@ -545,12 +549,17 @@ impl SqliteStore {
         let wal_due = before_a_write
             || now_ms.saturating_sub(connections.wal_checked_at.load(Ordering::Relaxed))
                 >= WAL_CHECK_INTERVAL.as_millis() as u64;
-        let wal_moved = match connections.wal {
-            Some(_) if wal_due => {
-                connections.wal_checked_at.store(now_ms, Ordering::Relaxed);
-                file_id(&beside(&self.shared.path, "-wal")).map_err(unchecked)? != connections.wal
-            }
-            _ => false,
+        let moved = |suffix: &str, opened: Option<(u64, u64)>| match opened {
+            Some(_) => file_id(&beside(&self.shared.path, suffix))
+                .map(|now| now != opened)
+                .map_err(unchecked),
+            None => Ok(false),
+        };
+        let wal_moved = if wal_due {
+            connections.wal_checked_at.store(now_ms, Ordering::Relaxed);
+            moved("-wal", connections.wal)? || moved("-shm", connections.shm)?
+        } else {
+            false
         };
         if file != connections.file || wal_moved {
             // For good: neither can come back as the file opened.
@@ -626,16 +635,19 @@ struct ReadWrite {
     /// Which `-wal` file: SQLite keeps it while any connection is open
     /// (it only truncates it), so one that went away was deleted by hand.
     wal: Option<(u64, u64)>,
-    /// When a read last checked the `-wal` file, in
+    /// Which `-shm` file, kept as the `-wal` is.
+    shm: Option<(u64, u64)>,
+    /// When a read last checked the `-wal` and `-shm` files, in
     /// [`monotonic_millis`](super::monotonic_millis).
     wal_checked_at: AtomicU64,
-    /// The file or its `-wal` was found removed or replaced.
+    /// The file, its `-wal` or its `-shm` was found removed or replaced.
     gone: AtomicBool,
     /// Increments waiting for `write`, run in batches.
     increments: IncrementQueue,
 }
 
-/// How often reads check that the `-wal` file is the one opened, at most.
+/// How often reads check that the `-wal` and `-shm` files are the ones
+/// opened, at most.
 const WAL_CHECK_INTERVAL: Duration = Duration::from_millis(100);
 
 /// The device and inode of the file at `path`; `None` if there is none (or
@@ -777,6 +789,7 @@ async fn connect_both_once(path: &Path, existing_only: bool) -> Result<ReadWrite
             write,
             file: file_id(path).ok().flatten(),
             wal: file_id(&beside(path, "-wal")).ok().flatten(),
+            shm: file_id(&beside(path, "-shm")).ok().flatten(),
             wal_checked_at: AtomicU64::new(0),
             gone: AtomicBool::new(false),
             increments: IncrementQueue::default(),
@@ -1829,6 +1842,51 @@ mod tests {
             .create(&SessionId::generate(), &live_record())
             .await
             .expect("create"));
+        reopened.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The `-shm` file (the WAL's index) deleted while the store runs: the
+    /// store stops, as for a deleted `-wal`. It went on with its own copy,
+    /// while the `tessera` command or another instance opening the file made
+    /// a new one: the command's revocation was undone by the store's next
+    /// writes, and two instances corrupted the file.
+    #[tokio::test]
+    async fn a_shm_file_removed_in_use_stops_the_store() {
+        let dir =
+            std::env::temp_dir().join(format!("tessera-sqlite-shm-gone-{}", std::process::id()));
+        let path = dir.join("sessions.db");
+        let store = SqliteStore::open(&path).await.expect("open");
+        let id = SessionId::generate();
+        assert!(store.create(&id, &live_record()).await.expect("create"));
+        std::fs::remove_file(beside(&path, "-shm")).expect("the -shm file is there");
+        // Another process opening the file now (the `tessera` command
+        // revoking the session) makes a new one, and is not undone.
+        let other = SqliteStore::open_existing(&path).await.expect("open again");
+        assert!(other.delete(&id).await.expect("revoked"));
+        other.close().await;
+        tokio::time::sleep(WAL_CHECK_INTERVAL).await;
+        for result in [
+            store.increment(&id, "n", 1, 2).await.map(|_| ()),
+            store
+                .create(&SessionId::generate(), &live_record())
+                .await
+                .map(|_| ()),
+            store.load(&id, 2).await.map(|_| ()),
+        ] {
+            match result {
+                Err(StoreError::Unavailable(error)) => {
+                    assert!(error.to_string().contains("-shm"), "{error}")
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        store.close().await;
+        let reopened = SqliteStore::open(&path).await.expect("reopen");
+        assert!(
+            reopened.load(&id, 2).await.expect("load").is_none(),
+            "the revocation stands"
+        );
         reopened.close().await;
         let _ = std::fs::remove_dir_all(&dir);
     }
