@@ -267,13 +267,22 @@ struct OpenError {
 /// readonly database" although the file itself may be writable.
 const READONLY_DIRECTORY: i32 = 1544;
 
+/// `SQLITE_IOERR_SHMSIZE`: the `-shm` file could not be given its size,
+/// which SQLite reports as a bare "disk I/O error"; a full disk is the
+/// usual reason.
+const SHM_NOT_SIZED: i32 = 4874;
+
 impl OpenError {
     fn new(path: &Path, source: Box<dyn std::error::Error + Send + Sync>) -> Self {
-        let hint = if sqlite_code(&*source) == Some(READONLY_DIRECTORY) {
-            " (its directory is not writable: SQLite creates the -wal and -shm files beside \
-             the database, so the directory must be writable too)"
-        } else {
-            ""
+        let hint = match sqlite_code(&*source) {
+            Some(READONLY_DIRECTORY) => {
+                " (its directory is not writable: SQLite creates the -wal and -shm files beside \
+                 the database, so the directory must be writable too)"
+            }
+            Some(SHM_NOT_SIZED) => {
+                " (the -shm file beside the database could not be made: is the disk full?)"
+            }
+            _ => "",
         };
         Self {
             path: path.display().to_string(),
@@ -900,8 +909,14 @@ async fn check_in_one_read(
             _ => check_tables(&mut tx).await,
         }
     };
-    tx.rollback().await?;
-    checked
+    // The checks' own failure first: after a read that failed (no room on
+    // the disk for the -shm file, say) SQLite may have ended the
+    // transaction itself, and the rollback's "no transaction is active"
+    // hid why.
+    let rolled_back = tx.rollback().await;
+    checked?;
+    rolled_back?;
+    Ok(())
 }
 
 /// Creates the database file, if it does not exist yet, readable and
