@@ -984,8 +984,9 @@ impl SessionConfigBuilder {
     /// End server-side sessions this long after creation, however active
     /// (`TESSERA_SESSION_ABSOLUTE_LIFETIME`; `None`, the default: no bound
     /// but the idle lifetime). A session moved to a new id
-    /// (`Session::cycle_id`, at login) keeps its creation time. From one second to [`MAX_LIFETIME_SECS`];
-    /// zero means none, as 0 does in the environment.
+    /// (`Session::cycle_id`, at login) keeps its creation time. From one
+    /// second to [`MAX_LIFETIME_SECS`]; zero means none, as 0 does in the
+    /// environment.
     pub fn absolute_lifetime(mut self, lifetime: Option<Duration>) -> Self {
         self.absolute_lifetime = lifetime.filter(|lifetime| !lifetime.is_zero());
         self
