@@ -1096,15 +1096,35 @@ pub(super) struct Link {
     eviction_checked: AtomicBool,
 }
 
-/// One of a store's connections, made on first use.
+/// One of a store's connections, made on first use, and made anew when its
+/// manager can no longer reconnect by itself (see [`handshake_refused`]).
 struct Slot {
-    manager: OnceCell<ConnectionManager>,
+    manager: std::sync::RwLock<Arc<OnceCell<ConnectionManager>>>,
     /// When a command last got its answer on it, in milliseconds of
     /// [`monotonic_millis`](super::monotonic_millis).
     answered_at_ms: AtomicU64,
 }
 
+/// The connection an operation took, and the cell it came from.
+struct Lease<'a> {
+    slot: &'a Slot,
+    cell: Arc<OnceCell<ConnectionManager>>,
+}
+
 impl Slot {
+    fn cell(&self) -> Arc<OnceCell<ConnectionManager>> {
+        Arc::clone(&self.manager.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Drops the connection of `cell`, if it is still this slot's, so that
+    /// the next operation connects anew.
+    fn forget(&self, cell: &Arc<OnceCell<ConnectionManager>>) {
+        let mut current = self.manager.write().unwrap_or_else(PoisonError::into_inner);
+        if Arc::ptr_eq(&current, cell) {
+            *current = Arc::new(OnceCell::new());
+        }
+    }
+
     fn answered(&self) {
         self.answered_at_ms
             .store(super::monotonic_millis(), Ordering::Relaxed);
@@ -1288,7 +1308,7 @@ impl Link {
         self.connections
             .iter()
             .chain(&self.thread_connections)
-            .any(|slot| slot.manager.initialized())
+            .any(|slot| slot.cell().initialized())
     }
 
     /// The connection to use now, connecting first if needed.
@@ -1302,7 +1322,7 @@ impl Link {
     /// `get_or_try_init` keeps only a success, so after a failure an
     /// operation tries again (once [`CONNECT_FAILURE_HOLD`] has passed);
     /// once connected, the manager reconnects by itself.
-    async fn slot_connection(&self) -> Result<(ConnectionManager, &Slot), StoreError> {
+    async fn slot_connection(&self) -> Result<(ConnectionManager, Lease<'_>), StoreError> {
         let single_threaded = tokio::runtime::Handle::try_current()
             .is_ok_and(|runtime| runtime.runtime_flavor() == RuntimeFlavor::CurrentThread);
         let slot = if single_threaded {
@@ -1311,16 +1331,17 @@ impl Link {
             let turn = self.next.fetch_add(1, Ordering::Relaxed);
             &self.connections[turn % self.connections.len()]
         };
-        let manager = slot
-            .manager
+        let cell = slot.cell();
+        let manager = cell
             // Boxed, being once per connection: in place, connecting's
             // future would be part of every operation's.
             .get_or_try_init(|| Box::pin(self.connect()))
             .await
             .map_err(|source| {
                 StoreError::unavailable(ConnectError::new(self.address(), self.is_tls(), source))
-            })?;
-        Ok((manager.clone(), slot))
+            })?
+            .clone();
+        Ok((manager, Lease { slot, cell }))
     }
 
     async fn connect(&self) -> Result<ConnectionManager, RedisError> {
@@ -1400,8 +1421,8 @@ impl Link {
     /// Runs a read-only command, once more if the connection had dropped:
     /// by then the manager is reconnecting, and a read is safe to repeat.
     pub(super) async fn read<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, StoreError> {
-        let (mut conn, slot) = self.slot_connection().await?;
-        answered(slot, query_once_more_if_dropped(&mut conn, cmd).await)
+        let (mut conn, lease) = self.slot_connection().await?;
+        answered(&lease, query_once_more_if_dropped(&mut conn, cmd).await)
     }
 
     /// The session ids a read-only command answers (a user's set, a range
@@ -1429,12 +1450,12 @@ impl Link {
         &self,
         pipe: &Pipeline,
     ) -> Result<T, StoreError> {
-        let (mut conn, slot) = self.slot_connection().await?;
+        let (mut conn, lease) = self.slot_connection().await?;
         let answer = match pipe.query_async(&mut conn).await {
             Err(error) if is_dropped(&error) => pipe.query_async(&mut conn).await,
             result => result,
         };
-        answered(slot, answer)
+        answered(&lease, answer)
     }
 
     /// Runs a script that only reads, once more if the connection had
@@ -1443,12 +1464,12 @@ impl Link {
         &self,
         call: &ScriptCall<'_>,
     ) -> Result<T, StoreError> {
-        let (mut conn, slot) = self.slot_connection().await?;
+        let (mut conn, lease) = self.slot_connection().await?;
         let answer = match call.invoke(&mut conn).await {
             Err(error) if is_dropped(&error) => call.invoke(&mut conn).await,
             result => result,
         };
-        answered(slot, answer)
+        answered(&lease, answer)
     }
 
     /// Runs a script that may write: not repeated, since it may have been
@@ -1459,13 +1480,12 @@ impl Link {
         &self,
         call: &ScriptCall<'_>,
     ) -> Result<T, StoreError> {
-        let (mut conn, slot) = self.slot_connection().await?;
-        if slot.quiet_for() >= QUIET_BEFORE_WRITE {
-            query_once_more_if_dropped::<()>(&mut conn, &::redis::cmd("PING"))
-                .await
-                .map_err(failed)?;
+        let (mut conn, lease) = self.slot_connection().await?;
+        if lease.slot.quiet_for() >= QUIET_BEFORE_WRITE {
+            let pinged = query_once_more_if_dropped::<()>(&mut conn, &::redis::cmd("PING")).await;
+            answered(&lease, pinged)?;
         }
-        answered(slot, call.invoke(&mut conn).await)
+        answered(&lease, call.invoke(&mut conn).await)
     }
 }
 
@@ -1575,12 +1595,30 @@ async fn query_once_more_if_dropped<T: FromRedisValue>(
     }
 }
 
-/// A command's result, noting on its connection that an answer came.
-fn answered<T>(slot: &Slot, answer: Result<T, RedisError>) -> Result<T, StoreError> {
-    if answer.is_ok() {
-        slot.answered();
+/// A command's result, noting on its connection that an answer came, or
+/// dropping the connection if its manager cannot make it again.
+fn answered<T>(lease: &Lease<'_>, answer: Result<T, RedisError>) -> Result<T, StoreError> {
+    match &answer {
+        Ok(_) => lease.slot.answered(),
+        Err(error) if handshake_refused(error) => lease.slot.forget(&lease.cell),
+        Err(_) => {}
     }
     answer.map_err(failed)
+}
+
+/// Whether `error` is Redis refusing a new connection's handshake (its
+/// `AUTH` or `SELECT`): a reconnection after a password was rotated, a user
+/// deleted, or a server restarted with fewer databases. redis-rs'
+/// manager reconnects only after an I/O error, so it would answer this
+/// error from then on, without trying again, until the application
+/// restarted; the connection is made anew instead (once
+/// [`CONNECT_FAILURE_HOLD`] has passed), so that the store works again once
+/// the server accepts it.
+fn handshake_refused(error: &RedisError) -> bool {
+    error.kind() == ErrorKind::AuthenticationFailed || {
+        let text = error.to_string();
+        text.contains("refused to switch database") || text.contains("refused to authenticate")
+    }
 }
 
 /// Which of the two layouts the sessions under a prefix are stored in, as
@@ -1840,7 +1878,7 @@ const PREFIXES_REPORTED: usize = 8;
 fn unconnected(count: usize) -> Box<[Slot]> {
     (0..count.max(1))
         .map(|_| Slot {
-            manager: OnceCell::new(),
+            manager: std::sync::RwLock::new(Arc::new(OnceCell::new())),
             answered_at_ms: AtomicU64::new(0),
         })
         .collect()
@@ -3326,6 +3364,64 @@ mod tests {
             "waited {waited:?} for a blocked thread"
         );
         assert_ne!(own, blockers, "a connection of its own");
+    }
+
+    /// A reconnection whose `AUTH` Redis refuses (the password rotated on
+    /// the server first, a user deleted and made again) fails the
+    /// operations until Redis accepts it again, and no longer: redis-rs'
+    /// manager answered its refusal from then on without connecting again,
+    /// so the store stayed down until the application restarted.
+    #[tokio::test]
+    async fn works_again_once_a_refused_reconnection_is_accepted() {
+        let admin = RedisStore::new(&server_url()).expect("a Redis URL");
+        let user = format!("reconnect-test-{}", SessionId::generate().fingerprint());
+        let set_password = |password: &str| {
+            ::redis::cmd("ACL")
+                .arg("SETUSER")
+                .arg(&user)
+                .arg("on")
+                .arg("resetpass")
+                .arg(format!(">{password}"))
+                .arg("~*")
+                .arg("+@all")
+                .clone()
+        };
+        let () = raw(&admin, &set_password("first")).await;
+        let url = server_url();
+        let address = url.strip_prefix("redis://").expect("a redis:// URL");
+        let store = RedisStore::new(&format!("redis://{user}:first@{address}"))
+            .expect("a Redis URL")
+            .with_prefix(format!("unit-{}:", SessionId::generate().fingerprint()))
+            .with_connections(1);
+        let id = create(&store, &record(Map::new(), None)).await;
+
+        let () = raw(&admin, &set_password("second")).await;
+        let killed: i64 = raw(
+            &admin,
+            ::redis::cmd("CLIENT").arg("KILL").arg("USER").arg(&user),
+        )
+        .await;
+        assert!(killed >= 1, "the store's connection");
+        for _ in 0..3 {
+            match store.load(&id, NOW).await {
+                Err(StoreError::Unavailable(_)) => {}
+                other => panic!("refused while the password is wrong: {other:?}"),
+            }
+        }
+
+        let () = raw(&admin, &set_password("first")).await;
+        let deadline = Instant::now() + CONNECT_FAILURE_HOLD * 5;
+        loop {
+            match store.load(&id, NOW).await {
+                Ok(Some(_)) => break,
+                Err(StoreError::Unavailable(_)) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                other => panic!("once the password is right again: {other:?}"),
+            }
+        }
+        assert!(store.delete(&id).await.expect("delete"));
+        let _: i64 = raw(&admin, ::redis::cmd("ACL").arg("DELUSER").arg(&user)).await;
     }
 
     #[tokio::test]
