@@ -1099,29 +1099,63 @@ pub(super) struct Link {
 /// One of a store's connections, made on first use, and made anew when its
 /// manager can no longer reconnect by itself (see [`handshake_refused`]).
 struct Slot {
-    manager: std::sync::RwLock<Arc<OnceCell<ConnectionManager>>>,
+    /// The connection, made by the first operation.
+    first: OnceCell<ConnectionManager>,
+    /// Set for good once `first`'s manager met a refused handshake: the
+    /// connections made anew in `remade` serve from then on. Apart, so that
+    /// every operation until then costs what it did (a load, no lock).
+    first_dropped: AtomicBool,
+    remade: std::sync::RwLock<Arc<OnceCell<ConnectionManager>>>,
     /// When a command last got its answer on it, in milliseconds of
     /// [`monotonic_millis`](super::monotonic_millis).
     answered_at_ms: AtomicU64,
 }
 
+/// Where an operation's connection came from.
+enum Cell<'a> {
+    First(&'a OnceCell<ConnectionManager>),
+    Remade(Arc<OnceCell<ConnectionManager>>),
+}
+
+impl std::ops::Deref for Cell<'_> {
+    type Target = OnceCell<ConnectionManager>;
+
+    fn deref(&self) -> &Self::Target {
+        match self {
+            Cell::First(cell) => cell,
+            Cell::Remade(cell) => cell,
+        }
+    }
+}
+
 /// The connection an operation took, and the cell it came from.
 struct Lease<'a> {
     slot: &'a Slot,
-    cell: Arc<OnceCell<ConnectionManager>>,
+    cell: Cell<'a>,
 }
 
 impl Slot {
-    fn cell(&self) -> Arc<OnceCell<ConnectionManager>> {
-        Arc::clone(&self.manager.read().unwrap_or_else(PoisonError::into_inner))
+    fn cell(&self) -> Cell<'_> {
+        if self.first_dropped.load(Ordering::Acquire) {
+            Cell::Remade(Arc::clone(
+                &self.remade.read().unwrap_or_else(PoisonError::into_inner),
+            ))
+        } else {
+            Cell::First(&self.first)
+        }
     }
 
     /// Drops the connection of `cell`, if it is still this slot's, so that
     /// the next operation connects anew.
-    fn forget(&self, cell: &Arc<OnceCell<ConnectionManager>>) {
-        let mut current = self.manager.write().unwrap_or_else(PoisonError::into_inner);
-        if Arc::ptr_eq(&current, cell) {
-            *current = Arc::new(OnceCell::new());
+    fn forget(&self, cell: &Cell<'_>) {
+        match cell {
+            Cell::First(_) => self.first_dropped.store(true, Ordering::Release),
+            Cell::Remade(cell) => {
+                let mut current = self.remade.write().unwrap_or_else(PoisonError::into_inner);
+                if Arc::ptr_eq(&current, cell) {
+                    *current = Arc::new(OnceCell::new());
+                }
+            }
         }
     }
 
@@ -1878,7 +1912,9 @@ const PREFIXES_REPORTED: usize = 8;
 fn unconnected(count: usize) -> Box<[Slot]> {
     (0..count.max(1))
         .map(|_| Slot {
-            manager: std::sync::RwLock::new(Arc::new(OnceCell::new())),
+            first: OnceCell::new(),
+            first_dropped: AtomicBool::new(false),
+            remade: std::sync::RwLock::new(Arc::new(OnceCell::new())),
             answered_at_ms: AtomicU64::new(0),
         })
         .collect()
