@@ -681,6 +681,67 @@ fn revoke_deletes_one_session() {
     assert_eq!(reason, "error: no live session with that id");
 }
 
+/// The `-shm` file (the WAL's index) deleted while an application's store
+/// has the file open, and `tessera sessions revoke` run meanwhile: it makes
+/// a new index of its own. The application's store stops (it would
+/// overwrite the command's writes with its stale index) and, closed at
+/// shutdown, leaves the log for the next process to read whole rather than
+/// checkpointing it with its stale index and deleting it, which lost the
+/// revocation. Its other session stays, as written before.
+#[test]
+fn a_revocation_made_while_the_shm_file_was_gone_stands() {
+    let dir = TempDir::new("shm-gone");
+    let path = dir.0.join("sessions.db");
+    let url = format!("sqlite://{}", path.display());
+    let now = now();
+    let (revoked, kept) = (SessionId::generate(), SessionId::generate());
+    let runtime = runtime();
+    let store = runtime.block_on(async {
+        let store = SqliteStore::open(&path).await.expect("the store opens");
+        for id in [&revoked, &kept] {
+            let record = record(Some("alice"), now, now + 3600, None);
+            assert!(store.create(id, &record).await.expect("create"));
+        }
+        store
+    });
+    let shm = dir.0.join("sessions.db-shm");
+    std::fs::remove_file(&shm).expect("the -shm file is there");
+    let out = run_in(
+        &dir.0,
+        &["sessions", "revoke", revoked.as_str(), "--store", &url],
+        &[],
+    );
+    assert_eq!(out.line(), "revoked");
+    // Reads check the files at most every 100 ms.
+    std::thread::sleep(std::time::Duration::from_millis(150));
+    runtime.block_on(async {
+        let refused = store.load(&kept, now).await;
+        assert!(
+            matches!(refused, Err(tessera::store::StoreError::Unavailable(_))),
+            "{refused:?}"
+        );
+        store.close().await;
+    });
+    drop(store);
+    // Another process, as the application restarted: in this one the
+    // connections left open keep the stale index, which SQLite shares
+    // among a process's connections to one file.
+    let show = |id: &SessionId| {
+        run_in(
+            &dir.0,
+            &["sessions", "show", id.as_str(), "--store", &url],
+            &[],
+        )
+    };
+    assert_eq!(
+        show(&revoked).refusal(),
+        "error: no live session with that id",
+        "the revocation stands"
+    );
+    let out = show(&kept);
+    assert!(out.stdout.contains(kept.as_str()), "{}", out.stderr);
+}
+
 /// An expired session kept until the sweep is over already: revoking it
 /// answers as `show` does (and as Redis, which drops it at expiry), and the
 /// record goes.

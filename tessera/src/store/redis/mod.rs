@@ -1645,13 +1645,18 @@ fn answered<T>(lease: &Lease<'_>, answer: Result<T, RedisError>) -> Result<T, St
 /// deleted, or a server restarted with fewer databases. redis-rs'
 /// manager reconnects only after an I/O error, so it would answer this
 /// error from then on, without trying again, until the application
-/// restarted; the connection is made anew instead (once
-/// [`CONNECT_FAILURE_HOLD`] has passed), so that the store works again once
-/// the server accepts it.
+/// restarted; the connection is made anew instead by the next operation
+/// (and, while that fails, at most once per [`CONNECT_FAILURE_HOLD`]), so
+/// that the store works again once the server accepts it.
 fn handshake_refused(error: &RedisError) -> bool {
-    error.kind() == ErrorKind::AuthenticationFailed || {
+    // RESP2's `AUTH` refusal is `AuthenticationFailed`; RESP3's `HELLO`
+    // passes Redis' `WRONGPASS` on as it came, which only `AUTH` and
+    // `HELLO` answer.
+    error.kind() == ErrorKind::AuthenticationFailed || error.code() == Some("WRONGPASS") || {
         let text = error.to_string();
-        text.contains("refused to switch database") || text.contains("refused to authenticate")
+        text.contains("WRONGPASS")
+            || text.contains("refused to switch database")
+            || text.contains("refused to authenticate")
     }
 }
 
@@ -3409,6 +3414,14 @@ mod tests {
     /// so the store stayed down until the application restarted.
     #[tokio::test]
     async fn works_again_once_a_refused_reconnection_is_accepted() {
+        // RESP2's handshake (`AUTH`) and RESP3's (`HELLO … AUTH`), whose
+        // refusals redis-rs reports differently.
+        for protocol in ["", "?protocol=resp3"] {
+            reconnects_once_accepted(protocol).await;
+        }
+    }
+
+    async fn reconnects_once_accepted(protocol: &str) {
         let admin = RedisStore::new(&server_url()).expect("a Redis URL");
         let user = format!("reconnect-test-{}", SessionId::generate().fingerprint());
         let set_password = |password: &str| {
@@ -3425,7 +3438,7 @@ mod tests {
         let () = raw(&admin, &set_password("first")).await;
         let url = server_url();
         let address = url.strip_prefix("redis://").expect("a redis:// URL");
-        let store = RedisStore::new(&format!("redis://{user}:first@{address}"))
+        let store = RedisStore::new(&format!("redis://{user}:first@{address}{protocol}"))
             .expect("a Redis URL")
             .with_prefix(format!("unit-{}:", SessionId::generate().fingerprint()))
             .with_connections(1);
@@ -3437,11 +3450,11 @@ mod tests {
             ::redis::cmd("CLIENT").arg("KILL").arg("USER").arg(&user),
         )
         .await;
-        assert!(killed >= 1, "the store's connection");
+        assert!(killed >= 1, "{protocol}: the store's connection");
         for _ in 0..3 {
             match store.load(&id, NOW).await {
                 Err(StoreError::Unavailable(_)) => {}
-                other => panic!("refused while the password is wrong: {other:?}"),
+                other => panic!("{protocol}: refused while the password is wrong: {other:?}"),
             }
         }
 
@@ -3453,7 +3466,7 @@ mod tests {
                 Err(StoreError::Unavailable(_)) if Instant::now() < deadline => {
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
-                other => panic!("once the password is right again: {other:?}"),
+                other => panic!("{protocol}: once the password is right again: {other:?}"),
             }
         }
         assert!(store.delete(&id).await.expect("delete"));

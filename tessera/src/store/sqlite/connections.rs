@@ -97,6 +97,19 @@ impl Connections {
         }
     }
 
+    /// As [`close`](Self::close), but the connections are left open, to end
+    /// with the process: closing the last one checkpoints the log with this
+    /// process's index of it and deletes it, which after the `-wal` or `-shm`
+    /// file was replaced would lose what other processes wrote there since.
+    pub(super) async fn abandon(&self) {
+        let _all = self.permits.acquire_many(self.max_connections).await;
+        self.permits.close();
+        let idle = std::mem::take(&mut *self.idle());
+        for connection in idle {
+            std::mem::forget(connection);
+        }
+    }
+
     /// `connection`, or a new one in its place if it is stuck in a
     /// transaction. A transaction dropped midway has queued its rollback,
     /// which its worker runs before anything sent after it; still in a
