@@ -464,8 +464,9 @@ impl SqliteStore {
     /// Operations after this fail with [`StoreError::Unavailable`]. Does
     /// nothing if the store was never used.
     ///
-    /// A store that found its `-shm` file replaced (see [`FileGone`])
-    /// while its `-wal` file was not leaves its connections open instead, to
+    /// A store that found its `-shm` file removed or replaced (which stops
+    /// it until a restart) while its `-wal` file was not leaves its
+    /// connections open instead, to
     /// end with the process: closing the last one would checkpoint the log
     /// with this process's stale index of it, then delete it, losing what
     /// another process (the `tessera` command revoking a session, say)
