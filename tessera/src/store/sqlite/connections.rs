@@ -99,8 +99,8 @@ impl Connections {
 
     /// As [`close`](Self::close), but the connections are left open, to end
     /// with the process: closing the last one checkpoints the log with this
-    /// process's index of it and deletes it, which after the `-wal` or `-shm`
-    /// file was replaced would lose what other processes wrote there since.
+    /// process's index of it and deletes it, which after the `-shm` file was
+    /// replaced would lose what other processes wrote there since.
     pub(super) async fn abandon(&self) {
         let _all = self.permits.acquire_many(self.max_connections).await;
         self.permits.close();

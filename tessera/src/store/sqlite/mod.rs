@@ -466,13 +466,13 @@ impl SqliteStore {
     ///
     /// A store that found its `-shm` file removed or replaced (which stops
     /// it until a restart) while its `-wal` file was not leaves its
-    /// connections open instead, to
-    /// end with the process: closing the last one would checkpoint the log
-    /// with this process's stale index of it, then delete it, losing what
-    /// another process (the `tessera` command revoking a session, say)
-    /// wrote there since; the next process to open the file reads the log
-    /// whole. (A replaced `-wal` is closed as any: the checkpoint saves this
-    /// process's writes, which only its own deleted log holds.)
+    /// connections open instead, to end with the process: closing the last
+    /// one would checkpoint the log with this process's stale index of it,
+    /// then delete it, losing what another process (the `tessera` command
+    /// revoking a session, say) wrote there since; the next process to open
+    /// the file reads the log whole. (A replaced `-wal` is closed as any:
+    /// the checkpoint saves this process's writes, which only its own
+    /// deleted log holds.)
     pub async fn close(&self) {
         if let Some(opened) = self.shared.connections.get() {
             // The files as they are now, not only as last checked.
@@ -480,8 +480,8 @@ impl SqliteStore {
             if opened.index_replaced.load(Ordering::Relaxed) {
                 tracing::warn!(
                     path = %self.shared.path.display(),
-                    "the SQLite session store's files were removed or replaced while in use; \
-                     its connections are left to end with the process, without the \
+                    "the SQLite session store's -shm file was removed or replaced while in \
+                     use; its connections are left to end with the process, without the \
                      checkpoint that closing them makes, so that the next process to open \
                      the file finds every write other processes made since"
                 );
