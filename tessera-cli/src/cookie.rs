@@ -151,7 +151,7 @@ pub(crate) struct DecodeArgs {
     /// Refuse payloads larger than this after base64 decoding, decrypting and inflating.
     /// Default: the TESSERA_MAX_PAYLOAD_SIZE environment variable, else 1048576, as the
     /// application bounds them. At least 4096, as the application takes it.
-    #[arg(long, value_name = "BYTES", value_parser = max_payload_size_option)]
+    #[arg(long, value_name = "BYTES", value_parser = env::payload_size)]
     max_payload_size: Option<usize>,
 
     /// The cookie value, or '-' to read it from stdin. A pasted 'session=value', 'Cookie: …' or
@@ -205,20 +205,6 @@ fn cookie_name_option(name: &str) -> std::result::Result<String, String> {
         Ok(name.to_owned())
     } else {
         Err("not a cookie name (a token of letters, digits, - _ . ! etc.)".to_owned())
-    }
-}
-
-/// `--max-payload-size`, held to what the application takes for
-/// `TESSERA_MAX_PAYLOAD_SIZE`.
-fn max_payload_size_option(bytes: &str) -> std::result::Result<usize, String> {
-    use tessera::config::MIN_PAYLOAD_SIZE;
-    match bytes.parse::<usize>() {
-        Ok(bytes) if bytes >= MIN_PAYLOAD_SIZE => Ok(bytes),
-        Ok(_) => Err(format!(
-            "at least {MIN_PAYLOAD_SIZE} bytes, as the application takes it: sessions larger \
-             than a smaller bound would be written but never read back"
-        )),
-        Err(error) => Err(error.to_string()),
     }
 }
 

@@ -46,19 +46,20 @@ pub(crate) fn max_payload_size(option: &str) -> Result<Option<usize>> {
     let Some(value) = setting(MAX_PAYLOAD_SIZE, option)? else {
         return Ok(None);
     };
+    payload_size(value.trim())
+        .map(Some)
+        .map_err(|expected| refused(invalid(MAX_PAYLOAD_SIZE, &value, expected), option))
+}
+
+/// A payload bound, as the application takes it (`--max-payload-size`,
+/// `TESSERA_MAX_PAYLOAD_SIZE`); else what it expects.
+pub(crate) fn payload_size(text: &str) -> std::result::Result<usize, String> {
     // The application refuses a smaller bound when it starts.
-    match value.trim().parse::<usize>() {
-        Ok(bytes) if bytes >= MIN_PAYLOAD_SIZE => Ok(Some(bytes)),
-        _ => Err(refused(
-            invalid(
-                MAX_PAYLOAD_SIZE,
-                &value,
-                format!(
-                    "at least {MIN_PAYLOAD_SIZE} bytes: sessions larger than this would be \
-                     written but never read back"
-                ),
-            ),
-            option,
+    match text.parse::<usize>() {
+        Ok(bytes) if bytes >= MIN_PAYLOAD_SIZE => Ok(bytes),
+        _ => Err(format!(
+            "at least {MIN_PAYLOAD_SIZE} bytes: sessions larger than this would be written but \
+             never read back"
         )),
     }
 }

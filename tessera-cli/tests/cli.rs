@@ -589,6 +589,17 @@ fn oversized_payloads_are_refused() {
 #[test]
 fn options_the_application_would_refuse_are_refused() {
     let cookie = sign(KEY, EXAMPLE_JSON);
+    let decode_with = |option: &str, value: &str| {
+        run(&[
+            "cookie",
+            "decode",
+            "--secret-key",
+            KEY,
+            option,
+            value,
+            &cookie,
+        ])
+    };
     for (option, value, expected) in [
         ("--max-age", "0", "1..=3153600000"),
         ("--max-age", "3153600001", "1..=3153600000"),
@@ -597,15 +608,7 @@ fn options_the_application_would_refuse_are_refused() {
         ("--cookie-name", "", "not a cookie name"),
         ("--cookie-name", "my session", "not a cookie name"),
     ] {
-        let out = run(&[
-            "cookie",
-            "decode",
-            "--secret-key",
-            KEY,
-            option,
-            value,
-            &cookie,
-        ]);
+        let out = decode_with(option, value);
         assert_eq!(out.status, Some(2), "{option} {value:?}: {:?}", out.stderr);
         assert!(
             out.stderr.contains(expected),
@@ -632,15 +635,7 @@ fn options_the_application_would_refuse_are_refused() {
         ("--max-age", "3153600000"),
         ("--max-payload-size", "4096"),
     ] {
-        let out = run(&[
-            "cookie",
-            "decode",
-            "--secret-key",
-            KEY,
-            option,
-            value,
-            &cookie,
-        ]);
+        let out = decode_with(option, value);
         assert!(out.success(), "{option} {value}: {:?}", out.stderr);
     }
 }

@@ -1654,9 +1654,7 @@ fn handshake_refused(error: &RedisError) -> bool {
     // `HELLO` answer.
     error.kind() == ErrorKind::AuthenticationFailed || error.code() == Some("WRONGPASS") || {
         let text = error.to_string();
-        text.contains("WRONGPASS")
-            || text.contains("refused to switch database")
-            || text.contains("refused to authenticate")
+        text.contains("refused to switch database") || text.contains("refused to authenticate")
     }
 }
 

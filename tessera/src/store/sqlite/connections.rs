@@ -86,11 +86,7 @@ impl Connections {
     /// makes every later [`acquire`](Self::acquire) fail. Operations already
     /// waiting for a connection are served first: the semaphore is fair.
     pub(super) async fn close(&self) {
-        // Taken only to wait; the semaphore is closed while they are held.
-        let _all = self.permits.acquire_many(self.max_connections).await;
-        self.permits.close();
-        let idle = std::mem::take(&mut *self.idle());
-        for connection in idle {
+        for connection in self.take_all().await {
             // Closing waits for the worker thread to finish; an error means
             // it is gone already, which is what closing wants.
             let _ = connection.close().await;
@@ -102,12 +98,17 @@ impl Connections {
     /// process's index of it and deletes it, which after the `-shm` file was
     /// replaced would lose what other processes wrote there since.
     pub(super) async fn abandon(&self) {
-        let _all = self.permits.acquire_many(self.max_connections).await;
-        self.permits.close();
-        let idle = std::mem::take(&mut *self.idle());
-        for connection in idle {
+        for connection in self.take_all().await {
             std::mem::forget(connection);
         }
+    }
+
+    /// Every connection, once none is lent, with nothing lent from then on.
+    async fn take_all(&self) -> Vec<SqliteConnection> {
+        // Taken only to wait; the semaphore is closed while they are held.
+        let _all = self.permits.acquire_many(self.max_connections).await;
+        self.permits.close();
+        std::mem::take(&mut *self.idle())
     }
 
     /// `connection`, or a new one in its place if it is stuck in a

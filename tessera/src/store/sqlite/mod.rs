@@ -1851,6 +1851,29 @@ mod tests {
         }
     }
 
+    /// After one of the store's files went: writes stop at once, reads once
+    /// they check (every 100 ms at most), and both stay stopped, saying
+    /// which file it was.
+    async fn stays_stopped_saying(store: &SqliteStore, id: &SessionId, file: &str) {
+        tokio::time::sleep(WAL_CHECK_INTERVAL).await;
+        for result in [
+            store.load(id, 2).await.map(|_| ()),
+            store.increment(id, "n", 1, 2).await.map(|_| ()),
+            store
+                .create(&SessionId::generate(), &live_record())
+                .await
+                .map(|_| ()),
+            store.load(id, 2).await.map(|_| ()),
+        ] {
+            match result {
+                Err(StoreError::Unavailable(error)) => {
+                    assert!(error.to_string().contains(file), "{error}")
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
     /// The `-wal` file deleted while the store runs (taken for a temporary
     /// file): the store stops, as for a deleted database. It wrote on into
     /// the deleted log, which another process no longer saw (a revocation
@@ -1865,25 +1888,7 @@ mod tests {
         assert!(store.create(&id, &live_record()).await.expect("create"));
         std::fs::remove_file(beside(&path, "-wal")).expect("the -wal file is there");
         let _ = std::fs::remove_file(beside(&path, "-shm"));
-        // Writes stop at once; reads once they check (every 100 ms at most),
-        // and both stay stopped.
-        tokio::time::sleep(WAL_CHECK_INTERVAL).await;
-        for result in [
-            store.load(&id, 2).await.map(|_| ()),
-            store.increment(&id, "n", 1, 2).await.map(|_| ()),
-            store
-                .create(&SessionId::generate(), &live_record())
-                .await
-                .map(|_| ()),
-            store.load(&id, 2).await.map(|_| ()),
-        ] {
-            match result {
-                Err(StoreError::Unavailable(error)) => {
-                    assert!(error.to_string().contains("-wal"), "{error}")
-                }
-                other => panic!("{other:?}"),
-            }
-        }
+        stays_stopped_saying(&store, &id, "-wal").await;
         store.close().await;
         let reopened = SqliteStore::open(&path).await.expect("reopen");
         assert!(reopened
@@ -1910,25 +1915,7 @@ mod tests {
         let id = SessionId::generate();
         assert!(store.create(&id, &live_record()).await.expect("create"));
         std::fs::remove_file(beside(&path, "-shm")).expect("the -shm file is there");
-        // Writes stop at once; reads once they check (every 100 ms at most),
-        // and both stay stopped.
-        tokio::time::sleep(WAL_CHECK_INTERVAL).await;
-        for result in [
-            store.load(&id, 2).await.map(|_| ()),
-            store.increment(&id, "n", 1, 2).await.map(|_| ()),
-            store
-                .create(&SessionId::generate(), &live_record())
-                .await
-                .map(|_| ()),
-            store.load(&id, 2).await.map(|_| ()),
-        ] {
-            match result {
-                Err(StoreError::Unavailable(error)) => {
-                    assert!(error.to_string().contains("-shm"), "{error}")
-                }
-                other => panic!("{other:?}"),
-            }
-        }
+        stays_stopped_saying(&store, &id, "-shm").await;
         store.close().await;
         let _ = std::fs::remove_dir_all(&dir);
     }
