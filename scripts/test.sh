@@ -30,6 +30,17 @@ for tool in cargo python3; do
     fi
 done
 
+# A whole run writes about 6 GiB in the checkout (the builds under target/
+# and fuzz/target/, the venv); on a disk with less free, a build fails
+# half-way with the linker's or cargo's own "No space left on device", which
+# the warning below explains up front.
+step "free disk space (a whole run needs about 6 GiB)"
+free_kib="$(df -Pk . | awk 'NR == 2 { print $4 }')"
+echo "$((free_kib / 1024)) MiB free where the builds go ($(pwd))"
+if (( free_kib < 7 * 1024 * 1024 )); then
+    echo "test.sh: warning: less than 7 GiB free; the builds may fail with 'No space left on device'" >&2
+fi
+
 step "Python venv with Flask for the interop tests"
 python="$(scripts/setup-python.sh)"
 "$python" -c 'import importlib.metadata as m; print("Flask", m.version("flask"), "/ itsdangerous", m.version("itsdangerous"))'
