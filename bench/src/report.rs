@@ -539,7 +539,11 @@ impl Report {
              workers (`interop/bench_flask_app.py`). gunicorn's sync workers close the \
              connection after every response, as they are built to behind a proxy, so \
              Flask's figures include a new TCP connection per request; the Rust servers keep \
-             connections open.",
+             connections open. Beyond those: SQLite's connections run on threads of sqlx's own \
+             (both libraries'), and on actix-web, whose workers are single-threaded runtimes, \
+             tessera runs the store operations queued behind another caller's (combined loads \
+             and increments) on one thread of its own (`tessera-stores`), so that a worker that \
+             goes idle does not strand them; actix-session has nothing queued to run.",
             t = method.threads
         );
         let _ = writeln!(
@@ -634,8 +638,8 @@ impl Report {
              Redis and PostgreSQL run as given (see Machine). `scripts/bench.sh` runs Redis \
              with its default persistence (snapshots, no append-only file), as most deployments \
              do; with appendfsync=always every write would wait for an fsync, which weighs on \
-             every Redis target alike and leaves room for more connections (BENCHMARKS.md's \
-             hand-written part measures both)."
+             every Redis target alike and leaves room for more connections \
+             (bench/HISTORY.md measures both, \"fifth session\")."
         );
         let _ = writeln!(
             out,
