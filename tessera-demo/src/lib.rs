@@ -13,7 +13,7 @@
 //! | `GET /` | 002, 003 | the page: login and pet name status, forms, the session's contents |
 //! | `GET /set_session`, `/get_session`, `/delete_session` | 000 | `session["username"]` |
 //! | `GET /setsession`, `/getsession`, `/popsession` | 001 | `session["Username"]` |
-//! | `POST /login`, `GET /logout` | 002 | log in with a form field `username` (server-side: a fresh id, tied to the user), log out (server-side: the session ends) |
+//! | `POST /login`, `GET /logout` | 002 | log in with a form field `username` (server-side: a fresh id, tied to the user), log out (server-side, when logged in: the session ends) |
 //! | `GET /petname`, `POST /petname` | 003 | a form for `pet` (and `remember`: a permanent session) |
 //! | `GET /api/session` | | the session as a JSON object |
 //! | `PUT /api/session/{key}`, `DELETE /api/session/{key}` | | set a key to the JSON body, remove a key |
