@@ -137,9 +137,10 @@ pub(crate) async fn login(
 
 /// `session.pop('username', None)`, then back to `/`.
 ///
-/// Server-side, logging out ends the whole session in the store, so a copy of
-/// the cookie is worthless at once; the flash then starts a fresh, anonymous
-/// session.
+/// Server-side, logging out someone who was logged in ends the whole session
+/// in the store, so a copy of the cookie is worthless at once; the flash then
+/// starts a fresh, anonymous session. A visitor who was not logged in keeps
+/// the rest of their session, as the tutorial's `pop` does.
 pub(crate) async fn logout(State(state): State<AppState>, session: Session) -> Response {
     let logged_in = session.remove("username").is_some() || session.user_id().is_some();
     if logged_in && state.info.session_type.is_server_side() {

@@ -284,9 +284,10 @@ async fn login(session: Session, request: HttpRequest, body: web::Bytes) -> Http
 
 /// `session.pop('username', None)`, then back to `/`.
 ///
-/// Server-side, logging out ends the whole session in the store, so a copy of
-/// the cookie is worthless at once; the flash then starts a fresh, anonymous
-/// session.
+/// Server-side, logging out someone who was logged in ends the whole session
+/// in the store, so a copy of the cookie is worthless at once; the flash then
+/// starts a fresh, anonymous session. A visitor who was not logged in keeps
+/// the rest of their session, as the tutorial's `pop` does.
 async fn logout(session: Session) -> HttpResponse {
     let logged_in = session.remove("username").is_some() || session.user_id().is_some();
     // Only server-side sessions have an id, and a logged-in one is stored,
