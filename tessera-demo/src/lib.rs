@@ -170,10 +170,81 @@ pub(crate) fn app_with(sessions: SessionLayer, request_timeout: Option<Duration>
         )),
         None => app,
     };
-    app.layer(middleware::from_fn_with_state(
-        request_timeout,
-        finish_response,
-    ))
+    app.layer(middleware::from_fn(paths_as_flask_reads_them))
+        .layer(middleware::from_fn_with_state(
+            request_timeout,
+            finish_response,
+        ))
+}
+
+/// Paths routed as Flask routes them: a percent-escaped letter, digit or
+/// `-._~` is that character (`/get%5Fsession` is `/get_session`, as the
+/// WSGI server decodes the path), and a path with repeated slashes is
+/// redirected (`308`) to the one with single slashes, as werkzeug's
+/// `merge_slashes` does. Other escapes (`%2F`, `%20`) stay as they are for
+/// the routes to read: a key in `/api/session/{key}` is decoded once, by
+/// the route.
+async fn paths_as_flask_reads_them(mut request: Request, next: Next) -> Response {
+    let uri = request.uri();
+    let path = uri.path();
+    if path.contains("//") {
+        let mut merged = String::with_capacity(path.len());
+        for character in path.chars() {
+            if !(character == '/' && merged.ends_with('/')) {
+                merged.push(character);
+            }
+        }
+        if let Some(query) = uri.query() {
+            merged.push('?');
+            merged.push_str(query);
+        }
+        return axum::response::IntoResponse::into_response(axum::response::Redirect::permanent(
+            &merged,
+        ));
+    }
+    if let Some(decoded) = unreserved_decoded(path) {
+        let mut parts = request.uri().clone().into_parts();
+        let path_and_query = match request.uri().query() {
+            Some(query) => format!("{decoded}?{query}"),
+            None => decoded,
+        };
+        if let Ok(path_and_query) = path_and_query.parse() {
+            parts.path_and_query = Some(path_and_query);
+            if let Ok(uri) = axum::http::Uri::from_parts(parts) {
+                *request.uri_mut() = uri;
+            }
+        }
+    }
+    next.run(request).await
+}
+
+/// `path` with its escapes of unreserved characters (RFC 3986: letters,
+/// digits, `-._~`) decoded, or `None` if it has none.
+fn unreserved_decoded(path: &str) -> Option<String> {
+    let bytes = path.as_bytes();
+    let unreserved_at = |at: usize| {
+        let hex = bytes.get(at + 1..at + 3)?;
+        let byte = u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?;
+        (byte.is_ascii_alphanumeric() || b"-._~".contains(&byte)).then_some(byte)
+    };
+    if !(0..bytes.len()).any(|at| bytes[at] == b'%' && unreserved_at(at).is_some()) {
+        return None;
+    }
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut at = 0;
+    while at < bytes.len() {
+        match (bytes[at], unreserved_at(at)) {
+            (b'%', Some(byte)) => {
+                decoded.push(byte);
+                at += 3;
+            }
+            (byte, _) => {
+                decoded.push(byte);
+                at += 1;
+            }
+        }
+    }
+    String::from_utf8(decoded).ok()
 }
 
 /// What every response gets, in one middleware (each costs the demo's

@@ -613,6 +613,57 @@ async fn unknown_routes_and_methods() {
     }
 }
 
+/// As Flask (werkzeug) routes paths: escaped letters, digits and `-._~`
+/// are those characters; repeated slashes are redirected to single ones
+/// (`308`, the query kept, never to another host); other escapes are left
+/// for the route, which decodes a key once.
+#[tokio::test]
+async fn paths_are_routed_as_flask_routes_them() {
+    for path in ["/get%5Fsession", "/get%5fsession", "/%67et_session"] {
+        let (status, _, body) =
+            oneshot(Request::get(path).body(Body::empty()).expect("a request")).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        assert_eq!(body, "No session data found.", "{path}");
+    }
+    for (path, location) in [
+        ("//get_session", "/get_session"),
+        ("/api//session/a%20b?x=1", "/api/session/a%20b?x=1"),
+        ("//evil.example/get_session", "/evil.example/get_session"),
+        ("///", "/"),
+    ] {
+        let (status, headers, _) =
+            oneshot(Request::get(path).body(Body::empty()).expect("a request")).await;
+        assert_eq!(status, StatusCode::PERMANENT_REDIRECT, "{path}");
+        assert_eq!(
+            headers
+                .get(header::LOCATION)
+                .and_then(|value| value.to_str().ok()),
+            Some(location),
+            "{path}"
+        );
+        assert_eq!(
+            headers
+                .get(header::CACHE_CONTROL)
+                .and_then(|value| value.to_str().ok()),
+            Some("no-store"),
+            "{path}"
+        );
+    }
+    // An escaped slash is no separator, and a key's escapes are decoded once.
+    let (status, _, _) = oneshot(
+        Request::get("/get%2Fsession")
+            .body(Body::empty())
+            .expect("a request"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let mut browser = Browser::new(serve(test_config()).await);
+    let reply = browser.put_json("/api/session/a%2525b%5F", "1").await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let reply = browser.get("/api/session").await;
+    assert!(reply.body.contains(r#""a%25b_":1"#), "{}", reply.body);
+}
+
 /// As Flask: `OPTIONS` on a route is a `200` with no body, its methods in
 /// `Allow`, and no session; on no route, a `404`.
 #[tokio::test]
