@@ -221,30 +221,31 @@ async fn paths_as_flask_reads_them(mut request: Request, next: Next) -> Response
 /// `path` with its escapes of unreserved characters (RFC 3986: letters,
 /// digits, `-._~`) decoded, or `None` if it has none.
 fn unreserved_decoded(path: &str) -> Option<String> {
-    let bytes = path.as_bytes();
-    let unreserved_at = |at: usize| {
-        let hex = bytes.get(at + 1..at + 3)?;
-        let byte = u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?;
-        (byte.is_ascii_alphanumeric() || b"-._~".contains(&byte)).then_some(byte)
-    };
-    if !(0..bytes.len()).any(|at| bytes[at] == b'%' && unreserved_at(at).is_some()) {
+    if !path.contains('%') {
         return None;
     }
+    let bytes = path.as_bytes();
     let mut decoded = Vec::with_capacity(bytes.len());
     let mut at = 0;
     while at < bytes.len() {
-        match (bytes[at], unreserved_at(at)) {
-            (b'%', Some(byte)) => {
+        let unreserved = bytes
+            .get(at + 1..at + 3)
+            .filter(|hex| bytes[at] == b'%' && hex.iter().all(u8::is_ascii_hexdigit))
+            .and_then(|hex| u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok())
+            .filter(|byte| byte.is_ascii_alphanumeric() || b"-._~".contains(byte));
+        match unreserved {
+            Some(byte) => {
                 decoded.push(byte);
                 at += 3;
             }
-            (byte, _) => {
-                decoded.push(byte);
+            None => {
+                decoded.push(bytes[at]);
                 at += 1;
             }
         }
     }
-    String::from_utf8(decoded).ok()
+    // Shorter only if an escape was decoded.
+    (decoded.len() < bytes.len()).then(|| String::from_utf8(decoded).ok())?
 }
 
 /// What every response gets, in one middleware (each costs the demo's
